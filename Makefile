@@ -1,0 +1,61 @@
+# sotto: the commands people type. CMake does the work underneath.
+#
+#   make          build everything into build/ (executables in build/bin/)
+#   make check    install what is missing, build with -Werror, run every test,
+#                 then rebuild and rerun the whole suite under ASan+UBSan,
+#                 then build the libFuzzer targets with clang and run them
+#                 over their committed corpora
+#   make bench    run the benchmark programs (tables, not tests)
+#   make deps     install Debian packages and fetch the pinned npm sources
+#   make fuzz     build the libFuzzer targets (clang) into build-fuzz/
+#   make clean    remove the build trees
+
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD  ?= build
+ASAN   ?= build-asan
+FUZZB  ?= build-fuzz
+CMAKE_FLAGS ?=
+FUZZ_SECONDS ?= 10
+
+.PHONY: all build deps check test asan fuzz fuzz-run bench demo clean
+
+all: build
+
+# Cheap when everything is present: deps.sh checks dpkg, fetch-pqclean.sh a stamp.
+deps:
+	@bash scripts/deps.sh
+	@bash scripts/fetch-pqclean.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOTTO_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+
+asan: deps
+	cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DSOTTO_WERROR=ON -DSOTTO_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(ASAN) -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(ASAN) --output-on-failure -j$(JOBS)
+
+fuzz: deps
+	CC=clang cmake -S . -B $(FUZZB) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOTTO_FUZZ=ON -DSOTTO_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(FUZZB) -j$(JOBS)
+
+# Each libFuzzer target replays its corpus, then fuzzes for FUZZ_SECONDS on a
+# scratch copy (new finds are not written into the repository).
+fuzz-run: fuzz
+	@set -e; for f in $(FUZZB)/bin/fuzz_*; do \
+	  n=$${f##*/fuzz_}; tmp=$$(mktemp -d); cp -r fuzz/corpus/$$n/. $$tmp/; \
+	  echo "== $$n: $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$tmp >/dev/null 2>$$tmp.log || { tail -40 $$tmp.log; exit 1; }; \
+	  rm -rf $$tmp $$tmp.log; done; echo "fuzz: all targets ran clean"
+
+check: test asan fuzz-run
+
+bench: build
+	bench/run protocol
+
+clean:
+	rm -rf $(BUILD) $(ASAN) $(FUZZB)

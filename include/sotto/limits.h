@@ -1,0 +1,52 @@
+/* sotto/limits.h: every fixed size and protocol limit of libsotto in one place. */
+#ifndef SOTTO_LIMITS_H
+#define SOTTO_LIMITS_H
+
+/* Key and signature sizes. A Curve25519 public key is 32 raw bytes; on the
+ * wire, in MAC inputs, signatures and fingerprints it is serialized as the
+ * type byte 0x05 followed by those 32 bytes (33 bytes). */
+#define SOTTO_KEY_LEN 32
+#define SOTTO_PUBKEY_LEN 32
+#define SOTTO_SERIALIZED_PUBKEY_LEN 33
+#define SOTTO_PRIVKEY_LEN 32
+#define SOTTO_SIGNATURE_LEN 64
+#define SOTTO_DJB_TYPE 0x05
+
+/* Protocol versions. */
+#define SOTTO_VERSION_X3DH 3
+#define SOTTO_VERSION_PQXDH 4
+
+/* Double Ratchet limits (libsignal-protocol-c's values, see docs/protocol.md). */
+#define SOTTO_MAX_FORWARD_JUMP 2000   /* a message at most this far ahead of its chain */
+#define SOTTO_MAX_SKIPPED_KEYS 2000   /* stored skipped message keys per session, oldest evicted */
+#define SOTTO_MAX_RECEIVER_CHAINS 5   /* receiving chains kept per session state */
+#define SOTTO_MAX_ARCHIVED_STATES 40  /* previous session states kept per session record */
+
+/* Sender Keys limits. */
+#define SOTTO_MAX_SENDER_KEY_STATES 5
+#define SOTTO_MAX_SENDER_MESSAGE_KEYS 2000
+#define SOTTO_MAX_SENDER_FORWARD_JUMP 2000
+
+/* Message sizes. Plaintext is capped so that every length on the wire and in
+ * memory stays bounded; the server applies its own (smaller or equal) cap. */
+#define SOTTO_MAX_PLAINTEXT_LEN (256 * 1024)
+#define SOTTO_MESSAGE_MAC_LEN 8
+/* Upper bound of any serialized message for a plaintext of SOTTO_MAX_PLAINTEXT_LEN
+ * (ciphertext with padding plus headers, generous). */
+#define SOTTO_MAX_MESSAGE_LEN (SOTTO_MAX_PLAINTEXT_LEN + 4096)
+/* Ciphertext overhead: AES-CBC pads 1..16 bytes. */
+#define SOTTO_CIPHERTEXT_LEN(pt_len) ((((pt_len) / 16) + 1) * 16)
+
+/* Serialized state records. */
+#define SOTTO_MAX_SESSION_RECORD_LEN (4 * 1024 * 1024)
+#define SOTTO_MAX_SENDER_KEY_RECORD_LEN (1024 * 1024)
+
+/* Safety numbers. */
+#define SOTTO_FINGERPRINT_ITERATIONS 5200
+#define SOTTO_SAFETY_NUMBER_LEN 60
+#define SOTTO_MAX_STABLE_ID_LEN 256
+
+/* Registration ids are 14-bit like libsignal's default (1..16380). */
+#define SOTTO_MAX_REGISTRATION_ID 16380
+
+#endif

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs every Debian package sotto needs to build, test, fuzz and benchmark.
+# Idempotent: packages already present are skipped, so a warm machine pays nothing.
+# Run as root (CI and the development machines are root). The npm package that
+# carries the ML-KEM sources is fetched separately by scripts/fetch-pqclean.sh.
+set -euo pipefail
+
+PKGS=(
+  pkg-config
+  libsodium-dev            # curves, signatures, randomness, wiping, Argon2id
+  libssl-dev               # SHA-256/512 (SHA extensions), AES-256-CBC, TLS 1.3
+  libsqlite3-dev           # embedded store (server and client)
+  libqrencode-dev          # QR safety codes in the terminal
+  clang                    # libFuzzer targets
+  libclang-rt-14-dev       # sanitizer and libFuzzer runtimes for clang
+  libsignal-protocol-c-dev # TEST PEER ONLY (GPLv3): linked into test/bench binaries, never installed
+  libcjson-dev             # tests only: reads the JSON known-answer vector files (ML-KEM)
+  zlib1g-dev               # tests only: reads the gzipped CCTV ML-KEM modulus vectors
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#PKGS[@]} Debian packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing packages: ${missing[*]}" >&2
+  echo "deps: run 'make deps' as root (or: sudo apt-get install -y ${missing[*]})" >&2
+  exit 1
+fi
+
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y -q "${missing[@]}"; then
+  # A fresh machine has no package lists yet: fetch them and try again.
+  apt-get update -q
+  apt-get install -y -q "${missing[@]}"
+fi
