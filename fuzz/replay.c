@@ -11,7 +11,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MAX_INPUT (4u << 20)
+#define REPLAY_MAX_INPUT (4u << 20)
 
 int main(int argc, char **argv) {
   DIR *d;
@@ -27,7 +27,7 @@ int main(int argc, char **argv) {
     perror(argv[1]);
     return 1;
   }
-  if ((buf = malloc(MAX_INPUT)) == NULL) return 1;
+  if ((buf = malloc(REPLAY_MAX_INPUT)) == NULL) return 1;
   while ((e = readdir(d)) != NULL) {
     char path[4096];
     struct stat st;
@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
       perror(path);
       return 1;
     }
-    len = fread(buf, 1, MAX_INPUT, f);
+    len = fread(buf, 1, REPLAY_MAX_INPUT, f);
     fclose(f);
     /* Copy into an exact-size allocation so ASan sees overreads. */
     {
