@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "crypto/crypto.h"
+#include "proto/kdf.h"
 #include "proto/skipped.h"
 #include "wire/messages.h"
 
@@ -95,7 +96,7 @@ static int kdf_rk(uint8_t rk[32], uint8_t ck[32], const uint8_t priv[32], const 
 }
 
 /* KDF_CK on a chain key: seed = HMAC(CK, 0x01), next CK = HMAC(CK, 0x02). */
-static void kdf_ck(uint8_t seed[32], uint8_t next_ck[32], const uint8_t ck[32]) {
+void sotto__kdf_ck(uint8_t seed[32], uint8_t next_ck[32], const uint8_t ck[32]) {
   static const uint8_t one = 1, two = 2;
   struct sotto__hmac_key hk;
   sotto__hmac_key_init(&hk, ck, 32);
@@ -112,9 +113,13 @@ struct msg_keys {
   uint8_t iv[16];
 };
 
+void sotto__message_keys(uint8_t out[80], const uint8_t seed[32]) {
+  sotto__hkdf_zero_salt32(out, 80, seed, INFO_KEYS, sizeof INFO_KEYS - 1);
+}
+
 static void derive_msg_keys(struct msg_keys *k, const uint8_t seed[32]) {
   _Static_assert(sizeof(struct msg_keys) == 80, "message keys layout");
-  sotto__hkdf_zero_salt32((uint8_t *)k, 80, seed, INFO_KEYS, sizeof INFO_KEYS - 1);
+  sotto__message_keys((uint8_t *)k, seed);
 }
 
 /* MAC = HMAC(macKey, IK_sender(33) || IK_receiver(33) || version || protobuf)[0..8]. */
@@ -249,10 +254,10 @@ static int decrypt_with_state(struct state *st, struct pending *p, const struct 
     }
     memcpy(ck, c->ck, 32);
     for (i = 0; i < gap; i++) {
-      kdf_ck(p->seeds + (size_t)i * 32, next_ck, ck);
+      sotto__kdf_ck(p->seeds + (size_t)i * 32, next_ck, ck);
       memcpy(ck, next_ck, 32);
     }
-    kdf_ck(seed, next_ck, ck);
+    sotto__kdf_ck(seed, next_ck, ck);
     memcpy(c->ck, next_ck, 32);
     c->index = m->counter + 1;
   }
@@ -390,7 +395,7 @@ size_t sotto_session_skipped_keys(const struct sotto_session *s) {
 /* SK = HKDF(salt = 0, IKM = 0xFF*32 || DH1 || DH2 || DH3 [|| DH4],
  * info = "WhisperText", 64) -> RK || CK (X3DH section 2.2 with libsignal's
  * info string; F = 0xFF*32 for X25519). dh holds n_dh agreements. */
-static void x3dh_kdf(uint8_t rk[32], uint8_t ck[32], const uint8_t dh[4][32], unsigned n_dh) {
+void sotto__x3dh_kdf(uint8_t rk[32], uint8_t ck[32], const uint8_t dh[4][32], unsigned n_dh) {
   uint8_t ikm[32 + 4 * 32], okm[64];
   memset(ikm, 0xFF, 32);
   memcpy(ikm + 32, dh, (size_t)n_dh * 32);
@@ -435,7 +440,7 @@ int sotto_session_init_from_bundle(struct sotto_session *s, const struct sotto_i
   }
   /* The responder's first ratchet key is SPK_B: it is our first receiving
    * chain; our sending chain follows lazily from DH(new key, SPK_B). */
-  x3dh_kdf(st->rk, st->recv[0].ck, (const uint8_t(*)[32])dh, n_dh);
+  sotto__x3dh_kdf(st->rk, st->recv[0].ck, (const uint8_t(*)[32])dh, n_dh);
   memcpy(st->recv[0].key, b->signed_prekey, 32);
   st->recv[0].index = 0;
   st->n_recv = 1;
@@ -479,7 +484,7 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
   if (tmp.version == SOTTO_VERSION_PQXDH) vbyte = (uint8_t)(tmp.version << 4 | SOTTO_VERSION_PQXDH);
 
   /* KDF_CK, message keys, AES-256-CBC. */
-  kdf_ck(seed, next_ck, tmp.send_ck);
+  sotto__kdf_ck(seed, next_ck, tmp.send_ck);
   derive_msg_keys(&k, seed);
   ct_len = SOTTO_CIPHERTEXT_LEN(pt_len);
   inner_len = sotto__signal_msg_size(tmp.send_index, tmp.prev_counter, ct_len);
@@ -634,7 +639,7 @@ static int responder_state(struct state **out, const struct sotto_identity *me,
   memcpy(st->base_key, pm->base_key, 32);
   /* Our first ratchet key pair is the signed pre-key; the sending chain key
    * comes from the X3DH secret. */
-  x3dh_kdf(st->rk, st->send_ck, (const uint8_t(*)[32])dh, n_dh);
+  sotto__x3dh_kdf(st->rk, st->send_ck, (const uint8_t(*)[32])dh, n_dh);
   memcpy(st->send_pub, spk_pub, 32);
   memcpy(st->send_priv, spk_priv, 32);
   st->send_index = 0;

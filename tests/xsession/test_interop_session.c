@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto/crypto.h"
 #include "party.h"
 #include "sigc.h"
 #include "testutil.h"
@@ -373,8 +374,45 @@ static void test_identity_and_sizes(void) {
   finish(&me, lib);
 }
 
+/* XEdDSA both ways: about half of libsignal's signatures carry the Edwards
+ * sign bit in bit 511, so 200 of each exercise both conventions. */
+static void test_signatures(void) {
+  int sign_bit_set = 0;
+  for (int i = 0; i < 200; i++) {
+    uint8_t pub[32], priv[32], pub33[33], sig[64], msg[40];
+    CHECK_RC(sotto_keypair_generate(pub, priv), 0);
+    sotto_pubkey_serialize(pub33, pub);
+    memset(msg, i, sizeof msg);
+    CHECK_RC(sotto_sign(sig, priv, msg, sizeof msg), 0);
+    CHECK(sigc_verify(pub33, msg, sizeof msg, sig) == 0);
+    sig[i % 64] ^= 0x10;
+    CHECK(sigc_verify(pub33, msg, sizeof msg, sig) != 0);
+    CHECK(sigc_sign(priv, msg, sizeof msg, sig) == 0);
+    sign_bit_set += (sig[63] & 0x80) != 0;
+    CHECK_RC(sotto_verify(pub, msg, sizeof msg, sig), 0);
+    msg[0] ^= 1;
+    CHECK_RC(sotto_verify(pub, msg, sizeof msg, sig), SOTTO_ERR_AUTH);
+  }
+  CHECK(sign_bit_set > 50 && sign_bit_set < 150);
+  /* Key agreement and key generation agree with libsignal's curve code. */
+  for (int i = 0; i < 50; i++) {
+    uint8_t a_pub[32], a_priv[32], b_pub33[33], b_priv[32], s1[32], s2[32], a_pub33[33];
+    CHECK_RC(sotto_keypair_generate(a_pub, a_priv), 0);
+    CHECK(sigc_keypair(b_pub33, b_priv) == 0);
+    sotto_pubkey_serialize(a_pub33, a_pub);
+    CHECK(sigc_agree(a_pub33, b_priv, s1) == 0);
+    {
+      uint8_t bp[32];
+      CHECK_RC(sotto_pubkey_parse(bp, b_pub33, 33), 0);
+      CHECK_RC(sotto__x25519(s2, a_priv, bp), 0);
+    }
+    CHECK(memcmp(s1, s2, 32) == 0);
+  }
+}
+
 int main(void) {
   REQUIRE(sotto_init() == 0);
+  test_signatures();
   for (int ini = 0; ini < 2; ini++)
     for (int opk = 0; opk < 2; opk++) test_setup_and_talk(ini, opk);
   test_out_of_order(1);
