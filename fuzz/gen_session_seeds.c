@@ -21,7 +21,7 @@ static void put(const char *dir, const char *sub, int i, const uint8_t *b, size_
 
 int main(int argc, char **argv) {
   static struct party alice, bob;
-  static uint8_t buf[8192], pt[8192], rec[65536];
+  static uint8_t buf[16384], pt[16384], rec[65536];
   struct sotto_session *a, *b;
   struct sotto_bundle bundle;
   size_t n, pn, rn;
@@ -30,9 +30,11 @@ int main(int argc, char **argv) {
 
   if (argc != 2) return 2;
   if (party_init(&alice) || party_init(&bob) || party_add_spk(&bob, 1) || party_add_opk(&bob, 2)) return 1;
-  for (int round = 0; round < 2; round++) {
-    if (party_bundle(&bob, 1, round == 0 ? 2 : 0, &bundle) || sotto_session_new(&a) || sotto_session_new(&b) ||
-        sotto_session_init_from_bundle(a, &alice.id, &bundle))
+  if (party_add_kem(&bob, 9, 1)) return 1;
+  for (int round = 0; round < 3; round++) {
+    if ((round == 2 ? party_bundle_pq(&bob, 1, 0, 9, &bundle) : party_bundle(&bob, 1, round == 0 ? 2 : 0, &bundle)) ||
+        sotto_session_new(&a) || sotto_session_new(&b) ||
+        sotto_session_init_from_bundle_ex(a, &alice.id, &bundle, SOTTO_INIT_ALLOW_X3DH))
       return 1;
     for (int i = 0; i < 12; i++) {
       struct sotto_session *from = (i % 3 == 2) ? b : a, *to = from == a ? b : a;

@@ -37,6 +37,54 @@ static void remove_opk(void *ud, uint32_t id) {
   p->opk_removed++;
 }
 
+static struct party_kem *find_kem(struct party *p, uint32_t id) {
+  for (int i = 0; i < 4; i++)
+    if (p->kem[i].used && p->kem[i].id == id) return &p->kem[i];
+  return NULL;
+}
+
+static int load_kem(void *ud, uint32_t id, uint8_t sk[SOTTO_KEM_SECRETKEY_LEN]) {
+  struct party_kem *k = find_kem(ud, id);
+  if (!k) return SOTTO_ERR_UNKNOWN_PREKEY;
+  memcpy(sk, k->sk, SOTTO_KEM_SECRETKEY_LEN);
+  return 0;
+}
+
+static void kem_used(void *ud, uint32_t id) {
+  struct party_kem *k = find_kem(ud, id);
+  if (!k) return;
+  k->uses++;
+  if (!k->last_resort) k->used = 0; /* one-time: gone */
+}
+
+int party_add_kem(struct party *p, uint32_t id, int last_resort) {
+  int rc;
+  for (int i = 0; i < 4; i++) {
+    struct party_kem *k = &p->kem[i];
+    if (k->used) continue;
+    if ((rc = sotto_kem_keypair_generate(k->pub, k->sk)) != 0) return rc;
+    if ((rc = sotto_kem_prekey_sign(k->sig, p->id.priv, k->pub)) != 0) return rc;
+    k->id = id;
+    k->used = 1;
+    k->last_resort = last_resort;
+    k->uses = 0;
+    return 0;
+  }
+  return SOTTO_ERR_TOO_LARGE;
+}
+
+int party_bundle_pq(const struct party *p, uint32_t spk_id, uint32_t opk_id, uint32_t kem_id, struct sotto_bundle *b) {
+  const struct party_kem *k = find_kem((struct party *)p, kem_id);
+  int rc = party_bundle(p, spk_id, opk_id, b);
+  if (rc != 0) return rc;
+  if (!k) return SOTTO_ERR_UNKNOWN_PREKEY;
+  b->has_kem_prekey = 1;
+  b->kem_prekey_id = kem_id;
+  memcpy(b->kem_prekey, k->pub, sizeof k->pub);
+  memcpy(b->kem_prekey_sig, k->sig, 64);
+  return 0;
+}
+
 static int trusted(void *ud, const uint8_t identity[32]) {
   (void)identity;
   return ((struct party *)ud)->distrust ? 0 : 1;
@@ -52,6 +100,8 @@ int party_init(struct party *p) {
   p->store.load_one_time_prekey = load_opk;
   p->store.remove_one_time_prekey = remove_opk;
   p->store.is_trusted_identity = trusted;
+  p->store.load_kem_prekey = load_kem;
+  p->store.kem_prekey_used = kem_used;
   return 0;
 }
 

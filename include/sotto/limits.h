@@ -46,6 +46,14 @@
 #define SOTTO_SAFETY_NUMBER_LEN 60
 #define SOTTO_MAX_STABLE_ID_LEN 256
 
+/* Post-quantum pre-keys (PQXDH, version 4): ML-KEM-1024. A KEM public key
+ * or ciphertext is serialized as one type byte followed by the raw bytes,
+ * like libsignal (0x0A = ML-KEM-1024). */
+#define SOTTO_KEM_TYPE_MLKEM1024 0x0A
+#define SOTTO_KEM_PUBKEY_LEN (1 + 1568)     /* serialized */
+#define SOTTO_KEM_SECRETKEY_LEN 3168        /* raw ML-KEM-1024 decapsulation key */
+#define SOTTO_KEM_CIPHERTEXT_LEN (1 + 1568) /* serialized */
+
 /* Registration ids are 14-bit like libsignal's default (1..16380). */
 #define SOTTO_MAX_REGISTRATION_ID 16380
 

@@ -54,6 +54,12 @@ struct sotto_bundle {
   int has_one_time_prekey;
   uint32_t one_time_prekey_id;
   uint8_t one_time_prekey[SOTTO_PUBKEY_LEN];
+  /* PQXDH: a signed ML-KEM-1024 pre-key (one-time, or the last-resort key),
+   * serialized 0x0A || pk; signature = Sign(identity, serialized key). */
+  int has_kem_prekey;
+  uint32_t kem_prekey_id;
+  uint8_t kem_prekey[SOTTO_KEM_PUBKEY_LEN];
+  uint8_t kem_prekey_sig[SOTTO_SIGNATURE_LEN];
 };
 
 /* Pre-key lookups for the responder. Each load returns 0 and fills the key
@@ -70,7 +76,21 @@ struct sotto_prekey_store {
   int (*load_one_time_prekey)(void *ud, uint32_t id, uint8_t pub[32], uint8_t priv[32]);
   void (*remove_one_time_prekey)(void *ud, uint32_t id);
   int (*is_trusted_identity)(void *ud, const uint8_t identity[32]);
+  /* PQXDH (version 4) responders: the decapsulation key of a KEM pre-key,
+   * and a notice once a message that used it fully decrypted. The store
+   * deletes a one-time KEM pre-key then, and keeps the last-resort one. */
+  int (*load_kem_prekey)(void *ud, uint32_t id, uint8_t sk[SOTTO_KEM_SECRETKEY_LEN]);
+  void (*kem_prekey_used)(void *ud, uint32_t id);
 };
+
+/* Generates an ML-KEM-1024 pre-key: pub is serialized (0x0A || pk), sk raw. */
+SOTTO_WUR int sotto_kem_keypair_generate(uint8_t pub[SOTTO_KEM_PUBKEY_LEN], uint8_t sk[SOTTO_KEM_SECRETKEY_LEN]);
+/* sig = Sign(identity, serialized KEM public key). */
+SOTTO_WUR int sotto_kem_prekey_sign(uint8_t sig[SOTTO_SIGNATURE_LEN], const uint8_t identity_priv[SOTTO_PRIVKEY_LEN],
+                                    const uint8_t pub[SOTTO_KEM_PUBKEY_LEN]);
+
+/* Flags for sotto_session_init_from_bundle_ex. */
+#define SOTTO_INIT_ALLOW_X3DH 0x1 /* interop mode: accept a bundle without a KEM pre-key (version 3) */
 
 struct sotto_session;
 
@@ -78,13 +98,22 @@ struct sotto_session;
 SOTTO_WUR int sotto_session_new(struct sotto_session **out);
 void sotto_session_free(struct sotto_session *s);
 
-/* Initiator: verifies the bundle's signed pre-key signature (SOTTO_ERR_AUTH
- * if it fails), runs X3DH (DH1..DH4) and makes the result the current state,
- * archiving any previous one. The caller must have decided to trust
+/* Initiator: verifies the bundle's signatures (SOTTO_ERR_AUTH if one
+ * fails), runs PQXDH (version 4: DH1..DH4 plus ML-KEM-1024 encapsulation to
+ * the KEM pre-key) and makes the result the current state, archiving any
+ * previous one. A bundle without a KEM pre-key is refused with
+ * SOTTO_ERR_DOWNGRADE, so a server that strips KEM keys cannot silently
+ * downgrade a session. The caller must have decided to trust
  * b->identity_key. Until the first message from the peer decrypts, encrypt
  * produces PreKeySignalMessages. */
 SOTTO_WUR int sotto_session_init_from_bundle(struct sotto_session *s, const struct sotto_identity *me,
                                              const struct sotto_bundle *b);
+/* The same with flags. SOTTO_INIT_ALLOW_X3DH is the explicit interop mode
+ * for version 3 peers (libsignal-protocol-c): a bundle without a KEM pre-key
+ * then gives a version 3 (X3DH) session; a bundle with one still gives
+ * version 4. */
+SOTTO_WUR int sotto_session_init_from_bundle_ex(struct sotto_session *s, const struct sotto_identity *me,
+                                                const struct sotto_bundle *b, unsigned flags);
 
 /* Encrypts pt. *type gets SOTTO_MSG_PREKEY or SOTTO_MSG_SIGNAL; out needs
  * SOTTO_SESSION_ENCRYPTED_MAX(pt_len) bytes. */

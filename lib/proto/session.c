@@ -23,6 +23,8 @@
 #include <string.h>
 
 #include "crypto/crypto.h"
+#include <sotto/mlkem.h>
+
 #include "proto/kdf.h"
 #include "proto/skipped.h"
 #include "wire/messages.h"
@@ -33,7 +35,9 @@
 #define F_SEND_STALE 0x02    /* a receiving step happened; make a new sending chain first */
 #define F_PENDING_PREKEY 0x04 /* initiator: wrap outgoing messages in PreKeySignalMessages */
 #define F_PENDING_OPK 0x08   /* ... and the wrapper names a one-time pre-key */
-#define F_KNOWN 0x0F
+#define F_PENDING_KEM 0x10   /* ... and carries a KEM pre-key id and ciphertext (v4) */
+#define F_KNOWN 0x1F
+#define F_PENDING_ALL (F_PENDING_PREKEY | F_PENDING_OPK | F_PENDING_KEM)
 
 struct chain {
   uint8_t key[32]; /* the sender's ratchet public key */
@@ -58,6 +62,9 @@ struct state {
   uint32_t pend_opk_id;
   uint32_t pend_spk_id;
   uint8_t base_key[32]; /* the initiator's base key EK_A (both sides) */
+  uint8_t pqr[32];      /* v4: the third 32 bytes of the PQXDH secret, kept for a PQ ratchet */
+  uint32_t pend_kem_id;
+  uint8_t *pend_kem_ct; /* owned, SOTTO_KEM_CIPHERTEXT_LEN bytes, while F_PENDING_KEM */
   struct chain recv[SOTTO_MAX_RECEIVER_CHAINS]; /* [0] is the newest */
   struct sotto__skipped *skipped;                /* owned; NULL until needed */
 };
@@ -69,12 +76,23 @@ struct sotto_session {
 };
 
 static const uint8_t INFO_TEXT[] = "WhisperText";
+/* libsignal keeps the Kyber name in the label for ML-KEM-1024 keys too. */
+static const uint8_t INFO_PQXDH[] = "WhisperText_X25519_SHA-256_CRYSTALS-KYBER-1024";
 static const uint8_t INFO_RATCHET[] = "WhisperRatchet";
 static const uint8_t INFO_KEYS[] = "WhisperMessageKeys";
+
+static void free_kem_ct(struct state *st) {
+  if (st->pend_kem_ct != NULL) {
+    sotto__wipe(st->pend_kem_ct, SOTTO_KEM_CIPHERTEXT_LEN);
+    free(st->pend_kem_ct);
+    st->pend_kem_ct = NULL;
+  }
+}
 
 static void state_free(struct state *st) {
   if (st == NULL) return;
   sotto__skipped_free(st->skipped);
+  free_kem_ct(st);
   sotto__wipe(st, sizeof *st);
   free(st);
 }
@@ -272,7 +290,7 @@ static int decrypt_with_state(struct state *st, struct pending *p, const struct 
     rc = SOTTO_ERR_AUTH; /* padding: report like a MAC failure */
     goto out;
   }
-  st->flags &= (uint8_t)~(F_PENDING_PREKEY | F_PENDING_OPK); /* the peer has our session */
+  st->flags &= (uint8_t)~F_PENDING_ALL; /* the peer has our session */
 out:
   sotto__wipe(&k, sizeof k);
   sotto__wipe(seed, sizeof seed);
@@ -293,6 +311,11 @@ static void commit_state(struct state *dst, struct state *tmp, struct pending *p
   for (i = 0; i < p->n; i++) sotto__skipped_insert(tab, p->chain, p->first + i, p->seeds + (size_t)i * 32);
   pending_clear(p);
   tmp->skipped = tab;
+  /* The KEM ciphertext is only needed while PreKeySignalMessages go out. */
+  if (!(tmp->flags & F_PENDING_KEM)) {
+    free_kem_ct(dst);
+    tmp->pend_kem_ct = NULL;
+  }
   *dst = *tmp;
   sotto__wipe(tmp, sizeof *tmp);
 }
@@ -396,33 +419,87 @@ size_t sotto_session_skipped_keys(const struct sotto_session *s) {
  * info = "WhisperText", 64) -> RK || CK (X3DH section 2.2 with libsignal's
  * info string; F = 0xFF*32 for X25519). dh holds n_dh agreements. */
 void sotto__x3dh_kdf(uint8_t rk[32], uint8_t ck[32], const uint8_t dh[4][32], unsigned n_dh) {
-  uint8_t ikm[32 + 4 * 32], okm[64];
+  sotto__pqxdh_kdf(rk, ck, NULL, dh, n_dh, NULL);
+}
+
+/* PQXDH (spec section 3.3, libsignal pqxdh.rs): the same input with the KEM
+ * shared secret appended, info "WhisperText_X25519_SHA-256_CRYSTALS-KYBER-1024",
+ * 96 bytes out: RK || CK || 32 bytes for a later post-quantum ratchet.
+ * With ss == NULL this is classic X3DH ("WhisperText", 64 bytes). */
+void sotto__pqxdh_kdf(uint8_t rk[32], uint8_t ck[32], uint8_t pqr[32], const uint8_t dh[4][32], unsigned n_dh,
+                      const uint8_t ss[32]) {
+  uint8_t ikm[32 + 5 * 32], okm[96];
+  size_t n = 32 + (size_t)n_dh * 32;
   memset(ikm, 0xFF, 32);
   memcpy(ikm + 32, dh, (size_t)n_dh * 32);
-  sotto__hkdf(okm, sizeof okm, NULL, 0, ikm, 32 + (size_t)n_dh * 32, INFO_TEXT, sizeof INFO_TEXT - 1);
+  if (ss != NULL) {
+    memcpy(ikm + n, ss, 32);
+    n += 32;
+    sotto__hkdf(okm, 96, NULL, 0, ikm, n, INFO_PQXDH, sizeof INFO_PQXDH - 1);
+    if (pqr != NULL) memcpy(pqr, okm + 64, 32);
+  } else {
+    sotto__hkdf(okm, 64, NULL, 0, ikm, n, INFO_TEXT, sizeof INFO_TEXT - 1);
+  }
   memcpy(rk, okm, 32);
   memcpy(ck, okm + 32, 32);
   sotto__wipe(ikm, sizeof ikm);
   sotto__wipe(okm, sizeof okm);
 }
 
+int sotto_kem_keypair_generate(uint8_t pub[SOTTO_KEM_PUBKEY_LEN], uint8_t sk[SOTTO_KEM_SECRETKEY_LEN]) {
+  int rc = sotto__crypto_init();
+  if (rc != 0) return rc;
+  pub[0] = SOTTO_KEM_TYPE_MLKEM1024;
+  return sotto_mlkem1024_keypair(pub + 1, sk);
+}
+
+int sotto_kem_prekey_sign(uint8_t sig[SOTTO_SIGNATURE_LEN], const uint8_t identity_priv[SOTTO_PRIVKEY_LEN],
+                          const uint8_t pub[SOTTO_KEM_PUBKEY_LEN]) {
+  return sotto_sign(sig, identity_priv, pub, SOTTO_KEM_PUBKEY_LEN);
+}
+
 int sotto_session_init_from_bundle(struct sotto_session *s, const struct sotto_identity *me,
                                    const struct sotto_bundle *b) {
-  uint8_t spk_ser[33], base_priv[32], dh[4][32];
+  return sotto_session_init_from_bundle_ex(s, me, b, 0);
+}
+
+int sotto_session_init_from_bundle_ex(struct sotto_session *s, const struct sotto_identity *me,
+                                      const struct sotto_bundle *b, unsigned flags) {
+  uint8_t spk_ser[33], base_priv[32], dh[4][32], ss[32];
   struct state *st = NULL;
   unsigned n_dh = 3;
-  int rc;
+  int rc, pq;
 
   if ((rc = sotto__crypto_init()) != 0) return rc;
-  if (s == NULL || me == NULL || b == NULL) return SOTTO_ERR_USAGE;
+  if (s == NULL || me == NULL || b == NULL || (flags & ~(unsigned)SOTTO_INIT_ALLOW_X3DH)) return SOTTO_ERR_USAGE;
 
-  /* Verify Sig(IK_B, Encode(SPK_B)) before anything else. */
+  /* Verify Sig(IK_B, Encode(SPK_B)) and Sig(IK_B, EncodeKEM(PQPK_B))
+   * before anything else. */
   sotto_pubkey_serialize(spk_ser, b->signed_prekey);
   if (sotto__xeddsa_verify(b->identity_key, spk_ser, sizeof spk_ser, b->signed_prekey_sig) != 0)
     return SOTTO_ERR_AUTH;
+  pq = b->has_kem_prekey != 0;
+  if (!pq && !(flags & SOTTO_INIT_ALLOW_X3DH)) return SOTTO_ERR_DOWNGRADE;
+  if (pq) {
+    if (b->kem_prekey[0] != SOTTO_KEM_TYPE_MLKEM1024) return SOTTO_ERR_INVALID_KEY;
+    if (sotto__xeddsa_verify(b->identity_key, b->kem_prekey, SOTTO_KEM_PUBKEY_LEN, b->kem_prekey_sig) != 0)
+      return SOTTO_ERR_AUTH;
+  }
 
   if ((st = calloc(1, sizeof *st)) == NULL) return SOTTO_ERR_NOMEM;
-  st->version = SOTTO_VERSION_X3DH;
+  st->version = pq ? SOTTO_VERSION_PQXDH : SOTTO_VERSION_X3DH;
+  if (pq) {
+    /* (CT, SS) = PQKEM-ENC(PQPK_B); the encapsulation checks the key (FIPS
+     * 203 section 7.2) and fails on an invalid one. */
+    if ((st->pend_kem_ct = malloc(SOTTO_KEM_CIPHERTEXT_LEN)) == NULL) {
+      rc = SOTTO_ERR_NOMEM;
+      goto out;
+    }
+    st->pend_kem_ct[0] = SOTTO_KEM_TYPE_MLKEM1024;
+    if ((rc = sotto_mlkem1024_encaps(st->pend_kem_ct + 1, ss, b->kem_prekey + 1, SOTTO_KEM_PUBKEY_LEN - 1)) != 0)
+      goto out;
+    st->pend_kem_id = b->kem_prekey_id;
+  }
   memcpy(st->local_id, me->pub, 32);
   memcpy(st->remote_id, b->identity_key, 32);
   st->local_reg = me->registration_id;
@@ -440,12 +517,13 @@ int sotto_session_init_from_bundle(struct sotto_session *s, const struct sotto_i
   }
   /* The responder's first ratchet key is SPK_B: it is our first receiving
    * chain; our sending chain follows lazily from DH(new key, SPK_B). */
-  sotto__x3dh_kdf(st->rk, st->recv[0].ck, (const uint8_t(*)[32])dh, n_dh);
+  sotto__pqxdh_kdf(st->rk, st->recv[0].ck, st->pqr, (const uint8_t(*)[32])dh, n_dh, pq ? ss : NULL);
   memcpy(st->recv[0].key, b->signed_prekey, 32);
   st->recv[0].index = 0;
   st->n_recv = 1;
   st->flags = F_SEND_STALE | F_PENDING_PREKEY;
   if (b->has_one_time_prekey) st->flags |= F_PENDING_OPK;
+  if (pq) st->flags |= F_PENDING_KEM;
   st->pend_opk_id = b->has_one_time_prekey ? b->one_time_prekey_id : 0;
   st->pend_spk_id = b->signed_prekey_id;
   /* Make the sending chain now: the initiator sends first anyway. */
@@ -455,6 +533,7 @@ int sotto_session_init_from_bundle(struct sotto_session *s, const struct sotto_i
 out:
   sotto__wipe(base_priv, sizeof base_priv);
   sotto__wipe(dh, sizeof dh);
+  sotto__wipe(ss, sizeof ss);
   state_free(st);
   return rc;
 }
@@ -480,8 +559,9 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
 
   tmp = *s->cur;
   if ((rc = materialize_sending(&tmp)) != 0) goto out;
-  vbyte = (uint8_t)(tmp.version << 4 | SOTTO_VERSION_X3DH);
-  if (tmp.version == SOTTO_VERSION_PQXDH) vbyte = (uint8_t)(tmp.version << 4 | SOTTO_VERSION_PQXDH);
+  /* Version byte: session version in the high nibble; libsignal-c (v3)
+   * writes 0x33, current libsignal writes 0x44 for version 4. */
+  vbyte = (uint8_t)(tmp.version << 4 | tmp.version);
 
   /* KDF_CK, message keys, AES-256-CBC. */
   sotto__kdf_ck(seed, next_ck, tmp.send_ck);
@@ -534,6 +614,12 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
     pm.message = inner;
     pm.message_len = inner_len;
     pm.registration_id = tmp.local_reg;
+    if (tmp.flags & F_PENDING_KEM) {
+      pm.has_kem = 1;
+      pm.kem_prekey_id = tmp.pend_kem_id;
+      pm.kem_ct = tmp.pend_kem_ct;
+      pm.kem_ct_len = SOTTO_KEM_CIPHERTEXT_LEN;
+    }
     sotto__wr_init(&w, out, cap);
     sotto__prekey_msg_write(&w, vbyte, &pm);
     if (w.err) {
@@ -594,14 +680,36 @@ static int decrypt_signal(struct sotto_session *s, const uint8_t *msg, size_t le
  * PreKeySignalMessage. */
 static int responder_state(struct state **out, const struct sotto_identity *me,
                            const struct sotto_prekey_store *store, const struct sotto__prekey_msg *pm) {
-  uint8_t spk_pub[32], spk_priv[32], opk_pub[32], opk_priv[32], dh[4][32];
+  uint8_t spk_pub[32], spk_priv[32], opk_pub[32], opk_priv[32], dh[4][32], ss[32];
+  uint8_t *kem_sk = NULL;
   struct state *st;
   unsigned n_dh = 3;
-  int rc;
+  int rc, pq = pm->version == SOTTO_VERSION_PQXDH;
 
   *out = NULL;
-  if ((rc = store->load_signed_prekey(store->ud, pm->signed_prekey_id, spk_pub, spk_priv)) != 0)
+  if (pq) {
+    /* SS = PQKEM-DEC(PQPK_B, CT): the ciphertext must be a serialized
+     * ML-KEM-1024 one; decapsulation itself never fails (implicit
+     * rejection), a wrong ciphertext just gives another secret and the
+     * first message's MAC fails. */
+    if (pm->kem_ct_len != SOTTO_KEM_CIPHERTEXT_LEN || pm->kem_ct[0] != SOTTO_KEM_TYPE_MLKEM1024)
+      return SOTTO_ERR_MALFORMED;
+    if (store->load_kem_prekey == NULL) return SOTTO_ERR_UNKNOWN_PREKEY;
+    if ((kem_sk = malloc(SOTTO_KEM_SECRETKEY_LEN)) == NULL) return SOTTO_ERR_NOMEM;
+    if ((rc = store->load_kem_prekey(store->ud, pm->kem_prekey_id, kem_sk)) != 0) {
+      if (rc > 0) rc = SOTTO_ERR_STORE;
+      goto out_kem;
+    }
+    rc = sotto_mlkem1024_decaps(ss, pm->kem_ct + 1, pm->kem_ct_len - 1, kem_sk, SOTTO_KEM_SECRETKEY_LEN);
+  out_kem:
+    sotto__wipe(kem_sk, SOTTO_KEM_SECRETKEY_LEN);
+    free(kem_sk);
+    if (rc != 0) return rc;
+  }
+  if ((rc = store->load_signed_prekey(store->ud, pm->signed_prekey_id, spk_pub, spk_priv)) != 0) {
+    sotto__wipe(ss, sizeof ss);
     return rc < 0 ? rc : SOTTO_ERR_STORE;
+  }
   if (pm->has_prekey_id) {
     if (store->load_one_time_prekey == NULL) {
       rc = SOTTO_ERR_UNKNOWN_PREKEY;
@@ -631,7 +739,7 @@ static int responder_state(struct state **out, const struct sotto_identity *me,
     }
     n_dh = 4;
   }
-  st->version = SOTTO_VERSION_X3DH;
+  st->version = pm->version;
   memcpy(st->local_id, me->pub, 32);
   memcpy(st->remote_id, pm->identity_key, 32);
   st->local_reg = me->registration_id;
@@ -639,7 +747,7 @@ static int responder_state(struct state **out, const struct sotto_identity *me,
   memcpy(st->base_key, pm->base_key, 32);
   /* Our first ratchet key pair is the signed pre-key; the sending chain key
    * comes from the X3DH secret. */
-  sotto__x3dh_kdf(st->rk, st->send_ck, (const uint8_t(*)[32])dh, n_dh);
+  sotto__pqxdh_kdf(st->rk, st->send_ck, st->pqr, (const uint8_t(*)[32])dh, n_dh, pq ? ss : NULL);
   memcpy(st->send_pub, spk_pub, 32);
   memcpy(st->send_priv, spk_priv, 32);
   st->send_index = 0;
@@ -649,6 +757,7 @@ out:
   sotto__wipe(spk_priv, sizeof spk_priv);
   sotto__wipe(opk_priv, sizeof opk_priv);
   sotto__wipe(dh, sizeof dh);
+  sotto__wipe(ss, sizeof ss);
   return rc;
 }
 
@@ -663,7 +772,6 @@ static int decrypt_prekey(struct sotto_session *s, const struct sotto_identity *
 
   if ((rc = sotto__prekey_msg_parse(&pm, msg, len)) != 0) return rc;
   if ((rc = sotto__signal_msg_parse(&m, pm.message, pm.message_len)) != 0) return rc;
-  if (pm.version != SOTTO_VERSION_X3DH) return SOTTO_ERR_VERSION;
 
   /* A repeat of a PreKeySignalMessage whose session we already have (the
    * initiator wraps every message until it hears back): same base key. */
@@ -690,6 +798,7 @@ static int decrypt_prekey(struct sotto_session *s, const struct sotto_identity *
   promote_new(s, ns);
   if (pm.has_prekey_id && store->remove_one_time_prekey != NULL)
     store->remove_one_time_prekey(store->ud, pm.prekey_id);
+  if (pm.has_kem && store->kem_prekey_used != NULL) store->kem_prekey_used(store->ud, pm.kem_prekey_id);
   return 0;
 }
 
@@ -725,12 +834,14 @@ int sotto_session_decrypt(struct sotto_session *s, const struct sotto_identity *
  *   u16 n_skipped (<= 2000) | n_skipped * (chain 32 | u32 counter | seed 32),
  *   oldest first. */
 
-#define STATE_FIXED (2 + 32 + 32 + 4 + 4 + 32 + 32 + 32 + 32 + 4 + 4 + 4 + 4 + 32 + 1 + 2)
+#define STATE_FIXED (2 + 32 + 32 + 4 + 4 + 32 + 32 + 32 + 32 + 4 + 4 + 4 + 4 + 32 + 32 + 1 + 2)
+#define KEM_PENDING_SIZE (4 + SOTTO_KEM_CIPHERTEXT_LEN)
 #define CHAIN_SIZE (32 + 32 + 4)
 #define SKIP_SIZE (32 + 4 + 32)
 
 static size_t state_size(const struct state *st) {
-  return STATE_FIXED + (size_t)st->n_recv * CHAIN_SIZE + (st->skipped ? (size_t)st->skipped->live * SKIP_SIZE : 0);
+  return STATE_FIXED + (size_t)st->n_recv * CHAIN_SIZE + (st->skipped ? (size_t)st->skipped->live * SKIP_SIZE : 0) +
+         ((st->flags & F_PENDING_KEM) ? KEM_PENDING_SIZE : 0);
 }
 
 size_t sotto_session_serialized_size(const struct sotto_session *s) {
@@ -764,6 +875,11 @@ static void write_state(struct sotto__wr *w, const struct state *st) {
   sotto__wr_u32be(w, st->pend_opk_id);
   sotto__wr_u32be(w, st->pend_spk_id);
   sotto__wr_bytes(w, st->base_key, 32);
+  sotto__wr_bytes(w, st->pqr, 32);
+  if (st->flags & F_PENDING_KEM) {
+    sotto__wr_u32be(w, st->pend_kem_id);
+    sotto__wr_bytes(w, st->pend_kem_ct, SOTTO_KEM_CIPHERTEXT_LEN);
+  }
   sotto__wr_u8(w, st->n_recv);
   for (unsigned i = 0; i < st->n_recv; i++) {
     sotto__wr_bytes(w, st->recv[i].key, 32);
@@ -812,11 +928,25 @@ static int read_state(struct sotto__rd *r, struct state **out) {
       (rc = sotto__rd_copy(r, st->send_priv, 32)) || (rc = sotto__rd_copy(r, st->send_ck, 32)) ||
       (rc = sotto__rd_u32be(r, &st->send_index)) || (rc = sotto__rd_u32be(r, &st->prev_counter)) ||
       (rc = sotto__rd_u32be(r, &st->pend_opk_id)) || (rc = sotto__rd_u32be(r, &st->pend_spk_id)) ||
-      (rc = sotto__rd_copy(r, st->base_key, 32)) || (rc = sotto__rd_u8(r, &st->n_recv)))
+      (rc = sotto__rd_copy(r, st->base_key, 32)) || (rc = sotto__rd_copy(r, st->pqr, 32)))
     goto fail;
   rc = SOTTO_ERR_MALFORMED;
   if (st->version != SOTTO_VERSION_X3DH && st->version != SOTTO_VERSION_PQXDH) goto fail;
   if (st->flags & ~F_KNOWN) goto fail;
+  if ((st->flags & F_PENDING_KEM) && (st->version != SOTTO_VERSION_PQXDH || !(st->flags & F_PENDING_PREKEY)))
+    goto fail;
+  if (st->flags & F_PENDING_KEM) {
+    if ((rc = sotto__rd_u32be(r, &st->pend_kem_id)) != 0) goto fail;
+    if ((st->pend_kem_ct = malloc(SOTTO_KEM_CIPHERTEXT_LEN)) == NULL) {
+      rc = SOTTO_ERR_NOMEM;
+      goto fail;
+    }
+    if ((rc = sotto__rd_copy(r, st->pend_kem_ct, SOTTO_KEM_CIPHERTEXT_LEN)) != 0) goto fail;
+    rc = SOTTO_ERR_MALFORMED;
+    if (st->pend_kem_ct[0] != SOTTO_KEM_TYPE_MLKEM1024) goto fail;
+  }
+  if ((rc = sotto__rd_u8(r, &st->n_recv)) != 0) goto fail;
+  rc = SOTTO_ERR_MALFORMED;
   if (st->n_recv > SOTTO_MAX_RECEIVER_CHAINS) goto fail;
   if ((st->flags & F_SEND_STALE) && st->n_recv == 0) goto fail;
   if (!(st->flags & (F_HAS_SEND | F_SEND_STALE))) goto fail;

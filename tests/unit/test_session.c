@@ -17,6 +17,13 @@ struct wire {
 
 static struct party alice, bob;
 
+/* These tests exercise the version 3 (X3DH) paths through the interop mode;
+ * test_pqxdh.c covers version 4. */
+static int sotto_session_init_from_bundle_x3dh(struct sotto_session *s, const struct sotto_identity *me,
+                                               const struct sotto_bundle *b) {
+  return sotto_session_init_from_bundle_ex(s, me, b, SOTTO_INIT_ALLOW_X3DH);
+}
+
 static int enc(struct sotto_session *s, struct wire *w, const char *text) {
   return sotto_session_encrypt(s, w->b, sizeof w->b, &w->len, &w->type, (const uint8_t *)text, strlen(text));
 }
@@ -52,7 +59,7 @@ static void setup_pair(struct sotto_session **a, struct sotto_session **b, int w
   CHECK_RC(sotto_session_new(a), 0);
   CHECK_RC(sotto_session_new(b), 0);
   CHECK_RC(party_bundle(&bob, 1, with_opk ? 7 : 0, &bundle), 0);
-  CHECK_RC(sotto_session_init_from_bundle(*a, &alice.id, &bundle), 0);
+  CHECK_RC(sotto_session_init_from_bundle_x3dh(*a, &alice.id, &bundle), 0);
 }
 
 static void test_basic(int with_opk) {
@@ -276,23 +283,23 @@ static void test_setup_failures(void) {
   CHECK_RC(sotto_session_new(&b), 0);
   CHECK_RC(party_bundle(&bob, 1, 7, &bundle), 0);
   bundle.signed_prekey_sig[10] ^= 1;
-  CHECK_RC(sotto_session_init_from_bundle(a, &alice.id, &bundle), SOTTO_ERR_AUTH);
+  CHECK_RC(sotto_session_init_from_bundle_x3dh(a, &alice.id, &bundle), SOTTO_ERR_AUTH);
   CHECK(!sotto_session_has_state(a));
   CHECK_RC(party_bundle(&bob, 1, 7, &bundle), 0);
   bundle.signed_prekey[0] ^= 1;
-  CHECK_RC(sotto_session_init_from_bundle(a, &alice.id, &bundle), SOTTO_ERR_AUTH);
+  CHECK_RC(sotto_session_init_from_bundle_x3dh(a, &alice.id, &bundle), SOTTO_ERR_AUTH);
   CHECK_RC(enc(a, &w, "no session"), SOTTO_ERR_NO_SESSION);
 
   /* Unknown one-time pre-key, untrusted identity. */
   CHECK_RC(party_bundle(&bob, 1, 7, &bundle), 0);
   bundle.one_time_prekey_id = 99;
-  CHECK_RC(sotto_session_init_from_bundle(a, &alice.id, &bundle), 0);
+  CHECK_RC(sotto_session_init_from_bundle_x3dh(a, &alice.id, &bundle), 0);
   CHECK_RC(enc(a, &w, "hi"), 0);
   CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, w.type, w.b, w.len, pt, sizeof pt, &n),
            SOTTO_ERR_UNKNOWN_PREKEY);
   CHECK(!sotto_session_has_state(b));
   CHECK_RC(party_bundle(&bob, 1, 7, &bundle), 0);
-  CHECK_RC(sotto_session_init_from_bundle(a, &alice.id, &bundle), 0);
+  CHECK_RC(sotto_session_init_from_bundle_x3dh(a, &alice.id, &bundle), 0);
   CHECK_RC(enc(a, &w, "hi"), 0);
   bob.distrust = 1;
   CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, w.type, w.b, w.len, pt, sizeof pt, &n),
@@ -304,7 +311,7 @@ static void test_setup_failures(void) {
   {
     struct sotto_session *a2;
     CHECK_RC(sotto_session_new(&a2), 0);
-    CHECK_RC(sotto_session_init_from_bundle(a2, &alice.id, &bundle), 0);
+    CHECK_RC(sotto_session_init_from_bundle_x3dh(a2, &alice.id, &bundle), 0);
     CHECK_RC(enc(a2, &w, "reuse"), 0);
     CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, w.type, w.b, w.len, pt, sizeof pt, &n),
              SOTTO_ERR_UNKNOWN_PREKEY);
@@ -334,7 +341,7 @@ static void test_new_session_replaces(void) {
     struct sotto_bundle bundle;
     CHECK_RC(party_bundle(&bob, 1, 8, &bundle), 0);
     CHECK_RC(sotto_session_new(&a2), 0);
-    CHECK_RC(sotto_session_init_from_bundle(a2, &alice.id, &bundle), 0);
+    CHECK_RC(sotto_session_init_from_bundle_x3dh(a2, &alice.id, &bundle), 0);
   }
   CHECK_RC(enc(a2, &w, "new"), 0);
   CHECK_RC(dec_expect(b, &bob, &w, "new"), 0);

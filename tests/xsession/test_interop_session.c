@@ -92,6 +92,8 @@ static int s_recv(struct sotto_side *me, const struct msg *m, const char *text) 
 /* A conversation between a fresh sotto party and a fresh libsignal user.
  * sotto_initiates: who processes whose bundle. */
 static void start(struct sotto_side *me, struct sigc_user **lib, int sotto_initiates, int with_opk) {
+  /* libsignal-protocol-c speaks version 3 only: sotto needs the explicit
+   * interop mode to build a session from its bundle (no KEM pre-key). */
   CHECK_RC(party_init(&me->p), 0);
   CHECK_RC(sotto_session_new(&me->s), 0);
   *lib = sigc_user_new("lib", 1);
@@ -101,7 +103,9 @@ static void start(struct sotto_side *me, struct sigc_user **lib, int sotto_initi
     struct sotto_bundle sb;
     CHECK_RC(sigc_make_bundle(*lib, 5, with_opk ? 77 : 0, &lb), 0);
     to_sotto_bundle(&lb, &sb);
-    CHECK_RC(sotto_session_init_from_bundle(me->s, &me->p.id, &sb), 0);
+    CHECK_RC(sotto_session_init_from_bundle(me->s, &me->p.id, &sb), SOTTO_ERR_DOWNGRADE);
+    CHECK(!sotto_session_has_state(me->s));
+    CHECK_RC(sotto_session_init_from_bundle_ex(me->s, &me->p.id, &sb, SOTTO_INIT_ALLOW_X3DH), 0);
   } else {
     struct sotto_bundle sb;
     struct sigc_bundle lb;
