@@ -1,0 +1,689 @@
+/* net.c: client side of the sotto-server protocol over TLS 1.3 (OpenSSL).
+ * See net.h. The socket is non-blocking; every wait goes through poll()
+ * with a deadline, and while waiting to write we keep reading, so a client
+ * that pipelines cannot deadlock against a server that is pushing. */
+#define _GNU_SOURCE
+#include "net.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <poll.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wire/wire.h"
+
+#define NET_MAX_EVENTS (1u << 20) /* queued pushes before the client gives up */
+
+struct sotto_net_ctx {
+  SSL_CTX *ssl;
+  int has_pin;
+  uint8_t pin[32];
+};
+
+struct evnode {
+  struct evnode *next;
+  struct sotto_net_event ev;
+};
+
+struct sotto_net {
+  SSL *ssl;
+  int fd;
+  int timeout_ms;
+  uint32_t next_id;
+  uint32_t max_message;
+  uint8_t *rbuf;
+  size_t rlen, rcap;
+  struct evnode *head, *tail;
+  size_t n_events;
+  int eof;
+};
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct sotto_net_ctx *sotto_net_ctx_new(const char *pin_hex, const char *ca_file) {
+  struct sotto_net_ctx *x;
+  if ((pin_hex == NULL) == (ca_file == NULL)) return NULL;
+  if ((x = calloc(1, sizeof *x)) == NULL) return NULL;
+  if (pin_hex) {
+    size_t bin_len = 0;
+    if (strlen(pin_hex) != 64 || sodium_hex2bin(x->pin, 32, pin_hex, 64, ":", &bin_len, NULL) != 0 ||
+        bin_len != 32)
+      goto fail;
+    x->has_pin = 1;
+  }
+  if ((x->ssl = SSL_CTX_new(TLS_client_method())) == NULL) goto fail;
+  SSL_CTX_set_min_proto_version(x->ssl, TLS1_3_VERSION);
+  SSL_CTX_set_mode(x->ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (ca_file) {
+    if (SSL_CTX_load_verify_locations(x->ssl, ca_file, NULL) != 1) goto fail;
+    SSL_CTX_set_verify(x->ssl, SSL_VERIFY_PEER, NULL);
+  } else {
+    /* Pinning replaces chain validation: checked after the handshake. */
+    SSL_CTX_set_verify(x->ssl, SSL_VERIFY_NONE, NULL);
+  }
+  return x;
+fail:
+  sotto_net_ctx_free(x);
+  ERR_clear_error();
+  return NULL;
+}
+
+void sotto_net_ctx_free(struct sotto_net_ctx *x) {
+  if (!x) return;
+  SSL_CTX_free(x->ssl);
+  sodium_memzero(x, sizeof *x);
+  free(x);
+}
+
+int sotto_net_fd(const struct sotto_net *c) { return c->fd; }
+void sotto_net_set_timeout(struct sotto_net *c, int timeout_ms) { c->timeout_ms = timeout_ms; }
+uint32_t sotto_net_max_message(const struct sotto_net *c) { return c->max_message; }
+
+void sotto_net_event_clear(struct sotto_net_event *ev) {
+  free(ev->body);
+  free(ev->payload);
+  memset(ev, 0, sizeof *ev);
+}
+
+void sotto_net_close(struct sotto_net *c) {
+  struct evnode *n;
+  if (!c) return;
+  while ((n = c->head) != NULL) {
+    c->head = n->next;
+    sotto_net_event_clear(&n->ev);
+    free(n);
+  }
+  if (c->ssl) {
+    (void)SSL_shutdown(c->ssl);
+    SSL_free(c->ssl);
+  }
+  if (c->fd >= 0) close(c->fd);
+  free(c->rbuf);
+  ERR_clear_error();
+  free(c);
+}
+
+/* Waits for readiness until the deadline: 1 ready, 0 timeout, -1 error. */
+static int wait_fd(int fd, short events, int64_t deadline) {
+  for (;;) {
+    struct pollfd p = {fd, events, 0};
+    int64_t left = deadline - mono_ms();
+    int r;
+    if (left < 0) left = 0;
+    r = poll(&p, 1, (int)left);
+    if (r > 0) return 1;
+    if (r == 0) return 0;
+    if (errno != EINTR) return -1;
+  }
+}
+
+/* ---- frames in ---------------------------------------------------------- */
+
+static int queue_event(struct sotto_net *c, const struct sotto_net_event *ev) {
+  struct evnode *n;
+  if (c->n_events >= NET_MAX_EVENTS || (n = calloc(1, sizeof *n)) == NULL) return SOTTO_ERR_NOMEM;
+  n->ev = *ev;
+  if (c->tail) c->tail->next = n;
+  else c->head = n;
+  c->tail = n;
+  c->n_events++;
+  return 0;
+}
+
+static uint8_t *dup_bytes(const uint8_t *p, size_t n) {
+  uint8_t *d = malloc(n ? n : 1);
+  if (d && n) memcpy(d, p, n);
+  return d;
+}
+
+/* Turns one frame body into a queued event. */
+static int dispatch(struct sotto_net *c, const uint8_t *body, size_t len) {
+  struct sotto_srv_frame f;
+  struct sotto_net_event ev;
+  int rc;
+  memset(&ev, 0, sizeof ev);
+  if ((rc = sotto__srv_frame_parse(body, len, &f)) != 0) return rc;
+  switch (f.type) {
+    case SOTTO_SRV_OK:
+    case SOTTO_SRV_ERR:
+      ev.kind = SOTTO_NET_EV_ANSWER;
+      ev.req_id = f.req_id;
+      if (f.type == SOTTO_SRV_ERR) {
+        struct sotto_srv_err e;
+        if ((rc = sotto__srv_parse_err(f.p, f.len, &e)) != 0) return rc;
+        ev.code = e.code ? e.code : SOTTO_SRV_E_INTERNAL;
+      } else {
+        if ((ev.payload = dup_bytes(f.p, f.len)) == NULL) return SOTTO_ERR_NOMEM;
+        ev.payload_len = f.len;
+      }
+      break;
+    case SOTTO_SRV_MSG: {
+      struct sotto_srv_env e;
+      if ((rc = sotto__srv_parse_env(f.p, f.len, &e)) != 0) return rc;
+      ev.kind = SOTTO_NET_EV_MSG;
+      ev.id = e.id;
+      memcpy(ev.sender, e.sender.p, e.sender.len);
+      ev.sender[e.sender.len] = 0;
+      ev.sender_device = e.sender_device;
+      ev.device_id = e.device_id;
+      ev.type = e.type;
+      ev.timestamp_ms = e.timestamp_ms;
+      if ((ev.body = dup_bytes(e.body, e.body_len)) == NULL) return SOTTO_ERR_NOMEM;
+      ev.body_len = e.body_len;
+      break;
+    }
+    case SOTTO_SRV_DRAINED:
+      if (f.len) return SOTTO_ERR_TRAILING;
+      ev.kind = SOTTO_NET_EV_DRAINED;
+      break;
+    case SOTTO_SRV_KEYS_LOW_PUSH: {
+      struct sotto__rd r;
+      sotto__rd_init(&r, f.p, f.len);
+      if (sotto__rd_u32be(&r, &ev.ec_left) || sotto__rd_u32be(&r, &ev.kem_left) || sotto__rd_left(&r))
+        return SOTTO_ERR_MALFORMED;
+      ev.kind = SOTTO_NET_EV_KEYS_LOW;
+      break;
+    }
+    case SOTTO_SRV_CLOSE: {
+      struct sotto_srv_err e;
+      if ((rc = sotto__srv_parse_err(f.p, f.len, &e)) != 0) return rc;
+      ev.kind = SOTTO_NET_EV_CLOSE;
+      ev.code = e.code;
+      break;
+    }
+    default:
+      return SOTTO_ERR_MALFORMED;
+  }
+  if ((rc = queue_event(c, &ev)) != 0) sotto_net_event_clear(&ev);
+  return rc;
+}
+
+/* Reads what is available (no waiting) and queues the complete frames.
+ * Returns 0, SOTTO_NET_E_IO at end of stream / error, or a parse error. */
+static int read_some(struct sotto_net *c) {
+  for (;;) {
+    size_t n = 0, off = 0;
+    int ret;
+    if (c->eof) return SOTTO_NET_E_IO;
+    if (c->rcap - c->rlen < 16384) {
+      size_t cap = c->rcap ? c->rcap * 2 : 32768;
+      uint8_t *p;
+      if (cap > SOTTO_SRV_FRAME_HDR + SOTTO_SRV_MAX_FRAME + 32768) return SOTTO_ERR_TOO_LARGE;
+      if ((p = realloc(c->rbuf, cap)) == NULL) return SOTTO_ERR_NOMEM;
+      c->rbuf = p;
+      c->rcap = cap;
+    }
+    ret = SSL_read_ex(c->ssl, c->rbuf + c->rlen, c->rcap - c->rlen, &n);
+    if (ret != 1) {
+      int e = SSL_get_error(c->ssl, ret);
+      ERR_clear_error();
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        if (c->rlen == 0) {
+          /* Idle connections hold no buffer (load generators open thousands). */
+          free(c->rbuf);
+          c->rbuf = NULL;
+          c->rcap = 0;
+        }
+        return 0;
+      }
+      c->eof = 1;
+      return SOTTO_NET_E_IO;
+    }
+    c->rlen += n;
+    while (c->rlen - off >= SOTTO_SRV_FRAME_HDR) {
+      uint32_t blen;
+      int rc = sotto__srv_frame_len(c->rbuf + off, SOTTO_SRV_MAX_FRAME, &blen);
+      if (rc) return rc;
+      if (c->rlen - off - SOTTO_SRV_FRAME_HDR < blen) break;
+      if ((rc = dispatch(c, c->rbuf + off + SOTTO_SRV_FRAME_HDR, blen)) != 0) return rc;
+      off += SOTTO_SRV_FRAME_HDR + blen;
+    }
+    if (off) {
+      memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+      c->rlen -= off;
+    }
+
+  }
+}
+
+/* ---- frames out ---------------------------------------------------------- */
+
+static int write_all(struct sotto_net *c, const uint8_t *p, size_t len) {
+  int64_t deadline = mono_ms() + c->timeout_ms;
+  while (len > 0) {
+    size_t n = 0;
+    int ret = SSL_write_ex(c->ssl, p, len, &n), e;
+    if (ret == 1) {
+      p += n;
+      len -= n;
+      continue;
+    }
+    e = SSL_get_error(c->ssl, ret);
+    ERR_clear_error();
+    if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ) return SOTTO_NET_E_IO;
+    /* Keep reading while the socket is full, so pushes cannot wedge us. */
+    if (wait_fd(c->fd, POLLOUT | POLLIN, deadline) <= 0) return SOTTO_NET_E_TIMEOUT;
+    {
+      int rc = read_some(c);
+      if (rc && rc != SOTTO_NET_E_IO) return rc;
+      if (rc == SOTTO_NET_E_IO) return SOTTO_NET_E_IO;
+    }
+  }
+  return 0;
+}
+
+int sotto_net_write_raw(struct sotto_net *c, const void *bytes, size_t len) { return write_all(c, bytes, len); }
+
+int sotto_net_write_frame(struct sotto_net *c, uint8_t type, uint32_t req_id, const void *payload, size_t len) {
+  uint8_t hdr[9];
+  uint8_t *buf;
+  int rc;
+  if (len > SOTTO_SRV_MAX_FRAME) return SOTTO_ERR_TOO_LARGE;
+  sotto__srv_frame_hdr(hdr, type, req_id, len);
+  /* One write per frame: one TLS record instead of two. */
+  if ((buf = malloc(9 + len)) == NULL) return SOTTO_ERR_NOMEM;
+  memcpy(buf, hdr, 9);
+  if (len) memcpy(buf + 9, payload, len);
+  rc = write_all(c, buf, 9 + len);
+  free(buf);
+  return rc;
+}
+
+int sotto_net_flush(struct sotto_net *c) { return 0; /* writes are never buffered locally */ }
+
+/* Removes the first queued event of a kind (0: any; answers also by id). */
+static int pop_match(struct sotto_net *c, int kind, uint32_t req_id, struct sotto_net_event *out) {
+  struct evnode *prev = NULL, *n;
+  for (n = c->head; n; prev = n, n = n->next) {
+    if (kind == SOTTO_NET_EV_ANSWER && (n->ev.kind != kind || n->ev.req_id != req_id)) continue;
+    if (kind != SOTTO_NET_EV_ANSWER && kind != 0 && n->ev.kind != kind) continue;
+    if (prev) prev->next = n->next;
+    else c->head = n->next;
+    if (c->tail == n) c->tail = prev;
+    c->n_events--;
+    *out = n->ev;
+    free(n);
+    return 1;
+  }
+  return 0;
+}
+
+int sotto_net_next_event(struct sotto_net *c, int timeout_ms, struct sotto_net_event *ev) {
+  int64_t deadline = mono_ms() + timeout_ms;
+  memset(ev, 0, sizeof ev[0]);
+  for (;;) {
+    int rc;
+    if (pop_match(c, 0, 0, ev)) return 1;
+    if ((rc = read_some(c)) != 0 && !(rc == SOTTO_NET_E_IO && c->head)) return rc;
+    if (pop_match(c, 0, 0, ev)) return 1;
+    if (SSL_pending(c->ssl) > 0) continue;
+    if (mono_ms() >= deadline) return 0;
+    if (wait_fd(c->fd, POLLIN, deadline) < 0) return SOTTO_NET_E_IO;
+  }
+}
+
+/* Sends a request and waits for its answer: returns 0 with the OK payload
+ * in *ans (caller clears), or the server's error code. A CLOSE that arrives
+ * instead ends the wait with its code. */
+static int request(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len, struct sotto_net_event *ans) {
+  uint32_t id = ++c->next_id ? c->next_id : ++c->next_id;
+  int64_t deadline;
+  int rc;
+  memset(ans, 0, sizeof *ans);
+  if ((rc = sotto_net_write_frame(c, type, id, p, len)) != 0) return rc;
+  deadline = mono_ms() + c->timeout_ms;
+  for (;;) {
+    struct evnode *n;
+    if (pop_match(c, SOTTO_NET_EV_ANSWER, id, ans)) return ans->code;
+    for (n = c->head; n; n = n->next)
+      if (n->ev.kind == SOTTO_NET_EV_CLOSE) return n->ev.code ? n->ev.code : SOTTO_NET_E_IO;
+    rc = read_some(c);
+    if (rc == SOTTO_NET_E_IO && c->head) continue; /* look at what arrived first */
+    if (rc) return rc;
+    if (pop_match(c, SOTTO_NET_EV_ANSWER, id, ans)) return ans->code;
+    if (SSL_pending(c->ssl) > 0) continue;
+    rc = wait_fd(c->fd, POLLIN, deadline);
+    if (rc == 0) return SOTTO_NET_E_TIMEOUT;
+    if (rc < 0) return SOTTO_NET_E_IO;
+  }
+}
+
+/* ---- connect ------------------------------------------------------------- */
+
+static int tcp_connect(const char *host, const char *port, int64_t deadline) {
+  struct addrinfo hints, *ai = NULL, *a;
+  int fd = -1;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(host, port, &hints, &ai) != 0) return -1;
+  for (a = ai; a; a = a->ai_next) {
+    int one = 1, err = 0;
+    socklen_t el = sizeof err;
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) break;
+    if (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline) == 1 &&
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0)
+      break;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(ai);
+  return fd;
+}
+
+static int check_pin(struct sotto_net_ctx *x, SSL *ssl) {
+  X509 *peer = SSL_get1_peer_certificate(ssl);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  int ok;
+  if (!peer) return 0;
+  ok = X509_digest(peer, EVP_sha256(), md, &n) == 1 && n == 32 && sodium_memcmp(md, x->pin, 32) == 0;
+  X509_free(peer);
+  return ok;
+}
+
+int sotto_net_connect(struct sotto_net_ctx *x, const char *host, const char *port, int timeout_ms, int hello,
+                      struct sotto_net **out) {
+  struct sotto_net *c;
+  int64_t deadline = mono_ms() + timeout_ms;
+  int rc;
+  *out = NULL;
+  if ((c = calloc(1, sizeof *c)) == NULL) return SOTTO_ERR_NOMEM;
+  c->timeout_ms = timeout_ms;
+  c->max_message = 64 * 1024;
+  if ((c->fd = tcp_connect(host, port, deadline)) < 0) {
+    free(c);
+    return SOTTO_NET_E_CONNECT;
+  }
+  if ((c->ssl = SSL_new(x->ssl)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+    rc = SOTTO_NET_E_TLS;
+    goto fail;
+  }
+  if (!x->has_pin) SSL_set1_host(c->ssl, host);
+  SSL_set_tlsext_host_name(c->ssl, host);
+  for (;;) {
+    int ret = SSL_connect(c->ssl), e;
+    if (ret == 1) break;
+    e = SSL_get_error(c->ssl, ret);
+    ERR_clear_error();
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+      rc = SOTTO_NET_E_TLS;
+      goto fail;
+    }
+    ret = wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline);
+    if (ret <= 0) {
+      rc = ret == 0 ? SOTTO_NET_E_TIMEOUT : SOTTO_NET_E_IO;
+      goto fail;
+    }
+  }
+  if (x->has_pin && !check_pin(x, c->ssl)) {
+    rc = SOTTO_NET_E_TLS;
+    goto fail;
+  }
+  if (hello && (rc = sotto_net_hello(c, SOTTO_SRV_VERSION)) != 0) goto fail;
+  *out = c;
+  return 0;
+fail:
+  sotto_net_close(c);
+  return rc;
+}
+
+/* ---- typed requests ------------------------------------------------------- */
+
+#define REQ_BUF 512
+
+static size_t put_user(struct sotto__wr *w, const char *user) {
+  sotto__srv_put_str8(w, user, strlen(user));
+  return 0;
+}
+
+int sotto_net_hello(struct sotto_net *c, uint16_t version) {
+  uint8_t b[2] = {(uint8_t)(version >> 8), (uint8_t)version};
+  struct sotto_net_event ans;
+  struct sotto__rd r;
+  uint16_t v = 0;
+  uint32_t maxf = 0, maxm = 0;
+  uint8_t hi = 0, lo = 0;
+  int rc = request(c, SOTTO_SRV_HELLO, b, 2, &ans);
+  if (rc) {
+    sotto_net_event_clear(&ans);
+    return rc;
+  }
+  sotto__rd_init(&r, ans.payload, ans.payload_len);
+  if (sotto__rd_u8(&r, &hi) || sotto__rd_u8(&r, &lo) || sotto__rd_u32be(&r, &maxf) || sotto__rd_u32be(&r, &maxm))
+    rc = SOTTO_ERR_MALFORMED;
+  v = (uint16_t)(hi << 8 | lo);
+  if (rc == 0 && v != version) rc = SOTTO_ERR_VERSION;
+  if (rc == 0) c->max_message = maxm;
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+int sotto_net_register(struct sotto_net *c, const char *username, const uint8_t *identity, size_t identity_len,
+                       uint32_t *device_id, uint8_t secret[SOTTO_SRV_SECRET_LEN]) {
+  uint8_t b[REQ_BUF];
+  struct sotto__wr w;
+  struct sotto_net_event ans;
+  struct sotto__rd r;
+  int rc;
+  sotto__wr_init(&w, b, sizeof b);
+  put_user(&w, username);
+  sotto__srv_put_blob16(&w, identity, identity_len);
+  if (w.err) return SOTTO_ERR_USAGE;
+  if ((rc = request(c, SOTTO_SRV_REGISTER, b, w.len, &ans)) == 0) {
+    sotto__rd_init(&r, ans.payload, ans.payload_len);
+    if (sotto__rd_u32be(&r, device_id) || sotto__rd_copy(&r, secret, SOTTO_SRV_SECRET_LEN) || sotto__rd_left(&r))
+      rc = SOTTO_ERR_MALFORMED;
+    if (ans.payload) sodium_memzero(ans.payload, ans.payload_len);
+  }
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+static int answer_counts(int rc, struct sotto_net_event *ans, uint32_t *ec, uint32_t *kem) {
+  struct sotto__rd r;
+  uint32_t a = 0, b = 0;
+  if (rc == 0) {
+    sotto__rd_init(&r, ans->payload, ans->payload_len);
+    if (sotto__rd_u32be(&r, &a) || sotto__rd_u32be(&r, &b) || sotto__rd_left(&r)) rc = SOTTO_ERR_MALFORMED;
+    if (ec) *ec = a;
+    if (kem) *kem = b;
+  }
+  sotto_net_event_clear(ans);
+  return rc;
+}
+
+int sotto_net_auth(struct sotto_net *c, const char *username, uint32_t device_id,
+                   const uint8_t secret[SOTTO_SRV_SECRET_LEN], uint32_t *ec_left, uint32_t *kem_left) {
+  uint8_t b[REQ_BUF];
+  struct sotto__wr w;
+  struct sotto_net_event ans;
+  int rc;
+  sotto__wr_init(&w, b, sizeof b);
+  put_user(&w, username);
+  sotto__wr_u32be(&w, device_id);
+  sotto__wr_bytes(&w, secret, SOTTO_SRV_SECRET_LEN);
+  if (w.err) return SOTTO_ERR_USAGE;
+  rc = request(c, SOTTO_SRV_AUTH, b, w.len, &ans);
+  sodium_memzero(b, sizeof b);
+  return answer_counts(rc, &ans, ec_left, kem_left);
+}
+
+int sotto_net_add_device(struct sotto_net *c, uint32_t *device_id, uint8_t secret[SOTTO_SRV_SECRET_LEN]) {
+  struct sotto_net_event ans;
+  struct sotto__rd r;
+  int rc = request(c, SOTTO_SRV_ADD_DEVICE, NULL, 0, &ans);
+  if (rc == 0) {
+    sotto__rd_init(&r, ans.payload, ans.payload_len);
+    if (sotto__rd_u32be(&r, device_id) || sotto__rd_copy(&r, secret, SOTTO_SRV_SECRET_LEN) || sotto__rd_left(&r))
+      rc = SOTTO_ERR_MALFORMED;
+    if (ans.payload) sodium_memzero(ans.payload, ans.payload_len);
+  }
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+int sotto_net_upload_keys(struct sotto_net *c, const struct sotto_srv_keys *k, uint32_t *ec_left,
+                          uint32_t *kem_left) {
+  size_t cap = 64 + 2 * (size_t)(SOTTO_SRV_MAX_KEYS_PER_UPLOAD + 1) * (SOTTO_SRV_MAX_KEY_BLOB + 6);
+  uint8_t *b = malloc(cap);
+  struct sotto__wr w;
+  struct sotto_net_event ans;
+  int rc;
+  if (!b) return SOTTO_ERR_NOMEM;
+  sotto__wr_init(&w, b, cap);
+  sotto__srv_put_keys(&w, k);
+  if (w.err || w.len > SOTTO_SRV_MAX_FRAME - SOTTO_SRV_BODY_HDR) {
+    free(b);
+    return SOTTO_ERR_TOO_LARGE;
+  }
+  rc = request(c, SOTTO_SRV_KEYS_UPLOAD, b, w.len, &ans);
+  free(b);
+  return answer_counts(rc, &ans, ec_left, kem_left);
+}
+
+int sotto_net_devices(struct sotto_net *c, const char *username, uint32_t *ids, size_t max, size_t *n) {
+  uint8_t b[REQ_BUF];
+  struct sotto__wr w;
+  struct sotto_net_event ans;
+  int rc;
+  sotto__wr_init(&w, b, sizeof b);
+  put_user(&w, username);
+  if (w.err) return SOTTO_ERR_USAGE;
+  if ((rc = request(c, SOTTO_SRV_DEVICES, b, w.len, &ans)) == 0)
+    rc = sotto__srv_parse_devices(ans.payload, ans.payload_len, ids, max, n);
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+int sotto_net_fetch_bundle(struct sotto_net *c, const char *username, uint32_t device_id,
+                           struct sotto_net_bundle *out) {
+  uint8_t b[REQ_BUF];
+  struct sotto__wr w;
+  struct sotto_net_event ans;
+  struct sotto_srv_bundle m;
+  int rc;
+  sotto__wr_init(&w, b, sizeof b);
+  put_user(&w, username);
+  sotto__wr_u32be(&w, device_id);
+  if (w.err) return SOTTO_ERR_USAGE;
+  memset(out, 0, sizeof *out);
+  if ((rc = request(c, SOTTO_SRV_BUNDLE, b, w.len, &ans)) == 0 &&
+      (rc = sotto__srv_parse_bundle(ans.payload, ans.payload_len, &m)) == 0) {
+    memcpy(out->identity, m.identity.p, out->identity_len = m.identity.len);
+    out->spk_id = m.signed_prekey.id;
+    memcpy(out->spk, m.signed_prekey.p, out->spk_len = m.signed_prekey.len);
+    out->has_ec = m.has_ec;
+    if (m.has_ec) {
+      out->ec_id = m.ec.id;
+      memcpy(out->ec, m.ec.p, out->ec_len = m.ec.len);
+    }
+    out->kem_kind = m.kem_kind;
+    if (m.kem_kind) {
+      out->kem_id = m.kem.id;
+      memcpy(out->kem, m.kem.p, out->kem_len = m.kem.len);
+    }
+  }
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+/* Encodes a SEND payload into a fresh buffer. */
+static uint8_t *send_payload(const char *username, uint32_t device_id, uint8_t type, const uint8_t *body,
+                             size_t body_len, size_t *len) {
+  size_t cap = 48 + body_len;
+  uint8_t *b = malloc(cap);
+  struct sotto__wr w;
+  if (!b) return NULL;
+  sotto__wr_init(&w, b, cap);
+  put_user(&w, username);
+  sotto__wr_u32be(&w, device_id);
+  sotto__wr_u8(&w, type);
+  sotto__wr_u32be(&w, (uint32_t)body_len);
+  sotto__wr_bytes(&w, body, body_len);
+  if (w.err) {
+    free(b);
+    return NULL;
+  }
+  *len = w.len;
+  return b;
+}
+
+int sotto_net_send(struct sotto_net *c, const char *username, uint32_t device_id, uint8_t type,
+                   const uint8_t *body, size_t body_len, uint64_t *server_id, uint64_t *timestamp_ms) {
+  size_t len;
+  uint8_t *b = send_payload(username, device_id, type, body, body_len, &len);
+  struct sotto_net_event ans;
+  struct sotto__rd r;
+  uint64_t id = 0, ts = 0;
+  int rc;
+  if (!b) return SOTTO_ERR_USAGE;
+  rc = request(c, SOTTO_SRV_SEND, b, len, &ans);
+  free(b);
+  if (rc == 0) {
+    sotto__rd_init(&r, ans.payload, ans.payload_len);
+    if (sotto__rd_u64be(&r, &id) || sotto__rd_u64be(&r, &ts) || sotto__rd_left(&r)) rc = SOTTO_ERR_MALFORMED;
+  }
+  if (server_id) *server_id = id;
+  if (timestamp_ms) *timestamp_ms = ts;
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+int sotto_net_send_async(struct sotto_net *c, const char *username, uint32_t device_id, uint8_t type,
+                         const uint8_t *body, size_t body_len, uint32_t *req_id) {
+  size_t len;
+  uint8_t *b = send_payload(username, device_id, type, body, body_len, &len);
+  int rc;
+  if (!b) return SOTTO_ERR_USAGE;
+  *req_id = ++c->next_id ? c->next_id : ++c->next_id;
+  rc = sotto_net_write_frame(c, SOTTO_SRV_SEND, *req_id, b, len);
+  free(b);
+  return rc;
+}
+
+int sotto_net_ack_async(struct sotto_net *c, uint64_t server_id, uint32_t *req_id) {
+  uint8_t b[8];
+  struct sotto__wr w;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__wr_u64be(&w, server_id);
+  *req_id = ++c->next_id ? c->next_id : ++c->next_id;
+  return sotto_net_write_frame(c, SOTTO_SRV_ACK, *req_id, b, 8);
+}
+
+int sotto_net_ack(struct sotto_net *c, uint64_t server_id) {
+  uint8_t b[8];
+  struct sotto__wr w;
+  struct sotto_net_event ans;
+  int rc;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__wr_u64be(&w, server_id);
+  rc = request(c, SOTTO_SRV_ACK, b, 8, &ans);
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+int sotto_net_ping(struct sotto_net *c) {
+  struct sotto_net_event ans;
+  int rc = request(c, SOTTO_SRV_PING, NULL, 0, &ans);
+  sotto_net_event_clear(&ans);
+  return rc;
+}

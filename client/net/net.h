@@ -1,0 +1,122 @@
+/* net.h: the client side of the sotto-server protocol (docs/protocol-server.md).
+ *
+ * One struct sotto_net_ctx holds the TLS configuration (pinned certificate
+ * fingerprint or CA file) and is shared by any number of connections, so a
+ * load generator can open thousands cheaply. A struct sotto_net is one TLS
+ * connection; its socket is non-blocking and every wait is bounded by the
+ * connection's timeout.
+ *
+ * Results: 0 on success; a positive SOTTO_SRV_E_* code when the server
+ * answered with ERR or closed with CLOSE (or SOTTO_NET_E_* for local
+ * transport failures); a negative SOTTO_ERR_* code for a malformed answer or
+ * no memory. Push frames (MSG, DRAINED, KEYS_LOW, CLOSE) that arrive while a
+ * request waits are queued and returned by sotto_net_next_event. */
+#ifndef SOTTO_NET_H
+#define SOTTO_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+#define SOTTO_NET_E_IO 1000      /* socket error or connection closed */
+#define SOTTO_NET_E_TIMEOUT 1001 /* no answer within the timeout */
+#define SOTTO_NET_E_TLS 1002     /* handshake failed or certificate not the pinned one */
+#define SOTTO_NET_E_CONNECT 1003 /* cannot resolve or connect */
+
+struct sotto_net_ctx;
+struct sotto_net;
+
+/* Exactly one of pin_sha256_hex (64 hex chars, the fingerprint the server
+ * printed) or ca_file must be given. Returns NULL on a bad argument. */
+struct sotto_net_ctx *sotto_net_ctx_new(const char *pin_sha256_hex, const char *ca_file);
+void sotto_net_ctx_free(struct sotto_net_ctx *ctx);
+
+/* TCP connect + TLS 1.3 handshake + certificate check, then HELLO (unless
+ * hello is 0). *out is owned by the caller (sotto_net_close). */
+int sotto_net_connect(struct sotto_net_ctx *ctx, const char *host, const char *port, int timeout_ms, int hello,
+                      struct sotto_net **out);
+void sotto_net_close(struct sotto_net *c);
+int sotto_net_fd(const struct sotto_net *c);
+void sotto_net_set_timeout(struct sotto_net *c, int timeout_ms);
+/* Limits the server announced in its HELLO answer. */
+uint32_t sotto_net_max_message(const struct sotto_net *c);
+
+/* ---- typed requests (block until the answer, bounded by the timeout) ---- */
+
+int sotto_net_hello(struct sotto_net *c, uint16_t version);
+int sotto_net_register(struct sotto_net *c, const char *username, const uint8_t *identity, size_t identity_len,
+                       uint32_t *device_id, uint8_t secret[SOTTO_SRV_SECRET_LEN]);
+int sotto_net_auth(struct sotto_net *c, const char *username, uint32_t device_id,
+                   const uint8_t secret[SOTTO_SRV_SECRET_LEN], uint32_t *ec_left, uint32_t *kem_left);
+int sotto_net_add_device(struct sotto_net *c, uint32_t *device_id, uint8_t secret[SOTTO_SRV_SECRET_LEN]);
+int sotto_net_upload_keys(struct sotto_net *c, const struct sotto_srv_keys *k, uint32_t *ec_left,
+                          uint32_t *kem_left);
+int sotto_net_devices(struct sotto_net *c, const char *username, uint32_t *ids, size_t max, size_t *n);
+int sotto_net_send(struct sotto_net *c, const char *username, uint32_t device_id, uint8_t type,
+                   const uint8_t *body, size_t body_len, uint64_t *server_id, uint64_t *timestamp_ms);
+int sotto_net_ack(struct sotto_net *c, uint64_t server_id);
+int sotto_net_ping(struct sotto_net *c);
+
+/* A fetched bundle, copied out of the frame (caller-owned). */
+struct sotto_net_bundle {
+  uint8_t identity[SOTTO_SRV_MAX_IDENTITY];
+  size_t identity_len;
+  uint32_t spk_id;
+  uint8_t spk[SOTTO_SRV_MAX_KEY_BLOB];
+  size_t spk_len;
+  int has_ec;
+  uint32_t ec_id;
+  uint8_t ec[SOTTO_SRV_MAX_KEY_BLOB];
+  size_t ec_len;
+  uint8_t kem_kind; /* 0 none, 1 one-time, 2 last resort */
+  uint32_t kem_id;
+  uint8_t kem[SOTTO_SRV_MAX_KEY_BLOB];
+  size_t kem_len;
+};
+int sotto_net_fetch_bundle(struct sotto_net *c, const char *username, uint32_t device_id,
+                           struct sotto_net_bundle *out);
+
+/* ---- pushes and pipelining ------------------------------------------------ */
+
+enum { SOTTO_NET_EV_MSG = 1, SOTTO_NET_EV_DRAINED, SOTTO_NET_EV_KEYS_LOW, SOTTO_NET_EV_CLOSE, SOTTO_NET_EV_ANSWER };
+
+struct sotto_net_event {
+  int kind;
+  /* MSG: the envelope, body and sender copied (freed by _event_clear) */
+  uint64_t id;
+  char sender[SOTTO_SRV_USER_MAX + 1];
+  uint32_t sender_device, device_id;
+  uint8_t type;
+  uint64_t timestamp_ms;
+  uint8_t *body;
+  size_t body_len;
+  /* KEYS_LOW */
+  uint32_t ec_left, kem_left;
+  /* CLOSE, and ANSWER with an ERR */
+  uint16_t code;
+  /* ANSWER (pipelined requests): request id, 0 or ERR code in code, payload */
+  uint32_t req_id;
+  uint8_t *payload;
+  size_t payload_len;
+};
+
+/* Returns 1 with *ev filled, 0 if nothing arrived within timeout_ms (0 =
+ * poll once), or an error code. */
+int sotto_net_next_event(struct sotto_net *c, int timeout_ms, struct sotto_net_event *ev);
+void sotto_net_event_clear(struct sotto_net_event *ev);
+
+/* Pipelined SEND / ACK: write the request and return at once; the answer
+ * comes back as an SOTTO_NET_EV_ANSWER event with this request id. */
+int sotto_net_send_async(struct sotto_net *c, const char *username, uint32_t device_id, uint8_t type,
+                         const uint8_t *body, size_t body_len, uint32_t *req_id);
+int sotto_net_ack_async(struct sotto_net *c, uint64_t server_id, uint32_t *req_id);
+/* Flushes pending output without waiting for anything else. */
+int sotto_net_flush(struct sotto_net *c);
+
+/* ---- raw access (tests, fuzzing the server) ------------------------------- */
+
+int sotto_net_write_raw(struct sotto_net *c, const void *bytes, size_t len);
+int sotto_net_write_frame(struct sotto_net *c, uint8_t type, uint32_t req_id, const void *payload, size_t len);
+
+#endif

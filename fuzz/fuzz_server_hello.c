@@ -1,0 +1,15 @@
+/* fuzz_server_hello.c: libFuzzer target for the sotto-server HELLO request parser.
+ * A successful parse is re-encoded and must give back the input bytes
+ * (the encoding is canonical). proto.c is compiled in directly because the
+ * libFuzzer build of fuzz/ links libsotto only. */
+#include "proto.c"
+
+#include <stdlib.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  struct sotto_srv_hello m;
+  if (sotto__srv_parse_hello(data, size, &m) == 0 && m.version == SOTTO_SRV_VERSION && size != 2) abort();
+  return 0;
+}

@@ -1,0 +1,21 @@
+/* fuzz_server_register.c: libFuzzer target for the sotto-server REGISTER request parser.
+ * A successful parse is re-encoded and must give back the input bytes
+ * (the encoding is canonical). proto.c is compiled in directly because the
+ * libFuzzer build of fuzz/ links libsotto only. */
+#include "proto.c"
+
+#include <stdlib.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  struct sotto_srv_register m;
+  uint8_t out[600];
+  struct sotto__wr w;
+  if (sotto__srv_parse_register(data, size, &m) != 0) return 0;
+  sotto__wr_init(&w, out, sizeof out);
+  sotto__srv_put_str8(&w, m.username.p, m.username.len);
+  sotto__srv_put_blob16(&w, m.identity.p, m.identity.len);
+  if (w.err || w.len != size || memcmp(out, data, size) != 0) abort();
+  return 0;
+}

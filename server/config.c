@@ -1,0 +1,141 @@
+/* config.c: the option table of sotto-server. Command-line options and the
+ * config file share one table, so every option exists in both. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+#include "server.h"
+
+enum { T_STR, T_SIZE, T_I64, T_INT, T_DBL };
+
+struct opt {
+  const char *name;
+  int type;
+  size_t off, len;
+  double min, max;
+  const char *help;
+};
+
+#define O(f) offsetof(struct sotto_srv_config, f), sizeof(((struct sotto_srv_config *)0)->f)
+
+static const struct opt opts[] = {
+    {"data", T_STR, O(data), 0, 0, "DIR: data directory (database, TLS key); required"},
+    {"listen", T_STR, O(listen), 0, 0, "HOST:PORT to accept TLS clients on (default 127.0.0.1:7443)"},
+    {"metrics", T_STR, O(metrics), 0, 0, "HOST:PORT for Prometheus text metrics (plain HTTP; default off)"},
+    {"max-frame", T_SIZE, O(max_frame), 1024, SOTTO_SRV_MAX_FRAME, "bytes: frame cap once authenticated (262144)"},
+    {"max-frame-unauth", T_SIZE, O(max_frame_unauth), 64, SOTTO_SRV_MAX_FRAME_UNAUTH,
+     "bytes: frame cap before AUTH (1024)"},
+    {"max-message", T_SIZE, O(max_message), 16, SOTTO_SRV_MAX_MESSAGE, "bytes: ciphertext cap per envelope (65536)"},
+    {"max-queue", T_I64, O(max_queue), 1, 1e9, "envelopes queued per device before SEND is refused (10000)"},
+    {"max-queue-age-days", T_I64, O(max_queue_age_days), 1, 36500, "days an envelope may wait (30)"},
+    {"expire-interval", T_I64, O(expire_interval_s), 1, 86400, "seconds between expiry runs (60)"},
+    {"send-rate", T_DBL, O(send_rate), 0.001, 1e9, "envelopes per second per device, refill rate (200)"},
+    {"send-burst", T_DBL, O(send_burst), 1, 1e9, "envelopes per device in a burst (1000)"},
+    {"register-rate", T_DBL, O(register_rate), 0.001, 1e9, "registrations per minute per IP address (2)"},
+    {"register-burst", T_DBL, O(register_burst), 1, 1e9, "registrations per IP address in a burst (10)"},
+    {"max-unauth", T_INT, O(max_unauth), 1, 1e7, "connections not yet authenticated (1024)"},
+    {"max-connections", T_INT, O(max_connections), 1, 1e7, "connections in all (20000)"},
+    {"auth-timeout", T_INT, O(auth_timeout_s), 1, 3600, "seconds for TLS handshake + HELLO + AUTH (10)"},
+    {"max-devices", T_INT, O(max_devices), 1, SOTTO_SRV_MAX_DEVICES, "devices per account (6)"},
+    {"log-level", T_INT, O(log_level), 0, 2, "0 errors, 1 info, 2 debug (1)"},
+};
+
+void sotto_srv_config_defaults(struct sotto_srv_config *c) {
+  memset(c, 0, sizeof *c);
+  snprintf(c->listen, sizeof c->listen, "%s", "127.0.0.1:7443");
+  c->max_frame = SOTTO_SRV_MAX_FRAME;
+  c->max_frame_unauth = SOTTO_SRV_MAX_FRAME_UNAUTH;
+  c->max_message = 64 * 1024;
+  c->max_queue = 10000;
+  c->max_queue_age_days = 30;
+  c->expire_interval_s = 60;
+  c->send_rate = 200;
+  c->send_burst = 1000;
+  c->register_rate = 2;
+  c->register_burst = 10;
+  c->max_unauth = 1024;
+  c->max_connections = 20000;
+  c->auth_timeout_s = 10;
+  c->max_devices = 6;
+  c->log_level = 1;
+}
+
+int sotto_srv_config_set(struct sotto_srv_config *c, const char *key, const char *val, char *err, size_t errlen) {
+  size_t i;
+  for (i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+    const struct opt *o = &opts[i];
+    char *end;
+    double d;
+    if (strcmp(o->name, key) != 0) continue;
+    if (o->type == T_STR) {
+      if (strlen(val) >= o->len) {
+        snprintf(err, errlen, "--%s: value too long", key);
+        return -1;
+      }
+      memcpy((char *)c + o->off, val, strlen(val) + 1);
+      return 0;
+    }
+    errno = 0;
+    d = strtod(val, &end);
+    if (errno || end == val || *end || d < o->min || d > o->max ||
+        (o->type != T_DBL && d != (double)(int64_t)d)) {
+      snprintf(err, errlen, "--%s: '%s' is not a number in [%g, %g]", key, val, o->min, o->max);
+      return -1;
+    }
+    switch (o->type) {
+      case T_SIZE: *(size_t *)((char *)c + o->off) = (size_t)d; break;
+      case T_I64: *(int64_t *)((char *)c + o->off) = (int64_t)d; break;
+      case T_INT: *(int *)((char *)c + o->off) = (int)d; break;
+      default: *(double *)((char *)c + o->off) = d; break;
+    }
+    return 0;
+  }
+  snprintf(err, errlen, "unknown option '%s' (see --help)", key);
+  return -1;
+}
+
+static char *trim(char *s) {
+  char *e;
+  while (*s == ' ' || *s == '\t') s++;
+  e = s + strlen(s);
+  while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) *--e = 0;
+  return s;
+}
+
+int sotto_srv_config_file(struct sotto_srv_config *c, const char *path, char *err, size_t errlen) {
+  FILE *f = fopen(path, "r");
+  char line[2048];
+  int lineno = 0;
+  if (!f) {
+    snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+    return -1;
+  }
+  while (fgets(line, sizeof line, f)) {
+    char *k = trim(line), *eq, *v;
+    char sub[1024];
+    lineno++;
+    if (*k == 0 || *k == '#') continue;
+    if ((eq = strchr(k, '=')) == NULL) {
+      snprintf(err, errlen, "%s:%d: expected 'key = value'", path, lineno);
+      fclose(f);
+      return -1;
+    }
+    *eq = 0;
+    v = trim(eq + 1);
+    k = trim(k);
+    if (strcmp(k, "config") == 0 || sotto_srv_config_set(c, k, v, sub, sizeof sub) != 0) {
+      snprintf(err, errlen, "%s:%d: %s", path, lineno, strcmp(k, "config") == 0 ? "nested config" : sub);
+      fclose(f);
+      return -1;
+    }
+  }
+  fclose(f);
+  return 0;
+}
+
+void sotto_srv_config_help(FILE *out) {
+  size_t i;
+  for (i = 0; i < sizeof opts / sizeof opts[0]; i++)
+    fprintf(out, "  --%-20s %s\n", opts[i].name, opts[i].help);
+}

@@ -1,0 +1,103 @@
+/* main.c: sotto-server's command line. Every option is also a config-file
+ * key; the file is read first, so options on the command line win. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include "server.h"
+#include "transport.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: sotto-server --data DIR [--listen HOST:PORT] [options]   run the relay (foreground)\n"
+          "       sotto-server requisition --data DIR USERNAME               print what is held about USERNAME (JSON)\n"
+          "       sotto-server fingerprint --data DIR                        print the TLS certificate fingerprint\n"
+          "\noptions (each also as 'key = value' in the --config file):\n"
+          "  --config FILE          read options from FILE first\n"
+          "  --help                 this text\n");
+  sotto_srv_config_help(out);
+}
+
+/* No core dumps: they would contain TLS keys and device secrets. */
+static void no_core(void) {
+  struct rlimit rl = {0, 0};
+  setrlimit(RLIMIT_CORE, &rl);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+int main(int argc, char **argv) {
+  struct sotto_srv_config cfg;
+  char err[512];
+  const char *cmd = NULL, *user = NULL;
+  int i;
+
+  no_core();
+  sotto_srv_config_defaults(&cfg);
+  if (argc > 1 && (strcmp(argv[1], "requisition") == 0 || strcmp(argv[1], "fingerprint") == 0)) cmd = argv[1];
+  /* Pass 1: the config file, so that the command line overrides it. */
+  for (i = cmd ? 2 : 1; i < argc; i++) {
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      if (sotto_srv_config_file(&cfg, argv[i + 1], err, sizeof err) != 0) {
+        fprintf(stderr, "sotto-server: %s\n", err);
+        return 2;
+      }
+    }
+  }
+  for (i = cmd ? 2 : 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    }
+    if (strncmp(a, "--", 2) == 0) {
+      const char *eq = strchr(a, '=');
+      char key[64];
+      const char *val;
+      size_t kl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+      if (kl >= sizeof key) kl = sizeof key - 1;
+      memcpy(key, a + 2, kl);
+      key[kl] = 0;
+      if (eq) val = eq + 1;
+      else if (i + 1 < argc) val = argv[++i];
+      else {
+        fprintf(stderr, "sotto-server: %s needs a value (see --help)\n", a);
+        return 2;
+      }
+      if (strcmp(key, "config") == 0) continue;
+      if (sotto_srv_config_set(&cfg, key, val, err, sizeof err) != 0) {
+        fprintf(stderr, "sotto-server: %s\n", err);
+        return 2;
+      }
+      continue;
+    }
+    if (cmd && strcmp(cmd, "requisition") == 0 && !user) {
+      user = a;
+      continue;
+    }
+    fprintf(stderr, "sotto-server: unexpected argument '%s' (see --help)\n", a);
+    return 2;
+  }
+  if (!cfg.data[0]) {
+    fprintf(stderr, "sotto-server: --data DIR is required (see --help)\n");
+    return 2;
+  }
+  if (cmd && strcmp(cmd, "requisition") == 0) {
+    if (!user) {
+      fprintf(stderr, "sotto-server: requisition needs a USERNAME\n");
+      return 2;
+    }
+    return sotto_srv_requisition(cfg.data, user, stdout);
+  }
+  if (cmd && strcmp(cmd, "fingerprint") == 0) {
+    char fp[65];
+    if (sotto__tls_fingerprint(cfg.data, fp) != 0) {
+      fprintf(stderr, "sotto-server: no certificate in %s yet (start the server once)\n", cfg.data);
+      return 1;
+    }
+    printf("%s\n", fp);
+    return 0;
+  }
+  return sotto_srv_run(&cfg);
+}

@@ -1,0 +1,1383 @@
+/* server.c: the event loop, connections, request handlers and group commit
+ * of sotto-server.
+ *
+ * One thread does all I/O with epoll over non-blocking sockets. Requests that
+ * touch the store become "ops" in a batch; at the end of each loop iteration
+ * the batch runs inside ONE store transaction (group commit) and only after
+ * commit() succeeded are the answers written: a sender's OK for SEND means
+ * the envelope is durable. Live pushes to connected recipients are also
+ * written after that commit, so a recipient never sees (and acks) an envelope
+ * that could still vanish.
+ *
+ * Memory per idle connection: struct conn plus OpenSSL's state; read and
+ * write buffers exist only while bytes are pending (SSL_MODE_RELEASE_BUFFERS
+ * does the same inside OpenSSL). */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "server.h"
+#include "store.h"
+#include "transport.h"
+#include "wire/wire.h"
+
+#define READ_CHUNK (64 * 1024)
+#define WBUF_HIGH (256 * 1024)      /* stop reading requests above this */
+#define WBUF_PUSH_MAX (1024 * 1024) /* live pushes fall back to paging above this */
+#define BACKLOG_PAGE 64
+#define BACKLOG_ROOM (64 * 1024) /* page the backlog while less than this is pending */
+#define DEV_BUCKETS (1u << 16)
+#define IP_SLOTS 4096
+#define CLOSE_GRACE_MS 2000
+#define METRICS_REQ_MAX 2048
+
+enum { S_HANDSHAKE, S_HELLO, S_UNAUTH, S_AUTHING, S_AUTHED };
+enum { K_CLIENT, K_METRICS };
+
+struct conn {
+  struct sotto__io io;
+  struct conn *prev, *next; /* all connections */
+  struct conn *hnext;       /* device map chain */
+  struct conn *bnext;       /* backlog list */
+  uint8_t kind, state;
+  uint8_t closing, dead, in_backlog, backlog, registered_ev;
+  uint8_t hdr_have;
+  uint8_t hdr[4];
+  uint32_t ev;
+  int64_t deadline_ms;
+  uint64_t ip_tag;
+  /* authenticated identity */
+  int64_t devkey, account_id;
+  uint32_t device_id;
+  char user[SOTTO_SRV_USER_MAX + 1];
+  double tokens;
+  int64_t tokens_ms;
+  /* partial frame being read */
+  uint8_t *rbuf;
+  uint32_t rneed, rhave, rcap;
+  /* bytes waiting to be written */
+  uint8_t *wbuf;
+  size_t wlen, woff, wcap;
+  int64_t cursor; /* backlog: last id written to this connection */
+  struct conn *znext;
+};
+
+/* An op: a request waiting for the next group commit. */
+struct op {
+  struct op *next;
+  struct conn *c;
+  uint8_t type;
+  uint32_t req_id;
+  /* results, filled by exec, sent after commit */
+  int code;
+  uint32_t device_id;
+  uint8_t secret[SOTTO_SRV_SECRET_LEN];
+  struct sotto_store_device dev;
+  int64_t msg_id, ts, ec, kem, target_devkey;
+  struct sotto_store_bundle *bundle;
+  uint32_t ids[SOTTO_SRV_MAX_DEVICES];
+  size_t n_ids;
+  size_t len;
+  uint8_t data[]; /* the request payload */
+};
+
+struct ipslot {
+  uint64_t tag;
+  double tokens;
+  int64_t ms;
+};
+
+struct metrics {
+  uint64_t conns_total, conns_rejected, tls_failed, msgs_in, msgs_out, acks, registrations, auth_ok,
+      auth_fail, bundles, commits, commit_failures, batch_ops, expired, rate_limited;
+  uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
+  uint64_t errors[32];
+};
+
+struct srv {
+  const struct sotto_srv_config *cfg;
+  struct sotto_store store;
+  SSL_CTX *ctx;
+  int ep, lfd, mfd, sfd;
+  struct conn *conns;
+  int n_conns, n_unauth;
+  struct conn *devmap[DEV_BUCKETS];
+  struct conn *backlog;
+  struct conn *zombies;
+  struct op *ops, **ops_tail;
+  int n_ops;
+  int expire_due;
+  int64_t next_expire_ms;
+  struct ipslot ip[IP_SLOTS];
+  uint8_t ipkey[crypto_shorthash_KEYBYTES];
+  struct metrics m;
+  int stopping;
+};
+
+static uint8_t scratch[READ_CHUNK];
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t today(void) { return now_ms() / 86400000; }
+
+static int g_log_level = 1;
+
+/* Structured log line: ts=... level=... event=... then key=value pairs.
+ * Callers never pass secrets, message bodies or addresses. */
+__attribute__((format(printf, 3, 4))) static void logkv(int level, const char *event, const char *fmt, ...) {
+  char ts[32], kv[512];
+  time_t t = time(NULL);
+  struct tm tm;
+  va_list ap;
+  if (level > g_log_level) return;
+  gmtime_r(&t, &tm);
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  va_start(ap, fmt);
+  vsnprintf(kv, sizeof kv, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "ts=%s level=%s event=%s%s%s\n", ts, level == 0 ? "error" : level == 1 ? "info" : "debug", event,
+          kv[0] ? " " : "", kv);
+}
+
+static int bucket_take(double *tokens, int64_t *last_ms, double rate_per_ms, double burst) {
+  int64_t t = mono_ms();
+  *tokens += (double)(t - *last_ms) * rate_per_ms;
+  if (*tokens > burst) *tokens = burst;
+  *last_ms = t;
+  if (*tokens < 1.0) return 0;
+  *tokens -= 1.0;
+  return 1;
+}
+
+static void hash_secret(uint8_t out[32], const uint8_t secret[SOTTO_SRV_SECRET_LEN]) {
+  crypto_hash_sha256(out, secret, SOTTO_SRV_SECRET_LEN);
+}
+
+/* ---- connection bookkeeping --------------------------------------------- */
+
+static void ev_update(struct srv *s, struct conn *c) {
+  uint32_t want = 0;
+  struct epoll_event e;
+  if (c->dead) return;
+  if (c->state == S_HANDSHAKE) {
+    want = c->io.want_write ? EPOLLOUT : EPOLLIN;
+  } else {
+    if (!c->closing && c->wlen - c->woff < WBUF_HIGH) want |= EPOLLIN;
+    if (c->wlen > c->woff || c->io.want_write) want |= EPOLLOUT;
+  }
+  if (c->registered_ev && want == c->ev) return;
+  e.events = want;
+  e.data.ptr = c;
+  if (epoll_ctl(s->ep, c->registered_ev ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->io.fd, &e) == 0) {
+    c->registered_ev = 1;
+    c->ev = want;
+  }
+}
+
+static struct conn **devmap_slot(struct srv *s, int64_t devkey) {
+  return &s->devmap[(uint64_t)devkey * 0x9E3779B97F4A7C15ull >> 48];
+}
+
+static struct conn *devmap_get(struct srv *s, int64_t devkey) {
+  struct conn *c;
+  for (c = *devmap_slot(s, devkey); c; c = c->hnext)
+    if (c->devkey == devkey) return c;
+  return NULL;
+}
+
+static void devmap_del(struct srv *s, struct conn *c) {
+  struct conn **pp;
+  for (pp = devmap_slot(s, c->devkey); *pp; pp = &(*pp)->hnext)
+    if (*pp == c) {
+      *pp = c->hnext;
+      return;
+    }
+}
+
+static void backlog_del(struct srv *s, struct conn *c) {
+  struct conn **pp;
+  if (!c->in_backlog) return;
+  for (pp = &s->backlog; *pp; pp = &(*pp)->bnext)
+    if (*pp == c) {
+      *pp = c->bnext;
+      break;
+    }
+  c->in_backlog = 0;
+}
+
+static int is_unauth(const struct conn *c) { return c->kind == K_CLIENT && c->state != S_AUTHED; }
+
+/* Drops a connection now: unregisters it everywhere and closes the socket.
+ * The struct itself is freed at the end of the loop iteration, because ops
+ * in the current batch may still point at it. */
+static void conn_drop(struct srv *s, struct conn *c) {
+  if (c->dead) return;
+  c->dead = 1;
+  if (is_unauth(c)) s->n_unauth--;
+  if (c->state == S_AUTHED && devmap_get(s, c->devkey) == c) devmap_del(s, c);
+  backlog_del(s, c);
+  if (c->registered_ev) epoll_ctl(s->ep, EPOLL_CTL_DEL, c->io.fd, NULL);
+  c->io.t->close(&c->io);
+  if (c->prev) c->prev->next = c->next;
+  else s->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  s->n_conns--;
+  free(c->rbuf);
+  free(c->wbuf);
+  c->rbuf = NULL;
+  c->wbuf = NULL;
+  c->wlen = c->woff = c->wcap = 0;
+  c->znext = s->zombies;
+  s->zombies = c;
+}
+
+/* Makes room for n more bytes in the write buffer. */
+static uint8_t *wbuf_reserve(struct conn *c, size_t n) {
+  if (c->woff == c->wlen) c->woff = c->wlen = 0;
+  if (n > c->wcap - c->wlen) {
+    size_t cap = c->wcap ? c->wcap : 1024;
+    uint8_t *p;
+    if (c->woff > 0) {
+      memmove(c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
+      c->wlen -= c->woff;
+      c->woff = 0;
+    }
+    while (cap - c->wlen < n) cap *= 2;
+    if (cap != c->wcap) {
+      if ((p = realloc(c->wbuf, cap)) == NULL) return NULL;
+      c->wbuf = p;
+      c->wcap = cap;
+    }
+  }
+  return c->wbuf + c->wlen;
+}
+
+/* Starts a frame: returns a writer over the payload area (cap bytes). */
+static int frame_begin(struct conn *c, struct sotto__wr *w, size_t cap) {
+  uint8_t *p;
+  if (c->dead || (p = wbuf_reserve(c, 9 + cap)) == NULL) return -1;
+  sotto__wr_init(w, p + 9, cap);
+  return 0;
+}
+
+static void frame_end(struct conn *c, struct sotto__wr *w, uint8_t type, uint32_t req_id) {
+  if (w->err) return; /* an encoder bug: drop the frame rather than send garbage */
+  sotto__srv_frame_hdr(c->wbuf + c->wlen, type, req_id, w->len);
+  c->wlen += 9 + w->len;
+}
+
+static void send_simple(struct conn *c, uint8_t type, uint32_t req_id, const void *p, size_t n) {
+  struct sotto__wr w;
+  if (frame_begin(c, &w, n) != 0) return;
+  sotto__wr_bytes(&w, p, n);
+  frame_end(c, &w, type, req_id);
+}
+
+static void send_err(struct srv *s, struct conn *c, uint32_t req_id, int code) {
+  struct sotto__wr w;
+  s->m.errors[code & 31]++;
+  if (frame_begin(c, &w, 3 + SOTTO_SRV_MAX_ERRMSG) != 0) return;
+  sotto__srv_put_err(&w, (uint16_t)code, sotto__srv_code_str((unsigned)code));
+  frame_end(c, &w, SOTTO_SRV_ERR, req_id);
+}
+
+static void do_write(struct srv *s, struct conn *c);
+
+/* Sends a CLOSE frame and closes once it is flushed (or after a grace period). */
+static void conn_close_with(struct srv *s, struct conn *c, int code) {
+  struct sotto__wr w;
+  if (c->dead || c->closing) return;
+  logkv(2, "close", "code=%d reason=\"%s\"", code, sotto__srv_code_str((unsigned)code));
+  s->m.errors[code & 31]++;
+  if (frame_begin(c, &w, 3 + SOTTO_SRV_MAX_ERRMSG) == 0) {
+    sotto__srv_put_err(&w, (uint16_t)code, sotto__srv_code_str((unsigned)code));
+    frame_end(c, &w, SOTTO_SRV_CLOSE, 0);
+  }
+  c->closing = 1;
+  c->deadline_ms = mono_ms() + CLOSE_GRACE_MS;
+  free(c->rbuf);
+  c->rbuf = NULL;
+  c->rhave = c->rneed = c->rcap = 0;
+  do_write(s, c);
+}
+
+static void push_env(struct srv *s, struct conn *c, const struct sotto_store_env *e) {
+  struct sotto__wr w;
+  struct sotto_srv_env m;
+  m.id = (uint64_t)e->id;
+  m.sender.p = (const uint8_t *)e->sender;
+  m.sender.len = strlen(e->sender);
+  m.sender_device = e->sender_device;
+  m.device_id = e->device_id;
+  m.type = e->type;
+  m.timestamp_ms = (uint64_t)e->timestamp_ms;
+  m.body = e->body;
+  m.body_len = e->body_len;
+  if (frame_begin(c, &w, 64 + m.sender.len + e->body_len) != 0) return;
+  sotto__srv_put_env(&w, &m);
+  frame_end(c, &w, SOTTO_SRV_MSG, 0);
+  if (!w.err) {
+    c->cursor = e->id;
+    s->m.msgs_out++;
+  }
+}
+
+static void push_keys_low(struct conn *c, int64_t ec, int64_t kem) {
+  struct sotto__wr w;
+  if (frame_begin(c, &w, 8) != 0) return;
+  sotto__wr_u32be(&w, (uint32_t)ec);
+  sotto__wr_u32be(&w, (uint32_t)kem);
+  frame_end(c, &w, SOTTO_SRV_KEYS_LOW_PUSH, 0);
+}
+
+/* ---- writing --------------------------------------------------------------- */
+
+static void do_read(struct srv *s, struct conn *c);
+
+static void do_write(struct srv *s, struct conn *c) {
+  int was_high = c->wlen - c->woff >= WBUF_HIGH;
+  while (!c->dead && c->wlen > c->woff) {
+    ssize_t n = c->io.t->write(&c->io, c->wbuf + c->woff, c->wlen - c->woff);
+    if (n == SOTTO_IO_AGAIN) break;
+    if (n <= 0) {
+      conn_drop(s, c);
+      return;
+    }
+    c->woff += (size_t)n;
+  }
+  if (c->dead) return;
+  if (c->woff == c->wlen) {
+    /* Nothing pending: give the buffer back (idle connections hold none). */
+    free(c->wbuf);
+    c->wbuf = NULL;
+    c->wlen = c->woff = c->wcap = 0;
+    if (c->closing) {
+      conn_drop(s, c);
+      return;
+    }
+  }
+  ev_update(s, c);
+  /* Reading was paused by back-pressure: resume (OpenSSL may hold bytes). */
+  if (was_high && c->wlen - c->woff < WBUF_HIGH && !c->closing) do_read(s, c);
+}
+
+/* ---- ops ------------------------------------------------------------------- */
+
+static struct op *op_new(struct srv *s, struct conn *c, const struct sotto_srv_frame *f) {
+  struct op *o = calloc(1, sizeof *o + f->len);
+  if (!o) return NULL;
+  o->c = c;
+  o->type = f->type;
+  o->req_id = f->req_id;
+  o->len = f->len;
+  if (f->len) memcpy(o->data, f->p, f->len);
+  *s->ops_tail = o;
+  s->ops_tail = &o->next;
+  s->n_ops++;
+  return o;
+}
+
+static void op_free(struct op *o) {
+  free(o->bundle);
+  sodium_memzero(o->secret, sizeof o->secret);
+  sodium_memzero(&o->dev, sizeof o->dev);
+  free(o);
+}
+
+static void cstr(char *dst, const struct sotto_srv_str *s) {
+  memcpy(dst, s->p, s->len);
+  dst[s->len] = 0;
+}
+
+/* Executes one op inside the open transaction. Returns 0 (o->code holds the
+ * answer) or a negative store error, which aborts the whole batch. */
+static int op_exec(struct srv *s, struct op *o) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
+  struct conn *c = o->c;
+  char user[SOTTO_SRV_USER_MAX + 1];
+  int rc;
+
+  switch (o->type) {
+    case SOTTO_SRV_REGISTER: {
+      struct sotto_srv_register m;
+      uint8_t h[32];
+      int64_t acc;
+      if (sotto__srv_parse_register(o->data, o->len, &m) != 0) return SOTTO_ERR_INTERNAL;
+      if (!sotto__srv_username_ok(m.username.p, m.username.len)) {
+        o->code = SOTTO_SRV_E_BAD_USERNAME;
+        return 0;
+      }
+      cstr(user, &m.username);
+      rc = ops->account_create(st, user, m.identity.p, m.identity.len, today(), &acc);
+      if (rc == SOTTO_ERR_DUPLICATE) {
+        o->code = SOTTO_SRV_E_TAKEN;
+        return 0;
+      }
+      if (rc) return rc;
+      randombytes_buf(o->secret, sizeof o->secret);
+      hash_secret(h, o->secret);
+      rc = ops->device_add(st, acc, h, today(), (uint32_t)s->cfg->max_devices, &o->dev);
+      if (rc) return rc < 0 && rc != SOTTO_ERR_TOO_LARGE ? rc : SOTTO_ERR_STORE;
+      o->device_id = o->dev.device_id;
+      s->m.registrations++;
+      logkv(1, "register", "devices=1");
+      return 0;
+    }
+    case SOTTO_SRV_ADD_DEVICE: {
+      uint8_t h[32];
+      randombytes_buf(o->secret, sizeof o->secret);
+      hash_secret(h, o->secret);
+      rc = ops->device_add(st, c->account_id, h, today(), (uint32_t)s->cfg->max_devices, &o->dev);
+      if (rc == SOTTO_ERR_TOO_LARGE) {
+        o->code = SOTTO_SRV_E_TOO_MANY_DEVICES;
+        return 0;
+      }
+      if (rc) return rc;
+      o->device_id = o->dev.device_id;
+      return 0;
+    }
+    case SOTTO_SRV_AUTH: {
+      struct sotto_srv_auth m;
+      uint8_t h[32];
+      if (sotto__srv_parse_auth(o->data, o->len, &m) != 0) return SOTTO_ERR_INTERNAL;
+      cstr(user, &m.username);
+      rc = ops->device_lookup(st, user, m.device_id, &o->dev);
+      if (rc < 0) return rc;
+      /* One hash and a constant-time compare; an unknown device costs the
+       * same hash so that probing names is not cheaper than guessing. */
+      hash_secret(h, m.secret);
+      if (rc == 1 || sodium_memcmp(h, o->dev.secret_hash, 32) != 0) {
+        o->code = SOTTO_SRV_E_AUTH;
+        sodium_memzero(h, sizeof h);
+        return 0;
+      }
+      sodium_memzero(h, sizeof h);
+      if (o->dev.last_seen_day != today() && (rc = ops->device_seen(st, o->dev.devkey, today())) != 0) return rc;
+      if ((rc = ops->keys_count(st, o->dev.devkey, &o->ec, &o->kem)) != 0) return rc;
+      return 0;
+    }
+    case SOTTO_SRV_KEYS_UPLOAD: {
+      struct sotto_srv_keys *k = malloc(sizeof *k);
+      if (!k) return SOTTO_ERR_NOMEM;
+      rc = sotto__srv_parse_keys(o->data, o->len, k) != 0 ? SOTTO_ERR_INTERNAL
+                                                          : ops->keys_count(st, c->devkey, &o->ec, &o->kem);
+      /* Stored one-time keys are capped per device, so an authenticated
+       * client cannot grow the database without bound. */
+      if (rc == 0 && (o->ec + k->n_ec > SOTTO_SRV_MAX_STORED_KEYS || o->kem + k->n_kem > SOTTO_SRV_MAX_STORED_KEYS))
+        o->code = SOTTO_SRV_E_TOO_LARGE;
+      else if (rc == 0)
+        rc = ops->keys_put(st, c->devkey, k);
+      free(k);
+      if (rc == 0 && o->code) return 0;
+      if (rc) return rc;
+      return ops->keys_count(st, c->devkey, &o->ec, &o->kem);
+    }
+    case SOTTO_SRV_BUNDLE: {
+      struct sotto_srv_target m;
+      struct sotto_store_device d;
+      if (sotto__srv_parse_bundle_req(o->data, o->len, &m) != 0) return SOTTO_ERR_INTERNAL;
+      cstr(user, &m.username);
+      if ((rc = ops->device_lookup(st, user, m.device_id, &d)) < 0) return rc;
+      if (rc == 1) {
+        o->code = SOTTO_SRV_E_NOT_FOUND;
+        return 0;
+      }
+      if ((o->bundle = calloc(1, sizeof *o->bundle)) == NULL) return SOTTO_ERR_NOMEM;
+      if ((rc = ops->bundle_take(st, d.devkey, o->bundle)) < 0) return rc;
+      if (rc == 1) {
+        o->code = SOTTO_SRV_E_NO_KEYS;
+        return 0;
+      }
+      o->target_devkey = d.devkey;
+      s->m.bundles++;
+      return ops->keys_count(st, d.devkey, &o->ec, &o->kem);
+    }
+    case SOTTO_SRV_DEVICES: {
+      struct sotto_srv_target m;
+      if (sotto__srv_parse_devices_req(o->data, o->len, &m) != 0) return SOTTO_ERR_INTERNAL;
+      cstr(user, &m.username);
+      if ((rc = ops->devices_list(st, user, o->ids, SOTTO_SRV_MAX_DEVICES, &o->n_ids)) != 0) return rc;
+      if (o->n_ids == 0) o->code = SOTTO_SRV_E_NOT_FOUND;
+      return 0;
+    }
+    case SOTTO_SRV_SEND: {
+      struct sotto_srv_send m;
+      struct sotto_store_device d;
+      struct sotto_store_env e;
+      if (sotto__srv_parse_send(o->data, o->len, s->cfg->max_message, &m) != 0) return SOTTO_ERR_INTERNAL;
+      cstr(user, &m.username);
+      if ((rc = ops->device_lookup(st, user, m.device_id, &d)) < 0) return rc;
+      if (rc == 1) {
+        o->code = SOTTO_SRV_E_NOT_FOUND;
+        return 0;
+      }
+      if (d.queue_count >= s->cfg->max_queue) {
+        o->code = SOTTO_SRV_E_QUEUE_FULL;
+        return 0;
+      }
+      e.sender = c->user;
+      e.sender_device = c->device_id;
+      e.device_id = m.device_id;
+      e.type = m.type;
+      e.timestamp_ms = now_ms();
+      e.body = m.body;
+      e.body_len = m.body_len;
+      if ((rc = ops->msg_insert(st, d.devkey, &e)) != 0) return rc;
+      o->msg_id = e.id;
+      o->ts = e.timestamp_ms;
+      o->target_devkey = d.devkey;
+      return 0;
+    }
+    case SOTTO_SRV_ACK: {
+      uint64_t id;
+      int found;
+      if (sotto__srv_parse_ack(o->data, o->len, &id) != 0) return SOTTO_ERR_INTERNAL;
+      if (id > INT64_MAX) return 0;
+      return ops->msg_delete(st, c->devkey, (int64_t)id, &found);
+    }
+  }
+  return SOTTO_ERR_INTERNAL;
+}
+
+static void authed(struct srv *s, struct conn *c, const struct sotto_store_device *d, const char *user) {
+  struct conn *old = devmap_get(s, d->devkey);
+  if (old) {
+    /* One live connection per device: the newer one wins. */
+    devmap_del(s, old);
+    old->state = S_UNAUTH; /* no further pushes, not in the map */
+    s->n_unauth++;
+    conn_close_with(s, old, SOTTO_SRV_E_DISPLACED);
+  }
+  c->state = S_AUTHED;
+  s->n_unauth--;
+  c->devkey = d->devkey;
+  c->account_id = d->account_id;
+  c->device_id = d->device_id;
+  snprintf(c->user, sizeof c->user, "%s", user);
+  c->tokens = s->cfg->send_burst;
+  c->tokens_ms = mono_ms();
+  c->hnext = *devmap_slot(s, c->devkey);
+  *devmap_slot(s, c->devkey) = c;
+  c->cursor = 0;
+  c->backlog = 1;
+  c->in_backlog = 1;
+  c->bnext = s->backlog;
+  s->backlog = c;
+}
+
+/* Writes the answer of an op after commit (or an error after rollback). */
+static void op_answer(struct srv *s, struct op *o, int failed) {
+  struct conn *c = o->c;
+  struct sotto__wr w;
+  if (c->dead) return;
+  if (failed) {
+    if (o->type == SOTTO_SRV_AUTH) c->state = S_UNAUTH;
+    send_err(s, c, o->req_id, SOTTO_SRV_E_INTERNAL);
+    return;
+  }
+  if (o->type == SOTTO_SRV_AUTH) {
+    if (o->code) {
+      s->m.auth_fail++;
+      c->state = S_UNAUTH;
+    } else {
+      struct sotto_srv_auth m;
+      char user[SOTTO_SRV_USER_MAX + 1];
+      s->m.auth_ok++;
+      if (sotto__srv_parse_auth(o->data, o->len, &m) != 0) return;
+      cstr(user, &m.username);
+      authed(s, c, &o->dev, user);
+    }
+  }
+  if (o->code) {
+    send_err(s, c, o->req_id, o->code);
+    return;
+  }
+  if (frame_begin(c, &w, 64 + SOTTO_SRV_MAX_IDENTITY + 3 * (SOTTO_SRV_MAX_KEY_BLOB + 8)) != 0) return;
+  switch (o->type) {
+    case SOTTO_SRV_REGISTER:
+    case SOTTO_SRV_ADD_DEVICE:
+      sotto__wr_u32be(&w, o->device_id);
+      sotto__wr_bytes(&w, o->secret, sizeof o->secret);
+      break;
+    case SOTTO_SRV_AUTH:
+    case SOTTO_SRV_KEYS_UPLOAD:
+      sotto__wr_u32be(&w, (uint32_t)o->ec);
+      sotto__wr_u32be(&w, (uint32_t)o->kem);
+      break;
+    case SOTTO_SRV_BUNDLE: {
+      struct sotto_srv_bundle b;
+      struct sotto_store_bundle *sb = o->bundle;
+      b.identity.p = sb->identity;
+      b.identity.len = sb->identity_len;
+      b.signed_prekey.id = sb->spk_id;
+      b.signed_prekey.p = sb->spk;
+      b.signed_prekey.len = sb->spk_len;
+      b.has_ec = sb->has_ec;
+      b.ec.id = sb->ec_id;
+      b.ec.p = sb->ec;
+      b.ec.len = sb->ec_len;
+      b.kem_kind = sb->kem_kind;
+      b.kem.id = sb->kem_id;
+      b.kem.p = sb->kem;
+      b.kem.len = sb->kem_len;
+      sotto__srv_put_bundle(&w, &b);
+      break;
+    }
+    case SOTTO_SRV_DEVICES: {
+      size_t i;
+      sotto__wr_u8(&w, (uint8_t)(o->n_ids >> 8));
+      sotto__wr_u8(&w, (uint8_t)o->n_ids);
+      for (i = 0; i < o->n_ids; i++) sotto__wr_u32be(&w, o->ids[i]);
+      break;
+    }
+    case SOTTO_SRV_SEND:
+      sotto__wr_u64be(&w, (uint64_t)o->msg_id);
+      sotto__wr_u64be(&w, (uint64_t)o->ts);
+      s->m.msgs_in++;
+      break;
+    case SOTTO_SRV_ACK:
+      s->m.acks++;
+      break;
+  }
+  frame_end(c, &w, SOTTO_SRV_OK, o->req_id);
+  /* A device that authenticates with few keys left, or whose bundle was
+   * just fetched down to the threshold, is told (KEYS_LOW push). */
+  if (o->type == SOTTO_SRV_AUTH && (o->ec < SOTTO_SRV_KEYS_LOW || o->kem < SOTTO_SRV_KEYS_LOW))
+    push_keys_low(c, o->ec, o->kem);
+}
+
+/* After commit: live pushes and key-low notices to other connections. */
+static void op_fanout(struct srv *s, struct op *o) {
+  struct conn *r;
+  if (o->code || !o->target_devkey || (r = devmap_get(s, o->target_devkey)) == NULL || r->dead) return;
+  if (o->type == SOTTO_SRV_BUNDLE) {
+    if (o->ec < SOTTO_SRV_KEYS_LOW || o->kem < SOTTO_SRV_KEYS_LOW) push_keys_low(r, o->ec, o->kem);
+  } else if (o->type == SOTTO_SRV_SEND && !r->backlog) {
+    struct sotto_srv_send m;
+    struct sotto_store_env e;
+    if (r->wlen - r->woff > WBUF_PUSH_MAX) {
+      /* Slow reader: stop pushing, page from the store from where it is. */
+      r->backlog = 1;
+      if (!r->in_backlog) {
+        r->in_backlog = 1;
+        r->bnext = s->backlog;
+        s->backlog = r;
+      }
+      return;
+    }
+    if (sotto__srv_parse_send(o->data, o->len, s->cfg->max_message, &m) != 0) return;
+    e.id = o->msg_id;
+    e.sender = o->c->user;
+    e.sender_device = o->c->device_id;
+    e.device_id = m.device_id;
+    e.type = m.type;
+    e.timestamp_ms = o->ts;
+    e.body = m.body;
+    e.body_len = m.body_len;
+    push_env(s, r, &e);
+  }
+  do_write(s, r);
+}
+
+/* The group commit: every op of this loop iteration in one transaction. */
+static void run_batch(struct srv *s) {
+  struct op *o, *next, *list = s->ops;
+  int rc = 0, n = s->n_ops;
+  if (!s->ops && !s->expire_due) return;
+  /* Detach the batch: answering may resume reading on a connection, which
+   * queues new ops for the next batch. */
+  s->ops = NULL;
+  s->ops_tail = &s->ops;
+  s->n_ops = 0;
+  if ((rc = s->store.ops->begin(s->store.impl)) == 0) {
+    for (o = list; o && rc == 0; o = o->next)
+      if (!o->c->dead) rc = op_exec(s, o);
+    if (rc == 0 && s->expire_due) {
+      int64_t deleted = 0;
+      rc = s->store.ops->expire(s->store.impl, now_ms() - s->cfg->max_queue_age_days * 86400000, &deleted);
+      if (rc == 0 && deleted) {
+        s->m.expired += (uint64_t)deleted;
+        logkv(1, "expire", "deleted=%lld", (long long)deleted);
+      }
+    }
+    if (rc == 0) rc = s->store.ops->commit(s->store.impl);
+    if (rc != 0) s->store.ops->rollback(s->store.impl);
+  }
+  s->expire_due = 0;
+  if (rc != 0) {
+    s->m.commit_failures++;
+    logkv(0, "commit_failed", "ops=%d err=%s", n, sotto_errname(rc));
+  } else {
+    s->m.commits++;
+    s->m.batch_ops += (uint64_t)n;
+    s->m.batch_hist[n <= 1 ? 0 : n <= 10 ? 1 : n <= 100 ? 2 : n <= 1000 ? 3 : 4]++;
+  }
+  for (o = list; o; o = o->next) op_answer(s, o, rc != 0);
+  if (rc == 0)
+    for (o = list; o; o = o->next) op_fanout(s, o);
+  for (o = list; o; o = next) {
+    next = o->next;
+    if (!o->c->dead) do_write(s, o->c);
+    op_free(o);
+  }
+}
+
+/* Removes queued ops of dropped connections (before their structs go). */
+static void prune_ops(struct srv *s) {
+  struct op **pp = &s->ops, *o;
+  s->ops_tail = &s->ops;
+  while ((o = *pp) != NULL) {
+    if (o->c->dead) {
+      *pp = o->next;
+      s->n_ops--;
+      op_free(o);
+    } else {
+      pp = &o->next;
+      s->ops_tail = &o->next;
+    }
+  }
+}
+
+/* ---- backlog paging ---------------------------------------------------------- */
+
+static int backlog_cb(void *ctx, const struct sotto_store_env *e) {
+  void **a = ctx;
+  push_env(a[0], a[1], e);
+  (*(int *)a[2])++;
+  return 0;
+}
+
+/* Feeds each connection in backlog mode one page while its write buffer has
+ * room; a short page means the queue is drained: DRAINED, then live mode.
+ * Returns 1 if some connection still wants paging right away. */
+static int pump_backlog(struct srv *s) {
+  struct conn *c, *next;
+  int more = 0;
+  for (c = s->backlog; c; c = next) {
+    int got = 0;
+    void *a[3] = {s, c, &got};
+    next = c->bnext;
+    if (c->dead || c->closing || c->wlen - c->woff >= BACKLOG_ROOM) continue;
+    if (s->store.ops->msg_fetch(s->store.impl, c->devkey, c->cursor, BACKLOG_PAGE, backlog_cb, a) != 0) {
+      logkv(0, "backlog_failed", "%s", "");
+      continue;
+    }
+    if (got < BACKLOG_PAGE) {
+      c->backlog = 0;
+      backlog_del(s, c);
+      send_simple(c, SOTTO_SRV_DRAINED, 0, NULL, 0);
+    } else {
+      more = 1;
+    }
+    do_write(s, c);
+  }
+  return more;
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+/* Handles one complete frame body. */
+static void handle_frame(struct srv *s, struct conn *c, const uint8_t *body, size_t len) {
+  struct sotto_srv_frame f;
+  int rc;
+  if (sotto__srv_frame_parse(body, len, &f) != 0) {
+    conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
+    return;
+  }
+  if (f.type == SOTTO_SRV_PING && c->state != S_HELLO) {
+    if (f.len) conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
+    else send_simple(c, SOTTO_SRV_OK, f.req_id, NULL, 0);
+    return;
+  }
+  switch (c->state) {
+    case S_HELLO: {
+      struct sotto_srv_hello h;
+      struct sotto__wr w;
+      if (f.type != SOTTO_SRV_HELLO || sotto__srv_parse_hello(f.p, f.len, &h) != 0) {
+        conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
+        return;
+      }
+      if (h.version != SOTTO_SRV_VERSION) {
+        send_err(s, c, f.req_id, SOTTO_SRV_E_VERSION);
+        conn_close_with(s, c, SOTTO_SRV_E_VERSION);
+        return;
+      }
+      if (frame_begin(c, &w, 10) != 0) return;
+      sotto__wr_u8(&w, 0);
+      sotto__wr_u8(&w, SOTTO_SRV_VERSION);
+      sotto__wr_u32be(&w, (uint32_t)s->cfg->max_frame);
+      sotto__wr_u32be(&w, (uint32_t)s->cfg->max_message);
+      frame_end(c, &w, SOTTO_SRV_OK, f.req_id);
+      c->state = S_UNAUTH;
+      return;
+    }
+    case S_UNAUTH:
+      if (f.type == SOTTO_SRV_REGISTER) {
+        struct sotto_srv_register m;
+        struct ipslot *ip = &s->ip[c->ip_tag % IP_SLOTS];
+        if (sotto__srv_parse_register(f.p, f.len, &m) != 0) {
+          conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
+          return;
+        }
+        if (ip->tag != c->ip_tag) {
+          ip->tag = c->ip_tag;
+          ip->tokens = s->cfg->register_burst;
+          ip->ms = mono_ms();
+        }
+        if (!bucket_take(&ip->tokens, &ip->ms, s->cfg->register_rate / 60000.0, s->cfg->register_burst)) {
+          s->m.rate_limited++;
+          send_err(s, c, f.req_id, SOTTO_SRV_E_RATE);
+          return;
+        }
+        if (!op_new(s, c, &f)) conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
+        return;
+      }
+      if (f.type == SOTTO_SRV_AUTH) {
+        struct sotto_srv_auth m;
+        if (sotto__srv_parse_auth(f.p, f.len, &m) != 0) {
+          conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
+          return;
+        }
+        c->state = S_AUTHING;
+        if (!op_new(s, c, &f)) conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
+        return;
+      }
+      break;
+    case S_AUTHING:
+      send_err(s, c, f.req_id, SOTTO_SRV_E_STATE);
+      return;
+    case S_AUTHED:
+      switch (f.type) {
+        case SOTTO_SRV_ADD_DEVICE:
+          if (f.len) break;
+          if (!op_new(s, c, &f)) conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
+          return;
+        case SOTTO_SRV_KEYS_UPLOAD: {
+          struct sotto_srv_keys *k = malloc(sizeof *k);
+          if (!k) {
+            conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
+            return;
+          }
+          rc = sotto__srv_parse_keys(f.p, f.len, k);
+          free(k);
+          if (rc == SOTTO_ERR_TOO_LARGE) {
+            send_err(s, c, f.req_id, SOTTO_SRV_E_TOO_LARGE);
+            return;
+          }
+          if (rc) break;
+          if (!op_new(s, c, &f)) conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
+          return;
+        }
+        case SOTTO_SRV_BUNDLE:
+        case SOTTO_SRV_DEVICES: {
+          struct sotto_srv_target m;
+          rc = f.type == SOTTO_SRV_BUNDLE ? sotto__srv_parse_bundle_req(f.p, f.len, &m)
+                                          : sotto__srv_parse_devices_req(f.p, f.len, &m);
+          if (rc) break;
+          if (!op_new(s, c, &f)) conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
+          return;
+        }
+        case SOTTO_SRV_SEND: {
+          struct sotto_srv_send m;
+          rc = sotto__srv_parse_send(f.p, f.len, s->cfg->max_message, &m);
+          if (rc == SOTTO_ERR_TOO_LARGE) {
+            send_err(s, c, f.req_id, SOTTO_SRV_E_TOO_LARGE);
+            return;
+          }
+          if (rc) break;
+          if (!bucket_take(&c->tokens, &c->tokens_ms, s->cfg->send_rate / 1000.0, s->cfg->send_burst)) {
+            s->m.rate_limited++;
+            send_err(s, c, f.req_id, SOTTO_SRV_E_RATE);
+            return;
+          }
+          if (!op_new(s, c, &f)) conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
+          return;
+        }
+        case SOTTO_SRV_ACK: {
+          uint64_t id;
+          if (sotto__srv_parse_ack(f.p, f.len, &id) != 0) break;
+          if (!op_new(s, c, &f)) conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
+          return;
+        }
+        case SOTTO_SRV_HELLO:
+        case SOTTO_SRV_REGISTER:
+        case SOTTO_SRV_AUTH:
+          send_err(s, c, f.req_id, SOTTO_SRV_E_STATE);
+          return;
+      }
+      conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
+      return;
+  }
+  /* Unauthenticated: known requests get "not authenticated", the rest close. */
+  if (f.type == SOTTO_SRV_ADD_DEVICE || f.type == SOTTO_SRV_KEYS_UPLOAD || f.type == SOTTO_SRV_BUNDLE ||
+      f.type == SOTTO_SRV_DEVICES || f.type == SOTTO_SRV_SEND || f.type == SOTTO_SRV_ACK)
+    send_err(s, c, f.req_id, SOTTO_SRV_E_NOT_AUTHED);
+  else
+    conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
+}
+
+/* ---- metrics ------------------------------------------------------------------- */
+
+static void metrics_answer(struct srv *s, struct conn *c) {
+  char *body;
+  size_t cap = 8192, n = 0;
+  int64_t qc = 0, qb = 0;
+  int i;
+  char hdr[128];
+  static const char *const le[5] = {"1", "10", "100", "1000", "+Inf"};
+  uint64_t cum = 0;
+  if ((body = malloc(cap)) == NULL) {
+    conn_drop(s, c);
+    return;
+  }
+  (void)s->store.ops->queue_total(s->store.impl, &qc, &qb);
+#define P(...) n += (size_t)snprintf(body + n, n < cap ? cap - n : 0, __VA_ARGS__)
+  P("# TYPE sotto_connections gauge\nsotto_connections %d\n", s->n_conns - 1 < 0 ? 0 : s->n_conns - 1);
+  P("# TYPE sotto_connections_unauthenticated gauge\nsotto_connections_unauthenticated %d\n", s->n_unauth);
+  P("# TYPE sotto_connections_total counter\nsotto_connections_total %llu\n", (unsigned long long)s->m.conns_total);
+  P("# TYPE sotto_connections_rejected_total counter\nsotto_connections_rejected_total %llu\n",
+    (unsigned long long)s->m.conns_rejected);
+  P("# TYPE sotto_tls_handshake_failures_total counter\nsotto_tls_handshake_failures_total %llu\n",
+    (unsigned long long)s->m.tls_failed);
+  P("# TYPE sotto_messages_in_total counter\nsotto_messages_in_total %llu\n", (unsigned long long)s->m.msgs_in);
+  P("# TYPE sotto_messages_out_total counter\nsotto_messages_out_total %llu\n", (unsigned long long)s->m.msgs_out);
+  P("# TYPE sotto_acks_total counter\nsotto_acks_total %llu\n", (unsigned long long)s->m.acks);
+  P("# TYPE sotto_messages_expired_total counter\nsotto_messages_expired_total %llu\n",
+    (unsigned long long)s->m.expired);
+  P("# TYPE sotto_queue_depth gauge\nsotto_queue_depth %lld\n", (long long)qc);
+  P("# TYPE sotto_queue_bytes gauge\nsotto_queue_bytes %lld\n", (long long)qb);
+  P("# TYPE sotto_registrations_total counter\nsotto_registrations_total %llu\n",
+    (unsigned long long)s->m.registrations);
+  P("# TYPE sotto_auth_total counter\nsotto_auth_total{result=\"ok\"} %llu\nsotto_auth_total{result=\"fail\"} %llu\n",
+    (unsigned long long)s->m.auth_ok, (unsigned long long)s->m.auth_fail);
+  P("# TYPE sotto_bundles_total counter\nsotto_bundles_total %llu\n", (unsigned long long)s->m.bundles);
+  P("# TYPE sotto_rate_limited_total counter\nsotto_rate_limited_total %llu\n",
+    (unsigned long long)s->m.rate_limited);
+  P("# TYPE sotto_commit_failures_total counter\nsotto_commit_failures_total %llu\n",
+    (unsigned long long)s->m.commit_failures);
+  P("# TYPE sotto_commit_batch_size histogram\n");
+  for (i = 0; i < 5; i++) {
+    cum += s->m.batch_hist[i];
+    P("sotto_commit_batch_size_bucket{le=\"%s\"} %llu\n", le[i], (unsigned long long)cum);
+  }
+  P("sotto_commit_batch_size_sum %llu\nsotto_commit_batch_size_count %llu\n", (unsigned long long)s->m.batch_ops,
+    (unsigned long long)s->m.commits);
+  P("# TYPE sotto_errors_total counter\n");
+  for (i = 1; i < 32; i++)
+    if (s->m.errors[i])
+      P("sotto_errors_total{code=\"%d\",reason=\"%s\"} %llu\n", i, sotto__srv_code_str((unsigned)i),
+        (unsigned long long)s->m.errors[i]);
+#undef P
+  if (n >= cap) n = cap - 1;
+  snprintf(hdr, sizeof hdr,
+           "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n", n);
+  {
+    uint8_t *p = wbuf_reserve(c, strlen(hdr) + n);
+    if (p) {
+      memcpy(p, hdr, strlen(hdr));
+      memcpy(p + strlen(hdr), body, n);
+      c->wlen += strlen(hdr) + n;
+    }
+  }
+  free(body);
+  c->closing = 1;
+  c->deadline_ms = mono_ms() + CLOSE_GRACE_MS;
+  do_write(s, c);
+}
+
+static void metrics_feed(struct srv *s, struct conn *c, const uint8_t *p, size_t n) {
+  if (c->closing) return;
+  if (!c->rbuf && (c->rbuf = malloc(METRICS_REQ_MAX)) == NULL) {
+    conn_drop(s, c);
+    return;
+  }
+  if (n > METRICS_REQ_MAX - c->rhave) n = METRICS_REQ_MAX - c->rhave;
+  memcpy(c->rbuf + c->rhave, p, n);
+  c->rhave += (uint32_t)n;
+  if (memmem(c->rbuf, c->rhave, "\r\n\r\n", 4) || memmem(c->rbuf, c->rhave, "\n\n", 2) ||
+      c->rhave == METRICS_REQ_MAX)
+    metrics_answer(s, c);
+}
+
+/* ---- reading ------------------------------------------------------------------- */
+
+static size_t frame_cap(struct srv *s, const struct conn *c) {
+  return c->state == S_AUTHED ? s->cfg->max_frame : s->cfg->max_frame_unauth;
+}
+
+/* Splits a stream chunk into frames. Whole frames are handled in place;
+ * a partial one is copied into a buffer that grows with the bytes that
+ * actually arrived (never sized by the declared length alone). */
+static void feed(struct srv *s, struct conn *c, const uint8_t *p, size_t n) {
+  while (n > 0 && !c->dead && !c->closing) {
+    uint32_t blen;
+    size_t take;
+    if (c->hdr_have < 4) {
+      if (c->hdr_have == 0 && n >= 4) {
+        int rc = sotto__srv_frame_len(p, frame_cap(s, c), &blen);
+        if (rc) {
+          conn_close_with(s, c, rc == SOTTO_ERR_TOO_LARGE ? SOTTO_SRV_E_TOO_LARGE : SOTTO_SRV_E_MALFORMED);
+          return;
+        }
+        if (n - 4 >= blen) {
+          handle_frame(s, c, p + 4, blen);
+          p += 4 + blen;
+          n -= 4 + blen;
+          continue;
+        }
+        memcpy(c->hdr, p, 4);
+        c->hdr_have = 4;
+        p += 4;
+        n -= 4;
+      } else {
+        take = (size_t)(4 - c->hdr_have) < n ? (size_t)(4 - c->hdr_have) : n;
+        memcpy(c->hdr + c->hdr_have, p, take);
+        c->hdr_have = (uint8_t)(c->hdr_have + take);
+        p += take;
+        n -= take;
+        if (c->hdr_have < 4) return;
+      }
+      {
+        int rc = sotto__srv_frame_len(c->hdr, frame_cap(s, c), &blen);
+        if (rc) {
+          conn_close_with(s, c, rc == SOTTO_ERR_TOO_LARGE ? SOTTO_SRV_E_TOO_LARGE : SOTTO_SRV_E_MALFORMED);
+          return;
+        }
+        c->rneed = blen;
+        c->rhave = 0;
+      }
+    }
+    take = c->rneed - c->rhave < n ? c->rneed - c->rhave : n;
+    if (c->rhave + take > c->rcap) {
+      uint32_t cap = c->rcap ? c->rcap * 2 : 4096;
+      uint8_t *nb;
+      if (cap < c->rhave + take) cap = (uint32_t)(c->rhave + take);
+      if (cap > c->rneed) cap = c->rneed;
+      if ((nb = realloc(c->rbuf, cap)) == NULL) {
+        conn_drop(s, c);
+        return;
+      }
+      c->rbuf = nb;
+      c->rcap = cap;
+    }
+    memcpy(c->rbuf + c->rhave, p, take);
+    c->rhave += (uint32_t)take;
+    p += take;
+    n -= take;
+    if (c->rhave == c->rneed) {
+      uint8_t *body = c->rbuf;
+      uint32_t blen2 = c->rneed;
+      c->rbuf = NULL;
+      c->rcap = c->rhave = c->rneed = 0;
+      c->hdr_have = 0;
+      handle_frame(s, c, body, blen2);
+      free(body);
+    }
+  }
+}
+
+static void do_read(struct srv *s, struct conn *c) {
+  while (!c->dead && !c->closing && c->wlen - c->woff < WBUF_HIGH) {
+    ssize_t n = c->io.t->read(&c->io, scratch, sizeof scratch);
+    if (n == SOTTO_IO_AGAIN) break;
+    if (n <= 0) {
+      conn_drop(s, c);
+      return;
+    }
+    if (c->kind == K_METRICS) metrics_feed(s, c, scratch, (size_t)n);
+    else feed(s, c, scratch, (size_t)n);
+  }
+  if (!c->dead && c->wlen > c->woff) do_write(s, c);
+  else if (!c->dead) ev_update(s, c);
+}
+
+static void on_event(struct srv *s, struct conn *c, uint32_t ev) {
+  if (c->dead) return;
+  if (c->state == S_HANDSHAKE) {
+    int r = c->io.t->handshake(&c->io);
+    if (r == SOTTO_IO_AGAIN) {
+      ev_update(s, c);
+      return;
+    }
+    if (r != 1) {
+      s->m.tls_failed++;
+      conn_drop(s, c);
+      return;
+    }
+    c->state = S_HELLO;
+    c->io.want_write = 0;
+  }
+  c->io.want_write = 0; /* both directions are retried below */
+  if (ev & (EPOLLOUT)) do_write(s, c);
+  if (!c->dead) do_read(s, c);
+}
+
+/* ---- accepting ------------------------------------------------------------------- */
+
+static int listen_on(const char *spec) {
+  char host[256];
+  const char *colon = strrchr(spec, ':');
+  struct addrinfo hints, *ai = NULL, *a;
+  int fd = -1, one = 1;
+  if (!colon || (size_t)(colon - spec) >= sizeof host) return -1;
+  memcpy(host, spec, (size_t)(colon - spec));
+  host[colon - spec] = 0;
+  if (host[0] == '[') { /* [::1]:port */
+    memmove(host, host + 1, strlen(host));
+    if (strlen(host) && host[strlen(host) - 1] == ']') host[strlen(host) - 1] = 0;
+  }
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai) != 0) return -1;
+  for (a = ai; a; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 4096) == 0) break;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(ai);
+  return fd;
+}
+
+static struct conn *conn_add(struct srv *s, int fd, int kind) {
+  struct conn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->kind = (uint8_t)kind;
+  c->next = s->conns;
+  if (s->conns) s->conns->prev = c;
+  s->conns = c;
+  s->n_conns++;
+  c->io.fd = fd;
+  return c;
+}
+
+static void accept_all(struct srv *s, int lfd, int kind) {
+  for (;;) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
+    struct conn *c;
+    if (fd < 0) return;
+    s->m.conns_total++;
+    if (s->n_conns >= s->cfg->max_connections || (kind == K_CLIENT && s->n_unauth >= s->cfg->max_unauth)) {
+      s->m.conns_rejected++;
+      close(fd);
+      continue;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if ((c = conn_add(s, fd, kind)) == NULL) {
+      close(fd);
+      continue;
+    }
+    if (kind == K_METRICS) {
+      c->io.t = &sotto__transport_tcp;
+      c->state = S_AUTHED;
+      c->deadline_ms = mono_ms() + 5000;
+      ev_update(s, c);
+      continue;
+    }
+    if (sotto__tls_accept(&c->io, s->ctx, fd) != 0) {
+      c->io.t = &sotto__transport_tcp;
+      c->state = S_AUTHED;
+      conn_drop(s, c);
+      continue;
+    }
+    /* The address is reduced to a keyed hash for the registration bucket and
+     * forgotten; it is never stored or logged. */
+    {
+      const uint8_t *ab = (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr;
+      size_t alen = 4;
+      uint8_t h[8];
+      if (ss.ss_family == AF_INET6) {
+        ab = (const uint8_t *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+        alen = 8; /* the /64 */
+      }
+      crypto_shorthash(h, ab, alen, s->ipkey);
+      memcpy(&c->ip_tag, h, 8);
+    }
+    c->state = S_HANDSHAKE;
+    s->n_unauth++;
+    c->deadline_ms = mono_ms() + (int64_t)s->cfg->auth_timeout_s * 1000;
+    on_event(s, c, EPOLLIN);
+  }
+}
+
+static void check_timeouts(struct srv *s) {
+  struct conn *c, *next;
+  int64_t t = mono_ms();
+  for (c = s->conns; c; c = next) {
+    next = c->next;
+    if (c->dead || !c->deadline_ms || t < c->deadline_ms) continue;
+    if (c->closing || c->state == S_HANDSHAKE || c->kind == K_METRICS) conn_drop(s, c);
+    else if (c->state != S_AUTHED) conn_close_with(s, c, SOTTO_SRV_E_TIMEOUT);
+    else c->deadline_ms = 0;
+  }
+}
+
+static void free_zombies(struct srv *s) {
+  if (s->zombies) prune_ops(s);
+  while (s->zombies) {
+    struct conn *c = s->zombies;
+    s->zombies = c->znext;
+    sodium_memzero(c, sizeof *c);
+    free(c);
+  }
+}
+
+/* ---- main loop ------------------------------------------------------------------- */
+
+int sotto_srv_run(const struct sotto_srv_config *cfg) {
+  struct srv *s;
+  char fp[65];
+  int created = 0, rc = 1;
+  sigset_t mask;
+  struct epoll_event e;
+  int64_t last_timer = 0;
+  int busy = 0;
+
+  g_log_level = cfg->log_level;
+  if (sodium_init() < 0) return 1;
+  if ((s = calloc(1, sizeof *s)) == NULL) return 1;
+  s->cfg = cfg;
+  s->ops_tail = &s->ops;
+  s->lfd = s->mfd = s->sfd = s->ep = -1;
+  randombytes_buf(s->ipkey, sizeof s->ipkey);
+
+  if (sotto__store_sqlite_open(&s->store, cfg->data) != 0) {
+    fprintf(stderr, "sotto-server: cannot open the database in %s (does the directory exist and is it writable?)\n",
+            cfg->data);
+    goto out;
+  }
+  if ((s->ctx = sotto__tls_server_ctx(cfg->data, fp, &created)) == NULL) goto out;
+  if ((s->lfd = listen_on(cfg->listen)) < 0) {
+    fprintf(stderr, "sotto-server: cannot listen on %s (address in use, or not HOST:PORT?)\n", cfg->listen);
+    goto out;
+  }
+  if (cfg->metrics[0] && (s->mfd = listen_on(cfg->metrics)) < 0) {
+    fprintf(stderr, "sotto-server: cannot listen on %s for metrics\n", cfg->metrics);
+    goto out;
+  }
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  s->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  s->ep = epoll_create1(EPOLL_CLOEXEC);
+  if (s->sfd < 0 || s->ep < 0) goto out;
+  e.events = EPOLLIN;
+  e.data.ptr = &s->lfd;
+  epoll_ctl(s->ep, EPOLL_CTL_ADD, s->lfd, &e);
+  e.data.ptr = &s->sfd;
+  epoll_ctl(s->ep, EPOLL_CTL_ADD, s->sfd, &e);
+  if (s->mfd >= 0) {
+    e.data.ptr = &s->mfd;
+    epoll_ctl(s->ep, EPOLL_CTL_ADD, s->mfd, &e);
+  }
+  /* Printed on stdout so that scripts and tests can pick it up. */
+  printf("fingerprint %s\nlistening %s\n", fp, cfg->listen);
+  fflush(stdout);
+  logkv(1, "start", "listen=%s metrics=%s cert=%s fingerprint=%s", cfg->listen,
+        cfg->metrics[0] ? cfg->metrics : "off", created ? "created" : "loaded", fp);
+  s->expire_due = 1;
+  s->next_expire_ms = mono_ms() + cfg->expire_interval_s * 1000;
+
+  while (!s->stopping) {
+    struct epoll_event evs[256];
+    int i, n, timeout = busy ? 0 : 1000;
+    n = epoll_wait(s->ep, evs, 256, timeout);
+    if (n < 0 && errno != EINTR) break;
+    for (i = 0; i < n; i++) {
+      void *p = evs[i].data.ptr;
+      if (p == &s->lfd) accept_all(s, s->lfd, K_CLIENT);
+      else if (p == &s->mfd) accept_all(s, s->mfd, K_METRICS);
+      else if (p == &s->sfd) {
+        struct signalfd_siginfo si;
+        while (read(s->sfd, &si, sizeof si) == (ssize_t)sizeof si) s->stopping = 1;
+      } else
+        on_event(s, p, evs[i].events);
+    }
+    run_batch(s);
+    busy = pump_backlog(s);
+    if (mono_ms() - last_timer >= 1000) {
+      last_timer = mono_ms();
+      check_timeouts(s);
+      if (last_timer >= s->next_expire_ms) {
+        s->expire_due = 1;
+        s->next_expire_ms = last_timer + cfg->expire_interval_s * 1000;
+      }
+    }
+    free_zombies(s);
+  }
+
+  /* Shutdown: commit what was read, tell everyone, flush briefly, close. */
+  logkv(1, "stopping", "connections=%d", s->n_conns);
+  epoll_ctl(s->ep, EPOLL_CTL_DEL, s->lfd, NULL);
+  close(s->lfd);
+  s->lfd = -1;
+  run_batch(s);
+  {
+    struct conn *c, *next;
+    int64_t until = mono_ms() + 1000;
+    for (c = s->conns; c; c = next) {
+      next = c->next;
+      if (c->kind == K_CLIENT && c->state != S_HANDSHAKE) conn_close_with(s, c, SOTTO_SRV_E_SHUTDOWN);
+      else conn_drop(s, c);
+    }
+    while (s->conns && mono_ms() < until) {
+      struct epoll_event evs[64];
+      int i, n = epoll_wait(s->ep, evs, 64, 100);
+      for (i = 0; i < n; i++) {
+        void *p = evs[i].data.ptr;
+        if (p != &s->lfd && p != &s->mfd && p != &s->sfd) do_write(s, p);
+      }
+      free_zombies(s);
+    }
+    while (s->conns) conn_drop(s, s->conns);
+    free_zombies(s);
+  }
+  logkv(1, "stopped", "%s", "");
+  rc = 0;
+out:
+  if (s->store.ops) s->store.ops->close(s->store.impl);
+  if (s->ctx) SSL_CTX_free(s->ctx);
+  if (s->lfd >= 0) close(s->lfd);
+  if (s->mfd >= 0) close(s->mfd);
+  if (s->sfd >= 0) close(s->sfd);
+  if (s->ep >= 0) close(s->ep);
+  free(s);
+  return rc;
+}

@@ -1,0 +1,123 @@
+/* store.h: the narrow storage interface of sotto-server.
+ *
+ * The server core talks to storage only through this table of function
+ * pointers, so that a PostgreSQL backend can replace the embedded SQLite one
+ * (store_sqlite.c). All calls are made from the server's single I/O thread.
+ * Writes happen between begin() and commit(): the server groups every write
+ * of one loop iteration into one transaction (group commit) and answers the
+ * requests only after commit() returned 0.
+ *
+ * Return values: 0 on success, 1 for "not found" where documented, or a
+ * negative SOTTO_ERR_* code (SOTTO_ERR_STORE for database failures).
+ * Strings and blobs passed in are borrowed for the call; blobs handed out
+ * through callbacks are valid only during the callback. */
+#ifndef SOTTO_SRV_STORE_H
+#define SOTTO_SRV_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct sotto_store_device {
+  int64_t devkey;     /* store-wide device key */
+  int64_t account_id;
+  uint32_t device_id; /* per account, 1.. */
+  uint8_t secret_hash[32];
+  int64_t created_day, last_seen_day; /* days since the epoch */
+  int64_t queue_count, queue_bytes;
+};
+
+struct sotto_store_env { /* a queued envelope */
+  int64_t id;
+  const char *sender; /* NUL-terminated username */
+  uint32_t sender_device;
+  uint32_t device_id;
+  uint8_t type;
+  int64_t timestamp_ms;
+  const uint8_t *body;
+  size_t body_len;
+};
+
+/* Blob buffers the bundle is copied into (caller-owned). */
+struct sotto_store_bundle {
+  uint8_t identity[SOTTO_SRV_MAX_IDENTITY];
+  size_t identity_len;
+  uint32_t spk_id;
+  uint8_t spk[SOTTO_SRV_MAX_KEY_BLOB];
+  size_t spk_len;
+  int has_ec;
+  uint32_t ec_id;
+  uint8_t ec[SOTTO_SRV_MAX_KEY_BLOB];
+  size_t ec_len;
+  uint8_t kem_kind; /* 0 none, 1 one-time, 2 last resort */
+  uint32_t kem_id;
+  uint8_t kem[SOTTO_SRV_MAX_KEY_BLOB];
+  size_t kem_len;
+};
+
+struct sotto_store_account {
+  int64_t account_id;
+  int64_t created_day;
+  uint8_t identity[SOTTO_SRV_MAX_IDENTITY];
+  size_t identity_len;
+};
+
+typedef int (*sotto_store_env_cb)(void *ctx, const struct sotto_store_env *e);
+/* Per device for the requisition report: the device row, its signed
+ * pre-key (spk NULL if none), and key counts. */
+struct sotto_store_devinfo {
+  const uint8_t *spk;
+  size_t spk_len;
+  uint32_t spk_id;
+  int64_t ec_count, kem_count;
+  int has_last_resort;
+};
+typedef int (*sotto_store_dev_cb)(void *ctx, const struct sotto_store_device *d,
+                                  const struct sotto_store_devinfo *info);
+
+struct sotto_store_ops {
+  int (*begin)(void *s);
+  int (*commit)(void *s);
+  void (*rollback)(void *s);
+  void (*close)(void *s);
+
+  /* Accounts and devices. account_create returns SOTTO_ERR_DUPLICATE if the
+   * name is taken. device_lookup returns 1 if there is no such device. */
+  int (*account_create)(void *s, const char *user, const uint8_t *ik, size_t ik_len, int64_t day,
+                        int64_t *account_id);
+  int (*account_get)(void *s, const char *user, struct sotto_store_account *out);
+  int (*device_add)(void *s, int64_t account_id, const uint8_t secret_hash[32], int64_t day,
+                    uint32_t max_devices, struct sotto_store_device *out);
+  int (*device_lookup)(void *s, const char *user, uint32_t device_id, struct sotto_store_device *out);
+  int (*device_seen)(void *s, int64_t devkey, int64_t day);
+  int (*devices_list)(void *s, const char *user, uint32_t *ids, size_t max, size_t *n);
+  int (*devices_iter)(void *s, int64_t account_id, sotto_store_dev_cb cb, void *ctx);
+
+  /* Pre-keys. Uploads replace a key with the same id. bundle_take hands out
+   * (and deletes) one EC and one KEM one-time key; returns 1 if the device
+   * has no signed pre-key. */
+  int (*keys_put)(void *s, int64_t devkey, const struct sotto_srv_keys *k);
+  int (*keys_count)(void *s, int64_t devkey, int64_t *ec, int64_t *kem);
+  int (*bundle_take)(void *s, int64_t devkey, struct sotto_store_bundle *out);
+
+  /* Queues. msg_insert assigns a unique, increasing 64-bit id. msg_delete
+   * sets *found. msg_fetch calls cb for up to limit envelopes with id >
+   * after_id in id order. expire deletes envelopes older than before_ms. */
+  int (*msg_insert)(void *s, int64_t devkey, struct sotto_store_env *e);
+  int (*msg_delete)(void *s, int64_t devkey, int64_t id, int *found);
+  int (*msg_fetch)(void *s, int64_t devkey, int64_t after_id, int limit, sotto_store_env_cb cb, void *ctx);
+  int (*expire)(void *s, int64_t before_ms, int64_t *deleted);
+  /* Totals over every queue (for metrics). */
+  int (*queue_total)(void *s, int64_t *count, int64_t *bytes);
+};
+
+struct sotto_store {
+  const struct sotto_store_ops *ops;
+  void *impl;
+};
+
+/* Opens (creating if needed) DIR/sotto.db. Returns 0 or SOTTO_ERR_STORE. */
+int sotto__store_sqlite_open(struct sotto_store *st, const char *dir) SOTTO_WUR;
+
+#endif

@@ -1,0 +1,252 @@
+/* srvtest.c: see srvtest.h. */
+#define _GNU_SOURCE
+#include "srvtest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SOTTO_SERVER_BIN
+#error "SOTTO_SERVER_BIN must be defined"
+#endif
+
+static int free_port(char out[16]) {
+  struct sockaddr_in a;
+  socklen_t l = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &l) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  snprintf(out, 16, "%u", ntohs(a.sin_port));
+  close(fd);
+  return 0;
+}
+
+int srv_mkdir(struct srv_proc *p, const char *tag) {
+  memset(p, 0, sizeof *p);
+  snprintf(p->dir, sizeof p->dir, "/tmp/sotto-srvtest-%s-XXXXXX", tag);
+  if (!mkdtemp(p->dir)) return -1;
+  snprintf(p->log, sizeof p->log, "%s.log", p->dir);
+  return 0;
+}
+
+int srv_start(struct srv_proc *p, const char *const *extra) {
+  int out[2];
+  const char *argv[64];
+  char listen[64], metrics[64], line[512];
+  size_t n = 0, got = 0;
+  int64_t deadline;
+  struct timespec ts;
+  if (free_port(p->port) || free_port(p->mport) || pipe2(out, O_CLOEXEC) != 0) return -1;
+  snprintf(listen, sizeof listen, "127.0.0.1:%s", p->port);
+  snprintf(metrics, sizeof metrics, "127.0.0.1:%s", p->mport);
+  argv[n++] = SOTTO_SERVER_BIN;
+  argv[n++] = "--data";
+  argv[n++] = p->dir;
+  argv[n++] = "--listen";
+  argv[n++] = listen;
+  argv[n++] = "--metrics";
+  argv[n++] = metrics;
+  while (extra && *extra && n < 60) argv[n++] = *extra++;
+  argv[n] = NULL;
+  if ((p->pid = fork()) < 0) return -1;
+  if (p->pid == 0) {
+    int lf = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    dup2(out[1], 1);
+    if (lf >= 0) dup2(lf, 2);
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  close(out[1]);
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 10000;
+  /* Read "fingerprint HEX\nlistening ...\n". */
+  for (;;) {
+    struct pollfd pf = {out[0], POLLIN, 0};
+    int64_t now;
+    ssize_t r;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (now >= deadline || poll(&pf, 1, (int)(deadline - now)) <= 0) break;
+    r = read(out[0], line + got, sizeof line - 1 - got);
+    if (r <= 0) break;
+    got += (size_t)r;
+    line[got] = 0;
+    if (strstr(line, "listening")) {
+      char *f = strstr(line, "fingerprint ");
+      close(out[0]);
+      if (!f || strlen(f) < 12 + 64) return -1;
+      memcpy(p->fp, f + 12, 64);
+      p->fp[64] = 0;
+      return 0;
+    }
+  }
+  close(out[0]);
+  srv_kill(p);
+  fprintf(stderr, "srvtest: server did not start (log: %s)\n", p->log);
+  return -1;
+}
+
+static int wait_exit(pid_t pid, int ms, int *status) {
+  int i;
+  for (i = 0; i < ms / 10; i++) {
+    pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid) return 0;
+    usleep(10000);
+  }
+  return -1;
+}
+
+int srv_stop(struct srv_proc *p) {
+  int st = 0;
+  if (p->pid <= 0) return -1;
+  kill(p->pid, SIGTERM);
+  if (wait_exit(p->pid, 10000, &st) != 0) {
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, &st, 0);
+    p->pid = 0;
+    return -1;
+  }
+  p->pid = 0;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+void srv_kill(struct srv_proc *p) {
+  int st;
+  if (p->pid <= 0) return;
+  kill(p->pid, SIGKILL);
+  waitpid(p->pid, &st, 0);
+  p->pid = 0;
+}
+
+struct sotto_net *srv_connect(struct srv_proc *p, struct sotto_net_ctx **ctx, int hello) {
+  struct sotto_net *c = NULL;
+  if (!*ctx && (*ctx = sotto_net_ctx_new(p->fp, NULL)) == NULL) return NULL;
+  if (sotto_net_connect(*ctx, "127.0.0.1", p->port, 5000, hello, &c) != 0) return NULL;
+  return c;
+}
+
+char *srv_run_capture(const char *const *args, int *status) {
+  int out[2];
+  pid_t pid;
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  const char *argv[16];
+  size_t n = 0;
+  argv[n++] = SOTTO_SERVER_BIN;
+  while (*args && n < 15) argv[n++] = *args++;
+  argv[n] = NULL;
+  if (pipe2(out, O_CLOEXEC) != 0) return NULL;
+  if ((pid = fork()) == 0) {
+    dup2(out[1], 1);
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  close(out[1]);
+  for (;;) {
+    ssize_t r;
+    if (cap - len < 4096) {
+      char *nb = realloc(buf, cap += 65536);
+      if (!nb) break;
+      buf = nb;
+    }
+    r = read(out[0], buf + len, cap - len - 1);
+    if (r <= 0) break;
+    len += (size_t)r;
+  }
+  close(out[0]);
+  if (buf) buf[len] = 0;
+  if (wait_exit(pid, 10000, status) != 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, status, 0);
+  }
+  *status = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
+  return buf;
+}
+
+int srv_dir_contains(const char *dir, const void *needle, size_t nlen) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  int found = 0;
+  if (!d) return 0;
+  while (!found && (e = readdir(d)) != NULL) {
+    char path[1024];
+    struct stat st;
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (lstat(path, &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) found = srv_dir_contains(path, needle, nlen);
+    else if (S_ISREG(st.st_mode)) {
+      FILE *f = fopen(path, "rb");
+      char *buf;
+      size_t n;
+      if (!f) continue;
+      if ((buf = malloc((size_t)st.st_size + 1)) != NULL) {
+        n = fread(buf, 1, (size_t)st.st_size, f);
+        found = memmem(buf, n, needle, nlen) != NULL;
+        free(buf);
+      }
+      fclose(f);
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+void srv_rmdir(struct srv_proc *p) {
+  DIR *d = opendir(p->dir);
+  struct dirent *e;
+  if (d) {
+    while ((e = readdir(d)) != NULL) {
+      char path[1024];
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+      snprintf(path, sizeof path, "%s/%s", p->dir, e->d_name);
+      unlink(path);
+    }
+    closedir(d);
+  }
+  rmdir(p->dir);
+  unlink(p->log);
+}
+
+char *srv_metrics(struct srv_proc *p) {
+  struct sockaddr_in a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+  char *buf = calloc(1, 65536);
+  size_t len = 0;
+  struct timeval tv = {5, 0};
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons((uint16_t)atoi(p->mport));
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (!buf || fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) {
+    if (fd >= 0) close(fd);
+    free(buf);
+    return NULL;
+  }
+  for (;;) {
+    ssize_t r = read(fd, buf + len, 65535 - len);
+    if (r <= 0) break;
+    len += (size_t)r;
+  }
+  close(fd);
+  return buf;
+}

@@ -1,0 +1,40 @@
+/* srvtest.h: starts and stops the real sotto-server binary for the
+ * integration tests (loopback, free port, real TLS). Every wait is bounded. */
+#ifndef SOTTO_SRVTEST_H
+#define SOTTO_SRVTEST_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "net.h"
+
+struct srv_proc {
+  pid_t pid;
+  char dir[256];      /* data directory */
+  char port[16];
+  char mport[16];     /* metrics port */
+  char fp[65];        /* certificate fingerprint printed by the server */
+  char log[300];
+};
+
+/* Makes a fresh temporary data directory. */
+int srv_mkdir(struct srv_proc *p, const char *tag);
+/* Starts the server on a free port with extra "--key value" arguments
+ * (NULL-terminated) and waits (<= 10 s) for its "listening" line. */
+int srv_start(struct srv_proc *p, const char *const *extra);
+/* SIGTERM and wait (<= 10 s, then SIGKILL). Returns the exit status. */
+int srv_stop(struct srv_proc *p);
+/* SIGKILL and reap. */
+void srv_kill(struct srv_proc *p);
+/* Connects with the printed fingerprint pinned; NULL on failure. */
+struct sotto_net *srv_connect(struct srv_proc *p, struct sotto_net_ctx **ctx, int hello);
+/* Runs the binary with args and captures stdout (malloc'd). */
+char *srv_run_capture(const char *const *args, int *status);
+/* 1 if needle occurs in any regular file under dir (recursively). */
+int srv_dir_contains(const char *dir, const void *needle, size_t len);
+/* Removes the data directory. */
+void srv_rmdir(struct srv_proc *p);
+/* Plain HTTP GET of the metrics endpoint (malloc'd body) or NULL. */
+char *srv_metrics(struct srv_proc *p);
+
+#endif

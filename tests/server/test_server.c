@@ -1,0 +1,493 @@
+/* test_server.c: integration tests of sotto-server, driving the real binary
+ * over loopback TLS with client/net: registration, authentication, pre-keys,
+ * queues (offline, live, acks, redelivery), displacement, limits, malformed
+ * frames, requisition, metrics, and a scan of the data directory for
+ * plaintext. Every wait is bounded (client timeouts of a few seconds). */
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "srvtest.h"
+#include "testutil.h"
+
+#define WAIT_MS 5000
+/* Stops a test function (killing its server) when a precondition fails. */
+#define REQUIRE_VOID(e) \
+  do {                  \
+    CHECK(e);           \
+    if (!(e)) {         \
+      srv_kill(&p);     \
+      return;           \
+    }                   \
+  } while (0)
+
+static uint8_t chat_key[crypto_secretbox_KEYBYTES];
+static const char *const plaintexts[] = {
+    "PLAINTEXT-attack at dawn, bring the blue folder",
+    "PLAINTEXT-the code word is marmalade",
+    "PLAINTEXT-meet me by the old lighthouse",
+    "PLAINTEXT-live message while online",
+};
+
+/* "Encrypts" a test plaintext the way a client would: the server only ever
+ * sees nonce || secretbox(plaintext). */
+static size_t seal(uint8_t *out, const char *pt) {
+  size_t n = strlen(pt);
+  randombytes_buf(out, crypto_secretbox_NONCEBYTES);
+  crypto_secretbox_easy(out + crypto_secretbox_NONCEBYTES, (const uint8_t *)pt, n, out, chat_key);
+  return crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + n;
+}
+
+static int opens_to(const uint8_t *ct, size_t len, const char *pt) {
+  uint8_t buf[512];
+  size_t n;
+  if (len < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES || len > sizeof buf) return 0;
+  n = len - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES;
+  if (crypto_secretbox_open_easy(buf, ct + crypto_secretbox_NONCEBYTES, len - crypto_secretbox_NONCEBYTES, ct,
+                                 chat_key) != 0)
+    return 0;
+  return n == strlen(pt) && memcmp(buf, pt, n) == 0;
+}
+
+struct account {
+  const char *name;
+  uint32_t dev;
+  uint8_t secret[32];
+};
+
+static int do_register(struct srv_proc *p, struct sotto_net_ctx **ctx, struct account *a) {
+  struct sotto_net *c = srv_connect(p, ctx, 1);
+  uint8_t ik[33];
+  int rc;
+  if (!c) return -1;
+  memset(ik, 0x05, sizeof ik);
+  ik[1] = (uint8_t)a->name[0];
+  rc = sotto_net_register(c, a->name, ik, sizeof ik, &a->dev, a->secret);
+  sotto_net_close(c);
+  return rc;
+}
+
+static struct sotto_net *login(struct srv_proc *p, struct sotto_net_ctx **ctx, const struct account *a) {
+  struct sotto_net *c = srv_connect(p, ctx, 1);
+  if (c && sotto_net_auth(c, a->name, a->dev, a->secret, NULL, NULL) != 0) {
+    sotto_net_close(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* Next event of a kind, skipping KEYS_LOW notices; 0 if none in time. */
+static int next_of(struct sotto_net *c, int kind, struct sotto_net_event *ev) {
+  for (;;) {
+    int r = sotto_net_next_event(c, WAIT_MS, ev);
+    if (r != 1) return 0;
+    if (ev->kind == kind) return 1;
+    if (ev->kind != SOTTO_NET_EV_KEYS_LOW && !(kind == SOTTO_NET_EV_CLOSE && ev->kind == SOTTO_NET_EV_DRAINED)) {
+      fprintf(stderr, "unexpected event kind %d (wanted %d)\n", ev->kind, kind);
+      sotto_net_event_clear(ev);
+      return 0;
+    }
+    sotto_net_event_clear(ev);
+  }
+}
+
+/* Builds a key upload: signed, last resort, n_ec EC and n_kem KEM keys. */
+static void make_keys(struct sotto_srv_keys *k, uint8_t blob[64], int n_ec, int n_kem) {
+  int i;
+  memset(k, 0, sizeof *k);
+  memset(blob, 0xAB, 64);
+  k->flags = SOTTO_SRV_KEYS_SIGNED | SOTTO_SRV_KEYS_LAST_RESORT;
+  k->signed_prekey = (struct sotto_srv_blob_id){7, blob, 64};
+  k->last_resort = (struct sotto_srv_blob_id){9000, blob, 48};
+  k->n_ec = (uint16_t)n_ec;
+  k->n_kem = (uint16_t)n_kem;
+  for (i = 0; i < n_ec; i++) k->ec[i] = (struct sotto_srv_blob_id){(uint32_t)(100 + i), blob, 33};
+  for (i = 0; i < n_kem; i++) k->kem[i] = (struct sotto_srv_blob_id){(uint32_t)(500 + i), blob, 40};
+}
+
+static void test_main_server(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}}, carol = {"carol", 0, {0}};
+  struct account mallory = {"mallory", 0, {0}};
+  struct sotto_net *a = NULL, *b = NULL, *c = NULL, *c2 = NULL, *x;
+  struct sotto_net_event ev;
+  static struct sotto_srv_keys keys;
+  struct sotto_net_bundle bundle;
+  uint8_t blob[64], ct[512];
+  uint64_t ids[4] = {0};
+  uint32_t ec = 0, kem = 0, dev_ids[16];
+  size_t n, i;
+  int rc, seen_low = 0;
+  const char *const extra[] = {"--register-burst", "100", "--log-level", "2", NULL};
+
+  if (srv_mkdir(&p, "main") != 0 || srv_start(&p, extra) != 0) {
+    CHECK(!"server starts");
+    return;
+  }
+
+  /* ---- registration ---- */
+  CHECK_RC(do_register(&p, &ctx, &alice), 0);
+  CHECK(alice.dev == 1);
+  CHECK_RC(do_register(&p, &ctx, &bob), 0);
+  CHECK_RC(do_register(&p, &ctx, &carol), 0);
+  CHECK_RC(do_register(&p, &ctx, &mallory), 0);
+  {
+    struct account dup = {"alice", 0, {0}}, bad = {"Bad Name", 0, {0}}, shortn = {"ab", 0, {0}};
+    CHECK_RC(do_register(&p, &ctx, &dup), SOTTO_SRV_E_TAKEN);
+    CHECK_RC(do_register(&p, &ctx, &bad), SOTTO_SRV_E_BAD_USERNAME);
+    CHECK_RC(do_register(&p, &ctx, &shortn), SOTTO_SRV_E_BAD_USERNAME);
+  }
+
+  /* ---- authentication ---- */
+  x = srv_connect(&p, &ctx, 1);
+  CHECK(x != NULL);
+  if (x) {
+    uint8_t wrong[32];
+    memcpy(wrong, alice.secret, 32);
+    wrong[0] ^= 1;
+    CHECK_RC(sotto_net_auth(x, "alice", 1, wrong, NULL, NULL), SOTTO_SRV_E_AUTH);
+    CHECK_RC(sotto_net_auth(x, "alice", 2, alice.secret, NULL, NULL), SOTTO_SRV_E_AUTH);
+    CHECK_RC(sotto_net_auth(x, "nobody", 1, alice.secret, NULL, NULL), SOTTO_SRV_E_AUTH);
+    /* Requests before AUTH are refused, the connection stays usable. */
+    CHECK_RC(sotto_net_send(x, "bob", 1, 1, (const uint8_t *)"x", 1, NULL, NULL), SOTTO_SRV_E_NOT_AUTHED);
+    CHECK_RC(sotto_net_ping(x), 0);
+    sotto_net_close(x);
+  }
+  {
+    struct sotto_net_ctx *badctx = sotto_net_ctx_new(
+        "0000000000000000000000000000000000000000000000000000000000000000", NULL);
+    struct sotto_net *y = NULL;
+    CHECK(badctx != NULL);
+    if (badctx) CHECK_RC(sotto_net_connect(badctx, "127.0.0.1", p.port, WAIT_MS, 1, &y), SOTTO_NET_E_TLS);
+    sotto_net_close(y);
+    sotto_net_ctx_free(badctx);
+  }
+  /* An old (or future) protocol version gets a clear error. */
+  x = srv_connect(&p, &ctx, 0);
+  CHECK(x != NULL);
+  if (x) {
+    CHECK_RC(sotto_net_hello(x, 99), SOTTO_SRV_E_VERSION);
+    sotto_net_close(x);
+  }
+
+  a = login(&p, &ctx, &alice);
+  b = login(&p, &ctx, &bob);
+  REQUIRE_VOID(a && b);
+
+  /* ---- pre-keys ---- */
+  make_keys(&keys, blob, 12, 11);
+  CHECK_RC(sotto_net_upload_keys(a, &keys, &ec, &kem), 0);
+  CHECK(ec == 12 && kem == 11);
+  {
+    /* Over the per-upload cap (encoded by hand: the client refuses to). */
+    uint8_t over[8] = {0, 0, 101, 0, 0};
+    CHECK_RC(sotto_net_write_frame(a, SOTTO_SRV_KEYS_UPLOAD, 77, over, 3), 0);
+    CHECK(sotto_net_next_event(a, WAIT_MS, &ev) == 1);
+    while ((ev.kind == SOTTO_NET_EV_KEYS_LOW || ev.kind == SOTTO_NET_EV_DRAINED) &&
+           sotto_net_next_event(a, WAIT_MS, &ev) == 1) {
+    }
+    CHECK(ev.kind == SOTTO_NET_EV_ANSWER && ev.req_id == 77 && ev.code == SOTTO_SRV_E_TOO_LARGE);
+    sotto_net_event_clear(&ev);
+  }
+  {
+    uint32_t first_ec = 0;
+    for (i = 0; i < 13; i++) {
+      rc = sotto_net_fetch_bundle(b, "alice", 1, &bundle);
+      CHECK_RC(rc, 0);
+      if (rc) break;
+      CHECK(bundle.spk_id == 7 && bundle.spk_len == 64 && bundle.identity_len == 33);
+      if (i < 12) {
+        CHECK(bundle.has_ec && bundle.ec_id == 100 + i); /* each one-time key once */
+        if (i == 0) first_ec = bundle.ec_id;
+        else CHECK(bundle.ec_id != first_ec);
+      } else {
+        CHECK(!bundle.has_ec);
+      }
+      if (i < 11) CHECK(bundle.kem_kind == 1 && bundle.kem_id == 500 + i);
+      else CHECK(bundle.kem_kind == 2 && bundle.kem_id == 9000); /* last resort */
+    }
+  }
+  /* Alice is told she is running low (pushes arrive on her connection). */
+  while (sotto_net_next_event(a, 500, &ev) == 1) {
+    if (ev.kind == SOTTO_NET_EV_KEYS_LOW) seen_low++;
+    sotto_net_event_clear(&ev);
+  }
+  CHECK(seen_low > 0);
+  CHECK_RC(sotto_net_fetch_bundle(b, "carol", 1, &bundle), SOTTO_SRV_E_NO_KEYS);
+  CHECK_RC(sotto_net_fetch_bundle(b, "zed", 1, &bundle), SOTTO_SRV_E_NOT_FOUND);
+  CHECK_RC(sotto_net_devices(b, "alice", dev_ids, 16, &n), 0);
+  CHECK(n == 1 && dev_ids[0] == 1);
+
+  /* ---- queueing while offline ---- */
+  for (i = 0; i < 3; i++) {
+    size_t len = seal(ct, plaintexts[i]);
+    CHECK_RC(sotto_net_send(b, "carol", 1, 3, ct, len, &ids[i], NULL), 0);
+    if (i) CHECK(ids[i] > ids[i - 1]);
+  }
+  CHECK_RC(sotto_net_send(b, "carol", 2, 1, ct, 10, NULL, NULL), SOTTO_SRV_E_NOT_FOUND);
+  c = login(&p, &ctx, &carol);
+  REQUIRE_VOID(c != NULL);
+  for (i = 0; i < 3; i++) {
+    CHECK(next_of(c, SOTTO_NET_EV_MSG, &ev));
+    CHECK(ev.id == ids[i] && strcmp(ev.sender, "bob") == 0 && ev.sender_device == 1 && ev.device_id == 1 &&
+          ev.type == 3);
+    CHECK(opens_to(ev.body, ev.body_len, plaintexts[i]));
+    sotto_net_event_clear(&ev);
+  }
+  CHECK(next_of(c, SOTTO_NET_EV_DRAINED, &ev));
+  /* ---- duplicates: only the first is acked, the rest come back ---- */
+  CHECK_RC(sotto_net_ack(c, ids[0]), 0);
+  sotto_net_close(c);
+  c = login(&p, &ctx, &carol);
+  REQUIRE_VOID(c != NULL);
+  for (i = 1; i < 3; i++) {
+    CHECK(next_of(c, SOTTO_NET_EV_MSG, &ev));
+    CHECK(ev.id == ids[i]); /* same server id: the client can deduplicate */
+    CHECK(opens_to(ev.body, ev.body_len, plaintexts[i]));
+    CHECK_RC(sotto_net_ack(c, ev.id), 0);
+    sotto_net_event_clear(&ev);
+  }
+  CHECK(next_of(c, SOTTO_NET_EV_DRAINED, &ev));
+  CHECK_RC(sotto_net_ack(c, ids[1]), 0); /* acking twice is harmless */
+  sotto_net_close(c);
+  c = login(&p, &ctx, &carol);
+  REQUIRE_VOID(c != NULL);
+  CHECK(next_of(c, SOTTO_NET_EV_DRAINED, &ev)); /* nothing left */
+
+  /* ---- live push ---- */
+  {
+    size_t len = seal(ct, plaintexts[3]);
+    CHECK_RC(sotto_net_send(b, "carol", 1, 1, ct, len, &ids[3], NULL), 0);
+    CHECK(next_of(c, SOTTO_NET_EV_MSG, &ev));
+    CHECK(ev.id == ids[3] && opens_to(ev.body, ev.body_len, plaintexts[3]));
+    CHECK_RC(sotto_net_ack(c, ev.id), 0);
+    sotto_net_event_clear(&ev);
+  }
+
+  /* ---- one live connection per device ---- */
+  c2 = login(&p, &ctx, &carol);
+  CHECK(c2 != NULL);
+  CHECK(next_of(c, SOTTO_NET_EV_CLOSE, &ev) && ev.code == SOTTO_SRV_E_DISPLACED);
+  sotto_net_close(c);
+  c = c2;
+  CHECK(c && next_of(c, SOTTO_NET_EV_DRAINED, &ev));
+
+  /* ---- more devices ---- */
+  {
+    struct account a2 = {"alice", 0, {0}};
+    CHECK_RC(sotto_net_add_device(a, &a2.dev, a2.secret), 0);
+    CHECK(a2.dev == 2);
+    CHECK_RC(sotto_net_devices(b, "alice", dev_ids, 16, &n), 0);
+    CHECK(n == 2 && dev_ids[1] == 2);
+    x = login(&p, &ctx, &a2);
+    CHECK(x != NULL);
+    sotto_net_close(x);
+  }
+
+  /* ---- malformed frames close that connection only ---- */
+  {
+    static const uint8_t short_len[] = {0, 0, 0, 2, 0x30, 0};
+    static const uint8_t bad_type[] = {0, 0, 0, 5, 0x77, 0, 0, 0, 1};
+    static const uint8_t huge[] = {0x7f, 0, 0, 0, 0x20};
+    const uint8_t *cases[3] = {short_len, bad_type, huge};
+    size_t lens[3] = {sizeof short_len, sizeof bad_type, sizeof huge};
+    int codes[3] = {SOTTO_SRV_E_MALFORMED, SOTTO_SRV_E_MALFORMED, SOTTO_SRV_E_TOO_LARGE};
+    for (i = 0; i < 3; i++) {
+      x = login(&p, &ctx, &mallory);
+      CHECK(x != NULL);
+      if (!x) continue;
+      while (sotto_net_next_event(x, 200, &ev) == 1) sotto_net_event_clear(&ev); /* backlog */
+      CHECK_RC(sotto_net_write_raw(x, cases[i], lens[i]), 0);
+      CHECK(next_of(x, SOTTO_NET_EV_CLOSE, &ev) && ev.code == codes[i]);
+      CHECK(sotto_net_next_event(x, WAIT_MS, &ev) == SOTTO_NET_E_IO); /* then closed */
+      sotto_net_close(x);
+    }
+    /* A malformed SEND payload (truncated) and a HELLO-less request. */
+    x = login(&p, &ctx, &mallory);
+    if (x) {
+      static const uint8_t trunc_send[] = {5, 'c', 'a', 'r', 'o', 'l', 0, 0};
+      CHECK_RC(sotto_net_write_frame(x, SOTTO_SRV_SEND, 9, trunc_send, sizeof trunc_send), 0);
+      CHECK(next_of(x, SOTTO_NET_EV_CLOSE, &ev) && ev.code == SOTTO_SRV_E_MALFORMED);
+      sotto_net_close(x);
+    }
+    x = srv_connect(&p, &ctx, 0);
+    if (x) {
+      CHECK_RC(sotto_net_ping(x), SOTTO_SRV_E_MALFORMED);
+      sotto_net_close(x);
+    }
+    /* Bob (a different connection) and carol still work. */
+    CHECK_RC(sotto_net_ping(b), 0);
+    CHECK_RC(sotto_net_send(b, "carol", 1, 1, ct, 40, &ids[0], NULL), 0);
+    CHECK(next_of(c, SOTTO_NET_EV_MSG, &ev) && ev.id == ids[0]);
+    sotto_net_event_clear(&ev);
+  }
+
+  /* ---- requisition, metrics, no plaintext at rest ---- */
+  {
+    const char *args[] = {"requisition", "--data", p.dir, "carol", NULL};
+    int st = -1;
+    char *out = srv_run_capture(args, &st);
+    char *m;
+    CHECK(out && st == 0);
+    if (out) {
+      CHECK(strstr(out, "\"username\": \"carol\"") != NULL);
+      CHECK(strstr(out, "\"queued_messages\": 1") != NULL);
+      CHECK(strstr(out, "\"last_seen_day\"") != NULL);
+      CHECK(strstr(out, "PLAINTEXT") == NULL);
+      free(out);
+    }
+    args[3] = "alice";
+    out = srv_run_capture(args, &st);
+    CHECK(out && st == 0);
+    if (out) {
+      /* public key material and counts: 2 devices, spk 7, no one-time keys left */
+      CHECK(strstr(out, "\"device_id\": 2") && strstr(out, "\"signed_prekey\": {\"id\": 7"));
+      CHECK(strstr(out, "\"one_time_prekeys\": 0") && strstr(out, "\"kem_last_resort\": true"));
+      CHECK(strstr(out, "\"identity_key\": \"05") != NULL);
+      free(out);
+    }
+    args[3] = "nobody";
+    out = srv_run_capture(args, &st);
+    CHECK(st != 0);
+    free(out);
+    m = srv_metrics(&p);
+    CHECK(m && strstr(m, "sotto_messages_in_total 5") && strstr(m, "sotto_commit_batch_size_count"));
+    CHECK(m && strstr(m, "sotto_queue_depth 1"));
+    free(m);
+    for (i = 0; i < 4; i++) CHECK(!srv_dir_contains(p.dir, plaintexts[i], strlen(plaintexts[i])));
+    CHECK(!srv_dir_contains(p.dir, "PLAINTEXT", 9));
+  }
+
+  sotto_net_close(a);
+  sotto_net_close(b);
+  sotto_net_close(c);
+  CHECK(srv_stop(&p) == 0); /* clean exit on SIGTERM */
+  CHECK(!srv_dir_contains(p.dir, "PLAINTEXT", 9));
+  {
+    /* Secrets are not in the log, and neither is any message text. */
+    char *log = tu_read_file(p.log, &n);
+    char hex[65];
+    CHECK(log != NULL);
+    if (log) {
+      sodium_bin2hex(hex, sizeof hex, alice.secret, 32);
+      CHECK(strstr(log, hex) == NULL && strstr(log, "PLAINTEXT") == NULL);
+      CHECK(strstr(log, "event=start") != NULL && strstr(log, "event=stopped") != NULL);
+      free(log);
+    }
+  }
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
+static void test_limits(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account s = {"sender", 0, {0}}, d = {"dave", 0, {0}}, e = {"erin", 0, {0}}, f = {"frank", 0, {0}};
+  struct sotto_net *c = NULL, *x;
+  struct sotto_net_event ev;
+  uint8_t big[2048];
+  int i, rc, rated = 0, full = 0;
+  const char *const extra[] = {"--max-message", "1024", "--max-queue", "5", "--send-burst", "12",
+                               "--send-rate", "0.01", "--register-burst", "3", "--register-rate", "0.01",
+                               "--auth-timeout", "1", "--max-unauth", "3", NULL};
+  if (srv_mkdir(&p, "limits") != 0 || srv_start(&p, extra) != 0) {
+    CHECK(!"limits server starts");
+    return;
+  }
+  CHECK_RC(do_register(&p, &ctx, &s), 0);
+  CHECK_RC(do_register(&p, &ctx, &d), 0);
+  CHECK_RC(do_register(&p, &ctx, &e), 0);
+  CHECK_RC(do_register(&p, &ctx, &f), SOTTO_SRV_E_RATE); /* per-IP registration bucket */
+  c = login(&p, &ctx, &s);
+  if (!c) {
+    CHECK(!"login");
+    srv_kill(&p);
+    return;
+  }
+  memset(big, 0x42, sizeof big);
+  CHECK_RC(sotto_net_send(c, "dave", 1, 1, big, 1025, NULL, NULL), SOTTO_SRV_E_TOO_LARGE);
+  CHECK_RC(sotto_net_ping(c), 0); /* still connected */
+  for (i = 0; i < 5; i++) CHECK_RC(sotto_net_send(c, "dave", 1, 1, big, 100, NULL, NULL), 0);
+  for (i = 0; i < 20; i++) {
+    rc = sotto_net_send(c, "dave", 1, 1, big, 100, NULL, NULL);
+    if (rc == SOTTO_SRV_E_QUEUE_FULL) full++;
+    else if (rc == SOTTO_SRV_E_RATE) rated++;
+    else CHECK_RC(rc, SOTTO_SRV_E_QUEUE_FULL);
+  }
+  CHECK(full >= 1 && rated >= 1);
+  CHECK_RC(sotto_net_ping(c), 0);
+
+  /* Unauthenticated connections: a timeout ... */
+  x = srv_connect(&p, &ctx, 1);
+  CHECK(x != NULL);
+  if (x) {
+    CHECK(sotto_net_next_event(x, WAIT_MS, &ev) == 1 && ev.kind == SOTTO_NET_EV_CLOSE &&
+          ev.code == SOTTO_SRV_E_TIMEOUT);
+    sotto_net_close(x);
+  }
+  /* ... and a cap (3 here): the 4th is refused while 3 sit unauthenticated. */
+  {
+    struct sotto_net *u[3] = {NULL, NULL, NULL}, *y = NULL;
+    for (i = 0; i < 3; i++) u[i] = srv_connect(&p, &ctx, 1);
+    CHECK(u[0] && u[1] && u[2]);
+    rc = sotto_net_connect(ctx, "127.0.0.1", p.port, WAIT_MS, 1, &y);
+    CHECK(rc != 0);
+    sotto_net_close(y);
+    for (i = 0; i < 3; i++) sotto_net_close(u[i]);
+  }
+  CHECK_RC(sotto_net_ping(c), 0);
+  sotto_net_close(c);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
+static void test_config_and_help(void) {
+  const char *help[] = {"--help", NULL};
+  int st = -1;
+  char *out = srv_run_capture(help, &st);
+  CHECK(out && st == 0);
+  if (out) {
+    CHECK(strstr(out, "--max-queue") && strstr(out, "--config") && strstr(out, "--metrics") &&
+          strstr(out, "requisition"));
+    free(out);
+  }
+  {
+    const char *bad[] = {"--data", "/nonexistent", "--max-queue", "zero", NULL};
+    out = srv_run_capture(bad, &st);
+    CHECK(st == 2);
+    free(out);
+  }
+  {
+    /* Every option also from a config file. */
+    char path[] = "/tmp/sotto-srvtest-conf-XXXXXX";
+    int fd = mkstemp(path);
+    const char text[] = "# test\nmax-queue = 7\nbogus-key = 1\n";
+    const char *args[] = {"--config", path, "--data", "/tmp", "fingerprint", NULL};
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+      CHECK(write(fd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1));
+      close(fd);
+      out = srv_run_capture(args, &st);
+      CHECK(st == 2); /* unknown key in the file is an error */
+      free(out);
+      unlink(path);
+    }
+  }
+}
+
+int main(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  signal(SIGPIPE, SIG_IGN);
+  if (sodium_init() < 0) return 1;
+  randombytes_buf(chat_key, sizeof chat_key);
+  test_config_and_help();
+  test_main_server();
+  test_limits();
+  return test_done("test_server");
+}
