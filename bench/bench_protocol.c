@@ -1,0 +1,886 @@
+/* bench_protocol.c: libsotto against libsignal-protocol-c 2.3.3 in one run.
+ *
+ *   bench_protocol [--json] [--seconds S]
+ *
+ * Five rows (docs/benchmarks.md says exactly what one operation is in each):
+ * setup, chain, pingpong, group, skipped2000. Each row is measured in ROUNDS
+ * rounds; in every round each library runs for S/ROUNDS seconds, in SLICES
+ * turns alternating with the other library's, so that load from other
+ * processes lands on both. A row reports each library's median round rate.
+ *
+ * The "floor" of the chain row is the same primitives one chain message
+ * uses (lib/crypto), called back to back without any protocol around them.
+ *
+ * Every message is checked: each decrypt must succeed and return the exact
+ * plaintext; otherwise the program stops with an error. A benchmark that
+ * quietly timed failures would be worse than none.
+ *
+ * libsignal-protocol-c is GPLv3 and reached only through the test harness
+ * tests/interop/sigc.c; this program is never installed. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sotto/group.h>
+#include <sotto/keys.h>
+#include <sotto/mlkem.h>
+#include <sotto/session.h>
+
+#include "crypto/crypto.h"
+#include "party.h"
+#include "sigc.h"
+
+#define PT_LEN 100     /* plaintext of every message */
+#define ROUNDS 5       /* rounds per row; the median is reported */
+#define SLICES 8       /* turns per round: each side's round time comes in this many slices */
+#define BATCH 4        /* operations between two clock reads */
+#define DEFAULT_SECONDS 2.0
+#define MAX_SECONDS 3600.0
+#define MSG_CAP SOTTO_SESSION_ENCRYPTED_MAX(PT_LEN)
+#define GAP SOTTO_MAX_FORWARD_JUMP /* skipped2000: the largest gap both accept */
+
+#define SPK_ID 1
+#define OPK_ID 2
+
+/* ---- failure reporting --------------------------------------------------- */
+
+static const char *g_row = "init"; /* the row being prepared or measured */
+
+static void die(const char *what, const char *why) {
+  fprintf(stderr, "bench_protocol: row %s: %s: %s; aborting (no figures are printed)\n", g_row,
+          what, why);
+  exit(1);
+}
+
+static void check_sotto(int rc, const char *what) {
+  if (rc != 0) die(what, sotto_strerror(rc));
+}
+
+static void check_sigc(int rc, const char *what) {
+  if (rc != 0) die(what, sigc_strerror(rc));
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- plaintexts ---------------------------------------------------------- */
+
+/* Each message carries a fresh counter in its first bytes, so that a decrypt
+ * returning a stale or foreign plaintext cannot pass the comparison. */
+static uint8_t g_pt[PT_LEN];
+static uint32_t g_stamp;
+
+static const uint8_t *next_plaintext(void) {
+  g_stamp++;
+  memcpy(g_pt, &g_stamp, sizeof g_stamp);
+  return g_pt;
+}
+
+static void check_plaintext(const uint8_t *pt, size_t len, const uint8_t *want, const char *what) {
+  if (len != PT_LEN || memcmp(pt, want, PT_LEN) != 0) die(what, "decrypted plaintext differs");
+}
+
+/* ---- libsotto side -------------------------------------------------------- */
+
+struct smsg {
+  int type;
+  size_t len;
+  uint8_t pt[PT_LEN]; /* what was encrypted */
+  uint8_t b[MSG_CAP];
+};
+
+/* Two libsotto users with a session each way. */
+struct spair {
+  struct party a, b;
+  struct sotto_session *sa, *sb;
+};
+
+static struct smsg g_smsg;
+
+static void s_send(struct sotto_session *from, struct smsg *m, int want_type) {
+  memcpy(m->pt, next_plaintext(), PT_LEN);
+  check_sotto(sotto_session_encrypt(from, m->b, sizeof m->b, &m->len, &m->type, m->pt, PT_LEN),
+              "libsotto encrypt");
+  if (want_type != 0 && m->type != want_type) die("libsotto encrypt", "unexpected message type");
+}
+
+static void s_recv(struct sotto_session *to, const struct party *p, const struct smsg *m) {
+  uint8_t pt[MSG_CAP];
+  size_t n = 0;
+  check_sotto(sotto_session_decrypt(to, &p->id, &p->store, m->type, m->b, m->len, pt, sizeof pt, &n),
+              "libsotto decrypt");
+  check_plaintext(pt, n, m->pt, "libsotto decrypt");
+}
+
+/* Sets up a session from b's bundle (with a one-time pre-key) and makes one
+ * round trip, so that both sides are past the PreKey phase. Every libsotto
+ * session here is version 3 (X3DH, SOTTO_INIT_ALLOW_X3DH): the protocol
+ * libsignal-protocol-c speaks, so both sides do the same work. */
+static void spair_open(struct spair *p) {
+  struct sotto_bundle bundle;
+  memset(p, 0, sizeof *p);
+  check_sotto(party_init(&p->a), "party_init");
+  check_sotto(party_init(&p->b), "party_init");
+  check_sotto(party_add_spk(&p->b, SPK_ID), "party_add_spk");
+  check_sotto(party_add_opk(&p->b, OPK_ID), "party_add_opk");
+  check_sotto(party_bundle(&p->b, SPK_ID, OPK_ID, &bundle), "party_bundle");
+  check_sotto(sotto_session_new(&p->sa), "sotto_session_new");
+  check_sotto(sotto_session_new(&p->sb), "sotto_session_new");
+  check_sotto(sotto_session_init_from_bundle_ex(p->sa, &p->a.id, &bundle, SOTTO_INIT_ALLOW_X3DH),
+              "init_from_bundle");
+  s_send(p->sa, &g_smsg, SOTTO_MSG_PREKEY);
+  s_recv(p->sb, &p->b, &g_smsg);
+  s_send(p->sb, &g_smsg, SOTTO_MSG_SIGNAL);
+  s_recv(p->sa, &p->a, &g_smsg);
+}
+
+static void spair_close(struct spair *p) {
+  sotto_session_free(p->sa);
+  sotto_session_free(p->sb);
+  sotto_wipe(p, sizeof *p);
+}
+
+/* ---- libsignal-c side ------------------------------------------------------ */
+
+/* A message as sigc hands it over (malloc'd by the harness). */
+struct lmsg {
+  int type;
+  uint8_t *b;
+  size_t len;
+  uint8_t pt[PT_LEN];
+};
+
+struct lpair {
+  struct sigc_user *a, *b; /* named "alice" and "bob" */
+};
+
+static struct lmsg g_lmsg;
+
+static void l_send(struct sigc_user *from, const char *peer, struct lmsg *m, int want_type) {
+  memcpy(m->pt, next_plaintext(), PT_LEN);
+  check_sigc(sigc_encrypt(from, peer, 1, m->pt, PT_LEN, &m->type, &m->b, &m->len),
+             "libsignal-c encrypt");
+  if (want_type != 0 && m->type != want_type) die("libsignal-c encrypt", "unexpected message type");
+}
+
+/* Decrypts and releases the message. */
+static void l_recv(struct sigc_user *to, const char *peer, struct lmsg *m) {
+  uint8_t *pt = NULL;
+  size_t n = 0;
+  int rc = sigc_decrypt(to, peer, 1, m->type, m->b, m->len, &pt, &n);
+  free(m->b);
+  m->b = NULL;
+  check_sigc(rc, "libsignal-c decrypt");
+  check_plaintext(pt, n, m->pt, "libsignal-c decrypt");
+  free(pt);
+}
+
+static void lpair_open(struct lpair *p) {
+  struct sigc_bundle bundle;
+  p->a = sigc_user_new("alice", 1);
+  p->b = sigc_user_new("bob", 1);
+  if (p->a == NULL || p->b == NULL) die("sigc_user_new", "failed");
+  check_sigc(sigc_make_bundle(p->b, SPK_ID, OPK_ID, &bundle), "sigc_make_bundle");
+  check_sigc(sigc_process_bundle(p->a, "bob", 1, &bundle), "sigc_process_bundle");
+  l_send(p->a, "bob", &g_lmsg, SIGC_TYPE_PREKEY);
+  l_recv(p->b, "alice", &g_lmsg);
+  l_send(p->b, "alice", &g_lmsg, SIGC_TYPE_SIGNAL);
+  l_recv(p->a, "bob", &g_lmsg);
+}
+
+static void lpair_close(struct lpair *p) {
+  sigc_user_free(p->a);
+  sigc_user_free(p->b);
+  p->a = p->b = NULL;
+}
+
+/* ---- sizes reported in the second table ------------------------------------ */
+
+struct sizes {
+  size_t prekey_msg[2], signal_msg[2], senderkey_msg[2], skdm[2]; /* [0] sotto, [1] libsignal-c */
+  size_t prekey_msg_v4;                                            /* sotto only */
+  size_t chain_sender[2], chain_receiver[2], pingpong[2], skipped[2];
+};
+static struct sizes g_size;
+
+/* ---- row: setup ------------------------------------------------------------ */
+
+/* Alice processes Bob's bundle (with a one-time pre-key), encrypts the first
+ * message, Bob decrypts it. Then both sessions are dropped and Bob's
+ * one-time pre-key is put back, so the next iteration does the same work.
+ * Bob's keys are made once, outside the timing. */
+static struct {
+  struct party a, b;
+  struct sotto_bundle bundle;
+  uint8_t opk_pub[32], opk_priv[32];
+  struct sigc_user *la, *lb;
+  struct sigc_bundle lbundle;
+} g_setup;
+
+static void setup_prepare(void) {
+  int i, found = 0;
+  check_sotto(party_init(&g_setup.a), "party_init");
+  check_sotto(party_init(&g_setup.b), "party_init");
+  check_sotto(party_add_spk(&g_setup.b, SPK_ID), "party_add_spk");
+  check_sotto(party_add_opk(&g_setup.b, OPK_ID), "party_add_opk");
+  check_sotto(party_bundle(&g_setup.b, SPK_ID, OPK_ID, &g_setup.bundle), "party_bundle");
+  for (i = 0; i < PARTY_MAX_KEYS; i++) {
+    if (g_setup.b.opk[i].used && g_setup.b.opk[i].id == OPK_ID) {
+      memcpy(g_setup.opk_pub, g_setup.b.opk[i].pub, 32);
+      memcpy(g_setup.opk_priv, g_setup.b.opk[i].priv, 32);
+      found = 1;
+    }
+  }
+  if (!found) die("party_add_opk", "one-time pre-key not in the store");
+
+  g_setup.la = sigc_user_new("alice", 1);
+  g_setup.lb = sigc_user_new("bob", 1);
+  if (g_setup.la == NULL || g_setup.lb == NULL) die("sigc_user_new", "failed");
+  check_sigc(sigc_make_bundle(g_setup.lb, SPK_ID, OPK_ID, &g_setup.lbundle), "sigc_make_bundle");
+}
+
+static void setup_sotto(void) {
+  struct sotto_session *sa = NULL, *sb = NULL;
+  unsigned removed = g_setup.b.opk_removed;
+  check_sotto(sotto_session_new(&sa), "sotto_session_new");
+  check_sotto(sotto_session_new(&sb), "sotto_session_new");
+  check_sotto(sotto_session_init_from_bundle_ex(sa, &g_setup.a.id, &g_setup.bundle, SOTTO_INIT_ALLOW_X3DH),
+              "init_from_bundle");
+  s_send(sa, &g_smsg, SOTTO_MSG_PREKEY);
+  s_recv(sb, &g_setup.b, &g_smsg);
+  if (g_setup.b.opk_removed != removed + 1) die("libsotto decrypt", "one-time pre-key not consumed");
+  if (g_size.prekey_msg[0] == 0) g_size.prekey_msg[0] = g_smsg.len;
+  sotto_session_free(sa);
+  sotto_session_free(sb);
+  party_restore_opk(&g_setup.b, OPK_ID, g_setup.opk_pub, g_setup.opk_priv);
+}
+
+static void setup_lib(void) {
+  check_sigc(sigc_process_bundle(g_setup.la, "bob", 1, &g_setup.lbundle), "sigc_process_bundle");
+  l_send(g_setup.la, "bob", &g_lmsg, SIGC_TYPE_PREKEY);
+  if (g_size.prekey_msg[1] == 0) g_size.prekey_msg[1] = g_lmsg.len;
+  l_recv(g_setup.lb, "alice", &g_lmsg);
+  if (sigc_has_opk(g_setup.lb, OPK_ID)) die("libsignal-c decrypt", "one-time pre-key not consumed");
+  if (sigc_delete_session(g_setup.la, "bob", 1) != 1 || sigc_delete_session(g_setup.lb, "alice", 1) != 1)
+    die("sigc_delete_session", "no session to delete");
+  check_sigc(sigc_restore_opk(g_setup.lb, OPK_ID), "sigc_restore_opk");
+}
+
+static void setup_finish(void) {
+  sigc_user_free(g_setup.la);
+  sigc_user_free(g_setup.lb);
+  sotto_wipe(&g_setup, sizeof g_setup);
+}
+
+/* ---- row: pqxdh_setup ------------------------------------------------------------ */
+
+/* As setup, version 4: the bundle also carries a signed ML-KEM-1024 pre-key,
+ * so the initiator verifies two signatures and encapsulates, the responder
+ * decapsulates. The KEM key is a last-resort one (kept after use), so no
+ * store repair is needed between iterations; the work is the same as with a
+ * one-time KEM key. Compared with libsignal-c's X3DH setup (it has no PQXDH)
+ * and with our own X3DH setup in the same rounds. */
+static struct sotto_bundle g_pq_bundle;
+
+static void pqxdh_prepare(void) {
+  setup_prepare();
+  check_sotto(party_add_kem(&g_setup.b, 40, 1), "party_add_kem");
+  check_sotto(party_bundle_pq(&g_setup.b, SPK_ID, OPK_ID, 40, &g_pq_bundle), "party_bundle_pq");
+}
+
+static void pqxdh_sotto(void) {
+  struct sotto_session *sa = NULL, *sb = NULL;
+  unsigned removed = g_setup.b.opk_removed;
+  check_sotto(sotto_session_new(&sa), "sotto_session_new");
+  check_sotto(sotto_session_new(&sb), "sotto_session_new");
+  check_sotto(sotto_session_init_from_bundle(sa, &g_setup.a.id, &g_pq_bundle), "init_from_bundle (v4)");
+  if (sotto_session_version(sa) != 4) die("init_from_bundle", "not a version 4 session");
+  s_send(sa, &g_smsg, SOTTO_MSG_PREKEY);
+  if (g_size.prekey_msg_v4 == 0) g_size.prekey_msg_v4 = g_smsg.len;
+  s_recv(sb, &g_setup.b, &g_smsg);
+  if (g_setup.b.opk_removed != removed + 1) die("libsotto decrypt", "one-time pre-key not consumed");
+  sotto_session_free(sa);
+  sotto_session_free(sb);
+  party_restore_opk(&g_setup.b, OPK_ID, g_setup.opk_pub, g_setup.opk_priv);
+}
+
+/* ---- rows: ML-KEM-1024 primitives (libsotto only; libsignal-c has no KEM) ---- */
+
+static struct {
+  uint8_t pk[SOTTO_MLKEM1024_PK_LEN], sk[SOTTO_MLKEM1024_SK_LEN], ct[SOTTO_MLKEM1024_CT_LEN], ss[32], ss2[32];
+} g_kem;
+
+static void kem_prepare(void) {
+  check_sotto(sotto_mlkem1024_keypair(g_kem.pk, g_kem.sk), "mlkem keypair");
+  check_sotto(sotto_mlkem1024_encaps(g_kem.ct, g_kem.ss, g_kem.pk, sizeof g_kem.pk), "mlkem encaps");
+}
+
+static void kem_keygen(void) { check_sotto(sotto_mlkem1024_keypair(g_kem.pk, g_kem.sk), "mlkem keypair"); }
+
+static void kem_encaps(void) {
+  check_sotto(sotto_mlkem1024_encaps(g_kem.ct, g_kem.ss, g_kem.pk, sizeof g_kem.pk), "mlkem encaps");
+}
+
+static void kem_decaps(void) {
+  check_sotto(sotto_mlkem1024_decaps(g_kem.ss2, g_kem.ct, sizeof g_kem.ct, g_kem.sk, sizeof g_kem.sk),
+              "mlkem decaps");
+  if (memcmp(g_kem.ss, g_kem.ss2, 32) != 0) die("mlkem decaps", "shared secrets differ");
+}
+
+static void kem_finish(void) { sotto_wipe(&g_kem, sizeof g_kem); }
+
+/* ---- row: chain -------------------------------------------------------------- */
+
+/* One message Alice -> Bob (encrypt + decrypt) on a long one-way chain. */
+static struct spair g_chain_s;
+static struct lpair g_chain_l;
+
+static void chain_prepare(void) {
+  spair_open(&g_chain_s);
+  lpair_open(&g_chain_l);
+}
+
+static void chain_sotto(void) {
+  s_send(g_chain_s.sa, &g_smsg, SOTTO_MSG_SIGNAL);
+  s_recv(g_chain_s.sb, &g_chain_s.b, &g_smsg);
+  if (g_size.signal_msg[0] == 0) g_size.signal_msg[0] = g_smsg.len;
+}
+
+static void chain_lib(void) {
+  l_send(g_chain_l.a, "bob", &g_lmsg, SIGC_TYPE_SIGNAL);
+  if (g_size.signal_msg[1] == 0) g_size.signal_msg[1] = g_lmsg.len;
+  l_recv(g_chain_l.b, "alice", &g_lmsg);
+}
+
+/* The floor: per message, each side steps its chain (one prepared HMAC key,
+ * two MACs), derives the 80 bytes of message keys (HKDF with the zero salt),
+ * MACs the ~220 bytes a v3 MAC covers (two identity keys, version byte,
+ * SignalMessage protobuf) under a prepared key, and runs AES-256-CBC over the
+ * 100-byte plaintext. The receiver compares the MAC and the plaintext, so
+ * nothing can be optimised away and the floor checks itself. */
+#define FLOOR_MAC_INPUT 220
+#define FLOOR_CT_OFF (FLOOR_MAC_INPUT - SOTTO_CIPHERTEXT_LEN(PT_LEN))
+
+static struct {
+  uint8_t send_ck[32], recv_ck[32];
+  uint8_t wire[FLOOR_MAC_INPUT + 32];
+} g_floor;
+
+static const uint8_t FLOOR_INFO[] = "WhisperMessageKeys";
+
+static void floor_keys(uint8_t ck[32], uint8_t keys[80]) {
+  static const uint8_t one = 1, two = 2;
+  struct sotto__hmac_key hk;
+  uint8_t seed[32];
+  sotto__hmac_key_init(&hk, ck, 32);
+  sotto__hmac(seed, &hk, &one, 1);
+  sotto__hmac(ck, &hk, &two, 1);
+  sotto__hkdf_zero_salt32(keys, 80, seed, FLOOR_INFO, sizeof FLOOR_INFO - 1);
+}
+
+static void chain_floor(void) {
+  struct sotto__hmac_key hk;
+  uint8_t ks[80], kr[80], mac[32], pt[SOTTO_CIPHERTEXT_LEN(PT_LEN)];
+  const uint8_t *want = next_plaintext();
+  size_t n = 0;
+
+  /* sender */
+  floor_keys(g_floor.send_ck, ks);
+  if (sotto__aes256cbc_encrypt(g_floor.wire + FLOOR_CT_OFF, &n, ks, ks + 64, want, PT_LEN) != 0 ||
+      n != SOTTO_CIPHERTEXT_LEN(PT_LEN))
+    die("floor", "AES-256-CBC encrypt failed");
+  sotto__hmac_key_init(&hk, ks + 32, 32);
+  sotto__hmac(g_floor.wire + FLOOR_MAC_INPUT, &hk, g_floor.wire, FLOOR_MAC_INPUT);
+
+  /* receiver */
+  floor_keys(g_floor.recv_ck, kr);
+  sotto__hmac_key_init(&hk, kr + 32, 32);
+  sotto__hmac(mac, &hk, g_floor.wire, FLOOR_MAC_INPUT);
+  if (!sotto__ct_eq(mac, g_floor.wire + FLOOR_MAC_INPUT, SOTTO_MESSAGE_MAC_LEN))
+    die("floor", "MAC mismatch");
+  if (sotto__aes256cbc_decrypt(pt, &n, kr, kr + 64, g_floor.wire + FLOOR_CT_OFF,
+                               SOTTO_CIPHERTEXT_LEN(PT_LEN)) != 0)
+    die("floor", "AES-256-CBC decrypt failed");
+  check_plaintext(pt, n, want, "floor");
+}
+
+static void chain_finish(void) {
+  g_size.chain_sender[0] = sotto_session_serialized_size(g_chain_s.sa);
+  g_size.chain_receiver[0] = sotto_session_serialized_size(g_chain_s.sb);
+  g_size.chain_sender[1] = sigc_session_record_size(g_chain_l.a, "bob", 1);
+  g_size.chain_receiver[1] = sigc_session_record_size(g_chain_l.b, "alice", 1);
+  spair_close(&g_chain_s);
+  lpair_close(&g_chain_l);
+}
+
+/* ---- row: pingpong ----------------------------------------------------------- */
+
+/* Strictly alternating directions: every message carries a new ratchet key
+ * and makes the receiver do a DH ratchet step. One op = one message. */
+static struct spair g_pp_s;
+static struct lpair g_pp_l;
+static int g_pp_dir_s, g_pp_dir_l;
+
+static void pingpong_prepare(void) {
+  spair_open(&g_pp_s);
+  lpair_open(&g_pp_l);
+}
+
+static void pingpong_sotto(void) {
+  if (g_pp_dir_s == 0) {
+    s_send(g_pp_s.sa, &g_smsg, SOTTO_MSG_SIGNAL);
+    s_recv(g_pp_s.sb, &g_pp_s.b, &g_smsg);
+  } else {
+    s_send(g_pp_s.sb, &g_smsg, SOTTO_MSG_SIGNAL);
+    s_recv(g_pp_s.sa, &g_pp_s.a, &g_smsg);
+  }
+  g_pp_dir_s ^= 1;
+}
+
+static void pingpong_lib(void) {
+  if (g_pp_dir_l == 0) {
+    l_send(g_pp_l.a, "bob", &g_lmsg, SIGC_TYPE_SIGNAL);
+    l_recv(g_pp_l.b, "alice", &g_lmsg);
+  } else {
+    l_send(g_pp_l.b, "alice", &g_lmsg, SIGC_TYPE_SIGNAL);
+    l_recv(g_pp_l.a, "bob", &g_lmsg);
+  }
+  g_pp_dir_l ^= 1;
+}
+
+static void pingpong_finish(void) {
+  g_size.pingpong[0] = sotto_session_serialized_size(g_pp_s.sa);
+  g_size.pingpong[1] = sigc_session_record_size(g_pp_l.a, "bob", 1);
+  spair_close(&g_pp_s);
+  lpair_close(&g_pp_l);
+}
+
+/* ---- row: group ---------------------------------------------------------------- */
+
+/* Sender Keys: the sender encrypts (and signs), one member decrypts (and
+ * verifies). The distribution message is made and processed once. */
+static struct {
+  struct sotto_sender_key *sender, *member;
+  struct sigc_user *ls, *lm;
+  uint8_t msg[SOTTO_GROUP_MESSAGE_MAX_LEN(PT_LEN)];
+} g_group;
+
+static void group_prepare(void) {
+  uint8_t skdm[SOTTO_SKDM_MAX_LEN], *lskdm = NULL;
+  size_t n = 0;
+  check_sotto(sotto_sender_key_new(&g_group.sender), "sotto_sender_key_new");
+  check_sotto(sotto_sender_key_new(&g_group.member), "sotto_sender_key_new");
+  check_sotto(sotto_sender_key_distribution(g_group.sender, skdm, sizeof skdm, &n),
+              "sotto_sender_key_distribution");
+  g_size.skdm[0] = n;
+  check_sotto(sotto_sender_key_process(g_group.member, skdm, n), "sotto_sender_key_process");
+
+  g_group.ls = sigc_user_new("gsender", 1);
+  g_group.lm = sigc_user_new("gmember", 1);
+  if (g_group.ls == NULL || g_group.lm == NULL) die("sigc_user_new", "failed");
+  check_sigc(sigc_group_create(g_group.ls, "bench-group", &lskdm, &n), "sigc_group_create");
+  g_size.skdm[1] = n;
+  check_sigc(sigc_group_process(g_group.lm, "bench-group", "gsender", 1, lskdm, n), "sigc_group_process");
+  free(lskdm);
+}
+
+static void group_sotto(void) {
+  uint8_t pt[sizeof g_group.msg];
+  const uint8_t *want = next_plaintext();
+  size_t len = 0, n = 0;
+  check_sotto(sotto_group_encrypt(g_group.sender, g_group.msg, sizeof g_group.msg, &len, want, PT_LEN),
+              "libsotto group encrypt");
+  if (g_size.senderkey_msg[0] == 0) g_size.senderkey_msg[0] = len;
+  check_sotto(sotto_group_decrypt(g_group.member, pt, sizeof pt, &n, g_group.msg, len),
+              "libsotto group decrypt");
+  check_plaintext(pt, n, want, "libsotto group decrypt");
+}
+
+static void group_lib(void) {
+  const uint8_t *want = next_plaintext();
+  uint8_t *msg = NULL, *pt = NULL;
+  size_t len = 0, n = 0;
+  int rc;
+  check_sigc(sigc_group_encrypt(g_group.ls, "bench-group", want, PT_LEN, &msg, &len),
+             "libsignal-c group encrypt");
+  if (g_size.senderkey_msg[1] == 0) g_size.senderkey_msg[1] = len;
+  rc = sigc_group_decrypt(g_group.lm, "bench-group", "gsender", 1, msg, len, &pt, &n);
+  free(msg);
+  check_sigc(rc, "libsignal-c group decrypt");
+  check_plaintext(pt, n, want, "libsignal-c group decrypt");
+  free(pt);
+}
+
+static void group_finish(void) {
+  sotto_sender_key_free(g_group.sender);
+  sotto_sender_key_free(g_group.member);
+  sigc_user_free(g_group.ls);
+  sigc_user_free(g_group.lm);
+  memset(&g_group, 0, sizeof g_group);
+}
+
+/* ---- row: skipped2000 ------------------------------------------------------------ */
+
+/* Alice sends GAP messages that never arrive, then one more that Bob opens:
+ * Bob now holds GAP skipped keys. The op is then the chain op (in order, on
+ * the same chain); the skipped keys stay held throughout. The target compares
+ * libsotto with its own chain rate, so a plain chain (g_sk_ref, no skipped
+ * keys) is measured in the same rounds as the reference. */
+static struct spair g_sk_s, g_sk_ref;
+static struct lpair g_sk_l;
+
+/* The receivers must hold the skipped keys for the row to mean anything.
+ * libsignal-c has no counter for them: its record, which stores each key as
+ * index, cipher key, MAC key and IV, must be at least GAP * 64 bytes. */
+static void skipped_check(void) {
+  if (sotto_session_skipped_keys(g_sk_s.sb) != GAP)
+    die("libsotto", "receiver does not hold 2000 skipped keys");
+  if (sigc_session_record_size(g_sk_l.b, "alice", 1) < (size_t)GAP * 64)
+    die("libsignal-c", "receiver's record is too small to hold 2000 skipped keys");
+}
+
+static void skipped_prepare(void) {
+  int i;
+  spair_open(&g_sk_s);
+  for (i = 0; i < GAP; i++) s_send(g_sk_s.sa, &g_smsg, SOTTO_MSG_SIGNAL);
+  s_send(g_sk_s.sa, &g_smsg, SOTTO_MSG_SIGNAL);
+  s_recv(g_sk_s.sb, &g_sk_s.b, &g_smsg);
+  spair_open(&g_sk_ref);
+
+  lpair_open(&g_sk_l);
+  for (i = 0; i < GAP; i++) {
+    l_send(g_sk_l.a, "bob", &g_lmsg, SIGC_TYPE_SIGNAL);
+    free(g_lmsg.b);
+    g_lmsg.b = NULL;
+  }
+  l_send(g_sk_l.a, "bob", &g_lmsg, SIGC_TYPE_SIGNAL);
+  l_recv(g_sk_l.b, "alice", &g_lmsg);
+  skipped_check();
+}
+
+static void skipped_sotto(void) {
+  s_send(g_sk_s.sa, &g_smsg, SOTTO_MSG_SIGNAL);
+  s_recv(g_sk_s.sb, &g_sk_s.b, &g_smsg);
+}
+
+static void skipped_ref(void) {
+  s_send(g_sk_ref.sa, &g_smsg, SOTTO_MSG_SIGNAL);
+  s_recv(g_sk_ref.sb, &g_sk_ref.b, &g_smsg);
+}
+
+static void skipped_lib(void) {
+  l_send(g_sk_l.a, "bob", &g_lmsg, SIGC_TYPE_SIGNAL);
+  l_recv(g_sk_l.b, "alice", &g_lmsg);
+}
+
+static void skipped_finish(void) {
+  skipped_check();
+  g_size.skipped[0] = sotto_session_serialized_size(g_sk_s.sb);
+  g_size.skipped[1] = sigc_session_record_size(g_sk_l.b, "alice", 1);
+  spair_close(&g_sk_s);
+  spair_close(&g_sk_ref);
+  lpair_close(&g_sk_l);
+}
+
+/* ---- measurement ---------------------------------------------------------------- */
+
+struct row {
+  const char *name;
+  void (*prepare)(void);
+  void (*op_sotto)(void);
+  void (*op_lib)(void);
+  void (*op_floor)(void); /* NULL: no floor */
+  void (*op_ref)(void);   /* libsotto reference for need_ref (NULL: none) */
+  void (*finish)(void);
+  const char *target;     /* as printed */
+  double need_ratio;      /* sotto / libsignal-c at least this (0: no such target) */
+  double need_floor;      /* sotto / floor at least this (0: none) */
+  double need_ref;        /* sotto / reference at least this (0: none) */
+  double r_sotto[ROUNDS], r_lib[ROUNDS], r_floor[ROUNDS], r_ref[ROUNDS];
+  double sotto, lib, floor, ref; /* medians; floor, ref < 0 when there is none */
+};
+
+static struct row g_rows[] = {
+    {.name = "setup", .prepare = setup_prepare, .op_sotto = setup_sotto, .op_lib = setup_lib,
+     .finish = setup_finish, .target = ">=4x", .need_ratio = 4.0},
+    {.name = "chain", .prepare = chain_prepare, .op_sotto = chain_sotto, .op_lib = chain_lib,
+     .op_floor = chain_floor, .finish = chain_finish, .target = ">=1.5x, >=0.7 floor",
+     .need_ratio = 1.5, .need_floor = 0.7},
+    {.name = "pingpong", .prepare = pingpong_prepare, .op_sotto = pingpong_sotto,
+     .op_lib = pingpong_lib, .finish = pingpong_finish, .target = ">=3x", .need_ratio = 3.0},
+    {.name = "group", .prepare = group_prepare, .op_sotto = group_sotto, .op_lib = group_lib,
+     .finish = group_finish, .target = ">=2.5x", .need_ratio = 2.5},
+    {.name = "skipped2000", .prepare = skipped_prepare, .op_sotto = skipped_sotto,
+     .op_lib = skipped_lib, .op_ref = skipped_ref, .finish = skipped_finish,
+     .target = ">=0.8 of chain", .need_ref = 0.8},
+    {.name = "mlkem1024_keygen", .prepare = kem_prepare, .op_sotto = kem_keygen, .finish = kem_finish,
+     .target = "report"},
+    {.name = "mlkem1024_encaps", .prepare = kem_prepare, .op_sotto = kem_encaps, .finish = kem_finish,
+     .target = "report"},
+    {.name = "mlkem1024_decaps", .prepare = kem_prepare, .op_sotto = kem_decaps, .finish = kem_finish,
+     .target = "report"},
+    {.name = "pqxdh_setup", .prepare = pqxdh_prepare, .op_sotto = pqxdh_sotto, .op_lib = setup_lib,
+     .op_ref = setup_sotto, .finish = setup_finish, .target = ">=2x, >=0.5 own setup", .need_ratio = 2.0,
+     .need_ref = 0.5},
+};
+#define N_ROWS (sizeof g_rows / sizeof g_rows[0])
+#define CHAIN_ROW 1
+#define SKIPPED_ROW 4
+#define PQXDH_ROW 8
+
+/* Operations done and seconds spent by one side in one round. */
+struct acc {
+  double ops, secs;
+};
+
+/* Runs op for at least secs seconds (whole batches) and adds to a. */
+static void measure(void (*op)(void), double secs, struct acc *a) {
+  double t0 = now(), t;
+  uint64_t n = 0;
+  do {
+    for (int i = 0; i < BATCH; i++) op();
+    n += BATCH;
+    t = now();
+  } while (t - t0 < secs);
+  a->ops += (double)n;
+  a->secs += t - t0;
+}
+
+static double rate(const struct acc *a) { return a->secs > 0 ? a->ops / a->secs : 0; }
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(const double *v) {
+  double s[ROUNDS];
+  memcpy(s, v, sizeof s);
+  qsort(s, ROUNDS, sizeof s[0], cmp_double);
+  return ROUNDS % 2 ? s[ROUNDS / 2] : (s[ROUNDS / 2 - 1] + s[ROUNDS / 2]) / 2;
+}
+
+/* Measures one row: a short warm-up of each side, then ROUNDS rounds. In a
+ * round each side gets round_secs in SLICES turns; the two libraries take
+ * turns, the one that goes first alternating, with the floor or reference
+ * (if any) between them. Fine-grained turns make a burst of load from other
+ * processes land on both sides alike. */
+static void run_row(struct row *r, double round_secs, int progress) {
+  double warm = round_secs / 8 < 0.05 ? round_secs / 8 : 0.05;
+  double slice = round_secs / SLICES;
+  struct acc w = {0, 0};
+  g_row = r->name;
+  if (progress) fprintf(stderr, "bench_protocol: %s...\n", r->name);
+  r->prepare();
+  measure(r->op_sotto, warm, &w);
+  if (r->op_lib) measure(r->op_lib, warm, &w);
+  if (r->op_floor) measure(r->op_floor, warm, &w);
+  if (r->op_ref) measure(r->op_ref, warm, &w);
+  for (int k = 0; k < ROUNDS; k++) {
+    struct acc as = {0, 0}, al = {0, 0}, af = {0, 0}, ar = {0, 0};
+    for (int j = 0; j < SLICES; j++) {
+      int sotto_first = (k * SLICES + j) % 2 == 0;
+      if (sotto_first) measure(r->op_sotto, slice, &as);
+      else if (r->op_lib) measure(r->op_lib, slice, &al);
+      if (r->op_floor) measure(r->op_floor, slice, &af);
+      if (r->op_ref) measure(r->op_ref, slice, &ar);
+      if (sotto_first) {
+        if (r->op_lib) measure(r->op_lib, slice, &al);
+      } else {
+        measure(r->op_sotto, slice, &as);
+      }
+    }
+    r->r_sotto[k] = rate(&as);
+    r->r_lib[k] = rate(&al);
+    r->r_floor[k] = rate(&af);
+    r->r_ref[k] = rate(&ar);
+  }
+  r->finish();
+  r->sotto = median(r->r_sotto);
+  r->lib = r->op_lib ? median(r->r_lib) : -1;
+  r->floor = r->op_floor ? median(r->r_floor) : -1;
+  r->ref = r->op_ref ? median(r->r_ref) : -1;
+}
+
+static int row_ok(const struct row *r) {
+  if (r->need_ratio > 0 && r->sotto < r->need_ratio * r->lib) return 0;
+  if (r->need_floor > 0 && r->sotto < r->need_floor * r->floor) return 0;
+  if (r->need_ref > 0 && r->sotto < r->need_ref * r->ref) return 0;
+  return 1;
+}
+
+/* ---- output ------------------------------------------------------------------- */
+
+/* Formats a rate with thousands separators ("54,481"). */
+static const char *fmt_rate(char buf[32], double v) {
+  char digits[32];
+  int n, i, o = 0;
+  if (v < 0) return "-";
+  n = snprintf(digits, sizeof digits, "%.0f", v);
+  if (n <= 0 || n >= (int)sizeof digits) return "?";
+  for (i = 0; i < n; i++) {
+    if (i > 0 && (n - i) % 3 == 0) buf[o++] = ',';
+    buf[o++] = digits[i];
+  }
+  buf[o] = '\0';
+  return buf;
+}
+
+/* Lowest and highest per-round ratio sotto / libsignal-c of a row. */
+static void ratio_range(const struct row *r, double *lo, double *hi) {
+  if (!r->op_lib) {
+    *lo = *hi = 0;
+    return;
+  }
+  *lo = *hi = r->r_sotto[0] / r->r_lib[0];
+  for (int k = 1; k < ROUNDS; k++) {
+    double q = r->r_sotto[k] / r->r_lib[k];
+    if (q < *lo) *lo = q;
+    if (q > *hi) *hi = q;
+  }
+}
+
+static void print_table(double round_secs) {
+  char a[32], b[32], c[32];
+  size_t i;
+  printf("libsotto vs libsignal-protocol-c 2.3.3: %d-byte plaintexts, median of %d rounds, "
+         "%.2f s per library per round\n\n",
+         PT_LEN, ROUNDS, round_secs);
+  printf("%-17s %12s %17s %8s %12s %12s  %-22s %s\n", "row", "sotto ops/s", "libsignal-c ops/s",
+         "ratio", "floor ops/s", "sotto/floor", "target", "verdict");
+  for (i = 0; i < N_ROWS; i++) {
+    const struct row *r = &g_rows[i];
+    char sf[16];
+    if (r->floor > 0)
+      snprintf(sf, sizeof sf, "%.2f", r->sotto / r->floor);
+    else
+      snprintf(sf, sizeof sf, "-");
+    char ratio[16];
+    if (r->lib > 0)
+      snprintf(ratio, sizeof ratio, "%.2fx", r->sotto / r->lib);
+    else
+      snprintf(ratio, sizeof ratio, "-");
+    printf("%-17s %12s %17s %8s %12s %12s  %-22s %s\n", r->name, fmt_rate(a, r->sotto), fmt_rate(b, r->lib),
+           ratio, fmt_rate(c, r->floor), sf, r->target, row_ok(r) ? "OK" : "BELOW");
+  }
+  printf("\nskipped2000 vs chain: libsotto at %.2f of a plain chain measured in the same rounds (%s ops/s);\n"
+         "                      libsignal-c at %.3f of its chain row\n",
+         g_rows[SKIPPED_ROW].sotto / g_rows[SKIPPED_ROW].ref, fmt_rate(a, g_rows[SKIPPED_ROW].ref),
+         g_rows[SKIPPED_ROW].lib / g_rows[CHAIN_ROW].lib);
+  printf("pqxdh_setup vs setup: libsotto version 4 at %.2f of its own X3DH setup measured in the same rounds"
+         " (%s ops/s)\n",
+         g_rows[PQXDH_ROW].sotto / g_rows[PQXDH_ROW].ref, fmt_rate(a, g_rows[PQXDH_ROW].ref));
+  printf("ratio per round, lowest-highest:");
+  for (i = 0; i < N_ROWS; i++) {
+    double lo, hi;
+    if (!g_rows[i].op_lib) continue;
+    ratio_range(&g_rows[i], &lo, &hi);
+    printf(" %s %.2f-%.2f", g_rows[i].name, lo, hi);
+  }
+  printf("\n");
+
+  printf("\n%-52s %8s %12s\n", "size in bytes", "sotto", "libsignal-c");
+#define SIZE_LINE(label, f) printf("%-52s %8zu %12zu\n", label, g_size.f[0], g_size.f[1])
+  SIZE_LINE("session record after chain, sender", chain_sender);
+  SIZE_LINE("session record after chain, receiver", chain_receiver);
+  SIZE_LINE("session record after pingpong (initiator)", pingpong);
+  SIZE_LINE("session record holding 2000 skipped keys", skipped);
+  SIZE_LINE("PreKeySignalMessage (first message, 100 B)", prekey_msg);
+  SIZE_LINE("SignalMessage (100 B)", signal_msg);
+  SIZE_LINE("SenderKeyMessage (100 B)", senderkey_msg);
+  SIZE_LINE("SenderKeyDistributionMessage", skdm);
+#undef SIZE_LINE
+  printf("%-52s %8zu %12s\n", "PreKeySignalMessage v4 (PQXDH, first message, 100 B)", g_size.prekey_msg_v4, "-");
+  printf("%-52s %8d %12s\n", "pre-key bundle v4 keys+signatures (IK,SPK,sig,OPK,KEM,sig)",
+         33 + 33 + 64 + 33 + SOTTO_KEM_PUBKEY_LEN + 64, "-");
+  printf("\n(sotto records are in libsotto's own serialization, libsignal-c's are its RecordStructure)\n");
+}
+
+static void print_json(void) {
+  size_t i;
+  for (i = 0; i < N_ROWS; i++) {
+    const struct row *r = &g_rows[i];
+    printf("{\"bench\":\"%s\",\"unit\":\"ops/s\",\"sotto\":%.1f,\"libsignal_c\":", r->name, r->sotto);
+    if (r->lib > 0)
+      printf("%.1f,\"floor\":", r->lib);
+    else
+      printf("null,\"floor\":");
+    if (r->floor > 0)
+      printf("%.1f}\n", r->floor);
+    else
+      printf("null}\n");
+  }
+#define SIZE_JSON(name, f)                                                                       \
+  printf("{\"bench\":\"%s\",\"unit\":\"bytes\",\"sotto\":%zu,\"libsignal_c\":%zu,\"floor\":null}\n", \
+         name, g_size.f[0], g_size.f[1])
+  SIZE_JSON("size_session_chain_sender", chain_sender);
+  SIZE_JSON("size_session_chain_receiver", chain_receiver);
+  SIZE_JSON("size_session_pingpong", pingpong);
+  SIZE_JSON("size_session_skipped2000", skipped);
+  SIZE_JSON("size_prekey_message", prekey_msg);
+  SIZE_JSON("size_signal_message", signal_msg);
+  SIZE_JSON("size_senderkey_message", senderkey_msg);
+  SIZE_JSON("size_skdm", skdm);
+#undef SIZE_JSON
+  printf("{\"bench\":\"size_prekey_message_v4\",\"unit\":\"bytes\",\"sotto\":%zu,\"libsignal_c\":null,\"floor\":null}\n",
+         g_size.prekey_msg_v4);
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: bench_protocol [--json] [--seconds S]\n"
+          "  --json       one JSON object per line, nothing else on stdout\n"
+          "  --seconds S  measuring time per library per row (default %.0f), split into %d rounds\n",
+          DEFAULT_SECONDS, ROUNDS);
+}
+
+int main(int argc, char **argv) {
+  double secs = DEFAULT_SECONDS;
+  int json = 0, i, progress;
+  size_t k;
+
+  for (i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0) {
+      json = 1;
+    } else if (strcmp(argv[i], "--seconds") == 0) {
+      char *end = NULL;
+      if (i + 1 == argc) {
+        fprintf(stderr, "bench_protocol: --seconds needs a value\n");
+        return 2;
+      }
+      secs = strtod(argv[++i], &end);
+      if (end == argv[i] || *end != '\0' || !(secs > 0 && secs <= MAX_SECONDS)) {
+        fprintf(stderr, "bench_protocol: --seconds wants a number in (0, %.0f], got '%s'\n", MAX_SECONDS,
+                argv[i]);
+        return 2;
+      }
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "bench_protocol: unknown argument '%s'\n", argv[i]);
+      usage(stderr);
+      return 2;
+    }
+  }
+  check_sotto(sotto_init(), "sotto_init");
+  memset(g_pt, 'x', sizeof g_pt);
+  memset(g_floor.send_ck, 0x42, 32);
+  memset(g_floor.recv_ck, 0x42, 32);
+  memset(g_floor.wire, 0x5a, sizeof g_floor.wire);
+
+  progress = isatty(STDERR_FILENO);
+  for (k = 0; k < N_ROWS; k++) run_row(&g_rows[k], secs / ROUNDS, progress);
+
+  if (json)
+    print_json();
+  else
+    print_table(secs / ROUNDS);
+  return fflush(stdout) == 0 ? 0 : 1;
+}
