@@ -5,6 +5,8 @@
 #                 then rebuild and rerun the whole suite under ASan+UBSan,
 #                 then build the libFuzzer targets with clang and run them
 #                 over their committed corpora
+#   make demo     install what is missing, build, and run the end-to-end demo:
+#                 a local server, alice, bob and carol talking (scripts/demo.sh)
 #   make bench    run the benchmark programs (tables, not tests)
 #   make deps     install Debian packages and fetch the pinned npm sources
 #   make fuzz     build the libFuzzer targets (clang) into build-fuzz/
@@ -15,7 +17,7 @@ BUILD  ?= build
 ASAN   ?= build-asan
 FUZZB  ?= build-fuzz
 CMAKE_FLAGS ?=
-FUZZ_SECONDS ?= 10
+FUZZ_SECONDS ?= 6
 
 .PHONY: all build deps check test asan fuzz fuzz-run bench demo clean
 
@@ -53,6 +55,10 @@ fuzz-run: fuzz
 	  rm -rf $$tmp $$tmp.log; done; echo "fuzz: all targets ran clean"
 
 check: test asan fuzz-run
+
+# The README's demo: a local sotto-server and three clients (scripts/demo.sh).
+demo: build
+	bash scripts/demo.sh $(BUILD)
 
 bench: build
 	bench/run protocol

@@ -14,8 +14,9 @@ PKGS=(
   clang                    # libFuzzer targets
   libclang-rt-14-dev       # sanitizer and libFuzzer runtimes for clang
   libsignal-protocol-c-dev # TEST PEER ONLY (GPLv3): linked into test/bench binaries, never installed
-  libcjson-dev             # tests only: reads the JSON known-answer vector files (ML-KEM)
+  libcjson-dev             # sotto --json output; tests read the JSON known-answer vector files (ML-KEM, Signal)
   zlib1g-dev               # tests only: reads the gzipped CCTV ML-KEM modulus vectors
+  sqlite3                  # tests only: the client tests play a malicious server by editing its database
 )
 
 missing=()

@@ -1,0 +1,111 @@
+/* cmd_send.c: sotto send USERNAME TEXT -- one end-to-end encrypted message. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "account.h"
+#include "messaging.h"
+
+/* TEXT from the arguments (joined by spaces) or, for "-", from stdin (one
+ * trailing newline dropped). *out is malloc'd. */
+static int read_text(struct cli *c, int argc, char **argv, char **out, size_t *len) {
+  size_t n = 0, cap = CLI_MAX_TEXT + 2;
+  char *t = malloc(cap);
+  int i;
+  if (!t) return cli_error(c, "nomem", "out of memory");
+  if (argc == 1 && strcmp(argv[0], "-") == 0) {
+    ssize_t r;
+    while ((r = read(0, t + n, cap - 1 - n)) > 0) {
+      n += (size_t)r;
+      if (n == cap - 1) break;
+    }
+    if (n > 0 && t[n - 1] == '\n') n--;
+  } else {
+    for (i = 0; i < argc; i++) {
+      size_t l = strlen(argv[i]);
+      if (n + l + 1 >= cap) {
+        n = cap;
+        break;
+      }
+      if (i) t[n++] = ' ';
+      memcpy(t + n, argv[i], l);
+      n += l;
+    }
+  }
+  if (n > CLI_MAX_TEXT) {
+    free(t);
+    return cli_error(c, "too_large", "the message is longer than %d bytes; split it", CLI_MAX_TEXT);
+  }
+  if (n == 0) {
+    free(t);
+    return cli_error(c, "empty", "the message is empty; nothing was sent");
+  }
+  t[n] = 0;
+  *out = t;
+  *len = n;
+  return CLI_OK;
+}
+
+static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
+  struct content ct;
+  struct conn k;
+  struct msg m;
+  const char *user;
+  char *text = NULL;
+  size_t len = 0;
+  int rc;
+
+  if ((rc = cli_no_options(c, cmd, argc, argv)) >= 0) return rc;
+  if (argc - optind < 2) return cli_usage(c, cmd, "expected USERNAME and TEXT");
+  user = argv[optind];
+  if (!cli_username_ok(user)) return cli_usage(c, cmd, "'%s' is not a valid username", user);
+  if (read_text(c, argc - optind - 1, argv + optind + 1, &text, &len)) return CLI_FAIL;
+  if (cli_open(c) || (strcmp(user, c->acct->username) == 0 &&
+                      cli_error(c, "usage", "you cannot send to yourself ('%s')", user))) {
+    free(text);
+    return CLI_FAIL;
+  }
+  if (conn_open(c, &k)) {
+    free(text);
+    return CLI_FAIL;
+  }
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_TEXT;
+  ct.ts = cli_now_ms();
+  ct.text = (const uint8_t *)text;
+  ct.text_len = len;
+  rc = deliver_pairwise(c, &k, user, &ct);
+  conn_close(&k);
+  if (rc == CLI_OK) {
+    memset(&m, 0, sizeof m);
+    m.dir = MSG_OUT;
+    snprintf(m.peer, sizeof m.peer, "%s", user);
+    m.ts = ct.ts;
+    m.text = text;
+    m.text_len = len;
+    if ((rc = cli_begin(c)) || (rc = msglog_add(c->st, c->acct, &m, 0)) || (rc = account_save(c->st, c->acct)) ||
+        (rc = store_commit(c->st))) {
+      store_rollback(c->st);
+      rc = cli_store_error(c, rc);
+    } else if (c->json) {
+      show_msg(c, &m);
+    } else {
+      printf("Sent to %s.\n", user);
+    }
+  }
+  free(text);
+  return rc;
+}
+
+const struct cli_cmd cmd_send = {
+    "send", "send an end-to-end encrypted message", "send USERNAME TEXT...",
+    "Encrypts TEXT for USERNAME and hands it to the server, which queues it until\n"
+    "they receive it. Several TEXT arguments are joined by spaces; TEXT '-' reads\n"
+    "the message from standard input. The first message to someone starts a\n"
+    "post-quantum (PQXDH) session from their pre-keys on the server.\n\n"
+    "If USERNAME's identity key changed, sotto says so; if you had verified them,\n"
+    "nothing is sent until you verify the new safety number.\n\n"
+    "options:\n"
+    "  --help   this text\n",
+    run};

@@ -1,0 +1,323 @@
+/* conn.c: connection, authentication, pre-key upload, bundles (conn.h). */
+#include "conn.h"
+
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sodium.h>
+#include <sotto/keys.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "account.h"
+
+int conn_split(const char *hp, char *host, size_t hcap, char *port, size_t pcap) {
+  const char *colon, *h = hp;
+  size_t hl;
+  if (hp[0] == '[') {
+    const char *end = strchr(hp, ']');
+    if (!end || end[1] != ':') return -1;
+    h = hp + 1;
+    hl = (size_t)(end - h);
+    colon = end + 1;
+  } else {
+    colon = strrchr(hp, ':');
+    if (!colon) return -1;
+    hl = (size_t)(colon - hp);
+  }
+  if (hl == 0 || hl >= hcap || strlen(colon + 1) == 0 || strlen(colon + 1) >= pcap) return -1;
+  if (strspn(colon + 1, "0123456789") != strlen(colon + 1)) return -1;
+  memcpy(host, h, hl);
+  host[hl] = 0;
+  snprintf(port, pcap, "%s", colon + 1);
+  return 0;
+}
+
+int conn_error(struct cli *c, const struct conn *k, int rc, const char *what, const char *user) {
+  const char *h = k ? k->host : "?", *p = k ? k->port : "?";
+  switch (rc) {
+    case SOTTO_NET_E_CONNECT:
+      return cli_error(c, "unreachable",
+                       "cannot reach the server at %s:%s: is it running? check the address and your network, "
+                       "then try again",
+                       h, p);
+    case SOTTO_NET_E_TIMEOUT:
+      return cli_error(c, "timeout", "the server at %s:%s did not answer in time while %s; try again later", h, p,
+                       what);
+    case SOTTO_NET_E_TLS:
+      return cli_error(c, "tls",
+                       "the server at %s:%s did not present the certificate this account pinned (or the TLS "
+                       "handshake failed): it may be an impostor; ask its operator for the fingerprint "
+                       "('sotto-server fingerprint') before trusting it",
+                       h, p);
+    case SOTTO_NET_E_IO:
+      return cli_error(c, "connection_lost", "lost the connection to the server at %s:%s while %s; try again", h, p,
+                       what);
+    case SOTTO_SRV_E_NOT_FOUND:
+      if (user)
+        return cli_error(c, "unknown_user", "there is no user '%s' on %s:%s; check the spelling", user, h, p);
+      break;
+    case SOTTO_SRV_E_QUEUE_FULL:
+      return cli_error(c, "queue_full",
+                       "%s's message queue on the server is full (they have not fetched messages for a long "
+                       "time); try again after they run 'sotto receive'",
+                       user ? user : "the recipient");
+    case SOTTO_SRV_E_TAKEN:
+      return cli_error(c, "username_taken", "the username '%s' is taken on %s:%s; choose another one",
+                       user ? user : "?", h, p);
+    case SOTTO_SRV_E_BAD_USERNAME:
+      return cli_error(c, "bad_username", "the server refused the username '%s' (3-32 of a-z 0-9 _ .)",
+                       user ? user : "?");
+    case SOTTO_SRV_E_AUTH:
+      return cli_error(c, "auth_failed",
+                       "the server at %s:%s refused this device's credentials (was the account deleted, or the "
+                       "server's data reset?); register a new account with a fresh --home",
+                       h, p);
+    case SOTTO_SRV_E_RATE:
+      return cli_error(c, "rate_limited", "the server is rate limiting us while %s; wait a minute and try again",
+                       what);
+    case SOTTO_SRV_E_NO_KEYS:
+      return cli_error(c, "no_keys", "%s has no pre-keys on the server yet; ask them to run 'sotto receive' once",
+                       user ? user : "the recipient");
+    case SOTTO_SRV_E_DISPLACED:
+      return cli_error(c, "displaced",
+                       "another sotto process of this identity connected to the server while %s; run one at a "
+                       "time and try again",
+                       what);
+    case SOTTO_SRV_E_SHUTDOWN:
+      return cli_error(c, "shutdown", "the server at %s:%s is shutting down; try again in a moment", h, p);
+    case SOTTO_SRV_E_BUSY:
+      return cli_error(c, "busy", "the server at %s:%s has too many connections; try again in a moment", h, p);
+    default:
+      break;
+  }
+  if (rc > 0 && rc < 1000)
+    return cli_error(c, "server_error", "the server answered '%s' while %s", sotto__srv_code_str((unsigned)rc),
+                     what);
+  return cli_error(c, "protocol", "unexpected answer from the server while %s (%s); try again", what,
+                   rc < 0 ? sotto_strerror(rc) : "transport error");
+}
+
+/* Trust on first use: one TLS 1.3 handshake without certificate checks,
+ * only to learn the fingerprint (SHA-256 of the DER certificate) that every
+ * later connection then requires. */
+int conn_probe_pin(struct cli *c, const char *host, const char *port, char pin[65]) {
+  struct addrinfo hints, *res = NULL, *ai;
+  struct timeval tv = {CONN_CONNECT_TIMEOUT_MS / 1000, 0};
+  SSL_CTX *ctx = NULL;
+  SSL *ssl = NULL;
+  X509 *cert = NULL;
+  uint8_t md[EVP_MAX_MD_SIZE];
+  unsigned n = 0;
+  int fd = -1, rc = CLI_FAIL;
+  struct conn k;
+
+  memset(&k, 0, sizeof k);
+  snprintf(k.host, sizeof k.host, "%s", host);
+  snprintf(k.port, sizeof k.port, "%s", port);
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(host, port, &hints, &res) != 0) return conn_error(c, &k, SOTTO_NET_E_CONNECT, "connecting", NULL);
+  for (ai = res; ai; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) continue;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) return conn_error(c, &k, SOTTO_NET_E_CONNECT, "connecting", NULL);
+  if (!(ctx = SSL_CTX_new(TLS_client_method())) || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+      !(ssl = SSL_new(ctx)) || !SSL_set_fd(ssl, fd))
+    goto out;
+  SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+  if (SSL_connect(ssl) != 1 || !(cert = SSL_get1_peer_certificate(ssl)) ||
+      X509_digest(cert, EVP_sha256(), md, &n) != 1 || n != 32) {
+    rc = conn_error(c, &k, SOTTO_NET_E_TLS, "connecting", NULL);
+    goto out;
+  }
+  sodium_bin2hex(pin, 65, md, 32);
+  rc = CLI_OK;
+out:
+  if (rc != CLI_OK && !cert && !ssl) rc = cli_error(c, "internal", "cannot set up TLS");
+  X509_free(cert);
+  if (ssl) SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ERR_clear_error();
+  close(fd);
+  return rc;
+}
+
+void conn_identity_blob(const struct cli *c, uint8_t out[CONN_IDENTITY_BLOB_LEN]) {
+  uint32_t r = c->acct->id.registration_id;
+  sotto_pubkey_serialize(out, c->acct->id.pub);
+  out[33] = (uint8_t)(r >> 24);
+  out[34] = (uint8_t)(r >> 16);
+  out[35] = (uint8_t)(r >> 8);
+  out[36] = (uint8_t)r;
+}
+
+int conn_upload_keys(struct cli *c, struct conn *k, int initial, size_t n_ec, size_t n_kem) {
+  struct sotto_srv_keys *m = calloc(1, sizeof *m);
+  struct prekey_pub *ec = calloc(n_ec ? n_ec : 1, sizeof *ec);
+  struct kem_pub *kem = calloc(n_kem + 1, sizeof *kem);
+  uint8_t spk[CONN_SPK_BLOB_LEN], *kb = calloc(n_kem + 1, CONN_KEM_BLOB_LEN);
+  uint32_t ec_left, kem_left;
+  size_t i;
+  int rc = CLI_FAIL, src;
+
+  if (!m || !ec || !kem || !kb || n_ec > SOTTO_SRV_MAX_KEYS_PER_UPLOAD || n_kem > SOTTO_SRV_MAX_KEYS_PER_UPLOAD) {
+    rc = cli_error(c, "nomem", "out of memory");
+    goto out;
+  }
+  /* Private halves are committed first: an upload that fails later only
+   * leaves unused keys behind, never a public key without its private one. */
+  if ((src = cli_begin(c)) != 0) {
+    rc = cli_store_error(c, src);
+    goto out;
+  }
+  if ((initial && (account_new_signed_prekey(c->st, c->acct, spk, spk + 32) ||
+                   account_new_kem_prekeys(c->st, c->acct, &kem[n_kem], 1, 1))) ||
+      account_new_one_time_prekeys(c->st, c->acct, ec, n_ec) ||
+      account_new_kem_prekeys(c->st, c->acct, kem, n_kem, 0) || account_save(c->st, c->acct) ||
+      store_commit(c->st)) {
+    store_rollback(c->st);
+    rc = cli_store_error(c, STORE_E_IO);
+    goto out;
+  }
+  if (initial) {
+    m->flags = SOTTO_SRV_KEYS_SIGNED | SOTTO_SRV_KEYS_LAST_RESORT;
+    m->signed_prekey.id = c->acct->spk_id;
+    m->signed_prekey.p = spk;
+    m->signed_prekey.len = sizeof spk;
+  }
+  for (i = 0; i < n_kem + (initial ? 1 : 0); i++) {
+    memcpy(kb + i * CONN_KEM_BLOB_LEN, kem[i].pub, SOTTO_KEM_PUBKEY_LEN);
+    memcpy(kb + i * CONN_KEM_BLOB_LEN + SOTTO_KEM_PUBKEY_LEN, kem[i].sig, SOTTO_SIGNATURE_LEN);
+  }
+  if (initial) {
+    m->last_resort.id = kem[n_kem].id;
+    m->last_resort.p = kb + n_kem * CONN_KEM_BLOB_LEN;
+    m->last_resort.len = CONN_KEM_BLOB_LEN;
+  }
+  m->n_ec = (uint16_t)n_ec;
+  for (i = 0; i < n_ec; i++) {
+    m->ec[i].id = ec[i].id;
+    m->ec[i].p = ec[i].pub;
+    m->ec[i].len = SOTTO_PUBKEY_LEN;
+  }
+  m->n_kem = (uint16_t)n_kem;
+  for (i = 0; i < n_kem; i++) {
+    m->kem[i].id = kem[i].id;
+    m->kem[i].p = kb + i * CONN_KEM_BLOB_LEN;
+    m->kem[i].len = CONN_KEM_BLOB_LEN;
+  }
+  src = sotto_net_upload_keys(k->net, m, &ec_left, &kem_left);
+  rc = src ? conn_error(c, k, src, "uploading pre-keys", NULL) : CLI_OK;
+out:
+  free(m);
+  free(ec);
+  free(kem);
+  free(kb);
+  return rc;
+}
+
+int conn_top_up(struct cli *c, struct conn *k, uint32_t ec_left, uint32_t kem_left) {
+  size_t n_ec = ec_left < CONN_EC_STOCK ? CONN_EC_STOCK - ec_left : 0;
+  size_t n_kem = kem_left < CONN_KEM_STOCK ? CONN_KEM_STOCK - kem_left : 0;
+  if (ec_left >= SOTTO_SRV_KEYS_LOW) n_ec = 0;
+  if (kem_left >= SOTTO_SRV_KEYS_LOW) n_kem = 0;
+  if (n_ec == 0 && n_kem == 0) return CLI_OK;
+  return conn_upload_keys(c, k, 0, n_ec, n_kem);
+}
+
+int conn_open(struct cli *c, struct conn *k) {
+  uint32_t ec_left = 0, kem_left = 0;
+  int rc;
+
+  memset(k, 0, sizeof *k);
+  if (!c->acct->username[0])
+    return cli_error(c, "not_registered",
+                     "this identity is not registered with a server yet: run 'sotto register --server HOST:PORT "
+                     "USERNAME'");
+  if (conn_split(c->acct->server, k->host, sizeof k->host, k->port, sizeof k->port))
+    return cli_error(c, "store", "the stored server address '%s' is invalid", c->acct->server);
+  k->ctx = sotto_net_ctx_new(c->acct->pin[0] ? c->acct->pin : NULL, c->acct->pin[0] ? NULL : c->acct->ca);
+  if (!k->ctx) return cli_error(c, "tls", "cannot set up TLS for %s (is the CA file %s readable?)", c->acct->server,
+                                c->acct->ca[0] ? c->acct->ca : "-");
+  if ((rc = sotto_net_connect(k->ctx, k->host, k->port, CONN_CONNECT_TIMEOUT_MS, 1, &k->net)) != 0) {
+    conn_error(c, k, rc, "connecting", NULL);
+    conn_close(k);
+    return CLI_FAIL;
+  }
+  sotto_net_set_timeout(k->net, CONN_REQUEST_TIMEOUT_MS);
+  if ((rc = sotto_net_auth(k->net, c->acct->username, c->acct->device_id, c->acct->secret, &ec_left, &kem_left))) {
+    conn_error(c, k, rc, "logging in", c->acct->username);
+    conn_close(k);
+    return CLI_FAIL;
+  }
+  if (conn_top_up(c, k, ec_left, kem_left)) {
+    conn_close(k);
+    return CLI_FAIL;
+  }
+  return CLI_OK;
+}
+
+void conn_close(struct conn *k) {
+  if (k->net) sotto_net_close(k->net);
+  if (k->ctx) sotto_net_ctx_free(k->ctx);
+  k->net = NULL;
+  k->ctx = NULL;
+}
+
+/* Parses the opaque key blobs of a fetched bundle (layouts in conn.h). */
+static int bundle_parse(const struct sotto_net_bundle *nb, struct sotto_bundle *b) {
+  memset(b, 0, sizeof *b);
+  if (nb->identity_len != CONN_IDENTITY_BLOB_LEN || sotto_pubkey_parse(b->identity_key, nb->identity, 33)) return -1;
+  b->registration_id = ((uint32_t)nb->identity[33] << 24) | ((uint32_t)nb->identity[34] << 16) |
+                       ((uint32_t)nb->identity[35] << 8) | nb->identity[36];
+  b->device_id = CONN_PEER_DEVICE;
+  if (nb->spk_len != CONN_SPK_BLOB_LEN) return -1;
+  b->signed_prekey_id = nb->spk_id;
+  memcpy(b->signed_prekey, nb->spk, 32);
+  memcpy(b->signed_prekey_sig, nb->spk + 32, 64);
+  if (nb->has_ec) {
+    if (nb->ec_len != SOTTO_PUBKEY_LEN) return -1;
+    b->has_one_time_prekey = 1;
+    b->one_time_prekey_id = nb->ec_id;
+    memcpy(b->one_time_prekey, nb->ec, 32);
+  }
+  if (nb->kem_kind) {
+    if (nb->kem_len != CONN_KEM_BLOB_LEN) return -1;
+    b->has_kem_prekey = 1;
+    b->kem_prekey_id = nb->kem_id;
+    memcpy(b->kem_prekey, nb->kem, SOTTO_KEM_PUBKEY_LEN);
+    memcpy(b->kem_prekey_sig, nb->kem + SOTTO_KEM_PUBKEY_LEN, 64);
+  }
+  return 0;
+}
+
+int conn_fetch_bundle(struct cli *c, struct conn *k, const char *user, struct sotto_bundle *b) {
+  struct sotto_net_bundle *nb = calloc(1, sizeof *nb);
+  char what[96];
+  int rc;
+  if (!nb) return cli_error(c, "nomem", "out of memory");
+  snprintf(what, sizeof what, "fetching %s's keys", user);
+  rc = sotto_net_fetch_bundle(k->net, user, CONN_PEER_DEVICE, nb);
+  if (rc) {
+    free(nb);
+    return conn_error(c, k, rc, what, user);
+  }
+  rc = bundle_parse(nb, b);
+  free(nb);
+  if (rc) return cli_error(c, "bad_bundle", "the server returned unusable keys for %s; they may need to register again",
+                           user);
+  return CLI_OK;
+}

@@ -1,0 +1,59 @@
+/* conn.h: the client's connection to its server, over client/net (sotto_net):
+ * connect with the pinned certificate (or CA file), authenticate, keep the
+ * pre-key stock topped up, fetch bundles, and turn every failure into one
+ * line a person can act on.
+ *
+ * The key blobs the server stores for us are opaque to it; their layout is
+ * the client's (docs/client.md, "What the server stores"):
+ *   identity       0x05 || IK (32) || u32 registration id
+ *   signed pre-key SPK (32) || XEdDSA signature (64)
+ *   one-time EC    OPK (32)
+ *   KEM pre-key    0x0A || ML-KEM-1024 public key (1568) || signature (64) */
+#ifndef SOTTO_CLIENT_CONN_H
+#define SOTTO_CLIENT_CONN_H
+
+#include <net.h>
+#include <sotto/session.h>
+
+#include "cli.h"
+
+#define CONN_CONNECT_TIMEOUT_MS 5000
+#define CONN_REQUEST_TIMEOUT_MS 15000
+#define CONN_PEER_DEVICE 1 /* sotto talks to each account's first device */
+#define CONN_IDENTITY_BLOB_LEN (SOTTO_SERIALIZED_PUBKEY_LEN + 4)
+#define CONN_SPK_BLOB_LEN (SOTTO_PUBKEY_LEN + SOTTO_SIGNATURE_LEN)
+#define CONN_KEM_BLOB_LEN (SOTTO_KEM_PUBKEY_LEN + SOTTO_SIGNATURE_LEN)
+/* Stock kept on the server (it says "low" below SOTTO_SRV_KEYS_LOW). */
+#define CONN_EC_STOCK 100
+#define CONN_KEM_STOCK 20
+
+struct conn {
+  struct sotto_net_ctx *ctx;
+  struct sotto_net *net;
+  char host[256];
+  char port[16];
+};
+
+/* Splits "HOST:PORT" ("[v6]:PORT" too). 0 or -1. */
+int conn_split(const char *hostport, char *host, size_t hcap, char *port, size_t pcap);
+/* Connects to the server of c->acct (registered), authenticates and tops up
+ * pre-keys if the server says they run low. Prints why on failure. */
+int conn_open(struct cli *c, struct conn *k);
+void conn_close(struct conn *k);
+/* Prints the one-line error for a net result rc of what ("sending to bob");
+ * user is the peer concerned (or NULL). Returns CLI_FAIL. */
+int conn_error(struct cli *c, const struct conn *k, int rc, const char *what, const char *user);
+/* Learns the certificate fingerprint of host:port (trust on first use). */
+int conn_probe_pin(struct cli *c, const char *host, const char *port, char pin[65]);
+/* Generates, stores (own transaction) and uploads pre-keys: the signed
+ * pre-key and last-resort KEM key when initial, plus n_ec one-time EC and
+ * n_kem one-time KEM pre-keys. */
+int conn_upload_keys(struct cli *c, struct conn *k, int initial, size_t n_ec, size_t n_kem);
+/* Handles a KEYS_LOW notice: uploads what brings the stock back. */
+int conn_top_up(struct cli *c, struct conn *k, uint32_t ec_left, uint32_t kem_left);
+/* Fetches user's bundle into b (CLI_FAIL after printing, e.g. unknown user). */
+int conn_fetch_bundle(struct cli *c, struct conn *k, const char *user, struct sotto_bundle *b);
+/* The identity blob of our account. */
+void conn_identity_blob(const struct cli *c, uint8_t out[CONN_IDENTITY_BLOB_LEN]);
+
+#endif

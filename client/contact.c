@@ -1,0 +1,128 @@
+/* contact.c: contacts, trust on first use, verification, session records. */
+#include "contact.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+#define CONTACT_VERSION 1
+
+static int contact_parse(struct contact *c, const uint8_t *v, size_t n) {
+  struct buf_rd r;
+  uint8_t ver = 0, has = 0, ver_ok = 0;
+  uint32_t changes = 0;
+  buf_rd_init(&r, v, n);
+  buf_get_u8(&r, &ver);
+  buf_get_cstr(&r, c->name, sizeof c->name);
+  buf_get_u8(&r, &has);
+  buf_get(&r, c->key, sizeof c->key);
+  buf_get_u8(&r, &ver_ok);
+  buf_get(&r, c->verified_key, sizeof c->verified_key);
+  buf_get_u32(&r, &changes);
+  if (buf_rd_end(&r) || ver != CONTACT_VERSION) return STORE_E_CORRUPT;
+  c->has_key = has;
+  c->verified = ver_ok;
+  c->key_changes = (int)changes;
+  return 0;
+}
+
+int contact_load(struct store *st, const char *name, struct contact *c) {
+  char rn[64];
+  uint8_t *v;
+  size_t n;
+  int rc;
+  memset(c, 0, sizeof *c);
+  snprintf(c->name, sizeof c->name, "%s", name);
+  snprintf(rn, sizeof rn, "contact/%s", name);
+  rc = store_get(st, rn, &v, &n);
+  if (rc <= 0) return rc;
+  rc = contact_parse(c, v, n);
+  store_free_value(v, n);
+  if (rc == 0 && strcmp(c->name, name) != 0) rc = STORE_E_CORRUPT;
+  return rc ? rc : 1;
+}
+
+int contact_save(struct store *st, const struct contact *c) {
+  struct buf_wr w;
+  char rn[64];
+  int rc;
+  buf_wr_init(&w, 1024);
+  buf_put_u8(&w, CONTACT_VERSION);
+  buf_put_str16(&w, c->name, strlen(c->name));
+  buf_put_u8(&w, (uint8_t)(c->has_key ? 1 : 0));
+  buf_put(&w, c->key, sizeof c->key);
+  buf_put_u8(&w, (uint8_t)(c->verified ? 1 : 0));
+  buf_put(&w, c->verified_key, sizeof c->verified_key);
+  buf_put_u32(&w, (uint32_t)c->key_changes);
+  snprintf(rn, sizeof rn, "contact/%s", c->name);
+  rc = buf_wr_ok(&w) ? STORE_E_IO : store_put(st, rn, w.p, w.len);
+  buf_wr_free(&w);
+  return rc;
+}
+
+int contact_observe(struct contact *c, const uint8_t key[SOTTO_PUBKEY_LEN]) {
+  if (!c->has_key) {
+    memcpy(c->key, key, SOTTO_PUBKEY_LEN);
+    c->has_key = 1;
+    return KEY_NEW;
+  }
+  if (sodium_memcmp(c->key, key, SOTTO_PUBKEY_LEN) == 0) return KEY_SAME;
+  memcpy(c->key, key, SOTTO_PUBKEY_LEN);
+  c->key_changes++;
+  return KEY_CHANGED;
+}
+
+int contact_blocked(const struct contact *c) {
+  return c->verified && c->has_key && sodium_memcmp(c->verified_key, c->key, SOTTO_PUBKEY_LEN) != 0;
+}
+
+int session_load(struct store *st, const char *name, struct sotto_session **out) {
+  char rn[64];
+  uint8_t *v;
+  size_t n;
+  int rc;
+  *out = NULL;
+  snprintf(rn, sizeof rn, "session/%s", name);
+  rc = store_get(st, rn, &v, &n);
+  if (rc < 0) return rc;
+  if (rc == 0) return sotto_session_new(out) ? STORE_E_IO : 0;
+  rc = sotto_session_deserialize(out, v, n) ? STORE_E_CORRUPT : 1;
+  store_free_value(v, n);
+  return rc;
+}
+
+int session_save(struct store *st, const char *name, const struct sotto_session *s) {
+  char rn[64];
+  size_t cap = sotto_session_serialized_size(s), n;
+  uint8_t *buf;
+  int rc;
+  if (cap == 0 || cap > SOTTO_MAX_SESSION_RECORD_LEN || !(buf = malloc(cap))) return STORE_E_IO;
+  snprintf(rn, sizeof rn, "session/%s", name);
+  rc = sotto_session_serialize(s, buf, cap, &n) ? STORE_E_IO : store_put(st, rn, buf, n);
+  sodium_memzero(buf, cap);
+  free(buf);
+  return rc;
+}
+
+struct each_ctx {
+  int (*cb)(void *ud, const struct contact *c);
+  void *ud;
+};
+
+static int each_cb(void *ud, const char *name, const uint8_t *v, size_t n) {
+  struct each_ctx *e = ud;
+  struct contact c;
+  int rc;
+  (void)name;
+  memset(&c, 0, sizeof c);
+  if ((rc = contact_parse(&c, v, n)) != 0) return rc;
+  return e->cb(e->ud, &c);
+}
+
+int contact_each(struct store *st, int (*cb)(void *ud, const struct contact *c), void *ud) {
+  struct each_ctx e = {cb, ud};
+  return store_scan(st, "contact/", each_cb, &e);
+}

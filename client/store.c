@@ -1,0 +1,414 @@
+/* store.c: the sealed SQLite store (see store.h and docs/client.md). */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KEY_LEN 32
+#define ROW_LEN 32
+#define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define AD_LABEL "sotto-store-v1"
+#define KDF_CTX "sottosto"
+#define FORMAT_VERSION 1
+/* Limits accepted from the file, so a tampered header cannot make us spend
+ * unbounded memory or time before the key check fails. */
+#define MAX_OPSLIMIT 16ULL
+#define MAX_MEMLIMIT (1024ULL * 1024 * 1024)
+#define BUSY_TIMEOUT_MS 10000
+
+/* The three derived keys sit in one sodium_malloc block. */
+struct keys {
+  uint8_t seal[KEY_LEN];
+  uint8_t index[KEY_LEN];
+  uint8_t check[KEY_LEN];
+};
+
+struct store {
+  sqlite3 *db;
+  struct keys *k;
+  char path[PATH_MAX];
+  char err[256];
+};
+
+static const char SCHEMA[] =
+    "CREATE TABLE meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);"
+    "CREATE TABLE kv(k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;";
+
+static int sqlerr(struct store *s, const char *what) {
+  snprintf(s->err, sizeof s->err, "%s: %s", what, s->db ? sqlite3_errmsg(s->db) : "cannot open");
+  if (s->db && (sqlite3_errcode(s->db) == SQLITE_BUSY || sqlite3_errcode(s->db) == SQLITE_LOCKED))
+    return STORE_E_BUSY;
+  return STORE_E_IO;
+}
+
+const char *store_errmsg(const struct store *s) { return s ? s->err : "no store"; }
+const char *store_path(const struct store *s) { return s->path; }
+
+static struct store *store_alloc(const char *home) {
+  struct store *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  if ((size_t)snprintf(s->path, sizeof s->path, "%s/%s", home, STORE_FILE) >= sizeof s->path) {
+    free(s);
+    return NULL;
+  }
+  s->k = sodium_malloc(sizeof *s->k);
+  if (!s->k) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+void store_close(struct store *s) {
+  if (!s) return;
+  if (s->db) sqlite3_close(s->db);
+  if (s->k) sodium_free(s->k); /* sodium_free wipes */
+  free(s);
+}
+
+/* Argon2id over the passphrase, then the three subkeys. The master key is
+ * itself in guarded memory and wiped before returning. */
+static int derive(struct store *s, const char *pass, size_t pass_len, const uint8_t salt[STORE_SALT_LEN],
+                  unsigned long long ops, size_t mem) {
+  uint8_t *master = sodium_malloc(KEY_LEN);
+  int rc = -1;
+  if (!master) return -1;
+  if (crypto_pwhash(master, KEY_LEN, pass, pass_len, salt, ops, mem, crypto_pwhash_ALG_ARGON2ID13) != 0)
+    goto out;
+  if (crypto_kdf_derive_from_key(s->k->seal, KEY_LEN, 1, KDF_CTX, master) ||
+      crypto_kdf_derive_from_key(s->k->index, KEY_LEN, 2, KDF_CTX, master) ||
+      crypto_kdf_derive_from_key(s->k->check, KEY_LEN, 3, KDF_CTX, master))
+    goto out;
+  rc = 0;
+out:
+  sodium_free(master);
+  return rc;
+}
+
+static int exec(struct store *s, const char *sql) {
+  if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) return sqlerr(s, "store");
+  return 0;
+}
+
+static int meta_put(struct store *s, const char *name, const void *v, size_t n) {
+  sqlite3_stmt *st;
+  int rc;
+  if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta(name, value) VALUES(?1, ?2)", -1, &st, NULL))
+    return sqlerr(s, "store");
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 2, v, (int)n, SQLITE_STATIC);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlerr(s, "store");
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* Reads a meta value of exactly n bytes (n == 0: an integer into *iv). */
+static int meta_get(struct store *s, const char *name, void *v, size_t n, sqlite3_int64 *iv) {
+  sqlite3_stmt *st;
+  int rc = STORE_E_CORRUPT;
+  if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE name = ?1", -1, &st, NULL))
+    return sqlerr(s, "store");
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  switch (sqlite3_step(st)) {
+    case SQLITE_ROW:
+      if (iv) {
+        if (sqlite3_column_type(st, 0) == SQLITE_INTEGER) {
+          *iv = sqlite3_column_int64(st, 0);
+          rc = 0;
+        }
+      } else if ((size_t)sqlite3_column_bytes(st, 0) == n) {
+        memcpy(v, sqlite3_column_blob(st, 0), n);
+        rc = 0;
+      }
+      if (rc) snprintf(s->err, sizeof s->err, "store header field '%s' is damaged", name);
+      break;
+    case SQLITE_DONE:
+      snprintf(s->err, sizeof s->err, "store header field '%s' is missing", name);
+      break;
+    default:
+      rc = sqlerr(s, "store");
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int meta_put_int(struct store *s, const char *name, sqlite3_int64 v) {
+  sqlite3_stmt *st;
+  int rc;
+  if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta(name, value) VALUES(?1, ?2)", -1, &st, NULL))
+    return sqlerr(s, "store");
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, v);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlerr(s, "store");
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* Connection settings only: none of these writes to the file. secure_delete
+ * overwrites freed pages, so deleted records (used pre-keys, old session
+ * states) do not linger in the file even in sealed form. */
+static int connect_db(struct store *s, int flags) {
+  if (sqlite3_open_v2(s->path, &s->db, flags, NULL) != SQLITE_OK) return sqlerr(s, "cannot open the store");
+  sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+  return exec(s, "PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY; PRAGMA synchronous = FULL;");
+}
+
+int store_create(struct store **out, const char *home, const char *pass, size_t pass_len, char *err,
+                 size_t errlen) {
+  struct store *s;
+  uint8_t salt[STORE_SALT_LEN];
+  struct stat sb;
+  int rc = STORE_E_IO, fd;
+
+  *out = NULL;
+  if (!(s = store_alloc(home))) return STORE_E_IO;
+  if (stat(s->path, &sb) == 0) {
+    store_close(s);
+    return STORE_E_EXISTS;
+  }
+  /* Create the file ourselves, mode 0600 and exclusive, before SQLite sees it. */
+  fd = open(s->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    rc = errno == EEXIST ? STORE_E_EXISTS : STORE_E_IO;
+    snprintf(s->err, sizeof s->err, "cannot create the store file: %s", strerror(errno));
+    goto fail;
+  }
+  close(fd);
+  randombytes_buf(salt, sizeof salt);
+  if (derive(s, pass, pass_len, salt, STORE_OPSLIMIT, STORE_MEMLIMIT)) {
+    snprintf(s->err, sizeof s->err, "key derivation failed (out of memory?)");
+    goto fail_unlink;
+  }
+  if ((rc = connect_db(s, SQLITE_OPEN_READWRITE)) || (rc = exec(s, "PRAGMA journal_mode = DELETE;")) ||
+      (rc = exec(s, "BEGIN")) || (rc = exec(s, SCHEMA)) || (rc = meta_put_int(s, "format", FORMAT_VERSION)) ||
+      (rc = meta_put(s, "kdf", "argon2id13", 10)) || (rc = meta_put(s, "salt", salt, sizeof salt)) ||
+      (rc = meta_put_int(s, "opslimit", (sqlite3_int64)STORE_OPSLIMIT)) ||
+      (rc = meta_put_int(s, "memlimit", (sqlite3_int64)STORE_MEMLIMIT)) ||
+      (rc = meta_put(s, "check", s->k->check, KEY_LEN)) || (rc = exec(s, "COMMIT")))
+    goto fail_unlink;
+  *out = s;
+  return 0;
+fail_unlink:
+  unlink(s->path);
+fail:
+  snprintf(err, errlen, "%s", s->err);
+  store_close(s);
+  return rc ? rc : STORE_E_IO;
+}
+
+int store_open(struct store **out, const char *home, const char *pass, size_t pass_len, char *err,
+               size_t errlen) {
+  struct store *s;
+  uint8_t salt[STORE_SALT_LEN], check[KEY_LEN];
+  sqlite3_int64 format, ops, mem;
+  char kdf[10];
+  int rc;
+
+  *out = NULL;
+  if (!(s = store_alloc(home))) return STORE_E_IO;
+  if (access(s->path, F_OK) != 0) {
+    store_close(s);
+    return STORE_E_MISSING;
+  }
+  /* Read the header only: the file is not written until the key check
+   * passed (a wrong passphrase must leave it byte for byte as it was). */
+  if ((rc = connect_db(s, SQLITE_OPEN_READWRITE)) || (rc = meta_get(s, "format", NULL, 0, &format)) ||
+      (rc = meta_get(s, "kdf", kdf, sizeof kdf, NULL)) || (rc = meta_get(s, "salt", salt, sizeof salt, NULL)) ||
+      (rc = meta_get(s, "opslimit", NULL, 0, &ops)) || (rc = meta_get(s, "memlimit", NULL, 0, &mem)) ||
+      (rc = meta_get(s, "check", check, sizeof check, NULL)))
+    goto fail;
+  if (format != FORMAT_VERSION || memcmp(kdf, "argon2id13", 10) != 0 || ops < 1 ||
+      (unsigned long long)ops > MAX_OPSLIMIT || mem < 8192 || (unsigned long long)mem > MAX_MEMLIMIT) {
+    snprintf(s->err, sizeof s->err, "the store header has an unknown format or limits");
+    rc = STORE_E_CORRUPT;
+    goto fail;
+  }
+  if (derive(s, pass, pass_len, salt, (unsigned long long)ops, (size_t)mem)) {
+    snprintf(s->err, sizeof s->err, "key derivation failed (out of memory?)");
+    rc = STORE_E_IO;
+    goto fail;
+  }
+  if (sodium_memcmp(check, s->k->check, KEY_LEN) != 0) {
+    rc = STORE_E_PASS;
+    goto fail;
+  }
+  *out = s;
+  return 0;
+fail:
+  snprintf(err, errlen, "%s", s->err);
+  store_close(s);
+  return rc;
+}
+
+int store_begin(struct store *s) { return exec(s, "BEGIN IMMEDIATE"); }
+int store_commit(struct store *s) { return exec(s, "COMMIT"); }
+void store_rollback(struct store *s) {
+  if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static void row_key(const struct store *s, const char *name, uint8_t k[ROW_LEN]) {
+  crypto_generichash(k, ROW_LEN, (const uint8_t *)name, strlen(name), s->k->index, KEY_LEN);
+}
+
+static void make_ad(uint8_t ad[sizeof AD_LABEL - 1 + ROW_LEN], const uint8_t k[ROW_LEN]) {
+  memcpy(ad, AD_LABEL, sizeof AD_LABEL - 1);
+  memcpy(ad + sizeof AD_LABEL - 1, k, ROW_LEN);
+}
+
+void store_free_value(uint8_t *val, size_t len) {
+  if (!val) return;
+  sodium_memzero(val, len);
+  free(val);
+}
+
+/* Opens one sealed row. On success *pt (malloc'd) holds u16 name length ||
+ * name || value, and *name_len says where the value starts. */
+static int open_row(const struct store *s, const uint8_t k[ROW_LEN], const uint8_t *v, size_t vlen, uint8_t **pt,
+                    size_t *pt_len, size_t *name_len) {
+  uint8_t ad[sizeof AD_LABEL - 1 + ROW_LEN];
+  unsigned long long n;
+  uint8_t *p;
+  if (vlen < NONCE_LEN + TAG_LEN + 2 || vlen > STORE_MAX_VALUE + STORE_MAX_NAME + 2 + NONCE_LEN + TAG_LEN)
+    return STORE_E_CORRUPT;
+  if (!(p = malloc(vlen - NONCE_LEN - TAG_LEN))) return STORE_E_IO;
+  make_ad(ad, k);
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(p, &n, NULL, v + NONCE_LEN, vlen - NONCE_LEN, ad, sizeof ad,
+                                                 v, s->k->seal) != 0) {
+    free(p);
+    return STORE_E_CORRUPT;
+  }
+  *name_len = ((size_t)p[0] << 8) | p[1];
+  if (*name_len > n - 2) {
+    store_free_value(p, (size_t)n);
+    return STORE_E_CORRUPT;
+  }
+  *pt = p;
+  *pt_len = (size_t)n;
+  return 0;
+}
+
+int store_get(struct store *s, const char *name, uint8_t **val, size_t *len) {
+  uint8_t k[ROW_LEN], *pt = NULL;
+  size_t pt_len, nl, want = strlen(name);
+  sqlite3_stmt *st;
+  int rc;
+
+  *val = NULL;
+  *len = 0;
+  row_key(s, name, k);
+  if (sqlite3_prepare_v2(s->db, "SELECT v FROM kv WHERE k = ?1", -1, &st, NULL)) return sqlerr(s, "store");
+  sqlite3_bind_blob(st, 1, k, ROW_LEN, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_DONE) {
+    rc = 0;
+  } else if (rc != SQLITE_ROW) {
+    rc = sqlerr(s, "store");
+  } else if ((rc = open_row(s, k, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &pt, &pt_len,
+                            &nl)) == 0) {
+    if (nl != want || memcmp(pt + 2, name, nl) != 0) {
+      rc = STORE_E_CORRUPT;
+    } else if (!(*val = malloc(pt_len - 2 - nl + 1))) {
+      rc = STORE_E_IO;
+    } else {
+      *len = pt_len - 2 - nl;
+      memcpy(*val, pt + 2 + nl, *len);
+      rc = 1;
+    }
+    store_free_value(pt, pt_len);
+  }
+  if (rc == STORE_E_CORRUPT) snprintf(s->err, sizeof s->err, "the store record '%s' does not open", name);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_put(struct store *s, const char *name, const uint8_t *val, size_t len) {
+  uint8_t k[ROW_LEN], ad[sizeof AD_LABEL - 1 + ROW_LEN], *pt, *ct;
+  size_t nl = strlen(name), pt_len, ct_len;
+  unsigned long long clen;
+  sqlite3_stmt *st;
+  int rc;
+
+  if (nl > STORE_MAX_NAME || len > STORE_MAX_VALUE) return STORE_E_IO;
+  pt_len = 2 + nl + len;
+  ct_len = NONCE_LEN + pt_len + TAG_LEN;
+  pt = malloc(pt_len);
+  ct = malloc(ct_len);
+  if (!pt || !ct) {
+    free(pt);
+    free(ct);
+    return STORE_E_IO;
+  }
+  pt[0] = (uint8_t)(nl >> 8);
+  pt[1] = (uint8_t)nl;
+  memcpy(pt + 2, name, nl);
+  if (len) memcpy(pt + 2 + nl, val, len);
+  row_key(s, name, k);
+  make_ad(ad, k);
+  randombytes_buf(ct, NONCE_LEN);
+  crypto_aead_xchacha20poly1305_ietf_encrypt(ct + NONCE_LEN, &clen, pt, pt_len, ad, sizeof ad, NULL, ct,
+                                             s->k->seal);
+  store_free_value(pt, pt_len);
+  if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO kv(k, v) VALUES(?1, ?2)", -1, &st, NULL)) {
+    free(ct);
+    return sqlerr(s, "store");
+  }
+  sqlite3_bind_blob(st, 1, k, ROW_LEN, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 2, ct, (int)ct_len, SQLITE_STATIC);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlerr(s, "store");
+  sqlite3_finalize(st);
+  free(ct);
+  return rc;
+}
+
+int store_del(struct store *s, const char *name) {
+  uint8_t k[ROW_LEN];
+  sqlite3_stmt *st;
+  int rc;
+  row_key(s, name, k);
+  if (sqlite3_prepare_v2(s->db, "DELETE FROM kv WHERE k = ?1", -1, &st, NULL)) return sqlerr(s, "store");
+  sqlite3_bind_blob(st, 1, k, ROW_LEN, SQLITE_STATIC);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlerr(s, "store");
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_scan(struct store *s, const char *prefix,
+               int (*cb)(void *ud, const char *name, const uint8_t *val, size_t len), void *ud) {
+  size_t pl = strlen(prefix);
+  sqlite3_stmt *st;
+  int rc = 0, step;
+
+  if (sqlite3_prepare_v2(s->db, "SELECT k, v FROM kv", -1, &st, NULL)) return sqlerr(s, "store");
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    uint8_t *pt;
+    size_t pt_len, nl;
+    char name[STORE_MAX_NAME + 1];
+    if (sqlite3_column_bytes(st, 0) != ROW_LEN) {
+      rc = STORE_E_CORRUPT;
+      break;
+    }
+    rc = open_row(s, sqlite3_column_blob(st, 0), sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+                  &pt, &pt_len, &nl);
+    if (rc) break;
+    if (nl <= STORE_MAX_NAME && nl >= pl && memcmp(pt + 2, prefix, pl) == 0) {
+      memcpy(name, pt + 2, nl);
+      name[nl] = 0;
+      rc = cb(ud, name, pt + 2 + nl, pt_len - 2 - nl);
+    }
+    store_free_value(pt, pt_len);
+    if (rc) break;
+  }
+  if (!rc && step != SQLITE_DONE && step != SQLITE_ROW) rc = sqlerr(s, "store");
+  if (rc == STORE_E_CORRUPT) snprintf(s->err, sizeof s->err, "a store record does not open");
+  sqlite3_finalize(st);
+  return rc;
+}

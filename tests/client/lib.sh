@@ -1,0 +1,101 @@
+# lib.sh: shared helpers of the end-to-end client tests (sourced).
+#
+# Each test runs the real sotto-server on 127.0.0.1 (a free port, real TLS,
+# a fresh data directory) and several client homes under one temporary
+# directory, removed at exit. Every wait is bounded; every check prints one
+# line, and the test exits non-zero if any failed.
+#
+# usage in a test:  source lib.sh "$@"   (args: path of sotto, of sotto-server)
+set -u
+
+SOTTO=${1:?usage: test.sh PATH/TO/sotto PATH/TO/sotto-server}
+SERVER=${2:?usage: test.sh PATH/TO/sotto PATH/TO/sotto-server [PATH/TO/client_store_scan]}
+SCAN=${3:-}
+for b in "$SOTTO" "$SERVER"; do
+  [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }
+done
+command -v timeout >/dev/null || { echo "FAIL: timeout(1) missing"; exit 1; }
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/sotto-client-test.XXXXXX")
+SPID=
+PORT=
+FAILS=0
+CHECKS=0
+export SOTTO_PASSPHRASE="correct horse battery staple"
+# Sanitizer builds: reports of every process go to files that finish checks,
+# so a report from a command whose output a test ignores still fails it.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}:log_path=$T/sanitizer"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}:log_path=$T/sanitizer"
+
+cleanup() {
+  if [ -n "$SPID" ]; then kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; fi
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok() { CHECKS=$((CHECKS + 1)); echo "ok   $1"; }
+bad() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "FAIL $1"; }
+# check DESCRIPTION COMMAND...: passes if the command succeeds.
+check() { local d=$1; shift; if "$@" >/dev/null; then ok "$d"; else bad "$d"; fi; }
+# contains FILE TEXT / lacks FILE TEXT (fixed strings)
+contains() { grep -qF -- "$2" "$1"; }
+lacks() { ! grep -qF -- "$2" "$1"; }
+
+# Starts the server on PORT (or a random free one) with extra options.
+# The data directory $T/srv survives restarts.
+start_server() {
+  local want=${PORT:-} tries=0 i
+  mkdir -p "$T/srv"
+  while [ $tries -lt 20 ]; do
+    tries=$((tries + 1))
+    PORT=${want:-$((20000 + RANDOM % 40000))}
+    "$SERVER" --data "$T/srv" --listen "127.0.0.1:$PORT" --register-rate 600 --register-burst 100 \
+      --log-level 0 "$@" >"$T/server.out" 2>"$T/server.err" &
+    SPID=$!
+    for i in $(seq 1 100); do
+      if grep -q '^listening' "$T/server.out" 2>/dev/null; then return 0; fi
+      if ! kill -0 "$SPID" 2>/dev/null; then break; fi
+      sleep 0.1
+    done
+    kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null
+    SPID=
+    [ -n "$want" ] && sleep 0.5   # the same port again (a restart): wait for it to be free
+  done
+  echo "FAIL could not start sotto-server:"; cat "$T/server.err"; exit 1
+}
+
+stop_server() {
+  if [ -n "$SPID" ]; then
+    kill -TERM "$SPID" 2>/dev/null
+    if ! timeout 20 tail --pid="$SPID" -f /dev/null; then kill -KILL "$SPID"; fi
+    wait "$SPID" 2>/dev/null
+    SPID=
+  fi
+}
+
+# s USER ARGS...: runs sotto with USER's home, bounded in time.
+s() { local who=$1; shift; timeout 60 "$SOTTO" --home "$T/$who" "$@"; }
+
+# new_user NAME: init + register on the running server.
+new_user() {
+  s "$1" init >"$T/$1.init" 2>&1 && s "$1" register --server "127.0.0.1:$PORT" "$1" >"$T/$1.reg" 2>&1 ||
+    { echo "FAIL setting up $1:"; cat "$T/$1.init" "$T/$1.reg"; exit 1; }
+}
+
+# sql STATEMENT: edits the stopped server's database (a malicious or
+# crashing server, simulated).
+sql() { sqlite3 "$T/srv/sotto.db" "$1"; }
+
+finish() {
+  stop_server
+  if ls "$T"/sanitizer.* >/dev/null 2>&1; then
+    bad "sanitizer reports:"; cat "$T"/sanitizer.*
+  fi
+  if [ "$FAILS" -ne 0 ]; then
+    echo "$FAILS of $CHECKS checks FAILED"
+    echo "--- server stderr"; tail -20 "$T/server.err" 2>/dev/null
+    exit 1
+  fi
+  echo "all $CHECKS checks passed"
+  exit 0
+}
