@@ -11,6 +11,7 @@ int sotto__signal_msg_parse(struct sotto__signal_msg *m, const uint8_t *buf, siz
   struct sotto__rd r;
   struct sotto__pb_field f;
   int rc, have_key = 0, have_ctr = 0, have_ct = 0;
+  uint32_t seen = 0;
 
   memset(m, 0, sizeof *m);
   if (buf == NULL || len < SIGNAL_MSG_MIN) return SOTTO_ERR_TRUNCATED;
@@ -24,6 +25,7 @@ int sotto__signal_msg_parse(struct sotto__signal_msg *m, const uint8_t *buf, siz
 
   sotto__rd_init(&r, buf + 1, len - 1 - SOTTO_MESSAGE_MAC_LEN);
   while ((rc = sotto__pb_next(&r, &f)) == 1) {
+    if (f.num <= 4 && (rc = sotto__pb_once(&seen, f.num)) != 0) return rc;
     switch (f.num) {
       case 1:
         if ((rc = sotto__pb_get_pubkey(&f, m->ratchet_key)) != 0) return rc;
@@ -71,6 +73,7 @@ int sotto__prekey_msg_parse(struct sotto__prekey_msg *m, const uint8_t *buf, siz
   struct sotto__rd r;
   struct sotto__pb_field f;
   int rc, have_base = 0, have_id = 0, have_msg = 0, have_spk = 0, have_kid = 0, have_kct = 0;
+  uint32_t seen = 0;
 
   memset(m, 0, sizeof *m);
   if (buf == NULL || len < 1 + 35 + 35 + 2 + 2 + SIGNAL_MSG_MIN) return SOTTO_ERR_TRUNCATED;
@@ -81,6 +84,7 @@ int sotto__prekey_msg_parse(struct sotto__prekey_msg *m, const uint8_t *buf, siz
 
   sotto__rd_init(&r, buf + 1, len - 1);
   while ((rc = sotto__pb_next(&r, &f)) == 1) {
+    if (f.num <= 8 && (rc = sotto__pb_once(&seen, f.num)) != 0) return rc;
     switch (f.num) {
       case 1:
         if ((rc = sotto__pb_get_u32(&f, &m->prekey_id)) != 0) return rc;

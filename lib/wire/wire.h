@@ -184,6 +184,18 @@ static inline void sotto__pb_pubkey(struct sotto__wr *w, uint32_t num, const uin
 static inline size_t sotto__pb_bytes_size(size_t n) { return 1 + sotto__varint_len(n) + n; }
 static inline size_t sotto__pb_varint_size(uint64_t v) { return 1 + sotto__varint_len(v); }
 
+/* Marks field `num` (1..31) as seen; SOTTO_ERR_MALFORMED if it already was.
+ * Our parsers refuse a repeated singular field rather than let the last
+ * copy win: no honest encoder writes one, and accepting it would give two
+ * parsers two readings of the same bytes. Field numbers above 31 are
+ * unknown fields, skipped. */
+static inline int sotto__pb_once(uint32_t *seen, uint32_t num) {
+  if (num == 0 || num > 31) return 0;
+  if (*seen & (1u << num)) return SOTTO_ERR_MALFORMED;
+  *seen |= 1u << num;
+  return 0;
+}
+
 /* Decodes a 33-byte serialized public key (type byte 0x05) into u. */
 int sotto__pb_get_pubkey(const struct sotto__pb_field *f, uint8_t u[32]);
 /* A uint32 varint field (values above 2^32-1 are malformed). */

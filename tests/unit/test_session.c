@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "party.h"
+#include "wire/messages.h"
 #include "testutil.h"
 
 #define CAP 4096
@@ -355,6 +356,82 @@ static void test_new_session_replaces(void) {
   sotto_session_free(b);
 }
 
+/* Parsers refuse a repeated singular field, wire types 3/4, a field number
+ * of 0 and lengths past the end; unknown fields are skipped. */
+static void test_parser_strictness(void) {
+  static const uint8_t key[32] = {9};
+  static const uint8_t ct[16] = {1};
+  struct sotto__signal_msg m;
+  struct sotto__wr w;
+  uint8_t buf[256];
+  size_t base;
+
+  sotto__wr_init(&w, buf, sizeof buf);
+  sotto__signal_msg_write(&w, 0x33, key, 5, 0, ct, sizeof ct);
+  base = w.len;
+  sotto__wr_bytes(&w, "MACMAC!!", 8);
+  CHECK_RC(sotto__signal_msg_parse(&m, buf, w.len), 0);
+  CHECK(m.counter == 5 && m.ciphertext_len == 16);
+  /* A second counter field. */
+  w.len = base;
+  sotto__pb_varint(&w, 2, 6);
+  sotto__wr_bytes(&w, "MACMAC!!", 8);
+  CHECK_RC(sotto__signal_msg_parse(&m, buf, w.len), SOTTO_ERR_MALFORMED);
+  /* An unknown field 9 is skipped. */
+  w.len = base;
+  sotto__pb_varint(&w, 9, 77);
+  sotto__wr_bytes(&w, "MACMAC!!", 8);
+  CHECK_RC(sotto__signal_msg_parse(&m, buf, w.len), 0);
+  /* A group wire type. */
+  w.len = base;
+  sotto__wr_u8(&w, (9 << 3) | 3);
+  sotto__wr_bytes(&w, "MACMAC!!", 8);
+  CHECK_RC(sotto__signal_msg_parse(&m, buf, w.len), SOTTO_ERR_MALFORMED);
+  /* Field number 0. */
+  w.len = base;
+  sotto__wr_u8(&w, 0);
+  sotto__wr_u8(&w, 0);
+  sotto__wr_bytes(&w, "MACMAC!!", 8);
+  CHECK_RC(sotto__signal_msg_parse(&m, buf, w.len), SOTTO_ERR_MALFORMED);
+  /* An oversize length that runs past the end. */
+  w.len = base;
+  sotto__wr_u8(&w, (10 << 3) | 2);
+  sotto__wr_varint(&w, 1u << 30);
+  sotto__wr_bytes(&w, "MACMAC!!", 8);
+  CHECK(sotto__signal_msg_parse(&m, buf, w.len) < 0);
+  /* Legacy and unknown versions. */
+  buf[0] = 0x13;
+  CHECK_RC(sotto__signal_msg_parse(&m, buf, base + 8), SOTTO_ERR_LEGACY);
+  buf[0] = 0x53;
+  CHECK_RC(sotto__signal_msg_parse(&m, buf, base + 8), SOTTO_ERR_VERSION);
+  {
+    struct sotto__prekey_msg pm;
+    struct sotto__prekey_msg in;
+    uint8_t inner[128], out[512];
+    struct sotto__wr wi;
+    buf[0] = 0x33;
+    sotto__wr_init(&wi, inner, sizeof inner);
+    sotto__signal_msg_write(&wi, 0x33, key, 0, 0, ct, sizeof ct);
+    sotto__wr_bytes(&wi, "MACMAC!!", 8);
+    memset(&in, 0, sizeof in);
+    memcpy(in.base_key, key, 32);
+    memcpy(in.identity_key, key, 32);
+    in.message = inner;
+    in.message_len = wi.len;
+    in.registration_id = 7;
+    in.signed_prekey_id = 1;
+    sotto__wr_init(&w, out, sizeof out);
+    sotto__prekey_msg_write(&w, 0x33, &in);
+    CHECK_RC(sotto__prekey_msg_parse(&pm, out, w.len), 0);
+    sotto__pb_varint(&w, 6, 2); /* signedPreKeyId twice */
+    CHECK_RC(sotto__prekey_msg_parse(&pm, out, w.len), SOTTO_ERR_MALFORMED);
+    /* v3 with KEM fields, and a KEM id without ciphertext. */
+    w.len -= 2;
+    sotto__pb_varint(&w, 7, 2);
+    CHECK_RC(sotto__prekey_msg_parse(&pm, out, w.len), SOTTO_ERR_MALFORMED);
+  }
+}
+
 int main(void) {
   REQUIRE(party_init(&alice) == 0);
   REQUIRE(party_init(&bob) == 0);
@@ -369,5 +446,6 @@ int main(void) {
   test_persistence();
   test_setup_failures();
   test_new_session_replaces();
+  test_parser_strictness();
   return test_done("session");
 }
