@@ -325,7 +325,7 @@ static int try_state(struct state *st, const struct sotto__signal_msg *m, uint8_
                      size_t *pt_len) {
   struct state tmp = *st;
   struct pending p;
-  int rc;
+  int rc, fresh_table = 0;
 
   /* A message ahead of its chain will store skipped keys: make sure the
    * table exists before anything can be committed. */
@@ -341,13 +341,21 @@ static int try_state(struct state *st, const struct sotto__signal_msg *m, uint8_
     if (need) {
       if ((st->skipped = sotto__skipped_new()) == NULL) return SOTTO_ERR_NOMEM;
       tmp.skipped = st->skipped;
+      fresh_table = 1;
     }
   }
   rc = decrypt_with_state(&tmp, &p, m, pt, cap, pt_len);
-  if (rc == 0)
+  if (rc == 0) {
     commit_state(st, &tmp, &p);
-  else
+  } else {
     sotto__wipe(&tmp, sizeof tmp);
+    /* A message that failed must not leave memory behind either: forged
+     * messages would otherwise grow every archived state by a table. */
+    if (fresh_table) {
+      sotto__skipped_free(st->skipped);
+      st->skipped = NULL;
+    }
+  }
   return rc;
 }
 
