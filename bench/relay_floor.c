@@ -105,8 +105,10 @@ static void map_del(struct floor *f, struct fconn *c) {
 static void ev_set(struct floor *f, struct fconn *c) {
   struct epoll_event e;
   uint32_t want;
-  if (c->handshaking) want = c->want_write ? EPOLLOUT : EPOLLIN;
-  else want = EPOLLIN | (c->wlen > c->woff || c->want_write ? EPOLLOUT : 0);
+  if (c->handshaking)
+    want = c->want_write ? EPOLLOUT : EPOLLIN;
+  else
+    want = EPOLLIN | (c->wlen > c->woff || c->want_write ? EPOLLOUT : 0);
   if (c->registered && want == c->ev) return;
   e.events = want;
   e.data.ptr = c;
@@ -130,8 +132,10 @@ static void drop(struct floor *f, struct fconn *c) {
   free(c->rbuf);
   free(c->wbuf);
   c->rbuf = c->wbuf = NULL;
-  if (c->prev) c->prev->next = c->next;
-  else f->all = c->next;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    f->all = c->next;
   if (c->next) c->next->prev = c->prev;
   c->znext = f->dead;
   f->dead = c;
@@ -161,7 +165,8 @@ static uint8_t *reserve(struct floor *f, struct fconn *c, size_t n) {
   return c->wbuf + c->wlen;
 }
 
-static void put_frame(struct floor *f, struct fconn *c, uint8_t type, uint32_t req_id, const void *p, size_t n) {
+static void put_frame(struct floor *f, struct fconn *c, uint8_t type, uint32_t req_id, const void *p,
+                      size_t n) {
   uint8_t *w = reserve(f, c, 9 + n);
   if (!w) {
     drop(f, c);
@@ -385,7 +390,8 @@ static void accept_all(struct floor *f) {
     struct fconn *c;
     if (fd < 0) return;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if ((c = calloc(1, sizeof *c)) == NULL || (c->ssl = SSL_new(f->ctx)) == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+    if ((c = calloc(1, sizeof *c)) == NULL || (c->ssl = SSL_new(f->ctx)) == NULL ||
+        SSL_set_fd(c->ssl, fd) != 1) {
       if (c) SSL_free(c->ssl);
       free(c);
       close(fd);
@@ -437,9 +443,12 @@ int main(int argc, char **argv) {
   struct rlimit rl;
 
   for (i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--data") == 0) data = argv[i + 1];
-    else if (strcmp(argv[i], "--listen") == 0) listen_spec = argv[i + 1];
-    else break;
+    if (strcmp(argv[i], "--data") == 0)
+      data = argv[i + 1];
+    else if (strcmp(argv[i], "--listen") == 0)
+      listen_spec = argv[i + 1];
+    else
+      break;
   }
   if (i != argc || !data || !listen_spec) {
     fprintf(stderr, "usage: relay_floor --data DIR --listen IPV4:PORT\n");
@@ -474,9 +483,12 @@ int main(int argc, char **argv) {
     if (n < 0 && errno != EINTR) break;
     for (i = 0; i < n; i++) {
       void *p = evs[i].data.ptr;
-      if (p == &f->lfd) accept_all(f);
-      else if (p == &f->sfd) f->stopping = 1;
-      else if (!((struct fconn *)p)->dead) on_event(f, p, evs[i].events);
+      if (p == &f->lfd)
+        accept_all(f);
+      else if (p == &f->sfd)
+        f->stopping = 1;
+      else if (!((struct fconn *)p)->dead)
+        on_event(f, p, evs[i].events);
     }
     flush_all(f);
     while (f->dead) {

@@ -47,11 +47,9 @@ struct lg_conn {
   struct lg_conn *dnext; /* dirty list */
   struct lg_conn *znext; /* closed, waiting to be freed */
   /* for the caller */
-  int64_t t_start_ns;
-  uint32_t tag;
-  uint32_t next_req;
-  uint64_t n_in, n_out; /* caller's counters */
-  uint64_t last_id;
+  uint32_t next_req; /* next request id (login uses 1 and 2; starts at 16) */
+  uint64_t n_in;     /* a counter or flag, meaning per use */
+  uint64_t last_id;  /* highest server id received */
   void *user;
 };
 
@@ -73,7 +71,7 @@ void lg_free(struct lg *g);
 
 /* Starts a connection for dev; auth = 0 stops after HELLO. The connection is
  * owned by g until lg_close. */
-struct lg_conn *lg_connect(struct lg *g, const struct lg_dev *dev, int auth, uint32_t tag);
+struct lg_conn *lg_connect(struct lg *g, const struct lg_dev *dev, int auth);
 /* Closes a connection: one close_notify attempt, then the socket; frees it. */
 void lg_close(struct lg_conn *c);
 

@@ -2,12 +2,22 @@
  * of sotto-server.
  *
  * One thread does all I/O with epoll over non-blocking sockets. Requests that
- * touch the store become "ops" in a batch; at the end of each loop iteration
- * the batch runs inside ONE store transaction (group commit) and only after
- * commit() succeeded are the answers written: a sender's OK for SEND means
- * the envelope is durable. Live pushes to connected recipients are also
- * written after that commit, so a recipient never sees (and acks) an envelope
- * that could still vanish.
+ * touch the store become "ops" in a batch; the batch runs inside ONE store
+ * transaction (group commit) and only after commit() succeeded are the
+ * answers written: a sender's OK for SEND means the envelope is durable. Live
+ * pushes to connected recipients are also written after that commit, so a
+ * recipient never sees (and acks) an envelope that could still vanish.
+ *
+ * The transaction runs on a second thread, the store thread, so that TLS and
+ * SQLite use both cores: while the store thread executes and commits batch
+ * N+1, the I/O thread writes the answers of batch N and reads and parses the
+ * requests of batch N+2. Ownership is strict: the store thread has its own
+ * database connection and, while a batch is in flight, that batch's ops; the
+ * I/O thread has everything else, including a second database connection
+ * that it only reads through, for backlog paging and metrics (WAL readers see
+ * only committed transactions). Dropped connections are freed only once no batch
+ * in flight can point at them. If the thread cannot be started, batches run
+ * inline in the I/O thread.
  *
  * Memory per idle connection: struct conn plus OpenSSL's state; read and
  * write buffers exist only while bytes are pending (SSL_MODE_RELEASE_BUFFERS
@@ -19,6 +29,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -26,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -57,7 +69,7 @@ struct conn {
   struct conn *hnext;       /* device map chain */
   struct conn *bnext;       /* backlog list */
   uint8_t kind, state;
-  uint8_t closing, dead, in_backlog, backlog, registered_ev;
+  uint8_t closing, dead, in_backlog, backlog, registered_ev, flush_queued;
   uint8_t hdr_have;
   uint8_t hdr[4];
   uint32_t ev;
@@ -77,6 +89,7 @@ struct conn {
   size_t wlen, woff, wcap;
   int64_t cursor; /* backlog: last id written to this connection */
   struct conn *znext;
+  struct conn *fnext; /* connections to flush at the end of a batch */
 };
 
 /* An op: a request waiting for the next group commit. */
@@ -111,16 +124,27 @@ struct metrics {
   uint64_t errors[32];
 };
 
+/* The batch in flight: its ops list and results belong to the store thread
+ * from batch_start until the I/O thread has seen it done. */
+struct batch {
+  struct op *ops;
+  int n, expire, rc;
+  int64_t deleted;
+};
+
 struct srv {
   const struct sotto_srv_config *cfg;
-  struct sotto_store store;
+  struct sotto_store store;  /* the store thread's, for batches */
+  struct sotto_store rstore; /* the I/O thread's own connection: backlog pages, metrics */
+  int64_t horizon;           /* highest envelope id whose batch has been answered */
   SSL_CTX *ctx;
   int ep, lfd, mfd, sfd;
   struct conn *conns;
   int n_conns, n_unauth;
   struct conn *devmap[DEV_BUCKETS];
   struct conn *backlog;
-  struct conn *zombies;
+  struct conn *zombies; /* dropped, freed once no batch in flight can point at them */
+  struct conn *to_flush;
   struct op *ops, **ops_tail;
   int n_ops;
   int expire_due;
@@ -129,6 +153,15 @@ struct srv {
   uint8_t ipkey[crypto_shorthash_KEYBYTES];
   struct metrics m;
   int stopping;
+  /* group commit pipeline */
+  struct batch b;
+  int b_active;  /* a batch is in flight */
+  int threaded;  /* the store thread runs */
+  int efd;       /* eventfd: the store thread finished a batch */
+  pthread_t worker;
+  pthread_mutex_t mu; /* guards job, done, quit */
+  pthread_cond_t cv, done_cv;
+  int job, done, quit;
 };
 
 static uint8_t scratch[READ_CHUNK];
@@ -362,6 +395,7 @@ static void push_keys_low(struct conn *c, int64_t ec, int64_t kem) {
 /* ---- writing --------------------------------------------------------------- */
 
 static void do_read(struct srv *s, struct conn *c);
+static void prune_ops(struct srv *s);
 
 static void do_write(struct srv *s, struct conn *c) {
   int was_high = c->wlen - c->woff >= WBUF_HIGH;
@@ -418,8 +452,11 @@ static void cstr(char *dst, const struct sotto_srv_str *s) {
   dst[s->len] = 0;
 }
 
-/* Executes one op inside the open transaction. Returns 0 (o->code holds the
- * answer) or a negative store error, which aborts the whole batch. */
+/* Executes one op inside the open transaction, on the store thread: it reads
+ * the configuration, the op and the identity of the op's connection (set at
+ * AUTH, before any op that uses it existed), and writes only the op. Returns
+ * 0 (o->code holds the answer) or a negative store error, which aborts the
+ * whole batch. */
 static int op_exec(struct srv *s, struct op *o) {
   const struct sotto_store_ops *ops = s->store.ops;
   void *st = s->store.impl;
@@ -449,8 +486,6 @@ static int op_exec(struct srv *s, struct op *o) {
       rc = ops->device_add(st, acc, h, today(), (uint32_t)s->cfg->max_devices, &o->dev);
       if (rc) return rc < 0 && rc != SOTTO_ERR_TOO_LARGE ? rc : SOTTO_ERR_STORE;
       o->device_id = o->dev.device_id;
-      s->m.registrations++;
-      logkv(1, "register", "devices=1");
       return 0;
     }
     case SOTTO_SRV_ADD_DEVICE: {
@@ -519,7 +554,6 @@ static int op_exec(struct srv *s, struct op *o) {
         return 0;
       }
       o->target_devkey = d.devkey;
-      s->m.bundles++;
       return ops->keys_count(st, d.devkey, &o->ec, &o->kem);
     }
     case SOTTO_SRV_DEVICES: {
@@ -536,7 +570,7 @@ static int op_exec(struct srv *s, struct op *o) {
       struct sotto_store_env e;
       if (sotto__srv_parse_send(o->data, o->len, s->cfg->max_message, &m) != 0) return SOTTO_ERR_INTERNAL;
       cstr(user, &m.username);
-      if ((rc = ops->device_lookup(st, user, m.device_id, &d)) < 0) return rc;
+      if ((rc = ops->device_route(st, user, m.device_id, &d)) < 0) return rc;
       if (rc == 1) {
         o->code = SOTTO_SRV_E_NOT_FOUND;
         return 0;
@@ -626,6 +660,10 @@ static void op_answer(struct srv *s, struct op *o, int failed) {
   switch (o->type) {
     case SOTTO_SRV_REGISTER:
     case SOTTO_SRV_ADD_DEVICE:
+      if (o->type == SOTTO_SRV_REGISTER) {
+        s->m.registrations++;
+        logkv(1, "register", "devices=1");
+      }
       sotto__wr_u32be(&w, o->device_id);
       sotto__wr_bytes(&w, o->secret, sizeof o->secret);
       break;
@@ -637,6 +675,7 @@ static void op_answer(struct srv *s, struct op *o, int failed) {
     case SOTTO_SRV_BUNDLE: {
       struct sotto_srv_bundle b;
       struct sotto_store_bundle *sb = o->bundle;
+      s->m.bundles++;
       b.identity.p = sb->identity;
       b.identity.len = sb->identity_len;
       b.signed_prekey.id = sb->spk_id;
@@ -676,6 +715,27 @@ static void op_answer(struct srv *s, struct op *o, int failed) {
     push_keys_low(c, o->ec, o->kem);
 }
 
+/* Everything one batch writes to a connection (answers, live pushes) is
+ * written with one SSL_write at the end of the batch: one TLS record and one
+ * system call instead of one per envelope. */
+static void flush_later(struct srv *s, struct conn *c) {
+  if (c->dead || c->flush_queued) return;
+  c->flush_queued = 1;
+  c->fnext = s->to_flush;
+  s->to_flush = c;
+}
+
+/* Connections dropped while queued stay valid until free_zombies, which runs
+ * after the batch. */
+static void flush_queued(struct srv *s) {
+  while (s->to_flush) {
+    struct conn *c = s->to_flush;
+    s->to_flush = c->fnext;
+    c->flush_queued = 0;
+    if (!c->dead) do_write(s, c);
+  }
+}
+
 /* After commit: live pushes and key-low notices to other connections. */
 static void op_fanout(struct srv *s, struct op *o) {
   struct conn *r;
@@ -706,34 +766,103 @@ static void op_fanout(struct srv *s, struct op *o) {
     e.body_len = m.body_len;
     push_env(s, r, &e);
   }
-  do_write(s, r);
+  flush_later(s, r);
 }
 
-/* The group commit: every op of this loop iteration in one transaction. */
-static void run_batch(struct srv *s) {
-  struct op *o, *next, *list = s->ops;
-  int rc = 0, n = s->n_ops;
-  if (!s->ops && !s->expire_due) return;
-  /* Detach the batch: answering may resume reading on a connection, which
-   * queues new ops for the next batch. */
-  s->ops = NULL;
-  s->ops_tail = &s->ops;
-  s->n_ops = 0;
+/* The group commit, on the store thread (or inline): every op of the batch
+ * in one transaction, then the expiry run if one is due. */
+static void batch_exec(struct srv *s, struct batch *b) {
+  struct op *o;
+  int rc;
   if ((rc = s->store.ops->begin(s->store.impl)) == 0) {
-    for (o = list; o && rc == 0; o = o->next)
-      if (!o->c->dead) rc = op_exec(s, o);
-    if (rc == 0 && s->expire_due) {
-      int64_t deleted = 0;
-      rc = s->store.ops->expire(s->store.impl, now_ms() - s->cfg->max_queue_age_days * 86400000, &deleted);
-      if (rc == 0 && deleted) {
-        s->m.expired += (uint64_t)deleted;
-        logkv(1, "expire", "deleted=%lld", (long long)deleted);
-      }
-    }
+    for (o = b->ops; o && rc == 0; o = o->next) rc = op_exec(s, o);
+    if (rc == 0 && b->expire)
+      rc = s->store.ops->expire(s->store.impl, now_ms() - s->cfg->max_queue_age_days * 86400000, &b->deleted);
     if (rc == 0) rc = s->store.ops->commit(s->store.impl);
     if (rc != 0) s->store.ops->rollback(s->store.impl);
   }
+  b->rc = rc;
+}
+
+static void *store_thread(void *arg) {
+  struct srv *s = arg;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    while (!s->job && !s->quit) pthread_cond_wait(&s->cv, &s->mu);
+    if (!s->job) break;
+    pthread_mutex_unlock(&s->mu);
+    batch_exec(s, &s->b);
+    pthread_mutex_lock(&s->mu);
+    s->job = 0;
+    s->done = 1;
+    pthread_cond_signal(&s->done_cv);
+    {
+      uint64_t one = 1;
+      if (write(s->efd, &one, sizeof one) != (ssize_t)sizeof one) {
+        /* The counter cannot overflow here; the I/O thread also looks at
+         * done after every epoll_wait, so a lost wake-up only delays. */
+      }
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+/* Hands the collected ops (and a due expiry) to the store as the next batch.
+ * Answering may resume reading on a connection, which then queues new ops
+ * for the batch after. */
+static void batch_start(struct srv *s) {
+  if (s->b_active || (!s->ops && !s->expire_due)) return;
+  prune_ops(s);
+  s->b.ops = s->ops;
+  s->b.n = s->n_ops;
+  s->b.expire = s->expire_due;
+  s->b.rc = 0;
+  s->b.deleted = 0;
+  s->ops = NULL;
+  s->ops_tail = &s->ops;
+  s->n_ops = 0;
   s->expire_due = 0;
+  s->b_active = 1;
+  if (!s->threaded) {
+    batch_exec(s, &s->b);
+    s->done = 1;
+    return;
+  }
+  pthread_mutex_lock(&s->mu);
+  s->done = 0;
+  s->job = 1;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+static int batch_ready(struct srv *s) {
+  int d;
+  if (!s->b_active) return 0;
+  if (!s->threaded) return 1;
+  pthread_mutex_lock(&s->mu);
+  d = s->done;
+  pthread_mutex_unlock(&s->mu);
+  return d;
+}
+
+static void batch_wait(struct srv *s) {
+  if (!s->b_active || !s->threaded) return;
+  pthread_mutex_lock(&s->mu);
+  while (!s->done) pthread_cond_wait(&s->done_cv, &s->mu);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* After the store thread is done with batch b (a copy: the next batch may
+ * already be in flight): counters, answers, live pushes, one write per
+ * connection. */
+static void batch_finish(struct srv *s, const struct batch *b) {
+  struct op *o, *next, *list = b->ops;
+  int rc = b->rc, n = b->n;
+  if (rc == 0 && b->deleted) {
+    s->m.expired += (uint64_t)b->deleted;
+    logkv(1, "expire", "deleted=%lld", (long long)b->deleted);
+  }
   if (rc != 0) {
     s->m.commit_failures++;
     logkv(0, "commit_failed", "ops=%d err=%s", n, sotto_errname(rc));
@@ -741,15 +870,47 @@ static void run_batch(struct srv *s) {
     s->m.commits++;
     s->m.batch_ops += (uint64_t)n;
     s->m.batch_hist[n <= 1 ? 0 : n <= 10 ? 1 : n <= 100 ? 2 : n <= 1000 ? 3 : 4]++;
+    for (o = list; o; o = o->next)
+      if (o->type == SOTTO_SRV_SEND && !o->code && o->msg_id > s->horizon) s->horizon = o->msg_id;
   }
   for (o = list; o; o = o->next) op_answer(s, o, rc != 0);
   if (rc == 0)
     for (o = list; o; o = o->next) op_fanout(s, o);
   for (o = list; o; o = next) {
     next = o->next;
-    if (!o->c->dead) do_write(s, o->c);
+    flush_later(s, o->c);
     op_free(o);
   }
+  flush_queued(s);
+}
+
+static void free_list(struct conn **list) {
+  while (*list) {
+    struct conn *c = *list;
+    *list = c->znext;
+    sodium_memzero(c, sizeof *c);
+    free(c);
+  }
+}
+
+/* When the store thread has finished a batch: the next one goes out at once
+ * (so that the store works while this thread answers), then the finished
+ * one is answered. Connections dropped so far are referenced at most by the
+ * finished batch (the new one was pruned of them), so they are freed after
+ * the answers; the ones dropped from now on wait for the next turn. */
+static void batch_turn(struct srv *s) {
+  struct batch done;
+  struct conn *dropped;
+  if (!batch_ready(s)) return;
+  done = s->b;
+  s->b_active = 0;
+  s->b.ops = NULL;
+  prune_ops(s);
+  dropped = s->zombies;
+  s->zombies = NULL;
+  batch_start(s);
+  batch_finish(s, &done);
+  free_list(&dropped);
 }
 
 /* Removes queued ops of dropped connections (before their structs go). */
@@ -770,9 +931,15 @@ static void prune_ops(struct srv *s) {
 
 /* ---- backlog paging ---------------------------------------------------------- */
 
+/* Pushes one paged envelope; stops the page at the horizon: envelopes of a
+ * batch that is committed but not answered yet are pushed live when it is
+ * answered (if the device is live by then), so paging them too would send
+ * them twice. */
 static int backlog_cb(void *ctx, const struct sotto_store_env *e) {
   void **a = ctx;
-  push_env(a[0], a[1], e);
+  struct srv *s = a[0];
+  if (e->id > s->horizon) return 1;
+  push_env(s, a[1], e);
   (*(int *)a[2])++;
   return 0;
 }
@@ -788,7 +955,7 @@ static int pump_backlog(struct srv *s) {
     void *a[3] = {s, c, &got};
     next = c->bnext;
     if (c->dead || c->closing || c->wlen - c->woff >= BACKLOG_ROOM) continue;
-    if (s->store.ops->msg_fetch(s->store.impl, c->devkey, c->cursor, BACKLOG_PAGE, backlog_cb, a) != 0) {
+    if (s->rstore.ops->msg_fetch(s->rstore.impl, c->devkey, c->cursor, BACKLOG_PAGE, backlog_cb, a) != 0) {
       logkv(0, "backlog_failed", "%s", "");
       continue;
     }
@@ -960,7 +1127,7 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     conn_drop(s, c);
     return;
   }
-  (void)s->store.ops->queue_total(s->store.impl, &qc, &qb);
+  (void)s->rstore.ops->queue_total(s->rstore.impl, &qc, &qb);
 #define P(...) n += (size_t)snprintf(body + n, n < cap ? cap - n : 0, __VA_ARGS__)
   P("# TYPE sotto_connections gauge\nsotto_connections %d\n", s->n_conns - 1 < 0 ? 0 : s->n_conns - 1);
   P("# TYPE sotto_connections_unauthenticated gauge\nsotto_connections_unauthenticated %d\n", s->n_unauth);
@@ -1076,6 +1243,9 @@ static void feed(struct srv *s, struct conn *c, const uint8_t *p, size_t n) {
         c->rneed = blen;
         c->rhave = 0;
       }
+      /* The chunk ended right after a length prefix: the body comes with
+       * the next read (and memcpy must not see the still-NULL buffer). */
+      if (n == 0) return;
     }
     take = c->rneed - c->rhave < n ? c->rneed - c->rhave : n;
     if (c->rhave + take > c->rcap) {
@@ -1247,17 +1417,27 @@ static void check_timeouts(struct srv *s) {
   }
 }
 
+/* Frees dropped connections; only while no batch is in flight. */
 static void free_zombies(struct srv *s) {
   if (s->zombies) prune_ops(s);
-  while (s->zombies) {
-    struct conn *c = s->zombies;
-    s->zombies = c->znext;
-    sodium_memzero(c, sizeof *c);
-    free(c);
-  }
+  free_list(&s->zombies);
 }
 
 /* ---- main loop ------------------------------------------------------------------- */
+
+/* Raises the soft open-files limit so that max-connections can be reached
+ * (each connection is one descriptor; 64 spare for the listeners, the
+ * database and the rest). The hard limit is the operator's (LimitNOFILE). */
+static void raise_nofile(const struct sotto_srv_config *cfg) {
+  struct rlimit rl;
+  rlim_t want = (rlim_t)cfg->max_connections + 64;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want) return;
+  rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+  (void)setrlimit(RLIMIT_NOFILE, &rl);
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want)
+    logkv(1, "nofile", "limit=%llu max_connections=%d hint=\"raise LimitNOFILE or lower max-connections\"",
+          (unsigned long long)rl.rlim_cur, cfg->max_connections);
+}
 
 int sotto_srv_run(const struct sotto_srv_config *cfg) {
   struct srv *s;
@@ -1273,12 +1453,18 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
   if ((s = calloc(1, sizeof *s)) == NULL) return 1;
   s->cfg = cfg;
   s->ops_tail = &s->ops;
-  s->lfd = s->mfd = s->sfd = s->ep = -1;
+  s->lfd = s->mfd = s->sfd = s->ep = s->efd = -1;
   randombytes_buf(s->ipkey, sizeof s->ipkey);
+  raise_nofile(cfg);
 
-  if (sotto__store_sqlite_open(&s->store, cfg->data) != 0) {
+  if (sotto__store_sqlite_open(&s->store, cfg->data) != 0 ||
+      sotto__store_sqlite_open(&s->rstore, cfg->data) != 0) {
     fprintf(stderr, "sotto-server: cannot open the database in %s (does the directory exist and is it writable?)\n",
             cfg->data);
+    goto out;
+  }
+  if (s->rstore.ops->max_msg_id(s->rstore.impl, &s->horizon) != 0) {
+    fprintf(stderr, "sotto-server: cannot read the database in %s\n", cfg->data);
     goto out;
   }
   if ((s->ctx = sotto__tls_server_ctx(cfg->data, fp, &created)) == NULL) goto out;
@@ -1297,12 +1483,22 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
   signal(SIGPIPE, SIG_IGN);
   s->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
   s->ep = epoll_create1(EPOLL_CLOEXEC);
-  if (s->sfd < 0 || s->ep < 0) goto out;
+  s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (s->sfd < 0 || s->ep < 0 || s->efd < 0) goto out;
+  /* Started after SIGTERM/SIGINT are blocked, so that the store thread
+   * inherits the mask and the signals reach the signalfd. */
+  if (pthread_mutex_init(&s->mu, NULL) == 0 && pthread_cond_init(&s->cv, NULL) == 0 &&
+      pthread_cond_init(&s->done_cv, NULL) == 0 && pthread_create(&s->worker, NULL, store_thread, s) == 0)
+    s->threaded = 1;
+  else
+    logkv(0, "store_thread", "%s", "cannot start the store thread; committing on the I/O thread");
   e.events = EPOLLIN;
   e.data.ptr = &s->lfd;
   epoll_ctl(s->ep, EPOLL_CTL_ADD, s->lfd, &e);
   e.data.ptr = &s->sfd;
   epoll_ctl(s->ep, EPOLL_CTL_ADD, s->sfd, &e);
+  e.data.ptr = &s->efd;
+  epoll_ctl(s->ep, EPOLL_CTL_ADD, s->efd, &e);
   if (s->mfd >= 0) {
     e.data.ptr = &s->mfd;
     epoll_ctl(s->ep, EPOLL_CTL_ADD, s->mfd, &e);
@@ -1317,7 +1513,8 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
 
   while (!s->stopping) {
     struct epoll_event evs[256];
-    int i, n, timeout = busy ? 0 : 1000;
+    /* Inline batches have no thread to wake the loop when they are done. */
+    int i, n, timeout = busy || (s->b_active && !s->threaded) ? 0 : 1000;
     n = epoll_wait(s->ep, evs, 256, timeout);
     if (n < 0 && errno != EINTR) break;
     for (i = 0; i < n; i++) {
@@ -1327,10 +1524,18 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
       else if (p == &s->sfd) {
         struct signalfd_siginfo si;
         while (read(s->sfd, &si, sizeof si) == (ssize_t)sizeof si) s->stopping = 1;
+      } else if (p == &s->efd) {
+        uint64_t v;
+        if (read(s->efd, &v, sizeof v) != (ssize_t)sizeof v) continue;
       } else
         on_event(s, p, evs[i].events);
     }
-    run_batch(s);
+    batch_turn(s);
+    if (!s->b_active) {
+      /* Nothing in flight: dropped connections can go, collected ops go out. */
+      free_zombies(s);
+      batch_start(s);
+    }
     busy = pump_backlog(s);
     if (mono_ms() - last_timer >= 1000) {
       last_timer = mono_ms();
@@ -1340,7 +1545,6 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
         s->next_expire_ms = last_timer + cfg->expire_interval_s * 1000;
       }
     }
-    free_zombies(s);
   }
 
   /* Shutdown: commit what was read, tell everyone, flush briefly, close. */
@@ -1348,7 +1552,16 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
   epoll_ctl(s->ep, EPOLL_CTL_DEL, s->lfd, NULL);
   close(s->lfd);
   s->lfd = -1;
-  run_batch(s);
+  for (;;) {
+    if (s->b_active) {
+      batch_wait(s);
+      batch_turn(s);
+      continue;
+    }
+    free_zombies(s);
+    batch_start(s);
+    if (!s->b_active) break;
+  }
   {
     struct conn *c, *next;
     int64_t until = mono_ms() + 1000;
@@ -1362,7 +1575,7 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
       int i, n = epoll_wait(s->ep, evs, 64, 100);
       for (i = 0; i < n; i++) {
         void *p = evs[i].data.ptr;
-        if (p != &s->lfd && p != &s->mfd && p != &s->sfd) do_write(s, p);
+        if (p != &s->lfd && p != &s->mfd && p != &s->sfd && p != &s->efd) do_write(s, p);
       }
       free_zombies(s);
     }
@@ -1372,12 +1585,24 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
   logkv(1, "stopped", "%s", "");
   rc = 0;
 out:
+  if (s->threaded) {
+    pthread_mutex_lock(&s->mu);
+    s->quit = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->worker, NULL);
+    pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->done_cv);
+    pthread_mutex_destroy(&s->mu);
+  }
+  if (s->rstore.ops) s->rstore.ops->close(s->rstore.impl);
   if (s->store.ops) s->store.ops->close(s->store.impl);
   if (s->ctx) SSL_CTX_free(s->ctx);
   if (s->lfd >= 0) close(s->lfd);
   if (s->mfd >= 0) close(s->mfd);
   if (s->sfd >= 0) close(s->sfd);
   if (s->ep >= 0) close(s->ep);
+  if (s->efd >= 0) close(s->efd);
   free(s);
   return rc;
 }

@@ -90,6 +90,10 @@ struct sotto_store_ops {
   int (*device_add)(void *s, int64_t account_id, const uint8_t secret_hash[32], int64_t day,
                     uint32_t max_devices, struct sotto_store_device *out);
   int (*device_lookup)(void *s, const char *user, uint32_t device_id, struct sotto_store_device *out);
+  /* device_lookup for routing an envelope: fills only devkey, device_id,
+   * queue_count and queue_bytes (the counters include the open
+   * transaction's changes). A backend may answer it from memory. */
+  int (*device_route)(void *s, const char *user, uint32_t device_id, struct sotto_store_device *out);
   int (*device_seen)(void *s, int64_t devkey, int64_t day);
   int (*devices_list)(void *s, const char *user, uint32_t *ids, size_t max, size_t *n);
   int (*devices_iter)(void *s, int64_t account_id, sotto_store_dev_cb cb, void *ctx);
@@ -108,6 +112,8 @@ struct sotto_store_ops {
   int (*msg_delete)(void *s, int64_t devkey, int64_t id, int *found);
   int (*msg_fetch)(void *s, int64_t devkey, int64_t after_id, int limit, sotto_store_env_cb cb, void *ctx);
   int (*expire)(void *s, int64_t before_ms, int64_t *deleted);
+  /* The highest envelope id in any queue (0 if none). */
+  int (*max_msg_id)(void *s, int64_t *id);
   /* Totals over every queue (for metrics). */
   int (*queue_total)(void *s, int64_t *count, int64_t *bytes);
 };

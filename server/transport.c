@@ -213,6 +213,8 @@ struct ssl_ctx_st *sotto__tls_server_ctx(const char *dir, char fp_hex[65], int *
    * (a reconnect is a fresh handshake plus one hash for AUTH). */
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  /* One read() takes every record that has arrived, not two per record. */
+  SSL_CTX_set_read_ahead(ctx, 1);
   SSL_CTX_set_num_tickets(ctx, 0);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
