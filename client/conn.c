@@ -1,18 +1,9 @@
 /* conn.c: connection, authentication, pre-key upload, bundles (conn.h). */
 #include "conn.h"
 
-#include <netdb.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <sodium.h>
 #include <sotto/keys.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include "account.h"
 
@@ -81,6 +72,11 @@ int conn_error(struct cli *c, const struct conn *k, int rc, const char *what, co
     case SOTTO_SRV_E_RATE:
       return cli_error(c, "rate_limited", "the server is rate limiting us while %s; wait a minute and try again",
                        what);
+    case SOTTO_SRV_E_AUTH_RATE:
+      return cli_error(c, "auth_rate_limited",
+                       "the server at %s:%s refuses logins from this address for now (too many failed logins); "
+                       "wait a few minutes and try again",
+                       h, p);
     case SOTTO_SRV_E_NO_KEYS:
       return cli_error(c, "no_keys", "%s has no pre-keys on the server yet; ask them to run 'sotto receive' once",
                        user ? user : "the recipient");
@@ -107,52 +103,16 @@ int conn_error(struct cli *c, const struct conn *k, int rc, const char *what, co
  * only to learn the fingerprint (SHA-256 of the DER certificate) that every
  * later connection then requires. */
 int conn_probe_pin(struct cli *c, const char *host, const char *port, char pin[65]) {
-  struct addrinfo hints, *res = NULL, *ai;
-  struct timeval tv = {CONN_CONNECT_TIMEOUT_MS / 1000, 0};
-  SSL_CTX *ctx = NULL;
-  SSL *ssl = NULL;
-  X509 *cert = NULL;
-  uint8_t md[EVP_MAX_MD_SIZE];
-  unsigned n = 0;
-  int fd = -1, rc = CLI_FAIL;
   struct conn k;
-
+  int rc = sotto_net_fetch_fingerprint(host, port, CONN_CONNECT_TIMEOUT_MS, pin);
+  if (rc == 0) return CLI_OK;
   memset(&k, 0, sizeof k);
   snprintf(k.host, sizeof k.host, "%s", host);
   snprintf(k.port, sizeof k.port, "%s", port);
-  memset(&hints, 0, sizeof hints);
-  hints.ai_socktype = SOCK_STREAM;
-  if (getaddrinfo(host, port, &hints, &res) != 0) return conn_error(c, &k, SOTTO_NET_E_CONNECT, "connecting", NULL);
-  for (ai = res; ai; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) continue;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
-    close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(res);
-  if (fd < 0) return conn_error(c, &k, SOTTO_NET_E_CONNECT, "connecting", NULL);
-  if (!(ctx = SSL_CTX_new(TLS_client_method())) || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
-      !(ssl = SSL_new(ctx)) || !SSL_set_fd(ssl, fd))
-    goto out;
-  SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
-  if (SSL_connect(ssl) != 1 || !(cert = SSL_get1_peer_certificate(ssl)) ||
-      X509_digest(cert, EVP_sha256(), md, &n) != 1 || n != 32) {
-    rc = conn_error(c, &k, SOTTO_NET_E_TLS, "connecting", NULL);
-    goto out;
-  }
-  sodium_bin2hex(pin, 65, md, 32);
-  rc = CLI_OK;
-out:
-  if (rc != CLI_OK && !cert && !ssl) rc = cli_error(c, "internal", "cannot set up TLS");
-  X509_free(cert);
-  if (ssl) SSL_free(ssl);
-  SSL_CTX_free(ctx);
-  ERR_clear_error();
-  close(fd);
-  return rc;
+  if (rc == SOTTO_NET_E_CONNECT) return conn_error(c, &k, SOTTO_NET_E_CONNECT, "connecting", NULL);
+  if (rc < 0) return cli_error(c, "internal", "cannot set up TLS");
+  /* A handshake that fails, stalls or breaks off: as before, a TLS error. */
+  return conn_error(c, &k, SOTTO_NET_E_TLS, "connecting", NULL);
 }
 
 void conn_identity_blob(const struct cli *c, uint8_t out[CONN_IDENTITY_BLOB_LEN]) {

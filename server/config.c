@@ -29,11 +29,15 @@ static const struct opt opts[] = {
     {"max-message", T_SIZE, O(max_message), 16, SOTTO_SRV_MAX_MESSAGE, "bytes: ciphertext cap per envelope (65536)"},
     {"max-queue", T_I64, O(max_queue), 1, 1e9, "envelopes queued per device before SEND is refused (10000)"},
     {"max-queue-age-days", T_I64, O(max_queue_age_days), 1, 36500, "days an envelope may wait (30)"},
+    {"max-queue-age-seconds", T_I64, O(max_queue_age_s), 0, 36500.0 * 86400,
+     "seconds an envelope may wait; if not 0, replaces max-queue-age-days (0)"},
     {"expire-interval", T_I64, O(expire_interval_s), 1, 86400, "seconds between expiry runs (60)"},
     {"send-rate", T_DBL, O(send_rate), 0.001, 1e9, "envelopes per second per device, refill rate (200)"},
     {"send-burst", T_DBL, O(send_burst), 1, 1e9, "envelopes per device in a burst (1000)"},
     {"register-rate", T_DBL, O(register_rate), 0.001, 1e9, "registrations per minute per IP address (2)"},
     {"register-burst", T_DBL, O(register_burst), 1, 1e9, "registrations per IP address in a burst (10)"},
+    {"auth-fail-rate", T_DBL, O(auth_fail_rate), 0.001, 1e9, "failed logins per minute per IP address, refill (10)"},
+    {"auth-fail-burst", T_DBL, O(auth_fail_burst), 1, 1e9, "failed logins per IP address in a burst (10)"},
     {"max-unauth", T_INT, O(max_unauth), 1, 1e7, "connections not yet authenticated (1024)"},
     {"max-connections", T_INT, O(max_connections), 1, 1e7, "connections in all (20000)"},
     {"auth-timeout", T_INT, O(auth_timeout_s), 1, 3600, "seconds for TLS handshake + HELLO + AUTH (10)"},
@@ -54,6 +58,8 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->send_burst = 1000;
   c->register_rate = 2;
   c->register_burst = 10;
+  c->auth_fail_rate = 10;
+  c->auth_fail_burst = 10;
   c->max_unauth = 1024;
   c->max_connections = 20000;
   c->auth_timeout_s = 10;

@@ -77,7 +77,8 @@ enum {
   X(SOTTO_SRV_E_BUSY, 15, "too many connections")                       \
   X(SOTTO_SRV_E_TOO_MANY_DEVICES, 16, "too many devices")               \
   X(SOTTO_SRV_E_NO_KEYS, 17, "device has no signed pre-key")            \
-  X(SOTTO_SRV_E_STATE, 18, "request not allowed in this state")
+  X(SOTTO_SRV_E_STATE, 18, "request not allowed in this state")         \
+  X(SOTTO_SRV_E_AUTH_RATE, 19, "too many failed logins from this address, retry later")
 
 enum {
 #define SOTTO_SRV_X_ENUM(name, value, msg) name = value,

@@ -57,6 +57,7 @@
 #define BACKLOG_ROOM (64 * 1024) /* page the backlog while less than this is pending */
 #define DEV_BUCKETS (1u << 16)
 #define IP_SLOTS 4096
+#define AUTH_FAIL_SLOTS 1024 /* failed-AUTH buckets, one per recent source address */
 #define CLOSE_GRACE_MS 2000
 #define METRICS_REQ_MAX 2048
 
@@ -71,6 +72,7 @@ struct conn {
   uint8_t kind, state;
   uint8_t closing, dead, in_backlog, backlog, registered_ev, flush_queued;
   uint8_t hdr_have;
+  uint8_t auth_held; /* the pending AUTH holds a token of its address's failed-AUTH bucket */
   uint8_t hdr[4];
   uint32_t ev;
   int64_t deadline_ms;
@@ -117,6 +119,14 @@ struct ipslot {
   int64_t ms;
 };
 
+/* A failed-AUTH bucket: tag is the keyed hash of the address (0 = free),
+ * ms the last time the bucket was touched. */
+struct authslot {
+  uint64_t tag;
+  double tokens;
+  int64_t ms;
+};
+
 struct metrics {
   uint64_t conns_total, conns_rejected, tls_failed, msgs_in, msgs_out, acks, registrations, auth_ok,
       auth_fail, bundles, commits, commit_failures, batch_ops, expired, rate_limited;
@@ -150,6 +160,7 @@ struct srv {
   int expire_due;
   int64_t next_expire_ms;
   struct ipslot ip[IP_SLOTS];
+  struct authslot authfail[AUTH_FAIL_SLOTS];
   uint8_t ipkey[crypto_shorthash_KEYBYTES];
   struct metrics m;
   int stopping;
@@ -209,6 +220,30 @@ static int bucket_take(double *tokens, int64_t *last_ms, double rate_per_ms, dou
   if (*tokens < 1.0) return 0;
   *tokens -= 1.0;
   return 1;
+}
+
+/* Failed-AUTH buckets: a fixed table searched linearly (only AUTH requests
+ * look at it). An address without a slot takes a free one, or one whose
+ * bucket has refilled completely (it holds nothing worth keeping), or else the
+ * least recently touched: the table never grows, whatever an attacker does.
+ * With create 0 a missing address gives NULL. */
+static struct authslot *authfail_slot(struct srv *s, uint64_t tag, int create) {
+  struct authslot *free_slot = NULL, *oldest = NULL, *victim;
+  double rate = s->cfg->auth_fail_rate / 60000.0, burst = s->cfg->auth_fail_burst;
+  int64_t t = mono_ms();
+  size_t i;
+  for (i = 0; i < AUTH_FAIL_SLOTS; i++) {
+    struct authslot *a = &s->authfail[i];
+    if (a->tag == tag && tag != 0) return a;
+    if (!create) continue;
+    if (!free_slot && (a->tag == 0 || a->tokens + (double)(t - a->ms) * rate >= burst)) free_slot = a;
+    if (!oldest || a->ms < oldest->ms) oldest = a;
+  }
+  if ((victim = free_slot ? free_slot : oldest) == NULL) return NULL;
+  victim->tag = tag;
+  victim->tokens = burst;
+  victim->ms = t;
+  return victim;
 }
 
 static void hash_secret(uint8_t out[32], const uint8_t secret[SOTTO_SRV_SECRET_LEN]) {
@@ -634,6 +669,18 @@ static void op_answer(struct srv *s, struct op *o, int failed) {
   struct conn *c = o->c;
   struct sotto__wr w;
   if (c->dead) return;
+  /* Only a wrong AUTH keeps the token it held; a correct one (or one the
+   * store could not check) gives it back. */
+  if (o->type == SOTTO_SRV_AUTH && c->auth_held) {
+    c->auth_held = 0;
+    if (failed || !o->code) {
+      struct authslot *a = authfail_slot(s, c->ip_tag, 0);
+      if (a) {
+        a->tokens += 1.0;
+        if (a->tokens > s->cfg->auth_fail_burst) a->tokens = s->cfg->auth_fail_burst;
+      }
+    }
+  }
   if (failed) {
     if (o->type == SOTTO_SRV_AUTH) c->state = S_UNAUTH;
     send_err(s, c, o->req_id, SOTTO_SRV_E_INTERNAL);
@@ -769,6 +816,12 @@ static void op_fanout(struct srv *s, struct op *o) {
   flush_later(s, r);
 }
 
+/* How long an envelope may wait: max-queue-age-seconds if set (it exists so
+ * that tests need not wait days), else max-queue-age-days. */
+static int64_t queue_age_ms(const struct sotto_srv_config *cfg) {
+  return cfg->max_queue_age_s ? cfg->max_queue_age_s * 1000 : cfg->max_queue_age_days * 86400000;
+}
+
 /* The group commit, on the store thread (or inline): every op of the batch
  * in one transaction, then the expiry run if one is due. */
 static void batch_exec(struct srv *s, struct batch *b) {
@@ -777,7 +830,7 @@ static void batch_exec(struct srv *s, struct batch *b) {
   if ((rc = s->store.ops->begin(s->store.impl)) == 0) {
     for (o = b->ops; o && rc == 0; o = o->next) rc = op_exec(s, o);
     if (rc == 0 && b->expire)
-      rc = s->store.ops->expire(s->store.impl, now_ms() - s->cfg->max_queue_age_days * 86400000, &b->deleted);
+      rc = s->store.ops->expire(s->store.impl, now_ms() - queue_age_ms(s->cfg), &b->deleted);
     if (rc == 0) rc = s->store.ops->commit(s->store.impl);
     if (rc != 0) s->store.ops->rollback(s->store.impl);
   }
@@ -1034,6 +1087,20 @@ static void handle_frame(struct srv *s, struct conn *c, const uint8_t *body, siz
         if (sotto__srv_parse_auth(f.p, f.len, &m) != 0) {
           conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
           return;
+        }
+        /* Failed logins per source address: each AUTH holds one token until
+         * its answer; an empty bucket refuses before any lookup, so a
+         * correct secret guessed past the limit is never confirmed. */
+        {
+          struct authslot *a = authfail_slot(s, c->ip_tag, 1);
+          if (!bucket_take(&a->tokens, &a->ms, s->cfg->auth_fail_rate / 60000.0, s->cfg->auth_fail_burst)) {
+            s->m.rate_limited++;
+            logkv(2, "auth_rate", "%s", "refused=1");
+            send_err(s, c, f.req_id, SOTTO_SRV_E_AUTH_RATE);
+            conn_close_with(s, c, SOTTO_SRV_E_AUTH_RATE);
+            return;
+          }
+          c->auth_held = 1;
         }
         c->state = S_AUTHING;
         if (!op_new(s, c, &f)) conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
@@ -1342,6 +1409,22 @@ static int listen_on(const char *spec) {
   return fd;
 }
 
+/* Writes the address a listening socket is bound to as numeric HOST:PORT
+ * ([HOST]:PORT for IPv6): with port 0 in --listen, the port the kernel chose.
+ * Falls back to the configured spec if the socket cannot be asked. */
+static void bound_addr(int fd, const char *spec, char *out, size_t cap) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  char host[NI_MAXHOST], port[NI_MAXSERV];
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+      getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) !=
+          0) {
+    snprintf(out, cap, "%s", spec);
+    return;
+  }
+  snprintf(out, cap, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+}
+
 static struct conn *conn_add(struct srv *s, int fd, int kind) {
   struct conn *c = calloc(1, sizeof *c);
   if (!c) return NULL;
@@ -1441,7 +1524,7 @@ static void raise_nofile(const struct sotto_srv_config *cfg) {
 
 int sotto_srv_run(const struct sotto_srv_config *cfg) {
   struct srv *s;
-  char fp[65];
+  char fp[65], laddr[NI_MAXHOST + NI_MAXSERV + 4], maddr[NI_MAXHOST + NI_MAXSERV + 4] = "off";
   int created = 0, rc = 1;
   sigset_t mask;
   struct epoll_event e;
@@ -1503,11 +1586,15 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
     e.data.ptr = &s->mfd;
     epoll_ctl(s->ep, EPOLL_CTL_ADD, s->mfd, &e);
   }
-  /* Printed on stdout so that scripts and tests can pick it up. */
-  printf("fingerprint %s\nlistening %s\n", fp, cfg->listen);
+  /* Printed on stdout so that scripts and tests can pick it up (format in
+   * docs/server.md): the "listening" line comes last and means ready. */
+  bound_addr(s->lfd, cfg->listen, laddr, sizeof laddr);
+  if (s->mfd >= 0) bound_addr(s->mfd, cfg->metrics, maddr, sizeof maddr);
+  printf("fingerprint %s\n", fp);
+  if (s->mfd >= 0) printf("metrics %s\n", maddr);
+  printf("listening %s\n", laddr);
   fflush(stdout);
-  logkv(1, "start", "listen=%s metrics=%s cert=%s fingerprint=%s", cfg->listen,
-        cfg->metrics[0] ? cfg->metrics : "off", created ? "created" : "loaded", fp);
+  logkv(1, "start", "listen=%s metrics=%s cert=%s fingerprint=%s", laddr, maddr, created ? "created" : "loaded", fp);
   s->expire_due = 1;
   s->next_expire_ms = mono_ms() + cfg->expire_interval_s * 1000;
 

@@ -16,9 +16,11 @@ struct sotto_srv_config {
   size_t max_message;
   int64_t max_queue;         /* envelopes per device */
   int64_t max_queue_age_days;
+  int64_t max_queue_age_s;   /* if non-zero, overrides max_queue_age_days (tests) */
   int64_t expire_interval_s; /* how often expired envelopes are deleted */
   double send_rate, send_burst;         /* per device: envelopes per second, bucket */
   double register_rate, register_burst; /* per IP: registrations per minute, bucket */
+  double auth_fail_rate, auth_fail_burst; /* per IP: failed AUTHs per minute, bucket */
   int max_unauth;       /* connections not yet authenticated */
   int max_connections;  /* all connections */
   int auth_timeout_s;   /* TLS handshake + HELLO + AUTH */

@@ -37,6 +37,12 @@ void sotto_net_ctx_free(struct sotto_net_ctx *ctx);
 int sotto_net_connect(struct sotto_net_ctx *ctx, const char *host, const char *port, int timeout_ms, int hello,
                       struct sotto_net **out);
 void sotto_net_close(struct sotto_net *c);
+/* Trust on first use: TCP connect + TLS 1.3 handshake WITHOUT any
+ * certificate check, then out_hex = SHA-256 of the server certificate (DER)
+ * in lowercase hex, the form sotto_net_ctx_new pins. Closes the connection.
+ * Returns 0, SOTTO_NET_E_CONNECT, SOTTO_NET_E_TLS, SOTTO_NET_E_TIMEOUT,
+ * SOTTO_NET_E_IO or SOTTO_ERR_NOMEM (out_hex is then ""). */
+int sotto_net_fetch_fingerprint(const char *host, const char *port, int timeout_ms, char out_hex[65]);
 int sotto_net_fd(const struct sotto_net *c);
 void sotto_net_set_timeout(struct sotto_net *c, int timeout_ms);
 /* Limits the server announced in its HELLO answer. */

@@ -21,20 +21,22 @@
 #error "SOTTO_SERVER_BIN must be defined"
 #endif
 
-static int free_port(char out[16]) {
-  struct sockaddr_in a;
-  socklen_t l = sizeof a;
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &l) != 0) {
-    if (fd >= 0) close(fd);
-    return -1;
+/* Finds "KEY 127.0.0.1:PORT\n" in the server's startup output and copies
+ * PORT. Returns 0, or -1 if the line is missing or not complete yet. */
+static int startup_port(const char *text, const char *key, char out[16]) {
+  const char *l = text, *colon, *nl;
+  size_t kl = strlen(key);
+  while (l && strncmp(l, key, kl) != 0) {
+    l = strchr(l, '\n');
+    if (l) l++;
   }
-  snprintf(out, 16, "%u", ntohs(a.sin_port));
-  close(fd);
-  return 0;
+  if (!l || (nl = strchr(l, '\n')) == NULL) return -1;
+  for (colon = nl; colon > l && *colon != ':'; colon--) {
+  }
+  if (*colon != ':' || nl - colon - 1 < 1 || nl - colon - 1 > 5) return -1;
+  memcpy(out, colon + 1, (size_t)(nl - colon - 1));
+  out[nl - colon - 1] = 0;
+  return strspn(out, "0123456789") == strlen(out) && atoi(out) > 0 ? 0 : -1;
 }
 
 int srv_mkdir(struct srv_proc *p, const char *tag) {
@@ -48,20 +50,18 @@ int srv_mkdir(struct srv_proc *p, const char *tag) {
 int srv_start(struct srv_proc *p, const char *const *extra) {
   int out[2];
   const char *argv[64];
-  char listen[64], metrics[64], line[512];
+  char line[1024];
   size_t n = 0, got = 0;
   int64_t deadline;
   struct timespec ts;
-  if (free_port(p->port) || free_port(p->mport) || pipe2(out, O_CLOEXEC) != 0) return -1;
-  snprintf(listen, sizeof listen, "127.0.0.1:%s", p->port);
-  snprintf(metrics, sizeof metrics, "127.0.0.1:%s", p->mport);
+  if (pipe2(out, O_CLOEXEC) != 0) return -1;
   argv[n++] = SOTTO_SERVER_BIN;
   argv[n++] = "--data";
   argv[n++] = p->dir;
   argv[n++] = "--listen";
-  argv[n++] = listen;
+  argv[n++] = "127.0.0.1:0"; /* the kernel picks the ports; the server prints them */
   argv[n++] = "--metrics";
-  argv[n++] = metrics;
+  argv[n++] = "127.0.0.1:0";
   while (extra && *extra && n < 60) argv[n++] = *extra++;
   argv[n] = NULL;
   if ((p->pid = fork()) < 0) return -1;
@@ -75,7 +75,7 @@ int srv_start(struct srv_proc *p, const char *const *extra) {
   close(out[1]);
   clock_gettime(CLOCK_MONOTONIC, &ts);
   deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 10000;
-  /* Read "fingerprint HEX\nlistening ...\n". */
+  /* Read "fingerprint HEX\nmetrics 127.0.0.1:P\nlistening 127.0.0.1:P\n". */
   for (;;) {
     struct pollfd pf = {out[0], POLLIN, 0};
     int64_t now;
@@ -87,10 +87,13 @@ int srv_start(struct srv_proc *p, const char *const *extra) {
     if (r <= 0) break;
     got += (size_t)r;
     line[got] = 0;
-    if (strstr(line, "listening")) {
+    if (startup_port(line, "listening ", p->port) == 0) {
       char *f = strstr(line, "fingerprint ");
       close(out[0]);
-      if (!f || strlen(f) < 12 + 64) return -1;
+      if (!f || strlen(f) < 12 + 64 || startup_port(line, "metrics ", p->mport) != 0) {
+        srv_kill(p);
+        return -1;
+      }
       memcpy(p->fp, f + 12, 64);
       p->fp[64] = 0;
       return 0;

@@ -3,11 +3,14 @@
  * queues (offline, live, acks, redelivery), displacement, limits, malformed
  * frames, requisition, metrics, and a scan of the data directory for
  * plaintext. Every wait is bounded (client timeouts of a few seconds). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "srvtest.h"
@@ -15,13 +18,15 @@
 
 #define WAIT_MS 5000
 /* Stops a test function (killing its server) when a precondition fails. */
-#define REQUIRE_VOID(e) \
-  do {                  \
-    CHECK(e);           \
-    if (!(e)) {         \
-      srv_kill(&p);     \
-      return;           \
-    }                   \
+/* The expression is evaluated once. */
+#define REQUIRE_VOID(e)      \
+  do {                       \
+    int require_ok_ = !!(e); \
+    CHECK(require_ok_);      \
+    if (!require_ok_) {      \
+      srv_kill(&p);          \
+      return;                \
+    }                        \
   } while (0)
 
 static uint8_t chat_key[crypto_secretbox_KEYBYTES];
@@ -452,6 +457,8 @@ static void test_config_and_help(void) {
   char *out = srv_run_capture(help, &st);
   CHECK(out && st == 0);
   if (out) {
+    CHECK(strstr(out, "--auth-fail-rate") && strstr(out, "--auth-fail-burst") &&
+          strstr(out, "--max-queue-age-seconds"));
     CHECK(strstr(out, "--max-queue") && strstr(out, "--config") && strstr(out, "--metrics") &&
           strstr(out, "requisition"));
     free(out);
@@ -480,6 +487,161 @@ static void test_config_and_help(void) {
   }
 }
 
+/* Item: "--listen HOST:0" prints the port the kernel chose, and
+ * sotto_net_fetch_fingerprint (trust on first use) sees the printed
+ * fingerprint. srv_start already passes port 0 for both listeners. */
+static void test_port_zero_and_fingerprint(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct sotto_net *x;
+  char hex[65], *m;
+  if (srv_mkdir(&p, "port0") != 0 || srv_start(&p, NULL) != 0) {
+    CHECK(!"server on port 0 starts and prints its ports");
+    return;
+  }
+  CHECK(atoi(p.port) > 0 && atoi(p.mport) > 0 && strcmp(p.port, p.mport) != 0);
+  x = srv_connect(&p, &ctx, 1);
+  CHECK(x != NULL);
+  if (x) CHECK_RC(sotto_net_ping(x), 0);
+  sotto_net_close(x);
+  m = srv_metrics(&p);
+  CHECK(m && strstr(m, "sotto_connections_total"));
+  free(m);
+  memset(hex, 'x', sizeof hex);
+  CHECK_RC(sotto_net_fetch_fingerprint("127.0.0.1", p.port, WAIT_MS, hex), 0);
+  CHECK(strlen(hex) == 64 && strcmp(hex, p.fp) == 0);
+  CHECK(srv_stop(&p) == 0);
+  {
+    /* A bound socket that does not listen: the connection is refused. */
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    char port[16];
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+          getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
+    snprintf(port, sizeof port, "%u", ntohs(sa.sin_port));
+    CHECK_RC(sotto_net_fetch_fingerprint("127.0.0.1", port, WAIT_MS, hex), SOTTO_NET_E_CONNECT);
+    CHECK(hex[0] == 0);
+    if (fd >= 0) close(fd);
+  }
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
+/* Failed logins per address: a bucket of 3 that (practically) never refills.
+ * Correct logins in between do not use it up; the 4th failure is refused
+ * with ERR(auth rate) and the connection is closed; after that even a
+ * correct secret from this address is refused (it is not even checked). */
+static void test_auth_rate(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account alice = {"alice", 0, {0}};
+  struct sotto_net *x, *y;
+  uint8_t wrong[32];
+  int i, rc;
+  const char *const extra[] = {"--auth-fail-burst", "3", "--auth-fail-rate", "0.001", NULL};
+  if (srv_mkdir(&p, "authrate") != 0 || srv_start(&p, extra) != 0) {
+    CHECK(!"server starts");
+    return;
+  }
+  rc = do_register(&p, &ctx, &alice); /* REQUIRE_VOID evaluates twice */
+  REQUIRE_VOID(rc == 0);
+  memcpy(wrong, alice.secret, 32);
+  wrong[5] ^= 0x40;
+  x = srv_connect(&p, &ctx, 1);
+  REQUIRE_VOID(x != NULL);
+  CHECK_RC(sotto_net_auth(x, "alice", 1, wrong, NULL, NULL), SOTTO_SRV_E_AUTH);
+  CHECK_RC(sotto_net_auth(x, "nobody", 1, wrong, NULL, NULL), SOTTO_SRV_E_AUTH);
+  sotto_net_close(x);
+  for (i = 0; i < 6; i++) {
+    y = login(&p, &ctx, &alice);
+    CHECK(y != NULL);
+    sotto_net_close(y);
+  }
+  x = srv_connect(&p, &ctx, 1);
+  REQUIRE_VOID(x != NULL);
+  CHECK_RC(sotto_net_auth(x, "alice", 1, wrong, NULL, NULL), SOTTO_SRV_E_AUTH);
+  CHECK_RC(sotto_net_auth(x, "alice", 1, wrong, NULL, NULL), SOTTO_SRV_E_AUTH_RATE);
+  CHECK(sotto_net_ping(x) != 0); /* closed by the server */
+  sotto_net_close(x);
+  x = srv_connect(&p, &ctx, 1);
+  CHECK(x != NULL);
+  if (x) CHECK_RC(sotto_net_auth(x, "alice", 1, alice.secret, NULL, NULL), SOTTO_SRV_E_AUTH_RATE);
+  sotto_net_close(x);
+  {
+    char *m = srv_metrics(&p);
+    CHECK(m && strstr(m, "sotto_rate_limited_total 2\n") && strstr(m, "sotto_auth_total{result=\"ok\"} 6\n") &&
+          strstr(m, "sotto_auth_total{result=\"fail\"} 3\n"));
+    free(m);
+  }
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
+/* Queue age expiry with the seconds knob: an envelope older than 2 s is
+ * deleted by the expiry timer, never delivered, and the queue counter drops
+ * (with max-queue 1 a new SEND fits again). */
+static void test_expiry(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
+  struct sotto_net *a = NULL, *b = NULL;
+  struct sotto_net_event ev;
+  uint8_t ct[512];
+  size_t n;
+  uint64_t old_id = 0, new_id = 0;
+  int i, rc, expired = 0;
+  const char *const extra[] = {"--max-queue-age-seconds", "2", "--expire-interval", "1", "--max-queue", "1", NULL};
+  if (srv_mkdir(&p, "expire") != 0 || srv_start(&p, extra) != 0) {
+    CHECK(!"server starts");
+    return;
+  }
+  rc = do_register(&p, &ctx, &alice);
+  if (rc == 0) rc = do_register(&p, &ctx, &bob);
+  REQUIRE_VOID(rc == 0);
+  a = login(&p, &ctx, &alice);
+  REQUIRE_VOID(a != NULL);
+  n = seal(ct, plaintexts[0]);
+  CHECK_RC(sotto_net_send(a, "bob", 1, 1, ct, n, &old_id, NULL), 0);
+  CHECK_RC(sotto_net_send(a, "bob", 1, 1, ct, n, NULL, NULL), SOTTO_SRV_E_QUEUE_FULL);
+  /* Bounded wait (up to 20 s) for the timer to delete it. */
+  for (i = 0; i < 100 && !expired; i++) {
+    char *m = srv_metrics(&p);
+    expired = m && strstr(m, "sotto_messages_expired_total 1\n") && strstr(m, "sotto_queue_depth 0\n");
+    free(m);
+    if (!expired) usleep(200 * 1000);
+  }
+  CHECK(expired);
+  n = seal(ct, plaintexts[1]);
+  CHECK_RC(sotto_net_send(a, "bob", 1, 1, ct, n, &new_id, NULL), 0);
+  CHECK(new_id != old_id);
+  b = login(&p, &ctx, &bob);
+  CHECK(b != NULL);
+  if (b) {
+    memset(&ev, 0, sizeof ev);
+    /* The new envelope may expire too before bob reads it; then DRAINED comes
+     * alone. The old one must never arrive. */
+    while (sotto_net_next_event(b, WAIT_MS, &ev) == 1) {
+      int done = ev.kind == SOTTO_NET_EV_DRAINED;
+      if (ev.kind == SOTTO_NET_EV_MSG) {
+        CHECK(ev.id != old_id && ev.id == new_id && opens_to(ev.body, ev.body_len, plaintexts[1]));
+        CHECK_RC(sotto_net_ack(b, ev.id), 0);
+      }
+      sotto_net_event_clear(&ev);
+      if (done) break;
+    }
+    sotto_net_close(b);
+  }
+  sotto_net_close(a);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -489,5 +651,8 @@ int main(int argc, char **argv) {
   test_config_and_help();
   test_main_server();
   test_limits();
+  test_port_zero_and_fingerprint();
+  test_auth_rate();
+  test_expiry();
   return test_done("test_server");
 }
