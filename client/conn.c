@@ -238,7 +238,7 @@ void conn_close(struct conn *k) {
 }
 
 /* Parses the opaque key blobs of a fetched bundle (layouts in conn.h). */
-static int bundle_parse(const struct sotto_net_bundle *nb, struct sotto_bundle *b) {
+static int bundle_parse(const struct sotto_srv_bundle_buf *nb, struct sotto_bundle *b) {
   memset(b, 0, sizeof *b);
   if (nb->identity_len != CONN_IDENTITY_BLOB_LEN || sotto_pubkey_parse(b->identity_key, nb->identity, 33)) return -1;
   b->registration_id = ((uint32_t)nb->identity[33] << 24) | ((uint32_t)nb->identity[34] << 16) |
@@ -265,7 +265,7 @@ static int bundle_parse(const struct sotto_net_bundle *nb, struct sotto_bundle *
 }
 
 int conn_fetch_bundle(struct cli *c, struct conn *k, const char *user, struct sotto_bundle *b) {
-  struct sotto_net_bundle *nb = calloc(1, sizeof *nb);
+  struct sotto_srv_bundle_buf *nb = calloc(1, sizeof *nb);
   char what[96];
   int rc;
   if (!nb) return cli_error(c, "nomem", "out of memory");

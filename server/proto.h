@@ -190,6 +190,24 @@ struct sotto_srv_bundle {
   struct sotto_srv_blob_id kem;
 };
 
+/* A bundle copied out of a frame or the store into owned buffers: what the
+ * server's store hands out and what the client library returns. */
+struct sotto_srv_bundle_buf {
+  uint8_t identity[SOTTO_SRV_MAX_IDENTITY];
+  size_t identity_len;
+  uint32_t spk_id;
+  uint8_t spk[SOTTO_SRV_MAX_KEY_BLOB];
+  size_t spk_len;
+  int has_ec;
+  uint32_t ec_id;
+  uint8_t ec[SOTTO_SRV_MAX_KEY_BLOB];
+  size_t ec_len;
+  uint8_t kem_kind; /* 0 none, 1 one-time, 2 last resort */
+  uint32_t kem_id;
+  uint8_t kem[SOTTO_SRV_MAX_KEY_BLOB];
+  size_t kem_len;
+};
+
 int sotto__srv_parse_err(const uint8_t *p, size_t len, struct sotto_srv_err *m) SOTTO_WUR;
 int sotto__srv_parse_env(const uint8_t *p, size_t len, struct sotto_srv_env *m) SOTTO_WUR;
 int sotto__srv_parse_bundle(const uint8_t *p, size_t len, struct sotto_srv_bundle *m) SOTTO_WUR;

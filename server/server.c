@@ -106,7 +106,7 @@ struct op {
   uint8_t secret[SOTTO_SRV_SECRET_LEN];
   struct sotto_store_device dev;
   int64_t msg_id, ts, ec, kem, target_devkey;
-  struct sotto_store_bundle *bundle;
+  struct sotto_srv_bundle_buf *bundle;
   uint32_t ids[SOTTO_SRV_MAX_DEVICES];
   size_t n_ids;
   size_t len;
@@ -721,7 +721,7 @@ static void op_answer(struct srv *s, struct op *o, int failed) {
       break;
     case SOTTO_SRV_BUNDLE: {
       struct sotto_srv_bundle b;
-      struct sotto_store_bundle *sb = o->bundle;
+      struct sotto_srv_bundle_buf *sb = o->bundle;
       s->m.bundles++;
       b.identity.p = sb->identity;
       b.identity.len = sb->identity_len;

@@ -39,22 +39,6 @@ struct sotto_store_env { /* a queued envelope */
   size_t body_len;
 };
 
-/* Blob buffers the bundle is copied into (caller-owned). */
-struct sotto_store_bundle {
-  uint8_t identity[SOTTO_SRV_MAX_IDENTITY];
-  size_t identity_len;
-  uint32_t spk_id;
-  uint8_t spk[SOTTO_SRV_MAX_KEY_BLOB];
-  size_t spk_len;
-  int has_ec;
-  uint32_t ec_id;
-  uint8_t ec[SOTTO_SRV_MAX_KEY_BLOB];
-  size_t ec_len;
-  uint8_t kem_kind; /* 0 none, 1 one-time, 2 last resort */
-  uint32_t kem_id;
-  uint8_t kem[SOTTO_SRV_MAX_KEY_BLOB];
-  size_t kem_len;
-};
 
 struct sotto_store_account {
   int64_t account_id;
@@ -103,7 +87,7 @@ struct sotto_store_ops {
    * has no signed pre-key. */
   int (*keys_put)(void *s, int64_t devkey, const struct sotto_srv_keys *k);
   int (*keys_count)(void *s, int64_t devkey, int64_t *ec, int64_t *kem);
-  int (*bundle_take)(void *s, int64_t devkey, struct sotto_store_bundle *out);
+  int (*bundle_take)(void *s, int64_t devkey, struct sotto_srv_bundle_buf *out);
 
   /* Queues. msg_insert assigns a unique, increasing 64-bit id. msg_delete
    * sets *found. msg_fetch calls cb for up to limit envelopes with id >

@@ -502,7 +502,7 @@ static int take_onetime(struct sq *s, int64_t devkey, int kind, uint32_t *id, ui
   return step_done(st);
 }
 
-static int sq_bundle_take(void *v, int64_t devkey, struct sotto_store_bundle *out) {
+static int sq_bundle_take(void *v, int64_t devkey, struct sotto_srv_bundle_buf *out) {
   struct sq *s = v;
   sqlite3_stmt *st = stmt(s, Q_SPK_GET);
   int rc;

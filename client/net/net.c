@@ -610,7 +610,7 @@ int sotto_net_devices(struct sotto_net *c, const char *username, uint32_t *ids, 
 }
 
 int sotto_net_fetch_bundle(struct sotto_net *c, const char *username, uint32_t device_id,
-                           struct sotto_net_bundle *out) {
+                           struct sotto_srv_bundle_buf *out) {
   uint8_t b[REQ_BUF];
   struct sotto__wr w;
   struct sotto_net_event ans;

@@ -64,24 +64,8 @@ int sotto_net_send(struct sotto_net *c, const char *username, uint32_t device_id
 int sotto_net_ack(struct sotto_net *c, uint64_t server_id);
 int sotto_net_ping(struct sotto_net *c);
 
-/* A fetched bundle, copied out of the frame (caller-owned). */
-struct sotto_net_bundle {
-  uint8_t identity[SOTTO_SRV_MAX_IDENTITY];
-  size_t identity_len;
-  uint32_t spk_id;
-  uint8_t spk[SOTTO_SRV_MAX_KEY_BLOB];
-  size_t spk_len;
-  int has_ec;
-  uint32_t ec_id;
-  uint8_t ec[SOTTO_SRV_MAX_KEY_BLOB];
-  size_t ec_len;
-  uint8_t kem_kind; /* 0 none, 1 one-time, 2 last resort */
-  uint32_t kem_id;
-  uint8_t kem[SOTTO_SRV_MAX_KEY_BLOB];
-  size_t kem_len;
-};
 int sotto_net_fetch_bundle(struct sotto_net *c, const char *username, uint32_t device_id,
-                           struct sotto_net_bundle *out);
+                           struct sotto_srv_bundle_buf *out);
 
 /* ---- pushes and pipelining ------------------------------------------------ */
 

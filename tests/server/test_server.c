@@ -121,7 +121,7 @@ static void test_main_server(void) {
   struct sotto_net *a = NULL, *b = NULL, *c = NULL, *c2 = NULL, *x;
   struct sotto_net_event ev;
   static struct sotto_srv_keys keys;
-  struct sotto_net_bundle bundle;
+  struct sotto_srv_bundle_buf bundle;
   uint8_t blob[64], ct[512];
   uint64_t ids[4] = {0};
   uint32_t ec = 0, kem = 0, dev_ids[16];
