@@ -2,8 +2,9 @@
  *
  *   bench_protocol [--json] [--seconds S]
  *
- * Five rows (docs/benchmarks.md says exactly what one operation is in each):
- * setup, chain, pingpong, group, skipped2000. Each row is measured in ROUNDS
+ * Rows (docs/benchmarks.md says exactly what one operation is in each):
+ * setup, chain, pingpong, group, skipped2000, the ML-KEM-1024 primitives,
+ * pqxdh_setup, and forged_msg (the receiver's cost of a forged message). Each row is measured in ROUNDS
  * rounds; in every round each library runs for S/ROUNDS seconds, in SLICES
  * turns alternating with the other library's, so that load from other
  * processes lands on both. A row reports each library's median round rate.
@@ -31,6 +32,7 @@
 
 #include "crypto/crypto.h"
 #include "party.h"
+#include "wire/messages.h"
 #include "sigc.h"
 
 #define PT_LEN 100     /* plaintext of every message */
@@ -588,6 +590,175 @@ static void skipped_finish(void) {
   lpair_close(&g_sk_l);
 }
 
+/* ---- row: forged_msg ------------------------------------------------------------- */
+
+/* The receiver's cost of a forged SignalMessage (docs/protocol.md, "Work per
+ * message"). Bob's record for Alice is full: a current state and
+ * SOTTO_MAX_ARCHIVED_STATES archived ones, each made by a PreKeySignalMessage
+ * from a new session of Alice's (version 4, as the client makes them) that
+ * Bob answered, so that every state could take a new ratchet key. A forged
+ * message is well formed, names the right version and carries a random MAC;
+ * the forger picks what costs Bob most, so prepare tries several kinds and
+ * the row measures the most expensive: a new ratchet key with counters
+ * 2000, 500 and 0, and the ratchet key of the current or of the oldest
+ * state's receiving chain 2000 ahead of it. Each op is one decrypt that must
+ * be refused (SOTTO_ERR_AUTH, or SOTTO_ERR_TOO_FAR_AHEAD) and leave the
+ * record unchanged (checked at the end). The reference is one valid message on the same record: Alice
+ * encrypts, Bob decrypts (the chain row's op). */
+#define FORGED_KINDS 5
+#define FORGED_PROBES 16 /* decrypts per kind when picking the worst */
+
+static struct {
+  struct party a, b;
+  struct sotto_session *bob;  /* Bob's record for Alice */
+  struct sotto_session *alice; /* Alice's newest session */
+  uint8_t msg[FORGED_KINDS][MSG_CAP];
+  size_t len[FORGED_KINDS];
+  const char *what[FORGED_KINDS];
+  double probe_us[FORGED_KINDS]; /* microseconds per decrypt while picking */
+  int worst;
+  uint8_t cur_key[32];   /* the current receiving chain's ratchet key */
+  uint32_t cur_next;     /* its next index (the valid op moves it on) */
+  uint32_t cur_forged;   /* the index kind 3 was forged against */
+  uint32_t saved_next;   /* its next index in the saved record */
+  size_t record_len;
+  uint8_t *record; /* Bob's record before the row, to prove it unchanged */
+} g_forged;
+
+/* A SignalMessage of Alice's version under ratchet_key with the given
+ * counter, a random 112-byte ciphertext and a random MAC. */
+static void forge(int kind, const uint8_t ratchet_key[32], uint32_t counter, const char *what) {
+  uint8_t ct[SOTTO_CIPHERTEXT_LEN(PT_LEN)];
+  struct sotto__wr w;
+  check_sotto(sotto__random(ct, sizeof ct), "random");
+  sotto__wr_init(&w, g_forged.msg[kind], sizeof g_forged.msg[kind]);
+  sotto__signal_msg_write(&w, 0x44, ratchet_key, counter, 0, ct, sizeof ct);
+  if (w.err || w.len + SOTTO_MESSAGE_MAC_LEN > sizeof g_forged.msg[kind]) die("forge", "message does not fit");
+  check_sotto(sotto__random(g_forged.msg[kind] + w.len, SOTTO_MESSAGE_MAC_LEN), "random");
+  g_forged.len[kind] = w.len + SOTTO_MESSAGE_MAC_LEN;
+  g_forged.what[kind] = what;
+}
+
+static void forged_try(int kind) {
+  uint8_t pt[MSG_CAP];
+  size_t n = 0;
+  int rc = sotto_session_decrypt(g_forged.bob, &g_forged.b.id, &g_forged.b.store, SOTTO_MSG_SIGNAL,
+                                 g_forged.msg[kind], g_forged.len[kind], pt, sizeof pt, &n);
+  /* Refused as forged, or (for a key some state knows, with a counter
+   * beyond another state's reach) as too far ahead: either way, refused. */
+  if (rc != SOTTO_ERR_AUTH && rc != SOTTO_ERR_TOO_FAR_AHEAD)
+    die("forged message", rc == 0 ? "decrypted" : sotto_strerror(rc));
+}
+
+static void forged_prepare(void) {
+  struct sotto__signal_msg sm;
+  struct sotto__prekey_msg pm;
+  struct sotto_bundle bundle;
+  uint8_t oldest_key[32], fresh[32], priv[32];
+  uint32_t oldest_counter = 0;
+  double best = -1;
+  int i, k;
+
+  memset(&g_forged, 0, sizeof g_forged);
+  check_sotto(party_init(&g_forged.a), "party_init");
+  check_sotto(party_init(&g_forged.b), "party_init");
+  check_sotto(party_add_spk(&g_forged.b, SPK_ID), "party_add_spk");
+  check_sotto(party_add_kem(&g_forged.b, 40, 1), "party_add_kem");
+  check_sotto(party_bundle_pq(&g_forged.b, SPK_ID, 0, 40, &bundle), "party_bundle_pq");
+  check_sotto(sotto_session_new(&g_forged.bob), "sotto_session_new");
+  for (i = 0; i <= SOTTO_MAX_ARCHIVED_STATES; i++) {
+    struct smsg reply;
+    sotto_session_free(g_forged.alice);
+    g_forged.alice = NULL;
+    check_sotto(sotto_session_new(&g_forged.alice), "sotto_session_new");
+    check_sotto(sotto_session_init_from_bundle(g_forged.alice, &g_forged.a.id, &bundle), "init_from_bundle");
+    s_send(g_forged.alice, &g_smsg, SOTTO_MSG_PREKEY);
+    if (i == 0) {
+      /* The oldest state's receiving chain: Alice's first ratchet key. */
+      check_sotto(sotto__prekey_msg_parse(&pm, g_smsg.b, g_smsg.len), "parse PreKeySignalMessage");
+      check_sotto(sotto__signal_msg_parse(&sm, pm.message, pm.message_len), "parse SignalMessage");
+      memcpy(oldest_key, sm.ratchet_key, 32);
+      oldest_counter = sm.counter + 1;
+    }
+    s_recv(g_forged.bob, &g_forged.b, &g_smsg);
+    s_send(g_forged.bob, &reply, SOTTO_MSG_SIGNAL); /* Bob answers on every state */
+    if (i == SOTTO_MAX_ARCHIVED_STATES) s_recv(g_forged.alice, &g_forged.a, &reply);
+  }
+  /* Alice's newest session is past the PreKey phase: one more message gives
+   * the current receiving chain's key and counter. */
+  s_send(g_forged.alice, &g_smsg, SOTTO_MSG_SIGNAL);
+  s_recv(g_forged.bob, &g_forged.b, &g_smsg);
+  check_sotto(sotto__signal_msg_parse(&sm, g_smsg.b, g_smsg.len), "parse SignalMessage");
+
+  check_sotto(sotto_keypair_generate(fresh, priv), "keypair");
+  sotto_wipe(priv, sizeof priv);
+  forge(0, fresh, SOTTO_MAX_FORWARD_JUMP, "new ratchet key, counter 2000");
+  forge(1, fresh, SOTTO_MAX_FORWARD_JUMP / 4, "new ratchet key, counter 500");
+  forge(2, fresh, 0, "new ratchet key, counter 0");
+  memcpy(g_forged.cur_key, sm.ratchet_key, 32);
+  g_forged.cur_next = g_forged.cur_forged = g_forged.saved_next = sm.counter + 1;
+  forge(3, sm.ratchet_key, g_forged.cur_next + SOTTO_MAX_FORWARD_JUMP, "current chain's key, 2000 ahead");
+  forge(4, oldest_key, oldest_counter + SOTTO_MAX_FORWARD_JUMP, "oldest state's chain key, 2000 ahead");
+
+  g_forged.record_len = sotto_session_serialized_size(g_forged.bob);
+  if ((g_forged.record = malloc(g_forged.record_len)) == NULL) die("malloc", "out of memory");
+  check_sotto(sotto_session_serialize(g_forged.bob, g_forged.record, g_forged.record_len, &g_forged.record_len),
+              "serialize");
+  for (k = 0; k < FORGED_KINDS; k++) {
+    double t0 = now(), t;
+    for (i = 0; i < FORGED_PROBES; i++) forged_try(k);
+    t = now() - t0;
+    g_forged.probe_us[k] = t * 1e6 / FORGED_PROBES;
+    if (t > best) {
+      best = t;
+      g_forged.worst = k;
+    }
+  }
+}
+
+/* Kind 3 stays 2000 ahead of the current chain, which the valid op moves. */
+static void forge_current(uint32_t next) {
+  if (g_forged.cur_forged == next) return;
+  forge(3, g_forged.cur_key, next + SOTTO_MAX_FORWARD_JUMP, g_forged.what[3]);
+  g_forged.cur_forged = next;
+}
+
+static void forged_sotto(void) {
+  if (g_forged.worst == 3) forge_current(g_forged.cur_next);
+  forged_try(g_forged.worst);
+}
+
+static void forged_valid(void) {
+  s_send(g_forged.alice, &g_smsg, SOTTO_MSG_SIGNAL);
+  s_recv(g_forged.bob, &g_forged.b, &g_smsg);
+  g_forged.cur_next++;
+}
+
+static void forged_finish(void) {
+  /* The forged messages changed nothing: the record is what it was before
+   * the row, apart from the valid messages on the current chain. Decrypting
+   * every kind once more on the saved record must still fail the same way. */
+  struct sotto_session *saved = NULL;
+  uint8_t *now_rec;
+  size_t n;
+  int k;
+  check_sotto(sotto_session_deserialize(&saved, g_forged.record, g_forged.record_len), "deserialize");
+  sotto_session_free(g_forged.bob);
+  g_forged.bob = saved;
+  forge_current(g_forged.saved_next);
+  for (k = 0; k < FORGED_KINDS; k++) forged_try(k);
+  n = sotto_session_serialized_size(g_forged.bob);
+  if (n != g_forged.record_len || (now_rec = malloc(n)) == NULL) die("forged message", "record changed size");
+  check_sotto(sotto_session_serialize(g_forged.bob, now_rec, n, &n), "serialize");
+  if (memcmp(now_rec, g_forged.record, n) != 0) die("forged message", "record changed");
+  free(now_rec);
+  sotto_wipe(g_forged.record, g_forged.record_len);
+  free(g_forged.record);
+  sotto_session_free(g_forged.bob);
+  sotto_session_free(g_forged.alice);
+  g_forged.bob = g_forged.alice = NULL;
+}
+
 /* ---- measurement ---------------------------------------------------------------- */
 
 struct row {
@@ -602,6 +773,7 @@ struct row {
   double need_ratio;      /* sotto / libsignal-c at least this (0: no such target) */
   double need_floor;      /* sotto / floor at least this (0: none) */
   double need_ref;        /* sotto / reference at least this (0: none) */
+  double max_us;          /* microseconds per sotto op at most this (0: none) */
   double r_sotto[ROUNDS], r_lib[ROUNDS], r_floor[ROUNDS], r_ref[ROUNDS];
   double sotto, lib, floor, ref; /* medians; floor, ref < 0 when there is none */
 };
@@ -628,11 +800,14 @@ static struct row g_rows[] = {
     {.name = "pqxdh_setup", .prepare = pqxdh_prepare, .op_sotto = pqxdh_sotto, .op_lib = setup_lib,
      .op_ref = setup_sotto, .finish = setup_finish, .target = ">=2x, >=0.5 own setup", .need_ratio = 2.0,
      .need_ref = 0.5},
+    {.name = "forged_msg", .prepare = forged_prepare, .op_sotto = forged_sotto, .op_ref = forged_valid,
+     .finish = forged_finish, .target = "<=1000 us per msg", .max_us = 1000.0},
 };
 #define N_ROWS (sizeof g_rows / sizeof g_rows[0])
 #define CHAIN_ROW 1
 #define SKIPPED_ROW 4
 #define PQXDH_ROW 8
+#define FORGED_ROW 9
 
 /* Operations done and seconds spent by one side in one round. */
 struct acc {
@@ -712,6 +887,7 @@ static int row_ok(const struct row *r) {
   if (r->need_ratio > 0 && r->sotto < r->need_ratio * r->lib) return 0;
   if (r->need_floor > 0 && r->sotto < r->need_floor * r->floor) return 0;
   if (r->need_ref > 0 && r->sotto < r->need_ref * r->ref) return 0;
+  if (r->max_us > 0 && !(r->sotto > 0 && 1e6 / r->sotto <= r->max_us)) return 0;
   return 1;
 }
 
@@ -776,6 +952,13 @@ static void print_table(double round_secs) {
   printf("pqxdh_setup vs setup: libsotto version 4 at %.2f of its own X3DH setup measured in the same rounds"
          " (%s ops/s)\n",
          g_rows[PQXDH_ROW].sotto / g_rows[PQXDH_ROW].ref, fmt_rate(a, g_rows[PQXDH_ROW].ref));
+  printf("forged_msg: %.0f us per forged SignalMessage (%s) against a record with %d archived states;\n"
+         "            a valid message on the same record %.1f us (encrypt + decrypt)\n",
+         1e6 / g_rows[FORGED_ROW].sotto, g_forged.what[g_forged.worst], SOTTO_MAX_ARCHIVED_STATES,
+         1e6 / g_rows[FORGED_ROW].ref);
+  printf("            the kinds tried (us, %d decrypts each):", FORGED_PROBES);
+  for (i = 0; i < FORGED_KINDS; i++) printf("%s %s %.0f", i ? ";" : "", g_forged.what[i], g_forged.probe_us[i]);
+  printf("\n");
   printf("ratio per round, lowest-highest:");
   for (i = 0; i < N_ROWS; i++) {
     double lo, hi;
@@ -806,6 +989,13 @@ static void print_json(void) {
   size_t i;
   for (i = 0; i < N_ROWS; i++) {
     const struct row *r = &g_rows[i];
+    if (r->max_us > 0) {
+      /* A cost row: microseconds per op, the valid-message reference next to it. */
+      printf("{\"bench\":\"%s\",\"unit\":\"us\",\"sotto\":%.1f,\"libsignal_c\":null,\"floor\":null,"
+             "\"valid_sotto\":%.1f}\n",
+             r->name, 1e6 / r->sotto, 1e6 / r->ref);
+      continue;
+    }
     printf("{\"bench\":\"%s\",\"unit\":\"ops/s\",\"sotto\":%.1f,\"libsignal_c\":", r->name, r->sotto);
     if (r->lib > 0)
       printf("%.1f,\"floor\":", r->lib);
