@@ -360,11 +360,12 @@ static void chain_lib(void) {
   l_recv(g_chain_l.b, "alice", &g_lmsg);
 }
 
-/* The floor: per message, each side steps its chain (one prepared HMAC key,
- * two MACs), derives the 80 bytes of message keys (HKDF with the zero salt),
- * MACs the ~220 bytes a v3 MAC covers (two identity keys, version byte,
- * SignalMessage protobuf) under a prepared key, and runs AES-256-CBC over the
- * 100-byte plaintext. The receiver compares the MAC and the plaintext, so
+/* The floor: per message, each side steps its chain (the two one-byte MACs
+ * under the chain key, on the compression function as lib does), derives
+ * the 80 bytes of message keys (HKDF with the zero salt), MACs the ~220
+ * bytes a v3 MAC covers (two identity keys, version byte, SignalMessage
+ * protobuf) under a prepared key, and runs AES-256-CBC over the 100-byte
+ * plaintext. The receiver compares the MAC and the plaintext, so
  * nothing can be optimised away and the floor checks itself. */
 #define FLOOR_MAC_INPUT 220
 #define FLOOR_CT_OFF (FLOOR_MAC_INPUT - SOTTO_CIPHERTEXT_LEN(PT_LEN))
@@ -377,13 +378,9 @@ static struct {
 static const uint8_t FLOOR_INFO[] = "WhisperMessageKeys";
 
 static void floor_keys(uint8_t ck[32], uint8_t keys[80]) {
-  static const uint8_t one = 1, two = 2;
-  struct sotto__hmac_key hk;
   uint8_t seed[32];
-  sotto__hmac_key_init(&hk, ck, 32);
-  sotto__hmac(seed, &hk, &one, 1);
-  sotto__hmac(ck, &hk, &two, 1);
-  sotto__hkdf_zero_salt32(keys, 80, seed, FLOOR_INFO, sizeof FLOOR_INFO - 1);
+  sotto__hmac32_12(seed, ck, ck);
+  check_sotto(sotto__hkdf_zero_salt32(keys, 80, seed, FLOOR_INFO, sizeof FLOOR_INFO - 1), "hkdf");
 }
 
 static void chain_floor(void) {

@@ -21,6 +21,13 @@
 #define SOTTO_MAX_SKIPPED_KEYS 2000   /* stored skipped message keys per session, oldest evicted */
 #define SOTTO_MAX_RECEIVER_CHAINS 5   /* receiving chains kept per session state */
 #define SOTTO_MAX_ARCHIVED_STATES 40  /* previous session states kept per session record */
+/* Work one incoming SignalMessage may cost, over every state it is tried on
+ * (a forged message is only found out at its MAC, after the ratchet and
+ * chain steps that lead to its key). The first trial can always afford a
+ * full forward jump. */
+#define SOTTO_MAX_DECRYPT_TRIALS 4         /* states tried per message */
+#define SOTTO_MAX_DECRYPT_DH_STEPS 3       /* DH ratchet steps per message */
+#define SOTTO_MAX_DECRYPT_CHAIN_STEPS 2000 /* chain steps per message (>= SOTTO_MAX_FORWARD_JUMP) */
 
 /* Sender Keys limits. */
 #define SOTTO_MAX_SENDER_KEY_STATES 5

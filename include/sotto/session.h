@@ -11,8 +11,9 @@
  * the record exactly as it was. Authentication failures (bad MAC, bad
  * padding, bad signature) all return SOTTO_ERR_AUTH and zero the output.
  * A message that was already decrypted returns SOTTO_ERR_DUPLICATE. Message
- * keys are deleted once used. See docs/protocol.md for limits and for what is
- * kept, and for how long. */
+ * keys are deleted once used, and skipped ones with their receiving chain
+ * when it is dropped. See docs/protocol.md for limits and for what is kept,
+ * and for how long. */
 #ifndef SOTTO_SESSION_H
 #define SOTTO_SESSION_H
 
@@ -66,10 +67,24 @@ struct sotto_bundle {
  * pair, SOTTO_ERR_UNKNOWN_PREKEY when there is no such key, or another
  * negative code. remove_one_time_prekey is called once a PreKeySignalMessage
  * that used the key has fully decrypted and the session was committed.
- * is_trusted_identity may be NULL (trust everything; the caller then checks
- * the identity returned by sotto_session_remote_identity); otherwise it
- * returns 1 to accept the initiator's identity key, 0 to refuse it
- * (SOTTO_ERR_UNTRUSTED_IDENTITY). */
+ *
+ * is_trusted_identity: the trust decision for the record's address, asked by
+ * decrypt before a message lets an identity key take over the record: before
+ * a PreKeySignalMessage's new state is committed, and before an archived
+ * state whose remote identity differs from the current state's becomes
+ * current again. It is asked only once the message has verified under that
+ * identity (so the key is the sender's, not merely named in the bytes), with
+ * the 32-byte public identity key; ud is the store's ud, so a caller that
+ * keeps one record per address points ud at (or through to) that address.
+ * It returns 1 to accept, 0 to refuse, or a negative SOTTO_ERR_* code (any
+ * other value counts as SOTTO_ERR_STORE). On 0 decrypt returns
+ * SOTTO_ERR_UNTRUSTED_IDENTITY having committed nothing (no state, no
+ * pre-key callbacks, output zeroed); sotto_session_decrypt_ex reports the
+ * refused key. Once the caller trusts it, decrypting the same message again
+ * succeeds (its pre-keys were not consumed). NULL: every identity is
+ * accepted, the behaviour before the hook (the caller then compares
+ * sotto_session_remote_identity itself). The library never calls it for a
+ * message on the current state. */
 struct sotto_prekey_store {
   void *ud;
   int (*load_signed_prekey)(void *ud, uint32_t id, uint8_t pub[32], uint8_t priv[32]);
@@ -122,11 +137,42 @@ SOTTO_WUR int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_
 
 /* Decrypts a message of the given type. pt needs msg_len bytes. For a
  * PreKeySignalMessage that starts a new session, me and store are used
- * (they may be NULL for SOTTO_MSG_SIGNAL). */
+ * (me may be NULL for SOTTO_MSG_SIGNAL; store may be NULL there too, which
+ * skips the is_trusted_identity check on an archived state).
+ *
+ * Work per message is bounded whatever the bytes (docs/protocol.md, "Work
+ * per message"): a message is tried only on states that can open it (by
+ * ratchet key; a PreKeySignalMessage by base key and identity), on at most
+ * SOTTO_MAX_DECRYPT_TRIALS of them, with at most SOTTO_MAX_DECRYPT_DH_STEPS
+ * DH ratchet steps and SOTTO_MAX_DECRYPT_CHAIN_STEPS chain steps in all; a
+ * message beyond that is refused as SOTTO_ERR_AUTH, record unchanged.
+ * A sending chain that reached index UINT32_MAX makes encrypt return
+ * SOTTO_ERR_TOO_LARGE (start a new session), and a message whose counter is
+ * UINT32_MAX is SOTTO_ERR_TOO_FAR_AHEAD: no counter ever wraps. */
 SOTTO_WUR int sotto_session_decrypt(struct sotto_session *s, const struct sotto_identity *me,
                                     const struct sotto_prekey_store *store, int type,
                                     const uint8_t *msg, size_t msg_len, uint8_t *pt, size_t cap,
                                     size_t *pt_len);
+
+/* What sotto_session_decrypt_ex reports besides the plaintext. */
+struct sotto_decrypt_info {
+  /* On success: the remote identity key of the state that opened the
+   * message (now the current state). On SOTTO_ERR_UNTRUSTED_IDENTITY: the
+   * identity key is_trusted_identity refused, to show or quarantine. */
+  uint8_t identity[SOTTO_PUBKEY_LEN];
+  /* 1 if the message came on another state than the one that was current:
+   * a new session (PreKeySignalMessage) or an archived state made current
+   * again; 0 for a message on the current state. */
+  int changed_state;
+};
+
+/* sotto_session_decrypt with a report: info (may be NULL) is filled on
+ * success and on SOTTO_ERR_UNTRUSTED_IDENTITY, and zeroed on any other
+ * error. */
+SOTTO_WUR int sotto_session_decrypt_ex(struct sotto_session *s, const struct sotto_identity *me,
+                                       const struct sotto_prekey_store *store, int type, const uint8_t *msg,
+                                       size_t msg_len, uint8_t *pt, size_t cap, size_t *pt_len,
+                                       struct sotto_decrypt_info *info);
 
 /* 1 if the record has a current state. */
 int sotto_session_has_state(const struct sotto_session *s);

@@ -59,13 +59,20 @@ void sotto__hmac_sha256(uint8_t out[32], const uint8_t *key, size_t key_len, con
                         size_t len);
 
 /* HKDF-SHA256 (RFC 5869) with the expand counter starting at 1.
- * salt == NULL means HashLen zero bytes. out_len <= 255*32. */
-void sotto__hkdf(uint8_t *out, size_t out_len, const uint8_t *salt, size_t salt_len,
-                 const uint8_t *ikm, size_t ikm_len, const uint8_t *info, size_t info_len);
+ * salt == NULL means HashLen zero bytes. out_len must be at most
+ * SOTTO__HKDF_MAX_LEN (255 * HashLen, RFC 5869 section 2.3); a longer request
+ * returns SOTTO_ERR_USAGE and writes nothing. 0 otherwise. */
+#define SOTTO__HKDF_MAX_LEN (255 * 32)
+SOTTO_WUR int sotto__hkdf(uint8_t *out, size_t out_len, const uint8_t *salt, size_t salt_len,
+                          const uint8_t *ikm, size_t ikm_len, const uint8_t *info, size_t info_len);
 /* HKDF with a 32-byte zero salt and a 32-byte IKM: the KDF shape of the message
- * keys, using a precomputed zero-salt HMAC key. */
-void sotto__hkdf_zero_salt32(uint8_t *out, size_t out_len, const uint8_t ikm[32],
-                             const uint8_t *info, size_t info_len);
+ * keys, using a precomputed zero-salt HMAC key. Same length rule. */
+SOTTO_WUR int sotto__hkdf_zero_salt32(uint8_t *out, size_t out_len, const uint8_t ikm[32],
+                                      const uint8_t *info, size_t info_len);
+/* out1 = HMAC-SHA256(key, 0x01), out2 = HMAC-SHA256(key, 0x02) for a 32-byte
+ * key (the Signal chain step); either output may be NULL and either may be
+ * the key itself. */
+void sotto__hmac32_12(uint8_t *out1, uint8_t *out2, const uint8_t key[32]);
 
 void sotto__sha256(uint8_t out[32], const uint8_t *p, size_t n);
 /* SHA-512 of the concatenation of up to three parts (NULL parts skipped). */

@@ -100,14 +100,17 @@ static void chain_step(uint8_t seed[SK_SEED_LEN], uint8_t next[SK_CHAIN_KEY_LEN]
 
 /* Message key: HKDF-SHA256(salt = 0^32, IKM = seed, "WhisperGroup", 48)
  * = IV (16) || AES key (32); note the order differs from pairwise keys. */
-static void message_key(uint8_t iv[16], uint8_t key[32], const uint8_t seed[SK_SEED_LEN]) {
+static int message_key(uint8_t iv[16], uint8_t key[32], const uint8_t seed[SK_SEED_LEN]) {
   static const uint8_t info[] = "WhisperGroup";
   uint8_t okm[48];
+  int rc;
 
-  sotto__hkdf_zero_salt32(okm, sizeof okm, seed, info, sizeof info - 1);
-  memcpy(iv, okm, 16);
-  memcpy(key, okm + 16, 32);
+  if ((rc = sotto__hkdf_zero_salt32(okm, sizeof okm, seed, info, sizeof info - 1)) == 0) {
+    memcpy(iv, okm, 16);
+    memcpy(key, okm + 16, 32);
+  }
   sotto__wipe(okm, sizeof okm);
+  return rc;
 }
 
 /* ---- stored message keys ---------------------------------------------------- */
@@ -588,7 +591,7 @@ int sotto_group_encrypt(struct sotto_sender_key *rec, uint8_t *out, size_t cap, 
 
   /* KDF: message seed and next chain key from the current chain key. */
   chain_step(seed, next, s->chain_key);
-  message_key(iv, key, seed);
+  if ((rc = message_key(iv, key, seed)) != 0) goto out;
 
   sotto__wr_init(&w, out, cap);
   sotto__wr_u8(&w, SK_VERSION_BYTE);
@@ -686,7 +689,7 @@ int sotto_group_decrypt(struct sotto_sender_key *rec, uint8_t *pt, size_t cap, s
     for (k = 0; k < gap; k++) chain_step(skipped + (size_t)k * SK_SEED_LEN, next, next);
     chain_step(seed, next, next);
   }
-  message_key(iv, key, seed);
+  if ((rc = message_key(iv, key, seed)) != 0) goto out;
 
   /* 5. Decrypt; bad padding is an authentication failure. */
   if ((rc = sotto__aes256cbc_decrypt(pt, &n, key, iv, m.ct, m.ct_len)) != 0) {

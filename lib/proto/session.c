@@ -103,8 +103,7 @@ static void state_free(struct state *st) {
 static int kdf_rk(uint8_t rk[32], uint8_t ck[32], const uint8_t priv[32], const uint8_t pub[32]) {
   uint8_t dh[32], okm[64];
   int rc = sotto__x25519(dh, priv, pub);
-  if (rc == 0) {
-    sotto__hkdf(okm, sizeof okm, rk, 32, dh, sizeof dh, INFO_RATCHET, sizeof INFO_RATCHET - 1);
+  if (rc == 0 && (rc = sotto__hkdf(okm, sizeof okm, rk, 32, dh, sizeof dh, INFO_RATCHET, sizeof INFO_RATCHET - 1)) == 0) {
     memcpy(rk, okm, 32);
     memcpy(ck, okm + 32, 32);
   }
@@ -113,15 +112,10 @@ static int kdf_rk(uint8_t rk[32], uint8_t ck[32], const uint8_t priv[32], const 
   return rc;
 }
 
-/* KDF_CK on a chain key: seed = HMAC(CK, 0x01), next CK = HMAC(CK, 0x02). */
-void sotto__kdf_ck(uint8_t seed[32], uint8_t next_ck[32], const uint8_t ck[32]) {
-  static const uint8_t one = 1, two = 2;
-  struct sotto__hmac_key hk;
-  sotto__hmac_key_init(&hk, ck, 32);
-  sotto__hmac(seed, &hk, &one, 1);
-  sotto__hmac(next_ck, &hk, &two, 1);
-  sotto__hmac_key_clear(&hk);
-}
+/* KDF_CK on a chain key: seed = HMAC(CK, 0x01), next CK = HMAC(CK, 0x02).
+ * Either output may be NULL (a walk along a chain needs only the next keys),
+ * and either may alias ck. */
+void sotto__kdf_ck(uint8_t seed[32], uint8_t next_ck[32], const uint8_t ck[32]) { sotto__hmac32_12(seed, next_ck, ck); }
 
 /* Message keys from a seed: HKDF(zero salt, seed, "WhisperMessageKeys", 80)
  * = cipher key 32 || MAC key 32 || IV 16. */
@@ -131,13 +125,13 @@ struct msg_keys {
   uint8_t iv[16];
 };
 
-void sotto__message_keys(uint8_t out[80], const uint8_t seed[32]) {
-  sotto__hkdf_zero_salt32(out, 80, seed, INFO_KEYS, sizeof INFO_KEYS - 1);
+int sotto__message_keys(uint8_t out[80], const uint8_t seed[32]) {
+  return sotto__hkdf_zero_salt32(out, 80, seed, INFO_KEYS, sizeof INFO_KEYS - 1);
 }
 
-static void derive_msg_keys(struct msg_keys *k, const uint8_t seed[32]) {
+static int derive_msg_keys(struct msg_keys *k, const uint8_t seed[32]) {
   _Static_assert(sizeof(struct msg_keys) == 80, "message keys layout");
-  sotto__message_keys((uint8_t *)k, seed);
+  return sotto__message_keys((uint8_t *)k, seed);
 }
 
 /* MAC = HMAC(macKey, IK_sender(33) || IK_receiver(33) || version || protobuf)[0..8]. */
@@ -199,6 +193,23 @@ static int receive_step(struct state *st, const uint8_t their[32]) {
 
 /* ---- decrypting a SignalMessage with one state ------------------------------ */
 
+/* What one incoming message may still cost the receiver, across every state
+ * it is tried on (docs/protocol.md, "Work per message"). A forged message is
+ * only found out at the MAC, after the DH ratchet step and the chain walk
+ * that lead to its key, so without a cap one forgery costs a walk on every
+ * archived state. */
+struct work {
+  unsigned trials; /* states still to try */
+  unsigned dh;     /* DH ratchet steps left */
+  unsigned steps;  /* chain steps left (keys walked over to reach the message's) */
+};
+
+static void work_init(struct work *w) {
+  w->trials = SOTTO_MAX_DECRYPT_TRIALS;
+  w->dh = SOTTO_MAX_DECRYPT_DH_STEPS;
+  w->steps = SOTTO_MAX_DECRYPT_CHAIN_STEPS;
+}
+
 /* Skipped-key changes, applied only when the message verified. */
 struct pending {
   int remove_idx;      /* entry used by this message, or -1 */
@@ -207,6 +218,8 @@ struct pending {
   uint32_t n;          /* number of seeds */
   uint8_t *seeds;      /* n * 32 bytes (points to small[] or heap) */
   uint8_t small[8 * 32];
+  int drop;            /* the ratchet step pushed out the oldest receiving chain... */
+  uint8_t drop_key[32]; /* ...this one: its skipped keys go with it */
 };
 
 static void pending_clear(struct pending *p) {
@@ -218,33 +231,53 @@ static void pending_clear(struct pending *p) {
   p->n = 0;
 }
 
-/* Decrypts m with st (which the caller passes as a scratch copy). On success
- * st holds the advanced state and p the skipped-key changes for the record's
- * table `tab` (the table the state owns; st->skipped is not modified). */
+static struct chain *find_chain(struct state *st, const uint8_t key[32]) {
+  for (unsigned i = 0; i < st->n_recv; i++)
+    if (memcmp(st->recv[i].key, key, 32) == 0) return &st->recv[i];
+  return NULL;
+}
+
+/* Can a message under a ratchet key this state has never seen open with it?
+ * A new remote ratchet key answers our current sending ratchet key, so the
+ * peer must have seen that key: we have sent on the current sending chain
+ * (or it is the responder's signed pre-key, before any receiving chain).
+ * After a receiving step and before our next send (F_SEND_STALE) the peer
+ * has no new key of ours to answer; a state where that holds can only fail
+ * at the MAC, after paying for a key pair, two DHs and a chain walk. */
+static int can_take_new_key(const struct state *st) {
+  if (!(st->flags & F_HAS_SEND) || (st->flags & F_SEND_STALE)) return 0;
+  return st->send_index > 0 || st->n_recv == 0;
+}
+
+/* Decrypts m with st (which the caller passes as a scratch copy), spending
+ * from w. On success st holds the advanced state and p the skipped-key
+ * changes for the table the state owns (st->skipped is not modified). A
+ * message beyond what w has left is refused like a forgery. */
 static int decrypt_with_state(struct state *st, struct pending *p, const struct sotto__signal_msg *m,
-                              uint8_t *pt, size_t cap, size_t *pt_len) {
-  struct chain *c = NULL;
+                              uint8_t *pt, size_t cap, size_t *pt_len, struct work *w) {
+  struct chain *c;
   struct msg_keys k;
   uint8_t seed[32], ck[32], next_ck[32], mac[32];
   int rc, idx;
-  unsigned i;
+  uint32_t i;
 
   p->remove_idx = -1;
   p->n = 0;
   p->seeds = NULL;
+  p->drop = 0;
 
   if (m->version != st->version) return SOTTO_ERR_VERSION;
   if (cap < m->ciphertext_len) return SOTTO_ERR_BUFFER_TOO_SMALL;
 
-  for (i = 0; i < st->n_recv; i++) {
-    if (memcmp(st->recv[i].key, m->ratchet_key, 32) == 0) {
-      c = &st->recv[i];
-      break;
-    }
-  }
-  if (c == NULL) {
-    /* A new ratchet key: check the cheap limit before paying for the DH. */
+  if ((c = find_chain(st, m->ratchet_key)) == NULL) {
+    /* A new ratchet key: check the cheap limits before paying for the DH. */
     if (m->counter > SOTTO_MAX_FORWARD_JUMP) return SOTTO_ERR_TOO_FAR_AHEAD;
+    if (w->dh == 0 || m->counter > w->steps) return SOTTO_ERR_AUTH;
+    w->dh--;
+    if (st->n_recv == SOTTO_MAX_RECEIVER_CHAINS) {
+      p->drop = 1;
+      memcpy(p->drop_key, st->recv[SOTTO_MAX_RECEIVER_CHAINS - 1].key, 32);
+    }
     if ((rc = receive_step(st, m->ratchet_key)) != 0) return rc;
     c = &st->recv[0];
   }
@@ -259,7 +292,11 @@ static int decrypt_with_state(struct state *st, struct pending *p, const struct 
     p->remove_idx = idx;
   } else {
     uint32_t gap = m->counter - c->index;
-    if (gap > SOTTO_MAX_FORWARD_JUMP) return SOTTO_ERR_TOO_FAR_AHEAD;
+    /* The index after this message must fit in 32 bits: a chain never
+     * wraps back to 0. */
+    if (gap > SOTTO_MAX_FORWARD_JUMP || m->counter == UINT32_MAX) return SOTTO_ERR_TOO_FAR_AHEAD;
+    if (gap > w->steps) return SOTTO_ERR_AUTH;
+    w->steps -= gap;
     if (gap > 0) {
       if (gap <= sizeof p->small / 32) {
         p->seeds = p->small;
@@ -270,17 +307,20 @@ static int decrypt_with_state(struct state *st, struct pending *p, const struct 
       p->first = c->index;
       memcpy(p->chain, c->key, 32);
     }
+    /* Walk the chain keeping only the chain keys (seeds[] holds them for
+     * now): the seeds of the skipped messages are derived after the MAC
+     * verified, so a forgery pays four compressions a step, not six. */
     memcpy(ck, c->ck, 32);
     for (i = 0; i < gap; i++) {
-      sotto__kdf_ck(p->seeds + (size_t)i * 32, next_ck, ck);
-      memcpy(ck, next_ck, 32);
+      memcpy(p->seeds + (size_t)i * 32, ck, 32);
+      sotto__kdf_ck(NULL, ck, ck);
     }
     sotto__kdf_ck(seed, next_ck, ck);
     memcpy(c->ck, next_ck, 32);
     c->index = m->counter + 1;
   }
 
-  derive_msg_keys(&k, seed);
+  if ((rc = derive_msg_keys(&k, seed)) != 0) goto out;
   message_mac(mac, k.mac, st->remote_id, st->local_id, m->mac_input, m->mac_input_len);
   if (!sotto__ct_eq(mac, m->mac, SOTTO_MESSAGE_MAC_LEN)) {
     rc = SOTTO_ERR_AUTH;
@@ -290,6 +330,7 @@ static int decrypt_with_state(struct state *st, struct pending *p, const struct 
     rc = SOTTO_ERR_AUTH; /* padding: report like a MAC failure */
     goto out;
   }
+  for (i = 0; i < p->n; i++) sotto__kdf_ck(p->seeds + (size_t)i * 32, NULL, p->seeds + (size_t)i * 32);
   st->flags &= (uint8_t)~F_PENDING_ALL; /* the peer has our session */
 out:
   sotto__wipe(&k, sizeof k);
@@ -301,62 +342,56 @@ out:
   return rc;
 }
 
-/* Commits scratch state `tmp` (from decrypt_with_state) into `dst`. Cannot
- * fail: the skipped table was allocated before decrypting. */
-static void commit_state(struct state *dst, struct state *tmp, struct pending *p) {
+/* One state's attempt at a message: a scratch copy of the state and the
+ * skipped-key changes, kept apart until the caller commits or drops them. */
+struct trial {
+  struct state tmp;
+  struct pending p;
+};
+
+static int trial_run(struct trial *t, const struct state *st, const struct sotto__signal_msg *m, uint8_t *pt,
+                     size_t cap, size_t *pt_len, struct work *w) {
+  int rc;
+  t->tmp = *st;
+  if ((rc = decrypt_with_state(&t->tmp, &t->p, m, pt, cap, pt_len, w)) != 0) sotto__wipe(&t->tmp, sizeof t->tmp);
+  return rc;
+}
+
+static void trial_drop(struct trial *t) {
+  pending_clear(&t->p);
+  sotto__wipe(&t->tmp, sizeof t->tmp);
+}
+
+/* The one step of a commit that can fail, done before anything changes: a
+ * state that stores its first skipped keys needs a table. It is allocated
+ * only now, after the message verified, so that a forgery costs no ~150 KB
+ * allocation. */
+static int trial_reserve(const struct trial *t, struct state *dst) {
+  if (t->p.n > 0 && dst->skipped == NULL && (dst->skipped = sotto__skipped_new()) == NULL) return SOTTO_ERR_NOMEM;
+  return 0;
+}
+
+/* Commits the trial into dst (after trial_reserve). Cannot fail. A dropped
+ * receiving chain takes its skipped keys with it: nothing could open a
+ * message on it any more, and kept keys would only serve a later thief of
+ * the record. */
+static void trial_commit(struct state *dst, struct trial *t) {
   struct sotto__skipped *tab = dst->skipped;
+  struct pending *p = &t->p;
   uint32_t i;
 
+  if (p->drop) sotto__skipped_remove_chain(tab, p->drop_key);
   if (p->remove_idx >= 0) sotto__skipped_remove(tab, p->remove_idx);
   for (i = 0; i < p->n; i++) sotto__skipped_insert(tab, p->chain, p->first + i, p->seeds + (size_t)i * 32);
   pending_clear(p);
-  tmp->skipped = tab;
+  t->tmp.skipped = tab;
   /* The KEM ciphertext is only needed while PreKeySignalMessages go out. */
-  if (!(tmp->flags & F_PENDING_KEM)) {
+  if (!(t->tmp.flags & F_PENDING_KEM)) {
     free_kem_ct(dst);
-    tmp->pend_kem_ct = NULL;
+    t->tmp.pend_kem_ct = NULL;
   }
-  *dst = *tmp;
-  sotto__wipe(tmp, sizeof *tmp);
-}
-
-/* Tries one state; commits into it on success. */
-static int try_state(struct state *st, const struct sotto__signal_msg *m, uint8_t *pt, size_t cap,
-                     size_t *pt_len) {
-  struct state tmp = *st;
-  struct pending p;
-  int rc, fresh_table = 0;
-
-  /* A message ahead of its chain will store skipped keys: make sure the
-   * table exists before anything can be committed. */
-  if (st->skipped == NULL) {
-    int matched = 0, need = 0;
-    for (unsigned i = 0; i < st->n_recv; i++) {
-      if (memcmp(st->recv[i].key, m->ratchet_key, 32) == 0) {
-        matched = 1;
-        need = m->counter > st->recv[i].index;
-      }
-    }
-    if (!matched) need = m->counter > 0;
-    if (need) {
-      if ((st->skipped = sotto__skipped_new()) == NULL) return SOTTO_ERR_NOMEM;
-      tmp.skipped = st->skipped;
-      fresh_table = 1;
-    }
-  }
-  rc = decrypt_with_state(&tmp, &p, m, pt, cap, pt_len);
-  if (rc == 0) {
-    commit_state(st, &tmp, &p);
-  } else {
-    sotto__wipe(&tmp, sizeof tmp);
-    /* A message that failed must not leave memory behind either: forged
-     * messages would otherwise grow every archived state by a table. */
-    if (fresh_table) {
-      sotto__skipped_free(st->skipped);
-      st->skipped = NULL;
-    }
-  }
-  return rc;
+  *dst = t->tmp;
+  sotto__wipe(&t->tmp, sizeof t->tmp);
 }
 
 /* ---- record ---------------------------------------------------------------- */
@@ -426,32 +461,37 @@ size_t sotto_session_skipped_keys(const struct sotto_session *s) {
 /* SK = HKDF(salt = 0, IKM = 0xFF*32 || DH1 || DH2 || DH3 [|| DH4],
  * info = "WhisperText", 64) -> RK || CK (X3DH section 2.2 with libsignal's
  * info string; F = 0xFF*32 for X25519). dh holds n_dh agreements. */
-void sotto__x3dh_kdf(uint8_t rk[32], uint8_t ck[32], const uint8_t dh[4][32], unsigned n_dh) {
-  sotto__pqxdh_kdf(rk, ck, NULL, dh, n_dh, NULL);
+int sotto__x3dh_kdf(uint8_t rk[32], uint8_t ck[32], const uint8_t dh[4][32], unsigned n_dh) {
+  return sotto__pqxdh_kdf(rk, ck, NULL, dh, n_dh, NULL);
 }
 
 /* PQXDH (spec section 3.3, libsignal pqxdh.rs): the same input with the KEM
  * shared secret appended, info "WhisperText_X25519_SHA-256_CRYSTALS-KYBER-1024",
  * 96 bytes out: RK || CK || 32 bytes for a later post-quantum ratchet.
  * With ss == NULL this is classic X3DH ("WhisperText", 64 bytes). */
-void sotto__pqxdh_kdf(uint8_t rk[32], uint8_t ck[32], uint8_t pqr[32], const uint8_t dh[4][32], unsigned n_dh,
-                      const uint8_t ss[32]) {
+int sotto__pqxdh_kdf(uint8_t rk[32], uint8_t ck[32], uint8_t pqr[32], const uint8_t dh[4][32], unsigned n_dh,
+                     const uint8_t ss[32]) {
   uint8_t ikm[32 + 5 * 32], okm[96];
   size_t n = 32 + (size_t)n_dh * 32;
+  int rc;
+  if (n_dh > 4) return SOTTO_ERR_INTERNAL;
   memset(ikm, 0xFF, 32);
   memcpy(ikm + 32, dh, (size_t)n_dh * 32);
   if (ss != NULL) {
     memcpy(ikm + n, ss, 32);
     n += 32;
-    sotto__hkdf(okm, 96, NULL, 0, ikm, n, INFO_PQXDH, sizeof INFO_PQXDH - 1);
-    if (pqr != NULL) memcpy(pqr, okm + 64, 32);
+    if ((rc = sotto__hkdf(okm, 96, NULL, 0, ikm, n, INFO_PQXDH, sizeof INFO_PQXDH - 1)) == 0 && pqr != NULL)
+      memcpy(pqr, okm + 64, 32);
   } else {
-    sotto__hkdf(okm, 64, NULL, 0, ikm, n, INFO_TEXT, sizeof INFO_TEXT - 1);
+    rc = sotto__hkdf(okm, 64, NULL, 0, ikm, n, INFO_TEXT, sizeof INFO_TEXT - 1);
   }
-  memcpy(rk, okm, 32);
-  memcpy(ck, okm + 32, 32);
+  if (rc == 0) {
+    memcpy(rk, okm, 32);
+    memcpy(ck, okm + 32, 32);
+  }
   sotto__wipe(ikm, sizeof ikm);
   sotto__wipe(okm, sizeof okm);
+  return rc;
 }
 
 int sotto_kem_keypair_generate(uint8_t pub[SOTTO_KEM_PUBKEY_LEN], uint8_t sk[SOTTO_KEM_SECRETKEY_LEN]) {
@@ -525,7 +565,8 @@ int sotto_session_init_from_bundle_ex(struct sotto_session *s, const struct sott
   }
   /* The responder's first ratchet key is SPK_B: it is our first receiving
    * chain; our sending chain follows lazily from DH(new key, SPK_B). */
-  sotto__pqxdh_kdf(st->rk, st->recv[0].ck, st->pqr, (const uint8_t(*)[32])dh, n_dh, pq ? ss : NULL);
+  if ((rc = sotto__pqxdh_kdf(st->rk, st->recv[0].ck, st->pqr, (const uint8_t(*)[32])dh, n_dh, pq ? ss : NULL)) != 0)
+    goto out;
   memcpy(st->recv[0].key, b->signed_prekey, 32);
   st->recv[0].index = 0;
   st->n_recv = 1;
@@ -567,13 +608,19 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
 
   tmp = *s->cur;
   if ((rc = materialize_sending(&tmp)) != 0) goto out;
+  /* The index after this message must fit in 32 bits: the chain is used up
+   * (a new session, or the peer's next ratchet step, gives a fresh one). */
+  if (tmp.send_index == UINT32_MAX) {
+    rc = SOTTO_ERR_TOO_LARGE;
+    goto out;
+  }
   /* Version byte: session version in the high nibble; libsignal-c (v3)
    * writes 0x33, current libsignal writes 0x44 for version 4. */
   vbyte = (uint8_t)(tmp.version << 4 | tmp.version);
 
   /* KDF_CK, message keys, AES-256-CBC. */
   sotto__kdf_ck(seed, next_ck, tmp.send_ck);
-  derive_msg_keys(&k, seed);
+  if ((rc = derive_msg_keys(&k, seed)) != 0) goto out;
   ct_len = SOTTO_CIPHERTEXT_LEN(pt_len);
   inner_len = sotto__signal_msg_size(tmp.send_index, tmp.prev_counter, ct_len);
 
@@ -660,63 +707,138 @@ out:
 
 /* ---- decrypt --------------------------------------------------------------- */
 
-static int decrypt_signal(struct sotto_session *s, const uint8_t *msg, size_t len, uint8_t *pt,
-                          size_t cap, size_t *pt_len) {
+/* Asks the caller whether identity may take over the record (a new state, or
+ * an archived state with another identity than the current one). No hook:
+ * yes, as before the hook existed. */
+static int check_trust(const struct sotto_prekey_store *store, const uint8_t identity[32]) {
+  int rc;
+  if (store == NULL || store->is_trusted_identity == NULL) return 0;
+  rc = store->is_trusted_identity(store->ud, identity);
+  if (rc == 1) return 0;
+  if (rc == 0) return SOTTO_ERR_UNTRUSTED_IDENTITY;
+  return rc < 0 ? rc : SOTTO_ERR_STORE;
+}
+
+static void fill_info(struct sotto_decrypt_info *info, const uint8_t identity[32], int changed) {
+  if (info == NULL) return;
+  memcpy(info->identity, identity, 32);
+  info->changed_state = changed;
+}
+
+/* Runs a trial of m on state `i` of the record (-1: the current one) and, if
+ * it verifies, commits it and makes that state current: the one place where
+ * a SignalMessage changes a record. *final is set once the message verified
+ * (any later error is the answer, not a reason to try another state). */
+static int open_with(struct sotto_session *s, int i, const struct sotto__signal_msg *m,
+                     const struct sotto_prekey_store *store, uint8_t *pt, size_t cap, size_t *pt_len,
+                     struct work *w, struct sotto_decrypt_info *info, int *final) {
+  struct state *st = i < 0 ? s->cur : s->arch[i];
+  struct trial t;
+  int rc;
+
+  *final = 0;
+  if ((rc = trial_run(&t, st, m, pt, cap, pt_len, w)) != 0) return rc;
+  *final = 1;
+  /* An archived state under another identity would replace the current
+   * one's peer: the same decision as a new session. */
+  if (i >= 0 && memcmp(st->remote_id, s->cur->remote_id, 32) != 0 && (rc = check_trust(store, st->remote_id)) != 0) {
+    if (rc == SOTTO_ERR_UNTRUSTED_IDENTITY) fill_info(info, st->remote_id, 1);
+    goto fail;
+  }
+  if ((rc = trial_reserve(&t, st)) != 0) goto fail;
+  trial_commit(st, &t);
+  if (i >= 0) promote_archived(s, (unsigned)i);
+  fill_info(info, s->cur->remote_id, i >= 0);
+  return 0;
+fail:
+  trial_drop(&t);
+  sotto__wipe(pt, cap < m->ciphertext_len ? cap : m->ciphertext_len);
+  *pt_len = 0;
+  return rc;
+}
+
+/* A SignalMessage is tried only on the states that can open it, within one
+ * budget of work for the whole message (struct work): the states that hold
+ * a receiving chain for its ratchet key or, if none does, the states that
+ * could take a new ratchet key (can_take_new_key). Current state first,
+ * then archived ones, most recent first; the first that verifies becomes
+ * current. A duplicate on the current state is final, as in libsignal. */
+static int decrypt_signal(struct sotto_session *s, const struct sotto_prekey_store *store, const uint8_t *msg,
+                          size_t len, uint8_t *pt, size_t cap, size_t *pt_len, struct sotto_decrypt_info *info) {
   struct sotto__signal_msg m;
-  int rc, first;
-  unsigned i;
+  struct work w;
+  int rc, first = 0, known = 0, any_version = 0, final;
 
   if ((rc = sotto__signal_msg_parse(&m, msg, len)) != 0) return rc;
   if (s->cur == NULL) return SOTTO_ERR_NO_SESSION;
-  first = try_state(s->cur, &m, pt, cap, pt_len);
-  if (first == 0) return 0;
-  /* Like libsignal: a duplicate is final; other failures try the archived
-   * states (a peer may still be on an older session), most recent first. */
-  if (first == SOTTO_ERR_DUPLICATE || first == SOTTO_ERR_NOMEM || first == SOTTO_ERR_BUFFER_TOO_SMALL)
-    return first;
-  for (i = 0; i < s->n_arch; i++) {
-    if (try_state(s->arch[i], &m, pt, cap, pt_len) == 0) {
-      promote_archived(s, i);
-      return 0;
-    }
+  for (int i = -1; i < (int)s->n_arch; i++) {
+    struct state *st = i < 0 ? s->cur : s->arch[i];
+    if (st->version != m.version) continue;
+    any_version = 1;
+    if (find_chain(st, m.ratchet_key) != NULL) known = 1;
   }
+  if (!any_version) return SOTTO_ERR_VERSION;
+  if (!known && m.counter > SOTTO_MAX_FORWARD_JUMP) return SOTTO_ERR_TOO_FAR_AHEAD;
+
+  work_init(&w);
+  for (int i = -1; i < (int)s->n_arch && w.trials > 0; i++) {
+    struct state *st = i < 0 ? s->cur : s->arch[i];
+    if (st->version != m.version) continue;
+    if (known ? find_chain(st, m.ratchet_key) == NULL : !can_take_new_key(st)) continue;
+    w.trials--;
+    rc = open_with(s, i, &m, store, pt, cap, pt_len, &w, info, &final);
+    if (rc == 0 || final) return rc;
+    if (first == 0) first = rc;
+    if (rc == SOTTO_ERR_NOMEM || rc == SOTTO_ERR_BUFFER_TOO_SMALL || (i < 0 && rc == SOTTO_ERR_DUPLICATE)) break;
+  }
+  /* No state could open it: as opaque as a failed MAC. */
   sotto__wipe(pt, cap < m.ciphertext_len ? cap : m.ciphertext_len);
-  return first;
+  return first != 0 ? first : SOTTO_ERR_AUTH;
 }
 
 /* X3DH responder (X3DH section 3.4): builds a state for Bob from a
- * PreKeySignalMessage. */
+ * PreKeySignalMessage. Every exit goes through out:, which wipes the
+ * pre-key private keys and the DH and KEM secrets, whatever a failing
+ * callback left in them. */
 static int responder_state(struct state **out, const struct sotto_identity *me,
                            const struct sotto_prekey_store *store, const struct sotto__prekey_msg *pm) {
   uint8_t spk_pub[32], spk_priv[32], opk_pub[32], opk_priv[32], dh[4][32], ss[32];
   uint8_t *kem_sk = NULL;
-  struct state *st;
+  struct state *st = NULL;
   unsigned n_dh = 3;
   int rc, pq = pm->version == SOTTO_VERSION_PQXDH;
 
   *out = NULL;
+  memset(spk_priv, 0, sizeof spk_priv);
+  memset(opk_priv, 0, sizeof opk_priv);
+  memset(ss, 0, sizeof ss);
   if (pq) {
     /* SS = PQKEM-DEC(PQPK_B, CT): the ciphertext must be a serialized
      * ML-KEM-1024 one; decapsulation itself never fails (implicit
      * rejection), a wrong ciphertext just gives another secret and the
      * first message's MAC fails. */
-    if (pm->kem_ct_len != SOTTO_KEM_CIPHERTEXT_LEN || pm->kem_ct[0] != SOTTO_KEM_TYPE_MLKEM1024)
-      return SOTTO_ERR_MALFORMED;
-    if (store->load_kem_prekey == NULL) return SOTTO_ERR_UNKNOWN_PREKEY;
-    if ((kem_sk = malloc(SOTTO_KEM_SECRETKEY_LEN)) == NULL) return SOTTO_ERR_NOMEM;
+    if (pm->kem_ct_len != SOTTO_KEM_CIPHERTEXT_LEN || pm->kem_ct[0] != SOTTO_KEM_TYPE_MLKEM1024) {
+      rc = SOTTO_ERR_MALFORMED;
+      goto out;
+    }
+    if (store->load_kem_prekey == NULL) {
+      rc = SOTTO_ERR_UNKNOWN_PREKEY;
+      goto out;
+    }
+    if ((kem_sk = malloc(SOTTO_KEM_SECRETKEY_LEN)) == NULL) {
+      rc = SOTTO_ERR_NOMEM;
+      goto out;
+    }
     if ((rc = store->load_kem_prekey(store->ud, pm->kem_prekey_id, kem_sk)) != 0) {
       if (rc > 0) rc = SOTTO_ERR_STORE;
-      goto out_kem;
+      goto out;
     }
-    rc = sotto_mlkem1024_decaps(ss, pm->kem_ct + 1, pm->kem_ct_len - 1, kem_sk, SOTTO_KEM_SECRETKEY_LEN);
-  out_kem:
-    sotto__wipe(kem_sk, SOTTO_KEM_SECRETKEY_LEN);
-    free(kem_sk);
-    if (rc != 0) return rc;
+    if ((rc = sotto_mlkem1024_decaps(ss, pm->kem_ct + 1, pm->kem_ct_len - 1, kem_sk, SOTTO_KEM_SECRETKEY_LEN)) != 0)
+      goto out;
   }
   if ((rc = store->load_signed_prekey(store->ud, pm->signed_prekey_id, spk_pub, spk_priv)) != 0) {
-    sotto__wipe(ss, sizeof ss);
-    return rc < 0 ? rc : SOTTO_ERR_STORE;
+    if (rc > 0) rc = SOTTO_ERR_STORE;
+    goto out;
   }
   if (pm->has_prekey_id) {
     if (store->load_one_time_prekey == NULL) {
@@ -736,15 +858,10 @@ static int responder_state(struct state **out, const struct sotto_identity *me,
    * DH4 = DH(OPK_B, EK_A). */
   if ((rc = sotto__x25519(dh[0], spk_priv, pm->identity_key)) != 0 ||
       (rc = sotto__x25519(dh[1], me->priv, pm->base_key)) != 0 ||
-      (rc = sotto__x25519(dh[2], spk_priv, pm->base_key)) != 0) {
-    state_free(st);
+      (rc = sotto__x25519(dh[2], spk_priv, pm->base_key)) != 0)
     goto out;
-  }
   if (pm->has_prekey_id) {
-    if ((rc = sotto__x25519(dh[3], opk_priv, pm->base_key)) != 0) {
-      state_free(st);
-      goto out;
-    }
+    if ((rc = sotto__x25519(dh[3], opk_priv, pm->base_key)) != 0) goto out;
     n_dh = 4;
   }
   st->version = pm->version;
@@ -755,13 +872,20 @@ static int responder_state(struct state **out, const struct sotto_identity *me,
   memcpy(st->base_key, pm->base_key, 32);
   /* Our first ratchet key pair is the signed pre-key; the sending chain key
    * comes from the X3DH secret. */
-  sotto__pqxdh_kdf(st->rk, st->send_ck, st->pqr, (const uint8_t(*)[32])dh, n_dh, pq ? ss : NULL);
+  if ((rc = sotto__pqxdh_kdf(st->rk, st->send_ck, st->pqr, (const uint8_t(*)[32])dh, n_dh, pq ? ss : NULL)) != 0)
+    goto out;
   memcpy(st->send_pub, spk_pub, 32);
   memcpy(st->send_priv, spk_priv, 32);
   st->send_index = 0;
   st->flags = F_HAS_SEND;
   *out = st;
+  st = NULL;
 out:
+  state_free(st);
+  if (kem_sk != NULL) {
+    sotto__wipe(kem_sk, SOTTO_KEM_SECRETKEY_LEN);
+    free(kem_sk);
+  }
   sotto__wipe(spk_priv, sizeof spk_priv);
   sotto__wipe(opk_priv, sizeof opk_priv);
   sotto__wipe(dh, sizeof dh);
@@ -769,65 +893,83 @@ out:
   return rc;
 }
 
+/* A PreKeySignalMessage opens with the state it names by base key and
+ * identity, if the record has one (the initiator wraps every message until
+ * it hears back); otherwise it makes a new state, which becomes current only
+ * if its first message verifies and the caller trusts the identity. */
 static int decrypt_prekey(struct sotto_session *s, const struct sotto_identity *me,
                           const struct sotto_prekey_store *store, const uint8_t *msg, size_t len,
-                          uint8_t *pt, size_t cap, size_t *pt_len) {
+                          uint8_t *pt, size_t cap, size_t *pt_len, struct sotto_decrypt_info *info) {
   struct sotto__prekey_msg pm;
   struct sotto__signal_msg m;
   struct state *ns = NULL;
-  int rc;
-  unsigned i;
+  struct trial t;
+  struct work w;
+  int rc, final;
 
   if ((rc = sotto__prekey_msg_parse(&pm, msg, len)) != 0) return rc;
   if ((rc = sotto__signal_msg_parse(&m, pm.message, pm.message_len)) != 0) return rc;
 
-  /* A repeat of a PreKeySignalMessage whose session we already have (the
-   * initiator wraps every message until it hears back): same base key. */
-  if (s->cur != NULL && s->cur->version == pm.version && memcmp(s->cur->base_key, pm.base_key, 32) == 0 &&
-      memcmp(s->cur->remote_id, pm.identity_key, 32) == 0)
-    return try_state(s->cur, &m, pt, cap, pt_len);
-  for (i = 0; i < s->n_arch; i++) {
-    struct state *a = s->arch[i];
-    if (a->version == pm.version && memcmp(a->base_key, pm.base_key, 32) == 0 &&
-        memcmp(a->remote_id, pm.identity_key, 32) == 0) {
-      if ((rc = try_state(a, &m, pt, cap, pt_len)) == 0) promote_archived(s, i);
-      return rc;
-    }
+  work_init(&w);
+  for (int i = -1; s->cur != NULL && i < (int)s->n_arch; i++) {
+    struct state *st = i < 0 ? s->cur : s->arch[i];
+    if (st->version == pm.version && memcmp(st->base_key, pm.base_key, 32) == 0 &&
+        memcmp(st->remote_id, pm.identity_key, 32) == 0)
+      return open_with(s, i, &m, store, pt, cap, pt_len, &w, info, &final);
   }
 
   if (me == NULL || store == NULL || store->load_signed_prekey == NULL) return SOTTO_ERR_USAGE;
-  if (store->is_trusted_identity != NULL && store->is_trusted_identity(store->ud, pm.identity_key) != 1)
-    return SOTTO_ERR_UNTRUSTED_IDENTITY;
   if ((rc = responder_state(&ns, me, store, &pm)) != 0) return rc;
-  if ((rc = try_state(ns, &m, pt, cap, pt_len)) != 0) {
+  if ((rc = trial_run(&t, ns, &m, pt, cap, pt_len, &w)) != 0) {
     state_free(ns);
     return rc;
   }
+  /* The message verified, so its sender holds the identity key it names
+   * (DH1 needs its private key): now the caller decides on it. */
+  if ((rc = check_trust(store, pm.identity_key)) != 0 || (rc = trial_reserve(&t, ns)) != 0) {
+    if (rc == SOTTO_ERR_UNTRUSTED_IDENTITY) fill_info(info, pm.identity_key, 1);
+    trial_drop(&t);
+    state_free(ns);
+    sotto__wipe(pt, cap < m.ciphertext_len ? cap : m.ciphertext_len);
+    return rc;
+  }
+  trial_commit(ns, &t);
   promote_new(s, ns);
+  fill_info(info, pm.identity_key, 1);
   if (pm.has_prekey_id && store->remove_one_time_prekey != NULL)
     store->remove_one_time_prekey(store->ud, pm.prekey_id);
   if (pm.has_kem && store->kem_prekey_used != NULL) store->kem_prekey_used(store->ud, pm.kem_prekey_id);
   return 0;
 }
 
-int sotto_session_decrypt(struct sotto_session *s, const struct sotto_identity *me,
-                          const struct sotto_prekey_store *store, int type, const uint8_t *msg,
-                          size_t msg_len, uint8_t *pt, size_t cap, size_t *pt_len) {
+int sotto_session_decrypt_ex(struct sotto_session *s, const struct sotto_identity *me,
+                             const struct sotto_prekey_store *store, int type, const uint8_t *msg, size_t msg_len,
+                             uint8_t *pt, size_t cap, size_t *pt_len, struct sotto_decrypt_info *info) {
   size_t dummy;
   int rc;
 
   if (pt_len == NULL) pt_len = &dummy;
   *pt_len = 0;
+  if (info != NULL) memset(info, 0, sizeof *info);
   if ((rc = sotto__crypto_init()) != 0) return rc;
   if (s == NULL || msg == NULL || pt == NULL) return SOTTO_ERR_USAGE;
   if (type == SOTTO_MSG_SIGNAL)
-    rc = decrypt_signal(s, msg, msg_len, pt, cap, pt_len);
+    rc = decrypt_signal(s, store, msg, msg_len, pt, cap, pt_len, info);
   else if (type == SOTTO_MSG_PREKEY)
-    rc = decrypt_prekey(s, me, store, msg, msg_len, pt, cap, pt_len);
+    rc = decrypt_prekey(s, me, store, msg, msg_len, pt, cap, pt_len, info);
   else
     rc = SOTTO_ERR_USAGE;
-  if (rc != 0) *pt_len = 0;
+  if (rc != 0) {
+    *pt_len = 0;
+    if (info != NULL && rc != SOTTO_ERR_UNTRUSTED_IDENTITY) memset(info, 0, sizeof *info);
+  }
   return rc;
+}
+
+int sotto_session_decrypt(struct sotto_session *s, const struct sotto_identity *me,
+                          const struct sotto_prekey_store *store, int type, const uint8_t *msg,
+                          size_t msg_len, uint8_t *pt, size_t cap, size_t *pt_len) {
+  return sotto_session_decrypt_ex(s, me, store, type, msg, msg_len, pt, cap, pt_len, NULL);
 }
 
 /* ---- serialization ------------------------------------------------------------
@@ -984,11 +1126,20 @@ static int read_state(struct sotto__rd *r, struct state **out) {
       if ((rc = sotto__rd_bytes(r, 32, &chain)) || (rc = sotto__rd_u32be(r, &counter)) ||
           (rc = sotto__rd_bytes(r, 32, &seed)))
         goto fail;
+      /* A key whose receiving chain is gone can open nothing (a message
+       * needs its chain to reach the stored key): records written before
+       * dropped chains took their keys along may still hold some. They
+       * are left out, so the record written next no longer has them. */
+      if (find_chain(st, chain) == NULL) continue;
       if (sotto__skipped_find(st->skipped, chain, counter) >= 0) {
         rc = SOTTO_ERR_MALFORMED; /* the same key twice */
         goto fail;
       }
       sotto__skipped_insert(st->skipped, chain, counter, seed);
+    }
+    if (st->skipped->live == 0) {
+      sotto__skipped_free(st->skipped);
+      st->skipped = NULL;
     }
   }
   *out = st;

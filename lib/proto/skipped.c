@@ -61,6 +61,14 @@ void sotto__skipped_remove(struct sotto__skipped *t, int idx) {
   t->live--;
 }
 
+void sotto__skipped_remove_chain(struct sotto__skipped *t, const uint8_t chain[32]) {
+  if (t == NULL) return;
+  for (uint32_t i = 0; i < t->used && t->live > 0; i++) {
+    struct sotto__skent *e = &t->ents[i];
+    if (e->alive && memcmp(e->chain, chain, 32) == 0) sotto__skipped_remove(t, (int)i);
+  }
+}
+
 void sotto__skipped_insert(struct sotto__skipped *t, const uint8_t chain[32], uint32_t counter,
                            const uint8_t seed[32]) {
   int idx = (int)t->head;

@@ -6,7 +6,8 @@
  * An entry holds the message-key seed (HMAC(CK, 0x01)), from which the message
  * keys are re-derived when it is used; it is wiped when used or evicted.
  * Eviction: when full, the oldest entry goes, so a skipped key survives until
- * SOTTO_MAX_SKIPPED_KEYS newer skipped keys have been stored. */
+ * SOTTO_MAX_SKIPPED_KEYS newer skipped keys have been stored, or until its
+ * chain is dropped from the state (session.c removes the chain's keys then). */
 #ifndef SOTTO_SKIPPED_H
 #define SOTTO_SKIPPED_H
 
@@ -37,6 +38,9 @@ struct sotto__skipped *sotto__skipped_dup(const struct sotto__skipped *t);
 /* Index of the live entry for (chain, counter), or -1. */
 int sotto__skipped_find(const struct sotto__skipped *t, const uint8_t chain[32], uint32_t counter);
 void sotto__skipped_remove(struct sotto__skipped *t, int idx);
+/* Removes (and wipes) every live entry of one chain; t may be NULL. A scan
+ * of the whole table: it runs once per dropped receiving chain. */
+void sotto__skipped_remove_chain(struct sotto__skipped *t, const uint8_t chain[32]);
 void sotto__skipped_insert(struct sotto__skipped *t, const uint8_t chain[32], uint32_t counter,
                            const uint8_t seed[32]);
 /* Calls fn for each live entry, oldest first. */

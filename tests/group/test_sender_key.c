@@ -681,7 +681,7 @@ static void test_hand_built(void) {
    * CK_{i+1} = HMAC(CK_i, 02); keys = HKDF(0^32, seed, "WhisperGroup", 48). */
   sotto__hmac_sha256(ck1, ck, 32, &two, 1);
   sotto__hmac_sha256(seed, ck1, 32, &one, 1);
-  sotto__hkdf(okm, 48, NULL, 0, seed, 32, (const uint8_t *)"WhisperGroup", 12);
+  CHECK_RC(sotto__hkdf(okm, 48, NULL, 0, seed, 32, (const uint8_t *)"WhisperGroup", 12), 0);
   make_pt(pt, sizeof pt, 77);
   CHECK_RC(sotto__aes256cbc_encrypt(ct, &ctn, okm + 16, okm, pt, sizeof pt), 0);
   sotto__wr_init(&w, buf, sizeof buf);
