@@ -187,6 +187,12 @@ static int receive_step(struct state *st, const uint8_t their[32]) {
   if (st->n_recv < SOTTO_MAX_RECEIVER_CHAINS) st->n_recv++;
   st->recv[0] = c;
   st->flags |= F_SEND_STALE;
+  /* That was the last DH of our ratchet private key, and the sending chain
+   * is replaced before anything is sent again: both are dead now, as they
+   * would be in the eager algorithm (for a responder's first step, the key
+   * is the signed pre-key's copy). */
+  sotto__wipe(st->send_priv, sizeof st->send_priv);
+  sotto__wipe(st->send_ck, sizeof st->send_ck);
   sotto__wipe(&c, sizeof c);
   return 0;
 }
