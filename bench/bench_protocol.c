@@ -32,8 +32,8 @@
 
 #include "crypto/crypto.h"
 #include "party.h"
-#include "wire/messages.h"
 #include "sigc.h"
+#include "wire/messages.h"
 
 #define PT_LEN 100     /* plaintext of every message */
 #define ROUNDS 5       /* rounds per row; the median is reported */
@@ -607,17 +607,17 @@ static void skipped_finish(void) {
 
 static struct {
   struct party a, b;
-  struct sotto_session *bob;  /* Bob's record for Alice */
+  struct sotto_session *bob;   /* Bob's record for Alice */
   struct sotto_session *alice; /* Alice's newest session */
   uint8_t msg[FORGED_KINDS][MSG_CAP];
   size_t len[FORGED_KINDS];
   const char *what[FORGED_KINDS];
   double probe_us[FORGED_KINDS]; /* microseconds per decrypt while picking */
   int worst;
-  uint8_t cur_key[32];   /* the current receiving chain's ratchet key */
-  uint32_t cur_next;     /* its next index (the valid op moves it on) */
-  uint32_t cur_forged;   /* the index kind 3 was forged against */
-  uint32_t saved_next;   /* its next index in the saved record */
+  uint8_t cur_key[32]; /* the current receiving chain's ratchet key */
+  uint32_t cur_next;   /* its next index (the valid op moves it on) */
+  uint32_t cur_forged; /* the index kind 3 was forged against */
+  uint32_t saved_next; /* its next index in the saved record */
   size_t record_len;
   uint8_t *record; /* Bob's record before the row, to prove it unchanged */
 } g_forged;
@@ -630,7 +630,8 @@ static void forge(int kind, const uint8_t ratchet_key[32], uint32_t counter, con
   check_sotto(sotto__random(ct, sizeof ct), "random");
   sotto__wr_init(&w, g_forged.msg[kind], sizeof g_forged.msg[kind]);
   sotto__signal_msg_write(&w, 0x44, ratchet_key, counter, 0, ct, sizeof ct);
-  if (w.err || w.len + SOTTO_MESSAGE_MAC_LEN > sizeof g_forged.msg[kind]) die("forge", "message does not fit");
+  if (w.err || w.len + SOTTO_MESSAGE_MAC_LEN > sizeof g_forged.msg[kind])
+    die("forge", "message does not fit");
   check_sotto(sotto__random(g_forged.msg[kind] + w.len, SOTTO_MESSAGE_MAC_LEN), "random");
   g_forged.len[kind] = w.len + SOTTO_MESSAGE_MAC_LEN;
   g_forged.what[kind] = what;
@@ -699,8 +700,9 @@ static void forged_prepare(void) {
 
   g_forged.record_len = sotto_session_serialized_size(g_forged.bob);
   if ((g_forged.record = malloc(g_forged.record_len)) == NULL) die("malloc", "out of memory");
-  check_sotto(sotto_session_serialize(g_forged.bob, g_forged.record, g_forged.record_len, &g_forged.record_len),
-              "serialize");
+  check_sotto(
+      sotto_session_serialize(g_forged.bob, g_forged.record, g_forged.record_len, &g_forged.record_len),
+      "serialize");
   for (k = 0; k < FORGED_KINDS; k++) {
     double t0 = now(), t;
     for (i = 0; i < FORGED_PROBES; i++) forged_try(k);
@@ -954,7 +956,8 @@ static void print_table(double round_secs) {
          1e6 / g_rows[FORGED_ROW].sotto, g_forged.what[g_forged.worst], SOTTO_MAX_ARCHIVED_STATES,
          1e6 / g_rows[FORGED_ROW].ref);
   printf("            the kinds tried (us, %d decrypts each):", FORGED_PROBES);
-  for (i = 0; i < FORGED_KINDS; i++) printf("%s %s %.0f", i ? ";" : "", g_forged.what[i], g_forged.probe_us[i]);
+  for (i = 0; i < FORGED_KINDS; i++)
+    printf("%s %s %.0f", i ? ";" : "", g_forged.what[i], g_forged.probe_us[i]);
   printf("\n");
   printf("ratio per round, lowest-highest:");
   for (i = 0; i < N_ROWS; i++) {

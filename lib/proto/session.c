@@ -103,7 +103,9 @@ static void state_free(struct state *st) {
 static int kdf_rk(uint8_t rk[32], uint8_t ck[32], const uint8_t priv[32], const uint8_t pub[32]) {
   uint8_t dh[32], okm[64];
   int rc = sotto__x25519(dh, priv, pub);
-  if (rc == 0 && (rc = sotto__hkdf(okm, sizeof okm, rk, 32, dh, sizeof dh, INFO_RATCHET, sizeof INFO_RATCHET - 1)) == 0) {
+  if (rc == 0)
+    rc = sotto__hkdf(okm, sizeof okm, rk, 32, dh, sizeof dh, INFO_RATCHET, sizeof INFO_RATCHET - 1);
+  if (rc == 0) {
     memcpy(rk, okm, 32);
     memcpy(ck, okm + 32, 32);
   }
@@ -115,7 +117,9 @@ static int kdf_rk(uint8_t rk[32], uint8_t ck[32], const uint8_t priv[32], const 
 /* KDF_CK on a chain key: seed = HMAC(CK, 0x01), next CK = HMAC(CK, 0x02).
  * Either output may be NULL (a walk along a chain needs only the next keys),
  * and either may alias ck. */
-void sotto__kdf_ck(uint8_t seed[32], uint8_t next_ck[32], const uint8_t ck[32]) { sotto__hmac32_12(seed, next_ck, ck); }
+void sotto__kdf_ck(uint8_t seed[32], uint8_t next_ck[32], const uint8_t ck[32]) {
+  sotto__hmac32_12(seed, next_ck, ck);
+}
 
 /* Message keys from a seed: HKDF(zero salt, seed, "WhisperMessageKeys", 80)
  * = cipher key 32 || MAC key 32 || IV 16. */
@@ -359,7 +363,8 @@ static int trial_run(struct trial *t, const struct state *st, const struct sotto
                      size_t cap, size_t *pt_len, struct work *w) {
   int rc;
   t->tmp = *st;
-  if ((rc = decrypt_with_state(&t->tmp, &t->p, m, pt, cap, pt_len, w)) != 0) sotto__wipe(&t->tmp, sizeof t->tmp);
+  if ((rc = decrypt_with_state(&t->tmp, &t->p, m, pt, cap, pt_len, w)) != 0)
+    sotto__wipe(&t->tmp, sizeof t->tmp);
   return rc;
 }
 
@@ -373,7 +378,8 @@ static void trial_drop(struct trial *t) {
  * only now, after the message verified, so that a forgery costs no ~150 KB
  * allocation. */
 static int trial_reserve(const struct trial *t, struct state *dst) {
-  if (t->p.n > 0 && dst->skipped == NULL && (dst->skipped = sotto__skipped_new()) == NULL) return SOTTO_ERR_NOMEM;
+  if (t->p.n > 0 && dst->skipped == NULL && (dst->skipped = sotto__skipped_new()) == NULL)
+    return SOTTO_ERR_NOMEM;
   return 0;
 }
 
@@ -571,8 +577,8 @@ int sotto_session_init_from_bundle_ex(struct sotto_session *s, const struct sott
   }
   /* The responder's first ratchet key is SPK_B: it is our first receiving
    * chain; our sending chain follows lazily from DH(new key, SPK_B). */
-  if ((rc = sotto__pqxdh_kdf(st->rk, st->recv[0].ck, st->pqr, (const uint8_t(*)[32])dh, n_dh, pq ? ss : NULL)) != 0)
-    goto out;
+  rc = sotto__pqxdh_kdf(st->rk, st->recv[0].ck, st->pqr, (const uint8_t(*)[32])dh, n_dh, pq ? ss : NULL);
+  if (rc != 0) goto out;
   memcpy(st->recv[0].key, b->signed_prekey, 32);
   st->recv[0].index = 0;
   st->n_recv = 1;
@@ -747,7 +753,8 @@ static int open_with(struct sotto_session *s, int i, const struct sotto__signal_
   *final = 1;
   /* An archived state under another identity would replace the current
    * one's peer: the same decision as a new session. */
-  if (i >= 0 && memcmp(st->remote_id, s->cur->remote_id, 32) != 0 && (rc = check_trust(store, st->remote_id)) != 0) {
+  if (i >= 0 && memcmp(st->remote_id, s->cur->remote_id, 32) != 0 &&
+      (rc = check_trust(store, st->remote_id)) != 0) {
     if (rc == SOTTO_ERR_UNTRUSTED_IDENTITY) fill_info(info, st->remote_id, 1);
     goto fail;
   }
@@ -770,7 +777,8 @@ fail:
  * then archived ones, most recent first; the first that verifies becomes
  * current. A duplicate on the current state is final, as in libsignal. */
 static int decrypt_signal(struct sotto_session *s, const struct sotto_prekey_store *store, const uint8_t *msg,
-                          size_t len, uint8_t *pt, size_t cap, size_t *pt_len, struct sotto_decrypt_info *info) {
+                          size_t len, uint8_t *pt, size_t cap, size_t *pt_len,
+                          struct sotto_decrypt_info *info) {
   struct sotto__signal_msg m;
   struct work w;
   int rc, first = 0, known = 0, any_version = 0, final;
@@ -795,7 +803,8 @@ static int decrypt_signal(struct sotto_session *s, const struct sotto_prekey_sto
     rc = open_with(s, i, &m, store, pt, cap, pt_len, &w, info, &final);
     if (rc == 0 || final) return rc;
     if (first == 0) first = rc;
-    if (rc == SOTTO_ERR_NOMEM || rc == SOTTO_ERR_BUFFER_TOO_SMALL || (i < 0 && rc == SOTTO_ERR_DUPLICATE)) break;
+    if (rc == SOTTO_ERR_NOMEM || rc == SOTTO_ERR_BUFFER_TOO_SMALL || (i < 0 && rc == SOTTO_ERR_DUPLICATE))
+      break;
   }
   /* No state could open it: as opaque as a failed MAC. */
   sotto__wipe(pt, cap < m.ciphertext_len ? cap : m.ciphertext_len);
@@ -839,8 +848,8 @@ static int responder_state(struct state **out, const struct sotto_identity *me,
       if (rc > 0) rc = SOTTO_ERR_STORE;
       goto out;
     }
-    if ((rc = sotto_mlkem1024_decaps(ss, pm->kem_ct + 1, pm->kem_ct_len - 1, kem_sk, SOTTO_KEM_SECRETKEY_LEN)) != 0)
-      goto out;
+    rc = sotto_mlkem1024_decaps(ss, pm->kem_ct + 1, pm->kem_ct_len - 1, kem_sk, SOTTO_KEM_SECRETKEY_LEN);
+    if (rc != 0) goto out;
   }
   if ((rc = store->load_signed_prekey(store->ud, pm->signed_prekey_id, spk_pub, spk_priv)) != 0) {
     if (rc > 0) rc = SOTTO_ERR_STORE;
@@ -878,8 +887,8 @@ static int responder_state(struct state **out, const struct sotto_identity *me,
   memcpy(st->base_key, pm->base_key, 32);
   /* Our first ratchet key pair is the signed pre-key; the sending chain key
    * comes from the X3DH secret. */
-  if ((rc = sotto__pqxdh_kdf(st->rk, st->send_ck, st->pqr, (const uint8_t(*)[32])dh, n_dh, pq ? ss : NULL)) != 0)
-    goto out;
+  rc = sotto__pqxdh_kdf(st->rk, st->send_ck, st->pqr, (const uint8_t(*)[32])dh, n_dh, pq ? ss : NULL);
+  if (rc != 0) goto out;
   memcpy(st->send_pub, spk_pub, 32);
   memcpy(st->send_priv, spk_priv, 32);
   st->send_index = 0;
@@ -949,8 +958,9 @@ static int decrypt_prekey(struct sotto_session *s, const struct sotto_identity *
 }
 
 int sotto_session_decrypt_ex(struct sotto_session *s, const struct sotto_identity *me,
-                             const struct sotto_prekey_store *store, int type, const uint8_t *msg, size_t msg_len,
-                             uint8_t *pt, size_t cap, size_t *pt_len, struct sotto_decrypt_info *info) {
+                             const struct sotto_prekey_store *store, int type, const uint8_t *msg,
+                             size_t msg_len, uint8_t *pt, size_t cap, size_t *pt_len,
+                             struct sotto_decrypt_info *info) {
   size_t dummy;
   int rc;
 

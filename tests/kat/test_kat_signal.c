@@ -53,8 +53,8 @@ static void test_hkdf(const char *dir) {
     nn = hexf(c, "info", info, sizeof info);
     no = hexf(c, "OKM", okm, sizeof okm);
     CHECK(ni >= 0 && nn >= 0 && no > 0 && cJSON_IsNumber(L) && L->valueint == no);
-    CHECK_RC(sotto__hkdf(out, (size_t)no, ns == -2 ? NULL : salt, ns < 0 ? 0 : (size_t)ns, ikm, (size_t)ni, info,
-                         (size_t)nn),
+    CHECK_RC(sotto__hkdf(out, (size_t)no, ns == -2 ? NULL : salt, ns < 0 ? 0 : (size_t)ns, ikm,
+                         (size_t)ni, info, (size_t)nn),
              0);
     CHECK(memcmp(out, okm, (size_t)no) == 0);
     n++;

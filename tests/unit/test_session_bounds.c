@@ -109,13 +109,15 @@ static void open_session2(struct sotto_session **a, struct sotto_session *b, uin
   CHECK_RC(dec(*a, &alice, &w, "hello back"), 0);
 }
 
-static void open_session(struct sotto_session **a, struct sotto_session *b) { open_session2(a, b, NULL); }
+static void open_session(struct sotto_session **a, struct sotto_session *b) {
+  open_session2(a, b, NULL);
+}
 
 /* Alice sends three messages on a new chain; Bob gets only the third and
  * stores the first two keys. Returns the chain's ratchet key, the held
  * messages, and the two skipped seeds as found in Bob's record. */
-static void make_skipped(struct sotto_session *a, struct sotto_session *b, uint8_t chain[32], struct wire held[2],
-                         uint8_t seeds[2][32]) {
+static void make_skipped(struct sotto_session *a, struct sotto_session *b, uint8_t chain[32],
+                         struct wire held[2], uint8_t seeds[2][32]) {
   struct wire w;
   size_t n;
   uint8_t *rec;
@@ -177,10 +179,12 @@ static void test_dropped_chain_takes_its_keys(void) {
   CHECK(seen_alive == 4 && seen_dropped == 4);
   /* The held messages cannot be opened any more, and trying changes nothing. */
   before = snap(b, &blen);
-  CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, held[0].type, held[0].b, held[0].len, pt, sizeof pt, &n),
-           SOTTO_ERR_AUTH);
-  CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, held[1].type, held[1].b, held[1].len, pt, sizeof pt, &n),
-           SOTTO_ERR_AUTH);
+  CHECK_RC(
+      sotto_session_decrypt(b, &bob.id, &bob.store, held[0].type, held[0].b, held[0].len, pt, sizeof pt, &n),
+      SOTTO_ERR_AUTH);
+  CHECK_RC(
+      sotto_session_decrypt(b, &bob.id, &bob.store, held[1].type, held[1].b, held[1].len, pt, sizeof pt, &n),
+      SOTTO_ERR_AUTH);
   CHECK(same_as(b, before, blen));
   free(before);
   sotto_session_free(a);
@@ -299,18 +303,22 @@ static void test_forged_message_budget(void) {
     uint8_t pub[32], priv[32];
     CHECK_RC(sotto_keypair_generate(pub, priv), 0);
     forge(&f, pub, 0);
-    CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, f.type, f.b, f.len, pt, sizeof pt, &n), SOTTO_ERR_AUTH);
+    CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, f.type, f.b, f.len, pt, sizeof pt, &n),
+             SOTTO_ERR_AUTH);
     forge(&f, pub, 500);
-    CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, f.type, f.b, f.len, pt, sizeof pt, &n), SOTTO_ERR_AUTH);
+    CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, f.type, f.b, f.len, pt, sizeof pt, &n),
+             SOTTO_ERR_AUTH);
     forge(&f, pub, SOTTO_MAX_FORWARD_JUMP);
-    CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, f.type, f.b, f.len, pt, sizeof pt, &n), SOTTO_ERR_AUTH);
+    CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, f.type, f.b, f.len, pt, sizeof pt, &n),
+             SOTTO_ERR_AUTH);
     forge(&f, pub, SOTTO_MAX_FORWARD_JUMP + 1);
     CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, f.type, f.b, f.len, pt, sizeof pt, &n),
              SOTTO_ERR_TOO_FAR_AHEAD);
   }
   /* The oldest state's chain (index 1 after "hello"), 2000 ahead. */
   forge(&f, key, 1 + SOTTO_MAX_FORWARD_JUMP);
-  CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, f.type, f.b, f.len, pt, sizeof pt, &n), SOTTO_ERR_AUTH);
+  CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, f.type, f.b, f.len, pt, sizeof pt, &n),
+           SOTTO_ERR_AUTH);
   CHECK(same_as(b, before, blen));
   free(before);
 
