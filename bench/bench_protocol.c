@@ -597,8 +597,9 @@ static void skipped_finish(void) {
  * message is well formed, names the right version and carries a random MAC;
  * the forger picks what costs Bob most, so prepare tries several kinds and
  * the row measures the most expensive: a new ratchet key with counters
- * 2000, 500 and 0, and the ratchet key of the current or of the oldest
- * state's receiving chain 2000 ahead of it. Each op is one decrypt that must
+ * 2000, 666 (the chain-step budget shared by the most DH steps) and 0,
+ * and the ratchet key of the current or of the oldest state's receiving
+ * chain 2000 ahead of it. Each op is one decrypt that must
  * be refused (SOTTO_ERR_AUTH, or SOTTO_ERR_TOO_FAR_AHEAD) and leave the
  * record unchanged (checked at the end). The reference is one valid message on the same record: Alice
  * encrypts, Bob decrypts (the chain row's op). */
@@ -654,6 +655,7 @@ static void forged_prepare(void) {
   struct sotto_bundle bundle;
   uint8_t oldest_key[32], fresh[32], priv[32];
   uint32_t oldest_counter = 0;
+  static char share[64];
   double best = -1;
   int i, k;
 
@@ -691,7 +693,11 @@ static void forged_prepare(void) {
   check_sotto(sotto_keypair_generate(fresh, priv), "keypair");
   sotto_wipe(priv, sizeof priv);
   forge(0, fresh, SOTTO_MAX_FORWARD_JUMP, "new ratchet key, counter 2000");
-  forge(1, fresh, SOTTO_MAX_FORWARD_JUMP / 4, "new ratchet key, counter 500");
+  /* The budget's worst: as many DH steps as allowed, each with its share
+   * of the chain steps. */
+  snprintf(share, sizeof share, "new ratchet key, counter %d",
+           SOTTO_MAX_DECRYPT_CHAIN_STEPS / SOTTO_MAX_DECRYPT_DH_STEPS);
+  forge(1, fresh, SOTTO_MAX_DECRYPT_CHAIN_STEPS / SOTTO_MAX_DECRYPT_DH_STEPS, share);
   forge(2, fresh, 0, "new ratchet key, counter 0");
   memcpy(g_forged.cur_key, sm.ratchet_key, 32);
   g_forged.cur_next = g_forged.cur_forged = g_forged.saved_next = sm.counter + 1;
@@ -952,9 +958,10 @@ static void print_table(double round_secs) {
          " (%s ops/s)\n",
          g_rows[PQXDH_ROW].sotto / g_rows[PQXDH_ROW].ref, fmt_rate(a, g_rows[PQXDH_ROW].ref));
   printf("forged_msg: %.0f us per forged SignalMessage (%s) against a record with %d archived states;\n"
-         "            a valid message on the same record %.1f us (encrypt + decrypt)\n",
+         "            a valid message on the same record %.1f us (encrypt + decrypt): "
+         "a forgery costs %.0f of them\n",
          1e6 / g_rows[FORGED_ROW].sotto, g_forged.what[g_forged.worst], SOTTO_MAX_ARCHIVED_STATES,
-         1e6 / g_rows[FORGED_ROW].ref);
+         1e6 / g_rows[FORGED_ROW].ref, g_rows[FORGED_ROW].ref / g_rows[FORGED_ROW].sotto);
   printf("            the kinds tried (us, %d decrypts each):", FORGED_PROBES);
   for (i = 0; i < FORGED_KINDS; i++)
     printf("%s %s %.0f", i ? ";" : "", g_forged.what[i], g_forged.probe_us[i]);
