@@ -81,7 +81,8 @@ struct sotto_bundle {
  * SOTTO_ERR_UNTRUSTED_IDENTITY having committed nothing (no state, no
  * pre-key callbacks, output zeroed); sotto_session_decrypt_ex reports the
  * refused key. Once the caller trusts it, decrypting the same message again
- * succeeds (its pre-keys were not consumed). NULL: every identity is
+ * succeeds (its pre-keys were not consumed; the store must still hold
+ * them). NULL: every identity is
  * accepted, the behaviour before the hook (the caller then compares
  * sotto_session_remote_identity itself). The library never calls it for a
  * message on the current state. */
