@@ -13,6 +13,7 @@
 
 #include "spqr/chain.h"
 #include "spqr/msg.h"
+#include "spqr/poly.h"
 #include "testutil.h"
 
 static const uint8_t AUTH[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
@@ -257,10 +258,76 @@ static void test_msg(void) {
   }
 }
 
+static uint32_t rnd_state = 12345;
+static uint32_t rnd(void) {
+  rnd_state = rnd_state * 1103515245u + 12345u;
+  return rnd_state >> 8;
+}
+
+/* GF(2^16) and the erasure code: any ceil(L/32) distinct chunks rebuild an
+ * object; fewer do not; duplicates are ignored; bad lengths are refused. */
+static void test_poly(void) {
+  static const size_t lens[] = {0, 2, 30, 32, 34, 96, 960, 1152, 1184, SOTTO_SPQR_OBJECT_MAX};
+  uint32_t a, bad = 0;
+  size_t t;
+
+  for (a = 1; a < 65536; a++)
+    if (sotto__gf16_mul((uint16_t)a, sotto__gf16_inv((uint16_t)a)) != 1) bad++;
+  CHECK(bad == 0);
+  CHECK(sotto__gf16_mul(0x8000, 2) == (0x1100B & 0xFFFF)); /* x^15 * x = x^16 = x^12+x^3+x+1 */
+  CHECK(sotto__gf16_mul(0x1234, 0) == 0 && sotto__gf16_mul(0x1234, 1) == 0x1234);
+  for (t = 0; t < 1000; t++) {
+    uint16_t x = (uint16_t)rnd(), y = (uint16_t)rnd(), z = (uint16_t)rnd();
+    if (sotto__gf16_mul(x, (uint16_t)(y ^ z)) != (sotto__gf16_mul(x, y) ^ sotto__gf16_mul(x, z))) bad++;
+    if (sotto__gf16_mul(x, y) != sotto__gf16_mul(y, x)) bad++;
+  }
+  CHECK(bad == 0);
+
+  for (t = 0; t < sizeof lens / sizeof lens[0]; t++) {
+    static uint8_t obj[SOTTO_SPQR_OBJECT_MAX], out[SOTTO_SPQR_OBJECT_MAX];
+    static struct sotto__spqr_enc e;
+    static struct sotto__spqr_dec d;
+    size_t len = lens[t], i, need = (len + 31) / 32, trial;
+    uint8_t c[32];
+    for (i = 0; i < len; i++) obj[i] = (uint8_t)rnd();
+    CHECK_RC(sotto__spqr_enc_init(&e, obj, len), 0);
+    for (trial = 0; trial < 3; trial++) {
+      uint16_t base = (uint16_t)(trial == 0 ? 0 : 1 + rnd() % 200);
+      CHECK_RC(sotto__spqr_dec_init(&d, len), 0);
+      /* need distinct chunks from `base` on, every third one, and a repeat */
+      for (i = 0; i < need; i++) {
+        uint16_t idx = (uint16_t)(base + 3 * i);
+        if (i + 1 == need) CHECK(len == 0 || !sotto__spqr_dec_done(&d, out, sizeof out));
+        sotto__spqr_enc_chunk(&e, idx, c);
+        sotto__spqr_dec_add(&d, idx, c);
+        sotto__spqr_dec_add(&d, idx, c);
+      }
+      CHECK(sotto__spqr_dec_done(&d, out, sizeof out) == 1);
+      CHECK(memcmp(out, obj, len) == 0);
+      if (len > 0) CHECK(sotto__spqr_dec_done(&d, out, len - 1) == 0);
+    }
+    if (len >= 32) {
+      /* The first chunks are the object itself. */
+      sotto__spqr_enc_chunk(&e, 0, c);
+      CHECK(memcmp(c, obj, 32) == 0);
+    }
+  }
+  {
+    struct sotto__spqr_enc e;
+    static struct sotto__spqr_dec d;
+    uint8_t one[3] = {1, 2, 3};
+    CHECK_RC(sotto__spqr_enc_init(&e, one, 3), SOTTO_ERR_MALFORMED);
+    CHECK_RC(sotto__spqr_enc_init(&e, NULL, SOTTO_SPQR_OBJECT_MAX + 2), SOTTO_ERR_USAGE);
+    CHECK_RC(sotto__spqr_dec_init(&d, 97), SOTTO_ERR_MALFORMED);
+    CHECK_RC(sotto__spqr_dec_init(&d, SOTTO_SPQR_OBJECT_MAX + 2), SOTTO_ERR_TOO_LARGE);
+  }
+}
+
 int main(int argc, char **argv) {
   test_directions();
   test_limits();
   test_record(argc > 2 ? argv[2] : NULL);
   test_msg();
+  test_poly();
   return test_done(__FILE__);
 }
