@@ -11,6 +11,7 @@
 
 #include <sotto/error.h>
 
+#include "spqr/auth.h"
 #include "spqr/chain.h"
 #include "spqr/msg.h"
 #include "spqr/poly.h"
@@ -323,11 +324,36 @@ static void test_poly(void) {
   }
 }
 
+/* Authenticator: MACs bound to epoch, data and key; updates change the key. */
+static void test_auth(void) {
+  struct sotto__spqr_auth a, b;
+  uint8_t big[65] = {0}, ct[100], mac[32], k1[32], k2[32], ss[32] = {7};
+  memset(ct, 0x5a, sizeof ct);
+  CHECK_RC(sotto__spqr_auth_init(&a, big, sizeof big, 1), SOTTO_ERR_USAGE);
+  CHECK_RC(sotto__spqr_auth_init(&a, AUTH, 32, 1), 0);
+  CHECK_RC(sotto__spqr_auth_init(&b, AUTH, 32, 1), 0);
+  sotto__spqr_auth_mac_ct(mac, &a, 1, ct, sizeof ct);
+  CHECK_RC(sotto__spqr_auth_verify_ct(&b, 1, ct, sizeof ct, mac), 0);
+  CHECK_RC(sotto__spqr_auth_verify_ct(&b, 2, ct, sizeof ct, mac), SOTTO_ERR_AUTH);
+  CHECK_RC(sotto__spqr_auth_verify_ct(&b, 1, ct, sizeof ct - 1, mac), SOTTO_ERR_AUTH);
+  /* Header and ciphertext MACs are domain-separated. */
+  CHECK_RC(sotto__spqr_auth_verify_hdr(&b, 1, ct, sizeof ct, mac), SOTTO_ERR_AUTH);
+  sotto__spqr_scka_key(k1, ss, 1);
+  sotto__spqr_scka_key(k2, ss, 2);
+  CHECK(memcmp(k1, k2, 32) != 0);
+  CHECK_RC(sotto__spqr_auth_update(&b, 1, k1, 32), 0);
+  CHECK_RC(sotto__spqr_auth_verify_ct(&b, 1, ct, sizeof ct, mac), SOTTO_ERR_AUTH);
+  CHECK_RC(sotto__spqr_auth_update(&a, 1, k1, 32), 0);
+  sotto__spqr_auth_mac_ct(mac, &a, 1, ct, sizeof ct);
+  CHECK_RC(sotto__spqr_auth_verify_ct(&b, 1, ct, sizeof ct, mac), 0);
+}
+
 int main(int argc, char **argv) {
   test_directions();
   test_limits();
   test_record(argc > 2 ? argv[2] : NULL);
   test_msg();
   test_poly();
+  test_auth();
   return test_done(__FILE__);
 }
