@@ -4,7 +4,9 @@
 #include <sotto/error.h>
 
 #include "crypto/crypto.h"
+#include "pq/keccak.h"
 #include "spqr/braid.h"
+#include "wire/wire.h"
 
 static void enc_start(struct sotto__braid *b, const uint8_t *obj, size_t len) {
   (void)sotto__spqr_enc_init(&b->enc, obj, len); /* sizes are fixed and valid */
@@ -236,5 +238,191 @@ int sotto__braid_recv(struct sotto__braid *b, const struct sotto__spqr_msg *m, i
     sotto__wipe(secret, 32);
   }
   sotto__wipe(&tmp, sizeof tmp);
+  return rc;
+}
+
+/* ---- record ------------------------------------------------------------------- */
+
+#define REC_MAGIC "SPQB"
+#define REC_FORMAT 1
+enum { L_DK = 1, L_HDR = 2, L_EK = 4, L_CT1 = 8, L_ES = 16, L_ENC = 32, L_DEC = 64 };
+
+/* What each state holds, and the sizes of its objects in flight. */
+struct layout {
+  unsigned live;
+  uint16_t enc_len, dec_len;
+};
+
+static int layout_of(uint8_t state, struct layout *l) {
+  static const struct layout t[] = {
+      {0, 0, 0},                                                         /* unused */
+      {0, 0, 0},                                                         /* KeysUnsampled */
+      {L_DK | L_HDR | L_EK | L_ENC, SOTTO_BRAID_HDR_OBJ, 0},             /* KeysSampled */
+      {L_DK | L_HDR | L_EK | L_ENC | L_DEC, SOTTO_MLKEM768_EK_VEC_LEN,
+       SOTTO_MLKEM768_CT1_LEN},                                          /* HeaderSent */
+      {L_DK | L_HDR | L_EK | L_CT1 | L_ENC, SOTTO_MLKEM768_EK_VEC_LEN, 0}, /* Ct1Received */
+      {L_DK | L_HDR | L_CT1 | L_DEC, 0, SOTTO_BRAID_CT2_OBJ},           /* EkSentCt1Received */
+      {L_DEC, 0, SOTTO_BRAID_HDR_OBJ},                                   /* NoHeaderReceived */
+      {L_HDR | L_DEC, 0, SOTTO_MLKEM768_EK_VEC_LEN},                     /* HeaderReceived */
+      {L_HDR | L_CT1 | L_ES | L_ENC | L_DEC, SOTTO_MLKEM768_CT1_LEN,
+       SOTTO_MLKEM768_EK_VEC_LEN},                                       /* Ct1Sampled */
+      {L_HDR | L_EK | L_CT1 | L_ES | L_ENC, SOTTO_MLKEM768_CT1_LEN, 0},  /* EkReceivedCt1Sampled */
+      {L_HDR | L_CT1 | L_ES | L_DEC, 0, SOTTO_MLKEM768_EK_VEC_LEN},      /* Ct1Acknowledged */
+      {L_ENC, SOTTO_BRAID_CT2_OBJ, 0},                                   /* Ct2Sampled */
+  };
+  if (state < BRAID_KEYS_UNSAMPLED || state > BRAID_CT2_SAMPLED) return SOTTO_ERR_MALFORMED;
+  *l = t[state];
+  return 0;
+}
+
+static size_t dec_size(const struct sotto__spqr_dec *d) {
+  size_t n = 16, i;
+  for (i = 0; i < SOTTO_SPQR_POLYS; i++) n += (size_t)d->n[i] * 4;
+  return n;
+}
+
+size_t sotto__braid_serialized_size(const struct sotto__braid *b) {
+  struct layout l;
+  size_t n = 4 + 1 + 1 + 8 + 64;
+  if (b == NULL || layout_of(b->state, &l) != 0) return 0;
+  if (l.live & L_DK) n += SOTTO_MLKEM768_SK_LEN;
+  if (l.live & L_HDR) n += SOTTO_MLKEM768_HDR_LEN;
+  if (l.live & L_EK) n += SOTTO_MLKEM768_EK_VEC_LEN;
+  if (l.live & L_CT1) n += SOTTO_MLKEM768_CT1_LEN;
+  if (l.live & L_ES) n += SOTTO_MLKEM768_INC_STATE_LEN;
+  if (l.live & L_ENC) n += (size_t)l.enc_len + 4;
+  if (l.live & L_DEC) n += dec_size(&b->dec);
+  return n;
+}
+
+int sotto__braid_serialize(const struct sotto__braid *b, uint8_t *out, size_t cap,
+                           size_t *out_len) {
+  struct sotto__wr w;
+  struct layout l;
+  size_t need;
+  uint32_t i, j;
+  if (out_len != NULL) *out_len = 0;
+  if (b == NULL || out_len == NULL || (out == NULL && cap != 0)) return SOTTO_ERR_USAGE;
+  if (layout_of(b->state, &l) != 0) return SOTTO_ERR_INTERNAL;
+  need = sotto__braid_serialized_size(b);
+  if (need > cap) return SOTTO_ERR_BUFFER_TOO_SMALL;
+  sotto__wr_init(&w, out, cap);
+  sotto__wr_bytes(&w, (const uint8_t *)REC_MAGIC, 4);
+  sotto__wr_u8(&w, REC_FORMAT);
+  sotto__wr_u8(&w, b->state);
+  sotto__wr_u64be(&w, b->epoch);
+  sotto__wr_bytes(&w, b->auth.root, 32);
+  sotto__wr_bytes(&w, b->auth.mac, 32);
+  if (l.live & L_DK) sotto__wr_bytes(&w, b->dk, sizeof b->dk);
+  if (l.live & L_HDR) sotto__wr_bytes(&w, b->hdr, sizeof b->hdr);
+  if (l.live & L_EK) sotto__wr_bytes(&w, b->ek, sizeof b->ek);
+  if (l.live & L_CT1) sotto__wr_bytes(&w, b->ct1, sizeof b->ct1);
+  if (l.live & L_ES) sotto__wr_bytes(&w, b->es, sizeof b->es);
+  if (l.live & L_ENC) {
+    sotto__wr_u32be(&w, b->enc_idx);
+    for (i = 0; i < b->enc.n_vals; i++) {
+      sotto__wr_u8(&w, (uint8_t)(b->enc.vals[i] >> 8));
+      sotto__wr_u8(&w, (uint8_t)b->enc.vals[i]);
+    }
+  }
+  if (l.live & L_DEC) {
+    for (i = 0; i < SOTTO_SPQR_POLYS; i++) sotto__wr_u8(&w, b->dec.n[i]);
+    for (i = 0; i < SOTTO_SPQR_POLYS; i++) {
+      for (j = 0; j < b->dec.n[i]; j++) {
+        sotto__wr_u8(&w, (uint8_t)(b->dec.x[i][j] >> 8));
+        sotto__wr_u8(&w, (uint8_t)b->dec.x[i][j]);
+        sotto__wr_u8(&w, (uint8_t)(b->dec.y[i][j] >> 8));
+        sotto__wr_u8(&w, (uint8_t)b->dec.y[i][j]);
+      }
+    }
+  }
+  if (w.err != 0 || w.len != need) {
+    sotto__wipe(out, cap);
+    return w.err != 0 ? w.err : SOTTO_ERR_INTERNAL;
+  }
+  *out_len = w.len;
+  return 0;
+}
+
+static int rd_u16(struct sotto__rd *r, uint16_t *v) {
+  uint8_t hi, lo;
+  int rc;
+  if ((rc = sotto__rd_u8(r, &hi)) != 0 || (rc = sotto__rd_u8(r, &lo)) != 0) return rc;
+  *v = (uint16_t)(hi << 8 | lo);
+  return 0;
+}
+
+int sotto__braid_deserialize(struct sotto__braid *b, const uint8_t *in, size_t len) {
+  struct sotto__rd r;
+  struct layout l;
+  const uint8_t *magic;
+  uint8_t fmt;
+  uint32_t i, j;
+  int rc;
+
+  if (b == NULL || (in == NULL && len != 0)) return SOTTO_ERR_USAGE;
+  memset(b, 0, sizeof *b);
+  sotto__rd_init(&r, in, len);
+  if ((rc = sotto__rd_bytes(&r, 4, &magic)) != 0) goto fail;
+  rc = SOTTO_ERR_MALFORMED;
+  if (memcmp(magic, REC_MAGIC, 4) != 0) goto fail;
+  if ((rc = sotto__rd_u8(&r, &fmt)) != 0) goto fail;
+  rc = SOTTO_ERR_VERSION;
+  if (fmt != REC_FORMAT) goto fail;
+  if ((rc = sotto__rd_u8(&r, &b->state)) != 0) goto fail;
+  if ((rc = layout_of(b->state, &l)) != 0) goto fail;
+  if ((rc = sotto__rd_u64be(&r, &b->epoch)) != 0) goto fail;
+  rc = SOTTO_ERR_MALFORMED;
+  if (b->epoch == 0 || b->epoch == UINT64_MAX) goto fail;
+  if ((rc = sotto__rd_copy(&r, b->auth.root, 32)) != 0 ||
+      (rc = sotto__rd_copy(&r, b->auth.mac, 32)) != 0)
+    goto fail;
+  if ((l.live & L_DK) && (rc = sotto__rd_copy(&r, b->dk, sizeof b->dk)) != 0) goto fail;
+  if ((l.live & L_HDR) && (rc = sotto__rd_copy(&r, b->hdr, sizeof b->hdr)) != 0) goto fail;
+  if ((l.live & L_EK) && (rc = sotto__rd_copy(&r, b->ek, sizeof b->ek)) != 0) goto fail;
+  if ((l.live & L_CT1) && (rc = sotto__rd_copy(&r, b->ct1, sizeof b->ct1)) != 0) goto fail;
+  if ((l.live & L_ES) && (rc = sotto__rd_copy(&r, b->es, sizeof b->es)) != 0) goto fail;
+  if (l.live & L_ENC) {
+    if ((rc = sotto__rd_u32be(&r, &b->enc_idx)) != 0) goto fail;
+    rc = SOTTO_ERR_MALFORMED;
+    if (b->enc_idx > 0xFFFF) goto fail; /* chunk indices are 16-bit */
+    b->enc.n_vals = l.enc_len / 2u;
+    for (i = 0; i < b->enc.n_vals; i++)
+      if ((rc = rd_u16(&r, &b->enc.vals[i])) != 0) goto fail;
+  }
+  if (l.live & L_DEC) {
+    if ((rc = sotto__spqr_dec_init(&b->dec, l.dec_len)) != 0) goto fail;
+    for (i = 0; i < SOTTO_SPQR_POLYS; i++) {
+      if ((rc = sotto__rd_u8(&r, &b->dec.n[i])) != 0) goto fail;
+      rc = SOTTO_ERR_TOO_LARGE;
+      if (b->dec.n[i] > 2 * SOTTO_SPQR_PTS_MAX + 1) goto fail;
+    }
+    for (i = 0; i < SOTTO_SPQR_POLYS; i++) {
+      for (j = 0; j < b->dec.n[i]; j++) {
+        if ((rc = rd_u16(&r, &b->dec.x[i][j])) != 0 || (rc = rd_u16(&r, &b->dec.y[i][j])) != 0)
+          goto fail;
+        rc = SOTTO_ERR_MALFORMED;
+        if (j > 0 && b->dec.x[i][j] <= b->dec.x[i][j - 1]) goto fail; /* sorted, distinct */
+      }
+    }
+  }
+  rc = SOTTO_ERR_TRAILING;
+  if (sotto__rd_left(&r) != 0) goto fail;
+  /* Keys that belong together must fit: the vector matches the header, and
+   * the decapsulation key holds that key (FIPS 203 layout, hash checked). */
+  rc = SOTTO_ERR_INVALID_KEY;
+  if ((l.live & L_EK) && sotto__mlkem768_ek_matches(b->hdr, b->ek) != 0) goto fail;
+  if (l.live & L_DK) {
+    uint8_t h[32];
+    const uint8_t *ek = b->dk + SOTTO_MLKEM768_EK_VEC_LEN;
+    sotto__sha3_256(h, ek, SOTTO_MLKEM768_PK_LEN);
+    if (!sotto__ct_eq(h, b->dk + SOTTO_MLKEM768_EK_VEC_LEN + SOTTO_MLKEM768_PK_LEN, 32) ||
+        memcmp(ek + SOTTO_MLKEM768_EK_VEC_LEN, b->hdr, 32) != 0 ||
+        memcmp(b->hdr + 32, h, 32) != 0)
+      goto fail;
+  }
+  return 0;
+fail:
+  sotto__wipe(b, sizeof *b);
   return rc;
 }

@@ -74,4 +74,9 @@ int sotto__braid_recv(struct sotto__braid *b, const struct sotto__spqr_msg *m, i
                       uint8_t secret[32], uint64_t *secret_epoch);
 void sotto__braid_clear(struct sotto__braid *b);
 
+/* Our record of a braid (docs/protocol.md, "SPQR braid record"). */
+size_t sotto__braid_serialized_size(const struct sotto__braid *b);
+int sotto__braid_serialize(const struct sotto__braid *b, uint8_t *out, size_t cap, size_t *out_len);
+/* Strict parser; on failure *b is wiped. */
+int sotto__braid_deserialize(struct sotto__braid *b, const uint8_t *in, size_t len);
 #endif
