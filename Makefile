@@ -9,6 +9,7 @@
 #                 a local server, alice, bob and carol talking (scripts/demo.sh)
 #   make bench    run the benchmark programs (tables, not tests)
 #   make deps     install Debian packages and fetch the pinned npm sources
+#                 (PQClean; the libsignal 0.103 Node test peer)
 #   make fuzz     build the libFuzzer targets (clang) into build-fuzz/
 #   make clean    remove the build trees
 
@@ -27,6 +28,7 @@ all: build
 deps:
 	@bash scripts/deps.sh
 	@bash scripts/fetch-pqclean.sh
+	@bash scripts/fetch-libsignal-node.sh
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOTTO_WERROR=ON $(CMAKE_FLAGS) >/dev/null

@@ -50,6 +50,8 @@ set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${SOTTO_PQCLEAN_
 
 set(_pq_ours
     ${CMAKE_SOURCE_DIR}/lib/pq/mlkem.c
+    ${CMAKE_SOURCE_DIR}/lib/pq/kyber.c
+    ${CMAKE_SOURCE_DIR}/lib/pq/mlkem768_inc.c
     ${CMAKE_SOURCE_DIR}/lib/pq/keccak.c)
 
 add_library(sotto_pq STATIC ${_pq_ours} ${_pq_sources})

@@ -29,8 +29,11 @@ extern "C" {
  * current libsignal accepts up to one million). */
 #define SOTTO_FINGERPRINT_MIN_ITERATIONS 1
 #define SOTTO_FINGERPRINT_MAX_ITERATIONS 1000000
-/* Scannable version written and accepted. */
+/* Scannable versions: 1 (libsignal-protocol-c, sotto's default) and 2 (what
+ * libsignal 0.103 apps show). Both are written and accepted; the two phones
+ * must show the same one. */
 #define SOTTO_FINGERPRINT_SCANNABLE_VERSION 1
+#define SOTTO_FINGERPRINT_SCANNABLE_VERSION_2 2
 /* Exact size of our scannable payload: CombinedFingerprints{1 version,
  * 2 {1 content[32]}, 3 {1 content[32]}}. */
 #define SOTTO_FINGERPRINT_SCANNABLE_LEN 74
@@ -58,6 +61,17 @@ SOTTO_WUR int sotto_fingerprint_scannable(uint8_t *out, size_t cap, size_t *out_
                                           const uint8_t remote_key[SOTTO_PUBKEY_LEN],
                                           uint32_t iterations);
 
+/* The same payload with an explicit scannable version (1 or 2; anything else
+ * is SOTTO_ERR_VERSION). Version 2 is libsignal 0.103's: 08 02 | ... with the
+ * same two 32-byte hashes. */
+SOTTO_WUR int sotto_fingerprint_scannable_version(uint8_t *out, size_t cap, size_t *out_len,
+                                                  uint32_t version, const uint8_t *local_id,
+                                                  size_t local_id_len,
+                                                  const uint8_t local_key[SOTTO_PUBKEY_LEN],
+                                                  const uint8_t *remote_id, size_t remote_id_len,
+                                                  const uint8_t remote_key[SOTTO_PUBKEY_LEN],
+                                                  uint32_t iterations);
+
 /* Both of the above for the price of one (the hashing dominates): number
  * and/or scannable may be NULL. scannable must hold
  * SOTTO_FINGERPRINT_SCANNABLE_LEN bytes. */
@@ -72,7 +86,7 @@ SOTTO_WUR int sotto_fingerprint(char number[SOTTO_SAFETY_NUMBER_LEN + 1],
  * is the other party, its remote half is us) with ours, in constant time.
  * Returns 0 on a match, SOTTO_ERR_AUTH on a mismatch (a different key or
  * identifier on one side), SOTTO_ERR_VERSION if either payload is not
- * scannable version 1, SOTTO_ERR_MALFORMED / SOTTO_ERR_TRUNCATED /
+ * scannable version 1 or 2 or the two versions differ, SOTTO_ERR_MALFORMED / SOTTO_ERR_TRUNCATED /
  * SOTTO_ERR_TOO_LARGE for bytes that do not parse. */
 SOTTO_WUR int sotto_fingerprint_compare_scannable(const uint8_t *ours, size_t ours_len,
                                                   const uint8_t *theirs, size_t theirs_len);

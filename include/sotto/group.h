@@ -1,5 +1,6 @@
 /* sotto/group.h: Sender Keys (group messaging), wire-compatible with Signal
- * protocol v3 as libsignal-protocol-c 2.3.3 implements it.
+ * protocol v3 as libsignal-protocol-c 2.3.3 implements it, and with today's
+ * libsignal (0.103), which puts a distribution uuid first.
  *
  * One struct sotto_sender_key is the record for one (group, sender) pair. It
  * holds up to SOTTO_MAX_SENDER_KEY_STATES chains, keyed by a 31-bit chain id:
@@ -9,11 +10,18 @@
  *    the sender's public signing key, the current chain key and up to
  *    SOTTO_MAX_SENDER_MESSAGE_KEYS stored keys of skipped messages.
  *
- * Wire formats (notes/signal-v3.md 4.6):
+ * Wire formats (notes/signal-v3.md 4.6, notes/signal-today.md):
  *   SenderKeyDistributionMessage = 0x33 || protobuf {1 id, 2 iteration,
  *       3 chainKey (32 B), 4 signingKey (0x05 || u, 33 B)}
  *   SenderKeyMessage = 0x33 || protobuf {1 id, 2 iteration, 3 ciphertext}
  *       || 64-byte XEdDSA signature over everything before it.
+ *   Today's layout (libsignal 0.91+): field 1 is the 16-byte distribution
+ *   uuid and every field above moves up by one. The parsers tell the two
+ *   apart by the wire type of field 1 (bytes vs varint) and read both. A chain
+ *   learned from one layout only decrypts messages of the same layout and,
+ *   for today's, the same uuid (SOTTO_ERR_NO_SENDER_KEY otherwise). The
+ *   sender picks the layout when it creates its chain:
+ *   sotto_sender_key_distribution (v3) or sotto_sender_key_distribution_uuid.
  * A distribution message is neither signed nor MACed: it must travel inside a
  * pairwise (authenticated) session.
  *
@@ -35,13 +43,14 @@ extern "C" {
 #endif
 
 /* Upper bound of a serialized SenderKeyDistributionMessage: version byte,
- * two 5-byte varints, a 32-byte chain key and a 33-byte key with their tags. */
-#define SOTTO_SKDM_MAX_LEN 82
+ * a 16-byte uuid (today's layout), two 5-byte varints, a 32-byte chain key and
+ * a 33-byte key with their tags. */
+#define SOTTO_SKDM_MAX_LEN 100
 /* Upper bound of a SenderKeyMessage carrying pt_len plaintext bytes: version,
  * two varint fields (<= 6 B each), the ciphertext field (tag, <= 5-byte
  * length, CBC output) and the signature. */
 #define SOTTO_GROUP_MESSAGE_MAX_LEN(pt_len) \
-  (1 + 6 + 6 + 1 + 5 + SOTTO_CIPHERTEXT_LEN(pt_len) + SOTTO_SIGNATURE_LEN)
+  (1 + 18 + 6 + 6 + 1 + 5 + SOTTO_CIPHERTEXT_LEN(pt_len) + SOTTO_SIGNATURE_LEN)
 
 struct sotto_sender_key; /* record for one (group, sender): up to 5 states by chain id */
 
@@ -60,6 +69,15 @@ void sotto_sender_key_free(struct sotto_sender_key *rec);
  * SOTTO_ERR_BUFFER_TOO_SMALL) the record is unchanged. */
 SOTTO_WUR int sotto_sender_key_distribution(struct sotto_sender_key *rec, uint8_t *out, size_t cap,
                                             size_t *out_len);
+
+/* The same in today's layout, for libsignal 0.103 peers: the new chain (if
+ * any) belongs to the distribution uuid (libsignal's distribution_id, 16
+ * bytes), and it and every SenderKeyMessage of it carry the uuid first.
+ * SOTTO_ERR_USAGE if rec already has an own chain of the other layout or of
+ * another uuid (use one record per distribution). */
+SOTTO_WUR int sotto_sender_key_distribution_uuid(struct sotto_sender_key *rec, uint8_t *out,
+                                                 size_t cap, size_t *out_len,
+                                                 const uint8_t uuid[16]);
 
 /* Receiver side. Parses a SenderKeyDistributionMessage completely, then adds
  * its chain as the newest state; the oldest state is dropped past five. A
@@ -119,6 +137,11 @@ SOTTO_WUR int sotto_sender_key_own_chain_id(const struct sotto_sender_key *rec, 
  * application can route it (e.g. to ask the sender for a distribution
  * message). 0, or a malformed-input code. */
 SOTTO_WUR int sotto_group_message_chain_id(const uint8_t *msg, size_t msg_len, uint32_t *chain_id);
+
+/* The same for the distribution uuid: *has_uuid = 1 and uuid filled for
+ * today's layout, *has_uuid = 0 for the v3 layout. */
+SOTTO_WUR int sotto_group_message_distribution_uuid(const uint8_t *msg, size_t msg_len,
+                                                    uint8_t uuid[16], int *has_uuid);
 
 #ifdef __cplusplus
 }

@@ -55,10 +55,13 @@
 
 /* Post-quantum pre-keys (PQXDH, version 4): ML-KEM-1024. A KEM public key
  * or ciphertext is serialized as one type byte followed by the raw bytes,
- * like libsignal (0x0A = ML-KEM-1024). */
+ * like libsignal (0x0A = ML-KEM-1024). 0x08 = Kyber-1024 round 3, the only
+ * KEM today's libsignal ships: same sizes, other hashing (sotto/kyber.h);
+ * sotto accepts either from a peer and produces ML-KEM-1024 by default. */
 #define SOTTO_KEM_TYPE_MLKEM1024 0x0A
+#define SOTTO_KEM_TYPE_KYBER1024 0x08
 #define SOTTO_KEM_PUBKEY_LEN (1 + 1568)     /* serialized */
-#define SOTTO_KEM_SECRETKEY_LEN 3168        /* raw ML-KEM-1024 decapsulation key */
+#define SOTTO_KEM_SECRETKEY_LEN 3168        /* raw decapsulation key (either KEM) */
 #define SOTTO_KEM_CIPHERTEXT_LEN (1 + 1568) /* serialized */
 
 /* Registration ids are 14-bit like libsignal's default (1..16380). */

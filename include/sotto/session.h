@@ -55,8 +55,9 @@ struct sotto_bundle {
   int has_one_time_prekey;
   uint32_t one_time_prekey_id;
   uint8_t one_time_prekey[SOTTO_PUBKEY_LEN];
-  /* PQXDH: a signed ML-KEM-1024 pre-key (one-time, or the last-resort key),
-   * serialized 0x0A || pk; signature = Sign(identity, serialized key). */
+  /* PQXDH: a signed KEM pre-key (one-time, or the last-resort key),
+   * serialized type || pk with type 0x0A (ML-KEM-1024) or 0x08 (Kyber-1024
+   * round 3, libsignal's); signature = Sign(identity, serialized key). */
   int has_kem_prekey;
   uint32_t kem_prekey_id;
   uint8_t kem_prekey[SOTTO_KEM_PUBKEY_LEN];
@@ -92,7 +93,8 @@ struct sotto_prekey_store {
   int (*load_one_time_prekey)(void *ud, uint32_t id, uint8_t pub[32], uint8_t priv[32]);
   void (*remove_one_time_prekey)(void *ud, uint32_t id);
   int (*is_trusted_identity)(void *ud, const uint8_t identity[32]);
-  /* PQXDH (version 4) responders: the decapsulation key of a KEM pre-key,
+  /* PQXDH (version 4) responders: the decapsulation key of a KEM pre-key
+   * (the ciphertext's type byte says which KEM it was made for),
    * and a notice once a message that used it fully decrypted. The store
    * deletes a one-time KEM pre-key then, and keeps the last-resort one. */
   int (*load_kem_prekey)(void *ud, uint32_t id, uint8_t sk[SOTTO_KEM_SECRETKEY_LEN]);
@@ -101,6 +103,11 @@ struct sotto_prekey_store {
 
 /* Generates an ML-KEM-1024 pre-key: pub is serialized (0x0A || pk), sk raw. */
 SOTTO_WUR int sotto_kem_keypair_generate(uint8_t pub[SOTTO_KEM_PUBKEY_LEN], uint8_t sk[SOTTO_KEM_SECRETKEY_LEN]);
+/* The same for a chosen KEM: SOTTO_KEM_TYPE_MLKEM1024 (sotto's default) or
+ * SOTTO_KEM_TYPE_KYBER1024 (0x08, Kyber-1024 round 3: what libsignal 0.103
+ * peers produce and accept). SOTTO_ERR_USAGE for another type. */
+SOTTO_WUR int sotto_kem_keypair_generate_type(uint8_t pub[SOTTO_KEM_PUBKEY_LEN],
+                                              uint8_t sk[SOTTO_KEM_SECRETKEY_LEN], uint8_t type);
 /* sig = Sign(identity, serialized KEM public key). */
 SOTTO_WUR int sotto_kem_prekey_sign(uint8_t sig[SOTTO_SIGNATURE_LEN], const uint8_t identity_priv[SOTTO_PRIVKEY_LEN],
                                     const uint8_t pub[SOTTO_KEM_PUBKEY_LEN]);

@@ -1,6 +1,7 @@
 /* fingerprint.c: safety numbers and their scannable payload
  * (notes/signal-v3.md 4.8; libsignal-protocol-c 2.3.3 fingerprint.c,
- * fingerprint version 0, scannable version 1). */
+ * fingerprint version 0, scannable version 1) and libsignal 0.103
+ * (rust/protocol/src/fingerprint.rs: scannable version 2, same hashes). */
 #include <string.h>
 
 #include <sotto/fingerprint.h>
@@ -63,10 +64,36 @@ static int fp_check_args(const uint8_t *local_id, size_t local_id_len, const uin
   return 0;
 }
 
-int sotto_fingerprint(char number[SOTTO_SAFETY_NUMBER_LEN + 1],
-                      uint8_t scannable[SOTTO_FINGERPRINT_SCANNABLE_LEN], const uint8_t *local_id,
-                      size_t local_id_len, const uint8_t local_key[32], const uint8_t *remote_id,
-                      size_t remote_id_len, const uint8_t remote_key[32], uint32_t iterations) {
+/* CombinedFingerprints{1 version, 2 local{1 content}, 3 remote{1 content}};
+ * scannable versions 1 and 2 carry no identifier and differ only in the
+ * version number (libsignal's fingerprint.rs: same hashes, same layout). */
+static int fp_scannable_write(uint8_t scannable[SOTTO_FINGERPRINT_SCANNABLE_LEN], uint32_t version,
+                              const uint8_t hl[64], const uint8_t hr[64]) {
+  struct sotto__wr w, sub;
+  uint8_t inner[2 + FP_CONTENT_LEN];
+  sotto__wr_init(&w, scannable, SOTTO_FINGERPRINT_SCANNABLE_LEN);
+  sotto__pb_varint(&w, 1, version);
+  sotto__wr_init(&sub, inner, sizeof inner);
+  sotto__pb_bytes(&sub, 1, hl, FP_CONTENT_LEN);
+  sotto__pb_bytes(&w, 2, inner, sub.len);
+  sotto__wr_init(&sub, inner, sizeof inner);
+  sotto__pb_bytes(&sub, 1, hr, FP_CONTENT_LEN);
+  sotto__pb_bytes(&w, 3, inner, sub.len);
+  if (w.err != 0 || sub.err != 0 || w.len != SOTTO_FINGERPRINT_SCANNABLE_LEN)
+    return SOTTO_ERR_INTERNAL;
+  return 0;
+}
+
+static int fp_version_ok(uint32_t version) {
+  return version == SOTTO_FINGERPRINT_SCANNABLE_VERSION ||
+         version == SOTTO_FINGERPRINT_SCANNABLE_VERSION_2;
+}
+
+static int fp_compute(char number[SOTTO_SAFETY_NUMBER_LEN + 1],
+                      uint8_t scannable[SOTTO_FINGERPRINT_SCANNABLE_LEN], uint32_t version,
+                      const uint8_t *local_id, size_t local_id_len, const uint8_t local_key[32],
+                      const uint8_t *remote_id, size_t remote_id_len, const uint8_t remote_key[32],
+                      uint32_t iterations) {
   uint8_t hl[64], hr[64];
   int rc;
 
@@ -91,23 +118,16 @@ int sotto_fingerprint(char number[SOTTO_SAFETY_NUMBER_LEN + 1],
     }
     number[SOTTO_SAFETY_NUMBER_LEN] = '\0';
   }
-  if (scannable != NULL) {
-    /* CombinedFingerprints{1 version = 1, 2 local{1 content}, 3 remote{1 content}};
-     * scannable version 1 carries no identifier. */
-    struct sotto__wr w, sub;
-    uint8_t inner[2 + FP_CONTENT_LEN];
-    sotto__wr_init(&w, scannable, SOTTO_FINGERPRINT_SCANNABLE_LEN);
-    sotto__pb_varint(&w, 1, SOTTO_FINGERPRINT_SCANNABLE_VERSION);
-    sotto__wr_init(&sub, inner, sizeof inner);
-    sotto__pb_bytes(&sub, 1, hl, FP_CONTENT_LEN);
-    sotto__pb_bytes(&w, 2, inner, sub.len);
-    sotto__wr_init(&sub, inner, sizeof inner);
-    sotto__pb_bytes(&sub, 1, hr, FP_CONTENT_LEN);
-    sotto__pb_bytes(&w, 3, inner, sub.len);
-    if (w.err != 0 || sub.err != 0 || w.len != SOTTO_FINGERPRINT_SCANNABLE_LEN)
-      rc = SOTTO_ERR_INTERNAL;
-  }
+  if (scannable != NULL) rc = fp_scannable_write(scannable, version, hl, hr);
   return rc;
+}
+
+int sotto_fingerprint(char number[SOTTO_SAFETY_NUMBER_LEN + 1],
+                      uint8_t scannable[SOTTO_FINGERPRINT_SCANNABLE_LEN], const uint8_t *local_id,
+                      size_t local_id_len, const uint8_t local_key[32], const uint8_t *remote_id,
+                      size_t remote_id_len, const uint8_t remote_key[32], uint32_t iterations) {
+  return fp_compute(number, scannable, SOTTO_FINGERPRINT_SCANNABLE_VERSION, local_id, local_id_len,
+                    local_key, remote_id, remote_id_len, remote_key, iterations);
 }
 
 int sotto_safety_number(char out[SOTTO_SAFETY_NUMBER_LEN + 1], const uint8_t *local_id,
@@ -129,8 +149,27 @@ int sotto_fingerprint_scannable(uint8_t *out, size_t cap, size_t *out_len, const
                           iterations)) != 0)
     return rc;
   if (cap < SOTTO_FINGERPRINT_SCANNABLE_LEN) return SOTTO_ERR_BUFFER_TOO_SMALL;
-  rc = sotto_fingerprint(NULL, out, local_id, local_id_len, local_key, remote_id, remote_id_len,
-                         remote_key, iterations);
+  rc = fp_compute(NULL, out, SOTTO_FINGERPRINT_SCANNABLE_VERSION, local_id, local_id_len, local_key,
+                  remote_id, remote_id_len, remote_key, iterations);
+  if (rc == 0) *out_len = SOTTO_FINGERPRINT_SCANNABLE_LEN;
+  return rc;
+}
+
+int sotto_fingerprint_scannable_version(uint8_t *out, size_t cap, size_t *out_len,
+                                        uint32_t version, const uint8_t *local_id,
+                                        size_t local_id_len, const uint8_t local_key[32],
+                                        const uint8_t *remote_id, size_t remote_id_len,
+                                        const uint8_t remote_key[32], uint32_t iterations) {
+  int rc;
+  if (out_len != NULL) *out_len = 0;
+  if (out_len == NULL || (out == NULL && cap != 0)) return SOTTO_ERR_USAGE;
+  if (!fp_version_ok(version)) return SOTTO_ERR_VERSION;
+  if ((rc = fp_check_args(local_id, local_id_len, local_key, remote_id, remote_id_len, remote_key,
+                          iterations)) != 0)
+    return rc;
+  if (cap < SOTTO_FINGERPRINT_SCANNABLE_LEN) return SOTTO_ERR_BUFFER_TOO_SMALL;
+  rc = fp_compute(NULL, out, version, local_id, local_id_len, local_key, remote_id, remote_id_len,
+                  remote_key, iterations);
   if (rc == 0) *out_len = SOTTO_FINGERPRINT_SCANNABLE_LEN;
   return rc;
 }
@@ -198,7 +237,7 @@ static int parse_scannable(struct scannable *s, const uint8_t *in, size_t len) {
   }
   if (rc < 0) return rc;
   if ((seen & 0x0C) != 0x0C) return SOTTO_ERR_MALFORMED; /* both halves required */
-  if (s->version != SOTTO_FINGERPRINT_SCANNABLE_VERSION) return SOTTO_ERR_VERSION;
+  if (!fp_version_ok(s->version)) return SOTTO_ERR_VERSION;
   if (lc_len != FP_CONTENT_LEN || rc_len != FP_CONTENT_LEN) return SOTTO_ERR_MALFORMED;
   s->local = lc;
   s->remote = rcn;
@@ -212,6 +251,8 @@ int sotto_fingerprint_compare_scannable(const uint8_t *ours, size_t ours_len, co
 
   if ((rc = parse_scannable(&a, ours, ours_len)) != 0) return rc;
   if ((rc = parse_scannable(&b, theirs, theirs_len)) != 0) return rc;
+  /* Both phones must show the same version (libsignal: VersionMismatch). */
+  if (a.version != b.version) return SOTTO_ERR_VERSION;
   /* Their local half is the other party (our remote) and vice versa. Both
    * comparisons always run, in constant time. */
   eq = sotto__ct_eq(a.local, b.remote, FP_CONTENT_LEN);

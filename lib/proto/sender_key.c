@@ -1,5 +1,7 @@
 /* sender_key.c: Sender Keys (group messages), Signal protocol v3 as
- * libsignal-protocol-c 2.3.3 speaks it (notes/signal-v3.md 4.6, 4.2, 1.6).
+ * libsignal-protocol-c 2.3.3 speaks it (notes/signal-v3.md 4.6, 4.2, 1.6),
+ * and the layout of libsignal 0.103 (a distribution uuid as field 1, the
+ * other fields one number up; notes/signal-today.md), both read and written.
  *
  * Layout of this file: KDF, the store of skipped message keys, the states of
  * a record, the three wire messages (distribution, encrypt, decrypt), and our
@@ -42,6 +44,8 @@
 #define SKR_MAGIC2 'R'
 #define SKR_FORMAT 1
 #define SKR_FLAG_OWN 0x01
+#define SKR_FLAG_UUID 0x02 /* a 16-byte distribution uuid follows the flags */
+#define SK_UUID_LEN 16
 #define SKR_HEADER_LEN 5                                  /* magic 3, format 1, count 1 */
 #define SKR_STATE_FIXED_LEN (4 + 1 + 4 + 32 + 32 + 2)     /* without private key, keys */
 #define SKR_MKEY_LEN (4 + SK_SEED_LEN)
@@ -49,7 +53,7 @@
 _Static_assert(SOTTO_MAX_SENDER_MESSAGE_KEYS <= 0xFFFF, "key count is a u16 in the record");
 _Static_assert(SOTTO_MAX_SENDER_KEY_STATES <= 0xFF, "state count is a u8 in the record");
 _Static_assert(SKR_HEADER_LEN + SOTTO_MAX_SENDER_KEY_STATES *
-                                    (SKR_STATE_FIXED_LEN + 32 +
+                                    (SKR_STATE_FIXED_LEN + 16 + 32 +
                                      SOTTO_MAX_SENDER_MESSAGE_KEYS * SKR_MKEY_LEN) <=
                    SOTTO_MAX_SENDER_KEY_RECORD_LEN,
                "a full record fits the record limit");
@@ -74,6 +78,8 @@ struct sk_state {
   uint8_t sig_pub[32];                /* Montgomery u of the signing key */
   uint8_t sig_ed[32];                 /* its Edwards form, converted once (4.2) */
   struct sk_own *own;                 /* NULL on a member's state */
+  uint8_t has_uuid;                   /* today's layout: the chain belongs to uuid */
+  uint8_t uuid[SK_UUID_LEN];          /* distribution uuid (libsignal's distribution_id) */
   struct sk_mkey *mk;                 /* ring, ascending iterations */
   uint32_t mk_cap, mk_head, mk_n, mk_live;
 };
@@ -373,7 +379,28 @@ struct skdm {
   uint32_t chain_id, iter;
   const uint8_t *chain_key; /* 32 bytes, points into the input */
   uint8_t sig_pub[32];
+  int has_uuid;
+  const uint8_t *uuid; /* 16 bytes, points into the input */
 };
+
+/* The two protobuf layouts of Sender Key messages, told apart by the wire
+ * type of field 1: libsignal-protocol-c writes the chain id there (varint),
+ * libsignal 0.103 the 16-byte distribution uuid (bytes), every other field
+ * one number higher. Returns 1 for today's layout, 0 for the old one, or
+ * SOTTO_ERR_MALFORMED when field 1 is missing or has another wire type. */
+static int sk_layout(const uint8_t *pb, size_t len) {
+  struct sotto__rd r;
+  struct sotto__pb_field f;
+  int rc;
+  sotto__rd_init(&r, pb, len);
+  while ((rc = sotto__pb_next(&r, &f)) == 1) {
+    if (f.num != 1) continue;
+    if (f.wt == SOTTO__PB_LEN) return 1;
+    if (f.wt == SOTTO__PB_VARINT) return 0;
+    return SOTTO_ERR_MALFORMED;
+  }
+  return rc < 0 ? rc : SOTTO_ERR_MALFORMED;
+}
 
 /* High nibble of the version byte: 3 for v3; the low nibble is not checked
  * (libsignal-c's parsers do the same). */
@@ -383,58 +410,71 @@ static int check_version(uint8_t v) {
   return 0;
 }
 
-/* Parses 0x33 || {1 id, 2 iteration, 3 chainKey, 4 signingKey}. Each known
- * field must appear exactly once with its wire type; unknown fields are
- * skipped (protobuf rules) but the whole message is capped at
- * SOTTO_SKDM_MAX_LEN, the size any v3 implementation writes. */
+/* Parses 0x33 || {1 id, 2 iteration, 3 chainKey, 4 signingKey} (v3) or
+ * 0x33 || {1 distributionUuid, 2 id, 3 iteration, 4 chainKey, 5 signingKey}
+ * (libsignal 0.103). Each known field must appear exactly once with its wire
+ * type; unknown fields are skipped (protobuf rules) but the whole message is
+ * capped at SOTTO_SKDM_MAX_LEN, the size either layout writes. */
 static int skdm_parse(struct skdm *m, const uint8_t *in, size_t len) {
   struct sotto__rd r;
   struct sotto__pb_field f;
-  unsigned seen = 0;
-  int rc;
+  unsigned seen = 0, o, want;
+  int rc, uuid;
 
   if (len > SOTTO_SKDM_MAX_LEN) return SOTTO_ERR_TOO_LARGE;
   if (len < 1) return SOTTO_ERR_TRUNCATED;
   if ((rc = check_version(in[0])) != 0) return rc;
+  if ((uuid = sk_layout(in + 1, len - 1)) < 0) return uuid;
+  o = uuid ? 1 : 0; /* field number offset of today's layout */
+  want = uuid ? 0x3E : 0x1E;
   sotto__rd_init(&r, in + 1, len - 1);
   while ((rc = sotto__pb_next(&r, &f)) == 1) {
-    if (f.num >= 1 && f.num <= 4) {
+    if (f.num >= 1 && f.num <= 4 + o) {
       if (seen & (1u << f.num)) return SOTTO_ERR_MALFORMED; /* duplicate */
       seen |= 1u << f.num;
     }
-    switch (f.num) {
-      case 1:
-        if ((rc = sotto__pb_get_u32(&f, &m->chain_id)) != 0) return rc;
-        break;
-      case 2:
-        if ((rc = sotto__pb_get_u32(&f, &m->iter)) != 0) return rc;
-        break;
-      case 3:
-        if (f.wt != SOTTO__PB_LEN || f.len != SK_CHAIN_KEY_LEN) return SOTTO_ERR_MALFORMED;
-        m->chain_key = f.p;
-        break;
-      case 4:
-        if ((rc = sotto__pb_get_pubkey(&f, m->sig_pub)) != 0) return rc;
-        break;
-      default:
-        break;
+    if (uuid && f.num == 1) {
+      if (f.wt != SOTTO__PB_LEN || f.len != SK_UUID_LEN) return SOTTO_ERR_MALFORMED;
+      m->uuid = f.p;
+      m->has_uuid = 1;
+    } else if (f.num == 1 + o) {
+      if ((rc = sotto__pb_get_u32(&f, &m->chain_id)) != 0) return rc;
+    } else if (f.num == 2 + o) {
+      if ((rc = sotto__pb_get_u32(&f, &m->iter)) != 0) return rc;
+    } else if (f.num == 3 + o) {
+      if (f.wt != SOTTO__PB_LEN || f.len != SK_CHAIN_KEY_LEN) return SOTTO_ERR_MALFORMED;
+      m->chain_key = f.p;
+    } else if (f.num == 4 + o) {
+      if ((rc = sotto__pb_get_pubkey(&f, m->sig_pub)) != 0) return rc;
     }
   }
   if (rc < 0) return rc;
-  if (seen != 0x1E) return SOTTO_ERR_MALFORMED; /* all four are required */
+  if (seen != want) return SOTTO_ERR_MALFORMED; /* every field is required */
   return 0;
 }
 
 static size_t skdm_size(const struct sk_state *s) {
-  return 1 + sotto__pb_varint_size(s->chain_id) + sotto__pb_varint_size(s->iter) +
+  return 1 + (s->has_uuid ? sotto__pb_bytes_size(SK_UUID_LEN) : 0) +
+         sotto__pb_varint_size(s->chain_id) + sotto__pb_varint_size(s->iter) +
          sotto__pb_bytes_size(SK_CHAIN_KEY_LEN) + sotto__pb_bytes_size(33);
 }
 
-int sotto_sender_key_distribution(struct sotto_sender_key *rec, uint8_t *out, size_t cap,
-                                  size_t *out_len) {
+/* The first fields of both messages: [1 uuid,] id, iteration. */
+static void sk_write_head(struct sotto__wr *w, const struct sk_state *s) {
+  uint32_t o = s->has_uuid ? 1 : 0;
+  sotto__wr_u8(w, SK_VERSION_BYTE);
+  if (s->has_uuid) sotto__pb_bytes(w, 1, s->uuid, SK_UUID_LEN);
+  sotto__pb_varint(w, 1 + o, s->chain_id);
+  sotto__pb_varint(w, 2 + o, s->iter);
+}
+
+/* Both layouts: uuid NULL writes libsignal-protocol-c's, else today's. */
+static int distribution(struct sotto_sender_key *rec, uint8_t *out, size_t cap, size_t *out_len,
+                        const uint8_t *uuid) {
   struct sk_state fresh, *s;
   struct sotto__wr w;
   int rc, created = 0;
+  uint32_t o;
 
   if (out_len != NULL) *out_len = 0;
   if (rec == NULL || out_len == NULL || (out == NULL && cap != 0)) return SOTTO_ERR_USAGE;
@@ -445,19 +485,27 @@ int sotto_sender_key_distribution(struct sotto_sender_key *rec, uint8_t *out, si
    * is written, so that a too-small buffer changes nothing. */
   if ((s = own_state(rec)) == NULL) {
     if ((rc = state_create_own(&fresh, rec)) != 0) return rc;
+    if (uuid != NULL) {
+      fresh.has_uuid = 1;
+      memcpy(fresh.uuid, uuid, SK_UUID_LEN);
+    }
     s = &fresh;
     created = 1;
+  } else if ((uuid == NULL) != !s->has_uuid ||
+             (uuid != NULL && memcmp(uuid, s->uuid, SK_UUID_LEN) != 0)) {
+    /* One sending chain per record: another layout or another distribution
+     * needs its own record. */
+    return SOTTO_ERR_USAGE;
   }
   if (skdm_size(s) > cap) {
     rc = SOTTO_ERR_BUFFER_TOO_SMALL;
     goto out;
   }
+  o = s->has_uuid ? 1 : 0;
   sotto__wr_init(&w, out, cap);
-  sotto__wr_u8(&w, SK_VERSION_BYTE);
-  sotto__pb_varint(&w, 1, s->chain_id);
-  sotto__pb_varint(&w, 2, s->iter);
-  sotto__pb_bytes(&w, 3, s->chain_key, SK_CHAIN_KEY_LEN);
-  sotto__pb_pubkey(&w, 4, s->sig_pub);
+  sk_write_head(&w, s);
+  sotto__pb_bytes(&w, 3 + o, s->chain_key, SK_CHAIN_KEY_LEN);
+  sotto__pb_pubkey(&w, 4 + o, s->sig_pub);
   if ((rc = w.err) != 0) goto out;
   *out_len = w.len;
   if (created) {
@@ -471,6 +519,20 @@ out:
     *out_len = 0;
   }
   return rc;
+}
+
+int sotto_sender_key_distribution(struct sotto_sender_key *rec, uint8_t *out, size_t cap,
+                                  size_t *out_len) {
+  return distribution(rec, out, cap, out_len, NULL);
+}
+
+int sotto_sender_key_distribution_uuid(struct sotto_sender_key *rec, uint8_t *out, size_t cap,
+                                       size_t *out_len, const uint8_t uuid[16]) {
+  if (uuid == NULL) {
+    if (out_len != NULL) *out_len = 0;
+    return SOTTO_ERR_USAGE;
+  }
+  return distribution(rec, out, cap, out_len, uuid);
 }
 
 int sotto_sender_key_process(struct sotto_sender_key *rec, const uint8_t *skdm, size_t skdm_len) {
@@ -488,7 +550,9 @@ int sotto_sender_key_process(struct sotto_sender_key *rec, const uint8_t *skdm, 
   if ((rc = sotto__xeddsa_edwards_key(ed, m.sig_pub)) != 0) goto out;
 
   i = state_find(rec, m.chain_id);
-  if (i >= 0 && sodium_memcmp(rec->st[i].sig_pub, m.sig_pub, 32) == 0) {
+  if (i >= 0 && sodium_memcmp(rec->st[i].sig_pub, m.sig_pub, 32) == 0 &&
+      rec->st[i].has_uuid == (uint8_t)m.has_uuid &&
+      (!m.has_uuid || memcmp(rec->st[i].uuid, m.uuid, SK_UUID_LEN) == 0)) {
     /* Same chain re-delivered: keep its progress and stored keys (a reset
      * would make already-decrypted messages decrypt again). */
     state_touch(rec, (unsigned)i);
@@ -501,6 +565,10 @@ int sotto_sender_key_process(struct sotto_sender_key *rec, const uint8_t *skdm, 
   memcpy(s.chain_key, m.chain_key, SK_CHAIN_KEY_LEN);
   memcpy(s.sig_pub, m.sig_pub, 32);
   memcpy(s.sig_ed, ed, 32);
+  if (m.has_uuid) {
+    s.has_uuid = 1;
+    memcpy(s.uuid, m.uuid, SK_UUID_LEN);
+  }
   state_push(rec, &s);
 out:
   sotto__wipe(&m, sizeof m);
@@ -511,46 +579,51 @@ out:
 
 struct skm {
   uint32_t chain_id, iter;
+  int has_uuid;
+  const uint8_t *uuid; /* 16 bytes into the input, today's layout only */
   const uint8_t *ct; /* points into the input */
   size_t ct_len;
   size_t signed_len; /* version byte + protobuf */
 };
 
-/* Parses 0x33 || {1 id, 2 iteration, 3 ciphertext} || signature[64]. */
+/* Parses 0x33 || {1 id, 2 iteration, 3 ciphertext} || signature[64] (v3)
+ * or 0x33 || {1 distributionUuid, 2 id, 3 iteration, 4 ciphertext} ||
+ * signature[64] (libsignal 0.103). */
 static int skm_parse(struct skm *m, const uint8_t *in, size_t len) {
   struct sotto__rd r;
   struct sotto__pb_field f;
-  unsigned seen = 0;
-  int rc;
+  unsigned seen = 0, o, want;
+  int rc, uuid;
 
   if (len > SOTTO_MAX_MESSAGE_LEN) return SOTTO_ERR_TOO_LARGE;
   if (len <= 1 + SOTTO_SIGNATURE_LEN) return SOTTO_ERR_TRUNCATED;
   if ((rc = check_version(in[0])) != 0) return rc;
   m->signed_len = len - SOTTO_SIGNATURE_LEN;
+  if ((uuid = sk_layout(in + 1, m->signed_len - 1)) < 0) return uuid;
+  o = uuid ? 1 : 0;
+  want = uuid ? 0x1E : 0x0E;
   sotto__rd_init(&r, in + 1, m->signed_len - 1);
   while ((rc = sotto__pb_next(&r, &f)) == 1) {
-    if (f.num >= 1 && f.num <= 3) {
+    if (f.num >= 1 && f.num <= 3 + o) {
       if (seen & (1u << f.num)) return SOTTO_ERR_MALFORMED;
       seen |= 1u << f.num;
     }
-    switch (f.num) {
-      case 1:
-        if ((rc = sotto__pb_get_u32(&f, &m->chain_id)) != 0) return rc;
-        break;
-      case 2:
-        if ((rc = sotto__pb_get_u32(&f, &m->iter)) != 0) return rc;
-        break;
-      case 3:
-        if (f.wt != SOTTO__PB_LEN) return SOTTO_ERR_MALFORMED;
-        m->ct = f.p;
-        m->ct_len = f.len;
-        break;
-      default:
-        break;
+    if (uuid && f.num == 1) {
+      if (f.wt != SOTTO__PB_LEN || f.len != SK_UUID_LEN) return SOTTO_ERR_MALFORMED;
+      m->uuid = f.p;
+      m->has_uuid = 1;
+    } else if (f.num == 1 + o) {
+      if ((rc = sotto__pb_get_u32(&f, &m->chain_id)) != 0) return rc;
+    } else if (f.num == 2 + o) {
+      if ((rc = sotto__pb_get_u32(&f, &m->iter)) != 0) return rc;
+    } else if (f.num == 3 + o) {
+      if (f.wt != SOTTO__PB_LEN) return SOTTO_ERR_MALFORMED;
+      m->ct = f.p;
+      m->ct_len = f.len;
     }
   }
   if (rc < 0) return rc;
-  if (seen != 0x0E) return SOTTO_ERR_MALFORMED;
+  if (seen != want) return SOTTO_ERR_MALFORMED;
   /* AES-CBC output: whole blocks, at least one, at most the plaintext cap. */
   if (m->ct_len > SOTTO_CIPHERTEXT_LEN(SOTTO_MAX_PLAINTEXT_LEN)) return SOTTO_ERR_TOO_LARGE;
   if (m->ct_len == 0 || m->ct_len % 16 != 0) return SOTTO_ERR_MALFORMED;
@@ -563,6 +636,20 @@ int sotto_group_message_chain_id(const uint8_t *msg, size_t msg_len, uint32_t *c
   if ((msg == NULL && msg_len != 0) || chain_id == NULL) return SOTTO_ERR_USAGE;
   memset(&m, 0, sizeof m);
   if ((rc = skm_parse(&m, msg, msg_len)) == 0) *chain_id = m.chain_id;
+  return rc;
+}
+
+int sotto_group_message_distribution_uuid(const uint8_t *msg, size_t msg_len, uint8_t uuid[16],
+                                          int *has_uuid) {
+  struct skm m;
+  int rc;
+  if ((msg == NULL && msg_len != 0) || uuid == NULL || has_uuid == NULL) return SOTTO_ERR_USAGE;
+  *has_uuid = 0;
+  memset(&m, 0, sizeof m);
+  if ((rc = skm_parse(&m, msg, msg_len)) == 0 && m.has_uuid) {
+    memcpy(uuid, m.uuid, SK_UUID_LEN);
+    *has_uuid = 1;
+  }
   return rc;
 }
 
@@ -585,7 +672,8 @@ int sotto_group_encrypt(struct sotto_sender_key *rec, uint8_t *out, size_t cap, 
   if (s->iter == UINT32_MAX) return SOTTO_ERR_TOO_LARGE;
 
   ct_len = SOTTO_CIPHERTEXT_LEN(pt_len);
-  total = 1 + sotto__pb_varint_size(s->chain_id) + sotto__pb_varint_size(s->iter) +
+  total = 1 + (s->has_uuid ? sotto__pb_bytes_size(SK_UUID_LEN) : 0) +
+          sotto__pb_varint_size(s->chain_id) + sotto__pb_varint_size(s->iter) +
           sotto__pb_bytes_size(ct_len) + SOTTO_SIGNATURE_LEN;
   if (total > cap) return SOTTO_ERR_BUFFER_TOO_SMALL;
 
@@ -594,10 +682,8 @@ int sotto_group_encrypt(struct sotto_sender_key *rec, uint8_t *out, size_t cap, 
   if ((rc = message_key(iv, key, seed)) != 0) goto out;
 
   sotto__wr_init(&w, out, cap);
-  sotto__wr_u8(&w, SK_VERSION_BYTE);
-  sotto__pb_varint(&w, 1, s->chain_id);
-  sotto__pb_varint(&w, 2, s->iter);
-  sotto__wr_varint(&w, (uint64_t)3 << 3 | SOTTO__PB_LEN);
+  sk_write_head(&w, s);
+  sotto__wr_varint(&w, (uint64_t)(s->has_uuid ? 4 : 3) << 3 | SOTTO__PB_LEN);
   sotto__wr_varint(&w, ct_len);
   if ((rc = w.err) != 0) goto out;
   if ((rc = sotto__aes256cbc_encrypt(out + w.len, &n, key, iv, pt, pt_len)) != 0) goto out;
@@ -655,6 +741,14 @@ int sotto_group_decrypt(struct sotto_sender_key *rec, uint8_t *pt, size_t cap, s
     goto out;
   }
   s = &rec->st[i];
+  /* The message must name the same distribution as the chain (or, in the
+   * old layout, none): a chain learned for one group never decrypts a
+   * message addressed to another. */
+  if (s->has_uuid != (uint8_t)m.has_uuid ||
+      (m.has_uuid && memcmp(s->uuid, m.uuid, SK_UUID_LEN) != 0)) {
+    rc = SOTTO_ERR_NO_SENDER_KEY;
+    goto out;
+  }
   /* 3. Signature first (group_cipher.c order): a forged message never
    * reaches the chain or the stored keys, and a tampered replay is AUTH. */
   if ((rc = sotto__xeddsa_verify_ed(s->sig_ed, msg, m.signed_len, msg + m.signed_len)) != 0)
@@ -722,7 +816,8 @@ out:
 /* ---- record serialization (docs/groups.md) -------------------------------------- */
 
 static size_t state_serialized_size(const struct sk_state *s) {
-  return SKR_STATE_FIXED_LEN + (s->own != NULL ? 32 : 0) + (size_t)s->mk_live * SKR_MKEY_LEN;
+  return SKR_STATE_FIXED_LEN + (s->has_uuid ? SK_UUID_LEN : 0) + (s->own != NULL ? 32 : 0) +
+         (size_t)s->mk_live * SKR_MKEY_LEN;
 }
 
 size_t sotto_sender_key_serialized_size(const struct sotto_sender_key *rec) {
@@ -750,7 +845,9 @@ int sotto_sender_key_serialize(const struct sotto_sender_key *rec, uint8_t *out,
   for (i = 0; i < rec->n; i++) {
     const struct sk_state *s = &rec->st[i];
     sotto__wr_u32be(&w, s->chain_id);
-    sotto__wr_u8(&w, s->own != NULL ? SKR_FLAG_OWN : 0);
+    sotto__wr_u8(&w, (uint8_t)((s->own != NULL ? SKR_FLAG_OWN : 0) |
+                               (s->has_uuid ? SKR_FLAG_UUID : 0)));
+    if (s->has_uuid) sotto__wr_bytes(&w, s->uuid, SK_UUID_LEN);
     sotto__wr_u32be(&w, s->iter);
     sotto__wr_bytes(&w, s->chain_key, SK_CHAIN_KEY_LEN);
     sotto__wr_bytes(&w, s->sig_pub, 32);
@@ -781,7 +878,11 @@ static int state_deserialize(struct sk_state *s, struct sotto__rd *r) {
 
   if ((rc = sotto__rd_u32be(r, &s->chain_id)) != 0) return rc;
   if ((rc = sotto__rd_u8(r, &flags)) != 0) return rc;
-  if ((flags & ~SKR_FLAG_OWN) != 0) return SOTTO_ERR_MALFORMED;
+  if ((flags & ~(SKR_FLAG_OWN | SKR_FLAG_UUID)) != 0) return SOTTO_ERR_MALFORMED;
+  if (flags & SKR_FLAG_UUID) {
+    if ((rc = sotto__rd_copy(r, s->uuid, SK_UUID_LEN)) != 0) return rc;
+    s->has_uuid = 1;
+  }
   if ((rc = sotto__rd_u32be(r, &s->iter)) != 0) return rc;
   if ((rc = sotto__rd_copy(r, s->chain_key, SK_CHAIN_KEY_LEN)) != 0) return rc;
   if ((rc = sotto__rd_copy(r, s->sig_pub, 32)) != 0) return rc;

@@ -26,6 +26,7 @@
 #include <sotto/mlkem.h>
 
 #include "proto/kdf.h"
+#include "proto/kem.h"
 #include "proto/skipped.h"
 #include "wire/messages.h"
 
@@ -541,7 +542,7 @@ int sotto_session_init_from_bundle_ex(struct sotto_session *s, const struct sott
   pq = b->has_kem_prekey != 0;
   if (!pq && !(flags & SOTTO_INIT_ALLOW_X3DH)) return SOTTO_ERR_DOWNGRADE;
   if (pq) {
-    if (b->kem_prekey[0] != SOTTO_KEM_TYPE_MLKEM1024) return SOTTO_ERR_INVALID_KEY;
+    if (!sotto__kem_type_ok(b->kem_prekey[0])) return SOTTO_ERR_INVALID_KEY;
     if (sotto__xeddsa_verify(b->identity_key, b->kem_prekey, SOTTO_KEM_PUBKEY_LEN, b->kem_prekey_sig) != 0)
       return SOTTO_ERR_AUTH;
   }
@@ -555,9 +556,7 @@ int sotto_session_init_from_bundle_ex(struct sotto_session *s, const struct sott
       rc = SOTTO_ERR_NOMEM;
       goto out;
     }
-    st->pend_kem_ct[0] = SOTTO_KEM_TYPE_MLKEM1024;
-    if ((rc = sotto_mlkem1024_encaps(st->pend_kem_ct + 1, ss, b->kem_prekey + 1, SOTTO_KEM_PUBKEY_LEN - 1)) != 0)
-      goto out;
+    if ((rc = sotto__kem_encaps(st->pend_kem_ct, ss, b->kem_prekey)) != 0) goto out;
     st->pend_kem_id = b->kem_prekey_id;
   }
   memcpy(st->local_id, me->pub, 32);
@@ -832,7 +831,7 @@ static int responder_state(struct state **out, const struct sotto_identity *me,
      * ML-KEM-1024 one; decapsulation itself never fails (implicit
      * rejection), a wrong ciphertext just gives another secret and the
      * first message's MAC fails. */
-    if (pm->kem_ct_len != SOTTO_KEM_CIPHERTEXT_LEN || pm->kem_ct[0] != SOTTO_KEM_TYPE_MLKEM1024) {
+    if (pm->kem_ct_len != SOTTO_KEM_CIPHERTEXT_LEN || !sotto__kem_type_ok(pm->kem_ct[0])) {
       rc = SOTTO_ERR_MALFORMED;
       goto out;
     }
@@ -848,7 +847,7 @@ static int responder_state(struct state **out, const struct sotto_identity *me,
       if (rc > 0) rc = SOTTO_ERR_STORE;
       goto out;
     }
-    rc = sotto_mlkem1024_decaps(ss, pm->kem_ct + 1, pm->kem_ct_len - 1, kem_sk, SOTTO_KEM_SECRETKEY_LEN);
+    rc = sotto__kem_decaps(ss, pm->kem_ct, pm->kem_ct_len, kem_sk, SOTTO_KEM_SECRETKEY_LEN);
     if (rc != 0) goto out;
   }
   if ((rc = store->load_signed_prekey(store->ud, pm->signed_prekey_id, spk_pub, spk_priv)) != 0) {
@@ -1109,7 +1108,7 @@ static int read_state(struct sotto__rd *r, struct state **out) {
     }
     if ((rc = sotto__rd_copy(r, st->pend_kem_ct, SOTTO_KEM_CIPHERTEXT_LEN)) != 0) goto fail;
     rc = SOTTO_ERR_MALFORMED;
-    if (st->pend_kem_ct[0] != SOTTO_KEM_TYPE_MLKEM1024) goto fail;
+    if (!sotto__kem_type_ok(st->pend_kem_ct[0])) goto fail;
   }
   if ((rc = sotto__rd_u8(r, &st->n_recv)) != 0) goto fail;
   rc = SOTTO_ERR_MALFORMED;

@@ -81,9 +81,48 @@ static void test_kat(const cJSON *v) {
   CHECK_RC(sotto_fingerprint_compare_scannable(sb, nb, want_a, (size_t)la), 0);
   /* Our own payload is not the other phone's (the halves are swapped). */
   CHECK_RC(sotto_fingerprint_compare_scannable(sa, na, sa, na), SOTTO_ERR_AUTH);
-  /* Version 2 (current libsignal) is a version mismatch, not a match. */
+  /* Version 2 (current libsignal) against our version 1 is a version
+   * mismatch, not a match. */
   CHECK(la2 == SOTTO_FINGERPRINT_SCANNABLE_LEN);
   CHECK_RC(sotto_fingerprint_compare_scannable(sb, nb, want_a2, (size_t)la2), SOTTO_ERR_VERSION);
+  CHECK_RC(sotto_fingerprint_compare_scannable(want_a2, (size_t)la2, sb, nb), SOTTO_ERR_VERSION);
+  /* Scannable version 2 written byte for byte as libsignal does, and accepted
+   * from the other phone when both show version 2. */
+  {
+    uint8_t sa2[128], sb2[128];
+    size_t na2 = 0, nb2 = 0;
+    CHECK_RC(sotto_fingerprint_scannable_version(sa2, sizeof sa2, &na2, 2, (const uint8_t *)a_id,
+                                                 strlen(a_id), ak, (const uint8_t *)b_id,
+                                                 strlen(b_id), bk, iters),
+             0);
+    CHECK(na2 == (size_t)la2 && memcmp(sa2, want_a2, na2) == 0);
+    CHECK_RC(sotto_fingerprint_scannable_version(sb2, sizeof sb2, &nb2, 2, (const uint8_t *)b_id,
+                                                 strlen(b_id), bk, (const uint8_t *)a_id,
+                                                 strlen(a_id), ak, iters),
+             0);
+    CHECK_RC(sotto_fingerprint_compare_scannable(sb2, nb2, want_a2, (size_t)la2), 0);
+    CHECK_RC(sotto_fingerprint_compare_scannable(sa2, na2, sb2, nb2), 0);
+    CHECK_RC(sotto_fingerprint_compare_scannable(sa2, na2, sa2, na2), SOTTO_ERR_AUTH);
+    /* Version 1 through the versioned call is the unversioned payload. */
+    CHECK_RC(sotto_fingerprint_scannable_version(sb2, sizeof sb2, &nb2, 1, (const uint8_t *)b_id,
+                                                 strlen(b_id), bk, (const uint8_t *)a_id,
+                                                 strlen(a_id), ak, iters),
+             0);
+    CHECK(nb2 == nb && memcmp(sb2, sb, nb) == 0);
+    /* Versions 0 and 3 are not written. */
+    CHECK_RC(sotto_fingerprint_scannable_version(sb2, sizeof sb2, &nb2, 0, (const uint8_t *)b_id,
+                                                 strlen(b_id), bk, (const uint8_t *)a_id,
+                                                 strlen(a_id), ak, iters),
+             SOTTO_ERR_VERSION);
+    CHECK_RC(sotto_fingerprint_scannable_version(sb2, sizeof sb2, &nb2, 3, (const uint8_t *)b_id,
+                                                 strlen(b_id), bk, (const uint8_t *)a_id,
+                                                 strlen(a_id), ak, iters),
+             SOTTO_ERR_VERSION);
+    CHECK(nb2 == 0);
+    /* A version-3 payload (otherwise well formed) is refused as a version. */
+    sa2[1] = 3;
+    CHECK_RC(sotto_fingerprint_compare_scannable(sb, nb, sa2, na2), SOTTO_ERR_VERSION);
+  }
 
   /* Every single-bit change of the scanned payload is detected: either it no
    * longer parses, or it is a different version, or a mismatch. */

@@ -715,6 +715,161 @@ static void test_hand_built(void) {
   sotto_sender_key_free(r);
 }
 
+
+/* Today's layout (libsignal 0.103): a distribution uuid as field 1, every
+ * other field one up. Round trip, layout separation, the uuid bound into the
+ * chain, record round trip, hand-built messages and malformed variants. */
+static void test_uuid_layout(void) {
+  static const uint8_t u1[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+  static const uint8_t u2[16] = {9, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+  struct sotto_sender_key *s = rec_new(), *r = rec_new(), *old = rec_new(), *r2 = NULL;
+  uint8_t d[SOTTO_SKDM_MAX_LEN], u[16], buf[256], pub[32], priv[32], ck[32];
+  struct msg m, mo;
+  size_t n = 0, n2 = 0, bl;
+  uint8_t *b;
+  int has = 0;
+  uint32_t cid = 0;
+  struct sotto__wr w;
+  unsigned i;
+
+  CHECK_RC(sotto_sender_key_distribution_uuid(s, d, sizeof d, &n, NULL), SOTTO_ERR_USAGE);
+  CHECK_RC(sotto_sender_key_distribution_uuid(s, d, sizeof d, &n, u1), 0);
+  /* 0x33, then field 1 as bytes: 0a 10 <uuid> */
+  CHECK(n > 19 && d[0] == 0x33 && d[1] == 0x0a && d[2] == 16 && memcmp(d + 3, u1, 16) == 0);
+  CHECK(n <= SOTTO_SKDM_MAX_LEN);
+  /* Same uuid again: the same chain; another uuid or the v3 layout: refused. */
+  CHECK_RC(sotto_sender_key_distribution_uuid(s, d, sizeof d, &n2, u1), 0);
+  CHECK(n2 == n);
+  CHECK_RC(sotto_sender_key_distribution_uuid(s, buf, sizeof buf, &n2, u2), SOTTO_ERR_USAGE);
+  CHECK_RC(sotto_sender_key_distribution(s, buf, sizeof buf, &n2), SOTTO_ERR_USAGE);
+  CHECK_RC(sotto_sender_key_process(r, d, n), 0);
+  m = encrypt(s, 33, 5);
+  CHECK(m.len <= SOTTO_GROUP_MESSAGE_MAX_LEN(33));
+  CHECK(m.p[0] == 0x33 && m.p[1] == 0x0a && m.p[2] == 16 && memcmp(m.p + 3, u1, 16) == 0);
+  CHECK_RC(sotto_group_message_distribution_uuid(m.p, m.len, u, &has), 0);
+  CHECK(has == 1 && memcmp(u, u1, 16) == 0);
+  CHECK_RC(sotto_group_message_chain_id(m.p, m.len, &cid), 0);
+  {
+    uint32_t own = 0;
+    CHECK_RC(sotto_sender_key_own_chain_id(s, &own), 0);
+    CHECK(own == cid);
+  }
+  /* Every bit of a today's-layout message is covered. */
+  {
+    size_t bit, bad = 0;
+    for (bit = 0; bit < m.len * 8; bit++) {
+      m.p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+      if (!dec_fail(r, m.p, m.len, 1)) bad++;
+      m.p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+    CHECK(bad == 0);
+  }
+  CHECK(dec_ok(r, &m, 33, 5));
+  free(m.p);
+
+  /* The record keeps the uuid (flag 0x02) and keeps working after a round trip. */
+  b = ser(r, &bl);
+  CHECK(b[5 + 4] == 0x02 && memcmp(b + 5 + 5, u1, 16) == 0);
+  CHECK_RC(sotto_sender_key_deserialize(&r2, b, bl), 0);
+  CHECK(r2 != NULL && same(r2, b, bl));
+  free(b);
+  b = ser(s, &bl);
+  CHECK(b[5 + 4] == 0x03);
+  free(b);
+  m = encrypt(s, 0, 6);
+  if (r2 != NULL) CHECK(dec_ok(r2, &m, 0, 6));
+  free(m.p);
+
+  /* A v3-layout chain (the old sender) and today's chain never cross: a
+   * message of one layout is not decrypted by a chain of the other, even
+   * with the same chain id and key. */
+  CHECK_RC(sotto_sender_key_distribution(old, buf, sizeof buf, &n2), 0);
+  CHECK(buf[1] == 0x08); /* field 1 varint: chain id */
+  CHECK_RC(sotto_group_message_distribution_uuid(buf, 0, u, &has), SOTTO_ERR_TRUNCATED);
+  mo = encrypt(old, 10, 7);
+  CHECK_RC(sotto_group_message_distribution_uuid(mo.p, mo.len, u, &has), 0);
+  CHECK(has == 0);
+  CHECK(dec_fail(r, mo.p, mo.len, SOTTO_ERR_NO_SENDER_KEY));
+  free(mo.p);
+
+  /* Hand-built: a member that learned chain 77 for uuid u1 refuses the same
+   * chain id and key signed for uuid u2 (another group), and a message of
+   * the same chain rewritten in the v3 layout. */
+  if (sotto_keypair_generate(pub, priv) != 0) exit(2);
+  for (i = 0; i < 32; i++) ck[i] = (uint8_t)i;
+  {
+    struct sotto_sender_key *h = rec_new();
+    uint8_t ct[32];
+    size_t ctn = 0;
+    uint8_t zero[16] = {0};
+    sotto__wr_init(&w, buf, sizeof buf);
+    sotto__wr_u8(&w, 0x33);
+    sotto__pb_bytes(&w, 1, u1, 16);
+    sotto__pb_varint(&w, 2, 77);
+    sotto__pb_varint(&w, 3, 0);
+    sotto__pb_bytes(&w, 4, ck, 32);
+    sotto__pb_pubkey(&w, 5, pub);
+    CHECK_RC(sotto_sender_key_process(h, buf, w.len), 0);
+    CHECK(sotto_sender_key_state_count(h) == 1);
+    /* The same SKDM in the other field order parses the same. */
+    CHECK_RC(sotto__aes256cbc_encrypt(ct, &ctn, ck, zero, zero, 8), 0); /* any 16-byte block */
+    sotto__wr_init(&w, buf, sizeof buf);
+    sotto__wr_u8(&w, 0x33);
+    sotto__pb_bytes(&w, 1, u2, 16);
+    sotto__pb_varint(&w, 2, 77);
+    sotto__pb_varint(&w, 3, 0);
+    sotto__pb_bytes(&w, 4, ct, ctn);
+    CHECK_RC(sotto_sign(buf + w.len, priv, buf, w.len), 0);
+    CHECK(dec_fail(h, buf, w.len + 64, SOTTO_ERR_NO_SENDER_KEY));
+    sotto__wr_init(&w, buf, sizeof buf);
+    sotto__wr_u8(&w, 0x33);
+    sotto__pb_varint(&w, 1, 77);
+    sotto__pb_varint(&w, 2, 0);
+    sotto__pb_bytes(&w, 3, ct, ctn);
+    CHECK_RC(sotto_sign(buf + w.len, priv, buf, w.len), 0);
+    CHECK(dec_fail(h, buf, w.len + 64, SOTTO_ERR_NO_SENDER_KEY));
+    /* Malformed today's-layout SKDMs: uuid of 15 bytes, uuid twice, the
+     * signing key missing (field 5), field 1 as fixed32. */
+    sotto__wr_init(&w, buf, sizeof buf);
+    sotto__wr_u8(&w, 0x33);
+    sotto__pb_bytes(&w, 1, u1, 15);
+    sotto__pb_varint(&w, 2, 77);
+    sotto__pb_varint(&w, 3, 0);
+    sotto__pb_bytes(&w, 4, ck, 32);
+    sotto__pb_pubkey(&w, 5, pub);
+    CHECK_RC(sotto_sender_key_process(h, buf, w.len), SOTTO_ERR_MALFORMED);
+    sotto__wr_init(&w, buf, sizeof buf);
+    sotto__wr_u8(&w, 0x33);
+    sotto__pb_bytes(&w, 1, u1, 16);
+    sotto__pb_bytes(&w, 1, u2, 16); /* duplicate (the message stays under the size cap) */
+    sotto__pb_varint(&w, 2, 77);
+    sotto__pb_varint(&w, 3, 0);
+    sotto__pb_bytes(&w, 4, ck, 32);
+    CHECK(w.len <= SOTTO_SKDM_MAX_LEN);
+    CHECK_RC(sotto_sender_key_process(h, buf, w.len), SOTTO_ERR_MALFORMED);
+    sotto__wr_init(&w, buf, sizeof buf);
+    sotto__wr_u8(&w, 0x33);
+    sotto__pb_bytes(&w, 1, u1, 16);
+    sotto__pb_varint(&w, 2, 77);
+    sotto__pb_varint(&w, 3, 0);
+    sotto__pb_bytes(&w, 4, ck, 32);
+    CHECK_RC(sotto_sender_key_process(h, buf, w.len), SOTTO_ERR_MALFORMED);
+    sotto__wr_init(&w, buf, sizeof buf);
+    sotto__wr_u8(&w, 0x33);
+    sotto__wr_varint(&w, (1u << 3) | 5); /* field 1, fixed32 */
+    sotto__wr_bytes(&w, zero, 4);
+    sotto__pb_varint(&w, 2, 77);
+    CHECK_RC(sotto_sender_key_process(h, buf, w.len), SOTTO_ERR_MALFORMED);
+    CHECK(sotto_sender_key_state_count(h) == 1);
+    sotto_sender_key_free(h);
+  }
+  sotto_wipe(priv, sizeof priv);
+  sotto_sender_key_free(s);
+  sotto_sender_key_free(r);
+  sotto_sender_key_free(r2);
+  sotto_sender_key_free(old);
+}
+
 /* Our record format: round trips, and the parser's strictness. */
 static void test_serialization(void) {
   struct sotto_sender_key *s, *r, *x = NULL, *y = NULL;
@@ -820,7 +975,7 @@ static void test_serialization(void) {
   REJECT(t[4] = 6, SOTTO_ERR_TOO_LARGE);
   REJECT(t[4] = 3, SOTTO_ERR_TRUNCATED);
   REJECT(t[4] = 1, SOTTO_ERR_TRAILING);
-  REJECT(t[5 + 4] = 0x02, SOTTO_ERR_MALFORMED);                 /* unknown flag */
+  REJECT(t[5 + 4] = 0x04, SOTTO_ERR_MALFORMED);                 /* unknown flag */
   REJECT((t[5 + 73] = 0x07, t[5 + 74] = 0xD1), SOTTO_ERR_TOO_LARGE); /* 2001 keys */
   REJECT(t[5 + 74] = 6, SOTTO_ERR_MALFORMED); /* 6 keys: the 2nd state misread as one */
   /* keys out of order: swap the iterations of the first two keys */
@@ -934,6 +1089,7 @@ int main(int argc, char **argv) {
   test_skdm_negative();
   test_hand_built();
   test_serialization();
+  test_uuid_layout();
   free(ptbuf);
   return test_done("group_sender_key");
 }

@@ -15,7 +15,7 @@ if(NOT rc1 EQUAL 0 OR NOT rc2 EQUAL 0)
   message(FATAL_ERROR "nm failed on ${ARCHIVE}")
 endif()
 
-set(allowed "^(sotto_mlkem(768|1024)_[a-z_]+|sotto__[A-Za-z0-9_]+|PQCLEAN_MLKEM(768|1024)_CLEAN_[A-Za-z0-9_]+)$")
+set(allowed "^(sotto_mlkem(768|1024)_[a-z_]+|sotto_kyber1024_[a-z_]+|sotto__[A-Za-z0-9_]+|PQCLEAN_MLKEM(768|1024)_CLEAN_[A-Za-z0-9_]+)$")
 # Symbols that sanitizer instrumentation may add to instrumented objects.
 set(tooling "^(__odr_asan|__asan|__ubsan|__sancov)")
 set(forbidden "^(malloc|calloc|realloc|reallocarray|free|aligned_alloc|posix_memalign|memalign|valloc|exit|_exit|_Exit|abort|quick_exit|getrandom|printf|fprintf|puts|perror|PQCLEAN_randombytes)$")

@@ -107,7 +107,14 @@ static void test_bad_kem_keys(void) {
   bundle.kem_prekey[700] ^= 0x01; /* key no longer matches its signature */
   CHECK_RC(sotto_session_init_from_bundle(a, &alice.id, &bundle), SOTTO_ERR_AUTH);
   CHECK_RC(party_bundle_pq(&bob, 1, 0, 21, &bundle), 0);
-  bundle.kem_prekey[0] = 0x08; /* Kyber1024 type byte: not what we speak */
+  /* Relabelling the KEM (0x0A -> 0x08, Kyber-1024) breaks the signature,
+   * which covers the type byte. */
+  bundle.kem_prekey[0] = SOTTO_KEM_TYPE_KYBER1024;
+  CHECK_RC(sotto_session_init_from_bundle(a, &alice.id, &bundle), SOTTO_ERR_AUTH);
+  /* A validly signed key of a KEM we do not speak. */
+  CHECK_RC(party_bundle_pq(&bob, 1, 0, 21, &bundle), 0);
+  bundle.kem_prekey[0] = 0x09;
+  CHECK_RC(sotto_kem_prekey_sign(bundle.kem_prekey_sig, bob.id.priv, bundle.kem_prekey), 0);
   CHECK_RC(sotto_session_init_from_bundle(a, &alice.id, &bundle), SOTTO_ERR_INVALID_KEY);
   /* A validly signed key that fails the FIPS 203 modulus check. */
   CHECK_RC(party_bundle_pq(&bob, 1, 0, 21, &bundle), 0);
@@ -175,10 +182,16 @@ static void test_bad_ciphertexts(void) {
       CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, t.type, t.b, t.len, pt, sizeof pt, &n), SOTTO_ERR_AUTH);
       CHECK(n == 0);
     }
-    /* The type byte of the ciphertext. */
+    /* The type byte of the ciphertext: an unknown KEM is malformed; the
+     * other KEM we speak (0x0A -> 0x08, Kyber-1024 round 3) decapsulates the
+     * same bytes with other hashing, so the secret and the MAC are wrong. */
+    t = w;
+    t.b[off] ^= 0x01;
+    CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, t.type, t.b, t.len, pt, sizeof pt, &n), SOTTO_ERR_MALFORMED);
     t = w;
     t.b[off] ^= 0x02;
-    CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, t.type, t.b, t.len, pt, sizeof pt, &n), SOTTO_ERR_MALFORMED);
+    CHECK(t.b[off] == SOTTO_KEM_TYPE_KYBER1024);
+    CHECK_RC(sotto_session_decrypt(b, &bob.id, &bob.store, t.type, t.b, t.len, pt, sizeof pt, &n), SOTTO_ERR_AUTH);
   }
   CHECK(!sotto_session_has_state(b));
   CHECK(bob.kem[0].used || bob.kem[1].used || bob.kem[2].used || bob.kem[3].used);
@@ -245,6 +258,31 @@ int main(void) {
   party_add_opk(&bob, 7);
   test_default_is_v4(0, 21);
   test_default_is_v4(0, 21); /* the last-resort key serves again */
+  /* Kyber-1024 round 3 (0x08), libsignal's KEM, between two sotto peers:
+   * same session, the ciphertext carries 0x08. */
+  {
+    struct party_kem *k = &bob.kem[2];
+    struct sotto_session *a;
+    struct sotto_bundle bundle;
+    struct sotto__prekey_msg pm;
+    struct wire w;
+    REQUIRE(!k->used);
+    REQUIRE(sotto_kem_keypair_generate_type(k->pub, k->sk, SOTTO_KEM_TYPE_KYBER1024) == 0);
+    REQUIRE(sotto_kem_prekey_sign(k->sig, bob.id.priv, k->pub) == 0);
+    CHECK(k->pub[0] == SOTTO_KEM_TYPE_KYBER1024);
+    k->id = 22;
+    k->used = 1;
+    k->last_resort = 1;
+    test_default_is_v4(0, 22);
+    CHECK_RC(sotto_session_new(&a), 0);
+    CHECK_RC(party_bundle_pq(&bob, 1, 0, 22, &bundle), 0);
+    CHECK_RC(sotto_session_init_from_bundle(a, &alice.id, &bundle), 0);
+    CHECK_RC(enc(a, &w, "kyber"), 0);
+    CHECK_RC(sotto__prekey_msg_parse(&pm, w.b, w.len), 0);
+    CHECK(pm.kem_ct[0] == SOTTO_KEM_TYPE_KYBER1024);
+    sotto_session_free(a);
+    CHECK_RC(sotto_kem_keypair_generate_type(k->pub, k->sk, 0x09), SOTTO_ERR_USAGE);
+  }
   test_downgrade_refused();
   test_bad_kem_keys();
   test_bad_ciphertexts();
