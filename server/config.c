@@ -61,9 +61,9 @@ static const struct opt opts[] = {
     {"max-store-bytes", T_I64, O(max_store_bytes), 1024, 1e18,
      "ciphertext bytes waiting in all queues together (10737418240)"},
     {"max-inflight", T_INT, O(max_inflight), 1, 65536,
-     "requests read but not yet answered per connection; reading pauses there (64)"},
+     "requests read but not yet answered per connection; reading pauses there (1024)"},
     {"max-inflight-bytes", T_I64, O(max_inflight_bytes), 4096, 1e9,
-     "payload bytes of those requests per connection; reading pauses there (1048576)"},
+     "bytes those requests hold (payload, bundle answers) per connection; reading pauses there (1048576)"},
     {"idle-timeout", T_INT, O(idle_timeout_s), 1, 86400 * 30,
      "seconds an authenticated connection may send nothing (PING counts) (300)"},
     {"max-unauth", T_INT, O(max_unauth), 1, 1e7, "connections not yet authenticated (1024)"},
@@ -108,7 +108,7 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->max_queue_per_sender = 1000;
   c->max_queue_bytes = 100 * 1024 * 1024;
   c->max_store_bytes = (int64_t)10 * 1024 * 1024 * 1024;
-  c->max_inflight = 64;
+  c->max_inflight = 1024;
   c->max_inflight_bytes = 1024 * 1024;
   c->idle_timeout_s = 300;
   c->max_unauth_per_addr = 32;

@@ -463,6 +463,12 @@ static void do_write(struct srv *s, struct conn *c) {
 
 /* ---- ops ------------------------------------------------------------------- */
 
+/* What an op counts against max-inflight-bytes: its payload, and for a
+ * BUNDLE the owned bundle buffer its answer needs (allocated when it runs). */
+static size_t op_cost(uint8_t type, size_t len) {
+  return len + (type == SOTTO_SRV_BUNDLE ? sizeof(struct sotto_srv_bundle_buf) : 0);
+}
+
 static struct op *op_new(struct srv *s, struct conn *c, const struct sotto_srv_frame *f) {
   struct op *o = calloc(1, sizeof *o + f->len);
   if (!o) return NULL;
@@ -472,7 +478,7 @@ static struct op *op_new(struct srv *s, struct conn *c, const struct sotto_srv_f
   o->len = f->len;
   if (f->len) memcpy(o->data, f->p, f->len);
   c->inflight++;
-  c->inflight_bytes += f->len;
+  c->inflight_bytes += op_cost(f->type, f->len);
   *s->ops_tail = o;
   s->ops_tail = &o->next;
   s->n_ops++;
@@ -483,7 +489,7 @@ static struct op *op_new(struct srv *s, struct conn *c, const struct sotto_srv_f
  * freed only after the ops that point at them). */
 static void op_free(struct op *o) {
   o->c->inflight--;
-  o->c->inflight_bytes -= o->len;
+  o->c->inflight_bytes -= op_cost(o->type, o->len);
   free(o->bundle);
   sodium_memzero(o->secret, sizeof o->secret);
   sodium_memzero(&o->dev, sizeof o->dev);
