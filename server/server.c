@@ -156,6 +156,7 @@ struct srv {
   SSL_CTX *ctx;
   int ep, lfd, mfd, sfd;
   int lockfd; /* DATA/sotto.lock, held (flock) while the server runs */
+  int space_low; /* the disk filled up; the reserve is released (store thread) */
   struct conn *conns;
   int n_conns, n_unauth;
   struct conn *devmap[DEV_BUCKETS];
@@ -513,6 +514,13 @@ static int op_exec(struct srv *s, struct op *o) {
   char user[SOTTO_SRV_USER_MAX + 1];
   int rc;
 
+  /* The disk filled up and the reserve was given back for deletes: what
+   * would store more waits until there is room again (ACKs go on). */
+  if (s->space_low && (o->type == SOTTO_SRV_SEND || o->type == SOTTO_SRV_KEYS_UPLOAD ||
+                       o->type == SOTTO_SRV_REGISTER || o->type == SOTTO_SRV_ADD_DEVICE)) {
+    o->code = SOTTO_SRV_E_STORAGE_FULL;
+    return 0;
+  }
   switch (o->type) {
     case SOTTO_SRV_REGISTER: {
       struct sotto_srv_register m;
@@ -911,41 +919,121 @@ static int64_t queue_age_ms(const struct sotto_srv_config *cfg) {
   return cfg->max_queue_age_s ? cfg->max_queue_age_s * 1000 : cfg->max_queue_age_days * 86400000;
 }
 
+/* The reserve: DATA/sotto.reserve, disk-reserve bytes allocated at start,
+ * given back when the disk is full so that deletes (ACKs, expiry) can still
+ * write their journal pages; made again once deletes freed enough room.
+ * Only the store thread touches it after start (space_low is also read by
+ * op_exec, on the same thread). */
+static void reserve_path(const struct srv *s, char *out, size_t cap) {
+  snprintf(out, cap, "%s/sotto.reserve", s->cfg->data);
+}
+
+static int reserve_make(struct srv *s) {
+  char path[1100];
+  int fd, rc;
+  if (s->cfg->disk_reserve <= 0) return 0;
+  reserve_path(s, path, sizeof path);
+  if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0) return -1;
+  rc = posix_fallocate(fd, 0, (off_t)s->cfg->disk_reserve);
+  close(fd);
+  if (rc != 0) {
+    (void)unlink(path);
+    return -1;
+  }
+  if (s->space_low) logkv(1, "disk_ok", "reserve=%lld", (long long)s->cfg->disk_reserve);
+  s->space_low = 0;
+  return 0;
+}
+
+static void reserve_release(struct srv *s) {
+  char path[1100];
+  reserve_path(s, path, sizeof path);
+  if (!s->space_low)
+    logkv(0, "disk_full", "%s", "action=reserve_released hint=\"free disk space; SENDs are refused until then\"");
+  (void)unlink(path);
+  s->space_low = 1;
+}
+
 /* The group commit, on the store thread (or inline): every op of the batch
  * in one transaction, then the expiry run if one is due. */
-static void batch_exec(struct srv *s, struct batch *b) {
+/* One attempt at a batch: begin, every op in its own savepoint, expiry,
+ * commit (rolled back on failure). Sets *deletes if envelopes went. */
+static int batch_try(struct srv *s, struct batch *b, int *deletes) {
   const struct sotto_store_ops *ops = s->store.ops;
   void *st = s->store.impl;
   struct op *o;
-  int rc, deletes = 0;
-  if ((rc = ops->begin(st)) == 0) {
-    /* Each op runs in its own savepoint: an op the store refuses (a full
-     * disk, a constraint) is undone alone and answered ERR(internal); the
-     * other clients' ops in the batch commit. Only a failure that leaves
-     * the backend's caches unsure (no memory, a device removal) fails the
-     * whole batch. */
-    for (o = b->ops; o && rc == 0; o = o->next) {
-      int r;
+  int rc;
+  *deletes = 0;
+  if ((rc = ops->begin(st)) != 0) return rc;
+  /* Each op runs in its own savepoint: an op the store refuses (a
+   * constraint, a full disk) is undone alone; the other clients' ops in the
+   * batch commit. Only a failure that leaves the backend's caches unsure
+   * (no memory, a device removal) fails the whole batch. */
+  for (o = b->ops; o && rc == 0; o = o->next) {
+    int r;
+    if ((rc = ops->savepoint(st)) != 0) break;
+    if ((r = op_exec(s, o)) != 0 && r != SOTTO_ERR_NOMEM && o->type != SOTTO_SRV_DEVICE_REMOVE &&
+        ops->disk_full(st)) {
+      /* The disk is full: undo this op, give the reserve file's space back
+       * and try once more. An ACK then goes through (it frees space);
+       * anything that would store more is refused as storage full until
+       * the reserve could be made again. */
+      if ((rc = ops->rollback_to(st)) != 0) break;
+      reserve_release(s);
       if ((rc = ops->savepoint(st)) != 0) break;
-      if ((r = op_exec(s, o)) == 0) {
-        rc = ops->release(st);
-        if (o->type == SOTTO_SRV_ACK || o->type == SOTTO_SRV_DEVICE_REMOVE) deletes = 1;
-      } else if (r == SOTTO_ERR_NOMEM || o->type == SOTTO_SRV_DEVICE_REMOVE) {
-        rc = r;
-      } else {
-        o->failed = 1;
-        rc = ops->rollback_to(st);
+      o->code = 0;
+      r = op_exec(s, o);
+      if (r != 0 && r != SOTTO_ERR_NOMEM && o->type != SOTTO_SRV_ACK) {
+        if ((rc = ops->rollback_to(st)) != 0) break;
+        if ((rc = ops->savepoint(st)) != 0) break;
+        o->code = SOTTO_SRV_E_STORAGE_FULL;
+        r = 0;
       }
     }
-    if (rc == 0 && b->expire) rc = ops->expire(st, now_ms() - queue_age_ms(s->cfg), &b->deleted);
-    if (rc == 0) rc = ops->commit(st);
-    if (rc != 0) ops->rollback(st);
-    /* Acknowledged envelopes must not stay readable in the WAL (their
-     * frames from the insert stay there until the WAL is reset): truncate
-     * it after every commit that deleted envelopes, before the ACKs are
-     * answered. A checkpoint that cannot finish now (a reader) is retried
-     * after the next such commit. */
-    if (rc == 0 && (deletes || b->deleted > 0)) ops->wal_truncate(st);
+    if (r == 0) {
+      rc = ops->release(st);
+      if (o->type == SOTTO_SRV_ACK || o->type == SOTTO_SRV_DEVICE_REMOVE) *deletes = 1;
+    } else if (r == SOTTO_ERR_NOMEM || o->type == SOTTO_SRV_DEVICE_REMOVE) {
+      rc = r;
+    } else {
+      o->failed = 1;
+      rc = ops->rollback_to(st);
+    }
+  }
+  if (rc == 0 && b->expire) rc = ops->expire(st, now_ms() - queue_age_ms(s->cfg), &b->deleted);
+  if (rc == 0) rc = ops->commit(st);
+  if (rc != 0) ops->rollback(st);
+  return rc;
+}
+
+/* The group commit, on the store thread (or inline). In WAL mode the pages
+ * reach the disk at commit, so that is where a full disk shows: then the
+ * reserve is given back and the batch runs once more, now with SENDs
+ * refused as storage full and ACKs going through. */
+static void batch_exec(struct srv *s, struct batch *b) {
+  int rc, deletes = 0;
+  rc = batch_try(s, b, &deletes);
+  if (rc != 0 && s->store.ops->disk_full(s->store.impl)) {
+    struct op *o;
+    reserve_release(s);
+    for (o = b->ops; o; o = o->next) {
+      o->code = 0;
+      o->failed = 0;
+      o->target_devkey = 0;
+      free(o->bundle);
+      o->bundle = NULL;
+    }
+    b->deleted = 0;
+    rc = batch_try(s, b, &deletes);
+  }
+  /* Acknowledged envelopes must not stay readable in the WAL (their frames
+   * from the insert stay there until the WAL is reset): truncate it after
+   * every commit that deleted envelopes, before the ACKs are answered. A
+   * checkpoint that cannot finish now (a reader) is retried after the next
+   * such commit. Deletes may also have made room for the reserve again. */
+  if (rc == 0 && (deletes || b->deleted > 0)) {
+    s->store.ops->wal_truncate(s->store.impl);
+    if (s->space_low) reserve_make(s);
   }
   b->rc = rc;
 }
@@ -1848,6 +1936,12 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
     goto out;
   }
   data_modes(cfg->data);
+  /* A full disk must still be able to checkpoint the WAL (deletes need it):
+   * the WAL stays below half the reserve that is given back for that. */
+  if (cfg->disk_reserve > 0) s->store.ops->journal_limit(s->store.impl, cfg->disk_reserve / 2);
+  if (reserve_make(s) != 0)
+    logkv(0, "disk_reserve", "bytes=%lld hint=\"cannot allocate the reserve file; is the disk full?\"",
+          (long long)cfg->disk_reserve);
   if (s->rstore.ops->max_msg_id(s->rstore.impl, &s->horizon) != 0) {
     fprintf(stderr, "sotto-server: cannot read the database in %s\n", cfg->data);
     goto out;

@@ -73,6 +73,11 @@ struct sotto_store_ops {
   /* After a commit that deleted envelopes: make sure no copy of them stays
    * in a journal (SQLite: checkpoint and truncate the WAL). Best effort. */
   void (*wal_truncate)(void *s);
+  /* 1 if the last failure was a full disk (or file size limit). */
+  int (*disk_full)(void *s);
+  /* Keeps the journal (SQLite: the WAL between checkpoints) below about
+   * bytes, so that a reserve of twice that always suffices to checkpoint. */
+  void (*journal_limit)(void *s, int64_t bytes);
 
   /* Accounts and devices. account_create returns SOTTO_ERR_DUPLICATE if the
    * name is taken. device_lookup returns 1 if there is no such device. */

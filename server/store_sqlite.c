@@ -5,6 +5,7 @@
  * lists, a log of delivered messages, anything about a message once it has
  * been acknowledged (secure_delete overwrites its cells). Statements are
  * prepared once at open and reused. */
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -188,6 +189,7 @@ struct sq {
   /* Ciphertext bytes in all queues: committed, and this transaction's
    * change (max-store-bytes is checked against both). */
   int64_t total, txn_bytes;
+  int full; /* the last commit failed on a full disk (the rollback clears SQLite's own code) */
 };
 
 static uint32_t sc_hash(int64_t devkey, const char *sender) {
@@ -314,11 +316,17 @@ static void copy_blob(sqlite3_stmt *st, int col, uint8_t *dst, size_t cap, size_
 
 static int queue_add(struct sq *s, int64_t devkey, int64_t n, int64_t bytes);
 
+/* A full disk (or file system): SQLITE_FULL, or an I/O error from ENOSPC. */
+static int is_full(sqlite3 *db) {
+  return sqlite3_errcode(db) == SQLITE_FULL || sqlite3_system_errno(db) == ENOSPC;
+}
+
 static int sq_begin(void *v) {
   struct sq *s = v;
   if (s->dc_n > DC_MAX) dc_clear(s);
   if (s->sc_n > DC_MAX) sc_clear(s);
   s->txn_bytes = 0;
+  s->full = 0;
   return step_done(stmt(s, Q_BEGIN));
 }
 
@@ -343,8 +351,14 @@ static int sq_commit(void *v) {
   struct sq *s = v;
   struct dcache *e;
   for (e = s->dirty; e; e = e->dnext)
-    if ((e->dn || e->dbytes) && queue_add(s, e->devkey, e->dn, e->dbytes) != 0) return SOTTO_ERR_STORE;
-  if (step_done(stmt(s, Q_COMMIT)) != 0) return SOTTO_ERR_STORE;
+    if ((e->dn || e->dbytes) && queue_add(s, e->devkey, e->dn, e->dbytes) != 0) {
+      s->full = is_full(s->db);
+      return SOTTO_ERR_STORE;
+    }
+  if (step_done(stmt(s, Q_COMMIT)) != 0) {
+    s->full = is_full(s->db);
+    return SOTTO_ERR_STORE;
+  }
   s->total += s->txn_bytes;
   s->txn_bytes = 0;
   while ((e = s->dirty) != NULL) {
@@ -862,6 +876,19 @@ static int sq_max_msg_id(void *v, int64_t *id) {
   return rc == SQLITE_ROW ? 0 : SOTTO_ERR_STORE;
 }
 
+static int sq_disk_full(void *v) {
+  struct sq *s = v;
+  return s->full || is_full(s->db);
+}
+
+static void sq_journal_limit(void *v, int64_t bytes) {
+  struct sq *s = v;
+  int64_t pages = bytes / 4096;
+  if (pages < 16) pages = 16;
+  if (pages > 1000) pages = 1000; /* SQLite's default; more buys nothing */
+  (void)sqlite3_wal_autocheckpoint(s->db, (int)pages);
+}
+
 static const struct sotto_store_ops sqlite_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
@@ -871,6 +898,8 @@ static const struct sotto_store_ops sqlite_ops = {
     .release = sq_release,
     .rollback_to = sq_rollback_to,
     .wal_truncate = sq_wal_truncate,
+    .disk_full = sq_disk_full,
+    .journal_limit = sq_journal_limit,
     .device_remove = sq_device_remove,
     .device_secret = sq_device_secret,
     .sender_count = sq_sender_count,

@@ -461,6 +461,10 @@ static void test_config_and_help(void) {
   if (out) {
     CHECK(strstr(out, "--auth-fail-rate") && strstr(out, "--auth-fail-burst") &&
           strstr(out, "--max-queue-age-seconds"));
+    CHECK(strstr(out, "--max-inflight") && strstr(out, "--idle-timeout") && strstr(out, "--max-unauth-per-addr") &&
+          strstr(out, "--prefix-v4") && strstr(out, "--bundle-otk-burst") && strstr(out, "--max-queue-per-sender") &&
+          strstr(out, "--max-store-bytes") && strstr(out, "--disk-reserve") && strstr(out, "--keys-low-interval") &&
+          strstr(out, "--register-global-rate") && strstr(out, "--auth-fail-prefix-rate"));
     CHECK(strstr(out, "--max-queue") && strstr(out, "--config") && strstr(out, "--metrics") &&
           strstr(out, "requisition"));
     free(out);
@@ -593,6 +597,7 @@ static void test_auth_rate(void) {
     }
     sotto_net_close(many[i]);
   }
+  fprintf(stderr, "auth: %d of 40 correct logins in flight at once from one address succeeded\n", ok);
   CHECK(ok == 40);
   x = srv_connect(&p, &ctx, 1);
   REQUIRE_VOID(x != NULL);
