@@ -63,6 +63,8 @@
 #define LIM_BUCKETS (1u << 16)
 #define LIM_MAX (1u << 20) /* keyed buckets and counters (struct sotto_lim), about 64 MiB at most */
 #define CLOSE_GRACE_MS 2000
+#define BATCH_CONN_OPS 256           /* ops of one connection in one batch */
+#define BATCH_CONN_BYTES (64 * 1024) /* and their cost (op_cost) */
 #define METRICS_REQ_MAX 2048
 
 enum { S_HANDSHAKE, S_HELLO, S_UNAUTH, S_AUTHING, S_AUTHED };
@@ -96,6 +98,10 @@ struct conn {
   int inflight;
   size_t inflight_bytes;
   uint8_t *ibuf; /* input read but not parsed yet (while paused), at most one read */
+  /* batch_start's share count for this connection */
+  uint32_t bt_n;
+  size_t bt_bytes;
+  uint8_t bt_full;
   size_t ibuf_len;
   /* authenticated identity */
   int64_t devkey, account_id;
@@ -122,6 +128,7 @@ struct op {
   int code;
   uint8_t no_otk; /* BUNDLE: the target's one-time key budget is spent */
   uint8_t failed; /* the store refused this op alone (undone by its savepoint) */
+  uint8_t deleted; /* ACK: an envelope was deleted (the WAL is truncated after the commit) */
   uint32_t device_id;
   uint8_t secret[SOTTO_SRV_SECRET_LEN];
   struct sotto_store_device dev;
@@ -675,7 +682,9 @@ static int op_exec(struct srv *s, struct op *o) {
       int found;
       if (sotto__srv_parse_ack(o->data, o->len, &id) != 0) return SOTTO_ERR_INTERNAL;
       if (id > INT64_MAX) return 0;
-      return ops->msg_delete(st, c->devkey, (int64_t)id, &found);
+      rc = ops->msg_delete(st, c->devkey, (int64_t)id, &found);
+      o->deleted = (uint8_t)(rc == 0 && found);
+      return rc;
     }
     case SOTTO_SRV_ROTATE_SECRET: {
       /* A new secret for the calling device; the old one stops working
@@ -992,7 +1001,7 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
     }
     if (r == 0) {
       rc = ops->release(st);
-      if (o->type == SOTTO_SRV_ACK || o->type == SOTTO_SRV_DEVICE_REMOVE) *deletes = 1;
+      if (o->deleted || (o->type == SOTTO_SRV_DEVICE_REMOVE && !o->code)) *deletes = 1;
     } else if (r == SOTTO_ERR_NOMEM || o->type == SOTTO_SRV_DEVICE_REMOVE) {
       rc = r;
     } else {
@@ -1019,6 +1028,7 @@ static void batch_exec(struct srv *s, struct batch *b) {
     for (o = b->ops; o; o = o->next) {
       o->code = 0;
       o->failed = 0;
+      o->deleted = 0;
       o->target_devkey = 0;
       free(o->bundle);
       o->bundle = NULL;
@@ -1066,16 +1076,44 @@ static void *store_thread(void *arg) {
  * Answering may resume reading on a connection, which then queues new ops
  * for the batch after. */
 static void batch_start(struct srv *s) {
+  struct op **pp, *o, *take = NULL, **tt = &take;
+  int n = 0;
   if (s->b_active || (!s->ops && !s->expire_due)) return;
   prune_ops(s);
-  s->b.ops = s->ops;
-  s->b.n = s->n_ops;
+  /* Fairness: one connection contributes at most BATCH_CONN_OPS ops and
+   * BATCH_CONN_BYTES of op cost to a batch (its first op always goes); the
+   * rest of its ops wait, in order, for the next batch. So a client that
+   * pipelines heavy requests cannot make every other client's answer wait
+   * for one huge transaction. */
+  for (o = s->ops; o; o = o->next) {
+    o->c->bt_n = 0;
+    o->c->bt_bytes = 0;
+    o->c->bt_full = 0;
+  }
+  pp = &s->ops;
+  while ((o = *pp) != NULL) {
+    struct conn *c = o->c;
+    size_t cost = op_cost(o->type, o->len);
+    if (c->bt_full || (c->bt_n > 0 && (c->bt_n >= BATCH_CONN_OPS || c->bt_bytes + cost > BATCH_CONN_BYTES))) {
+      c->bt_full = 1;
+      pp = &o->next;
+      continue;
+    }
+    c->bt_n++;
+    c->bt_bytes += cost;
+    *pp = o->next;
+    o->next = NULL;
+    *tt = o;
+    tt = &o->next;
+    n++;
+  }
+  s->ops_tail = pp;
+  s->b.ops = take;
+  s->b.n = n;
   s->b.expire = s->expire_due;
   s->b.rc = 0;
   s->b.deleted = 0;
-  s->ops = NULL;
-  s->ops_tail = &s->ops;
-  s->n_ops = 0;
+  s->n_ops -= n;
   s->expire_due = 0;
   s->b_active = 1;
   if (!s->threaded) {

@@ -267,6 +267,16 @@ static int cmp_u32(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* The RSS bound: 64 MB above idle. Under AddressSanitizer the server's
+ * allocator keeps freed memory in quarantine and adds redzones, so the same
+ * constant working set shows as more RSS: the bound is 4 times larger there
+ * (an unbounded server still goes far past it: +700 MB in 10 s). */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_BOUND_KB (4 * 64 * 1024)
+#else
+#define RSS_BOUND_KB (64 * 1024)
+#endif
+
 static void test_pipelining_memory(void) {
   struct srv_proc p;
   struct sotto_net_ctx *ctx = NULL;
@@ -358,7 +368,7 @@ static void test_pipelining_memory(void) {
   } else {
     fprintf(stderr, "bystander: no request answered, %d failed\n", b.errors);
   }
-  CHECK(idle_kb > 0 && peak_kb - idle_kb <= 64 * 1024);
+  CHECK(idle_kb > 0 && peak_kb - idle_kb <= RSS_BOUND_KB);
   CHECK(written > 1000000);                     /* the attack really ran */
   CHECK(b.n > 0 && b.errors == 0);              /* and the bystander was answered */
   CHECK_RC(sotto_net_ping(b.c), 0);
