@@ -528,6 +528,15 @@ static int op_exec(struct srv *s, struct op *o) {
     o->code = SOTTO_SRV_E_STORAGE_FULL;
     return 0;
   }
+  /* A device removed while some of its requests were queued: what would
+   * act for it (a new device, keys, a secret) is refused, so nothing is
+   * left attached to a device key that no longer exists. */
+  if ((o->type == SOTTO_SRV_ADD_DEVICE || o->type == SOTTO_SRV_KEYS_UPLOAD || o->type == SOTTO_SRV_ROTATE_SECRET ||
+       o->type == SOTTO_SRV_DEVICE_REMOVE) &&
+      !ops->device_exists(st, c->devkey)) {
+    o->code = SOTTO_SRV_E_DEVICE_REMOVED;
+    return 0;
+  }
   switch (o->type) {
     case SOTTO_SRV_REGISTER: {
       struct sotto_srv_register m;

@@ -99,6 +99,8 @@ struct sotto_store_ops {
   /* Removes a device of an account with its keys and its queue; *devkey
    * is the removed device's key. Returns 1 if there is no such device. */
   int (*device_remove)(void *s, int64_t account_id, uint32_t device_id, int64_t *devkey);
+  /* 1 if the device still exists, 0 if it was removed. */
+  int (*device_exists)(void *s, int64_t devkey);
   /* Replaces a device's secret hash. */
   int (*device_secret)(void *s, int64_t devkey, const uint8_t secret_hash[32]);
 

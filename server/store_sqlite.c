@@ -55,6 +55,7 @@ enum {
   Q_DEV_DEL_LR,
   Q_DEV_DEL,
   Q_DEV_SECRET,
+  Q_DEV_EXISTS,
   Q_COUNT
 };
 
@@ -120,6 +121,7 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_DEV_DEL_LR] = "DELETE FROM last_resort WHERE devkey = ?1",
     [Q_DEV_DEL] = "DELETE FROM devices WHERE devkey = ?1",
     [Q_DEV_SECRET] = "UPDATE devices SET secret_hash = ?2 WHERE devkey = ?1",
+    [Q_DEV_EXISTS] = "SELECT 1 FROM devices WHERE devkey = ?1",
 };
 
 static const char schema[] =
@@ -850,6 +852,15 @@ static int sq_device_remove(void *v, int64_t account_id, uint32_t device_id, int
   return 0;
 }
 
+static int sq_device_exists(void *v, int64_t devkey) {
+  sqlite3_stmt *st = stmt(v, Q_DEV_EXISTS);
+  int rc;
+  sqlite3_bind_int64(st, 1, devkey);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW;
+}
+
 static int sq_device_secret(void *v, int64_t devkey, const uint8_t secret_hash[32]) {
   sqlite3_stmt *st = stmt(v, Q_DEV_SECRET);
   sqlite3_bind_int64(st, 1, devkey);
@@ -902,6 +913,7 @@ static const struct sotto_store_ops sqlite_ops = {
     .journal_limit = sq_journal_limit,
     .device_remove = sq_device_remove,
     .device_secret = sq_device_secret,
+    .device_exists = sq_device_exists,
     .sender_count = sq_sender_count,
     .total_bytes = sq_total_bytes,
     .account_create = sq_account_create,
