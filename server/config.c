@@ -60,6 +60,8 @@ static const struct opt opts[] = {
     {"max-queue-bytes", T_I64, O(max_queue_bytes), 1024, 1e15, "ciphertext bytes waiting for one device (104857600)"},
     {"max-store-bytes", T_I64, O(max_store_bytes), 1024, 1e18,
      "ciphertext bytes waiting in all queues together (10737418240)"},
+    {"max-sender-bytes", T_I64, O(max_sender_bytes), 1024, 1e15,
+     "ciphertext bytes from one account waiting in all queues together (268435456)"},
     {"disk-reserve", T_I64, O(disk_reserve), 0, 1e12,
      "bytes kept in DATA/sotto.reserve and given back when the disk is full, so ACKs still work (8388608)"},
     {"max-inflight", T_INT, O(max_inflight), 1, 65536,
@@ -112,6 +114,7 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->max_store_bytes = (int64_t)10 * 1024 * 1024 * 1024;
   c->max_inflight = 1024;
   c->disk_reserve = 8 * 1024 * 1024;
+  c->max_sender_bytes = 256 * 1024 * 1024;
   c->max_inflight_bytes = 1024 * 1024;
   c->idle_timeout_s = 300;
   c->max_unauth_per_addr = 32;

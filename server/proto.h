@@ -84,7 +84,8 @@ enum {
   X(SOTTO_SRV_E_QUEUE_SHARE, 20, "too many of your envelopes wait for this device")             \
   X(SOTTO_SRV_E_FORBIDDEN, 21, "not allowed for this device")                                  \
   X(SOTTO_SRV_E_DEVICE_REMOVED, 22, "this device was removed from its account")                \
-  X(SOTTO_SRV_E_STORAGE_FULL, 23, "server storage full, retry later")
+  X(SOTTO_SRV_E_STORAGE_FULL, 23, "server storage full, retry later")                          \
+  X(SOTTO_SRV_E_SENDER_QUOTA, 24, "too much of your undelivered data waits on this server")
 
 enum {
 #define SOTTO_SRV_X_ENUM(name, value, msg) name = value,

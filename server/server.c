@@ -650,8 +650,9 @@ static int op_exec(struct srv *s, struct op *o) {
       }
       /* Quotas, most specific first, so that the error is true for who
        * gets it: this sender's share of the recipient's queue (one account
-       * cannot fill it), then the queue itself (count and bytes), then the
-       * server's storage. The share is only counted when the queue holds
+       * cannot fill it), then the queue itself (count and bytes), then
+       * everything this account has waiting (one account cannot fill the
+       * disk), then the server's storage. The share is only counted when the queue holds
        * enough envelopes for it to matter. */
       if (d.queue_count >= s->cfg->max_queue_per_sender) {
         int64_t mine = 0;
@@ -664,6 +665,14 @@ static int op_exec(struct srv *s, struct op *o) {
       if (d.queue_count >= s->cfg->max_queue || d.queue_bytes + (int64_t)m.body_len > s->cfg->max_queue_bytes) {
         o->code = SOTTO_SRV_E_QUEUE_FULL;
         return 0;
+      }
+      {
+        int64_t mine = 0;
+        if ((rc = ops->sender_bytes(st, c->user, &mine)) != 0) return rc;
+        if (mine + (int64_t)m.body_len > s->cfg->max_sender_bytes) {
+          o->code = SOTTO_SRV_E_SENDER_QUOTA;
+          return 0;
+        }
       }
       {
         int64_t total = 0;

@@ -128,6 +128,8 @@ struct sotto_store_ops {
    * cheap (answered from counters). */
   int (*sender_count)(void *s, int64_t devkey, const char *sender, int64_t *n);
   int (*total_bytes)(void *s, int64_t *bytes);
+  /* Ciphertext bytes from sender (a username) waiting in all queues. */
+  int (*sender_bytes)(void *s, const char *sender, int64_t *bytes);
 };
 
 struct sotto_store {

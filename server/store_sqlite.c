@@ -56,6 +56,7 @@ enum {
   Q_DEV_DEL,
   Q_DEV_SECRET,
   Q_DEV_EXISTS,
+  Q_SENDER_SUMS,
   Q_COUNT
 };
 
@@ -122,6 +123,7 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_DEV_DEL] = "DELETE FROM devices WHERE devkey = ?1",
     [Q_DEV_SECRET] = "UPDATE devices SET secret_hash = ?2 WHERE devkey = ?1",
     [Q_DEV_EXISTS] = "SELECT 1 FROM devices WHERE devkey = ?1",
+    [Q_SENDER_SUMS] = "SELECT sender, sum(length(body)) FROM messages GROUP BY sender",
 };
 
 static const char schema[] =
@@ -180,8 +182,19 @@ struct scache {
   struct scache *next;
 };
 
+/* Ciphertext bytes queued per sender account (max-sender-bytes), in the
+ * open transaction's view: built from the database at open and after a
+ * rollback, an expiry or a device removal; kept by inserts and deletes. One
+ * entry per account that has envelopes waiting. */
+struct sbytes {
+  char user[SOTTO_SRV_USER_MAX + 1];
+  int64_t bytes;
+  struct sbytes *next;
+};
+
 struct sq {
   sqlite3 *db;
+  struct sbytes *sb[DC_BUCKETS];
   sqlite3_stmt *q[Q_COUNT];
   struct dcache *bykey[DC_BUCKETS], *byname[DC_BUCKETS];
   struct dcache *dirty;
@@ -216,6 +229,69 @@ static void sc_clear(struct sq *s) {
       free(e);
     }
   s->sc_n = 0;
+}
+
+static sqlite3_stmt *stmt(struct sq *s, int which);
+
+static uint32_t sb_hash(const char *user) {
+  uint32_t h = 2166136261u;
+  for (; *user; user++) h = (h ^ (uint8_t)*user) * 16777619u;
+  return h % DC_BUCKETS;
+}
+
+static void sb_clear(struct sq *s) {
+  size_t i;
+  for (i = 0; i < DC_BUCKETS; i++)
+    while (s->sb[i]) {
+      struct sbytes *e = s->sb[i];
+      s->sb[i] = e->next;
+      free(e);
+    }
+}
+
+/* Adds d bytes to sender's sum (an entry is made if needed). */
+static int sb_add(struct sq *s, const char *sender, int64_t d) {
+  struct sbytes *e;
+  uint32_t h;
+  if (!sender || strlen(sender) > SOTTO_SRV_USER_MAX) return 0;
+  h = sb_hash(sender);
+  for (e = s->sb[h]; e; e = e->next)
+    if (strcmp(e->user, sender) == 0) break;
+  if (!e) {
+    if ((e = calloc(1, sizeof *e)) == NULL) return SOTTO_ERR_NOMEM;
+    memcpy(e->user, sender, strlen(sender) + 1);
+    e->next = s->sb[h];
+    s->sb[h] = e;
+  }
+  e->bytes += d;
+  return 0;
+}
+
+static int sb_reload(struct sq *s) {
+  sqlite3_stmt *st;
+  int rc;
+  sb_clear(s);
+  st = stmt(s, Q_SENDER_SUMS);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    if (sb_add(s, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1)) != 0) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+}
+
+static int sq_sender_bytes(void *v, const char *sender, int64_t *bytes) {
+  struct sq *s = v;
+  struct sbytes *e;
+  *bytes = 0;
+  if (strlen(sender) > SOTTO_SRV_USER_MAX) return 0;
+  for (e = s->sb[sb_hash(sender)]; e; e = e->next)
+    if (strcmp(e->user, sender) == 0) {
+      *bytes = e->bytes;
+      break;
+    }
+  return 0;
 }
 
 /* A counted envelope from sender came (+1) or went (-1). */
@@ -388,6 +464,7 @@ static void sq_close(void *v) {
   sqlite3_close(s->db);
   dc_clear(s);
   sc_clear(s);
+  sb_clear(s);
   free(s);
 }
 
@@ -681,6 +758,7 @@ static int sq_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
   if (step_done(st) != 0) return SOTTO_ERR_STORE;
   e->id = sqlite3_last_insert_rowid(s->db);
   sc_bump(s, devkey, e->sender, 1);
+  if (sb_add(s, e->sender, (int64_t)e->body_len) != 0) return SOTTO_ERR_NOMEM;
   return dc_add(s, devkey, 1, (int64_t)e->body_len);
 }
 
@@ -707,6 +785,7 @@ static int sq_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
   sqlite3_bind_int64(st, 2, id);
   if (step_done(st) != 0) return SOTTO_ERR_STORE;
   sc_bump(s, devkey, sender, -1);
+  if (sb_add(s, sender, -bytes) != 0) return SOTTO_ERR_NOMEM;
   return dc_add(s, devkey, -1, -bytes);
 }
 
@@ -761,7 +840,8 @@ static int total_reload(struct sq *s) {
   if (rc == SQLITE_ROW) s->total = sqlite3_column_int64(st, 1);
   sqlite3_reset(st);
   s->txn_bytes = 0;
-  return rc == SQLITE_ROW ? 0 : SOTTO_ERR_STORE;
+  if (rc != SQLITE_ROW) return SOTTO_ERR_STORE;
+  return sb_reload(s);
 }
 
 static int sq_total_bytes(void *v, int64_t *bytes) {
@@ -849,7 +929,7 @@ static int sq_device_remove(void *v, int64_t account_id, uint32_t device_id, int
   s->txn_bytes -= bytes;
   dc_forget(s, *devkey);
   sc_clear(s);
-  return 0;
+  return sb_reload(s);
 }
 
 static int sq_device_exists(void *v, int64_t devkey) {
@@ -916,6 +996,7 @@ static const struct sotto_store_ops sqlite_ops = {
     .device_exists = sq_device_exists,
     .sender_count = sq_sender_count,
     .total_bytes = sq_total_bytes,
+    .sender_bytes = sq_sender_bytes,
     .account_create = sq_account_create,
     .account_get = sq_account_get,
     .device_add = sq_device_add,

@@ -464,7 +464,8 @@ static void test_config_and_help(void) {
     CHECK(strstr(out, "--max-inflight") && strstr(out, "--idle-timeout") && strstr(out, "--max-unauth-per-addr") &&
           strstr(out, "--prefix-v4") && strstr(out, "--bundle-otk-burst") && strstr(out, "--max-queue-per-sender") &&
           strstr(out, "--max-store-bytes") && strstr(out, "--disk-reserve") && strstr(out, "--keys-low-interval") &&
-          strstr(out, "--register-global-rate") && strstr(out, "--auth-fail-prefix-rate"));
+          strstr(out, "--register-global-rate") && strstr(out, "--auth-fail-prefix-rate") &&
+          strstr(out, "--max-sender-bytes"));
     CHECK(strstr(out, "--max-queue") && strstr(out, "--config") && strstr(out, "--metrics") &&
           strstr(out, "requisition"));
     free(out);

@@ -612,48 +612,71 @@ static void test_queue_share(void) {
 
 /* ---- 6: storage quota, ACK always possible ------------------------------------------ */
 
+/* Quotas per sender account (2500 bytes) and for the server (4500 bytes):
+ * alice cannot store a third 1000-byte envelope, carol (another account)
+ * still can until the server is full, then dave gets "storage full"; an ACK
+ * works over quota and makes room; the totals survive a restart. */
 static void test_storage_quota(void) {
   struct srv_proc p;
   struct sotto_net_ctx *ctx = NULL;
-  struct account a = {"alice", 0, {0}}, b = {"bob", 0, {0}};
-  struct sotto_net *ac, *bc;
+  struct account a = {"alice", 0, {0}}, b = {"bob", 0, {0}}, c = {"carol", 0, {0}}, d = {"dave", 0, {0}};
+  struct sotto_net *ac, *bc, *cc, *dc;
   struct sotto_net_event ev;
   static uint8_t body[1000];
-  int i, rc, ok = 0;
-  const char *const extra[] = {"--max-store-bytes", "4500", NULL};
+  int i, rc, ok_a = 0, ok_c = 0;
+  const char *const extra[] = {"--max-store-bytes", "4500", "--max-sender-bytes", "2500", NULL};
   if (srv_mkdir(&p, "quota") != 0 || srv_start(&p, EXTRA(extra, no_extra)) != 0) {
     CHECK(!"server starts");
     return;
   }
   rc = do_register(&p, &ctx, &a);
   if (rc == 0) rc = do_register(&p, &ctx, &b);
+  if (rc == 0) rc = do_register(&p, &ctx, &c);
+  if (rc == 0) rc = do_register(&p, &ctx, &d);
   REQUIRE_VOID(rc == 0);
   ac = login(&p, &ctx, &a);
-  REQUIRE_VOID(ac != NULL);
-  for (i = 0; i < 6; i++) {
+  cc = login(&p, &ctx, &c);
+  dc = login(&p, &ctx, &d);
+  REQUIRE_VOID(ac && cc && dc);
+  for (i = 0; i < 3; i++) {
     rc = sotto_net_send(ac, "bob", 1, 1, body, sizeof body, NULL, NULL);
-    if (rc == 0) ok++;
-    else CHECK_RC(rc, SOTTO_SRV_E_STORAGE_FULL);
+    if (rc == 0) ok_a++;
+    else CHECK_RC(rc, SOTTO_SRV_E_SENDER_QUOTA);
   }
-  fprintf(stderr, "storage quota: 6 SENDs of 1000 bytes under a 4500-byte quota: %d stored\n", ok);
-  CHECK(ok == 4);
+  for (i = 0; i < 3; i++) {
+    rc = sotto_net_send(cc, "bob", 1, 1, body, sizeof body, NULL, NULL);
+    if (rc == 0) ok_c++;
+    else CHECK_RC(rc, SOTTO_SRV_E_SENDER_QUOTA);
+  }
+  rc = sotto_net_send(dc, "bob", 1, 1, body, sizeof body, NULL, NULL);
+  fprintf(stderr,
+          "storage quota: alice stored %d of 3, carol %d of 3 (sender quota 2500 bytes), then dave got ERR %d "
+          "(server quota 4500 bytes)\n",
+          ok_a, ok_c, rc);
+  CHECK(ok_a == 2 && ok_c == 2);
+  CHECK_RC(rc, SOTTO_SRV_E_STORAGE_FULL);
   bc = login(&p, &ctx, &b);
   REQUIRE_VOID(bc != NULL);
   while (sotto_net_next_event(bc, WAIT_MS, &ev) == 1 && ev.kind != SOTTO_NET_EV_MSG) sotto_net_event_clear(&ev);
-  CHECK(ev.kind == SOTTO_NET_EV_MSG);
+  CHECK(ev.kind == SOTTO_NET_EV_MSG && strcmp(ev.sender, "alice") == 0);
   CHECK_RC(sotto_net_ack(bc, ev.id), 0); /* over quota, the ACK works */
   sotto_net_event_clear(&ev);
   CHECK_RC(sotto_net_send(ac, "bob", 1, 1, body, sizeof body, NULL, NULL), 0); /* and made room */
-  CHECK_RC(sotto_net_send(ac, "bob", 1, 1, body, sizeof body, NULL, NULL), SOTTO_SRV_E_STORAGE_FULL);
+  CHECK_RC(sotto_net_send(ac, "bob", 1, 1, body, sizeof body, NULL, NULL), SOTTO_SRV_E_SENDER_QUOTA);
   sotto_net_close(ac);
   sotto_net_close(bc);
+  sotto_net_close(cc);
+  sotto_net_close(dc);
   CHECK(srv_stop(&p) == 0);
-  /* The total survives a restart (read back from the database). */
-  if (srv_start(&p, extra) == 0) {
+  /* The totals are read back from the database after a restart. */
+  if (srv_start(&p, EXTRA(extra, no_extra)) == 0) {
     ac = login(&p, &ctx, &a);
-    CHECK(ac != NULL);
-    if (ac) CHECK_RC(sotto_net_send(ac, "bob", 1, 1, body, sizeof body, NULL, NULL), SOTTO_SRV_E_STORAGE_FULL);
+    dc = login(&p, &ctx, &d);
+    CHECK(ac && dc);
+    if (ac) CHECK_RC(sotto_net_send(ac, "bob", 1, 1, body, sizeof body, NULL, NULL), SOTTO_SRV_E_SENDER_QUOTA);
+    if (dc) CHECK_RC(sotto_net_send(dc, "bob", 1, 1, body, sizeof body, NULL, NULL), SOTTO_SRV_E_STORAGE_FULL);
     sotto_net_close(ac);
+    sotto_net_close(dc);
     CHECK(srv_stop(&p) == 0);
   }
   sotto_net_ctx_free(ctx);
