@@ -21,10 +21,15 @@
  *
  * Memory per idle connection: struct conn plus OpenSSL's state; read and
  * write buffers exist only while bytes are pending (SSL_MODE_RELEASE_BUFFERS
- * does the same inside OpenSSL). */
+ * does the same inside OpenSSL). A busy connection is bounded too: reading
+ * pauses while it has max-inflight requests (or max-inflight-bytes) not yet
+ * answered or 256 KiB of answers not taken, and one connection gives at
+ * most BATCH_CONN_OPS ops to a batch. Limits that must outlive a connection
+ * (per account, address, prefix) are keyed buckets in ratelimit.c. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -39,16 +44,15 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
-#include <sys/stat.h>
-#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "ratelimit.h"
 #include "proto.h"
+#include "ratelimit.h"
 #include "server.h"
 #include "store.h"
 #include "transport.h"
@@ -89,20 +93,20 @@ struct conn {
    * stored or logged): alen bytes of address, the prefix masked. */
   uint8_t addr[16], pfx[16];
   uint8_t alen;
-  uint64_t ukey_addr, ukey_pfx;       /* pre-auth share counters */
+  uint64_t ukey_addr, ukey_pfx;         /* pre-auth share counters */
   uint64_t auth_key_user, auth_key_pfx; /* failed-AUTH buckets of the pending AUTH */
-  uint64_t send_key, bundle_key;      /* the account's SEND and BUNDLE buckets */
+  uint64_t send_key, bundle_key;        /* the account's SEND and BUNDLE buckets */
   /* Requests read but not answered yet, and their payload bytes: reading
    * pauses at max-inflight / max-inflight-bytes, so that the memory one
    * connection can make the server hold is bounded. */
   int inflight;
   size_t inflight_bytes;
   uint8_t *ibuf; /* input read but not parsed yet (while paused), at most one read */
+  size_t ibuf_len;
   /* batch_start's share count for this connection */
   uint32_t bt_n;
   size_t bt_bytes;
   uint8_t bt_full;
-  size_t ibuf_len;
   /* authenticated identity */
   int64_t devkey, account_id;
   uint32_t device_id;
@@ -652,8 +656,8 @@ static int op_exec(struct srv *s, struct op *o) {
        * gets it: this sender's share of the recipient's queue (one account
        * cannot fill it), then the queue itself (count and bytes), then
        * everything this account has waiting (one account cannot fill the
-       * disk), then the server's storage. The share is only counted when the queue holds
-       * enough envelopes for it to matter. */
+       * disk), then the server's storage. The share is only counted when
+       * the queue holds enough envelopes for it to matter. */
       if (d.queue_count >= s->cfg->max_queue_per_sender) {
         int64_t mine = 0;
         if ((rc = ops->sender_count(st, d.devkey, c->user, &mine)) != 0) return rc;
