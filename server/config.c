@@ -62,6 +62,9 @@ static const struct opt opts[] = {
      "ciphertext bytes waiting in all queues together (10737418240)"},
     {"max-sender-bytes", T_I64, O(max_sender_bytes), 1024, 1e15,
      "ciphertext bytes from one account waiting in all queues together (268435456)"},
+    {"wal-scrub-interval", T_I64, O(wal_scrub_ms), 0, 60000,
+     "ms: the WAL is truncated at most this long after envelopes were deleted; 0: after every such commit, "
+     "before the ACKs are answered (costs an fsync each) (200)"},
     {"disk-reserve", T_I64, O(disk_reserve), 0, 1e12,
      "bytes kept in DATA/sotto.reserve and given back when the disk is full, so ACKs still work (8388608)"},
     {"max-inflight", T_INT, O(max_inflight), 1, 65536,
@@ -114,6 +117,7 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->max_store_bytes = (int64_t)10 * 1024 * 1024 * 1024;
   c->max_inflight = 1024;
   c->disk_reserve = 8 * 1024 * 1024;
+  c->wal_scrub_ms = 200;
   c->max_sender_bytes = 256 * 1024 * 1024;
   c->max_inflight_bytes = 1024 * 1024;
   c->idle_timeout_s = 300;

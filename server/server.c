@@ -156,6 +156,8 @@ struct metrics {
 struct batch {
   struct op *ops;
   int n, expire, rc;
+  int scrub;      /* I/O -> store: truncate the WAL after this batch (a scrub is due) */
+  int scrub_need; /* store -> I/O: this batch deleted envelopes and did not truncate */
   int64_t deleted;
 };
 
@@ -168,6 +170,8 @@ struct srv {
   int ep, lfd, mfd, sfd;
   int lockfd; /* DATA/sotto.lock, held (flock) while the server runs */
   int space_low; /* the disk filled up; the reserve is released (store thread) */
+  int scrub_pending;   /* deleted envelopes may still be in the WAL */
+  int64_t scrub_at_ms; /* when the WAL is truncated for them (mono) */
   struct conn *conns;
   int n_conns, n_unauth;
   struct conn *devmap[DEV_BUCKETS];
@@ -1042,7 +1046,15 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
  * reserve is given back and the batch runs once more, now with SENDs
  * refused as storage full and ACKs going through. */
 static void batch_exec(struct srv *s, struct batch *b) {
-  int rc, deletes = 0;
+  int rc = 0, deletes = 0;
+  b->scrub_need = 0;
+  if (!b->ops && !b->expire) {
+    /* Only a WAL scrub was due. */
+    s->store.ops->wal_truncate(s->store.impl);
+    if (s->space_low) reserve_make(s);
+    b->rc = 0;
+    return;
+  }
   rc = batch_try(s, b, &deletes);
   if (rc != 0 && s->store.ops->disk_full(s->store.impl)) {
     struct op *o;
@@ -1058,12 +1070,18 @@ static void batch_exec(struct srv *s, struct batch *b) {
     b->deleted = 0;
     rc = batch_try(s, b, &deletes);
   }
-  /* Acknowledged envelopes must not stay readable in the WAL (their frames
-   * from the insert stay there until the WAL is reset): truncate it after
-   * every commit that deleted envelopes, before the ACKs are answered. A
-   * checkpoint that cannot finish now (a reader) is retried after the next
-   * such commit. Deletes may also have made room for the reserve again. */
+  /* Acknowledged envelopes must not stay readable in the WAL (the frames
+   * their inserts wrote stay there until the WAL is reset): the WAL is
+   * checkpointed and truncated at most wal-scrub-interval ms after a commit
+   * that deleted envelopes (with 0, right after that commit, before its
+   * ACKs are answered: each truncation costs an fsync of the database). A
+   * checkpoint that cannot finish (a reader) is retried at the next scrub.
+   * Deletes may also have made room for the reserve again. */
   if (rc == 0 && (deletes || b->deleted > 0)) {
+    if (s->cfg->wal_scrub_ms == 0) b->scrub = 1;
+    else if (!b->scrub) b->scrub_need = 1;
+  }
+  if (b->scrub) {
     s->store.ops->wal_truncate(s->store.impl);
     if (s->space_low) reserve_make(s);
   }
@@ -1099,8 +1117,8 @@ static void *store_thread(void *arg) {
  * for the batch after. */
 static void batch_start(struct srv *s) {
   struct op **pp, *o, *take = NULL, **tt = &take;
-  int n = 0;
-  if (s->b_active || (!s->ops && !s->expire_due)) return;
+  int n = 0, scrub = s->scrub_pending && mono_ms() >= s->scrub_at_ms;
+  if (s->b_active || (!s->ops && !s->expire_due && !scrub)) return;
   prune_ops(s);
   /* Fairness: one connection contributes at most BATCH_CONN_OPS ops and
    * BATCH_CONN_BYTES of op cost to a batch (its first op always goes); the
@@ -1135,6 +1153,8 @@ static void batch_start(struct srv *s) {
   s->b.expire = s->expire_due;
   s->b.rc = 0;
   s->b.deleted = 0;
+  s->b.scrub = scrub;
+  if (scrub) s->scrub_pending = 0;
   s->n_ops -= n;
   s->expire_due = 0;
   s->b_active = 1;
@@ -1173,6 +1193,10 @@ static void batch_wait(struct srv *s) {
 static void batch_finish(struct srv *s, const struct batch *b) {
   struct op *o, *next, *list = b->ops;
   int rc = b->rc, n = b->n;
+  if (b->scrub_need && !s->scrub_pending) {
+    s->scrub_pending = 1;
+    s->scrub_at_ms = mono_ms() + s->cfg->wal_scrub_ms;
+  }
   if (rc == 0 && b->deleted) {
     s->m.expired += (uint64_t)b->deleted;
     logkv(1, "expire", "deleted=%lld", (long long)b->deleted);
@@ -1180,7 +1204,7 @@ static void batch_finish(struct srv *s, const struct batch *b) {
   if (rc != 0) {
     s->m.commit_failures++;
     logkv(0, "commit_failed", "ops=%d err=%s", n, sotto_errname(rc));
-  } else {
+  } else if (list || b->expire) {
     s->m.commits++;
     s->m.batch_ops += (uint64_t)n;
     s->m.batch_hist[n <= 1 ? 0 : n <= 10 ? 1 : n <= 100 ? 2 : n <= 1000 ? 3 : 4]++;
@@ -2059,6 +2083,10 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
     struct epoll_event evs[256];
     /* Inline batches have no thread to wake the loop when they are done. */
     int i, n, timeout = busy || (s->b_active && !s->threaded) ? 0 : 1000;
+    if (s->scrub_pending && timeout > 0) {
+      int64_t left = s->scrub_at_ms - mono_ms();
+      timeout = left <= 0 ? 0 : left < timeout ? (int)left : timeout;
+    }
     n = epoll_wait(s->ep, evs, 256, timeout);
     if (n < 0 && errno != EINTR) break;
     for (i = 0; i < n; i++) {

@@ -465,7 +465,7 @@ static void test_config_and_help(void) {
           strstr(out, "--prefix-v4") && strstr(out, "--bundle-otk-burst") && strstr(out, "--max-queue-per-sender") &&
           strstr(out, "--max-store-bytes") && strstr(out, "--disk-reserve") && strstr(out, "--keys-low-interval") &&
           strstr(out, "--register-global-rate") && strstr(out, "--auth-fail-prefix-rate") &&
-          strstr(out, "--max-sender-bytes"));
+          strstr(out, "--max-sender-bytes") && strstr(out, "--wal-scrub-interval"));
     CHECK(strstr(out, "--max-queue") && strstr(out, "--config") && strstr(out, "--metrics") &&
           strstr(out, "requisition"));
     free(out);
