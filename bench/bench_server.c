@@ -21,6 +21,11 @@
  *   idle     server RSS per idle authenticated TLS connection, 10,000 of them
  *   login    new connections per second: TCP + TLS handshake + HELLO + AUTH
  *            until the DRAINED marker
+ *   bystander_p99
+ *            p99 in ms of one client's DEVICES requests (one at a time, each
+ *            a store request through the group commit) while one attacker
+ *            pipelines BUNDLE / DEVICES / ACK / KEYS_UPLOAD requests as fast
+ *            as it can and never reads an answer (sotto only)
  *
  * relay, latency and login are measured in ROUNDS rounds that alternate
  * between the server and the floor (who goes first alternates too), so that
@@ -48,6 +53,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
 
 #include "server_load.h"
 #include "wire/wire.h"
@@ -355,7 +362,7 @@ struct pair {
   uint64_t sent, oked, recvd, ack_sent, ack_ok;
 };
 
-enum { M_REGISTER, M_SETTLE, M_RELAY, M_LOGIN, M_BSEND, M_BDRAIN, M_PING };
+enum { M_REGISTER, M_SETTLE, M_RELAY, M_LOGIN, M_BSEND, M_BDRAIN, M_PING, M_BYSTANDER };
 
 struct side {
   const char *name;
@@ -382,6 +389,11 @@ struct side {
   double relay, login, p50, p99, idle_bytes, idle_marginal, gen_bytes, reg_rate;
   double r_first[BACKLOG_ROUNDS], r_last[BACKLOG_ROUNDS], r_drain[BACKLOG_ROUNDS];
   double b_first, b_last, b_drain;
+  /* bystander */
+  int64_t by_t0;
+  uint32_t *by_us;
+  size_t by_n, by_cap;
+  double by_p50, by_p99, by_attack_mb;
 };
 
 static struct side g_s = {.name = "sotto", .p = &g_srv}, g_f = {.name = "floor", .p = &g_floor};
@@ -473,6 +485,19 @@ static void on_frame(void *ctx, struct lg_conn *c, const struct sotto_srv_frame 
     case M_PING:
       want_ok(c, f, 0, "PING");
       sd->pinged++;
+      return;
+    case M_BYSTANDER:
+      if (f->type == SOTTO_SRV_DRAINED || f->type == SOTTO_SRV_KEYS_LOW_PUSH) return;
+      want_ok(c, f, 2 + 4, "DEVICES (bystander)");
+      if (sd->by_n == sd->by_cap) {
+        size_t cap = sd->by_cap ? sd->by_cap * 2 : 4096;
+        uint32_t *q = realloc(sd->by_us, cap * sizeof *q);
+        if (!q) lg_die("out of memory");
+        sd->by_us = q;
+        sd->by_cap = cap;
+      }
+      sd->by_us[sd->by_n++] = (uint32_t)((lg_now_ns() - sd->by_t0) / 1000);
+      c->n_in = 0;
       return;
     case M_RELAY:
       on_relay(sd, c, f);
@@ -817,6 +842,166 @@ static void row_backlog(struct side *sd) {
 
 /* ---- rounds ------------------------------------------------------------------------------- */
 
+/* ---- bystander ------------------------------------------------------------------------ */
+
+/* The attacker: its own TLS connection (no pin check: an attacker does not
+ * care), HELLO and AUTH read synchronously, then only writes. */
+struct attacker {
+  int fd;
+  SSL_CTX *ctx;
+  SSL *ssl;
+};
+
+static int att_read_frame(struct attacker *a, uint8_t *type) {
+  uint8_t hdr[4], body[4096];
+  size_t got = 0, need;
+  while (got < 4) {
+    int k = SSL_read(a->ssl, hdr + got, (int)(4 - got));
+    if (k <= 0) return -1;
+    got += (size_t)k;
+  }
+  need = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+  if (need < 5 || need > sizeof body) return -1;
+  for (got = 0; got < need;) {
+    int k = SSL_read(a->ssl, body + got, (int)(need - got));
+    if (k <= 0) return -1;
+    got += (size_t)k;
+  }
+  *type = body[0];
+  return 0;
+}
+
+static size_t att_frame(uint8_t *out, uint8_t type, uint32_t id, const void *p, size_t n) {
+  sotto__srv_frame_hdr(out, type, id, n);
+  if (n) memcpy(out + 9, p, n);
+  return 9 + n;
+}
+
+static void att_open(struct attacker *a, const struct lg_dev *d) {
+  struct sockaddr_in sa;
+  struct timeval tv = {10, 0};
+  uint8_t buf[128], pl[80], type = 0;
+  size_t n = 0;
+  memset(a, 0, sizeof *a);
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons((uint16_t)atoi(g_srv.port));
+  if ((a->fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 || connect(a->fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+    lg_die("attacker: cannot connect");
+  setsockopt(a->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if ((a->ctx = SSL_CTX_new(TLS_client_method())) == NULL) lg_die("attacker: SSL_CTX_new");
+  SSL_CTX_set_min_proto_version(a->ctx, TLS1_3_VERSION);
+  SSL_CTX_set_verify(a->ctx, SSL_VERIFY_NONE, NULL);
+  SSL_CTX_set_mode(a->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if ((a->ssl = SSL_new(a->ctx)) == NULL || SSL_set_fd(a->ssl, a->fd) != 1 || SSL_connect(a->ssl) != 1)
+    lg_die("attacker: TLS handshake failed");
+  pl[0] = 0, pl[1] = 1;
+  if (SSL_write(a->ssl, buf, (int)att_frame(buf, SOTTO_SRV_HELLO, 1, pl, 2)) <= 0 || att_read_frame(a, &type) ||
+      type != SOTTO_SRV_OK)
+    lg_die("attacker: HELLO failed");
+  pl[n++] = (uint8_t)strlen(d->user);
+  memcpy(pl + n, d->user, strlen(d->user));
+  n += strlen(d->user);
+  pl[n++] = 0, pl[n++] = 0, pl[n++] = 0, pl[n++] = (uint8_t)d->device_id;
+  memcpy(pl + n, d->secret, SOTTO_SRV_SECRET_LEN);
+  n += SOTTO_SRV_SECRET_LEN;
+  if (SSL_write(a->ssl, buf, (int)att_frame(buf, SOTTO_SRV_AUTH, 2, pl, n)) <= 0 || att_read_frame(a, &type) ||
+      type != SOTTO_SRV_OK)
+    lg_die("attacker: AUTH failed");
+  fcntl(a->fd, F_SETFL, fcntl(a->fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* Writes as much of p as the socket takes now; returns the bytes taken. */
+static size_t att_write(struct attacker *a, const uint8_t *p, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    size_t n = 0;
+    if (SSL_write_ex(a->ssl, p + done, len - done, &n) != 1) break;
+    done += n;
+  }
+  return done;
+}
+
+static void att_close(struct attacker *a) {
+  SSL_free(a->ssl);
+  SSL_CTX_free(a->ctx);
+  close(a->fd);
+}
+
+/* One bystander (device 2) sends DEVICES requests one at a time for secs
+ * seconds while the attacker (device 3) keeps writing pipelined requests and
+ * never reads; the bystander's answer times give p50/p99. */
+static void row_bystander(struct side *sd, double secs) {
+  static uint8_t burst[128 * 1024];
+  uint8_t q[64], keys[8192];
+  struct attacker a;
+  struct lg_conn *b;
+  size_t blen = 0, boff = 0, kl, i;
+  uint32_t id = 16;
+  uint64_t written = 0;
+  int64_t t_end;
+  {
+    /* A KEYS_UPLOAD of 100 one-time keys, like a client restocking. */
+    struct sotto__wr w;
+    uint8_t blob[64];
+    memset(blob, 0xAB, sizeof blob);
+    sotto__wr_init(&w, keys, sizeof keys);
+    sotto__wr_u8(&w, 0);
+    sotto__wr_u8(&w, 0);
+    sotto__wr_u8(&w, 100);
+    for (i = 0; i < 100; i++) {
+      sotto__wr_u32be(&w, (uint32_t)(5000 + i));
+      sotto__srv_put_blob16(&w, blob, 33);
+    }
+    sotto__wr_u8(&w, 0);
+    sotto__wr_u8(&w, 0);
+    if (w.err) lg_die("encoding KEYS_UPLOAD failed");
+    kl = w.len;
+  }
+  q[0] = (uint8_t)strlen(g_devs[2].user);
+  memcpy(q + 1, g_devs[2].user, q[0]);
+  q[1 + q[0]] = 0, q[2 + q[0]] = 0, q[3 + q[0]] = 0, q[4 + q[0]] = 1;
+  while (blen + 9 + kl + 3 * 64 < sizeof burst) {
+    uint8_t ack[8];
+    blen += att_frame(burst + blen, SOTTO_SRV_BUNDLE, id++, q, (size_t)q[0] + 5);
+    blen += att_frame(burst + blen, SOTTO_SRV_DEVICES, id++, q, (size_t)q[0] + 1);
+    for (i = 0; i < 8; i++) ack[i] = (uint8_t)(id * 31 + i);
+    blen += att_frame(burst + blen, SOTTO_SRV_ACK, id++, ack, 8);
+    if (id % 64 == 1) blen += att_frame(burst + blen, SOTTO_SRV_KEYS_UPLOAD, id++, keys, kl);
+  }
+  sd->mode = M_BYSTANDER;
+  open_many(sd, &b, 2, 1);
+  sd->mode = M_BYSTANDER;
+  att_open(&a, &g_devs[3]);
+  sd->by_n = 0;
+  b->n_in = 0;
+  t_end = lg_now_ns() + (int64_t)(secs * 1e9);
+  while (lg_now_ns() < t_end) {
+    size_t k = att_write(&a, burst + boff, blen - boff);
+    written += k;
+    boff = (boff + k) % blen;
+    if (!b->n_in) {
+      sd->by_t0 = lg_now_ns();
+      lg_frame(b, SOTTO_SRV_DEVICES, req(b), q, (size_t)q[0] + 1);
+      b->n_in = 1;
+    }
+    lg_poll(sd->g, 1000);
+  }
+  {
+    int64_t deadline = lg_now_ns() + (int64_t)WAIT_S * 1000000000;
+    while (b->n_in && lg_now_ns() < deadline) lg_poll(sd->g, 2000);
+  }
+  if (sd->by_n < 10) lg_die("bystander: only %zu answers while the attacker flooded", sd->by_n);
+  qsort(sd->by_us, sd->by_n, sizeof sd->by_us[0], cmp_u32);
+  sd->by_p50 = sd->by_us[sd->by_n / 2] / 1000.0;
+  sd->by_p99 = sd->by_us[(sd->by_n * 99) / 100] / 1000.0;
+  sd->by_attack_mb = (double)written / 1e6;
+  att_close(&a);
+  lg_close(b);
+  lg_poll(sd->g, 0);
+}
+
 static void progress(int on, const char *what) {
   if (on) fprintf(stderr, "bench_server: %s...\n", what);
 }
@@ -868,6 +1053,8 @@ static void print_table(void) {
          g_s.idle_bytes <= 24576 ? "OK" : "BELOW");
   printf("%-17s %-11s %11s %11s %11.2f  %-22s %s\n", "login", "conn/s", fmt_num(a, g_s.login),
          fmt_num(b, g_f.login), g_s.login / g_f.login, "report", "-");
+  printf("%-17s %-11s %11.2f %11s %11s  %-22s %s\n", "bystander_p99", "ms", g_s.by_p99, "-", "-", "<50 ms",
+         g_s.by_p99 < 50 ? "OK" : "BELOW");
   printf(
       "\nlatency: open loop at %s msg/s (half the relay median) in bursts of %d, %zu / %zu envelopes (sotto "
       "/ floor)\n",
@@ -892,6 +1079,10 @@ static void print_table(void) {
       IDLE_CONNS, fmt_num(a, g_s.idle_marginal), fmt_num(b, g_f.idle_marginal), fmt_num(c, g_s.gen_bytes));
   printf("setup: %d accounts registered at %s/s (pipelined REGISTER over %d connections)\n", N_DEVS,
          fmt_num(a, g_s.reg_rate), REG_CONNS);
+  printf(
+      "bystander: %zu DEVICES requests one at a time, p50 %.2f ms, while one attacker wrote %.1f MB of pipelined\n"
+      "      BUNDLE/DEVICES/ACK/KEYS_UPLOAD requests and read nothing\n",
+      g_s.by_n, g_s.by_p50, g_s.by_attack_mb);
 }
 
 static void json_row(const char *name, const char *unit, double s, double f, const char *extra) {
@@ -915,6 +1106,7 @@ static void print_json(void) {
   json_row("backlog_drain", "msg/s", g_s.b_drain, -1, NULL);
   json_row("idle", "bytes/conn", g_s.idle_bytes, g_f.idle_bytes, NULL);
   json_row("login", "conn/s", g_s.login, g_f.login, NULL);
+  json_row("bystander_p99", "ms", g_s.by_p99, -1, NULL);
 }
 
 static void usage(FILE *f) {
@@ -949,7 +1141,11 @@ int main(int argc, char **argv) {
   static const char *const srv_args[] = {
       "--send-rate", "1e9",     "--send-burst", "1e9",  "--register-rate", "1e9", "--register-burst", "1e9",
       "--max-queue", "1000000", "--max-unauth", "4096", "--auth-timeout",  "120", "--log-level",      "0",
-      NULL};
+      /* one load generator on one address opens 10,000 connections, 256 at
+       * a time, and queues 100,000 envelopes from one sender to one device */
+      "--max-unauth-per-addr", "4096", "--max-unauth-per-prefix", "4096", "--max-queue-per-sender", "1000000",
+      "--idle-timeout", "3600", "--register-prefix-rate", "1e9", "--register-prefix-burst", "1e9",
+      "--register-global-rate", "1e9", "--register-global-burst", "1e9", NULL};
 
   g_secs = DEFAULT_SECONDS;
   for (i = 1; i < argc; i++) {
@@ -1059,10 +1255,14 @@ int main(int argc, char **argv) {
   progress(prog, "backlog");
   row_backlog(&g_s);
 
+  progress(prog, "bystander");
+  row_bystander(&g_s, g_secs);
+
   lg_free(g_s.g);
   lg_free(g_f.g);
   free(g_s.lat_us);
   free(g_f.lat_us);
+  free(g_s.by_us);
   proc_stop(&g_srv);
   proc_stop(&g_floor);
   g_finished = 1;

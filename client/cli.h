@@ -42,7 +42,7 @@ struct cli_cmd {
 
 /* The table lives in main.c; each cmd_*.c defines one or more entries. */
 extern const struct cli_cmd cmd_init, cmd_register, cmd_send, cmd_receive, cmd_safety_number, cmd_verify,
-    cmd_group, cmd_contacts, cmd_groups, cmd_history;
+    cmd_group, cmd_contacts, cmd_groups, cmd_history, cmd_device, cmd_rotate_secret;
 
 /* Prints "sotto: MESSAGE" on stderr (and, with --json, an object
  * {"event":"error","error":CODE,"message":...} on stdout). Returns CLI_FAIL. */

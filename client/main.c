@@ -15,6 +15,7 @@
 static const struct cli_cmd *const commands[] = {
     &cmd_init,  &cmd_register, &cmd_send,     &cmd_receive, &cmd_safety_number,
     &cmd_verify, &cmd_group,   &cmd_contacts, &cmd_groups,  &cmd_history,
+    &cmd_device, &cmd_rotate_secret,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

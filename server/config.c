@@ -36,9 +36,50 @@ static const struct opt opts[] = {
     {"send-burst", T_DBL, O(send_burst), 1, 1e9, "envelopes per device in a burst (1000)"},
     {"register-rate", T_DBL, O(register_rate), 0.001, 1e9, "registrations per minute per IP address (2)"},
     {"register-burst", T_DBL, O(register_burst), 1, 1e9, "registrations per IP address in a burst (10)"},
-    {"auth-fail-rate", T_DBL, O(auth_fail_rate), 0.001, 1e9, "failed logins per minute per IP address, refill (10)"},
-    {"auth-fail-burst", T_DBL, O(auth_fail_burst), 1, 1e9, "failed logins per IP address in a burst (10)"},
+    {"register-prefix-rate", T_DBL, O(register_prefix_rate), 0.001, 1e9,
+     "registrations per minute per IP prefix (prefix-v4/prefix-v6) (5)"},
+    {"register-prefix-burst", T_DBL, O(register_prefix_burst), 1, 1e9, "registrations per IP prefix in a burst (20)"},
+    {"register-global-rate", T_DBL, O(register_global_rate), 0.001, 1e9, "registrations per minute, whole server (60)"},
+    {"register-global-burst", T_DBL, O(register_global_burst), 1, 1e9, "registrations in a burst, whole server (500)"},
+    {"auth-fail-rate", T_DBL, O(auth_fail_rate), 0.001, 1e9,
+     "failed logins per minute per (IP address, account), refill (10)"},
+    {"auth-fail-burst", T_DBL, O(auth_fail_burst), 1, 1e9, "failed logins per (IP address, account) in a burst (10)"},
+    {"auth-fail-prefix-rate", T_DBL, O(auth_fail_prefix_rate), 0.001, 1e9,
+     "failed logins per minute per IP prefix (prefix-v4/prefix-v6), all accounts (100)"},
+    {"auth-fail-prefix-burst", T_DBL, O(auth_fail_prefix_burst), 1, 1e9,
+     "failed logins per IP prefix in a burst, all accounts (100)"},
+    {"bundle-rate", T_DBL, O(bundle_rate), 0.001, 1e9, "BUNDLE requests per minute per requesting account (60)"},
+    {"bundle-burst", T_DBL, O(bundle_burst), 1, 1e9, "BUNDLE requests per requesting account in a burst (200)"},
+    {"bundle-otk-rate", T_DBL, O(bundle_otk_rate), 0.001, 1e9,
+     "one-time pre-keys handed out per minute per target device; beyond, bundles come without (1)"},
+    {"bundle-otk-burst", T_DBL, O(bundle_otk_burst), 1, 1e9, "one-time pre-keys per target device in a burst (20)"},
+    {"keys-low-interval", T_I64, O(keys_low_interval_s), 0, 86400,
+     "seconds between two KEYS_LOW pushes to one device (60)"},
+    {"max-queue-per-sender", T_I64, O(max_queue_per_sender), 1, 1e9,
+     "envelopes from one account waiting for one device (1000)"},
+    {"max-queue-bytes", T_I64, O(max_queue_bytes), 1024, 1e15, "ciphertext bytes waiting for one device (104857600)"},
+    {"max-store-bytes", T_I64, O(max_store_bytes), 1024, 1e18,
+     "ciphertext bytes waiting in all queues together (10737418240)"},
+    {"max-sender-bytes", T_I64, O(max_sender_bytes), 1024, 1e15,
+     "ciphertext bytes from one account waiting in all queues together (268435456)"},
+    {"wal-scrub-interval", T_I64, O(wal_scrub_ms), 0, 60000,
+     "ms: the WAL is truncated at most this long after envelopes were deleted; 0: after every such commit, "
+     "before the ACKs are answered (costs an fsync each) (200)"},
+    {"disk-reserve", T_I64, O(disk_reserve), 0, 1e12,
+     "bytes kept in DATA/sotto.reserve and given back when the disk is full, so ACKs still work (8388608)"},
+    {"max-inflight", T_INT, O(max_inflight), 1, 65536,
+     "requests read but not yet answered per connection; reading pauses there (1024)"},
+    {"max-inflight-bytes", T_I64, O(max_inflight_bytes), 4096, 1e9,
+     "bytes those requests hold (payload, bundle answers) per connection; reading pauses there (1048576)"},
+    {"idle-timeout", T_INT, O(idle_timeout_s), 1, 86400 * 30,
+     "seconds an authenticated connection may send nothing (PING counts) (300)"},
     {"max-unauth", T_INT, O(max_unauth), 1, 1e7, "connections not yet authenticated (1024)"},
+    {"max-unauth-per-addr", T_INT, O(max_unauth_per_addr), 1, 1e7,
+     "connections not yet authenticated per IP address (32)"},
+    {"max-unauth-per-prefix", T_INT, O(max_unauth_per_prefix), 1, 1e7,
+     "connections not yet authenticated per IP prefix (128)"},
+    {"prefix-v4", T_INT, O(prefix_v4), 8, 32, "IPv4 prefix length for the per-prefix limits (24)"},
+    {"prefix-v6", T_INT, O(prefix_v6), 16, 128, "IPv6 prefix length for the per-prefix limits (64)"},
     {"max-connections", T_INT, O(max_connections), 1, 1e7, "connections in all (20000)"},
     {"auth-timeout", T_INT, O(auth_timeout_s), 1, 3600, "seconds for TLS handshake + HELLO + AUTH (10)"},
     {"max-devices", T_INT, O(max_devices), 1, SOTTO_SRV_MAX_DEVICES, "devices per account (6)"},
@@ -60,6 +101,30 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->register_burst = 10;
   c->auth_fail_rate = 10;
   c->auth_fail_burst = 10;
+  c->auth_fail_prefix_rate = 100;
+  c->auth_fail_prefix_burst = 100;
+  c->register_prefix_rate = 5;
+  c->register_prefix_burst = 20;
+  c->register_global_rate = 60;
+  c->register_global_burst = 500;
+  c->bundle_rate = 60;
+  c->bundle_burst = 200;
+  c->bundle_otk_rate = 1;
+  c->bundle_otk_burst = 20;
+  c->keys_low_interval_s = 60;
+  c->max_queue_per_sender = 1000;
+  c->max_queue_bytes = 100 * 1024 * 1024;
+  c->max_store_bytes = (int64_t)10 * 1024 * 1024 * 1024;
+  c->max_inflight = 1024;
+  c->disk_reserve = 8 * 1024 * 1024;
+  c->wal_scrub_ms = 200;
+  c->max_sender_bytes = 256 * 1024 * 1024;
+  c->max_inflight_bytes = 1024 * 1024;
+  c->idle_timeout_s = 300;
+  c->max_unauth_per_addr = 32;
+  c->max_unauth_per_prefix = 128;
+  c->prefix_v4 = 24;
+  c->prefix_v6 = 64;
   c->max_unauth = 1024;
   c->max_connections = 20000;
   c->auth_timeout_s = 10;

@@ -58,6 +58,39 @@ int sotto__srv_username_ok(const uint8_t *s, size_t len) {
   return 1;
 }
 
+int sotto__srv_username_new_ok(const uint8_t *s, size_t len) {
+  size_t i;
+  if (!sotto__srv_username_ok(s, len)) return 0;
+  if (!(s[0] >= 'a' && s[0] <= 'z')) return 0;
+  if (s[len - 1] == '.' || s[len - 1] == '_') return 0;
+  for (i = 1; i < len; i++)
+    if ((s[i] == '.' || s[i] == '_') && (s[i - 1] == '.' || s[i - 1] == '_')) return 0;
+  return 1;
+}
+
+void sotto__srv_username_canon(const uint8_t *s, size_t len, char out[SOTTO_SRV_USER_MAX + 1]) {
+  char tmp[SOTTO_SRV_USER_MAX + 1];
+  size_t i, n = 0, m = 0;
+  if (len > SOTTO_SRV_USER_MAX) len = SOTTO_SRV_USER_MAX;
+  for (i = 0; i < len; i++) {
+    uint8_t c = s[i];
+    if (c == '.' || c == '_') continue;
+    tmp[n++] = c == '0' ? 'o' : c == '1' ? 'l' : (char)c;
+  }
+  for (i = 0; i < n; i++) {
+    if (i + 1 < n && tmp[i] == 'r' && tmp[i + 1] == 'n') {
+      out[m++] = 'm';
+      i++;
+    } else if (i + 1 < n && tmp[i] == 'v' && tmp[i + 1] == 'v') {
+      out[m++] = 'w';
+      i++;
+    } else {
+      out[m++] = tmp[i];
+    }
+  }
+  out[m] = 0;
+}
+
 /* ---- field readers ------------------------------------------------------- */
 
 static int rd_u16(struct sotto__rd *r, uint16_t *v) {
@@ -208,6 +241,15 @@ int sotto__srv_parse_ack(const uint8_t *p, size_t len, uint64_t *id) {
   int rc;
   sotto__rd_init(&r, p, len);
   TRY(sotto__rd_u64be(&r, id));
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_device_remove(const uint8_t *p, size_t len, uint32_t *device_id) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_u32be(&r, device_id));
+  if (*device_id == 0) return SOTTO_ERR_MALFORMED;
   return rd_end(&r);
 }
 

@@ -43,6 +43,8 @@ enum {
   SOTTO_SRV_REGISTER = 0x02,
   SOTTO_SRV_AUTH = 0x03,
   SOTTO_SRV_ADD_DEVICE = 0x04,
+  SOTTO_SRV_DEVICE_REMOVE = 0x05,
+  SOTTO_SRV_ROTATE_SECRET = 0x06,
   SOTTO_SRV_KEYS_UPLOAD = 0x10,
   SOTTO_SRV_BUNDLE = 0x11,
   SOTTO_SRV_DEVICES = 0x12,
@@ -78,7 +80,12 @@ enum {
   X(SOTTO_SRV_E_TOO_MANY_DEVICES, 16, "too many devices")               \
   X(SOTTO_SRV_E_NO_KEYS, 17, "device has no signed pre-key")            \
   X(SOTTO_SRV_E_STATE, 18, "request not allowed in this state")         \
-  X(SOTTO_SRV_E_AUTH_RATE, 19, "too many failed logins from this address, retry later")
+  X(SOTTO_SRV_E_AUTH_RATE, 19, "too many failed logins from this address, retry later")          \
+  X(SOTTO_SRV_E_QUEUE_SHARE, 20, "too many of your envelopes wait for this device")             \
+  X(SOTTO_SRV_E_FORBIDDEN, 21, "not allowed for this device")                                  \
+  X(SOTTO_SRV_E_DEVICE_REMOVED, 22, "this device was removed from its account")                \
+  X(SOTTO_SRV_E_STORAGE_FULL, 23, "server storage full, retry later")                          \
+  X(SOTTO_SRV_E_SENDER_QUOTA, 24, "too much of your undelivered data waits on this server")
 
 enum {
 #define SOTTO_SRV_X_ENUM(name, value, msg) name = value,
@@ -106,8 +113,21 @@ int sotto__srv_frame_parse(const uint8_t *body, size_t len, struct sotto_srv_fra
 /* Writes the 9-byte frame header for a payload of payload_len bytes. */
 void sotto__srv_frame_hdr(uint8_t out[9], uint8_t type, uint32_t req_id, size_t payload_len);
 
-/* Username rules: lowercase [a-z0-9_.], 3..32 bytes. Returns 1 if valid. */
+/* Username rules: lowercase [a-z0-9_.], 3..32 bytes. Returns 1 if valid.
+ * Every name on the wire follows these (names registered before the
+ * stricter rule below stay reachable). */
 int sotto__srv_username_ok(const uint8_t *s, size_t len);
+/* The rule for a NEW name (REGISTER): sotto__srv_username_ok, and it starts
+ * with a letter, ends with a letter or digit, and has no two separators
+ * ('.', '_') in a row, so "alice." or "alice..b" cannot be registered.
+ * Returns 1 if valid. */
+int sotto__srv_username_new_ok(const uint8_t *s, size_t len);
+/* The canonical form of a name, used to refuse look-alikes: separators
+ * ('.', '_') dropped, then '0' read as 'o', '1' as 'l', "rn" as 'm' and
+ * "vv" as 'w'. Two names with the same canonical form cannot both be
+ * registered ("alice", "alice.", "al_ice", "a1ice" are one name). out gets
+ * at most len bytes plus NUL; len must be <= SOTTO_SRV_USER_MAX. */
+void sotto__srv_username_canon(const uint8_t *s, size_t len, char out[SOTTO_SRV_USER_MAX + 1]);
 
 /* ---- requests ------------------------------------------------------------- */
 
@@ -164,6 +184,8 @@ int sotto__srv_parse_bundle_req(const uint8_t *p, size_t len, struct sotto_srv_t
 int sotto__srv_parse_devices_req(const uint8_t *p, size_t len, struct sotto_srv_target *m) SOTTO_WUR;
 int sotto__srv_parse_send(const uint8_t *p, size_t len, size_t max_body, struct sotto_srv_send *m) SOTTO_WUR;
 int sotto__srv_parse_ack(const uint8_t *p, size_t len, uint64_t *id) SOTTO_WUR;
+/* DEVICE_REMOVE: u32 device id (1..), nothing else. */
+int sotto__srv_parse_device_remove(const uint8_t *p, size_t len, uint32_t *device_id) SOTTO_WUR;
 
 /* ---- server answers and pushes ------------------------------------------ */
 

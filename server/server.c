@@ -21,10 +21,15 @@
  *
  * Memory per idle connection: struct conn plus OpenSSL's state; read and
  * write buffers exist only while bytes are pending (SSL_MODE_RELEASE_BUFFERS
- * does the same inside OpenSSL). */
+ * does the same inside OpenSSL). A busy connection is bounded too: reading
+ * pauses while it has max-inflight requests (or max-inflight-bytes) not yet
+ * answered or 256 KiB of answers not taken, and one connection gives at
+ * most BATCH_CONN_OPS ops to a batch. Limits that must outlive a connection
+ * (per account, address, prefix) are keyed buckets in ratelimit.c. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -38,13 +43,16 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "proto.h"
+#include "ratelimit.h"
 #include "server.h"
 #include "store.h"
 #include "transport.h"
@@ -56,9 +64,11 @@
 #define BACKLOG_PAGE 64
 #define BACKLOG_ROOM (64 * 1024) /* page the backlog while less than this is pending */
 #define DEV_BUCKETS (1u << 16)
-#define IP_SLOTS 4096
-#define AUTH_FAIL_SLOTS 1024 /* failed-AUTH buckets, one per recent source address */
+#define LIM_BUCKETS (1u << 16)
+#define LIM_MAX (1u << 20) /* keyed buckets and counters (struct sotto_lim), about 64 MiB at most */
 #define CLOSE_GRACE_MS 2000
+#define BATCH_CONN_OPS 256           /* ops of one connection in one batch */
+#define BATCH_CONN_BYTES (64 * 1024) /* and their cost (op_cost) */
 #define METRICS_REQ_MAX 2048
 
 enum { S_HANDSHAKE, S_HELLO, S_UNAUTH, S_AUTHING, S_AUTHED };
@@ -72,17 +82,35 @@ struct conn {
   uint8_t kind, state;
   uint8_t closing, dead, in_backlog, backlog, registered_ev, flush_queued;
   uint8_t hdr_have;
-  uint8_t auth_held; /* the pending AUTH holds a token of its address's failed-AUTH bucket */
+  uint8_t auth_held; /* the pending AUTH is charged to its failed-AUTH buckets if it fails */
+  uint8_t ucounted;  /* counted in the per-address and per-prefix pre-auth shares */
+  uint8_t rpaused;   /* reading paused: too much in flight (input kept in ibuf) */
   uint8_t hdr[4];
   uint32_t ev;
   int64_t deadline_ms;
-  uint64_t ip_tag;
+  int64_t last_rx_ms; /* last frame received (idle timeout of authenticated connections) */
+  /* The peer address, in memory only while not authenticated (it is never
+   * stored or logged): alen bytes of address, the prefix masked. */
+  uint8_t addr[16], pfx[16];
+  uint8_t alen;
+  uint64_t ukey_addr, ukey_pfx;         /* pre-auth share counters */
+  uint64_t auth_key_user, auth_key_pfx; /* failed-AUTH buckets of the pending AUTH */
+  uint64_t send_key, bundle_key;        /* the account's SEND and BUNDLE buckets */
+  /* Requests read but not answered yet, and their payload bytes: reading
+   * pauses at max-inflight / max-inflight-bytes, so that the memory one
+   * connection can make the server hold is bounded. */
+  int inflight;
+  size_t inflight_bytes;
+  uint8_t *ibuf; /* input read but not parsed yet (while paused), at most one read */
+  size_t ibuf_len;
+  /* batch_start's share count for this connection */
+  uint32_t bt_n;
+  size_t bt_bytes;
+  uint8_t bt_full;
   /* authenticated identity */
   int64_t devkey, account_id;
   uint32_t device_id;
   char user[SOTTO_SRV_USER_MAX + 1];
-  double tokens;
-  int64_t tokens_ms;
   /* partial frame being read */
   uint8_t *rbuf;
   uint32_t rneed, rhave, rcap;
@@ -102,6 +130,9 @@ struct op {
   uint32_t req_id;
   /* results, filled by exec, sent after commit */
   int code;
+  uint8_t no_otk; /* BUNDLE: the target's one-time key budget is spent */
+  uint8_t failed; /* the store refused this op alone (undone by its savepoint) */
+  uint8_t deleted; /* ACK: an envelope was deleted (the WAL is truncated after the commit) */
   uint32_t device_id;
   uint8_t secret[SOTTO_SRV_SECRET_LEN];
   struct sotto_store_device dev;
@@ -111,20 +142,6 @@ struct op {
   size_t n_ids;
   size_t len;
   uint8_t data[]; /* the request payload */
-};
-
-struct ipslot {
-  uint64_t tag;
-  double tokens;
-  int64_t ms;
-};
-
-/* A failed-AUTH bucket: tag is the keyed hash of the address (0 = free),
- * ms the last time the bucket was touched. */
-struct authslot {
-  uint64_t tag;
-  double tokens;
-  int64_t ms;
 };
 
 struct metrics {
@@ -139,6 +156,8 @@ struct metrics {
 struct batch {
   struct op *ops;
   int n, expire, rc;
+  int scrub;      /* I/O -> store: truncate the WAL after this batch (a scrub is due) */
+  int scrub_need; /* store -> I/O: this batch deleted envelopes and did not truncate */
   int64_t deleted;
 };
 
@@ -149,6 +168,10 @@ struct srv {
   int64_t horizon;           /* highest envelope id whose batch has been answered */
   SSL_CTX *ctx;
   int ep, lfd, mfd, sfd;
+  int lockfd; /* DATA/sotto.lock, held (flock) while the server runs */
+  int space_low; /* the disk filled up; the reserve is released (store thread) */
+  int scrub_pending;   /* deleted envelopes may still be in the WAL */
+  int64_t scrub_at_ms; /* when the WAL is truncated for them (mono) */
   struct conn *conns;
   int n_conns, n_unauth;
   struct conn *devmap[DEV_BUCKETS];
@@ -159,9 +182,7 @@ struct srv {
   int n_ops;
   int expire_due;
   int64_t next_expire_ms;
-  struct ipslot ip[IP_SLOTS];
-  struct authslot authfail[AUTH_FAIL_SLOTS];
-  uint8_t ipkey[crypto_shorthash_KEYBYTES];
+  struct sotto_lim lim; /* every limit that outlives a connection */
   struct metrics m;
   int stopping;
   /* group commit pipeline */
@@ -212,45 +233,26 @@ __attribute__((format(printf, 3, 4))) static void logkv(int level, const char *e
           kv[0] ? " " : "", kv);
 }
 
-static int bucket_take(double *tokens, int64_t *last_ms, double rate_per_ms, double burst) {
-  int64_t t = mono_ms();
-  *tokens += (double)(t - *last_ms) * rate_per_ms;
-  if (*tokens > burst) *tokens = burst;
-  *last_ms = t;
-  if (*tokens < 1.0) return 0;
-  *tokens -= 1.0;
-  return 1;
-}
+/* Peer tag for debug logs: 32 bits of the keyed hash of the address, so
+ * that lines about one peer can be matched without the address in clear. */
+static unsigned peer_tag(const struct conn *c) { return (unsigned)(c->ukey_addr >> 32); }
 
-/* Failed-AUTH buckets: a fixed table searched linearly (only AUTH requests
- * look at it). An address without a slot takes a free one, or one whose
- * bucket has refilled completely (it holds nothing worth keeping), or else the
- * least recently touched: the table never grows, whatever an attacker does.
- * With create 0 a missing address gives NULL. */
-static struct authslot *authfail_slot(struct srv *s, uint64_t tag, int create) {
-  struct authslot *free_slot = NULL, *oldest = NULL, *victim;
-  double rate = s->cfg->auth_fail_rate / 60000.0, burst = s->cfg->auth_fail_burst;
-  int64_t t = mono_ms();
-  size_t i;
-  for (i = 0; i < AUTH_FAIL_SLOTS; i++) {
-    struct authslot *a = &s->authfail[i];
-    if (a->tag == tag && tag != 0) return a;
-    if (!create) continue;
-    if (!free_slot && (a->tag == 0 || a->tokens + (double)(t - a->ms) * rate >= burst)) free_slot = a;
-    if (!oldest || a->ms < oldest->ms) oldest = a;
-  }
-  if ((victim = free_slot ? free_slot : oldest) == NULL) return NULL;
-  victim->tag = tag;
-  victim->tokens = burst;
-  victim->ms = t;
-  return victim;
-}
+/* Per-minute rates of the config as tokens per millisecond. */
+static double per_min(double r) { return r / 60000.0; }
 
 static void hash_secret(uint8_t out[32], const uint8_t secret[SOTTO_SRV_SECRET_LEN]) {
   crypto_hash_sha256(out, secret, SOTTO_SRV_SECRET_LEN);
 }
 
 /* ---- connection bookkeeping --------------------------------------------- */
+
+/* 1 if no more requests may be read from c now: too many in flight, too many
+ * of their bytes, or too many answer bytes not yet taken by the peer. The
+ * peer's requests then wait in its own socket buffers, not in our memory. */
+static int conn_full(const struct srv *s, const struct conn *c) {
+  return c->inflight >= s->cfg->max_inflight || (int64_t)c->inflight_bytes >= s->cfg->max_inflight_bytes ||
+         c->wlen - c->woff >= WBUF_HIGH;
+}
 
 static void ev_update(struct srv *s, struct conn *c) {
   uint32_t want = 0;
@@ -259,7 +261,7 @@ static void ev_update(struct srv *s, struct conn *c) {
   if (c->state == S_HANDSHAKE) {
     want = c->io.want_write ? EPOLLOUT : EPOLLIN;
   } else {
-    if (!c->closing && c->wlen - c->woff < WBUF_HIGH) want |= EPOLLIN;
+    if (!c->closing && !c->ibuf && !conn_full(s, c)) want |= EPOLLIN;
     if (c->wlen > c->woff || c->io.want_write) want |= EPOLLOUT;
   }
   if (c->registered_ev && want == c->ev) return;
@@ -304,6 +306,14 @@ static void backlog_del(struct srv *s, struct conn *c) {
 
 static int is_unauth(const struct conn *c) { return c->kind == K_CLIENT && c->state != S_AUTHED; }
 
+/* Gives back the connection's pre-auth share (it authenticated or went). */
+static void unauth_release(struct srv *s, struct conn *c) {
+  if (!c->ucounted) return;
+  c->ucounted = 0;
+  sotto__lim_dec(&s->lim, c->ukey_addr);
+  sotto__lim_dec(&s->lim, c->ukey_pfx);
+}
+
 /* Drops a connection now: unregisters it everywhere and closes the socket.
  * The struct itself is freed at the end of the loop iteration, because ops
  * in the current batch may still point at it. */
@@ -311,6 +321,7 @@ static void conn_drop(struct srv *s, struct conn *c) {
   if (c->dead) return;
   c->dead = 1;
   if (is_unauth(c)) s->n_unauth--;
+  unauth_release(s, c);
   if (c->state == S_AUTHED && devmap_get(s, c->devkey) == c) devmap_del(s, c);
   backlog_del(s, c);
   if (c->registered_ev) epoll_ctl(s->ep, EPOLL_CTL_DEL, c->io.fd, NULL);
@@ -321,8 +332,11 @@ static void conn_drop(struct srv *s, struct conn *c) {
   s->n_conns--;
   free(c->rbuf);
   free(c->wbuf);
+  free(c->ibuf);
   c->rbuf = NULL;
   c->wbuf = NULL;
+  c->ibuf = NULL;
+  c->ibuf_len = 0;
   c->wlen = c->woff = c->wcap = 0;
   c->znext = s->zombies;
   s->zombies = c;
@@ -393,7 +407,10 @@ static void conn_close_with(struct srv *s, struct conn *c, int code) {
   c->closing = 1;
   c->deadline_ms = mono_ms() + CLOSE_GRACE_MS;
   free(c->rbuf);
+  free(c->ibuf);
   c->rbuf = NULL;
+  c->ibuf = NULL;
+  c->ibuf_len = 0;
   c->rhave = c->rneed = c->rcap = 0;
   do_write(s, c);
 }
@@ -433,11 +450,11 @@ static void do_read(struct srv *s, struct conn *c);
 static void prune_ops(struct srv *s);
 
 static void do_write(struct srv *s, struct conn *c) {
-  int was_high = c->wlen - c->woff >= WBUF_HIGH;
   while (!c->dead && c->wlen > c->woff) {
     ssize_t n = c->io.t->write(&c->io, c->wbuf + c->woff, c->wlen - c->woff);
     if (n == SOTTO_IO_AGAIN) break;
     if (n <= 0) {
+      logkv(2, "conn_closed", "peer=%08x state=%d err=write", peer_tag(c), c->state);
       conn_drop(s, c);
       return;
     }
@@ -455,11 +472,18 @@ static void do_write(struct srv *s, struct conn *c) {
     }
   }
   ev_update(s, c);
-  /* Reading was paused by back-pressure: resume (OpenSSL may hold bytes). */
-  if (was_high && c->wlen - c->woff < WBUF_HIGH && !c->closing) do_read(s, c);
+  /* Reading was paused by back-pressure (answers not taken, or requests
+   * in flight): resume once there is room (OpenSSL may hold bytes). */
+  if (c->rpaused && !conn_full(s, c) && !c->closing) do_read(s, c);
 }
 
 /* ---- ops ------------------------------------------------------------------- */
+
+/* What an op counts against max-inflight-bytes: its payload, and for a
+ * BUNDLE the owned bundle buffer its answer needs (allocated when it runs). */
+static size_t op_cost(uint8_t type, size_t len) {
+  return len + (type == SOTTO_SRV_BUNDLE ? sizeof(struct sotto_srv_bundle_buf) : 0);
+}
 
 static struct op *op_new(struct srv *s, struct conn *c, const struct sotto_srv_frame *f) {
   struct op *o = calloc(1, sizeof *o + f->len);
@@ -469,13 +493,19 @@ static struct op *op_new(struct srv *s, struct conn *c, const struct sotto_srv_f
   o->req_id = f->req_id;
   o->len = f->len;
   if (f->len) memcpy(o->data, f->p, f->len);
+  c->inflight++;
+  c->inflight_bytes += op_cost(f->type, f->len);
   *s->ops_tail = o;
   s->ops_tail = &o->next;
   s->n_ops++;
   return o;
 }
 
+/* The op's connection may be dropped but is still allocated (zombies are
+ * freed only after the ops that point at them). */
 static void op_free(struct op *o) {
+  o->c->inflight--;
+  o->c->inflight_bytes -= op_cost(o->type, o->len);
   free(o->bundle);
   sodium_memzero(o->secret, sizeof o->secret);
   sodium_memzero(&o->dev, sizeof o->dev);
@@ -499,13 +529,29 @@ static int op_exec(struct srv *s, struct op *o) {
   char user[SOTTO_SRV_USER_MAX + 1];
   int rc;
 
+  /* The disk filled up and the reserve was given back for deletes: what
+   * would store more waits until there is room again (ACKs go on). */
+  if (s->space_low && (o->type == SOTTO_SRV_SEND || o->type == SOTTO_SRV_KEYS_UPLOAD ||
+                       o->type == SOTTO_SRV_REGISTER || o->type == SOTTO_SRV_ADD_DEVICE)) {
+    o->code = SOTTO_SRV_E_STORAGE_FULL;
+    return 0;
+  }
+  /* A device removed while some of its requests were queued: what would
+   * act for it (a new device, keys, a secret) is refused, so nothing is
+   * left attached to a device key that no longer exists. */
+  if ((o->type == SOTTO_SRV_ADD_DEVICE || o->type == SOTTO_SRV_KEYS_UPLOAD || o->type == SOTTO_SRV_ROTATE_SECRET ||
+       o->type == SOTTO_SRV_DEVICE_REMOVE) &&
+      !ops->device_exists(st, c->devkey)) {
+    o->code = SOTTO_SRV_E_DEVICE_REMOVED;
+    return 0;
+  }
   switch (o->type) {
     case SOTTO_SRV_REGISTER: {
       struct sotto_srv_register m;
       uint8_t h[32];
       int64_t acc;
       if (sotto__srv_parse_register(o->data, o->len, &m) != 0) return SOTTO_ERR_INTERNAL;
-      if (!sotto__srv_username_ok(m.username.p, m.username.len)) {
+      if (!sotto__srv_username_new_ok(m.username.p, m.username.len)) {
         o->code = SOTTO_SRV_E_BAD_USERNAME;
         return 0;
       }
@@ -583,7 +629,7 @@ static int op_exec(struct srv *s, struct op *o) {
         return 0;
       }
       if ((o->bundle = calloc(1, sizeof *o->bundle)) == NULL) return SOTTO_ERR_NOMEM;
-      if ((rc = ops->bundle_take(st, d.devkey, o->bundle)) < 0) return rc;
+      if ((rc = ops->bundle_take(st, d.devkey, !o->no_otk, o->bundle)) < 0) return rc;
       if (rc == 1) {
         o->code = SOTTO_SRV_E_NO_KEYS;
         return 0;
@@ -610,9 +656,39 @@ static int op_exec(struct srv *s, struct op *o) {
         o->code = SOTTO_SRV_E_NOT_FOUND;
         return 0;
       }
-      if (d.queue_count >= s->cfg->max_queue) {
+      /* Quotas, most specific first, so that the error is true for who
+       * gets it: this sender's share of the recipient's queue (one account
+       * cannot fill it), then the queue itself (count and bytes), then
+       * everything this account has waiting (one account cannot fill the
+       * disk), then the server's storage. The share is only counted when
+       * the queue holds enough envelopes for it to matter. */
+      if (d.queue_count >= s->cfg->max_queue_per_sender) {
+        int64_t mine = 0;
+        if ((rc = ops->sender_count(st, d.devkey, c->user, &mine)) != 0) return rc;
+        if (mine >= s->cfg->max_queue_per_sender) {
+          o->code = SOTTO_SRV_E_QUEUE_SHARE;
+          return 0;
+        }
+      }
+      if (d.queue_count >= s->cfg->max_queue || d.queue_bytes + (int64_t)m.body_len > s->cfg->max_queue_bytes) {
         o->code = SOTTO_SRV_E_QUEUE_FULL;
         return 0;
+      }
+      {
+        int64_t mine = 0;
+        if ((rc = ops->sender_bytes(st, c->user, &mine)) != 0) return rc;
+        if (mine + (int64_t)m.body_len > s->cfg->max_sender_bytes) {
+          o->code = SOTTO_SRV_E_SENDER_QUOTA;
+          return 0;
+        }
+      }
+      {
+        int64_t total = 0;
+        if ((rc = ops->total_bytes(st, &total)) != 0) return rc;
+        if (total + (int64_t)m.body_len > s->cfg->max_store_bytes) {
+          o->code = SOTTO_SRV_E_STORAGE_FULL;
+          return 0;
+        }
       }
       e.sender = c->user;
       e.sender_device = c->device_id;
@@ -632,7 +708,34 @@ static int op_exec(struct srv *s, struct op *o) {
       int found;
       if (sotto__srv_parse_ack(o->data, o->len, &id) != 0) return SOTTO_ERR_INTERNAL;
       if (id > INT64_MAX) return 0;
-      return ops->msg_delete(st, c->devkey, (int64_t)id, &found);
+      rc = ops->msg_delete(st, c->devkey, (int64_t)id, &found);
+      o->deleted = (uint8_t)(rc == 0 && found);
+      return rc;
+    }
+    case SOTTO_SRV_ROTATE_SECRET: {
+      /* A new secret for the calling device; the old one stops working
+       * when this commits (a stolen secret is not permanent access). */
+      uint8_t h[32];
+      randombytes_buf(o->secret, sizeof o->secret);
+      hash_secret(h, o->secret);
+      rc = ops->device_secret(st, c->devkey, h);
+      sodium_memzero(h, sizeof h);
+      o->device_id = c->device_id;
+      return rc;
+    }
+    case SOTTO_SRV_DEVICE_REMOVE: {
+      uint32_t id;
+      if (sotto__srv_parse_device_remove(o->data, o->len, &id) != 0) return SOTTO_ERR_INTERNAL;
+      /* Device 1 (the first, from REGISTER) may remove any other device;
+       * any device may remove itself; device 1 itself stays. */
+      if (id == 1 || (c->device_id != 1 && id != c->device_id)) {
+        o->code = SOTTO_SRV_E_FORBIDDEN;
+        return 0;
+      }
+      if ((rc = ops->device_remove(st, c->account_id, id, &o->target_devkey)) < 0) return rc;
+      if (rc == 1) o->code = SOTTO_SRV_E_NOT_FOUND;
+      o->device_id = id;
+      return 0;
     }
   }
   return SOTTO_ERR_INTERNAL;
@@ -649,12 +752,18 @@ static void authed(struct srv *s, struct conn *c, const struct sotto_store_devic
   }
   c->state = S_AUTHED;
   s->n_unauth--;
+  unauth_release(s, c);
   c->devkey = d->devkey;
   c->account_id = d->account_id;
   c->device_id = d->device_id;
   snprintf(c->user, sizeof c->user, "%s", user);
-  c->tokens = s->cfg->send_burst;
-  c->tokens_ms = mono_ms();
+  /* The rate limits live with the account, not the connection: a
+   * reconnect finds the same buckets. */
+  c->send_key = sotto__lim_key(&s->lim, SOTTO_LIM_SEND, &c->account_id, sizeof c->account_id);
+  c->bundle_key = sotto__lim_key(&s->lim, SOTTO_LIM_BUNDLE, &c->account_id, sizeof c->account_id);
+  c->last_rx_ms = mono_ms();
+  sodium_memzero(c->addr, sizeof c->addr);
+  sodium_memzero(c->pfx, sizeof c->pfx);
   c->hnext = *devmap_slot(s, c->devkey);
   *devmap_slot(s, c->devkey) = c;
   c->cursor = 0;
@@ -664,21 +773,28 @@ static void authed(struct srv *s, struct conn *c, const struct sotto_store_devic
   s->backlog = c;
 }
 
+/* KEYS_LOW pushes are bounded per device (keys-low-interval): whatever
+ * other accounts fetch, a device is asked to make keys at most that often. */
+static int keys_low_due(struct srv *s, int64_t devkey) {
+  uint64_t k = sotto__lim_key(&s->lim, SOTTO_LIM_KEYS_LOW, &devkey, sizeof devkey);
+  if (s->cfg->keys_low_interval_s <= 0) return 1;
+  return sotto__lim_take(&s->lim, k, 1.0 / ((double)s->cfg->keys_low_interval_s * 1000.0), 1.0, mono_ms());
+}
+
 /* Writes the answer of an op after commit (or an error after rollback). */
 static void op_answer(struct srv *s, struct op *o, int failed) {
   struct conn *c = o->c;
   struct sotto__wr w;
   if (c->dead) return;
-  /* Only a wrong AUTH keeps the token it held; a correct one (or one the
-   * store could not check) gives it back. */
+  /* Only a wrong AUTH costs a token: correct logins (and ones the store
+   * could not check) never use the failed-login buckets up. */
   if (o->type == SOTTO_SRV_AUTH && c->auth_held) {
+    int64_t t = mono_ms();
     c->auth_held = 0;
-    if (failed || !o->code) {
-      struct authslot *a = authfail_slot(s, c->ip_tag, 0);
-      if (a) {
-        a->tokens += 1.0;
-        if (a->tokens > s->cfg->auth_fail_burst) a->tokens = s->cfg->auth_fail_burst;
-      }
+    if (!failed && o->code == SOTTO_SRV_E_AUTH) {
+      sotto__lim_charge(&s->lim, c->auth_key_user, per_min(s->cfg->auth_fail_rate), s->cfg->auth_fail_burst, t);
+      sotto__lim_charge(&s->lim, c->auth_key_pfx, per_min(s->cfg->auth_fail_prefix_rate),
+                        s->cfg->auth_fail_prefix_burst, t);
     }
   }
   if (failed) {
@@ -707,6 +823,8 @@ static void op_answer(struct srv *s, struct op *o, int failed) {
   switch (o->type) {
     case SOTTO_SRV_REGISTER:
     case SOTTO_SRV_ADD_DEVICE:
+    case SOTTO_SRV_ROTATE_SECRET:
+      if (o->type == SOTTO_SRV_ROTATE_SECRET) logkv(1, "rotate_secret", "%s", "devices=1");
       if (o->type == SOTTO_SRV_REGISTER) {
         s->m.registrations++;
         logkv(1, "register", "devices=1");
@@ -754,11 +872,15 @@ static void op_answer(struct srv *s, struct op *o, int failed) {
     case SOTTO_SRV_ACK:
       s->m.acks++;
       break;
+    case SOTTO_SRV_DEVICE_REMOVE:
+      logkv(1, "device_remove", "%s", "devices=1");
+      break;
   }
   frame_end(c, &w, SOTTO_SRV_OK, o->req_id);
   /* A device that authenticates with few keys left, or whose bundle was
    * just fetched down to the threshold, is told (KEYS_LOW push). */
-  if (o->type == SOTTO_SRV_AUTH && (o->ec < SOTTO_SRV_KEYS_LOW || o->kem < SOTTO_SRV_KEYS_LOW))
+  if (o->type == SOTTO_SRV_AUTH && (o->ec < SOTTO_SRV_KEYS_LOW || o->kem < SOTTO_SRV_KEYS_LOW) &&
+      keys_low_due(s, c->devkey))
     push_keys_low(c, o->ec, o->kem);
 }
 
@@ -787,8 +909,18 @@ static void flush_queued(struct srv *s) {
 static void op_fanout(struct srv *s, struct op *o) {
   struct conn *r;
   if (o->code || !o->target_devkey || (r = devmap_get(s, o->target_devkey)) == NULL || r->dead) return;
+  if (o->type == SOTTO_SRV_DEVICE_REMOVE) {
+    /* The removed device's live connection goes (after its own OK, if it
+     * removed itself). */
+    devmap_del(s, r);
+    r->state = S_UNAUTH; /* no further pushes; conn_drop counts it back */
+    s->n_unauth++;
+    conn_close_with(s, r, SOTTO_SRV_E_DEVICE_REMOVED);
+    return;
+  }
   if (o->type == SOTTO_SRV_BUNDLE) {
-    if (o->ec < SOTTO_SRV_KEYS_LOW || o->kem < SOTTO_SRV_KEYS_LOW) push_keys_low(r, o->ec, o->kem);
+    if ((o->ec < SOTTO_SRV_KEYS_LOW || o->kem < SOTTO_SRV_KEYS_LOW) && keys_low_due(s, o->target_devkey))
+      push_keys_low(r, o->ec, o->kem);
   } else if (o->type == SOTTO_SRV_SEND && !r->backlog) {
     struct sotto_srv_send m;
     struct sotto_store_env e;
@@ -822,17 +954,136 @@ static int64_t queue_age_ms(const struct sotto_srv_config *cfg) {
   return cfg->max_queue_age_s ? cfg->max_queue_age_s * 1000 : cfg->max_queue_age_days * 86400000;
 }
 
+/* The reserve: DATA/sotto.reserve, disk-reserve bytes allocated at start,
+ * given back when the disk is full so that deletes (ACKs, expiry) can still
+ * write their journal pages; made again once deletes freed enough room.
+ * Only the store thread touches it after start (space_low is also read by
+ * op_exec, on the same thread). */
+static void reserve_path(const struct srv *s, char *out, size_t cap) {
+  snprintf(out, cap, "%s/sotto.reserve", s->cfg->data);
+}
+
+static int reserve_make(struct srv *s) {
+  char path[1100];
+  int fd, rc;
+  if (s->cfg->disk_reserve <= 0) return 0;
+  reserve_path(s, path, sizeof path);
+  if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0) return -1;
+  rc = posix_fallocate(fd, 0, (off_t)s->cfg->disk_reserve);
+  close(fd);
+  if (rc != 0) {
+    (void)unlink(path);
+    return -1;
+  }
+  if (s->space_low) logkv(1, "disk_ok", "reserve=%lld", (long long)s->cfg->disk_reserve);
+  s->space_low = 0;
+  return 0;
+}
+
+static void reserve_release(struct srv *s) {
+  char path[1100];
+  reserve_path(s, path, sizeof path);
+  if (!s->space_low)
+    logkv(0, "disk_full", "%s", "action=reserve_released hint=\"free disk space; SENDs are refused until then\"");
+  (void)unlink(path);
+  s->space_low = 1;
+}
+
 /* The group commit, on the store thread (or inline): every op of the batch
  * in one transaction, then the expiry run if one is due. */
-static void batch_exec(struct srv *s, struct batch *b) {
+/* One attempt at a batch: begin, every op in its own savepoint, expiry,
+ * commit (rolled back on failure). Sets *deletes if envelopes went. */
+static int batch_try(struct srv *s, struct batch *b, int *deletes) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
   struct op *o;
   int rc;
-  if ((rc = s->store.ops->begin(s->store.impl)) == 0) {
-    for (o = b->ops; o && rc == 0; o = o->next) rc = op_exec(s, o);
-    if (rc == 0 && b->expire)
-      rc = s->store.ops->expire(s->store.impl, now_ms() - queue_age_ms(s->cfg), &b->deleted);
-    if (rc == 0) rc = s->store.ops->commit(s->store.impl);
-    if (rc != 0) s->store.ops->rollback(s->store.impl);
+  *deletes = 0;
+  if ((rc = ops->begin(st)) != 0) return rc;
+  /* Each op runs in its own savepoint: an op the store refuses (a
+   * constraint, a full disk) is undone alone; the other clients' ops in the
+   * batch commit. Only a failure that leaves the backend's caches unsure
+   * (no memory, a device removal) fails the whole batch. */
+  for (o = b->ops; o && rc == 0; o = o->next) {
+    int r;
+    if ((rc = ops->savepoint(st)) != 0) break;
+    if ((r = op_exec(s, o)) != 0 && r != SOTTO_ERR_NOMEM && o->type != SOTTO_SRV_DEVICE_REMOVE &&
+        ops->disk_full(st)) {
+      /* The disk is full: undo this op, give the reserve file's space back
+       * and try once more. An ACK then goes through (it frees space);
+       * anything that would store more is refused as storage full until
+       * the reserve could be made again. */
+      if ((rc = ops->rollback_to(st)) != 0) break;
+      reserve_release(s);
+      if ((rc = ops->savepoint(st)) != 0) break;
+      o->code = 0;
+      r = op_exec(s, o);
+      if (r != 0 && r != SOTTO_ERR_NOMEM && o->type != SOTTO_SRV_ACK) {
+        if ((rc = ops->rollback_to(st)) != 0) break;
+        if ((rc = ops->savepoint(st)) != 0) break;
+        o->code = SOTTO_SRV_E_STORAGE_FULL;
+        r = 0;
+      }
+    }
+    if (r == 0) {
+      rc = ops->release(st);
+      if (o->deleted || (o->type == SOTTO_SRV_DEVICE_REMOVE && !o->code)) *deletes = 1;
+    } else if (r == SOTTO_ERR_NOMEM || o->type == SOTTO_SRV_DEVICE_REMOVE) {
+      rc = r;
+    } else {
+      o->failed = 1;
+      rc = ops->rollback_to(st);
+    }
+  }
+  if (rc == 0 && b->expire) rc = ops->expire(st, now_ms() - queue_age_ms(s->cfg), &b->deleted);
+  if (rc == 0) rc = ops->commit(st);
+  if (rc != 0) ops->rollback(st);
+  return rc;
+}
+
+/* The group commit, on the store thread (or inline). In WAL mode the pages
+ * reach the disk at commit, so that is where a full disk shows: then the
+ * reserve is given back and the batch runs once more, now with SENDs
+ * refused as storage full and ACKs going through. */
+static void batch_exec(struct srv *s, struct batch *b) {
+  int rc = 0, deletes = 0;
+  b->scrub_need = 0;
+  if (!b->ops && !b->expire) {
+    /* Only a WAL scrub was due. */
+    s->store.ops->wal_truncate(s->store.impl);
+    if (s->space_low) reserve_make(s);
+    b->rc = 0;
+    return;
+  }
+  rc = batch_try(s, b, &deletes);
+  if (rc != 0 && s->store.ops->disk_full(s->store.impl)) {
+    struct op *o;
+    reserve_release(s);
+    for (o = b->ops; o; o = o->next) {
+      o->code = 0;
+      o->failed = 0;
+      o->deleted = 0;
+      o->target_devkey = 0;
+      free(o->bundle);
+      o->bundle = NULL;
+    }
+    b->deleted = 0;
+    rc = batch_try(s, b, &deletes);
+  }
+  /* Acknowledged envelopes must not stay readable in the WAL (the frames
+   * their inserts wrote stay there until the WAL is reset): the WAL is
+   * checkpointed and truncated at most wal-scrub-interval ms after a commit
+   * that deleted envelopes (with 0, right after that commit, before its
+   * ACKs are answered: each truncation costs an fsync of the database). A
+   * checkpoint that cannot finish (a reader) is retried at the next scrub.
+   * Deletes may also have made room for the reserve again. */
+  if (rc == 0 && (deletes || b->deleted > 0)) {
+    if (s->cfg->wal_scrub_ms == 0) b->scrub = 1;
+    else if (!b->scrub) b->scrub_need = 1;
+  }
+  if (b->scrub) {
+    s->store.ops->wal_truncate(s->store.impl);
+    if (s->space_low) reserve_make(s);
   }
   b->rc = rc;
 }
@@ -865,16 +1116,46 @@ static void *store_thread(void *arg) {
  * Answering may resume reading on a connection, which then queues new ops
  * for the batch after. */
 static void batch_start(struct srv *s) {
-  if (s->b_active || (!s->ops && !s->expire_due)) return;
+  struct op **pp, *o, *take = NULL, **tt = &take;
+  int n = 0, scrub = s->scrub_pending && mono_ms() >= s->scrub_at_ms;
+  if (s->b_active || (!s->ops && !s->expire_due && !scrub)) return;
   prune_ops(s);
-  s->b.ops = s->ops;
-  s->b.n = s->n_ops;
+  /* Fairness: one connection contributes at most BATCH_CONN_OPS ops and
+   * BATCH_CONN_BYTES of op cost to a batch (its first op always goes); the
+   * rest of its ops wait, in order, for the next batch. So a client that
+   * pipelines heavy requests cannot make every other client's answer wait
+   * for one huge transaction. */
+  for (o = s->ops; o; o = o->next) {
+    o->c->bt_n = 0;
+    o->c->bt_bytes = 0;
+    o->c->bt_full = 0;
+  }
+  pp = &s->ops;
+  while ((o = *pp) != NULL) {
+    struct conn *c = o->c;
+    size_t cost = op_cost(o->type, o->len);
+    if (c->bt_full || (c->bt_n > 0 && (c->bt_n >= BATCH_CONN_OPS || c->bt_bytes + cost > BATCH_CONN_BYTES))) {
+      c->bt_full = 1;
+      pp = &o->next;
+      continue;
+    }
+    c->bt_n++;
+    c->bt_bytes += cost;
+    *pp = o->next;
+    o->next = NULL;
+    *tt = o;
+    tt = &o->next;
+    n++;
+  }
+  s->ops_tail = pp;
+  s->b.ops = take;
+  s->b.n = n;
   s->b.expire = s->expire_due;
   s->b.rc = 0;
   s->b.deleted = 0;
-  s->ops = NULL;
-  s->ops_tail = &s->ops;
-  s->n_ops = 0;
+  s->b.scrub = scrub;
+  if (scrub) s->scrub_pending = 0;
+  s->n_ops -= n;
   s->expire_due = 0;
   s->b_active = 1;
   if (!s->threaded) {
@@ -912,6 +1193,10 @@ static void batch_wait(struct srv *s) {
 static void batch_finish(struct srv *s, const struct batch *b) {
   struct op *o, *next, *list = b->ops;
   int rc = b->rc, n = b->n;
+  if (b->scrub_need && !s->scrub_pending) {
+    s->scrub_pending = 1;
+    s->scrub_at_ms = mono_ms() + s->cfg->wal_scrub_ms;
+  }
   if (rc == 0 && b->deleted) {
     s->m.expired += (uint64_t)b->deleted;
     logkv(1, "expire", "deleted=%lld", (long long)b->deleted);
@@ -919,16 +1204,17 @@ static void batch_finish(struct srv *s, const struct batch *b) {
   if (rc != 0) {
     s->m.commit_failures++;
     logkv(0, "commit_failed", "ops=%d err=%s", n, sotto_errname(rc));
-  } else {
+  } else if (list || b->expire) {
     s->m.commits++;
     s->m.batch_ops += (uint64_t)n;
     s->m.batch_hist[n <= 1 ? 0 : n <= 10 ? 1 : n <= 100 ? 2 : n <= 1000 ? 3 : 4]++;
     for (o = list; o; o = o->next)
-      if (o->type == SOTTO_SRV_SEND && !o->code && o->msg_id > s->horizon) s->horizon = o->msg_id;
+      if (o->type == SOTTO_SRV_SEND && !o->code && !o->failed && o->msg_id > s->horizon) s->horizon = o->msg_id;
   }
-  for (o = list; o; o = o->next) op_answer(s, o, rc != 0);
+  for (o = list; o; o = o->next) op_answer(s, o, rc != 0 || o->failed);
   if (rc == 0)
-    for (o = list; o; o = o->next) op_fanout(s, o);
+    for (o = list; o; o = o->next)
+      if (!o->failed) op_fanout(s, o);
   for (o = list; o; o = next) {
     next = o->next;
     flush_later(s, o->c);
@@ -1034,6 +1320,7 @@ static void handle_frame(struct srv *s, struct conn *c, const uint8_t *body, siz
     conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
     return;
   }
+  c->last_rx_ms = mono_ms();
   if (f.type == SOTTO_SRV_PING && c->state != S_HELLO) {
     if (f.len) conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
     else send_simple(c, SOTTO_SRV_OK, f.req_id, NULL, 0);
@@ -1064,21 +1351,27 @@ static void handle_frame(struct srv *s, struct conn *c, const uint8_t *body, siz
     case S_UNAUTH:
       if (f.type == SOTTO_SRV_REGISTER) {
         struct sotto_srv_register m;
-        struct ipslot *ip = &s->ip[c->ip_tag % IP_SLOTS];
+        const struct sotto_srv_config *g = s->cfg;
+        int64_t t = mono_ms();
+        uint64_t ka, kp, kg;
         if (sotto__srv_parse_register(f.p, f.len, &m) != 0) {
           conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
           return;
         }
-        if (ip->tag != c->ip_tag) {
-          ip->tag = c->ip_tag;
-          ip->tokens = s->cfg->register_burst;
-          ip->ms = mono_ms();
-        }
-        if (!bucket_take(&ip->tokens, &ip->ms, s->cfg->register_rate / 60000.0, s->cfg->register_burst)) {
+        /* Registrations per address, per prefix and for the whole server:
+         * all three must have a token, then each pays one. */
+        ka = sotto__lim_key(&s->lim, SOTTO_LIM_REG_ADDR, c->addr, c->alen);
+        kp = sotto__lim_key(&s->lim, SOTTO_LIM_REG_PREFIX, c->pfx, c->alen);
+        kg = sotto__lim_key(&s->lim, SOTTO_LIM_REG_GLOBAL, NULL, 0);
+        if (!sotto__lim_peek(&s->lim, ka, per_min(g->register_rate), g->register_burst, t) ||
+            !sotto__lim_peek(&s->lim, kp, per_min(g->register_prefix_rate), g->register_prefix_burst, t) ||
+            !sotto__lim_take(&s->lim, kg, per_min(g->register_global_rate), g->register_global_burst, t)) {
           s->m.rate_limited++;
           send_err(s, c, f.req_id, SOTTO_SRV_E_RATE);
           return;
         }
+        (void)sotto__lim_take(&s->lim, ka, per_min(g->register_rate), g->register_burst, t);
+        (void)sotto__lim_take(&s->lim, kp, per_min(g->register_prefix_rate), g->register_prefix_burst, t);
         if (!op_new(s, c, &f)) conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
         return;
       }
@@ -1088,14 +1381,26 @@ static void handle_frame(struct srv *s, struct conn *c, const uint8_t *body, siz
           conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
           return;
         }
-        /* Failed logins per source address: each AUTH holds one token until
-         * its answer; an empty bucket refuses before any lookup, so a
-         * correct secret guessed past the limit is never confirmed. */
+        /* Failed logins per (address, account) and per address prefix:
+         * only failures are charged (when the answer is known), so correct
+         * logins from a busy address always pass; an empty bucket refuses
+         * before any lookup, so a secret guessed past the limit is never
+         * confirmed. Keying on the account too means that failures against
+         * one account do not lock out the others behind the same address
+         * (CGNAT). */
         {
-          struct authslot *a = authfail_slot(s, c->ip_tag, 1);
-          if (!bucket_take(&a->tokens, &a->ms, s->cfg->auth_fail_rate / 60000.0, s->cfg->auth_fail_burst)) {
+          const struct sotto_srv_config *g = s->cfg;
+          uint8_t au[16 + SOTTO_SRV_USER_MAX];
+          int64_t t = mono_ms();
+          memcpy(au, c->addr, c->alen);
+          memcpy(au + c->alen, m.username.p, m.username.len);
+          c->auth_key_user = sotto__lim_key(&s->lim, SOTTO_LIM_AUTH_ADDR_USER, au, c->alen + m.username.len);
+          c->auth_key_pfx = sotto__lim_key(&s->lim, SOTTO_LIM_AUTH_ADDR, c->pfx, c->alen);
+          if (!sotto__lim_peek(&s->lim, c->auth_key_user, per_min(g->auth_fail_rate), g->auth_fail_burst, t) ||
+              !sotto__lim_peek(&s->lim, c->auth_key_pfx, per_min(g->auth_fail_prefix_rate),
+                               g->auth_fail_prefix_burst, t)) {
             s->m.rate_limited++;
-            logkv(2, "auth_rate", "%s", "refused=1");
+            logkv(2, "auth_rate", "refused=1 peer=%08x", peer_tag(c));
             send_err(s, c, f.req_id, SOTTO_SRV_E_AUTH_RATE);
             conn_close_with(s, c, SOTTO_SRV_E_AUTH_RATE);
             return;
@@ -1113,9 +1418,16 @@ static void handle_frame(struct srv *s, struct conn *c, const uint8_t *body, siz
     case S_AUTHED:
       switch (f.type) {
         case SOTTO_SRV_ADD_DEVICE:
+        case SOTTO_SRV_ROTATE_SECRET:
           if (f.len) break;
           if (!op_new(s, c, &f)) conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
           return;
+        case SOTTO_SRV_DEVICE_REMOVE: {
+          uint32_t id;
+          if (sotto__srv_parse_device_remove(f.p, f.len, &id) != 0) break;
+          if (!op_new(s, c, &f)) conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
+          return;
+        }
         case SOTTO_SRV_KEYS_UPLOAD: {
           struct sotto_srv_keys *k = malloc(sizeof *k);
           if (!k) {
@@ -1135,10 +1447,34 @@ static void handle_frame(struct srv *s, struct conn *c, const uint8_t *body, siz
         case SOTTO_SRV_BUNDLE:
         case SOTTO_SRV_DEVICES: {
           struct sotto_srv_target m;
+          struct op *o;
+          int no_otk = 0;
           rc = f.type == SOTTO_SRV_BUNDLE ? sotto__srv_parse_bundle_req(f.p, f.len, &m)
                                           : sotto__srv_parse_devices_req(f.p, f.len, &m);
           if (rc) break;
-          if (!op_new(s, c, &f)) conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
+          if (f.type == SOTTO_SRV_BUNDLE) {
+            /* Two budgets, both kept per account or device, not per
+             * connection: BUNDLE requests per requesting account (over it:
+             * ERR rate), and one-time keys handed out per target device
+             * (over it the bundle comes without one-time keys: signed
+             * pre-key and KEM last-resort key still make a session). So no
+             * one drains a device's one-time keys, and the device is never
+             * asked to make more than that budget. */
+            const struct sotto_srv_config *g = s->cfg;
+            uint8_t tk[SOTTO_SRV_USER_MAX + 4];
+            int64_t t = mono_ms();
+            if (!sotto__lim_take(&s->lim, c->bundle_key, per_min(g->bundle_rate), g->bundle_burst, t)) {
+              s->m.rate_limited++;
+              send_err(s, c, f.req_id, SOTTO_SRV_E_RATE);
+              return;
+            }
+            memcpy(tk, m.username.p, m.username.len);
+            memcpy(tk + m.username.len, &m.device_id, 4);
+            no_otk = !sotto__lim_take(&s->lim, sotto__lim_key(&s->lim, SOTTO_LIM_OTK, tk, m.username.len + 4),
+                                      per_min(g->bundle_otk_rate), g->bundle_otk_burst, t);
+          }
+          if ((o = op_new(s, c, &f)) == NULL) conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
+          else o->no_otk = (uint8_t)no_otk;
           return;
         }
         case SOTTO_SRV_SEND: {
@@ -1149,7 +1485,7 @@ static void handle_frame(struct srv *s, struct conn *c, const uint8_t *body, siz
             return;
           }
           if (rc) break;
-          if (!bucket_take(&c->tokens, &c->tokens_ms, s->cfg->send_rate / 1000.0, s->cfg->send_burst)) {
+          if (!sotto__lim_take(&s->lim, c->send_key, s->cfg->send_rate / 1000.0, s->cfg->send_burst, mono_ms())) {
             s->m.rate_limited++;
             send_err(s, c, f.req_id, SOTTO_SRV_E_RATE);
             return;
@@ -1174,7 +1510,8 @@ static void handle_frame(struct srv *s, struct conn *c, const uint8_t *body, siz
   }
   /* Unauthenticated: known requests get "not authenticated", the rest close. */
   if (f.type == SOTTO_SRV_ADD_DEVICE || f.type == SOTTO_SRV_KEYS_UPLOAD || f.type == SOTTO_SRV_BUNDLE ||
-      f.type == SOTTO_SRV_DEVICES || f.type == SOTTO_SRV_SEND || f.type == SOTTO_SRV_ACK)
+      f.type == SOTTO_SRV_DEVICES || f.type == SOTTO_SRV_SEND || f.type == SOTTO_SRV_ACK ||
+      f.type == SOTTO_SRV_ROTATE_SECRET || f.type == SOTTO_SRV_DEVICE_REMOVE)
     send_err(s, c, f.req_id, SOTTO_SRV_E_NOT_AUTHED);
   else
     conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
@@ -1276,6 +1613,17 @@ static void feed(struct srv *s, struct conn *c, const uint8_t *p, size_t n) {
   while (n > 0 && !c->dead && !c->closing) {
     uint32_t blen;
     size_t take;
+    if (c->hdr_have == 0 && conn_full(s, c)) {
+      /* Too much in flight: keep the rest of this read (at most one
+       * READ_CHUNK) and stop reading until answers go out. */
+      if ((c->ibuf = malloc(n)) == NULL) {
+        conn_drop(s, c);
+        return;
+      }
+      memcpy(c->ibuf, p, n);
+      c->ibuf_len = n;
+      return;
+    }
     if (c->hdr_have < 4) {
       if (c->hdr_have == 0 && n >= 4) {
         int rc = sotto__srv_frame_len(p, frame_cap(s, c), &blen);
@@ -1344,16 +1692,28 @@ static void feed(struct srv *s, struct conn *c, const uint8_t *p, size_t n) {
 }
 
 static void do_read(struct srv *s, struct conn *c) {
-  while (!c->dead && !c->closing && c->wlen - c->woff < WBUF_HIGH) {
+  c->rpaused = 0;
+  if (c->ibuf && !c->dead && !c->closing && !conn_full(s, c)) {
+    /* Input kept while paused comes first. */
+    uint8_t *b = c->ibuf;
+    size_t n = c->ibuf_len;
+    c->ibuf = NULL;
+    c->ibuf_len = 0;
+    feed(s, c, b, n);
+    free(b);
+  }
+  while (!c->dead && !c->closing && !c->ibuf && !conn_full(s, c)) {
     ssize_t n = c->io.t->read(&c->io, scratch, sizeof scratch);
     if (n == SOTTO_IO_AGAIN) break;
     if (n <= 0) {
+      logkv(2, "conn_closed", "peer=%08x state=%d err=%s", peer_tag(c), c->state, n == 0 ? "eof" : "io");
       conn_drop(s, c);
       return;
     }
     if (c->kind == K_METRICS) metrics_feed(s, c, scratch, (size_t)n);
     else feed(s, c, scratch, (size_t)n);
   }
+  if (!c->dead && !c->closing && (c->ibuf || conn_full(s, c))) c->rpaused = 1;
   if (!c->dead && c->wlen > c->woff) do_write(s, c);
   else if (!c->dead) ev_update(s, c);
 }
@@ -1368,6 +1728,7 @@ static void on_event(struct srv *s, struct conn *c, uint32_t ev) {
     }
     if (r != 1) {
       s->m.tls_failed++;
+      logkv(2, "tls_failed", "peer=%08x", peer_tag(c));
       conn_drop(s, c);
       return;
     }
@@ -1437,18 +1798,66 @@ static struct conn *conn_add(struct srv *s, int fd, int kind) {
   return c;
 }
 
+/* The peer's address (IPv4: 4 bytes; IPv6: 16, with a v4-mapped address
+ * taken as IPv4) and its prefix (prefix-v4 / prefix-v6 bits, rest zeroed). */
+static void peer_addr(const struct srv *s, const struct sockaddr_storage *ss, uint8_t addr[16], uint8_t pfx[16],
+                      uint8_t *alen) {
+  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  int bits, i;
+  memset(addr, 0, 16);
+  if (ss->ss_family == AF_INET6) {
+    const uint8_t *a6 = (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+    if (memcmp(a6, mapped, 12) == 0) {
+      memcpy(addr, a6 + 12, 4);
+      *alen = 4;
+    } else {
+      memcpy(addr, a6, 16);
+      *alen = 16;
+    }
+  } else {
+    memcpy(addr, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    *alen = 4;
+  }
+  bits = *alen == 4 ? s->cfg->prefix_v4 : s->cfg->prefix_v6;
+  memcpy(pfx, addr, 16);
+  for (i = 0; i < 16; i++) {
+    int keep = bits - 8 * i;
+    if (keep <= 0) pfx[i] = 0;
+    else if (keep < 8) pfx[i] &= (uint8_t)(0xff << (8 - keep));
+  }
+}
+
 static void accept_all(struct srv *s, int lfd, int kind) {
   for (;;) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
     struct conn *c;
+    uint8_t addr[16], pfx[16], alen = 4;
+    uint64_t ka = 0, kp = 0;
     if (fd < 0) return;
     s->m.conns_total++;
     if (s->n_conns >= s->cfg->max_connections || (kind == K_CLIENT && s->n_unauth >= s->cfg->max_unauth)) {
       s->m.conns_rejected++;
+      logkv(2, "conn_refused", "reason=%s", s->n_conns >= s->cfg->max_connections ? "max_connections" : "max_unauth");
       close(fd);
       continue;
+    }
+    if (kind == K_CLIENT) {
+      /* Each address and each prefix gets a share of the pre-auth slots,
+       * so one host (or one network) cannot hold them all. The address
+       * is kept in memory until the connection authenticates, for the
+       * per-address limits; it is never stored or logged. */
+      peer_addr(s, &ss, addr, pfx, &alen);
+      ka = sotto__lim_key(&s->lim, SOTTO_LIM_UNAUTH_ADDR, addr, alen);
+      kp = sotto__lim_key(&s->lim, SOTTO_LIM_UNAUTH_PREFIX, pfx, alen);
+      if (sotto__lim_count(&s->lim, ka) >= s->cfg->max_unauth_per_addr ||
+          sotto__lim_count(&s->lim, kp) >= s->cfg->max_unauth_per_prefix) {
+        s->m.conns_rejected++;
+        logkv(2, "conn_refused", "reason=unauth_share peer=%08x", (unsigned)(ka >> 32));
+        close(fd);
+        continue;
+      }
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if ((c = conn_add(s, fd, kind)) == NULL) {
@@ -1468,19 +1877,20 @@ static void accept_all(struct srv *s, int lfd, int kind) {
       conn_drop(s, c);
       continue;
     }
-    /* The address is reduced to a keyed hash for the registration bucket and
-     * forgotten; it is never stored or logged. */
-    {
-      const uint8_t *ab = (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr;
-      size_t alen = 4;
-      uint8_t h[8];
-      if (ss.ss_family == AF_INET6) {
-        ab = (const uint8_t *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
-        alen = 8; /* the /64 */
-      }
-      crypto_shorthash(h, ab, alen, s->ipkey);
-      memcpy(&c->ip_tag, h, 8);
+    memcpy(c->addr, addr, sizeof addr);
+    memcpy(c->pfx, pfx, sizeof pfx);
+    c->alen = alen;
+    c->ukey_addr = ka;
+    c->ukey_pfx = kp;
+    if (sotto__lim_inc(&s->lim, ka) < 0 || sotto__lim_inc(&s->lim, kp) < 0) {
+      /* The table is full: fail closed (counted back by conn_drop). */
+      c->ucounted = 1;
+      c->state = S_HANDSHAKE;
+      s->n_unauth++;
+      conn_drop(s, c);
+      continue;
     }
+    c->ucounted = 1;
     c->state = S_HANDSHAKE;
     s->n_unauth++;
     c->deadline_ms = mono_ms() + (int64_t)s->cfg->auth_timeout_s * 1000;
@@ -1493,6 +1903,14 @@ static void check_timeouts(struct srv *s) {
   int64_t t = mono_ms();
   for (c = s->conns; c; c = next) {
     next = c->next;
+    if (!c->dead && c->kind == K_CLIENT && c->state == S_AUTHED && !c->closing &&
+        t - c->last_rx_ms > (int64_t)s->cfg->idle_timeout_s * 1000) {
+      /* Authenticated but silent (clients PING while they wait): the
+       * slot goes back. */
+      logkv(2, "idle_timeout", "peer=%08x", peer_tag(c));
+      conn_close_with(s, c, SOTTO_SRV_E_TIMEOUT);
+      continue;
+    }
     if (c->dead || !c->deadline_ms || t < c->deadline_ms) continue;
     if (c->closing || c->state == S_HANDSHAKE || c->kind == K_METRICS) conn_drop(s, c);
     else if (c->state != S_AUTHED) conn_close_with(s, c, SOTTO_SRV_E_TIMEOUT);
@@ -1522,6 +1940,52 @@ static void raise_nofile(const struct sotto_srv_config *cfg) {
           (unsigned long long)rl.rlim_cur, cfg->max_connections);
 }
 
+/* Creates --data (mode 0700) if missing, refuses a data directory that
+ * others can write or read, and takes DATA/sotto.lock so that a second
+ * server on the same directory stops with a clear message instead of
+ * sharing the database. */
+static int data_dir_prepare(struct srv *s, const char *dir) {
+  char path[1100];
+  struct stat st;
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    fprintf(stderr, "sotto-server: cannot create the data directory %s: %s\n", dir, strerror(errno));
+    return -1;
+  }
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "sotto-server: %s is not a directory\n", dir);
+    return -1;
+  }
+  if ((st.st_mode & 077) != 0 && chmod(dir, st.st_mode & 0700) != 0) {
+    fprintf(stderr, "sotto-server: cannot make %s private (chmod 0700): %s\n", dir, strerror(errno));
+    return -1;
+  }
+  snprintf(path, sizeof path, "%s/sotto.lock", dir);
+  if ((s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+    fprintf(stderr, "sotto-server: cannot create %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  if (flock(s->lockfd, LOCK_EX | LOCK_NB) != 0) {
+    fprintf(stderr,
+            "sotto-server: another sotto-server is already running on %s (%s is locked); stop it first or use "
+            "another --data\n",
+            dir, path);
+    return -1;
+  }
+  return 0;
+}
+
+/* The database and its side files: 0600, whatever the umask was when an
+ * older version created them. */
+static void data_modes(const char *dir) {
+  static const char *const names[] = {"sotto.db", "sotto.db-wal", "sotto.db-shm", "sotto.lock", "tls.key"};
+  size_t i;
+  for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    (void)chmod(path, 0600);
+  }
+}
+
 int sotto_srv_run(const struct sotto_srv_config *cfg) {
   struct srv *s;
   char fp[65], laddr[NI_MAXHOST + NI_MAXSERV + 4], maddr[NI_MAXHOST + NI_MAXSERV + 4] = "off";
@@ -1536,16 +2000,32 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
   if ((s = calloc(1, sizeof *s)) == NULL) return 1;
   s->cfg = cfg;
   s->ops_tail = &s->ops;
-  s->lfd = s->mfd = s->sfd = s->ep = s->efd = -1;
-  randombytes_buf(s->ipkey, sizeof s->ipkey);
+  s->lfd = s->mfd = s->sfd = s->ep = s->efd = s->lockfd = -1;
+  if (sotto__lim_init(&s->lim, LIM_BUCKETS, LIM_MAX) != 0) goto out;
   raise_nofile(cfg);
 
+  /* Everything the server creates is for its own user only. */
+  umask(077);
+  if (data_dir_prepare(s, cfg->data) != 0) goto out;
+  {
+    char why[512];
+    if (sotto__store_sqlite_check(cfg->data, why, sizeof why) != 0) {
+      fprintf(stderr, "sotto-server: %s\n", why);
+      goto out;
+    }
+  }
   if (sotto__store_sqlite_open(&s->store, cfg->data) != 0 ||
       sotto__store_sqlite_open(&s->rstore, cfg->data) != 0) {
-    fprintf(stderr, "sotto-server: cannot open the database in %s (does the directory exist and is it writable?)\n",
-            cfg->data);
+    fprintf(stderr, "sotto-server: cannot open the database in %s (is the directory writable?)\n", cfg->data);
     goto out;
   }
+  data_modes(cfg->data);
+  /* A full disk must still be able to checkpoint the WAL (deletes need it):
+   * the WAL stays below half the reserve that is given back for that. */
+  if (cfg->disk_reserve > 0) s->store.ops->journal_limit(s->store.impl, cfg->disk_reserve / 2);
+  if (reserve_make(s) != 0)
+    logkv(0, "disk_reserve", "bytes=%lld hint=\"cannot allocate the reserve file; is the disk full?\"",
+          (long long)cfg->disk_reserve);
   if (s->rstore.ops->max_msg_id(s->rstore.impl, &s->horizon) != 0) {
     fprintf(stderr, "sotto-server: cannot read the database in %s\n", cfg->data);
     goto out;
@@ -1562,6 +2042,7 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
   sigprocmask(SIG_BLOCK, &mask, NULL);
   signal(SIGPIPE, SIG_IGN);
   s->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -1602,6 +2083,10 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
     struct epoll_event evs[256];
     /* Inline batches have no thread to wake the loop when they are done. */
     int i, n, timeout = busy || (s->b_active && !s->threaded) ? 0 : 1000;
+    if (s->scrub_pending && timeout > 0) {
+      int64_t left = s->scrub_at_ms - mono_ms();
+      timeout = left <= 0 ? 0 : left < timeout ? (int)left : timeout;
+    }
     n = epoll_wait(s->ep, evs, 256, timeout);
     if (n < 0 && errno != EINTR) break;
     for (i = 0; i < n; i++) {
@@ -1610,7 +2095,13 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
       else if (p == &s->mfd) accept_all(s, s->mfd, K_METRICS);
       else if (p == &s->sfd) {
         struct signalfd_siginfo si;
-        while (read(s->sfd, &si, sizeof si) == (ssize_t)sizeof si) s->stopping = 1;
+        while (read(s->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+          /* The options are fixed for the life of the process (some size
+           * tables at start); SIGHUP is logged and ignored rather than
+           * killing the server as it used to. */
+          if (si.ssi_signo == SIGHUP) logkv(1, "sighup", "%s", "action=ignored hint=\"restart to apply a new config\"");
+          else s->stopping = 1;
+        }
       } else if (p == &s->efd) {
         uint64_t v;
         if (read(s->efd, &v, sizeof v) != (ssize_t)sizeof v) continue;
@@ -1627,6 +2118,7 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
     if (mono_ms() - last_timer >= 1000) {
       last_timer = mono_ms();
       check_timeouts(s);
+      sotto__lim_sweep(&s->lim, last_timer);
       if (last_timer >= s->next_expire_ms) {
         s->expire_due = 1;
         s->next_expire_ms = last_timer + cfg->expire_interval_s * 1000;
@@ -1690,6 +2182,8 @@ out:
   if (s->sfd >= 0) close(s->sfd);
   if (s->ep >= 0) close(s->ep);
   if (s->efd >= 0) close(s->efd);
+  if (s->lockfd >= 0) close(s->lockfd); /* releases the lock */
+  sotto__lim_free(&s->lim);
   free(s);
   return rc;
 }

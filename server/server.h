@@ -20,7 +20,25 @@ struct sotto_srv_config {
   int64_t expire_interval_s; /* how often expired envelopes are deleted */
   double send_rate, send_burst;         /* per device: envelopes per second, bucket */
   double register_rate, register_burst; /* per IP: registrations per minute, bucket */
-  double auth_fail_rate, auth_fail_burst; /* per IP: failed AUTHs per minute, bucket */
+  double auth_fail_rate, auth_fail_burst; /* per (IP, account): failed AUTHs per minute, bucket */
+  double auth_fail_prefix_rate, auth_fail_prefix_burst; /* per IP prefix: failed AUTHs per minute, bucket */
+  double register_prefix_rate, register_prefix_burst; /* per IP prefix: registrations per minute */
+  double register_global_rate, register_global_burst; /* whole server: registrations per minute */
+  double bundle_rate, bundle_burst;         /* per requesting account: BUNDLEs per minute, bucket */
+  double bundle_otk_rate, bundle_otk_burst; /* per target device: one-time keys handed out per minute */
+  int64_t keys_low_interval_s; /* at most one KEYS_LOW push per device per this many seconds */
+  int64_t max_queue_per_sender; /* envelopes from one account waiting for one device */
+  int64_t max_queue_bytes;      /* ciphertext bytes waiting for one device */
+  int64_t max_store_bytes;      /* ciphertext bytes waiting in all queues */
+  int64_t max_sender_bytes;     /* ciphertext bytes from one account waiting in all queues */
+  int64_t disk_reserve;         /* bytes of DATA/sotto.reserve, given back when the disk is full */
+  int64_t wal_scrub_ms;         /* truncate the WAL at most this long after envelopes were deleted */
+  int max_inflight;             /* requests read but not answered, per connection */
+  int64_t max_inflight_bytes;   /* their payload bytes, per connection */
+  int idle_timeout_s;           /* authenticated connection without a request */
+  int max_unauth_per_addr;      /* pre-auth connections per IP address */
+  int max_unauth_per_prefix;    /* pre-auth connections per IP prefix */
+  int prefix_v4, prefix_v6;     /* prefix lengths for the per-prefix limits */
   int max_unauth;       /* connections not yet authenticated */
   int max_connections;  /* all connections */
   int auth_timeout_s;   /* TLS handshake + HELLO + AUTH */

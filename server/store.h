@@ -65,9 +65,24 @@ struct sotto_store_ops {
   int (*commit)(void *s);
   void (*rollback)(void *s);
   void (*close)(void *s);
+  /* Inside a transaction, around one request: savepoint, then release (keep
+   * its changes) or rollback_to (undo only them; the transaction goes on). */
+  int (*savepoint)(void *s);
+  int (*release)(void *s);
+  int (*rollback_to)(void *s);
+  /* After a commit that deleted envelopes: make sure no copy of them stays
+   * in a journal (SQLite: checkpoint and truncate the WAL). Best effort. */
+  void (*wal_truncate)(void *s);
+  /* 1 if the last failure was a full disk (or file size limit). */
+  int (*disk_full)(void *s);
+  /* Keeps the journal (SQLite: the WAL between checkpoints) below about
+   * bytes, so that a reserve of twice that always suffices to checkpoint. */
+  void (*journal_limit)(void *s, int64_t bytes);
 
   /* Accounts and devices. account_create returns SOTTO_ERR_DUPLICATE if the
    * name is taken. device_lookup returns 1 if there is no such device. */
+  /* account_create also refuses (SOTTO_ERR_DUPLICATE) a name whose
+   * canonical form (sotto__srv_username_canon) another account has. */
   int (*account_create)(void *s, const char *user, const uint8_t *ik, size_t ik_len, int64_t day,
                         int64_t *account_id);
   int (*account_get)(void *s, const char *user, struct sotto_store_account *out);
@@ -81,13 +96,21 @@ struct sotto_store_ops {
   int (*device_seen)(void *s, int64_t devkey, int64_t day);
   int (*devices_list)(void *s, const char *user, uint32_t *ids, size_t max, size_t *n);
   int (*devices_iter)(void *s, int64_t account_id, sotto_store_dev_cb cb, void *ctx);
+  /* Removes a device of an account with its keys and its queue; *devkey
+   * is the removed device's key. Returns 1 if there is no such device. */
+  int (*device_remove)(void *s, int64_t account_id, uint32_t device_id, int64_t *devkey);
+  /* 1 if the device still exists, 0 if it was removed. */
+  int (*device_exists)(void *s, int64_t devkey);
+  /* Replaces a device's secret hash. */
+  int (*device_secret)(void *s, int64_t devkey, const uint8_t secret_hash[32]);
 
   /* Pre-keys. Uploads replace a key with the same id. bundle_take hands out
    * (and deletes) one EC and one KEM one-time key; returns 1 if the device
-   * has no signed pre-key. */
+   * has no signed pre-key. With onetime 0 no one-time key is handed out
+   * (the KEM slot gets the last-resort key). */
   int (*keys_put)(void *s, int64_t devkey, const struct sotto_srv_keys *k);
   int (*keys_count)(void *s, int64_t devkey, int64_t *ec, int64_t *kem);
-  int (*bundle_take)(void *s, int64_t devkey, struct sotto_srv_bundle_buf *out);
+  int (*bundle_take)(void *s, int64_t devkey, int onetime, struct sotto_srv_bundle_buf *out);
 
   /* Queues. msg_insert assigns a unique, increasing 64-bit id. msg_delete
    * sets *found. msg_fetch calls cb for up to limit envelopes with id >
@@ -100,6 +123,13 @@ struct sotto_store_ops {
   int (*max_msg_id)(void *s, int64_t *id);
   /* Totals over every queue (for metrics). */
   int (*queue_total)(void *s, int64_t *count, int64_t *bytes);
+  /* Envelopes from sender waiting in devkey's queue, and the ciphertext
+   * bytes in all queues, both including the open transaction; meant to be
+   * cheap (answered from counters). */
+  int (*sender_count)(void *s, int64_t devkey, const char *sender, int64_t *n);
+  int (*total_bytes)(void *s, int64_t *bytes);
+  /* Ciphertext bytes from sender (a username) waiting in all queues. */
+  int (*sender_bytes)(void *s, const char *sender, int64_t *bytes);
 };
 
 struct sotto_store {
@@ -107,6 +137,11 @@ struct sotto_store {
   void *impl;
 };
 
+/* Start-up check of DIR/sotto.db before it is opened: a missing file is
+ * fine (a new server); a 0-byte file, a file that is not a database and a
+ * database that fails SQLite's quick_check are refused with a sentence in
+ * why. Returns 0 or SOTTO_ERR_STORE. */
+int sotto__store_sqlite_check(const char *dir, char *why, size_t why_len) SOTTO_WUR;
 /* Opens (creating if needed) DIR/sotto.db. Returns 0 or SOTTO_ERR_STORE. */
 int sotto__store_sqlite_open(struct sotto_store *st, const char *dir) SOTTO_WUR;
 

@@ -5,8 +5,10 @@
  * lists, a log of delivered messages, anything about a message once it has
  * been acknowledged (secure_delete overwrites its cells). Statements are
  * prepared once at open and reused. */
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,11 +43,25 @@ enum {
   Q_BEGIN,
   Q_COMMIT,
   Q_ROLLBACK,
+  Q_SAVEPOINT,
+  Q_RELEASE,
+  Q_ROLLBACK_TO,
+  Q_ACC_CANON,
+  Q_SENDER_COUNT,
+  Q_DEV_FIND,
+  Q_DEV_DEL_MSGS,
+  Q_DEV_DEL_OT,
+  Q_DEV_DEL_SPK,
+  Q_DEV_DEL_LR,
+  Q_DEV_DEL,
+  Q_DEV_SECRET,
+  Q_DEV_EXISTS,
+  Q_SENDER_SUMS,
   Q_COUNT
 };
 
 static const char *const sql_text[Q_COUNT] = {
-    [Q_ACC_INS] = "INSERT INTO accounts(username, identity, created_day) VALUES(?1, ?2, ?3)",
+    [Q_ACC_INS] = "INSERT INTO accounts(username, identity, created_day, canon) VALUES(?1, ?2, ?3, ?4)",
     [Q_ACC_GET] = "SELECT id, created_day, identity FROM accounts WHERE username = ?1",
     [Q_DEV_MAX] = "SELECT count(*), coalesce(max(device_id), 0) FROM devices WHERE account_id = ?1",
     [Q_DEV_INS] = "INSERT INTO devices(account_id, device_id, secret_hash, created_day, last_seen_day)"
@@ -80,7 +96,7 @@ static const char *const sql_text[Q_COUNT] = {
                     " WHERE devkey = ?1",
     /* Two plain statements rather than DELETE ... RETURNING, which builds and
      * drops an ephemeral table on every call (about a third of the delete). */
-    [Q_MSG_LEN] = "SELECT length(body) FROM messages WHERE id = ?2 AND devkey = ?1",
+    [Q_MSG_LEN] = "SELECT length(body), sender FROM messages WHERE id = ?2 AND devkey = ?1",
     [Q_MSG_DEL] = "DELETE FROM messages WHERE id = ?2 AND devkey = ?1",
     [Q_MSG_FETCH] = "SELECT id, sender, sender_device, device_id, type, ts, body FROM messages"
                     " WHERE devkey = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
@@ -94,6 +110,20 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
+    [Q_SAVEPOINT] = "SAVEPOINT op",
+    [Q_RELEASE] = "RELEASE op",
+    [Q_ROLLBACK_TO] = "ROLLBACK TO op",
+    [Q_ACC_CANON] = "SELECT 1 FROM accounts WHERE canon = ?1",
+    [Q_SENDER_COUNT] = "SELECT count(*) FROM messages WHERE devkey = ?1 AND sender = ?2",
+    [Q_DEV_FIND] = "SELECT devkey, queue_bytes FROM devices WHERE account_id = ?1 AND device_id = ?2",
+    [Q_DEV_DEL_MSGS] = "DELETE FROM messages WHERE devkey = ?1",
+    [Q_DEV_DEL_OT] = "DELETE FROM onetime WHERE devkey = ?1",
+    [Q_DEV_DEL_SPK] = "DELETE FROM signed_prekeys WHERE devkey = ?1",
+    [Q_DEV_DEL_LR] = "DELETE FROM last_resort WHERE devkey = ?1",
+    [Q_DEV_DEL] = "DELETE FROM devices WHERE devkey = ?1",
+    [Q_DEV_SECRET] = "UPDATE devices SET secret_hash = ?2 WHERE devkey = ?1",
+    [Q_DEV_EXISTS] = "SELECT 1 FROM devices WHERE devkey = ?1",
+    [Q_SENDER_SUMS] = "SELECT sender, sum(length(body)) FROM messages GROUP BY sender",
 };
 
 static const char schema[] =
@@ -142,13 +172,133 @@ struct dcache {
   struct dcache *knext, *nnext, *dnext; /* by devkey, by name, changed in this transaction */
 };
 
+/* Per-sender counts of a queue (max-queue-per-sender): filled from the
+ * database on first use for a (device, sender) pair, then kept by inserts
+ * and deletes; always the open transaction's view, so emptied on rollback
+ * and by expiry and device removal. Bounded like the routing cache. */
+struct scache {
+  int64_t devkey, n;
+  char sender[SOTTO_SRV_USER_MAX + 1];
+  struct scache *next;
+};
+
+/* Ciphertext bytes queued per sender account (max-sender-bytes), in the
+ * open transaction's view: built from the database at open and after a
+ * rollback, an expiry or a device removal; kept by inserts and deletes. One
+ * entry per account that has envelopes waiting. */
+struct sbytes {
+  char user[SOTTO_SRV_USER_MAX + 1];
+  int64_t bytes;
+  struct sbytes *next;
+};
+
 struct sq {
   sqlite3 *db;
+  struct sbytes *sb[DC_BUCKETS];
   sqlite3_stmt *q[Q_COUNT];
   struct dcache *bykey[DC_BUCKETS], *byname[DC_BUCKETS];
   struct dcache *dirty;
   size_t dc_n;
+  struct scache *sc[DC_BUCKETS];
+  size_t sc_n;
+  /* Ciphertext bytes in all queues: committed, and this transaction's
+   * change (max-store-bytes is checked against both). */
+  int64_t total, txn_bytes;
+  int full; /* the last commit failed on a full disk (the rollback clears SQLite's own code) */
 };
+
+static uint32_t sc_hash(int64_t devkey, const char *sender) {
+  uint32_t h = 2166136261u ^ (uint32_t)devkey ^ (uint32_t)((uint64_t)devkey >> 32);
+  for (; *sender; sender++) h = (h ^ (uint8_t)*sender) * 16777619u;
+  return h % DC_BUCKETS;
+}
+
+static struct scache *sc_find(struct sq *s, int64_t devkey, const char *sender) {
+  struct scache *e;
+  for (e = s->sc[sc_hash(devkey, sender)]; e; e = e->next)
+    if (e->devkey == devkey && strcmp(e->sender, sender) == 0) return e;
+  return NULL;
+}
+
+static void sc_clear(struct sq *s) {
+  size_t i;
+  for (i = 0; i < DC_BUCKETS; i++)
+    while (s->sc[i]) {
+      struct scache *e = s->sc[i];
+      s->sc[i] = e->next;
+      free(e);
+    }
+  s->sc_n = 0;
+}
+
+static sqlite3_stmt *stmt(struct sq *s, int which);
+
+static uint32_t sb_hash(const char *user) {
+  uint32_t h = 2166136261u;
+  for (; *user; user++) h = (h ^ (uint8_t)*user) * 16777619u;
+  return h % DC_BUCKETS;
+}
+
+static void sb_clear(struct sq *s) {
+  size_t i;
+  for (i = 0; i < DC_BUCKETS; i++)
+    while (s->sb[i]) {
+      struct sbytes *e = s->sb[i];
+      s->sb[i] = e->next;
+      free(e);
+    }
+}
+
+/* Adds d bytes to sender's sum (an entry is made if needed). */
+static int sb_add(struct sq *s, const char *sender, int64_t d) {
+  struct sbytes *e;
+  uint32_t h;
+  if (!sender || strlen(sender) > SOTTO_SRV_USER_MAX) return 0;
+  h = sb_hash(sender);
+  for (e = s->sb[h]; e; e = e->next)
+    if (strcmp(e->user, sender) == 0) break;
+  if (!e) {
+    if ((e = calloc(1, sizeof *e)) == NULL) return SOTTO_ERR_NOMEM;
+    memcpy(e->user, sender, strlen(sender) + 1);
+    e->next = s->sb[h];
+    s->sb[h] = e;
+  }
+  e->bytes += d;
+  return 0;
+}
+
+static int sb_reload(struct sq *s) {
+  sqlite3_stmt *st;
+  int rc;
+  sb_clear(s);
+  st = stmt(s, Q_SENDER_SUMS);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    if (sb_add(s, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1)) != 0) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+}
+
+static int sq_sender_bytes(void *v, const char *sender, int64_t *bytes) {
+  struct sq *s = v;
+  struct sbytes *e;
+  *bytes = 0;
+  if (strlen(sender) > SOTTO_SRV_USER_MAX) return 0;
+  for (e = s->sb[sb_hash(sender)]; e; e = e->next)
+    if (strcmp(e->user, sender) == 0) {
+      *bytes = e->bytes;
+      break;
+    }
+  return 0;
+}
+
+/* A counted envelope from sender came (+1) or went (-1). */
+static void sc_bump(struct sq *s, int64_t devkey, const char *sender, int d) {
+  struct scache *e = sender ? sc_find(s, devkey, sender) : NULL;
+  if (e) e->n += d;
+}
 
 static uint32_t dc_key_hash(int64_t devkey) {
   return (uint32_t)((uint64_t)devkey * 0x9E3779B97F4A7C15ull >> 52);
@@ -176,6 +326,8 @@ static struct dcache *dc_by_name(struct sq *s, const char *user, size_t ulen, ui
       return e;
   return NULL;
 }
+
+static int total_reload(struct sq *s);
 
 static void dc_clear(struct sq *s) {
   size_t i;
@@ -209,6 +361,7 @@ static int dc_add(struct sq *s, int64_t devkey, int64_t n, int64_t bytes) {
   if (!e) return SOTTO_ERR_NOMEM;
   e->dn += n;
   e->dbytes += bytes;
+  s->txn_bytes += bytes;
   if (!e->dirty) {
     e->dirty = 1;
     e->dnext = s->dirty;
@@ -241,10 +394,33 @@ static void copy_blob(sqlite3_stmt *st, int col, uint8_t *dst, size_t cap, size_
 
 static int queue_add(struct sq *s, int64_t devkey, int64_t n, int64_t bytes);
 
+/* A full disk (or file system): SQLITE_FULL, or an I/O error from ENOSPC. */
+static int is_full(sqlite3 *db) {
+  return sqlite3_errcode(db) == SQLITE_FULL || sqlite3_system_errno(db) == ENOSPC;
+}
+
 static int sq_begin(void *v) {
   struct sq *s = v;
   if (s->dc_n > DC_MAX) dc_clear(s);
+  if (s->sc_n > DC_MAX) sc_clear(s);
+  s->txn_bytes = 0;
+  s->full = 0;
   return step_done(stmt(s, Q_BEGIN));
+}
+
+static int sq_savepoint(void *v) { return step_done(stmt(v, Q_SAVEPOINT)); }
+static int sq_release(void *v) { return step_done(stmt(v, Q_RELEASE)); }
+static int sq_rollback_to(void *v) {
+  int rc = step_done(stmt(v, Q_ROLLBACK_TO));
+  return rc ? rc : step_done(stmt(v, Q_RELEASE));
+}
+
+/* Checkpoint and truncate the WAL: the frames written by the inserts of
+ * envelopes that are now deleted go with it. With a reader in the WAL the
+ * checkpoint cannot finish now; the next one will. */
+static void sq_wal_truncate(void *v) {
+  struct sq *s = v;
+  (void)sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 }
 
 /* Writes the summed queue counters, then commits; only once the commit
@@ -253,8 +429,16 @@ static int sq_commit(void *v) {
   struct sq *s = v;
   struct dcache *e;
   for (e = s->dirty; e; e = e->dnext)
-    if ((e->dn || e->dbytes) && queue_add(s, e->devkey, e->dn, e->dbytes) != 0) return SOTTO_ERR_STORE;
-  if (step_done(stmt(s, Q_COMMIT)) != 0) return SOTTO_ERR_STORE;
+    if ((e->dn || e->dbytes) && queue_add(s, e->devkey, e->dn, e->dbytes) != 0) {
+      s->full = is_full(s->db);
+      return SOTTO_ERR_STORE;
+    }
+  if (step_done(stmt(s, Q_COMMIT)) != 0) {
+    s->full = is_full(s->db);
+    return SOTTO_ERR_STORE;
+  }
+  s->total += s->txn_bytes;
+  s->txn_bytes = 0;
   while ((e = s->dirty) != NULL) {
     s->dirty = e->dnext;
     e->n += e->dn;
@@ -267,7 +451,9 @@ static int sq_commit(void *v) {
 
 static void sq_rollback(void *v) {
   dc_clear(v);
+  sc_clear(v);
   (void)step_done(stmt(v, Q_ROLLBACK));
+  (void)total_reload(v);
 }
 
 static void sq_close(void *v) {
@@ -277,17 +463,29 @@ static void sq_close(void *v) {
   for (i = 0; i < Q_COUNT; i++) sqlite3_finalize(s->q[i]);
   sqlite3_close(s->db);
   dc_clear(s);
+  sc_clear(s);
+  sb_clear(s);
   free(s);
 }
 
 static int sq_account_create(void *v, const char *user, const uint8_t *ik, size_t ik_len, int64_t day,
                              int64_t *account_id) {
   struct sq *s = v;
-  sqlite3_stmt *st = stmt(s, Q_ACC_INS);
+  sqlite3_stmt *st = stmt(s, Q_ACC_CANON);
+  char canon[SOTTO_SRV_USER_MAX + 1];
   int rc;
+  /* Look-alike names are one name: refused like a taken one. */
+  sotto__srv_username_canon((const uint8_t *)user, strlen(user), canon);
+  sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc == SQLITE_ROW) return SOTTO_ERR_DUPLICATE;
+  if (rc != SQLITE_DONE) return SOTTO_ERR_STORE;
+  st = stmt(s, Q_ACC_INS);
   sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
   sqlite3_bind_blob(st, 2, ik, (int)ik_len, SQLITE_STATIC);
   sqlite3_bind_int64(st, 3, day);
+  sqlite3_bind_text(st, 4, canon, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc == SQLITE_CONSTRAINT) return SOTTO_ERR_DUPLICATE;
@@ -502,7 +700,7 @@ static int take_onetime(struct sq *s, int64_t devkey, int kind, uint32_t *id, ui
   return step_done(st);
 }
 
-static int sq_bundle_take(void *v, int64_t devkey, struct sotto_srv_bundle_buf *out) {
+static int sq_bundle_take(void *v, int64_t devkey, int onetime, struct sotto_srv_bundle_buf *out) {
   struct sq *s = v;
   sqlite3_stmt *st = stmt(s, Q_SPK_GET);
   int rc;
@@ -517,10 +715,10 @@ static int sq_bundle_take(void *v, int64_t devkey, struct sotto_srv_bundle_buf *
   if (rc == SQLITE_DONE) return 1;
   if (rc != SQLITE_ROW) return SOTTO_ERR_STORE;
 
-  rc = take_onetime(s, devkey, 0, &out->ec_id, out->ec, &out->ec_len);
+  rc = onetime ? take_onetime(s, devkey, 0, &out->ec_id, out->ec, &out->ec_len) : 1;
   if (rc < 0) return rc;
   out->has_ec = rc == 0;
-  rc = take_onetime(s, devkey, 1, &out->kem_id, out->kem, &out->kem_len);
+  rc = onetime ? take_onetime(s, devkey, 1, &out->kem_id, out->kem, &out->kem_len) : 1;
   if (rc < 0) return rc;
   out->kem_kind = rc == 0 ? 1 : 0;
   if (!out->kem_kind) {
@@ -559,6 +757,8 @@ static int sq_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
   sqlite3_bind_blob(st, 7, e->body, (int)e->body_len, SQLITE_STATIC);
   if (step_done(st) != 0) return SOTTO_ERR_STORE;
   e->id = sqlite3_last_insert_rowid(s->db);
+  sc_bump(s, devkey, e->sender, 1);
+  if (sb_add(s, e->sender, (int64_t)e->body_len) != 0) return SOTTO_ERR_NOMEM;
   return dc_add(s, devkey, 1, (int64_t)e->body_len);
 }
 
@@ -567,11 +767,16 @@ static int sq_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
   sqlite3_stmt *st = stmt(s, Q_MSG_LEN);
   int rc;
   int64_t bytes = 0;
+  char sender[SOTTO_SRV_USER_MAX + 1] = "";
   sqlite3_bind_int64(st, 1, devkey);
   sqlite3_bind_int64(st, 2, id);
   rc = sqlite3_step(st);
   *found = rc == SQLITE_ROW;
-  if (rc == SQLITE_ROW) bytes = sqlite3_column_int64(st, 0);
+  if (rc == SQLITE_ROW) {
+    const char *snd = (const char *)sqlite3_column_text(st, 1);
+    bytes = sqlite3_column_int64(st, 0);
+    if (snd && strlen(snd) <= SOTTO_SRV_USER_MAX) memcpy(sender, snd, strlen(snd) + 1);
+  }
   sqlite3_reset(st);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SOTTO_ERR_STORE;
   if (!*found) return 0;
@@ -579,6 +784,8 @@ static int sq_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
   sqlite3_bind_int64(st, 1, devkey);
   sqlite3_bind_int64(st, 2, id);
   if (step_done(st) != 0) return SOTTO_ERR_STORE;
+  sc_bump(s, devkey, sender, -1);
+  if (sb_add(s, sender, -bytes) != 0) return SOTTO_ERR_NOMEM;
   return dc_add(s, devkey, -1, -bytes);
 }
 
@@ -617,9 +824,128 @@ static int sq_expire(void *v, int64_t before_ms, int64_t *deleted) {
    * counters are dropped rather than added on top. */
   if (*deleted > 0) {
     dc_clear(s);
-    return step_done(stmt(s, Q_QUEUE_RECOUNT));
+    sc_clear(s);
+    if (step_done(stmt(s, Q_QUEUE_RECOUNT)) != 0) return SOTTO_ERR_STORE;
+    /* The recount is this transaction's view: it becomes the total, with
+     * nothing pending on top. */
+    if (total_reload(s) != 0) return SOTTO_ERR_STORE;
   }
   return 0;
+}
+
+/* total = every queue's bytes as the connection sees them now. */
+static int total_reload(struct sq *s) {
+  sqlite3_stmt *st = stmt(s, Q_QUEUE_TOTAL);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) s->total = sqlite3_column_int64(st, 1);
+  sqlite3_reset(st);
+  s->txn_bytes = 0;
+  if (rc != SQLITE_ROW) return SOTTO_ERR_STORE;
+  return sb_reload(s);
+}
+
+static int sq_total_bytes(void *v, int64_t *bytes) {
+  struct sq *s = v;
+  *bytes = s->total + s->txn_bytes;
+  return 0;
+}
+
+static int sq_sender_count(void *v, int64_t devkey, const char *sender, int64_t *n) {
+  struct sq *s = v;
+  struct scache *e = sc_find(s, devkey, sender);
+  sqlite3_stmt *st;
+  int rc;
+  if (e) {
+    *n = e->n;
+    return 0;
+  }
+  if (strlen(sender) > SOTTO_SRV_USER_MAX) return SOTTO_ERR_USAGE;
+  st = stmt(s, Q_SENDER_COUNT);
+  sqlite3_bind_int64(st, 1, devkey);
+  sqlite3_bind_text(st, 2, sender, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *n = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW) return SOTTO_ERR_STORE;
+  if ((e = calloc(1, sizeof *e)) == NULL) return SOTTO_ERR_NOMEM;
+  e->devkey = devkey;
+  e->n = *n;
+  memcpy(e->sender, sender, strlen(sender) + 1);
+  e->next = s->sc[sc_hash(devkey, sender)];
+  s->sc[sc_hash(devkey, sender)] = e;
+  s->sc_n++;
+  return 0;
+}
+
+/* Drops the routing-cache entry of a removed device (its pending counter
+ * changes go with its row). */
+static void dc_forget(struct sq *s, int64_t devkey) {
+  struct dcache **pp, *e = dc_by_key(s, devkey);
+  if (!e) return;
+  for (pp = &s->bykey[dc_key_hash(devkey) % DC_BUCKETS]; *pp; pp = &(*pp)->knext)
+    if (*pp == e) {
+      *pp = e->knext;
+      break;
+    }
+  for (pp = &s->byname[e->nhash % DC_BUCKETS]; *pp; pp = &(*pp)->nnext)
+    if (*pp == e) {
+      *pp = e->nnext;
+      break;
+    }
+  for (pp = &s->dirty; *pp; pp = &(*pp)->dnext)
+    if (*pp == e) {
+      *pp = e->dnext;
+      break;
+    }
+  free(e);
+  s->dc_n--;
+}
+
+static int sq_device_remove(void *v, int64_t account_id, uint32_t device_id, int64_t *devkey) {
+  struct sq *s = v;
+  sqlite3_stmt *st = stmt(s, Q_DEV_FIND);
+  static const int dels[] = {Q_DEV_DEL_MSGS, Q_DEV_DEL_OT, Q_DEV_DEL_SPK, Q_DEV_DEL_LR, Q_DEV_DEL};
+  const struct dcache *e;
+  int64_t bytes = 0;
+  size_t i;
+  int rc;
+  sqlite3_bind_int64(st, 1, account_id);
+  sqlite3_bind_int64(st, 2, device_id);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *devkey = sqlite3_column_int64(st, 0);
+    bytes = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+  if (rc == SQLITE_DONE) return 1;
+  if (rc != SQLITE_ROW) return SOTTO_ERR_STORE;
+  for (i = 0; i < sizeof dels / sizeof dels[0]; i++) {
+    st = stmt(s, dels[i]);
+    sqlite3_bind_int64(st, 1, *devkey);
+    if (step_done(st) != 0) return SOTTO_ERR_STORE;
+  }
+  /* Its queue leaves the total (committed bytes and this transaction's). */
+  if ((e = dc_by_key(s, *devkey)) != NULL) bytes += e->dbytes;
+  s->txn_bytes -= bytes;
+  dc_forget(s, *devkey);
+  sc_clear(s);
+  return sb_reload(s);
+}
+
+static int sq_device_exists(void *v, int64_t devkey) {
+  sqlite3_stmt *st = stmt(v, Q_DEV_EXISTS);
+  int rc;
+  sqlite3_bind_int64(st, 1, devkey);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW;
+}
+
+static int sq_device_secret(void *v, int64_t devkey, const uint8_t secret_hash[32]) {
+  sqlite3_stmt *st = stmt(v, Q_DEV_SECRET);
+  sqlite3_bind_int64(st, 1, devkey);
+  sqlite3_bind_blob(st, 2, secret_hash, 32, SQLITE_STATIC);
+  return step_done(st);
 }
 
 static int sq_queue_total(void *v, int64_t *count, int64_t *bytes) {
@@ -641,11 +967,36 @@ static int sq_max_msg_id(void *v, int64_t *id) {
   return rc == SQLITE_ROW ? 0 : SOTTO_ERR_STORE;
 }
 
+static int sq_disk_full(void *v) {
+  struct sq *s = v;
+  return s->full || is_full(s->db);
+}
+
+static void sq_journal_limit(void *v, int64_t bytes) {
+  struct sq *s = v;
+  int64_t pages = bytes / 4096;
+  if (pages < 16) pages = 16;
+  if (pages > 1000) pages = 1000; /* SQLite's default; more buys nothing */
+  (void)sqlite3_wal_autocheckpoint(s->db, (int)pages);
+}
+
 static const struct sotto_store_ops sqlite_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
     .close = sq_close,
+    .savepoint = sq_savepoint,
+    .release = sq_release,
+    .rollback_to = sq_rollback_to,
+    .wal_truncate = sq_wal_truncate,
+    .disk_full = sq_disk_full,
+    .journal_limit = sq_journal_limit,
+    .device_remove = sq_device_remove,
+    .device_secret = sq_device_secret,
+    .device_exists = sq_device_exists,
+    .sender_count = sq_sender_count,
+    .total_bytes = sq_total_bytes,
+    .sender_bytes = sq_sender_bytes,
     .account_create = sq_account_create,
     .account_get = sq_account_get,
     .device_add = sq_device_add,
@@ -665,6 +1016,90 @@ static const struct sotto_store_ops sqlite_ops = {
     .max_msg_id = sq_max_msg_id,
 };
 
+/* Adds accounts.canon (the canonical form of the username, see
+ * sotto__srv_username_canon) to databases made before it existed and fills
+ * it in; new names are checked against it. Idempotent. */
+static int canon_migrate(struct sq *s) {
+  sqlite3_stmt *q = NULL, *u = NULL;
+  int rc = SOTTO_ERR_STORE, has = 0;
+  if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM pragma_table_info('accounts') WHERE name = 'canon'", -1, &q, NULL) !=
+      SQLITE_OK)
+    return SOTTO_ERR_STORE;
+  has = sqlite3_step(q) == SQLITE_ROW;
+  sqlite3_finalize(q);
+  q = NULL;
+  if (!has && sqlite3_exec(s->db, "ALTER TABLE accounts ADD COLUMN canon TEXT", NULL, NULL, NULL) != SQLITE_OK)
+    return SOTTO_ERR_STORE;
+  if (sqlite3_exec(s->db, "CREATE INDEX IF NOT EXISTS accounts_canon ON accounts(canon)", NULL, NULL, NULL) !=
+      SQLITE_OK)
+    return SOTTO_ERR_STORE;
+  if (sqlite3_prepare_v2(s->db, "SELECT id, username FROM accounts WHERE canon IS NULL", -1, &q, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(s->db, "UPDATE accounts SET canon = ?2 WHERE id = ?1", -1, &u, NULL) != SQLITE_OK)
+    goto out;
+  for (;;) {
+    char canon[SOTTO_SRV_USER_MAX + 1];
+    const unsigned char *name;
+    int r = sqlite3_step(q);
+    if (r == SQLITE_DONE) break;
+    if (r != SQLITE_ROW) goto out;
+    name = sqlite3_column_text(q, 1);
+    if (!name || (size_t)sqlite3_column_bytes(q, 1) > SOTTO_SRV_USER_MAX) continue;
+    sotto__srv_username_canon(name, (size_t)sqlite3_column_bytes(q, 1), canon);
+    sqlite3_reset(u);
+    sqlite3_bind_int64(u, 1, sqlite3_column_int64(q, 0));
+    sqlite3_bind_text(u, 2, canon, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(u) != SQLITE_DONE) goto out;
+  }
+  rc = 0;
+out:
+  sqlite3_finalize(q);
+  sqlite3_finalize(u);
+  return rc;
+}
+
+int sotto__store_sqlite_check(const char *dir, char *why, size_t why_len) {
+  char path[4096];
+  struct stat st;
+  sqlite3 *db = NULL;
+  sqlite3_stmt *q = NULL;
+  int rc = SOTTO_ERR_STORE, r;
+  if (snprintf(path, sizeof path, "%s/sotto.db", dir) >= (int)sizeof path) {
+    snprintf(why, why_len, "data directory path too long");
+    return SOTTO_ERR_USAGE;
+  }
+  if (stat(path, &st) != 0) return 0; /* no database yet: a new server */
+  if (!S_ISREG(st.st_mode)) {
+    snprintf(why, why_len, "%s is not a regular file", path);
+    return SOTTO_ERR_STORE;
+  }
+  if (st.st_size == 0) {
+    /* SQLite would take an empty file as a new database: every account
+     * gone, every name free again. */
+    snprintf(why, why_len,
+             "%s is empty (0 bytes), not a database: starting would lose every account. Restore it from a "
+             "backup, or remove it to start a new, empty server",
+             path);
+    return SOTTO_ERR_STORE;
+  }
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &q, NULL) != SQLITE_OK) {
+    snprintf(why, why_len, "%s is not a readable SQLite database (%s): restore it from a backup", path,
+             db ? sqlite3_errmsg(db) : "cannot open");
+    goto out;
+  }
+  r = sqlite3_step(q);
+  if (r != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(q, 0), "ok") != 0) {
+    snprintf(why, why_len, "%s failed its integrity check (%s): restore it from a backup", path,
+             r == SQLITE_ROW ? (const char *)sqlite3_column_text(q, 0) : sqlite3_errmsg(db));
+    goto out;
+  }
+  rc = 0;
+out:
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  return rc;
+}
+
 int sotto__store_sqlite_open(struct sotto_store *st, const char *dir) {
   struct sq *s;
   char path[4096];
@@ -683,11 +1118,13 @@ int sotto__store_sqlite_open(struct sotto_store *st, const char *dir) {
                    NULL, NULL, NULL) != SQLITE_OK)
     goto fail;
   if (sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK) goto fail;
+  if (canon_migrate(s) != 0) goto fail;
   for (i = 0; i < Q_COUNT; i++)
     if (sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL) != SQLITE_OK) {
       fprintf(stderr, "level=error event=sql_prepare err=\"%s\"\n", sqlite3_errmsg(s->db));
       goto fail;
     }
+  if (total_reload(s) != 0) goto fail;
   st->ops = &sqlite_ops;
   st->impl = s;
   return 0;

@@ -722,3 +722,33 @@ int sotto_net_ping(struct sotto_net *c) {
   sotto_net_event_clear(&ans);
   return rc;
 }
+
+/* ---- device management ------------------------------------------------------ */
+
+int sotto_net_rotate_secret(struct sotto_net *c, uint8_t secret[SOTTO_SRV_SECRET_LEN]) {
+  struct sotto_net_event ans;
+  struct sotto__rd r;
+  uint32_t id = 0;
+  int rc = request(c, SOTTO_SRV_ROTATE_SECRET, NULL, 0, &ans);
+  if (rc == 0) {
+    sotto__rd_init(&r, ans.payload, ans.payload_len);
+    if (sotto__rd_u32be(&r, &id) || sotto__rd_copy(&r, secret, SOTTO_SRV_SECRET_LEN) || sotto__rd_left(&r))
+      rc = SOTTO_ERR_MALFORMED;
+    if (ans.payload) sodium_memzero(ans.payload, ans.payload_len);
+  }
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+int sotto_net_device_remove(struct sotto_net *c, uint32_t device_id) {
+  uint8_t b[4];
+  struct sotto__wr w;
+  struct sotto_net_event ans;
+  int rc;
+  if (device_id == 0) return SOTTO_ERR_USAGE;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__wr_u32be(&w, device_id);
+  rc = request(c, SOTTO_SRV_DEVICE_REMOVE, b, 4, &ans);
+  sotto_net_event_clear(&ans);
+  return rc;
+}

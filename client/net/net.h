@@ -67,6 +67,15 @@ int sotto_net_ping(struct sotto_net *c);
 int sotto_net_fetch_bundle(struct sotto_net *c, const char *username, uint32_t device_id,
                            struct sotto_srv_bundle_buf *out);
 
+/* ROTATE_SECRET: the server makes a new secret for this device (written to
+ * secret); the old one stops working once this returns 0. The caller must
+ * store the new secret before anything else: it is not shown again. */
+int sotto_net_rotate_secret(struct sotto_net *c, uint8_t secret[SOTTO_SRV_SECRET_LEN]);
+/* DEVICE_REMOVE: removes device_id of this account with its keys and queue
+ * (device 1 may remove any other; a device may remove itself; device 1
+ * stays). Returns SOTTO_SRV_E_FORBIDDEN or SOTTO_SRV_E_NOT_FOUND otherwise. */
+int sotto_net_device_remove(struct sotto_net *c, uint32_t device_id);
+
 /* ---- pushes and pipelining ------------------------------------------------ */
 
 enum { SOTTO_NET_EV_MSG = 1, SOTTO_NET_EV_DRAINED, SOTTO_NET_EV_KEYS_LOW, SOTTO_NET_EV_CLOSE, SOTTO_NET_EV_ANSWER };

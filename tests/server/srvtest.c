@@ -55,7 +55,9 @@ int srv_start(struct srv_proc *p, const char *const *extra) {
   int64_t deadline;
   struct timespec ts;
   if (pipe2(out, O_CLOEXEC) != 0) return -1;
-  argv[n++] = SOTTO_SERVER_BIN;
+  /* SOTTO_TEST_SERVER_BIN runs the tests against another build (to measure
+   * an older server for comparison). */
+  argv[n++] = getenv("SOTTO_TEST_SERVER_BIN") ? getenv("SOTTO_TEST_SERVER_BIN") : SOTTO_SERVER_BIN;
   argv[n++] = "--data";
   argv[n++] = p->dir;
   argv[n++] = "--listen";

@@ -81,6 +81,7 @@ int main(int argc, char **argv) {
   struct sotto_net_ctx *ctx = NULL;
   struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
   const char *const extra[] = {"--send-burst", "1000000", "--send-rate", "1000000", "--max-queue", "1000000",
+                               "--max-queue-per-sender", "1000000",
                                "--log-level", "0", NULL};
   uint32_t next_seq = 0, pend_req[WINDOW], pend_seq[WINDOW];
   unsigned n_pend = 0, r, kills = 0, acked_total = 0, missing = 0, delivered = 0;
