@@ -10,6 +10,7 @@
 #   make bench    run the benchmark programs (tables, not tests)
 #   make deps     install Debian packages and fetch the pinned npm sources
 #   make fuzz     build the libFuzzer targets (clang) into build-fuzz/
+#   make fuzz-corpus  regenerate the seed corpora (fuzz/gen_corpus.c)
 #   make clean    remove the build trees
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
@@ -19,7 +20,7 @@ FUZZB  ?= build-fuzz
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 6
 
-.PHONY: all build deps check test asan fuzz fuzz-run bench demo clean
+.PHONY: all build deps check test asan fuzz fuzz-run fuzz-corpus bench demo clean
 
 all: build
 
@@ -53,6 +54,14 @@ fuzz-run: fuzz
 	  echo "== $$n: $(FUZZ_SECONDS)s"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$tmp >/dev/null 2>$$tmp.log || { tail -40 $$tmp.log; exit 1; }; \
 	  rm -rf $$tmp $$tmp.log; done; echo "fuzz: all targets ran clean"
+
+# Rewrites the generated seed corpora (fuzz/corpus/*/g-*, deterministic:
+# the same files on every run) with fuzz/gen_corpus.c; other files there
+# (older seeds, crash regressions) are kept.
+fuzz-corpus: build
+	cmake --build $(BUILD) --target gen_corpus -j$(JOBS)
+	rm -f fuzz/corpus/*/g-*
+	$(BUILD)/bin/gen_corpus fuzz/corpus
 
 check: test asan fuzz-run
 
