@@ -2,7 +2,8 @@
 #
 #   make          build everything into build/ (executables in build/bin/)
 #   make check    install what is missing, build with -Werror, run every test,
-#                 then rebuild and rerun the whole suite under ASan+UBSan,
+#                 run every benchmark in smoke mode (bench-smoke: every row
+#                 must be produced), then rebuild and rerun the whole suite under ASan+UBSan,
 #                 then build the libFuzzer targets with clang and run them
 #                 over their committed corpora
 #   make demo     install what is missing, build, and run the end-to-end demo:
@@ -20,7 +21,7 @@ FUZZB  ?= build-fuzz
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 6
 
-.PHONY: all build deps check test asan fuzz fuzz-run fuzz-corpus bench demo clean
+.PHONY: all build deps check test asan fuzz fuzz-run fuzz-corpus bench bench-smoke demo clean
 
 all: build
 
@@ -63,7 +64,13 @@ fuzz-corpus: build
 	rm -f fuzz/corpus/*/g-*
 	$(BUILD)/bin/gen_corpus fuzz/corpus
 
-check: test asan fuzz-run
+# Every benchmark in smoke mode: each row for a fraction of a second, no
+# figure judged, but a row that is missing or measured nothing fails.
+bench-smoke: build
+	bench/run protocol --smoke
+	bench/run server --smoke
+
+check: test bench-smoke asan fuzz-run
 
 # The README's demo: a local sotto-server and three clients (scripts/demo.sh).
 demo: build
