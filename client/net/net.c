@@ -122,17 +122,33 @@ static int wait_fd(int fd, short events, int64_t deadline) {
 
 /* ---- frames in ---------------------------------------------------------- */
 
+/* Queues the complete frames of rbuf (frames.c) and keeps the rest. */
+static int feed(struct sotto_net *c, int drop) {
+  size_t used = 0;
+  /* The protocol's cap, not the announced limit: a server may lower its
+   * limit while older, larger envelopes are still queued. */
+  int rc = sotto__net_feed(&c->q, c->rbuf, c->rlen, SOTTO_SRV_MAX_MESSAGE, drop, &used);
+  if (used) {
+    memmove(c->rbuf, c->rbuf + used, c->rlen - used);
+    c->rlen -= used;
+  }
+  return rc;
+}
+
 /* Reads what is available (no waiting), at most NET_READ_BUDGET bytes and
- * not past the deadline, and queues the complete frames (frames.c). While
- * the queue is full nothing is read, so the server waits (TCP flow
- * control), unless drop is set: then pushes that do not fit are dropped, so
- * that the answer a request waits for can get through. Returns 0,
- * SOTTO_NET_E_IO at end of stream / error, or a framing error. */
+ * not past the deadline, and queues the complete frames. While the queue is
+ * full nothing is read, so the server waits (TCP flow control), unless drop
+ * is set: then pushes that do not fit are dropped, so that the answer a
+ * request waits for can get through. Returns 0, SOTTO_NET_E_IO at end of
+ * stream / error, or a framing error. */
 static int read_some(struct sotto_net *c, int drop, int64_t deadline) {
   size_t budget = NET_READ_BUDGET;
+  int rc;
+  /* Frames read earlier, while the queue was full, come first. */
+  if (c->rlen && (rc = feed(c, drop)) != 0) return rc;
   for (;;) {
-    size_t n = 0, used = 0;
-    int ret, rc;
+    size_t n = 0;
+    int ret;
     if (c->eof) return SOTTO_NET_E_IO;
     if ((!drop && sotto__net_queue_full(&c->q)) || budget == 0 || mono_ms() > deadline) return 0;
     if (c->rcap - c->rlen < 16384) {
@@ -161,14 +177,7 @@ static int read_some(struct sotto_net *c, int drop, int64_t deadline) {
     }
     c->rlen += n;
     budget = n < budget ? budget - n : 0;
-    /* The protocol's cap, not the announced limit: a server may lower its
-     * limit while older, larger envelopes are still queued. */
-    rc = sotto__net_feed(&c->q, c->rbuf, c->rlen, SOTTO_SRV_MAX_MESSAGE, drop, &used);
-    if (used) {
-      memmove(c->rbuf, c->rbuf + used, c->rlen - used);
-      c->rlen -= used;
-    }
-    if (rc) return rc;
+    if ((rc = feed(c, drop)) != 0) return rc;
   }
 }
 

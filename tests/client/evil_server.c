@@ -17,7 +17,10 @@
  *                  from "mallory") as fast as the client takes them, without
  *                  end, answering its requests in between;
  *         trickle  once logged in, start an envelope frame and send one
- *                  byte of it every 100 ms, without end.
+ *                  byte of it every 100 ms, without end;
+ *         burst    once logged in, push BURST_N envelopes with a bad sender
+ *                  name and DRAINED in one write, then nothing (more than
+ *                  the client's event queue holds at once).
  *       Acknowledgements the client sends are appended to LOG_FILE
  *       ("ack ID"), so a test can see which envelopes were acked.
  *
@@ -53,6 +56,7 @@
 #define EVIL_MAX_S 120
 #define FLOOD_BODY (64 * 1024)
 #define MAX_KIDS 64
+#define BURST_N 1300
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -108,7 +112,7 @@ struct relay {
   uint8_t in[SOTTO_SRV_FRAME_HDR + SOTTO_SRV_MAX_FRAME];
   size_t in_len;
   struct out o;
-  int authed, injected;
+  int authed, injected, burst_done;
   uint32_t auth_req;
   uint64_t flood_id;
 };
@@ -185,7 +189,7 @@ static void inject_bad(struct relay *r) {
 static void relay_event(struct relay *r, const struct sotto_net_event *ev) {
   static uint8_t b[SOTTO_SRV_MAX_FRAME];
   struct sotto__wr w;
-  int passthru = strcmp(r->mode, "flood") != 0 && strcmp(r->mode, "trickle") != 0;
+  int passthru = strcmp(r->mode, "bad") == 0 || strcmp(r->mode, "pass") == 0;
   sotto__wr_init(&w, b, sizeof b);
   switch (ev->kind) {
     case SOTTO_NET_EV_ANSWER:
@@ -303,6 +307,15 @@ static void serve(SSL *ssl, int fd, int up_port, const char *pin, const char *mo
       sotto_net_event_clear(&ev);
     }
     if (rc != 0) goto out;
+    if (r.authed && strcmp(mode, "burst") == 0 && !r.burst_done) {
+      static uint8_t b[256];
+      for (uint64_t i = 0; i < BURST_N; i++) {
+        size_t n = env_payload(b, sizeof b, 700000000 + i, "Bad Name", 8, 16, 16);
+        frame(&r, SOTTO_SRV_MSG, 0, b, n);
+      }
+      frame(&r, SOTTO_SRV_DRAINED, 0, NULL, 0);
+      r.burst_done = 1;
+    }
     if (r.authed && strcmp(mode, "trickle") == 0 && now_ms() >= next_trickle && r.o.len == r.o.off) {
       out_add(&r.o, trickle + (trickle_off < sizeof trickle ? trickle_off : sizeof trickle - 1), 1);
       trickle_off++;

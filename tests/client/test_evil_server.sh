@@ -9,9 +9,10 @@
 #  - floods envelopes without end: receive ends by its --timeout with a clear
 #    error, its peak memory bounded, and one summary line for the thousands
 #    it could not decrypt;
-#  - trickles one byte every 100 ms: receive ends by its --timeout.
-# And with the real server alone: 40 envelopes from one sender that nobody
-# can decrypt give a few lines and one summary, not 40 lines.
+#  - trickles one byte every 100 ms: receive ends by its --timeout;
+#  - pushes 1,300 malformed envelopes at once: all acked, receive completes.
+# And with the real server alone: 150 envelopes from one sender that nobody
+# can decrypt give a few lines and one summary, not 150 lines.
 source "$(dirname "$0")/lib.sh" "$@"
 
 EVIL=${4:-}
@@ -87,22 +88,33 @@ echo "     trickle: $m"
 rc=$(echo "$m" | sed -n 's/^exit=\([0-9]*\).*/\1/p')
 check "trickle: receive ends by itself, with an error" test -n "$rc" -a "${rc:-0}" -ne 0 -a -n "$(echo "$m" | grep killed=0)"
 check "trickle: the error says the timeout ended it" contains "$T/c.err" "within the timeout"
+
+# (d) A burst of 1,300 malformed envelopes and DRAINED, then silence: more
+# than the client's event queue holds, so the end waits in its read buffer.
+echo burst >"$T/mode"
+s bob receive --timeout 30 >"$T/e.out" 2>"$T/e.err"; rc=$?
+check "burst: receive succeeds (exit 0)" test $rc -eq 0
+check "burst: the rest are summed up" contains "$T/e.err" "1297 more malformed frames from the server were skipped"
+check "burst: all 1300 acked" test "$(grep -c '^ack 70000' "$T/evil.log")" -eq 1300
 echo pass >"$T/mode"
 
-# Finding 5 with the real server: 40 envelopes from alice nobody can decrypt.
+# Finding 5 with the real server: 150 envelopes of 60,000 bytes from alice
+# that nobody can decrypt (9 MB, more than the client's event queue holds at
+# once: the end of the queue, DRAINED included, waits in its read buffer
+# meanwhile).
 stop_server
 bob_dk=$(sql "SELECT d.devkey FROM devices d JOIN accounts a ON a.id = d.account_id WHERE a.username = 'bob';")
-sql "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40)
+sql "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150)
      INSERT INTO messages(devkey, sender, sender_device, device_id, type, ts, body)
-     SELECT $bob_dk, 'alice', 1, 1, 2, CAST(strftime('%s', 'now') AS INTEGER) * 1000 + i, randomblob(80) FROM n;
-     UPDATE devices SET queue_count = queue_count + 40 WHERE devkey = $bob_dk;"
+     SELECT $bob_dk, 'alice', 1, 1, 2, CAST(strftime('%s', 'now') AS INTEGER) * 1000 + i, randomblob(60000) FROM n;
+     UPDATE devices SET queue_count = queue_count + 150, queue_bytes = queue_bytes + 150 * 60000 WHERE devkey = $bob_dk;"
 start_server
-s bob receive --timeout 20 >"$T/d.out" 2>&1; rc=$?
-check "40 unreadable: receive succeeds" test $rc -eq 0
-check "40 unreadable: 3 lines and one summary" test "$(grep -c 'from alice could not be decrypted' "$T/d.out")" -eq 4
-check "40 unreadable: the summary says 37 more, 40 in all" contains "$T/d.out" \
-  "37 more messages from alice could not be decrypted and were dropped (40 in all)"
+s bob receive --timeout 50 >"$T/d.out" 2>&1; rc=$?
+check "150 unreadable: receive succeeds" test $rc -eq 0
+check "150 unreadable: 3 lines and one summary" test "$(grep -c 'from alice could not be decrypted' "$T/d.out")" -eq 4
+check "150 unreadable: the summary says 147 more, 150 in all" contains "$T/d.out" \
+  "147 more messages from alice could not be decrypted and were dropped (150 in all)"
 s bob receive --timeout 20 >"$T/d2.out" 2>&1
-check "40 unreadable: nothing left" contains "$T/d2.out" "No new messages."
+check "150 unreadable: nothing left" contains "$T/d2.out" "No new messages."
 
 finish
