@@ -5,9 +5,9 @@
  * --smoke (what `make check` runs): every row on a small scale (SMOKE_*
  * connections and envelopes, a fraction of a second each), no figure judged;
  * the program fails if any row of g_row_names is not produced or measured
- * nothing (not a positive finite number; a row printed that is not in the
- * list fails too, so that a new row is added to the list and required from
- * then on).
+ * nothing (not a finite number, or a rate that is not positive; a row
+ * printed that is not in the list fails too, so that a new row is added to
+ * the list and required from then on).
  *
  * Starts the real sotto-server and the bare TLS relay floor (relay_floor.c)
  * on free loopback ports, each with a fresh temporary data directory, drives
@@ -921,7 +921,7 @@ static void print_table(void) {
 
 /* Rows printed so far (--smoke checks them against g_row_names). */
 static struct {
-  const char *name;
+  const char *name, *unit;
   double sotto, floor;
 } g_printed[64];
 static size_t g_n_printed;
@@ -929,6 +929,7 @@ static size_t g_n_printed;
 static void json_row(const char *name, const char *unit, double s, double f, const char *extra) {
   if (g_n_printed < sizeof g_printed / sizeof g_printed[0]) {
     g_printed[g_n_printed].name = name;
+    g_printed[g_n_printed].unit = unit;
     g_printed[g_n_printed].sotto = s;
     g_printed[g_n_printed++].floor = f;
   }
@@ -964,9 +965,11 @@ static int smoke_check(void) {
     for (j = 0; j < g_n_printed; j++) {
       if (strcmp(g_printed[j].name, g_row_names[i]) != 0) continue;
       seen++;
-      /* A rate of 0 means nothing was measured; a floor of -1 means none. */
-      if (!isfinite(g_printed[j].sotto) || !isfinite(g_printed[j].floor) || !(g_printed[j].sotto > 0) ||
-          !(g_printed[j].floor > 0 || g_printed[j].floor == -1)) {
+      /* A rate (a unit per second) of 0 means nothing was measured; a
+       * floor of -1 means none. Memory and latency only need a number. */
+      int rate = strstr(g_printed[j].unit, "/s") != NULL;
+      if (!isfinite(g_printed[j].sotto) || !isfinite(g_printed[j].floor) ||
+          (rate && !(g_printed[j].sotto > 0 && (g_printed[j].floor > 0 || g_printed[j].floor == -1)))) {
         fprintf(stderr, "bench_server --smoke: row %s measured nothing (%g / %g)\n", g_row_names[i],
                 g_printed[j].sotto, g_printed[j].floor);
         bad = 1;
