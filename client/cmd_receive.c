@@ -88,6 +88,8 @@ static int session_loop(struct cli *c, struct conn *k, struct recv_state *st) {
       return CLI_OK;
     }
     if (rc == 0) {
+      /* --follow: a quiet moment sums up what could not be decrypted. */
+      if (st->follow && inbox_unreadable_summary(c)) return CLI_FAIL;
       idle += FOLLOW_POLL_MS;
       if (st->follow && idle >= FOLLOW_PING_MS) {
         idle = 0;
