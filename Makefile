@@ -2,7 +2,8 @@
 #
 #   make          build everything into build/ (executables in build/bin/)
 #   make check    install what is missing, build with -Werror, run every test,
-#                 then rebuild and rerun the whole suite under ASan+UBSan,
+#                 run every benchmark in smoke mode (bench-smoke: every row
+#                 must be produced), then rebuild and rerun the whole suite under ASan+UBSan,
 #                 then build the libFuzzer targets with clang and run them
 #                 over their committed corpora
 #   make demo     install what is missing, build, and run the end-to-end demo:
@@ -11,6 +12,7 @@
 #   make deps     install Debian packages and fetch the pinned npm sources
 #                 (PQClean; the libsignal 0.103 Node test peer)
 #   make fuzz     build the libFuzzer targets (clang) into build-fuzz/
+#   make fuzz-corpus  regenerate the seed corpora (fuzz/gen_corpus.c)
 #   make clean    remove the build trees
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
@@ -20,7 +22,7 @@ FUZZB  ?= build-fuzz
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 6
 
-.PHONY: all build deps check test asan fuzz fuzz-run bench demo clean
+.PHONY: all build deps check test asan fuzz fuzz-run fuzz-corpus bench bench-smoke demo clean
 
 all: build
 
@@ -56,7 +58,21 @@ fuzz-run: fuzz
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$tmp >/dev/null 2>$$tmp.log || { tail -40 $$tmp.log; exit 1; }; \
 	  rm -rf $$tmp $$tmp.log; done; echo "fuzz: all targets ran clean"
 
-check: test asan fuzz-run
+# Rewrites the generated seed corpora (fuzz/corpus/*/g-*, deterministic:
+# the same files on every run) with fuzz/gen_corpus.c; other files there
+# (older seeds, crash regressions) are kept.
+fuzz-corpus: build
+	cmake --build $(BUILD) --target gen_corpus -j$(JOBS)
+	rm -f fuzz/corpus/*/g-*
+	$(BUILD)/bin/gen_corpus fuzz/corpus
+
+# Every benchmark in smoke mode: each row for a fraction of a second, no
+# figure judged, but a row that is missing or measured nothing fails.
+bench-smoke: build
+	bench/run protocol --smoke
+	bench/run server --smoke
+
+check: test bench-smoke asan fuzz-run
 
 # The README's demo: a local sotto-server and three clients (scripts/demo.sh).
 demo: build

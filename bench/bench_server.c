@@ -1,6 +1,13 @@
 /* bench_server.c: the sotto-server benchmark (bench/run server).
  *
- *   bench_server [--json] [--seconds S] [--window W]
+ *   bench_server [--json] [--seconds S] [--window W] [--smoke]
+ *
+ * --smoke (what `make check` runs): every row on a small scale (SMOKE_*
+ * connections and envelopes, a fraction of a second each), no figure judged;
+ * the program fails if any row of g_row_names is not produced or measured
+ * nothing (not a finite number, or a rate that is not positive; a row
+ * printed that is not in the list fails too, so that a new row is added to
+ * the list and required from then on).
  *
  * Starts the real sotto-server and the bare TLS relay floor (relay_floor.c)
  * on free loopback ports, each with a fresh temporary data directory, drives
@@ -41,6 +48,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -70,22 +78,39 @@
 #define DEFAULT_SECONDS 2.0
 #define MAX_SECONDS 3600.0
 #define ENV_LEN 200      /* envelope (ciphertext) bytes */
-#define RELAY_PAIRS 500  /* 1000 connected devices */
+#define RELAY_PAIRS_MAX 500 /* 1000 connected devices */
+#define RELAY_PAIRS (g_smoke ? SMOKE_RELAY_PAIRS : RELAY_PAIRS_MAX)
 #define DEFAULT_WINDOW 4 /* SENDs in flight per sender (--window) */
 #define MAX_WINDOW 64
-#define IDLE_CONNS 10000
+#define IDLE_CONNS_MAX 10000
+#define IDLE_CONNS (g_smoke ? SMOKE_IDLE_CONNS : IDLE_CONNS_MAX)
 #define LOGIN_INFLIGHT 32    /* logins in progress at once */
 #define CONNECT_INFLIGHT 256 /* while opening the idle and relay connections */
-#define BACKLOG_N 100000
-#define BACKLOG_STEP 10000
+#define BACKLOG_STEPS 10 /* enqueue rate measured over the first and last of these */
+#define BACKLOG_N (g_smoke ? SMOKE_BACKLOG_N : 100000)
+#define BACKLOG_STEP (BACKLOG_N / BACKLOG_STEPS)
 #define BACKLOG_WINDOW 256
 #define BACKLOG_ROUNDS 3 /* enqueue + drain, medians reported */
 #define REG_CONNS 4
 #define REG_WINDOW 128
 #define N_DEVS (IDLE_CONNS + 2) /* the last two: backlog recipient and sender */
+#define N_DEVS_MAX (IDLE_CONNS_MAX + 2)
 #define LAT_TICK_US 200         /* open-loop sender wakes up this often */
 #define WAIT_S 60               /* bound on every wait for answers */
 #define NOFILE_WANT 65536
+/* --smoke: every row, on this scale. */
+#define SMOKE_SECONDS 1.5
+#define SMOKE_RELAY_PAIRS 16
+#define SMOKE_IDLE_CONNS 64
+#define SMOKE_BACKLOG_N 500
+
+static int g_smoke;
+
+/* Every row the program prints, in order: --smoke requires each of them. */
+static const char *const g_row_names[] = {"relay",          "latency_p50",     "latency_p99",
+                                          "backlog_first10k", "backlog_last10k", "backlog_drain",
+                                          "idle",           "login"};
+#define N_ROW_NAMES (sizeof g_row_names / sizeof g_row_names[0])
 
 /* ---- processes --------------------------------------------------------------- */
 
@@ -283,7 +308,7 @@ static int64_t metric(const struct proc *p, const char *name) {
 
 /* ---- devices and envelopes ------------------------------------------------------ */
 
-static struct lg_dev g_devs[N_DEVS];
+static struct lg_dev g_devs[N_DEVS_MAX];
 
 /* Envelope bytes: pair index, sequence number, the time it was due (latency
  * row), then filler derived from both, so that any corruption or mix-up
@@ -374,7 +399,7 @@ struct side {
   int counting;
   uint64_t counted;
   /* relay and latency */
-  struct pair pairs[RELAY_PAIRS];
+  struct pair pairs[RELAY_PAIRS_MAX];
   int closed_loop, sending;
   uint32_t *lat_us;
   size_t n_lat, cap_lat;
@@ -382,7 +407,7 @@ struct side {
   size_t registered;
   /* backlog */
   uint64_t b_sent, b_ok, b_recvd, b_ack_ok;
-  int64_t b_t[BACKLOG_N / BACKLOG_STEP + 1];
+  int64_t b_t[BACKLOG_STEPS + 1];
   int b_drained;
   /* results */
   double r_relay[ROUNDS], r_login[ROUNDS];
@@ -619,7 +644,7 @@ static int ping_done(struct side *sd) {
 
 /* ---- idle --------------------------------------------------------------------------- */
 
-static struct lg_conn *g_idle[IDLE_CONNS];
+static struct lg_conn *g_idle[IDLE_CONNS_MAX];
 
 /* Waits ms milliseconds while handling whatever arrives. */
 static void settle(struct side *sd, int ms) {
@@ -694,7 +719,7 @@ static double login_turn(struct side *sd, double secs) {
 
 /* ---- relay and latency ----------------------------------------------------------------- */
 
-static struct lg_conn *g_relay_s[2 * RELAY_PAIRS], *g_relay_f[2 * RELAY_PAIRS];
+static struct lg_conn *g_relay_s[2 * RELAY_PAIRS_MAX], *g_relay_f[2 * RELAY_PAIRS_MAX];
 
 static void relay_open(struct side *sd, struct lg_conn **cs) {
   size_t i;
@@ -807,7 +832,7 @@ static void backlog_round(struct side *sd, struct lg_conn *s, int k) {
   }
   sd->r_first[k] = BACKLOG_STEP / ((double)(sd->b_t[1] - sd->b_t[0]) / 1e9);
   sd->r_last[k] = BACKLOG_STEP /
-                  ((double)(sd->b_t[BACKLOG_N / BACKLOG_STEP] - sd->b_t[BACKLOG_N / BACKLOG_STEP - 1]) / 1e9);
+                  ((double)(sd->b_t[BACKLOG_STEPS] - sd->b_t[BACKLOG_STEPS - 1]) / 1e9);
   if ((q = metric(sd->p, "sotto_queue_depth")) != BACKLOG_N)
     lg_die("backlog: server reports %lld queued, want %d", (long long)q, BACKLOG_N);
 
@@ -1085,7 +1110,20 @@ static void print_table(void) {
       g_s.by_n, g_s.by_p50, g_s.by_attack_mb);
 }
 
+/* Rows printed so far (--smoke checks them against g_row_names). */
+static struct {
+  const char *name, *unit;
+  double sotto, floor;
+} g_printed[64];
+static size_t g_n_printed;
+
 static void json_row(const char *name, const char *unit, double s, double f, const char *extra) {
+  if (g_n_printed < sizeof g_printed / sizeof g_printed[0]) {
+    g_printed[g_n_printed].name = name;
+    g_printed[g_n_printed].unit = unit;
+    g_printed[g_n_printed].sotto = s;
+    g_printed[g_n_printed++].floor = f;
+  }
   printf("{\"bench\":\"%s\",\"unit\":\"%s\",\"sotto\":%.2f,\"floor\":", name, unit, s);
   if (f >= 0)
     printf("%.2f", f);
@@ -1109,14 +1147,56 @@ static void print_json(void) {
   json_row("bystander_p99", "ms", g_s.by_p99, -1, NULL);
 }
 
+/* --smoke: each row of g_row_names printed exactly once with finite
+ * figures, and no other. Returns the exit status. */
+static int smoke_check(void) {
+  size_t i, j;
+  int bad = 0;
+  for (i = 0; i < N_ROW_NAMES; i++) {
+    size_t seen = 0;
+    for (j = 0; j < g_n_printed; j++) {
+      if (strcmp(g_printed[j].name, g_row_names[i]) != 0) continue;
+      seen++;
+      /* A rate (a unit per second) of 0 means nothing was measured; a
+       * floor of -1 means none. Memory and latency only need a number. */
+      int rate = strstr(g_printed[j].unit, "/s") != NULL;
+      if (!isfinite(g_printed[j].sotto) || !isfinite(g_printed[j].floor) ||
+          (rate && !(g_printed[j].sotto > 0 && (g_printed[j].floor > 0 || g_printed[j].floor == -1)))) {
+        fprintf(stderr, "bench_server --smoke: row %s measured nothing (%g / %g)\n", g_row_names[i],
+                g_printed[j].sotto, g_printed[j].floor);
+        bad = 1;
+      }
+    }
+    if (seen != 1) {
+      fprintf(stderr, "bench_server --smoke: row %s printed %zu times, want once\n", g_row_names[i], seen);
+      bad = 1;
+    }
+  }
+  for (j = 0; j < g_n_printed; j++) {
+    for (i = 0; i < N_ROW_NAMES && strcmp(g_printed[j].name, g_row_names[i]) != 0; i++) {
+    }
+    if (i == N_ROW_NAMES) {
+      fprintf(stderr, "bench_server --smoke: row %s is not in g_row_names (add it there)\n", g_printed[j].name);
+      bad = 1;
+    }
+  }
+  if (bad) return 1;
+  fprintf(stderr, "bench_server --smoke: all %zu rows produced (%d idle connections, %d relay pairs, %d backlog "
+                  "envelopes; figures not judged)\n",
+          N_ROW_NAMES, IDLE_CONNS, RELAY_PAIRS, BACKLOG_N);
+  return 0;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: bench_server [--json] [--seconds S] [--window W]\n"
+          "usage: bench_server [--json] [--seconds S] [--window W] [--smoke]\n"
           "  --json       one JSON object per line, nothing else on stdout\n"
           "  --seconds S  measuring time per side for the relay, latency and login rows (default %.0f),\n"
           "               split into %d rounds\n"
-          "  --window W   SENDs each sender keeps in flight in the relay and latency rows (default %d)\n",
-          DEFAULT_SECONDS, ROUNDS, DEFAULT_WINDOW);
+          "  --window W   SENDs each sender keeps in flight in the relay and latency rows (default %d)\n"
+          "  --smoke      every row on a small scale in about %.1f s per side (CI): no figure is judged, but\n"
+          "               the program fails if a row is missing or not a number\n",
+          DEFAULT_SECONDS, ROUNDS, DEFAULT_WINDOW, SMOKE_SECONDS);
 }
 
 static void raise_nofile(void) {
@@ -1177,6 +1257,8 @@ int main(int argc, char **argv) {
         return 2;
       }
       g_window = (int)w;
+    } else if (strcmp(argv[i], "--smoke") == 0) {
+      g_smoke = 1;
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       return 0;
@@ -1186,6 +1268,7 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  if (g_smoke) g_secs = SMOKE_SECONDS;
   slice = g_secs / ROUNDS;
   prog = isatty(STDERR_FILENO);
   signal(SIGPIPE, SIG_IGN);
@@ -1268,9 +1351,10 @@ int main(int argc, char **argv) {
   g_finished = 1;
   g_s.b_last = g_s.b_last > 0 ? g_s.b_last : 1;
 
-  if (json)
+  if (json || g_smoke)
     print_json();
   else
     print_table();
-  return fflush(stdout) == 0 ? 0 : 1;
+  if (fflush(stdout) != 0) return 1;
+  return g_smoke ? smoke_check() : 0;
 }

@@ -4,6 +4,7 @@
 #include <sotto/keys.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "account.h"
 
@@ -198,7 +199,20 @@ int conn_top_up(struct cli *c, struct conn *k, uint32_t ec_left, uint32_t kem_le
   return conn_upload_keys(c, k, 0, n_ec, n_kem);
 }
 
-int conn_open(struct cli *c, struct conn *k) {
+int conn_open(struct cli *c, struct conn *k) { return conn_open_until(c, k, 0); }
+
+/* The smaller of a default timeout and what is left before deadline_ms
+ * (monotonic; 0 = none), at least 1 ms. */
+static int cap_timeout(int dflt, int64_t deadline_ms) {
+  struct timespec ts;
+  int64_t left;
+  if (!deadline_ms) return dflt;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  left = deadline_ms - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+  return left < 1 ? 1 : left < dflt ? (int)left : dflt;
+}
+
+int conn_open_until(struct cli *c, struct conn *k, int64_t deadline_ms) {
   uint32_t ec_left = 0, kem_left = 0;
   int rc;
 
@@ -212,12 +226,13 @@ int conn_open(struct cli *c, struct conn *k) {
   k->ctx = sotto_net_ctx_new(c->acct->pin[0] ? c->acct->pin : NULL, c->acct->pin[0] ? NULL : c->acct->ca);
   if (!k->ctx) return cli_error(c, "tls", "cannot set up TLS for %s (is the CA file %s readable?)", c->acct->server,
                                 c->acct->ca[0] ? c->acct->ca : "-");
-  if ((rc = sotto_net_connect(k->ctx, k->host, k->port, CONN_CONNECT_TIMEOUT_MS, 1, &k->net)) != 0) {
+  if ((rc = sotto_net_connect(k->ctx, k->host, k->port, cap_timeout(CONN_CONNECT_TIMEOUT_MS, deadline_ms), 1,
+                              &k->net)) != 0) {
     conn_error(c, k, rc, "connecting", NULL);
     conn_close(k);
     return CLI_FAIL;
   }
-  sotto_net_set_timeout(k->net, CONN_REQUEST_TIMEOUT_MS);
+  sotto_net_set_timeout(k->net, cap_timeout(CONN_REQUEST_TIMEOUT_MS, deadline_ms));
   if ((rc = sotto_net_auth(k->net, c->acct->username, c->acct->device_id, c->acct->secret, &ec_left, &kem_left))) {
     conn_error(c, k, rc, "logging in", c->acct->username);
     conn_close(k);

@@ -39,6 +39,9 @@ int conn_split(const char *hostport, char *host, size_t hcap, char *port, size_t
 /* Connects to the server of c->acct (registered), authenticates and tops up
  * pre-keys if the server says they run low. Prints why on failure. */
 int conn_open(struct cli *c, struct conn *k);
+/* The same, with every wait ending by deadline_ms (CLOCK_MONOTONIC, in ms;
+ * 0 = the default timeouts only). */
+int conn_open_until(struct cli *c, struct conn *k, int64_t deadline_ms);
 void conn_close(struct conn *k);
 /* Prints the one-line error for a net result rc of what ("sending to bob");
  * user is the peer concerned (or NULL). Returns CLI_FAIL. */

@@ -212,12 +212,14 @@ static int apply_sender_key(struct cli *c, const char *sender, const struct cont
   return rc;
 }
 
+static int unreadable_count(const char *sender);
+
 static int unreadable(struct cli *c, const char *sender, uint64_t sid, const char *why) {
   char text[256];
-  int rc;
+  int rc, show = unreadable_count(sender);
   snprintf(text, sizeof text, "a message from %s could not be decrypted (%s) and was dropped", sender, why);
   if ((rc = cli_begin(c))) return rc;
-  if ((rc = add_event(c, NOTICE_UNREADABLE, sender, NULL, text)) || (rc = msglog_mark_seen(c->st, sid, 0)) ||
+  if ((show && (rc = add_event(c, NOTICE_UNREADABLE, sender, NULL, text))) || (rc = msglog_mark_seen(c->st, sid, 0)) ||
       (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
     store_rollback(c->st);
   return rc;
@@ -396,4 +398,60 @@ int inbox_process(struct cli *c, struct conn *k, uint64_t sid, const char *sende
   }
   if (rc) return cli_store_error(c, rc);
   return inbox_flush_unshown(c);
+}
+
+/* ---- many unreadable envelopes, one line ------------------------------------
+ * A sender (or a server) can queue thousands of envelopes nobody can
+ * decrypt. Each is still marked seen and acknowledged, but only the first
+ * UNREADABLE_SHOWN of each sender become a line; the rest are counted and
+ * summed up by inbox_unreadable_summary. The table is bounded: senders past
+ * UNREADABLE_SENDERS (the name is the server's word) are counted together. */
+#define UNREADABLE_SHOWN 3
+#define UNREADABLE_SENDERS 32
+
+static struct {
+  char sender[CLI_USER_MAX + 1];
+  unsigned long n;
+} unread[UNREADABLE_SENDERS];
+static size_t unread_senders;
+static unsigned long unread_others;
+
+/* Counts one; 1 if it is to be shown on its own. */
+static int unreadable_count(const char *sender) {
+  size_t i;
+  for (i = 0; i < unread_senders; i++)
+    if (strcmp(unread[i].sender, sender) == 0) return ++unread[i].n <= UNREADABLE_SHOWN;
+  if (unread_senders == UNREADABLE_SENDERS) {
+    unread_others++;
+    return 0;
+  }
+  snprintf(unread[unread_senders].sender, sizeof unread[0].sender, "%s", sender);
+  unread[unread_senders++].n = 1;
+  return 1;
+}
+
+int inbox_unreadable_summary(struct cli *c) {
+  char text[320];
+  size_t i;
+  int rc = 0, any = unread_others > 0;
+  for (i = 0; i < unread_senders; i++) any |= unread[i].n > UNREADABLE_SHOWN;
+  if (any && (rc = cli_begin(c)) == 0) {
+    for (i = 0; i < unread_senders && !rc; i++) {
+      if (unread[i].n <= UNREADABLE_SHOWN) continue;
+      snprintf(text, sizeof text, "%lu more messages from %.32s could not be decrypted and were dropped (%lu in all)",
+               unread[i].n - UNREADABLE_SHOWN, unread[i].sender, unread[i].n);
+      rc = add_event(c, NOTICE_UNREADABLE, unread[i].sender, NULL, text);
+    }
+    if (!rc && unread_others) {
+      snprintf(text, sizeof text, "%lu messages from other senders could not be decrypted and were dropped",
+               unread_others);
+      rc = add_event(c, NOTICE_UNREADABLE, "unknown", NULL, text);
+    }
+    if (!rc) rc = store_commit(c->st);
+    if (rc) store_rollback(c->st);
+  }
+  unread_senders = 0;
+  unread_others = 0;
+  if (rc) return cli_store_error(c, rc);
+  return any ? inbox_flush_unshown(c) : CLI_OK;
 }

@@ -31,5 +31,10 @@ int inbox_process(struct cli *c, struct conn *k, uint64_t server_id, const char 
                   const uint8_t *body, size_t len);
 /* Prints messages committed earlier but never shown (after a crash). */
 int inbox_flush_unshown(struct cli *c);
+/* Envelopes that could not be decrypted are shown one by one only for the
+ * first few of each sender; this stores and shows one summary line per
+ * sender for the rest ("N more messages from X could not be decrypted") and
+ * starts counting again. Call it when the queue is drained and at the end. */
+int inbox_unreadable_summary(struct cli *c);
 
 #endif

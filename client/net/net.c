@@ -21,19 +21,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "frames.h"
 #include "wire/wire.h"
 
-#define NET_MAX_EVENTS (1u << 20) /* queued pushes before the client gives up */
+/* Bytes one read_some call takes from the socket at most, so that a server
+ * that never stops sending cannot keep a caller past its deadline. */
+#define NET_READ_BUDGET (1u << 20)
 
 struct sotto_net_ctx {
   SSL_CTX *ssl;
   int has_pin;
   uint8_t pin[32];
-};
-
-struct evnode {
-  struct evnode *next;
-  struct sotto_net_event ev;
 };
 
 struct sotto_net {
@@ -44,8 +42,7 @@ struct sotto_net {
   uint32_t max_message;
   uint8_t *rbuf;
   size_t rlen, rcap;
-  struct evnode *head, *tail;
-  size_t n_events;
+  struct sotto__net_queue q;
   int eof;
 };
 
@@ -94,21 +91,11 @@ void sotto_net_ctx_free(struct sotto_net_ctx *x) {
 int sotto_net_fd(const struct sotto_net *c) { return c->fd; }
 void sotto_net_set_timeout(struct sotto_net *c, int timeout_ms) { c->timeout_ms = timeout_ms; }
 uint32_t sotto_net_max_message(const struct sotto_net *c) { return c->max_message; }
-
-void sotto_net_event_clear(struct sotto_net_event *ev) {
-  free(ev->body);
-  free(ev->payload);
-  memset(ev, 0, sizeof *ev);
-}
+uint64_t sotto_net_dropped(const struct sotto_net *c) { return c->q.dropped; }
 
 void sotto_net_close(struct sotto_net *c) {
-  struct evnode *n;
   if (!c) return;
-  while ((n = c->head) != NULL) {
-    c->head = n->next;
-    sotto_net_event_clear(&n->ev);
-    free(n);
-  }
+  sotto__net_queue_clear(&c->q);
   if (c->ssl) {
     (void)SSL_shutdown(c->ssl);
     SSL_free(c->ssl);
@@ -135,92 +122,35 @@ static int wait_fd(int fd, short events, int64_t deadline) {
 
 /* ---- frames in ---------------------------------------------------------- */
 
-static int queue_event(struct sotto_net *c, const struct sotto_net_event *ev) {
-  struct evnode *n;
-  if (c->n_events >= NET_MAX_EVENTS || (n = calloc(1, sizeof *n)) == NULL) return SOTTO_ERR_NOMEM;
-  n->ev = *ev;
-  if (c->tail) c->tail->next = n;
-  else c->head = n;
-  c->tail = n;
-  c->n_events++;
-  return 0;
-}
-
-static uint8_t *dup_bytes(const uint8_t *p, size_t n) {
-  uint8_t *d = malloc(n ? n : 1);
-  if (d && n) memcpy(d, p, n);
-  return d;
-}
-
-/* Turns one frame body into a queued event. */
-static int dispatch(struct sotto_net *c, const uint8_t *body, size_t len) {
-  struct sotto_srv_frame f;
-  struct sotto_net_event ev;
-  int rc;
-  memset(&ev, 0, sizeof ev);
-  if ((rc = sotto__srv_frame_parse(body, len, &f)) != 0) return rc;
-  switch (f.type) {
-    case SOTTO_SRV_OK:
-    case SOTTO_SRV_ERR:
-      ev.kind = SOTTO_NET_EV_ANSWER;
-      ev.req_id = f.req_id;
-      if (f.type == SOTTO_SRV_ERR) {
-        struct sotto_srv_err e;
-        if ((rc = sotto__srv_parse_err(f.p, f.len, &e)) != 0) return rc;
-        ev.code = e.code ? e.code : SOTTO_SRV_E_INTERNAL;
-      } else {
-        if ((ev.payload = dup_bytes(f.p, f.len)) == NULL) return SOTTO_ERR_NOMEM;
-        ev.payload_len = f.len;
-      }
-      break;
-    case SOTTO_SRV_MSG: {
-      struct sotto_srv_env e;
-      if ((rc = sotto__srv_parse_env(f.p, f.len, &e)) != 0) return rc;
-      ev.kind = SOTTO_NET_EV_MSG;
-      ev.id = e.id;
-      memcpy(ev.sender, e.sender.p, e.sender.len);
-      ev.sender[e.sender.len] = 0;
-      ev.sender_device = e.sender_device;
-      ev.device_id = e.device_id;
-      ev.type = e.type;
-      ev.timestamp_ms = e.timestamp_ms;
-      if ((ev.body = dup_bytes(e.body, e.body_len)) == NULL) return SOTTO_ERR_NOMEM;
-      ev.body_len = e.body_len;
-      break;
-    }
-    case SOTTO_SRV_DRAINED:
-      if (f.len) return SOTTO_ERR_TRAILING;
-      ev.kind = SOTTO_NET_EV_DRAINED;
-      break;
-    case SOTTO_SRV_KEYS_LOW_PUSH: {
-      struct sotto__rd r;
-      sotto__rd_init(&r, f.p, f.len);
-      if (sotto__rd_u32be(&r, &ev.ec_left) || sotto__rd_u32be(&r, &ev.kem_left) || sotto__rd_left(&r))
-        return SOTTO_ERR_MALFORMED;
-      ev.kind = SOTTO_NET_EV_KEYS_LOW;
-      break;
-    }
-    case SOTTO_SRV_CLOSE: {
-      struct sotto_srv_err e;
-      if ((rc = sotto__srv_parse_err(f.p, f.len, &e)) != 0) return rc;
-      ev.kind = SOTTO_NET_EV_CLOSE;
-      ev.code = e.code;
-      break;
-    }
-    default:
-      return SOTTO_ERR_MALFORMED;
+/* Queues the complete frames of rbuf (frames.c) and keeps the rest. */
+static int feed(struct sotto_net *c, int drop) {
+  size_t used = 0;
+  /* The protocol's cap, not the announced limit: a server may lower its
+   * limit while older, larger envelopes are still queued. */
+  int rc = sotto__net_feed(&c->q, c->rbuf, c->rlen, SOTTO_SRV_MAX_MESSAGE, drop, &used);
+  if (used) {
+    memmove(c->rbuf, c->rbuf + used, c->rlen - used);
+    c->rlen -= used;
   }
-  if ((rc = queue_event(c, &ev)) != 0) sotto_net_event_clear(&ev);
   return rc;
 }
 
-/* Reads what is available (no waiting) and queues the complete frames.
- * Returns 0, SOTTO_NET_E_IO at end of stream / error, or a parse error. */
-static int read_some(struct sotto_net *c) {
+/* Reads what is available (no waiting), at most NET_READ_BUDGET bytes and
+ * not past the deadline, and queues the complete frames. While the queue is
+ * full nothing is read, so the server waits (TCP flow control), unless drop
+ * is set: then pushes that do not fit are dropped, so that the answer a
+ * request waits for can get through. Returns 0, SOTTO_NET_E_IO at end of
+ * stream / error, or a framing error. */
+static int read_some(struct sotto_net *c, int drop, int64_t deadline) {
+  size_t budget = NET_READ_BUDGET;
+  int rc;
+  /* Frames read earlier, while the queue was full, come first. */
+  if (c->rlen && (rc = feed(c, drop)) != 0) return rc;
   for (;;) {
-    size_t n = 0, off = 0;
+    size_t n = 0;
     int ret;
     if (c->eof) return SOTTO_NET_E_IO;
+    if ((!drop && sotto__net_queue_full(&c->q)) || budget == 0 || mono_ms() > deadline) return 0;
     if (c->rcap - c->rlen < 16384) {
       size_t cap = c->rcap ? c->rcap * 2 : 32768;
       uint8_t *p;
@@ -246,21 +176,13 @@ static int read_some(struct sotto_net *c) {
       return SOTTO_NET_E_IO;
     }
     c->rlen += n;
-    while (c->rlen - off >= SOTTO_SRV_FRAME_HDR) {
-      uint32_t blen;
-      int rc = sotto__srv_frame_len(c->rbuf + off, SOTTO_SRV_MAX_FRAME, &blen);
-      if (rc) return rc;
-      if (c->rlen - off - SOTTO_SRV_FRAME_HDR < blen) break;
-      if ((rc = dispatch(c, c->rbuf + off + SOTTO_SRV_FRAME_HDR, blen)) != 0) return rc;
-      off += SOTTO_SRV_FRAME_HDR + blen;
-    }
-    if (off) {
-      memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-      c->rlen -= off;
-    }
-
+    budget = n < budget ? budget - n : 0;
+    if ((rc = feed(c, drop)) != 0) return rc;
   }
 }
+
+/* Bytes already read but not yet queued (a full queue), or held by TLS. */
+static int have_pending(struct sotto_net *c) { return SSL_pending(c->ssl) > 0; }
 
 /* ---- frames out ---------------------------------------------------------- */
 
@@ -280,9 +202,8 @@ static int write_all(struct sotto_net *c, const uint8_t *p, size_t len) {
     /* Keep reading while the socket is full, so pushes cannot wedge us. */
     if (wait_fd(c->fd, POLLOUT | POLLIN, deadline) <= 0) return SOTTO_NET_E_TIMEOUT;
     {
-      int rc = read_some(c);
-      if (rc && rc != SOTTO_NET_E_IO) return rc;
-      if (rc == SOTTO_NET_E_IO) return SOTTO_NET_E_IO;
+      int rc = read_some(c, 1, deadline);
+      if (rc) return rc;
     }
   }
   return 0;
@@ -307,33 +228,16 @@ int sotto_net_write_frame(struct sotto_net *c, uint8_t type, uint32_t req_id, co
 
 int sotto_net_flush(struct sotto_net *c) { return 0; /* writes are never buffered locally */ }
 
-/* Removes the first queued event of a kind (0: any; answers also by id). */
-static int pop_match(struct sotto_net *c, int kind, uint32_t req_id, struct sotto_net_event *out) {
-  struct evnode *prev = NULL, *n;
-  for (n = c->head; n; prev = n, n = n->next) {
-    if (kind == SOTTO_NET_EV_ANSWER && (n->ev.kind != kind || n->ev.req_id != req_id)) continue;
-    if (kind != SOTTO_NET_EV_ANSWER && kind != 0 && n->ev.kind != kind) continue;
-    if (prev) prev->next = n->next;
-    else c->head = n->next;
-    if (c->tail == n) c->tail = prev;
-    c->n_events--;
-    *out = n->ev;
-    free(n);
-    return 1;
-  }
-  return 0;
-}
-
 int sotto_net_next_event(struct sotto_net *c, int timeout_ms, struct sotto_net_event *ev) {
   int64_t deadline = mono_ms() + timeout_ms;
   memset(ev, 0, sizeof ev[0]);
   for (;;) {
     int rc;
-    if (pop_match(c, 0, 0, ev)) return 1;
-    if ((rc = read_some(c)) != 0 && !(rc == SOTTO_NET_E_IO && c->head)) return rc;
-    if (pop_match(c, 0, 0, ev)) return 1;
-    if (SSL_pending(c->ssl) > 0) continue;
+    if (sotto__net_queue_pop(&c->q, 0, 0, ev)) return 1;
+    if ((rc = read_some(c, 0, deadline)) != 0 && !(rc == SOTTO_NET_E_IO && c->q.head)) return rc;
+    if (sotto__net_queue_pop(&c->q, 0, 0, ev)) return 1;
     if (mono_ms() >= deadline) return 0;
+    if (have_pending(c)) continue;
     if (wait_fd(c->fd, POLLIN, deadline) < 0) return SOTTO_NET_E_IO;
   }
 }
@@ -349,15 +253,19 @@ static int request(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t l
   if ((rc = sotto_net_write_frame(c, type, id, p, len)) != 0) return rc;
   deadline = mono_ms() + c->timeout_ms;
   for (;;) {
-    struct evnode *n;
-    if (pop_match(c, SOTTO_NET_EV_ANSWER, id, ans)) return ans->code;
-    for (n = c->head; n; n = n->next)
-      if (n->ev.kind == SOTTO_NET_EV_CLOSE) return n->ev.code ? n->ev.code : SOTTO_NET_E_IO;
-    rc = read_some(c);
-    if (rc == SOTTO_NET_E_IO && c->head) continue; /* look at what arrived first */
-    if (rc) return rc;
-    if (pop_match(c, SOTTO_NET_EV_ANSWER, id, ans)) return ans->code;
-    if (SSL_pending(c->ssl) > 0) continue;
+    int eof;
+    if (sotto__net_queue_pop(&c->q, SOTTO_NET_EV_ANSWER, id, ans)) return ans->code;
+    if ((rc = sotto__net_queue_close_code(&c->q)) != 0) return rc;
+    /* Pushes that arrive meanwhile are queued up to the bound and dropped
+     * past it, so that the answer behind them gets through. */
+    rc = read_some(c, 1, deadline);
+    eof = rc == SOTTO_NET_E_IO;
+    if (rc && !eof) return rc;
+    if (sotto__net_queue_pop(&c->q, SOTTO_NET_EV_ANSWER, id, ans)) return ans->code;
+    if ((rc = sotto__net_queue_close_code(&c->q)) != 0) return rc;
+    if (eof) return SOTTO_NET_E_IO;
+    if (mono_ms() >= deadline) return SOTTO_NET_E_TIMEOUT;
+    if (have_pending(c)) continue;
     rc = wait_fd(c->fd, POLLIN, deadline);
     if (rc == 0) return SOTTO_NET_E_TIMEOUT;
     if (rc < 0) return SOTTO_NET_E_IO;
@@ -493,19 +401,14 @@ static size_t put_user(struct sotto__wr *w, const char *user) {
 int sotto_net_hello(struct sotto_net *c, uint16_t version) {
   uint8_t b[2] = {(uint8_t)(version >> 8), (uint8_t)version};
   struct sotto_net_event ans;
-  struct sotto__rd r;
   uint16_t v = 0;
   uint32_t maxf = 0, maxm = 0;
-  uint8_t hi = 0, lo = 0;
   int rc = request(c, SOTTO_SRV_HELLO, b, 2, &ans);
   if (rc) {
     sotto_net_event_clear(&ans);
     return rc;
   }
-  sotto__rd_init(&r, ans.payload, ans.payload_len);
-  if (sotto__rd_u8(&r, &hi) || sotto__rd_u8(&r, &lo) || sotto__rd_u32be(&r, &maxf) || sotto__rd_u32be(&r, &maxm))
-    rc = SOTTO_ERR_MALFORMED;
-  v = (uint16_t)(hi << 8 | lo);
+  rc = sotto__net_parse_hello(ans.payload, ans.payload_len, &v, &maxf, &maxm);
   if (rc == 0 && v != version) rc = SOTTO_ERR_VERSION;
   if (rc == 0) c->max_message = maxm;
   sotto_net_event_clear(&ans);
@@ -517,16 +420,13 @@ int sotto_net_register(struct sotto_net *c, const char *username, const uint8_t 
   uint8_t b[REQ_BUF];
   struct sotto__wr w;
   struct sotto_net_event ans;
-  struct sotto__rd r;
   int rc;
   sotto__wr_init(&w, b, sizeof b);
   put_user(&w, username);
   sotto__srv_put_blob16(&w, identity, identity_len);
   if (w.err) return SOTTO_ERR_USAGE;
   if ((rc = request(c, SOTTO_SRV_REGISTER, b, w.len, &ans)) == 0) {
-    sotto__rd_init(&r, ans.payload, ans.payload_len);
-    if (sotto__rd_u32be(&r, device_id) || sotto__rd_copy(&r, secret, SOTTO_SRV_SECRET_LEN) || sotto__rd_left(&r))
-      rc = SOTTO_ERR_MALFORMED;
+    rc = sotto__net_parse_creds(ans.payload, ans.payload_len, device_id, secret);
     if (ans.payload) sodium_memzero(ans.payload, ans.payload_len);
   }
   sotto_net_event_clear(&ans);
@@ -534,11 +434,9 @@ int sotto_net_register(struct sotto_net *c, const char *username, const uint8_t 
 }
 
 static int answer_counts(int rc, struct sotto_net_event *ans, uint32_t *ec, uint32_t *kem) {
-  struct sotto__rd r;
   uint32_t a = 0, b = 0;
   if (rc == 0) {
-    sotto__rd_init(&r, ans->payload, ans->payload_len);
-    if (sotto__rd_u32be(&r, &a) || sotto__rd_u32be(&r, &b) || sotto__rd_left(&r)) rc = SOTTO_ERR_MALFORMED;
+    rc = sotto__net_parse_counts(ans->payload, ans->payload_len, &a, &b);
     if (ec) *ec = a;
     if (kem) *kem = b;
   }
@@ -564,12 +462,9 @@ int sotto_net_auth(struct sotto_net *c, const char *username, uint32_t device_id
 
 int sotto_net_add_device(struct sotto_net *c, uint32_t *device_id, uint8_t secret[SOTTO_SRV_SECRET_LEN]) {
   struct sotto_net_event ans;
-  struct sotto__rd r;
   int rc = request(c, SOTTO_SRV_ADD_DEVICE, NULL, 0, &ans);
   if (rc == 0) {
-    sotto__rd_init(&r, ans.payload, ans.payload_len);
-    if (sotto__rd_u32be(&r, device_id) || sotto__rd_copy(&r, secret, SOTTO_SRV_SECRET_LEN) || sotto__rd_left(&r))
-      rc = SOTTO_ERR_MALFORMED;
+    rc = sotto__net_parse_creds(ans.payload, ans.payload_len, device_id, secret);
     if (ans.payload) sodium_memzero(ans.payload, ans.payload_len);
   }
   sotto_net_event_clear(&ans);
@@ -614,29 +509,14 @@ int sotto_net_fetch_bundle(struct sotto_net *c, const char *username, uint32_t d
   uint8_t b[REQ_BUF];
   struct sotto__wr w;
   struct sotto_net_event ans;
-  struct sotto_srv_bundle m;
   int rc;
   sotto__wr_init(&w, b, sizeof b);
   put_user(&w, username);
   sotto__wr_u32be(&w, device_id);
   if (w.err) return SOTTO_ERR_USAGE;
   memset(out, 0, sizeof *out);
-  if ((rc = request(c, SOTTO_SRV_BUNDLE, b, w.len, &ans)) == 0 &&
-      (rc = sotto__srv_parse_bundle(ans.payload, ans.payload_len, &m)) == 0) {
-    memcpy(out->identity, m.identity.p, out->identity_len = m.identity.len);
-    out->spk_id = m.signed_prekey.id;
-    memcpy(out->spk, m.signed_prekey.p, out->spk_len = m.signed_prekey.len);
-    out->has_ec = m.has_ec;
-    if (m.has_ec) {
-      out->ec_id = m.ec.id;
-      memcpy(out->ec, m.ec.p, out->ec_len = m.ec.len);
-    }
-    out->kem_kind = m.kem_kind;
-    if (m.kem_kind) {
-      out->kem_id = m.kem.id;
-      memcpy(out->kem, m.kem.p, out->kem_len = m.kem.len);
-    }
-  }
+  if ((rc = request(c, SOTTO_SRV_BUNDLE, b, w.len, &ans)) == 0)
+    rc = sotto__net_parse_bundle(ans.payload, ans.payload_len, out);
   sotto_net_event_clear(&ans);
   return rc;
 }
@@ -667,16 +547,12 @@ int sotto_net_send(struct sotto_net *c, const char *username, uint32_t device_id
   size_t len;
   uint8_t *b = send_payload(username, device_id, type, body, body_len, &len);
   struct sotto_net_event ans;
-  struct sotto__rd r;
   uint64_t id = 0, ts = 0;
   int rc;
   if (!b) return SOTTO_ERR_USAGE;
   rc = request(c, SOTTO_SRV_SEND, b, len, &ans);
   free(b);
-  if (rc == 0) {
-    sotto__rd_init(&r, ans.payload, ans.payload_len);
-    if (sotto__rd_u64be(&r, &id) || sotto__rd_u64be(&r, &ts) || sotto__rd_left(&r)) rc = SOTTO_ERR_MALFORMED;
-  }
+  if (rc == 0) rc = sotto__net_parse_sent(ans.payload, ans.payload_len, &id, &ts);
   if (server_id) *server_id = id;
   if (timestamp_ms) *timestamp_ms = ts;
   sotto_net_event_clear(&ans);

@@ -10,7 +10,13 @@
  * answered with ERR or closed with CLOSE (or SOTTO_NET_E_* for local
  * transport failures); a negative SOTTO_ERR_* code for a malformed answer or
  * no memory. Push frames (MSG, DRAINED, KEYS_LOW, CLOSE) that arrive while a
- * request waits are queued and returned by sotto_net_next_event. */
+ * request waits are queued and returned by sotto_net_next_event.
+ *
+ * A malicious server cannot make the client wait past its timeout nor grow
+ * it without bound: every wait has a deadline, each call reads a bounded
+ * amount, a frame is at most SOTTO_SRV_MAX_FRAME bytes and the queue of
+ * received events is bounded (frames.h). A frame that does not parse is
+ * returned as an SOTTO_NET_EV_BAD event, never fails the connection. */
 #ifndef SOTTO_NET_H
 #define SOTTO_NET_H
 
@@ -78,12 +84,23 @@ int sotto_net_device_remove(struct sotto_net *c, uint32_t device_id);
 
 /* ---- pushes and pipelining ------------------------------------------------ */
 
-enum { SOTTO_NET_EV_MSG = 1, SOTTO_NET_EV_DRAINED, SOTTO_NET_EV_KEYS_LOW, SOTTO_NET_EV_CLOSE, SOTTO_NET_EV_ANSWER };
+enum {
+  SOTTO_NET_EV_MSG = 1,
+  SOTTO_NET_EV_DRAINED,
+  SOTTO_NET_EV_KEYS_LOW,
+  SOTTO_NET_EV_CLOSE,
+  SOTTO_NET_EV_ANSWER,
+  /* A frame that did not parse: frame_type and error (a negative
+   * SOTTO_ERR_*) say what; for a MSG whose id could be read, has_id and id
+   * are set, so the caller can ACK it (the server would resend it). */
+  SOTTO_NET_EV_BAD
+};
 
 struct sotto_net_event {
   int kind;
   /* MSG: the envelope, body and sender copied (freed by _event_clear) */
   uint64_t id;
+  int has_id; /* MSG and BAD: id is the envelope's server id */
   char sender[SOTTO_SRV_USER_MAX + 1];
   uint32_t sender_device, device_id;
   uint8_t type;
@@ -98,6 +115,9 @@ struct sotto_net_event {
   uint32_t req_id;
   uint8_t *payload;
   size_t payload_len;
+  /* BAD (and an ERR/CLOSE whose payload did not parse) */
+  uint8_t frame_type;
+  int error;
 };
 
 /* Returns 1 with *ev filled, 0 if nothing arrived within timeout_ms (0 =
@@ -110,6 +130,10 @@ void sotto_net_event_clear(struct sotto_net_event *ev);
 int sotto_net_send_async(struct sotto_net *c, const char *username, uint32_t device_id, uint8_t type,
                          const uint8_t *body, size_t body_len, uint32_t *req_id);
 int sotto_net_ack_async(struct sotto_net *c, uint64_t server_id, uint32_t *req_id);
+/* Pushes dropped because the event queue was full while a request waited
+ * for its answer. The server keeps what it pushed until it is acknowledged,
+ * so a dropped MSG comes again on the next connection. */
+uint64_t sotto_net_dropped(const struct sotto_net *c);
 /* Flushes pending output without waiting for anything else. */
 int sotto_net_flush(struct sotto_net *c);
 
