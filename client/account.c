@@ -118,19 +118,26 @@ static int load_priv(struct store *st, const char *kind, uint32_t id, uint8_t pu
 }
 
 static int cb_load_spk(void *ud, uint32_t id, uint8_t pub[32], uint8_t priv[32]) {
-  return load_priv(ud, "spk", id, pub, priv);
+  return load_priv(((struct prekey_ctx *)ud)->st, "spk", id, pub, priv);
 }
 
 static int cb_load_opk(void *ud, uint32_t id, uint8_t pub[32], uint8_t priv[32]) {
-  return load_priv(ud, "opk", id, pub, priv);
+  return load_priv(((struct prekey_ctx *)ud)->st, "opk", id, pub, priv);
+}
+
+static int cb_trusted(void *ud, const uint8_t identity[32]) {
+  struct prekey_ctx *x = ud;
+  return x->trusted ? x->trusted(x->tud, identity) : 1;
 }
 
 /* Deletion happens inside the caller's transaction: if anything later fails,
  * the rollback brings the key back. */
 static void cb_remove_opk(void *ud, uint32_t id) {
+  struct prekey_ctx *x = ud;
   char name[NAME_LEN];
+  if (x->keep_keys) return;
   snprintf(name, sizeof name, "opk/%u", id);
-  (void)store_del(ud, name);
+  (void)store_del(x->st, name);
 }
 
 /* "kem/ID" = u8 last_resort || decapsulation key. */
@@ -140,7 +147,7 @@ static int cb_load_kem(void *ud, uint32_t id, uint8_t sk[SOTTO_KEM_SECRETKEY_LEN
   size_t n;
   int rc;
   snprintf(name, sizeof name, "kem/%u", id);
-  rc = store_get(ud, name, &v, &n);
+  rc = store_get(((struct prekey_ctx *)ud)->st, name, &v, &n);
   if (rc < 0) return SOTTO_ERR_STORE;
   if (rc == 0) return SOTTO_ERR_UNKNOWN_PREKEY;
   if (n != 1 + SOTTO_KEM_SECRETKEY_LEN) {
@@ -153,22 +160,24 @@ static int cb_load_kem(void *ud, uint32_t id, uint8_t sk[SOTTO_KEM_SECRETKEY_LEN
 }
 
 static void cb_kem_used(void *ud, uint32_t id) {
+  struct prekey_ctx *x = ud;
   char name[NAME_LEN];
   uint8_t *v;
   size_t n;
+  if (x->keep_keys) return;
   snprintf(name, sizeof name, "kem/%u", id);
-  if (store_get(ud, name, &v, &n) != 1) return;
-  if (n >= 1 && v[0] == 0) (void)store_del(ud, name); /* one-time: gone; last resort: kept */
+  if (store_get(x->st, name, &v, &n) != 1) return;
+  if (n >= 1 && v[0] == 0) (void)store_del(x->st, name); /* one-time: gone; last resort: kept */
   store_free_value(v, n);
 }
 
-void account_prekey_store(struct store *st, struct sotto_prekey_store *ps) {
+void account_prekey_store(struct prekey_ctx *ctx, struct sotto_prekey_store *ps) {
   memset(ps, 0, sizeof *ps);
-  ps->ud = st;
+  ps->ud = ctx;
   ps->load_signed_prekey = cb_load_spk;
   ps->load_one_time_prekey = cb_load_opk;
   ps->remove_one_time_prekey = cb_remove_opk;
-  ps->is_trusted_identity = NULL; /* the client checks identities itself (contact.c) */
+  ps->is_trusted_identity = cb_trusted; /* client_identity_check (contact.c), through inbox.c */
   ps->load_kem_prekey = cb_load_kem;
   ps->kem_prekey_used = cb_kem_used;
 }

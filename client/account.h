@@ -45,8 +45,17 @@ int account_save(struct store *st, const struct account *a);
 
 /* The libsotto callbacks, reading and deleting "spk/", "opk/", "kem/"
  * records of st; they must run inside a store transaction (a failed decrypt
- * rolls the deletions back). */
-void account_prekey_store(struct store *st, struct sotto_prekey_store *ps);
+ * rolls the deletions back). ctx is the callbacks' context and must outlive
+ * ps: trusted (may be NULL: trust every identity) is called with tud as the
+ * library's is_trusted_identity; keep_keys set, used one-time keys are not
+ * deleted (a trial decryption of a held message that commits nothing). */
+struct prekey_ctx {
+  struct store *st;
+  int (*trusted)(void *tud, const uint8_t identity[32]);
+  void *tud;
+  int keep_keys;
+};
+void account_prekey_store(struct prekey_ctx *ctx, struct sotto_prekey_store *ps);
 
 /* Pre-keys for an upload, generated and stored (inside the caller's
  * transaction). Public halves are written into the arrays the caller

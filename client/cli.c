@@ -140,10 +140,15 @@ int cli_passphrase(struct cli *c, char *buf, size_t cap, size_t *len, int confir
   int fd, rc = CLI_OK;
 
   if (env) {
-    *len = strlen(env);
-    if (*len == 0) return cli_error(c, "passphrase", "SOTTO_PASSPHRASE is set but empty; set it to your passphrase");
-    if (*len >= cap) return cli_error(c, "passphrase", "the passphrase is too long (at most %zu bytes)", cap - 1);
-    memcpy(buf, env, *len + 1);
+    size_t n = strlen(env);
+    /* Taken once, then wiped and removed from the environment, so that it is
+     * neither in /proc/PID/environ for the rest of the run nor inherited. */
+    if (n > 0 && n < cap) memcpy(buf, env, n + 1);
+    sodium_memzero((char *)env, n);
+    unsetenv("SOTTO_PASSPHRASE");
+    *len = n;
+    if (n == 0) return cli_error(c, "passphrase", "SOTTO_PASSPHRASE is set but empty; set it to your passphrase");
+    if (n >= cap) return cli_error(c, "passphrase", "the passphrase is too long (at most %zu bytes)", cap - 1);
     return CLI_OK;
   }
   fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
@@ -165,6 +170,27 @@ int cli_passphrase(struct cli *c, char *buf, size_t cap, size_t *len, int confir
   }
   close(fd);
   return rc;
+}
+
+int cli_confirm(struct cli *c, const char *question) {
+  char ans[16];
+  size_t i = 0;
+  int fd, yes = 0;
+  ssize_t r;
+  char ch;
+  if (c->json || !isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) return 0;
+  if ((fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)) < 0) return 0;
+  if (write(fd, question, strlen(question)) >= 0 && write(fd, " [y/N] ", 7) >= 0) {
+    while ((r = read(fd, &ch, 1)) == 1 || (r < 0 && errno == EINTR)) {
+      if (r < 0) continue;
+      if (ch == '\n') break;
+      if (i < sizeof ans - 1) ans[i++] = ch;
+    }
+    ans[i] = 0;
+    yes = (strcmp(ans, "y") == 0 || strcmp(ans, "Y") == 0 || strcmp(ans, "yes") == 0);
+  }
+  close(fd);
+  return yes;
 }
 
 int cli_store_error(struct cli *c, int rc) {
