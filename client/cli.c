@@ -198,7 +198,7 @@ int cli_store_error(struct cli *c, int rc) {
     case STORE_E_BUSY:
       return cli_error(c, "busy", "the local store in %s is busy (another sotto is writing); try again", c->home);
     case STORE_E_CORRUPT:
-      return cli_error(c, "store", "the local store in %s is damaged (%s); restore it from a backup", c->home,
+      return cli_error(c, "store", "the local store in %s is damaged (%s); nothing was changed", c->home,
                        store_errmsg(c->st));
     default:
       return cli_error(c, "store", "the local store in %s failed: %s", c->home, store_errmsg(c->st));
@@ -238,6 +238,11 @@ int cli_open(struct cli *c) {
       return cli_error(c, "not_initialised", "no sotto identity in %s: run 'sotto init' first", c->home);
     case STORE_E_BUSY:
       return cli_error(c, "busy", "the local store in %s is busy (another sotto is writing); try again", c->home);
+    case STORE_E_ROLLBACK:
+      return cli_error(c, "rollback",
+                       "the local store in %s was tampered with: %s. Someone with access to the file may be trying "
+                       "to undo a verification or replay old keys; do not use this copy",
+                       c->home, err);
     default:
       return cli_error(c, "store", "cannot open the local store in %s: %s", c->home, err);
   }
