@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "account.h"
+#include "grp.h"
 
 int conn_split(const char *hp, char *host, size_t hcap, char *port, size_t pcap) {
   const char *colon, *h = hp;
@@ -198,6 +199,108 @@ int conn_top_up(struct cli *c, struct conn *k, uint32_t ec_left, uint32_t kem_le
   return conn_upload_keys(c, k, 0, n_ec, n_kem);
 }
 
+/* ---- device epoch: a restored copy of the store is re-keyed ------------- */
+
+struct names {
+  char (*v)[CLI_USER_MAX + 1];
+  size_t n, cap;
+  uint8_t (*gids)[GROUP_ID_LEN];
+  size_t ng, gcap;
+};
+
+static int session_name_cb(void *ud, const char *name, const uint8_t *val, size_t len) {
+  struct names *x = ud;
+  (void)val;
+  (void)len;
+  if (strlen(name + 8) > CLI_USER_MAX) return 0;
+  if (x->n == x->cap) {
+    size_t nc = x->cap ? 2 * x->cap : 64;
+    void *nv = realloc(x->v, nc * sizeof *x->v);
+    if (!nv) return STORE_E_IO;
+    x->v = nv;
+    x->cap = nc;
+  }
+  snprintf(x->v[x->n++], sizeof x->v[0], "%s", name + 8); /* after "session/" */
+  return 0;
+}
+
+static int group_id_cb(void *ud, const struct grp *g) {
+  struct names *x = ud;
+  if (x->ng == x->gcap) {
+    size_t nc = x->gcap ? 2 * x->gcap : 16;
+    void *nv = realloc(x->gids, nc * sizeof *x->gids);
+    if (!nv) return STORE_E_IO;
+    x->gids = nv;
+    x->gcap = nc;
+  }
+  memcpy(x->gids[x->ng++], g->gid, GROUP_ID_LEN);
+  return 0;
+}
+
+/* Inside the caller's transaction: every pairwise session gets a "rekey/"
+ * mark (the next message starts a fresh session from a bundle; the old
+ * state stays archived for messages still in flight), and our own sender
+ * key of every group is dropped (a fresh one is made and distributed
+ * before the next group message). Nothing this copy sends can then reuse a
+ * message key that a newer copy already used. */
+static int rekey_all(struct cli *c) {
+  struct names x;
+  struct grp *g = calloc(1, sizeof *g);
+  size_t i;
+  int rc;
+  memset(&x, 0, sizeof x);
+  if (!g) return STORE_E_IO;
+  if ((rc = store_scan(c->st, "session/", session_name_cb, &x)) || (rc = grp_each(c->st, group_id_cb, &x))) goto out;
+  for (i = 0; i < x.n && !rc; i++) {
+    char rn[64];
+    snprintf(rn, sizeof rn, "rekey/%s", x.v[i]);
+    rc = store_put(c->st, rn, (const uint8_t *)"", 0);
+  }
+  for (i = 0; i < x.ng && !rc; i++) {
+    if ((rc = grp_load(c->st, x.gids[i], g)) != 1) {
+      rc = rc < 0 ? rc : 0;
+      continue;
+    }
+    g->n_dist = 0;
+    if ((rc = grp_sk_del(c->st, g, c->acct->username)) == 0) rc = grp_save(c->st, g);
+  }
+out:
+  free(x.v);
+  free(x.gids);
+  free(g);
+  return rc;
+}
+
+/* Raises the device epoch, first in the store then on the server, at every
+ * connection. If the server already had a higher one, another copy of this
+ * store connected after this copy was made: this one is stale (docs/client.md,
+ * "Rollback"), so every session is re-keyed before anything is sent. */
+static int epoch_step(struct cli *c, struct conn *k) {
+  uint64_t mine, old = 0, dummy;
+  int rc;
+  if ((rc = cli_begin(c)) != 0) return cli_store_error(c, rc);
+  mine = store_epoch(c->st) + 1;
+  if ((rc = store_set_epoch(c->st, mine)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    return cli_store_error(c, rc);
+  }
+  if ((rc = sotto_net_epoch(k->net, mine, &old)) != 0) return conn_error(c, k, rc, "checking the device epoch", NULL);
+  if (old < mine) return CLI_OK;
+  cli_warn(c, "restored_store",
+           "this store is older than the one this device last used (device epoch %llu here, %llu on the "
+           "server): it was restored or copied. Every session is re-keyed before anything is sent; messages the "
+           "newer copy received are not here",
+           (unsigned long long)(mine - 1), (unsigned long long)old);
+  if ((rc = cli_begin(c)) != 0) return cli_store_error(c, rc);
+  if ((rc = rekey_all(c)) || (rc = store_set_epoch(c->st, old + 1)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    return cli_store_error(c, rc);
+  }
+  if ((rc = sotto_net_epoch(k->net, old + 1, &dummy)) != 0)
+    return conn_error(c, k, rc, "checking the device epoch", NULL);
+  return CLI_OK;
+}
+
 int conn_open(struct cli *c, struct conn *k) {
   uint32_t ec_left = 0, kem_left = 0;
   int rc;
@@ -223,7 +326,7 @@ int conn_open(struct cli *c, struct conn *k) {
     conn_close(k);
     return CLI_FAIL;
   }
-  if (conn_top_up(c, k, ec_left, kem_left)) {
+  if (epoch_step(c, k) || conn_top_up(c, k, ec_left, kem_left)) {
     conn_close(k);
     return CLI_FAIL;
   }

@@ -36,6 +36,7 @@ static void parse_payload(const struct sotto_srv_frame *f) {
     case SOTTO_SRV_DEVICES: sink |= sotto__srv_parse_devices_req(f->p, f->len, &t); break;
     case SOTTO_SRV_SEND: sink |= sotto__srv_parse_send(f->p, f->len, 65536, &s); break;
     case SOTTO_SRV_ACK: sink |= sotto__srv_parse_ack(f->p, f->len, &id); break;
+    case SOTTO_SRV_EPOCH: sink |= sotto__srv_parse_epoch(f->p, f->len, &id); break;
     case SOTTO_SRV_ERR:
     case SOTTO_SRV_CLOSE: sink |= sotto__srv_parse_err(f->p, f->len, &e); break;
     case SOTTO_SRV_MSG: sink |= sotto__srv_parse_env(f->p, f->len, &env); break;

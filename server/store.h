@@ -81,6 +81,10 @@ struct sotto_store_ops {
   int (*device_seen)(void *s, int64_t devkey, int64_t day);
   int (*devices_list)(void *s, const char *user, uint32_t *ids, size_t max, size_t *n);
   int (*devices_iter)(void *s, int64_t account_id, sotto_store_dev_cb cb, void *ctx);
+  /* The device's epoch (a counter the client raises to detect a restored
+   * copy of its store): sets it to max(current, epoch), *old gets the value
+   * before. Never lowers it. */
+  int (*device_epoch_raise)(void *s, int64_t devkey, int64_t epoch, int64_t *old);
 
   /* Pre-keys. Uploads replace a key with the same id. bundle_take hands out
    * (and deletes) one EC and one KEM one-time key; returns 1 if the device
