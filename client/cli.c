@@ -95,6 +95,18 @@ uint64_t cli_now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t cli_now_s(void) {
+#ifdef SOTTO_TEST_HOOKS
+  const char *t = getenv("SOTTO_TEST_NOW");
+  if (t && *t) {
+    char *end;
+    unsigned long long v = strtoull(t, &end, 10);
+    if (!*end) return v;
+  }
+#endif
+  return (uint64_t)time(NULL);
+}
+
 int cli_username_ok(const char *s) {
   size_t n = strlen(s), i;
   if (n < CLI_USER_MIN || n > CLI_USER_MAX) return 0;

@@ -78,6 +78,10 @@ int cli_open(struct cli *c);
 int cli_username_ok(const char *s);
 /* Wall clock in milliseconds. */
 uint64_t cli_now_ms(void);
+/* Wall clock in seconds, for key lifetimes (rotation, expiry). Test builds
+ * (the sotto-test binary, SOTTO_TEST_HOOKS) take it from SOTTO_TEST_NOW
+ * when set; the installed sotto never reads that variable. */
+uint64_t cli_now_s(void);
 /* Starts a write transaction and reloads the account inside it (another
  * sotto process may have advanced its counters). 0 or a STORE_E_*. */
 int cli_begin(struct cli *c);

@@ -131,6 +131,7 @@ int conn_upload_keys(struct cli *c, struct conn *k, int initial, size_t n_ec, si
   struct kem_pub *kem = calloc(n_kem + 1, sizeof *kem);
   uint8_t spk[CONN_SPK_BLOB_LEN], *kb = calloc(n_kem + 1, CONN_KEM_BLOB_LEN);
   uint32_t ec_left, kem_left;
+  uint64_t now;
   size_t i;
   int rc = CLI_FAIL, src;
 
@@ -139,18 +140,33 @@ int conn_upload_keys(struct cli *c, struct conn *k, int initial, size_t n_ec, si
     goto out;
   }
   /* Private halves are committed first: an upload that fails later only
-   * leaves unused keys behind, never a public key without its private one. */
+   * leaves unused keys behind, never a public key without its private one.
+   * The stock of one-time private keys is bounded (account_room); the
+   * replaced signed and last-resort keys stay for the grace period. */
   if ((src = cli_begin(c)) != 0) {
     rc = cli_store_error(c, src);
     goto out;
   }
-  if ((initial && (account_new_signed_prekey(c->st, c->acct, spk, spk + 32) ||
+  now = cli_now_s();
+  if (account_room(c->st, c->acct, n_ec, n_kem, &n_ec, &n_kem) ||
+      (initial && (account_retire_current(c->st, c->acct, now) ||
+                   account_new_signed_prekey(c->st, c->acct, spk, spk + 32) ||
                    account_new_kem_prekeys(c->st, c->acct, &kem[n_kem], 1, 1))) ||
       account_new_one_time_prekeys(c->st, c->acct, ec, n_ec) ||
-      account_new_kem_prekeys(c->st, c->acct, kem, n_kem, 0) || account_save(c->st, c->acct) ||
-      store_commit(c->st)) {
+      account_new_kem_prekeys(c->st, c->acct, kem, n_kem, 0)) {
     store_rollback(c->st);
     rc = cli_store_error(c, STORE_E_IO);
+    goto out;
+  }
+  if (initial) c->acct->spk_created = c->acct->lr_created = now;
+  if (!initial || n_ec || n_kem) c->acct->last_topup = now;
+  if (account_save(c->st, c->acct) || store_commit(c->st)) {
+    store_rollback(c->st);
+    rc = cli_store_error(c, STORE_E_IO);
+    goto out;
+  }
+  if (!initial && n_ec == 0 && n_kem == 0) {
+    rc = CLI_OK; /* nothing fits: the stock is full of keys the server still holds or handed out recently */
     goto out;
   }
   if (initial) {
@@ -193,10 +209,23 @@ out:
 int conn_top_up(struct cli *c, struct conn *k, uint32_t ec_left, uint32_t kem_left) {
   size_t n_ec = ec_left < CONN_EC_STOCK ? CONN_EC_STOCK - ec_left : 0;
   size_t n_kem = kem_left < CONN_KEM_STOCK ? CONN_KEM_STOCK - kem_left : 0;
+  uint64_t now = cli_now_s();
+  int rc, rotate = 0;
+  /* What the counts say was handed out, what expired, whether the signed
+   * and last-resort pre-keys are due (account_keys_maintain). */
+  if ((rc = cli_begin(c)) != 0) return cli_store_error(c, rc);
+  if ((rc = account_keys_maintain(c->st, c->acct, now, ec_left, kem_left, &rotate)) ||
+      (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    return cli_store_error(c, rc);
+  }
   if (ec_left >= SOTTO_SRV_KEYS_LOW) n_ec = 0;
   if (kem_left >= SOTTO_SRV_KEYS_LOW) n_kem = 0;
-  if (n_ec == 0 && n_kem == 0) return CLI_OK;
-  return conn_upload_keys(c, k, 0, n_ec, n_kem);
+  /* At most one top-up per ACCOUNT_TOPUP_MIN_S: someone draining our keys
+   * on the server cannot keep us generating keys. */
+  if (now < c->acct->last_topup + ACCOUNT_TOPUP_MIN_S) n_ec = n_kem = 0;
+  if (n_ec == 0 && n_kem == 0 && !rotate) return CLI_OK;
+  return conn_upload_keys(c, k, rotate, n_ec, n_kem);
 }
 
 /* ---- device epoch: a restored copy of the store is re-keyed ------------- */
