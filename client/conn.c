@@ -159,7 +159,7 @@ int conn_upload_keys(struct cli *c, struct conn *k, int initial, size_t n_ec, si
     goto out;
   }
   if (initial) c->acct->spk_created = c->acct->lr_created = now;
-  if (!initial || n_ec || n_kem) c->acct->last_topup = now;
+  if (!initial) c->acct->last_topup = now; /* a top-up proper (not registration or rotation) */
   if (account_save(c->st, c->acct) || store_commit(c->st)) {
     store_rollback(c->st);
     rc = cli_store_error(c, STORE_E_IO);

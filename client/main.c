@@ -34,7 +34,8 @@ static void usage(FILE *out) {
   for (i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-14s %s\n", commands[i]->name, commands[i]->summary);
   fprintf(out,
           "\nenvironment:\n"
-          "  SOTTO_PASSPHRASE  passphrase of the local store (otherwise asked on the terminal)\n"
+          "  SOTTO_PASSPHRASE  passphrase of the local store (otherwise asked on the terminal);\n"
+          "                    read once, then wiped and removed from the environment\n"
           "  XDG_DATA_HOME     base of the default home directory\n");
 }
 

@@ -93,6 +93,14 @@ s carol send bob "is that you?" </dev/null >"$T/s4" 2>&1; rc=$?
 check "carol: send after the key change is refused without a terminal" test $rc -eq 1
 check "... saying plainly what changed" contains "$T/s4" "you accepted their new key with 'sotto trust' without verifying it"
 check "... and that nothing was sent" contains "$T/s4" "nothing was sent to bob because their identity key changed"
+if command -v script >/dev/null; then
+  # On a terminal (a pty from script(1)) it asks; "n" sends nothing.
+  printf 'n\n' | timeout 60 script -qec "'$SOTTO' --home '$T/carol' send bob 'is that you?'" /dev/null >"$T/s4t" 2>&1
+  check "on a terminal it asks" contains "$T/s4t" "Send to the new key anyway? [y/N]"
+  check "... and 'n' sends nothing" contains "$T/s4t" "nothing was sent to bob because their identity key changed"
+else
+  bad "script(1) is missing (util-linux): the terminal question is not tested"
+fi
 s carol send --yes bob "is that you?" </dev/null >"$T/s5" 2>&1
 check "carol: --yes sends" contains "$T/s5" "Sent to bob."
 s carol send bob "again" </dev/null >"$T/s6" 2>&1
