@@ -95,6 +95,18 @@ uint64_t cli_now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t cli_now_s(void) {
+#ifdef SOTTO_TEST_HOOKS
+  const char *t = getenv("SOTTO_TEST_NOW");
+  if (t && *t) {
+    char *end;
+    unsigned long long v = strtoull(t, &end, 10);
+    if (!*end) return v;
+  }
+#endif
+  return (uint64_t)time(NULL);
+}
+
 int cli_username_ok(const char *s) {
   size_t n = strlen(s), i;
   if (n < CLI_USER_MIN || n > CLI_USER_MAX) return 0;
@@ -140,10 +152,15 @@ int cli_passphrase(struct cli *c, char *buf, size_t cap, size_t *len, int confir
   int fd, rc = CLI_OK;
 
   if (env) {
-    *len = strlen(env);
-    if (*len == 0) return cli_error(c, "passphrase", "SOTTO_PASSPHRASE is set but empty; set it to your passphrase");
-    if (*len >= cap) return cli_error(c, "passphrase", "the passphrase is too long (at most %zu bytes)", cap - 1);
-    memcpy(buf, env, *len + 1);
+    size_t n = strlen(env);
+    /* Taken once, then wiped and removed from the environment, so that it is
+     * neither in /proc/PID/environ for the rest of the run nor inherited. */
+    if (n > 0 && n < cap) memcpy(buf, env, n + 1);
+    sodium_memzero((char *)env, n);
+    unsetenv("SOTTO_PASSPHRASE");
+    *len = n;
+    if (n == 0) return cli_error(c, "passphrase", "SOTTO_PASSPHRASE is set but empty; set it to your passphrase");
+    if (n >= cap) return cli_error(c, "passphrase", "the passphrase is too long (at most %zu bytes)", cap - 1);
     return CLI_OK;
   }
   fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
@@ -167,12 +184,33 @@ int cli_passphrase(struct cli *c, char *buf, size_t cap, size_t *len, int confir
   return rc;
 }
 
+int cli_confirm(struct cli *c, const char *question) {
+  char ans[16];
+  size_t i = 0;
+  int fd, yes = 0;
+  ssize_t r;
+  char ch;
+  if (c->json || !isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) return 0;
+  if ((fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)) < 0) return 0;
+  if (write(fd, question, strlen(question)) >= 0 && write(fd, " [y/N] ", 7) >= 0) {
+    while ((r = read(fd, &ch, 1)) == 1 || (r < 0 && errno == EINTR)) {
+      if (r < 0) continue;
+      if (ch == '\n') break;
+      if (i < sizeof ans - 1) ans[i++] = ch;
+    }
+    ans[i] = 0;
+    yes = (strcmp(ans, "y") == 0 || strcmp(ans, "Y") == 0 || strcmp(ans, "yes") == 0);
+  }
+  close(fd);
+  return yes;
+}
+
 int cli_store_error(struct cli *c, int rc) {
   switch (rc) {
     case STORE_E_BUSY:
       return cli_error(c, "busy", "the local store in %s is busy (another sotto is writing); try again", c->home);
     case STORE_E_CORRUPT:
-      return cli_error(c, "store", "the local store in %s is damaged (%s); restore it from a backup", c->home,
+      return cli_error(c, "store", "the local store in %s is damaged (%s); nothing was changed", c->home,
                        store_errmsg(c->st));
     default:
       return cli_error(c, "store", "the local store in %s failed: %s", c->home, store_errmsg(c->st));
@@ -212,6 +250,11 @@ int cli_open(struct cli *c) {
       return cli_error(c, "not_initialised", "no sotto identity in %s: run 'sotto init' first", c->home);
     case STORE_E_BUSY:
       return cli_error(c, "busy", "the local store in %s is busy (another sotto is writing); try again", c->home);
+    case STORE_E_ROLLBACK:
+      return cli_error(c, "rollback",
+                       "the local store in %s was tampered with: %s. Someone with access to the file may be trying "
+                       "to undo a verification or replay old keys; do not use this copy",
+                       c->home, err);
     default:
       return cli_error(c, "store", "cannot open the local store in %s: %s", c->home, err);
   }

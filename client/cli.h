@@ -26,6 +26,7 @@ struct account;
 struct cli {
   char home[PATH_MAX];
   int json;
+  int yes;               /* --yes: a changed identity key needs no question */
   struct store *st;      /* open store, after cli_open_store */
   struct account *acct;  /* loaded account (sodium_malloc), after cli_open_store */
 };
@@ -41,7 +42,7 @@ struct cli_cmd {
 };
 
 /* The table lives in main.c; each cmd_*.c defines one or more entries. */
-extern const struct cli_cmd cmd_init, cmd_register, cmd_send, cmd_receive, cmd_safety_number, cmd_verify,
+extern const struct cli_cmd cmd_init, cmd_register, cmd_send, cmd_receive, cmd_safety_number, cmd_verify, cmd_trust,
     cmd_group, cmd_contacts, cmd_groups, cmd_history, cmd_device, cmd_rotate_secret;
 
 /* Prints "sotto: MESSAGE" on stderr (and, with --json, an object
@@ -66,6 +67,10 @@ cJSON *cli_event(const char *name);
  * asked twice when confirm). buf is wiped by the caller. 0 or CLI_FAIL
  * (after printing why). */
 int cli_passphrase(struct cli *c, char *buf, size_t cap, size_t *len, int confirm);
+/* Asks question on the terminal and reads y/N. 1 for yes; 0 for no, or
+ * when there is no terminal to ask on (stdin and stderr not both terminals,
+ * or --json). */
+int cli_confirm(struct cli *c, const char *question);
 /* Opens the store of c->home and loads the account. Prints an actionable
  * error (not initialised, wrong passphrase, busy) and returns CLI_FAIL. */
 int cli_open(struct cli *c);
@@ -73,6 +78,10 @@ int cli_open(struct cli *c);
 int cli_username_ok(const char *s);
 /* Wall clock in milliseconds. */
 uint64_t cli_now_ms(void);
+/* Wall clock in seconds, for key lifetimes (rotation, expiry). Test builds
+ * (the sotto-test binary, SOTTO_TEST_HOOKS) take it from SOTTO_TEST_NOW
+ * when set; the installed sotto never reads that variable. */
+uint64_t cli_now_s(void);
 /* Starts a write transaction and reloads the account inside it (another
  * sotto process may have advanced its counters). 0 or a STORE_E_*. */
 int cli_begin(struct cli *c);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "account.h"
+#include "contact.h"
 #include "grp.h"
 #include "messaging.h"
 
@@ -242,7 +243,20 @@ static int do_send(struct cli *c, struct conn *k, struct grp *g, const char *tex
     return cli_store_error(c, rc);
   }
   for (i = 0; i < g->n; i++) {
+    struct contact who;
     if (strcmp(g->members[i], c->acct->username) == 0) continue;
+    /* A verified member whose key changed gets nothing, even if they hold
+     * our current chain from before the change (docs/client.md). */
+    if ((rc = contact_load(c->st, g->members[i], &who)) < 0 || contact_blocked(&who)) {
+      if (rc < 0) cli_store_error(c, rc);
+      else cli_warn(c, "identity_changed",
+                    "%s's identity key changed since you verified it: this message was not sent to them "
+                    "(compare 'sotto safety-number %s')",
+                    g->members[i], g->members[i]);
+      failed++;
+      rc = 0;
+      continue;
+    }
     if (!grp_has(g->dist, g->n_dist, g->members[i])) {
       cli_warn(c, "undelivered", "%s does not have your group key yet; they cannot read this message",
                g->members[i]);
@@ -275,7 +289,20 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
   struct conn k;
   int rc, i, n;
 
-  if ((rc = cli_no_options(c, cmd, argc, argv)) >= 0) return rc;
+  static const struct option opts[] = {{"yes", no_argument, NULL, 'y'}, {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  int ch;
+
+  optind = 0;
+  opterr = 0;
+  while ((ch = getopt_long(argc, argv, "+hy", opts, NULL)) != -1) {
+    if (ch == 'h') return cli_help(cmd);
+    if (ch == 'y') {
+      c->yes = 1;
+      continue;
+    }
+    return cli_usage(c, cmd, "unknown option '%s'", argv[optind - 1]);
+  }
   argc -= optind;
   argv += optind;
   if (argc < 2) return cli_usage(c, cmd, "expected a subcommand and a group NAME");
@@ -340,7 +367,7 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
 
 const struct cli_cmd cmd_group = {
     "group", "create a group, send to it, add or remove members",
-    "group create NAME USER... | group send NAME TEXT... | group add NAME USER | group remove NAME USER",
+    "group [--yes] create NAME USER... | send NAME TEXT... | add NAME USER | remove NAME USER",
     "Groups use Sender Keys: one encryption per message, whatever the size of the\n"
     "group. The server never learns who is in a group: membership changes travel\n"
     "end to end, inside the pairwise sessions between members, and only current\n"
@@ -354,5 +381,7 @@ const struct cli_cmd cmd_group = {
     "NAME is local to you (1-64 of A-Z a-z 0-9 _ . -); members see the name the\n"
     "creator chose.\n\n"
     "options:\n"
+    "  --yes    send even to members whose identity key changed since your last\n"
+    "           message to them (see 'sotto send --help')\n"
     "  --help   this text\n",
     run};

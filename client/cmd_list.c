@@ -11,13 +11,19 @@
 
 static int contact_cb(void *ud, const struct contact *ct) {
   struct cli *c = ud;
-  const char *state = contact_blocked(ct) ? "KEY CHANGED since verified" : ct->verified ? "verified" : "not verified";
+  const char *state = ct->has_pending   ? (ct->verified ? "KEY CHANGED since verified: a new key is held"
+                                                         : "not verified; a new key is held")
+                      : contact_blocked(ct) ? "KEY CHANGED since verified"
+                      : ct->verified        ? "verified"
+                                            : "not verified";
   if (c->json) {
     cJSON *o = cli_event("contact");
     cJSON_AddStringToObject(o, "user", ct->name);
     cJSON_AddBoolToObject(o, "verified", ct->verified && !contact_blocked(ct));
     cJSON_AddBoolToObject(o, "key_changed_since_verified", contact_blocked(ct));
     cJSON_AddNumberToObject(o, "key_changes", ct->key_changes);
+    cJSON_AddBoolToObject(o, "new_key_held", ct->has_pending);
+    cJSON_AddNumberToObject(o, "held", ct->n_held);
     cli_emit(c, o);
   } else {
     printf("%-32s %s%s\n", ct->name, state, ct->key_changes ? " (key changed before)" : "");

@@ -56,7 +56,20 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
   size_t len = 0;
   int rc;
 
-  if ((rc = cli_no_options(c, cmd, argc, argv)) >= 0) return rc;
+  static const struct option opts[] = {{"yes", no_argument, NULL, 'y'}, {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  int ch;
+
+  optind = 0;
+  opterr = 0;
+  while ((ch = getopt_long(argc, argv, "+hy", opts, NULL)) != -1) {
+    if (ch == 'h') return cli_help(cmd);
+    if (ch == 'y') {
+      c->yes = 1;
+      continue;
+    }
+    return cli_usage(c, cmd, "unknown option '%s'", argv[optind - 1]);
+  }
   if (argc - optind < 2) return cli_usage(c, cmd, "expected USERNAME and TEXT");
   user = argv[optind];
   if (!cli_username_ok(user)) return cli_usage(c, cmd, "'%s' is not a valid username", user);
@@ -99,13 +112,17 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
 }
 
 const struct cli_cmd cmd_send = {
-    "send", "send an end-to-end encrypted message", "send USERNAME TEXT...",
+    "send", "send an end-to-end encrypted message", "send [--yes] USERNAME TEXT...",
     "Encrypts TEXT for USERNAME and hands it to the server, which queues it until\n"
     "they receive it. Several TEXT arguments are joined by spaces; TEXT '-' reads\n"
     "the message from standard input. The first message to someone starts a\n"
     "post-quantum (PQXDH) session from their pre-keys on the server.\n\n"
-    "If USERNAME's identity key changed, sotto says so; if you had verified them,\n"
-    "nothing is sent until you verify the new safety number.\n\n"
+    "If USERNAME's identity key is not the one your last message to them went\n"
+    "to, sotto says what changed and asks before sending (on a terminal; without\n"
+    "one it refuses unless --yes). If you had verified them, nothing is sent\n"
+    "until you verify the new safety number.\n\n"
     "options:\n"
+    "  --yes    send even if their identity key changed since your last message\n"
+    "           (for scripts; compare safety numbers first)\n"
     "  --help   this text\n",
     run};

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "account.h"
+#include "grp.h"
 
 int conn_split(const char *hp, char *host, size_t hcap, char *port, size_t pcap) {
   const char *colon, *h = hp;
@@ -131,6 +132,7 @@ int conn_upload_keys(struct cli *c, struct conn *k, int initial, size_t n_ec, si
   struct kem_pub *kem = calloc(n_kem + 1, sizeof *kem);
   uint8_t spk[CONN_SPK_BLOB_LEN], *kb = calloc(n_kem + 1, CONN_KEM_BLOB_LEN);
   uint32_t ec_left, kem_left;
+  uint64_t now;
   size_t i;
   int rc = CLI_FAIL, src;
 
@@ -139,18 +141,33 @@ int conn_upload_keys(struct cli *c, struct conn *k, int initial, size_t n_ec, si
     goto out;
   }
   /* Private halves are committed first: an upload that fails later only
-   * leaves unused keys behind, never a public key without its private one. */
+   * leaves unused keys behind, never a public key without its private one.
+   * The stock of one-time private keys is bounded (account_room); the
+   * replaced signed and last-resort keys stay for the grace period. */
   if ((src = cli_begin(c)) != 0) {
     rc = cli_store_error(c, src);
     goto out;
   }
-  if ((initial && (account_new_signed_prekey(c->st, c->acct, spk, spk + 32) ||
+  now = cli_now_s();
+  if (account_room(c->st, c->acct, n_ec, n_kem, &n_ec, &n_kem) ||
+      (initial && (account_retire_current(c->st, c->acct, now) ||
+                   account_new_signed_prekey(c->st, c->acct, spk, spk + 32) ||
                    account_new_kem_prekeys(c->st, c->acct, &kem[n_kem], 1, 1))) ||
       account_new_one_time_prekeys(c->st, c->acct, ec, n_ec) ||
-      account_new_kem_prekeys(c->st, c->acct, kem, n_kem, 0) || account_save(c->st, c->acct) ||
-      store_commit(c->st)) {
+      account_new_kem_prekeys(c->st, c->acct, kem, n_kem, 0)) {
     store_rollback(c->st);
     rc = cli_store_error(c, STORE_E_IO);
+    goto out;
+  }
+  if (initial) c->acct->spk_created = c->acct->lr_created = now;
+  if (!initial) c->acct->last_topup = now; /* a top-up proper (not registration or rotation) */
+  if (account_save(c->st, c->acct) || store_commit(c->st)) {
+    store_rollback(c->st);
+    rc = cli_store_error(c, STORE_E_IO);
+    goto out;
+  }
+  if (!initial && n_ec == 0 && n_kem == 0) {
+    rc = CLI_OK; /* nothing fits: the stock is full of keys the server still holds or handed out recently */
     goto out;
   }
   if (initial) {
@@ -193,10 +210,125 @@ out:
 int conn_top_up(struct cli *c, struct conn *k, uint32_t ec_left, uint32_t kem_left) {
   size_t n_ec = ec_left < CONN_EC_STOCK ? CONN_EC_STOCK - ec_left : 0;
   size_t n_kem = kem_left < CONN_KEM_STOCK ? CONN_KEM_STOCK - kem_left : 0;
+  uint64_t now = cli_now_s();
+  int rc, rotate = 0;
+  /* What the counts say was handed out, what expired, whether the signed
+   * and last-resort pre-keys are due (account_keys_maintain). */
+  if ((rc = cli_begin(c)) != 0) return cli_store_error(c, rc);
+  if ((rc = account_keys_maintain(c->st, c->acct, now, ec_left, kem_left, &rotate)) ||
+      (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    return cli_store_error(c, rc);
+  }
   if (ec_left >= SOTTO_SRV_KEYS_LOW) n_ec = 0;
   if (kem_left >= SOTTO_SRV_KEYS_LOW) n_kem = 0;
-  if (n_ec == 0 && n_kem == 0) return CLI_OK;
-  return conn_upload_keys(c, k, 0, n_ec, n_kem);
+  /* At most one top-up per ACCOUNT_TOPUP_MIN_S: someone draining our keys
+   * on the server cannot keep us generating keys. */
+  if (now < c->acct->last_topup + ACCOUNT_TOPUP_MIN_S) n_ec = n_kem = 0;
+  if (n_ec == 0 && n_kem == 0 && !rotate) return CLI_OK;
+  return conn_upload_keys(c, k, rotate, n_ec, n_kem);
+}
+
+/* ---- device epoch: a restored copy of the store is re-keyed ------------- */
+
+struct names {
+  char (*v)[CLI_USER_MAX + 1];
+  size_t n, cap;
+  uint8_t (*gids)[GROUP_ID_LEN];
+  size_t ng, gcap;
+};
+
+static int session_name_cb(void *ud, const char *name, const uint8_t *val, size_t len) {
+  struct names *x = ud;
+  (void)val;
+  (void)len;
+  if (strlen(name + 8) > CLI_USER_MAX) return 0;
+  if (x->n == x->cap) {
+    size_t nc = x->cap ? 2 * x->cap : 64;
+    void *nv = realloc(x->v, nc * sizeof *x->v);
+    if (!nv) return STORE_E_IO;
+    x->v = nv;
+    x->cap = nc;
+  }
+  snprintf(x->v[x->n++], sizeof x->v[0], "%s", name + 8); /* after "session/" */
+  return 0;
+}
+
+static int group_id_cb(void *ud, const struct grp *g) {
+  struct names *x = ud;
+  if (x->ng == x->gcap) {
+    size_t nc = x->gcap ? 2 * x->gcap : 16;
+    void *nv = realloc(x->gids, nc * sizeof *x->gids);
+    if (!nv) return STORE_E_IO;
+    x->gids = nv;
+    x->gcap = nc;
+  }
+  memcpy(x->gids[x->ng++], g->gid, GROUP_ID_LEN);
+  return 0;
+}
+
+/* Inside the caller's transaction: every pairwise session gets a "rekey/"
+ * mark (the next message starts a fresh session from a bundle; the old
+ * state stays archived for messages still in flight), and our own sender
+ * key of every group is dropped (a fresh one is made and distributed
+ * before the next group message). Nothing this copy sends can then reuse a
+ * message key that a newer copy already used. */
+static int rekey_all(struct cli *c) {
+  struct names x;
+  struct grp *g = calloc(1, sizeof *g);
+  size_t i;
+  int rc;
+  memset(&x, 0, sizeof x);
+  if (!g) return STORE_E_IO;
+  if ((rc = store_scan(c->st, "session/", session_name_cb, &x)) || (rc = grp_each(c->st, group_id_cb, &x))) goto out;
+  for (i = 0; i < x.n && !rc; i++) {
+    char rn[64];
+    snprintf(rn, sizeof rn, "rekey/%s", x.v[i]);
+    rc = store_put(c->st, rn, (const uint8_t *)"", 0);
+  }
+  for (i = 0; i < x.ng && !rc; i++) {
+    if ((rc = grp_load(c->st, x.gids[i], g)) != 1) {
+      rc = rc < 0 ? rc : 0;
+      continue;
+    }
+    g->n_dist = 0;
+    if ((rc = grp_sk_del(c->st, g, c->acct->username)) == 0) rc = grp_save(c->st, g);
+  }
+out:
+  free(x.v);
+  free(x.gids);
+  free(g);
+  return rc;
+}
+
+/* Raises the device epoch, first in the store then on the server, at every
+ * connection. If the server already had a higher one, another copy of this
+ * store connected after this copy was made: this one is stale (docs/client.md,
+ * "Rollback"), so every session is re-keyed before anything is sent. */
+static int epoch_step(struct cli *c, struct conn *k) {
+  uint64_t mine, old = 0, dummy;
+  int rc;
+  if ((rc = cli_begin(c)) != 0) return cli_store_error(c, rc);
+  mine = store_epoch(c->st) + 1;
+  if ((rc = store_set_epoch(c->st, mine)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    return cli_store_error(c, rc);
+  }
+  if ((rc = sotto_net_epoch(k->net, mine, &old)) != 0) return conn_error(c, k, rc, "checking the device epoch", NULL);
+  if (old < mine) return CLI_OK;
+  cli_warn(c, "restored_store",
+           "this store is older than the one this device last used (device epoch %llu here, %llu on the "
+           "server): it was restored or copied. Every session is re-keyed before anything is sent; messages the "
+           "newer copy received are not here",
+           (unsigned long long)(mine - 1), (unsigned long long)old);
+  if ((rc = cli_begin(c)) != 0) return cli_store_error(c, rc);
+  if ((rc = rekey_all(c)) || (rc = store_set_epoch(c->st, old + 1)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    return cli_store_error(c, rc);
+  }
+  if ((rc = sotto_net_epoch(k->net, old + 1, &dummy)) != 0)
+    return conn_error(c, k, rc, "checking the device epoch", NULL);
+  return CLI_OK;
 }
 
 int conn_open(struct cli *c, struct conn *k) { return conn_open_until(c, k, 0); }
@@ -238,7 +370,7 @@ int conn_open_until(struct cli *c, struct conn *k, int64_t deadline_ms) {
     conn_close(k);
     return CLI_FAIL;
   }
-  if (conn_top_up(c, k, ec_left, kem_left)) {
+  if (epoch_step(c, k) || conn_top_up(c, k, ec_left, kem_left)) {
     conn_close(k);
     return CLI_FAIL;
   }

@@ -48,11 +48,15 @@ void conn_close(struct conn *k);
 int conn_error(struct cli *c, const struct conn *k, int rc, const char *what, const char *user);
 /* Learns the certificate fingerprint of host:port (trust on first use). */
 int conn_probe_pin(struct cli *c, const char *host, const char *port, char pin[65]);
-/* Generates, stores (own transaction) and uploads pre-keys: the signed
- * pre-key and last-resort KEM key when initial, plus n_ec one-time EC and
- * n_kem one-time KEM pre-keys. */
+/* Generates, stores (own transaction) and uploads pre-keys: a new signed
+ * pre-key and last-resort KEM key when initial (at registration and at each
+ * rotation; the replaced ones are kept for the grace period), plus up to
+ * n_ec one-time EC and n_kem one-time KEM pre-keys (fewer if the bounded
+ * stock is full). */
 int conn_upload_keys(struct cli *c, struct conn *k, int initial, size_t n_ec, size_t n_kem);
-/* Handles a KEYS_LOW notice: uploads what brings the stock back. */
+/* After AUTH and on a KEYS_LOW notice: key lifecycle (handed-out keys
+ * noted, expired ones deleted, signed and last-resort pre-keys rotated when
+ * due) and, at most once per ACCOUNT_TOPUP_MIN_S, a top-up of the stock. */
 int conn_top_up(struct cli *c, struct conn *k, uint32_t ec_left, uint32_t kem_left);
 /* Fetches user's bundle into b (CLI_FAIL after printing, e.g. unknown user). */
 int conn_fetch_bundle(struct cli *c, struct conn *k, const char *user, struct sotto_bundle *b);

@@ -8,11 +8,11 @@
 
 #include "buf.h"
 
-#define CONTACT_VERSION 1
+#define CONTACT_VERSION 2 /* 1: without pending/held/sent fields (still read) */
 
 static int contact_parse(struct contact *c, const uint8_t *v, size_t n) {
   struct buf_rd r;
-  uint8_t ver = 0, has = 0, ver_ok = 0;
+  uint8_t ver = 0, has = 0, ver_ok = 0, pend = 0, sent = 0;
   uint32_t changes = 0;
   buf_rd_init(&r, v, n);
   buf_get_u8(&r, &ver);
@@ -22,10 +22,25 @@ static int contact_parse(struct contact *c, const uint8_t *v, size_t n) {
   buf_get_u8(&r, &ver_ok);
   buf_get(&r, c->verified_key, sizeof c->verified_key);
   buf_get_u32(&r, &changes);
-  if (buf_rd_end(&r) || ver != CONTACT_VERSION) return STORE_E_CORRUPT;
+  if (ver == CONTACT_VERSION) {
+    buf_get_u8(&r, &pend);
+    buf_get(&r, c->pending_key, sizeof c->pending_key);
+    buf_get_u32(&r, &c->n_held);
+    buf_get_u8(&r, &sent);
+    buf_get(&r, c->sent_key, sizeof c->sent_key);
+  }
+  if (buf_rd_end(&r) || (ver != CONTACT_VERSION && ver != 1) || has > 1 || ver_ok > 1 || pend > 1 || sent > 1)
+    return STORE_E_CORRUPT;
   c->has_key = has;
   c->verified = ver_ok;
   c->key_changes = (int)changes;
+  c->has_pending = pend;
+  c->has_sent = sent;
+  if (ver == 1 && has) {
+    /* A version 1 contact: we sent to (or at least knew) its current key. */
+    c->has_sent = 1;
+    memcpy(c->sent_key, c->key, sizeof c->key);
+  }
   return 0;
 }
 
@@ -57,6 +72,11 @@ int contact_save(struct store *st, const struct contact *c) {
   buf_put_u8(&w, (uint8_t)(c->verified ? 1 : 0));
   buf_put(&w, c->verified_key, sizeof c->verified_key);
   buf_put_u32(&w, (uint32_t)c->key_changes);
+  buf_put_u8(&w, (uint8_t)(c->has_pending ? 1 : 0));
+  buf_put(&w, c->pending_key, sizeof c->pending_key);
+  buf_put_u32(&w, c->n_held);
+  buf_put_u8(&w, (uint8_t)(c->has_sent ? 1 : 0));
+  buf_put(&w, c->sent_key, sizeof c->sent_key);
   snprintf(rn, sizeof rn, "contact/%s", c->name);
   rc = buf_wr_ok(&w) ? STORE_E_IO : store_put(st, rn, w.p, w.len);
   buf_wr_free(&w);
@@ -76,7 +96,31 @@ int contact_observe(struct contact *c, const uint8_t key[SOTTO_PUBKEY_LEN]) {
 }
 
 int contact_blocked(const struct contact *c) {
-  return c->verified && c->has_key && sodium_memcmp(c->verified_key, c->key, SOTTO_PUBKEY_LEN) != 0;
+  if (!c->verified) return 0;
+  if (c->has_pending) return 1; /* a new key waits: nothing goes out until the user decides */
+  return c->has_key && sodium_memcmp(c->verified_key, c->key, SOTTO_PUBKEY_LEN) != 0;
+}
+
+int client_identity_check(const struct contact *c, const uint8_t key[SOTTO_PUBKEY_LEN]) {
+  if (!c->has_key) return IDENTITY_TRUSTED; /* trust on first use */
+  return sodium_memcmp(c->key, key, SOTTO_PUBKEY_LEN) == 0 ? IDENTITY_TRUSTED : IDENTITY_HOLD;
+}
+
+void contact_accept_pending(struct contact *c, int verified) {
+  if (!c->has_pending) return;
+  if (!c->has_key || sodium_memcmp(c->key, c->pending_key, SOTTO_PUBKEY_LEN) != 0) c->key_changes++;
+  memcpy(c->key, c->pending_key, SOTTO_PUBKEY_LEN);
+  c->has_key = 1;
+  c->has_pending = 0;
+  sodium_memzero(c->pending_key, sizeof c->pending_key);
+  /* Trusted without verification: no longer "verified" (for the old key),
+   * so contact_blocked does not refuse, and the next send still asks. */
+  c->verified = verified;
+  if (verified) {
+    memcpy(c->verified_key, c->key, SOTTO_PUBKEY_LEN);
+    memcpy(c->sent_key, c->key, SOTTO_PUBKEY_LEN);
+    c->has_sent = 1;
+  }
 }
 
 int session_load(struct store *st, const char *name, struct sotto_session **out) {

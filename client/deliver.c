@@ -31,72 +31,149 @@ int deliver_raw(struct cli *c, struct conn *k, const char *user, int type, const
   return conn_error(c, k, rc, what, user);
 }
 
+/* What sending to identity key id under contact ct needs (docs/client.md,
+ * "Identity keys and verification"). */
+enum { SEND_OK, SEND_BLOCKED, SEND_ASK };
+static int send_decision(const struct contact *ct, const uint8_t id[SOTTO_PUBKEY_LEN]) {
+  if (contact_blocked(ct)) return SEND_BLOCKED; /* a version 1 record: verified, key changed */
+  if (ct->verified && sodium_memcmp(ct->verified_key, id, SOTTO_PUBKEY_LEN) != 0) return SEND_BLOCKED;
+  if (ct->has_sent) return sodium_memcmp(ct->sent_key, id, SOTTO_PUBKEY_LEN) != 0 ? SEND_ASK : SEND_OK;
+  if (ct->has_key && sodium_memcmp(ct->key, id, SOTTO_PUBKEY_LEN) != 0) return SEND_ASK;
+  return SEND_OK;
+}
+
+/* A changed key is a decision: said plainly, then asked on a terminal, or
+ * refused (nothing sent) without one unless --yes. CLI_OK to go on. */
+static int confirm_change(struct cli *c, const char *user, int from_bundle) {
+  cli_warn(c, "identity_changed",
+           "%s's identity key is not the one your last message to them went to (a new safety number): %s. If "
+           "they did not reinstall, someone may be in the middle: compare 'sotto safety-number %s' first",
+           user,
+           from_bundle ? "the server handed out a different key for them"
+                       : "you accepted their new key with 'sotto trust' without verifying it",
+           user);
+  if (c->yes) return CLI_OK;
+  if (cli_confirm(c, "Send to the new key anyway?")) return CLI_OK;
+  return cli_error(c, "identity_changed",
+                   "nothing was sent to %s because their identity key changed; compare safety numbers, then send "
+                   "again with --yes (or run 'sotto verify %s NUMBER')",
+                   user, user);
+}
+
+/* "rekey/NAME": set when the store was found restored from a copy (conn.c):
+ * the next message to NAME starts a fresh session from a bundle. */
+static int rekey_pending(struct store *st, const char *user) {
+  char rn[64];
+  uint8_t *v;
+  size_t n;
+  int rc;
+  snprintf(rn, sizeof rn, "rekey/%s", user);
+  rc = store_get(st, rn, &v, &n);
+  if (rc == 1) store_free_value(v, n);
+  return rc;
+}
+
 int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const struct content *ct) {
   struct sotto_session *s = NULL;
   struct sotto_bundle *b = NULL;
   struct contact who;
   struct buf_wr pt;
-  uint8_t *out = NULL;
-  size_t out_len = 0, cap;
-  int rc, type = 0, fresh = 0, ret = CLI_FAIL;
+  uint8_t *out = NULL, id[SOTTO_PUBKEY_LEN], now_id[SOTTO_PUBKEY_LEN];
+  char rn[64];
+  size_t out_len = 0, cap = 0;
+  int rc, type = 0, need_bundle, ret = CLI_FAIL, decision;
 
   buf_wr_init(&pt, CLI_MAX_TEXT + 8192);
   if (content_encode(&pt, ct)) {
     ret = cli_error(c, "too_large", "the message is too large (at most %d bytes of text)", CLI_MAX_TEXT);
     goto out;
   }
-  if ((rc = contact_load(c->st, user, &who)) < 0 || (rc = session_load(c->st, user, &s)) < 0) {
+  /* First look (no lock held): which key would this go to, and may it? */
+  if ((rc = contact_load(c->st, user, &who)) < 0 || (rc = session_load(c->st, user, &s)) < 0 ||
+      (rc = rekey_pending(c->st, user)) < 0) {
     ret = cli_store_error(c, rc);
     goto out;
   }
-  if (contact_blocked(&who)) {
-    ret = identity_blocked(c, &who);
-    goto out;
-  }
-  if (!sotto_session_has_state(s)) {
-    /* First message: a bundle from the server, checked against what we knew. */
+  need_bundle = !sotto_session_has_state(s) || rc == 1;
+  if (need_bundle) {
+    /* A new session: a bundle from the server, checked against what we knew. */
     if (!(b = malloc(sizeof *b))) {
       ret = cli_error(c, "nomem", "out of memory");
       goto out;
     }
     if (conn_fetch_bundle(c, k, user, b)) goto out;
-    if (contact_observe(&who, b->identity_key) == KEY_CHANGED) {
-      key_changed_warning(c, user);
-      if (contact_blocked(&who)) {
-        ret = identity_blocked(c, &who);
-        goto out_save_contact;
+    memcpy(id, b->identity_key, sizeof id);
+  } else if (sotto_session_remote_identity(s, id) != 0) {
+    ret = cli_error(c, "internal", "the session with %s has no identity key", user);
+    goto out;
+  }
+  decision = send_decision(&who, id);
+  if (decision == SEND_BLOCKED) {
+    if (need_bundle && client_identity_check(&who, id) != IDENTITY_TRUSTED && store_begin(c->st) == 0) {
+      /* Remember the key the server offers, so safety-number shows its number. */
+      rc = contact_load(c->st, user, &who);
+      if (rc >= 0) {
+        memcpy(who.pending_key, id, sizeof id);
+        who.has_pending = 1;
+        rc = contact_save(c->st, &who);
       }
+      if (rc < 0 || store_commit(c->st)) store_rollback(c->st);
     }
+    ret = identity_blocked(c, &who);
+    goto out;
+  }
+  if (decision == SEND_ASK && confirm_change(c, user, need_bundle)) goto out;
+  if (who.has_pending && client_identity_check(&who, id) == IDENTITY_TRUSTED)
+    cli_warn(c, "held", "messages from a new, unverified key claiming to be %s are held; see 'sotto safety-number %s'",
+             user, user);
+
+  cap = SOTTO_SESSION_ENCRYPTED_MAX(pt.len);
+  if (!(out = malloc(cap))) {
+    ret = cli_error(c, "nomem", "out of memory");
+    goto out;
+  }
+  /* Then the decision again inside the transaction, on fresh records: a
+   * block or a key change that happened meanwhile wins, and only this
+   * transaction's contact record is written back. The ratchet step is
+   * committed before the bytes leave: a crash after the commit loses at
+   * most this message, never reuses a message key. */
+  if ((rc = store_begin(c->st)) != 0) {
+    ret = cli_store_error(c, rc);
+    goto out;
+  }
+  sotto_session_free(s);
+  s = NULL;
+  if ((rc = contact_load(c->st, user, &who)) < 0 || (rc = session_load(c->st, user, &s)) < 0) {
+    store_rollback(c->st);
+    ret = cli_store_error(c, rc);
+    goto out;
+  }
+  if (!need_bundle && (!sotto_session_has_state(s) || sotto_session_remote_identity(s, now_id) != 0 ||
+                       sodium_memcmp(now_id, id, sizeof id) != 0)) {
+    store_rollback(c->st);
+    ret = cli_error(c, "busy", "the session with %s changed while sending (another sotto ran); send again", user);
+    goto out;
+  }
+  rc = send_decision(&who, id);
+  if (rc == SEND_BLOCKED || (rc == SEND_ASK && decision != SEND_ASK)) {
+    store_rollback(c->st);
+    ret = rc == SEND_BLOCKED ? identity_blocked(c, &who)
+                             : cli_error(c, "identity_changed", "%s's identity key changed while sending; send again",
+                                         user);
+    goto out;
+  }
+  if (need_bundle) {
     rc = sotto_session_init_from_bundle(s, &c->acct->id, b);
     if (rc == SOTTO_ERR_DOWNGRADE || rc == SOTTO_ERR_AUTH || rc == SOTTO_ERR_INVALID_KEY) {
+      store_rollback(c->st);
       ret = cli_error(c, "bad_bundle",
                       "the server handed out keys for %s that fail their signature or lack the post-quantum "
                       "key (%s): nothing was sent; the server may be tampering",
                       user, sotto_strerror(rc));
       goto out;
     } else if (rc) {
-      ret = cli_error(c, "internal", "cannot start a session with %s: %s", user, sotto_strerror(rc));
-      goto out;
-    }
-    fresh = 1;
-  }
-  cap = SOTTO_SESSION_ENCRYPTED_MAX(pt.len);
-  if (!(out = malloc(cap))) {
-    ret = cli_error(c, "nomem", "out of memory");
-    goto out;
-  }
-  /* The ratchet step is committed before the bytes leave: a crash after the
-   * commit loses at most this message, never reuses a message key. */
-  if ((rc = store_begin(c->st)) != 0) {
-    ret = cli_store_error(c, rc);
-    goto out;
-  }
-  if (!fresh) {
-    sotto_session_free(s);
-    s = NULL;
-    if ((rc = session_load(c->st, user, &s)) < 0) {
       store_rollback(c->st);
-      ret = cli_store_error(c, rc);
+      ret = cli_error(c, "internal", "cannot start a session with %s: %s", user, sotto_strerror(rc));
       goto out;
     }
   }
@@ -105,17 +182,24 @@ int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const stru
     ret = cli_error(c, "internal", "cannot encrypt for %s: %s", user, sotto_strerror(rc));
     goto out;
   }
-  if ((rc = session_save(c->st, user, s)) || (rc = contact_save(c->st, &who)) || (rc = store_commit(c->st))) {
+  /* The user sent to this key (asked if it changed): it is now the
+   * contact's key, and the one the next send compares with. */
+  if (!who.has_key || sodium_memcmp(who.key, id, sizeof id) != 0) {
+    if (who.has_key) who.key_changes++;
+    memcpy(who.key, id, sizeof id);
+    who.has_key = 1;
+  }
+  if (who.has_pending && sodium_memcmp(who.pending_key, id, sizeof id) == 0) who.has_pending = 0;
+  memcpy(who.sent_key, id, sizeof id);
+  who.has_sent = 1;
+  snprintf(rn, sizeof rn, "rekey/%s", user);
+  if ((rc = session_save(c->st, user, s)) || (rc = contact_save(c->st, &who)) ||
+      (need_bundle && (rc = store_del(c->st, rn))) || (rc = store_commit(c->st))) {
     store_rollback(c->st);
     ret = cli_store_error(c, rc);
     goto out;
   }
   ret = deliver_raw(c, k, user, type, out, out_len);
-  goto out;
-out_save_contact:
-  if (store_begin(c->st) == 0) {
-    if (contact_save(c->st, &who) || store_commit(c->st)) store_rollback(c->st);
-  }
 out:
   if (out) {
     sodium_memzero(out, cap);

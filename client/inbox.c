@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "account.h"
+#include "buf.h"
 #include "contact.h"
 #include "grp.h"
 #include "messaging.h"
@@ -19,8 +20,8 @@
 
 void show_msg(struct cli *c, const struct msg *m) {
   if (c->json) {
-    static const char *notice[] = {"notice", "identity_changed", "group", "unreadable"};
-    cJSON *o = cli_event(m->dir == MSG_EVENT ? notice[m->code < 4 ? m->code : 0]
+    static const char *notice[] = {"notice", "identity_changed", "group", "unreadable", "held"};
+    cJSON *o = cli_event(m->dir == MSG_EVENT ? notice[m->code < 5 ? m->code : 0]
                          : m->dir == MSG_IN   ? "message"
                                               : "sent");
     if (m->dir == MSG_EVENT) {
@@ -38,7 +39,7 @@ void show_msg(struct cli *c, const struct msg *m) {
     return;
   }
   if (m->dir == MSG_EVENT) {
-    fputs(m->code == NOTICE_IDENTITY_CHANGED || m->code == NOTICE_UNREADABLE ? "! " : "* ", stdout);
+    fputs(m->code == NOTICE_GROUP ? "* " : "! ", stdout);
   } else {
     if (m->group[0]) printf("[%s] ", m->group);
     printf("%s%s: ", m->dir == MSG_OUT ? "to " : "", m->peer[0] ? m->peer : "group");
@@ -214,23 +215,153 @@ static int apply_sender_key(struct cli *c, const char *sender, const struct cont
 
 static int unreadable_count(const char *sender);
 
-static int unreadable(struct cli *c, const char *sender, uint64_t sid, const char *why) {
-  char text[256];
+/* "held/NAME/SERVERID": a message under a contact's name from an identity
+ * key the user has not accepted (docs/client.md, "Identity keys"). */
+#define HELD_VERSION 1
+#define HELD_NAME_LEN 64
+
+static void held_name(char out[HELD_NAME_LEN], const char *sender, uint64_t sid) {
+  snprintf(out, HELD_NAME_LEN, "held/%s/%llu", sender, (unsigned long long)sid);
+}
+
+/* Drops an envelope as unreadable (own transaction); a released held
+ * message (held set) loses its held record in the same commit. Only the
+ * first few per sender are shown (unreadable_count); the rest are summed. */
+static int unreadable_ex(struct cli *c, const char *sender, uint64_t sid, const char *why, int held) {
+  char text[256], hn[HELD_NAME_LEN];
   int rc, show = unreadable_count(sender);
   snprintf(text, sizeof text, "a message from %s could not be decrypted (%s) and was dropped", sender, why);
+  held_name(hn, sender, sid);
   if ((rc = cli_begin(c))) return rc;
   if ((show && (rc = add_event(c, NOTICE_UNREADABLE, sender, NULL, text))) || (rc = msglog_mark_seen(c->st, sid, 0)) ||
-      (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
+      (held && (rc = store_del(c->st, hn))) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
     store_rollback(c->st);
   return rc;
 }
 
-static int pairwise(struct cli *c, uint64_t sid, const char *sender, int type, const uint8_t *body, size_t len) {
+static int unreadable(struct cli *c, const char *sender, uint64_t sid, const char *why) {
+  return unreadable_ex(c, sender, sid, why, 0);
+}
+
+/* The library's is_trusted_identity, over the contact loaded in the
+ * decrypting transaction. */
+static int trusted_cb(void *ud, const uint8_t identity[32]) {
+  return client_identity_check(ud, identity) == IDENTITY_TRUSTED;
+}
+
+/* Quarantine: the PreKey message is from a key the user has not accepted
+ * under this name. It is decrypted once on a scratch session that is
+ * thrown away (pre-keys kept, nothing of the contact's session touched) so
+ * that only authentic messages are held and the user sees what it says,
+ * then stored as it came and reported. Nothing it carries is acted on. */
+static int quarantine(struct cli *c, uint64_t sid, const char *sender, int type, const uint8_t *body, size_t len,
+                      int from_held) {
+  struct prekey_ctx px;
+  struct sotto_prekey_store ps;
+  struct sotto_session *tmp = NULL;
+  struct content *ct = calloc(1, sizeof *ct);
+  struct contact who;
+  struct buf_wr w;
+  uint8_t idk[SOTTO_PUBKEY_LEN], *pt = malloc(len ? len : 1);
+  char hn[HELD_NAME_LEN], *text = NULL;
+  size_t n = 0, tcap = CLI_MAX_TEXT + 600;
+  int rc, drc;
+
+  buf_wr_init(&w, SOTTO_SRV_MAX_MESSAGE + 256);
+  if (!ct || !pt || !(text = malloc(tcap)) || sotto_session_new(&tmp)) {
+    rc = STORE_E_IO;
+    goto out;
+  }
+  if (type != SOTTO_MSG_PREKEY) {
+    rc = unreadable_ex(c, sender, sid, "it belongs to no session with the key you accepted", from_held);
+    goto out;
+  }
+  memset(&px, 0, sizeof px);
+  px.st = c->st;
+  px.keep_keys = 1;
+  account_prekey_store(&px, &ps);
+  drc = sotto_session_decrypt(tmp, &c->acct->id, &ps, type, body, len, pt, len, &n);
+  if (drc == SOTTO_ERR_STORE) {
+    rc = STORE_E_IO;
+    goto out;
+  }
+  if (drc || sotto_session_remote_identity(tmp, idk)) {
+    rc = unreadable_ex(c, sender, sid, sotto_strerror(drc ? drc : SOTTO_ERR_INTERNAL), from_held);
+    goto out;
+  }
+  if ((rc = cli_begin(c))) goto out;
+  if ((rc = contact_load(c->st, sender, &who)) < 0) goto fail;
+  held_name(hn, sender, sid);
+  if (!from_held && who.n_held >= CONTACT_MAX_HELD) {
+    snprintf(text, tcap,
+             "another message from a new, unverified key claiming to be %s was dropped (%d are held already): "
+             "see 'sotto safety-number %s'",
+             sender, CONTACT_MAX_HELD, sender);
+    if ((rc = add_event(c, NOTICE_HELD, sender, NULL, text)) || (rc = msglog_mark_seen(c->st, sid, 0)) ||
+        (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
+      goto fail;
+    goto out;
+  }
+  buf_put_u8(&w, HELD_VERSION);
+  buf_put_u8(&w, (uint8_t)type);
+  buf_put_u64(&w, sid);
+  buf_put(&w, idk, sizeof idk);
+  buf_put_u32(&w, (uint32_t)len);
+  buf_put(&w, body, len);
+  if (buf_wr_ok(&w)) {
+    rc = STORE_E_IO;
+    goto fail;
+  }
+  if (content_decode(ct, pt, n) == 0 && ct->kind == CONTENT_TEXT)
+    snprintf(text, tcap,
+             "from a new, unverified key claiming to be %s (held; not from the %s you know): %.*s\n"
+             "  compare 'sotto safety-number %s'; accept the key with 'sotto trust %s' to release it",
+             sender, sender, (int)ct->text_len, (const char *)ct->text, sender, sender);
+  else
+    snprintf(text, tcap,
+             "a %s from a new, unverified key claiming to be %s is held and NOT applied: compare 'sotto "
+             "safety-number %s'; accept the key with 'sotto trust %s' to apply it",
+             content_decode(ct, pt, n) == 0 ? "group change" : "message", sender, sender, sender);
+  /* The pending key is what safety-number shows and trust/verify accept. */
+  memcpy(who.pending_key, idk, sizeof idk);
+  who.has_pending = 1;
+  if (!from_held) who.n_held++;
+  if ((rc = store_put(c->st, hn, w.p, w.len)) || (rc = contact_save(c->st, &who)) ||
+      (!from_held && (rc = add_event(c, NOTICE_HELD, sender, NULL, text))) ||
+      (rc = msglog_mark_seen(c->st, sid, 0)) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
+    goto fail;
+  goto out;
+fail:
+  store_rollback(c->st);
+out:
+  if (pt) {
+    sodium_memzero(pt, len ? len : 1);
+    free(pt);
+  }
+  if (text) {
+    sodium_memzero(text, tcap);
+    free(text);
+  }
+  if (ct) {
+    sodium_memzero(ct, sizeof *ct);
+    free(ct);
+  }
+  buf_wr_free(&w);
+  sotto_session_free(tmp);
+  return rc;
+}
+
+/* from_held: a held message being released (its held record goes in the
+ * same commit that applies it). */
+static int pairwise(struct cli *c, uint64_t sid, const char *sender, int type, const uint8_t *body, size_t len,
+                    int from_held) {
+  struct prekey_ctx px;
   struct sotto_prekey_store ps;
   struct sotto_session *s = NULL;
   struct contact who;
   struct content *ct = calloc(1, sizeof *ct);
   uint8_t idk[SOTTO_PUBKEY_LEN], *pt = malloc(len ? len : 1);
+  char hn[HELD_NAME_LEN];
   size_t n = 0;
   int rc, drc;
 
@@ -238,27 +369,33 @@ static int pairwise(struct cli *c, uint64_t sid, const char *sender, int type, c
     rc = STORE_E_IO;
     goto out;
   }
+  held_name(hn, sender, sid);
   if ((rc = cli_begin(c))) goto out;
   if ((rc = contact_load(c->st, sender, &who)) < 0 || (rc = session_load(c->st, sender, &s)) < 0) goto fail;
-  account_prekey_store(c->st, &ps);
+  memset(&px, 0, sizeof px);
+  px.st = c->st;
+  px.trusted = trusted_cb;
+  px.tud = &who;
+  account_prekey_store(&px, &ps);
   drc = sotto_session_decrypt(s, &c->acct->id, &ps, type, body, len, pt, len, &n);
+  /* A state promoted from the archive could carry another key: the same
+   * check once more, on what decrypted, before anything is committed. */
+  if (drc == 0 && (sotto_session_remote_identity(s, idk) != 0 || client_identity_check(&who, idk) != IDENTITY_TRUSTED))
+    drc = SOTTO_ERR_UNTRUSTED_IDENTITY;
   if (drc == SOTTO_ERR_STORE) {
     rc = STORE_E_IO;
     goto fail;
   }
   if (drc) {
     store_rollback(c->st);
-    rc = drc == SOTTO_ERR_DUPLICATE ? 0 : unreadable(c, sender, sid, sotto_strerror(drc));
+    if (drc == SOTTO_ERR_UNTRUSTED_IDENTITY) rc = quarantine(c, sid, sender, type, body, len, from_held);
+    else if (drc == SOTTO_ERR_DUPLICATE && !from_held) rc = 0;
+    else rc = unreadable_ex(c, sender, sid, sotto_strerror(drc), from_held);
     goto out;
   }
-  if (sotto_session_remote_identity(s, idk) == 0 && contact_observe(&who, idk) == KEY_CHANGED) {
-    char text[400];
-    snprintf(text, sizeof text,
-             "%s's identity key changed (a new safety number)%s. If they did not reinstall, someone may be in the "
-             "middle: compare with 'sotto safety-number %s'",
-             sender, contact_blocked(&who) ? "; you had verified them, so sending to them is blocked until you verify again" : "",
-             sender);
-    if ((rc = add_event(c, NOTICE_IDENTITY_CHANGED, sender, NULL, text))) goto fail;
+  if (!who.has_key) {
+    memcpy(who.key, idk, sizeof idk); /* trust on first use */
+    who.has_key = 1;
   }
   if (content_decode(ct, pt, n) != 0) {
     rc = add_event(c, NOTICE_UNREADABLE, sender, NULL, "a message in an unknown format was dropped");
@@ -278,8 +415,8 @@ static int pairwise(struct cli *c, uint64_t sid, const char *sender, int type, c
     }
   }
   if (rc || (rc = session_save(c->st, sender, s)) || (rc = contact_save(c->st, &who)) ||
-      (rc = msglog_mark_seen(c->st, sid, 0)) || (rc = account_save(c->st, c->acct)) ||
-      (rc = store_commit(c->st)))
+      (rc = msglog_mark_seen(c->st, sid, 0)) || (from_held && (rc = store_del(c->st, hn))) ||
+      (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
     goto fail;
   goto out;
 fail:
@@ -295,6 +432,76 @@ out:
   }
   sotto_session_free(s);
   return rc;
+}
+
+struct held_list {
+  uint64_t sids[CONTACT_MAX_HELD * 2];
+  size_t n;
+};
+
+static int held_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct held_list *h = ud;
+  (void)name;
+  if (len >= 10 && v[0] == HELD_VERSION && h->n < sizeof h->sids / sizeof h->sids[0]) {
+    struct buf_rd r;
+    buf_rd_init(&r, v + 2, 8);
+    buf_get_u64(&r, &h->sids[h->n++]);
+  }
+  return 0;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+int inbox_release_held(struct cli *c, const char *user, unsigned *released) {
+  struct held_list *h = calloc(1, sizeof *h);
+  char prefix[HELD_NAME_LEN], hn[HELD_NAME_LEN];
+  size_t i;
+  int rc;
+
+  *released = 0;
+  if (!h) return cli_error(c, "nomem", "out of memory");
+  snprintf(prefix, sizeof prefix, "held/%s/", user);
+  if ((rc = store_scan(c->st, prefix, held_cb, h)) != 0) goto out;
+  qsort(h->sids, h->n, sizeof h->sids[0], cmp_u64); /* in the order the server queued them */
+  for (i = 0; i < h->n && !rc; i++) {
+    struct buf_rd r;
+    uint8_t *v, type = 0, ver = 0, idk[SOTTO_PUBKEY_LEN];
+    const uint8_t *body;
+    uint32_t blen = 0;
+    uint64_t sid = 0;
+    size_t vn;
+    held_name(hn, user, h->sids[i]);
+    if ((rc = store_get(c->st, hn, &v, &vn)) <= 0) continue;
+    buf_rd_init(&r, v, vn);
+    buf_get_u8(&r, &ver);
+    buf_get_u8(&r, &type);
+    buf_get_u64(&r, &sid);
+    buf_get(&r, idk, sizeof idk);
+    buf_get_u32(&r, &blen);
+    rc = buf_get_ptr(&r, &body, blen) || buf_rd_end(&r) || ver != HELD_VERSION ? STORE_E_CORRUPT
+                                                       : pairwise(c, h->sids[i], user, type, body, blen, 1);
+    store_free_value(v, vn);
+    if (!rc) (*released)++;
+  }
+  /* The contact's held count starts again from what is still held. */
+  if (!rc) {
+    struct contact who;
+    h->n = 0;
+    if ((rc = store_scan(c->st, prefix, held_cb, h)) == 0 && (rc = cli_begin(c)) == 0) {
+      if ((rc = contact_load(c->st, user, &who)) >= 0) {
+        who.n_held = (uint32_t)h->n;
+        rc = contact_save(c->st, &who);
+      }
+      if (rc || (rc = store_commit(c->st))) store_rollback(c->st);
+    }
+  }
+out:
+  free(h);
+  if (rc) return cli_store_error(c, rc);
+  return inbox_flush_unshown(c);
 }
 
 struct cand {
@@ -390,7 +597,7 @@ int inbox_process(struct cli *c, struct conn *k, uint64_t sid, const char *sende
   if (!cli_username_ok(sender)) {
     rc = unreadable(c, "unknown", sid, "invalid sender name");
   } else if (type == SOTTO_MSG_PREKEY || type == SOTTO_MSG_SIGNAL) {
-    rc = pairwise(c, sid, sender, type, body, len);
+    rc = pairwise(c, sid, sender, type, body, len, 0);
   } else if (type == SOTTO_MSG_SENDERKEY) {
     rc = group_msg(c, sid, sender, body, len);
   } else {

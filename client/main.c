@@ -14,7 +14,7 @@
 
 static const struct cli_cmd *const commands[] = {
     &cmd_init,  &cmd_register, &cmd_send,     &cmd_receive, &cmd_safety_number,
-    &cmd_verify, &cmd_group,   &cmd_contacts, &cmd_groups,  &cmd_history,
+    &cmd_verify, &cmd_trust, &cmd_group,   &cmd_contacts, &cmd_groups,  &cmd_history,
     &cmd_device, &cmd_rotate_secret,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -35,7 +35,8 @@ static void usage(FILE *out) {
   for (i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-14s %s\n", commands[i]->name, commands[i]->summary);
   fprintf(out,
           "\nenvironment:\n"
-          "  SOTTO_PASSPHRASE  passphrase of the local store (otherwise asked on the terminal)\n"
+          "  SOTTO_PASSPHRASE  passphrase of the local store (otherwise asked on the terminal);\n"
+          "                    read once, then wiped and removed from the environment\n"
           "  XDG_DATA_HOME     base of the default home directory\n");
 }
 

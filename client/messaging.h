@@ -29,6 +29,10 @@ void show_msg(struct cli *c, const struct msg *m);
  * saying so), CLI_FAIL when it must stay on the server (local failure). */
 int inbox_process(struct cli *c, struct conn *k, uint64_t server_id, const char *sender, int type,
                   const uint8_t *body, size_t len);
+/* Processes the messages of user held in quarantine (after the user accepted
+ * the key they came from), in server order, then prints what they gave.
+ * *released gets how many were processed. CLI_OK or CLI_FAIL (printed). */
+int inbox_release_held(struct cli *c, const char *user, unsigned *released);
 /* Prints messages committed earlier but never shown (after a crash). */
 int inbox_flush_unshown(struct cli *c);
 /* Envelopes that could not be decrypted are shown one by one only for the

@@ -16,7 +16,7 @@
 
 enum { MSG_IN = 0, MSG_OUT = 1, MSG_EVENT = 2 };
 /* What an event is about (MSG_EVENT only). */
-enum { NOTICE_NONE = 0, NOTICE_IDENTITY_CHANGED = 1, NOTICE_GROUP = 2, NOTICE_UNREADABLE = 3 };
+enum { NOTICE_NONE = 0, NOTICE_IDENTITY_CHANGED = 1, NOTICE_GROUP = 2, NOTICE_UNREADABLE = 3, NOTICE_HELD = 4 };
 
 struct msg {
   uint64_t seq;

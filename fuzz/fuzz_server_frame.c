@@ -42,6 +42,7 @@ static void parse_payload(const struct sotto_srv_frame *f) {
       break;
     }
     case SOTTO_SRV_ROTATE_SECRET: sink |= (int)f->len; break; /* empty payload */
+    case SOTTO_SRV_EPOCH: sink |= sotto__srv_parse_epoch(f->p, f->len, &id); break;
     case SOTTO_SRV_ERR:
     case SOTTO_SRV_CLOSE: sink |= sotto__srv_parse_err(f->p, f->len, &e); break;
     case SOTTO_SRV_MSG: sink |= sotto__srv_parse_env(f->p, f->len, &env); break;

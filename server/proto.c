@@ -253,6 +253,15 @@ int sotto__srv_parse_device_remove(const uint8_t *p, size_t len, uint32_t *devic
   return rd_end(&r);
 }
 
+int sotto__srv_parse_epoch(const uint8_t *p, size_t len, uint64_t *epoch) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_u64be(&r, epoch));
+  if (*epoch > INT64_MAX) return SOTTO_ERR_MALFORMED; /* stored as a signed 64-bit integer */
+  return rd_end(&r);
+}
+
 /* ---- answers and pushes -------------------------------------------------- */
 
 int sotto__srv_parse_err(const uint8_t *p, size_t len, struct sotto_srv_err *m) {

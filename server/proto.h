@@ -48,6 +48,7 @@ enum {
   SOTTO_SRV_KEYS_UPLOAD = 0x10,
   SOTTO_SRV_BUNDLE = 0x11,
   SOTTO_SRV_DEVICES = 0x12,
+  SOTTO_SRV_EPOCH = 0x15, /* raise this device's epoch (client store rollback detection) */
   SOTTO_SRV_SEND = 0x20,
   SOTTO_SRV_ACK = 0x21,
   SOTTO_SRV_PING = 0x30,
@@ -186,6 +187,8 @@ int sotto__srv_parse_send(const uint8_t *p, size_t len, size_t max_body, struct 
 int sotto__srv_parse_ack(const uint8_t *p, size_t len, uint64_t *id) SOTTO_WUR;
 /* DEVICE_REMOVE: u32 device id (1..), nothing else. */
 int sotto__srv_parse_device_remove(const uint8_t *p, size_t len, uint32_t *device_id) SOTTO_WUR;
+/* EPOCH: u64 epoch (the value to raise the device's epoch to). */
+int sotto__srv_parse_epoch(const uint8_t *p, size_t len, uint64_t *epoch) SOTTO_WUR;
 
 /* ---- server answers and pushes ------------------------------------------ */
 

@@ -703,6 +703,12 @@ static int op_exec(struct srv *s, struct op *o) {
       o->target_devkey = d.devkey;
       return 0;
     }
+    case SOTTO_SRV_EPOCH: {
+      uint64_t e;
+      if (sotto__srv_parse_epoch(o->data, o->len, &e) != 0) return SOTTO_ERR_INTERNAL;
+      rc = ops->device_epoch_raise(st, c->devkey, (int64_t)e, &o->ts); /* o->ts: the epoch before */
+      return rc == 1 ? SOTTO_ERR_STORE : rc;
+    }
     case SOTTO_SRV_ACK: {
       uint64_t id;
       int found;
@@ -874,6 +880,9 @@ static void op_answer(struct srv *s, struct op *o, int failed) {
       break;
     case SOTTO_SRV_DEVICE_REMOVE:
       logkv(1, "device_remove", "%s", "devices=1");
+      break;
+    case SOTTO_SRV_EPOCH:
+      sotto__wr_u64be(&w, (uint64_t)o->ts);
       break;
   }
   frame_end(c, &w, SOTTO_SRV_OK, o->req_id);
@@ -1499,6 +1508,12 @@ static void handle_frame(struct srv *s, struct conn *c, const uint8_t *body, siz
           if (!op_new(s, c, &f)) conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
           return;
         }
+        case SOTTO_SRV_EPOCH: {
+          uint64_t e;
+          if (sotto__srv_parse_epoch(f.p, f.len, &e) != 0) break;
+          if (!op_new(s, c, &f)) conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
+          return;
+        }
         case SOTTO_SRV_HELLO:
         case SOTTO_SRV_REGISTER:
         case SOTTO_SRV_AUTH:
@@ -1511,7 +1526,7 @@ static void handle_frame(struct srv *s, struct conn *c, const uint8_t *body, siz
   /* Unauthenticated: known requests get "not authenticated", the rest close. */
   if (f.type == SOTTO_SRV_ADD_DEVICE || f.type == SOTTO_SRV_KEYS_UPLOAD || f.type == SOTTO_SRV_BUNDLE ||
       f.type == SOTTO_SRV_DEVICES || f.type == SOTTO_SRV_SEND || f.type == SOTTO_SRV_ACK ||
-      f.type == SOTTO_SRV_ROTATE_SECRET || f.type == SOTTO_SRV_DEVICE_REMOVE)
+      f.type == SOTTO_SRV_ROTATE_SECRET || f.type == SOTTO_SRV_DEVICE_REMOVE || f.type == SOTTO_SRV_EPOCH)
     send_err(s, c, f.req_id, SOTTO_SRV_E_NOT_AUTHED);
   else
     conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);

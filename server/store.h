@@ -103,6 +103,10 @@ struct sotto_store_ops {
   int (*device_exists)(void *s, int64_t devkey);
   /* Replaces a device's secret hash. */
   int (*device_secret)(void *s, int64_t devkey, const uint8_t secret_hash[32]);
+  /* The device's epoch (a counter the client raises to detect a restored
+   * copy of its store): sets it to max(current, epoch), *old gets the value
+   * before. Never lowers it. */
+  int (*device_epoch_raise)(void *s, int64_t devkey, int64_t epoch, int64_t *old);
 
   /* Pre-keys. Uploads replace a key with the same id. bundle_take hands out
    * (and deletes) one EC and one KEM one-time key; returns 1 if the device

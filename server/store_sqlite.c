@@ -40,6 +40,8 @@ enum {
   Q_QUEUE_RECOUNT,
   Q_QUEUE_TOTAL,
   Q_MSG_MAX,
+  Q_EPOCH_GET,
+  Q_EPOCH_SET,
   Q_BEGIN,
   Q_COMMIT,
   Q_ROLLBACK,
@@ -107,6 +109,8 @@ static const char *const sql_text[Q_COUNT] = {
                         " WHERE m.devkey = devices.devkey)",
     [Q_QUEUE_TOTAL] = "SELECT coalesce(sum(queue_count), 0), coalesce(sum(queue_bytes), 0) FROM devices",
     [Q_MSG_MAX] = "SELECT coalesce(max(id), 0) FROM messages",
+    [Q_EPOCH_GET] = "SELECT epoch FROM devices WHERE devkey = ?1",
+    [Q_EPOCH_SET] = "UPDATE devices SET epoch = max(epoch, ?2) WHERE devkey = ?1",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
@@ -132,7 +136,7 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS devices(devkey INTEGER PRIMARY KEY, account_id INTEGER NOT NULL,"
     " device_id INTEGER NOT NULL, secret_hash BLOB NOT NULL, created_day INTEGER NOT NULL,"
     " last_seen_day INTEGER NOT NULL, queue_count INTEGER NOT NULL DEFAULT 0,"
-    " queue_bytes INTEGER NOT NULL DEFAULT 0, UNIQUE(account_id, device_id));"
+    " queue_bytes INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0, UNIQUE(account_id, device_id));"
     "CREATE TABLE IF NOT EXISTS signed_prekeys(devkey INTEGER PRIMARY KEY, key_id INTEGER NOT NULL,"
     " blob BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS last_resort(devkey INTEGER PRIMARY KEY, key_id INTEGER NOT NULL,"
@@ -564,6 +568,23 @@ static int sq_device_lookup(void *v, const char *user, uint32_t device_id, struc
     }
   }
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : SOTTO_ERR_STORE;
+}
+
+static int sq_device_epoch_raise(void *v, int64_t devkey, int64_t epoch, int64_t *old) {
+  sqlite3_stmt *st = stmt(v, Q_EPOCH_GET);
+  int rc;
+  sqlite3_bind_int64(st, 1, devkey);
+  rc = sqlite3_step(st);
+  *old = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? 1 : SOTTO_ERR_STORE;
+  if (epoch <= *old) return 0;
+  st = stmt(v, Q_EPOCH_SET);
+  sqlite3_bind_int64(st, 1, devkey);
+  sqlite3_bind_int64(st, 2, epoch);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
 }
 
 /* device_lookup for routing: devkey, device id and queue counters only,
@@ -1001,6 +1022,7 @@ static const struct sotto_store_ops sqlite_ops = {
     .account_get = sq_account_get,
     .device_add = sq_device_add,
     .device_lookup = sq_device_lookup,
+    .device_epoch_raise = sq_device_epoch_raise,
     .device_route = sq_device_route,
     .device_seen = sq_device_seen,
     .devices_list = sq_devices_list,
@@ -1119,6 +1141,11 @@ int sotto__store_sqlite_open(struct sotto_store *st, const char *dir) {
     goto fail;
   if (sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK) goto fail;
   if (canon_migrate(s) != 0) goto fail;
+  /* Databases made before the device epoch existed get the column. */
+  if (sqlite3_exec(s->db, "SELECT epoch FROM devices LIMIT 0", NULL, NULL, NULL) != SQLITE_OK &&
+      sqlite3_exec(s->db, "ALTER TABLE devices ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL) !=
+          SQLITE_OK)
+    goto fail;
   for (i = 0; i < Q_COUNT; i++)
     if (sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL) != SQLITE_OK) {
       fprintf(stderr, "level=error event=sql_prepare err=\"%s\"\n", sqlite3_errmsg(s->db));

@@ -592,6 +592,23 @@ int sotto_net_ack(struct sotto_net *c, uint64_t server_id) {
   return rc;
 }
 
+int sotto_net_epoch(struct sotto_net *c, uint64_t epoch, uint64_t *old) {
+  uint8_t b[8];
+  struct sotto__wr w;
+  struct sotto__rd r;
+  struct sotto_net_event ans;
+  int rc;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__wr_u64be(&w, epoch);
+  rc = request(c, SOTTO_SRV_EPOCH, b, 8, &ans);
+  if (rc == 0) {
+    sotto__rd_init(&r, ans.payload, ans.payload_len);
+    if (sotto__rd_u64be(&r, old) || sotto__rd_left(&r)) rc = SOTTO_ERR_MALFORMED;
+  }
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
 int sotto_net_ping(struct sotto_net *c) {
   struct sotto_net_event ans;
   int rc = request(c, SOTTO_SRV_PING, NULL, 0, &ans);

@@ -69,6 +69,9 @@ int sotto_net_send(struct sotto_net *c, const char *username, uint32_t device_id
                    const uint8_t *body, size_t body_len, uint64_t *server_id, uint64_t *timestamp_ms);
 int sotto_net_ack(struct sotto_net *c, uint64_t server_id);
 int sotto_net_ping(struct sotto_net *c);
+/* Raises this device's epoch on the server to at least epoch; *old gets the
+ * server's value before (docs/client.md, "Rollback"). */
+int sotto_net_epoch(struct sotto_net *c, uint64_t epoch, uint64_t *old);
 
 int sotto_net_fetch_bundle(struct sotto_net *c, const char *username, uint32_t device_id,
                            struct sotto_srv_bundle_buf *out);

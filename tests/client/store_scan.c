@@ -1,6 +1,7 @@
 /* store_scan.c: proves that a client's home directory holds no plaintext.
  *
  * usage: store_scan HOME [TEXT...]   (passphrase in SOTTO_PASSPHRASE)
+ *        store_scan --has HOME NAME   exit 0 if the record NAME exists, 1 if not
  *
  * Opens the store with the client's own code, collects every secret it
  * holds (identity private key, device credential, signed/one-time/KEM
@@ -98,8 +99,23 @@ int main(int argc, char **argv) {
   int bad = 0, files = 0;
 
   if (argc < 2 || !pass || sodium_init() < 0) {
-    fprintf(stderr, "usage: SOTTO_PASSPHRASE=... store_scan HOME [TEXT...]\n");
+    fprintf(stderr, "usage: SOTTO_PASSPHRASE=... store_scan HOME [TEXT...] | store_scan --has HOME NAME\n");
     return 2;
+  }
+  if (strcmp(argv[1], "--has") == 0) {
+    /* Whether the record NAME exists (key lifetimes are tested with it). */
+    uint8_t *v;
+    size_t n;
+    int rc;
+    if (argc != 4 || store_open(&st, argv[2], pass, strlen(pass), err, sizeof err) != 0) {
+      printf("FAIL cannot open the store: %s\n", argc == 4 ? err : "usage");
+      return 2;
+    }
+    rc = store_get(st, argv[3], &v, &n);
+    if (rc == 1) store_free_value(v, n);
+    printf("%s %s\n", argv[3], rc == 1 ? "present" : rc == 0 ? "absent" : "error");
+    store_close(st);
+    return rc == 1 ? 0 : rc == 0 ? 1 : 2;
   }
   needles = calloc(MAX_NEEDLES, sizeof *needles);
   if (!needles || store_open(&st, argv[1], pass, strlen(pass), err, sizeof err) != 0) {
