@@ -10,6 +10,15 @@
 #   make bench    run the benchmark programs (tables, not tests)
 #   make deps     install Debian packages and fetch the pinned npm sources
 #   make fuzz     build the libFuzzer targets (clang) into build-fuzz/
+#   make install  build and install into $(DESTDIR)$(PREFIX) (default /usr/local):
+#                 sotto, sotto-server, libsotto (.so, .a, headers, sotto.pc),
+#                 man pages, the systemd unit; `make uninstall` removes them
+#   make deb      the Debian packages (sotto, sotto-server, libsotto0,
+#                 libsotto-dev) into build-deb/, built from a copy of the tree
+#   make install-check   what CI runs after the tests: install into a scratch
+#                 DESTDIR, build and run examples/demo.c against it with
+#                 pkg-config only, render the man pages, build the .debs and
+#                 check them (dpkg-deb --contents, lintian, dpkg --root)
 #   make clean    remove the build trees
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
@@ -18,8 +27,11 @@ ASAN   ?= build-asan
 FUZZB  ?= build-fuzz
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 6
+PREFIX ?= /usr/local
+DESTDIR ?=
+DEBB   ?= build-deb
 
-.PHONY: all build deps check test asan fuzz fuzz-run bench demo clean
+.PHONY: all build deps check test asan fuzz fuzz-run bench demo clean install uninstall install-check deb
 
 all: build
 
@@ -54,7 +66,23 @@ fuzz-run: fuzz
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$tmp >/dev/null 2>$$tmp.log || { tail -40 $$tmp.log; exit 1; }; \
 	  rm -rf $$tmp $$tmp.log; done; echo "fuzz: all targets ran clean"
 
-check: test asan fuzz-run
+check: test asan fuzz-run install-check
+
+# The prefix is a configure-time setting (the unit, sotto.pc and the man
+# pages name installed paths), so install reconfigures $(BUILD) with it.
+install: deps
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DSOTTO_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+uninstall:
+	bash packaging/uninstall.sh $(BUILD) "$(PREFIX)" "$(DESTDIR)"
+
+deb: deps
+	bash packaging/build-deb.sh $(DEBB)
+
+install-check: build
+	bash packaging/ci-install-check.sh $(BUILD) $(DEBB)
 
 # The README's demo: a local sotto-server and three clients (scripts/demo.sh).
 demo: build
@@ -64,4 +92,4 @@ bench: build
 	bench/run protocol
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(FUZZB)
+	rm -rf $(BUILD) $(ASAN) $(FUZZB) $(DEBB)
