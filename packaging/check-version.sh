@@ -8,7 +8,7 @@ v="$1"
 src="$2"
 shift 2
 bad=0
-cl="$(sed -n 's/^## \[\?\([0-9][0-9.]*\)\]\?.*/\1/p' "$src/CHANGELOG.md" | head -n 1)"
+cl="$(sed -n 's/^## \[\?\([0-9][0-9.]*\)\]\?.*/\1/p' "$src/CHANGELOG.md" | sed -n 1p)"
 [ "$cl" = "$v" ] || { echo "CHANGELOG.md: newest entry is '$cl', CMakeLists.txt says $v" >&2; bad=1; }
 dc="$(sed -n '1s/^[a-z0-9.+-]* (\([^)]*\)).*/\1/p' "$src/debian/changelog")"
 [ "$dc" = "$v" ] || { echo "debian/changelog: newest entry is '$dc', CMakeLists.txt says $v" >&2; bad=1; }

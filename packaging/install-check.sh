@@ -28,7 +28,7 @@ mkdir -p "$work"
 root="$work/root"
 DESTDIR="$root" cmake --install "$build" >"$work/install.log" || { cat "$work/install.log"; fail "cmake --install"; }
 
-pc="$(find "$root" -name sotto.pc -path '*/pkgconfig/*' | head -n 1)"
+pc="$(find "$root" -name sotto.pc -path '*/pkgconfig/*' -print -quit)"
 [ -n "$pc" ] || fail "no sotto.pc installed under $root"
 prefix="$(sed -n 's/^prefix=//p' "$pc")"
 export PKG_CONFIG_PATH="$(dirname "$pc")"
@@ -62,28 +62,28 @@ echo "install-check: $(basename "$so"), SONAME $soname"
 # 3. Dynamic: the demo against the installed headers, .so and sotto.pc only.
 "$cc" -std=c11 -Wall -Wextra -Werror -o "$work/demo-shared" "$src/examples/demo.c" \
   $(pkg-config --cflags --libs sotto) || fail "examples/demo.c does not build with pkg-config --cflags --libs sotto"
-readelf -d "$work/demo-shared" | grep -q "NEEDED.*\[$soname\]" || fail "demo-shared does not need $soname"
+readelf -d "$work/demo-shared" | grep "NEEDED.*\[$soname\]" >/dev/null || fail "demo-shared does not need $soname"
 LD_LIBRARY_PATH="$libdir" "$work/demo-shared" >"$work/demo-shared.out" 2>&1 \
   || { tail -20 "$work/demo-shared.out"; fail "demo-shared exited non-zero"; }
-LD_LIBRARY_PATH="$libdir" ldd "$work/demo-shared" | grep -q "libsotto.so.* => $libdir/" \
+LD_LIBRARY_PATH="$libdir" ldd "$work/demo-shared" | grep "libsotto.so.* => $libdir/" >/dev/null \
   || fail "demo-shared did not load the installed libsotto.so"
 
 # 4. Static: libsotto.a plus what `pkg-config --static` names, nothing else.
 static_libs="$(pkg-config --static --libs sotto | sed 's/-lsotto /-l:libsotto.a /')"
 "$cc" -std=c11 -Wall -Wextra -Werror -o "$work/demo-static" "$src/examples/demo.c" \
   $(pkg-config --cflags sotto) $static_libs || fail "examples/demo.c does not link against libsotto.a alone"
-if readelf -d "$work/demo-static" | grep -q "NEEDED.*libsotto"; then
+if readelf -d "$work/demo-static" | grep "NEEDED.*libsotto" >/dev/null; then
   fail "demo-static still needs libsotto.so"
 fi
 "$work/demo-static" >"$work/demo-static.out" 2>&1 || { tail -20 "$work/demo-static.out"; fail "demo-static exited non-zero"; }
 
 # 5. Nothing installed links the GPL test peer (README, "Licence").
 while IFS= read -r f; do
-  if readelf -d "$f" 2>/dev/null | grep -q "NEEDED.*libsignal"; then
+  if readelf -d "$f" 2>/dev/null | grep "NEEDED.*libsignal" >/dev/null; then
     fail "${f#$root} links libsignal-protocol-c (GPLv3, test-only)"
   fi
 done < <(find "$root" -type f \( -perm -u+x -o -name '*.so*' \))
-if nm "$libdir/libsotto.a" 2>/dev/null | grep -q " [TU] signal_"; then
+if nm "$libdir/libsotto.a" 2>/dev/null | grep " [TU] signal_" >/dev/null; then
   fail "libsotto.a contains or calls libsignal-protocol-c code"
 fi
 

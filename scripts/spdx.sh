@@ -64,7 +64,7 @@ while IFS= read -r f; do
   [ -f "$f" ] || continue
   st="$(style_of "$f")"
   [ -n "$st" ] || continue
-  if head -n 10 "$f" | grep -q "SPDX-License-Identifier:"; then
+  if head -n 10 "$f" | grep "SPDX-License-Identifier:" >/dev/null; then
     continue
   fi
   if [ "$check" = 1 ]; then
@@ -76,7 +76,7 @@ while IFS= read -r f; do
   post="${st#*|}"
   line="${pre}SPDX-License-Identifier: Apache-2.0${post}"
   tmp="$(mktemp "$f.spdx.XXXXXX")"
-  if head -n 1 "$f" | grep -q '^#!'; then
+  if head -n 1 "$f" | grep '^#!' >/dev/null; then
     { head -n 1 "$f"; printf '%s\n' "$line"; tail -n +2 "$f"; } >"$tmp"
   else
     { printf '%s\n' "$line"; cat "$f"; } >"$tmp"
