@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # sotto: the commands people type. CMake does the work underneath.
 #
 #   make          build everything into build/ (executables in build/bin/)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* main.c: sotto, the command-line client. Global options, then one
  * subcommand from the dispatch table below; each lives in its own file. */
 #include <getopt.h>

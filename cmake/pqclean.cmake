@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # cmake/pqclean.cmake: target sotto_pq, ML-KEM-768 and ML-KEM-1024.
 #
 # Sources: PQClean's "clean" ML-KEM from the npm package pqclean@0.8.1, unpacked

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the session record loader. Whatever loads must serialize
  * back to the same bytes and survive an encrypt. */
 #include <sotto/session.h>

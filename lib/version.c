@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* version.c: the run-time version (see <sotto/version.h>). */
 #include <sotto/version.h>
 

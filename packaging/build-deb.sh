@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # build-deb.sh OUT_DIR (make deb)
 # Builds the Debian packages from a copy of the tree (tracked and new,
 # not-ignored files) in OUT_DIR/src, so that dpkg-buildpackage's debian/tmp,

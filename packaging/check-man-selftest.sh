@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # check-man-selftest.sh PAGE PROGRAM (ctest man_drift_selftest)
 # The drift check must fail, and name the culprit, when a page loses an
 # option or a command, or documents one the program does not have.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # check-man.sh: keeps the man pages honest (ctest man_*).
 #
 #   check-man.sh render PAGE          man -l renders PAGE without a warning

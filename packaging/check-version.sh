@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # check-version.sh VERSION SOURCE_DIR [PROGRAM...] (ctest version_consistency)
 # The version lives in CMakeLists.txt only; everything that repeats it must
 # agree: CHANGELOG.md's newest entry, debian/changelog's newest entry, and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # ci-install-check.sh BUILD DEB_OUT (make install-check, part of make check)
 #   1. make install into a scratch DESTDIR; examples/demo.c built with
 #      pkg-config only against it, shared and static, and run

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # install-check.sh BUILD_DIR WORK_DIR
 #
 # Installs BUILD_DIR into WORK_DIR/root (DESTDIR, the build's own prefix),

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # uninstall.sh BUILD PREFIX DESTDIR (make uninstall)
 # Removes from $DESTDIR what `make install` put there: the list is what
 # `cmake --install BUILD` installs, staged into a scratch directory (so it

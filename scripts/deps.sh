@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs every Debian package sotto needs to build, test, fuzz and benchmark.
 # Idempotent: packages already present are skipped, so a warm machine pays nothing.
 # Run as root (CI and the development machines are root). The npm package that

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Fetches the ML-KEM sources sotto builds (PQClean, as shipped in the npm package
 # pqclean@0.8.1), checks the tarball against the sha512 pinned below and unpacks
 # only what cmake/pqclean.cmake compiles:

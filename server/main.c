@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* main.c: sotto-server's command line. Every option is also a config-file
  * key; the file is read first, so options on the command line win. */
 #include <sotto/version.h>

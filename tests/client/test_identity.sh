@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # test_identity.sh: a changed identity key is said plainly on receive, and a
 # verified contact whose key changed is refused on send until verified again.
 # The change is made the way an attacker holding the server would: mallory's

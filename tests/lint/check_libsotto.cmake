@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Checks libsotto.a (ctest "lint_libsotto_symbols") or, with -DSHARED=ON,
 # libsotto.so (ctest "lint_libsotto_shared"):
 # 1. libsotto.a: every defined global symbol is sotto_* (public), sotto__*
