@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # sotto: the commands people type. CMake does the work underneath.
 #
 #   make          build everything into build/ (executables in build/bin/)
@@ -13,6 +14,15 @@
 #                 (PQClean; the libsignal 0.103 Node test peer)
 #   make fuzz     build the libFuzzer targets (clang) into build-fuzz/
 #   make fuzz-corpus  regenerate the seed corpora (fuzz/gen_corpus.c)
+#   make install  build and install into $(DESTDIR)$(PREFIX) (default /usr/local):
+#                 sotto, sotto-server, libsotto (.so, .a, headers, sotto.pc),
+#                 man pages, the systemd unit; `make uninstall` removes them
+#   make deb      the Debian packages (sotto, sotto-server, libsotto0,
+#                 libsotto-dev) into build-deb/, built from a copy of the tree
+#   make install-check   what CI runs after the tests: install into a scratch
+#                 DESTDIR, build and run examples/demo.c against it with
+#                 pkg-config only, render the man pages, build the .debs and
+#                 check them (dpkg-deb --contents, lintian, dpkg --root)
 #   make clean    remove the build trees
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
@@ -21,8 +31,11 @@ ASAN   ?= build-asan
 FUZZB  ?= build-fuzz
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 6
+PREFIX ?= /usr/local
+DESTDIR ?=
+DEBB   ?= build-deb
 
-.PHONY: all build deps check test asan fuzz fuzz-run fuzz-corpus bench bench-smoke demo clean
+.PHONY: all build deps check test asan fuzz fuzz-run fuzz-corpus bench bench-smoke demo clean install uninstall install-check deb
 
 all: build
 
@@ -72,7 +85,23 @@ bench-smoke: build
 	bench/run protocol --smoke
 	bench/run server --smoke
 
-check: test bench-smoke asan fuzz-run
+check: test bench-smoke asan fuzz-run install-check
+
+# The prefix is a configure-time setting (the unit, sotto.pc and the man
+# pages name installed paths), so install reconfigures $(BUILD) with it.
+install: deps
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DSOTTO_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+uninstall:
+	bash packaging/uninstall.sh $(BUILD) "$(PREFIX)" "$(DESTDIR)"
+
+deb: deps
+	bash packaging/build-deb.sh $(DEBB)
+
+install-check: build
+	bash packaging/ci-install-check.sh $(BUILD) $(DEBB)
 
 # The README's demo: a local sotto-server and three clients (scripts/demo.sh).
 demo: build
@@ -82,4 +111,4 @@ bench: build
 	bench/run protocol
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(FUZZB)
+	rm -rf $(BUILD) $(ASAN) $(FUZZB) $(DEBB)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_protocol.c: libsotto against libsignal-protocol-c 2.3.3 in one run.
  *
  *   bench_protocol [--json] [--seconds S] [--smoke]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_server.c: the sotto-server benchmark (bench/run server).
  *
  *   bench_server [--json] [--seconds S] [--window W] [--smoke]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # bench_protocol: libsotto against libsignal-protocol-c 2.3.3 in the same run
 # (run it with `bench/run protocol`). libsignal-protocol-c is GPLv3 and comes
 # in through the test harness sigc_harness: this executable is a benchmark,

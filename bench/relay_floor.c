@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* relay_floor.c: the bare TLS relay the server benchmark measures sotto-server
  * against (bench/run server, docs/benchmarks.md).
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # bench_server: sotto-server against a bare TLS relay floor (relay_floor), both
 # driven by the same load generator over loopback TLS (run it with
 # `bench/run server`). bench/ is configured before server/, so the server's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* server_load.c: see server_load.h. */
 #define _GNU_SOURCE
 #include "server_load.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* server_load.h: the load generator of the server benchmark (bench_server.c).
  *
  * One struct lg drives many TLS 1.3 client connections to ONE server (the

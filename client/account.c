@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* account.c: identity, account record, pre-keys (see account.h). */
 #include "account.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* account.h: our identity and account, the pre-keys we hand out, and the
  * libsotto pre-key store callbacks over the local store.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* buf.c: bounded writer and reader (see buf.h). */
 #include "buf.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* buf.h: the client's bounded byte writer and reader, used for the records of
  * the local store and for the content format inside encrypted messages
  * (docs/client.md). Everything is big-endian.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli.c: output, errors, passphrase and store opening shared by every
  * subcommand (see cli.h). */
 #include "cli.h"

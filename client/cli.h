@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli.h: what every subcommand of the sotto client shares: the run context,
  * the dispatch table entry, output (human or --json, one object per line)
  * and one-line errors a person can act on. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_group.c: sotto group create|send|add|remove -- Sender Keys groups
  * whose membership only the members know (docs/client.md, "Groups"). */
 #include <getopt.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_init.c: sotto init -- a new identity in a new encrypted store. */
 #include <errno.h>
 #include <getopt.h>

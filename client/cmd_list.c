@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_list.c: sotto contacts, sotto groups, sotto history -- read-only views
  * of the local store. */
 #include <getopt.h>

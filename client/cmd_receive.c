@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_receive.c: sotto receive [--follow] -- fetch, decrypt, show, ack. */
 #include <getopt.h>
 #include <signal.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_register.c: sotto register -- create the account on a server, pin the
  * server's certificate and upload the first pre-keys. */
 #include <getopt.h>

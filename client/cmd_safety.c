@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_safety.c: sotto safety-number USERNAME and sotto verify USERNAME NUMBER. */
 #include <getopt.h>
 #include <sodium.h>

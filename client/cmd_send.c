@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_send.c: sotto send USERNAME TEXT -- one end-to-end encrypted message. */
 #include <getopt.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* conn.c: connection, authentication, pre-key upload, bundles (conn.h). */
 #include "conn.h"
 

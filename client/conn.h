@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* conn.h: the client's connection to its server, over client/net (sotto_net):
  * connect with the pinned certificate (or CA file), authenticate, keep the
  * pre-key stock topped up, fetch bundles, and turn every failure into one

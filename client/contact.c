@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* contact.c: contacts, trust on first use, verification, session records. */
 #include "contact.h"
 

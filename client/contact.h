@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* contact.h: what we know about other people: their identity key (trusted
  * on first use), whether the user verified it, and the pairwise session.
  *

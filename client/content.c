@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* content.c: encoder and strict parser of the content format (content.h). */
 #include "content.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* content.h: what travels INSIDE an encrypted message (docs/client.md,
  * "Content format"). The server only ever sees the ciphertext of this.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* deliver.c: contents out over pairwise sessions (messaging.h). */
 #include <sodium.h>
 #include <sotto/session.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* grp.c: group records and sender key records (grp.h). */
 #include "grp.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* grp.h: local group state for Sender Keys groups (docs/client.md, "Groups").
  *
  * The server knows nothing of groups: membership travels in GROUP_UPDATE

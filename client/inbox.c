@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* inbox.c: what arrives (messaging.h). Every envelope is processed in one
  * store transaction: the session or sender key state, the message and the
  * "seen" mark for its server id are committed together, then the message

@@ -1,8 +1,10 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* main.c: sotto, the command-line client. Global options, then one
  * subcommand from the dispatch table below; each lives in its own file. */
 #include <getopt.h>
 #include <sodium.h>
 #include <sotto/keys.h>
+#include <sotto/version.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -89,7 +91,7 @@ int main(int argc, char **argv) {
         usage(stdout);
         return CLI_OK;
       case 'V':
-        printf("sotto 0.1.0\n");
+        printf("sotto %s\n", SOTTO_VERSION_STRING);
         return CLI_OK;
       default:
         return cli_usage(&c, NULL, "unknown option '%s'", argv[optind - 1]);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* messaging.h: sending contents over pairwise sessions (deliver.c) and
  * processing what arrives (inbox.c), shared by send, receive and group. */
 #ifndef SOTTO_CLIENT_MESSAGING_H

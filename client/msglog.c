@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msglog.c: message history, seen server ids, unshown list (msglog.h). */
 #include "msglog.h"
 

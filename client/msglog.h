@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msglog.h: the local message history and delivery bookkeeping.
  *
  * Records: "msg/SEQ" (one message, in or out), "seen/SERVERID" (the local

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* qr.c: terminal QR codes (see qr.h). */
 #include "qr.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* qr.h: a QR code on the terminal (libqrencode), two modules per character
  * cell with Unicode half blocks, dark on light with a quiet zone. */
 #ifndef SOTTO_CLIENT_QR_H

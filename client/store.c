@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* store.c: the sealed SQLite store (see store.h and docs/client.md). */
 #include "store.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* store.h: the client's local store, one SQLite file (HOME/sotto.db) in which
  * every record is sealed (docs/client.md, "Local store").
  *

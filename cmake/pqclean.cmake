@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # cmake/pqclean.cmake: target sotto_pq, ML-KEM-768 and ML-KEM-1024.
 #
 # Sources: PQClean's "clean" ML-KEM from the npm package pqclean@0.8.1, unpacked
@@ -8,8 +9,8 @@
 # names are exported). lib/pq/shim/ supplies the fips202.h and randombytes.h
 # that PQClean's sources include.
 #
-# Also defines the alias pqclean_mlkem, which lib/CMakeLists.txt links into
-# libsotto when it exists.
+# Also defines the object library sotto_pq_obj, whose objects
+# lib/CMakeLists.txt puts inside libsotto, and the alias pqclean_mlkem.
 
 # Same default and same environment override as scripts/fetch-pqclean.sh.
 if(DEFINED ENV{SOTTO_PQCLEAN_DIR} AND NOT "$ENV{SOTTO_PQCLEAN_DIR}" STREQUAL "")
@@ -54,17 +55,25 @@ set(_pq_ours
     ${CMAKE_SOURCE_DIR}/lib/pq/mlkem768_inc.c
     ${CMAKE_SOURCE_DIR}/lib/pq/keccak.c)
 
-add_library(sotto_pq STATIC ${_pq_ours} ${_pq_sources})
-add_library(pqclean_mlkem ALIAS sotto_pq)
-set_target_properties(sotto_pq PROPERTIES POSITION_INDEPENDENT_CODE ON)
+# The objects are compiled once (sotto_pq_obj) and archived twice: into
+# libsotto_pq.a (the ML-KEM tests and the mlkem_symbols check) and into
+# libsotto.a / libsotto.so (lib/CMakeLists.txt), so that the installed
+# libsotto.a links alone.
+add_library(sotto_pq_obj OBJECT ${_pq_ours} ${_pq_sources})
+set_target_properties(sotto_pq_obj PROPERTIES POSITION_INDEPENDENT_CODE ON)
 # Order matters: lib/pq/shim must come before PQClean's common/ so that
 # `#include "fips202.h"` and `#include "randombytes.h"` find our versions.
-target_include_directories(sotto_pq
-  PUBLIC ${CMAKE_SOURCE_DIR}/include
+target_include_directories(sotto_pq_obj
   PRIVATE ${CMAKE_SOURCE_DIR}/lib/pq/shim
+          ${CMAKE_SOURCE_DIR}/include
           ${CMAKE_SOURCE_DIR}/lib
           ${_pq_root}/common
           ${_pq_root}/crypto_kem)
+target_link_libraries(sotto_pq_obj PRIVATE PkgConfig::SODIUM)
+
+add_library(sotto_pq STATIC $<TARGET_OBJECTS:sotto_pq_obj>)
+add_library(pqclean_mlkem ALIAS sotto_pq)
+target_include_directories(sotto_pq PUBLIC ${CMAKE_SOURCE_DIR}/include)
 target_link_libraries(sotto_pq PUBLIC PkgConfig::SODIUM)
 
 # PQClean's sources are compiled with the project's full warning set (and
@@ -73,5 +82,5 @@ target_link_libraries(sotto_pq PUBLIC PkgConfig::SODIUM)
 # here with set_source_files_properties(${_pq_sources} ...) only, never for
 # lib/pq/.
 
-# lib/CMakeLists.txt leaves lib/pq/ out of libsotto and links sotto_pq (through
-# the pqclean_mlkem alias) instead.
+# lib/CMakeLists.txt leaves lib/pq/ out of its own glob and takes the objects
+# of sotto_pq_obj instead.

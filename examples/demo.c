@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* demo.c: libsotto's API in one process, no server (the end-to-end demo with
  * a real server and clients is scripts/demo.sh, `make demo`). Three people
  * use the library; the "network" is a list of envelopes printed as a server

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the PreKeySignalMessage parser (v3 and v4 fields) and its
  * inner SignalMessage. */
 #include <stdlib.h>

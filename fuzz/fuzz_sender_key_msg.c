@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_sender_key_msg.c: SenderKeyMessage parser and decrypt path.
  * Input framing: [1 byte n][n-byte SenderKeyDistributionMessage][message];
  * the distribution message (possibly invalid) seeds the record, then the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_sender_key_record.c: our record parser (sotto_sender_key_deserialize).
  * The format is canonical, so every accepted input must serialize back to
  * exactly the same bytes; an accepted sender record must be able to sign. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_server_ack.c: libFuzzer target for the sotto-server ACK request parser.
  * A successful parse is re-encoded and must give back the input bytes
  * (the encoding is canonical). proto.c is compiled in directly because the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_server_auth.c: libFuzzer target for the sotto-server AUTH request parser.
  * A successful parse is re-encoded and must give back the input bytes
  * (the encoding is canonical). proto.c is compiled in directly because the

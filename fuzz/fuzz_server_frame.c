@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_server_frame.c: the sotto-server frame decoder over a byte stream.
  * Splits the input into length-prefixed frames exactly as the server does
  * (sotto__srv_frame_len with the unauthenticated and authenticated caps,

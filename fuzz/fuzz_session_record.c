@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the session record loader. Whatever loads must serialize
  * back to the same bytes, or, if it held skipped keys of receiving chains
  * the state no longer has (the loader leaves those out: they can open

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the SignalMessage parser, then a decrypt attempt with a fixed
  * session record (so the MAC/ratchet paths see the parsed values). */
 #include <sotto/session.h>

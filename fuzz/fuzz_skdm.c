@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_skdm.c: SenderKeyDistributionMessage parser (sotto_sender_key_process).
  * Invariants checked: a rejected message leaves the record empty; an
  * accepted one adds exactly one state, survives a serialize/deserialize

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gen_session_seeds: writes seed corpora for the session fuzz targets from
  * real conversations: fuzz/corpus/{signal_msg,prekey_msg,session_record}/.
  * Run from the repository root: build/bin/gen_session_seeds fuzz/corpus */

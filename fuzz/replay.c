@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* replay.c: runs a libFuzzer target over every file of a corpus directory
  * without libFuzzer, so the committed corpora are replayed by the ordinary
  * (gcc, sanitizer) test runs. Exits non-zero if the directory is empty or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include <sotto/error.h>
 
 const char *sotto_strerror(int err) {

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # demo.sh: `make demo` -- a local sotto-server and three people talking end
 # to end, then what the server holds about them: no plaintext.
 #

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs every Debian package sotto needs to build, test, fuzz and benchmark.
 # Idempotent: packages already present are skipped, so a warm machine pays nothing.
 # Run as root (CI and the development machines are root). The npm package that
 # carries the ML-KEM sources is fetched separately by scripts/fetch-pqclean.sh.
+#
+# --packaging: also the Debian packaging tools, which only `make deb` and
+# `make install-check` need (packaging/build-deb.sh calls it so).
 set -euo pipefail
 
 PKGS=(
@@ -17,7 +21,20 @@ PKGS=(
   libcjson-dev             # sotto --json output; tests read the JSON known-answer vector files (ML-KEM, Signal)
   zlib1g-dev               # tests only: reads the gzipped CCTV ML-KEM modulus vectors
   sqlite3                  # tests only: the client tests play a malicious server by editing its database
+  man-db                   # tests only: man -l renders each man page without warnings (ctest man_render_*)
+  groff-base               #   (the formatter man-db runs)
 )
+if [ "${1:-}" = "--packaging" ]; then
+  PKGS=(
+    dpkg-dev               # dpkg-buildpackage (make deb)
+    debhelper              # dh, debhelper-compat 13
+    cmake
+    lintian                # checks the built .debs (make install-check)
+    man-db
+    groff-base
+    libsodium-dev libssl-dev libsqlite3-dev libqrencode-dev libcjson-dev pkg-config  # Build-Depends
+  )
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Fetches the ML-KEM sources sotto builds (PQClean, as shipped in the npm package
 # pqclean@0.8.1), checks the tarball against the sha512 pinned below and unpacks
 # only what cmake/pqclean.cmake compiles:
@@ -13,6 +14,9 @@
 # global symbol names).
 #
 # Destination: $SOTTO_PQCLEAN_DIR, default <repo>/build/_deps/pqclean.
+#
+# --offline: only verify an already unpacked tree against the stamp and the
+# pinned integrity; never fetch (debian/rules: package builds are offline).
 # Idempotent: when the stamp file exists and every unpacked file still matches
 # the checksums recorded in it, nothing is fetched or written. Any hash
 # mismatch stops the script with a non-zero status.
@@ -33,6 +37,14 @@ MEMBERS=(
 )
 KEM_SOURCES=(cbd indcpa kem ntt poly polyvec reduce symmetric-shake verify)
 
+offline=0
+if [ "${1:-}" = "--offline" ]; then
+  offline=1
+elif [ -n "${1:-}" ]; then
+  echo "usage: fetch-pqclean.sh [--offline]" >&2
+  exit 2
+fi
+
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="${SOTTO_PQCLEAN_DIR:-$repo_root/build/_deps/pqclean}"
 stamp="$dest/.stamp"
@@ -41,6 +53,17 @@ die() {
   echo "fetch-pqclean: ERROR: $*" >&2
   exit 1
 }
+
+if [ "$offline" = 1 ]; then
+  # Same checks as stamp_ok below, without creating or locking anything.
+  d="${SOTTO_PQCLEAN_DIR:-$repo_root/build/_deps/pqclean}"
+  if [ -f "$d/.stamp" ] && [ "$(head -n 1 "$d/.stamp")" = "$PQCLEAN_SPEC $PQCLEAN_INTEGRITY" ] &&
+    (cd "$d" && tail -n +2 .stamp | sha256sum --check --quiet --strict - >/dev/null 2>&1); then
+    echo "fetch-pqclean: $PQCLEAN_SPEC in $d verified (offline)"
+    exit 0
+  fi
+  die "no verified $PQCLEAN_SPEC in $d and --offline: run scripts/fetch-pqclean.sh (or make deps) first, then pass SOTTO_PQCLEAN_DIR=$d"
+fi
 
 for tool in npm openssl base64 tar sha256sum; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found (run 'make deps' or install it)"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config.c: the option table of sotto-server. Command-line options and the
  * config file share one table, so every option exists in both. */
 #include <errno.h>

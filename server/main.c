@@ -1,5 +1,7 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* main.c: sotto-server's command line. Every option is also a config-file
  * key; the file is read first, so options on the command line win. */
+#include <sotto/version.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,8 @@ static void usage(FILE *out) {
           "       sotto-server fingerprint --data DIR                        print the TLS certificate fingerprint\n"
           "\noptions (each also as 'key = value' in the --config file):\n"
           "  --config FILE          read options from FILE first\n"
-          "  --help                 this text\n");
+          "  --help                 this text\n"
+          "  --version              print the version\n");
   sotto_srv_config_help(out);
 }
 
@@ -49,6 +52,10 @@ int main(int argc, char **argv) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(stdout);
+      return 0;
+    }
+    if (strcmp(a, "--version") == 0) {
+      printf("sotto-server %s\n", SOTTO_VERSION_STRING);
       return 0;
     }
     if (strncmp(a, "--", 2) == 0) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* proto.c: frame and message codec of the sotto-server protocol (see proto.h
  * and docs/protocol-server.md). Everything goes through lib/wire's bounded
  * reader; no function here allocates. */

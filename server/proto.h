@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* proto.h: the sotto-server wire protocol (docs/protocol-server.md), shared by
  * the server and client/net.
  *

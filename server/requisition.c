@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* requisition.c: `sotto-server requisition`: everything the store holds about
  * one account, as JSON. It is built only from the store interface, so what it
  * prints is by construction all there is: account creation day, devices

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* server.c: the event loop, connections, request handlers and group commit
  * of sotto-server.
  *

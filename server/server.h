@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* server.h: configuration and entry point of the sotto-server core
  * (library sotto_server_core; main.c is only option parsing). */
 #ifndef SOTTO_SRV_SERVER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* store.h: the narrow storage interface of sotto-server.
  *
  * The server core talks to storage only through this table of function

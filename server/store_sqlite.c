@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* store_sqlite.c: the embedded store backend (SQLite, WAL, synchronous=NORMAL).
  *
  * One database file DIR/sotto.db holds accounts, devices, pre-keys and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* transport.c: the TCP and TLS 1.3 transports, and the server's TLS identity
  * (an Ed25519 key and a self-signed certificate created on first start). */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* transport.h: the byte transport under a connection, one interface with two
  * implementations (after Redis' connection types): plain TCP (used by the
  * metrics endpoint) and TLS 1.3 (every client connection).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* party.h: a libsotto user for tests and benchmarks: identity, an in-memory
  * pre-key store behind struct sotto_prekey_store, and bundle making. */
 #ifndef SOTTO_TEST_PARTY_H

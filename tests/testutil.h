@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* testutil.h: minimal check macros shared by the test programs.
  * A failed check prints file:line and the expression and is counted;
  * test_done() prints the totals and returns the exit status. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* net.c: client side of the sotto-server protocol over TLS 1.3 (OpenSSL).
  * See net.h. The socket is non-blocking; every wait goes through poll()
  * with a deadline, and while waiting to write we keep reading, so a client

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* net.h: the client side of the sotto-server protocol (docs/protocol-server.md).
  *
  * One struct sotto_net_ctx holds the TLS configuration (pinned certificate

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sotto/error.h: the one error table of libsotto.
  *
  * Every fallible libsotto function returns 0 on success or one of the negative

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sotto/fingerprint.h: safety numbers, as Signal (libsignal-protocol-c 2.3.3,
  * fingerprint version 0, scannable version 1) computes them
  * (notes/signal-v3.md 4.8).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sotto/group.h: Sender Keys (group messaging), wire-compatible with Signal
  * protocol v3 as libsignal-protocol-c 2.3.3 implements it, and with today's
  * libsignal (0.103), which puts a distribution uuid first.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sotto/keys.h: Curve25519 key pairs, XEdDSA signatures, registration ids.
  *
  * Keys are raw 32-byte arrays: a public key is the X25519 u-coordinate, a

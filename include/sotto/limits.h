@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sotto/limits.h: every fixed size and protocol limit of libsotto in one place. */
 #ifndef SOTTO_LIMITS_H
 #define SOTTO_LIMITS_H

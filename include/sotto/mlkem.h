@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sotto/mlkem.h: ML-KEM-768 and ML-KEM-1024 (FIPS 203), with the input checks.
  *
  * The arithmetic is PQClean's "clean" ML-KEM (npm pqclean@0.8.1, fetched by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sotto/session.h: pairwise sessions. X3DH session setup from a pre-key
  * bundle, and the Double Ratchet, in libsignal's version 3 wire format.
  *

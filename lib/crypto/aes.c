@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* aes.c: AES-256-CBC with PKCS#7 padding via OpenSSL EVP (AES-NI).
  * The cipher is fetched once at init; each call uses a fresh context
  * (one allocation) so the functions stay thread-safe. */

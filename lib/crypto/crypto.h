@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* crypto.h: thin internal wrappers over OpenSSL and libsodium.
  *
  * Backends: SHA-256/SHA-512/AES from OpenSSL's libcrypto (which uses the CPU's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* curve.c: X25519 and libsignal-compatible XEdDSA on libsodium.
  *
  * Key generation computes a*B on the Edwards curve (libsodium's fixed-base

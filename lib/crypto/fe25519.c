@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fe25519.c: just enough arithmetic modulo p = 2^255 - 19 to move between
  * the Montgomery (X25519) and Edwards (Ed25519) forms of a public key:
  * u = (1 + y) / (1 - y) and y = (u - 1) / (u + 1).

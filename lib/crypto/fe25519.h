@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fe25519.h: field arithmetic mod 2^255-19 for key-form conversions. */
 #ifndef SOTTO_FE25519_H
 #define SOTTO_FE25519_H

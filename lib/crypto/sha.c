@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sha.c: SHA-256, HMAC-SHA256, HKDF and SHA-512 over OpenSSL's low-level
  * digest API.
  *

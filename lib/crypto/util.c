@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* util.c: initialisation, wiping, constant-time compare, randomness. */
 #include <pthread.h>
 #include <sodium.h>

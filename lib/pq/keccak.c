@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lib/pq/keccak.c: Keccak-f[1600] and the FIPS 202 sponge (see keccak.h).
  *
  * Written from the FIPS 202 text: the step mappings of section 3.2, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lib/pq/keccak.h: Keccak-f[1600], the FIPS 202 sponge, SHA3-256/512 and SHAKE.
  *
  * Internal to libsotto (sotto__ names). It exists so that the PQClean ML-KEM

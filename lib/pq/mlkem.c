@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lib/pq/mlkem.c: the sotto ML-KEM API (include/sotto/mlkem.h) over PQClean.
  *
  * PQClean's clean ML-KEM does the lattice arithmetic and the FIPS 203

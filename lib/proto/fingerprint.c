@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fingerprint.c: safety numbers and their scannable payload
  * (notes/signal-v3.md 4.8; libsignal-protocol-c 2.3.3 fingerprint.c,
  * fingerprint version 0, scannable version 1) and libsignal 0.103

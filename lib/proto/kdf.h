@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kdf.h: the Signal v3 key derivations, exposed inside the library so that
  * known-answer tests can reach them (notes/signal-v3.md 4.3, 4.4). */
 #ifndef SOTTO_KDF_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* keys.c: public key, signature and registration-id entry points. */
 #include <sotto/keys.h>
 #include <sodium.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sender_key.c: Sender Keys (group messages), Signal protocol v3 as
  * libsignal-protocol-c 2.3.3 speaks it (notes/signal-v3.md 4.6, 4.2, 1.6),
  * and the layout of libsignal 0.103 (a distribution uuid as field 1, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* session.c: X3DH session setup and the Double Ratchet, libsignal v3 format.
  *
  * Specs: signal.org/docs/specifications/x3dh (section 3.3 sending, 3.4

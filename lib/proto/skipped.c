@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* skipped.c: see skipped.h. */
 #include "skipped.h"
 

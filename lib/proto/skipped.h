@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* skipped.h: storage for skipped message keys of one session state.
  *
  * A bounded FIFO of SOTTO_MAX_SKIPPED_KEYS entries with a hash index, so that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* messages.c: codecs for SignalMessage and PreKeySignalMessage. */
 #include "messages.h"
 

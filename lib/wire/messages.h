@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* messages.h: parsed forms of the pairwise Signal messages (version 3/4).
  * Parsers check sizes before content, cap every length, reject trailing
  * bytes and keep pointers into the input (zero copy). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "wire.h"
 
 int sotto__pb_next(struct sotto__rd *r, struct sotto__pb_field *f) {

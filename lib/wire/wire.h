@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* wire.h: bounded reader and writer for untrusted bytes, and the minimal
  * protobuf (proto2 wire format) primitives the Signal messages need.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # lib.sh: shared helpers of the end-to-end client tests (sourced).
 #
 # Each test runs the real sotto-server on 127.0.0.1 (a free port, real TLS,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* store_scan.c: proves that a client's home directory holds no plaintext.
  *
  * usage: store_scan HOME [TEXT...]   (passphrase in SOTTO_PASSPHRASE)

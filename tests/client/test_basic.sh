@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # test_basic.sh: two people talk end to end, in both directions; --json;
 # TEXT from stdin; safety numbers agree and verify; --help documents every
 # option; the homes hold no plaintext message and no private key.

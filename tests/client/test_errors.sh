@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # test_errors.sh: every error a person meets is one line that says what is
 # wrong and what to do: wrong passphrase (the store untouched, byte for
 # byte), not initialised, server unreachable, unknown user, queue full,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # test_group.sh: a Sender Keys group of three, then four; membership only in
 # end-to-end messages (the server's files never name the group); a removed
 # member cannot read what follows, even when the server hands it the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # test_offline.sh: messages wait for an offline recipient, survive a server
 # restart, arrive in order; an envelope pushed again (an ack lost in a
 # crash) is shown once; receive --follow prints pushes as they come.

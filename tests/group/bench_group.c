@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_group.c: throwaway throughput comparison of Sender Keys, libsotto vs
  * libsignal-protocol-c (through sigc). One "message" = encrypt (sign) +
  * decrypt (verify) of a 100-byte plaintext with one receiver, as in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gen_corpus.c: writes the seed corpora of the Sender Keys fuzz targets from
  * real messages and records made by libsotto:
  *   CORPUS/skdm/             SenderKeyDistributionMessages

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_fingerprint_kat.c: safety numbers and scannable payloads against the
  * libsignal known answers (vectors/signal/libsignal_kats.json,
  * `safety_number_fingerprint`), plus the API's negative cases. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_group_interop.c: Sender Keys and safety numbers against
  * libsignal-protocol-c 2.3.3 (through the sigc test harness; GPLv3 test peer,
  * linked only into this test executable).

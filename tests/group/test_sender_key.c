@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_sender_key.c: unit and negative tests of Sender Keys (sotto/group.h).
  *
  * Every failure path is checked for "record unchanged" by comparing the

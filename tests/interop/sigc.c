@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sigc.c: drives libsignal-protocol-c 2.3.3 behind the plain-bytes API of
  * sigc.h. TEST-ONLY, links GPLv3 code; see the note at the top of sigc.h.

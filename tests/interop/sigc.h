@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sigc: a test harness that drives libsignal-protocol-c 2.3.3 ("libsignal-c")
  * through a small API of plain bytes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_sigc_self: validates the libsignal-protocol-c harness (sigc.h) by
  * driving two or more libsignal-c users against each other through it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_kat_signal.c: known-answer tests from published vectors
  * (tests/vectors/hkdf/rfc5869_hkdf.json, tests/vectors/signal/libsignal_kats.json):
  * HKDF-SHA256, XEdDSA verification with libsignal's sign-bit convention,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Banned-functions lint over the project's own C sources (ctest "lint_banned"):
 # unbounded string functions, non-CSPRNG randomness and VLAs-by-alloca have
 # no place in code that handles untrusted bytes and secrets.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Checks the symbols of libsotto_pq.a (run by ctest as test "mlkem_symbols"):
 #   cmake -DNM=/usr/bin/nm -DARCHIVE=lib/libsotto_pq.a -P check_symbols.cmake
 # 1. Every defined global symbol carries a sotto or PQClean ML-KEM prefix, so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/mlkem/mlkem_test.c: helpers for the ML-KEM tests (see mlkem_test.h). */
 #include "mlkem_test.h"
 

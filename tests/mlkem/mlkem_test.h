@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/mlkem/mlkem_test.h: small helpers shared by the ML-KEM tests.
  *
  * Checks print one line per failure ("FAIL <where>: <what>") and count it;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/mlkem/test_mlkem_accumulated.c: the "accumulated" ML-KEM test
  * (procedure from C2SP CCTV, see tests/vectors/mlkem/mlkem_accumulated.json).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/mlkem/test_mlkem_api.c: behaviour of the sotto ML-KEM API beyond the
  * known answers: round trips with fresh random keys, every length and NULL
  * check with its exact error code, outputs zeroed on every failure, the dk

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/mlkem/test_mlkem_kat.c: ML-KEM-768/1024 known answers from other
  * implementations (provenance in tests/vectors/mlkem/README.md):
  *   - the Wycheproof FIPS 203 subset: every case, valid and invalid, with the

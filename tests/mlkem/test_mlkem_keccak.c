@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/mlkem/test_mlkem_keccak.c: lib/pq/keccak.c against an independent
  * SHA-3 (OpenSSL's EVP), plus a few fixed answers.
  *

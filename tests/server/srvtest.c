@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* srvtest.c: see srvtest.h. */
 #define _GNU_SOURCE
 #include "srvtest.h"

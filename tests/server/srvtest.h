@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* srvtest.h: starts and stops the real sotto-server binary for the
  * integration tests (loopback, free port, real TLS). Every wait is bounded. */
 #ifndef SOTTO_SRVTEST_H

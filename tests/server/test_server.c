@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_server.c: integration tests of sotto-server, driving the real binary
  * over loopback TLS with client/net: registration, authentication, pre-keys,
  * queues (offline, live, acks, redelivery), displacement, limits, malformed

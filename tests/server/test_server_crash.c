@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_server_crash.c: durability under SIGKILL.
  *
  * Alice streams envelopes to bob (pipelined) while bob receives and acks

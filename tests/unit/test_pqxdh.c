@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_pqxdh.c: version 4 sessions (PQXDH with ML-KEM-1024) between sotto
  * peers: the default path, the downgrade refusal, and the negative cases:
  * wrong KEM signature, invalid KEM keys, a KEM ciphertext of the wrong

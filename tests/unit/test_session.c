@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_session.c: libsotto <-> libsotto sessions: setup, ratchet, out of
  * order, duplicates, tampering, limits, persistence, failure atomicity. */
 #include <sotto/session.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_interop_session.c: libsotto against libsignal-protocol-c 2.3.3 (an
  * independent implementation), both directions: session setup from each
  * side's bundle with and without a one-time pre-key, long chains, ping-pong,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lib/pq/shim/fips202.h: stands in for PQClean's common/fips202.h.
  *
  * cmake/pqclean.cmake puts lib/pq/shim ahead of PQClean's common/ directory

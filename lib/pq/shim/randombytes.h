@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lib/pq/shim/randombytes.h: stands in for PQClean's common/randombytes.h.
  *
  * PQClean's kem.c calls randombytes() only in crypto_kem_keypair() and
