@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_device.c: sotto device list|remove, sotto rotate-secret -- manage this
  * account's devices on the server: see which exist, remove one (a lost or
  * stolen device loses its access), and give this device a new secret (a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_client_net.c: the client's side of the sotto-server protocol
  * (client/net/frames.c) over a byte stream from a server: frames split and
  * decoded exactly as the client does, queued in its bounded queue (fed in

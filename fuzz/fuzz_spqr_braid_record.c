@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: our SPQR braid record (lib/spqr/braid.c). Whatever loads
  * serializes back to the same bytes; the braid then takes a send and a
  * receive of its own message, and still serializes to a record that loads. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: our SPQR chain record (lib/spqr/chain.c). Whatever loads
  * serializes back to the same bytes; the chain then takes a send and a few
  * receives, and its new record loads again. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the SPQR v1 message parser (lib/spqr/msg.c), the pq_ratchet
  * field of a SignalMessage. Whatever parses writes back to bytes that parse
  * to the same fields, and the chunk lies inside the input. */

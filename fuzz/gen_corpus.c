@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gen_corpus.c: writes the seed corpora of every fuzz target
  * (fuzz/corpus/NAME/g-*), deterministically: libsodium's randombytes is
  * replaced by a ChaCha20 stream from a fixed seed before libsotto starts, so

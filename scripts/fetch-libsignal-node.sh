@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the libsignal TEST PEER: @signalapp/libsignal-client@0.103.0 from npm
 # (the Rust libsignal behind a Node binding; AGPL-3.0). It is used only by the
 # interop tests and benchmarks in tests/libsignal/ and bench/, driven over a

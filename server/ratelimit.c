@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ratelimit.c: see ratelimit.h. */
 #include "ratelimit.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ratelimit.h: keyed token buckets and counters of sotto-server, for limits
  * that must outlive a connection (send and bundle rates live with the
  * account, failed logins with the (address, account) pair, registrations

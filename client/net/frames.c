@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* frames.c: server frames into events, the bounded event queue and the
  * answer parsers of client/net, without any I/O (see frames.h). */
 #include "frames.h"

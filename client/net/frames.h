@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* frames.h: the sans-I/O half of client/net: server frames into events, the
  * bounded queue of received events, and the parsers of every answer payload.
  * No sockets and no TLS here, so fuzz/fuzz_client_net.c runs exactly this

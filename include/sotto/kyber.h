@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sotto/kyber.h: Kyber-1024 as submitted to NIST round 3 (version 3.02),
  * the KEM today's libsignal uses for PQXDH (key type byte 0x08).
  *

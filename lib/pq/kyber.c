@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lib/pq/kyber.c: Kyber-1024 round 3 (include/sotto/kyber.h) over PQClean's
  * ML-KEM-1024 arithmetic.
  *

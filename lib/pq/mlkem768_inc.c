@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mlkem768_inc.c: ML-KEM-768 encapsulation in two steps (mlkem768_inc.h),
  * over PQClean's ml-kem-768 polynomial arithmetic: K-PKE.Encrypt (FIPS 203
  * Algorithm 14) split after u. */

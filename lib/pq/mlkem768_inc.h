@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mlkem768_inc.h (internal): ML-KEM-768 (FIPS 203) encapsulation in two
  * steps, as SPQR v1 uses it (libcrux's "incremental" API; the layout below
  * was checked against libsignal 0.103's session state, the C is ours):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kem.c: the PQXDH KEM selected by its type byte (kem.h). ML-KEM-1024 is what
  * sotto peers use; Kyber-1024 round 3 is what libsignal 0.103 produces and
  * accepts. The signature over a KEM pre-key covers the type byte, so a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kem.h (internal): the PQXDH KEM by type byte, ML-KEM-1024 (0x0A) or
  * Kyber-1024 round 3 (0x08). Serialized keys and ciphertexts carry the type
  * byte first (SOTTO_KEM_PUBKEY_LEN / SOTTO_KEM_CIPHERTEXT_LEN bytes). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* auth.c: the SPQR v1 authenticator and SCKA key (auth.h). */
 #include <string.h>
 

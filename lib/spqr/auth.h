@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* auth.h (internal): the SPQR v1 authenticator, which MACs each epoch's
  * ML-KEM-768 header and ciphertext (SparsePostQuantumRatchet v1.5.3
  * src/authenticator.rs; the C is ours):

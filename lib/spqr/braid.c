@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* braid.c: the SPQR v1 ML-KEM braid (braid.h). */
 #include <string.h>
 

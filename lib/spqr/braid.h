@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* braid.h (internal): the SPQR v1 "ML-KEM braid" state machine (facts from
  * SparsePostQuantumRatchet v1.5.3 src/v1/chunked/states.rs, send_ek.rs,
  * send_ct.rs; the C is ours). Each epoch one side (the "A" role, send_ek)

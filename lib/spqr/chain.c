@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* chain.c: the SPQR v1 symmetric chain (chain.h). */
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* chain.h (internal): the SPQR v1 symmetric chain, the part of the Sparse
  * Post-Quantum Ratchet that turns epoch secrets into one key per message.
  * Facts from signalapp/SparsePostQuantumRatchet v1.5.3 src/chain.rs (the

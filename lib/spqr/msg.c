@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msg.c: the SPQR v1 message codec (msg.h). */
 #include <string.h>
 

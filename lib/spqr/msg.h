@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msg.h (internal): the SPQR v1 message carried in SignalMessage field 5
  * (pq_ratchet). Layout (SparsePostQuantumRatchet v1.5.3,
  * src/v1/chunked/states/serialize.rs; the C is ours):

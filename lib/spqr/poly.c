@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* poly.c: SPQR's GF(2^16) erasure code (poly.h). The data is public (KEM
  * keys and ciphertexts), so nothing here needs to be constant-time. */
 #include <string.h>

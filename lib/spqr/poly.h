@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* poly.h (internal): SPQR's erasure code for 32-byte chunks (facts from
  * SparsePostQuantumRatchet v1.5.3 src/encoding/gf.rs and polynomial.rs; the
  * C is ours).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spqr.c: SPQR v1 send and receive for one session state (spqr.h). */
 #include <stdlib.h>
 #include <string.h>

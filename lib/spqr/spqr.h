@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spqr.h (internal): SPQR v1 for one session state, as libsignal 0.103 runs
  * it (SparsePostQuantumRatchet v1.5.3 src/lib.rs send/recv; the C is ours):
  * the braid (braid.h) feeds epoch secrets to the chain (chain.h), and every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* evil_server.c: a malicious sotto-server for the client tests.
  *
  *   evil_server proxy DATA_DIR UPSTREAM_PORT MODE_FILE LOG_FILE

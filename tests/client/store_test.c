@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* store_test.c: the sealed store refuses a rollback of single rows or a mix
  * of old and new rows at open, and migrates an older store (weaker Argon2id
  * limits, or format 1 without a state) on its next unlock.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # test_device.sh: sotto device list / remove and sotto rotate-secret against
 # the real server: the list marks this device, a rotated secret is saved and
 # used by the next command, device 1 cannot be removed, an unknown device is

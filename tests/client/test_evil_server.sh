@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # test_evil_server.sh: a malicious server cannot wedge, stall or bloat the
 # client. A relay (evil_server.c, real TLS with the server's own
 # certificate, the real codec) sits between the clients and the real

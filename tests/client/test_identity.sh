@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # test_identity.sh: an identity change is a decision, not a notice. The change
 # is made the way an attacker holding the server (with a removed group member)
 # would: mallory's messages are relabelled as coming from bob in the server's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # test_rollback.sh: the sealed store cannot be rolled back silently.
 # - one row put back from an older copy of the file (here: "verified" undone)
 #   is refused at open with a clear error;

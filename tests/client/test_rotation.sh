@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # test_rotation.sh: key lifetimes, with the clock of the sotto-test binary
 # (SOTTO_TEST_NOW; the installed sotto ignores it). The signed pre-key and
 # the last-resort KEM pre-key are rotated every 2 days; a message sent to the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lspeer.c: the pipe to tests/libsignal/node/driver.js (see lspeer.h). */
 #define _GNU_SOURCE
 #include "lspeer.h"

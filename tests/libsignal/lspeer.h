@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lspeer.h: drives @signalapp/libsignal-client@0.103.0 (TEST AND BENCHMARK PEER
  * ONLY, AGPL-3.0) running in a separate Node process (tests/libsignal/node/
  * driver.js) over a pipe, one request line and one reply line at a time.

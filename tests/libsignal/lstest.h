@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lstest.h: small helpers shared by the libsignal interop tests. */
 #ifndef SOTTO_LSTEST_H
 #define SOTTO_LSTEST_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_ls_group: Sender Keys with libsignal 0.103 (Node peer) in today's
  * layout (distribution uuid as field 1), both directions: distribution
  * messages processed by the other side, group messages in order, out of

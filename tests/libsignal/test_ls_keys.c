@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_ls_keys: identity keys, X25519, XEdDSA signatures and safety numbers
  * (scannable versions 1 and 2) between libsotto and libsignal 0.103 (Node
  * peer, tests/libsignal/node/driver.js), in both directions. Fails, never

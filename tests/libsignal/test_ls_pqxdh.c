@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_ls_pqxdh: PQXDH (version 4) key agreement with libsignal 0.103 over
  * Kyber-1024 round 3 (KEM type 0x08), in both directions, as far as it can be
  * checked before SPQR: libsignal 0.103 refuses every message without a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_ls_spqr_chain: the triple-ratchet message keys of libsignal 0.103,
  * reproduced by libsotto's SPQR chain (lib/spqr/chain.c) and message codec
  * (lib/spqr/msg.c). libsignal starts a PQXDH (Kyber-1024) session to a

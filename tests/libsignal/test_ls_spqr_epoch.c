@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_ls_spqr_epoch: one whole SPQR epoch between two libsignal 0.103
  * parties, observed and recomputed by libsotto. A and B (both libsignal,
  * Node peer) exchange bursts until A's SPQR chain reaches epoch 1. From the

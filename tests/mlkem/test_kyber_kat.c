@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_kyber_kat: Kyber-1024 round 3 (sotto/kyber.h) against NIST's round-3
  * known answers (tests/vectors/kyber/, provenance in its README): all 100
  * vectors reproduced through the NIST AES-256-CTR DRBG, vector 0 byte for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_mlkem768_inc: ML-KEM-768 encapsulation in two steps (SPQR's
  * "incremental" use, lib/pq/mlkem768_inc.c) gives exactly the ciphertext and
  * secret of one-step FIPS 203 encapsulation (itself checked by the ML-KEM

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_server_attack.c: sotto-server under attack (issue 8), each finding
  * driven against the real binary over loopback TLS:
  *   1 a pipelining client that never reads: server RSS stays bounded and a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_spqr_braid: SPQR v1 end to end between two libsotto parties
  * (lib/spqr/spqr.c: braid + chain): 1,000 messages in bursts of 1..8 each
  * way, with messages dropped and others delivered out of order; every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_spqr_chain: the SPQR v1 chain (lib/spqr/chain.c) and message codec
  * (lib/spqr/msg.c): both directions agree across epochs, first index 1,
  * out-of-order keys given once, the jump and out-of-order limits, epoch

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_session_bounds.c: what a session keeps and what a message may cost
  * (issue 17): skipped keys die with their chain, forged messages meet a
  * budget, the trusted-identity hook decides before an identity takes over a

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // driver.js: @signalapp/libsignal-client@0.103.0 as a TEST AND BENCHMARK PEER
 // for libsotto (AGPL-3.0: run as a separate process over a pipe; never linked
 // into or shipped with anything sotto installs).
