@@ -37,7 +37,10 @@ int sotto__spqr_auth_update(struct sotto__spqr_auth *a, uint64_t epoch, const ui
   n = info_of(info, L_UPDATE, epoch);
   memcpy(ikm, a->root, 32);
   if (k_len > 0) memcpy(ikm + 32, k, k_len);
-  sotto__hkdf(okm, 64, NULL, 0, ikm, 32 + k_len, info, n);
+  if (sotto__hkdf(okm, 64, NULL, 0, ikm, 32 + k_len, info, n) != 0) {
+    sotto__wipe(ikm, sizeof ikm);
+    return SOTTO_ERR_INTERNAL;
+  }
   memcpy(a->root, okm, 32);
   memcpy(a->mac, okm + 32, 32);
   sotto__wipe(okm, sizeof okm);
@@ -99,5 +102,6 @@ int sotto__spqr_auth_verify_ct(const struct sotto__spqr_auth *a, uint64_t epoch,
 void sotto__spqr_scka_key(uint8_t out[32], const uint8_t ss[32], uint64_t epoch) {
   uint8_t info[64];
   size_t n = info_of(info, L_SCKA, epoch);
-  sotto__hkdf(out, 32, NULL, 0, ss, 32, info, n);
+  /* 32 bytes from HKDF-SHA256 cannot fail (the limit is 255 * 32). */
+  if (sotto__hkdf(out, 32, NULL, 0, ss, 32, info, n) != 0) sotto__wipe(out, 32);
 }

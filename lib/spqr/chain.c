@@ -43,7 +43,8 @@ static void dir_step(struct sotto__spqr_dir *d, uint8_t key[32]) {
   info[2] = (uint8_t)(d->ctr >> 8);
   info[3] = (uint8_t)d->ctr;
   memcpy(info + 4, LABEL_NEXT, sizeof LABEL_NEXT - 1);
-  sotto__hkdf(okm, sizeof okm, NULL, 0, d->next, 32, info, sizeof info);
+  /* 64 bytes from HKDF-SHA256 cannot fail (the limit is 255 * 32). */
+  if (sotto__hkdf(okm, sizeof okm, NULL, 0, d->next, 32, info, sizeof info) != 0) sotto__wipe(okm, sizeof okm);
   memcpy(d->next, okm, 32);
   memcpy(key, okm + 32, 32);
   sotto__wipe(okm, sizeof okm);
@@ -148,7 +149,8 @@ int sotto__spqr_chain_init(struct sotto__spqr_chain *c, const uint8_t auth_key[3
   c->dir = dir;
   c->max_jump = max_jump ? max_jump : SOTTO_SPQR_DEFAULT_MAX_JUMP;
   c->max_ooo = max_ooo ? max_ooo : SOTTO_SPQR_DEFAULT_MAX_OOO;
-  sotto__hkdf(okm, sizeof okm, NULL, 0, auth_key, 32, LABEL_START, sizeof LABEL_START - 1);
+  if (sotto__hkdf(okm, sizeof okm, NULL, 0, auth_key, 32, LABEL_START, sizeof LABEL_START - 1) != 0)
+    return SOTTO_ERR_INTERNAL;
   split96(c, &c->links[0], okm);
   c->n_links = 1;
   sotto__wipe(okm, sizeof okm);
@@ -161,8 +163,9 @@ int sotto__spqr_chain_add_epoch(struct sotto__spqr_chain *c, uint64_t epoch, con
   if (c == NULL || (secret == NULL && secret_len != 0)) return SOTTO_ERR_USAGE;
   if (c->current_epoch == UINT64_MAX || epoch != c->current_epoch + 1) return SOTTO_ERR_USAGE;
   if (c->n_links == SOTTO_SPQR_MAX_LINKS) return SOTTO_ERR_TOO_LARGE;
-  sotto__hkdf(okm, sizeof okm, c->next_root, 32, secret, secret_len, LABEL_EPOCH,
-              sizeof LABEL_EPOCH - 1);
+  if (sotto__hkdf(okm, sizeof okm, c->next_root, 32, secret, secret_len, LABEL_EPOCH,
+                  sizeof LABEL_EPOCH - 1) != 0)
+    return SOTTO_ERR_INTERNAL;
   split96(c, &c->links[c->n_links], okm);
   c->n_links++;
   c->current_epoch = epoch;

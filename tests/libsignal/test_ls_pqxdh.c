@@ -177,11 +177,11 @@ static void libsignal_initiates(void) {
   CHECK_RC(sotto__x25519(dh[2], spk_priv, pm.base_key), 0);
   CHECK_RC(sotto__x25519(dh[3], opk_priv, pm.base_key), 0);
   CHECK_RC(sotto_kyber1024_decaps(ss, pm.kem_ct + 1, pm.kem_ct_len - 1, kem_sk, sizeof kem_sk), 0);
-  sotto__pqxdh_kdf(rk1, ck1, pqr, (const uint8_t(*)[32])dh, 4, ss);
+  CHECK_RC(sotto__pqxdh_kdf(rk1, ck1, pqr, (const uint8_t(*)[32])dh, 4, ss), 0);
   /* libsignal's Alice has already stepped the ratchet once: (RK, CKs) =
    * HKDF(salt = RK1, DH(ratchet, SPK_B), "WhisperRatchet", 64). */
   CHECK_RC(sotto__x25519(dhr, spk_priv, sm.ratchet_key), 0);
-  sotto__hkdf(okm, 64, rk1, 32, dhr, 32, (const uint8_t *)"WhisperRatchet", 14);
+  CHECK_RC(sotto__hkdf(okm, 64, rk1, 32, dhr, 32, (const uint8_t *)"WhisperRatchet", 14), 0);
 
   /* RecordStructure{1 current_session{4 root_key, 6 sender_chain{3 chain_key{2 key}},
    * 14 pending_kyber_pre_key{2 ciphertext}}}. */
@@ -207,8 +207,8 @@ static void libsignal_initiates(void) {
     uint8_t ss2[32], rk2[32], ck2[32], pqr2[32], okm2[64];
     memcpy(ss2, ss, 32);
     ss2[0] ^= 1;
-    sotto__pqxdh_kdf(rk2, ck2, pqr2, (const uint8_t(*)[32])dh, 4, ss2);
-    sotto__hkdf(okm2, 64, rk2, 32, dhr, 32, (const uint8_t *)"WhisperRatchet", 14);
+    CHECK_RC(sotto__pqxdh_kdf(rk2, ck2, pqr2, (const uint8_t(*)[32])dh, 4, ss2), 0);
+    CHECK_RC(sotto__hkdf(okm2, 64, rk2, 32, dhr, 32, (const uint8_t *)"WhisperRatchet", 14), 0);
     CHECK(memcmp(okm2, rk, 32) != 0);
   }
   if (rk != NULL && rk_len == 32 && memcmp(rk, okm, 32) == 0)

@@ -136,9 +136,9 @@ static void run(void) {
   CHECK_RC(sotto__x25519(dh[1], bob.priv, pm.base_key), 0);
   CHECK_RC(sotto__x25519(dh[2], spk_priv, pm.base_key), 0);
   CHECK_RC(sotto_kyber1024_decaps(ss, pm.kem_ct + 1, pm.kem_ct_len - 1, kem_sk, sizeof kem_sk), 0);
-  sotto__pqxdh_kdf(rk1, ck1, pqr, (const uint8_t(*)[32])dh, 3, ss);
+  CHECK_RC(sotto__pqxdh_kdf(rk1, ck1, pqr, (const uint8_t(*)[32])dh, 3, ss), 0);
   CHECK_RC(sotto__x25519(dhr, spk_priv, sm.ratchet), 0);
-  sotto__hkdf(okm, 64, rk1, 32, dhr, 32, (const uint8_t *)"WhisperRatchet", 14);
+  CHECK_RC(sotto__hkdf(okm, 64, rk1, 32, dhr, 32, (const uint8_t *)"WhisperRatchet", 14), 0);
   /* SPQR: we are B; the chain starts from PQR. */
   CHECK_RC(sotto__spqr_chain_init(&chain, pqr, SOTTO_SPQR_B2A, 0, 0), 0);
 
@@ -182,7 +182,7 @@ static void run(void) {
       sotto__kdf_ck(seed, next, ck);
       memcpy(ck, next, 32);
     }
-    sotto__hkdf(mk, 80, spqr_key, 32, seed, 32, (const uint8_t *)"WhisperMessageKeys", 18);
+    CHECK_RC(sotto__hkdf(mk, 80, spqr_key, 32, seed, 32, (const uint8_t *)"WhisperMessageKeys", 18), 0);
     {
       uint8_t macin[66];
       struct sotto__hmac_ctx hc;
@@ -210,7 +210,7 @@ static void run(void) {
       uint8_t macin[66];
       struct sotto__hmac_ctx hc;
       struct sotto__hmac_key hk;
-      sotto__message_keys(mk0, seed);
+      CHECK_RC(sotto__message_keys(mk0, seed), 0);
       sotto_pubkey_serialize(macin, alice_ik);
       sotto_pubkey_serialize(macin + 33, bob.pub);
       sotto__hmac_key_init(&hk, mk0 + 32, 32);
