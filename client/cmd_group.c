@@ -368,7 +368,7 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
 
 const struct cli_cmd cmd_group = {
     "group", "create a group, send to it, add or remove members",
-    "group [--yes] create NAME USER... | send NAME TEXT... | add NAME USER | remove NAME USER",
+    "group create NAME USER... | group send NAME TEXT... | group add NAME USER | group remove NAME USER",
     "Groups use Sender Keys: one encryption per message, whatever the size of the\n"
     "group. The server never learns who is in a group: membership changes travel\n"
     "end to end, inside the pairwise sessions between members, and only current\n"
