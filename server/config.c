@@ -33,8 +33,8 @@ static const struct opt opts[] = {
     {"max-queue-age-seconds", T_I64, O(max_queue_age_s), 0, 36500.0 * 86400,
      "seconds an envelope may wait; if not 0, replaces max-queue-age-days (0)"},
     {"expire-interval", T_I64, O(expire_interval_s), 1, 86400, "seconds between expiry runs (60)"},
-    {"send-rate", T_DBL, O(send_rate), 0.001, 1e9, "envelopes per second per device, refill rate (200)"},
-    {"send-burst", T_DBL, O(send_burst), 1, 1e9, "envelopes per device in a burst (1000)"},
+    {"send-rate", T_DBL, O(send_rate), 0.001, 1e9, "envelopes per second per account, refill rate (200)"},
+    {"send-burst", T_DBL, O(send_burst), 1, 1e9, "envelopes per account in a burst (1000)"},
     {"register-rate", T_DBL, O(register_rate), 0.001, 1e9, "registrations per minute per IP address (2)"},
     {"register-burst", T_DBL, O(register_burst), 1, 1e9, "registrations per IP address in a burst (10)"},
     {"register-prefix-rate", T_DBL, O(register_prefix_rate), 0.001, 1e9,
@@ -65,7 +65,7 @@ static const struct opt opts[] = {
      "ciphertext bytes from one account waiting in all queues together (268435456)"},
     {"wal-scrub-interval", T_I64, O(wal_scrub_ms), 0, 60000,
      "ms: the WAL is truncated at most this long after envelopes were deleted; 0: after every such commit, "
-     "before the ACKs are answered (costs an fsync each) (200)"},
+     "before the ACKs are answered (costs an fsync each) (1000)"},
     {"disk-reserve", T_I64, O(disk_reserve), 0, 1e12,
      "bytes kept in DATA/sotto.reserve and given back when the disk is full, so ACKs still work (8388608)"},
     {"max-inflight", T_INT, O(max_inflight), 1, 65536,
@@ -118,7 +118,7 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->max_store_bytes = (int64_t)10 * 1024 * 1024 * 1024;
   c->max_inflight = 1024;
   c->disk_reserve = 8 * 1024 * 1024;
-  c->wal_scrub_ms = 200;
+  c->wal_scrub_ms = 1000;
   c->max_sender_bytes = 256 * 1024 * 1024;
   c->max_inflight_bytes = 1024 * 1024;
   c->idle_timeout_s = 300;

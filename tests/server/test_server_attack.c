@@ -801,8 +801,8 @@ static void test_idle_timeout(void) {
 /* ---- 8: acknowledged envelopes leave the WAL -------------------------------------- */
 
 /* strict (--wal-scrub-interval 0): checked as soon as the last ACK is
- * answered; default (200 ms): checked until 3 s after the last ACK (the
- * WAL is truncated at most 200 ms after the deletes committed). */
+ * answered; default (1 s): checked until 3 s after the last ACK (the
+ * WAL is truncated at most 1 s after the deletes committed). */
 static void wal_round(int strict) {
   struct srv_proc p;
   struct sotto_net_ctx *ctx = NULL;
