@@ -247,9 +247,22 @@ static int root_compute(struct store *s, uint8_t root[KEY_LEN]) {
   return step == SQLITE_DONE ? 0 : sqlerr(s, "store");
 }
 
+static int kdf_fast(void) {
+#ifdef SOTTO_TEST_HOOKS
+  const char *v = getenv("SOTTO_TEST_KDF");
+  return v != NULL && strcmp(v, "fast") == 0;
+#else
+  return 0;
+#endif
+}
+
+unsigned long long store_opslimit(void) { return kdf_fast() ? 1ULL : STORE_OPSLIMIT; }
+
+size_t store_memlimit(void) { return kdf_fast() ? (size_t)8 * 1024 * 1024 : (size_t)STORE_MEMLIMIT; }
+
 int store_create(struct store **out, const char *home, const char *pass, size_t pass_len, char *err,
                  size_t errlen) {
-  return store_create_limits(out, home, pass, pass_len, STORE_OPSLIMIT, STORE_MEMLIMIT, err, errlen);
+  return store_create_limits(out, home, pass, pass_len, store_opslimit(), store_memlimit(), err, errlen);
 }
 
 int store_create_limits(struct store **out, const char *home, const char *pass, size_t pass_len,
@@ -364,7 +377,7 @@ static int open_check(struct store *s, const char *pass, size_t pass_len, sqlite
                       sqlite3_int64 mem) {
   uint8_t root[KEY_LEN], salt[STORE_SALT_LEN];
   struct keys *old = NULL;
-  int rc, weak = (unsigned long long)ops < STORE_OPSLIMIT || (unsigned long long)mem < STORE_MEMLIMIT;
+  int rc, weak = (unsigned long long)ops < store_opslimit() || (unsigned long long)mem < store_memlimit();
 
   if ((rc = exec(s, weak || format != FORMAT_VERSION ? "BEGIN IMMEDIATE" : "BEGIN"))) return rc;
   if (format == FORMAT_VERSION) {
@@ -387,14 +400,14 @@ static int open_check(struct store *s, const char *pass, size_t pass_len, sqlite
     }
     memcpy(old, s->k, sizeof *old);
     randombytes_buf(salt, sizeof salt);
-    if (derive(s, pass, pass_len, salt, STORE_OPSLIMIT, STORE_MEMLIMIT)) {
+    if (derive(s, pass, pass_len, salt, store_opslimit(), store_memlimit())) {
       snprintf(s->err, sizeof s->err, "key derivation failed (out of memory?)");
       rc = STORE_E_IO;
       goto fail;
     }
     if ((rc = reseal_all(s, old)) || (rc = meta_put(s, "salt", salt, sizeof salt)) ||
-        (rc = meta_put_int(s, "opslimit", (sqlite3_int64)STORE_OPSLIMIT)) ||
-        (rc = meta_put_int(s, "memlimit", (sqlite3_int64)STORE_MEMLIMIT)) ||
+        (rc = meta_put_int(s, "opslimit", (sqlite3_int64)store_opslimit())) ||
+        (rc = meta_put_int(s, "memlimit", (sqlite3_int64)store_memlimit())) ||
         (rc = meta_put(s, "check", s->k->check, KEY_LEN)))
       goto fail;
   }

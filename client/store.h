@@ -31,6 +31,13 @@
  * passes, 256 MiB), measured in docs/client.md. */
 #define STORE_OPSLIMIT 3ULL
 #define STORE_MEMLIMIT (256ULL * 1024 * 1024)
+/* The limits in force: STORE_OPSLIMIT / STORE_MEMLIMIT, except in the
+ * sotto-test binary (SOTTO_TEST_HOOKS, never installed) when
+ * SOTTO_TEST_KDF=fast asks for libsodium's minimum (1 pass, 8 MiB) so that
+ * the end-to-end tests, which run the client hundreds of times, do not
+ * spend a second of Argon2id on each run. */
+unsigned long long store_opslimit(void);
+size_t store_memlimit(void);
 #define STORE_SALT_LEN 16
 #define STORE_FILE "sotto.db"
 #define STORE_MAX_NAME 300

@@ -16,6 +16,17 @@ for b in "$SOTTO" "$SERVER"; do
   [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }
 done
 command -v timeout >/dev/null || { echo "FAIL: timeout(1) missing"; exit 1; }
+# Argon2id at the store's real limits costs about a second of CPU per run of
+# the client, and these tests run it hundreds of times. Unless a test sets
+# SOTTO_TEST_REAL_KDF=1 (client_basic and client_errors do, and the C test
+# client_store checks the real limits and the migration), the tests drive
+# sotto-test, the same sources built with test hooks and never installed,
+# with SOTTO_TEST_KDF=fast (libsodium's minimum: 1 pass, 8 MiB).
+if [ -z "${SOTTO_TEST_REAL_KDF:-}" ]; then
+  SOTTO=$(dirname "$SOTTO")/sotto-test
+  [ -x "$SOTTO" ] || { echo "FAIL: $SOTTO is not built"; exit 1; }
+  export SOTTO_TEST_KDF=fast
+fi
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/sotto-client-test.XXXXXX")
 SPID=

@@ -2,6 +2,8 @@
 # test_basic.sh: two people talk end to end, in both directions; --json;
 # TEXT from stdin; safety numbers agree and verify; --help documents every
 # option; the homes hold no plaintext message and no private key.
+# The real client binary with the real Argon2id limits (see lib.sh).
+export SOTTO_TEST_REAL_KDF=1
 source "$(dirname "$0")/lib.sh" "$@"
 
 start_server

@@ -3,6 +3,8 @@
 # wrong and what to do: wrong passphrase (the store untouched, byte for
 # byte), not initialised, server unreachable, unknown user, queue full,
 # usage mistakes.
+# The real client binary with the real Argon2id limits (see lib.sh).
+export SOTTO_TEST_REAL_KDF=1
 source "$(dirname "$0")/lib.sh" "$@"
 
 start_server --max-queue 3

@@ -7,8 +7,6 @@
 # a message still sent to it cannot be read); a one-time pre-key the server
 # handed out is deleted 30 days after the client learned it was handed out.
 source "$(dirname "$0")/lib.sh" "$@"
-SOTTO=$(dirname "$SOTTO")/sotto-test
-[ -x "$SOTTO" ] || { echo "FAIL: $SOTTO is not built"; exit 1; }
 [ -x "$SCAN" ] || { echo "FAIL: client_store_scan is not built"; exit 1; }
 DAY=86400
 T0=2000000000
