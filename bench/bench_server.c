@@ -110,7 +110,7 @@ static int g_smoke;
 /* Every row the program prints, in order: --smoke requires each of them. */
 static const char *const g_row_names[] = {"relay",          "latency_p50",     "latency_p99",
                                           "backlog_first10k", "backlog_last10k", "backlog_drain",
-                                          "idle",           "login"};
+                                          "idle",           "login",           "bystander_p99"};
 #define N_ROW_NAMES (sizeof g_row_names / sizeof g_row_names[0])
 
 /* ---- processes --------------------------------------------------------------- */

@@ -657,6 +657,15 @@ static void gen_server_frame(void) {
     st_frame(&s, SOTTO_SRV_ACK, 8, b, 8);
     st_frame(&s, SOTTO_SRV_PING, 9, NULL, 0);
     st_frame(&s, SOTTO_SRV_ADD_DEVICE, 10, NULL, 0);
+    /* Device removal (u32 id, 0 is malformed), secret rotation (empty),
+     * the device epoch (u64, above INT64_MAX is malformed). */
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__wr_u32be(&w, (uint32_t)(v % 4));
+    st_frame(&s, SOTTO_SRV_DEVICE_REMOVE, 15, b, w.len);
+    st_frame(&s, SOTTO_SRV_ROTATE_SECRET, 16, NULL, 0);
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__wr_u64be(&w, v == 11 ? UINT64_MAX : (uint64_t)v * 1000003u);
+    st_frame(&s, SOTTO_SRV_EPOCH, 17, b, w.len);
     /* Server-to-client types and an unknown one, as a client might send. */
     n = enc_err(b, sizeof b, 2, 5);
     st_frame(&s, (uint8_t)(v % 2 ? SOTTO_SRV_ERR : SOTTO_SRV_CLOSE), 11, b, n);
