@@ -220,9 +220,14 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
       conn_close(&k);
       /* Whatever was counted but not summed up yet (a stop, an error). */
       if (inbox_unreadable_summary(c) && rc != CLI_FAIL) rc = CLI_FAIL;
-      if (st.bad > BAD_SHOWN)
-        cli_warn(c, "bad_envelope", "%u more malformed frames from the server were skipped", st.bad - BAD_SHOWN);
-      st.bad = 0;
+      /* Malformed frames are summed up once per receive (a reconnect to
+       * fetch what was dropped meanwhile continues the count), and at each
+       * connection's end with --follow. */
+      if (rc != 1 || follow) {
+        if (st.bad > BAD_SHOWN)
+          cli_warn(c, "bad_envelope", "%u more malformed frames from the server were skipped", st.bad - BAD_SHOWN);
+        st.bad = 0;
+      }
       if (rc != 1) {
         if (rc == CLI_OK && !follow && !c->json && st.count == 0) printf("No new messages.\n");
         return rc;

@@ -18,10 +18,13 @@
  *                  from "mallory") as fast as the client takes them, without
  *                  end, answering its requests in between;
  *         trickle  once logged in, start an envelope frame and send one
- *                  byte of it every 100 ms, without end;
+ *                  byte of it every 100 ms, without end (the real server's
+ *                  answers stay behind it);
  *         burst    once logged in, push BURST_N envelopes with a bad sender
  *                  name and DRAINED in one write, then nothing (more than
- *                  the client's event queue holds at once).
+ *                  the client's event queue holds at once). Like a real
+ *                  server, a later connection gets again those the client
+ *                  has not acknowledged yet (as LOG_FILE says).
  *       Acknowledgements the client sends are appended to LOG_FILE
  *       ("ack ID"), so a test can see which envelopes were acked.
  *
@@ -95,6 +98,21 @@ static int measure(int limit_s, char **argv) {
   printf("exit=%d maxrss_kb=%ld ms=%lld killed=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st),
          ru.ru_maxrss, (long long)(now_ms() - t0), killed);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
+/* Which burst envelopes the client acknowledged so far, from LOG_FILE
+ * (connections are separate processes; the log is what they share). */
+static const char *g_log_path;
+static void burst_acked(uint8_t acked[BURST_N]) {
+  FILE *f = fopen(g_log_path, "r");
+  unsigned long long id;
+  char line[64];
+  memset(acked, 0, BURST_N);
+  if (!f) return;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "ack %llu", &id) == 1 && id >= 700000000ULL && id < 700000000ULL + BURST_N)
+      acked[id - 700000000ULL] = 1;
+  fclose(f);
 }
 
 /* ---- one relayed connection ---------------------------------------------------- */
@@ -304,13 +322,18 @@ static void serve(SSL *ssl, int fd, int up_port, const char *pin, const char *mo
     }
     /* From the real server. */
     while ((rc = sotto_net_next_event(r.up, 0, &ev)) == 1) {
-      relay_event(&r, &ev);
+      /* A trickling server is stuck inside one frame: nothing else of the
+       * real server's gets through to the client any more. */
+      if (trickle_off == 0 || strcmp(mode, "trickle") != 0) relay_event(&r, &ev);
       sotto_net_event_clear(&ev);
     }
     if (rc != 0) goto out;
     if (r.authed && strcmp(mode, "burst") == 0 && !r.burst_done) {
       static uint8_t b[256];
+      static uint8_t acked[BURST_N];
+      burst_acked(acked);
       for (uint64_t i = 0; i < BURST_N; i++) {
+        if (acked[i]) continue;
         size_t n = env_payload(b, sizeof b, 700000000 + i, "Bad Name", 8, 16, 16);
         frame(&r, SOTTO_SRV_MSG, 0, b, n);
       }
@@ -368,6 +391,7 @@ int main(int argc, char **argv) {
   snprintf(crt, sizeof crt, "%s/tls.crt", argv[2]);
   snprintf(key, sizeof key, "%s/tls.key", argv[2]);
   if ((log = fopen(argv[5], "a")) == NULL) die(argv[5]);
+  g_log_path = argv[5];
   if (sotto_net_fetch_fingerprint("127.0.0.1", argv[3], 5000, pin) != 0) die("upstream fingerprint");
   if ((sctx = SSL_CTX_new(TLS_server_method())) == NULL || SSL_CTX_set_min_proto_version(sctx, TLS1_3_VERSION) != 1 ||
       SSL_CTX_use_certificate_file(sctx, crt, SSL_FILETYPE_PEM) != 1 ||

@@ -91,7 +91,9 @@ m=$(grep '^exit=' "$T/c.out")
 echo "     trickle: $m"
 rc=$(echo "$m" | sed -n 's/^exit=\([0-9]*\).*/\1/p')
 check "trickle: receive ends by itself, with an error" test -n "$rc" -a "${rc:-0}" -ne 0 -a -n "$(echo "$m" | grep killed=0)"
-check "trickle: the error says the timeout ended it" contains "$T/c.err" "within the timeout"
+# The stall hits whatever the client is waiting for: a request made at login
+# ("did not answer in time") or the queue ("within the timeout").
+check "trickle: the error says the timeout ended it" grep -qE "within the timeout|did not answer in time" "$T/c.err"
 
 # (d) A burst of 1,300 malformed envelopes and DRAINED, then silence: more
 # than the client's event queue holds, so the end waits in its read buffer.
@@ -99,7 +101,7 @@ echo burst >"$T/mode"
 s bob receive --timeout 30 >"$T/e.out" 2>"$T/e.err"; rc=$?
 check "burst: receive succeeds (exit 0)" test $rc -eq 0
 check "burst: the rest are summed up" contains "$T/e.err" "1297 more malformed frames from the server were skipped"
-check "burst: all 1300 acked" test "$(grep -c '^ack 70000' "$T/evil.log")" -eq 1300
+check "burst: all 1300 acked" test "$(grep '^ack 70000' "$T/evil.log" | sort -u | wc -l)" -eq 1300
 echo pass >"$T/mode"
 
 # Finding 5 with the real server: 150 envelopes of 60,000 bytes from alice
