@@ -59,6 +59,16 @@ static int skip_bad(struct cli *c, struct conn *k, struct recv_state *st, const 
   return 0;
 }
 
+/* Sums up what a receive counted but did not show one by one: messages that
+ * could not be decrypted (inbox_unreadable_summary) and malformed frames. */
+static int sum_up(struct cli *c, struct recv_state *st) {
+  int rc = inbox_unreadable_summary(c);
+  if (st->bad > BAD_SHOWN)
+    cli_warn(c, "bad_envelope", "%u more malformed frames from the server were skipped", st->bad - BAD_SHOWN);
+  st->bad = 0;
+  return rc;
+}
+
 /* One connection's worth of receiving. Returns CLI_OK when the queue was
  * drained (without follow) or a stop was asked, 1 for "reconnect", or
  * CLI_FAIL. ACKs are pipelined: their answers come back as events, and the
@@ -138,7 +148,10 @@ static int session_loop(struct cli *c, struct conn *k, struct recv_state *st) {
       case SOTTO_NET_EV_DRAINED:
         sotto_net_event_clear(&ev);
         drained = 1;
-        if (inbox_unreadable_summary(c)) return CLI_FAIL;
+        /* Summed up now unless envelopes were dropped meanwhile: then a
+         * reconnect fetches them and the count goes on (one summary per
+         * receive). */
+        if (!sotto_net_dropped(k->net) && inbox_unreadable_summary(c)) return CLI_FAIL;
         break;
       case SOTTO_NET_EV_KEYS_LOW: {
         uint32_t e = ev.ec_left, m = ev.kem_left;
@@ -212,22 +225,20 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
   st.deadline = mono_ms() + timeout_ms;
   for (;;) {
     if (conn_open_until(c, &k, follow ? 0 : st.deadline)) {
-      if (!follow) return CLI_FAIL;
+      if (!follow) {
+        (void)sum_up(c, &st);
+        return CLI_FAIL;
+      }
     } else {
       backoff = 1;
       st.acks = 0;
       rc = session_loop(c, &k, &st);
       conn_close(&k);
-      /* Whatever was counted but not summed up yet (a stop, an error). */
-      if (inbox_unreadable_summary(c) && rc != CLI_FAIL) rc = CLI_FAIL;
-      /* Malformed frames are summed up once per receive (a reconnect to
-       * fetch what was dropped meanwhile continues the count), and at each
-       * connection's end with --follow. */
-      if (rc != 1 || follow) {
-        if (st.bad > BAD_SHOWN)
-          cli_warn(c, "bad_envelope", "%u more malformed frames from the server were skipped", st.bad - BAD_SHOWN);
-        st.bad = 0;
-      }
+      /* What was counted but not summed up yet (a stop, an error) is
+       * summed up at the end of the receive (a reconnect to fetch what was
+       * dropped meanwhile goes on counting), and at each connection's end
+       * with --follow. */
+      if ((rc != 1 || follow) && sum_up(c, &st) && rc != CLI_FAIL) rc = CLI_FAIL;
       if (rc != 1) {
         if (rc == CLI_OK && !follow && !c->json && st.count == 0) printf("No new messages.\n");
         return rc;
@@ -239,7 +250,7 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
       while (!stop && nanosleep(&ts, &ts) != 0) {
       }
     }
-    if (stop) return CLI_OK;
+    if (stop) return sum_up(c, &st);
     if (backoff < RECONNECT_MAX_S) backoff *= 2;
   }
 }
