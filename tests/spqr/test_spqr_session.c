@@ -16,10 +16,11 @@
 
 #define CAP 4096
 /* REQUIRE for void functions. */
-#define NEED(e)  \
-  do {           \
-    CHECK(e);    \
-    if (!(e)) return; \
+#define NEED(e)             \
+  do {                      \
+    int need_ok_ = !!(e);   \
+    CHECK(need_ok_);        \
+    if (!need_ok_) return;  \
   } while (0)
 
 static uint64_t rs = 0x1234567887654321ull;
