@@ -9,7 +9,12 @@
  *
  * Rows (docs/benchmarks.md says exactly what one operation is in each):
  * setup, chain, pingpong, group, skipped2000, the ML-KEM-1024 primitives,
- * pqxdh_setup, and forged_msg (the receiver's cost of a forged message). Each row is measured in ROUNDS
+ * pqxdh_setup, and forged_msg (the receiver's cost of a forged message);
+ * then spqr_setup, spqr_chain, spqr_pingpong and spqr_overhead against
+ * today's libsignal (@signalapp/libsignal-client 0.103.0, AGPL-3.0, a
+ * benchmark peer only) in a Node process over a pipe (tests/libsignal/
+ * lspeer.c): one request is one whole libsignal operation, and the pipe's
+ * cost per request (an empty call, `ping`) is measured and printed beside. Each row is measured in ROUNDS
  * rounds; in every round each library runs for S/ROUNDS seconds, in SLICES
  * turns alternating with the other library's, so that load from other
  * processes lands on both. A row reports each library's median round rate.
@@ -37,6 +42,7 @@
 #include <sotto/session.h>
 
 #include "crypto/crypto.h"
+#include "lspeer.h"
 #include "party.h"
 #include "sigc.h"
 #include "wire/messages.h"
@@ -790,6 +796,190 @@ static void forged_finish(void) {
   g_forged.bob = g_forged.alice = NULL;
 }
 
+/* ---- rows: SPQR, against libsignal 0.103 through Node ------------------------------ */
+
+/* libsotto: PQXDH (ML-KEM-1024) + SPQR sessions (SOTTO_INIT_SPQR); the
+ * reference for spqr_chain is the same pair without SPQR in the same rounds.
+ * libsignal: both parties in the Node driver (lsb_* requests), always with
+ * SPQR. Field 5 bytes are summed over every SignalMessage of spqr_chain and
+ * spqr_pingpong for spqr_overhead. */
+static struct lspeer *g_ls;
+static struct spair g_q, g_q_ref, g_qp;
+static int g_qp_dir, g_lp_dir;
+static double g_ping_us; /* one empty request to the Node driver */
+static struct {
+  int row;                     /* 0 spqr_chain, 1 spqr_pingpong */
+  double bytes[2][2], msgs[2][2]; /* [row][0 sotto, 1 libsignal] */
+} g_over;
+static char g_pt_hex[2 * PT_LEN + 1];
+
+static void ls_need(void) {
+  char *w[LSPEER_MAX_WORDS];
+  double t0;
+  int i;
+  if (g_ls != NULL) return;
+  if ((g_ls = lspeer_start()) == NULL) die("lspeer_start", "the Node driver does not run (make deps)");
+  for (i = 0; i < 2 * PT_LEN; i++) g_pt_hex[i] = "0123456789abcdef"[(i % 2) ? 0xb : 0xa];
+  g_pt_hex[2 * PT_LEN] = '\0';
+  for (i = 0; i < 50; i++) { /* warm-up */
+    lspeer_begin(g_ls, "ping");
+    if (lspeer_send(g_ls, w) != 0) die("node ping", lspeer_error(g_ls));
+  }
+  t0 = now();
+  for (i = 0; i < 500; i++) {
+    lspeer_begin(g_ls, "ping");
+    if (lspeer_send(g_ls, w) != 0) die("node ping", lspeer_error(g_ls));
+  }
+  g_ping_us = (now() - t0) / 500 * 1e6;
+}
+
+/* One lsb_* request; returns the message length, adds field 5 bytes. */
+static long ls_op(const char *cmd, const char *tag, const char *dir) {
+  char *w[LSPEER_MAX_WORDS];
+  lspeer_begin(g_ls, cmd);
+  if (tag != NULL) lspeer_arg_str(g_ls, tag);
+  if (dir != NULL) lspeer_arg_str(g_ls, dir);
+  if (strcmp(cmd, "lsb_pair") != 0) lspeer_arg_str(g_ls, g_pt_hex);
+  if (lspeer_send(g_ls, w) != (strcmp(cmd, "lsb_pair") == 0 ? 0 : 3)) die(cmd, lspeer_error(g_ls));
+  if (strcmp(cmd, "lsb_pair") == 0) return 0;
+  if (strcmp(w[0], "2") == 0) {
+    g_over.bytes[g_over.row][1] += strtod(w[2], NULL);
+    g_over.msgs[g_over.row][1] += 1;
+  }
+  return strtol(w[1], NULL, 10);
+}
+
+/* Field 5 bytes of one of our SignalMessages. */
+static void s_over(const struct smsg *m) {
+  struct sotto__signal_msg sm;
+  if (m->type != SOTTO_MSG_SIGNAL) return;
+  if (sotto__signal_msg_parse(&sm, m->b, m->len) != 0 || !sm.has_pq) die("spqr overhead", "no pq_ratchet field");
+  g_over.bytes[g_over.row][0] += (double)(1 + (sm.pq_len >= 128 ? 2 : 1) + sm.pq_len);
+  g_over.msgs[g_over.row][0] += 1;
+}
+
+/* As spair_open, version 4 from a last-resort ML-KEM pre-key, with SPQR
+ * when spqr is set. */
+static void qpair_open(struct spair *p, int spqr) {
+  struct sotto_bundle bundle;
+  memset(p, 0, sizeof *p);
+  check_sotto(party_init(&p->a), "party_init");
+  check_sotto(party_init(&p->b), "party_init");
+  check_sotto(party_add_spk(&p->b, SPK_ID), "party_add_spk");
+  check_sotto(party_add_opk(&p->b, OPK_ID), "party_add_opk");
+  check_sotto(party_add_kem(&p->b, 40, 1), "party_add_kem");
+  check_sotto(party_bundle_pq(&p->b, SPK_ID, OPK_ID, 40, &bundle), "party_bundle_pq");
+  check_sotto(sotto_session_new(&p->sa), "sotto_session_new");
+  check_sotto(sotto_session_new(&p->sb), "sotto_session_new");
+  check_sotto(sotto_session_init_from_bundle_ex(p->sa, &p->a.id, &bundle, spqr ? SOTTO_INIT_SPQR : 0),
+              "init_from_bundle");
+  s_send(p->sa, &g_smsg, SOTTO_MSG_PREKEY);
+  s_recv(p->sb, &p->b, &g_smsg);
+  s_send(p->sb, &g_smsg, SOTTO_MSG_SIGNAL);
+  s_recv(p->sa, &p->a, &g_smsg);
+}
+
+static void spqr_setup_prepare(void) {
+  ls_need();
+  pqxdh_prepare();
+}
+
+/* As pqxdh_sotto, with SPQR: the braid and chain are made on both sides. */
+static void spqr_setup_sotto(void) {
+  struct sotto_session *sa = NULL, *sb = NULL;
+  check_sotto(sotto_session_new(&sa), "sotto_session_new");
+  check_sotto(sotto_session_new(&sb), "sotto_session_new");
+  check_sotto(sotto_session_init_from_bundle_ex(sa, &g_setup.a.id, &g_pq_bundle, SOTTO_INIT_SPQR),
+              "init_from_bundle (SPQR)");
+  s_send(sa, &g_smsg, SOTTO_MSG_PREKEY);
+  s_recv(sb, &g_setup.b, &g_smsg);
+  sotto_session_free(sa);
+  sotto_session_free(sb);
+  party_restore_opk(&g_setup.b, OPK_ID, g_setup.opk_pub, g_setup.opk_priv);
+}
+
+static void spqr_setup_lib(void) { (void)ls_op("lsb_setup", NULL, NULL); }
+
+static void spqr_chain_prepare(void) {
+  ls_need();
+  qpair_open(&g_q, 1);
+  qpair_open(&g_q_ref, 0);
+  (void)ls_op("lsb_pair", "q", NULL);
+}
+
+static void spqr_chain_sotto(void) {
+  s_send(g_q.sa, &g_smsg, SOTTO_MSG_SIGNAL);
+  s_over(&g_smsg);
+  s_recv(g_q.sb, &g_q.b, &g_smsg);
+}
+
+static void spqr_chain_ref(void) {
+  s_send(g_q_ref.sa, &g_smsg, SOTTO_MSG_SIGNAL);
+  s_recv(g_q_ref.sb, &g_q_ref.b, &g_smsg);
+}
+
+static void spqr_chain_lib(void) { (void)ls_op("lsb_msg", "q", "0"); }
+
+static void spqr_chain_finish(void) {
+  spair_close(&g_q);
+  spair_close(&g_q_ref);
+}
+
+static void spqr_pp_prepare(void) {
+  ls_need();
+  g_over.row = 1;
+  qpair_open(&g_qp, 1);
+  (void)ls_op("lsb_pair", "p", NULL);
+}
+
+static void spqr_pp_sotto(void) {
+  if (g_qp_dir == 0) {
+    s_send(g_qp.sa, &g_smsg, SOTTO_MSG_SIGNAL);
+    s_over(&g_smsg);
+    s_recv(g_qp.sb, &g_qp.b, &g_smsg);
+  } else {
+    s_send(g_qp.sb, &g_smsg, SOTTO_MSG_SIGNAL);
+    s_over(&g_smsg);
+    s_recv(g_qp.sa, &g_qp.a, &g_smsg);
+  }
+  g_qp_dir ^= 1;
+}
+
+static void spqr_pp_lib(void) {
+  (void)ls_op("lsb_msg", "p", g_lp_dir ? "1" : "0");
+  g_lp_dir ^= 1;
+}
+
+static void spqr_pp_finish(void) { spair_close(&g_qp); }
+
+static void nothing(void) {}
+
+/* spqr_overhead: the same conversation on both sides (fresh sessions, so
+ * that the chain indices in pq_ratchet have the same varint sizes): 200
+ * messages one way, then 200 alternating; field 5 bytes per SignalMessage. */
+#define OVER_MSGS 200
+static void spqr_overhead_measure(double *sotto, double *lib) {
+  struct spair p;
+  int i;
+  ls_need();
+  memset(&g_over, 0, sizeof g_over);
+  qpair_open(&p, 1);
+  (void)ls_op("lsb_pair", "o", NULL);
+  for (i = 0; i < 2 * OVER_MSGS; i++) {
+    int back = i >= OVER_MSGS && (i % 2) == 1;
+    s_send(back ? p.sb : p.sa, &g_smsg, SOTTO_MSG_SIGNAL);
+    s_over(&g_smsg);
+    if (back)
+      s_recv(p.sa, &p.a, &g_smsg);
+    else
+      s_recv(p.sb, &p.b, &g_smsg);
+    (void)ls_op("lsb_msg", "o", back ? "1" : "0");
+  }
+  spair_close(&p);
+  *sotto = g_over.msgs[0][0] > 0 ? g_over.bytes[0][0] / g_over.msgs[0][0] : 0;
+  *lib = g_over.msgs[0][1] > 0 ? g_over.bytes[0][1] / g_over.msgs[0][1] : 0;
+}
+
 /* ---- measurement ---------------------------------------------------------------- */
 
 struct row {
@@ -805,6 +995,8 @@ struct row {
   double need_floor;      /* sotto / floor at least this (0: none) */
   double need_ref;        /* sotto / reference at least this (0: none) */
   double max_us;          /* microseconds per sotto op at most this (0: none) */
+  int node;               /* op_lib is libsignal 0.103 through Node, not libsignal-c */
+  int overhead;           /* not measured: bytes of field 5 per message, from the rows before */
   double r_sotto[ROUNDS], r_lib[ROUNDS], r_floor[ROUNDS], r_ref[ROUNDS];
   double sotto, lib, floor, ref; /* medians; floor, ref < 0 when there is none */
 };
@@ -833,6 +1025,15 @@ static struct row g_rows[] = {
      .need_ref = 0.5},
     {.name = "forged_msg", .prepare = forged_prepare, .op_sotto = forged_sotto, .op_ref = forged_valid,
      .finish = forged_finish, .target = "<=1000 us per msg", .max_us = 1000.0},
+    {.name = "spqr_setup", .prepare = spqr_setup_prepare, .op_sotto = spqr_setup_sotto, .op_lib = spqr_setup_lib,
+     .finish = setup_finish, .target = ">=2x", .need_ratio = 2.0, .node = 1},
+    {.name = "spqr_chain", .prepare = spqr_chain_prepare, .op_sotto = spqr_chain_sotto, .op_lib = spqr_chain_lib,
+     .op_ref = spqr_chain_ref, .finish = spqr_chain_finish, .target = ">=0.5 own chain", .need_ref = 0.5,
+     .node = 1},
+    {.name = "spqr_pingpong", .prepare = spqr_pp_prepare, .op_sotto = spqr_pp_sotto, .op_lib = spqr_pp_lib,
+     .finish = spqr_pp_finish, .target = "report", .node = 1},
+    {.name = "spqr_overhead", .prepare = nothing, .op_sotto = nothing, .finish = nothing,
+     .target = "<= libsignal", .node = 1, .overhead = 1},
 };
 #define N_ROWS (sizeof g_rows / sizeof g_rows[0])
 #define CHAIN_ROW 1
@@ -883,6 +1084,12 @@ static void run_row(struct row *r, double round_secs, int progress) {
   struct acc w = {0, 0};
   g_row = r->name;
   if (progress) fprintf(stderr, "bench_protocol: %s...\n", r->name);
+  if (r->overhead) {
+    /* Bytes, not a rate: one fixed conversation on each side. */
+    spqr_overhead_measure(&r->sotto, &r->lib);
+    r->floor = r->ref = -1;
+    return;
+  }
   r->prepare();
   measure(r->op_sotto, warm, &w);
   if (r->op_lib) measure(r->op_lib, warm, &w);
@@ -915,6 +1122,7 @@ static void run_row(struct row *r, double round_secs, int progress) {
 }
 
 static int row_ok(const struct row *r) {
+  if (r->overhead) return r->sotto > 0 && r->sotto <= r->lib;
   if (r->need_ratio > 0 && r->sotto < r->need_ratio * r->lib) return 0;
   if (r->need_floor > 0 && r->sotto < r->need_floor * r->floor) return 0;
   if (r->need_ref > 0 && r->sotto < r->need_ref * r->ref) return 0;
@@ -964,6 +1172,7 @@ static void print_table(double round_secs) {
   for (i = 0; i < N_ROWS; i++) {
     const struct row *r = &g_rows[i];
     char sf[16];
+    if (r->node) continue;
     if (r->floor > 0)
       snprintf(sf, sizeof sf, "%.2f", r->sotto / r->floor);
     else
@@ -995,6 +1204,30 @@ static void print_table(double round_secs) {
   for (i = 0; i < FORGED_KINDS; i++)
     printf("%s %s %.0f", i ? ";" : "", g_forged.what[i], g_forged.probe_us[i]);
   printf("\n");
+  printf("\nlibsotto vs libsignal 0.103 (@signalapp/libsignal-client through Node: every libsignal op\n"
+         "includes one request over the pipe, %.1f us as measured with an empty request)\n\n", g_ping_us);
+  printf("%-17s %12s %17s %8s %12s %12s  %-22s %s\n", "row", "sotto ops/s", "libsignal ops/s", "ratio",
+         "ref ops/s", "sotto/ref", "target", "verdict");
+  for (i = 0; i < N_ROWS; i++) {
+    const struct row *r = &g_rows[i];
+    char ratio[16], sr[16];
+    if (!r->node) continue;
+    if (r->overhead) {
+      printf("%-17s %9.1f B %14.1f B %8s %12s %12s  %-22s %s\n", r->name, r->sotto, r->lib, "-", "-", "-",
+             r->target, row_ok(r) ? "OK" : "BELOW");
+      continue;
+    }
+    snprintf(ratio, sizeof ratio, "%.2fx", r->sotto / r->lib);
+    if (r->ref > 0)
+      snprintf(sr, sizeof sr, "%.2f", r->sotto / r->ref);
+    else
+      snprintf(sr, sizeof sr, "-");
+    printf("%-17s %12s %17s %8s %12s %12s  %-22s %s\n", r->name, fmt_rate(a, r->sotto), fmt_rate(b, r->lib),
+           ratio, fmt_rate(c, r->ref), sr, r->target, row_ok(r) ? "OK" : "BELOW");
+  }
+  printf("(spqr_overhead: bytes of the pq_ratchet field per SignalMessage over the same conversation on each side,\n"
+         " %d messages one way then %d alternating, on fresh sessions;\n", OVER_MSGS, OVER_MSGS);
+  printf(" spqr_chain's ref is libsotto's PQXDH chain without SPQR in the same rounds)\n\n");
   printf("ratio per round, lowest-highest:");
   for (i = 0; i < N_ROWS; i++) {
     double lo, hi;
@@ -1025,6 +1258,20 @@ static void print_json(void) {
   size_t i;
   for (i = 0; i < N_ROWS; i++) {
     const struct row *r = &g_rows[i];
+    if (r->overhead) {
+      printf("{\"bench\":\"%s\",\"unit\":\"bytes\",\"sotto\":%.1f,\"libsignal\":%.1f}\n", r->name, r->sotto,
+             r->lib);
+      continue;
+    }
+    if (r->node) {
+      printf("{\"bench\":\"%s\",\"unit\":\"ops/s\",\"sotto\":%.1f,\"libsignal\":%.1f,\"ref\":", r->name,
+             r->sotto, r->lib);
+      if (r->ref > 0)
+        printf("%.1f,\"node_call_us\":%.1f}\n", r->ref, g_ping_us);
+      else
+        printf("null,\"node_call_us\":%.1f}\n", g_ping_us);
+      continue;
+    }
     if (r->max_us > 0) {
       /* A cost row: microseconds per op, the valid-message reference next to it. */
       printf("{\"bench\":\"%s\",\"unit\":\"us\",\"sotto\":%.1f,\"libsignal_c\":null,\"floor\":null,"
@@ -1078,7 +1325,7 @@ static int smoke_check(void) {
   for (i = 0; i < N_ROWS; i++) {
     const struct row *r = &g_rows[i];
     if (!rate_ok(r->sotto) || (r->op_lib && !rate_ok(r->lib)) || (r->op_floor && !rate_ok(r->floor)) ||
-        (r->op_ref && !rate_ok(r->ref))) {
+        (r->op_ref && !rate_ok(r->ref)) || (r->overhead && !rate_ok(r->lib))) {
       fprintf(stderr, "bench_protocol --smoke: row %s measured nothing (sotto %g, libsignal-c %g, floor %g, ref %g)\n",
               r->name, r->sotto, r->lib, r->floor, r->ref);
       bad = 1;
@@ -1134,6 +1381,7 @@ int main(int argc, char **argv) {
     print_json();
   else
     print_table(secs / ROUNDS);
+  if (g_ls != NULL) lspeer_stop(g_ls);
   if (fflush(stdout) != 0) return 1;
   return smoke ? smoke_check() : 0;
 }

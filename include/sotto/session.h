@@ -115,6 +115,10 @@ SOTTO_WUR int sotto_kem_prekey_sign(uint8_t sig[SOTTO_SIGNATURE_LEN], const uint
 
 /* Flags for sotto_session_init_from_bundle_ex. */
 #define SOTTO_INIT_ALLOW_X3DH 0x1 /* interop mode: accept a bundle without a KEM pre-key (version 3) */
+/* Run SPQR v1 (the "triple ratchet", as libsignal 0.103 does) on the new
+ * session: needs a KEM pre-key (SOTTO_ERR_DOWNGRADE without one). A
+ * responder runs it when the first PreKeySignalMessage carries pq_ratchet. */
+#define SOTTO_INIT_SPQR 0x2
 
 struct sotto_session;
 

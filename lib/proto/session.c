@@ -29,6 +29,7 @@
 #include "proto/kdf.h"
 #include "proto/kem.h"
 #include "proto/skipped.h"
+#include "spqr/spqr.h"
 #include "wire/messages.h"
 
 /* ---- state ---------------------------------------------------------------- */
@@ -39,6 +40,9 @@
 #define F_PENDING_OPK 0x08   /* ... and the wrapper names a one-time pre-key */
 #define F_PENDING_KEM 0x10   /* ... and carries a KEM pre-key id and ciphertext (v4) */
 #define F_KNOWN 0x1F
+/* Only in records of format 2: the state runs SPQR and its SPQR record
+ * follows (in memory, spqr != NULL says it). */
+#define F_SPQR 0x20
 #define F_PENDING_ALL (F_PENDING_PREKEY | F_PENDING_OPK | F_PENDING_KEM)
 
 struct chain {
@@ -69,6 +73,7 @@ struct state {
   uint8_t *pend_kem_ct; /* owned, SOTTO_KEM_CIPHERTEXT_LEN bytes, while F_PENDING_KEM */
   struct chain recv[SOTTO_MAX_RECEIVER_CHAINS]; /* [0] is the newest */
   struct sotto__skipped *skipped;                /* owned; NULL until needed */
+  struct sotto__spqr *spqr; /* owned; SPQR v1 (braid + chain), NULL when the state has none */
 };
 
 struct sotto_session {
@@ -91,8 +96,29 @@ static void free_kem_ct(struct state *st) {
   }
 }
 
+static void spqr_free(struct sotto__spqr *q) {
+  if (q == NULL) return;
+  sotto__spqr_clear(q);
+  sotto__wipe(q, sizeof *q);
+  free(q);
+}
+
+/* A deep copy of q (NULL on NOMEM). */
+static struct sotto__spqr *spqr_dup(const struct sotto__spqr *q) {
+  struct sotto__spqr *c = malloc(sizeof *c);
+  if (c == NULL) return NULL;
+  c->braid = q->braid;
+  if (sotto__spqr_chain_copy(&c->chain, &q->chain) != 0) {
+    sotto__wipe(&c->braid, sizeof c->braid);
+    free(c);
+    return NULL;
+  }
+  return c;
+}
+
 static void state_free(struct state *st) {
   if (st == NULL) return;
+  spqr_free(st->spqr);
   sotto__skipped_free(st->skipped);
   free_kem_ct(st);
   sotto__wipe(st, sizeof *st);
@@ -135,9 +161,12 @@ int sotto__message_keys(uint8_t out[80], const uint8_t seed[32]) {
   return sotto__hkdf_zero_salt32(out, 80, seed, INFO_KEYS, sizeof INFO_KEYS - 1);
 }
 
-static int derive_msg_keys(struct msg_keys *k, const uint8_t seed[32]) {
+/* With SPQR (the triple ratchet, libsignal ratchet/keys.rs) the message's
+ * SPQR key is the salt; without one (or for SPQR's "no key"), zeros. */
+static int derive_msg_keys(struct msg_keys *k, const uint8_t seed[32], const uint8_t *pq_key) {
   _Static_assert(sizeof(struct msg_keys) == 80, "message keys layout");
-  return sotto__message_keys((uint8_t *)k, seed);
+  if (pq_key == NULL) return sotto__message_keys((uint8_t *)k, seed);
+  return sotto__hkdf((uint8_t *)k, 80, pq_key, 32, seed, 32, INFO_KEYS, sizeof INFO_KEYS - 1);
 }
 
 /* MAC = HMAC(macKey, IK_sender(33) || IK_receiver(33) || version || protobuf)[0..8]. */
@@ -232,6 +261,7 @@ struct pending {
   uint8_t small[8 * 32];
   int drop;            /* the ratchet step pushed out the oldest receiving chain... */
   uint8_t drop_key[32]; /* ...this one: its skipped keys go with it */
+  struct sotto__spqr *spqr; /* the advanced SPQR state (owned until commit), or NULL */
 };
 
 static void pending_clear(struct pending *p) {
@@ -269,14 +299,15 @@ static int decrypt_with_state(struct state *st, struct pending *p, const struct 
                               uint8_t *pt, size_t cap, size_t *pt_len, struct work *w) {
   struct chain *c;
   struct msg_keys k;
-  uint8_t seed[32], ck[32], next_ck[32], mac[32];
-  int rc, idx;
+  uint8_t seed[32], ck[32], next_ck[32], mac[32], pq_key[32];
+  int rc, idx, has_pq_key = 0;
   uint32_t i;
 
   p->remove_idx = -1;
   p->n = 0;
   p->seeds = NULL;
   p->drop = 0;
+  p->spqr = NULL;
 
   if (m->version != st->version) return SOTTO_ERR_VERSION;
   if (cap < m->ciphertext_len) return SOTTO_ERR_BUFFER_TOO_SMALL;
@@ -332,7 +363,24 @@ static int decrypt_with_state(struct state *st, struct pending *p, const struct 
     c->index = m->counter + 1;
   }
 
-  if ((rc = derive_msg_keys(&k, seed)) != 0) goto out;
+  if (st->spqr != NULL) {
+    /* SPQR on a copy, kept only if the MAC verifies. A missing field or
+     * any SPQR error is refused like a failed MAC: the field is not yet
+     * authenticated, so its errors say nothing to an attacker. */
+    if (!m->has_pq || m->pq_len == 0) {
+      rc = SOTTO_ERR_AUTH;
+      goto out;
+    }
+    if ((p->spqr = spqr_dup(st->spqr)) == NULL) {
+      rc = SOTTO_ERR_NOMEM;
+      goto out;
+    }
+    if ((rc = sotto__spqr_recv(p->spqr, m->pq, m->pq_len, pq_key, &has_pq_key)) != 0) {
+      if (rc != SOTTO_ERR_NOMEM) rc = SOTTO_ERR_AUTH;
+      goto out;
+    }
+  }
+  if ((rc = derive_msg_keys(&k, seed, has_pq_key ? pq_key : NULL)) != 0) goto out;
   message_mac(mac, k.mac, st->remote_id, st->local_id, m->mac_input, m->mac_input_len);
   if (!sotto__ct_eq(mac, m->mac, SOTTO_MESSAGE_MAC_LEN)) {
     rc = SOTTO_ERR_AUTH;
@@ -350,7 +398,12 @@ out:
   sotto__wipe(ck, sizeof ck);
   sotto__wipe(next_ck, sizeof next_ck);
   sotto__wipe(mac, sizeof mac);
-  if (rc != 0) pending_clear(p);
+  sotto__wipe(pq_key, sizeof pq_key);
+  if (rc != 0) {
+    pending_clear(p);
+    spqr_free(p->spqr);
+    p->spqr = NULL;
+  }
   return rc;
 }
 
@@ -372,6 +425,8 @@ static int trial_run(struct trial *t, const struct state *st, const struct sotto
 
 static void trial_drop(struct trial *t) {
   pending_clear(&t->p);
+  spqr_free(t->p.spqr);
+  t->p.spqr = NULL;
   sotto__wipe(&t->tmp, sizeof t->tmp);
 }
 
@@ -399,6 +454,11 @@ static void trial_commit(struct state *dst, struct trial *t) {
   for (i = 0; i < p->n; i++) sotto__skipped_insert(tab, p->chain, p->first + i, p->seeds + (size_t)i * 32);
   pending_clear(p);
   t->tmp.skipped = tab;
+  if (p->spqr != NULL) {
+    spqr_free(dst->spqr);
+    t->tmp.spqr = p->spqr;
+    p->spqr = NULL;
+  }
   /* The KEM ciphertext is only needed while PreKeySignalMessages go out. */
   if (!(t->tmp.flags & F_PENDING_KEM)) {
     free_kem_ct(dst);
@@ -533,7 +593,8 @@ int sotto_session_init_from_bundle_ex(struct sotto_session *s, const struct sott
   int rc, pq;
 
   if ((rc = sotto__crypto_init()) != 0) return rc;
-  if (s == NULL || me == NULL || b == NULL || (flags & ~(unsigned)SOTTO_INIT_ALLOW_X3DH)) return SOTTO_ERR_USAGE;
+  if (s == NULL || me == NULL || b == NULL || (flags & ~(unsigned)(SOTTO_INIT_ALLOW_X3DH | SOTTO_INIT_SPQR)))
+    return SOTTO_ERR_USAGE;
 
   /* Verify Sig(IK_B, Encode(SPK_B)) and Sig(IK_B, EncodeKEM(PQPK_B))
    * before anything else. */
@@ -541,7 +602,7 @@ int sotto_session_init_from_bundle_ex(struct sotto_session *s, const struct sott
   if (sotto__xeddsa_verify(b->identity_key, spk_ser, sizeof spk_ser, b->signed_prekey_sig) != 0)
     return SOTTO_ERR_AUTH;
   pq = b->has_kem_prekey != 0;
-  if (!pq && !(flags & SOTTO_INIT_ALLOW_X3DH)) return SOTTO_ERR_DOWNGRADE;
+  if (!pq && (!(flags & SOTTO_INIT_ALLOW_X3DH) || (flags & SOTTO_INIT_SPQR))) return SOTTO_ERR_DOWNGRADE;
   if (pq) {
     if (!sotto__kem_type_ok(b->kem_prekey[0])) return SOTTO_ERR_INVALID_KEY;
     if (sotto__xeddsa_verify(b->identity_key, b->kem_prekey, SOTTO_KEM_PUBKEY_LEN, b->kem_prekey_sig) != 0)
@@ -585,6 +646,14 @@ int sotto_session_init_from_bundle_ex(struct sotto_session *s, const struct sott
   st->flags = F_SEND_STALE | F_PENDING_PREKEY;
   if (b->has_one_time_prekey) st->flags |= F_PENDING_OPK;
   if (pq) st->flags |= F_PENDING_KEM;
+  if (flags & SOTTO_INIT_SPQR) {
+    /* SPQR from PQXDH's third 32 bytes; the initiator is its A side. */
+    if ((st->spqr = malloc(sizeof *st->spqr)) == NULL) {
+      rc = SOTTO_ERR_NOMEM;
+      goto out;
+    }
+    if ((rc = sotto__spqr_init(st->spqr, st->pqr, 1)) != 0) goto out;
+  }
   st->pend_opk_id = b->has_one_time_prekey ? b->one_time_prekey_id : 0;
   st->pend_spk_id = b->signed_prekey_id;
   /* Make the sending chain now: the initiator sends first anyway. */
@@ -606,10 +675,12 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
   struct state tmp;
   struct msg_keys k;
   struct sotto__wr w;
+  struct sotto__spqr *q = NULL;
   uint8_t seed[32], next_ck[32], mac[32], *ct = NULL, *inner = NULL;
-  size_t ct_len, inner_len;
+  uint8_t pq[SOTTO_SPQR_MSG_MAX_LEN], pq_key[32];
+  size_t ct_len, inner_len, pq_len = 0, hdr;
   uint8_t vbyte;
-  int rc;
+  int rc, has_pq_key = 0;
 
   if (out_len) *out_len = 0;
   if (s == NULL || out == NULL || out_len == NULL || type == NULL || (pt == NULL && pt_len > 0))
@@ -630,11 +701,21 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
    * writes 0x33, current libsignal writes 0x44 for version 4. */
   vbyte = (uint8_t)(tmp.version << 4 | tmp.version);
 
+  /* SPQR (on a copy, committed with the rest): its field 5 and key. */
+  if (tmp.spqr != NULL) {
+    if ((q = spqr_dup(tmp.spqr)) == NULL) {
+      rc = SOTTO_ERR_NOMEM;
+      goto out;
+    }
+    if ((rc = sotto__spqr_send(q, pq, sizeof pq, &pq_len, pq_key, &has_pq_key)) != 0) goto out;
+  }
+
   /* KDF_CK, message keys, AES-256-CBC. */
   sotto__kdf_ck(seed, next_ck, tmp.send_ck);
-  if ((rc = derive_msg_keys(&k, seed)) != 0) goto out;
+  if ((rc = derive_msg_keys(&k, seed, has_pq_key ? pq_key : NULL)) != 0) goto out;
   ct_len = SOTTO_CIPHERTEXT_LEN(pt_len);
   inner_len = sotto__signal_msg_size(tmp.send_index, tmp.prev_counter, ct_len);
+  if (q != NULL) inner_len += sotto__pb_bytes_size(pq_len);
 
   if (!(tmp.flags & F_PENDING_PREKEY)) {
     inner = out; /* write the SignalMessage straight into out */
@@ -642,15 +723,15 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
     rc = SOTTO_ERR_NOMEM;
     goto out;
   }
-  /* The ciphertext is encrypted into place: it is the last field before
-   * the MAC, so its offset is inner_len - MAC - ct_len. */
-  ct = inner + inner_len - SOTTO_MESSAGE_MAC_LEN - ct_len;
+  /* The ciphertext is encrypted into place: field 4 follows the header
+   * fields (and is followed only by SPQR's field 5, then the MAC). */
+  hdr = 1 + 35 + sotto__pb_varint_size(tmp.send_index) + sotto__pb_varint_size(tmp.prev_counter);
+  ct = inner + hdr + 1 + sotto__varint_len(ct_len);
   if ((rc = sotto__aes256cbc_encrypt(ct, &ct_len, k.cipher, k.iv, pt, pt_len)) != 0) goto out;
   sotto__wr_init(&w, inner, inner_len);
   /* ct already sits at its final offset; writing the field copies it onto
    * itself (memmove semantics are not needed: source == destination). */
   {
-    size_t hdr = 1 + 35 + sotto__pb_varint_size(tmp.send_index) + sotto__pb_varint_size(tmp.prev_counter);
     sotto__wr_u8(&w, vbyte);
     sotto__pb_pubkey(&w, 1, tmp.send_pub);
     sotto__pb_varint(&w, 2, tmp.send_index);
@@ -663,6 +744,7 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
     }
     w.len += ct_len;
   }
+  if (q != NULL) sotto__pb_bytes(&w, 5, pq, pq_len);
   message_mac(mac, k.mac, tmp.local_id, tmp.remote_id, inner, w.len);
   sotto__wr_bytes(&w, mac, SOTTO_MESSAGE_MAC_LEN);
   if (w.err || w.len != inner_len) {
@@ -702,8 +784,15 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
   /* Commit: the chain advances and the message key is gone. */
   memcpy(tmp.send_ck, next_ck, 32);
   tmp.send_index++;
+  if (q != NULL) {
+    spqr_free(tmp.spqr);
+    tmp.spqr = q;
+    q = NULL;
+  }
   *s->cur = tmp;
 out:
+  spqr_free(q);
+  sotto__wipe(pq_key, sizeof pq_key);
   if (inner != NULL && inner != out) {
     sotto__wipe(inner, inner_len);
     free(inner);
@@ -816,7 +905,8 @@ static int decrypt_signal(struct sotto_session *s, const struct sotto_prekey_sto
  * pre-key private keys and the DH and KEM secrets, whatever a failing
  * callback left in them. */
 static int responder_state(struct state **out, const struct sotto_identity *me,
-                           const struct sotto_prekey_store *store, const struct sotto__prekey_msg *pm) {
+                           const struct sotto_prekey_store *store, const struct sotto__prekey_msg *pm,
+                           int spqr) {
   uint8_t spk_pub[32], spk_priv[32], opk_pub[32], opk_priv[32], dh[4][32], ss[32];
   uint8_t *kem_sk = NULL;
   struct state *st = NULL;
@@ -893,6 +983,19 @@ static int responder_state(struct state **out, const struct sotto_identity *me,
   memcpy(st->send_priv, spk_priv, 32);
   st->send_index = 0;
   st->flags = F_HAS_SEND;
+  if (spqr) {
+    /* The initiator runs SPQR (its first message carries pq_ratchet): we
+     * are its B side. Only after PQXDH, which gives the SPQR key. */
+    if (!pq) {
+      rc = SOTTO_ERR_VERSION;
+      goto out;
+    }
+    if ((st->spqr = malloc(sizeof *st->spqr)) == NULL) {
+      rc = SOTTO_ERR_NOMEM;
+      goto out;
+    }
+    if ((rc = sotto__spqr_init(st->spqr, st->pqr, 0)) != 0) goto out;
+  }
   *out = st;
   st = NULL;
 out:
@@ -934,7 +1037,8 @@ static int decrypt_prekey(struct sotto_session *s, const struct sotto_identity *
   }
 
   if (me == NULL || store == NULL || store->load_signed_prekey == NULL) return SOTTO_ERR_USAGE;
-  if ((rc = responder_state(&ns, me, store, &pm)) != 0) return rc;
+  if ((rc = responder_state(&ns, me, store, &pm, m.has_pq && m.pq_len > 0 && pm.version == SOTTO_VERSION_PQXDH)) != 0)
+    return rc;
   if ((rc = trial_run(&t, ns, &m, pt, cap, pt_len, &w)) != 0) {
     state_free(ns);
     return rc;
@@ -998,15 +1102,25 @@ int sotto_session_decrypt(struct sotto_session *s, const struct sotto_identity *
  *   u32 send_index | u32 prev_counter | u32 pending opk id | u32 pending spk id |
  *   base_key 32 | u8 n_recv (<= 5) | n_recv * (key 32 | ck 32 | u32 index) |
  *   u16 n_skipped (<= 2000) | n_skipped * (chain 32 | u32 counter | seed 32),
- *   oldest first. */
+ *   oldest first.
+ * Format 2 ("SSR" 0x02) is written only when a state runs SPQR: the same,
+ * and a state whose flags have 0x20 ends with
+ *   u32 braid record length | braid record | u32 chain record length | chain record
+ * (lib/spqr; docs/protocol.md "Session record"). A record without SPQR
+ * stays format 1, byte for byte. */
 
 #define STATE_FIXED (2 + 32 + 32 + 4 + 4 + 32 + 32 + 32 + 32 + 4 + 4 + 4 + 4 + 32 + 32 + 1 + 2)
 #define KEM_PENDING_SIZE (4 + SOTTO_KEM_CIPHERTEXT_LEN)
 #define CHAIN_SIZE (32 + 32 + 4)
 #define SKIP_SIZE (32 + 4 + 32)
 
+static size_t spqr_size(const struct state *st) {
+  if (st->spqr == NULL) return 0;
+  return 8 + sotto__braid_serialized_size(&st->spqr->braid) + sotto__spqr_chain_serialized_size(&st->spqr->chain);
+}
+
 static size_t state_size(const struct state *st) {
-  return STATE_FIXED + (size_t)st->n_recv * CHAIN_SIZE + (st->skipped ? (size_t)st->skipped->live * SKIP_SIZE : 0) +
+  return spqr_size(st) + STATE_FIXED + (size_t)st->n_recv * CHAIN_SIZE + (st->skipped ? (size_t)st->skipped->live * SKIP_SIZE : 0) +
          ((st->flags & F_PENDING_KEM) ? KEM_PENDING_SIZE : 0);
 }
 
@@ -1025,9 +1139,30 @@ static void write_skip(void *ud, const struct sotto__skent *e) {
   sotto__wr_bytes(w, e->seed, 32);
 }
 
+/* Appends a u32 length and the SPQR records; the room was counted by
+ * state_size. */
+static void write_spqr(struct sotto__wr *w, const struct sotto__spqr *q) {
+  size_t nb = sotto__braid_serialized_size(&q->braid), nc = sotto__spqr_chain_serialized_size(&q->chain), got;
+  sotto__wr_u32be(w, (uint32_t)nb);
+  if (w->err == 0 && w->cap - w->len >= nb) {
+    if (sotto__braid_serialize(&q->braid, w->p + w->len, nb, &got) != 0 || got != nb) w->err = SOTTO_ERR_INTERNAL;
+    w->len += nb;
+  } else if (w->err == 0) {
+    w->err = SOTTO_ERR_BUFFER_TOO_SMALL;
+  }
+  sotto__wr_u32be(w, (uint32_t)nc);
+  if (w->err == 0 && w->cap - w->len >= nc) {
+    if (sotto__spqr_chain_serialize(&q->chain, w->p + w->len, nc, &got) != 0 || got != nc)
+      w->err = SOTTO_ERR_INTERNAL;
+    w->len += nc;
+  } else if (w->err == 0) {
+    w->err = SOTTO_ERR_BUFFER_TOO_SMALL;
+  }
+}
+
 static void write_state(struct sotto__wr *w, const struct state *st) {
   sotto__wr_u8(w, st->version);
-  sotto__wr_u8(w, st->flags);
+  sotto__wr_u8(w, (uint8_t)(st->flags | (st->spqr != NULL ? F_SPQR : 0)));
   sotto__wr_bytes(w, st->local_id, 32);
   sotto__wr_bytes(w, st->remote_id, 32);
   sotto__wr_u32be(w, st->local_reg);
@@ -1058,6 +1193,7 @@ static void write_state(struct sotto__wr *w, const struct state *st) {
     sotto__wr_bytes(w, b, 2);
   }
   sotto__skipped_each(st->skipped, write_skip, w);
+  if (st->spqr != NULL) write_spqr(w, st->spqr);
 }
 
 int sotto_session_serialize(const struct sotto_session *s, uint8_t *out, size_t cap, size_t *out_len) {
@@ -1065,7 +1201,11 @@ int sotto_session_serialize(const struct sotto_session *s, uint8_t *out, size_t 
   if (out_len) *out_len = 0;
   if (s == NULL || out == NULL || out_len == NULL) return SOTTO_ERR_USAGE;
   sotto__wr_init(&w, out, cap);
-  sotto__wr_bytes(&w, "SSR\x01", 4);
+  {
+    int v2 = s->cur != NULL && s->cur->spqr != NULL;
+    for (unsigned i = 0; i < s->n_arch; i++) v2 |= s->arch[i]->spqr != NULL;
+    sotto__wr_bytes(&w, v2 ? "SSR\x02" : "SSR\x01", 4);
+  }
   sotto__wr_u8(&w, s->cur != NULL);
   sotto__wr_u8(&w, (uint8_t)s->n_arch);
   if (s->cur) write_state(&w, s->cur);
@@ -1078,11 +1218,22 @@ int sotto_session_serialize(const struct sotto_session *s, uint8_t *out, size_t 
   return 0;
 }
 
-static int read_state(struct sotto__rd *r, struct state **out) {
+static int read_spqr(struct sotto__rd *r, struct state *st) {
+  const uint8_t *p;
+  uint32_t n;
+  int rc;
+  if ((st->spqr = calloc(1, sizeof *st->spqr)) == NULL) return SOTTO_ERR_NOMEM;
+  if ((rc = sotto__rd_u32be(r, &n)) != 0 || (rc = sotto__rd_bytes(r, n, &p)) != 0) return rc;
+  if ((rc = sotto__braid_deserialize(&st->spqr->braid, p, n)) != 0) return rc;
+  if ((rc = sotto__rd_u32be(r, &n)) != 0 || (rc = sotto__rd_bytes(r, n, &p)) != 0) return rc;
+  return sotto__spqr_chain_deserialize(&st->spqr->chain, p, n);
+}
+
+static int read_state(struct sotto__rd *r, struct state **out, int format) {
   struct state *st;
   uint8_t n_skip_b[2];
   unsigned n_skip, i;
-  int rc;
+  int rc, has_spqr = 0;
 
   *out = NULL;
   if (sotto__rd_left(r) < STATE_FIXED) return SOTTO_ERR_TRUNCATED;
@@ -1098,6 +1249,11 @@ static int read_state(struct sotto__rd *r, struct state **out) {
     goto fail;
   rc = SOTTO_ERR_MALFORMED;
   if (st->version != SOTTO_VERSION_X3DH && st->version != SOTTO_VERSION_PQXDH) goto fail;
+  if (format >= 2 && (st->flags & F_SPQR)) {
+    if (st->version != SOTTO_VERSION_PQXDH) goto fail;
+    st->flags &= (uint8_t)~F_SPQR;
+    has_spqr = 1;
+  }
   if (st->flags & ~F_KNOWN) goto fail;
   if ((st->flags & F_PENDING_KEM) && (st->version != SOTTO_VERSION_PQXDH || !(st->flags & F_PENDING_PREKEY)))
     goto fail;
@@ -1158,6 +1314,7 @@ static int read_state(struct sotto__rd *r, struct state **out) {
       st->skipped = NULL;
     }
   }
+  if (has_spqr && (rc = read_spqr(r, st)) != 0) goto fail;
   *out = st;
   return 0;
 fail:
@@ -1180,13 +1337,13 @@ int sotto_session_deserialize(struct sotto_session **out, const uint8_t *in, siz
   sotto__rd_init(&r, in, in_len);
   if ((rc = sotto__rd_bytes(&r, 4, &magic)) != 0) return rc;
   if (memcmp(magic, "SSR", 3) != 0) return SOTTO_ERR_MALFORMED;
-  if (magic[3] != 1) return SOTTO_ERR_VERSION;
+  if (magic[3] != 1 && magic[3] != 2) return SOTTO_ERR_VERSION;
   if ((rc = sotto__rd_u8(&r, &has_cur)) || (rc = sotto__rd_u8(&r, &n_arch))) return rc;
   if (has_cur > 1 || n_arch > SOTTO_MAX_ARCHIVED_STATES || (!has_cur && n_arch)) return SOTTO_ERR_MALFORMED;
   if ((s = calloc(1, sizeof *s)) == NULL) return SOTTO_ERR_NOMEM;
-  if (has_cur && (rc = read_state(&r, &s->cur)) != 0) goto fail;
+  if (has_cur && (rc = read_state(&r, &s->cur, magic[3])) != 0) goto fail;
   for (unsigned i = 0; i < n_arch; i++) {
-    if ((rc = read_state(&r, &s->arch[i])) != 0) goto fail;
+    if ((rc = read_state(&r, &s->arch[i], magic[3])) != 0) goto fail;
     s->n_arch++;
   }
   if (sotto__rd_left(&r) != 0) {

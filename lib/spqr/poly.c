@@ -10,12 +10,17 @@
 #define GF_POLY 0x1100Bu
 
 uint16_t sotto__gf16_mul(uint16_t a, uint16_t b) {
-  uint32_t r = 0, x = a;
+  uint32_t r = 0, x = a, hi;
   int i;
-  for (i = 0; i < 16; i++)
-    if (b & (1u << i)) r ^= x << i;
-  for (i = 31; i >= 16; i--)
-    if (r & (1u << i)) r ^= GF_POLY << (i - 16);
+  /* Carry-less product without branches, then reduction by folding the
+   * high half: x^16 = x^12 + x^3 + x + 1, so hi * x^16 becomes
+   * hi << 12 ^ hi << 3 ^ hi << 1 ^ hi; four folds bring any 31-bit product
+   * below 2^16 (each one shrinks the excess by 4 bits at least). */
+  for (i = 0; i < 16; i++) r ^= (x << i) & (0u - ((uint32_t)(b >> i) & 1u));
+  for (i = 0; i < 4; i++) {
+    hi = r >> 16;
+    r = (r & 0xFFFFu) ^ (hi << 12) ^ (hi << 3) ^ (hi << 1) ^ hi;
+  }
   return (uint16_t)r;
 }
 
@@ -31,20 +36,29 @@ uint16_t sotto__gf16_inv(uint16_t a) {
   return r;
 }
 
-/* Value at x of the polynomial of degree < n through (xs[j], ys[j]). */
-static uint16_t lagrange_at(const uint16_t *xs, const uint16_t *ys, uint32_t n, uint16_t x) {
-  uint16_t sum = 0;
+/* Lagrange weights at x for the points xs[0..n-1] (x not among them):
+ * w[j] = prod_{m != j} (x - xs[m]) / (xs[j] - xs[m]). */
+static void lagrange_weights(uint16_t *w, const uint16_t *xs, uint32_t n, uint16_t x) {
   uint32_t j, m;
   for (j = 0; j < n; j++) {
     uint16_t num = 1, den = 1;
-    if (xs[j] == x) return ys[j];
     for (m = 0; m < n; m++) {
       if (m == j) continue;
       num = sotto__gf16_mul(num, (uint16_t)(x ^ xs[m]));
       den = sotto__gf16_mul(den, (uint16_t)(xs[j] ^ xs[m]));
     }
-    sum ^= sotto__gf16_mul(ys[j], sotto__gf16_mul(num, sotto__gf16_inv(den)));
+    w[j] = sotto__gf16_mul(num, sotto__gf16_inv(den));
   }
+}
+
+/* Value at x of the polynomial of degree < n through (xs[j], ys[j]). */
+static uint16_t lagrange_at(const uint16_t *xs, const uint16_t *ys, uint32_t n, uint16_t x) {
+  uint16_t w[2 * SOTTO_SPQR_PTS_MAX + 1], sum = 0;
+  uint32_t j;
+  for (j = 0; j < n; j++)
+    if (xs[j] == x) return ys[j];
+  lagrange_weights(w, xs, n, x);
+  for (j = 0; j < n; j++) sum ^= sotto__gf16_mul(ys[j], w[j]);
   return sum;
 }
 
@@ -64,18 +78,22 @@ int sotto__spqr_enc_init(struct sotto__spqr_enc *e, const uint8_t *obj, size_t l
 }
 
 void sotto__spqr_enc_chunk(const struct sotto__spqr_enc *e, uint16_t index, uint8_t out[32]) {
-  uint16_t xs[SOTTO_SPQR_PTS_MAX + 1], ys[SOTTO_SPQR_PTS_MAX + 1], v;
-  uint32_t i, k, j;
+  uint16_t xs[SOTTO_SPQR_PTS_MAX + 1], w[SOTTO_SPQR_PTS_MAX + 1], v;
+  uint32_t i, k, j, wk = 0;
+  for (j = 0; j <= SOTTO_SPQR_PTS_MAX; j++) xs[j] = (uint16_t)j;
   for (i = 0; i < SOTTO_SPQR_POLYS; i++) {
     k = points_of(e->n_vals, i);
     if (index < k) {
       v = e->vals[(uint32_t)index * SOTTO_SPQR_POLYS + i];
     } else {
-      for (j = 0; j < k; j++) {
-        xs[j] = (uint16_t)j;
-        ys[j] = e->vals[j * SOTTO_SPQR_POLYS + i];
+      /* Every polynomial has its points at x = 0..k-1 and k takes at most
+       * two values: the weights at `index` are shared. */
+      if (k != wk) {
+        lagrange_weights(w, xs, k, index);
+        wk = k;
       }
-      v = k == 0 ? 0 : lagrange_at(xs, ys, k, index);
+      v = 0;
+      for (j = 0; j < k; j++) v ^= sotto__gf16_mul(e->vals[j * SOTTO_SPQR_POLYS + i], w[j]);
     }
     out[2 * i] = (uint8_t)(v >> 8);
     out[2 * i + 1] = (uint8_t)v;

@@ -45,6 +45,14 @@ int sotto__signal_msg_parse(struct sotto__signal_msg *m, const uint8_t *buf, siz
         m->ciphertext_len = f.len;
         have_ct = 1;
         break;
+      case 5:
+        /* pq_ratchet: read only by a session that runs SPQR; the last
+         * occurrence wins as for any other skipped field before. */
+        if (f.wt != SOTTO__PB_LEN) break;
+        m->has_pq = 1;
+        m->pq = f.p;
+        m->pq_len = f.len;
+        break;
       default:
         break; /* unknown fields are skipped (proto2); they are covered by the MAC */
     }

@@ -21,6 +21,10 @@ struct sotto__signal_msg {
   const uint8_t *mac_input; /* version byte || protobuf */
   size_t mac_input_len;
   const uint8_t *mac; /* 8 bytes */
+  /* field 5, SPQR's pq_ratchet (docs/protocol.md, "SPQR"); has_pq 0 when absent */
+  int has_pq;
+  const uint8_t *pq;
+  size_t pq_len;
 };
 
 int sotto__signal_msg_parse(struct sotto__signal_msg *m, const uint8_t *buf, size_t len);

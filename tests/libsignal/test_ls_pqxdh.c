@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_ls_pqxdh: PQXDH (version 4) key agreement with libsignal 0.103 over
  * Kyber-1024 round 3 (KEM type 0x08), in both directions, as far as it can be
- * checked before SPQR: libsignal 0.103 refuses every message without a
- * pq_ratchet field (SPQR, not implemented in libsotto yet), so a whole
- * session cannot run. What is proven here:
+ * checked on its own (whole sessions with SPQR: test_ls_session). What is
+ * proven here:
  *
  *  libsignal initiates: it processes a bundle that libsotto made (X25519 keys,
  *    XEdDSA signatures, a Kyber-1024 pre-key of ours) and sends a
@@ -214,16 +213,15 @@ static void libsignal_initiates(void) {
   if (rk != NULL && rk_len == 32 && memcmp(rk, okm, 32) == 0)
     printf("libsignal -> sotto: PQXDH over Kyber-1024 round 3 agrees (root and chain key)\n");
 
-  /* The whole message through the session API: without SPQR our message
-   * keys differ from libsignal's (zero HKDF salt), so it fails
-   * authentication and leaves no state behind. */
+  /* The whole message through the session API: its pq_ratchet field makes
+   * our responder run SPQR too (the SPQR key salts the message keys), so it
+   * decrypts. Whole conversations: test_ls_session. */
   CHECK_RC(sotto_session_new(&s), 0);
   ptn = 0;
   rc = sotto_session_decrypt(s, &bob, &bob_store, SOTTO_MSG_PREKEY, msg, (size_t)mlen, pt, sizeof pt,
                              &ptn);
-  CHECK(rc == SOTTO_ERR_AUTH && ptn == 0 && !sotto_session_has_state(s));
-  printf("libsignal -> sotto full message without SPQR: %s (expected until SPQR)\n",
-         tu_errname(rc));
+  CHECK(rc == 0 && ptn == 20 && memcmp(pt, "hello from libsignal", 20) == 0 && sotto_session_has_state(s));
+  printf("libsignal -> sotto full message with SPQR: %s\n", tu_errname(rc));
 out:
   sotto_session_free(s);
   free(msg);
