@@ -1350,6 +1350,17 @@ int sotto_session_deserialize(struct sotto_session **out, const uint8_t *in, siz
     rc = SOTTO_ERR_TRAILING;
     goto fail;
   }
+  if (magic[3] == 2) {
+    /* Format 2 is written only for a record with an SPQR state: one
+     * without is not an encoding serialize produces (found by
+     * fuzz_session_record), so it is refused rather than re-labelled. */
+    int any = s->cur != NULL && s->cur->spqr != NULL;
+    for (unsigned i = 0; i < s->n_arch; i++) any |= s->arch[i]->spqr != NULL;
+    if (!any) {
+      rc = SOTTO_ERR_MALFORMED;
+      goto fail;
+    }
+  }
   *out = s;
   return 0;
 fail:
