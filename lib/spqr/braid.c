@@ -17,7 +17,12 @@ static void enc_start(struct sotto__braid *b, const uint8_t *obj, size_t len) {
 static void enc_next(struct sotto__braid *b, uint8_t chunk[32], uint16_t *index) {
   *index = (uint16_t)b->enc_idx;
   sotto__spqr_enc_chunk(&b->enc, (uint16_t)b->enc_idx, chunk);
-  b->enc_idx++;
+  /* Chunk indices are 16-bit on the wire: after 65,536 chunks of one object
+   * they start again (the receiver has or ignores the repeats). Kept within
+   * 16 bits here too, so that the record stays one the loader accepts
+   * (fuzz_spqr_braid_record found a record at 0xFFFF that could not be
+   * reloaded after one more send). */
+  b->enc_idx = (b->enc_idx + 1) & 0xFFFFu;
 }
 
 static void dec_start(struct sotto__braid *b, size_t len) {
