@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "srvtest.h"
@@ -686,6 +687,34 @@ static void test_expiry(void) {
   srv_rmdir(&p);
 }
 
+/* A client that pipelines more requests than its event queue holds (1,500
+ * ACKs whose answers it never reads) still gets the answer of its next
+ * blocking request: that answer is never dropped to make room (the crash
+ * test's final PING used to time out after ~1,100 unread ACK answers). */
+static void test_unread_answers(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account alice = {"alice", 0, {0}};
+  struct sotto_net *a;
+  uint32_t req;
+  int i, rc;
+  if (srv_mkdir(&p, "answers") != 0 || srv_start(&p, NULL) != 0) {
+    CHECK(!"server starts");
+    return;
+  }
+  rc = do_register(&p, &ctx, &alice);
+  REQUIRE_VOID(rc == 0);
+  a = login(&p, &ctx, &alice);
+  REQUIRE_VOID(a != NULL);
+  for (i = 0; i < 1500; i++) CHECK_RC(sotto_net_ack_async(a, (uint64_t)(1000000 + i), &req), 0);
+  CHECK_RC(sotto_net_ping(a), 0);
+  CHECK_RC(sotto_net_ping(a), 0);
+  sotto_net_close(a);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -698,5 +727,6 @@ int main(int argc, char **argv) {
   test_port_zero_and_fingerprint();
   test_auth_rate();
   test_expiry();
+  test_unread_answers();
   return test_done("test_server");
 }
