@@ -8,7 +8,7 @@ if(NOT TARGET PkgConfig::CJSON_FRONT)
   message(WARNING "sotto_front needs libcjson: not built")
   return()
 endif()
-add_library(sotto_front STATIC ${CMAKE_SOURCE_DIR}/client/front/utf8.c ${CMAKE_SOURCE_DIR}/client/daemon/jsonrpc.c
+add_library(sotto_front STATIC ${CMAKE_SOURCE_DIR}/client/front/utf8.c ${CMAKE_SOURCE_DIR}/client/front/homelock.c ${CMAKE_SOURCE_DIR}/client/daemon/jsonrpc.c
                                ${CMAKE_SOURCE_DIR}/client/daemon/lineio.c ${CMAKE_SOURCE_DIR}/client/chat/model.c)
 target_include_directories(sotto_front PUBLIC ${CMAKE_SOURCE_DIR}/client/front ${CMAKE_SOURCE_DIR}/client/daemon
                                               ${CMAKE_SOURCE_DIR}/client/chat)

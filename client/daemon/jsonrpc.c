@@ -189,6 +189,10 @@ cJSON *rpc_handle(const struct rpc_table *t, void *session, const char *line, si
     if (!err.code) err.code = RPC_E_INTERNAL;
     if (!err.message[0]) snprintf(err.message, sizeof err.message, "%s", "internal error");
     resp = rpc_error_response(id, err.code, err.message);
+    if (resp && err.core[0]) {
+      cJSON *data = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp, "error"), "data");
+      if (data) cJSON_AddStringToObject(data, "core", err.core);
+    }
   } else if ((resp = envelope(id))) {
     cJSON_AddItemToObject(resp, "result", result ? result : cJSON_CreateNull());
     result = NULL;

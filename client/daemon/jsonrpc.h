@@ -44,9 +44,10 @@
   X(-32005, "store", "the local store failed", "see the daemon's log")                                    \
   X(-32006, "mismatch", "the safety number does not match", "compare it again with your contact")         \
   X(-32007, "too_large", "the message or list is too long", "split it")                                   \
-  X(-32008, "not_member", "you are not a member of this group", "ask a member to add you")                \
+  X(-32008, "membership", "already a member, not a member, or yourself in the list", "check listGroups")                \
   X(-32009, "not_registered", "this home has no registered account", "run 'sotto register' first")         \
-  X(-32010, "no_memory", "out of memory", "try again")
+  X(-32010, "no_memory", "out of memory", "try again")                                                  \
+  X(-32011, "exists", "a group of that name already exists", "pick another name")
 
 enum {
   RPC_APP_FAILED = -32000,
@@ -57,9 +58,10 @@ enum {
   RPC_APP_STORE = -32005,
   RPC_APP_MISMATCH = -32006,
   RPC_APP_TOO_LARGE = -32007,
-  RPC_APP_NOT_MEMBER = -32008,
+  RPC_APP_MEMBERSHIP = -32008,
   RPC_APP_NOT_REGISTERED = -32009,
   RPC_APP_NOMEM = -32010,
+  RPC_APP_EXISTS = -32011,
 };
 
 /* What a failed method fills in: code (standard or application) and a
@@ -67,6 +69,7 @@ enum {
 struct rpc_error {
   int code;
   char message[256];
+  char core[40]; /* the core's error name (sc_error_name), "" when none: data.core */
 };
 
 /* Sets err and returns err->code (so a method can `return rpc_fail(...)`). */
