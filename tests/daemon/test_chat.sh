@@ -1,0 +1,84 @@
+# SPDX-License-Identifier: Apache-2.0
+# test_chat.sh: sotto chat driven the way a person uses it. tmux runs it in
+# a detached session (a real terminal: ncurses, keys, resizes) against a
+# real sotto-server; send-keys types, capture-pane reads the screen, which
+# is printed into the test log. Bob is the CLI on the other side.
+source "$(dirname "$0")/../client/lib.sh" "$@"
+command -v tmux >/dev/null || { echo "FAIL tmux is not installed (make deps)"; exit 1; }
+export LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC
+TM="tmux -u -S $T/tmux.sock"
+
+start_server
+new_user alice
+new_user bob
+s bob send alice "hello from bob" >/dev/null 2>&1
+
+screen() { $TM capture-pane -p -t chat; }
+# wait_for TEXT: until the screen shows TEXT (10 s); the screen goes to $T/screen.
+wait_for() {
+  local i
+  for i in $(seq 1 100); do
+    screen >"$T/screen" 2>/dev/null
+    grep -qF -- "$1" "$T/screen" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+show() { echo "--- screen: $1"; sed 's/^/| /' "$T/screen"; }
+keys() { $TM send-keys -t chat "$@"; }
+trap '$TM kill-server 2>/dev/null; cleanup' EXIT
+
+$TM new-session -d -s chat -x 100 -y 24 \
+  "SOTTO_PASSPHRASE='$SOTTO_PASSPHRASE' SOTTO_TEST_KDF=fast $SOTTO --home $T/alice chat; echo chat-exit=\$?; sleep 30"
+check "chat starts and connects" wait_for "online"
+check "bob's queued message makes an unread count" wait_for "bob"
+grep -qE 'bob +\(1\)' "$T/screen" && ok "... bob (1) in the list" || bad "... bob (1) in the list"
+show "started"
+
+keys Enter
+check "Enter opens the conversation with its history" wait_for "bob: hello from bob"
+keys "hi bob, ça va? 😀" Enter
+check "a message typed in UTF-8 is sent" wait_for "alice: hi bob, ça va? 😀"
+keys "typo€€" BSpace BSpace BSpace " fixed"
+check "backspace removes whole multibyte characters" wait_for "> typ fixed"
+keys C-u
+s bob receive >"$T/bob.rx" 2>&1
+check "bob (CLI) reads what alice typed" contains "$T/bob.rx" "alice: hi bob, ça va? 😀"
+
+printf 'live one \033[31mred\033]0;title\007 end' | s bob send alice - >/dev/null 2>&1
+check "a message arrives live in the open conversation" wait_for "live one"
+check "... its control characters shown as U+FFFD, not obeyed" grep -qF "live one �[31mred�]0;title� end" "$T/screen"
+show "conversation"
+
+s bob group create team alice >/dev/null 2>&1
+s bob group send team "group hello" >/dev/null 2>&1
+check "a group conversation appears with its unread count" wait_for "#team"
+grep -qE '#team +\(' "$T/screen" && ok "... #team (N) in the list" || bad "... #team (N) in the list"
+keys "/group team" Enter
+check "/group opens it" wait_for "bob: group hello"
+keys "hello team" Enter
+check "... and a message to the group is sent" wait_for "alice: hello team"
+s bob receive >"$T/bob.rx2" 2>&1
+check "bob reads it in the group" contains "$T/bob.rx2" "[team] alice: hello team"
+show "group"
+
+keys "/safety bob" Enter
+check "the safety-number screen" wait_for "Safety number with bob"
+s bob --json safety-number alice >"$T/sn" 2>&1
+num=$(sed -n 's/.*"number":"\([0-9]*\)".*/\1/p' "$T/sn")
+check "... shows the number bob sees (first row)" grep -qF "${num:0:5} ${num:5:5} ${num:10:5} ${num:15:5}" "$T/screen"
+show "safety number"
+keys Escape
+
+$TM resize-window -t chat -x 44 -y 12
+check "a resize to 44x12 redraws (one pane)" wait_for "> "
+sleep 0.3; screen >"$T/screen"
+check "... nothing wider than the terminal" test "$(awk '{ if (length($0) > 44) n++ } END { print n+0 }' "$T/screen")" -eq 0
+show "44x12"
+$TM resize-window -t chat -x 100 -y 24
+check "and back to 100x24" wait_for "#team"
+
+keys "/quit" Enter
+check "/quit leaves with status 0" wait_for "chat-exit=0"
+check "the home is free again for the CLI" s alice contacts
+finish
