@@ -4,42 +4,38 @@
 #ifndef SOTTO_CLIENT_MESSAGING_H
 #define SOTTO_CLIENT_MESSAGING_H
 
-#include "cli.h"
+#include "core.h"
 #include "conn.h"
 #include "content.h"
 #include "msglog.h"
 
 /* Encrypts ct for user over the pairwise session (PQXDH from a fetched
- * bundle when there is none yet), commits the session, then sends. Says
- * plainly when user's identity key changed, and refuses (CLI_FAIL, nothing
- * sent) when user was verified and the key changed since. Prints why on
- * failure. */
-int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const struct content *ct);
+ * bundle when there is none yet), commits the session, then sends. A
+ * changed identity key is an event, and refused (nothing sent) unless
+ * c->flags has SC_SEND_ACCEPT_KEY_CHANGE (SC_ERR_KEY_CHANGED_UNCONFIRMED), or
+ * always when user was verified and the key changed since
+ * (SC_ERR_IDENTITY_CHANGED). 0 or a recorded SC_ERR_*. */
+int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, const struct content *ct);
 /* Sends an already encrypted body (a SenderKeyMessage) to user. */
-int deliver_raw(struct cli *c, struct conn *k, const char *user, int type, const uint8_t *body, size_t len);
-
-/* The plain warning that user's identity key changed. */
-void key_changed_warning(struct cli *c, const char *user);
-
-/* Prints one message or event (human line, or one JSON object). */
-void show_msg(struct cli *c, const struct msg *m);
+int deliver_raw(struct sc_client *c, struct conn *k, const char *user, int type, const uint8_t *body, size_t len);
 
 /* Processes one envelope: decrypts, commits every state change together
- * with the message (deduplicated by server id), then prints it. Returns 0
- * when the envelope may be acked (shown, or dropped as unreadable after
- * saying so), CLI_FAIL when it must stay on the server (local failure). */
-int inbox_process(struct cli *c, struct conn *k, uint64_t server_id, const char *sender, int type,
+ * with the message (deduplicated by server id), then gives it to the sink.
+ * Returns 0 when the envelope may be acked (shown, or dropped as
+ * unreadable after saying so), a negative SC_ERR_* when it must stay on the
+ * server (local failure: the store is busy, ...). */
+int inbox_process(struct sc_client *c, struct conn *k, uint64_t server_id, const char *sender, int type,
                   const uint8_t *body, size_t len);
 /* Processes the messages of user held in quarantine (after the user accepted
- * the key they came from), in server order, then prints what they gave.
- * *released gets how many were processed. CLI_OK or CLI_FAIL (printed). */
-int inbox_release_held(struct cli *c, const char *user, unsigned *released);
-/* Prints messages committed earlier but never shown (after a crash). */
-int inbox_flush_unshown(struct cli *c);
+ * the key they came from), in server order, then shows what they gave.
+ * *released gets how many were processed. 0 or an SC_ERR_*. */
+int inbox_release_held(struct sc_client *c, const char *user, unsigned *released);
+/* Shows messages committed earlier but never shown (after a crash). */
+int inbox_flush_unshown(struct sc_client *c);
 /* Envelopes that could not be decrypted are shown one by one only for the
- * first few of each sender; this stores and shows one summary line per
- * sender for the rest ("N more messages from X could not be decrypted") and
- * starts counting again. Call it when the queue is drained and at the end. */
-int inbox_unreadable_summary(struct cli *c);
+ * first few of each sender; this logs and shows one summary event per
+ * sender for the rest and starts counting again. Call it when the queue is
+ * drained and at the end. */
+int inbox_unreadable_summary(struct sc_client *c);
 
 #endif

@@ -48,7 +48,7 @@ extern "C" {
 #define SC_MAX_TEXT (60 * 1024)   /* one message's text, bytes */
 #define SC_MAX_PASSPHRASE 1024
 #define SC_SAFETY_NUMBER_LEN 60
-#define SC_SCANNABLE_LEN 50       /* bytes of the scannable (QR) safety number payload */
+#define SC_SCANNABLE_LEN 74       /* bytes of the scannable (QR) safety number payload */
 #define SC_PIN_HEX_LEN 64         /* SHA-256 of the server certificate, hex */
 #define SC_MAX_DEVICES 64
 
@@ -200,8 +200,10 @@ int sc_rotate_secret(struct sc_client *c);
 /* ---- the link to the server ---------------------------------------------------- */
 
 /* Connects, checks the pin, authenticates, raises the device epoch and tops
- * up pre-keys; timeout_ms bounds the whole (0: default timeouts). Then
- * shows (as events) what an earlier run committed but never showed. */
+ * up pre-keys; timeout_ms bounds the whole (0: default timeouts). A
+ * receiving front end calls sc_flush_unshown first (what an earlier run
+ * committed but never showed). Sends and the other network calls connect
+ * by themselves for the one call when the link is not up. */
 int sc_connect(struct sc_client *c, int timeout_ms);
 void sc_disconnect(struct sc_client *c);
 /* 1 while a connection is up. */
@@ -330,7 +332,8 @@ enum sc_event_kind {
   SC_EV_KEYS_ROTATED,      /* the signed and last-resort pre-keys were replaced */
   SC_EV_KEYS_TOPPED_UP,    /* count one-time EC and total KEM pre-keys uploaded */
   SC_EV_DRAINED,           /* the server's queue is empty and every ack answered */
-  SC_EV_NOTICE             /* an older store's history row: text is its sentence as stored */
+  SC_EV_NOTICE,            /* an older store's history row: text is its sentence as stored, reason its old code */
+  SC_EV_BAD_FRAME          /* the server sent a frame that does not parse (count = frame type, detail = why) */
 };
 
 /* Why (SC_EV_UNREADABLE, SC_EV_NOT_DELIVERED, SC_EV_HELD, SC_EV_KEY_CHANGED). */
@@ -380,6 +383,9 @@ struct sc_event {
 /* A name for the kind: "message", "sent", "group", "held", "unreadable",
  * "identity_changed", ... (the "event" of the CLI's JSON). */
 const char *sc_event_name(int kind);
+/* The JSON "event" name of this event: sc_event_name(ev->kind), except
+ * for an SC_EV_NOTICE (a version 1 history row), named after its old code. */
+const char *sc_event_type(const struct sc_event *ev);
 /* The event as one English sentence (what the CLI prints after "! " or
  * "* "), NUL-terminated and truncated to cap. Returns the length it needed
  * (like snprintf). Messages give their text. */
