@@ -227,6 +227,8 @@ int sotto_net_write_frame(struct sotto_net *c, uint8_t type, uint32_t req_id, co
   return rc;
 }
 
+int sotto_net_pending(const struct sotto_net *c) { return c->q.head != NULL || SSL_pending(c->ssl) > 0; }
+
 int sotto_net_flush(struct sotto_net *c) { return 0; /* writes are never buffered locally */ }
 
 int sotto_net_next_event(struct sotto_net *c, int timeout_ms, struct sotto_net_event *ev) {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cli.h: what every subcommand of the sotto client shares: the run context,
- * the dispatch table entry, output (human or --json, one object per line)
- * and one-line errors a person can act on. */
+ * the dispatch table entry, output (human or --json, one object per line),
+ * the rendering of the core's events, and one-line errors a person can act
+ * on. Everything else is the client core (client/core/sotto_client.h). */
 #ifndef SOTTO_CLIENT_CLI_H
 #define SOTTO_CLIENT_CLI_H
 
@@ -10,7 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "store.h"
+#include "sotto_client.h"
 
 /* Exit statuses. */
 #define CLI_OK 0
@@ -18,18 +19,15 @@
 #define CLI_USAGE 2
 
 /* Server usernames: lowercase [a-z0-9_.], 3..32 bytes (docs/protocol-server.md). */
-#define CLI_USER_MIN 3
-#define CLI_USER_MAX 32
-#define CLI_MAX_TEXT (60 * 1024) /* a message's text; the server caps a message at 64 KiB by default */
-
-struct account;
+#define CLI_USER_MAX SC_USER_MAX
+#define CLI_MAX_TEXT SC_MAX_TEXT /* a message's text; the server caps a message at 64 KiB by default */
 
 struct cli {
   char home[PATH_MAX];
   int json;
-  int yes;               /* --yes: a changed identity key needs no question */
-  struct store *st;      /* open store, after cli_open_store */
-  struct account *acct;  /* loaded account (sodium_malloc), after cli_open_store */
+  int yes;                 /* --yes: a changed identity key needs no question */
+  int opened;              /* the store is open (cli_open) */
+  struct sc_client *core;  /* made by main; events go to cli_sink */
 };
 
 /* One subcommand: run gets argv with argv[0] = the command name. help
@@ -64,6 +62,19 @@ void cli_emit(struct cli *c, cJSON *obj);
 /* A new JSON object with "event": name. */
 cJSON *cli_event(const char *name);
 
+/* The core's last failure as the error line (code = its name); returns
+ * CLI_FAIL. */
+int cli_fail(struct cli *c);
+/* The sink main gives the core: renders events as lines or JSON. */
+void cli_sink(void *ud, const struct sc_event *ev);
+/* One event of the message log (a message, a sent text, a notice) as a
+ * line or a JSON object. */
+void cli_show_event(struct cli *c, const struct sc_event *ev);
+
+/* After a send refused with SC_ERR_KEY_CHANGED_UNCONFIRMED: asks on the
+ * terminal whether to send anyway (never with --json or without one). */
+int cli_ask_key_change(struct cli *c);
+
 /* Reads the passphrase from SOTTO_PASSPHRASE or the terminal (no echo;
  * asked twice when confirm). buf is wiped by the caller. 0 or CLI_FAIL
  * (after printing why). */
@@ -72,25 +83,14 @@ int cli_passphrase(struct cli *c, char *buf, size_t cap, size_t *len, int confir
  * when there is no terminal to ask on (stdin and stderr not both terminals,
  * or --json). */
 int cli_confirm(struct cli *c, const char *question);
-/* Opens the store of c->home and loads the account. Prints an actionable
- * error (not initialised, wrong passphrase, busy) and returns CLI_FAIL. */
+/* Opens the store of c->home and loads the account (asking for the
+ * passphrase). Prints an actionable error (not initialised, wrong
+ * passphrase, busy) and returns CLI_FAIL. */
 int cli_open(struct cli *c);
 /* 1 if s is a valid username (server rules). */
 int cli_username_ok(const char *s);
-/* Wall clock in milliseconds. */
-uint64_t cli_now_ms(void);
-/* Wall clock in seconds, for key lifetimes (rotation, expiry). Test builds
- * (the sotto-test binary, SOTTO_TEST_HOOKS) take it from SOTTO_TEST_NOW
- * when set; the installed sotto never reads that variable. */
-uint64_t cli_now_s(void);
-/* Starts a write transaction and reloads the account inside it (another
- * sotto process may have advanced its counters). 0 or a STORE_E_*. */
-int cli_begin(struct cli *c);
 /* Prints text for a terminal: control characters (C0, DEL, C1) become '?',
  * newlines and tabs stay. */
 void cli_print_text(FILE *out, const char *text, size_t len);
-
-/* Fills the store error into an error line; returns CLI_FAIL. */
-int cli_store_error(struct cli *c, int rc);
 
 #endif

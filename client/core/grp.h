@@ -12,7 +12,7 @@
 
 #include <sotto/group.h>
 
-#include "cli.h"
+#include "core.h"
 #include "content.h"
 
 struct grp {
@@ -20,9 +20,9 @@ struct grp {
   char name[GROUP_NAME_MAX + 1];
   uint32_t epoch;
   size_t n;
-  char members[GROUP_MAX_MEMBERS][CLI_USER_MAX + 1];
+  char members[GROUP_MAX_MEMBERS][SC_USER_MAX + 1];
   size_t n_dist;
-  char dist[GROUP_MAX_MEMBERS][CLI_USER_MAX + 1];
+  char dist[GROUP_MAX_MEMBERS][SC_USER_MAX + 1];
 };
 
 /* 1 if name is an acceptable group name (1-64 of A-Z a-z 0-9 _ . -). */
@@ -35,10 +35,10 @@ int grp_save(struct store *st, const struct grp *g);
 int grp_delete(struct store *st, const struct grp *g);
 int grp_each(struct store *st, int (*cb)(void *ud, const struct grp *g), void *ud);
 
-int grp_has(const char list[][CLI_USER_MAX + 1], size_t n, const char *user);
+int grp_has(const char list[][SC_USER_MAX + 1], size_t n, const char *user);
 /* Appends (if absent) / removes user in a member or distribution list. */
-void grp_list_add(char list[][CLI_USER_MAX + 1], size_t *n, const char *user);
-void grp_list_del(char list[][CLI_USER_MAX + 1], size_t *n, const char *user);
+void grp_list_add(char list[][SC_USER_MAX + 1], size_t *n, const char *user);
+void grp_list_del(char list[][SC_USER_MAX + 1], size_t *n, const char *user);
 
 /* Sender key record of member in g: 1 loaded, 0 new empty record, <0 error. */
 int grp_sk_load(struct store *st, const struct grp *g, const char *member, struct sotto_sender_key **out);

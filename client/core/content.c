@@ -44,7 +44,7 @@ int content_encode(struct buf_wr *w, const struct content *c) {
 
 static int get_name(struct buf_rd *r, char *out, size_t cap, int user) {
   if (buf_get_cstr(r, out, cap)) return -1;
-  if (user && !cli_username_ok(out)) return -1;
+  if (user && !sc_username_ok(out)) return -1;
   return 0;
 }
 
@@ -63,10 +63,10 @@ int content_decode(struct content *c, const uint8_t *p, size_t len) {
     return -1;
   switch (c->kind) {
     case CONTENT_TEXT:
-      if (buf_get_str16(&r, &c->text, &c->text_len, CLI_MAX_TEXT)) return -1;
+      if (buf_get_str16(&r, &c->text, &c->text_len, SC_MAX_TEXT)) return -1;
       break;
     case CONTENT_GROUP_TEXT:
-      if (buf_get(&r, c->gid, GROUP_ID_LEN) || buf_get_str16(&r, &c->text, &c->text_len, CLI_MAX_TEXT)) return -1;
+      if (buf_get(&r, c->gid, GROUP_ID_LEN) || buf_get_str16(&r, &c->text, &c->text_len, SC_MAX_TEXT)) return -1;
       break;
     case CONTENT_GROUP_UPDATE:
       if (buf_get(&r, c->gid, GROUP_ID_LEN) || get_name(&r, c->name, sizeof c->name, 0) ||

@@ -2,8 +2,6 @@
 /* main.c: sotto, the command-line client. Global options, then one
  * subcommand from the dispatch table below; each lives in its own file. */
 #include <getopt.h>
-#include <sodium.h>
-#include <sotto/keys.h>
 #include <sotto/version.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +9,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#include "account.h"
 #include "cli.h"
 
 static const struct cli_cmd *const commands[] = {
@@ -31,8 +28,10 @@ static void usage(FILE *out) {
           "  --home DIR   the identity to use (default $XDG_DATA_HOME/sotto,\n"
           "               or ~/.local/share/sotto)\n"
           "  --json       print one JSON object per line (for scripts)\n"
+          "  --yes        do not ask before sending to a changed identity key\n"
           "  --help       this text; 'sotto COMMAND --help' documents a command\n"
           "  --version    print the version\n\n"
+          "Global options may also follow the command (sotto receive --json).\n\n"
           "commands:\n");
   for (i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-14s %s\n", commands[i]->name, commands[i]->summary);
   fprintf(out,
@@ -64,9 +63,49 @@ static int default_home(char *out, size_t cap) {
   return (n < 0 || (size_t)n >= cap) ? -1 : 0;
 }
 
+/* Global options given after the command (sotto receive --json): taken
+ * out of the command's arguments, up to its first operand or "--", so that
+ * a message text "--json" stays a text. Options of the commands that take a
+ * value are stepped over with it. Returns 0, or -1 for --home without a
+ * value. */
+static int pull_globals(int *argc, char **argv, const char **home, struct cli *c) {
+  static const char *const with_value[] = {"--timeout", "--server", "--ca", "--pin"};
+  int i = 1, j;
+  while (i < *argc) {
+    const char *a = argv[i];
+    int take = 0;
+    size_t k;
+    if (strcmp(a, "--") == 0 || a[0] != '-' || a[1] == 0) break;
+    if (strcmp(a, "--json") == 0) {
+      c->json = 1;
+      take = 1;
+    } else if (strcmp(a, "--yes") == 0) {
+      c->yes = 1;
+      take = 1;
+    } else if (strncmp(a, "--home=", 7) == 0) {
+      *home = a + 7;
+      take = 1;
+    } else if (strcmp(a, "--home") == 0) {
+      if (i + 1 >= *argc) return -1;
+      *home = argv[i + 1];
+      take = 2;
+    }
+    if (take) {
+      for (j = i; j + take <= *argc; j++) argv[j] = argv[j + take];
+      *argc -= take;
+      continue;
+    }
+    for (k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+      if (strcmp(a, with_value[k]) == 0) i++;
+    i++;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const struct option opts[] = {{"home", required_argument, NULL, 'H'},
                                        {"json", no_argument, NULL, 'j'},
+                                       {"yes", no_argument, NULL, 'y'},
                                        {"help", no_argument, NULL, 'h'},
                                        {"version", no_argument, NULL, 'V'},
                                        {NULL, 0, NULL, 0}};
@@ -87,6 +126,9 @@ int main(int argc, char **argv) {
       case 'j':
         c.json = 1;
         break;
+      case 'y':
+        c.yes = 1;
+        break;
       case 'h':
         usage(stdout);
         return CLI_OK;
@@ -101,19 +143,26 @@ int main(int argc, char **argv) {
     usage(stderr);
     return CLI_USAGE;
   }
+  {
+    int sub_argc = argc - optind;
+    if (pull_globals(&sub_argc, argv + optind, &home, &c))
+      return cli_usage(&c, NULL, "--home needs a directory");
+    argc = optind + sub_argc;
+  }
   if (home) {
     if (strlen(home) >= sizeof c.home - 32) return cli_usage(&c, NULL, "--home path too long");
     snprintf(c.home, sizeof c.home, "%s", home);
   } else if (default_home(c.home, sizeof c.home - 32)) {
     return cli_usage(&c, NULL, "no home directory: set HOME or XDG_DATA_HOME, or pass --home DIR");
   }
-  if (sodium_init() < 0 || sotto_init() != 0) return cli_error(&c, "internal", "cannot initialise the crypto library");
+  if (sc_global_init() != 0) return cli_error(&c, "internal", "cannot initialise the crypto library");
 
   for (i = 0; i < N_COMMANDS; i++)
     if (strcmp(argv[optind], commands[i]->name) == 0) break;
   if (i == N_COMMANDS) return cli_usage(&c, NULL, "unknown command '%s'", argv[optind]);
+  if (sc_client_new(&c.core, c.home) != 0) return cli_error(&c, "nomem", "out of memory");
+  sc_set_sink(c.core, cli_sink, &c);
   rc = commands[i]->run(&c, commands[i], argc - optind, argv + optind);
-  account_free(c.acct);
-  store_close(c.st);
+  sc_client_free(c.core);
   return rc;
 }

@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "account.h"
 
 static void vline(struct cli *c, const char *kind, const char *code, const char *fmt, va_list ap) {
   char msg[1024];
@@ -90,30 +89,98 @@ void cli_emit(struct cli *c, cJSON *obj) {
   cJSON_Delete(obj);
 }
 
-uint64_t cli_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+int cli_username_ok(const char *s) { return sc_username_ok(s); }
+
+int cli_fail(struct cli *c) {
+  const char *d = sc_errdetail(c->core);
+  int e = sc_last_error(c->core);
+  return cli_error(c, sc_error_name(e), "%s", d[0] ? d : sc_error_message(e));
 }
 
-uint64_t cli_now_s(void) {
-#ifdef SOTTO_TEST_HOOKS
-  const char *t = getenv("SOTTO_TEST_NOW");
-  if (t && *t) {
-    char *end;
-    unsigned long long v = strtoull(t, &end, 10);
-    if (!*end) return v;
+void cli_show_event(struct cli *c, const struct sc_event *ev) {
+  size_t cap = SC_MAX_TEXT + 4096;
+  char *line;
+  if (c->json) {
+    cJSON *o;
+    if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
+      char *t = malloc(ev->text_len + 1);
+      o = cli_event(ev->kind == SC_EV_MESSAGE ? "message" : "sent");
+      cJSON_AddStringToObject(o, ev->kind == SC_EV_MESSAGE ? "from" : "to", ev->peer);
+      if (ev->group[0]) cJSON_AddStringToObject(o, "group", ev->group);
+      if (t) {
+        memcpy(t, ev->text, ev->text_len);
+        t[ev->text_len] = 0;
+        cJSON_AddStringToObject(o, "text", t);
+        free(t);
+      }
+      cJSON_AddNumberToObject(o, "timestamp", (double)ev->timestamp_ms);
+      if (ev->server_id) cJSON_AddNumberToObject(o, "id", (double)ev->server_id);
+    } else {
+      o = cli_event(sc_event_type(ev));
+      cJSON_AddStringToObject(o, "user", ev->peer);
+      if (ev->group[0]) cJSON_AddStringToObject(o, "group", ev->group);
+      if ((line = malloc(cap))) {
+        sc_event_describe(line, cap, ev);
+        cJSON_AddStringToObject(o, "message", line);
+        free(line);
+      }
+    }
+    cli_emit(c, o);
+    return;
   }
-#endif
-  return (uint64_t)time(NULL);
+  if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
+    if (ev->group[0]) printf("[%s] ", ev->group);
+    printf("%s%s: ", ev->kind == SC_EV_SENT ? "to " : "", ev->peer[0] ? ev->peer : "group");
+    cli_print_text(stdout, ev->text, ev->text_len);
+  } else {
+    int group = sc_event_is_group_notice(ev->kind) || (ev->kind == SC_EV_NOTICE && ev->reason == 2);
+    fputs(group ? "* " : "! ", stdout);
+    if ((line = malloc(cap))) {
+      size_t n = sc_event_describe(line, cap, ev);
+      cli_print_text(stdout, line, n < cap ? n : cap - 1);
+      free(line);
+    }
+  }
+  fputc('\n', stdout);
+  fflush(stdout);
 }
 
-int cli_username_ok(const char *s) {
-  size_t n = strlen(s), i;
-  if (n < CLI_USER_MIN || n > CLI_USER_MAX) return 0;
-  for (i = 0; i < n; i++)
-    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.')) return 0;
-  return 1;
+void cli_sink(void *ud, const struct sc_event *ev) {
+  struct cli *c = ud;
+  char line[2048];
+  switch (ev->kind) {
+    case SC_EV_MESSAGE:
+    case SC_EV_SENT:
+    case SC_EV_GROUP_JOINED:
+    case SC_EV_GROUP_ADDED:
+    case SC_EV_GROUP_REMOVED:
+    case SC_EV_GROUP_LEFT_US:
+    case SC_EV_GROUP_NOT_MEMBER:
+    case SC_EV_HELD:
+    case SC_EV_HELD_DROPPED:
+    case SC_EV_UNREADABLE:
+    case SC_EV_UNREADABLE_SUMMARY:
+    case SC_EV_NOTICE:
+      cli_show_event(c, ev);
+      return;
+    case SC_EV_NOT_DELIVERED:
+      if (ev->reason == SC_R_SEND_FAILED) {
+        cli_error(c, sc_error_name(ev->error), "%s", ev->detail);
+        return;
+      }
+      break;
+    case SC_EV_KEY_CHANGED:
+    case SC_EV_KEY_HELD_WARNING:
+    case SC_EV_BAD_ENVELOPE:
+    case SC_EV_BAD_FRAME:
+    case SC_EV_RESTORED_STORE:
+    case SC_EV_DISPLACED:
+      break;
+    default:
+      return; /* link up/down, keys, drained: nothing to say on a terminal */
+  }
+  sc_event_describe(line, sizeof line, ev);
+  cli_warn(c, sc_event_type(ev), "%s", line);
 }
 
 /* Reads one line from the terminal with echo off. */
@@ -206,74 +273,26 @@ int cli_confirm(struct cli *c, const char *question) {
   return yes;
 }
 
-int cli_store_error(struct cli *c, int rc) {
-  switch (rc) {
-    case STORE_E_BUSY:
-      return cli_error(c, "busy", "the local store in %s is busy (another sotto is writing); try again", c->home);
-    case STORE_E_CORRUPT:
-      return cli_error(c, "store", "the local store in %s is damaged (%s); nothing was changed", c->home,
-                       store_errmsg(c->st));
-    default:
-      return cli_error(c, "store", "the local store in %s failed: %s", c->home, store_errmsg(c->st));
-  }
-}
-
 int cli_open(struct cli *c) {
-  char *pass, err[256] = "";
+  char *pass;
   size_t len;
   int rc;
 
-  if (c->st) return CLI_OK;
-  if (!(pass = sodium_malloc(STORE_MAX_PASSPHRASE))) return cli_error(c, "nomem", "out of memory");
-  {
-    char path[PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/%s", c->home, STORE_FILE);
-    if (access(path, F_OK) != 0) {
-      sodium_free(pass);
-      return cli_error(c, "not_initialised", "no sotto identity in %s: run 'sotto init' first (or pass --home DIR)",
-                       c->home);
-    }
+  if (c->opened) return CLI_OK;
+  if (!sc_store_exists(c->core)) {
+    (void)sc_open(c->core, NULL, 0); /* records "not initialised" */
+    return cli_fail(c);
   }
-  if (cli_passphrase(c, pass, STORE_MAX_PASSPHRASE, &len, 0)) {
+  if (!(pass = sodium_malloc(SC_MAX_PASSPHRASE))) return cli_error(c, "nomem", "out of memory");
+  if (cli_passphrase(c, pass, SC_MAX_PASSPHRASE, &len, 0)) {
     sodium_free(pass);
     return CLI_FAIL;
   }
-  rc = store_open(&c->st, c->home, pass, len, err, sizeof err);
+  rc = sc_open(c->core, pass, len);
   sodium_free(pass);
-  switch (rc) {
-    case 0:
-      break;
-    case STORE_E_PASS:
-      return cli_error(c, "wrong_passphrase",
-                       "wrong passphrase for the store in %s (nothing was changed); check SOTTO_PASSPHRASE or retype it",
-                       c->home);
-    case STORE_E_MISSING:
-      return cli_error(c, "not_initialised", "no sotto identity in %s: run 'sotto init' first", c->home);
-    case STORE_E_BUSY:
-      return cli_error(c, "busy", "the local store in %s is busy (another sotto is writing); try again", c->home);
-    case STORE_E_ROLLBACK:
-      return cli_error(c, "rollback",
-                       "the local store in %s was tampered with: %s. Someone with access to the file may be trying "
-                       "to undo a verification or replay old keys; do not use this copy",
-                       c->home, err);
-    default:
-      return cli_error(c, "store", "cannot open the local store in %s: %s", c->home, err);
-  }
-  if ((rc = account_load(c->st, &c->acct)) != 0) return cli_store_error(c, rc);
+  if (rc) return cli_fail(c);
+  c->opened = 1;
   return CLI_OK;
-}
-
-int cli_begin(struct cli *c) {
-  struct account *fresh;
-  int rc = store_begin(c->st);
-  if (rc) return rc;
-  if ((rc = account_load(c->st, &fresh)) != 0) {
-    store_rollback(c->st);
-    return rc;
-  }
-  account_free(c->acct);
-  c->acct = fresh;
-  return 0;
 }
 
 void cli_print_text(FILE *out, const char *t, size_t n) {

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "buf.h"
-#include "cli.h"
+#include "core.h"
 
 #define CONTENT_VERSION 1
 #define CONTENT_PAD 160
@@ -39,7 +39,7 @@ struct content {
   char name[GROUP_NAME_MAX + 1];
   uint32_t epoch;
   size_t n_members;
-  char members[GROUP_MAX_MEMBERS][CLI_USER_MAX + 1];
+  char members[GROUP_MAX_MEMBERS][SC_USER_MAX + 1];
   const uint8_t *skdm;
   size_t skdm_len;
 };

@@ -6,9 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "account.h"
 #include "cli.h"
-#include "conn.h"
 
 static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
   static const struct option opts[] = {{"server", required_argument, NULL, 's'},
@@ -17,11 +15,9 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   const char *server = NULL, *ca = NULL, *pin = NULL, *user;
-  char host[256], port[16], pinbuf[65] = "", capath[PATH_MAX] = "";
-  uint8_t idblob[CONN_IDENTITY_BLOB_LEN];
-  struct conn k;
-  uint32_t ec_left, kem_left;
-  int ch, rc;
+  char pinbuf[SC_PIN_HEX_LEN + 1] = "";
+  unsigned n_ec = 0, n_kem = 0;
+  int ch;
 
   optind = 0;
   opterr = 0;
@@ -41,8 +37,12 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
   if (ca && pin) return cli_usage(c, cmd, "give --ca or --pin, not both");
   if (!cli_username_ok(user))
     return cli_usage(c, cmd, "'%s' is not a valid username: 3-32 characters of a-z 0-9 _ .", user);
-  if (strlen(server) >= ACCOUNT_MAX_SERVER || conn_split(server, host, sizeof host, port, sizeof port))
-    return cli_usage(c, cmd, "--server must be HOST:PORT, e.g. 127.0.0.1:7443");
+  {
+    const char *colon = strrchr(server, ':');
+    if (strlen(server) >= 256 || !colon || colon == server || !colon[1] ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1))
+      return cli_usage(c, cmd, "--server must be HOST:PORT, e.g. 127.0.0.1:7443");
+  }
   if (pin) {
     uint8_t bin[32];
     size_t bl;
@@ -50,62 +50,34 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
       return cli_usage(c, cmd, "--pin must be the 64 hex digits 'sotto-server fingerprint' prints");
     snprintf(pinbuf, sizeof pinbuf, "%s", pin);
   }
-  if (ca && !realpath(ca, capath)) return cli_error(c, "ca", "cannot read the CA file %s; check the path", ca);
+  if (ca) {
+    char capath[PATH_MAX];
+    if (!realpath(ca, capath)) return cli_error(c, "ca", "cannot read the CA file %s; check the path", ca);
+  }
   if (cli_open(c)) return CLI_FAIL;
-  if (c->acct->username[0])
+  if (sc_username(c->core)[0])
     return cli_error(c, "already_registered", "this identity is already registered as '%s' on %s; use another --home",
-                     c->acct->username, c->acct->server);
-
+                     sc_username(c->core), sc_server(c->core));
   if (!ca && !pin) {
-    if (conn_probe_pin(c, host, port, pinbuf)) return CLI_FAIL;
+    if (sc_probe_pin(pinbuf, c->core, server)) return cli_fail(c);
     if (!c->json)
       printf("Server certificate (pinned from now on): SHA-256 %s\n"
              "Compare it with what the server operator gets from 'sotto-server fingerprint'.\n",
              pinbuf);
   }
-  snprintf(c->acct->server, sizeof c->acct->server, "%s", server);
-  snprintf(c->acct->pin, sizeof c->acct->pin, "%s", ca ? "" : pinbuf);
-  snprintf(c->acct->ca, sizeof c->acct->ca, "%s", ca ? capath : "");
-  memset(&k, 0, sizeof k);
-  snprintf(k.host, sizeof k.host, "%s", host);
-  snprintf(k.port, sizeof k.port, "%s", port);
-  if (!(k.ctx = sotto_net_ctx_new(c->acct->pin[0] ? c->acct->pin : NULL, c->acct->pin[0] ? NULL : c->acct->ca)))
-    return cli_error(c, "tls", "cannot set up TLS (is the CA file readable?)");
-  if ((rc = sotto_net_connect(k.ctx, host, port, CONN_CONNECT_TIMEOUT_MS, 1, &k.net)) != 0) goto net_fail;
-  sotto_net_set_timeout(k.net, CONN_REQUEST_TIMEOUT_MS);
-  conn_identity_blob(c, idblob);
-  if ((rc = sotto_net_register(k.net, user, idblob, sizeof idblob, &c->acct->device_id, c->acct->secret)) != 0)
-    goto net_fail;
-  /* The credentials exist on the server now: keep them before anything else. */
-  snprintf(c->acct->username, sizeof c->acct->username, "%s", user);
-  if ((rc = store_begin(c->st)) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st))) {
-    store_rollback(c->st);
-    conn_close(&k);
-    return cli_store_error(c, rc);
-  }
-  if ((rc = sotto_net_auth(k.net, user, c->acct->device_id, c->acct->secret, &ec_left, &kem_left)) != 0)
-    goto net_fail;
-  if (conn_upload_keys(c, &k, 1, CONN_EC_STOCK, CONN_KEM_STOCK)) {
-    conn_close(&k);
-    return CLI_FAIL;
-  }
-  conn_close(&k);
+  if (sc_register(&n_ec, &n_kem, c->core, server, user, ca ? NULL : pinbuf, ca)) return cli_fail(c);
   if (c->json) {
     cJSON *o = cli_event("registered");
     cJSON_AddStringToObject(o, "user", user);
     cJSON_AddStringToObject(o, "server", server);
-    if (c->acct->pin[0]) cJSON_AddStringToObject(o, "pin", c->acct->pin);
-    cJSON_AddNumberToObject(o, "device", c->acct->device_id);
+    if (sc_pin(c->core)[0]) cJSON_AddStringToObject(o, "pin", sc_pin(c->core));
+    cJSON_AddNumberToObject(o, "device", sc_device_id(c->core));
     cli_emit(c, o);
   } else {
-    printf("Registered '%s' on %s and uploaded %d one-time pre-keys and %d post-quantum pre-keys.\n", user, server,
-           CONN_EC_STOCK, CONN_KEM_STOCK + 1);
+    printf("Registered '%s' on %s and uploaded %u one-time pre-keys and %u post-quantum pre-keys.\n", user, server,
+           n_ec, n_kem);
   }
   return CLI_OK;
-net_fail:
-  conn_error(c, &k, rc, "registering", user);
-  conn_close(&k);
-  return CLI_FAIL;
 }
 
 const struct cli_cmd cmd_register = {

@@ -16,7 +16,7 @@
 #include <net.h>
 #include <sotto/session.h>
 
-#include "cli.h"
+#include "core.h"
 
 #define CONN_CONNECT_TIMEOUT_MS 5000
 #define CONN_REQUEST_TIMEOUT_MS 15000
@@ -28,40 +28,35 @@
 #define CONN_EC_STOCK 100
 #define CONN_KEM_STOCK 20
 
-struct conn {
-  struct sotto_net_ctx *ctx;
-  struct sotto_net *net;
-  char host[256];
-  char port[16];
-};
+/* struct conn (host, port, TLS context, connection) is in core.h. */
 
 /* Splits "HOST:PORT" ("[v6]:PORT" too). 0 or -1. */
 int conn_split(const char *hostport, char *host, size_t hcap, char *port, size_t pcap);
 /* Connects to the server of c->acct (registered), authenticates and tops up
- * pre-keys if the server says they run low. Prints why on failure. */
-int conn_open(struct cli *c, struct conn *k);
+ * pre-keys if the server says they run low. Records why on failure (sc_errdetail). */
+int conn_open(struct sc_client *c, struct conn *k);
 /* The same, with every wait ending by deadline_ms (CLOCK_MONOTONIC, in ms;
  * 0 = the default timeouts only). */
-int conn_open_until(struct cli *c, struct conn *k, int64_t deadline_ms);
+int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms);
 void conn_close(struct conn *k);
-/* Prints the one-line error for a net result rc of what ("sending to bob");
- * user is the peer concerned (or NULL). Returns CLI_FAIL. */
-int conn_error(struct cli *c, const struct conn *k, int rc, const char *what, const char *user);
+/* Records the one-line error for a net result rc of what ("sending to bob");
+ * user is the peer concerned (or NULL). Returns the SC_ERR_* it recorded. */
+int conn_error(struct sc_client *c, const struct conn *k, int rc, const char *what, const char *user);
 /* Learns the certificate fingerprint of host:port (trust on first use). */
-int conn_probe_pin(struct cli *c, const char *host, const char *port, char pin[65]);
+int conn_probe_pin(struct sc_client *c, const char *host, const char *port, char pin[65]);
 /* Generates, stores (own transaction) and uploads pre-keys: a new signed
  * pre-key and last-resort KEM key when initial (at registration and at each
  * rotation; the replaced ones are kept for the grace period), plus up to
  * n_ec one-time EC and n_kem one-time KEM pre-keys (fewer if the bounded
  * stock is full). */
-int conn_upload_keys(struct cli *c, struct conn *k, int initial, size_t n_ec, size_t n_kem);
+int conn_upload_keys(struct sc_client *c, struct conn *k, int initial, size_t n_ec, size_t n_kem);
 /* After AUTH and on a KEYS_LOW notice: key lifecycle (handed-out keys
  * noted, expired ones deleted, signed and last-resort pre-keys rotated when
  * due) and, at most once per ACCOUNT_TOPUP_MIN_S, a top-up of the stock. */
-int conn_top_up(struct cli *c, struct conn *k, uint32_t ec_left, uint32_t kem_left);
-/* Fetches user's bundle into b (CLI_FAIL after printing, e.g. unknown user). */
-int conn_fetch_bundle(struct cli *c, struct conn *k, const char *user, struct sotto_bundle *b);
+int conn_top_up(struct sc_client *c, struct conn *k, uint32_t ec_left, uint32_t kem_left);
+/* Fetches user's bundle into b (an SC_ERR_*, e.g. SC_ERR_UNKNOWN_USER). */
+int conn_fetch_bundle(struct sc_client *c, struct conn *k, const char *user, struct sotto_bundle *b);
 /* The identity blob of our account. */
-void conn_identity_blob(const struct cli *c, uint8_t out[CONN_IDENTITY_BLOB_LEN]);
+void conn_identity_blob(const struct sc_client *c, uint8_t out[CONN_IDENTITY_BLOB_LEN]);
 
 #endif

@@ -19,77 +19,57 @@
 
 #define MAX_GROUPS_TRIED 256
 
-void show_msg(struct cli *c, const struct msg *m) {
-  if (c->json) {
-    static const char *notice[] = {"notice", "identity_changed", "group", "unreadable", "held"};
-    cJSON *o = cli_event(m->dir == MSG_EVENT ? notice[m->code < 5 ? m->code : 0]
-                         : m->dir == MSG_IN   ? "message"
-                                              : "sent");
-    if (m->dir == MSG_EVENT) {
-      cJSON_AddStringToObject(o, "user", m->peer);
-      if (m->group[0]) cJSON_AddStringToObject(o, "group", m->group);
-      cJSON_AddStringToObject(o, "message", m->text);
-    } else {
-      cJSON_AddStringToObject(o, m->dir == MSG_IN ? "from" : "to", m->peer);
-      if (m->group[0]) cJSON_AddStringToObject(o, "group", m->group);
-      cJSON_AddStringToObject(o, "text", m->text);
-      cJSON_AddNumberToObject(o, "timestamp", (double)m->ts);
-      if (m->server_id) cJSON_AddNumberToObject(o, "id", (double)m->server_id);
-    }
-    cli_emit(c, o);
-    return;
-  }
-  if (m->dir == MSG_EVENT) {
-    fputs(m->code == NOTICE_GROUP ? "* " : "! ", stdout);
-  } else {
-    if (m->group[0]) printf("[%s] ", m->group);
-    printf("%s%s: ", m->dir == MSG_OUT ? "to " : "", m->peer[0] ? m->peer : "group");
-  }
-  cli_print_text(stdout, m->text, m->text_len);
-  fputc('\n', stdout);
-  fflush(stdout);
-}
-
-int inbox_flush_unshown(struct cli *c) {
+int inbox_flush_unshown(struct sc_client *c) {
   uint64_t *seqs = calloc(MSGLOG_MAX_UNSHOWN, sizeof *seqs);
   size_t n, i;
   int rc;
-  if (!seqs) return cli_error(c, "nomem", "out of memory");
+  if (!seqs) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
   if ((rc = msglog_unshown(c->st, seqs, MSGLOG_MAX_UNSHOWN, &n)) != 0) goto out;
   for (i = 0; i < n; i++) {
     struct msg m;
     if ((rc = msglog_get(c->st, seqs[i], &m)) != 0) goto out;
-    show_msg(c, &m);
+    msglog_emit(c, &m);
     msg_clear(&m);
   }
   /* One write for the whole batch: printed, now mark them shown. */
-  if (n && (rc = cli_begin(c)) == 0) {
+  if (n && (rc = sc__begin(c)) == 0) {
     for (i = 0; i < n && !rc; i++) rc = msglog_mark_shown(c->st, seqs[i]);
     if (!rc) rc = store_commit(c->st);
     if (rc) store_rollback(c->st);
   }
 out:
   free(seqs);
-  return rc ? cli_store_error(c, rc) : CLI_OK;
+  return rc ? sc__store_error(c, rc) : 0;
 }
 
-/* Adds an event (inside the open transaction). */
-static int add_event(struct cli *c, int code, const char *peer, const char *group, const char *text) {
-  struct msg m;
+/* Logs an event (inside the open transaction); shown by the next
+ * inbox_flush_unshown. Strings may be NULL. */
+static int log_event(struct sc_client *c, int kind, int reason, const char *peer, const char *group,
+                     const char *subject, const char *detail, uint64_t count, uint64_t total) {
+  struct msg *m = calloc(1, sizeof *m);
   int rc;
-  memset(&m, 0, sizeof m);
-  m.dir = MSG_EVENT;
-  m.code = (uint8_t)code;
-  snprintf(m.peer, sizeof m.peer, "%s", peer);
-  snprintf(m.group, sizeof m.group, "%s", group ? group : "");
-  m.ts = cli_now_ms();
-  m.text = (char *)text;
-  m.text_len = strlen(text);
-  rc = msglog_add(c->st, c->acct, &m, 1);
+  if (!m) return STORE_E_IO;
+  m->dir = MSG_EVENT;
+  m->kind = (uint8_t)kind;
+  m->reason = (uint8_t)reason;
+  snprintf(m->peer, sizeof m->peer, "%s", peer ? peer : "");
+  snprintf(m->group, sizeof m->group, "%s", group ? group : "");
+  snprintf(m->subject, sizeof m->subject, "%s", subject ? subject : "");
+  snprintf(m->detail, sizeof m->detail, "%s", detail ? detail : "");
+  m->ts = sc_now_ms();
+  m->count = count;
+  m->total = total;
+  m->text = (char *)"";
+  rc = msglog_add(c->st, c->acct, m, 1);
+  free(m);
   return rc;
 }
 
-static int add_text(struct cli *c, const char *peer, const char *group, const struct content *ct, uint64_t sid) {
+static int add_event(struct sc_client *c, int kind, int reason, const char *peer, const char *group) {
+  return log_event(c, kind, reason, peer, group, NULL, NULL, 0, 0);
+}
+
+static int add_text(struct sc_client *c, const char *peer, const char *group, const struct content *ct, uint64_t sid) {
   struct msg m;
   char *t = malloc(ct->text_len + 1);
   int rc;
@@ -109,32 +89,21 @@ static int add_text(struct cli *c, const char *peer, const char *group, const st
   return rc;
 }
 
-static void join_members(char *out, size_t cap, const char list[][CLI_USER_MAX + 1], size_t n) {
-  size_t i, off = 0;
-  out[0] = 0;
-  for (i = 0; i < n && off < cap; i++) {
-    int w = snprintf(out + off, cap - off, "%s%s", i ? ", " : "", list[i]);
-    if (w < 0) break;
-    off += (size_t)w;
-  }
-}
-
-static int process_skdm(struct cli *c, const struct grp *g, const char *sender, const struct content *ct) {
+static int process_skdm(struct sc_client *c, const struct grp *g, const char *sender, const struct content *ct) {
   struct sotto_sender_key *rec;
   int rc;
   if (ct->skdm_len == 0) return 0;
   if ((rc = grp_sk_load(c->st, g, sender, &rec)) < 0) return rc;
   if (sotto_sender_key_process(rec, ct->skdm, ct->skdm_len) == 0) rc = grp_sk_save(c->st, g, sender, rec);
-  else rc = add_event(c, NOTICE_UNREADABLE, sender, g->name, "a group key from this member was malformed and ignored");
+  else rc = add_event(c, SC_EV_UNREADABLE, SC_R_BAD_GROUP_KEY, sender, g->name);
   sotto_sender_key_free(rec);
   return rc;
 }
 
 /* GROUP_UPDATE from sender (docs/client.md, "Group membership"). */
-static int apply_update(struct cli *c, const char *sender, const struct content *ct) {
+static int apply_update(struct sc_client *c, const char *sender, const struct content *ct) {
   const char *me = c->acct->username;
   struct grp *g = calloc(1, sizeof *g), *old = calloc(1, sizeof *old);
-  char text[3000], list[2400];
   size_t i;
   int rc, any_removed = 0;
 
@@ -154,15 +123,28 @@ static int apply_update(struct cli *c, const char *sender, const struct content 
     g->epoch = ct->epoch;
     for (i = 0; i < ct->n_members; i++) grp_list_add(g->members, &g->n, ct->members[i]);
     if ((rc = grp_save(c->st, g)) || (rc = process_skdm(c, g, sender, ct))) goto out;
-    join_members(list, sizeof list, g->members, g->n);
-    snprintf(text, sizeof text, "%s added you to the group %s (members: %s)", sender, g->name, list);
-    rc = add_event(c, NOTICE_GROUP, sender, g->name, text);
+    {
+      struct msg *m = calloc(1, sizeof *m);
+      if (!m) {
+        rc = STORE_E_IO;
+        goto out;
+      }
+      m->dir = MSG_EVENT;
+      m->kind = SC_EV_GROUP_JOINED;
+      snprintf(m->peer, sizeof m->peer, "%s", sender);
+      snprintf(m->group, sizeof m->group, "%s", g->name);
+      m->ts = sc_now_ms();
+      m->n_members = g->n;
+      memcpy(m->members, g->members, sizeof g->members);
+      m->text = (char *)"";
+      rc = msglog_add(c->st, c->acct, m, 1);
+      free(m);
+    }
     goto out;
   }
   /* Only a current member may change the group, and only forwards. */
   if (!grp_has(old->members, old->n, sender)) {
-    snprintf(text, sizeof text, "ignored a change to %s from %s, who is not a member", old->name, sender);
-    rc = add_event(c, NOTICE_GROUP, sender, old->name, text);
+    rc = add_event(c, SC_EV_GROUP_NOT_MEMBER, SC_R_NONE, sender, old->name);
     goto out;
   }
   if (ct->epoch <= old->epoch) {
@@ -170,8 +152,7 @@ static int apply_update(struct cli *c, const char *sender, const struct content 
     goto out;
   }
   if (!grp_has(ct->members, ct->n_members, me)) {
-    snprintf(text, sizeof text, "%s removed you from the group %s", sender, old->name);
-    if ((rc = grp_delete(c->st, old)) == 0) rc = add_event(c, NOTICE_GROUP, sender, old->name, text);
+    if ((rc = grp_delete(c->st, old)) == 0) rc = add_event(c, SC_EV_GROUP_LEFT_US, SC_R_NONE, sender, old->name);
     goto out;
   }
   *g = *old;
@@ -184,8 +165,7 @@ static int apply_update(struct cli *c, const char *sender, const struct content 
      * message goes out under a fresh sender key they never saw. */
     any_removed = 1;
     if ((rc = grp_sk_del(c->st, old, old->members[i]))) goto out;
-    snprintf(text, sizeof text, "%s removed %s from the group %s", sender, old->members[i], g->name);
-    if ((rc = add_event(c, NOTICE_GROUP, sender, g->name, text))) goto out;
+    if ((rc = log_event(c, SC_EV_GROUP_REMOVED, SC_R_NONE, sender, g->name, old->members[i], NULL, 0, 0))) goto out;
   }
   if (any_removed) {
     if ((rc = grp_sk_del(c->st, g, me))) goto out;
@@ -193,8 +173,7 @@ static int apply_update(struct cli *c, const char *sender, const struct content 
   }
   for (i = 0; i < g->n; i++) {
     if (grp_has(old->members, old->n, g->members[i])) continue;
-    snprintf(text, sizeof text, "%s added %s to the group %s", sender, g->members[i], g->name);
-    if ((rc = add_event(c, NOTICE_GROUP, sender, g->name, text))) goto out;
+    if ((rc = log_event(c, SC_EV_GROUP_ADDED, SC_R_NONE, sender, g->name, g->members[i], NULL, 0, 0))) goto out;
   }
   if ((rc = grp_save(c->st, g)) == 0) rc = process_skdm(c, g, sender, ct);
 out:
@@ -203,18 +182,18 @@ out:
   return rc;
 }
 
-static int apply_sender_key(struct cli *c, const char *sender, const struct content *ct) {
+static int apply_sender_key(struct sc_client *c, const char *sender, const struct content *ct) {
   struct grp *g = calloc(1, sizeof *g);
   int rc;
   if (!g) return STORE_E_IO;
   rc = grp_load(c->st, ct->gid, g);
   if (rc == 1 && grp_has(g->members, g->n, sender)) rc = process_skdm(c, g, sender, ct);
-  else if (rc >= 0) rc = add_event(c, NOTICE_UNREADABLE, sender, NULL, "ignored a group key for a group we do not share");
+  else if (rc >= 0) rc = add_event(c, SC_EV_UNREADABLE, SC_R_FOREIGN_GROUP_KEY, sender, NULL);
   free(g);
   return rc;
 }
 
-static int unreadable_count(const char *sender);
+static int unreadable_count(struct sc_client *c, const char *sender);
 
 /* "held/NAME/SERVERID": a message under a contact's name from an identity
  * key the user has not accepted (docs/client.md, "Identity keys"). */
@@ -228,20 +207,20 @@ static void held_name(char out[HELD_NAME_LEN], const char *sender, uint64_t sid)
 /* Drops an envelope as unreadable (own transaction); a released held
  * message (held set) loses its held record in the same commit. Only the
  * first few per sender are shown (unreadable_count); the rest are summed. */
-static int unreadable_ex(struct cli *c, const char *sender, uint64_t sid, const char *why, int held) {
-  char text[256], hn[HELD_NAME_LEN];
-  int rc, show = unreadable_count(sender);
-  snprintf(text, sizeof text, "a message from %s could not be decrypted (%s) and was dropped", sender, why);
+static int unreadable_ex(struct sc_client *c, const char *sender, uint64_t sid, int reason, const char *detail,
+                         int held) {
+  char hn[HELD_NAME_LEN];
+  int rc, show = unreadable_count(c, sender);
   held_name(hn, sender, sid);
-  if ((rc = cli_begin(c))) return rc;
-  if ((show && (rc = add_event(c, NOTICE_UNREADABLE, sender, NULL, text))) || (rc = msglog_mark_seen(c->st, sid, 0)) ||
+  if ((rc = sc__begin(c))) return rc;
+  if ((show && (rc = log_event(c, SC_EV_UNREADABLE, reason, sender, NULL, NULL, detail, 0, 0))) || (rc = msglog_mark_seen(c->st, sid, 0)) ||
       (held && (rc = store_del(c->st, hn))) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
     store_rollback(c->st);
   return rc;
 }
 
-static int unreadable(struct cli *c, const char *sender, uint64_t sid, const char *why) {
-  return unreadable_ex(c, sender, sid, why, 0);
+static int unreadable(struct sc_client *c, const char *sender, uint64_t sid, int reason, const char *detail) {
+  return unreadable_ex(c, sender, sid, reason, detail, 0);
 }
 
 /* The library's is_trusted_identity, over the contact loaded in the
@@ -250,12 +229,38 @@ static int trusted_cb(void *ud, const uint8_t identity[32]) {
   return client_identity_check(ud, identity) == IDENTITY_TRUSTED;
 }
 
+/* The event that a message is held (its text when it is one). */
+static int held_event(struct sc_client *c, const char *sender, int reason, const struct content *ct) {
+  struct msg *m = calloc(1, sizeof *m);
+  char *t = NULL;
+  int rc;
+  size_t tl = reason == SC_R_HELD_TEXT ? ct->text_len : 0;
+  if (!m || !(t = malloc(tl + 1))) {
+    free(m);
+    return STORE_E_IO;
+  }
+  if (tl) memcpy(t, ct->text, tl);
+  t[tl] = 0;
+  m->dir = MSG_EVENT;
+  m->kind = SC_EV_HELD;
+  m->reason = (uint8_t)reason;
+  snprintf(m->peer, sizeof m->peer, "%s", sender);
+  m->ts = sc_now_ms();
+  m->text = t;
+  m->text_len = tl;
+  rc = msglog_add(c->st, c->acct, m, 1);
+  sodium_memzero(t, tl + 1);
+  free(t);
+  free(m);
+  return rc;
+}
+
 /* Quarantine: the PreKey message is from a key the user has not accepted
  * under this name. It is decrypted once on a scratch session that is
  * thrown away (pre-keys kept, nothing of the contact's session touched) so
  * that only authentic messages are held and the user sees what it says,
  * then stored as it came and reported. Nothing it carries is acted on. */
-static int quarantine(struct cli *c, uint64_t sid, const char *sender, int type, const uint8_t *body, size_t len,
+static int quarantine(struct sc_client *c, uint64_t sid, const char *sender, int type, const uint8_t *body, size_t len,
                       int from_held) {
   struct prekey_ctx px;
   struct sotto_prekey_store ps;
@@ -264,17 +269,17 @@ static int quarantine(struct cli *c, uint64_t sid, const char *sender, int type,
   struct contact who;
   struct buf_wr w;
   uint8_t idk[SOTTO_PUBKEY_LEN], *pt = malloc(len ? len : 1);
-  char hn[HELD_NAME_LEN], *text = NULL;
-  size_t n = 0, tcap = CLI_MAX_TEXT + 600;
-  int rc, drc;
+  char hn[HELD_NAME_LEN];
+  size_t n = 0;
+  int rc, drc, reason;
 
   buf_wr_init(&w, SOTTO_SRV_MAX_MESSAGE + 256);
-  if (!ct || !pt || !(text = malloc(tcap)) || sotto_session_new(&tmp)) {
+  if (!ct || !pt || sotto_session_new(&tmp)) {
     rc = STORE_E_IO;
     goto out;
   }
   if (type != SOTTO_MSG_PREKEY) {
-    rc = unreadable_ex(c, sender, sid, "it belongs to no session with the key you accepted", from_held);
+    rc = unreadable_ex(c, sender, sid, SC_R_NO_SESSION, NULL, from_held);
     goto out;
   }
   memset(&px, 0, sizeof px);
@@ -287,18 +292,14 @@ static int quarantine(struct cli *c, uint64_t sid, const char *sender, int type,
     goto out;
   }
   if (drc || sotto_session_remote_identity(tmp, idk)) {
-    rc = unreadable_ex(c, sender, sid, sotto_strerror(drc ? drc : SOTTO_ERR_INTERNAL), from_held);
+    rc = unreadable_ex(c, sender, sid, SC_R_DECRYPT, sotto_strerror(drc ? drc : SOTTO_ERR_INTERNAL), from_held);
     goto out;
   }
-  if ((rc = cli_begin(c))) goto out;
+  if ((rc = sc__begin(c))) goto out;
   if ((rc = contact_load(c->st, sender, &who)) < 0) goto fail;
   held_name(hn, sender, sid);
   if (!from_held && who.n_held >= CONTACT_MAX_HELD) {
-    snprintf(text, tcap,
-             "another message from a new, unverified key claiming to be %s was dropped (%d are held already): "
-             "see 'sotto safety-number %s'",
-             sender, CONTACT_MAX_HELD, sender);
-    if ((rc = add_event(c, NOTICE_HELD, sender, NULL, text)) || (rc = msglog_mark_seen(c->st, sid, 0)) ||
+    if ((rc = log_event(c, SC_EV_HELD_DROPPED, SC_R_NONE, sender, NULL, NULL, NULL, CONTACT_MAX_HELD, 0)) || (rc = msglog_mark_seen(c->st, sid, 0)) ||
         (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
       goto fail;
     goto out;
@@ -313,22 +314,16 @@ static int quarantine(struct cli *c, uint64_t sid, const char *sender, int type,
     rc = STORE_E_IO;
     goto fail;
   }
-  if (content_decode(ct, pt, n) == 0 && ct->kind == CONTENT_TEXT)
-    snprintf(text, tcap,
-             "from a new, unverified key claiming to be %s (held; not from the %s you know): %.*s\n"
-             "  compare 'sotto safety-number %s'; accept the key with 'sotto trust %s' to release it",
-             sender, sender, (int)ct->text_len, (const char *)ct->text, sender, sender);
+  if (content_decode(ct, pt, n) == 0)
+    reason = ct->kind == CONTENT_TEXT ? SC_R_HELD_TEXT : SC_R_HELD_GROUP_CHANGE;
   else
-    snprintf(text, tcap,
-             "a %s from a new, unverified key claiming to be %s is held and NOT applied: compare 'sotto "
-             "safety-number %s'; accept the key with 'sotto trust %s' to apply it",
-             content_decode(ct, pt, n) == 0 ? "group change" : "message", sender, sender, sender);
+    reason = SC_R_HELD_OTHER;
   /* The pending key is what safety-number shows and trust/verify accept. */
   memcpy(who.pending_key, idk, sizeof idk);
   who.has_pending = 1;
   if (!from_held) who.n_held++;
   if ((rc = store_put(c->st, hn, w.p, w.len)) || (rc = contact_save(c->st, &who)) ||
-      (!from_held && (rc = add_event(c, NOTICE_HELD, sender, NULL, text))) ||
+      (!from_held && (rc = held_event(c, sender, reason, ct))) ||
       (rc = msglog_mark_seen(c->st, sid, 0)) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
     goto fail;
   goto out;
@@ -338,10 +333,6 @@ out:
   if (pt) {
     sodium_memzero(pt, len ? len : 1);
     free(pt);
-  }
-  if (text) {
-    sodium_memzero(text, tcap);
-    free(text);
   }
   if (ct) {
     sodium_memzero(ct, sizeof *ct);
@@ -354,7 +345,7 @@ out:
 
 /* from_held: a held message being released (its held record goes in the
  * same commit that applies it). */
-static int pairwise(struct cli *c, uint64_t sid, const char *sender, int type, const uint8_t *body, size_t len,
+static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, int type, const uint8_t *body, size_t len,
                     int from_held) {
   struct prekey_ctx px;
   struct sotto_prekey_store ps;
@@ -371,7 +362,7 @@ static int pairwise(struct cli *c, uint64_t sid, const char *sender, int type, c
     goto out;
   }
   held_name(hn, sender, sid);
-  if ((rc = cli_begin(c))) goto out;
+  if ((rc = sc__begin(c))) goto out;
   if ((rc = contact_load(c->st, sender, &who)) < 0 || (rc = session_load(c->st, sender, &s)) < 0) goto fail;
   memset(&px, 0, sizeof px);
   px.st = c->st;
@@ -391,7 +382,7 @@ static int pairwise(struct cli *c, uint64_t sid, const char *sender, int type, c
     store_rollback(c->st);
     if (drc == SOTTO_ERR_UNTRUSTED_IDENTITY) rc = quarantine(c, sid, sender, type, body, len, from_held);
     else if (drc == SOTTO_ERR_DUPLICATE && !from_held) rc = 0;
-    else rc = unreadable_ex(c, sender, sid, sotto_strerror(drc), from_held);
+    else rc = unreadable_ex(c, sender, sid, SC_R_DECRYPT, sotto_strerror(drc), from_held);
     goto out;
   }
   if (!who.has_key) {
@@ -399,7 +390,7 @@ static int pairwise(struct cli *c, uint64_t sid, const char *sender, int type, c
     who.has_key = 1;
   }
   if (content_decode(ct, pt, n) != 0) {
-    rc = add_event(c, NOTICE_UNREADABLE, sender, NULL, "a message in an unknown format was dropped");
+    rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNKNOWN_FORMAT, sender, NULL);
   } else {
     switch (ct->kind) {
       case CONTENT_TEXT:
@@ -412,7 +403,7 @@ static int pairwise(struct cli *c, uint64_t sid, const char *sender, int type, c
         rc = apply_sender_key(c, sender, ct);
         break;
       default:
-        rc = add_event(c, NOTICE_UNREADABLE, sender, NULL, "a message of an unexpected kind was dropped");
+        rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNEXPECTED_KIND, sender, NULL);
     }
   }
   if (rc || (rc = session_save(c->st, sender, s)) || (rc = contact_save(c->st, &who)) ||
@@ -456,14 +447,14 @@ static int cmp_u64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-int inbox_release_held(struct cli *c, const char *user, unsigned *released) {
+int inbox_release_held(struct sc_client *c, const char *user, unsigned *released) {
   struct held_list *h = calloc(1, sizeof *h);
   char prefix[HELD_NAME_LEN], hn[HELD_NAME_LEN];
   size_t i;
   int rc;
 
   *released = 0;
-  if (!h) return cli_error(c, "nomem", "out of memory");
+  if (!h) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
   snprintf(prefix, sizeof prefix, "held/%s/", user);
   if ((rc = store_scan(c->st, prefix, held_cb, h)) != 0) goto out;
   qsort(h->sids, h->n, sizeof h->sids[0], cmp_u64); /* in the order the server queued them */
@@ -491,7 +482,7 @@ int inbox_release_held(struct cli *c, const char *user, unsigned *released) {
   if (!rc) {
     struct contact who;
     h->n = 0;
-    if ((rc = store_scan(c->st, prefix, held_cb, h)) == 0 && (rc = cli_begin(c)) == 0) {
+    if ((rc = store_scan(c->st, prefix, held_cb, h)) == 0 && (rc = sc__begin(c)) == 0) {
       if ((rc = contact_load(c->st, user, &who)) >= 0) {
         who.n_held = (uint32_t)h->n;
         rc = contact_save(c->st, &who);
@@ -501,7 +492,7 @@ int inbox_release_held(struct cli *c, const char *user, unsigned *released) {
   }
 out:
   free(h);
-  if (rc) return cli_store_error(c, rc);
+  if (rc) return sc__store_error(c, rc);
   return inbox_flush_unshown(c);
 }
 
@@ -520,7 +511,7 @@ static int cand_cb(void *ud, const struct grp *g) {
 /* A SenderKeyMessage carries no group id the server could read: try the
  * sender's chain in each group we share with them (a wrong one fails fast,
  * on the chain id, before any crypto). */
-static int group_msg(struct cli *c, uint64_t sid, const char *sender, const uint8_t *body, size_t len) {
+static int group_msg(struct sc_client *c, uint64_t sid, const char *sender, const uint8_t *body, size_t len) {
   struct cand *k = calloc(1, sizeof *k);
   struct grp *g = calloc(1, sizeof *g);
   struct content *ct = calloc(1, sizeof *ct);
@@ -533,7 +524,7 @@ static int group_msg(struct cli *c, uint64_t sid, const char *sender, const uint
     goto out;
   }
   k->sender = sender;
-  if ((rc = cli_begin(c))) goto out;
+  if ((rc = sc__begin(c))) goto out;
   if ((rc = grp_each(c->st, cand_cb, k)) < 0) goto fail;
   for (i = 0; i < k->n && !found; i++) {
     struct sotto_sender_key *rec;
@@ -557,15 +548,14 @@ static int group_msg(struct cli *c, uint64_t sid, const char *sender, const uint
     if (drc == SOTTO_ERR_DUPLICATE) {
       rc = 0;
     } else {
-      rc = unreadable(c, sender, sid,
-                      drc == SOTTO_ERR_NO_SENDER_KEY ? "no group key from them: you are not in the group, or were removed"
-                                                    : sotto_strerror(drc));
+      rc = drc == SOTTO_ERR_NO_SENDER_KEY ? unreadable(c, sender, sid, SC_R_NO_GROUP_KEY, NULL)
+                                          : unreadable(c, sender, sid, SC_R_DECRYPT, sotto_strerror(drc));
     }
     goto out;
   }
   if (content_decode(ct, pt, n) != 0 || ct->kind != CONTENT_GROUP_TEXT ||
       sodium_memcmp(ct->gid, g->gid, GROUP_ID_LEN) != 0)
-    rc = add_event(c, NOTICE_UNREADABLE, sender, g->name, "a group message in an unknown format was dropped");
+    rc = add_event(c, SC_EV_UNREADABLE, SC_R_GROUP_FORMAT, sender, g->name);
   else
     rc = add_text(c, sender, g->name, ct, sid);
   if (rc || (rc = msglog_mark_seen(c->st, sid, 0)) || (rc = account_save(c->st, c->acct)) ||
@@ -588,23 +578,23 @@ out:
   return rc;
 }
 
-int inbox_process(struct cli *c, struct conn *k, uint64_t sid, const char *sender, int type, const uint8_t *body,
+int inbox_process(struct sc_client *c, struct conn *k, uint64_t sid, const char *sender, int type, const uint8_t *body,
                   size_t len) {
   uint64_t seq;
   int rc;
   (void)k;
-  if ((rc = msglog_seen(c->st, sid, &seq)) < 0) return cli_store_error(c, rc);
+  if ((rc = msglog_seen(c->st, sid, &seq)) < 0) return sc__store_error(c, rc);
   if (rc == 1) return inbox_flush_unshown(c); /* a re-delivery: already committed */
-  if (!cli_username_ok(sender)) {
-    rc = unreadable(c, "unknown", sid, "invalid sender name");
+  if (!sc_username_ok(sender)) {
+    rc = unreadable(c, "unknown", sid, SC_R_BAD_SENDER, NULL);
   } else if (type == SOTTO_MSG_PREKEY || type == SOTTO_MSG_SIGNAL) {
     rc = pairwise(c, sid, sender, type, body, len, 0);
   } else if (type == SOTTO_MSG_SENDERKEY) {
     rc = group_msg(c, sid, sender, body, len);
   } else {
-    rc = unreadable(c, sender, sid, "unknown message type");
+    rc = unreadable(c, sender, sid, SC_R_UNKNOWN_TYPE, NULL);
   }
-  if (rc) return cli_store_error(c, rc);
+  if (rc) return sc__store_error(c, rc);
   return inbox_flush_unshown(c);
 }
 
@@ -615,51 +605,40 @@ int inbox_process(struct cli *c, struct conn *k, uint64_t sid, const char *sende
  * summed up by inbox_unreadable_summary. The table is bounded: senders past
  * UNREADABLE_SENDERS (the name is the server's word) are counted together. */
 #define UNREADABLE_SHOWN 3
-#define UNREADABLE_SENDERS 32
-
-static struct {
-  char sender[CLI_USER_MAX + 1];
-  unsigned long n;
-} unread[UNREADABLE_SENDERS];
-static size_t unread_senders;
-static unsigned long unread_others;
 
 /* Counts one; 1 if it is to be shown on its own. */
-static int unreadable_count(const char *sender) {
+static int unreadable_count(struct sc_client *c, const char *sender) {
   size_t i;
-  for (i = 0; i < unread_senders; i++)
-    if (strcmp(unread[i].sender, sender) == 0) return ++unread[i].n <= UNREADABLE_SHOWN;
-  if (unread_senders == UNREADABLE_SENDERS) {
-    unread_others++;
+  for (i = 0; i < c->unread_senders; i++)
+    if (strcmp(c->unread[i].sender, sender) == 0) return ++c->unread[i].n <= UNREADABLE_SHOWN;
+  if (c->unread_senders == CORE_UNREADABLE_SENDERS) {
+    c->unread_others++;
     return 0;
   }
-  snprintf(unread[unread_senders].sender, sizeof unread[0].sender, "%s", sender);
-  unread[unread_senders++].n = 1;
+  snprintf(c->unread[c->unread_senders].sender, sizeof c->unread[0].sender, "%s", sender);
+  c->unread[c->unread_senders++].n = 1;
   return 1;
 }
 
-int inbox_unreadable_summary(struct cli *c) {
-  char text[320];
+int inbox_unreadable_summary(struct sc_client *c) {
   size_t i;
-  int rc = 0, any = unread_others > 0;
-  for (i = 0; i < unread_senders; i++) any |= unread[i].n > UNREADABLE_SHOWN;
-  if (any && (rc = cli_begin(c)) == 0) {
-    for (i = 0; i < unread_senders && !rc; i++) {
-      if (unread[i].n <= UNREADABLE_SHOWN) continue;
-      snprintf(text, sizeof text, "%lu more messages from %.32s could not be decrypted and were dropped (%lu in all)",
-               unread[i].n - UNREADABLE_SHOWN, unread[i].sender, unread[i].n);
-      rc = add_event(c, NOTICE_UNREADABLE, unread[i].sender, NULL, text);
+  int rc = 0, any = c->unread_others > 0;
+  for (i = 0; i < c->unread_senders; i++) any |= c->unread[i].n > UNREADABLE_SHOWN;
+  if (any && (rc = sc__begin(c)) == 0) {
+    for (i = 0; i < c->unread_senders && !rc; i++) {
+      if (c->unread[i].n <= UNREADABLE_SHOWN) continue;
+      rc = log_event(c, SC_EV_UNREADABLE_SUMMARY, SC_R_NONE, c->unread[i].sender, NULL, NULL, NULL,
+                     c->unread[i].n - UNREADABLE_SHOWN, c->unread[i].n);
     }
-    if (!rc && unread_others) {
-      snprintf(text, sizeof text, "%lu messages from other senders could not be decrypted and were dropped",
-               unread_others);
-      rc = add_event(c, NOTICE_UNREADABLE, "unknown", NULL, text);
-    }
+    /* Senders past the table: peer "unknown", total 0. */
+    if (!rc && c->unread_others)
+      rc = log_event(c, SC_EV_UNREADABLE_SUMMARY, SC_R_NONE, "unknown", NULL, NULL, NULL, c->unread_others, 0);
+    if (!rc) rc = account_save(c->st, c->acct);
     if (!rc) rc = store_commit(c->st);
     if (rc) store_rollback(c->st);
   }
-  unread_senders = 0;
-  unread_others = 0;
-  if (rc) return cli_store_error(c, rc);
-  return any ? inbox_flush_unshown(c) : CLI_OK;
+  c->unread_senders = 0;
+  c->unread_others = 0;
+  if (rc) return sc__store_error(c, rc);
+  return any ? inbox_flush_unshown(c) : 0;
 }

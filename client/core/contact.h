@@ -9,10 +9,10 @@
 #include <sotto/session.h>
 #include <stdint.h>
 
-#include "cli.h"
+#include "core.h"
 
 struct contact {
-  char name[CLI_USER_MAX + 1];
+  char name[SC_USER_MAX + 1];
   int has_key;
   uint8_t key[SOTTO_PUBKEY_LEN];          /* current identity key */
   int verified;                           /* the user ran 'sotto verify' */

@@ -13,7 +13,7 @@
 #include <sotto/session.h>
 #include <stdint.h>
 
-#include "cli.h"
+#include "core.h"
 
 #define ACCOUNT_SECRET_LEN 32
 #define ACCOUNT_MAX_SERVER 256
@@ -59,7 +59,7 @@ struct handed_mark {
 /* Lives in sodium_malloc memory (it holds the identity private key). */
 struct account {
   struct sotto_identity id;
-  char username[CLI_USER_MAX + 1]; /* empty until registered */
+  char username[SC_USER_MAX + 1]; /* empty until registered */
   char server[ACCOUNT_MAX_SERVER];
   char pin[ACCOUNT_PIN_LEN + 1]; /* empty when a CA file is used */
   char ca[PATH_MAX];

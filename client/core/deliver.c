@@ -10,24 +10,17 @@
 #include "contact.h"
 #include "messaging.h"
 
-static int identity_blocked(struct cli *c, const struct contact *ct) {
-  return cli_error(c, "identity_changed",
+static int identity_blocked(struct sc_client *c, const struct contact *ct) {
+  return sc__fail(c, SC_ERR_IDENTITY_CHANGED,
                    "%s's identity key changed since you verified it, so nothing was sent: compare safety numbers "
                    "again ('sotto safety-number %s') and, if they match, run 'sotto verify %s NUMBER'",
                    ct->name, ct->name, ct->name);
 }
 
-void key_changed_warning(struct cli *c, const char *user) {
-  cli_warn(c, "identity_changed",
-           "%s's identity key changed (a new safety number). If they did not reinstall, someone may be in the "
-           "middle: compare with 'sotto safety-number %s'",
-           user, user);
-}
-
-int deliver_raw(struct cli *c, struct conn *k, const char *user, int type, const uint8_t *body, size_t len) {
+int deliver_raw(struct sc_client *c, struct conn *k, const char *user, int type, const uint8_t *body, size_t len) {
   char what[96];
   int rc = sotto_net_send(k->net, user, CONN_PEER_DEVICE, (uint8_t)type, body, len, NULL, NULL);
-  if (rc == 0) return CLI_OK;
+  if (rc == 0) return 0;
   snprintf(what, sizeof what, "sending to %s", user);
   return conn_error(c, k, rc, what, user);
 }
@@ -43,19 +36,13 @@ static int send_decision(const struct contact *ct, const uint8_t id[SOTTO_PUBKEY
   return SEND_OK;
 }
 
-/* A changed key is a decision: said plainly, then asked on a terminal, or
- * refused (nothing sent) without one unless --yes. CLI_OK to go on. */
-static int confirm_change(struct cli *c, const char *user, int from_bundle) {
-  cli_warn(c, "identity_changed",
-           "%s's identity key is not the one your last message to them went to (a new safety number): %s. If "
-           "they did not reinstall, someone may be in the middle: compare 'sotto safety-number %s' first",
-           user,
-           from_bundle ? "the server handed out a different key for them"
-                       : "you accepted their new key with 'sotto trust' without verifying it",
-           user);
-  if (c->yes) return CLI_OK;
-  if (cli_confirm(c, "Send to the new key anyway?")) return CLI_OK;
-  return cli_error(c, "identity_changed",
+/* A changed key is a decision: said plainly (an event), then refused
+ * (nothing sent) unless the call accepts it (SC_SEND_ACCEPT_KEY_CHANGE; the
+ * CLI asks on a terminal and calls again with it). 0 to go on. */
+static int confirm_change(struct sc_client *c, const char *user, int from_bundle) {
+  sc__event(c, SC_EV_KEY_CHANGED, from_bundle ? SC_R_KEY_FROM_BUNDLE : SC_R_KEY_TRUSTED, user, NULL);
+  if (c->flags & SC_SEND_ACCEPT_KEY_CHANGE) return 0;
+  return sc__fail(c, SC_ERR_KEY_CHANGED_UNCONFIRMED,
                    "nothing was sent to %s because their identity key changed; compare safety numbers, then send "
                    "again with --yes (or run 'sotto verify %s NUMBER')",
                    user, user);
@@ -74,7 +61,7 @@ static int rekey_pending(struct store *st, const char *user) {
   return rc;
 }
 
-int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const struct content *ct) {
+int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, const struct content *ct) {
   struct sotto_session *s = NULL;
   struct sotto_bundle *b = NULL;
   struct contact who;
@@ -82,30 +69,30 @@ int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const stru
   uint8_t *out = NULL, id[SOTTO_PUBKEY_LEN], now_id[SOTTO_PUBKEY_LEN];
   char rn[64];
   size_t out_len = 0, cap = 0;
-  int rc, type = 0, need_bundle, ret = CLI_FAIL, decision;
+  int rc, type = 0, need_bundle, ret = SC_ERR_INTERNAL, decision;
 
-  buf_wr_init(&pt, CLI_MAX_TEXT + 8192);
+  buf_wr_init(&pt, SC_MAX_TEXT + 8192);
   if (content_encode(&pt, ct)) {
-    ret = cli_error(c, "too_large", "the message is too large (at most %d bytes of text)", CLI_MAX_TEXT);
+    ret = sc__fail(c, SC_ERR_TOO_LARGE, "the message is too large (at most %d bytes of text)", SC_MAX_TEXT);
     goto out;
   }
   /* First look (no lock held): which key would this go to, and may it? */
   if ((rc = contact_load(c->st, user, &who)) < 0 || (rc = session_load(c->st, user, &s)) < 0 ||
       (rc = rekey_pending(c->st, user)) < 0) {
-    ret = cli_store_error(c, rc);
+    ret = sc__store_error(c, rc);
     goto out;
   }
   need_bundle = !sotto_session_has_state(s) || rc == 1;
   if (need_bundle) {
     /* A new session: a bundle from the server, checked against what we knew. */
     if (!(b = malloc(sizeof *b))) {
-      ret = cli_error(c, "nomem", "out of memory");
+      ret = sc__fail(c, SC_ERR_NOMEM, "out of memory");
       goto out;
     }
-    if (conn_fetch_bundle(c, k, user, b)) goto out;
+    if ((ret = conn_fetch_bundle(c, k, user, b))) goto out;
     memcpy(id, b->identity_key, sizeof id);
   } else if (sotto_session_remote_identity(s, id) != 0) {
-    ret = cli_error(c, "internal", "the session with %s has no identity key", user);
+    ret = sc__fail(c, SC_ERR_INTERNAL, "the session with %s has no identity key", user);
     goto out;
   }
   decision = send_decision(&who, id);
@@ -123,14 +110,13 @@ int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const stru
     ret = identity_blocked(c, &who);
     goto out;
   }
-  if (decision == SEND_ASK && confirm_change(c, user, need_bundle)) goto out;
+  if (decision == SEND_ASK && (ret = confirm_change(c, user, need_bundle))) goto out;
   if (who.has_pending && client_identity_check(&who, id) == IDENTITY_TRUSTED)
-    cli_warn(c, "held", "messages from a new, unverified key claiming to be %s are held; see 'sotto safety-number %s'",
-             user, user);
+    sc__event(c, SC_EV_KEY_HELD_WARNING, SC_R_NONE, user, NULL);
 
   cap = SOTTO_SESSION_ENCRYPTED_MAX(pt.len);
   if (!(out = malloc(cap))) {
-    ret = cli_error(c, "nomem", "out of memory");
+    ret = sc__fail(c, SC_ERR_NOMEM, "out of memory");
     goto out;
   }
   /* Then the decision again inside the transaction, on fresh records: a
@@ -139,27 +125,27 @@ int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const stru
    * committed before the bytes leave: a crash after the commit loses at
    * most this message, never reuses a message key. */
   if ((rc = store_begin(c->st)) != 0) {
-    ret = cli_store_error(c, rc);
+    ret = sc__store_error(c, rc);
     goto out;
   }
   sotto_session_free(s);
   s = NULL;
   if ((rc = contact_load(c->st, user, &who)) < 0 || (rc = session_load(c->st, user, &s)) < 0) {
     store_rollback(c->st);
-    ret = cli_store_error(c, rc);
+    ret = sc__store_error(c, rc);
     goto out;
   }
   if (!need_bundle && (!sotto_session_has_state(s) || sotto_session_remote_identity(s, now_id) != 0 ||
                        sodium_memcmp(now_id, id, sizeof id) != 0)) {
     store_rollback(c->st);
-    ret = cli_error(c, "busy", "the session with %s changed while sending (another sotto ran); send again", user);
+    ret = sc__fail(c, SC_ERR_CONFLICT, "the session with %s changed while sending (another sotto ran); send again", user);
     goto out;
   }
   rc = send_decision(&who, id);
   if (rc == SEND_BLOCKED || (rc == SEND_ASK && decision != SEND_ASK)) {
     store_rollback(c->st);
     ret = rc == SEND_BLOCKED ? identity_blocked(c, &who)
-                             : cli_error(c, "identity_changed", "%s's identity key changed while sending; send again",
+                             : sc__fail(c, SC_ERR_IDENTITY_CHANGED, "%s's identity key changed while sending; send again",
                                          user);
     goto out;
   }
@@ -167,20 +153,20 @@ int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const stru
     rc = sotto_session_init_from_bundle(s, &c->acct->id, b);
     if (rc == SOTTO_ERR_DOWNGRADE || rc == SOTTO_ERR_AUTH || rc == SOTTO_ERR_INVALID_KEY) {
       store_rollback(c->st);
-      ret = cli_error(c, "bad_bundle",
+      ret = sc__fail(c, SC_ERR_BAD_BUNDLE,
                       "the server handed out keys for %s that fail their signature or lack the post-quantum "
                       "key (%s): nothing was sent; the server may be tampering",
                       user, sotto_strerror(rc));
       goto out;
     } else if (rc) {
       store_rollback(c->st);
-      ret = cli_error(c, "internal", "cannot start a session with %s: %s", user, sotto_strerror(rc));
+      ret = sc__fail(c, SC_ERR_INTERNAL, "cannot start a session with %s: %s", user, sotto_strerror(rc));
       goto out;
     }
   }
   if ((rc = sotto_session_encrypt(s, out, cap, &out_len, &type, pt.p, pt.len)) != 0) {
     store_rollback(c->st);
-    ret = cli_error(c, "internal", "cannot encrypt for %s: %s", user, sotto_strerror(rc));
+    ret = sc__fail(c, SC_ERR_INTERNAL, "cannot encrypt for %s: %s", user, sotto_strerror(rc));
     goto out;
   }
   /* The user sent to this key (asked if it changed): it is now the
@@ -197,7 +183,7 @@ int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const stru
   if ((rc = session_save(c->st, user, s)) || (rc = contact_save(c->st, &who)) ||
       (need_bundle && (rc = store_del(c->st, rn))) || (rc = store_commit(c->st))) {
     store_rollback(c->st);
-    ret = cli_store_error(c, rc);
+    ret = sc__store_error(c, rc);
     goto out;
   }
   ret = deliver_raw(c, k, user, type, out, out_len);

@@ -120,24 +120,24 @@ int grp_find(struct store *st, const char *name, struct grp *g) {
   return grp_each(st, find_cb, &f);
 }
 
-int grp_has(const char list[][CLI_USER_MAX + 1], size_t n, const char *user) {
+int grp_has(const char list[][SC_USER_MAX + 1], size_t n, const char *user) {
   size_t i;
   for (i = 0; i < n; i++)
     if (strcmp(list[i], user) == 0) return 1;
   return 0;
 }
 
-void grp_list_add(char list[][CLI_USER_MAX + 1], size_t *n, const char *user) {
+void grp_list_add(char list[][SC_USER_MAX + 1], size_t *n, const char *user) {
   if (grp_has(list, *n, user) || *n >= GROUP_MAX_MEMBERS) return;
-  snprintf(list[*n], CLI_USER_MAX + 1, "%s", user);
+  snprintf(list[*n], SC_USER_MAX + 1, "%s", user);
   (*n)++;
 }
 
-void grp_list_del(char list[][CLI_USER_MAX + 1], size_t *n, const char *user) {
+void grp_list_del(char list[][SC_USER_MAX + 1], size_t *n, const char *user) {
   size_t i, j = 0;
   for (i = 0; i < *n; i++)
     if (strcmp(list[i], user) != 0) {
-      if (i != j) memcpy(list[j], list[i], CLI_USER_MAX + 1);
+      if (i != j) memcpy(list[j], list[i], SC_USER_MAX + 1);
       j++;
     }
   *n = j;
