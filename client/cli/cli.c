@@ -2,6 +2,7 @@
 /* cli.c: output, errors, passphrase and store opening shared by every
  * subcommand (see cli.h). */
 #include "cli.h"
+#include "homelock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -279,6 +280,15 @@ int cli_open(struct cli *c) {
   int rc;
 
   if (c->opened) return CLI_OK;
+  {
+    /* A daemon or chat UI on this home holds the store and the link: say so. */
+    struct homelock_info held;
+    char msg[600];
+    if (homelock_held(c->home, &held)) {
+      homelock_message(msg, sizeof msg, &held);
+      return cli_error(c, "home_held", "%s", msg);
+    }
+  }
   if (!sc_store_exists(c->core)) {
     (void)sc_open(c->core, NULL, 0); /* records "not initialised" */
     return cli_fail(c);
