@@ -71,8 +71,18 @@ show "safety number"
 keys Escape
 
 $TM resize-window -t chat -x 44 -y 12
-check "a resize to 44x12 redraws (one pane)" wait_for "> "
-sleep 0.3; screen >"$T/screen"
+# The header ends with "online" at the right edge: at column 44 once redrawn.
+wait_narrow() {
+  local i
+  for i in $(seq 1 100); do
+    screen >"$T/screen" 2>/dev/null
+    [ "$(head -1 "$T/screen" | awk '{ print length($0) }')" -le 44 ] && grep -q "online$" "$T/screen" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "a resize to 44x12 redraws (one pane)" wait_narrow
+check "... the open conversation fits" grep -qF "alice: hello team" "$T/screen"
 check "... nothing wider than the terminal" test "$(awk '{ if (length($0) > 44) n++ } END { print n+0 }' "$T/screen")" -eq 0
 show "44x12"
 $TM resize-window -t chat -x 100 -y 24
