@@ -115,6 +115,26 @@ static int only_space(const char *p, const char *end) {
   return 1;
 }
 
+/* 1 if a JSON string in line holds the escape \u0000: cJSON would cut the
+ * string there, so "a\u0000b" would silently become "a". Refused instead. */
+static int escaped_nul(const char *p, size_t n) {
+  size_t i;
+  int in_str = 0;
+  for (i = 0; i < n; i++) {
+    if (!in_str) {
+      if (p[i] == '"') in_str = 1;
+      continue;
+    }
+    if (p[i] == '"') {
+      in_str = 0;
+    } else if (p[i] == '\\' && i + 1 < n) {
+      if (p[i + 1] == 'u' && i + 5 < n && memcmp(p + i + 2, "0000", 4) == 0) return 1;
+      i++; /* the escaped character (the hex digits of \uXXXX cannot be '"' or '\\') */
+    }
+  }
+  return 0;
+}
+
 cJSON *rpc_handle(const struct rpc_table *t, void *session, const char *line, size_t len, int *nomem) {
   cJSON *req, *resp = NULL, *result = NULL;
   const cJSON *id, *ver, *method, *params;
@@ -145,6 +165,10 @@ cJSON *rpc_handle(const struct rpc_table *t, void *session, const char *line, si
   if (id && !id_ok(id)) {
     resp = rpc_error_response(NULL, RPC_E_INVALID,
                               "invalid request: id must be a string (at most 128 bytes), an integer or null");
+    goto out;
+  }
+  if (escaped_nul(line, len)) {
+    resp = rpc_error_response(id, RPC_E_INVALID, "invalid request: a string holds U+0000 (\\u0000)");
     goto out;
   }
   ver = cJSON_GetObjectItemCaseSensitive(req, "jsonrpc");

@@ -13,9 +13,6 @@ int line_in_feed(struct line_in *li, const char *data, size_t n, size_t *used, l
   size_t i = 0;
   int rc;
   *used = 0;
-  if (!li->buf && n) {
-    if (!(li->buf = malloc(RPC_MAX_LINE + 1))) return -1;
-  }
   while (i < n) {
     const char *nl = memchr(data + i, '\n', n - i);
     size_t chunk = nl ? (size_t)(nl - (data + i)) : n - i;
@@ -36,6 +33,16 @@ int line_in_feed(struct line_in *li, const char *data, size_t n, size_t *used, l
       *used = i;
       if (rc) return rc;
       continue;
+    }
+    /* An idle client costs 4 KiB; only a long line makes its buffer grow. */
+    if (li->len + chunk + 1 > li->cap) {
+      size_t cap = li->cap ? li->cap : 4096;
+      char *nb;
+      while (cap < li->len + chunk + 1) cap *= 2;
+      if (cap > RPC_MAX_LINE + 1) cap = RPC_MAX_LINE + 1;
+      if (!(nb = realloc(li->buf, cap))) return -1;
+      li->buf = nb;
+      li->cap = cap;
     }
     memcpy(li->buf + li->len, data + i, chunk);
     li->len += chunk;

@@ -116,6 +116,14 @@ static void test_dispatch(void) {
   /* invalid UTF-8 in a string parameter (\xff is not JSON-escaped by cJSON's parser) */
   CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"a\xff\"},\"id\":4}", out, sizeof out) ==
         RPC_E_PARAMS);
+  /* a NUL escaped in a string would cut it: refused, with the request's id */
+  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"a\\u0000b\"},\"id\":9}", out,
+            sizeof out) == RPC_E_INVALID);
+  CHECK(strstr(out, "\"id\":9") != NULL);
+  /* ... but an escaped backslash before "u0000" is just text */
+  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"a\\\\u0000b\"},\"id\":9}", out,
+            sizeof out) == 0);
+  CHECK(strstr(out, "a\\\\u0000b") != NULL);
   /* application errors carry data.error and data.hint */
   CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"fail\",\"id\":5}", out, sizeof out) == RPC_APP_NOT_FOUND);
   CHECK(strstr(out, "\"error\":\"not_found\"") && strstr(out, "no contact named 'zed'") && strstr(out, "hint"));
