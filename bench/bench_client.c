@@ -95,7 +95,8 @@ static void free_port(char out[16]) {
   memset(&a, 0, sizeof a);
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &l) != 0)
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &l) != 0)
     die("no free port");
   snprintf(out, 16, "%u", ntohs(a.sin_port));
   close(fd);
@@ -117,7 +118,8 @@ static void start_server(char hostport[64], char pin[65]) {
     int lf = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     dup2(out[1], 1);
     if (lf >= 0) dup2(lf, 2);
-    execl(SOTTO_SERVER_BIN, SOTTO_SERVER_BIN, "--data", data, "--listen", hostport, "--log-level", "0", (char *)NULL);
+    execl(SOTTO_SERVER_BIN, SOTTO_SERVER_BIN, "--data", data, "--listen", hostport, "--log-level", "0",
+          (char *)NULL);
     _exit(127);
   }
   close(out[1]);
@@ -236,7 +238,8 @@ static double run_floor(size_t n) {
   for (i = 0; i < n; i++) {
     struct sc_sent s;
     make_text(text, i);
-    if ((rc = sc_send_text(&s, a, "bob", text, MSG_LEN, 0)) != 0) die("floor: send %zu: %s", i, sc_errdetail(a));
+    if ((rc = sc_send_text(&s, a, "bob", text, MSG_LEN, 0)) != 0)
+      die("floor: send %zu: %s", i, sc_errdetail(a));
     /* What the server pushes to alice meanwhile (nothing here) is handled. */
     if (sc_link_pending(a)) (void)sc_link_step(a, 0);
   }
@@ -360,7 +363,8 @@ static double run_daemon(size_t n) {
   wait_connected(&a, "alice");
   wait_connected(&b, "bob");
   conn_write(&b, "{\"jsonrpc\":\"2.0\",\"method\":\"subscribeReceive\",\"id\":1}\n");
-  if (!(o = conn_line(&b, 10000)) || !cJSON_GetObjectItem(o, "result")) die("bob's daemon: subscribeReceive failed");
+  if (!(o = conn_line(&b, 10000)) || !cJSON_GetObjectItem(o, "result"))
+    die("bob's daemon: subscribeReceive failed");
   cJSON_Delete(o);
   /* Let what was queued (nothing) drain for a moment. */
   while ((o = conn_line(&b, 300))) cJSON_Delete(o);
@@ -371,7 +375,8 @@ static double run_daemon(size_t n) {
     while (sent < n && sent - answered < WINDOW) {
       make_text(text, sent);
       snprintf(req, sizeof req,
-               "{\"jsonrpc\":\"2.0\",\"method\":\"send\",\"params\":{\"recipient\":\"bob\",\"message\":\"%s\"},\"id\":%zu}\n",
+               "{\"jsonrpc\":\"2.0\",\"method\":\"send\",\"params\":{\"recipient\":\"bob\",\"message\":\"%"
+               "s\"},\"id\":%zu}\n",
                text, sent + 1);
       conn_write(&a, req);
       sent++;
@@ -392,7 +397,8 @@ static double run_daemon(size_t n) {
         const cJSON *m = cJSON_GetObjectItem(o, "method");
         if (cJSON_IsString(m) && strcmp(m->valuestring, "receive") == 0) {
           const cJSON *t = cJSON_GetObjectItem(
-              cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "params"), "envelope"), "dataMessage"),
+              cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "params"), "envelope"),
+                                  "dataMessage"),
               "message");
           long k = cJSON_IsString(t) ? text_number(t->valuestring, strlen(t->valuestring)) : -1;
           if (k < 0 || (size_t)k >= n || seen[k]) die("daemon_relay: an unexpected or repeated message");
@@ -417,8 +423,10 @@ static void warm_up(void) {
   struct sc_client *a = open_client("alice"), *b = open_client("bob");
   struct sc_sent s;
   int i;
-  if (sc_connect(a, 10000) || sc_send_text(&s, a, "bob", "warm up", 7, 0)) die("warm-up: %s", sc_errdetail(a));
-  if (sc_connect(b, 10000) || sc_send_text(&s, b, "alice", "warm up", 7, 0)) die("warm-up: %s", sc_errdetail(b));
+  if (sc_connect(a, 10000) || sc_send_text(&s, a, "bob", "warm up", 7, 0))
+    die("warm-up: %s", sc_errdetail(a));
+  if (sc_connect(b, 10000) || sc_send_text(&s, b, "alice", "warm up", 7, 0))
+    die("warm-up: %s", sc_errdetail(b));
   for (i = 0; i < 50 && !(sc_link_drained(a) && sc_link_drained(b)); i++) {
     (void)sc_link_step(a, 50);
     (void)sc_link_step(b, 50);
@@ -480,15 +488,18 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (g_json) {
-    printf("{\"bench\":\"daemon_relay\",\"row\":\"daemon_relay\",\"unit\":\"msg/s\",\"sotto\":%.1f,\"floor\":%.1f,"
-           "\"messages\":%zu,\"window\":%d}\n",
-           d, f, g_n, WINDOW);
+    printf(
+        "{\"bench\":\"daemon_relay\",\"row\":\"daemon_relay\",\"unit\":\"msg/"
+        "s\",\"sotto\":%.1f,\"floor\":%.1f,"
+        "\"messages\":%zu,\"window\":%d}\n",
+        d, f, g_n, WINDOW);
   } else {
     printf("%-14s %-7s %11s %11s %11s  %s\n", "row", "unit", "sotto", "floor", "sotto/floor", "target");
     printf("%-14s %-7s %11.1f %11.1f %11.2f  %s\n", "daemon_relay", "msg/s", d, f, d / f, ">= 0.5");
-    printf("\n%zu messages of %d bytes alice -> bob; sotto: JSON-RPC send on alice's daemon (%d in flight)\n"
-           "until bob's daemon's receive notification; floor: the core directly (sc_send_text, sc_link_step)\n",
-           g_n, MSG_LEN, WINDOW);
+    printf(
+        "\n%zu messages of %d bytes alice -> bob; sotto: JSON-RPC send on alice's daemon (%d in flight)\n"
+        "until bob's daemon's receive notification; floor: the core directly (sc_send_text, sc_link_step)\n",
+        g_n, MSG_LEN, WINDOW);
   }
   if (g_smoke) fprintf(stderr, "bench_client --smoke: row daemon_relay produced\n");
   return 0;

@@ -59,7 +59,8 @@ static void add_event(struct ui *u, const struct sc_event *ev, int from_history)
       return;
     case SC_EV_LINK_DOWN:
       u->m.connected = 0;
-      chat_status(&u->m, "connection lost (%s); reconnecting", ev->error ? sc_error_message(ev->error) : "closed");
+      chat_status(&u->m, "connection lost (%s); reconnecting",
+                  ev->error ? sc_error_message(ev->error) : "closed");
       return;
     case SC_EV_DRAINED:
     case SC_EV_KEYS_TOPPED_UP:
@@ -78,7 +79,9 @@ static void add_event(struct ui *u, const struct sc_event *ev, int from_history)
     chat_status(&u->m, "%s", line);
 }
 
-static void sink(void *ud, const struct sc_event *ev) { add_event(ud, ev, 0); }
+static void sink(void *ud, const struct sc_event *ev) {
+  add_event(ud, ev, 0);
+}
 
 struct hist_ctx {
   struct ui *u;
@@ -146,12 +149,17 @@ static void do_send(struct ui *u, const char *text) {
   snprintf(name, sizeof name, "%s", c->name);
   memset(&s, 0, sizeof s);
   u->sending = 1;
-  rc = grp ? sc_group_send(&s, u->sc, name, text, strlen(text), 0) : sc_send_text(&s, u->sc, name, text, strlen(text), 0);
+  rc = grp ? sc_group_send(&s, u->sc, name, text, strlen(text), 0)
+           : sc_send_text(&s, u->sc, name, text, strlen(text), 0);
   u->sending = 0;
   if (rc == 0 || rc == SC_ERR_PARTIAL) {
-    (void)chat_add(&u->m, name, grp, CHAT_OUT, u->m.me, text, strlen(text), s.timestamp_ms ? s.timestamp_ms : sc_now_ms());
-    if (rc) chat_status(&u->m, "sent, but %u member%s did not get it", s.undelivered, s.undelivered == 1 ? "" : "s");
-    else chat_status(&u->m, "sent");
+    (void)chat_add(&u->m, name, grp, CHAT_OUT, u->m.me, text, strlen(text),
+                   s.timestamp_ms ? s.timestamp_ms : sc_now_ms());
+    if (rc)
+      chat_status(&u->m, "sent, but %u member%s did not get it", s.undelivered,
+                  s.undelivered == 1 ? "" : "s");
+    else
+      chat_status(&u->m, "sent");
     return;
   }
   /* Not sent: the text goes back to the input line, the reason to the status. */
@@ -170,12 +178,15 @@ static void do_safety(struct ui *u, const char *peer) {
     return;
   }
   if ((rc = sc_safety_number(&sf, u->sc, peer)) != 0) {
-    chat_status(&u->m, "no safety number: %s", sc_errdetail(u->sc)[0] ? sc_errdetail(u->sc) : sc_error_message(rc));
+    chat_status(&u->m, "no safety number: %s",
+                sc_errdetail(u->sc)[0] ? sc_errdetail(u->sc) : sc_error_message(rc));
     return;
   }
   /* 12 groups of 5 digits, in 3 rows of 4, as the Signal apps show it. */
   for (i = 0; i < 12; i++) {
-    p += sprintf(p, "%.5s%s", sf.number + 5 * i, i % 4 == 3 ? "\n" : " ");
+    int w =
+        snprintf(p, sizeof text - (size_t)(p - text), "%.5s%s", sf.number + 5 * i, i % 4 == 3 ? "\n" : " ");
+    if (w > 0) p += w; /* 12 * 6 bytes: always fits */
   }
   snprintf(p, sizeof text - (size_t)(p - text), "\nverified: %s%s\n%s", sf.contact.verified ? "yes" : "no",
            sf.contact.key_changes ? " (their key changed before)" : "",
@@ -188,7 +199,8 @@ static void do_verify(struct ui *u, const char *number) {
   unsigned released = 0;
   int rc = sc_verify(&released, u->sc, peer, number);
   if (rc)
-    chat_status(&u->m, "not verified: %s", sc_errdetail(u->sc)[0] ? sc_errdetail(u->sc) : sc_error_message(rc));
+    chat_status(&u->m, "not verified: %s",
+                sc_errdetail(u->sc)[0] ? sc_errdetail(u->sc) : sc_error_message(rc));
   else
     chat_status(&u->m, "%s verified%s", peer, released ? " (held messages released)" : "");
 }
@@ -198,18 +210,30 @@ static void do_verify(struct ui *u, const char *number) {
 static uint32_t map_key(int r, wint_t k) {
   if (r == KEY_CODE_YES) {
     switch (k) {
-      case KEY_ENTER: return CHAT_KEY_ENTER;
-      case KEY_BACKSPACE: return CHAT_KEY_BACKSPACE;
-      case KEY_DC: return CHAT_KEY_DELETE;
-      case KEY_LEFT: return CHAT_KEY_LEFT;
-      case KEY_RIGHT: return CHAT_KEY_RIGHT;
-      case KEY_UP: return CHAT_KEY_UP;
-      case KEY_DOWN: return CHAT_KEY_DOWN;
-      case KEY_HOME: return CHAT_KEY_HOME;
-      case KEY_END: return CHAT_KEY_END;
-      case KEY_PPAGE: return CHAT_KEY_PGUP;
-      case KEY_NPAGE: return CHAT_KEY_PGDN;
-      case KEY_BTAB: return CHAT_KEY_TAB;
+      case KEY_ENTER:
+        return CHAT_KEY_ENTER;
+      case KEY_BACKSPACE:
+        return CHAT_KEY_BACKSPACE;
+      case KEY_DC:
+        return CHAT_KEY_DELETE;
+      case KEY_LEFT:
+        return CHAT_KEY_LEFT;
+      case KEY_RIGHT:
+        return CHAT_KEY_RIGHT;
+      case KEY_UP:
+        return CHAT_KEY_UP;
+      case KEY_DOWN:
+        return CHAT_KEY_DOWN;
+      case KEY_HOME:
+        return CHAT_KEY_HOME;
+      case KEY_END:
+        return CHAT_KEY_END;
+      case KEY_PPAGE:
+        return CHAT_KEY_PGUP;
+      case KEY_NPAGE:
+        return CHAT_KEY_PGDN;
+      case KEY_BTAB:
+        return CHAT_KEY_TAB;
       default:
         if (k == KEY_F(2)) return CHAT_KEY_SAFETY;
         return 0;
@@ -217,17 +241,27 @@ static uint32_t map_key(int r, wint_t k) {
   }
   switch (k) {
     case '\r':
-    case '\n': return CHAT_KEY_ENTER;
+    case '\n':
+      return CHAT_KEY_ENTER;
     case 127:
-    case 8: return CHAT_KEY_BACKSPACE;
-    case '\t': return CHAT_KEY_TAB;
-    case 27: return CHAT_KEY_ESC;
-    case 3: return CHAT_KEY_QUIT;
-    case 1: return CHAT_KEY_HOME;
-    case 5: return CHAT_KEY_END;
-    case 21: return CHAT_KEY_KILL_LINE;
-    case 23: return CHAT_KEY_KILL_WORD;
-    default: return k >= 0x20 ? (uint32_t)k : 0;
+    case 8:
+      return CHAT_KEY_BACKSPACE;
+    case '\t':
+      return CHAT_KEY_TAB;
+    case 27:
+      return CHAT_KEY_ESC;
+    case 3:
+      return CHAT_KEY_QUIT;
+    case 1:
+      return CHAT_KEY_HOME;
+    case 5:
+      return CHAT_KEY_END;
+    case 21:
+      return CHAT_KEY_KILL_LINE;
+    case 23:
+      return CHAT_KEY_KILL_WORD;
+    default:
+      return k >= 0x20 ? (uint32_t)k : 0;
   }
 }
 
@@ -265,8 +299,8 @@ static void try_connect(struct ui *u) {
     return;
   }
   u->m.connected = 0;
-  chat_status(&u->m, "offline: %s; next try in %d s", sc_errdetail(u->sc)[0] ? sc_errdetail(u->sc) : sc_error_message(rc),
-              u->reconnect_ms / 1000);
+  chat_status(&u->m, "offline: %s; next try in %d s",
+              sc_errdetail(u->sc)[0] ? sc_errdetail(u->sc) : sc_error_message(rc), u->reconnect_ms / 1000);
   u->reconnect_at = now + u->reconnect_ms;
   if (u->reconnect_ms < RECONNECT_MAX_MS) u->reconnect_ms *= 2;
   if (u->reconnect_ms > RECONNECT_MAX_MS) u->reconnect_ms = RECONNECT_MAX_MS;
@@ -287,7 +321,8 @@ int chat_run(struct sc_client *c, const char *open_peer) {
   size_t k;
 
   if (!isatty(0) || !isatty(1)) {
-    fprintf(stderr, "sotto: chat needs a terminal (standard input and output); for scripts use 'sotto daemon'\n");
+    fprintf(stderr,
+            "sotto: chat needs a terminal (standard input and output); for scripts use 'sotto daemon'\n");
     return -1;
   }
   setlocale(LC_ALL, "");
@@ -333,10 +368,10 @@ int chat_run(struct sc_client *c, const char *open_peer) {
     }
     if (poll(pfd, (nfds_t)np, timeout) < 0 && errno != EINTR) break;
     if (sc_connected(c)) {
-      if ((np > 1 && pfd[1].revents) || (sc_link_next_deadline(c) >= 0 && sc_monotonic_ms() >= sc_link_next_deadline(c))) {
+      if ((np > 1 && pfd[1].revents) ||
+          (sc_link_next_deadline(c) >= 0 && sc_monotonic_ms() >= sc_link_next_deadline(c))) {
         rc = sc_link_step(c, 0);
-        if (rc < 0)
-          chat_status(&u.m, "%s", sc_errdetail(c)[0] ? sc_errdetail(c) : sc_error_message(rc));
+        if (rc < 0) chat_status(&u.m, "%s", sc_errdetail(c)[0] ? sc_errdetail(c) : sc_error_message(rc));
         if (!sc_connected(c)) u.m.connected = 0;
       }
     } else {
@@ -347,16 +382,29 @@ int chat_run(struct sc_client *c, const char *open_peer) {
       const char *arg = NULL;
       uint32_t key;
       if (rc == KEY_CODE_YES && wk == KEY_RESIZE) continue; /* the render below uses the new size */
-      if (rc == OK && wk == 4 && u.m.in.len == 0) key = CHAT_KEY_QUIT; /* Ctrl-D on an empty line */
-      else key = map_key(rc, wk);
+      if (rc == OK && wk == 4 && u.m.in.len == 0)
+        key = CHAT_KEY_QUIT; /* Ctrl-D on an empty line */
+      else
+        key = map_key(rc, wk);
       if (!key) continue;
       switch (chat_key(&u.m, key, LINES, &arg)) {
-        case CHAT_ACT_QUIT: quit = 1; break;
-        case CHAT_ACT_SEND: do_send(&u, arg); break;
-        case CHAT_ACT_OPEN: load_history(&u, (size_t)u.m.open); break;
-        case CHAT_ACT_SAFETY: do_safety(&u, arg); break;
-        case CHAT_ACT_VERIFY: do_verify(&u, arg); break;
-        default: break;
+        case CHAT_ACT_QUIT:
+          quit = 1;
+          break;
+        case CHAT_ACT_SEND:
+          do_send(&u, arg);
+          break;
+        case CHAT_ACT_OPEN:
+          load_history(&u, (size_t)u.m.open);
+          break;
+        case CHAT_ACT_SAFETY:
+          do_safety(&u, arg);
+          break;
+        case CHAT_ACT_VERIFY:
+          do_verify(&u, arg);
+          break;
+        default:
+          break;
       }
     }
     draw(&u);

@@ -49,8 +49,8 @@ long chat_conv(struct chat_model *m, const char *name, int is_group, int create)
   return (long)m->n++;
 }
 
-int chat_add(struct chat_model *m, const char *conv, int is_group, int kind, const char *who, const char *text,
-             size_t len, uint64_t ts) {
+int chat_add(struct chat_model *m, const char *conv, int is_group, int kind, const char *who,
+             const char *text, size_t len, uint64_t ts) {
   long i = chat_conv(m, conv, is_group, 1);
   struct chat_conv *c;
   struct chat_line *l;
@@ -138,8 +138,12 @@ void chat_input_delete(struct chat_input *in) {
   in->buf[in->len] = 0;
 }
 
-void chat_input_left(struct chat_input *in) { in->cur = utf8_prev(in->buf, in->cur); }
-void chat_input_right(struct chat_input *in) { in->cur = utf8_next(in->buf, in->len, in->cur); }
+void chat_input_left(struct chat_input *in) {
+  in->cur = utf8_prev(in->buf, in->cur);
+}
+void chat_input_right(struct chat_input *in) {
+  in->cur = utf8_next(in->buf, in->len, in->cur);
+}
 
 void chat_input_clear(struct chat_input *in) {
   memset(in->buf, 0, sizeof in->buf);
@@ -270,14 +274,30 @@ int chat_key(struct chat_model *m, uint32_t key, int rows, const char **arg) {
       }
       chat_status(m, "the safety number belongs to a conversation with a person");
       return CHAT_ACT_NONE;
-    case CHAT_KEY_BACKSPACE: chat_input_backspace(&m->in); return CHAT_ACT_NONE;
-    case CHAT_KEY_DELETE: chat_input_delete(&m->in); return CHAT_ACT_NONE;
-    case CHAT_KEY_LEFT: chat_input_left(&m->in); return CHAT_ACT_NONE;
-    case CHAT_KEY_RIGHT: chat_input_right(&m->in); return CHAT_ACT_NONE;
-    case CHAT_KEY_HOME: m->in.cur = 0; return CHAT_ACT_NONE;
-    case CHAT_KEY_END: m->in.cur = m->in.len; return CHAT_ACT_NONE;
-    case CHAT_KEY_KILL_LINE: chat_input_clear(&m->in); return CHAT_ACT_NONE;
-    case CHAT_KEY_KILL_WORD: kill_word(&m->in); return CHAT_ACT_NONE;
+    case CHAT_KEY_BACKSPACE:
+      chat_input_backspace(&m->in);
+      return CHAT_ACT_NONE;
+    case CHAT_KEY_DELETE:
+      chat_input_delete(&m->in);
+      return CHAT_ACT_NONE;
+    case CHAT_KEY_LEFT:
+      chat_input_left(&m->in);
+      return CHAT_ACT_NONE;
+    case CHAT_KEY_RIGHT:
+      chat_input_right(&m->in);
+      return CHAT_ACT_NONE;
+    case CHAT_KEY_HOME:
+      m->in.cur = 0;
+      return CHAT_ACT_NONE;
+    case CHAT_KEY_END:
+      m->in.cur = m->in.len;
+      return CHAT_ACT_NONE;
+    case CHAT_KEY_KILL_LINE:
+      chat_input_clear(&m->in);
+      return CHAT_ACT_NONE;
+    case CHAT_KEY_KILL_WORD:
+      kill_word(&m->in);
+      return CHAT_ACT_NONE;
     default:
       if (key >= 0x20 && key < 0x110000 && chat_input_insert(&m->in, key) != 0 && !utf8_unsafe(key))
         chat_status(m, "the input line is full");
@@ -295,7 +315,9 @@ int chat_cp_width(uint32_t cp) {
   return w > 2 ? 2 : w;
 }
 
-static struct chat_cell *cell(struct chat_grid *g, int r, int c) { return &g->cells[(size_t)r * g->cols + c]; }
+static struct chat_cell *cell(struct chat_grid *g, int r, int c) {
+  return &g->cells[(size_t)r * g->cols + c];
+}
 
 /* Puts cp at (r, c) if it fits before col limit; returns the next column
  * (limit when it did not fit). Zero-width code points are dropped. */
@@ -346,8 +368,8 @@ static int str_width(const char *s) {
 /* Draws (or, with g == NULL, counts) the rows of one conversation line
  * wrapped to columns [c0, c1), its first row at row r (rows outside
  * [top, bottom) are not drawn). Returns the number of rows. */
-static int draw_line(struct chat_grid *g, const struct chat_model *m, const struct chat_line *l, int r, int c0,
-                     int c1, int top, int bottom) {
+static int draw_line(struct chat_grid *g, const struct chat_model *m, const struct chat_line *l, int r,
+                     int c0, int c1, int top, int bottom) {
   char prefix[CHAT_NAME_MAX + 32], hhmm[8] = "--:--";
   time_t t = (time_t)(l->ts / 1000);
   struct tm tm;
@@ -385,7 +407,8 @@ static int draw_line(struct chat_grid *g, const struct chat_model *m, const stru
   return rows;
 }
 
-static void render_list(const struct chat_model *m, struct chat_grid *g, int top, int bottom, int c0, int c1) {
+static void render_list(const struct chat_model *m, struct chat_grid *g, int top, int bottom, int c0,
+                        int c1) {
   int h = bottom - top, r;
   size_t first = 0, i;
   if (h <= 0) return;
@@ -414,7 +437,8 @@ static void render_list(const struct chat_model *m, struct chat_grid *g, int top
   }
 }
 
-static void render_conv(const struct chat_model *m, struct chat_grid *g, int top, int bottom, int c0, int c1) {
+static void render_conv(const struct chat_model *m, struct chat_grid *g, int top, int bottom, int c0,
+                        int c1) {
   const struct chat_conv *c;
   int h = bottom - top, total = 0, r, skip;
   size_t i;
@@ -456,7 +480,8 @@ static void render_safety(const struct chat_model *m, struct chat_grid *g, int t
     p = nl ? nl + 1 : p + strlen(p);
   }
   if (bottom - 1 > top)
-    put_str(g, bottom - 1, 1, g->cols, "Esc: back.  Compare with your contact, then /verify NUMBER.", CHAT_ATTR_DIM);
+    put_str(g, bottom - 1, 1, g->cols, "Esc: back.  Compare with your contact, then /verify NUMBER.",
+            CHAT_ATTR_DIM);
 }
 
 int chat_render(const struct chat_model *m, int rows, int cols, struct chat_grid *g) {
@@ -509,8 +534,8 @@ int chat_render(const struct chat_model *m, int rows, int cols, struct chat_grid
   }
   /* Status line and input line. */
   fill(g, rows - 2, 0, cols, CHAT_ATTR_DIM);
-  put_str(g, rows - 2, 0, cols, m->status[0] ? m->status : "Tab: list/conversation  /msg NAME  /safety  /quit",
-          CHAT_ATTR_DIM);
+  put_str(g, rows - 2, 0, cols,
+          m->status[0] ? m->status : "Tab: list/conversation  /msg NAME  /safety  /quit", CHAT_ATTR_DIM);
   c = put_str(g, rows - 1, 0, cols, "> ", CHAT_ATTR_BOLD);
   /* Scroll the input so that the cursor stays visible. */
   cw = 0;

@@ -18,14 +18,14 @@
 #include <stdint.h>
 
 #define CHAT_MAX_CONVS 512
-#define CHAT_MAX_LINES 500      /* scrollback kept per conversation */
-#define CHAT_MAX_TEXT 4096      /* bytes of one stored line (longer ones are cut) */
-#define CHAT_MAX_INPUT 4000     /* bytes of the input line */
+#define CHAT_MAX_LINES 500  /* scrollback kept per conversation */
+#define CHAT_MAX_TEXT 4096  /* bytes of one stored line (longer ones are cut) */
+#define CHAT_MAX_INPUT 4000 /* bytes of the input line */
 #define CHAT_NAME_MAX 64
 #define CHAT_MAX_ROWS 500
 #define CHAT_MAX_COLS 1000
-#define CHAT_LIST_WIDTH 22      /* the conversation list beside the conversation */
-#define CHAT_SPLIT_MIN_COLS 60  /* narrower terminals show one pane at a time */
+#define CHAT_LIST_WIDTH 22     /* the conversation list beside the conversation */
+#define CHAT_SPLIT_MIN_COLS 60 /* narrower terminals show one pane at a time */
 
 enum chat_kind { CHAT_IN = 0, CHAT_OUT = 1, CHAT_NOTICE = 2 };
 
@@ -58,11 +58,11 @@ struct chat_model {
   char me[CHAT_NAME_MAX + 1];
   struct chat_conv *convs;
   size_t n;
-  size_t sel;     /* selected conversation in the list */
-  long open;      /* open conversation, -1 for none */
-  int focus;      /* enum chat_focus */
-  int screen;     /* enum chat_screen_kind */
-  size_t scroll;  /* lines scrolled back from the bottom of the open conversation */
+  size_t sel;    /* selected conversation in the list */
+  long open;     /* open conversation, -1 for none */
+  int focus;     /* enum chat_focus */
+  int screen;    /* enum chat_screen_kind */
+  size_t scroll; /* lines scrolled back from the bottom of the open conversation */
   struct chat_input in;
   char status[256];
   char safety_peer[CHAT_NAME_MAX + 1];
@@ -73,10 +73,10 @@ struct chat_model {
 /* Actions chat_key asks the front end to carry out. */
 enum chat_action {
   CHAT_ACT_NONE = 0,
-  CHAT_ACT_SEND,    /* send the text in *arg to the open conversation, then chat_sent */
-  CHAT_ACT_OPEN,    /* the open conversation was just opened: load its history */
-  CHAT_ACT_SAFETY,  /* show the safety number of *arg (chat_show_safety) */
-  CHAT_ACT_VERIFY,  /* verify the open conversation's peer with the number in *arg */
+  CHAT_ACT_SEND,   /* send the text in *arg to the open conversation, then chat_sent */
+  CHAT_ACT_OPEN,   /* the open conversation was just opened: load its history */
+  CHAT_ACT_SAFETY, /* show the safety number of *arg (chat_show_safety) */
+  CHAT_ACT_VERIFY, /* verify the open conversation's peer with the number in *arg */
   CHAT_ACT_QUIT,
 };
 
@@ -110,8 +110,8 @@ long chat_conv(struct chat_model *m, const char *name, int is_group, int create)
 /* Adds a line to a conversation (created when needed). text is untrusted
  * (len bytes, any content). Counts as unread unless the conversation is
  * open. Returns 0 or -1 (no memory, too many conversations). */
-int chat_add(struct chat_model *m, const char *conv, int is_group, int kind, const char *who, const char *text,
-             size_t len, uint64_t ts);
+int chat_add(struct chat_model *m, const char *conv, int is_group, int kind, const char *who,
+             const char *text, size_t len, uint64_t ts);
 /* Opens conversation i (its unread count goes to 0). */
 void chat_open(struct chat_model *m, size_t i);
 /* Sets the status line (sanitised). */

@@ -56,16 +56,16 @@ static int lock_and_open(struct cli *c, const char *kind, const char *socket) {
   c->opened = 1;
   if (!sc_username(c->core)[0]) {
     homelock_release(c->home, fd);
-    (void)cli_error(c, "not_registered", "this identity is not registered on a server yet: run 'sotto register' first");
+    (void)cli_error(c, "not_registered",
+                    "this identity is not registered on a server yet: run 'sotto register' first");
     return -1;
   }
   return fd;
 }
 
 static int run_daemon(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
-  static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {
+      {"socket", required_argument, NULL, 's'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
   struct daemon_opts o;
   const char *sock = NULL;
   char err[400];
@@ -81,7 +81,8 @@ static int run_daemon(struct cli *c, const struct cli_cmd *cmd, int argc, char *
     return cli_usage(c, cmd, "unknown option or missing value '%s'", argv[optind - 1]);
   }
   if (optind < argc) return cli_usage(c, cmd, "unexpected argument '%s'", argv[optind]);
-  if (!sock) return cli_usage(c, cmd, "--socket PATH is required (or use 'sotto jsonrpc' for standard input/output)");
+  if (!sock)
+    return cli_usage(c, cmd, "--socket PATH is required (or use 'sotto jsonrpc' for standard input/output)");
   if (sock[0] != '/') return cli_usage(c, cmd, "--socket takes an absolute path");
   if (daemon_socket_check(sock, err, sizeof err)) return cli_error(c, "socket", "%s", err);
   if ((fd = lock_and_open(c, "daemon", sock)) < 0) return CLI_FAIL;
@@ -121,7 +122,8 @@ static int run_chat(struct cli *c, const struct cli_cmd *cmd, int argc, char **a
     if (peer[0] == '#' ? !sc_group_name_ok(peer + 1) : !sc_username_ok(peer))
       return cli_usage(c, cmd, "'%s' is neither a username nor #GROUP", peer);
   }
-  if (c->json) return cli_usage(c, cmd, "chat is for a terminal; for scripts use 'sotto daemon' or 'sotto jsonrpc'");
+  if (c->json)
+    return cli_usage(c, cmd, "chat is for a terminal; for scripts use 'sotto daemon' or 'sotto jsonrpc'");
   if ((fd = lock_and_open(c, "chat", "")) < 0) return CLI_FAIL;
   rc = chat_run(c->core, peer);
   sc_set_sink(c->core, cli_sink, c);

@@ -76,8 +76,9 @@ void daemon_push(struct dclient *cl, cJSON *v) {
   s = cJSON_PrintUnformatted(v);
   cJSON_Delete(v);
   if (!s || line_out_push(&cl->out, s, strlen(s)) != 0) {
-    if (!cl->dead) daemon_log("client %u: not reading its answers (over %u bytes queued); disconnected", cl->id,
-                              LINEIO_OUT_MAX);
+    if (!cl->dead)
+      daemon_log("client %u: not reading its answers (over %u bytes queued); disconnected", cl->id,
+                 LINEIO_OUT_MAX);
     cl->dead = 1;
   }
   free(s);
@@ -106,7 +107,8 @@ static int on_line(void *ud, const char *line, size_t len) {
   cJSON *resp;
   int nomem = 0;
   if (!line) {
-    daemon_push(cl, rpc_error_response(NULL, RPC_E_INVALID, "request line too long (the limit is 262144 bytes)"));
+    daemon_push(cl,
+                rpc_error_response(NULL, RPC_E_INVALID, "request line too long (the limit is 262144 bytes)"));
   } else if (len == 0) {
     return 0; /* blank lines between requests are tolerated */
   } else {
@@ -261,7 +263,8 @@ static void accept_clients(struct daemon *d) {
     if (fd < 0) return;
     if (d->n_clients >= DAEMON_MAX_CLIENTS) {
       static const char full[] =
-          "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":\"too many clients (64); try "
+          "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":\"too many clients (64); "
+          "try "
           "again later\",\"data\":{\"error\":\"failed\",\"hint\":\"close another client\"}}}\n";
       (void)!write(fd, full, sizeof full - 1);
       close(fd);
@@ -288,8 +291,8 @@ static void try_connect(struct daemon *d) {
     d->reconnect_at = 0;
     return;
   }
-  daemon_log("cannot connect: %s; next try in %d s", sc_errdetail(d->sc)[0] ? sc_errdetail(d->sc) : sc_error_message(rc),
-             d->reconnect_ms / 1000);
+  daemon_log("cannot connect: %s; next try in %d s",
+             sc_errdetail(d->sc)[0] ? sc_errdetail(d->sc) : sc_error_message(rc), d->reconnect_ms / 1000);
   d->reconnect_at = now + d->reconnect_ms;
   if (d->reconnect_ms < RECONNECT_MAX_MS) d->reconnect_ms *= 2;
   if (d->reconnect_ms > RECONNECT_MAX_MS) d->reconnect_ms = RECONNECT_MAX_MS;
@@ -424,7 +427,8 @@ int daemon_run(struct sc_client *c, const struct daemon_opts *o) {
       if (pfd[i].revents & POLLOUT) {
         if (line_out_flush(&cl->out, cl->fd_out) < 0) cl->dead = 1;
       }
-      if (pfd[i].fd == cl->fd_in && (pfd[i].events & POLLIN) && (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+      if (pfd[i].fd == cl->fd_in && (pfd[i].events & POLLIN) &&
+          (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
         client_read(cl);
     }
     for (i = 0; i < d.n_clients; i++) {

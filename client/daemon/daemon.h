@@ -23,7 +23,7 @@
 #define DAEMON_MAX_CLIENTS 64
 #define DAEMON_HIGH_WATER (1024 * 1024)
 #define DAEMON_READ_CHUNK 16384
-#define DAEMON_HISTORY_MAX 1000          /* entries of one history answer */
+#define DAEMON_HISTORY_MAX 1000                /* entries of one history answer */
 #define DAEMON_HISTORY_BYTES (2 * 1024 * 1024) /* and its text bytes */
 
 struct daemon_opts {

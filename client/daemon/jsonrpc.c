@@ -155,7 +155,8 @@ cJSON *rpc_handle(const struct rpc_table *t, void *session, const char *line, si
   }
   if (cJSON_IsArray(req)) {
     cJSON_Delete(req);
-    return rpc_error_response(NULL, RPC_E_INVALID, "batch requests are not supported: send one object per line");
+    return rpc_error_response(NULL, RPC_E_INVALID,
+                              "batch requests are not supported: send one object per line");
   }
   if (!cJSON_IsObject(req)) {
     cJSON_Delete(req);
@@ -195,8 +196,9 @@ cJSON *rpc_handle(const struct rpc_table *t, void *session, const char *line, si
   if (params && !cJSON_IsObject(params)) {
     if (id)
       resp = rpc_error_response(id, RPC_E_PARAMS,
-                                cJSON_IsArray(params) ? "invalid params: use named parameters (an object), not an array"
-                                                      : "invalid params: params must be an object");
+                                cJSON_IsArray(params)
+                                    ? "invalid params: use named parameters (an object), not an array"
+                                    : "invalid params: params must be an object");
     goto out;
   }
   if (!params && !(params = empty = cJSON_CreateObject())) {
@@ -289,7 +291,8 @@ int rpc_bool(const cJSON *params, const char *name, int dflt, int *out, struct r
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, name);
   *out = dflt;
   if (!v || cJSON_IsNull(v)) return 0;
-  if (!cJSON_IsBool(v)) return rpc_fail(err, RPC_E_PARAMS, "invalid params: '%s' must be true or false", name);
+  if (!cJSON_IsBool(v))
+    return rpc_fail(err, RPC_E_PARAMS, "invalid params: '%s' must be true or false", name);
   *out = cJSON_IsTrue(v);
   return 0;
 }

@@ -34,19 +34,19 @@
 #define RPC_E_INTERNAL (-32603)
 
 /* Application errors: X(code, name, message, hint). */
-#define RPC_APP_ERRORS(X)                                                                                   \
-  X(-32000, "failed", "the request failed", "see the message")                                            \
-  X(-32001, "not_found", "no such contact, user or group", "check the name (listContacts, listGroups)")   \
-  X(-32002, "untrusted_identity", "the identity key changed",                                             \
-    "compare safety numbers (getSafetyNumber), then verify")                                              \
+#define RPC_APP_ERRORS(X)                                                                                  \
+  X(-32000, "failed", "the request failed", "see the message")                                             \
+  X(-32001, "not_found", "no such contact, user or group", "check the name (listContacts, listGroups)")    \
+  X(-32002, "untrusted_identity", "the identity key changed",                                              \
+    "compare safety numbers (getSafetyNumber), then verify")                                               \
   X(-32003, "network", "the server cannot be reached", "the daemon reconnects by itself; try again later") \
-  X(-32004, "server_refused", "the server refused the request", "see the message")                        \
-  X(-32005, "store", "the local store failed", "see the daemon's log")                                    \
-  X(-32006, "mismatch", "the safety number does not match", "compare it again with your contact")         \
-  X(-32007, "too_large", "the message or list is too long", "split it")                                   \
-  X(-32008, "membership", "already a member, not a member, or yourself in the list", "check listGroups")                \
+  X(-32004, "server_refused", "the server refused the request", "see the message")                         \
+  X(-32005, "store", "the local store failed", "see the daemon's log")                                     \
+  X(-32006, "mismatch", "the safety number does not match", "compare it again with your contact")          \
+  X(-32007, "too_large", "the message or list is too long", "split it")                                    \
+  X(-32008, "membership", "already a member, not a member, or yourself in the list", "check listGroups")   \
   X(-32009, "not_registered", "this home has no registered account", "run 'sotto register' first")         \
-  X(-32010, "no_memory", "out of memory", "try again")                                                  \
+  X(-32010, "no_memory", "out of memory", "try again")                                                     \
   X(-32011, "exists", "a group of that name already exists", "pick another name")
 
 enum {

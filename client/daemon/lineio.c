@@ -115,7 +115,9 @@ int line_out_flush(struct line_out *lo, int fd) {
   return 0;
 }
 
-size_t line_out_pending(const struct line_out *lo) { return lo->len - lo->off; }
+size_t line_out_pending(const struct line_out *lo) {
+  return lo->len - lo->off;
+}
 
 void line_out_free(struct line_out *lo) {
   free(lo->buf);

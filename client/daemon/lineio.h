@@ -14,9 +14,9 @@
 #define LINEIO_OUT_MAX (8u * 1024 * 1024)
 
 struct line_in {
-  char *buf;  /* grows by doubling from 4 KiB up to RPC_MAX_LINE + 1 bytes */
+  char *buf; /* grows by doubling from 4 KiB up to RPC_MAX_LINE + 1 bytes */
   size_t cap;
-  size_t len; /* bytes of the current, incomplete line */
+  size_t len;   /* bytes of the current, incomplete line */
   int skipping; /* inside an overlong line: drop up to its newline */
 };
 

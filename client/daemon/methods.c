@@ -84,13 +84,15 @@ static int core_fail(struct daemon *d, int rc, struct rpc_error *err) {
 
 static int need_user(const char *u, const char *name, struct rpc_error *err) {
   if (!sc_username_ok(u))
-    return rpc_fail(err, RPC_E_PARAMS, "invalid params: '%s' is not a valid username (3-32 of a-z 0-9 _ .)", name);
+    return rpc_fail(err, RPC_E_PARAMS, "invalid params: '%s' is not a valid username (3-32 of a-z 0-9 _ .)",
+                    name);
   return 0;
 }
 
 static int need_group(const char *g, struct rpc_error *err) {
   if (!sc_group_name_ok(g))
-    return rpc_fail(err, RPC_E_PARAMS, "invalid params: 'group' is not a valid group name (1-64 of A-Z a-z 0-9 _ . -)");
+    return rpc_fail(err, RPC_E_PARAMS,
+                    "invalid params: 'group' is not a valid group name (1-64 of A-Z a-z 0-9 _ . -)");
   return 0;
 }
 
@@ -151,7 +153,8 @@ static int m_send(void *ud, void *session, const cJSON *params, cJSON **result, 
   (void)session;
   if (rpc_only(params, allowed, err) || rpc_strs(params, "recipient", 0, SC_USER_MAX, &rcpt, &n, err) ||
       rpc_str(params, "group", 0, SC_GROUP_NAME_MAX, &group, err) ||
-      rpc_str(params, "message", 1, SC_MAX_TEXT, &msg, err) || rpc_bool(params, "acceptKeyChange", 0, &accept, err))
+      rpc_str(params, "message", 1, SC_MAX_TEXT, &msg, err) ||
+      rpc_bool(params, "acceptKeyChange", 0, &accept, err))
     goto fail;
   if ((n == 0) == (group == NULL)) {
     rpc_fail(err, RPC_E_PARAMS, "invalid params: give either 'recipient' or 'group'");
@@ -192,7 +195,8 @@ static int m_send(void *ud, void *session, const cJSON *params, cJSON **result, 
       cJSON_AddStringToObject(r, "type", rc ? "FAILURE" : "SUCCESS");
       if (rc) {
         cJSON_AddStringToObject(r, "error", sc_error_name(rc));
-        cJSON_AddStringToObject(r, "message", sc_errdetail(d->sc)[0] ? sc_errdetail(d->sc) : sc_error_message(rc));
+        cJSON_AddStringToObject(r, "message",
+                                sc_errdetail(d->sc)[0] ? sc_errdetail(d->sc) : sc_error_message(rc));
       } else if (!ts) {
         ts = s.timestamp_ms;
       }
@@ -221,7 +225,8 @@ static int contact_cb(void *ud, const struct sc_contact *ct) {
   return 0;
 }
 
-static int m_list_contacts(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+static int m_list_contacts(void *ud, void *session, const cJSON *params, cJSON **result,
+                           struct rpc_error *err) {
   static const char *const allowed[] = {NULL};
   int rc;
   (void)session;
@@ -253,7 +258,8 @@ static int group_cb(void *ud, const struct sc_group *g) {
   return 0;
 }
 
-static int m_list_groups(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+static int m_list_groups(void *ud, void *session, const cJSON *params, cJSON **result,
+                         struct rpc_error *err) {
   static const char *const allowed[] = {NULL};
   int rc;
   (void)session;
@@ -267,7 +273,8 @@ static int m_list_groups(void *ud, void *session, const cJSON *params, cJSON **r
   return 0;
 }
 
-static int m_create_group(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+static int m_create_group(void *ud, void *session, const cJSON *params, cJSON **result,
+                          struct rpc_error *err) {
   static const char *const allowed[] = {"name", "members", NULL};
   struct daemon *d = ud;
   const char *name, **members = NULL;
@@ -281,7 +288,8 @@ static int m_create_group(void *ud, void *session, const cJSON *params, cJSON **
     goto fail;
   if (need_group(name, err)) goto fail;
   if (n == 0 || n > SC_GROUP_MAX_MEMBERS - 1) {
-    rpc_fail(err, RPC_E_PARAMS, "invalid params: 'members' takes 1 to %d usernames", SC_GROUP_MAX_MEMBERS - 1);
+    rpc_fail(err, RPC_E_PARAMS, "invalid params: 'members' takes 1 to %d usernames",
+             SC_GROUP_MAX_MEMBERS - 1);
     goto fail;
   }
   for (i = 0; i < n; i++)
@@ -306,7 +314,8 @@ fail:
   return err->code;
 }
 
-static int m_update_group(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+static int m_update_group(void *ud, void *session, const cJSON *params, cJSON **result,
+                          struct rpc_error *err) {
   static const char *const allowed[] = {"group", "addMembers", "removeMembers", NULL};
   struct daemon *d = ud;
   const char *name, **add = NULL, **del = NULL;
@@ -537,7 +546,8 @@ static int m_subscribe(void *ud, void *session, const cJSON *params, cJSON **res
   return 0;
 }
 
-static int m_unsubscribe(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+static int m_unsubscribe(void *ud, void *session, const cJSON *params, cJSON **result,
+                         struct rpc_error *err) {
   static const char *const allowed[] = {"subscription", NULL};
   struct dclient *cl = session;
   int64_t id;

@@ -100,7 +100,8 @@ void homelock_message(char *buf, size_t cap, const struct homelock_info *info) {
              "stop it (kill %ld)",
              (long)info->pid, (long)info->pid);
   else if (strcmp(info->kind, "chat") == 0)
-    snprintf(buf, cap, "sotto chat (pid %ld) holds this home; use it, or quit it (/quit) first", (long)info->pid);
+    snprintf(buf, cap, "sotto chat (pid %ld) holds this home; use it, or quit it (/quit) first",
+             (long)info->pid);
   else
     snprintf(buf, cap, "another sotto (pid %ld) holds this home; stop it first", (long)info->pid);
 }

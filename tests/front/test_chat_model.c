@@ -11,11 +11,11 @@
 #include "testutil.h"
 
 /* REQUIRE for void functions: stops the current test function. */
-#define NEED(x)        \
-  do {                 \
-    int ok_ = !!(x);   \
-    CHECK(ok_ && #x);  \
-    if (!ok_) return;  \
+#define NEED(x)       \
+  do {                \
+    int ok_ = !!(x);  \
+    CHECK(ok_ &&#x);  \
+    if (!ok_) return; \
   } while (0)
 
 static struct chat_grid g;
@@ -130,10 +130,16 @@ static void test_conversations(void) {
   CHECK(screen_has("alice: hi bob \xe2\x82\xac") && screen_has("bob: yes") && strstr(row(2), "(2)"));
   /* notices inline, hostile text sanitised: no ESC/CSI reaches the grid */
   CHECK(chat_add(&m, "bob", 0, CHAT_NOTICE, "bob", "bob's identity key changed", 26, 6000) == 0);
-  CHECK(chat_add(&m, "bob", 0, CHAT_IN, "bob", "x\x1b[2J\x1b]0;pwned\x07y\xc2\x9b" "1m\xe2\x80\xae" "z", 24, 7000) == 0);
+  CHECK(chat_add(&m, "bob", 0, CHAT_IN, "bob",
+                 "x\x1b[2J\x1b]0;pwned\x07y\xc2\x9b"
+                 "1m\xe2\x80\xae"
+                 "z",
+                 24, 7000) == 0);
   NEED(chat_render(&m, 12, 80, &g) == 0);
   CHECK(screen_has("* bob's identity key changed"));
-  CHECK(screen_has("x\xef\xbf\xbd[2J\xef\xbf\xbd]0;pwned\xef\xbf\xbdy\xef\xbf\xbd" "1m\xef\xbf\xbdz"));
+  CHECK(
+      screen_has("x\xef\xbf\xbd[2J\xef\xbf\xbd]0;pwned\xef\xbf\xbdy\xef\xbf\xbd"
+                 "1m\xef\xbf\xbdz"));
   {
     int r, c, bad = 0;
     for (r = 0; r < g.rows; r++)
@@ -160,7 +166,8 @@ static void test_conversations(void) {
   CHECK(act == CHAT_ACT_SAFETY && strcmp(arg, "bob") == 0);
   chat_show_safety(&m, "bob", "12345 67890 12345\n67890 12345 67890\nverified: no");
   NEED(chat_render(&m, 12, 80, &g) == 0);
-  CHECK(screen_has("Safety number with bob") && screen_has("12345 67890 12345") && screen_has("verified: no"));
+  CHECK(screen_has("Safety number with bob") && screen_has("12345 67890 12345") &&
+        screen_has("verified: no"));
   CHECK(chat_key(&m, CHAT_KEY_ESC, 12, &arg) == CHAT_ACT_NONE && m.screen == CHAT_SCREEN_MAIN);
   /* /verify needs a person's conversation */
   type(&m, "/verify 123");
@@ -183,10 +190,11 @@ static void test_conversations(void) {
   NEED(chat_render(&m, 3, 10, &g) == 0);
   CHECK(strcmp(row(0), "terminal t") == 0 || strstr(row(0), "terminal") != NULL);
   chat_key(&m, CHAT_KEY_TAB, 10, &arg);
-  CHECK(chat_add(&m, "bob", 0, CHAT_IN, "bob",
-                 "\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xbd\xa0\xe5\xa5\xbd"
-                 "\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xbd\xa0\xe5\xa5\xbd",
-                 42, 8000) == 0);
+  CHECK(chat_add(
+            &m, "bob", 0, CHAT_IN, "bob",
+            "\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xbd\xa0\xe5\xa5\xbd"
+            "\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xbd\xa0\xe5\xa5\xbd",
+            42, 8000) == 0);
   NEED(chat_render(&m, 10, 25, &g) == 0);
   {
     int r, ok = 1;
@@ -231,7 +239,8 @@ static void test_scrollback(void) {
     longt[sizeof longt - 1] = 0;
     CHECK(chat_add(&m, "bob", 0, CHAT_IN, "bob", longt, strlen(longt), 1) == 0);
     NEED(chat_render(&m, 20, 80, &g) == 0);
-    CHECK(strstr(row(17), "wwwwwwww") && strstr(row(16), "wwwwwwww") && strstr(row(12), "bob: www") && !strstr(row(11), "www"));
+    CHECK(strstr(row(17), "wwwwwwww") && strstr(row(16), "wwwwwwww") && strstr(row(12), "bob: www") &&
+          !strstr(row(11), "www"));
   }
   /* too many conversations */
   for (i = 0; i < CHAT_MAX_CONVS + 5; i++) {

@@ -13,11 +13,11 @@
 #include "testutil.h"
 
 /* REQUIRE for void functions: stops the current test function. */
-#define NEED(x)        \
-  do {                 \
-    int ok_ = !!(x);   \
-    CHECK(ok_ && #x);  \
-    if (!ok_) return;  \
+#define NEED(x)       \
+  do {                \
+    int ok_ = !!(x);  \
+    CHECK(ok_ &&#x);  \
+    if (!ok_) return; \
   } while (0)
 #include "utf8.h"
 
@@ -59,17 +59,20 @@ static int run(const char *line, char *out, size_t cap) {
   s = cJSON_PrintUnformatted(r);
   snprintf(out, cap, "%s", s);
   free(s);
-  if (cJSON_GetObjectItem(r, "error")) code = (int)cJSON_GetObjectItem(cJSON_GetObjectItem(r, "error"), "code")->valuedouble;
+  if (cJSON_GetObjectItem(r, "error"))
+    code = (int)cJSON_GetObjectItem(cJSON_GetObjectItem(r, "error"), "code")->valuedouble;
   cJSON_Delete(r);
   return code;
 }
 
 static void test_dispatch(void) {
   char out[1024];
-  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"hi\"},\"id\":1}", out, sizeof out) == 0);
-  CHECK(strcmp(out, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"message\":\"hi\",\"n\":3}}") == 0);
-  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"hi\",\"n\":7},\"id\":\"abc\"}  ", out,
+  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"hi\"},\"id\":1}", out,
             sizeof out) == 0);
+  CHECK(strcmp(out, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"message\":\"hi\",\"n\":3}}") == 0);
+  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"hi\",\"n\":7},\"id\":\"abc\"}"
+            "  ",
+            out, sizeof out) == 0);
   CHECK(strstr(out, "\"id\":\"abc\"") && strstr(out, "\"n\":7"));
   /* parse errors: id null */
   CHECK(run("{\"jsonrpc\":\"2.0\",", out, sizeof out) == RPC_E_PARSE);
@@ -98,38 +101,43 @@ static void test_dispatch(void) {
   CHECK(strstr(out, "method_not_found") != NULL);
   CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"hi\"],\"id\":3}", out, sizeof out) ==
         RPC_E_PARAMS);
-  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":\"x\",\"id\":3}", out, sizeof out) == RPC_E_PARAMS);
+  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":\"x\",\"id\":3}", out, sizeof out) ==
+        RPC_E_PARAMS);
   CHECK(calls == 0);
   CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":4}", out, sizeof out) == RPC_E_PARAMS);
   CHECK(strstr(out, "'message' is required") != NULL);
-  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":1},\"id\":4}", out, sizeof out) ==
-        RPC_E_PARAMS);
-  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"0123456789abcdefX\"},\"id\":4}", out,
+  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":1},\"id\":4}", out,
             sizeof out) == RPC_E_PARAMS);
+  CHECK(
+      run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"0123456789abcdefX\"},\"id\":4}",
+          out, sizeof out) == RPC_E_PARAMS);
   CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"a\",\"n\":11},\"id\":4}", out,
             sizeof out) == RPC_E_PARAMS);
-  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"a\",\"n\":1.5},\"id\":4}", out,
-            sizeof out) == RPC_E_PARAMS);
-  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"a\",\"mesage\":\"b\"},\"id\":4}", out,
-            sizeof out) == RPC_E_PARAMS);
+  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"a\",\"n\":1.5},\"id\":4}",
+            out, sizeof out) == RPC_E_PARAMS);
+  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"a\",\"mesage\":\"b\"},\"id\":"
+            "4}",
+            out, sizeof out) == RPC_E_PARAMS);
   CHECK(strstr(out, "unknown parameter 'mesage'") != NULL);
   /* invalid UTF-8 in a string parameter (\xff is not JSON-escaped by cJSON's parser) */
-  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"a\xff\"},\"id\":4}", out, sizeof out) ==
-        RPC_E_PARAMS);
+  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"a\xff\"},\"id\":4}", out,
+            sizeof out) == RPC_E_PARAMS);
   /* a NUL escaped in a string would cut it: refused, with the request's id */
   CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"a\\u0000b\"},\"id\":9}", out,
             sizeof out) == RPC_E_INVALID);
   CHECK(strstr(out, "\"id\":9") != NULL);
   /* ... but an escaped backslash before "u0000" is just text */
-  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"a\\\\u0000b\"},\"id\":9}", out,
-            sizeof out) == 0);
+  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"a\\\\u0000b\"},\"id\":9}",
+            out, sizeof out) == 0);
   CHECK(strstr(out, "a\\\\u0000b") != NULL);
   /* application errors carry data.error and data.hint */
   CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"fail\",\"id\":5}", out, sizeof out) == RPC_APP_NOT_FOUND);
-  CHECK(strstr(out, "\"error\":\"not_found\"") && strstr(out, "no contact named 'zed'") && strstr(out, "hint"));
+  CHECK(strstr(out, "\"error\":\"not_found\"") && strstr(out, "no contact named 'zed'") &&
+        strstr(out, "hint"));
   /* notifications: run, never answered (even when failing or unknown) */
   calls = 0;
-  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"hi\"}}", out, sizeof out) == 1);
+  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"message\":\"hi\"}}", out, sizeof out) ==
+        1);
   CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"fail\"}", out, sizeof out) == 1);
   CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"nope\"}", out, sizeof out) == 1);
   CHECK(calls == 2);
@@ -192,7 +200,8 @@ static void test_lineio(void) {
   CHECK(got.overlong == 1 && got.n == 4 && strcmp(got.last, "ok") == 0);
   /* exactly RPC_MAX_LINE is accepted */
   big[RPC_MAX_LINE] = '\n';
-  CHECK(line_in_feed(&li, big, RPC_MAX_LINE + 1, &used, on_line, &got) == 0 && got.n == 5 && got.overlong == 1);
+  CHECK(line_in_feed(&li, big, RPC_MAX_LINE + 1, &used, on_line, &got) == 0 && got.n == 5 &&
+        got.overlong == 1);
   free(big);
   line_in_free(&li);
 
@@ -201,7 +210,7 @@ static void test_lineio(void) {
   for (i = 0; i < 99; i++) CHECK(line_out_push(&lo, "123456789", 9) == 0);
   CHECK(line_out_pending(&lo) == 990);
   CHECK(line_out_push(&lo, "123456789", 10) == -1); /* 11 more would pass 1000 */
-  CHECK(line_out_push(&lo, "12345678", 9) == 0);   /* exactly 1000 */
+  CHECK(line_out_push(&lo, "12345678", 9) == 0);    /* exactly 1000 */
   CHECK(line_out_push(&lo, "", 0) == -1);
   NEED(pipe(p) == 0);
   fcntl(p[1], F_SETFL, O_NONBLOCK);
