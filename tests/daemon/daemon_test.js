@@ -261,6 +261,29 @@ async function main() {
     s.destroy();
   }
 
+  // a subscriber that never reads: its notifications pile up to the 8 MiB
+  // cap, then the daemon disconnects it (test_daemon.sh checks the log)
+  {
+    const lazy = net.createConnection(B);
+    await new Promise((res) => lazy.once('connect', res));
+    lazy.write('{"jsonrpc":"2.0","method":"subscribeReceive","id":1}\n');
+    lazy.pause();
+    const big = 'y'.repeat(60000);
+    let okSends = 0;
+    for (let i = 0; i < 200; i++) {
+      r = await a.call('send', { recipient: 'bob', message: `big ${i} ${big}` });
+      if (r.result) okSends++;
+    }
+    let seen = 0;
+    await b.until(() => {
+      seen += b.notes.filter((x) => x.method === 'receive' && /^big /.test(x.params.envelope.dataMessage.message)).length;
+      b.notes = b.notes.filter((x) => !(x.method === 'receive' && /^big /.test(x.params.envelope.dataMessage.message)));
+      return seen >= 200 ? true : null;
+    }, 120000);
+    check('200 messages of 60 KB reach a reading subscriber', okSends === 200 && seen === 200, [okSends, seen]);
+    lazy.destroy();
+  }
+
   r = await b.call('unsubscribeReceive');
   check('unsubscribeReceive', r.result === true, r);
   r = await b.call('unsubscribeReceive');

@@ -68,6 +68,8 @@ else
 fi
 cat "$T/node.out"
 check "the daemon is still alive" kill -0 "$APID"
+check "bob's daemon disconnected the subscriber that never read (over 8 MiB queued)" \
+  grep -q "not reading its answers (over 8388608 bytes queued); disconnected" "$T/bob.daemon.err"
 
 # Clean shutdown: socket and lock gone, the CLI works again.
 stop_daemons
