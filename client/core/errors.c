@@ -80,7 +80,8 @@ static const struct sc_err_row rows[] = {
     {SC_ERR_PARTIAL, "partial", "done, but some members were not reached", "run the command again later"},
     {SC_ERR_MISMATCH, "mismatch", "the safety number does not match (do not trust this key)",
      "compare again with 'sotto safety-number USER'"},
-    {SC_ERR_NOTHING_HELD, "nothing_held", "no new identity key of that user is waiting to be accepted", ""},
+    {SC_ERR_NOTHING_HELD, "nothing_held", "no new identity key of that user is waiting to be accepted",
+     "see 'sotto contacts' for contacts with a new key held"},
     {SC_ERR_UNDELIVERED, "undelivered", "the message reached nobody", "see the warnings, then try again"},
 };
 
