@@ -294,7 +294,33 @@ async function main() {
   process.exit(fails ? 1 : 0);
 }
 
-main().catch((e) => {
+// After the server restarted: both daemons reconnect by themselves and a
+// message goes through again.
+async function reconnect() {
+  const a = await new Rpc(A).open();
+  const b = await new Rpc(B).open();
+  const up = async (c) => {
+    for (let i = 0; i < 120; i++) {
+      const r = await c.call('version');
+      if (r.result && r.result.connected) return true;
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    return false;
+  };
+  check('alice\'s daemon reconnects after the server restarted', await up(a));
+  check('bob\'s daemon too', await up(b));
+  await b.call('subscribeReceive');
+  const r = await a.call('send', { recipient: 'bob', message: 'after the restart' });
+  check('a send after the restart', r.result && r.result.timestamp > 0, r);
+  const n = await b.note((x) => x.method === 'receive' && x.params.envelope.dataMessage.message === 'after the restart');
+  check('... is received', n !== null, n);
+  a.close();
+  b.close();
+  console.log(`daemon_test.js reconnect: ${checks - fails} of ${checks} checks passed`);
+  process.exit(fails ? 1 : 0);
+}
+
+(process.argv[2] === 'reconnect' ? reconnect() : main()).catch((e) => {
   console.log('FAIL exception: ' + (e && e.stack));
   process.exit(1);
 });

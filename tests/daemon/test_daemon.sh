@@ -71,6 +71,17 @@ check "the daemon is still alive" kill -0 "$APID"
 check "bob's daemon disconnected the subscriber that never read (over 8 MiB queued)" \
   grep -q "not reading its answers (over 8388608 bytes queued); disconnected" "$T/bob.daemon.err"
 
+# The server restarts: the daemons reconnect by themselves.
+stop_server
+start_server
+if SOTTO="$SOTTO" T="$T" A_SOCK="$T/a.sock" B_SOCK="$T/b.sock" A_PID="$APID" \
+  timeout 300 node "$HERE/daemon_test.js" reconnect >"$T/node2.out" 2>&1; then
+  ok "daemons reconnect after a server restart"
+else
+  bad "daemons reconnect after a server restart"
+fi
+cat "$T/node2.out"
+
 # Clean shutdown: socket and lock gone, the CLI works again.
 stop_daemons
 check "SIGTERM removes the socket" test ! -e "$T/a.sock"
