@@ -8,6 +8,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chat.h"
 #include "cli.h"
@@ -124,6 +125,8 @@ static int run_chat(struct cli *c, const struct cli_cmd *cmd, int argc, char **a
   }
   if (c->json)
     return cli_usage(c, cmd, "chat is for a terminal; for scripts use 'sotto daemon' or 'sotto jsonrpc'");
+  if (!isatty(0) || !isatty(1))
+    return cli_error(c, "no_terminal", "chat needs a terminal (standard input and output); for scripts use 'sotto daemon'");
   if ((fd = lock_and_open(c, "chat", "")) < 0) return CLI_FAIL;
   rc = chat_run(c->core, peer);
   sc_set_sink(c->core, cli_sink, c);
