@@ -249,7 +249,7 @@ static int listen_on(const char *path) {
   old = umask(0177); /* the socket is created 0600: only its owner may talk to the daemon */
   rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
   umask(old);
-  if (rc != 0 || chmod(path, 0600) != 0 || listen(fd, 16) != 0 || set_nonblock(fd) != 0) {
+  if (rc != 0 || chmod(path, 0600) != 0 || listen(fd, 128) != 0 || set_nonblock(fd) != 0) {
     daemon_log("cannot listen on %s: %s", path, strerror(errno));
     close(fd);
     return -1;

@@ -284,6 +284,30 @@ async function main() {
     lazy.destroy();
   }
 
+  // at most 64 clients: alice's daemon has one (a); 70 more are tried
+  {
+    const extra = [];
+    for (let i = 0; i < 70; i++) extra.push(await new Rpc(A).open());
+    await new Promise((res) => setTimeout(res, 500));
+    const refused = extra.filter((c) => c.orphans.some((o) => o.error && /too many clients/.test(o.error.message)));
+    const served = [];
+    for (const c of extra) {
+      if (refused.includes(c)) continue;
+      const v = await c.call('version', undefined, 5000);
+      if (v.result) served.push(c);
+    }
+    check(`at most 64 clients at once (${served.length + 1} served, ${refused.length} told so and closed)`,
+          served.length === 63 && refused.length === 7 && refused.every((c) => c.closed), [served.length, refused.length]);
+    extra.forEach((c) => c.close());
+    await new Promise((res) => setTimeout(res, 300));
+    r = await a.call('version');
+    check('... and a client leaving makes room', r.result && r.result.version, r);
+    const again = await new Rpc(A).open();
+    r = await again.call('version', undefined, 5000);
+    check('... for a new one', r.result && r.result.version, r);
+    again.close();
+  }
+
   r = await b.call('unsubscribeReceive');
   check('unsubscribeReceive', r.result === true, r);
   r = await b.call('unsubscribeReceive');
