@@ -205,6 +205,19 @@ static void do_verify(struct ui *u, const char *number) {
     chat_status(&u->m, "%s verified%s", peer, released ? " (held messages released)" : "");
 }
 
+static void do_trust(struct ui *u) {
+  char peer[CHAT_NAME_MAX + 1];
+  unsigned released = 0;
+  int rc;
+  snprintf(peer, sizeof peer, "%s", u->m.convs[u->m.open].name);
+  rc = sc_trust(&released, u->sc, peer);
+  if (rc)
+    chat_status(&u->m, "not trusted: %s", sc_errdetail(u->sc)[0] ? sc_errdetail(u->sc) : sc_error_message(rc));
+  else
+    chat_status(&u->m, "%s's new key accepted (not verified); %u held message%s released", peer, released,
+                released == 1 ? "" : "s");
+}
+
 /* ---- the terminal ---- */
 
 static uint32_t map_key(int r, wint_t k) {
@@ -402,6 +415,9 @@ int chat_run(struct sc_client *c, const char *open_peer) {
           break;
         case CHAT_ACT_VERIFY:
           do_verify(&u, arg);
+          break;
+        case CHAT_ACT_TRUST:
+          do_trust(&u);
           break;
         default:
           break;

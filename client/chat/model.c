@@ -158,7 +158,7 @@ static void kill_word(struct chat_input *in) {
 /* ---- keys ---- */
 
 /* Commands typed on the input line: "/msg NAME", "/group NAME",
- * "/safety", "/verify NUMBER", "/quit". */
+ * "/safety", "/verify NUMBER", "/trust", "/quit". */
 static int command(struct chat_model *m, char *line, const char **arg) {
   static char argbuf[CHAT_MAX_INPUT + 1];
   char *sp = strchr(line, ' ');
@@ -201,7 +201,14 @@ static int command(struct chat_model *m, char *line, const char **arg) {
     }
     return CHAT_ACT_VERIFY;
   }
-  chat_status(m, "unknown command %s (try /msg NAME, /group NAME, /safety, /verify NUMBER, /quit)", line);
+  if (strcmp(line, "/trust") == 0) {
+    if (m->open < 0 || m->convs[m->open].is_group || argbuf[0]) {
+      chat_status(m, "usage: /trust, in a conversation with a person");
+      return CHAT_ACT_NONE;
+    }
+    return CHAT_ACT_TRUST;
+  }
+  chat_status(m, "unknown command %s (try /msg NAME, /group NAME, /safety, /verify NUMBER, /trust, /quit)", line);
   return CHAT_ACT_NONE;
 }
 

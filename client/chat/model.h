@@ -77,6 +77,7 @@ enum chat_action {
   CHAT_ACT_OPEN,   /* the open conversation was just opened: load its history */
   CHAT_ACT_SAFETY, /* show the safety number of *arg (chat_show_safety) */
   CHAT_ACT_VERIFY, /* verify the open conversation's peer with the number in *arg */
+  CHAT_ACT_TRUST,  /* accept the held new key of the open conversation's peer */
   CHAT_ACT_QUIT,
 };
 

@@ -11,7 +11,14 @@ TM="tmux -u -S $T/tmux.sock"
 start_server
 new_user alice
 new_user bob
+new_user mallory
 s bob send alice "hello from bob" >/dev/null 2>&1
+# A key change, made as an attacker holding the server would (as in
+# tests/client/test_identity.sh): mallory's queued message relabelled as bob's.
+s mallory send alice "it's bob, new phone" >/dev/null 2>&1
+stop_server
+sql "UPDATE messages SET sender = 'bob' WHERE sender = 'mallory';"
+start_server
 
 screen() { $TM capture-pane -p -t chat; }
 # wait_for TEXT: until the screen shows TEXT (10 s); the screen goes to $T/screen.
@@ -32,11 +39,14 @@ $TM new-session -d -s chat -x 100 -y 24 \
   "SOTTO_PASSPHRASE='$SOTTO_PASSPHRASE' SOTTO_TEST_KDF=fast $SOTTO --home $T/alice chat; echo chat-exit=\$?; sleep 30"
 check "chat starts and connects" wait_for "online"
 check "bob's queued message makes an unread count" wait_for "bob"
-grep -qE 'bob +\(1\)' "$T/screen" && ok "... bob (1) in the list" || bad "... bob (1) in the list"
+grep -qE 'bob +\(2\)' "$T/screen" && ok "... bob (2) in the list" || bad "... bob (2) in the list"
 show "started"
 
 keys Enter
 check "Enter opens the conversation with its history" wait_for "bob: hello from bob"
+check "... and the identity-key notice inline" grep -qF "new, unverified key" "$T/screen"
+check "... the impostor's text not shown as bob's" lacks "$T/screen" "bob: it's bob"
+show "conversation with a held message"
 keys "hi bob, ça va? 😀" Enter
 check "a message typed in UTF-8 is sent" wait_for "alice: hi bob, ça va? 😀"
 keys "typo€€" BSpace BSpace BSpace " fixed"
@@ -66,9 +76,21 @@ keys "/safety bob" Enter
 check "the safety-number screen" wait_for "Safety number with bob"
 s bob --json safety-number alice >"$T/sn" 2>&1
 num=$(sed -n 's/.*"number":"\([0-9]*\)".*/\1/p' "$T/sn")
-check "... shows the number bob sees (first row)" grep -qF "${num:0:5} ${num:5:5} ${num:10:5} ${num:15:5}" "$T/screen"
-show "safety number"
+echo "bob sees: $num"
+check "bob's number has 60 digits" test ${#num} -eq 60
+check "... says a new key is held and the number is for it" grep -qF "a new key is held: this number is for the new key" "$T/screen"
+# The screen's three rows of four groups: 60 digits.
+shown=$(grep -E '^ +[0-9]{5} [0-9]{5} [0-9]{5} [0-9]{5}$' "$T/screen" | tr -cd '0-9')
+check "... 60 digits in 3 rows of 4 groups of 5" test "${#shown}" -eq 60
+# Half of the number is alice's own fingerprint; the whole differs.
+check "... which is not the number the real bob sees" test "$shown" != "$num"
+show "safety number (a new key held)"
 keys Escape
+keys "/msg bob" Enter
+keys "/trust" Enter
+check "/trust accepts the held key and releases the held message" wait_for "held message released"
+check "... now shown as bob's" wait_for "bob: it's bob, new phone"
+show "after /trust"
 
 $TM resize-window -t chat -x 44 -y 12
 # The header ends with "online" at the right edge: at column 44 once redrawn.
@@ -76,14 +98,14 @@ wait_narrow() {
   local i
   for i in $(seq 1 100); do
     screen >"$T/screen" 2>/dev/null
-    [ "$(head -1 "$T/screen" | awk '{ print length($0) }')" -le 44 ] && grep -q "online$" "$T/screen" && return 0
+    [ "$(head -1 "$T/screen" | wc -L)" -le 44 ] && grep -q "online$" "$T/screen" && return 0
     sleep 0.1
   done
   return 1
 }
 check "a resize to 44x12 redraws (one pane)" wait_narrow
-check "... the open conversation fits" grep -qF "alice: hello team" "$T/screen"
-check "... nothing wider than the terminal" test "$(awk '{ if (length($0) > 44) n++ } END { print n+0 }' "$T/screen")" -eq 0
+check "... the open conversation fits" grep -qF "bob: it's bob, new phone" "$T/screen"
+check "... nothing wider than the terminal" test "$(wc -L <"$T/screen")" -le 44
 show "44x12"
 $TM resize-window -t chat -x 100 -y 24
 check "and back to 100x24" wait_for "#team"

@@ -175,6 +175,8 @@ static void test_conversations(void) {
   chat_open(&m, 0);
   type(&m, "/verify 123 456");
   CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_VERIFY && strcmp(arg, "123 456") == 0);
+  type(&m, "/trust");
+  CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_TRUST);
   type(&m, "/bogus");
   CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_NONE && strstr(m.status, "unknown command"));
   CHECK(chat_key(&m, CHAT_KEY_QUIT, 12, &arg) == CHAT_ACT_QUIT);
