@@ -167,8 +167,8 @@ const struct cli_cmd cmd_chat = {
     "(a user) or #GROUP is opened first. Keys: arrows and Enter pick and open a\n"
     "conversation, Tab switches between the list and the conversation, PgUp /\n"
     "PgDn scroll, Enter sends. Commands on the input line: /msg NAME, /group NAME,\n"
-    "/safety [NAME] (or F2), /verify NUMBER, /quit (or Ctrl-C). Needs a UTF-8\n"
-    "locale for other scripts than Latin.\n\n"
+    "/safety [NAME] (or F2), /verify NUMBER, /trust, /quit (or Ctrl-C). Needs a\n"
+    "UTF-8 locale for other scripts than Latin.\n\n"
     "options:\n"
     "  --help   this text\n",
     run_chat};
