@@ -21,7 +21,7 @@ static const struct cli_cmd *const commands[] = {
 static void usage(FILE *out) {
   size_t i;
   fprintf(out,
-          "usage: sotto [--home DIR] [--json] COMMAND [ARGS...]\n\n"
+          "usage: sotto [--home DIR] [--json] [--yes] COMMAND [ARGS...]\n\n"
           "sotto is an end-to-end encrypted messenger (Signal protocol, PQXDH). Each\n"
           "home directory holds one identity in an encrypted local store.\n\n"
           "options:\n"
