@@ -20,6 +20,12 @@
  *    with SC_ERR_KEY_CHANGED_UNCONFIRMED unless the call carries
  *    SC_SEND_ACCEPT_KEY_CHANGE; the passphrase is passed in.
  *
+ * Linking: the library is static (sotto_client_core); besides the sc_*
+ * names below, its internal symbols are sc__*, account_*, conn_*,
+ * contact_*, session_load/_save, content_*, deliver_*, grp_*, inbox_*,
+ * msglog_*, msg_clear, store_*, client_identity_check and the rec_* inline
+ * helpers: a front end names its own functions otherwise.
+ *
  * One struct sc_client is used by one thread at a time. Events are given to
  * the sink synchronously, from inside the call that caused them; pointers in
  * an event are valid only during the sink call.
