@@ -26,6 +26,10 @@
  * msglog_*, msg_clear, store_*, client_identity_check and the rec_* inline
  * helpers: a front end names its own functions otherwise.
  *
+ * Signals: the link writes to a TLS socket; a server that goes away would
+ * raise SIGPIPE, so a front end ignores it (signal(SIGPIPE, SIG_IGN)) and
+ * gets SC_ERR_CONNECTION_LOST instead. The core changes no signal handler.
+ *
  * One struct sc_client is used by one thread at a time. Events are given to
  * the sink synchronously, from inside the call that caused them; pointers in
  * an event are valid only during the sink call.
