@@ -57,7 +57,7 @@
 #include "server.h"
 #include "store.h"
 #include "transport.h"
-#include "wire/wire.h"
+#include "wire.h"
 
 #define READ_CHUNK (64 * 1024)
 #define WBUF_HIGH (256 * 1024)      /* stop reading requests above this */

@@ -2,6 +2,7 @@
 /* main.c: sotto, the command-line client. Global options, then one
  * subcommand from the dispatch table below; each lives in its own file. */
 #include <getopt.h>
+#include <signal.h>
 #include <sotto/version.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,7 @@ static const struct cli_cmd *const commands[] = {
 static void usage(FILE *out) {
   size_t i;
   fprintf(out,
-          "usage: sotto [--home DIR] [--json] COMMAND [ARGS...]\n\n"
+          "usage: sotto [--home DIR] [--json] [--yes] COMMAND [ARGS...]\n\n"
           "sotto is an end-to-end encrypted messenger (Signal protocol, PQXDH). Each\n"
           "home directory holds one identity in an encrypted local store.\n\n"
           "options:\n"
@@ -116,6 +117,8 @@ int main(int argc, char **argv) {
 
   no_core_dumps();
   umask(077);
+  /* A server that goes away is an error of the call, not a killed process. */
+  signal(SIGPIPE, SIG_IGN);
   memset(&c, 0, sizeof c);
   opterr = 0;
   while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "buf.h"
+#include "record.h"
 
 #define ACCOUNT_VERSION 2 /* 1: without the key lifecycle fields (still read) */
 #define NAME_LEN 32
@@ -37,57 +37,57 @@ void account_free(struct account *a) {
 }
 
 int account_save(struct store *st, const struct account *a) {
-  struct buf_wr w;
+  struct rec_wr w;
   int rc;
-  buf_wr_init(&w, 8192);
-  buf_put_u8(&w, ACCOUNT_VERSION);
-  buf_put(&w, a->id.pub, sizeof a->id.pub);
-  buf_put(&w, a->id.priv, sizeof a->id.priv);
-  buf_put_u32(&w, a->id.registration_id);
-  buf_put_str16(&w, a->username, strlen(a->username));
-  buf_put_str16(&w, a->server, strlen(a->server));
-  buf_put_str16(&w, a->pin, strlen(a->pin));
-  buf_put_str16(&w, a->ca, strlen(a->ca));
-  buf_put_u32(&w, a->device_id);
-  buf_put(&w, a->secret, sizeof a->secret);
-  buf_put_u32(&w, a->spk_id);
-  buf_put_u32(&w, a->next_prekey_id);
-  buf_put_u32(&w, a->next_kem_id);
-  buf_put_u32(&w, a->last_resort_id);
-  buf_put_u64(&w, a->next_seq);
+  rec_wr_init(&w, 8192);
+  rec_put_u8(&w, ACCOUNT_VERSION);
+  rec_put(&w, a->id.pub, sizeof a->id.pub);
+  rec_put(&w, a->id.priv, sizeof a->id.priv);
+  rec_put_u32(&w, a->id.registration_id);
+  rec_put_str16(&w, a->username, strlen(a->username));
+  rec_put_str16(&w, a->server, strlen(a->server));
+  rec_put_str16(&w, a->pin, strlen(a->pin));
+  rec_put_str16(&w, a->ca, strlen(a->ca));
+  rec_put_u32(&w, a->device_id);
+  rec_put(&w, a->secret, sizeof a->secret);
+  rec_put_u32(&w, a->spk_id);
+  rec_put_u32(&w, a->next_prekey_id);
+  rec_put_u32(&w, a->next_kem_id);
+  rec_put_u32(&w, a->last_resort_id);
+  rec_put_u64(&w, a->next_seq);
   {
     size_t i;
-    buf_put_u64(&w, a->spk_created);
-    buf_put_u64(&w, a->lr_created);
-    buf_put_u32(&w, a->next_lr_id);
-    buf_put_u64(&w, a->last_topup);
-    buf_put_u32(&w, a->opk_low);
-    buf_put_u32(&w, a->kem_low);
-    buf_put_u8(&w, a->n_retired);
+    rec_put_u64(&w, a->spk_created);
+    rec_put_u64(&w, a->lr_created);
+    rec_put_u32(&w, a->next_lr_id);
+    rec_put_u64(&w, a->last_topup);
+    rec_put_u32(&w, a->opk_low);
+    rec_put_u32(&w, a->kem_low);
+    rec_put_u8(&w, a->n_retired);
     for (i = 0; i < a->n_retired; i++) {
-      buf_put_u8(&w, a->retired[i].kind);
-      buf_put_u32(&w, a->retired[i].id);
-      buf_put_u64(&w, a->retired[i].at);
+      rec_put_u8(&w, a->retired[i].kind);
+      rec_put_u32(&w, a->retired[i].id);
+      rec_put_u64(&w, a->retired[i].at);
     }
-    buf_put_u8(&w, a->n_ec_marks);
+    rec_put_u8(&w, a->n_ec_marks);
     for (i = 0; i < a->n_ec_marks; i++) {
-      buf_put_u32(&w, a->ec_marks[i].below);
-      buf_put_u64(&w, a->ec_marks[i].at);
+      rec_put_u32(&w, a->ec_marks[i].below);
+      rec_put_u64(&w, a->ec_marks[i].at);
     }
-    buf_put_u8(&w, a->n_kem_marks);
+    rec_put_u8(&w, a->n_kem_marks);
     for (i = 0; i < a->n_kem_marks; i++) {
-      buf_put_u32(&w, a->kem_marks[i].below);
-      buf_put_u64(&w, a->kem_marks[i].at);
+      rec_put_u32(&w, a->kem_marks[i].below);
+      rec_put_u64(&w, a->kem_marks[i].at);
     }
   }
-  rc = buf_wr_ok(&w) ? STORE_E_IO : store_put(st, "account", w.p, w.len);
-  buf_wr_free(&w);
+  rc = rec_wr_ok(&w) ? STORE_E_IO : store_put(st, "account", w.p, w.len);
+  rec_wr_free(&w);
   return rc;
 }
 
 int account_load(struct store *st, struct account **out) {
   struct account *a;
-  struct buf_rd r;
+  struct rec_rd r;
   uint8_t *v, ver = 0;
   size_t n;
   int rc;
@@ -100,48 +100,48 @@ int account_load(struct store *st, struct account **out) {
     return STORE_E_IO;
   }
   memset(a, 0, sizeof *a);
-  buf_rd_init(&r, v, n);
-  buf_get_u8(&r, &ver);
-  buf_get(&r, a->id.pub, sizeof a->id.pub);
-  buf_get(&r, a->id.priv, sizeof a->id.priv);
-  buf_get_u32(&r, &a->id.registration_id);
-  buf_get_cstr(&r, a->username, sizeof a->username);
-  buf_get_cstr(&r, a->server, sizeof a->server);
-  buf_get_cstr(&r, a->pin, sizeof a->pin);
-  buf_get_cstr(&r, a->ca, sizeof a->ca);
-  buf_get_u32(&r, &a->device_id);
-  buf_get(&r, a->secret, sizeof a->secret);
-  buf_get_u32(&r, &a->spk_id);
-  buf_get_u32(&r, &a->next_prekey_id);
-  buf_get_u32(&r, &a->next_kem_id);
-  buf_get_u32(&r, &a->last_resort_id);
-  buf_get_u64(&r, &a->next_seq);
+  rec_rd_init(&r, v, n);
+  rec_get_u8(&r, &ver);
+  rec_get(&r, a->id.pub, sizeof a->id.pub);
+  rec_get(&r, a->id.priv, sizeof a->id.priv);
+  rec_get_u32(&r, &a->id.registration_id);
+  rec_get_cstr(&r, a->username, sizeof a->username);
+  rec_get_cstr(&r, a->server, sizeof a->server);
+  rec_get_cstr(&r, a->pin, sizeof a->pin);
+  rec_get_cstr(&r, a->ca, sizeof a->ca);
+  rec_get_u32(&r, &a->device_id);
+  rec_get(&r, a->secret, sizeof a->secret);
+  rec_get_u32(&r, &a->spk_id);
+  rec_get_u32(&r, &a->next_prekey_id);
+  rec_get_u32(&r, &a->next_kem_id);
+  rec_get_u32(&r, &a->last_resort_id);
+  rec_get_u64(&r, &a->next_seq);
   if (ver == ACCOUNT_VERSION) {
     size_t i;
-    buf_get_u64(&r, &a->spk_created);
-    buf_get_u64(&r, &a->lr_created);
-    buf_get_u32(&r, &a->next_lr_id);
-    buf_get_u64(&r, &a->last_topup);
-    buf_get_u32(&r, &a->opk_low);
-    buf_get_u32(&r, &a->kem_low);
-    buf_get_u8(&r, &a->n_retired);
+    rec_get_u64(&r, &a->spk_created);
+    rec_get_u64(&r, &a->lr_created);
+    rec_get_u32(&r, &a->next_lr_id);
+    rec_get_u64(&r, &a->last_topup);
+    rec_get_u32(&r, &a->opk_low);
+    rec_get_u32(&r, &a->kem_low);
+    rec_get_u8(&r, &a->n_retired);
     if (a->n_retired > ACCOUNT_MAX_RETIRED) a->n_retired = 0, r.err = 1;
     for (i = 0; i < a->n_retired; i++) {
-      buf_get_u8(&r, &a->retired[i].kind);
-      buf_get_u32(&r, &a->retired[i].id);
-      buf_get_u64(&r, &a->retired[i].at);
+      rec_get_u8(&r, &a->retired[i].kind);
+      rec_get_u32(&r, &a->retired[i].id);
+      rec_get_u64(&r, &a->retired[i].at);
     }
-    buf_get_u8(&r, &a->n_ec_marks);
+    rec_get_u8(&r, &a->n_ec_marks);
     if (a->n_ec_marks > ACCOUNT_MAX_MARKS) a->n_ec_marks = 0, r.err = 1;
     for (i = 0; i < a->n_ec_marks; i++) {
-      buf_get_u32(&r, &a->ec_marks[i].below);
-      buf_get_u64(&r, &a->ec_marks[i].at);
+      rec_get_u32(&r, &a->ec_marks[i].below);
+      rec_get_u64(&r, &a->ec_marks[i].at);
     }
-    buf_get_u8(&r, &a->n_kem_marks);
+    rec_get_u8(&r, &a->n_kem_marks);
     if (a->n_kem_marks > ACCOUNT_MAX_MARKS) a->n_kem_marks = 0, r.err = 1;
     for (i = 0; i < a->n_kem_marks; i++) {
-      buf_get_u32(&r, &a->kem_marks[i].below);
-      buf_get_u64(&r, &a->kem_marks[i].at);
+      rec_get_u32(&r, &a->kem_marks[i].below);
+      rec_get_u64(&r, &a->kem_marks[i].at);
     }
   } else {
     /* Version 1: lifecycle unknown; the first connection rotates both
@@ -149,7 +149,7 @@ int account_load(struct store *st, struct account **out) {
     a->opk_low = 1;
     a->kem_low = 1;
   }
-  rc = (buf_rd_end(&r) || (ver != ACCOUNT_VERSION && ver != 1)) ? STORE_E_CORRUPT : 0;
+  rc = (rec_rd_end(&r) || (ver != ACCOUNT_VERSION && ver != 1)) ? STORE_E_CORRUPT : 0;
   store_free_value(v, n);
   if (rc) {
     sodium_free(a);

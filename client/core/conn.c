@@ -200,6 +200,17 @@ int conn_upload_keys(struct sc_client *c, struct conn *k, int initial, size_t n_
   }
   src = sotto_net_upload_keys(k->net, m, &ec_left, &kem_left);
   rc = src ? conn_error(c, k, src, "uploading pre-keys", NULL) : 0;
+  if (rc == 0) {
+    struct sc_event ev;
+    if (initial) sc__event(c, SC_EV_KEYS_ROTATED, SC_R_NONE, NULL, NULL);
+    if (n_ec || n_kem) {
+      memset(&ev, 0, sizeof ev);
+      ev.kind = SC_EV_KEYS_TOPPED_UP;
+      ev.count = n_ec;
+      ev.total = n_kem + (initial ? 1 : 0);
+      sc__emit(c, &ev);
+    }
+  }
 out:
   free(m);
   free(ec);

@@ -7,30 +7,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
+#include "record.h"
 
 #define CONTACT_VERSION 2 /* 1: without pending/held/sent fields (still read) */
 
 static int contact_parse(struct contact *c, const uint8_t *v, size_t n) {
-  struct buf_rd r;
+  struct rec_rd r;
   uint8_t ver = 0, has = 0, ver_ok = 0, pend = 0, sent = 0;
   uint32_t changes = 0;
-  buf_rd_init(&r, v, n);
-  buf_get_u8(&r, &ver);
-  buf_get_cstr(&r, c->name, sizeof c->name);
-  buf_get_u8(&r, &has);
-  buf_get(&r, c->key, sizeof c->key);
-  buf_get_u8(&r, &ver_ok);
-  buf_get(&r, c->verified_key, sizeof c->verified_key);
-  buf_get_u32(&r, &changes);
+  rec_rd_init(&r, v, n);
+  rec_get_u8(&r, &ver);
+  rec_get_cstr(&r, c->name, sizeof c->name);
+  rec_get_u8(&r, &has);
+  rec_get(&r, c->key, sizeof c->key);
+  rec_get_u8(&r, &ver_ok);
+  rec_get(&r, c->verified_key, sizeof c->verified_key);
+  rec_get_u32(&r, &changes);
   if (ver == CONTACT_VERSION) {
-    buf_get_u8(&r, &pend);
-    buf_get(&r, c->pending_key, sizeof c->pending_key);
-    buf_get_u32(&r, &c->n_held);
-    buf_get_u8(&r, &sent);
-    buf_get(&r, c->sent_key, sizeof c->sent_key);
+    rec_get_u8(&r, &pend);
+    rec_get(&r, c->pending_key, sizeof c->pending_key);
+    rec_get_u32(&r, &c->n_held);
+    rec_get_u8(&r, &sent);
+    rec_get(&r, c->sent_key, sizeof c->sent_key);
   }
-  if (buf_rd_end(&r) || (ver != CONTACT_VERSION && ver != 1) || has > 1 || ver_ok > 1 || pend > 1 || sent > 1)
+  if (rec_rd_end(&r) || (ver != CONTACT_VERSION && ver != 1) || has > 1 || ver_ok > 1 || pend > 1 || sent > 1)
     return STORE_E_CORRUPT;
   c->has_key = has;
   c->verified = ver_ok;
@@ -62,25 +62,25 @@ int contact_load(struct store *st, const char *name, struct contact *c) {
 }
 
 int contact_save(struct store *st, const struct contact *c) {
-  struct buf_wr w;
+  struct rec_wr w;
   char rn[64];
   int rc;
-  buf_wr_init(&w, 1024);
-  buf_put_u8(&w, CONTACT_VERSION);
-  buf_put_str16(&w, c->name, strlen(c->name));
-  buf_put_u8(&w, (uint8_t)(c->has_key ? 1 : 0));
-  buf_put(&w, c->key, sizeof c->key);
-  buf_put_u8(&w, (uint8_t)(c->verified ? 1 : 0));
-  buf_put(&w, c->verified_key, sizeof c->verified_key);
-  buf_put_u32(&w, (uint32_t)c->key_changes);
-  buf_put_u8(&w, (uint8_t)(c->has_pending ? 1 : 0));
-  buf_put(&w, c->pending_key, sizeof c->pending_key);
-  buf_put_u32(&w, c->n_held);
-  buf_put_u8(&w, (uint8_t)(c->has_sent ? 1 : 0));
-  buf_put(&w, c->sent_key, sizeof c->sent_key);
+  rec_wr_init(&w, 1024);
+  rec_put_u8(&w, CONTACT_VERSION);
+  rec_put_str16(&w, c->name, strlen(c->name));
+  rec_put_u8(&w, (uint8_t)(c->has_key ? 1 : 0));
+  rec_put(&w, c->key, sizeof c->key);
+  rec_put_u8(&w, (uint8_t)(c->verified ? 1 : 0));
+  rec_put(&w, c->verified_key, sizeof c->verified_key);
+  rec_put_u32(&w, (uint32_t)c->key_changes);
+  rec_put_u8(&w, (uint8_t)(c->has_pending ? 1 : 0));
+  rec_put(&w, c->pending_key, sizeof c->pending_key);
+  rec_put_u32(&w, c->n_held);
+  rec_put_u8(&w, (uint8_t)(c->has_sent ? 1 : 0));
+  rec_put(&w, c->sent_key, sizeof c->sent_key);
   snprintf(rn, sizeof rn, "contact/%s", c->name);
-  rc = buf_wr_ok(&w) ? STORE_E_IO : store_put(st, rn, w.p, w.len);
-  buf_wr_free(&w);
+  rc = rec_wr_ok(&w) ? STORE_E_IO : store_put(st, rn, w.p, w.len);
+  rec_wr_free(&w);
   return rc;
 }
 

@@ -6,50 +6,50 @@
 
 #define MAX_SKDM 256
 
-int content_encode(struct buf_wr *w, const struct content *c) {
+int content_encode(struct rec_wr *w, const struct content *c) {
   size_t start = w->len, i, pad;
-  buf_put_u8(w, CONTENT_VERSION);
-  buf_put_u8(w, c->kind);
-  buf_put_u64(w, c->ts);
+  rec_put_u8(w, CONTENT_VERSION);
+  rec_put_u8(w, c->kind);
+  rec_put_u64(w, c->ts);
   switch (c->kind) {
     case CONTENT_TEXT:
-      buf_put_str16(w, c->text, c->text_len);
+      rec_put_str16(w, c->text, c->text_len);
       break;
     case CONTENT_GROUP_TEXT:
-      buf_put(w, c->gid, GROUP_ID_LEN);
-      buf_put_str16(w, c->text, c->text_len);
+      rec_put(w, c->gid, GROUP_ID_LEN);
+      rec_put_str16(w, c->text, c->text_len);
       break;
     case CONTENT_GROUP_UPDATE:
       if (c->n_members > GROUP_MAX_MEMBERS) return -1;
-      buf_put(w, c->gid, GROUP_ID_LEN);
-      buf_put_str16(w, c->name, strlen(c->name));
-      buf_put_u32(w, c->epoch);
-      buf_put_u8(w, (uint8_t)c->n_members);
-      for (i = 0; i < c->n_members; i++) buf_put_str16(w, c->members[i], strlen(c->members[i]));
-      buf_put_str16(w, c->skdm, c->skdm_len);
+      rec_put(w, c->gid, GROUP_ID_LEN);
+      rec_put_str16(w, c->name, strlen(c->name));
+      rec_put_u32(w, c->epoch);
+      rec_put_u8(w, (uint8_t)c->n_members);
+      for (i = 0; i < c->n_members; i++) rec_put_str16(w, c->members[i], strlen(c->members[i]));
+      rec_put_str16(w, c->skdm, c->skdm_len);
       break;
     case CONTENT_SENDER_KEY:
-      buf_put(w, c->gid, GROUP_ID_LEN);
-      buf_put_u32(w, c->epoch);
-      buf_put_str16(w, c->skdm, c->skdm_len);
+      rec_put(w, c->gid, GROUP_ID_LEN);
+      rec_put_u32(w, c->epoch);
+      rec_put_str16(w, c->skdm, c->skdm_len);
       break;
     default:
       return -1;
   }
-  buf_put_u8(w, 0x80);
+  rec_put_u8(w, 0x80);
   pad = (CONTENT_PAD - (w->len - start) % CONTENT_PAD) % CONTENT_PAD;
-  for (i = 0; i < pad; i++) buf_put_u8(w, 0);
-  return buf_wr_ok(w);
+  for (i = 0; i < pad; i++) rec_put_u8(w, 0);
+  return rec_wr_ok(w);
 }
 
-static int get_name(struct buf_rd *r, char *out, size_t cap, int user) {
-  if (buf_get_cstr(r, out, cap)) return -1;
+static int get_name(struct rec_rd *r, char *out, size_t cap, int user) {
+  if (rec_get_cstr(r, out, cap)) return -1;
   if (user && !sc_username_ok(out)) return -1;
   return 0;
 }
 
 int content_decode(struct content *c, const uint8_t *p, size_t len) {
-  struct buf_rd r;
+  struct rec_rd r;
   uint8_t ver, n;
   size_t i, end;
 
@@ -58,32 +58,32 @@ int content_decode(struct content *c, const uint8_t *p, size_t len) {
   end = len;
   while (end > 0 && p[end - 1] == 0) end--;
   if (end == 0 || p[end - 1] != 0x80) return -1;
-  buf_rd_init(&r, p, end - 1);
-  if (buf_get_u8(&r, &ver) || ver != CONTENT_VERSION || buf_get_u8(&r, &c->kind) || buf_get_u64(&r, &c->ts))
+  rec_rd_init(&r, p, end - 1);
+  if (rec_get_u8(&r, &ver) || ver != CONTENT_VERSION || rec_get_u8(&r, &c->kind) || rec_get_u64(&r, &c->ts))
     return -1;
   switch (c->kind) {
     case CONTENT_TEXT:
-      if (buf_get_str16(&r, &c->text, &c->text_len, SC_MAX_TEXT)) return -1;
+      if (rec_get_str16(&r, &c->text, &c->text_len, SC_MAX_TEXT)) return -1;
       break;
     case CONTENT_GROUP_TEXT:
-      if (buf_get(&r, c->gid, GROUP_ID_LEN) || buf_get_str16(&r, &c->text, &c->text_len, SC_MAX_TEXT)) return -1;
+      if (rec_get(&r, c->gid, GROUP_ID_LEN) || rec_get_str16(&r, &c->text, &c->text_len, SC_MAX_TEXT)) return -1;
       break;
     case CONTENT_GROUP_UPDATE:
-      if (buf_get(&r, c->gid, GROUP_ID_LEN) || get_name(&r, c->name, sizeof c->name, 0) ||
-          buf_get_u32(&r, &c->epoch) || buf_get_u8(&r, &n) || n > GROUP_MAX_MEMBERS)
+      if (rec_get(&r, c->gid, GROUP_ID_LEN) || get_name(&r, c->name, sizeof c->name, 0) ||
+          rec_get_u32(&r, &c->epoch) || rec_get_u8(&r, &n) || n > GROUP_MAX_MEMBERS)
         return -1;
       c->n_members = n;
       for (i = 0; i < n; i++)
         if (get_name(&r, c->members[i], sizeof c->members[i], 1)) return -1;
-      if (buf_get_str16(&r, &c->skdm, &c->skdm_len, MAX_SKDM)) return -1;
+      if (rec_get_str16(&r, &c->skdm, &c->skdm_len, MAX_SKDM)) return -1;
       break;
     case CONTENT_SENDER_KEY:
-      if (buf_get(&r, c->gid, GROUP_ID_LEN) || buf_get_u32(&r, &c->epoch) ||
-          buf_get_str16(&r, &c->skdm, &c->skdm_len, MAX_SKDM))
+      if (rec_get(&r, c->gid, GROUP_ID_LEN) || rec_get_u32(&r, &c->epoch) ||
+          rec_get_str16(&r, &c->skdm, &c->skdm_len, MAX_SKDM))
         return -1;
       break;
     default:
       return -1;
   }
-  return buf_rd_end(&r);
+  return rec_rd_end(&r);
 }

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
+#include "record.h"
 #include "core.h"
 
 #define CONTENT_VERSION 1
@@ -45,7 +45,7 @@ struct content {
 };
 
 /* Appends the encoding of c (with padding) to w. 0 or -1. */
-int content_encode(struct buf_wr *w, const struct content *c);
+int content_encode(struct rec_wr *w, const struct content *c);
 /* Parses p (padding included) into c. 0, or -1 for anything malformed:
  * unknown version or kind, bad lengths, invalid member names, trailing
  * bytes, bad padding. */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "account.h"
-#include "buf.h"
+#include "record.h"
 #include "contact.h"
 #include "messaging.h"
 
@@ -65,13 +65,13 @@ int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, cons
   struct sotto_session *s = NULL;
   struct sotto_bundle *b = NULL;
   struct contact who;
-  struct buf_wr pt;
+  struct rec_wr pt;
   uint8_t *out = NULL, id[SOTTO_PUBKEY_LEN], now_id[SOTTO_PUBKEY_LEN];
   char rn[64];
   size_t out_len = 0, cap = 0;
   int rc, type = 0, need_bundle, ret = SC_ERR_INTERNAL, decision;
 
-  buf_wr_init(&pt, SC_MAX_TEXT + 8192);
+  rec_wr_init(&pt, SC_MAX_TEXT + 8192);
   if (content_encode(&pt, ct)) {
     ret = sc__fail(c, SC_ERR_TOO_LARGE, "the message is too large (at most %d bytes of text)", SC_MAX_TEXT);
     goto out;
@@ -194,6 +194,6 @@ out:
   }
   free(b);
   sotto_session_free(s);
-  buf_wr_free(&pt);
+  rec_wr_free(&pt);
   return ret;
 }

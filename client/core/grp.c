@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
+#include "record.h"
 
 #define GRP_VERSION 1
 
@@ -26,24 +26,24 @@ static void gid_hex(char out[2 * GROUP_ID_LEN + 1], const uint8_t gid[GROUP_ID_L
 }
 
 static int parse(struct grp *g, const uint8_t *v, size_t n) {
-  struct buf_rd r;
+  struct rec_rd r;
   uint8_t ver = 0, nm = 0, nd = 0;
   size_t i;
   memset(g, 0, sizeof *g);
-  buf_rd_init(&r, v, n);
-  buf_get_u8(&r, &ver);
-  buf_get(&r, g->gid, GROUP_ID_LEN);
-  buf_get_cstr(&r, g->name, sizeof g->name);
-  buf_get_u32(&r, &g->epoch);
-  buf_get_u8(&r, &nm);
+  rec_rd_init(&r, v, n);
+  rec_get_u8(&r, &ver);
+  rec_get(&r, g->gid, GROUP_ID_LEN);
+  rec_get_cstr(&r, g->name, sizeof g->name);
+  rec_get_u32(&r, &g->epoch);
+  rec_get_u8(&r, &nm);
   if (nm > GROUP_MAX_MEMBERS) return STORE_E_CORRUPT;
-  for (i = 0; i < nm; i++) buf_get_cstr(&r, g->members[i], sizeof g->members[i]);
-  buf_get_u8(&r, &nd);
+  for (i = 0; i < nm; i++) rec_get_cstr(&r, g->members[i], sizeof g->members[i]);
+  rec_get_u8(&r, &nd);
   if (nd > GROUP_MAX_MEMBERS) return STORE_E_CORRUPT;
-  for (i = 0; i < nd; i++) buf_get_cstr(&r, g->dist[i], sizeof g->dist[i]);
+  for (i = 0; i < nd; i++) rec_get_cstr(&r, g->dist[i], sizeof g->dist[i]);
   g->n = nm;
   g->n_dist = nd;
-  return (buf_rd_end(&r) || ver != GRP_VERSION) ? STORE_E_CORRUPT : 0;
+  return (rec_rd_end(&r) || ver != GRP_VERSION) ? STORE_E_CORRUPT : 0;
 }
 
 int grp_load(struct store *st, const uint8_t gid[GROUP_ID_LEN], struct grp *g) {
@@ -61,23 +61,23 @@ int grp_load(struct store *st, const uint8_t gid[GROUP_ID_LEN], struct grp *g) {
 }
 
 int grp_save(struct store *st, const struct grp *g) {
-  struct buf_wr w;
+  struct rec_wr w;
   char rn[80], hex[2 * GROUP_ID_LEN + 1];
   size_t i;
   int rc;
-  buf_wr_init(&w, 16384);
-  buf_put_u8(&w, GRP_VERSION);
-  buf_put(&w, g->gid, GROUP_ID_LEN);
-  buf_put_str16(&w, g->name, strlen(g->name));
-  buf_put_u32(&w, g->epoch);
-  buf_put_u8(&w, (uint8_t)g->n);
-  for (i = 0; i < g->n; i++) buf_put_str16(&w, g->members[i], strlen(g->members[i]));
-  buf_put_u8(&w, (uint8_t)g->n_dist);
-  for (i = 0; i < g->n_dist; i++) buf_put_str16(&w, g->dist[i], strlen(g->dist[i]));
+  rec_wr_init(&w, 16384);
+  rec_put_u8(&w, GRP_VERSION);
+  rec_put(&w, g->gid, GROUP_ID_LEN);
+  rec_put_str16(&w, g->name, strlen(g->name));
+  rec_put_u32(&w, g->epoch);
+  rec_put_u8(&w, (uint8_t)g->n);
+  for (i = 0; i < g->n; i++) rec_put_str16(&w, g->members[i], strlen(g->members[i]));
+  rec_put_u8(&w, (uint8_t)g->n_dist);
+  for (i = 0; i < g->n_dist; i++) rec_put_str16(&w, g->dist[i], strlen(g->dist[i]));
   gid_hex(hex, g->gid);
   snprintf(rn, sizeof rn, "group/%s", hex);
-  rc = buf_wr_ok(&w) ? STORE_E_IO : store_put(st, rn, w.p, w.len);
-  buf_wr_free(&w);
+  rc = rec_wr_ok(&w) ? STORE_E_IO : store_put(st, rn, w.p, w.len);
+  rec_wr_free(&w);
   return rc;
 }
 

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "account.h"
-#include "buf.h"
+#include "record.h"
 #include "contact.h"
 #include "grp.h"
 #include "messaging.h"
@@ -267,13 +267,13 @@ static int quarantine(struct sc_client *c, uint64_t sid, const char *sender, int
   struct sotto_session *tmp = NULL;
   struct content *ct = calloc(1, sizeof *ct);
   struct contact who;
-  struct buf_wr w;
+  struct rec_wr w;
   uint8_t idk[SOTTO_PUBKEY_LEN], *pt = malloc(len ? len : 1);
   char hn[HELD_NAME_LEN];
   size_t n = 0;
   int rc, drc, reason;
 
-  buf_wr_init(&w, SOTTO_SRV_MAX_MESSAGE + 256);
+  rec_wr_init(&w, SOTTO_SRV_MAX_MESSAGE + 256);
   if (!ct || !pt || sotto_session_new(&tmp)) {
     rc = STORE_E_IO;
     goto out;
@@ -304,13 +304,13 @@ static int quarantine(struct sc_client *c, uint64_t sid, const char *sender, int
       goto fail;
     goto out;
   }
-  buf_put_u8(&w, HELD_VERSION);
-  buf_put_u8(&w, (uint8_t)type);
-  buf_put_u64(&w, sid);
-  buf_put(&w, idk, sizeof idk);
-  buf_put_u32(&w, (uint32_t)len);
-  buf_put(&w, body, len);
-  if (buf_wr_ok(&w)) {
+  rec_put_u8(&w, HELD_VERSION);
+  rec_put_u8(&w, (uint8_t)type);
+  rec_put_u64(&w, sid);
+  rec_put(&w, idk, sizeof idk);
+  rec_put_u32(&w, (uint32_t)len);
+  rec_put(&w, body, len);
+  if (rec_wr_ok(&w)) {
     rc = STORE_E_IO;
     goto fail;
   }
@@ -338,7 +338,7 @@ out:
     sodium_memzero(ct, sizeof *ct);
     free(ct);
   }
-  buf_wr_free(&w);
+  rec_wr_free(&w);
   sotto_session_free(tmp);
   return rc;
 }
@@ -435,9 +435,9 @@ static int held_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
   struct held_list *h = ud;
   (void)name;
   if (len >= 10 && v[0] == HELD_VERSION && h->n < sizeof h->sids / sizeof h->sids[0]) {
-    struct buf_rd r;
-    buf_rd_init(&r, v + 2, 8);
-    buf_get_u64(&r, &h->sids[h->n++]);
+    struct rec_rd r;
+    rec_rd_init(&r, v + 2, 8);
+    rec_get_u64(&r, &h->sids[h->n++]);
   }
   return 0;
 }
@@ -459,7 +459,7 @@ int inbox_release_held(struct sc_client *c, const char *user, unsigned *released
   if ((rc = store_scan(c->st, prefix, held_cb, h)) != 0) goto out;
   qsort(h->sids, h->n, sizeof h->sids[0], cmp_u64); /* in the order the server queued them */
   for (i = 0; i < h->n && !rc; i++) {
-    struct buf_rd r;
+    struct rec_rd r;
     uint8_t *v, type = 0, ver = 0, idk[SOTTO_PUBKEY_LEN];
     const uint8_t *body;
     uint32_t blen = 0;
@@ -467,13 +467,13 @@ int inbox_release_held(struct sc_client *c, const char *user, unsigned *released
     size_t vn;
     held_name(hn, user, h->sids[i]);
     if ((rc = store_get(c->st, hn, &v, &vn)) <= 0) continue;
-    buf_rd_init(&r, v, vn);
-    buf_get_u8(&r, &ver);
-    buf_get_u8(&r, &type);
-    buf_get_u64(&r, &sid);
-    buf_get(&r, idk, sizeof idk);
-    buf_get_u32(&r, &blen);
-    rc = buf_get_ptr(&r, &body, blen) || buf_rd_end(&r) || ver != HELD_VERSION ? STORE_E_CORRUPT
+    rec_rd_init(&r, v, vn);
+    rec_get_u8(&r, &ver);
+    rec_get_u8(&r, &type);
+    rec_get_u64(&r, &sid);
+    rec_get(&r, idk, sizeof idk);
+    rec_get_u32(&r, &blen);
+    rc = rec_get_ptr(&r, &body, blen) || rec_rd_end(&r) || ver != HELD_VERSION ? STORE_E_CORRUPT
                                                        : pairwise(c, h->sids[i], user, type, body, blen, 1);
     store_free_value(v, vn);
     if (!rc) (*released)++;

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "account.h"
-#include "buf.h"
+#include "record.h"
 
 /* Version 2 rows store events as fields; version 1 rows (English
  * sentences for events) are still read (msglog_decode). */
@@ -30,9 +30,9 @@ static int unshown_load(struct store *st, uint64_t *seqs, size_t max, size_t *n)
     return STORE_E_CORRUPT;
   }
   for (i = 0; i < len / 8; i++) {
-    struct buf_rd r;
-    buf_rd_init(&r, v + 8 * i, 8);
-    buf_get_u64(&r, &seqs[i]);
+    struct rec_rd r;
+    rec_rd_init(&r, v + 8 * i, 8);
+    rec_get_u64(&r, &seqs[i]);
   }
   *n = len / 8;
   store_free_value(v, len);
@@ -40,14 +40,14 @@ static int unshown_load(struct store *st, uint64_t *seqs, size_t max, size_t *n)
 }
 
 static int unshown_save(struct store *st, const uint64_t *seqs, size_t n) {
-  struct buf_wr w;
+  struct rec_wr w;
   size_t i;
   int rc;
   if (n == 0) return store_del(st, "unshown");
-  buf_wr_init(&w, 8 * MSGLOG_MAX_UNSHOWN);
-  for (i = 0; i < n; i++) buf_put_u64(&w, seqs[i]);
-  rc = buf_wr_ok(&w) ? STORE_E_IO : store_put(st, "unshown", w.p, w.len);
-  buf_wr_free(&w);
+  rec_wr_init(&w, 8 * MSGLOG_MAX_UNSHOWN);
+  for (i = 0; i < n; i++) rec_put_u64(&w, seqs[i]);
+  rc = rec_wr_ok(&w) ? STORE_E_IO : store_put(st, "unshown", w.p, w.len);
+  rec_wr_free(&w);
   return rc;
 }
 
@@ -55,36 +55,36 @@ int msglog_unshown(struct store *st, uint64_t *seqs, size_t max, size_t *n) {
   return unshown_load(st, seqs, max, n);
 }
 
-int msglog_encode(struct buf_wr *w, const struct msg *m) {
+int msglog_encode(struct rec_wr *w, const struct msg *m) {
   size_t i;
   if (m->n_members > GROUP_MAX_MEMBERS) return -1;
-  buf_put_u8(w, MSG_VERSION);
-  buf_put_u8(w, m->dir);
-  buf_put_u8(w, m->kind);
-  buf_put_u8(w, m->reason);
-  buf_put_str16(w, m->peer, strlen(m->peer));
-  buf_put_str16(w, m->group, strlen(m->group));
-  buf_put_str16(w, m->subject, strlen(m->subject));
-  buf_put_str16(w, m->detail, strlen(m->detail));
-  buf_put_u64(w, m->ts);
-  buf_put_u64(w, m->server_id);
-  buf_put_u64(w, m->count);
-  buf_put_u64(w, m->total);
-  buf_put_u8(w, (uint8_t)m->n_members);
-  for (i = 0; i < m->n_members; i++) buf_put_str16(w, m->members[i], strlen(m->members[i]));
-  buf_put_str16(w, m->text ? m->text : "", m->text ? m->text_len : 0);
-  return buf_wr_ok(w);
+  rec_put_u8(w, MSG_VERSION);
+  rec_put_u8(w, m->dir);
+  rec_put_u8(w, m->kind);
+  rec_put_u8(w, m->reason);
+  rec_put_str16(w, m->peer, strlen(m->peer));
+  rec_put_str16(w, m->group, strlen(m->group));
+  rec_put_str16(w, m->subject, strlen(m->subject));
+  rec_put_str16(w, m->detail, strlen(m->detail));
+  rec_put_u64(w, m->ts);
+  rec_put_u64(w, m->server_id);
+  rec_put_u64(w, m->count);
+  rec_put_u64(w, m->total);
+  rec_put_u8(w, (uint8_t)m->n_members);
+  for (i = 0; i < m->n_members; i++) rec_put_str16(w, m->members[i], strlen(m->members[i]));
+  rec_put_str16(w, m->text ? m->text : "", m->text ? m->text_len : 0);
+  return rec_wr_ok(w);
 }
 
 int msglog_add(struct store *st, struct account *a, struct msg *m, int unshown) {
-  struct buf_wr w;
+  struct rec_wr w;
   char rn[48];
   int rc;
   m->seq = a->next_seq++;
-  buf_wr_init(&w, SC_MAX_TEXT + 4096);
+  rec_wr_init(&w, SC_MAX_TEXT + 4096);
   snprintf(rn, sizeof rn, "msg/%llu", (unsigned long long)m->seq);
   rc = msglog_encode(&w, m) ? STORE_E_IO : store_put(st, rn, w.p, w.len);
-  buf_wr_free(&w);
+  rec_wr_free(&w);
   if (rc == 0 && unshown) {
     uint64_t *seqs = calloc(MSGLOG_MAX_UNSHOWN, sizeof *seqs);
     size_t n;
@@ -114,50 +114,50 @@ int msglog_mark_shown(struct store *st, uint64_t seq) {
 }
 
 int msglog_decode(struct msg *m, const uint8_t *v, size_t n) {
-  struct buf_rd r;
+  struct rec_rd r;
   uint8_t ver = 0, code = 0, nm = 0;
   const uint8_t *t;
   size_t i;
   memset(m, 0, sizeof *m);
-  buf_rd_init(&r, v, n);
-  buf_get_u8(&r, &ver);
-  buf_get_u8(&r, &m->dir);
+  rec_rd_init(&r, v, n);
+  rec_get_u8(&r, &ver);
+  rec_get_u8(&r, &m->dir);
   if (ver == MSG_VERSION_1) {
     /* Version 1: u8 code | peer | group | u64 ts | u64 server id | text
      * (an English sentence for an event). */
-    buf_get_u8(&r, &code);
-    buf_get_cstr(&r, m->peer, sizeof m->peer);
-    buf_get_cstr(&r, m->group, sizeof m->group);
-    buf_get_u64(&r, &m->ts);
-    buf_get_u64(&r, &m->server_id);
+    rec_get_u8(&r, &code);
+    rec_get_cstr(&r, m->peer, sizeof m->peer);
+    rec_get_cstr(&r, m->group, sizeof m->group);
+    rec_get_u64(&r, &m->ts);
+    rec_get_u64(&r, &m->server_id);
     if (m->dir == MSG_EVENT) {
       m->kind = SC_EV_NOTICE;
       m->reason = code;
     }
   } else if (ver == MSG_VERSION) {
     uint8_t kind = 0, reason = 0;
-    buf_get_u8(&r, &kind);
-    buf_get_u8(&r, &reason);
+    rec_get_u8(&r, &kind);
+    rec_get_u8(&r, &reason);
     m->kind = kind;
     m->reason = reason;
-    buf_get_cstr(&r, m->peer, sizeof m->peer);
-    buf_get_cstr(&r, m->group, sizeof m->group);
-    buf_get_cstr(&r, m->subject, sizeof m->subject);
-    buf_get_cstr(&r, m->detail, sizeof m->detail);
-    buf_get_u64(&r, &m->ts);
-    buf_get_u64(&r, &m->server_id);
-    buf_get_u64(&r, &m->count);
-    buf_get_u64(&r, &m->total);
-    buf_get_u8(&r, &nm);
+    rec_get_cstr(&r, m->peer, sizeof m->peer);
+    rec_get_cstr(&r, m->group, sizeof m->group);
+    rec_get_cstr(&r, m->subject, sizeof m->subject);
+    rec_get_cstr(&r, m->detail, sizeof m->detail);
+    rec_get_u64(&r, &m->ts);
+    rec_get_u64(&r, &m->server_id);
+    rec_get_u64(&r, &m->count);
+    rec_get_u64(&r, &m->total);
+    rec_get_u8(&r, &nm);
     if (nm > GROUP_MAX_MEMBERS) return STORE_E_CORRUPT;
-    for (i = 0; i < nm; i++) buf_get_cstr(&r, m->members[i], sizeof m->members[i]);
+    for (i = 0; i < nm; i++) rec_get_cstr(&r, m->members[i], sizeof m->members[i]);
     m->n_members = nm;
   } else {
     return STORE_E_CORRUPT;
   }
   if (m->dir > MSG_EVENT) return STORE_E_CORRUPT;
-  buf_get_str16(&r, &t, &m->text_len, SC_MAX_TEXT);
-  if (buf_rd_end(&r) || !(m->text = malloc(m->text_len + 1))) {
+  rec_get_str16(&r, &t, &m->text_len, SC_MAX_TEXT);
+  if (rec_rd_end(&r) || !(m->text = malloc(m->text_len + 1))) {
     memset(m, 0, sizeof *m);
     return STORE_E_CORRUPT;
   }
@@ -214,13 +214,13 @@ int msglog_seen(struct store *st, uint64_t server_id, uint64_t *seq) {
   uint8_t *v;
   size_t n;
   int rc;
-  struct buf_rd r;
+  struct rec_rd r;
   snprintf(rn, sizeof rn, "seen/%llu", (unsigned long long)server_id);
   rc = store_get(st, rn, &v, &n);
   if (rc <= 0) return rc;
-  buf_rd_init(&r, v, n);
-  buf_get_u64(&r, seq);
-  rc = buf_rd_end(&r) ? STORE_E_CORRUPT : 1;
+  rec_rd_init(&r, v, n);
+  rec_get_u64(&r, seq);
+  rc = rec_rd_end(&r) ? STORE_E_CORRUPT : 1;
   store_free_value(v, n);
   return rc;
 }

@@ -44,8 +44,8 @@ struct msg {
 };
 
 /* Encodes m as a version 2 row into w (msglog_add uses it; tests too). */
-struct buf_wr;
-int msglog_encode(struct buf_wr *w, const struct msg *m);
+struct rec_wr;
+int msglog_encode(struct rec_wr *w, const struct msg *m);
 /* Decodes a row of version 1 or 2 (m->text malloc'd; msg_clear frees). 0 or
  * STORE_E_CORRUPT. */
 int msglog_decode(struct msg *m, const uint8_t *v, size_t n);

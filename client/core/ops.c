@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "account.h"
-#include "buf.h"
+#include "record.h"
 #include "contact.h"
 #include "core.h"
 #include "grp.h"
@@ -355,7 +355,7 @@ int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, co
   uint8_t skdm[SOTTO_SKDM_MAX_LEN], *ctext = NULL;
   struct sotto_sender_key *rec = NULL;
   struct content ct;
-  struct buf_wr pt;
+  struct rec_wr pt;
   struct msg *m = NULL;
   struct grp *g;
   char *t = NULL;
@@ -364,7 +364,7 @@ int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, co
 
   if (out) memset(out, 0, sizeof *out);
   if ((rc = group_begin(c, name, &g, &opened))) return rc;
-  buf_wr_init(&pt, SC_MAX_TEXT + 1024);
+  rec_wr_init(&pt, SC_MAX_TEXT + 1024);
   if (len > SC_MAX_TEXT) {
     rc = sc__fail(c, SC_ERR_TOO_LARGE, "the message is longer than %d bytes", SC_MAX_TEXT);
     goto out;
@@ -470,7 +470,7 @@ out:
   c->flags = 0;
   sc__release(c, opened);
   sotto_sender_key_free(rec);
-  buf_wr_free(&pt);
+  rec_wr_free(&pt);
   free(ctext);
   if (t) {
     sodium_memzero(t, len + 1);

@@ -20,6 +20,16 @@
  *    with SC_ERR_KEY_CHANGED_UNCONFIRMED unless the call carries
  *    SC_SEND_ACCEPT_KEY_CHANGE; the passphrase is passed in.
  *
+ * Linking: the library is static (sotto_client_core); besides the sc_*
+ * names below, its internal symbols are sc__*, account_*, conn_*,
+ * contact_*, session_load/_save, content_*, deliver_*, grp_*, inbox_*,
+ * msglog_*, msg_clear, store_*, client_identity_check and the rec_* inline
+ * helpers: a front end names its own functions otherwise.
+ *
+ * Signals: the link writes to a TLS socket; a server that goes away would
+ * raise SIGPIPE, so a front end ignores it (signal(SIGPIPE, SIG_IGN)) and
+ * gets SC_ERR_CONNECTION_LOST instead. The core changes no signal handler.
+ *
  * One struct sc_client is used by one thread at a time. Events are given to
  * the sink synchronously, from inside the call that caused them; pointers in
  * an event are valid only during the sink call.

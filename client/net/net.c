@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "frames.h"
-#include "wire/wire.h"
+#include "wire.h"
 
 /* Bytes one read_some call takes from the socket at most, so that a server
  * that never stops sending cannot keep a caller past its deadline. */

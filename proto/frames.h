@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* frames.h: the sans-I/O half of client/net: server frames into events, the
- * bounded queue of received events, and the parsers of every answer payload.
- * No sockets and no TLS here, so fuzz/fuzz_client_net.c runs exactly this
- * code on raw bytes; net.c moves the bytes.
+/* frames.h: the client's half of the server protocol, sans I/O (proto/,
+ * beside proto.h, the server's half and the shared codec): server frames
+ * into events, the bounded queue of received events, and the parsers of
+ * every answer payload. No sockets and no TLS here, so
+ * fuzz/fuzz_client_net.c runs exactly this code on raw bytes; client/net
+ * (net.c) moves the bytes.
  *
  * Bounds (a malicious server must not grow the client without limit):
  *  - one frame is at most SOTTO_SRV_MAX_FRAME bytes (checked on its prefix);
@@ -16,7 +18,52 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "net.h"
+#include "proto.h"
+
+/* Local transport results of client/net (beside the server's SOTTO_SRV_E_*). */
+#define SOTTO_NET_E_IO 1000      /* socket error or connection closed */
+#define SOTTO_NET_E_TIMEOUT 1001 /* no answer within the timeout */
+#define SOTTO_NET_E_TLS 1002     /* handshake failed or certificate not the pinned one */
+#define SOTTO_NET_E_CONNECT 1003 /* cannot resolve or connect */
+
+/* What a server sends, decoded (returned by sotto_net_next_event). */
+enum {
+  SOTTO_NET_EV_MSG = 1,
+  SOTTO_NET_EV_DRAINED,
+  SOTTO_NET_EV_KEYS_LOW,
+  SOTTO_NET_EV_CLOSE,
+  SOTTO_NET_EV_ANSWER,
+  /* A frame that did not parse: frame_type and error (a negative
+   * SOTTO_ERR_*) say what; for a MSG whose id could be read, has_id and id
+   * are set, so the caller can ACK it (the server would resend it). */
+  SOTTO_NET_EV_BAD
+};
+
+struct sotto_net_event {
+  int kind;
+  /* MSG: the envelope, body and sender copied (freed by _event_clear) */
+  uint64_t id;
+  int has_id; /* MSG and BAD: id is the envelope's server id */
+  char sender[SOTTO_SRV_USER_MAX + 1];
+  uint32_t sender_device, device_id;
+  uint8_t type;
+  uint64_t timestamp_ms;
+  uint8_t *body;
+  size_t body_len;
+  /* KEYS_LOW */
+  uint32_t ec_left, kem_left;
+  /* CLOSE, and ANSWER with an ERR */
+  uint16_t code;
+  /* ANSWER (pipelined requests): request id, 0 or ERR code in code, payload */
+  uint32_t req_id;
+  uint8_t *payload;
+  size_t payload_len;
+  /* BAD (and an ERR/CLOSE whose payload did not parse) */
+  uint8_t frame_type;
+  int error;
+};
+
+void sotto_net_event_clear(struct sotto_net_event *ev);
 
 #define SOTTO_NET_MAX_EVENTS 1024
 #define SOTTO_NET_CTRL_SLACK 64

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wire/wire.h"
+#include "wire.h"
 
 void sotto_net_event_clear(struct sotto_net_event *ev) {
   free(ev->body);

@@ -4,7 +4,7 @@
  * reader; no function here allocates. */
 #include "proto.h"
 
-#include "wire/wire.h"
+#include "wire.h"
 
 const char *sotto__srv_code_str(unsigned code) {
   switch (code) {
