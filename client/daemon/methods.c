@@ -450,7 +450,7 @@ cJSON *daemon_event_json(const struct sc_event *ev) {
   cJSON *o = cJSON_CreateObject();
   char line[512];
   if (!o) return NULL;
-  cJSON_AddStringToObject(o, "event", sc_event_name(ev->kind));
+  cJSON_AddStringToObject(o, "event", sc_event_type(ev));
   if (ev->peer && ev->peer[0]) cJSON_AddStringToObject(o, "peer", ev->peer);
   if (ev->group && ev->group[0]) cJSON_AddStringToObject(o, "group", ev->group);
   if (ev->subject && ev->subject[0]) cJSON_AddStringToObject(o, "subject", ev->subject);
