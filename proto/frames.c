@@ -267,3 +267,10 @@ int sotto__net_parse_bundle(const uint8_t *p, size_t len, struct sotto_srv_bundl
   }
   return 0;
 }
+
+int sotto__net_parse_epoch(const uint8_t *p, size_t len, uint64_t *old) {
+  struct sotto__rd r;
+  sotto__rd_init(&r, p, len);
+  if (sotto__rd_u64be(&r, old) || sotto__rd_left(&r)) return SOTTO_ERR_MALFORMED;
+  return 0;
+}

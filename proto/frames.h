@@ -116,6 +116,8 @@ int sotto__net_parse_creds(const uint8_t *p, size_t len, uint32_t *device_id,
 int sotto__net_parse_counts(const uint8_t *p, size_t len, uint32_t *ec, uint32_t *kem) SOTTO_WUR;
 /* SEND: server id and timestamp. */
 int sotto__net_parse_sent(const uint8_t *p, size_t len, uint64_t *id, uint64_t *timestamp_ms) SOTTO_WUR;
+/* EPOCH: the server's epoch before the request. */
+int sotto__net_parse_epoch(const uint8_t *p, size_t len, uint64_t *old) SOTTO_WUR;
 /* BUNDLE: copied into owned buffers (*out zeroed first). */
 int sotto__net_parse_bundle(const uint8_t *p, size_t len, struct sotto_srv_bundle_buf *out) SOTTO_WUR;
 

@@ -387,3 +387,75 @@ void sotto__srv_put_err(struct sotto__wr *w, uint16_t code, const char *msg) {
   sotto__wr_u8(w, (uint8_t)code);
   sotto__srv_put_str8(w, msg, n);
 }
+
+/* ---- requests ------------------------------------------------------------ */
+
+void sotto__srv_put_hello_req(struct sotto__wr *w, uint16_t version) {
+  sotto__wr_u8(w, (uint8_t)(version >> 8));
+  sotto__wr_u8(w, (uint8_t)version);
+}
+
+void sotto__srv_put_register_req(struct sotto__wr *w, const char *user, const uint8_t *identity, size_t len) {
+  sotto__srv_put_str8(w, user, strlen(user));
+  sotto__srv_put_blob16(w, identity, len);
+}
+
+void sotto__srv_put_auth_req(struct sotto__wr *w, const char *user, uint32_t device_id,
+                             const uint8_t secret[SOTTO_SRV_SECRET_LEN]) {
+  sotto__srv_put_str8(w, user, strlen(user));
+  sotto__wr_u32be(w, device_id);
+  sotto__wr_bytes(w, secret, SOTTO_SRV_SECRET_LEN);
+}
+
+void sotto__srv_put_devices_req(struct sotto__wr *w, const char *user) { sotto__srv_put_str8(w, user, strlen(user)); }
+
+void sotto__srv_put_bundle_req(struct sotto__wr *w, const char *user, uint32_t device_id) {
+  sotto__srv_put_str8(w, user, strlen(user));
+  sotto__wr_u32be(w, device_id);
+}
+
+void sotto__srv_put_send(struct sotto__wr *w, const char *user, uint32_t device_id, uint8_t type,
+                         const uint8_t *body, size_t body_len) {
+  sotto__srv_put_str8(w, user, strlen(user));
+  sotto__wr_u32be(w, device_id);
+  sotto__wr_u8(w, type);
+  sotto__wr_u32be(w, (uint32_t)body_len);
+  sotto__wr_bytes(w, body, body_len);
+}
+
+void sotto__srv_put_u64_req(struct sotto__wr *w, uint64_t v) { sotto__wr_u64be(w, v); }
+
+void sotto__srv_put_device_remove(struct sotto__wr *w, uint32_t device_id) { sotto__wr_u32be(w, device_id); }
+
+/* ---- answers and pushes ---------------------------------------------------- */
+
+void sotto__srv_put_hello_ok(struct sotto__wr *w, uint16_t version, uint32_t max_frame, uint32_t max_message) {
+  sotto__wr_u8(w, (uint8_t)(version >> 8));
+  sotto__wr_u8(w, (uint8_t)version);
+  sotto__wr_u32be(w, max_frame);
+  sotto__wr_u32be(w, max_message);
+}
+
+void sotto__srv_put_creds(struct sotto__wr *w, uint32_t device_id, const uint8_t secret[SOTTO_SRV_SECRET_LEN]) {
+  sotto__wr_u32be(w, device_id);
+  sotto__wr_bytes(w, secret, SOTTO_SRV_SECRET_LEN);
+}
+
+void sotto__srv_put_counts(struct sotto__wr *w, uint32_t ec, uint32_t kem) {
+  sotto__wr_u32be(w, ec);
+  sotto__wr_u32be(w, kem);
+}
+
+void sotto__srv_put_devices(struct sotto__wr *w, const uint32_t *ids, size_t n) {
+  size_t i;
+  sotto__wr_u8(w, (uint8_t)(n >> 8));
+  sotto__wr_u8(w, (uint8_t)n);
+  for (i = 0; i < n; i++) sotto__wr_u32be(w, ids[i]);
+}
+
+void sotto__srv_put_sent(struct sotto__wr *w, uint64_t id, uint64_t timestamp_ms) {
+  sotto__wr_u64be(w, id);
+  sotto__wr_u64be(w, timestamp_ms);
+}
+
+void sotto__srv_put_epoch_ok(struct sotto__wr *w, uint64_t old) { sotto__wr_u64be(w, old); }

@@ -251,4 +251,31 @@ void sotto__srv_put_env(struct sotto__wr *w, const struct sotto_srv_env *m);
 void sotto__srv_put_bundle(struct sotto__wr *w, const struct sotto_srv_bundle *m);
 void sotto__srv_put_err(struct sotto__wr *w, uint16_t code, const char *msg);
 
+/* Requests (the client writes them; the sotto__srv_parse_* above read them). */
+void sotto__srv_put_hello_req(struct sotto__wr *w, uint16_t version);
+void sotto__srv_put_register_req(struct sotto__wr *w, const char *user, const uint8_t *identity, size_t len);
+void sotto__srv_put_auth_req(struct sotto__wr *w, const char *user, uint32_t device_id,
+                             const uint8_t secret[SOTTO_SRV_SECRET_LEN]);
+/* DEVICES (user) and BUNDLE (user, device id) targets. */
+void sotto__srv_put_devices_req(struct sotto__wr *w, const char *user);
+void sotto__srv_put_bundle_req(struct sotto__wr *w, const char *user, uint32_t device_id);
+void sotto__srv_put_send(struct sotto__wr *w, const char *user, uint32_t device_id, uint8_t type,
+                         const uint8_t *body, size_t body_len);
+/* ACK (server id) and EPOCH (epoch): one u64. */
+void sotto__srv_put_u64_req(struct sotto__wr *w, uint64_t v);
+void sotto__srv_put_device_remove(struct sotto__wr *w, uint32_t device_id);
+
+/* Answers and pushes (the server writes them; client/net's frames.c reads
+ * them with sotto__net_parse_*). */
+void sotto__srv_put_hello_ok(struct sotto__wr *w, uint16_t version, uint32_t max_frame, uint32_t max_message);
+/* REGISTER, ADD_DEVICE and ROTATE_SECRET: device id and secret. */
+void sotto__srv_put_creds(struct sotto__wr *w, uint32_t device_id, const uint8_t secret[SOTTO_SRV_SECRET_LEN]);
+/* AUTH and KEYS_UPLOAD answers, and the KEYS_LOW push: keys left (EC, KEM). */
+void sotto__srv_put_counts(struct sotto__wr *w, uint32_t ec, uint32_t kem);
+void sotto__srv_put_devices(struct sotto__wr *w, const uint32_t *ids, size_t n);
+/* SEND: server id and timestamp. */
+void sotto__srv_put_sent(struct sotto__wr *w, uint64_t id, uint64_t timestamp_ms);
+/* EPOCH: the server's epoch before the request. */
+void sotto__srv_put_epoch_ok(struct sotto__wr *w, uint64_t old);
+
 #endif
