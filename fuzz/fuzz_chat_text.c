@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memset(&g, 0, sizeof g);
   if (chat_add(&m, name, 0, CHAT_IN, name, text, len, 1) != 0) abort();
   if (chat_add(&m, name, 1, CHAT_NOTICE, name, text, len, 2) != 0) abort();
-  chat_show_safety(&m, name, text[0] ? "1\n2" : "");
+  chat_show_safety(&m, name, len ? "1\n2" : "");
   m.screen = CHAT_SCREEN_MAIN;
   chat_open(&m, 0);
   /* the text typed into the input line too, code point by code point */
@@ -62,7 +62,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (chat_render(&m, sizes[i][0], sizes[i][1], &g) != 0) abort();
     check_grid(&g);
   }
-  chat_show_safety(&m, name, text);
+  {
+    /* the safety screen takes a C string: a NUL-terminated copy */
+    char *t = malloc(len + 1);
+    if (!t) abort();
+    memcpy(t, text, len);
+    t[len] = 0;
+    chat_show_safety(&m, name, t);
+    free(t);
+  }
   if (chat_render(&m, 12, 50, &g) != 0) abort();
   check_grid(&g);
   chat_grid_free(&g);

@@ -104,7 +104,8 @@ static int id_ok(const cJSON *id) {
   }
   if (cJSON_IsNumber(id)) {
     double d = id->valuedouble;
-    return d == (double)(int64_t)d && d <= RPC_MAX_SAFE_INT && d >= -RPC_MAX_SAFE_INT;
+    /* Range first: converting a larger double (or NaN) to int64_t is undefined. */
+    return d <= RPC_MAX_SAFE_INT && d >= -RPC_MAX_SAFE_INT && d == (double)(int64_t)d;
   }
   return 0;
 }

@@ -93,6 +93,9 @@ static void test_dispatch(void) {
   CHECK(strstr(out, "\"id\":null") != NULL);
   CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":1.5}", out, sizeof out) == RPC_E_INVALID);
   CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":true}", out, sizeof out) == RPC_E_INVALID);
+  /* an id beyond 2^53 (found by fuzz_jsonrpc: the check converted it to int64_t first) */
+  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":1e300}", out, sizeof out) == RPC_E_INVALID);
+  CHECK(run("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":-9007199254740994}", out, sizeof out) == RPC_E_INVALID);
   /* an invalid request without id is still answered (id null) */
   CHECK(run("{\"jsonrpc\":\"2.0\"}", out, sizeof out) == RPC_E_INVALID);
   /* methods and params */
