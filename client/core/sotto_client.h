@@ -381,13 +381,14 @@ struct sc_event {
   const char *detail;  /* extra words (a library reason...), "" when none */
   uint64_t timestamp_ms; /* sender's timestamp (messages), or when the event was logged */
   uint64_t server_id;    /* the server's envelope id (0 when none) */
-  uint32_t device;       /* sender's device (0 when unknown) */
+  uint32_t device;       /* MESSAGE: sender's device (0 when unknown) */
   const char *text;      /* message text (not NUL-safe: use text_len), "" when none */
   size_t text_len;
   uint64_t count, total; /* counts (UNREADABLE_SUMMARY, HELD_DROPPED, KEYS_TOPPED_UP...) */
   int64_t next_retry_ms; /* LINK_DOWN: monotonic time of the next attempt (0: none) */
   size_t n_members;      /* GROUP_JOINED */
   const char *const *members;
+  uint64_t server_timestamp_ms; /* MESSAGE: when the server took the envelope (0 when unknown) */
 };
 
 /* A name for the kind: "message", "sent", "group", "held", "unreadable",
