@@ -234,8 +234,9 @@ int64_t sc_monotonic_ms(void);
  * idle link is pinged; with SC_OPT_AUTO_RECONNECT a lost link is
  * reconnected when its back-off expires. Returns the number of frames
  * processed (>= 0) or a negative error (then the link is closed unless it
- * was a local failure such as SC_ERR_BUSY, after which the same envelope
- * comes again). */
+ * was a local failure such as SC_ERR_BUSY: the envelope was not
+ * acknowledged, stays on the server and comes again on the next
+ * connection; later ones still arrive on this one). */
 int sc_link_step(struct sc_client *c, int timeout_ms);
 /* 1 once the server said the queue is drained and every acknowledgement was
  * answered (reset by sc_connect and by new messages). */
