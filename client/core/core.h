@@ -45,6 +45,8 @@ struct sc_client {
   unsigned acks;         /* ACKs sent whose answer has not come */
   int drained_seen, drained;
   unsigned bad;          /* malformed frames this receive */
+  uint32_t env_device;   /* the envelope being processed: sender's device, */
+  uint64_t env_server_ts; /* ... and the server's timestamp (0 outside the link) */
   /* unreadable envelopes shown one by one for the first few per sender (inbox.c) */
   struct {
     char sender[SC_USER_MAX + 1];

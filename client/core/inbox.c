@@ -82,6 +82,8 @@ static int add_text(struct sc_client *c, const char *peer, const char *group, co
   snprintf(m.group, sizeof m.group, "%s", group ? group : "");
   m.ts = ct->ts;
   m.server_id = sid;
+  m.device = c->env_device;
+  m.server_ts = c->env_server_ts;
   m.text = t;
   m.text_len = ct->text_len;
   rc = msglog_add(c->st, c->acct, &m, 1);

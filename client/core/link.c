@@ -159,7 +159,11 @@ static int handle(struct sc_client *c, struct sotto_net_event *ev) {
   switch (ev->kind) {
     case SOTTO_NET_EV_MSG: {
       uint64_t id = ev->id;
+      c->env_device = ev->sender_device;
+      c->env_server_ts = ev->timestamp_ms;
       rc = inbox_process(c, &c->k, ev->id, ev->sender, ev->type, ev->body, ev->body_len);
+      c->env_device = 0;
+      c->env_server_ts = 0;
       if (rc) return rc;
       c->drained = 0;
       if ((rc = sotto_net_ack_async(c->k.net, id, &rid)) != 0) return rc;

@@ -70,6 +70,8 @@ int msglog_encode(struct rec_wr *w, const struct msg *m) {
   rec_put_u64(w, m->server_id);
   rec_put_u64(w, m->count);
   rec_put_u64(w, m->total);
+  rec_put_u32(w, m->device);
+  rec_put_u64(w, m->server_ts);
   rec_put_u8(w, (uint8_t)m->n_members);
   for (i = 0; i < m->n_members; i++) rec_put_str16(w, m->members[i], strlen(m->members[i]));
   rec_put_str16(w, m->text ? m->text : "", m->text ? m->text_len : 0);
@@ -148,6 +150,8 @@ int msglog_decode(struct msg *m, const uint8_t *v, size_t n) {
     rec_get_u64(&r, &m->server_id);
     rec_get_u64(&r, &m->count);
     rec_get_u64(&r, &m->total);
+    rec_get_u32(&r, &m->device);
+    rec_get_u64(&r, &m->server_ts);
     rec_get_u8(&r, &nm);
     if (nm > GROUP_MAX_MEMBERS) return STORE_E_CORRUPT;
     for (i = 0; i < nm; i++) rec_get_cstr(&r, m->members[i], sizeof m->members[i]);
@@ -197,6 +201,8 @@ void msglog_to_event(const struct msg *m, struct sc_event *ev, const char **memb
   ev->text_len = m->text ? m->text_len : 0;
   ev->count = m->count;
   ev->total = m->total;
+  ev->device = m->device;
+  ev->server_timestamp_ms = m->server_ts;
   for (i = 0; i < m->n_members && i < GROUP_MAX_MEMBERS; i++) members[i] = m->members[i];
   ev->n_members = m->n_members;
   ev->members = m->n_members ? members : NULL;

@@ -37,6 +37,8 @@ struct msg {
   uint64_t ts;                     /* sender's timestamp (ms), or when the event was logged */
   uint64_t server_id;              /* 0 for outgoing */
   uint64_t count, total;
+  uint32_t device;                 /* sender's device (in; 0 when unknown) */
+  uint64_t server_ts;              /* the server's timestamp of the envelope (in; 0 when unknown) */
   size_t n_members;                /* SC_EV_GROUP_JOINED */
   char members[GROUP_MAX_MEMBERS][SC_USER_MAX + 1];
   char *text;                      /* malloc'd, NUL-terminated */

@@ -15,6 +15,16 @@
 #include "grp.h"
 #include "messaging.h"
 
+/* The public header's limits are the core's own. */
+_Static_assert(SC_SAFETY_NUMBER_LEN == SOTTO_SAFETY_NUMBER_LEN, "safety number length");
+_Static_assert(SC_SCANNABLE_LEN == SOTTO_FINGERPRINT_SCANNABLE_LEN, "scannable length");
+_Static_assert(SC_GROUP_MAX_MEMBERS == GROUP_MAX_MEMBERS, "group size");
+_Static_assert(SC_GROUP_NAME_MAX == GROUP_NAME_MAX, "group name length");
+_Static_assert(SC_USER_MAX == SOTTO_SRV_USER_MAX, "username length");
+_Static_assert(SC_MAX_PASSPHRASE == STORE_MAX_PASSPHRASE, "passphrase length");
+_Static_assert(SC_MAX_DEVICES >= SOTTO_SRV_MAX_DEVICES, "an SC_MAX_DEVICES array holds every device");
+_Static_assert(sizeof(((struct sc_group *)0)->id) == GROUP_ID_LEN, "group id");
+
 int sc_group_name_ok(const char *s) { return s && grp_name_ok(s); }
 
 /* A failed delivery inside a call that goes on with other recipients: an

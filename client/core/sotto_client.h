@@ -234,8 +234,9 @@ int64_t sc_monotonic_ms(void);
  * idle link is pinged; with SC_OPT_AUTO_RECONNECT a lost link is
  * reconnected when its back-off expires. Returns the number of frames
  * processed (>= 0) or a negative error (then the link is closed unless it
- * was a local failure such as SC_ERR_BUSY, after which the same envelope
- * comes again). */
+ * was a local failure such as SC_ERR_BUSY: the envelope was not
+ * acknowledged, stays on the server and comes again on the next
+ * connection; later ones still arrive on this one). */
 int sc_link_step(struct sc_client *c, int timeout_ms);
 /* 1 once the server said the queue is drained and every acknowledgement was
  * answered (reset by sc_connect and by new messages). */
@@ -381,13 +382,14 @@ struct sc_event {
   const char *detail;  /* extra words (a library reason...), "" when none */
   uint64_t timestamp_ms; /* sender's timestamp (messages), or when the event was logged */
   uint64_t server_id;    /* the server's envelope id (0 when none) */
-  uint32_t device;       /* sender's device (0 when unknown) */
+  uint32_t device;       /* MESSAGE: sender's device (0 when unknown) */
   const char *text;      /* message text (not NUL-safe: use text_len), "" when none */
   size_t text_len;
   uint64_t count, total; /* counts (UNREADABLE_SUMMARY, HELD_DROPPED, KEYS_TOPPED_UP...) */
   int64_t next_retry_ms; /* LINK_DOWN: monotonic time of the next attempt (0: none) */
   size_t n_members;      /* GROUP_JOINED */
   const char *const *members;
+  uint64_t server_timestamp_ms; /* MESSAGE: when the server took the envelope (0 when unknown) */
 };
 
 /* A name for the kind: "message", "sent", "group", "held", "unreadable",

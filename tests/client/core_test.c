@@ -121,6 +121,8 @@ static void test_msglog(void) {
   m->server_id = 77;
   m->count = 5;
   m->total = 9;
+  m->device = 3;
+  m->server_ts = 1700000000999ull;
   m->n_members = 3;
   snprintf(m->members[0], sizeof m->members[0], "alice");
   snprintf(m->members[1], sizeof m->members[1], "bob");
@@ -132,7 +134,7 @@ static void test_msglog(void) {
   CHECK(rc == 0 && r->dir == MSG_EVENT && r->kind == SC_EV_GROUP_JOINED && r->reason == SC_R_NONE &&
             !strcmp(r->peer, "alice") && !strcmp(r->group, "team") && !strcmp(r->subject, "carol") &&
             !strcmp(r->detail, "why not") && r->ts == m->ts && r->server_id == 77 && r->count == 5 &&
-            r->total == 9 && r->n_members == 3 && !strcmp(r->members[2], "carol") && r->text_len == 0,
+            r->total == 9 && r->device == 3 && r->server_ts == 1700000000999ull && r->n_members == 3 && !strcmp(r->members[2], "carol") && r->text_len == 0,
         "msglog: a version 2 event row round-trips every field");
   msglog_to_event(r, &ev, members);
   sc_event_describe(line, sizeof line, &ev);
@@ -223,6 +225,8 @@ static void test_msglog(void) {
   rec_put_u64(&w, 0);
   rec_put_u64(&w, 0);
   rec_put_u64(&w, 0);
+  rec_put_u64(&w, 0);
+  rec_put_u32(&w, 0);
   rec_put_u64(&w, 0);
   rec_put_u8(&w, GROUP_MAX_MEMBERS + 1);
   CHECK(msglog_decode(r, w.p, w.len) == STORE_E_CORRUPT, "msglog: more members than a group holds are refused");

@@ -38,7 +38,7 @@ static int fails, checks;
   } while (0)
 
 struct seen {
-  int messages, link_up, link_down, drained;
+  int messages, link_up, link_down, drained, with_envelope;
   char texts[64][64];
   char from[64][SC_USER_MAX + 1];
 };
@@ -49,6 +49,7 @@ static void sink(void *ud, const struct sc_event *ev) {
     snprintf(s->texts[s->messages], sizeof s->texts[0], "%.*s", (int)ev->text_len, ev->text);
     snprintf(s->from[s->messages], sizeof s->from[0], "%s", ev->peer);
     s->messages++;
+    if (ev->device == 1 && ev->server_timestamp_ms > 1600000000000ull && ev->server_id && ev->seq) s->with_envelope++;
   }
   if (ev->kind == SC_EV_LINK_UP) s->link_up++;
   if (ev->kind == SC_EV_LINK_DOWN) s->link_down++;
@@ -131,6 +132,7 @@ int main(void) {
   CHECK(until_messages(bob, &sb, 3, 10000) == 0, "bob's polled link delivers the three");
   CHECK(!strcmp(sb.texts[0], "push 0") && !strcmp(sb.texts[2], "push 2") && !strcmp(sb.from[1], "alice"),
         "... in order, from alice");
+  CHECK(sb.with_envelope == 3, "... each with the sender's device, the server's timestamp and id, and its log number");
 
   /* A send while subscribed, on the same connection; pushes meanwhile queue. */
   for (i = 0; i < 5; i++) {

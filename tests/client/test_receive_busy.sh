@@ -19,11 +19,13 @@ check "bob reads the first message" contains "$T/r0" "alice: first"
 hold_lock() {
   rm -f "$T/lock.fifo" "$T/lock.out"
   mkfifo "$T/lock.fifo"
-  sqlite3 "$T/$1/sotto.db" <"$T/lock.fifo" >"$T/lock.out" 2>&1 &
+  # -bail and a busy timeout: 'locked' is printed only once the lock is
+  # really held (the client may be committing at that moment).
+  sqlite3 -bail "$T/$1/sotto.db" <"$T/lock.fifo" >"$T/lock.out" 2>&1 &
   LPID=$!
   exec 9>"$T/lock.fifo"
-  echo "BEGIN IMMEDIATE; SELECT 'locked';" >&9
-  for i in $(seq 1 50); do grep -q locked "$T/lock.out" 2>/dev/null && return 0; sleep 0.1; done
+  printf '.timeout 20000\nBEGIN IMMEDIATE;\nSELECT %s;\n' "'locked'" >&9
+  for i in $(seq 1 300); do grep -qx locked "$T/lock.out" 2>/dev/null && return 0; sleep 0.1; done
   bad "could not take the store lock"
 }
 release_lock() { exec 9>&-; wait "$LPID" 2>/dev/null; }
