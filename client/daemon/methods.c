@@ -571,9 +571,9 @@ cJSON *daemon_envelope(struct daemon *d, const struct sc_event *ev) {
   cJSON_AddStringToObject(env, "source", ev->peer);
   cJSON_AddNumberToObject(env, "sourceDevice", ev->device);
   cJSON_AddNumberToObject(env, "timestamp", (double)ev->timestamp_ms);
-  /* The core gives the sender's timestamp and the server's envelope id, not
-   * the time the server accepted the message: the time it reached us is
-   * given under signal-cli's name for that, serverDeliveredTimestamp. */
+  /* timestamp: the sender's; serverTimestamp: when the server took the
+   * envelope; serverDeliveredTimestamp: when it reached this daemon. */
+  cJSON_AddNumberToObject(env, "serverTimestamp", (double)ev->server_timestamp_ms);
   cJSON_AddNumberToObject(env, "serverDeliveredTimestamp", (double)sc_now_ms());
   cJSON_AddNumberToObject(env, "serverId", (double)ev->server_id);
   dm = cJSON_AddObjectToObject(env, "dataMessage");

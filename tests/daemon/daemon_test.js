@@ -50,9 +50,8 @@ async function main() {
   check('bob gets a receive notification', env && env.source === 'alice', n);
   check('... with the text (UTF-8)', env && env.dataMessage.message === 'hello from alice \u00e9\u20ac', n);
   check('... the sender timestamp', env && env.timestamp === ts && env.dataMessage.timestamp === ts, n);
-  // sourceDevice: the core's event gives 0 (unknown) today; sotto talks to device 1 only.
-  check('... device and server fields', env && Number.isInteger(env.sourceDevice) && env.sourceDevice >= 0 &&
-        env.serverId > 0 && env.serverDeliveredTimestamp >= ts, n);
+  check('... device and server fields', env && env.sourceDevice === 1 && env.serverId > 0 &&
+        env.serverTimestamp >= ts && env.serverDeliveredTimestamp >= env.serverTimestamp, n);
   check('... and the subscription id', n && n.params.subscription === subB && n.params.account === 'bob', n);
 
   // bob -> alice
