@@ -526,6 +526,35 @@ static void test_groups(void) {
   sc_client_free(bob);
 }
 
+/* ---- a home held by a daemon ------------------------------------------------------ */
+
+static void test_hold(void) {
+  struct sc_client *a, *b;
+  char home[PATH_MAX];
+  snprintf(home, sizeof home, "%s/held", tmpl);
+  if (sc_client_new(&a, home) || sc_client_new(&b, home) || sc_init(a, NULL, "pw", 2)) {
+    printf("FAIL setup of the held home\n");
+    exit(1);
+  }
+  sc_client_free(a);
+  if (sc_client_new(&a, home)) exit(1);
+  CHECK(sc_home_in_use(b) == 0, "hold: a home nobody holds is not in use");
+  CHECK(sc_hold_home(a, "sotto daemon") == 0 && sc_open(a, "pw", 2) == 0, "hold: the holder holds and opens it");
+  CHECK(sc_home_in_use(b) == SC_ERR_IN_USE && strstr(sc_errdetail(b), "held by sotto daemon (pid ") != NULL,
+        "hold: another client is told who holds it");
+  CHECK(sc_open(b, "pw", 2) == SC_ERR_IN_USE && sc_open(b, NULL, 0) == SC_ERR_IN_USE,
+        "hold: ... and cannot open it (checked before the passphrase)");
+  {
+    struct sc_client *x;
+    CHECK(sc_client_new(&x, home) == 0 && sc_hold_home(x, "another daemon") == SC_ERR_IN_USE,
+          "hold: a second holder is refused");
+    sc_client_free(x);
+  }
+  sc_client_free(a);
+  CHECK(sc_home_in_use(b) == 0 && sc_open(b, "pw", 2) == 0, "hold: released when the holder is freed");
+  sc_client_free(b);
+}
+
 int main(void) {
   char cmd[64];
   setenv("SOTTO_TEST_KDF", "fast", 1);
@@ -537,6 +566,7 @@ int main(void) {
   test_msglog();
   test_inbox();
   test_groups();
+  test_hold();
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
   if (system(cmd) != 0) printf("(could not remove %s)\n", tmpl);
   printf("%d checks, %d failed\n", checks, fails);
