@@ -176,6 +176,9 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_RESTORED_STORE:
     case SC_EV_DISPLACED:
       break;
+    case SC_EV_LINK_DOWN:
+      if (ev->error == SC_ERR_DISPLACED) return; /* said by SC_EV_DISPLACED */
+      break;
     default:
       return; /* link up/down, keys, drained: nothing to say on a terminal */
   }

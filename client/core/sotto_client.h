@@ -351,7 +351,8 @@ enum sc_event_kind {
   SC_EV_RESTORED_STORE,    /* the store is older than this device's last use: every session re-keyed (count = ours, total = server's) */
   SC_EV_DISPLACED,         /* another process of this identity connected; reconnecting later */
   SC_EV_LINK_UP,           /* connected and authenticated */
-  SC_EV_LINK_DOWN,         /* the connection was lost (reason); next_retry_ms says when it is tried again */
+  SC_EV_LINK_DOWN,         /* the connection was lost or a reconnect failed (error, detail: its sentence);
+                              next_retry_ms says when it is tried again */
   SC_EV_KEYS_ROTATED,      /* the signed and last-resort pre-keys were replaced */
   SC_EV_KEYS_TOPPED_UP,    /* count one-time EC and total KEM pre-keys uploaded */
   SC_EV_DRAINED,           /* the server's queue is empty and every ack answered */
