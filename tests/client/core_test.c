@@ -100,6 +100,45 @@ static void test_errors(void) {
         "errors: the names the CLI's JSON always used stay (busy, identity_changed)");
 }
 
+/* ---- events ------------------------------------------------------------------------ */
+
+static void test_events(void) {
+  struct sc_event ev;
+  char line[512];
+  int k, named = 1, said = 1;
+  memset(&ev, 0, sizeof ev);
+  ev.peer = "alice";
+  ev.group = "team";
+  ev.subject = "carol";
+  ev.detail = "why";
+  ev.text = "hello";
+  ev.text_len = 5;
+  for (k = SC_EV_MESSAGE; k <= SC_EV_BAD_FRAME; k++) {
+    ev.kind = k;
+    if (strcmp(sc_event_name(k), "unknown") == 0) named = 0;
+    if (sc_event_describe(line, sizeof line, &ev) == 0 || strncmp(line, "unknown event", 13) == 0) said = 0;
+  }
+  CHECK(named, "events: every kind has a name");
+  CHECK(said, "events: every kind has a sentence");
+  ev.kind = SC_EV_BAD_FRAME + 1;
+  CHECK(strcmp(sc_event_name(ev.kind), "unknown") == 0, "events: a kind outside the list is unknown");
+  /* The JSON names the CLI always printed for logged notices. */
+  ev.kind = SC_EV_GROUP_REMOVED;
+  CHECK(strcmp(sc_event_type(&ev), "group") == 0, "events: group changes are \"group\"");
+  ev.kind = SC_EV_UNREADABLE_SUMMARY;
+  CHECK(strcmp(sc_event_type(&ev), "unreadable") == 0, "events: unreadable summaries are \"unreadable\"");
+  ev.kind = SC_EV_HELD_DROPPED;
+  CHECK(strcmp(sc_event_type(&ev), "held") == 0, "events: held messages are \"held\"");
+  /* The sentence is cut to the buffer and the needed length returned. */
+  ev.kind = SC_EV_GROUP_ADDED;
+  {
+    char small[8];
+    size_t need = sc_event_describe(small, sizeof small, &ev);
+    CHECK(need == strlen("alice added carol to the group team") && strlen(small) == 7,
+          "events: a short buffer gets a cut sentence and the length needed");
+  }
+}
+
 /* ---- message log format -------------------------------------------------------- */
 
 static void test_msglog(void) {
@@ -563,6 +602,7 @@ int main(void) {
     return 1;
   }
   test_errors();
+  test_events();
   test_msglog();
   test_inbox();
   test_groups();
