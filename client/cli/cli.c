@@ -177,6 +177,9 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_RESTORED_STORE:
     case SC_EV_DISPLACED:
       break;
+    case SC_EV_LINK_DOWN:
+      if (ev->error == SC_ERR_DISPLACED) return; /* said by SC_EV_DISPLACED */
+      break;
     default:
       return; /* link up/down, keys, drained: nothing to say on a terminal */
   }
@@ -293,6 +296,7 @@ int cli_open(struct cli *c) {
     (void)sc_open(c->core, NULL, 0); /* records "not initialised" */
     return cli_fail(c);
   }
+  if (sc_home_in_use(c->core)) return cli_fail(c); /* a daemon holds it: say so before asking */
   if (!(pass = sodium_malloc(SC_MAX_PASSPHRASE))) return cli_error(c, "nomem", "out of memory");
   if (cli_passphrase(c, pass, SC_MAX_PASSPHRASE, &len, 0)) {
     sodium_free(pass);

@@ -2,6 +2,8 @@
 /* client.c: struct sc_client, its store and account, registration and
  * devices (sotto_client.h). */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sodium.h>
 #include <sotto/keys.h>
 #include <stdarg.h>
@@ -94,6 +96,7 @@ int sc_client_new(struct sc_client **out, const char *home) {
   if (!(c = calloc(1, sizeof *c))) return SC_ERR_NOMEM;
   snprintf(c->home, sizeof c->home, "%s", home);
   c->keepalive_ms = 30000;
+  c->hold_fd = -1;
   c->request_timeout_ms = CONN_REQUEST_TIMEOUT_MS;
   *out = c;
   return 0;
@@ -104,6 +107,7 @@ void sc_client_free(struct sc_client *c) {
   sc_disconnect(c);
   account_free(c->acct);
   store_close(c->st);
+  if (c->hold_fd >= 0) close(c->hold_fd); /* releases the lock */
   sodium_memzero(c, sizeof *c);
   free(c);
 }
@@ -131,6 +135,59 @@ int sc_set_option(struct sc_client *c, int option, int64_t value) {
       return 0;
     default: return sc__fail(c, SC_ERR_ARG, "unknown option %d", option);
   }
+}
+
+static int make_dirs(const char *path);
+
+/* ---- holding the home ------------------------------------------------------------ */
+
+#define HOLDER_FILE "holder.lock"
+
+/* SC_ERR_IN_USE (recorded) if another process holds the home, else 0. */
+static int check_holder(struct sc_client *c) {
+  char path[PATH_MAX + 16], who[160] = "";
+  ssize_t n;
+  int fd, rc = 0;
+  if (c->hold_fd >= 0) return 0; /* we hold it */
+  snprintf(path, sizeof path, "%s/%s", c->home, HOLDER_FILE);
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) return 0;
+  if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+    size_t i;
+    n = read(fd, who, sizeof who - 1);
+    who[n > 0 ? n : 0] = 0;
+    for (i = 0; who[i]; i++)
+      if (who[i] == '\n' || (unsigned char)who[i] < 0x20) who[i] = who[i] == '\n' ? 0 : '?';
+    rc = sc__fail(c, SC_ERR_IN_USE,
+                  "%s is held by %s: stop it first, or talk to it (its socket) instead of opening the store",
+                  c->home, who[0] ? who : "another sotto process");
+  }
+  close(fd);
+  return rc;
+}
+
+int sc_home_in_use(struct sc_client *c) { return check_holder(c); }
+
+int sc_hold_home(struct sc_client *c, const char *holder) {
+  char path[PATH_MAX + 16], line[160];
+  int fd, n;
+  if (c->hold_fd >= 0) return 0;
+  if (make_dirs(c->home) != 0)
+    return sc__fail(c, SC_ERR_HOME, "cannot create %s: %s", c->home, strerror(errno));
+  snprintf(path, sizeof path, "%s/%s", c->home, HOLDER_FILE);
+  if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+    return sc__fail(c, SC_ERR_HOME, "cannot create %s: %s", path, strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    return check_holder(c) ? c->err : sc__fail(c, SC_ERR_IN_USE, "%s is held by another sotto process", c->home);
+  }
+  n = snprintf(line, sizeof line, "%.100s (pid %ld)\n", holder && holder[0] ? holder : "a sotto process",
+               (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)n, 0) != n) {
+    close(fd);
+    return sc__fail(c, SC_ERR_HOME, "cannot write %s: %s", path, strerror(errno));
+  }
+  c->hold_fd = fd;
+  return 0;
 }
 
 /* ---- store -------------------------------------------------------------------- */
@@ -169,6 +226,7 @@ int sc_init(struct sc_client *c, uint32_t *registration_id, const char *pass, si
   char err[256] = "";
   int rc;
   if (c->st) return sc__fail(c, SC_ERR_EXISTS, "%s is already open", c->home);
+  if ((rc = check_holder(c))) return rc;
   if ((rc = check_pass(c, pass, pass_len))) return rc;
   if (make_dirs(c->home) != 0)
     return sc__fail(c, SC_ERR_HOME, "cannot create %s: %s; pass --home DIR with a writable directory", c->home,
@@ -193,6 +251,7 @@ int sc_open(struct sc_client *c, const char *pass, size_t pass_len) {
   if (!sc_store_exists(c))
     return sc__fail(c, SC_ERR_NOT_INITIALISED,
                     "no sotto identity in %s: run 'sotto init' first (or pass --home DIR)", c->home);
+  if ((rc = check_holder(c))) return rc;
   if ((rc = check_pass(c, pass, pass_len))) return rc;
   rc = store_open(&c->st, c->home, pass, pass_len, err, sizeof err);
   switch (rc) {

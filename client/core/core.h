@@ -28,6 +28,7 @@ struct sc_client {
   struct store *st;      /* open store, after sc_open / sc_init */
   struct account *acct;  /* loaded account (sodium_malloc) */
   unsigned flags;        /* the SC_SEND_* flags of the send call under way */
+  int hold_fd;           /* HOME/holder.lock while sc_hold_home holds it, else -1 */
   sc_sink_fn sink;
   void *sink_ud;
   int err;

@@ -83,6 +83,8 @@ static const struct sc_err_row rows[] = {
     {SC_ERR_NOTHING_HELD, "nothing_held", "no new identity key of that user is waiting to be accepted",
      "see 'sotto contacts' for contacts with a new key held"},
     {SC_ERR_UNDELIVERED, "undelivered", "the message reached nobody", "see the warnings, then try again"},
+    {SC_ERR_IN_USE, "in_use", "another sotto process (a daemon) holds this home",
+     "stop it, or talk to it (its socket) instead"},
 };
 
 static const struct sc_err_row *find(int err) {

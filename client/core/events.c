@@ -201,10 +201,12 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
       break;
     case SC_EV_DISPLACED: put(&o, "another sotto of this identity connected; reconnecting when it is done"); break;
     case SC_EV_LINK_UP: put(&o, "connected to the server"); break;
-    case SC_EV_LINK_DOWN:
-      put(&o, "the connection to the server was lost (%s)%s", ev->detail && ev->detail[0] ? ev->detail : "?",
-          ev->next_retry_ms ? "; reconnecting" : "");
+    case SC_EV_LINK_DOWN: {
+      int64_t in = ev->next_retry_ms ? (ev->next_retry_ms - sc_monotonic_ms() + 999) / 1000 : 0;
+      put(&o, "%s", ev->detail && ev->detail[0] ? ev->detail : "the connection to the server was lost");
+      if (ev->next_retry_ms) put(&o, " (trying again in %lld s)", (long long)(in > 0 ? in : 0));
       break;
+    }
     case SC_EV_KEYS_ROTATED: put(&o, "the signed and last-resort pre-keys were replaced"); break;
     case SC_EV_KEYS_TOPPED_UP:
       put(&o, "uploaded %llu one-time pre-keys and %llu post-quantum pre-keys", (unsigned long long)ev->count,

@@ -76,7 +76,7 @@ static int link_lost(struct sc_client *c, int rc, const char *what) {
   ev.kind = SC_EV_LINK_DOWN;
   ev.reason = SC_R_LINK;
   ev.error = err;
-  ev.detail = sc_error_message(err);
+  ev.detail = c->errdetail;
   ev.next_retry_ms = c->retry_at;
   sc__emit(c, &ev);
   return 0;
@@ -94,7 +94,7 @@ static int reconnect(struct sc_client *c) {
     ev.kind = SC_EV_LINK_DOWN;
     ev.reason = SC_R_LINK;
     ev.error = rc;
-    ev.detail = sc_error_message(rc);
+    ev.detail = c->errdetail;
     ev.next_retry_ms = c->retry_at;
     sc__emit(c, &ev);
     return 0;

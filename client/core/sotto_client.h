@@ -118,10 +118,11 @@ enum sc_error {
   SC_ERR_PARTIAL = -47,              /* done, but some members were not reached */
   SC_ERR_MISMATCH = -48,             /* the safety number does not match */
   SC_ERR_NOTHING_HELD = -49,
-  SC_ERR_UNDELIVERED = -50           /* nobody could be sent the message */
+  SC_ERR_UNDELIVERED = -50,          /* nobody could be sent the message */
+  SC_ERR_IN_USE = -51                /* another process (a daemon) holds this home (sc_hold_home) */
 };
 #define SC_ERR_FIRST SC_ERR_NOMEM
-#define SC_ERR_LAST SC_ERR_UNDELIVERED
+#define SC_ERR_LAST SC_ERR_IN_USE
 
 /* "nomem", "wrong_passphrase"...; "ok" for 0; "unknown" outside the table. */
 const char *sc_error_name(int err);
@@ -178,6 +179,17 @@ int sc_init(struct sc_client *c, uint32_t *registration_id, const char *pass, si
 /* Opens the store and loads the account. SC_ERR_WRONG_PASSPHRASE changes
  * nothing on disk. */
 int sc_open(struct sc_client *c, const char *pass, size_t pass_len);
+
+/* Holds the home for this process until sc_client_free (a daemon that
+ * keeps the store open): an exclusive lock on HOME/holder.lock, which
+ * names holder ("sotto daemon") and this process id. While it is held,
+ * sc_open and sc_init of any other client of that home fail with
+ * SC_ERR_IN_USE and a sentence naming the holder. Call it before sc_open.
+ * SC_ERR_IN_USE if another process holds it already. */
+int sc_hold_home(struct sc_client *c, const char *holder);
+/* SC_ERR_IN_USE (with the sentence) if another process holds the home,
+ * else 0: a front end asks before it reads a passphrase. */
+int sc_home_in_use(struct sc_client *c);
 
 /* The account: "" / 0 before registration. */
 const char *sc_username(const struct sc_client *c);
@@ -339,7 +351,8 @@ enum sc_event_kind {
   SC_EV_RESTORED_STORE,    /* the store is older than this device's last use: every session re-keyed (count = ours, total = server's) */
   SC_EV_DISPLACED,         /* another process of this identity connected; reconnecting later */
   SC_EV_LINK_UP,           /* connected and authenticated */
-  SC_EV_LINK_DOWN,         /* the connection was lost (reason); next_retry_ms says when it is tried again */
+  SC_EV_LINK_DOWN,         /* the connection was lost or a reconnect failed (error, detail: its sentence);
+                              next_retry_ms says when it is tried again */
   SC_EV_KEYS_ROTATED,      /* the signed and last-resort pre-keys were replaced */
   SC_EV_KEYS_TOPPED_UP,    /* count one-time EC and total KEM pre-keys uploaded */
   SC_EV_DRAINED,           /* the server's queue is empty and every ack answered */

@@ -100,6 +100,45 @@ static void test_errors(void) {
         "errors: the names the CLI's JSON always used stay (busy, identity_changed)");
 }
 
+/* ---- events ------------------------------------------------------------------------ */
+
+static void test_events(void) {
+  struct sc_event ev;
+  char line[512];
+  int k, named = 1, said = 1;
+  memset(&ev, 0, sizeof ev);
+  ev.peer = "alice";
+  ev.group = "team";
+  ev.subject = "carol";
+  ev.detail = "why";
+  ev.text = "hello";
+  ev.text_len = 5;
+  for (k = SC_EV_MESSAGE; k <= SC_EV_BAD_FRAME; k++) {
+    ev.kind = k;
+    if (strcmp(sc_event_name(k), "unknown") == 0) named = 0;
+    if (sc_event_describe(line, sizeof line, &ev) == 0 || strncmp(line, "unknown event", 13) == 0) said = 0;
+  }
+  CHECK(named, "events: every kind has a name");
+  CHECK(said, "events: every kind has a sentence");
+  ev.kind = SC_EV_BAD_FRAME + 1;
+  CHECK(strcmp(sc_event_name(ev.kind), "unknown") == 0, "events: a kind outside the list is unknown");
+  /* The JSON names the CLI always printed for logged notices. */
+  ev.kind = SC_EV_GROUP_REMOVED;
+  CHECK(strcmp(sc_event_type(&ev), "group") == 0, "events: group changes are \"group\"");
+  ev.kind = SC_EV_UNREADABLE_SUMMARY;
+  CHECK(strcmp(sc_event_type(&ev), "unreadable") == 0, "events: unreadable summaries are \"unreadable\"");
+  ev.kind = SC_EV_HELD_DROPPED;
+  CHECK(strcmp(sc_event_type(&ev), "held") == 0, "events: held messages are \"held\"");
+  /* The sentence is cut to the buffer and the needed length returned. */
+  ev.kind = SC_EV_GROUP_ADDED;
+  {
+    char small[8];
+    size_t need = sc_event_describe(small, sizeof small, &ev);
+    CHECK(need == strlen("alice added carol to the group team") && strlen(small) == 7,
+          "events: a short buffer gets a cut sentence and the length needed");
+  }
+}
+
 /* ---- message log format -------------------------------------------------------- */
 
 static void test_msglog(void) {
@@ -526,6 +565,35 @@ static void test_groups(void) {
   sc_client_free(bob);
 }
 
+/* ---- a home held by a daemon ------------------------------------------------------ */
+
+static void test_hold(void) {
+  struct sc_client *a, *b;
+  char home[PATH_MAX];
+  snprintf(home, sizeof home, "%s/held", tmpl);
+  if (sc_client_new(&a, home) || sc_client_new(&b, home) || sc_init(a, NULL, "pw", 2)) {
+    printf("FAIL setup of the held home\n");
+    exit(1);
+  }
+  sc_client_free(a);
+  if (sc_client_new(&a, home)) exit(1);
+  CHECK(sc_home_in_use(b) == 0, "hold: a home nobody holds is not in use");
+  CHECK(sc_hold_home(a, "sotto daemon") == 0 && sc_open(a, "pw", 2) == 0, "hold: the holder holds and opens it");
+  CHECK(sc_home_in_use(b) == SC_ERR_IN_USE && strstr(sc_errdetail(b), "held by sotto daemon (pid ") != NULL,
+        "hold: another client is told who holds it");
+  CHECK(sc_open(b, "pw", 2) == SC_ERR_IN_USE && sc_open(b, NULL, 0) == SC_ERR_IN_USE,
+        "hold: ... and cannot open it (checked before the passphrase)");
+  {
+    struct sc_client *x;
+    CHECK(sc_client_new(&x, home) == 0 && sc_hold_home(x, "another daemon") == SC_ERR_IN_USE,
+          "hold: a second holder is refused");
+    sc_client_free(x);
+  }
+  sc_client_free(a);
+  CHECK(sc_home_in_use(b) == 0 && sc_open(b, "pw", 2) == 0, "hold: released when the holder is freed");
+  sc_client_free(b);
+}
+
 int main(void) {
   char cmd[64];
   setenv("SOTTO_TEST_KDF", "fast", 1);
@@ -534,9 +602,11 @@ int main(void) {
     return 1;
   }
   test_errors();
+  test_events();
   test_msglog();
   test_inbox();
   test_groups();
+  test_hold();
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
   if (system(cmd) != 0) printf("(could not remove %s)\n", tmpl);
   printf("%d checks, %d failed\n", checks, fails);
