@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_client_net.c: the client's side of the sotto-server protocol
- * (client/net/frames.c) over a byte stream from a server: frames split and
+ * (proto/frames.c) over a byte stream from a server: frames split and
  * decoded exactly as the client does, queued in its bounded queue (fed in
  * pieces, with and without dropping), then every event popped; each OK
  * payload goes through every answer parser (HELLO, REGISTER/ADD_DEVICE,
@@ -10,7 +10,7 @@
  * proto.c and frames.c are compiled in directly because the libFuzzer build
  * of fuzz/ links libsotto only. */
 #include "proto.c"
-#include "../client/net/frames.c"
+#include "frames.c"
 
 #include <stdlib.h>
 

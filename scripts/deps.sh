@@ -23,6 +23,8 @@ PKGS=(
   sqlite3                  # tests only: the client tests play a malicious server by editing its database
   man-db                   # tests only: man -l renders each man page without warnings (ctest man_render_*)
   groff-base               #   (the formatter man-db runs)
+  libncurses-dev           # sotto chat: the terminal UI (wide-character ncursesw)
+  tmux                     # tests only: drives sotto chat like a person (send-keys, capture-pane)
 )
 if [ "${1:-}" = "--packaging" ]; then
   PKGS=(
@@ -32,7 +34,7 @@ if [ "${1:-}" = "--packaging" ]; then
     lintian                # checks the built .debs (make install-check)
     man-db
     groff-base
-    libsodium-dev libssl-dev libsqlite3-dev libqrencode-dev libcjson-dev pkg-config  # Build-Depends
+    libsodium-dev libssl-dev libsqlite3-dev libqrencode-dev libcjson-dev libncurses-dev pkg-config  # Build-Depends
   )
 fi
 

@@ -57,7 +57,7 @@
 #include "server.h"
 #include "store.h"
 #include "transport.h"
-#include "wire/wire.h"
+#include "wire.h"
 
 #define READ_CHUNK (64 * 1024)
 #define WBUF_HIGH (256 * 1024)      /* stop reading requests above this */
@@ -440,8 +440,7 @@ static void push_env(struct srv *s, struct conn *c, const struct sotto_store_env
 static void push_keys_low(struct conn *c, int64_t ec, int64_t kem) {
   struct sotto__wr w;
   if (frame_begin(c, &w, 8) != 0) return;
-  sotto__wr_u32be(&w, (uint32_t)ec);
-  sotto__wr_u32be(&w, (uint32_t)kem);
+  sotto__srv_put_counts(&w, (uint32_t)ec, (uint32_t)kem);
   frame_end(c, &w, SOTTO_SRV_KEYS_LOW_PUSH, 0);
 }
 
@@ -836,13 +835,11 @@ static void op_answer(struct srv *s, struct op *o, int failed) {
         s->m.registrations++;
         logkv(1, "register", "devices=1");
       }
-      sotto__wr_u32be(&w, o->device_id);
-      sotto__wr_bytes(&w, o->secret, sizeof o->secret);
+      sotto__srv_put_creds(&w, o->device_id, o->secret);
       break;
     case SOTTO_SRV_AUTH:
     case SOTTO_SRV_KEYS_UPLOAD:
-      sotto__wr_u32be(&w, (uint32_t)o->ec);
-      sotto__wr_u32be(&w, (uint32_t)o->kem);
+      sotto__srv_put_counts(&w, (uint32_t)o->ec, (uint32_t)o->kem);
       break;
     case SOTTO_SRV_BUNDLE: {
       struct sotto_srv_bundle b;
@@ -864,16 +861,11 @@ static void op_answer(struct srv *s, struct op *o, int failed) {
       sotto__srv_put_bundle(&w, &b);
       break;
     }
-    case SOTTO_SRV_DEVICES: {
-      size_t i;
-      sotto__wr_u8(&w, (uint8_t)(o->n_ids >> 8));
-      sotto__wr_u8(&w, (uint8_t)o->n_ids);
-      for (i = 0; i < o->n_ids; i++) sotto__wr_u32be(&w, o->ids[i]);
+    case SOTTO_SRV_DEVICES:
+      sotto__srv_put_devices(&w, o->ids, o->n_ids);
       break;
-    }
     case SOTTO_SRV_SEND:
-      sotto__wr_u64be(&w, (uint64_t)o->msg_id);
-      sotto__wr_u64be(&w, (uint64_t)o->ts);
+      sotto__srv_put_sent(&w, (uint64_t)o->msg_id, (uint64_t)o->ts);
       s->m.msgs_in++;
       break;
     case SOTTO_SRV_ACK:
@@ -883,7 +875,7 @@ static void op_answer(struct srv *s, struct op *o, int failed) {
       logkv(1, "device_remove", "%s", "devices=1");
       break;
     case SOTTO_SRV_EPOCH:
-      sotto__wr_u64be(&w, (uint64_t)o->ts);
+      sotto__srv_put_epoch_ok(&w, (uint64_t)o->ts);
       break;
   }
   frame_end(c, &w, SOTTO_SRV_OK, o->req_id);
@@ -1350,10 +1342,7 @@ static void handle_frame(struct srv *s, struct conn *c, const uint8_t *body, siz
         return;
       }
       if (frame_begin(c, &w, 10) != 0) return;
-      sotto__wr_u8(&w, 0);
-      sotto__wr_u8(&w, SOTTO_SRV_VERSION);
-      sotto__wr_u32be(&w, (uint32_t)s->cfg->max_frame);
-      sotto__wr_u32be(&w, (uint32_t)s->cfg->max_message);
+      sotto__srv_put_hello_ok(&w, SOTTO_SRV_VERSION, (uint32_t)s->cfg->max_frame, (uint32_t)s->cfg->max_message);
       frame_end(c, &w, SOTTO_SRV_OK, f.req_id);
       c->state = S_UNAUTH;
       return;

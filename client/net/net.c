@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "frames.h"
-#include "wire/wire.h"
+#include "wire.h"
 
 /* Bytes one read_some call takes from the socket at most, so that a server
  * that never stops sending cannot keep a caller past its deadline. */
@@ -228,6 +228,8 @@ int sotto_net_write_frame(struct sotto_net *c, uint8_t type, uint32_t req_id, co
   return rc;
 }
 
+int sotto_net_pending(const struct sotto_net *c) { return c->q.head != NULL || SSL_pending(c->ssl) > 0; }
+
 int sotto_net_flush(struct sotto_net *c) { return 0; /* writes are never buffered locally */ }
 
 int sotto_net_next_event(struct sotto_net *c, int timeout_ms, struct sotto_net_event *ev) {
@@ -405,17 +407,16 @@ out:
 
 #define REQ_BUF 512
 
-static size_t put_user(struct sotto__wr *w, const char *user) {
-  sotto__srv_put_str8(w, user, strlen(user));
-  return 0;
-}
-
 int sotto_net_hello(struct sotto_net *c, uint16_t version) {
-  uint8_t b[2] = {(uint8_t)(version >> 8), (uint8_t)version};
+  uint8_t b[2];
+  struct sotto__wr w;
   struct sotto_net_event ans;
   uint16_t v = 0;
   uint32_t maxf = 0, maxm = 0;
-  int rc = request(c, SOTTO_SRV_HELLO, b, 2, &ans);
+  int rc;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_hello_req(&w, version);
+  rc = request(c, SOTTO_SRV_HELLO, b, w.len, &ans);
   if (rc) {
     sotto_net_event_clear(&ans);
     return rc;
@@ -434,8 +435,7 @@ int sotto_net_register(struct sotto_net *c, const char *username, const uint8_t 
   struct sotto_net_event ans;
   int rc;
   sotto__wr_init(&w, b, sizeof b);
-  put_user(&w, username);
-  sotto__srv_put_blob16(&w, identity, identity_len);
+  sotto__srv_put_register_req(&w, username, identity, identity_len);
   if (w.err) return SOTTO_ERR_USAGE;
   if ((rc = request(c, SOTTO_SRV_REGISTER, b, w.len, &ans)) == 0) {
     rc = sotto__net_parse_creds(ans.payload, ans.payload_len, device_id, secret);
@@ -463,9 +463,7 @@ int sotto_net_auth(struct sotto_net *c, const char *username, uint32_t device_id
   struct sotto_net_event ans;
   int rc;
   sotto__wr_init(&w, b, sizeof b);
-  put_user(&w, username);
-  sotto__wr_u32be(&w, device_id);
-  sotto__wr_bytes(&w, secret, SOTTO_SRV_SECRET_LEN);
+  sotto__srv_put_auth_req(&w, username, device_id, secret);
   if (w.err) return SOTTO_ERR_USAGE;
   rc = request(c, SOTTO_SRV_AUTH, b, w.len, &ans);
   sodium_memzero(b, sizeof b);
@@ -508,7 +506,7 @@ int sotto_net_devices(struct sotto_net *c, const char *username, uint32_t *ids, 
   struct sotto_net_event ans;
   int rc;
   sotto__wr_init(&w, b, sizeof b);
-  put_user(&w, username);
+  sotto__srv_put_devices_req(&w, username);
   if (w.err) return SOTTO_ERR_USAGE;
   if ((rc = request(c, SOTTO_SRV_DEVICES, b, w.len, &ans)) == 0)
     rc = sotto__srv_parse_devices(ans.payload, ans.payload_len, ids, max, n);
@@ -523,8 +521,7 @@ int sotto_net_fetch_bundle(struct sotto_net *c, const char *username, uint32_t d
   struct sotto_net_event ans;
   int rc;
   sotto__wr_init(&w, b, sizeof b);
-  put_user(&w, username);
-  sotto__wr_u32be(&w, device_id);
+  sotto__srv_put_bundle_req(&w, username, device_id);
   if (w.err) return SOTTO_ERR_USAGE;
   memset(out, 0, sizeof *out);
   if ((rc = request(c, SOTTO_SRV_BUNDLE, b, w.len, &ans)) == 0)
@@ -541,11 +538,7 @@ static uint8_t *send_payload(const char *username, uint32_t device_id, uint8_t t
   struct sotto__wr w;
   if (!b) return NULL;
   sotto__wr_init(&w, b, cap);
-  put_user(&w, username);
-  sotto__wr_u32be(&w, device_id);
-  sotto__wr_u8(&w, type);
-  sotto__wr_u32be(&w, (uint32_t)body_len);
-  sotto__wr_bytes(&w, body, body_len);
+  sotto__srv_put_send(&w, username, device_id, type, body, body_len);
   if (w.err) {
     free(b);
     return NULL;
@@ -587,7 +580,7 @@ int sotto_net_ack_async(struct sotto_net *c, uint64_t server_id, uint32_t *req_i
   uint8_t b[8];
   struct sotto__wr w;
   sotto__wr_init(&w, b, sizeof b);
-  sotto__wr_u64be(&w, server_id);
+  sotto__srv_put_u64_req(&w, server_id);
   *req_id = ++c->next_id ? c->next_id : ++c->next_id;
   return sotto_net_write_frame(c, SOTTO_SRV_ACK, *req_id, b, 8);
 }
@@ -598,7 +591,7 @@ int sotto_net_ack(struct sotto_net *c, uint64_t server_id) {
   struct sotto_net_event ans;
   int rc;
   sotto__wr_init(&w, b, sizeof b);
-  sotto__wr_u64be(&w, server_id);
+  sotto__srv_put_u64_req(&w, server_id);
   rc = request(c, SOTTO_SRV_ACK, b, 8, &ans);
   sotto_net_event_clear(&ans);
   return rc;
@@ -607,16 +600,12 @@ int sotto_net_ack(struct sotto_net *c, uint64_t server_id) {
 int sotto_net_epoch(struct sotto_net *c, uint64_t epoch, uint64_t *old) {
   uint8_t b[8];
   struct sotto__wr w;
-  struct sotto__rd r;
   struct sotto_net_event ans;
   int rc;
   sotto__wr_init(&w, b, sizeof b);
-  sotto__wr_u64be(&w, epoch);
+  sotto__srv_put_u64_req(&w, epoch);
   rc = request(c, SOTTO_SRV_EPOCH, b, 8, &ans);
-  if (rc == 0) {
-    sotto__rd_init(&r, ans.payload, ans.payload_len);
-    if (sotto__rd_u64be(&r, old) || sotto__rd_left(&r)) rc = SOTTO_ERR_MALFORMED;
-  }
+  if (rc == 0) rc = sotto__net_parse_epoch(ans.payload, ans.payload_len, old);
   sotto_net_event_clear(&ans);
   return rc;
 }
@@ -632,13 +621,11 @@ int sotto_net_ping(struct sotto_net *c) {
 
 int sotto_net_rotate_secret(struct sotto_net *c, uint8_t secret[SOTTO_SRV_SECRET_LEN]) {
   struct sotto_net_event ans;
-  struct sotto__rd r;
   uint32_t id = 0;
   int rc = request(c, SOTTO_SRV_ROTATE_SECRET, NULL, 0, &ans);
   if (rc == 0) {
-    sotto__rd_init(&r, ans.payload, ans.payload_len);
-    if (sotto__rd_u32be(&r, &id) || sotto__rd_copy(&r, secret, SOTTO_SRV_SECRET_LEN) || sotto__rd_left(&r))
-      rc = SOTTO_ERR_MALFORMED;
+    /* The answer has the creds layout (device id, secret). */
+    if (sotto__net_parse_creds(ans.payload, ans.payload_len, &id, secret) != 0) rc = SOTTO_ERR_MALFORMED;
     if (ans.payload) sodium_memzero(ans.payload, ans.payload_len);
   }
   sotto_net_event_clear(&ans);
@@ -652,7 +639,7 @@ int sotto_net_device_remove(struct sotto_net *c, uint32_t device_id) {
   int rc;
   if (device_id == 0) return SOTTO_ERR_USAGE;
   sotto__wr_init(&w, b, sizeof b);
-  sotto__wr_u32be(&w, device_id);
+  sotto__srv_put_device_remove(&w, device_id);
   rc = request(c, SOTTO_SRV_DEVICE_REMOVE, b, 4, &ans);
   sotto_net_event_clear(&ans);
   return rc;

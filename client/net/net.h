@@ -24,12 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proto.h"
+#include "frames.h" /* proto/: the codec, the events and their bounded queue */
 
-#define SOTTO_NET_E_IO 1000      /* socket error or connection closed */
-#define SOTTO_NET_E_TIMEOUT 1001 /* no answer within the timeout */
-#define SOTTO_NET_E_TLS 1002     /* handshake failed or certificate not the pinned one */
-#define SOTTO_NET_E_CONNECT 1003 /* cannot resolve or connect */
 
 struct sotto_net_ctx;
 struct sotto_net;
@@ -88,42 +84,6 @@ int sotto_net_device_remove(struct sotto_net *c, uint32_t device_id);
 
 /* ---- pushes and pipelining ------------------------------------------------ */
 
-enum {
-  SOTTO_NET_EV_MSG = 1,
-  SOTTO_NET_EV_DRAINED,
-  SOTTO_NET_EV_KEYS_LOW,
-  SOTTO_NET_EV_CLOSE,
-  SOTTO_NET_EV_ANSWER,
-  /* A frame that did not parse: frame_type and error (a negative
-   * SOTTO_ERR_*) say what; for a MSG whose id could be read, has_id and id
-   * are set, so the caller can ACK it (the server would resend it). */
-  SOTTO_NET_EV_BAD
-};
-
-struct sotto_net_event {
-  int kind;
-  /* MSG: the envelope, body and sender copied (freed by _event_clear) */
-  uint64_t id;
-  int has_id; /* MSG and BAD: id is the envelope's server id */
-  char sender[SOTTO_SRV_USER_MAX + 1];
-  uint32_t sender_device, device_id;
-  uint8_t type;
-  uint64_t timestamp_ms;
-  uint8_t *body;
-  size_t body_len;
-  /* KEYS_LOW */
-  uint32_t ec_left, kem_left;
-  /* CLOSE, and ANSWER with an ERR */
-  uint16_t code;
-  /* ANSWER (pipelined requests): request id, 0 or ERR code in code, payload */
-  uint32_t req_id;
-  uint8_t *payload;
-  size_t payload_len;
-  /* BAD (and an ERR/CLOSE whose payload did not parse) */
-  uint8_t frame_type;
-  int error;
-};
-
 /* Returns 1 with *ev filled, 0 if nothing arrived within timeout_ms (0 =
  * poll once), or an error code. */
 int sotto_net_next_event(struct sotto_net *c, int timeout_ms, struct sotto_net_event *ev);
@@ -138,6 +98,9 @@ int sotto_net_ack_async(struct sotto_net *c, uint64_t server_id, uint32_t *req_i
  * for its answer. The server keeps what it pushed until it is acknowledged,
  * so a dropped MSG comes again on the next connection. */
 uint64_t sotto_net_dropped(const struct sotto_net *c);
+/* 1 if sotto_net_next_event has something without reading the socket
+ * (queued events, or bytes TLS already decrypted): poll only when 0. */
+int sotto_net_pending(const struct sotto_net *c);
 /* Flushes pending output without waiting for anything else. */
 int sotto_net_flush(struct sotto_net *c);
 

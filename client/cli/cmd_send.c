@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cmd_send.c: sotto send USERNAME TEXT -- one end-to-end encrypted message. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* TEXT from the arguments (joined by spaces) or, for "-", from stdin (one
+ * trailing newline dropped). *out is malloc'd. */
+static int read_text(struct cli *c, int argc, char **argv, char **out, size_t *len) {
+  size_t n = 0, cap = CLI_MAX_TEXT + 2;
+  char *t = malloc(cap);
+  int i;
+  if (!t) return cli_error(c, "nomem", "out of memory");
+  if (argc == 1 && strcmp(argv[0], "-") == 0) {
+    ssize_t r;
+    while ((r = read(0, t + n, cap - 1 - n)) > 0) {
+      n += (size_t)r;
+      if (n == cap - 1) break;
+    }
+    if (n > 0 && t[n - 1] == '\n') n--;
+  } else {
+    for (i = 0; i < argc; i++) {
+      size_t l = strlen(argv[i]);
+      if (n + l + 1 >= cap) {
+        n = cap;
+        break;
+      }
+      if (i) t[n++] = ' ';
+      memcpy(t + n, argv[i], l);
+      n += l;
+    }
+  }
+  if (n > CLI_MAX_TEXT) {
+    free(t);
+    return cli_error(c, "too_large", "the message is longer than %d bytes; split it", CLI_MAX_TEXT);
+  }
+  if (n == 0) {
+    free(t);
+    return cli_error(c, "empty", "the message is empty; nothing was sent");
+  }
+  t[n] = 0;
+  *out = t;
+  *len = n;
+  return CLI_OK;
+}
+
+/* A changed key is asked about on a terminal (not with --json or without
+ * one); 1 to send anyway. */
+int cli_ask_key_change(struct cli *c) {
+  if (sc_last_error(c->core) != SC_ERR_KEY_CHANGED_UNCONFIRMED) return 0;
+  return cli_confirm(c, "Send to the new key anyway?");
+}
+
+static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
+  struct sc_sent sent;
+  const char *user;
+  char *text = NULL;
+  size_t len = 0;
+  unsigned flags;
+  int rc;
+
+  static const struct option opts[] = {{"yes", no_argument, NULL, 'y'}, {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  int ch;
+
+  optind = 0;
+  opterr = 0;
+  while ((ch = getopt_long(argc, argv, "+hy", opts, NULL)) != -1) {
+    if (ch == 'h') return cli_help(cmd);
+    if (ch == 'y') {
+      c->yes = 1;
+      continue;
+    }
+    return cli_usage(c, cmd, "unknown option '%s'", argv[optind - 1]);
+  }
+  if (argc - optind < 2) return cli_usage(c, cmd, "expected USERNAME and TEXT");
+  user = argv[optind];
+  if (!cli_username_ok(user)) return cli_usage(c, cmd, "'%s' is not a valid username", user);
+  if (read_text(c, argc - optind - 1, argv + optind + 1, &text, &len)) return CLI_FAIL;
+  if (cli_open(c) || (strcmp(user, sc_username(c->core)) == 0 &&
+                      cli_error(c, "usage", "you cannot send to yourself ('%s')", user))) {
+    free(text);
+    return CLI_FAIL;
+  }
+  flags = c->yes ? SC_SEND_ACCEPT_KEY_CHANGE : 0;
+  rc = sc_send_text(&sent, c->core, user, text, len, flags);
+  if (rc && cli_ask_key_change(c)) rc = sc_send_text(&sent, c->core, user, text, len, SC_SEND_ACCEPT_KEY_CHANGE);
+  if (rc) {
+    free(text);
+    return cli_fail(c);
+  }
+  if (c->json) {
+    cJSON *o = cli_event("sent");
+    cJSON_AddStringToObject(o, "to", user);
+    cJSON_AddStringToObject(o, "text", text);
+    cJSON_AddNumberToObject(o, "timestamp", (double)sent.timestamp_ms);
+    cli_emit(c, o);
+  } else {
+    printf("Sent to %s.\n", user);
+  }
+  free(text);
+  return CLI_OK;
+}
+
+const struct cli_cmd cmd_send = {
+    "send", "send an end-to-end encrypted message", "send [--yes] USERNAME TEXT...",
+    "Encrypts TEXT for USERNAME and hands it to the server, which queues it until\n"
+    "they receive it. Several TEXT arguments are joined by spaces; TEXT '-' reads\n"
+    "the message from standard input. The first message to someone starts a\n"
+    "post-quantum (PQXDH) session from their pre-keys on the server.\n\n"
+    "If USERNAME's identity key is not the one your last message to them went\n"
+    "to, sotto says what changed and asks before sending (on a terminal; without\n"
+    "one it refuses unless --yes). If you had verified them, nothing is sent\n"
+    "until you verify the new safety number.\n\n"
+    "options:\n"
+    "  --yes    send even if their identity key changed since your last message\n"
+    "           (for scripts; compare safety numbers first)\n"
+    "  --help   this text\n",
+    run};

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* conn.h: the client's connection to its server, over client/net (sotto_net):
+ * connect with the pinned certificate (or CA file), authenticate, keep the
+ * pre-key stock topped up, fetch bundles, and turn every failure into one
+ * line a person can act on.
+ *
+ * The key blobs the server stores for us are opaque to it; their layout is
+ * the client's (docs/client.md, "What the server stores"):
+ *   identity       0x05 || IK (32) || u32 registration id
+ *   signed pre-key SPK (32) || XEdDSA signature (64)
+ *   one-time EC    OPK (32)
+ *   KEM pre-key    0x0A || ML-KEM-1024 public key (1568) || signature (64) */
+#ifndef SOTTO_CLIENT_CONN_H
+#define SOTTO_CLIENT_CONN_H
+
+#include <net.h>
+#include <sotto/session.h>
+
+#include "core.h"
+
+#define CONN_CONNECT_TIMEOUT_MS 5000
+#define CONN_REQUEST_TIMEOUT_MS 15000
+#define CONN_PEER_DEVICE 1 /* sotto talks to each account's first device */
+#define CONN_IDENTITY_BLOB_LEN (SOTTO_SERIALIZED_PUBKEY_LEN + 4)
+#define CONN_SPK_BLOB_LEN (SOTTO_PUBKEY_LEN + SOTTO_SIGNATURE_LEN)
+#define CONN_KEM_BLOB_LEN (SOTTO_KEM_PUBKEY_LEN + SOTTO_SIGNATURE_LEN)
+/* Stock kept on the server (it says "low" below SOTTO_SRV_KEYS_LOW). */
+#define CONN_EC_STOCK 100
+#define CONN_KEM_STOCK 20
+
+/* struct conn (host, port, TLS context, connection) is in core.h. */
+
+/* Splits "HOST:PORT" ("[v6]:PORT" too). 0 or -1. */
+int conn_split(const char *hostport, char *host, size_t hcap, char *port, size_t pcap);
+/* Connects to the server of c->acct (registered), authenticates and tops up
+ * pre-keys if the server says they run low. Records why on failure (sc_errdetail). */
+int conn_open(struct sc_client *c, struct conn *k);
+/* The same, with every wait ending by deadline_ms (CLOCK_MONOTONIC, in ms;
+ * 0 = the default timeouts only). */
+int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms);
+void conn_close(struct conn *k);
+/* Records the one-line error for a net result rc of what ("sending to bob");
+ * user is the peer concerned (or NULL). Returns the SC_ERR_* it recorded. */
+int conn_error(struct sc_client *c, const struct conn *k, int rc, const char *what, const char *user);
+/* Learns the certificate fingerprint of host:port (trust on first use). */
+int conn_probe_pin(struct sc_client *c, const char *host, const char *port, char pin[65]);
+/* Generates, stores (own transaction) and uploads pre-keys: a new signed
+ * pre-key and last-resort KEM key when initial (at registration and at each
+ * rotation; the replaced ones are kept for the grace period), plus up to
+ * n_ec one-time EC and n_kem one-time KEM pre-keys (fewer if the bounded
+ * stock is full). */
+int conn_upload_keys(struct sc_client *c, struct conn *k, int initial, size_t n_ec, size_t n_kem);
+/* After AUTH and on a KEYS_LOW notice: key lifecycle (handed-out keys
+ * noted, expired ones deleted, signed and last-resort pre-keys rotated when
+ * due) and, at most once per ACCOUNT_TOPUP_MIN_S, a top-up of the stock. */
+int conn_top_up(struct sc_client *c, struct conn *k, uint32_t ec_left, uint32_t kem_left);
+/* Fetches user's bundle into b (an SC_ERR_*, e.g. SC_ERR_UNKNOWN_USER). */
+int conn_fetch_bundle(struct sc_client *c, struct conn *k, const char *user, struct sotto_bundle *b);
+/* The identity blob of our account. */
+void conn_identity_blob(const struct sc_client *c, uint8_t out[CONN_IDENTITY_BLOB_LEN]);
+
+#endif

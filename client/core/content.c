@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* content.c: encoder and strict parser of the content format (content.h). */
+#include "content.h"
+
+#include <string.h>
+
+#define MAX_SKDM 256
+
+int content_encode(struct rec_wr *w, const struct content *c) {
+  size_t start = w->len, i, pad;
+  rec_put_u8(w, CONTENT_VERSION);
+  rec_put_u8(w, c->kind);
+  rec_put_u64(w, c->ts);
+  switch (c->kind) {
+    case CONTENT_TEXT:
+      rec_put_str16(w, c->text, c->text_len);
+      break;
+    case CONTENT_GROUP_TEXT:
+      rec_put(w, c->gid, GROUP_ID_LEN);
+      rec_put_str16(w, c->text, c->text_len);
+      break;
+    case CONTENT_GROUP_UPDATE:
+      if (c->n_members > GROUP_MAX_MEMBERS) return -1;
+      rec_put(w, c->gid, GROUP_ID_LEN);
+      rec_put_str16(w, c->name, strlen(c->name));
+      rec_put_u32(w, c->epoch);
+      rec_put_u8(w, (uint8_t)c->n_members);
+      for (i = 0; i < c->n_members; i++) rec_put_str16(w, c->members[i], strlen(c->members[i]));
+      rec_put_str16(w, c->skdm, c->skdm_len);
+      break;
+    case CONTENT_SENDER_KEY:
+      rec_put(w, c->gid, GROUP_ID_LEN);
+      rec_put_u32(w, c->epoch);
+      rec_put_str16(w, c->skdm, c->skdm_len);
+      break;
+    default:
+      return -1;
+  }
+  rec_put_u8(w, 0x80);
+  pad = (CONTENT_PAD - (w->len - start) % CONTENT_PAD) % CONTENT_PAD;
+  for (i = 0; i < pad; i++) rec_put_u8(w, 0);
+  return rec_wr_ok(w);
+}
+
+static int get_name(struct rec_rd *r, char *out, size_t cap, int user) {
+  if (rec_get_cstr(r, out, cap)) return -1;
+  if (user && !sc_username_ok(out)) return -1;
+  return 0;
+}
+
+int content_decode(struct content *c, const uint8_t *p, size_t len) {
+  struct rec_rd r;
+  uint8_t ver, n;
+  size_t i, end;
+
+  memset(c, 0, sizeof *c);
+  /* Strip the padding first: the last non-zero byte must be 0x80. */
+  end = len;
+  while (end > 0 && p[end - 1] == 0) end--;
+  if (end == 0 || p[end - 1] != 0x80) return -1;
+  rec_rd_init(&r, p, end - 1);
+  if (rec_get_u8(&r, &ver) || ver != CONTENT_VERSION || rec_get_u8(&r, &c->kind) || rec_get_u64(&r, &c->ts))
+    return -1;
+  switch (c->kind) {
+    case CONTENT_TEXT:
+      if (rec_get_str16(&r, &c->text, &c->text_len, SC_MAX_TEXT)) return -1;
+      break;
+    case CONTENT_GROUP_TEXT:
+      if (rec_get(&r, c->gid, GROUP_ID_LEN) || rec_get_str16(&r, &c->text, &c->text_len, SC_MAX_TEXT)) return -1;
+      break;
+    case CONTENT_GROUP_UPDATE:
+      if (rec_get(&r, c->gid, GROUP_ID_LEN) || get_name(&r, c->name, sizeof c->name, 0) ||
+          rec_get_u32(&r, &c->epoch) || rec_get_u8(&r, &n) || n > GROUP_MAX_MEMBERS)
+        return -1;
+      c->n_members = n;
+      for (i = 0; i < n; i++)
+        if (get_name(&r, c->members[i], sizeof c->members[i], 1)) return -1;
+      if (rec_get_str16(&r, &c->skdm, &c->skdm_len, MAX_SKDM)) return -1;
+      break;
+    case CONTENT_SENDER_KEY:
+      if (rec_get(&r, c->gid, GROUP_ID_LEN) || rec_get_u32(&r, &c->epoch) ||
+          rec_get_str16(&r, &c->skdm, &c->skdm_len, MAX_SKDM))
+        return -1;
+      break;
+    default:
+      return -1;
+  }
+  return rec_rd_end(&r);
+}

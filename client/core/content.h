@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* content.h: what travels INSIDE an encrypted message (docs/client.md,
+ * "Content format"). The server only ever sees the ciphertext of this.
+ *
+ *   u8 version (1) | u8 kind | u64 timestamp (ms) | kind fields | padding
+ *
+ *   TEXT          str16 text                                  (1:1)
+ *   GROUP_TEXT    gid[16] | str16 text                        (inside a SenderKeyMessage)
+ *   GROUP_UPDATE  gid[16] | str16 name | u32 epoch | u8 n | n x str16 member
+ *                 | str16 skdm (may be empty)                 (pairwise)
+ *   SENDER_KEY    gid[16] | u32 epoch | str16 skdm            (pairwise)
+ *
+ * Padding: 0x80 then zero bytes up to a multiple of CONTENT_PAD, so the
+ * ciphertext length says little about the text length. */
+#ifndef SOTTO_CLIENT_CONTENT_H
+#define SOTTO_CLIENT_CONTENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+#include "core.h"
+
+#define CONTENT_VERSION 1
+#define CONTENT_PAD 160
+#define GROUP_ID_LEN 16
+#define GROUP_NAME_MAX 64
+#define GROUP_MAX_MEMBERS 64
+
+enum { CONTENT_TEXT = 1, CONTENT_GROUP_TEXT = 2, CONTENT_GROUP_UPDATE = 3, CONTENT_SENDER_KEY = 4 };
+
+/* Parsed content; pointers point into the decoded plaintext. */
+struct content {
+  uint8_t kind;
+  uint64_t ts;
+  const uint8_t *text;
+  size_t text_len;
+  uint8_t gid[GROUP_ID_LEN];
+  char name[GROUP_NAME_MAX + 1];
+  uint32_t epoch;
+  size_t n_members;
+  char members[GROUP_MAX_MEMBERS][SC_USER_MAX + 1];
+  const uint8_t *skdm;
+  size_t skdm_len;
+};
+
+/* Appends the encoding of c (with padding) to w. 0 or -1. */
+int content_encode(struct rec_wr *w, const struct content *c);
+/* Parses p (padding included) into c. 0, or -1 for anything malformed:
+ * unknown version or kind, bad lengths, invalid member names, trailing
+ * bytes, bad padding. */
+int content_decode(struct content *c, const uint8_t *p, size_t len);
+
+#endif

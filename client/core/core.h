@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* core.h: what the files of the client core share (never included by a
+ * front end): struct sc_client, failures recorded as an error code and one
+ * sentence (sc_errdetail), events to the sink, transactions that reload the
+ * account. Nothing here prints. */
+#ifndef SOTTO_CLIENT_CORE_H
+#define SOTTO_CLIENT_CORE_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sotto_client.h"
+#include "store.h"
+
+#define CORE_UNREADABLE_SENDERS 32
+
+struct account;
+struct conn {
+  struct sotto_net_ctx *ctx;
+  struct sotto_net *net;
+  char host[256];
+  char port[16];
+};
+
+struct sc_client {
+  char home[PATH_MAX];
+  struct store *st;      /* open store, after sc_open / sc_init */
+  struct account *acct;  /* loaded account (sodium_malloc) */
+  unsigned flags;        /* the SC_SEND_* flags of the send call under way */
+  int hold_fd;           /* HOME/holder.lock while sc_hold_home holds it, else -1 */
+  sc_sink_fn sink;
+  void *sink_ud;
+  int err;
+  char errdetail[1024];
+  /* the link (link.c) */
+  struct conn k;
+  int connected;
+  int auto_reconnect;
+  int keepalive_ms;
+  int request_timeout_ms;
+  int64_t retry_at;      /* monotonic ms of the next reconnect (0: none) */
+  int64_t last_rx;       /* monotonic ms of the last frame or ping */
+  unsigned backoff_s;
+  int want_link;         /* sc_connect succeeded once and no sc_disconnect since */
+  unsigned acks;         /* ACKs sent whose answer has not come */
+  int drained_seen, drained;
+  unsigned bad;          /* malformed frames this receive */
+  uint32_t env_device;   /* the envelope being processed: sender's device, */
+  uint64_t env_server_ts; /* ... and the server's timestamp (0 outside the link) */
+  /* unreadable envelopes shown one by one for the first few per sender (inbox.c) */
+  struct {
+    char sender[SC_USER_MAX + 1];
+    unsigned long n;
+  } unread[CORE_UNREADABLE_SENDERS];
+  size_t unread_senders;
+  unsigned long unread_others;
+};
+
+/* Records the failure (code and one sentence) and returns code. */
+int sc__fail(struct sc_client *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A STORE_E_* (or a negative SC_ERR_* passed through) as a recorded failure. */
+int sc__store_error(struct sc_client *c, int rc);
+/* Gives ev to the sink (fills "" for NULL strings). */
+void sc__emit(struct sc_client *c, struct sc_event *ev);
+/* A warning-like event with only kind, reason, peer and detail. */
+void sc__event(struct sc_client *c, int kind, int reason, const char *peer, const char *detail);
+/* Starts a write transaction and reloads the account inside it. 0 or STORE_E_*. */
+int sc__begin(struct sc_client *c);
+/* Key lifetimes' clock, seconds (SOTTO_TEST_NOW in test builds). */
+uint64_t sc__now_s(void);
+/* The connection for a one-off request: the link when it is up, else a
+ * new one (*opened set; sc__release closes it). */
+int sc__acquire(struct sc_client *c, int *opened);
+void sc__release(struct sc_client *c, int opened);
+/* 0 if the store is open, else the recorded SC_ERR_NOT_OPEN. */
+int sc__need_open(struct sc_client *c);
+
+#endif

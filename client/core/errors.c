@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* errors.c: the client core's one error table (sotto_client.h). Names are
+ * the stable "error" field of the JSON front ends; messages say what went
+ * wrong without particulars; hints say what to do. */
+#include <string.h>
+
+#include "sotto_client.h"
+
+struct sc_err_row {
+  int code;
+  const char *name, *message, *hint;
+};
+
+static const struct sc_err_row rows[] = {
+    {SC_ERR_NOMEM, "nomem", "out of memory", "free some memory and try again"},
+    {SC_ERR_INTERNAL, "internal", "internal error", "please report it with the command that caused it"},
+    {SC_ERR_ARG, "usage", "invalid argument", "see 'sotto --help'"},
+    {SC_ERR_NOT_INITIALISED, "not_initialised", "no sotto identity in this home directory",
+     "run 'sotto init' first (or pass --home DIR)"},
+    {SC_ERR_EXISTS, "exists", "it already exists", "pick another name or another --home"},
+    {SC_ERR_PASSPHRASE, "passphrase", "no usable passphrase", "set SOTTO_PASSPHRASE or type it on the terminal"},
+    {SC_ERR_WRONG_PASSPHRASE, "wrong_passphrase", "wrong passphrase for the local store (nothing was changed)",
+     "check SOTTO_PASSPHRASE or retype it"},
+    {SC_ERR_BUSY, "busy", "the local store is busy (another sotto is writing)", "try again"},
+    {SC_ERR_STORE, "store", "the local store failed", "check the disk and the permissions of the home directory"},
+    {SC_ERR_STORE_CORRUPT, "store_corrupt", "the local store is damaged (nothing was changed)",
+     "restore the home directory from a backup"},
+    {SC_ERR_ROLLBACK, "rollback", "the local store was tampered with (rows do not match the last commit)",
+     "do not use this copy"},
+    {SC_ERR_HOME, "home", "cannot create the home directory", "pass --home DIR with a writable directory"},
+    {SC_ERR_NOT_OPEN, "not_open", "the local store is not open", "open it first (sc_open)"},
+    {SC_ERR_NOT_REGISTERED, "not_registered", "this identity is not registered with a server yet",
+     "run 'sotto register --server HOST:PORT USERNAME'"},
+    {SC_ERR_ALREADY_REGISTERED, "already_registered", "this identity is already registered", "use another --home"},
+    {SC_ERR_NOT_CONNECTED, "not_connected", "not connected to the server", "connect first (sc_connect)"},
+    {SC_ERR_UNREACHABLE, "unreachable", "cannot reach the server",
+     "is it running? check the address and your network, then try again"},
+    {SC_ERR_TIMEOUT, "timeout", "the server did not answer in time", "try again later"},
+    {SC_ERR_TLS, "tls", "the server did not present the pinned certificate (or the TLS handshake failed)",
+     "ask its operator for the fingerprint ('sotto-server fingerprint') before trusting it"},
+    {SC_ERR_CA, "ca", "cannot read the CA file", "check the path"},
+    {SC_ERR_CONNECTION_LOST, "connection_lost", "lost the connection to the server", "try again"},
+    {SC_ERR_PROTOCOL, "protocol", "unexpected answer from the server", "try again"},
+    {SC_ERR_SERVER, "server_error", "the server refused the request", "try again later"},
+    {SC_ERR_AUTH_FAILED, "auth_failed", "the server refused this device's credentials",
+     "register a new account with a fresh --home"},
+    {SC_ERR_AUTH_RATE_LIMITED, "auth_rate_limited", "the server refuses logins from this address for now",
+     "wait a few minutes and try again"},
+    {SC_ERR_RATE_LIMITED, "rate_limited", "the server is rate limiting us", "wait a minute and try again"},
+    {SC_ERR_DISPLACED, "displaced", "another sotto process of this identity connected to the server",
+     "run one at a time and try again"},
+    {SC_ERR_SHUTDOWN, "shutdown", "the server is shutting down", "try again in a moment"},
+    {SC_ERR_SERVER_BUSY, "server_busy", "the server has too many connections", "try again in a moment"},
+    {SC_ERR_UNKNOWN_USER, "unknown_user", "there is no such user on the server", "check the spelling"},
+    {SC_ERR_USERNAME_TAKEN, "username_taken", "the username is taken on the server", "choose another one"},
+    {SC_ERR_BAD_USERNAME, "bad_username", "the server refused the username", "use 3-32 of a-z 0-9 _ ."},
+    {SC_ERR_QUEUE_FULL, "queue_full", "the recipient's message queue on the server is full",
+     "try again after they run 'sotto receive'"},
+    {SC_ERR_NO_KEYS, "no_keys", "the recipient has no pre-keys on the server yet",
+     "ask them to run 'sotto receive' once"},
+    {SC_ERR_BAD_BUNDLE, "bad_bundle", "the server handed out unusable keys (nothing was sent)",
+     "they may need to register again; the server may be tampering"},
+    {SC_ERR_FORBIDDEN, "forbidden", "the server does not allow this device to do that",
+     "only device 1 may remove other devices"},
+    {SC_ERR_NO_SUCH_DEVICE, "no_such_device", "this account has no such device", "'sotto device list' shows them"},
+    {SC_ERR_TOO_LARGE, "too_large", "too large", "split the message, or use fewer members"},
+    {SC_ERR_EMPTY, "empty", "the message is empty (nothing was sent)", "give a text"},
+    {SC_ERR_SELF, "self", "you cannot send to yourself", "give another username"},
+    {SC_ERR_IDENTITY_CHANGED, "identity_changed",
+     "the contact's identity key changed since you verified it (nothing was sent)",
+     "compare safety numbers again, then run 'sotto verify USER NUMBER'"},
+    {SC_ERR_KEY_CHANGED_UNCONFIRMED, "key_changed_unconfirmed",
+     "the contact's identity key changed since your last message (nothing was sent)",
+     "compare safety numbers, then send again with --yes"},
+    {SC_ERR_CONFLICT, "conflict", "another sotto changed the same record meanwhile", "try again"},
+    {SC_ERR_UNKNOWN_CONTACT, "unknown_contact", "no identity key of that user is known yet",
+     "send or receive a message first"},
+    {SC_ERR_UNKNOWN_GROUP, "unknown_group", "you are in no group of that name", "see 'sotto groups'"},
+    {SC_ERR_GROUP_MEMBER, "group_member", "that user is already in the group, or not in it", "see 'sotto groups'"},
+    {SC_ERR_PARTIAL, "partial", "done, but some members were not reached", "run the command again later"},
+    {SC_ERR_MISMATCH, "mismatch", "the safety number does not match (do not trust this key)",
+     "compare again with 'sotto safety-number USER'"},
+    {SC_ERR_NOTHING_HELD, "nothing_held", "no new identity key of that user is waiting to be accepted",
+     "see 'sotto contacts' for contacts with a new key held"},
+    {SC_ERR_UNDELIVERED, "undelivered", "the message reached nobody", "see the warnings, then try again"},
+    {SC_ERR_IN_USE, "in_use", "another sotto process (a daemon) holds this home",
+     "stop it, or talk to it (its socket) instead"},
+};
+
+static const struct sc_err_row *find(int err) {
+  size_t i;
+  for (i = 0; i < sizeof rows / sizeof rows[0]; i++)
+    if (rows[i].code == err) return &rows[i];
+  return NULL;
+}
+
+const char *sc_error_name(int err) {
+  const struct sc_err_row *r = find(err);
+  return err == 0 ? "ok" : r ? r->name : "unknown";
+}
+
+const char *sc_error_message(int err) {
+  const struct sc_err_row *r = find(err);
+  return err == 0 ? "success" : r ? r->message : "unknown error";
+}
+
+const char *sc_error_hint(int err) {
+  const struct sc_err_row *r = find(err);
+  return r ? r->hint : "";
+}
+
+int sc_error_from_name(const char *name) {
+  size_t i;
+  if (!name) return SC_ERR_INTERNAL;
+  if (strcmp(name, "ok") == 0) return 0;
+  for (i = 0; i < sizeof rows / sizeof rows[0]; i++)
+    if (strcmp(rows[i].name, name) == 0) return rows[i].code;
+  return SC_ERR_INTERNAL;
+}

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* events.c: events to the sink, their names and their sentences
+ * (sotto_client.h). The message log stores events as fields; the sentence
+ * is made here, when an event is shown, so every front end says the same. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core.h"
+#include "msglog.h"
+
+void sc__emit(struct sc_client *c, struct sc_event *ev) {
+  if (!ev->peer) ev->peer = "";
+  if (!ev->group) ev->group = "";
+  if (!ev->subject) ev->subject = "";
+  if (!ev->detail) ev->detail = "";
+  if (!ev->text) ev->text = "";
+  if (c->sink) c->sink(c->sink_ud, ev);
+}
+
+void sc__event(struct sc_client *c, int kind, int reason, const char *peer, const char *detail) {
+  struct sc_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.kind = kind;
+  ev.reason = reason;
+  ev.peer = peer;
+  ev.detail = detail;
+  sc__emit(c, &ev);
+}
+
+const char *sc_event_name(int kind) {
+  switch (kind) {
+    case SC_EV_MESSAGE: return "message";
+    case SC_EV_SENT: return "sent";
+    case SC_EV_GROUP_JOINED:
+    case SC_EV_GROUP_ADDED:
+    case SC_EV_GROUP_REMOVED:
+    case SC_EV_GROUP_LEFT_US:
+    case SC_EV_GROUP_NOT_MEMBER: return "group";
+    case SC_EV_HELD:
+    case SC_EV_HELD_DROPPED:
+    case SC_EV_KEY_HELD_WARNING: return "held";
+    case SC_EV_UNREADABLE:
+    case SC_EV_UNREADABLE_SUMMARY: return "unreadable";
+    case SC_EV_KEY_CHANGED: return "identity_changed";
+    case SC_EV_NOT_DELIVERED: return "undelivered";
+    case SC_EV_BAD_ENVELOPE: return "bad_envelope";
+    case SC_EV_BAD_FRAME: return "bad_frame";
+    case SC_EV_RESTORED_STORE: return "restored_store";
+    case SC_EV_DISPLACED: return "displaced";
+    case SC_EV_LINK_UP: return "link_up";
+    case SC_EV_LINK_DOWN: return "link_down";
+    case SC_EV_KEYS_ROTATED: return "keys_rotated";
+    case SC_EV_KEYS_TOPPED_UP: return "keys_topped_up";
+    case SC_EV_DRAINED: return "drained";
+    case SC_EV_NOTICE: return "notice";
+    default: return "unknown";
+  }
+}
+
+const char *sc_event_type(const struct sc_event *ev) {
+  static const char *notice[] = {"notice", "identity_changed", "group", "unreadable", "held"};
+  if (ev->kind == SC_EV_NOTICE) return notice[ev->reason >= 0 && ev->reason < 5 ? ev->reason : 0];
+  if (ev->kind == SC_EV_NOT_DELIVERED && ev->reason == SC_R_KEY_VERIFIED) return "identity_changed";
+  return sc_event_name(ev->kind);
+}
+
+int sc_event_is_group_notice(int kind) {
+  return kind == SC_EV_GROUP_JOINED || kind == SC_EV_GROUP_ADDED || kind == SC_EV_GROUP_REMOVED ||
+         kind == SC_EV_GROUP_LEFT_US || kind == SC_EV_GROUP_NOT_MEMBER;
+}
+
+/* snprintf that keeps count of what was needed. */
+struct out {
+  char *p;
+  size_t cap, len;
+};
+
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct out *o, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  va_start(ap, fmt);
+  n = vsnprintf(o->len < o->cap ? o->p + o->len : NULL, o->len < o->cap ? o->cap - o->len : 0, fmt, ap);
+  va_end(ap);
+  if (n > 0) o->len += (size_t)n;
+}
+
+static const char *why(const struct sc_event *ev) {
+  switch (ev->reason) {
+    case SC_R_NO_SESSION: return "it belongs to no session with the key you accepted";
+    case SC_R_BAD_SENDER: return "invalid sender name";
+    case SC_R_UNKNOWN_TYPE: return "unknown message type";
+    case SC_R_NO_GROUP_KEY: return "no group key from them: you are not in the group, or were removed";
+    default: return ev->detail && ev->detail[0] ? ev->detail : "unknown reason";
+  }
+}
+
+size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
+  struct out o = {buf, cap, 0};
+  const char *p = ev->peer ? ev->peer : "", *g = ev->group ? ev->group : "", *s = ev->subject ? ev->subject : "";
+  size_t i;
+  if (cap) buf[0] = 0;
+  switch (ev->kind) {
+    case SC_EV_MESSAGE:
+    case SC_EV_SENT:
+    case SC_EV_NOTICE:
+      put(&o, "%.*s", (int)(ev->text_len > SC_MAX_TEXT ? SC_MAX_TEXT : ev->text_len), ev->text ? ev->text : "");
+      break;
+    case SC_EV_GROUP_JOINED:
+      put(&o, "%s added you to the group %s (members: ", p, g);
+      for (i = 0; i < ev->n_members; i++) put(&o, "%s%s", i ? ", " : "", ev->members[i]);
+      put(&o, ")");
+      break;
+    case SC_EV_GROUP_ADDED: put(&o, "%s added %s to the group %s", p, s, g); break;
+    case SC_EV_GROUP_REMOVED: put(&o, "%s removed %s from the group %s", p, s, g); break;
+    case SC_EV_GROUP_LEFT_US: put(&o, "%s removed you from the group %s", p, g); break;
+    case SC_EV_GROUP_NOT_MEMBER: put(&o, "ignored a change to %s from %s, who is not a member", g, p); break;
+    case SC_EV_HELD:
+      if (ev->reason == SC_R_HELD_TEXT)
+        put(&o,
+            "from a new, unverified key claiming to be %s (held; not from the %s you know): %.*s\n"
+            "  compare 'sotto safety-number %s'; accept the key with 'sotto trust %s' to release it",
+            p, p, (int)(ev->text_len > SC_MAX_TEXT ? SC_MAX_TEXT : ev->text_len), ev->text ? ev->text : "", p, p);
+      else
+        put(&o,
+            "a %s from a new, unverified key claiming to be %s is held and NOT applied: compare 'sotto "
+            "safety-number %s'; accept the key with 'sotto trust %s' to apply it",
+            ev->reason == SC_R_HELD_GROUP_CHANGE ? "group change" : "message", p, p, p);
+      break;
+    case SC_EV_HELD_DROPPED:
+      put(&o,
+          "another message from a new, unverified key claiming to be %s was dropped (%llu are held already): "
+          "see 'sotto safety-number %s'",
+          p, (unsigned long long)ev->count, p);
+      break;
+    case SC_EV_UNREADABLE:
+      switch (ev->reason) {
+        case SC_R_BAD_GROUP_KEY: put(&o, "a group key from this member was malformed and ignored"); break;
+        case SC_R_FOREIGN_GROUP_KEY: put(&o, "ignored a group key for a group we do not share"); break;
+        case SC_R_UNKNOWN_FORMAT: put(&o, "a message in an unknown format was dropped"); break;
+        case SC_R_UNEXPECTED_KIND: put(&o, "a message of an unexpected kind was dropped"); break;
+        case SC_R_GROUP_FORMAT: put(&o, "a group message in an unknown format was dropped"); break;
+        default: put(&o, "a message from %s could not be decrypted (%s) and was dropped", p, why(ev));
+      }
+      break;
+    case SC_EV_UNREADABLE_SUMMARY:
+      if (ev->total)
+        put(&o, "%llu more messages from %.32s could not be decrypted and were dropped (%llu in all)",
+            (unsigned long long)ev->count, p, (unsigned long long)ev->total);
+      else
+        put(&o, "%llu messages from other senders could not be decrypted and were dropped",
+            (unsigned long long)ev->count);
+      break;
+    case SC_EV_KEY_CHANGED:
+      if (ev->reason == SC_R_KEY_FROM_BUNDLE || ev->reason == SC_R_KEY_TRUSTED)
+        put(&o,
+            "%s's identity key is not the one your last message to them went to (a new safety number): %s. If "
+            "they did not reinstall, someone may be in the middle: compare 'sotto safety-number %s' first",
+            p,
+            ev->reason == SC_R_KEY_FROM_BUNDLE ? "the server handed out a different key for them"
+                                               : "you accepted their new key with 'sotto trust' without verifying it",
+            p);
+      else
+        put(&o,
+            "%s's identity key changed (a new safety number). If they did not reinstall, someone may be in the "
+            "middle: compare with 'sotto safety-number %s'",
+            p, p);
+      break;
+    case SC_EV_KEY_HELD_WARNING:
+      put(&o, "messages from a new, unverified key claiming to be %s are held; see 'sotto safety-number %s'", p, p);
+      break;
+    case SC_EV_NOT_DELIVERED:
+      if (ev->reason == SC_R_KEY_VERIFIED)
+        put(&o,
+            "%s's identity key changed since you verified it: this message was not sent to them "
+            "(compare 'sotto safety-number %s')",
+            p, p);
+      else if (ev->reason == SC_R_NO_SENDER_KEY)
+        put(&o, "%s does not have your group key yet; they cannot read this message", p);
+      else
+        put(&o, "%s", ev->detail && ev->detail[0] ? ev->detail : "the message was not delivered");
+      break;
+    case SC_EV_BAD_ENVELOPE:
+      if (ev->server_id)
+        put(&o, "the server sent a malformed envelope (id %llu: %s); skipped and acknowledged",
+            (unsigned long long)ev->server_id, ev->detail ? ev->detail : "");
+      else
+        put(&o, "%llu more malformed frames from the server were skipped", (unsigned long long)ev->count);
+      break;
+    case SC_EV_BAD_FRAME:
+      put(&o, "the server sent a malformed frame (type 0x%02x: %s); skipped", (unsigned)(ev->count & 0xff),
+          ev->detail ? ev->detail : "");
+      break;
+    case SC_EV_RESTORED_STORE:
+      put(&o,
+          "this store is older than the one this device last used (device epoch %llu here, %llu on the "
+          "server): it was restored or copied. Every session is re-keyed before anything is sent; messages the "
+          "newer copy received are not here",
+          (unsigned long long)ev->count, (unsigned long long)ev->total);
+      break;
+    case SC_EV_DISPLACED: put(&o, "another sotto of this identity connected; reconnecting when it is done"); break;
+    case SC_EV_LINK_UP: put(&o, "connected to the server"); break;
+    case SC_EV_LINK_DOWN: {
+      int64_t in = ev->next_retry_ms ? (ev->next_retry_ms - sc_monotonic_ms() + 999) / 1000 : 0;
+      put(&o, "%s", ev->detail && ev->detail[0] ? ev->detail : "the connection to the server was lost");
+      if (ev->next_retry_ms) put(&o, " (trying again in %lld s)", (long long)(in > 0 ? in : 0));
+      break;
+    }
+    case SC_EV_KEYS_ROTATED: put(&o, "the signed and last-resort pre-keys were replaced"); break;
+    case SC_EV_KEYS_TOPPED_UP:
+      put(&o, "uploaded %llu one-time pre-keys and %llu post-quantum pre-keys", (unsigned long long)ev->count,
+          (unsigned long long)ev->total);
+      break;
+    case SC_EV_DRAINED: put(&o, "no more queued messages"); break;
+    default: put(&o, "unknown event %d", ev->kind);
+  }
+  return o.len;
+}

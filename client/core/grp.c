@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* grp.c: group records and sender key records (grp.h). */
+#include "grp.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "record.h"
+
+#define GRP_VERSION 1
+
+int grp_name_ok(const char *s) {
+  size_t n = strlen(s), i;
+  if (n == 0 || n > GROUP_NAME_MAX) return 0;
+  for (i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+          s[i] == '_' || s[i] == '.' || s[i] == '-'))
+      return 0;
+  return 1;
+}
+
+static void gid_hex(char out[2 * GROUP_ID_LEN + 1], const uint8_t gid[GROUP_ID_LEN]) {
+  sodium_bin2hex(out, 2 * GROUP_ID_LEN + 1, gid, GROUP_ID_LEN);
+}
+
+static int parse(struct grp *g, const uint8_t *v, size_t n) {
+  struct rec_rd r;
+  uint8_t ver = 0, nm = 0, nd = 0;
+  size_t i;
+  memset(g, 0, sizeof *g);
+  rec_rd_init(&r, v, n);
+  rec_get_u8(&r, &ver);
+  rec_get(&r, g->gid, GROUP_ID_LEN);
+  rec_get_cstr(&r, g->name, sizeof g->name);
+  rec_get_u32(&r, &g->epoch);
+  rec_get_u8(&r, &nm);
+  if (nm > GROUP_MAX_MEMBERS) return STORE_E_CORRUPT;
+  for (i = 0; i < nm; i++) rec_get_cstr(&r, g->members[i], sizeof g->members[i]);
+  rec_get_u8(&r, &nd);
+  if (nd > GROUP_MAX_MEMBERS) return STORE_E_CORRUPT;
+  for (i = 0; i < nd; i++) rec_get_cstr(&r, g->dist[i], sizeof g->dist[i]);
+  g->n = nm;
+  g->n_dist = nd;
+  return (rec_rd_end(&r) || ver != GRP_VERSION) ? STORE_E_CORRUPT : 0;
+}
+
+int grp_load(struct store *st, const uint8_t gid[GROUP_ID_LEN], struct grp *g) {
+  char rn[80], hex[2 * GROUP_ID_LEN + 1];
+  uint8_t *v;
+  size_t n;
+  int rc;
+  gid_hex(hex, gid);
+  snprintf(rn, sizeof rn, "group/%s", hex);
+  rc = store_get(st, rn, &v, &n);
+  if (rc <= 0) return rc;
+  rc = parse(g, v, n);
+  store_free_value(v, n);
+  return rc ? rc : 1;
+}
+
+int grp_save(struct store *st, const struct grp *g) {
+  struct rec_wr w;
+  char rn[80], hex[2 * GROUP_ID_LEN + 1];
+  size_t i;
+  int rc;
+  rec_wr_init(&w, 16384);
+  rec_put_u8(&w, GRP_VERSION);
+  rec_put(&w, g->gid, GROUP_ID_LEN);
+  rec_put_str16(&w, g->name, strlen(g->name));
+  rec_put_u32(&w, g->epoch);
+  rec_put_u8(&w, (uint8_t)g->n);
+  for (i = 0; i < g->n; i++) rec_put_str16(&w, g->members[i], strlen(g->members[i]));
+  rec_put_u8(&w, (uint8_t)g->n_dist);
+  for (i = 0; i < g->n_dist; i++) rec_put_str16(&w, g->dist[i], strlen(g->dist[i]));
+  gid_hex(hex, g->gid);
+  snprintf(rn, sizeof rn, "group/%s", hex);
+  rc = rec_wr_ok(&w) ? STORE_E_IO : store_put(st, rn, w.p, w.len);
+  rec_wr_free(&w);
+  return rc;
+}
+
+struct each_ctx {
+  int (*cb)(void *ud, const struct grp *g);
+  void *ud;
+};
+
+static int each_cb(void *ud, const char *name, const uint8_t *v, size_t n) {
+  struct each_ctx *e = ud;
+  struct grp *g = malloc(sizeof *g);
+  int rc;
+  (void)name;
+  if (!g) return STORE_E_IO;
+  rc = parse(g, v, n);
+  if (!rc) rc = e->cb(e->ud, g);
+  free(g);
+  return rc;
+}
+
+int grp_each(struct store *st, int (*cb)(void *ud, const struct grp *g), void *ud) {
+  struct each_ctx e = {cb, ud};
+  return store_scan(st, "group/", each_cb, &e);
+}
+
+struct find_ctx {
+  const char *name;
+  struct grp *out;
+};
+
+static int find_cb(void *ud, const struct grp *g) {
+  struct find_ctx *f = ud;
+  if (strcmp(g->name, f->name) != 0) return 0;
+  *f->out = *g;
+  return 1;
+}
+
+int grp_find(struct store *st, const char *name, struct grp *g) {
+  struct find_ctx f = {name, g};
+  return grp_each(st, find_cb, &f);
+}
+
+int grp_has(const char list[][SC_USER_MAX + 1], size_t n, const char *user) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (strcmp(list[i], user) == 0) return 1;
+  return 0;
+}
+
+void grp_list_add(char list[][SC_USER_MAX + 1], size_t *n, const char *user) {
+  if (grp_has(list, *n, user) || *n >= GROUP_MAX_MEMBERS) return;
+  snprintf(list[*n], SC_USER_MAX + 1, "%s", user);
+  (*n)++;
+}
+
+void grp_list_del(char list[][SC_USER_MAX + 1], size_t *n, const char *user) {
+  size_t i, j = 0;
+  for (i = 0; i < *n; i++)
+    if (strcmp(list[i], user) != 0) {
+      if (i != j) memcpy(list[j], list[i], SC_USER_MAX + 1);
+      j++;
+    }
+  *n = j;
+}
+
+static void sk_name(char *rn, size_t cap, const struct grp *g, const char *member) {
+  char hex[2 * GROUP_ID_LEN + 1];
+  gid_hex(hex, g->gid);
+  snprintf(rn, cap, "gsk/%s/%s", hex, member);
+}
+
+int grp_sk_load(struct store *st, const struct grp *g, const char *member, struct sotto_sender_key **out) {
+  char rn[96];
+  uint8_t *v;
+  size_t n;
+  int rc;
+  *out = NULL;
+  sk_name(rn, sizeof rn, g, member);
+  rc = store_get(st, rn, &v, &n);
+  if (rc < 0) return rc;
+  if (rc == 0) return sotto_sender_key_new(out) ? STORE_E_IO : 0;
+  rc = sotto_sender_key_deserialize(out, v, n) ? STORE_E_CORRUPT : 1;
+  store_free_value(v, n);
+  return rc;
+}
+
+int grp_sk_save(struct store *st, const struct grp *g, const char *member, const struct sotto_sender_key *rec) {
+  char rn[96];
+  size_t cap = sotto_sender_key_serialized_size(rec), n;
+  uint8_t *b;
+  int rc;
+  if (cap == 0 || cap > SOTTO_MAX_SENDER_KEY_RECORD_LEN || !(b = malloc(cap))) return STORE_E_IO;
+  sk_name(rn, sizeof rn, g, member);
+  rc = sotto_sender_key_serialize(rec, b, cap, &n) ? STORE_E_IO : store_put(st, rn, b, n);
+  sodium_memzero(b, cap);
+  free(b);
+  return rc;
+}
+
+int grp_sk_del(struct store *st, const struct grp *g, const char *member) {
+  char rn[96];
+  sk_name(rn, sizeof rn, g, member);
+  return store_del(st, rn);
+}
+
+int grp_delete(struct store *st, const struct grp *g) {
+  char rn[80], hex[2 * GROUP_ID_LEN + 1];
+  size_t i;
+  int rc = 0;
+  for (i = 0; i < g->n && !rc; i++) rc = grp_sk_del(st, g, g->members[i]);
+  if (rc) return rc;
+  gid_hex(hex, g->gid);
+  snprintf(rn, sizeof rn, "group/%s", hex);
+  return store_del(st, rn);
+}
+
+int grp_unique_name(struct store *st, const char *want, const uint8_t gid[GROUP_ID_LEN], char out[GROUP_NAME_MAX + 1]) {
+  struct grp *g = malloc(sizeof *g);
+  int i, rc;
+  if (!g) return STORE_E_IO;
+  for (i = 1; i < 1000; i++) {
+    if (i == 1)
+      snprintf(out, GROUP_NAME_MAX + 1, "%s", want);
+    else
+      snprintf(out, GROUP_NAME_MAX + 1, "%.*s-%d", GROUP_NAME_MAX - 4, want, i);
+    rc = grp_find(st, out, g);
+    if (rc < 0) break;
+    if (rc == 0 || memcmp(g->gid, gid, GROUP_ID_LEN) == 0) {
+      rc = 0;
+      break;
+    }
+  }
+  free(g);
+  return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* grp.h: local group state for Sender Keys groups (docs/client.md, "Groups").
+ *
+ * The server knows nothing of groups: membership travels in GROUP_UPDATE
+ * contents over pairwise sessions, and each member keeps:
+ *   "group/GIDHEX"          id, local name, epoch, members, and the members
+ *                           that already hold our current sender key
+ *   "gsk/GIDHEX/MEMBER"     the Sender Key record of MEMBER in the group
+ *                           (MEMBER = us: our own signing chain) */
+#ifndef SOTTO_CLIENT_GRP_H
+#define SOTTO_CLIENT_GRP_H
+
+#include <sotto/group.h>
+
+#include "core.h"
+#include "content.h"
+
+struct grp {
+  uint8_t gid[GROUP_ID_LEN];
+  char name[GROUP_NAME_MAX + 1];
+  uint32_t epoch;
+  size_t n;
+  char members[GROUP_MAX_MEMBERS][SC_USER_MAX + 1];
+  size_t n_dist;
+  char dist[GROUP_MAX_MEMBERS][SC_USER_MAX + 1];
+};
+
+/* 1 if name is an acceptable group name (1-64 of A-Z a-z 0-9 _ . -). */
+int grp_name_ok(const char *name);
+/* 1 found, 0 absent, <0 STORE_E_*. */
+int grp_load(struct store *st, const uint8_t gid[GROUP_ID_LEN], struct grp *g);
+int grp_find(struct store *st, const char *name, struct grp *g);
+int grp_save(struct store *st, const struct grp *g);
+/* Deletes the group and every sender key record of its members. */
+int grp_delete(struct store *st, const struct grp *g);
+int grp_each(struct store *st, int (*cb)(void *ud, const struct grp *g), void *ud);
+
+int grp_has(const char list[][SC_USER_MAX + 1], size_t n, const char *user);
+/* Appends (if absent) / removes user in a member or distribution list. */
+void grp_list_add(char list[][SC_USER_MAX + 1], size_t *n, const char *user);
+void grp_list_del(char list[][SC_USER_MAX + 1], size_t *n, const char *user);
+
+/* Sender key record of member in g: 1 loaded, 0 new empty record, <0 error. */
+int grp_sk_load(struct store *st, const struct grp *g, const char *member, struct sotto_sender_key **out);
+int grp_sk_save(struct store *st, const struct grp *g, const char *member, const struct sotto_sender_key *rec);
+int grp_sk_del(struct store *st, const struct grp *g, const char *member);
+
+/* Makes a local name unique: name, then name-2, name-3, ... */
+int grp_unique_name(struct store *st, const char *want, const uint8_t gid[GROUP_ID_LEN], char out[GROUP_NAME_MAX + 1]);
+
+#endif

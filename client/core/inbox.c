@@ -1,0 +1,646 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* inbox.c: what arrives (messaging.h). Every envelope is processed in one
+ * store transaction: the session or sender key state, the message and the
+ * "seen" mark for its server id are committed together, then the message
+ * is printed, then (by the caller) acked. A re-delivered envelope finds its
+ * "seen" mark and is only acked; a crash after the commit leaves the
+ * message in the unshown list, printed by the next receive. */
+#include <sodium.h>
+#include <sotto/group.h>
+#include <sotto/session.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "account.h"
+#include "record.h"
+#include "contact.h"
+#include "grp.h"
+#include "messaging.h"
+
+#define MAX_GROUPS_TRIED 256
+
+int inbox_flush_unshown(struct sc_client *c) {
+  uint64_t *seqs = calloc(MSGLOG_MAX_UNSHOWN, sizeof *seqs);
+  size_t n, i;
+  int rc;
+  if (!seqs) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  if ((rc = msglog_unshown(c->st, seqs, MSGLOG_MAX_UNSHOWN, &n)) != 0) goto out;
+  for (i = 0; i < n; i++) {
+    struct msg m;
+    if ((rc = msglog_get(c->st, seqs[i], &m)) != 0) goto out;
+    msglog_emit(c, &m);
+    msg_clear(&m);
+  }
+  /* One write for the whole batch: printed, now mark them shown. */
+  if (n && (rc = sc__begin(c)) == 0) {
+    for (i = 0; i < n && !rc; i++) rc = msglog_mark_shown(c->st, seqs[i]);
+    if (!rc) rc = store_commit(c->st);
+    if (rc) store_rollback(c->st);
+  }
+out:
+  free(seqs);
+  return rc ? sc__store_error(c, rc) : 0;
+}
+
+/* Logs an event (inside the open transaction); shown by the next
+ * inbox_flush_unshown. Strings may be NULL. */
+static int log_event(struct sc_client *c, int kind, int reason, const char *peer, const char *group,
+                     const char *subject, const char *detail, uint64_t count, uint64_t total) {
+  struct msg *m = calloc(1, sizeof *m);
+  int rc;
+  if (!m) return STORE_E_IO;
+  m->dir = MSG_EVENT;
+  m->kind = (uint8_t)kind;
+  m->reason = (uint8_t)reason;
+  snprintf(m->peer, sizeof m->peer, "%s", peer ? peer : "");
+  snprintf(m->group, sizeof m->group, "%s", group ? group : "");
+  snprintf(m->subject, sizeof m->subject, "%s", subject ? subject : "");
+  snprintf(m->detail, sizeof m->detail, "%s", detail ? detail : "");
+  m->ts = sc_now_ms();
+  m->count = count;
+  m->total = total;
+  m->text = (char *)"";
+  rc = msglog_add(c->st, c->acct, m, 1);
+  free(m);
+  return rc;
+}
+
+static int add_event(struct sc_client *c, int kind, int reason, const char *peer, const char *group) {
+  return log_event(c, kind, reason, peer, group, NULL, NULL, 0, 0);
+}
+
+static int add_text(struct sc_client *c, const char *peer, const char *group, const struct content *ct, uint64_t sid) {
+  struct msg m;
+  char *t = malloc(ct->text_len + 1);
+  int rc;
+  if (!t) return STORE_E_IO;
+  memcpy(t, ct->text, ct->text_len);
+  t[ct->text_len] = 0;
+  memset(&m, 0, sizeof m);
+  m.dir = MSG_IN;
+  snprintf(m.peer, sizeof m.peer, "%s", peer);
+  snprintf(m.group, sizeof m.group, "%s", group ? group : "");
+  m.ts = ct->ts;
+  m.server_id = sid;
+  m.device = c->env_device;
+  m.server_ts = c->env_server_ts;
+  m.text = t;
+  m.text_len = ct->text_len;
+  rc = msglog_add(c->st, c->acct, &m, 1);
+  free(t);
+  return rc;
+}
+
+static int process_skdm(struct sc_client *c, const struct grp *g, const char *sender, const struct content *ct) {
+  struct sotto_sender_key *rec;
+  int rc;
+  if (ct->skdm_len == 0) return 0;
+  if ((rc = grp_sk_load(c->st, g, sender, &rec)) < 0) return rc;
+  if (sotto_sender_key_process(rec, ct->skdm, ct->skdm_len) == 0) rc = grp_sk_save(c->st, g, sender, rec);
+  else rc = add_event(c, SC_EV_UNREADABLE, SC_R_BAD_GROUP_KEY, sender, g->name);
+  sotto_sender_key_free(rec);
+  return rc;
+}
+
+/* GROUP_UPDATE from sender (docs/client.md, "Group membership"). */
+static int apply_update(struct sc_client *c, const char *sender, const struct content *ct) {
+  const char *me = c->acct->username;
+  struct grp *g = calloc(1, sizeof *g), *old = calloc(1, sizeof *old);
+  size_t i;
+  int rc, any_removed = 0;
+
+  if (!g || !old) {
+    rc = STORE_E_IO;
+    goto out;
+  }
+  if ((rc = grp_load(c->st, ct->gid, old)) < 0) goto out;
+  if (rc == 0) {
+    /* A new group: the sender and we must both be in it. */
+    if (!grp_has(ct->members, ct->n_members, sender) || !grp_has(ct->members, ct->n_members, me)) {
+      rc = 0;
+      goto out;
+    }
+    memcpy(g->gid, ct->gid, GROUP_ID_LEN);
+    if ((rc = grp_unique_name(c->st, grp_name_ok(ct->name) ? ct->name : "group", ct->gid, g->name)) != 0) goto out;
+    g->epoch = ct->epoch;
+    for (i = 0; i < ct->n_members; i++) grp_list_add(g->members, &g->n, ct->members[i]);
+    if ((rc = grp_save(c->st, g)) || (rc = process_skdm(c, g, sender, ct))) goto out;
+    {
+      struct msg *m = calloc(1, sizeof *m);
+      if (!m) {
+        rc = STORE_E_IO;
+        goto out;
+      }
+      m->dir = MSG_EVENT;
+      m->kind = SC_EV_GROUP_JOINED;
+      snprintf(m->peer, sizeof m->peer, "%s", sender);
+      snprintf(m->group, sizeof m->group, "%s", g->name);
+      m->ts = sc_now_ms();
+      m->n_members = g->n;
+      memcpy(m->members, g->members, sizeof g->members);
+      m->text = (char *)"";
+      rc = msglog_add(c->st, c->acct, m, 1);
+      free(m);
+    }
+    goto out;
+  }
+  /* Only a current member may change the group, and only forwards. */
+  if (!grp_has(old->members, old->n, sender)) {
+    rc = add_event(c, SC_EV_GROUP_NOT_MEMBER, SC_R_NONE, sender, old->name);
+    goto out;
+  }
+  if (ct->epoch <= old->epoch) {
+    rc = process_skdm(c, old, sender, ct);
+    goto out;
+  }
+  if (!grp_has(ct->members, ct->n_members, me)) {
+    if ((rc = grp_delete(c->st, old)) == 0) rc = add_event(c, SC_EV_GROUP_LEFT_US, SC_R_NONE, sender, old->name);
+    goto out;
+  }
+  *g = *old;
+  g->epoch = ct->epoch;
+  g->n = 0;
+  for (i = 0; i < ct->n_members; i++) grp_list_add(g->members, &g->n, ct->members[i]);
+  for (i = 0; i < old->n; i++) {
+    if (grp_has(g->members, g->n, old->members[i])) continue;
+    /* Removed: forget their chain, and retire ours so that our next group
+     * message goes out under a fresh sender key they never saw. */
+    any_removed = 1;
+    if ((rc = grp_sk_del(c->st, old, old->members[i]))) goto out;
+    if ((rc = log_event(c, SC_EV_GROUP_REMOVED, SC_R_NONE, sender, g->name, old->members[i], NULL, 0, 0))) goto out;
+  }
+  if (any_removed) {
+    if ((rc = grp_sk_del(c->st, g, me))) goto out;
+    g->n_dist = 0;
+  }
+  for (i = 0; i < g->n; i++) {
+    if (grp_has(old->members, old->n, g->members[i])) continue;
+    if ((rc = log_event(c, SC_EV_GROUP_ADDED, SC_R_NONE, sender, g->name, g->members[i], NULL, 0, 0))) goto out;
+  }
+  if ((rc = grp_save(c->st, g)) == 0) rc = process_skdm(c, g, sender, ct);
+out:
+  free(g);
+  free(old);
+  return rc;
+}
+
+static int apply_sender_key(struct sc_client *c, const char *sender, const struct content *ct) {
+  struct grp *g = calloc(1, sizeof *g);
+  int rc;
+  if (!g) return STORE_E_IO;
+  rc = grp_load(c->st, ct->gid, g);
+  if (rc == 1 && grp_has(g->members, g->n, sender)) rc = process_skdm(c, g, sender, ct);
+  else if (rc >= 0) rc = add_event(c, SC_EV_UNREADABLE, SC_R_FOREIGN_GROUP_KEY, sender, NULL);
+  free(g);
+  return rc;
+}
+
+static int unreadable_count(struct sc_client *c, const char *sender);
+
+/* "held/NAME/SERVERID": a message under a contact's name from an identity
+ * key the user has not accepted (docs/client.md, "Identity keys"). */
+#define HELD_VERSION 1
+#define HELD_NAME_LEN 64
+
+static void held_name(char out[HELD_NAME_LEN], const char *sender, uint64_t sid) {
+  snprintf(out, HELD_NAME_LEN, "held/%s/%llu", sender, (unsigned long long)sid);
+}
+
+/* Drops an envelope as unreadable (own transaction); a released held
+ * message (held set) loses its held record in the same commit. Only the
+ * first few per sender are shown (unreadable_count); the rest are summed. */
+static int unreadable_ex(struct sc_client *c, const char *sender, uint64_t sid, int reason, const char *detail,
+                         int held) {
+  char hn[HELD_NAME_LEN];
+  int rc, show = unreadable_count(c, sender);
+  held_name(hn, sender, sid);
+  if ((rc = sc__begin(c))) return rc;
+  if ((show && (rc = log_event(c, SC_EV_UNREADABLE, reason, sender, NULL, NULL, detail, 0, 0))) || (rc = msglog_mark_seen(c->st, sid, 0)) ||
+      (held && (rc = store_del(c->st, hn))) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
+    store_rollback(c->st);
+  return rc;
+}
+
+static int unreadable(struct sc_client *c, const char *sender, uint64_t sid, int reason, const char *detail) {
+  return unreadable_ex(c, sender, sid, reason, detail, 0);
+}
+
+/* The library's is_trusted_identity, over the contact loaded in the
+ * decrypting transaction. */
+static int trusted_cb(void *ud, const uint8_t identity[32]) {
+  return client_identity_check(ud, identity) == IDENTITY_TRUSTED;
+}
+
+/* The event that a message is held (its text when it is one). */
+static int held_event(struct sc_client *c, const char *sender, int reason, const struct content *ct) {
+  struct msg *m = calloc(1, sizeof *m);
+  char *t = NULL;
+  int rc;
+  size_t tl = reason == SC_R_HELD_TEXT ? ct->text_len : 0;
+  if (!m || !(t = malloc(tl + 1))) {
+    free(m);
+    return STORE_E_IO;
+  }
+  if (tl) memcpy(t, ct->text, tl);
+  t[tl] = 0;
+  m->dir = MSG_EVENT;
+  m->kind = SC_EV_HELD;
+  m->reason = (uint8_t)reason;
+  snprintf(m->peer, sizeof m->peer, "%s", sender);
+  m->ts = sc_now_ms();
+  m->text = t;
+  m->text_len = tl;
+  rc = msglog_add(c->st, c->acct, m, 1);
+  sodium_memzero(t, tl + 1);
+  free(t);
+  free(m);
+  return rc;
+}
+
+/* Quarantine: the PreKey message is from a key the user has not accepted
+ * under this name. It is decrypted once on a scratch session that is
+ * thrown away (pre-keys kept, nothing of the contact's session touched) so
+ * that only authentic messages are held and the user sees what it says,
+ * then stored as it came and reported. Nothing it carries is acted on. */
+static int quarantine(struct sc_client *c, uint64_t sid, const char *sender, int type, const uint8_t *body, size_t len,
+                      int from_held) {
+  struct prekey_ctx px;
+  struct sotto_prekey_store ps;
+  struct sotto_session *tmp = NULL;
+  struct content *ct = calloc(1, sizeof *ct);
+  struct contact who;
+  struct rec_wr w;
+  uint8_t idk[SOTTO_PUBKEY_LEN], *pt = malloc(len ? len : 1);
+  char hn[HELD_NAME_LEN];
+  size_t n = 0;
+  int rc, drc, reason;
+
+  rec_wr_init(&w, SOTTO_SRV_MAX_MESSAGE + 256);
+  if (!ct || !pt || sotto_session_new(&tmp)) {
+    rc = STORE_E_IO;
+    goto out;
+  }
+  if (type != SOTTO_MSG_PREKEY) {
+    rc = unreadable_ex(c, sender, sid, SC_R_NO_SESSION, NULL, from_held);
+    goto out;
+  }
+  memset(&px, 0, sizeof px);
+  px.st = c->st;
+  px.keep_keys = 1;
+  account_prekey_store(&px, &ps);
+  drc = sotto_session_decrypt(tmp, &c->acct->id, &ps, type, body, len, pt, len, &n);
+  if (drc == SOTTO_ERR_STORE) {
+    rc = STORE_E_IO;
+    goto out;
+  }
+  if (drc || sotto_session_remote_identity(tmp, idk)) {
+    rc = unreadable_ex(c, sender, sid, SC_R_DECRYPT, sotto_strerror(drc ? drc : SOTTO_ERR_INTERNAL), from_held);
+    goto out;
+  }
+  if ((rc = sc__begin(c))) goto out;
+  if ((rc = contact_load(c->st, sender, &who)) < 0) goto fail;
+  held_name(hn, sender, sid);
+  if (!from_held && who.n_held >= CONTACT_MAX_HELD) {
+    if ((rc = log_event(c, SC_EV_HELD_DROPPED, SC_R_NONE, sender, NULL, NULL, NULL, CONTACT_MAX_HELD, 0)) || (rc = msglog_mark_seen(c->st, sid, 0)) ||
+        (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
+      goto fail;
+    goto out;
+  }
+  rec_put_u8(&w, HELD_VERSION);
+  rec_put_u8(&w, (uint8_t)type);
+  rec_put_u64(&w, sid);
+  rec_put(&w, idk, sizeof idk);
+  rec_put_u32(&w, (uint32_t)len);
+  rec_put(&w, body, len);
+  if (rec_wr_ok(&w)) {
+    rc = STORE_E_IO;
+    goto fail;
+  }
+  if (content_decode(ct, pt, n) == 0)
+    reason = ct->kind == CONTENT_TEXT ? SC_R_HELD_TEXT : SC_R_HELD_GROUP_CHANGE;
+  else
+    reason = SC_R_HELD_OTHER;
+  /* The pending key is what safety-number shows and trust/verify accept. */
+  memcpy(who.pending_key, idk, sizeof idk);
+  who.has_pending = 1;
+  if (!from_held) who.n_held++;
+  if ((rc = store_put(c->st, hn, w.p, w.len)) || (rc = contact_save(c->st, &who)) ||
+      (!from_held && (rc = held_event(c, sender, reason, ct))) ||
+      (rc = msglog_mark_seen(c->st, sid, 0)) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
+    goto fail;
+  goto out;
+fail:
+  store_rollback(c->st);
+out:
+  if (pt) {
+    sodium_memzero(pt, len ? len : 1);
+    free(pt);
+  }
+  if (ct) {
+    sodium_memzero(ct, sizeof *ct);
+    free(ct);
+  }
+  rec_wr_free(&w);
+  sotto_session_free(tmp);
+  return rc;
+}
+
+/* from_held: a held message being released (its held record goes in the
+ * same commit that applies it). */
+static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, int type, const uint8_t *body, size_t len,
+                    int from_held) {
+  struct prekey_ctx px;
+  struct sotto_prekey_store ps;
+  struct sotto_session *s = NULL;
+  struct contact who;
+  struct content *ct = calloc(1, sizeof *ct);
+  uint8_t idk[SOTTO_PUBKEY_LEN], *pt = malloc(len ? len : 1);
+  char hn[HELD_NAME_LEN];
+  size_t n = 0;
+  int rc, drc;
+
+  if (!ct || !pt) {
+    rc = STORE_E_IO;
+    goto out;
+  }
+  held_name(hn, sender, sid);
+  if ((rc = sc__begin(c))) goto out;
+  if ((rc = contact_load(c->st, sender, &who)) < 0 || (rc = session_load(c->st, sender, &s)) < 0) goto fail;
+  memset(&px, 0, sizeof px);
+  px.st = c->st;
+  px.trusted = trusted_cb;
+  px.tud = &who;
+  account_prekey_store(&px, &ps);
+  drc = sotto_session_decrypt(s, &c->acct->id, &ps, type, body, len, pt, len, &n);
+  /* A state promoted from the archive could carry another key: the same
+   * check once more, on what decrypted, before anything is committed. */
+  if (drc == 0 && (sotto_session_remote_identity(s, idk) != 0 || client_identity_check(&who, idk) != IDENTITY_TRUSTED))
+    drc = SOTTO_ERR_UNTRUSTED_IDENTITY;
+  if (drc == SOTTO_ERR_STORE) {
+    rc = STORE_E_IO;
+    goto fail;
+  }
+  if (drc) {
+    store_rollback(c->st);
+    if (drc == SOTTO_ERR_UNTRUSTED_IDENTITY) rc = quarantine(c, sid, sender, type, body, len, from_held);
+    else if (drc == SOTTO_ERR_DUPLICATE && !from_held) rc = 0;
+    else rc = unreadable_ex(c, sender, sid, SC_R_DECRYPT, sotto_strerror(drc), from_held);
+    goto out;
+  }
+  if (!who.has_key) {
+    memcpy(who.key, idk, sizeof idk); /* trust on first use */
+    who.has_key = 1;
+  }
+  if (content_decode(ct, pt, n) != 0) {
+    rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNKNOWN_FORMAT, sender, NULL);
+  } else {
+    switch (ct->kind) {
+      case CONTENT_TEXT:
+        rc = add_text(c, sender, NULL, ct, sid);
+        break;
+      case CONTENT_GROUP_UPDATE:
+        rc = apply_update(c, sender, ct);
+        break;
+      case CONTENT_SENDER_KEY:
+        rc = apply_sender_key(c, sender, ct);
+        break;
+      default:
+        rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNEXPECTED_KIND, sender, NULL);
+    }
+  }
+  if (rc || (rc = session_save(c->st, sender, s)) || (rc = contact_save(c->st, &who)) ||
+      (rc = msglog_mark_seen(c->st, sid, 0)) || (from_held && (rc = store_del(c->st, hn))) ||
+      (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
+    goto fail;
+  goto out;
+fail:
+  store_rollback(c->st);
+out:
+  if (pt) {
+    sodium_memzero(pt, len ? len : 1);
+    free(pt);
+  }
+  if (ct) {
+    sodium_memzero(ct, sizeof *ct);
+    free(ct);
+  }
+  sotto_session_free(s);
+  return rc;
+}
+
+struct held_list {
+  uint64_t sids[CONTACT_MAX_HELD * 2];
+  size_t n;
+};
+
+static int held_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct held_list *h = ud;
+  (void)name;
+  if (len >= 10 && v[0] == HELD_VERSION && h->n < sizeof h->sids / sizeof h->sids[0]) {
+    struct rec_rd r;
+    rec_rd_init(&r, v + 2, 8);
+    rec_get_u64(&r, &h->sids[h->n++]);
+  }
+  return 0;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+int inbox_release_held(struct sc_client *c, const char *user, unsigned *released) {
+  struct held_list *h = calloc(1, sizeof *h);
+  char prefix[HELD_NAME_LEN], hn[HELD_NAME_LEN];
+  size_t i;
+  int rc;
+
+  *released = 0;
+  if (!h) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  snprintf(prefix, sizeof prefix, "held/%s/", user);
+  if ((rc = store_scan(c->st, prefix, held_cb, h)) != 0) goto out;
+  qsort(h->sids, h->n, sizeof h->sids[0], cmp_u64); /* in the order the server queued them */
+  for (i = 0; i < h->n && !rc; i++) {
+    struct rec_rd r;
+    uint8_t *v, type = 0, ver = 0, idk[SOTTO_PUBKEY_LEN];
+    const uint8_t *body;
+    uint32_t blen = 0;
+    uint64_t sid = 0;
+    size_t vn;
+    held_name(hn, user, h->sids[i]);
+    if ((rc = store_get(c->st, hn, &v, &vn)) <= 0) continue;
+    rec_rd_init(&r, v, vn);
+    rec_get_u8(&r, &ver);
+    rec_get_u8(&r, &type);
+    rec_get_u64(&r, &sid);
+    rec_get(&r, idk, sizeof idk);
+    rec_get_u32(&r, &blen);
+    rc = rec_get_ptr(&r, &body, blen) || rec_rd_end(&r) || ver != HELD_VERSION ? STORE_E_CORRUPT
+                                                       : pairwise(c, h->sids[i], user, type, body, blen, 1);
+    store_free_value(v, vn);
+    if (!rc) (*released)++;
+  }
+  /* The contact's held count starts again from what is still held. */
+  if (!rc) {
+    struct contact who;
+    h->n = 0;
+    if ((rc = store_scan(c->st, prefix, held_cb, h)) == 0 && (rc = sc__begin(c)) == 0) {
+      if ((rc = contact_load(c->st, user, &who)) >= 0) {
+        who.n_held = (uint32_t)h->n;
+        rc = contact_save(c->st, &who);
+      }
+      if (rc || (rc = store_commit(c->st))) store_rollback(c->st);
+    }
+  }
+out:
+  free(h);
+  if (rc) return sc__store_error(c, rc);
+  return inbox_flush_unshown(c);
+}
+
+struct cand {
+  uint8_t gids[MAX_GROUPS_TRIED][GROUP_ID_LEN];
+  size_t n;
+  const char *sender;
+};
+
+static int cand_cb(void *ud, const struct grp *g) {
+  struct cand *k = ud;
+  if (k->n < MAX_GROUPS_TRIED && grp_has(g->members, g->n, k->sender)) memcpy(k->gids[k->n++], g->gid, GROUP_ID_LEN);
+  return 0;
+}
+
+/* A SenderKeyMessage carries no group id the server could read: try the
+ * sender's chain in each group we share with them (a wrong one fails fast,
+ * on the chain id, before any crypto). */
+static int group_msg(struct sc_client *c, uint64_t sid, const char *sender, const uint8_t *body, size_t len) {
+  struct cand *k = calloc(1, sizeof *k);
+  struct grp *g = calloc(1, sizeof *g);
+  struct content *ct = calloc(1, sizeof *ct);
+  uint8_t *pt = malloc(len ? len : 1);
+  size_t i, n = 0;
+  int rc, drc = SOTTO_ERR_NO_SENDER_KEY, found = 0;
+
+  if (!k || !g || !ct || !pt) {
+    rc = STORE_E_IO;
+    goto out;
+  }
+  k->sender = sender;
+  if ((rc = sc__begin(c))) goto out;
+  if ((rc = grp_each(c->st, cand_cb, k)) < 0) goto fail;
+  for (i = 0; i < k->n && !found; i++) {
+    struct sotto_sender_key *rec;
+    if ((rc = grp_load(c->st, k->gids[i], g)) < 0) goto fail;
+    if (rc == 0) continue;
+    if ((rc = grp_sk_load(c->st, g, sender, &rec)) < 0) goto fail;
+    if (rc == 1) {
+      int r = sotto_group_decrypt(rec, pt, len, &n, body, len);
+      if (r == 0) {
+        found = 1;
+        rc = grp_sk_save(c->st, g, sender, rec);
+      } else if (r != SOTTO_ERR_NO_SENDER_KEY) {
+        drc = r;
+      }
+    }
+    sotto_sender_key_free(rec);
+    if (found && rc) goto fail;
+  }
+  if (!found) {
+    store_rollback(c->st);
+    if (drc == SOTTO_ERR_DUPLICATE) {
+      rc = 0;
+    } else {
+      rc = drc == SOTTO_ERR_NO_SENDER_KEY ? unreadable(c, sender, sid, SC_R_NO_GROUP_KEY, NULL)
+                                          : unreadable(c, sender, sid, SC_R_DECRYPT, sotto_strerror(drc));
+    }
+    goto out;
+  }
+  if (content_decode(ct, pt, n) != 0 || ct->kind != CONTENT_GROUP_TEXT ||
+      sodium_memcmp(ct->gid, g->gid, GROUP_ID_LEN) != 0)
+    rc = add_event(c, SC_EV_UNREADABLE, SC_R_GROUP_FORMAT, sender, g->name);
+  else
+    rc = add_text(c, sender, g->name, ct, sid);
+  if (rc || (rc = msglog_mark_seen(c->st, sid, 0)) || (rc = account_save(c->st, c->acct)) ||
+      (rc = store_commit(c->st)))
+    goto fail;
+  goto out;
+fail:
+  store_rollback(c->st);
+out:
+  if (pt) {
+    sodium_memzero(pt, len ? len : 1);
+    free(pt);
+  }
+  free(k);
+  free(g);
+  if (ct) {
+    sodium_memzero(ct, sizeof *ct);
+    free(ct);
+  }
+  return rc;
+}
+
+int inbox_process(struct sc_client *c, struct conn *k, uint64_t sid, const char *sender, int type, const uint8_t *body,
+                  size_t len) {
+  uint64_t seq;
+  int rc;
+  (void)k;
+  if ((rc = msglog_seen(c->st, sid, &seq)) < 0) return sc__store_error(c, rc);
+  if (rc == 1) return inbox_flush_unshown(c); /* a re-delivery: already committed */
+  if (!sc_username_ok(sender)) {
+    rc = unreadable(c, "unknown", sid, SC_R_BAD_SENDER, NULL);
+  } else if (type == SOTTO_MSG_PREKEY || type == SOTTO_MSG_SIGNAL) {
+    rc = pairwise(c, sid, sender, type, body, len, 0);
+  } else if (type == SOTTO_MSG_SENDERKEY) {
+    rc = group_msg(c, sid, sender, body, len);
+  } else {
+    rc = unreadable(c, sender, sid, SC_R_UNKNOWN_TYPE, NULL);
+  }
+  if (rc) return sc__store_error(c, rc);
+  return inbox_flush_unshown(c);
+}
+
+/* ---- many unreadable envelopes, one line ------------------------------------
+ * A sender (or a server) can queue thousands of envelopes nobody can
+ * decrypt. Each is still marked seen and acknowledged, but only the first
+ * UNREADABLE_SHOWN of each sender become a line; the rest are counted and
+ * summed up by inbox_unreadable_summary. The table is bounded: senders past
+ * UNREADABLE_SENDERS (the name is the server's word) are counted together. */
+#define UNREADABLE_SHOWN 3
+
+/* Counts one; 1 if it is to be shown on its own. */
+static int unreadable_count(struct sc_client *c, const char *sender) {
+  size_t i;
+  for (i = 0; i < c->unread_senders; i++)
+    if (strcmp(c->unread[i].sender, sender) == 0) return ++c->unread[i].n <= UNREADABLE_SHOWN;
+  if (c->unread_senders == CORE_UNREADABLE_SENDERS) {
+    c->unread_others++;
+    return 0;
+  }
+  snprintf(c->unread[c->unread_senders].sender, sizeof c->unread[0].sender, "%s", sender);
+  c->unread[c->unread_senders++].n = 1;
+  return 1;
+}
+
+int inbox_unreadable_summary(struct sc_client *c) {
+  size_t i;
+  int rc = 0, any = c->unread_others > 0;
+  for (i = 0; i < c->unread_senders; i++) any |= c->unread[i].n > UNREADABLE_SHOWN;
+  if (any && (rc = sc__begin(c)) == 0) {
+    for (i = 0; i < c->unread_senders && !rc; i++) {
+      if (c->unread[i].n <= UNREADABLE_SHOWN) continue;
+      rc = log_event(c, SC_EV_UNREADABLE_SUMMARY, SC_R_NONE, c->unread[i].sender, NULL, NULL, NULL,
+                     c->unread[i].n - UNREADABLE_SHOWN, c->unread[i].n);
+    }
+    /* Senders past the table: peer "unknown", total 0. */
+    if (!rc && c->unread_others)
+      rc = log_event(c, SC_EV_UNREADABLE_SUMMARY, SC_R_NONE, "unknown", NULL, NULL, NULL, c->unread_others, 0);
+    if (!rc) rc = account_save(c->st, c->acct);
+    if (!rc) rc = store_commit(c->st);
+    if (rc) store_rollback(c->st);
+  }
+  c->unread_senders = 0;
+  c->unread_others = 0;
+  if (rc) return sc__store_error(c, rc);
+  return any ? inbox_flush_unshown(c) : 0;
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* messaging.h: sending contents over pairwise sessions (deliver.c) and
+ * processing what arrives (inbox.c), shared by send, receive and group. */
+#ifndef SOTTO_CLIENT_MESSAGING_H
+#define SOTTO_CLIENT_MESSAGING_H
+
+#include "core.h"
+#include "conn.h"
+#include "content.h"
+#include "msglog.h"
+
+/* Encrypts ct for user over the pairwise session (PQXDH from a fetched
+ * bundle when there is none yet), commits the session, then sends. A
+ * changed identity key is an event, and refused (nothing sent) unless
+ * c->flags has SC_SEND_ACCEPT_KEY_CHANGE (SC_ERR_KEY_CHANGED_UNCONFIRMED), or
+ * always when user was verified and the key changed since
+ * (SC_ERR_IDENTITY_CHANGED). 0 or a recorded SC_ERR_*. */
+int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, const struct content *ct);
+/* Sends an already encrypted body (a SenderKeyMessage) to user. */
+int deliver_raw(struct sc_client *c, struct conn *k, const char *user, int type, const uint8_t *body, size_t len);
+
+/* Processes one envelope: decrypts, commits every state change together
+ * with the message (deduplicated by server id), then gives it to the sink.
+ * Returns 0 when the envelope may be acked (shown, or dropped as
+ * unreadable after saying so), a negative SC_ERR_* when it must stay on the
+ * server (local failure: the store is busy, ...). */
+int inbox_process(struct sc_client *c, struct conn *k, uint64_t server_id, const char *sender, int type,
+                  const uint8_t *body, size_t len);
+/* Processes the messages of user held in quarantine (after the user accepted
+ * the key they came from), in server order, then shows what they gave.
+ * *released gets how many were processed. 0 or an SC_ERR_*. */
+int inbox_release_held(struct sc_client *c, const char *user, unsigned *released);
+/* Shows messages committed earlier but never shown (after a crash). */
+int inbox_flush_unshown(struct sc_client *c);
+/* Envelopes that could not be decrypted are shown one by one only for the
+ * first few of each sender; this logs and shows one summary event per
+ * sender for the rest and starts counting again. Call it when the queue is
+ * drained and at the end. */
+int inbox_unreadable_summary(struct sc_client *c);
+
+#endif

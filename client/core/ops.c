@@ -1,0 +1,751 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ops.c: what front ends ask of the core besides the link: sending texts,
+ * groups (create, send, add, remove), contacts, safety numbers, verify and
+ * trust, the history (sotto_client.h). */
+#include <sodium.h>
+#include <sotto/fingerprint.h>
+#include <sotto/group.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "account.h"
+#include "record.h"
+#include "contact.h"
+#include "core.h"
+#include "grp.h"
+#include "messaging.h"
+
+/* The public header's limits are the core's own. */
+_Static_assert(SC_SAFETY_NUMBER_LEN == SOTTO_SAFETY_NUMBER_LEN, "safety number length");
+_Static_assert(SC_SCANNABLE_LEN == SOTTO_FINGERPRINT_SCANNABLE_LEN, "scannable length");
+_Static_assert(SC_GROUP_MAX_MEMBERS == GROUP_MAX_MEMBERS, "group size");
+_Static_assert(SC_GROUP_NAME_MAX == GROUP_NAME_MAX, "group name length");
+_Static_assert(SC_USER_MAX == SOTTO_SRV_USER_MAX, "username length");
+_Static_assert(SC_MAX_PASSPHRASE == STORE_MAX_PASSPHRASE, "passphrase length");
+_Static_assert(SC_MAX_DEVICES >= SOTTO_SRV_MAX_DEVICES, "an SC_MAX_DEVICES array holds every device");
+_Static_assert(sizeof(((struct sc_group *)0)->id) == GROUP_ID_LEN, "group id");
+
+int sc_group_name_ok(const char *s) { return s && grp_name_ok(s); }
+
+/* A failed delivery inside a call that goes on with other recipients: an
+ * event carrying the recorded failure. */
+static void not_delivered(struct sc_client *c, const char *user) {
+  struct sc_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.kind = SC_EV_NOT_DELIVERED;
+  ev.reason = SC_R_SEND_FAILED;
+  ev.error = c->err;
+  ev.peer = user;
+  ev.detail = c->errdetail;
+  sc__emit(c, &ev);
+}
+
+/* ---- 1:1 ------------------------------------------------------------------------ */
+
+int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, const char *text, size_t len,
+                 unsigned flags) {
+  struct content ct;
+  struct msg *m = NULL;
+  char *t = NULL;
+  int rc, opened;
+
+  if (out) memset(out, 0, sizeof *out);
+  if ((rc = sc__need_open(c))) return rc;
+  if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  if (len > SC_MAX_TEXT)
+    return sc__fail(c, SC_ERR_TOO_LARGE, "the message is longer than %d bytes; split it", SC_MAX_TEXT);
+  if (len == 0 || !text) return sc__fail(c, SC_ERR_EMPTY, "the message is empty; nothing was sent");
+  if (c->acct->username[0] && strcmp(user, c->acct->username) == 0)
+    return sc__fail(c, SC_ERR_SELF, "you cannot send to yourself ('%s')", user);
+  if ((rc = sc__acquire(c, &opened))) return rc;
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_TEXT;
+  ct.ts = sc_now_ms();
+  ct.text = (const uint8_t *)text;
+  ct.text_len = len;
+  c->flags = flags;
+  rc = deliver_pairwise(c, &c->k, user, &ct);
+  c->flags = 0;
+  sc__release(c, opened);
+  if (rc) return rc;
+  if (!(m = calloc(1, sizeof *m)) || !(t = malloc(len + 1))) {
+    free(m);
+    return sc__fail(c, SC_ERR_NOMEM, "sent, but out of memory to log it");
+  }
+  memcpy(t, text, len);
+  t[len] = 0;
+  m->dir = MSG_OUT;
+  snprintf(m->peer, sizeof m->peer, "%s", user);
+  m->ts = ct.ts;
+  m->text = t;
+  m->text_len = len;
+  if ((rc = sc__begin(c)) || (rc = msglog_add(c->st, c->acct, m, 0)) || (rc = account_save(c->st, c->acct)) ||
+      (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    rc = sc__store_error(c, rc);
+  } else if (out) {
+    out->seq = m->seq;
+    out->timestamp_ms = ct.ts;
+    out->delivered = 1;
+  }
+  free(t);
+  free(m);
+  return rc;
+}
+
+/* ---- groups --------------------------------------------------------------------- */
+
+/* Sends a GROUP_UPDATE describing g to user, with skdm (may be empty). */
+static int send_update(struct sc_client *c, const struct grp *g, const char *user, const uint8_t *skdm,
+                       size_t skdm_len) {
+  struct content *ct = calloc(1, sizeof *ct);
+  size_t i;
+  int rc;
+  if (!ct) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  ct->kind = CONTENT_GROUP_UPDATE;
+  ct->ts = sc_now_ms();
+  memcpy(ct->gid, g->gid, GROUP_ID_LEN);
+  snprintf(ct->name, sizeof ct->name, "%s", g->name);
+  ct->epoch = g->epoch;
+  ct->n_members = g->n;
+  for (i = 0; i < g->n; i++) memcpy(ct->members[i], g->members[i], sizeof ct->members[i]);
+  ct->skdm = skdm;
+  ct->skdm_len = skdm_len;
+  rc = deliver_pairwise(c, &c->k, user, ct);
+  free(ct);
+  if (rc) not_delivered(c, user);
+  return rc;
+}
+
+/* Our own sender key of g: loads or creates it, commits, writes the
+ * distribution message for its current state into skdm. */
+static int own_skdm(struct sc_client *c, const struct grp *g, uint8_t skdm[SOTTO_SKDM_MAX_LEN], size_t *len) {
+  struct sotto_sender_key *rec = NULL;
+  int rc;
+  if ((rc = sc__begin(c))) return sc__store_error(c, rc);
+  if ((rc = grp_sk_load(c->st, g, c->acct->username, &rec)) < 0) goto fail;
+  if (sotto_sender_key_distribution(rec, skdm, SOTTO_SKDM_MAX_LEN, len) != 0) {
+    rc = STORE_E_IO;
+    goto fail;
+  }
+  if ((rc = grp_sk_save(c->st, g, c->acct->username, rec)) || (rc = store_commit(c->st))) goto fail;
+  sotto_sender_key_free(rec);
+  return 0;
+fail:
+  store_rollback(c->st);
+  sotto_sender_key_free(rec);
+  return sc__store_error(c, rc);
+}
+
+static int save_group(struct sc_client *c, const struct grp *g) {
+  int rc;
+  if ((rc = sc__begin(c)) || (rc = grp_save(c->st, g)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  return 0;
+}
+
+/* Sends the update to every member but us (with skdm), and records who now
+ * holds our key. Returns the number of failures. */
+static int announce(struct sc_client *c, struct grp *g, const uint8_t *skdm, size_t skdm_len) {
+  size_t i;
+  int failed = 0;
+  for (i = 0; i < g->n; i++) {
+    if (strcmp(g->members[i], c->acct->username) == 0) continue;
+    if (send_update(c, g, g->members[i], skdm, skdm_len) == 0)
+      grp_list_add(g->dist, &g->n_dist, g->members[i]);
+    else
+      failed++;
+  }
+  return failed;
+}
+
+static void to_public(struct sc_group *out, const struct grp *g) {
+  size_t i;
+  memset(out, 0, sizeof *out);
+  snprintf(out->name, sizeof out->name, "%s", g->name);
+  memcpy(out->id, g->gid, GROUP_ID_LEN);
+  out->epoch = g->epoch;
+  out->n_members = g->n;
+  for (i = 0; i < g->n; i++) memcpy(out->members[i], g->members[i], sizeof out->members[i]);
+}
+
+static void sent_report(struct sc_sent *out, const struct grp *g, int delivered, int failed) {
+  (void)g;
+  if (!out) return;
+  out->timestamp_ms = sc_now_ms();
+  out->delivered = (unsigned)delivered;
+  out->undelivered = (unsigned)failed;
+}
+
+/* Loads the group and connects (for the calls below). */
+static int group_begin(struct sc_client *c, const char *name, struct grp **g, int *opened) {
+  int rc;
+  *g = NULL;
+  *opened = 0;
+  if ((rc = sc__need_open(c))) return rc;
+  if (!sc_group_name_ok(name))
+    return sc__fail(c, SC_ERR_ARG, "'%s' is not a group name: 1-64 of A-Z a-z 0-9 _ . -", name ? name : "");
+  if (!c->acct->username[0])
+    return sc__fail(c, SC_ERR_NOT_REGISTERED,
+                    "this identity is not registered with a server yet: run 'sotto register --server HOST:PORT "
+                    "USERNAME'");
+  if (!(*g = calloc(1, sizeof **g))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  return 0;
+}
+
+static int group_load(struct sc_client *c, const char *name, struct grp *g) {
+  int rc = grp_find(c->st, name, g);
+  if (rc < 0) return sc__store_error(c, rc);
+  if (rc == 0) return sc__fail(c, SC_ERR_UNKNOWN_GROUP, "you are in no group called '%s' (see 'sotto groups')", name);
+  return 0;
+}
+
+int sc_group_create(struct sc_sent *out, struct sc_client *c, const char *name, const char *const *members,
+                    size_t n_members, unsigned flags) {
+  uint8_t skdm[SOTTO_SKDM_MAX_LEN];
+  size_t skdm_len, i;
+  struct grp *g;
+  int rc, failed, opened;
+
+  if (out) memset(out, 0, sizeof *out);
+  if ((rc = group_begin(c, name, &g, &opened))) return rc;
+  if (n_members == 0 || n_members >= GROUP_MAX_MEMBERS) {
+    free(g);
+    return n_members ? sc__fail(c, SC_ERR_TOO_LARGE, "a group has at most %d members", GROUP_MAX_MEMBERS)
+                     : sc__fail(c, SC_ERR_ARG, "a group needs at least one other member");
+  }
+  for (i = 0; i < n_members; i++) {
+    if (!sc_username_ok(members[i])) {
+      free(g);
+      return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", members[i] ? members[i] : "");
+    }
+    if (strcmp(members[i], c->acct->username) == 0) {
+      free(g);
+      return sc__fail(c, SC_ERR_GROUP_MEMBER, "you are in the group anyway; list the other members");
+    }
+  }
+  rc = grp_find(c->st, name, g);
+  if (rc != 0) {
+    free(g);
+    return rc < 0 ? sc__store_error(c, rc)
+                  : sc__fail(c, SC_ERR_EXISTS, "you already have a group called '%s'; pick another name", name);
+  }
+  if ((rc = sc__acquire(c, &opened))) {
+    free(g);
+    return rc;
+  }
+  memset(g, 0, sizeof *g);
+  randombytes_buf(g->gid, GROUP_ID_LEN);
+  snprintf(g->name, sizeof g->name, "%s", name);
+  g->epoch = 1;
+  grp_list_add(g->members, &g->n, c->acct->username);
+  for (i = 0; i < n_members; i++) grp_list_add(g->members, &g->n, members[i]);
+  c->flags = flags;
+  if ((rc = save_group(c, g)) || (rc = own_skdm(c, g, skdm, &skdm_len))) goto out;
+  failed = announce(c, g, skdm, skdm_len);
+  if ((rc = save_group(c, g))) goto out;
+  sent_report(out, g, (int)g->n - 1 - failed, failed);
+  if (failed)
+    rc = sc__fail(c, SC_ERR_PARTIAL,
+                  "%d member(s) did not get the group (see above); run 'sotto group add %s USER' for them later",
+                  failed, g->name);
+out:
+  c->flags = 0;
+  sc__release(c, opened);
+  free(g);
+  return rc;
+}
+
+int sc_group_add(struct sc_sent *out, struct sc_client *c, const char *name, const char *user, unsigned flags) {
+  uint8_t skdm[SOTTO_SKDM_MAX_LEN];
+  size_t skdm_len;
+  struct grp *g;
+  int rc, failed, opened;
+
+  if (out) memset(out, 0, sizeof *out);
+  if ((rc = group_begin(c, name, &g, &opened))) return rc;
+  if (!sc_username_ok(user)) {
+    free(g);
+    return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  }
+  if ((rc = group_load(c, name, g))) goto out;
+  if (grp_has(g->members, g->n, user)) {
+    rc = sc__fail(c, SC_ERR_GROUP_MEMBER, "%s is already in %s", user, g->name);
+    goto out;
+  }
+  if (g->n >= GROUP_MAX_MEMBERS) {
+    rc = sc__fail(c, SC_ERR_TOO_LARGE, "%s has %d members, the most sotto allows", g->name, GROUP_MAX_MEMBERS);
+    goto out;
+  }
+  if ((rc = sc__acquire(c, &opened))) goto out;
+  c->flags = flags;
+  g->epoch++;
+  grp_list_add(g->members, &g->n, user);
+  if ((rc = save_group(c, g)) || (rc = own_skdm(c, g, skdm, &skdm_len))) goto out;
+  failed = announce(c, g, skdm, skdm_len);
+  if ((rc = save_group(c, g))) goto out;
+  sent_report(out, g, (int)g->n - 1 - failed, failed);
+  if (failed)
+    rc = sc__fail(c, SC_ERR_PARTIAL, "%d member(s) did not hear of the change; run the command again later", failed);
+out:
+  c->flags = 0;
+  sc__release(c, opened);
+  free(g);
+  return rc;
+}
+
+/* Removal: a new epoch and, before anything else is sent, a fresh sender key
+ * of ours that only the remaining members get. Every remaining member
+ * retires its own key when it sees the update. */
+int sc_group_remove(struct sc_sent *out, struct sc_client *c, const char *name, const char *user, unsigned flags) {
+  uint8_t skdm[SOTTO_SKDM_MAX_LEN];
+  size_t skdm_len, i;
+  struct grp *g, *leaving = NULL;
+  int rc, failed = 0, opened, self;
+
+  if (out) memset(out, 0, sizeof *out);
+  if ((rc = group_begin(c, name, &g, &opened))) return rc;
+  if (!sc_username_ok(user)) {
+    free(g);
+    return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  }
+  self = strcmp(user, c->acct->username) == 0;
+  if ((rc = group_load(c, name, g))) goto out;
+  if (!grp_has(g->members, g->n, user)) {
+    rc = sc__fail(c, SC_ERR_GROUP_MEMBER, "%s is not in %s", user, g->name);
+    goto out;
+  }
+  if (!(leaving = malloc(sizeof *leaving))) {
+    rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  if ((rc = sc__acquire(c, &opened))) goto out;
+  c->flags = flags;
+  *leaving = *g;
+  g->epoch++;
+  grp_list_del(g->members, &g->n, user);
+  g->n_dist = 0;
+  if ((rc = sc__begin(c))) {
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  if ((rc = grp_sk_del(c->st, g, user)) || (rc = grp_sk_del(c->st, g, c->acct->username)) ||
+      (rc = (self ? grp_delete(c->st, leaving) : grp_save(c->st, g))) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  if (self) {
+    /* Leaving: tell the others, keep nothing. */
+    for (i = 0; i < g->n; i++)
+      if (send_update(c, g, g->members[i], NULL, 0) != 0) failed++;
+    sent_report(out, g, (int)g->n - failed, failed);
+    rc = 0;
+    goto out;
+  }
+  if ((rc = own_skdm(c, g, skdm, &skdm_len))) goto out;
+  failed = announce(c, g, skdm, skdm_len);
+  if ((rc = save_group(c, g))) goto out;
+  /* The removed member learns it is out (no key travels with this). */
+  if (send_update(c, g, user, NULL, 0) != 0) failed++;
+  sent_report(out, g, (int)g->n - failed, failed);
+  rc = 0;
+out:
+  c->flags = 0;
+  sc__release(c, opened);
+  free(leaving);
+  free(g);
+  return rc;
+}
+
+int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, const char *text, size_t len,
+                  unsigned flags) {
+  uint8_t skdm[SOTTO_SKDM_MAX_LEN], *ctext = NULL;
+  struct sotto_sender_key *rec = NULL;
+  struct content ct;
+  struct rec_wr pt;
+  struct msg *m = NULL;
+  struct grp *g;
+  char *t = NULL;
+  size_t skdm_len, i, out_len = 0, cap;
+  int rc, failed = 0, sent = 0, opened;
+
+  if (out) memset(out, 0, sizeof *out);
+  if ((rc = group_begin(c, name, &g, &opened))) return rc;
+  rec_wr_init(&pt, SC_MAX_TEXT + 1024);
+  if (len > SC_MAX_TEXT) {
+    rc = sc__fail(c, SC_ERR_TOO_LARGE, "the message is longer than %d bytes", SC_MAX_TEXT);
+    goto out;
+  }
+  if (len == 0 || !text) {
+    rc = sc__fail(c, SC_ERR_EMPTY, "the message is empty; nothing was sent");
+    goto out;
+  }
+  if ((rc = group_load(c, name, g))) goto out;
+  if ((rc = sc__acquire(c, &opened))) goto out;
+  c->flags = flags;
+  if ((rc = own_skdm(c, g, skdm, &skdm_len))) goto out;
+  /* Members that do not hold our current key get it first, pairwise. */
+  for (i = 0; i < g->n; i++) {
+    struct content sk;
+    if (strcmp(g->members[i], c->acct->username) == 0 || grp_has(g->dist, g->n_dist, g->members[i])) continue;
+    memset(&sk, 0, sizeof sk);
+    sk.kind = CONTENT_SENDER_KEY;
+    sk.ts = sc_now_ms();
+    memcpy(sk.gid, g->gid, GROUP_ID_LEN);
+    sk.epoch = g->epoch;
+    sk.skdm = skdm;
+    sk.skdm_len = skdm_len;
+    if (deliver_pairwise(c, &c->k, g->members[i], &sk) == 0)
+      grp_list_add(g->dist, &g->n_dist, g->members[i]);
+    else
+      not_delivered(c, g->members[i]);
+  }
+  if ((rc = save_group(c, g))) goto out;
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_GROUP_TEXT;
+  ct.ts = sc_now_ms();
+  memcpy(ct.gid, g->gid, GROUP_ID_LEN);
+  ct.text = (const uint8_t *)text;
+  ct.text_len = len;
+  if (content_encode(&pt, &ct)) {
+    rc = sc__fail(c, SC_ERR_TOO_LARGE, "the message is too large");
+    goto out;
+  }
+  cap = SOTTO_GROUP_MESSAGE_MAX_LEN(pt.len);
+  if (!(ctext = malloc(cap)) || !(m = calloc(1, sizeof *m)) || !(t = malloc(len + 1))) {
+    rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  memcpy(t, text, len);
+  t[len] = 0;
+  /* One ciphertext for everyone; the chain step is committed first. */
+  if ((rc = sc__begin(c)) == 0) {
+    if ((rc = grp_sk_load(c->st, g, c->acct->username, &rec)) >= 0) {
+      rc = sotto_group_encrypt(rec, ctext, cap, &out_len, pt.p, pt.len)
+               ? STORE_E_IO
+               : grp_sk_save(c->st, g, c->acct->username, rec);
+    }
+    m->dir = MSG_OUT;
+    snprintf(m->group, sizeof m->group, "%s", g->name);
+    m->ts = ct.ts;
+    m->text = t;
+    m->text_len = len;
+    if (!rc) rc = msglog_add(c->st, c->acct, m, 0);
+    if (!rc) rc = account_save(c->st, c->acct);
+    if (!rc) rc = store_commit(c->st);
+    if (rc) store_rollback(c->st);
+  }
+  if (rc) {
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  for (i = 0; i < g->n; i++) {
+    struct contact who;
+    if (strcmp(g->members[i], c->acct->username) == 0) continue;
+    /* A verified member whose key changed gets nothing, even if they hold
+     * our current chain from before the change (docs/client.md). */
+    if ((rc = contact_load(c->st, g->members[i], &who)) < 0 || contact_blocked(&who)) {
+      if (rc < 0) {
+        sc__store_error(c, rc);
+        not_delivered(c, g->members[i]);
+      } else {
+        sc__event(c, SC_EV_NOT_DELIVERED, SC_R_KEY_VERIFIED, g->members[i], NULL);
+      }
+      failed++;
+      continue;
+    }
+    if (!grp_has(g->dist, g->n_dist, g->members[i])) {
+      sc__event(c, SC_EV_NOT_DELIVERED, SC_R_NO_SENDER_KEY, g->members[i], NULL);
+      failed++;
+      continue;
+    }
+    if (deliver_raw(c, &c->k, g->members[i], SOTTO_MSG_SENDERKEY, ctext, out_len) == 0) {
+      sent++;
+    } else {
+      not_delivered(c, g->members[i]);
+      failed++;
+    }
+  }
+  if (out) {
+    out->seq = m->seq;
+    out->timestamp_ms = ct.ts;
+    out->delivered = (unsigned)sent;
+    out->undelivered = (unsigned)failed;
+  }
+  rc = failed && !sent ? sc__fail(c, SC_ERR_UNDELIVERED, "the message to %s reached nobody", g->name) : 0;
+out:
+  c->flags = 0;
+  sc__release(c, opened);
+  sotto_sender_key_free(rec);
+  rec_wr_free(&pt);
+  free(ctext);
+  if (t) {
+    sodium_memzero(t, len + 1);
+    free(t);
+  }
+  free(m);
+  free(g);
+  return rc;
+}
+
+int sc_group_get(struct sc_group *out, struct sc_client *c, const char *name) {
+  struct grp *g;
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  if (!(g = calloc(1, sizeof *g))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  if ((rc = group_load(c, name, g)) == 0) to_public(out, g);
+  free(g);
+  return rc;
+}
+
+struct each_group {
+  int (*cb)(void *ud, const struct sc_group *g);
+  void *ud;
+  struct sc_group pub;
+};
+
+static int each_group_cb(void *ud, const struct grp *g) {
+  struct each_group *x = ud;
+  to_public(&x->pub, g);
+  return x->cb(x->ud, &x->pub);
+}
+
+int sc_groups(struct sc_client *c, int (*cb)(void *ud, const struct sc_group *g), void *ud) {
+  struct each_group *x;
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  if (!(x = calloc(1, sizeof *x))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  x->cb = cb;
+  x->ud = ud;
+  rc = grp_each(c->st, each_group_cb, x);
+  free(x);
+  /* A store error is negative STORE_E_*; the callback's own value passes. */
+  return rc < 0 && rc >= STORE_E_ROLLBACK ? sc__store_error(c, rc) : rc;
+}
+
+/* ---- contacts -------------------------------------------------------------------- */
+
+static void contact_public(struct sc_contact *out, const struct contact *ct) {
+  memset(out, 0, sizeof *out);
+  snprintf(out->name, sizeof out->name, "%s", ct->name);
+  out->verified = ct->verified && !contact_blocked(ct);
+  out->key_changed_since_verified = contact_blocked(ct);
+  out->key_changes = ct->key_changes;
+  out->new_key_held = ct->has_pending;
+  out->held = ct->n_held;
+}
+
+struct each_contact {
+  int (*cb)(void *ud, const struct sc_contact *ct);
+  void *ud;
+};
+
+static int each_contact_cb(void *ud, const struct contact *ct) {
+  struct each_contact *x = ud;
+  struct sc_contact pub;
+  contact_public(&pub, ct);
+  return x->cb(x->ud, &pub);
+}
+
+int sc_contacts(struct sc_client *c, int (*cb)(void *ud, const struct sc_contact *ct), void *ud) {
+  struct each_contact x = {cb, ud};
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  rc = contact_each(c->st, each_contact_cb, &x);
+  return rc < 0 && rc >= STORE_E_ROLLBACK ? sc__store_error(c, rc) : rc;
+}
+
+int sc_contact_get(struct sc_contact *out, struct sc_client *c, const char *user) {
+  struct contact ct;
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  rc = contact_load(c->st, user, &ct);
+  if (rc < 0) return sc__store_error(c, rc);
+  if (rc == 0) return sc__fail(c, SC_ERR_UNKNOWN_CONTACT, "no identity key of %s is known yet", user);
+  contact_public(out, &ct);
+  return 0;
+}
+
+/* Loads the contact with a known key and computes number and payload: for
+ * the pending key when a new, not yet accepted key is waiting (that is the
+ * one the user must compare before accepting it). */
+static int compute(struct sc_client *c, const char *user, struct contact *ct, char number[SOTTO_SAFETY_NUMBER_LEN + 1],
+                   uint8_t scan[SOTTO_FINGERPRINT_SCANNABLE_LEN]) {
+  int rc;
+  if (!sc_username_ok(user))
+    return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username (3-32 of a-z 0-9 _ .)", user ? user : "");
+  if ((rc = sc__need_open(c))) return rc;
+  if (!c->acct->username[0])
+    return sc__fail(c, SC_ERR_NOT_REGISTERED, "this identity has no username yet: run 'sotto register' first");
+  rc = contact_load(c->st, user, ct);
+  if (rc < 0) return sc__store_error(c, rc);
+  if (rc == 0 || !ct->has_key)
+    return sc__fail(c, SC_ERR_UNKNOWN_CONTACT,
+                    "no identity key of %s is known yet: send or receive a message first ('sotto send %s TEXT')",
+                    user, user);
+  if (sotto_fingerprint(number, scan, (const uint8_t *)c->acct->username, strlen(c->acct->username),
+                        c->acct->id.pub, (const uint8_t *)user, strlen(user),
+                        ct->has_pending ? ct->pending_key : ct->key, SOTTO_FINGERPRINT_ITERATIONS) != 0)
+    return sc__fail(c, SC_ERR_INTERNAL, "cannot compute the safety number");
+  return 0;
+}
+
+int sc_safety_number(struct sc_safety *out, struct sc_client *c, const char *user) {
+  struct contact ct;
+  int rc;
+  memset(out, 0, sizeof *out);
+  if ((rc = compute(c, user, &ct, out->number, out->scannable))) return rc;
+  snprintf(out->me, sizeof out->me, "%s", c->acct->username);
+  contact_public(&out->contact, &ct);
+  return 0;
+}
+
+int sc_verify(unsigned *released, struct sc_client *c, const char *user, const char *given_in) {
+  char number[SOTTO_SAFETY_NUMBER_LEN + 1], given[SOTTO_SAFETY_NUMBER_LEN + 1];
+  uint8_t scan[SOTTO_FINGERPRINT_SCANNABLE_LEN];
+  uint8_t cmp[SOTTO_PUBKEY_LEN];
+  char name[SC_USER_MAX + 1];
+  struct contact ct;
+  size_t n = 0;
+  const char *p;
+  int rc, had_pending;
+
+  if (released) *released = 0;
+  for (p = given_in ? given_in : ""; *p; p++) {
+    if (*p == ' ' || *p == '\t' || *p == '-') continue;
+    if (*p < '0' || *p > '9' || n == SOTTO_SAFETY_NUMBER_LEN)
+      return sc__fail(c, SC_ERR_ARG, "NUMBER must be the 60 digits that 'sotto safety-number %s' shows",
+                      user ? user : "USER");
+    given[n++] = *p;
+  }
+  given[n] = 0;
+  if (n != SOTTO_SAFETY_NUMBER_LEN) return sc__fail(c, SC_ERR_ARG, "NUMBER has %zu digits, expected 60", n);
+  if ((rc = compute(c, user, &ct, number, scan))) return rc;
+  if (sodium_memcmp(number, given, SOTTO_SAFETY_NUMBER_LEN) != 0)
+    return sc__fail(c, SC_ERR_MISMATCH,
+                    "that number does not match your safety number with %s: do not trust this key; compare "
+                    "again with 'sotto safety-number %s'",
+                    ct.name, ct.name);
+  /* Inside the transaction on a fresh record: the key compared is the one
+   * accepted (a newer pending key that arrived meanwhile is not). */
+  had_pending = ct.has_pending;
+  memcpy(cmp, ct.has_pending ? ct.pending_key : ct.key, sizeof cmp);
+  snprintf(name, sizeof name, "%s", ct.name);
+  if ((rc = store_begin(c->st)) || (rc = contact_load(c->st, name, &ct)) < 0) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  if (sodium_memcmp(had_pending ? ct.pending_key : ct.key, cmp, sizeof cmp) != 0 || had_pending != ct.has_pending) {
+    store_rollback(c->st);
+    return sc__fail(c, SC_ERR_CONFLICT, "%s's key changed while verifying; run 'sotto safety-number %s' again",
+                    ct.name, ct.name);
+  }
+  if (had_pending) {
+    contact_accept_pending(&ct, 1);
+  } else {
+    ct.verified = 1;
+    memcpy(ct.verified_key, ct.key, sizeof ct.key);
+    memcpy(ct.sent_key, ct.key, sizeof ct.key);
+    ct.has_sent = 1;
+  }
+  if ((rc = contact_save(c->st, &ct)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  if (had_pending) {
+    unsigned r = 0;
+    if ((rc = inbox_release_held(c, ct.name, &r))) return rc;
+    if (released) *released = r;
+  }
+  return 0;
+}
+
+int sc_trust(unsigned *released, struct sc_client *c, const char *user) {
+  struct contact ct;
+  unsigned r = 0;
+  int rc;
+  if (released) *released = 0;
+  if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  if ((rc = sc__need_open(c))) return rc;
+  if ((rc = store_begin(c->st)) || (rc = contact_load(c->st, user, &ct)) < 0) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  if (!ct.has_pending) {
+    store_rollback(c->st);
+    return sc__fail(c, SC_ERR_NOTHING_HELD, "no new identity key of %s is waiting to be accepted", user);
+  }
+  contact_accept_pending(&ct, 0);
+  if ((rc = contact_save(c->st, &ct)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  if ((rc = inbox_release_held(c, user, &r))) return rc;
+  if (released) *released = r;
+  return 0;
+}
+
+/* ---- history ------------------------------------------------------------------------ */
+
+struct seqs {
+  uint64_t *v;
+  size_t n, cap;
+};
+
+static int seq_cb(void *ud, const char *name, const uint8_t *val, size_t len) {
+  struct seqs *s = ud;
+  char *end;
+  unsigned long long q = strtoull(name + 4, &end, 10);
+  (void)val;
+  (void)len;
+  if (*end) return 0;
+  if (s->n == s->cap) {
+    size_t nc = s->cap ? s->cap * 2 : 64;
+    uint64_t *nv = realloc(s->v, nc * sizeof *nv);
+    if (!nv) return STORE_E_IO;
+    s->v = nv;
+    s->cap = nc;
+  }
+  s->v[s->n++] = q;
+  return 0;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+int sc_history(struct sc_client *c, const char *filter, int (*cb)(void *ud, const struct sc_event *ev), void *ud) {
+  struct seqs s = {NULL, 0, 0};
+  struct msg *m;
+  size_t i;
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  if (!(m = calloc(1, sizeof *m))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  if ((rc = store_scan(c->st, "msg/", seq_cb, &s)) != 0) {
+    free(s.v);
+    free(m);
+    return sc__store_error(c, rc);
+  }
+  qsort(s.v, s.n, sizeof *s.v, cmp_u64);
+  for (i = 0; i < s.n && !rc; i++) {
+    if ((rc = msglog_get(c->st, s.v[i], m)) != 0) {
+      rc = sc__store_error(c, rc);
+      break;
+    }
+    if (!filter || strcmp(m->peer, filter) == 0 || strcmp(m->group, filter) == 0) {
+      struct sc_event ev;
+      const char *members[GROUP_MAX_MEMBERS];
+      msglog_to_event(m, &ev, members);
+      rc = cb(ud, &ev);
+    }
+    msg_clear(m);
+  }
+  free(s.v);
+  free(m);
+  return rc;
+}

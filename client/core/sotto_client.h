@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* sotto_client.h: the client core, the one header every front end (the
+ * sotto CLI, the JSON-RPC daemon, the chat UI) builds on.
+ *
+ * The core holds the encrypted local store, the account, the pairwise
+ * sessions and groups, the message log, and the link to the server
+ * (connect, certificate pin, authentication, reconnect with back-off,
+ * pre-key top-up). It never prints, never reads a terminal and never exits:
+ * results are return values, and what happens (a message arrives, a key
+ * changes, a delivery fails) is an event given to the front end's sink.
+ *
+ * Conventions (libsodium / libuv style):
+ *  - outputs come first, then inputs;
+ *  - every function returning int returns 0 (SC_OK) or a negative SC_ERR_*
+ *    (a few return a count >= 0); sc_error_name/_message/_hint describe a
+ *    code, and sc_errdetail(c) gives the last failure of c as one sentence
+ *    with its particulars (host, user...), ready to show;
+ *  - strings are NUL-terminated UTF-8; texts also come with their length;
+ *  - questions are never asked inside: a changed identity key is refused
+ *    with SC_ERR_KEY_CHANGED_UNCONFIRMED unless the call carries
+ *    SC_SEND_ACCEPT_KEY_CHANGE; the passphrase is passed in.
+ *
+ * Linking: the library is static (sotto_client_core); besides the sc_*
+ * names below, its internal symbols are sc__*, account_*, conn_*,
+ * contact_*, session_load/_save, content_*, deliver_*, grp_*, inbox_*,
+ * msglog_*, msg_clear, store_*, client_identity_check and the rec_* inline
+ * helpers: a front end names its own functions otherwise.
+ *
+ * Signals: the link writes to a TLS socket; a server that goes away would
+ * raise SIGPIPE, so a front end ignores it (signal(SIGPIPE, SIG_IGN)) and
+ * gets SC_ERR_CONNECTION_LOST instead. The core changes no signal handler.
+ *
+ * One struct sc_client is used by one thread at a time. Events are given to
+ * the sink synchronously, from inside the call that caused them; pointers in
+ * an event are valid only during the sink call.
+ *
+ * Polling (daemon, chat UI): after sc_connect, wait until sc_link_fd(c) is
+ * readable or sc_link_next_deadline(c) passes (or sc_link_pending(c) says
+ * that bytes are already buffered), then call sc_link_step(c, 0). Sends may
+ * be issued at any time on the same connection: pushes that arrive while a
+ * send waits for its answer are kept and handed out by the next step. */
+#ifndef SOTTO_CLIENT_H
+#define SOTTO_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- limits ---------------------------------------------------------------- */
+
+#define SC_USER_MIN 3
+#define SC_USER_MAX 32            /* usernames: 3-32 of a-z 0-9 _ . */
+#define SC_GROUP_NAME_MAX 64      /* group names: 1-64 of A-Z a-z 0-9 _ . - */
+#define SC_GROUP_MAX_MEMBERS 64
+#define SC_MAX_TEXT (60 * 1024)   /* one message's text, bytes */
+#define SC_MAX_PASSPHRASE 1024
+#define SC_SAFETY_NUMBER_LEN 60
+#define SC_SCANNABLE_LEN 74       /* bytes of the scannable (QR) safety number payload */
+#define SC_PIN_HEX_LEN 64         /* SHA-256 of the server certificate, hex */
+#define SC_MAX_DEVICES 64
+
+/* ---- errors ------------------------------------------------------------------ */
+
+/* One table (sc_error_name / _message / _hint). Names are stable (they are
+ * the "error" field of the CLI's and the daemon's JSON); numbers may grow
+ * but never change meaning. */
+enum sc_error {
+  SC_OK = 0,
+  SC_ERR_NOMEM = -1,                 /* nomem */
+  SC_ERR_INTERNAL = -2,              /* internal */
+  SC_ERR_ARG = -3,                   /* usage: a bad argument to a core call */
+  SC_ERR_NOT_INITIALISED = -4,       /* no store in the home directory */
+  SC_ERR_EXISTS = -5,                /* a store / group of that name already exists */
+  SC_ERR_PASSPHRASE = -6,            /* the passphrase given is empty or too long */
+  SC_ERR_WRONG_PASSPHRASE = -7,
+  SC_ERR_BUSY = -8,                  /* another sotto process holds the store */
+  SC_ERR_STORE = -9,                 /* the store failed (I/O, SQLite) */
+  SC_ERR_STORE_CORRUPT = -10,        /* a record fails to open */
+  SC_ERR_ROLLBACK = -11,             /* the store was rolled back / tampered with */
+  SC_ERR_HOME = -12,                 /* cannot create the home directory */
+  SC_ERR_NOT_OPEN = -13,             /* sc_open first */
+  SC_ERR_NOT_REGISTERED = -14,
+  SC_ERR_ALREADY_REGISTERED = -15,
+  SC_ERR_NOT_CONNECTED = -16,        /* sc_connect first */
+  SC_ERR_UNREACHABLE = -17,
+  SC_ERR_TIMEOUT = -18,
+  SC_ERR_TLS = -19,                  /* certificate not the pinned one, or handshake failed */
+  SC_ERR_CA = -20,                   /* the CA file cannot be read */
+  SC_ERR_CONNECTION_LOST = -21,
+  SC_ERR_PROTOCOL = -22,             /* an answer the client cannot use */
+  SC_ERR_SERVER = -23,               /* another server error */
+  SC_ERR_AUTH_FAILED = -24,
+  SC_ERR_AUTH_RATE_LIMITED = -25,
+  SC_ERR_RATE_LIMITED = -26,
+  SC_ERR_DISPLACED = -27,            /* another process of this identity connected */
+  SC_ERR_SHUTDOWN = -28,
+  SC_ERR_SERVER_BUSY = -29,
+  SC_ERR_UNKNOWN_USER = -30,
+  SC_ERR_USERNAME_TAKEN = -31,
+  SC_ERR_BAD_USERNAME = -32,
+  SC_ERR_QUEUE_FULL = -33,
+  SC_ERR_NO_KEYS = -34,
+  SC_ERR_BAD_BUNDLE = -35,           /* the server handed out unusable keys */
+  SC_ERR_FORBIDDEN = -36,
+  SC_ERR_NO_SUCH_DEVICE = -37,
+  SC_ERR_TOO_LARGE = -38,
+  SC_ERR_EMPTY = -39,
+  SC_ERR_SELF = -40,                 /* sending to yourself */
+  SC_ERR_IDENTITY_CHANGED = -41,     /* a verified contact's key changed: nothing sent */
+  SC_ERR_KEY_CHANGED_UNCONFIRMED = -42, /* the key changed since the last message: pass SC_SEND_ACCEPT_KEY_CHANGE */
+  SC_ERR_CONFLICT = -43,             /* another sotto changed the same record meanwhile; try again */
+  SC_ERR_UNKNOWN_CONTACT = -44,      /* no identity key of that user known yet */
+  SC_ERR_UNKNOWN_GROUP = -45,
+  SC_ERR_GROUP_MEMBER = -46,         /* already / not a member, or yourself in a member list */
+  SC_ERR_PARTIAL = -47,              /* done, but some members were not reached */
+  SC_ERR_MISMATCH = -48,             /* the safety number does not match */
+  SC_ERR_NOTHING_HELD = -49,
+  SC_ERR_UNDELIVERED = -50,          /* nobody could be sent the message */
+  SC_ERR_IN_USE = -51                /* another process (a daemon) holds this home (sc_hold_home) */
+};
+#define SC_ERR_FIRST SC_ERR_NOMEM
+#define SC_ERR_LAST SC_ERR_IN_USE
+
+/* "nomem", "wrong_passphrase"...; "ok" for 0; "unknown" outside the table. */
+const char *sc_error_name(int err);
+/* One sentence saying what went wrong, without particulars. */
+const char *sc_error_message(int err);
+/* What the user can do about it (may be ""). */
+const char *sc_error_hint(int err);
+/* The code of a name, or SC_ERR_INTERNAL if there is none (0 for "ok"). */
+int sc_error_from_name(const char *name);
+
+/* ---- the client ---------------------------------------------------------------- */
+
+struct sc_client;
+struct sc_event;
+
+/* The event sink: called for every event, synchronously. */
+typedef void (*sc_sink_fn)(void *ud, const struct sc_event *ev);
+
+/* Initialises libsodium and libsotto once per process (idempotent). */
+int sc_global_init(void);
+
+/* A client for the identity in directory home (nothing opened yet). */
+int sc_client_new(struct sc_client **out, const char *home);
+/* Closes the link and the store, wipes keys. NULL is a no-op. */
+void sc_client_free(struct sc_client *c);
+void sc_set_sink(struct sc_client *c, sc_sink_fn fn, void *ud);
+const char *sc_home(const struct sc_client *c);
+/* The last failure of c as one sentence (with the user, host... concerned);
+ * "" when none. Valid until the next call on c. */
+const char *sc_errdetail(const struct sc_client *c);
+/* The code that sc_errdetail describes (0 when none). */
+int sc_last_error(const struct sc_client *c);
+
+/* Options (sc_set_option). */
+enum sc_option {
+  /* 1: after a lost connection the link reconnects by itself (back-off
+   * from 1 s doubling to 30 s) inside sc_link_step; 0 (default): a lost
+   * connection is an error of sc_link_step. */
+  SC_OPT_AUTO_RECONNECT = 1,
+  /* Milliseconds between keep-alive PINGs on an idle link (default 30000). */
+  SC_OPT_KEEPALIVE_MS = 2,
+  /* Milliseconds allowed for each server request (default 15000). */
+  SC_OPT_REQUEST_TIMEOUT_MS = 3
+};
+int sc_set_option(struct sc_client *c, int option, int64_t value);
+
+/* ---- the local store --------------------------------------------------------- */
+
+/* 1 if home holds a store, 0 if not. */
+int sc_store_exists(const struct sc_client *c);
+/* Creates the home directory (mode 0700) and a new store with a fresh
+ * identity, sealed under pass; leaves it open. *registration_id may be NULL. */
+int sc_init(struct sc_client *c, uint32_t *registration_id, const char *pass, size_t pass_len);
+/* Opens the store and loads the account. SC_ERR_WRONG_PASSPHRASE changes
+ * nothing on disk. */
+int sc_open(struct sc_client *c, const char *pass, size_t pass_len);
+
+/* Holds the home for this process until sc_client_free (a daemon that
+ * keeps the store open): an exclusive lock on HOME/holder.lock, which
+ * names holder ("sotto daemon") and this process id. While it is held,
+ * sc_open and sc_init of any other client of that home fail with
+ * SC_ERR_IN_USE and a sentence naming the holder. Call it before sc_open.
+ * SC_ERR_IN_USE if another process holds it already. */
+int sc_hold_home(struct sc_client *c, const char *holder);
+/* SC_ERR_IN_USE (with the sentence) if another process holds the home,
+ * else 0: a front end asks before it reads a passphrase. */
+int sc_home_in_use(struct sc_client *c);
+
+/* The account: "" / 0 before registration. */
+const char *sc_username(const struct sc_client *c);
+const char *sc_server(const struct sc_client *c);
+/* The pinned certificate fingerprint (hex), "" when a CA file is used. */
+const char *sc_pin(const struct sc_client *c);
+uint32_t sc_device_id(const struct sc_client *c);
+uint32_t sc_registration_id(const struct sc_client *c);
+
+/* 1 if s is a valid username / group name. */
+int sc_username_ok(const char *s);
+int sc_group_name_ok(const char *s);
+
+/* ---- registration and devices (each opens its own short connection) ------------ */
+
+/* Trust on first use: the SHA-256 fingerprint of server's certificate
+ * (server is "HOST:PORT" or "[v6]:PORT"), without any check. */
+int sc_probe_pin(char pin_hex[SC_PIN_HEX_LEN + 1], struct sc_client *c, const char *server);
+/* Creates the account on server and uploads the first pre-keys. Exactly one
+ * of pin_hex (from sc_probe_pin or the operator) and ca_file is non-NULL.
+ * The counts of uploaded keys go to *n_ec and *n_kem (may be NULL). */
+int sc_register(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, const char *server, const char *username,
+                const char *pin_hex, const char *ca_file);
+/* The device ids of this account. */
+int sc_devices(uint32_t *ids, size_t *n, size_t max, struct sc_client *c);
+int sc_device_remove(struct sc_client *c, uint32_t device_id);
+/* The server makes a new device secret; the old one stops working. */
+int sc_rotate_secret(struct sc_client *c);
+
+/* ---- the link to the server ---------------------------------------------------- */
+
+/* Connects, checks the pin, authenticates, raises the device epoch and tops
+ * up pre-keys; timeout_ms bounds the whole (0: default timeouts). A
+ * receiving front end calls sc_flush_unshown first (what an earlier run
+ * committed but never showed). Sends and the other network calls connect
+ * by themselves for the one call when the link is not up. */
+int sc_connect(struct sc_client *c, int timeout_ms);
+void sc_disconnect(struct sc_client *c);
+/* 1 while a connection is up. */
+int sc_connected(const struct sc_client *c);
+/* The socket to poll for reading, or -1 while not connected. */
+int sc_link_fd(const struct sc_client *c);
+/* 1 if sc_link_step has work without waiting (bytes already decrypted and
+ * buffered, or pushes kept while a send waited): call it before polling. */
+int sc_link_pending(const struct sc_client *c);
+/* The CLOCK_MONOTONIC time (ms) by which sc_link_step must be called even
+ * if the fd stays quiet (keep-alive, reconnect back-off), or -1 for none. */
+int64_t sc_link_next_deadline(const struct sc_client *c);
+/* Current CLOCK_MONOTONIC time in ms (the clock of the deadlines). */
+int64_t sc_monotonic_ms(void);
+/* Waits at most timeout_ms (0: does not wait) for what the server sends,
+ * then processes every frame already there: messages are decrypted,
+ * committed, given to the sink and acknowledged; KEYS_LOW tops up; an
+ * idle link is pinged; with SC_OPT_AUTO_RECONNECT a lost link is
+ * reconnected when its back-off expires. Returns the number of frames
+ * processed (>= 0) or a negative error (then the link is closed unless it
+ * was a local failure such as SC_ERR_BUSY: the envelope was not
+ * acknowledged, stays on the server and comes again on the next
+ * connection; later ones still arrive on this one). */
+int sc_link_step(struct sc_client *c, int timeout_ms);
+/* 1 once the server said the queue is drained and every acknowledgement was
+ * answered (reset by sc_connect and by new messages). */
+int sc_link_drained(const struct sc_client *c);
+/* Sums up what was counted but not shown one by one (messages that could
+ * not be decrypted beyond the first few per sender, malformed frames) as
+ * events. Call at the end of a receive; sc_link_step also calls it when the
+ * queue is drained. */
+int sc_summarise(struct sc_client *c);
+/* Shows (as events) messages committed but never shown (after a crash). */
+int sc_flush_unshown(struct sc_client *c);
+
+/* ---- sending (needs sc_connect) --------------------------------------------- */
+
+/* Flags of the send calls. */
+#define SC_SEND_ACCEPT_KEY_CHANGE 1u /* send even if the recipient's key changed since the last message */
+
+/* What a send did. */
+struct sc_sent {
+  uint64_t seq;          /* number of the message in the local log */
+  uint64_t timestamp_ms; /* our timestamp, in the message */
+  unsigned delivered;    /* recipients the server accepted it for */
+  unsigned undelivered;  /* recipients that did not get it (events say why) */
+};
+
+/* One text to user over the pairwise session (PQXDH the first time).
+ * SC_ERR_KEY_CHANGED_UNCONFIRMED / SC_ERR_IDENTITY_CHANGED: nothing sent. */
+int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, const char *text, size_t len,
+                 unsigned flags);
+
+/* ---- groups -------------------------------------------------------------------- */
+
+struct sc_group {
+  char name[SC_GROUP_NAME_MAX + 1];
+  uint8_t id[16];
+  uint32_t epoch;
+  size_t n_members;
+  char members[SC_GROUP_MAX_MEMBERS][SC_USER_MAX + 1];
+};
+
+/* A new group of us and members (not including us). out may be NULL.
+ * SC_ERR_PARTIAL: created, some members were not reached (out->undelivered). */
+int sc_group_create(struct sc_sent *out, struct sc_client *c, const char *name, const char *const *members,
+                    size_t n_members, unsigned flags);
+int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, const char *text, size_t len,
+                  unsigned flags);
+int sc_group_add(struct sc_sent *out, struct sc_client *c, const char *name, const char *user, unsigned flags);
+/* Removing ourselves leaves the group. */
+int sc_group_remove(struct sc_sent *out, struct sc_client *c, const char *name, const char *user, unsigned flags);
+/* One group by local name (SC_ERR_UNKNOWN_GROUP). */
+int sc_group_get(struct sc_group *out, struct sc_client *c, const char *name);
+/* Calls cb for every group (cb returns non-zero to stop; returned). */
+int sc_groups(struct sc_client *c, int (*cb)(void *ud, const struct sc_group *g), void *ud);
+
+/* ---- contacts, safety numbers ---------------------------------------------------- */
+
+struct sc_contact {
+  char name[SC_USER_MAX + 1];
+  int verified;                   /* verified, and the key did not change since */
+  int key_changed_since_verified;
+  int key_changes;                /* times their key changed */
+  int new_key_held;               /* a new, not yet accepted key is held */
+  unsigned held;                  /* messages held with it */
+};
+int sc_contacts(struct sc_client *c, int (*cb)(void *ud, const struct sc_contact *ct), void *ud);
+int sc_contact_get(struct sc_contact *out, struct sc_client *c, const char *user);
+
+struct sc_safety {
+  char number[SC_SAFETY_NUMBER_LEN + 1]; /* 60 digits */
+  uint8_t scannable[SC_SCANNABLE_LEN];
+  char me[SC_USER_MAX + 1];
+  struct sc_contact contact;             /* the number is for the held new key when new_key_held */
+};
+int sc_safety_number(struct sc_safety *out, struct sc_client *c, const char *user);
+/* Compares number (60 digits; spaces, tabs and '-' ignored) with the safety
+ * number; on a match marks the contact verified, or accepts a held new key
+ * and processes its held messages (*released, may be NULL). */
+int sc_verify(unsigned *released, struct sc_client *c, const char *user, const char *number);
+/* Accepts a held new key without comparing numbers (not verified). */
+int sc_trust(unsigned *released, struct sc_client *c, const char *user);
+
+/* ---- events (the sink) and the message log ---------------------------------------- */
+
+enum sc_event_kind {
+  SC_EV_MESSAGE = 1,       /* a text from peer (group set for a group message) */
+  SC_EV_SENT,              /* a text we sent (history; to peer, or to group) */
+  SC_EV_GROUP_JOINED,      /* peer added us to group (members) */
+  SC_EV_GROUP_ADDED,       /* peer added subject to group */
+  SC_EV_GROUP_REMOVED,     /* peer removed subject from group */
+  SC_EV_GROUP_LEFT_US,     /* peer removed us from group (the group is gone) */
+  SC_EV_GROUP_NOT_MEMBER,  /* a change to group from peer, who is not a member: ignored */
+  SC_EV_HELD,              /* a message from a new, unverified key of peer is held (text if it was a text) */
+  SC_EV_HELD_DROPPED,      /* ... one more than the quarantine holds was dropped (count = the cap) */
+  SC_EV_UNREADABLE,        /* a message from peer could not be used (reason) and was dropped */
+  SC_EV_UNREADABLE_SUMMARY,/* count more from peer (total in all; peer "" = other senders) */
+  SC_EV_KEY_CHANGED,       /* peer's identity key changed (warning; reason says where it was seen) */
+  SC_EV_KEY_HELD_WARNING,  /* sending to peer while a new key of theirs is held */
+  SC_EV_NOT_DELIVERED,     /* a group message was not sent to peer (reason) */
+  SC_EV_BAD_ENVELOPE,      /* the server sent a malformed frame (server_id if it had one; count more when summed) */
+  SC_EV_RESTORED_STORE,    /* the store is older than this device's last use: every session re-keyed (count = ours, total = server's) */
+  SC_EV_DISPLACED,         /* another process of this identity connected; reconnecting later */
+  SC_EV_LINK_UP,           /* connected and authenticated */
+  SC_EV_LINK_DOWN,         /* the connection was lost or a reconnect failed (error, detail: its sentence);
+                              next_retry_ms says when it is tried again */
+  SC_EV_KEYS_ROTATED,      /* the signed and last-resort pre-keys were replaced */
+  SC_EV_KEYS_TOPPED_UP,    /* count one-time EC and total KEM pre-keys uploaded */
+  SC_EV_DRAINED,           /* the server's queue is empty and every ack answered */
+  SC_EV_NOTICE,            /* an older store's history row: text is its sentence as stored, reason its old code */
+  SC_EV_BAD_FRAME          /* the server sent a frame that does not parse (count = frame type, detail = why) */
+};
+
+/* Why (SC_EV_UNREADABLE, SC_EV_NOT_DELIVERED, SC_EV_HELD, SC_EV_KEY_CHANGED). */
+enum sc_reason {
+  SC_R_NONE = 0,
+  SC_R_DECRYPT = 1,           /* decryption failed: detail is the library's reason */
+  SC_R_NO_SESSION = 2,        /* belongs to no session with the key you accepted */
+  SC_R_BAD_SENDER = 3,        /* invalid sender name */
+  SC_R_UNKNOWN_TYPE = 4,      /* unknown envelope type */
+  SC_R_UNKNOWN_FORMAT = 5,    /* a message in an unknown format */
+  SC_R_UNEXPECTED_KIND = 6,   /* a message of an unexpected kind */
+  SC_R_GROUP_FORMAT = 7,      /* a group message in an unknown format */
+  SC_R_NO_GROUP_KEY = 8,      /* no group key from them (not in the group, or removed) */
+  SC_R_BAD_GROUP_KEY = 9,     /* a group key from this member was malformed */
+  SC_R_FOREIGN_GROUP_KEY = 10,/* a group key for a group we do not share */
+  SC_R_HELD_TEXT = 11,        /* SC_EV_HELD: a text (in text) */
+  SC_R_HELD_GROUP_CHANGE = 12,/* SC_EV_HELD: a group change, not applied */
+  SC_R_HELD_OTHER = 13,       /* SC_EV_HELD: another message */
+  SC_R_KEY_VERIFIED = 14,     /* NOT_DELIVERED: verified member's key changed */
+  SC_R_NO_SENDER_KEY = 15,    /* NOT_DELIVERED: they do not hold our group key yet */
+  SC_R_SEND_FAILED = 16,      /* NOT_DELIVERED: the server refused (error) */
+  SC_R_KEY_FROM_BUNDLE = 17,  /* KEY_CHANGED: the server handed out a different key */
+  SC_R_KEY_TRUSTED = 18,      /* KEY_CHANGED: accepted with sc_trust without verifying */
+  SC_R_LINK = 19              /* LINK_DOWN: error holds the cause */
+};
+
+struct sc_event {
+  int kind;          /* SC_EV_* */
+  int reason;        /* SC_R_* */
+  int error;         /* an SC_ERR_* when the event reports one, else 0 */
+  uint64_t seq;      /* number in the local message log (0: not logged) */
+  const char *peer;  /* the other user ("" when none) */
+  const char *group; /* group's local name ("" for 1:1) */
+  const char *subject; /* the member added/removed ("" when none) */
+  const char *detail;  /* extra words (a library reason...), "" when none */
+  uint64_t timestamp_ms; /* sender's timestamp (messages), or when the event was logged */
+  uint64_t server_id;    /* the server's envelope id (0 when none) */
+  uint32_t device;       /* MESSAGE: sender's device (0 when unknown) */
+  const char *text;      /* message text (not NUL-safe: use text_len), "" when none */
+  size_t text_len;
+  uint64_t count, total; /* counts (UNREADABLE_SUMMARY, HELD_DROPPED, KEYS_TOPPED_UP...) */
+  int64_t next_retry_ms; /* LINK_DOWN: monotonic time of the next attempt (0: none) */
+  size_t n_members;      /* GROUP_JOINED */
+  const char *const *members;
+  uint64_t server_timestamp_ms; /* MESSAGE: when the server took the envelope (0 when unknown) */
+};
+
+/* A name for the kind: "message", "sent", "group", "held", "unreadable",
+ * "identity_changed", ... (the "event" of the CLI's JSON). */
+const char *sc_event_name(int kind);
+/* The JSON "event" name of this event: sc_event_name(ev->kind), except
+ * for an SC_EV_NOTICE (a version 1 history row), named after its old code. */
+const char *sc_event_type(const struct sc_event *ev);
+/* The event as one English sentence (what the CLI prints after "! " or
+ * "* "), NUL-terminated and truncated to cap. Returns the length it needed
+ * (like snprintf). Messages give their text. */
+size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev);
+/* 1 for the events that concern a group's membership ("* " lines). */
+int sc_event_is_group_notice(int kind);
+
+/* The stored history, oldest first: every logged event whose peer or group
+ * is filter (NULL: all) goes to cb (non-zero stops; returned). */
+int sc_history(struct sc_client *c, const char *filter, int (*cb)(void *ud, const struct sc_event *ev), void *ud);
+
+/* ---- clocks and test hooks ------------------------------------------------------ */
+
+/* Wall clock (ms). */
+uint64_t sc_now_ms(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,610 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* methods.c: the daemon's JSON-RPC methods, after signal-cli's where one
+ * exists (docs/client.md, "The daemon", lists them with their parameters
+ * and results). Each method checks its parameters fully (rpc_only: a
+ * misspelt name is an error), then makes one or a few core calls; a core
+ * error becomes an application error (core_fail) carrying the core's
+ * sentence and its error name in data.core. */
+#include <inttypes.h>
+#include <sotto/version.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon_int.h"
+
+#define D(ud) ((struct daemon *)(ud))
+
+/* The application code for a core error. */
+static int map_core(int rc) {
+  switch (rc) {
+    case SC_ERR_UNKNOWN_USER:
+    case SC_ERR_UNKNOWN_CONTACT:
+    case SC_ERR_UNKNOWN_GROUP:
+    case SC_ERR_NO_SUCH_DEVICE:
+    case SC_ERR_NOTHING_HELD:
+      return RPC_APP_NOT_FOUND;
+    case SC_ERR_IDENTITY_CHANGED:
+    case SC_ERR_KEY_CHANGED_UNCONFIRMED:
+      return RPC_APP_UNTRUSTED;
+    case SC_ERR_NOT_CONNECTED:
+    case SC_ERR_UNREACHABLE:
+    case SC_ERR_TIMEOUT:
+    case SC_ERR_TLS:
+    case SC_ERR_CONNECTION_LOST:
+    case SC_ERR_DISPLACED:
+    case SC_ERR_SHUTDOWN:
+    case SC_ERR_SERVER_BUSY:
+      return RPC_APP_NETWORK;
+    case SC_ERR_PROTOCOL:
+    case SC_ERR_SERVER:
+    case SC_ERR_AUTH_FAILED:
+    case SC_ERR_AUTH_RATE_LIMITED:
+    case SC_ERR_RATE_LIMITED:
+    case SC_ERR_QUEUE_FULL:
+    case SC_ERR_NO_KEYS:
+    case SC_ERR_BAD_BUNDLE:
+    case SC_ERR_FORBIDDEN:
+    case SC_ERR_UNDELIVERED:
+      return RPC_APP_REFUSED;
+    case SC_ERR_BUSY:
+    case SC_ERR_STORE:
+    case SC_ERR_STORE_CORRUPT:
+    case SC_ERR_ROLLBACK:
+    case SC_ERR_CONFLICT:
+      return RPC_APP_STORE;
+    case SC_ERR_MISMATCH:
+      return RPC_APP_MISMATCH;
+    case SC_ERR_TOO_LARGE:
+      return RPC_APP_TOO_LARGE;
+    case SC_ERR_GROUP_MEMBER:
+      return RPC_APP_MEMBERSHIP;
+    case SC_ERR_NOT_REGISTERED:
+      return RPC_APP_NOT_REGISTERED;
+    case SC_ERR_NOMEM:
+      return RPC_APP_NOMEM;
+    case SC_ERR_EXISTS:
+      return RPC_APP_EXISTS;
+    case SC_ERR_ARG:
+    case SC_ERR_EMPTY:
+    case SC_ERR_SELF:
+    case SC_ERR_BAD_USERNAME:
+      return RPC_E_PARAMS;
+    default:
+      return RPC_APP_FAILED;
+  }
+}
+
+static int core_fail(struct daemon *d, int rc, struct rpc_error *err) {
+  const char *detail = sc_errdetail(d->sc);
+  rpc_fail(err, map_core(rc), "%s", detail && detail[0] ? detail : sc_error_message(rc));
+  snprintf(err->core, sizeof err->core, "%s", sc_error_name(rc));
+  return err->code;
+}
+
+static int need_user(const char *u, const char *name, struct rpc_error *err) {
+  if (!sc_username_ok(u))
+    return rpc_fail(err, RPC_E_PARAMS, "invalid params: '%s' is not a valid username (3-32 of a-z 0-9 _ .)",
+                    name);
+  return 0;
+}
+
+static int need_group(const char *g, struct rpc_error *err) {
+  if (!sc_group_name_ok(g))
+    return rpc_fail(err, RPC_E_PARAMS,
+                    "invalid params: 'group' is not a valid group name (1-64 of A-Z a-z 0-9 _ . -)");
+  return 0;
+}
+
+static void hex(char *out, const uint8_t *b, size_t n) {
+  static const char h[] = "0123456789abcdef";
+  size_t i;
+  for (i = 0; i < n; i++) {
+    out[2 * i] = h[b[i] >> 4];
+    out[2 * i + 1] = h[b[i] & 15];
+  }
+  out[2 * n] = 0;
+}
+
+/* cJSON strings must be NUL-terminated: texts are copied with their length
+ * (a NUL inside a text ends it; the core refuses to send one). */
+static cJSON *add_text(cJSON *o, const char *name, const char *t, size_t len) {
+  char *s = malloc(len + 1);
+  cJSON *r;
+  if (!s) return NULL;
+  memcpy(s, t, len);
+  s[len] = 0;
+  r = cJSON_AddStringToObject(o, name, s);
+  free(s);
+  return r;
+}
+
+/* ---- version ---- */
+
+static int m_version(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {NULL};
+  (void)session;
+  if (rpc_only(params, allowed, err)) return err->code;
+  *result = cJSON_CreateObject();
+  cJSON_AddStringToObject(*result, "version", SOTTO_VERSION_STRING);
+  cJSON_AddStringToObject(*result, "account", sc_username(D(ud)->sc));
+  cJSON_AddBoolToObject(*result, "connected", sc_connected(D(ud)->sc));
+  return 0;
+}
+
+/* ---- send ---- */
+
+static cJSON *sent_json(const struct sc_sent *s) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddNumberToObject(o, "timestamp", (double)s->timestamp_ms);
+  cJSON_AddNumberToObject(o, "delivered", s->delivered);
+  cJSON_AddNumberToObject(o, "undelivered", s->undelivered);
+  return o;
+}
+
+static int m_send(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {"recipient", "group", "message", "acceptKeyChange", NULL};
+  struct daemon *d = ud;
+  const char **rcpt = NULL, *group, *msg;
+  size_t n = 0, i;
+  int accept, rc;
+  unsigned flags;
+  struct sc_sent s;
+  (void)session;
+  if (rpc_only(params, allowed, err) || rpc_strs(params, "recipient", 0, SC_USER_MAX, &rcpt, &n, err) ||
+      rpc_str(params, "group", 0, SC_GROUP_NAME_MAX, &group, err) ||
+      rpc_str(params, "message", 1, SC_MAX_TEXT, &msg, err) ||
+      rpc_bool(params, "acceptKeyChange", 0, &accept, err))
+    goto fail;
+  if ((n == 0) == (group == NULL)) {
+    rpc_fail(err, RPC_E_PARAMS, "invalid params: give either 'recipient' or 'group'");
+    goto fail;
+  }
+  if (!msg[0]) {
+    rpc_fail(err, RPC_E_PARAMS, "invalid params: 'message' is empty");
+    goto fail;
+  }
+  for (i = 0; i < n; i++)
+    if (need_user(rcpt[i], "recipient", err)) goto fail;
+  if (group && need_group(group, err)) goto fail;
+  flags = accept ? SC_SEND_ACCEPT_KEY_CHANGE : 0;
+  memset(&s, 0, sizeof s);
+  if (group) {
+    if ((rc = sc_group_send(&s, d->sc, group, msg, strlen(msg), flags)) != 0 && rc != SC_ERR_PARTIAL) {
+      core_fail(d, rc, err);
+      goto fail;
+    }
+    *result = sent_json(&s);
+  } else if (n == 1) {
+    if ((rc = sc_send_text(&s, d->sc, rcpt[0], msg, strlen(msg), flags)) != 0) {
+      core_fail(d, rc, err);
+      goto fail;
+    }
+    *result = sent_json(&s);
+  } else {
+    /* Several recipients: one result each, as signal-cli does. */
+    cJSON *results;
+    uint64_t ts = 0;
+    *result = cJSON_CreateObject();
+    results = cJSON_AddArrayToObject(*result, "results");
+    for (i = 0; i < n; i++) {
+      cJSON *r = cJSON_CreateObject();
+      memset(&s, 0, sizeof s);
+      rc = sc_send_text(&s, d->sc, rcpt[i], msg, strlen(msg), flags);
+      cJSON_AddStringToObject(r, "recipient", rcpt[i]);
+      cJSON_AddStringToObject(r, "type", rc ? "FAILURE" : "SUCCESS");
+      if (rc) {
+        cJSON_AddStringToObject(r, "error", sc_error_name(rc));
+        cJSON_AddStringToObject(r, "message",
+                                sc_errdetail(d->sc)[0] ? sc_errdetail(d->sc) : sc_error_message(rc));
+      } else if (!ts) {
+        ts = s.timestamp_ms;
+      }
+      cJSON_AddItemToArray(results, r);
+    }
+    cJSON_AddNumberToObject(*result, "timestamp", (double)ts);
+  }
+  free(rcpt);
+  return 0;
+fail:
+  free(rcpt);
+  return err->code;
+}
+
+/* ---- contacts and groups ---- */
+
+static int contact_cb(void *ud, const struct sc_contact *ct) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "username", ct->name);
+  cJSON_AddBoolToObject(o, "verified", ct->verified);
+  cJSON_AddBoolToObject(o, "keyChangedSinceVerified", ct->key_changed_since_verified);
+  cJSON_AddNumberToObject(o, "keyChanges", ct->key_changes);
+  cJSON_AddBoolToObject(o, "newKeyHeld", ct->new_key_held);
+  cJSON_AddNumberToObject(o, "held", ct->held);
+  cJSON_AddItemToArray(ud, o);
+  return 0;
+}
+
+static int m_list_contacts(void *ud, void *session, const cJSON *params, cJSON **result,
+                           struct rpc_error *err) {
+  static const char *const allowed[] = {NULL};
+  int rc;
+  (void)session;
+  if (rpc_only(params, allowed, err)) return err->code;
+  *result = cJSON_CreateArray();
+  if ((rc = sc_contacts(D(ud)->sc, contact_cb, *result)) != 0) {
+    cJSON_Delete(*result);
+    *result = NULL;
+    return core_fail(D(ud), rc, err);
+  }
+  return 0;
+}
+
+static cJSON *group_json(const struct sc_group *g) {
+  cJSON *o = cJSON_CreateObject(), *m;
+  char id[33];
+  size_t i;
+  hex(id, g->id, sizeof g->id);
+  cJSON_AddStringToObject(o, "name", g->name);
+  cJSON_AddStringToObject(o, "id", id);
+  cJSON_AddNumberToObject(o, "epoch", g->epoch);
+  m = cJSON_AddArrayToObject(o, "members");
+  for (i = 0; i < g->n_members; i++) cJSON_AddItemToArray(m, cJSON_CreateString(g->members[i]));
+  return o;
+}
+
+static int group_cb(void *ud, const struct sc_group *g) {
+  cJSON_AddItemToArray(ud, group_json(g));
+  return 0;
+}
+
+static int m_list_groups(void *ud, void *session, const cJSON *params, cJSON **result,
+                         struct rpc_error *err) {
+  static const char *const allowed[] = {NULL};
+  int rc;
+  (void)session;
+  if (rpc_only(params, allowed, err)) return err->code;
+  *result = cJSON_CreateArray();
+  if ((rc = sc_groups(D(ud)->sc, group_cb, *result)) != 0) {
+    cJSON_Delete(*result);
+    *result = NULL;
+    return core_fail(D(ud), rc, err);
+  }
+  return 0;
+}
+
+static int m_create_group(void *ud, void *session, const cJSON *params, cJSON **result,
+                          struct rpc_error *err) {
+  static const char *const allowed[] = {"name", "members", NULL};
+  struct daemon *d = ud;
+  const char *name, **members = NULL;
+  size_t n = 0, i;
+  struct sc_sent s;
+  struct sc_group g;
+  int rc;
+  (void)session;
+  if (rpc_only(params, allowed, err) || rpc_str(params, "name", 1, SC_GROUP_NAME_MAX, &name, err) ||
+      rpc_strs(params, "members", 1, SC_USER_MAX, &members, &n, err))
+    goto fail;
+  if (need_group(name, err)) goto fail;
+  if (n == 0 || n > SC_GROUP_MAX_MEMBERS - 1) {
+    rpc_fail(err, RPC_E_PARAMS, "invalid params: 'members' takes 1 to %d usernames",
+             SC_GROUP_MAX_MEMBERS - 1);
+    goto fail;
+  }
+  for (i = 0; i < n; i++)
+    if (need_user(members[i], "members", err)) goto fail;
+  memset(&s, 0, sizeof s);
+  rc = sc_group_create(&s, d->sc, name, members, n, 0);
+  if (rc != 0 && rc != SC_ERR_PARTIAL) {
+    core_fail(d, rc, err);
+    goto fail;
+  }
+  if (sc_group_get(&g, d->sc, name) != 0) {
+    rpc_fail(err, RPC_E_INTERNAL, "the group was created but cannot be read back");
+    goto fail;
+  }
+  *result = group_json(&g);
+  cJSON_AddNumberToObject(*result, "timestamp", (double)s.timestamp_ms);
+  cJSON_AddNumberToObject(*result, "undelivered", s.undelivered);
+  free(members);
+  return 0;
+fail:
+  free(members);
+  return err->code;
+}
+
+static int m_update_group(void *ud, void *session, const cJSON *params, cJSON **result,
+                          struct rpc_error *err) {
+  static const char *const allowed[] = {"group", "addMembers", "removeMembers", NULL};
+  struct daemon *d = ud;
+  const char *name, **add = NULL, **del = NULL;
+  size_t na = 0, nd = 0, i;
+  struct sc_sent s;
+  struct sc_group g;
+  unsigned undelivered = 0;
+  int rc;
+  (void)session;
+  if (rpc_only(params, allowed, err) || rpc_str(params, "group", 1, SC_GROUP_NAME_MAX, &name, err) ||
+      rpc_strs(params, "addMembers", 0, SC_USER_MAX, &add, &na, err) ||
+      rpc_strs(params, "removeMembers", 0, SC_USER_MAX, &del, &nd, err))
+    goto fail;
+  if (need_group(name, err)) goto fail;
+  if (na + nd == 0) {
+    rpc_fail(err, RPC_E_PARAMS, "invalid params: give 'addMembers' or 'removeMembers'");
+    goto fail;
+  }
+  for (i = 0; i < na; i++)
+    if (need_user(add[i], "addMembers", err)) goto fail;
+  for (i = 0; i < nd; i++)
+    if (need_user(del[i], "removeMembers", err)) goto fail;
+  /* One change at a time, each its own group update to every member; a
+   * failure stops there (the ones before are done: the answer says so). */
+  for (i = 0; i < na + nd; i++) {
+    const char *u = i < na ? add[i] : del[i - na];
+    memset(&s, 0, sizeof s);
+    rc = i < na ? sc_group_add(&s, d->sc, name, u, 0) : sc_group_remove(&s, d->sc, name, u, 0);
+    if (rc != 0 && rc != SC_ERR_PARTIAL) {
+      core_fail(d, rc, err);
+      if (i > 0) {
+        size_t l = strlen(err->message);
+        snprintf(err->message + l, sizeof err->message - l, " (the %zu change%s before it were made)", i,
+                 i == 1 ? "" : "s");
+      }
+      goto fail;
+    }
+    undelivered += s.undelivered;
+  }
+  if (sc_group_get(&g, d->sc, name) == 0) {
+    *result = group_json(&g);
+  } else {
+    *result = cJSON_CreateObject(); /* we removed ourselves: the group is gone */
+    cJSON_AddStringToObject(*result, "name", name);
+    cJSON_AddBoolToObject(*result, "left", 1);
+  }
+  cJSON_AddNumberToObject(*result, "undelivered", undelivered);
+  free(add);
+  free(del);
+  return 0;
+fail:
+  free(add);
+  free(del);
+  return err->code;
+}
+
+/* ---- safety numbers ---- */
+
+static int m_get_safety(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {"recipient", NULL};
+  struct daemon *d = ud;
+  struct sc_safety sf;
+  const char *u;
+  char fmt[SC_SAFETY_NUMBER_LEN + SC_SAFETY_NUMBER_LEN / 5 + 1], scan[SC_SCANNABLE_LEN * 2 + 1];
+  size_t i, w = 0;
+  int rc;
+  (void)session;
+  if (rpc_only(params, allowed, err) || rpc_str(params, "recipient", 1, SC_USER_MAX, &u, err) ||
+      need_user(u, "recipient", err))
+    return err->code;
+  if ((rc = sc_safety_number(&sf, d->sc, u)) != 0) return core_fail(d, rc, err);
+  for (i = 0; i < SC_SAFETY_NUMBER_LEN; i++) {
+    if (i && i % 5 == 0) fmt[w++] = ' ';
+    fmt[w++] = sf.number[i];
+  }
+  fmt[w] = 0;
+  hex(scan, sf.scannable, SC_SCANNABLE_LEN);
+  *result = cJSON_CreateObject();
+  cJSON_AddStringToObject(*result, "recipient", u);
+  cJSON_AddStringToObject(*result, "safetyNumber", sf.number);
+  cJSON_AddStringToObject(*result, "formatted", fmt);
+  cJSON_AddStringToObject(*result, "scannable", scan);
+  cJSON_AddBoolToObject(*result, "verified", sf.contact.verified);
+  cJSON_AddBoolToObject(*result, "newKeyHeld", sf.contact.new_key_held);
+  return 0;
+}
+
+static int m_verify(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {"recipient", "safetyNumber", NULL};
+  struct daemon *d = ud;
+  const char *u, *num;
+  unsigned released = 0;
+  int rc;
+  (void)session;
+  if (rpc_only(params, allowed, err) || rpc_str(params, "recipient", 1, SC_USER_MAX, &u, err) ||
+      rpc_str(params, "safetyNumber", 1, 200, &num, err) || need_user(u, "recipient", err))
+    return err->code;
+  if ((rc = sc_verify(&released, d->sc, u, num)) != 0) return core_fail(d, rc, err);
+  *result = cJSON_CreateObject();
+  cJSON_AddStringToObject(*result, "recipient", u);
+  cJSON_AddBoolToObject(*result, "verified", 1);
+  cJSON_AddNumberToObject(*result, "released", released);
+  return 0;
+}
+
+static int m_trust(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {"recipient", NULL};
+  struct daemon *d = ud;
+  const char *u;
+  unsigned released = 0;
+  int rc;
+  (void)session;
+  if (rpc_only(params, allowed, err) || rpc_str(params, "recipient", 1, SC_USER_MAX, &u, err) ||
+      need_user(u, "recipient", err))
+    return err->code;
+  if ((rc = sc_trust(&released, d->sc, u)) != 0) return core_fail(d, rc, err);
+  *result = cJSON_CreateObject();
+  cJSON_AddStringToObject(*result, "recipient", u);
+  cJSON_AddNumberToObject(*result, "released", released);
+  return 0;
+}
+
+/* ---- history ---- */
+
+/* Entries as JSON, kept in a ring of the newest `limit`. */
+struct hist {
+  cJSON **ring;
+  size_t limit, n, head;
+};
+
+cJSON *daemon_event_json(const struct sc_event *ev) {
+  cJSON *o = cJSON_CreateObject();
+  char line[512];
+  if (!o) return NULL;
+  cJSON_AddStringToObject(o, "event", sc_event_type(ev));
+  if (ev->peer && ev->peer[0]) cJSON_AddStringToObject(o, "peer", ev->peer);
+  if (ev->group && ev->group[0]) cJSON_AddStringToObject(o, "group", ev->group);
+  if (ev->subject && ev->subject[0]) cJSON_AddStringToObject(o, "subject", ev->subject);
+  if (ev->timestamp_ms) cJSON_AddNumberToObject(o, "timestamp", (double)ev->timestamp_ms);
+  if (ev->seq) cJSON_AddNumberToObject(o, "seq", (double)ev->seq);
+  if (ev->error) cJSON_AddStringToObject(o, "error", sc_error_name(ev->error));
+  if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
+    add_text(o, "message", ev->text ? ev->text : "", ev->text ? ev->text_len : 0);
+  } else {
+    sc_event_describe(line, sizeof line, ev);
+    cJSON_AddStringToObject(o, "message", line);
+  }
+  return o;
+}
+
+static int hist_cb(void *ud, const struct sc_event *ev) {
+  struct hist *h = ud;
+  cJSON *o = daemon_event_json(ev);
+  if (!o) return SC_ERR_NOMEM;
+  if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
+    cJSON_DeleteItemFromObject(o, "event");
+    cJSON_AddStringToObject(o, "direction", ev->kind == SC_EV_MESSAGE ? "in" : "out");
+  } else {
+    cJSON_AddStringToObject(o, "direction", "event");
+  }
+  if (h->n == h->limit) {
+    cJSON_Delete(h->ring[h->head]);
+    h->ring[h->head] = o;
+    h->head = (h->head + 1) % h->limit;
+  } else {
+    h->ring[(h->head + h->n++) % h->limit] = o;
+  }
+  return 0;
+}
+
+static int m_history(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {"recipient", "group", "limit", NULL};
+  struct daemon *d = ud;
+  const char *u, *g;
+  int64_t limit;
+  struct hist h;
+  size_t i, bytes = 0;
+  int rc;
+  (void)session;
+  if (rpc_only(params, allowed, err) || rpc_str(params, "recipient", 0, SC_USER_MAX, &u, err) ||
+      rpc_str(params, "group", 0, SC_GROUP_NAME_MAX, &g, err) ||
+      rpc_int(params, "limit", 0, 1, DAEMON_HISTORY_MAX, 100, &limit, err))
+    return err->code;
+  if (u && g) return rpc_fail(err, RPC_E_PARAMS, "invalid params: give 'recipient' or 'group', not both");
+  if ((u && need_user(u, "recipient", err)) || (g && need_group(g, err))) return err->code;
+  memset(&h, 0, sizeof h);
+  h.limit = (size_t)limit;
+  if (!(h.ring = calloc(h.limit, sizeof *h.ring))) return rpc_fail(err, RPC_APP_NOMEM, "out of memory");
+  rc = sc_history(d->sc, u ? u : g, hist_cb, &h);
+  if (rc != 0) {
+    for (i = 0; i < h.n; i++) cJSON_Delete(h.ring[(h.head + i) % h.limit]);
+    free(h.ring);
+    return rc == SC_ERR_NOMEM ? rpc_fail(err, RPC_APP_NOMEM, "out of memory") : core_fail(d, rc, err);
+  }
+  /* Newest entries win when the texts are too many bytes for one answer. */
+  {
+    size_t first = 0;
+    for (i = h.n; i-- > 0;) {
+      const cJSON *m = cJSON_GetObjectItemCaseSensitive(h.ring[(h.head + i) % h.limit], "message");
+      bytes += m && cJSON_IsString(m) ? strlen(m->valuestring) + 100 : 100;
+      if (bytes > DAEMON_HISTORY_BYTES) {
+        first = i + 1;
+        break;
+      }
+    }
+    *result = cJSON_CreateArray();
+    for (i = 0; i < h.n; i++) {
+      cJSON *e = h.ring[(h.head + i) % h.limit];
+      if (i < first)
+        cJSON_Delete(e);
+      else
+        cJSON_AddItemToArray(*result, e);
+    }
+  }
+  free(h.ring);
+  return 0;
+}
+
+/* ---- subscriptions ---- */
+
+static int m_subscribe(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {NULL};
+  struct daemon *d = ud;
+  struct dclient *cl = session;
+  if (rpc_only(params, allowed, err)) return err->code;
+  if (!cl->subscription) cl->subscription = ++d->next_subscription;
+  *result = cJSON_CreateNumber((double)cl->subscription);
+  return 0;
+}
+
+static int m_unsubscribe(void *ud, void *session, const cJSON *params, cJSON **result,
+                         struct rpc_error *err) {
+  static const char *const allowed[] = {"subscription", NULL};
+  struct dclient *cl = session;
+  int64_t id;
+  (void)ud;
+  if (rpc_only(params, allowed, err) || rpc_int(params, "subscription", 0, 0, INT64_C(1) << 53, 0, &id, err))
+    return err->code;
+  if (!cl->subscription || (id && id != cl->subscription))
+    return rpc_fail(err, RPC_APP_NOT_FOUND, "no such subscription on this connection");
+  cl->subscription = 0;
+  *result = cJSON_CreateTrue();
+  return 0;
+}
+
+/* ---- the "receive" envelope ---- */
+
+cJSON *daemon_envelope(struct daemon *d, const struct sc_event *ev) {
+  cJSON *p = cJSON_CreateObject(), *env, *dm;
+  if (!p) return NULL;
+  cJSON_AddStringToObject(p, "account", sc_username(d->sc));
+  env = cJSON_AddObjectToObject(p, "envelope");
+  cJSON_AddStringToObject(env, "source", ev->peer);
+  cJSON_AddNumberToObject(env, "sourceDevice", ev->device);
+  cJSON_AddNumberToObject(env, "timestamp", (double)ev->timestamp_ms);
+  /* timestamp: the sender's; serverTimestamp: when the server took the
+   * envelope; serverDeliveredTimestamp: when it reached this daemon. */
+  cJSON_AddNumberToObject(env, "serverTimestamp", (double)ev->server_timestamp_ms);
+  cJSON_AddNumberToObject(env, "serverDeliveredTimestamp", (double)sc_now_ms());
+  cJSON_AddNumberToObject(env, "serverId", (double)ev->server_id);
+  dm = cJSON_AddObjectToObject(env, "dataMessage");
+  cJSON_AddNumberToObject(dm, "timestamp", (double)ev->timestamp_ms);
+  add_text(dm, "message", ev->text ? ev->text : "", ev->text ? ev->text_len : 0);
+  if (ev->group && ev->group[0]) {
+    cJSON *gi = cJSON_AddObjectToObject(dm, "groupInfo");
+    struct sc_group g;
+    cJSON_AddStringToObject(gi, "groupName", ev->group);
+    if (sc_group_get(&g, d->sc, ev->group) == 0) {
+      char id[33];
+      hex(id, g.id, sizeof g.id);
+      cJSON_AddStringToObject(gi, "groupId", id);
+    }
+    cJSON_AddStringToObject(gi, "type", "DELIVER");
+  }
+  return p;
+}
+
+const struct rpc_method daemon_methods[] = {
+    {"version", m_version},
+    {"send", m_send},
+    {"listContacts", m_list_contacts},
+    {"listGroups", m_list_groups},
+    {"createGroup", m_create_group},
+    {"updateGroup", m_update_group},
+    {"getSafetyNumber", m_get_safety},
+    {"verify", m_verify},
+    {"trust", m_trust},
+    {"history", m_history},
+    {"subscribeReceive", m_subscribe},
+    {"unsubscribeReceive", m_unsubscribe},
+};
+const size_t daemon_n_methods = sizeof daemon_methods / sizeof daemon_methods[0];

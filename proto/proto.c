@@ -1,0 +1,461 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* proto.c: frame and message codec of the sotto-server protocol (see proto.h
+ * and docs/protocol-server.md). Everything goes through lib/wire's bounded
+ * reader; no function here allocates. */
+#include "proto.h"
+
+#include "wire.h"
+
+const char *sotto__srv_code_str(unsigned code) {
+  switch (code) {
+#define SOTTO_SRV_X_STR(name, value, msg) \
+  case value:                             \
+    return msg;
+    SOTTO_SRV_CODES(SOTTO_SRV_X_STR)
+#undef SOTTO_SRV_X_STR
+  }
+  return "unknown error";
+}
+
+int sotto__srv_frame_len(const uint8_t hdr[4], size_t max_body, uint32_t *body_len) {
+  uint32_t n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+  if (n < SOTTO_SRV_BODY_HDR) return SOTTO_ERR_MALFORMED;
+  if (n > max_body) return SOTTO_ERR_TOO_LARGE;
+  *body_len = n;
+  return 0;
+}
+
+int sotto__srv_frame_parse(const uint8_t *body, size_t len, struct sotto_srv_frame *f) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, body, len);
+  if ((rc = sotto__rd_u8(&r, &f->type)) != 0) return rc;
+  if ((rc = sotto__rd_u32be(&r, &f->req_id)) != 0) return rc;
+  f->p = body + r.off;
+  f->len = sotto__rd_left(&r);
+  return 0;
+}
+
+void sotto__srv_frame_hdr(uint8_t out[9], uint8_t type, uint32_t req_id, size_t payload_len) {
+  uint32_t n = (uint32_t)(payload_len + SOTTO_SRV_BODY_HDR);
+  out[0] = (uint8_t)(n >> 24);
+  out[1] = (uint8_t)(n >> 16);
+  out[2] = (uint8_t)(n >> 8);
+  out[3] = (uint8_t)n;
+  out[4] = type;
+  out[5] = (uint8_t)(req_id >> 24);
+  out[6] = (uint8_t)(req_id >> 16);
+  out[7] = (uint8_t)(req_id >> 8);
+  out[8] = (uint8_t)req_id;
+}
+
+int sotto__srv_username_ok(const uint8_t *s, size_t len) {
+  size_t i;
+  if (len < SOTTO_SRV_USER_MIN || len > SOTTO_SRV_USER_MAX) return 0;
+  for (i = 0; i < len; i++) {
+    uint8_t c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.')) return 0;
+  }
+  return 1;
+}
+
+int sotto__srv_username_new_ok(const uint8_t *s, size_t len) {
+  size_t i;
+  if (!sotto__srv_username_ok(s, len)) return 0;
+  if (!(s[0] >= 'a' && s[0] <= 'z')) return 0;
+  if (s[len - 1] == '.' || s[len - 1] == '_') return 0;
+  for (i = 1; i < len; i++)
+    if ((s[i] == '.' || s[i] == '_') && (s[i - 1] == '.' || s[i - 1] == '_')) return 0;
+  return 1;
+}
+
+void sotto__srv_username_canon(const uint8_t *s, size_t len, char out[SOTTO_SRV_USER_MAX + 1]) {
+  char tmp[SOTTO_SRV_USER_MAX + 1];
+  size_t i, n = 0, m = 0;
+  if (len > SOTTO_SRV_USER_MAX) len = SOTTO_SRV_USER_MAX;
+  for (i = 0; i < len; i++) {
+    uint8_t c = s[i];
+    if (c == '.' || c == '_') continue;
+    tmp[n++] = c == '0' ? 'o' : c == '1' ? 'l' : (char)c;
+  }
+  for (i = 0; i < n; i++) {
+    if (i + 1 < n && tmp[i] == 'r' && tmp[i + 1] == 'n') {
+      out[m++] = 'm';
+      i++;
+    } else if (i + 1 < n && tmp[i] == 'v' && tmp[i + 1] == 'v') {
+      out[m++] = 'w';
+      i++;
+    } else {
+      out[m++] = tmp[i];
+    }
+  }
+  out[m] = 0;
+}
+
+/* ---- field readers ------------------------------------------------------- */
+
+static int rd_u16(struct sotto__rd *r, uint16_t *v) {
+  const uint8_t *p;
+  int rc = sotto__rd_bytes(r, 2, &p);
+  if (rc == 0) *v = (uint16_t)(p[0] << 8 | p[1]);
+  return rc;
+}
+
+/* A u8-length string of at most max bytes. */
+static int rd_str8(struct sotto__rd *r, size_t max, struct sotto_srv_str *s) {
+  uint8_t n;
+  size_t off = r->off;
+  int rc;
+  if ((rc = sotto__rd_u8(r, &n)) != 0) return rc;
+  if (n > max) {
+    r->off = off;
+    return SOTTO_ERR_TOO_LARGE;
+  }
+  s->len = n;
+  if ((rc = sotto__rd_bytes(r, n, &s->p)) != 0) r->off = off;
+  return rc;
+}
+
+/* A u16-length blob of 1..max bytes. */
+static int rd_blob16(struct sotto__rd *r, size_t max, const uint8_t **p, size_t *len) {
+  uint16_t n;
+  size_t off = r->off;
+  int rc;
+  if ((rc = rd_u16(r, &n)) != 0) return rc;
+  if (n == 0 || n > max) {
+    r->off = off;
+    return n == 0 ? SOTTO_ERR_MALFORMED : SOTTO_ERR_TOO_LARGE;
+  }
+  *len = n;
+  if ((rc = sotto__rd_bytes(r, n, p)) != 0) r->off = off;
+  return rc;
+}
+
+static int rd_blob_id(struct sotto__rd *r, struct sotto_srv_blob_id *b) {
+  int rc;
+  if ((rc = sotto__rd_u32be(r, &b->id)) != 0) return rc;
+  return rd_blob16(r, SOTTO_SRV_MAX_KEY_BLOB, &b->p, &b->len);
+}
+
+static int rd_username(struct sotto__rd *r, struct sotto_srv_str *s) {
+  int rc = rd_str8(r, SOTTO_SRV_USER_MAX, s);
+  if (rc == 0 && !sotto__srv_username_ok(s->p, s->len)) return SOTTO_ERR_MALFORMED;
+  return rc;
+}
+
+static int rd_end(const struct sotto__rd *r) { return sotto__rd_left(r) ? SOTTO_ERR_TRAILING : 0; }
+
+#define TRY(x)                   \
+  do {                           \
+    if ((rc = (x)) != 0) return rc; \
+  } while (0)
+
+/* ---- requests ------------------------------------------------------------ */
+
+int sotto__srv_parse_hello(const uint8_t *p, size_t len, struct sotto_srv_hello *m) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_u16(&r, &m->version));
+  /* Later versions may append fields: a newer client's hello must still
+   * parse so that it gets the version error rather than "malformed". */
+  if (m->version == SOTTO_SRV_VERSION) TRY(rd_end(&r));
+  return 0;
+}
+
+int sotto__srv_parse_register(const uint8_t *p, size_t len, struct sotto_srv_register *m) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  /* The username is read raw so that the server can answer "invalid
+   * username" rather than "malformed" for a well-formed frame. */
+  TRY(rd_str8(&r, 255, &m->username));
+  TRY(rd_blob16(&r, SOTTO_SRV_MAX_IDENTITY, &m->identity.p, &m->identity.len));
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_auth(const uint8_t *p, size_t len, struct sotto_srv_auth *m) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_username(&r, &m->username));
+  TRY(sotto__rd_u32be(&r, &m->device_id));
+  TRY(sotto__rd_bytes(&r, SOTTO_SRV_SECRET_LEN, &m->secret));
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_keys(const uint8_t *p, size_t len, struct sotto_srv_keys *m) {
+  struct sotto__rd r;
+  int rc;
+  uint16_t i;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_u8(&r, &m->flags));
+  if (m->flags & ~(SOTTO_SRV_KEYS_SIGNED | SOTTO_SRV_KEYS_LAST_RESORT)) return SOTTO_ERR_MALFORMED;
+  if (m->flags & SOTTO_SRV_KEYS_SIGNED) TRY(rd_blob_id(&r, &m->signed_prekey));
+  if (m->flags & SOTTO_SRV_KEYS_LAST_RESORT) TRY(rd_blob_id(&r, &m->last_resort));
+  /* Counts are capped before the loop; the arrays are fixed-size. */
+  TRY(rd_u16(&r, &m->n_ec));
+  if (m->n_ec > SOTTO_SRV_MAX_KEYS_PER_UPLOAD) return SOTTO_ERR_TOO_LARGE;
+  for (i = 0; i < m->n_ec; i++) TRY(rd_blob_id(&r, &m->ec[i]));
+  TRY(rd_u16(&r, &m->n_kem));
+  if (m->n_kem > SOTTO_SRV_MAX_KEYS_PER_UPLOAD) return SOTTO_ERR_TOO_LARGE;
+  for (i = 0; i < m->n_kem; i++) TRY(rd_blob_id(&r, &m->kem[i]));
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_bundle_req(const uint8_t *p, size_t len, struct sotto_srv_target *m) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_username(&r, &m->username));
+  TRY(sotto__rd_u32be(&r, &m->device_id));
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_devices_req(const uint8_t *p, size_t len, struct sotto_srv_target *m) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_username(&r, &m->username));
+  m->device_id = 0;
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_send(const uint8_t *p, size_t len, size_t max_body, struct sotto_srv_send *m) {
+  struct sotto__rd r;
+  uint32_t n;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_username(&r, &m->username));
+  TRY(sotto__rd_u32be(&r, &m->device_id));
+  TRY(sotto__rd_u8(&r, &m->type));
+  TRY(sotto__rd_u32be(&r, &n));
+  if (n == 0) return SOTTO_ERR_MALFORMED;
+  if (n > max_body) return SOTTO_ERR_TOO_LARGE;
+  TRY(sotto__rd_bytes(&r, n, &m->body));
+  m->body_len = n;
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_ack(const uint8_t *p, size_t len, uint64_t *id) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_u64be(&r, id));
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_device_remove(const uint8_t *p, size_t len, uint32_t *device_id) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_u32be(&r, device_id));
+  if (*device_id == 0) return SOTTO_ERR_MALFORMED;
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_epoch(const uint8_t *p, size_t len, uint64_t *epoch) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_u64be(&r, epoch));
+  if (*epoch > INT64_MAX) return SOTTO_ERR_MALFORMED; /* stored as a signed 64-bit integer */
+  return rd_end(&r);
+}
+
+/* ---- answers and pushes -------------------------------------------------- */
+
+int sotto__srv_parse_err(const uint8_t *p, size_t len, struct sotto_srv_err *m) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_u16(&r, &m->code));
+  TRY(rd_str8(&r, 255, &m->msg));
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_env(const uint8_t *p, size_t len, struct sotto_srv_env *m) {
+  struct sotto__rd r;
+  uint32_t n;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_u64be(&r, &m->id));
+  TRY(rd_username(&r, &m->sender));
+  TRY(sotto__rd_u32be(&r, &m->sender_device));
+  TRY(sotto__rd_u32be(&r, &m->device_id));
+  TRY(sotto__rd_u8(&r, &m->type));
+  TRY(sotto__rd_u64be(&r, &m->timestamp_ms));
+  TRY(sotto__rd_u32be(&r, &n));
+  if (n > SOTTO_SRV_MAX_MESSAGE) return SOTTO_ERR_TOO_LARGE;
+  TRY(sotto__rd_bytes(&r, n, &m->body));
+  m->body_len = n;
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_bundle(const uint8_t *p, size_t len, struct sotto_srv_bundle *m) {
+  struct sotto__rd r;
+  uint8_t has;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_blob16(&r, SOTTO_SRV_MAX_IDENTITY, &m->identity.p, &m->identity.len));
+  TRY(rd_blob_id(&r, &m->signed_prekey));
+  TRY(sotto__rd_u8(&r, &has));
+  if (has > 1) return SOTTO_ERR_MALFORMED;
+  m->has_ec = has;
+  if (has) TRY(rd_blob_id(&r, &m->ec));
+  TRY(sotto__rd_u8(&r, &m->kem_kind));
+  if (m->kem_kind > 2) return SOTTO_ERR_MALFORMED;
+  if (m->kem_kind) TRY(rd_blob_id(&r, &m->kem));
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_devices(const uint8_t *p, size_t len, uint32_t *ids, size_t max, size_t *n) {
+  struct sotto__rd r;
+  uint16_t cnt, i;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_u16(&r, &cnt));
+  if (cnt > max || cnt > SOTTO_SRV_MAX_DEVICES) return SOTTO_ERR_TOO_LARGE;
+  for (i = 0; i < cnt; i++) TRY(sotto__rd_u32be(&r, &ids[i]));
+  *n = cnt;
+  return rd_end(&r);
+}
+
+/* ---- encoders ------------------------------------------------------------ */
+
+void sotto__srv_put_str8(struct sotto__wr *w, const void *p, size_t len) {
+  if (len > 255) {
+    w->err = SOTTO_ERR_TOO_LARGE;
+    return;
+  }
+  sotto__wr_u8(w, (uint8_t)len);
+  sotto__wr_bytes(w, p, len);
+}
+
+void sotto__srv_put_blob16(struct sotto__wr *w, const void *p, size_t len) {
+  if (len > 0xFFFF) {
+    w->err = SOTTO_ERR_TOO_LARGE;
+    return;
+  }
+  sotto__wr_u8(w, (uint8_t)(len >> 8));
+  sotto__wr_u8(w, (uint8_t)len);
+  sotto__wr_bytes(w, p, len);
+}
+
+void sotto__srv_put_blob_id(struct sotto__wr *w, const struct sotto_srv_blob_id *b) {
+  sotto__wr_u32be(w, b->id);
+  sotto__srv_put_blob16(w, b->p, b->len);
+}
+
+void sotto__srv_put_keys(struct sotto__wr *w, const struct sotto_srv_keys *m) {
+  uint16_t i;
+  sotto__wr_u8(w, m->flags);
+  if (m->flags & SOTTO_SRV_KEYS_SIGNED) sotto__srv_put_blob_id(w, &m->signed_prekey);
+  if (m->flags & SOTTO_SRV_KEYS_LAST_RESORT) sotto__srv_put_blob_id(w, &m->last_resort);
+  sotto__wr_u8(w, (uint8_t)(m->n_ec >> 8));
+  sotto__wr_u8(w, (uint8_t)m->n_ec);
+  for (i = 0; i < m->n_ec && i < SOTTO_SRV_MAX_KEYS_PER_UPLOAD; i++) sotto__srv_put_blob_id(w, &m->ec[i]);
+  sotto__wr_u8(w, (uint8_t)(m->n_kem >> 8));
+  sotto__wr_u8(w, (uint8_t)m->n_kem);
+  for (i = 0; i < m->n_kem && i < SOTTO_SRV_MAX_KEYS_PER_UPLOAD; i++) sotto__srv_put_blob_id(w, &m->kem[i]);
+}
+
+void sotto__srv_put_env(struct sotto__wr *w, const struct sotto_srv_env *m) {
+  sotto__wr_u64be(w, m->id);
+  sotto__srv_put_str8(w, m->sender.p, m->sender.len);
+  sotto__wr_u32be(w, m->sender_device);
+  sotto__wr_u32be(w, m->device_id);
+  sotto__wr_u8(w, m->type);
+  sotto__wr_u64be(w, m->timestamp_ms);
+  sotto__wr_u32be(w, (uint32_t)m->body_len);
+  sotto__wr_bytes(w, m->body, m->body_len);
+}
+
+void sotto__srv_put_bundle(struct sotto__wr *w, const struct sotto_srv_bundle *m) {
+  sotto__srv_put_blob16(w, m->identity.p, m->identity.len);
+  sotto__srv_put_blob_id(w, &m->signed_prekey);
+  sotto__wr_u8(w, m->has_ec ? 1 : 0);
+  if (m->has_ec) sotto__srv_put_blob_id(w, &m->ec);
+  sotto__wr_u8(w, m->kem_kind);
+  if (m->kem_kind) sotto__srv_put_blob_id(w, &m->kem);
+}
+
+void sotto__srv_put_err(struct sotto__wr *w, uint16_t code, const char *msg) {
+  size_t n = strlen(msg);
+  if (n > SOTTO_SRV_MAX_ERRMSG) n = SOTTO_SRV_MAX_ERRMSG;
+  sotto__wr_u8(w, (uint8_t)(code >> 8));
+  sotto__wr_u8(w, (uint8_t)code);
+  sotto__srv_put_str8(w, msg, n);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+void sotto__srv_put_hello_req(struct sotto__wr *w, uint16_t version) {
+  sotto__wr_u8(w, (uint8_t)(version >> 8));
+  sotto__wr_u8(w, (uint8_t)version);
+}
+
+void sotto__srv_put_register_req(struct sotto__wr *w, const char *user, const uint8_t *identity, size_t len) {
+  sotto__srv_put_str8(w, user, strlen(user));
+  sotto__srv_put_blob16(w, identity, len);
+}
+
+void sotto__srv_put_auth_req(struct sotto__wr *w, const char *user, uint32_t device_id,
+                             const uint8_t secret[SOTTO_SRV_SECRET_LEN]) {
+  sotto__srv_put_str8(w, user, strlen(user));
+  sotto__wr_u32be(w, device_id);
+  sotto__wr_bytes(w, secret, SOTTO_SRV_SECRET_LEN);
+}
+
+void sotto__srv_put_devices_req(struct sotto__wr *w, const char *user) { sotto__srv_put_str8(w, user, strlen(user)); }
+
+void sotto__srv_put_bundle_req(struct sotto__wr *w, const char *user, uint32_t device_id) {
+  sotto__srv_put_str8(w, user, strlen(user));
+  sotto__wr_u32be(w, device_id);
+}
+
+void sotto__srv_put_send(struct sotto__wr *w, const char *user, uint32_t device_id, uint8_t type,
+                         const uint8_t *body, size_t body_len) {
+  sotto__srv_put_str8(w, user, strlen(user));
+  sotto__wr_u32be(w, device_id);
+  sotto__wr_u8(w, type);
+  sotto__wr_u32be(w, (uint32_t)body_len);
+  sotto__wr_bytes(w, body, body_len);
+}
+
+void sotto__srv_put_u64_req(struct sotto__wr *w, uint64_t v) { sotto__wr_u64be(w, v); }
+
+void sotto__srv_put_device_remove(struct sotto__wr *w, uint32_t device_id) { sotto__wr_u32be(w, device_id); }
+
+/* ---- answers and pushes ---------------------------------------------------- */
+
+void sotto__srv_put_hello_ok(struct sotto__wr *w, uint16_t version, uint32_t max_frame, uint32_t max_message) {
+  sotto__wr_u8(w, (uint8_t)(version >> 8));
+  sotto__wr_u8(w, (uint8_t)version);
+  sotto__wr_u32be(w, max_frame);
+  sotto__wr_u32be(w, max_message);
+}
+
+void sotto__srv_put_creds(struct sotto__wr *w, uint32_t device_id, const uint8_t secret[SOTTO_SRV_SECRET_LEN]) {
+  sotto__wr_u32be(w, device_id);
+  sotto__wr_bytes(w, secret, SOTTO_SRV_SECRET_LEN);
+}
+
+void sotto__srv_put_counts(struct sotto__wr *w, uint32_t ec, uint32_t kem) {
+  sotto__wr_u32be(w, ec);
+  sotto__wr_u32be(w, kem);
+}
+
+void sotto__srv_put_devices(struct sotto__wr *w, const uint32_t *ids, size_t n) {
+  size_t i;
+  sotto__wr_u8(w, (uint8_t)(n >> 8));
+  sotto__wr_u8(w, (uint8_t)n);
+  for (i = 0; i < n; i++) sotto__wr_u32be(w, ids[i]);
+}
+
+void sotto__srv_put_sent(struct sotto__wr *w, uint64_t id, uint64_t timestamp_ms) {
+  sotto__wr_u64be(w, id);
+  sotto__wr_u64be(w, timestamp_ms);
+}
+
+void sotto__srv_put_epoch_ok(struct sotto__wr *w, uint64_t old) { sotto__wr_u64be(w, old); }

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* proto.h: the sotto-server wire protocol (docs/protocol-server.md), shared by
+ * the server and client/net.
+ *
+ * A frame is a u32 big-endian body length followed by the body:
+ *   u8 type | u32 request id | payload
+ * Requests carry a non-zero id chosen by the client; the answer (OK or ERR)
+ * echoes it. Pushes from the server carry id 0. Every parser here is sans-I/O,
+ * reads through the bounded reader of lib/wire, rejects trailing bytes and
+ * returns pointers into the caller's buffer (zero copy): the parsed struct is
+ * only valid while that buffer lives. Every encoder writes into a caller
+ * buffer through the latching writer and returns the frame length or a
+ * negative error. */
+#ifndef SOTTO_SRV_PROTO_H
+#define SOTTO_SRV_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sotto/error.h>
+
+#define SOTTO_SRV_VERSION 1
+
+/* Hard limits of the protocol (the server may be configured lower). */
+#define SOTTO_SRV_FRAME_HDR 4
+#define SOTTO_SRV_BODY_HDR 5                    /* type + request id */
+#define SOTTO_SRV_MAX_FRAME (256 * 1024)        /* authenticated body cap */
+#define SOTTO_SRV_MAX_FRAME_UNAUTH 1024         /* before AUTH succeeded */
+#define SOTTO_SRV_MAX_MESSAGE (128 * 1024)      /* ciphertext cap, default 64 KiB */
+#define SOTTO_SRV_MAX_KEY_BLOB 2048             /* one signed pre-key blob */
+#define SOTTO_SRV_MAX_IDENTITY 256              /* identity key blob */
+#define SOTTO_SRV_MAX_KEYS_PER_UPLOAD 100       /* per kind (EC, KEM) */
+#define SOTTO_SRV_MAX_DEVICES 16
+#define SOTTO_SRV_SECRET_LEN 32
+#define SOTTO_SRV_USER_MIN 3
+#define SOTTO_SRV_USER_MAX 32
+#define SOTTO_SRV_KEYS_LOW 10                   /* "running low" threshold */
+#define SOTTO_SRV_MAX_STORED_KEYS 1000          /* one-time keys kept per device and kind */
+#define SOTTO_SRV_MAX_ERRMSG 200
+
+/* Frame types. */
+enum {
+  SOTTO_SRV_HELLO = 0x01,
+  SOTTO_SRV_REGISTER = 0x02,
+  SOTTO_SRV_AUTH = 0x03,
+  SOTTO_SRV_ADD_DEVICE = 0x04,
+  SOTTO_SRV_DEVICE_REMOVE = 0x05,
+  SOTTO_SRV_ROTATE_SECRET = 0x06,
+  SOTTO_SRV_KEYS_UPLOAD = 0x10,
+  SOTTO_SRV_BUNDLE = 0x11,
+  SOTTO_SRV_DEVICES = 0x12,
+  SOTTO_SRV_EPOCH = 0x15, /* raise this device's epoch (client store rollback detection) */
+  SOTTO_SRV_SEND = 0x20,
+  SOTTO_SRV_ACK = 0x21,
+  SOTTO_SRV_PING = 0x30,
+  /* server to client */
+  SOTTO_SRV_OK = 0x80,
+  SOTTO_SRV_ERR = 0x81,
+  SOTTO_SRV_MSG = 0x90,
+  SOTTO_SRV_DRAINED = 0x91,
+  SOTTO_SRV_KEYS_LOW_PUSH = 0x92,
+  SOTTO_SRV_CLOSE = 0x93
+};
+
+/* Error codes carried in ERR and CLOSE frames (u16 on the wire). */
+#define SOTTO_SRV_CODES(X)                                              \
+  X(SOTTO_SRV_E_VERSION, 1, "unsupported protocol version")             \
+  X(SOTTO_SRV_E_MALFORMED, 2, "malformed frame")                        \
+  X(SOTTO_SRV_E_TOO_LARGE, 3, "frame or message too large")             \
+  X(SOTTO_SRV_E_AUTH, 4, "authentication failed")                       \
+  X(SOTTO_SRV_E_NOT_AUTHED, 5, "not authenticated")                     \
+  X(SOTTO_SRV_E_TAKEN, 6, "username taken")                             \
+  X(SOTTO_SRV_E_BAD_USERNAME, 7, "invalid username")                    \
+  X(SOTTO_SRV_E_NOT_FOUND, 8, "no such account or device")              \
+  X(SOTTO_SRV_E_RATE, 9, "rate limited, retry later")                   \
+  X(SOTTO_SRV_E_QUEUE_FULL, 10, "recipient queue full")                 \
+  X(SOTTO_SRV_E_INTERNAL, 11, "internal server error")                  \
+  X(SOTTO_SRV_E_DISPLACED, 12, "connected elsewhere")                   \
+  X(SOTTO_SRV_E_TIMEOUT, 13, "timed out")                               \
+  X(SOTTO_SRV_E_SHUTDOWN, 14, "server shutting down")                   \
+  X(SOTTO_SRV_E_BUSY, 15, "too many connections")                       \
+  X(SOTTO_SRV_E_TOO_MANY_DEVICES, 16, "too many devices")               \
+  X(SOTTO_SRV_E_NO_KEYS, 17, "device has no signed pre-key")            \
+  X(SOTTO_SRV_E_STATE, 18, "request not allowed in this state")         \
+  X(SOTTO_SRV_E_AUTH_RATE, 19, "too many failed logins from this address, retry later")          \
+  X(SOTTO_SRV_E_QUEUE_SHARE, 20, "too many of your envelopes wait for this device")             \
+  X(SOTTO_SRV_E_FORBIDDEN, 21, "not allowed for this device")                                  \
+  X(SOTTO_SRV_E_DEVICE_REMOVED, 22, "this device was removed from its account")                \
+  X(SOTTO_SRV_E_STORAGE_FULL, 23, "server storage full, retry later")                          \
+  X(SOTTO_SRV_E_SENDER_QUOTA, 24, "too much of your undelivered data waits on this server")
+
+enum {
+#define SOTTO_SRV_X_ENUM(name, value, msg) name = value,
+  SOTTO_SRV_CODES(SOTTO_SRV_X_ENUM)
+#undef SOTTO_SRV_X_ENUM
+};
+
+/* Static text for a code, never NULL. */
+const char *sotto__srv_code_str(unsigned code);
+
+/* ---- frames --------------------------------------------------------------- */
+
+struct sotto_srv_frame {
+  uint8_t type;
+  uint32_t req_id;
+  const uint8_t *p; /* payload, points into the decoded body */
+  size_t len;
+};
+
+/* Reads the 4-byte length prefix; SOTTO_ERR_TOO_LARGE above max_body,
+ * SOTTO_ERR_MALFORMED below the 5-byte body header. */
+int sotto__srv_frame_len(const uint8_t hdr[4], size_t max_body, uint32_t *body_len) SOTTO_WUR;
+/* Splits a body (without its length prefix) into type, id and payload. */
+int sotto__srv_frame_parse(const uint8_t *body, size_t len, struct sotto_srv_frame *f) SOTTO_WUR;
+/* Writes the 9-byte frame header for a payload of payload_len bytes. */
+void sotto__srv_frame_hdr(uint8_t out[9], uint8_t type, uint32_t req_id, size_t payload_len);
+
+/* Username rules: lowercase [a-z0-9_.], 3..32 bytes. Returns 1 if valid.
+ * Every name on the wire follows these (names registered before the
+ * stricter rule below stay reachable). */
+int sotto__srv_username_ok(const uint8_t *s, size_t len);
+/* The rule for a NEW name (REGISTER): sotto__srv_username_ok, and it starts
+ * with a letter, ends with a letter or digit, and has no two separators
+ * ('.', '_') in a row, so "alice." or "alice..b" cannot be registered.
+ * Returns 1 if valid. */
+int sotto__srv_username_new_ok(const uint8_t *s, size_t len);
+/* The canonical form of a name, used to refuse look-alikes: separators
+ * ('.', '_') dropped, then '0' read as 'o', '1' as 'l', "rn" as 'm' and
+ * "vv" as 'w'. Two names with the same canonical form cannot both be
+ * registered ("alice", "alice.", "al_ice", "a1ice" are one name). out gets
+ * at most len bytes plus NUL; len must be <= SOTTO_SRV_USER_MAX. */
+void sotto__srv_username_canon(const uint8_t *s, size_t len, char out[SOTTO_SRV_USER_MAX + 1]);
+
+/* ---- requests ------------------------------------------------------------- */
+
+struct sotto_srv_str {
+  const uint8_t *p;
+  size_t len;
+};
+
+struct sotto_srv_blob_id {
+  uint32_t id;
+  const uint8_t *p;
+  size_t len;
+};
+
+struct sotto_srv_hello {
+  uint16_t version;
+};
+struct sotto_srv_register {
+  struct sotto_srv_str username;
+  struct sotto_srv_str identity;
+};
+struct sotto_srv_auth {
+  struct sotto_srv_str username;
+  uint32_t device_id;
+  const uint8_t *secret; /* SOTTO_SRV_SECRET_LEN bytes */
+};
+#define SOTTO_SRV_KEYS_SIGNED 0x01
+#define SOTTO_SRV_KEYS_LAST_RESORT 0x02
+struct sotto_srv_keys {
+  uint8_t flags;
+  struct sotto_srv_blob_id signed_prekey;
+  struct sotto_srv_blob_id last_resort;
+  uint16_t n_ec, n_kem;
+  struct sotto_srv_blob_id ec[SOTTO_SRV_MAX_KEYS_PER_UPLOAD];
+  struct sotto_srv_blob_id kem[SOTTO_SRV_MAX_KEYS_PER_UPLOAD];
+};
+struct sotto_srv_target { /* BUNDLE and DEVICES */
+  struct sotto_srv_str username;
+  uint32_t device_id; /* BUNDLE only */
+};
+struct sotto_srv_send {
+  struct sotto_srv_str username;
+  uint32_t device_id;
+  uint8_t type;
+  const uint8_t *body;
+  size_t body_len;
+};
+
+int sotto__srv_parse_hello(const uint8_t *p, size_t len, struct sotto_srv_hello *m) SOTTO_WUR;
+int sotto__srv_parse_register(const uint8_t *p, size_t len, struct sotto_srv_register *m) SOTTO_WUR;
+int sotto__srv_parse_auth(const uint8_t *p, size_t len, struct sotto_srv_auth *m) SOTTO_WUR;
+int sotto__srv_parse_keys(const uint8_t *p, size_t len, struct sotto_srv_keys *m) SOTTO_WUR;
+int sotto__srv_parse_bundle_req(const uint8_t *p, size_t len, struct sotto_srv_target *m) SOTTO_WUR;
+int sotto__srv_parse_devices_req(const uint8_t *p, size_t len, struct sotto_srv_target *m) SOTTO_WUR;
+int sotto__srv_parse_send(const uint8_t *p, size_t len, size_t max_body, struct sotto_srv_send *m) SOTTO_WUR;
+int sotto__srv_parse_ack(const uint8_t *p, size_t len, uint64_t *id) SOTTO_WUR;
+/* DEVICE_REMOVE: u32 device id (1..), nothing else. */
+int sotto__srv_parse_device_remove(const uint8_t *p, size_t len, uint32_t *device_id) SOTTO_WUR;
+/* EPOCH: u64 epoch (the value to raise the device's epoch to). */
+int sotto__srv_parse_epoch(const uint8_t *p, size_t len, uint64_t *epoch) SOTTO_WUR;
+
+/* ---- server answers and pushes ------------------------------------------ */
+
+struct sotto_srv_err {
+  uint16_t code;
+  struct sotto_srv_str msg;
+};
+struct sotto_srv_env { /* MSG push */
+  uint64_t id;
+  struct sotto_srv_str sender;
+  uint32_t sender_device;
+  uint32_t device_id; /* recipient device */
+  uint8_t type;
+  uint64_t timestamp_ms;
+  const uint8_t *body;
+  size_t body_len;
+};
+struct sotto_srv_bundle {
+  struct sotto_srv_str identity;
+  struct sotto_srv_blob_id signed_prekey;
+  int has_ec;
+  struct sotto_srv_blob_id ec;
+  uint8_t kem_kind; /* 0 none, 1 one-time, 2 last resort */
+  struct sotto_srv_blob_id kem;
+};
+
+/* A bundle copied out of a frame or the store into owned buffers: what the
+ * server's store hands out and what the client library returns. */
+struct sotto_srv_bundle_buf {
+  uint8_t identity[SOTTO_SRV_MAX_IDENTITY];
+  size_t identity_len;
+  uint32_t spk_id;
+  uint8_t spk[SOTTO_SRV_MAX_KEY_BLOB];
+  size_t spk_len;
+  int has_ec;
+  uint32_t ec_id;
+  uint8_t ec[SOTTO_SRV_MAX_KEY_BLOB];
+  size_t ec_len;
+  uint8_t kem_kind; /* 0 none, 1 one-time, 2 last resort */
+  uint32_t kem_id;
+  uint8_t kem[SOTTO_SRV_MAX_KEY_BLOB];
+  size_t kem_len;
+};
+
+int sotto__srv_parse_err(const uint8_t *p, size_t len, struct sotto_srv_err *m) SOTTO_WUR;
+int sotto__srv_parse_env(const uint8_t *p, size_t len, struct sotto_srv_env *m) SOTTO_WUR;
+int sotto__srv_parse_bundle(const uint8_t *p, size_t len, struct sotto_srv_bundle *m) SOTTO_WUR;
+/* DEVICES answer: up to max ids into ids[], *n set. */
+int sotto__srv_parse_devices(const uint8_t *p, size_t len, uint32_t *ids, size_t max, size_t *n) SOTTO_WUR;
+
+/* ---- encoders: payload only (frame header added by sotto__srv_frame_hdr) -- */
+
+struct sotto__wr;
+void sotto__srv_put_str8(struct sotto__wr *w, const void *p, size_t len);
+void sotto__srv_put_blob16(struct sotto__wr *w, const void *p, size_t len);
+void sotto__srv_put_blob_id(struct sotto__wr *w, const struct sotto_srv_blob_id *b);
+void sotto__srv_put_keys(struct sotto__wr *w, const struct sotto_srv_keys *m);
+void sotto__srv_put_env(struct sotto__wr *w, const struct sotto_srv_env *m);
+void sotto__srv_put_bundle(struct sotto__wr *w, const struct sotto_srv_bundle *m);
+void sotto__srv_put_err(struct sotto__wr *w, uint16_t code, const char *msg);
+
+/* Requests (the client writes them; the sotto__srv_parse_* above read them). */
+void sotto__srv_put_hello_req(struct sotto__wr *w, uint16_t version);
+void sotto__srv_put_register_req(struct sotto__wr *w, const char *user, const uint8_t *identity, size_t len);
+void sotto__srv_put_auth_req(struct sotto__wr *w, const char *user, uint32_t device_id,
+                             const uint8_t secret[SOTTO_SRV_SECRET_LEN]);
+/* DEVICES (user) and BUNDLE (user, device id) targets. */
+void sotto__srv_put_devices_req(struct sotto__wr *w, const char *user);
+void sotto__srv_put_bundle_req(struct sotto__wr *w, const char *user, uint32_t device_id);
+void sotto__srv_put_send(struct sotto__wr *w, const char *user, uint32_t device_id, uint8_t type,
+                         const uint8_t *body, size_t body_len);
+/* ACK (server id) and EPOCH (epoch): one u64. */
+void sotto__srv_put_u64_req(struct sotto__wr *w, uint64_t v);
+void sotto__srv_put_device_remove(struct sotto__wr *w, uint32_t device_id);
+
+/* Answers and pushes (the server writes them; client/net's frames.c reads
+ * them with sotto__net_parse_*). */
+void sotto__srv_put_hello_ok(struct sotto__wr *w, uint16_t version, uint32_t max_frame, uint32_t max_message);
+/* REGISTER, ADD_DEVICE and ROTATE_SECRET: device id and secret. */
+void sotto__srv_put_creds(struct sotto__wr *w, uint32_t device_id, const uint8_t secret[SOTTO_SRV_SECRET_LEN]);
+/* AUTH and KEYS_UPLOAD answers, and the KEYS_LOW push: keys left (EC, KEM). */
+void sotto__srv_put_counts(struct sotto__wr *w, uint32_t ec, uint32_t kem);
+void sotto__srv_put_devices(struct sotto__wr *w, const uint32_t *ids, size_t n);
+/* SEND: server id and timestamp. */
+void sotto__srv_put_sent(struct sotto__wr *w, uint64_t id, uint64_t timestamp_ms);
+/* EPOCH: the server's epoch before the request. */
+void sotto__srv_put_epoch_ok(struct sotto__wr *w, uint64_t old);
+
+#endif

@@ -1,0 +1,614 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* core_test.c: unit tests of the client core (ctest client_core_unit),
+ * in-process, without a server: envelopes are made with libsotto from
+ * senders' identities and a bundle of the recipient's stored pre-keys, and
+ * handed to the inbox as the link would.
+ *
+ *  - the error table: every code has a name, a message and a hint; names
+ *    are unique and map back to their code;
+ *  - the message log: a version 2 event row round-trips every field; a
+ *    version 1 row (an English sentence) still reads, as SC_EV_NOTICE;
+ *    malformed rows are refused;
+ *  - inbox transitions: a new session (trust on first use), a duplicate
+ *    (same server id, and the same ciphertext again), a message from another
+ *    identity key under a known name (held in quarantine, nothing applied),
+ *    released by sc_trust, unreadable envelopes (garbage, a bad sender name,
+ *    an unknown type) dropped with an event;
+ *  - group rules: joining needs the sender and us in the member list, only
+ *    members change a group, only forwards (epochs), being removed deletes
+ *    the group. */
+#define _GNU_SOURCE /* memmem */
+#include <sodium.h>
+#include <sotto/keys.h>
+#include <sotto/session.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "account.h"
+#include "record.h"
+#include "contact.h"
+#include "content.h"
+#include "core.h"
+#include "grp.h"
+#include "messaging.h"
+#include "msglog.h"
+
+static int fails, checks;
+
+#define CHECK(cond, what)                                   \
+  do {                                                      \
+    checks++;                                               \
+    if (cond) {                                             \
+      printf("ok   %s\n", what);                            \
+    } else {                                                \
+      fails++;                                              \
+      printf("FAIL %s (%s:%d)\n", what, __FILE__, __LINE__); \
+    }                                                       \
+  } while (0)
+
+/* ---- events seen by the sink ------------------------------------------------- */
+
+#define MAX_SEEN 64
+struct seen {
+  int n;
+  int kind[MAX_SEEN], reason[MAX_SEEN];
+  char peer[MAX_SEEN][SC_USER_MAX + 1], group[MAX_SEEN][SC_GROUP_NAME_MAX + 1], text[MAX_SEEN][256];
+  char line[MAX_SEEN][512];
+};
+
+static void sink(void *ud, const struct sc_event *ev) {
+  struct seen *s = ud;
+  if (s->n == MAX_SEEN) return;
+  s->kind[s->n] = ev->kind;
+  s->reason[s->n] = ev->reason;
+  snprintf(s->peer[s->n], sizeof s->peer[0], "%s", ev->peer);
+  snprintf(s->group[s->n], sizeof s->group[0], "%s", ev->group);
+  snprintf(s->text[s->n], sizeof s->text[0], "%.*s", (int)(ev->text_len < 255 ? ev->text_len : 255), ev->text);
+  sc_event_describe(s->line[s->n], sizeof s->line[0], ev);
+  s->n++;
+}
+
+/* ---- error table --------------------------------------------------------------- */
+
+static void test_errors(void) {
+  int e, f, all = 1, unique = 1, back = 1;
+  for (e = SC_ERR_FIRST; e >= SC_ERR_LAST; e--) {
+    const char *n = sc_error_name(e), *m = sc_error_message(e), *h = sc_error_hint(e);
+    if (!n || !m || !h || !n[0] || !m[0] || !h[0] || strcmp(n, "unknown") == 0) {
+      printf("     code %d lacks a name, message or hint\n", e);
+      all = 0;
+    }
+    if (sc_error_from_name(n) != e) back = 0;
+    for (f = e - 1; f >= SC_ERR_LAST; f--)
+      if (strcmp(n, sc_error_name(f)) == 0) {
+        printf("     codes %d and %d share the name %s\n", e, f, n);
+        unique = 0;
+      }
+  }
+  CHECK(all, "errors: every code has a name, a message and a hint");
+  CHECK(unique, "errors: names are unique");
+  CHECK(back, "errors: sc_error_from_name maps each name back to its code");
+  CHECK(strcmp(sc_error_name(0), "ok") == 0 && sc_error_from_name("ok") == 0, "errors: 0 is \"ok\"");
+  CHECK(strcmp(sc_error_name(SC_ERR_LAST - 1), "unknown") == 0 && strcmp(sc_error_name(5), "unknown") == 0,
+        "errors: codes outside the table are \"unknown\"");
+  CHECK(sc_error_from_name("no such name") == SC_ERR_INTERNAL && sc_error_from_name(NULL) == SC_ERR_INTERNAL,
+        "errors: an unknown name gives SC_ERR_INTERNAL");
+  CHECK(strcmp(sc_error_name(SC_ERR_BUSY), "busy") == 0 && strcmp(sc_error_name(SC_ERR_IDENTITY_CHANGED),
+                                                                  "identity_changed") == 0,
+        "errors: the names the CLI's JSON always used stay (busy, identity_changed)");
+}
+
+/* ---- events ------------------------------------------------------------------------ */
+
+static void test_events(void) {
+  struct sc_event ev;
+  char line[512];
+  int k, named = 1, said = 1;
+  memset(&ev, 0, sizeof ev);
+  ev.peer = "alice";
+  ev.group = "team";
+  ev.subject = "carol";
+  ev.detail = "why";
+  ev.text = "hello";
+  ev.text_len = 5;
+  for (k = SC_EV_MESSAGE; k <= SC_EV_BAD_FRAME; k++) {
+    ev.kind = k;
+    if (strcmp(sc_event_name(k), "unknown") == 0) named = 0;
+    if (sc_event_describe(line, sizeof line, &ev) == 0 || strncmp(line, "unknown event", 13) == 0) said = 0;
+  }
+  CHECK(named, "events: every kind has a name");
+  CHECK(said, "events: every kind has a sentence");
+  ev.kind = SC_EV_BAD_FRAME + 1;
+  CHECK(strcmp(sc_event_name(ev.kind), "unknown") == 0, "events: a kind outside the list is unknown");
+  /* The JSON names the CLI always printed for logged notices. */
+  ev.kind = SC_EV_GROUP_REMOVED;
+  CHECK(strcmp(sc_event_type(&ev), "group") == 0, "events: group changes are \"group\"");
+  ev.kind = SC_EV_UNREADABLE_SUMMARY;
+  CHECK(strcmp(sc_event_type(&ev), "unreadable") == 0, "events: unreadable summaries are \"unreadable\"");
+  ev.kind = SC_EV_HELD_DROPPED;
+  CHECK(strcmp(sc_event_type(&ev), "held") == 0, "events: held messages are \"held\"");
+  /* The sentence is cut to the buffer and the needed length returned. */
+  ev.kind = SC_EV_GROUP_ADDED;
+  {
+    char small[8];
+    size_t need = sc_event_describe(small, sizeof small, &ev);
+    CHECK(need == strlen("alice added carol to the group team") && strlen(small) == 7,
+          "events: a short buffer gets a cut sentence and the length needed");
+  }
+}
+
+/* ---- message log format -------------------------------------------------------- */
+
+static void test_msglog(void) {
+  struct msg *m = calloc(1, sizeof *m), *r = calloc(1, sizeof *r);
+  struct rec_wr w;
+  struct sc_event ev;
+  const char *members[GROUP_MAX_MEMBERS];
+  char line[512];
+  int rc;
+
+  m->dir = MSG_EVENT;
+  m->kind = SC_EV_GROUP_JOINED;
+  m->reason = SC_R_NONE;
+  snprintf(m->peer, sizeof m->peer, "alice");
+  snprintf(m->group, sizeof m->group, "team");
+  snprintf(m->subject, sizeof m->subject, "carol");
+  snprintf(m->detail, sizeof m->detail, "why not");
+  m->ts = 1700000000123ull;
+  m->server_id = 77;
+  m->count = 5;
+  m->total = 9;
+  m->device = 3;
+  m->server_ts = 1700000000999ull;
+  m->n_members = 3;
+  snprintf(m->members[0], sizeof m->members[0], "alice");
+  snprintf(m->members[1], sizeof m->members[1], "bob");
+  snprintf(m->members[2], sizeof m->members[2], "carol");
+  m->text = (char *)"";
+  rec_wr_init(&w, 1 << 16);
+  CHECK(msglog_encode(&w, m) == 0, "msglog: an event row encodes");
+  rc = msglog_decode(r, w.p, w.len);
+  CHECK(rc == 0 && r->dir == MSG_EVENT && r->kind == SC_EV_GROUP_JOINED && r->reason == SC_R_NONE &&
+            !strcmp(r->peer, "alice") && !strcmp(r->group, "team") && !strcmp(r->subject, "carol") &&
+            !strcmp(r->detail, "why not") && r->ts == m->ts && r->server_id == 77 && r->count == 5 &&
+            r->total == 9 && r->device == 3 && r->server_ts == 1700000000999ull && r->n_members == 3 && !strcmp(r->members[2], "carol") && r->text_len == 0,
+        "msglog: a version 2 event row round-trips every field");
+  msglog_to_event(r, &ev, members);
+  sc_event_describe(line, sizeof line, &ev);
+  CHECK(strcmp(line, "alice added you to the group team (members: alice, bob, carol)") == 0,
+        "msglog: the event's sentence is made when shown");
+  CHECK(strcmp(sc_event_type(&ev), "group") == 0 && sc_event_is_group_notice(ev.kind), "msglog: ... a group notice");
+  CHECK(memmem(w.p, w.len, "added you", 9) == NULL, "msglog: the stored row holds no English sentence");
+  msg_clear(r);
+  /* Every prefix of the row is refused (bounded reader, nothing left over). */
+  {
+    size_t i;
+    int all = 1;
+    for (i = 0; i < w.len; i++)
+      if (msglog_decode(r, w.p, i) == 0) all = 0;
+    CHECK(all, "msglog: every truncation of a row is refused");
+  }
+  rec_wr_free(&w);
+
+  /* A text message, version 2. */
+  memset(m, 0, sizeof *m);
+  m->dir = MSG_IN;
+  snprintf(m->peer, sizeof m->peer, "bob");
+  m->ts = 42;
+  m->server_id = 9;
+  m->text = (char *)"hello there";
+  m->text_len = 11;
+  rec_wr_init(&w, 1 << 16);
+  rc = msglog_encode(&w, m) || msglog_decode(r, w.p, w.len);
+  msglog_to_event(r, &ev, members);
+  CHECK(rc == 0 && ev.kind == SC_EV_MESSAGE && ev.text_len == 11 && !memcmp(ev.text, "hello there", 11) &&
+            ev.server_id == 9,
+        "msglog: a message row round-trips as SC_EV_MESSAGE");
+  msg_clear(r);
+  rec_wr_free(&w);
+
+  /* Version 1 (before the core): u8 1 | dir | code | peer | group | ts | sid | text. */
+  rec_wr_init(&w, 1 << 16);
+  rec_put_u8(&w, 1);
+  rec_put_u8(&w, MSG_EVENT);
+  rec_put_u8(&w, NOTICE_GROUP);
+  rec_put_str16(&w, "alice", 5);
+  rec_put_str16(&w, "team", 4);
+  rec_put_u64(&w, 1234);
+  rec_put_u64(&w, 0);
+  rec_put_str16(&w, "alice removed carol from the group team", 39);
+  rc = msglog_decode(r, w.p, w.len);
+  msglog_to_event(r, &ev, members);
+  sc_event_describe(line, sizeof line, &ev);
+  CHECK(rc == 0 && ev.kind == SC_EV_NOTICE && ev.reason == NOTICE_GROUP && !strcmp(ev.peer, "alice") &&
+            !strcmp(ev.group, "team") && ev.timestamp_ms == 1234,
+        "msglog: a version 1 event row (an English sentence) still reads, as SC_EV_NOTICE");
+  CHECK(strcmp(line, "alice removed carol from the group team") == 0 && strcmp(sc_event_type(&ev), "group") == 0,
+        "msglog: ... and shows its sentence as stored, under its old name");
+  msg_clear(r);
+  rec_wr_free(&w);
+  rec_wr_init(&w, 1 << 16);
+  rec_put_u8(&w, 1);
+  rec_put_u8(&w, MSG_IN);
+  rec_put_u8(&w, 0);
+  rec_put_str16(&w, "bob", 3);
+  rec_put_str16(&w, "", 0);
+  rec_put_u64(&w, 5);
+  rec_put_u64(&w, 6);
+  rec_put_str16(&w, "old text", 8);
+  rc = msglog_decode(r, w.p, w.len);
+  msglog_to_event(r, &ev, members);
+  CHECK(rc == 0 && ev.kind == SC_EV_MESSAGE && ev.text_len == 8 && ev.server_id == 6,
+        "msglog: a version 1 message row reads as SC_EV_MESSAGE");
+  msg_clear(r);
+  rec_wr_free(&w);
+
+  /* Malformed: unknown version, a direction out of range, too many members. */
+  {
+    uint8_t bad3[] = {3, 0, 0};
+    uint8_t dir9[] = {1, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    CHECK(msglog_decode(r, bad3, sizeof bad3) == STORE_E_CORRUPT, "msglog: an unknown version is refused");
+    CHECK(msglog_decode(r, dir9, sizeof dir9) == STORE_E_CORRUPT, "msglog: a direction out of range is refused");
+  }
+  rec_wr_init(&w, 1 << 16);
+  rec_put_u8(&w, 2);
+  rec_put_u8(&w, MSG_EVENT);
+  rec_put_u8(&w, SC_EV_GROUP_JOINED);
+  rec_put_u8(&w, 0);
+  rec_put_str16(&w, "a", 1);
+  rec_put_str16(&w, "g", 1);
+  rec_put_str16(&w, "", 0);
+  rec_put_str16(&w, "", 0);
+  rec_put_u64(&w, 0);
+  rec_put_u64(&w, 0);
+  rec_put_u64(&w, 0);
+  rec_put_u64(&w, 0);
+  rec_put_u32(&w, 0);
+  rec_put_u64(&w, 0);
+  rec_put_u8(&w, GROUP_MAX_MEMBERS + 1);
+  CHECK(msglog_decode(r, w.p, w.len) == STORE_E_CORRUPT, "msglog: more members than a group holds are refused");
+  rec_wr_free(&w);
+  free(m);
+  free(r);
+}
+
+/* ---- a recipient and its senders ---------------------------------------------------- */
+
+struct peer {
+  struct account *acct; /* identity only */
+  struct sotto_session *s;
+};
+
+static char tmpl[] = "/tmp/sotto-core-test.XXXXXX";
+
+/* bob: a real store, an account with username "bob", pre-keys. */
+static struct sc_client *make_bob(const char *dir, struct seen *seen, struct sotto_bundle *b) {
+  struct sc_client *c;
+  struct prekey_pub opk;
+  struct kem_pub kem;
+  char home[PATH_MAX];
+  int rc;
+  snprintf(home, sizeof home, "%s/%s", tmpl, dir);
+  if (sc_client_new(&c, home) || sc_init(c, NULL, "pw", 2)) {
+    printf("FAIL cannot create bob's store: %s\n", sc_errdetail(c));
+    exit(1);
+  }
+  sc_set_sink(c, sink, seen);
+  snprintf(c->acct->username, sizeof c->acct->username, "bob");
+  memset(b, 0, sizeof *b);
+  rc = store_begin(c->st) || account_new_signed_prekey(c->st, c->acct, b->signed_prekey, b->signed_prekey_sig) ||
+       account_new_one_time_prekeys(c->st, c->acct, &opk, 1) ||
+       account_new_kem_prekeys(c->st, c->acct, &kem, 1, 1) || account_save(c->st, c->acct) || store_commit(c->st);
+  if (rc) {
+    printf("FAIL cannot make bob's pre-keys\n");
+    exit(1);
+  }
+  memcpy(b->identity_key, c->acct->id.pub, SOTTO_PUBKEY_LEN);
+  b->registration_id = c->acct->id.registration_id;
+  b->device_id = 1;
+  b->signed_prekey_id = c->acct->spk_id;
+  b->has_one_time_prekey = 1;
+  b->one_time_prekey_id = opk.id;
+  memcpy(b->one_time_prekey, opk.pub, sizeof opk.pub);
+  b->has_kem_prekey = 1;
+  b->kem_prekey_id = kem.id;
+  memcpy(b->kem_prekey, kem.pub, sizeof kem.pub);
+  memcpy(b->kem_prekey_sig, kem.sig, sizeof kem.sig);
+  return c;
+}
+
+static void make_peer(struct peer *p, const struct sotto_bundle *b) {
+  if (account_new(&p->acct) || sotto_session_new(&p->s) || sotto_session_init_from_bundle(p->s, &p->acct->id, b)) {
+    printf("FAIL cannot make a sender\n");
+    exit(1);
+  }
+}
+
+/* Encrypts content ct from p into out; returns the type. */
+static int seal(struct peer *p, const struct content *ct, uint8_t *out, size_t cap, size_t *len) {
+  struct rec_wr w;
+  int type = 0;
+  rec_wr_init(&w, SC_MAX_TEXT + 8192);
+  if (content_encode(&w, ct) || sotto_session_encrypt(p->s, out, cap, len, &type, w.p, w.len)) type = -1;
+  rec_wr_free(&w);
+  return type;
+}
+
+static int seal_text(struct peer *p, const char *text, uint8_t *out, size_t cap, size_t *len) {
+  struct content ct;
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_TEXT;
+  ct.ts = 1000;
+  ct.text = (const uint8_t *)text;
+  ct.text_len = strlen(text);
+  return seal(p, &ct, out, cap, len);
+}
+
+static int history_cb(void *ud, const struct sc_event *ev) {
+  sink(ud, ev);
+  return 0;
+}
+
+static int last_kind(const struct seen *s) { return s->n ? s->kind[s->n - 1] : 0; }
+
+static void test_inbox(void) {
+  struct seen seen;
+  struct sotto_bundle b;
+  struct sc_client *bob;
+  struct peer alice, mallory;
+  struct sc_contact ct;
+  uint8_t env[4096], env2[4096];
+  size_t len = 0, len2 = 0;
+  unsigned released = 0;
+  int type, type2, n;
+
+  memset(&seen, 0, sizeof seen);
+  bob = make_bob("bob", &seen, &b);
+  make_peer(&alice, &b);
+  b.has_one_time_prekey = 0; /* used by alice's first message */
+  make_peer(&mallory, &b);
+
+  /* New session: trust on first use. */
+  type = seal_text(&alice, "hi bob", env, sizeof env, &len);
+  CHECK(type == SOTTO_MSG_PREKEY, "inbox: alice's first message is a PreKey message");
+  n = seen.n;
+  CHECK(inbox_process(bob, NULL, 100, "alice", type, env, len) == 0, "inbox: new session: processed");
+  CHECK(seen.n == n + 1 && last_kind(&seen) == SC_EV_MESSAGE && !strcmp(seen.peer[n], "alice") &&
+            !strcmp(seen.text[n], "hi bob"),
+        "inbox: new session: the text is given to the sink as a message from alice");
+  CHECK(sc_contact_get(&ct, bob, "alice") == 0 && !ct.new_key_held && !ct.verified, "inbox: alice is a contact now");
+
+  /* Duplicate: the same server id again, then the same ciphertext under a new id. */
+  n = seen.n;
+  CHECK(inbox_process(bob, NULL, 100, "alice", type, env, len) == 0 && seen.n == n,
+        "inbox: duplicate: a re-delivered envelope (same server id) is acked and not shown again");
+  CHECK(inbox_process(bob, NULL, 101, "alice", type, env, len) == 0 && seen.n == n,
+        "inbox: duplicate: the same ciphertext under another id is dropped silently");
+
+  /* A second message on the session (SignalMessage after bob answers? no:
+   * still PreKey until bob replies; it decrypts all the same). */
+  type = seal_text(&alice, "second", env, sizeof env, &len);
+  n = seen.n;
+  CHECK(inbox_process(bob, NULL, 102, "alice", type, env, len) == 0 && seen.n == n + 1 &&
+            !strcmp(seen.text[n], "second"),
+        "inbox: the session goes on");
+
+  /* Quarantine: another identity key under the name alice. */
+  type2 = seal_text(&mallory, "it's alice, new phone", env2, sizeof env2, &len2);
+  n = seen.n;
+  CHECK(inbox_process(bob, NULL, 103, "alice", type2, env2, len2) == 0, "inbox: held: processed (acked)");
+  CHECK(seen.n == n + 1 && last_kind(&seen) == SC_EV_HELD && seen.reason[n] == SC_R_HELD_TEXT &&
+            !strcmp(seen.text[n], "it's alice, new phone"),
+        "inbox: held: an event says a text from a new, unverified key is held");
+  CHECK(strstr(seen.line[n], "from a new, unverified key claiming to be alice (held;") != NULL,
+        "inbox: held: ... in a plain sentence");
+  CHECK(sc_contact_get(&ct, bob, "alice") == 0 && ct.new_key_held && ct.held == 1,
+        "inbox: held: the contact has a new key waiting and one held message");
+  /* alice's real session still works while mallory's key waits. */
+  type = seal_text(&alice, "still me", env, sizeof env, &len);
+  n = seen.n;
+  CHECK(inbox_process(bob, NULL, 104, "alice", type, env, len) == 0 && last_kind(&seen) == SC_EV_MESSAGE &&
+            !strcmp(seen.text[n], "still me"),
+        "inbox: held: messages from the accepted key still arrive");
+
+  /* Released: the user accepts the new key. */
+  n = seen.n;
+  CHECK(sc_trust(&released, bob, "alice") == 0 && released == 1, "inbox: released: sc_trust releases one message");
+  CHECK(seen.n == n + 1 && last_kind(&seen) == SC_EV_MESSAGE && !strcmp(seen.text[n], "it's alice, new phone"),
+        "inbox: released: the held text is shown as a message now");
+  CHECK(sc_contact_get(&ct, bob, "alice") == 0 && !ct.new_key_held && ct.held == 0 && ct.key_changes == 1,
+        "inbox: released: the new key is alice's key (one key change)");
+  CHECK(sc_trust(&released, bob, "alice") == SC_ERR_NOTHING_HELD, "inbox: released: nothing is held any more");
+
+  /* Unreadable: garbage on the (old) session, a bad sender name, an unknown type. */
+  memset(env, 0x41, 200);
+  n = seen.n;
+  CHECK(inbox_process(bob, NULL, 105, "carol", SOTTO_MSG_SIGNAL, env, 200) == 0 && seen.n == n + 1 &&
+            last_kind(&seen) == SC_EV_UNREADABLE && seen.reason[n] == SC_R_DECRYPT,
+        "inbox: unreadable: garbage is dropped with an event");
+  CHECK(inbox_process(bob, NULL, 106, "Not A Name", SOTTO_MSG_SIGNAL, env, 200) == 0 &&
+            last_kind(&seen) == SC_EV_UNREADABLE && seen.reason[seen.n - 1] == SC_R_BAD_SENDER,
+        "inbox: unreadable: an invalid sender name");
+  CHECK(inbox_process(bob, NULL, 107, "carol", 99, env, 200) == 0 && last_kind(&seen) == SC_EV_UNREADABLE &&
+            seen.reason[seen.n - 1] == SC_R_UNKNOWN_TYPE,
+        "inbox: unreadable: an unknown envelope type");
+  /* Past the first few per sender they are counted, then summed up. */
+  {
+    int i, before;
+    for (i = 0; i < 5; i++) inbox_process(bob, NULL, 200 + (uint64_t)i, "carol", SOTTO_MSG_SIGNAL, env, 200);
+    before = seen.n;
+    CHECK(sc_summarise(bob) == 0 && seen.n == before + 1 && last_kind(&seen) == SC_EV_UNREADABLE_SUMMARY,
+          "inbox: unreadable: the rest of carol's are summed up in one event");
+    CHECK(strstr(seen.line[seen.n - 1], "more messages from carol could not be decrypted") != NULL,
+          "inbox: unreadable: ... with its sentence");
+  }
+  /* Everything shown about alice is in the history, as events, in order. */
+  {
+    struct seen h;
+    memset(&h, 0, sizeof h);
+    CHECK(sc_history(bob, "alice", history_cb, &h) == 0 && h.n == 5 && h.kind[0] == SC_EV_MESSAGE &&
+              !strcmp(h.text[0], "hi bob") && h.kind[2] == SC_EV_HELD && !strcmp(h.text[4], "it's alice, new phone"),
+          "history: alice's messages and the held notice, oldest first");
+  }
+  sotto_session_free(alice.s);
+  sotto_session_free(mallory.s);
+  account_free(alice.acct);
+  account_free(mallory.acct);
+  sc_client_free(bob);
+}
+
+/* ---- group rules ------------------------------------------------------------------- */
+
+static int update(struct sc_client *bob, struct peer *p, const char *sender, uint64_t sid, const uint8_t gid[16],
+                  uint32_t epoch, const char *const *members, size_t n) {
+  struct content *ct = calloc(1, sizeof *ct);
+  uint8_t env[8192];
+  size_t len = 0, i;
+  int type, rc;
+  ct->kind = CONTENT_GROUP_UPDATE;
+  ct->ts = 1;
+  memcpy(ct->gid, gid, 16);
+  snprintf(ct->name, sizeof ct->name, "team");
+  ct->epoch = epoch;
+  ct->n_members = n;
+  for (i = 0; i < n; i++) snprintf(ct->members[i], sizeof ct->members[i], "%s", members[i]);
+  type = seal(p, ct, env, sizeof env, &len);
+  free(ct);
+  if (type < 0) return -100;
+  rc = inbox_process(bob, NULL, sid, sender, type, env, len);
+  return rc;
+}
+
+static int group_members(void *ud, const struct sc_group *g) {
+  *(size_t *)ud = g->n_members;
+  return 0;
+}
+
+static void test_groups(void) {
+  struct seen seen;
+  struct sotto_bundle b;
+  struct sc_client *bob;
+  struct peer alice, carol, dave;
+  struct sc_group g;
+  uint8_t gid[16], gid2[16];
+  const char *abc[] = {"alice", "bob", "carol"}, *ac[] = {"alice", "carol"}, *abcd[] = {"alice", "bob", "carol", "dave"},
+             *ab[] = {"alice", "bob"};
+  size_t members = 0;
+  int n;
+
+  memset(&seen, 0, sizeof seen);
+  bob = make_bob("bob-groups", &seen, &b); /* a fresh store */
+  make_peer(&alice, &b);
+  /* carol and dave: sessions from the same bundle; the one-time pre-key
+   * goes to the first, the rest use the signed and last-resort keys. */
+  b.has_one_time_prekey = 0;
+  make_peer(&carol, &b);
+  make_peer(&dave, &b);
+  randombytes_buf(gid, sizeof gid);
+  randombytes_buf(gid2, sizeof gid2);
+
+  /* Joining: the sender must be in the list, and so must we. */
+  n = seen.n;
+  CHECK(update(bob, &alice, "alice", 1, gid2, 1, ac, 2) == 0 && seen.n == n &&
+            sc_group_get(&g, bob, "team") == SC_ERR_UNKNOWN_GROUP,
+        "groups: a new group without us in it is ignored");
+  n = seen.n;
+  CHECK(update(bob, &alice, "alice", 2, gid, 1, abc, 3) == 0 && seen.n == n + 1 &&
+            last_kind(&seen) == SC_EV_GROUP_JOINED,
+        "groups: alice adds us: joined");
+  CHECK(strcmp(seen.line[n], "alice added you to the group team (members: alice, bob, carol)") == 0,
+        "groups: ... with the member list in its sentence");
+  CHECK(sc_group_get(&g, bob, "team") == 0 && g.n_members == 3 && g.epoch == 1, "groups: the group is stored");
+  /* A member may change it, forwards only. */
+  n = seen.n;
+  CHECK(update(bob, &carol, "carol", 3, gid, 2, abcd, 4) == 0 && seen.n == n + 1 &&
+            last_kind(&seen) == SC_EV_GROUP_ADDED && !strcmp(seen.line[n], "carol added dave to the group team"),
+        "groups: carol (a member) adds dave");
+  n = seen.n;
+  CHECK(update(bob, &alice, "alice", 4, gid, 2, abc, 3) == 0 && seen.n == n && sc_group_get(&g, bob, "team") == 0 &&
+            g.n_members == 4,
+        "groups: an update at the same epoch changes nothing (only forwards)");
+  CHECK(update(bob, &alice, "alice", 5, gid, 1, ab, 2) == 0 && sc_group_get(&g, bob, "team") == 0 &&
+            g.n_members == 4,
+        "groups: an older epoch changes nothing");
+  /* dave is a member now; a stranger is not. */
+  {
+    struct peer eve;
+    make_peer(&eve, &b);
+    n = seen.n;
+    CHECK(update(bob, &eve, "eve", 6, gid, 9, ab, 2) == 0 && seen.n == n + 1 &&
+              last_kind(&seen) == SC_EV_GROUP_NOT_MEMBER && sc_group_get(&g, bob, "team") == 0 && g.n_members == 4,
+          "groups: a change from a non-member is ignored with a notice");
+    sotto_session_free(eve.s);
+    account_free(eve.acct);
+  }
+  n = seen.n;
+  CHECK(update(bob, &dave, "dave", 7, gid, 3, abc, 3) == 0 && seen.n == n + 1 &&
+            last_kind(&seen) == SC_EV_GROUP_REMOVED && !strcmp(seen.line[n], "dave removed dave from the group team"),
+        "groups: dave leaves (removes himself)");
+  /* Removed: the group is gone. */
+  n = seen.n;
+  CHECK(update(bob, &alice, "alice", 8, gid, 4, ac, 2) == 0 && seen.n == n + 1 &&
+            last_kind(&seen) == SC_EV_GROUP_LEFT_US && sc_group_get(&g, bob, "team") == SC_ERR_UNKNOWN_GROUP,
+        "groups: alice removes us: the group is deleted");
+  CHECK(sc_groups(bob, group_members, &members) == 0 && members == 0, "groups: no group is left");
+  CHECK(sc_group_name_ok("team-1.x") && !sc_group_name_ok("") && !sc_group_name_ok("a b"),
+        "groups: group names are checked");
+  sotto_session_free(alice.s);
+  sotto_session_free(carol.s);
+  sotto_session_free(dave.s);
+  account_free(alice.acct);
+  account_free(carol.acct);
+  account_free(dave.acct);
+  sc_client_free(bob);
+}
+
+/* ---- a home held by a daemon ------------------------------------------------------ */
+
+static void test_hold(void) {
+  struct sc_client *a, *b;
+  char home[PATH_MAX];
+  snprintf(home, sizeof home, "%s/held", tmpl);
+  if (sc_client_new(&a, home) || sc_client_new(&b, home) || sc_init(a, NULL, "pw", 2)) {
+    printf("FAIL setup of the held home\n");
+    exit(1);
+  }
+  sc_client_free(a);
+  if (sc_client_new(&a, home)) exit(1);
+  CHECK(sc_home_in_use(b) == 0, "hold: a home nobody holds is not in use");
+  CHECK(sc_hold_home(a, "sotto daemon") == 0 && sc_open(a, "pw", 2) == 0, "hold: the holder holds and opens it");
+  CHECK(sc_home_in_use(b) == SC_ERR_IN_USE && strstr(sc_errdetail(b), "held by sotto daemon (pid ") != NULL,
+        "hold: another client is told who holds it");
+  CHECK(sc_open(b, "pw", 2) == SC_ERR_IN_USE && sc_open(b, NULL, 0) == SC_ERR_IN_USE,
+        "hold: ... and cannot open it (checked before the passphrase)");
+  {
+    struct sc_client *x;
+    CHECK(sc_client_new(&x, home) == 0 && sc_hold_home(x, "another daemon") == SC_ERR_IN_USE,
+          "hold: a second holder is refused");
+    sc_client_free(x);
+  }
+  sc_client_free(a);
+  CHECK(sc_home_in_use(b) == 0 && sc_open(b, "pw", 2) == 0, "hold: released when the holder is freed");
+  sc_client_free(b);
+}
+
+int main(void) {
+  char cmd[64];
+  setenv("SOTTO_TEST_KDF", "fast", 1);
+  if (sc_global_init() != 0 || !mkdtemp(tmpl)) {
+    printf("FAIL setup\n");
+    return 1;
+  }
+  test_errors();
+  test_events();
+  test_msglog();
+  test_inbox();
+  test_groups();
+  test_hold();
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
+  if (system(cmd) != 0) printf("(could not remove %s)\n", tmpl);
+  printf("%d checks, %d failed\n", checks, fails);
+  return fails ? 1 : 0;
+}

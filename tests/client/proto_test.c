@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* proto_test.c: the encoders proto/ gained when the protocol moved into one
+ * module (ctest proto_roundtrip): each request the client writes is read
+ * back by the server's parser, and each answer or push the server writes
+ * by the client's, field for field; a byte less is refused. */
+#include <stdio.h>
+#include <string.h>
+
+#include "frames.h"
+#include "proto.h"
+#include "wire.h"
+
+static int fails, checks;
+
+#define CHECK(cond, what)                                    \
+  do {                                                       \
+    checks++;                                                \
+    if (cond) {                                              \
+      printf("ok   %s\n", what);                             \
+    } else {                                                 \
+      fails++;                                               \
+      printf("FAIL %s (%s:%d)\n", what, __FILE__, __LINE__); \
+    }                                                        \
+  } while (0)
+
+#define STR_IS(s, lit) ((s).len == strlen(lit) && memcmp((s).p, lit, (s).len) == 0)
+
+int main(void) {
+  uint8_t b[1024], secret[SOTTO_SRV_SECRET_LEN], got[SOTTO_SRV_SECRET_LEN];
+  struct sotto__wr w;
+  uint32_t ids[4] = {1, 2, 7, 0x7fffffff}, out[8], dev = 0, ec = 0, kem = 0, maxf = 0, maxm = 0;
+  uint64_t u = 0, ts = 0;
+  uint16_t ver = 0;
+  size_t n = 0;
+  memset(secret, 0xa5, sizeof secret);
+
+  {
+    struct sotto_srv_hello m;
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_hello_req(&w, 1);
+    CHECK(!w.err && sotto__srv_parse_hello(b, w.len, &m) == 0 && m.version == 1, "HELLO request");
+  }
+  {
+    struct sotto_srv_register m;
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_register_req(&w, "alice", (const uint8_t *)"IDENTITY", 8);
+    CHECK(!w.err && sotto__srv_parse_register(b, w.len, &m) == 0 && STR_IS(m.username, "alice") &&
+              STR_IS(m.identity, "IDENTITY"),
+          "REGISTER request");
+    CHECK(sotto__srv_parse_register(b, w.len - 1, &m) != 0, "... one byte short is refused");
+  }
+  {
+    struct sotto_srv_auth m;
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_auth_req(&w, "alice", 3, secret);
+    CHECK(!w.err && sotto__srv_parse_auth(b, w.len, &m) == 0 && STR_IS(m.username, "alice") && m.device_id == 3 &&
+              memcmp(m.secret, secret, sizeof secret) == 0,
+          "AUTH request");
+  }
+  {
+    struct sotto_srv_target m;
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_devices_req(&w, "bob");
+    CHECK(!w.err && sotto__srv_parse_devices_req(b, w.len, &m) == 0 && STR_IS(m.username, "bob"), "DEVICES request");
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_bundle_req(&w, "bob", 2);
+    CHECK(!w.err && sotto__srv_parse_bundle_req(b, w.len, &m) == 0 && STR_IS(m.username, "bob") && m.device_id == 2,
+          "BUNDLE request");
+  }
+  {
+    struct sotto_srv_send m;
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_send(&w, "carol", 1, 3, (const uint8_t *)"ciphertext", 10);
+    CHECK(!w.err && sotto__srv_parse_send(b, w.len, 1 << 16, &m) == 0 && STR_IS(m.username, "carol") &&
+              m.device_id == 1 && m.type == 3 && m.body_len == 10 && memcmp(m.body, "ciphertext", 10) == 0,
+          "SEND request");
+    CHECK(sotto__srv_parse_send(b, w.len - 1, 1 << 16, &m) != 0, "... one byte short is refused");
+  }
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_u64_req(&w, 0x0102030405060708ull);
+  CHECK(!w.err && sotto__srv_parse_ack(b, w.len, &u) == 0 && u == 0x0102030405060708ull, "ACK request");
+  CHECK(sotto__srv_parse_epoch(b, w.len, &u) == 0 && u == 0x0102030405060708ull, "EPOCH request");
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_device_remove(&w, 9);
+  CHECK(!w.err && sotto__srv_parse_device_remove(b, w.len, &dev) == 0 && dev == 9, "DEVICE_REMOVE request");
+
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_hello_ok(&w, 1, 70000, 65536);
+  CHECK(!w.err && sotto__net_parse_hello(b, w.len, &ver, &maxf, &maxm) == 0 && ver == 1 && maxf == 70000 &&
+            maxm == 65536,
+        "HELLO answer");
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_creds(&w, 5, secret);
+  CHECK(!w.err && sotto__net_parse_creds(b, w.len, &dev, got) == 0 && dev == 5 && !memcmp(got, secret, sizeof got),
+        "REGISTER / ADD_DEVICE / ROTATE_SECRET answer");
+  CHECK(sotto__net_parse_creds(b, w.len - 1, &dev, got) != 0, "... one byte short is refused");
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_counts(&w, 100, 20);
+  CHECK(!w.err && sotto__net_parse_counts(b, w.len, &ec, &kem) == 0 && ec == 100 && kem == 20,
+        "AUTH / KEYS_UPLOAD answer, KEYS_LOW push");
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_devices(&w, ids, 4);
+  CHECK(!w.err && sotto__srv_parse_devices(b, w.len, out, 8, &n) == 0 && n == 4 && out[2] == 7 && out[3] == 0x7fffffff,
+        "DEVICES answer");
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_sent(&w, 42, 1700000000000ull);
+  CHECK(!w.err && sotto__net_parse_sent(b, w.len, &u, &ts) == 0 && u == 42 && ts == 1700000000000ull, "SEND answer");
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_epoch_ok(&w, 77);
+  CHECK(!w.err && sotto__net_parse_epoch(b, w.len, &u) == 0 && u == 77, "EPOCH answer");
+  CHECK(sotto__net_parse_epoch(b, w.len - 1, &u) != 0 && sotto__net_parse_epoch(b, w.len + 1, &u) != 0,
+        "... short or long is refused");
+  printf("%d checks, %d failed\n", checks, fails);
+  return fails ? 1 : 0;
+}
