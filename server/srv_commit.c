@@ -17,8 +17,8 @@
  * memory it owns while it waits: for a BUNDLE the bundle buffer its answer
  * needs (allocated when it runs), for KEYS_UPLOAD its parsed key table. */
 size_t sotto__srv_op_cost(uint8_t type, size_t len) {
-  return len + (type == SOTTO_SRV_BUNDLE        ? sizeof(struct sotto_srv_bundle_buf)
-                : type == SOTTO_SRV_KEYS_UPLOAD ? sizeof(struct sotto_srv_keys)
+  return len + (type == SOTTO_SRV_BUNDLE        ? sizeof(struct sotto_store_bundle)
+                : type == SOTTO_SRV_KEYS_UPLOAD ? sizeof(struct sotto_store_keys)
                                                 : 0);
 }
 

@@ -320,6 +320,10 @@ static int backlog_cb(void *ctx, const struct sotto_store_env *e) {
 int sotto__srv_pump_backlog(struct srv *s) {
   struct conn *c, *next;
   int more = 0;
+  /* A store shared with other writers says itself how far paging may go
+   * (store.h, "Single-process assumptions"). */
+  if (s->backlog && s->rstore.ops->horizon && s->rstore.ops->horizon(s->rstore.impl, &s->horizon) != 0)
+    return 0;
   for (c = s->backlog; c; c = next) {
     int got = 0;
     void *a[3] = {s, c, &got};

@@ -19,6 +19,12 @@
 
 #include "srv_internal.h"
 
+/* The store's limits hold what the wire allows. */
+_Static_assert(SOTTO_STORE_USER_MAX >= SOTTO_SRV_USER_MAX, "usernames fit the store");
+_Static_assert(SOTTO_STORE_MAX_IDENTITY >= SOTTO_SRV_MAX_IDENTITY, "identity keys fit the store");
+_Static_assert(SOTTO_STORE_MAX_KEY_BLOB >= SOTTO_SRV_MAX_KEY_BLOB, "key blobs fit the store");
+_Static_assert(SOTTO_STORE_MAX_KEYS_PUT >= SOTTO_SRV_MAX_KEYS_PER_UPLOAD, "an upload fits one keys_put");
+
 enum {
   H_UNAUTH = 1,     /* allowed before AUTH (REGISTER, AUTH) */
   H_AUTHED = 2,     /* allowed after AUTH */
@@ -60,10 +66,30 @@ static int parse_auth(const struct srv *s, struct op *o) {
   (void)s;
   return sotto__srv_parse_auth(o->data, o->len, &o->req.auth);
 }
+/* The wire's key table becomes the store's (pointers into o->data). */
+static void key_of(struct sotto_store_key *k, const struct sotto_srv_blob_id *b) {
+  k->id = b->id;
+  k->p = b->p;
+  k->len = b->len;
+}
+
 static int parse_keys(const struct srv *s, struct op *o) {
+  struct sotto_srv_keys m;
+  struct sotto_store_keys *k;
+  size_t i;
+  int rc;
   (void)s;
-  if ((o->req.keys = malloc(sizeof *o->req.keys)) == NULL) return SOTTO_ERR_NOMEM;
-  return sotto__srv_parse_keys(o->data, o->len, o->req.keys);
+  if ((rc = sotto__srv_parse_keys(o->data, o->len, &m)) != 0) return rc;
+  if ((k = o->req.keys = malloc(sizeof *o->req.keys)) == NULL) return SOTTO_ERR_NOMEM;
+  k->has_signed = (m.flags & SOTTO_SRV_KEYS_SIGNED) != 0;
+  k->has_last_resort = (m.flags & SOTTO_SRV_KEYS_LAST_RESORT) != 0;
+  key_of(&k->signed_prekey, &m.signed_prekey);
+  key_of(&k->last_resort, &m.last_resort);
+  k->n_ec = m.n_ec;
+  k->n_kem = m.n_kem;
+  for (i = 0; i < m.n_ec; i++) key_of(&k->ec[i], &m.ec[i]);
+  for (i = 0; i < m.n_kem; i++) key_of(&k->kem[i], &m.kem[i]);
+  return 0;
 }
 static int parse_bundle(const struct srv *s, struct op *o) {
   (void)s;
@@ -121,7 +147,7 @@ static int exec_register(struct srv *s, struct op *o) {
   const struct sotto_store_ops *ops = s->store.ops;
   void *st = s->store.impl;
   const struct sotto_srv_register *m = &o->req.reg;
-  char user[SOTTO_SRV_USER_MAX + 1];
+  char user[SOTTO_SRV_USER_MAX + 1], canon[SOTTO_SRV_USER_MAX + 1];
   uint8_t h[32];
   int64_t acc;
   int rc;
@@ -130,7 +156,8 @@ static int exec_register(struct srv *s, struct op *o) {
     return 0;
   }
   cstr(user, &m->username);
-  rc = ops->account_create(st, user, m->identity.p, m->identity.len, sotto__srv_today(), &acc);
+  sotto__srv_username_canon(m->username.p, m->username.len, canon);
+  rc = ops->account_create(st, user, canon, m->identity.p, m->identity.len, sotto__srv_today(), &acc);
   if (rc == SOTTO_ERR_DUPLICATE) {
     o->code = SOTTO_SRV_E_TAKEN;
     return 0;
@@ -188,13 +215,14 @@ static int exec_auth(struct srv *s, struct op *o) {
 static int exec_keys(struct srv *s, struct op *o) {
   const struct sotto_store_ops *ops = s->store.ops;
   void *st = s->store.impl;
-  const struct sotto_srv_keys *k = o->req.keys;
+  const struct sotto_store_keys *k = o->req.keys;
   int64_t devkey = o->c->devkey;
   int rc = ops->keys_count(st, devkey, &o->ec, &o->kem);
   if (rc) return rc;
   /* Stored one-time keys are capped per device, so an authenticated client
    * cannot grow the database without bound. */
-  if (o->ec + k->n_ec > SOTTO_SRV_MAX_STORED_KEYS || o->kem + k->n_kem > SOTTO_SRV_MAX_STORED_KEYS) {
+  if (o->ec + (int64_t)k->n_ec > SOTTO_SRV_MAX_STORED_KEYS ||
+      o->kem + (int64_t)k->n_kem > SOTTO_SRV_MAX_STORED_KEYS) {
     o->code = SOTTO_SRV_E_TOO_LARGE;
     return 0;
   }
@@ -355,7 +383,7 @@ static void answer_counts(struct srv *s, struct op *o, struct sotto__wr *w) {
 
 static void answer_bundle(struct srv *s, struct op *o, struct sotto__wr *w) {
   struct sotto_srv_bundle b;
-  const struct sotto_srv_bundle_buf *sb = o->bundle;
+  const struct sotto_store_bundle *sb = o->bundle;
   s->m.bundles++;
   b.identity.p = sb->identity;
   b.identity.len = sb->identity_len;

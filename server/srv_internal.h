@@ -121,7 +121,7 @@ struct conn {
 union srv_req {
   struct sotto_srv_register reg;
   struct sotto_srv_auth auth;
-  struct sotto_srv_keys *keys;
+  struct sotto_store_keys *keys;
   struct sotto_srv_target target; /* BUNDLE, DEVICES */
   struct sotto_srv_send send;
   uint64_t ack;       /* envelope id */
@@ -146,7 +146,7 @@ struct op {
   uint8_t secret[SOTTO_SRV_SECRET_LEN];
   struct sotto_store_device dev;
   int64_t msg_id, ts, ec, kem, target_devkey;
-  struct sotto_srv_bundle_buf *bundle;
+  struct sotto_store_bundle *bundle;
   uint32_t ids[SOTTO_SRV_MAX_DEVICES];
   size_t n_ids;
   size_t len;

@@ -302,7 +302,7 @@ static void data_modes(const char *dir) {
 int sotto_srv_run(const struct sotto_srv_config *cfg) {
   struct srv *s;
   char fp[65], laddr[NI_MAXHOST + NI_MAXSERV + 4], maddr[NI_MAXHOST + NI_MAXSERV + 4] = "off";
-  int created = 0, rc = 1, db_existed = 0;
+  int created = 0, rc = 1, db_existed = 0, sqlite = 1;
   sigset_t mask;
   struct epoll_event e;
   int64_t last_timer = 0;
@@ -321,35 +321,50 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
   umask(077);
   if (data_dir_prepare(s, cfg->data) != 0) goto out;
   {
-    char why[512];
-    if (sotto__store_sqlite_check(cfg->data, why, sizeof why) != 0) {
+    char url[SOTTO_STORE_URL_MAX + 8], why[512];
+    const char *where = NULL;
+    const struct sotto_store_backend *b;
+    sotto_srv_store_url(cfg, url, sizeof url);
+    if ((b = sotto__store_backend(url, &where, why, sizeof why)) == NULL) {
+      fprintf(stderr, "sotto-server: --store: %s\n", why);
+      goto out;
+    }
+    sqlite = b == &sotto__store_sqlite_backend;
+    if (sqlite && strcmp(where, cfg->data) != 0 && mkdir(where, 0700) != 0 && errno != EEXIST) {
+      fprintf(stderr, "sotto-server: cannot create the database directory %s: %s\n", where, strerror(errno));
+      goto out;
+    }
+    if (b->check && b->check(where, why, sizeof why) != 0) {
       fprintf(stderr, "sotto-server: %s\n", why);
       goto out;
     }
+    if (sqlite) {
+      /* A database from before this start (not one created just now) means
+       * clients have pinned this server's certificate. */
+      char dbpath[1100];
+      struct stat dbst;
+      snprintf(dbpath, sizeof dbpath, "%s/sotto.db", where);
+      db_existed = stat(dbpath, &dbst) == 0 && dbst.st_size > 0;
+    }
+    if (b->open(&s->store, where, SOTTO_STORE_OPEN_WRITER, why, sizeof why) != 0 ||
+        b->open(&s->rstore, where, SOTTO_STORE_OPEN_READER, why, sizeof why) != 0) {
+      fprintf(stderr, "sotto-server: %s\n", why);
+      goto out;
+    }
+    if (!sqlite) db_existed = !s->store.fresh;
+    if (sqlite) data_modes(where);
   }
-  {
-    /* A database from before this start (not one created just now) means
-     * clients have pinned this server's certificate. */
-    char dbpath[1100];
-    struct stat dbst;
-    snprintf(dbpath, sizeof dbpath, "%s/sotto.db", cfg->data);
-    db_existed = stat(dbpath, &dbst) == 0 && dbst.st_size > 0;
+  if (sqlite) {
+    /* A full disk must still be able to checkpoint the WAL (deletes need it):
+     * the WAL stays below half the reserve that is given back for that. */
+    if (cfg->disk_reserve > 0) s->store.ops->journal_limit(s->store.impl, cfg->disk_reserve / 2);
+    if (sotto__srv_reserve_make(s) != 0)
+      sotto__srv_log(0, "disk_reserve",
+                     "bytes=%lld hint=\"cannot allocate the reserve file; is the disk full?\"",
+                     (long long)cfg->disk_reserve);
   }
-  if (sotto__store_sqlite_open(&s->store, cfg->data) != 0 ||
-      sotto__store_sqlite_open(&s->rstore, cfg->data) != 0) {
-    fprintf(stderr, "sotto-server: cannot open the database in %s (is the directory writable?)\n", cfg->data);
-    goto out;
-  }
-  data_modes(cfg->data);
-  /* A full disk must still be able to checkpoint the WAL (deletes need it):
-   * the WAL stays below half the reserve that is given back for that. */
-  if (cfg->disk_reserve > 0) s->store.ops->journal_limit(s->store.impl, cfg->disk_reserve / 2);
-  if (sotto__srv_reserve_make(s) != 0)
-    sotto__srv_log(0, "disk_reserve",
-                   "bytes=%lld hint=\"cannot allocate the reserve file; is the disk full?\"",
-                   (long long)cfg->disk_reserve);
   if (s->rstore.ops->max_msg_id(s->rstore.impl, &s->horizon) != 0) {
-    fprintf(stderr, "sotto-server: cannot read the database in %s\n", cfg->data);
+    fprintf(stderr, "sotto-server: cannot read the %s store\n", s->rstore.backend);
     goto out;
   }
   if ((s->ctx = sotto__tls_server_ctx(cfg->data, fp, &created, !db_existed)) == NULL) goto out;
@@ -516,4 +531,22 @@ out:
   sotto__lim_free(&s->lim);
   free(s);
   return rc;
+}
+
+void sotto_srv_store_url(const struct sotto_srv_config *c, char *out, size_t cap) {
+  if (c->store[0])
+    snprintf(out, cap, "%s", c->store);
+  else
+    snprintf(out, cap, "sqlite:%s", c->data);
+}
+
+int sotto_srv_migrate(const struct sotto_srv_config *c, FILE *out) {
+  char url[SOTTO_STORE_URL_MAX + 8], why[512];
+  sotto_srv_store_url(c, url, sizeof url);
+  umask(077);
+  if (sotto__store_migrate(url, out, why, sizeof why) != 0) {
+    fprintf(stderr, "sotto-server: migrate: %s\n", why);
+    return 1;
+  }
+  return 0;
 }
