@@ -555,7 +555,12 @@ static void test_auth_rate(void) {
   struct sotto_net *x, *y, *many[40];
   uint8_t wrong[32];
   int i, rc, ok = 0;
-  const char *const extra[] = {"--auth-fail-burst", "3", "--auth-fail-rate", "0.001", NULL};
+  /* 40 pre-auth connections from one address really in flight at once need
+   * a pre-auth share of 40 (the default 32 was only enough while each AUTH
+   * committed before the next connection came; a store that syncs each
+   * commit, like PostgreSQL, shows the difference). */
+  const char *const extra[] = {"--auth-fail-burst", "3", "--auth-fail-rate", "0.001", "--max-unauth-per-addr", "64",
+                               NULL};
   if (srv_mkdir(&p, "authrate") != 0 || srv_start(&p, extra) != 0) {
     CHECK(!"server starts");
     return;
@@ -704,6 +709,12 @@ static void test_backup_and_identity(void) {
   int rc, st = -1;
   char dest[200], path[400], oldfp[65], *out;
   struct stat sb;
+  if (srv_pg()) {
+    /* `sotto-server backup` copies DATA/sotto.db; a PostgreSQL store is
+     * backed up with PostgreSQL's tools (docs/server.md). */
+    printf("test_backup_and_identity: skipped on PostgreSQL (SQLite backup)\n");
+    return;
+  }
   if (srv_mkdir(&p, "backup") != 0 || srv_start(&p, NULL) != 0) {
     CHECK(!"server starts");
     return;
