@@ -199,17 +199,42 @@ struct sbytes {
   struct sbytes *next;
 };
 
+/* The routing cache: (username, device id) -> devkey and the device's queue
+ * counters, committed (n, bytes) and this transaction's changes (dn,
+ * dbytes); single writer (store.h). Emptied on rollback, expiry and device
+ * removal; bounded (DC_MAX, emptied at the start of a transaction when over). */
+#define DC_BUCKETS 4096
+#define DC_MAX 65536
+struct dent {
+  int64_t devkey, n, bytes, dn, dbytes;
+  uint32_t device_id, nhash;
+  uint8_t ulen, dirty;
+  char user[SOTTO_STORE_USER_MAX + 1];
+  struct dent *knext, *nnext, *dnext;
+};
+
+/* What each query sent since the last sync is, so that finish() knows what
+ * its result means. */
+enum { K_CTL, K_SYNC, K_INS, K_DEL };
+struct sent {
+  uint8_t kind;
+  int64_t devkey;
+};
+
 struct pg {
   PGconn *conn;
   int mode;
-  char conninfo[SOTTO_STORE_URL_MAX];
   int ctl[PG_CTL_MAX], n_ctl; /* control statements waiting for the next round trip */
-  int sent;                   /* queries sent since the last sync */
-  int full;                   /* the last failure was a full disk (SQLSTATE 53100) */
-  int broken;                 /* a statement could not be sent: the next finish fails */
-  int64_t id_next, id_end;    /* the block of envelope ids in hand */
+  struct sent *sent;          /* queries sent since the last sync */
+  size_t n_sent, cap_sent;
+  int full;                    /* the last failure was a full disk (SQLSTATE 53100) */
+  int broken;                  /* a deferred statement failed: the transaction cannot commit */
+  int sp_want, sp_on, op_bare; /* savepoint asked for, sent; deferred writes outside one */
+  int64_t id_next, id_end;     /* the block of envelope ids in hand */
   struct sbytes *sb[SB_BUCKETS];
   int64_t total, txn_bytes;
+  struct dent *bykey[DC_BUCKETS], *byname[DC_BUCKETS], *dirty;
+  size_t dc_n;
 };
 
 struct args {
@@ -259,14 +284,31 @@ static void g_blob(const PGresult *r, int row, int col, uint8_t *dst, size_t cap
 
 /* ---- the pipeline ------------------------------------------------------------------ */
 
-static int send_ctl(struct pg *s);
+static int note_sent(struct pg *s, int kind, int64_t devkey) {
+  if (s->n_sent == s->cap_sent) {
+    size_t cap = s->cap_sent ? s->cap_sent * 2 : 64;
+    struct sent *n = realloc(s->sent, cap * sizeof *n);
+    if (!n) return SOTTO_ERR_NOMEM;
+    s->sent = n;
+    s->cap_sent = cap;
+  }
+  s->sent[s->n_sent].kind = (uint8_t)kind;
+  s->sent[s->n_sent++].devkey = devkey;
+  return 0;
+}
+
+static int send_ctl(struct pg *s) {
+  int i;
+  for (i = 0; i < s->n_ctl; i++) {
+    if (note_sent(s, K_CTL, 0) != 0 ||
+        !PQsendQueryParams(s->conn, ctl_sql[s->ctl[i]], 0, NULL, NULL, NULL, NULL, 1))
+      return SOTTO_ERR_STORE;
+  }
+  s->n_ctl = 0;
+  return 0;
+}
 
 static void ctl_push(struct pg *s, int c) {
-  /* A savepoint with nothing in it: release (or roll back to) is a no-op. */
-  if ((c == CTL_RELEASE || c == CTL_ROLLBACK_TO) && s->n_ctl > 0 && s->ctl[s->n_ctl - 1] == CTL_SAVEPOINT) {
-    s->n_ctl--;
-    return;
-  }
   /* Full (cannot happen with the server's pattern): send what waits now; its
    * results are read, and checked, with the next statement's. */
   if (s->n_ctl + 2 > PG_CTL_MAX && send_ctl(s) != 0) s->broken = 1;
@@ -274,25 +316,29 @@ static void ctl_push(struct pg *s, int c) {
   if (c == CTL_ROLLBACK_TO) s->ctl[s->n_ctl++] = CTL_RELEASE;
 }
 
-static int send_ctl(struct pg *s) {
-  int i;
-  for (i = 0; i < s->n_ctl; i++) {
-    if (!PQsendQueryParams(s->conn, ctl_sql[s->ctl[i]], 0, NULL, NULL, NULL, NULL, 1)) return SOTTO_ERR_STORE;
-    s->sent++;
-  }
-  s->n_ctl = 0;
-  return 0;
-}
-
-/* Queues one prepared statement (after any waiting control statements). */
-static int send_q(struct pg *s, int q, const struct args *a) {
+/* Queues one prepared statement after any waiting control statements.
+ * K_SYNC: its result is awaited now (finish). K_INS, K_DEL: deferred, their
+ * results are read at the next sync (another statement or COMMIT).
+ * Savepoints are made only for ops that wait for a result, right before the
+ * first statement of the op: an op of deferred writes alone (SEND with a
+ * cached route, ACK) needs none, because any failure of a deferred write
+ * fails the whole batch. */
+static int send_q(struct pg *s, int q, const struct args *a, int kind, int64_t devkey) {
   char name[16];
   snprintf(name, sizeof name, "q%d", q);
-  if (send_ctl(s) != 0) return SOTTO_ERR_STORE;
+  if (s->sp_want) {
+    if (kind == K_SYNC && !s->op_bare) {
+      ctl_push(s, CTL_SAVEPOINT);
+      s->sp_on = 1;
+      s->sp_want = 0;
+    } else if (kind != K_SYNC) {
+      s->op_bare = 1;
+    }
+  }
+  if (send_ctl(s) != 0 || note_sent(s, kind, devkey) != 0) return SOTTO_ERR_STORE;
   if (!PQsendQueryPrepared(s->conn, name, a ? a->n : 0, a ? a->v : NULL, a ? a->len : NULL, a ? a->fmt : NULL,
                            1))
     return SOTTO_ERR_STORE;
-  s->sent++;
   return 0;
 }
 
@@ -301,22 +347,49 @@ static void note_error(struct pg *s, const PGresult *r) {
   if (state && (strcmp(state, "53100") == 0 || strcmp(state, "53000") == 0)) s->full = 1;
 }
 
-/* Syncs and reads every result; *last (if not NULL) gets the result of the
- * last query sent, to be cleared by the caller. 0 if every query succeeded. */
+static struct dent *dc_by_key(struct pg *s, int64_t devkey);
+static int sb_add(struct pg *s, const char *sender, int64_t d);
+
+/* A deferred ACK's result: the envelope's size and sender leave the sums. */
+static void del_done(struct pg *s, const PGresult *r, int64_t devkey) {
+  char sender[SOTTO_STORE_USER_MAX + 1] = "";
+  size_t n;
+  int64_t bytes;
+  struct dent *e;
+  if (PQntuples(r) != 1) return; /* not (or no longer) queued */
+  n = (size_t)PQgetlength(r, 0, 1);
+  bytes = g_i64(r, 0, 0);
+  if (n <= SOTTO_STORE_USER_MAX) {
+    memcpy(sender, PQgetvalue(r, 0, 1), n);
+    sender[n] = 0;
+  }
+  s->txn_bytes -= bytes;
+  if (sb_add(s, sender, -bytes) != 0) s->broken = 1;
+  if ((e = dc_by_key(s, devkey)) != NULL && e->nhash) {
+    e->dn -= 1;
+    e->dbytes -= bytes;
+  }
+}
+
+/* Syncs and reads every result. A failed control statement or awaited
+ * statement fails the call; a failed deferred write also marks the
+ * transaction broken. *last (if not NULL) gets the result of the last query
+ * sent when that one was awaited (K_SYNC), to be cleared by the caller. */
 static int finish(struct pg *s, PGresult **last) {
-  int got = 0, rc = 0, nulls = 0;
+  size_t got = 0, nulls = 0;
+  int rc = 0;
   if (last) *last = NULL;
-  if (s->broken) rc = SOTTO_ERR_STORE;
-  s->broken = 0;
   if (!PQpipelineSync(s->conn)) rc = SOTTO_ERR_STORE;
   for (;;) {
     PGresult *r = PQgetResult(s->conn);
     ExecStatusType st;
+    const struct sent *k;
     if (!r) {
       /* One NULL ends each query's results; more than that means the
        * connection is gone. */
-      if (++nulls > s->sent + 1 || PQstatus(s->conn) != CONNECTION_OK) {
+      if (++nulls > s->n_sent + 1 || PQstatus(s->conn) != CONNECTION_OK) {
         rc = SOTTO_ERR_STORE;
+        s->broken = 1;
         break;
       }
       continue;
@@ -326,17 +399,21 @@ static int finish(struct pg *s, PGresult **last) {
       PQclear(r);
       break;
     }
+    k = got < s->n_sent ? &s->sent[got] : NULL;
     got++;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
       note_error(s, r);
       rc = SOTTO_ERR_STORE;
+      if (!k || k->kind == K_INS || k->kind == K_DEL) s->broken = 1;
+    } else if (k && k->kind == K_DEL) {
+      del_done(s, r, k->devkey);
     }
-    if (last && got == s->sent && rc == 0)
+    if (last && got == s->n_sent && k && k->kind == K_SYNC && rc == 0)
       *last = r;
     else
       PQclear(r);
   }
-  s->sent = 0;
+  s->n_sent = 0;
   if (rc != 0 && last && *last) {
     PQclear(*last);
     *last = NULL;
@@ -347,7 +424,7 @@ static int finish(struct pg *s, PGresult **last) {
 /* One statement in one round trip: its result (NULL on failure). */
 static PGresult *run(struct pg *s, int q, const struct args *a) {
   PGresult *r;
-  if (send_q(s, q, a) != 0) {
+  if (send_q(s, q, a, K_SYNC, 0) != 0) {
     (void)finish(s, NULL);
     return NULL;
   }
@@ -474,9 +551,11 @@ static int setup(struct pg *s, char *why, size_t why_len) {
     return SOTTO_ERR_STORE;
   }
   s->n_ctl = 0;
-  s->sent = 0;
+  s->n_sent = 0;
   return 0;
 }
+
+static int sums_reload(struct pg *s);
 
 /* A lost connection is made again at the next transaction (or read): the
  * batch that saw it go failed and was answered with an error. */
@@ -485,7 +564,9 @@ static int ensure(struct pg *s) {
   PQreset(s->conn);
   if (PQstatus(s->conn) != CONNECTION_OK) return SOTTO_ERR_STORE;
   s->id_next = s->id_end = 0;
-  return setup(s, NULL, 0);
+  if (setup(s, NULL, 0) != 0) return SOTTO_ERR_STORE;
+  /* What the lost transaction had added to the sums is gone with it. */
+  return s->mode == SOTTO_STORE_OPEN_WRITER ? sums_reload(s) : 0;
 }
 
 /* ---- in-memory sums (single writer) ------------------------------------------------- */
@@ -548,64 +629,136 @@ static int sums_reload(struct pg *s) {
 
 /* ---- transactions ----------------------------------------------------------------- */
 
+/* ---- the routing cache --------------------------------------------------------------- */
+
+static uint32_t dc_key_hash(int64_t devkey) {
+  return (uint32_t)((uint64_t)devkey * 0x9E3779B97F4A7C15ull >> 52);
+}
+
+static uint32_t dc_name_hash(const char *user, size_t ulen, uint32_t device_id) {
+  uint32_t h = 2166136261u ^ device_id;
+  size_t i;
+  for (i = 0; i < ulen; i++) h = (h ^ (uint8_t)user[i]) * 16777619u;
+  return h | 1; /* never 0: 0 marks an entry not in the name index */
+}
+
+static struct dent *dc_by_key(struct pg *s, int64_t devkey) {
+  struct dent *e;
+  for (e = s->bykey[dc_key_hash(devkey) % DC_BUCKETS]; e; e = e->knext)
+    if (e->devkey == devkey) return e;
+  return NULL;
+}
+
+static void dc_clear(struct pg *s) {
+  size_t i;
+  for (i = 0; i < DC_BUCKETS; i++)
+    while (s->bykey[i]) {
+      struct dent *e = s->bykey[i];
+      s->bykey[i] = e->knext;
+      free(e);
+    }
+  memset(s->byname, 0, sizeof s->byname);
+  s->dirty = NULL;
+  s->dc_n = 0;
+}
+
+static void dc_touch(struct pg *s, struct dent *e) {
+  if (e->dirty) return;
+  e->dirty = 1;
+  e->dnext = s->dirty;
+  s->dirty = e;
+}
+
+/* ---- transactions ----------------------------------------------------------------- */
+
 static int pg_begin(void *v) {
   struct pg *s = v;
   if (ensure(s) != 0) return SOTTO_ERR_STORE;
+  if (s->dc_n > DC_MAX) dc_clear(s);
   s->full = 0;
+  s->broken = 0;
   s->txn_bytes = 0;
   s->n_ctl = 0;
+  s->sp_want = s->sp_on = s->op_bare = 0;
   ctl_push(s, CTL_BEGIN);
   return 0;
 }
 
 static int pg_savepoint(void *v) {
-  ctl_push(v, CTL_SAVEPOINT);
+  struct pg *s = v;
+  s->sp_want = 1;
+  s->sp_on = 0;
+  s->op_bare = 0;
   return 0;
 }
 
 static int pg_release(void *v) {
-  ctl_push(v, CTL_RELEASE);
+  struct pg *s = v;
+  if (s->sp_on) ctl_push(s, CTL_RELEASE);
+  s->sp_want = s->sp_on = s->op_bare = 0;
   return 0;
 }
 
+/* Undoes the op: back to its savepoint. Deferred writes made outside one
+ * cannot be undone alone: the whole batch fails instead (nothing of it is
+ * acknowledged). */
 static int pg_rollback_to(void *v) {
-  ctl_push(v, CTL_ROLLBACK_TO);
-  return 0;
+  struct pg *s = v;
+  if (s->op_bare) s->broken = 1;
+  if (s->sp_on) {
+    ctl_push(s, CTL_ROLLBACK_TO);
+    /* Its routing-cache changes are unknown now: start again from the
+     * database (which the rollback puts back). */
+    dc_clear(s);
+  }
+  s->sp_want = s->sp_on = s->op_bare = 0;
+  return s->broken ? SOTTO_ERR_STORE : 0;
 }
 
 /* COMMIT of a transaction that hit an error answers ROLLBACK without an
- * error: only the tag COMMIT means committed. */
+ * error: only the tag COMMIT means committed. The deferred writes' results
+ * come back in the same round trip, before it. */
 static int pg_commit(void *v) {
   struct pg *s = v;
   PGresult *r;
+  struct dent *e;
   int ok;
-  if (s->n_ctl == 1 && s->ctl[0] == CTL_BEGIN) { /* nothing was sent: nothing to commit */
+  if (s->n_ctl == 1 && s->ctl[0] == CTL_BEGIN && s->n_sent == 0) { /* nothing was sent: nothing to commit */
     s->n_ctl = 0;
     return 0;
   }
-  if (send_ctl(s) != 0 || !PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 1)) {
+  if (s->broken) return SOTTO_ERR_STORE;
+  if (send_ctl(s) != 0 || note_sent(s, K_SYNC, 0) != 0 ||
+      !PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 1)) {
     (void)finish(s, NULL);
     return SOTTO_ERR_STORE;
   }
-  s->sent++;
   if (finish(s, &r) != 0) return SOTTO_ERR_STORE;
-  ok = strcmp(PQcmdStatus(r), "COMMIT") == 0;
+  ok = strcmp(PQcmdStatus(r), "COMMIT") == 0 && !s->broken;
   PQclear(r);
   if (!ok) return SOTTO_ERR_STORE;
   s->total += s->txn_bytes;
   s->txn_bytes = 0;
+  while ((e = s->dirty) != NULL) {
+    s->dirty = e->dnext;
+    e->n += e->dn;
+    e->bytes += e->dbytes;
+    e->dn = e->dbytes = 0;
+    e->dirty = 0;
+  }
   return 0;
 }
 
 static void pg_rollback(void *v) {
   struct pg *s = v;
   s->n_ctl = 0;
-  if (PQstatus(s->conn) == CONNECTION_OK &&
-      PQsendQueryParams(s->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 1)) {
-    s->sent++;
+  dc_clear(s);
+  if (s->n_sent) (void)finish(s, NULL);
+  if (PQstatus(s->conn) == CONNECTION_OK && note_sent(s, K_SYNC, 0) == 0 &&
+      PQsendQueryParams(s->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 1))
     (void)finish(s, NULL);
-  }
-  s->sent = 0;
+  s->n_sent = 0;
+  s->broken = 0;
   if (PQstatus(s->conn) == CONNECTION_OK) (void)sums_reload(s);
 }
 
@@ -614,6 +767,8 @@ static void pg_close(void *v) {
   if (!s) return;
   if (s->conn) PQfinish(s->conn);
   sb_clear(s);
+  dc_clear(s);
+  free(s->sent);
   free(s);
 }
 
@@ -714,18 +869,34 @@ static int pg_device_lookup(void *v, const char *user, uint32_t device_id, struc
   return rc;
 }
 
-/* The counters in the row include this transaction's changes (they are
- * updated by the same statement as the insert or delete). */
+/* From the routing cache, or from the database (whose counters include
+ * this transaction's changes: they are updated by the same statement as the
+ * insert or delete), then cached. */
 static int pg_device_route(void *v, const char *user, uint32_t device_id, struct sotto_store_device *out) {
+  struct pg *s = v;
   struct args a = {0};
   PGresult *r;
+  size_t ulen = strlen(user);
+  uint32_t h, b;
+  struct dent *e;
   int rc;
-  if (strlen(user) > SOTTO_STORE_USER_MAX) return 1;
+  if (ulen > SOTTO_STORE_USER_MAX) return 1;
+  h = dc_name_hash(user, ulen, device_id);
+  for (e = s->byname[h % DC_BUCKETS]; e; e = e->nnext)
+    if (e->nhash == h && e->device_id == device_id && e->ulen == ulen && memcmp(e->user, user, ulen) == 0)
+      break;
+  memset(out, 0, sizeof *out);
+  if (e) {
+    out->devkey = e->devkey;
+    out->device_id = device_id;
+    out->queue_count = e->n + e->dn;
+    out->queue_bytes = e->bytes + e->dbytes;
+    return 0;
+  }
   a_txt(&a, user);
   a_i64(&a, device_id);
-  if ((r = run(v, Q_DEV_ROUTE, &a)) == NULL) return SOTTO_ERR_STORE;
+  if ((r = run(s, Q_DEV_ROUTE, &a)) == NULL) return SOTTO_ERR_STORE;
   rc = PQntuples(r) == 1 ? 0 : 1;
-  memset(out, 0, sizeof *out);
   if (rc == 0) {
     out->devkey = g_i64(r, 0, 0);
     out->device_id = device_id;
@@ -733,7 +904,22 @@ static int pg_device_route(void *v, const char *user, uint32_t device_id, struct
     out->queue_bytes = g_i64(r, 0, 2);
   }
   PQclear(r);
-  return rc;
+  if (rc != 0 || dc_by_key(s, out->devkey)) return rc;
+  if ((e = calloc(1, sizeof *e)) == NULL) return SOTTO_ERR_NOMEM;
+  e->devkey = out->devkey;
+  e->n = out->queue_count;
+  e->bytes = out->queue_bytes;
+  e->device_id = device_id;
+  e->nhash = h;
+  e->ulen = (uint8_t)ulen;
+  memcpy(e->user, user, ulen + 1);
+  b = dc_key_hash(e->devkey) % DC_BUCKETS;
+  e->knext = s->bykey[b];
+  s->bykey[b] = e;
+  e->nnext = s->byname[h % DC_BUCKETS];
+  s->byname[h % DC_BUCKETS] = e;
+  s->dc_n++;
+  return 0;
 }
 
 static int pg_device_seen(void *v, int64_t devkey, int64_t day) {
@@ -800,6 +986,7 @@ static int pg_device_remove(void *v, int64_t account_id, uint32_t device_id, int
   PQclear(r);
   a_i64(&b, *devkey);
   if (run_ok(s, Q_DEV_DEL, &b) != 0) return SOTTO_ERR_STORE;
+  dc_clear(s);
   /* Its queue leaves the sums: recounted in this transaction's view, which
    * becomes the total with nothing pending on top (committed at commit,
    * reloaded on rollback). */
@@ -855,21 +1042,21 @@ static int pg_keys_put(void *v, int64_t devkey, const struct sotto_store_keys *k
   int rc = 0;
   if (k->has_signed) {
     key_args(&a, devkey, -1, &k->signed_prekey);
-    rc |= send_q(s, Q_SPK_PUT, &a);
+    rc |= send_q(s, Q_SPK_PUT, &a, K_SYNC, 0);
   }
   if (k->has_last_resort) {
     key_args(&a, devkey, -1, &k->last_resort);
-    rc |= send_q(s, Q_LR_PUT, &a);
+    rc |= send_q(s, Q_LR_PUT, &a, K_SYNC, 0);
   }
   for (i = 0; i < k->n_ec && rc == 0; i++) {
     key_args(&a, devkey, 0, &k->ec[i]);
-    rc = send_q(s, Q_OT_PUT, &a);
+    rc = send_q(s, Q_OT_PUT, &a, K_SYNC, 0);
   }
   for (i = 0; i < k->n_kem && rc == 0; i++) {
     key_args(&a, devkey, 1, &k->kem[i]);
-    rc = send_q(s, Q_OT_PUT, &a);
+    rc = send_q(s, Q_OT_PUT, &a, K_SYNC, 0);
   }
-  if (s->sent == 0) return 0;
+  if (s->n_sent == 0) return 0;
   return finish(s, NULL) != 0 || rc ? SOTTO_ERR_STORE : 0;
 }
 
@@ -937,9 +1124,12 @@ static int pg_bundle_take(void *v, int64_t devkey, int onetime, struct sotto_sto
 
 /* ---- queues -------------------------------------------------------------------------- */
 
+/* Deferred: the insert (and the counter update riding in it) goes out
+ * with the next statement or the COMMIT; a failure fails the batch. */
 static int pg_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
   struct pg *s = v;
   struct args a = {0};
+  struct dent *d;
   if (s->id_next >= s->id_end) {
     PGresult *r = run(s, Q_ID_BLOCK, NULL);
     if (!r) return SOTTO_ERR_STORE;
@@ -957,35 +1147,35 @@ static int pg_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
   a_i64(&a, e->type);
   a_i64(&a, e->timestamp_ms);
   a_bin(&a, e->body, e->body_len);
-  if (run_ok(s, Q_MSG_INS, &a) != 0) return SOTTO_ERR_STORE;
+  if (send_q(s, Q_MSG_INS, &a, K_INS, devkey) != 0) {
+    s->broken = 1;
+    return SOTTO_ERR_STORE;
+  }
   s->id_next++;
   s->txn_bytes += (int64_t)e->body_len;
+  if ((d = dc_by_key(s, devkey)) != NULL) {
+    d->dn += 1;
+    d->dbytes += (int64_t)e->body_len;
+    dc_touch(s, d);
+  }
   return sb_add(s, e->sender, (int64_t)e->body_len);
 }
 
+/* Deferred too: the sums move when its result is read (del_done), at the
+ * latest at COMMIT. *found is not known yet; it only serves SQLite's WAL
+ * scrub, which PostgreSQL does not have. */
 static int pg_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
   struct pg *s = v;
   struct args a = {0};
-  PGresult *r;
+  struct dent *d;
+  *found = 0;
   a_i64(&a, devkey);
   a_i64(&a, id);
-  if ((r = run(s, Q_MSG_DEL, &a)) == NULL) return SOTTO_ERR_STORE;
-  *found = PQntuples(r) == 1;
-  if (*found) {
-    char sender[SOTTO_STORE_USER_MAX + 1] = "";
-    size_t n = (size_t)PQgetlength(r, 0, 1);
-    int64_t bytes = g_i64(r, 0, 0);
-    if (n <= SOTTO_STORE_USER_MAX) {
-      memcpy(sender, PQgetvalue(r, 0, 1), n);
-      sender[n] = 0;
-    }
-    s->txn_bytes -= bytes;
-    if (sb_add(s, sender, -bytes) != 0) {
-      PQclear(r);
-      return SOTTO_ERR_NOMEM;
-    }
+  if (send_q(s, Q_MSG_DEL, &a, K_DEL, devkey) != 0) {
+    s->broken = 1;
+    return SOTTO_ERR_STORE;
   }
-  PQclear(r);
+  if ((d = dc_by_key(s, devkey)) != NULL) dc_touch(s, d);
   return 0;
 }
 
@@ -1030,6 +1220,7 @@ static int pg_expire(void *v, int64_t before_ms, int64_t *deleted) {
   if ((r = run(s, Q_MSG_EXPIRE, &a)) == NULL) return SOTTO_ERR_STORE;
   *deleted = g_i64(r, 0, 0);
   PQclear(r);
+  if (*deleted > 0) dc_clear(s);
   /* The recount is this transaction's view: it becomes the total, with
    * nothing pending on top (committed at commit, reloaded on rollback). */
   return *deleted > 0 ? sums_reload(s) : 0;
