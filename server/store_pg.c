@@ -98,7 +98,8 @@ enum {
   Q_COUNT
 };
 
-/* Parameter types, one letter each: i bigint, t text, b bytea. */
+/* Parameter types, one letter each: i bigint, t text, b bytea; capitals
+ * are arrays of them. */
 static const struct {
   const char *types, *sql;
 } sql[Q_COUNT] = {
@@ -150,17 +151,27 @@ static const struct {
                    " FROM onetime WHERE devkey = $1 AND kind = $2 ORDER BY key_id LIMIT 1)"
                    " RETURNING key_id, blob"},
     [Q_LR_GET] = {"i", "SELECT key_id, blob FROM last_resort WHERE devkey = $1"},
-    [Q_MSG_INS] = {"iitiiiib",
-                   "WITH m AS (INSERT INTO messages(id, devkey, sender, sender_device, device_id, type,"
-                   " ts, body) VALUES($1, $2, $3, $4, $5, $6, $7, $8))"
-                   " UPDATE devices SET queue_count = queue_count + 1,"
-                   " queue_bytes = queue_bytes + octet_length($8) WHERE devkey = $2"},
-    [Q_MSG_DEL] = {"ii",
-                   "WITH m AS (DELETE FROM messages WHERE devkey = $1 AND id = $2"
-                   " RETURNING octet_length(body)::bigint AS n, sender),"
-                   " u AS (UPDATE devices SET queue_count = queue_count - 1,"
-                   " queue_bytes = queue_bytes - (SELECT n FROM m) WHERE devkey = $1"
-                   " AND EXISTS (SELECT 1 FROM m)) SELECT n, sender FROM m"},
+    /* Every envelope of a batch in one statement (arrays bound in binary),
+     * with the queue counters of their devices. */
+    [Q_MSG_INS] =
+        {"IITIIIIB",
+         "WITH m AS (INSERT INTO messages(id, devkey, sender, sender_device, device_id, type, ts, body)"
+         " SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8)"
+         " RETURNING devkey, octet_length(body)::bigint AS n),"
+         " g AS (SELECT devkey, count(*) AS c, sum(n) AS b FROM m GROUP BY devkey)"
+         " UPDATE devices d SET queue_count = d.queue_count + g.c, queue_bytes = d.queue_bytes + g.b"
+         " FROM g WHERE d.devkey = g.devkey"},
+    /* Every ACK of a batch in one statement: the deleted envelopes' device,
+     * size and sender come back for the sums. */
+    [Q_MSG_DEL] =
+        {"II",
+         "WITH k AS (SELECT * FROM unnest($1, $2) AS k(devkey, id)),"
+         " m AS (DELETE FROM messages USING k WHERE messages.devkey = k.devkey AND messages.id = k.id"
+         " RETURNING messages.devkey, octet_length(messages.body)::bigint AS n, messages.sender),"
+         " g AS (SELECT devkey, count(*) AS c, sum(n) AS b FROM m GROUP BY devkey),"
+         " u AS (UPDATE devices d SET queue_count = d.queue_count - g.c,"
+         " queue_bytes = d.queue_bytes - g.b FROM g WHERE d.devkey = g.devkey)"
+         " SELECT devkey, n, sender FROM m"},
     [Q_MSG_FETCH] = {"iii",
                      "SELECT id, sender, sender_device, device_id, type, ts, body FROM messages"
                      " WHERE devkey = $1 AND id > $2 ORDER BY id LIMIT $3"},
@@ -221,6 +232,18 @@ struct sent {
   int64_t devkey;
 };
 
+/* One column of a binary one-dimensional array parameter (array_send
+ * format): a 20-byte header filled in at the end, then per element a 4-byte
+ * length and the bytes. */
+struct col {
+  uint8_t *p;
+  size_t len, cap;
+};
+
+#define W_COLS 8
+#define W_MAX_ROWS 1024               /* a batch's writes go out in statements of at most this many rows */
+#define W_MAX_BYTES (4 * 1024 * 1024) /* or this many bytes */
+
 struct pg {
   PGconn *conn;
   int mode;
@@ -235,6 +258,9 @@ struct pg {
   int64_t total, txn_bytes;
   struct dent *bykey[DC_BUCKETS], *byname[DC_BUCKETS], *dirty;
   size_t dc_n;
+  /* SENDs and ACKs of the open transaction not sent yet (deferred writes). */
+  struct col ins[W_COLS], del[2];
+  size_t n_ins, n_del;
 };
 
 struct args {
@@ -316,30 +342,34 @@ static void ctl_push(struct pg *s, int c) {
   if (c == CTL_ROLLBACK_TO) s->ctl[s->n_ctl++] = CTL_RELEASE;
 }
 
-/* Queues one prepared statement after any waiting control statements.
- * K_SYNC: its result is awaited now (finish). K_INS, K_DEL: deferred, their
- * results are read at the next sync (another statement or COMMIT).
- * Savepoints are made only for ops that wait for a result, right before the
- * first statement of the op: an op of deferred writes alone (SEND with a
- * cached route, ACK) needs none, because any failure of a deferred write
- * fails the whole batch. */
-static int send_q(struct pg *s, int q, const struct args *a, int kind, int64_t devkey) {
+/* Sends one prepared statement after any waiting control statements. */
+static int raw_send(struct pg *s, int q, const struct args *a, int kind) {
   char name[16];
   snprintf(name, sizeof name, "q%d", q);
-  if (s->sp_want) {
-    if (kind == K_SYNC && !s->op_bare) {
-      ctl_push(s, CTL_SAVEPOINT);
-      s->sp_on = 1;
-      s->sp_want = 0;
-    } else if (kind != K_SYNC) {
-      s->op_bare = 1;
-    }
-  }
-  if (send_ctl(s) != 0 || note_sent(s, kind, devkey) != 0) return SOTTO_ERR_STORE;
+  if (send_ctl(s) != 0 || note_sent(s, kind, 0) != 0) return SOTTO_ERR_STORE;
   if (!PQsendQueryPrepared(s->conn, name, a ? a->n : 0, a ? a->v : NULL, a ? a->len : NULL, a ? a->fmt : NULL,
                            1))
     return SOTTO_ERR_STORE;
   return 0;
+}
+
+static int flush_writes(struct pg *s);
+static void writes_clear(struct pg *s);
+
+/* Queues one prepared statement whose result is awaited (finish): first the
+ * deferred writes collected so far (so that it sees them), then, for an op
+ * that asked for one, its savepoint. Savepoints are made only for ops that
+ * wait for a result, right before their first statement: an op of deferred
+ * writes alone (SEND with a cached route, ACK) needs none, because the
+ * failure of a deferred write fails the whole batch. */
+static int send_q(struct pg *s, int q, const struct args *a) {
+  if (flush_writes(s) != 0) return SOTTO_ERR_STORE;
+  if (s->sp_want && !s->op_bare) {
+    ctl_push(s, CTL_SAVEPOINT);
+    s->sp_on = 1;
+    s->sp_want = 0;
+  }
+  return raw_send(s, q, a, K_SYNC);
 }
 
 static void note_error(struct pg *s, const PGresult *r) {
@@ -350,24 +380,25 @@ static void note_error(struct pg *s, const PGresult *r) {
 static struct dent *dc_by_key(struct pg *s, int64_t devkey);
 static int sb_add(struct pg *s, const char *sender, int64_t d);
 
-/* A deferred ACK's result: the envelope's size and sender leave the sums. */
-static void del_done(struct pg *s, const PGresult *r, int64_t devkey) {
-  char sender[SOTTO_STORE_USER_MAX + 1] = "";
-  size_t n;
-  int64_t bytes;
-  struct dent *e;
-  if (PQntuples(r) != 1) return; /* not (or no longer) queued */
-  n = (size_t)PQgetlength(r, 0, 1);
-  bytes = g_i64(r, 0, 0);
-  if (n <= SOTTO_STORE_USER_MAX) {
-    memcpy(sender, PQgetvalue(r, 0, 1), n);
-    sender[n] = 0;
-  }
-  s->txn_bytes -= bytes;
-  if (sb_add(s, sender, -bytes) != 0) s->broken = 1;
-  if ((e = dc_by_key(s, devkey)) != NULL && e->nhash) {
-    e->dn -= 1;
-    e->dbytes -= bytes;
+/* A deferred ACK statement's result: each deleted envelope's size and
+ * sender leave the sums. */
+static void del_done(struct pg *s, const PGresult *r) {
+  int i;
+  for (i = 0; i < PQntuples(r); i++) {
+    char sender[SOTTO_STORE_USER_MAX + 1] = "";
+    size_t n = (size_t)PQgetlength(r, i, 2);
+    int64_t devkey = g_i64(r, i, 0), bytes = g_i64(r, i, 1);
+    struct dent *e;
+    if (n <= SOTTO_STORE_USER_MAX) {
+      memcpy(sender, PQgetvalue(r, i, 2), n);
+      sender[n] = 0;
+    }
+    s->txn_bytes -= bytes;
+    if (sb_add(s, sender, -bytes) != 0) s->broken = 1;
+    if ((e = dc_by_key(s, devkey)) != NULL) {
+      e->dn -= 1;
+      e->dbytes -= bytes;
+    }
   }
 }
 
@@ -406,7 +437,7 @@ static int finish(struct pg *s, PGresult **last) {
       rc = SOTTO_ERR_STORE;
       if (!k || k->kind == K_INS || k->kind == K_DEL) s->broken = 1;
     } else if (k && k->kind == K_DEL) {
-      del_done(s, r, k->devkey);
+      del_done(s, r);
     }
     if (last && got == s->n_sent && k && k->kind == K_SYNC && rc == 0)
       *last = r;
@@ -424,7 +455,7 @@ static int finish(struct pg *s, PGresult **last) {
 /* One statement in one round trip: its result (NULL on failure). */
 static PGresult *run(struct pg *s, int q, const struct args *a) {
   PGresult *r;
-  if (send_q(s, q, a, K_SYNC, 0) != 0) {
+  if (send_q(s, q, a) != 0) {
     (void)finish(s, NULL);
     return NULL;
   }
@@ -436,6 +467,23 @@ static int run_ok(struct pg *s, int q, const struct args *a) {
   if (!r) return SOTTO_ERR_STORE;
   PQclear(r);
   return 0;
+}
+
+static Oid type_oid(char c) {
+  switch (c) {
+    case 'i':
+      return 20; /* int8 */
+    case 't':
+      return 25; /* text */
+    case 'b':
+      return 17; /* bytea */
+    case 'I':
+      return 1016; /* int8[] */
+    case 'T':
+      return 1009; /* text[] */
+    default:
+      return 1001; /* bytea[] */
+  }
 }
 
 /* ---- connection set-up ------------------------------------------------------------- */
@@ -539,7 +587,7 @@ static int setup(struct pg *s, char *why, size_t why_len) {
     PGresult *r;
     char qname[16];
     snprintf(qname, sizeof qname, "q%d", i);
-    for (j = 0; j < n; j++) types[j] = sql[i].types[j] == 'i' ? 20 : sql[i].types[j] == 't' ? 25 : 17;
+    for (j = 0; j < n; j++) types[j] = type_oid(sql[i].types[j]);
     r = PQprepare(s->conn, qname, sql[i].sql, (int)n, types);
     v = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!v) snprintf(why, why_len, "cannot prepare statement %d: %s", i, PQerrorMessage(s->conn));
@@ -680,6 +728,7 @@ static int pg_begin(void *v) {
   s->txn_bytes = 0;
   s->n_ctl = 0;
   s->sp_want = s->sp_on = s->op_bare = 0;
+  writes_clear(s);
   ctl_push(s, CTL_BEGIN);
   return 0;
 }
@@ -723,12 +772,12 @@ static int pg_commit(void *v) {
   PGresult *r;
   struct dent *e;
   int ok;
-  if (s->n_ctl == 1 && s->ctl[0] == CTL_BEGIN && s->n_sent == 0) { /* nothing was sent: nothing to commit */
-    s->n_ctl = 0;
+  if (s->n_ctl == 1 && s->ctl[0] == CTL_BEGIN && s->n_sent == 0 && !s->n_ins && !s->n_del) {
+    s->n_ctl = 0; /* nothing was sent: nothing to commit */
     return 0;
   }
   if (s->broken) return SOTTO_ERR_STORE;
-  if (send_ctl(s) != 0 || note_sent(s, K_SYNC, 0) != 0 ||
+  if (flush_writes(s) != 0 || send_ctl(s) != 0 || note_sent(s, K_SYNC, 0) != 0 ||
       !PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 1)) {
     (void)finish(s, NULL);
     return SOTTO_ERR_STORE;
@@ -752,6 +801,7 @@ static int pg_commit(void *v) {
 static void pg_rollback(void *v) {
   struct pg *s = v;
   s->n_ctl = 0;
+  writes_clear(s);
   dc_clear(s);
   if (s->n_sent) (void)finish(s, NULL);
   if (PQstatus(s->conn) == CONNECTION_OK && note_sent(s, K_SYNC, 0) == 0 &&
@@ -764,11 +814,15 @@ static void pg_rollback(void *v) {
 
 static void pg_close(void *v) {
   struct pg *s = v;
+  int i;
   if (!s) return;
   if (s->conn) PQfinish(s->conn);
   sb_clear(s);
   dc_clear(s);
   free(s->sent);
+  for (i = 0; i < W_COLS; i++) free(s->ins[i].p);
+  free(s->del[0].p);
+  free(s->del[1].p);
   free(s);
 }
 
@@ -1042,19 +1096,19 @@ static int pg_keys_put(void *v, int64_t devkey, const struct sotto_store_keys *k
   int rc = 0;
   if (k->has_signed) {
     key_args(&a, devkey, -1, &k->signed_prekey);
-    rc |= send_q(s, Q_SPK_PUT, &a, K_SYNC, 0);
+    rc |= send_q(s, Q_SPK_PUT, &a);
   }
   if (k->has_last_resort) {
     key_args(&a, devkey, -1, &k->last_resort);
-    rc |= send_q(s, Q_LR_PUT, &a, K_SYNC, 0);
+    rc |= send_q(s, Q_LR_PUT, &a);
   }
   for (i = 0; i < k->n_ec && rc == 0; i++) {
     key_args(&a, devkey, 0, &k->ec[i]);
-    rc = send_q(s, Q_OT_PUT, &a, K_SYNC, 0);
+    rc = send_q(s, Q_OT_PUT, &a);
   }
   for (i = 0; i < k->n_kem && rc == 0; i++) {
     key_args(&a, devkey, 1, &k->kem[i]);
-    rc = send_q(s, Q_OT_PUT, &a, K_SYNC, 0);
+    rc = send_q(s, Q_OT_PUT, &a);
   }
   if (s->n_sent == 0) return 0;
   return finish(s, NULL) != 0 || rc ? SOTTO_ERR_STORE : 0;
@@ -1124,12 +1178,87 @@ static int pg_bundle_take(void *v, int64_t devkey, int onetime, struct sotto_sto
 
 /* ---- queues -------------------------------------------------------------------------- */
 
-/* Deferred: the insert (and the counter update riding in it) goes out
- * with the next statement or the COMMIT; a failure fails the batch. */
+/* ---- deferred writes ------------------------------------------------------------------ */
+
+static int col_grow(struct col *c, size_t n) {
+  if (c->len == 0) c->len = 20; /* room for the header */
+  if (n > c->cap - c->len || !c->p) {
+    size_t cap = c->cap ? c->cap : 4096;
+    uint8_t *p;
+    while (cap - c->len < n) cap *= 2;
+    if ((p = realloc(c->p, cap)) == NULL) return SOTTO_ERR_NOMEM;
+    c->p = p;
+    c->cap = cap;
+  }
+  return 0;
+}
+
+static void be32(uint8_t *p, uint32_t x) {
+  p[0] = (uint8_t)(x >> 24);
+  p[1] = (uint8_t)(x >> 16);
+  p[2] = (uint8_t)(x >> 8);
+  p[3] = (uint8_t)x;
+}
+
+static int col_bytes(struct col *c, const void *p, size_t n) {
+  if (n > 0x7FFFFFFF || col_grow(c, 4 + n) != 0) return SOTTO_ERR_NOMEM;
+  be32(c->p + c->len, (uint32_t)n);
+  if (n) memcpy(c->p + c->len + 4, p, n);
+  c->len += 4 + n;
+  return 0;
+}
+
+static int col_i64(struct col *c, int64_t x) {
+  uint8_t b[8];
+  int i;
+  for (i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)x >> (56 - 8 * i));
+  return col_bytes(c, b, 8);
+}
+
+/* Finishes the array header of c (n elements of type oid) as parameter i. */
+static void col_arg(struct args *a, struct col *c, size_t n, Oid oid) {
+  be32(c->p, 1);                /* dimensions */
+  be32(c->p + 4, 0);            /* no NULLs */
+  be32(c->p + 8, oid);          /* element type */
+  be32(c->p + 12, (uint32_t)n); /* elements */
+  be32(c->p + 16, 1);           /* lower bound */
+  a_bin(a, c->p, c->len);
+}
+
+static void writes_clear(struct pg *s) {
+  int i;
+  for (i = 0; i < W_COLS; i++) s->ins[i].len = 0;
+  s->del[0].len = s->del[1].len = 0;
+  s->n_ins = s->n_del = 0;
+}
+
+/* Sends the collected inserts and deletes (results read at the next sync). */
+static int flush_writes(struct pg *s) {
+  struct args a = {0};
+  static const char ins_types[W_COLS] = {'i', 'i', 't', 'i', 'i', 'i', 'i', 'b'};
+  int i, rc = 0;
+  if (s->n_ins) {
+    for (i = 0; i < W_COLS; i++) col_arg(&a, &s->ins[i], s->n_ins, type_oid(ins_types[i]));
+    rc = raw_send(s, Q_MSG_INS, &a, K_INS);
+  }
+  if (rc == 0 && s->n_del) {
+    memset(&a, 0, sizeof a);
+    col_arg(&a, &s->del[0], s->n_del, 20);
+    col_arg(&a, &s->del[1], s->n_del, 20);
+    rc = raw_send(s, Q_MSG_DEL, &a, K_DEL);
+  }
+  writes_clear(s);
+  if (rc) s->broken = 1;
+  return rc;
+}
+
+/* Deferred: collected and sent with the next statement or the COMMIT, all
+ * of a batch in one statement; a failure fails the batch. An op that made a
+ * deferred write cannot be rolled back alone (op_bare). */
 static int pg_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
   struct pg *s = v;
-  struct args a = {0};
   struct dent *d;
+  int rc;
   if (s->id_next >= s->id_end) {
     PGresult *r = run(s, Q_ID_BLOCK, NULL);
     if (!r) return SOTTO_ERR_STORE;
@@ -1139,18 +1268,20 @@ static int pg_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
     if (s->id_next <= 0) return SOTTO_ERR_STORE;
   }
   e->id = s->id_next;
-  a_i64(&a, e->id);
-  a_i64(&a, devkey);
-  a_txt(&a, e->sender);
-  a_i64(&a, e->sender_device);
-  a_i64(&a, e->device_id);
-  a_i64(&a, e->type);
-  a_i64(&a, e->timestamp_ms);
-  a_bin(&a, e->body, e->body_len);
-  if (send_q(s, Q_MSG_INS, &a, K_INS, devkey) != 0) {
+  s->op_bare = 1;
+  rc = col_i64(&s->ins[0], e->id);
+  rc |= col_i64(&s->ins[1], devkey);
+  rc |= col_bytes(&s->ins[2], e->sender, strlen(e->sender));
+  rc |= col_i64(&s->ins[3], e->sender_device);
+  rc |= col_i64(&s->ins[4], e->device_id);
+  rc |= col_i64(&s->ins[5], e->type);
+  rc |= col_i64(&s->ins[6], e->timestamp_ms);
+  rc |= col_bytes(&s->ins[7], e->body, e->body_len);
+  if (rc) {
     s->broken = 1;
-    return SOTTO_ERR_STORE;
+    return SOTTO_ERR_NOMEM;
   }
+  s->n_ins++;
   s->id_next++;
   s->txn_bytes += (int64_t)e->body_len;
   if ((d = dc_by_key(s, devkey)) != NULL) {
@@ -1158,7 +1289,9 @@ static int pg_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
     d->dbytes += (int64_t)e->body_len;
     dc_touch(s, d);
   }
-  return sb_add(s, e->sender, (int64_t)e->body_len);
+  if ((rc = sb_add(s, e->sender, (int64_t)e->body_len)) != 0) return rc;
+  if (s->n_ins >= W_MAX_ROWS || s->ins[7].len >= W_MAX_BYTES) return flush_writes(s);
+  return 0;
 }
 
 /* Deferred too: the sums move when its result is read (del_done), at the
@@ -1166,16 +1299,16 @@ static int pg_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
  * scrub, which PostgreSQL does not have. */
 static int pg_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
   struct pg *s = v;
-  struct args a = {0};
   struct dent *d;
   *found = 0;
-  a_i64(&a, devkey);
-  a_i64(&a, id);
-  if (send_q(s, Q_MSG_DEL, &a, K_DEL, devkey) != 0) {
+  s->op_bare = 1;
+  if (col_i64(&s->del[0], devkey) != 0 || col_i64(&s->del[1], id) != 0) {
     s->broken = 1;
-    return SOTTO_ERR_STORE;
+    return SOTTO_ERR_NOMEM;
   }
+  s->n_del++;
   if ((d = dc_by_key(s, devkey)) != NULL) dc_touch(s, d);
+  if (s->n_del >= W_MAX_ROWS) return flush_writes(s);
   return 0;
 }
 
