@@ -512,7 +512,12 @@ static int schema_version(PGconn *c) {
 }
 
 static PGconn *pg_connect(const char *conninfo, char *why, size_t why_len) {
-  PGconn *c = PQconnectdb(conninfo);
+  /* A default connect timeout (the URL's own wins: later keywords and the
+   * expanded string override earlier ones), so that a reconnect to a host
+   * that is gone cannot hold the store thread for minutes. */
+  static const char *const keys[] = {"connect_timeout", "dbname", NULL};
+  const char *vals[] = {"10", conninfo, NULL};
+  PGconn *c = PQconnectdbParams(keys, vals, 1);
   if (!c || PQstatus(c) != CONNECTION_OK) {
     /* libpq's message names host and database, never the password. */
     snprintf(why, why_len, "cannot connect to PostgreSQL: %s", c ? PQerrorMessage(c) : "no memory");
@@ -608,13 +613,19 @@ static int sums_reload(struct pg *s);
 /* A lost connection is made again at the next transaction (or read): the
  * batch that saw it go failed and was answered with an error. */
 static int ensure(struct pg *s) {
+  int ok;
   if (PQstatus(s->conn) == CONNECTION_OK && PQpipelineStatus(s->conn) == PQ_PIPELINE_ON) return 0;
   PQreset(s->conn);
-  if (PQstatus(s->conn) != CONNECTION_OK) return SOTTO_ERR_STORE;
   s->id_next = s->id_end = 0;
-  if (setup(s, NULL, 0) != 0) return SOTTO_ERR_STORE;
-  /* What the lost transaction had added to the sums is gone with it. */
-  return s->mode == SOTTO_STORE_OPEN_WRITER ? sums_reload(s) : 0;
+  s->n_sent = 0;
+  ok = PQstatus(s->conn) == CONNECTION_OK && setup(s, NULL, 0) == 0 &&
+       /* What the lost transaction had added to the sums is gone with it. */
+       (s->mode != SOTTO_STORE_OPEN_WRITER || sums_reload(s) == 0);
+  /* Said once per attempt (an attempt is made per batch or backlog page
+   * while it is down): requests that need the store fail until then. */
+  fprintf(stderr, "level=%s event=store_reconnect backend=postgresql conn=%s result=%s\n", ok ? "info" : "error",
+          s->mode == SOTTO_STORE_OPEN_WRITER ? "writer" : "reader", ok ? "ok" : "failed");
+  return ok ? 0 : SOTTO_ERR_STORE;
 }
 
 /* ---- in-memory sums (single writer) ------------------------------------------------- */

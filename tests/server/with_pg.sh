@@ -41,6 +41,10 @@ if ! (cd "$dir" && "${as[@]}" timeout 60 "$pgbin/pg_ctl" -D "$dir/data" -l "$dir
 fi
 
 export SOTTO_TEST_PG="host=$dir port=5432 user=sotto"
+# For the outage test (test_server): stop and start the cluster again.
+export SOTTO_TEST_PG_STOP="${as[*]} timeout 30 $pgbin/pg_ctl -D $dir/data -m fast -w -t 20 stop >/dev/null"
+export SOTTO_TEST_PG_START="cd $dir && ${as[*]} timeout 60 $pgbin/pg_ctl -D $dir/data -l $dir/server.log -w -t 30 \
+-o \"-k $dir -c listen_addresses='' -c max_connections=60\" start >/dev/null"
 status=0
 "$@" || status=$?
 if [ "$status" -ne 0 ]; then
