@@ -23,6 +23,9 @@ static void usage(FILE *out) {
           "       sotto-server migrate --store URL                           create or upgrade the store's schema\n"
           "                                                                  (PostgreSQL; the server refuses to start\n"
           "                                                                  on a schema that is not current)\n"
+          "       sotto-server import --store URL SQLITE_DIR                 copy the SQLite store in SQLITE_DIR\n"
+          "                                                                  (accounts, keys, queued envelopes) into the\n"
+          "                                                                  empty, migrated PostgreSQL store URL\n"
           "\noptions (each also as 'key = value' in the --config file):\n"
           "  --config FILE          read options from FILE first\n"
           "  --help                 this text\n"
@@ -47,7 +50,7 @@ int main(int argc, char **argv) {
   sotto_srv_config_defaults(&cfg);
   if (argc > 1 && (strcmp(argv[1], "requisition") == 0 || strcmp(argv[1], "fingerprint") == 0 ||
                    strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "new-certificate") == 0 ||
-                   strcmp(argv[1], "migrate") == 0))
+                   strcmp(argv[1], "migrate") == 0 || strcmp(argv[1], "import") == 0))
     cmd = argv[1];
   /* Pass 1: the config file, so that the command line overrides it. */
   for (i = cmd ? 2 : 1; i < argc; i++) {
@@ -93,12 +96,19 @@ int main(int argc, char **argv) {
       user = a;
       continue;
     }
-    if (cmd && strcmp(cmd, "backup") == 0 && !dest) {
+    if (cmd && (strcmp(cmd, "backup") == 0 || strcmp(cmd, "import") == 0) && !dest) {
       dest = a;
       continue;
     }
     fprintf(stderr, "sotto-server: unexpected argument '%s' (see --help)\n", a);
     return 2;
+  }
+  if (cmd && strcmp(cmd, "import") == 0) {
+    if (!cfg.store[0] || !dest) {
+      fprintf(stderr, "sotto-server: import needs --store URL (the PostgreSQL store) and SQLITE_DIR\n");
+      return 2;
+    }
+    return sotto_srv_import(&cfg, dest, stdout);
   }
   if (cmd && strcmp(cmd, "migrate") == 0) {
     if (!cfg.store[0] && !cfg.data[0]) {

@@ -66,6 +66,9 @@ void sotto_srv_store_url(const struct sotto_srv_config *c, char *out, size_t cap
 /* `sotto-server migrate`: brings the store's schema to this binary's
  * version. 0 or 1 (printed why). */
 int sotto_srv_migrate(const struct sotto_srv_config *c, FILE *out);
+/* `sotto-server import`: the SQLite store in sqlite_dir into the
+ * PostgreSQL store c->store. 0 or 1 (printed why). */
+int sotto_srv_import(const struct sotto_srv_config *c, const char *sqlite_dir, FILE *out);
 
 /* Prints the requisition report of USERNAME as JSON. Returns 0, 1 if the
  * account does not exist, 2 on error. */

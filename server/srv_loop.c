@@ -550,3 +550,27 @@ int sotto_srv_migrate(const struct sotto_srv_config *c, FILE *out) {
   }
   return 0;
 }
+
+int sotto_srv_import(const struct sotto_srv_config *c, const char *sqlite_dir, FILE *out) {
+  char why[512] = "";
+  const char *where = NULL;
+  const struct sotto_store_backend *b = sotto__store_backend(c->store, &where, why, sizeof why);
+  umask(077);
+  if (!b) {
+    fprintf(stderr, "sotto-server: import: --store: %s\n", why);
+    return 1;
+  }
+#ifdef SOTTO_HAVE_PQ
+  if (b == &sotto__store_pg_backend) {
+    if (sotto__store_pg_import_sqlite(sqlite_dir, where, out, why, sizeof why) != 0) {
+      fprintf(stderr, "sotto-server: import: %s\n", why);
+      return 1;
+    }
+    return 0;
+  }
+#endif
+  (void)sqlite_dir;
+  (void)out;
+  fprintf(stderr, "sotto-server: import: the --store must be a PostgreSQL store\n");
+  return 1;
+}

@@ -277,6 +277,11 @@ int sotto__store_sqlite_backup(const char *dir, const char *dest_dir, int64_t *a
 extern const struct sotto_store_backend sotto__store_sqlite_backend;
 #ifdef SOTTO_HAVE_PQ
 extern const struct sotto_store_backend sotto__store_pg_backend;
+/* `sotto-server import`: copies the SQLite store in DIR (accounts, devices,
+ * pre-keys, queued envelopes, with their ids) into an empty, migrated
+ * PostgreSQL store, in one transaction. 0, or an error with a sentence. */
+int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *out, char *why,
+                                  size_t why_len) SOTTO_WUR;
 #endif
 
 #endif

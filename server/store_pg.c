@@ -25,6 +25,7 @@
  * applies the missing steps, each in one transaction, and the server refuses
  * a schema that is missing, older or newer. */
 #include <libpq-fe.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -623,8 +624,9 @@ static int ensure(struct pg *s) {
        (s->mode != SOTTO_STORE_OPEN_WRITER || sums_reload(s) == 0);
   /* Said once per attempt (an attempt is made per batch or backlog page
    * while it is down): requests that need the store fail until then. */
-  fprintf(stderr, "level=%s event=store_reconnect backend=postgresql conn=%s result=%s\n", ok ? "info" : "error",
-          s->mode == SOTTO_STORE_OPEN_WRITER ? "writer" : "reader", ok ? "ok" : "failed");
+  fprintf(stderr, "level=%s event=store_reconnect backend=postgresql conn=%s result=%s\n",
+          ok ? "info" : "error", s->mode == SOTTO_STORE_OPEN_WRITER ? "writer" : "reader",
+          ok ? "ok" : "failed");
   return ok ? 0 : SOTTO_ERR_STORE;
 }
 
@@ -1535,3 +1537,172 @@ const struct sotto_store_backend sotto__store_pg_backend = {
     .open = pg_open,
     .migrate = pg_migrate,
 };
+
+/* ---- import from SQLite ------------------------------------------------------------------ */
+
+/* One row copied: params as text (integers) or binary (blobs), by the
+ * column types of the SQLite row. */
+static int copy_rows(PGconn *c, sqlite3 *db, const char *select, const char *insert, int64_t *rows, char *why,
+                     size_t why_len) {
+  sqlite3_stmt *q = NULL;
+  int rc = SOTTO_ERR_STORE, r, n, i;
+  if (sqlite3_prepare_v2(db, select, -1, &q, NULL) != SQLITE_OK) {
+    snprintf(why, why_len, "cannot read the SQLite store: %s", sqlite3_errmsg(db));
+    return SOTTO_ERR_STORE;
+  }
+  n = sqlite3_column_count(q);
+  *rows = 0;
+  while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+    const char *vals[PG_MAX_PARAMS];
+    int lens[PG_MAX_PARAMS], fmts[PG_MAX_PARAMS];
+    char num[PG_MAX_PARAMS][24];
+    PGresult *res;
+    for (i = 0; i < n && i < PG_MAX_PARAMS; i++) {
+      if (sqlite3_column_type(q, i) == SQLITE_INTEGER) {
+        snprintf(num[i], sizeof num[i], "%lld", (long long)sqlite3_column_int64(q, i));
+        vals[i] = num[i];
+        lens[i] = 0;
+        fmts[i] = 0;
+      } else {
+        /* Text and blobs as bytes (text columns hold ASCII usernames). */
+        const void *p = sqlite3_column_type(q, i) == SQLITE_BLOB ? sqlite3_column_blob(q, i)
+                                                                 : (const void *)sqlite3_column_text(q, i);
+        vals[i] = p ? (const char *)p : "";
+        lens[i] = sqlite3_column_bytes(q, i);
+        fmts[i] = 1;
+      }
+    }
+    res = PQexecParams(c, insert, n, NULL, vals, lens, fmts, 1);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+      snprintf(why, why_len, "cannot copy a row into PostgreSQL: %s", PQerrorMessage(c));
+      PQclear(res);
+      goto out;
+    }
+    PQclear(res);
+    (*rows)++;
+  }
+  if (r != SQLITE_DONE) {
+    snprintf(why, why_len, "cannot read the SQLite store: %s", sqlite3_errmsg(db));
+    goto out;
+  }
+  rc = 0;
+out:
+  sqlite3_finalize(q);
+  return rc;
+}
+
+int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *out, char *why,
+                                  size_t why_len) {
+  static const struct {
+    const char *what, *select, *insert;
+  } tables[] = {
+      {"accounts", "SELECT id, username, canon, identity, created_day FROM accounts ORDER BY id",
+       "INSERT INTO accounts(id, username, canon, identity, created_day) VALUES($1::bigint, convert_from($2, "
+       "'UTF8'),"
+       " convert_from($3, 'UTF8'), $4, $5::bigint)"},
+      {"devices",
+       "SELECT devkey, account_id, device_id, secret_hash, created_day, last_seen_day, queue_count, "
+       "queue_bytes, epoch"
+       " FROM devices ORDER BY devkey",
+       "INSERT INTO devices(devkey, account_id, device_id, secret_hash, created_day, last_seen_day, "
+       "queue_count,"
+       " queue_bytes, epoch) VALUES($1::bigint, $2::bigint, $3::bigint, $4, $5::bigint, $6::bigint, "
+       "$7::bigint,"
+       " $8::bigint, $9::bigint)"},
+      {"signed pre-keys", "SELECT devkey, key_id, blob FROM signed_prekeys",
+       "INSERT INTO signed_prekeys(devkey, key_id, blob) VALUES($1::bigint, $2::bigint, $3)"},
+      {"last-resort keys", "SELECT devkey, key_id, blob FROM last_resort",
+       "INSERT INTO last_resort(devkey, key_id, blob) VALUES($1::bigint, $2::bigint, $3)"},
+      {"one-time keys", "SELECT devkey, kind, key_id, blob FROM onetime",
+       "INSERT INTO onetime(devkey, kind, key_id, blob) VALUES($1::bigint, $2::bigint, $3::bigint, $4)"},
+      {"queued envelopes",
+       "SELECT id, devkey, sender, sender_device, device_id, type, ts, body FROM messages ORDER BY id",
+       "INSERT INTO messages(id, devkey, sender, sender_device, device_id, type, ts, body) VALUES($1::bigint,"
+       " $2::bigint, convert_from($3, 'UTF8'), $4::bigint, $5::bigint, $6::bigint, $7::bigint, $8)"},
+  };
+  struct sotto_store sq;
+  sqlite3 *db = NULL;
+  PGconn *c = NULL;
+  PGresult *r;
+  char path[4096], lock[96];
+  int rc = SOTTO_ERR_STORE, v;
+  size_t i;
+  /* Opening it once brings an older SQLite store up to date (accounts.canon). */
+  if (sotto__store_sqlite_check(dir, why, why_len) != 0) return SOTTO_ERR_STORE;
+  if (snprintf(path, sizeof path, "%s/sotto.db", dir) >= (int)sizeof path || access(path, R_OK) != 0) {
+    snprintf(why, why_len, "no SQLite store in %s", dir);
+    return SOTTO_ERR_STORE;
+  }
+  if (sotto__store_sqlite_open(&sq, dir) != 0) {
+    snprintf(why, why_len, "cannot open the SQLite store in %s", dir);
+    return SOTTO_ERR_STORE;
+  }
+  sq.ops->close(sq.impl);
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    snprintf(why, why_len, "cannot open %s", path);
+    goto done;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  if ((c = pg_connect(conninfo, why, why_len)) == NULL) goto done;
+  if ((v = schema_version(c)) != PG_SCHEMA_VERSION) {
+    snprintf(why, why_len,
+             "the PostgreSQL schema is version %d, not %d: run 'sotto-server migrate --store URL' first", v,
+             PG_SCHEMA_VERSION);
+    goto done;
+  }
+  /* No server may run on either side meanwhile: the PostgreSQL one is
+   * locked out by its advisory lock; the SQLite one is read in one
+   * transaction (a consistent snapshot) and should be stopped (its later
+   * writes would not be copied). */
+  snprintf(lock, sizeof lock, "SELECT pg_try_advisory_lock(%lld)", (long long)PG_LOCK_KEY);
+  r = PQexec(c, lock);
+  v = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
+  if (!v) {
+    snprintf(why, why_len, "a sotto-server is running on the PostgreSQL store: stop it first");
+    goto done;
+  }
+  r = PQexec(c, "SELECT 1 FROM accounts LIMIT 1");
+  v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0;
+  PQclear(r);
+  if (!v) {
+    snprintf(why, why_len, "the PostgreSQL store is not empty: import only into a new, migrated database");
+    goto done;
+  }
+  if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+      exec_simple(c, "BEGIN", why, why_len) != 0) {
+    if (!why[0]) snprintf(why, why_len, "cannot start the copy");
+    goto done;
+  }
+  for (i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+    int64_t n = 0;
+    if (copy_rows(c, db, tables[i].select, tables[i].insert, &n, why, why_len) != 0) {
+      (void)exec_simple(c, "ROLLBACK", NULL, 0);
+      goto done;
+    }
+    fprintf(out, "import: %lld %s\n", (long long)n, tables[i].what);
+  }
+  /* The id sequences continue after the copied ids (envelope ids are never
+   * reused: clients may deduplicate by them). */
+  if (exec_simple(c,
+                  "SELECT setval('accounts_id_seq', GREATEST((SELECT max(id) FROM accounts), 1));"
+                  "SELECT setval('devices_devkey_seq', GREATEST((SELECT max(devkey) FROM devices), 1));"
+                  "SELECT setval('sotto_msg_ids', GREATEST((SELECT max(id) FROM messages), 1));",
+                  why, why_len) != 0 ||
+      exec_simple(c, "COMMIT", why, why_len) != 0) {
+    (void)exec_simple(c, "ROLLBACK", NULL, 0);
+    goto done;
+  }
+  fprintf(out,
+          "import: committed; start the server with --store on the PostgreSQL store and the same --data "
+          "(its tls.key and tls.crt: clients keep their pin)\n");
+  rc = 0;
+done:
+  if (db) {
+    (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+  }
+  if (c) PQfinish(c);
+  if (rc && why[0] && why[strlen(why) - 1] == '\n') why[strlen(why) - 1] = 0;
+  return rc;
+}

@@ -900,6 +900,71 @@ static void test_pg_outage(void) {
   srv_rmdir(&p);
 }
 
+/* `sotto-server import`: a server's SQLite store (accounts, secrets, queued
+ * envelopes) moved into an empty PostgreSQL store; the server started on it
+ * with the same --data is the same server: same fingerprint, the accounts
+ * log in, the queued envelopes arrive with their ids, new ids go on above. */
+static void test_import(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
+  struct sotto_net *a = NULL, *b = NULL;
+  struct sotto_net_event ev;
+  char store[sizeof p.store], fp[65], *out;
+  uint64_t ids[3] = {0, 0, 0}, id4 = 0;
+  int rc, i, st = -1;
+  if (!srv_pg()) return;
+  if (srv_mkdir(&p, "import") != 0) {
+    CHECK(!"data directory");
+    return;
+  }
+  memcpy(store, p.store, sizeof store);
+  p.store[0] = 0; /* first on SQLite */
+  REQUIRE_VOID(srv_start(&p, NULL) == 0);
+  memcpy(fp, p.fp, sizeof fp);
+  rc = do_register(&p, &ctx, &alice);
+  if (rc == 0) rc = do_register(&p, &ctx, &bob);
+  REQUIRE_VOID(rc == 0);
+  b = login(&p, &ctx, &bob);
+  REQUIRE_VOID(b != NULL);
+  for (i = 0; i < 3; i++) {
+    uint8_t body[8] = {'q', 'u', 'e', 'u', 'e', 'd', '0', 0};
+    body[6] = (uint8_t)('0' + i);
+    CHECK_RC(sotto_net_send(b, "alice", 1, 1, body, 7, &ids[i], NULL), 0);
+  }
+  sotto_net_close(b);
+  CHECK(srv_stop(&p) == 0);
+  {
+    const char *args[] = {"import", "--store", store, p.dir, NULL};
+    out = srv_run_capture(args, &st);
+    CHECK(st == 0 && out && strstr(out, "import: 2 accounts") && strstr(out, "import: 3 queued envelopes"));
+    free(out);
+    /* Only into an empty store. */
+    out = srv_run_capture(args, &st);
+    CHECK(st != 0);
+    free(out);
+  }
+  memcpy(p.store, store, sizeof store);
+  REQUIRE_VOID(srv_start(&p, NULL) == 0);
+  CHECK(strcmp(fp, p.fp) == 0); /* the same server for the clients */
+  a = login(&p, &ctx, &alice);
+  b = login(&p, &ctx, &bob);
+  REQUIRE_VOID(a && b);
+  for (i = 0; i < 3; i++) {
+    CHECK(next_of(a, SOTTO_NET_EV_MSG, &ev) && ev.id == ids[i] && ev.body_len == 7 && ev.body[6] == '0' + i &&
+          strcmp(ev.sender, "bob") == 0);
+    sotto_net_event_clear(&ev);
+    CHECK_RC(sotto_net_ack(a, ids[i]), 0);
+  }
+  CHECK_RC(sotto_net_send(b, "alice", 1, 1, (const uint8_t *)"after", 5, &id4, NULL), 0);
+  CHECK(id4 > ids[2]);
+  sotto_net_close(a);
+  sotto_net_close(b);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -915,5 +980,6 @@ int main(int argc, char **argv) {
   test_backup_and_identity();
   test_unread_answers();
   test_pg_outage();
+  test_import();
   return test_done("test_server");
 }
