@@ -351,6 +351,12 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
       fprintf(stderr, "sotto-server: %s\n", why);
       goto out;
     }
+    if (!(s->store.flags & SOTTO_STORE_SOLE_WRITER) && !s->store.ops->horizon) {
+      /* A store shared by several writers must say how far paging may go
+       * (store.h, "Single-process assumptions"); none does yet. */
+      fprintf(stderr, "sotto-server: the %s store is shared but has no delivery horizon\n", s->store.backend);
+      goto out;
+    }
     if (!sqlite) db_existed = !s->store.fresh;
     if (sqlite) data_modes(where);
   }
