@@ -507,7 +507,11 @@ static int schema_version(PGconn *c) {
   if (v != 1) return v;
   r = PQexec(c, "SELECT coalesce(max(version), 0) FROM sotto_schema");
   v = -1;
-  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) v = atoi(PQgetvalue(r, 0, 0));
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+    char *end;
+    long x = strtol(PQgetvalue(r, 0, 0), &end, 10);
+    v = *end == 0 && x >= 0 && x < 1000000 ? (int)x : -1;
+  }
   PQclear(r);
   return v;
 }
