@@ -4,8 +4,8 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <sys/stat.h>
 #include <string.h>
+#include <sys/stat.h>
 
 const struct sotto_store_backend *sotto__store_backend(const char *url, const char **where, char *why,
                                                        size_t why_len) {
