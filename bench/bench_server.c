@@ -1277,7 +1277,21 @@ int main(int argc, char **argv) {
   atexit(cleanup);
 
   progress(prog, "starting sotto-server and relay_floor");
-  proc_start(&g_srv, SOTTO_SERVER_BIN, 1, srv_args);
+  {
+    /* SOTTO_BENCH_STORE (bench/run server --pg sets it): the server's
+     * --store, e.g. a throwaway PostgreSQL; default its own SQLite. */
+    static const char *args[64];
+    const char *store = getenv("SOTTO_BENCH_STORE");
+    size_t j = 0;
+    for (; srv_args[j] && j < 60; j++) args[j] = srv_args[j];
+    if (store && *store) {
+      args[j++] = "--store";
+      args[j++] = store;
+      fprintf(stderr, "bench_server: sotto-server on %s\n", strncmp(store, "sqlite:", 7) ? "PostgreSQL" : "SQLite");
+    }
+    args[j] = NULL;
+    proc_start(&g_srv, SOTTO_SERVER_BIN, 1, args);
+  }
   proc_start(&g_floor, RELAY_FLOOR_BIN, 0, NULL);
   g_s.g = lg_new("sotto-server", g_srv.port, g_srv.fp);
   g_f.g = lg_new("relay_floor", g_floor.port, g_floor.fp);

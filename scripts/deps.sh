@@ -14,6 +14,8 @@ PKGS=(
   libsodium-dev            # curves, signatures, randomness, wiping, Argon2id
   libssl-dev               # SHA-256/512 (SHA extensions), AES-256-CBC, TLS 1.3
   libsqlite3-dev           # embedded store (server and client)
+  libpq-dev                # sotto-server's PostgreSQL store (--store postgresql://...)
+  postgresql               # tests only: tests/server/with_pg.sh runs the server suites on a throwaway cluster
   libqrencode-dev          # QR safety codes in the terminal
   clang                    # libFuzzer targets
   libclang-rt-14-dev       # sanitizer and libFuzzer runtimes for clang

@@ -22,6 +22,8 @@ struct opt {
 
 static const struct opt opts[] = {
     {"data", T_STR, O(data), 0, 0, "DIR: data directory (database, TLS key); required"},
+    {"store", T_STR, O(store), 0, 0,
+     "URL: where accounts and queues live: sqlite:DIR, postgresql://... or pg:CONNINFO (default sqlite:DATA)"},
     {"listen", T_STR, O(listen), 0, 0, "HOST:PORT to accept TLS clients on (default 127.0.0.1:7443)"},
     {"metrics", T_STR, O(metrics), 0, 0, "HOST:PORT for Prometheus text metrics (plain HTTP; default off)"},
     {"max-frame", T_SIZE, O(max_frame), 1024, SOTTO_SRV_MAX_FRAME, "bytes: frame cap once authenticated (262144)"},

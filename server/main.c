@@ -20,6 +20,12 @@ static void usage(FILE *out) {
           "                                                                  the new directory DEST (safe while running)\n"
           "       sotto-server new-certificate --data DIR                    a new TLS key for a DIR whose key is lost\n"
           "                                                                  (every client must re-pin)\n"
+          "       sotto-server migrate --store URL                           create or upgrade the store's schema\n"
+          "                                                                  (PostgreSQL; the server refuses to start\n"
+          "                                                                  on a schema that is not current)\n"
+          "       sotto-server import --store URL SQLITE_DIR                 copy the SQLite store in SQLITE_DIR\n"
+          "                                                                  (accounts, keys, queued envelopes) into the\n"
+          "                                                                  empty, migrated PostgreSQL store URL\n"
           "\noptions (each also as 'key = value' in the --config file):\n"
           "  --config FILE          read options from FILE first\n"
           "  --help                 this text\n"
@@ -43,7 +49,8 @@ int main(int argc, char **argv) {
   no_core();
   sotto_srv_config_defaults(&cfg);
   if (argc > 1 && (strcmp(argv[1], "requisition") == 0 || strcmp(argv[1], "fingerprint") == 0 ||
-                   strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "new-certificate") == 0))
+                   strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "new-certificate") == 0 ||
+                   strcmp(argv[1], "migrate") == 0 || strcmp(argv[1], "import") == 0))
     cmd = argv[1];
   /* Pass 1: the config file, so that the command line overrides it. */
   for (i = cmd ? 2 : 1; i < argc; i++) {
@@ -89,12 +96,26 @@ int main(int argc, char **argv) {
       user = a;
       continue;
     }
-    if (cmd && strcmp(cmd, "backup") == 0 && !dest) {
+    if (cmd && (strcmp(cmd, "backup") == 0 || strcmp(cmd, "import") == 0) && !dest) {
       dest = a;
       continue;
     }
     fprintf(stderr, "sotto-server: unexpected argument '%s' (see --help)\n", a);
     return 2;
+  }
+  if (cmd && strcmp(cmd, "import") == 0) {
+    if (!cfg.store[0] || !dest) {
+      fprintf(stderr, "sotto-server: import needs --store URL (the PostgreSQL store) and SQLITE_DIR\n");
+      return 2;
+    }
+    return sotto_srv_import(&cfg, dest, stdout);
+  }
+  if (cmd && strcmp(cmd, "migrate") == 0) {
+    if (!cfg.store[0] && !cfg.data[0]) {
+      fprintf(stderr, "sotto-server: migrate needs --store URL (or --data DIR for sqlite:DIR)\n");
+      return 2;
+    }
+    return sotto_srv_migrate(&cfg, stdout);
   }
   if (!cfg.data[0]) {
     fprintf(stderr, "sotto-server: --data DIR is required (see --help)\n");
@@ -105,7 +126,9 @@ int main(int argc, char **argv) {
       fprintf(stderr, "sotto-server: requisition needs a USERNAME\n");
       return 2;
     }
-    return sotto_srv_requisition(cfg.data, user, stdout);
+    char url[sizeof cfg.store + 8];
+    sotto_srv_store_url(&cfg, url, sizeof url);
+    return sotto_srv_requisition(url, user, stdout);
   }
   if (cmd && strcmp(cmd, "backup") == 0) {
     if (!dest) {

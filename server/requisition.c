@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "server.h"
+#include "proto.h"
 #include "store.h"
 
 static void day_str(char out[16], int64_t day) {
@@ -103,18 +104,18 @@ static int dev_cb(void *ctx, const struct sotto_store_device *d, const struct so
   return 0;
 }
 
-int sotto_srv_requisition(const char *data_dir, const char *username, FILE *out) {
+int sotto_srv_requisition(const char *store_url, const char *username, FILE *out) {
   struct sotto_store st;
   struct sotto_store_account a;
   struct req_ctx r;
-  char day[16];
+  char day[16], why[512];
   int rc;
   if (!sotto__srv_username_ok((const uint8_t *)username, strlen(username))) {
     fprintf(stderr, "sotto-server: '%s' is not a valid username\n", username);
     return 1;
   }
-  if (sotto__store_sqlite_open(&st, data_dir) != 0) {
-    fprintf(stderr, "sotto-server: cannot open the database in %s\n", data_dir);
+  if (sotto__store_open(&st, store_url, SOTTO_STORE_OPEN_READER, why, sizeof why) != 0) {
+    fprintf(stderr, "sotto-server: %s\n", why);
     return 2;
   }
   rc = st.ops->account_get(st.impl, username, &a);

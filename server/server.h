@@ -10,6 +10,7 @@
 
 struct sotto_srv_config {
   char data[1024];
+  char store[1024]; /* store URL (store.h); empty: sqlite:DATA */
   char listen[256];
   char metrics[256]; /* empty: no metrics endpoint */
   size_t max_frame;  /* authenticated frame body cap */
@@ -60,9 +61,18 @@ void sotto_srv_config_help(FILE *out);
  * process exit status. */
 int sotto_srv_run(const struct sotto_srv_config *c);
 
+/* The store URL of c: c->store, or sqlite:DATA if empty. */
+void sotto_srv_store_url(const struct sotto_srv_config *c, char *out, size_t cap);
+/* `sotto-server migrate`: brings the store's schema to this binary's
+ * version. 0 or 1 (printed why). */
+int sotto_srv_migrate(const struct sotto_srv_config *c, FILE *out);
+/* `sotto-server import`: the SQLite store in sqlite_dir into the
+ * PostgreSQL store c->store. 0 or 1 (printed why). */
+int sotto_srv_import(const struct sotto_srv_config *c, const char *sqlite_dir, FILE *out);
+
 /* Prints the requisition report of USERNAME as JSON. Returns 0, 1 if the
  * account does not exist, 2 on error. */
-int sotto_srv_requisition(const char *data_dir, const char *username, FILE *out);
+int sotto_srv_requisition(const char *store_url, const char *username, FILE *out);
 /* `sotto-server backup`: copies the database (online, one consistent
  * snapshot), tls.key and tls.crt into the new directory dest. 0 or 1
  * (printed why). */

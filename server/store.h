@@ -15,13 +15,21 @@
 #ifndef SOTTO_SRV_STORE_H
 #define SOTTO_SRV_STORE_H
 
+#include <sotto/error.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
-#include "proto.h"
+/* The store's own limits (the wire protocol has the same or smaller ones;
+ * srv_handlers.c checks that at compile time). A backend never stores more
+ * than these, and never hands out more. */
+#define SOTTO_STORE_USER_MAX 32       /* username bytes */
+#define SOTTO_STORE_MAX_IDENTITY 256  /* identity key blob */
+#define SOTTO_STORE_MAX_KEY_BLOB 2048 /* one pre-key blob */
+#define SOTTO_STORE_MAX_KEYS_PUT 100  /* one-time keys per kind in one keys_put */
 
 struct sotto_store_device {
-  int64_t devkey;     /* store-wide device key */
+  int64_t devkey; /* store-wide device key */
   int64_t account_id;
   uint32_t device_id; /* per account, 1.. */
   uint8_t secret_hash[32];
@@ -40,12 +48,45 @@ struct sotto_store_env { /* a queued envelope */
   size_t body_len;
 };
 
-
 struct sotto_store_account {
   int64_t account_id;
   int64_t created_day;
-  uint8_t identity[SOTTO_SRV_MAX_IDENTITY];
+  uint8_t identity[SOTTO_STORE_MAX_IDENTITY];
   size_t identity_len;
+};
+
+/* One pre-key: its id and blob (borrowed). */
+struct sotto_store_key {
+  uint32_t id;
+  const uint8_t *p;
+  size_t len; /* <= SOTTO_STORE_MAX_KEY_BLOB */
+};
+
+/* A pre-key upload: the signed pre-key and the KEM last-resort key if
+ * has_*, and one-time keys of both kinds (EC, KEM). */
+struct sotto_store_keys {
+  int has_signed, has_last_resort;
+  struct sotto_store_key signed_prekey, last_resort;
+  size_t n_ec, n_kem;
+  struct sotto_store_key ec[SOTTO_STORE_MAX_KEYS_PUT];
+  struct sotto_store_key kem[SOTTO_STORE_MAX_KEYS_PUT];
+};
+
+/* What bundle_take hands out, copied into the caller's buffer. */
+struct sotto_store_bundle {
+  uint8_t identity[SOTTO_STORE_MAX_IDENTITY];
+  size_t identity_len;
+  uint32_t spk_id;
+  uint8_t spk[SOTTO_STORE_MAX_KEY_BLOB];
+  size_t spk_len;
+  int has_ec;
+  uint32_t ec_id;
+  uint8_t ec[SOTTO_STORE_MAX_KEY_BLOB];
+  size_t ec_len;
+  uint8_t kem_kind; /* 0 none, 1 one-time, 2 last resort */
+  uint32_t kem_id;
+  uint8_t kem[SOTTO_STORE_MAX_KEY_BLOB];
+  size_t kem_len;
 };
 
 typedef int (*sotto_store_env_cb)(void *ctx, const struct sotto_store_env *e);
@@ -84,9 +125,10 @@ struct sotto_store_ops {
   /* Accounts and devices. account_create returns SOTTO_ERR_DUPLICATE if the
    * name is taken. device_lookup returns 1 if there is no such device. */
   /* account_create also refuses (SOTTO_ERR_DUPLICATE) a name whose
-   * canonical form (sotto__srv_username_canon) another account has. */
-  int (*account_create)(void *s, const char *user, const uint8_t *ik, size_t ik_len, int64_t day,
-                        int64_t *account_id);
+   * canonical form (canon, computed by the caller: sotto__srv_username_canon)
+   * another account has. */
+  int (*account_create)(void *s, const char *user, const char *canon, const uint8_t *ik, size_t ik_len,
+                        int64_t day, int64_t *account_id);
   int (*account_get)(void *s, const char *user, struct sotto_store_account *out);
   int (*device_add)(void *s, int64_t account_id, const uint8_t secret_hash[32], int64_t day,
                     uint32_t max_devices, struct sotto_store_device *out);
@@ -114,9 +156,9 @@ struct sotto_store_ops {
    * (and deletes) one EC and one KEM one-time key; returns 1 if the device
    * has no signed pre-key. With onetime 0 no one-time key is handed out
    * (the KEM slot gets the last-resort key). */
-  int (*keys_put)(void *s, int64_t devkey, const struct sotto_srv_keys *k);
+  int (*keys_put)(void *s, int64_t devkey, const struct sotto_store_keys *k);
   int (*keys_count)(void *s, int64_t devkey, int64_t *ec, int64_t *kem);
-  int (*bundle_take)(void *s, int64_t devkey, int onetime, struct sotto_srv_bundle_buf *out);
+  int (*bundle_take)(void *s, int64_t devkey, int onetime, struct sotto_store_bundle *out);
 
   /* Queues. msg_insert assigns a unique, increasing 64-bit id. msg_delete
    * sets *found. msg_fetch calls cb for up to limit envelopes with id >
@@ -136,12 +178,87 @@ struct sotto_store_ops {
   int (*total_bytes)(void *s, int64_t *bytes);
   /* Ciphertext bytes from sender (a username) waiting in all queues. */
   int (*sender_bytes)(void *s, const char *sender, int64_t *bytes);
+
+  /* Single-process hook (see "Single-process assumptions" below): the id
+   * up to which every envelope is committed, so that backlog paging may
+   * hand it out. NULL: the server's own in-memory horizon (the highest id
+   * of a batch it has answered) is the truth, which holds only while this
+   * process is the only writer. */
+  int (*horizon)(void *s, int64_t *id);
 };
+
+/* Single-process assumptions.
+ *
+ * Today one sotto-server process is the only writer of its store, and both
+ * backends rely on it; each is a place a cluster mode (several nodes on one
+ * PostgreSQL) must replace:
+ *  - Routing and quota counters in memory: device_route, sender_count,
+ *    sender_bytes and total_bytes may be answered from caches of the
+ *    committed counters plus the open transaction's changes. With another
+ *    writer those caches go stale: a cluster backend answers them from the
+ *    database (counter rows updated in the transaction) or a shared counter.
+ *  - Envelope ids increase in commit order: one store thread commits one
+ *    batch at a time and ids are handed out inside it, so an envelope with
+ *    a lower id is never committed after one with a higher id. Backlog
+ *    paging (msg_fetch after a cursor) depends on that. With several
+ *    writers, ids from different nodes interleave with commits: the cluster
+ *    backend implements ops->horizon (the highest id below which nothing
+ *    is still uncommitted) and the server pages only up to it.
+ *  - The delivery horizon is in memory (struct srv.horizon): see ops->horizon.
+ *  - Live connections (which node holds which device) are in the server's
+ *    device map, not in the store: a cluster needs a shared registry and
+ *    cross-node pushes (Redis in issue 15), outside this interface.
+ * The flag SOTTO_STORE_SOLE_WRITER says a backend relies on all of this; it
+ * then also makes sure it is the only writer (SQLite: DATA/sotto.lock;
+ * PostgreSQL: an advisory lock), so that a second node on the same store
+ * stops with a clear message instead of corrupting the counters. */
+#define SOTTO_STORE_SOLE_WRITER 0x01
 
 struct sotto_store {
   const struct sotto_store_ops *ops;
   void *impl;
+  unsigned flags;      /* SOTTO_STORE_* */
+  const char *backend; /* "sqlite", "postgresql" */
+  int fresh;           /* set by open: the store held no account yet (PostgreSQL) */
 };
+
+/* ---- opening by URL ------------------------------------------------------------ */
+
+/* Store URLs:
+ *   sqlite:DIR                 DIR/sotto.db (the default is sqlite:DATA)
+ *   postgresql://... postgres://...   a libpq connection URI
+ *   pg:CONNINFO                a libpq "key=value ..." connection string
+ * The URL may hold a password: it is never logged or printed (why texts
+ * name the backend, not the URL). */
+#define SOTTO_STORE_URL_MAX 1024
+
+enum {
+  SOTTO_STORE_OPEN_WRITER = 0, /* the store thread: takes the sole-writer lock */
+  SOTTO_STORE_OPEN_READER = 1, /* reads only (backlog pages, metrics, reports) */
+};
+
+struct sotto_store_backend {
+  const char *name;
+  /* Start-up check before opening: 0, or SOTTO_ERR_STORE with a sentence. */
+  int (*check)(const char *where, char *why, size_t why_len);
+  int (*open)(struct sotto_store *st, const char *where, int mode, char *why, size_t why_len);
+  /* Brings the schema to the version this binary needs (creating it in an
+   * empty database); prints what it did. NULL if the backend migrates at
+   * open (SQLite). */
+  int (*migrate)(const char *where, FILE *out, char *why, size_t why_len);
+};
+
+/* Finds the backend of url; *where gets the part after the scheme (for
+ * PostgreSQL URIs, the whole URI). NULL (and a sentence in why) if no
+ * backend takes it or it is not compiled in. */
+const struct sotto_store_backend *sotto__store_backend(const char *url, const char **where, char *why,
+                                                       size_t why_len);
+/* check + open in one: 0, or an error with a sentence in why. */
+int sotto__store_open(struct sotto_store *st, const char *url, int mode, char *why, size_t why_len) SOTTO_WUR;
+/* `sotto-server migrate`: 0 or an error with a sentence in why. */
+int sotto__store_migrate(const char *url, FILE *out, char *why, size_t why_len) SOTTO_WUR;
+
+/* ---- the SQLite backend (store_sqlite.c) ---------------------------------------- */
 
 /* Start-up check of DIR/sotto.db before it is opened: a missing file is
  * fine (a new server); a 0-byte file, a file that is not a database and a
@@ -155,7 +272,16 @@ int sotto__store_sqlite_open(struct sotto_store *st, const char *dir) SOTTO_WUR;
  * only reads). The copy is checked (quick_check) and synced; *accounts and
  * *queued get its account and queued-envelope counts. Returns 0, or
  * SOTTO_ERR_STORE with a sentence in why (the partial copy is removed). */
-int sotto__store_sqlite_backup(const char *dir, const char *dest_dir, int64_t *accounts, int64_t *queued, char *why,
-                               size_t why_len) SOTTO_WUR;
+int sotto__store_sqlite_backup(const char *dir, const char *dest_dir, int64_t *accounts, int64_t *queued,
+                               char *why, size_t why_len) SOTTO_WUR;
+extern const struct sotto_store_backend sotto__store_sqlite_backend;
+#ifdef SOTTO_HAVE_PQ
+extern const struct sotto_store_backend sotto__store_pg_backend;
+/* `sotto-server import`: copies the SQLite store in DIR (accounts, devices,
+ * pre-keys, queued envelopes, with their ids) into an empty, migrated
+ * PostgreSQL store, in one transaction. 0, or an error with a sentence. */
+int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *out, char *why,
+                                  size_t why_len) SOTTO_WUR;
+#endif
 
 #endif

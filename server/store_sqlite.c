@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proto.h" /* sotto__srv_username_canon, for databases made before accounts.canon */
 #include "store.h"
 
 enum {
@@ -175,7 +176,7 @@ struct dcache {
   int64_t dn, dbytes; /* this transaction's changes */
   uint32_t device_id, nhash;
   uint8_t dirty, ulen;
-  char user[SOTTO_SRV_USER_MAX + 1];
+  char user[SOTTO_STORE_USER_MAX + 1];
   struct dcache *knext, *nnext, *dnext; /* by devkey, by name, changed in this transaction */
 };
 
@@ -185,7 +186,7 @@ struct dcache {
  * and by expiry and device removal. Bounded like the routing cache. */
 struct scache {
   int64_t devkey, n;
-  char sender[SOTTO_SRV_USER_MAX + 1];
+  char sender[SOTTO_STORE_USER_MAX + 1];
   struct scache *next;
 };
 
@@ -194,7 +195,7 @@ struct scache {
  * rollback, an expiry or a device removal; kept by inserts and deletes. One
  * entry per account that has envelopes waiting. */
 struct sbytes {
-  char user[SOTTO_SRV_USER_MAX + 1];
+  char user[SOTTO_STORE_USER_MAX + 1];
   int64_t bytes;
   struct sbytes *next;
 };
@@ -260,7 +261,7 @@ static void sb_clear(struct sq *s) {
 static int sb_add(struct sq *s, const char *sender, int64_t d) {
   struct sbytes *e;
   uint32_t h;
-  if (!sender || strlen(sender) > SOTTO_SRV_USER_MAX) return 0;
+  if (!sender || strlen(sender) > SOTTO_STORE_USER_MAX) return 0;
   h = sb_hash(sender);
   for (e = s->sb[h]; e; e = e->next)
     if (strcmp(e->user, sender) == 0) break;
@@ -292,7 +293,7 @@ static int sq_sender_bytes(void *v, const char *sender, int64_t *bytes) {
   struct sq *s = v;
   struct sbytes *e;
   *bytes = 0;
-  if (strlen(sender) > SOTTO_SRV_USER_MAX) return 0;
+  if (strlen(sender) > SOTTO_STORE_USER_MAX) return 0;
   for (e = s->sb[sb_hash(sender)]; e; e = e->next)
     if (strcmp(e->user, sender) == 0) {
       *bytes = e->bytes;
@@ -475,14 +476,12 @@ static void sq_close(void *v) {
   free(s);
 }
 
-static int sq_account_create(void *v, const char *user, const uint8_t *ik, size_t ik_len, int64_t day,
-                             int64_t *account_id) {
+static int sq_account_create(void *v, const char *user, const char *canon, const uint8_t *ik, size_t ik_len,
+                             int64_t day, int64_t *account_id) {
   struct sq *s = v;
   sqlite3_stmt *st = stmt(s, Q_ACC_CANON);
-  char canon[SOTTO_SRV_USER_MAX + 1];
   int rc;
   /* Look-alike names are one name: refused like a taken one. */
-  sotto__srv_username_canon((const uint8_t *)user, strlen(user), canon);
   sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
   sqlite3_reset(st);
@@ -599,7 +598,7 @@ static int sq_device_route(void *v, const char *user, uint32_t device_id, struct
   struct dcache *e = dc_by_name(s, user, ulen, device_id, h);
   int rc;
   if (!e) {
-    if (ulen > SOTTO_SRV_USER_MAX) return 1;
+    if (ulen > SOTTO_STORE_USER_MAX) return 1;
     if ((rc = sq_device_lookup(s, user, device_id, out)) != 0) return rc;
     if ((e = dc_get(s, out->devkey)) == NULL) return SOTTO_ERR_NOMEM;
     /* The row holds the committed counters (changes are only written at
@@ -667,7 +666,7 @@ static int sq_devices_iter(void *v, int64_t account_id, sotto_store_dev_cb cb, v
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
 }
 
-static int put_blob_id(struct sq *s, int which, int64_t devkey, int kind, const struct sotto_srv_blob_id *b) {
+static int put_blob_id(struct sq *s, int which, int64_t devkey, int kind, const struct sotto_store_key *b) {
   sqlite3_stmt *st = stmt(s, which);
   int col = 2;
   sqlite3_bind_int64(st, 1, devkey);
@@ -677,12 +676,12 @@ static int put_blob_id(struct sq *s, int which, int64_t devkey, int kind, const 
   return step_done(st);
 }
 
-static int sq_keys_put(void *v, int64_t devkey, const struct sotto_srv_keys *k) {
+static int sq_keys_put(void *v, int64_t devkey, const struct sotto_store_keys *k) {
   struct sq *s = v;
   int rc = 0;
-  uint16_t i;
-  if (k->flags & SOTTO_SRV_KEYS_SIGNED) rc |= put_blob_id(s, Q_SPK_PUT, devkey, -1, &k->signed_prekey);
-  if (k->flags & SOTTO_SRV_KEYS_LAST_RESORT) rc |= put_blob_id(s, Q_LR_PUT, devkey, -1, &k->last_resort);
+  size_t i;
+  if (k->has_signed) rc |= put_blob_id(s, Q_SPK_PUT, devkey, -1, &k->signed_prekey);
+  if (k->has_last_resort) rc |= put_blob_id(s, Q_LR_PUT, devkey, -1, &k->last_resort);
   for (i = 0; i < k->n_ec && rc == 0; i++) rc = put_blob_id(s, Q_OT_PUT, devkey, 0, &k->ec[i]);
   for (i = 0; i < k->n_kem && rc == 0; i++) rc = put_blob_id(s, Q_OT_PUT, devkey, 1, &k->kem[i]);
   return rc ? SOTTO_ERR_STORE : 0;
@@ -713,7 +712,7 @@ static int take_onetime(struct sq *s, int64_t devkey, int kind, uint32_t *id, ui
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     *id = (uint32_t)sqlite3_column_int64(st, 0);
-    copy_blob(st, 1, buf, SOTTO_SRV_MAX_KEY_BLOB, len);
+    copy_blob(st, 1, buf, SOTTO_STORE_MAX_KEY_BLOB, len);
   }
   sqlite3_reset(st);
   if (rc == SQLITE_DONE) return 1;
@@ -725,7 +724,7 @@ static int take_onetime(struct sq *s, int64_t devkey, int kind, uint32_t *id, ui
   return step_done(st);
 }
 
-static int sq_bundle_take(void *v, int64_t devkey, int onetime, struct sotto_srv_bundle_buf *out) {
+static int sq_bundle_take(void *v, int64_t devkey, int onetime, struct sotto_store_bundle *out) {
   struct sq *s = v;
   sqlite3_stmt *st = stmt(s, Q_SPK_GET);
   int rc;
@@ -792,7 +791,7 @@ static int sq_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
   sqlite3_stmt *st = stmt(s, Q_MSG_LEN);
   int rc;
   int64_t bytes = 0;
-  char sender[SOTTO_SRV_USER_MAX + 1] = "";
+  char sender[SOTTO_STORE_USER_MAX + 1] = "";
   sqlite3_bind_int64(st, 1, devkey);
   sqlite3_bind_int64(st, 2, id);
   rc = sqlite3_step(st);
@@ -800,7 +799,7 @@ static int sq_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
   if (rc == SQLITE_ROW) {
     const char *snd = (const char *)sqlite3_column_text(st, 1);
     bytes = sqlite3_column_int64(st, 0);
-    if (snd && strlen(snd) <= SOTTO_SRV_USER_MAX) memcpy(sender, snd, strlen(snd) + 1);
+    if (snd && strlen(snd) <= SOTTO_STORE_USER_MAX) memcpy(sender, snd, strlen(snd) + 1);
   }
   sqlite3_reset(st);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SOTTO_ERR_STORE;
@@ -884,7 +883,7 @@ static int sq_sender_count(void *v, int64_t devkey, const char *sender, int64_t 
     *n = e->n;
     return 0;
   }
-  if (strlen(sender) > SOTTO_SRV_USER_MAX) return SOTTO_ERR_USAGE;
+  if (strlen(sender) > SOTTO_STORE_USER_MAX) return SOTTO_ERR_USAGE;
   st = stmt(s, Q_SENDER_COUNT);
   sqlite3_bind_int64(st, 1, devkey);
   sqlite3_bind_text(st, 2, sender, -1, SQLITE_STATIC);
@@ -1063,13 +1062,13 @@ static int canon_migrate(struct sq *s) {
       sqlite3_prepare_v2(s->db, "UPDATE accounts SET canon = ?2 WHERE id = ?1", -1, &u, NULL) != SQLITE_OK)
     goto out;
   for (;;) {
-    char canon[SOTTO_SRV_USER_MAX + 1];
+    char canon[SOTTO_STORE_USER_MAX + 1];
     const unsigned char *name;
     int r = sqlite3_step(q);
     if (r == SQLITE_DONE) break;
     if (r != SQLITE_ROW) goto out;
     name = sqlite3_column_text(q, 1);
-    if (!name || (size_t)sqlite3_column_bytes(q, 1) > SOTTO_SRV_USER_MAX) continue;
+    if (!name || (size_t)sqlite3_column_bytes(q, 1) > SOTTO_STORE_USER_MAX) continue;
     sotto__srv_username_canon(name, (size_t)sqlite3_column_bytes(q, 1), canon);
     sqlite3_reset(u);
     sqlite3_bind_int64(u, 1, sqlite3_column_int64(q, 0));
@@ -1247,8 +1246,24 @@ int sotto__store_sqlite_open(struct sotto_store *st, const char *dir) {
   if (total_reload(s) != 0) goto fail;
   st->ops = &sqlite_ops;
   st->impl = s;
+  st->flags = SOTTO_STORE_SOLE_WRITER; /* DATA/sotto.lock, taken by the server */
+  st->backend = "sqlite";
   return 0;
 fail:
   sq_close(s);
   return SOTTO_ERR_STORE;
 }
+
+static int sq_backend_open(struct sotto_store *st, const char *dir, int mode, char *why, size_t why_len) {
+  (void)mode;
+  if (sotto__store_sqlite_open(st, dir) == 0) return 0;
+  snprintf(why, why_len, "cannot open the database in %s (is the directory writable?)", dir);
+  return SOTTO_ERR_STORE;
+}
+
+const struct sotto_store_backend sotto__store_sqlite_backend = {
+    .name = "sqlite",
+    .check = sotto__store_sqlite_check,
+    .open = sq_backend_open,
+    .migrate = NULL,
+};

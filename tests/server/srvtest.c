@@ -18,6 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef SRVTEST_HAVE_PQ
+#include <libpq-fe.h>
+#endif
+
 #ifndef SOTTO_SERVER_BIN
 #error "SOTTO_SERVER_BIN must be defined"
 #endif
@@ -40,11 +44,80 @@ static int startup_port(const char *text, const char *key, char out[16]) {
   return strspn(out, "0123456789") == strlen(out) && atoi(out) > 0 ? 0 : -1;
 }
 
+int srv_pg(void) { return getenv("SOTTO_TEST_PG") != NULL; }
+
+/* Data directories and their stores, for srv_run_capture. */
+static struct {
+  char dir[256], store[512];
+} g_stores[64];
+
+static const char *store_of(const char *dir) {
+  size_t i;
+  for (i = 0; i < sizeof g_stores / sizeof g_stores[0]; i++)
+    if (g_stores[i].dir[0] && strcmp(g_stores[i].dir, dir) == 0) return g_stores[i].store;
+  return NULL;
+}
+
+/* The database of p: "t_" and the random part of its directory name. */
+static const char *db_name(const struct srv_proc *p, char out[32]) {
+  snprintf(out, 32, "t_%s", p->dir + strlen(p->dir) - 6);
+  return out;
+}
+
+/* Runs one SQL command on the maintenance database. */
+static int pg_admin(const char *sql) {
+#ifdef SRVTEST_HAVE_PQ
+  char ci[600];
+  PGconn *c;
+  PGresult *r;
+  int ok;
+  snprintf(ci, sizeof ci, "%s dbname=postgres connect_timeout=10", getenv("SOTTO_TEST_PG"));
+  c = PQconnectdb(ci);
+  if (PQstatus(c) != CONNECTION_OK) {
+    fprintf(stderr, "srvtest: cannot connect to the test PostgreSQL: %s", PQerrorMessage(c));
+    PQfinish(c);
+    return -1;
+  }
+  r = PQexec(c, sql);
+  ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok) fprintf(stderr, "srvtest: %s: %s", sql, PQerrorMessage(c));
+  PQclear(r);
+  PQfinish(c);
+  return ok ? 0 : -1;
+#else
+  (void)sql;
+  fprintf(stderr, "srvtest: built without libpq, cannot run on PostgreSQL\n");
+  return -1;
+#endif
+}
+
 int srv_mkdir(struct srv_proc *p, const char *tag) {
   memset(p, 0, sizeof *p);
   snprintf(p->dir, sizeof p->dir, "/tmp/sotto-srvtest-%s-XXXXXX", tag);
   if (!mkdtemp(p->dir)) return -1;
   snprintf(p->log, sizeof p->log, "%s.log", p->dir);
+  if (srv_pg()) {
+    char db[32], sql[96];
+    const char *args[] = {"migrate", "--store", p->store, NULL};
+    int st = -1;
+    size_t i;
+    char *out;
+    snprintf(sql, sizeof sql, "CREATE DATABASE \"%s\"", db_name(p, db));
+    if (pg_admin(sql) != 0) return -1;
+    snprintf(p->store, sizeof p->store, "pg:%s dbname=%s", getenv("SOTTO_TEST_PG"), db);
+    out = srv_run_capture(args, &st);
+    free(out);
+    if (st != 0) {
+      fprintf(stderr, "srvtest: sotto-server migrate failed (%d)\n", st);
+      return -1;
+    }
+    for (i = 0; i < sizeof g_stores / sizeof g_stores[0]; i++)
+      if (!g_stores[i].dir[0]) {
+        snprintf(g_stores[i].dir, sizeof g_stores[i].dir, "%s", p->dir);
+        snprintf(g_stores[i].store, sizeof g_stores[i].store, "%s", p->store);
+        break;
+      }
+  }
   return 0;
 }
 
@@ -65,6 +138,10 @@ int srv_start(struct srv_proc *p, const char *const *extra) {
   argv[n++] = "127.0.0.1:0"; /* the kernel picks the ports; the server prints them */
   argv[n++] = "--metrics";
   argv[n++] = "127.0.0.1:0";
+  if (p->store[0]) {
+    argv[n++] = "--store";
+    argv[n++] = p->store;
+  }
   while (extra && *extra && n < 60) argv[n++] = *extra++;
   argv[n] = NULL;
   if ((p->pid = fork()) < 0) return -1;
@@ -152,10 +229,18 @@ char *srv_run_capture(const char *const *args, int *status) {
   pid_t pid;
   char *buf = NULL;
   size_t len = 0, cap = 0;
-  const char *argv[16];
+  const char *argv[20];
+  const char *store = NULL;
   size_t n = 0;
   argv[n++] = SOTTO_SERVER_BIN;
-  while (*args && n < 15) argv[n++] = *args++;
+  while (*args && n < 15) {
+    if (strcmp(*args, "--data") == 0 && args[1] && !store) store = store_of(args[1]);
+    argv[n++] = *args++;
+  }
+  if (store) {
+    argv[n++] = "--store";
+    argv[n++] = store;
+  }
   argv[n] = NULL;
   if (pipe2(out, O_CLOEXEC) != 0) return NULL;
   if ((pid = fork()) == 0) {
@@ -227,7 +312,15 @@ void srv_rmdir(struct srv_proc *p) {
     closedir(d);
   }
   rmdir(p->dir);
-  unlink(p->log);
+  if (!getenv("SRVTEST_KEEP_LOGS")) unlink(p->log); /* kept for debugging when set */
+  if (p->store[0]) {
+    char db[32], sql[96];
+    size_t i;
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", db_name(p, db));
+    (void)pg_admin(sql);
+    for (i = 0; i < sizeof g_stores / sizeof g_stores[0]; i++)
+      if (strcmp(g_stores[i].dir, p->dir) == 0) g_stores[i].dir[0] = 0;
+  }
 }
 
 char *srv_metrics(struct srv_proc *p) {

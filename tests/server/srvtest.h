@@ -16,9 +16,18 @@ struct srv_proc {
   char mport[16];     /* metrics port */
   char fp[65];        /* certificate fingerprint printed by the server */
   char log[300];
+  char store[512];    /* --store URL when the tests run on PostgreSQL, else empty */
 };
 
-/* Makes a fresh temporary data directory. */
+/* 1 when the suite runs against PostgreSQL: SOTTO_TEST_PG holds a libpq
+ * conninfo without dbname (tests/server/with_pg.sh sets it). Then every
+ * srv_mkdir also creates an empty database, migrated with `sotto-server
+ * migrate`, that srv_start passes as --store (and srv_run_capture adds
+ * --store to a command that names the directory with --data). */
+int srv_pg(void);
+
+/* Makes a fresh temporary data directory (and on PostgreSQL a fresh
+ * database). */
 int srv_mkdir(struct srv_proc *p, const char *tag);
 /* Starts the server on a free port with extra "--key value" arguments
  * (NULL-terminated) and waits (<= 10 s) for its "listening" line. */

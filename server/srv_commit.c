@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* srv_commit.c: the group-commit pipeline of sotto-server: ops collected
+ * into batches, each batch one store transaction on the store thread,
+ * answers only after the commit; the disk reserve for a full disk. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "srv_internal.h"
+
+/* What an op counts against max-inflight-bytes: its payload, and the heap
+ * memory it owns while it waits: for a BUNDLE the bundle buffer its answer
+ * needs (allocated when it runs), for KEYS_UPLOAD its parsed key table. */
+size_t sotto__srv_op_cost(uint8_t type, size_t len) {
+  return len + (type == SOTTO_SRV_BUNDLE        ? sizeof(struct sotto_store_bundle)
+                : type == SOTTO_SRV_KEYS_UPLOAD ? sizeof(struct sotto_store_keys)
+                                                : 0);
+}
+
+struct op *sotto__srv_op_alloc(struct conn *c, const struct sotto_srv_frame *f) {
+  struct op *o = calloc(1, sizeof *o + f->len);
+  if (!o) return NULL;
+  o->c = c;
+  o->type = f->type;
+  o->req_id = f->req_id;
+  o->len = f->len;
+  if (f->len) memcpy(o->data, f->p, f->len);
+  return o;
+}
+
+void sotto__srv_op_enqueue(struct srv *s, struct op *o) {
+  o->c->inflight++;
+  o->c->inflight_bytes += sotto__srv_op_cost(o->type, o->len);
+  *s->ops_tail = o;
+  s->ops_tail = &o->next;
+  s->n_ops++;
+}
+
+/* The payload may hold a secret (AUTH): wiped with the op. */
+void sotto__srv_op_discard(struct op *o) {
+  if (o->type == SOTTO_SRV_KEYS_UPLOAD) free(o->req.keys);
+  free(o->bundle);
+  sodium_memzero(o->secret, sizeof o->secret);
+  sodium_memzero(&o->dev, sizeof o->dev);
+  sodium_memzero(o->data, o->len);
+  free(o);
+}
+
+/* The op's connection may be dropped but is still allocated (zombies are
+ * freed only after the ops that point at them). */
+void sotto__srv_op_free(struct op *o) {
+  o->c->inflight--;
+  o->c->inflight_bytes -= sotto__srv_op_cost(o->type, o->len);
+  sotto__srv_op_discard(o);
+}
+
+/* How long an envelope may wait: max-queue-age-seconds if set (it exists so
+ * that tests need not wait days), else max-queue-age-days. */
+static int64_t queue_age_ms(const struct sotto_srv_config *cfg) {
+  return cfg->max_queue_age_s ? cfg->max_queue_age_s * 1000 : cfg->max_queue_age_days * 86400000;
+}
+
+/* The reserve: DATA/sotto.reserve, disk-reserve bytes allocated at start,
+ * given back when the disk is full so that deletes (ACKs, expiry) can still
+ * write their journal pages; made again once deletes freed enough room.
+ * Only the store thread touches it after start (space_low is also read by
+ * op_exec, on the same thread). */
+static void reserve_path(const struct srv *s, char *out, size_t cap) {
+  snprintf(out, cap, "%s/sotto.reserve", s->cfg->data);
+}
+
+int sotto__srv_reserve_make(struct srv *s) {
+  char path[1100];
+  int fd, rc;
+  if (s->cfg->disk_reserve <= 0) return 0;
+  reserve_path(s, path, sizeof path);
+  if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0) return -1;
+  rc = posix_fallocate(fd, 0, (off_t)s->cfg->disk_reserve);
+  close(fd);
+  if (rc != 0) {
+    (void)unlink(path);
+    return -1;
+  }
+  if (s->space_low) sotto__srv_log(1, "disk_ok", "reserve=%lld", (long long)s->cfg->disk_reserve);
+  s->space_low = 0;
+  return 0;
+}
+
+static void reserve_release(struct srv *s) {
+  char path[1100];
+  reserve_path(s, path, sizeof path);
+  if (!s->space_low)
+    sotto__srv_log(0, "disk_full", "%s",
+                   "action=reserve_released hint=\"free disk space; SENDs are refused until then\"");
+  (void)unlink(path);
+  s->space_low = 1;
+}
+
+/* The group commit, on the store thread (or inline): every op of the batch
+ * in one transaction, then the expiry run if one is due. */
+/* One attempt at a batch: begin, every op in its own savepoint, expiry,
+ * commit (rolled back on failure). Sets *deletes if envelopes went. */
+static int batch_try(struct srv *s, struct batch *b, int *deletes) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
+  struct op *o;
+  int rc;
+  *deletes = 0;
+  if ((rc = ops->begin(st)) != 0) return rc;
+  /* Each op runs in its own savepoint: an op the store refuses (a
+   * constraint, a full disk) is undone alone; the other clients' ops in the
+   * batch commit. Only a failure that leaves the backend's caches unsure
+   * (no memory, a device removal) fails the whole batch. */
+  for (o = b->ops; o && rc == 0; o = o->next) {
+    int r;
+    if ((rc = ops->savepoint(st)) != 0) break;
+    if ((r = sotto__srv_op_exec(s, o)) != 0 && r != SOTTO_ERR_NOMEM && o->type != SOTTO_SRV_DEVICE_REMOVE &&
+        ops->disk_full(st)) {
+      /* The disk is full: undo this op, give the reserve file's space back
+       * and try once more. An ACK then goes through (it frees space);
+       * anything that would store more is refused as storage full until
+       * the reserve could be made again. */
+      if ((rc = ops->rollback_to(st)) != 0) break;
+      reserve_release(s);
+      if ((rc = ops->savepoint(st)) != 0) break;
+      o->code = 0;
+      r = sotto__srv_op_exec(s, o);
+      if (r != 0 && r != SOTTO_ERR_NOMEM && o->type != SOTTO_SRV_ACK) {
+        if ((rc = ops->rollback_to(st)) != 0) break;
+        if ((rc = ops->savepoint(st)) != 0) break;
+        o->code = SOTTO_SRV_E_STORAGE_FULL;
+        r = 0;
+      }
+    }
+    if (r == 0) {
+      rc = ops->release(st);
+      if (o->deleted || (o->type == SOTTO_SRV_DEVICE_REMOVE && !o->code)) *deletes = 1;
+    } else if (r == SOTTO_ERR_NOMEM || o->type == SOTTO_SRV_DEVICE_REMOVE) {
+      rc = r;
+    } else {
+      o->failed = 1;
+      rc = ops->rollback_to(st);
+    }
+  }
+  if (rc == 0 && b->expire) rc = ops->expire(st, sotto__srv_now_ms() - queue_age_ms(s->cfg), &b->deleted);
+  if (rc == 0) rc = ops->commit(st);
+  if (rc != 0) ops->rollback(st);
+  return rc;
+}
+
+/* The group commit, on the store thread (or inline). In WAL mode the pages
+ * reach the disk at commit, so that is where a full disk shows: then the
+ * reserve is given back and the batch runs once more, now with SENDs
+ * refused as storage full and ACKs going through. */
+static void batch_exec(struct srv *s, struct batch *b) {
+  int rc = 0, deletes = 0;
+  b->scrub_need = 0;
+  if (!b->ops && !b->expire) {
+    /* Only a WAL scrub was due. */
+    s->store.ops->wal_truncate(s->store.impl);
+    if (s->space_low) sotto__srv_reserve_make(s);
+    b->rc = 0;
+    return;
+  }
+  rc = batch_try(s, b, &deletes);
+  if (rc != 0 && s->store.ops->disk_full(s->store.impl)) {
+    struct op *o;
+    reserve_release(s);
+    for (o = b->ops; o; o = o->next) {
+      o->code = 0;
+      o->failed = 0;
+      o->deleted = 0;
+      o->target_devkey = 0;
+      free(o->bundle);
+      o->bundle = NULL;
+    }
+    b->deleted = 0;
+    rc = batch_try(s, b, &deletes);
+  }
+  /* Acknowledged envelopes must not stay readable in the WAL (the frames
+   * their inserts wrote stay there until the WAL is reset): the WAL is
+   * checkpointed and truncated at most wal-scrub-interval ms after a commit
+   * that deleted envelopes (with 0, right after that commit, before its
+   * ACKs are answered: each truncation costs an fsync of the database). A
+   * checkpoint that cannot finish (a reader) is retried at the next scrub.
+   * Deletes may also have made room for the reserve again. */
+  if (rc == 0 && (deletes || b->deleted > 0)) {
+    if (s->cfg->wal_scrub_ms == 0)
+      b->scrub = 1;
+    else if (!b->scrub)
+      b->scrub_need = 1;
+  }
+  if (b->scrub) {
+    s->store.ops->wal_truncate(s->store.impl);
+    if (s->space_low) sotto__srv_reserve_make(s);
+  }
+  b->rc = rc;
+}
+
+void *sotto__srv_store_thread(void *arg) {
+  struct srv *s = arg;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    while (!s->job && !s->quit) pthread_cond_wait(&s->cv, &s->mu);
+    if (!s->job) break;
+    pthread_mutex_unlock(&s->mu);
+    batch_exec(s, &s->b);
+    pthread_mutex_lock(&s->mu);
+    s->job = 0;
+    s->done = 1;
+    pthread_cond_signal(&s->done_cv);
+    {
+      uint64_t one = 1;
+      if (write(s->efd, &one, sizeof one) != (ssize_t)sizeof one) {
+        /* The counter cannot overflow here; the I/O thread also looks at
+         * done after every epoll_wait, so a lost wake-up only delays. */
+      }
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+/* Hands the collected ops (and a due expiry) to the store as the next batch.
+ * Answering may resume reading on a connection, which then queues new ops
+ * for the batch after. */
+void sotto__srv_batch_start(struct srv *s) {
+  struct op **pp, *o, *take = NULL, **tt = &take;
+  int n = 0, scrub = s->scrub_pending && sotto__srv_mono_ms() >= s->scrub_at_ms;
+  if (s->b_active || (!s->ops && !s->expire_due && !scrub)) return;
+  sotto__srv_prune_ops(s);
+  /* Fairness: one connection contributes at most BATCH_CONN_OPS ops and
+   * BATCH_CONN_BYTES of op cost to a batch (its first op always goes); the
+   * rest of its ops wait, in order, for the next batch. So a client that
+   * pipelines heavy requests cannot make every other client's answer wait
+   * for one huge transaction. */
+  for (o = s->ops; o; o = o->next) {
+    o->c->bt_n = 0;
+    o->c->bt_bytes = 0;
+    o->c->bt_full = 0;
+  }
+  pp = &s->ops;
+  while ((o = *pp) != NULL) {
+    struct conn *c = o->c;
+    size_t cost = sotto__srv_op_cost(o->type, o->len);
+    if (c->bt_full || (c->bt_n > 0 && (c->bt_n >= BATCH_CONN_OPS || c->bt_bytes + cost > BATCH_CONN_BYTES))) {
+      c->bt_full = 1;
+      pp = &o->next;
+      continue;
+    }
+    c->bt_n++;
+    c->bt_bytes += cost;
+    *pp = o->next;
+    o->next = NULL;
+    *tt = o;
+    tt = &o->next;
+    n++;
+  }
+  s->ops_tail = pp;
+  s->b.ops = take;
+  s->b.n = n;
+  s->b.expire = s->expire_due;
+  s->b.rc = 0;
+  s->b.deleted = 0;
+  s->b.scrub = scrub;
+  if (scrub) s->scrub_pending = 0;
+  s->n_ops -= n;
+  s->expire_due = 0;
+  s->b_active = 1;
+  if (!s->threaded) {
+    batch_exec(s, &s->b);
+    s->done = 1;
+    return;
+  }
+  pthread_mutex_lock(&s->mu);
+  s->done = 0;
+  s->job = 1;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+static int batch_ready(struct srv *s) {
+  int d;
+  if (!s->b_active) return 0;
+  if (!s->threaded) return 1;
+  pthread_mutex_lock(&s->mu);
+  d = s->done;
+  pthread_mutex_unlock(&s->mu);
+  return d;
+}
+
+void sotto__srv_batch_wait(struct srv *s) {
+  if (!s->b_active || !s->threaded) return;
+  pthread_mutex_lock(&s->mu);
+  while (!s->done) pthread_cond_wait(&s->done_cv, &s->mu);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* After the store thread is done with batch b (a copy: the next batch may
+ * already be in flight): counters, answers, live pushes, one write per
+ * connection. */
+static void batch_finish(struct srv *s, const struct batch *b) {
+  struct op *o, *next, *list = b->ops;
+  int rc = b->rc, n = b->n;
+  if (b->scrub_need && !s->scrub_pending) {
+    s->scrub_pending = 1;
+    s->scrub_at_ms = sotto__srv_mono_ms() + s->cfg->wal_scrub_ms;
+  }
+  if (rc == 0 && b->deleted) {
+    s->m.expired += (uint64_t)b->deleted;
+    sotto__srv_log(1, "expire", "deleted=%lld", (long long)b->deleted);
+  }
+  if (rc != 0) {
+    s->m.commit_failures++;
+    sotto__srv_log(0, "commit_failed", "ops=%d err=%s", n, sotto_errname(rc));
+  } else if (list || b->expire) {
+    s->m.commits++;
+    s->m.batch_ops += (uint64_t)n;
+    s->m.batch_hist[n <= 1 ? 0 : n <= 10 ? 1 : n <= 100 ? 2 : n <= 1000 ? 3 : 4]++;
+    for (o = list; o; o = o->next)
+      if (o->type == SOTTO_SRV_SEND && !o->code && !o->failed && o->msg_id > s->horizon)
+        s->horizon = o->msg_id;
+  }
+  for (o = list; o; o = o->next) sotto__srv_op_answer(s, o, rc != 0 || o->failed);
+  if (rc == 0)
+    for (o = list; o; o = o->next)
+      if (!o->failed) sotto__srv_op_fanout(s, o);
+  for (o = list; o; o = next) {
+    next = o->next;
+    sotto__srv_flush_later(s, o->c);
+    sotto__srv_op_free(o);
+  }
+  sotto__srv_flush_queued(s);
+}
+
+static void free_list(struct conn **list) {
+  while (*list) {
+    struct conn *c = *list;
+    *list = c->znext;
+    sodium_memzero(c, sizeof *c);
+    free(c);
+  }
+}
+
+/* When the store thread has finished a batch: the next one goes out at once
+ * (so that the store works while this thread answers), then the finished
+ * one is answered. Connections dropped so far are referenced at most by the
+ * finished batch (the new one was pruned of them), so they are freed after
+ * the answers; the ones dropped from now on wait for the next turn. */
+void sotto__srv_batch_turn(struct srv *s) {
+  struct batch done;
+  struct conn *dropped;
+  if (!batch_ready(s)) return;
+  done = s->b;
+  s->b_active = 0;
+  s->b.ops = NULL;
+  sotto__srv_prune_ops(s);
+  dropped = s->zombies;
+  s->zombies = NULL;
+  sotto__srv_batch_start(s);
+  batch_finish(s, &done);
+  free_list(&dropped);
+}
+
+/* Removes queued ops of dropped connections (before their structs go). */
+void sotto__srv_prune_ops(struct srv *s) {
+  struct op **pp = &s->ops, *o;
+  s->ops_tail = &s->ops;
+  while ((o = *pp) != NULL) {
+    if (o->c->dead) {
+      *pp = o->next;
+      s->n_ops--;
+      sotto__srv_op_free(o);
+    } else {
+      pp = &o->next;
+      s->ops_tail = &o->next;
+    }
+  }
+}
+
+/* Frees dropped connections; only while no batch is in flight. */
+void sotto__srv_free_zombies(struct srv *s) {
+  if (s->zombies) sotto__srv_prune_ops(s);
+  free_list(&s->zombies);
+}

@@ -1,0 +1,641 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* srv_handlers.c: the request handlers of sotto-server.
+ *
+ * One table entry per request type says in which connection state the
+ * request is allowed and what it does at each step:
+ *   parse   once, when the frame arrives, from the op's own copy of the
+ *           payload into op->req (every later step reads op->req);
+ *   admit   on the I/O thread, before it is queued: rate limits;
+ *   exec    on the store thread, inside the batch's transaction;
+ *   answer  on the I/O thread after the commit: the OK payload;
+ *   fanout  after the commit: pushes to other connections.
+ * Adding a request type is one parse function in proto.c and one entry
+ * here. HELLO and PING never touch the store and are answered in place. */
+#define _GNU_SOURCE
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "srv_internal.h"
+
+/* The store's limits hold what the wire allows. */
+_Static_assert(SOTTO_STORE_USER_MAX >= SOTTO_SRV_USER_MAX, "usernames fit the store");
+_Static_assert(SOTTO_STORE_MAX_IDENTITY >= SOTTO_SRV_MAX_IDENTITY, "identity keys fit the store");
+_Static_assert(SOTTO_STORE_MAX_KEY_BLOB >= SOTTO_SRV_MAX_KEY_BLOB, "key blobs fit the store");
+_Static_assert(SOTTO_STORE_MAX_KEYS_PUT >= SOTTO_SRV_MAX_KEYS_PER_UPLOAD, "an upload fits one keys_put");
+
+enum {
+  H_UNAUTH = 1,     /* allowed before AUTH (REGISTER, AUTH) */
+  H_AUTHED = 2,     /* allowed after AUTH */
+  H_STORES = 4,     /* stores more: refused while the disk is full */
+  H_DEVICE = 8,     /* acts for the calling device: refused once it was removed */
+  H_TOO_LARGE = 16, /* a parse result of SOTTO_ERR_TOO_LARGE is answered, not closed */
+};
+
+struct srv_handler {
+  uint8_t type;
+  uint8_t flags;
+  int (*parse)(const struct srv *s, struct op *o);
+  int (*admit)(struct srv *s, struct conn *c, struct op *o);
+  int (*exec)(struct srv *s, struct op *o);
+  void (*answer)(struct srv *s, struct op *o, struct sotto__wr *w);
+  void (*fanout)(struct srv *s, struct op *o, struct conn *r);
+};
+
+static void hash_secret(uint8_t out[32], const uint8_t secret[SOTTO_SRV_SECRET_LEN]) {
+  crypto_hash_sha256(out, secret, SOTTO_SRV_SECRET_LEN);
+}
+
+static void cstr(char *dst, const struct sotto_srv_str *s) {
+  memcpy(dst, s->p, s->len);
+  dst[s->len] = 0;
+}
+
+/* ---- parse ---------------------------------------------------------------------- */
+
+static int parse_none(const struct srv *s, struct op *o) {
+  (void)s;
+  return o->len ? SOTTO_ERR_MALFORMED : 0;
+}
+static int parse_register(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_register(o->data, o->len, &o->req.reg);
+}
+static int parse_auth(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_auth(o->data, o->len, &o->req.auth);
+}
+/* The wire's key table becomes the store's (pointers into o->data). */
+static void key_of(struct sotto_store_key *k, const struct sotto_srv_blob_id *b) {
+  k->id = b->id;
+  k->p = b->p;
+  k->len = b->len;
+}
+
+static int parse_keys(const struct srv *s, struct op *o) {
+  struct sotto_srv_keys m;
+  struct sotto_store_keys *k;
+  size_t i;
+  int rc;
+  (void)s;
+  if ((rc = sotto__srv_parse_keys(o->data, o->len, &m)) != 0) return rc;
+  if ((k = o->req.keys = malloc(sizeof *o->req.keys)) == NULL) return SOTTO_ERR_NOMEM;
+  k->has_signed = (m.flags & SOTTO_SRV_KEYS_SIGNED) != 0;
+  k->has_last_resort = (m.flags & SOTTO_SRV_KEYS_LAST_RESORT) != 0;
+  key_of(&k->signed_prekey, &m.signed_prekey);
+  key_of(&k->last_resort, &m.last_resort);
+  k->n_ec = m.n_ec;
+  k->n_kem = m.n_kem;
+  for (i = 0; i < m.n_ec; i++) key_of(&k->ec[i], &m.ec[i]);
+  for (i = 0; i < m.n_kem; i++) key_of(&k->kem[i], &m.kem[i]);
+  return 0;
+}
+static int parse_bundle(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_bundle_req(o->data, o->len, &o->req.target);
+}
+static int parse_devices(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_devices_req(o->data, o->len, &o->req.target);
+}
+static int parse_send(const struct srv *s, struct op *o) {
+  return sotto__srv_parse_send(o->data, o->len, s->cfg->max_message, &o->req.send);
+}
+static int parse_ack(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_ack(o->data, o->len, &o->req.ack);
+}
+static int parse_epoch(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_epoch(o->data, o->len, &o->req.epoch);
+}
+static int parse_remove(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_device_remove(o->data, o->len, &o->req.device_id);
+}
+
+/* ---- admit ---------------------------------------------------------------------- */
+
+static int admit_register(struct srv *s, struct conn *c, struct op *o) {
+  (void)o;
+  return sotto__srv_limit_register(s, c);
+}
+static int admit_auth(struct srv *s, struct conn *c, struct op *o) {
+  int code = sotto__srv_limit_auth(s, c, &o->req.auth);
+  if (code) return code;
+  c->state = S_AUTHING;
+  return 0;
+}
+static int admit_bundle(struct srv *s, struct conn *c, struct op *o) {
+  int no_otk = 0, code = sotto__srv_limit_bundle(s, c, &o->req.target, &no_otk);
+  o->no_otk = (uint8_t)no_otk;
+  return code;
+}
+static int admit_send(struct srv *s, struct conn *c, struct op *o) {
+  (void)o;
+  return sotto__srv_limit_send(s, c);
+}
+
+/* ---- exec (store thread, inside the transaction) ------------------------------------ */
+
+/* It reads the configuration, the op and the identity of the op's
+ * connection (set at AUTH, before any op that uses it existed), and writes
+ * only the op. */
+
+static int exec_register(struct srv *s, struct op *o) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
+  const struct sotto_srv_register *m = &o->req.reg;
+  char user[SOTTO_SRV_USER_MAX + 1], canon[SOTTO_SRV_USER_MAX + 1];
+  uint8_t h[32];
+  int64_t acc;
+  int rc;
+  if (!sotto__srv_username_new_ok(m->username.p, m->username.len)) {
+    o->code = SOTTO_SRV_E_BAD_USERNAME;
+    return 0;
+  }
+  cstr(user, &m->username);
+  sotto__srv_username_canon(m->username.p, m->username.len, canon);
+  rc = ops->account_create(st, user, canon, m->identity.p, m->identity.len, sotto__srv_today(), &acc);
+  if (rc == SOTTO_ERR_DUPLICATE) {
+    o->code = SOTTO_SRV_E_TAKEN;
+    return 0;
+  }
+  if (rc) return rc;
+  randombytes_buf(o->secret, sizeof o->secret);
+  hash_secret(h, o->secret);
+  rc = ops->device_add(st, acc, h, sotto__srv_today(), (uint32_t)s->cfg->max_devices, &o->dev);
+  if (rc) return rc < 0 && rc != SOTTO_ERR_TOO_LARGE ? rc : SOTTO_ERR_STORE;
+  o->device_id = o->dev.device_id;
+  return 0;
+}
+
+static int exec_add_device(struct srv *s, struct op *o) {
+  uint8_t h[32];
+  int rc;
+  randombytes_buf(o->secret, sizeof o->secret);
+  hash_secret(h, o->secret);
+  rc = s->store.ops->device_add(s->store.impl, o->c->account_id, h, sotto__srv_today(),
+                                (uint32_t)s->cfg->max_devices, &o->dev);
+  if (rc == SOTTO_ERR_TOO_LARGE) {
+    o->code = SOTTO_SRV_E_TOO_MANY_DEVICES;
+    return 0;
+  }
+  if (rc) return rc;
+  o->device_id = o->dev.device_id;
+  return 0;
+}
+
+static int exec_auth(struct srv *s, struct op *o) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
+  const struct sotto_srv_auth *m = &o->req.auth;
+  char user[SOTTO_SRV_USER_MAX + 1];
+  uint8_t h[32];
+  int rc;
+  cstr(user, &m->username);
+  rc = ops->device_lookup(st, user, m->device_id, &o->dev);
+  if (rc < 0) return rc;
+  /* One hash and a constant-time compare; an unknown device costs the
+   * same hash so that probing names is not cheaper than guessing. */
+  hash_secret(h, m->secret);
+  if (rc == 1 || sodium_memcmp(h, o->dev.secret_hash, 32) != 0) {
+    o->code = SOTTO_SRV_E_AUTH;
+    sodium_memzero(h, sizeof h);
+    return 0;
+  }
+  sodium_memzero(h, sizeof h);
+  if (o->dev.last_seen_day != sotto__srv_today() &&
+      (rc = ops->device_seen(st, o->dev.devkey, sotto__srv_today())) != 0)
+    return rc;
+  return ops->keys_count(st, o->dev.devkey, &o->ec, &o->kem);
+}
+
+static int exec_keys(struct srv *s, struct op *o) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
+  const struct sotto_store_keys *k = o->req.keys;
+  int64_t devkey = o->c->devkey;
+  int rc = ops->keys_count(st, devkey, &o->ec, &o->kem);
+  if (rc) return rc;
+  /* Stored one-time keys are capped per device, so an authenticated client
+   * cannot grow the database without bound. */
+  if (o->ec + (int64_t)k->n_ec > SOTTO_SRV_MAX_STORED_KEYS ||
+      o->kem + (int64_t)k->n_kem > SOTTO_SRV_MAX_STORED_KEYS) {
+    o->code = SOTTO_SRV_E_TOO_LARGE;
+    return 0;
+  }
+  if ((rc = ops->keys_put(st, devkey, k)) != 0) return rc;
+  return ops->keys_count(st, devkey, &o->ec, &o->kem);
+}
+
+static int exec_bundle(struct srv *s, struct op *o) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
+  char user[SOTTO_SRV_USER_MAX + 1];
+  struct sotto_store_device d;
+  int rc;
+  cstr(user, &o->req.target.username);
+  if ((rc = ops->device_lookup(st, user, o->req.target.device_id, &d)) < 0) return rc;
+  if (rc == 1) {
+    o->code = SOTTO_SRV_E_NOT_FOUND;
+    return 0;
+  }
+  if ((o->bundle = calloc(1, sizeof *o->bundle)) == NULL) return SOTTO_ERR_NOMEM;
+  if ((rc = ops->bundle_take(st, d.devkey, !o->no_otk, o->bundle)) < 0) return rc;
+  if (rc == 1) {
+    o->code = SOTTO_SRV_E_NO_KEYS;
+    return 0;
+  }
+  o->target_devkey = d.devkey;
+  return ops->keys_count(st, d.devkey, &o->ec, &o->kem);
+}
+
+static int exec_devices(struct srv *s, struct op *o) {
+  char user[SOTTO_SRV_USER_MAX + 1];
+  int rc;
+  cstr(user, &o->req.target.username);
+  if ((rc = s->store.ops->devices_list(s->store.impl, user, o->ids, SOTTO_SRV_MAX_DEVICES, &o->n_ids)) != 0)
+    return rc;
+  if (o->n_ids == 0) o->code = SOTTO_SRV_E_NOT_FOUND;
+  return 0;
+}
+
+static int exec_send(struct srv *s, struct op *o) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  const struct sotto_srv_config *g = s->cfg;
+  void *st = s->store.impl;
+  const struct sotto_srv_send *m = &o->req.send;
+  struct conn *c = o->c;
+  char user[SOTTO_SRV_USER_MAX + 1];
+  struct sotto_store_device d;
+  struct sotto_store_env e;
+  int64_t mine = 0, total = 0;
+  int rc;
+  cstr(user, &m->username);
+  if ((rc = ops->device_route(st, user, m->device_id, &d)) < 0) return rc;
+  if (rc == 1) {
+    o->code = SOTTO_SRV_E_NOT_FOUND;
+    return 0;
+  }
+  /* Quotas, most specific first, so that the error is true for who gets
+   * it: this sender's share of the recipient's queue (one account cannot
+   * fill it), then the queue itself (count and bytes), then everything this
+   * account has waiting (one account cannot fill the disk), then the
+   * server's storage. The share is only counted when the queue holds enough
+   * envelopes for it to matter. */
+  if (d.queue_count >= g->max_queue_per_sender) {
+    if ((rc = ops->sender_count(st, d.devkey, c->user, &mine)) != 0) return rc;
+    if (mine >= g->max_queue_per_sender) {
+      o->code = SOTTO_SRV_E_QUEUE_SHARE;
+      return 0;
+    }
+  }
+  if (d.queue_count >= g->max_queue || d.queue_bytes + (int64_t)m->body_len > g->max_queue_bytes) {
+    o->code = SOTTO_SRV_E_QUEUE_FULL;
+    return 0;
+  }
+  if ((rc = ops->sender_bytes(st, c->user, &mine)) != 0) return rc;
+  if (mine + (int64_t)m->body_len > g->max_sender_bytes) {
+    o->code = SOTTO_SRV_E_SENDER_QUOTA;
+    return 0;
+  }
+  if ((rc = ops->total_bytes(st, &total)) != 0) return rc;
+  if (total + (int64_t)m->body_len > g->max_store_bytes) {
+    o->code = SOTTO_SRV_E_STORAGE_FULL;
+    return 0;
+  }
+  e.sender = c->user;
+  e.sender_device = c->device_id;
+  e.device_id = m->device_id;
+  e.type = m->type;
+  e.timestamp_ms = sotto__srv_now_ms();
+  e.body = m->body;
+  e.body_len = m->body_len;
+  if ((rc = ops->msg_insert(st, d.devkey, &e)) != 0) return rc;
+  o->msg_id = e.id;
+  o->ts = e.timestamp_ms;
+  o->target_devkey = d.devkey;
+  return 0;
+}
+
+static int exec_epoch(struct srv *s, struct op *o) {
+  /* o->ts: the epoch before */
+  int rc = s->store.ops->device_epoch_raise(s->store.impl, o->c->devkey, (int64_t)o->req.epoch, &o->ts);
+  return rc == 1 ? SOTTO_ERR_STORE : rc;
+}
+
+static int exec_ack(struct srv *s, struct op *o) {
+  int found, rc;
+  if (o->req.ack > INT64_MAX) return 0;
+  rc = s->store.ops->msg_delete(s->store.impl, o->c->devkey, (int64_t)o->req.ack, &found);
+  o->deleted = (uint8_t)(rc == 0 && found);
+  return rc;
+}
+
+/* A new secret for the calling device; the old one stops working when this
+ * commits (a stolen secret is not permanent access). */
+static int exec_rotate(struct srv *s, struct op *o) {
+  uint8_t h[32];
+  int rc;
+  randombytes_buf(o->secret, sizeof o->secret);
+  hash_secret(h, o->secret);
+  rc = s->store.ops->device_secret(s->store.impl, o->c->devkey, h);
+  sodium_memzero(h, sizeof h);
+  o->device_id = o->c->device_id;
+  return rc;
+}
+
+static int exec_remove(struct srv *s, struct op *o) {
+  struct conn *c = o->c;
+  uint32_t id = o->req.device_id;
+  int rc;
+  /* Device 1 (the first, from REGISTER) may remove any other device; any
+   * device may remove itself; device 1 itself stays. */
+  if (id == 1 || (c->device_id != 1 && id != c->device_id)) {
+    o->code = SOTTO_SRV_E_FORBIDDEN;
+    return 0;
+  }
+  if ((rc = s->store.ops->device_remove(s->store.impl, c->account_id, id, &o->target_devkey)) < 0) return rc;
+  if (rc == 1) o->code = SOTTO_SRV_E_NOT_FOUND;
+  o->device_id = id;
+  return 0;
+}
+
+/* ---- answer (after the commit) ------------------------------------------------------- */
+
+static void answer_secret(struct srv *s, struct op *o, struct sotto__wr *w) {
+  if (o->type == SOTTO_SRV_ROTATE_SECRET) sotto__srv_log(1, "rotate_secret", "%s", "devices=1");
+  if (o->type == SOTTO_SRV_REGISTER) {
+    s->m.registrations++;
+    sotto__srv_log(1, "register", "devices=1");
+  }
+  sotto__srv_put_creds(w, o->device_id, o->secret);
+}
+
+static void answer_counts(struct srv *s, struct op *o, struct sotto__wr *w) {
+  (void)s;
+  sotto__srv_put_counts(w, (uint32_t)o->ec, (uint32_t)o->kem);
+}
+
+static void answer_bundle(struct srv *s, struct op *o, struct sotto__wr *w) {
+  struct sotto_srv_bundle b;
+  const struct sotto_store_bundle *sb = o->bundle;
+  s->m.bundles++;
+  b.identity.p = sb->identity;
+  b.identity.len = sb->identity_len;
+  b.signed_prekey.id = sb->spk_id;
+  b.signed_prekey.p = sb->spk;
+  b.signed_prekey.len = sb->spk_len;
+  b.has_ec = sb->has_ec;
+  b.ec.id = sb->ec_id;
+  b.ec.p = sb->ec;
+  b.ec.len = sb->ec_len;
+  b.kem_kind = sb->kem_kind;
+  b.kem.id = sb->kem_id;
+  b.kem.p = sb->kem;
+  b.kem.len = sb->kem_len;
+  sotto__srv_put_bundle(w, &b);
+}
+
+static void answer_devices(struct srv *s, struct op *o, struct sotto__wr *w) {
+  (void)s;
+  sotto__srv_put_devices(w, o->ids, o->n_ids);
+}
+
+static void answer_send(struct srv *s, struct op *o, struct sotto__wr *w) {
+  sotto__srv_put_sent(w, (uint64_t)o->msg_id, (uint64_t)o->ts);
+  s->m.msgs_in++;
+}
+
+static void answer_ack(struct srv *s, struct op *o, struct sotto__wr *w) {
+  (void)o;
+  (void)w;
+  s->m.acks++;
+}
+
+static void answer_remove(struct srv *s, struct op *o, struct sotto__wr *w) {
+  (void)s;
+  (void)o;
+  (void)w;
+  sotto__srv_log(1, "device_remove", "%s", "devices=1");
+}
+
+static void answer_epoch(struct srv *s, struct op *o, struct sotto__wr *w) {
+  (void)s;
+  sotto__srv_put_epoch_ok(w, (uint64_t)o->ts);
+}
+
+/* ---- fanout (after the commit, to the target device's live connection) ------------- */
+
+/* The removed device's live connection goes (after its own OK, if it removed
+ * itself). */
+static void fanout_remove(struct srv *s, struct op *o, struct conn *r) {
+  (void)o;
+  sotto__srv_devmap_del(s, r);
+  r->state = S_UNAUTH; /* no further pushes; conn_drop counts it back */
+  s->n_unauth++;
+  sotto__srv_conn_close_with(s, r, SOTTO_SRV_E_DEVICE_REMOVED);
+}
+
+static void fanout_bundle(struct srv *s, struct op *o, struct conn *r) {
+  if ((o->ec < SOTTO_SRV_KEYS_LOW || o->kem < SOTTO_SRV_KEYS_LOW) &&
+      sotto__srv_keys_low_due(s, o->target_devkey))
+    sotto__srv_push_keys_low(r, o->ec, o->kem);
+  sotto__srv_flush_later(s, r);
+}
+
+static void fanout_send(struct srv *s, struct op *o, struct conn *r) {
+  const struct sotto_srv_send *m = &o->req.send;
+  struct sotto_store_env e;
+  if (!r->backlog) {
+    if (r->wlen - r->woff > WBUF_PUSH_MAX) {
+      /* Slow reader: stop pushing, page from the store from where it is. */
+      sotto__srv_backlog_add(s, r);
+      return;
+    }
+    e.id = o->msg_id;
+    e.sender = o->c->user;
+    e.sender_device = o->c->device_id;
+    e.device_id = m->device_id;
+    e.type = m->type;
+    e.timestamp_ms = o->ts;
+    e.body = m->body;
+    e.body_len = m->body_len;
+    sotto__srv_push_env(s, r, &e);
+  }
+  sotto__srv_flush_later(s, r);
+}
+
+/* ---- the table ------------------------------------------------------------------------ */
+
+static const struct srv_handler handlers[] = {
+    {SOTTO_SRV_REGISTER, H_UNAUTH | H_STORES, parse_register, admit_register, exec_register, answer_secret,
+     NULL},
+    {SOTTO_SRV_AUTH, H_UNAUTH, parse_auth, admit_auth, exec_auth, answer_counts, NULL},
+    {SOTTO_SRV_ADD_DEVICE, H_AUTHED | H_STORES | H_DEVICE, parse_none, NULL, exec_add_device, answer_secret,
+     NULL},
+    {SOTTO_SRV_ROTATE_SECRET, H_AUTHED | H_DEVICE, parse_none, NULL, exec_rotate, answer_secret, NULL},
+    {SOTTO_SRV_DEVICE_REMOVE, H_AUTHED | H_DEVICE, parse_remove, NULL, exec_remove, answer_remove,
+     fanout_remove},
+    {SOTTO_SRV_KEYS_UPLOAD, H_AUTHED | H_STORES | H_DEVICE | H_TOO_LARGE, parse_keys, NULL, exec_keys,
+     answer_counts, NULL},
+    {SOTTO_SRV_BUNDLE, H_AUTHED, parse_bundle, admit_bundle, exec_bundle, answer_bundle, fanout_bundle},
+    {SOTTO_SRV_DEVICES, H_AUTHED, parse_devices, NULL, exec_devices, answer_devices, NULL},
+    {SOTTO_SRV_SEND, H_AUTHED | H_STORES | H_TOO_LARGE, parse_send, admit_send, exec_send, answer_send,
+     fanout_send},
+    {SOTTO_SRV_ACK, H_AUTHED, parse_ack, NULL, exec_ack, answer_ack, NULL},
+    {SOTTO_SRV_EPOCH, H_AUTHED, parse_epoch, NULL, exec_epoch, answer_epoch, NULL},
+};
+
+static const struct srv_handler *handler_for(uint8_t type) {
+  size_t i;
+  for (i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
+    if (handlers[i].type == type) return &handlers[i];
+  return NULL;
+}
+
+int sotto__srv_op_stores(const struct op *o) {
+  return (o->h->flags & H_STORES) != 0;
+}
+
+int sotto__srv_op_exec(struct srv *s, struct op *o) {
+  /* The disk filled up and the reserve was given back for deletes: what
+   * would store more waits until there is room again (ACKs go on). */
+  if (s->space_low && (o->h->flags & H_STORES)) {
+    o->code = SOTTO_SRV_E_STORAGE_FULL;
+    return 0;
+  }
+  /* A device removed while some of its requests were queued: what would
+   * act for it (a new device, keys, a secret) is refused, so nothing is
+   * left attached to a device key that no longer exists. */
+  if ((o->h->flags & H_DEVICE) && !s->store.ops->device_exists(s->store.impl, o->c->devkey)) {
+    o->code = SOTTO_SRV_E_DEVICE_REMOVED;
+    return 0;
+  }
+  return o->h->exec(s, o);
+}
+
+void sotto__srv_op_answer(struct srv *s, struct op *o, int failed) {
+  struct conn *c = o->c;
+  struct sotto__wr w;
+  if (c->dead) return;
+  if (o->type == SOTTO_SRV_AUTH) {
+    sotto__srv_limit_auth_done(s, c, !failed && o->code == SOTTO_SRV_E_AUTH);
+    if (failed || o->code) {
+      if (!failed) s->m.auth_fail++;
+      c->state = S_UNAUTH;
+    } else {
+      char user[SOTTO_SRV_USER_MAX + 1];
+      s->m.auth_ok++;
+      cstr(user, &o->req.auth.username);
+      sotto__srv_authed(s, c, &o->dev, user);
+    }
+  }
+  if (failed || o->code) {
+    sotto__srv_send_err(s, c, o->req_id, failed ? SOTTO_SRV_E_INTERNAL : o->code);
+    return;
+  }
+  if (sotto__srv_frame_begin(c, &w, 64 + SOTTO_SRV_MAX_IDENTITY + 3 * (SOTTO_SRV_MAX_KEY_BLOB + 8)) != 0)
+    return;
+  o->h->answer(s, o, &w);
+  sotto__srv_frame_end(c, &w, SOTTO_SRV_OK, o->req_id);
+  /* A device that authenticates with few keys left is told (KEYS_LOW push). */
+  if (o->type == SOTTO_SRV_AUTH && (o->ec < SOTTO_SRV_KEYS_LOW || o->kem < SOTTO_SRV_KEYS_LOW) &&
+      sotto__srv_keys_low_due(s, c->devkey))
+    sotto__srv_push_keys_low(c, o->ec, o->kem);
+}
+
+/* After commit: live pushes and key-low notices to other connections. */
+void sotto__srv_op_fanout(struct srv *s, struct op *o) {
+  struct conn *r;
+  if (o->code || !o->h->fanout || !o->target_devkey ||
+      (r = sotto__srv_devmap_get(s, o->target_devkey)) == NULL || r->dead)
+    return;
+  o->h->fanout(s, o, r);
+}
+
+/* ---- frames --------------------------------------------------------------------------- */
+
+static void hello(struct srv *s, struct conn *c, const struct sotto_srv_frame *f) {
+  struct sotto_srv_hello h;
+  struct sotto__wr w;
+  if (f->type != SOTTO_SRV_HELLO || sotto__srv_parse_hello(f->p, f->len, &h) != 0) {
+    sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
+    return;
+  }
+  if (h.version != SOTTO_SRV_VERSION) {
+    sotto__srv_send_err(s, c, f->req_id, SOTTO_SRV_E_VERSION);
+    sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_VERSION);
+    return;
+  }
+  if (sotto__srv_frame_begin(c, &w, 10) != 0) return;
+  sotto__srv_put_hello_ok(&w, SOTTO_SRV_VERSION, (uint32_t)s->cfg->max_frame, (uint32_t)s->cfg->max_message);
+  sotto__srv_frame_end(c, &w, SOTTO_SRV_OK, f->req_id);
+  c->state = S_UNAUTH;
+}
+
+void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body, size_t len) {
+  struct sotto_srv_frame f;
+  const struct srv_handler *h;
+  struct op *o;
+  int rc;
+  if (sotto__srv_frame_parse(body, len, &f) != 0) {
+    sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
+    return;
+  }
+  c->last_rx_ms = sotto__srv_mono_ms();
+  if (f.type == SOTTO_SRV_PING && c->state != S_HELLO) {
+    if (f.len)
+      sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
+    else
+      sotto__srv_send_simple(c, SOTTO_SRV_OK, f.req_id, NULL, 0);
+    return;
+  }
+  if (c->state == S_HELLO) {
+    hello(s, c, &f);
+    return;
+  }
+  if (c->state == S_AUTHING) {
+    sotto__srv_send_err(s, c, f.req_id, SOTTO_SRV_E_STATE);
+    return;
+  }
+  h = handler_for(f.type);
+  if (!h && c->state == S_AUTHED && f.type == SOTTO_SRV_HELLO) {
+    sotto__srv_send_err(s, c, f.req_id, SOTTO_SRV_E_STATE);
+    return;
+  }
+  if (!h) {
+    sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
+    return;
+  }
+  if (!(h->flags & (c->state == S_AUTHED ? H_AUTHED : H_UNAUTH))) {
+    /* Known but not now: before AUTH "not authenticated", after it "wrong state". */
+    sotto__srv_send_err(s, c, f.req_id, c->state == S_AUTHED ? SOTTO_SRV_E_STATE : SOTTO_SRV_E_NOT_AUTHED);
+    return;
+  }
+  if ((o = sotto__srv_op_alloc(c, &f)) == NULL) {
+    sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
+    return;
+  }
+  o->h = h;
+  if ((rc = h->parse(s, o)) != 0) {
+    sotto__srv_op_discard(o);
+    if (rc == SOTTO_ERR_NOMEM)
+      sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
+    else if (rc == SOTTO_ERR_TOO_LARGE && (h->flags & H_TOO_LARGE))
+      sotto__srv_send_err(s, c, f.req_id, SOTTO_SRV_E_TOO_LARGE);
+    else
+      sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
+    return;
+  }
+  if (h->admit && (rc = h->admit(s, c, o)) != 0) {
+    sotto__srv_op_discard(o);
+    sotto__srv_send_err(s, c, f.req_id, rc);
+    /* Past the failed-login budget the connection goes too. */
+    if (rc == SOTTO_SRV_E_AUTH_RATE) sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_AUTH_RATE);
+    return;
+  }
+  sotto__srv_op_enqueue(s, o);
+}

@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* srv_internal.h: what the files of the sotto-server core share (not an
+ * interface for anything outside server/).
+ *
+ *   srv_loop.c      the event loop: listeners, accept, timers, signals, start and stop
+ *   srv_conn.c      the connection state machine: reading frames, writing answers,
+ *                   pushes, back-pressure, the device map and backlog paging
+ *   srv_handlers.c  the request handlers: one table entry per request type; each
+ *                   request is parsed once into struct op and acted on from there
+ *   srv_commit.c    the group-commit pipeline (batches, store thread, disk reserve)
+ *   srv_limits.c    the rate limits and quotas checked before a request is queued
+ *   srv_metrics.c   the Prometheus endpoint
+ *
+ * One thread does all I/O with epoll over non-blocking sockets. Requests that
+ * touch the store become "ops" in a batch; the batch runs inside ONE store
+ * transaction (group commit) and only after commit() succeeded are the
+ * answers written: a sender's OK for SEND means the envelope is durable. Live
+ * pushes to connected recipients are also written after that commit, so a
+ * recipient never sees (and acks) an envelope that could still vanish.
+ *
+ * The transaction runs on a second thread, the store thread, so that TLS and
+ * the store use both cores: while the store thread executes and commits batch
+ * N+1, the I/O thread writes the answers of batch N and reads and parses the
+ * requests of batch N+2. Ownership is strict: the store thread has its own
+ * store connection and, while a batch is in flight, that batch's ops; the
+ * I/O thread has everything else, including a second store connection
+ * that it only reads through, for backlog paging and metrics (readers see
+ * only committed transactions). Dropped connections are freed only once no batch
+ * in flight can point at them. If the thread cannot be started, batches run
+ * inline in the I/O thread.
+ *
+ * Memory per idle connection: struct conn plus OpenSSL's state; read and
+ * write buffers exist only while bytes are pending (SSL_MODE_RELEASE_BUFFERS
+ * does the same inside OpenSSL). A busy connection is bounded too: reading
+ * pauses while it has max-inflight requests (or max-inflight-bytes) not yet
+ * answered or 256 KiB of answers not taken, and one connection gives at
+ * most BATCH_CONN_OPS ops to a batch. Limits that must outlive a connection
+ * (per account, address, prefix) are keyed buckets in ratelimit.c. */
+#ifndef SOTTO_SRV_INTERNAL_H
+#define SOTTO_SRV_INTERNAL_H
+
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "ratelimit.h"
+#include "server.h"
+#include "store.h"
+#include "transport.h"
+#include "wire.h"
+
+#define READ_CHUNK (64 * 1024)
+#define WBUF_HIGH (256 * 1024)      /* stop reading requests above this */
+#define WBUF_PUSH_MAX (1024 * 1024) /* live pushes fall back to paging above this */
+#define BACKLOG_PAGE 64
+#define BACKLOG_ROOM (64 * 1024) /* page the backlog while less than this is pending */
+#define DEV_BUCKETS (1u << 16)
+#define LIM_BUCKETS (1u << 16)
+#define LIM_MAX (1u << 20) /* keyed buckets and counters (struct sotto_lim), about 64 MiB at most */
+#define CLOSE_GRACE_MS 2000
+#define BATCH_CONN_OPS 256           /* ops of one connection in one batch */
+#define BATCH_CONN_BYTES (64 * 1024) /* and their cost (op_cost) */
+#define METRICS_REQ_MAX 2048
+
+enum { S_HANDSHAKE, S_HELLO, S_UNAUTH, S_AUTHING, S_AUTHED };
+enum { K_CLIENT, K_METRICS };
+
+struct conn {
+  struct sotto__io io;
+  struct conn *prev, *next; /* all connections */
+  struct conn *hnext;       /* device map chain */
+  struct conn *bnext;       /* backlog list */
+  uint8_t kind, state;
+  uint8_t closing, dead, in_backlog, backlog, registered_ev, flush_queued;
+  uint8_t hdr_have;
+  uint8_t auth_held; /* the pending AUTH is charged to its failed-AUTH buckets if it fails */
+  uint8_t ucounted;  /* counted in the per-address and per-prefix pre-auth shares */
+  uint8_t rpaused;   /* reading paused: too much in flight (input kept in ibuf) */
+  uint8_t hdr[4];
+  uint32_t ev;
+  int64_t deadline_ms;
+  int64_t last_rx_ms; /* last frame received (idle timeout of authenticated connections) */
+  /* The peer address, in memory only while not authenticated (it is never
+   * stored or logged): alen bytes of address, the prefix masked. */
+  uint8_t addr[16], pfx[16];
+  uint8_t alen;
+  uint64_t ukey_addr, ukey_pfx;         /* pre-auth share counters */
+  uint64_t auth_key_user, auth_key_pfx; /* failed-AUTH buckets of the pending AUTH */
+  uint64_t send_key, bundle_key;        /* the account's SEND and BUNDLE buckets */
+  /* Requests read but not answered yet, and their payload bytes: reading
+   * pauses at max-inflight / max-inflight-bytes, so that the memory one
+   * connection can make the server hold is bounded. */
+  int inflight;
+  size_t inflight_bytes;
+  uint8_t *ibuf; /* input read but not parsed yet (while paused), at most one read */
+  size_t ibuf_len;
+  /* batch_start's share count for this connection */
+  uint32_t bt_n;
+  size_t bt_bytes;
+  uint8_t bt_full;
+  /* authenticated identity */
+  int64_t devkey, account_id;
+  uint32_t device_id;
+  char user[SOTTO_SRV_USER_MAX + 1];
+  /* partial frame being read */
+  uint8_t *rbuf;
+  uint32_t rneed, rhave, rcap;
+  /* bytes waiting to be written */
+  uint8_t *wbuf;
+  size_t wlen, woff, wcap;
+  int64_t cursor; /* backlog: last id written to this connection */
+  struct conn *znext;
+  struct conn *fnext; /* connections to flush at the end of a batch */
+};
+
+/* A request parsed once, when its frame arrives: the fields point into
+ * the op's own copy of the payload (op->data), so they stay valid until the
+ * op is freed. KEYS_UPLOAD's table is large and lives on the heap. */
+union srv_req {
+  struct sotto_srv_register reg;
+  struct sotto_srv_auth auth;
+  struct sotto_store_keys *keys;
+  struct sotto_srv_target target; /* BUNDLE, DEVICES */
+  struct sotto_srv_send send;
+  uint64_t ack;       /* envelope id */
+  uint64_t epoch;     /* EPOCH */
+  uint32_t device_id; /* DEVICE_REMOVE */
+};
+
+/* An op: a request waiting for the next group commit. */
+struct op {
+  struct op *next;
+  struct conn *c;
+  const struct srv_handler *h;
+  uint8_t type;
+  uint32_t req_id;
+  union srv_req req;
+  /* results, filled by exec, sent after commit */
+  int code;
+  uint8_t no_otk;  /* BUNDLE: the target's one-time key budget is spent */
+  uint8_t failed;  /* the store refused this op alone (undone by its savepoint) */
+  uint8_t deleted; /* ACK: an envelope was deleted (the WAL is truncated after the commit) */
+  uint32_t device_id;
+  uint8_t secret[SOTTO_SRV_SECRET_LEN];
+  struct sotto_store_device dev;
+  int64_t msg_id, ts, ec, kem, target_devkey;
+  struct sotto_store_bundle *bundle;
+  uint32_t ids[SOTTO_SRV_MAX_DEVICES];
+  size_t n_ids;
+  size_t len;
+  uint8_t data[]; /* the request payload */
+};
+
+struct metrics {
+  uint64_t conns_total, conns_rejected, tls_failed, msgs_in, msgs_out, acks, registrations, auth_ok,
+      auth_fail, bundles, commits, commit_failures, batch_ops, expired, rate_limited;
+  uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
+  uint64_t errors[32];
+};
+
+/* The batch in flight: its ops list and results belong to the store thread
+ * from batch_start until the I/O thread has seen it done. */
+struct batch {
+  struct op *ops;
+  int n, expire, rc;
+  int scrub;      /* I/O -> store: truncate the WAL after this batch (a scrub is due) */
+  int scrub_need; /* store -> I/O: this batch deleted envelopes and did not truncate */
+  int64_t deleted;
+};
+
+struct srv {
+  const struct sotto_srv_config *cfg;
+  struct sotto_store store;  /* the store thread's, for batches */
+  struct sotto_store rstore; /* the I/O thread's own connection: backlog pages, metrics */
+  int64_t horizon;           /* highest envelope id whose batch has been answered */
+  SSL_CTX *ctx;
+  int ep, lfd, mfd, sfd;
+  int lockfd;          /* DATA/sotto.lock, held (flock) while the server runs */
+  int space_low;       /* the disk filled up; the reserve is released (store thread) */
+  int scrub_pending;   /* deleted envelopes may still be in the WAL */
+  int64_t scrub_at_ms; /* when the WAL is truncated for them (mono) */
+  struct conn *conns;
+  int n_conns, n_unauth;
+  struct conn *devmap[DEV_BUCKETS];
+  struct conn *backlog;
+  struct conn *zombies; /* dropped, freed once no batch in flight can point at them */
+  struct conn *to_flush;
+  struct op *ops, **ops_tail;
+  int n_ops;
+  int expire_due;
+  int64_t next_expire_ms;
+  struct sotto_lim lim; /* every limit that outlives a connection */
+  struct metrics m;
+  int stopping;
+  /* group commit pipeline */
+  struct batch b;
+  int b_active; /* a batch is in flight */
+  int threaded; /* the store thread runs */
+  int efd;      /* eventfd: the store thread finished a batch */
+  pthread_t worker;
+  pthread_mutex_t mu; /* guards job, done, quit */
+  pthread_cond_t cv, done_cv;
+  int job, done, quit;
+};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+struct srv_handler;
+
+/* ---- srv_loop.c ---- */
+extern int sotto__srv_log_level;
+int64_t sotto__srv_now_ms(void);
+int64_t sotto__srv_mono_ms(void);
+int64_t sotto__srv_today(void);
+/* Structured log line: ts=... level=... event=... then key=value pairs.
+ * Callers never pass secrets, message bodies or addresses. */
+__attribute__((format(printf, 3, 4))) void sotto__srv_log(int level, const char *event, const char *fmt, ...);
+/* Peer tag for debug logs: 32 bits of the keyed hash of the address, so
+ * that lines about one peer can be matched without the address in clear. */
+static inline unsigned sotto__srv_peer_tag(const struct conn *c) {
+  return (unsigned)(c->ukey_addr >> 32);
+}
+/* Per-minute rates of the config as tokens per millisecond. */
+static inline double sotto__srv_per_min(double r) {
+  return r / 60000.0;
+}
+
+/* ---- srv_conn.c ---- */
+int sotto__srv_conn_full(const struct srv *s, const struct conn *c);
+void sotto__srv_ev_update(struct srv *s, struct conn *c);
+struct conn **sotto__srv_devmap_slot(struct srv *s, int64_t devkey);
+struct conn *sotto__srv_devmap_get(struct srv *s, int64_t devkey);
+void sotto__srv_devmap_del(struct srv *s, struct conn *c);
+void sotto__srv_unauth_release(struct srv *s, struct conn *c);
+void sotto__srv_conn_drop(struct srv *s, struct conn *c);
+struct conn *sotto__srv_conn_add(struct srv *s, int fd, int kind);
+uint8_t *sotto__srv_wbuf_reserve(struct conn *c, size_t n);
+int sotto__srv_frame_begin(struct conn *c, struct sotto__wr *w, size_t cap);
+void sotto__srv_frame_end(struct conn *c, struct sotto__wr *w, uint8_t type, uint32_t req_id);
+void sotto__srv_send_simple(struct conn *c, uint8_t type, uint32_t req_id, const void *p, size_t n);
+void sotto__srv_send_err(struct srv *s, struct conn *c, uint32_t req_id, int code);
+void sotto__srv_conn_close_with(struct srv *s, struct conn *c, int code);
+void sotto__srv_push_env(struct srv *s, struct conn *c, const struct sotto_store_env *e);
+void sotto__srv_push_keys_low(struct conn *c, int64_t ec, int64_t kem);
+void sotto__srv_do_write(struct srv *s, struct conn *c);
+void sotto__srv_do_read(struct srv *s, struct conn *c);
+void sotto__srv_on_event(struct srv *s, struct conn *c, uint32_t ev);
+void sotto__srv_authed(struct srv *s, struct conn *c, const struct sotto_store_device *d, const char *user);
+void sotto__srv_flush_later(struct srv *s, struct conn *c);
+void sotto__srv_flush_queued(struct srv *s);
+/* Puts a live connection back into backlog (paging) mode. */
+void sotto__srv_backlog_add(struct srv *s, struct conn *c);
+int sotto__srv_pump_backlog(struct srv *s);
+
+/* ---- srv_handlers.c ---- */
+/* Handles one complete frame body. */
+void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body, size_t len);
+/* On the store thread, inside the open transaction: 0 (o->code holds the
+ * answer) or a negative store error, which aborts the whole batch. */
+int sotto__srv_op_exec(struct srv *s, struct op *o);
+/* On the I/O thread after the commit (or failed = 1 after a rollback). */
+void sotto__srv_op_answer(struct srv *s, struct op *o, int failed);
+void sotto__srv_op_fanout(struct srv *s, struct op *o);
+/* 1 if the request type stores more (refused while the disk is full). */
+int sotto__srv_op_stores(const struct op *o);
+
+/* ---- srv_commit.c ---- */
+size_t sotto__srv_op_cost(uint8_t type, size_t len);
+/* A new op for frame f with its own copy of the payload; not queued yet. */
+struct op *sotto__srv_op_alloc(struct conn *c, const struct sotto_srv_frame *f);
+/* Queues an op for the next batch (counts it in flight on its connection). */
+void sotto__srv_op_enqueue(struct srv *s, struct op *o);
+/* Frees an op that was never queued. */
+void sotto__srv_op_discard(struct op *o);
+void sotto__srv_op_free(struct op *o);
+void sotto__srv_prune_ops(struct srv *s);
+void sotto__srv_batch_start(struct srv *s);
+void sotto__srv_batch_wait(struct srv *s);
+void sotto__srv_batch_turn(struct srv *s);
+void sotto__srv_free_zombies(struct srv *s);
+int sotto__srv_reserve_make(struct srv *s);
+void *sotto__srv_store_thread(void *arg);
+
+/* ---- srv_limits.c ---- */
+int sotto__srv_keys_low_due(struct srv *s, int64_t devkey);
+/* Admission checks on the I/O thread, before an op is queued: 0 to queue
+ * it, or an error code for the answer (the request is dropped). */
+int sotto__srv_limit_register(struct srv *s, struct conn *c);
+int sotto__srv_limit_auth(struct srv *s, struct conn *c, const struct sotto_srv_auth *m);
+int sotto__srv_limit_bundle(struct srv *s, struct conn *c, const struct sotto_srv_target *m, int *no_otk);
+int sotto__srv_limit_send(struct srv *s, struct conn *c);
+/* After an AUTH is answered: a wrong secret is charged to its buckets. */
+void sotto__srv_limit_auth_done(struct srv *s, struct conn *c, int wrong);
+
+/* ---- srv_metrics.c ---- */
+void sotto__srv_metrics_feed(struct srv *s, struct conn *c, const uint8_t *p, size_t n);
+
+#endif

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* srv_limits.c: the rate limits sotto-server checks on the I/O thread before
+ * a request is queued, and the KEYS_LOW push budget. The buckets are keyed
+ * (ratelimit.c) by account, device, address or prefix, never by connection,
+ * so that a reconnect finds the same budget. The queue quotas are checked
+ * inside the transaction (srv_handlers.c, SEND), where the counts are true. */
+#include <string.h>
+
+#include "srv_internal.h"
+
+/* KEYS_LOW pushes are bounded per device (keys-low-interval): whatever
+ * other accounts fetch, a device is asked to make keys at most that often. */
+int sotto__srv_keys_low_due(struct srv *s, int64_t devkey) {
+  uint64_t k = sotto__lim_key(&s->lim, SOTTO_LIM_KEYS_LOW, &devkey, sizeof devkey);
+  if (s->cfg->keys_low_interval_s <= 0) return 1;
+  return sotto__lim_take(&s->lim, k, 1.0 / ((double)s->cfg->keys_low_interval_s * 1000.0), 1.0,
+                         sotto__srv_mono_ms());
+}
+
+/* Registrations per address, per prefix and for the whole server: all three
+ * must have a token, then each pays one. */
+int sotto__srv_limit_register(struct srv *s, struct conn *c) {
+  const struct sotto_srv_config *g = s->cfg;
+  int64_t t = sotto__srv_mono_ms();
+  uint64_t ka = sotto__lim_key(&s->lim, SOTTO_LIM_REG_ADDR, c->addr, c->alen);
+  uint64_t kp = sotto__lim_key(&s->lim, SOTTO_LIM_REG_PREFIX, c->pfx, c->alen);
+  uint64_t kg = sotto__lim_key(&s->lim, SOTTO_LIM_REG_GLOBAL, NULL, 0);
+  if (!sotto__lim_peek(&s->lim, ka, sotto__srv_per_min(g->register_rate), g->register_burst, t) ||
+      !sotto__lim_peek(&s->lim, kp, sotto__srv_per_min(g->register_prefix_rate), g->register_prefix_burst,
+                       t) ||
+      !sotto__lim_take(&s->lim, kg, sotto__srv_per_min(g->register_global_rate), g->register_global_burst,
+                       t)) {
+    s->m.rate_limited++;
+    return SOTTO_SRV_E_RATE;
+  }
+  (void)sotto__lim_take(&s->lim, ka, sotto__srv_per_min(g->register_rate), g->register_burst, t);
+  (void)sotto__lim_take(&s->lim, kp, sotto__srv_per_min(g->register_prefix_rate), g->register_prefix_burst,
+                        t);
+  return 0;
+}
+
+/* Failed logins per (address, account) and per address prefix: only
+ * failures are charged (when the answer is known, limit_auth_done), so
+ * correct logins from a busy address always pass; an empty bucket refuses
+ * before any lookup, so a secret guessed past the limit is never confirmed.
+ * Keying on the account too means that failures against one account do not
+ * lock out the others behind the same address (CGNAT). */
+int sotto__srv_limit_auth(struct srv *s, struct conn *c, const struct sotto_srv_auth *m) {
+  const struct sotto_srv_config *g = s->cfg;
+  uint8_t au[16 + SOTTO_SRV_USER_MAX];
+  int64_t t = sotto__srv_mono_ms();
+  memcpy(au, c->addr, c->alen);
+  memcpy(au + c->alen, m->username.p, m->username.len);
+  c->auth_key_user = sotto__lim_key(&s->lim, SOTTO_LIM_AUTH_ADDR_USER, au, c->alen + m->username.len);
+  c->auth_key_pfx = sotto__lim_key(&s->lim, SOTTO_LIM_AUTH_ADDR, c->pfx, c->alen);
+  if (!sotto__lim_peek(&s->lim, c->auth_key_user, sotto__srv_per_min(g->auth_fail_rate), g->auth_fail_burst,
+                       t) ||
+      !sotto__lim_peek(&s->lim, c->auth_key_pfx, sotto__srv_per_min(g->auth_fail_prefix_rate),
+                       g->auth_fail_prefix_burst, t)) {
+    s->m.rate_limited++;
+    sotto__srv_log(2, "auth_rate", "refused=1 peer=%08x", sotto__srv_peer_tag(c));
+    return SOTTO_SRV_E_AUTH_RATE;
+  }
+  c->auth_held = 1;
+  return 0;
+}
+
+/* Only a wrong AUTH costs a token: correct logins (and ones the store could
+ * not check) never use the failed-login buckets up. */
+void sotto__srv_limit_auth_done(struct srv *s, struct conn *c, int wrong) {
+  int64_t t = sotto__srv_mono_ms();
+  if (!c->auth_held) return;
+  c->auth_held = 0;
+  if (!wrong) return;
+  sotto__lim_charge(&s->lim, c->auth_key_user, sotto__srv_per_min(s->cfg->auth_fail_rate),
+                    s->cfg->auth_fail_burst, t);
+  sotto__lim_charge(&s->lim, c->auth_key_pfx, sotto__srv_per_min(s->cfg->auth_fail_prefix_rate),
+                    s->cfg->auth_fail_prefix_burst, t);
+}
+
+/* Two budgets, both kept per account or device, not per connection: BUNDLE
+ * requests per requesting account (over it: ERR rate), and one-time keys
+ * handed out per target device (over it the bundle comes without one-time
+ * keys: signed pre-key and KEM last-resort key still make a session). So no
+ * one drains a device's one-time keys, and the device is never asked to make
+ * more than that budget. */
+int sotto__srv_limit_bundle(struct srv *s, struct conn *c, const struct sotto_srv_target *m, int *no_otk) {
+  const struct sotto_srv_config *g = s->cfg;
+  uint8_t tk[SOTTO_SRV_USER_MAX + 4];
+  int64_t t = sotto__srv_mono_ms();
+  if (!sotto__lim_take(&s->lim, c->bundle_key, sotto__srv_per_min(g->bundle_rate), g->bundle_burst, t)) {
+    s->m.rate_limited++;
+    return SOTTO_SRV_E_RATE;
+  }
+  memcpy(tk, m->username.p, m->username.len);
+  memcpy(tk + m->username.len, &m->device_id, 4);
+  *no_otk = !sotto__lim_take(&s->lim, sotto__lim_key(&s->lim, SOTTO_LIM_OTK, tk, m->username.len + 4),
+                             sotto__srv_per_min(g->bundle_otk_rate), g->bundle_otk_burst, t);
+  return 0;
+}
+
+/* SENDs per account (send-rate per second, send-burst). */
+int sotto__srv_limit_send(struct srv *s, struct conn *c) {
+  if (!sotto__lim_take(&s->lim, c->send_key, s->cfg->send_rate / 1000.0, s->cfg->send_burst,
+                       sotto__srv_mono_ms())) {
+    s->m.rate_limited++;
+    return SOTTO_SRV_E_RATE;
+  }
+  return 0;
+}

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* srv_metrics.c: the Prometheus text endpoint of sotto-server (--metrics). */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "srv_internal.h"
+
+/* ---- metrics ------------------------------------------------------------------- */
+
+static void metrics_answer(struct srv *s, struct conn *c) {
+  char *body;
+  size_t cap = 8192, n = 0;
+  int64_t qc = 0, qb = 0;
+  int i;
+  char hdr[128];
+  static const char *const le[5] = {"1", "10", "100", "1000", "+Inf"};
+  uint64_t cum = 0;
+  if ((body = malloc(cap)) == NULL) {
+    sotto__srv_conn_drop(s, c);
+    return;
+  }
+  (void)s->rstore.ops->queue_total(s->rstore.impl, &qc, &qb);
+#define P(...) n += (size_t)snprintf(body + n, n < cap ? cap - n : 0, __VA_ARGS__)
+  P("# TYPE sotto_connections gauge\nsotto_connections %d\n", s->n_conns - 1 < 0 ? 0 : s->n_conns - 1);
+  P("# TYPE sotto_connections_unauthenticated gauge\nsotto_connections_unauthenticated %d\n", s->n_unauth);
+  P("# TYPE sotto_connections_total counter\nsotto_connections_total %llu\n",
+    (unsigned long long)s->m.conns_total);
+  P("# TYPE sotto_connections_rejected_total counter\nsotto_connections_rejected_total %llu\n",
+    (unsigned long long)s->m.conns_rejected);
+  P("# TYPE sotto_tls_handshake_failures_total counter\nsotto_tls_handshake_failures_total %llu\n",
+    (unsigned long long)s->m.tls_failed);
+  P("# TYPE sotto_messages_in_total counter\nsotto_messages_in_total %llu\n",
+    (unsigned long long)s->m.msgs_in);
+  P("# TYPE sotto_messages_out_total counter\nsotto_messages_out_total %llu\n",
+    (unsigned long long)s->m.msgs_out);
+  P("# TYPE sotto_acks_total counter\nsotto_acks_total %llu\n", (unsigned long long)s->m.acks);
+  P("# TYPE sotto_messages_expired_total counter\nsotto_messages_expired_total %llu\n",
+    (unsigned long long)s->m.expired);
+  P("# TYPE sotto_queue_depth gauge\nsotto_queue_depth %lld\n", (long long)qc);
+  P("# TYPE sotto_queue_bytes gauge\nsotto_queue_bytes %lld\n", (long long)qb);
+  P("# TYPE sotto_registrations_total counter\nsotto_registrations_total %llu\n",
+    (unsigned long long)s->m.registrations);
+  P("# TYPE sotto_auth_total counter\nsotto_auth_total{result=\"ok\"} "
+    "%llu\nsotto_auth_total{result=\"fail\"} %llu\n",
+    (unsigned long long)s->m.auth_ok, (unsigned long long)s->m.auth_fail);
+  P("# TYPE sotto_bundles_total counter\nsotto_bundles_total %llu\n", (unsigned long long)s->m.bundles);
+  P("# TYPE sotto_rate_limited_total counter\nsotto_rate_limited_total %llu\n",
+    (unsigned long long)s->m.rate_limited);
+  P("# TYPE sotto_commit_failures_total counter\nsotto_commit_failures_total %llu\n",
+    (unsigned long long)s->m.commit_failures);
+  P("# TYPE sotto_commit_batch_size histogram\n");
+  for (i = 0; i < 5; i++) {
+    cum += s->m.batch_hist[i];
+    P("sotto_commit_batch_size_bucket{le=\"%s\"} %llu\n", le[i], (unsigned long long)cum);
+  }
+  P("sotto_commit_batch_size_sum %llu\nsotto_commit_batch_size_count %llu\n",
+    (unsigned long long)s->m.batch_ops, (unsigned long long)s->m.commits);
+  P("# TYPE sotto_errors_total counter\n");
+  for (i = 1; i < 32; i++)
+    if (s->m.errors[i])
+      P("sotto_errors_total{code=\"%d\",reason=\"%s\"} %llu\n", i, sotto__srv_code_str((unsigned)i),
+        (unsigned long long)s->m.errors[i]);
+#undef P
+  if (n >= cap) n = cap - 1;
+  snprintf(hdr, sizeof hdr,
+           "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n\r\n", n);
+  {
+    uint8_t *p = sotto__srv_wbuf_reserve(c, strlen(hdr) + n);
+    if (p) {
+      memcpy(p, hdr, strlen(hdr));
+      memcpy(p + strlen(hdr), body, n);
+      c->wlen += strlen(hdr) + n;
+    }
+  }
+  free(body);
+  c->closing = 1;
+  c->deadline_ms = sotto__srv_mono_ms() + CLOSE_GRACE_MS;
+  sotto__srv_do_write(s, c);
+}
+
+void sotto__srv_metrics_feed(struct srv *s, struct conn *c, const uint8_t *p, size_t n) {
+  if (c->closing) return;
+  if (!c->rbuf && (c->rbuf = malloc(METRICS_REQ_MAX)) == NULL) {
+    sotto__srv_conn_drop(s, c);
+    return;
+  }
+  if (n > METRICS_REQ_MAX - c->rhave) n = METRICS_REQ_MAX - c->rhave;
+  memcpy(c->rbuf + c->rhave, p, n);
+  c->rhave += (uint32_t)n;
+  if (memmem(c->rbuf, c->rhave, "\r\n\r\n", 4) || memmem(c->rbuf, c->rhave, "\n\n", 2) ||
+      c->rhave == METRICS_REQ_MAX)
+    metrics_answer(s, c);
+}

@@ -1,0 +1,1716 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* store_pg.c: the PostgreSQL store backend (libpq).
+ *
+ * The same interface and the same promise as store_sqlite.c: every write of
+ * a batch is one transaction, and the server answers only after COMMIT
+ * returned (synchronous_commit is forced on for the session, so COMMIT means
+ * the WAL record is on disk). Every statement is prepared once with typed
+ * parameters and run with bound binary parameters: no SQL is ever built
+ * from input.
+ *
+ * Round trips are what PostgreSQL costs, so the connection runs in libpq's
+ * pipeline mode: the control statements of the group commit (BEGIN,
+ * SAVEPOINT, RELEASE) are queued and go out in front of the next real
+ * statement, in one round trip with it; counter updates ride in the same
+ * statement as the insert or delete that causes them (data-modifying WITH).
+ * A SEND costs two round trips (route, insert), an ACK one.
+ *
+ * Envelope ids come from the sequence sotto_msg_ids in blocks of 1024 (one
+ * round trip per block). The server is the only writer (an advisory lock
+ * held by the writer connection; store.h, "Single-process assumptions"), so
+ * ids increase in commit order. Per-sender queued bytes and the store total
+ * are kept in memory from the open transaction's view, like SQLite's.
+ *
+ * Schema versions live in the table sotto_schema; `sotto-server migrate`
+ * applies the missing steps, each in one transaction, and the server refuses
+ * a schema that is missing, older or newer. */
+#include <libpq-fe.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define PG_SCHEMA_VERSION 1
+#define PG_LOCK_KEY 0x736f74746f01LL /* "sotto" + 1: the sole-writer advisory lock */
+#define PG_ID_BLOCK 1024             /* INCREMENT of sotto_msg_ids */
+#define PG_MAX_PARAMS 10
+#define PG_CTL_MAX 8
+#define SB_BUCKETS 4096
+
+/* Each migration step, in order: step i brings the schema to version i + 1. */
+static const char *const migrations[PG_SCHEMA_VERSION] = {
+    /* 1: accounts, devices, pre-keys, queues */
+    "CREATE TABLE accounts(id bigserial PRIMARY KEY, username text NOT NULL UNIQUE, canon text NOT NULL "
+    "UNIQUE,"
+    " identity bytea NOT NULL, created_day bigint NOT NULL);"
+    "CREATE TABLE devices(devkey bigserial PRIMARY KEY, account_id bigint NOT NULL REFERENCES accounts(id),"
+    " device_id bigint NOT NULL, secret_hash bytea NOT NULL, created_day bigint NOT NULL,"
+    " last_seen_day bigint NOT NULL, queue_count bigint NOT NULL DEFAULT 0, queue_bytes bigint NOT NULL "
+    "DEFAULT 0,"
+    " epoch bigint NOT NULL DEFAULT 0, UNIQUE(account_id, device_id));"
+    "CREATE TABLE signed_prekeys(devkey bigint PRIMARY KEY, key_id bigint NOT NULL, blob bytea NOT NULL);"
+    "CREATE TABLE last_resort(devkey bigint PRIMARY KEY, key_id bigint NOT NULL, blob bytea NOT NULL);"
+    "CREATE TABLE onetime(devkey bigint NOT NULL, kind smallint NOT NULL, key_id bigint NOT NULL,"
+    " blob bytea NOT NULL, PRIMARY KEY(devkey, kind, key_id));"
+    "CREATE SEQUENCE sotto_msg_ids INCREMENT BY 1024;"
+    "CREATE TABLE messages(id bigint PRIMARY KEY, devkey bigint NOT NULL, sender text NOT NULL,"
+    " sender_device bigint NOT NULL, device_id bigint NOT NULL, type smallint NOT NULL, ts bigint NOT NULL,"
+    " body bytea NOT NULL);"
+    /* Ciphertext does not compress: do not try. */
+    "ALTER TABLE messages ALTER COLUMN body SET STORAGE EXTERNAL;"
+    "CREATE INDEX messages_queue ON messages(devkey, id);"
+    "CREATE INDEX messages_ts ON messages(ts);",
+};
+
+enum {
+  Q_ACC_INS,
+  Q_ACC_GET,
+  Q_DEV_MAX,
+  Q_DEV_INS,
+  Q_DEV_LOOKUP,
+  Q_DEV_ROUTE,
+  Q_DEV_SEEN,
+  Q_DEV_LIST,
+  Q_DEV_ITER,
+  Q_SPK_PUT,
+  Q_LR_PUT,
+  Q_OT_PUT,
+  Q_OT_COUNT,
+  Q_SPK_GET,
+  Q_OT_TAKE,
+  Q_LR_GET,
+  Q_MSG_INS,
+  Q_MSG_DEL,
+  Q_MSG_FETCH,
+  Q_MSG_EXPIRE,
+  Q_QUEUE_TOTAL,
+  Q_MSG_MAX,
+  Q_EPOCH,
+  Q_SENDER_COUNT,
+  Q_SENDER_SUMS,
+  Q_DEV_FIND,
+  Q_DEV_DEL,
+  Q_DEV_SECRET,
+  Q_DEV_EXISTS,
+  Q_ID_BLOCK,
+  Q_COUNT
+};
+
+/* Parameter types, one letter each: i bigint, t text, b bytea; capitals
+ * are arrays of them. */
+static const struct {
+  const char *types, *sql;
+} sql[Q_COUNT] = {
+    [Q_ACC_INS] = {"ttbi",
+                   "INSERT INTO accounts(username, canon, identity, created_day) VALUES($1, $2, $3, $4)"
+                   " ON CONFLICT DO NOTHING RETURNING id"},
+    [Q_ACC_GET] = {"t", "SELECT id, created_day, identity FROM accounts WHERE username = $1"},
+    [Q_DEV_MAX] = {"i",
+                   "SELECT count(*), coalesce(max(device_id), 0)::bigint FROM devices WHERE account_id = $1"},
+    [Q_DEV_INS] = {"iibi",
+                   "INSERT INTO devices(account_id, device_id, secret_hash, created_day, last_seen_day)"
+                   " VALUES($1, $2, $3, $4, $4) RETURNING devkey"},
+    [Q_DEV_LOOKUP] = {"ti",
+                      "SELECT d.devkey, d.account_id, d.device_id, d.secret_hash, d.created_day,"
+                      " d.last_seen_day, d.queue_count, d.queue_bytes FROM devices d JOIN accounts a"
+                      " ON a.id = d.account_id WHERE a.username = $1 AND d.device_id = $2"},
+    [Q_DEV_ROUTE] = {"ti",
+                     "SELECT d.devkey, d.queue_count, d.queue_bytes FROM devices d JOIN accounts a"
+                     " ON a.id = d.account_id WHERE a.username = $1 AND d.device_id = $2"},
+    [Q_DEV_SEEN] = {"ii", "UPDATE devices SET last_seen_day = $2 WHERE devkey = $1"},
+    [Q_DEV_LIST] = {"t",
+                    "SELECT d.device_id FROM devices d JOIN accounts a ON a.id = d.account_id"
+                    " WHERE a.username = $1 ORDER BY d.device_id LIMIT 1000"},
+    [Q_DEV_ITER] = {"i",
+                    "SELECT d.devkey, d.account_id, d.device_id, d.created_day, d.last_seen_day,"
+                    " d.queue_count, d.queue_bytes, s.key_id,"
+                    " (SELECT count(*) FROM onetime o WHERE o.devkey = d.devkey AND o.kind = 0),"
+                    " (SELECT count(*) FROM onetime o WHERE o.devkey = d.devkey AND o.kind = 1),"
+                    " (SELECT count(*) FROM last_resort l WHERE l.devkey = d.devkey), s.blob, d.epoch"
+                    " FROM devices d LEFT JOIN signed_prekeys s ON s.devkey = d.devkey"
+                    " WHERE d.account_id = $1 ORDER BY d.device_id"},
+    [Q_SPK_PUT] = {"iib",
+                   "INSERT INTO signed_prekeys(devkey, key_id, blob) VALUES($1, $2, $3)"
+                   " ON CONFLICT (devkey) DO UPDATE SET key_id = EXCLUDED.key_id, blob = EXCLUDED.blob"},
+    [Q_LR_PUT] = {"iib",
+                  "INSERT INTO last_resort(devkey, key_id, blob) VALUES($1, $2, $3)"
+                  " ON CONFLICT (devkey) DO UPDATE SET key_id = EXCLUDED.key_id, blob = EXCLUDED.blob"},
+    [Q_OT_PUT] = {"iiib",
+                  "INSERT INTO onetime(devkey, kind, key_id, blob) VALUES($1, $2, $3, $4)"
+                  " ON CONFLICT (devkey, kind, key_id) DO UPDATE SET blob = EXCLUDED.blob"},
+    [Q_OT_COUNT] = {"i",
+                    "SELECT count(*) FILTER (WHERE kind = 0), count(*) FILTER (WHERE kind = 1)"
+                    " FROM onetime WHERE devkey = $1"},
+    [Q_SPK_GET] = {"i",
+                   "SELECT s.key_id, s.blob, a.identity FROM signed_prekeys s JOIN devices d"
+                   " ON d.devkey = s.devkey JOIN accounts a ON a.id = d.account_id WHERE s.devkey = $1"},
+    [Q_OT_TAKE] = {"ii",
+                   "DELETE FROM onetime WHERE (devkey, kind, key_id) = (SELECT devkey, kind, key_id"
+                   " FROM onetime WHERE devkey = $1 AND kind = $2 ORDER BY key_id LIMIT 1)"
+                   " RETURNING key_id, blob"},
+    [Q_LR_GET] = {"i", "SELECT key_id, blob FROM last_resort WHERE devkey = $1"},
+    /* Every envelope of a batch in one statement (arrays bound in binary),
+     * with the queue counters of their devices. */
+    [Q_MSG_INS] =
+        {"IITIIIIB",
+         "WITH m AS (INSERT INTO messages(id, devkey, sender, sender_device, device_id, type, ts, body)"
+         " SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8)"
+         " RETURNING devkey, octet_length(body)::bigint AS n),"
+         " g AS (SELECT devkey, count(*) AS c, sum(n) AS b FROM m GROUP BY devkey)"
+         " UPDATE devices d SET queue_count = d.queue_count + g.c, queue_bytes = d.queue_bytes + g.b"
+         " FROM g WHERE d.devkey = g.devkey"},
+    /* Every ACK of a batch in one statement: the deleted envelopes' device,
+     * size and sender come back for the sums. */
+    [Q_MSG_DEL] =
+        {"II",
+         "WITH k AS (SELECT * FROM unnest($1, $2) AS k(devkey, id)),"
+         " m AS (DELETE FROM messages USING k WHERE messages.devkey = k.devkey AND messages.id = k.id"
+         " RETURNING messages.devkey, octet_length(messages.body)::bigint AS n, messages.sender),"
+         " g AS (SELECT devkey, count(*) AS c, sum(n) AS b FROM m GROUP BY devkey),"
+         " u AS (UPDATE devices d SET queue_count = d.queue_count - g.c,"
+         " queue_bytes = d.queue_bytes - g.b FROM g WHERE d.devkey = g.devkey)"
+         " SELECT devkey, n, sender FROM m"},
+    [Q_MSG_FETCH] = {"iii",
+                     "SELECT id, sender, sender_device, device_id, type, ts, body FROM messages"
+                     " WHERE devkey = $1 AND id > $2 ORDER BY id LIMIT $3"},
+    [Q_MSG_EXPIRE] = {"i",
+                      "WITH m AS (DELETE FROM messages WHERE ts < $1 RETURNING devkey,"
+                      " octet_length(body)::bigint AS n),"
+                      " g AS (SELECT devkey, count(*) AS c, sum(n) AS b FROM m GROUP BY devkey),"
+                      " u AS (UPDATE devices d SET queue_count = d.queue_count - g.c,"
+                      " queue_bytes = d.queue_bytes - g.b FROM g WHERE d.devkey = g.devkey)"
+                      " SELECT count(*) FROM m"},
+    [Q_QUEUE_TOTAL] = {"",
+                       "SELECT coalesce(sum(queue_count), 0)::bigint, coalesce(sum(queue_bytes), 0)::bigint"
+                       " FROM devices"},
+    [Q_MSG_MAX] = {"", "SELECT coalesce(max(id), 0)::bigint FROM messages"},
+    [Q_EPOCH] = {"ii",
+                 "UPDATE devices d SET epoch = GREATEST(d.epoch, $2) FROM (SELECT epoch FROM devices"
+                 " WHERE devkey = $1 FOR UPDATE) o WHERE d.devkey = $1 RETURNING o.epoch"},
+    [Q_SENDER_COUNT] = {"it", "SELECT count(*) FROM messages WHERE devkey = $1 AND sender = $2"},
+    [Q_SENDER_SUMS] = {"", "SELECT sender, sum(octet_length(body))::bigint FROM messages GROUP BY sender"},
+    [Q_DEV_FIND] = {"ii", "SELECT devkey, queue_bytes FROM devices WHERE account_id = $1 AND device_id = $2"},
+    [Q_DEV_DEL] = {"i",
+                   "WITH a AS (DELETE FROM messages WHERE devkey = $1), b AS (DELETE FROM onetime"
+                   " WHERE devkey = $1), c AS (DELETE FROM signed_prekeys WHERE devkey = $1),"
+                   " e AS (DELETE FROM last_resort WHERE devkey = $1) DELETE FROM devices WHERE devkey = $1"},
+    [Q_DEV_SECRET] = {"ib", "UPDATE devices SET secret_hash = $2 WHERE devkey = $1"},
+    [Q_DEV_EXISTS] = {"i", "SELECT 1 FROM devices WHERE devkey = $1"},
+    [Q_ID_BLOCK] = {"", "SELECT nextval('sotto_msg_ids')"},
+};
+
+enum { CTL_BEGIN, CTL_SAVEPOINT, CTL_RELEASE, CTL_ROLLBACK_TO };
+static const char *const ctl_sql[] = {"BEGIN", "SAVEPOINT op", "RELEASE op", "ROLLBACK TO op"};
+
+struct sbytes {
+  char user[SOTTO_STORE_USER_MAX + 1];
+  int64_t bytes;
+  struct sbytes *next;
+};
+
+/* The routing cache: (username, device id) -> devkey and the device's queue
+ * counters, committed (n, bytes) and this transaction's changes (dn,
+ * dbytes); single writer (store.h). Emptied on rollback, expiry and device
+ * removal; bounded (DC_MAX, emptied at the start of a transaction when over). */
+#define DC_BUCKETS 4096
+#define DC_MAX 65536
+struct dent {
+  int64_t devkey, n, bytes, dn, dbytes;
+  uint32_t device_id, nhash;
+  uint8_t ulen, dirty;
+  char user[SOTTO_STORE_USER_MAX + 1];
+  struct dent *knext, *nnext, *dnext;
+};
+
+/* What each query sent since the last sync is, so that finish() knows what
+ * its result means. */
+enum { K_CTL, K_SYNC, K_INS, K_DEL };
+struct sent {
+  uint8_t kind;
+  int64_t devkey;
+};
+
+/* One column of a binary one-dimensional array parameter (array_send
+ * format): a 20-byte header filled in at the end, then per element a 4-byte
+ * length and the bytes. */
+struct col {
+  uint8_t *p;
+  size_t len, cap;
+};
+
+#define W_COLS 8
+#define W_MAX_ROWS 1024               /* a batch's writes go out in statements of at most this many rows */
+#define W_MAX_BYTES (4 * 1024 * 1024) /* or this many bytes */
+
+struct pg {
+  PGconn *conn;
+  int mode;
+  int ctl[PG_CTL_MAX], n_ctl; /* control statements waiting for the next round trip */
+  struct sent *sent;          /* queries sent since the last sync */
+  size_t n_sent, cap_sent;
+  int full;                    /* the last failure was a full disk (SQLSTATE 53100) */
+  int broken;                  /* a deferred statement failed: the transaction cannot commit */
+  int sp_want, sp_on, op_bare; /* savepoint asked for, sent; deferred writes outside one */
+  int64_t id_next, id_end;     /* the block of envelope ids in hand */
+  struct sbytes *sb[SB_BUCKETS];
+  int64_t total, txn_bytes;
+  struct dent *bykey[DC_BUCKETS], *byname[DC_BUCKETS], *dirty;
+  size_t dc_n;
+  /* SENDs and ACKs of the open transaction not sent yet (deferred writes). */
+  struct col ins[W_COLS], del[2];
+  size_t n_ins, n_del;
+};
+
+struct args {
+  int n;
+  const char *v[PG_MAX_PARAMS];
+  int len[PG_MAX_PARAMS], fmt[PG_MAX_PARAMS];
+  char ib[PG_MAX_PARAMS][8];
+};
+
+static void a_i64(struct args *a, int64_t x) {
+  uint64_t u = (uint64_t)x;
+  int i;
+  for (i = 0; i < 8; i++) a->ib[a->n][i] = (char)(u >> (56 - 8 * i));
+  a->v[a->n] = a->ib[a->n];
+  a->len[a->n] = 8;
+  a->fmt[a->n++] = 1;
+}
+
+static void a_bin(struct args *a, const void *p, size_t len) {
+  a->v[a->n] = p ? (const char *)p : "";
+  a->len[a->n] = (int)len;
+  a->fmt[a->n++] = 1;
+}
+
+static void a_txt(struct args *a, const char *s) {
+  a_bin(a, s, strlen(s));
+}
+
+/* A bigint, integer or smallint column of a binary result. */
+static int64_t g_i64(const PGresult *r, int row, int col) {
+  const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
+  int len = PQgetlength(r, row, col), i;
+  uint64_t u = 0;
+  if (PQgetisnull(r, row, col) || (len != 2 && len != 4 && len != 8)) return 0;
+  for (i = 0; i < len; i++) u = u << 8 | p[i];
+  if (len == 2) return (int16_t)u;
+  if (len == 4) return (int32_t)u;
+  return (int64_t)u;
+}
+
+static void g_blob(const PGresult *r, int row, int col, uint8_t *dst, size_t cap, size_t *len) {
+  size_t n = (size_t)PQgetlength(r, row, col);
+  if (n > cap) n = cap; /* cannot happen: inputs were capped before insert */
+  if (n) memcpy(dst, PQgetvalue(r, row, col), n);
+  *len = n;
+}
+
+/* ---- the pipeline ------------------------------------------------------------------ */
+
+static int note_sent(struct pg *s, int kind, int64_t devkey) {
+  if (s->n_sent == s->cap_sent) {
+    size_t cap = s->cap_sent ? s->cap_sent * 2 : 64;
+    struct sent *n = realloc(s->sent, cap * sizeof *n);
+    if (!n) return SOTTO_ERR_NOMEM;
+    s->sent = n;
+    s->cap_sent = cap;
+  }
+  s->sent[s->n_sent].kind = (uint8_t)kind;
+  s->sent[s->n_sent++].devkey = devkey;
+  return 0;
+}
+
+static int send_ctl(struct pg *s) {
+  int i;
+  for (i = 0; i < s->n_ctl; i++) {
+    if (note_sent(s, K_CTL, 0) != 0 ||
+        !PQsendQueryParams(s->conn, ctl_sql[s->ctl[i]], 0, NULL, NULL, NULL, NULL, 1))
+      return SOTTO_ERR_STORE;
+  }
+  s->n_ctl = 0;
+  return 0;
+}
+
+static void ctl_push(struct pg *s, int c) {
+  /* Full (cannot happen with the server's pattern): send what waits now; its
+   * results are read, and checked, with the next statement's. */
+  if (s->n_ctl + 2 > PG_CTL_MAX && send_ctl(s) != 0) s->broken = 1;
+  s->ctl[s->n_ctl++] = c;
+  if (c == CTL_ROLLBACK_TO) s->ctl[s->n_ctl++] = CTL_RELEASE;
+}
+
+/* Sends one prepared statement after any waiting control statements. */
+static int raw_send(struct pg *s, int q, const struct args *a, int kind) {
+  char name[16];
+  snprintf(name, sizeof name, "q%d", q);
+  if (send_ctl(s) != 0 || note_sent(s, kind, 0) != 0) return SOTTO_ERR_STORE;
+  if (!PQsendQueryPrepared(s->conn, name, a ? a->n : 0, a ? a->v : NULL, a ? a->len : NULL, a ? a->fmt : NULL,
+                           1))
+    return SOTTO_ERR_STORE;
+  return 0;
+}
+
+static int flush_writes(struct pg *s);
+static void writes_clear(struct pg *s);
+
+/* Queues one prepared statement whose result is awaited (finish): first the
+ * deferred writes collected so far (so that it sees them), then, for an op
+ * that asked for one, its savepoint. Savepoints are made only for ops that
+ * wait for a result, right before their first statement: an op of deferred
+ * writes alone (SEND with a cached route, ACK) needs none, because the
+ * failure of a deferred write fails the whole batch. */
+static int send_q(struct pg *s, int q, const struct args *a) {
+  if (flush_writes(s) != 0) return SOTTO_ERR_STORE;
+  if (s->sp_want && !s->op_bare) {
+    ctl_push(s, CTL_SAVEPOINT);
+    s->sp_on = 1;
+    s->sp_want = 0;
+  }
+  return raw_send(s, q, a, K_SYNC);
+}
+
+static void note_error(struct pg *s, const PGresult *r) {
+  const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+  if (state && (strcmp(state, "53100") == 0 || strcmp(state, "53000") == 0)) s->full = 1;
+}
+
+static struct dent *dc_by_key(struct pg *s, int64_t devkey);
+static int sb_add(struct pg *s, const char *sender, int64_t d);
+
+/* A deferred ACK statement's result: each deleted envelope's size and
+ * sender leave the sums. */
+static void del_done(struct pg *s, const PGresult *r) {
+  int i;
+  for (i = 0; i < PQntuples(r); i++) {
+    char sender[SOTTO_STORE_USER_MAX + 1] = "";
+    size_t n = (size_t)PQgetlength(r, i, 2);
+    int64_t devkey = g_i64(r, i, 0), bytes = g_i64(r, i, 1);
+    struct dent *e;
+    if (n <= SOTTO_STORE_USER_MAX) {
+      memcpy(sender, PQgetvalue(r, i, 2), n);
+      sender[n] = 0;
+    }
+    s->txn_bytes -= bytes;
+    if (sb_add(s, sender, -bytes) != 0) s->broken = 1;
+    if ((e = dc_by_key(s, devkey)) != NULL) {
+      e->dn -= 1;
+      e->dbytes -= bytes;
+    }
+  }
+}
+
+/* Syncs and reads every result. A failed control statement or awaited
+ * statement fails the call; a failed deferred write also marks the
+ * transaction broken. *last (if not NULL) gets the result of the last query
+ * sent when that one was awaited (K_SYNC), to be cleared by the caller. */
+static int finish(struct pg *s, PGresult **last) {
+  size_t got = 0, nulls = 0;
+  int rc = 0;
+  if (last) *last = NULL;
+  if (!PQpipelineSync(s->conn)) rc = SOTTO_ERR_STORE;
+  for (;;) {
+    PGresult *r = PQgetResult(s->conn);
+    ExecStatusType st;
+    const struct sent *k;
+    if (!r) {
+      /* One NULL ends each query's results; more than that means the
+       * connection is gone. */
+      if (++nulls > s->n_sent + 1 || PQstatus(s->conn) != CONNECTION_OK) {
+        rc = SOTTO_ERR_STORE;
+        s->broken = 1;
+        break;
+      }
+      continue;
+    }
+    st = PQresultStatus(r);
+    if (st == PGRES_PIPELINE_SYNC) {
+      PQclear(r);
+      break;
+    }
+    k = got < s->n_sent ? &s->sent[got] : NULL;
+    got++;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      note_error(s, r);
+      rc = SOTTO_ERR_STORE;
+      if (!k || k->kind == K_INS || k->kind == K_DEL) s->broken = 1;
+    } else if (k && k->kind == K_DEL) {
+      del_done(s, r);
+    }
+    if (last && got == s->n_sent && k && k->kind == K_SYNC && rc == 0)
+      *last = r;
+    else
+      PQclear(r);
+  }
+  s->n_sent = 0;
+  if (rc != 0 && last && *last) {
+    PQclear(*last);
+    *last = NULL;
+  }
+  return rc;
+}
+
+/* One statement in one round trip: its result (NULL on failure). */
+static PGresult *run(struct pg *s, int q, const struct args *a) {
+  PGresult *r;
+  if (send_q(s, q, a) != 0) {
+    (void)finish(s, NULL);
+    return NULL;
+  }
+  return finish(s, &r) == 0 ? r : NULL;
+}
+
+static int run_ok(struct pg *s, int q, const struct args *a) {
+  PGresult *r = run(s, q, a);
+  if (!r) return SOTTO_ERR_STORE;
+  PQclear(r);
+  return 0;
+}
+
+static Oid type_oid(char c) {
+  switch (c) {
+    case 'i':
+      return 20; /* int8 */
+    case 't':
+      return 25; /* text */
+    case 'b':
+      return 17; /* bytea */
+    case 'I':
+      return 1016; /* int8[] */
+    case 'T':
+      return 1009; /* text[] */
+    default:
+      return 1001; /* bytea[] */
+  }
+}
+
+/* ---- connection set-up ------------------------------------------------------------- */
+
+static int exec_simple(PGconn *c, const char *q, char *why, size_t why_len) {
+  PGresult *r = PQexec(c, q);
+  ExecStatusType st = PQresultStatus(r);
+  int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+  if (!ok && why) snprintf(why, why_len, "PostgreSQL: %s", PQerrorMessage(c));
+  PQclear(r);
+  return ok ? 0 : SOTTO_ERR_STORE;
+}
+
+/* The schema version (0: no sotto schema), or -1 on error. */
+static int schema_version(PGconn *c) {
+  PGresult *r = PQexec(c, "SELECT to_regclass('sotto_schema') IS NOT NULL");
+  int v = -1;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) v = PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
+  if (v != 1) return v;
+  r = PQexec(c, "SELECT coalesce(max(version), 0) FROM sotto_schema");
+  v = -1;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+    char *end;
+    long x = strtol(PQgetvalue(r, 0, 0), &end, 10);
+    v = *end == 0 && x >= 0 && x < 1000000 ? (int)x : -1;
+  }
+  PQclear(r);
+  return v;
+}
+
+static PGconn *pg_connect(const char *conninfo, char *why, size_t why_len) {
+  /* A default connect timeout (the URL's own wins: later keywords and the
+   * expanded string override earlier ones), so that a reconnect to a host
+   * that is gone cannot hold the store thread for minutes. */
+  static const char *const keys[] = {"connect_timeout", "dbname", NULL};
+  const char *vals[] = {"10", conninfo, NULL};
+  PGconn *c = PQconnectdbParams(keys, vals, 1);
+  if (!c || PQstatus(c) != CONNECTION_OK) {
+    /* libpq's message names host and database, never the password. */
+    snprintf(why, why_len, "cannot connect to PostgreSQL: %s", c ? PQerrorMessage(c) : "no memory");
+    if (why[0] && why[strlen(why) - 1] == '\n') why[strlen(why) - 1] = 0;
+    PQfinish(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* Session settings, schema check, sole-writer lock, prepared statements,
+ * pipeline mode: at open and after a reconnect. */
+static int setup(struct pg *s, char *why, size_t why_len) {
+  int v, i;
+  char tmp[256];
+  if (!why) {
+    why = tmp;
+    why_len = sizeof tmp;
+  }
+  /* An ack means the commit is on disk, whatever the server's default. */
+  if (exec_simple(s->conn, "SET synchronous_commit = on; SET application_name = 'sotto-server'", why,
+                  why_len) != 0)
+    return SOTTO_ERR_STORE;
+  v = schema_version(s->conn);
+  if (v < 0) {
+    snprintf(why, why_len, "cannot read the schema version: %s", PQerrorMessage(s->conn));
+    return SOTTO_ERR_STORE;
+  }
+  if (v == 0) {
+    snprintf(why, why_len,
+             "the PostgreSQL database has no sotto schema: run 'sotto-server migrate --store URL' first");
+    return SOTTO_ERR_STORE;
+  }
+  if (v < PG_SCHEMA_VERSION) {
+    snprintf(why, why_len,
+             "the PostgreSQL schema is version %d, this sotto-server needs %d: run 'sotto-server migrate "
+             "--store URL'",
+             v, PG_SCHEMA_VERSION);
+    return SOTTO_ERR_STORE;
+  }
+  if (v > PG_SCHEMA_VERSION) {
+    snprintf(
+        why, why_len,
+        "the PostgreSQL schema is version %d, newer than this sotto-server (%d): run the sotto-server that "
+        "migrated it",
+        v, PG_SCHEMA_VERSION);
+    return SOTTO_ERR_STORE;
+  }
+  if (s->mode == SOTTO_STORE_OPEN_WRITER) {
+    PGresult *r;
+    char lock[64];
+    snprintf(lock, sizeof lock, "SELECT pg_try_advisory_lock(%lld)", (long long)PG_LOCK_KEY);
+    /* A server killed a moment ago holds the lock until PostgreSQL has seen
+     * its connection close: wait up to 5 s for that, not longer. */
+    for (i = 0; i < 100; i++) {
+      r = PQexec(s->conn, lock);
+      v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+      PQclear(r);
+      if (v) break;
+      usleep(50000);
+    }
+    if (!v) {
+      snprintf(why, why_len,
+               "another sotto-server is already using this PostgreSQL database (advisory lock held); stop it "
+               "first");
+      return SOTTO_ERR_STORE;
+    }
+  }
+  for (i = 0; i < Q_COUNT; i++) {
+    Oid types[PG_MAX_PARAMS];
+    size_t j, n = strlen(sql[i].types);
+    PGresult *r;
+    char qname[16];
+    snprintf(qname, sizeof qname, "q%d", i);
+    for (j = 0; j < n; j++) types[j] = type_oid(sql[i].types[j]);
+    r = PQprepare(s->conn, qname, sql[i].sql, (int)n, types);
+    v = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!v) snprintf(why, why_len, "cannot prepare statement %d: %s", i, PQerrorMessage(s->conn));
+    PQclear(r);
+    if (!v) return SOTTO_ERR_STORE;
+  }
+  if (!PQenterPipelineMode(s->conn)) {
+    snprintf(why, why_len, "libpq cannot enter pipeline mode");
+    return SOTTO_ERR_STORE;
+  }
+  s->n_ctl = 0;
+  s->n_sent = 0;
+  return 0;
+}
+
+static int sums_reload(struct pg *s);
+
+/* A lost connection is made again at the next transaction (or read): the
+ * batch that saw it go failed and was answered with an error. */
+static int ensure(struct pg *s) {
+  int ok;
+  if (PQstatus(s->conn) == CONNECTION_OK && PQpipelineStatus(s->conn) == PQ_PIPELINE_ON) return 0;
+  PQreset(s->conn);
+  s->id_next = s->id_end = 0;
+  s->n_sent = 0;
+  ok = PQstatus(s->conn) == CONNECTION_OK && setup(s, NULL, 0) == 0 &&
+       /* What the lost transaction had added to the sums is gone with it. */
+       (s->mode != SOTTO_STORE_OPEN_WRITER || sums_reload(s) == 0);
+  /* Said once per attempt (an attempt is made per batch or backlog page
+   * while it is down): requests that need the store fail until then. */
+  fprintf(stderr, "level=%s event=store_reconnect backend=postgresql conn=%s result=%s\n",
+          ok ? "info" : "error", s->mode == SOTTO_STORE_OPEN_WRITER ? "writer" : "reader",
+          ok ? "ok" : "failed");
+  return ok ? 0 : SOTTO_ERR_STORE;
+}
+
+/* ---- in-memory sums (single writer) ------------------------------------------------- */
+
+static uint32_t sb_hash(const char *user) {
+  uint32_t h = 2166136261u;
+  for (; *user; user++) h = (h ^ (uint8_t)*user) * 16777619u;
+  return h % SB_BUCKETS;
+}
+
+static void sb_clear(struct pg *s) {
+  size_t i;
+  for (i = 0; i < SB_BUCKETS; i++)
+    while (s->sb[i]) {
+      struct sbytes *e = s->sb[i];
+      s->sb[i] = e->next;
+      free(e);
+    }
+}
+
+static int sb_add(struct pg *s, const char *sender, int64_t d) {
+  struct sbytes *e;
+  uint32_t h;
+  if (!sender || strlen(sender) > SOTTO_STORE_USER_MAX) return 0;
+  h = sb_hash(sender);
+  for (e = s->sb[h]; e; e = e->next)
+    if (strcmp(e->user, sender) == 0) break;
+  if (!e) {
+    if ((e = calloc(1, sizeof *e)) == NULL) return SOTTO_ERR_NOMEM;
+    memcpy(e->user, sender, strlen(sender) + 1);
+    e->next = s->sb[h];
+    s->sb[h] = e;
+  }
+  e->bytes += d;
+  return 0;
+}
+
+/* Sums as the connection sees them now (inside or outside a transaction). */
+static int sums_reload(struct pg *s) {
+  PGresult *r;
+  int i, rc = 0;
+  sb_clear(s);
+  if ((r = run(s, Q_SENDER_SUMS, NULL)) == NULL) return SOTTO_ERR_STORE;
+  for (i = 0; i < PQntuples(r) && rc == 0; i++) {
+    char user[SOTTO_STORE_USER_MAX + 1];
+    size_t n = (size_t)PQgetlength(r, i, 0);
+    if (n > SOTTO_STORE_USER_MAX) continue;
+    memcpy(user, PQgetvalue(r, i, 0), n);
+    user[n] = 0;
+    rc = sb_add(s, user, g_i64(r, i, 1));
+  }
+  PQclear(r);
+  if (rc) return rc;
+  if ((r = run(s, Q_QUEUE_TOTAL, NULL)) == NULL) return SOTTO_ERR_STORE;
+  s->total = PQntuples(r) == 1 ? g_i64(r, 0, 1) : 0;
+  s->txn_bytes = 0;
+  PQclear(r);
+  return 0;
+}
+
+/* ---- transactions ----------------------------------------------------------------- */
+
+/* ---- the routing cache --------------------------------------------------------------- */
+
+static uint32_t dc_key_hash(int64_t devkey) {
+  return (uint32_t)((uint64_t)devkey * 0x9E3779B97F4A7C15ull >> 52);
+}
+
+static uint32_t dc_name_hash(const char *user, size_t ulen, uint32_t device_id) {
+  uint32_t h = 2166136261u ^ device_id;
+  size_t i;
+  for (i = 0; i < ulen; i++) h = (h ^ (uint8_t)user[i]) * 16777619u;
+  return h | 1; /* never 0: 0 marks an entry not in the name index */
+}
+
+static struct dent *dc_by_key(struct pg *s, int64_t devkey) {
+  struct dent *e;
+  for (e = s->bykey[dc_key_hash(devkey) % DC_BUCKETS]; e; e = e->knext)
+    if (e->devkey == devkey) return e;
+  return NULL;
+}
+
+static void dc_clear(struct pg *s) {
+  size_t i;
+  for (i = 0; i < DC_BUCKETS; i++)
+    while (s->bykey[i]) {
+      struct dent *e = s->bykey[i];
+      s->bykey[i] = e->knext;
+      free(e);
+    }
+  memset(s->byname, 0, sizeof s->byname);
+  s->dirty = NULL;
+  s->dc_n = 0;
+}
+
+static void dc_touch(struct pg *s, struct dent *e) {
+  if (e->dirty) return;
+  e->dirty = 1;
+  e->dnext = s->dirty;
+  s->dirty = e;
+}
+
+/* ---- transactions ----------------------------------------------------------------- */
+
+static int pg_begin(void *v) {
+  struct pg *s = v;
+  if (ensure(s) != 0) return SOTTO_ERR_STORE;
+  if (s->dc_n > DC_MAX) dc_clear(s);
+  s->full = 0;
+  s->broken = 0;
+  s->txn_bytes = 0;
+  s->n_ctl = 0;
+  s->sp_want = s->sp_on = s->op_bare = 0;
+  writes_clear(s);
+  ctl_push(s, CTL_BEGIN);
+  return 0;
+}
+
+static int pg_savepoint(void *v) {
+  struct pg *s = v;
+  s->sp_want = 1;
+  s->sp_on = 0;
+  s->op_bare = 0;
+  return 0;
+}
+
+static int pg_release(void *v) {
+  struct pg *s = v;
+  if (s->sp_on) ctl_push(s, CTL_RELEASE);
+  s->sp_want = s->sp_on = s->op_bare = 0;
+  return 0;
+}
+
+/* Undoes the op: back to its savepoint. Deferred writes made outside one
+ * cannot be undone alone: the whole batch fails instead (nothing of it is
+ * acknowledged). */
+static int pg_rollback_to(void *v) {
+  struct pg *s = v;
+  if (s->op_bare) s->broken = 1;
+  if (s->sp_on) {
+    ctl_push(s, CTL_ROLLBACK_TO);
+    /* Its routing-cache changes are unknown now: start again from the
+     * database (which the rollback puts back). */
+    dc_clear(s);
+  }
+  s->sp_want = s->sp_on = s->op_bare = 0;
+  return s->broken ? SOTTO_ERR_STORE : 0;
+}
+
+/* COMMIT of a transaction that hit an error answers ROLLBACK without an
+ * error: only the tag COMMIT means committed. The deferred writes' results
+ * come back in the same round trip, before it. */
+static int pg_commit(void *v) {
+  struct pg *s = v;
+  PGresult *r;
+  struct dent *e;
+  int ok;
+  if (s->n_ctl == 1 && s->ctl[0] == CTL_BEGIN && s->n_sent == 0 && !s->n_ins && !s->n_del) {
+    s->n_ctl = 0; /* nothing was sent: nothing to commit */
+    return 0;
+  }
+  if (s->broken) return SOTTO_ERR_STORE;
+  if (flush_writes(s) != 0 || send_ctl(s) != 0 || note_sent(s, K_SYNC, 0) != 0 ||
+      !PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 1)) {
+    (void)finish(s, NULL);
+    return SOTTO_ERR_STORE;
+  }
+  if (finish(s, &r) != 0) return SOTTO_ERR_STORE;
+  ok = strcmp(PQcmdStatus(r), "COMMIT") == 0 && !s->broken;
+  PQclear(r);
+  if (!ok) return SOTTO_ERR_STORE;
+  s->total += s->txn_bytes;
+  s->txn_bytes = 0;
+  while ((e = s->dirty) != NULL) {
+    s->dirty = e->dnext;
+    e->n += e->dn;
+    e->bytes += e->dbytes;
+    e->dn = e->dbytes = 0;
+    e->dirty = 0;
+  }
+  return 0;
+}
+
+static void pg_rollback(void *v) {
+  struct pg *s = v;
+  s->n_ctl = 0;
+  writes_clear(s);
+  dc_clear(s);
+  if (s->n_sent) (void)finish(s, NULL);
+  if (PQstatus(s->conn) == CONNECTION_OK && note_sent(s, K_SYNC, 0) == 0 &&
+      PQsendQueryParams(s->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 1))
+    (void)finish(s, NULL);
+  s->n_sent = 0;
+  s->broken = 0;
+  if (PQstatus(s->conn) == CONNECTION_OK) (void)sums_reload(s);
+}
+
+static void pg_close(void *v) {
+  struct pg *s = v;
+  int i;
+  if (!s) return;
+  if (s->conn) PQfinish(s->conn);
+  sb_clear(s);
+  dc_clear(s);
+  free(s->sent);
+  for (i = 0; i < W_COLS; i++) free(s->ins[i].p);
+  free(s->del[0].p);
+  free(s->del[1].p);
+  free(s);
+}
+
+static void pg_wal_truncate(void *v) {
+  (void)v;
+}
+/* The reserve file the server gives back on a full disk is on its own host,
+ * not PostgreSQL's: a full PostgreSQL disk (SQLSTATE 53100, noted in
+ * s->full for the log) fails the requests like any other store error. */
+static int pg_disk_full(void *v) {
+  (void)v;
+  return 0;
+}
+static void pg_journal_limit(void *v, int64_t bytes) {
+  (void)v;
+  (void)bytes;
+}
+
+/* ---- accounts and devices ----------------------------------------------------------- */
+
+static int pg_account_create(void *v, const char *user, const char *canon, const uint8_t *ik, size_t ik_len,
+                             int64_t day, int64_t *account_id) {
+  struct args a = {0};
+  PGresult *r;
+  int rc;
+  a_txt(&a, user);
+  a_txt(&a, canon);
+  a_bin(&a, ik, ik_len);
+  a_i64(&a, day);
+  if ((r = run(v, Q_ACC_INS, &a)) == NULL) return SOTTO_ERR_STORE;
+  /* No row: the name or its canonical form is taken. */
+  rc = PQntuples(r) == 1 ? 0 : SOTTO_ERR_DUPLICATE;
+  if (rc == 0) *account_id = g_i64(r, 0, 0);
+  PQclear(r);
+  return rc;
+}
+
+static int pg_account_get(void *v, const char *user, struct sotto_store_account *out) {
+  struct args a = {0};
+  PGresult *r;
+  int rc;
+  a_txt(&a, user);
+  if ((r = run(v, Q_ACC_GET, &a)) == NULL) return SOTTO_ERR_STORE;
+  rc = PQntuples(r) == 1 ? 0 : 1;
+  if (rc == 0) {
+    out->account_id = g_i64(r, 0, 0);
+    out->created_day = g_i64(r, 0, 1);
+    g_blob(r, 0, 2, out->identity, sizeof out->identity, &out->identity_len);
+  }
+  PQclear(r);
+  return rc;
+}
+
+static int pg_device_add(void *v, int64_t account_id, const uint8_t secret_hash[32], int64_t day,
+                         uint32_t max_devices, struct sotto_store_device *out) {
+  struct args a = {0}, b = {0};
+  PGresult *r;
+  int64_t count, maxid;
+  a_i64(&a, account_id);
+  if ((r = run(v, Q_DEV_MAX, &a)) == NULL) return SOTTO_ERR_STORE;
+  count = g_i64(r, 0, 0);
+  maxid = g_i64(r, 0, 1);
+  PQclear(r);
+  if (count >= max_devices || maxid >= 0x7FFFFFFF) return SOTTO_ERR_TOO_LARGE;
+  a_i64(&b, account_id);
+  a_i64(&b, maxid + 1);
+  a_bin(&b, secret_hash, 32);
+  a_i64(&b, day);
+  if ((r = run(v, Q_DEV_INS, &b)) == NULL) return SOTTO_ERR_STORE;
+  memset(out, 0, sizeof *out);
+  out->devkey = PQntuples(r) == 1 ? g_i64(r, 0, 0) : 0;
+  PQclear(r);
+  if (!out->devkey) return SOTTO_ERR_STORE;
+  out->account_id = account_id;
+  out->device_id = (uint32_t)(maxid + 1);
+  memcpy(out->secret_hash, secret_hash, 32);
+  out->created_day = out->last_seen_day = day;
+  return 0;
+}
+
+static int pg_device_lookup(void *v, const char *user, uint32_t device_id, struct sotto_store_device *out) {
+  struct args a = {0};
+  PGresult *r;
+  int rc;
+  size_t n;
+  a_txt(&a, user);
+  a_i64(&a, device_id);
+  if ((r = run(v, Q_DEV_LOOKUP, &a)) == NULL) return SOTTO_ERR_STORE;
+  rc = PQntuples(r) == 1 ? 0 : 1;
+  if (rc == 0) {
+    out->devkey = g_i64(r, 0, 0);
+    out->account_id = g_i64(r, 0, 1);
+    out->device_id = (uint32_t)g_i64(r, 0, 2);
+    memset(out->secret_hash, 0, 32);
+    g_blob(r, 0, 3, out->secret_hash, 32, &n);
+    out->created_day = g_i64(r, 0, 4);
+    out->last_seen_day = g_i64(r, 0, 5);
+    out->queue_count = g_i64(r, 0, 6);
+    out->queue_bytes = g_i64(r, 0, 7);
+  }
+  PQclear(r);
+  return rc;
+}
+
+/* From the routing cache, or from the database (whose counters include
+ * this transaction's changes: they are updated by the same statement as the
+ * insert or delete), then cached. */
+static int pg_device_route(void *v, const char *user, uint32_t device_id, struct sotto_store_device *out) {
+  struct pg *s = v;
+  struct args a = {0};
+  PGresult *r;
+  size_t ulen = strlen(user);
+  uint32_t h, b;
+  struct dent *e;
+  int rc;
+  if (ulen > SOTTO_STORE_USER_MAX) return 1;
+  h = dc_name_hash(user, ulen, device_id);
+  for (e = s->byname[h % DC_BUCKETS]; e; e = e->nnext)
+    if (e->nhash == h && e->device_id == device_id && e->ulen == ulen && memcmp(e->user, user, ulen) == 0)
+      break;
+  memset(out, 0, sizeof *out);
+  if (e) {
+    out->devkey = e->devkey;
+    out->device_id = device_id;
+    out->queue_count = e->n + e->dn;
+    out->queue_bytes = e->bytes + e->dbytes;
+    return 0;
+  }
+  a_txt(&a, user);
+  a_i64(&a, device_id);
+  if ((r = run(s, Q_DEV_ROUTE, &a)) == NULL) return SOTTO_ERR_STORE;
+  rc = PQntuples(r) == 1 ? 0 : 1;
+  if (rc == 0) {
+    out->devkey = g_i64(r, 0, 0);
+    out->device_id = device_id;
+    out->queue_count = g_i64(r, 0, 1);
+    out->queue_bytes = g_i64(r, 0, 2);
+  }
+  PQclear(r);
+  if (rc != 0 || dc_by_key(s, out->devkey)) return rc;
+  if ((e = calloc(1, sizeof *e)) == NULL) return SOTTO_ERR_NOMEM;
+  e->devkey = out->devkey;
+  e->n = out->queue_count;
+  e->bytes = out->queue_bytes;
+  e->device_id = device_id;
+  e->nhash = h;
+  e->ulen = (uint8_t)ulen;
+  memcpy(e->user, user, ulen + 1);
+  b = dc_key_hash(e->devkey) % DC_BUCKETS;
+  e->knext = s->bykey[b];
+  s->bykey[b] = e;
+  e->nnext = s->byname[h % DC_BUCKETS];
+  s->byname[h % DC_BUCKETS] = e;
+  s->dc_n++;
+  return 0;
+}
+
+static int pg_device_seen(void *v, int64_t devkey, int64_t day) {
+  struct args a = {0};
+  a_i64(&a, devkey);
+  a_i64(&a, day);
+  return run_ok(v, Q_DEV_SEEN, &a);
+}
+
+static int pg_devices_list(void *v, const char *user, uint32_t *ids, size_t max, size_t *n) {
+  struct args a = {0};
+  PGresult *r;
+  int i;
+  *n = 0;
+  a_txt(&a, user);
+  if ((r = run(v, Q_DEV_LIST, &a)) == NULL) return SOTTO_ERR_STORE;
+  for (i = 0; i < PQntuples(r) && *n < max; i++) ids[(*n)++] = (uint32_t)g_i64(r, i, 0);
+  PQclear(r);
+  return 0;
+}
+
+static int pg_devices_iter(void *v, int64_t account_id, sotto_store_dev_cb cb, void *ctx) {
+  struct args a = {0};
+  PGresult *r;
+  int i;
+  a_i64(&a, account_id);
+  if ((r = run(v, Q_DEV_ITER, &a)) == NULL) return SOTTO_ERR_STORE;
+  for (i = 0; i < PQntuples(r); i++) {
+    struct sotto_store_device d;
+    struct sotto_store_devinfo info;
+    memset(&d, 0, sizeof d);
+    d.devkey = g_i64(r, i, 0);
+    d.account_id = g_i64(r, i, 1);
+    d.device_id = (uint32_t)g_i64(r, i, 2);
+    d.created_day = g_i64(r, i, 3);
+    d.last_seen_day = g_i64(r, i, 4);
+    d.queue_count = g_i64(r, i, 5);
+    d.queue_bytes = g_i64(r, i, 6);
+    info.spk_id = (uint32_t)g_i64(r, i, 7);
+    info.spk = PQgetisnull(r, i, 11) ? NULL : (const uint8_t *)PQgetvalue(r, i, 11);
+    info.spk_len = info.spk ? (size_t)PQgetlength(r, i, 11) : 0;
+    info.ec_count = g_i64(r, i, 8);
+    info.kem_count = g_i64(r, i, 9);
+    info.has_last_resort = g_i64(r, i, 10) > 0;
+    info.epoch = g_i64(r, i, 12);
+    if (cb(ctx, &d, &info) != 0) break;
+  }
+  PQclear(r);
+  return 0;
+}
+
+static int pg_device_remove(void *v, int64_t account_id, uint32_t device_id, int64_t *devkey) {
+  struct pg *s = v;
+  struct args a = {0}, b = {0};
+  PGresult *r;
+  a_i64(&a, account_id);
+  a_i64(&a, device_id);
+  if ((r = run(s, Q_DEV_FIND, &a)) == NULL) return SOTTO_ERR_STORE;
+  if (PQntuples(r) != 1) {
+    PQclear(r);
+    return 1;
+  }
+  *devkey = g_i64(r, 0, 0);
+  PQclear(r);
+  a_i64(&b, *devkey);
+  if (run_ok(s, Q_DEV_DEL, &b) != 0) return SOTTO_ERR_STORE;
+  dc_clear(s);
+  /* Its queue leaves the sums: recounted in this transaction's view, which
+   * becomes the total with nothing pending on top (committed at commit,
+   * reloaded on rollback). */
+  return sums_reload(s);
+}
+
+static int pg_device_exists(void *v, int64_t devkey) {
+  struct args a = {0};
+  PGresult *r;
+  int rc;
+  a_i64(&a, devkey);
+  if ((r = run(v, Q_DEV_EXISTS, &a)) == NULL) return 0;
+  rc = PQntuples(r) == 1;
+  PQclear(r);
+  return rc;
+}
+
+static int pg_device_secret(void *v, int64_t devkey, const uint8_t secret_hash[32]) {
+  struct args a = {0};
+  a_i64(&a, devkey);
+  a_bin(&a, secret_hash, 32);
+  return run_ok(v, Q_DEV_SECRET, &a);
+}
+
+static int pg_device_epoch_raise(void *v, int64_t devkey, int64_t epoch, int64_t *old) {
+  struct args a = {0};
+  PGresult *r;
+  int rc;
+  a_i64(&a, devkey);
+  a_i64(&a, epoch);
+  if ((r = run(v, Q_EPOCH, &a)) == NULL) return SOTTO_ERR_STORE;
+  rc = PQntuples(r) == 1 ? 0 : 1;
+  *old = rc == 0 ? g_i64(r, 0, 0) : 0;
+  PQclear(r);
+  return rc;
+}
+
+/* ---- pre-keys ---------------------------------------------------------------------- */
+
+static void key_args(struct args *a, int64_t devkey, int kind, const struct sotto_store_key *k) {
+  memset(a, 0, sizeof *a);
+  a_i64(a, devkey);
+  if (kind >= 0) a_i64(a, kind);
+  a_i64(a, k->id);
+  a_bin(a, k->p, k->len);
+}
+
+/* Every key of an upload in one round trip. */
+static int pg_keys_put(void *v, int64_t devkey, const struct sotto_store_keys *k) {
+  struct pg *s = v;
+  struct args a;
+  size_t i;
+  int rc = 0;
+  if (k->has_signed) {
+    key_args(&a, devkey, -1, &k->signed_prekey);
+    rc |= send_q(s, Q_SPK_PUT, &a);
+  }
+  if (k->has_last_resort) {
+    key_args(&a, devkey, -1, &k->last_resort);
+    rc |= send_q(s, Q_LR_PUT, &a);
+  }
+  for (i = 0; i < k->n_ec && rc == 0; i++) {
+    key_args(&a, devkey, 0, &k->ec[i]);
+    rc = send_q(s, Q_OT_PUT, &a);
+  }
+  for (i = 0; i < k->n_kem && rc == 0; i++) {
+    key_args(&a, devkey, 1, &k->kem[i]);
+    rc = send_q(s, Q_OT_PUT, &a);
+  }
+  if (s->n_sent == 0) return 0;
+  return finish(s, NULL) != 0 || rc ? SOTTO_ERR_STORE : 0;
+}
+
+static int pg_keys_count(void *v, int64_t devkey, int64_t *ec, int64_t *kem) {
+  struct args a = {0};
+  PGresult *r;
+  a_i64(&a, devkey);
+  if ((r = run(v, Q_OT_COUNT, &a)) == NULL) return SOTTO_ERR_STORE;
+  *ec = g_i64(r, 0, 0);
+  *kem = g_i64(r, 0, 1);
+  PQclear(r);
+  return 0;
+}
+
+/* Takes the lowest-id one-time key of a kind: 1 if none is left. */
+static int take_onetime(struct pg *s, int64_t devkey, int kind, uint32_t *id, uint8_t *buf, size_t *len) {
+  struct args a = {0};
+  PGresult *r;
+  int rc;
+  a_i64(&a, devkey);
+  a_i64(&a, kind);
+  if ((r = run(s, Q_OT_TAKE, &a)) == NULL) return SOTTO_ERR_STORE;
+  rc = PQntuples(r) == 1 ? 0 : 1;
+  if (rc == 0) {
+    *id = (uint32_t)g_i64(r, 0, 0);
+    g_blob(r, 0, 1, buf, SOTTO_STORE_MAX_KEY_BLOB, len);
+  }
+  PQclear(r);
+  return rc;
+}
+
+static int pg_bundle_take(void *v, int64_t devkey, int onetime, struct sotto_store_bundle *out) {
+  struct pg *s = v;
+  struct args a = {0};
+  PGresult *r;
+  int rc;
+  a_i64(&a, devkey);
+  if ((r = run(s, Q_SPK_GET, &a)) == NULL) return SOTTO_ERR_STORE;
+  if (PQntuples(r) != 1) {
+    PQclear(r);
+    return 1;
+  }
+  out->spk_id = (uint32_t)g_i64(r, 0, 0);
+  g_blob(r, 0, 1, out->spk, sizeof out->spk, &out->spk_len);
+  g_blob(r, 0, 2, out->identity, sizeof out->identity, &out->identity_len);
+  PQclear(r);
+  rc = onetime ? take_onetime(s, devkey, 0, &out->ec_id, out->ec, &out->ec_len) : 1;
+  if (rc < 0) return rc;
+  out->has_ec = rc == 0;
+  rc = onetime ? take_onetime(s, devkey, 1, &out->kem_id, out->kem, &out->kem_len) : 1;
+  if (rc < 0) return rc;
+  out->kem_kind = rc == 0 ? 1 : 0;
+  if (!out->kem_kind) {
+    /* KEM one-time keys exhausted: fall back to the last-resort key. */
+    if ((r = run(s, Q_LR_GET, &a)) == NULL) return SOTTO_ERR_STORE;
+    if (PQntuples(r) == 1) {
+      out->kem_kind = 2;
+      out->kem_id = (uint32_t)g_i64(r, 0, 0);
+      g_blob(r, 0, 1, out->kem, sizeof out->kem, &out->kem_len);
+    }
+    PQclear(r);
+  }
+  return 0;
+}
+
+/* ---- queues -------------------------------------------------------------------------- */
+
+/* ---- deferred writes ------------------------------------------------------------------ */
+
+static int col_grow(struct col *c, size_t n) {
+  if (c->len == 0) c->len = 20; /* room for the header */
+  if (n > c->cap - c->len || !c->p) {
+    size_t cap = c->cap ? c->cap : 4096;
+    uint8_t *p;
+    while (cap - c->len < n) cap *= 2;
+    if ((p = realloc(c->p, cap)) == NULL) return SOTTO_ERR_NOMEM;
+    c->p = p;
+    c->cap = cap;
+  }
+  return 0;
+}
+
+static void be32(uint8_t *p, uint32_t x) {
+  p[0] = (uint8_t)(x >> 24);
+  p[1] = (uint8_t)(x >> 16);
+  p[2] = (uint8_t)(x >> 8);
+  p[3] = (uint8_t)x;
+}
+
+static int col_bytes(struct col *c, const void *p, size_t n) {
+  if (n > 0x7FFFFFFF || col_grow(c, 4 + n) != 0) return SOTTO_ERR_NOMEM;
+  be32(c->p + c->len, (uint32_t)n);
+  if (n) memcpy(c->p + c->len + 4, p, n);
+  c->len += 4 + n;
+  return 0;
+}
+
+static int col_i64(struct col *c, int64_t x) {
+  uint8_t b[8];
+  int i;
+  for (i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)x >> (56 - 8 * i));
+  return col_bytes(c, b, 8);
+}
+
+/* Finishes the array header of c (n elements of type oid) as parameter i. */
+static void col_arg(struct args *a, struct col *c, size_t n, Oid oid) {
+  be32(c->p, 1);                /* dimensions */
+  be32(c->p + 4, 0);            /* no NULLs */
+  be32(c->p + 8, oid);          /* element type */
+  be32(c->p + 12, (uint32_t)n); /* elements */
+  be32(c->p + 16, 1);           /* lower bound */
+  a_bin(a, c->p, c->len);
+}
+
+static void writes_clear(struct pg *s) {
+  int i;
+  for (i = 0; i < W_COLS; i++) s->ins[i].len = 0;
+  s->del[0].len = s->del[1].len = 0;
+  s->n_ins = s->n_del = 0;
+}
+
+/* Sends the collected inserts and deletes (results read at the next sync). */
+static int flush_writes(struct pg *s) {
+  struct args a = {0};
+  static const char ins_types[W_COLS] = {'i', 'i', 't', 'i', 'i', 'i', 'i', 'b'};
+  int i, rc = 0;
+  if (s->n_ins) {
+    for (i = 0; i < W_COLS; i++) col_arg(&a, &s->ins[i], s->n_ins, type_oid(ins_types[i]));
+    rc = raw_send(s, Q_MSG_INS, &a, K_INS);
+  }
+  if (rc == 0 && s->n_del) {
+    memset(&a, 0, sizeof a);
+    col_arg(&a, &s->del[0], s->n_del, 20);
+    col_arg(&a, &s->del[1], s->n_del, 20);
+    rc = raw_send(s, Q_MSG_DEL, &a, K_DEL);
+  }
+  writes_clear(s);
+  if (rc) s->broken = 1;
+  return rc;
+}
+
+/* Deferred: collected and sent with the next statement or the COMMIT, all
+ * of a batch in one statement; a failure fails the batch. An op that made a
+ * deferred write cannot be rolled back alone (op_bare). */
+static int pg_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
+  struct pg *s = v;
+  struct dent *d;
+  int rc;
+  if (s->id_next >= s->id_end) {
+    PGresult *r = run(s, Q_ID_BLOCK, NULL);
+    if (!r) return SOTTO_ERR_STORE;
+    s->id_next = g_i64(r, 0, 0);
+    s->id_end = s->id_next + PG_ID_BLOCK;
+    PQclear(r);
+    if (s->id_next <= 0) return SOTTO_ERR_STORE;
+  }
+  e->id = s->id_next;
+  s->op_bare = 1;
+  rc = col_i64(&s->ins[0], e->id);
+  rc |= col_i64(&s->ins[1], devkey);
+  rc |= col_bytes(&s->ins[2], e->sender, strlen(e->sender));
+  rc |= col_i64(&s->ins[3], e->sender_device);
+  rc |= col_i64(&s->ins[4], e->device_id);
+  rc |= col_i64(&s->ins[5], e->type);
+  rc |= col_i64(&s->ins[6], e->timestamp_ms);
+  rc |= col_bytes(&s->ins[7], e->body, e->body_len);
+  if (rc) {
+    s->broken = 1;
+    return SOTTO_ERR_NOMEM;
+  }
+  s->n_ins++;
+  s->id_next++;
+  s->txn_bytes += (int64_t)e->body_len;
+  if ((d = dc_by_key(s, devkey)) != NULL) {
+    d->dn += 1;
+    d->dbytes += (int64_t)e->body_len;
+    dc_touch(s, d);
+  }
+  if ((rc = sb_add(s, e->sender, (int64_t)e->body_len)) != 0) return rc;
+  if (s->n_ins >= W_MAX_ROWS || s->ins[7].len >= W_MAX_BYTES) return flush_writes(s);
+  return 0;
+}
+
+/* Deferred too: the sums move when its result is read (del_done), at the
+ * latest at COMMIT. *found is not known yet; it only serves SQLite's WAL
+ * scrub, which PostgreSQL does not have. */
+static int pg_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
+  struct pg *s = v;
+  struct dent *d;
+  *found = 0;
+  s->op_bare = 1;
+  if (col_i64(&s->del[0], devkey) != 0 || col_i64(&s->del[1], id) != 0) {
+    s->broken = 1;
+    return SOTTO_ERR_NOMEM;
+  }
+  s->n_del++;
+  if ((d = dc_by_key(s, devkey)) != NULL) dc_touch(s, d);
+  if (s->n_del >= W_MAX_ROWS) return flush_writes(s);
+  return 0;
+}
+
+static int pg_msg_fetch(void *v, int64_t devkey, int64_t after_id, int limit, sotto_store_env_cb cb,
+                        void *ctx) {
+  struct pg *s = v;
+  struct args a = {0};
+  PGresult *r;
+  int i;
+  if (ensure(s) != 0) return SOTTO_ERR_STORE;
+  a_i64(&a, devkey);
+  a_i64(&a, after_id);
+  a_i64(&a, limit);
+  if ((r = run(s, Q_MSG_FETCH, &a)) == NULL) return SOTTO_ERR_STORE;
+  for (i = 0; i < PQntuples(r); i++) {
+    char sender[SOTTO_STORE_USER_MAX + 1] = "";
+    struct sotto_store_env e;
+    size_t n = (size_t)PQgetlength(r, i, 1);
+    if (n <= SOTTO_STORE_USER_MAX) {
+      memcpy(sender, PQgetvalue(r, i, 1), n);
+      sender[n] = 0;
+    }
+    e.id = g_i64(r, i, 0);
+    e.sender = sender;
+    e.sender_device = (uint32_t)g_i64(r, i, 2);
+    e.device_id = (uint32_t)g_i64(r, i, 3);
+    e.type = (uint8_t)g_i64(r, i, 4);
+    e.timestamp_ms = g_i64(r, i, 5);
+    e.body = (const uint8_t *)PQgetvalue(r, i, 6);
+    e.body_len = (size_t)PQgetlength(r, i, 6);
+    if (cb(ctx, &e) != 0) break;
+  }
+  PQclear(r);
+  return 0;
+}
+
+static int pg_expire(void *v, int64_t before_ms, int64_t *deleted) {
+  struct pg *s = v;
+  struct args a = {0};
+  PGresult *r;
+  a_i64(&a, before_ms);
+  if ((r = run(s, Q_MSG_EXPIRE, &a)) == NULL) return SOTTO_ERR_STORE;
+  *deleted = g_i64(r, 0, 0);
+  PQclear(r);
+  if (*deleted > 0) dc_clear(s);
+  /* The recount is this transaction's view: it becomes the total, with
+   * nothing pending on top (committed at commit, reloaded on rollback). */
+  return *deleted > 0 ? sums_reload(s) : 0;
+}
+
+static int pg_queue_total(void *v, int64_t *count, int64_t *bytes) {
+  struct pg *s = v;
+  PGresult *r;
+  if (ensure(s) != 0 || (r = run(s, Q_QUEUE_TOTAL, NULL)) == NULL) return SOTTO_ERR_STORE;
+  *count = g_i64(r, 0, 0);
+  *bytes = g_i64(r, 0, 1);
+  PQclear(r);
+  return 0;
+}
+
+static int pg_max_msg_id(void *v, int64_t *id) {
+  PGresult *r = run(v, Q_MSG_MAX, NULL);
+  if (!r) return SOTTO_ERR_STORE;
+  *id = g_i64(r, 0, 0);
+  PQclear(r);
+  return 0;
+}
+
+static int pg_sender_count(void *v, int64_t devkey, const char *sender, int64_t *n) {
+  struct args a = {0};
+  PGresult *r;
+  if (strlen(sender) > SOTTO_STORE_USER_MAX) return SOTTO_ERR_USAGE;
+  a_i64(&a, devkey);
+  a_txt(&a, sender);
+  if ((r = run(v, Q_SENDER_COUNT, &a)) == NULL) return SOTTO_ERR_STORE;
+  *n = g_i64(r, 0, 0);
+  PQclear(r);
+  return 0;
+}
+
+static int pg_total_bytes(void *v, int64_t *bytes) {
+  struct pg *s = v;
+  *bytes = s->total + s->txn_bytes;
+  return 0;
+}
+
+static int pg_sender_bytes(void *v, const char *sender, int64_t *bytes) {
+  struct pg *s = v;
+  struct sbytes *e;
+  *bytes = 0;
+  if (strlen(sender) > SOTTO_STORE_USER_MAX) return 0;
+  for (e = s->sb[sb_hash(sender)]; e; e = e->next)
+    if (strcmp(e->user, sender) == 0) {
+      *bytes = e->bytes;
+      break;
+    }
+  return 0;
+}
+
+static const struct sotto_store_ops pg_ops = {
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .close = pg_close,
+    .savepoint = pg_savepoint,
+    .release = pg_release,
+    .rollback_to = pg_rollback_to,
+    .wal_truncate = pg_wal_truncate,
+    .disk_full = pg_disk_full,
+    .journal_limit = pg_journal_limit,
+    .account_create = pg_account_create,
+    .account_get = pg_account_get,
+    .device_add = pg_device_add,
+    .device_lookup = pg_device_lookup,
+    .device_route = pg_device_route,
+    .device_seen = pg_device_seen,
+    .devices_list = pg_devices_list,
+    .devices_iter = pg_devices_iter,
+    .device_remove = pg_device_remove,
+    .device_exists = pg_device_exists,
+    .device_secret = pg_device_secret,
+    .device_epoch_raise = pg_device_epoch_raise,
+    .keys_put = pg_keys_put,
+    .keys_count = pg_keys_count,
+    .bundle_take = pg_bundle_take,
+    .msg_insert = pg_msg_insert,
+    .msg_delete = pg_msg_delete,
+    .msg_fetch = pg_msg_fetch,
+    .expire = pg_expire,
+    .max_msg_id = pg_max_msg_id,
+    .queue_total = pg_queue_total,
+    .sender_count = pg_sender_count,
+    .total_bytes = pg_total_bytes,
+    .sender_bytes = pg_sender_bytes,
+    .horizon = NULL, /* single writer: the server's own horizon */
+};
+
+static int pg_open(struct sotto_store *st, const char *conninfo, int mode, char *why, size_t why_len) {
+  struct pg *s;
+  PGresult *r;
+  if (strlen(conninfo) >= SOTTO_STORE_URL_MAX) {
+    snprintf(why, why_len, "the PostgreSQL connection string is too long");
+    return SOTTO_ERR_USAGE;
+  }
+  if ((s = calloc(1, sizeof *s)) == NULL) return SOTTO_ERR_NOMEM;
+  s->mode = mode;
+  if ((s->conn = pg_connect(conninfo, why, why_len)) == NULL) goto fail;
+  /* Fresh: no account yet (a new server may make a new TLS certificate). */
+  r = PQexec(s->conn, "SELECT 1 FROM accounts LIMIT 1");
+  st->fresh = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0;
+  PQclear(r);
+  if (setup(s, why, why_len) != 0) goto fail;
+  if (sums_reload(s) != 0) {
+    snprintf(why, why_len, "cannot read the queues: %s", PQerrorMessage(s->conn));
+    goto fail;
+  }
+  st->ops = &pg_ops;
+  st->impl = s;
+  st->flags = SOTTO_STORE_SOLE_WRITER;
+  st->backend = "postgresql";
+  return 0;
+fail:
+  pg_close(s);
+  return SOTTO_ERR_STORE;
+}
+
+static int pg_migrate(const char *conninfo, FILE *out, char *why, size_t why_len) {
+  PGconn *c = pg_connect(conninfo, why, why_len);
+  int v, rc = SOTTO_ERR_STORE;
+  char lock[96];
+  if (!c) return SOTTO_ERR_STORE;
+  if (exec_simple(c, "SET client_min_messages = warning", why, why_len) != 0) goto out;
+  /* One migrate at a time (a transaction-level lock, so a running server's
+   * session lock does not block it). */
+  snprintf(lock, sizeof lock, "BEGIN; SELECT pg_advisory_xact_lock(%lld)", (long long)PG_LOCK_KEY + 1);
+  if (exec_simple(c, lock, why, why_len) != 0) goto out;
+  if (exec_simple(c,
+                  "CREATE TABLE IF NOT EXISTS sotto_schema(version integer PRIMARY KEY,"
+                  " applied_at timestamptz NOT NULL DEFAULT now())",
+                  why, why_len) != 0 ||
+      exec_simple(c, "COMMIT", why, why_len) != 0)
+    goto out;
+  if ((v = schema_version(c)) < 0) {
+    snprintf(why, why_len, "cannot read the schema version: %s", PQerrorMessage(c));
+    goto out;
+  }
+  if (v > PG_SCHEMA_VERSION) {
+    snprintf(why, why_len, "the schema is version %d, newer than this sotto-server (%d): nothing done", v,
+             PG_SCHEMA_VERSION);
+    goto out;
+  }
+  if (v == PG_SCHEMA_VERSION) fprintf(out, "store postgresql: schema version %d, up to date\n", v);
+  for (; v < PG_SCHEMA_VERSION; v++) {
+    char mark[96];
+    snprintf(mark, sizeof mark, "INSERT INTO sotto_schema(version) VALUES(%d)", v + 1);
+    if (exec_simple(c, lock, why, why_len) != 0 || exec_simple(c, migrations[v], why, why_len) != 0 ||
+        exec_simple(c, mark, why, why_len) != 0 || exec_simple(c, "COMMIT", why, why_len) != 0) {
+      (void)exec_simple(c, "ROLLBACK", NULL, 0);
+      goto out;
+    }
+    fprintf(out, "store postgresql: schema version %d applied\n", v + 1);
+  }
+  rc = 0;
+out:
+  if (rc && why[0] && why[strlen(why) - 1] == '\n') why[strlen(why) - 1] = 0;
+  PQfinish(c);
+  return rc;
+}
+
+const struct sotto_store_backend sotto__store_pg_backend = {
+    .name = "postgresql",
+    .check = NULL,
+    .open = pg_open,
+    .migrate = pg_migrate,
+};
+
+/* ---- import from SQLite ------------------------------------------------------------------ */
+
+/* One row copied: params as text (integers) or binary (blobs), by the
+ * column types of the SQLite row. */
+static int copy_rows(PGconn *c, sqlite3 *db, const char *select, const char *insert, int64_t *rows, char *why,
+                     size_t why_len) {
+  sqlite3_stmt *q = NULL;
+  int rc = SOTTO_ERR_STORE, r, n, i;
+  if (sqlite3_prepare_v2(db, select, -1, &q, NULL) != SQLITE_OK) {
+    snprintf(why, why_len, "cannot read the SQLite store: %s", sqlite3_errmsg(db));
+    return SOTTO_ERR_STORE;
+  }
+  n = sqlite3_column_count(q);
+  *rows = 0;
+  while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+    const char *vals[PG_MAX_PARAMS];
+    int lens[PG_MAX_PARAMS], fmts[PG_MAX_PARAMS];
+    char num[PG_MAX_PARAMS][24];
+    PGresult *res;
+    for (i = 0; i < n && i < PG_MAX_PARAMS; i++) {
+      if (sqlite3_column_type(q, i) == SQLITE_INTEGER) {
+        snprintf(num[i], sizeof num[i], "%lld", (long long)sqlite3_column_int64(q, i));
+        vals[i] = num[i];
+        lens[i] = 0;
+        fmts[i] = 0;
+      } else {
+        /* Text and blobs as bytes (text columns hold ASCII usernames). */
+        const void *p = sqlite3_column_type(q, i) == SQLITE_BLOB ? sqlite3_column_blob(q, i)
+                                                                 : (const void *)sqlite3_column_text(q, i);
+        vals[i] = p ? (const char *)p : "";
+        lens[i] = sqlite3_column_bytes(q, i);
+        fmts[i] = 1;
+      }
+    }
+    res = PQexecParams(c, insert, n, NULL, vals, lens, fmts, 1);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+      snprintf(why, why_len, "cannot copy a row into PostgreSQL: %s", PQerrorMessage(c));
+      PQclear(res);
+      goto out;
+    }
+    PQclear(res);
+    (*rows)++;
+  }
+  if (r != SQLITE_DONE) {
+    snprintf(why, why_len, "cannot read the SQLite store: %s", sqlite3_errmsg(db));
+    goto out;
+  }
+  rc = 0;
+out:
+  sqlite3_finalize(q);
+  return rc;
+}
+
+int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *out, char *why,
+                                  size_t why_len) {
+  static const struct {
+    const char *what, *select, *insert;
+  } tables[] = {
+      {"accounts", "SELECT id, username, canon, identity, created_day FROM accounts ORDER BY id",
+       "INSERT INTO accounts(id, username, canon, identity, created_day) VALUES($1::bigint, convert_from($2, "
+       "'UTF8'),"
+       " convert_from($3, 'UTF8'), $4, $5::bigint)"},
+      {"devices",
+       "SELECT devkey, account_id, device_id, secret_hash, created_day, last_seen_day, queue_count, "
+       "queue_bytes, epoch"
+       " FROM devices ORDER BY devkey",
+       "INSERT INTO devices(devkey, account_id, device_id, secret_hash, created_day, last_seen_day, "
+       "queue_count,"
+       " queue_bytes, epoch) VALUES($1::bigint, $2::bigint, $3::bigint, $4, $5::bigint, $6::bigint, "
+       "$7::bigint,"
+       " $8::bigint, $9::bigint)"},
+      {"signed pre-keys", "SELECT devkey, key_id, blob FROM signed_prekeys",
+       "INSERT INTO signed_prekeys(devkey, key_id, blob) VALUES($1::bigint, $2::bigint, $3)"},
+      {"last-resort keys", "SELECT devkey, key_id, blob FROM last_resort",
+       "INSERT INTO last_resort(devkey, key_id, blob) VALUES($1::bigint, $2::bigint, $3)"},
+      {"one-time keys", "SELECT devkey, kind, key_id, blob FROM onetime",
+       "INSERT INTO onetime(devkey, kind, key_id, blob) VALUES($1::bigint, $2::bigint, $3::bigint, $4)"},
+      {"queued envelopes",
+       "SELECT id, devkey, sender, sender_device, device_id, type, ts, body FROM messages ORDER BY id",
+       "INSERT INTO messages(id, devkey, sender, sender_device, device_id, type, ts, body) VALUES($1::bigint,"
+       " $2::bigint, convert_from($3, 'UTF8'), $4::bigint, $5::bigint, $6::bigint, $7::bigint, $8)"},
+  };
+  struct sotto_store sq;
+  sqlite3 *db = NULL;
+  PGconn *c = NULL;
+  PGresult *r;
+  char path[4096], lock[96];
+  int rc = SOTTO_ERR_STORE, v;
+  size_t i;
+  /* Opening it once brings an older SQLite store up to date (accounts.canon). */
+  if (sotto__store_sqlite_check(dir, why, why_len) != 0) return SOTTO_ERR_STORE;
+  if (snprintf(path, sizeof path, "%s/sotto.db", dir) >= (int)sizeof path || access(path, R_OK) != 0) {
+    snprintf(why, why_len, "no SQLite store in %s", dir);
+    return SOTTO_ERR_STORE;
+  }
+  if (sotto__store_sqlite_open(&sq, dir) != 0) {
+    snprintf(why, why_len, "cannot open the SQLite store in %s", dir);
+    return SOTTO_ERR_STORE;
+  }
+  sq.ops->close(sq.impl);
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    snprintf(why, why_len, "cannot open %s", path);
+    goto done;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  if ((c = pg_connect(conninfo, why, why_len)) == NULL) goto done;
+  if ((v = schema_version(c)) != PG_SCHEMA_VERSION) {
+    snprintf(why, why_len,
+             "the PostgreSQL schema is version %d, not %d: run 'sotto-server migrate --store URL' first", v,
+             PG_SCHEMA_VERSION);
+    goto done;
+  }
+  /* No server may run on either side meanwhile: the PostgreSQL one is
+   * locked out by its advisory lock; the SQLite one is read in one
+   * transaction (a consistent snapshot) and should be stopped (its later
+   * writes would not be copied). */
+  snprintf(lock, sizeof lock, "SELECT pg_try_advisory_lock(%lld)", (long long)PG_LOCK_KEY);
+  r = PQexec(c, lock);
+  v = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
+  if (!v) {
+    snprintf(why, why_len, "a sotto-server is running on the PostgreSQL store: stop it first");
+    goto done;
+  }
+  r = PQexec(c, "SELECT 1 FROM accounts LIMIT 1");
+  v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0;
+  PQclear(r);
+  if (!v) {
+    snprintf(why, why_len, "the PostgreSQL store is not empty: import only into a new, migrated database");
+    goto done;
+  }
+  if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+      exec_simple(c, "BEGIN", why, why_len) != 0) {
+    if (!why[0]) snprintf(why, why_len, "cannot start the copy");
+    goto done;
+  }
+  for (i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+    int64_t n = 0;
+    if (copy_rows(c, db, tables[i].select, tables[i].insert, &n, why, why_len) != 0) {
+      (void)exec_simple(c, "ROLLBACK", NULL, 0);
+      goto done;
+    }
+    fprintf(out, "import: %lld %s\n", (long long)n, tables[i].what);
+  }
+  /* The id sequences continue after the copied ids (envelope ids are never
+   * reused: clients may deduplicate by them). */
+  if (exec_simple(c,
+                  "SELECT setval('accounts_id_seq', GREATEST((SELECT max(id) FROM accounts), 1));"
+                  "SELECT setval('devices_devkey_seq', GREATEST((SELECT max(devkey) FROM devices), 1));"
+                  "SELECT setval('sotto_msg_ids', GREATEST((SELECT max(id) FROM messages), 1));",
+                  why, why_len) != 0 ||
+      exec_simple(c, "COMMIT", why, why_len) != 0) {
+    (void)exec_simple(c, "ROLLBACK", NULL, 0);
+    goto done;
+  }
+  fprintf(out,
+          "import: committed; start the server with --store on the PostgreSQL store and the same --data "
+          "(its tls.key and tls.crt: clients keep their pin)\n");
+  rc = 0;
+done:
+  if (db) {
+    (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+  }
+  if (c) PQfinish(c);
+  if (rc && why[0] && why[strlen(why) - 1] == '\n') why[strlen(why) - 1] = 0;
+  return rc;
+}
