@@ -103,19 +103,6 @@ static void spqr_free(struct sotto__spqr *q) {
   free(q);
 }
 
-/* A deep copy of q (NULL on NOMEM). */
-static struct sotto__spqr *spqr_dup(const struct sotto__spqr *q) {
-  struct sotto__spqr *c = malloc(sizeof *c);
-  if (c == NULL) return NULL;
-  c->braid = q->braid;
-  if (sotto__spqr_chain_copy(&c->chain, &q->chain) != 0) {
-    sotto__wipe(&c->braid, sizeof c->braid);
-    free(c);
-    return NULL;
-  }
-  return c;
-}
-
 static void state_free(struct state *st) {
   if (st == NULL) return;
   spqr_free(st->spqr);
@@ -243,12 +230,14 @@ struct work {
   unsigned trials; /* states still to try */
   unsigned dh;     /* DH ratchet steps left */
   unsigned steps;  /* chain steps left (keys walked over to reach the message's) */
+  uint32_t spqr_steps; /* SPQR chain steps left (one HKDF each) */
 };
 
 static void work_init(struct work *w) {
   w->trials = SOTTO_MAX_DECRYPT_TRIALS;
   w->dh = SOTTO_MAX_DECRYPT_DH_STEPS;
   w->steps = SOTTO_MAX_DECRYPT_CHAIN_STEPS;
+  w->spqr_steps = SOTTO_MAX_DECRYPT_SPQR_STEPS;
 }
 
 /* Skipped-key changes, applied only when the message verified. */
@@ -261,7 +250,10 @@ struct pending {
   uint8_t small[8 * 32];
   int drop;            /* the ratchet step pushed out the oldest receiving chain... */
   uint8_t drop_key[32]; /* ...this one: its skipped keys go with it */
-  struct sotto__spqr *spqr; /* the advanced SPQR state (owned until commit), or NULL */
+  /* The state's SPQR, advanced in place by this message (NULL: none), and
+   * what to undo if the trial is dropped. */
+  struct sotto__spqr *spqr;
+  struct sotto__spqr_undo undo;
 };
 
 static void pending_clear(struct pending *p) {
@@ -308,6 +300,7 @@ static int decrypt_with_state(struct state *st, struct pending *p, const struct 
   p->seeds = NULL;
   p->drop = 0;
   p->spqr = NULL;
+  sotto__spqr_undo_init(&p->undo);
 
   if (m->version != st->version) return SOTTO_ERR_VERSION;
   if (cap < m->ciphertext_len) return SOTTO_ERR_BUFFER_TOO_SMALL;
@@ -364,18 +357,19 @@ static int decrypt_with_state(struct state *st, struct pending *p, const struct 
   }
 
   if (st->spqr != NULL) {
-    /* SPQR on a copy, kept only if the MAC verifies. A missing field or
-     * any SPQR error is refused like a failed MAC: the field is not yet
+    /* SPQR in place with an undo record, kept only if the whole message
+     * verifies. Before the MAC only the message's SPQR key is derived
+     * (within the budget of SPQR chain steps); the braid (erasure
+     * decoding, ML-KEM, its MACs) runs after it. A missing field or any
+     * SPQR error is refused like a failed MAC: the field is not yet
      * authenticated, so its errors say nothing to an attacker. */
     if (!m->has_pq || m->pq_len == 0) {
       rc = SOTTO_ERR_AUTH;
       goto out;
     }
-    if ((p->spqr = spqr_dup(st->spqr)) == NULL) {
-      rc = SOTTO_ERR_NOMEM;
-      goto out;
-    }
-    if ((rc = sotto__spqr_recv(p->spqr, m->pq, m->pq_len, pq_key, &has_pq_key)) != 0) {
+    p->spqr = st->spqr;
+    if ((rc = sotto__spqr_recv_key_u(p->spqr, m->pq, m->pq_len, pq_key, &has_pq_key, &w->spqr_steps,
+                                     &p->undo)) != 0) {
       if (rc != SOTTO_ERR_NOMEM) rc = SOTTO_ERR_AUTH;
       goto out;
     }
@@ -384,6 +378,10 @@ static int decrypt_with_state(struct state *st, struct pending *p, const struct 
   message_mac(mac, k.mac, st->remote_id, st->local_id, m->mac_input, m->mac_input_len);
   if (!sotto__ct_eq(mac, m->mac, SOTTO_MESSAGE_MAC_LEN)) {
     rc = SOTTO_ERR_AUTH;
+    goto out;
+  }
+  if (p->spqr != NULL && (rc = sotto__spqr_recv_braid_u(p->spqr, &p->undo)) != 0) {
+    if (rc != SOTTO_ERR_NOMEM) rc = SOTTO_ERR_AUTH;
     goto out;
   }
   if ((rc = sotto__aes256cbc_decrypt(pt, pt_len, k.cipher, k.iv, m->ciphertext, m->ciphertext_len)) != 0) {
@@ -401,7 +399,7 @@ out:
   sotto__wipe(pq_key, sizeof pq_key);
   if (rc != 0) {
     pending_clear(p);
-    spqr_free(p->spqr);
+    if (p->spqr != NULL) sotto__spqr_rollback(p->spqr, &p->undo);
     p->spqr = NULL;
   }
   return rc;
@@ -425,7 +423,7 @@ static int trial_run(struct trial *t, const struct state *st, const struct sotto
 
 static void trial_drop(struct trial *t) {
   pending_clear(&t->p);
-  spqr_free(t->p.spqr);
+  if (t->p.spqr != NULL) sotto__spqr_rollback(t->p.spqr, &t->p.undo);
   t->p.spqr = NULL;
   sotto__wipe(&t->tmp, sizeof t->tmp);
 }
@@ -455,8 +453,8 @@ static void trial_commit(struct state *dst, struct trial *t) {
   pending_clear(p);
   t->tmp.skipped = tab;
   if (p->spqr != NULL) {
-    spqr_free(dst->spqr);
-    t->tmp.spqr = p->spqr;
+    /* The trial advanced dst's own SPQR state in place: keep it. */
+    sotto__spqr_commit(&p->undo);
     p->spqr = NULL;
   }
   /* The KEM ciphertext is only needed while PreKeySignalMessages go out. */
@@ -675,7 +673,8 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
   struct state tmp;
   struct msg_keys k;
   struct sotto__wr w;
-  struct sotto__spqr *q = NULL;
+  struct sotto__spqr *q = NULL; /* the SPQR state advanced in place (undo below) */
+  struct sotto__spqr_undo qu;
   uint8_t seed[32], next_ck[32], mac[32], *ct = NULL, *inner = NULL;
   uint8_t pq[SOTTO_SPQR_MSG_MAX_LEN], pq_key[32];
   size_t ct_len, inner_len, pq_len = 0, hdr;
@@ -683,6 +682,7 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
   int rc, has_pq_key = 0;
 
   if (out_len) *out_len = 0;
+  sotto__spqr_undo_init(&qu);
   if (s == NULL || out == NULL || out_len == NULL || type == NULL || (pt == NULL && pt_len > 0))
     return SOTTO_ERR_USAGE;
   if (s->cur == NULL) return SOTTO_ERR_NO_SESSION;
@@ -701,13 +701,10 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
    * writes 0x33, current libsignal writes 0x44 for version 4. */
   vbyte = (uint8_t)(tmp.version << 4 | tmp.version);
 
-  /* SPQR (on a copy, committed with the rest): its field 5 and key. */
+  /* SPQR (in place, undone if anything below fails): field 5 and key. */
   if (tmp.spqr != NULL) {
-    if ((q = spqr_dup(tmp.spqr)) == NULL) {
-      rc = SOTTO_ERR_NOMEM;
-      goto out;
-    }
-    if ((rc = sotto__spqr_send(q, pq, sizeof pq, &pq_len, pq_key, &has_pq_key)) != 0) goto out;
+    if ((rc = sotto__spqr_send_u(tmp.spqr, pq, sizeof pq, &pq_len, pq_key, &has_pq_key, &qu)) != 0) goto out;
+    q = tmp.spqr;
   }
 
   /* KDF_CK, message keys, AES-256-CBC. */
@@ -785,13 +782,12 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
   memcpy(tmp.send_ck, next_ck, 32);
   tmp.send_index++;
   if (q != NULL) {
-    spqr_free(tmp.spqr);
-    tmp.spqr = q;
+    sotto__spqr_commit(&qu);
     q = NULL;
   }
   *s->cur = tmp;
 out:
-  spqr_free(q);
+  if (q != NULL) sotto__spqr_rollback(q, &qu);
   sotto__wipe(pq_key, sizeof pq_key);
   if (inner != NULL && inner != out) {
     sotto__wipe(inner, inner_len);
