@@ -115,10 +115,16 @@ SOTTO_WUR int sotto_kem_prekey_sign(uint8_t sig[SOTTO_SIGNATURE_LEN], const uint
 
 /* Flags for sotto_session_init_from_bundle_ex. */
 #define SOTTO_INIT_ALLOW_X3DH 0x1 /* interop mode: accept a bundle without a KEM pre-key (version 3) */
-/* Run SPQR v1 (the "triple ratchet", as libsignal 0.103 does) on the new
- * session: needs a KEM pre-key (SOTTO_ERR_DOWNGRADE without one). A
- * responder runs it when the first PreKeySignalMessage carries pq_ratchet. */
+/* SPQR v1 (the "triple ratchet", as libsignal 0.103 runs it) is the default
+ * on every version 4 session. SOTTO_INIT_SPQR insists on it: a bundle
+ * without a KEM pre-key is then SOTTO_ERR_DOWNGRADE even in X3DH mode.
+ * SOTTO_INIT_NO_SPQR makes a version 4 session without SPQR, as libsotto
+ * did before: for tests and measurements only, since libsotto and libsignal
+ * responders refuse its first message (SOTTO_ERR_DOWNGRADE). A responder
+ * makes a new version 4 state only from a PreKeySignalMessage that carries
+ * pq_ratchet, and runs SPQR on it. */
 #define SOTTO_INIT_SPQR 0x2
+#define SOTTO_INIT_NO_SPQR 0x4
 
 struct sotto_session;
 
@@ -192,6 +198,12 @@ int sotto_session_has_state(const struct sotto_session *s);
 /* The remote identity key of the current state (SOTTO_ERR_NO_SESSION if none). */
 SOTTO_WUR int sotto_session_remote_identity(const struct sotto_session *s, uint8_t out[32]);
 SOTTO_WUR int sotto_session_remote_registration_id(const struct sotto_session *s, uint32_t *id);
+/* 1 if the current state runs SPQR, 0 if it does not (a version 3
+ * session, or a version 4 one made before SPQR was the default) or there is
+ * none. A caller should not send on a version 4 session without SPQR: it
+ * starts a new session from a fresh bundle instead (docs/protocol.md,
+ * "Migration"). */
+int sotto_session_has_spqr(const struct sotto_session *s);
 /* Protocol version of the current state (3 or 4), or a negative error. */
 int sotto_session_version(const struct sotto_session *s);
 /* Number of stored skipped message keys in the current state. */

@@ -518,6 +518,10 @@ int sotto_session_remote_registration_id(const struct sotto_session *s, uint32_t
   return 0;
 }
 
+int sotto_session_has_spqr(const struct sotto_session *s) {
+  return s != NULL && s->cur != NULL && s->cur->spqr != NULL;
+}
+
 int sotto_session_version(const struct sotto_session *s) {
   if (s == NULL || s->cur == NULL) return SOTTO_ERR_NO_SESSION;
   return s->cur->version;
@@ -591,7 +595,9 @@ int sotto_session_init_from_bundle_ex(struct sotto_session *s, const struct sott
   int rc, pq;
 
   if ((rc = sotto__crypto_init()) != 0) return rc;
-  if (s == NULL || me == NULL || b == NULL || (flags & ~(unsigned)(SOTTO_INIT_ALLOW_X3DH | SOTTO_INIT_SPQR)))
+  if (s == NULL || me == NULL || b == NULL ||
+      (flags & ~(unsigned)(SOTTO_INIT_ALLOW_X3DH | SOTTO_INIT_SPQR | SOTTO_INIT_NO_SPQR)) ||
+      ((flags & SOTTO_INIT_SPQR) && (flags & SOTTO_INIT_NO_SPQR)))
     return SOTTO_ERR_USAGE;
 
   /* Verify Sig(IK_B, Encode(SPK_B)) and Sig(IK_B, EncodeKEM(PQPK_B))
@@ -644,7 +650,7 @@ int sotto_session_init_from_bundle_ex(struct sotto_session *s, const struct sott
   st->flags = F_SEND_STALE | F_PENDING_PREKEY;
   if (b->has_one_time_prekey) st->flags |= F_PENDING_OPK;
   if (pq) st->flags |= F_PENDING_KEM;
-  if (flags & SOTTO_INIT_SPQR) {
+  if (pq && !(flags & SOTTO_INIT_NO_SPQR)) {
     /* SPQR from PQXDH's third 32 bytes; the initiator is its A side. */
     if ((st->spqr = malloc(sizeof *st->spqr)) == NULL) {
       rc = SOTTO_ERR_NOMEM;
@@ -1019,10 +1025,11 @@ static int decrypt_prekey(struct sotto_session *s, const struct sotto_identity *
   struct state *ns = NULL;
   struct trial t;
   struct work w;
-  int rc, final;
+  int rc, final, spqr;
 
   if ((rc = sotto__prekey_msg_parse(&pm, msg, len)) != 0) return rc;
   if ((rc = sotto__signal_msg_parse(&m, pm.message, pm.message_len)) != 0) return rc;
+  spqr = m.has_pq && m.pq_len > 0;
 
   work_init(&w);
   for (int i = -1; s->cur != NULL && i < (int)s->n_arch; i++) {
@@ -1033,7 +1040,11 @@ static int decrypt_prekey(struct sotto_session *s, const struct sotto_identity *
   }
 
   if (me == NULL || store == NULL || store->load_signed_prekey == NULL) return SOTTO_ERR_USAGE;
-  if ((rc = responder_state(&ns, me, store, &pm, m.has_pq && m.pq_len > 0 && pm.version == SOTTO_VERSION_PQXDH)) != 0)
+  /* A new version 4 session must run SPQR (libsignal: "Minimum version"):
+   * a PQXDH start without pq_ratchet is a downgrade, refused before any
+   * pre-key is touched. Version 3 (X3DH, interop) has no SPQR. */
+  if (pm.version == SOTTO_VERSION_PQXDH && !spqr) return SOTTO_ERR_DOWNGRADE;
+  if ((rc = responder_state(&ns, me, store, &pm, spqr && pm.version == SOTTO_VERSION_PQXDH)) != 0)
     return rc;
   if ((rc = trial_run(&t, ns, &m, pt, cap, pt_len, &w)) != 0) {
     state_free(ns);

@@ -67,7 +67,10 @@ static int has_field5(const uint8_t *m, size_t n, int type) {
   return sm.has_pq && sm.pq_len > 0;
 }
 
-static void conversation(int spqr) {
+/* mode 1: the default (version 4 runs SPQR); 2: SOTTO_INIT_SPQR given;
+ * 0: X3DH interop (version 3, no SPQR, format 1 records). */
+static void conversation(int mode) {
+  int spqr = mode != 0;
   static struct party A, B;
   struct sotto_bundle bb;
   struct sotto_session *sa = NULL, *sb = NULL;
@@ -80,9 +83,15 @@ static void conversation(int spqr) {
 
   NEED(party_init(&A) == 0 && party_init(&B) == 0);
   NEED(party_add_spk(&B, 1) == 0 && party_add_opk(&B, 2) == 0 && party_add_kem(&B, 3, 1) == 0);
-  NEED(party_bundle_pq(&B, 1, 2, 3, &bb) == 0);
+  if (spqr)
+    NEED(party_bundle_pq(&B, 1, 2, 3, &bb) == 0);
+  else
+    NEED(party_bundle(&B, 1, 2, &bb) == 0);
   NEED(sotto_session_new(&sa) == 0 && sotto_session_new(&sb) == 0);
-  CHECK_RC(sotto_session_init_from_bundle_ex(sa, &A.id, &bb, spqr ? SOTTO_INIT_SPQR : 0), 0);
+  CHECK_RC(sotto_session_init_from_bundle_ex(sa, &A.id, &bb,
+                                             mode == 2 ? SOTTO_INIT_SPQR : mode == 0 ? SOTTO_INIT_ALLOW_X3DH : 0),
+           0);
+  CHECK(sotto_session_has_spqr(sa) == spqr && sotto_session_version(sa) == (spqr ? 4 : 3));
   while (sent < 400) {
     unsigned n = 1 + rnd(8), rev = sent > 8 && rnd(4) == 0;
     struct sotto_session *snd = from_a ? sa : sb, *rcv = from_a ? sb : sa;
@@ -131,8 +140,42 @@ static void conversation(int spqr) {
     free(r1);
     free(r2);
   }
-  printf("%s: %u messages, %u delivered\n", spqr ? "SPQR" : "no SPQR", sent, ok);
+  CHECK(sotto_session_has_spqr(sb) == spqr);
+  printf("%s: %u messages, %u delivered\n", spqr ? "SPQR" : "no SPQR (X3DH)", sent, ok);
   CHECK(ok > 300);
+  sotto_session_free(sa);
+  sotto_session_free(sb);
+}
+
+/* No silent downgrade: a version 4 start without SPQR (an old sotto, or a
+ * relay that strips field 5 and re-MACs nothing: the MAC would fail anyway)
+ * is refused by the responder before any pre-key is used, and leaves its
+ * record as it was. SOTTO_INIT_SPQR with SOTTO_INIT_NO_SPQR is a usage
+ * error. */
+static void no_downgrade(void) {
+  static struct party A, B;
+  struct sotto_bundle bb;
+  struct sotto_session *sa = NULL, *sb = NULL;
+  uint8_t msg[CAP], pt[CAP];
+  size_t len = 0, ptn = 0;
+  int type = 0;
+  NEED(party_init(&A) == 0 && party_init(&B) == 0);
+  NEED(party_add_spk(&B, 1) == 0 && party_add_opk(&B, 2) == 0 && party_add_kem(&B, 3, 0) == 0);
+  NEED(party_bundle_pq(&B, 1, 2, 3, &bb) == 0);
+  NEED(sotto_session_new(&sa) == 0 && sotto_session_new(&sb) == 0);
+  CHECK_RC(sotto_session_init_from_bundle_ex(sa, &A.id, &bb, SOTTO_INIT_SPQR | SOTTO_INIT_NO_SPQR), SOTTO_ERR_USAGE);
+  CHECK_RC(sotto_session_init_from_bundle_ex(sa, &A.id, &bb, SOTTO_INIT_NO_SPQR), 0);
+  CHECK(sotto_session_version(sa) == 4 && sotto_session_has_spqr(sa) == 0);
+  CHECK_RC(sotto_session_encrypt(sa, msg, CAP, &len, &type, (const uint8_t *)"old", 3), 0);
+  CHECK(type == SOTTO_MSG_PREKEY && has_field5(msg, len, type) == 0);
+  CHECK_RC(sotto_session_decrypt(sb, &B.id, &B.store, type, msg, len, pt, sizeof pt, &ptn), SOTTO_ERR_DOWNGRADE);
+  CHECK(!sotto_session_has_state(sb) && ptn == 0 && B.opk_removed == 0);
+  /* The same initiator with the default: accepted, SPQR on both sides. */
+  CHECK_RC(sotto_session_init_from_bundle(sa, &A.id, &bb), 0);
+  CHECK(sotto_session_has_spqr(sa) == 1);
+  CHECK_RC(sotto_session_encrypt(sa, msg, CAP, &len, &type, (const uint8_t *)"new", 3), 0);
+  CHECK_RC(sotto_session_decrypt(sb, &B.id, &B.store, type, msg, len, pt, sizeof pt, &ptn), 0);
+  CHECK(ptn == 3 && memcmp(pt, "new", 3) == 0 && sotto_session_has_spqr(sb) == 1);
   sotto_session_free(sa);
   sotto_session_free(sb);
 }
@@ -143,7 +186,9 @@ int main(void) {
   struct sotto_session *s = NULL;
   REQUIRE(sotto_init() == 0);
   conversation(1);
+  conversation(2);
   conversation(0);
+  no_downgrade();
   /* SPQR needs PQXDH: a bundle without a KEM pre-key is a downgrade even in
    * the X3DH interop mode. */
   REQUIRE(party_init(&A) == 0 && party_init(&B) == 0 && party_add_spk(&B, 1) == 0);
