@@ -193,6 +193,50 @@ SOTTO_WUR int sotto_session_decrypt_ex(struct sotto_session *s, const struct sot
                                        size_t msg_len, uint8_t *pt, size_t cap, size_t *pt_len,
                                        struct sotto_decrypt_info *info);
 
+/* Addresses: SignalMessage field 6 (libsignal 0.91 and later) names the
+ * sender and the recipient, inside the bytes the MAC covers, so that a
+ * message cannot be passed off as one between other parties (identity
+ * misbinding). libsignal's form, for Signal service ids, is 36 bytes:
+ * sender service id (kind byte 0 ACI / 1 PNI, 16-byte UUID) || sender
+ * device (1 byte) || recipient service id || recipient device. Between
+ * sotto peers the addresses are usernames (docs/protocol.md, "Addresses"):
+ * 0x53 || u8 length || sender name || u32 device || u8 length || recipient
+ * name || u32 device, big-endian.
+ *
+ * With addresses, encrypt writes field 6 on every message, and decrypt,
+ * once the MAC verified, refuses (SOTTO_ERR_AUTH, the same as a failed MAC,
+ * record unchanged) a message whose field 6 is not the expected bytes; a
+ * message without field 6 is accepted (libsignal's rule: older senders),
+ * unless `require` is set (sotto peers write it on every message). Without
+ * addresses (sotto_session_encrypt / _decrypt / _decrypt_ex), nothing is
+ * written and field 6 is not checked. */
+#define SOTTO_ADDRESS_SERVICE_ID 1 /* a Signal service id (libsignal peers) */
+#define SOTTO_ADDRESS_NAME 2       /* a sotto username */
+#define SOTTO_ADDRESS_NAME_MAX 64
+struct sotto_address {
+  int kind;               /* SOTTO_ADDRESS_SERVICE_ID or SOTTO_ADDRESS_NAME */
+  uint8_t service_id[17]; /* SERVICE_ID: kind (0 ACI, 1 PNI) || UUID */
+  const char *name;       /* NAME: 1..SOTTO_ADDRESS_NAME_MAX bytes, NUL-terminated */
+  uint32_t device_id;     /* SERVICE_ID: 1..127 (one byte on the wire) */
+};
+struct sotto_addresses {
+  struct sotto_address local, remote; /* both of one kind */
+  int require;                        /* decrypt: refuse a message without field 6 */
+};
+
+/* sotto_session_encrypt with addresses (a NULL a: none). SOTTO_ERR_USAGE
+ * for an invalid address. */
+SOTTO_WUR int sotto_session_encrypt_addressed(struct sotto_session *s, const struct sotto_addresses *a, uint8_t *out,
+                                              size_t cap, size_t *out_len, int *type, const uint8_t *pt,
+                                              size_t pt_len);
+/* sotto_session_decrypt_ex with addresses: a->remote is the sender, a->local
+ * us (a NULL a: none). */
+SOTTO_WUR int sotto_session_decrypt_addressed(struct sotto_session *s, const struct sotto_identity *me,
+                                              const struct sotto_prekey_store *store,
+                                              const struct sotto_addresses *a, int type, const uint8_t *msg,
+                                              size_t msg_len, uint8_t *pt, size_t cap, size_t *pt_len,
+                                              struct sotto_decrypt_info *info);
+
 /* 1 if the record has a current state. */
 int sotto_session_has_state(const struct sotto_session *s);
 /* The remote identity key of the current state (SOTTO_ERR_NO_SESSION if none). */

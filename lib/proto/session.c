@@ -231,6 +231,10 @@ struct work {
   unsigned dh;     /* DH ratchet steps left */
   unsigned steps;  /* chain steps left (keys walked over to reach the message's) */
   uint32_t spqr_steps; /* SPQR chain steps left (one HKDF each) */
+  /* Field 6 expected (the caller's addresses), checked after the MAC. */
+  const uint8_t *addr;
+  size_t addr_len;
+  int addr_require;
 };
 
 static void work_init(struct work *w) {
@@ -238,6 +242,9 @@ static void work_init(struct work *w) {
   w->dh = SOTTO_MAX_DECRYPT_DH_STEPS;
   w->steps = SOTTO_MAX_DECRYPT_CHAIN_STEPS;
   w->spqr_steps = SOTTO_MAX_DECRYPT_SPQR_STEPS;
+  w->addr = NULL;
+  w->addr_len = 0;
+  w->addr_require = 0;
 }
 
 /* Skipped-key changes, applied only when the message verified. */
@@ -379,6 +386,15 @@ static int decrypt_with_state(struct state *st, struct pending *p, const struct 
   if (!sotto__ct_eq(mac, m->mac, SOTTO_MESSAGE_MAC_LEN)) {
     rc = SOTTO_ERR_AUTH;
     goto out;
+  }
+  /* Addresses (field 6), as libsignal checks them: after the MAC, and a
+   * mismatch is a failed MAC. */
+  if (w->addr != NULL) {
+    if (m->has_addr ? m->addr_len != w->addr_len || !sotto__ct_eq(m->addr, w->addr, w->addr_len)
+                    : w->addr_require) {
+      rc = SOTTO_ERR_AUTH;
+      goto out;
+    }
   }
   if (p->spqr != NULL && (rc = sotto__spqr_recv_braid_u(p->spqr, &p->undo)) != 0) {
     if (rc != SOTTO_ERR_NOMEM) rc = SOTTO_ERR_AUTH;
@@ -672,10 +688,49 @@ out:
   return rc;
 }
 
+/* ---- addresses (field 6) ------------------------------------------------------ */
+
+#define ADDR_MAX (1 + 2 * (1 + SOTTO_ADDRESS_NAME_MAX + 4))
+
+/* Field 6 for a message from `from` to `to` (docs/protocol.md,
+ * "Addresses"); SOTTO_ERR_USAGE for an invalid address or mixed kinds. */
+static int addr_encode(uint8_t out[ADDR_MAX], size_t *n, const struct sotto_address *from,
+                       const struct sotto_address *to) {
+  const struct sotto_address *a[2] = {from, to};
+  size_t len = 0;
+  if (from->kind != to->kind) return SOTTO_ERR_USAGE;
+  if (from->kind == SOTTO_ADDRESS_NAME) out[len++] = 0x53;
+  for (int i = 0; i < 2; i++) {
+    if (a[i]->kind == SOTTO_ADDRESS_SERVICE_ID) {
+      if (a[i]->service_id[0] > 1 || a[i]->device_id < 1 || a[i]->device_id > 127) return SOTTO_ERR_USAGE;
+      memcpy(out + len, a[i]->service_id, 17);
+      len += 17;
+      out[len++] = (uint8_t)a[i]->device_id;
+    } else if (a[i]->kind == SOTTO_ADDRESS_NAME) {
+      size_t nl;
+      if (a[i]->name == NULL) return SOTTO_ERR_USAGE;
+      nl = strnlen(a[i]->name, SOTTO_ADDRESS_NAME_MAX + 1);
+      if (nl == 0 || nl > SOTTO_ADDRESS_NAME_MAX) return SOTTO_ERR_USAGE;
+      out[len++] = (uint8_t)nl;
+      memcpy(out + len, a[i]->name, nl);
+      len += nl;
+      out[len] = (uint8_t)(a[i]->device_id >> 24);
+      out[len + 1] = (uint8_t)(a[i]->device_id >> 16);
+      out[len + 2] = (uint8_t)(a[i]->device_id >> 8);
+      out[len + 3] = (uint8_t)a[i]->device_id;
+      len += 4;
+    } else {
+      return SOTTO_ERR_USAGE;
+    }
+  }
+  *n = len;
+  return 0;
+}
+
 /* ---- encrypt --------------------------------------------------------------- */
 
-int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, size_t *out_len, int *type,
-                          const uint8_t *pt, size_t pt_len) {
+static int encrypt_addr(struct sotto_session *s, const uint8_t *addr, size_t addr_len, uint8_t *out, size_t cap,
+                        size_t *out_len, int *type, const uint8_t *pt, size_t pt_len) {
   struct state tmp;
   struct msg_keys k;
   struct sotto__wr w;
@@ -719,6 +774,7 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
   ct_len = SOTTO_CIPHERTEXT_LEN(pt_len);
   inner_len = sotto__signal_msg_size(tmp.send_index, tmp.prev_counter, ct_len);
   if (q != NULL) inner_len += sotto__pb_bytes_size(pq_len);
+  if (addr != NULL) inner_len += sotto__pb_bytes_size(addr_len);
 
   if (!(tmp.flags & F_PENDING_PREKEY)) {
     inner = out; /* write the SignalMessage straight into out */
@@ -748,6 +804,7 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
     w.len += ct_len;
   }
   if (q != NULL) sotto__pb_bytes(&w, 5, pq, pq_len);
+  if (addr != NULL) sotto__pb_bytes(&w, 6, addr, addr_len);
   message_mac(mac, k.mac, tmp.local_id, tmp.remote_id, inner, w.len);
   sotto__wr_bytes(&w, mac, SOTTO_MESSAGE_MAC_LEN);
   if (w.err || w.len != inner_len) {
@@ -806,6 +863,22 @@ out:
   sotto__wipe(next_ck, sizeof next_ck);
   sotto__wipe(mac, sizeof mac);
   return rc;
+}
+
+int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, size_t *out_len, int *type,
+                          const uint8_t *pt, size_t pt_len) {
+  return encrypt_addr(s, NULL, 0, out, cap, out_len, type, pt, pt_len);
+}
+
+int sotto_session_encrypt_addressed(struct sotto_session *s, const struct sotto_addresses *a, uint8_t *out,
+                                    size_t cap, size_t *out_len, int *type, const uint8_t *pt, size_t pt_len) {
+  uint8_t addr[ADDR_MAX];
+  size_t n = 0;
+  int rc;
+  if (out_len) *out_len = 0;
+  if (a == NULL) return encrypt_addr(s, NULL, 0, out, cap, out_len, type, pt, pt_len);
+  if ((rc = addr_encode(addr, &n, &a->local, &a->remote)) != 0) return rc;
+  return encrypt_addr(s, addr, n, out, cap, out_len, type, pt, pt_len);
 }
 
 /* ---- decrypt --------------------------------------------------------------- */
@@ -869,7 +942,7 @@ fail:
  * current. A duplicate on the current state is final, as in libsignal. */
 static int decrypt_signal(struct sotto_session *s, const struct sotto_prekey_store *store, const uint8_t *msg,
                           size_t len, uint8_t *pt, size_t cap, size_t *pt_len,
-                          struct sotto_decrypt_info *info) {
+                          struct sotto_decrypt_info *info, const struct work *w0) {
   struct sotto__signal_msg m;
   struct work w;
   int rc, first = 0, known = 0, any_version = 0, final;
@@ -885,7 +958,7 @@ static int decrypt_signal(struct sotto_session *s, const struct sotto_prekey_sto
   if (!any_version) return SOTTO_ERR_VERSION;
   if (!known && m.counter > SOTTO_MAX_FORWARD_JUMP) return SOTTO_ERR_TOO_FAR_AHEAD;
 
-  work_init(&w);
+  w = *w0;
   for (int i = -1; i < (int)s->n_arch && w.trials > 0; i++) {
     struct state *st = i < 0 ? s->cur : s->arch[i];
     if (st->version != m.version) continue;
@@ -1019,7 +1092,8 @@ out:
  * if its first message verifies and the caller trusts the identity. */
 static int decrypt_prekey(struct sotto_session *s, const struct sotto_identity *me,
                           const struct sotto_prekey_store *store, const uint8_t *msg, size_t len,
-                          uint8_t *pt, size_t cap, size_t *pt_len, struct sotto_decrypt_info *info) {
+                          uint8_t *pt, size_t cap, size_t *pt_len, struct sotto_decrypt_info *info,
+                          const struct work *w0) {
   struct sotto__prekey_msg pm;
   struct sotto__signal_msg m;
   struct state *ns = NULL;
@@ -1031,7 +1105,7 @@ static int decrypt_prekey(struct sotto_session *s, const struct sotto_identity *
   if ((rc = sotto__signal_msg_parse(&m, pm.message, pm.message_len)) != 0) return rc;
   spqr = m.has_pq && m.pq_len > 0;
 
-  work_init(&w);
+  w = *w0;
   for (int i = -1; s->cur != NULL && i < (int)s->n_arch; i++) {
     struct state *st = i < 0 ? s->cur : s->arch[i];
     if (st->version == pm.version && memcmp(st->base_key, pm.base_key, 32) == 0 &&
@@ -1068,11 +1142,13 @@ static int decrypt_prekey(struct sotto_session *s, const struct sotto_identity *
   return 0;
 }
 
-int sotto_session_decrypt_ex(struct sotto_session *s, const struct sotto_identity *me,
-                             const struct sotto_prekey_store *store, int type, const uint8_t *msg,
-                             size_t msg_len, uint8_t *pt, size_t cap, size_t *pt_len,
-                             struct sotto_decrypt_info *info) {
-  size_t dummy;
+int sotto_session_decrypt_addressed(struct sotto_session *s, const struct sotto_identity *me,
+                                    const struct sotto_prekey_store *store, const struct sotto_addresses *a,
+                                    int type, const uint8_t *msg, size_t msg_len, uint8_t *pt, size_t cap,
+                                    size_t *pt_len, struct sotto_decrypt_info *info) {
+  uint8_t addr[ADDR_MAX];
+  struct work w;
+  size_t dummy, n = 0;
   int rc;
 
   if (pt_len == NULL) pt_len = &dummy;
@@ -1080,10 +1156,18 @@ int sotto_session_decrypt_ex(struct sotto_session *s, const struct sotto_identit
   if (info != NULL) memset(info, 0, sizeof *info);
   if ((rc = sotto__crypto_init()) != 0) return rc;
   if (s == NULL || msg == NULL || pt == NULL) return SOTTO_ERR_USAGE;
+  work_init(&w);
+  if (a != NULL) {
+    /* The message comes from the remote address to us. */
+    if ((rc = addr_encode(addr, &n, &a->remote, &a->local)) != 0) return rc;
+    w.addr = addr;
+    w.addr_len = n;
+    w.addr_require = a->require != 0;
+  }
   if (type == SOTTO_MSG_SIGNAL)
-    rc = decrypt_signal(s, store, msg, msg_len, pt, cap, pt_len, info);
+    rc = decrypt_signal(s, store, msg, msg_len, pt, cap, pt_len, info, &w);
   else if (type == SOTTO_MSG_PREKEY)
-    rc = decrypt_prekey(s, me, store, msg, msg_len, pt, cap, pt_len, info);
+    rc = decrypt_prekey(s, me, store, msg, msg_len, pt, cap, pt_len, info, &w);
   else
     rc = SOTTO_ERR_USAGE;
   if (rc != 0) {
@@ -1091,6 +1175,13 @@ int sotto_session_decrypt_ex(struct sotto_session *s, const struct sotto_identit
     if (info != NULL && rc != SOTTO_ERR_UNTRUSTED_IDENTITY) memset(info, 0, sizeof *info);
   }
   return rc;
+}
+
+int sotto_session_decrypt_ex(struct sotto_session *s, const struct sotto_identity *me,
+                             const struct sotto_prekey_store *store, int type, const uint8_t *msg,
+                             size_t msg_len, uint8_t *pt, size_t cap, size_t *pt_len,
+                             struct sotto_decrypt_info *info) {
+  return sotto_session_decrypt_addressed(s, me, store, NULL, type, msg, msg_len, pt, cap, pt_len, info);
 }
 
 int sotto_session_decrypt(struct sotto_session *s, const struct sotto_identity *me,

@@ -180,6 +180,85 @@ static void no_downgrade(void) {
   sotto_session_free(sb);
 }
 
+/* Addresses between sotto peers (usernames and device ids in field 6, under
+ * the MAC): with `require` a message must name exactly the sender and us;
+ * an unaddressed one, or one naming someone else, is refused as AUTH with
+ * the record unchanged; invalid addresses are usage errors. */
+static void addresses(void) {
+  static struct party A, B;
+  struct sotto_bundle bb;
+  struct sotto_session *sa = NULL, *sb = NULL;
+  struct sotto_addresses ab, ba, bad;
+  uint8_t msg[CAP], pt[CAP], *r1 = NULL, *r2 = NULL;
+  size_t len = 0, ptn = 0, n1 = 0, n2 = 0;
+  int type = 0;
+  char long_name[SOTTO_ADDRESS_NAME_MAX + 2];
+
+  memset(&ab, 0, sizeof ab);
+  ab.local.kind = ab.remote.kind = SOTTO_ADDRESS_NAME;
+  ab.local.name = "alice";
+  ab.local.device_id = 1;
+  ab.remote.name = "bob";
+  ab.remote.device_id = 2;
+  ab.require = 1;
+  ba = ab;
+  ba.local = ab.remote;
+  ba.remote = ab.local;
+  NEED(party_init(&A) == 0 && party_init(&B) == 0);
+  NEED(party_add_spk(&B, 1) == 0 && party_add_opk(&B, 2) == 0 && party_add_kem(&B, 3, 1) == 0);
+  NEED(party_bundle_pq(&B, 1, 2, 3, &bb) == 0);
+  NEED(sotto_session_new(&sa) == 0 && sotto_session_new(&sb) == 0);
+  CHECK_RC(sotto_session_init_from_bundle(sa, &A.id, &bb), 0);
+  CHECK_RC(sotto_session_encrypt_addressed(sa, &ab, msg, CAP, &len, &type, (const uint8_t *)"hi", 2), 0);
+  /* bob expecting carol, or expecting it on device 3: refused, nothing kept */
+  bad = ba;
+  bad.remote.name = "carol";
+  CHECK_RC(sotto_session_decrypt_addressed(sb, &B.id, &B.store, &bad, type, msg, len, pt, sizeof pt, &ptn, NULL),
+           SOTTO_ERR_AUTH);
+  bad = ba;
+  bad.local.device_id = 3;
+  CHECK_RC(sotto_session_decrypt_addressed(sb, &B.id, &B.store, &bad, type, msg, len, pt, sizeof pt, &ptn, NULL),
+           SOTTO_ERR_AUTH);
+  CHECK(!sotto_session_has_state(sb) && B.opk_removed == 0);
+  CHECK_RC(sotto_session_decrypt_addressed(sb, &B.id, &B.store, &ba, type, msg, len, pt, sizeof pt, &ptn, NULL), 0);
+  CHECK(ptn == 2 && memcmp(pt, "hi", 2) == 0);
+  /* An unaddressed reply where addresses are required: refused, unchanged. */
+  CHECK_RC(sotto_session_encrypt(sb, msg, CAP, &len, &type, (const uint8_t *)"yo", 2), 0);
+  n1 = sotto_session_serialized_size(sa);
+  r1 = malloc(n1);
+  r2 = malloc(n1);
+  NEED(r1 != NULL && r2 != NULL);
+  CHECK_RC(sotto_session_serialize(sa, r1, n1, &n1), 0);
+  CHECK_RC(sotto_session_decrypt_addressed(sa, &A.id, &A.store, &ab, type, msg, len, pt, sizeof pt, &ptn, NULL),
+           SOTTO_ERR_AUTH);
+  n2 = n1;
+  CHECK_RC(sotto_session_serialize(sa, r2, n2, &n2), 0);
+  CHECK(n2 == n1 && memcmp(r1, r2, n1) == 0);
+  /* Without require it opens (libsignal's rule for older senders). */
+  bad = ab;
+  bad.require = 0;
+  CHECK_RC(sotto_session_decrypt_addressed(sa, &A.id, &A.store, &bad, type, msg, len, pt, sizeof pt, &ptn, NULL), 0);
+  /* Invalid addresses. */
+  memset(long_name, 'x', sizeof long_name - 1);
+  long_name[sizeof long_name - 1] = '\0';
+  bad = ab;
+  bad.local.name = long_name;
+  CHECK_RC(sotto_session_encrypt_addressed(sa, &bad, msg, CAP, &len, &type, (const uint8_t *)"x", 1), SOTTO_ERR_USAGE);
+  bad.local.name = "";
+  CHECK_RC(sotto_session_encrypt_addressed(sa, &bad, msg, CAP, &len, &type, (const uint8_t *)"x", 1), SOTTO_ERR_USAGE);
+  bad = ab;
+  bad.remote.kind = SOTTO_ADDRESS_SERVICE_ID;
+  bad.remote.device_id = 1;
+  CHECK_RC(sotto_session_encrypt_addressed(sa, &bad, msg, CAP, &len, &type, (const uint8_t *)"x", 1), SOTTO_ERR_USAGE);
+  bad.local = bad.remote;
+  bad.local.device_id = 128; /* one byte on the wire, 1..127 */
+  CHECK_RC(sotto_session_encrypt_addressed(sa, &bad, msg, CAP, &len, &type, (const uint8_t *)"x", 1), SOTTO_ERR_USAGE);
+  free(r1);
+  free(r2);
+  sotto_session_free(sa);
+  sotto_session_free(sb);
+}
+
 int main(void) {
   static struct party A, B;
   struct sotto_bundle b;
@@ -189,6 +268,7 @@ int main(void) {
   conversation(2);
   conversation(0);
   no_downgrade();
+  addresses();
   /* SPQR needs PQXDH: a bundle without a KEM pre-key is a downgrade even in
    * the X3DH interop mode. */
   REQUIRE(party_init(&A) == 0 && party_init(&B) == 0 && party_add_spk(&B, 1) == 0);
