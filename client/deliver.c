@@ -74,6 +74,15 @@ static int rekey_pending(struct store *st, const char *user) {
   return rc;
 }
 
+/* Whether a stored session may carry the next message: it must have a
+ * current state that runs SPQR. A session made before SPQR was the default
+ * (libsotto before issue 13: PQXDH without SPQR) is not used for sending; the
+ * next message starts a fresh PQXDH + SPQR session from a bundle instead
+ * (docs/client.md, "Sessions without SPQR"). */
+static int session_sendable(const struct sotto_session *s) {
+  return sotto_session_has_state(s) && sotto_session_has_spqr(s);
+}
+
 int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const struct content *ct) {
   struct sotto_session *s = NULL;
   struct sotto_bundle *b = NULL;
@@ -95,7 +104,7 @@ int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const stru
     ret = cli_store_error(c, rc);
     goto out;
   }
-  need_bundle = !sotto_session_has_state(s) || rc == 1;
+  need_bundle = !session_sendable(s) || rc == 1;
   if (need_bundle) {
     /* A new session: a bundle from the server, checked against what we knew. */
     if (!(b = malloc(sizeof *b))) {
@@ -149,7 +158,7 @@ int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const stru
     ret = cli_store_error(c, rc);
     goto out;
   }
-  if (!need_bundle && (!sotto_session_has_state(s) || sotto_session_remote_identity(s, now_id) != 0 ||
+  if (!need_bundle && (!session_sendable(s) || sotto_session_remote_identity(s, now_id) != 0 ||
                        sodium_memcmp(now_id, id, sizeof id) != 0)) {
     store_rollback(c->st);
     ret = cli_error(c, "busy", "the session with %s changed while sending (another sotto ran); send again", user);
