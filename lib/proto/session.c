@@ -1316,15 +1316,32 @@ int sotto_session_serialize(const struct sotto_session *s, uint8_t *out, size_t 
   return 0;
 }
 
+/* Bounds on the SPQR part of one state on load (docs/protocol.md, "Session
+ * record"). A braid record is at most about 16.5 KB (every optional part
+ * and a full decoder); a chain record of a session holds at most
+ * SOTTO_SPQR_MAX_LINKS links whose receiving halves keep fewer than
+ * 2,000 * 11 / 10 + 1 keys of 36 bytes: about 634 KB. A session's chains
+ * always have libsignal's parameters; a record with others is not one
+ * libsotto wrote. */
+#define SPQR_BRAID_RECORD_MAX (20 * 1024)
+#define SPQR_CHAIN_RECORD_MAX (640 * 1024)
+
 static int read_spqr(struct sotto__rd *r, struct state *st) {
   const uint8_t *p;
   uint32_t n;
   int rc;
   if ((st->spqr = calloc(1, sizeof *st->spqr)) == NULL) return SOTTO_ERR_NOMEM;
-  if ((rc = sotto__rd_u32be(r, &n)) != 0 || (rc = sotto__rd_bytes(r, n, &p)) != 0) return rc;
+  if ((rc = sotto__rd_u32be(r, &n)) != 0) return rc;
+  if (n > SPQR_BRAID_RECORD_MAX) return SOTTO_ERR_TOO_LARGE;
+  if ((rc = sotto__rd_bytes(r, n, &p)) != 0) return rc;
   if ((rc = sotto__braid_deserialize(&st->spqr->braid, p, n)) != 0) return rc;
-  if ((rc = sotto__rd_u32be(r, &n)) != 0 || (rc = sotto__rd_bytes(r, n, &p)) != 0) return rc;
-  return sotto__spqr_chain_deserialize(&st->spqr->chain, p, n);
+  if ((rc = sotto__rd_u32be(r, &n)) != 0) return rc;
+  if (n > SPQR_CHAIN_RECORD_MAX) return SOTTO_ERR_TOO_LARGE;
+  if ((rc = sotto__rd_bytes(r, n, &p)) != 0) return rc;
+  if ((rc = sotto__spqr_chain_deserialize(&st->spqr->chain, p, n)) != 0) return rc;
+  if (st->spqr->chain.max_jump != SOTTO_SPQR_DEFAULT_MAX_JUMP || st->spqr->chain.max_ooo != SOTTO_SPQR_DEFAULT_MAX_OOO)
+    return SOTTO_ERR_MALFORMED;
+  return 0;
 }
 
 static int read_state(struct sotto__rd *r, struct state **out, int format) {

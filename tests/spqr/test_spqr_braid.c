@@ -72,6 +72,53 @@ static int restart(struct sotto__spqr *s) {
   return 0;
 }
 
+/* Both records of s, one after the other (to compare states). */
+static size_t snap(const struct sotto__spqr *s, uint8_t *out, size_t cap) {
+  size_t nb = 0, nc = 0;
+  if (sotto__braid_serialize(&s->braid, out, cap, &nb) != 0) return 0;
+  if (sotto__spqr_chain_serialize(&s->chain, out + nb, cap - nb, &nc) != 0) return 0;
+  return nb + nc;
+}
+
+/* The two-step receive with an undo record: a key more chain steps ahead
+ * than the budget is refused before any step (state unchanged); within it,
+ * the key is the sender's, a rollback restores the state byte for byte, and
+ * a commit keeps it. Then B takes the rest of A's messages. */
+static void budget_and_undo(void) {
+  static uint8_t before[1 << 20], after[1 << 20];
+  uint8_t msgs[60][SOTTO_SPQR_MSG_MAX_LEN], keys[60][32], key[32];
+  size_t lens[60], nb, na;
+  uint32_t budget;
+  int has, i;
+  struct sotto__spqr_undo u;
+
+  for (i = 0; i < 60; i++) CHECK_RC(sotto__spqr_send(&A, msgs[i], sizeof msgs[i], &lens[i], keys[i], &has), 0);
+  nb = snap(&B, before, sizeof before);
+  CHECK(nb > 0);
+  sotto__spqr_undo_init(&u);
+  budget = 10;
+  CHECK_RC(sotto__spqr_recv_key_u(&B, msgs[59], lens[59], key, &has, &budget, &u), SOTTO_ERR_TOO_FAR_AHEAD);
+  CHECK(budget == 10);
+  sotto__spqr_rollback(&B, &u);
+  na = snap(&B, after, sizeof after);
+  CHECK(na == nb && memcmp(before, after, nb) == 0);
+  budget = 100;
+  CHECK_RC(sotto__spqr_recv_key_u(&B, msgs[59], lens[59], key, &has, &budget, &u), 0);
+  CHECK(has && memcmp(key, keys[59], 32) == 0 && budget < 100 && budget >= 100 - 60);
+  CHECK_RC(sotto__spqr_recv_braid_u(&B, &u), 0);
+  sotto__spqr_rollback(&B, &u);
+  na = snap(&B, after, sizeof after);
+  CHECK(na == nb && memcmp(before, after, nb) == 0);
+  budget = 100;
+  CHECK_RC(sotto__spqr_recv_key_u(&B, msgs[59], lens[59], key, &has, &budget, &u), 0);
+  CHECK_RC(sotto__spqr_recv_braid_u(&B, &u), 0);
+  sotto__spqr_commit(&u);
+  for (i = 58; i >= 0; i--) {
+    CHECK_RC(sotto__spqr_recv(&B, msgs[i], lens[i], key, &has), 0);
+    CHECK(has && memcmp(key, keys[i], 32) == 0);
+  }
+}
+
 /* The table arithmetic of the erasure code against the bitwise reference:
  * every inverse, and products of a pseudo-random sample and of the edges. */
 static void gf16_tables(void) {
@@ -197,6 +244,7 @@ int main(int argc, char **argv) {
     rc = sotto__spqr_recv(&B, p.msg, p.len, key, &has); /* a replay */
     CHECK(rc == SOTTO_ERR_DUPLICATE && has == 0);
   }
+  budget_and_undo();
   sotto__spqr_clear(&A);
   sotto__spqr_clear(&B);
   return test_done(__FILE__);

@@ -12,6 +12,7 @@
 
 #include "party.h"
 #include "testutil.h"
+#include "spqr/chain.h"
 #include "wire/messages.h"
 
 #define CAP 4096
@@ -259,6 +260,72 @@ static void addresses(void) {
   sotto_session_free(sb);
 }
 
+/* The SPQR part of a format-2 record is bounded on load: a braid or chain
+ * record longer than its bound is SOTTO_ERR_TOO_LARGE before it is parsed,
+ * and a chain with parameters other than libsignal's (which no session
+ * makes) is MALFORMED. The record holds one state, so its chain record is
+ * the last thing in it, after its u32 length. */
+static void record_bounds(void) {
+  static struct party A, B;
+  struct sotto_bundle bb;
+  struct sotto_session *sa = NULL, *t = NULL;
+  struct sotto__spqr_chain c;
+  uint8_t *rec = NULL, *big = NULL, *cr = NULL;
+  size_t n = 0, i, at = 0, ncr = 0;
+  uint8_t msg[CAP];
+  size_t len;
+  int type;
+
+  NEED(party_init(&A) == 0 && party_init(&B) == 0);
+  NEED(party_add_spk(&B, 1) == 0 && party_add_kem(&B, 3, 1) == 0);
+  NEED(party_bundle_pq(&B, 1, 0, 3, &bb) == 0);
+  NEED(sotto_session_new(&sa) == 0);
+  CHECK_RC(sotto_session_init_from_bundle(sa, &A.id, &bb), 0);
+  CHECK_RC(sotto_session_encrypt(sa, msg, CAP, &len, &type, (const uint8_t *)"x", 1), 0);
+  n = sotto_session_serialized_size(sa);
+  NEED((rec = malloc(n)) != NULL);
+  CHECK_RC(sotto_session_serialize(sa, rec, n, &n), 0);
+  for (i = 0; i + 4 <= n; i++)
+    if (memcmp(rec + i, "SPQC", 4) == 0) at = i;
+  NEED(at > 4 && rec[at - 4] == 0 && ((size_t)rec[at - 2] << 8 | rec[at - 1]) == n - at);
+  /* A chain record claimed 700,000 bytes long (and that long). */
+  NEED((big = calloc(1, at + 700000)) != NULL);
+  memcpy(big, rec, at);
+  big[at - 4] = 0;
+  big[at - 3] = (uint8_t)(700000 >> 16);
+  big[at - 2] = (uint8_t)(700000 >> 8);
+  big[at - 1] = (uint8_t)700000;
+  memcpy(big + at, rec + at, n - at);
+  CHECK_RC(sotto_session_deserialize(&t, big, at + 700000), SOTTO_ERR_TOO_LARGE);
+  CHECK(t == NULL);
+  /* The same chain with max_ooo 3,000: a valid chain record, not a session's. */
+  CHECK_RC(sotto__spqr_chain_deserialize(&c, rec + at, n - at), 0);
+  c.max_ooo = 3000;
+  ncr = sotto__spqr_chain_serialized_size(&c);
+  NEED(ncr == n - at && (cr = malloc(ncr)) != NULL);
+  CHECK_RC(sotto__spqr_chain_serialize(&c, cr, ncr, &ncr), 0);
+  memcpy(big, rec, at);
+  memcpy(big + at, cr, ncr);
+  CHECK_RC(sotto_session_deserialize(&t, big, n), SOTTO_ERR_MALFORMED);
+  CHECK(t == NULL);
+  /* The braid record's length beyond its bound. */
+  memcpy(big, rec, n);
+  for (i = 0; i + 4 <= n; i++)
+    if (memcmp(big + i, "SPQB", 4) == 0) break;
+  NEED(i > 4 && i + 4 <= n);
+  big[i - 3] = 0x01; /* length += 65,536 */
+  CHECK_RC(sotto_session_deserialize(&t, big, n), SOTTO_ERR_TOO_LARGE);
+  /* The untouched record still loads. */
+  CHECK_RC(sotto_session_deserialize(&t, rec, n), 0);
+  CHECK(sotto_session_has_spqr(t) == 1);
+  sotto_session_free(t);
+  sotto__spqr_chain_clear(&c);
+  free(cr);
+  free(big);
+  free(rec);
+  sotto_session_free(sa);
+}
+
 int main(void) {
   static struct party A, B;
   struct sotto_bundle b;
@@ -269,6 +336,7 @@ int main(void) {
   conversation(0);
   no_downgrade();
   addresses();
+  record_bounds();
   /* SPQR needs PQXDH: a bundle without a KEM pre-key is a downgrade even in
    * the X3DH interop mode. */
   REQUIRE(party_init(&A) == 0 && party_init(&B) == 0 && party_add_spk(&B, 1) == 0);
