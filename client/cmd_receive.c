@@ -119,7 +119,7 @@ static int session_loop(struct cli *c, struct conn *k, struct recv_state *st) {
     switch (ev.kind) {
       case SOTTO_NET_EV_MSG: {
         uint64_t id = ev.id;
-        rc = inbox_process(c, k, ev.id, ev.sender, ev.type, ev.body, ev.body_len);
+        rc = inbox_process(c, k, ev.id, ev.sender, ev.sender_device, ev.type, ev.body, ev.body_len);
         sotto_net_event_clear(&ev);
         if (rc) return CLI_FAIL;
         st->count++;

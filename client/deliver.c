@@ -74,6 +74,17 @@ static int rekey_pending(struct store *st, const char *user) {
   return rc;
 }
 
+void client_addresses(struct sotto_addresses *a, const char *me, uint32_t my_device, const char *peer,
+                      uint32_t peer_device, int require) {
+  memset(a, 0, sizeof *a);
+  a->local.kind = a->remote.kind = SOTTO_ADDRESS_NAME;
+  a->local.name = me;
+  a->local.device_id = my_device;
+  a->remote.name = peer;
+  a->remote.device_id = peer_device;
+  a->require = require;
+}
+
 /* Whether a stored session may carry the next message: it must have a
  * current state that runs SPQR. A session made before SPQR was the default
  * (libsotto before issue 13: PQXDH without SPQR) is not used for sending; the
@@ -87,6 +98,7 @@ int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const stru
   struct sotto_session *s = NULL;
   struct sotto_bundle *b = NULL;
   struct contact who;
+  struct sotto_addresses ad;
   struct buf_wr pt;
   uint8_t *out = NULL, id[SOTTO_PUBKEY_LEN], now_id[SOTTO_PUBKEY_LEN];
   char rn[64];
@@ -187,7 +199,13 @@ int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const stru
       goto out;
     }
   }
-  if ((rc = sotto_session_encrypt(s, out, cap, &out_len, &type, pt.p, pt.len)) != 0) {
+  client_addresses(&ad, c->acct->username, c->acct->device_id, user, CONN_PEER_DEVICE, 0);
+#ifdef SOTTO_TEST_HOOKS
+  /* test_identity.sh: a malicious client (mallory) that names itself as
+   * someone else in its messages' addresses. */
+  if (getenv("SOTTO_TEST_ADDRESS_AS") && *getenv("SOTTO_TEST_ADDRESS_AS")) ad.local.name = getenv("SOTTO_TEST_ADDRESS_AS");
+#endif
+  if ((rc = sotto_session_encrypt_addressed(s, &ad, out, cap, &out_len, &type, pt.p, pt.len)) != 0) {
     store_rollback(c->st);
     ret = cli_error(c, "internal", "cannot encrypt for %s: %s", user, sotto_strerror(rc));
     goto out;

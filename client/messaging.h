@@ -4,6 +4,9 @@
 #ifndef SOTTO_CLIENT_MESSAGING_H
 #define SOTTO_CLIENT_MESSAGING_H
 
+#include <sotto/session.h>
+#include <stdint.h>
+
 #include "cli.h"
 #include "conn.h"
 #include "content.h"
@@ -15,6 +18,11 @@
  * sent) when user was verified and the key changed since. Prints why on
  * failure. */
 int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const struct content *ct);
+/* The addresses of a pairwise message between us (me, my_device) and peer
+ * (peer_device): usernames and device ids that encrypt writes into field 6
+ * and decrypt checks, under the MAC (docs/protocol.md, "Addresses"). */
+void client_addresses(struct sotto_addresses *a, const char *me, uint32_t my_device, const char *peer,
+                      uint32_t peer_device, int require);
 /* Sends an already encrypted body (a SenderKeyMessage) to user. */
 int deliver_raw(struct cli *c, struct conn *k, const char *user, int type, const uint8_t *body, size_t len);
 
@@ -28,8 +36,8 @@ void show_msg(struct cli *c, const struct msg *m);
  * with the message (deduplicated by server id), then prints it. Returns 0
  * when the envelope may be acked (shown, or dropped as unreadable after
  * saying so), CLI_FAIL when it must stay on the server (local failure). */
-int inbox_process(struct cli *c, struct conn *k, uint64_t server_id, const char *sender, int type,
-                  const uint8_t *body, size_t len);
+int inbox_process(struct cli *c, struct conn *k, uint64_t server_id, const char *sender, uint32_t sender_device,
+                  int type, const uint8_t *body, size_t len);
 /* Processes the messages of user held in quarantine (after the user accepted
  * the key they came from), in server order, then prints what they gave.
  * *released gets how many were processed. CLI_OK or CLI_FAIL (printed). */
