@@ -874,7 +874,8 @@ static void qpair_open(struct spair *p, int spqr) {
   check_sotto(party_bundle_pq(&p->b, SPK_ID, OPK_ID, 40, &bundle), "party_bundle_pq");
   check_sotto(sotto_session_new(&p->sa), "sotto_session_new");
   check_sotto(sotto_session_new(&p->sb), "sotto_session_new");
-  check_sotto(sotto_session_init_from_bundle_ex(p->sa, &p->a.id, &bundle, spqr ? SOTTO_INIT_SPQR : SOTTO_INIT_NO_SPQR),
+  check_sotto(sotto_session_init_from_bundle_ex(p->sa, &p->a.id, &bundle,
+                                                spqr ? SOTTO_INIT_SPQR : SOTTO_INIT_NO_SPQR),
               "init_from_bundle");
   s_send(p->sa, &g_smsg, SOTTO_MSG_PREKEY);
   s_recv(p->sb, &p->b, &g_smsg);
@@ -1230,7 +1231,9 @@ static void print_table(double round_secs) {
   }
   printf("(spqr_overhead: bytes of the pq_ratchet field per SignalMessage over the same conversation on each side,\n"
          " %d messages one way then %d alternating, on fresh sessions;\n", OVER_MSGS, OVER_MSGS);
-  printf(" spqr_chain's ref is libsotto's chain without SPQR (version 3; the same Double Ratchet) in the same rounds)\n\n");
+  printf(
+      " spqr_chain's ref is libsotto's chain without SPQR (version 3; the same Double Ratchet) in the same "
+      "rounds)\n\n");
   printf("ratio per round, lowest-highest:");
   for (i = 0; i < N_ROWS; i++) {
     double lo, hi;

@@ -203,7 +203,8 @@ int deliver_pairwise(struct cli *c, struct conn *k, const char *user, const stru
 #ifdef SOTTO_TEST_HOOKS
   /* test_identity.sh: a malicious client (mallory) that names itself as
    * someone else in its messages' addresses. */
-  if (getenv("SOTTO_TEST_ADDRESS_AS") && *getenv("SOTTO_TEST_ADDRESS_AS")) ad.local.name = getenv("SOTTO_TEST_ADDRESS_AS");
+  if (getenv("SOTTO_TEST_ADDRESS_AS") && *getenv("SOTTO_TEST_ADDRESS_AS"))
+    ad.local.name = getenv("SOTTO_TEST_ADDRESS_AS");
 #endif
   if ((rc = sotto_session_encrypt_addressed(s, &ad, out, cap, &out_len, &type, pt.p, pt.len)) != 0) {
     store_rollback(c->st);

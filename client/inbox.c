@@ -255,8 +255,8 @@ static int trusted_cb(void *ud, const uint8_t identity[32]) {
  * thrown away (pre-keys kept, nothing of the contact's session touched) so
  * that only authentic messages are held and the user sees what it says,
  * then stored as it came and reported. Nothing it carries is acted on. */
-static int quarantine(struct cli *c, uint64_t sid, const char *sender, const struct sotto_addresses *ad, int type,
-                      const uint8_t *body, size_t len, int from_held) {
+static int quarantine(struct cli *c, uint64_t sid, const char *sender, const struct sotto_addresses *ad,
+                      int type, const uint8_t *body, size_t len, int from_held) {
   struct prekey_ctx px;
   struct sotto_prekey_store ps;
   struct sotto_session *tmp = NULL;
@@ -356,8 +356,8 @@ out:
  * same commit that applies it). */
 /* ad: the addresses the message must carry (NULL for a held message: it was
  * checked against them when it was held). */
-static int pairwise(struct cli *c, uint64_t sid, const char *sender, const struct sotto_addresses *ad, int type,
-                    const uint8_t *body, size_t len, int from_held) {
+static int pairwise(struct cli *c, uint64_t sid, const char *sender, const struct sotto_addresses *ad,
+                    int type, const uint8_t *body, size_t len, int from_held) {
   struct prekey_ctx px;
   struct sotto_prekey_store ps;
   struct sotto_session *s = NULL;
@@ -391,7 +391,8 @@ static int pairwise(struct cli *c, uint64_t sid, const char *sender, const struc
   }
   if (drc) {
     store_rollback(c->st);
-    if (drc == SOTTO_ERR_UNTRUSTED_IDENTITY) rc = quarantine(c, sid, sender, ad, type, body, len, from_held);
+    if (drc == SOTTO_ERR_UNTRUSTED_IDENTITY)
+      rc = quarantine(c, sid, sender, ad, type, body, len, from_held);
     else if (drc == SOTTO_ERR_DUPLICATE && !from_held) rc = 0;
     else rc = unreadable_ex(c, sender, sid, sotto_strerror(drc), from_held);
     goto out;
@@ -484,8 +485,9 @@ int inbox_release_held(struct cli *c, const char *user, unsigned *released) {
     buf_get_u64(&r, &sid);
     buf_get(&r, idk, sizeof idk);
     buf_get_u32(&r, &blen);
-    rc = buf_get_ptr(&r, &body, blen) || buf_rd_end(&r) || ver != HELD_VERSION ? STORE_E_CORRUPT
-                                                       : pairwise(c, h->sids[i], user, NULL, type, body, blen, 1);
+    rc = buf_get_ptr(&r, &body, blen) || buf_rd_end(&r) || ver != HELD_VERSION
+             ? STORE_E_CORRUPT
+             : pairwise(c, h->sids[i], user, NULL, type, body, blen, 1);
     store_free_value(v, vn);
     if (!rc) (*released)++;
   }
@@ -602,8 +604,8 @@ static int pairwise_required(struct cli *c, const char *sender, int type) {
   return rc;
 }
 
-int inbox_process(struct cli *c, struct conn *k, uint64_t sid, const char *sender, uint32_t sender_device, int type,
-                  const uint8_t *body, size_t len) {
+int inbox_process(struct cli *c, struct conn *k, uint64_t sid, const char *sender, uint32_t sender_device,
+                  int type, const uint8_t *body, size_t len) {
   struct sotto_addresses ad;
   char me[CLI_USER_MAX + 1]; /* a copy: a transaction may reload c->acct */
   uint64_t seq;

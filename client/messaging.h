@@ -36,8 +36,8 @@ void show_msg(struct cli *c, const struct msg *m);
  * with the message (deduplicated by server id), then prints it. Returns 0
  * when the envelope may be acked (shown, or dropped as unreadable after
  * saying so), CLI_FAIL when it must stay on the server (local failure). */
-int inbox_process(struct cli *c, struct conn *k, uint64_t server_id, const char *sender, uint32_t sender_device,
-                  int type, const uint8_t *body, size_t len);
+int inbox_process(struct cli *c, struct conn *k, uint64_t server_id, const char *sender,
+                  uint32_t sender_device, int type, const uint8_t *body, size_t len);
 /* Processes the messages of user held in quarantine (after the user accepted
  * the key they came from), in server order, then prints what they gave.
  * *released gets how many were processed. CLI_OK or CLI_FAIL (printed). */

@@ -235,7 +235,8 @@ static void gen_sessions(void) {
       memset(pt, 'k', 20);
       if (sotto_session_encrypt(from, buf, sizeof buf, &n, &type, pt, 20)) die("encrypt");
       if (i % 7 == 5) continue; /* lost: kept SPQR and Double Ratchet keys */
-      if (sotto_session_decrypt(to, &rcpt->id, &rcpt->store, type, buf, n, pt, sizeof pt, &pn)) die("decrypt");
+      if (sotto_session_decrypt(to, &rcpt->id, &rcpt->store, type, buf, n, pt, sizeof pt, &pn))
+        die("decrypt");
       if (i % 24 == 23) {
         if (sotto_session_serialize(to, rec, sizeof rec, &rn) || rec[3] != 2) die("serialize");
         snprintf(desc, sizeof desc, "spqr-after%d-%s", i, to == a ? "alice" : "bob");

@@ -226,9 +226,9 @@ struct sotto_addresses {
 
 /* sotto_session_encrypt with addresses (a NULL a: none). SOTTO_ERR_USAGE
  * for an invalid address. */
-SOTTO_WUR int sotto_session_encrypt_addressed(struct sotto_session *s, const struct sotto_addresses *a, uint8_t *out,
-                                              size_t cap, size_t *out_len, int *type, const uint8_t *pt,
-                                              size_t pt_len);
+SOTTO_WUR int sotto_session_encrypt_addressed(struct sotto_session *s, const struct sotto_addresses *a,
+                                              uint8_t *out, size_t cap, size_t *out_len, int *type,
+                                              const uint8_t *pt, size_t pt_len);
 /* sotto_session_decrypt_ex with addresses: a->remote is the sender, a->local
  * us (a NULL a: none). */
 SOTTO_WUR int sotto_session_decrypt_addressed(struct sotto_session *s, const struct sotto_identity *me,

@@ -729,8 +729,8 @@ static int addr_encode(uint8_t out[ADDR_MAX], size_t *n, const struct sotto_addr
 
 /* ---- encrypt --------------------------------------------------------------- */
 
-static int encrypt_addr(struct sotto_session *s, const uint8_t *addr, size_t addr_len, uint8_t *out, size_t cap,
-                        size_t *out_len, int *type, const uint8_t *pt, size_t pt_len) {
+static int encrypt_addr(struct sotto_session *s, const uint8_t *addr, size_t addr_len, uint8_t *out,
+                        size_t cap, size_t *out_len, int *type, const uint8_t *pt, size_t pt_len) {
   struct state tmp;
   struct msg_keys k;
   struct sotto__wr w;
@@ -871,7 +871,8 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
 }
 
 int sotto_session_encrypt_addressed(struct sotto_session *s, const struct sotto_addresses *a, uint8_t *out,
-                                    size_t cap, size_t *out_len, int *type, const uint8_t *pt, size_t pt_len) {
+                                    size_t cap, size_t *out_len, int *type, const uint8_t *pt,
+                                    size_t pt_len) {
   uint8_t addr[ADDR_MAX];
   size_t n = 0;
   int rc;
@@ -1091,8 +1092,8 @@ out:
  * it hears back); otherwise it makes a new state, which becomes current only
  * if its first message verifies and the caller trusts the identity. */
 static int decrypt_prekey(struct sotto_session *s, const struct sotto_identity *me,
-                          const struct sotto_prekey_store *store, const uint8_t *msg, size_t len,
-                          uint8_t *pt, size_t cap, size_t *pt_len, struct sotto_decrypt_info *info,
+                          const struct sotto_prekey_store *store, const uint8_t *msg, size_t len, uint8_t *pt,
+                          size_t cap, size_t *pt_len, struct sotto_decrypt_info *info,
                           const struct work *w0) {
   struct sotto__prekey_msg pm;
   struct sotto__signal_msg m;
@@ -1118,8 +1119,7 @@ static int decrypt_prekey(struct sotto_session *s, const struct sotto_identity *
    * a PQXDH start without pq_ratchet is a downgrade, refused before any
    * pre-key is touched. Version 3 (X3DH, interop) has no SPQR. */
   if (pm.version == SOTTO_VERSION_PQXDH && !spqr) return SOTTO_ERR_DOWNGRADE;
-  if ((rc = responder_state(&ns, me, store, &pm, spqr && pm.version == SOTTO_VERSION_PQXDH)) != 0)
-    return rc;
+  if ((rc = responder_state(&ns, me, store, &pm, spqr && pm.version == SOTTO_VERSION_PQXDH)) != 0) return rc;
   if ((rc = trial_run(&t, ns, &m, pt, cap, pt_len, &w)) != 0) {
     state_free(ns);
     return rc;
@@ -1339,7 +1339,8 @@ static int read_spqr(struct sotto__rd *r, struct state *st) {
   if (n > SPQR_CHAIN_RECORD_MAX) return SOTTO_ERR_TOO_LARGE;
   if ((rc = sotto__rd_bytes(r, n, &p)) != 0) return rc;
   if ((rc = sotto__spqr_chain_deserialize(&st->spqr->chain, p, n)) != 0) return rc;
-  if (st->spqr->chain.max_jump != SOTTO_SPQR_DEFAULT_MAX_JUMP || st->spqr->chain.max_ooo != SOTTO_SPQR_DEFAULT_MAX_OOO)
+  if (st->spqr->chain.max_jump != SOTTO_SPQR_DEFAULT_MAX_JUMP ||
+      st->spqr->chain.max_ooo != SOTTO_SPQR_DEFAULT_MAX_OOO)
     return SOTTO_ERR_MALFORMED;
   return 0;
 }

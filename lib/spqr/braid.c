@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* braid.c: the SPQR v1 ML-KEM braid (braid.h). */
+#include "spqr/braid.h"
+
+#include <sotto/error.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <sotto/error.h>
-
 #include "crypto/crypto.h"
 #include "pq/keccak.h"
-#include "spqr/braid.h"
 #include "wire/wire.h"
 
 static void enc_start(struct sotto__braid *b, const uint8_t *obj, size_t len) {
@@ -250,7 +250,9 @@ int sotto__braid_recv(struct sotto__braid *b, const struct sotto__spqr_msg *m, i
 
 /* ---- in place, with an undo record -------------------------------------------- */
 
-void sotto__braid_undo_init(struct sotto__braid_undo *u) { memset(u, 0, sizeof *u); }
+void sotto__braid_undo_init(struct sotto__braid_undo *u) {
+  memset(u, 0, sizeof *u);
+}
 
 static int save_braid(struct sotto__braid_undo *u, const struct sotto__braid *b) {
   if ((u->copy = malloc(sizeof *u->copy)) == NULL) return SOTTO_ERR_NOMEM;

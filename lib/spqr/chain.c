@@ -398,7 +398,8 @@ void sotto__spqr_chain_undo_init(struct sotto__spqr_chain_undo *u) {
   u->link = -1;
 }
 
-static void dir_record(struct sotto__spqr_chain_undo *u, int link, int recv, const struct sotto__spqr_dir *d) {
+static void dir_record(struct sotto__spqr_chain_undo *u, int link, int recv,
+                       const struct sotto__spqr_dir *d) {
   u->link = link;
   u->recv = recv;
   u->ctr = d->ctr;

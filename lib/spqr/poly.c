@@ -8,12 +8,11 @@
  * encapsulation state and the epoch secrets never pass through this file.
  * So multiplication uses log/exp tables (384 KB, built once per process)
  * with data-dependent indices, and inversion is one lookup. */
-#include <pthread.h>
-#include <string.h>
-
-#include <sotto/error.h>
-
 #include "spqr/poly.h"
+
+#include <pthread.h>
+#include <sotto/error.h>
+#include <string.h>
 
 #define GF_ORDER 65535u /* of the multiplicative group */
 #define NPTS (2 * SOTTO_SPQR_PTS_MAX + 1)
@@ -56,7 +55,9 @@ static inline uint16_t gmul(uint16_t a, uint16_t b) {
   return gf_exp[(uint32_t)gf_log[a] + gf_log[b]];
 }
 
-static inline uint16_t ginv(uint16_t a) { return gf_exp[GF_ORDER - gf_log[a]]; }
+static inline uint16_t ginv(uint16_t a) {
+  return gf_exp[GF_ORDER - gf_log[a]];
+}
 
 /* Barycentric weights of the points xs[0..n-1]:
  * bw[j] = 1 / prod_{m != j} (xs[j] - xs[m]). The Lagrange weight of point
@@ -92,7 +93,9 @@ static void gf_build(void) {
   for (k = 1; k <= SOTTO_SPQR_PTS_MAX; k++) bary_weights(sys_bw[k], xs, k);
 }
 
-void sotto__gf16_init(void) { pthread_once(&gf_once, gf_build); }
+void sotto__gf16_init(void) {
+  pthread_once(&gf_once, gf_build);
+}
 
 uint16_t sotto__gf16_mul(uint16_t a, uint16_t b) {
   sotto__gf16_init();

@@ -3,13 +3,13 @@
  * state is changed in place with an undo record (braid.h, chain.h): no copy
  * of the ~15 KB braid or of the chain's key lists per message, except when
  * a message changes more than a few counters (once per object or epoch). */
+#include "spqr/spqr.h"
+
+#include <sotto/error.h>
 #include <stdint.h>
 #include <string.h>
 
-#include <sotto/error.h>
-
 #include "crypto/crypto.h"
-#include "spqr/spqr.h"
 
 int sotto__spqr_init(struct sotto__spqr *s, const uint8_t pqr[32], int is_a) {
   int rc;
@@ -86,8 +86,8 @@ out:
   return rc;
 }
 
-int sotto__spqr_recv_key_u(struct sotto__spqr *s, const uint8_t *in, size_t len, uint8_t key[32], int *has_key,
-                           uint32_t *budget, struct sotto__spqr_undo *u) {
+int sotto__spqr_recv_key_u(struct sotto__spqr *s, const uint8_t *in, size_t len, uint8_t key[32],
+                           int *has_key, uint32_t *budget, struct sotto__spqr_undo *u) {
   struct sotto__spqr_msg m;
   uint32_t cost;
   int rc;

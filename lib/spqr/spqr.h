@@ -56,8 +56,8 @@ struct sotto__spqr_undo {
 void sotto__spqr_undo_init(struct sotto__spqr_undo *u);
 int sotto__spqr_send_u(struct sotto__spqr *s, uint8_t *out, size_t cap, size_t *out_len, uint8_t key[32],
                        int *has_key, struct sotto__spqr_undo *u);
-int sotto__spqr_recv_key_u(struct sotto__spqr *s, const uint8_t *in, size_t len, uint8_t key[32], int *has_key,
-                           uint32_t *budget, struct sotto__spqr_undo *u);
+int sotto__spqr_recv_key_u(struct sotto__spqr *s, const uint8_t *in, size_t len, uint8_t key[32],
+                           int *has_key, uint32_t *budget, struct sotto__spqr_undo *u);
 int sotto__spqr_recv_braid_u(struct sotto__spqr *s, struct sotto__spqr_undo *u);
 void sotto__spqr_rollback(struct sotto__spqr *s, struct sotto__spqr_undo *u);
 void sotto__spqr_commit(struct sotto__spqr_undo *u);

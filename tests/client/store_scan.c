@@ -17,12 +17,11 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <sodium.h>
+#include <sotto/keys.h>
+#include <sotto/session.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sotto/keys.h>
-#include <sotto/session.h>
 
 #include "account.h"
 #include "store.h"
@@ -125,7 +124,8 @@ static int session_tool(int argc, char **argv, const char *pass) {
   }
   if (argc != 5) return 2;
   /* The peer's identity, and a bundle signed with it. */
-  if (store_open(&st, argv[3], pass, strlen(pass), err, sizeof err) != 0 || account_load(st, &a) != 0) goto out;
+  if (store_open(&st, argv[3], pass, strlen(pass), err, sizeof err) != 0 || account_load(st, &a) != 0)
+    goto out;
   memset(&b, 0, sizeof b);
   b.registration_id = a->id.registration_id;
   b.device_id = 1;
@@ -143,7 +143,8 @@ static int session_tool(int argc, char **argv, const char *pass) {
   store_close(st);
   st = NULL;
   /* Our side: a version 4 session without SPQR replaces the current one. */
-  if (store_open(&st, argv[2], pass, strlen(pass), err, sizeof err) != 0 || account_load(st, &a) != 0) goto out;
+  if (store_open(&st, argv[2], pass, strlen(pass), err, sizeof err) != 0 || account_load(st, &a) != 0)
+    goto out;
   snprintf(rn, sizeof rn, "session/%s", argv[4]);
   rc = store_get(st, rn, &v, &n);
   if (rc == 1) {

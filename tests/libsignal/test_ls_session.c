@@ -323,18 +323,29 @@ static void addresses_from_libsignal(const struct msg *m) {
     int rc;
     bad = AD;
     switch (v) {
-      case 0: bad.remote.device_id = 2; break;        /* another device of the sender */
-      case 1: bad.remote.service_id[16] ^= 1; break;  /* another sender */
-      case 2: bad.local.service_id[5] ^= 0x80; break; /* another recipient */
-      case 3: bad.local.device_id = 3; break;         /* another device of ours */
-      case 4: bad.remote.service_id[0] = 1; break;    /* the sender's PNI */
+      case 0:
+        bad.remote.device_id = 2;
+        break; /* another device of the sender */
+      case 1:
+        bad.remote.service_id[16] ^= 1;
+        break; /* another sender */
+      case 2:
+        bad.local.service_id[5] ^= 0x80;
+        break; /* another recipient */
+      case 3:
+        bad.local.device_id = 3;
+        break; /* another device of ours */
+      case 4:
+        bad.remote.service_id[0] = 1;
+        break; /* the sender's PNI */
       default: /* sotto usernames instead of service ids */
         bad.remote.kind = bad.local.kind = SOTTO_ADDRESS_NAME;
         bad.remote.name = "lib";
         bad.local.name = "sotto";
         break;
     }
-    rc = sotto_session_decrypt_addressed(S, &me, &store, &bad, m->type, m->b, m->len, got, sizeof got, &n, NULL);
+    rc = sotto_session_decrypt_addressed(S, &me, &store, &bad, m->type, m->b, m->len, got, sizeof got, &n,
+                                         NULL);
     CHECK_RC(rc, SOTTO_ERR_AUTH);
     if (rc == SOTTO_ERR_AUTH) addr_refused++;
     if (sotto_session_serialize(S, after, cap, &na) != 0 || na != nb || memcmp(before, after, nb) != 0)
@@ -544,8 +555,9 @@ static void conversation(int sotto_first) {
            (unsigned long long)lost_epoch[d], (unsigned long long)max_epoch);
   }
   if (!sotto_first)
-    printf("addresses: libsignal's PreKeySignalMessage carries field 6; 6 of 6 wrong expectations refused, "
-           "record unchanged\n");
+    printf(
+        "addresses: libsignal's PreKeySignalMessage carries field 6; 6 of 6 wrong expectations refused, "
+        "record unchanged\n");
   CHECK(max_epoch >= 5); /* several SPQR epochs completed */
   printf("%s initiates: %d messages, %u delivered, %u dropped, %u held back, %u restarts, SPQR epoch %llu\n",
          sotto_first ? "sotto" : "libsignal", id, delivered, dropped, held, restarts,

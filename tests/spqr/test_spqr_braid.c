@@ -92,7 +92,8 @@ static void budget_and_undo(void) {
   int has, i;
   struct sotto__spqr_undo u;
 
-  for (i = 0; i < 60; i++) CHECK_RC(sotto__spqr_send(&A, msgs[i], sizeof msgs[i], &lens[i], keys[i], &has), 0);
+  for (i = 0; i < 60; i++)
+    CHECK_RC(sotto__spqr_send(&A, msgs[i], sizeof msgs[i], &lens[i], keys[i], &has), 0);
   nb = snap(&B, before, sizeof before);
   CHECK(nb > 0);
   sotto__spqr_undo_init(&u);

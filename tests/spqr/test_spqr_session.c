@@ -5,14 +5,13 @@
  * trips (format 2 with SPQR, format 1 without, byte for byte), a message
  * refused without changing the record, and no SPQR without a KEM key. The
  * same against libsignal 0.103: tests/libsignal/test_ls_session.c. */
+#include <sotto/session.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <sotto/session.h>
-
 #include "party.h"
-#include "testutil.h"
 #include "spqr/chain.h"
+#include "testutil.h"
 #include "wire/messages.h"
 
 #define CAP 4096
@@ -90,7 +89,9 @@ static void conversation(int mode) {
     NEED(party_bundle(&B, 1, 2, &bb) == 0);
   NEED(sotto_session_new(&sa) == 0 && sotto_session_new(&sb) == 0);
   CHECK_RC(sotto_session_init_from_bundle_ex(sa, &A.id, &bb,
-                                             mode == 2 ? SOTTO_INIT_SPQR : mode == 0 ? SOTTO_INIT_ALLOW_X3DH : 0),
+                                             mode == 2   ? SOTTO_INIT_SPQR
+                                             : mode == 0 ? SOTTO_INIT_ALLOW_X3DH
+                                                         : 0),
            0);
   CHECK(sotto_session_has_spqr(sa) == spqr && sotto_session_version(sa) == (spqr ? 4 : 3));
   while (sent < 400) {
@@ -164,12 +165,14 @@ static void no_downgrade(void) {
   NEED(party_add_spk(&B, 1) == 0 && party_add_opk(&B, 2) == 0 && party_add_kem(&B, 3, 0) == 0);
   NEED(party_bundle_pq(&B, 1, 2, 3, &bb) == 0);
   NEED(sotto_session_new(&sa) == 0 && sotto_session_new(&sb) == 0);
-  CHECK_RC(sotto_session_init_from_bundle_ex(sa, &A.id, &bb, SOTTO_INIT_SPQR | SOTTO_INIT_NO_SPQR), SOTTO_ERR_USAGE);
+  CHECK_RC(sotto_session_init_from_bundle_ex(sa, &A.id, &bb, SOTTO_INIT_SPQR | SOTTO_INIT_NO_SPQR),
+           SOTTO_ERR_USAGE);
   CHECK_RC(sotto_session_init_from_bundle_ex(sa, &A.id, &bb, SOTTO_INIT_NO_SPQR), 0);
   CHECK(sotto_session_version(sa) == 4 && sotto_session_has_spqr(sa) == 0);
   CHECK_RC(sotto_session_encrypt(sa, msg, CAP, &len, &type, (const uint8_t *)"old", 3), 0);
   CHECK(type == SOTTO_MSG_PREKEY && has_field5(msg, len, type) == 0);
-  CHECK_RC(sotto_session_decrypt(sb, &B.id, &B.store, type, msg, len, pt, sizeof pt, &ptn), SOTTO_ERR_DOWNGRADE);
+  CHECK_RC(sotto_session_decrypt(sb, &B.id, &B.store, type, msg, len, pt, sizeof pt, &ptn),
+           SOTTO_ERR_DOWNGRADE);
   CHECK(!sotto_session_has_state(sb) && ptn == 0 && B.opk_removed == 0);
   /* The same initiator with the default: accepted, SPQR on both sides. */
   CHECK_RC(sotto_session_init_from_bundle(sa, &A.id, &bb), 0);
@@ -214,14 +217,18 @@ static void addresses(void) {
   /* bob expecting carol, or expecting it on device 3: refused, nothing kept */
   bad = ba;
   bad.remote.name = "carol";
-  CHECK_RC(sotto_session_decrypt_addressed(sb, &B.id, &B.store, &bad, type, msg, len, pt, sizeof pt, &ptn, NULL),
-           SOTTO_ERR_AUTH);
+  CHECK_RC(
+      sotto_session_decrypt_addressed(sb, &B.id, &B.store, &bad, type, msg, len, pt, sizeof pt, &ptn, NULL),
+      SOTTO_ERR_AUTH);
   bad = ba;
   bad.local.device_id = 3;
-  CHECK_RC(sotto_session_decrypt_addressed(sb, &B.id, &B.store, &bad, type, msg, len, pt, sizeof pt, &ptn, NULL),
-           SOTTO_ERR_AUTH);
+  CHECK_RC(
+      sotto_session_decrypt_addressed(sb, &B.id, &B.store, &bad, type, msg, len, pt, sizeof pt, &ptn, NULL),
+      SOTTO_ERR_AUTH);
   CHECK(!sotto_session_has_state(sb) && B.opk_removed == 0);
-  CHECK_RC(sotto_session_decrypt_addressed(sb, &B.id, &B.store, &ba, type, msg, len, pt, sizeof pt, &ptn, NULL), 0);
+  CHECK_RC(
+      sotto_session_decrypt_addressed(sb, &B.id, &B.store, &ba, type, msg, len, pt, sizeof pt, &ptn, NULL),
+      0);
   CHECK(ptn == 2 && memcmp(pt, "hi", 2) == 0);
   /* An unaddressed reply where addresses are required: refused, unchanged. */
   CHECK_RC(sotto_session_encrypt(sb, msg, CAP, &len, &type, (const uint8_t *)"yo", 2), 0);
@@ -230,30 +237,37 @@ static void addresses(void) {
   r2 = malloc(n1);
   NEED(r1 != NULL && r2 != NULL);
   CHECK_RC(sotto_session_serialize(sa, r1, n1, &n1), 0);
-  CHECK_RC(sotto_session_decrypt_addressed(sa, &A.id, &A.store, &ab, type, msg, len, pt, sizeof pt, &ptn, NULL),
-           SOTTO_ERR_AUTH);
+  CHECK_RC(
+      sotto_session_decrypt_addressed(sa, &A.id, &A.store, &ab, type, msg, len, pt, sizeof pt, &ptn, NULL),
+      SOTTO_ERR_AUTH);
   n2 = n1;
   CHECK_RC(sotto_session_serialize(sa, r2, n2, &n2), 0);
   CHECK(n2 == n1 && memcmp(r1, r2, n1) == 0);
   /* Without require it opens (libsignal's rule for older senders). */
   bad = ab;
   bad.require = 0;
-  CHECK_RC(sotto_session_decrypt_addressed(sa, &A.id, &A.store, &bad, type, msg, len, pt, sizeof pt, &ptn, NULL), 0);
+  CHECK_RC(
+      sotto_session_decrypt_addressed(sa, &A.id, &A.store, &bad, type, msg, len, pt, sizeof pt, &ptn, NULL),
+      0);
   /* Invalid addresses. */
   memset(long_name, 'x', sizeof long_name - 1);
   long_name[sizeof long_name - 1] = '\0';
   bad = ab;
   bad.local.name = long_name;
-  CHECK_RC(sotto_session_encrypt_addressed(sa, &bad, msg, CAP, &len, &type, (const uint8_t *)"x", 1), SOTTO_ERR_USAGE);
+  CHECK_RC(sotto_session_encrypt_addressed(sa, &bad, msg, CAP, &len, &type, (const uint8_t *)"x", 1),
+           SOTTO_ERR_USAGE);
   bad.local.name = "";
-  CHECK_RC(sotto_session_encrypt_addressed(sa, &bad, msg, CAP, &len, &type, (const uint8_t *)"x", 1), SOTTO_ERR_USAGE);
+  CHECK_RC(sotto_session_encrypt_addressed(sa, &bad, msg, CAP, &len, &type, (const uint8_t *)"x", 1),
+           SOTTO_ERR_USAGE);
   bad = ab;
   bad.remote.kind = SOTTO_ADDRESS_SERVICE_ID;
   bad.remote.device_id = 1;
-  CHECK_RC(sotto_session_encrypt_addressed(sa, &bad, msg, CAP, &len, &type, (const uint8_t *)"x", 1), SOTTO_ERR_USAGE);
+  CHECK_RC(sotto_session_encrypt_addressed(sa, &bad, msg, CAP, &len, &type, (const uint8_t *)"x", 1),
+           SOTTO_ERR_USAGE);
   bad.local = bad.remote;
   bad.local.device_id = 128; /* one byte on the wire, 1..127 */
-  CHECK_RC(sotto_session_encrypt_addressed(sa, &bad, msg, CAP, &len, &type, (const uint8_t *)"x", 1), SOTTO_ERR_USAGE);
+  CHECK_RC(sotto_session_encrypt_addressed(sa, &bad, msg, CAP, &len, &type, (const uint8_t *)"x", 1),
+           SOTTO_ERR_USAGE);
   free(r1);
   free(r2);
   sotto_session_free(sa);
