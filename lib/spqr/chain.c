@@ -44,7 +44,7 @@ static void dir_step(struct sotto__spqr_dir *d, uint8_t key[32]) {
   info[3] = (uint8_t)d->ctr;
   memcpy(info + 4, LABEL_NEXT, sizeof LABEL_NEXT - 1);
   /* 64 bytes from HKDF-SHA256 cannot fail (the limit is 255 * 32). */
-  if (sotto__hkdf(okm, sizeof okm, NULL, 0, d->next, 32, info, sizeof info) != 0) sotto__wipe(okm, sizeof okm);
+  if (sotto__hkdf_zero_salt32(okm, sizeof okm, d->next, info, sizeof info) != 0) sotto__wipe(okm, sizeof okm);
   memcpy(d->next, okm, 32);
   memcpy(key, okm + 32, 32);
   sotto__wipe(okm, sizeof okm);
@@ -143,6 +143,8 @@ static void split96(struct sotto__spqr_chain *c, struct sotto__spqr_link *l, con
 int sotto__spqr_chain_init(struct sotto__spqr_chain *c, const uint8_t auth_key[32], uint8_t dir,
                            uint32_t max_jump, uint32_t max_ooo) {
   uint8_t okm[96];
+  /* dir_step's zero-salt HKDF uses a key prepared by the crypto init. */
+  if (sotto__crypto_init() != 0) return SOTTO_ERR_INTERNAL;
   if (c == NULL || auth_key == NULL || dir > SOTTO_SPQR_B2A || max_ooo > MAX_OOO_LIMIT)
     return SOTTO_ERR_USAGE;
   memset(c, 0, sizeof *c);
@@ -353,6 +355,7 @@ int sotto__spqr_chain_deserialize(struct sotto__spqr_chain *c, const uint8_t *in
 
   if (c == NULL || (in == NULL && len != 0)) return SOTTO_ERR_USAGE;
   memset(c, 0, sizeof *c);
+  if (sotto__crypto_init() != 0) return SOTTO_ERR_INTERNAL; /* for dir_step */
   sotto__rd_init(&r, in, len);
   if ((rc = sotto__rd_bytes(&r, 4, &magic)) != 0) goto fail;
   rc = SOTTO_ERR_MALFORMED;
