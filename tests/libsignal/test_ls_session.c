@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_ls_session: whole 1:1 sessions between libsotto (PQXDH + SPQR, the
- * SOTTO_INIT_SPQR opt-in) and @signalapp/libsignal-client 0.103.0 (which
+ * default of version 4) and @signalapp/libsignal-client 0.103.0 (which
  * runs SPQR on every message), started from either side:
  *
  *  - 1,000 messages in bursts of 1..8, alternating or not, some bursts
@@ -387,7 +387,8 @@ static void make_libsignal_party(void) {
   LS_REQUIRE(P, lspeer_send(P, w) == 2);
 }
 
-/* sotto initiates with SOTTO_INIT_SPQR from libsignal's bundle. */
+/* sotto initiates from libsignal's bundle with the defaults (version 4
+ * runs SPQR). */
 static int start_sotto(void) {
   char *w[LSPEER_MAX_WORDS];
   struct sotto_bundle b;
@@ -420,7 +421,7 @@ static int start_sotto(void) {
     CHECK_RC(sotto_session_init_from_bundle_ex(S, &me, &nb, SOTTO_INIT_SPQR | SOTTO_INIT_ALLOW_X3DH),
              SOTTO_ERR_DOWNGRADE);
   }
-  return sotto_session_init_from_bundle_ex(S, &me, &b, SOTTO_INIT_SPQR);
+  return sotto_session_init_from_bundle(S, &me, &b);
 }
 
 /* libsignal initiates from our bundle (Kyber-1024 pre-key). */
