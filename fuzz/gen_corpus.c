@@ -232,10 +232,26 @@ static void gen_sessions(void) {
     for (int i = 0; i < 96; i++) {
       struct sotto_session *from = (i / 3) % 2 ? b : a, *to = from == a ? b : a;
       struct party *rcpt = to == b ? &bob : &alice;
+      /* Addresses (field 6) as sotto peers write them. */
+      struct sotto_addresses ad, back;
+      memset(&ad, 0, sizeof ad);
+      ad.local.kind = ad.remote.kind = SOTTO_ADDRESS_NAME;
+      ad.local.name = from == a ? "alice" : "bob";
+      ad.remote.name = from == a ? "bob" : "alice";
+      ad.local.device_id = ad.remote.device_id = 1;
+      ad.require = 1;
+      back = ad;
+      back.local = ad.remote;
+      back.remote = ad.local;
       memset(pt, 'k', 20);
-      if (sotto_session_encrypt(from, buf, sizeof buf, &n, &type, pt, 20)) die("encrypt");
+      if (sotto_session_encrypt_addressed(from, &ad, buf, sizeof buf, &n, &type, pt, 20)) die("encrypt");
+      if (i % 24 == 10) {
+        snprintf(desc, sizeof desc, "spqr-addressed-m%d", i);
+        put(type == SOTTO_MSG_PREKEY ? "prekey_msg" : "signal_msg", desc, buf, n);
+      }
       if (i % 7 == 5) continue; /* lost: kept SPQR and Double Ratchet keys */
-      if (sotto_session_decrypt(to, &rcpt->id, &rcpt->store, type, buf, n, pt, sizeof pt, &pn))
+      if (sotto_session_decrypt_addressed(to, &rcpt->id, &rcpt->store, &back, type, buf, n, pt, sizeof pt, &pn,
+                                          NULL))
         die("decrypt");
       if (i % 24 == 23) {
         if (sotto_session_serialize(to, rec, sizeof rec, &rn) || rec[3] != 2) die("serialize");
