@@ -106,6 +106,14 @@ static void budget_and_undo(void) {
   budget = 100;
   CHECK_RC(sotto__spqr_recv_key_u(&B, msgs[59], lens[59], key, &has, &budget, &u), 0);
   CHECK(has && memcmp(key, keys[59], 32) == 0 && budget < 100 && budget >= 100 - 60);
+  {
+    /* Before the MAC (recv_key) the braid is not touched: no chunk added,
+     * no decoding or KEM work for a message that may be forged. */
+    static uint8_t b1[1 << 15];
+    size_t n1 = 0;
+    CHECK_RC(sotto__braid_serialize(&B.braid, b1, sizeof b1, &n1), 0);
+    CHECK(n1 < nb && memcmp(before, b1, n1) == 0); /* the braid record leads the snapshot */
+  }
   CHECK_RC(sotto__spqr_recv_braid_u(&B, &u), 0);
   sotto__spqr_rollback(&B, &u);
   na = snap(&B, after, sizeof after);
