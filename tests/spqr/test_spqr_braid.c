@@ -122,6 +122,18 @@ static void budget_and_undo(void) {
   CHECK_RC(sotto__spqr_recv_key_u(&B, msgs[59], lens[59], key, &has, &budget, &u), 0);
   CHECK_RC(sotto__spqr_recv_braid_u(&B, &u), 0);
   sotto__spqr_commit(&u);
+  /* A kept key given out (the undo puts it back where it was), and a
+   * rollback after the braid step too. */
+  for (int k = 10; k < 58; k += 16) {
+    nb = snap(&B, before, sizeof before);
+    budget = 100;
+    CHECK_RC(sotto__spqr_recv_key_u(&B, msgs[k], lens[k], key, &has, &budget, &u), 0);
+    CHECK(has && memcmp(key, keys[k], 32) == 0 && budget == 100);
+    if (k > 20) CHECK_RC(sotto__spqr_recv_braid_u(&B, &u), 0);
+    sotto__spqr_rollback(&B, &u);
+    na = snap(&B, after, sizeof after);
+    CHECK(na == nb && memcmp(before, after, nb) == 0);
+  }
   for (i = 58; i >= 0; i--) {
     CHECK_RC(sotto__spqr_recv(&B, msgs[i], lens[i], key, &has), 0);
     CHECK(has && memcmp(key, keys[i], 32) == 0);
