@@ -221,6 +221,47 @@ static void gen_sessions(void) {
     sotto_session_free(a);
     sotto_session_free(b);
   }
+  /* Format 2 (SPQR, the default of version 4) after a longer conversation
+   * in bursts of three: records whose braids hold objects in flight in
+   * several states, whose chains hold more than one epoch and kept keys. */
+  {
+    struct sotto_session *a, *b;
+    if (party_bundle_pq(&bob, 1, 4, 10, &bundle) || sotto_session_new(&a) || sotto_session_new(&b) ||
+        sotto_session_init_from_bundle(a, &alice.id, &bundle))
+      die("session");
+    for (int i = 0; i < 96; i++) {
+      struct sotto_session *from = (i / 3) % 2 ? b : a, *to = from == a ? b : a;
+      struct party *rcpt = to == b ? &bob : &alice;
+      /* Addresses (field 6) as sotto peers write them. */
+      struct sotto_addresses ad, back;
+      memset(&ad, 0, sizeof ad);
+      ad.local.kind = ad.remote.kind = SOTTO_ADDRESS_NAME;
+      ad.local.name = from == a ? "alice" : "bob";
+      ad.remote.name = from == a ? "bob" : "alice";
+      ad.local.device_id = ad.remote.device_id = 1;
+      ad.require = 1;
+      back = ad;
+      back.local = ad.remote;
+      back.remote = ad.local;
+      memset(pt, 'k', 20);
+      if (sotto_session_encrypt_addressed(from, &ad, buf, sizeof buf, &n, &type, pt, 20)) die("encrypt");
+      if (i % 24 == 10) {
+        snprintf(desc, sizeof desc, "spqr-addressed-m%d", i);
+        put(type == SOTTO_MSG_PREKEY ? "prekey_msg" : "signal_msg", desc, buf, n);
+      }
+      if (i % 7 == 5) continue; /* lost: kept SPQR and Double Ratchet keys */
+      if (sotto_session_decrypt_addressed(to, &rcpt->id, &rcpt->store, &back, type, buf, n, pt, sizeof pt, &pn,
+                                          NULL))
+        die("decrypt");
+      if (i % 24 == 23) {
+        if (sotto_session_serialize(to, rec, sizeof rec, &rn) || rec[3] != 2) die("serialize");
+        snprintf(desc, sizeof desc, "spqr-after%d-%s", i, to == a ? "alice" : "bob");
+        put("session_record", desc, rec, rn);
+      }
+    }
+    sotto_session_free(a);
+    sotto_session_free(b);
+  }
 }
 
 /* ---- sender keys: skdm, sender_key_msg, sender_key_record ---------------- */
@@ -822,6 +863,16 @@ static void gen_client_net(void) {
   }
 }
 
+/* Each generator starts its own streams (keys and mutations) from its name,
+ * so that a change in one (SPQR made sessions draw more randomness) leaves
+ * the inputs of the others as they were. */
+static void streams_for(const char *name) {
+  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+  for (const char *p = name; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+  rb_block = h & 0xFFFFFFFF00000000ull;
+  mut_state = h;
+}
+
 int main(int argc, char **argv) {
   int fail = 0;
   if (argc != 2) {
@@ -831,17 +882,29 @@ int main(int argc, char **argv) {
   root = argv[1];
   memcpy(rb_key, GEN_SEED, sizeof rb_key);
   if (randombytes_set_implementation(&rb_impl) != 0 || sotto_init() != 0) die("init");
+  streams_for("sessions");
   gen_sessions();
+  streams_for("sender_keys");
   gen_sender_keys();
+  streams_for("hello");
   gen_hello();
+  streams_for("register");
   gen_register();
+  streams_for("auth");
   gen_auth();
+  streams_for("targets");
   gen_targets();
+  streams_for("ack");
   gen_ack();
+  streams_for("send");
   gen_send();
+  streams_for("keys");
   gen_keys();
+  streams_for("push");
   gen_push();
+  streams_for("server_frame");
   gen_server_frame();
+  streams_for("client_net");
   gen_client_net();
   for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
     printf("%-18s %u inputs\n", targets[i].name, targets[i].n);

@@ -61,10 +61,31 @@ static int rekey_pending(struct store *st, const char *user) {
   return rc;
 }
 
+void client_addresses(struct sotto_addresses *a, const char *me, uint32_t my_device, const char *peer,
+                      uint32_t peer_device, int require) {
+  memset(a, 0, sizeof *a);
+  a->local.kind = a->remote.kind = SOTTO_ADDRESS_NAME;
+  a->local.name = me;
+  a->local.device_id = my_device;
+  a->remote.name = peer;
+  a->remote.device_id = peer_device;
+  a->require = require;
+}
+
+/* Whether a stored session may carry the next message: it must have a
+ * current state that runs SPQR. A session made before SPQR was the default
+ * (libsotto before issue 13: PQXDH without SPQR) is not used for sending; the
+ * next message starts a fresh PQXDH + SPQR session from a bundle instead
+ * (docs/client.md, "Sessions without SPQR"). */
+static int session_sendable(const struct sotto_session *s) {
+  return sotto_session_has_state(s) && sotto_session_has_spqr(s);
+}
+
 int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, const struct content *ct) {
   struct sotto_session *s = NULL;
   struct sotto_bundle *b = NULL;
   struct contact who;
+  struct sotto_addresses ad;
   struct rec_wr pt;
   uint8_t *out = NULL, id[SOTTO_PUBKEY_LEN], now_id[SOTTO_PUBKEY_LEN];
   char rn[64];
@@ -82,7 +103,7 @@ int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, cons
     ret = sc__store_error(c, rc);
     goto out;
   }
-  need_bundle = !sotto_session_has_state(s) || rc == 1;
+  need_bundle = !session_sendable(s) || rc == 1;
   if (need_bundle) {
     /* A new session: a bundle from the server, checked against what we knew. */
     if (!(b = malloc(sizeof *b))) {
@@ -135,7 +156,7 @@ int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, cons
     ret = sc__store_error(c, rc);
     goto out;
   }
-  if (!need_bundle && (!sotto_session_has_state(s) || sotto_session_remote_identity(s, now_id) != 0 ||
+  if (!need_bundle && (!session_sendable(s) || sotto_session_remote_identity(s, now_id) != 0 ||
                        sodium_memcmp(now_id, id, sizeof id) != 0)) {
     store_rollback(c->st);
     ret = sc__fail(c, SC_ERR_CONFLICT, "the session with %s changed while sending (another sotto ran); send again", user);
@@ -164,7 +185,14 @@ int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, cons
       goto out;
     }
   }
-  if ((rc = sotto_session_encrypt(s, out, cap, &out_len, &type, pt.p, pt.len)) != 0) {
+  client_addresses(&ad, c->acct->username, c->acct->device_id, user, CONN_PEER_DEVICE, 0);
+#ifdef SOTTO_TEST_HOOKS
+  /* test_identity.sh: a malicious client (mallory) that names itself as
+   * someone else in its messages' addresses. */
+  if (getenv("SOTTO_TEST_ADDRESS_AS") && *getenv("SOTTO_TEST_ADDRESS_AS"))
+    ad.local.name = getenv("SOTTO_TEST_ADDRESS_AS");
+#endif
+  if ((rc = sotto_session_encrypt_addressed(s, &ad, out, cap, &out_len, &type, pt.p, pt.len)) != 0) {
     store_rollback(c->st);
     ret = sc__fail(c, SC_ERR_INTERNAL, "cannot encrypt for %s: %s", user, sotto_strerror(rc));
     goto out;

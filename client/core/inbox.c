@@ -262,8 +262,8 @@ static int held_event(struct sc_client *c, const char *sender, int reason, const
  * thrown away (pre-keys kept, nothing of the contact's session touched) so
  * that only authentic messages are held and the user sees what it says,
  * then stored as it came and reported. Nothing it carries is acted on. */
-static int quarantine(struct sc_client *c, uint64_t sid, const char *sender, int type, const uint8_t *body, size_t len,
-                      int from_held) {
+static int quarantine(struct sc_client *c, uint64_t sid, const char *sender, const struct sotto_addresses *ad,
+                      int type, const uint8_t *body, size_t len, int from_held) {
   struct prekey_ctx px;
   struct sotto_prekey_store ps;
   struct sotto_session *tmp = NULL;
@@ -288,7 +288,7 @@ static int quarantine(struct sc_client *c, uint64_t sid, const char *sender, int
   px.st = c->st;
   px.keep_keys = 1;
   account_prekey_store(&px, &ps);
-  drc = sotto_session_decrypt(tmp, &c->acct->id, &ps, type, body, len, pt, len, &n);
+  drc = sotto_session_decrypt_addressed(tmp, &c->acct->id, &ps, ad, type, body, len, pt, len, &n, NULL);
   if (drc == SOTTO_ERR_STORE) {
     rc = STORE_E_IO;
     goto out;
@@ -347,8 +347,10 @@ out:
 
 /* from_held: a held message being released (its held record goes in the
  * same commit that applies it). */
-static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, int type, const uint8_t *body, size_t len,
-                    int from_held) {
+/* ad: the addresses the message must carry (NULL for a held message: it was
+ * checked against them when it was held). */
+static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, const struct sotto_addresses *ad,
+                    int type, const uint8_t *body, size_t len, int from_held) {
   struct prekey_ctx px;
   struct sotto_prekey_store ps;
   struct sotto_session *s = NULL;
@@ -371,7 +373,7 @@ static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, int t
   px.trusted = trusted_cb;
   px.tud = &who;
   account_prekey_store(&px, &ps);
-  drc = sotto_session_decrypt(s, &c->acct->id, &ps, type, body, len, pt, len, &n);
+  drc = sotto_session_decrypt_addressed(s, &c->acct->id, &ps, ad, type, body, len, pt, len, &n, NULL);
   /* A state promoted from the archive could carry another key: the same
    * check once more, on what decrypted, before anything is committed. */
   if (drc == 0 && (sotto_session_remote_identity(s, idk) != 0 || client_identity_check(&who, idk) != IDENTITY_TRUSTED))
@@ -382,7 +384,8 @@ static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, int t
   }
   if (drc) {
     store_rollback(c->st);
-    if (drc == SOTTO_ERR_UNTRUSTED_IDENTITY) rc = quarantine(c, sid, sender, type, body, len, from_held);
+    if (drc == SOTTO_ERR_UNTRUSTED_IDENTITY)
+      rc = quarantine(c, sid, sender, ad, type, body, len, from_held);
     else if (drc == SOTTO_ERR_DUPLICATE && !from_held) rc = 0;
     else rc = unreadable_ex(c, sender, sid, SC_R_DECRYPT, sotto_strerror(drc), from_held);
     goto out;
@@ -475,8 +478,9 @@ int inbox_release_held(struct sc_client *c, const char *user, unsigned *released
     rec_get_u64(&r, &sid);
     rec_get(&r, idk, sizeof idk);
     rec_get_u32(&r, &blen);
-    rc = rec_get_ptr(&r, &body, blen) || rec_rd_end(&r) || ver != HELD_VERSION ? STORE_E_CORRUPT
-                                                       : pairwise(c, h->sids[i], user, type, body, blen, 1);
+    rc = rec_get_ptr(&r, &body, blen) || rec_rd_end(&r) || ver != HELD_VERSION
+             ? STORE_E_CORRUPT
+             : pairwise(c, h->sids[i], user, NULL, type, body, blen, 1);
     store_free_value(v, vn);
     if (!rc) (*released)++;
   }
@@ -580,8 +584,22 @@ out:
   return rc;
 }
 
+/* Whether a message from sender must carry addresses: 1 for a session start
+ * or when the stored session runs SPQR, 0 otherwise, or a store error. */
+static int pairwise_required(struct sc_client *c, const char *sender, int type) {
+  struct sotto_session *s = NULL;
+  int rc;
+  if (type == SOTTO_MSG_PREKEY) return 1;
+  if ((rc = session_load(c->st, sender, &s)) < 0) return rc;
+  rc = sotto_session_has_spqr(s);
+  sotto_session_free(s);
+  return rc;
+}
+
 int inbox_process(struct sc_client *c, struct conn *k, uint64_t sid, const char *sender, int type, const uint8_t *body,
                   size_t len) {
+  struct sotto_addresses ad;
+  char me[SC_USER_MAX + 1]; /* a copy: a transaction may reload c->acct */
   uint64_t seq;
   int rc;
   (void)k;
@@ -590,7 +608,20 @@ int inbox_process(struct sc_client *c, struct conn *k, uint64_t sid, const char 
   if (!sc_username_ok(sender)) {
     rc = unreadable(c, "unknown", sid, SC_R_BAD_SENDER, NULL);
   } else if (type == SOTTO_MSG_PREKEY || type == SOTTO_MSG_SIGNAL) {
-    rc = pairwise(c, sid, sender, type, body, len, 0);
+    /* Addresses are required on a session start (a sender that runs SPQR
+     * writes them) and on a session that runs SPQR; a session from before
+     * (docs/client.md, "Sessions without SPQR") may still bring messages
+     * without them. */
+    rc = pairwise_required(c, sender, type);
+    if (rc < 0) return sc__store_error(c, rc);
+    snprintf(me, sizeof me, "%s", c->acct->username);
+#ifdef SOTTO_TEST_HOOKS
+    /* test_identity.sh: mallory's client, posing as someone else. */
+    if (getenv("SOTTO_TEST_ADDRESS_AS") && *getenv("SOTTO_TEST_ADDRESS_AS"))
+      snprintf(me, sizeof me, "%s", getenv("SOTTO_TEST_ADDRESS_AS"));
+#endif
+    client_addresses(&ad, me, c->acct->device_id, sender, c->env_device, rc);
+    rc = pairwise(c, sid, sender, &ad, type, body, len, 0);
   } else if (type == SOTTO_MSG_SENDERKEY) {
     rc = group_msg(c, sid, sender, body, len);
   } else {

@@ -4,6 +4,9 @@
 #ifndef SOTTO_CLIENT_MESSAGING_H
 #define SOTTO_CLIENT_MESSAGING_H
 
+#include <sotto/session.h>
+#include <stdint.h>
+
 #include "core.h"
 #include "conn.h"
 #include "content.h"
@@ -16,6 +19,11 @@
  * always when user was verified and the key changed since
  * (SC_ERR_IDENTITY_CHANGED). 0 or a recorded SC_ERR_*. */
 int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, const struct content *ct);
+/* The addresses of a pairwise message between us (me, my_device) and peer
+ * (peer_device): usernames and device ids that encrypt writes into field 6
+ * and decrypt checks, under the MAC (docs/protocol.md, "Addresses"). */
+void client_addresses(struct sotto_addresses *a, const char *me, uint32_t my_device, const char *peer,
+                      uint32_t peer_device, int require);
 /* Sends an already encrypted body (a SenderKeyMessage) to user. */
 int deliver_raw(struct sc_client *c, struct conn *k, const char *user, int type, const uint8_t *body, size_t len);
 

@@ -38,7 +38,7 @@ extern "C" {
   X(SOTTO_ERR_UNTRUSTED_IDENTITY, -34, "identity key changed")                           \
   X(SOTTO_ERR_NO_SENDER_KEY, -35, "no sender key state for this chain")                  \
   X(SOTTO_ERR_NOT_SENDER, -36, "this sender-key state cannot encrypt")                   \
-  X(SOTTO_ERR_DOWNGRADE, -37, "bundle lacks a signed KEM pre-key (downgrade refused)")   \
+  X(SOTTO_ERR_DOWNGRADE, -37, "downgrade refused (no signed KEM pre-key, or no SPQR)")     \
   /* resources and environment */                                                       \
   X(SOTTO_ERR_NOMEM, -40, "out of memory")                                               \
   X(SOTTO_ERR_RANDOM, -41, "random number generator failed")                             \

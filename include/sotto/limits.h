@@ -29,6 +29,7 @@
 #define SOTTO_MAX_DECRYPT_TRIALS 4         /* states tried per message */
 #define SOTTO_MAX_DECRYPT_DH_STEPS 3       /* DH ratchet steps per message */
 #define SOTTO_MAX_DECRYPT_CHAIN_STEPS 2000 /* chain steps per message (>= SOTTO_MAX_FORWARD_JUMP) */
+#define SOTTO_MAX_DECRYPT_SPQR_STEPS 2000  /* SPQR chain steps per message (libsignal allows 25,000) */
 
 /* Sender Keys limits. */
 #define SOTTO_MAX_SENDER_KEY_STATES 5

@@ -115,10 +115,16 @@ SOTTO_WUR int sotto_kem_prekey_sign(uint8_t sig[SOTTO_SIGNATURE_LEN], const uint
 
 /* Flags for sotto_session_init_from_bundle_ex. */
 #define SOTTO_INIT_ALLOW_X3DH 0x1 /* interop mode: accept a bundle without a KEM pre-key (version 3) */
-/* Run SPQR v1 (the "triple ratchet", as libsignal 0.103 does) on the new
- * session: needs a KEM pre-key (SOTTO_ERR_DOWNGRADE without one). A
- * responder runs it when the first PreKeySignalMessage carries pq_ratchet. */
+/* SPQR v1 (the "triple ratchet", as libsignal 0.103 runs it) is the default
+ * on every version 4 session. SOTTO_INIT_SPQR insists on it: a bundle
+ * without a KEM pre-key is then SOTTO_ERR_DOWNGRADE even in X3DH mode.
+ * SOTTO_INIT_NO_SPQR makes a version 4 session without SPQR, as libsotto
+ * did before: for tests and measurements only, since libsotto and libsignal
+ * responders refuse its first message (SOTTO_ERR_DOWNGRADE). A responder
+ * makes a new version 4 state only from a PreKeySignalMessage that carries
+ * pq_ratchet, and runs SPQR on it. */
 #define SOTTO_INIT_SPQR 0x2
+#define SOTTO_INIT_NO_SPQR 0x4
 
 struct sotto_session;
 
@@ -187,11 +193,61 @@ SOTTO_WUR int sotto_session_decrypt_ex(struct sotto_session *s, const struct sot
                                        size_t msg_len, uint8_t *pt, size_t cap, size_t *pt_len,
                                        struct sotto_decrypt_info *info);
 
+/* Addresses: SignalMessage field 6 (libsignal 0.91 and later) names the
+ * sender and the recipient, inside the bytes the MAC covers, so that a
+ * message cannot be passed off as one between other parties (identity
+ * misbinding). libsignal's form, for Signal service ids, is 36 bytes:
+ * sender service id (kind byte 0 ACI / 1 PNI, 16-byte UUID) || sender
+ * device (1 byte) || recipient service id || recipient device. Between
+ * sotto peers the addresses are usernames (docs/protocol.md, "Addresses"):
+ * 0x53 || u8 length || sender name || u32 device || u8 length || recipient
+ * name || u32 device, big-endian.
+ *
+ * With addresses, encrypt writes field 6 on every message, and decrypt,
+ * once the MAC verified, refuses (SOTTO_ERR_AUTH, the same as a failed MAC,
+ * record unchanged) a message whose field 6 is not the expected bytes; a
+ * message without field 6 is accepted (libsignal's rule: older senders),
+ * unless `require` is set (sotto peers write it on every message). Without
+ * addresses (sotto_session_encrypt / _decrypt / _decrypt_ex), nothing is
+ * written and field 6 is not checked. */
+#define SOTTO_ADDRESS_SERVICE_ID 1 /* a Signal service id (libsignal peers) */
+#define SOTTO_ADDRESS_NAME 2       /* a sotto username */
+#define SOTTO_ADDRESS_NAME_MAX 64
+struct sotto_address {
+  int kind;               /* SOTTO_ADDRESS_SERVICE_ID or SOTTO_ADDRESS_NAME */
+  uint8_t service_id[17]; /* SERVICE_ID: kind (0 ACI, 1 PNI) || UUID */
+  const char *name;       /* NAME: 1..SOTTO_ADDRESS_NAME_MAX bytes, NUL-terminated */
+  uint32_t device_id;     /* SERVICE_ID: 1..127 (one byte on the wire) */
+};
+struct sotto_addresses {
+  struct sotto_address local, remote; /* both of one kind */
+  int require;                        /* decrypt: refuse a message without field 6 */
+};
+
+/* sotto_session_encrypt with addresses (a NULL a: none). SOTTO_ERR_USAGE
+ * for an invalid address. */
+SOTTO_WUR int sotto_session_encrypt_addressed(struct sotto_session *s, const struct sotto_addresses *a,
+                                              uint8_t *out, size_t cap, size_t *out_len, int *type,
+                                              const uint8_t *pt, size_t pt_len);
+/* sotto_session_decrypt_ex with addresses: a->remote is the sender, a->local
+ * us (a NULL a: none). */
+SOTTO_WUR int sotto_session_decrypt_addressed(struct sotto_session *s, const struct sotto_identity *me,
+                                              const struct sotto_prekey_store *store,
+                                              const struct sotto_addresses *a, int type, const uint8_t *msg,
+                                              size_t msg_len, uint8_t *pt, size_t cap, size_t *pt_len,
+                                              struct sotto_decrypt_info *info);
+
 /* 1 if the record has a current state. */
 int sotto_session_has_state(const struct sotto_session *s);
 /* The remote identity key of the current state (SOTTO_ERR_NO_SESSION if none). */
 SOTTO_WUR int sotto_session_remote_identity(const struct sotto_session *s, uint8_t out[32]);
 SOTTO_WUR int sotto_session_remote_registration_id(const struct sotto_session *s, uint32_t *id);
+/* 1 if the current state runs SPQR, 0 if it does not (a version 3
+ * session, or a version 4 one made before SPQR was the default) or there is
+ * none. A caller should not send on a version 4 session without SPQR: it
+ * starts a new session from a fresh bundle instead (docs/protocol.md,
+ * "Migration"). */
+int sotto_session_has_spqr(const struct sotto_session *s);
 /* Protocol version of the current state (3 or 4), or a negative error. */
 int sotto_session_version(const struct sotto_session *s);
 /* Number of stored skipped message keys in the current state. */

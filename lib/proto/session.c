@@ -103,19 +103,6 @@ static void spqr_free(struct sotto__spqr *q) {
   free(q);
 }
 
-/* A deep copy of q (NULL on NOMEM). */
-static struct sotto__spqr *spqr_dup(const struct sotto__spqr *q) {
-  struct sotto__spqr *c = malloc(sizeof *c);
-  if (c == NULL) return NULL;
-  c->braid = q->braid;
-  if (sotto__spqr_chain_copy(&c->chain, &q->chain) != 0) {
-    sotto__wipe(&c->braid, sizeof c->braid);
-    free(c);
-    return NULL;
-  }
-  return c;
-}
-
 static void state_free(struct state *st) {
   if (st == NULL) return;
   spqr_free(st->spqr);
@@ -243,12 +230,21 @@ struct work {
   unsigned trials; /* states still to try */
   unsigned dh;     /* DH ratchet steps left */
   unsigned steps;  /* chain steps left (keys walked over to reach the message's) */
+  uint32_t spqr_steps; /* SPQR chain steps left (one HKDF each) */
+  /* Field 6 expected (the caller's addresses), checked after the MAC. */
+  const uint8_t *addr;
+  size_t addr_len;
+  int addr_require;
 };
 
 static void work_init(struct work *w) {
   w->trials = SOTTO_MAX_DECRYPT_TRIALS;
   w->dh = SOTTO_MAX_DECRYPT_DH_STEPS;
   w->steps = SOTTO_MAX_DECRYPT_CHAIN_STEPS;
+  w->spqr_steps = SOTTO_MAX_DECRYPT_SPQR_STEPS;
+  w->addr = NULL;
+  w->addr_len = 0;
+  w->addr_require = 0;
 }
 
 /* Skipped-key changes, applied only when the message verified. */
@@ -261,7 +257,10 @@ struct pending {
   uint8_t small[8 * 32];
   int drop;            /* the ratchet step pushed out the oldest receiving chain... */
   uint8_t drop_key[32]; /* ...this one: its skipped keys go with it */
-  struct sotto__spqr *spqr; /* the advanced SPQR state (owned until commit), or NULL */
+  /* The state's SPQR, advanced in place by this message (NULL: none), and
+   * what to undo if the trial is dropped. */
+  struct sotto__spqr *spqr;
+  struct sotto__spqr_undo undo;
 };
 
 static void pending_clear(struct pending *p) {
@@ -308,6 +307,7 @@ static int decrypt_with_state(struct state *st, struct pending *p, const struct 
   p->seeds = NULL;
   p->drop = 0;
   p->spqr = NULL;
+  sotto__spqr_undo_init(&p->undo);
 
   if (m->version != st->version) return SOTTO_ERR_VERSION;
   if (cap < m->ciphertext_len) return SOTTO_ERR_BUFFER_TOO_SMALL;
@@ -364,18 +364,19 @@ static int decrypt_with_state(struct state *st, struct pending *p, const struct 
   }
 
   if (st->spqr != NULL) {
-    /* SPQR on a copy, kept only if the MAC verifies. A missing field or
-     * any SPQR error is refused like a failed MAC: the field is not yet
+    /* SPQR in place with an undo record, kept only if the whole message
+     * verifies. Before the MAC only the message's SPQR key is derived
+     * (within the budget of SPQR chain steps); the braid (erasure
+     * decoding, ML-KEM, its MACs) runs after it. A missing field or any
+     * SPQR error is refused like a failed MAC: the field is not yet
      * authenticated, so its errors say nothing to an attacker. */
     if (!m->has_pq || m->pq_len == 0) {
       rc = SOTTO_ERR_AUTH;
       goto out;
     }
-    if ((p->spqr = spqr_dup(st->spqr)) == NULL) {
-      rc = SOTTO_ERR_NOMEM;
-      goto out;
-    }
-    if ((rc = sotto__spqr_recv(p->spqr, m->pq, m->pq_len, pq_key, &has_pq_key)) != 0) {
+    p->spqr = st->spqr;
+    if ((rc = sotto__spqr_recv_key_u(p->spqr, m->pq, m->pq_len, pq_key, &has_pq_key, &w->spqr_steps,
+                                     &p->undo)) != 0) {
       if (rc != SOTTO_ERR_NOMEM) rc = SOTTO_ERR_AUTH;
       goto out;
     }
@@ -384,6 +385,19 @@ static int decrypt_with_state(struct state *st, struct pending *p, const struct 
   message_mac(mac, k.mac, st->remote_id, st->local_id, m->mac_input, m->mac_input_len);
   if (!sotto__ct_eq(mac, m->mac, SOTTO_MESSAGE_MAC_LEN)) {
     rc = SOTTO_ERR_AUTH;
+    goto out;
+  }
+  /* Addresses (field 6), as libsignal checks them: after the MAC, and a
+   * mismatch is a failed MAC. */
+  if (w->addr != NULL) {
+    if (m->has_addr ? m->addr_len != w->addr_len || !sotto__ct_eq(m->addr, w->addr, w->addr_len)
+                    : w->addr_require) {
+      rc = SOTTO_ERR_AUTH;
+      goto out;
+    }
+  }
+  if (p->spqr != NULL && (rc = sotto__spqr_recv_braid_u(p->spqr, &p->undo)) != 0) {
+    if (rc != SOTTO_ERR_NOMEM) rc = SOTTO_ERR_AUTH;
     goto out;
   }
   if ((rc = sotto__aes256cbc_decrypt(pt, pt_len, k.cipher, k.iv, m->ciphertext, m->ciphertext_len)) != 0) {
@@ -401,7 +415,7 @@ out:
   sotto__wipe(pq_key, sizeof pq_key);
   if (rc != 0) {
     pending_clear(p);
-    spqr_free(p->spqr);
+    if (p->spqr != NULL) sotto__spqr_rollback(p->spqr, &p->undo);
     p->spqr = NULL;
   }
   return rc;
@@ -425,7 +439,7 @@ static int trial_run(struct trial *t, const struct state *st, const struct sotto
 
 static void trial_drop(struct trial *t) {
   pending_clear(&t->p);
-  spqr_free(t->p.spqr);
+  if (t->p.spqr != NULL) sotto__spqr_rollback(t->p.spqr, &t->p.undo);
   t->p.spqr = NULL;
   sotto__wipe(&t->tmp, sizeof t->tmp);
 }
@@ -455,8 +469,8 @@ static void trial_commit(struct state *dst, struct trial *t) {
   pending_clear(p);
   t->tmp.skipped = tab;
   if (p->spqr != NULL) {
-    spqr_free(dst->spqr);
-    t->tmp.spqr = p->spqr;
+    /* The trial advanced dst's own SPQR state in place: keep it. */
+    sotto__spqr_commit(&p->undo);
     p->spqr = NULL;
   }
   /* The KEM ciphertext is only needed while PreKeySignalMessages go out. */
@@ -518,6 +532,10 @@ int sotto_session_remote_registration_id(const struct sotto_session *s, uint32_t
   if (s == NULL || s->cur == NULL) return SOTTO_ERR_NO_SESSION;
   *id = s->cur->remote_reg;
   return 0;
+}
+
+int sotto_session_has_spqr(const struct sotto_session *s) {
+  return s != NULL && s->cur != NULL && s->cur->spqr != NULL;
 }
 
 int sotto_session_version(const struct sotto_session *s) {
@@ -593,7 +611,9 @@ int sotto_session_init_from_bundle_ex(struct sotto_session *s, const struct sott
   int rc, pq;
 
   if ((rc = sotto__crypto_init()) != 0) return rc;
-  if (s == NULL || me == NULL || b == NULL || (flags & ~(unsigned)(SOTTO_INIT_ALLOW_X3DH | SOTTO_INIT_SPQR)))
+  if (s == NULL || me == NULL || b == NULL ||
+      (flags & ~(unsigned)(SOTTO_INIT_ALLOW_X3DH | SOTTO_INIT_SPQR | SOTTO_INIT_NO_SPQR)) ||
+      ((flags & SOTTO_INIT_SPQR) && (flags & SOTTO_INIT_NO_SPQR)))
     return SOTTO_ERR_USAGE;
 
   /* Verify Sig(IK_B, Encode(SPK_B)) and Sig(IK_B, EncodeKEM(PQPK_B))
@@ -646,7 +666,7 @@ int sotto_session_init_from_bundle_ex(struct sotto_session *s, const struct sott
   st->flags = F_SEND_STALE | F_PENDING_PREKEY;
   if (b->has_one_time_prekey) st->flags |= F_PENDING_OPK;
   if (pq) st->flags |= F_PENDING_KEM;
-  if (flags & SOTTO_INIT_SPQR) {
+  if (pq && !(flags & SOTTO_INIT_NO_SPQR)) {
     /* SPQR from PQXDH's third 32 bytes; the initiator is its A side. */
     if ((st->spqr = malloc(sizeof *st->spqr)) == NULL) {
       rc = SOTTO_ERR_NOMEM;
@@ -668,14 +688,54 @@ out:
   return rc;
 }
 
+/* ---- addresses (field 6) ------------------------------------------------------ */
+
+#define ADDR_MAX (1 + 2 * (1 + SOTTO_ADDRESS_NAME_MAX + 4))
+
+/* Field 6 for a message from `from` to `to` (docs/protocol.md,
+ * "Addresses"); SOTTO_ERR_USAGE for an invalid address or mixed kinds. */
+static int addr_encode(uint8_t out[ADDR_MAX], size_t *n, const struct sotto_address *from,
+                       const struct sotto_address *to) {
+  const struct sotto_address *a[2] = {from, to};
+  size_t len = 0;
+  if (from->kind != to->kind) return SOTTO_ERR_USAGE;
+  if (from->kind == SOTTO_ADDRESS_NAME) out[len++] = 0x53;
+  for (int i = 0; i < 2; i++) {
+    if (a[i]->kind == SOTTO_ADDRESS_SERVICE_ID) {
+      if (a[i]->service_id[0] > 1 || a[i]->device_id < 1 || a[i]->device_id > 127) return SOTTO_ERR_USAGE;
+      memcpy(out + len, a[i]->service_id, 17);
+      len += 17;
+      out[len++] = (uint8_t)a[i]->device_id;
+    } else if (a[i]->kind == SOTTO_ADDRESS_NAME) {
+      size_t nl;
+      if (a[i]->name == NULL) return SOTTO_ERR_USAGE;
+      nl = strnlen(a[i]->name, SOTTO_ADDRESS_NAME_MAX + 1);
+      if (nl == 0 || nl > SOTTO_ADDRESS_NAME_MAX) return SOTTO_ERR_USAGE;
+      out[len++] = (uint8_t)nl;
+      memcpy(out + len, a[i]->name, nl);
+      len += nl;
+      out[len] = (uint8_t)(a[i]->device_id >> 24);
+      out[len + 1] = (uint8_t)(a[i]->device_id >> 16);
+      out[len + 2] = (uint8_t)(a[i]->device_id >> 8);
+      out[len + 3] = (uint8_t)a[i]->device_id;
+      len += 4;
+    } else {
+      return SOTTO_ERR_USAGE;
+    }
+  }
+  *n = len;
+  return 0;
+}
+
 /* ---- encrypt --------------------------------------------------------------- */
 
-int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, size_t *out_len, int *type,
-                          const uint8_t *pt, size_t pt_len) {
+static int encrypt_addr(struct sotto_session *s, const uint8_t *addr, size_t addr_len, uint8_t *out,
+                        size_t cap, size_t *out_len, int *type, const uint8_t *pt, size_t pt_len) {
   struct state tmp;
   struct msg_keys k;
   struct sotto__wr w;
-  struct sotto__spqr *q = NULL;
+  struct sotto__spqr *q = NULL; /* the SPQR state advanced in place (undo below) */
+  struct sotto__spqr_undo qu;
   uint8_t seed[32], next_ck[32], mac[32], *ct = NULL, *inner = NULL;
   uint8_t pq[SOTTO_SPQR_MSG_MAX_LEN], pq_key[32];
   size_t ct_len, inner_len, pq_len = 0, hdr;
@@ -683,6 +743,7 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
   int rc, has_pq_key = 0;
 
   if (out_len) *out_len = 0;
+  sotto__spqr_undo_init(&qu);
   if (s == NULL || out == NULL || out_len == NULL || type == NULL || (pt == NULL && pt_len > 0))
     return SOTTO_ERR_USAGE;
   if (s->cur == NULL) return SOTTO_ERR_NO_SESSION;
@@ -701,13 +762,10 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
    * writes 0x33, current libsignal writes 0x44 for version 4. */
   vbyte = (uint8_t)(tmp.version << 4 | tmp.version);
 
-  /* SPQR (on a copy, committed with the rest): its field 5 and key. */
+  /* SPQR (in place, undone if anything below fails): field 5 and key. */
   if (tmp.spqr != NULL) {
-    if ((q = spqr_dup(tmp.spqr)) == NULL) {
-      rc = SOTTO_ERR_NOMEM;
-      goto out;
-    }
-    if ((rc = sotto__spqr_send(q, pq, sizeof pq, &pq_len, pq_key, &has_pq_key)) != 0) goto out;
+    if ((rc = sotto__spqr_send_u(tmp.spqr, pq, sizeof pq, &pq_len, pq_key, &has_pq_key, &qu)) != 0) goto out;
+    q = tmp.spqr;
   }
 
   /* KDF_CK, message keys, AES-256-CBC. */
@@ -716,6 +774,7 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
   ct_len = SOTTO_CIPHERTEXT_LEN(pt_len);
   inner_len = sotto__signal_msg_size(tmp.send_index, tmp.prev_counter, ct_len);
   if (q != NULL) inner_len += sotto__pb_bytes_size(pq_len);
+  if (addr != NULL) inner_len += sotto__pb_bytes_size(addr_len);
 
   if (!(tmp.flags & F_PENDING_PREKEY)) {
     inner = out; /* write the SignalMessage straight into out */
@@ -745,6 +804,7 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
     w.len += ct_len;
   }
   if (q != NULL) sotto__pb_bytes(&w, 5, pq, pq_len);
+  if (addr != NULL) sotto__pb_bytes(&w, 6, addr, addr_len);
   message_mac(mac, k.mac, tmp.local_id, tmp.remote_id, inner, w.len);
   sotto__wr_bytes(&w, mac, SOTTO_MESSAGE_MAC_LEN);
   if (w.err || w.len != inner_len) {
@@ -785,13 +845,12 @@ int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, siz
   memcpy(tmp.send_ck, next_ck, 32);
   tmp.send_index++;
   if (q != NULL) {
-    spqr_free(tmp.spqr);
-    tmp.spqr = q;
+    sotto__spqr_commit(&qu);
     q = NULL;
   }
   *s->cur = tmp;
 out:
-  spqr_free(q);
+  if (q != NULL) sotto__spqr_rollback(q, &qu);
   sotto__wipe(pq_key, sizeof pq_key);
   if (inner != NULL && inner != out) {
     sotto__wipe(inner, inner_len);
@@ -804,6 +863,23 @@ out:
   sotto__wipe(next_ck, sizeof next_ck);
   sotto__wipe(mac, sizeof mac);
   return rc;
+}
+
+int sotto_session_encrypt(struct sotto_session *s, uint8_t *out, size_t cap, size_t *out_len, int *type,
+                          const uint8_t *pt, size_t pt_len) {
+  return encrypt_addr(s, NULL, 0, out, cap, out_len, type, pt, pt_len);
+}
+
+int sotto_session_encrypt_addressed(struct sotto_session *s, const struct sotto_addresses *a, uint8_t *out,
+                                    size_t cap, size_t *out_len, int *type, const uint8_t *pt,
+                                    size_t pt_len) {
+  uint8_t addr[ADDR_MAX];
+  size_t n = 0;
+  int rc;
+  if (out_len) *out_len = 0;
+  if (a == NULL) return encrypt_addr(s, NULL, 0, out, cap, out_len, type, pt, pt_len);
+  if ((rc = addr_encode(addr, &n, &a->local, &a->remote)) != 0) return rc;
+  return encrypt_addr(s, addr, n, out, cap, out_len, type, pt, pt_len);
 }
 
 /* ---- decrypt --------------------------------------------------------------- */
@@ -867,7 +943,7 @@ fail:
  * current. A duplicate on the current state is final, as in libsignal. */
 static int decrypt_signal(struct sotto_session *s, const struct sotto_prekey_store *store, const uint8_t *msg,
                           size_t len, uint8_t *pt, size_t cap, size_t *pt_len,
-                          struct sotto_decrypt_info *info) {
+                          struct sotto_decrypt_info *info, const struct work *w0) {
   struct sotto__signal_msg m;
   struct work w;
   int rc, first = 0, known = 0, any_version = 0, final;
@@ -883,7 +959,7 @@ static int decrypt_signal(struct sotto_session *s, const struct sotto_prekey_sto
   if (!any_version) return SOTTO_ERR_VERSION;
   if (!known && m.counter > SOTTO_MAX_FORWARD_JUMP) return SOTTO_ERR_TOO_FAR_AHEAD;
 
-  work_init(&w);
+  w = *w0;
   for (int i = -1; i < (int)s->n_arch && w.trials > 0; i++) {
     struct state *st = i < 0 ? s->cur : s->arch[i];
     if (st->version != m.version) continue;
@@ -1016,19 +1092,21 @@ out:
  * it hears back); otherwise it makes a new state, which becomes current only
  * if its first message verifies and the caller trusts the identity. */
 static int decrypt_prekey(struct sotto_session *s, const struct sotto_identity *me,
-                          const struct sotto_prekey_store *store, const uint8_t *msg, size_t len,
-                          uint8_t *pt, size_t cap, size_t *pt_len, struct sotto_decrypt_info *info) {
+                          const struct sotto_prekey_store *store, const uint8_t *msg, size_t len, uint8_t *pt,
+                          size_t cap, size_t *pt_len, struct sotto_decrypt_info *info,
+                          const struct work *w0) {
   struct sotto__prekey_msg pm;
   struct sotto__signal_msg m;
   struct state *ns = NULL;
   struct trial t;
   struct work w;
-  int rc, final;
+  int rc, final, spqr;
 
   if ((rc = sotto__prekey_msg_parse(&pm, msg, len)) != 0) return rc;
   if ((rc = sotto__signal_msg_parse(&m, pm.message, pm.message_len)) != 0) return rc;
+  spqr = m.has_pq && m.pq_len > 0;
 
-  work_init(&w);
+  w = *w0;
   for (int i = -1; s->cur != NULL && i < (int)s->n_arch; i++) {
     struct state *st = i < 0 ? s->cur : s->arch[i];
     if (st->version == pm.version && memcmp(st->base_key, pm.base_key, 32) == 0 &&
@@ -1037,8 +1115,11 @@ static int decrypt_prekey(struct sotto_session *s, const struct sotto_identity *
   }
 
   if (me == NULL || store == NULL || store->load_signed_prekey == NULL) return SOTTO_ERR_USAGE;
-  if ((rc = responder_state(&ns, me, store, &pm, m.has_pq && m.pq_len > 0 && pm.version == SOTTO_VERSION_PQXDH)) != 0)
-    return rc;
+  /* A new version 4 session must run SPQR (libsignal: "Minimum version"):
+   * a PQXDH start without pq_ratchet is a downgrade, refused before any
+   * pre-key is touched. Version 3 (X3DH, interop) has no SPQR. */
+  if (pm.version == SOTTO_VERSION_PQXDH && !spqr) return SOTTO_ERR_DOWNGRADE;
+  if ((rc = responder_state(&ns, me, store, &pm, spqr && pm.version == SOTTO_VERSION_PQXDH)) != 0) return rc;
   if ((rc = trial_run(&t, ns, &m, pt, cap, pt_len, &w)) != 0) {
     state_free(ns);
     return rc;
@@ -1061,11 +1142,13 @@ static int decrypt_prekey(struct sotto_session *s, const struct sotto_identity *
   return 0;
 }
 
-int sotto_session_decrypt_ex(struct sotto_session *s, const struct sotto_identity *me,
-                             const struct sotto_prekey_store *store, int type, const uint8_t *msg,
-                             size_t msg_len, uint8_t *pt, size_t cap, size_t *pt_len,
-                             struct sotto_decrypt_info *info) {
-  size_t dummy;
+int sotto_session_decrypt_addressed(struct sotto_session *s, const struct sotto_identity *me,
+                                    const struct sotto_prekey_store *store, const struct sotto_addresses *a,
+                                    int type, const uint8_t *msg, size_t msg_len, uint8_t *pt, size_t cap,
+                                    size_t *pt_len, struct sotto_decrypt_info *info) {
+  uint8_t addr[ADDR_MAX];
+  struct work w;
+  size_t dummy, n = 0;
   int rc;
 
   if (pt_len == NULL) pt_len = &dummy;
@@ -1073,10 +1156,18 @@ int sotto_session_decrypt_ex(struct sotto_session *s, const struct sotto_identit
   if (info != NULL) memset(info, 0, sizeof *info);
   if ((rc = sotto__crypto_init()) != 0) return rc;
   if (s == NULL || msg == NULL || pt == NULL) return SOTTO_ERR_USAGE;
+  work_init(&w);
+  if (a != NULL) {
+    /* The message comes from the remote address to us. */
+    if ((rc = addr_encode(addr, &n, &a->remote, &a->local)) != 0) return rc;
+    w.addr = addr;
+    w.addr_len = n;
+    w.addr_require = a->require != 0;
+  }
   if (type == SOTTO_MSG_SIGNAL)
-    rc = decrypt_signal(s, store, msg, msg_len, pt, cap, pt_len, info);
+    rc = decrypt_signal(s, store, msg, msg_len, pt, cap, pt_len, info, &w);
   else if (type == SOTTO_MSG_PREKEY)
-    rc = decrypt_prekey(s, me, store, msg, msg_len, pt, cap, pt_len, info);
+    rc = decrypt_prekey(s, me, store, msg, msg_len, pt, cap, pt_len, info, &w);
   else
     rc = SOTTO_ERR_USAGE;
   if (rc != 0) {
@@ -1084,6 +1175,13 @@ int sotto_session_decrypt_ex(struct sotto_session *s, const struct sotto_identit
     if (info != NULL && rc != SOTTO_ERR_UNTRUSTED_IDENTITY) memset(info, 0, sizeof *info);
   }
   return rc;
+}
+
+int sotto_session_decrypt_ex(struct sotto_session *s, const struct sotto_identity *me,
+                             const struct sotto_prekey_store *store, int type, const uint8_t *msg,
+                             size_t msg_len, uint8_t *pt, size_t cap, size_t *pt_len,
+                             struct sotto_decrypt_info *info) {
+  return sotto_session_decrypt_addressed(s, me, store, NULL, type, msg, msg_len, pt, cap, pt_len, info);
 }
 
 int sotto_session_decrypt(struct sotto_session *s, const struct sotto_identity *me,
@@ -1218,15 +1316,33 @@ int sotto_session_serialize(const struct sotto_session *s, uint8_t *out, size_t 
   return 0;
 }
 
+/* Bounds on the SPQR part of one state on load (docs/protocol.md, "Session
+ * record"). A braid record is at most about 16.5 KB (every optional part
+ * and a full decoder); a chain record of a session holds at most
+ * SOTTO_SPQR_MAX_LINKS links whose receiving halves keep fewer than
+ * 2,000 * 11 / 10 + 1 keys of 36 bytes: about 634 KB. A session's chains
+ * always have libsignal's parameters; a record with others is not one
+ * libsotto wrote. */
+#define SPQR_BRAID_RECORD_MAX (20 * 1024)
+#define SPQR_CHAIN_RECORD_MAX (640 * 1024)
+
 static int read_spqr(struct sotto__rd *r, struct state *st) {
   const uint8_t *p;
   uint32_t n;
   int rc;
   if ((st->spqr = calloc(1, sizeof *st->spqr)) == NULL) return SOTTO_ERR_NOMEM;
-  if ((rc = sotto__rd_u32be(r, &n)) != 0 || (rc = sotto__rd_bytes(r, n, &p)) != 0) return rc;
+  if ((rc = sotto__rd_u32be(r, &n)) != 0) return rc;
+  if (n > SPQR_BRAID_RECORD_MAX) return SOTTO_ERR_TOO_LARGE;
+  if ((rc = sotto__rd_bytes(r, n, &p)) != 0) return rc;
   if ((rc = sotto__braid_deserialize(&st->spqr->braid, p, n)) != 0) return rc;
-  if ((rc = sotto__rd_u32be(r, &n)) != 0 || (rc = sotto__rd_bytes(r, n, &p)) != 0) return rc;
-  return sotto__spqr_chain_deserialize(&st->spqr->chain, p, n);
+  if ((rc = sotto__rd_u32be(r, &n)) != 0) return rc;
+  if (n > SPQR_CHAIN_RECORD_MAX) return SOTTO_ERR_TOO_LARGE;
+  if ((rc = sotto__rd_bytes(r, n, &p)) != 0) return rc;
+  if ((rc = sotto__spqr_chain_deserialize(&st->spqr->chain, p, n)) != 0) return rc;
+  if (st->spqr->chain.max_jump != SOTTO_SPQR_DEFAULT_MAX_JUMP ||
+      st->spqr->chain.max_ooo != SOTTO_SPQR_DEFAULT_MAX_OOO)
+    return SOTTO_ERR_MALFORMED;
+  return 0;
 }
 
 static int read_state(struct sotto__rd *r, struct state **out, int format) {

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* braid.c: the SPQR v1 ML-KEM braid (braid.h). */
-#include <string.h>
+#include "spqr/braid.h"
 
 #include <sotto/error.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "crypto/crypto.h"
 #include "pq/keccak.h"
-#include "spqr/braid.h"
 #include "wire/wire.h"
 
 static void enc_start(struct sotto__braid *b, const uint8_t *obj, size_t len) {
@@ -245,6 +246,127 @@ int sotto__braid_recv(struct sotto__braid *b, const struct sotto__spqr_msg *m, i
   }
   sotto__wipe(&tmp, sizeof tmp);
   return rc;
+}
+
+/* ---- in place, with an undo record -------------------------------------------- */
+
+void sotto__braid_undo_init(struct sotto__braid_undo *u) {
+  memset(u, 0, sizeof *u);
+}
+
+static int save_braid(struct sotto__braid_undo *u, const struct sotto__braid *b) {
+  if ((u->copy = malloc(sizeof *u->copy)) == NULL) return SOTTO_ERR_NOMEM;
+  *u->copy = *b;
+  return 0;
+}
+
+static void restore_braid(struct sotto__braid *b, struct sotto__braid_undo *u) {
+  *b = *u->copy;
+  sotto__wipe(u->copy, sizeof *u->copy);
+  free(u->copy);
+  u->copy = NULL;
+}
+
+int sotto__braid_send_u(struct sotto__braid *b, struct sotto__spqr_msg *m, uint8_t chunk[32], int *has_secret,
+                        uint8_t secret[32], uint64_t *secret_epoch, struct sotto__braid_undo *u) {
+  int rc;
+  if (b == NULL || u == NULL || u->copy != NULL) return SOTTO_ERR_USAGE;
+  if (b->state == BRAID_KEYS_UNSAMPLED || b->state == BRAID_HEADER_RECEIVED) {
+    /* A key pair or an encapsulation: the braid changes throughout. */
+    if ((rc = save_braid(u, b)) != 0) return rc;
+    if ((rc = sotto__braid_send(b, m, chunk, has_secret, secret, secret_epoch)) != 0) restore_braid(b, u);
+    return rc;
+  }
+  u->has_enc = 1;
+  u->enc_idx = b->enc_idx;
+  if ((rc = sotto__braid_send(b, m, chunk, has_secret, secret, secret_epoch)) != 0) {
+    b->enc_idx = u->enc_idx;
+    u->has_enc = 0;
+  }
+  return rc;
+}
+
+/* What recv_inner does with m: 0 nothing, 1 only adds its chunk to the
+ * object being received (without finishing it), 2 more. */
+static int recv_kind(const struct sotto__braid *b, const struct sotto__spqr_msg *m) {
+  int add = 0;
+  if (m->epoch > b->epoch) return 2;
+  if (m->epoch < b->epoch) return 0;
+  switch (b->state) {
+    case BRAID_KEYS_SAMPLED:
+    case BRAID_CT1_RECEIVED:
+      return (m->type == SOTTO_SPQR_CT1 && b->state == BRAID_KEYS_SAMPLED) ||
+                     (m->type == SOTTO_SPQR_CT2 && b->state == BRAID_CT1_RECEIVED)
+                 ? 2
+                 : 0;
+    case BRAID_HEADER_SENT:
+      add = m->type == SOTTO_SPQR_CT1;
+      break;
+    case BRAID_EK_SENT_CT1_RECEIVED:
+      add = m->type == SOTTO_SPQR_CT2;
+      break;
+    case BRAID_NO_HEADER_RECEIVED:
+      add = m->type == SOTTO_SPQR_HDR;
+      break;
+    case BRAID_CT1_SAMPLED:
+    case BRAID_CT1_ACKNOWLEDGED:
+      if (m->type != SOTTO_SPQR_EK && m->type != SOTTO_SPQR_EK_CT1_ACK) return 0;
+      if (b->state == BRAID_CT1_SAMPLED && m->type == SOTTO_SPQR_EK_CT1_ACK) return 2;
+      add = 1;
+      break;
+    case BRAID_EK_RECEIVED_CT1_SAMPLED:
+      return m->type == SOTTO_SPQR_CT1_ACK || m->type == SOTTO_SPQR_EK_CT1_ACK ? 2 : 0;
+    default:
+      return 0;
+  }
+  if (!add) return 0;
+  if (!m->has_chunk) return 2; /* msg.c never gives such a message; the general path copes */
+  return sotto__spqr_dec_would_complete(&b->dec, m->chunk_index) ? 2 : 1;
+}
+
+int sotto__braid_recv_u(struct sotto__braid *b, const struct sotto__spqr_msg *m, int *has_secret,
+                        uint8_t secret[32], uint64_t *secret_epoch, struct sotto__braid_undo *u) {
+  int rc, kind;
+  if (b == NULL || m == NULL || has_secret == NULL || secret == NULL || secret_epoch == NULL || u == NULL ||
+      u->copy != NULL || u->has_dec)
+    return SOTTO_ERR_USAGE;
+  if (m->has_chunk && m->chunk == NULL) return SOTTO_ERR_USAGE;
+  *has_secret = 0;
+  kind = recv_kind(b, m);
+  if (kind == 0) return 0;
+  if (kind == 1) {
+    u->has_dec = 1;
+    u->dec_index = m->chunk_index;
+    u->dec_mask = sotto__spqr_dec_add(&b->dec, m->chunk_index, m->chunk);
+    return 0;
+  }
+  if ((rc = save_braid(u, b)) != 0) return rc;
+  if ((rc = recv_inner(b, m, has_secret, secret, secret_epoch)) != 0) {
+    restore_braid(b, u);
+    *has_secret = 0;
+    sotto__wipe(secret, 32);
+  }
+  return rc;
+}
+
+void sotto__braid_rollback(struct sotto__braid *b, struct sotto__braid_undo *u) {
+  if (b == NULL || u == NULL) return;
+  if (u->copy != NULL) {
+    restore_braid(b, u);
+  } else {
+    if (u->has_dec) sotto__spqr_dec_remove(&b->dec, u->dec_index, u->dec_mask);
+    if (u->has_enc) b->enc_idx = u->enc_idx;
+  }
+  sotto__braid_commit(u);
+}
+
+void sotto__braid_commit(struct sotto__braid_undo *u) {
+  if (u == NULL) return;
+  if (u->copy != NULL) {
+    sotto__wipe(u->copy, sizeof *u->copy);
+    free(u->copy);
+  }
+  memset(u, 0, sizeof *u);
 }
 
 /* ---- record ------------------------------------------------------------------- */

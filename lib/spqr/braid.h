@@ -8,8 +8,8 @@
  * next epoch. One chunk (or none) rides on every message. See
  * docs/protocol.md, "SPQR", for the transitions.
  *
- * Not yet wired into sessions. The state is a plain struct (no pointers), so
- * a failed receive can simply work on a copy. */
+ * The state is a plain struct (no pointers), so a receive that changes
+ * more than a counter can work on a copy (sotto__braid_recv_u). */
 #ifndef SOTTO_SPQR_BRAID_H
 #define SOTTO_SPQR_BRAID_H
 
@@ -74,6 +74,27 @@ int sotto__braid_send(struct sotto__braid *b, struct sotto__spqr_msg *m, uint8_t
 int sotto__braid_recv(struct sotto__braid *b, const struct sotto__spqr_msg *m, int *has_secret,
                       uint8_t secret[32], uint64_t *secret_epoch);
 void sotto__braid_clear(struct sotto__braid *b);
+
+/* In-place send and receive with an undo record (as chain.h's): the common
+ * message (a chunk sent from the object in flight, a chunk added to the
+ * object being received) records a few counters; one that changes the
+ * braid's state (a new key pair, an encapsulation, a completed object, a
+ * new epoch) keeps a copy of the braid first. On error the braid is
+ * unchanged and the record empty. */
+struct sotto__braid_undo {
+  struct sotto__braid *copy; /* the braid before, or NULL */
+  int has_enc;
+  uint32_t enc_idx;
+  int has_dec;
+  uint16_t dec_index, dec_mask;
+};
+void sotto__braid_undo_init(struct sotto__braid_undo *u);
+int sotto__braid_send_u(struct sotto__braid *b, struct sotto__spqr_msg *m, uint8_t chunk[32], int *has_secret,
+                        uint8_t secret[32], uint64_t *secret_epoch, struct sotto__braid_undo *u);
+int sotto__braid_recv_u(struct sotto__braid *b, const struct sotto__spqr_msg *m, int *has_secret,
+                        uint8_t secret[32], uint64_t *secret_epoch, struct sotto__braid_undo *u);
+void sotto__braid_rollback(struct sotto__braid *b, struct sotto__braid_undo *u);
+void sotto__braid_commit(struct sotto__braid_undo *u);
 
 /* Our record of a braid (docs/protocol.md, "SPQR braid record"). */
 size_t sotto__braid_serialized_size(const struct sotto__braid *b);

@@ -44,7 +44,7 @@ static void dir_step(struct sotto__spqr_dir *d, uint8_t key[32]) {
   info[3] = (uint8_t)d->ctr;
   memcpy(info + 4, LABEL_NEXT, sizeof LABEL_NEXT - 1);
   /* 64 bytes from HKDF-SHA256 cannot fail (the limit is 255 * 32). */
-  if (sotto__hkdf(okm, sizeof okm, NULL, 0, d->next, 32, info, sizeof info) != 0) sotto__wipe(okm, sizeof okm);
+  if (sotto__hkdf_zero_salt32(okm, sizeof okm, d->next, info, sizeof info) != 0) sotto__wipe(okm, sizeof okm);
   memcpy(d->next, okm, 32);
   memcpy(key, okm + 32, 32);
   sotto__wipe(okm, sizeof okm);
@@ -143,6 +143,8 @@ static void split96(struct sotto__spqr_chain *c, struct sotto__spqr_link *l, con
 int sotto__spqr_chain_init(struct sotto__spqr_chain *c, const uint8_t auth_key[32], uint8_t dir,
                            uint32_t max_jump, uint32_t max_ooo) {
   uint8_t okm[96];
+  /* dir_step's zero-salt HKDF uses a key prepared by the crypto init. */
+  if (sotto__crypto_init() != 0) return SOTTO_ERR_INTERNAL;
   if (c == NULL || auth_key == NULL || dir > SOTTO_SPQR_B2A || max_ooo > MAX_OOO_LIMIT)
     return SOTTO_ERR_USAGE;
   memset(c, 0, sizeof *c);
@@ -353,6 +355,7 @@ int sotto__spqr_chain_deserialize(struct sotto__spqr_chain *c, const uint8_t *in
 
   if (c == NULL || (in == NULL && len != 0)) return SOTTO_ERR_USAGE;
   memset(c, 0, sizeof *c);
+  if (sotto__crypto_init() != 0) return SOTTO_ERR_INTERNAL; /* for dir_step */
   sotto__rd_init(&r, in, len);
   if ((rc = sotto__rd_bytes(&r, 4, &magic)) != 0) goto fail;
   rc = SOTTO_ERR_MALFORMED;
@@ -389,4 +392,166 @@ int sotto__spqr_chain_deserialize(struct sotto__spqr_chain *c, const uint8_t *in
 fail:
   sotto__spqr_chain_clear(c);
   return rc;
+}
+
+/* ---- undo records ------------------------------------------------------------ */
+
+void sotto__spqr_chain_undo_init(struct sotto__spqr_chain_undo *u) {
+  memset(u, 0, sizeof *u);
+  u->link = -1;
+}
+
+static void dir_record(struct sotto__spqr_chain_undo *u, int link, int recv,
+                       const struct sotto__spqr_dir *d) {
+  u->link = link;
+  u->recv = recv;
+  u->ctr = d->ctr;
+  u->n_prev = d->n_prev;
+  u->has_next = d->has_next;
+  memcpy(u->next, d->next, 32);
+}
+
+/* A deep copy of c into u->copy (SOTTO_ERR_NOMEM). */
+static int save_copy(struct sotto__spqr_chain_undo *u, const struct sotto__spqr_chain *c) {
+  if ((u->copy = malloc(sizeof *u->copy)) == NULL) return SOTTO_ERR_NOMEM;
+  if (sotto__spqr_chain_copy(u->copy, c) != 0) {
+    free(u->copy);
+    u->copy = NULL;
+    return SOTTO_ERR_NOMEM;
+  }
+  return 0;
+}
+
+static void drop_copy(struct sotto__spqr_chain_undo *u) {
+  if (u->copy == NULL) return;
+  sotto__spqr_chain_clear(u->copy);
+  free(u->copy);
+  u->copy = NULL;
+}
+
+int sotto__spqr_chain_send_key_u(struct sotto__spqr_chain *c, uint64_t epoch, uint32_t *index,
+                                 uint8_t key[SOTTO_SPQR_KEY_LEN], struct sotto__spqr_chain_undo *u) {
+  int i, rc;
+  if (c == NULL || u == NULL || u->copy != NULL || u->link >= 0) return SOTTO_ERR_USAGE;
+  if (epoch == c->send_epoch && (i = epoch_idx(c, epoch)) >= 0) {
+    dir_record(u, i, 0, &c->links[i].send);
+    if ((rc = sotto__spqr_chain_send_key(c, epoch, index, key)) != 0) u->link = -1;
+    return rc;
+  }
+  /* The send epoch moves: older links go, so keep the whole chain. */
+  if ((rc = save_copy(u, c)) != 0) return rc;
+  if ((rc = sotto__spqr_chain_send_key(c, epoch, index, key)) != 0) drop_copy(u);
+  return rc;
+}
+
+int sotto__spqr_chain_recv_key_u(struct sotto__spqr_chain *c, uint64_t epoch, uint32_t index,
+                                 uint8_t key[SOTTO_SPQR_KEY_LEN], struct sotto__spqr_chain_undo *u) {
+  struct sotto__spqr_dir *d;
+  uint32_t i, adds;
+  int li, rc;
+
+  if (c == NULL || key == NULL || u == NULL || u->copy != NULL || u->link >= 0) return SOTTO_ERR_USAGE;
+  if ((li = epoch_idx(c, epoch)) < 0) return SOTTO_ERR_NO_SESSION;
+  d = &c->links[li].recv;
+  if (index < d->ctr) {
+    /* A kept key: record where it sat before prev_remove moves the last
+     * entry into its place. */
+    for (i = 0; i < d->n_prev; i++)
+      if (d->prev[i].idx == index) break;
+    if (i < d->n_prev && (uint64_t)index + c->max_ooo >= d->ctr) {
+      dir_record(u, li, 1, d);
+      u->removed = 1;
+      u->removed_pos = i;
+      u->removed_ent = d->prev[i];
+    }
+    if ((rc = dir_key(d, index, c->max_jump, c->max_ooo, key)) != 0) {
+      u->link = -1;
+      u->removed = 0;
+      sotto__wipe(&u->removed_ent, sizeof u->removed_ent);
+    }
+    return rc;
+  }
+  /* Forward: new keys are appended, unless the jump empties the list or
+   * the list reaches its trim size (then the whole chain is kept). */
+  adds = index > d->ctr ? index - d->ctr - 1 : 0;
+  if (adds > c->max_ooo + 1) adds = c->max_ooo + 1;
+  if (index > d->ctr && (uint64_t)index <= (uint64_t)d->ctr + c->max_ooo &&
+      (uint64_t)d->n_prev + adds < trim_size(c->max_ooo)) {
+    dir_record(u, li, 1, d);
+    if ((rc = dir_key(d, index, c->max_jump, c->max_ooo, key)) != 0) u->link = -1;
+    return rc;
+  }
+  if (index <= d->ctr || index - d->ctr > c->max_jump || !d->has_next)
+    return dir_key(d, index, c->max_jump, c->max_ooo, key); /* an error, nothing changes */
+  if ((rc = save_copy(u, c)) != 0) return rc;
+  if ((rc = dir_key(&c->links[li].recv, index, c->max_jump, c->max_ooo, key)) != 0) drop_copy(u);
+  return rc;
+}
+
+int sotto__spqr_chain_add_epoch_u(struct sotto__spqr_chain *c, uint64_t epoch, const uint8_t *secret,
+                                  size_t secret_len, struct sotto__spqr_chain_undo *u) {
+  uint64_t before;
+  uint8_t root[32];
+  int rc;
+  if (c == NULL || u == NULL || u->epoch_added) return SOTTO_ERR_USAGE;
+  before = c->current_epoch;
+  memcpy(root, c->next_root, 32);
+  if ((rc = sotto__spqr_chain_add_epoch(c, epoch, secret, secret_len)) == 0) {
+    u->epoch_added = 1;
+    u->epoch_before = before;
+    memcpy(u->root_before, root, 32);
+  }
+  sotto__wipe(root, sizeof root);
+  return rc;
+}
+
+uint32_t sotto__spqr_chain_recv_cost(const struct sotto__spqr_chain *c, uint64_t epoch, uint32_t index) {
+  const struct sotto__spqr_dir *d;
+  int li;
+  if (c == NULL || (li = epoch_idx(c, epoch)) < 0) return 0;
+  d = &c->links[li].recv;
+  if (index <= d->ctr || index - d->ctr > c->max_jump) return 0;
+  return index - d->ctr;
+}
+
+void sotto__spqr_chain_rollback(struct sotto__spqr_chain *c, struct sotto__spqr_chain_undo *u) {
+  if (c == NULL || u == NULL) return;
+  if (u->epoch_added) {
+    /* The link add_epoch made is the last one; it has no key lists yet
+     * unless a later operation (recorded before it: none) added some. */
+    c->n_links--;
+    dir_clear(&c->links[c->n_links].send);
+    dir_clear(&c->links[c->n_links].recv);
+    c->current_epoch = u->epoch_before;
+    memcpy(c->next_root, u->root_before, 32);
+  }
+  if (u->copy != NULL) {
+    sotto__spqr_chain_clear(c);
+    *c = *u->copy;
+    sotto__wipe(u->copy, sizeof *u->copy);
+    free(u->copy);
+    u->copy = NULL;
+  } else if (u->link >= 0) {
+    struct sotto__spqr_dir *d = u->recv ? &c->links[u->link].recv : &c->links[u->link].send;
+    uint32_t i;
+    if (u->removed) {
+      /* prev_remove moved the last entry to removed_pos: move it back. */
+      if (u->removed_pos < d->n_prev) d->prev[d->n_prev] = d->prev[u->removed_pos];
+      d->prev[u->removed_pos] = u->removed_ent;
+      d->n_prev++;
+    }
+    for (i = u->n_prev; i < d->n_prev; i++) sotto__wipe(&d->prev[i], sizeof d->prev[i]);
+    d->n_prev = u->n_prev;
+    d->ctr = u->ctr;
+    d->has_next = u->has_next;
+    memcpy(d->next, u->next, 32);
+  }
+  sotto__spqr_chain_commit(u);
+}
+
+void sotto__spqr_chain_commit(struct sotto__spqr_chain_undo *u) {
+  if (u == NULL) return;
+  drop_copy(u);
+  sotto__wipe(u, sizeof *u);
+  u->link = -1;
 }

@@ -79,6 +79,46 @@ int sotto__spqr_chain_send_key(struct sotto__spqr_chain *c, uint64_t epoch, uint
  * for an epoch not held, SOTTO_ERR_NOMEM. */
 int sotto__spqr_chain_recv_key(struct sotto__spqr_chain *c, uint64_t epoch, uint32_t index,
                                uint8_t key[SOTTO_SPQR_KEY_LEN]);
+/* Undo records: the in-place key and epoch operations below record what
+ * they change, so that a caller can keep the chain live (no copy per
+ * message) and still put it back when the message fails later. A key
+ * operation that would change more than one direction's counters (a jump
+ * that empties or trims the key list, a send that moves the send epoch)
+ * saves a deep copy of the chain instead. Rollback in the reverse order of
+ * the operations: epoch, then key. */
+struct sotto__spqr_chain_undo {
+  struct sotto__spqr_chain *copy; /* the chain before the key operation, or NULL */
+  int link;                       /* -1: no direction record */
+  int recv;                       /* the direction: 1 recv, 0 send */
+  uint32_t ctr, n_prev;
+  int has_next;
+  uint8_t next[SOTTO_SPQR_KEY_LEN];
+  int removed; /* a kept key was given out: it was prev[removed_pos] */
+  uint32_t removed_pos;
+  struct sotto__spqr_prev removed_ent;
+  int epoch_added;
+  uint64_t epoch_before;
+  uint8_t root_before[SOTTO_SPQR_KEY_LEN];
+};
+
+void sotto__spqr_chain_undo_init(struct sotto__spqr_chain_undo *u);
+/* As send_key / recv_key / add_epoch, recording into u (one key operation
+ * and one epoch operation per record). On error the chain is unchanged and
+ * nothing is recorded for that operation. */
+int sotto__spqr_chain_send_key_u(struct sotto__spqr_chain *c, uint64_t epoch, uint32_t *index,
+                                 uint8_t key[SOTTO_SPQR_KEY_LEN], struct sotto__spqr_chain_undo *u);
+int sotto__spqr_chain_recv_key_u(struct sotto__spqr_chain *c, uint64_t epoch, uint32_t index,
+                                 uint8_t key[SOTTO_SPQR_KEY_LEN], struct sotto__spqr_chain_undo *u);
+int sotto__spqr_chain_add_epoch_u(struct sotto__spqr_chain *c, uint64_t epoch, const uint8_t *secret,
+                                  size_t secret_len, struct sotto__spqr_chain_undo *u);
+/* Chain steps (HKDFs) that recv_key(epoch, index) would take: 0 for a
+ * kept key or an error. */
+uint32_t sotto__spqr_chain_recv_cost(const struct sotto__spqr_chain *c, uint64_t epoch, uint32_t index);
+/* Puts the chain back as it was before the recorded operations. */
+void sotto__spqr_chain_rollback(struct sotto__spqr_chain *c, struct sotto__spqr_chain_undo *u);
+/* Keeps the changes; wipes and frees the record. */
+void sotto__spqr_chain_commit(struct sotto__spqr_chain_undo *u);
+
 /* Deep copy (dst uninitialised); SOTTO_ERR_NOMEM leaves dst cleared. */
 int sotto__spqr_chain_copy(struct sotto__spqr_chain *dst, const struct sotto__spqr_chain *src);
 void sotto__spqr_chain_clear(struct sotto__spqr_chain *c);

@@ -23,8 +23,13 @@
 #define SOTTO_SPQR_OBJECT_MAX 2048
 #define SOTTO_SPQR_PTS_MAX (SOTTO_SPQR_OBJECT_MAX / 2 / SOTTO_SPQR_POLYS)
 
+/* Log/exp tables, built once (thread-safe; the codec calls it itself). The
+ * data coded here is public (poly.c says why), so lookups are fine. */
+void sotto__gf16_init(void);
 uint16_t sotto__gf16_mul(uint16_t a, uint16_t b);
-uint16_t sotto__gf16_inv(uint16_t a); /* a != 0 */
+uint16_t sotto__gf16_inv(uint16_t a); /* 0 for 0 */
+/* Bitwise reference multiplication (tables are built from it; tests). */
+uint16_t sotto__gf16_mul_ref(uint16_t a, uint16_t b);
 
 struct sotto__spqr_enc {
   uint32_t n_vals;
@@ -43,7 +48,12 @@ struct sotto__spqr_dec {
 };
 
 int sotto__spqr_dec_init(struct sotto__spqr_dec *d, size_t len);
-void sotto__spqr_dec_add(struct sotto__spqr_dec *d, uint16_t index, const uint8_t data[32]);
+/* Returns the polynomials (bit i for polynomial i) that took the point. */
+uint16_t sotto__spqr_dec_add(struct sotto__spqr_dec *d, uint16_t index, const uint8_t data[32]);
+/* 1 if dec_add(index) would give enough points to finish the object. */
+int sotto__spqr_dec_would_complete(const struct sotto__spqr_dec *d, uint16_t index);
+/* Undoes dec_add(index) that returned mask. */
+void sotto__spqr_dec_remove(struct sotto__spqr_dec *d, uint16_t index, uint16_t mask);
 /* 1 and the object in out (L bytes) once enough chunks arrived, else 0. */
 int sotto__spqr_dec_done(const struct sotto__spqr_dec *d, uint8_t *out, size_t cap);
 

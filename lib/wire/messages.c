@@ -53,6 +53,14 @@ int sotto__signal_msg_parse(struct sotto__signal_msg *m, const uint8_t *buf, siz
         m->pq = f.p;
         m->pq_len = f.len;
         break;
+      case 6:
+        /* addresses: checked by a caller that gives its own (the last
+         * occurrence wins, as in libsignal's decoder). */
+        if (f.wt != SOTTO__PB_LEN) break;
+        m->has_addr = 1;
+        m->addr = f.p;
+        m->addr_len = f.len;
+        break;
       default:
         break; /* unknown fields are skipped (proto2); they are covered by the MAC */
     }

@@ -25,6 +25,10 @@ struct sotto__signal_msg {
   int has_pq;
   const uint8_t *pq;
   size_t pq_len;
+  /* field 6, addresses (sender and recipient, libsignal 0.91+); has_addr 0 when absent */
+  int has_addr;
+  const uint8_t *addr;
+  size_t addr_len;
 };
 
 int sotto__signal_msg_parse(struct sotto__signal_msg *m, const uint8_t *buf, size_t len);

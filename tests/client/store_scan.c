@@ -3,6 +3,11 @@
  *
  * usage: store_scan HOME [TEXT...]   (passphrase in SOTTO_PASSPHRASE)
  *        store_scan --has HOME NAME   exit 0 if the record NAME exists, 1 if not
+ *        store_scan --spqr HOME PEER  exit 0 if the session with PEER runs SPQR, 1 if not
+ *        store_scan --plant-old-session HOME PEER_HOME PEER
+ *            replaces HOME's session with PEER by one as a client before
+ *            issue 13 made it (PQXDH without SPQR), from a bundle of PEER's
+ *            real identity (read from PEER_HOME) with fresh signed pre-keys
  *
  * Opens the store with the client's own code, collects every secret it
  * holds (identity private key, device credential, signed/one-time/KEM
@@ -12,6 +17,8 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <sodium.h>
+#include <sotto/keys.h>
+#include <sotto/session.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +97,85 @@ static int scan_file(const char *path, char **texts, int n_texts) {
   return bad;
 }
 
+/* --spqr and --plant-old-session (test_spqr_migration.sh). */
+static int session_tool(int argc, char **argv, const char *pass) {
+  struct store *st = NULL;
+  struct account *a = NULL;
+  struct sotto_session *s = NULL;
+  struct sotto_bundle b;
+  char err[256], rn[64];
+  uint8_t *v, *rec = NULL;
+  uint8_t spk_priv[32], kem_sk[SOTTO_KEM_SECRETKEY_LEN];
+  size_t n;
+  int rc, ret = 2;
+
+  if (strcmp(argv[1], "--spqr") == 0) {
+    if (argc != 4 || store_open(&st, argv[2], pass, strlen(pass), err, sizeof err) != 0) return 2;
+    snprintf(rn, sizeof rn, "session/%s", argv[3]);
+    rc = store_get(st, rn, &v, &n);
+    if (rc == 1) {
+      if (sotto_session_deserialize(&s, v, n) == 0) ret = sotto_session_has_spqr(s) ? 0 : 1;
+      store_free_value(v, n);
+    }
+    printf("session with %s: %s\n", argv[3], ret == 0 ? "SPQR" : ret == 1 ? "no SPQR" : "none");
+    sotto_session_free(s);
+    store_close(st);
+    return ret;
+  }
+  if (argc != 5) return 2;
+  /* The peer's identity, and a bundle signed with it. */
+  if (store_open(&st, argv[3], pass, strlen(pass), err, sizeof err) != 0 || account_load(st, &a) != 0)
+    goto out;
+  memset(&b, 0, sizeof b);
+  b.registration_id = a->id.registration_id;
+  b.device_id = 1;
+  memcpy(b.identity_key, a->id.pub, sizeof b.identity_key);
+  b.signed_prekey_id = 0xFFFF00;
+  b.has_kem_prekey = 1;
+  b.kem_prekey_id = 0xFFFF01;
+  if (sotto_keypair_generate(b.signed_prekey, spk_priv) != 0 ||
+      sotto_signed_prekey_sign(b.signed_prekey_sig, a->id.priv, b.signed_prekey) != 0 ||
+      sotto_kem_keypair_generate(b.kem_prekey, kem_sk) != 0 ||
+      sotto_kem_prekey_sign(b.kem_prekey_sig, a->id.priv, b.kem_prekey) != 0)
+    goto out;
+  account_free(a);
+  a = NULL;
+  store_close(st);
+  st = NULL;
+  /* Our side: a version 4 session without SPQR replaces the current one. */
+  if (store_open(&st, argv[2], pass, strlen(pass), err, sizeof err) != 0 || account_load(st, &a) != 0)
+    goto out;
+  snprintf(rn, sizeof rn, "session/%s", argv[4]);
+  rc = store_get(st, rn, &v, &n);
+  if (rc == 1) {
+    rc = sotto_session_deserialize(&s, v, n);
+    store_free_value(v, n);
+  } else {
+    rc = rc == 0 ? sotto_session_new(&s) : -1;
+  }
+  if (rc != 0 || sotto_session_init_from_bundle_ex(s, &a->id, &b, SOTTO_INIT_NO_SPQR) != 0 ||
+      sotto_session_has_spqr(s) != 0)
+    goto out;
+  n = sotto_session_serialized_size(s);
+  if (!(rec = malloc(n)) || sotto_session_serialize(s, rec, n, &n) != 0) goto out;
+  if (store_begin(st) != 0) goto out;
+  if (store_put(st, rn, rec, n) != 0 || store_commit(st) != 0) {
+    store_rollback(st);
+    goto out;
+  }
+  printf("planted a session without SPQR with %s\n", argv[4]);
+  ret = 0;
+out:
+  if (ret) fprintf(stderr, "store_scan %s: failed\n", argv[1]);
+  sodium_memzero(spk_priv, sizeof spk_priv);
+  sodium_memzero(kem_sk, sizeof kem_sk);
+  free(rec);
+  sotto_session_free(s);
+  if (a) account_free(a);
+  if (st) store_close(st);
+  return ret;
+}
+
 int main(int argc, char **argv) {
   struct store *st;
   struct account *a;
@@ -103,6 +189,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: SOTTO_PASSPHRASE=... store_scan HOME [TEXT...] | store_scan --has HOME NAME\n");
     return 2;
   }
+  if (strcmp(argv[1], "--spqr") == 0 || strcmp(argv[1], "--plant-old-session") == 0)
+    return session_tool(argc, argv, pass);
   if (strcmp(argv[1], "--has") == 0) {
     /* Whether the record NAME exists (key lifetimes are tested with it). */
     uint8_t *v;

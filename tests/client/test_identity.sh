@@ -32,11 +32,28 @@ for u in alice carol mallory; do s $u receive >/dev/null 2>&1; done
 s alice groups >"$T/g0" 2>&1
 check "mallory was removed" contains "$T/g0" "team: bob alice carol"
 
-# With the old copy, mallory re-adds himself (a higher epoch) and writes as "bob".
+# A server that only relabels an envelope gains nothing: every pairwise
+# message names its sender and recipient under the MAC (docs/protocol.md,
+# "Addresses"), so carol's message relabelled as bob's is refused as
+# unreadable, neither shown as bob's nor held.
+s carol send alice "carol here" >/dev/null 2>&1
+stop_server
+sql "UPDATE messages SET sender = 'bob' WHERE sender = 'carol';"
+start_server
+s alice receive >"$T/r0" 2>&1
+check "a relabelled envelope (carol's, as bob's) is refused" contains "$T/r0" "a message from bob could not be decrypted"
+check "... not shown as bob's" lacks "$T/r0" "carol here"
+
+# With the old copy, mallory re-adds himself (a higher epoch) and writes as
+# "bob": his client also names itself bob in the addresses (a test hook of
+# sotto-test stands for a modified client), and the server relabels the
+# envelopes.
+export SOTTO_TEST_ADDRESS_AS=bob
 s mallory_old group remove team carol >/dev/null 2>&1
 s mallory_old group add team carol >/dev/null 2>&1
 s mallory_old send alice "it's bob, new phone" >/dev/null 2>&1
 s mallory_old send carol "it's bob, new phone" >/dev/null 2>&1
+unset SOTTO_TEST_ADDRESS_AS
 stop_server
 sql "UPDATE messages SET sender = 'bob' WHERE sender = 'mallory';"
 start_server
@@ -112,7 +129,7 @@ stop_server
 devkey() { sql "SELECT d.devkey FROM devices d JOIN accounts a ON a.id = d.account_id WHERE a.username = '$1';"; }
 sql "UPDATE messages SET devkey = $(devkey mallory), sender = 'carol' WHERE devkey = $(devkey bob) AND sender = 'carol';"
 start_server
-s mallory_old receive >"$T/m1" 2>&1
+SOTTO_TEST_ADDRESS_AS=bob s mallory_old receive >"$T/m1" 2>&1
 check "(the new key was mallory's: he reads what carol sent with --yes)" contains "$T/m1" "carol: is that you?"
 
 # alice verifies the new number: accepted and released.

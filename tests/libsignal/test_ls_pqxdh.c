@@ -265,7 +265,10 @@ static void sotto_initiates(void) {
   CHECK(lspeer_unhex(b.kem_prekey_sig, 64, w[10]) == 64);
 
   CHECK_RC(sotto_session_new(&s), 0);
-  CHECK_RC(sotto_session_init_from_bundle(s, &alice, &b), 0); /* signatures, Kyber encaps */
+  /* Without SPQR (libsotto's default is SPQR; ls_session runs it). */
+  CHECK_RC(sotto_session_init_from_bundle_ex(s, &alice, &b, SOTTO_INIT_NO_SPQR),
+           0); /* signatures, Kyber encaps */
+  CHECK(sotto_session_has_spqr(s) == 0);
   CHECK(sotto_session_version(s) == 4);
   CHECK_RC(sotto_session_encrypt(s, out, sizeof out, &out_len, &type, (const uint8_t *)"hi", 2), 0);
   CHECK(type == SOTTO_MSG_PREKEY);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_ls_session: whole 1:1 sessions between libsotto (PQXDH + SPQR, the
- * SOTTO_INIT_SPQR opt-in) and @signalapp/libsignal-client 0.103.0 (which
+ * default of version 4) and @signalapp/libsignal-client 0.103.0 (which
  * runs SPQR on every message), started from either side:
  *
  *  - 1,000 messages in bursts of 1..8, alternating or not, some bursts
@@ -13,7 +13,17 @@
  *  - several SPQR epochs complete (the epoch in pq_ratchet keeps rising);
  *  - mid-conversation, every single bit flip of one message in each
  *    direction is refused and changes nothing (our record stays byte for
- *    byte the same; libsignal then still takes the original message).
+ *    byte the same; libsignal then still takes the original message);
+ *  - addresses (field 6): we write sender and recipient service ids on
+ *    every message, libsignal on its PreKeySignalMessages (its
+ *    message_encrypt passes the local address only there); both check them
+ *    when present: libsignal's first message is refused by us (record
+ *    unchanged, no pre-key used) whenever the addresses we expect differ in
+ *    any part, and libsignal refuses one of ours naming the wrong sender
+ *    with the error of a failed MAC;
+ *  - a message lost in the middle of a chunk sequence (an SPQR header, key
+ *    or ciphertext being streamed) in each direction: the object completes
+ *    from later chunks and the epochs move past it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +43,18 @@ static const uint8_t ACI_L[16] = {0xc3, 0xc3, 0x01, 0x02, 0x03, 0x04, 0x45, 0x06
                                   0x87, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x10};
 static const uint8_t ACI_S[16] = {0xd4, 0xd4, 0x01, 0x02, 0x03, 0x04, 0x45, 0x06,
                                   0x87, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x11};
+
+/* Field 6 as we expect it, both ways: we are ACI_S device 1, libsignal's
+ * party ACI_L device 1. */
+static struct sotto_addresses AD;
+
+static void set_addr(struct sotto_address *a, const uint8_t aci[16], uint32_t dev) {
+  memset(a, 0, sizeof *a);
+  a->kind = SOTTO_ADDRESS_SERVICE_ID;
+  a->service_id[0] = 0; /* ACI */
+  memcpy(a->service_id + 1, aci, 16);
+  a->device_id = dev;
+}
 
 /* Our side: identity, signed pre-key 1, one-time pre-key 7, Kyber pre-key 30. */
 static struct sotto_identity me;
@@ -103,6 +125,26 @@ static uint64_t pq_epoch(const struct msg *m) {
   return q.epoch;
 }
 
+/* The SignalMessage inside m (0) or -1. */
+static int signal_of(const struct msg *m, struct sotto__signal_msg *sm) {
+  struct sotto__prekey_msg pm;
+  const uint8_t *p = m->b;
+  size_t n = m->len;
+  if (m->type == SOTTO_MSG_PREKEY) {
+    if (sotto__prekey_msg_parse(&pm, m->b, m->len) != 0) return -1;
+    p = pm.message;
+    n = pm.message_len;
+  }
+  return sotto__signal_msg_parse(sm, p, n) == 0 ? 0 : -1;
+}
+
+/* The SPQR message in m's pq_ratchet field (-1 if none). */
+static int pq_msg(const struct msg *m, struct sotto__spqr_msg *q) {
+  struct sotto__signal_msg sm;
+  if (signal_of(m, &sm) != 0 || !sm.has_pq) return -1;
+  return sotto__spqr_msg_parse(q, NULL, sm.pq, sm.pq_len) == 0 ? 0 : -1;
+}
+
 static int ls_encrypt(struct msg *m, int id) {
   char *w[LSPEER_MAX_WORDS], pt[64];
   long n;
@@ -127,7 +169,8 @@ static int so_encrypt(struct msg *m, int id) {
   plaintext(pt, id);
   m->from_sotto = 1;
   m->id = id;
-  return sotto_session_encrypt(S, m->b, sizeof m->b, &m->len, &m->type, (const uint8_t *)pt, strlen(pt));
+  return sotto_session_encrypt_addressed(S, &AD, m->b, sizeof m->b, &m->len, &m->type, (const uint8_t *)pt,
+                                         strlen(pt));
 }
 
 /* Delivers m to the other side: 0 when it decrypted to its plaintext. */
@@ -153,7 +196,7 @@ static int so_decrypt(const struct msg *m) {
   size_t n = 0;
   int rc;
   plaintext(pt, m->id);
-  rc = sotto_session_decrypt(S, &me, &store, m->type, m->b, m->len, got, sizeof got, &n);
+  rc = sotto_session_decrypt_addressed(S, &me, &store, &AD, m->type, m->b, m->len, got, sizeof got, &n, NULL);
   if (rc != 0) return rc;
   return n == strlen(pt) && memcmp(got, pt, n) == 0 ? 0 : -1000;
 }
@@ -255,6 +298,86 @@ out:
   free(f);
 }
 
+/* m (libsignal's first message, a PreKeySignalMessage, not yet delivered)
+ * carries field 6 as libsignal writes it, and we refuse it, record
+ * unchanged and no pre-key used, whenever the addresses we expect differ in
+ * any part; the caller then delivers it with the right ones. */
+static unsigned addr_refused, addr_seen[2];
+static void addresses_from_libsignal(const struct msg *m) {
+  struct sotto__signal_msg sm;
+  struct sotto_addresses bad;
+  uint8_t *before = NULL, *after = NULL, got[MAX_MSG];
+  size_t cap = sotto_session_serialized_size(S), nb = 0, na = 0, n = 0;
+
+  if (signal_of(m, &sm) != 0) {
+    CHECK(!"libsignal's message does not parse");
+    return;
+  }
+  /* sender ACI_L device 1, recipient ACI_S device 1: 36 bytes */
+  CHECK(sm.has_addr && sm.addr_len == 36 && sm.addr[0] == 0 && memcmp(sm.addr + 1, ACI_L, 16) == 0 &&
+        sm.addr[17] == 1 && sm.addr[18] == 0 && memcmp(sm.addr + 19, ACI_S, 16) == 0 && sm.addr[35] == 1);
+  before = malloc(cap);
+  after = malloc(cap);
+  if (before == NULL || after == NULL || sotto_session_serialize(S, before, cap, &nb) != 0) goto out;
+  for (int v = 0; v < 6; v++) {
+    int rc;
+    bad = AD;
+    switch (v) {
+      case 0:
+        bad.remote.device_id = 2;
+        break; /* another device of the sender */
+      case 1:
+        bad.remote.service_id[16] ^= 1;
+        break; /* another sender */
+      case 2:
+        bad.local.service_id[5] ^= 0x80;
+        break; /* another recipient */
+      case 3:
+        bad.local.device_id = 3;
+        break; /* another device of ours */
+      case 4:
+        bad.remote.service_id[0] = 1;
+        break; /* the sender's PNI */
+      default: /* sotto usernames instead of service ids */
+        bad.remote.kind = bad.local.kind = SOTTO_ADDRESS_NAME;
+        bad.remote.name = "lib";
+        bad.local.name = "sotto";
+        break;
+    }
+    rc = sotto_session_decrypt_addressed(S, &me, &store, &bad, m->type, m->b, m->len, got, sizeof got, &n,
+                                         NULL);
+    CHECK_RC(rc, SOTTO_ERR_AUTH);
+    if (rc == SOTTO_ERR_AUTH) addr_refused++;
+    if (sotto_session_serialize(S, after, cap, &na) != 0 || na != nb || memcmp(before, after, nb) != 0)
+      CHECK(!"a refused address changed our record");
+  }
+out:
+  free(before);
+  free(after);
+}
+
+/* One message of ours naming another sender (our device 2): libsignal
+ * refuses it with the error of a failed MAC. Our chain moved on, as for a
+ * lost message. */
+static void addresses_to_libsignal(void) {
+  struct sotto_addresses bad = AD;
+  struct msg *m = malloc(sizeof *m);
+  char pt[64];
+  int rc;
+  LS_REQUIRE(P, m != NULL);
+  bad.local.device_id = 2;
+  plaintext(pt, 99999);
+  m->from_sotto = 1;
+  m->id = 99999;
+  CHECK_RC(sotto_session_encrypt_addressed(S, &bad, m->b, sizeof m->b, &m->len, &m->type, (const uint8_t *)pt,
+                                           strlen(pt)),
+           0);
+  rc = ls_decrypt(m);
+  CHECK(rc == -1 && strstr(lspeer_error(P), "decryption failed") != NULL);
+  printf("sotto -> libsignal naming the wrong sender device: refused (\"%s\")\n", lspeer_error(P));
+  free(m);
+}
+
 static void make_libsignal_party(void) {
   char *w[LSPEER_MAX_WORDS];
   lspeer_begin(P, "party");
@@ -264,7 +387,8 @@ static void make_libsignal_party(void) {
   LS_REQUIRE(P, lspeer_send(P, w) == 2);
 }
 
-/* sotto initiates with SOTTO_INIT_SPQR from libsignal's bundle. */
+/* sotto initiates from libsignal's bundle with the defaults (version 4
+ * runs SPQR). */
 static int start_sotto(void) {
   char *w[LSPEER_MAX_WORDS];
   struct sotto_bundle b;
@@ -297,7 +421,7 @@ static int start_sotto(void) {
     CHECK_RC(sotto_session_init_from_bundle_ex(S, &me, &nb, SOTTO_INIT_SPQR | SOTTO_INIT_ALLOW_X3DH),
              SOTTO_ERR_DOWNGRADE);
   }
-  return sotto_session_init_from_bundle_ex(S, &me, &b, SOTTO_INIT_SPQR);
+  return sotto_session_init_from_bundle(S, &me, &b);
 }
 
 /* libsignal initiates from our bundle (Kyber-1024 pre-key). */
@@ -327,10 +451,14 @@ static int start_libsignal(void) {
 static void conversation(int sotto_first) {
   static struct msg burst[8], late[8];
   unsigned n_late = 0, late_from = 0;
-  int id = 0, from_sotto = sotto_first, flipped[2] = {0, 0};
+  int id = 0, from_sotto = sotto_first, flipped[2] = {0, 0}, addr_done[2] = {0, 0};
+  /* mid-chunk loss per direction (index from_sotto): the epoch then */
+  uint64_t lost_epoch[2] = {0, 0};
+  int lost_type[2] = {0, 0}, lost_chunk[2] = {0, 0};
 
   max_epoch = 0;
-  delivered = dropped = held = restarts = 0;
+  delivered = dropped = held = restarts = addr_refused = 0;
+  addr_seen[0] = addr_seen[1] = 0;
   CHECK_RC(sotto_session_new(&S), 0);
   make_libsignal_party();
   if (sotto_first) {
@@ -342,6 +470,10 @@ static void conversation(int sotto_first) {
     unsigned n = 1 + rnd(8), order[8];
     int rev;
     if (n > (unsigned)(N_MSGS - id)) n = (unsigned)(N_MSGS - id);
+    if (from_sotto && !addr_done[1] && id > 450) {
+      addr_done[1] = 1;
+      addresses_to_libsignal();
+    }
     for (unsigned i = 0; i < n; i++) {
       int rc = from_sotto ? so_encrypt(&burst[i], id) : ls_encrypt(&burst[i], id);
       if (rc != 0) {
@@ -370,6 +502,32 @@ static void conversation(int sotto_first) {
         bit_flips(m);
         continue;
       }
+      if (!m->from_sotto) {
+        /* libsignal writes field 6 on PreKeySignalMessages only */
+        struct sotto__signal_msg sm;
+        if (signal_of(m, &sm) == 0) addr_seen[m->type == SOTTO_MSG_PREKEY] += sm.has_addr != 0;
+      }
+      if (!m->from_sotto && !addr_done[0] && m->type == SOTTO_MSG_PREKEY) {
+        addr_done[0] = 1;
+        addresses_from_libsignal(m);
+        deliver(m);
+        continue;
+      }
+      {
+        /* The named scenario: a chunk after the first of an object (an
+         * SPQR header, key or ciphertext in flight) after message 40 is
+         * lost for good, once in each direction. */
+        struct sotto__spqr_msg q;
+        int d = m->from_sotto;
+        if (lost_epoch[d] == 0 && m->id > 40 && pq_msg(m, &q) == 0 && q.has_chunk && q.chunk_index >= 1 &&
+            q.chunk_index <= 3) {
+          lost_epoch[d] = q.epoch;
+          lost_type[d] = q.type;
+          lost_chunk[d] = q.chunk_index;
+          dropped++;
+          continue;
+        }
+      }
       if (m->id > 16 && rnd(12) == 0) {
         dropped++;
         continue;
@@ -388,6 +546,19 @@ static void conversation(int sotto_first) {
   }
   for (unsigned i = 0; i < n_late; i++) deliver(&late[i]);
   CHECK(flipped[0] && flipped[1]);
+  CHECK(addr_done[1] && addr_done[0] == !sotto_first && addr_refused == (sotto_first ? 0u : 6u));
+  CHECK(addr_seen[0] == 0 && (sotto_first ? addr_seen[1] == 0 : addr_seen[1] >= 1));
+  for (int d = 0; d < 2; d++) {
+    /* The object that lost a chunk still completed: epochs moved past it. */
+    CHECK(lost_epoch[d] != 0 && max_epoch > lost_epoch[d]);
+    printf("mid-chunk loss %s: chunk %d of an SPQR object (type %d) lost in epoch %llu; epoch %llu reached\n",
+           d ? "sotto -> libsignal" : "libsignal -> sotto", lost_chunk[d], lost_type[d],
+           (unsigned long long)lost_epoch[d], (unsigned long long)max_epoch);
+  }
+  if (!sotto_first)
+    printf(
+        "addresses: libsignal's PreKeySignalMessage carries field 6; 6 of 6 wrong expectations refused, "
+        "record unchanged\n");
   CHECK(max_epoch >= 5); /* several SPQR epochs completed */
   printf("%s initiates: %d messages, %u delivered, %u dropped, %u held back, %u restarts, SPQR epoch %llu\n",
          sotto_first ? "sotto" : "libsignal", id, delivered, dropped, held, restarts,
@@ -400,6 +571,9 @@ out:
 int main(void) {
   const char *seed = getenv("SOTTO_TEST_SEED");
   REQUIRE(sotto_init() == 0);
+  set_addr(&AD.local, ACI_S, 1);
+  set_addr(&AD.remote, ACI_L, 1);
+  AD.require = 0; /* libsignal writes field 6 on PreKeySignalMessages only */
   rng_state = seed ? strtoull(seed, NULL, 0) : 0x5eed5a11d0c0ffeeull;
   if (rng_state == 0) rng_state = 1;
   printf("seed 0x%llx\n", (unsigned long long)rng_state);
