@@ -279,6 +279,7 @@ static void test_msglog(void) {
 struct peer {
   struct account *acct; /* identity only */
   struct sotto_session *s;
+  const char *name; /* the username its messages' addresses name (device 1) */
 };
 
 static char tmpl[] = "/tmp/sotto-core-test.XXXXXX";
@@ -297,6 +298,8 @@ static struct sc_client *make_bob(const char *dir, struct seen *seen, struct sot
   }
   sc_set_sink(c, sink, seen);
   snprintf(c->acct->username, sizeof c->acct->username, "bob");
+  c->acct->device_id = 1;
+  c->env_device = 1; /* inbox_process is called directly: every envelope comes from device 1 */
   memset(b, 0, sizeof *b);
   rc = store_begin(c->st) || account_new_signed_prekey(c->st, c->acct, b->signed_prekey, b->signed_prekey_sig) ||
        account_new_one_time_prekeys(c->st, c->acct, &opk, 1) ||
@@ -319,19 +322,24 @@ static struct sc_client *make_bob(const char *dir, struct seen *seen, struct sot
   return c;
 }
 
-static void make_peer(struct peer *p, const struct sotto_bundle *b) {
+static void make_peer(struct peer *p, const struct sotto_bundle *b, const char *name) {
+  p->name = name;
   if (account_new(&p->acct) || sotto_session_new(&p->s) || sotto_session_init_from_bundle(p->s, &p->acct->id, b)) {
     printf("FAIL cannot make a sender\n");
     exit(1);
   }
 }
 
-/* Encrypts content ct from p into out; returns the type. */
+/* Encrypts content ct from p into out, addressed from p->name (device 1)
+ * to bob (device 1), as a sotto client does; returns the type. */
 static int seal(struct peer *p, const struct content *ct, uint8_t *out, size_t cap, size_t *len) {
   struct rec_wr w;
+  struct sotto_addresses ad;
   int type = 0;
+  client_addresses(&ad, p->name, 1, "bob", 1, 1);
   rec_wr_init(&w, SC_MAX_TEXT + 8192);
-  if (content_encode(&w, ct) || sotto_session_encrypt(p->s, out, cap, len, &type, w.p, w.len)) type = -1;
+  if (content_encode(&w, ct) || sotto_session_encrypt_addressed(p->s, &ad, out, cap, len, &type, w.p, w.len))
+    type = -1;
   rec_wr_free(&w);
   return type;
 }
@@ -366,9 +374,9 @@ static void test_inbox(void) {
 
   memset(&seen, 0, sizeof seen);
   bob = make_bob("bob", &seen, &b);
-  make_peer(&alice, &b);
+  make_peer(&alice, &b, "alice");
   b.has_one_time_prekey = 0; /* used by alice's first message */
-  make_peer(&mallory, &b);
+  make_peer(&mallory, &b, "alice"); /* a new key claiming to be alice */
 
   /* New session: trust on first use. */
   type = seal_text(&alice, "hi bob", env, sizeof env, &len);
@@ -500,12 +508,12 @@ static void test_groups(void) {
 
   memset(&seen, 0, sizeof seen);
   bob = make_bob("bob-groups", &seen, &b); /* a fresh store */
-  make_peer(&alice, &b);
+  make_peer(&alice, &b, "alice");
   /* carol and dave: sessions from the same bundle; the one-time pre-key
    * goes to the first, the rest use the signed and last-resort keys. */
   b.has_one_time_prekey = 0;
-  make_peer(&carol, &b);
-  make_peer(&dave, &b);
+  make_peer(&carol, &b, "carol");
+  make_peer(&dave, &b, "dave");
   randombytes_buf(gid, sizeof gid);
   randombytes_buf(gid2, sizeof gid2);
 
@@ -536,7 +544,7 @@ static void test_groups(void) {
   /* dave is a member now; a stranger is not. */
   {
     struct peer eve;
-    make_peer(&eve, &b);
+    make_peer(&eve, &b, "eve");
     n = seen.n;
     CHECK(update(bob, &eve, "eve", 6, gid, 9, ab, 2) == 0 && seen.n == n + 1 &&
               last_kind(&seen) == SC_EV_GROUP_NOT_MEMBER && sc_group_get(&g, bob, "team") == 0 && g.n_members == 4,

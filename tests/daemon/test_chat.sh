@@ -15,7 +15,9 @@ new_user mallory
 s bob send alice "hello from bob" >/dev/null 2>&1
 # A key change, made as an attacker holding the server would (as in
 # tests/client/test_identity.sh): mallory's queued message relabelled as bob's.
-s mallory send alice "it's bob, new phone" >/dev/null 2>&1
+# (mallory's client names itself bob in the addresses under the MAC, as a
+# modified client would: a relabelled envelope alone is refused outright.)
+SOTTO_TEST_ADDRESS_AS=bob s mallory send alice "it's bob, new phone" >/dev/null 2>&1
 stop_server
 sql "UPDATE messages SET sender = 'bob' WHERE sender = 'mallory';"
 start_server
