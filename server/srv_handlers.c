@@ -496,10 +496,6 @@ static const struct srv_handler *handler_for(uint8_t type) {
   return NULL;
 }
 
-int sotto__srv_op_stores(const struct op *o) {
-  return (o->h->flags & H_STORES) != 0;
-}
-
 int sotto__srv_op_exec(struct srv *s, struct op *o) {
   /* The disk filled up and the reserve was given back for deletes: what
    * would store more waits until there is room again (ACKs go on). */

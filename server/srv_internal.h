@@ -263,8 +263,6 @@ int sotto__srv_op_exec(struct srv *s, struct op *o);
 /* On the I/O thread after the commit (or failed = 1 after a rollback). */
 void sotto__srv_op_answer(struct srv *s, struct op *o, int failed);
 void sotto__srv_op_fanout(struct srv *s, struct op *o);
-/* 1 if the request type stores more (refused while the disk is full). */
-int sotto__srv_op_stores(const struct op *o);
 
 /* ---- srv_commit.c ---- */
 size_t sotto__srv_op_cost(uint8_t type, size_t len);

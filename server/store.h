@@ -167,7 +167,9 @@ struct sotto_store_ops {
   int (*msg_delete)(void *s, int64_t devkey, int64_t id, int *found);
   int (*msg_fetch)(void *s, int64_t devkey, int64_t after_id, int limit, sotto_store_env_cb cb, void *ctx);
   int (*expire)(void *s, int64_t before_ms, int64_t *deleted);
-  /* The highest envelope id in any queue (0 if none). */
+  /* The highest envelope id in any queue (0 if none), or an upper bound of
+   * every id handed out so far (PostgreSQL: the end of the last id block);
+   * the server starts its delivery horizon there. */
   int (*max_msg_id)(void *s, int64_t *id);
   /* Totals over every queue (for metrics). */
   int (*queue_total)(void *s, int64_t *count, int64_t *bytes);

@@ -64,14 +64,13 @@ static const char *db_name(const struct srv_proc *p, char out[32]) {
   return out;
 }
 
-/* Runs one SQL command on the maintenance database. */
-static int pg_admin(const char *sql) {
+int srv_pg_exec(const char *db, const char *sql) {
 #ifdef SRVTEST_HAVE_PQ
   char ci[600];
   PGconn *c;
   PGresult *r;
   int ok;
-  snprintf(ci, sizeof ci, "%s dbname=postgres connect_timeout=10", getenv("SOTTO_TEST_PG"));
+  snprintf(ci, sizeof ci, "%s dbname=%s connect_timeout=10", getenv("SOTTO_TEST_PG"), db);
   c = PQconnectdb(ci);
   if (PQstatus(c) != CONNECTION_OK) {
     fprintf(stderr, "srvtest: cannot connect to the test PostgreSQL: %s", PQerrorMessage(c));
@@ -85,11 +84,15 @@ static int pg_admin(const char *sql) {
   PQfinish(c);
   return ok ? 0 : -1;
 #else
+  (void)db;
   (void)sql;
   fprintf(stderr, "srvtest: built without libpq, cannot run on PostgreSQL\n");
   return -1;
 #endif
 }
+
+/* Runs one SQL command on the maintenance database. */
+static int pg_admin(const char *sql) { return srv_pg_exec("postgres", sql); }
 
 int srv_mkdir(struct srv_proc *p, const char *tag) {
   memset(p, 0, sizeof *p);

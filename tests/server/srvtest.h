@@ -25,6 +25,9 @@ struct srv_proc {
  * migrate`, that srv_start passes as --store (and srv_run_capture adds
  * --store to a command that names the directory with --data). */
 int srv_pg(void);
+/* Runs one SQL command (no result rows) on database db of the test
+ * PostgreSQL. 0 or -1. */
+int srv_pg_exec(const char *db, const char *sql);
 
 /* Makes a fresh temporary data directory (and on PostgreSQL a fresh
  * database). */

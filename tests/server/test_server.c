@@ -965,6 +965,65 @@ static void test_import(void) {
   srv_rmdir(&p);
 }
 
+/* The PostgreSQL schema is checked at start: a database without it, or with
+ * a newer one, is refused with a sentence that says what to do; a second
+ * server on the same database is refused too (advisory lock). */
+static void test_pg_schema(void) {
+  struct srv_proc p, q;
+  char store[sizeof p.store], qstore[sizeof q.store], db[32], *log;
+  size_t n;
+  int st = -1;
+  if (!srv_pg()) return;
+  if (srv_mkdir(&p, "schema") != 0 || srv_mkdir(&q, "schema2") != 0) {
+    CHECK(!"data directories");
+    return;
+  }
+  memcpy(qstore, q.store, sizeof qstore);
+  /* A database nobody migrated. */
+  snprintf(db, sizeof db, "u_%s", p.dir + strlen(p.dir) - 6);
+  {
+    char sql[96];
+    snprintf(sql, sizeof sql, "CREATE DATABASE \"%s\"", db);
+    REQUIRE_VOID(srv_pg_exec("postgres", sql) == 0);
+  }
+  memcpy(store, p.store, sizeof store);
+  snprintf(p.store, sizeof p.store, "pg:%s dbname=%s", getenv("SOTTO_TEST_PG"), db);
+  CHECK(srv_start(&p, NULL) != 0);
+  log = tu_read_file(p.log, &n);
+  CHECK(log && strstr(log, "no sotto schema") && strstr(log, "sotto-server migrate"));
+  free(log);
+  {
+    const char *args[] = {"migrate", "--store", p.store, NULL};
+    char *out = srv_run_capture(args, &st);
+    CHECK(st == 0 && out && strstr(out, "schema version 1 applied"));
+    free(out);
+  }
+  /* Newer than this binary. */
+  CHECK(srv_pg_exec(db, "INSERT INTO sotto_schema(version) VALUES(99)") == 0);
+  CHECK(srv_start(&p, NULL) != 0);
+  log = tu_read_file(p.log, &n);
+  CHECK(log && strstr(log, "version 99, newer than this sotto-server"));
+  free(log);
+  CHECK(srv_pg_exec(db, "DELETE FROM sotto_schema WHERE version = 99") == 0);
+  /* One server per database. */
+  REQUIRE_VOID(srv_start(&p, NULL) == 0);
+  memcpy(q.store, p.store, sizeof q.store);
+  CHECK(srv_start(&q, NULL) != 0);
+  log = tu_read_file(q.log, &n);
+  CHECK(log && strstr(log, "another sotto-server is already using this PostgreSQL database"));
+  free(log);
+  memcpy(q.store, qstore, sizeof qstore);
+  CHECK(srv_stop(&p) == 0);
+  {
+    char sql[96];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", db);
+    CHECK(srv_pg_exec("postgres", sql) == 0);
+  }
+  memcpy(p.store, store, sizeof store);
+  srv_rmdir(&p);
+  srv_rmdir(&q);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -981,5 +1040,6 @@ int main(int argc, char **argv) {
   test_unread_answers();
   test_pg_outage();
   test_import();
+  test_pg_schema();
   return test_done("test_server");
 }

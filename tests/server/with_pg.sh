@@ -27,6 +27,7 @@ stop() {
   rm -rf "$dir"
 }
 trap stop EXIT
+trap 'exit 143' TERM INT  # the EXIT trap still stops and removes the cluster
 
 # --no-sync: the cluster is thrown away; the server's own fsync stays on.
 if ! (cd "$dir" && "${as[@]}" timeout 60 "$pgbin/initdb" -D "$dir/data" -U sotto --auth=trust -E UTF8 --no-sync \
