@@ -461,7 +461,7 @@ int main(int argc, char **argv) {
     (void)setrlimit(RLIMIT_NOFILE, &rl);
   }
   if ((f->scratch = malloc(CARRY_MAX + READ_CHUNK)) == NULL) die("out of memory");
-  if ((f->ctx = sotto__tls_server_ctx(data, fp, &created)) == NULL) die("cannot set up TLS");
+  if ((f->ctx = sotto__tls_server_ctx(data, fp, &created, 1)) == NULL) die("cannot set up TLS");
   if ((f->lfd = listen_on(listen_spec)) < 0) die("cannot listen (want IPV4:PORT, free port)");
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);

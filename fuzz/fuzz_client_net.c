@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
    * whatever a full queue leaves is fed again after popping the events. */
   for (size_t avail = 0; off < size;) {
     avail = avail + step < size - off ? avail + step : size - off;
-    if (sotto__net_feed(&q, copy + off, avail, max_message, drop, &used) != 0) break;
+    if (sotto__net_feed(&q, copy + off, avail, max_message, drop, drop ? 7 : 0, &used) != 0) break;
     check(&q);
     if (used > avail) abort();
     off += used;

@@ -143,7 +143,7 @@ static int queue_push(struct sotto__net_queue *q, struct sotto_net_event *ev) {
 }
 
 int sotto__net_feed(struct sotto__net_queue *q, const uint8_t *buf, size_t len, uint32_t max_message, int drop,
-                    size_t *used) {
+                    uint32_t want_id, size_t *used) {
   size_t off = 0;
   int rc = 0;
   while (len - off >= SOTTO_SRV_FRAME_HDR) {
@@ -156,7 +156,7 @@ int sotto__net_feed(struct sotto__net_queue *q, const uint8_t *buf, size_t len, 
      * get through. */
     if (!drop && sotto__net_queue_full(q)) break;
     if ((rc = sotto__net_decode(buf + off + SOTTO_SRV_FRAME_HDR, blen, max_message, &ev)) != 0) break;
-    if (!fits(q, &ev)) {
+    if (!fits(q, &ev) && !(drop && want_id && ev.kind == SOTTO_NET_EV_ANSWER && ev.req_id == want_id)) {
       if (!drop) {
         sotto_net_event_clear(&ev);
         break;

@@ -90,12 +90,16 @@ int sotto__net_decode(const uint8_t *body, size_t len, uint32_t max_message, str
 
 /* Splits buf into frames, decodes and queues them until the queue is full.
  * With drop set, pushes that do not fit are dropped and counted instead
- * (answers, DRAINED and CLOSE use the slack first). *used gets the bytes
+ * (answers, DRAINED and CLOSE use the slack first; past it, answers to
+ * pipelined requests nobody waits for are dropped too). The answer with
+ * request id want_id (the one a blocking request waits for; 0 for none)
+ * is always queued: one event past the bounds at most, so that thousands
+ * of unread answers to earlier async requests cannot starve it. *used gets the bytes
  * consumed (whole frames only). Returns 0, SOTTO_ERR_MALFORMED /
  * SOTTO_ERR_TOO_LARGE for a length prefix out of range (the stream cannot be
  * resynchronised), or SOTTO_ERR_NOMEM. */
 int sotto__net_feed(struct sotto__net_queue *q, const uint8_t *buf, size_t len, uint32_t max_message, int drop,
-                    size_t *used) SOTTO_WUR;
+                    uint32_t want_id, size_t *used) SOTTO_WUR;
 /* 1 if the queue takes no further push. */
 int sotto__net_queue_full(const struct sotto__net_queue *q);
 /* Removes the first event of that kind (0: any; ANSWER: also by req_id)

@@ -16,6 +16,10 @@ static void usage(FILE *out) {
           "usage: sotto-server --data DIR [--listen HOST:PORT] [options]   run the relay (foreground)\n"
           "       sotto-server requisition --data DIR USERNAME               print what is held about USERNAME (JSON)\n"
           "       sotto-server fingerprint --data DIR                        print the TLS certificate fingerprint\n"
+          "       sotto-server backup --data DIR DEST                        copy database, tls.key and tls.crt into\n"
+          "                                                                  the new directory DEST (safe while running)\n"
+          "       sotto-server new-certificate --data DIR                    a new TLS key for a DIR whose key is lost\n"
+          "                                                                  (every client must re-pin)\n"
           "\noptions (each also as 'key = value' in the --config file):\n"
           "  --config FILE          read options from FILE first\n"
           "  --help                 this text\n"
@@ -33,12 +37,14 @@ static void no_core(void) {
 int main(int argc, char **argv) {
   struct sotto_srv_config cfg;
   char err[512];
-  const char *cmd = NULL, *user = NULL;
+  const char *cmd = NULL, *user = NULL, *dest = NULL;
   int i;
 
   no_core();
   sotto_srv_config_defaults(&cfg);
-  if (argc > 1 && (strcmp(argv[1], "requisition") == 0 || strcmp(argv[1], "fingerprint") == 0)) cmd = argv[1];
+  if (argc > 1 && (strcmp(argv[1], "requisition") == 0 || strcmp(argv[1], "fingerprint") == 0 ||
+                   strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "new-certificate") == 0))
+    cmd = argv[1];
   /* Pass 1: the config file, so that the command line overrides it. */
   for (i = cmd ? 2 : 1; i < argc; i++) {
     if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
@@ -83,6 +89,10 @@ int main(int argc, char **argv) {
       user = a;
       continue;
     }
+    if (cmd && strcmp(cmd, "backup") == 0 && !dest) {
+      dest = a;
+      continue;
+    }
     fprintf(stderr, "sotto-server: unexpected argument '%s' (see --help)\n", a);
     return 2;
   }
@@ -97,6 +107,14 @@ int main(int argc, char **argv) {
     }
     return sotto_srv_requisition(cfg.data, user, stdout);
   }
+  if (cmd && strcmp(cmd, "backup") == 0) {
+    if (!dest) {
+      fprintf(stderr, "sotto-server: backup needs a DEST directory (it must not exist yet)\n");
+      return 2;
+    }
+    return sotto_srv_backup(cfg.data, dest, stdout);
+  }
+  if (cmd && strcmp(cmd, "new-certificate") == 0) return sotto_srv_new_certificate(cfg.data, stdout);
   if (cmd && strcmp(cmd, "fingerprint") == 0) {
     char fp[65];
     if (sotto__tls_fingerprint(cfg.data, fp) != 0) {

@@ -2,8 +2,9 @@
 /* requisition.c: `sotto-server requisition`: everything the store holds about
  * one account, as JSON. It is built only from the store interface, so what it
  * prints is by construction all there is: account creation day, devices
- * (id, created, last seen as a day), public key material, and the number and
- * total size of queued ciphertexts per device. */
+ * (id, created, last seen as a day, epoch), public key material, every
+ * queued envelope (sender, sender's device, type, time, size: never its
+ * bytes) and what this account's own envelopes weigh in others' queues. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -26,7 +27,46 @@ static void hex(FILE *out, const uint8_t *p, size_t n) {
 struct req_ctx {
   FILE *out;
   int first;
+  struct sotto_store *st;
+  int env_first;
+  int64_t last_id;
+  int64_t listed;
+  int rc;
 };
+
+/* Usernames are checked by the server on the way in; a tampered database
+ * cannot break the JSON either. */
+static void json_str(FILE *out, const char *s) {
+  fputc('"', out);
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') fprintf(out, "\\%c", ch);
+    else if (ch < 0x20 || ch >= 0x7f) fprintf(out, "\\u%04x", ch);
+    else fputc(ch, out);
+  }
+  fputc('"', out);
+}
+
+static void time_str(char out[32], int64_t ms) {
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int env_cb(void *ctx, const struct sotto_store_env *e) {
+  struct req_ctx *r = ctx;
+  char t[32];
+  time_str(t, e->timestamp_ms);
+  fprintf(r->out, "%s\n        {\"id\": %lld, \"sender\": ", r->env_first ? "" : ",", (long long)e->id);
+  json_str(r->out, e->sender);
+  fprintf(r->out, ", \"sender_device\": %u, \"type\": %u, \"time\": \"%s\", \"bytes\": %zu}", e->sender_device,
+          e->type, t, e->body_len);
+  r->env_first = 0;
+  r->last_id = e->id;
+  r->listed++;
+  return 0;
+}
 
 static int dev_cb(void *ctx, const struct sotto_store_device *d, const struct sotto_store_devinfo *info) {
   struct req_ctx *r = ctx;
@@ -44,9 +84,21 @@ static int dev_cb(void *ctx, const struct sotto_store_device *d, const struct so
   }
   fprintf(r->out,
           " \"one_time_prekeys\": %lld, \"kem_one_time_prekeys\": %lld, \"kem_last_resort\": %s,"
-          " \"queued_messages\": %lld, \"queued_bytes\": %lld}",
+          " \"epoch\": %lld, \"queued_messages\": %lld, \"queued_bytes\": %lld,\n      \"queued\": [",
           (long long)info->ec_count, (long long)info->kem_count, info->has_last_resort ? "true" : "false",
-          (long long)d->queue_count, (long long)d->queue_bytes);
+          (long long)info->epoch, (long long)d->queue_count, (long long)d->queue_bytes);
+  /* Every envelope, in pages (the queue is bounded by the server's limits). */
+  r->env_first = 1;
+  r->last_id = 0;
+  for (;;) {
+    int64_t before = r->listed;
+    if (r->st->ops->msg_fetch(r->st->impl, d->devkey, r->last_id, 1000, env_cb, r) != 0) {
+      r->rc = 2;
+      break;
+    }
+    if (r->listed - before < 1000) break;
+  }
+  fprintf(r->out, "%s]}", r->env_first ? "" : "\n      ");
   r->first = 0;
   return 0;
 }
@@ -75,11 +127,18 @@ int sotto_srv_requisition(const char *data_dir, const char *username, FILE *out)
   fprintf(out, "{\n  \"username\": \"%s\",\n  \"created\": \"%s\",\n  \"identity_key\": \"", username, day);
   hex(out, a.identity, a.identity_len);
   fprintf(out, "\",\n  \"devices\": [");
+  memset(&r, 0, sizeof r);
   r.out = out;
   r.first = 1;
+  r.st = &st;
   rc = st.ops->devices_iter(st.impl, a.account_id, dev_cb, &r);
-  fprintf(out, "\n  ],\n  \"not_stored\": [\"message contents after acknowledgement\", \"IP addresses\","
-               " \"contact lists\", \"delivery history\"]\n}\n");
+  {
+    int64_t sent = 0;
+    if (rc == 0 && st.ops->sender_bytes(st.impl, username, &sent) != 0) rc = 2;
+    fprintf(out, "\n  ],\n  \"sent_queued_bytes\": %lld,", (long long)sent);
+  }
+  fprintf(out, "\n  \"not_stored\": [\"message contents after acknowledgement\", \"IP addresses\","
+               " \"contact lists\", \"delivery history\", \"recipients of acknowledged messages\"]\n}\n");
   st.ops->close(st.impl);
-  return rc == 0 ? 0 : 2;
+  return rc == 0 && r.rc == 0 ? 0 : 2;
 }

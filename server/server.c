@@ -1994,7 +1994,7 @@ static void data_modes(const char *dir) {
 int sotto_srv_run(const struct sotto_srv_config *cfg) {
   struct srv *s;
   char fp[65], laddr[NI_MAXHOST + NI_MAXSERV + 4], maddr[NI_MAXHOST + NI_MAXSERV + 4] = "off";
-  int created = 0, rc = 1;
+  int created = 0, rc = 1, db_existed = 0;
   sigset_t mask;
   struct epoll_event e;
   int64_t last_timer = 0;
@@ -2019,6 +2019,14 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
       goto out;
     }
   }
+  {
+    /* A database from before this start (not one created just now) means
+     * clients have pinned this server's certificate. */
+    char dbpath[1100];
+    struct stat dbst;
+    snprintf(dbpath, sizeof dbpath, "%s/sotto.db", cfg->data);
+    db_existed = stat(dbpath, &dbst) == 0 && dbst.st_size > 0;
+  }
   if (sotto__store_sqlite_open(&s->store, cfg->data) != 0 ||
       sotto__store_sqlite_open(&s->rstore, cfg->data) != 0) {
     fprintf(stderr, "sotto-server: cannot open the database in %s (is the directory writable?)\n", cfg->data);
@@ -2035,7 +2043,7 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
     fprintf(stderr, "sotto-server: cannot read the database in %s\n", cfg->data);
     goto out;
   }
-  if ((s->ctx = sotto__tls_server_ctx(cfg->data, fp, &created)) == NULL) goto out;
+  if ((s->ctx = sotto__tls_server_ctx(cfg->data, fp, &created, !db_existed)) == NULL) goto out;
   if ((s->lfd = listen_on(cfg->listen)) < 0) {
     fprintf(stderr, "sotto-server: cannot listen on %s (address in use, or not HOST:PORT?)\n", cfg->listen);
     goto out;

@@ -57,6 +57,7 @@ struct sotto_store_devinfo {
   uint32_t spk_id;
   int64_t ec_count, kem_count;
   int has_last_resort;
+  int64_t epoch; /* the device epoch (device_epoch_raise) */
 };
 typedef int (*sotto_store_dev_cb)(void *ctx, const struct sotto_store_device *d,
                                   const struct sotto_store_devinfo *info);
@@ -149,5 +150,12 @@ struct sotto_store {
 int sotto__store_sqlite_check(const char *dir, char *why, size_t why_len) SOTTO_WUR;
 /* Opens (creating if needed) DIR/sotto.db. Returns 0 or SOTTO_ERR_STORE. */
 int sotto__store_sqlite_open(struct sotto_store *st, const char *dir) SOTTO_WUR;
+/* Online backup: copies DIR/sotto.db into DEST_DIR/sotto.db (which must not
+ * exist) as one consistent snapshot, safe while a server runs on DIR (it
+ * only reads). The copy is checked (quick_check) and synced; *accounts and
+ * *queued get its account and queued-envelope counts. Returns 0, or
+ * SOTTO_ERR_STORE with a sentence in why (the partial copy is removed). */
+int sotto__store_sqlite_backup(const char *dir, const char *dest_dir, int64_t *accounts, int64_t *queued, char *why,
+                               size_t why_len) SOTTO_WUR;
 
 #endif

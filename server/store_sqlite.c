@@ -7,11 +7,13 @@
  * been acknowledged (secure_delete overwrites its cells). Statements are
  * prepared once at open and reused. */
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store.h"
 
@@ -81,7 +83,7 @@ static const char *const sql_text[Q_COUNT] = {
                    " (SELECT count(*) FROM onetime o WHERE o.devkey = d.devkey AND o.kind = 0),"
                    " (SELECT count(*) FROM onetime o WHERE o.devkey = d.devkey AND o.kind = 1),"
                    " (SELECT count(*) FROM last_resort l WHERE l.devkey = d.devkey),"
-                   " (SELECT blob FROM signed_prekeys s WHERE s.devkey = d.devkey)"
+                   " (SELECT blob FROM signed_prekeys s WHERE s.devkey = d.devkey), d.epoch"
                    " FROM devices d WHERE d.account_id = ?1 ORDER BY d.device_id",
     [Q_SPK_PUT] = "INSERT OR REPLACE INTO signed_prekeys(devkey, key_id, blob) VALUES(?1, ?2, ?3)",
     [Q_LR_PUT] = "INSERT OR REPLACE INTO last_resort(devkey, key_id, blob) VALUES(?1, ?2, ?3)",
@@ -658,6 +660,7 @@ static int sq_devices_iter(void *v, int64_t account_id, sotto_store_dev_cb cb, v
     info.ec_count = sqlite3_column_int64(st, 8);
     info.kem_count = sqlite3_column_int64(st, 9);
     info.has_last_resort = sqlite3_column_int64(st, 10) > 0;
+    info.epoch = sqlite3_column_int64(st, 12);
     if (cb(ctx, &d, &info) != 0) break;
   }
   sqlite3_reset(st);
@@ -1120,6 +1123,95 @@ int sotto__store_sqlite_check(const char *dir, char *why, size_t why_len) {
 out:
   sqlite3_finalize(q);
   sqlite3_close(db);
+  return rc;
+}
+
+static int64_t count_rows(sqlite3 *db, const char *sql) {
+  sqlite3_stmt *q = NULL;
+  int64_t n = -1;
+  if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+    n = sqlite3_column_int64(q, 0);
+  sqlite3_finalize(q);
+  return n;
+}
+
+int sotto__store_sqlite_backup(const char *dir, const char *dest_dir, int64_t *accounts, int64_t *queued, char *why,
+                               size_t why_len) {
+  char src_path[4096], dst_path[4096];
+  sqlite3 *src = NULL, *dst = NULL;
+  sqlite3_backup *b;
+  sqlite3_stmt *q = NULL;
+  int rc = SOTTO_ERR_STORE, created = 0, fd;
+  struct stat stb;
+  if (snprintf(src_path, sizeof src_path, "%s/sotto.db", dir) >= (int)sizeof src_path ||
+      snprintf(dst_path, sizeof dst_path, "%s/sotto.db", dest_dir) >= (int)sizeof dst_path) {
+    snprintf(why, why_len, "path too long");
+    return SOTTO_ERR_STORE;
+  }
+  if (stat(src_path, &stb) != 0 || stb.st_size == 0) {
+    snprintf(why, why_len, "%s does not exist or is empty: nothing to back up", src_path);
+    return SOTTO_ERR_STORE;
+  }
+  /* Read-only: the server (if one runs) keeps writing; the backup reads one
+   * snapshot (a read transaction in WAL mode) and never blocks it. */
+  if (sqlite3_open_v2(src_path, &src, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    snprintf(why, why_len, "cannot open %s: %s", src_path, src ? sqlite3_errmsg(src) : "no memory");
+    goto out;
+  }
+  sqlite3_busy_timeout(src, 5000);
+  if ((fd = open(dst_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+    snprintf(why, why_len, "cannot create %s: %s", dst_path, strerror(errno));
+    goto out;
+  }
+  close(fd);
+  created = 1;
+  if (sqlite3_open_v2(dst_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    snprintf(why, why_len, "cannot open %s: %s", dst_path, dst ? sqlite3_errmsg(dst) : "no memory");
+    goto out;
+  }
+  /* Freed pages of the copy hold no old envelopes: the source runs with
+   * secure_delete, and the copy is written page by page from it. */
+  if ((b = sqlite3_backup_init(dst, "main", src, "main")) == NULL) {
+    snprintf(why, why_len, "cannot start the backup: %s", sqlite3_errmsg(dst));
+    goto out;
+  }
+  {
+    int r = sqlite3_backup_step(b, -1);
+    sqlite3_backup_finish(b);
+    if (r != SQLITE_DONE) {
+      snprintf(why, why_len, "backup failed: %s", sqlite3_errstr(r));
+      goto out;
+    }
+  }
+  if (sqlite3_prepare_v2(dst, "PRAGMA quick_check", -1, &q, NULL) != SQLITE_OK || sqlite3_step(q) != SQLITE_ROW ||
+      strcmp((const char *)sqlite3_column_text(q, 0), "ok") != 0) {
+    snprintf(why, why_len, "the copy %s failed its integrity check", dst_path);
+    goto out;
+  }
+  *accounts = count_rows(dst, "SELECT count(*) FROM accounts");
+  *queued = count_rows(dst, "SELECT count(*) FROM messages");
+  if (*accounts < 0 || *queued < 0) {
+    snprintf(why, why_len, "the copy %s cannot be read back", dst_path);
+    goto out;
+  }
+  rc = 0;
+out:
+  sqlite3_finalize(q);
+  if (dst) sqlite3_close(dst);
+  if (src) sqlite3_close(src);
+  if (rc == 0) {
+    if ((fd = open(dst_path, O_RDONLY | O_CLOEXEC)) < 0 || fsync(fd) != 0) {
+      snprintf(why, why_len, "cannot sync %s: %s", dst_path, strerror(errno));
+      rc = SOTTO_ERR_STORE;
+    }
+    if (fd >= 0) close(fd);
+  }
+  if (rc != 0 && created) {
+    char side[4200];
+    unlink(dst_path);
+    snprintf(side, sizeof side, "%s-journal", dst_path);
+    unlink(side);
+  }
   return rc;
 }
 

@@ -192,7 +192,17 @@ out:
   return rc;
 }
 
-struct ssl_ctx_st *sotto__tls_server_ctx(const char *dir, char fp_hex[65], int *created) {
+int sotto__tls_new_identity(const char *dir, char fp_hex[65]) {
+  char keypath[4096], crtpath[4096];
+  struct stat stb;
+  snprintf(keypath, sizeof keypath, "%s/tls.key", dir);
+  snprintf(crtpath, sizeof crtpath, "%s/tls.crt", dir);
+  if (stat(keypath, &stb) == 0) return 1;
+  if (create_identity(keypath, crtpath) != 0) return -1;
+  return sotto__tls_fingerprint(dir, fp_hex) == 0 ? 0 : -1;
+}
+
+struct ssl_ctx_st *sotto__tls_server_ctx(const char *dir, char fp_hex[65], int *created, int may_create) {
   char keypath[4096], crtpath[4096];
   SSL_CTX *ctx = NULL;
   X509 *x = NULL;
@@ -201,6 +211,16 @@ struct ssl_ctx_st *sotto__tls_server_ctx(const char *dir, char fp_hex[65], int *
   snprintf(keypath, sizeof keypath, "%s/tls.key", dir);
   snprintf(crtpath, sizeof crtpath, "%s/tls.crt", dir);
   if (stat(keypath, &stb) != 0) {
+    if (!may_create) {
+      fprintf(stderr,
+              "sotto-server: %s/sotto.db exists but %s is missing: a new key would be a new certificate "
+              "that no client has pinned (every client would refuse it as an impostor). Restore tls.key and "
+              "tls.crt from the backup the database came from (`sotto-server backup` copies all three); if the "
+              "key is lost for good, run `sotto-server new-certificate --data %s` and give every user the new "
+              "fingerprint to re-pin\n",
+              dir, keypath, dir);
+      return NULL;
+    }
     if (create_identity(keypath, crtpath) != 0) {
       fprintf(stderr, "sotto-server: cannot create TLS key in %s (check permissions)\n", dir);
       return NULL;

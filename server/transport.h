@@ -41,10 +41,16 @@ extern const struct sotto__transport sotto__transport_tls;
 
 struct ssl_ctx_st;
 /* Loads DIR/tls.key and DIR/tls.crt, creating an Ed25519 key and a
- * self-signed certificate (10 years) on first start. Writes the SHA-256
- * fingerprint of the certificate (DER) as 64 hex chars into fp_hex. Returns
- * a TLS-1.3-only server context, or NULL with a message on stderr. */
-struct ssl_ctx_st *sotto__tls_server_ctx(const char *dir, char fp_hex[65], int *created);
+ * self-signed certificate (10 years) on first start when may_create (a new
+ * server; never next to an existing database, whose clients pinned the old
+ * certificate). Writes the SHA-256 fingerprint of the certificate (DER) as
+ * 64 hex chars into fp_hex. Returns a TLS-1.3-only server context, or NULL
+ * with a message on stderr. */
+struct ssl_ctx_st *sotto__tls_server_ctx(const char *dir, char fp_hex[65], int *created, int may_create);
+/* `sotto-server new-certificate`: creates DIR/tls.key and DIR/tls.crt and
+ * writes the new fingerprint. Returns 0, 1 if DIR/tls.key exists (nothing
+ * changed), or -1 (cannot create). */
+int sotto__tls_new_identity(const char *dir, char fp_hex[65]);
 /* Sets up TLS server state on an accepted fd. Returns 0 or SOTTO_IO_ERR. */
 int sotto__tls_accept(struct sotto__io *io, struct ssl_ctx_st *ctx, int fd);
 /* Reads the fingerprint of DIR/tls.crt without starting anything. */

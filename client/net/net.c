@@ -45,6 +45,7 @@ struct sotto_net {
   size_t rlen, rcap;
   struct sotto__net_queue q;
   int eof;
+  uint32_t want_id; /* the answer a blocking request waits for (0: none) */
 };
 
 static int64_t mono_ms(void) {
@@ -128,7 +129,7 @@ static int feed(struct sotto_net *c, int drop) {
   size_t used = 0;
   /* The protocol's cap, not the announced limit: a server may lower its
    * limit while older, larger envelopes are still queued. */
-  int rc = sotto__net_feed(&c->q, c->rbuf, c->rlen, SOTTO_SRV_MAX_MESSAGE, drop, &used);
+  int rc = sotto__net_feed(&c->q, c->rbuf, c->rlen, SOTTO_SRV_MAX_MESSAGE, drop, drop ? c->want_id : 0, &used);
   if (used) {
     memmove(c->rbuf, c->rbuf + used, c->rlen - used);
     c->rlen -= used;
@@ -248,6 +249,8 @@ int sotto_net_next_event(struct sotto_net *c, int timeout_ms, struct sotto_net_e
 /* Sends a request and waits for its answer: returns 0 with the OK payload
  * in *ans (caller clears), or the server's error code. A CLOSE that arrives
  * instead ends the wait with its code. */
+static int request_wait(struct sotto_net *c, uint32_t id, int64_t deadline, struct sotto_net_event *ans);
+
 static int request(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len, struct sotto_net_event *ans) {
   uint32_t id = ++c->next_id ? c->next_id : ++c->next_id;
   int64_t deadline;
@@ -255,6 +258,14 @@ static int request(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t l
   memset(ans, 0, sizeof *ans);
   if ((rc = sotto_net_write_frame(c, type, id, p, len)) != 0) return rc;
   deadline = mono_ms() + c->timeout_ms;
+  c->want_id = id;
+  rc = request_wait(c, id, deadline, ans);
+  c->want_id = 0;
+  return rc;
+}
+
+static int request_wait(struct sotto_net *c, uint32_t id, int64_t deadline, struct sotto_net_event *ans) {
+  int rc;
   for (;;) {
     int eof;
     if (sotto__net_queue_pop(&c->q, SOTTO_NET_EV_ANSWER, id, ans)) return ans->code;
