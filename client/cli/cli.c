@@ -176,6 +176,7 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_BAD_FRAME:
     case SC_EV_RESTORED_STORE:
     case SC_EV_DISPLACED:
+    case SC_EV_DEVICE_CHANGE:
       break;
     case SC_EV_LINK_DOWN:
       if (ev->error == SC_ERR_DISPLACED) return; /* said by SC_EV_DISPLACED */

@@ -422,6 +422,9 @@ int sc_device_remove(struct sc_client *c, uint32_t id) {
                   (unsigned)id);
   else if (rc)
     rc = conn_error(c, &c->k, rc, "removing the device", NULL);
+  /* Removed on purpose: not reported as a change at the next connection
+   * (best effort: a failure here only means that report comes). */
+  if (rc == 0) (void)conn_forget_device(c, id);
   sc__release(c, opened);
   return rc;
 }

@@ -9,6 +9,7 @@
 
 #include "account.h"
 #include "grp.h"
+#include "record.h"
 
 int conn_split(const char *hp, char *host, size_t hcap, char *port, size_t pcap) {
   const char *colon, *h = hp;
@@ -346,6 +347,124 @@ static int epoch_step(struct sc_client *c, struct conn *k) {
   return 0;
 }
 
+/* This account's device list as the server has it, against the one seen at
+ * the last connection (record "devices.known"): a device that appeared or
+ * went away in between is reported (SC_EV_DEVICE_CHANGE), whoever did it:
+ * another holder of this device's secret, or the server itself. The first
+ * connection only records the list. */
+#define KNOWN_DEVICES_REC "devices.known"
+#define KNOWN_DEVICES_VERSION 1
+
+static int known_devices_load(struct sc_client *c, uint32_t *ids, size_t max, size_t *n, int *had) {
+  uint8_t *v = NULL;
+  size_t vn = 0, i;
+  uint8_t ver = 0;
+  uint16_t cnt = 0;
+  struct rec_rd r;
+  int rc;
+  *n = 0;
+  *had = 0;
+  if ((rc = store_get(c->st, KNOWN_DEVICES_REC, &v, &vn)) <= 0) return rc;
+  rec_rd_init(&r, v, vn);
+  rec_get_u8(&r, &ver);
+  rec_get_u16(&r, &cnt);
+  if (ver != KNOWN_DEVICES_VERSION || cnt > max) rc = STORE_E_CORRUPT;
+  for (i = 0; rc >= 0 && i < cnt; i++) rec_get_u32(&r, &ids[i]);
+  if (rc >= 0 && rec_rd_end(&r) != 0) rc = STORE_E_CORRUPT;
+  store_free_value(v, vn);
+  if (rc < 0) return rc;
+  *n = cnt;
+  *had = 1;
+  return 0;
+}
+
+static int known_devices_save(struct sc_client *c, const uint32_t *ids, size_t n) {
+  struct rec_wr w;
+  size_t i;
+  int rc;
+  rec_wr_init(&w, 3 + 4 * n);
+  rec_put_u8(&w, KNOWN_DEVICES_VERSION);
+  rec_put_u16(&w, (uint16_t)n);
+  for (i = 0; i < n; i++) rec_put_u32(&w, ids[i]);
+  rc = rec_wr_ok(&w) ? SC_ERR_NOMEM : store_put(c->st, KNOWN_DEVICES_REC, w.p, w.len);
+  rec_wr_free(&w);
+  return rc;
+}
+
+static int has_id(const uint32_t *ids, size_t n, uint32_t id) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (ids[i] == id) return 1;
+  return 0;
+}
+
+/* Appends "what N, M" (after "; " when out is not empty) for the ids of a
+ * that are not in b; returns how many there are. */
+static size_t list_diff(char *out, size_t cap, const char *what, const uint32_t *a, size_t na, const uint32_t *b,
+                        size_t nb) {
+  size_t i, k = 0, len = strlen(out);
+  for (i = 0; i < na; i++) {
+    if (has_id(b, nb, a[i])) continue;
+    if (len < cap) {
+      if (k == 0) len += (size_t)snprintf(out + len, cap - len, "%s%s %u", len ? "; " : "", what, (unsigned)a[i]);
+      else len += (size_t)snprintf(out + len, cap - len, ", %u", (unsigned)a[i]);
+    }
+    k++;
+  }
+  return k;
+}
+
+static int devices_step(struct sc_client *c, struct conn *k) {
+  uint32_t now[SOTTO_SRV_MAX_DEVICES], old[SOTTO_SRV_MAX_DEVICES];
+  size_t n = 0, no = 0, added, removed;
+  char detail[512] = "";
+  int rc, had = 0;
+  if ((rc = sotto_net_devices(k->net, c->acct->username, now, SOTTO_SRV_MAX_DEVICES, &n)) != 0)
+    return conn_error(c, k, rc, "listing this account's devices", NULL);
+  if ((rc = sc__begin(c)) != 0) return sc__store_error(c, rc);
+  if ((rc = known_devices_load(c, old, SOTTO_SRV_MAX_DEVICES, &no, &had)) < 0) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  added = list_diff(detail, sizeof detail, "added", now, n, old, no);
+  removed = list_diff(detail, sizeof detail, "removed", old, no, now, n);
+  if (had && !added && !removed) {
+    store_rollback(c->st);
+    return 0;
+  }
+  if ((rc = known_devices_save(c, now, n)) != 0 || (rc = store_commit(c->st)) != 0) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  if (had) {
+    struct sc_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = SC_EV_DEVICE_CHANGE;
+    ev.peer = "";
+    ev.count = added;
+    ev.total = removed;
+    ev.detail = detail;
+    ev.timestamp_ms = sc_now_ms();
+    sc__emit(c, &ev);
+  }
+  return 0;
+}
+
+int conn_forget_device(struct sc_client *c, uint32_t device_id) {
+  uint32_t ids[SOTTO_SRV_MAX_DEVICES];
+  size_t n = 0, i, j;
+  int rc, had = 0;
+  if ((rc = sc__begin(c)) != 0) return rc;
+  if ((rc = known_devices_load(c, ids, SOTTO_SRV_MAX_DEVICES, &n, &had)) < 0 || !had) {
+    store_rollback(c->st);
+    return rc < 0 ? rc : 0;
+  }
+  for (i = j = 0; i < n; i++)
+    if (ids[i] != device_id) ids[j++] = ids[i];
+  if ((rc = known_devices_save(c, ids, j)) != 0 || (rc = store_commit(c->st)) != 0) store_rollback(c->st);
+  return rc;
+}
+
 int conn_open(struct sc_client *c, struct conn *k) { return conn_open_until(c, k, 0); }
 
 /* The smaller of a default timeout and what is left before deadline_ms
@@ -385,7 +504,7 @@ int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms) {
     conn_close(k);
     return rc;
   }
-  if ((rc = epoch_step(c, k)) || (rc = conn_top_up(c, k, ec_left, kem_left))) {
+  if ((rc = epoch_step(c, k)) || (rc = devices_step(c, k)) || (rc = conn_top_up(c, k, ec_left, kem_left))) {
     conn_close(k);
     return rc;
   }

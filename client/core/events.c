@@ -46,6 +46,7 @@ const char *sc_event_name(int kind) {
     case SC_EV_NOT_DELIVERED: return "undelivered";
     case SC_EV_BAD_ENVELOPE: return "bad_envelope";
     case SC_EV_BAD_FRAME: return "bad_frame";
+    case SC_EV_DEVICE_CHANGE: return "device_change";
     case SC_EV_RESTORED_STORE: return "restored_store";
     case SC_EV_DISPLACED: return "displaced";
     case SC_EV_LINK_UP: return "link_up";
@@ -191,6 +192,13 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
     case SC_EV_BAD_FRAME:
       put(&o, "the server sent a malformed frame (type 0x%02x: %s); skipped", (unsigned)(ev->count & 0xff),
           ev->detail ? ev->detail : "");
+      break;
+    case SC_EV_DEVICE_CHANGE:
+      put(&o, "the devices of your account changed since this device last connected (%s)",
+          ev->detail ? ev->detail : "");
+      if (ev->count)
+        put(&o, ": a device you did not add can receive what is sent to this account; remove it ('sotto device "
+                "remove ID') and run 'sotto rotate-secret'");
       break;
     case SC_EV_RESTORED_STORE:
       put(&o,

@@ -221,7 +221,8 @@ int sc_rotate_secret(struct sc_client *c);
 
 /* ---- the link to the server ---------------------------------------------------- */
 
-/* Connects, checks the pin, authenticates, raises the device epoch and tops
+/* Connects, checks the pin, authenticates, raises the device epoch, checks
+ * this account's device list against the last one seen (SC_EV_DEVICE_CHANGE) and tops
  * up pre-keys; timeout_ms bounds the whole (0: default timeouts). A
  * receiving front end calls sc_flush_unshown first (what an earlier run
  * committed but never showed). Sends and the other network calls connect
@@ -357,7 +358,10 @@ enum sc_event_kind {
   SC_EV_KEYS_TOPPED_UP,    /* count one-time EC and total KEM pre-keys uploaded */
   SC_EV_DRAINED,           /* the server's queue is empty and every ack answered */
   SC_EV_NOTICE,            /* an older store's history row: text is its sentence as stored, reason its old code */
-  SC_EV_BAD_FRAME          /* the server sent a frame that does not parse (count = frame type, detail = why) */
+  SC_EV_BAD_FRAME,         /* the server sent a frame that does not parse (count = frame type, detail = why) */
+  SC_EV_DEVICE_CHANGE      /* this account's device list on the server changed since the last connection:
+                              count devices added, total removed, detail lists them ("added 2; removed 3");
+                              concerns this account, so peer is "" */
 };
 
 /* Why (SC_EV_UNREADABLE, SC_EV_NOT_DELIVERED, SC_EV_HELD, SC_EV_KEY_CHANGED). */

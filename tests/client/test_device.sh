@@ -2,7 +2,10 @@
 # test_device.sh: sotto device list / remove and sotto rotate-secret against
 # the real server: the list marks this device, a rotated secret is saved and
 # used by the next command, device 1 cannot be removed, an unknown device is
-# named in the error, --help documents both commands.
+# named in the error, --help documents both commands. A device that appears
+# on (or disappears from) the account between two connections, whoever added
+# it, is reported at the next connection; one removed with 'device remove' is
+# not.
 source "$(dirname "$0")/lib.sh" "$@"
 
 start_server
@@ -29,6 +32,29 @@ check "an unknown device is an error" test $rc -eq 1
 check "... naming it" contains "$T/x2" "no device 7"
 s alice device remove x >"$T/x3" 2>&1; rc=$?
 check "a bad ID is a usage error" test $rc -eq 2
+# A second device appears on alice's account behind her back (the server, or
+# someone holding her secret): her next connection says so, once.
+sql "INSERT INTO devices(account_id, device_id, secret_hash, created_day, last_seen_day)
+     SELECT id, 2, zeroblob(32), 0, 0 FROM accounts WHERE username = 'alice';"
+s alice receive >"$T/g1" 2>&1
+check "a device added behind alice's back is reported" contains "$T/g1" "the devices of your account changed"
+check "... naming it" contains "$T/g1" "(added 2)"
+check "... and what to do" contains "$T/g1" "sotto device remove ID"
+s alice --json receive >"$T/g2" 2>&1
+check "... only once" lacks "$T/g2" "device_change"
+sql "INSERT INTO devices(account_id, device_id, secret_hash, created_day, last_seen_day)
+     SELECT id, 3, zeroblob(32), 0, 0 FROM accounts WHERE username = 'alice';"
+sql "DELETE FROM devices WHERE device_id = 2 AND account_id = (SELECT id FROM accounts WHERE username = 'alice');"
+s alice --json receive >"$T/g3" 2>&1
+check "--json: a device_change warning with both changes" contains "$T/g3" '"warning":"device_change"'
+check "... added 3, removed 2" contains "$T/g3" "added 3; removed 2"
+s alice device remove 3 >"$T/g4" 2>&1
+check "alice removes device 3" contains "$T/g4" "removed"
+s alice receive >"$T/g5" 2>&1
+check "a device removed on purpose is not reported" lacks "$T/g5" "devices of your account"
+s bob receive >"$T/g6" 2>&1
+check "bob's first connection records his list silently" lacks "$T/g6" "devices of your account"
+
 s alice device --help >"$T/h1" 2>&1
 check "device --help" contains "$T/h1" "remove ID"
 s alice rotate-secret --help >"$T/h2" 2>&1
