@@ -66,7 +66,7 @@
 #include <openssl/ssl.h>
 
 #include "server_load.h"
-#include "wire/wire.h"
+#include "wire.h"
 
 #ifndef SOTTO_SERVER_BIN
 #error "SOTTO_SERVER_BIN must be defined"

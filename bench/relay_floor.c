@@ -39,7 +39,7 @@
 
 #include "proto.h"
 #include "transport.h"
-#include "wire/wire.h"
+#include "wire.h"
 
 #define READ_CHUNK (64 * 1024)
 #define CARRY_MAX (SOTTO_SRV_FRAME_HDR + SOTTO_SRV_MAX_FRAME)

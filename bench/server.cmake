@@ -5,12 +5,10 @@
 # targets are referred to by name here and resolved when CMake generates.
 if(EXISTS ${CMAKE_SOURCE_DIR}/server/CMakeLists.txt AND TARGET PkgConfig::SSL AND TARGET PkgConfig::SQLITE)
   add_executable(relay_floor ${CMAKE_CURRENT_LIST_DIR}/relay_floor.c)
-  target_include_directories(relay_floor PRIVATE ${CMAKE_SOURCE_DIR}/lib)
-  target_link_libraries(relay_floor PRIVATE sotto_server_core)
+  target_link_libraries(relay_floor PRIVATE sotto_server_core sotto_wire)
 
   add_executable(bench_server ${CMAKE_CURRENT_LIST_DIR}/bench_server.c ${CMAKE_CURRENT_LIST_DIR}/server_load.c)
-  target_include_directories(bench_server PRIVATE ${CMAKE_SOURCE_DIR}/lib)
-  target_link_libraries(bench_server PRIVATE sotto_server_proto sotto PkgConfig::SSL PkgConfig::CRYPTO
+  target_link_libraries(bench_server PRIVATE sotto_proto sotto_wire sotto PkgConfig::SSL PkgConfig::CRYPTO
                                              PkgConfig::SODIUM)
   target_compile_definitions(bench_server PRIVATE SOTTO_SERVER_BIN="$<TARGET_FILE:sotto-server>"
                                                   RELAY_FLOOR_BIN="$<TARGET_FILE:relay_floor>")

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wire/wire.h"
+#include "wire.h"
 
 #define READ_CHUNK (64 * 1024)
 #define CARRY_MAX (SOTTO_SRV_FRAME_HDR + SOTTO_SRV_MAX_FRAME)

@@ -55,7 +55,7 @@
 
 #include "net.h"
 #include "proto.h"
-#include "wire/wire.h"
+#include "wire.h"
 
 #define EVIL_MAX_S 120
 #define FLOOD_BODY (64 * 1024)

@@ -42,7 +42,7 @@
 
 #include "srvtest.h"
 #include "testutil.h"
-#include "wire/wire.h"
+#include "wire.h"
 
 #define WAIT_MS 5000
 #define REQUIRE_VOID(e)      \

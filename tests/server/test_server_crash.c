@@ -19,7 +19,7 @@
 
 #include "srvtest.h"
 #include "testutil.h"
-#include "wire/wire.h"
+#include "wire.h"
 
 #define ROUNDS 12
 #define MAX_SEQ 200000
