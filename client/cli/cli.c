@@ -171,6 +171,10 @@ void cli_sink(void *ud, const struct sc_event *ev) {
       }
       break;
     case SC_EV_KEY_CHANGED:
+      /* The second attempt of a send that asked about this change reports
+       * it again: said once (cmd_send.c sets key_warned for the retry). */
+      if (c->key_warned[0] && ev->peer && strcmp(ev->peer, c->key_warned) == 0) return;
+      break;
     case SC_EV_KEY_HELD_WARNING:
     case SC_EV_BAD_ENVELOPE:
     case SC_EV_BAD_FRAME:

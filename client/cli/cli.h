@@ -28,6 +28,7 @@ struct cli {
   int yes;                 /* --yes: a changed identity key needs no question */
   int opened;              /* the store is open (cli_open) */
   struct sc_client *core;  /* made by main; events go to cli_sink */
+  char key_warned[SC_USER_MAX + 1]; /* during a send's retry: whose key change was already said */
 };
 
 /* One subcommand: run gets argv with argv[0] = the command name. help

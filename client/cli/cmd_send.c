@@ -87,7 +87,11 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
   }
   flags = c->yes ? SC_SEND_ACCEPT_KEY_CHANGE : 0;
   rc = sc_send_text(&sent, c->core, user, text, len, flags);
-  if (rc && cli_ask_key_change(c)) rc = sc_send_text(&sent, c->core, user, text, len, SC_SEND_ACCEPT_KEY_CHANGE);
+  if (rc && cli_ask_key_change(c)) {
+    snprintf(c->key_warned, sizeof c->key_warned, "%s", user);
+    rc = sc_send_text(&sent, c->core, user, text, len, SC_SEND_ACCEPT_KEY_CHANGE);
+    c->key_warned[0] = 0;
+  }
   if (rc) {
     free(text);
     return cli_fail(c);
