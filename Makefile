@@ -84,6 +84,7 @@ fuzz-corpus: build
 bench-smoke: build
 	bench/run protocol --smoke
 	bench/run server --smoke
+	bench/run cluster --smoke
 	bench/run client --smoke
 
 check: test bench-smoke asan fuzz-run install-check
