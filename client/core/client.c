@@ -124,6 +124,7 @@ int sc_last_error(const struct sc_client *c) { return c->err; }
 int sc_set_option(struct sc_client *c, int option, int64_t value) {
   switch (option) {
     case SC_OPT_AUTO_RECONNECT: c->auto_reconnect = value != 0; return 0;
+    case SC_OPT_DEFER_SHOWN: c->defer_shown = value != 0; return 0;
     case SC_OPT_KEEPALIVE_MS:
       if (value < 1000 || value > 3600000) return sc__fail(c, SC_ERR_ARG, "keep-alive must be 1000..3600000 ms");
       c->keepalive_ms = (int)value;

@@ -37,6 +37,7 @@ struct sc_client {
   struct conn k;
   int connected;
   int auto_reconnect;
+  int defer_shown; /* SC_OPT_DEFER_SHOWN: logged events wait in the unshown list */
   int keepalive_ms;
   int request_timeout_ms;
   int64_t retry_at;      /* monotonic ms of the next reconnect (0: none) */

@@ -20,17 +20,22 @@
 #define MAX_GROUPS_TRIED 256
 
 int inbox_flush_unshown(struct sc_client *c) {
-  uint64_t *seqs = calloc(MSGLOG_MAX_UNSHOWN, sizeof *seqs);
+  uint64_t *seqs;
   size_t n, i;
   int rc;
-  if (!seqs) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  /* SC_OPT_DEFER_SHOWN: they wait (committed, acknowledged) in the list. */
+  if (c->defer_shown) return 0;
+  if (!(seqs = calloc(MSGLOG_MAX_UNSHOWN, sizeof *seqs))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
   if ((rc = msglog_unshown(c->st, seqs, MSGLOG_MAX_UNSHOWN, &n)) != 0) goto out;
-  for (i = 0; i < n; i++) {
+  for (i = 0; i < n && !c->defer_shown; i++) {
     struct msg m;
     if ((rc = msglog_get(c->st, seqs[i], &m)) != 0) goto out;
     msglog_emit(c, &m);
     msg_clear(&m);
   }
+  /* The sink may defer the rest (a listener that does not keep up): only
+   * what it was given is marked shown. */
+  n = i;
   /* One write for the whole batch: printed, now mark them shown. */
   if (n && (rc = sc__begin(c)) == 0) {
     for (i = 0; i < n && !rc; i++) rc = msglog_mark_shown(c->st, seqs[i]);

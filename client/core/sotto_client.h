@@ -165,7 +165,15 @@ enum sc_option {
   /* Milliseconds between keep-alive PINGs on an idle link (default 30000). */
   SC_OPT_KEEPALIVE_MS = 2,
   /* Milliseconds allowed for each server request (default 15000). */
-  SC_OPT_REQUEST_TIMEOUT_MS = 3
+  SC_OPT_REQUEST_TIMEOUT_MS = 3,
+  /* 1: logged events (messages, held messages, group and key notices) are
+   * committed and acknowledged as always but not given to the sink: they
+   * wait in the store's unshown list (at most 4,096; older ones then stay in
+   * the history only) until it is set back to 0 and sc_flush_unshown is
+   * called. A daemon sets it while no client listens, or while a listener
+   * does not keep up; it may be set from inside the sink, which stops the
+   * flush in progress after that event. 0 (default): given at once. */
+  SC_OPT_DEFER_SHOWN = 4
 };
 int sc_set_option(struct sc_client *c, int option, int64_t value);
 

@@ -99,6 +99,37 @@ void daemon_notify(struct daemon *d, const char *method, cJSON *params) {
   cJSON_Delete(params);
 }
 
+/* Whether received messages and notices must wait in the store (the core's
+ * unshown list) instead of being sent now: no subscriber is keeping up
+ * (none has subscribed, or every one has more than DAEMON_HIGH_WATER bytes
+ * it has not read yet). A message the server handed over is acknowledged
+ * only once it is in the store; it is given to subscribers from there, so a
+ * bot that starts after the daemon, restarts, or reads slowly loses
+ * nothing. A subscriber that stops reading while another keeps up does not
+ * hold the other back: its notifications pile up to LINEIO_OUT_MAX and it
+ * is disconnected. */
+static int must_defer(const struct daemon *d) {
+  size_t i;
+  for (i = 0; i < d->n_clients; i++) {
+    const struct dclient *cl = d->clients[i];
+    if (cl->subscription && !cl->dead && line_out_pending(&cl->out) <= DAEMON_HIGH_WATER) return 0;
+  }
+  return 1;
+}
+
+/* Sets or clears the deferral to match must_defer; when it ends, what
+ * waited is given to the subscribers (until one of them falls behind). */
+static void defer_update(struct daemon *d) {
+  int want = must_defer(d);
+  if (want == d->deferring) return;
+  d->deferring = want;
+  (void)sc_set_option(d->sc, SC_OPT_DEFER_SHOWN, want);
+  if (!want) {
+    int rc = sc_flush_unshown(d->sc);
+    if (rc < 0) daemon_log("cannot give the waiting messages: %s", sc_errdetail(d->sc));
+  }
+}
+
 /* One request line of cl (line == NULL: an overlong one). Returns 1 to
  * pause reading cl (its answers pile up), else 0. */
 static int on_line(void *ud, const char *line, size_t len) {
@@ -192,11 +223,17 @@ static void sink(void *ud, const struct sc_event *ev) {
   if (ev->kind == SC_EV_MESSAGE) {
     d->received++;
     if ((p = daemon_envelope(d, ev))) daemon_notify(d, "receive", p);
-    return;
+  } else if ((p = daemon_event_json(ev))) {
+    /* Everything else that concerns a person goes out as an "event"
+     * notification (key changes, held messages, group changes...). */
+    daemon_notify(d, "event", p);
   }
-  /* Everything else that concerns a person goes out as an "event"
-   * notification (key changes, held messages, group changes...). */
-  if ((p = daemon_event_json(ev))) daemon_notify(d, "event", p);
+  /* A subscriber that falls behind: the rest waits in the store (the core
+   * stops the flush in progress after this event). */
+  if (!d->deferring && must_defer(d)) {
+    d->deferring = 1;
+    (void)sc_set_option(d->sc, SC_OPT_DEFER_SHOWN, 1);
+  }
 }
 
 /* ---- sockets ---- */
@@ -227,18 +264,26 @@ int daemon_socket_check(const char *path, char *err, size_t cap) {
   return 0;
 }
 
+/* Binds first and looks at what is there only when the path is taken: a
+ * live daemon is refused (daemon_socket_check), a socket nobody listens on
+ * (what a crashed daemon left) is removed and the bind tried once more. So a
+ * daemon that starts at the same moment is never unlinked from under. */
+static int bind_socket(int fd, const struct sockaddr_un *sa) {
+  mode_t old = umask(0177); /* the socket is created 0600: only its owner may talk to the daemon */
+  int rc = bind(fd, (const struct sockaddr *)sa, sizeof *sa);
+  umask(old);
+  return rc;
+}
+
 static int listen_on(const char *path) {
   struct sockaddr_un sa;
   struct stat st;
-  mode_t old;
   int fd, rc;
   char err[512];
-  if (daemon_socket_check(path, err, sizeof err)) {
-    daemon_log("%s", err);
+  if (strlen(path) >= sizeof sa.sun_path) {
+    daemon_log("the socket path is longer than %zu bytes: %s", sizeof sa.sun_path - 1, path);
     return -1;
   }
-  /* A socket nobody listens on is what a crashed daemon left: removed. */
-  if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) (void)unlink(path);
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
   memcpy(sa.sun_path, path, strlen(path) + 1);
@@ -246,9 +291,16 @@ static int listen_on(const char *path) {
     daemon_log("cannot create a socket: %s", strerror(errno));
     return -1;
   }
-  old = umask(0177); /* the socket is created 0600: only its owner may talk to the daemon */
-  rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
-  umask(old);
+  rc = bind_socket(fd, &sa);
+  if (rc != 0 && errno == EADDRINUSE) {
+    if (daemon_socket_check(path, err, sizeof err)) {
+      daemon_log("%s", err);
+      close(fd);
+      return -1;
+    }
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) (void)unlink(path);
+    rc = bind_socket(fd, &sa);
+  }
   if (rc != 0 || chmod(path, 0600) != 0 || listen(fd, 128) != 0 || set_nonblock(fd) != 0) {
     daemon_log("cannot listen on %s: %s", path, strerror(errno));
     close(fd);
@@ -351,6 +403,9 @@ int daemon_run(struct sc_client *c, const struct daemon_opts *o) {
   }
   sc_set_sink(c, sink, &d);
   (void)sc_set_option(c, SC_OPT_AUTO_RECONNECT, 1);
+  /* Until a client subscribes, what arrives waits in the store. */
+  d.deferring = 1;
+  (void)sc_set_option(c, SC_OPT_DEFER_SHOWN, 1);
   try_connect(&d);
   if (d.socket_mode)
     daemon_log("listening on %s (account %s)", o->socket, sc_username(c));
@@ -362,6 +417,8 @@ int daemon_run(struct sc_client *c, const struct daemon_opts *o) {
     int timeout = 1000, pr;
     int64_t now, dl;
 
+    /* Subscribers that appeared, left or caught up since the last round. */
+    defer_update(&d);
     /* Bytes the core already holds are handled before sleeping. */
     for (i = 0; i < 64 && sc_connected(c) && sc_link_pending(c); i++) link_step(&d);
 

@@ -36,6 +36,7 @@ struct daemon {
   size_t n_clients;
   unsigned next_client_id;
   int64_t next_subscription;
+  int deferring; /* SC_OPT_DEFER_SHOWN is set: nobody listens, or a listener is behind */
   int reconnect_ms;
   int64_t reconnect_at;
   struct dclient *current; /* the client whose request runs */

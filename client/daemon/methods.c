@@ -7,11 +7,13 @@
  * sentence and its error name in data.core. */
 #include <inttypes.h>
 #include <sotto/version.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon_int.h"
+#include "utf8.h"
 
 #define D(ud) ((struct daemon *)(ud))
 
@@ -106,17 +108,45 @@ static void hex(char *out, const uint8_t *b, size_t n) {
   out[2 * n] = 0;
 }
 
-/* cJSON strings must be NUL-terminated: texts are copied with their length
- * (a NUL inside a text ends it; the core refuses to send one). */
+/* A contact's text as a JSON string: cJSON copies bytes as they are, so
+ * invalid UTF-8 (and a NUL, which would end the C string) becomes U+FFFD
+ * first; every line the daemon writes is then valid JSON in valid UTF-8.
+ * Control characters stay (cJSON escapes them). */
 static cJSON *add_text(cJSON *o, const char *name, const char *t, size_t len) {
-  char *s = malloc(len + 1);
+  char *s;
+  size_t i = 0, k = 0;
   cJSON *r;
-  if (!s) return NULL;
-  memcpy(s, t, len);
-  s[len] = 0;
+  if (len > SIZE_MAX / 3 - 1 || !(s = malloc(3 * len + 1))) return NULL;
+  while (i < len) {
+    uint32_t cp;
+    size_t n = utf8_decode(t + i, len - i, &cp);
+    if (n == 0 || cp == 0) {
+      memcpy(s + k, "\xef\xbf\xbd", 3); /* U+FFFD */
+      k += 3;
+      i += n ? n : 1;
+    } else {
+      memcpy(s + k, t + i, n);
+      k += n;
+      i += n;
+    }
+  }
+  s[k] = 0;
   r = cJSON_AddStringToObject(o, name, s);
   free(s);
   return r;
+}
+
+/* The bytes cJSON writes for string s: quotes, two for \" \\ and the short
+ * escapes, six for the other control characters. */
+static size_t json_string_len(const char *s) {
+  size_t n = 2;
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\' || ch == '\b' || ch == '\f' || ch == '\n' || ch == '\r' || ch == '\t') n += 2;
+    else if (ch < 0x20) n += 6;
+    else n += 1;
+  }
+  return n;
 }
 
 /* ---- version ---- */
@@ -460,8 +490,9 @@ cJSON *daemon_event_json(const struct sc_event *ev) {
   if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
     add_text(o, "message", ev->text ? ev->text : "", ev->text ? ev->text_len : 0);
   } else {
-    sc_event_describe(line, sizeof line, ev);
-    cJSON_AddStringToObject(o, "message", line);
+    /* The sentence may quote a contact's text, cut at the buffer's end. */
+    size_t n = sc_event_describe(line, sizeof line, ev);
+    add_text(o, "message", line, n < sizeof line ? n : strlen(line));
   }
   return o;
 }
@@ -515,7 +546,7 @@ static int m_history(void *ud, void *session, const cJSON *params, cJSON **resul
     size_t first = 0;
     for (i = h.n; i-- > 0;) {
       const cJSON *m = cJSON_GetObjectItemCaseSensitive(h.ring[(h.head + i) % h.limit], "message");
-      bytes += m && cJSON_IsString(m) ? strlen(m->valuestring) + 100 : 100;
+      bytes += m && cJSON_IsString(m) ? json_string_len(m->valuestring) + 100 : 100;
       if (bytes > DAEMON_HISTORY_BYTES) {
         first = i + 1;
         break;

@@ -45,7 +45,14 @@ async function main() {
   r = await a.call('send', { recipient: 'bob', message: 'hello from alice \u00e9\u20ac' });
   check('send returns a timestamp', r.result && r.result.timestamp > 1.6e12, r);
   const ts = r.result && r.result.timestamp;
-  let n = await b.note((x) => x.method === 'receive');
+  // carol (the CLI) wrote to both before either daemon had a subscriber:
+  // those messages waited in the store and come now, nothing lost
+  let n = await b.note((x) => x.method === 'receive' && x.params.envelope.source === 'carol');
+  check('a message that came before anyone subscribed arrives on subscribe', n &&
+        n.params.envelope.dataMessage.message === 'carol says hi', n);
+  n = await a.note((x) => x.method === 'receive' && x.params.envelope.source === 'carol');
+  check('... on both daemons', n && n.params.envelope.dataMessage.message === 'carol says hi', n);
+  n = await b.note((x) => x.method === 'receive' && x.params.envelope.source === 'alice');
   const env = n && n.params.envelope;
   check('bob gets a receive notification', env && env.source === 'alice', n);
   check('... with the text (UTF-8)', env && env.dataMessage.message === 'hello from alice \u00e9\u20ac', n);
@@ -56,7 +63,7 @@ async function main() {
 
   // bob -> alice
   r = await b.call('send', { recipient: 'alice', message: 'hi alice' });
-  n = await a.note((x) => x.method === 'receive');
+  n = await a.note((x) => x.method === 'receive' && x.params.envelope.source === 'bob');
   check('alice gets bob\'s answer', n && n.params.envelope.source === 'bob' && n.params.envelope.dataMessage.message === 'hi alice', n);
 
   // the CLI (carol) and a daemon
