@@ -292,10 +292,14 @@ int cli_open(struct cli *c) {
     /* A daemon or chat UI on this home holds the store and the link: say so. */
     struct homelock_info held;
     char msg[600];
-    if (homelock_held(c->home, &held)) {
+    /* Held (shared) until the process ends, so that no daemon or chat UI
+     * starts on this home while this command runs (receive --follow). */
+    int fd = homelock_share(c->home, &held);
+    if (fd == -1) {
       homelock_message(msg, sizeof msg, &held);
       return cli_error(c, "home_held", "%s", msg);
     }
+    c->share_fd = fd;
   }
   if (!sc_store_exists(c->core)) {
     (void)sc_open(c->core, NULL, 0); /* records "not initialised" */

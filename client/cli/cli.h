@@ -28,6 +28,7 @@ struct cli {
   int yes;                 /* --yes: a changed identity key needs no question */
   int opened;              /* the store is open (cli_open) */
   struct sc_client *core;  /* made by main; events go to cli_sink */
+  int share_fd;            /* the shared hold on HOME/front.lock while a command runs (homelock_share), or -1 */
   char key_warned[SC_USER_MAX + 1]; /* during a send's retry: whose key change was already said */
 };
 

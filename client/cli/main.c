@@ -120,6 +120,7 @@ int main(int argc, char **argv) {
   /* A server that goes away is an error of the call, not a killed process. */
   signal(SIGPIPE, SIG_IGN);
   memset(&c, 0, sizeof c);
+  c.share_fd = -1;
   opterr = 0;
   while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
     switch (ch) {

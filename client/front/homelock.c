@@ -46,7 +46,14 @@ int homelock_take(const char *home, const char *kind, const char *socket, struct
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int e = errno;
     if (e == EWOULDBLOCK) {
-      read_info(fd, info);
+      /* Shared holders are sotto commands (homelock_share); an exclusive
+       * one is a daemon or chat UI, whose pid and kind are in the file. */
+      if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+        flock(fd, LOCK_UN);
+        snprintf(info->kind, sizeof info->kind, "command");
+      } else {
+        read_info(fd, info);
+      }
       close(fd);
       return -1;
     }
@@ -62,11 +69,32 @@ int homelock_take(const char *home, const char *kind, const char *socket, struct
   return fd;
 }
 
+/* The file stays: removing it before the lock is released would let a
+ * process that opened it just before lock a file nobody else can find
+ * (two holders). The next holder rewrites it. */
 void homelock_release(const char *home, int fd) {
-  char path[PATH_MAX];
+  (void)home;
   if (fd < 0) return;
-  if (lock_path(path, sizeof path, home) == 0) (void)unlink(path);
+  if (ftruncate(fd, 0) != 0) {
+    /* stale text is harmless: it is read only while the lock is held */
+  }
   close(fd);
+}
+
+int homelock_share(const char *home, struct homelock_info *info) {
+  char path[PATH_MAX];
+  int fd;
+  memset(info, 0, sizeof *info);
+  if (lock_path(path, sizeof path, home)) return -2;
+  if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) return -2;
+  if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+    int e = errno;
+    if (e == EWOULDBLOCK) read_info(fd, info);
+    close(fd);
+    errno = e;
+    return e == EWOULDBLOCK ? -1 : -2;
+  }
+  return fd;
 }
 
 int homelock_held(const char *home, struct homelock_info *info) {
@@ -99,6 +127,10 @@ void homelock_message(char *buf, size_t cap, const struct homelock_info *info) {
              "the daemon (sotto jsonrpc, pid %ld) holds this home; send it requests on its standard input or "
              "stop it (kill %ld)",
              (long)info->pid, (long)info->pid);
+  else if (strcmp(info->kind, "command") == 0)
+    snprintf(buf, cap,
+             "a sotto command is running on this home (a 'sotto receive --follow', or a send); wait for it or "
+             "stop it first");
   else if (strcmp(info->kind, "chat") == 0)
     snprintf(buf, cap, "sotto chat (pid %ld) holds this home; use it, or quit it (/quit) first",
              (long)info->pid);

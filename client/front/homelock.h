@@ -25,8 +25,13 @@ struct homelock_info {
  * (>= 0, keep it open), -1 when another process holds it (info filled when
  * it said who), or -2 on a system error (errno). */
 int homelock_take(const char *home, const char *kind, const char *socket, struct homelock_info *info);
-/* Removes the file and releases the lock (fd < 0: no-op). */
+/* Releases the lock (fd < 0: no-op). The file stays (see homelock.c). */
 void homelock_release(const char *home, int fd);
+/* A sotto command's shared hold on home for its whole run, so that a daemon
+ * or chat UI cannot start under it (homelock_take then says "a sotto command
+ * is running"). Returns the fd to keep open, -1 if a daemon or chat UI holds
+ * the home (info filled), -2 on another error (no home yet: nothing to hold). */
+int homelock_share(const char *home, struct homelock_info *info);
 /* 1 if a live process holds home's lock (info filled), 0 if not. */
 int homelock_held(const char *home, struct homelock_info *info);
 /* The one-line message for a held home, into buf. */

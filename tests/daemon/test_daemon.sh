@@ -58,6 +58,15 @@ check "a second daemon on the same home is refused" test $rc -ne 0 -a -n "$(grep
 "$SOTTO" --home "$T/carol" daemon --socket "$T/a.sock" >"$T/dup2.out" 2>&1; rc=$?
 check "a daemon on a socket another one listens on is refused" test $rc -ne 0 -a -n "$(grep 'already listens on' "$T/dup2.out")"
 check "... and carol's home is not left locked" s carol contacts
+# A CLI command that runs (receive --follow) holds the home too: no daemon
+# starts under it (the two would knock each other off the server).
+s carol receive --follow --timeout 30 >"$T/follow.out" 2>&1 &
+FPID=$!
+for i in $(seq 1 100); do grep -q . "$T/follow.out" 2>/dev/null && break; [ -e "$T/carol/front.lock" ] && sleep 0.5 && break; sleep 0.1; done
+"$SOTTO" --home "$T/carol" daemon --socket "$T/c.sock" >"$T/dup3.out" 2>&1; rc=$?
+check "a daemon does not start under a running 'receive --follow'" test $rc -ne 0
+check "... saying a sotto command is running" grep -q "a sotto command is running on this home" "$T/dup3.out"
+kill -TERM $FPID 2>/dev/null; wait $FPID 2>/dev/null
 
 # The scenarios (node).
 if SOTTO="$SOTTO" T="$T" A_SOCK="$T/a.sock" B_SOCK="$T/b.sock" A_PID="$APID" \
@@ -110,4 +119,20 @@ check "... nothing else on stdout" test "$(wc -l <"$T/stdio.out")" -eq 4
 s bob receive >"$T/bob.rx" 2>&1
 check "bob (CLI) gets the stdio send" contains "$T/bob.rx" "alice: over stdio"
 echo "--- a daemon session (alice's stdio)"; cat "$T/stdio.out"
+
+# A contact's invalid UTF-8 and control bytes, sent while no daemon ran:
+# given on subscribe, and every line the daemon writes stays valid UTF-8 JSON.
+printf 'bad \xff\xfe\xc0\x80 end \x01\x1b[31m' | s carol send bob - >/dev/null 2>&1
+{ printf '%s\n' '{"jsonrpc":"2.0","method":"subscribeReceive","id":1}'; sleep 5; } |
+  timeout 60 "$SOTTO" --home "$T/bob" jsonrpc >"$T/utf8.out" 2>"$T/utf8.err"
+check "jsonrpc: a message sent before the subscription arrives" grep -q '"method":"receive"' "$T/utf8.out"
+check "... its invalid UTF-8 replaced (U+FFFD), the control bytes escaped" \
+  grep -qF 'bad \ufffd\ufffd\ufffd\ufffd end \u0001\u001b[31m' <(node -e '
+    const b = require("fs").readFileSync(process.argv[1]);
+    new TextDecoder("utf-8", { fatal: true }).decode(b);
+    for (const l of b.toString().split("\n").filter(Boolean)) {
+      const o = JSON.parse(l);
+      if (o.method === "receive") console.log(JSON.stringify(o.params.envelope.dataMessage.message).replace(/[\u0080-\uffff]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0")));
+    }' "$T/utf8.out" 2>&1)
+cat "$T/utf8.out"
 finish
