@@ -41,17 +41,27 @@ struct ui {
 
 /* ---- events from the core ---- */
 
+/* A line that cannot be kept (no memory, or CHAT_MAX_CONVS conversations
+ * already): never dropped silently; the message itself is in the history. */
+static void add_or_say(struct ui *u, const char *conv, int is_group, int kind, const char *who, const char *text,
+                       size_t len, uint64_t ts) {
+  if (chat_add(&u->m, conv, is_group, kind, who, text, len, ts) != 0)
+    chat_status(&u->m, "a message in %s cannot be shown here (too many conversations, or no memory); "
+                       "'sotto history' has it",
+                conv);
+}
+
 static void add_event(struct ui *u, const struct sc_event *ev, int from_history) {
   const char *peer = ev->peer ? ev->peer : "", *group = ev->group ? ev->group : "";
   const char *conv = group[0] ? group : peer;
   char line[600];
   switch (ev->kind) {
     case SC_EV_MESSAGE:
-      (void)chat_add(&u->m, conv, group[0] != 0, CHAT_IN, peer, ev->text, ev->text_len, ev->timestamp_ms);
+      add_or_say(u, conv, group[0] != 0, CHAT_IN, peer, ev->text, ev->text_len, ev->timestamp_ms);
       return;
     case SC_EV_SENT:
       if (u->sending && !from_history) return; /* chat.c adds it when the send returns */
-      (void)chat_add(&u->m, conv, group[0] != 0, CHAT_OUT, u->m.me, ev->text, ev->text_len, ev->timestamp_ms);
+      add_or_say(u, conv, group[0] != 0, CHAT_OUT, u->m.me, ev->text, ev->text_len, ev->timestamp_ms);
       return;
     case SC_EV_LINK_UP:
       u->m.connected = 1;
@@ -73,8 +83,8 @@ static void add_event(struct ui *u, const struct sc_event *ev, int from_history)
    * conversation concerned, or on the status line. */
   sc_event_describe(line, sizeof line, ev);
   if (conv[0])
-    (void)chat_add(&u->m, conv, group[0] != 0, CHAT_NOTICE, peer, line, strlen(line),
-                   ev->timestamp_ms ? ev->timestamp_ms : sc_now_ms());
+    add_or_say(u, conv, group[0] != 0, CHAT_NOTICE, peer, line, strlen(line),
+               ev->timestamp_ms ? ev->timestamp_ms : sc_now_ms());
   else
     chat_status(&u->m, "%s", line);
 }
