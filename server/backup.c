@@ -38,7 +38,7 @@ static int copy_small(const char *dir, const char *dest, const char *name, char 
   if (len == sizeof buf || len == 0) {
     snprintf(why, why_len, "%s is %s: not a PEM file", src, len ? "too large" : "empty");
     close(in);
-    return -1;
+    goto wipe;
   }
   close(in);
   if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
@@ -68,7 +68,7 @@ static void sync_dir(const char *dir) {
   }
 }
 
-int sotto_srv_backup(const char *data_dir, const char *dest, FILE *out) {
+int sotto_srv_backup(const char *data_dir, const char *db_dir, const char *dest, FILE *out) {
   static const char *const files[] = {"tls.key", "tls.crt"};
   char why[4600], fp[65], path[4200];
   int64_t accounts = 0, queued = 0;
@@ -85,7 +85,7 @@ int sotto_srv_backup(const char *data_dir, const char *dest, FILE *out) {
   }
   for (i = 0; i < sizeof files / sizeof files[0]; i++, copied++)
     if (copy_small(data_dir, dest, files[i], why, sizeof why) != 0) goto fail;
-  if (sotto__store_sqlite_backup(data_dir, dest, &accounts, &queued, why, sizeof why) != 0) goto fail;
+  if (sotto__store_sqlite_backup(db_dir, dest, &accounts, &queued, why, sizeof why) != 0) goto fail;
   db_done = 1;
   sync_dir(dest);
   fprintf(out,

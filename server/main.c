@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include "server.h"
+#include "store.h"
 #include "transport.h"
 
 static void usage(FILE *out) {
@@ -135,7 +136,25 @@ int main(int argc, char **argv) {
       fprintf(stderr, "sotto-server: backup needs a DEST directory (it must not exist yet)\n");
       return 2;
     }
-    return sotto_srv_backup(cfg.data, dest, stdout);
+    {
+      char url[sizeof cfg.store + 8], why[512];
+      const char *where = NULL;
+      const struct sotto_store_backend *b;
+      sotto_srv_store_url(&cfg, url, sizeof url);
+      if ((b = sotto__store_backend(url, &where, why, sizeof why)) == NULL) {
+        fprintf(stderr, "sotto-server: --store: %s\n", why);
+        return 2;
+      }
+      if (b != &sotto__store_sqlite_backend) {
+        fprintf(stderr,
+                "sotto-server: backup copies an SQLite store, and this server's store is not one: back the "
+                "database up with its own tools (pg_dump, docs/server.md) and keep tls.key and tls.crt of %s "
+                "with it\n",
+                cfg.data);
+        return 1;
+      }
+      return sotto_srv_backup(cfg.data, where, dest, stdout);
+    }
   }
   if (cmd && strcmp(cmd, "new-certificate") == 0) return sotto_srv_new_certificate(cfg.data, stdout);
   if (cmd && strcmp(cmd, "fingerprint") == 0) {

@@ -73,10 +73,10 @@ int sotto_srv_import(const struct sotto_srv_config *c, const char *sqlite_dir, F
 /* Prints the requisition report of USERNAME as JSON. Returns 0, 1 if the
  * account does not exist, 2 on error. */
 int sotto_srv_requisition(const char *store_url, const char *username, FILE *out);
-/* `sotto-server backup`: copies the database (online, one consistent
- * snapshot), tls.key and tls.crt into the new directory dest. 0 or 1
- * (printed why). */
-int sotto_srv_backup(const char *data_dir, const char *dest, FILE *out);
+/* `sotto-server backup`: copies the SQLite database of db_dir (online, one
+ * consistent snapshot) and data_dir's tls.key and tls.crt into the new
+ * directory dest. 0 or 1 (printed why). */
+int sotto_srv_backup(const char *data_dir, const char *db_dir, const char *dest, FILE *out);
 /* `sotto-server new-certificate`: a new TLS key and certificate for a data
  * directory that has none (the old key is lost). 0 or 1 (printed why). */
 int sotto_srv_new_certificate(const char *data_dir, FILE *out);

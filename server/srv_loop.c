@@ -369,6 +369,12 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
                      "bytes=%lld hint=\"cannot allocate the reserve file; is the disk full?\"",
                      (long long)cfg->disk_reserve);
   }
+  /* Ids never go back, not even after a restore from a backup (store.h). */
+  if (s->store.ops->id_floor &&
+      s->store.ops->id_floor(s->store.impl, ((int64_t)time(NULL) + 2) * (INT64_C(1) << 20)) != 0) {
+    fprintf(stderr, "sotto-server: cannot write the %s store\n", s->store.backend);
+    goto out;
+  }
   if (s->rstore.ops->max_msg_id(s->rstore.impl, &s->horizon) != 0) {
     fprintf(stderr, "sotto-server: cannot read the %s store\n", s->rstore.backend);
     goto out;

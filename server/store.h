@@ -171,6 +171,16 @@ struct sotto_store_ops {
    * every id handed out so far (PostgreSQL: the end of the last id block);
    * the server starts its delivery horizon there. */
   int (*max_msg_id)(void *s, int64_t *id);
+  /* Optional (NULL: not done; the PostgreSQL store does not yet). Raises
+   * the next envelope id to at least floor + 1. The server calls it at start
+   * with (seconds since the epoch + 2) * 2^20: a store restored from a backup
+   * must never hand out again an id that the lost copy issued after the
+   * backup, since clients drop an id they have seen as a re-delivery. A
+   * server that issues fewer than 2^20 ids per second has, at time t, issued
+   * ids below (t + 3) * 2^20, so a copy started a second or more after the
+   * original's last id never repeats one; ids stay below 2^53 (exact in
+   * JSON) until the year 2242. */
+  int (*id_floor)(void *s, int64_t floor);
   /* Totals over every queue (for metrics). */
   int (*queue_total)(void *s, int64_t *count, int64_t *bytes);
   /* Envelopes from sender waiting in devkey's queue, and the ciphertext

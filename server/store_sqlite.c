@@ -991,6 +991,19 @@ static int sq_max_msg_id(void *v, int64_t *id) {
   return rc == SQLITE_ROW ? 0 : SOTTO_ERR_STORE;
 }
 
+static int sq_id_floor(void *v, int64_t floor) {
+  struct sq *s = v;
+  char sql[256];
+  /* sqlite_sequence holds AUTOINCREMENT's high-water mark; the next id is
+   * max(it, max(id)) + 1. */
+  snprintf(sql, sizeof sql,
+           "INSERT INTO sqlite_sequence(name, seq) SELECT 'messages', 0 WHERE NOT EXISTS "
+           "(SELECT 1 FROM sqlite_sequence WHERE name = 'messages');"
+           "UPDATE sqlite_sequence SET seq = max(seq, %lld) WHERE name = 'messages';",
+           (long long)floor);
+  return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : SOTTO_ERR_STORE;
+}
+
 static int sq_disk_full(void *v) {
   struct sq *s = v;
   return s->full || is_full(s->db);
@@ -1039,6 +1052,7 @@ static const struct sotto_store_ops sqlite_ops = {
     .expire = sq_expire,
     .queue_total = sq_queue_total,
     .max_msg_id = sq_max_msg_id,
+    .id_floor = sq_id_floor,
 };
 
 /* Adds accounts.canon (the canonical form of the username, see
