@@ -357,7 +357,9 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
       fprintf(stderr, "sotto-server: the %s store is shared but has no delivery horizon\n", s->store.backend);
       goto out;
     }
-    if (!sqlite) db_existed = !s->store.fresh;
+    /* No account yet (a database made by 'migrate', or by a start that
+     * stopped before its first certificate): nobody has pinned anything. */
+    db_existed = sqlite ? db_existed && !s->store.fresh : !s->store.fresh;
     if (sqlite) data_modes(where);
   }
   if (sqlite) {

@@ -231,7 +231,7 @@ struct sotto_store {
   void *impl;
   unsigned flags;      /* SOTTO_STORE_* */
   const char *backend; /* "sqlite", "postgresql" */
-  int fresh;           /* set by open: the store held no account yet (PostgreSQL) */
+  int fresh;           /* set by open: the store held no account yet */
 };
 
 /* ---- opening by URL ------------------------------------------------------------ */

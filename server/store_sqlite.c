@@ -1262,6 +1262,7 @@ int sotto__store_sqlite_open(struct sotto_store *st, const char *dir) {
   st->impl = s;
   st->flags = SOTTO_STORE_SOLE_WRITER; /* DATA/sotto.lock, taken by the server */
   st->backend = "sqlite";
+  st->fresh = count_rows(s->db, "SELECT count(*) FROM (SELECT 1 FROM accounts LIMIT 1)") == 0;
   return 0;
 fail:
   sq_close(s);

@@ -825,6 +825,22 @@ static void test_backup_and_identity(void) {
   CHECK(srv_start(&p, NULL) == 0);
   CHECK(strcmp(p.fp, oldfp) != 0);
   CHECK(srv_stop(&p) == 0);
+  /* A database without any account (made by 'migrate') is a new server:
+   * its first start makes the certificate. */
+  {
+    struct srv_proc m;
+    const char *args[4] = {"migrate", "--data", NULL, NULL};
+    CHECK(srv_mkdir(&m, "migrated") == 0);
+    args[2] = m.dir;
+    out = srv_run_capture(args, &st);
+    free(out);
+    CHECK(st == 0);
+    snprintf(path, sizeof path, "%s/sotto.db", m.dir);
+    CHECK(stat(path, &sb) == 0 && sb.st_size > 0);
+    CHECK(srv_start(&m, NULL) == 0);
+    CHECK(srv_stop(&m) == 0);
+    srv_rmdir(&m);
+  }
   sotto_net_ctx_free(ctx);
   sotto_net_ctx_free(qctx);
   srv_rmdir(&p);
