@@ -3,6 +3,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -61,5 +62,48 @@ int sotto__store_migrate(const char *url, FILE *out, char *why, size_t why_len) 
   if ((rc = sotto__store_open(&st, url, SOTTO_STORE_OPEN_WRITER, why, why_len)) != 0) return rc;
   st.ops->close(st.impl);
   fprintf(out, "store %s: schema up to date (SQLite migrates when it opens)\n", b->name);
+  return 0;
+}
+
+/* ---- per-sender sums (store.h) ------------------------------------------------------ */
+
+static uint32_t sums_hash(const char *user) {
+  uint32_t h = 2166136261u;
+  for (; *user; user++) h = (h ^ (uint8_t)*user) * 16777619u;
+  return h % SOTTO_SUMS_BUCKETS;
+}
+
+void sotto__sums_clear(struct sotto__sums *t) {
+  size_t i;
+  for (i = 0; i < SOTTO_SUMS_BUCKETS; i++)
+    while (t->b[i]) {
+      struct sotto__sum *e = t->b[i];
+      t->b[i] = e->next;
+      free(e);
+    }
+}
+
+int sotto__sums_add(struct sotto__sums *t, const char *sender, int64_t d) {
+  struct sotto__sum *e;
+  uint32_t h;
+  if (!sender || strlen(sender) > SOTTO_STORE_USER_MAX) return 0;
+  h = sums_hash(sender);
+  for (e = t->b[h]; e; e = e->next)
+    if (strcmp(e->user, sender) == 0) break;
+  if (!e) {
+    if ((e = calloc(1, sizeof *e)) == NULL) return SOTTO_ERR_NOMEM;
+    memcpy(e->user, sender, strlen(sender) + 1);
+    e->next = t->b[h];
+    t->b[h] = e;
+  }
+  e->bytes += d;
+  return 0;
+}
+
+int64_t sotto__sums_get(const struct sotto__sums *t, const char *sender) {
+  const struct sotto__sum *e;
+  if (strlen(sender) > SOTTO_STORE_USER_MAX) return 0;
+  for (e = t->b[sums_hash(sender)]; e; e = e->next)
+    if (strcmp(e->user, sender) == 0) return e->bytes;
   return 0;
 }

@@ -272,6 +272,25 @@ int sotto__store_migrate(const char *url, FILE *out, char *why, size_t why_len) 
 
 /* ---- the SQLite backend (store_sqlite.c) ---------------------------------------- */
 
+/* Bytes of each sender's envelopes waiting in all queues, kept in memory by
+ * a single-writer backend (sender_bytes): one entry per sender with
+ * envelopes waiting, hashed by name. Shared by the backends. */
+#define SOTTO_SUMS_BUCKETS 4096
+struct sotto__sum {
+  char user[SOTTO_STORE_USER_MAX + 1];
+  int64_t bytes;
+  struct sotto__sum *next;
+};
+struct sotto__sums {
+  struct sotto__sum *b[SOTTO_SUMS_BUCKETS];
+};
+void sotto__sums_clear(struct sotto__sums *t);
+/* Adds d to sender's sum (an entry is made if needed; a name longer than
+ * SOTTO_STORE_USER_MAX is ignored). 0 or SOTTO_ERR_NOMEM. */
+int sotto__sums_add(struct sotto__sums *t, const char *sender, int64_t d);
+/* sender's sum (0 when none). */
+int64_t sotto__sums_get(const struct sotto__sums *t, const char *sender);
+
 /* Start-up check of DIR/sotto.db before it is opened: a missing file is
  * fine (a new server); a 0-byte file, a file that is not a database and a
  * database that fails SQLite's quick_check are refused with a sentence in

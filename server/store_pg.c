@@ -38,7 +38,6 @@
 #define PG_ID_BLOCK 1024             /* INCREMENT of sotto_msg_ids */
 #define PG_MAX_PARAMS 10
 #define PG_CTL_MAX 8
-#define SB_BUCKETS 4096
 
 /* Each migration step, in order: step i brings the schema to version i + 1. */
 static const char *const migrations[PG_SCHEMA_VERSION] = {
@@ -210,11 +209,6 @@ static const struct {
 enum { CTL_BEGIN, CTL_SAVEPOINT, CTL_RELEASE, CTL_ROLLBACK_TO };
 static const char *const ctl_sql[] = {"BEGIN", "SAVEPOINT op", "RELEASE op", "ROLLBACK TO op"};
 
-struct sbytes {
-  char user[SOTTO_STORE_USER_MAX + 1];
-  int64_t bytes;
-  struct sbytes *next;
-};
 
 /* The routing cache: (username, device id) -> devkey and the device's queue
  * counters, committed (n, bytes) and this transaction's changes (dn,
@@ -260,7 +254,7 @@ struct pg {
   int broken;                  /* a deferred statement failed: the transaction cannot commit */
   int sp_want, sp_on, op_bare; /* savepoint asked for, sent; deferred writes outside one */
   int64_t id_next, id_end;     /* the block of envelope ids in hand */
-  struct sbytes *sb[SB_BUCKETS];
+  struct sotto__sums sb;
   int64_t total, txn_bytes;
   struct dent *bykey[DC_BUCKETS], *byname[DC_BUCKETS], *dirty;
   size_t dc_n;
@@ -384,7 +378,6 @@ static void note_error(struct pg *s, const PGresult *r) {
 }
 
 static struct dent *dc_by_key(struct pg *s, int64_t devkey);
-static int sb_add(struct pg *s, const char *sender, int64_t d);
 
 /* A deferred ACK statement's result: each deleted envelope's size and
  * sender leave the sums. */
@@ -400,7 +393,7 @@ static void del_done(struct pg *s, const PGresult *r) {
       sender[n] = 0;
     }
     s->txn_bytes -= bytes;
-    if (sb_add(s, sender, -bytes) != 0) s->broken = 1;
+    if (sotto__sums_add(&s->sb, sender, -bytes) != 0) s->broken = 1;
     if ((e = dc_by_key(s, devkey)) != NULL) {
       e->dn -= 1;
       e->dbytes -= bytes;
@@ -641,44 +634,11 @@ static int ensure(struct pg *s) {
 
 /* ---- in-memory sums (single writer) ------------------------------------------------- */
 
-static uint32_t sb_hash(const char *user) {
-  uint32_t h = 2166136261u;
-  for (; *user; user++) h = (h ^ (uint8_t)*user) * 16777619u;
-  return h % SB_BUCKETS;
-}
-
-static void sb_clear(struct pg *s) {
-  size_t i;
-  for (i = 0; i < SB_BUCKETS; i++)
-    while (s->sb[i]) {
-      struct sbytes *e = s->sb[i];
-      s->sb[i] = e->next;
-      free(e);
-    }
-}
-
-static int sb_add(struct pg *s, const char *sender, int64_t d) {
-  struct sbytes *e;
-  uint32_t h;
-  if (!sender || strlen(sender) > SOTTO_STORE_USER_MAX) return 0;
-  h = sb_hash(sender);
-  for (e = s->sb[h]; e; e = e->next)
-    if (strcmp(e->user, sender) == 0) break;
-  if (!e) {
-    if ((e = calloc(1, sizeof *e)) == NULL) return SOTTO_ERR_NOMEM;
-    memcpy(e->user, sender, strlen(sender) + 1);
-    e->next = s->sb[h];
-    s->sb[h] = e;
-  }
-  e->bytes += d;
-  return 0;
-}
-
 /* Sums as the connection sees them now (inside or outside a transaction). */
 static int sums_reload(struct pg *s) {
   PGresult *r;
   int i, rc = 0;
-  sb_clear(s);
+  sotto__sums_clear(&s->sb);
   if ((r = run(s, Q_SENDER_SUMS, NULL)) == NULL) return SOTTO_ERR_STORE;
   for (i = 0; i < PQntuples(r) && rc == 0; i++) {
     char user[SOTTO_STORE_USER_MAX + 1];
@@ -686,7 +646,7 @@ static int sums_reload(struct pg *s) {
     if (n > SOTTO_STORE_USER_MAX) continue;
     memcpy(user, PQgetvalue(r, i, 0), n);
     user[n] = 0;
-    rc = sb_add(s, user, g_i64(r, i, 1));
+    rc = sotto__sums_add(&s->sb, user, g_i64(r, i, 1));
   }
   PQclear(r);
   if (rc) return rc;
@@ -839,7 +799,7 @@ static void pg_close(void *v) {
   int i;
   if (!s) return;
   if (s->conn) PQfinish(s->conn);
-  sb_clear(s);
+  sotto__sums_clear(&s->sb);
   dc_clear(s);
   free(s->sent);
   for (i = 0; i < W_COLS; i++) free(s->ins[i].p);
@@ -1315,7 +1275,7 @@ static int pg_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
     d->dbytes += (int64_t)e->body_len;
     dc_touch(s, d);
   }
-  if ((rc = sb_add(s, e->sender, (int64_t)e->body_len)) != 0) return rc;
+  if ((rc = sotto__sums_add(&s->sb, e->sender, (int64_t)e->body_len)) != 0) return rc;
   if (s->n_ins >= W_MAX_ROWS || s->ins[7].len >= W_MAX_BYTES) return flush_writes(s);
   return 0;
 }
@@ -1423,14 +1383,7 @@ static int pg_total_bytes(void *v, int64_t *bytes) {
 
 static int pg_sender_bytes(void *v, const char *sender, int64_t *bytes) {
   struct pg *s = v;
-  struct sbytes *e;
-  *bytes = 0;
-  if (strlen(sender) > SOTTO_STORE_USER_MAX) return 0;
-  for (e = s->sb[sb_hash(sender)]; e; e = e->next)
-    if (strcmp(e->user, sender) == 0) {
-      *bytes = e->bytes;
-      break;
-    }
+  *bytes = sotto__sums_get(&s->sb, sender);
   return 0;
 }
 

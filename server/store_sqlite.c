@@ -194,15 +194,9 @@ struct scache {
  * open transaction's view: built from the database at open and after a
  * rollback, an expiry or a device removal; kept by inserts and deletes. One
  * entry per account that has envelopes waiting. */
-struct sbytes {
-  char user[SOTTO_STORE_USER_MAX + 1];
-  int64_t bytes;
-  struct sbytes *next;
-};
-
 struct sq {
   sqlite3 *db;
-  struct sbytes *sb[DC_BUCKETS];
+  struct sotto__sums sb;
   sqlite3_stmt *q[Q_COUNT];
   struct dcache *bykey[DC_BUCKETS], *byname[DC_BUCKETS];
   struct dcache *dirty;
@@ -241,47 +235,13 @@ static void sc_clear(struct sq *s) {
 
 static sqlite3_stmt *stmt(struct sq *s, int which);
 
-static uint32_t sb_hash(const char *user) {
-  uint32_t h = 2166136261u;
-  for (; *user; user++) h = (h ^ (uint8_t)*user) * 16777619u;
-  return h % DC_BUCKETS;
-}
-
-static void sb_clear(struct sq *s) {
-  size_t i;
-  for (i = 0; i < DC_BUCKETS; i++)
-    while (s->sb[i]) {
-      struct sbytes *e = s->sb[i];
-      s->sb[i] = e->next;
-      free(e);
-    }
-}
-
-/* Adds d bytes to sender's sum (an entry is made if needed). */
-static int sb_add(struct sq *s, const char *sender, int64_t d) {
-  struct sbytes *e;
-  uint32_t h;
-  if (!sender || strlen(sender) > SOTTO_STORE_USER_MAX) return 0;
-  h = sb_hash(sender);
-  for (e = s->sb[h]; e; e = e->next)
-    if (strcmp(e->user, sender) == 0) break;
-  if (!e) {
-    if ((e = calloc(1, sizeof *e)) == NULL) return SOTTO_ERR_NOMEM;
-    memcpy(e->user, sender, strlen(sender) + 1);
-    e->next = s->sb[h];
-    s->sb[h] = e;
-  }
-  e->bytes += d;
-  return 0;
-}
-
 static int sb_reload(struct sq *s) {
   sqlite3_stmt *st;
   int rc;
-  sb_clear(s);
+  sotto__sums_clear(&s->sb);
   st = stmt(s, Q_SENDER_SUMS);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-    if (sb_add(s, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1)) != 0) {
+    if (sotto__sums_add(&s->sb, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1)) != 0) {
       rc = SQLITE_NOMEM;
       break;
     }
@@ -291,14 +251,7 @@ static int sb_reload(struct sq *s) {
 
 static int sq_sender_bytes(void *v, const char *sender, int64_t *bytes) {
   struct sq *s = v;
-  struct sbytes *e;
-  *bytes = 0;
-  if (strlen(sender) > SOTTO_STORE_USER_MAX) return 0;
-  for (e = s->sb[sb_hash(sender)]; e; e = e->next)
-    if (strcmp(e->user, sender) == 0) {
-      *bytes = e->bytes;
-      break;
-    }
+  *bytes = sotto__sums_get(&s->sb, sender);
   return 0;
 }
 
@@ -472,7 +425,7 @@ static void sq_close(void *v) {
   sqlite3_close(s->db);
   dc_clear(s);
   sc_clear(s);
-  sb_clear(s);
+  sotto__sums_clear(&s->sb);
   free(s);
 }
 
@@ -782,7 +735,7 @@ static int sq_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
   if (step_done(st) != 0) return SOTTO_ERR_STORE;
   e->id = sqlite3_last_insert_rowid(s->db);
   sc_bump(s, devkey, e->sender, 1);
-  if (sb_add(s, e->sender, (int64_t)e->body_len) != 0) return SOTTO_ERR_NOMEM;
+  if (sotto__sums_add(&s->sb, e->sender, (int64_t)e->body_len) != 0) return SOTTO_ERR_NOMEM;
   return dc_add(s, devkey, 1, (int64_t)e->body_len);
 }
 
@@ -809,7 +762,7 @@ static int sq_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
   sqlite3_bind_int64(st, 2, id);
   if (step_done(st) != 0) return SOTTO_ERR_STORE;
   sc_bump(s, devkey, sender, -1);
-  if (sb_add(s, sender, -bytes) != 0) return SOTTO_ERR_NOMEM;
+  if (sotto__sums_add(&s->sb, sender, -bytes) != 0) return SOTTO_ERR_NOMEM;
   return dc_add(s, devkey, -1, -bytes);
 }
 
