@@ -61,16 +61,30 @@ int cli_help(const struct cli_cmd *cmd) {
   return CLI_OK;
 }
 
-int cli_no_options(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
-  static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+/* --help, and --yes when yes_ok; -1 to go on (operands from optind). */
+static int options(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv, int yes_ok) {
+  static const struct option opts[] = {{"yes", no_argument, NULL, 'y'}, {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
   int ch;
   optind = 0;
   opterr = 0;
-  while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "+hy", opts, NULL)) != -1) {
     if (ch == 'h') return cli_help(cmd);
+    if (ch == 'y' && yes_ok) {
+      c->yes = 1;
+      continue;
+    }
     return cli_usage(c, cmd, "unknown option '%s'", argv[optind - 1]);
   }
   return -1;
+}
+
+int cli_no_options(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
+  return options(c, cmd, argc, argv, 0);
+}
+
+int cli_yes_option(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
+  return options(c, cmd, argc, argv, 1);
 }
 
 cJSON *cli_event(const char *name) {

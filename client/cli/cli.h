@@ -60,6 +60,8 @@ int cli_help(const struct cli_cmd *cmd);
 /* Standard option handling for a subcommand without options of its own:
  * returns -1 to go on, or an exit status (after --help or a bad option). */
 int cli_no_options(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv);
+/* The same for a subcommand whose only option is --yes (sets c->yes). */
+int cli_yes_option(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv);
 
 /* With --json: prints obj as one line on stdout and frees it. */
 void cli_emit(struct cli *c, cJSON *obj);

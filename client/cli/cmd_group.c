@@ -35,20 +35,7 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
   unsigned flags;
   int rc, i, n;
 
-  static const struct option opts[] = {{"yes", no_argument, NULL, 'y'}, {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
-  int ch;
-
-  optind = 0;
-  opterr = 0;
-  while ((ch = getopt_long(argc, argv, "+hy", opts, NULL)) != -1) {
-    if (ch == 'h') return cli_help(cmd);
-    if (ch == 'y') {
-      c->yes = 1;
-      continue;
-    }
-    return cli_usage(c, cmd, "unknown option '%s'", argv[optind - 1]);
-  }
+  if ((rc = cli_yes_option(c, cmd, argc, argv)) >= 0) return rc;
   argc -= optind;
   argv += optind;
   if (argc < 2) return cli_usage(c, cmd, "expected a subcommand and a group NAME");
