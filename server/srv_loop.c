@@ -257,7 +257,6 @@ static void raise_nofile(const struct sotto_srv_config *cfg) {
  * server on the same directory stops with a clear message instead of
  * sharing the database. */
 static int data_dir_prepare(struct srv *s, const char *dir) {
-  char path[1100];
   struct stat st;
   if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
     fprintf(stderr, "sotto-server: cannot create the data directory %s: %s\n", dir, strerror(errno));
@@ -271,20 +270,7 @@ static int data_dir_prepare(struct srv *s, const char *dir) {
     fprintf(stderr, "sotto-server: cannot make %s private (chmod 0700): %s\n", dir, strerror(errno));
     return -1;
   }
-  snprintf(path, sizeof path, "%s/sotto.lock", dir);
-  if ((s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
-    fprintf(stderr, "sotto-server: cannot create %s: %s\n", path, strerror(errno));
-    return -1;
-  }
-  if (flock(s->lockfd, LOCK_EX | LOCK_NB) != 0) {
-    fprintf(
-        stderr,
-        "sotto-server: another sotto-server is already running on %s (%s is locked); stop it first or use "
-        "another --data\n",
-        dir, path);
-    return -1;
-  }
-  return 0;
+  return sotto__store_lock_dir(dir, &s->lockfd);
 }
 
 /* The database and its side files: 0600, whatever the umask was when an
@@ -313,7 +299,7 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
   if ((s = calloc(1, sizeof *s)) == NULL) return 1;
   s->cfg = cfg;
   s->ops_tail = &s->ops;
-  s->lfd = s->mfd = s->sfd = s->ep = s->efd = s->lockfd = -1;
+  s->lfd = s->mfd = s->sfd = s->ep = s->efd = s->lockfd = s->dblockfd = -1;
   if (sotto__lim_init(&s->lim, LIM_BUCKETS, LIM_MAX) != 0) goto out;
   raise_nofile(cfg);
 
@@ -334,6 +320,8 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
       fprintf(stderr, "sotto-server: cannot create the database directory %s: %s\n", where, strerror(errno));
       goto out;
     }
+    /* A SQLite store outside --data has its own single-writer lock. */
+    if (sqlite && strcmp(where, cfg->data) != 0 && sotto__store_lock_dir(where, &s->dblockfd) != 0) goto out;
     if (b->check && b->check(where, why, sizeof why) != 0) {
       fprintf(stderr, "sotto-server: %s\n", why);
       goto out;
@@ -542,6 +530,7 @@ out:
   if (s->ep >= 0) close(s->ep);
   if (s->efd >= 0) close(s->efd);
   if (s->lockfd >= 0) close(s->lockfd); /* releases the lock */
+  if (s->dblockfd >= 0) close(s->dblockfd);
   sotto__lim_free(&s->lim);
   free(s);
   return rc;

@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 const struct sotto_store_backend *sotto__store_backend(const char *url, const char **where, char *why,
                                                        size_t why_len) {
@@ -105,5 +108,25 @@ int64_t sotto__sums_get(const struct sotto__sums *t, const char *sender) {
   if (strlen(sender) > SOTTO_STORE_USER_MAX) return 0;
   for (e = t->b[sums_hash(sender)]; e; e = e->next)
     if (strcmp(e->user, sender) == 0) return e->bytes;
+  return 0;
+}
+
+/* Takes DIR/sotto.lock (flock, held while *fd is open): 0, or -1 with a
+ * sentence on stderr when another sotto-server (or import) holds it. */
+int sotto__store_lock_dir(const char *dir, int *fd) {
+  char path[1100];
+  snprintf(path, sizeof path, "%s/sotto.lock", dir);
+  if ((*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+    fprintf(stderr, "sotto-server: cannot create %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+    fprintf(
+        stderr,
+        "sotto-server: another sotto-server is already running on %s (%s is locked); stop it first or use "
+        "another directory\n",
+        dir, path);
+    return -1;
+  }
   return 0;
 }

@@ -226,6 +226,11 @@ struct sotto_store_ops {
  * stops with a clear message instead of corrupting the counters. */
 #define SOTTO_STORE_SOLE_WRITER 0x01
 
+/* Takes DIR/sotto.lock (flock, held while *fd stays open): 0, or -1 with a
+ * sentence on stderr when another sotto-server or import holds it. The
+ * server takes it on --data and on a SQLite store's own directory. */
+int sotto__store_lock_dir(const char *dir, int *fd);
+
 struct sotto_store {
   const struct sotto_store_ops *ops;
   void *impl;

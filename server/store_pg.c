@@ -97,6 +97,7 @@ enum {
   Q_DEV_SECRET,
   Q_DEV_EXISTS,
   Q_ID_BLOCK,
+  Q_ID_FLOOR,
   Q_COUNT
 };
 
@@ -204,6 +205,10 @@ static const struct {
     [Q_DEV_SECRET] = {"ib", "UPDATE devices SET secret_hash = $2 WHERE devkey = $1"},
     [Q_DEV_EXISTS] = {"i", "SELECT 1 FROM devices WHERE devkey = $1"},
     [Q_ID_BLOCK] = {"", "SELECT nextval('sotto_msg_ids')"},
+    /* Raises the sequence so that the next block starts above $1 (never lowers it). */
+    [Q_ID_FLOOR] = {"i",
+                    "SELECT setval('sotto_msg_ids', $1) FROM sotto_msg_ids"
+                    " WHERE NOT is_called OR last_value + 1023 < $1"},
 };
 
 enum { CTL_BEGIN, CTL_SAVEPOINT, CTL_RELEASE, CTL_ROLLBACK_TO };
@@ -1363,6 +1368,20 @@ static int pg_max_msg_id(void *v, int64_t *id) {
   return 0;
 }
 
+/* store.h: ids never go back, not even after a restore from a dump. */
+static int pg_id_floor(void *v, int64_t floor) {
+  struct pg *s = v;
+  struct args a = {0};
+  PGresult *r;
+  if (floor < 1) return SOTTO_ERR_USAGE;
+  a_i64(&a, floor);
+  if (ensure(s) != 0 || (r = run(s, Q_ID_FLOOR, &a)) == NULL) return SOTTO_ERR_STORE;
+  PQclear(r);
+  /* The block in hand may lie below the floor: take a new one. */
+  if (s->id_next <= floor) s->id_next = s->id_end = 0;
+  return 0;
+}
+
 static int pg_sender_count(void *v, int64_t devkey, const char *sender, int64_t *n) {
   struct args a = {0};
   PGresult *r;
@@ -1417,6 +1436,7 @@ static const struct sotto_store_ops pg_ops = {
     .msg_delete = pg_msg_delete,
     .msg_fetch = pg_msg_fetch,
     .expire = pg_expire,
+    .id_floor = pg_id_floor,
     .max_msg_id = pg_max_msg_id,
     .queue_total = pg_queue_total,
     .sender_count = pg_sender_count,
@@ -1470,21 +1490,31 @@ static int pg_migrate(const char *conninfo, FILE *out, char *why, size_t why_len
                   why, why_len) != 0 ||
       exec_simple(c, "COMMIT", why, why_len) != 0)
     goto out;
-  if ((v = schema_version(c)) < 0) {
-    snprintf(why, why_len, "cannot read the schema version: %s", PQerrorMessage(c));
-    goto out;
-  }
-  if (v > PG_SCHEMA_VERSION) {
-    snprintf(why, why_len, "the schema is version %d, newer than this sotto-server (%d): nothing done", v,
-             PG_SCHEMA_VERSION);
-    goto out;
-  }
-  if (v == PG_SCHEMA_VERSION) fprintf(out, "store postgresql: schema version %d, up to date\n", v);
-  for (; v < PG_SCHEMA_VERSION; v++) {
+  /* Each step reads the version under the lock it applies the step under,
+   * so two migrates at once apply every step once (the second one finds it
+   * done) instead of failing on the first one's tables. */
+  for (int applied = 0;; applied++) {
     char mark[96];
+    if (exec_simple(c, lock, why, why_len) != 0) goto out;
+    if ((v = schema_version(c)) < 0) {
+      snprintf(why, why_len, "cannot read the schema version: %s", PQerrorMessage(c));
+      (void)exec_simple(c, "ROLLBACK", NULL, 0);
+      goto out;
+    }
+    if (v > PG_SCHEMA_VERSION) {
+      snprintf(why, why_len, "the schema is version %d, newer than this sotto-server (%d): nothing done", v,
+               PG_SCHEMA_VERSION);
+      (void)exec_simple(c, "ROLLBACK", NULL, 0);
+      goto out;
+    }
+    if (v == PG_SCHEMA_VERSION) {
+      if (exec_simple(c, "COMMIT", why, why_len) != 0) goto out;
+      if (!applied) fprintf(out, "store postgresql: schema version %d, up to date\n", v);
+      break;
+    }
     snprintf(mark, sizeof mark, "INSERT INTO sotto_schema(version) VALUES(%d)", v + 1);
-    if (exec_simple(c, lock, why, why_len) != 0 || exec_simple(c, migrations[v], why, why_len) != 0 ||
-        exec_simple(c, mark, why, why_len) != 0 || exec_simple(c, "COMMIT", why, why_len) != 0) {
+    if (exec_simple(c, migrations[v], why, why_len) != 0 || exec_simple(c, mark, why, why_len) != 0 ||
+        exec_simple(c, "COMMIT", why, why_len) != 0) {
       (void)exec_simple(c, "ROLLBACK", NULL, 0);
       goto out;
     }
@@ -1591,7 +1621,7 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
   PGconn *c = NULL;
   PGresult *r;
   char path[4096], lock[96];
-  int rc = SOTTO_ERR_STORE, v;
+  int rc = SOTTO_ERR_STORE, v, lockfd = -1;
   size_t i;
   /* Opening it once brings an older SQLite store up to date (accounts.canon). */
   if (sotto__store_sqlite_check(dir, why, why_len) != 0) return SOTTO_ERR_STORE;
@@ -1599,8 +1629,16 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
     snprintf(why, why_len, "no SQLite store in %s", dir);
     return SOTTO_ERR_STORE;
   }
+  /* A server running on the SQLite store would write after the snapshot:
+   * its lock says so. */
+  if (sotto__store_lock_dir(dir, &lockfd) != 0) {
+    snprintf(why, why_len, "stop the sotto-server running on %s first", dir);
+    if (lockfd >= 0) close(lockfd);
+    return SOTTO_ERR_STORE;
+  }
   if (sotto__store_sqlite_open(&sq, dir) != 0) {
     snprintf(why, why_len, "cannot open the SQLite store in %s", dir);
+    close(lockfd);
     return SOTTO_ERR_STORE;
   }
   sq.ops->close(sq.impl);
@@ -1617,9 +1655,9 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
     goto done;
   }
   /* No server may run on either side meanwhile: the PostgreSQL one is
-   * locked out by its advisory lock; the SQLite one is read in one
-   * transaction (a consistent snapshot) and should be stopped (its later
-   * writes would not be copied). */
+   * locked out by its advisory lock, the SQLite one by DIR/sotto.lock
+   * (taken above); the copy is one read transaction (a consistent
+   * snapshot). */
   snprintf(lock, sizeof lock, "SELECT pg_try_advisory_lock(%lld)", (long long)PG_LOCK_KEY);
   r = PQexec(c, lock);
   v = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't';
@@ -1648,12 +1686,30 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
     }
     fprintf(out, "import: %lld %s\n", (long long)n, tables[i].what);
   }
-  /* The id sequences continue after the copied ids (envelope ids are never
-   * reused: clients may deduplicate by them). */
+  /* The id sequences continue after the copied ids. Envelope ids are never
+   * reused (clients drop an id they have seen as a re-delivery), and the
+   * ids SQLite issued for envelopes already acknowledged and deleted are
+   * above the highest queued one: its AUTOINCREMENT high-water mark
+   * (sqlite_sequence) is where the sequence continues. */
+  {
+    sqlite3_stmt *st = NULL;
+    int64_t hw = 0;
+    char q[160];
+    if (sqlite3_prepare_v2(db, "SELECT seq FROM sqlite_sequence WHERE name = 'messages'", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      hw = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    snprintf(q, sizeof q, "SELECT setval('sotto_msg_ids', GREATEST((SELECT max(id) FROM messages), %lld, 1));",
+             (long long)(hw > 0 ? hw : 1));
+    if (exec_simple(c, q, why, why_len) != 0) {
+      (void)exec_simple(c, "ROLLBACK", NULL, 0);
+      goto done;
+    }
+  }
   if (exec_simple(c,
                   "SELECT setval('accounts_id_seq', GREATEST((SELECT max(id) FROM accounts), 1));"
-                  "SELECT setval('devices_devkey_seq', GREATEST((SELECT max(devkey) FROM devices), 1));"
-                  "SELECT setval('sotto_msg_ids', GREATEST((SELECT max(id) FROM messages), 1));",
+                  "SELECT setval('devices_devkey_seq', GREATEST((SELECT max(devkey) FROM devices), 1));",
                   why, why_len) != 0 ||
       exec_simple(c, "COMMIT", why, why_len) != 0) {
     (void)exec_simple(c, "ROLLBACK", NULL, 0);
@@ -1669,6 +1725,7 @@ done:
     sqlite3_close(db);
   }
   if (c) PQfinish(c);
+  close(lockfd);
   if (rc && why[0] && why[strlen(why) - 1] == '\n') why[strlen(why) - 1] = 0;
   return rc;
 }

@@ -941,6 +941,22 @@ static void test_startup_checks(void) {
   CHECK(log && strstr(log, "another sotto-server is already running"));
   free(log);
   unlink(q.log);
+  /* ... and so does one with another --data whose --store is this SQLite
+   * store's directory: the store's own directory is locked too. */
+  if (srv_mkdir(&q, "other") == 0) {
+    snprintf(q.store, sizeof q.store, "sqlite:%s", p.dir);
+    if (srv_start(&q, NULL) == 0) {
+      CHECK(!"a server on another --data but the same SQLite store refuses to start");
+      srv_kill(&q);
+    }
+    log = read_log(&q);
+    CHECK(log && strstr(log, "another sotto-server is already running"));
+    free(log);
+    q.store[0] = 0;
+    srv_rmdir(&q);
+  } else {
+    CHECK(!"data directory");
+  }
   /* SIGHUP is logged and ignored. */
   kill(p.pid, SIGHUP);
   usleep(300 * 1000);
