@@ -24,7 +24,11 @@
  * Schema versions live in the table sotto_schema; `sotto-server migrate`
  * applies the missing steps, each in one transaction, and the server refuses
  * a schema that is missing, older or newer. */
+#include <errno.h>
+#include <limits.h>
 #include <libpq-fe.h>
+#include <poll.h>
+#include <time.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +42,14 @@
 #define PG_ID_BLOCK 1024             /* INCREMENT of sotto_msg_ids */
 #define PG_MAX_PARAMS 10
 #define PG_CTL_MAX 8
+/* How long one round trip may take before the connection is given up (and
+ * made again at the next use): a PostgreSQL that stalls without closing
+ * (stopped, partitioned, a lock that never comes) must not hold the
+ * server's threads. The reader runs on the I/O thread (backlog pages,
+ * metrics), so its bound is short. statement_timeout, a second less, lets
+ * PostgreSQL itself cancel a slow statement first and keep the connection. */
+#define PG_WAIT_WRITER_MS 15000
+#define PG_WAIT_READER_MS 4000
 
 /* Each migration step, in order: step i brings the schema to version i + 1. */
 static const char *const migrations[PG_SCHEMA_VERSION] = {
@@ -257,6 +269,7 @@ struct pg {
   size_t n_sent, cap_sent;
   int full;                    /* the last failure was a full disk (SQLSTATE 53100) */
   int broken;                  /* a deferred statement failed: the transaction cannot commit */
+  int dead;                    /* a wait timed out: the connection is dropped and made again */
   int sp_want, sp_on, op_bare; /* savepoint asked for, sent; deferred writes outside one */
   int64_t id_next, id_end;     /* the block of envelope ids in hand */
   struct sotto__sums sb;
@@ -406,6 +419,42 @@ static void del_done(struct pg *s, const PGresult *r) {
   }
 }
 
+static int64_t mono_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int wait_ms(const struct pg *s) {
+  return s->mode == SOTTO_STORE_OPEN_WRITER ? PG_WAIT_WRITER_MS : PG_WAIT_READER_MS;
+}
+
+/* PQgetResult with a deadline (the connection is non-blocking): NULL with
+ * *timed_out set when nothing came in time. */
+static PGresult *get_result(struct pg *s, int64_t deadline, int *timed_out) {
+  for (;;) {
+    int f = PQflush(s->conn), n;
+    int64_t left;
+    struct pollfd pf;
+    if (f < 0) return PQgetResult(s->conn); /* the connection failed: libpq says so */
+    if (f == 0 && !PQisBusy(s->conn)) return PQgetResult(s->conn);
+    if ((left = deadline - mono_ms()) <= 0) {
+      *timed_out = 1;
+      return NULL;
+    }
+    pf.fd = PQsocket(s->conn);
+    pf.events = (short)(POLLIN | (f ? POLLOUT : 0));
+    pf.revents = 0;
+    n = poll(&pf, 1, left > INT_MAX ? INT_MAX : (int)left);
+    if (n < 0 && errno != EINTR) {
+      *timed_out = 1;
+      return NULL;
+    }
+    if (n > 0 && (pf.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(s->conn))
+      return PQgetResult(s->conn);
+  }
+}
+
 /* Syncs and reads every result. A failed control statement or awaited
  * statement fails the call; a failed deferred write also marks the
  * transaction broken. *last (if not NULL) gets the result of the last query
@@ -414,11 +463,22 @@ static int finish(struct pg *s, PGresult **last) {
   size_t got = 0, nulls = 0;
   int rc = 0;
   if (last) *last = NULL;
+  int64_t deadline = mono_ms() + wait_ms(s);
   if (!PQpipelineSync(s->conn)) rc = SOTTO_ERR_STORE;
   for (;;) {
-    PGresult *r = PQgetResult(s->conn);
+    int timed_out = 0;
+    PGresult *r = get_result(s, deadline, &timed_out);
     ExecStatusType st;
     const struct sent *k;
+    if (timed_out) {
+      fprintf(stderr,
+              "level=error event=store_timeout backend=postgresql conn=%s ms=%d hint=\"PostgreSQL did not "
+              "answer in time; the connection is made again\"\n",
+              s->mode == SOTTO_STORE_OPEN_WRITER ? "writer" : "reader", wait_ms(s));
+      rc = SOTTO_ERR_STORE;
+      s->broken = s->dead = 1;
+      break;
+    }
     if (!r) {
       /* One NULL ends each query's results; more than that means the
        * connection is gone. */
@@ -523,8 +583,9 @@ static PGconn *pg_connect(const char *conninfo, char *why, size_t why_len) {
   /* A default connect timeout (the URL's own wins: later keywords and the
    * expanded string override earlier ones), so that a reconnect to a host
    * that is gone cannot hold the store thread for minutes. */
-  static const char *const keys[] = {"connect_timeout", "dbname", NULL};
-  const char *vals[] = {"10", conninfo, NULL};
+  static const char *const keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
+                                     "tcp_user_timeout", "dbname", NULL};
+  const char *vals[] = {"10", "10", "5", "15000", conninfo, NULL};
   PGconn *c = PQconnectdbParams(keys, vals, 1);
   if (!c || PQstatus(c) != CONNECTION_OK) {
     /* libpq's message names host and database, never the password. */
@@ -540,15 +601,16 @@ static PGconn *pg_connect(const char *conninfo, char *why, size_t why_len) {
  * pipeline mode: at open and after a reconnect. */
 static int setup(struct pg *s, char *why, size_t why_len) {
   int v, i;
-  char tmp[256];
+  char tmp[256], set[160];
   if (!why) {
     why = tmp;
     why_len = sizeof tmp;
   }
   /* An ack means the commit is on disk, whatever the server's default. */
-  if (exec_simple(s->conn, "SET synchronous_commit = on; SET application_name = 'sotto-server'", why,
-                  why_len) != 0)
-    return SOTTO_ERR_STORE;
+  snprintf(set, sizeof set,
+           "SET synchronous_commit = on; SET application_name = 'sotto-server'; SET statement_timeout = %d",
+           wait_ms(s) - 1000);
+  if (exec_simple(s->conn, set, why, why_len) != 0) return SOTTO_ERR_STORE;
   v = schema_version(s->conn);
   if (v < 0) {
     snprintf(why, why_len, "cannot read the schema version: %s", PQerrorMessage(s->conn));
@@ -607,7 +669,7 @@ static int setup(struct pg *s, char *why, size_t why_len) {
     PQclear(r);
     if (!v) return SOTTO_ERR_STORE;
   }
-  if (!PQenterPipelineMode(s->conn)) {
+  if (PQsetnonblocking(s->conn, 1) != 0 || !PQenterPipelineMode(s->conn)) {
     snprintf(why, why_len, "libpq cannot enter pipeline mode");
     return SOTTO_ERR_STORE;
   }
@@ -622,7 +684,8 @@ static int sums_reload(struct pg *s);
  * batch that saw it go failed and was answered with an error. */
 static int ensure(struct pg *s) {
   int ok;
-  if (PQstatus(s->conn) == CONNECTION_OK && PQpipelineStatus(s->conn) == PQ_PIPELINE_ON) return 0;
+  if (!s->dead && PQstatus(s->conn) == CONNECTION_OK && PQpipelineStatus(s->conn) == PQ_PIPELINE_ON) return 0;
+  s->dead = 0;
   PQreset(s->conn);
   s->id_next = s->id_end = 0;
   s->n_sent = 0;

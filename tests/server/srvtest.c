@@ -91,6 +91,34 @@ int srv_pg_exec(const char *db, const char *sql) {
 #endif
 }
 
+int srv_pg_backends(const struct srv_proc *p, int *pids, int max) {
+#ifdef SRVTEST_HAVE_PQ
+  char ci[600], db[32];
+  PGconn *c;
+  PGresult *r;
+  int n = -1, i;
+  const char *params[1];
+  params[0] = db_name(p, db);
+  snprintf(ci, sizeof ci, "%s dbname=postgres connect_timeout=10", getenv("SOTTO_TEST_PG"));
+  c = PQconnectdb(ci);
+  if (PQstatus(c) == CONNECTION_OK) {
+    r = PQexecParams(c,
+                     "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'sotto-server'",
+                     1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+      for (n = 0, i = 0; i < PQntuples(r) && n < max; i++) pids[n++] = atoi(PQgetvalue(r, i, 0));
+    PQclear(r);
+  }
+  PQfinish(c);
+  return n;
+#else
+  (void)p;
+  (void)pids;
+  (void)max;
+  return -1;
+#endif
+}
+
 /* Runs one SQL command on the maintenance database. */
 static int pg_admin(const char *sql) { return srv_pg_exec("postgres", sql); }
 

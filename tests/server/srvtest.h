@@ -28,6 +28,9 @@ int srv_pg(void);
 /* Runs one SQL command (no result rows) on database db of the test
  * PostgreSQL. 0 or -1. */
 int srv_pg_exec(const char *db, const char *sql);
+/* The process ids of the PostgreSQL backends serving p's sotto-server
+ * (application_name 'sotto-server' on p's database): how many (<= max), or -1. */
+int srv_pg_backends(const struct srv_proc *p, int *pids, int max);
 
 /* Makes a fresh temporary data directory (and on PostgreSQL a fresh
  * database). */

@@ -1015,6 +1015,55 @@ static void test_import(void) {
   srv_rmdir(&p);
 }
 
+/* A PostgreSQL that stalls without closing (here: its backends stopped)
+ * holds neither of the server's threads for long: metrics (read on the I/O
+ * thread) give up after the reader's bound, the server answers a PING
+ * meanwhile, says what happened, and works again once PostgreSQL does. */
+static void test_pg_stall(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
+  struct sotto_net *b = NULL;
+  int pids[16], n, i, rc;
+  uint64_t id = 0;
+  size_t ln;
+  char *m, *log;
+  if (!srv_pg()) return;
+  if (srv_mkdir(&p, "stall") != 0) {
+    CHECK(!"data directory");
+    return;
+  }
+  REQUIRE_VOID(srv_start(&p, NULL) == 0);
+  rc = do_register(&p, &ctx, &alice);
+  if (rc == 0) rc = do_register(&p, &ctx, &bob);
+  REQUIRE_VOID(rc == 0);
+  b = login(&p, &ctx, &bob);
+  REQUIRE_VOID(b != NULL);
+  n = srv_pg_backends(&p, pids, 16);
+  CHECK(n >= 2); /* the writer and the reader */
+  for (i = 0; i < n; i++) kill(pids[i], SIGSTOP);
+  m = srv_metrics(&p); /* the reader stalls: given up after its bound */
+  free(m);
+  CHECK_RC(sotto_net_ping(b), 0); /* the I/O thread is free again */
+  for (i = 0; i < n; i++) kill(pids[i], SIGCONT);
+  /* Back: the connections are made again at their next use. */
+  for (i = 0; i < 50; i++) {
+    if (sotto_net_send(b, "alice", 1, 1, (const uint8_t *)"after", 5, &id, NULL) == 0) break;
+    usleep(100 * 1000);
+  }
+  CHECK(id != 0);
+  m = srv_metrics(&p);
+  CHECK(m && strstr(m, "sotto_queue_depth 1\n"));
+  free(m);
+  sotto_net_close(b);
+  CHECK(srv_stop(&p) == 0);
+  log = tu_read_file(p.log, &ln);
+  CHECK(log && strstr(log, "event=store_timeout"));
+  free(log);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 /* The PostgreSQL schema is checked at start: a database without it, or with
  * a newer one, is refused with a sentence that says what to do; a second
  * server on the same database is refused too (advisory lock). */
@@ -1090,6 +1139,7 @@ int main(int argc, char **argv) {
   test_unread_answers();
   test_pg_outage();
   test_import();
+  test_pg_stall();
   test_pg_schema();
   return test_done("test_server");
 }
