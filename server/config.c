@@ -56,6 +56,10 @@ static const struct opt opts[] = {
     {"bundle-otk-rate", T_DBL, O(bundle_otk_rate), 0.001, 1e9,
      "one-time pre-keys handed out per minute per target device; beyond, bundles come without (1)"},
     {"bundle-otk-burst", T_DBL, O(bundle_otk_burst), 1, 1e9, "one-time pre-keys per target device in a burst (20)"},
+    {"device-change-rate", T_DBL, O(device_change_rate), 0.001, 1e9,
+     "device additions, removals and secret rotations per minute per account (1)"},
+    {"device-change-burst", T_DBL, O(device_change_burst), 1, 1e9,
+     "device additions, removals and secret rotations per account in a burst (10)"},
     {"keys-low-interval", T_I64, O(keys_low_interval_s), 0, 86400,
      "seconds between two KEYS_LOW pushes to one device (60)"},
     {"max-queue-per-sender", T_I64, O(max_queue_per_sender), 1, 1e9,
@@ -114,6 +118,8 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->bundle_burst = 200;
   c->bundle_otk_rate = 1;
   c->bundle_otk_burst = 20;
+  c->device_change_rate = 1;
+  c->device_change_burst = 10;
   c->keys_low_interval_s = 60;
   c->max_queue_per_sender = 1000;
   c->max_queue_bytes = 100 * 1024 * 1024;

@@ -41,7 +41,8 @@ enum {
   SOTTO_LIM_REG_PREFIX,     /* address prefix: registrations */
   SOTTO_LIM_REG_GLOBAL,     /* the server: registrations */
   SOTTO_LIM_UNAUTH_ADDR,    /* address: pre-auth connections (counter) */
-  SOTTO_LIM_UNAUTH_PREFIX   /* address prefix: pre-auth connections (counter) */
+  SOTTO_LIM_UNAUTH_PREFIX,  /* address prefix: pre-auth connections (counter) */
+  SOTTO_LIM_DEVICE_CHANGE   /* account id: device additions, removals, secret rotations */
 };
 
 /* 0 or -1 (no memory). nbuckets is rounded up to a power of two. */

@@ -28,6 +28,7 @@ struct sotto_srv_config {
   double register_global_rate, register_global_burst; /* whole server: registrations per minute */
   double bundle_rate, bundle_burst;         /* per requesting account: BUNDLEs per minute, bucket */
   double bundle_otk_rate, bundle_otk_burst; /* per target device: one-time keys handed out per minute */
+  double device_change_rate, device_change_burst; /* per account: ADD_DEVICE/DEVICE_REMOVE/ROTATE_SECRET per minute */
   int64_t keys_low_interval_s; /* at most one KEYS_LOW push per device per this many seconds */
   int64_t max_queue_per_sender; /* envelopes from one account waiting for one device */
   int64_t max_queue_bytes;      /* ciphertext bytes waiting for one device */

@@ -137,6 +137,11 @@ static int admit_send(struct srv *s, struct conn *c, struct op *o) {
   return sotto__srv_limit_send(s, c);
 }
 
+static int admit_device_change(struct srv *s, struct conn *c, struct op *o) {
+  (void)o;
+  return sotto__srv_limit_device_change(s, c);
+}
+
 /* ---- exec (store thread, inside the transaction) ------------------------------------ */
 
 /* It reads the configuration, the op and the identity of the op's
@@ -474,11 +479,12 @@ static const struct srv_handler handlers[] = {
     {SOTTO_SRV_REGISTER, H_UNAUTH | H_STORES, parse_register, admit_register, exec_register, answer_secret,
      NULL},
     {SOTTO_SRV_AUTH, H_UNAUTH, parse_auth, admit_auth, exec_auth, answer_counts, NULL},
-    {SOTTO_SRV_ADD_DEVICE, H_AUTHED | H_STORES | H_DEVICE, parse_none, NULL, exec_add_device, answer_secret,
+    {SOTTO_SRV_ADD_DEVICE, H_AUTHED | H_STORES | H_DEVICE, parse_none, admit_device_change, exec_add_device,
+     answer_secret, NULL},
+    {SOTTO_SRV_ROTATE_SECRET, H_AUTHED | H_DEVICE, parse_none, admit_device_change, exec_rotate, answer_secret,
      NULL},
-    {SOTTO_SRV_ROTATE_SECRET, H_AUTHED | H_DEVICE, parse_none, NULL, exec_rotate, answer_secret, NULL},
-    {SOTTO_SRV_DEVICE_REMOVE, H_AUTHED | H_DEVICE, parse_remove, NULL, exec_remove, answer_remove,
-     fanout_remove},
+    {SOTTO_SRV_DEVICE_REMOVE, H_AUTHED | H_DEVICE, parse_remove, admit_device_change, exec_remove,
+     answer_remove, fanout_remove},
     {SOTTO_SRV_KEYS_UPLOAD, H_AUTHED | H_STORES | H_DEVICE | H_TOO_LARGE, parse_keys, NULL, exec_keys,
      answer_counts, NULL},
     {SOTTO_SRV_BUNDLE, H_AUTHED, parse_bundle, admit_bundle, exec_bundle, answer_bundle, fanout_bundle},

@@ -290,6 +290,7 @@ int sotto__srv_limit_register(struct srv *s, struct conn *c);
 int sotto__srv_limit_auth(struct srv *s, struct conn *c, const struct sotto_srv_auth *m);
 int sotto__srv_limit_bundle(struct srv *s, struct conn *c, const struct sotto_srv_target *m, int *no_otk);
 int sotto__srv_limit_send(struct srv *s, struct conn *c);
+int sotto__srv_limit_device_change(struct srv *s, struct conn *c);
 /* After an AUTH is answered: a wrong secret is charged to its buckets. */
 void sotto__srv_limit_auth_done(struct srv *s, struct conn *c, int wrong);
 

@@ -99,6 +99,20 @@ int sotto__srv_limit_bundle(struct srv *s, struct conn *c, const struct sotto_sr
   return 0;
 }
 
+/* Changes to an account's devices (ADD_DEVICE, DEVICE_REMOVE,
+ * ROTATE_SECRET) per account: each writes and fans out, so a stolen or
+ * buggy device cannot make the server (and the account's other devices) do
+ * it without end. */
+int sotto__srv_limit_device_change(struct srv *s, struct conn *c) {
+  uint64_t k = sotto__lim_key(&s->lim, SOTTO_LIM_DEVICE_CHANGE, &c->account_id, sizeof c->account_id);
+  if (!sotto__lim_take(&s->lim, k, sotto__srv_per_min(s->cfg->device_change_rate), s->cfg->device_change_burst,
+                       sotto__srv_mono_ms())) {
+    s->m.rate_limited++;
+    return SOTTO_SRV_E_RATE;
+  }
+  return 0;
+}
+
 /* SENDs per account (send-rate per second, send-burst). */
 int sotto__srv_limit_send(struct srv *s, struct conn *c) {
   if (!sotto__lim_take(&s->lim, c->send_key, s->cfg->send_rate / 1000.0, s->cfg->send_burst,

@@ -211,9 +211,11 @@ static const struct {
     [Q_SENDER_SUMS] = {"", "SELECT sender, sum(octet_length(body))::bigint FROM messages GROUP BY sender"},
     [Q_DEV_FIND] = {"ii", "SELECT devkey, queue_bytes FROM devices WHERE account_id = $1 AND device_id = $2"},
     [Q_DEV_DEL] = {"i",
-                   "WITH a AS (DELETE FROM messages WHERE devkey = $1), b AS (DELETE FROM onetime"
+                   "WITH a AS (DELETE FROM messages WHERE devkey = $1 RETURNING sender,"
+                   " octet_length(body)::bigint AS n), b AS (DELETE FROM onetime"
                    " WHERE devkey = $1), c AS (DELETE FROM signed_prekeys WHERE devkey = $1),"
-                   " e AS (DELETE FROM last_resort WHERE devkey = $1) DELETE FROM devices WHERE devkey = $1"},
+                   " e AS (DELETE FROM last_resort WHERE devkey = $1), f AS (DELETE FROM devices"
+                   " WHERE devkey = $1) SELECT sender, sum(n)::bigint FROM a GROUP BY sender"},
     [Q_DEV_SECRET] = {"ib", "UPDATE devices SET secret_hash = $2 WHERE devkey = $1"},
     [Q_DEV_EXISTS] = {"i", "SELECT 1 FROM devices WHERE devkey = $1"},
     [Q_ID_BLOCK] = {"", "SELECT nextval('sotto_msg_ids')"},
@@ -1093,12 +1095,24 @@ static int pg_device_remove(void *v, int64_t account_id, uint32_t device_id, int
   *devkey = g_i64(r, 0, 0);
   PQclear(r);
   a_i64(&b, *devkey);
-  if (run_ok(s, Q_DEV_DEL, &b) != 0) return SOTTO_ERR_STORE;
+  if ((r = run(s, Q_DEV_DEL, &b)) == NULL) return SOTTO_ERR_STORE;
   dc_clear(s);
-  /* Its queue leaves the sums: recounted in this transaction's view, which
-   * becomes the total with nothing pending on top (committed at commit,
-   * reloaded on rollback). */
-  return sums_reload(s);
+  /* Its queue leaves the sums, per sender, as an ACK's deletes do (pending
+   * in this transaction: kept at commit, reloaded on rollback); no recount
+   * of every queue. */
+  for (int i = 0; i < PQntuples(r); i++) {
+    char sender[SOTTO_STORE_USER_MAX + 1] = "";
+    size_t n = (size_t)PQgetlength(r, i, 0);
+    int64_t bytes = g_i64(r, i, 1);
+    if (n <= SOTTO_STORE_USER_MAX) {
+      memcpy(sender, PQgetvalue(r, i, 0), n);
+      sender[n] = 0;
+    }
+    s->txn_bytes -= bytes;
+    if (sotto__sums_add(&s->sb, sender, -bytes) != 0) s->broken = 1;
+  }
+  PQclear(r);
+  return 0;
 }
 
 static int pg_device_exists(void *v, int64_t devkey) {

@@ -1088,6 +1088,24 @@ static void test_devices(void) {
   if (x) CHECK_RC(sotto_net_auth(x, "alice", 1, old.secret, NULL, NULL), SOTTO_SRV_E_AUTH);
   sotto_net_close(x);
   c1 = login(&p, &ctx, &a1);
+  REQUIRE_VOID(c1 != NULL);
+  /* Device changes are budgeted per account (device-change-burst 10, every
+   * attempt above counted): rotations soon answer ERR(rate) and change
+   * nothing, and an addition is refused from the same budget. */
+  {
+    int i, limited = 0;
+    for (i = 0; i < 20 && !limited; i++) {
+      old = a1;
+      rc = sotto_net_rotate_secret(c1, a1.secret);
+      if (rc == SOTTO_SRV_E_RATE) limited = 1;
+      else CHECK_RC(rc, 0);
+    }
+    CHECK(limited && i <= 11);
+    CHECK(memcmp(old.secret, a1.secret, 32) == 0); /* the refused one kept the secret */
+    CHECK_RC(sotto_net_add_device(c1, &a2.dev, a2.secret), SOTTO_SRV_E_RATE);
+  }
+  sotto_net_close(c1);
+  c1 = login(&p, &ctx, &a1);
   CHECK(c1 != NULL);
   sotto_net_close(c1);
   CHECK(srv_stop(&p) == 0);
