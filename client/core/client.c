@@ -138,7 +138,6 @@ int sc_set_option(struct sc_client *c, int option, int64_t value) {
   }
 }
 
-static int make_dirs(const char *path);
 
 /* ---- holding the home ------------------------------------------------------------ */
 
@@ -172,7 +171,7 @@ int sc_hold_home(struct sc_client *c, const char *holder) {
   char path[PATH_MAX + 16], line[160];
   int fd, n;
   if (c->hold_fd >= 0) return 0;
-  if (make_dirs(c->home) != 0)
+  if (sc__make_dirs(c->home) != 0)
     return sc__fail(c, SC_ERR_HOME, "cannot create %s: %s", c->home, strerror(errno));
   snprintf(path, sizeof path, "%s/%s", c->home, HOLDER_FILE);
   if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
@@ -200,7 +199,7 @@ int sc_store_exists(const struct sc_client *c) {
 }
 
 /* mkdir -p; what we create is mode 0700. */
-static int make_dirs(const char *path) {
+int sc__make_dirs(const char *path) {
   char tmp[PATH_MAX];
   size_t i, n = strlen(path);
   if (n == 0 || n >= sizeof tmp) return -1;
@@ -229,7 +228,8 @@ int sc_init(struct sc_client *c, uint32_t *registration_id, const char *pass, si
   if (c->st) return sc__fail(c, SC_ERR_EXISTS, "%s is already open", c->home);
   if ((rc = check_holder(c))) return rc;
   if ((rc = check_pass(c, pass, pass_len))) return rc;
-  if (make_dirs(c->home) != 0)
+  if ((rc = sc__strong_pass(c, pass, pass_len, "store passphrase"))) return rc;
+  if (sc__make_dirs(c->home) != 0)
     return sc__fail(c, SC_ERR_HOME, "cannot create %s: %s; pass --home DIR with a writable directory", c->home,
                     strerror(errno));
   rc = store_create(&c->st, c->home, pass, pass_len, err, sizeof err);

@@ -286,7 +286,7 @@ static int group_id_cb(void *ud, const struct grp *g) {
  * key of every group is dropped (a fresh one is made and distributed
  * before the next group message). Nothing this copy sends can then reuse a
  * message key that a newer copy already used. */
-static int rekey_all(struct sc_client *c) {
+int sc__rekey_all(struct sc_client *c) {
   struct names x;
   struct grp *g = calloc(1, sizeof *g);
   size_t i;
@@ -338,7 +338,7 @@ static int epoch_step(struct sc_client *c, struct conn *k) {
     sc__emit(c, &ev);
   }
   if ((rc = sc__begin(c)) != 0) return sc__store_error(c, rc);
-  if ((rc = rekey_all(c)) || (rc = store_set_epoch(c->st, old + 1)) || (rc = store_commit(c->st))) {
+  if ((rc = sc__rekey_all(c)) || (rc = store_set_epoch(c->st, old + 1)) || (rc = store_commit(c->st))) {
     store_rollback(c->st);
     return sc__store_error(c, rc);
   }

@@ -119,10 +119,15 @@ enum sc_error {
   SC_ERR_MISMATCH = -48,             /* the safety number does not match */
   SC_ERR_NOTHING_HELD = -49,
   SC_ERR_UNDELIVERED = -50,          /* nobody could be sent the message */
-  SC_ERR_IN_USE = -51                /* another process (a daemon) holds this home (sc_hold_home) */
+  SC_ERR_IN_USE = -51,               /* another process (a daemon) holds this home (sc_hold_home) */
+  /* -52..-59 are allocated to other work */
+  SC_ERR_WEAK_PASSPHRASE = -60,      /* the passphrase is too weak (sc_passphrase_strength says why) */
+  SC_ERR_BACKUP_AUTH = -61,          /* wrong backup passphrase / recovery key, or the file was altered */
+  SC_ERR_BACKUP_FORMAT = -62,        /* not a sotto backup file, or malformed */
+  SC_ERR_QUARANTINED = -63           /* the username was unregistered and is held for a while */
 };
 #define SC_ERR_FIRST SC_ERR_NOMEM
-#define SC_ERR_LAST SC_ERR_IN_USE
+#define SC_ERR_LAST SC_ERR_QUARANTINED
 
 /* "nomem", "wrong_passphrase"...; "ok" for 0; "unknown" outside the table. */
 const char *sc_error_name(int err);
@@ -210,6 +215,44 @@ uint32_t sc_registration_id(const struct sc_client *c);
 /* 1 if s is a valid username / group name. */
 int sc_username_ok(const char *s);
 int sc_group_name_ok(const char *s);
+
+/* ---- passphrases, backup and restore (docs/client.md) ------------------------ */
+
+/* The strength rule for the store passphrase and a backup passphrase: at
+ * least SC_PASSPHRASE_MIN_CHARS characters, SC_PASSPHRASE_MIN_DISTINCT
+ * different ones, and not made of common passwords (with digits and
+ * symbols) only. 0, or SC_ERR_WEAK_PASSPHRASE with why (cap bytes) saying
+ * which rule failed. Applied by sc_init, sc_change_passphrase, sc_backup
+ * and sc_restore. */
+#define SC_PASSPHRASE_MIN_CHARS 12
+#define SC_PASSPHRASE_MIN_DISTINCT 6
+int sc_passphrase_strength(char *why, size_t cap, const char *pass, size_t pass_len);
+/* Re-seals the open store under a new passphrase (fresh salt), in one
+ * transaction: a crash at any point leaves the old or the new one working. */
+int sc_change_passphrase(struct sc_client *c, const char *pass, size_t pass_len);
+
+/* A recovery key: 64 hex digits (30 random bytes and a 2-byte check) in 16
+ * groups of 4 joined by '-'; a typo is caught by the check. */
+#define SC_RECOVERY_KEY_LEN 79
+int sc_recovery_key_new(char key[SC_RECOVERY_KEY_LEN + 1]);
+/* Writes an encrypted backup of the whole open store to path (atomically,
+ * mode 0600), sealed under secret: a backup passphrase (recovery_key 0,
+ * strength-checked) or a recovery key from sc_recovery_key_new (1). */
+int sc_backup(struct sc_client *c, const char *path, const char *secret, size_t len, int recovery_key);
+/* What a backup file is sealed with: SC_BACKUP_PASSPHRASE or
+ * SC_BACKUP_RECOVERY_KEY, or SC_ERR_BACKUP_FORMAT / an I/O error. */
+#define SC_BACKUP_PASSPHRASE 1
+#define SC_BACKUP_RECOVERY_KEY 2
+int sc_backup_kind(struct sc_client *c, const char *path);
+/* Restores a backup into c's home (not open), as a new store sealed under
+ * pass: identity, account, contacts and their verified states, groups,
+ * history. Sessions start afresh at their next message. A home that holds
+ * a store is refused unless flags has SC_RESTORE_FORCE; any failure (wrong
+ * secret, altered file: SC_ERR_BACKUP_AUTH) changes nothing. The restored
+ * account's username goes to username (cap bytes). */
+#define SC_RESTORE_FORCE 1u
+int sc_restore(struct sc_client *c, const char *path, const char *secret, size_t len, const char *pass,
+               size_t pass_len, unsigned flags, char *username, size_t cap);
 
 /* ---- registration and devices (each opens its own short connection) ------------ */
 

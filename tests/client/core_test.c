@@ -70,19 +70,24 @@ static void sink(void *ud, const struct sc_event *ev) {
   s->n++;
 }
 
+/* A passphrase that passes the strength rule (sc_passphrase_strength). */
+#define TPASS "core test passphrase", 20
+
 /* ---- error table --------------------------------------------------------------- */
 
 static void test_errors(void) {
   int e, f, all = 1, unique = 1, back = 1;
   for (e = SC_ERR_FIRST; e >= SC_ERR_LAST; e--) {
     const char *n = sc_error_name(e), *m = sc_error_message(e), *h = sc_error_hint(e);
+    /* -52..-59 were allocated to parallel work: skipped while unused. */
+    if (e < SC_ERR_IN_USE && e > SC_ERR_WEAK_PASSPHRASE && strcmp(n, "unknown") == 0) continue;
     if (!n || !m || !h || !n[0] || !m[0] || !h[0] || strcmp(n, "unknown") == 0) {
       printf("     code %d lacks a name, message or hint\n", e);
       all = 0;
     }
     if (sc_error_from_name(n) != e) back = 0;
     for (f = e - 1; f >= SC_ERR_LAST; f--)
-      if (strcmp(n, sc_error_name(f)) == 0) {
+      if (strcmp(n, sc_error_name(f)) == 0 && strcmp(n, "unknown") != 0) {
         printf("     codes %d and %d share the name %s\n", e, f, n);
         unique = 0;
       }
@@ -292,7 +297,7 @@ static struct sc_client *make_bob(const char *dir, struct seen *seen, struct sot
   char home[PATH_MAX];
   int rc;
   snprintf(home, sizeof home, "%s/%s", tmpl, dir);
-  if (sc_client_new(&c, home) || sc_init(c, NULL, "pw", 2)) {
+  if (sc_client_new(&c, home) || sc_init(c, NULL, TPASS)) {
     printf("FAIL cannot create bob's store: %s\n", sc_errdetail(c));
     exit(1);
   }
@@ -579,17 +584,17 @@ static void test_hold(void) {
   struct sc_client *a, *b;
   char home[PATH_MAX];
   snprintf(home, sizeof home, "%s/held", tmpl);
-  if (sc_client_new(&a, home) || sc_client_new(&b, home) || sc_init(a, NULL, "pw", 2)) {
+  if (sc_client_new(&a, home) || sc_client_new(&b, home) || sc_init(a, NULL, TPASS)) {
     printf("FAIL setup of the held home\n");
     exit(1);
   }
   sc_client_free(a);
   if (sc_client_new(&a, home)) exit(1);
   CHECK(sc_home_in_use(b) == 0, "hold: a home nobody holds is not in use");
-  CHECK(sc_hold_home(a, "sotto daemon") == 0 && sc_open(a, "pw", 2) == 0, "hold: the holder holds and opens it");
+  CHECK(sc_hold_home(a, "sotto daemon") == 0 && sc_open(a, TPASS) == 0, "hold: the holder holds and opens it");
   CHECK(sc_home_in_use(b) == SC_ERR_IN_USE && strstr(sc_errdetail(b), "held by sotto daemon (pid ") != NULL,
         "hold: another client is told who holds it");
-  CHECK(sc_open(b, "pw", 2) == SC_ERR_IN_USE && sc_open(b, NULL, 0) == SC_ERR_IN_USE,
+  CHECK(sc_open(b, TPASS) == SC_ERR_IN_USE && sc_open(b, NULL, 0) == SC_ERR_IN_USE,
         "hold: ... and cannot open it (checked before the passphrase)");
   {
     struct sc_client *x;
@@ -598,7 +603,7 @@ static void test_hold(void) {
     sc_client_free(x);
   }
   sc_client_free(a);
-  CHECK(sc_home_in_use(b) == 0 && sc_open(b, "pw", 2) == 0, "hold: released when the holder is freed");
+  CHECK(sc_home_in_use(b) == 0 && sc_open(b, TPASS) == 0, "hold: released when the holder is freed");
   sc_client_free(b);
 }
 
