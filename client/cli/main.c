@@ -15,8 +15,8 @@
 static const struct cli_cmd *const commands[] = {
     &cmd_init,  &cmd_register, &cmd_send,     &cmd_receive, &cmd_safety_number,
     &cmd_verify, &cmd_trust, &cmd_group,   &cmd_contacts, &cmd_groups,  &cmd_history,
-    &cmd_device, &cmd_rotate_secret, &cmd_passphrase, &cmd_backup, &cmd_restore,
-    &cmd_daemon, &cmd_jsonrpc, &cmd_chat,
+    &cmd_device, &cmd_rotate_secret, &cmd_recovery_code, &cmd_unregister, &cmd_passphrase, &cmd_backup,
+    &cmd_restore,    &cmd_daemon, &cmd_jsonrpc, &cmd_chat,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -42,6 +42,7 @@ static void usage(FILE *out) {
           "                    read once, then wiped and removed from the environment\n"
           "  SOTTO_NEW_PASSPHRASE, SOTTO_BACKUP_PASSPHRASE, SOTTO_RECOVERY_KEY\n"
           "                    the same for 'passphrase', 'backup' and 'restore'\n"
+          "  SOTTO_RECOVERY_CODE  the recovery code for 'register --recover'\n"
           "  XDG_DATA_HOME     base of the default home directory\n");
 }
 

@@ -65,6 +65,12 @@ int conn_error(struct sc_client *c, const struct conn *k, int rc, const char *wh
     case SOTTO_SRV_E_TAKEN:
       return sc__fail(c, SC_ERR_USERNAME_TAKEN, "the username '%s' is taken on %s:%s; choose another one",
                        user ? user : "?", h, p);
+    case SOTTO_SRV_E_QUARANTINED:
+      return sc__fail(c, SC_ERR_QUARANTINED,
+                       "the username '%s' belonged to an account deleted recently and is held on %s:%s for the "
+                       "server's quarantine (so that its contacts learn it is gone); choose another name or try "
+                       "again later",
+                       user ? user : "?", h, p);
     case SOTTO_SRV_E_BAD_USERNAME:
       return sc__fail(c, SC_ERR_BAD_USERNAME, "the server refused the username '%s' (3-32 of a-z 0-9 _ .)",
                        user ? user : "?");

@@ -264,6 +264,24 @@ int sc_probe_pin(char pin_hex[SC_PIN_HEX_LEN + 1], struct sc_client *c, const ch
  * The counts of uploaded keys go to *n_ec and *n_kem (may be NULL). */
 int sc_register(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, const char *server, const char *username,
                 const char *pin_hex, const char *ca_file);
+/* Account recovery (docs/client.md, "Unregister and recovery"). A
+ * recovery code has the recovery key's form (SC_RECOVERY_CODE_LEN chars);
+ * the server keeps only a hash. sc_set_recovery_code (device 1) makes a
+ * new one and sets it (the previous one stops working); show it once.
+ * sc_recover is sc_register for a name whose owner lost every device: with
+ * the current code, the server removes the old devices and re-registers the
+ * name with this home's identity (contacts see a key change); the code is
+ * then used up: set a new one. */
+#define SC_RECOVERY_CODE_LEN 79
+int sc_set_recovery_code(char code[SC_RECOVERY_CODE_LEN + 1], struct sc_client *c);
+int sc_recover(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, const char *server, const char *user,
+               const char *pin, const char *ca, const char *code, size_t code_len);
+/* Deletes the account on the server (device 1): devices, keys and queues;
+ * the name is held for the server's quarantine (SC_ERR_QUARANTINED to
+ * anyone registering it meanwhile). The home is kept, marked unregistered
+ * (no username, no credentials): history and contacts stay readable, and
+ * sc_register may register it again. */
+int sc_unregister(struct sc_client *c);
 /* The device ids of this account. */
 int sc_devices(uint32_t *ids, size_t *n, size_t max, struct sc_client *c);
 int sc_device_remove(struct sc_client *c, uint32_t device_id);
