@@ -57,13 +57,12 @@ s mallory init >/dev/null 2>&1
 s mallory register --server "127.0.0.1:$PORT" alice >"$T/q1" 2>&1; rc=$?
 check "during the quarantine nobody can register the name" test $rc -eq 1
 check "... with a clear reason" contains "$T/q1" "is held on 127.0.0.1:$PORT for the server's quarantine"
-s mallory register --server "127.0.0.1:$PORT" a1ice >/dev/null 2>&1
-s mallory register --server "127.0.0.1:$PORT" ALICE >"$T/q2" 2>&1; rc=$?
-check "... nor a look-alike of it" test $rc -ne 0
+s mallory register --server "127.0.0.1:$PORT" a1ice >"$T/q2" 2>&1; rc=$?
+check "... nor a look-alike of it (a1ice)" test $rc -eq 1 -a -n "$(grep quarantine "$T/q2")"
 # The quarantine ends (moved to the past in the stopped server's database).
 stop_server
 sql "UPDATE held_names SET until_ms = 0 WHERE canon = 'alice';"
-start_server --username-quarantine-seconds 2
+start_server --username-quarantine-seconds 2 --register-prefix-burst 200
 s dave init >/dev/null 2>&1
 s dave register --server "127.0.0.1:$PORT" alice >"$T/q3" 2>&1
 check "after the quarantine the name is free again" contains "$T/q3" "Registered 'alice'"
