@@ -40,9 +40,11 @@ static void usage(FILE *out) {
           "\nenvironment:\n"
           "  SOTTO_PASSPHRASE  passphrase of the local store (otherwise asked on the terminal);\n"
           "                    read once, then wiped and removed from the environment\n"
-          "  SOTTO_NEW_PASSPHRASE, SOTTO_BACKUP_PASSPHRASE, SOTTO_RECOVERY_KEY\n"
-          "                    the same for 'passphrase', 'backup' and 'restore'\n"
-          "  SOTTO_RECOVERY_CODE  the recovery code for 'register --recover'\n"
+          "  SOTTO_NEW_PASSPHRASE     the new passphrase for 'passphrase'\n"
+          "  SOTTO_BACKUP_PASSPHRASE  the backup file's passphrase for 'backup' and 'restore'\n"
+          "  SOTTO_RECOVERY_KEY       the backup file's recovery key for 'restore'\n"
+          "  SOTTO_RECOVERY_CODE      the account's recovery code for 'register --recover'\n"
+          "                    (each is read once, then wiped and removed like SOTTO_PASSPHRASE)\n"
           "  XDG_DATA_HOME     base of the default home directory\n");
 }
 
