@@ -1673,6 +1673,10 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
        "SELECT id, devkey, sender, sender_device, device_id, type, ts, body FROM messages ORDER BY id",
        "INSERT INTO messages(id, devkey, sender, sender_device, device_id, type, ts, body) VALUES($1::bigint,"
        " $2::bigint, convert_from($3, 'UTF8'), $4::bigint, $5::bigint, $6::bigint, $7::bigint, $8)"},
+      {"held names", "SELECT canon, until_ms FROM held_names",
+       "INSERT INTO held_names(canon, until_ms) VALUES(convert_from($1, 'UTF8'), $2::bigint)"},
+      {"recovery codes", "SELECT account_id, hash FROM recovery",
+       "INSERT INTO recovery(account_id, hash) VALUES($1::bigint, $2)"},
   };
   struct sotto_store sq;
   sqlite3 *db = NULL;

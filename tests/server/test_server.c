@@ -935,6 +935,7 @@ static void test_pg_outage(void) {
  * with the same --data is the same server: same fingerprint, the accounts
  * log in, the queued envelopes arrive with their ids, new ids go on above. */
 static void test_import(void) {
+  uint8_t rcode[32];
   struct srv_proc p;
   struct sotto_net_ctx *ctx = NULL;
   struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
@@ -962,6 +963,9 @@ static void test_import(void) {
     body[6] = (uint8_t)('0' + i);
     CHECK_RC(sotto_net_send(b, "alice", 1, 1, body, 7, &ids[i], NULL), 0);
   }
+  /* The recovery code goes along too. */
+  memset(rcode, 0x5a, sizeof rcode);
+  CHECK_RC(sotto_net_set_recovery(b, rcode), 0);
   sotto_net_close(b);
   CHECK(srv_stop(&p) == 0);
   {
@@ -990,6 +994,15 @@ static void test_import(void) {
   CHECK(id4 > ids[2]);
   sotto_net_close(a);
   sotto_net_close(b);
+  {
+    struct sotto_net *x = srv_connect(&p, &ctx, 1);
+    uint8_t ik[33], secret[32];
+    uint32_t dev = 0;
+    memset(ik, 0x05, sizeof ik);
+    CHECK(x != NULL);
+    if (x) CHECK_RC(sotto_net_recover(x, "bob", rcode, ik, sizeof ik, &dev, secret), 0);
+    sotto_net_close(x);
+  }
   CHECK(srv_stop(&p) == 0);
   sotto_net_ctx_free(ctx);
   srv_rmdir(&p);
