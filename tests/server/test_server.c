@@ -1166,7 +1166,14 @@ static void test_account_delete(void) {
     /* The new identity is what others fetch. */
     CHECK_RC(sotto_net_fetch_bundle(b, "bob", 1, &bundle), 0);
     CHECK(bundle.identity_len == sizeof ik && memcmp(bundle.identity, ik, sizeof ik) == 0);
+    /* An account with a recovery code set unregisters too (the code goes). */
+    CHECK_RC(sotto_net_set_recovery(b, code), 0);
+    CHECK_RC(sotto_net_unregister(b), 0);
     sotto_net_close(b);
+    x = srv_connect(&p, &ctx, 1);
+    CHECK(x != NULL);
+    if (x) CHECK_RC(sotto_net_recover(x, "bob", code, ik, sizeof ik, &dev, wrong), SOTTO_SRV_E_RECOVERY);
+    sotto_net_close(x);
   }
   CHECK(srv_stop(&p) == 0);
   sotto_net_ctx_free(ctx);
