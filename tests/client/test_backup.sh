@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # test_backup.sh: a home survives its loss through 'sotto backup' / 'sotto
 # restore', and its passphrase can be changed.
-# - backup (passphrase and recovery key), wipe the home, restore: the same
+# - backup (passphrase and recovery key), more messages both ways (the
+#   backup's sessions are then stale), wipe the home, restore: the same
 #   identity (bob sees no key change, his verification of alice holds),
 #   alice's verification of bob and the group survive, the history is there,
 #   and messages flow both ways again (sessions start afresh);
@@ -60,7 +61,15 @@ rk=$(json_field recovery_key "$T/b2")
 check "a backup with a recovery key prints the key (16 groups of 4)" \
   sh -c "echo '$rk' | grep -Eq '^([0-9a-f]{4}-){15}[0-9a-f]{4}$'"
 
-# alice's home is lost.
+# The conversation goes on after the backup (so the backup's sessions are
+# stale), then alice's home is lost.
+s alice send bob "after the backup, before the loss" >/dev/null 2>&1
+s bob receive >/dev/null 2>&1
+s bob send alice "bob after the backup" >/dev/null 2>&1
+s alice receive >/dev/null 2>&1
+s alice send bob "second after the backup" >/dev/null 2>&1
+s bob receive >"$T/rb0" 2>&1
+check "(the conversation went on after the backup)" contains "$T/rb0" "alice: second after the backup"
 cp -a "$T/alice" "$T/alice_lost"
 rm -rf "$T/alice"
 
@@ -109,6 +118,7 @@ check "the history survives" contains "$T/h1" "reply before the backup"
 
 s alice send bob "after the restore" >"$T/s1" 2>&1
 check "the restored alice sends" contains "$T/s1" "Sent to bob."
+check "... after the server's device epoch flagged the restored store" contains "$T/s1" "Every session is re-keyed"
 s bob receive >"$T/rb1" 2>&1
 check "bob reads it" contains "$T/rb1" "alice: after the restore"
 check "... with no key change (the same identity)" lacks "$T/rb1" "changed"
