@@ -138,6 +138,17 @@ s carol send alice "carol to the restored alice" >/dev/null 2>&1
 s alice receive >"$T/ra2" 2>&1
 check "carol's message arrives too" contains "$T/ra2" "carol: carol to the restored alice"
 
+# --- the same through JSON-RPC (a daemon holds the home) ----------------------
+printf '%s\n' '{"jsonrpc":"2.0","method":"backup","id":1,"params":{"file":"'"$T"'/rpc.bak","passphrase":"weak"}}' \
+  '{"jsonrpc":"2.0","method":"backup","id":2,"params":{"file":"'"$T"'/rpc.bak","recoveryKey":true}}' |
+  timeout 60 "$SOTTO" --home "$T/alice" jsonrpc >"$T/j1" 2>"$T/j1.err"
+check "jsonrpc backup: a weak passphrase is an invalid param" grep -q '"id":1,"error":{"code":-32602,"message":"this backup passphrase is too weak' "$T/j1"
+rk2=$(sed -n 's/.*"recoveryKey":"\([0-9a-f-]*\)".*/\1/p' "$T/j1")
+check "jsonrpc backup with a recovery key answers the key" test -n "$rk2"
+SOTTO_RECOVERY_KEY="$rk2" s alice_rpc restore "$T/rpc.bak" >"$T/j2" 2>&1
+s alice_rpc history bob >"$T/j3" 2>&1
+check "... and the file restores" contains "$T/j3" "after the restore"
+
 # --- passphrase change --------------------------------------------------------
 SOTTO_NEW_PASSPHRASE="short" s alice passphrase >"$T/p0" 2>&1; rc=$?
 check "a weak new passphrase is refused" test $rc -eq 1
