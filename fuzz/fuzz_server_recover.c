@@ -4,9 +4,9 @@
  * must give back the input bytes (the encoding is canonical). proto.c is
  * compiled in directly because the libFuzzer build of fuzz/ links libsotto
  * only. */
-#include "proto.c"
-
 #include <stdlib.h>
+
+#include "proto.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -19,10 +19,11 @@ static int run_unregister(struct cli *c, const struct cli_cmd *cmd, int argc, ch
   if (!user[0])
     return cli_error(c, "not_registered", "this identity is not registered with a server; nothing to delete");
   if (!c->yes) {
-    snprintf(q, sizeof q,
-             "Delete the account '%s' on %s with all its devices and queued messages? Nobody can use the name "
-             "until the server's quarantine ends.",
-             user, server);
+    snprintf(
+        q, sizeof q,
+        "Delete the account '%s' on %s with all its devices and queued messages? Nobody can use the name "
+        "until the server's quarantine ends.",
+        user, server);
     if (!cli_confirm(c, q))
       return cli_error(c, "not_confirmed", "nothing was deleted (confirm on the terminal, or pass --yes)");
   }
@@ -33,9 +34,10 @@ static int run_unregister(struct cli *c, const struct cli_cmd *cmd, int argc, ch
     cJSON_AddStringToObject(o, "server", server);
     cli_emit(c, o);
   } else {
-    printf("Deleted the account '%s' on %s. This home is kept, unregistered: its history and contacts\n"
-           "stay readable, and 'sotto register' can register it again.\n",
-           user, server);
+    printf(
+        "Deleted the account '%s' on %s. This home is kept, unregistered: its history and contacts\n"
+        "stay readable, and 'sotto register' can register it again.\n",
+        user, server);
   }
   return CLI_OK;
 }
@@ -68,9 +70,10 @@ static int run_recovery_code(struct cli *c, const struct cli_cmd *cmd, int argc,
     cJSON_AddStringToObject(o, "recovery_code", code);
     cli_emit(c, o);
   } else {
-    printf("New recovery code (the previous one no longer works; write this one down, it is shown\n"
-           "only now):\n\n    %s\n\n",
-           code);
+    printf(
+        "New recovery code (the previous one no longer works; write this one down, it is shown\n"
+        "only now):\n\n    %s\n\n",
+        code);
   }
   sodium_memzero(code, sizeof code);
   return CLI_OK;

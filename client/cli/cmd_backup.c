@@ -30,8 +30,10 @@ static int parse(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv
         if (!force) return cli_usage(c, cmd, "unknown option '--force'");
         *force = 1;
         break;
-      case 'h': return cli_help(cmd);
-      default: return cli_usage(c, cmd, "unknown option or missing value '%s'", argv[optind - 1]);
+      case 'h':
+        return cli_help(cmd);
+      default:
+        return cli_usage(c, cmd, "unknown option or missing value '%s'", argv[optind - 1]);
     }
   }
   return -1;
@@ -67,9 +69,10 @@ static int run_backup(struct cli *c, const struct cli_cmd *cmd, int argc, char *
     if (rk) cJSON_AddStringToObject(o, "recovery_key", key);
     cli_emit(c, o);
   } else if (rk) {
-    printf("Wrote the encrypted backup %s. Its recovery key (write it down; it is shown only now,\n"
-           "and without it the backup cannot be opened):\n\n    %s\n\n",
-           argv[optind], key);
+    printf(
+        "Wrote the encrypted backup %s. Its recovery key (write it down; it is shown only now,\n"
+        "and without it the backup cannot be opened):\n\n    %s\n\n",
+        argv[optind], key);
   } else {
     printf("Wrote the encrypted backup %s (it opens with the backup passphrase only).\n", argv[optind]);
   }
@@ -100,17 +103,19 @@ static int run_restore(struct cli *c, const struct cli_cmd *cmd, int argc, char 
   if (argc - optind != 1) return cli_usage(c, cmd, "expected one FILE");
   if (sc_home_in_use(c->core)) return cli_fail(c);
   if (!force && sc_store_exists(c->core))
-    return cli_error(c, "exists",
-                     "%s already holds a sotto identity; restore into another --home, or pass --force to replace it "
-                     "(its identity and history are then lost)",
-                     c->home);
+    return cli_error(
+        c, "exists",
+        "%s already holds a sotto identity; restore into another --home, or pass --force to replace it "
+        "(its identity and history are then lost)",
+        c->home);
   if ((kind = sc_backup_kind(c->core, argv[optind])) < 0) return cli_fail(c);
   if (!(secret = sodium_malloc(SC_MAX_PASSPHRASE)) || !(pass = sodium_malloc(SC_MAX_PASSPHRASE))) {
     if (secret) sodium_free(secret);
     return cli_error(c, "nomem", "out of memory");
   }
   rc = kind == SC_BACKUP_RECOVERY_KEY
-           ? cli_secret(c, RK_ENV, "recovery key", "Recovery key of the backup: ", secret, SC_MAX_PASSPHRASE, &len, 0)
+           ? cli_secret(c, RK_ENV, "recovery key", "Recovery key of the backup: ", secret, SC_MAX_PASSPHRASE,
+                        &len, 0)
            : cli_secret(c, BACKUP_ENV, "backup passphrase", "Passphrase of the backup file: ", secret,
                         SC_MAX_PASSPHRASE, &len, 0);
   if (!rc) rc = cli_passphrase(c, pass, SC_MAX_PASSPHRASE, &plen, 1);
@@ -126,9 +131,10 @@ static int run_restore(struct cli *c, const struct cli_cmd *cmd, int argc, char 
     cJSON_AddStringToObject(o, "user", user);
     cli_emit(c, o);
   } else {
-    printf("Restored %s into %s. Sessions start afresh with each contact's next message;\n"
-           "your contacts see the same identity key.\n",
-           user[0] ? user : "the identity", c->home);
+    printf(
+        "Restored %s into %s. Sessions start afresh with each contact's next message;\n"
+        "your contacts see the same identity key.\n",
+        user[0] ? user : "the identity", c->home);
   }
   return CLI_OK;
 }
@@ -157,8 +163,8 @@ static int run_passphrase(struct cli *c, const struct cli_cmd *cmd, int argc, ch
   if (optind < argc) return cli_usage(c, cmd, "unexpected argument '%s'", argv[optind]);
   if (cli_open(c)) return CLI_FAIL;
   if (!(pass = sodium_malloc(SC_MAX_PASSPHRASE))) return cli_error(c, "nomem", "out of memory");
-  if (cli_secret(c, NEWPASS_ENV, "new passphrase", "New passphrase for the local store: ", pass, SC_MAX_PASSPHRASE,
-                 &len, 1)) {
+  if (cli_secret(c, NEWPASS_ENV, "new passphrase", "New passphrase for the local store: ", pass,
+                 SC_MAX_PASSPHRASE, &len, 1)) {
     sodium_free(pass);
     return CLI_FAIL;
   }

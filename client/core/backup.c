@@ -74,8 +74,8 @@ int backup_parse_records(const uint8_t *pt, size_t len, uint64_t *created_ms, ch
   if (rec_get_u64(&r, created_ms) || rec_get_cstr(&r, username, cap) || rec_get_u32(&r, &count)) return -1;
   if (count > BACKUP_MAX_RECORDS) return -1;
   for (i = 0; i < count; i++) {
-    if (rec_get_str16(&r, &np, &nl, STORE_MAX_NAME) || nl == 0 || memchr(np, 0, nl) || rec_get_u32(&r, &vlen) ||
-        vlen > STORE_MAX_VALUE || rec_get_ptr(&r, &vp, vlen))
+    if (rec_get_str16(&r, &np, &nl, STORE_MAX_NAME) || nl == 0 || memchr(np, 0, nl) ||
+        rec_get_u32(&r, &vlen) || vlen > STORE_MAX_VALUE || rec_get_ptr(&r, &vp, vlen))
       return -1;
     if (cb) {
       memcpy(name, np, nl);
@@ -88,7 +88,8 @@ int backup_parse_records(const uint8_t *pt, size_t len, uint64_t *created_ms, ch
 
 static void rk_check(uint8_t out[BACKUP_RK_CHECK], const uint8_t secret[BACKUP_RK_RANDOM]) {
   uint8_t h[16];
-  crypto_generichash(h, sizeof h, secret, BACKUP_RK_RANDOM, (const uint8_t *)RK_CHECK_KEY, sizeof RK_CHECK_KEY - 1);
+  crypto_generichash(h, sizeof h, secret, BACKUP_RK_RANDOM, (const uint8_t *)RK_CHECK_KEY,
+                     sizeof RK_CHECK_KEY - 1);
   memcpy(out, h, BACKUP_RK_CHECK);
 }
 
@@ -117,10 +118,14 @@ int backup_rk_parse(uint8_t secret[BACKUP_RK_RANDOM], const char *text, size_t l
     char ch = text[i];
     int v;
     if (ch == '-' || ch == ' ') continue;
-    if (ch >= '0' && ch <= '9') v = ch - '0';
-    else if (ch >= 'a' && ch <= 'f') v = ch - 'a' + 10;
-    else if (ch >= 'A' && ch <= 'F') v = ch - 'A' + 10;
-    else return -1;
+    if (ch >= '0' && ch <= '9')
+      v = ch - '0';
+    else if (ch >= 'a' && ch <= 'f')
+      v = ch - 'a' + 10;
+    else if (ch >= 'A' && ch <= 'F')
+      v = ch - 'A' + 10;
+    else
+      return -1;
     if (nd >= 2 * sizeof all) return -1;
     all[nd / 2] = (uint8_t)(all[nd / 2] | (nd % 2 ? v : v << 4));
     nd++;
@@ -129,8 +134,10 @@ int backup_rk_parse(uint8_t secret[BACKUP_RK_RANDOM], const char *text, size_t l
     rc = -1;
   } else {
     rk_check(chk, all);
-    if (sodium_memcmp(chk, all + BACKUP_RK_RANDOM, BACKUP_RK_CHECK) != 0) rc = -2;
-    else memcpy(secret, all, BACKUP_RK_RANDOM);
+    if (sodium_memcmp(chk, all + BACKUP_RK_RANDOM, BACKUP_RK_CHECK) != 0)
+      rc = -2;
+    else
+      memcpy(secret, all, BACKUP_RK_RANDOM);
   }
   sodium_memzero(all, sizeof all);
   return rc;
@@ -141,10 +148,12 @@ int backup_rk_parse(uint8_t secret[BACKUP_RK_RANDOM], const char *text, size_t l
 /* Words that make up the most common passwords; a passphrase made only of
  * these (and digits or punctuation) is refused, however long. */
 static const char *const COMMON[] = {
-    "password", "passw0rd", "passphrase", "qwertyuiop", "qwerty", "asdfghjkl", "asdf", "zxcvbnm", "azerty",
-    "letmein", "iloveyou", "welcome", "admin", "administrator", "login", "master", "monkey", "dragon",
-    "football", "baseball", "sunshine", "princess", "shadow", "secret", "trustno1", "abc", "abcdef",
-    "abcdefghijklmnopqrstuvwxyz", "hello", "changeme", "default", "test", "sotto", "user", "root", "love"};
+    "password", "passw0rd", "passphrase", "qwertyuiop", "qwerty",   "asdfghjkl", "asdf",
+    "zxcvbnm",  "azerty",   "letmein",    "iloveyou",   "welcome",  "admin",     "administrator",
+    "login",    "master",   "monkey",     "dragon",     "football", "baseball",  "sunshine",
+    "princess", "shadow",   "secret",     "trustno1",   "abc",      "abcdef",    "abcdefghijklmnopqrstuvwxyz",
+    "hello",    "changeme", "default",    "test",       "sotto",    "user",      "root",
+    "love"};
 
 int sc_passphrase_strength(char *why, size_t cap, const char *pass, size_t len) {
   size_t i, chars = 0, distinct = 0, left = 0;
@@ -164,8 +173,8 @@ int sc_passphrase_strength(char *why, size_t cap, const char *pass, size_t len) 
     seen[ch] = 1;
   }
   if (chars < SC_PASSPHRASE_MIN_CHARS) {
-    snprintf(why, cap, "it has %zu characters; use at least %d (a few unrelated words are easy to remember)", chars,
-             SC_PASSPHRASE_MIN_CHARS);
+    snprintf(why, cap, "it has %zu characters; use at least %d (a few unrelated words are easy to remember)",
+             chars, SC_PASSPHRASE_MIN_CHARS);
     return SC_ERR_WEAK_PASSPHRASE;
   }
   if (distinct < SC_PASSPHRASE_MIN_DISTINCT) {
@@ -275,8 +284,10 @@ static int write_atomic(struct sc_client *c, const char *path, const uint8_t *a,
   if (rename(tmp, path) != 0) goto fail;
   snprintf(dir, sizeof dir, "%s", path);
   if ((slash = strrchr(dir, '/'))) {
-    if (slash == dir) slash[1] = 0;
-    else *slash = 0;
+    if (slash == dir)
+      slash[1] = 0;
+    else
+      *slash = 0;
   } else {
     snprintf(dir, sizeof dir, ".");
   }
@@ -285,7 +296,7 @@ static int write_atomic(struct sc_client *c, const char *path, const uint8_t *a,
     close(dfd);
   }
   return 0;
-fail: {
+fail : {
   int e = errno;
   if (fd >= 0) close(fd);
   unlink(tmp);
@@ -307,9 +318,11 @@ static int backup_secret(struct sc_client *c, uint8_t *out, size_t *out_len, con
   int rc;
   if (kind == BACKUP_KIND_RECOVERY_KEY) {
     if ((rc = backup_rk_parse(out, secret, len)) == -2)
-      return sc__fail(c, SC_ERR_PASSPHRASE,
-                      "the recovery key has a typo (its check digits do not match); compare it with the printed one");
-    if (rc) return sc__fail(c, SC_ERR_PASSPHRASE, "a recovery key is 64 hex digits (groups of 4 joined by '-')");
+      return sc__fail(
+          c, SC_ERR_PASSPHRASE,
+          "the recovery key has a typo (its check digits do not match); compare it with the printed one");
+    if (rc)
+      return sc__fail(c, SC_ERR_PASSPHRASE, "a recovery key is 64 hex digits (groups of 4 joined by '-')");
     *out_len = BACKUP_RK_RANDOM;
     return 0;
   }
@@ -480,17 +493,19 @@ int sc_restore(struct sc_client *c, const char *path, const char *secret, size_t
   if (cap) username[0] = 0;
   if (c->st) return sc__fail(c, SC_ERR_ARG, "restore into a home whose store is open");
   if (!(flags & SC_RESTORE_FORCE) && sc_store_exists(c))
-    return sc__fail(c, SC_ERR_EXISTS,
-                    "%s already holds a sotto identity; restore into another --home, or pass --force to replace "
-                    "it (its identity and history are then lost)",
-                    c->home);
+    return sc__fail(
+        c, SC_ERR_EXISTS,
+        "%s already holds a sotto identity; restore into another --home, or pass --force to replace "
+        "it (its identity and history are then lost)",
+        c->home);
   if ((rc = sc_home_in_use(c))) return rc;
   if ((rc = sc__strong_pass(c, pass, pass_len, "store passphrase"))) return rc;
   if ((rc = read_file(c, path, &buf, &buf_len))) return rc;
   if (backup_parse_header(buf, buf_len, &h) != 0) {
-    rc = sc__fail(c, SC_ERR_BACKUP_FORMAT,
-                  "%s is not a sotto backup file (or of a newer version this sotto cannot read); nothing was changed",
-                  path);
+    rc = sc__fail(
+        c, SC_ERR_BACKUP_FORMAT,
+        "%s is not a sotto backup file (or of a newer version this sotto cannot read); nothing was changed",
+        path);
     goto out;
   }
   if (!(key = sodium_malloc(32)) || !(sec = sodium_malloc(SC_MAX_PASSPHRASE)) ||
@@ -503,8 +518,9 @@ int sc_restore(struct sc_client *c, const char *path, const char *secret, size_t
     rc = sc__fail(c, SC_ERR_NOMEM, "key derivation failed (out of memory?)");
     goto out;
   }
-  if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &pt_len, NULL, buf + BACKUP_HDR_LEN, buf_len - BACKUP_HDR_LEN,
-                                                 buf, BACKUP_HDR_LEN, h.nonce, key) != 0) {
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &pt_len, NULL, buf + BACKUP_HDR_LEN,
+                                                 buf_len - BACKUP_HDR_LEN, buf, BACKUP_HDR_LEN, h.nonce,
+                                                 key) != 0) {
     rc = sc__fail(c, SC_ERR_BACKUP_AUTH,
                   "cannot open %s: wrong %s, or the file was altered or damaged; nothing was changed", path,
                   h.kind == BACKUP_KIND_RECOVERY_KEY ? "recovery key" : "backup passphrase");
@@ -512,7 +528,8 @@ int sc_restore(struct sc_client *c, const char *path, const char *secret, size_t
   }
   /* Parse the whole plaintext before anything is written. */
   if (backup_parse_records(pt, (size_t)pt_len, &created, user, sizeof user, NULL, NULL) != 0) {
-    rc = sc__fail(c, SC_ERR_BACKUP_FORMAT, "%s opens but its contents are malformed; nothing was changed", path);
+    rc = sc__fail(c, SC_ERR_BACKUP_FORMAT, "%s opens but its contents are malformed; nothing was changed",
+                  path);
     goto out;
   }
   if (sc__make_dirs(c->home) != 0) {
@@ -522,7 +539,8 @@ int sc_restore(struct sc_client *c, const char *path, const char *secret, size_t
   /* A new store beside the home's, filled in one transaction, then renamed
    * over HOME/sotto.db: the home holds the old store or the new one, never
    * a mix. */
-  if ((size_t)snprintf(tmpdir, sizeof tmpdir, "%s/.restore.XXXXXX", c->home) >= sizeof tmpdir || !mkdtemp(tmpdir)) {
+  if ((size_t)snprintf(tmpdir, sizeof tmpdir, "%s/.restore.XXXXXX", c->home) >= sizeof tmpdir ||
+      !mkdtemp(tmpdir)) {
     rc = sc__fail(c, SC_ERR_HOME, "cannot create a directory in %s: %s", c->home, strerror(errno));
     goto out;
   }
