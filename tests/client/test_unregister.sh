@@ -45,7 +45,7 @@ check "... the name is held for about 7 days (the default)" test "${held:-0}" -g
 start_server
 s bob send alice "are you gone?" >"$T/u2" 2>&1; rc=$?
 check "a contact learns the account is gone" test $rc -eq 1
-check "... clearly" contains "$T/u2" "there is no user 'alice'"
+check "... clearly" contains "$T/u2" "there is no user 'alice'" || cat "$T/u2"
 s alice contacts >"$T/u3" 2>&1
 check "the unregistered home stays readable" contains "$T/u3" "bob"
 s alice history bob >"$T/u4" 2>&1
