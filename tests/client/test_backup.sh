@@ -108,6 +108,12 @@ check "... unless --force" contains "$T/r7" "pass --force to replace it"
 SOTTO_BACKUP_PASSPHRASE="a separate backup passphrase" s alice restore --force "$T/alice.bak" >"$T/r8" 2>&1
 check "--force replaces it with the passphrase backup" contains "$T/r8" "Restored alice into"
 
+cp "$T/alice/sotto.db" "$T/before-force.db"
+SOTTO_BACKUP_PASSPHRASE="the wrong backup passphrase" s alice restore --force "$T/alice.bak" >"$T/r9" 2>&1; rc=$?
+check "--force with a wrong passphrase is refused" test $rc -eq 1
+check "... and the home's store is byte for byte unchanged" cmp -s "$T/alice/sotto.db" "$T/before-force.db"
+check "... with no temporary directory left" sh -c "! ls -a '$T/alice' | grep -q restore"
+
 s alice contacts >"$T/c1" 2>&1
 check "the restored alice still has bob verified" grep -q "bob.*verified" "$T/c1"
 check "... not as 'not verified'" sh -c "! grep -q 'bob.*not verified' '$T/c1'"
