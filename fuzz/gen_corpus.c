@@ -89,6 +89,7 @@ static struct target targets[] = {
     {"sender_key_msg", 0}, {"sender_key_record", 0}, {"server_hello", 0},  {"server_register", 0},
     {"server_auth", 0},   {"server_keys", 0},     {"server_bundle_req", 0}, {"server_send", 0},
     {"server_ack", 0},    {"server_push", 0},     {"server_frame", 0},  {"client_net", 0},
+    {"server_recover", 0}, {"backup_file", 0},
 };
 
 static struct target *target(const char *name) {
@@ -422,6 +423,97 @@ static void gen_register(void) {
     if (w.err) die("register");
     snprintf(desc, sizeof desc, "u%zu-id%zu", u, il);
     put("server_register", desc, b, w.len);
+  }
+}
+
+static void gen_recover(void) {
+  static const size_t idl[] = {1, 33, SOTTO_SRV_MAX_IDENTITY, SOTTO_SRV_MAX_IDENTITY + 1, 0};
+  uint8_t b[1024], code[SOTTO_SRV_RECOVERY_LEN];
+  struct sotto__wr w;
+  char desc[64];
+  for (size_t u = 0; u < N_USERS; u++) {
+    size_t il = idl[u % 5];
+    fill(code, sizeof code, (uint8_t)(u * 7));
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_str8(&w, users[u], strlen(users[u]));
+    sotto__wr_bytes(&w, code, sizeof code);
+    fill(big, il, (uint8_t)u);
+    if (il) big[0] = 0x05;
+    sotto__srv_put_blob16(&w, big, il);
+    if (w.err) die("recover");
+    snprintf(desc, sizeof desc, "u%zu-id%zu", u, il);
+    put("server_recover", desc, b, w.len);
+    snprintf(desc, sizeof desc, "code%zu", u);
+    put("server_recover", desc, code, sizeof code);
+  }
+}
+
+/* The backup file (client/core/backup.h): headers (valid, and each field at
+ * and past its bounds, with a fake ciphertext), plaintexts of record lists,
+ * and recovery key texts (the format is written out here on purpose: the
+ * generator does not link the client core). */
+static void bk_header(uint8_t *b, uint8_t version, uint8_t kind, uint32_t ops, uint32_t kib) {
+  memcpy(b, "SOTTOBAK", 8);
+  b[8] = version;
+  b[9] = kind;
+  b[10] = b[11] = 0;
+  for (int i = 0; i < 4; i++) {
+    b[12 + i] = (uint8_t)(ops >> (24 - 8 * i));
+    b[16 + i] = (uint8_t)(kib >> (24 - 8 * i));
+  }
+  fill(b + 20, 16 + 24, 0x33);
+}
+
+static void gen_backup(void) {
+  static const uint32_t ops[] = {1, 3, 16, 17, 0};
+  static const uint32_t kib[] = {8192, 262144, 1048576, 1048577, 8191};
+  static const char *const names[] = {"account", "contact/bob", "session/alice", "group/0123456789abcdef", "x"};
+  static const size_t vlen[] = {0, 1, 100, 300, 40};
+  uint8_t b[70000];
+  char desc[64];
+  for (size_t i = 0; i < 5; i++) {
+    for (uint8_t kind = 1; kind <= 3; kind++) {
+      bk_header(b, 1, kind, ops[i], kib[i]);
+      fill(b + 60, 64, (uint8_t)i);
+      snprintf(desc, sizeof desc, "hdr-k%u-ops%u-kib%u", kind, ops[i], kib[i]);
+      put("backup_file", desc, b, 60 + 16 + (i % 3) * 24);
+    }
+  }
+  bk_header(b, 2, 1, 3, 262144);
+  put("backup_file", "hdr-v2", b, 60 + 16);
+  for (size_t n = 0; n <= 5; n++) {
+    struct sotto__wr w;
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__wr_u64be(&w, 1700000000000ull + n);
+    sotto__srv_put_blob16(&w, users[n % N_USERS], strlen(users[n % N_USERS]));
+    sotto__wr_u32be(&w, (uint32_t)n);
+    for (size_t r = 0; r < n; r++) {
+      size_t vl = vlen[(r + n) % 5];
+      sotto__srv_put_blob16(&w, names[r], strlen(names[r]));
+      sotto__wr_u32be(&w, (uint32_t)vl);
+      fill(big, vl, (uint8_t)(r + n));
+      sotto__wr_bytes(&w, big, vl);
+    }
+    if (w.err) die("backup records");
+    snprintf(desc, sizeof desc, "records%zu", n);
+    put("backup_file", desc, b, w.len);
+  }
+  for (unsigned k = 0; k < 4; k++) {
+    static const char hex[] = "0123456789abcdef";
+    uint8_t all[32], h[16];
+    char text[80];
+    size_t o = 0;
+    fill(all, 30, (uint8_t)(k * 11));
+    crypto_generichash(h, sizeof h, all, 30, (const uint8_t *)"sotto-recovery-key-check", 24);
+    memcpy(all + 30, h, 2);
+    if (k == 3) all[31] ^= 1; /* a typo */
+    for (size_t i = 0; i < sizeof all; i++) {
+      if (i > 0 && i % 2 == 0) text[o++] = k == 2 ? ' ' : '-';
+      text[o++] = k == 1 ? (char)(hex[all[i] >> 4] & ~0x20 & 0x7f) : hex[all[i] >> 4];
+      text[o++] = hex[all[i] & 15];
+    }
+    snprintf(desc, sizeof desc, "rk%u", k);
+    put("backup_file", desc, (const uint8_t *)text, o);
   }
 }
 
@@ -892,6 +984,10 @@ int main(int argc, char **argv) {
   gen_register();
   streams_for("auth");
   gen_auth();
+  streams_for("recover");
+  gen_recover();
+  streams_for("backup");
+  gen_backup();
   streams_for("targets");
   gen_targets();
   streams_for("ack");

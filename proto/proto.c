@@ -254,6 +254,24 @@ int sotto__srv_parse_device_remove(const uint8_t *p, size_t len, uint32_t *devic
   return rd_end(&r);
 }
 
+int sotto__srv_parse_set_recovery(const uint8_t *p, size_t len, const uint8_t **code) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_bytes(&r, SOTTO_SRV_RECOVERY_LEN, code));
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_recover(const uint8_t *p, size_t len, struct sotto_srv_recover *m) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_username(&r, &m->username));
+  TRY(sotto__rd_bytes(&r, SOTTO_SRV_RECOVERY_LEN, &m->code));
+  TRY(rd_blob16(&r, SOTTO_SRV_MAX_IDENTITY, &m->identity.p, &m->identity.len));
+  return rd_end(&r);
+}
+
 int sotto__srv_parse_epoch(const uint8_t *p, size_t len, uint64_t *epoch) {
   struct sotto__rd r;
   int rc;
@@ -426,6 +444,13 @@ void sotto__srv_put_send(struct sotto__wr *w, const char *user, uint32_t device_
 void sotto__srv_put_u64_req(struct sotto__wr *w, uint64_t v) { sotto__wr_u64be(w, v); }
 
 void sotto__srv_put_device_remove(struct sotto__wr *w, uint32_t device_id) { sotto__wr_u32be(w, device_id); }
+
+void sotto__srv_put_recover_req(struct sotto__wr *w, const char *user, const uint8_t code[SOTTO_SRV_RECOVERY_LEN],
+                                const uint8_t *identity, size_t len) {
+  sotto__srv_put_str8(w, user, strlen(user));
+  sotto__wr_bytes(w, code, SOTTO_SRV_RECOVERY_LEN);
+  sotto__srv_put_blob16(w, identity, len);
+}
 
 /* ---- answers and pushes ---------------------------------------------------- */
 

@@ -46,6 +46,9 @@ enum {
   SOTTO_SRV_ADD_DEVICE = 0x04,
   SOTTO_SRV_DEVICE_REMOVE = 0x05,
   SOTTO_SRV_ROTATE_SECRET = 0x06,
+  SOTTO_SRV_UNREGISTER = 0x0A,   /* delete this account (device 1); its name is held for a quarantine */
+  SOTTO_SRV_SET_RECOVERY = 0x0B, /* set the account's recovery code (device 1): 32 bytes */
+  SOTTO_SRV_RECOVER = 0x0C,      /* before AUTH: re-register a name with a new identity by its recovery code */
   SOTTO_SRV_KEYS_UPLOAD = 0x10,
   SOTTO_SRV_BUNDLE = 0x11,
   SOTTO_SRV_DEVICES = 0x12,
@@ -87,7 +90,9 @@ enum {
   X(SOTTO_SRV_E_FORBIDDEN, 21, "not allowed for this device")                                  \
   X(SOTTO_SRV_E_DEVICE_REMOVED, 22, "this device was removed from its account")                \
   X(SOTTO_SRV_E_STORAGE_FULL, 23, "server storage full, retry later")                          \
-  X(SOTTO_SRV_E_SENDER_QUOTA, 24, "too much of your undelivered data waits on this server")
+  X(SOTTO_SRV_E_SENDER_QUOTA, 24, "too much of your undelivered data waits on this server")              \
+  X(SOTTO_SRV_E_QUARANTINED, 28, "username held after its account was deleted, retry after the quarantine") \
+  X(SOTTO_SRV_E_RECOVERY, 29, "recovery refused: no such account or wrong recovery code")
 
 enum {
 #define SOTTO_SRV_X_ENUM(name, value, msg) name = value,
@@ -151,6 +156,12 @@ struct sotto_srv_register {
   struct sotto_srv_str username;
   struct sotto_srv_str identity;
 };
+#define SOTTO_SRV_RECOVERY_LEN 32
+struct sotto_srv_recover {
+  struct sotto_srv_str username;
+  const uint8_t *code; /* SOTTO_SRV_RECOVERY_LEN bytes */
+  struct sotto_srv_str identity;
+};
 struct sotto_srv_auth {
   struct sotto_srv_str username;
   uint32_t device_id;
@@ -188,6 +199,10 @@ int sotto__srv_parse_send(const uint8_t *p, size_t len, size_t max_body, struct 
 int sotto__srv_parse_ack(const uint8_t *p, size_t len, uint64_t *id) SOTTO_WUR;
 /* DEVICE_REMOVE: u32 device id (1..), nothing else. */
 int sotto__srv_parse_device_remove(const uint8_t *p, size_t len, uint32_t *device_id) SOTTO_WUR;
+/* SET_RECOVERY: the 32-byte code, nothing else. */
+int sotto__srv_parse_set_recovery(const uint8_t *p, size_t len, const uint8_t **code) SOTTO_WUR;
+/* RECOVER: str8 username | 32-byte code | blob16 identity. */
+int sotto__srv_parse_recover(const uint8_t *p, size_t len, struct sotto_srv_recover *m) SOTTO_WUR;
 /* EPOCH: u64 epoch (the value to raise the device's epoch to). */
 int sotto__srv_parse_epoch(const uint8_t *p, size_t len, uint64_t *epoch) SOTTO_WUR;
 
@@ -264,6 +279,8 @@ void sotto__srv_put_send(struct sotto__wr *w, const char *user, uint32_t device_
 /* ACK (server id) and EPOCH (epoch): one u64. */
 void sotto__srv_put_u64_req(struct sotto__wr *w, uint64_t v);
 void sotto__srv_put_device_remove(struct sotto__wr *w, uint32_t device_id);
+void sotto__srv_put_recover_req(struct sotto__wr *w, const char *user, const uint8_t code[SOTTO_SRV_RECOVERY_LEN],
+                                const uint8_t *identity, size_t len);
 
 /* Answers and pushes (the server writes them; client/net's frames.c reads
  * them with sotto__net_parse_*). */

@@ -34,6 +34,10 @@ static const struct opt opts[] = {
     {"max-queue-age-days", T_I64, O(max_queue_age_days), 1, 36500, "days an envelope may wait (30)"},
     {"max-queue-age-seconds", T_I64, O(max_queue_age_s), 0, 36500.0 * 86400,
      "seconds an envelope may wait; if not 0, replaces max-queue-age-days (0)"},
+    {"username-quarantine-days", T_I64, O(quarantine_days), 0, 36500,
+     "days an unregistered username stays held before anyone may register it (7)"},
+    {"username-quarantine-seconds", T_I64, O(quarantine_s), 0, 36500.0 * 86400,
+     "seconds it stays held; if not 0, replaces username-quarantine-days (0)"},
     {"expire-interval", T_I64, O(expire_interval_s), 1, 86400, "seconds between expiry runs (60)"},
     {"send-rate", T_DBL, O(send_rate), 0.001, 1e9, "envelopes per second per account, refill rate (200)"},
     {"send-burst", T_DBL, O(send_burst), 1, 1e9, "envelopes per account in a burst (1000)"},
@@ -101,6 +105,7 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->max_message = 64 * 1024;
   c->max_queue = 10000;
   c->max_queue_age_days = 30;
+  c->quarantine_days = 7;
   c->expire_interval_s = 60;
   c->send_rate = 200;
   c->send_burst = 1000;

@@ -138,6 +138,20 @@ int sotto_srv_requisition(const char *store_url, const char *username, FILE *out
     if (rc == 0 && st.ops->sender_bytes(st.impl, username, &sent) != 0) rc = 2;
     fprintf(out, "\n  ],\n  \"sent_queued_bytes\": %lld,", (long long)sent);
   }
+  {
+    uint8_t h[32];
+    int64_t acc = 0;
+    int has = 0;
+    if (rc == 0 && st.ops->recovery_get(st.impl, username, &acc, h, &has) < 0) rc = 2;
+    fprintf(out, "\n  \"recovery_code_sha256\": ");
+    if (has) {
+      fprintf(out, "\"");
+      hex(out, h, sizeof h);
+      fprintf(out, "\",");
+    } else {
+      fprintf(out, "null,");
+    }
+  }
   fprintf(out, "\n  \"not_stored\": [\"message contents after acknowledgement\", \"IP addresses\","
                " \"contact lists\", \"delivery history\", \"recipients of acknowledged messages\"]\n}\n");
   st.ops->close(st.impl);

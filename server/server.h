@@ -19,6 +19,8 @@ struct sotto_srv_config {
   int64_t max_queue;         /* envelopes per device */
   int64_t max_queue_age_days;
   int64_t max_queue_age_s;   /* if non-zero, overrides max_queue_age_days (tests) */
+  int64_t quarantine_days;   /* an unregistered username is held this long */
+  int64_t quarantine_s;      /* if non-zero, overrides quarantine_days (tests) */
   int64_t expire_interval_s; /* how often expired envelopes are deleted */
   double send_rate, send_burst;         /* per device: envelopes per second, bucket */
   double register_rate, register_burst; /* per IP: registrations per minute, bucket */

@@ -115,6 +115,15 @@ static int parse_remove(const struct srv *s, struct op *o) {
   return sotto__srv_parse_device_remove(o->data, o->len, &o->req.device_id);
 }
 
+static int parse_set_recovery(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_set_recovery(o->data, o->len, &o->req.code);
+}
+static int parse_recover(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_recover(o->data, o->len, &o->req.recover);
+}
+
 /* ---- admit ---------------------------------------------------------------------- */
 
 static int admit_register(struct srv *s, struct conn *c, struct op *o) {
@@ -162,6 +171,13 @@ static int exec_register(struct srv *s, struct op *o) {
   }
   cstr(user, &m->username);
   sotto__srv_username_canon(m->username.p, m->username.len, canon);
+  /* A name whose account was deleted is held for the quarantine, so that
+   * its contacts learn it is gone before anyone else can take it. */
+  if ((rc = ops->name_held(st, canon, sotto__srv_now_ms())) < 0) return rc;
+  if (rc == 1) {
+    o->code = SOTTO_SRV_E_QUARANTINED;
+    return 0;
+  }
   rc = ops->account_create(st, user, canon, m->identity.p, m->identity.len, sotto__srv_today(), &acc);
   if (rc == SOTTO_ERR_DUPLICATE) {
     o->code = SOTTO_SRV_E_TAKEN;
@@ -368,10 +384,98 @@ static int exec_remove(struct srv *s, struct op *o) {
   return 0;
 }
 
+/* Removes every device of the account (keys and queues) and records their
+ * device keys in o->gone, so that their connections are closed after the
+ * commit. */
+static int remove_all_devices(struct srv *s, struct op *o, const char *user, int64_t account_id) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
+  uint32_t ids[SOTTO_SRV_MAX_DEVICES];
+  size_t n = 0, i;
+  int rc;
+  if ((rc = ops->devices_list(st, user, ids, SOTTO_SRV_MAX_DEVICES, &n)) != 0) return rc;
+  o->n_gone = 0;
+  for (i = 0; i < n; i++) {
+    int64_t devkey = 0;
+    if ((rc = ops->device_remove(st, account_id, ids[i], &devkey)) < 0) return rc;
+    if (rc == 0) o->gone[o->n_gone++] = devkey;
+  }
+  return 0;
+}
+
+/* UNREGISTER: device 1 deletes the whole account; the name is held for the
+ * quarantine (username-quarantine-days). */
+static int exec_unregister(struct srv *s, struct op *o) {
+  struct conn *c = o->c;
+  char canon[SOTTO_SRV_USER_MAX + 1];
+  int64_t hold_ms;
+  int rc;
+  if (c->device_id != 1) {
+    o->code = SOTTO_SRV_E_FORBIDDEN;
+    return 0;
+  }
+  if ((rc = remove_all_devices(s, o, c->user, c->account_id)) != 0) return rc;
+  sotto__srv_username_canon((const uint8_t *)c->user, strlen(c->user), canon);
+  hold_ms = s->cfg->quarantine_s ? s->cfg->quarantine_s * 1000 : s->cfg->quarantine_days * 86400 * 1000;
+  return s->store.ops->account_delete(s->store.impl, c->account_id, canon, sotto__srv_now_ms() + hold_ms);
+}
+
+/* SET_RECOVERY: device 1 sets the account's recovery code (the server
+ * keeps its SHA-256 only). */
+static int exec_set_recovery(struct srv *s, struct op *o) {
+  uint8_t h[32];
+  int rc;
+  if (o->c->device_id != 1) {
+    o->code = SOTTO_SRV_E_FORBIDDEN;
+    return 0;
+  }
+  crypto_hash_sha256(h, o->req.code, SOTTO_SRV_RECOVERY_LEN);
+  rc = s->store.ops->recovery_set(s->store.impl, o->c->account_id, h);
+  sodium_memzero(h, sizeof h);
+  return rc;
+}
+
+/* RECOVER: the owner of a name who lost every device re-registers it with
+ * a new identity by the recovery code. Every old device (keys, queue) goes,
+ * the identity key is replaced, the code is used up, and a new device 1
+ * gets fresh credentials. A wrong code or an unknown name is one opaque
+ * answer, after the same hash. */
+static int exec_recover(struct srv *s, struct op *o) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
+  const struct sotto_srv_recover *m = &o->req.recover;
+  char user[SOTTO_SRV_USER_MAX + 1];
+  uint8_t want[32], got[32];
+  int64_t acc = 0;
+  int rc, has = 0;
+  cstr(user, &m->username);
+  memset(want, 0, sizeof want);
+  if ((rc = ops->recovery_get(st, user, &acc, want, &has)) < 0) return rc;
+  crypto_hash_sha256(got, m->code, SOTTO_SRV_RECOVERY_LEN);
+  if (rc == 1 || !has || sodium_memcmp(got, want, 32) != 0) {
+    sodium_memzero(got, sizeof got);
+    o->code = SOTTO_SRV_E_RECOVERY;
+    return 0;
+  }
+  sodium_memzero(got, sizeof got);
+  if ((rc = remove_all_devices(s, o, user, acc)) != 0 ||
+      (rc = ops->account_identity(st, acc, m->identity.p, m->identity.len)) != 0 ||
+      (rc = ops->recovery_set(st, acc, NULL)) != 0)
+    return rc;
+  randombytes_buf(o->secret, sizeof o->secret);
+  crypto_hash_sha256(got, o->secret, sizeof o->secret);
+  rc = ops->device_add(st, acc, got, sotto__srv_today(), (uint32_t)s->cfg->max_devices, &o->dev);
+  sodium_memzero(got, sizeof got);
+  if (rc) return rc < 0 && rc != SOTTO_ERR_TOO_LARGE ? rc : SOTTO_ERR_STORE;
+  o->device_id = o->dev.device_id;
+  return 0;
+}
+
 /* ---- answer (after the commit) ------------------------------------------------------- */
 
 static void answer_secret(struct srv *s, struct op *o, struct sotto__wr *w) {
   if (o->type == SOTTO_SRV_ROTATE_SECRET) sotto__srv_log(1, "rotate_secret", "%s", "devices=1");
+  if (o->type == SOTTO_SRV_RECOVER) sotto__srv_log(1, "recover", "devices_removed=%zu", o->n_gone);
   if (o->type == SOTTO_SRV_REGISTER) {
     s->m.registrations++;
     sotto__srv_log(1, "register", "devices=1");
@@ -427,6 +531,12 @@ static void answer_remove(struct srv *s, struct op *o, struct sotto__wr *w) {
   sotto__srv_log(1, "device_remove", "%s", "devices=1");
 }
 
+static void answer_none(struct srv *s, struct op *o, struct sotto__wr *w) {
+  (void)w;
+  if (o->type == SOTTO_SRV_UNREGISTER) sotto__srv_log(1, "unregister", "devices_removed=%zu", o->n_gone);
+  (void)s;
+}
+
 static void answer_epoch(struct srv *s, struct op *o, struct sotto__wr *w) {
   (void)s;
   sotto__srv_put_epoch_ok(w, (uint64_t)o->ts);
@@ -442,6 +552,16 @@ static void fanout_remove(struct srv *s, struct op *o, struct conn *r) {
   r->state = S_UNAUTH; /* no further pushes; conn_drop counts it back */
   s->n_unauth++;
   sotto__srv_conn_close_with(s, r, SOTTO_SRV_E_DEVICE_REMOVED);
+}
+
+/* UNREGISTER and RECOVER: the live connections of every removed device go
+ * (the caller's after its own OK). */
+static void close_gone(struct srv *s, struct op *o) {
+  size_t i;
+  for (i = 0; i < o->n_gone; i++) {
+    struct conn *r = sotto__srv_devmap_get(s, o->gone[i]);
+    if (r && !r->dead) fanout_remove(s, o, r);
+  }
 }
 
 static void fanout_bundle(struct srv *s, struct op *o, struct conn *r) {
@@ -493,6 +613,9 @@ static const struct srv_handler handlers[] = {
      fanout_send},
     {SOTTO_SRV_ACK, H_AUTHED, parse_ack, NULL, exec_ack, answer_ack, NULL},
     {SOTTO_SRV_EPOCH, H_AUTHED, parse_epoch, NULL, exec_epoch, answer_epoch, NULL},
+    {SOTTO_SRV_UNREGISTER, H_AUTHED | H_DEVICE, parse_none, NULL, exec_unregister, answer_none, NULL},
+    {SOTTO_SRV_SET_RECOVERY, H_AUTHED | H_DEVICE, parse_set_recovery, NULL, exec_set_recovery, answer_none, NULL},
+    {SOTTO_SRV_RECOVER, H_UNAUTH | H_STORES, parse_recover, admit_register, exec_recover, answer_secret, NULL},
 };
 
 static const struct srv_handler *handler_for(uint8_t type) {
@@ -552,6 +675,10 @@ void sotto__srv_op_answer(struct srv *s, struct op *o, int failed) {
 /* After commit: live pushes and key-low notices to other connections. */
 void sotto__srv_op_fanout(struct srv *s, struct op *o) {
   struct conn *r;
+  if (!o->code && o->n_gone) {
+    close_gone(s, o);
+    return;
+  }
   if (o->code || !o->h->fanout || !o->target_devkey ||
       (r = sotto__srv_devmap_get(s, o->target_devkey)) == NULL || r->dead)
     return;

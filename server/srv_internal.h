@@ -127,6 +127,8 @@ union srv_req {
   uint64_t ack;       /* envelope id */
   uint64_t epoch;     /* EPOCH */
   uint32_t device_id; /* DEVICE_REMOVE */
+  const uint8_t *code; /* SET_RECOVERY: SOTTO_SRV_RECOVERY_LEN bytes */
+  struct sotto_srv_recover recover;
 };
 
 /* An op: a request waiting for the next group commit. */
@@ -149,6 +151,8 @@ struct op {
   struct sotto_store_bundle *bundle;
   uint32_t ids[SOTTO_SRV_MAX_DEVICES];
   size_t n_ids;
+  int64_t gone[SOTTO_SRV_MAX_DEVICES]; /* UNREGISTER, RECOVER: devices removed (their connections close) */
+  size_t n_gone;
   size_t len;
   uint8_t data[]; /* the request payload */
 };

@@ -151,6 +151,19 @@ struct sotto_store_ops {
    * copy of its store): sets it to max(current, epoch), *old gets the value
    * before. Never lowers it. */
   int (*device_epoch_raise)(void *s, int64_t devkey, int64_t epoch, int64_t *old);
+  /* Account deletion and recovery (UNREGISTER, SET_RECOVERY, RECOVER).
+   * account_delete removes the account row and its recovery hash (its
+   * devices were removed first with device_remove) and holds the name
+   * canon until until_ms; name_held returns 1 if canon is held at now_ms,
+   * 0 if not (deleting holds that ended). recovery_set stores the SHA-256
+   * of the account's recovery code (NULL: removes it); recovery_get reads
+   * it (returns 1 if there is no such account; *has 0 when none is set).
+   * account_identity replaces the account's identity key. */
+  int (*account_delete)(void *s, int64_t account_id, const char *canon, int64_t until_ms);
+  int (*name_held)(void *s, const char *canon, int64_t now_ms);
+  int (*recovery_set)(void *s, int64_t account_id, const uint8_t hash[32]);
+  int (*recovery_get)(void *s, const char *user, int64_t *account_id, uint8_t hash[32], int *has);
+  int (*account_identity)(void *s, int64_t account_id, const uint8_t *ik, size_t ik_len);
 
   /* Pre-keys. Uploads replace a key with the same id. bundle_take hands out
    * (and deletes) one EC and one KEM one-time key; returns 1 if the device

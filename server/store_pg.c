@@ -37,7 +37,7 @@
 
 #include "store.h"
 
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 #define PG_LOCK_KEY 0x736f74746f01LL /* "sotto" + 1: the sole-writer advisory lock */
 #define PG_ID_BLOCK 1024             /* INCREMENT of sotto_msg_ids */
 #define PG_MAX_PARAMS 10
@@ -76,6 +76,9 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     "ALTER TABLE messages ALTER COLUMN body SET STORAGE EXTERNAL;"
 
     "CREATE INDEX messages_ts ON messages(ts);",
+    /* 2: unregistered names held for a quarantine; recovery code hashes */
+    "CREATE TABLE held_names(canon text PRIMARY KEY, until_ms bigint NOT NULL);"
+    "CREATE TABLE recovery(account_id bigint PRIMARY KEY REFERENCES accounts(id), hash bytea NOT NULL);",
 };
 
 enum {
@@ -110,6 +113,14 @@ enum {
   Q_DEV_EXISTS,
   Q_ID_BLOCK,
   Q_ID_FLOOR,
+  Q_ACC_DEL,
+  Q_HOLD_PUT,
+  Q_HOLD_EXPIRE,
+  Q_HOLD_GET,
+  Q_REC_PUT,
+  Q_REC_DEL,
+  Q_REC_GET,
+  Q_ACC_IDENTITY,
   Q_COUNT
 };
 
@@ -223,6 +234,20 @@ static const struct {
     [Q_ID_FLOOR] = {"i",
                     "SELECT setval('sotto_msg_ids', $1) FROM sotto_msg_ids"
                     " WHERE NOT is_called OR last_value + 1023 < $1"},
+    [Q_ACC_DEL] = {"i", "WITH r AS (DELETE FROM recovery WHERE account_id = $1) DELETE FROM accounts WHERE id = $1"},
+    [Q_HOLD_PUT] = {"ti",
+                    "INSERT INTO held_names(canon, until_ms) VALUES($1, $2)"
+                    " ON CONFLICT (canon) DO UPDATE SET until_ms = EXCLUDED.until_ms"},
+    [Q_HOLD_EXPIRE] = {"i", "DELETE FROM held_names WHERE until_ms <= $1"},
+    [Q_HOLD_GET] = {"t", "SELECT 1 FROM held_names WHERE canon = $1"},
+    [Q_REC_PUT] = {"ib",
+                   "INSERT INTO recovery(account_id, hash) VALUES($1, $2)"
+                   " ON CONFLICT (account_id) DO UPDATE SET hash = EXCLUDED.hash"},
+    [Q_REC_DEL] = {"i", "DELETE FROM recovery WHERE account_id = $1"},
+    [Q_REC_GET] = {"t",
+                   "SELECT a.id, r.hash FROM accounts a LEFT JOIN recovery r ON r.account_id = a.id"
+                   " WHERE a.username = $1"},
+    [Q_ACC_IDENTITY] = {"ib", "UPDATE accounts SET identity = $2 WHERE id = $1"},
 };
 
 enum { CTL_BEGIN, CTL_SAVEPOINT, CTL_RELEASE, CTL_ROLLBACK_TO };
@@ -1115,6 +1140,64 @@ static int pg_device_remove(void *v, int64_t account_id, uint32_t device_id, int
   return 0;
 }
 
+/* ---- account deletion and recovery ----------------------------------------------------- */
+
+static int pg_account_delete(void *v, int64_t account_id, const char *canon, int64_t until_ms) {
+  struct args a = {0}, b = {0};
+  a_i64(&a, account_id);
+  if (run_ok(v, Q_ACC_DEL, &a) != 0) return SOTTO_ERR_STORE;
+  a_txt(&b, canon);
+  a_i64(&b, until_ms);
+  return run_ok(v, Q_HOLD_PUT, &b);
+}
+
+static int pg_name_held(void *v, const char *canon, int64_t now_ms) {
+  struct args a = {0}, b = {0};
+  PGresult *r;
+  int rc;
+  a_i64(&a, now_ms);
+  if (run_ok(v, Q_HOLD_EXPIRE, &a) != 0) return SOTTO_ERR_STORE;
+  a_txt(&b, canon);
+  if ((r = run(v, Q_HOLD_GET, &b)) == NULL) return SOTTO_ERR_STORE;
+  rc = PQntuples(r) == 1;
+  PQclear(r);
+  return rc;
+}
+
+static int pg_recovery_set(void *v, int64_t account_id, const uint8_t hash[32]) {
+  struct args a = {0};
+  a_i64(&a, account_id);
+  if (!hash) return run_ok(v, Q_REC_DEL, &a);
+  a_bin(&a, hash, 32);
+  return run_ok(v, Q_REC_PUT, &a);
+}
+
+static int pg_recovery_get(void *v, const char *user, int64_t *account_id, uint8_t hash[32], int *has) {
+  struct args a = {0};
+  PGresult *r;
+  int rc;
+  *has = 0;
+  a_txt(&a, user);
+  if ((r = run(v, Q_REC_GET, &a)) == NULL) return SOTTO_ERR_STORE;
+  rc = PQntuples(r) == 1 ? 0 : 1;
+  if (rc == 0) {
+    *account_id = g_i64(r, 0, 0);
+    if (!PQgetisnull(r, 0, 1) && PQgetlength(r, 0, 1) == 32) {
+      memcpy(hash, PQgetvalue(r, 0, 1), 32);
+      *has = 1;
+    }
+  }
+  PQclear(r);
+  return rc;
+}
+
+static int pg_account_identity(void *v, int64_t account_id, const uint8_t *ik, size_t ik_len) {
+  struct args a = {0};
+  a_i64(&a, account_id);
+  a_bin(&a, ik, ik_len);
+  return run_ok(v, Q_ACC_IDENTITY, &a);
+}
+
 static int pg_device_exists(void *v, int64_t devkey) {
   struct args a = {0};
   PGresult *r;
@@ -1504,6 +1587,11 @@ static const struct sotto_store_ops pg_ops = {
     .devices_iter = pg_devices_iter,
     .device_remove = pg_device_remove,
     .device_exists = pg_device_exists,
+    .account_delete = pg_account_delete,
+    .name_held = pg_name_held,
+    .recovery_set = pg_recovery_set,
+    .recovery_get = pg_recovery_get,
+    .account_identity = pg_account_identity,
     .device_secret = pg_device_secret,
     .device_epoch_raise = pg_device_epoch_raise,
     .keys_put = pg_keys_put,
@@ -1692,6 +1780,10 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
        "SELECT id, devkey, sender, sender_device, device_id, type, ts, body FROM messages ORDER BY id",
        "INSERT INTO messages(id, devkey, sender, sender_device, device_id, type, ts, body) VALUES($1::bigint,"
        " $2::bigint, convert_from($3, 'UTF8'), $4::bigint, $5::bigint, $6::bigint, $7::bigint, $8)"},
+      {"held names", "SELECT canon, until_ms FROM held_names",
+       "INSERT INTO held_names(canon, until_ms) VALUES(convert_from($1, 'UTF8'), $2::bigint)"},
+      {"recovery codes", "SELECT account_id, hash FROM recovery",
+       "INSERT INTO recovery(account_id, hash) VALUES($1::bigint, $2)"},
   };
   struct sotto_store sq;
   sqlite3 *db = NULL;

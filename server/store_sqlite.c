@@ -151,7 +151,9 @@ static const char schema[] =
     " devkey INTEGER NOT NULL, sender TEXT NOT NULL, sender_device INTEGER NOT NULL,"
     " device_id INTEGER NOT NULL, type INTEGER NOT NULL, ts INTEGER NOT NULL, body BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS messages_queue ON messages(devkey, id);"
-    "CREATE INDEX IF NOT EXISTS messages_ts ON messages(ts);";
+    "CREATE INDEX IF NOT EXISTS messages_ts ON messages(ts);"
+    "CREATE TABLE IF NOT EXISTS held_names(canon TEXT PRIMARY KEY, until_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS recovery(account_id INTEGER PRIMARY KEY, hash BLOB NOT NULL);";
 
 /* The routing cache (device_route, used by SEND) and the queue counters.
  *
@@ -970,6 +972,97 @@ static void sq_journal_limit(void *v, int64_t bytes) {
   (void)sqlite3_wal_autocheckpoint(s->db, (int)pages);
 }
 
+/* Account deletion and recovery: rare requests, so their statements are
+ * prepared on each call rather than kept. */
+static int one_shot(struct sq *s, const char *sql, sqlite3_stmt **st) {
+  return sqlite3_prepare_v2(s->db, sql, -1, st, NULL) == SQLITE_OK ? 0 : SOTTO_ERR_STORE;
+}
+
+static int sq_account_delete(void *v, int64_t account_id, const char *canon, int64_t until_ms) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (one_shot(s, "DELETE FROM recovery WHERE account_id = ?1", &st)) return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, account_id);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
+  if (rc || one_shot(s, "DELETE FROM accounts WHERE id = ?1", &st)) return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, account_id);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
+  if (rc || one_shot(s, "INSERT OR REPLACE INTO held_names(canon, until_ms) VALUES(?1, ?2)", &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, until_ms);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_name_held(void *v, const char *canon, int64_t now_ms) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (one_shot(s, "DELETE FROM held_names WHERE until_ms <= ?1", &st)) return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, now_ms);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
+  if (rc || one_shot(s, "SELECT 1 FROM held_names WHERE canon = ?1", &st)) return SOTTO_ERR_STORE;
+  sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+}
+
+static int sq_recovery_set(void *v, int64_t account_id, const uint8_t hash[32]) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (one_shot(s, hash ? "INSERT OR REPLACE INTO recovery(account_id, hash) VALUES(?1, ?2)"
+                       : "DELETE FROM recovery WHERE account_id = ?1",
+               &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, account_id);
+  if (hash) sqlite3_bind_blob(st, 2, hash, 32, SQLITE_STATIC);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_recovery_get(void *v, const char *user, int64_t *account_id, uint8_t hash[32], int *has) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  *has = 0;
+  if (one_shot(s, "SELECT a.id, r.hash FROM accounts a LEFT JOIN recovery r ON r.account_id = a.id"
+                  " WHERE a.username = ?1",
+               &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *account_id = sqlite3_column_int64(st, 0);
+    if (sqlite3_column_type(st, 1) == SQLITE_BLOB && sqlite3_column_bytes(st, 1) == 32) {
+      memcpy(hash, sqlite3_column_blob(st, 1), 32);
+      *has = 1;
+    }
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : SOTTO_ERR_STORE;
+}
+
+static int sq_account_identity(void *v, int64_t account_id, const uint8_t *ik, size_t ik_len) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (one_shot(s, "UPDATE accounts SET identity = ?2 WHERE id = ?1", &st)) return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, account_id);
+  sqlite3_bind_blob(st, 2, ik, (int)ik_len, SQLITE_STATIC);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
 static const struct sotto_store_ops sqlite_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
@@ -1006,6 +1099,11 @@ static const struct sotto_store_ops sqlite_ops = {
     .queue_total = sq_queue_total,
     .max_msg_id = sq_max_msg_id,
     .id_floor = sq_id_floor,
+    .account_delete = sq_account_delete,
+    .name_held = sq_name_held,
+    .recovery_set = sq_recovery_set,
+    .recovery_get = sq_recovery_get,
+    .account_identity = sq_account_identity,
 };
 
 /* Adds accounts.canon (the canonical form of the username, see

@@ -236,8 +236,9 @@ static int tty_read(int fd, const char *prompt, char *buf, size_t cap, size_t *l
   return rc;
 }
 
-int cli_passphrase(struct cli *c, char *buf, size_t cap, size_t *len, int confirm) {
-  const char *env = getenv("SOTTO_PASSPHRASE");
+int cli_secret(struct cli *c, const char *env_name, const char *what, const char *prompt, char *buf, size_t cap,
+               size_t *len, int confirm) {
+  const char *env = getenv(env_name);
   char *again;
   size_t alen;
   int fd, rc = CLI_OK;
@@ -248,31 +249,34 @@ int cli_passphrase(struct cli *c, char *buf, size_t cap, size_t *len, int confir
      * neither in /proc/PID/environ for the rest of the run nor inherited. */
     if (n > 0 && n < cap) memcpy(buf, env, n + 1);
     sodium_memzero((char *)env, n);
-    unsetenv("SOTTO_PASSPHRASE");
+    unsetenv(env_name);
     *len = n;
-    if (n == 0) return cli_error(c, "passphrase", "SOTTO_PASSPHRASE is set but empty; set it to your passphrase");
-    if (n >= cap) return cli_error(c, "passphrase", "the passphrase is too long (at most %zu bytes)", cap - 1);
+    if (n == 0) return cli_error(c, "passphrase", "%s is set but empty; set it to your %s", env_name, what);
+    if (n >= cap) return cli_error(c, "passphrase", "the %s is too long (at most %zu bytes)", what, cap - 1);
     return CLI_OK;
   }
   fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0)
-    return cli_error(c, "passphrase", "no terminal to ask for the passphrase: set SOTTO_PASSPHRASE for scripts");
-  if (tty_read(fd, confirm ? "New passphrase for the local store: " : "Passphrase: ", buf, cap, len) != 0) {
-    rc = cli_error(c, "passphrase", "could not read the passphrase (at most %zu bytes)", cap - 1);
+  if (fd < 0) return cli_error(c, "passphrase", "no terminal to ask for the %s: set %s for scripts", what, env_name);
+  if (tty_read(fd, prompt, buf, cap, len) != 0) {
+    rc = cli_error(c, "passphrase", "could not read the %s (at most %zu bytes)", what, cap - 1);
   } else if (*len == 0) {
-    rc = cli_error(c, "passphrase", "the passphrase is empty; choose a passphrase");
+    rc = cli_error(c, "passphrase", "the %s is empty", what);
   } else if (confirm) {
     if (!(again = sodium_malloc(cap))) {
       rc = cli_error(c, "nomem", "out of memory");
     } else {
-      if (tty_read(fd, "Repeat the passphrase: ", again, cap, &alen) != 0 || alen != *len ||
-          sodium_memcmp(again, buf, alen) != 0)
-        rc = cli_error(c, "passphrase", "the two passphrases differ; run the command again");
+      if (tty_read(fd, "Repeat it: ", again, cap, &alen) != 0 || alen != *len || sodium_memcmp(again, buf, alen) != 0)
+        rc = cli_error(c, "passphrase", "the two entries differ; run the command again");
       sodium_free(again);
     }
   }
   close(fd);
   return rc;
+}
+
+int cli_passphrase(struct cli *c, char *buf, size_t cap, size_t *len, int confirm) {
+  return cli_secret(c, "SOTTO_PASSPHRASE", "passphrase",
+                    confirm ? "New passphrase for the local store: " : "Passphrase: ", buf, cap, len, confirm);
 }
 
 int cli_confirm(struct cli *c, const char *question) {

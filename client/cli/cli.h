@@ -44,7 +44,8 @@ struct cli_cmd {
 
 /* The table lives in main.c; each cmd_*.c defines one or more entries. */
 extern const struct cli_cmd cmd_init, cmd_register, cmd_send, cmd_receive, cmd_safety_number, cmd_verify, cmd_trust,
-    cmd_group, cmd_contacts, cmd_groups, cmd_history, cmd_device, cmd_rotate_secret;
+    cmd_group, cmd_contacts, cmd_groups, cmd_history, cmd_device, cmd_rotate_secret, cmd_backup, cmd_restore,
+    cmd_passphrase, cmd_unregister, cmd_recovery_code;
 /* The long-running front ends (cmd_front.c: client/daemon, client/chat). */
 extern const struct cli_cmd cmd_daemon, cmd_jsonrpc, cmd_chat;
 
@@ -85,6 +86,11 @@ int cli_ask_key_change(struct cli *c);
  * asked twice when confirm). buf is wiped by the caller. 0 or CLI_FAIL
  * (after printing why). */
 int cli_passphrase(struct cli *c, char *buf, size_t cap, size_t *len, int confirm);
+/* The same for another secret: from the environment variable env_name
+ * (then wiped and unset) or the terminal with prompt; what names it in
+ * errors ("backup passphrase"). */
+int cli_secret(struct cli *c, const char *env_name, const char *what, const char *prompt, char *buf, size_t cap,
+               size_t *len, int confirm);
 /* Asks question on the terminal and reads y/N. 1 for yes; 0 for no, or
  * when there is no terminal to ask on (stdin and stderr not both terminals,
  * or --json). */

@@ -15,7 +15,8 @@
 static const struct cli_cmd *const commands[] = {
     &cmd_init,  &cmd_register, &cmd_send,     &cmd_receive, &cmd_safety_number,
     &cmd_verify, &cmd_trust, &cmd_group,   &cmd_contacts, &cmd_groups,  &cmd_history,
-    &cmd_device, &cmd_rotate_secret, &cmd_daemon, &cmd_jsonrpc, &cmd_chat,
+    &cmd_device, &cmd_rotate_secret, &cmd_recovery_code, &cmd_unregister, &cmd_passphrase, &cmd_backup,
+    &cmd_restore,    &cmd_daemon, &cmd_jsonrpc, &cmd_chat,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -39,6 +40,11 @@ static void usage(FILE *out) {
           "\nenvironment:\n"
           "  SOTTO_PASSPHRASE  passphrase of the local store (otherwise asked on the terminal);\n"
           "                    read once, then wiped and removed from the environment\n"
+          "  SOTTO_NEW_PASSPHRASE     the new passphrase for 'passphrase'\n"
+          "  SOTTO_BACKUP_PASSPHRASE  the backup file's passphrase for 'backup' and 'restore'\n"
+          "  SOTTO_RECOVERY_KEY       the backup file's recovery key for 'restore'\n"
+          "  SOTTO_RECOVERY_CODE      the account's recovery code for 'register --recover'\n"
+          "                    (each is read once, then wiped and removed like SOTTO_PASSPHRASE)\n"
           "  XDG_DATA_HOME     base of the default home directory\n");
 }
 

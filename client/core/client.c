@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "account.h"
+#include "backup.h"
 #include "conn.h"
 #include "core.h"
 
@@ -138,7 +139,6 @@ int sc_set_option(struct sc_client *c, int option, int64_t value) {
   }
 }
 
-static int make_dirs(const char *path);
 
 /* ---- holding the home ------------------------------------------------------------ */
 
@@ -172,7 +172,7 @@ int sc_hold_home(struct sc_client *c, const char *holder) {
   char path[PATH_MAX + 16], line[160];
   int fd, n;
   if (c->hold_fd >= 0) return 0;
-  if (make_dirs(c->home) != 0)
+  if (sc__make_dirs(c->home) != 0)
     return sc__fail(c, SC_ERR_HOME, "cannot create %s: %s", c->home, strerror(errno));
   snprintf(path, sizeof path, "%s/%s", c->home, HOLDER_FILE);
   if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
@@ -200,7 +200,7 @@ int sc_store_exists(const struct sc_client *c) {
 }
 
 /* mkdir -p; what we create is mode 0700. */
-static int make_dirs(const char *path) {
+int sc__make_dirs(const char *path) {
   char tmp[PATH_MAX];
   size_t i, n = strlen(path);
   if (n == 0 || n >= sizeof tmp) return -1;
@@ -229,7 +229,8 @@ int sc_init(struct sc_client *c, uint32_t *registration_id, const char *pass, si
   if (c->st) return sc__fail(c, SC_ERR_EXISTS, "%s is already open", c->home);
   if ((rc = check_holder(c))) return rc;
   if ((rc = check_pass(c, pass, pass_len))) return rc;
-  if (make_dirs(c->home) != 0)
+  if ((rc = sc__strong_pass(c, pass, pass_len, "store passphrase"))) return rc;
+  if (sc__make_dirs(c->home) != 0)
     return sc__fail(c, SC_ERR_HOME, "cannot create %s: %s; pass --home DIR with a writable directory", c->home,
                     strerror(errno));
   rc = store_create(&c->st, c->home, pass, pass_len, err, sizeof err);
@@ -309,8 +310,10 @@ int sc_probe_pin(char pin_hex[SC_PIN_HEX_LEN + 1], struct sc_client *c, const ch
   return conn_probe_pin(c, host, port, pin_hex);
 }
 
-int sc_register(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, const char *server, const char *user,
-                const char *pin, const char *ca) {
+/* REGISTER, or RECOVER when code (the recovery code, 32 bytes on the
+ * wire) is given. */
+static int do_register(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, const char *server, const char *user,
+                       const char *pin, const char *ca, const uint8_t *code) {
   char host[256], port[16], capath[PATH_MAX] = "";
   uint8_t idblob[CONN_IDENTITY_BLOB_LEN];
   struct conn *k = &c->k;
@@ -348,8 +351,16 @@ int sc_register(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, const char
   if ((rc = sotto_net_connect(k->ctx, host, port, CONN_CONNECT_TIMEOUT_MS, 1, &k->net)) != 0) goto net_fail;
   sotto_net_set_timeout(k->net, CONN_REQUEST_TIMEOUT_MS);
   conn_identity_blob(c, idblob);
-  if ((rc = sotto_net_register(k->net, user, idblob, sizeof idblob, &c->acct->device_id, c->acct->secret)) != 0)
-    goto net_fail;
+  rc = code ? sotto_net_recover(k->net, user, code, idblob, sizeof idblob, &c->acct->device_id, c->acct->secret)
+            : sotto_net_register(k->net, user, idblob, sizeof idblob, &c->acct->device_id, c->acct->secret);
+  if (rc == SOTTO_SRV_E_RECOVERY) {
+    conn_close(k);
+    return sc__fail(c, SC_ERR_AUTH_FAILED,
+                    "the server refused to recover '%s': no such account, or the recovery code is not the current "
+                    "one (each code works once; an unregistered account cannot be recovered)",
+                    user);
+  }
+  if (rc) goto net_fail;
   /* The credentials exist on the server now: keep them before anything else. */
   snprintf(c->acct->username, sizeof c->acct->username, "%s", user);
   if ((rc = store_begin(c->st)) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st))) {
@@ -368,9 +379,86 @@ int sc_register(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, const char
   if (n_kem) *n_kem = CONN_KEM_STOCK + 1;
   return 0;
 net_fail:
-  rc = conn_error(c, k, rc, "registering", user);
+  rc = conn_error(c, k, rc, code ? "recovering the account" : "registering", user);
   conn_close(k);
   return rc;
+}
+
+int sc_register(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, const char *server, const char *user,
+                const char *pin, const char *ca) {
+  return do_register(n_ec, n_kem, c, server, user, pin, ca, NULL);
+}
+
+/* The 32 bytes the server sees of a recovery code: a keyed hash of its 30
+ * random bytes. */
+static void recovery_wire(uint8_t out[SOTTO_SRV_RECOVERY_LEN], const uint8_t secret[BACKUP_RK_RANDOM]) {
+  static const char key[] = "sotto-account-recovery-code";
+  crypto_generichash(out, SOTTO_SRV_RECOVERY_LEN, secret, BACKUP_RK_RANDOM, (const uint8_t *)key, sizeof key - 1);
+}
+
+int sc_recover(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, const char *server, const char *user,
+               const char *pin, const char *ca, const char *code, size_t code_len) {
+  uint8_t secret[BACKUP_RK_RANDOM], wire[SOTTO_SRV_RECOVERY_LEN];
+  int rc;
+  if (!code || (rc = backup_rk_parse(secret, code, code_len)) == -1)
+    return sc__fail(c, SC_ERR_ARG, "a recovery code is 64 hex digits (groups of 4 joined by '-')");
+  if (rc == -2)
+    return sc__fail(c, SC_ERR_ARG,
+                    "the recovery code has a typo (its check digits do not match); compare it with the printed one");
+  recovery_wire(wire, secret);
+  sodium_memzero(secret, sizeof secret);
+  rc = do_register(n_ec, n_kem, c, server, user, pin, ca, wire);
+  sodium_memzero(wire, sizeof wire);
+  return rc;
+}
+
+int sc_set_recovery_code(char code[SC_RECOVERY_CODE_LEN + 1], struct sc_client *c) {
+  uint8_t secret[BACKUP_RK_RANDOM], wire[SOTTO_SRV_RECOVERY_LEN];
+  int rc, opened;
+  code[0] = 0;
+  if ((rc = sc__acquire(c, &opened))) return rc;
+  backup_rk_new(code, secret);
+  recovery_wire(wire, secret);
+  sodium_memzero(secret, sizeof secret);
+  rc = sotto_net_set_recovery(c->k.net, wire);
+  sodium_memzero(wire, sizeof wire);
+  if (rc == SOTTO_SRV_E_FORBIDDEN)
+    rc = sc__fail(c, SC_ERR_FORBIDDEN, "only device 1 can set the recovery code (this is device %u)",
+                  (unsigned)c->acct->device_id);
+  else if (rc)
+    rc = conn_error(c, &c->k, rc, "setting the recovery code", NULL);
+  if (rc) sodium_memzero(code, SC_RECOVERY_CODE_LEN + 1);
+  sc__release(c, opened);
+  return rc;
+}
+
+/* The account goes on the server; the home stays (history readable),
+ * marked unregistered: no username, no device credentials. */
+int sc_unregister(struct sc_client *c) {
+  char user[SC_USER_MAX + 1];
+  int rc, opened;
+  if ((rc = sc__acquire(c, &opened))) return rc;
+  snprintf(user, sizeof user, "%s", c->acct->username);
+  rc = sotto_net_unregister(c->k.net);
+  if (rc == SOTTO_SRV_E_FORBIDDEN)
+    rc = sc__fail(c, SC_ERR_FORBIDDEN, "only device 1 can delete the account (this is device %u)",
+                  (unsigned)c->acct->device_id);
+  else if (rc)
+    rc = conn_error(c, &c->k, rc, "deleting the account", NULL);
+  sc__release(c, opened);
+  sc_disconnect(c);
+  if (rc) return rc;
+  if ((rc = sc__begin(c)) != 0) return sc__store_error(c, rc);
+  c->acct->username[0] = 0;
+  c->acct->device_id = 0;
+  sodium_memzero(c->acct->secret, sizeof c->acct->secret);
+  if ((rc = account_save(c->st, c->acct)) != 0 || (rc = store_commit(c->st)) != 0) {
+    store_rollback(c->st);
+    return sc__fail(c, SC_ERR_STORE,
+                    "the account '%s' was deleted on the server, but the local store could not record it (%d)",
+                    user, rc);
+  }
+  return 0;
 }
 
 /* ---- devices ----------------------------------------------------------------------- */

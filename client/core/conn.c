@@ -65,6 +65,12 @@ int conn_error(struct sc_client *c, const struct conn *k, int rc, const char *wh
     case SOTTO_SRV_E_TAKEN:
       return sc__fail(c, SC_ERR_USERNAME_TAKEN, "the username '%s' is taken on %s:%s; choose another one",
                        user ? user : "?", h, p);
+    case SOTTO_SRV_E_QUARANTINED:
+      return sc__fail(c, SC_ERR_QUARANTINED,
+                       "the username '%s' belonged to an account deleted recently and is held on %s:%s for the "
+                       "server's quarantine (so that its contacts learn it is gone); choose another name or try "
+                       "again later",
+                       user ? user : "?", h, p);
     case SOTTO_SRV_E_BAD_USERNAME:
       return sc__fail(c, SC_ERR_BAD_USERNAME, "the server refused the username '%s' (3-32 of a-z 0-9 _ .)",
                        user ? user : "?");
@@ -286,7 +292,7 @@ static int group_id_cb(void *ud, const struct grp *g) {
  * key of every group is dropped (a fresh one is made and distributed
  * before the next group message). Nothing this copy sends can then reuse a
  * message key that a newer copy already used. */
-static int rekey_all(struct sc_client *c) {
+int sc__rekey_all(struct sc_client *c) {
   struct names x;
   struct grp *g = calloc(1, sizeof *g);
   size_t i;
@@ -338,7 +344,7 @@ static int epoch_step(struct sc_client *c, struct conn *k) {
     sc__emit(c, &ev);
   }
   if ((rc = sc__begin(c)) != 0) return sc__store_error(c, rc);
-  if ((rc = rekey_all(c)) || (rc = store_set_epoch(c->st, old + 1)) || (rc = store_commit(c->st))) {
+  if ((rc = sc__rekey_all(c)) || (rc = store_set_epoch(c->st, old + 1)) || (rc = store_commit(c->st))) {
     store_rollback(c->st);
     return sc__store_error(c, rc);
   }

@@ -77,4 +77,13 @@ void sc__release(struct sc_client *c, int opened);
 /* 0 if the store is open, else the recorded SC_ERR_NOT_OPEN. */
 int sc__need_open(struct sc_client *c);
 
+/* mkdir -p (mode 0700 for what it creates); 0 or -1 with errno. */
+int sc__make_dirs(const char *path);
+/* 0 if pass is strong enough (sc_passphrase_strength), else the recorded
+ * SC_ERR_WEAK_PASSPHRASE naming what (e.g. "store passphrase") and why. */
+int sc__strong_pass(struct sc_client *c, const char *pass, size_t len, const char *what);
+/* Inside the caller's transaction: marks every pairwise session for a fresh
+ * start and drops our own group sender keys (conn.c). */
+int sc__rekey_all(struct sc_client *c);
+
 #endif

@@ -85,6 +85,13 @@ static const struct sc_err_row rows[] = {
     {SC_ERR_UNDELIVERED, "undelivered", "the message reached nobody", "see the warnings, then try again"},
     {SC_ERR_IN_USE, "in_use", "another sotto process (a daemon) holds this home",
      "stop it, or talk to it (its socket) instead"},
+    {SC_ERR_WEAK_PASSPHRASE, "weak_passphrase", "the passphrase is too weak",
+     "use at least 12 characters: a few unrelated words, not a common password"},
+    {SC_ERR_BACKUP_AUTH, "backup_auth", "the backup file does not open (wrong passphrase or recovery key, or altered)",
+     "check the passphrase or recovery key; nothing was changed"},
+    {SC_ERR_BACKUP_FORMAT, "bad_backup", "not a sotto backup file, or a damaged one", "check the file name"},
+    {SC_ERR_QUARANTINED, "username_quarantined", "the username was unregistered and is held for a while",
+     "wait for the quarantine to end, or choose another name"},
 };
 
 static const struct sc_err_row *find(int err) {

@@ -119,10 +119,15 @@ enum sc_error {
   SC_ERR_MISMATCH = -48,             /* the safety number does not match */
   SC_ERR_NOTHING_HELD = -49,
   SC_ERR_UNDELIVERED = -50,          /* nobody could be sent the message */
-  SC_ERR_IN_USE = -51                /* another process (a daemon) holds this home (sc_hold_home) */
+  SC_ERR_IN_USE = -51,               /* another process (a daemon) holds this home (sc_hold_home) */
+  /* -52..-59 are allocated to other work */
+  SC_ERR_WEAK_PASSPHRASE = -60,      /* the passphrase is too weak (sc_passphrase_strength says why) */
+  SC_ERR_BACKUP_AUTH = -61,          /* wrong backup passphrase / recovery key, or the file was altered */
+  SC_ERR_BACKUP_FORMAT = -62,        /* not a sotto backup file, or malformed */
+  SC_ERR_QUARANTINED = -63           /* the username was unregistered and is held for a while */
 };
 #define SC_ERR_FIRST SC_ERR_NOMEM
-#define SC_ERR_LAST SC_ERR_IN_USE
+#define SC_ERR_LAST SC_ERR_QUARANTINED
 
 /* "nomem", "wrong_passphrase"...; "ok" for 0; "unknown" outside the table. */
 const char *sc_error_name(int err);
@@ -211,6 +216,44 @@ uint32_t sc_registration_id(const struct sc_client *c);
 int sc_username_ok(const char *s);
 int sc_group_name_ok(const char *s);
 
+/* ---- passphrases, backup and restore (docs/client.md) ------------------------ */
+
+/* The strength rule for the store passphrase and a backup passphrase: at
+ * least SC_PASSPHRASE_MIN_CHARS characters, SC_PASSPHRASE_MIN_DISTINCT
+ * different ones, and not made of common passwords (with digits and
+ * symbols) only. 0, or SC_ERR_WEAK_PASSPHRASE with why (cap bytes) saying
+ * which rule failed. Applied by sc_init, sc_change_passphrase, sc_backup
+ * and sc_restore. */
+#define SC_PASSPHRASE_MIN_CHARS 12
+#define SC_PASSPHRASE_MIN_DISTINCT 6
+int sc_passphrase_strength(char *why, size_t cap, const char *pass, size_t pass_len);
+/* Re-seals the open store under a new passphrase (fresh salt), in one
+ * transaction: a crash at any point leaves the old or the new one working. */
+int sc_change_passphrase(struct sc_client *c, const char *pass, size_t pass_len);
+
+/* A recovery key: 64 hex digits (30 random bytes and a 2-byte check) in 16
+ * groups of 4 joined by '-'; a typo is caught by the check. */
+#define SC_RECOVERY_KEY_LEN 79
+int sc_recovery_key_new(char key[SC_RECOVERY_KEY_LEN + 1]);
+/* Writes an encrypted backup of the whole open store to path (atomically,
+ * mode 0600), sealed under secret: a backup passphrase (recovery_key 0,
+ * strength-checked) or a recovery key from sc_recovery_key_new (1). */
+int sc_backup(struct sc_client *c, const char *path, const char *secret, size_t len, int recovery_key);
+/* What a backup file is sealed with: SC_BACKUP_PASSPHRASE or
+ * SC_BACKUP_RECOVERY_KEY, or SC_ERR_BACKUP_FORMAT / an I/O error. */
+#define SC_BACKUP_PASSPHRASE 1
+#define SC_BACKUP_RECOVERY_KEY 2
+int sc_backup_kind(struct sc_client *c, const char *path);
+/* Restores a backup into c's home (not open), as a new store sealed under
+ * pass: identity, account, contacts and their verified states, groups,
+ * history. Sessions start afresh at their next message. A home that holds
+ * a store is refused unless flags has SC_RESTORE_FORCE; any failure (wrong
+ * secret, altered file: SC_ERR_BACKUP_AUTH) changes nothing. The restored
+ * account's username goes to username (cap bytes). */
+#define SC_RESTORE_FORCE 1u
+int sc_restore(struct sc_client *c, const char *path, const char *secret, size_t len, const char *pass,
+               size_t pass_len, unsigned flags, char *username, size_t cap);
+
 /* ---- registration and devices (each opens its own short connection) ------------ */
 
 /* Trust on first use: the SHA-256 fingerprint of server's certificate
@@ -221,6 +264,24 @@ int sc_probe_pin(char pin_hex[SC_PIN_HEX_LEN + 1], struct sc_client *c, const ch
  * The counts of uploaded keys go to *n_ec and *n_kem (may be NULL). */
 int sc_register(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, const char *server, const char *username,
                 const char *pin_hex, const char *ca_file);
+/* Account recovery (docs/client.md, "Unregister and recovery"). A
+ * recovery code has the recovery key's form (SC_RECOVERY_CODE_LEN chars);
+ * the server keeps only a hash. sc_set_recovery_code (device 1) makes a
+ * new one and sets it (the previous one stops working); show it once.
+ * sc_recover is sc_register for a name whose owner lost every device: with
+ * the current code, the server removes the old devices and re-registers the
+ * name with this home's identity (contacts see a key change); the code is
+ * then used up: set a new one. */
+#define SC_RECOVERY_CODE_LEN 79
+int sc_set_recovery_code(char code[SC_RECOVERY_CODE_LEN + 1], struct sc_client *c);
+int sc_recover(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, const char *server, const char *user,
+               const char *pin, const char *ca, const char *code, size_t code_len);
+/* Deletes the account on the server (device 1): devices, keys and queues;
+ * the name is held for the server's quarantine (SC_ERR_QUARANTINED to
+ * anyone registering it meanwhile). The home is kept, marked unregistered
+ * (no username, no credentials): history and contacts stay readable, and
+ * sc_register may register it again. */
+int sc_unregister(struct sc_client *c);
 /* The device ids of this account. */
 int sc_devices(uint32_t *ids, size_t *n, size_t max, struct sc_client *c);
 int sc_device_remove(struct sc_client *c, uint32_t device_id);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -424,6 +425,58 @@ fail:
     memcpy(s->k, old, sizeof *old); /* the old keys stay valid: nothing was written */
     sodium_free(old);
   }
+  return rc;
+}
+
+/* A crash point for the tests (sotto-test only): SOTTO_TEST_CRASH=where
+ * makes the process exit at once there, as a power cut would. */
+static void crash_point(const char *where) {
+#ifdef SOTTO_TEST_HOOKS
+  const char *v = getenv("SOTTO_TEST_CRASH");
+  if (v && strcmp(v, where) == 0) kill(getpid(), SIGKILL);
+#else
+  (void)where;
+#endif
+}
+
+/* A new passphrase: a fresh salt, the current Argon2id limits, and every
+ * row re-sealed, all in one SQLite transaction. The journal (rollback mode,
+ * synchronous FULL) makes it atomic on disk: until the COMMIT reaches the
+ * file, the journal holds the old pages and the next open (of any process)
+ * rolls them back, so the old passphrase works; after it, only the new
+ * one does. There is no moment in which neither opens the store. */
+int store_rekey(struct store *s, const char *pass, size_t pass_len) {
+  uint8_t salt[STORE_SALT_LEN];
+  struct keys *old;
+  int rc;
+
+  if (s->in_txn) return STORE_E_IO;
+  if (!(old = sodium_malloc(sizeof *old))) return STORE_E_IO;
+  memcpy(old, s->k, sizeof *old);
+  if ((rc = store_begin(s)) != 0) {
+    sodium_free(old);
+    return rc;
+  }
+  randombytes_buf(salt, sizeof salt);
+  if (derive(s, pass, pass_len, salt, store_opslimit(), store_memlimit())) {
+    snprintf(s->err, sizeof s->err, "key derivation failed (out of memory?)");
+    rc = STORE_E_IO;
+    goto fail;
+  }
+  if ((rc = reseal_all(s, old)) || (rc = meta_put(s, "salt", salt, sizeof salt)) ||
+      (rc = meta_put_int(s, "opslimit", (sqlite3_int64)store_opslimit())) ||
+      (rc = meta_put_int(s, "memlimit", (sqlite3_int64)store_memlimit())) ||
+      (rc = meta_put(s, "check", s->k->check, KEY_LEN)))
+    goto fail;
+  crash_point("rekey-before-commit");
+  if ((rc = store_commit(s)) != 0) goto fail;
+  crash_point("rekey-after-commit");
+  sodium_free(old);
+  return 0;
+fail:
+  store_rollback(s);
+  memcpy(s->k, old, sizeof *old); /* nothing was written: the old keys stay valid */
+  sodium_free(old);
   return rc;
 }
 

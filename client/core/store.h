@@ -64,6 +64,10 @@ int store_create_limits(struct store **out, const char *home, const char *pass, 
 /* Opens an existing store (migrating an older one, see store.c); STORE_E_PASS leaves the file exactly as it was. */
 int store_open(struct store **out, const char *home, const char *pass, size_t pass_len, char *err,
                size_t errlen);
+/* Re-seals the whole store under a new passphrase (fresh salt, current
+ * limits) in one transaction: a crash at any point leaves either the old or
+ * the new passphrase working (see store.c). On failure the old one stays. */
+int store_rekey(struct store *s, const char *pass, size_t pass_len);
 /* Wipes the keys and closes. NULL is a no-op. */
 void store_close(struct store *s);
 const char *store_errmsg(const struct store *s);

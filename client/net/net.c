@@ -632,6 +632,40 @@ int sotto_net_rotate_secret(struct sotto_net *c, uint8_t secret[SOTTO_SRV_SECRET
   return rc;
 }
 
+int sotto_net_unregister(struct sotto_net *c) {
+  struct sotto_net_event ans;
+  int rc = request(c, SOTTO_SRV_UNREGISTER, NULL, 0, &ans);
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+int sotto_net_set_recovery(struct sotto_net *c, const uint8_t code[SOTTO_SRV_RECOVERY_LEN]) {
+  struct sotto_net_event ans;
+  int rc = request(c, SOTTO_SRV_SET_RECOVERY, code, SOTTO_SRV_RECOVERY_LEN, &ans);
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+int sotto_net_recover(struct sotto_net *c, const char *username, const uint8_t code[SOTTO_SRV_RECOVERY_LEN],
+                      const uint8_t *identity, size_t identity_len, uint32_t *device_id,
+                      uint8_t secret[SOTTO_SRV_SECRET_LEN]) {
+  uint8_t b[REQ_BUF];
+  struct sotto__wr w;
+  struct sotto_net_event ans;
+  int rc;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_recover_req(&w, username, code, identity, identity_len);
+  if (w.err) return SOTTO_ERR_USAGE;
+  rc = request(c, SOTTO_SRV_RECOVER, b, w.len, &ans);
+  sodium_memzero(b, sizeof b);
+  if (rc == 0) {
+    rc = sotto__net_parse_creds(ans.payload, ans.payload_len, device_id, secret);
+    if (ans.payload) sodium_memzero(ans.payload, ans.payload_len);
+  }
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
 int sotto_net_device_remove(struct sotto_net *c, uint32_t device_id) {
   uint8_t b[4];
   struct sotto__wr w;

@@ -81,6 +81,17 @@ int sotto_net_rotate_secret(struct sotto_net *c, uint8_t secret[SOTTO_SRV_SECRET
  * (device 1 may remove any other; a device may remove itself; device 1
  * stays). Returns SOTTO_SRV_E_FORBIDDEN or SOTTO_SRV_E_NOT_FOUND otherwise. */
 int sotto_net_device_remove(struct sotto_net *c, uint32_t device_id);
+/* UNREGISTER (device 1): the account, its devices, keys and queues are
+ * deleted on the server; the name is held for the server's quarantine. */
+int sotto_net_unregister(struct sotto_net *c);
+/* SET_RECOVERY (device 1): the account's recovery code (the server keeps
+ * its SHA-256). */
+int sotto_net_set_recovery(struct sotto_net *c, const uint8_t code[SOTTO_SRV_RECOVERY_LEN]);
+/* RECOVER (before AUTH): re-registers username with a new identity by its
+ * recovery code; the old devices are removed; creds as for register. */
+int sotto_net_recover(struct sotto_net *c, const char *username, const uint8_t code[SOTTO_SRV_RECOVERY_LEN],
+                      const uint8_t *identity, size_t identity_len, uint32_t *device_id,
+                      uint8_t secret[SOTTO_SRV_SECRET_LEN]);
 
 /* ---- pushes and pipelining ------------------------------------------------ */
 

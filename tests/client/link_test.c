@@ -84,7 +84,7 @@ static struct sc_client *user(const char *base, const char *name, const char *se
   struct sc_client *c;
   char home[512];
   snprintf(home, sizeof home, "%s/%s", base, name);
-  if (sc_client_new(&c, home) || sc_init(c, NULL, "pw", 2) ||
+  if (sc_client_new(&c, home) || sc_init(c, NULL, "core test passphrase", 20) ||
       sc_register(NULL, NULL, c, server, name, pin, NULL)) {
     printf("FAIL setting up %s: %s\n", name, c ? sc_errdetail(c) : "?");
     exit(1);

@@ -50,6 +50,19 @@ int main(void) {
     CHECK(sotto__srv_parse_register(b, w.len - 1, &m) != 0, "... one byte short is refused");
   }
   {
+    struct sotto_srv_recover m;
+    const uint8_t *code;
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_recover_req(&w, "alice", secret, (const uint8_t *)"IDENTITY", 8);
+    CHECK(!w.err && sotto__srv_parse_recover(b, w.len, &m) == 0 && STR_IS(m.username, "alice") &&
+              memcmp(m.code, secret, SOTTO_SRV_RECOVERY_LEN) == 0 && STR_IS(m.identity, "IDENTITY"),
+          "RECOVER request");
+    CHECK(sotto__srv_parse_recover(b, w.len - 1, &m) != 0, "... one byte short is refused");
+    CHECK(sotto__srv_parse_set_recovery(secret, SOTTO_SRV_RECOVERY_LEN, &code) == 0 && code == secret &&
+              sotto__srv_parse_set_recovery(secret, SOTTO_SRV_RECOVERY_LEN - 1, &code) != 0,
+          "SET_RECOVERY request (32 bytes exactly)");
+  }
+  {
     struct sotto_srv_auth m;
     sotto__wr_init(&w, b, sizeof b);
     sotto__srv_put_auth_req(&w, "alice", 3, secret);

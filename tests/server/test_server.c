@@ -935,6 +935,7 @@ static void test_pg_outage(void) {
  * with the same --data is the same server: same fingerprint, the accounts
  * log in, the queued envelopes arrive with their ids, new ids go on above. */
 static void test_import(void) {
+  uint8_t rcode[32];
   struct srv_proc p;
   struct sotto_net_ctx *ctx = NULL;
   struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
@@ -965,6 +966,9 @@ static void test_import(void) {
   /* One more, sent last, fetched and acknowledged: deleted, so not copied,
    * but its id was issued and must never come again. */
   CHECK_RC(sotto_net_send(b, "alice", 1, 1, (const uint8_t *)"acked", 5, &acked, NULL), 0);
+  /* The recovery code goes along too. */
+  memset(rcode, 0x5a, sizeof rcode);
+  CHECK_RC(sotto_net_set_recovery(b, rcode), 0);
   sotto_net_close(b);
   a = login(&p, &ctx, &alice);
   REQUIRE_VOID(a != NULL);
@@ -1010,6 +1014,15 @@ static void test_import(void) {
   CHECK(id4 > ids[2] && id4 > acked);
   sotto_net_close(a);
   sotto_net_close(b);
+  {
+    struct sotto_net *x = srv_connect(&p, &ctx, 1);
+    uint8_t ik[33], secret[32];
+    uint32_t dev = 0;
+    memset(ik, 0x05, sizeof ik);
+    CHECK(x != NULL);
+    if (x) CHECK_RC(sotto_net_recover(x, "bob", rcode, ik, sizeof ik, &dev, secret), 0);
+    sotto_net_close(x);
+  }
   CHECK(srv_stop(&p) == 0);
   sotto_net_ctx_free(ctx);
   srv_rmdir(&p);
@@ -1123,6 +1136,119 @@ static void test_pg_schema(void) {
   srv_rmdir(&q);
 }
 
+/* UNREGISTER, SET_RECOVERY and RECOVER (on either backend): an unregistered
+ * account is gone with its devices and queue, its name (and look-alikes) is
+ * held for username-quarantine-seconds and then free; a recovery code
+ * re-registers a name with a new identity once, removing the old devices;
+ * only device 1 may unregister or set the code. */
+static void test_account_delete(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}}, again = {"alice", 0, {0}};
+  struct account look = {"a.lice", 0, {0}}, dev2 = {"bob", 0, {0}};
+  struct sotto_net *a = NULL, *b = NULL, *x;
+  uint8_t code[32], wrong[32], ik[33], ct[128];
+  uint32_t dev = 0;
+  int rc, i;
+  const char *const extra[] = {"--register-burst", "100", "--register-prefix-burst", "200",
+                               "--username-quarantine-seconds", "2", NULL};
+
+  if (srv_mkdir(&p, "unregister") != 0 || srv_start(&p, extra) != 0) {
+    CHECK(!"server starts");
+    return;
+  }
+  CHECK_RC(do_register(&p, &ctx, &alice), 0);
+  CHECK_RC(do_register(&p, &ctx, &bob), 0);
+  a = login(&p, &ctx, &alice);
+  b = login(&p, &ctx, &bob);
+  REQUIRE_VOID(a && b);
+  /* bob queues an envelope for alice; a second device of bob may not act
+   * for the account. */
+  CHECK_RC(sotto_net_send(b, "alice", 1, 1, ct, seal(ct, plaintexts[0]), NULL, NULL), 0);
+  CHECK_RC(sotto_net_add_device(b, &dev2.dev, dev2.secret), 0);
+  x = login(&p, &ctx, &dev2);
+  CHECK(x != NULL);
+  if (x) {
+    memset(code, 1, sizeof code);
+    CHECK_RC(sotto_net_set_recovery(x, code), SOTTO_SRV_E_FORBIDDEN);
+    CHECK_RC(sotto_net_unregister(x), SOTTO_SRV_E_FORBIDDEN);
+    sotto_net_close(x);
+  }
+
+  /* ---- unregister ---- */
+  CHECK_RC(sotto_net_unregister(a), 0);
+  sotto_net_close(a);
+  CHECK(login(&p, &ctx, &alice) == NULL);
+  CHECK_RC(sotto_net_send(b, "alice", 1, 1, ct, seal(ct, plaintexts[1]), NULL, NULL), SOTTO_SRV_E_NOT_FOUND);
+  CHECK_RC(do_register(&p, &ctx, &again), SOTTO_SRV_E_QUARANTINED);
+  CHECK_RC(do_register(&p, &ctx, &look), SOTTO_SRV_E_QUARANTINED);
+  for (i = 0, rc = -1; i < 100 && rc != 0; i++) {
+    rc = do_register(&p, &ctx, &again);
+    if (rc == SOTTO_SRV_E_QUARANTINED) usleep(100 * 1000);
+  }
+  CHECK_RC(rc, 0);
+  CHECK(again.dev == 1);
+  a = login(&p, &ctx, &again);
+  CHECK(a != NULL);
+  if (a) {
+    struct sotto_net_event ev;
+    /* The old queue went with the old account: nothing waits for the new one. */
+    CHECK(next_of(a, SOTTO_NET_EV_DRAINED, &ev) == 1);
+    sotto_net_close(a);
+  }
+
+  /* ---- recovery ---- */
+  randombytes_buf(code, sizeof code);
+  memcpy(wrong, code, sizeof wrong);
+  wrong[5] ^= 1;
+  CHECK_RC(sotto_net_set_recovery(b, code), 0);
+  memset(ik, 0x05, sizeof ik);
+  ik[2] = 0x42;
+  x = srv_connect(&p, &ctx, 1);
+  REQUIRE_VOID(x != NULL);
+  CHECK_RC(sotto_net_recover(x, "bob", wrong, ik, sizeof ik, &dev, wrong), SOTTO_SRV_E_RECOVERY);
+  CHECK_RC(sotto_net_recover(x, "nobody", code, ik, sizeof ik, &dev, wrong), SOTTO_SRV_E_RECOVERY);
+  CHECK_RC(sotto_net_recover(x, "alice", code, ik, sizeof ik, &dev, wrong), SOTTO_SRV_E_RECOVERY);
+  CHECK_RC(sotto_net_recover(x, "bob", code, ik, sizeof ik, &dev, wrong), 0);
+  CHECK(dev == 1);
+  CHECK_RC(sotto_net_recover(x, "bob", code, ik, sizeof ik, &dev, wrong), SOTTO_SRV_E_RECOVERY);
+  sotto_net_close(x);
+  /* The old devices are gone (their connection closed), the new one logs in. */
+  {
+    struct sotto_net_event ev;
+    CHECK(next_of(b, SOTTO_NET_EV_CLOSE, &ev) == 1);
+    sotto_net_event_clear(&ev);
+  }
+  sotto_net_close(b);
+  CHECK(login(&p, &ctx, &bob) == NULL);
+  CHECK(login(&p, &ctx, &dev2) == NULL);
+  bob.dev = dev;
+  memcpy(bob.secret, wrong, sizeof bob.secret);
+  b = login(&p, &ctx, &bob);
+  CHECK(b != NULL);
+  if (b) {
+    struct sotto_srv_bundle_buf bundle;
+    uint8_t blob[64];
+    static struct sotto_srv_keys keys;
+    make_keys(&keys, blob, 1, 1);
+    CHECK_RC(sotto_net_upload_keys(b, &keys, NULL, NULL), 0);
+    /* The new identity is what others fetch. */
+    CHECK_RC(sotto_net_fetch_bundle(b, "bob", 1, &bundle), 0);
+    CHECK(bundle.identity_len == sizeof ik && memcmp(bundle.identity, ik, sizeof ik) == 0);
+    /* An account with a recovery code set unregisters too (the code goes). */
+    CHECK_RC(sotto_net_set_recovery(b, code), 0);
+    CHECK_RC(sotto_net_unregister(b), 0);
+    sotto_net_close(b);
+    x = srv_connect(&p, &ctx, 1);
+    CHECK(x != NULL);
+    if (x) CHECK_RC(sotto_net_recover(x, "bob", code, ik, sizeof ik, &dev, wrong), SOTTO_SRV_E_RECOVERY);
+    sotto_net_close(x);
+  }
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -1141,5 +1267,6 @@ int main(int argc, char **argv) {
   test_import();
   test_pg_stall();
   test_pg_schema();
+  test_account_delete();
   return test_done("test_server");
 }
