@@ -58,13 +58,14 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
     if (argc != 2) return cli_usage(c, cmd, "wrong number of arguments for 'group leave'");
     if (!sc_group_name_ok(argv[1]))
       return cli_usage(c, cmd, "'%s' is not a group name: 1-64 of A-Z a-z 0-9 _ . -", argv[1]);
+    char me[SC_USER_MAX + 1]; /* a copy: the core may reload its account meanwhile */
     if (cli_open(c)) return CLI_FAIL;
     if (!(g = calloc(1, sizeof *g))) return cli_error(c, "nomem", "out of memory");
+    snprintf(me, sizeof me, "%s", sc_username(c->core));
     flags = c->yes ? SC_SEND_ACCEPT_KEY_CHANGE : 0;
-    if ((rc = sc_group_get(g, c->core, argv[1])) == 0 &&
-        (rc = sc_group_remove(&sent, c->core, argv[1], sc_username(c->core), flags)) == 0) {
+    if ((rc = sc_group_get(g, c->core, argv[1])) == 0 && (rc = sc_group_remove(&sent, c->core, argv[1], me, flags)) == 0) {
       for (k = 0; k < g->n_members; k++)
-        if (strcmp(g->members[k], sc_username(c->core)) != 0) list[nl++] = g->members[k];
+        if (strcmp(g->members[k], me) != 0) list[nl++] = g->members[k];
       report(c, "left", g->name, list, nl, NULL, sent.undelivered);
     }
     free(g);

@@ -363,6 +363,7 @@ int sc_group_remove(struct sc_sent *out, struct sc_client *c, const char *name, 
   uint8_t skdm[SOTTO_SKDM_MAX_LEN];
   size_t skdm_len, i;
   struct grp *g, *leaving = NULL;
+  char who[SC_USER_MAX + 1];
   int rc, failed = 0, opened, self;
 
   if (out) memset(out, 0, sizeof *out);
@@ -371,6 +372,9 @@ int sc_group_remove(struct sc_sent *out, struct sc_client *c, const char *name, 
     free(g);
     return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
   }
+  /* A copy: user may be sc_username(c), which a transaction reloads. */
+  snprintf(who, sizeof who, "%s", user);
+  user = who;
   self = strcmp(user, c->acct->username) == 0;
   if ((rc = group_load(c, name, g))) goto out;
   if (!grp_has(g->members, g->n, user)) {
