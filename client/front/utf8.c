@@ -98,7 +98,9 @@ size_t utf8_display(char *out, size_t cap, const char *s, size_t n, const char *
     off += l ? l : 1;
     if (cp == '\r' && off < n && s[off] == '\n') continue; /* CR LF: one break */
     if (cp == '\n') {
-      if (!put(out, cap, &w, "\n", 1) || !put(out, cap, &w, indent, il)) break;
+      if (1 + il >= cap - w) break; /* the break and its indent, or neither */
+      put(out, cap, &w, "\n", 1);
+      put(out, cap, &w, indent, il);
       continue;
     }
     if (cp == '\t') cp = ' ';
