@@ -192,9 +192,9 @@ static void add_text(cJSON *o, const char *name, const struct sc_event *ev) {
   free(t);
 }
 
+static void add_fields(cJSON *o, const struct sc_event *ev);
+
 static void show_json(struct cli *c, const struct sc_event *ev) {
-  size_t cap = SC_MAX_TEXT + 4096, i;
-  char *line;
   cJSON *o;
   if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
     o = cli_event(ev->kind == SC_EV_MESSAGE ? "message" : "sent");
@@ -208,6 +208,14 @@ static void show_json(struct cli *c, const struct sc_event *ev) {
     return;
   }
   o = cli_event(sc_event_type(ev));
+  add_fields(o, ev);
+  cli_emit(c, o);
+}
+
+/* What a notice or warning event says, as fields (show_json, warn_event). */
+static void add_fields(cJSON *o, const struct sc_event *ev) {
+  size_t cap = SC_MAX_TEXT + 4096, i;
+  char *line;
   cJSON_AddStringToObject(o, "type", event_type(ev));
   /* "user": who the event is about (kept for scripts of before "by"). */
   cJSON_AddStringToObject(o, "user", ev->peer);
@@ -228,13 +236,29 @@ static void show_json(struct cli *c, const struct sc_event *ev) {
   if (ev->kind == SC_EV_NOTICE && ev->text_len) add_text(o, "text", ev);
   if (ev->count) cJSON_AddNumberToObject(o, "count", (double)ev->count);
   if (ev->total) cJSON_AddNumberToObject(o, "total", (double)ev->total);
-  cJSON_AddNumberToObject(o, "timestamp", (double)ev->timestamp_ms);
+  if (ev->error) cJSON_AddStringToObject(o, "code", sc_error_name(ev->error));
+  if (ev->timestamp_ms) cJSON_AddNumberToObject(o, "timestamp", (double)ev->timestamp_ms);
   if ((line = malloc(cap))) {
-    size_t n = sc_event_describe(line, cap, ev);
-    (void)n;
+    (void)sc_event_describe(line, cap, ev);
     cJSON_AddStringToObject(o, "message", line);
     free(line);
   }
+}
+
+/* An event that is a warning: one line on stderr and, with --json, an
+ * object {"event":"warning","warning":NAME, ...the event's fields}. */
+static void warn_event(struct cli *c, const struct sc_event *ev) {
+  char line[2048];
+  int json = c->json;
+  cJSON *o;
+  sc_event_describe(line, sizeof line, ev);
+  c->json = 0;
+  cli_warn(c, sc_event_type(ev), "%s", line);
+  c->json = json;
+  if (!json) return;
+  o = cli_event("warning");
+  cJSON_AddStringToObject(o, "warning", sc_event_type(ev));
+  add_fields(o, ev);
   cli_emit(c, o);
 }
 
@@ -289,7 +313,6 @@ void cli_show_event(struct cli *c, const struct sc_event *ev) {
 
 void cli_sink(void *ud, const struct sc_event *ev) {
   struct cli *c = ud;
-  char line[2048];
   switch (ev->kind) {
     case SC_EV_MESSAGE:
     case SC_EV_SENT:
@@ -330,8 +353,7 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     default:
       return; /* link up/down, keys, drained: nothing to say on a terminal */
   }
-  sc_event_describe(line, sizeof line, ev);
-  cli_warn(c, sc_event_type(ev), "%s", line);
+  warn_event(c, ev);
 }
 
 /* Reads one line from the terminal with echo off. */

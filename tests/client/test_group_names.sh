@@ -34,7 +34,10 @@ check "... naming it" contains "$T/a1" "there is no user 'typo_carol' on the ser
 s alice groups >"$T/g2" 2>&1
 check "... the member list is unchanged" contains "$T/g2" "team: alice bob carol"
 check "... without the unknown name" lacks "$T/g2" "typo_carol"
-for u in bob carol; do s $u receive >/dev/null 2>&1; done
+s bob --json receive >"$T/j0" 2>&1
+s carol receive >/dev/null 2>&1
+check "bob's --json: the join as fields (type group_joined, by, members)" \
+  grep -q '"type":"group_joined".*"by":"alice","members":\["alice","bob","carol"\]' "$T/j0"
 s bob groups >"$T/g3" 2>&1
 check "bob's list has no unknown name either" lacks "$T/g3" "typo_carol"
 # The name is registered later: it gets no group, no key.
