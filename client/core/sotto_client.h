@@ -371,9 +371,9 @@ enum sc_event_kind {
   SC_EV_DRAINED,           /* the server's queue is empty and every ack answered */
   SC_EV_NOTICE,            /* an older store's history row: text is its sentence as stored, reason its old code */
   SC_EV_BAD_FRAME,         /* the server sent a frame that does not parse (count = frame type, detail = why) */
-  SC_EV_DEVICE_CHANGE      /* this account's device list on the server changed since the last connection:
+  SC_EV_DEVICE_CHANGE,     /* this account's device list on the server changed since the last connection:
                               count devices added, total removed, detail lists them ("added 2; removed 3");
-                              concerns this account, so peer is "" */,
+                              concerns this account, so peer is "" */
   SC_EV_GROUP_MEMBER_KEY   /* a message under the name of peer, a member of group, came from a new identity
                               key (held: see SC_EV_HELD); one per group peer is in, logged in that group */
 };
