@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -30,6 +31,14 @@ static void count_sink(void *ud, const struct sc_event *ev) {
   cli_sink(k->c, ev);
 }
 
+/* 1 when nobody can read stdout any more: the reading end of a pipe was
+ * closed ('sotto receive --follow | head -1' after its line). A --follow
+ * with nothing new to print would otherwise never find out. */
+static int stdout_gone(void) {
+  struct pollfd p = {STDOUT_FILENO, 0, 0};
+  return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0;
+}
+
 /* Without --follow: until the server's queue is drained (and every ACK
  * answered) or the deadline. With --follow: until a signal; the core
  * reconnects with back-off after a lost connection. Every failure is the
@@ -42,7 +51,7 @@ static int loop(struct cli *c, int follow, int64_t deadline, unsigned *count) {
     if (stop) return CLI_OK;
     /* Nobody reads any more ('sotto receive | head -1'): stop; what was not
      * shown waits in the unshown list for the next receive. */
-    if (c->out_closed) return CLI_OUTPUT;
+    if (c->out_closed || (follow && stdout_gone())) return CLI_OUTPUT;
     if (!follow) {
       int64_t left = deadline - sc_monotonic_ms();
       if (left <= 0)
@@ -148,6 +157,6 @@ const struct cli_cmd cmd_receive = {
     "                 queued there for the next receive\n"
     "  --help         this text\n\n"
     "exit status: 0 done, 1 failure, 2 usage error, 3 standard output was closed\n"
-    "(e.g. 'sotto receive | head -1'): the rest is kept and shown by the next\n"
-    "receive.\n",
+    "(e.g. 'sotto receive | head -1'; --follow notices it within a second): the\n"
+    "rest is kept and shown by the next receive.\n",
     run};

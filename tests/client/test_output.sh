@@ -124,6 +124,12 @@ s alice receive >"$T/r5" 2>&1
 check "the next receive shows what was not shown (the last message)" contains "$T/r5" "big4"
 s alice history 2>/dev/null | head -1 >/dev/null; rc=${PIPESTATUS[0]}
 check "history | head -1: exit 3 (rc=$rc)" test "$rc" -eq 3
+# --follow: after head's line nothing more comes; it still notices that
+# nobody reads (bounded by timeout: 124 would mean it never did).
+s bob send alice "follow one" >/dev/null 2>&1
+timeout 30 "$SOTTO" --home "$T/alice" receive --follow 2>/dev/null | head -1 >"$T/r6"; rc=${PIPESTATUS[0]}
+check "receive --follow | head -1: exit 3 once nobody reads (rc=$rc)" test "$rc" -eq 3
+check "... after showing the message" contains "$T/r6" "follow one"
 
 pids=
 for i in 1 2 3 4 5 6; do (s alice send bob "parallel $i" >"$T/p$i.out" 2>&1; echo "rc=$?" >>"$T/p$i.out") & pids="$pids $!"; done
