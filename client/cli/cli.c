@@ -3,6 +3,7 @@
  * subcommand (see cli.h). */
 #include "cli.h"
 #include "homelock.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,9 +18,12 @@
 
 
 static void vline(struct cli *c, const char *kind, const char *code, const char *fmt, va_list ap) {
-  char msg[1024];
+  char msg[1024], shown[UTF8_DISPLAY_CAP(sizeof msg, 2)];
   vsnprintf(msg, sizeof msg, fmt, ap);
-  fprintf(stderr, "sotto: %s%s\n", kind, msg);
+  /* A detail may quote what a server or a contact sent: shown without
+   * control characters, its own lines indented under this one. */
+  utf8_display(shown, sizeof shown, msg, strlen(msg), "  ");
+  fprintf(stderr, "sotto: %s%s\n", kind, shown);
   if (c && c->json) {
     cJSON *o = cli_event(kind[0] ? "warning" : "error");
     cJSON_AddStringToObject(o, kind[0] ? "warning" : "error", code);
@@ -93,13 +97,32 @@ cJSON *cli_event(const char *name) {
   return o;
 }
 
+/* Notes a failed write to stdout (a closed pipe: 'sotto receive | head'):
+ * what the core would show next stays in its unshown list for the next
+ * receive, and the command ends with CLI_OUTPUT. */
+static void out_check(struct cli *c) {
+  if (fflush(stdout) == 0 && !ferror(stdout)) return;
+  if (!c->out_closed && c->core) (void)sc_set_option(c->core, SC_OPT_DEFER_SHOWN, 1);
+  c->out_closed = 1;
+}
+
 void cli_emit(struct cli *c, cJSON *obj) {
-  char *s;
+  char *s, *v;
+  size_t n;
   if (!obj) return;
-  if (c->json && (s = cJSON_PrintUnformatted(obj))) {
-    printf("%s\n", s);
-    fflush(stdout);
+  if (c->json && !c->out_closed && (s = cJSON_PrintUnformatted(obj))) {
+    /* cJSON copies the bytes of a string as they are: invalid UTF-8 from a
+     * contact (or a NUL cut short) would make a line that is not JSON. The
+     * structure is ASCII, so repairing the whole line only touches the
+     * insides of strings: every line is valid JSON in valid UTF-8. */
+    n = strlen(s);
+    if ((v = malloc(3 * n + 1))) {
+      utf8_repair(v, 3 * n + 1, s, n);
+      printf("%s\n", v);
+      free(v);
+    }
     free(s);
+    out_check(c);
   }
   cJSON_Delete(obj);
 }
@@ -112,57 +135,184 @@ int cli_fail(struct cli *c) {
   return cli_error(c, sc_error_name(e), "%s", d[0] ? d : sc_error_message(e));
 }
 
-void cli_show_event(struct cli *c, const struct sc_event *ev) {
-  size_t cap = SC_MAX_TEXT + 4096;
-  char *line;
-  if (c->json) {
-    cJSON *o;
-    if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
-      char *t = malloc(ev->text_len + 1);
-      o = cli_event(ev->kind == SC_EV_MESSAGE ? "message" : "sent");
-      cJSON_AddStringToObject(o, ev->kind == SC_EV_MESSAGE ? "from" : "to", ev->peer);
-      if (ev->group[0]) cJSON_AddStringToObject(o, "group", ev->group);
-      if (t) {
-        memcpy(t, ev->text, ev->text_len);
-        t[ev->text_len] = 0;
-        cJSON_AddStringToObject(o, "text", t);
-        free(t);
-      }
-      cJSON_AddNumberToObject(o, "timestamp", (double)ev->timestamp_ms);
-      if (ev->server_id) cJSON_AddNumberToObject(o, "id", (double)ev->server_id);
-    } else {
-      o = cli_event(sc_event_type(ev));
-      cJSON_AddStringToObject(o, "user", ev->peer);
-      if (ev->group[0]) cJSON_AddStringToObject(o, "group", ev->group);
-      if ((line = malloc(cap))) {
-        sc_event_describe(line, cap, ev);
-        cJSON_AddStringToObject(o, "message", line);
-        free(line);
-      }
-    }
+/* "2026-12-02 13:20:05" in local time (ms since the epoch). */
+static void local_time(char out[32], uint64_t ms) {
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  if (!ms || !localtime_r(&t, &tm) || strftime(out, 32, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+    snprintf(out, 32, "(no time)");
+}
+
+/* The received time is shown too when it is this far from the sender's. */
+#define CLI_SKEW_SHOWN_MS (5 * 60 * 1000)
+
+/* The JSON "type" of an event: what happened, as a name a script can
+ * branch on (the "message" sentence is for people). */
+static const char *event_type(const struct sc_event *ev) {
+  switch (ev->kind) {
+    case SC_EV_GROUP_JOINED: return "group_joined";
+    case SC_EV_GROUP_ADDED: return "group_member_added";
+    case SC_EV_GROUP_REMOVED:
+      return ev->peer && ev->subject && strcmp(ev->peer, ev->subject) == 0 ? "group_member_left"
+                                                                           : "group_member_removed";
+    case SC_EV_GROUP_LEFT_US: return "group_removed_you";
+    case SC_EV_GROUP_NOT_MEMBER: return "group_change_ignored";
+    case SC_EV_GROUP_MEMBER_KEY: return "group_member_identity_changed";
+    case SC_EV_HELD:
+      return ev->reason == SC_R_HELD_TEXT           ? "held_text"
+             : ev->reason == SC_R_HELD_GROUP_CHANGE ? "held_group_change"
+                                                    : "held_message";
+    case SC_EV_HELD_DROPPED: return "held_dropped";
+    case SC_EV_UNREADABLE: return "unreadable";
+    case SC_EV_UNREADABLE_SUMMARY: return "unreadable_summary";
+    case SC_EV_NOT_DELIVERED: return "not_delivered";
+    case SC_EV_KEY_CHANGED: return "identity_changed";
+    case SC_EV_KEY_HELD_WARNING: return "new_key_held";
+    default: return sc_event_type(ev);
+  }
+}
+
+static void add_reason(cJSON *o, const struct sc_event *ev) {
+  static const char *const names[] = {
+      "",           "decrypt",        "no_session",       "bad_sender",        "unknown_type",
+      "unknown_format", "unexpected_kind", "group_format", "no_group_key",    "bad_group_key",
+      "foreign_group_key", "held_text",  "held_group_change", "held_other",     "key_verified",
+      "no_sender_key", "send_failed",   "key_from_bundle",  "key_trusted",       "link"};
+  if (ev->reason > 0 && (size_t)ev->reason < sizeof names / sizeof names[0])
+    cJSON_AddStringToObject(o, "reason", names[ev->reason]);
+}
+
+/* A message's text (not NUL-safe) as a JSON string (repaired by cli_emit). */
+static void add_text(cJSON *o, const char *name, const struct sc_event *ev) {
+  char *t = malloc(ev->text_len + 1);
+  if (!t) return;
+  memcpy(t, ev->text, ev->text_len);
+  t[ev->text_len] = 0;
+  cJSON_AddStringToObject(o, name, t);
+  free(t);
+}
+
+static void add_fields(cJSON *o, const struct sc_event *ev);
+
+static void show_json(struct cli *c, const struct sc_event *ev) {
+  cJSON *o;
+  if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
+    o = cli_event(ev->kind == SC_EV_MESSAGE ? "message" : "sent");
+    cJSON_AddStringToObject(o, ev->kind == SC_EV_MESSAGE ? "from" : "to", ev->peer);
+    if (ev->group[0]) cJSON_AddStringToObject(o, "group", ev->group);
+    add_text(o, "text", ev);
+    cJSON_AddNumberToObject(o, "timestamp", (double)ev->timestamp_ms);
+    if (ev->server_timestamp_ms) cJSON_AddNumberToObject(o, "received", (double)ev->server_timestamp_ms);
+    if (ev->server_id) cJSON_AddNumberToObject(o, "id", (double)ev->server_id);
     cli_emit(c, o);
     return;
   }
-  if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
-    if (ev->group[0]) printf("[%s] ", ev->group);
-    printf("%s%s: ", ev->kind == SC_EV_SENT ? "to " : "", ev->peer[0] ? ev->peer : "group");
-    cli_print_text(stdout, ev->text, ev->text_len);
-  } else {
-    int group = sc_event_is_group_notice(ev->kind) || (ev->kind == SC_EV_NOTICE && ev->reason == 2);
-    fputs(group ? "* " : "! ", stdout);
-    if ((line = malloc(cap))) {
-      size_t n = sc_event_describe(line, cap, ev);
-      cli_print_text(stdout, line, n < cap ? n : cap - 1);
-      free(line);
+  o = cli_event(sc_event_type(ev));
+  add_fields(o, ev);
+  cli_emit(c, o);
+}
+
+/* What a notice or warning event says, as fields (show_json, warn_event). */
+static void add_fields(cJSON *o, const struct sc_event *ev) {
+  size_t cap = SC_MAX_TEXT + 4096, i;
+  char *line;
+  cJSON_AddStringToObject(o, "type", event_type(ev));
+  /* "user": who the event is about (kept for scripts of before "by"). */
+  cJSON_AddStringToObject(o, "user", ev->peer);
+  if (ev->group[0]) cJSON_AddStringToObject(o, "group", ev->group);
+  if (ev->kind == SC_EV_GROUP_MEMBER_KEY) {
+    cJSON_AddStringToObject(o, "member", ev->peer);
+  } else if (sc_event_is_group_notice(ev->kind)) {
+    cJSON_AddStringToObject(o, "by", ev->peer);
+    if (ev->subject[0]) cJSON_AddStringToObject(o, "member", ev->subject);
+    if (ev->kind == SC_EV_GROUP_JOINED) {
+      cJSON *arr = cJSON_AddArrayToObject(o, "members");
+      for (i = 0; arr && i < ev->n_members; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(ev->members[i]));
     }
   }
-  fputc('\n', stdout);
-  fflush(stdout);
+  add_reason(o, ev);
+  if (ev->detail[0]) cJSON_AddStringToObject(o, "detail", ev->detail);
+  if (ev->kind == SC_EV_HELD && ev->reason == SC_R_HELD_TEXT) add_text(o, "text", ev);
+  if (ev->kind == SC_EV_NOTICE && ev->text_len) add_text(o, "text", ev);
+  if (ev->count) cJSON_AddNumberToObject(o, "count", (double)ev->count);
+  if (ev->total) cJSON_AddNumberToObject(o, "total", (double)ev->total);
+  if (ev->error) cJSON_AddStringToObject(o, "code", sc_error_name(ev->error));
+  if (ev->timestamp_ms) cJSON_AddNumberToObject(o, "timestamp", (double)ev->timestamp_ms);
+  if ((line = malloc(cap))) {
+    (void)sc_event_describe(line, cap, ev);
+    cJSON_AddStringToObject(o, "message", line);
+    free(line);
+  }
+}
+
+/* An event that is a warning: one line on stderr and, with --json, an
+ * object {"event":"warning","warning":NAME, ...the event's fields}. */
+static void warn_event(struct cli *c, const struct sc_event *ev) {
+  char line[2048];
+  int json = c->json;
+  cJSON *o;
+  sc_event_describe(line, sizeof line, ev);
+  c->json = 0;
+  cli_warn(c, sc_event_type(ev), "%s", line);
+  c->json = json;
+  if (!json) return;
+  o = cli_event("warning");
+  cJSON_AddStringToObject(o, "warning", sc_event_type(ev));
+  add_fields(o, ev);
+  cli_emit(c, o);
+}
+
+/* One block on stdout: the header at the left margin, then body; every
+ * further line of body is indented (docs/client.md, "Safe output"). */
+static void show_block(struct cli *c, const char *head, const char *body, size_t n) {
+  size_t cap = UTF8_DISPLAY_CAP(n, sizeof CLI_INDENT - 1);
+  char *shown;
+  if (c->out_closed) return;
+  if (!(shown = malloc(cap))) return;
+  utf8_display(shown, cap, body, n, CLI_INDENT);
+  printf("%s%s\n", head, shown);
+  free(shown);
+  out_check(c);
+}
+
+void cli_show_event(struct cli *c, const struct sc_event *ev) {
+  size_t cap = SC_MAX_TEXT + 4096;
+  char head[256], when[32], got[32], *line;
+  int n = 0;
+  if (c->json) {
+    show_json(c, ev);
+    return;
+  }
+  /* Names are checked ([a-z0-9_.] and [A-Za-z0-9_.-]): safe as they are. */
+  local_time(when, ev->timestamp_ms);
+  n = snprintf(head, sizeof head, "[%s] ", when);
+  if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
+    if (ev->group[0]) n += snprintf(head + n, sizeof head - (size_t)n, "[%s] ", ev->group);
+    n += snprintf(head + n, sizeof head - (size_t)n, "%s%s", ev->kind == SC_EV_SENT ? "to " : "",
+                  ev->peer[0] ? ev->peer : "group");
+    if (ev->server_timestamp_ms &&
+        (ev->server_timestamp_ms > ev->timestamp_ms ? ev->server_timestamp_ms - ev->timestamp_ms
+                                                    : ev->timestamp_ms - ev->server_timestamp_ms) > CLI_SKEW_SHOWN_MS) {
+      local_time(got, ev->server_timestamp_ms);
+      n += snprintf(head + n, sizeof head - (size_t)n, " (received %s)", got);
+    }
+    snprintf(head + n, sizeof head - (size_t)n, ": ");
+    show_block(c, head, ev->text, ev->text_len);
+    return;
+  }
+  {
+    int group = sc_event_is_group_notice(ev->kind) || (ev->kind == SC_EV_NOTICE && ev->reason == 2);
+    snprintf(head + n, sizeof head - (size_t)n, "%s", group ? "* " : "! ");
+  }
+  if ((line = malloc(cap))) {
+    size_t l = sc_event_describe(line, cap, ev);
+    show_block(c, head, line, l < cap ? l : cap - 1);
+    free(line);
+  }
 }
 
 void cli_sink(void *ud, const struct sc_event *ev) {
   struct cli *c = ud;
-  char line[2048];
   switch (ev->kind) {
     case SC_EV_MESSAGE:
     case SC_EV_SENT:
@@ -171,6 +321,7 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_GROUP_REMOVED:
     case SC_EV_GROUP_LEFT_US:
     case SC_EV_GROUP_NOT_MEMBER:
+    case SC_EV_GROUP_MEMBER_KEY:
     case SC_EV_HELD:
     case SC_EV_HELD_DROPPED:
     case SC_EV_UNREADABLE:
@@ -202,8 +353,7 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     default:
       return; /* link up/down, keys, drained: nothing to say on a terminal */
   }
-  sc_event_describe(line, sizeof line, ev);
-  cli_warn(c, sc_event_type(ev), "%s", line);
+  warn_event(c, ev);
 }
 
 /* Reads one line from the terminal with echo off. */
@@ -334,19 +484,4 @@ int cli_open(struct cli *c) {
   if (rc) return cli_fail(c);
   c->opened = 1;
   return CLI_OK;
-}
-
-void cli_print_text(FILE *out, const char *t, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)t[i];
-    if (ch == 0xc2 && i + 1 < n && (unsigned char)t[i + 1] >= 0x80 && (unsigned char)t[i + 1] <= 0x9f) {
-      fputc('?', out); /* a C1 control character in UTF-8 */
-      i++;
-    } else if ((ch < 0x20 && ch != '\n' && ch != '\t') || ch == 0x7f) {
-      fputc('?', out);
-    } else {
-      fputc(ch, out);
-    }
-  }
 }

@@ -17,6 +17,10 @@
 #define CLI_OK 0
 #define CLI_FAIL 1
 #define CLI_USAGE 2
+#define CLI_OUTPUT 3 /* standard output closed or not writable (sotto receive | head -1) */
+
+/* The indent of the continuation lines of a message or notice. */
+#define CLI_INDENT "    "
 
 /* Server usernames: lowercase [a-z0-9_.], 3..32 bytes (docs/protocol-server.md). */
 #define CLI_USER_MAX SC_USER_MAX
@@ -30,6 +34,7 @@ struct cli {
   struct sc_client *core;  /* made by main; events go to cli_sink */
   int share_fd;            /* the shared hold on HOME/front.lock while a command runs (homelock_share), or -1 */
   char key_warned[SC_USER_MAX + 1]; /* during a send's retry: whose key change was already said */
+  int out_closed;          /* a write to stdout failed: nothing more is shown; exit CLI_OUTPUT */
 };
 
 /* One subcommand: run gets argv with argv[0] = the command name. help
@@ -75,7 +80,10 @@ int cli_fail(struct cli *c);
 /* The sink main gives the core: renders events as lines or JSON. */
 void cli_sink(void *ud, const struct sc_event *ev);
 /* One event of the message log (a message, a sent text, a notice) as a
- * line or a JSON object. */
+ * block of lines or a JSON object: a header line "[LOCAL TIME] ..." at the
+ * left margin, the text's further lines indented by CLI_INDENT, every
+ * control character and invalid byte replaced (docs/client.md, "Safe
+ * output"). */
 void cli_show_event(struct cli *c, const struct sc_event *ev);
 
 /* After a send refused with SC_ERR_KEY_CHANGED_UNCONFIRMED: asks on the
@@ -99,10 +107,13 @@ int cli_confirm(struct cli *c, const char *question);
  * passphrase). Prints an actionable error (not initialised, wrong
  * passphrase, busy) and returns CLI_FAIL. */
 int cli_open(struct cli *c);
+/* The text to send from the arguments (joined by spaces) or, for a single
+ * "-", from stdin (one trailing newline dropped); checked by cli_text_ok.
+ * *out is malloc'd. CLI_OK or CLI_FAIL (after printing why). */
+int cli_read_text(struct cli *c, int argc, char **argv, char **out, size_t *len);
+/* CLI_OK if the text to send is valid UTF-8 without NUL; else prints why
+ * (code "invalid_text") and returns CLI_FAIL. */
+int cli_text_ok(struct cli *c, const char *t, size_t n);
 /* 1 if s is a valid username (server rules). */
 int cli_username_ok(const char *s);
-/* Prints text for a terminal: control characters (C0, DEL, C1) become '?',
- * newlines and tabs stay. */
-void cli_print_text(FILE *out, const char *text, size_t len);
-
 #endif

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cmd_group.c: sotto group create|send|add|remove -- Sender Keys groups
+/* cmd_group.c: sotto group create|send|add|remove|leave -- Sender Keys groups
  * whose membership only the members know (docs/client.md, "Groups"). */
 #include <getopt.h>
 #include <stdlib.h>
@@ -13,6 +13,13 @@ static void report(struct cli *c, const char *action, const char *name, const ch
   size_t i;
   if (c->json) {
     cJSON *o = cli_event("group"), *arr = cJSON_CreateArray();
+    const char *type = strcmp(action, "created") == 0   ? "group_created"
+                       : strcmp(action, "added") == 0   ? "group_member_added"
+                       : strcmp(action, "removed") == 0 ? "group_member_removed"
+                                                        : "group_left";
+    cJSON_AddStringToObject(o, "type", type);
+    cJSON_AddStringToObject(o, "by", sc_username(c->core));
+    if (user) cJSON_AddStringToObject(o, "member", user);
     cJSON_AddStringToObject(o, "action", action);
     cJSON_AddStringToObject(o, "group", name);
     if (user) cJSON_AddStringToObject(o, "user", user);
@@ -20,6 +27,12 @@ static void report(struct cli *c, const char *action, const char *name, const ch
     cJSON_AddItemToObject(o, "members", arr);
     cJSON_AddNumberToObject(o, "undelivered", failed);
     cli_emit(c, o);
+    return;
+  }
+  if (strcmp(action, "left") == 0) {
+    size_t told = n >= failed ? n - failed : 0;
+    printf("You left the group %s; %zu member%s told%s.\n", name, told, told == 1 ? " was" : "s were",
+           failed ? " (see the warnings for the others)" : "");
     return;
   }
   printf("Group %s: %s%s%s. Members:", name, action, user ? " " : "", user ? user : "");
@@ -40,6 +53,24 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
   argv += optind;
   if (argc < 2) return cli_usage(c, cmd, "expected a subcommand and a group NAME");
   sub = argv[0];
+  if (strcmp(sub, "leave") == 0) {
+    /* group leave NAME: group remove NAME <yourself>. */
+    if (argc != 2) return cli_usage(c, cmd, "wrong number of arguments for 'group leave'");
+    if (!sc_group_name_ok(argv[1]))
+      return cli_usage(c, cmd, "'%s' is not a group name: 1-64 of A-Z a-z 0-9 _ . -", argv[1]);
+    char me[SC_USER_MAX + 1]; /* a copy: the core may reload its account meanwhile */
+    if (cli_open(c)) return CLI_FAIL;
+    if (!(g = calloc(1, sizeof *g))) return cli_error(c, "nomem", "out of memory");
+    snprintf(me, sizeof me, "%s", sc_username(c->core));
+    flags = c->yes ? SC_SEND_ACCEPT_KEY_CHANGE : 0;
+    if ((rc = sc_group_get(g, c->core, argv[1])) == 0 && (rc = sc_group_remove(&sent, c->core, argv[1], me, flags)) == 0) {
+      for (k = 0; k < g->n_members; k++)
+        if (strcmp(g->members[k], me) != 0) list[nl++] = g->members[k];
+      report(c, "left", g->name, list, nl, NULL, sent.undelivered);
+    }
+    free(g);
+    return rc ? cli_fail(c) : CLI_OK;
+  }
   if (!sc_group_name_ok(argv[1])) return cli_usage(c, cmd, "'%s' is not a group name: 1-64 of A-Z a-z 0-9 _ . -", argv[1]);
   n = strcmp(sub, "create") == 0 ? -2 : strcmp(sub, "send") == 0 ? -3 : (!strcmp(sub, "add") || !strcmp(sub, "remove")) ? 3 : 0;
   if (n == 0) return cli_usage(c, cmd, "unknown subcommand '%s'", sub);
@@ -69,24 +100,11 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
       report(c, "created", argv[1], list, nl, NULL, sent.undelivered);
     }
   } else if (n == -3) {
-    char *text = malloc(SC_MAX_TEXT + 1);
-    size_t len = 0, l;
-    if (!text) {
+    char *text = NULL;
+    size_t len = 0;
+    if (cli_read_text(c, argc - 2, argv + 2, &text, &len)) {
       free(g);
-      return cli_error(c, "nomem", "out of memory");
-    }
-    for (i = 2; i < argc; i++) {
-      l = strlen(argv[i]);
-      if (len + l + 1 > SC_MAX_TEXT) break;
-      if (i > 2) text[len++] = ' ';
-      memcpy(text + len, argv[i], l);
-      len += l;
-    }
-    text[len] = 0;
-    if (i < argc) {
-      free(text);
-      free(g);
-      return cli_error(c, "too_large", "the message is longer than %d bytes", SC_MAX_TEXT);
+      return CLI_FAIL;
     }
     rc = sc_group_send(&sent, c->core, argv[1], text, len, flags);
     if (rc == 0 || rc == SC_ERR_UNDELIVERED) {
@@ -125,17 +143,23 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
 
 const struct cli_cmd cmd_group = {
     "group", "create a group, send to it, add or remove members",
-    "group create NAME USER... | group send NAME TEXT... | group add NAME USER | group remove NAME USER",
+    "group create NAME USER... | group send NAME TEXT... | group add NAME USER | group remove NAME USER | "
+    "group leave NAME",
     "Groups use Sender Keys: one encryption per message, whatever the size of the\n"
     "group. The server never learns who is in a group: membership changes travel\n"
     "end to end, inside the pairwise sessions between members, and only current\n"
     "members may change it.\n\n"
     "  group create NAME USER...  a new group of you and USERs\n"
-    "  group send NAME TEXT...    a message to every member\n"
+    "  group send NAME TEXT...    a message to every member (TEXT '-' reads\n"
+    "                             standard input)\n"
     "  group add NAME USER        add USER (they cannot read earlier messages)\n"
     "  group remove NAME USER     remove USER; every member then switches to a\n"
-    "                             fresh sender key, so USER cannot read what follows.\n"
-    "                             Removing yourself leaves the group.\n\n"
+    "                             fresh sender key, so USER cannot read what follows\n"
+    "  group leave NAME           leave the group: the others are told and switch\n"
+    "                             to fresh sender keys; your copy is deleted (the\n"
+    "                             same as removing yourself)\n\n"
+    "create and add first ask the server whether each USER exists: an unknown\n"
+    "name is refused and nothing is stored or sent.\n\n"
     "NAME is local to you (1-64 of A-Z a-z 0-9 _ . -); members see the name the\n"
     "creator chose.\n\n"
     "options:\n"

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -30,6 +31,14 @@ static void count_sink(void *ud, const struct sc_event *ev) {
   cli_sink(k->c, ev);
 }
 
+/* 1 when nobody can read stdout any more: the reading end of a pipe was
+ * closed ('sotto receive --follow | head -1' after its line). A --follow
+ * with nothing new to print would otherwise never find out. */
+static int stdout_gone(void) {
+  struct pollfd p = {STDOUT_FILENO, 0, 0};
+  return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0;
+}
+
 /* Without --follow: until the server's queue is drained (and every ACK
  * answered) or the deadline. With --follow: until a signal; the core
  * reconnects with back-off after a lost connection. Every failure is the
@@ -40,6 +49,9 @@ static int loop(struct cli *c, int follow, int64_t deadline, unsigned *count) {
   for (;;) {
     int wait = FOLLOW_POLL_MS;
     if (stop) return CLI_OK;
+    /* Nobody reads any more ('sotto receive | head -1'): stop; what was not
+     * shown waits in the unshown list for the next receive. */
+    if (c->out_closed || (follow && stdout_gone())) return CLI_OUTPUT;
     if (!follow) {
       int64_t left = deadline - sc_monotonic_ms();
       if (left <= 0)
@@ -52,7 +64,7 @@ static int loop(struct cli *c, int follow, int64_t deadline, unsigned *count) {
       (void)sc_set_option(c->core, SC_OPT_REQUEST_TIMEOUT_MS, left < 100 ? 100 : left < 15000 ? left : 15000);
     }
     rc = sc_link_step(c->core, wait);
-    if (rc < 0) return cli_fail(c);
+    if (rc < 0) return c->out_closed ? CLI_OUTPUT : cli_fail(c);
     *count += (unsigned)rc;
     if (!follow && sc_link_drained(c->core)) return CLI_OK;
     /* --follow: a quiet moment sums up what could not be decrypted. */
@@ -94,6 +106,7 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
   sc_set_sink(c->core, count_sink, &k);
   /* Whatever a crash left committed but unshown comes first. */
   if (sc_flush_unshown(c->core)) return cli_fail(c);
+  if (c->out_closed) return CLI_OUTPUT;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, NULL);
@@ -117,6 +130,7 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
   rc = loop(c, follow, deadline, &frames);
   /* What was counted but not summed up yet is summed up at the end. */
   if (sc_summarise(c->core) && rc == CLI_OK) rc = cli_fail(c);
+  if (c->out_closed && rc == CLI_OK) rc = CLI_OUTPUT;
   sc_disconnect(c->core);
   if (rc == CLI_OK && !follow && !c->json && k.shown == 0) printf("No new messages.\n");
   return rc;
@@ -128,7 +142,11 @@ const struct cli_cmd cmd_receive = {
     "acknowledges it so the server deletes it. Each message is committed to the\n"
     "local store before it is shown and acknowledged afterwards, so a crash never\n"
     "loses or repeats one. Identity key changes and group changes are shown as\n"
-    "lines starting with '!' and '*'. When many messages from one sender cannot be\n"
+    "lines marked '!' and '*'. Every message and notice starts with a header line\n"
+    "'[LOCAL TIME] ...' (the sender's time; the server's too when they differ by\n"
+    "more than 5 minutes); its further lines are indented by four spaces, and\n"
+    "control characters are shown as U+FFFD, so no text can pass for another\n"
+    "line. When many messages from one sender cannot be\n"
     "decrypted, the first few are shown and the rest summed up in one line. A\n"
     "malformed envelope from the server is reported, acknowledged and skipped.\n\n"
     "options:\n"
@@ -137,5 +155,8 @@ const struct cli_cmd cmd_receive = {
     "  --timeout SEC  without --follow: the longest the whole receive may take\n"
     "                 (default 15); what the server has not sent by then stays\n"
     "                 queued there for the next receive\n"
-    "  --help         this text\n",
+    "  --help         this text\n\n"
+    "exit status: 0 done, 1 failure, 2 usage error, 3 standard output was closed\n"
+    "(e.g. 'sotto receive | head -1'; --follow notices it within a second): the\n"
+    "rest is kept and shown by the next receive.\n",
     run};

@@ -6,10 +6,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "utf8.h"
 
-/* TEXT from the arguments (joined by spaces) or, for "-", from stdin (one
- * trailing newline dropped). *out is malloc'd. */
-static int read_text(struct cli *c, int argc, char **argv, char **out, size_t *len) {
+int cli_read_text(struct cli *c, int argc, char **argv, char **out, size_t *len) {
   size_t n = 0, cap = CLI_MAX_TEXT + 2;
   char *t = malloc(cap);
   int i;
@@ -41,10 +40,28 @@ static int read_text(struct cli *c, int argc, char **argv, char **out, size_t *l
     free(t);
     return cli_error(c, "empty", "the message is empty; nothing was sent");
   }
+  if (cli_text_ok(c, t, n)) {
+    free(t);
+    return CLI_FAIL;
+  }
   t[n] = 0;
   *out = t;
   *len = n;
   return CLI_OK;
+}
+
+int cli_text_ok(struct cli *c, const char *t, size_t n) {
+  size_t i;
+  if (utf8_valid(t, n)) return CLI_OK;
+#ifdef SOTTO_TEST_HOOKS
+  /* test_output.sh: a modified client that sends any bytes. */
+  if (getenv("SOTTO_TEST_RAW_TEXT") && *getenv("SOTTO_TEST_RAW_TEXT")) return CLI_OK;
+#endif
+  for (i = 0; i < n && t[i]; i++) {
+  }
+  if (i < n) return cli_error(c, "invalid_text", "the message holds a NUL byte (at byte %zu); nothing was sent", i);
+  return cli_error(c, "invalid_text",
+                   "the message is not valid UTF-8; nothing was sent: convert it first (e.g. iconv -t UTF-8)");
 }
 
 /* A changed key is asked about on a terminal (not with --json or without
@@ -66,7 +83,7 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
   if (argc - optind < 2) return cli_usage(c, cmd, "expected USERNAME and TEXT");
   user = argv[optind];
   if (!cli_username_ok(user)) return cli_usage(c, cmd, "'%s' is not a valid username", user);
-  if (read_text(c, argc - optind - 1, argv + optind + 1, &text, &len)) return CLI_FAIL;
+  if (cli_read_text(c, argc - optind - 1, argv + optind + 1, &text, &len)) return CLI_FAIL;
   if (cli_open(c) || (strcmp(user, sc_username(c->core)) == 0 &&
                       cli_error(c, "usage", "you cannot send to yourself ('%s')", user))) {
     free(text);

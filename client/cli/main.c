@@ -45,7 +45,12 @@ static void usage(FILE *out) {
           "  SOTTO_RECOVERY_KEY       the backup file's recovery key for 'restore'\n"
           "  SOTTO_RECOVERY_CODE      the account's recovery code for 'register --recover'\n"
           "                    (each is read once, then wiped and removed like SOTTO_PASSPHRASE)\n"
-          "  XDG_DATA_HOME     base of the default home directory\n");
+          "  XDG_DATA_HOME     base of the default home directory\n"
+          "\nexit status:\n"
+          "  0  success\n"
+          "  1  failure (one line on stderr says what and what to do)\n"
+          "  2  usage error\n"
+          "  3  standard output closed or not writable (sotto receive | head -1)\n");
 }
 
 /* Core dumps would carry the unlocked keys: none, ever. The sanitizer
@@ -174,5 +179,8 @@ int main(int argc, char **argv) {
   sc_set_sink(c.core, cli_sink, &c);
   rc = commands[i]->run(&c, commands[i], argc - optind, argv + optind);
   sc_client_free(c.core);
+  /* A closed or full standard output is its own status, not a crash (no
+   * SIGPIPE: ignored above) and not a success. */
+  if ((fflush(stdout) != 0 || ferror(stdout) || c.out_closed) && rc == CLI_OK) rc = CLI_OUTPUT;
   return rc;
 }

@@ -36,7 +36,8 @@ const char *sc_event_name(int kind) {
     case SC_EV_GROUP_ADDED:
     case SC_EV_GROUP_REMOVED:
     case SC_EV_GROUP_LEFT_US:
-    case SC_EV_GROUP_NOT_MEMBER: return "group";
+    case SC_EV_GROUP_NOT_MEMBER:
+    case SC_EV_GROUP_MEMBER_KEY: return "group";
     case SC_EV_HELD:
     case SC_EV_HELD_DROPPED:
     case SC_EV_KEY_HELD_WARNING: return "held";
@@ -68,7 +69,7 @@ const char *sc_event_type(const struct sc_event *ev) {
 
 int sc_event_is_group_notice(int kind) {
   return kind == SC_EV_GROUP_JOINED || kind == SC_EV_GROUP_ADDED || kind == SC_EV_GROUP_REMOVED ||
-         kind == SC_EV_GROUP_LEFT_US || kind == SC_EV_GROUP_NOT_MEMBER;
+         kind == SC_EV_GROUP_LEFT_US || kind == SC_EV_GROUP_NOT_MEMBER || kind == SC_EV_GROUP_MEMBER_KEY;
 }
 
 /* snprintf that keeps count of what was needed. */
@@ -114,7 +115,16 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
       put(&o, ")");
       break;
     case SC_EV_GROUP_ADDED: put(&o, "%s added %s to the group %s", p, s, g); break;
-    case SC_EV_GROUP_REMOVED: put(&o, "%s removed %s from the group %s", p, s, g); break;
+    case SC_EV_GROUP_REMOVED:
+      if (strcmp(p, s) == 0) put(&o, "%s left the group %s", p, g);
+      else put(&o, "%s removed %s from the group %s", p, s, g);
+      break;
+    case SC_EV_GROUP_MEMBER_KEY:
+      put(&o,
+          "%s, a member of the group %s, wrote from a new identity key (a new safety number); it is held, "
+          "not trusted: compare 'sotto safety-number %s'",
+          p, g, p);
+      break;
     case SC_EV_GROUP_LEFT_US: put(&o, "%s removed you from the group %s", p, g); break;
     case SC_EV_GROUP_NOT_MEMBER: put(&o, "ignored a change to %s from %s, who is not a member", g, p); break;
     case SC_EV_HELD:

@@ -236,6 +236,36 @@ static int trusted_cb(void *ud, const uint8_t identity[32]) {
   return client_identity_check(ud, identity) == IDENTITY_TRUSTED;
 }
 
+/* The groups sender is in (local names), for SC_EV_GROUP_MEMBER_KEY. */
+struct member_of {
+  const char *user;
+  size_t n;
+  char names[MAX_GROUPS_TRIED][GROUP_NAME_MAX + 1];
+};
+
+static int member_of_cb(void *ud, const struct grp *g) {
+  struct member_of *m = ud;
+  if (m->n < MAX_GROUPS_TRIED && grp_has(g->members, g->n, m->user))
+    snprintf(m->names[m->n++], GROUP_NAME_MAX + 1, "%s", g->name);
+  return 0;
+}
+
+/* A new identity key under sender's name (inside the open transaction):
+ * said in every group they are in, so a group's own history shows that one
+ * of its members wrote from an unaccepted key. */
+static int member_key_events(struct sc_client *c, const char *sender) {
+  struct member_of *m = calloc(1, sizeof *m);
+  size_t i;
+  int rc;
+  if (!m) return STORE_E_IO;
+  m->user = sender;
+  rc = grp_each(c->st, member_of_cb, m);
+  for (i = 0; i < m->n && rc == 0; i++)
+    rc = log_event(c, SC_EV_GROUP_MEMBER_KEY, SC_R_NONE, sender, m->names[i], NULL, NULL, 0, 0);
+  free(m);
+  return rc < 0 ? rc : 0;
+}
+
 /* The event that a message is held (its text when it is one). */
 static int held_event(struct sc_client *c, const char *sender, int reason, const struct content *ct) {
   struct msg *m = calloc(1, sizeof *m);
@@ -278,7 +308,7 @@ static int quarantine(struct sc_client *c, uint64_t sid, const char *sender, con
   uint8_t idk[SOTTO_PUBKEY_LEN], *pt = malloc(len ? len : 1);
   char hn[HELD_NAME_LEN];
   size_t n = 0;
-  int rc, drc, reason;
+  int rc, drc, reason, new_key;
 
   rec_wr_init(&w, SOTTO_SRV_MAX_MESSAGE + 256);
   if (!ct || !pt || sotto_session_new(&tmp)) {
@@ -326,11 +356,12 @@ static int quarantine(struct sc_client *c, uint64_t sid, const char *sender, con
   else
     reason = SC_R_HELD_OTHER;
   /* The pending key is what safety-number shows and trust/verify accept. */
+  new_key = !from_held && (!who.has_pending || sodium_memcmp(who.pending_key, idk, sizeof idk) != 0);
   memcpy(who.pending_key, idk, sizeof idk);
   who.has_pending = 1;
   if (!from_held) who.n_held++;
   if ((rc = store_put(c->st, hn, w.p, w.len)) || (rc = contact_save(c->st, &who)) ||
-      (!from_held && (rc = held_event(c, sender, reason, ct))) ||
+      (!from_held && (rc = held_event(c, sender, reason, ct))) || (new_key && (rc = member_key_events(c, sender))) ||
       (rc = msglog_mark_seen(c->st, sid, 0)) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
     goto fail;
   goto out;

@@ -40,6 +40,44 @@ static void not_delivered(struct sc_client *c, const char *user) {
   sc__emit(c, &ev);
 }
 
+/* A text must be valid UTF-8 without NUL: what the recipient's front ends
+ * show and what their --json carries stays exact (docs/client.md, "Safe
+ * output"). Returns 0, or the failure with the offset of the first bad byte. */
+static int text_ok(struct sc_client *c, const char *t, size_t n) {
+  const unsigned char *s = (const unsigned char *)t;
+  size_t i = 0, len, k;
+#ifdef SOTTO_TEST_HOOKS
+  /* test_output.sh: a modified client that sends any bytes. */
+  if (getenv("SOTTO_TEST_RAW_TEXT") && *getenv("SOTTO_TEST_RAW_TEXT")) return 0;
+#endif
+  while (i < n) {
+    uint32_t cp, min;
+    if (s[i] == 0) return sc__fail(c, SC_ERR_ARG, "the message holds a NUL byte (at byte %zu); nothing was sent", i);
+    if (s[i] < 0x80) {
+      i++;
+      continue;
+    }
+    if (s[i] >= 0xC2 && s[i] <= 0xDF) len = 2, cp = s[i] & 0x1F, min = 0x80;
+    else if (s[i] >= 0xE0 && s[i] <= 0xEF) len = 3, cp = s[i] & 0x0F, min = 0x800;
+    else if (s[i] >= 0xF0 && s[i] <= 0xF4) len = 4, cp = s[i] & 0x07, min = 0x10000;
+    else len = 0, cp = 0, min = 1;
+    for (k = 1; len && k < len; k++) {
+      if (i + k >= n || (s[i + k] & 0xC0) != 0x80) {
+        len = 0;
+        break;
+      }
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if (len == 0 || cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return sc__fail(c, SC_ERR_ARG,
+                      "the message is not valid UTF-8 (at byte %zu); nothing was sent: convert it to UTF-8 first "
+                      "(e.g. iconv -t UTF-8)",
+                      i);
+    i += len;
+  }
+  return 0;
+}
+
 /* ---- 1:1 ------------------------------------------------------------------------ */
 
 int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, const char *text, size_t len,
@@ -55,6 +93,7 @@ int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, con
   if (len > SC_MAX_TEXT)
     return sc__fail(c, SC_ERR_TOO_LARGE, "the message is longer than %d bytes; split it", SC_MAX_TEXT);
   if (len == 0 || !text) return sc__fail(c, SC_ERR_EMPTY, "the message is empty; nothing was sent");
+  if ((rc = text_ok(c, text, len))) return rc;
   if (c->acct->username[0] && strcmp(user, c->acct->username) == 0)
     return sc__fail(c, SC_ERR_SELF, "you cannot send to yourself ('%s')", user);
   if ((rc = sc__acquire(c, &opened))) return rc;
@@ -179,6 +218,26 @@ static void sent_report(struct sc_sent *out, const struct grp *g, int delivered,
   out->undelivered = (unsigned)failed;
 }
 
+/* Whether each of users has an account on the server (DEVICES: no pre-key
+ * is used up). A name nobody registered must not become a member: whoever
+ * registers it later would be sent every member's sender key. Needs the
+ * link (sc__acquire). */
+static int members_exist(struct sc_client *c, const char *const *users, size_t n) {
+  uint32_t ids[SOTTO_SRV_MAX_DEVICES];
+  size_t i, got;
+  int rc;
+  for (i = 0; i < n; i++) {
+    rc = sotto_net_devices(c->k.net, users[i], ids, SOTTO_SRV_MAX_DEVICES, &got);
+    if (rc == SOTTO_SRV_E_NOT_FOUND || (rc == 0 && got == 0))
+      return sc__fail(c, SC_ERR_UNKNOWN_USER,
+                      "there is no user '%s' on the server (check the spelling): nothing was stored and nobody "
+                      "was told",
+                      users[i]);
+    if (rc) return conn_error(c, &c->k, rc, "looking up the members", users[i]);
+  }
+  return 0;
+}
+
 /* Loads the group and connects (for the calls below). */
 static int group_begin(struct sc_client *c, const char *name, struct grp **g, int *opened) {
   int rc;
@@ -236,6 +295,7 @@ int sc_group_create(struct sc_sent *out, struct sc_client *c, const char *name, 
     free(g);
     return rc;
   }
+  if ((rc = members_exist(c, members, n_members))) goto out;
   memset(g, 0, sizeof *g);
   randombytes_buf(g->gid, GROUP_ID_LEN);
   snprintf(g->name, sizeof g->name, "%s", name);
@@ -279,7 +339,7 @@ int sc_group_add(struct sc_sent *out, struct sc_client *c, const char *name, con
     rc = sc__fail(c, SC_ERR_TOO_LARGE, "%s has %d members, the most sotto allows", g->name, GROUP_MAX_MEMBERS);
     goto out;
   }
-  if ((rc = sc__acquire(c, &opened))) goto out;
+  if ((rc = sc__acquire(c, &opened)) || (rc = members_exist(c, &user, 1))) goto out;
   c->flags = flags;
   g->epoch++;
   grp_list_add(g->members, &g->n, user);
@@ -303,6 +363,7 @@ int sc_group_remove(struct sc_sent *out, struct sc_client *c, const char *name, 
   uint8_t skdm[SOTTO_SKDM_MAX_LEN];
   size_t skdm_len, i;
   struct grp *g, *leaving = NULL;
+  char who[SC_USER_MAX + 1];
   int rc, failed = 0, opened, self;
 
   if (out) memset(out, 0, sizeof *out);
@@ -311,6 +372,9 @@ int sc_group_remove(struct sc_sent *out, struct sc_client *c, const char *name, 
     free(g);
     return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
   }
+  /* A copy: user may be sc_username(c), which a transaction reloads. */
+  snprintf(who, sizeof who, "%s", user);
+  user = who;
   self = strcmp(user, c->acct->username) == 0;
   if ((rc = group_load(c, name, g))) goto out;
   if (!grp_has(g->members, g->n, user)) {
@@ -383,6 +447,7 @@ int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, co
     rc = sc__fail(c, SC_ERR_EMPTY, "the message is empty; nothing was sent");
     goto out;
   }
+  if ((rc = text_ok(c, text, len))) goto out;
   if ((rc = group_load(c, name, g))) goto out;
   if ((rc = sc__acquire(c, &opened))) goto out;
   c->flags = flags;

@@ -345,7 +345,9 @@ struct sc_sent {
 };
 
 /* One text to user over the pairwise session (PQXDH the first time).
- * SC_ERR_KEY_CHANGED_UNCONFIRMED / SC_ERR_IDENTITY_CHANGED: nothing sent. */
+ * SC_ERR_KEY_CHANGED_UNCONFIRMED / SC_ERR_IDENTITY_CHANGED: nothing sent.
+ * A text that is not valid UTF-8 or holds a NUL is refused (SC_ERR_ARG),
+ * here and in sc_group_send. */
 int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, const char *text, size_t len,
                  unsigned flags);
 
@@ -365,6 +367,8 @@ int sc_group_create(struct sc_sent *out, struct sc_client *c, const char *name, 
                     size_t n_members, unsigned flags);
 int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, const char *text, size_t len,
                   unsigned flags);
+/* SC_ERR_UNKNOWN_USER (nothing stored, nothing sent) when a member does
+ * not exist on the server (create and add ask it first). */
 int sc_group_add(struct sc_sent *out, struct sc_client *c, const char *name, const char *user, unsigned flags);
 /* Removing ourselves leaves the group. */
 int sc_group_remove(struct sc_sent *out, struct sc_client *c, const char *name, const char *user, unsigned flags);
@@ -407,7 +411,7 @@ enum sc_event_kind {
   SC_EV_SENT,              /* a text we sent (history; to peer, or to group) */
   SC_EV_GROUP_JOINED,      /* peer added us to group (members) */
   SC_EV_GROUP_ADDED,       /* peer added subject to group */
-  SC_EV_GROUP_REMOVED,     /* peer removed subject from group */
+  SC_EV_GROUP_REMOVED,     /* peer removed subject from group (peer == subject: they left) */
   SC_EV_GROUP_LEFT_US,     /* peer removed us from group (the group is gone) */
   SC_EV_GROUP_NOT_MEMBER,  /* a change to group from peer, who is not a member: ignored */
   SC_EV_HELD,              /* a message from a new, unverified key of peer is held (text if it was a text) */
@@ -428,9 +432,11 @@ enum sc_event_kind {
   SC_EV_DRAINED,           /* the server's queue is empty and every ack answered */
   SC_EV_NOTICE,            /* an older store's history row: text is its sentence as stored, reason its old code */
   SC_EV_BAD_FRAME,         /* the server sent a frame that does not parse (count = frame type, detail = why) */
-  SC_EV_DEVICE_CHANGE      /* this account's device list on the server changed since the last connection:
+  SC_EV_DEVICE_CHANGE,     /* this account's device list on the server changed since the last connection:
                               count devices added, total removed, detail lists them ("added 2; removed 3");
                               concerns this account, so peer is "" */
+  SC_EV_GROUP_MEMBER_KEY   /* a message under the name of peer, a member of group, came from a new identity
+                              key (held: see SC_EV_HELD); one per group peer is in, logged in that group */
 };
 
 /* Why (SC_EV_UNREADABLE, SC_EV_NOT_DELIVERED, SC_EV_HELD, SC_EV_KEY_CHANGED). */

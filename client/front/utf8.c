@@ -77,7 +77,53 @@ int utf8_valid(const char *s, size_t n) {
 int utf8_unsafe(uint32_t cp) {
   return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) ||
          (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029 || cp == 0x200E || cp == 0x200F ||
-         cp == 0x061C;
+         cp == 0x061C || cp == 0xFEFF || (cp >= 0xFFF9 && cp <= 0xFFFB);
+}
+
+/* Appends b[0..l) if it fits with the NUL; 0 if it does not. */
+static int put(char *out, size_t cap, size_t *w, const char *b, size_t l) {
+  if (l >= cap - *w) return 0;
+  memcpy(out + *w, b, l);
+  *w += l;
+  return 1;
+}
+
+size_t utf8_display(char *out, size_t cap, const char *s, size_t n, const char *indent) {
+  size_t off = 0, w = 0, l, il = strlen(indent);
+  uint32_t cp;
+  char enc[4];
+  if (cap == 0) return 0;
+  while (off < n) {
+    l = utf8_decode(s + off, n - off, &cp);
+    off += l ? l : 1;
+    if (cp == '\r' && off < n && s[off] == '\n') continue; /* CR LF: one break */
+    if (cp == '\n') {
+      if (1 + il >= cap - w) break; /* the break and its indent, or neither */
+      put(out, cap, &w, "\n", 1);
+      put(out, cap, &w, indent, il);
+      continue;
+    }
+    if (cp == '\t') cp = ' ';
+    else if (utf8_unsafe(cp)) cp = UTF8_REPLACEMENT;
+    if (!put(out, cap, &w, enc, utf8_encode(cp, enc))) break;
+  }
+  out[w] = 0;
+  return w;
+}
+
+size_t utf8_repair(char *out, size_t cap, const char *s, size_t n) {
+  size_t off = 0, w = 0, l;
+  uint32_t cp;
+  char enc[4];
+  if (cap == 0) return 0;
+  while (off < n) {
+    l = utf8_decode(s + off, n - off, &cp);
+    off += l ? l : 1;
+    if (cp == 0) cp = UTF8_REPLACEMENT;
+    if (!put(out, cap, &w, enc, utf8_encode(cp, enc))) break;
+  }
+  out[w] = 0;
+  return w;
 }
 
 size_t utf8_sanitize(char *out, size_t cap, const char *s, size_t n, int keep_newlines) {

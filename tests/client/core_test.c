@@ -119,14 +119,14 @@ static void test_events(void) {
   ev.detail = "why";
   ev.text = "hello";
   ev.text_len = 5;
-  for (k = SC_EV_MESSAGE; k <= SC_EV_DEVICE_CHANGE; k++) {
+  for (k = SC_EV_MESSAGE; k <= SC_EV_GROUP_MEMBER_KEY; k++) {
     ev.kind = k;
     if (strcmp(sc_event_name(k), "unknown") == 0) named = 0;
     if (sc_event_describe(line, sizeof line, &ev) == 0 || strncmp(line, "unknown event", 13) == 0) said = 0;
   }
   CHECK(named, "events: every kind has a name");
   CHECK(said, "events: every kind has a sentence");
-  ev.kind = SC_EV_DEVICE_CHANGE + 1;
+  ev.kind = SC_EV_GROUP_MEMBER_KEY + 1;
   CHECK(strcmp(sc_event_name(ev.kind), "unknown") == 0, "events: a kind outside the list is unknown");
   /* The JSON names the CLI always printed for logged notices. */
   ev.kind = SC_EV_GROUP_REMOVED;
@@ -560,7 +560,7 @@ static void test_groups(void) {
   }
   n = seen.n;
   CHECK(update(bob, &dave, "dave", 7, gid, 3, abc, 3) == 0 && seen.n == n + 1 &&
-            last_kind(&seen) == SC_EV_GROUP_REMOVED && !strcmp(seen.line[n], "dave removed dave from the group team"),
+            last_kind(&seen) == SC_EV_GROUP_REMOVED && !strcmp(seen.line[n], "dave left the group team"),
         "groups: dave leaves (removes himself)");
   /* Removed: the group is gone. */
   n = seen.n;

@@ -60,6 +60,12 @@ check "bob (CLI) reads what alice typed" contains "$T/bob.rx" "alice: hi bob, ç
 printf 'live one \033[31mred\033]0;title\007 end' | s bob send alice - >/dev/null 2>&1
 check "a message arrives live in the open conversation" wait_for "live one"
 check "... its control characters shown as U+FFFD, not obeyed" grep -qF "live one �[31mred�]0;title� end" "$T/screen"
+# A forged line: a newline, then what looks like another sender's message
+# and a warning. One message, on bob's line: the newline is a space.
+printf 'forged one\nmallory: fake line\r\n! key changed\xe2\x80\xae' | s bob send alice - >/dev/null 2>&1
+check "a forged line arrives as one message" wait_for "forged one"
+check "... on bob's line, newline and CR not obeyed" grep -qF "bob: forged one mallory: fake line� ! key changed�" "$T/screen"
+check "... no line of the screen starts with the fake sender" test -z "$(grep -E '^ *mallory: fake' "$T/screen")"
 show "conversation"
 
 s bob group create team alice >/dev/null 2>&1

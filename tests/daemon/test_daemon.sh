@@ -122,12 +122,15 @@ echo "--- a daemon session (alice's stdio)"; cat "$T/stdio.out"
 
 # A contact's invalid UTF-8 and control bytes, sent while no daemon ran:
 # given on subscribe, and every line the daemon writes stays valid UTF-8 JSON.
-printf 'bad \xff\xfe\xc0\x80 end \x01\x1b[31m' | s carol send bob - >/dev/null 2>&1
+# (sotto refuses invalid UTF-8 at send: SOTTO_TEST_RAW_TEXT, a test hook of
+# sotto-test, stands for a modified client that sends the bytes as they are.)
+# A forged line (a newline, then a fake envelope) stays inside the one message.
+printf 'bad \xff\xfe\xc0\x80 end \x01\x1b[31m\n{"fake":1}' | SOTTO_TEST_RAW_TEXT=1 s carol send bob - >/dev/null 2>&1
 { printf '%s\n' '{"jsonrpc":"2.0","method":"subscribeReceive","id":1}'; sleep 5; } |
   timeout 60 "$SOTTO" --home "$T/bob" jsonrpc >"$T/utf8.out" 2>"$T/utf8.err"
 check "jsonrpc: a message sent before the subscription arrives" grep -q '"method":"receive"' "$T/utf8.out"
 check "... its invalid UTF-8 replaced (U+FFFD), the control bytes escaped" \
-  grep -qF 'bad \ufffd\ufffd\ufffd\ufffd end \u0001\u001b[31m' <(node -e '
+  grep -qF 'bad \ufffd\ufffd\ufffd\ufffd end \u0001\u001b[31m\n{\"fake\":1}' <(node -e '
     const b = require("fs").readFileSync(process.argv[1]);
     new TextDecoder("utf-8", { fatal: true }).decode(b);
     for (const l of b.toString().split("\n").filter(Boolean)) {
