@@ -324,11 +324,12 @@ static int state_replay(struct kt_state *s, const uint8_t *u, size_t len, const 
   uint64_t ts;
   uint32_t count;
   int rc;
-  if (!u || !h) return SOTTO_ERR_USAGE;
+  if ((!u && len) || !h) return SOTTO_ERR_USAGE;
+  /* Cheap checks first: the update's shape, then the signature. */
+  if ((rc = update_parse(&ts, &count, &e, u, len)) != 0) return rc;
   if ((rc = sotto_kt_head_verify(h, &s->id)) != 0) return rc;
   if (h->tree_size != sotto_kt_log_size(s->log) + 1) return SOTTO_ERR_KT_FORK;
   if (sotto_kt_log_size(s->log) > 0 && h->timestamp_ms < s->head.timestamp_ms) return SOTTO_ERR_KT_FORK;
-  if ((rc = update_parse(&ts, &count, &e, u, len)) != 0) return rc;
   if ((rc = state_apply(s, ts, count, e, h->root, root)) != 0) return rc;
   s->head = *h;
   return 0;
