@@ -50,6 +50,7 @@ extern "C" {
 #define SOTTO_KT_HEAD_LEN 112      /* u64 size || u64 timestamp_ms || root(32) || sig(64) */
 #define SOTTO_KT_COSIG_LEN 80      /* key_id(8) || u64 time || sig(64) */
 #define SOTTO_KT_KEY_ID_LEN 8
+#define SOTTO_KT_ENTRY_LEN 64      /* search key(32) || commitment(32) */
 
 /* Limits on anything a peer can send. */
 #define SOTTO_KT_MAX_LABEL_LEN 255
@@ -215,6 +216,15 @@ void sotto_kt_dir_log_id(struct sotto_kt_log_id *id, const struct sotto_kt_dir *
 SOTTO_WUR int sotto_kt_dir_add(struct sotto_kt_dir *d, uint8_t opening[SOTTO_KT_OPENING_LEN],
                                const uint8_t *label, size_t label_len, uint32_t version,
                                const uint8_t *value, size_t value_len);
+/* sotto_kt_dir_add in two steps, so that the expensive part (one VRF
+ * evaluation, about 0.1 ms) runs on any thread: _prepare only reads the
+ * directory's keys and may run concurrently with itself (not with _free);
+ * _add_prepared stages the entry (one thread at a time, as every other
+ * call on the directory). */
+SOTTO_WUR int sotto_kt_dir_prepare(uint8_t entry[SOTTO_KT_ENTRY_LEN], uint8_t opening[SOTTO_KT_OPENING_LEN],
+                                   const struct sotto_kt_dir *d, const uint8_t *label, size_t label_len,
+                                   uint32_t version, const uint8_t *value, size_t value_len);
+SOTTO_WUR int sotto_kt_dir_add_prepared(struct sotto_kt_dir *d, const uint8_t entry[SOTTO_KT_ENTRY_LEN]);
 /* Closes the staged label-versions into one log entry: writes the signed
  * head and the update bytes (sotto_kt_update_len(staged) bytes) that
  * witnesses replay. On failure nothing changes. */

@@ -389,7 +389,8 @@ struct kc {
 
 struct sotto_kt_dir {
   struct kt_state s;
-  uint8_t *secret; /* sodium_malloc: Ed25519 sk (64) || VRF sk (32) */
+  uint8_t *sig_sk;             /* sodium_malloc: Ed25519 secret key (64) */
+  struct sotto__vrf_key *vrf; /* sodium_malloc */
   struct kc *staged;
   size_t nstaged, cstaged;
 };
@@ -401,25 +402,30 @@ int sotto_kt_dir_new(struct sotto_kt_dir **out, const uint8_t sig_seed[32], cons
   *out = NULL;
   if ((rc = sotto__crypto_init()) != 0) return rc;
   if ((d = calloc(1, sizeof *d)) == NULL) return SOTTO_ERR_NOMEM;
-  if ((d->secret = sodium_malloc(96)) == NULL) {
-    free(d);
-    return SOTTO_ERR_NOMEM;
+  d->sig_sk = sodium_malloc(64);
+  d->vrf = sodium_malloc(sizeof *d->vrf);
+  if (!d->sig_sk || !d->vrf) {
+    rc = SOTTO_ERR_NOMEM;
+    goto fail;
   }
-  crypto_sign_seed_keypair(d->s.id.sig_pk, d->secret, sig_seed);
-  memcpy(d->secret + 64, vrf_sk, 32);
-  if ((rc = sotto_kt_vrf_public_key(d->s.id.vrf_pk, vrf_sk)) != 0 || (rc = state_init(&d->s)) != 0) {
-    sodium_free(d->secret);
-    free(d);
-    return rc;
-  }
+  crypto_sign_seed_keypair(d->s.id.sig_pk, d->sig_sk, sig_seed);
+  if ((rc = sotto__kt_vrf_key_init(d->vrf, vrf_sk)) != 0) goto fail;
+  memcpy(d->s.id.vrf_pk, d->vrf->y, 32);
+  if ((rc = state_init(&d->s)) != 0) goto fail;
   *out = d;
   return 0;
+fail:
+  if (d->sig_sk) sodium_free(d->sig_sk);
+  if (d->vrf) sodium_free(d->vrf);
+  free(d);
+  return rc;
 }
 
 void sotto_kt_dir_free(struct sotto_kt_dir *d) {
   if (!d) return;
   state_clear(&d->s);
-  sodium_free(d->secret);
+  sodium_free(d->sig_sk);
+  sodium_free(d->vrf);
   free(d->staged);
   free(d);
 }
@@ -451,20 +457,37 @@ int sotto__kt_dir_add_key(struct sotto_kt_dir *d, const uint8_t key[32], const u
   return 0;
 }
 
-int sotto_kt_dir_add(struct sotto_kt_dir *d, uint8_t opening[16], const uint8_t *label, size_t label_len,
-                     uint32_t version, const uint8_t *value, size_t value_len) {
+int sotto_kt_dir_prepare(uint8_t entry[SOTTO_KT_ENTRY_LEN], uint8_t opening[16], const struct sotto_kt_dir *d,
+                         const uint8_t *label, size_t label_len, uint32_t version, const uint8_t *value,
+                         size_t value_len) {
   uint8_t alpha[SOTTO_KT_MAX_LABEL_LEN + 5], beta[64], c[32], op[16];
   size_t an;
   int rc;
-  if (!d || !opening || (!label && label_len) || (!value && value_len)) return SOTTO_ERR_USAGE;
+  if (!entry || !d || !opening || (!label && label_len) || (!value && value_len)) return SOTTO_ERR_USAGE;
   if (label_len > SOTTO_KT_MAX_LABEL_LEN || value_len > SOTTO_KT_MAX_VALUE_LEN ||
       version > SOTTO_KT_MAX_VERSION)
     return SOTTO_ERR_USAGE;
   an = sotto__kt_vrf_input(alpha, label, label_len, version);
-  if ((rc = sotto_kt_vrf_hash(beta, d->secret + 64, alpha, an)) != 0) return rc;
+  if ((rc = sotto__kt_vrf_hash_with(beta, d->vrf, alpha, an)) != 0) return rc;
   if ((rc = sotto__random(op, sizeof op)) != 0) return rc;
   if ((rc = sotto_kt_commit(c, op, label, label_len, version, value, value_len)) != 0) return rc;
-  if ((rc = sotto__kt_dir_add_key(d, beta, c)) != 0) return rc;
+  memcpy(entry, beta, 32);
+  memcpy(entry + 32, c, 32);
+  memcpy(opening, op, 16);
+  return 0;
+}
+
+int sotto_kt_dir_add_prepared(struct sotto_kt_dir *d, const uint8_t entry[SOTTO_KT_ENTRY_LEN]) {
+  if (!entry) return SOTTO_ERR_USAGE;
+  return sotto__kt_dir_add_key(d, entry, entry + 32);
+}
+
+int sotto_kt_dir_add(struct sotto_kt_dir *d, uint8_t opening[16], const uint8_t *label, size_t label_len,
+                     uint32_t version, const uint8_t *value, size_t value_len) {
+  uint8_t entry[SOTTO_KT_ENTRY_LEN], op[16];
+  int rc;
+  if ((rc = sotto_kt_dir_prepare(entry, op, d, label, label_len, version, value, value_len)) != 0) return rc;
+  if ((rc = sotto_kt_dir_add_prepared(d, entry)) != 0) return rc;
   memcpy(opening, op, 16);
   return 0;
 }
@@ -496,7 +519,7 @@ int sotto_kt_dir_commit(struct sotto_kt_dir *d, struct sotto_kt_head *head, uint
   h.timestamp_ms = timestamp_ms;
   memcpy(h.root, root, 32);
   head_tbs(tbs, &h, &d->s.id);
-  crypto_sign_detached(h.sig, NULL, tbs, 128, d->secret);
+  crypto_sign_detached(h.sig, NULL, tbs, 128, d->sig_sk);
   d->s.head = h;
   *head = h;
   *update_len = need;
@@ -549,7 +572,7 @@ int sotto_kt_dir_search(uint8_t *out, size_t cap, size_t *out_len, struct sotto_
   for (i = 0; i < n; i++) {
     int want = version != SOTTO_KT_ABSENT && vs[i] <= version;
     an = sotto__kt_vrf_input(alpha, label, label_len, vs[i]);
-    if ((rc = sotto_kt_vrf_prove(pi, d->secret + 64, alpha, an)) != 0) return rc;
+    if ((rc = sotto__kt_vrf_prove_with(pi, d->vrf, alpha, an)) != 0) return rc;
     if ((rc = sotto__kt_vrf_proof_to_hash(beta, pi)) != 0) return rc;
     if (sotto__kt_prefix_has(d->s.prefix, beta) != want) return SOTTO_ERR_USAGE; /* not the greatest version */
     if ((rc = sotto_kt_prefix_prove(pp, sizeof pp, &pl, d->s.prefix, beta)) != 0) return rc;

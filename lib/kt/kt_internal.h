@@ -8,6 +8,8 @@
 
 #include <sotto/kt.h>
 
+#include "crypto/fe25519.h"
+
 /* Log-tree hash framings: KEYTRANS (the flag byte in front of each child:
  * 0x00 leaf, 0x01 interior) and RFC 6962 (0x01 || left || right), the
  * latter only so the RFC 6962 vectors can test the proof logic. */
@@ -54,5 +56,31 @@ size_t sotto__kt_lookup_versions(uint32_t out[SOTTO__KT_MAX_LOOKUPS], uint32_t m
 /* VRF input: u8 len(label) || label || u32 version. */
 size_t sotto__kt_vrf_input(uint8_t out[SOTTO_KT_MAX_LABEL_LEN + 5], const uint8_t *label, size_t label_len,
                            uint32_t version);
+
+/* Variable-time Ed25519 arithmetic for public data only (ed_vt.c). */
+struct sotto__ge {
+  struct sotto__fe X, Y, Z, T;
+};
+void sotto__ge_identity(struct sotto__ge *p);
+SOTTO_WUR int sotto__ge_decode(struct sotto__ge *p, const uint8_t s[32]);
+void sotto__ge_encode(uint8_t s[32], const struct sotto__ge *p);
+void sotto__ge_add(struct sotto__ge *r, const struct sotto__ge *p, const struct sotto__ge *q);
+void sotto__ge_dbl(struct sotto__ge *r, const struct sotto__ge *p);
+void sotto__ge_neg(struct sotto__ge *r, const struct sotto__ge *p);
+int sotto__ge_is_identity(const struct sotto__ge *p);
+void sotto__ge_double_mul(struct sotto__ge *r, const uint8_t a[32], const struct sotto__ge *p, const uint8_t b[32],
+                          const struct sotto__ge *q);
+
+/* An expanded VRF secret key (keep it in guarded memory). */
+struct sotto__vrf_key {
+  uint8_t x[32];      /* secret scalar, reduced */
+  uint8_t prefix[32]; /* nonce key */
+  uint8_t y[32];      /* public key */
+};
+SOTTO_WUR int sotto__kt_vrf_key_init(struct sotto__vrf_key *k, const uint8_t sk[32]);
+SOTTO_WUR int sotto__kt_vrf_prove_with(uint8_t pi[80], const struct sotto__vrf_key *k, const uint8_t *alpha,
+                                       size_t alpha_len);
+SOTTO_WUR int sotto__kt_vrf_hash_with(uint8_t beta[64], const struct sotto__vrf_key *k, const uint8_t *alpha,
+                                      size_t alpha_len);
 
 #endif

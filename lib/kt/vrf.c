@@ -25,21 +25,14 @@
 
 #define SUITE 0x03
 
-/* 8*P by three doublings; add() needs on-curve points only (not the
- * subgroup), as TAI's cofactor clearing requires. -1 if P does not decode. */
-static int times8(uint8_t out[32], const uint8_t p[32]) {
-  uint8_t t[32];
-  if (crypto_core_ed25519_add(t, p, p) != 0) return -1;
-  if (crypto_core_ed25519_add(t, t, t) != 0) return -1;
-  if (crypto_core_ed25519_add(out, t, t) != 0) return -1;
-  return 0;
-}
-
-static int encode_to_curve(uint8_t h_out[32], const uint8_t pk[32], const uint8_t *alpha, size_t alpha_len) {
+/* TAI encode_to_curve, on public data (variable time). */
+static int encode_to_curve(uint8_t h_out[32], struct sotto__ge *hp, const uint8_t pk[32], const uint8_t *alpha,
+                           size_t alpha_len) {
   static const uint8_t front[2] = {SUITE, 0x01};
   unsigned ctr;
   for (ctr = 0; ctr < 256; ctr++) {
     crypto_hash_sha512_state st;
+    struct sotto__ge p;
     uint8_t h[64], tail[2] = {(uint8_t)ctr, 0x00};
     crypto_hash_sha512_init(&st);
     crypto_hash_sha512_update(&st, front, 2);
@@ -47,7 +40,14 @@ static int encode_to_curve(uint8_t h_out[32], const uint8_t pk[32], const uint8_
     if (alpha_len) crypto_hash_sha512_update(&st, alpha, alpha_len);
     crypto_hash_sha512_update(&st, tail, 2);
     crypto_hash_sha512_final(&st, h);
-    if (times8(h_out, h) == 0) return crypto_core_ed25519_is_valid_point(h_out) ? 0 : -1;
+    if (sotto__ge_decode(&p, h) != 0) continue;
+    /* cofactor clearing: 8 * P */
+    sotto__ge_dbl(hp, &p);
+    sotto__ge_dbl(hp, hp);
+    sotto__ge_dbl(hp, hp);
+    if (sotto__ge_is_identity(hp)) return -1;
+    sotto__ge_encode(h_out, hp);
+    return 0;
   }
   return -1;
 }
@@ -72,8 +72,13 @@ static void challenge(uint8_t c[16], const uint8_t y[32], const uint8_t h[32], c
 static int gamma_to_hash(uint8_t beta[64], const uint8_t gamma[32]) {
   static const uint8_t front[2] = {SUITE, 0x03}, back[1] = {0x00};
   crypto_hash_sha512_state st;
+  struct sotto__ge g;
   uint8_t g8[32];
-  if (times8(g8, gamma) != 0) return -1;
+  if (sotto__ge_decode(&g, gamma) != 0) return -1;
+  sotto__ge_dbl(&g, &g);
+  sotto__ge_dbl(&g, &g);
+  sotto__ge_dbl(&g, &g);
+  sotto__ge_encode(g8, &g);
   crypto_hash_sha512_init(&st);
   crypto_hash_sha512_update(&st, front, 2);
   crypto_hash_sha512_update(&st, g8, 32);
@@ -102,6 +107,10 @@ static int expand(uint8_t x[32], uint8_t prefix[32], uint8_t y[32], const uint8_
   return 0;
 }
 
+int sotto__kt_vrf_key_init(struct sotto__vrf_key *k, const uint8_t sk[32]) {
+  return expand(k->x, k->prefix, k->y, sk);
+}
+
 int sotto_kt_vrf_public_key(uint8_t pk[32], const uint8_t sk[32]) {
   uint8_t x[32];
   int rc;
@@ -112,33 +121,29 @@ int sotto_kt_vrf_public_key(uint8_t pk[32], const uint8_t sk[32]) {
   return rc;
 }
 
-int sotto_kt_vrf_prove(uint8_t pi[80], const uint8_t sk[32], const uint8_t *alpha, size_t alpha_len) {
-  uint8_t x[32], prefix[32], y[32], h[32], gamma[32], k[32], u[32], v[32], c32[32] = {0}, cx[32];
-  uint8_t kw[64];
+int sotto__kt_vrf_prove_with(uint8_t pi[80], const struct sotto__vrf_key *key, const uint8_t *alpha,
+                             size_t alpha_len) {
+  uint8_t h[32], gamma[32], k[32], u[32], v[32], c32[32] = {0}, cx[32], kw[64];
+  struct sotto__ge hp;
   crypto_hash_sha512_state st;
   int rc = SOTTO_ERR_INTERNAL;
-  if (!pi || !sk || (!alpha && alpha_len)) return SOTTO_ERR_USAGE;
-  if ((rc = sotto__crypto_init()) != 0) return rc;
-  if ((rc = expand(x, prefix, y, sk)) != 0) return rc;
-  rc = SOTTO_ERR_INTERNAL;
-  if (encode_to_curve(h, y, alpha, alpha_len) != 0) goto out;
-  if (crypto_scalarmult_ed25519_noclamp(gamma, x, h) != 0) goto out;
+  if (encode_to_curve(h, &hp, key->y, alpha, alpha_len) != 0) goto out;
+  /* the secret scalars x and k: libsodium's constant-time multiplications */
+  if (crypto_scalarmult_ed25519_noclamp(gamma, key->x, h) != 0) goto out;
   crypto_hash_sha512_init(&st);
-  crypto_hash_sha512_update(&st, prefix, 32);
+  crypto_hash_sha512_update(&st, key->prefix, 32);
   crypto_hash_sha512_update(&st, h, 32);
   crypto_hash_sha512_final(&st, kw);
   crypto_core_ed25519_scalar_reduce(k, kw);
   if (crypto_scalarmult_ed25519_base_noclamp(u, k) != 0) goto out;
   if (crypto_scalarmult_ed25519_noclamp(v, k, h) != 0) goto out;
-  challenge(c32, y, h, gamma, u, v);
-  crypto_core_ed25519_scalar_mul(cx, c32, x);
+  challenge(c32, key->y, h, gamma, u, v);
+  crypto_core_ed25519_scalar_mul(cx, c32, key->x);
   memcpy(pi, gamma, 32);
   memcpy(pi + 32, c32, 16);
   crypto_core_ed25519_scalar_add(pi + 48, k, cx);
   rc = 0;
 out:
-  sotto__wipe(x, sizeof x);
-  sotto__wipe(prefix, sizeof prefix);
   sotto__wipe(k, sizeof k);
   sotto__wipe(kw, sizeof kw);
   sotto__wipe(cx, sizeof cx);
@@ -147,41 +152,64 @@ out:
   return rc;
 }
 
-int sotto_kt_vrf_hash(uint8_t beta[64], const uint8_t sk[32], const uint8_t *alpha, size_t alpha_len) {
-  uint8_t x[32], y[32], h[32], gamma[32];
+int sotto_kt_vrf_prove(uint8_t pi[80], const uint8_t sk[32], const uint8_t *alpha, size_t alpha_len) {
+  struct sotto__vrf_key k;
   int rc;
-  if (!beta || !sk || (!alpha && alpha_len)) return SOTTO_ERR_USAGE;
+  if (!pi || !sk || (!alpha && alpha_len)) return SOTTO_ERR_USAGE;
   if ((rc = sotto__crypto_init()) != 0) return rc;
-  if ((rc = expand(x, NULL, y, sk)) != 0) return rc;
-  rc = SOTTO_ERR_INTERNAL;
-  if (encode_to_curve(h, y, alpha, alpha_len) == 0 && crypto_scalarmult_ed25519_noclamp(gamma, x, h) == 0 &&
-      gamma_to_hash(beta, gamma) == 0)
-    rc = 0;
-  sotto__wipe(x, sizeof x);
+  if ((rc = expand(k.x, k.prefix, k.y, sk)) == 0) rc = sotto__kt_vrf_prove_with(pi, &k, alpha, alpha_len);
+  sotto__wipe(&k, sizeof k);
   return rc;
 }
 
+int sotto__kt_vrf_hash_with(uint8_t beta[64], const struct sotto__vrf_key *key, const uint8_t *alpha,
+                            size_t alpha_len) {
+  uint8_t h[32], gamma[32];
+  struct sotto__ge hp;
+  if (encode_to_curve(h, &hp, key->y, alpha, alpha_len) != 0) return SOTTO_ERR_INTERNAL;
+  if (crypto_scalarmult_ed25519_noclamp(gamma, key->x, h) != 0) return SOTTO_ERR_INTERNAL;
+  return gamma_to_hash(beta, gamma) == 0 ? 0 : SOTTO_ERR_INTERNAL;
+}
+
+int sotto_kt_vrf_hash(uint8_t beta[64], const uint8_t sk[32], const uint8_t *alpha, size_t alpha_len) {
+  struct sotto__vrf_key k;
+  int rc;
+  if (!beta || !sk || (!alpha && alpha_len)) return SOTTO_ERR_USAGE;
+  if ((rc = sotto__crypto_init()) != 0) return rc;
+  if ((rc = expand(k.x, k.prefix, k.y, sk)) == 0) rc = sotto__kt_vrf_hash_with(beta, &k, alpha, alpha_len);
+  sotto__wipe(&k, sizeof k);
+  return rc;
+}
+
+/* Verification: everything is public, so the variable-time arithmetic. */
 int sotto_kt_vrf_verify(uint8_t beta[64], const uint8_t pk[32], const uint8_t pi[80], const uint8_t *alpha,
                         size_t alpha_len) {
-  uint8_t h[32], c32[32] = {0}, s_wide[64] = {0}, s_red[32], sb[32], cy[32], sh[32], cg[32], u[32], v[32];
-  uint8_t c2[16];
+  uint8_t h[32], c32[32] = {0}, s_wide[64] = {0}, s_red[32], u[32], v[32], c2[16];
+  struct sotto__ge y, ny, g, ng, hp, up, vp;
   int rc;
   if (!beta || !pk || !pi || (!alpha && alpha_len)) return SOTTO_ERR_USAGE;
   memset(beta, 0, 64);
   if ((rc = sotto__crypto_init()) != 0) return rc;
-  if (!crypto_core_ed25519_is_valid_point(pk)) return SOTTO_ERR_INVALID_KEY;
-  /* Decode pi: Gamma a point of the group, s < q. */
-  if (!crypto_core_ed25519_is_valid_point(pi)) return SOTTO_ERR_AUTH;
+  /* validate_key: a point, not of small order */
+  if (sotto__ge_decode(&y, pk) != 0) return SOTTO_ERR_INVALID_KEY;
+  sotto__ge_dbl(&ny, &y);
+  sotto__ge_dbl(&ny, &ny);
+  sotto__ge_dbl(&ny, &ny);
+  if (sotto__ge_is_identity(&ny)) return SOTTO_ERR_INVALID_KEY;
+  /* decode pi: Gamma a point, s < q */
+  if (sotto__ge_decode(&g, pi) != 0) return SOTTO_ERR_AUTH;
   memcpy(s_wide, pi + 48, 32);
   crypto_core_ed25519_scalar_reduce(s_red, s_wide);
   if (sodium_memcmp(s_red, pi + 48, 32) != 0) return SOTTO_ERR_AUTH;
   memcpy(c32, pi + 32, 16);
-  if (encode_to_curve(h, pk, alpha, alpha_len) != 0) return SOTTO_ERR_AUTH;
-  if (crypto_scalarmult_ed25519_base_noclamp(sb, s_red) != 0) return SOTTO_ERR_AUTH;
-  if (crypto_scalarmult_ed25519_noclamp(cy, c32, pk) != 0) return SOTTO_ERR_AUTH;
-  if (crypto_scalarmult_ed25519_noclamp(sh, s_red, h) != 0) return SOTTO_ERR_AUTH;
-  if (crypto_scalarmult_ed25519_noclamp(cg, c32, pi) != 0) return SOTTO_ERR_AUTH;
-  if (crypto_core_ed25519_sub(u, sb, cy) != 0 || crypto_core_ed25519_sub(v, sh, cg) != 0) return SOTTO_ERR_AUTH;
+  if (encode_to_curve(h, &hp, pk, alpha, alpha_len) != 0) return SOTTO_ERR_AUTH;
+  /* U = s*B - c*Y, V = s*H - c*Gamma */
+  sotto__ge_neg(&ny, &y);
+  sotto__ge_neg(&ng, &g);
+  sotto__ge_double_mul(&up, c32, &ny, s_red, NULL);
+  sotto__ge_double_mul(&vp, c32, &ng, s_red, &hp);
+  sotto__ge_encode(u, &up);
+  sotto__ge_encode(v, &vp);
   challenge(c2, pk, h, pi, u, v);
   if (!sotto__ct_eq(c2, pi + 32, 16)) return SOTTO_ERR_AUTH;
   if (gamma_to_hash(beta, pi) != 0) {
