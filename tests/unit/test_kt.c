@@ -25,6 +25,48 @@
 #include "kt/kt_internal.h"
 #include "testutil.h"
 
+/* ---- variable-time group arithmetic against libsodium ------------------------ */
+
+static void test_ed_vt(void) {
+  int i, ok = 1;
+  for (i = 0; i < 64; i++) {
+    uint8_t r[32], a[32], b[32], p[32], ap[32], bb[32], want[32], got[32], enc[32];
+    struct sotto__ge gp, res;
+    crypto_core_ed25519_scalar_random(r);
+    crypto_core_ed25519_scalar_random(a);
+    crypto_core_ed25519_scalar_random(b);
+    if (i == 0) memset(a + 16, 0, 16); /* a 128-bit scalar, as c is */
+    if (crypto_scalarmult_ed25519_base_noclamp(p, r) != 0 || crypto_scalarmult_ed25519_noclamp(ap, a, p) != 0 ||
+        crypto_scalarmult_ed25519_base_noclamp(bb, b) != 0 || crypto_core_ed25519_add(want, ap, bb) != 0) {
+      ok = 0;
+      continue;
+    }
+    if (sotto__ge_decode(&gp, p) != 0) ok = 0;
+    sotto__ge_encode(enc, &gp);
+    if (memcmp(enc, p, 32) != 0) ok = 0;
+    sotto__ge_double_mul(&res, a, &gp, b, NULL);
+    sotto__ge_encode(got, &res);
+    if (memcmp(got, want, 32) != 0) ok = 0;
+  }
+  CHECK(ok);
+  {
+    /* y = p (non-canonical 0) and y = p + 1 do not decode; y = 1 is the identity */
+    uint8_t s[32];
+    struct sotto__ge g;
+    memset(s, 0xff, 32);
+    s[0] = 0xed;
+    s[31] = 0x7f;
+    CHECK(sotto__ge_decode(&g, s) != 0);
+    s[0] = 0xee;
+    CHECK(sotto__ge_decode(&g, s) != 0);
+    memset(s, 0, 32);
+    s[0] = 1;
+    CHECK(sotto__ge_decode(&g, s) == 0 && sotto__ge_is_identity(&g));
+    s[31] = 0x80; /* x = 0 with the sign bit set */
+    CHECK(sotto__ge_decode(&g, s) != 0);
+  }
+}
+
 /* ---- log tree -------------------------------------------------------------- */
 
 static void ref_node(uint8_t out[32], const uint8_t *l, int ll, const uint8_t *r, int rl) {
@@ -485,6 +527,7 @@ out:
 
 int main(void) {
   if (sodium_init() < 0) return 1;
+  test_ed_vt();
   test_log();
   test_prefix();
   test_versions();
