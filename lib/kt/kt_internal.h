@@ -68,6 +68,8 @@ void sotto__ge_add(struct sotto__ge *r, const struct sotto__ge *p, const struct 
 void sotto__ge_dbl(struct sotto__ge *r, const struct sotto__ge *p);
 void sotto__ge_neg(struct sotto__ge *r, const struct sotto__ge *p);
 int sotto__ge_is_identity(const struct sotto__ge *p);
+/* Constant time in a (a secret scalar below 2^253). */
+void sotto__ge_mul_ct(struct sotto__ge *r, const uint8_t a[32], const struct sotto__ge *p);
 void sotto__ge_double_mul(struct sotto__ge *r, const uint8_t a[32], const struct sotto__ge *p, const uint8_t b[32],
                           const struct sotto__ge *q);
 

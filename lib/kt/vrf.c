@@ -10,11 +10,10 @@
  *   verify (5.3): U = s*B - c*Y, V = s*H - c*Gamma, c == challenge(...).
  *   proof_to_hash (5.2): beta = SHA-512(0x03 || 0x03 || 8*Gamma || 0x00).
  *
- * Stricter than the RFC on inputs an honest prover never makes: Y and
- * Gamma must be canonical points of the prime-order subgroup (libsodium's
- * scalar multiplication refuses others). The secret scalar goes only
- * through libsodium's constant-time scalar multiplications and scalar
- * arithmetic; everything hashed to the curve is public. */
+ * The secret scalars (x, k) go only through constant-time multiplications
+ * (sotto__ge_mul_ct, libsodium's base-point multiplication) and libsodium's
+ * scalar arithmetic; verification and hashing to the curve use public data
+ * only and run on the variable-time arithmetic of ed_vt.c. */
 #include <sodium.h>
 #include <string.h>
 
@@ -69,13 +68,12 @@ static void challenge(uint8_t c[16], const uint8_t y[32], const uint8_t h[32], c
   memcpy(c, out, 16);
 }
 
-static int gamma_to_hash(uint8_t beta[64], const uint8_t gamma[32]) {
+static void point_to_hash(uint8_t beta[64], const struct sotto__ge *gp) {
   static const uint8_t front[2] = {SUITE, 0x03}, back[1] = {0x00};
   crypto_hash_sha512_state st;
   struct sotto__ge g;
   uint8_t g8[32];
-  if (sotto__ge_decode(&g, gamma) != 0) return -1;
-  sotto__ge_dbl(&g, &g);
+  sotto__ge_dbl(&g, gp);
   sotto__ge_dbl(&g, &g);
   sotto__ge_dbl(&g, &g);
   sotto__ge_encode(g8, &g);
@@ -84,6 +82,12 @@ static int gamma_to_hash(uint8_t beta[64], const uint8_t gamma[32]) {
   crypto_hash_sha512_update(&st, g8, 32);
   crypto_hash_sha512_update(&st, back, 1);
   crypto_hash_sha512_final(&st, beta);
+}
+
+static int gamma_to_hash(uint8_t beta[64], const uint8_t gamma[32]) {
+  struct sotto__ge g;
+  if (sotto__ge_decode(&g, gamma) != 0) return -1;
+  point_to_hash(beta, &g);
   return 0;
 }
 
@@ -124,19 +128,21 @@ int sotto_kt_vrf_public_key(uint8_t pk[32], const uint8_t sk[32]) {
 int sotto__kt_vrf_prove_with(uint8_t pi[80], const struct sotto__vrf_key *key, const uint8_t *alpha,
                              size_t alpha_len) {
   uint8_t h[32], gamma[32], k[32], u[32], v[32], c32[32] = {0}, cx[32], kw[64];
-  struct sotto__ge hp;
+  struct sotto__ge hp, gp, vp;
   crypto_hash_sha512_state st;
   int rc = SOTTO_ERR_INTERNAL;
   if (encode_to_curve(h, &hp, key->y, alpha, alpha_len) != 0) goto out;
-  /* the secret scalars x and k: libsodium's constant-time multiplications */
-  if (crypto_scalarmult_ed25519_noclamp(gamma, key->x, h) != 0) goto out;
+  /* the secret scalars x and k: constant-time multiplications only */
+  sotto__ge_mul_ct(&gp, key->x, &hp);
+  sotto__ge_encode(gamma, &gp);
   crypto_hash_sha512_init(&st);
   crypto_hash_sha512_update(&st, key->prefix, 32);
   crypto_hash_sha512_update(&st, h, 32);
   crypto_hash_sha512_final(&st, kw);
   crypto_core_ed25519_scalar_reduce(k, kw);
   if (crypto_scalarmult_ed25519_base_noclamp(u, k) != 0) goto out;
-  if (crypto_scalarmult_ed25519_noclamp(v, k, h) != 0) goto out;
+  sotto__ge_mul_ct(&vp, k, &hp);
+  sotto__ge_encode(v, &vp);
   challenge(c32, key->y, h, gamma, u, v);
   crypto_core_ed25519_scalar_mul(cx, c32, key->x);
   memcpy(pi, gamma, 32);
@@ -148,6 +154,7 @@ out:
   sotto__wipe(kw, sizeof kw);
   sotto__wipe(cx, sizeof cx);
   sotto__wipe(&st, sizeof st);
+  sotto__wipe(&vp, sizeof vp);
   if (rc != 0) sotto__wipe(pi, 80);
   return rc;
 }
@@ -164,11 +171,12 @@ int sotto_kt_vrf_prove(uint8_t pi[80], const uint8_t sk[32], const uint8_t *alph
 
 int sotto__kt_vrf_hash_with(uint8_t beta[64], const struct sotto__vrf_key *key, const uint8_t *alpha,
                             size_t alpha_len) {
-  uint8_t h[32], gamma[32];
-  struct sotto__ge hp;
+  uint8_t h[32];
+  struct sotto__ge hp, gp;
   if (encode_to_curve(h, &hp, key->y, alpha, alpha_len) != 0) return SOTTO_ERR_INTERNAL;
-  if (crypto_scalarmult_ed25519_noclamp(gamma, key->x, h) != 0) return SOTTO_ERR_INTERNAL;
-  return gamma_to_hash(beta, gamma) == 0 ? 0 : SOTTO_ERR_INTERNAL;
+  sotto__ge_mul_ct(&gp, key->x, &hp);
+  point_to_hash(beta, &gp);
+  return 0;
 }
 
 int sotto_kt_vrf_hash(uint8_t beta[64], const uint8_t sk[32], const uint8_t *alpha, size_t alpha_len) {
