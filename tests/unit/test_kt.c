@@ -296,7 +296,12 @@ static int commit(struct world *w, uint64_t ts) {
   int rc;
   w->upd[w->n] = malloc(cap);
   rc = sotto_kt_dir_commit(w->d, &w->heads[w->n], w->upd[w->n], cap, &w->ul[w->n], ts);
-  if (rc == 0) w->n++;
+  if (rc == 0) {
+    w->n++;
+  } else {
+    free(w->upd[w->n]);
+    w->upd[w->n] = NULL;
+  }
   return rc;
 }
 
