@@ -505,7 +505,7 @@ int sotto_kt_dir_commit(struct sotto_kt_dir *d, struct sotto_kt_head *head, uint
   need = sotto_kt_update_len(d->nstaged);
   if (cap < need) return SOTTO_ERR_BUFFER_TOO_SMALL;
   if (sotto_kt_log_size(d->s.log) > 0 && timestamp_ms < d->s.last_entry_ts) return SOTTO_ERR_USAGE;
-  qsort(d->staged, d->nstaged, sizeof(struct kc), cmp_kc);
+  if (d->nstaged > 1) qsort(d->staged, d->nstaged, sizeof(struct kc), cmp_kc);
   for (i = 1; i < d->nstaged; i++)
     if (memcmp(d->staged[i - 1].key, d->staged[i].key, 32) == 0) return SOTTO_ERR_DUPLICATE;
   be64(update, timestamp_ms);
