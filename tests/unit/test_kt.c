@@ -447,10 +447,18 @@ static void test_combined(void) {
   CHECK_RC(sotto_kt_dir_search(proof, sizeof proof, &pl, A.d, L("bob"), SOTTO_KT_ABSENT, NULL, 0, NULL),
            SOTTO_ERR_USAGE);
 
-  /* the operator logs a substituted key for bob (v2): bob's monitoring
+  /* keep bob's v1 proof: after v2 is logged it is stale and refused against the new head */
+  {
+    static uint8_t stale[SOTTO_KT_MAX_SEARCH_PROOF_LEN];
+    size_t stale_len;
+    CHECK_RC(sotto_kt_dir_search(stale, sizeof stale, &stale_len, A.d, L("bob"), 1, L("bob-key-1"), op_b1), 0);
+    CHECK_RC(sotto_kt_dir_add(A.d, op_b2, L("bob"), 2, L("evil-key")), 0);
+    CHECK_RC(commit(&A, 4000), 0);
+    CHECK(sotto_kt_search_verify(&ver, val, &vl, &A.heads[A.n - 1], &A.id, L("bob"), stale, stale_len) != 0);
+    CHECK_RC(sotto_kt_search_verify(&ver, val, &vl, &h, &A.id, L("bob"), stale, stale_len), 0);
+  }
+  /* the operator logged a substituted key for bob (v2): bob's monitoring
    * round sees a version he did not make; alice sees the change */
-  CHECK_RC(sotto_kt_dir_add(A.d, op_b2, L("bob"), 2, L("evil-key")), 0);
-  CHECK_RC(commit(&A, 4000), 0);
   CHECK_RC(sotto_kt_witness_apply(w1, A.upd[A.n - 1], A.ul[A.n - 1], &A.heads[A.n - 1]), 0);
   h2 = A.heads[A.n - 1];
   CHECK_RC(sotto_kt_dir_search(proof, sizeof proof, &pl, A.d, L("bob"), 1, L("bob-key-1"), op_b1), SOTTO_ERR_USAGE);
