@@ -233,6 +233,22 @@ static void test_prefix(void) {
   CHECK(ok);
   CHECK(flips);
   CHECK(kinds[0] == N && kinds[1] > 0 && kinds[2] > 0);
+  /* an inclusion proof rewritten as "another leaf ends the path" with the
+   * key itself as the other key hashes to the same root: refused */
+  {
+    uint8_t forged[9100];
+    size_t hdr;
+    CHECK_RC(sotto_kt_prefix_prove(pr, sizeof pr, &pl, p, e[7].k), 0);
+    hdr = 3 + ((size_t)(pr[1] << 8 | pr[2]) + 7) / 8;
+    memcpy(forged, pr, hdr);
+    forged[0] = 1;
+    memcpy(forged + hdr, e[7].k, 32);
+    memcpy(forged + hdr + 32, pr + hdr, pl - hdr);
+    CHECK_RC(sotto_kt_prefix_verify(&found, c, root, e[7].k, forged, pl + 32), SOTTO_ERR_MALFORMED);
+    /* and with another key outside the path's prefix */
+    memcpy(forged + hdr, e[8].k, 32);
+    CHECK(sotto_kt_prefix_verify(&found, c, root, e[7].k, forged, pl + 32) != 0);
+  }
   /* rollback: a batch inserted and undone leaves the root as it was */
   mark = sotto__kt_prefix_mark(p);
   randombytes_buf(e[N].k, 32);
