@@ -24,7 +24,8 @@
 
 #define SUITE 0x03
 
-/* TAI encode_to_curve, on public data (variable time). */
+/* TAI encode_to_curve, on public data (variable time); h_out (the
+ * encoding, one inversion) may be NULL when only the point is needed. */
 static int encode_to_curve(uint8_t h_out[32], struct sotto__ge *hp, const uint8_t pk[32], const uint8_t *alpha,
                            size_t alpha_len) {
   static const uint8_t front[2] = {SUITE, 0x01};
@@ -45,7 +46,7 @@ static int encode_to_curve(uint8_t h_out[32], struct sotto__ge *hp, const uint8_
     sotto__ge_dbl(hp, hp);
     sotto__ge_dbl(hp, hp);
     if (sotto__ge_is_identity(hp)) return -1;
-    sotto__ge_encode(h_out, hp);
+    if (h_out) sotto__ge_encode(h_out, hp);
     return 0;
   }
   return -1;
@@ -171,9 +172,8 @@ int sotto_kt_vrf_prove(uint8_t pi[80], const uint8_t sk[32], const uint8_t *alph
 
 int sotto__kt_vrf_hash_with(uint8_t beta[64], const struct sotto__vrf_key *key, const uint8_t *alpha,
                             size_t alpha_len) {
-  uint8_t h[32];
   struct sotto__ge hp, gp;
-  if (encode_to_curve(h, &hp, key->y, alpha, alpha_len) != 0) return SOTTO_ERR_INTERNAL;
+  if (encode_to_curve(NULL, &hp, key->y, alpha, alpha_len) != 0) return SOTTO_ERR_INTERNAL;
   sotto__ge_mul_ct(&gp, key->x, &hp);
   point_to_hash(beta, &gp);
   return 0;
