@@ -13,7 +13,7 @@
 #   make deps     install Debian packages and fetch the pinned npm sources
 #                 (PQClean; the libsignal 0.103 Node test peer)
 #   make fuzz     build the libFuzzer targets (clang) into build-fuzz/
-#   make fuzz-corpus  regenerate the seed corpora (fuzz/gen_corpus.c)
+#   make fuzz-corpus  regenerate the seed corpora (fuzz/gen_corpus.c, fuzz/gen_kt_corpus.c)
 #   make install  build and install into $(DESTDIR)$(PREFIX) (default /usr/local):
 #                 sotto, sotto-server, libsotto (.so, .a, headers, sotto.pc),
 #                 man pages, the systemd unit; `make uninstall` removes them
@@ -78,6 +78,8 @@ fuzz-corpus: build
 	cmake --build $(BUILD) --target gen_corpus -j$(JOBS)
 	rm -f fuzz/corpus/*/g-*
 	$(BUILD)/bin/gen_corpus fuzz/corpus
+	cmake --build $(BUILD) --target gen_kt_corpus -j$(JOBS)
+	$(BUILD)/bin/gen_kt_corpus fuzz/corpus
 
 # Every benchmark in smoke mode: each row for a fraction of a second, no
 # figure judged, but a row that is missing or measured nothing fails.
@@ -86,6 +88,7 @@ bench-smoke: build
 	bench/run server --smoke
 	bench/run cluster --smoke
 	bench/run client --smoke
+	bench/run kt --smoke
 
 check: test bench-smoke asan fuzz-run install-check
 

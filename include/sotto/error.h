@@ -39,6 +39,8 @@ extern "C" {
   X(SOTTO_ERR_NO_SENDER_KEY, -35, "no sender key state for this chain")                  \
   X(SOTTO_ERR_NOT_SENDER, -36, "this sender-key state cannot encrypt")                   \
   X(SOTTO_ERR_DOWNGRADE, -37, "downgrade refused (no signed KEM pre-key, or no SPQR)")     \
+  X(SOTTO_ERR_KT_FORK, -38, "tree head does not extend the log seen before")            \
+  X(SOTTO_ERR_KT_QUORUM, -39, "not enough witness cosignatures on the tree head")        \
   /* resources and environment */                                                       \
   X(SOTTO_ERR_NOMEM, -40, "out of memory")                                               \
   X(SOTTO_ERR_RANDOM, -41, "random number generator failed")                             \
