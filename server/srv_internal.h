@@ -260,6 +260,8 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
 /* On the store thread, inside the open transaction: 0 (o->code holds the
  * answer) or a negative store error, which aborts the whole batch. */
 int sotto__srv_op_exec(struct srv *s, struct op *o);
+/* 1 if the op's exec writes with at most one statement (SEND, ACK). */
+int sotto__srv_op_one_write(const struct op *o);
 /* On the I/O thread after the commit (or failed = 1 after a rollback). */
 void sotto__srv_op_answer(struct srv *s, struct op *o, int failed);
 void sotto__srv_op_fanout(struct srv *s, struct op *o);
