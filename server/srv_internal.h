@@ -142,6 +142,7 @@ struct op {
   uint8_t no_otk;  /* BUNDLE: the target's one-time key budget is spent */
   uint8_t failed;  /* the store refused this op alone (undone by its savepoint) */
   uint8_t deleted; /* ACK: an envelope was deleted (the WAL is truncated after the commit) */
+  uint8_t pooled;  /* recycled through the op pool (room for OP_POOL_DATA payload bytes) */
   uint32_t device_id;
   uint8_t secret[SOTTO_SRV_SECRET_LEN];
   struct sotto_store_device dev;
