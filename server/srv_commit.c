@@ -286,15 +286,17 @@ void sotto__srv_batch_start(struct srv *s) {
    * rest of its ops wait, in order, for the next batch. So a client that
    * pipelines heavy requests cannot make every other client's answer wait
    * for one huge transaction. */
-  for (o = s->ops; o; o = o->next) {
-    o->c->bt_n = 0;
-    o->c->bt_bytes = 0;
-    o->c->bt_full = 0;
-  }
+  s->bt_gen++; /* a connection's share counts start over when it first shows up in this batch */
   pp = &s->ops;
   while ((o = *pp) != NULL) {
     struct conn *c = o->c;
     size_t cost = sotto__srv_op_cost(o->type, o->len);
+    if (c->bt_gen != s->bt_gen) {
+      c->bt_gen = s->bt_gen;
+      c->bt_n = 0;
+      c->bt_bytes = 0;
+      c->bt_full = 0;
+    }
     if (c->bt_full || (c->bt_n > 0 && (c->bt_n >= BATCH_CONN_OPS || c->bt_bytes + cost > BATCH_CONN_BYTES))) {
       c->bt_full = 1;
       pp = &o->next;

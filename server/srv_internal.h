@@ -96,7 +96,8 @@ struct conn {
   size_t inflight_bytes;
   uint8_t *ibuf; /* input read but not parsed yet (while paused), at most one read */
   size_t ibuf_len;
-  /* batch_start's share count for this connection */
+  /* batch_start's share count for this connection (valid while bt_gen is the srv's) */
+  uint32_t bt_gen;
   uint32_t bt_n;
   size_t bt_bytes;
   uint8_t bt_full;
@@ -190,6 +191,7 @@ struct srv {
   struct conn *to_flush;
   struct op *ops, **ops_tail;
   int n_ops;
+  uint32_t bt_gen; /* batch_start's round, for the per-connection share counts */
   int expire_due;
   int64_t next_expire_ms;
   struct sotto_lim lim; /* every limit that outlives a connection */
