@@ -1153,16 +1153,17 @@ static void print_table(void) {
   }
   if (g_rows & G_IDLE)
     printf(
-      "idle: %d connections; second half alone: %s (sotto) / %s (floor) bytes per connection;\n"
-      "      the load generator itself held %s bytes per connection (its own RSS)\n",
-      IDLE_CONNS, fmt_num(a, g_s.idle_marginal), fmt_num(b, g_f.idle_marginal), fmt_num(c, g_s.gen_bytes));
+        "idle: %d connections; second half alone: %s (sotto) / %s (floor) bytes per connection;\n"
+        "      the load generator itself held %s bytes per connection (its own RSS)\n",
+        IDLE_CONNS, fmt_num(a, g_s.idle_marginal), fmt_num(b, g_f.idle_marginal), fmt_num(c, g_s.gen_bytes));
   printf("setup: %d accounts registered at %s/s (pipelined REGISTER over %d connections)\n", N_DEVS,
          fmt_num(a, g_s.reg_rate), REG_CONNS);
   if (g_rows & G_BYSTANDER)
     printf(
-      "bystander: %zu DEVICES requests one at a time, p50 %.2f ms, while one attacker wrote %.1f MB of pipelined\n"
-      "      BUNDLE/DEVICES/ACK/KEYS_UPLOAD requests and read nothing\n",
-      g_s.by_n, g_s.by_p50, g_s.by_attack_mb);
+        "bystander: %zu DEVICES requests one at a time, p50 %.2f ms, while one attacker wrote %.1f MB of "
+        "pipelined\n"
+        "      BUNDLE/DEVICES/ACK/KEYS_UPLOAD requests and read nothing\n",
+        g_s.by_n, g_s.by_p50, g_s.by_attack_mb);
 }
 
 /* Rows printed so far (--smoke checks them against g_row_names). */
