@@ -64,6 +64,15 @@ void sotto__srv_op_enqueue(struct srv *s, struct op *o) {
   s->n_ops++;
 }
 
+void sotto__srv_op_pool_free(void) {
+  while (op_pool) {
+    struct op *o = op_pool;
+    op_pool = o->next;
+    free(o);
+  }
+  op_pool_n = 0;
+}
+
 /* The payload may hold a secret (AUTH): wiped with the op. */
 void sotto__srv_op_discard(struct op *o) {
   if (o->type == SOTTO_SRV_KEYS_UPLOAD) free(o->req.keys);

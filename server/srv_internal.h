@@ -278,6 +278,8 @@ void sotto__srv_op_enqueue(struct srv *s, struct op *o);
 /* Frees an op that was never queued. */
 void sotto__srv_op_discard(struct op *o);
 void sotto__srv_op_free(struct op *o);
+/* Frees the recycled ops (at shutdown). */
+void sotto__srv_op_pool_free(void);
 void sotto__srv_prune_ops(struct srv *s);
 void sotto__srv_batch_start(struct srv *s);
 void sotto__srv_batch_wait(struct srv *s);

@@ -543,6 +543,7 @@ out:
   if (s->efd >= 0) close(s->efd);
   if (s->lockfd >= 0) close(s->lockfd); /* releases the lock */
   sotto__lim_free(&s->lim);
+  sotto__srv_op_pool_free();
   free(s);
   return rc;
 }
