@@ -1,7 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* bench_server.c: the sotto-server benchmark (bench/run server).
  *
- *   bench_server [--json] [--seconds S] [--window W] [--smoke]
+ *   bench_server [--json] [--seconds S] [--window W] [--rows LIST] [--smoke]
+ *
+ * --rows LIST (comma-separated: relay, latency, backlog, idle, login,
+ * bystander; default all) measures only those row groups, e.g. --rows relay
+ * to profile one phase alone; latency needs the relay rate, so it runs the
+ * relay row too. Accounts are always registered first. Only the rows
+ * measured are printed (and, with --smoke, required).
  *
  * --smoke (what `make check` runs): every row on a small scale (SMOKE_*
  * connections and envelopes, a fraction of a second each), no figure judged;
@@ -112,6 +118,37 @@ static const char *const g_row_names[] = {"relay",          "latency_p50",     "
                                           "backlog_first10k", "backlog_last10k", "backlog_drain",
                                           "idle",           "login",           "bystander_p99"};
 #define N_ROW_NAMES (sizeof g_row_names / sizeof g_row_names[0])
+
+/* --rows: the row groups to measure (bits), and which group each row of
+ * g_row_names belongs to. */
+enum { G_RELAY = 1, G_LATENCY = 2, G_BACKLOG = 4, G_IDLE = 8, G_LOGIN = 16, G_BYSTANDER = 32, G_ALL = 63 };
+static const struct {
+  const char *name;
+  int bit;
+} g_groups[] = {{"relay", G_RELAY}, {"latency", G_LATENCY}, {"backlog", G_BACKLOG},
+                {"idle", G_IDLE},   {"login", G_LOGIN},     {"bystander", G_BYSTANDER}};
+static const int g_row_group[N_ROW_NAMES] = {G_RELAY,   G_LATENCY, G_LATENCY, G_BACKLOG,  G_BACKLOG,
+                                             G_BACKLOG, G_IDLE,    G_LOGIN,   G_BYSTANDER};
+static int g_rows = G_ALL;
+
+/* Parses --rows LIST into g_rows; -1 on an unknown or empty name. */
+static int parse_rows(const char *list) {
+  int bits = 0;
+  while (*list) {
+    size_t n = strcspn(list, ","), i;
+    for (i = 0; i < sizeof g_groups / sizeof g_groups[0]; i++)
+      if (strlen(g_groups[i].name) == n && strncmp(list, g_groups[i].name, n) == 0) break;
+    if (i == sizeof g_groups / sizeof g_groups[0]) return -1;
+    bits |= g_groups[i].bit;
+    list += n;
+    if (*list == ',') list++;
+  }
+  if (!bits) return -1;
+  /* The latency row runs at half the relay rate: it needs the relay row. */
+  if (bits & G_LATENCY) bits |= G_RELAY;
+  g_rows = bits;
+  return 0;
+}
 
 /* ---- processes --------------------------------------------------------------- */
 
@@ -1061,35 +1098,50 @@ static void print_table(void) {
       ROUNDS, g_secs / ROUNDS, RELAY_PAIRS, ENV_LEN, g_window);
   printf("%-17s %-11s %11s %11s %11s  %-22s %s\n", "row", "unit", "sotto", "floor", "sotto/floor", "target",
          "verdict");
-  printf("%-17s %-11s %11s %11s %11.2f  %-22s %s\n", "relay", "msg/s", fmt_num(a, g_s.relay),
-         fmt_num(b, g_f.relay), g_s.relay / g_f.relay, ">=0.5 floor",
-         g_s.relay >= 0.5 * g_f.relay ? "OK" : "BELOW");
-  printf("%-17s %-11s %11.2f %11.2f %11s  %-22s %s\n", "latency_p50", "ms", g_s.p50, g_f.p50, "-", "report",
-         "-");
-  printf("%-17s %-11s %11.2f %11.2f %11s  %-22s %s\n", "latency_p99", "ms", g_s.p99, g_f.p99, "-", "<20 ms",
-         g_s.p99 < 20 ? "OK" : "BELOW");
-  printf("%-17s %-11s %11s %11s %11s  %-22s %s\n", "backlog_first10k", "msg/s", fmt_num(a, g_s.b_first), "-",
-         "-", "report", "-");
-  printf("%-17s %-11s %11s %11s %11s  %-22s %s\n", "backlog_last10k", "msg/s", fmt_num(a, g_s.b_last), "-",
-         "-", "within 1.5x of first", ratio <= 1.5 && ratio >= 1 / 1.5 ? "OK" : "BELOW");
-  printf("%-17s %-11s %11s %11s %11s  %-22s %s\n", "backlog_drain", "msg/s", fmt_num(a, g_s.b_drain), "-",
-         "-", ">=relay", g_s.b_drain >= g_s.relay ? "OK" : "BELOW");
-  printf("%-17s %-11s %11s %11s %11.2f  %-22s %s\n", "idle", "bytes/conn", fmt_num(a, g_s.idle_bytes),
-         fmt_num(b, g_f.idle_bytes), g_s.idle_bytes / g_f.idle_bytes, "<=24 KiB (24,576)",
-         g_s.idle_bytes <= 24576 ? "OK" : "BELOW");
-  printf("%-17s %-11s %11s %11s %11.2f  %-22s %s\n", "login", "conn/s", fmt_num(a, g_s.login),
-         fmt_num(b, g_f.login), g_s.login / g_f.login, "report", "-");
-  printf("%-17s %-11s %11.2f %11s %11s  %-22s %s\n", "bystander_p99", "ms", g_s.by_p99, "-", "-", "<50 ms",
-         g_s.by_p99 < 50 ? "OK" : "BELOW");
-  printf(
-      "\nlatency: open loop at %s msg/s (half the relay median) in bursts of %d, %zu / %zu envelopes (sotto "
-      "/ floor)\n",
-      fmt_num(a, g_lat_rate), g_window, g_s.n_lat, g_f.n_lat);
-  printf(
-      "backlog: %d envelopes for one offline device, %d rounds (medians); the last 10k cost %.2fx the first "
-      "10k\n",
-      BACKLOG_N, BACKLOG_ROUNDS, ratio);
-  {
+  if (g_rows & G_RELAY)
+    printf("%-17s %-11s %11s %11s %11.2f  %-22s %s\n", "relay", "msg/s", fmt_num(a, g_s.relay),
+           fmt_num(b, g_f.relay), g_s.relay / g_f.relay, ">=0.5 floor",
+           g_s.relay >= 0.5 * g_f.relay ? "OK" : "BELOW");
+  if (g_rows & G_LATENCY) {
+    printf("%-17s %-11s %11.2f %11.2f %11s  %-22s %s\n", "latency_p50", "ms", g_s.p50, g_f.p50, "-", "report",
+           "-");
+    printf("%-17s %-11s %11.2f %11.2f %11s  %-22s %s\n", "latency_p99", "ms", g_s.p99, g_f.p99, "-", "<20 ms",
+           g_s.p99 < 20 ? "OK" : "BELOW");
+  }
+  if (g_rows & G_BACKLOG) {
+    printf("%-17s %-11s %11s %11s %11s  %-22s %s\n", "backlog_first10k", "msg/s", fmt_num(a, g_s.b_first),
+           "-", "-", "report", "-");
+    printf("%-17s %-11s %11s %11s %11s  %-22s %s\n", "backlog_last10k", "msg/s", fmt_num(a, g_s.b_last), "-",
+           "-", "within 1.5x of first", ratio <= 1.5 && ratio >= 1 / 1.5 ? "OK" : "BELOW");
+    printf("%-17s %-11s %11s %11s %11s  %-22s %s\n", "backlog_drain", "msg/s", fmt_num(a, g_s.b_drain), "-",
+           "-", ">=relay",
+           !(g_rows & G_RELAY)        ? "-"
+           : g_s.b_drain >= g_s.relay ? "OK"
+                                      : "BELOW");
+  }
+  if (g_rows & G_IDLE)
+    printf("%-17s %-11s %11s %11s %11.2f  %-22s %s\n", "idle", "bytes/conn", fmt_num(a, g_s.idle_bytes),
+           fmt_num(b, g_f.idle_bytes), g_s.idle_bytes / g_f.idle_bytes, "<=24 KiB (24,576)",
+           g_s.idle_bytes <= 24576 ? "OK" : "BELOW");
+  if (g_rows & G_LOGIN)
+    printf("%-17s %-11s %11s %11s %11.2f  %-22s %s\n", "login", "conn/s", fmt_num(a, g_s.login),
+           fmt_num(b, g_f.login), g_s.login / g_f.login, "report", "-");
+  if (g_rows & G_BYSTANDER)
+    printf("%-17s %-11s %11.2f %11s %11s  %-22s %s\n", "bystander_p99", "ms", g_s.by_p99, "-", "-", "<50 ms",
+           g_s.by_p99 < 50 ? "OK" : "BELOW");
+  printf("\n");
+  if (g_rows & G_LATENCY)
+    printf(
+        "latency: open loop at %s msg/s (half the relay median) in bursts of %d, %zu / %zu envelopes (sotto "
+        "/ floor)\n",
+        fmt_num(a, g_lat_rate), g_window, g_s.n_lat, g_f.n_lat);
+  if (g_rows & G_BACKLOG)
+    printf(
+        "backlog: %d envelopes for one offline device, %d rounds (medians); the last 10k cost %.2fx the "
+        "first "
+        "10k\n",
+        BACKLOG_N, BACKLOG_ROUNDS, ratio);
+  if (g_rows & G_RELAY) {
     double lo = 1e300, hi = 0;
     int k;
     for (k = 0; k < ROUNDS; k++) {
@@ -1099,16 +1151,19 @@ static void print_table(void) {
     }
     printf("relay sotto/floor per round, lowest-highest: %.2f-%.2f\n", lo, hi);
   }
-  printf(
-      "idle: %d connections; second half alone: %s (sotto) / %s (floor) bytes per connection;\n"
-      "      the load generator itself held %s bytes per connection (its own RSS)\n",
-      IDLE_CONNS, fmt_num(a, g_s.idle_marginal), fmt_num(b, g_f.idle_marginal), fmt_num(c, g_s.gen_bytes));
+  if (g_rows & G_IDLE)
+    printf(
+        "idle: %d connections; second half alone: %s (sotto) / %s (floor) bytes per connection;\n"
+        "      the load generator itself held %s bytes per connection (its own RSS)\n",
+        IDLE_CONNS, fmt_num(a, g_s.idle_marginal), fmt_num(b, g_f.idle_marginal), fmt_num(c, g_s.gen_bytes));
   printf("setup: %d accounts registered at %s/s (pipelined REGISTER over %d connections)\n", N_DEVS,
          fmt_num(a, g_s.reg_rate), REG_CONNS);
-  printf(
-      "bystander: %zu DEVICES requests one at a time, p50 %.2f ms, while one attacker wrote %.1f MB of pipelined\n"
-      "      BUNDLE/DEVICES/ACK/KEYS_UPLOAD requests and read nothing\n",
-      g_s.by_n, g_s.by_p50, g_s.by_attack_mb);
+  if (g_rows & G_BYSTANDER)
+    printf(
+        "bystander: %zu DEVICES requests one at a time, p50 %.2f ms, while one attacker wrote %.1f MB of "
+        "pipelined\n"
+        "      BUNDLE/DEVICES/ACK/KEYS_UPLOAD requests and read nothing\n",
+        g_s.by_n, g_s.by_p50, g_s.by_attack_mb);
 }
 
 /* Rows printed so far (--smoke checks them against g_row_names). */
@@ -1137,24 +1192,29 @@ static void print_json(void) {
   char extra[64], win[32];
   snprintf(extra, sizeof extra, ",\"rate\":%.0f,\"window\":%d", g_lat_rate, g_window);
   snprintf(win, sizeof win, ",\"window\":%d", g_window);
-  json_row("relay", "msg/s", g_s.relay, g_f.relay, win);
-  json_row("latency_p50", "ms", g_s.p50, g_f.p50, extra);
-  json_row("latency_p99", "ms", g_s.p99, g_f.p99, extra);
-  json_row("backlog_first10k", "msg/s", g_s.b_first, -1, NULL);
-  json_row("backlog_last10k", "msg/s", g_s.b_last, -1, NULL);
-  json_row("backlog_drain", "msg/s", g_s.b_drain, -1, NULL);
-  json_row("idle", "bytes/conn", g_s.idle_bytes, g_f.idle_bytes, NULL);
-  json_row("login", "conn/s", g_s.login, g_f.login, NULL);
-  json_row("bystander_p99", "ms", g_s.by_p99, -1, NULL);
+  if (g_rows & G_RELAY) json_row("relay", "msg/s", g_s.relay, g_f.relay, win);
+  if (g_rows & G_LATENCY) {
+    json_row("latency_p50", "ms", g_s.p50, g_f.p50, extra);
+    json_row("latency_p99", "ms", g_s.p99, g_f.p99, extra);
+  }
+  if (g_rows & G_BACKLOG) {
+    json_row("backlog_first10k", "msg/s", g_s.b_first, -1, NULL);
+    json_row("backlog_last10k", "msg/s", g_s.b_last, -1, NULL);
+    json_row("backlog_drain", "msg/s", g_s.b_drain, -1, NULL);
+  }
+  if (g_rows & G_IDLE) json_row("idle", "bytes/conn", g_s.idle_bytes, g_f.idle_bytes, NULL);
+  if (g_rows & G_LOGIN) json_row("login", "conn/s", g_s.login, g_f.login, NULL);
+  if (g_rows & G_BYSTANDER) json_row("bystander_p99", "ms", g_s.by_p99, -1, NULL);
 }
 
-/* --smoke: each row of g_row_names printed exactly once with finite
- * figures, and no other. Returns the exit status. */
+/* --smoke: each row of g_row_names that --rows selected printed exactly
+ * once with finite figures, and no other. Returns the exit status. */
 static int smoke_check(void) {
-  size_t i, j;
+  size_t i, j, want_n = 0;
   int bad = 0;
   for (i = 0; i < N_ROW_NAMES; i++) {
-    size_t seen = 0;
+    size_t seen = 0, want = (g_rows & g_row_group[i]) ? 1 : 0;
+    want_n += want;
     for (j = 0; j < g_n_printed; j++) {
       if (strcmp(g_printed[j].name, g_row_names[i]) != 0) continue;
       seen++;
@@ -1168,8 +1228,9 @@ static int smoke_check(void) {
         bad = 1;
       }
     }
-    if (seen != 1) {
-      fprintf(stderr, "bench_server --smoke: row %s printed %zu times, want once\n", g_row_names[i], seen);
+    if (seen != want) {
+      fprintf(stderr, "bench_server --smoke: row %s printed %zu times, want %zu\n", g_row_names[i], seen,
+              want);
       bad = 1;
     }
   }
@@ -1182,19 +1243,22 @@ static int smoke_check(void) {
     }
   }
   if (bad) return 1;
-  fprintf(stderr, "bench_server --smoke: all %zu rows produced (%d idle connections, %d relay pairs, %d backlog "
+  fprintf(stderr, "bench_server --smoke: all %zu rows%s produced (%d idle connections, %d relay pairs, %d backlog "
                   "envelopes; figures not judged)\n",
-          N_ROW_NAMES, IDLE_CONNS, RELAY_PAIRS, BACKLOG_N);
+          want_n, g_rows == G_ALL ? "" : " selected by --rows", IDLE_CONNS, RELAY_PAIRS, BACKLOG_N);
   return 0;
 }
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: bench_server [--json] [--seconds S] [--window W] [--smoke]\n"
+          "usage: bench_server [--json] [--seconds S] [--window W] [--rows LIST] [--smoke]\n"
           "  --json       one JSON object per line, nothing else on stdout\n"
           "  --seconds S  measuring time per side for the relay, latency and login rows (default %.0f),\n"
           "               split into %d rounds\n"
           "  --window W   SENDs each sender keeps in flight in the relay and latency rows (default %d)\n"
+          "  --rows LIST  only these rows, comma-separated: relay, latency, backlog, idle, login,\n"
+          "               bystander (default all; latency runs relay too), e.g. --rows relay to profile\n"
+          "               one phase alone\n"
           "  --smoke      every row on a small scale in about %.1f s per side (CI): no figure is judged, but\n"
           "               the program fails if a row is missing or not a number\n",
           DEFAULT_SECONDS, ROUNDS, DEFAULT_WINDOW, SMOKE_SECONDS);
@@ -1258,6 +1322,15 @@ int main(int argc, char **argv) {
         return 2;
       }
       g_window = (int)w;
+    } else if (strcmp(argv[i], "--rows") == 0) {
+      if (i + 1 == argc || parse_rows(argv[i + 1]) != 0) {
+        fprintf(stderr,
+                "bench_server: --rows wants a comma-separated list of relay, latency, backlog, idle, login, "
+                "bystander, got '%s'\n",
+                i + 1 == argc ? "" : argv[i + 1]);
+        return 2;
+      }
+      i++;
     } else if (strcmp(argv[i], "--smoke") == 0) {
       g_smoke = 1;
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -1301,60 +1374,72 @@ int main(int argc, char **argv) {
   progress(prog, "registering accounts");
   register_all(&g_s);
 
-  progress(prog, "idle");
-  row_idle(&g_s);
-  row_idle(&g_f);
-
-  progress(prog, "login");
-  login_turn(&g_s, slice / 4);
-  login_turn(&g_f, slice / 4);
-  for (k = 0; k < ROUNDS; k++) {
-    struct side *first = k % 2 ? &g_f : &g_s, *second = k % 2 ? &g_s : &g_f;
-    first->r_login[k] = login_turn(first, slice);
-    second->r_login[k] = login_turn(second, slice);
+  if (g_rows & G_IDLE) {
+    progress(prog, "idle");
+    row_idle(&g_s);
+    row_idle(&g_f);
   }
-  g_s.login = median_n(g_s.r_login, ROUNDS);
-  g_f.login = median_n(g_f.r_login, ROUNDS);
 
-  progress(prog, "relay");
-  relay_open(&g_s, g_relay_s);
-  relay_open(&g_f, g_relay_f);
-  relay_turn(&g_s, slice / 4);
-  relay_turn(&g_f, slice / 4);
-  for (k = 0; k < ROUNDS; k++) {
-    struct side *first = k % 2 ? &g_f : &g_s, *second = k % 2 ? &g_s : &g_f;
-    first->r_relay[k] = relay_turn(first, slice);
-    second->r_relay[k] = relay_turn(second, slice);
+  if (g_rows & G_LOGIN) {
+    progress(prog, "login");
+    login_turn(&g_s, slice / 4);
+    login_turn(&g_f, slice / 4);
+    for (k = 0; k < ROUNDS; k++) {
+      struct side *first = k % 2 ? &g_f : &g_s, *second = k % 2 ? &g_s : &g_f;
+      first->r_login[k] = login_turn(first, slice);
+      second->r_login[k] = login_turn(second, slice);
+    }
+    g_s.login = median_n(g_s.r_login, ROUNDS);
+    g_f.login = median_n(g_f.r_login, ROUNDS);
   }
-  g_s.relay = median_n(g_s.r_relay, ROUNDS);
-  g_f.relay = median_n(g_f.r_relay, ROUNDS);
 
-  progress(prog, "latency");
-  g_lat_rate = g_s.relay / 2;
-  for (k = 0; k < ROUNDS; k++) {
-    struct side *first = k % 2 ? &g_f : &g_s, *second = k % 2 ? &g_s : &g_f;
-    latency_turn(first, slice, g_lat_rate);
-    latency_turn(second, slice, g_lat_rate);
-  }
-  for (k = 0; k < 2; k++) {
-    struct side *sd = k ? &g_f : &g_s;
-    if (sd->n_lat == 0) lg_die("%s: no latency samples", sd->name);
-    qsort(sd->lat_us, sd->n_lat, sizeof sd->lat_us[0], cmp_u32);
-    sd->p50 = pct_ms(sd, 0.50);
-    sd->p99 = pct_ms(sd, 0.99);
-  }
-  for (i = 0; i < 2 * RELAY_PAIRS; i++) {
-    lg_close(g_relay_s[i]);
-    lg_close(g_relay_f[i]);
-  }
-  lg_poll(g_s.g, 0);
-  lg_poll(g_f.g, 0);
+  if (g_rows & G_RELAY) {
+    progress(prog, "relay");
+    relay_open(&g_s, g_relay_s);
+    relay_open(&g_f, g_relay_f);
+    relay_turn(&g_s, slice / 4);
+    relay_turn(&g_f, slice / 4);
+    for (k = 0; k < ROUNDS; k++) {
+      struct side *first = k % 2 ? &g_f : &g_s, *second = k % 2 ? &g_s : &g_f;
+      first->r_relay[k] = relay_turn(first, slice);
+      second->r_relay[k] = relay_turn(second, slice);
+    }
+    g_s.relay = median_n(g_s.r_relay, ROUNDS);
+    g_f.relay = median_n(g_f.r_relay, ROUNDS);
 
-  progress(prog, "backlog");
-  row_backlog(&g_s);
+    if (g_rows & G_LATENCY) {
+      progress(prog, "latency");
+      g_lat_rate = g_s.relay / 2;
+      for (k = 0; k < ROUNDS; k++) {
+        struct side *first = k % 2 ? &g_f : &g_s, *second = k % 2 ? &g_s : &g_f;
+        latency_turn(first, slice, g_lat_rate);
+        latency_turn(second, slice, g_lat_rate);
+      }
+      for (k = 0; k < 2; k++) {
+        struct side *sd = k ? &g_f : &g_s;
+        if (sd->n_lat == 0) lg_die("%s: no latency samples", sd->name);
+        qsort(sd->lat_us, sd->n_lat, sizeof sd->lat_us[0], cmp_u32);
+        sd->p50 = pct_ms(sd, 0.50);
+        sd->p99 = pct_ms(sd, 0.99);
+      }
+    }
+    for (i = 0; i < 2 * RELAY_PAIRS; i++) {
+      lg_close(g_relay_s[i]);
+      lg_close(g_relay_f[i]);
+    }
+    lg_poll(g_s.g, 0);
+    lg_poll(g_f.g, 0);
+  }
 
-  progress(prog, "bystander");
-  row_bystander(&g_s, g_secs);
+  if (g_rows & G_BACKLOG) {
+    progress(prog, "backlog");
+    row_backlog(&g_s);
+  }
+
+  if (g_rows & G_BYSTANDER) {
+    progress(prog, "bystander");
+    row_bystander(&g_s, g_secs);
+  }
 
   lg_free(g_s.g);
   lg_free(g_f.g);

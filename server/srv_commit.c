@@ -22,9 +22,32 @@ size_t sotto__srv_op_cost(uint8_t type, size_t len) {
                                                 : 0);
 }
 
+/* Ops with a small payload (every SEND of a usual envelope, ACK, AUTH, ...)
+ * are recycled: a batch allocates and frees them by the thousand, which
+ * malloc serves from its slow bins once its per-size caches are full (about
+ * 5 % of the I/O thread under relay load). A pooled op has room for
+ * OP_POOL_DATA payload bytes; at most OP_POOL_MAX wait in the pool (about
+ * 850 KiB). Ops are allocated and freed on the I/O thread only. */
+#define OP_POOL_DATA 512
+#define OP_POOL_MAX 1024
+
+static struct op *op_pool;
+static int op_pool_n;
+
 struct op *sotto__srv_op_alloc(struct conn *c, const struct sotto_srv_frame *f) {
-  struct op *o = calloc(1, sizeof *o + f->len);
-  if (!o) return NULL;
+  struct op *o;
+  if (f->len <= OP_POOL_DATA && op_pool) {
+    o = op_pool;
+    op_pool = o->next;
+    op_pool_n--;
+    memset(o, 0, sizeof *o);
+    o->pooled = 1;
+  } else if (f->len <= OP_POOL_DATA) {
+    if ((o = calloc(1, sizeof *o + OP_POOL_DATA)) == NULL) return NULL;
+    o->pooled = 1;
+  } else if ((o = calloc(1, sizeof *o + f->len)) == NULL) {
+    return NULL;
+  }
   o->c = c;
   o->type = f->type;
   o->req_id = f->req_id;
@@ -41,6 +64,15 @@ void sotto__srv_op_enqueue(struct srv *s, struct op *o) {
   s->n_ops++;
 }
 
+void sotto__srv_op_pool_free(void) {
+  while (op_pool) {
+    struct op *o = op_pool;
+    op_pool = o->next;
+    free(o);
+  }
+  op_pool_n = 0;
+}
+
 /* The payload may hold a secret (AUTH): wiped with the op. */
 void sotto__srv_op_discard(struct op *o) {
   if (o->type == SOTTO_SRV_KEYS_UPLOAD) free(o->req.keys);
@@ -48,6 +80,12 @@ void sotto__srv_op_discard(struct op *o) {
   sodium_memzero(o->secret, sizeof o->secret);
   sodium_memzero(&o->dev, sizeof o->dev);
   sodium_memzero(o->data, o->len);
+  if (o->pooled && op_pool_n < OP_POOL_MAX) {
+    o->next = op_pool;
+    op_pool = o;
+    op_pool_n++;
+    return;
+  }
   free(o);
 }
 
@@ -101,6 +139,22 @@ static void reserve_release(struct srv *s) {
   s->space_low = 1;
 }
 
+/* An op's savepoint: light = the op writes with one statement and the
+ * store undoes a failed statement alone (store.h, txn_alive), so there is
+ * nothing to open or release, and undoing only checks that the transaction
+ * is still open. Two statements less per SEND and per ACK. */
+static int sp_open(const struct sotto_store_ops *ops, void *st, int light) {
+  return light ? 0 : ops->savepoint(st);
+}
+
+static int sp_keep(const struct sotto_store_ops *ops, void *st, int light) {
+  return light ? 0 : ops->release(st);
+}
+
+static int sp_undo(const struct sotto_store_ops *ops, void *st, int light) {
+  return light ? ops->txn_alive(st) : ops->rollback_to(st);
+}
+
 /* The group commit, on the store thread (or inline): every op of the batch
  * in one transaction, then the expiry run if one is due. */
 /* One attempt at a batch: begin, every op in its own savepoint, expiry,
@@ -117,34 +171,34 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
    * batch commit. Only a failure that leaves the backend's caches unsure
    * (no memory, a device removal) fails the whole batch. */
   for (o = b->ops; o && rc == 0; o = o->next) {
-    int r;
-    if ((rc = ops->savepoint(st)) != 0) break;
+    int r, light = ops->txn_alive != NULL && sotto__srv_op_one_write(o);
+    if ((rc = sp_open(ops, st, light)) != 0) break;
     if ((r = sotto__srv_op_exec(s, o)) != 0 && r != SOTTO_ERR_NOMEM && o->type != SOTTO_SRV_DEVICE_REMOVE &&
         ops->disk_full(st)) {
       /* The disk is full: undo this op, give the reserve file's space back
        * and try once more. An ACK then goes through (it frees space);
        * anything that would store more is refused as storage full until
        * the reserve could be made again. */
-      if ((rc = ops->rollback_to(st)) != 0) break;
+      if ((rc = sp_undo(ops, st, light)) != 0) break;
       reserve_release(s);
-      if ((rc = ops->savepoint(st)) != 0) break;
+      if ((rc = sp_open(ops, st, light)) != 0) break;
       o->code = 0;
       r = sotto__srv_op_exec(s, o);
       if (r != 0 && r != SOTTO_ERR_NOMEM && o->type != SOTTO_SRV_ACK) {
-        if ((rc = ops->rollback_to(st)) != 0) break;
-        if ((rc = ops->savepoint(st)) != 0) break;
+        if ((rc = sp_undo(ops, st, light)) != 0) break;
+        if ((rc = sp_open(ops, st, light)) != 0) break;
         o->code = SOTTO_SRV_E_STORAGE_FULL;
         r = 0;
       }
     }
     if (r == 0) {
-      rc = ops->release(st);
+      rc = sp_keep(ops, st, light);
       if (o->deleted || (o->type == SOTTO_SRV_DEVICE_REMOVE && !o->code)) *deletes = 1;
     } else if (r == SOTTO_ERR_NOMEM || o->type == SOTTO_SRV_DEVICE_REMOVE) {
       rc = r;
     } else {
       o->failed = 1;
-      rc = ops->rollback_to(st);
+      rc = sp_undo(ops, st, light);
     }
   }
   if (rc == 0 && b->expire) rc = ops->expire(st, sotto__srv_now_ms() - queue_age_ms(s->cfg), &b->deleted);
@@ -233,21 +287,25 @@ void sotto__srv_batch_start(struct srv *s) {
   struct op **pp, *o, *take = NULL, **tt = &take;
   int n = 0, scrub = s->scrub_pending && sotto__srv_mono_ms() >= s->scrub_at_ms;
   if (s->b_active || (!s->ops && !s->expire_due && !scrub)) return;
-  sotto__srv_prune_ops(s);
+  /* Queued ops can point at a dropped connection only while it waits in
+   * s->zombies (it is freed only after a prune). */
+  if (s->zombies) sotto__srv_prune_ops(s);
   /* Fairness: one connection contributes at most BATCH_CONN_OPS ops and
    * BATCH_CONN_BYTES of op cost to a batch (its first op always goes); the
    * rest of its ops wait, in order, for the next batch. So a client that
    * pipelines heavy requests cannot make every other client's answer wait
    * for one huge transaction. */
-  for (o = s->ops; o; o = o->next) {
-    o->c->bt_n = 0;
-    o->c->bt_bytes = 0;
-    o->c->bt_full = 0;
-  }
+  s->bt_gen++; /* a connection's share counts start over when it first shows up in this batch */
   pp = &s->ops;
   while ((o = *pp) != NULL) {
     struct conn *c = o->c;
     size_t cost = sotto__srv_op_cost(o->type, o->len);
+    if (c->bt_gen != s->bt_gen) {
+      c->bt_gen = s->bt_gen;
+      c->bt_n = 0;
+      c->bt_bytes = 0;
+      c->bt_full = 0;
+    }
     if (c->bt_full || (c->bt_n > 0 && (c->bt_n >= BATCH_CONN_OPS || c->bt_bytes + cost > BATCH_CONN_BYTES))) {
       c->bt_full = 1;
       pp = &o->next;
@@ -322,16 +380,19 @@ static void batch_finish(struct srv *s, const struct batch *b) {
     s->m.commits++;
     s->m.batch_ops += (uint64_t)n;
     s->m.batch_hist[n <= 1 ? 0 : n <= 10 ? 1 : n <= 100 ? 2 : n <= 1000 ? 3 : 4]++;
-    for (o = list; o; o = o->next)
-      if (o->type == SOTTO_SRV_SEND && !o->code && !o->failed && o->msg_id > s->horizon)
-        s->horizon = o->msg_id;
   }
-  for (o = list; o; o = o->next) sotto__srv_op_answer(s, o, rc != 0 || o->failed);
-  if (rc == 0)
-    for (o = list; o; o = o->next)
-      if (!o->failed) sotto__srv_op_fanout(s, o);
+  /* Two passes over the ops (a batch holds thousands; each pass costs a
+   * cache miss per op): every answer, then the live pushes, each op freed
+   * after its push. The horizon only matters to backlog paging, which runs
+   * after the batch is answered. */
+  for (o = list; o; o = o->next) {
+    if (rc == 0 && o->type == SOTTO_SRV_SEND && !o->code && !o->failed && o->msg_id > s->horizon)
+      s->horizon = o->msg_id;
+    sotto__srv_op_answer(s, o, rc != 0 || o->failed);
+  }
   for (o = list; o; o = next) {
     next = o->next;
+    if (rc == 0 && !o->failed) sotto__srv_op_fanout(s, o);
     sotto__srv_flush_later(s, o->c);
     sotto__srv_op_free(o);
   }
@@ -359,7 +420,7 @@ void sotto__srv_batch_turn(struct srv *s) {
   done = s->b;
   s->b_active = 0;
   s->b.ops = NULL;
-  sotto__srv_prune_ops(s);
+  if (s->zombies) sotto__srv_prune_ops(s);
   dropped = s->zombies;
   s->zombies = NULL;
   sotto__srv_batch_start(s);

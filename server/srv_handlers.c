@@ -31,6 +31,7 @@ enum {
   H_STORES = 4,     /* stores more: refused while the disk is full */
   H_DEVICE = 8,     /* acts for the calling device: refused once it was removed */
   H_TOO_LARGE = 16, /* a parse result of SOTTO_ERR_TOO_LARGE is answered, not closed */
+  H_ONE_WRITE = 32, /* exec writes with at most one statement (no savepoint needed: store.h, txn_alive) */
 };
 
 struct srv_handler {
@@ -609,9 +610,9 @@ static const struct srv_handler handlers[] = {
      answer_counts, NULL},
     {SOTTO_SRV_BUNDLE, H_AUTHED, parse_bundle, admit_bundle, exec_bundle, answer_bundle, fanout_bundle},
     {SOTTO_SRV_DEVICES, H_AUTHED, parse_devices, NULL, exec_devices, answer_devices, NULL},
-    {SOTTO_SRV_SEND, H_AUTHED | H_STORES | H_TOO_LARGE, parse_send, admit_send, exec_send, answer_send,
-     fanout_send},
-    {SOTTO_SRV_ACK, H_AUTHED, parse_ack, NULL, exec_ack, answer_ack, NULL},
+    {SOTTO_SRV_SEND, H_AUTHED | H_STORES | H_TOO_LARGE | H_ONE_WRITE, parse_send, admit_send, exec_send,
+     answer_send, fanout_send},
+    {SOTTO_SRV_ACK, H_AUTHED | H_ONE_WRITE, parse_ack, NULL, exec_ack, answer_ack, NULL},
     {SOTTO_SRV_EPOCH, H_AUTHED, parse_epoch, NULL, exec_epoch, answer_epoch, NULL},
     {SOTTO_SRV_UNREGISTER, H_AUTHED | H_DEVICE, parse_none, NULL, exec_unregister, answer_none, NULL},
     {SOTTO_SRV_SET_RECOVERY, H_AUTHED | H_DEVICE, parse_set_recovery, NULL, exec_set_recovery, answer_none, NULL},
@@ -623,6 +624,10 @@ static const struct srv_handler *handler_for(uint8_t type) {
   for (i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
     if (handlers[i].type == type) return &handlers[i];
   return NULL;
+}
+
+int sotto__srv_op_one_write(const struct op *o) {
+  return (o->h->flags & H_ONE_WRITE) != 0;
 }
 
 int sotto__srv_op_exec(struct srv *s, struct op *o) {

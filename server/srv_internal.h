@@ -96,7 +96,8 @@ struct conn {
   size_t inflight_bytes;
   uint8_t *ibuf; /* input read but not parsed yet (while paused), at most one read */
   size_t ibuf_len;
-  /* batch_start's share count for this connection */
+  /* batch_start's share count for this connection (valid while bt_gen is the srv's) */
+  uint32_t bt_gen;
   uint32_t bt_n;
   size_t bt_bytes;
   uint8_t bt_full;
@@ -144,6 +145,7 @@ struct op {
   uint8_t no_otk;  /* BUNDLE: the target's one-time key budget is spent */
   uint8_t failed;  /* the store refused this op alone (undone by its savepoint) */
   uint8_t deleted; /* ACK: an envelope was deleted (the WAL is truncated after the commit) */
+  uint8_t pooled;  /* recycled through the op pool (room for OP_POOL_DATA payload bytes) */
   uint32_t device_id;
   uint8_t secret[SOTTO_SRV_SECRET_LEN];
   struct sotto_store_device dev;
@@ -194,6 +196,7 @@ struct srv {
   struct conn *to_flush;
   struct op *ops, **ops_tail;
   int n_ops;
+  uint32_t bt_gen; /* batch_start's round, for the per-connection share counts */
   int expire_due;
   int64_t next_expire_ms;
   struct sotto_lim lim; /* every limit that outlives a connection */
@@ -265,6 +268,8 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
 /* On the store thread, inside the open transaction: 0 (o->code holds the
  * answer) or a negative store error, which aborts the whole batch. */
 int sotto__srv_op_exec(struct srv *s, struct op *o);
+/* 1 if the op's exec writes with at most one statement (SEND, ACK). */
+int sotto__srv_op_one_write(const struct op *o);
 /* On the I/O thread after the commit (or failed = 1 after a rollback). */
 void sotto__srv_op_answer(struct srv *s, struct op *o, int failed);
 void sotto__srv_op_fanout(struct srv *s, struct op *o);
@@ -278,6 +283,8 @@ void sotto__srv_op_enqueue(struct srv *s, struct op *o);
 /* Frees an op that was never queued. */
 void sotto__srv_op_discard(struct op *o);
 void sotto__srv_op_free(struct op *o);
+/* Frees the recycled ops (at shutdown). */
+void sotto__srv_op_pool_free(void);
 void sotto__srv_prune_ops(struct srv *s);
 void sotto__srv_batch_start(struct srv *s);
 void sotto__srv_batch_wait(struct srv *s);

@@ -532,6 +532,7 @@ out:
   if (s->lockfd >= 0) close(s->lockfd); /* releases the lock */
   if (s->dblockfd >= 0) close(s->dblockfd);
   sotto__lim_free(&s->lim);
+  sotto__srv_op_pool_free();
   free(s);
   return rc;
 }

@@ -113,6 +113,14 @@ struct sotto_store_ops {
   int (*savepoint)(void *s);
   int (*release)(void *s);
   int (*rollback_to)(void *s);
+  /* Optional (NULL: every request gets a savepoint). A backend whose failed
+   * statement undoes just itself inside the open transaction sets it: a
+   * request whose only write is one statement (SEND's msg_insert, ACK's
+   * msg_delete) then runs without a savepoint, and after a failure this
+   * says whether the transaction is still open (0) or the store rolled it
+   * back as a whole (an error: the batch fails, as a failed rollback_to
+   * would make it). */
+  int (*txn_alive)(void *s);
   /* After a commit that deleted envelopes: make sure no copy of them stays
    * in a journal (SQLite: checkpoint and truncate the WAL). Best effort. */
   void (*wal_truncate)(void *s);

@@ -192,6 +192,22 @@ struct scache {
   struct scache *next;
 };
 
+/* What an ACK needs to know of the envelope it deletes (its size and sender,
+ * for the queue counters and the per-sender sums), kept from the INSERT so
+ * that the delete is one statement instead of a SELECT and a DELETE: slot
+ * id % MC_SLOTS, overwritten by a later id (that envelope then takes the
+ * SELECT path). An entry is trusted only together with the DELETE's own
+ * result: the row (id, devkey) was there and is gone. Ids can come back
+ * only after a rollback (sqlite_sequence is rolled back too), which empties
+ * the table; an entry goes (zeroed) with its envelope. Allocated on the
+ * first insert (the writer only), about 1 MiB. */
+#define MC_SLOTS 16384
+
+struct mcache {
+  int64_t id, devkey, len;
+  char sender[SOTTO_STORE_USER_MAX + 1];
+};
+
 /* Ciphertext bytes queued per sender account (max-sender-bytes), in the
  * open transaction's view: built from the database at open and after a
  * rollback, an expiry or a device removal; kept by inserts and deletes. One
@@ -205,6 +221,7 @@ struct sq {
   size_t dc_n;
   struct scache *sc[DC_BUCKETS];
   size_t sc_n;
+  struct mcache *mc; /* MC_SLOTS entries, or NULL */
   /* Ciphertext bytes in all queues: committed, and this transaction's
    * change (max-store-bytes is checked against both). */
   int64_t total, txn_bytes;
@@ -373,9 +390,19 @@ static int sq_begin(void *v) {
 
 static int sq_savepoint(void *v) { return step_done(stmt(v, Q_SAVEPOINT)); }
 static int sq_release(void *v) { return step_done(stmt(v, Q_RELEASE)); }
+static void mc_clear(struct sq *s);
+
 static int sq_rollback_to(void *v) {
   int rc = step_done(stmt(v, Q_ROLLBACK_TO));
+  mc_clear(v); /* ids inserted since the savepoint may come again */
   return rc ? rc : step_done(stmt(v, Q_RELEASE));
+}
+/* SQLite undoes a failed statement alone (its statement journal), except
+ * that a full disk, an I/O error or no memory may roll back the whole
+ * transaction: then autocommit is back on. */
+static int sq_txn_alive(void *v) {
+  struct sq *s = v;
+  return sqlite3_get_autocommit(s->db) ? SOTTO_ERR_STORE : 0;
 }
 
 /* Checkpoint and truncate the WAL: the frames written by the inserts of
@@ -412,9 +439,14 @@ static int sq_commit(void *v) {
   return 0;
 }
 
+static void mc_clear(struct sq *s) {
+  if (s->mc) memset(s->mc, 0, MC_SLOTS * sizeof *s->mc);
+}
+
 static void sq_rollback(void *v) {
   dc_clear(v);
   sc_clear(v);
+  mc_clear(v);
   (void)step_done(stmt(v, Q_ROLLBACK));
   (void)total_reload(v);
 }
@@ -428,6 +460,8 @@ static void sq_close(void *v) {
   dc_clear(s);
   sc_clear(s);
   sotto__sums_clear(&s->sb);
+  mc_clear(s);
+  free(s->mc);
   free(s);
 }
 
@@ -736,6 +770,14 @@ static int sq_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
   sqlite3_bind_blob(st, 7, e->body, (int)e->body_len, SQLITE_STATIC);
   if (step_done(st) != 0) return SOTTO_ERR_STORE;
   e->id = sqlite3_last_insert_rowid(s->db);
+  if (!s->mc) s->mc = calloc(MC_SLOTS, sizeof *s->mc);
+  if (s->mc && strlen(e->sender) <= SOTTO_STORE_USER_MAX) {
+    struct mcache *m = &s->mc[(uint64_t)e->id % MC_SLOTS];
+    m->id = e->id;
+    m->devkey = devkey;
+    m->len = (int64_t)e->body_len;
+    memcpy(m->sender, e->sender, strlen(e->sender) + 1);
+  }
   sc_bump(s, devkey, e->sender, 1);
   if (sotto__sums_add(&s->sb, e->sender, (int64_t)e->body_len) != 0) return SOTTO_ERR_NOMEM;
   return dc_add(s, devkey, 1, (int64_t)e->body_len);
@@ -743,10 +785,28 @@ static int sq_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
 
 static int sq_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
   struct sq *s = v;
-  sqlite3_stmt *st = stmt(s, Q_MSG_LEN);
+  struct mcache *m = s->mc ? &s->mc[(uint64_t)id % MC_SLOTS] : NULL;
+  sqlite3_stmt *st;
   int rc;
   int64_t bytes = 0;
   char sender[SOTTO_STORE_USER_MAX + 1] = "";
+  if (m && m->id == id && m->devkey == devkey) {
+    /* Inserted by this process: one DELETE, whose change count says
+     * whether the envelope was still there. */
+    st = stmt(s, Q_MSG_DEL);
+    sqlite3_bind_int64(st, 1, devkey);
+    sqlite3_bind_int64(st, 2, id);
+    if (step_done(st) != 0) return SOTTO_ERR_STORE;
+    *found = sqlite3_changes(s->db) == 1;
+    if (!*found) return 0;
+    bytes = m->len;
+    memcpy(sender, m->sender, sizeof sender);
+    memset(m, 0, sizeof *m);
+    sc_bump(s, devkey, sender, -1);
+    if (sotto__sums_add(&s->sb, sender, -bytes) != 0) return SOTTO_ERR_NOMEM;
+    return dc_add(s, devkey, -1, -bytes);
+  }
+  st = stmt(s, Q_MSG_LEN);
   sqlite3_bind_int64(st, 1, devkey);
   sqlite3_bind_int64(st, 2, id);
   rc = sqlite3_step(st);
@@ -763,6 +823,7 @@ static int sq_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
   sqlite3_bind_int64(st, 1, devkey);
   sqlite3_bind_int64(st, 2, id);
   if (step_done(st) != 0) return SOTTO_ERR_STORE;
+  if (m && m->id == id) memset(m, 0, sizeof *m);
   sc_bump(s, devkey, sender, -1);
   if (sotto__sums_add(&s->sb, sender, -bytes) != 0) return SOTTO_ERR_NOMEM;
   return dc_add(s, devkey, -1, -bytes);
@@ -1070,6 +1131,7 @@ static const struct sotto_store_ops sqlite_ops = {
     .close = sq_close,
     .savepoint = sq_savepoint,
     .release = sq_release,
+    .txn_alive = sq_txn_alive,
     .rollback_to = sq_rollback_to,
     .wal_truncate = sq_wal_truncate,
     .disk_full = sq_disk_full,
@@ -1147,12 +1209,22 @@ out:
   return rc;
 }
 
+/* No memory statistics: with them every sqlite3_malloc and sqlite3_free
+ * takes a global mutex (pthread_mutex_lock/unlock were about 6 % of the store
+ * thread under load). Possible only before SQLite initializes itself, so
+ * this runs before the first open (a later call fails harmlessly); the
+ * server opens its stores on the main thread before the store thread starts. */
+static void sq_global_init(void) {
+  (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int sotto__store_sqlite_check(const char *dir, char *why, size_t why_len) {
   char path[4096];
   struct stat st;
   sqlite3 *db = NULL;
   sqlite3_stmt *q = NULL;
   int rc = SOTTO_ERR_STORE, r;
+  sq_global_init();
   if (snprintf(path, sizeof path, "%s/sotto.db", dir) >= (int)sizeof path) {
     snprintf(why, why_len, "data directory path too long");
     return SOTTO_ERR_USAGE;
@@ -1284,6 +1356,7 @@ int sotto__store_sqlite_open(struct sotto_store *st, const char *dir) {
   char path[4096];
   int i;
   if (snprintf(path, sizeof path, "%s/sotto.db", dir) >= (int)sizeof path) return SOTTO_ERR_USAGE;
+  sq_global_init();
   if ((s = calloc(1, sizeof *s)) == NULL) return SOTTO_ERR_NOMEM;
   if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
       SQLITE_OK)
