@@ -46,6 +46,7 @@ enum {
   SOTTO_SRV_ADD_DEVICE = 0x04,
   SOTTO_SRV_DEVICE_REMOVE = 0x05,
   SOTTO_SRV_ROTATE_SECRET = 0x06,
+  SOTTO_SRV_ROTATION = 0x07, /* the certificate rotation chain (allowed before AUTH; rotation.h) */
   SOTTO_SRV_KEYS_UPLOAD = 0x10,
   SOTTO_SRV_BUNDLE = 0x11,
   SOTTO_SRV_DEVICES = 0x12,

@@ -593,6 +593,16 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
     hello(s, c, &f);
     return;
   }
+  /* ROTATION: the certificate rotation chain, before or after AUTH (a
+   * client whose pin is older asks before it sends credentials). Static
+   * bytes read at start: no store, nothing to spend. */
+  if (f.type == SOTTO_SRV_ROTATION && c->state != S_AUTHING) {
+    if (f.len)
+      sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
+    else
+      sotto__srv_send_simple(c, SOTTO_SRV_OK, f.req_id, s->rot, s->rot_len);
+    return;
+  }
   if (c->state == S_AUTHING) {
     sotto__srv_send_err(s, c, f.req_id, SOTTO_SRV_E_STATE);
     return;

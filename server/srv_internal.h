@@ -46,6 +46,7 @@
 
 #include "proto.h"
 #include "ratelimit.h"
+#include "rotation.h"
 #include "server.h"
 #include "store.h"
 #include "transport.h"
@@ -176,6 +177,8 @@ struct srv {
   struct sotto_store rstore; /* the I/O thread's own connection: backlog pages, metrics */
   int64_t horizon;           /* highest envelope id whose batch has been answered */
   SSL_CTX *ctx;
+  uint8_t rot[SOTTO_ROT_CHAIN_MAX_LEN]; /* the ROTATION answer (DIR/rotation.chain), read at start */
+  size_t rot_len;
   int ep, lfd, mfd, sfd;
   int lockfd;          /* DATA/sotto.lock, held (flock) while the server runs */
   int space_low;       /* the disk filled up; the reserve is released (store thread) */

@@ -382,6 +382,13 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
     goto out;
   }
   if ((s->ctx = sotto__tls_server_ctx(cfg->data, fp, &created, !db_existed)) == NULL) goto out;
+  {
+    char why[4400];
+    if (sotto_srv_load_chain(cfg->data, s->rot, sizeof s->rot, &s->rot_len, why, sizeof why) != 0) {
+      fprintf(stderr, "sotto-server: %s\n", why);
+      goto out;
+    }
+  }
   if ((s->lfd = listen_on(cfg->listen)) < 0) {
     fprintf(stderr, "sotto-server: cannot listen on %s (address in use, or not HOST:PORT?)\n", cfg->listen);
     goto out;

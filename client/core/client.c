@@ -357,6 +357,11 @@ int sc_register(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, const char
     conn_close(k);
     return sc__store_error(c, rc);
   }
+  /* The pinned certificate's key, to follow a later certificate rotation. */
+  if ((rc = conn_pinkey_learn(c, k)) != 0) {
+    conn_close(k);
+    return rc;
+  }
   if ((rc = sotto_net_auth(k->net, user, c->acct->device_id, c->acct->secret, &ec_left, &kem_left)) != 0)
     goto net_fail;
   if ((rc = conn_upload_keys(c, k, 1, CONN_EC_STOCK, CONN_KEM_STOCK))) {

@@ -85,6 +85,15 @@ static const struct sc_err_row rows[] = {
     {SC_ERR_UNDELIVERED, "undelivered", "the message reached nobody", "see the warnings, then try again"},
     {SC_ERR_IN_USE, "in_use", "another sotto process (a daemon) holds this home",
      "stop it, or talk to it (its socket) instead"},
+    {SC_ERR_NOT_TLS, "not_tls", "the address does not speak TLS: it is not a sotto server",
+     "check the host and port (is it the sotto-server's --listen address?)"},
+    {SC_ERR_NOT_SOTTO, "not_sotto", "the address speaks TLS but did not answer as a sotto server",
+     "check the host and port (is it the sotto-server's --listen address?)"},
+    {SC_ERR_PIN_MISMATCH, "pin_mismatch", "the server's certificate differs from the pinned one",
+     "ask its operator for the fingerprint ('sotto-server fingerprint'); after a move, 'sotto server set "
+     "HOST:PORT --pin SHA256'"},
+    {SC_ERR_CERT_UNTRUSTED, "cert_untrusted", "the server's certificate does not verify against the CA file",
+     "check the CA file and the server name"},
 };
 
 static const struct sc_err_row *find(int err) {

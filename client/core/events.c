@@ -47,6 +47,7 @@ const char *sc_event_name(int kind) {
     case SC_EV_BAD_ENVELOPE: return "bad_envelope";
     case SC_EV_BAD_FRAME: return "bad_frame";
     case SC_EV_DEVICE_CHANGE: return "device_change";
+    case SC_EV_SERVER_REPINNED: return "server_repinned";
     case SC_EV_RESTORED_STORE: return "restored_store";
     case SC_EV_DISPLACED: return "displaced";
     case SC_EV_LINK_UP: return "link_up";
@@ -199,6 +200,12 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
       if (ev->count)
         put(&o, ": a device you did not add can receive what is sent to this account; remove it ('sotto device "
                 "remove ID') and run 'sotto rotate-secret'");
+      break;
+    case SC_EV_SERVER_REPINNED:
+      put(&o,
+          "the server rotated its TLS certificate; the rotation was signed by the certificate pinned before "
+          "(statement %llu), so the new one is pinned now: SHA-256 %s",
+          (unsigned long long)ev->count, ev->detail ? ev->detail : "");
       break;
     case SC_EV_RESTORED_STORE:
       put(&o,

@@ -119,9 +119,16 @@ enum sc_error {
   SC_ERR_MISMATCH = -48,             /* the safety number does not match */
   SC_ERR_NOTHING_HELD = -49,
   SC_ERR_UNDELIVERED = -50,          /* nobody could be sent the message */
-  SC_ERR_IN_USE = -51                /* another process (a daemon) holds this home (sc_hold_home) */
+  SC_ERR_IN_USE = -51,               /* another process (a daemon) holds this home (sc_hold_home) */
+  /* -52..-55: allocated to other work merged beside this */
+  SC_ERR_NOT_TLS = -56,              /* the endpoint does not speak TLS (not a sotto server) */
+  SC_ERR_NOT_SOTTO = -57,            /* a TLS endpoint that does not answer as a sotto server */
+  SC_ERR_PIN_MISMATCH = -58,         /* the certificate differs from the pinned one (no valid rotation to it) */
+  SC_ERR_CERT_UNTRUSTED = -59        /* the certificate does not verify against the CA file */
 };
 #define SC_ERR_FIRST SC_ERR_NOMEM
+/* The contiguous table ends here; -56..-59 are in the table too and checked
+ * one by one (core_test) until the codes between are merged. */
 #define SC_ERR_LAST SC_ERR_IN_USE
 
 /* "nomem", "wrong_passphrase"...; "ok" for 0; "unknown" outside the table. */
@@ -367,9 +374,11 @@ enum sc_event_kind {
   SC_EV_DRAINED,           /* the server's queue is empty and every ack answered */
   SC_EV_NOTICE,            /* an older store's history row: text is its sentence as stored, reason its old code */
   SC_EV_BAD_FRAME,         /* the server sent a frame that does not parse (count = frame type, detail = why) */
-  SC_EV_DEVICE_CHANGE      /* this account's device list on the server changed since the last connection:
+  SC_EV_DEVICE_CHANGE,     /* this account's device list on the server changed since the last connection:
                               count devices added, total removed, detail lists them ("added 2; removed 3");
                               concerns this account, so peer is "" */
+  SC_EV_SERVER_REPINNED,   /* the server rotated its certificate and a valid rotation chain led to the new one:
+                              it is pinned now (detail = the new fingerprint, count = the statement serial) */
 };
 
 /* Why (SC_EV_UNREADABLE, SC_EV_NOT_DELIVERED, SC_EV_HELD, SC_EV_KEY_CHANGED). */
