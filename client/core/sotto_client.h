@@ -228,6 +228,14 @@ int sc_probe_pin(char pin_hex[SC_PIN_HEX_LEN + 1], struct sc_client *c, const ch
  * The counts of uploaded keys go to *n_ec and *n_kem (may be NULL). */
 int sc_register(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, const char *server, const char *username,
                 const char *pin_hex, const char *ca_file);
+/* The server moved (a new host or port): connects to server with pin_hex,
+ * or ca_file, or (both NULL) the pin or CA file the account has now (a
+ * server that kept its certificate), checks that it is a sotto server that
+ * holds this account (AUTH with this device's credentials), and only then
+ * stores the new address and pin. On any failure nothing changes (an
+ * SC_ERR_* with its sentence: SC_ERR_PIN_MISMATCH for a wrong pin,
+ * SC_ERR_AUTH_FAILED when the account is not there...). */
+int sc_server_set(struct sc_client *c, const char *server, const char *pin_hex, const char *ca_file);
 /* The device ids of this account. */
 int sc_devices(uint32_t *ids, size_t *n, size_t max, struct sc_client *c);
 int sc_device_remove(struct sc_client *c, uint32_t device_id);
