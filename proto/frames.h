@@ -40,7 +40,10 @@ enum {
   /* A frame that did not parse: frame_type and error (a negative
    * SOTTO_ERR_*) say what; for a MSG whose id could be read, has_id and id
    * are set, so the caller can ACK it (the server would resend it). */
-  SOTTO_NET_EV_BAD
+  SOTTO_NET_EV_BAD,
+  /* NOTICE (proto.h): id, has_id, timestamp_ms, and the notice body (it
+   * parses: sotto__srv_parse_notice_body) in body / body_len. */
+  SOTTO_NET_EV_NOTICE
 };
 
 struct sotto_net_event {

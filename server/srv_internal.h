@@ -166,6 +166,7 @@ struct metrics {
 struct batch {
   struct op *ops;
   int n, expire, rc;
+  int64_t notices, notice_max_id; /* notices the expiry run queued, and the highest id among them */
   int scrub;      /* I/O -> store: truncate the WAL after this batch (a scrub is due) */
   int scrub_need; /* store -> I/O: this batch deleted envelopes and did not truncate */
   int64_t deleted;
@@ -278,6 +279,9 @@ void sotto__srv_op_discard(struct op *o);
 void sotto__srv_op_free(struct op *o);
 void sotto__srv_prune_ops(struct srv *s);
 void sotto__srv_batch_start(struct srv *s);
+/* srv_expire.c: inside the batch's transaction, deletes envelopes older
+ * than before_ms and queues the bounded notices about them. */
+int sotto__srv_expire_run(struct srv *s, int64_t before_ms, int64_t *deleted, int64_t *notices, int64_t *max_id);
 void sotto__srv_batch_wait(struct srv *s);
 void sotto__srv_batch_turn(struct srv *s);
 void sotto__srv_free_zombies(struct srv *s);

@@ -134,6 +134,13 @@ void cli_show_event(struct cli *c, const struct sc_event *ev) {
       o = cli_event(sc_event_type(ev));
       cJSON_AddStringToObject(o, "user", ev->peer);
       if (ev->group[0]) cJSON_AddStringToObject(o, "group", ev->group);
+      if (ev->kind == SC_EV_EXPIRED_SENT || ev->kind == SC_EV_EXPIRED_RECEIVED) {
+        /* Structured: how many, and (sent) the first one's server id and time. */
+        cJSON_AddNumberToObject(o, "count", (double)ev->count);
+        if (ev->server_id) cJSON_AddNumberToObject(o, "id", (double)ev->server_id);
+        if (ev->server_timestamp_ms) cJSON_AddNumberToObject(o, "sent_at", (double)ev->server_timestamp_ms);
+        cJSON_AddNumberToObject(o, "timestamp", (double)ev->timestamp_ms);
+      }
       if ((line = malloc(cap))) {
         sc_event_describe(line, cap, ev);
         cJSON_AddStringToObject(o, "message", line);
@@ -176,6 +183,8 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_UNREADABLE:
     case SC_EV_UNREADABLE_SUMMARY:
     case SC_EV_NOTICE:
+    case SC_EV_EXPIRED_SENT:
+    case SC_EV_EXPIRED_RECEIVED:
       cli_show_event(c, ev);
       return;
     case SC_EV_NOT_DELIVERED:

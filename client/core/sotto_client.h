@@ -387,6 +387,11 @@ enum sc_event_kind {
                               concerns this account, so peer is "" */
   SC_EV_SERVER_REPINNED,   /* the server rotated its certificate and a valid rotation chain led to the new one:
                               it is pinned now (detail = the new fingerprint, count = the statement serial) */
+  SC_EV_EXPIRED_SENT,      /* the server says count messages of ours to peer ("" = to other recipients) expired
+                              unread on it; server_id / server_timestamp_ms: the first of them (its SEND answer),
+                              total: how many the notice listed */
+  SC_EV_EXPIRED_RECEIVED   /* the server says count messages from peer ("" = other senders) expired on it before
+                              we fetched them */
 };
 
 /* Why (SC_EV_UNREADABLE, SC_EV_NOT_DELIVERED, SC_EV_HELD, SC_EV_KEY_CHANGED). */
