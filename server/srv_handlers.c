@@ -292,7 +292,17 @@ static int exec_send(struct srv *s, struct op *o) {
       return 0;
     }
   }
-  if (d.queue_count >= g->max_queue || d.queue_bytes + (int64_t)m->body_len > g->max_queue_bytes) {
+  if (d.queue_count >= g->max_queue) {
+    /* The server's own notices (sender "", srv_expire.c) take no room from
+     * senders: a third party cannot fill a queue with them. */
+    int64_t notes = 0;
+    if ((rc = ops->sender_count(st, d.devkey, "", &notes)) != 0) return rc;
+    if (d.queue_count - notes >= g->max_queue) {
+      o->code = SOTTO_SRV_E_QUEUE_FULL;
+      return 0;
+    }
+  }
+  if (d.queue_bytes + (int64_t)m->body_len > g->max_queue_bytes) {
     o->code = SOTTO_SRV_E_QUEUE_FULL;
     return 0;
   }
