@@ -87,7 +87,7 @@ enum sc_error {
   SC_ERR_NOT_CONNECTED = -16,        /* sc_connect first */
   SC_ERR_UNREACHABLE = -17,
   SC_ERR_TIMEOUT = -18,
-  SC_ERR_TLS = -19,                  /* certificate not the pinned one, or handshake failed */
+  SC_ERR_TLS = -19,                  /* a TLS peer refused or broke off the handshake (a wrong pin: SC_ERR_PIN_MISMATCH) */
   SC_ERR_CA = -20,                   /* the CA file cannot be read */
   SC_ERR_CONNECTION_LOST = -21,
   SC_ERR_PROTOCOL = -22,             /* an answer the client cannot use */
