@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rotation.h"
 #include "srvtest.h"
 #include "testutil.h"
 
@@ -512,6 +513,29 @@ static void test_port_zero_and_fingerprint(void) {
   x = srv_connect(&p, &ctx, 1);
   CHECK(x != NULL);
   if (x) CHECK_RC(sotto_net_ping(x), 0);
+  if (x) {
+    /* ROTATION before AUTH: a server that never rotated has an empty chain. */
+    struct sotto_rot_statement chain[SOTTO_ROT_MAX_CHAIN];
+    struct sotto_net_event ev;
+    size_t n = 99;
+    static const uint8_t one = 0;
+    CHECK_RC(sotto_net_rotation(x, chain, SOTTO_ROT_MAX_CHAIN, &n), 0);
+    CHECK(n == 0);
+    /* ... and it takes no payload: one byte closes the connection as malformed. */
+    CHECK_RC(sotto_net_write_frame(x, SOTTO_SRV_ROTATION, 5, &one, 1), 0);
+    memset(&ev, 0, sizeof ev);
+    while (sotto_net_next_event(x, WAIT_MS, &ev) == 1 && ev.kind != SOTTO_NET_EV_CLOSE) sotto_net_event_clear(&ev);
+    CHECK(ev.kind == SOTTO_NET_EV_CLOSE && ev.code == SOTTO_SRV_E_MALFORMED);
+    sotto_net_event_clear(&ev);
+  }
+  sotto_net_close(x);
+  x = srv_connect(&p, &ctx, 0);
+  if (x) {
+    /* Before HELLO it is no HELLO: malformed. */
+    struct sotto_rot_statement chain[1];
+    size_t n = 0;
+    CHECK_RC(sotto_net_rotation(x, chain, 1, &n), SOTTO_SRV_E_MALFORMED);
+  }
   sotto_net_close(x);
   m = srv_metrics(&p);
   CHECK(m && strstr(m, "sotto_connections_total"));
