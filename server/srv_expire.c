@@ -98,8 +98,9 @@ static void set_peer(struct sotto_srv_notice *m, const char *peer) {
   m->peer.len = strlen(peer);
 }
 
-/* Per group of pairs (one sender device, or one recipient device): the
- * first EXP_PER_USER - 1 pairs get a notice each; the rest one summary. */
+/* Per group of pairs (one sender device, or one recipient device): up to
+ * EXP_PER_USER pairs get a notice each; with more, the first
+ * EXP_PER_USER - 1 do and the rest share one summary (peer ""). */
 static int by_recipient(const void *a, const void *b) {
   const struct pair *x = *(const struct pair *const *)a, *y = *(const struct pair *const *)b;
   return x->devkey < y->devkey ? -1 : x->devkey > y->devkey ? 1 : 0;
@@ -126,14 +127,16 @@ int sotto__srv_expire_run(struct srv *s, int64_t before_ms, int64_t *deleted, in
     struct sotto_store_device d;
     struct sotto_srv_notice m;
     uint32_t rest = 0, k = 0;
+    int many;
     for (j = i; j < x.n && x.p[j].sender_device == x.p[i].sender_device && strcmp(x.p[j].sender, x.p[i].sender) == 0;
          j++) {
     }
+    many = j - i > EXP_PER_USER;
     rc = ops->device_route(s->store.impl, x.p[i].sender, x.p[i].sender_device, &d);
     if (rc == 1) continue; /* the sender's device is gone: nobody to tell */
     if (rc != 0) goto out;
     for (; i < j; i++, k++) {
-      if (k + 1 >= EXP_PER_USER && j - i > 1) {
+      if (many && k + 1 >= EXP_PER_USER) {
         rest += x.p[i].count;
         continue;
       }
@@ -165,16 +168,17 @@ int sotto__srv_expire_run(struct srv *s, int64_t before_ms, int64_t *deleted, in
   for (i = 0; i < x.n; i = j) {
     struct sotto_srv_notice m;
     uint32_t rest = 0, k = 0;
-    int r;
+    int r, many;
     for (j = i; j < x.n && order[j]->devkey == order[i]->devkey; j++) {
     }
+    many = j - i > EXP_PER_USER;
     if ((r = ops->device_exists(s->store.impl, order[i]->devkey)) < 0) {
       rc = r;
       goto out;
     }
     if (r == 0) continue;
     for (; i < j; i++, k++) {
-      if (k + 1 >= EXP_PER_USER && j - i > 1) {
+      if (many && k + 1 >= EXP_PER_USER) {
         rest += order[i]->count;
         continue;
       }

@@ -727,6 +727,109 @@ static void test_expiry(void) {
   srv_rmdir(&p);
 }
 
+/* Expired envelopes leave bounded notices (srv_expire.c): 10,000 envelopes
+ * from alice to bob and one each to six more recipients expire in one run
+ * (a restart with a queue age of 1 s: the run at start). Then alice gets 4
+ * notices (bob, r1, r2 on their own, the other four summed up with peer
+ * ""), bob 1 (count 10000, 16 items listed, the first one the id his SEND
+ * answer gave), each other recipient 1: 11 in all, not 10,006. Run against
+ * PostgreSQL too (server_pg). */
+static void test_expiry_notices(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
+  struct account r[6] = {{"rone", 0, {0}}, {"rtwo", 0, {0}}, {"rthree", 0, {0}},
+                         {"rfour", 0, {0}}, {"rfive", 0, {0}}, {"rsix", 0, {0}}};
+  const char *const extra[] = {"--max-queue", "20000", "--max-queue-per-sender", "20000", "--register-burst", "100",
+                               "--send-burst", "20000", "--send-rate", "100000", NULL};
+  const char *const aged[] = {"--max-queue-age-seconds", "1", NULL};
+  struct sotto_net *a = NULL, *b = NULL;
+  struct sotto_net_event ev;
+  uint8_t ct[128];
+  size_t n, i, got_acks = 0;
+  uint64_t first_id = 0;
+  int rc, notices = 0, summary = 0, peers = 0;
+  char *m;
+  if (srv_mkdir(&p, "expnote") != 0 || srv_start(&p, extra) != 0) {
+    CHECK(!"server starts");
+    return;
+  }
+  rc = do_register(&p, &ctx, &alice);
+  if (rc == 0) rc = do_register(&p, &ctx, &bob);
+  for (i = 0; i < 6 && rc == 0; i++) rc = do_register(&p, &ctx, &r[i]);
+  REQUIRE_VOID(rc == 0);
+  a = login(&p, &ctx, &alice);
+  REQUIRE_VOID(a != NULL);
+  n = seal(ct, "gone");
+  CHECK_RC(sotto_net_send(a, "bob", 1, 1, ct, n, &first_id, NULL), 0);
+  /* Pipelined: the answers are read back below. */
+  for (i = 1; i < 10000; i++) {
+    uint32_t rid;
+    if (sotto_net_send_async(a, "bob", 1, 1, ct, n, &rid) != 0) break;
+  }
+  CHECK(i == 10000);
+  while (got_acks < 9999 && sotto_net_next_event(a, WAIT_MS, &ev) == 1) {
+    if (ev.kind == SOTTO_NET_EV_ANSWER && ev.code == 0) got_acks++;
+    sotto_net_event_clear(&ev);
+  }
+  CHECK(got_acks == 9999);
+  for (i = 0; i < 6; i++) CHECK_RC(sotto_net_send(a, r[i].name, 1, 1, ct, n, NULL, NULL), 0);
+  sotto_net_close(a);
+  CHECK(srv_stop(&p) == 0);
+  usleep(1200 * 1000);
+  REQUIRE_VOID(srv_start(&p, aged) == 0);
+  /* The run at start goes through the commit pipeline: bounded wait. */
+  for (i = 0, m = NULL; i < 100; i++) {
+    free(m);
+    if ((m = srv_metrics(&p)) && strstr(m, "\nsotto_messages_expired_total 10006\n")) break;
+    usleep(200 * 1000);
+  }
+  CHECK(m && strstr(m, "\nsotto_messages_expired_total 10006\n"));
+  CHECK(m && strstr(m, "\nsotto_queue_depth 11\n"));
+  if (m && !strstr(m, "\nsotto_queue_depth 11\n")) fprintf(stderr, "%s", m);
+  free(m);
+  a = login(&p, &ctx, &alice);
+  if (a) {
+    while (sotto_net_next_event(a, WAIT_MS, &ev) == 1 && ev.kind != SOTTO_NET_EV_DRAINED) {
+      struct sotto_srv_notice no;
+      if (ev.kind == SOTTO_NET_EV_NOTICE && sotto__srv_parse_notice_body(ev.body, ev.body_len, &no) == 0 &&
+          no.kind == SOTTO_SRV_NOTICE_EXPIRED_SENT) {
+        notices++;
+        if (no.peer.len == 0) summary += no.count == 4;
+        if (no.peer.len == 3 && memcmp(no.peer.p, "bob", 3) == 0)
+          peers += no.count == 10000 && no.n_items == 16 && no.items[0].id == first_id;
+      }
+      sotto_net_event_clear(&ev);
+    }
+    sotto_net_event_clear(&ev);
+    CHECK(notices == 4);
+    CHECK(summary == 1);
+    CHECK(peers == 1);
+    sotto_net_close(a);
+  }
+  b = login(&p, &ctx, &bob);
+  if (b) {
+    notices = peers = 0;
+    while (sotto_net_next_event(b, WAIT_MS, &ev) == 1 && ev.kind != SOTTO_NET_EV_DRAINED) {
+      struct sotto_srv_notice no;
+      CHECK(ev.kind != SOTTO_NET_EV_MSG); /* never a MSG: the envelopes are gone (KEYS_LOW may come) */
+      if (ev.kind == SOTTO_NET_EV_NOTICE && sotto__srv_parse_notice_body(ev.body, ev.body_len, &no) == 0) {
+        notices++;
+        peers += no.kind == SOTTO_SRV_NOTICE_EXPIRED_RECEIVED && no.count == 10000 && no.peer.len == 5 &&
+                 memcmp(no.peer.p, "alice", 5) == 0;
+        CHECK_RC(sotto_net_ack(b, ev.id), 0);
+      }
+      sotto_net_event_clear(&ev);
+    }
+    sotto_net_event_clear(&ev);
+    CHECK(notices == 1 && peers == 1);
+    sotto_net_close(b);
+  }
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 /* Issue 10 item 3: a backup holds the whole server (database, tls.key,
  * tls.crt) and is taken while it runs; a server started from it has the
  * same fingerprint and delivers what was queued. A database without its key
@@ -1101,6 +1204,7 @@ int main(int argc, char **argv) {
   test_port_zero_and_fingerprint();
   test_auth_rate();
   test_expiry();
+  test_expiry_notices();
   test_backup_and_identity();
   test_unread_answers();
   test_pg_outage();
