@@ -604,13 +604,16 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
     return;
   }
   /* ROTATION: the certificate rotation chain, before or after AUTH (a
-   * client whose pin is older asks before it sends credentials). Static
-   * bytes read at start: no store, nothing to spend. */
+   * client whose pin is older asks before it sends credentials). Bytes in
+   * memory (a statement prepared while the server runs is picked up within
+   * a second): no store, nothing to spend. */
   if (f.type == SOTTO_SRV_ROTATION && c->state != S_AUTHING) {
-    if (f.len)
+    if (f.len) {
       sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
-    else
+    } else {
+      sotto__srv_rotation_refresh(s);
       sotto__srv_send_simple(c, SOTTO_SRV_OK, f.req_id, s->rot, s->rot_len);
+    }
     return;
   }
   if (c->state == S_AUTHING) {

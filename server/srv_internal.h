@@ -178,8 +178,10 @@ struct srv {
   struct sotto_store rstore; /* the I/O thread's own connection: backlog pages, metrics */
   int64_t horizon;           /* highest envelope id whose batch has been answered */
   SSL_CTX *ctx;
-  uint8_t rot[SOTTO_ROT_CHAIN_MAX_LEN]; /* the ROTATION answer (DIR/rotation.chain), read at start */
+  uint8_t rot[SOTTO_ROT_CHAIN_MAX_LEN]; /* the ROTATION answer (DIR/rotation.chain) */
   size_t rot_len;
+  int64_t rot_checked_ms;               /* mono: when the file was last looked at (at most once a second) */
+  int64_t rot_mtime_ns, rot_size, rot_ino;
   int ep, lfd, mfd, sfd;
   int lockfd;          /* DATA/sotto.lock, held (flock) while the server runs */
   int space_low;       /* the disk filled up; the reserve is released (store thread) */
@@ -279,6 +281,10 @@ void sotto__srv_op_discard(struct op *o);
 void sotto__srv_op_free(struct op *o);
 void sotto__srv_prune_ops(struct srv *s);
 void sotto__srv_batch_start(struct srv *s);
+/* The rotation chain in s->rot, read again if DIR/rotation.chain changed
+ * (looked at no more than once a second; a damaged file keeps the chain
+ * served so far and is logged). I/O thread. */
+void sotto__srv_rotation_refresh(struct srv *s);
 /* srv_expire.c: inside the batch's transaction, deletes envelopes older
  * than before_ms and queues the bounded notices about them. */
 int sotto__srv_expire_run(struct srv *s, int64_t before_ms, int64_t *deleted, int64_t *notices, int64_t *max_id);

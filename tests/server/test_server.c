@@ -521,6 +521,22 @@ static void test_port_zero_and_fingerprint(void) {
     static const uint8_t one = 0;
     CHECK_RC(sotto_net_rotation(x, chain, SOTTO_ROT_MAX_CHAIN, &n), 0);
     CHECK(n == 0);
+    {
+      /* Prepared while the server runs: served within a second, signed by
+       * the key of the certificate this connection sees. */
+      char cmd[4600];
+      uint8_t fp[32], key[32];
+      int tries;
+      snprintf(cmd, sizeof cmd, "%s rotate-certificate --data %s >/dev/null 2>&1", SOTTO_SERVER_BIN, p.dir);
+      CHECK(system(cmd) == 0);
+      for (tries = 0, n = 0; tries < 30 && n == 0; tries++) {
+        usleep(100 * 1000);
+        CHECK_RC(sotto_net_rotation(x, chain, SOTTO_ROT_MAX_CHAIN, &n), 0);
+      }
+      CHECK(n == 1 && chain[0].serial == 1 && sotto__rot_check_sig(&chain[0]) == 0);
+      CHECK(sotto_net_peer(x, fp, key) == 0 && n == 1 && memcmp(chain[0].old_key, key, 32) == 0 &&
+            memcmp(chain[0].new_key, key, 32) != 0);
+    }
     /* ... and it takes no payload: one byte closes the connection as malformed. */
     CHECK_RC(sotto_net_write_frame(x, SOTTO_SRV_ROTATION, 5, &one, 1), 0);
     memset(&ev, 0, sizeof ev);
