@@ -26,7 +26,7 @@
 #include "srv_internal.h"
 
 #define EXP_MAX_PAIRS 4096
-#define EXP_SCAN_MAX 1000000
+#define EXP_SCAN_MAX 200000 /* rows a run lists (PostgreSQL holds them in one result: ~20 MB at most) */
 #define EXP_PER_USER 4
 
 struct pair {
