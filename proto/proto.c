@@ -156,10 +156,18 @@ int sotto__srv_parse_hello(const uint8_t *p, size_t len, struct sotto_srv_hello 
   struct sotto__rd r;
   int rc;
   sotto__rd_init(&r, p, len);
+  m->features = 0;
   TRY(rd_u16(&r, &m->version));
   /* Later versions may append fields: a newer client's hello must still
    * parse so that it gets the version error rather than "malformed". */
-  if (m->version == SOTTO_SRV_VERSION) TRY(rd_end(&r));
+  if (m->version == SOTTO_SRV_VERSION) {
+    /* Canonical: the features byte is there only when it is not 0. */
+    if (sotto__rd_left(&r) == 1) {
+      TRY(sotto__rd_u8(&r, &m->features));
+      if (m->features == 0) return SOTTO_ERR_MALFORMED;
+    }
+    TRY(rd_end(&r));
+  }
   return 0;
 }
 
@@ -390,9 +398,10 @@ void sotto__srv_put_err(struct sotto__wr *w, uint16_t code, const char *msg) {
 
 /* ---- requests ------------------------------------------------------------ */
 
-void sotto__srv_put_hello_req(struct sotto__wr *w, uint16_t version) {
+void sotto__srv_put_hello_req(struct sotto__wr *w, uint16_t version, uint8_t features) {
   sotto__wr_u8(w, (uint8_t)(version >> 8));
   sotto__wr_u8(w, (uint8_t)version);
+  if (features) sotto__wr_u8(w, features);
 }
 
 void sotto__srv_put_register_req(struct sotto__wr *w, const char *user, const uint8_t *identity, size_t len) {

@@ -146,8 +146,13 @@ struct sotto_srv_blob_id {
   size_t len;
 };
 
+/* HELLO: u16 version, then (optional) u8 features: what this client
+ * understands beyond version 1 as first released. A client without the
+ * byte gets nothing it does not know. */
+#define SOTTO_SRV_FEAT_NOTICE 0x01 /* NOTICE pushes (0x94) */
 struct sotto_srv_hello {
   uint16_t version;
+  uint8_t features;
 };
 struct sotto_srv_register {
   struct sotto_srv_str username;
@@ -285,7 +290,7 @@ void sotto__srv_put_bundle(struct sotto__wr *w, const struct sotto_srv_bundle *m
 void sotto__srv_put_err(struct sotto__wr *w, uint16_t code, const char *msg);
 
 /* Requests (the client writes them; the sotto__srv_parse_* above read them). */
-void sotto__srv_put_hello_req(struct sotto__wr *w, uint16_t version);
+void sotto__srv_put_hello_req(struct sotto__wr *w, uint16_t version, uint8_t features);
 void sotto__srv_put_register_req(struct sotto__wr *w, const char *user, const uint8_t *identity, size_t len);
 void sotto__srv_put_auth_req(struct sotto__wr *w, const char *user, uint32_t device_id,
                              const uint8_t secret[SOTTO_SRV_SECRET_LEN]);

@@ -579,6 +579,7 @@ static void hello(struct srv *s, struct conn *c, const struct sotto_srv_frame *f
   if (sotto__srv_frame_begin(c, &w, 10) != 0) return;
   sotto__srv_put_hello_ok(&w, SOTTO_SRV_VERSION, (uint32_t)s->cfg->max_frame, (uint32_t)s->cfg->max_message);
   sotto__srv_frame_end(c, &w, SOTTO_SRV_OK, f->req_id);
+  c->features = h.features;
   c->state = S_UNAUTH;
 }
 

@@ -76,6 +76,7 @@ struct conn {
   uint8_t kind, state;
   uint8_t closing, dead, in_backlog, backlog, registered_ev, flush_queued;
   uint8_t hdr_have;
+  uint8_t features; /* SOTTO_SRV_FEAT_* the client announced in HELLO */
   uint8_t auth_held; /* the pending AUTH is charged to its failed-AUTH buckets if it fails */
   uint8_t ucounted;  /* counted in the per-address and per-prefix pre-auth shares */
   uint8_t rpaused;   /* reading paused: too much in flight (input kept in ibuf) */

@@ -505,14 +505,14 @@ int sotto_net_fetch_fingerprint(const char *host, const char *port, int timeout_
 #define REQ_BUF 512
 
 int sotto_net_hello(struct sotto_net *c, uint16_t version) {
-  uint8_t b[2];
+  uint8_t b[3];
   struct sotto__wr w;
   struct sotto_net_event ans;
   uint16_t v = 0;
   uint32_t maxf = 0, maxm = 0;
   int rc;
   sotto__wr_init(&w, b, sizeof b);
-  sotto__srv_put_hello_req(&w, version);
+  sotto__srv_put_hello_req(&w, version, SOTTO_SRV_FEAT_NOTICE);
   rc = request(c, SOTTO_SRV_HELLO, b, w.len, &ans);
   if (rc) {
     sotto_net_event_clear(&ans);

@@ -37,8 +37,15 @@ int main(void) {
   {
     struct sotto_srv_hello m;
     sotto__wr_init(&w, b, sizeof b);
-    sotto__srv_put_hello_req(&w, 1);
-    CHECK(!w.err && sotto__srv_parse_hello(b, w.len, &m) == 0 && m.version == 1, "HELLO request");
+    sotto__srv_put_hello_req(&w, 1, 0);
+    CHECK(!w.err && w.len == 2 && sotto__srv_parse_hello(b, w.len, &m) == 0 && m.version == 1 && m.features == 0,
+          "HELLO request");
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_hello_req(&w, 1, SOTTO_SRV_FEAT_NOTICE);
+    CHECK(!w.err && w.len == 3 && sotto__srv_parse_hello(b, w.len, &m) == 0 && m.features == SOTTO_SRV_FEAT_NOTICE,
+          "HELLO request with features (NOTICE understood)");
+    b[3] = 0;
+    CHECK(sotto__srv_parse_hello(b, 4, &m) != 0, "... two bytes of features: refused");
   }
   {
     struct sotto_srv_register m;

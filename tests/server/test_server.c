@@ -823,6 +823,24 @@ static void test_expiry_notices(void) {
     CHECK(peers == 1);
     sotto_net_close(a);
   }
+  /* An older client (HELLO without the features byte) is not sent the
+   * NOTICE it would not know: it just finds its queue drained. */
+  b = srv_connect(&p, &ctx, 0);
+  if (b) {
+    static const uint8_t old_hello[2] = {0, SOTTO_SRV_VERSION};
+    int saw_notice = 0, drained = 0;
+    CHECK_RC(sotto_net_write_frame(b, SOTTO_SRV_HELLO, 1, old_hello, 2), 0);
+    CHECK(next_of(b, SOTTO_NET_EV_ANSWER, &ev) && ev.code == 0);
+    sotto_net_event_clear(&ev);
+    CHECK_RC(sotto_net_auth(b, bob.name, bob.dev, bob.secret, NULL, NULL), 0);
+    while (!drained && sotto_net_next_event(b, WAIT_MS, &ev) == 1) {
+      saw_notice |= ev.kind == SOTTO_NET_EV_NOTICE;
+      drained = ev.kind == SOTTO_NET_EV_DRAINED;
+      sotto_net_event_clear(&ev);
+    }
+    CHECK(drained && !saw_notice);
+    sotto_net_close(b);
+  }
   b = login(&p, &ctx, &bob);
   if (b) {
     notices = peers = 0;
