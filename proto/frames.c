@@ -54,6 +54,25 @@ static int decode_msg(const struct sotto_srv_frame *f, uint32_t max_message, str
   return 0;
 }
 
+static int decode_notice(const struct sotto_srv_frame *f, struct sotto_net_event *ev) {
+  struct sotto_srv_notice n;
+  struct sotto__rd r;
+  int rc = sotto__srv_parse_notice(f->p, f->len, &n);
+  if (rc != 0) {
+    bad(ev, f->type, rc);
+    sotto__rd_init(&r, f->p, f->len);
+    ev->has_id = sotto__rd_u64be(&r, &ev->id) == 0;
+    return 0;
+  }
+  ev->kind = SOTTO_NET_EV_NOTICE;
+  ev->has_id = 1;
+  ev->id = n.id;
+  ev->timestamp_ms = n.timestamp_ms;
+  if ((ev->body = dup_bytes(f->p + 16, f->len - 16)) == NULL) return SOTTO_ERR_NOMEM;
+  ev->body_len = f->len - 16;
+  return 0;
+}
+
 int sotto__net_decode(const uint8_t *body, size_t len, uint32_t max_message, struct sotto_net_event *ev) {
   struct sotto_srv_frame f;
   struct sotto_srv_err e;
@@ -86,6 +105,9 @@ int sotto__net_decode(const uint8_t *body, size_t len, uint32_t max_message, str
       return 0;
     case SOTTO_SRV_MSG:
       if (decode_msg(&f, max_message, ev) != 0) goto nomem;
+      return 0;
+    case SOTTO_SRV_NOTICE:
+      if (decode_notice(&f, ev) != 0) goto nomem;
       return 0;
     case SOTTO_SRV_DRAINED:
       if (f.len) bad(ev, f.type, SOTTO_ERR_TRAILING);

@@ -23,8 +23,12 @@
 /* Local transport results of client/net (beside the server's SOTTO_SRV_E_*). */
 #define SOTTO_NET_E_IO 1000      /* socket error or connection closed */
 #define SOTTO_NET_E_TIMEOUT 1001 /* no answer within the timeout */
-#define SOTTO_NET_E_TLS 1002     /* handshake failed or certificate not the pinned one */
+#define SOTTO_NET_E_TLS 1002     /* a TLS peer refused or broke off the handshake */
 #define SOTTO_NET_E_CONNECT 1003 /* cannot resolve or connect */
+#define SOTTO_NET_E_NOT_TLS 1004 /* the peer does not speak TLS (garbage, or closed during the handshake) */
+#define SOTTO_NET_E_PIN 1005     /* TLS fine, but the certificate is not the pinned one */
+#define SOTTO_NET_E_NOT_SOTTO 1006 /* TLS fine, but no sotto answer to HELLO (not a sotto server) */
+#define SOTTO_NET_E_CERT 1007    /* the certificate does not verify against the CA file (or the name) */
 
 /* What a server sends, decoded (returned by sotto_net_next_event). */
 enum {
@@ -36,7 +40,10 @@ enum {
   /* A frame that did not parse: frame_type and error (a negative
    * SOTTO_ERR_*) say what; for a MSG whose id could be read, has_id and id
    * are set, so the caller can ACK it (the server would resend it). */
-  SOTTO_NET_EV_BAD
+  SOTTO_NET_EV_BAD,
+  /* NOTICE (proto.h): id, has_id, timestamp_ms, and the notice body (it
+   * parses: sotto__srv_parse_notice_body) in body / body_len. */
+  SOTTO_NET_EV_NOTICE
 };
 
 struct sotto_net_event {

@@ -156,10 +156,18 @@ int sotto__srv_parse_hello(const uint8_t *p, size_t len, struct sotto_srv_hello 
   struct sotto__rd r;
   int rc;
   sotto__rd_init(&r, p, len);
+  m->features = 0;
   TRY(rd_u16(&r, &m->version));
   /* Later versions may append fields: a newer client's hello must still
    * parse so that it gets the version error rather than "malformed". */
-  if (m->version == SOTTO_SRV_VERSION) TRY(rd_end(&r));
+  if (m->version == SOTTO_SRV_VERSION) {
+    /* Canonical: the features byte is there only when it is not 0. */
+    if (sotto__rd_left(&r) == 1) {
+      TRY(sotto__rd_u8(&r, &m->features));
+      if (m->features == 0) return SOTTO_ERR_MALFORMED;
+    }
+    TRY(rd_end(&r));
+  }
   return 0;
 }
 
@@ -408,9 +416,10 @@ void sotto__srv_put_err(struct sotto__wr *w, uint16_t code, const char *msg) {
 
 /* ---- requests ------------------------------------------------------------ */
 
-void sotto__srv_put_hello_req(struct sotto__wr *w, uint16_t version) {
+void sotto__srv_put_hello_req(struct sotto__wr *w, uint16_t version, uint8_t features) {
   sotto__wr_u8(w, (uint8_t)(version >> 8));
   sotto__wr_u8(w, (uint8_t)version);
+  if (features) sotto__wr_u8(w, features);
 }
 
 void sotto__srv_put_register_req(struct sotto__wr *w, const char *user, const uint8_t *identity, size_t len) {
@@ -484,3 +493,72 @@ void sotto__srv_put_sent(struct sotto__wr *w, uint64_t id, uint64_t timestamp_ms
 }
 
 void sotto__srv_put_epoch_ok(struct sotto__wr *w, uint64_t old) { sotto__wr_u64be(w, old); }
+
+/* ---- NOTICE ----------------------------------------------------------------- */
+
+int sotto__srv_parse_notice_body(const uint8_t *p, size_t len, struct sotto_srv_notice *m) {
+  struct sotto__rd r;
+  uint8_t pl = 0, i;
+  const uint8_t *peer = NULL;
+  m->n_items = 0;
+  m->count = 0;
+  m->peer.p = NULL;
+  m->peer.len = 0;
+  if (len > SOTTO_SRV_NOTICE_MAX_BODY) return SOTTO_ERR_TOO_LARGE;
+  sotto__rd_init(&r, p, len);
+  if (sotto__rd_u8(&r, &m->kind) || sotto__rd_u8(&r, &pl)) return SOTTO_ERR_TRUNCATED;
+  if (m->kind != SOTTO_SRV_NOTICE_EXPIRED_SENT && m->kind != SOTTO_SRV_NOTICE_EXPIRED_RECEIVED)
+    return SOTTO_ERR_MALFORMED;
+  if (pl > SOTTO_SRV_USER_MAX) return SOTTO_ERR_TOO_LARGE;
+  if (sotto__rd_bytes(&r, pl, &peer)) return SOTTO_ERR_TRUNCATED;
+  if (pl && !sotto__srv_username_ok(peer, pl)) return SOTTO_ERR_MALFORMED;
+  if (sotto__rd_u32be(&r, &m->count) || sotto__rd_u8(&r, &m->n_items)) return SOTTO_ERR_TRUNCATED;
+  if (m->n_items > SOTTO_SRV_NOTICE_MAX_ITEMS) {
+    m->n_items = 0;
+    return SOTTO_ERR_TOO_LARGE;
+  }
+  if (m->count == 0 || m->count < m->n_items) {
+    m->n_items = 0;
+    return SOTTO_ERR_MALFORMED;
+  }
+  if (sotto__rd_left(&r) != (size_t)m->n_items * 16) {
+    i = m->n_items;
+    m->n_items = 0;
+    return sotto__rd_left(&r) < (size_t)i * 16 ? SOTTO_ERR_TRUNCATED : SOTTO_ERR_TRAILING;
+  }
+  for (i = 0; i < m->n_items; i++)
+    if (sotto__rd_u64be(&r, &m->items[i].id) || sotto__rd_u64be(&r, &m->items[i].timestamp_ms)) return SOTTO_ERR_TRUNCATED;
+  m->peer.p = peer;
+  m->peer.len = pl;
+  return 0;
+}
+
+int sotto__srv_parse_notice(const uint8_t *p, size_t len, struct sotto_srv_notice *m) {
+  struct sotto__rd r;
+  memset(m, 0, sizeof *m);
+  sotto__rd_init(&r, p, len);
+  if (sotto__rd_u64be(&r, &m->id) || sotto__rd_u64be(&r, &m->timestamp_ms)) return SOTTO_ERR_TRUNCATED;
+  return sotto__srv_parse_notice_body(p + 16, len - 16, m);
+}
+
+void sotto__srv_put_notice_body(struct sotto__wr *w, const struct sotto_srv_notice *m) {
+  uint8_t i;
+  if (m->n_items > SOTTO_SRV_NOTICE_MAX_ITEMS || m->peer.len > SOTTO_SRV_USER_MAX) {
+    w->err = 1;
+    return;
+  }
+  sotto__wr_u8(w, m->kind);
+  sotto__srv_put_str8(w, m->peer.p, m->peer.len);
+  sotto__wr_u32be(w, m->count);
+  sotto__wr_u8(w, m->n_items);
+  for (i = 0; i < m->n_items; i++) {
+    sotto__wr_u64be(w, m->items[i].id);
+    sotto__wr_u64be(w, m->items[i].timestamp_ms);
+  }
+}
+
+void sotto__srv_put_notice(struct sotto__wr *w, uint64_t id, uint64_t timestamp_ms, const uint8_t *body, size_t len) {
+  sotto__wr_u64be(w, id);
+  sotto__wr_u64be(w, timestamp_ms);
+  sotto__wr_bytes(w, body, len);
+}

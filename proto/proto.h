@@ -46,6 +46,7 @@ enum {
   SOTTO_SRV_ADD_DEVICE = 0x04,
   SOTTO_SRV_DEVICE_REMOVE = 0x05,
   SOTTO_SRV_ROTATE_SECRET = 0x06,
+  SOTTO_SRV_ROTATION = 0x07, /* the certificate rotation chain (allowed before AUTH; rotation.h) */
   SOTTO_SRV_UNREGISTER = 0x0A,   /* delete this account (device 1); its name is held for a quarantine */
   SOTTO_SRV_SET_RECOVERY = 0x0B, /* set the account's recovery code (device 1): 32 bytes */
   SOTTO_SRV_RECOVER = 0x0C,      /* before AUTH: re-register a name with a new identity by its recovery code */
@@ -62,7 +63,8 @@ enum {
   SOTTO_SRV_MSG = 0x90,
   SOTTO_SRV_DRAINED = 0x91,
   SOTTO_SRV_KEYS_LOW_PUSH = 0x92,
-  SOTTO_SRV_CLOSE = 0x93
+  SOTTO_SRV_CLOSE = 0x93,
+  SOTTO_SRV_NOTICE = 0x94 /* a notice of the server itself (expired envelopes), acknowledged like MSG */
 };
 
 /* Error codes carried in ERR and CLOSE frames (u16 on the wire). */
@@ -149,8 +151,13 @@ struct sotto_srv_blob_id {
   size_t len;
 };
 
+/* HELLO: u16 version, then (optional) u8 features: what this client
+ * understands beyond version 1 as first released. A client without the
+ * byte gets nothing it does not know. */
+#define SOTTO_SRV_FEAT_NOTICE 0x01 /* NOTICE pushes (0x94) */
 struct sotto_srv_hello {
   uint16_t version;
+  uint8_t features;
 };
 struct sotto_srv_register {
   struct sotto_srv_str username;
@@ -255,6 +262,37 @@ int sotto__srv_parse_bundle(const uint8_t *p, size_t len, struct sotto_srv_bundl
 /* DEVICES answer: up to max ids into ids[], *n set. */
 int sotto__srv_parse_devices(const uint8_t *p, size_t len, uint32_t *ids, size_t max, size_t *n) SOTTO_WUR;
 
+/* NOTICE push (docs/protocol-server.md, "Server notices"): what the server
+ * itself has to say, queued like an envelope and acknowledged like one, but
+ * a frame type of its own so no client can take it for a contact's message.
+ *   payload: u64 id | u64 timestamp_ms | body
+ *   body:    u8 kind | str8 peer | u32 count | u8 n | n x (u64 server id, u64 timestamp_ms)
+ * kind EXPIRED_SENT goes to a sender: count envelopes of theirs to peer
+ * expired unread (items: the first n, with the id and time the SEND answer
+ * gave); EXPIRED_RECEIVED goes to a recipient: count envelopes from peer
+ * expired before they were fetched. peer "" sums up the rest (other
+ * recipients or senders) when there were more than a few. */
+#define SOTTO_SRV_NOTICE_EXPIRED_SENT 1
+#define SOTTO_SRV_NOTICE_EXPIRED_RECEIVED 2
+#define SOTTO_SRV_NOTICE_MAX_ITEMS 16
+#define SOTTO_SRV_NOTICE_MAX_BODY (1 + 1 + SOTTO_SRV_USER_MAX + 4 + 1 + SOTTO_SRV_NOTICE_MAX_ITEMS * 16)
+struct sotto_srv_notice_item {
+  uint64_t id, timestamp_ms;
+};
+struct sotto_srv_notice {
+  uint64_t id;           /* queue id (ACK it) */
+  uint64_t timestamp_ms; /* when the server made the notice */
+  uint8_t kind;
+  struct sotto_srv_str peer; /* a valid username, or empty */
+  uint32_t count;            /* >= n_items, >= 1 */
+  uint8_t n_items;
+  struct sotto_srv_notice_item items[SOTTO_SRV_NOTICE_MAX_ITEMS];
+};
+/* The body alone (as queued), into m (id and timestamp_ms untouched). */
+int sotto__srv_parse_notice_body(const uint8_t *p, size_t len, struct sotto_srv_notice *m) SOTTO_WUR;
+/* The whole NOTICE payload. */
+int sotto__srv_parse_notice(const uint8_t *p, size_t len, struct sotto_srv_notice *m) SOTTO_WUR;
+
 /* ---- encoders: payload only (frame header added by sotto__srv_frame_hdr) -- */
 
 struct sotto__wr;
@@ -267,7 +305,7 @@ void sotto__srv_put_bundle(struct sotto__wr *w, const struct sotto_srv_bundle *m
 void sotto__srv_put_err(struct sotto__wr *w, uint16_t code, const char *msg);
 
 /* Requests (the client writes them; the sotto__srv_parse_* above read them). */
-void sotto__srv_put_hello_req(struct sotto__wr *w, uint16_t version);
+void sotto__srv_put_hello_req(struct sotto__wr *w, uint16_t version, uint8_t features);
 void sotto__srv_put_register_req(struct sotto__wr *w, const char *user, const uint8_t *identity, size_t len);
 void sotto__srv_put_auth_req(struct sotto__wr *w, const char *user, uint32_t device_id,
                              const uint8_t secret[SOTTO_SRV_SECRET_LEN]);
@@ -292,6 +330,10 @@ void sotto__srv_put_counts(struct sotto__wr *w, uint32_t ec, uint32_t kem);
 void sotto__srv_put_devices(struct sotto__wr *w, const uint32_t *ids, size_t n);
 /* SEND: server id and timestamp. */
 void sotto__srv_put_sent(struct sotto__wr *w, uint64_t id, uint64_t timestamp_ms);
+/* A NOTICE body (kind, peer, count, items; the queued bytes). */
+void sotto__srv_put_notice_body(struct sotto__wr *w, const struct sotto_srv_notice *m);
+/* The NOTICE payload: id, timestamp, then the queued body as it is. */
+void sotto__srv_put_notice(struct sotto__wr *w, uint64_t id, uint64_t timestamp_ms, const uint8_t *body, size_t len);
 /* EPOCH: the server's epoch before the request. */
 void sotto__srv_put_epoch_ok(struct sotto__wr *w, uint64_t old);
 

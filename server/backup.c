@@ -70,6 +70,8 @@ static void sync_dir(const char *dir) {
 
 int sotto_srv_backup(const char *data_dir, const char *db_dir, const char *dest, FILE *out) {
   static const char *const files[] = {"tls.key", "tls.crt"};
+  static const char *const optional[] = {"rotation.chain", "next.key", "next.crt"};
+  int opt_copied[3] = {0, 0, 0};
   char why[4600], fp[65], path[4200];
   int64_t accounts = 0, queued = 0;
   size_t i, copied = 0;
@@ -85,6 +87,14 @@ int sotto_srv_backup(const char *data_dir, const char *db_dir, const char *dest,
   }
   for (i = 0; i < sizeof files / sizeof files[0]; i++, copied++)
     if (copy_small(data_dir, dest, files[i], why, sizeof why) != 0) goto fail;
+  /* A certificate rotation's chain and prepared key go with it (clients
+   * pinned to an older certificate need the chain to follow). */
+  for (i = 0; i < sizeof optional / sizeof optional[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", data_dir, optional[i]);
+    if (access(path, F_OK) != 0) continue;
+    if (copy_small(data_dir, dest, optional[i], why, sizeof why) != 0) goto fail;
+    opt_copied[i] = 1;
+  }
   if (sotto__store_sqlite_backup(db_dir, dest, &accounts, &queued, why, sizeof why) != 0) goto fail;
   db_done = 1;
   sync_dir(dest);
@@ -100,6 +110,11 @@ fail:
     snprintf(path, sizeof path, "%s/%s", dest, files[i]);
     unlink(path);
   }
+  for (i = 0; i < sizeof optional / sizeof optional[0]; i++)
+    if (opt_copied[i]) {
+      snprintf(path, sizeof path, "%s/%s", dest, optional[i]);
+      unlink(path);
+    }
   if (db_done) {
     snprintf(path, sizeof path, "%s/sotto.db", dest);
     unlink(path);

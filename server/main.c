@@ -21,6 +21,12 @@ static void usage(FILE *out) {
           "                                                                  the new directory DEST (safe while running)\n"
           "       sotto-server new-certificate --data DIR                    a new TLS key for a DIR whose key is lost\n"
           "                                                                  (every client must re-pin)\n"
+          "       sotto-server rotate-certificate --data DIR [--valid-days N]\n"
+          "                                                                  prepare the next certificate, announced by\n"
+          "                                                                  a statement the current key signs (N days,\n"
+          "                                                                  default 365); clients re-pin by themselves\n"
+          "       sotto-server rotate-certificate --data DIR switch          (server stopped) put the prepared\n"
+          "                                                                  certificate in place; start the server again\n"
           "       sotto-server migrate --store URL                           create or upgrade the store's schema\n"
           "                                                                  (PostgreSQL; the server refuses to start\n"
           "                                                                  on a schema that is not current)\n"
@@ -45,12 +51,14 @@ int main(int argc, char **argv) {
   struct sotto_srv_config cfg;
   char err[512];
   const char *cmd = NULL, *user = NULL, *dest = NULL;
-  int i;
+  int64_t valid_days = 365;
+  int i, do_switch = 0;
 
   no_core();
   sotto_srv_config_defaults(&cfg);
   if (argc > 1 && (strcmp(argv[1], "requisition") == 0 || strcmp(argv[1], "fingerprint") == 0 ||
                    strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "new-certificate") == 0 ||
+                   strcmp(argv[1], "rotate-certificate") == 0 ||
                    strcmp(argv[1], "migrate") == 0 || strcmp(argv[1], "import") == 0))
     cmd = argv[1];
   /* Pass 1: the config file, so that the command line overrides it. */
@@ -71,6 +79,16 @@ int main(int argc, char **argv) {
     if (strcmp(a, "--version") == 0) {
       printf("sotto-server %s\n", SOTTO_VERSION_STRING);
       return 0;
+    }
+    if (cmd && strcmp(cmd, "rotate-certificate") == 0 && strcmp(a, "--valid-days") == 0 && i + 1 < argc) {
+      char *end;
+      valid_days = strtoll(argv[++i], &end, 10);
+      if (*end) valid_days = 0;
+      continue;
+    }
+    if (cmd && strcmp(cmd, "rotate-certificate") == 0 && strcmp(a, "switch") == 0 && !do_switch) {
+      do_switch = 1;
+      continue;
     }
     if (strncmp(a, "--", 2) == 0) {
       const char *eq = strchr(a, '=');
@@ -157,6 +175,9 @@ int main(int argc, char **argv) {
     }
   }
   if (cmd && strcmp(cmd, "new-certificate") == 0) return sotto_srv_new_certificate(cfg.data, stdout);
+  if (cmd && strcmp(cmd, "rotate-certificate") == 0)
+    return do_switch ? sotto_srv_rotate_switch(cfg.data, stdout)
+                     : sotto_srv_rotate_prepare(cfg.data, valid_days, stdout);
   if (cmd && strcmp(cmd, "fingerprint") == 0) {
     char fp[65];
     if (sotto__tls_fingerprint(cfg.data, fp) != 0) {

@@ -83,5 +83,14 @@ int sotto_srv_backup(const char *data_dir, const char *db_dir, const char *dest,
 /* `sotto-server new-certificate`: a new TLS key and certificate for a data
  * directory that has none (the old key is lost). 0 or 1 (printed why). */
 int sotto_srv_new_certificate(const char *data_dir, FILE *out);
+/* `sotto-server rotate-certificate` (rotate.c): prepare makes next.key and
+ * next.crt and appends a statement signed by tls.key, valid valid_days, to
+ * DIR/rotation.chain (the server may run); switch (server stopped) moves
+ * next.* over tls.*. 0, 1 (printed why) or 2 (usage). */
+int sotto_srv_rotate_prepare(const char *dir, int64_t valid_days, FILE *out);
+int sotto_srv_rotate_switch(const char *dir, FILE *out);
+/* Reads DIR/rotation.chain (an empty chain if there is none) into out, the
+ * ROTATION answer payload, checked. 0, or -1 with a sentence in why. */
+int sotto_srv_load_chain(const char *dir, uint8_t *out, size_t cap, size_t *len, char *why, size_t why_len);
 
 #endif

@@ -201,7 +201,9 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
       rc = sp_undo(ops, st, light);
     }
   }
-  if (rc == 0 && b->expire) rc = ops->expire(st, sotto__srv_now_ms() - queue_age_ms(s->cfg), &b->deleted);
+  if (rc == 0 && b->expire)
+    rc = sotto__srv_expire_run(s, sotto__srv_now_ms() - queue_age_ms(s->cfg), &b->deleted, &b->notices,
+                               &b->notice_max_id);
   if (rc == 0) rc = ops->commit(st);
   if (rc != 0) ops->rollback(st);
   return rc;
@@ -233,7 +235,7 @@ static void batch_exec(struct srv *s, struct batch *b) {
       free(o->bundle);
       o->bundle = NULL;
     }
-    b->deleted = 0;
+    b->deleted = b->notices = b->notice_max_id = 0;
     rc = batch_try(s, b, &deletes);
   }
   /* Acknowledged envelopes must not stay readable in the WAL (the frames
@@ -325,6 +327,7 @@ void sotto__srv_batch_start(struct srv *s) {
   s->b.expire = s->expire_due;
   s->b.rc = 0;
   s->b.deleted = 0;
+  s->b.notices = s->b.notice_max_id = 0;
   s->b.scrub = scrub;
   if (scrub) s->scrub_pending = 0;
   s->n_ops -= n;
@@ -371,8 +374,10 @@ static void batch_finish(struct srv *s, const struct batch *b) {
   }
   if (rc == 0 && b->deleted) {
     s->m.expired += (uint64_t)b->deleted;
-    sotto__srv_log(1, "expire", "deleted=%lld", (long long)b->deleted);
+    sotto__srv_log(1, "expire", "deleted=%lld notices=%lld", (long long)b->deleted, (long long)b->notices);
   }
+  /* The notices are committed: paging may hand them out. */
+  if (rc == 0 && b->notice_max_id > s->horizon) s->horizon = b->notice_max_id;
   if (rc != 0) {
     s->m.commit_failures++;
     sotto__srv_log(0, "commit_failed", "ops=%d err=%s", n, sotto_errname(rc));

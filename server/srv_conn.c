@@ -190,6 +190,22 @@ void sotto__srv_conn_close_with(struct srv *s, struct conn *c, int code) {
 void sotto__srv_push_env(struct srv *s, struct conn *c, const struct sotto_store_env *e) {
   struct sotto__wr w;
   struct sotto_srv_env m;
+  if (!e->sender[0]) {
+    /* The server's own notice (srv_expire.c): a NOTICE frame, never a MSG,
+     * so that no client can take it for a message from a contact. A client
+     * that did not announce NOTICE in its HELLO (an older one) is not sent
+     * it (it would be an unknown frame to it, every time): the notice waits
+     * until a newer client of that device fetches it, or expires. */
+    if (!(c->features & SOTTO_SRV_FEAT_NOTICE)) {
+      c->cursor = e->id;
+      return;
+    }
+    if (sotto__srv_frame_begin(c, &w, 16 + e->body_len) != 0) return;
+    sotto__srv_put_notice(&w, (uint64_t)e->id, (uint64_t)e->timestamp_ms, e->body, e->body_len);
+    sotto__srv_frame_end(c, &w, SOTTO_SRV_NOTICE, 0);
+    if (!w.err) c->cursor = e->id;
+    return;
+  }
   m.id = (uint64_t)e->id;
   m.sender.p = (const uint8_t *)e->sender;
   m.sender.len = strlen(e->sender);

@@ -314,7 +314,17 @@ static int exec_send(struct srv *s, struct op *o) {
       return 0;
     }
   }
-  if (d.queue_count >= g->max_queue || d.queue_bytes + (int64_t)m->body_len > g->max_queue_bytes) {
+  if (d.queue_count >= g->max_queue) {
+    /* The server's own notices (sender "", srv_expire.c) take no room from
+     * senders: a third party cannot fill a queue with them. */
+    int64_t notes = 0;
+    if ((rc = ops->sender_count(st, d.devkey, "", &notes)) != 0) return rc;
+    if (d.queue_count - notes >= g->max_queue) {
+      o->code = SOTTO_SRV_E_QUEUE_FULL;
+      return 0;
+    }
+  }
+  if (d.queue_bytes + (int64_t)m->body_len > g->max_queue_bytes) {
     o->code = SOTTO_SRV_E_QUEUE_FULL;
     return 0;
   }
@@ -707,6 +717,7 @@ static void hello(struct srv *s, struct conn *c, const struct sotto_srv_frame *f
   if (sotto__srv_frame_begin(c, &w, 10) != 0) return;
   sotto__srv_put_hello_ok(&w, SOTTO_SRV_VERSION, (uint32_t)s->cfg->max_frame, (uint32_t)s->cfg->max_message);
   sotto__srv_frame_end(c, &w, SOTTO_SRV_OK, f->req_id);
+  c->features = h.features;
   c->state = S_UNAUTH;
 }
 
@@ -729,6 +740,19 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
   }
   if (c->state == S_HELLO) {
     hello(s, c, &f);
+    return;
+  }
+  /* ROTATION: the certificate rotation chain, before or after AUTH (a
+   * client whose pin is older asks before it sends credentials). Bytes in
+   * memory (a statement prepared while the server runs is picked up within
+   * a second): no store, nothing to spend. */
+  if (f.type == SOTTO_SRV_ROTATION && c->state != S_AUTHING) {
+    if (f.len) {
+      sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
+    } else {
+      sotto__srv_rotation_refresh(s);
+      sotto__srv_send_simple(c, SOTTO_SRV_OK, f.req_id, s->rot, s->rot_len);
+    }
     return;
   }
   if (c->state == S_AUTHING) {

@@ -46,6 +46,7 @@
 
 #include "proto.h"
 #include "ratelimit.h"
+#include "rotation.h"
 #include "server.h"
 #include "store.h"
 #include "transport.h"
@@ -75,6 +76,7 @@ struct conn {
   uint8_t kind, state;
   uint8_t closing, dead, in_backlog, backlog, registered_ev, flush_queued;
   uint8_t hdr_have;
+  uint8_t features; /* SOTTO_SRV_FEAT_* the client announced in HELLO */
   uint8_t auth_held; /* the pending AUTH is charged to its failed-AUTH buckets if it fails */
   uint8_t ucounted;  /* counted in the per-address and per-prefix pre-auth shares */
   uint8_t rpaused;   /* reading paused: too much in flight (input kept in ibuf) */
@@ -171,6 +173,7 @@ struct metrics {
 struct batch {
   struct op *ops;
   int n, expire, rc;
+  int64_t notices, notice_max_id; /* notices the expiry run queued, and the highest id among them */
   int scrub;      /* I/O -> store: truncate the WAL after this batch (a scrub is due) */
   int scrub_need; /* store -> I/O: this batch deleted envelopes and did not truncate */
   int64_t deleted;
@@ -182,6 +185,10 @@ struct srv {
   struct sotto_store rstore; /* the I/O thread's own connection: backlog pages, metrics */
   int64_t horizon;           /* highest envelope id whose batch has been answered */
   SSL_CTX *ctx;
+  uint8_t rot[SOTTO_ROT_CHAIN_MAX_LEN]; /* the ROTATION answer (DIR/rotation.chain) */
+  size_t rot_len;
+  int64_t rot_checked_ms;               /* mono: when the file was last looked at (at most once a second) */
+  int64_t rot_mtime_ns, rot_size, rot_ino;
   int ep, lfd, mfd, sfd;
   int lockfd;          /* DATA/sotto.lock, held (flock) while the server runs */
   int dblockfd;        /* DIR/sotto.lock of a --store sqlite:DIR outside DATA, or -1 */
@@ -287,6 +294,13 @@ void sotto__srv_op_free(struct op *o);
 void sotto__srv_op_pool_free(void);
 void sotto__srv_prune_ops(struct srv *s);
 void sotto__srv_batch_start(struct srv *s);
+/* The rotation chain in s->rot, read again if DIR/rotation.chain changed
+ * (looked at no more than once a second; a damaged file keeps the chain
+ * served so far and is logged). I/O thread. */
+void sotto__srv_rotation_refresh(struct srv *s);
+/* srv_expire.c: inside the batch's transaction, deletes envelopes older
+ * than before_ms and queues the bounded notices about them. */
+int sotto__srv_expire_run(struct srv *s, int64_t before_ms, int64_t *deleted, int64_t *notices, int64_t *max_id);
 void sotto__srv_batch_wait(struct srv *s);
 void sotto__srv_batch_turn(struct srv *s);
 void sotto__srv_free_zombies(struct srv *s);

@@ -370,6 +370,14 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
     goto out;
   }
   if ((s->ctx = sotto__tls_server_ctx(cfg->data, fp, &created, !db_existed)) == NULL) goto out;
+  {
+    char why[4400];
+    if (sotto_srv_load_chain(cfg->data, s->rot, sizeof s->rot, &s->rot_len, why, sizeof why) != 0) {
+      fprintf(stderr, "sotto-server: %s\n", why);
+      goto out;
+    }
+    s->rot_checked_ms = -1; /* the first ROTATION records the file's identity */
+  }
   if ((s->lfd = listen_on(cfg->listen)) < 0) {
     fprintf(stderr, "sotto-server: cannot listen on %s (address in use, or not HOST:PORT?)\n", cfg->listen);
     goto out;
@@ -577,4 +585,27 @@ int sotto_srv_import(const struct sotto_srv_config *c, const char *sqlite_dir, F
   (void)out;
   fprintf(stderr, "sotto-server: import: the --store must be a PostgreSQL store\n");
   return 1;
+}
+
+void sotto__srv_rotation_refresh(struct srv *s) {
+  uint8_t buf[SOTTO_ROT_CHAIN_MAX_LEN];
+  char path[4200], why[4400];
+  struct stat sb;
+  size_t len;
+  int64_t now = sotto__srv_mono_ms(), mt;
+  if (s->rot_checked_ms >= 0 && now - s->rot_checked_ms < 1000) return;
+  s->rot_checked_ms = now;
+  snprintf(path, sizeof path, "%s/rotation.chain", s->cfg->data);
+  if (stat(path, &sb) != 0) return; /* none, or gone: keep what is served */
+  mt = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+  if (mt == s->rot_mtime_ns && (int64_t)sb.st_size == s->rot_size && (int64_t)sb.st_ino == s->rot_ino) return;
+  if (sotto_srv_load_chain(s->cfg->data, buf, sizeof buf, &len, why, sizeof why) != 0) {
+    sotto__srv_log(0, "rotation_chain_unreadable", "why=\"%s\"", why);
+    return;
+  }
+  memcpy(s->rot, buf, len);
+  s->rot_len = len;
+  s->rot_mtime_ns = mt;
+  s->rot_size = (int64_t)sb.st_size;
+  s->rot_ino = (int64_t)sb.st_ino;
 }

@@ -90,6 +90,16 @@ struct sotto_store_bundle {
 };
 
 typedef int (*sotto_store_env_cb)(void *ctx, const struct sotto_store_env *e);
+/* An envelope about to expire (expire_scan): who sent it to whom, without
+ * its body. Strings are valid during the callback only. */
+struct sotto_store_expiring {
+  int64_t id, devkey, timestamp_ms;
+  uint32_t device_id;     /* the recipient device */
+  const char *recipient;  /* the recipient account's username */
+  const char *sender;     /* never "" (server notices are not listed) */
+  uint32_t sender_device;
+};
+typedef int (*sotto_store_expiring_cb)(void *ctx, const struct sotto_store_expiring *e);
 /* Per device for the requisition report: the device row, its signed
  * pre-key (spk NULL if none), and key counts. */
 struct sotto_store_devinfo {
@@ -188,6 +198,11 @@ struct sotto_store_ops {
   int (*msg_delete)(void *s, int64_t devkey, int64_t id, int *found);
   int (*msg_fetch)(void *s, int64_t devkey, int64_t after_id, int limit, sotto_store_env_cb cb, void *ctx);
   int (*expire)(void *s, int64_t before_ms, int64_t *deleted);
+  /* Before expire, in the same transaction: calls cb for up to limit of
+   * the envelopes expire(before_ms) will delete, except the server's own
+   * notices (sender ""), ordered by sender, sender device, recipient devkey
+   * and id. A non-zero cb result stops the scan (returned). */
+  int (*expire_scan)(void *s, int64_t before_ms, int64_t limit, sotto_store_expiring_cb cb, void *ctx);
   /* The highest envelope id in any queue (0 if none), or an upper bound of
    * every id handed out so far (PostgreSQL: the end of the last id block);
    * the server starts its delivery horizon there. */

@@ -102,6 +102,7 @@ enum {
   Q_MSG_DEL,
   Q_MSG_FETCH,
   Q_MSG_EXPIRE,
+  Q_MSG_EXPIRING,
   Q_QUEUE_TOTAL,
   Q_MSG_MAX,
   Q_EPOCH,
@@ -208,6 +209,11 @@ static const struct {
                       " u AS (UPDATE devices d SET queue_count = d.queue_count - g.c,"
                       " queue_bytes = d.queue_bytes - g.b FROM g WHERE d.devkey = g.devkey)"
                       " SELECT count(*) FROM m"},
+    [Q_MSG_EXPIRING] = {"ii",
+                        "SELECT m.id, m.devkey, m.device_id, a.username, m.sender, m.sender_device, m.ts"
+                        " FROM messages m JOIN devices d ON d.devkey = m.devkey"
+                        " JOIN accounts a ON a.id = d.account_id WHERE m.ts < $1 AND m.sender <> ''"
+                        " ORDER BY m.sender, m.sender_device, m.devkey, m.id LIMIT $2"},
     [Q_QUEUE_TOTAL] = {"",
                        "SELECT coalesce(sum(queue_count), 0)::bigint, coalesce(sum(queue_bytes), 0)::bigint"
                        " FROM devices"},
@@ -1496,6 +1502,36 @@ static int pg_msg_fetch(void *v, int64_t devkey, int64_t after_id, int limit, so
   return 0;
 }
 
+static int pg_expire_scan(void *v, int64_t before_ms, int64_t limit, sotto_store_expiring_cb cb, void *ctx) {
+  struct pg *s = v;
+  struct args a = {0};
+  PGresult *r;
+  int i, rc = 0;
+  a_i64(&a, before_ms);
+  a_i64(&a, limit);
+  if ((r = run(s, Q_MSG_EXPIRING, &a)) == NULL) return SOTTO_ERR_STORE;
+  for (i = 0; i < PQntuples(r) && rc == 0; i++) {
+    char to[SOTTO_STORE_USER_MAX + 1], from[SOTTO_STORE_USER_MAX + 1];
+    struct sotto_store_expiring e;
+    size_t tn = (size_t)PQgetlength(r, i, 3), fn = (size_t)PQgetlength(r, i, 4);
+    if (tn > SOTTO_STORE_USER_MAX || fn > SOTTO_STORE_USER_MAX) continue;
+    memcpy(to, PQgetvalue(r, i, 3), tn);
+    to[tn] = 0;
+    memcpy(from, PQgetvalue(r, i, 4), fn);
+    from[fn] = 0;
+    e.id = g_i64(r, i, 0);
+    e.devkey = g_i64(r, i, 1);
+    e.device_id = (uint32_t)g_i64(r, i, 2);
+    e.recipient = to;
+    e.sender = from;
+    e.sender_device = (uint32_t)g_i64(r, i, 5);
+    e.timestamp_ms = g_i64(r, i, 6);
+    rc = cb(ctx, &e);
+  }
+  PQclear(r);
+  return rc;
+}
+
 static int pg_expire(void *v, int64_t before_ms, int64_t *deleted) {
   struct pg *s = v;
   struct args a = {0};
@@ -1602,6 +1638,7 @@ static const struct sotto_store_ops pg_ops = {
     .msg_fetch = pg_msg_fetch,
     .expire = pg_expire,
     .id_floor = pg_id_floor,
+    .expire_scan = pg_expire_scan,
     .max_msg_id = pg_max_msg_id,
     .queue_total = pg_queue_total,
     .sender_count = pg_sender_count,

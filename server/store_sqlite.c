@@ -41,6 +41,7 @@ enum {
   Q_MSG_DEL,
   Q_MSG_FETCH,
   Q_MSG_EXPIRE,
+  Q_MSG_EXPIRING,
   Q_QUEUE_RECOUNT,
   Q_QUEUE_TOTAL,
   Q_MSG_MAX,
@@ -107,6 +108,10 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_MSG_FETCH] = "SELECT id, sender, sender_device, device_id, type, ts, body FROM messages"
                     " WHERE devkey = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
     [Q_MSG_EXPIRE] = "DELETE FROM messages WHERE ts < ?1",
+    [Q_MSG_EXPIRING] = "SELECT m.id, m.devkey, m.device_id, a.username, m.sender, m.sender_device, m.ts"
+                       " FROM messages m JOIN devices d ON d.devkey = m.devkey JOIN accounts a ON a.id = d.account_id"
+                       " WHERE m.ts < ?1 AND m.sender <> '' ORDER BY m.sender, m.sender_device, m.devkey, m.id"
+                       " LIMIT ?2",
     [Q_QUEUE_RECOUNT] = "UPDATE devices SET"
                         " queue_count = (SELECT count(*) FROM messages m WHERE m.devkey = devices.devkey),"
                         " queue_bytes = (SELECT coalesce(sum(length(body)), 0) FROM messages m"
@@ -853,6 +858,28 @@ static int sq_msg_fetch(void *v, int64_t devkey, int64_t after_id, int limit, so
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
 }
 
+static int sq_expire_scan(void *v, int64_t before_ms, int64_t limit, sotto_store_expiring_cb cb, void *ctx) {
+  sqlite3_stmt *st = stmt(v, Q_MSG_EXPIRING);
+  int rc, r = 0;
+  sqlite3_bind_int64(st, 1, before_ms);
+  sqlite3_bind_int64(st, 2, limit);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    struct sotto_store_expiring e;
+    e.id = sqlite3_column_int64(st, 0);
+    e.devkey = sqlite3_column_int64(st, 1);
+    e.device_id = (uint32_t)sqlite3_column_int64(st, 2);
+    e.recipient = (const char *)sqlite3_column_text(st, 3);
+    e.sender = (const char *)sqlite3_column_text(st, 4);
+    e.sender_device = (uint32_t)sqlite3_column_int64(st, 5);
+    e.timestamp_ms = sqlite3_column_int64(st, 6);
+    if (!e.recipient || !e.sender) continue;
+    if ((r = cb(ctx, &e)) != 0) break;
+  }
+  sqlite3_reset(st);
+  if (r) return r;
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+}
+
 static int sq_expire(void *v, int64_t before_ms, int64_t *deleted) {
   struct sq *s = v;
   sqlite3_stmt *st = stmt(s, Q_MSG_EXPIRE);
@@ -1158,6 +1185,7 @@ static const struct sotto_store_ops sqlite_ops = {
     .msg_delete = sq_msg_delete,
     .msg_fetch = sq_msg_fetch,
     .expire = sq_expire,
+    .expire_scan = sq_expire_scan,
     .queue_total = sq_queue_total,
     .max_msg_id = sq_max_msg_id,
     .id_floor = sq_id_floor,

@@ -192,6 +192,8 @@ out:
   return rc;
 }
 
+int sotto__tls_create_identity(const char *keypath, const char *crtpath) { return create_identity(keypath, crtpath); }
+
 int sotto__tls_new_identity(const char *dir, char fp_hex[65]) {
   char keypath[4096], crtpath[4096];
   struct stat stb;

@@ -51,6 +51,9 @@ struct ssl_ctx_st *sotto__tls_server_ctx(const char *dir, char fp_hex[65], int *
  * writes the new fingerprint. Returns 0, 1 if DIR/tls.key exists (nothing
  * changed), or -1 (cannot create). */
 int sotto__tls_new_identity(const char *dir, char fp_hex[65]);
+/* Creates an Ed25519 key (keypath, mode 0600, must not exist) and its
+ * self-signed certificate (crtpath). 0 or -1 (nothing left behind). */
+int sotto__tls_create_identity(const char *keypath, const char *crtpath);
 /* Sets up TLS server state on an accepted fd. Returns 0 or SOTTO_IO_ERR. */
 int sotto__tls_accept(struct sotto__io *io, struct ssl_ctx_st *ctx, int fd);
 /* Reads the fingerprint of DIR/tls.crt without starting anything. */

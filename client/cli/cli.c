@@ -234,6 +234,11 @@ static void add_fields(cJSON *o, const struct sc_event *ev) {
   if (ev->detail[0]) cJSON_AddStringToObject(o, "detail", ev->detail);
   if (ev->kind == SC_EV_HELD && ev->reason == SC_R_HELD_TEXT) add_text(o, "text", ev);
   if (ev->kind == SC_EV_NOTICE && ev->text_len) add_text(o, "text", ev);
+  if (ev->kind == SC_EV_EXPIRED_SENT || ev->kind == SC_EV_EXPIRED_RECEIVED) {
+    /* How many (count, below), and (sent) the first one's server id and time. */
+    if (ev->server_id) cJSON_AddNumberToObject(o, "id", (double)ev->server_id);
+    if (ev->server_timestamp_ms) cJSON_AddNumberToObject(o, "sent_at", (double)ev->server_timestamp_ms);
+  }
   if (ev->count) cJSON_AddNumberToObject(o, "count", (double)ev->count);
   if (ev->total) cJSON_AddNumberToObject(o, "total", (double)ev->total);
   if (ev->error) cJSON_AddStringToObject(o, "code", sc_error_name(ev->error));
@@ -327,6 +332,8 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_UNREADABLE:
     case SC_EV_UNREADABLE_SUMMARY:
     case SC_EV_NOTICE:
+    case SC_EV_EXPIRED_SENT:
+    case SC_EV_EXPIRED_RECEIVED:
       cli_show_event(c, ev);
       return;
     case SC_EV_NOT_DELIVERED:
@@ -346,6 +353,7 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_RESTORED_STORE:
     case SC_EV_DISPLACED:
     case SC_EV_DEVICE_CHANGE:
+    case SC_EV_SERVER_REPINNED:
       break;
     case SC_EV_LINK_DOWN:
       if (ev->error == SC_ERR_DISPLACED) return; /* said by SC_EV_DISPLACED */

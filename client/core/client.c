@@ -368,6 +368,11 @@ static int do_register(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, con
     conn_close(k);
     return sc__store_error(c, rc);
   }
+  /* The pinned certificate's key, to follow a later certificate rotation. */
+  if ((rc = conn_pinkey_learn(c, k)) != 0) {
+    conn_close(k);
+    return rc;
+  }
   if ((rc = sotto_net_auth(k->net, user, c->acct->device_id, c->acct->secret, &ec_left, &kem_left)) != 0)
     goto net_fail;
   if ((rc = conn_upload_keys(c, k, 1, CONN_EC_STOCK, CONN_KEM_STOCK))) {
@@ -459,6 +464,80 @@ int sc_unregister(struct sc_client *c) {
                     user, rc);
   }
   return 0;
+}
+
+/* ---- server move ------------------------------------------------------------------- */
+
+int sc_server_set(struct sc_client *c, const char *server, const char *pin, const char *ca) {
+  char host[256], port[16], capath[PATH_MAX] = "", newpin[ACCOUNT_PIN_LEN + 1] = "";
+  uint8_t key[32], fp[32], oldkey[32];
+  uint64_t serial = 0;
+  uint32_t ec_left, kem_left;
+  struct conn k;
+  int rc, had;
+
+  if ((rc = sc__need_open(c))) return rc;
+  if (!c->acct->username[0])
+    return sc__fail(c, SC_ERR_NOT_REGISTERED,
+                    "this identity is not registered with a server yet: run 'sotto register --server HOST:PORT "
+                    "USERNAME'");
+  if (!server || strlen(server) >= ACCOUNT_MAX_SERVER || conn_split(server, host, sizeof host, port, sizeof port))
+    return sc__fail(c, SC_ERR_ARG, "the server must be HOST:PORT, e.g. 127.0.0.1:7443");
+  if (pin && ca) return sc__fail(c, SC_ERR_ARG, "give --pin or --ca, not both");
+  if (pin) {
+    uint8_t bin[32];
+    size_t bl;
+    if (strlen(pin) != 64 || sodium_hex2bin(bin, sizeof bin, pin, 64, NULL, &bl, NULL) || bl != 32)
+      return sc__fail(c, SC_ERR_ARG, "--pin must be the 64 hex digits 'sotto-server fingerprint' prints");
+    for (bl = 0; bl < 64; bl++) newpin[bl] = (char)(pin[bl] >= 'A' && pin[bl] <= 'F' ? pin[bl] + 32 : pin[bl]);
+    newpin[64] = 0;
+  } else if (ca) {
+    if (!realpath(ca, capath)) return sc__fail(c, SC_ERR_CA, "cannot read the CA file %s; check the path", ca);
+  } else if (c->acct->pin[0]) {
+    snprintf(newpin, sizeof newpin, "%s", c->acct->pin); /* the same certificate at a new address */
+  } else {
+    snprintf(capath, sizeof capath, "%s", c->acct->ca);
+  }
+  /* A connection of its own: the link (if any) stays on the old address
+   * until this one has proved itself. */
+  memset(&k, 0, sizeof k);
+  snprintf(k.host, sizeof k.host, "%s", host);
+  snprintf(k.port, sizeof k.port, "%s", port);
+  if (!(k.ctx = sotto_net_ctx_new(newpin[0] ? newpin : NULL, newpin[0] ? NULL : capath)))
+    return sc__fail(c, SC_ERR_CA, "cannot set up TLS for %s (is the CA file %s readable?)", server,
+                    capath[0] ? capath : "-");
+  if ((rc = sotto_net_connect(k.ctx, host, port, CONN_CONNECT_TIMEOUT_MS, 1, &k.net)) != 0) goto net_fail;
+  sotto_net_set_timeout(k.net, c->request_timeout_ms);
+  /* The account must be there: a server with another database (or an
+   * impostor that only has the certificate) refuses our credentials. */
+  if ((rc = sotto_net_auth(k.net, c->acct->username, c->acct->device_id, c->acct->secret, &ec_left, &kem_left)) != 0)
+    goto net_fail;
+  (void)sotto_net_peer(k.net, fp, key);
+  conn_close(&k);
+  sc_disconnect(c);
+  if ((rc = sc__begin(c)) != 0) return sc__store_error(c, rc);
+  if ((had = conn_pinkey_load(c, oldkey, &serial)) < 0) {
+    store_rollback(c->st);
+    return sc__store_error(c, had);
+  }
+  /* The same key keeps its place in the rotation chain; a new one starts afresh. */
+  if (had != 1 || sodium_memcmp(oldkey, key, 32) != 0) serial = 0;
+  snprintf(c->acct->server, sizeof c->acct->server, "%s", server);
+  snprintf(c->acct->pin, sizeof c->acct->pin, "%s", newpin);
+  snprintf(c->acct->ca, sizeof c->acct->ca, "%s", newpin[0] ? "" : capath);
+  if ((rc = account_save(c->st, c->acct)) != 0 || (newpin[0] && (rc = conn_pinkey_save(c, key, serial)) != 0) ||
+      (rc = store_commit(c->st)) != 0) {
+    store_rollback(c->st);
+    rc = sc__store_error(c, rc);
+    /* The record in memory goes back to what the store still holds. */
+    if (sc__begin(c) == 0) store_rollback(c->st);
+    return rc;
+  }
+  return 0;
+net_fail:
+  rc = conn_error(c, &k, rc, "checking the new server address", NULL);
+  conn_close(&k);
+  return rc;
 }
 
 /* ---- devices ----------------------------------------------------------------------- */

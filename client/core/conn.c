@@ -42,14 +42,35 @@ int conn_error(struct sc_client *c, const struct conn *k, int rc, const char *wh
                        "then try again",
                        h, p);
     case SOTTO_NET_E_TIMEOUT:
-      return sc__fail(c, SC_ERR_TIMEOUT, "the server at %s:%s did not answer in time while %s; try again later", h, p,
-                       what);
+      return sc__fail(c, SC_ERR_TIMEOUT,
+                       "%s:%s did not answer in time while %s (it accepted the connection, then nothing); try "
+                       "again later, or check the address",
+                       h, p, what);
     case SOTTO_NET_E_TLS:
       return sc__fail(c, SC_ERR_TLS,
-                       "the server at %s:%s did not present the certificate this account pinned (or the TLS "
-                       "handshake failed): it may be an impostor; ask its operator for the fingerprint "
-                       "('sotto-server fingerprint') before trusting it",
+                       "the TLS handshake with %s:%s failed (the peer refused it; a sotto server speaks TLS 1.3): "
+                       "check the address",
                        h, p);
+    case SOTTO_NET_E_NOT_TLS:
+      return sc__fail(c, SC_ERR_NOT_TLS,
+                       "%s:%s does not speak TLS (it answered something else, or closed the connection): it is not "
+                       "a sotto server; check the host and port",
+                       h, p);
+    case SOTTO_NET_E_NOT_SOTTO:
+      return sc__fail(c, SC_ERR_NOT_SOTTO,
+                       "%s:%s speaks TLS but did not answer as a sotto server: check the host and port", h, p);
+    case SOTTO_NET_E_PIN:
+      return sc__fail(c, SC_ERR_PIN_MISMATCH,
+                       "the server at %s:%s presented a certificate that differs from the pinned one, and no "
+                       "valid rotation leads to it: it may be an impostor; ask its operator for the fingerprint "
+                       "('sotto-server fingerprint') before trusting it (after a move: 'sotto server set "
+                       "HOST:PORT --pin SHA256')",
+                       h, p);
+    case SOTTO_NET_E_CERT:
+      return sc__fail(c, SC_ERR_CERT_UNTRUSTED,
+                       "the certificate of %s:%s does not verify against the CA file (or does not name %s): it "
+                       "may be an impostor; check the CA file and the address",
+                       h, p, h);
     case SOTTO_NET_E_IO:
       return sc__fail(c, SC_ERR_CONNECTION_LOST, "lost the connection to the server at %s:%s while %s; try again", h, p,
                        what);
@@ -110,19 +131,19 @@ int conn_error(struct sc_client *c, const struct conn *k, int rc, const char *wh
 }
 
 /* Trust on first use: one TLS 1.3 handshake without certificate checks,
- * only to learn the fingerprint (SHA-256 of the DER certificate) that every
- * later connection then requires. */
+ * then HELLO (nothing secret), to learn the fingerprint (SHA-256 of the
+ * DER certificate) that every later connection then requires, and to tell
+ * a refused port, a hung one, a non-TLS one and a TLS one that is no sotto
+ * server apart (each its own error). */
 int conn_probe_pin(struct sc_client *c, const char *host, const char *port, char pin[65]) {
   struct conn k;
-  int rc = sotto_net_fetch_fingerprint(host, port, CONN_CONNECT_TIMEOUT_MS, pin);
+  int rc = sotto_net_probe(host, port, CONN_CONNECT_TIMEOUT_MS, pin, NULL);
   if (rc == 0) return 0;
   memset(&k, 0, sizeof k);
   snprintf(k.host, sizeof k.host, "%s", host);
   snprintf(k.port, sizeof k.port, "%s", port);
-  if (rc == SOTTO_NET_E_CONNECT) return conn_error(c, &k, SOTTO_NET_E_CONNECT, "connecting", NULL);
-  if (rc < 0) return sc__fail(c, SC_ERR_INTERNAL, "cannot set up TLS");
-  /* A handshake that fails, stalls or breaks off: as before, a TLS error. */
-  return conn_error(c, &k, SOTTO_NET_E_TLS, "connecting", NULL);
+  if (rc == SOTTO_ERR_NOMEM) return sc__fail(c, SC_ERR_INTERNAL, "cannot set up TLS");
+  return conn_error(c, &k, rc, "connecting", NULL);
 }
 
 void conn_identity_blob(const struct sc_client *c, uint8_t out[CONN_IDENTITY_BLOB_LEN]) {
@@ -498,9 +519,13 @@ int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms) {
   k->ctx = sotto_net_ctx_new(c->acct->pin[0] ? c->acct->pin : NULL, c->acct->pin[0] ? NULL : c->acct->ca);
   if (!k->ctx) return sc__fail(c, SC_ERR_TLS, "cannot set up TLS for %s (is the CA file %s readable?)", c->acct->server,
                                 c->acct->ca[0] ? c->acct->ca : "-");
-  if ((rc = sotto_net_connect(k->ctx, k->host, k->port, cap_timeout(CONN_CONNECT_TIMEOUT_MS, deadline_ms), 1,
-                              &k->net)) != 0) {
-    rc = conn_error(c, k, rc, "connecting", NULL);
+  rc = sotto_net_connect(k->ctx, k->host, k->port, cap_timeout(CONN_CONNECT_TIMEOUT_MS, deadline_ms), 1, &k->net);
+  /* Another certificate than the pinned one: a rotation chain from the
+   * pinned key may lead to it (repin.c); else refused as before. */
+  if (rc == SOTTO_NET_E_PIN) rc = conn_repin(c, k, cap_timeout(CONN_CONNECT_TIMEOUT_MS, deadline_ms));
+  else if (rc != 0) rc = conn_error(c, k, rc, "connecting", NULL);
+  else rc = conn_pinkey_learn(c, k);
+  if (rc != 0) {
     conn_close(k);
     return rc;
   }

@@ -59,6 +59,21 @@ int conn_upload_keys(struct sc_client *c, struct conn *k, int initial, size_t n_
 int conn_top_up(struct sc_client *c, struct conn *k, uint32_t ec_left, uint32_t kem_left);
 /* Fetches user's bundle into b (an SC_ERR_*, e.g. SC_ERR_UNKNOWN_USER). */
 int conn_fetch_bundle(struct sc_client *c, struct conn *k, const char *user, struct sotto_bundle *b);
+/* ---- server certificate rotation (repin.c) ---- */
+/* Record "server.pinkey": the pinned certificate's Ed25519 key and the
+ * serial of the last rotation followed. load: 1 found, 0 none, or < 0. */
+int conn_pinkey_load(struct sc_client *c, uint8_t key[32], uint64_t *serial);
+/* Inside the caller's transaction. */
+int conn_pinkey_save(struct sc_client *c, const uint8_t key[32], uint64_t serial);
+/* After a pinned connection: saves the key if the store has none yet. */
+int conn_pinkey_learn(struct sc_client *c, struct conn *k);
+/* The server presented another certificate than the pinned one
+ * (SOTTO_NET_E_PIN): connects without trusting it, fetches the rotation
+ * chain before sending anything else, and re-pins if a chain from the pinned
+ * key leads to it (k->net is then that connection, ready for AUTH; event
+ * SC_EV_SERVER_REPINNED). Otherwise SC_ERR_PIN_MISMATCH, nothing changed. */
+int conn_repin(struct sc_client *c, struct conn *k, int timeout_ms);
+
 /* The identity blob of our account. */
 void conn_identity_blob(const struct sc_client *c, uint8_t out[CONN_IDENTITY_BLOB_LEN]);
 

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "core.h"
 #include "msglog.h"
@@ -48,6 +49,9 @@ const char *sc_event_name(int kind) {
     case SC_EV_BAD_ENVELOPE: return "bad_envelope";
     case SC_EV_BAD_FRAME: return "bad_frame";
     case SC_EV_DEVICE_CHANGE: return "device_change";
+    case SC_EV_SERVER_REPINNED: return "server_repinned";
+    case SC_EV_EXPIRED_SENT: return "expired_sent";
+    case SC_EV_EXPIRED_RECEIVED: return "expired_received";
     case SC_EV_RESTORED_STORE: return "restored_store";
     case SC_EV_DISPLACED: return "displaced";
     case SC_EV_LINK_UP: return "link_up";
@@ -209,6 +213,38 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
       if (ev->count)
         put(&o, ": a device you did not add can receive what is sent to this account; remove it ('sotto device "
                 "remove ID') and run 'sotto rotate-secret'");
+      break;
+    case SC_EV_EXPIRED_SENT: {
+      char when[64] = "";
+      if (ev->server_timestamp_ms) {
+        time_t t = (time_t)(ev->server_timestamp_ms / 1000);
+        struct tm tm;
+        if (localtime_r(&t, &tm)) strftime(when, sizeof when, " sent at %Y-%m-%d %H:%M", &tm);
+      }
+      if (ev->count == 1 && ev->peer && ev->peer[0])
+        put(&o, "your message to %s%s expired unread on the server (never fetched); it was not delivered", ev->peer,
+            when);
+      else if (ev->peer && ev->peer[0])
+        put(&o, "%llu of your messages to %s (the first%s) expired unread on the server; they were not delivered",
+            (unsigned long long)ev->count, ev->peer, when[0] ? when : " undated");
+      else
+        put(&o, "%llu of your messages to other recipients expired unread on the server; they were not delivered",
+            (unsigned long long)ev->count);
+      break;
+    }
+    case SC_EV_EXPIRED_RECEIVED:
+      if (ev->peer && ev->peer[0])
+        put(&o, "%llu message%s from %s expired on the server before you fetched %s", (unsigned long long)ev->count,
+            ev->count == 1 ? "" : "s", ev->peer, ev->count == 1 ? "it" : "them");
+      else
+        put(&o, "%llu messages from other senders expired on the server before you fetched them",
+            (unsigned long long)ev->count);
+      break;
+    case SC_EV_SERVER_REPINNED:
+      put(&o,
+          "the server rotated its TLS certificate; the rotation was signed by the certificate pinned before "
+          "(statement %llu), so the new one is pinned now: SHA-256 %s",
+          (unsigned long long)ev->count, ev->detail ? ev->detail : "");
       break;
     case SC_EV_RESTORED_STORE:
       put(&o,

@@ -711,3 +711,44 @@ int inbox_unreadable_summary(struct sc_client *c) {
   if (rc) return sc__store_error(c, rc);
   return any ? inbox_flush_unshown(c) : 0;
 }
+
+/* ---- server notices ------------------------------------------------------------- */
+
+int inbox_notice(struct sc_client *c, uint64_t nid, uint64_t ts, const uint8_t *body, size_t len) {
+  struct sotto_srv_notice n;
+  struct msg *m;
+  uint64_t seq;
+  int rc;
+  if ((rc = msglog_seen(c->st, nid, &seq)) < 0) return sc__store_error(c, rc);
+  if (rc == 1) return inbox_flush_unshown(c); /* a re-delivery: already logged */
+  if (sotto__srv_parse_notice_body(body, len, &n) != 0) return 0; /* frames.c let only valid ones through */
+  if ((m = calloc(1, sizeof *m)) == NULL) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  m->dir = MSG_EVENT;
+  m->kind = n.kind == SOTTO_SRV_NOTICE_EXPIRED_SENT ? SC_EV_EXPIRED_SENT : SC_EV_EXPIRED_RECEIVED;
+  memcpy(m->peer, n.peer.p, n.peer.len); /* a valid username or "" (others), checked by the parser */
+  m->peer[n.peer.len] = 0;
+  m->ts = ts ? ts : sc_now_ms();
+  m->count = n.count;
+  m->total = n.n_items;
+  if (n.n_items) {
+    /* The first expired envelope: its server id and when the server took it
+     * (what the SEND answer said). */
+    m->server_id = n.items[0].id;
+    m->server_ts = n.items[0].timestamp_ms;
+  }
+  m->text = (char *)"";
+  /* OUTBOX HOOK (expired envelopes): when the outbox keyed by the SEND
+   * answer's server id exists (heal10's work, not on this branch), each
+   * n.items[i] of an SC_EV_EXPIRED_SENT names one outbox entry to peer m->peer
+   * (server id n.items[i].id, taken at n.items[i].timestamp_ms) to mark as
+   * expired here, inside this transaction. */
+  if ((rc = sc__begin(c)) == 0) {
+    if ((rc = msglog_add(c->st, c->acct, m, 1)) == 0 && (rc = msglog_mark_seen(c->st, nid, 0)) == 0 &&
+        (rc = account_save(c->st, c->acct)) == 0)
+      rc = store_commit(c->st);
+    if (rc) store_rollback(c->st);
+  }
+  free(m);
+  if (rc) return sc__store_error(c, rc);
+  return inbox_flush_unshown(c);
+}

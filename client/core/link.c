@@ -170,6 +170,14 @@ static int handle(struct sc_client *c, struct sotto_net_event *ev) {
       c->acks++;
       return 0;
     }
+    case SOTTO_NET_EV_NOTICE: {
+      uint64_t id = ev->id;
+      if ((rc = inbox_notice(c, ev->id, ev->timestamp_ms, ev->body, ev->body_len)) != 0) return rc;
+      c->drained = 0;
+      if ((rc = sotto_net_ack_async(c->k.net, id, &rid)) != 0) return rc;
+      c->acks++;
+      return 0;
+    }
     case SOTTO_NET_EV_BAD:
       return skip_bad(c, ev);
     case SOTTO_NET_EV_ANSWER:

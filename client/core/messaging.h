@@ -40,6 +40,10 @@ int inbox_process(struct sc_client *c, struct conn *k, uint64_t server_id, const
 int inbox_release_held(struct sc_client *c, const char *user, unsigned *released);
 /* Shows messages committed earlier but never shown (after a crash). */
 int inbox_flush_unshown(struct sc_client *c);
+/* A NOTICE of the server (proto.h; never a contact's message): envelopes
+ * that expired unread. Logged once (seen by its id, like an envelope) as
+ * SC_EV_EXPIRED_SENT or SC_EV_EXPIRED_RECEIVED and shown. */
+int inbox_notice(struct sc_client *c, uint64_t notice_id, uint64_t timestamp_ms, const uint8_t *body, size_t len);
 /* Envelopes that could not be decrypted are shown one by one only for the
  * first few of each sender; this logs and shows one summary event per
  * sender for the rest and starts counting again. Call it when the queue is

@@ -87,7 +87,7 @@ enum sc_error {
   SC_ERR_NOT_CONNECTED = -16,        /* sc_connect first */
   SC_ERR_UNREACHABLE = -17,
   SC_ERR_TIMEOUT = -18,
-  SC_ERR_TLS = -19,                  /* certificate not the pinned one, or handshake failed */
+  SC_ERR_TLS = -19,                  /* a TLS peer refused or broke off the handshake (a wrong pin: SC_ERR_PIN_MISMATCH) */
   SC_ERR_CA = -20,                   /* the CA file cannot be read */
   SC_ERR_CONNECTION_LOST = -21,
   SC_ERR_PROTOCOL = -22,             /* an answer the client cannot use */
@@ -120,7 +120,11 @@ enum sc_error {
   SC_ERR_NOTHING_HELD = -49,
   SC_ERR_UNDELIVERED = -50,          /* nobody could be sent the message */
   SC_ERR_IN_USE = -51,               /* another process (a daemon) holds this home (sc_hold_home) */
-  /* -52..-59 are allocated to other work */
+  /* -52..-55 are allocated to other work */
+  SC_ERR_NOT_TLS = -56,              /* the endpoint does not speak TLS (not a sotto server) */
+  SC_ERR_NOT_SOTTO = -57,            /* a TLS endpoint that does not answer as a sotto server */
+  SC_ERR_PIN_MISMATCH = -58,         /* the certificate differs from the pinned one (no valid rotation to it) */
+  SC_ERR_CERT_UNTRUSTED = -59,       /* the certificate does not verify against the CA file */
   SC_ERR_WEAK_PASSPHRASE = -60,      /* the passphrase is too weak (sc_passphrase_strength says why) */
   SC_ERR_BACKUP_AUTH = -61,          /* wrong backup passphrase / recovery key, or the file was altered */
   SC_ERR_BACKUP_FORMAT = -62,        /* not a sotto backup file, or malformed */
@@ -282,6 +286,14 @@ int sc_recover(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, const char 
  * (no username, no credentials): history and contacts stay readable, and
  * sc_register may register it again. */
 int sc_unregister(struct sc_client *c);
+/* The server moved (a new host or port): connects to server with pin_hex,
+ * or ca_file, or (both NULL) the pin or CA file the account has now (a
+ * server that kept its certificate), checks that it is a sotto server that
+ * holds this account (AUTH with this device's credentials), and only then
+ * stores the new address and pin. On any failure nothing changes (an
+ * SC_ERR_* with its sentence: SC_ERR_PIN_MISMATCH for a wrong pin,
+ * SC_ERR_AUTH_FAILED when the account is not there...). */
+int sc_server_set(struct sc_client *c, const char *server, const char *pin_hex, const char *ca_file);
 /* The device ids of this account. */
 int sc_devices(uint32_t *ids, size_t *n, size_t max, struct sc_client *c);
 int sc_device_remove(struct sc_client *c, uint32_t device_id);
@@ -435,8 +447,15 @@ enum sc_event_kind {
   SC_EV_DEVICE_CHANGE,     /* this account's device list on the server changed since the last connection:
                               count devices added, total removed, detail lists them ("added 2; removed 3");
                               concerns this account, so peer is "" */
-  SC_EV_GROUP_MEMBER_KEY   /* a message under the name of peer, a member of group, came from a new identity
+  SC_EV_GROUP_MEMBER_KEY,  /* a message under the name of peer, a member of group, came from a new identity
                               key (held: see SC_EV_HELD); one per group peer is in, logged in that group */
+  SC_EV_SERVER_REPINNED,   /* the server rotated its certificate and a valid rotation chain led to the new one:
+                              it is pinned now (detail = the new fingerprint, count = the statement serial) */
+  SC_EV_EXPIRED_SENT,      /* the server says count messages of ours to peer ("" = to other recipients) expired
+                              unread on it; server_id / server_timestamp_ms: the first of them (its SEND answer),
+                              total: how many the notice listed */
+  SC_EV_EXPIRED_RECEIVED   /* the server says count messages from peer ("" = other senders) expired on it before
+                              we fetched them */
 };
 
 /* Why (SC_EV_UNREADABLE, SC_EV_NOT_DELIVERED, SC_EV_HELD, SC_EV_KEY_CHANGED). */

@@ -12,6 +12,8 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
@@ -23,16 +25,22 @@
 #include <unistd.h>
 
 #include "frames.h"
+#include "rotation.h"
 #include "wire.h"
 
 /* Bytes one read_some call takes from the socket at most, so that a server
  * that never stops sending cannot keep a caller past its deadline. */
 #define NET_READ_BUDGET (1u << 20)
 
+#define NET_CA_MAX 16 /* certificates of a CA file that may be the server's own */
+
 struct sotto_net_ctx {
   SSL_CTX *ssl;
   int has_pin;
   uint8_t pin[32];
+  int has_ca;
+  size_t n_ca;
+  uint8_t ca_fp[NET_CA_MAX][32]; /* SHA-256 of each certificate of the CA file */
 };
 
 struct sotto_net {
@@ -46,6 +54,8 @@ struct sotto_net {
   struct sotto__net_queue q;
   int eof;
   uint32_t want_id; /* the answer a blocking request waits for (0: none) */
+  int has_peer;
+  uint8_t peer_fp[32], peer_key[32]; /* the server's certificate: SHA-256 (DER), Ed25519 key (or zeros) */
 };
 
 static int64_t mono_ms(void) {
@@ -70,8 +80,21 @@ struct sotto_net_ctx *sotto_net_ctx_new(const char *pin_hex, const char *ca_file
   SSL_CTX_set_mode(x->ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                                SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   if (ca_file) {
+    FILE *f;
+    X509 *c;
     if (SSL_CTX_load_verify_locations(x->ssl, ca_file, NULL) != 1) goto fail;
     SSL_CTX_set_verify(x->ssl, SSL_VERIFY_PEER, NULL);
+    x->has_ca = 1;
+    /* The certificates of the file, so that the server's own self-signed
+     * certificate given as the "CA" is accepted without a host name check
+     * (it names no host: it is trusted as itself, like a pin). */
+    if ((f = fopen(ca_file, "r")) == NULL) goto fail;
+    while (x->n_ca < NET_CA_MAX && (c = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+      unsigned int n = 0;
+      if (X509_digest(c, EVP_sha256(), x->ca_fp[x->n_ca], &n) == 1 && n == 32) x->n_ca++;
+      X509_free(c);
+    }
+    fclose(f);
   } else {
     /* Pinning replaces chain validation: checked after the handshake. */
     SSL_CTX_set_verify(x->ssl, SSL_VERIFY_NONE, NULL);
@@ -81,6 +104,22 @@ fail:
   sotto_net_ctx_free(x);
   ERR_clear_error();
   return NULL;
+}
+
+struct sotto_net_ctx *sotto_net_ctx_new_unverified(void) {
+  struct sotto_net_ctx *x = calloc(1, sizeof *x);
+  if (!x) return NULL;
+  if ((x->ssl = SSL_CTX_new(TLS_client_method())) == NULL) {
+    free(x);
+    ERR_clear_error();
+    return NULL;
+  }
+  SSL_CTX_set_min_proto_version(x->ssl, TLS1_3_VERSION);
+  SSL_CTX_set_mode(x->ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  /* The caller checks sotto_net_peer before it sends anything that matters. */
+  SSL_CTX_set_verify(x->ssl, SSL_VERIFY_NONE, NULL);
+  return x;
 }
 
 void sotto_net_ctx_free(struct sotto_net_ctx *x) {
@@ -311,29 +350,85 @@ static int tcp_connect(const char *host, const char *port, int64_t deadline) {
   return fd;
 }
 
+/* What a failed handshake says about the peer: the CA file did not vouch
+ * for its certificate (SOTTO_NET_E_CERT); a TLS peer sent an alert
+ * (SOTTO_NET_E_TLS: it speaks TLS but refused, e.g. no TLS 1.3); anything
+ * else (bytes that are not TLS records, or the peer closed the connection
+ * in the middle) means it does not speak TLS (SOTTO_NET_E_NOT_TLS). */
+static int handshake_error(SSL *ssl, int e) {
+  unsigned long err = ERR_peek_error();
+  int reason = err ? ERR_GET_REASON(err) : 0;
+  (void)e;
+  if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED ||
+      ((SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) && SSL_get_verify_result(ssl) != X509_V_OK))
+    return SOTTO_NET_E_CERT;
+  if (reason >= SSL_AD_REASON_OFFSET) return SOTTO_NET_E_TLS; /* an alert from the peer */
+  return SOTTO_NET_E_NOT_TLS;
+}
+
 /* Drives SSL_connect on the non-blocking fd until done or the deadline.
- * Returns 0, SOTTO_NET_E_TLS, SOTTO_NET_E_TIMEOUT or SOTTO_NET_E_IO. */
+ * Returns 0, SOTTO_NET_E_CERT, SOTTO_NET_E_TLS, SOTTO_NET_E_NOT_TLS,
+ * SOTTO_NET_E_TIMEOUT or SOTTO_NET_E_IO. */
 static int handshake(SSL *ssl, int fd, int64_t deadline) {
   for (;;) {
     int ret = SSL_connect(ssl), e;
     if (ret == 1) return 0;
     e = SSL_get_error(ssl, ret);
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+      int rc = handshake_error(ssl, e);
+      ERR_clear_error();
+      return rc;
+    }
     ERR_clear_error();
-    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return SOTTO_NET_E_TLS;
     ret = wait_fd(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline);
     if (ret <= 0) return ret == 0 ? SOTTO_NET_E_TIMEOUT : SOTTO_NET_E_IO;
   }
 }
 
-static int check_pin(struct sotto_net_ctx *x, SSL *ssl) {
-  X509 *peer = SSL_get1_peer_certificate(ssl);
-  unsigned char md[EVP_MAX_MD_SIZE];
+/* Records the peer's certificate (fingerprint and Ed25519 key). 0, or -1
+ * when there is no certificate. */
+static int learn_peer(struct sotto_net *c) {
+  X509 *peer = SSL_get1_peer_certificate(c->ssl);
+  EVP_PKEY *pk;
   unsigned int n = 0;
-  int ok;
-  if (!peer) return 0;
-  ok = X509_digest(peer, EVP_sha256(), md, &n) == 1 && n == 32 && sodium_memcmp(md, x->pin, 32) == 0;
+  size_t kl = 32;
+  if (!peer) return -1;
+  if (X509_digest(peer, EVP_sha256(), c->peer_fp, &n) != 1 || n != 32) {
+    X509_free(peer);
+    return -1;
+  }
+  memset(c->peer_key, 0, 32);
+  if ((pk = X509_get0_pubkey(peer)) == NULL || EVP_PKEY_get_base_id(pk) != EVP_PKEY_ED25519 ||
+      EVP_PKEY_get_raw_public_key(pk, c->peer_key, &kl) != 1 || kl != 32)
+    memset(c->peer_key, 0, 32);
   X509_free(peer);
+  ERR_clear_error();
+  c->has_peer = 1;
+  return 0;
+}
+
+/* After a handshake that OpenSSL verified against the CA file: the name
+ * must match host, unless the certificate is itself one of the CA file's
+ * (the server's own self-signed certificate, trusted as itself). */
+static int check_ca_name(struct sotto_net_ctx *x, struct sotto_net *c, const char *host) {
+  X509 *peer;
+  size_t i;
+  int ok;
+  for (i = 0; i < x->n_ca; i++)
+    if (sodium_memcmp(x->ca_fp[i], c->peer_fp, 32) == 0) return 1;
+  if ((peer = SSL_get1_peer_certificate(c->ssl)) == NULL) return 0;
+  ok = X509_check_ip_asc(peer, host, 0) == 1 || X509_check_host(peer, host, 0, 0, NULL) == 1;
+  X509_free(peer);
+  ERR_clear_error();
   return ok;
+}
+
+int sotto_net_peer(const struct sotto_net *c, uint8_t fp[32], uint8_t key[32]) {
+  static const uint8_t zero[32];
+  if (!c->has_peer) return -1;
+  if (fp) memcpy(fp, c->peer_fp, 32);
+  if (key) memcpy(key, c->peer_key, 32);
+  return sodium_memcmp(c->peer_key, zero, 32) == 0 ? 1 : 0;
 }
 
 int sotto_net_connect(struct sotto_net_ctx *x, const char *host, const char *port, int timeout_ms, int hello,
@@ -353,14 +448,26 @@ int sotto_net_connect(struct sotto_net_ctx *x, const char *host, const char *por
     rc = SOTTO_NET_E_TLS;
     goto fail;
   }
-  if (!x->has_pin) SSL_set1_host(c->ssl, host);
   SSL_set_tlsext_host_name(c->ssl, host);
   if ((rc = handshake(c->ssl, c->fd, deadline)) != 0) goto fail;
-  if (x->has_pin && !check_pin(x, c->ssl)) {
+  if (learn_peer(c) != 0) {
     rc = SOTTO_NET_E_TLS;
     goto fail;
   }
-  if (hello && (rc = sotto_net_hello(c, SOTTO_SRV_VERSION)) != 0) goto fail;
+  if (x->has_pin && sodium_memcmp(c->peer_fp, x->pin, 32) != 0) {
+    rc = SOTTO_NET_E_PIN;
+    goto fail;
+  }
+  if (x->has_ca && !check_ca_name(x, c, host)) {
+    rc = SOTTO_NET_E_CERT;
+    goto fail;
+  }
+  /* TLS is up: a peer that does not answer HELLO as a sotto server does
+   * (no answer, a closed connection, bytes that are no frame) is not one. */
+  if (hello && (rc = sotto_net_hello(c, SOTTO_SRV_VERSION)) != 0) {
+    if (rc == SOTTO_NET_E_IO || rc == SOTTO_NET_E_TIMEOUT || rc < 0) rc = SOTTO_NET_E_NOT_SOTTO;
+    goto fail;
+  }
   *out = c;
   return 0;
 fail:
@@ -368,39 +475,29 @@ fail:
   return rc;
 }
 
-/* Trust on first use: one TLS 1.3 handshake that checks nothing, only to
- * learn the SHA-256 of the peer's DER certificate. The caller decides whether
- * to trust it; nothing is sent after the handshake. */
-int sotto_net_fetch_fingerprint(const char *host, const char *port, int timeout_ms, char out_hex[65]) {
-  int64_t deadline = mono_ms() + timeout_ms;
-  SSL_CTX *ctx = NULL;
-  SSL *ssl = NULL;
-  X509 *cert = NULL;
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  int fd, rc;
+/* Trust on first use: one TLS 1.3 handshake that checks nothing, then
+ * HELLO (no credentials), to learn the certificate and to tell a sotto
+ * server from anything else. The caller decides whether to trust it. */
+int sotto_net_probe(const char *host, const char *port, int timeout_ms, char out_hex[65], uint8_t key[32]) {
+  struct sotto_net_ctx *x = sotto_net_ctx_new_unverified();
+  struct sotto_net *c = NULL;
+  uint8_t fp[32];
+  int rc;
   out_hex[0] = 0;
-  if ((fd = tcp_connect(host, port, deadline)) < 0) return SOTTO_NET_E_CONNECT;
-  if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-      (ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1) {
-    rc = SOTTO_ERR_NOMEM;
-    goto out;
+  if (key) memset(key, 0, 32);
+  if (!x) return SOTTO_ERR_NOMEM;
+  rc = sotto_net_connect(x, host, port, timeout_ms, 1, &c);
+  if (rc == 0) {
+    (void)sotto_net_peer(c, fp, key);
+    sodium_bin2hex(out_hex, 65, fp, 32);
+    sotto_net_close(c);
   }
-  SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
-  if ((rc = handshake(ssl, fd, deadline)) != 0) goto out;
-  if ((cert = SSL_get1_peer_certificate(ssl)) == NULL || X509_digest(cert, EVP_sha256(), md, &n) != 1 || n != 32) {
-    rc = SOTTO_NET_E_TLS;
-    goto out;
-  }
-  sodium_bin2hex(out_hex, 65, md, 32);
-  rc = 0;
-out:
-  X509_free(cert);
-  SSL_free(ssl);
-  SSL_CTX_free(ctx);
-  ERR_clear_error();
-  close(fd);
+  sotto_net_ctx_free(x);
   return rc;
+}
+
+int sotto_net_fetch_fingerprint(const char *host, const char *port, int timeout_ms, char out_hex[65]) {
+  return sotto_net_probe(host, port, timeout_ms, out_hex, NULL);
 }
 
 /* ---- typed requests ------------------------------------------------------- */
@@ -408,14 +505,14 @@ out:
 #define REQ_BUF 512
 
 int sotto_net_hello(struct sotto_net *c, uint16_t version) {
-  uint8_t b[2];
+  uint8_t b[3];
   struct sotto__wr w;
   struct sotto_net_event ans;
   uint16_t v = 0;
   uint32_t maxf = 0, maxm = 0;
   int rc;
   sotto__wr_init(&w, b, sizeof b);
-  sotto__srv_put_hello_req(&w, version);
+  sotto__srv_put_hello_req(&w, version, SOTTO_SRV_FEAT_NOTICE);
   rc = request(c, SOTTO_SRV_HELLO, b, w.len, &ans);
   if (rc) {
     sotto_net_event_clear(&ans);
@@ -606,6 +703,15 @@ int sotto_net_epoch(struct sotto_net *c, uint64_t epoch, uint64_t *old) {
   sotto__srv_put_u64_req(&w, epoch);
   rc = request(c, SOTTO_SRV_EPOCH, b, 8, &ans);
   if (rc == 0) rc = sotto__net_parse_epoch(ans.payload, ans.payload_len, old);
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+int sotto_net_rotation(struct sotto_net *c, struct sotto_rot_statement *out, size_t max, size_t *n) {
+  struct sotto_net_event ans;
+  int rc = request(c, SOTTO_SRV_ROTATION, NULL, 0, &ans);
+  *n = 0;
+  if (rc == 0) rc = sotto__rot_parse_chain(ans.payload, ans.payload_len, out, max, n);
   sotto_net_event_clear(&ans);
   return rc;
 }

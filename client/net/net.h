@@ -33,10 +33,20 @@ struct sotto_net;
 /* Exactly one of pin_sha256_hex (64 hex chars, the fingerprint the server
  * printed) or ca_file must be given. Returns NULL on a bad argument. */
 struct sotto_net_ctx *sotto_net_ctx_new(const char *pin_sha256_hex, const char *ca_file);
+/* No certificate check at all: for a first contact and for a certificate
+ * rotation, where the caller checks sotto_net_peer itself before it sends
+ * anything but HELLO and ROTATION. */
+struct sotto_net_ctx *sotto_net_ctx_new_unverified(void);
 void sotto_net_ctx_free(struct sotto_net_ctx *ctx);
 
 /* TCP connect + TLS 1.3 handshake + certificate check, then HELLO (unless
- * hello is 0). *out is owned by the caller (sotto_net_close). */
+ * hello is 0). *out is owned by the caller (sotto_net_close). Failures tell
+ * the cases apart: SOTTO_NET_E_CONNECT (refused, unresolvable),
+ * SOTTO_NET_E_TIMEOUT (no handshake in time), SOTTO_NET_E_NOT_TLS (not a
+ * TLS peer), SOTTO_NET_E_TLS (a TLS peer refused the handshake),
+ * SOTTO_NET_E_PIN (not the pinned certificate), SOTTO_NET_E_CERT (the CA
+ * file does not vouch for it), SOTTO_NET_E_NOT_SOTTO (TLS, but no sotto
+ * answer to HELLO), or the server's code. */
 int sotto_net_connect(struct sotto_net_ctx *ctx, const char *host, const char *port, int timeout_ms, int hello,
                       struct sotto_net **out);
 void sotto_net_close(struct sotto_net *c);
@@ -46,6 +56,15 @@ void sotto_net_close(struct sotto_net *c);
  * Returns 0, SOTTO_NET_E_CONNECT, SOTTO_NET_E_TLS, SOTTO_NET_E_TIMEOUT,
  * SOTTO_NET_E_IO or SOTTO_ERR_NOMEM (out_hex is then ""). */
 int sotto_net_fetch_fingerprint(const char *host, const char *port, int timeout_ms, char out_hex[65]);
+/* sotto_net_fetch_fingerprint, and HELLO after the handshake (so a TLS
+ * endpoint that is not a sotto server is SOTTO_NET_E_NOT_SOTTO), and key
+ * (may be NULL) gets the certificate's Ed25519 public key (zeros if it has
+ * another kind of key). Results as sotto_net_connect. */
+int sotto_net_probe(const char *host, const char *port, int timeout_ms, char out_hex[65], uint8_t key[32]);
+/* The server certificate of this connection: fp = SHA-256 (DER), key = its
+ * Ed25519 public key. Returns 0, 1 when the key is not Ed25519 (key is
+ * zeros), -1 when unknown. */
+int sotto_net_peer(const struct sotto_net *c, uint8_t fp[32], uint8_t key[32]);
 int sotto_net_fd(const struct sotto_net *c);
 void sotto_net_set_timeout(struct sotto_net *c, int timeout_ms);
 /* Limits the server announced in its HELLO answer. */
@@ -69,6 +88,11 @@ int sotto_net_ping(struct sotto_net *c);
 /* Raises this device's epoch on the server to at least epoch; *old gets the
  * server's value before (docs/client.md, "Rollback"). */
 int sotto_net_epoch(struct sotto_net *c, uint64_t epoch, uint64_t *old);
+
+/* ROTATION: the server's certificate rotation chain (rotation.h) into
+ * out[0..max), *n statements. Allowed before AUTH. */
+struct sotto_rot_statement;
+int sotto_net_rotation(struct sotto_net *c, struct sotto_rot_statement *out, size_t max, size_t *n);
 
 int sotto_net_fetch_bundle(struct sotto_net *c, const char *username, uint32_t device_id,
                            struct sotto_srv_bundle_buf *out);

@@ -93,6 +93,18 @@ static void test_errors(void) {
         unique = 0;
       }
   }
+  /* The first-contact and certificate codes (-56..-59) sit past a gap left
+   * for codes merged from other work: checked one by one. */
+  for (e = SC_ERR_NOT_TLS; e >= SC_ERR_CERT_UNTRUSTED; e--) {
+    const char *n = sc_error_name(e), *m = sc_error_message(e), *h = sc_error_hint(e);
+    if (!n[0] || !m[0] || !h[0] || strcmp(n, "unknown") == 0 || sc_error_from_name(n) != e) all = 0;
+    for (f = SC_ERR_FIRST; f >= SC_ERR_LAST; f--)
+      if (strcmp(n, sc_error_name(f)) == 0) unique = 0;
+  }
+  CHECK(strcmp(sc_error_name(SC_ERR_NOT_TLS), "not_tls") == 0 && strcmp(sc_error_name(SC_ERR_NOT_SOTTO), "not_sotto") == 0 &&
+            strcmp(sc_error_name(SC_ERR_PIN_MISMATCH), "pin_mismatch") == 0 &&
+            strcmp(sc_error_name(SC_ERR_CERT_UNTRUSTED), "cert_untrusted") == 0,
+        "errors: the first-contact codes have their names");
   CHECK(all, "errors: every code has a name, a message and a hint");
   CHECK(unique, "errors: names are unique");
   CHECK(back, "errors: sc_error_from_name maps each name back to its code");
@@ -119,14 +131,14 @@ static void test_events(void) {
   ev.detail = "why";
   ev.text = "hello";
   ev.text_len = 5;
-  for (k = SC_EV_MESSAGE; k <= SC_EV_GROUP_MEMBER_KEY; k++) {
+  for (k = SC_EV_MESSAGE; k <= SC_EV_EXPIRED_RECEIVED; k++) {
     ev.kind = k;
     if (strcmp(sc_event_name(k), "unknown") == 0) named = 0;
     if (sc_event_describe(line, sizeof line, &ev) == 0 || strncmp(line, "unknown event", 13) == 0) said = 0;
   }
   CHECK(named, "events: every kind has a name");
   CHECK(said, "events: every kind has a sentence");
-  ev.kind = SC_EV_GROUP_MEMBER_KEY + 1;
+  ev.kind = SC_EV_EXPIRED_RECEIVED + 1;
   CHECK(strcmp(sc_event_name(ev.kind), "unknown") == 0, "events: a kind outside the list is unknown");
   /* The JSON names the CLI always printed for logged notices. */
   ev.kind = SC_EV_GROUP_REMOVED;

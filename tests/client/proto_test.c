@@ -37,8 +37,15 @@ int main(void) {
   {
     struct sotto_srv_hello m;
     sotto__wr_init(&w, b, sizeof b);
-    sotto__srv_put_hello_req(&w, 1);
-    CHECK(!w.err && sotto__srv_parse_hello(b, w.len, &m) == 0 && m.version == 1, "HELLO request");
+    sotto__srv_put_hello_req(&w, 1, 0);
+    CHECK(!w.err && w.len == 2 && sotto__srv_parse_hello(b, w.len, &m) == 0 && m.version == 1 && m.features == 0,
+          "HELLO request");
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_hello_req(&w, 1, SOTTO_SRV_FEAT_NOTICE);
+    CHECK(!w.err && w.len == 3 && sotto__srv_parse_hello(b, w.len, &m) == 0 && m.features == SOTTO_SRV_FEAT_NOTICE,
+          "HELLO request with features (NOTICE understood)");
+    b[3] = 0;
+    CHECK(sotto__srv_parse_hello(b, 4, &m) != 0, "... two bytes of features: refused");
   }
   {
     struct sotto_srv_register m;
@@ -123,6 +130,64 @@ int main(void) {
   CHECK(!w.err && sotto__net_parse_epoch(b, w.len, &u) == 0 && u == 77, "EPOCH answer");
   CHECK(sotto__net_parse_epoch(b, w.len - 1, &u) != 0 && sotto__net_parse_epoch(b, w.len + 1, &u) != 0,
         "... short or long is refused");
+  {
+    /* NOTICE: the server's own push about expired envelopes. */
+    struct sotto_srv_notice m, nt;
+    struct sotto_net_event ev;
+    uint8_t body[SOTTO_SRV_NOTICE_MAX_BODY], fr[9 + 16 + SOTTO_SRV_NOTICE_MAX_BODY];
+    size_t bl, i;
+    memset(&m, 0, sizeof m);
+    m.kind = SOTTO_SRV_NOTICE_EXPIRED_SENT;
+    m.peer.p = (const uint8_t *)"bob";
+    m.peer.len = 3;
+    m.count = 20;
+    m.n_items = SOTTO_SRV_NOTICE_MAX_ITEMS;
+    for (i = 0; i < SOTTO_SRV_NOTICE_MAX_ITEMS; i++) {
+      m.items[i].id = 1000 + i;
+      m.items[i].timestamp_ms = 1700000000000ull + i;
+    }
+    sotto__wr_init(&w, body, sizeof body);
+    sotto__srv_put_notice_body(&w, &m);
+    bl = w.len;
+    CHECK(!w.err && bl == SOTTO_SRV_NOTICE_MAX_BODY - (SOTTO_SRV_USER_MAX - 3), "NOTICE body encodes");
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_notice(&w, 99, 1800000000000ull, body, bl);
+    CHECK(!w.err && sotto__srv_parse_notice(b, w.len, &nt) == 0 && nt.id == 99 &&
+              nt.timestamp_ms == 1800000000000ull && nt.kind == SOTTO_SRV_NOTICE_EXPIRED_SENT && nt.count == 20 &&
+              nt.n_items == 16 && nt.peer.len == 3 && memcmp(nt.peer.p, "bob", 3) == 0 && nt.items[15].id == 1015 &&
+              nt.items[15].timestamp_ms == 1700000000015ull,
+          "NOTICE push, field for field");
+    CHECK(sotto__srv_parse_notice(b, w.len - 1, &nt) == SOTTO_ERR_TRUNCATED &&
+              sotto__srv_parse_notice(b, 15, &nt) == SOTTO_ERR_TRUNCATED,
+          "... a byte less is refused");
+    b[w.len] = 0;
+    CHECK(sotto__srv_parse_notice(b, w.len + 1, &nt) == SOTTO_ERR_TRAILING, "... a byte more is refused");
+    body[0] = 3;
+    CHECK(sotto__srv_parse_notice_body(body, bl, &nt) == SOTTO_ERR_MALFORMED, "... an unknown kind is refused");
+    body[0] = SOTTO_SRV_NOTICE_EXPIRED_RECEIVED;
+    body[2] = 'B';
+    CHECK(sotto__srv_parse_notice_body(body, bl, &nt) == SOTTO_ERR_MALFORMED, "... an invalid peer name is refused");
+    body[2] = 'b';
+    body[2 + 3 + 3] = 15; /* count 15 < 16 items listed */
+    CHECK(sotto__srv_parse_notice_body(body, bl, &nt) == SOTTO_ERR_MALFORMED, "... fewer counted than listed: refused");
+    body[2 + 3 + 3] = 20;
+    body[2 + 3 + 4] = 17;
+    CHECK(sotto__srv_parse_notice_body(body, bl, &nt) == SOTTO_ERR_TOO_LARGE, "... more than 16 items: refused");
+    body[2 + 3 + 4] = 16;
+    /* The client's decoder: a NOTICE frame becomes a NOTICE event, never a MSG. */
+    sotto__srv_frame_hdr(fr, SOTTO_SRV_NOTICE, 0, 16 + bl);
+    sotto__wr_init(&w, fr + 9, sizeof fr - 9);
+    sotto__srv_put_notice(&w, 7, 8, body, bl);
+    CHECK(sotto__net_decode(fr + 4, 5 + w.len, 65536, &ev) == 0 && ev.kind == SOTTO_NET_EV_NOTICE && ev.id == 7 &&
+              ev.has_id && ev.body_len == bl && memcmp(ev.body, body, bl) == 0,
+          "NOTICE frame decodes to a NOTICE event (not a message)");
+    sotto_net_event_clear(&ev);
+    fr[9 + 16] = 9; /* bad kind */
+    CHECK(sotto__net_decode(fr + 4, 5 + w.len, 65536, &ev) == 0 && ev.kind == SOTTO_NET_EV_BAD && ev.has_id &&
+              ev.id == 7,
+          "a bad NOTICE is a BAD event with its id (so it can be acknowledged)");
+    sotto_net_event_clear(&ev);
+  }
   printf("%d checks, %d failed\n", checks, fails);
   return fails ? 1 : 0;
 }

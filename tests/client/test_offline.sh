@@ -14,6 +14,7 @@ stop_server
 start_server   # same data directory, same port
 s bob receive >"$T/r1" 2>&1
 check "after a server restart bob gets all three" test "$(grep -c 'alice: offline message' "$T/r1")" -eq 3
+grep -q . "$T/r1" && [ "$(grep -c "alice: offline message" "$T/r1")" -ne 3 ] && { echo "--- r1:"; cat "$T/r1"; }
 check "... in order" test "$(grep -o 'message [0-9]' "$T/r1" | tr -d '\n')" = "message 1message 2message 3"
 
 # A re-delivered envelope (the server never saw the ack) is shown once.

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rotation.h"
 #include "srvtest.h"
 #include "testutil.h"
 
@@ -171,7 +172,7 @@ static void test_main_server(void) {
         "0000000000000000000000000000000000000000000000000000000000000000", NULL);
     struct sotto_net *y = NULL;
     CHECK(badctx != NULL);
-    if (badctx) CHECK_RC(sotto_net_connect(badctx, "127.0.0.1", p.port, WAIT_MS, 1, &y), SOTTO_NET_E_TLS);
+    if (badctx) CHECK_RC(sotto_net_connect(badctx, "127.0.0.1", p.port, WAIT_MS, 1, &y), SOTTO_NET_E_PIN);
     sotto_net_close(y);
     sotto_net_ctx_free(badctx);
   }
@@ -516,6 +517,45 @@ static void test_port_zero_and_fingerprint(void) {
   x = srv_connect(&p, &ctx, 1);
   CHECK(x != NULL);
   if (x) CHECK_RC(sotto_net_ping(x), 0);
+  if (x) {
+    /* ROTATION before AUTH: a server that never rotated has an empty chain. */
+    struct sotto_rot_statement chain[SOTTO_ROT_MAX_CHAIN];
+    struct sotto_net_event ev;
+    size_t n = 99;
+    static const uint8_t one = 0;
+    CHECK_RC(sotto_net_rotation(x, chain, SOTTO_ROT_MAX_CHAIN, &n), 0);
+    CHECK(n == 0);
+    {
+      /* Prepared while the server runs: served within a second, signed by
+       * the key of the certificate this connection sees. */
+      char cmd[4600];
+      uint8_t fp[32], key[32];
+      int tries;
+      snprintf(cmd, sizeof cmd, "%s rotate-certificate --data %s >/dev/null 2>&1", SOTTO_SERVER_BIN, p.dir);
+      CHECK(system(cmd) == 0);
+      for (tries = 0, n = 0; tries < 30 && n == 0; tries++) {
+        usleep(100 * 1000);
+        CHECK_RC(sotto_net_rotation(x, chain, SOTTO_ROT_MAX_CHAIN, &n), 0);
+      }
+      CHECK(n == 1 && chain[0].serial == 1 && sotto__rot_check_sig(&chain[0]) == 0);
+      CHECK(sotto_net_peer(x, fp, key) == 0 && n == 1 && memcmp(chain[0].old_key, key, 32) == 0 &&
+            memcmp(chain[0].new_key, key, 32) != 0);
+    }
+    /* ... and it takes no payload: one byte closes the connection as malformed. */
+    CHECK_RC(sotto_net_write_frame(x, SOTTO_SRV_ROTATION, 5, &one, 1), 0);
+    memset(&ev, 0, sizeof ev);
+    while (sotto_net_next_event(x, WAIT_MS, &ev) == 1 && ev.kind != SOTTO_NET_EV_CLOSE) sotto_net_event_clear(&ev);
+    CHECK(ev.kind == SOTTO_NET_EV_CLOSE && ev.code == SOTTO_SRV_E_MALFORMED);
+    sotto_net_event_clear(&ev);
+  }
+  sotto_net_close(x);
+  x = srv_connect(&p, &ctx, 0);
+  if (x) {
+    /* Before HELLO it is no HELLO: malformed. */
+    struct sotto_rot_statement chain[1];
+    size_t n = 0;
+    CHECK_RC(sotto_net_rotation(x, chain, 1, &n), SOTTO_SRV_E_MALFORMED);
+  }
   sotto_net_close(x);
   m = srv_metrics(&p);
   CHECK(m && strstr(m, "sotto_connections_total"));
@@ -638,7 +678,8 @@ static void test_auth_rate(void) {
 
 /* Queue age expiry with the seconds knob: an envelope older than 2 s is
  * deleted by the expiry timer, never delivered, and the queue counter drops
- * (with max-queue 1 a new SEND fits again). */
+ * (with max-queue 1 a new SEND fits again, although the server's notice
+ * about the expired one now waits in bob's queue: notices take no room). */
 static void test_expiry(void) {
   struct srv_proc p;
   struct sotto_net_ctx *ctx = NULL;
@@ -665,7 +706,10 @@ static void test_expiry(void) {
   /* Bounded wait (up to 20 s) for the timer to delete it. */
   for (i = 0; i < 100 && !expired; i++) {
     char *m = srv_metrics(&p);
-    expired = m && strstr(m, "sotto_messages_expired_total 1\n") && strstr(m, "sotto_queue_depth 0\n");
+    const char *x = m ? strstr(m, "\nsotto_messages_expired_total ") : NULL;
+    /* The envelope went; the notices it left (one to alice, one to bob) may
+     * expire in a later run too. */
+    expired = x && strtoull(x + strlen("\nsotto_messages_expired_total "), NULL, 10) >= 1;
     free(m);
     if (!expired) usleep(200 * 1000);
   }
@@ -685,12 +729,140 @@ static void test_expiry(void) {
         CHECK(ev.id != old_id && ev.id == new_id && opens_to(ev.body, ev.body_len, plaintexts[1]));
         CHECK_RC(sotto_net_ack(b, ev.id), 0);
       }
+      if (ev.kind == SOTTO_NET_EV_NOTICE) {
+        struct sotto_srv_notice no;
+        CHECK(sotto__srv_parse_notice_body(ev.body, ev.body_len, &no) == 0 &&
+              no.kind == SOTTO_SRV_NOTICE_EXPIRED_RECEIVED && no.peer.len == 5 && memcmp(no.peer.p, "alice", 5) == 0 &&
+              no.count == 1);
+        CHECK_RC(sotto_net_ack(b, ev.id), 0);
+      }
       sotto_net_event_clear(&ev);
       if (done) break;
     }
     sotto_net_close(b);
   }
   sotto_net_close(a);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
+/* Expired envelopes leave bounded notices (srv_expire.c): 10,000 envelopes
+ * from alice to bob and one each to six more recipients expire in one run
+ * (a restart with a queue age of 1 s: the run at start). Then alice gets 4
+ * notices (bob, r1, r2 on their own, the other four summed up with peer
+ * ""), bob 1 (count 10000, 16 items listed, the first one the id his SEND
+ * answer gave), each other recipient 1: 11 in all, not 10,006. Run against
+ * PostgreSQL too (server_pg). */
+static void test_expiry_notices(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
+  struct account r[6] = {{"rone", 0, {0}}, {"rtwo", 0, {0}}, {"rthree", 0, {0}},
+                         {"rfour", 0, {0}}, {"rfive", 0, {0}}, {"rsix", 0, {0}}};
+  const char *const extra[] = {"--max-queue", "20000", "--max-queue-per-sender", "20000", "--register-burst", "100",
+                               "--send-burst", "20000", "--send-rate", "100000", NULL};
+  const char *const aged[] = {"--max-queue-age-seconds", "1", NULL};
+  struct sotto_net *a = NULL, *b = NULL;
+  struct sotto_net_event ev;
+  uint8_t ct[128];
+  size_t n, i, got_acks = 0;
+  uint64_t first_id = 0;
+  int rc, notices = 0, summary = 0, peers = 0;
+  char *m;
+  if (srv_mkdir(&p, "expnote") != 0 || srv_start(&p, extra) != 0) {
+    CHECK(!"server starts");
+    return;
+  }
+  rc = do_register(&p, &ctx, &alice);
+  if (rc == 0) rc = do_register(&p, &ctx, &bob);
+  for (i = 0; i < 6 && rc == 0; i++) rc = do_register(&p, &ctx, &r[i]);
+  REQUIRE_VOID(rc == 0);
+  a = login(&p, &ctx, &alice);
+  REQUIRE_VOID(a != NULL);
+  n = seal(ct, "gone");
+  CHECK_RC(sotto_net_send(a, "bob", 1, 1, ct, n, &first_id, NULL), 0);
+  /* Pipelined: the answers are read back below. */
+  for (i = 1; i < 10000; i++) {
+    uint32_t rid;
+    if (sotto_net_send_async(a, "bob", 1, 1, ct, n, &rid) != 0) break;
+  }
+  CHECK(i == 10000);
+  while (got_acks < 9999 && sotto_net_next_event(a, WAIT_MS, &ev) == 1) {
+    if (ev.kind == SOTTO_NET_EV_ANSWER && ev.code == 0) got_acks++;
+    sotto_net_event_clear(&ev);
+  }
+  CHECK(got_acks == 9999);
+  for (i = 0; i < 6; i++) CHECK_RC(sotto_net_send(a, r[i].name, 1, 1, ct, n, NULL, NULL), 0);
+  sotto_net_close(a);
+  CHECK(srv_stop(&p) == 0);
+  usleep(1200 * 1000);
+  REQUIRE_VOID(srv_start(&p, aged) == 0);
+  /* The run at start goes through the commit pipeline: bounded wait. */
+  for (i = 0, m = NULL; i < 100; i++) {
+    free(m);
+    if ((m = srv_metrics(&p)) && strstr(m, "\nsotto_messages_expired_total 10006\n")) break;
+    usleep(200 * 1000);
+  }
+  CHECK(m && strstr(m, "\nsotto_messages_expired_total 10006\n"));
+  CHECK(m && strstr(m, "\nsotto_queue_depth 11\n"));
+  if (m && !strstr(m, "\nsotto_queue_depth 11\n")) fprintf(stderr, "%s", m);
+  free(m);
+  a = login(&p, &ctx, &alice);
+  if (a) {
+    while (sotto_net_next_event(a, WAIT_MS, &ev) == 1 && ev.kind != SOTTO_NET_EV_DRAINED) {
+      struct sotto_srv_notice no;
+      if (ev.kind == SOTTO_NET_EV_NOTICE && sotto__srv_parse_notice_body(ev.body, ev.body_len, &no) == 0 &&
+          no.kind == SOTTO_SRV_NOTICE_EXPIRED_SENT) {
+        notices++;
+        if (no.peer.len == 0) summary += no.count == 4;
+        if (no.peer.len == 3 && memcmp(no.peer.p, "bob", 3) == 0)
+          peers += no.count == 10000 && no.n_items == 16 && no.items[0].id == first_id;
+      }
+      sotto_net_event_clear(&ev);
+    }
+    sotto_net_event_clear(&ev);
+    CHECK(notices == 4);
+    CHECK(summary == 1);
+    CHECK(peers == 1);
+    sotto_net_close(a);
+  }
+  /* An older client (HELLO without the features byte) is not sent the
+   * NOTICE it would not know: it just finds its queue drained. */
+  b = srv_connect(&p, &ctx, 0);
+  if (b) {
+    static const uint8_t old_hello[2] = {0, SOTTO_SRV_VERSION};
+    int saw_notice = 0, drained = 0;
+    CHECK_RC(sotto_net_write_frame(b, SOTTO_SRV_HELLO, 1, old_hello, 2), 0);
+    CHECK(next_of(b, SOTTO_NET_EV_ANSWER, &ev) && ev.code == 0);
+    sotto_net_event_clear(&ev);
+    CHECK_RC(sotto_net_auth(b, bob.name, bob.dev, bob.secret, NULL, NULL), 0);
+    while (!drained && sotto_net_next_event(b, WAIT_MS, &ev) == 1) {
+      saw_notice |= ev.kind == SOTTO_NET_EV_NOTICE;
+      drained = ev.kind == SOTTO_NET_EV_DRAINED;
+      sotto_net_event_clear(&ev);
+    }
+    CHECK(drained && !saw_notice);
+    sotto_net_close(b);
+  }
+  b = login(&p, &ctx, &bob);
+  if (b) {
+    notices = peers = 0;
+    while (sotto_net_next_event(b, WAIT_MS, &ev) == 1 && ev.kind != SOTTO_NET_EV_DRAINED) {
+      struct sotto_srv_notice no;
+      CHECK(ev.kind != SOTTO_NET_EV_MSG); /* never a MSG: the envelopes are gone (KEYS_LOW may come) */
+      if (ev.kind == SOTTO_NET_EV_NOTICE && sotto__srv_parse_notice_body(ev.body, ev.body_len, &no) == 0) {
+        notices++;
+        peers += no.kind == SOTTO_SRV_NOTICE_EXPIRED_RECEIVED && no.count == 10000 && no.peer.len == 5 &&
+                 memcmp(no.peer.p, "alice", 5) == 0;
+        CHECK_RC(sotto_net_ack(b, ev.id), 0);
+      }
+      sotto_net_event_clear(&ev);
+    }
+    sotto_net_event_clear(&ev);
+    CHECK(notices == 1 && peers == 1);
+    sotto_net_close(b);
+  }
   CHECK(srv_stop(&p) == 0);
   sotto_net_ctx_free(ctx);
   srv_rmdir(&p);
@@ -1265,6 +1437,7 @@ int main(int argc, char **argv) {
   test_port_zero_and_fingerprint();
   test_auth_rate();
   test_expiry();
+  test_expiry_notices();
   test_backup_and_identity();
   test_unread_answers();
   test_pg_outage();
