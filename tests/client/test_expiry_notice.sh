@@ -31,7 +31,7 @@ check "alice is told her message to dave expired" contains "$T/a1" "your message
 check "... 'expired unread on the server'" contains "$T/a1" "expired unread on the server"
 check "the notice is not shown as a message from anyone" lacks "$T/a1" ": lost"
 s carol --json receive >"$T/c1" 2>&1
-check "carol (--json): an expired_sent event" contains "$T/c1" '"event":"expired_sent","user":"bob"'
+check "carol (--json): an expired_sent event" test -n "$(grep '"event":"expired_sent"' "$T/c1" | grep '"user":"bob"')"
 check "... with its count and the server id of the send" test -n "$(grep '"event":"expired_sent"' "$T/c1" | grep '"count":1' | grep '"id":')"
 check "... and the time it was sent" test -n "$(grep '"event":"expired_sent"' "$T/c1" | grep '"sent_at":')"
 s bob receive >"$T/b1" 2>&1
@@ -40,7 +40,7 @@ check "bob is told 20 messages from alice expired before he fetched them" contai
 check "bob is told about carol's too" contains "$T/b1" "1 message from carol expired on the server before you fetched it"
 check "bob gets none of the expired texts" lacks "$T/b1" "lost 1"
 s dave --json receive >"$T/d1" 2>&1
-check "dave (--json): an expired_received event from alice" contains "$T/d1" '"event":"expired_received","user":"alice"'
+check "dave (--json): an expired_received event from alice" test -n "$(grep '"event":"expired_received"' "$T/d1" | grep '"user":"alice"')"
 # Shown once: acknowledged like an envelope.
 s alice receive >"$T/a2" 2>&1
 check "the notices are not shown again" lacks "$T/a2" "expired"
