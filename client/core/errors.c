@@ -85,6 +85,9 @@ static const struct sc_err_row rows[] = {
     {SC_ERR_UNDELIVERED, "undelivered", "the message reached nobody", "see the warnings, then try again"},
     {SC_ERR_IN_USE, "in_use", "another sotto process (a daemon) holds this home",
      "stop it, or talk to it (its socket) instead"},
+    {SC_ERR_OUTBOX_FULL, "outbox_full", "the outbox is full: nothing was queued",
+     "wait until the server is reachable and the queued messages went out"},
+    {SC_ERR_NO_SUCH_MESSAGE, "no_such_message", "no message of ours with that server id waits for a receipt", ""},
 };
 
 static const struct sc_err_row *find(int err) {
