@@ -130,10 +130,18 @@ void cli_show_event(struct cli *c, const struct sc_event *ev) {
       }
       cJSON_AddNumberToObject(o, "timestamp", (double)ev->timestamp_ms);
       if (ev->server_id) cJSON_AddNumberToObject(o, "id", (double)ev->server_id);
+      if (ev->kind == SC_EV_SENT && !ev->group[0]) cJSON_AddStringToObject(o, "state", sc_state_name(ev->state));
     } else {
       o = cli_event(sc_event_type(ev));
       cJSON_AddStringToObject(o, "user", ev->peer);
       if (ev->group[0]) cJSON_AddStringToObject(o, "group", ev->group);
+      if (ev->kind == SC_EV_DELIVERY) {
+        cJSON_AddStringToObject(o, "state", sc_state_name(ev->state));
+        cJSON_AddNumberToObject(o, "timestamp", (double)ev->timestamp_ms);
+        if (ev->server_id) cJSON_AddNumberToObject(o, "id", (double)ev->server_id);
+      }
+      if ((ev->kind == SC_EV_GAP || ev->kind == SC_EV_RESENT) && ev->count)
+        cJSON_AddNumberToObject(o, "count", (double)ev->count);
       if ((line = malloc(cap))) {
         sc_event_describe(line, cap, ev);
         cJSON_AddStringToObject(o, "message", line);
@@ -145,7 +153,11 @@ void cli_show_event(struct cli *c, const struct sc_event *ev) {
   }
   if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
     if (ev->group[0]) printf("[%s] ", ev->group);
-    printf("%s%s: ", ev->kind == SC_EV_SENT ? "to " : "", ev->peer[0] ? ev->peer : "group");
+    printf("%s%s", ev->kind == SC_EV_SENT ? "to " : "", ev->peer[0] ? ev->peer : "group");
+    /* A 1:1 text of ours: its delivery state, before the text (which no
+     * contact can then imitate). */
+    if (ev->kind == SC_EV_SENT && !ev->group[0] && ev->state) printf(" (%s)", sc_state_name(ev->state));
+    printf(": ");
     cli_print_text(stdout, ev->text, ev->text_len);
   } else {
     int group = sc_event_is_group_notice(ev->kind) || (ev->kind == SC_EV_NOTICE && ev->reason == 2);
@@ -176,8 +188,22 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_UNREADABLE:
     case SC_EV_UNREADABLE_SUMMARY:
     case SC_EV_NOTICE:
+    case SC_EV_RETRY_REQUESTED:
+    case SC_EV_RESENT:
+    case SC_EV_SESSION_RESET:
+    case SC_EV_GAP:
+    case SC_EV_GAP_FILLED:
       cli_show_event(c, ev);
       return;
+    case SC_EV_DELIVERY:
+      /* Receipts are quiet on a terminal (history shows the states); a
+       * text given up or expired is said; --json gets every change. */
+      if (c->json) {
+        cli_show_event(c, ev);
+        return;
+      }
+      if (ev->state != SC_STATE_FAILED && ev->state != SC_STATE_EXPIRED) return;
+      break;
     case SC_EV_NOT_DELIVERED:
       if (ev->reason == SC_R_SEND_FAILED) {
         cli_error(c, sc_error_name(ev->error), "%s", ev->detail);

@@ -87,7 +87,8 @@ static const struct sc_err_row rows[] = {
      "stop it, or talk to it (its socket) instead"},
     {SC_ERR_OUTBOX_FULL, "outbox_full", "the outbox is full: nothing was queued",
      "wait until the server is reachable and the queued messages went out"},
-    {SC_ERR_NO_SUCH_MESSAGE, "no_such_message", "no message of ours with that server id waits for a receipt", ""},
+    {SC_ERR_NO_SUCH_MESSAGE, "no_such_message", "no message of ours with that server id waits for a receipt",
+     "see 'sotto history' for the states of your messages"},
 };
 
 static const struct sc_err_row *find(int err) {

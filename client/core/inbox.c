@@ -436,7 +436,7 @@ static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, const
       case CONTENT_TEXT:
         /* A resent copy of a text already shown is not shown again (its
          * receipt is owed again all the same). */
-        if ((rc = outbox_arrived(c, sender, ct->ts, &dup)) == 0 && !dup) rc = add_text(c, sender, NULL, ct, sid);
+        if ((rc = outbox_arrived(c, sender, ct, &dup)) == 0 && !dup) rc = add_text(c, sender, NULL, ct, sid);
         break;
       case CONTENT_RECEIPT:
         rc = outbox_receipt(c, sender, ct);

@@ -304,12 +304,16 @@ out:
   return rc;
 }
 
-int outbox_arrived(struct sc_client *c, const char *peer, uint64_t ts, int *dup) {
+int outbox_arrived(struct sc_client *c, const char *peer, const struct content *ct, int *dup) {
   char rn[NAME_LEN];
-  uint8_t *v;
+  uint8_t h[8], *v;
+  uint64_t ts = ct->ts;
   size_t n;
   int rc;
-  ots_name(rn, "in", peer, ts);
+  /* A resent copy has the same timestamp and text: both name it. */
+  crypto_generichash(h, sizeof h, ct->text, ct->text_len, NULL, 0);
+  snprintf(rn, sizeof rn, "in/%s/%llu/%02x%02x%02x%02x%02x%02x%02x%02x", peer, (unsigned long long)ts, h[0], h[1],
+           h[2], h[3], h[4], h[5], h[6], h[7]);
   if ((rc = store_get(c->st, rn, &v, &n)) < 0) return rc;
   if (rc == 1) store_free_value(v, n);
   *dup = rc == 1;

@@ -12,8 +12,9 @@
  *                      server_ts = what the server's SEND answer said).
  *   "ots/PEER/TS"      u64 seq of our text to PEER with content timestamp TS
  *                      (receipts name texts by that timestamp).
- *   "in/PEER/TS"       empty: a text from PEER with timestamp TS was shown
- *                      (a resent copy is not shown twice).
+ *   "in/PEER/TS/H"     empty: a text from PEER with timestamp TS and text
+ *                      hash H (8 bytes of BLAKE2b, hex) was shown (a resent
+ *                      copy is not shown twice).
  *   "rcpt/PEER"        receipts we owe PEER: n x (u64 ts | u8 type).
  *   "retry/PEER"       decryption-retry bookkeeping with PEER (retry_rec).
  *   "gap/PEER"         u32: messages from PEER found missing, not arrived.
@@ -50,10 +51,10 @@ int outbox_receipt(struct sc_client *c, const char *peer, const struct content *
  * decrypted, so it is authentic): marks our texts from the named envelope on
  * for resending (at most RETRY_MAX_RESEND, once per window). 0 or STORE_E_*. */
 int outbox_retry(struct sc_client *c, const char *peer, const struct content *ct);
-/* Inside a transaction: a 1:1 text with timestamp ts arrived from peer.
- * *dup = 1 if it was shown before (a resent copy). Owes peer a delivery
- * receipt either way. 0 or STORE_E_*. */
-int outbox_arrived(struct sc_client *c, const char *peer, uint64_t ts, int *dup);
+/* Inside a transaction: the 1:1 text ct arrived from peer. *dup = 1 if it
+ * was shown before (a resent copy: same timestamp and text). Owes peer a
+ * delivery receipt either way. 0 or STORE_E_*. */
+int outbox_arrived(struct sc_client *c, const char *peer, const struct content *ct, int *dup);
 /* Inside a transaction: the 1:1 text (peer, ts) was shown to the user: a
  * read receipt is owed if they allow them. 0 or STORE_E_*. */
 int outbox_shown(struct sc_client *c, const char *peer, uint64_t ts);
