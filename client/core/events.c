@@ -251,7 +251,15 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
       else put(&o, "%s reset the session with you: the next messages use a fresh one", p);
       break;
     case SC_EV_DELIVERY:
-      put(&o, "your message to %s is %s", p, sc_state_name(ev->state));
+      switch (ev->state) {
+        case SC_STATE_QUEUED: put(&o, "your message to %s is queued", p); break;
+        case SC_STATE_SENT: put(&o, "your message to %s was sent", p); break;
+        case SC_STATE_DELIVERED: put(&o, "your message to %s was delivered", p); break;
+        case SC_STATE_READ: put(&o, "your message to %s was read", p); break;
+        case SC_STATE_FAILED: put(&o, "your message to %s was given up", p); break;
+        case SC_STATE_EXPIRED: put(&o, "your message to %s expired on the server unread", p); break;
+        default: put(&o, "your message to %s changed state", p);
+      }
       if (ev->reason == SC_R_TOO_OLD) put(&o, ": no delivery receipt came in time; it is no longer sent again");
       else if (ev->reason == SC_R_OUTBOX_FULL) put(&o, ": the outbox was full; it is no longer sent again");
       else if (ev->detail && ev->detail[0]) put(&o, ": %s", ev->detail);
