@@ -350,10 +350,12 @@ static int quarantine(struct sc_client *c, uint64_t sid, const char *sender, con
     rc = STORE_E_IO;
     goto fail;
   }
-  if (content_decode(ct, pt, n) == 0)
-    reason = ct->kind == CONTENT_TEXT ? SC_R_HELD_TEXT : SC_R_HELD_GROUP_CHANGE;
+  if (content_decode(ct, pt, n) == 0 && ct->kind == CONTENT_TEXT)
+    reason = SC_R_HELD_TEXT;
+  else if (ct->kind == CONTENT_GROUP_UPDATE || ct->kind == CONTENT_SENDER_KEY)
+    reason = SC_R_HELD_GROUP_CHANGE;
   else
-    reason = SC_R_HELD_OTHER;
+    reason = SC_R_HELD_OTHER; /* a receipt, a retry request, a reset... */
   /* The pending key is what safety-number shows and trust/verify accept. */
   memcpy(who.pending_key, idk, sizeof idk);
   who.has_pending = 1;

@@ -57,6 +57,7 @@ struct seen {
   int kind[MAX_SEEN], reason[MAX_SEEN];
   char peer[MAX_SEEN][SC_USER_MAX + 1], group[MAX_SEEN][SC_GROUP_NAME_MAX + 1], text[MAX_SEEN][256];
   char line[MAX_SEEN][512];
+  uint64_t count[MAX_SEEN];
 };
 
 static void sink(void *ud, const struct sc_event *ev) {
@@ -64,6 +65,7 @@ static void sink(void *ud, const struct sc_event *ev) {
   if (s->n == MAX_SEEN) return;
   s->kind[s->n] = ev->kind;
   s->reason[s->n] = ev->reason;
+  s->count[s->n] = ev->count;
   snprintf(s->peer[s->n], sizeof s->peer[0], "%s", ev->peer);
   snprintf(s->group[s->n], sizeof s->group[0], "%s", ev->group);
   snprintf(s->text[s->n], sizeof s->text[0], "%.*s", (int)(ev->text_len < 255 ? ev->text_len : 255), ev->text);
@@ -473,6 +475,105 @@ static void test_inbox(void) {
   sc_client_free(bob);
 }
 
+/* ---- outbox, receipts, retry requests (outbox.c) ------------------------------------ */
+
+static int seal_kind(struct peer *p, int kind, uint64_t a, uint64_t b2, uint8_t *out, size_t cap, size_t *len) {
+  struct content ct;
+  memset(&ct, 0, sizeof ct);
+  ct.kind = (uint8_t)kind;
+  ct.ts = 2000;
+  if (kind == CONTENT_RECEIPT) {
+    ct.receipt_type = (uint8_t)b2;
+    ct.n_receipts = 1;
+    ct.receipts[0] = a;
+  } else {
+    ct.retry_server_id = a;
+    ct.retry_server_ts = b2;
+  }
+  return seal(p, &ct, out, cap, len);
+}
+
+static int count_kind(const struct seen *s, int from, int kind) {
+  int i, n = 0;
+  for (i = from; i < s->n; i++) n += s->kind[i] == kind;
+  return n;
+}
+
+static void test_outbox(void) {
+  struct seen seen;
+  struct sotto_bundle b;
+  struct sc_client *bob;
+  struct peer alice, mallory;
+  uint8_t env[4096];
+  size_t len = 0;
+  unsigned released = 0;
+  int type, n, i, rc = 0;
+
+  memset(&seen, 0, sizeof seen);
+  bob = make_bob("bob_outbox", &seen, &b);
+  make_peer(&alice, &b, "alice");
+  b.has_one_time_prekey = 0;
+  make_peer(&mallory, &b, "alice"); /* a new key under alice's name */
+
+  /* Three texts of bob's to alice, sent (server ids 10, 20, 30). */
+  rc = store_begin(bob->st);
+  for (i = 0; i < 3 && !rc; i++) {
+    struct msg m;
+    memset(&m, 0, sizeof m);
+    m.dir = MSG_OUT;
+    snprintf(m.peer, sizeof m.peer, "alice");
+    m.ts = sc_now_ms() + (uint64_t)i;
+    m.text = (char *)"to alice";
+    m.text_len = 8;
+    m.reason = SC_STATE_SENT;
+    m.server_id = 10 * (uint64_t)(i + 1);
+    rc = outbox_add(bob, &m);
+  }
+  if (!rc) rc = account_save(bob->st, bob->acct) || store_commit(bob->st);
+  CHECK(rc == 0, "outbox: three sent texts kept");
+
+  type = seal_text(&alice, "hi bob", env, sizeof env, &len);
+  CHECK(inbox_process(bob, NULL, 500, "alice", type, env, len) == 0, "outbox: alice's first message");
+  /* A receipt for the first text (timestamp of the first row). */
+  {
+    struct msg m;
+    uint64_t ts1 = 0;
+    if (msglog_get(bob->st, 1, &m) == 0) {
+      ts1 = m.ts;
+      msg_clear(&m);
+    }
+    n = seen.n;
+    type = seal_kind(&alice, CONTENT_RECEIPT, ts1, RECEIPT_DELIVERED, env, sizeof env, &len);
+    CHECK(inbox_process(bob, NULL, 501, "alice", type, env, len) == 0 && count_kind(&seen, n, SC_EV_DELIVERY) == 1 &&
+              seen.n == n + 1,
+          "outbox: a delivery receipt from alice: one delivery event, nothing shown as a message");
+    n = seen.n;
+    type = seal_kind(&alice, CONTENT_RECEIPT, ts1 + 999999, RECEIPT_READ, env, sizeof env, &len);
+    CHECK(inbox_process(bob, NULL, 502, "alice", type, env, len) == 0 && seen.n == n,
+          "outbox: a receipt for a text we never sent changes nothing");
+  }
+  /* A retry request from a NEW key under alice's name is held, not acted on. */
+  n = seen.n;
+  type = seal_kind(&mallory, CONTENT_RETRY, 0, 0, env, sizeof env, &len);
+  CHECK(inbox_process(bob, NULL, 503, "alice", type, env, len) == 0 && count_kind(&seen, n, SC_EV_HELD) == 1 &&
+            count_kind(&seen, n, SC_EV_RESENT) == 0 && seen.reason[seen.n - 1] == SC_R_HELD_OTHER,
+        "outbox: a retry request from a new key is held in quarantine, nothing resent");
+  n = seen.n;
+  CHECK(sc_trust(&released, bob, "alice") == 0 && released == 1 && count_kind(&seen, n, SC_EV_RESENT) == 1 &&
+            seen.count[seen.n - 1] == 2,
+        "outbox: accepted with trust, the request is acted on: the two texts without a receipt are marked for resending");
+  /* A second request inside the window: nothing more. */
+  n = seen.n;
+  type = seal_kind(&mallory, CONTENT_RETRY, 0, 0, env, sizeof env, &len);
+  CHECK(inbox_process(bob, NULL, 504, "alice", type, env, len) == 0 && count_kind(&seen, n, SC_EV_RESENT) == 0,
+        "outbox: a second retry request inside the window resends nothing");
+  sotto_session_free(alice.s);
+  sotto_session_free(mallory.s);
+  account_free(alice.acct);
+  account_free(mallory.acct);
+  sc_client_free(bob);
+}
+
 /* ---- group rules ------------------------------------------------------------------- */
 
 static int update(struct sc_client *bob, struct peer *p, const char *sender, uint64_t sid, const uint8_t gid[16],
@@ -619,6 +720,7 @@ int main(void) {
   test_events();
   test_msglog();
   test_inbox();
+  test_outbox();
   test_groups();
   test_hold();
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
