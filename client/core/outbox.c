@@ -552,20 +552,6 @@ static int conn_failure(int rc) {
          rc == SC_ERR_RATE_LIMITED || rc == SC_ERR_BUSY || rc == SC_ERR_STORE;
 }
 
-/* Whether the session with peer goes to the key the user accepted (a
- * resend then needs no new confirmation: the request came over it). */
-static int session_accepted(struct sc_client *c, const char *peer) {
-  struct sotto_session *s = NULL;
-  struct contact who;
-  uint8_t id[SOTTO_PUBKEY_LEN];
-  int ok = 0;
-  if (contact_load(c->st, peer, &who) == 1 && session_load(c->st, peer, &s) >= 0 && who.has_key && !who.has_pending &&
-      sotto_session_remote_identity(s, id) == 0)
-    ok = sodium_memcmp(id, who.key, sizeof id) == 0;
-  sotto_session_free(s);
-  return ok;
-}
-
 static int commit_state(struct sc_client *c, uint64_t seq, int state, int reason, const char *detail, uint64_t sid,
                         uint64_t sts) {
   int rc;
@@ -610,11 +596,15 @@ static int flush_texts(struct sc_client *c) {
       ct.ts = m->ts; /* the same timestamp: receipts and the recipient's dedup match it */
       ct.text = (const uint8_t *)m->text;
       ct.text_len = m->text_len;
-      c->flags = (o->e[i].flags & OB_RESEND) && session_accepted(c, m->peer) ? SC_SEND_ACCEPT_KEY_CHANGE : 0;
+      /* A queued text goes as the user's send would (a key change fails it,
+       * said); a resend goes only where the user's sends already go. */
+      c->flags = was_queued ? 0 : DELIVER_CONTROL;
       rc = deliver_pairwise(c, &c->k, m->peer, &ct);
       c->flags = 0;
       if (rc && conn_failure(rc)) goto out;
-      if (rc) {
+      if (rc && !was_queued && (rc == SC_ERR_KEY_CHANGED_UNCONFIRMED || rc == SC_ERR_IDENTITY_CHANGED)) {
+        /* Waits, marked, until the user confirms the key (send --yes, verify). */
+      } else if (rc) {
         char why[sizeof c->errdetail];
         snprintf(why, sizeof why, "%s", c->errdetail);
         if ((rc = commit_state(c, m->seq, SC_STATE_FAILED, SC_R_NONE, why, 0, 0))) {
@@ -640,7 +630,6 @@ static int flush_texts(struct sc_client *c) {
           rc = sc__store_error(c, rc);
           goto out;
         }
-        (void)was_queued;
       }
     }
     msg_clear(m);
@@ -695,7 +684,9 @@ static int flush_retries(struct sc_client *c) {
     ct.ts = sc_now_ms();
     ct.retry_server_id = r.sid;
     ct.retry_server_ts = r.sts;
+    c->flags = DELIVER_CONTROL;
     rc = deliver_pairwise(c, &c->k, x.v[i], &ct);
+    c->flags = 0;
     if (rc && conn_failure(rc)) break;
     /* Sent, or refused for good (a key change to confirm: then the user
      * sees that event, and a new failure asks again after the window). */
@@ -745,7 +736,7 @@ static int flush_receipts(struct sc_client *c) {
           if (p->type[j] == type) ct->receipts[ct->n_receipts++] = p->ts[j];
         done = j;
         if (ct->n_receipts == 0) break;
-        c->flags = SC_SEND_ACCEPT_KEY_CHANGE; /* back over the session the texts came in */
+        c->flags = DELIVER_CONTROL; /* never to a key the user has not confirmed */
         rc = deliver_pairwise(c, &c->k, x.v[i], ct);
         c->flags = 0;
         if (rc && !conn_failure(rc)) rc = 0; /* refused for good: dropped */
