@@ -144,7 +144,9 @@ static int set_state(struct sc_client *c, uint64_t seq, int state, int reason, c
     rc = rc ? rc : 0;
     goto out;
   }
-  if (state != SC_STATE_SENT && rank(state) <= rank(m->reason)) {
+  /* "sent" (again, after a resend: the new envelope's id) never lowers a
+   * state a receipt raised; anything else only raises. */
+  if (state == SC_STATE_SENT ? rank(m->reason) > rank(SC_STATE_SENT) : rank(state) <= rank(m->reason)) {
     rc = 0;
     goto out;
   }

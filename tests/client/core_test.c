@@ -567,6 +567,12 @@ static void test_outbox(void) {
   type = seal_kind(&mallory, CONTENT_RETRY, 0, 0, env, sizeof env, &len);
   CHECK(inbox_process(bob, NULL, 504, "alice", type, env, len) == 0 && count_kind(&seen, n, SC_EV_RESENT) == 0,
         "outbox: a second retry request inside the window resends nothing");
+  /* The server's expiry notice for the text it took as id 20. */
+  n = seen.n;
+  CHECK(sc_outbox_expired(bob, 20) == 0 && count_kind(&seen, n, SC_EV_DELIVERY) == 1,
+        "outbox: sc_outbox_expired marks the text with that server id expired (an event)");
+  CHECK(sc_outbox_expired(bob, 20) == SC_ERR_NO_SUCH_MESSAGE && sc_outbox_expired(bob, 999) == SC_ERR_NO_SUCH_MESSAGE,
+        "outbox: ... once; an unknown id is SC_ERR_NO_SUCH_MESSAGE");
   sotto_session_free(alice.s);
   sotto_session_free(mallory.s);
   account_free(alice.acct);
