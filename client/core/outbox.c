@@ -23,7 +23,7 @@
 
 #define OB_RESEND 1u /* the recipient asked again for it */
 #define OB_QUEUED 2u /* never handed to the server */
-#define OB_ENT_LEN 13
+#define OB_ENT_LEN 21
 #define RCPT_ENT_LEN 9
 #define RETRY_VERSION 1
 #define NAME_LEN 96
@@ -32,6 +32,7 @@ struct ob_ent {
   uint64_t seq;
   uint32_t len;
   uint8_t flags;
+  uint64_t ts; /* the text's timestamp (ms): its age without loading it */
 };
 struct ob {
   struct ob_ent e[OUTBOX_MAX];
@@ -54,6 +55,7 @@ static int ob_load(struct store *st, struct ob *o) {
     rec_get_u64(&r, &o->e[i].seq);
     rec_get_u32(&r, &o->e[i].len);
     rec_get_u8(&r, &o->e[i].flags);
+    rec_get_u64(&r, &o->e[i].ts);
   }
   o->n = n / OB_ENT_LEN;
   rc = rec_rd_end(&r) ? STORE_E_CORRUPT : 0;
@@ -71,6 +73,7 @@ static int ob_save(struct store *st, const struct ob *o) {
     rec_put_u64(&w, o->e[i].seq);
     rec_put_u32(&w, o->e[i].len);
     rec_put_u8(&w, o->e[i].flags);
+    rec_put_u64(&w, o->e[i].ts);
   }
   rc = rec_wr_ok(&w) ? STORE_E_IO : store_put(st, "outbox", w.p, w.len);
   rec_wr_free(&w);
@@ -200,6 +203,7 @@ int outbox_add(struct sc_client *c, struct msg *m) {
   o->e[o->n].seq = m->seq;
   o->e[o->n].len = (uint32_t)m->text_len;
   o->e[o->n].flags = m->reason == SC_STATE_QUEUED ? OB_QUEUED : 0;
+  o->e[o->n].ts = m->ts;
   o->n++;
   rc = ob_save(c->st, o);
 out:
@@ -228,6 +232,67 @@ int outbox_receipt(struct sc_client *c, const char *peer, const struct content *
                      0, 0);
   }
   return rc < 0 ? rc : 0;
+}
+
+/* ---- who we owe something ------------------------------------------------------ */
+
+/* "owed": the peers with receipts owed or a retry request waiting (n x
+ * str16 name, at most OWED_MAX), so that a flush reads one record instead
+ * of scanning the store. */
+#define OWED_MAX 256
+struct owed {
+  char v[OWED_MAX][SC_USER_MAX + 1];
+  size_t n;
+};
+
+static int owed_load(struct store *st, struct owed *o) {
+  struct rec_rd r;
+  uint8_t *v;
+  size_t n;
+  int rc;
+  o->n = 0;
+  if ((rc = store_get(st, "owed", &v, &n)) <= 0) return rc;
+  rec_rd_init(&r, v, n);
+  while (sotto__rd_left(&r.r) && o->n < OWED_MAX && rec_get_cstr(&r, o->v[o->n], sizeof o->v[0]) == 0) o->n++;
+  rc = rec_rd_end(&r) ? STORE_E_CORRUPT : 0;
+  store_free_value(v, n);
+  return rc;
+}
+
+static int owed_save(struct store *st, const struct owed *o) {
+  struct rec_wr w;
+  size_t i;
+  int rc;
+  if (o->n == 0) return store_del(st, "owed");
+  rec_wr_init(&w, OWED_MAX * (SC_USER_MAX + 2));
+  for (i = 0; i < o->n; i++) rec_put_str16(&w, o->v[i], strlen(o->v[i]));
+  rc = rec_wr_ok(&w) ? STORE_E_IO : store_put(st, "owed", w.p, w.len);
+  rec_wr_free(&w);
+  return rc;
+}
+
+/* Inside a transaction: peer is owed something. A full list drops the
+ * oldest name (what it was owed stays stored, sent with its next message). */
+static int owed_add(struct sc_client *c, const char *peer) {
+  struct owed *o = malloc(sizeof *o);
+  size_t i;
+  int rc;
+  if (!o) return STORE_E_IO;
+  if ((rc = owed_load(c->st, o)) == 0) {
+    for (i = 0; i < o->n && strcmp(o->v[i], peer) != 0; i++) {
+    }
+    if (i == o->n) {
+      if (o->n == OWED_MAX) {
+        memmove(o->v, o->v + 1, (o->n - 1) * sizeof o->v[0]);
+        o->n--;
+      }
+      snprintf(o->v[o->n++], sizeof o->v[0], "%s", peer);
+      rc = owed_save(c->st, o);
+    }
+  }
+  free(o);
+  c->flush_wanted = 1;
+  return rc;
 }
 
 /* ---- receipts we owe ------------------------------------------------------------ */
@@ -299,8 +364,7 @@ static int rcpt_add(struct sc_client *c, const char *peer, uint64_t ts, uint8_t 
     p->ts[p->n] = ts;
     p->type[p->n++] = type;
   }
-  rc = rcpt_save(c->st, peer, p);
-  c->flush_wanted = 1;
+  if ((rc = rcpt_save(c->st, peer, p)) == 0) rc = owed_add(c, peer);
 out:
   free(p);
   return rc;
@@ -453,7 +517,7 @@ int heal_failed(struct sc_client *c, const char *peer, uint64_t sid, int reason,
     r.sts = c->env_server_ts;
     r.quiet = 0;
     snprintf(rn, sizeof rn, "rekey/%s", peer);
-    if ((rc = store_put(c->st, rn, (const uint8_t *)"", 0)) ||
+    if ((rc = store_put(c->st, rn, (const uint8_t *)"", 0)) || (rc = owed_add(c, peer)) ||
         (rc = log_ev(c, SC_EV_RETRY_REQUESTED, SC_R_NONE, peer, 0, sid)))
       goto fail;
   } else {
@@ -583,11 +647,13 @@ static int flush_texts(struct sc_client *c) {
   for (i = 0; i < o->n; i++) {
     struct content ct;
     int was_queued = o->e[i].flags & OB_QUEUED;
+    /* Only a text to give up or to send is loaded. */
+    if (o->e[i].ts / 1000 + OUTBOX_MAX_AGE_S >= now && !(o->e[i].flags & (OB_QUEUED | OB_RESEND))) continue;
     if ((rc = msglog_get(c->st, o->e[i].seq, m)) != 0) {
       rc = sc__store_error(c, rc);
       goto out;
     }
-    if (m->ts / 1000 + OUTBOX_MAX_AGE_S < now) {
+    if (o->e[i].ts / 1000 + OUTBOX_MAX_AGE_S < now) {
       if ((rc = commit_state(c, m->seq, SC_STATE_FAILED, SC_R_TOO_OLD, NULL, 0, 0))) {
         rc = sc__store_error(c, rc);
         goto out;
@@ -644,116 +710,129 @@ out:
   return rc;
 }
 
-struct names {
-  char (*v)[SC_USER_MAX + 1];
-  size_t n;
-};
-
-static int names_cb(void *ud, const char *name, const uint8_t *val, size_t len) {
-  struct names *x = ud;
-  const char *slash = strchr(name, '/');
-  (void)val;
-  (void)len;
-  if (!slash || !sc_username_ok(slash + 1) || x->n >= OUTBOX_MAX) return 0;
-  snprintf(x->v[x->n++], sizeof x->v[0], "%s", slash + 1);
+/* The retry request waiting for peer, if any. 0, or an SC_ERR_* (a
+ * connection failure: it waits). */
+static int flush_retry(struct sc_client *c, const char *peer) {
+  struct retry_rec r;
+  struct content ct;
+  int rc;
+  if ((rc = retry_load(c->st, peer, &r)) < 0) return sc__store_error(c, rc);
+  if (!r.pending) return 0;
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_RETRY;
+  ct.ts = sc_now_ms();
+  ct.retry_server_id = r.sid;
+  ct.retry_server_ts = r.sts;
+  c->flags = DELIVER_CONTROL;
+  rc = deliver_pairwise(c, &c->k, peer, &ct);
+  c->flags = 0;
+  if (rc && conn_failure(rc)) return rc;
+  /* Sent, or refused for good (a key the user has not confirmed): a new
+   * failure asks again after the window. */
+  if ((rc = sc__begin(c)) || (rc = retry_load(c->st, peer, &r)) < 0) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  r.pending = 0;
+  if ((rc = retry_save(c->st, peer, &r)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
   return 0;
 }
 
-static int scan_names(struct sc_client *c, const char *prefix, struct names *x) {
-  x->n = 0;
-  if (!(x->v = calloc(OUTBOX_MAX, sizeof *x->v))) return STORE_E_IO;
-  return store_scan(c->st, prefix, names_cb, x);
-}
-
-static int flush_retries(struct sc_client *c) {
-  struct names x;
-  size_t i;
-  int rc;
-  if ((rc = scan_names(c, "retry/", &x)) != 0) {
-    free(x.v);
-    return sc__store_error(c, rc);
-  }
-  for (i = 0; i < x.n; i++) {
-    struct retry_rec r;
-    struct content ct;
-    if ((rc = retry_load(c->st, x.v[i], &r)) < 0) {
-      rc = sc__store_error(c, rc);
-      break;
-    }
-    if (!r.pending) continue;
-    memset(&ct, 0, sizeof ct);
-    ct.kind = CONTENT_RETRY;
-    ct.ts = sc_now_ms();
-    ct.retry_server_id = r.sid;
-    ct.retry_server_ts = r.sts;
-    c->flags = DELIVER_CONTROL;
-    rc = deliver_pairwise(c, &c->k, x.v[i], &ct);
-    c->flags = 0;
-    if (rc && conn_failure(rc)) break;
-    /* Sent, or refused for good (a key change to confirm: then the user
-     * sees that event, and a new failure asks again after the window). */
-    if ((rc = sc__begin(c)) || (rc = retry_load(c->st, x.v[i], &r)) < 0) {
-      store_rollback(c->st);
-      rc = sc__store_error(c, rc);
-      break;
-    }
-    r.pending = 0;
-    if ((rc = retry_save(c->st, x.v[i], &r)) || (rc = store_commit(c->st))) {
-      store_rollback(c->st);
-      rc = sc__store_error(c, rc);
-      break;
+/* The receipts owed to peer: one RECEIPT per type with up to
+ * CONTENT_MAX_RECEIPTS timestamps each. 0, or an SC_ERR_* (a connection
+ * failure: they wait). */
+static int flush_receipts(struct sc_client *c, const char *peer, struct rcpt *p, struct content *ct) {
+  size_t j, k, sent[2] = {0, 0};
+  int rc = 0, type;
+  if ((rc = rcpt_load(c->st, peer, p)) != 0) return sc__store_error(c, rc);
+  for (type = RECEIPT_DELIVERED; type <= RECEIPT_READ && !rc; type++) {
+    size_t done = 0;
+    while (done < p->n && !rc) {
+      memset(ct, 0, sizeof *ct);
+      ct->kind = CONTENT_RECEIPT;
+      ct->ts = sc_now_ms();
+      ct->receipt_type = (uint8_t)type;
+      for (j = done; j < p->n && ct->n_receipts < CONTENT_MAX_RECEIPTS; j++)
+        if (p->type[j] == type) ct->receipts[ct->n_receipts++] = p->ts[j];
+      done = j;
+      if (ct->n_receipts == 0) break;
+      c->flags = DELIVER_CONTROL; /* never to a key the user has not confirmed */
+      rc = deliver_pairwise(c, &c->k, peer, ct);
+      c->flags = 0;
+      if (rc && !conn_failure(rc)) rc = 0; /* refused for good: dropped */
+      if (!rc) sent[type - 1] = done;
     }
   }
-  free(x.v);
-  return rc;
+  if (rc) return rc;
+  /* What was sent goes; a receipt owed meanwhile (another process) or a
+   * "read" that replaced a "delivered" since stays for the next flush. */
+  {
+    struct rcpt *now = malloc(sizeof *now);
+    if (!now) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    if ((rc = sc__begin(c)) == 0 && (rc = rcpt_load(c->st, peer, now)) == 0) {
+      size_t w = 0;
+      for (k = 0; k < now->n; k++) {
+        int was = 0;
+        for (j = 0; j < p->n && !was; j++) was = p->ts[j] == now->ts[k] && p->type[j] == now->type[k];
+        if (!was) {
+          now->ts[w] = now->ts[k];
+          now->type[w++] = now->type[k];
+        }
+      }
+      now->n = w;
+      rc = rcpt_save(c->st, peer, now);
+      if (!rc) rc = store_commit(c->st);
+    }
+    if (rc) store_rollback(c->st);
+    free(now);
+  }
+  (void)sent;
+  return rc ? sc__store_error(c, rc) : 0;
 }
 
-/* One RECEIPT content per type with up to CONTENT_MAX_RECEIPTS timestamps. */
-static int flush_receipts(struct sc_client *c) {
-  struct names x;
+/* Retry requests and receipts, peer by peer (the "owed" list). */
+static int flush_owed(struct sc_client *c) {
+  struct owed *o = malloc(sizeof *o), *cur = malloc(sizeof *cur);
   struct rcpt *p = malloc(sizeof *p);
   struct content *ct = calloc(1, sizeof *ct);
-  size_t i, j;
-  int rc = 0, type;
-  if (!p || !ct || (rc = scan_names(c, "rcpt/", &x)) != 0) {
-    free(p);
-    free(ct);
-    if (!rc) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
-    free(x.v);
-    return sc__store_error(c, rc);
+  size_t i, j, done = 0;
+  int rc = 0;
+  if (!o || !cur || !p || !ct) {
+    rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    goto out;
   }
-  for (i = 0; i < x.n && !rc; i++) {
-    if ((rc = rcpt_load(c->st, x.v[i], p)) != 0) {
-      rc = sc__store_error(c, rc);
-      break;
-    }
-    for (type = RECEIPT_DELIVERED; type <= RECEIPT_READ && !rc; type++) {
-      size_t done = 0;
-      while (done < p->n && !rc) {
-        memset(ct, 0, sizeof *ct);
-        ct->kind = CONTENT_RECEIPT;
-        ct->ts = sc_now_ms();
-        ct->receipt_type = (uint8_t)type;
-        for (j = done; j < p->n && ct->n_receipts < CONTENT_MAX_RECEIPTS; j++)
-          if (p->type[j] == type) ct->receipts[ct->n_receipts++] = p->ts[j];
-        done = j;
-        if (ct->n_receipts == 0) break;
-        c->flags = DELIVER_CONTROL; /* never to a key the user has not confirmed */
-        rc = deliver_pairwise(c, &c->k, x.v[i], ct);
-        c->flags = 0;
-        if (rc && !conn_failure(rc)) rc = 0; /* refused for good: dropped */
+  if ((rc = owed_load(c->st, o)) != 0) {
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  for (i = 0; i < o->n && !rc; i++) {
+    if ((rc = flush_retry(c, o->v[i])) == 0 && (rc = flush_receipts(c, o->v[i], p, ct)) == 0) done = i + 1;
+  }
+  /* The peers served leave the list, unless something was owed to them
+   * meanwhile (by another process on this home). */
+  if (done && sc__begin(c) == 0) {
+    int wrc = owed_load(c->st, cur);
+    if (wrc == 0) {
+      size_t w = 0, k;
+      for (k = 0; k < cur->n && !wrc; k++) {
+        struct retry_rec r;
+        int served = 0;
+        for (j = 0; j < done && !served; j++) served = strcmp(cur->v[k], o->v[j]) == 0;
+        if (served && (wrc = rcpt_load(c->st, cur->v[k], p)) == 0 && (wrc = retry_load(c->st, cur->v[k], &r)) == 0)
+          served = p->n == 0 && !r.pending;
+        if (!served) memcpy(cur->v[w++], cur->v[k], sizeof cur->v[0]);
       }
+      cur->n = w;
+      wrc = owed_save(c->st, cur);
     }
-    if (rc) break;
-    /* Sent: what was owed then is cleared (a receipt owed meanwhile, in
-     * this process, is added after this point only by the caller). */
-    p->n = 0;
-    if ((rc = sc__begin(c)) || (rc = rcpt_save(c->st, x.v[i], p)) || (rc = store_commit(c->st))) {
-      store_rollback(c->st);
-      rc = sc__store_error(c, rc);
-    }
+    if (wrc || store_commit(c->st)) store_rollback(c->st);
   }
-  free(x.v);
+out:
+  free(o);
+  free(cur);
   free(p);
   free(ct);
   return rc;
@@ -764,7 +843,7 @@ int outbox_flush(struct sc_client *c) {
   if (c->flushing || !c->k.net) return 0;
   c->flushing = 1;
   c->flush_wanted = 0;
-  if ((rc = flush_texts(c)) == 0 && (rc = flush_retries(c)) == 0) rc = flush_receipts(c);
+  if ((rc = flush_texts(c)) == 0) rc = flush_owed(c);
   c->flushing = 0;
   return rc;
 }

@@ -5,7 +5,7 @@
  *
  * Records (all in the sealed store):
  *   "outbox"           the texts waiting for a receipt: n x (u64 seq | u32
- *                      text length | u8 flags), oldest first, at most
+ *                      text length | u8 flags | u64 timestamp), oldest first, at most
  *                      OUTBOX_MAX entries and OUTBOX_MAX_BYTES of text. The
  *                      text and its state live in the message row msg/SEQ
  *                      (a MSG_OUT row: reason = SC_STATE_*, server_id and
@@ -16,6 +16,8 @@
  *                      hash H (8 bytes of BLAKE2b, hex) was shown (a resent
  *                      copy is not shown twice).
  *   "rcpt/PEER"        receipts we owe PEER: n x (u64 ts | u8 type).
+ *   "owed"             n x str16 PEER: the peers with receipts owed or a retry
+ *                      request waiting (a flush reads this, never scans).
  *   "retry/PEER"       decryption-retry bookkeeping with PEER (retry_rec).
  *   "gap/PEER"         u32: messages from PEER found missing, not arrived.
  *   "cfg/read_receipts" u8 1 when read receipts are sent.
