@@ -504,7 +504,8 @@ cJSON *daemon_event_json(const struct sc_event *ev) {
   if (ev->timestamp_ms) cJSON_AddNumberToObject(o, "timestamp", (double)ev->timestamp_ms);
   if (ev->seq) cJSON_AddNumberToObject(o, "seq", (double)ev->seq);
   if (ev->error) cJSON_AddStringToObject(o, "error", sc_error_name(ev->error));
-  if (ev->kind == SC_EV_SENT || ev->kind == SC_EV_DELIVERY) cJSON_AddStringToObject(o, "state", sc_state_name(ev->state));
+  if ((ev->kind == SC_EV_SENT && !(ev->group && ev->group[0])) || ev->kind == SC_EV_DELIVERY)
+    cJSON_AddStringToObject(o, "state", sc_state_name(ev->state));
   if (ev->server_id && ev->kind != SC_EV_MESSAGE) cJSON_AddNumberToObject(o, "serverId", (double)ev->server_id);
   if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
     add_text(o, "message", ev->text ? ev->text : "", ev->text ? ev->text_len : 0);
