@@ -178,18 +178,24 @@ int outbox_add(struct sc_client *c, struct msg *m) {
   uint8_t b[8];
   uint64_t bytes = 0;
   size_t i;
-  int rc;
+  int rc, track = 1;
   if (!o) return STORE_E_IO;
   if ((rc = ob_load(c->st, o)) != 0) goto out;
   for (i = 0; i < o->n; i++) bytes += o->e[i].len;
   /* Full: the oldest text already handed to the server is given up (it
    * stays in the history as "failed"); queued ones are never pushed out. */
-  while (o->n >= OUTBOX_MAX || bytes + m->text_len > OUTBOX_MAX_BYTES) {
+  while (track && (o->n >= OUTBOX_MAX || bytes + m->text_len > OUTBOX_MAX_BYTES)) {
     for (i = 0; i < o->n && (o->e[i].flags & OB_QUEUED); i++) {
     }
     if (i == o->n) {
-      rc = SC_ERR_OUTBOX_FULL;
-      goto out;
+      /* Only queued texts: a new queued one is refused; one the server took
+       * already is logged without a place in the outbox (no resend). */
+      if (m->reason == SC_STATE_QUEUED) {
+        rc = SC_ERR_OUTBOX_FULL;
+        goto out;
+      }
+      track = 0;
+      break;
     }
     if ((rc = set_state(c, o->e[i].seq, SC_STATE_FAILED, SC_R_OUTBOX_FULL, NULL, 0, 0)) < 0 ||
         (rc = ob_drop(c->st, o->e[i].seq)) != 0 || (rc = ob_load(c->st, o)) != 0)
@@ -199,7 +205,7 @@ int outbox_add(struct sc_client *c, struct msg *m) {
   if ((rc = msglog_add(c->st, c->acct, m, 0)) != 0) goto out;
   for (i = 0; i < 8; i++) b[i] = (uint8_t)(m->seq >> (56 - 8 * i));
   ots_name(rn, "ots", m->peer, m->ts);
-  if ((rc = store_put(c->st, rn, b, sizeof b)) != 0) goto out;
+  if ((rc = store_put(c->st, rn, b, sizeof b)) != 0 || !track) goto out;
   o->e[o->n].seq = m->seq;
   o->e[o->n].len = (uint32_t)m->text_len;
   o->e[o->n].flags = m->reason == SC_STATE_QUEUED ? OB_QUEUED : 0;

@@ -573,6 +573,38 @@ static void test_outbox(void) {
         "outbox: sc_outbox_expired marks the text with that server id expired (an event)");
   CHECK(sc_outbox_expired(bob, 20) == SC_ERR_NO_SUCH_MESSAGE && sc_outbox_expired(bob, 999) == SC_ERR_NO_SUCH_MESSAGE,
         "outbox: ... once; an unknown id is SC_ERR_NO_SUCH_MESSAGE");
+  /* The bound: one sent text (30) is left; queued ones fill the outbox,
+   * pushing it out (it is given up), then are refused. */
+  {
+    struct msg m;
+    int full = 0, added = 0;
+    memset(&m, 0, sizeof m);
+    m.dir = MSG_OUT;
+    snprintf(m.peer, sizeof m.peer, "alice");
+    m.text = (char *)"queued";
+    m.text_len = 6;
+    n = seen.n;
+    rc = store_begin(bob->st);
+    for (i = 0; i < OUTBOX_MAX + 1 && !rc; i++) {
+      m.ts = sc_now_ms() + 100 + (uint64_t)i;
+      m.reason = SC_STATE_QUEUED;
+      m.server_id = 0;
+      rc = outbox_add(bob, &m);
+      if (rc == 0) added++;
+      if (rc == SC_ERR_OUTBOX_FULL) full = 1;
+    }
+    CHECK(added == OUTBOX_MAX && full, "outbox: at most 256 texts; a queued one past that is refused (outbox_full)");
+    CHECK(count_kind(&seen, n, SC_EV_DELIVERY) == 1 && seen.reason[n] == SC_R_OUTBOX_FULL,
+          "outbox: ... the sent text was pushed out first, given up with an event (queued ones are never pushed out)");
+    n = seen.n;
+    m.ts = sc_now_ms() + 5000;
+    m.reason = SC_STATE_SENT;
+    m.server_id = 40;
+    rc = outbox_add(bob, &m);
+    CHECK(rc == 0 && seen.n == n, "outbox: a text the server took while only queued ones fill it is logged, untracked");
+    if (!rc) rc = account_save(bob->st, bob->acct) || store_commit(bob->st);
+    else store_rollback(bob->st);
+  }
   sotto_session_free(alice.s);
   sotto_session_free(mallory.s);
   account_free(alice.acct);
