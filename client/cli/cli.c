@@ -130,7 +130,8 @@ void cli_show_event(struct cli *c, const struct sc_event *ev) {
       }
       cJSON_AddNumberToObject(o, "timestamp", (double)ev->timestamp_ms);
       if (ev->server_id) cJSON_AddNumberToObject(o, "id", (double)ev->server_id);
-      if (ev->kind == SC_EV_SENT && !ev->group[0]) cJSON_AddStringToObject(o, "state", sc_state_name(ev->state));
+      if (ev->kind == SC_EV_SENT && !ev->group[0])
+        cJSON_AddStringToObject(o, "state", sc_state_name(ev->state));
     } else {
       o = cli_event(sc_event_type(ev));
       cJSON_AddStringToObject(o, "user", ev->peer);

@@ -38,9 +38,12 @@ static int run_config(struct cli *c, const struct cli_cmd *cmd, int argc, char *
   if (optind >= argc || strcmp(argv[optind], "read-receipts") != 0)
     return cli_usage(c, cmd, "expected 'read-receipts [on|off]'");
   if (argc - optind == 2) {
-    if (strcmp(argv[optind + 1], "on") == 0) on = 1;
-    else if (strcmp(argv[optind + 1], "off") == 0) on = 0;
-    else return cli_usage(c, cmd, "read-receipts takes 'on' or 'off', not '%s'", argv[optind + 1]);
+    if (strcmp(argv[optind + 1], "on") == 0)
+      on = 1;
+    else if (strcmp(argv[optind + 1], "off") == 0)
+      on = 0;
+    else
+      return cli_usage(c, cmd, "read-receipts takes 'on' or 'off', not '%s'", argv[optind + 1]);
   } else if (argc - optind != 1) {
     return cli_usage(c, cmd, "expected 'read-receipts [on|off]'");
   }

@@ -229,8 +229,10 @@ int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, cons
 #ifdef SOTTO_TEST_HOOKS
   /* test_heal.sh: a text whose MAC does not verify at the recipient (a
    * broken session, simulated). */
-  if (ct->kind == CONTENT_TEXT && getenv("SOTTO_TEST_CORRUPT_SEND") && *getenv("SOTTO_TEST_CORRUPT_SEND") && out_len)
-    out[out_len - 1] ^= 0x01;
+  {
+    const char *corrupt = getenv("SOTTO_TEST_CORRUPT_SEND");
+    if (ct->kind == CONTENT_TEXT && corrupt && *corrupt && out_len) out[out_len - 1] ^= 0x01;
+  }
 #endif
   ret = deliver_raw(c, k, user, type, out, out_len);
 out:

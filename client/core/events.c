@@ -240,15 +240,20 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
       break;
     case SC_EV_DRAINED: put(&o, "no more queued messages"); break;
     case SC_EV_RETRY_REQUESTED:
-      put(&o, "a message from %s could not be decrypted; a fresh session was started and it was asked for again", p);
+      put(&o,
+          "a message from %s could not be decrypted; a fresh session was started and it was asked for "
+          "again",
+          p);
       break;
     case SC_EV_RESENT:
-      put(&o, "%s could not decrypt our messages: a fresh session is used and %llu message(s) were sent again", p,
-          (unsigned long long)ev->count);
+      put(&o, "%s could not decrypt our messages: a fresh session is used and %llu message(s) were sent "
+          "again", p, (unsigned long long)ev->count);
       break;
     case SC_EV_SESSION_RESET:
-      if (ev->reason == SC_R_BY_US) put(&o, "you reset the session with %s: the next messages use a fresh one", p);
-      else put(&o, "%s reset the session with you: the next messages use a fresh one", p);
+      if (ev->reason == SC_R_BY_US)
+        put(&o, "you reset the session with %s: the next messages use a fresh one", p);
+      else
+        put(&o, "%s reset the session with you: the next messages use a fresh one", p);
       break;
     case SC_EV_DELIVERY:
       switch (ev->state) {
@@ -260,13 +265,19 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
         case SC_STATE_EXPIRED: put(&o, "your message to %s expired on the server unread", p); break;
         default: put(&o, "your message to %s changed state", p);
       }
-      if (ev->reason == SC_R_TOO_OLD) put(&o, ": no delivery receipt came in time; it is no longer sent again");
-      else if (ev->reason == SC_R_OUTBOX_FULL) put(&o, ": the outbox was full; it is no longer sent again");
-      else if (ev->detail && ev->detail[0]) put(&o, ": %s", ev->detail);
+      if (ev->reason == SC_R_TOO_OLD)
+        put(&o, ": no delivery receipt came in time; it is no longer sent again");
+      else if (ev->reason == SC_R_OUTBOX_FULL)
+        put(&o, ": the outbox was full; it is no longer sent again");
+      else if (ev->detail && ev->detail[0])
+        put(&o, ": %s", ev->detail);
       break;
     case SC_EV_GAP:
-      if (ev->count > 1) put(&o, "%llu messages from %s are missing (they may arrive later)", (unsigned long long)ev->count, p);
-      else put(&o, "a message from %s is missing (it may arrive later)", p);
+      if (ev->count > 1)
+        put(&o, "%llu messages from %s are missing (they may arrive later)", (unsigned long long)ev->count,
+            p);
+      else
+        put(&o, "a message from %s is missing (it may arrive later)", p);
       break;
     case SC_EV_GAP_FILLED: put(&o, "the missing message from %s arrived", p); break;
     default: put(&o, "unknown event %d", ev->kind);

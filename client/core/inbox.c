@@ -250,7 +250,8 @@ static int unreadable(struct sc_client *c, const char *sender, uint64_t sid, int
 /* A pairwise message that did not decrypt: the sender is asked to resend
  * it in a fresh session (outbox.h, heal_failed), or past that request's
  * bounds it is dropped as unreadable. */
-static int failed(struct sc_client *c, const char *sender, uint64_t sid, int reason, const char *detail, int held) {
+static int failed(struct sc_client *c, const char *sender, uint64_t sid, int reason, const char *detail,
+                  int held) {
   char hn[HELD_NAME_LEN];
   int rc;
   held_name(hn, sender, sid);

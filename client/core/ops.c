@@ -85,7 +85,8 @@ int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, con
   }
   if (!(m = calloc(1, sizeof *m)) || !(t = malloc(len + 1))) {
     free(m);
-    return sc__fail(c, SC_ERR_NOMEM, queued ? "out of memory: nothing was queued" : "sent, but out of memory to log it");
+    return sc__fail(c, SC_ERR_NOMEM,
+                    queued ? "out of memory: nothing was queued" : "sent, but out of memory to log it");
   }
   memcpy(t, text, len);
   t[len] = 0;

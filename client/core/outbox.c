@@ -126,20 +126,25 @@ static void delivery_event(struct sc_client *c, const struct msg *m, int reason,
  * beats "failed" and "expired" (it did arrive). */
 static int rank(int state) {
   switch (state) {
-    case SC_STATE_READ: return 4;
-    case SC_STATE_DELIVERED: return 3;
+    case SC_STATE_READ:
+      return 4;
+    case SC_STATE_DELIVERED:
+      return 3;
     case SC_STATE_FAILED:
-    case SC_STATE_EXPIRED: return 2;
-    case SC_STATE_SENT: return 1;
-    default: return 0;
+    case SC_STATE_EXPIRED:
+      return 2;
+    case SC_STATE_SENT:
+      return 1;
+    default:
+      return 0;
   }
 }
 
 /* Inside a transaction: sets the state of our text seq (and its server id
  * when sid != 0), emits SC_EV_DELIVERY when it changed. Final states leave
  * the outbox. 1 if changed, 0 if not, or STORE_E_*. */
-static int set_state(struct sc_client *c, uint64_t seq, int state, int reason, const char *detail, uint64_t sid,
-                     uint64_t sts) {
+static int set_state(struct sc_client *c, uint64_t seq, int state, int reason, const char *detail,
+                     uint64_t sid, uint64_t sts) {
   struct msg *m = calloc(1, sizeof *m);
   int rc;
   if (!m) return STORE_E_IO;
@@ -234,8 +239,8 @@ int outbox_receipt(struct sc_client *c, const char *peer, const struct content *
     rc = rec_rd_end(&r) ? STORE_E_CORRUPT : 0;
     store_free_value(v, n);
     if (rc == 0)
-      rc = set_state(c, seq, ct->receipt_type == RECEIPT_READ ? SC_STATE_READ : SC_STATE_DELIVERED, SC_R_NONE, NULL,
-                     0, 0);
+      rc = set_state(c, seq, ct->receipt_type == RECEIPT_READ ? SC_STATE_READ : SC_STATE_DELIVERED, SC_R_NONE,
+                     NULL, 0, 0);
   }
   return rc < 0 ? rc : 0;
 }
@@ -384,8 +389,8 @@ int outbox_arrived(struct sc_client *c, const char *peer, const struct content *
   int rc;
   /* A resent copy has the same timestamp and text: both name it. */
   crypto_generichash(h, sizeof h, ct->text, ct->text_len, NULL, 0);
-  snprintf(rn, sizeof rn, "in/%s/%llu/%02x%02x%02x%02x%02x%02x%02x%02x", peer, (unsigned long long)ts, h[0], h[1],
-           h[2], h[3], h[4], h[5], h[6], h[7]);
+  snprintf(rn, sizeof rn, "in/%s/%llu/%02x%02x%02x%02x%02x%02x%02x%02x", peer, (unsigned long long)ts, h[0],
+           h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
   if ((rc = store_get(c->st, rn, &v, &n)) < 0) return rc;
   if (rc == 1) store_free_value(v, n);
   *dup = rc == 1;
@@ -413,7 +418,8 @@ int sc_set_read_receipts(struct sc_client *c, int on) {
   uint8_t v = on ? 1 : 0;
   int rc;
   if ((rc = sc__need_open(c))) return rc;
-  if ((rc = sc__begin(c)) || (rc = store_put(c->st, "cfg/read_receipts", &v, 1)) || (rc = store_commit(c->st))) {
+  if ((rc = sc__begin(c)) || (rc = store_put(c->st, "cfg/read_receipts", &v, 1)) ||
+      (rc = store_commit(c->st))) {
     store_rollback(c->st);
     return sc__store_error(c, rc);
   }
@@ -497,7 +503,9 @@ static int log_ev(struct sc_client *c, int kind, int reason, const char *peer, u
   return rc;
 }
 
-static int in_window(uint64_t then, uint64_t now) { return then && now >= then && now - then < RETRY_WINDOW_S; }
+static int in_window(uint64_t then, uint64_t now) {
+  return then && now >= then && now - then < RETRY_WINDOW_S;
+}
 
 int heal_failed(struct sc_client *c, const char *peer, uint64_t sid, int reason, const char *detail,
                 const char *held_rec) {
@@ -619,13 +627,13 @@ int heal_gap(struct sc_client *c, const char *peer, int type, size_t before, siz
 
 /* The link failed (the rest waits for the next connection). */
 static int conn_failure(int rc) {
-  return rc == SC_ERR_UNREACHABLE || rc == SC_ERR_TIMEOUT || rc == SC_ERR_CONNECTION_LOST || rc == SC_ERR_TLS ||
-         rc == SC_ERR_SHUTDOWN || rc == SC_ERR_SERVER_BUSY || rc == SC_ERR_DISPLACED || rc == SC_ERR_NOT_CONNECTED ||
-         rc == SC_ERR_RATE_LIMITED || rc == SC_ERR_BUSY || rc == SC_ERR_STORE;
+  return rc == SC_ERR_UNREACHABLE || rc == SC_ERR_TIMEOUT || rc == SC_ERR_CONNECTION_LOST ||
+         rc == SC_ERR_TLS || rc == SC_ERR_SHUTDOWN || rc == SC_ERR_SERVER_BUSY || rc == SC_ERR_DISPLACED ||
+         rc == SC_ERR_NOT_CONNECTED || rc == SC_ERR_RATE_LIMITED || rc == SC_ERR_BUSY || rc == SC_ERR_STORE;
 }
 
-static int commit_state(struct sc_client *c, uint64_t seq, int state, int reason, const char *detail, uint64_t sid,
-                        uint64_t sts) {
+static int commit_state(struct sc_client *c, uint64_t seq, int state, int reason, const char *detail,
+                        uint64_t sid, uint64_t sts) {
   int rc;
   if ((rc = sc__begin(c)) || (rc = set_state(c, seq, state, reason, detail, sid, sts)) < 0 ||
       (rc = ob_drop(c->st, seq)) != 0 || (rc = store_commit(c->st)) != 0) {
@@ -694,8 +702,8 @@ static int flush_texts(struct sc_client *c) {
         }
         if ((rc = sc__begin(c)) == 0 && (rc = ob_load(c->st, cur)) == 0) {
           if ((j = ob_find(cur, m->seq)) >= 0) cur->e[j].flags = 0;
-          if ((rc = ob_save(c->st, cur)) == 0 && (rc = set_state(c, m->seq, SC_STATE_SENT, SC_R_NONE, NULL, c->sent_id,
-                                                                c->sent_ts)) >= 0)
+          if ((rc = ob_save(c->st, cur)) == 0 &&
+              (rc = set_state(c, m->seq, SC_STATE_SENT, SC_R_NONE, NULL, c->sent_id, c->sent_ts)) >= 0)
             rc = store_commit(c->st);
         }
         if (rc) store_rollback(c->st);
@@ -827,7 +835,8 @@ static int flush_owed(struct sc_client *c) {
         struct retry_rec r;
         int served = 0;
         for (j = 0; j < done && !served; j++) served = strcmp(cur->v[k], o->v[j]) == 0;
-        if (served && (wrc = rcpt_load(c->st, cur->v[k], p)) == 0 && (wrc = retry_load(c->st, cur->v[k], &r)) == 0)
+        if (served && (wrc = rcpt_load(c->st, cur->v[k], p)) == 0 &&
+            (wrc = retry_load(c->st, cur->v[k], &r)) == 0)
           served = p->n == 0 && !r.pending;
         if (!served) memcpy(cur->v[w++], cur->v[k], sizeof cur->v[0]);
       }
@@ -877,7 +886,8 @@ int sc_outbox_expired(struct sc_client *c, uint64_t server_id) {
     if ((rc = msglog_get(c->st, o->e[i].seq, m))) goto fail;
     if (server_id && m->server_id == server_id) {
       found = 1;
-      if ((rc = set_state(c, m->seq, SC_STATE_EXPIRED, SC_R_NONE, NULL, 0, 0)) < 0 || (rc = ob_drop(c->st, m->seq)))
+      if ((rc = set_state(c, m->seq, SC_STATE_EXPIRED, SC_R_NONE, NULL, 0, 0)) < 0 ||
+          (rc = ob_drop(c->st, m->seq)))
         goto fail;
     }
     msg_clear(m);

@@ -37,10 +37,10 @@
 #define OUTBOX_MAX_BYTES (4u * 1024 * 1024)
 #define OUTBOX_MAX_AGE_S (7u * 24 * 3600) /* no receipt after a week: given up (SC_STATE_FAILED) */
 #define RCPT_MAX_PENDING 256              /* receipts owed to one peer; the oldest are dropped */
-#define RETRY_WINDOW_S 300                /* one retry request to a peer, and one acted on from it, per window */
-#define RETRY_MAX_RESEND 16               /* texts resent for one retry request */
-#define RETRY_QUIET_MAX 16                /* failures inside a window covered by its request, unshown */
-#define RETRY_MAX_PER_CLIENT 64           /* retry requests one client object makes in all */
+#define RETRY_WINDOW_S 300      /* one retry request to a peer, and one acted on from it, per window */
+#define RETRY_MAX_RESEND 16     /* texts resent for one retry request */
+#define RETRY_QUIET_MAX 16      /* failures inside a window covered by its request, unshown */
+#define RETRY_MAX_PER_CLIENT 64 /* retry requests one client object makes in all */
 
 /* Inside a transaction: m (a MSG_OUT row with its state set) is logged
  * (m->seq assigned) and, unless its state is final, added to the outbox. A

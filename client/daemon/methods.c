@@ -479,7 +479,8 @@ static int m_session_reset(void *ud, void *session, const cJSON *params, cJSON *
   if (rpc_only(params, allowed, err) || rpc_str(params, "recipient", 1, SC_USER_MAX, &u, err) ||
       rpc_bool(params, "acceptKeyChange", 0, &accept, err) || need_user(u, "recipient", err))
     return err->code;
-  if ((rc = sc_session_reset(d->sc, u, accept ? SC_SEND_ACCEPT_KEY_CHANGE : 0)) != 0) return core_fail(d, rc, err);
+  if ((rc = sc_session_reset(d->sc, u, accept ? SC_SEND_ACCEPT_KEY_CHANGE : 0)) != 0)
+    return core_fail(d, rc, err);
   *result = cJSON_CreateObject();
   cJSON_AddStringToObject(*result, "recipient", u);
   return 0;
@@ -506,7 +507,8 @@ cJSON *daemon_event_json(const struct sc_event *ev) {
   if (ev->error) cJSON_AddStringToObject(o, "error", sc_error_name(ev->error));
   if ((ev->kind == SC_EV_SENT && !(ev->group && ev->group[0])) || ev->kind == SC_EV_DELIVERY)
     cJSON_AddStringToObject(o, "state", sc_state_name(ev->state));
-  if (ev->server_id && ev->kind != SC_EV_MESSAGE) cJSON_AddNumberToObject(o, "serverId", (double)ev->server_id);
+  if (ev->server_id && ev->kind != SC_EV_MESSAGE)
+    cJSON_AddNumberToObject(o, "serverId", (double)ev->server_id);
   if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
     add_text(o, "message", ev->text ? ev->text : "", ev->text ? ev->text_len : 0);
   } else {

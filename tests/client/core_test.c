@@ -451,8 +451,10 @@ static void test_inbox(void) {
     before = seen.n;
     /* The retry request covers the next RETRY_QUIET_MAX (unshown); past
      * them they are unreadable again: 3 shown, the rest summed up. */
-    for (i = 0; i < RETRY_QUIET_MAX; i++) inbox_process(bob, NULL, 300 + (uint64_t)i, "carol", SOTTO_MSG_SIGNAL, env, 200);
-    CHECK(seen.n == before, "inbox: unreadable: failures covered by the retry request are not shown one by one");
+    for (i = 0; i < RETRY_QUIET_MAX; i++)
+      inbox_process(bob, NULL, 300 + (uint64_t)i, "carol", SOTTO_MSG_SIGNAL, env, 200);
+    CHECK(seen.n == before,
+          "inbox: unreadable: failures covered by the retry request are not shown one by one");
     for (i = 0; i < 5; i++) inbox_process(bob, NULL, 200 + (uint64_t)i, "carol", SOTTO_MSG_SIGNAL, env, 200);
     before = seen.n;
     CHECK(sc_summarise(bob) == 0 && seen.n == before + 1 && last_kind(&seen) == SC_EV_UNREADABLE_SUMMARY,
@@ -477,7 +479,8 @@ static void test_inbox(void) {
 
 /* ---- outbox, receipts, retry requests (outbox.c) ------------------------------------ */
 
-static int seal_kind(struct peer *p, int kind, uint64_t a, uint64_t b2, uint8_t *out, size_t cap, size_t *len) {
+static int seal_kind(struct peer *p, int kind, uint64_t a, uint64_t b2, uint8_t *out, size_t cap,
+                     size_t *len) {
   struct content ct;
   memset(&ct, 0, sizeof ct);
   ct.kind = (uint8_t)kind;
@@ -544,8 +547,8 @@ static void test_outbox(void) {
     }
     n = seen.n;
     type = seal_kind(&alice, CONTENT_RECEIPT, ts1, RECEIPT_DELIVERED, env, sizeof env, &len);
-    CHECK(inbox_process(bob, NULL, 501, "alice", type, env, len) == 0 && count_kind(&seen, n, SC_EV_DELIVERY) == 1 &&
-              seen.n == n + 1,
+    CHECK(inbox_process(bob, NULL, 501, "alice", type, env, len) == 0 &&
+              count_kind(&seen, n, SC_EV_DELIVERY) == 1 && seen.n == n + 1,
           "outbox: a delivery receipt from alice: one delivery event, nothing shown as a message");
     n = seen.n;
     type = seal_kind(&alice, CONTENT_RECEIPT, ts1 + 999999, RECEIPT_READ, env, sizeof env, &len);
@@ -555,23 +558,26 @@ static void test_outbox(void) {
   /* A retry request from a NEW key under alice's name is held, not acted on. */
   n = seen.n;
   type = seal_kind(&mallory, CONTENT_RETRY, 0, 0, env, sizeof env, &len);
-  CHECK(inbox_process(bob, NULL, 503, "alice", type, env, len) == 0 && count_kind(&seen, n, SC_EV_HELD) == 1 &&
-            count_kind(&seen, n, SC_EV_RESENT) == 0 && seen.reason[seen.n - 1] == SC_R_HELD_OTHER,
+  CHECK(inbox_process(bob, NULL, 503, "alice", type, env, len) == 0 &&
+            count_kind(&seen, n, SC_EV_HELD) == 1 && count_kind(&seen, n, SC_EV_RESENT) == 0 && seen.reason[seen.n - 1] == SC_R_HELD_OTHER,
         "outbox: a retry request from a new key is held in quarantine, nothing resent");
   n = seen.n;
   CHECK(sc_trust(&released, bob, "alice") == 0 && released == 1 && count_kind(&seen, n, SC_EV_RESENT) == 1 &&
             seen.count[seen.n - 1] == 2,
-        "outbox: accepted with trust, the request is acted on: the two texts without a receipt are marked for resending");
+        "outbox: accepted with trust, the request is acted on: the two texts without a receipt are marked for "
+        "resending");
   /* A second request inside the window: nothing more. */
   n = seen.n;
   type = seal_kind(&mallory, CONTENT_RETRY, 0, 0, env, sizeof env, &len);
-  CHECK(inbox_process(bob, NULL, 504, "alice", type, env, len) == 0 && count_kind(&seen, n, SC_EV_RESENT) == 0,
+  CHECK(inbox_process(bob, NULL, 504, "alice", type, env, len) == 0 &&
+            count_kind(&seen, n, SC_EV_RESENT) == 0,
         "outbox: a second retry request inside the window resends nothing");
   /* The server's expiry notice for the text it took as id 20. */
   n = seen.n;
   CHECK(sc_outbox_expired(bob, 20) == 0 && count_kind(&seen, n, SC_EV_DELIVERY) == 1,
         "outbox: sc_outbox_expired marks the text with that server id expired (an event)");
-  CHECK(sc_outbox_expired(bob, 20) == SC_ERR_NO_SUCH_MESSAGE && sc_outbox_expired(bob, 999) == SC_ERR_NO_SUCH_MESSAGE,
+  CHECK(sc_outbox_expired(bob, 20) == SC_ERR_NO_SUCH_MESSAGE &&
+            sc_outbox_expired(bob, 999) == SC_ERR_NO_SUCH_MESSAGE,
         "outbox: ... once; an unknown id is SC_ERR_NO_SUCH_MESSAGE");
   /* The bound: one sent text (30) is left; queued ones fill the outbox,
    * pushing it out (it is given up), then are refused. */
@@ -593,15 +599,18 @@ static void test_outbox(void) {
       if (rc == 0) added++;
       if (rc == SC_ERR_OUTBOX_FULL) full = 1;
     }
-    CHECK(added == OUTBOX_MAX && full, "outbox: at most 256 texts; a queued one past that is refused (outbox_full)");
+    CHECK(added == OUTBOX_MAX && full,
+          "outbox: at most 256 texts; a queued one past that is refused (outbox_full)");
     CHECK(count_kind(&seen, n, SC_EV_DELIVERY) == 1 && seen.reason[n] == SC_R_OUTBOX_FULL,
-          "outbox: ... the sent text was pushed out first, given up with an event (queued ones are never pushed out)");
+          "outbox: ... the sent text was pushed out first, given up with an event (queued ones are never "
+          "pushed out)");
     n = seen.n;
     m.ts = sc_now_ms() + 5000;
     m.reason = SC_STATE_SENT;
     m.server_id = 40;
     rc = outbox_add(bob, &m);
-    CHECK(rc == 0 && seen.n == n, "outbox: a text the server took while only queued ones fill it is logged, untracked");
+    CHECK(rc == 0 && seen.n == n,
+          "outbox: a text the server took while only queued ones fill it is logged, untracked");
     if (!rc) rc = account_save(bob->st, bob->acct) || store_commit(bob->st);
     else store_rollback(bob->st);
   }
