@@ -625,11 +625,13 @@ int heal_gap(struct sc_client *c, const char *peer, int type, size_t before, siz
 
 /* ---- sending what waits ------------------------------------------------------------ */
 
-/* The link failed (the rest waits for the next connection). */
+/* A failure that may pass (the link, the server's limits, the local
+ * store): the flush stops and the rest waits for the next one. */
 static int conn_failure(int rc) {
   return rc == SC_ERR_UNREACHABLE || rc == SC_ERR_TIMEOUT || rc == SC_ERR_CONNECTION_LOST ||
          rc == SC_ERR_TLS || rc == SC_ERR_SHUTDOWN || rc == SC_ERR_SERVER_BUSY || rc == SC_ERR_DISPLACED ||
-         rc == SC_ERR_NOT_CONNECTED || rc == SC_ERR_RATE_LIMITED || rc == SC_ERR_BUSY || rc == SC_ERR_STORE;
+         rc == SC_ERR_NOT_CONNECTED || rc == SC_ERR_RATE_LIMITED || rc == SC_ERR_BUSY || rc == SC_ERR_STORE ||
+         rc == SC_ERR_CONFLICT || rc == SC_ERR_QUEUE_FULL || rc == SC_ERR_NOMEM || rc == SC_ERR_PROTOCOL;
 }
 
 static int commit_state(struct sc_client *c, uint64_t seq, int state, int reason, const char *detail,
