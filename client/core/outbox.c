@@ -625,14 +625,19 @@ int heal_gap(struct sc_client *c, const char *peer, int type, size_t before, siz
 
 /* ---- sending what waits ------------------------------------------------------------ */
 
-/* A failure that may pass (the link, the server's limits, the local
- * store): the flush stops and the rest waits for the next one. */
+/* A failure that may pass and concerns every send (the link, the server's
+ * limits on us, the local store): the flush stops, the rest waits. */
 static int conn_failure(int rc) {
   return rc == SC_ERR_UNREACHABLE || rc == SC_ERR_TIMEOUT || rc == SC_ERR_CONNECTION_LOST ||
          rc == SC_ERR_TLS || rc == SC_ERR_SHUTDOWN || rc == SC_ERR_SERVER_BUSY || rc == SC_ERR_DISPLACED ||
          rc == SC_ERR_NOT_CONNECTED || rc == SC_ERR_RATE_LIMITED || rc == SC_ERR_BUSY || rc == SC_ERR_STORE ||
-         rc == SC_ERR_CONFLICT || rc == SC_ERR_QUEUE_FULL || rc == SC_ERR_NOMEM || rc == SC_ERR_PROTOCOL;
+         rc == SC_ERR_NOMEM || rc == SC_ERR_PROTOCOL;
 }
+
+/* A failure that may pass and concerns one recipient (their queue is full,
+ * another sotto changed the session meanwhile): that item waits, the
+ * flush goes on with the others. */
+static int peer_failure(int rc) { return rc == SC_ERR_QUEUE_FULL || rc == SC_ERR_CONFLICT; }
 
 static int commit_state(struct sc_client *c, uint64_t seq, int state, int reason, const char *detail,
                         uint64_t sid, uint64_t sts) {
@@ -686,7 +691,9 @@ static int flush_texts(struct sc_client *c) {
       rc = deliver_pairwise(c, &c->k, m->peer, &ct);
       c->flags = 0;
       if (rc && conn_failure(rc)) goto out;
-      if (rc && !was_queued && (rc == SC_ERR_KEY_CHANGED_UNCONFIRMED || rc == SC_ERR_IDENTITY_CHANGED)) {
+      if (rc && peer_failure(rc)) {
+        /* Waits for the next flush. */
+      } else if (rc && !was_queued && (rc == SC_ERR_KEY_CHANGED_UNCONFIRMED || rc == SC_ERR_IDENTITY_CHANGED)) {
         /* Waits, marked, until the user confirms the key (send --yes, verify). */
       } else if (rc) {
         char why[sizeof c->errdetail];
@@ -743,6 +750,7 @@ static int flush_retry(struct sc_client *c, const char *peer) {
   rc = deliver_pairwise(c, &c->k, peer, &ct);
   c->flags = 0;
   if (rc && conn_failure(rc)) return rc;
+  if (rc && peer_failure(rc)) return 1; /* waits */
   /* Sent, or refused for good (a key the user has not confirmed): a new
    * failure asks again after the window. */
   if ((rc = sc__begin(c)) || (rc = retry_load(c->st, peer, &r)) < 0) {
@@ -778,6 +786,7 @@ static int flush_receipts(struct sc_client *c, const char *peer, struct rcpt *p,
       c->flags = DELIVER_CONTROL; /* never to a key the user has not confirmed */
       rc = deliver_pairwise(c, &c->k, peer, ct);
       c->flags = 0;
+      if (rc && peer_failure(rc)) return 1; /* waits, all of them */
       if (rc && !conn_failure(rc)) rc = 0; /* refused for good: dropped */
       if (!rc) sent[type - 1] = done;
     }
@@ -814,6 +823,7 @@ static int flush_owed(struct sc_client *c) {
   struct owed *o = malloc(sizeof *o), *cur = malloc(sizeof *cur);
   struct rcpt *p = malloc(sizeof *p);
   struct content *ct = calloc(1, sizeof *ct);
+  uint8_t served_ok[OWED_MAX];
   size_t i, j, done = 0;
   int rc = 0;
   if (!o || !cur || !p || !ct) {
@@ -825,7 +835,11 @@ static int flush_owed(struct sc_client *c) {
     goto out;
   }
   for (i = 0; i < o->n && !rc; i++) {
-    if ((rc = flush_retry(c, o->v[i])) == 0 && (rc = flush_receipts(c, o->v[i], p, ct)) == 0) done = i + 1;
+    served_ok[i] = 0;
+    if ((rc = flush_retry(c, o->v[i])) < 0 || (rc == 0 && (rc = flush_receipts(c, o->v[i], p, ct)) < 0)) break;
+    served_ok[i] = rc == 0;
+    done = i + 1;
+    rc = 0;
   }
   /* The peers served leave the list, unless something was owed to them
    * meanwhile (by another process on this home). */
@@ -836,7 +850,7 @@ static int flush_owed(struct sc_client *c) {
       for (k = 0; k < cur->n && !wrc; k++) {
         struct retry_rec r;
         int served = 0;
-        for (j = 0; j < done && !served; j++) served = strcmp(cur->v[k], o->v[j]) == 0;
+        for (j = 0; j < done && !served; j++) served = served_ok[j] && strcmp(cur->v[k], o->v[j]) == 0;
         if (served && (wrc = rcpt_load(c->st, cur->v[k], p)) == 0 &&
             (wrc = retry_load(c->st, cur->v[k], &r)) == 0)
           served = p->n == 0 && !r.pending;
