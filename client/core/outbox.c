@@ -637,7 +637,9 @@ static int conn_failure(int rc) {
 /* A failure that may pass and concerns one recipient (their queue is full,
  * another sotto changed the session meanwhile): that item waits, the
  * flush goes on with the others. */
-static int peer_failure(int rc) { return rc == SC_ERR_QUEUE_FULL || rc == SC_ERR_CONFLICT; }
+static int peer_failure(int rc) {
+  return rc == SC_ERR_QUEUE_FULL || rc == SC_ERR_CONFLICT;
+}
 
 static int commit_state(struct sc_client *c, uint64_t seq, int state, int reason, const char *detail,
                         uint64_t sid, uint64_t sts) {
@@ -693,7 +695,8 @@ static int flush_texts(struct sc_client *c) {
       if (rc && conn_failure(rc)) goto out;
       if (rc && peer_failure(rc)) {
         /* Waits for the next flush. */
-      } else if (rc && !was_queued && (rc == SC_ERR_KEY_CHANGED_UNCONFIRMED || rc == SC_ERR_IDENTITY_CHANGED)) {
+      } else if (rc && !was_queued &&
+                 (rc == SC_ERR_KEY_CHANGED_UNCONFIRMED || rc == SC_ERR_IDENTITY_CHANGED)) {
         /* Waits, marked, until the user confirms the key (send --yes, verify). */
       } else if (rc) {
         char why[sizeof c->errdetail];
@@ -787,7 +790,7 @@ static int flush_receipts(struct sc_client *c, const char *peer, struct rcpt *p,
       rc = deliver_pairwise(c, &c->k, peer, ct);
       c->flags = 0;
       if (rc && peer_failure(rc)) return 1; /* waits, all of them */
-      if (rc && !conn_failure(rc)) rc = 0; /* refused for good: dropped */
+      if (rc && !conn_failure(rc)) rc = 0;  /* refused for good: dropped */
       if (!rc) sent[type - 1] = done;
     }
   }
@@ -836,7 +839,8 @@ static int flush_owed(struct sc_client *c) {
   }
   for (i = 0; i < o->n && !rc; i++) {
     served_ok[i] = 0;
-    if ((rc = flush_retry(c, o->v[i])) < 0 || (rc == 0 && (rc = flush_receipts(c, o->v[i], p, ct)) < 0)) break;
+    if ((rc = flush_retry(c, o->v[i])) < 0 || (rc == 0 && (rc = flush_receipts(c, o->v[i], p, ct)) < 0))
+      break;
     served_ok[i] = rc == 0;
     done = i + 1;
     rc = 0;
