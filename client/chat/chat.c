@@ -76,6 +76,14 @@ static void add_event(struct ui *u, const struct sc_event *ev, int from_history)
     case SC_EV_KEYS_TOPPED_UP:
     case SC_EV_KEYS_ROTATED:
       return;
+    case SC_EV_DELIVERY:
+      /* Receipts go to the status line; a text given up is a notice. */
+      if (ev->state != SC_STATE_FAILED && ev->state != SC_STATE_EXPIRED) {
+        sc_event_describe(line, sizeof line, ev);
+        chat_status(&u->m, "%s", line);
+        return;
+      }
+      break;
     default:
       break;
   }

@@ -177,7 +177,8 @@ static void add_reason(cJSON *o, const struct sc_event *ev) {
       "",           "decrypt",        "no_session",       "bad_sender",        "unknown_type",
       "unknown_format", "unexpected_kind", "group_format", "no_group_key",    "bad_group_key",
       "foreign_group_key", "held_text",  "held_group_change", "held_other",     "key_verified",
-      "no_sender_key", "send_failed",   "key_from_bundle",  "key_trusted",       "link"};
+      "no_sender_key", "send_failed",   "key_from_bundle",  "key_trusted",       "link",
+      "by_us",         "too_old",       "outbox_full"};
   if (ev->reason > 0 && (size_t)ev->reason < sizeof names / sizeof names[0])
     cJSON_AddStringToObject(o, "reason", names[ev->reason]);
 }
@@ -204,6 +205,7 @@ static void show_json(struct cli *c, const struct sc_event *ev) {
     cJSON_AddNumberToObject(o, "timestamp", (double)ev->timestamp_ms);
     if (ev->server_timestamp_ms) cJSON_AddNumberToObject(o, "received", (double)ev->server_timestamp_ms);
     if (ev->server_id) cJSON_AddNumberToObject(o, "id", (double)ev->server_id);
+    if (ev->kind == SC_EV_SENT && !ev->group[0]) cJSON_AddStringToObject(o, "state", sc_state_name(ev->state));
     cli_emit(c, o);
     return;
   }
@@ -234,6 +236,10 @@ static void add_fields(cJSON *o, const struct sc_event *ev) {
   if (ev->detail[0]) cJSON_AddStringToObject(o, "detail", ev->detail);
   if (ev->kind == SC_EV_HELD && ev->reason == SC_R_HELD_TEXT) add_text(o, "text", ev);
   if (ev->kind == SC_EV_NOTICE && ev->text_len) add_text(o, "text", ev);
+  if (ev->kind == SC_EV_DELIVERY) {
+    cJSON_AddStringToObject(o, "state", sc_state_name(ev->state));
+    if (ev->server_id) cJSON_AddNumberToObject(o, "id", (double)ev->server_id);
+  }
   if (ev->kind == SC_EV_EXPIRED_SENT || ev->kind == SC_EV_EXPIRED_RECEIVED) {
     /* How many (count, below), and (sent) the first one's server id and time. */
     if (ev->server_id) cJSON_AddNumberToObject(o, "id", (double)ev->server_id);
@@ -295,6 +301,10 @@ void cli_show_event(struct cli *c, const struct sc_event *ev) {
     if (ev->group[0]) n += snprintf(head + n, sizeof head - (size_t)n, "[%s] ", ev->group);
     n += snprintf(head + n, sizeof head - (size_t)n, "%s%s", ev->kind == SC_EV_SENT ? "to " : "",
                   ev->peer[0] ? ev->peer : "group");
+    /* A 1:1 text of ours: its delivery state, in the header (which no
+     * contact's text can imitate). */
+    if (ev->kind == SC_EV_SENT && !ev->group[0] && ev->state)
+      n += snprintf(head + n, sizeof head - (size_t)n, " (%s)", sc_state_name(ev->state));
     if (ev->server_timestamp_ms &&
         (ev->server_timestamp_ms > ev->timestamp_ms ? ev->server_timestamp_ms - ev->timestamp_ms
                                                     : ev->timestamp_ms - ev->server_timestamp_ms) > CLI_SKEW_SHOWN_MS) {
@@ -334,8 +344,22 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_NOTICE:
     case SC_EV_EXPIRED_SENT:
     case SC_EV_EXPIRED_RECEIVED:
+    case SC_EV_RETRY_REQUESTED:
+    case SC_EV_RESENT:
+    case SC_EV_SESSION_RESET:
+    case SC_EV_GAP:
+    case SC_EV_GAP_FILLED:
       cli_show_event(c, ev);
       return;
+    case SC_EV_DELIVERY:
+      /* Receipts are quiet on a terminal (history shows the states); a
+       * text given up or expired is said; --json gets every change. */
+      if (c->json) {
+        cli_show_event(c, ev);
+        return;
+      }
+      if (ev->state != SC_STATE_FAILED && ev->state != SC_STATE_EXPIRED) return;
+      break;
     case SC_EV_NOT_DELIVERED:
       if (ev->reason == SC_R_SEND_FAILED) {
         cli_error(c, sc_error_name(ev->error), "%s", ev->detail);

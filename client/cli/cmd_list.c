@@ -93,7 +93,9 @@ const struct cli_cmd cmd_groups = {"groups", "list your groups and their members
 
 const struct cli_cmd cmd_history = {"history", "show the stored messages", "history [USERNAME | GROUP]",
                                     "Shows the messages kept in the local store (decrypted with your\n"
-                                    "passphrase), oldest first; optionally only those with USERNAME or in GROUP.\n\n"
+                                    "passphrase), oldest first; optionally only those with USERNAME or in "
+                                    "GROUP.\nYour own 1:1 messages show their delivery state before the text:\n"
+                                    "queued, sent, delivered, read, failed or expired (docs/client.md).\n\n"
                                     "options:\n"
                                     "  --help   this text\n",
                                     run_history};

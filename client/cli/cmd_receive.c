@@ -27,7 +27,7 @@ struct counting {
 
 static void count_sink(void *ud, const struct sc_event *ev) {
   struct counting *k = ud;
-  if (ev->seq) k->shown++;
+  if (ev->seq && ev->kind != SC_EV_DELIVERY) k->shown++; /* a receipt is no new message */
   cli_sink(k->c, ev);
 }
 

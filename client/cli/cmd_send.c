@@ -105,7 +105,11 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
     cJSON_AddStringToObject(o, "to", user);
     cJSON_AddStringToObject(o, "text", text);
     cJSON_AddNumberToObject(o, "timestamp", (double)sent.timestamp_ms);
+    cJSON_AddStringToObject(o, "state", sent.queued ? "queued" : "sent");
     cli_emit(c, o);
+  } else if (sent.queued) {
+    /* Exit status 0: the text is kept (sealed) and goes out by itself. */
+    printf("Queued for %s (server unreachable); will be sent when the server is back.\n", user);
   } else {
     printf("Sent to %s.\n", user);
   }
@@ -123,6 +127,12 @@ const struct cli_cmd cmd_send = {
     "to, sotto says what changed and asks before sending (on a terminal; without\n"
     "one it refuses unless --yes). If you had verified them, nothing is sent\n"
     "until you verify the new safety number.\n\n"
+    "Every message is kept in the outbox (sealed in the store) until the\n"
+    "recipient's delivery receipt comes: 'sotto history' shows its state\n"
+    "(queued, sent, delivered, read, failed). If the server cannot be reached,\n"
+    "the message is queued and sent by the next command that connects\n"
+    "('sotto receive', '--follow', another send, the daemon); the exit status\n"
+    "is then 0 too, and --json says \"state\":\"queued\".\n\n"
     "options:\n"
     "  --yes    send even if their identity key changed since your last message\n"
     "           (for scripts; compare safety numbers first)\n"

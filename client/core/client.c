@@ -18,6 +18,7 @@
 #include "backup.h"
 #include "conn.h"
 #include "core.h"
+#include "outbox.h"
 
 int sc__fail(struct sc_client *c, int code, const char *fmt, ...) {
   va_list ap;
@@ -552,9 +553,14 @@ int sc__acquire(struct sc_client *c, int *opened) {
     return sc__fail(c, SC_ERR_NOT_REGISTERED,
                     "this identity is not registered with a server yet: run 'sotto register --server HOST:PORT "
                     "USERNAME'");
-  if (c->connected) return 0;
+  if (c->connected || c->flushing) return 0;
   if ((rc = conn_open(c, &c->k))) return rc;
   *opened = 1;
+  /* The next command that connects sends what waits first (queued texts,
+   * receipts, retry requests); what cannot go waits again. */
+  (void)outbox_flush(c);
+  c->err = 0;
+  c->errdetail[0] = 0;
   return 0;
 }
 

@@ -33,6 +33,20 @@ int content_encode(struct rec_wr *w, const struct content *c) {
       rec_put_u32(w, c->epoch);
       rec_put_str16(w, c->skdm, c->skdm_len);
       break;
+    case CONTENT_RECEIPT:
+      if (c->n_receipts == 0 || c->n_receipts > CONTENT_MAX_RECEIPTS ||
+          (c->receipt_type != RECEIPT_DELIVERED && c->receipt_type != RECEIPT_READ))
+        return -1;
+      rec_put_u8(w, c->receipt_type);
+      rec_put_u8(w, (uint8_t)c->n_receipts);
+      for (i = 0; i < c->n_receipts; i++) rec_put_u64(w, c->receipts[i]);
+      break;
+    case CONTENT_RETRY:
+      rec_put_u64(w, c->retry_server_id);
+      rec_put_u64(w, c->retry_server_ts);
+      break;
+    case CONTENT_SESSION_RESET:
+      break;
     default:
       return -1;
   }
@@ -81,6 +95,19 @@ int content_decode(struct content *c, const uint8_t *p, size_t len) {
       if (rec_get(&r, c->gid, GROUP_ID_LEN) || rec_get_u32(&r, &c->epoch) ||
           rec_get_str16(&r, &c->skdm, &c->skdm_len, MAX_SKDM))
         return -1;
+      break;
+    case CONTENT_RECEIPT:
+      if (rec_get_u8(&r, &c->receipt_type) || rec_get_u8(&r, &n) || n == 0 || n > CONTENT_MAX_RECEIPTS ||
+          (c->receipt_type != RECEIPT_DELIVERED && c->receipt_type != RECEIPT_READ))
+        return -1;
+      c->n_receipts = n;
+      for (i = 0; i < n; i++)
+        if (rec_get_u64(&r, &c->receipts[i])) return -1;
+      break;
+    case CONTENT_RETRY:
+      if (rec_get_u64(&r, &c->retry_server_id) || rec_get_u64(&r, &c->retry_server_ts)) return -1;
+      break;
+    case CONTENT_SESSION_RESET:
       break;
     default:
       return -1;

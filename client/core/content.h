@@ -9,6 +9,15 @@
  *   GROUP_UPDATE  gid[16] | str16 name | u32 epoch | u8 n | n x str16 member
  *                 | str16 skdm (may be empty)                 (pairwise)
  *   SENDER_KEY    gid[16] | u32 epoch | str16 skdm            (pairwise)
+ *   RECEIPT       u8 type (1 delivered, 2 read) | u8 n (1..64)
+ *                 | n x u64 timestamp                         (pairwise)
+ *   RETRY         u64 server id | u64 server timestamp        (pairwise)
+ *   SESSION_RESET (no fields)                                 (pairwise)
+ *
+ * RECEIPT names the sender's content timestamps of the texts it confirms;
+ * RETRY names the envelope that could not be decrypted by the id and time
+ * the server gave it (the sender got both back from SEND); SESSION_RESET
+ * travels in a fresh session and says the sender started it on purpose.
  *
  * Padding: 0x80 then zero bytes up to a multiple of CONTENT_PAD, so the
  * ciphertext length says little about the text length. */
@@ -27,7 +36,17 @@
 #define GROUP_NAME_MAX 64
 #define GROUP_MAX_MEMBERS 64
 
-enum { CONTENT_TEXT = 1, CONTENT_GROUP_TEXT = 2, CONTENT_GROUP_UPDATE = 3, CONTENT_SENDER_KEY = 4 };
+enum {
+  CONTENT_TEXT = 1,
+  CONTENT_GROUP_TEXT = 2,
+  CONTENT_GROUP_UPDATE = 3,
+  CONTENT_SENDER_KEY = 4,
+  CONTENT_RECEIPT = 5,
+  CONTENT_RETRY = 6,
+  CONTENT_SESSION_RESET = 7
+};
+enum { RECEIPT_DELIVERED = 1, RECEIPT_READ = 2 };
+#define CONTENT_MAX_RECEIPTS 64
 
 /* Parsed content; pointers point into the decoded plaintext. */
 struct content {
@@ -42,6 +61,10 @@ struct content {
   char members[GROUP_MAX_MEMBERS][SC_USER_MAX + 1];
   const uint8_t *skdm;
   size_t skdm_len;
+  uint8_t receipt_type;                  /* RECEIPT */
+  size_t n_receipts;
+  uint64_t receipts[CONTENT_MAX_RECEIPTS];
+  uint64_t retry_server_id, retry_server_ts; /* RETRY */
 };
 
 /* Appends the encoding of c (with padding) to w. 0 or -1. */

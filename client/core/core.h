@@ -56,6 +56,11 @@ struct sc_client {
   } unread[CORE_UNREADABLE_SENDERS];
   size_t unread_senders;
   unsigned long unread_others;
+  /* outbox, receipts, retries (outbox.c) */
+  uint64_t sent_id, sent_ts; /* the server's id and time of the last envelope deliver_raw sent */
+  int flush_wanted;          /* something waits to be sent (receipts, a retry, resends) */
+  int flushing;              /* inside outbox_flush */
+  unsigned retries_run;      /* retry requests made by this client object (bounded) */
 };
 
 /* Records the failure (code and one sentence) and returns code. */

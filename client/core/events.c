@@ -60,6 +60,12 @@ const char *sc_event_name(int kind) {
     case SC_EV_KEYS_TOPPED_UP: return "keys_topped_up";
     case SC_EV_DRAINED: return "drained";
     case SC_EV_NOTICE: return "notice";
+    case SC_EV_RETRY_REQUESTED: return "retry_requested";
+    case SC_EV_RESENT: return "resent";
+    case SC_EV_SESSION_RESET: return "session_reset";
+    case SC_EV_DELIVERY: return "delivery";
+    case SC_EV_GAP: return "gap";
+    case SC_EV_GAP_FILLED: return "gap_filled";
     default: return "unknown";
   }
 }
@@ -69,6 +75,18 @@ const char *sc_event_type(const struct sc_event *ev) {
   if (ev->kind == SC_EV_NOTICE) return notice[ev->reason >= 0 && ev->reason < 5 ? ev->reason : 0];
   if (ev->kind == SC_EV_NOT_DELIVERED && ev->reason == SC_R_KEY_VERIFIED) return "identity_changed";
   return sc_event_name(ev->kind);
+}
+
+const char *sc_state_name(int state) {
+  switch (state) {
+    case SC_STATE_QUEUED: return "queued";
+    case SC_STATE_SENT: return "sent";
+    case SC_STATE_DELIVERED: return "delivered";
+    case SC_STATE_READ: return "read";
+    case SC_STATE_FAILED: return "failed";
+    case SC_STATE_EXPIRED: return "expired";
+    default: return "unknown";
+  }
 }
 
 int sc_event_is_group_notice(int kind) {
@@ -267,6 +285,47 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
           (unsigned long long)ev->total);
       break;
     case SC_EV_DRAINED: put(&o, "no more queued messages"); break;
+    case SC_EV_RETRY_REQUESTED:
+      put(&o,
+          "a message from %s could not be decrypted; a fresh session was started and it was asked for "
+          "again",
+          p);
+      break;
+    case SC_EV_RESENT:
+      put(&o, "%s could not decrypt our messages: a fresh session is used and %llu message(s) were sent "
+          "again", p, (unsigned long long)ev->count);
+      break;
+    case SC_EV_SESSION_RESET:
+      if (ev->reason == SC_R_BY_US)
+        put(&o, "you reset the session with %s: the next messages use a fresh one", p);
+      else
+        put(&o, "%s reset the session with you: the next messages use a fresh one", p);
+      break;
+    case SC_EV_DELIVERY:
+      switch (ev->state) {
+        case SC_STATE_QUEUED: put(&o, "your message to %s is queued", p); break;
+        case SC_STATE_SENT: put(&o, "your message to %s was sent", p); break;
+        case SC_STATE_DELIVERED: put(&o, "your message to %s was delivered", p); break;
+        case SC_STATE_READ: put(&o, "your message to %s was read", p); break;
+        case SC_STATE_FAILED: put(&o, "your message to %s was given up", p); break;
+        case SC_STATE_EXPIRED: put(&o, "your message to %s expired on the server unread", p); break;
+        default: put(&o, "your message to %s changed state", p);
+      }
+      if (ev->reason == SC_R_TOO_OLD)
+        put(&o, ": no delivery receipt came in time; it is no longer sent again");
+      else if (ev->reason == SC_R_OUTBOX_FULL)
+        put(&o, ": the outbox was full; it is no longer sent again");
+      else if (ev->detail && ev->detail[0])
+        put(&o, ": %s", ev->detail);
+      break;
+    case SC_EV_GAP:
+      if (ev->count > 1)
+        put(&o, "%llu messages from %s are missing (they may arrive later)", (unsigned long long)ev->count,
+            p);
+      else
+        put(&o, "a message from %s is missing (it may arrive later)", p);
+      break;
+    case SC_EV_GAP_FILLED: put(&o, "the missing message from %s arrived", p); break;
     default: put(&o, "unknown event %d", ev->kind);
   }
   return o.len;

@@ -16,21 +16,36 @@
 #include "contact.h"
 #include "grp.h"
 #include "messaging.h"
+#include "outbox.h"
 
 #define MAX_GROUPS_TRIED 256
 
 int inbox_flush_unshown(struct sc_client *c) {
+  struct {
+    char peer[SC_USER_MAX + 1];
+    uint64_t ts;
+  } *shown = NULL;
   uint64_t *seqs;
-  size_t n, i;
+  size_t n, i, n_shown = 0;
   int rc;
   /* SC_OPT_DEFER_SHOWN: they wait (committed, acknowledged) in the list. */
   if (c->defer_shown) return 0;
   if (!(seqs = calloc(MSGLOG_MAX_UNSHOWN, sizeof *seqs))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
   if ((rc = msglog_unshown(c->st, seqs, MSGLOG_MAX_UNSHOWN, &n)) != 0) goto out;
+  if (!(shown = calloc(n ? n : 1, sizeof *shown))) {
+    rc = STORE_E_IO;
+    goto out;
+  }
   for (i = 0; i < n && !c->defer_shown; i++) {
     struct msg m;
     if ((rc = msglog_get(c->st, seqs[i], &m)) != 0) goto out;
     msglog_emit(c, &m);
+    /* A 1:1 text given to the front end was shown: a read receipt is
+     * owed (if the user allows them). */
+    if (m.dir == MSG_IN && !m.group[0]) {
+      snprintf(shown[n_shown].peer, sizeof shown[0].peer, "%s", m.peer);
+      shown[n_shown++].ts = m.ts;
+    }
     msg_clear(&m);
   }
   /* The sink may defer the rest (a listener that does not keep up): only
@@ -39,10 +54,12 @@ int inbox_flush_unshown(struct sc_client *c) {
   /* One write for the whole batch: printed, now mark them shown. */
   if (n && (rc = sc__begin(c)) == 0) {
     for (i = 0; i < n && !rc; i++) rc = msglog_mark_shown(c->st, seqs[i]);
+    for (i = 0; i < n_shown && !rc; i++) rc = outbox_shown(c, shown[i].peer, shown[i].ts);
     if (!rc) rc = store_commit(c->st);
     if (rc) store_rollback(c->st);
   }
 out:
+  free(shown);
   free(seqs);
   return rc ? sc__store_error(c, rc) : 0;
 }
@@ -230,6 +247,19 @@ static int unreadable(struct sc_client *c, const char *sender, uint64_t sid, int
   return unreadable_ex(c, sender, sid, reason, detail, 0);
 }
 
+/* A pairwise message that did not decrypt: the sender is asked to resend
+ * it in a fresh session (outbox.h, heal_failed), or past that request's
+ * bounds it is dropped as unreadable. */
+static int failed(struct sc_client *c, const char *sender, uint64_t sid, int reason, const char *detail,
+                  int held) {
+  char hn[HELD_NAME_LEN];
+  int rc;
+  held_name(hn, sender, sid);
+  rc = heal_failed(c, sender, sid, reason, detail, held ? hn : NULL);
+  if (rc == 1) rc = unreadable_ex(c, sender, sid, reason, detail, held);
+  return rc;
+}
+
 /* The library's is_trusted_identity, over the contact loaded in the
  * decrypting transaction. */
 static int trusted_cb(void *ud, const uint8_t identity[32]) {
@@ -316,7 +346,7 @@ static int quarantine(struct sc_client *c, uint64_t sid, const char *sender, con
     goto out;
   }
   if (type != SOTTO_MSG_PREKEY) {
-    rc = unreadable_ex(c, sender, sid, SC_R_NO_SESSION, NULL, from_held);
+    rc = failed(c, sender, sid, SC_R_NO_SESSION, NULL, from_held);
     goto out;
   }
   memset(&px, 0, sizeof px);
@@ -351,10 +381,12 @@ static int quarantine(struct sc_client *c, uint64_t sid, const char *sender, con
     rc = STORE_E_IO;
     goto fail;
   }
-  if (content_decode(ct, pt, n) == 0)
-    reason = ct->kind == CONTENT_TEXT ? SC_R_HELD_TEXT : SC_R_HELD_GROUP_CHANGE;
+  if (content_decode(ct, pt, n) == 0 && ct->kind == CONTENT_TEXT)
+    reason = SC_R_HELD_TEXT;
+  else if (ct->kind == CONTENT_GROUP_UPDATE || ct->kind == CONTENT_SENDER_KEY)
+    reason = SC_R_HELD_GROUP_CHANGE;
   else
-    reason = SC_R_HELD_OTHER;
+    reason = SC_R_HELD_OTHER; /* a receipt, a retry request, a reset... */
   /* The pending key is what safety-number shows and trust/verify accept. */
   new_key = !from_held && (!who.has_pending || sodium_memcmp(who.pending_key, idk, sizeof idk) != 0);
   memcpy(who.pending_key, idk, sizeof idk);
@@ -394,8 +426,8 @@ static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, const
   struct content *ct = calloc(1, sizeof *ct);
   uint8_t idk[SOTTO_PUBKEY_LEN], *pt = malloc(len ? len : 1);
   char hn[HELD_NAME_LEN];
-  size_t n = 0;
-  int rc, drc;
+  size_t n = 0, skipped = 0;
+  int rc, drc, dup = 0;
 
   if (!ct || !pt) {
     rc = STORE_E_IO;
@@ -409,6 +441,7 @@ static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, const
   px.trusted = trusted_cb;
   px.tud = &who;
   account_prekey_store(&px, &ps);
+  skipped = sotto_session_skipped_keys(s);
   drc = sotto_session_decrypt_addressed(s, &c->acct->id, &ps, ad, type, body, len, pt, len, &n, NULL);
   /* A state promoted from the archive could carry another key: the same
    * check once more, on what decrypted, before anything is committed. */
@@ -423,7 +456,7 @@ static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, const
     if (drc == SOTTO_ERR_UNTRUSTED_IDENTITY)
       rc = quarantine(c, sid, sender, ad, type, body, len, from_held);
     else if (drc == SOTTO_ERR_DUPLICATE && !from_held) rc = 0;
-    else rc = unreadable_ex(c, sender, sid, SC_R_DECRYPT, sotto_strerror(drc), from_held);
+    else rc = failed(c, sender, sid, SC_R_DECRYPT, sotto_strerror(drc), from_held);
     goto out;
   }
   if (!who.has_key) {
@@ -435,7 +468,18 @@ static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, const
   } else {
     switch (ct->kind) {
       case CONTENT_TEXT:
-        rc = add_text(c, sender, NULL, ct, sid);
+        /* A resent copy of a text already shown is not shown again (its
+         * receipt is owed again all the same). */
+        if ((rc = outbox_arrived(c, sender, ct, &dup)) == 0 && !dup) rc = add_text(c, sender, NULL, ct, sid);
+        break;
+      case CONTENT_RECEIPT:
+        rc = outbox_receipt(c, sender, ct);
+        break;
+      case CONTENT_RETRY:
+        rc = outbox_retry(c, sender, ct);
+        break;
+      case CONTENT_SESSION_RESET:
+        rc = add_event(c, SC_EV_SESSION_RESET, SC_R_NONE, sender, NULL);
         break;
       case CONTENT_GROUP_UPDATE:
         rc = apply_update(c, sender, ct);
@@ -447,6 +491,7 @@ static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, const
         rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNEXPECTED_KIND, sender, NULL);
     }
   }
+  if (!rc) rc = heal_gap(c, sender, type, skipped, sotto_session_skipped_keys(s));
   if (rc || (rc = session_save(c->st, sender, s)) || (rc = contact_save(c->st, &who)) ||
       (rc = msglog_mark_seen(c->st, sid, 0)) || (from_held && (rc = store_del(c->st, hn))) ||
       (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))

@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "core.h"
 #include "messaging.h"
+#include "outbox.h"
 
 #define LINK_MAX_FRAMES_PER_STEP 256
 #define LINK_BACKOFF_MAX_S 30
@@ -41,6 +42,9 @@ int sc_connect(struct sc_client *c, int timeout_ms) {
   c->retry_at = 0;
   c->last_rx = sc_monotonic_ms();
   sc__event(c, SC_EV_LINK_UP, SC_R_NONE, c->acct->username, NULL);
+  /* What waits (queued texts, receipts, retry requests) goes first; what
+   * cannot go waits for the next step. */
+  c->flush_wanted = 1;
   return 0;
 }
 
@@ -108,6 +112,7 @@ static int reconnect(struct sc_client *c) {
   c->retry_at = 0;
   c->last_rx = sc_monotonic_ms();
   sc__event(c, SC_EV_LINK_UP, SC_R_NONE, c->acct->username, NULL);
+  c->flush_wanted = 1;
   return 0;
 }
 
@@ -251,6 +256,14 @@ int sc_link_step(struct sc_client *c, int timeout_ms) {
       sc__event(c, SC_EV_DRAINED, SC_R_NONE, NULL, NULL);
     }
     if (n >= LINK_MAX_FRAMES_PER_STEP) break;
+  }
+  /* Receipts owed, retry requests, queued or resent texts: sent once what
+   * arrived is processed (batched: one receipt for many texts). A failure
+   * leaves them for the next step. */
+  if (c->flush_wanted && c->connected && !sotto_net_pending(c->k.net) && (rc = outbox_flush(c)) != 0) {
+    if (!c->k.net || rc == SC_ERR_CONNECTION_LOST || rc == SC_ERR_TIMEOUT)
+      return link_lost(c, SOTTO_NET_E_IO, "sending") ? c->err : n;
+    c->flush_wanted = 1;
   }
   /* An idle link is pinged (a dead one is found and, with auto-reconnect,
    * replaced). */

@@ -19,6 +19,11 @@
  * always when user was verified and the key changed since
  * (SC_ERR_IDENTITY_CHANGED). 0 or a recorded SC_ERR_*. */
 int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, const struct content *ct);
+/* In c->flags, for what the client sends by itself (receipts, retry
+ * requests, resends): a key change is neither said nor accepted; the
+ * message is just not sent (SC_ERR_KEY_CHANGED_UNCONFIRMED or
+ * SC_ERR_IDENTITY_CHANGED, recorded quietly). */
+#define DELIVER_CONTROL 0x10000u
 /* The addresses of a pairwise message between us (me, my_device) and peer
  * (peer_device): usernames and device ids that encrypt writes into field 6
  * and decrypt checks, under the MAC (docs/protocol.md, "Addresses"). */

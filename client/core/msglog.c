@@ -101,6 +101,17 @@ int msglog_add(struct store *st, struct account *a, struct msg *m, int unshown) 
   return rc;
 }
 
+int msglog_update(struct store *st, const struct msg *m) {
+  struct rec_wr w;
+  char rn[48];
+  int rc;
+  rec_wr_init(&w, SC_MAX_TEXT + 4096);
+  snprintf(rn, sizeof rn, "msg/%llu", (unsigned long long)m->seq);
+  rc = msglog_encode(&w, m) ? STORE_E_IO : store_put(st, rn, w.p, w.len);
+  rec_wr_free(&w);
+  return rc;
+}
+
 int msglog_mark_shown(struct store *st, uint64_t seq) {
   uint64_t *seqs = calloc(MSGLOG_MAX_UNSHOWN, sizeof *seqs);
   size_t n, i, j = 0;
@@ -189,7 +200,9 @@ void msglog_to_event(const struct msg *m, struct sc_event *ev, const char **memb
   size_t i;
   memset(ev, 0, sizeof *ev);
   ev->kind = m->dir == MSG_IN ? SC_EV_MESSAGE : m->dir == MSG_OUT ? SC_EV_SENT : m->kind;
-  ev->reason = m->reason;
+  /* An outgoing text keeps its delivery state where events keep a reason. */
+  ev->reason = m->dir == MSG_OUT ? 0 : m->reason;
+  ev->state = m->dir == MSG_OUT ? (m->reason ? m->reason : SC_STATE_UNKNOWN) : 0;
   ev->seq = m->seq;
   ev->peer = m->peer;
   ev->group = m->group;

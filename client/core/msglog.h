@@ -29,13 +29,13 @@ struct msg {
   uint64_t seq;
   uint8_t dir;
   uint8_t kind;                    /* SC_EV_* for MSG_EVENT */
-  uint8_t reason;                  /* SC_R_* (NOTICE_* for a version 1 SC_EV_NOTICE) */
+  uint8_t reason;                  /* SC_R_* (NOTICE_* for a version 1 SC_EV_NOTICE); MSG_OUT: SC_STATE_* */
   char peer[SC_USER_MAX + 1];      /* sender (in, event) or recipient (out; empty for a group) */
   char group[GROUP_NAME_MAX + 1];  /* empty for 1:1 */
   char subject[SC_USER_MAX + 1];   /* the member added or removed */
   char detail[MSG_DETAIL_MAX + 1]; /* the library's reason of a failed decryption */
   uint64_t ts;                     /* sender's timestamp (ms), or when the event was logged */
-  uint64_t server_id;              /* 0 for outgoing */
+  uint64_t server_id;              /* outgoing: the id the server's SEND answer gave (0: none yet) */
   uint64_t count, total;
   uint32_t device;                 /* sender's device (in; 0 when unknown) */
   uint64_t server_ts;              /* the server's timestamp of the envelope (in; 0 when unknown) */
@@ -62,6 +62,8 @@ void msg_clear(struct msg *m);
  * unshown is set. */
 int msglog_add(struct store *st, struct account *a, struct msg *m, int unshown);
 int msglog_get(struct store *st, uint64_t seq, struct msg *m);
+/* Rewrites the row m->seq (an outgoing text's state changed). */
+int msglog_update(struct store *st, const struct msg *m);
 /* "seen/ID": 1 and *seq if this server id was already processed, 0 if not. */
 int msglog_seen(struct store *st, uint64_t server_id, uint64_t *seq);
 int msglog_mark_seen(struct store *st, uint64_t server_id, uint64_t seq);

@@ -14,6 +14,7 @@
 #include "core.h"
 #include "grp.h"
 #include "messaging.h"
+#include "outbox.h"
 
 /* The public header's limits are the core's own. */
 _Static_assert(SC_SAFETY_NUMBER_LEN == SOTTO_SAFETY_NUMBER_LEN, "safety number length");
@@ -80,12 +81,19 @@ static int text_ok(struct sc_client *c, const char *t, size_t n) {
 
 /* ---- 1:1 ------------------------------------------------------------------------ */
 
+/* A failure that means the server could not be reached: the text waits
+ * in the outbox instead. */
+static int unreachable(int rc) {
+  return rc == SC_ERR_UNREACHABLE || rc == SC_ERR_TIMEOUT || rc == SC_ERR_CONNECTION_LOST ||
+         rc == SC_ERR_SERVER_BUSY || rc == SC_ERR_SHUTDOWN;
+}
+
 int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, const char *text, size_t len,
                  unsigned flags) {
   struct content ct;
   struct msg *m = NULL;
   char *t = NULL;
-  int rc, opened;
+  int rc, opened = 0, queued = 0;
 
   if (out) memset(out, 0, sizeof *out);
   if ((rc = sc__need_open(c))) return rc;
@@ -96,20 +104,28 @@ int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, con
   if ((rc = text_ok(c, text, len))) return rc;
   if (c->acct->username[0] && strcmp(user, c->acct->username) == 0)
     return sc__fail(c, SC_ERR_SELF, "you cannot send to yourself ('%s')", user);
-  if ((rc = sc__acquire(c, &opened))) return rc;
   memset(&ct, 0, sizeof ct);
   ct.kind = CONTENT_TEXT;
   ct.ts = sc_now_ms();
   ct.text = (const uint8_t *)text;
   ct.text_len = len;
-  c->flags = flags;
-  rc = deliver_pairwise(c, &c->k, user, &ct);
-  c->flags = 0;
-  sc__release(c, opened);
-  if (rc) return rc;
+  if ((rc = sc__acquire(c, &opened))) {
+    if (!unreachable(rc)) return rc;
+    queued = 1; /* kept in the outbox; the next connection sends it */
+  } else {
+    c->flags = flags;
+    rc = deliver_pairwise(c, &c->k, user, &ct);
+    c->flags = 0;
+    sc__release(c, opened);
+    /* The link went away while sending: the ratchet step is committed, the
+     * text is kept and sent again (re-encrypted) when the server is back. */
+    if (rc && !unreachable(rc)) return rc;
+    queued = rc != 0;
+  }
   if (!(m = calloc(1, sizeof *m)) || !(t = malloc(len + 1))) {
     free(m);
-    return sc__fail(c, SC_ERR_NOMEM, "sent, but out of memory to log it");
+    return sc__fail(c, SC_ERR_NOMEM,
+                    queued ? "out of memory: nothing was queued" : "sent, but out of memory to log it");
   }
   memcpy(t, text, len);
   t[len] = 0;
@@ -118,15 +134,25 @@ int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, con
   m->ts = ct.ts;
   m->text = t;
   m->text_len = len;
-  if ((rc = sc__begin(c)) || (rc = msglog_add(c->st, c->acct, m, 0)) || (rc = account_save(c->st, c->acct)) ||
+  m->reason = queued ? SC_STATE_QUEUED : SC_STATE_SENT;
+  m->server_id = queued ? 0 : c->sent_id;
+  m->server_ts = queued ? 0 : c->sent_ts;
+  if ((rc = sc__begin(c)) || (rc = outbox_add(c, m)) || (rc = account_save(c->st, c->acct)) ||
       (rc = store_commit(c->st))) {
     store_rollback(c->st);
-    rc = sc__store_error(c, rc);
+    if (rc == SC_ERR_OUTBOX_FULL)
+      rc = sc__fail(c, SC_ERR_OUTBOX_FULL,
+                    "the server is unreachable and the outbox holds %d messages already: nothing was queued",
+                    OUTBOX_MAX);
+    else
+      rc = sc__store_error(c, rc);
   } else if (out) {
     out->seq = m->seq;
     out->timestamp_ms = ct.ts;
-    out->delivered = 1;
+    out->delivered = queued ? 0 : 1;
+    out->queued = queued;
   }
+  sodium_memzero(t, len + 1);
   free(t);
   free(m);
   return rc;

@@ -120,7 +120,9 @@ enum sc_error {
   SC_ERR_NOTHING_HELD = -49,
   SC_ERR_UNDELIVERED = -50,          /* nobody could be sent the message */
   SC_ERR_IN_USE = -51,               /* another process (a daemon) holds this home (sc_hold_home) */
-  /* -52..-55 are allocated to other work */
+  SC_ERR_OUTBOX_FULL = -52,          /* the outbox holds its maximum: nothing queued */
+  SC_ERR_NO_SUCH_MESSAGE = -53,      /* no message of ours with that server id is waiting for a receipt */
+  /* -54, -55: not used */
   SC_ERR_NOT_TLS = -56,              /* the endpoint does not speak TLS (not a sotto server) */
   SC_ERR_NOT_SOTTO = -57,            /* a TLS endpoint that does not answer as a sotto server */
   SC_ERR_PIN_MISMATCH = -58,         /* the certificate differs from the pinned one (no valid rotation to it) */
@@ -354,14 +356,55 @@ struct sc_sent {
   uint64_t timestamp_ms; /* our timestamp, in the message */
   unsigned delivered;    /* recipients the server accepted it for */
   unsigned undelivered;  /* recipients that did not get it (events say why) */
+  int queued;            /* sc_send_text: 1 if the server was unreachable and the message waits in
+                            the outbox (state SC_STATE_QUEUED; sent by the next connection) */
 };
 
 /* One text to user over the pairwise session (PQXDH the first time).
  * SC_ERR_KEY_CHANGED_UNCONFIRMED / SC_ERR_IDENTITY_CHANGED: nothing sent.
  * A text that is not valid UTF-8 or holds a NUL is refused (SC_ERR_ARG),
  * here and in sc_group_send. */
+ * The text is kept in the outbox (sealed, like the history) until the
+ * recipient's delivery receipt comes (docs/client.md, "Outbox"). When the
+ * server cannot be reached (SC_ERR_UNREACHABLE, SC_ERR_TIMEOUT,
+ * SC_ERR_CONNECTION_LOST) it is kept there as "queued" and 0 is returned
+ * with out->queued set; the next connection sends it (SC_ERR_OUTBOX_FULL
+ * when the outbox is full: nothing kept). */
 int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, const char *text, size_t len,
                  unsigned flags);
+
+/* ---- delivery states, outbox, session healing --------------------------------- */
+
+/* The state of a text we sent (SC_EV_SENT and SC_EV_DELIVERY: ev->state). */
+enum sc_state {
+  SC_STATE_UNKNOWN = 0,   /* sent by a version before receipts */
+  SC_STATE_QUEUED = 1,    /* in the outbox, not handed to the server yet */
+  SC_STATE_SENT = 2,      /* the server took it */
+  SC_STATE_DELIVERED = 3, /* the recipient's client confirmed it (receipt) */
+  SC_STATE_READ = 4,      /* ... and showed it to them (they allow read receipts) */
+  SC_STATE_FAILED = 5,    /* given up (too old, or refused: the event says why) */
+  SC_STATE_EXPIRED = 6    /* the server dropped it unread (sc_outbox_expired) */
+};
+/* "queued", "sent", "delivered", "read", "failed", "expired" ("unknown"). */
+const char *sc_state_name(int state);
+
+/* Sends what waits: queued texts, texts the recipient asked again for,
+ * delivery / read receipts and decryption-retry requests (connects for the
+ * call when the link is not up). sc_connect and every command that connects
+ * do it too. 0 or an SC_ERR_* (what could not go stays for the next time). */
+int sc_outbox_flush(struct sc_client *c);
+/* The server said the envelope server_id it took from us expired unread:
+ * that text becomes SC_STATE_EXPIRED (an SC_EV_DELIVERY event) and leaves
+ * the outbox. SC_ERR_NO_SUCH_MESSAGE if no waiting text has that id. */
+int sc_outbox_expired(struct sc_client *c, uint64_t server_id);
+/* Read receipts (default off): 1 to send them, 0 not to; *on gets the
+ * setting (sc_read_receipts). Delivery receipts are always sent. */
+int sc_set_read_receipts(struct sc_client *c, int on);
+int sc_read_receipts(int *on, struct sc_client *c);
+/* Starts a fresh session with user from a newly fetched bundle (the old
+ * one is archived) and tells them in it (they see SC_EV_SESSION_RESET).
+ * flags: SC_SEND_ACCEPT_KEY_CHANGE as for a send. */
+int sc_session_reset(struct sc_client *c, const char *user, unsigned flags);
 
 /* ---- groups -------------------------------------------------------------------- */
 
@@ -454,8 +497,15 @@ enum sc_event_kind {
   SC_EV_EXPIRED_SENT,      /* the server says count messages of ours to peer ("" = to other recipients) expired
                               unread on it; server_id / server_timestamp_ms: the first of them (its SEND answer),
                               total: how many the notice listed */
-  SC_EV_EXPIRED_RECEIVED   /* the server says count messages from peer ("" = other senders) expired on it before
+  SC_EV_EXPIRED_RECEIVED,  /* the server says count messages from peer ("" = other senders) expired on it before
                               we fetched them */
+  SC_EV_RETRY_REQUESTED,   /* a message from peer could not be decrypted; a fresh session was started and the
+                              message asked for again (logged; server_id: the envelope) */
+  SC_EV_RESENT,            /* peer asked again for messages it could not decrypt: count resent (logged) */
+  SC_EV_SESSION_RESET,     /* peer reset the session with us (logged); reason SC_R_BY_US: we did */
+  SC_EV_DELIVERY,          /* a text we sent changed state (state; seq and timestamp_ms name it) */
+  SC_EV_GAP,               /* count messages from peer are missing: they may arrive later (logged) */
+  SC_EV_GAP_FILLED         /* a message from peer that was missing arrived after all (logged) */
 };
 
 /* Why (SC_EV_UNREADABLE, SC_EV_NOT_DELIVERED, SC_EV_HELD, SC_EV_KEY_CHANGED). */
@@ -479,7 +529,10 @@ enum sc_reason {
   SC_R_SEND_FAILED = 16,      /* NOT_DELIVERED: the server refused (error) */
   SC_R_KEY_FROM_BUNDLE = 17,  /* KEY_CHANGED: the server handed out a different key */
   SC_R_KEY_TRUSTED = 18,      /* KEY_CHANGED: accepted with sc_trust without verifying */
-  SC_R_LINK = 19              /* LINK_DOWN: error holds the cause */
+  SC_R_LINK = 19,             /* LINK_DOWN: error holds the cause */
+  SC_R_BY_US = 20,            /* SESSION_RESET: we reset it (sc_session_reset) */
+  SC_R_TOO_OLD = 21,          /* DELIVERY failed: no receipt within the outbox's age limit */
+  SC_R_OUTBOX_FULL = 22       /* DELIVERY failed: pushed out of a full outbox before a receipt */
 };
 
 struct sc_event {
@@ -501,6 +554,7 @@ struct sc_event {
   size_t n_members;      /* GROUP_JOINED */
   const char *const *members;
   uint64_t server_timestamp_ms; /* MESSAGE: when the server took the envelope (0 when unknown) */
+  int state;             /* SENT, DELIVERY: SC_STATE_* of the text */
 };
 
 /* A name for the kind: "message", "sent", "group", "held", "unreadable",

@@ -171,6 +171,7 @@ static cJSON *sent_json(const struct sc_sent *s) {
   cJSON_AddNumberToObject(o, "timestamp", (double)s->timestamp_ms);
   cJSON_AddNumberToObject(o, "delivered", s->delivered);
   cJSON_AddNumberToObject(o, "undelivered", s->undelivered);
+  if (s->seq) cJSON_AddStringToObject(o, "state", s->queued ? "queued" : "sent");
   return o;
 }
 
@@ -470,6 +471,23 @@ static int m_trust(void *ud, void *session, const cJSON *params, cJSON **result,
   return 0;
 }
 
+static int m_session_reset(void *ud, void *session, const cJSON *params, cJSON **result,
+                           struct rpc_error *err) {
+  static const char *const allowed[] = {"recipient", "acceptKeyChange", NULL};
+  struct daemon *d = ud;
+  const char *u;
+  int rc, accept;
+  (void)session;
+  if (rpc_only(params, allowed, err) || rpc_str(params, "recipient", 1, SC_USER_MAX, &u, err) ||
+      rpc_bool(params, "acceptKeyChange", 0, &accept, err) || need_user(u, "recipient", err))
+    return err->code;
+  if ((rc = sc_session_reset(d->sc, u, accept ? SC_SEND_ACCEPT_KEY_CHANGE : 0)) != 0)
+    return core_fail(d, rc, err);
+  *result = cJSON_CreateObject();
+  cJSON_AddStringToObject(*result, "recipient", u);
+  return 0;
+}
+
 /* ---- history ---- */
 
 /* Entries as JSON, kept in a ring of the newest `limit`. */
@@ -489,6 +507,10 @@ cJSON *daemon_event_json(const struct sc_event *ev) {
   if (ev->timestamp_ms) cJSON_AddNumberToObject(o, "timestamp", (double)ev->timestamp_ms);
   if (ev->seq) cJSON_AddNumberToObject(o, "seq", (double)ev->seq);
   if (ev->error) cJSON_AddStringToObject(o, "error", sc_error_name(ev->error));
+  if ((ev->kind == SC_EV_SENT && !(ev->group && ev->group[0])) || ev->kind == SC_EV_DELIVERY)
+    cJSON_AddStringToObject(o, "state", sc_state_name(ev->state));
+  if (ev->server_id && ev->kind != SC_EV_MESSAGE)
+    cJSON_AddNumberToObject(o, "serverId", (double)ev->server_id);
   if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
     add_text(o, "message", ev->text ? ev->text : "", ev->text ? ev->text_len : 0);
   } else {
@@ -672,6 +694,7 @@ const struct rpc_method daemon_methods[] = {
     {"getSafetyNumber", m_get_safety},
     {"verify", m_verify},
     {"trust", m_trust},
+    {"sessionReset", m_session_reset},
     {"history", m_history},
     {"subscribeReceive", m_subscribe},
     {"unsubscribeReceive", m_unsubscribe},

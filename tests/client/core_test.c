@@ -30,6 +30,7 @@
 #include "backup.h"
 #include "record.h"
 #include "contact.h"
+#include "outbox.h"
 #include "content.h"
 #include "core.h"
 #include "grp.h"
@@ -57,6 +58,7 @@ struct seen {
   int kind[MAX_SEEN], reason[MAX_SEEN];
   char peer[MAX_SEEN][SC_USER_MAX + 1], group[MAX_SEEN][SC_GROUP_NAME_MAX + 1], text[MAX_SEEN][256];
   char line[MAX_SEEN][512];
+  uint64_t count[MAX_SEEN];
 };
 
 static void sink(void *ud, const struct sc_event *ev) {
@@ -64,6 +66,7 @@ static void sink(void *ud, const struct sc_event *ev) {
   if (s->n == MAX_SEEN) return;
   s->kind[s->n] = ev->kind;
   s->reason[s->n] = ev->reason;
+  s->count[s->n] = ev->count;
   snprintf(s->peer[s->n], sizeof s->peer[0], "%s", ev->peer);
   snprintf(s->group[s->n], sizeof s->group[0], "%s", ev->group);
   snprintf(s->text[s->n], sizeof s->text[0], "%.*s", (int)(ev->text_len < 255 ? ev->text_len : 255), ev->text);
@@ -80,7 +83,7 @@ static void test_errors(void) {
   int e, f, all = 1, unique = 1, back = 1;
   for (e = SC_ERR_FIRST; e >= SC_ERR_LAST; e--) {
     const char *n = sc_error_name(e), *m = sc_error_message(e), *h = sc_error_hint(e);
-    /* -52..-59 were allocated to parallel work: skipped while unused. */
+    /* -54 and -55 are not used. */
     if (e < SC_ERR_IN_USE && e > SC_ERR_WEAK_PASSPHRASE && strcmp(n, "unknown") == 0) continue;
     if (!n || !m || !h || !n[0] || !m[0] || !h[0] || strcmp(n, "unknown") == 0) {
       printf("     code %d lacks a name, message or hint\n", e);
@@ -123,14 +126,14 @@ static void test_events(void) {
   ev.detail = "why";
   ev.text = "hello";
   ev.text_len = 5;
-  for (k = SC_EV_MESSAGE; k <= SC_EV_EXPIRED_RECEIVED; k++) {
+  for (k = SC_EV_MESSAGE; k <= SC_EV_GAP_FILLED; k++) {
     ev.kind = k;
     if (strcmp(sc_event_name(k), "unknown") == 0) named = 0;
     if (sc_event_describe(line, sizeof line, &ev) == 0 || strncmp(line, "unknown event", 13) == 0) said = 0;
   }
   CHECK(named, "events: every kind has a name");
   CHECK(said, "events: every kind has a sentence");
-  ev.kind = SC_EV_EXPIRED_RECEIVED + 1;
+  ev.kind = SC_EV_GAP_FILLED + 1;
   CHECK(strcmp(sc_event_name(ev.kind), "unknown") == 0, "events: a kind outside the list is unknown");
   /* The JSON names the CLI always printed for logged notices. */
   ev.kind = SC_EV_GROUP_REMOVED;
@@ -444,8 +447,8 @@ static void test_inbox(void) {
   memset(env, 0x41, 200);
   n = seen.n;
   CHECK(inbox_process(bob, NULL, 105, "carol", SOTTO_MSG_SIGNAL, env, 200) == 0 && seen.n == n + 1 &&
-            last_kind(&seen) == SC_EV_UNREADABLE && seen.reason[n] == SC_R_DECRYPT,
-        "inbox: unreadable: garbage is dropped with an event");
+            last_kind(&seen) == SC_EV_RETRY_REQUESTED,
+        "inbox: unreadable: garbage is dropped with one event: asked again for it (session healing)");
   CHECK(inbox_process(bob, NULL, 106, "Not A Name", SOTTO_MSG_SIGNAL, env, 200) == 0 &&
             last_kind(&seen) == SC_EV_UNREADABLE && seen.reason[seen.n - 1] == SC_R_BAD_SENDER,
         "inbox: unreadable: an invalid sender name");
@@ -455,6 +458,13 @@ static void test_inbox(void) {
   /* Past the first few per sender they are counted, then summed up. */
   {
     int i, before;
+    before = seen.n;
+    /* The retry request covers the next RETRY_QUIET_MAX (unshown); past
+     * them they are unreadable again: 3 shown, the rest summed up. */
+    for (i = 0; i < RETRY_QUIET_MAX; i++)
+      inbox_process(bob, NULL, 300 + (uint64_t)i, "carol", SOTTO_MSG_SIGNAL, env, 200);
+    CHECK(seen.n == before,
+          "inbox: unreadable: failures covered by the retry request are not shown one by one");
     for (i = 0; i < 5; i++) inbox_process(bob, NULL, 200 + (uint64_t)i, "carol", SOTTO_MSG_SIGNAL, env, 200);
     before = seen.n;
     CHECK(sc_summarise(bob) == 0 && seen.n == before + 1 && last_kind(&seen) == SC_EV_UNREADABLE_SUMMARY,
@@ -469,6 +479,150 @@ static void test_inbox(void) {
     CHECK(sc_history(bob, "alice", history_cb, &h) == 0 && h.n == 5 && h.kind[0] == SC_EV_MESSAGE &&
               !strcmp(h.text[0], "hi bob") && h.kind[2] == SC_EV_HELD && !strcmp(h.text[4], "it's alice, new phone"),
           "history: alice's messages and the held notice, oldest first");
+  }
+  sotto_session_free(alice.s);
+  sotto_session_free(mallory.s);
+  account_free(alice.acct);
+  account_free(mallory.acct);
+  sc_client_free(bob);
+}
+
+/* ---- outbox, receipts, retry requests (outbox.c) ------------------------------------ */
+
+static int seal_kind(struct peer *p, int kind, uint64_t a, uint64_t b2, uint8_t *out, size_t cap,
+                     size_t *len) {
+  struct content ct;
+  memset(&ct, 0, sizeof ct);
+  ct.kind = (uint8_t)kind;
+  ct.ts = 2000;
+  if (kind == CONTENT_RECEIPT) {
+    ct.receipt_type = (uint8_t)b2;
+    ct.n_receipts = 1;
+    ct.receipts[0] = a;
+  } else {
+    ct.retry_server_id = a;
+    ct.retry_server_ts = b2;
+  }
+  return seal(p, &ct, out, cap, len);
+}
+
+static int count_kind(const struct seen *s, int from, int kind) {
+  int i, n = 0;
+  for (i = from; i < s->n; i++) n += s->kind[i] == kind;
+  return n;
+}
+
+static void test_outbox(void) {
+  struct seen seen;
+  struct sotto_bundle b;
+  struct sc_client *bob;
+  struct peer alice, mallory;
+  uint8_t env[4096];
+  size_t len = 0;
+  unsigned released = 0;
+  int type, n, i, rc = 0;
+
+  memset(&seen, 0, sizeof seen);
+  bob = make_bob("bob_outbox", &seen, &b);
+  make_peer(&alice, &b, "alice");
+  b.has_one_time_prekey = 0;
+  make_peer(&mallory, &b, "alice"); /* a new key under alice's name */
+
+  /* Three texts of bob's to alice, sent (server ids 10, 20, 30). */
+  rc = store_begin(bob->st);
+  for (i = 0; i < 3 && !rc; i++) {
+    struct msg m;
+    memset(&m, 0, sizeof m);
+    m.dir = MSG_OUT;
+    snprintf(m.peer, sizeof m.peer, "alice");
+    m.ts = sc_now_ms() + (uint64_t)i;
+    m.text = (char *)"to alice";
+    m.text_len = 8;
+    m.reason = SC_STATE_SENT;
+    m.server_id = 10 * (uint64_t)(i + 1);
+    rc = outbox_add(bob, &m);
+  }
+  if (!rc) rc = account_save(bob->st, bob->acct) || store_commit(bob->st);
+  CHECK(rc == 0, "outbox: three sent texts kept");
+
+  type = seal_text(&alice, "hi bob", env, sizeof env, &len);
+  CHECK(inbox_process(bob, NULL, 500, "alice", type, env, len) == 0, "outbox: alice's first message");
+  /* A receipt for the first text (timestamp of the first row). */
+  {
+    struct msg m;
+    uint64_t ts1 = 0;
+    if (msglog_get(bob->st, 1, &m) == 0) {
+      ts1 = m.ts;
+      msg_clear(&m);
+    }
+    n = seen.n;
+    type = seal_kind(&alice, CONTENT_RECEIPT, ts1, RECEIPT_DELIVERED, env, sizeof env, &len);
+    CHECK(inbox_process(bob, NULL, 501, "alice", type, env, len) == 0 &&
+              count_kind(&seen, n, SC_EV_DELIVERY) == 1 && seen.n == n + 1,
+          "outbox: a delivery receipt from alice: one delivery event, nothing shown as a message");
+    n = seen.n;
+    type = seal_kind(&alice, CONTENT_RECEIPT, ts1 + 999999, RECEIPT_READ, env, sizeof env, &len);
+    CHECK(inbox_process(bob, NULL, 502, "alice", type, env, len) == 0 && seen.n == n,
+          "outbox: a receipt for a text we never sent changes nothing");
+  }
+  /* A retry request from a NEW key under alice's name is held, not acted on. */
+  n = seen.n;
+  type = seal_kind(&mallory, CONTENT_RETRY, 0, 0, env, sizeof env, &len);
+  CHECK(inbox_process(bob, NULL, 503, "alice", type, env, len) == 0 &&
+            count_kind(&seen, n, SC_EV_HELD) == 1 && count_kind(&seen, n, SC_EV_RESENT) == 0 && seen.reason[seen.n - 1] == SC_R_HELD_OTHER,
+        "outbox: a retry request from a new key is held in quarantine, nothing resent");
+  n = seen.n;
+  CHECK(sc_trust(&released, bob, "alice") == 0 && released == 1 && count_kind(&seen, n, SC_EV_RESENT) == 1 &&
+            seen.count[seen.n - 1] == 2,
+        "outbox: accepted with trust, the request is acted on: the two texts without a receipt are marked for "
+        "resending");
+  /* A second request inside the window: nothing more. */
+  n = seen.n;
+  type = seal_kind(&mallory, CONTENT_RETRY, 0, 0, env, sizeof env, &len);
+  CHECK(inbox_process(bob, NULL, 504, "alice", type, env, len) == 0 &&
+            count_kind(&seen, n, SC_EV_RESENT) == 0,
+        "outbox: a second retry request inside the window resends nothing");
+  /* The server's expiry notice for the text it took as id 20. */
+  n = seen.n;
+  CHECK(sc_outbox_expired(bob, 20) == 0 && count_kind(&seen, n, SC_EV_DELIVERY) == 1,
+        "outbox: sc_outbox_expired marks the text with that server id expired (an event)");
+  CHECK(sc_outbox_expired(bob, 20) == SC_ERR_NO_SUCH_MESSAGE &&
+            sc_outbox_expired(bob, 999) == SC_ERR_NO_SUCH_MESSAGE,
+        "outbox: ... once; an unknown id is SC_ERR_NO_SUCH_MESSAGE");
+  /* The bound: one sent text (30) is left; queued ones fill the outbox,
+   * pushing it out (it is given up), then are refused. */
+  {
+    struct msg m;
+    int full = 0, added = 0;
+    memset(&m, 0, sizeof m);
+    m.dir = MSG_OUT;
+    snprintf(m.peer, sizeof m.peer, "alice");
+    m.text = (char *)"queued";
+    m.text_len = 6;
+    n = seen.n;
+    rc = store_begin(bob->st);
+    for (i = 0; i < OUTBOX_MAX + 1 && !rc; i++) {
+      m.ts = sc_now_ms() + 100 + (uint64_t)i;
+      m.reason = SC_STATE_QUEUED;
+      m.server_id = 0;
+      rc = outbox_add(bob, &m);
+      if (rc == 0) added++;
+      if (rc == SC_ERR_OUTBOX_FULL) full = 1;
+    }
+    CHECK(added == OUTBOX_MAX && full,
+          "outbox: at most 256 texts; a queued one past that is refused (outbox_full)");
+    CHECK(count_kind(&seen, n, SC_EV_DELIVERY) == 1 && seen.reason[n] == SC_R_OUTBOX_FULL,
+          "outbox: ... the sent text was pushed out first, given up with an event (queued ones are never "
+          "pushed out)");
+    n = seen.n;
+    m.ts = sc_now_ms() + 5000;
+    m.reason = SC_STATE_SENT;
+    m.server_id = 40;
+    rc = outbox_add(bob, &m);
+    CHECK(rc == 0 && seen.n == n,
+          "outbox: a text the server took while only queued ones fill it is logged, untracked");
+    if (!rc) rc = account_save(bob->st, bob->acct) || store_commit(bob->st);
+    else store_rollback(bob->st);
   }
   sotto_session_free(alice.s);
   sotto_session_free(mallory.s);
@@ -729,6 +883,7 @@ int main(void) {
   test_events();
   test_msglog();
   test_inbox();
+  test_outbox();
   test_groups();
   test_hold();
   test_backup_format();

@@ -66,8 +66,12 @@ check "--json errors are JSON objects" contains "$T/e8" '{"event":"error","error
 
 # Server unreachable.
 stop_server
-s alice send bob "into the void" >"$T/e9" 2>&1; rc=$?
+s alice receive >"$T/e9" 2>&1; rc=$?
 check "server down: exit 1" test $rc -eq 1
 check "server down: says so and what to do" contains "$T/e9" "cannot reach the server at 127.0.0.1:$PORT: is it running?"
 check "server down: one line" test "$(wc -l <"$T/e9")" -eq 1
+# A send is not lost: it is queued (exit 0) and said so in one line.
+s alice send bob "into the void" >"$T/e10" 2>&1; rc=$?
+check "server down: a send is queued, exit 0" test $rc -eq 0
+check "... said in one line" test "$(cat "$T/e10")" = "Queued for bob (server unreachable); will be sent when the server is back."
 finish

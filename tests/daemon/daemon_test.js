@@ -44,6 +44,7 @@ async function main() {
   // alice -> bob through two daemons
   r = await a.call('send', { recipient: 'bob', message: 'hello from alice \u00e9\u20ac' });
   check('send returns a timestamp', r.result && r.result.timestamp > 1.6e12, r);
+  check('... and the state of the text (sent)', r.result && r.result.state === 'sent', r);
   const ts = r.result && r.result.timestamp;
   // carol (the CLI) wrote to both before either daemon had a subscriber:
   // those messages waited in the store and come now, nothing lost
@@ -60,6 +61,10 @@ async function main() {
   check('... device and server fields', env && env.sourceDevice === 1 && env.serverId > 0 &&
         env.serverTimestamp >= ts && env.serverDeliveredTimestamp >= env.serverTimestamp, n);
   check('... and the subscription id', n && n.params.subscription === subB && n.params.account === 'bob', n);
+  // bob's daemon sends a delivery receipt: alice's daemon says so
+  n = await a.note((x) => x.method === 'event' && x.params.event === 'delivery' && x.params.timestamp === ts &&
+                   x.params.state === 'delivered');
+  check('alice\'s daemon gets a delivery event (state delivered) for that text', n && n.params.peer === 'bob', n);
 
   // bob -> alice
   r = await b.call('send', { recipient: 'alice', message: 'hi alice' });

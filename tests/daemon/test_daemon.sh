@@ -60,7 +60,10 @@ check "a daemon on a socket another one listens on is refused" test $rc -ne 0 -a
 check "... and carol's home is not left locked" s carol contacts
 # A CLI command that runs (receive --follow) holds the home too: no daemon
 # starts under it (the two would knock each other off the server).
-s carol receive --follow --timeout 30 >"$T/follow.out" 2>&1 &
+# (timeout(1) itself in the background, not the 's' function's subshell: a
+# TERM to the subshell would leave sotto running, receiving carol's messages
+# behind the scenarios' back.)
+timeout 60 "$SOTTO" --home "$T/carol" receive --follow >"$T/follow.out" 2>&1 &
 FPID=$!
 for i in $(seq 1 100); do grep -q . "$T/follow.out" 2>/dev/null && break; [ -e "$T/carol/front.lock" ] && sleep 0.5 && break; sleep 0.1; done
 "$SOTTO" --home "$T/carol" daemon --socket "$T/c.sock" >"$T/dup3.out" 2>&1; rc=$?

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* fuzz_content.c: the content inside a decrypted pairwise message
+ * (client/core/content.c), above all what a peer can send to make us act:
+ * RECEIPT (a batch of timestamps), RETRY (a decryption-error request naming
+ * an envelope) and SESSION_RESET. Whatever parses stays inside the bounds
+ * (at most CONTENT_MAX_RECEIPTS timestamps, a known receipt type) and
+ * encodes back to bytes that parse to the same content. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "content.h"
+#include "record.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  struct content *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+  struct rec_wr w;
+  if (!a || !b) abort();
+  if (content_decode(a, data, size) == 0) {
+    if (a->kind == CONTENT_RECEIPT &&
+        (a->n_receipts == 0 || a->n_receipts > CONTENT_MAX_RECEIPTS ||
+         (a->receipt_type != RECEIPT_DELIVERED && a->receipt_type != RECEIPT_READ)))
+      abort();
+    if (a->text_len > SC_MAX_TEXT || a->n_members > GROUP_MAX_MEMBERS) abort();
+    rec_wr_init(&w, size + CONTENT_PAD + 64);
+    if (content_encode(&w, a) != 0) abort();
+    if (content_decode(b, w.p, w.len) != 0) abort();
+    if (b->kind != a->kind || b->ts != a->ts || b->n_receipts != a->n_receipts ||
+        b->receipt_type != a->receipt_type || memcmp(b->receipts, a->receipts, sizeof a->receipts) != 0 ||
+        b->retry_server_id != a->retry_server_id || b->retry_server_ts != a->retry_server_ts ||
+        b->text_len != a->text_len || (a->text_len && memcmp(a->text, b->text, a->text_len) != 0))
+      abort();
+    if (w.len % CONTENT_PAD != 0) abort();
+    rec_wr_free(&w);
+  }
+  free(a);
+  free(b);
+  return 0;
+}
