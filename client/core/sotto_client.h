@@ -363,7 +363,7 @@ struct sc_sent {
 /* One text to user over the pairwise session (PQXDH the first time).
  * SC_ERR_KEY_CHANGED_UNCONFIRMED / SC_ERR_IDENTITY_CHANGED: nothing sent.
  * A text that is not valid UTF-8 or holds a NUL is refused (SC_ERR_ARG),
- * here and in sc_group_send. */
+ * here and in sc_group_send.
  * The text is kept in the outbox (sealed, like the history) until the
  * recipient's delivery receipt comes (docs/client.md, "Outbox"). When the
  * server cannot be reached (SC_ERR_UNREACHABLE, SC_ERR_TIMEOUT,
