@@ -50,7 +50,7 @@ check "safety number of a stranger: actionable error" test $rc -eq 1 -a -n "$(gr
 
 # history keeps both directions.
 s alice history bob >"$T/h1" 2>&1
-check "history has sent and received messages, with the delivery state" grep -qE "^to bob \((sent|delivered)\): Hi Bob, it's Alice.$" "$T/h1"
+check "history has sent and received messages, with the delivery state" grep -qE "^\[[0-9: -]+\] to bob \((sent|delivered)\): Hi Bob, it's Alice.$" "$T/h1"
 check "... in order" contains "$T/h1" "bob: Hi Alice! Nobody else can read this."
 
 # --help on the program and on every command documents every option.

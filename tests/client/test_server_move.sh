@@ -64,7 +64,8 @@ check "... as cert_untrusted, not as 'impostor' of a pin" contains "$T/ca3" '"er
 "$SERVER" backup --data "$T/srv" "$T/moved" >/dev/null 2>&1 || bad "backup for the move"
 stop_server
 start_other "$T/moved"
-s alice send bob "to the old address" >/dev/null 2>&1 && bad "the old address should be gone"
+s alice send bob "to the old address" >"$T/m00" 2>&1
+check "a send to the old address is queued (nothing answers there)" contains "$T/m00" "Queued for bob"
 snap alice
 s alice server set "127.0.0.1:$(free_port)" >"$T/m0" 2>&1; rc=$?
 check "server set to a closed port: refused" test $rc -eq 1 -a -n "$(grep "cannot reach" "$T/m0")"
@@ -75,6 +76,7 @@ check "server set says where and which pin" contains "$T/m1" "server set to 127.
 s bob server set "127.0.0.1:$P2" --pin "$FP" >"$T/m1b" 2>&1 || { bad "bob's server set with the same explicit pin"; cat "$T/m1b"; }
 s alice send bob "after the move" >/dev/null 2>&1 && s bob receive >"$T/m2" 2>&1
 check "messages flow at the new address" contains "$T/m2" "alice: after the move"
+check "... and the text queued before the move arrives too" contains "$T/m2" "alice: to the old address"
 s carol server set "127.0.0.1:$P2" >/dev/null 2>&1 || bad "carol (CA mode) server set keeps her CA file"
 s carol send bob "ca after move" >/dev/null 2>&1 || bad "carol sends after the move"
 stop_other
