@@ -25,7 +25,12 @@ static const struct opt opts[] = {
     {"store", T_STR, O(store), 0, 0,
      "URL: where accounts and queues live: sqlite:DIR, postgresql://... or pg:CONNINFO (default sqlite:DATA)"},
     {"listen", T_STR, O(listen), 0, 0, "HOST:PORT to accept TLS clients on (default 127.0.0.1:7443)"},
-    {"metrics", T_STR, O(metrics), 0, 0, "HOST:PORT for Prometheus text metrics (plain HTTP; default off)"},
+    {"metrics", T_STR, O(metrics), 0, 0,
+     "HOST:PORT for Prometheus text metrics and /healthz, /readyz (plain HTTP; default off)"},
+    {"cluster", T_STR, O(cluster), 0, 0,
+     "redis://HOST:PORT: run as one of several nodes on one PostgreSQL store, with Redis for live connections "
+     "and pushes (default off: the only node)"},
+    {"node-name", T_STR, O(node_name), 0, 0, "NAME: this node in logs and metrics (default HOSTNAME-PID)"},
     {"max-frame", T_SIZE, O(max_frame), 1024, SOTTO_SRV_MAX_FRAME, "bytes: frame cap once authenticated (262144)"},
     {"max-frame-unauth", T_SIZE, O(max_frame_unauth), 64, SOTTO_SRV_MAX_FRAME_UNAUTH,
      "bytes: frame cap before AUTH (1024)"},
