@@ -234,9 +234,11 @@ struct sotto_store_ops {
  *    the row to the block's end; the rest of a block is dropped at commit.
  *    Inserting transactions therefore commit in id order cluster-wide, and
  *    the row's committed value is ops->horizon: every id up to it is
- *    committed or never will be. The price: envelope-inserting commits of
- *    all nodes are serialised on that row (each node still groups a whole
- *    batch into one commit).
+ *    committed or never will be. Every write transaction (one batch of a
+ *    node) first takes one transaction-level advisory lock, so that the
+ *    nodes cannot deadlock on that row and the device rows' counters. The
+ *    price: the nodes' batches commit one at a time (each node still groups
+ *    all its requests of a loop turn into one commit); docs/scaling.md.
  *  - Counters: the routing cache lives for one transaction (the device's
  *    queue counters are read from its row, which the insert updates: exact
  *    up to batches committing at the same moment on other nodes); the

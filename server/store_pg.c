@@ -247,8 +247,13 @@ static const struct {
                      " + 1023 ELSE 0 END FROM sotto_msg_ids))"},
 };
 
-enum { CTL_BEGIN, CTL_SAVEPOINT, CTL_RELEASE, CTL_ROLLBACK_TO };
-static const char *const ctl_sql[] = {"BEGIN", "SAVEPOINT op", "RELEASE op", "ROLLBACK TO op"};
+enum { CTL_BEGIN, CTL_SAVEPOINT, CTL_RELEASE, CTL_ROLLBACK_TO, CTL_LOCK };
+/* CTL_LOCK (shared mode, after BEGIN): the nodes' write transactions take
+ * one transaction-level lock first (key PG_LOCK_KEY + 2), so they run one
+ * at a time: id blocks are handed out in commit order, and no two nodes can
+ * deadlock on the id row and the device rows (store.h, "Shared mode"). */
+static const char *const ctl_sql[] = {"BEGIN", "SAVEPOINT op", "RELEASE op", "ROLLBACK TO op",
+                                      "SELECT pg_advisory_xact_lock(126922532351747)"};
 
 
 /* The routing cache: (username, device id) -> devkey and the device's queue
@@ -819,6 +824,7 @@ static int pg_begin(void *v) {
   s->sp_want = s->sp_on = s->op_bare = 0;
   writes_clear(s);
   ctl_push(s, CTL_BEGIN);
+  if (s->shared) ctl_push(s, CTL_LOCK);
   return 0;
 }
 
@@ -861,7 +867,7 @@ static int pg_commit(void *v) {
   PGresult *r;
   struct dent *e;
   int ok;
-  if (s->n_ctl == 1 && s->ctl[0] == CTL_BEGIN && s->n_sent == 0 && !s->n_ins && !s->n_del) {
+  if (s->n_ctl == (s->shared ? 2 : 1) && s->ctl[0] == CTL_BEGIN && s->n_sent == 0 && !s->n_ins && !s->n_del) {
     s->n_ctl = 0; /* nothing was sent: nothing to commit */
     return 0;
   }
