@@ -80,7 +80,8 @@ s alice receive >"$T/r2" 2>&1
 check "alice reads bob's answer" contains "$T/r2" "bob: and back from node 1"
 
 # Pushed across nodes: bob follows on node 1, alice sends through node 0.
-s bob receive --follow --timeout 8 >"$T/f1" 2>&1 &
+# (timeout itself in the background, so that killing it ends sotto too)
+timeout 60 "$SOTTO" --home "$T/bob" receive --follow --timeout 8 >"$T/f1" 2>&1 &
 FPID=$!
 sleep 1.5
 s alice send bob "pushed across nodes" >/dev/null 2>&1
@@ -106,4 +107,11 @@ check "bob reads it" contains "$T/r3" "alice: after node 0 died"
 s alice receive >"$T/r4" 2>&1
 check "alice's receive works without node 0" test $? -eq 0
 
+if [ "$FAILS" -ne 0 ]; then
+  for f in s2 r3 r4; do echo "--- $f"; cat "$T/$f" 2>/dev/null; done
+  for i in 0 1 2; do echo "--- node $i stderr"; tail -n 15 "$T/n$i.err" 2>/dev/null; done
+  echo "--- store"
+  timeout 10 psql "$SOTTO_TEST_PG dbname=postgres" -c "SELECT id, devkey, sender, length(body) FROM messages ORDER BY id" \
+    -c "SELECT * FROM sotto_msg_hwm" -c "SELECT last_value, is_called FROM sotto_msg_ids" 2>&1 || true
+fi
 finish
