@@ -146,6 +146,19 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->log_level = 1;
 }
 
+/* redis://HOST:PORT: a host without '@' or '/', a port 1-65535. */
+static int cluster_url_ok(const char *u) {
+  const char *hp, *colon;
+  long port;
+  char *end;
+  if (strncmp(u, "redis://", 8) != 0) return 0;
+  hp = u + 8;
+  if ((colon = strrchr(hp, ':')) == NULL || colon == hp || strpbrk(hp, "@/?#")) return 0;
+  errno = 0;
+  port = strtol(colon + 1, &end, 10);
+  return !errno && end != colon + 1 && !*end && port >= 1 && port <= 65535;
+}
+
 int sotto_srv_config_set(struct sotto_srv_config *c, const char *key, const char *val, char *err, size_t errlen) {
   size_t i;
   for (i = 0; i < sizeof opts / sizeof opts[0]; i++) {
@@ -156,6 +169,10 @@ int sotto_srv_config_set(struct sotto_srv_config *c, const char *key, const char
     if (o->type == T_STR) {
       if (strlen(val) >= o->len) {
         snprintf(err, errlen, "--%s: value too long", key);
+        return -1;
+      }
+      if (strcmp(key, "cluster") == 0 && val[0] && !cluster_url_ok(val)) {
+        snprintf(err, errlen, "--cluster: expected redis://HOST:PORT (no user, password or path)");
         return -1;
       }
       memcpy((char *)c + o->off, val, strlen(val) + 1);

@@ -226,7 +226,7 @@ fail:
 int sotto__srv_cluster_open(struct srv *s) {
   struct srv_cluster *k;
   const char *u = s->cfg->cluster, *hp, *colon;
-  char host[64] = "";
+  char host[40] = "";
   size_t hl;
   long port;
   if ((k = calloc(1, sizeof *k)) == NULL) return -1;

@@ -348,6 +348,34 @@ static void test_cross_node(void) {
   sotto_net_close(b);
 }
 
+/* Refused starts: a single-writer server on the cluster's store, --cluster
+ * on a SQLite store, a malformed --cluster URL. */
+static void test_refusals(void) {
+  struct srv_proc p;
+  const char *const none[] = {NULL};
+  const char *const sqlite_cluster[] = {"--cluster", redis_url, NULL};
+  const char *const bad_url[] = {"--cluster", "redis://user:pw@127.0.0.1:1", NULL};
+  static char log[65536];
+  FILE *f;
+  size_t n;
+  REQUIRE_VOID(srv_mkdir(&p, "cluster-refuse") == 0);
+  memcpy(p.store, node[0].store, sizeof p.store);
+  CHECK(srv_start(&p, none) != 0); /* the nodes hold the lock shared */
+  CHECK(srv_start(&p, bad_url) != 0);
+  p.store[0] = 0; /* SQLite */
+  CHECK(srv_start(&p, sqlite_cluster) != 0);
+  log[0] = 0;
+  if ((f = fopen(p.log, "r")) != NULL) {
+    n = fread(log, 1, sizeof log - 1, f);
+    log[n] = 0;
+    fclose(f);
+  }
+  CHECK(strstr(log, "run every node with --cluster") != NULL);
+  CHECK(strstr(log, "--cluster needs a PostgreSQL store") != NULL);
+  CHECK(strstr(log, "no user, password or path") != NULL);
+  srv_rmdir(&p);
+}
+
 static int pick_live(int not) {
   int i, k = rand() % NODES;
   for (i = 0; i < NODES; i++) {
@@ -613,6 +641,7 @@ int main(int argc, char **argv) {
     }
   }
   test_cross_node();
+  test_refusals();
   test_kills();
   test_redis_loss();
   test_pg_loss();
