@@ -77,8 +77,11 @@ struct srv_cluster {
 
 /* ---- Redis connections ------------------------------------------------------------ */
 
-static void down(struct srv *s, const char *why) {
+static void down(struct srv *s, const char *why_in) {
   struct srv_cluster *k = s->cl;
+  char why[96];
+  /* why_in may be a context's errstr, freed just below. */
+  snprintf(why, sizeof why, "%s", why_in);
   if (k->sub) {
     epoll_ctl(s->ep, EPOLL_CTL_DEL, k->sub->fd, NULL);
     redisFree(k->sub);
