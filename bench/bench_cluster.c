@@ -403,11 +403,11 @@ int main(int argc, char **argv) {
     p->cross = ns != nr;
   }
   settle();
-  wal0 = pg_i64("SELECT wal_bytes FROM pg_stat_wal");
+  wal0 = pg_i64("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint");
   cmds0 = metric_sum("sotto_cluster_redis_commands_total");
   r = relay(secs);
   settle();
-  wal1 = pg_i64("SELECT wal_bytes FROM pg_stat_wal");
+  wal1 = pg_i64("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint");
   cmds1 = metric_sum("sotto_cluster_redis_commands_total");
   if (!json)
     printf("sotto-server --cluster, %d node%s on one PostgreSQL and one Redis (2 cores shared by everything)\n",
