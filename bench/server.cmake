@@ -14,3 +14,13 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/server/CMakeLists.txt AND TARGET PkgConfig::SSL AN
                                                   RELAY_FLOOR_BIN="$<TARGET_FILE:relay_floor>")
   add_dependencies(bench_server sotto-server relay_floor)
 endif()
+
+# bench_cluster: sotto-server --cluster with 2 or 3 nodes on one PostgreSQL and
+# one Redis (bench/run cluster; the pg_redis_2 and pg_redis_3 columns).
+if(EXISTS ${CMAKE_SOURCE_DIR}/server/CMakeLists.txt AND TARGET PkgConfig::PQ AND TARGET PkgConfig::HIREDIS)
+  add_executable(bench_cluster ${CMAKE_CURRENT_LIST_DIR}/bench_cluster.c ${CMAKE_SOURCE_DIR}/tests/server/srvtest.c)
+  target_include_directories(bench_cluster PRIVATE ${CMAKE_SOURCE_DIR}/tests/server ${CMAKE_SOURCE_DIR}/tests)
+  target_link_libraries(bench_cluster PRIVATE sotto_net sotto_wire sotto PkgConfig::PQ PkgConfig::SODIUM)
+  target_compile_definitions(bench_cluster PRIVATE SOTTO_SERVER_BIN="$<TARGET_FILE:sotto-server>" SRVTEST_HAVE_PQ=1)
+  add_dependencies(bench_cluster sotto-server)
+endif()

@@ -16,6 +16,8 @@ PKGS=(
   libsqlite3-dev           # embedded store (server and client)
   libpq-dev                # sotto-server's PostgreSQL store (--store postgresql://...)
   postgresql               # tests only: tests/server/with_pg.sh runs the server suites on a throwaway cluster
+  libhiredis-dev           # sotto-server --cluster: Redis for live connections and cross-node pushes
+  redis-server             # tests only: tests/server/with_cluster.sh runs the cluster tests on a throwaway Redis
   libqrencode-dev          # QR safety codes in the terminal
   clang                    # libFuzzer targets
   libclang-rt-14-dev       # sanitizer and libFuzzer runtimes for clang

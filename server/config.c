@@ -25,7 +25,12 @@ static const struct opt opts[] = {
     {"store", T_STR, O(store), 0, 0,
      "URL: where accounts and queues live: sqlite:DIR, postgresql://... or pg:CONNINFO (default sqlite:DATA)"},
     {"listen", T_STR, O(listen), 0, 0, "HOST:PORT to accept TLS clients on (default 127.0.0.1:7443)"},
-    {"metrics", T_STR, O(metrics), 0, 0, "HOST:PORT for Prometheus text metrics (plain HTTP; default off)"},
+    {"metrics", T_STR, O(metrics), 0, 0,
+     "HOST:PORT for Prometheus text metrics and /healthz, /readyz (plain HTTP; default off)"},
+    {"cluster", T_STR, O(cluster), 0, 0,
+     "redis://HOST:PORT: run as one of several nodes on one PostgreSQL store, with Redis for live connections "
+     "and pushes (default off: the only node)"},
+    {"node-name", T_STR, O(node_name), 0, 0, "NAME: this node in logs and metrics (default HOSTNAME-PID)"},
     {"max-frame", T_SIZE, O(max_frame), 1024, SOTTO_SRV_MAX_FRAME, "bytes: frame cap once authenticated (262144)"},
     {"max-frame-unauth", T_SIZE, O(max_frame_unauth), 64, SOTTO_SRV_MAX_FRAME_UNAUTH,
      "bytes: frame cap before AUTH (1024)"},
@@ -146,6 +151,19 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->log_level = 1;
 }
 
+/* redis://HOST:PORT: a host without '@' or '/', a port 1-65535. */
+static int cluster_url_ok(const char *u) {
+  const char *hp, *colon;
+  long port;
+  char *end;
+  if (strncmp(u, "redis://", 8) != 0) return 0;
+  hp = u + 8;
+  if ((colon = strrchr(hp, ':')) == NULL || colon == hp || strpbrk(hp, "@/?#")) return 0;
+  errno = 0;
+  port = strtol(colon + 1, &end, 10);
+  return !errno && end != colon + 1 && !*end && port >= 1 && port <= 65535;
+}
+
 int sotto_srv_config_set(struct sotto_srv_config *c, const char *key, const char *val, char *err, size_t errlen) {
   size_t i;
   for (i = 0; i < sizeof opts / sizeof opts[0]; i++) {
@@ -156,6 +174,10 @@ int sotto_srv_config_set(struct sotto_srv_config *c, const char *key, const char
     if (o->type == T_STR) {
       if (strlen(val) >= o->len) {
         snprintf(err, errlen, "--%s: value too long", key);
+        return -1;
+      }
+      if (strcmp(key, "cluster") == 0 && val[0] && !cluster_url_ok(val)) {
+        snprintf(err, errlen, "--cluster: expected redis://HOST:PORT (no user, password or path)");
         return -1;
       }
       memcpy((char *)c + o->off, val, strlen(val) + 1);

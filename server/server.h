@@ -13,6 +13,8 @@ struct sotto_srv_config {
   char store[1024]; /* store URL (store.h); empty: sqlite:DATA */
   char listen[256];
   char metrics[256]; /* empty: no metrics endpoint */
+  char cluster[256]; /* redis://HOST:PORT: a node of a cluster (srv_cluster.c); empty: the only node */
+  char node_name[64]; /* empty: HOSTNAME-PID */
   size_t max_frame;  /* authenticated frame body cap */
   size_t max_frame_unauth;
   size_t max_message;

@@ -93,6 +93,7 @@ void sotto__srv_conn_drop(struct srv *s, struct conn *c) {
   if (is_unauth(c)) s->n_unauth--;
   sotto__srv_unauth_release(s, c);
   if (c->state == S_AUTHED && sotto__srv_devmap_get(s, c->devkey) == c) sotto__srv_devmap_del(s, c);
+  if (s->cl && c->cl_gen) sotto__srv_cluster_release(s, c);
   backlog_del(s, c);
   if (c->registered_ev) epoll_ctl(s->ep, EPOLL_CTL_DEL, c->io.fd, NULL);
   c->io.t->close(&c->io);
@@ -291,6 +292,7 @@ void sotto__srv_authed(struct srv *s, struct conn *c, const struct sotto_store_d
   c->in_backlog = 1;
   c->bnext = s->backlog;
   s->backlog = c;
+  if (s->cl) sotto__srv_cluster_claim(s, c);
 }
 
 /* Everything one batch writes to a connection (answers, live pushes) is
@@ -351,7 +353,8 @@ int sotto__srv_pump_backlog(struct srv *s) {
     if (got < BACKLOG_PAGE) {
       c->backlog = 0;
       backlog_del(s, c);
-      sotto__srv_send_simple(c, SOTTO_SRV_DRAINED, 0, NULL, 0);
+      if (!c->cl_quiet) sotto__srv_send_simple(c, SOTTO_SRV_DRAINED, 0, NULL, 0);
+      c->cl_quiet = 0;
     } else {
       more = 1;
     }

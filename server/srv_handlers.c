@@ -694,10 +694,10 @@ void sotto__srv_op_fanout(struct srv *s, struct op *o) {
     close_gone(s, o);
     return;
   }
-  if (o->code || !o->h->fanout || !o->target_devkey ||
-      (r = sotto__srv_devmap_get(s, o->target_devkey)) == NULL || r->dead)
-    return;
-  o->h->fanout(s, o, r);
+  if (o->code || !o->h->fanout || !o->target_devkey) return;
+  if ((r = sotto__srv_devmap_get(s, o->target_devkey)) != NULL && r->dead) r = NULL;
+  if (s->cl && sotto__srv_cluster_fanout(s, o, r)) return; /* other nodes (srv_cluster.c) */
+  if (r) o->h->fanout(s, o, r);
 }
 
 /* ---- frames --------------------------------------------------------------------------- */

@@ -43,6 +43,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "proto.h"
 #include "ratelimit.h"
@@ -116,6 +117,8 @@ struct conn {
   int64_t cursor; /* backlog: last id written to this connection */
   struct conn *znext;
   struct conn *fnext; /* connections to flush at the end of a batch */
+  uint64_t cl_gen;    /* cluster mode: this connection's number in the device registry (srv_cluster.c) */
+  uint8_t cl_quiet;   /* cluster mode: a live connection paging new envelopes: no DRAINED at the end */
 };
 
 /* A request parsed once, when its frame arrives: the fields point into
@@ -179,8 +182,11 @@ struct batch {
   int64_t deleted;
 };
 
+struct srv_cluster;
+
 struct srv {
   const struct sotto_srv_config *cfg;
+  struct srv_cluster *cl; /* cluster mode (srv_cluster.c), or NULL */
   struct sotto_store store;  /* the store thread's, for batches */
   struct sotto_store rstore; /* the I/O thread's own connection: backlog pages, metrics */
   int64_t horizon;           /* highest envelope id whose batch has been answered */
@@ -318,6 +324,52 @@ int sotto__srv_limit_send(struct srv *s, struct conn *c);
 int sotto__srv_limit_device_change(struct srv *s, struct conn *c);
 /* After an AUTH is answered: a wrong secret is charged to its buckets. */
 void sotto__srv_limit_auth_done(struct srv *s, struct conn *c, int wrong);
+
+/* ---- srv_cluster.c: cluster mode (--cluster); every hook is called only
+ * when s->cl is set (open sets it) ---- */
+#ifdef SOTTO_HAVE_HIREDIS
+int sotto__srv_cluster_open(struct srv *s);
+void sotto__srv_cluster_close(struct srv *s);
+/* The Redis subscriber socket (epoll data.ptr == s->cl) is readable. */
+void sotto__srv_cluster_event(struct srv *s);
+/* Once a second: reconnect, degraded polling, key refresh. */
+void sotto__srv_cluster_tick(struct srv *s);
+/* c authenticated (registered, an older connection elsewhere displaced) / is dropped. */
+void sotto__srv_cluster_claim(struct srv *s, struct conn *c);
+void sotto__srv_cluster_release(struct srv *s, struct conn *c);
+/* After the commit, instead of the handler's fanout: 1 if done (r: the
+ * target's connection on this node, or NULL). */
+int sotto__srv_cluster_fanout(struct srv *s, struct op *o, struct conn *r);
+/* After a batch was answered: the announcements to other nodes. */
+void sotto__srv_cluster_flush(struct srv *s);
+size_t sotto__srv_cluster_metrics(struct srv *s, char *out, size_t cap);
+/* 1 if Redis is up (or no cluster), else 0 and why. */
+int sotto__srv_cluster_ready(struct srv *s, char *why, size_t cap);
+#else
+static inline int sotto__srv_cluster_open(struct srv *s) {
+  (void)s;
+  fprintf(stderr, "sotto-server: --cluster: this sotto-server was built without hiredis\n");
+  return -1;
+}
+static inline void sotto__srv_cluster_close(struct srv *s) { (void)s; }
+static inline void sotto__srv_cluster_event(struct srv *s) { (void)s; }
+static inline void sotto__srv_cluster_tick(struct srv *s) { (void)s; }
+static inline void sotto__srv_cluster_claim(struct srv *s, struct conn *c) { (void)s; (void)c; }
+static inline void sotto__srv_cluster_release(struct srv *s, struct conn *c) { (void)s; (void)c; }
+static inline int sotto__srv_cluster_fanout(struct srv *s, struct op *o, struct conn *r) {
+  (void)s; (void)o; (void)r;
+  return 0;
+}
+static inline void sotto__srv_cluster_flush(struct srv *s) { (void)s; }
+static inline size_t sotto__srv_cluster_metrics(struct srv *s, char *out, size_t cap) {
+  (void)s; (void)out; (void)cap;
+  return 0;
+}
+static inline int sotto__srv_cluster_ready(struct srv *s, char *why, size_t cap) {
+  (void)s; (void)why; (void)cap;
+  return 1;
+}
+#endif
 
 /* ---- srv_metrics.c ---- */
 void sotto__srv_metrics_feed(struct srv *s, struct conn *c, const uint8_t *p, size_t n);

@@ -334,8 +334,10 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
       snprintf(dbpath, sizeof dbpath, "%s/sotto.db", where);
       db_existed = stat(dbpath, &dbst) == 0 && dbst.st_size > 0;
     }
-    if (b->open(&s->store, where, SOTTO_STORE_OPEN_WRITER, why, sizeof why) != 0 ||
-        b->open(&s->rstore, where, SOTTO_STORE_OPEN_READER, why, sizeof why) != 0) {
+    /* A node of a cluster opens the store shared (store.h, "Shared mode"). */
+    int shared = cfg->cluster[0] ? SOTTO_STORE_OPEN_SHARED : 0;
+    if (b->open(&s->store, where, SOTTO_STORE_OPEN_WRITER | shared, why, sizeof why) != 0 ||
+        b->open(&s->rstore, where, SOTTO_STORE_OPEN_READER | shared, why, sizeof why) != 0) {
       fprintf(stderr, "sotto-server: %s\n", why);
       goto out;
     }
@@ -404,6 +406,7 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
     s->threaded = 1;
   else
     sotto__srv_log(0, "store_thread", "%s", "cannot start the store thread; committing on the I/O thread");
+  if (cfg->cluster[0] && sotto__srv_cluster_open(s) != 0) goto out;
   e.events = EPOLLIN;
   e.data.ptr = &s->lfd;
   epoll_ctl(s->ep, EPOLL_CTL_ADD, s->lfd, &e);
@@ -458,10 +461,13 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
       } else if (p == &s->efd) {
         uint64_t v;
         if (read(s->efd, &v, sizeof v) != (ssize_t)sizeof v) continue;
-      } else
+      } else if (s->cl && p == (void *)s->cl)
+        sotto__srv_cluster_event(s);
+      else
         sotto__srv_on_event(s, p, evs[i].events);
     }
     sotto__srv_batch_turn(s);
+    if (s->cl) sotto__srv_cluster_flush(s);
     if (!s->b_active) {
       /* Nothing in flight: dropped connections can go, collected ops go out. */
       sotto__srv_free_zombies(s);
@@ -471,6 +477,7 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
     if (sotto__srv_mono_ms() - last_timer >= 1000) {
       last_timer = sotto__srv_mono_ms();
       check_timeouts(s);
+      if (s->cl) sotto__srv_cluster_tick(s);
       sotto__lim_sweep(&s->lim, last_timer);
       if (last_timer >= s->next_expire_ms) {
         s->expire_due = 1;
@@ -509,7 +516,8 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
       int i, n = epoll_wait(s->ep, evs, 64, 100);
       for (i = 0; i < n; i++) {
         void *p = evs[i].data.ptr;
-        if (p != &s->lfd && p != &s->mfd && p != &s->sfd && p != &s->efd) sotto__srv_do_write(s, p);
+        if (p != &s->lfd && p != &s->mfd && p != &s->sfd && p != &s->efd && p != (void *)s->cl)
+          sotto__srv_do_write(s, p);
       }
       sotto__srv_free_zombies(s);
     }
@@ -529,6 +537,7 @@ out:
     pthread_cond_destroy(&s->done_cv);
     pthread_mutex_destroy(&s->mu);
   }
+  if (s->cl) sotto__srv_cluster_close(s);
   if (s->rstore.ops) s->rstore.ops->close(s->rstore.impl);
   if (s->store.ops) s->store.ops->close(s->store.impl);
   if (s->ctx) SSL_CTX_free(s->ctx);

@@ -9,6 +9,49 @@
 
 /* ---- metrics ------------------------------------------------------------------- */
 
+/* Writes one plain-text HTTP answer and closes after it. */
+static void http_answer(struct srv *s, struct conn *c, const char *status, const char *ctype, const char *body,
+                        size_t n) {
+  char hdr[160];
+  uint8_t *p;
+  snprintf(hdr, sizeof hdr, "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n", status, ctype, n);
+  if ((p = sotto__srv_wbuf_reserve(c, strlen(hdr) + n)) != NULL) {
+    memcpy(p, hdr, strlen(hdr));
+    memcpy(p + strlen(hdr), body, n);
+    c->wlen += strlen(hdr) + n;
+  }
+  c->closing = 1;
+  c->deadline_ms = sotto__srv_mono_ms() + CLOSE_GRACE_MS;
+  sotto__srv_do_write(s, c);
+}
+
+/* /healthz: the process answers. /readyz: the store answers (and in
+ * cluster mode, Redis; without it the node still serves, degraded: 200 with
+ * the explanation, so that a load balancer keeps every node when Redis
+ * goes). */
+static int health_answer(struct srv *s, struct conn *c) {
+  char body[512];
+  int64_t qc, qb;
+  if (c->rhave >= 12 && memcmp(c->rbuf, "GET /healthz", 12) == 0) {
+    http_answer(s, c, "200 OK", "text/plain", "ok\n", 3);
+    return 1;
+  }
+  if (c->rhave < 11 || memcmp(c->rbuf, "GET /readyz", 11) != 0) return 0;
+  if (s->rstore.ops->queue_total(s->rstore.impl, &qc, &qb) != 0) {
+    snprintf(body, sizeof body, "not ready: the %s store does not answer\n", s->rstore.backend);
+    http_answer(s, c, "503 Service Unavailable", "text/plain", body, strlen(body));
+  } else if (!sotto__srv_cluster_ready(s, body, sizeof body - 16)) {
+    size_t n = strlen(body);
+    memmove(body + 10, body, n + 1);
+    memcpy(body, "degraded: ", 10);
+    snprintf(body + n + 10, sizeof body - n - 10, "\n");
+    http_answer(s, c, "200 OK", "text/plain", body, strlen(body));
+  } else {
+    http_answer(s, c, "200 OK", "text/plain", "ready\n", 6);
+  }
+  return 1;
+}
+
 static void metrics_answer(struct srv *s, struct conn *c) {
   char *body;
   size_t cap = 8192, n = 0;
@@ -17,6 +60,7 @@ static void metrics_answer(struct srv *s, struct conn *c) {
   char hdr[128];
   static const char *const le[5] = {"1", "10", "100", "1000", "+Inf"};
   uint64_t cum = 0;
+  if (health_answer(s, c)) return;
   if ((body = malloc(cap)) == NULL) {
     sotto__srv_conn_drop(s, c);
     return;
@@ -62,6 +106,7 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     if (s->m.errors[i])
       P("sotto_errors_total{code=\"%d\",reason=\"%s\"} %llu\n", i, sotto__srv_code_str((unsigned)i),
         (unsigned long long)s->m.errors[i]);
+  if (s->cl && n < cap) n += sotto__srv_cluster_metrics(s, body + n, cap - n);
 #undef P
   if (n >= cap) n = cap - 1;
   snprintf(hdr, sizeof hdr,

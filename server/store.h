@@ -262,6 +262,29 @@ struct sotto_store_ops {
  * stops with a clear message instead of corrupting the counters. */
 #define SOTTO_STORE_SOLE_WRITER 0x01
 
+/* Shared mode (SOTTO_STORE_OPEN_SHARED, `sotto-server --cluster`; only the
+ * PostgreSQL backend has it): several nodes write one store. It replaces
+ * the assumptions above so:
+ *  - Ids: each transaction that inserts envelopes takes its block of ids
+ *    under the lock of one row (sotto_msg_hwm), held until COMMIT, and sets
+ *    the row to the block's end; the rest of a block is dropped at commit.
+ *    Inserting transactions therefore commit in id order cluster-wide, and
+ *    the row's committed value is ops->horizon: every id up to it is
+ *    committed or never will be. Every write transaction (one batch of a
+ *    node) first takes one transaction-level advisory lock, so that the
+ *    nodes cannot deadlock on that row and the device rows' counters. The
+ *    price: the nodes' batches commit one at a time (each node still groups
+ *    all its requests of a loop turn into one commit); docs/scaling.md.
+ *  - Counters: the routing cache lives for one transaction (the device's
+ *    queue counters are read from its row, which the insert updates: exact
+ *    up to batches committing at the same moment on other nodes); the
+ *    per-sender sums and the store total are read again from the database
+ *    when older than 5 s, so a sender spread over several nodes can exceed
+ *    max-sender-bytes by what the other nodes accepted in that time.
+ *  - The sole-writer advisory lock is taken shared: nodes exclude a
+ *    single-writer server and an import, not each other.
+ *  - Live connections and pushes: server/srv_cluster.c (Redis). */
+
 /* Takes DIR/sotto.lock (flock, held while *fd stays open): 0, or -1 with a
  * sentence on stderr when another sotto-server or import holds it. The
  * server takes it on --data and on a SQLite store's own directory. */
@@ -288,6 +311,7 @@ struct sotto_store {
 enum {
   SOTTO_STORE_OPEN_WRITER = 0, /* the store thread: takes the sole-writer lock */
   SOTTO_STORE_OPEN_READER = 1, /* reads only (backlog pages, metrics, reports) */
+  SOTTO_STORE_OPEN_SHARED = 2, /* or'ed in: one node of a cluster (shared mode below) */
 };
 
 struct sotto_store_backend {

@@ -37,9 +37,10 @@
 
 #include "store.h"
 
-#define PG_SCHEMA_VERSION 2
+#define PG_SCHEMA_VERSION 3
 #define PG_LOCK_KEY 0x736f74746f01LL /* "sotto" + 1: the sole-writer advisory lock */
 #define PG_ID_BLOCK 1024             /* INCREMENT of sotto_msg_ids */
+#define PG_SHARED_SUMS_MS 5000       /* shared mode: how stale the per-sender sums may get */
 #define PG_MAX_PARAMS 10
 #define PG_CTL_MAX 8
 /* How long one round trip may take before the connection is given up (and
@@ -79,6 +80,12 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     /* 2: unregistered names held for a quarantine; recovery code hashes */
     "CREATE TABLE held_names(canon text PRIMARY KEY, until_ms bigint NOT NULL);"
     "CREATE TABLE recovery(account_id bigint PRIMARY KEY REFERENCES accounts(id), hash bytea NOT NULL);",
+    /* 3: the cluster's id high-water mark (shared mode, store.h): envelope
+     * ids are taken under this row's lock, so they increase in commit order
+     * across nodes, and its committed value is the delivery horizon. */
+    "CREATE TABLE sotto_msg_hwm(one boolean PRIMARY KEY DEFAULT true CHECK(one), id bigint NOT NULL);"
+    "INSERT INTO sotto_msg_hwm(id) SELECT CASE WHEN is_called THEN last_value + 1023 ELSE 0 END"
+    " FROM sotto_msg_ids;",
 };
 
 enum {
@@ -122,6 +129,9 @@ enum {
   Q_REC_DEL,
   Q_REC_GET,
   Q_ACC_IDENTITY,
+  Q_ID_BLOCK_SHARED,
+  Q_HWM_GET,
+  Q_HWM_RAISE,
   Q_COUNT
 };
 
@@ -254,10 +264,27 @@ static const struct {
                    "SELECT a.id, r.hash FROM accounts a LEFT JOIN recovery r ON r.account_id = a.id"
                    " WHERE a.username = $1"},
     [Q_ACC_IDENTITY] = {"ib", "UPDATE accounts SET identity = $2 WHERE id = $1"},
+    /* Shared mode: a block taken under the high-water row's lock (held to
+     * COMMIT), so that blocks are handed out in commit order cluster-wide;
+     * the row then says the block's end. */
+    [Q_ID_BLOCK_SHARED] = {"",
+                           "UPDATE sotto_msg_hwm SET id = nextval('sotto_msg_ids') + 1023 RETURNING id - 1023"},
+    /* Every id up to it is committed or will never be (store.h: horizon). */
+    [Q_HWM_GET] = {"", "SELECT id FROM sotto_msg_hwm"},
+    /* A node joining the cluster: ids a single-writer server handed out
+     * since (from the sequence alone) are below the horizon too. */
+    [Q_HWM_RAISE] = {"",
+                     "UPDATE sotto_msg_hwm SET id = GREATEST(id, (SELECT CASE WHEN is_called THEN last_value"
+                     " + 1023 ELSE 0 END FROM sotto_msg_ids))"},
 };
 
-enum { CTL_BEGIN, CTL_SAVEPOINT, CTL_RELEASE, CTL_ROLLBACK_TO };
-static const char *const ctl_sql[] = {"BEGIN", "SAVEPOINT op", "RELEASE op", "ROLLBACK TO op"};
+enum { CTL_BEGIN, CTL_SAVEPOINT, CTL_RELEASE, CTL_ROLLBACK_TO, CTL_LOCK };
+/* CTL_LOCK (shared mode, after BEGIN): the nodes' write transactions take
+ * one transaction-level lock first (key PG_LOCK_KEY + 2), so they run one
+ * at a time: id blocks are handed out in commit order, and no two nodes can
+ * deadlock on the id row and the device rows (store.h, "Shared mode"). */
+static const char *const ctl_sql[] = {"BEGIN", "SAVEPOINT op", "RELEASE op", "ROLLBACK TO op",
+                                      "SELECT pg_advisory_xact_lock(126922532351747)"};
 
 
 /* The routing cache: (username, device id) -> devkey and the device's queue
@@ -297,6 +324,8 @@ struct col {
 struct pg {
   PGconn *conn;
   int mode;
+  int shared;                  /* SOTTO_STORE_OPEN_SHARED: other nodes write too (store.h) */
+  int64_t sums_at;             /* shared: when the sums were last read from the database (mono ms) */
   int ctl[PG_CTL_MAX], n_ctl; /* control statements waiting for the next round trip */
   struct sent *sent;          /* queries sent since the last sync */
   size_t n_sent, cap_sent;
@@ -672,7 +701,10 @@ static int setup(struct pg *s, char *why, size_t why_len) {
   if (s->mode == SOTTO_STORE_OPEN_WRITER) {
     PGresult *r;
     char lock[64];
-    snprintf(lock, sizeof lock, "SELECT pg_try_advisory_lock(%lld)", (long long)PG_LOCK_KEY);
+    /* Shared nodes hold the lock shared: they exclude a sole writer (and an
+     * import), not each other. */
+    snprintf(lock, sizeof lock, "SELECT pg_try_advisory_lock%s(%lld)", s->shared ? "_shared" : "",
+             (long long)PG_LOCK_KEY);
     /* A server killed a moment ago holds the lock until PostgreSQL has seen
      * its connection close: wait up to 5 s for that, not longer. */
     for (i = 0; i < 100; i++) {
@@ -684,8 +716,10 @@ static int setup(struct pg *s, char *why, size_t why_len) {
     }
     if (!v) {
       snprintf(why, why_len,
-               "another sotto-server is already using this PostgreSQL database (advisory lock held); stop it "
-               "first");
+               s->shared ? "a sotto-server without --cluster (or an import) is using this PostgreSQL database; "
+                           "stop it first"
+                         : "another sotto-server is already using this PostgreSQL database (advisory lock "
+                           "held); stop it first, or run every node with --cluster");
       return SOTTO_ERR_STORE;
     }
   }
@@ -754,6 +788,7 @@ static int sums_reload(struct pg *s) {
   if ((r = run(s, Q_QUEUE_TOTAL, NULL)) == NULL) return SOTTO_ERR_STORE;
   s->total = PQntuples(r) == 1 ? g_i64(r, 0, 1) : 0;
   s->txn_bytes = 0;
+  s->sums_at = mono_ms();
   PQclear(r);
   return 0;
 }
@@ -806,6 +841,13 @@ static int pg_begin(void *v) {
   struct pg *s = v;
   if (ensure(s) != 0) return SOTTO_ERR_STORE;
   if (s->dc_n > DC_MAX) dc_clear(s);
+  if (s->shared) {
+    /* Other nodes write too: the routing cache's counters hold for one
+     * transaction only, and the per-sender sums are read again from the
+     * database every PG_SHARED_SUMS_MS (store.h, "Shared mode"). */
+    dc_clear(s);
+    if (mono_ms() - s->sums_at >= PG_SHARED_SUMS_MS && sums_reload(s) != 0) return SOTTO_ERR_STORE;
+  }
   s->full = 0;
   s->broken = 0;
   s->txn_bytes = 0;
@@ -813,6 +855,7 @@ static int pg_begin(void *v) {
   s->sp_want = s->sp_on = s->op_bare = 0;
   writes_clear(s);
   ctl_push(s, CTL_BEGIN);
+  if (s->shared) ctl_push(s, CTL_LOCK);
   return 0;
 }
 
@@ -855,7 +898,7 @@ static int pg_commit(void *v) {
   PGresult *r;
   struct dent *e;
   int ok;
-  if (s->n_ctl == 1 && s->ctl[0] == CTL_BEGIN && s->n_sent == 0 && !s->n_ins && !s->n_del) {
+  if (s->n_ctl == (s->shared ? 2 : 1) && s->ctl[0] == CTL_BEGIN && s->n_sent == 0 && !s->n_ins && !s->n_del) {
     s->n_ctl = 0; /* nothing was sent: nothing to commit */
     return 0;
   }
@@ -871,6 +914,9 @@ static int pg_commit(void *v) {
   if (!ok) return SOTTO_ERR_STORE;
   s->total += s->txn_bytes;
   s->txn_bytes = 0;
+  /* Shared: the rest of the block lies below the horizon now (another
+   * node's next block comes after it): never used. */
+  if (s->shared) s->id_next = s->id_end = 0;
   while ((e = s->dirty) != NULL) {
     s->dirty = e->dnext;
     e->n += e->dn;
@@ -884,6 +930,7 @@ static int pg_commit(void *v) {
 static void pg_rollback(void *v) {
   struct pg *s = v;
   s->n_ctl = 0;
+  if (s->shared) s->id_next = s->id_end = 0;
   writes_clear(s);
   dc_clear(s);
   if (s->n_sent) (void)finish(s, NULL);
@@ -1417,7 +1464,7 @@ static int pg_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
   struct dent *d;
   int rc;
   if (s->id_next >= s->id_end) {
-    PGresult *r = run(s, Q_ID_BLOCK, NULL);
+    PGresult *r = run(s, s->shared ? Q_ID_BLOCK_SHARED : Q_ID_BLOCK, NULL);
     if (!r) return SOTTO_ERR_STORE;
     s->id_next = g_i64(r, 0, 0);
     s->id_end = s->id_next + PG_ID_BLOCK;
@@ -1578,6 +1625,16 @@ static int pg_id_floor(void *v, int64_t floor) {
   return 0;
 }
 
+/* Shared mode (store.h): the committed high-water mark. */
+static int pg_horizon(void *v, int64_t *id) {
+  struct pg *s = v;
+  PGresult *r;
+  if (ensure(s) != 0 || (r = run(s, Q_HWM_GET, NULL)) == NULL) return SOTTO_ERR_STORE;
+  *id = PQntuples(r) == 1 ? g_i64(r, 0, 0) : 0;
+  PQclear(r);
+  return 0;
+}
+
 static int pg_sender_count(void *v, int64_t devkey, const char *sender, int64_t *n) {
   struct args a = {0};
   PGresult *r;
@@ -1602,6 +1659,7 @@ static int pg_sender_bytes(void *v, const char *sender, int64_t *bytes) {
   return 0;
 }
 
+static const struct sotto_store_ops pg_ops_shared;
 static const struct sotto_store_ops pg_ops = {
     .begin = pg_begin,
     .commit = pg_commit,
@@ -1647,6 +1705,52 @@ static const struct sotto_store_ops pg_ops = {
     .horizon = NULL, /* single writer: the server's own horizon */
 };
 
+/* The same with the cluster's horizon (several writers). */
+static const struct sotto_store_ops pg_ops_shared = {
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .close = pg_close,
+    .savepoint = pg_savepoint,
+    .release = pg_release,
+    .rollback_to = pg_rollback_to,
+    .wal_truncate = pg_wal_truncate,
+    .disk_full = pg_disk_full,
+    .journal_limit = pg_journal_limit,
+    .account_create = pg_account_create,
+    .account_get = pg_account_get,
+    .device_add = pg_device_add,
+    .device_lookup = pg_device_lookup,
+    .device_route = pg_device_route,
+    .device_seen = pg_device_seen,
+    .devices_list = pg_devices_list,
+    .devices_iter = pg_devices_iter,
+    .device_remove = pg_device_remove,
+    .device_exists = pg_device_exists,
+    .account_delete = pg_account_delete,
+    .name_held = pg_name_held,
+    .recovery_set = pg_recovery_set,
+    .recovery_get = pg_recovery_get,
+    .account_identity = pg_account_identity,
+    .device_secret = pg_device_secret,
+    .device_epoch_raise = pg_device_epoch_raise,
+    .keys_put = pg_keys_put,
+    .keys_count = pg_keys_count,
+    .bundle_take = pg_bundle_take,
+    .msg_insert = pg_msg_insert,
+    .msg_delete = pg_msg_delete,
+    .msg_fetch = pg_msg_fetch,
+    .expire = pg_expire,
+    .id_floor = pg_id_floor,
+    .expire_scan = pg_expire_scan,
+    .max_msg_id = pg_max_msg_id,
+    .queue_total = pg_queue_total,
+    .sender_count = pg_sender_count,
+    .total_bytes = pg_total_bytes,
+    .sender_bytes = pg_sender_bytes,
+    .horizon = pg_horizon,
+};
+
 static int pg_open(struct sotto_store *st, const char *conninfo, int mode, char *why, size_t why_len) {
   struct pg *s;
   PGresult *r;
@@ -1655,7 +1759,8 @@ static int pg_open(struct sotto_store *st, const char *conninfo, int mode, char 
     return SOTTO_ERR_USAGE;
   }
   if ((s = calloc(1, sizeof *s)) == NULL) return SOTTO_ERR_NOMEM;
-  s->mode = mode;
+  s->mode = mode & ~SOTTO_STORE_OPEN_SHARED;
+  s->shared = (mode & SOTTO_STORE_OPEN_SHARED) != 0;
   if ((s->conn = pg_connect(conninfo, why, why_len)) == NULL) goto fail;
   /* Fresh: no account yet (a new server may make a new TLS certificate). */
   r = PQexec(s->conn, "SELECT 1 FROM accounts LIMIT 1");
@@ -1666,9 +1771,13 @@ static int pg_open(struct sotto_store *st, const char *conninfo, int mode, char 
     snprintf(why, why_len, "cannot read the queues: %s", PQerrorMessage(s->conn));
     goto fail;
   }
-  st->ops = &pg_ops;
+  if (s->shared && s->mode == SOTTO_STORE_OPEN_WRITER && run_ok(s, Q_HWM_RAISE, NULL) != 0) {
+    snprintf(why, why_len, "cannot raise the id high-water mark: %s", PQerrorMessage(s->conn));
+    goto fail;
+  }
+  st->ops = s->shared ? &pg_ops_shared : &pg_ops;
   st->impl = s;
-  st->flags = SOTTO_STORE_SOLE_WRITER;
+  st->flags = s->shared ? 0 : SOTTO_STORE_SOLE_WRITER;
   st->backend = "postgresql";
   return 0;
 fail:

@@ -1422,7 +1422,10 @@ fail:
 }
 
 static int sq_backend_open(struct sotto_store *st, const char *dir, int mode, char *why, size_t why_len) {
-  (void)mode;
+  if (mode & SOTTO_STORE_OPEN_SHARED) {
+    snprintf(why, why_len, "a SQLite store cannot be shared by several nodes: --cluster needs a PostgreSQL store");
+    return SOTTO_ERR_USAGE;
+  }
   if (sotto__store_sqlite_open(st, dir) == 0) return 0;
   snprintf(why, why_len, "cannot open the database in %s (is the directory writable?)", dir);
   return SOTTO_ERR_STORE;

@@ -41,10 +41,24 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
   if (!cli_username_ok(user))
     return cli_usage(c, cmd, "'%s' is not a valid username: 3-32 characters of a-z 0-9 _ .", user);
   {
-    const char *colon = strrchr(server, ':');
-    if (strlen(server) >= 256 || !colon || colon == server || !colon[1] ||
-        strspn(colon + 1, "0123456789") != strlen(colon + 1))
-      return cli_usage(c, cmd, "--server must be HOST:PORT, e.g. 127.0.0.1:7443");
+    /* HOST:PORT, or several comma-separated (the nodes of one cluster). */
+    char one[256];
+    const char *p = server, *e;
+    int bad = strlen(server) >= 256;
+    while (!bad) {
+      const char *colon;
+      size_t n;
+      e = strchr(p, ',');
+      n = e ? (size_t)(e - p) : strlen(p);
+      memcpy(one, p, n);
+      one[n] = 0;
+      colon = strrchr(one, ':');
+      bad = !colon || colon == one || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1);
+      if (!e) break;
+      p = e + 1;
+    }
+    if (bad)
+      return cli_usage(c, cmd, "--server must be HOST:PORT (or several, comma-separated), e.g. 127.0.0.1:7443");
   }
   if (pin) {
     uint8_t bin[32];
@@ -115,7 +129,7 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
 
 const struct cli_cmd cmd_register = {
     "register", "create an account on a server and upload pre-keys",
-    "register --server HOST:PORT [--ca FILE | --pin SHA256] [--recover] USERNAME",
+    "register --server HOST:PORT[,HOST:PORT...] [--ca FILE | --pin SHA256] [--recover] USERNAME",
     "Creates the account USERNAME on the server, then uploads a signed pre-key,\n"
     "100 one-time pre-keys and 21 ML-KEM-1024 pre-keys (20 one-time and one\n"
     "last-resort key); later commands top them up when the server says they\n"
@@ -129,7 +143,9 @@ const struct cli_cmd cmd_register = {
     "A failed first contact says which it is: nothing listens, no answer in time,\n"
     "not TLS, TLS but not a sotto server, or another certificate than --pin.\n\n"
     "options:\n"
-    "  --server HOST:PORT  the server (required)\n"
+    "  --server HOST:PORT  the server (required); the nodes of one cluster may be\n"
+    "                      given comma-separated: they are tried in turn, and a\n"
+    "                      connection lost to one goes on with another\n"
     "  --ca FILE           trust the server through this CA certificate (PEM; the\n"
     "                      server's own tls.crt works) instead of pinning its certificate\n"
     "  --pin SHA256        pin this certificate fingerprint (64 hex digits, from\n"

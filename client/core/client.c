@@ -306,9 +306,20 @@ int sc_username_ok(const char *s) {
 int sc_probe_pin(char pin_hex[SC_PIN_HEX_LEN + 1], struct sc_client *c, const char *server) {
   char host[256], port[16];
   pin_hex[0] = 0;
-  if (!server || strlen(server) >= ACCOUNT_MAX_SERVER || conn_split(server, host, sizeof host, port, sizeof port))
-    return sc__fail(c, SC_ERR_ARG, "--server must be HOST:PORT, e.g. 127.0.0.1:7443");
-  return conn_probe_pin(c, host, port, pin_hex);
+  if (!server || strlen(server) >= ACCOUNT_MAX_SERVER || !conn_list_count(server))
+    return sc__fail(c, SC_ERR_ARG, "--server must be HOST:PORT (or several, comma-separated: the nodes of one "
+                                   "cluster), e.g. 127.0.0.1:7443");
+  /* The nodes of a cluster share one TLS identity: the first that answers
+   * shows it. */
+  {
+    size_t i, n = conn_list_count(server);
+    int rc = SC_ERR_UNREACHABLE;
+    for (i = 0; i < n; i++) {
+      if (conn_list_nth(server, i, host, sizeof host, port, sizeof port) != 0) break;
+      if ((rc = conn_probe_pin(c, host, port, pin_hex)) != SC_ERR_UNREACHABLE && rc != SC_ERR_TIMEOUT) break;
+    }
+    return rc;
+  }
 }
 
 /* REGISTER, or RECOVER when code (the recovery code, 32 bytes on the
@@ -326,8 +337,10 @@ static int do_register(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, con
   if ((rc = sc__need_open(c))) return rc;
   if (!sc_username_ok(user))
     return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username: 3-32 characters of a-z 0-9 _ .", user ? user : "");
-  if (!server || strlen(server) >= ACCOUNT_MAX_SERVER || conn_split(server, host, sizeof host, port, sizeof port))
-    return sc__fail(c, SC_ERR_ARG, "--server must be HOST:PORT, e.g. 127.0.0.1:7443");
+  if (!server || strlen(server) >= ACCOUNT_MAX_SERVER || !conn_list_count(server) ||
+      conn_list_nth(server, 0, host, sizeof host, port, sizeof port) != 0)
+    return sc__fail(c, SC_ERR_ARG, "--server must be HOST:PORT (or several, comma-separated: the nodes of one "
+                                   "cluster), e.g. 127.0.0.1:7443");
   if ((pin && ca) || (!pin && !ca)) return sc__fail(c, SC_ERR_ARG, "give a CA file or a pin, not both");
   if (pin) {
     uint8_t bin[32];
@@ -349,7 +362,7 @@ static int do_register(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, con
   snprintf(k->port, sizeof k->port, "%s", port);
   if (!(k->ctx = sotto_net_ctx_new(c->acct->pin[0] ? c->acct->pin : NULL, c->acct->pin[0] ? NULL : c->acct->ca)))
     return sc__fail(c, SC_ERR_TLS, "cannot set up TLS (is the CA file readable?)");
-  if ((rc = sotto_net_connect(k->ctx, host, port, CONN_CONNECT_TIMEOUT_MS, 1, &k->net)) != 0) goto net_fail;
+  if ((rc = conn_connect_list(c, k, server, 0)) != 0) goto net_fail;
   sotto_net_set_timeout(k->net, CONN_REQUEST_TIMEOUT_MS);
   conn_identity_blob(c, idblob);
   rc = code ? sotto_net_recover(k->net, user, code, idblob, sizeof idblob, &c->acct->device_id, c->acct->secret)

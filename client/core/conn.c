@@ -33,6 +33,65 @@ int conn_split(const char *hp, char *host, size_t hcap, char *port, size_t pcap)
   return 0;
 }
 
+static int cap_timeout(int dflt, int64_t deadline_ms);
+
+/* Copies the i-th comma-separated element into out. 0 or -1. */
+static int list_elem(const char *list, size_t i, char *out, size_t cap) {
+  const char *p = list, *e;
+  size_t n;
+  for (;;) {
+    e = strchr(p, ',');
+    n = e ? (size_t)(e - p) : strlen(p);
+    if (i == 0) break;
+    if (!e) return -1;
+    p = e + 1;
+    i--;
+  }
+  if (n == 0 || n >= cap) return -1;
+  memcpy(out, p, n);
+  out[n] = 0;
+  return 0;
+}
+
+int conn_list_nth(const char *list, size_t i, char *host, size_t hcap, char *port, size_t pcap) {
+  char one[300];
+  if (list_elem(list, i, one, sizeof one) != 0) return -1;
+  return conn_split(one, host, hcap, port, pcap);
+}
+
+size_t conn_list_count(const char *list) {
+  char host[256], port[16];
+  size_t n = 0;
+  const char *p;
+  for (p = list; *p; p++)
+    if (*p == ',') n++;
+  if (++n > CONN_MAX_SERVERS) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (conn_list_nth(list, i, host, sizeof host, port, sizeof port) != 0) return 0;
+  return n;
+}
+
+int conn_connect_list(struct sc_client *c, struct conn *k, const char *list, int64_t deadline_ms) {
+  size_t n = conn_list_count(list), t, i;
+  int rc = SOTTO_NET_E_CONNECT;
+  for (t = 0; t < n; t++) {
+    i = (c->srv_next + t) % n;
+    if (conn_list_nth(list, i, k->host, sizeof k->host, k->port, sizeof k->port) != 0) break;
+    rc = sotto_net_connect(k->ctx, k->host, k->port, cap_timeout(CONN_CONNECT_TIMEOUT_MS, deadline_ms), 1, &k->net);
+    if (rc == 0) {
+      c->srv_next = (unsigned)i;
+      return 0;
+    }
+    /* A node that is down: the next one. A wrong certificate is not tried
+     * around: it is said at once. */
+    if (rc != SOTTO_NET_E_CONNECT && rc != SOTTO_NET_E_TIMEOUT && rc != SOTTO_NET_E_IO) break;
+    if (deadline_ms && cap_timeout(CONN_CONNECT_TIMEOUT_MS, deadline_ms) <= 1) break;
+  }
+  /* Next time, start after the one that failed last. */
+  if (n) c->srv_next = (unsigned)((c->srv_next + t + 1) % n);
+  return rc;
+}
+
 int conn_error(struct sc_client *c, const struct conn *k, int rc, const char *what, const char *user) {
   const char *h = k ? k->host : "?", *p = k ? k->port : "?";
   switch (rc) {
@@ -514,12 +573,12 @@ int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms) {
     return sc__fail(c, SC_ERR_NOT_REGISTERED,
                      "this identity is not registered with a server yet: run 'sotto register --server HOST:PORT "
                      "USERNAME'");
-  if (conn_split(c->acct->server, k->host, sizeof k->host, k->port, sizeof k->port))
+  if (!conn_list_count(c->acct->server))
     return sc__fail(c, SC_ERR_STORE, "the stored server address '%s' is invalid", c->acct->server);
   k->ctx = sotto_net_ctx_new(c->acct->pin[0] ? c->acct->pin : NULL, c->acct->pin[0] ? NULL : c->acct->ca);
   if (!k->ctx) return sc__fail(c, SC_ERR_TLS, "cannot set up TLS for %s (is the CA file %s readable?)", c->acct->server,
                                 c->acct->ca[0] ? c->acct->ca : "-");
-  rc = sotto_net_connect(k->ctx, k->host, k->port, cap_timeout(CONN_CONNECT_TIMEOUT_MS, deadline_ms), 1, &k->net);
+  rc = conn_connect_list(c, k, c->acct->server, deadline_ms);
   /* Another certificate than the pinned one: a rotation chain from the
    * pinned key may lead to it (repin.c); else refused as before. */
   if (rc == SOTTO_NET_E_PIN) rc = conn_repin(c, k, cap_timeout(CONN_CONNECT_TIMEOUT_MS, deadline_ms));
@@ -531,6 +590,8 @@ int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms) {
   }
   sotto_net_set_timeout(k->net, cap_timeout(CONN_REQUEST_TIMEOUT_MS, deadline_ms));
   if ((rc = sotto_net_auth(k->net, c->acct->username, c->acct->device_id, c->acct->secret, &ec_left, &kem_left))) {
+    /* A node that goes away while logging in: the next try starts at the next one. */
+    if (rc == SOTTO_NET_E_IO || rc == SOTTO_NET_E_TIMEOUT || rc == SOTTO_SRV_E_SHUTDOWN) c->srv_next++;
     rc = conn_error(c, k, rc, "logging in", c->acct->username);
     conn_close(k);
     return rc;

@@ -32,6 +32,18 @@
 
 /* Splits "HOST:PORT" ("[v6]:PORT" too). 0 or -1. */
 int conn_split(const char *hostport, char *host, size_t hcap, char *port, size_t pcap);
+/* A server address is a list: "HOST:PORT[,HOST:PORT...]", at most
+ * CONN_MAX_SERVERS nodes of one cluster (one TLS identity, one pin).
+ * conn_list_count: how many, or 0 if any element is malformed. */
+#define CONN_MAX_SERVERS 8
+size_t conn_list_count(const char *list);
+/* The i-th address of the list split as conn_split does. 0 or -1. */
+int conn_list_nth(const char *list, size_t i, char *host, size_t hcap, char *port, size_t pcap);
+/* Connects k (its ctx set up) to one address of list: from the one that
+ * worked last (c->srv_next), the others in turn when one cannot be reached
+ * (refused, timed out, closed); k->host/port name the one tried last.
+ * 0 or the sotto_net error of the last attempt. */
+int conn_connect_list(struct sc_client *c, struct conn *k, const char *list, int64_t deadline_ms);
 /* Connects to the server of c->acct (registered), authenticates and tops up
  * pre-keys if the server says they run low. Records why on failure (sc_errdetail). */
 int conn_open(struct sc_client *c, struct conn *k);

@@ -35,6 +35,7 @@ struct sc_client {
   char errdetail[1024];
   /* the link (link.c) */
   struct conn k;
+  unsigned srv_next; /* the server list's address to try first (conn_connect_list) */
   int connected;
   int auto_reconnect;
   int defer_shown; /* SC_OPT_DEFER_SHOWN: logged events wait in the unshown list */

@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* bench_cluster.c: sotto-server with --cluster: N nodes on one PostgreSQL
+ * (with_pg.sh) and one Redis (started here on a free loopback port), driven
+ * through client/net over loopback TLS from one thread (bench/run cluster
+ * runs it with --nodes 2 and 3 for the pg_redis_2 and pg_redis_3 columns).
+ *
+ * Rows (one JSON line each with --json):
+ *   relay             msg/s delivered (SEND by one device, pushed to and
+ *                     ACKed by another), PAIRS pairs, every pair's two ends
+ *                     on different nodes when N >= 2, WINDOW SENDs in flight
+ *   latency_p99       ms from SEND to arrival at half the relay rate, all pairs
+ *   cross_node_p99    the same, pairs whose ends are on different nodes
+ *   enqueue_first10k  msg/s of the first 10k SENDs into an offline device's
+ *   enqueue_last10k   queue, and of the last 10k (of 20k; smoke: 1k of 2k)
+ *   drain             msg/s of that queue drained (paged, ACKed) on another node
+ * and figures for docs/scaling.md: PostgreSQL WAL bytes and table bytes per
+ * message, Redis commands per relayed message.
+ *
+ * This machine has 2 cores shared by the load generator, N nodes, PostgreSQL
+ * and Redis: the numbers say what N nodes cost here, not how N nodes scale. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "srvtest.h"
+#include "wire.h"
+
+#define NODES_MAX 3
+#define PAIRS_MAX 12
+#define WINDOW 32
+#define BODY 64
+#define LAT_MAX 400000
+
+static struct srv_proc node[NODES_MAX];
+static int n_nodes = 2, smoke, json;
+static double secs = 4;
+static char redis_port[16], redis_url[64];
+static pid_t redis_pid;
+static struct sotto_net_ctx *ctx;
+
+struct dev {
+  char name[32];
+  uint32_t id;
+  uint8_t secret[32];
+};
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void die(const char *what) {
+  int i;
+  fprintf(stderr, "bench_cluster: %s\n", what);
+  for (i = 0; i < n_nodes; i++) srv_kill(&node[i]);
+  if (redis_pid > 0) kill(redis_pid, SIGKILL);
+  exit(1);
+}
+
+static void redis_start(void) {
+  struct sockaddr_in a = {0};
+  socklen_t al = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0), i;
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &al))
+    die("no free port");
+  close(fd);
+  snprintf(redis_port, sizeof redis_port, "%u", ntohs(a.sin_port));
+  if ((redis_pid = fork()) == 0) {
+    int dn = open("/dev/null", O_WRONLY);
+    dup2(dn, 1);
+    dup2(dn, 2);
+    execlp("redis-server", "redis-server", "--port", redis_port, "--bind", "127.0.0.1", "--save", "", "--appendonly",
+           "no", "--dir", "/tmp", (char *)NULL);
+    _exit(127);
+  }
+  for (i = 0; i < 100; i++) {
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "redis-cli -p %s ping 2>/dev/null | grep -q PONG", redis_port);
+    if (system(cmd) == 0) {
+      snprintf(redis_url, sizeof redis_url, "redis://127.0.0.1:%s", redis_port);
+      return;
+    }
+    usleep(50000);
+  }
+  die("redis-server did not start");
+}
+
+static int64_t metric_sum(const char *name) {
+  int64_t sum = 0;
+  int i;
+  for (i = 0; i < n_nodes; i++) {
+    char *m = srv_metrics(&node[i]), *p;
+    if (!m) continue;
+    for (p = m; (p = strstr(p, name)) != NULL; p++) {
+      char *sp = strchr(p, ' ');
+      if (p > m && p[-1] != '\n') continue;
+      if (sp) sum += strtoll(sp + 1, NULL, 10);
+    }
+    free(m);
+  }
+  return sum;
+}
+
+static PGconn *pg(void) {
+  static PGconn *c;
+  if (c) return c;
+  if ((c = PQconnectdb(node[0].store + 3)) == NULL /* after "pg:" */ || PQstatus(c) != CONNECTION_OK) die("cannot connect to PostgreSQL");
+  return c;
+}
+
+static int64_t pg_i64(const char *sql) {
+  PGresult *r = PQexec(pg(), sql);
+  int64_t v = 0;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  PQclear(r);
+  return v;
+}
+
+static struct sotto_net *login(int i, const struct dev *d) {
+  struct sotto_net *c = srv_connect(&node[i], &ctx, 1);
+  if (!c || sotto_net_auth(c, d->name, d->id, d->secret, NULL, NULL) != 0) die("login failed");
+  return c;
+}
+
+static void reg(struct dev *d, const char *name) {
+  struct sotto_net *c = srv_connect(&node[0], &ctx, 1);
+  uint8_t ik[33] = {5};
+  snprintf(d->name, sizeof d->name, "%s", name);
+  if (!c || sotto_net_register(c, d->name, ik, sizeof ik, &d->id, d->secret) != 0) die("register failed");
+  sotto_net_close(c);
+}
+
+/* ---- relay and latency ----------------------------------------------------------------- */
+
+struct pair {
+  struct sotto_net *s, *r;
+  struct dev ds, dr;
+  int cross;
+  unsigned inflight;
+};
+static struct pair pairs[PAIRS_MAX];
+static int n_pairs;
+static uint32_t lat_all[LAT_MAX], lat_cross[LAT_MAX];
+static size_t n_lat_all, n_lat_cross;
+static uint64_t delivered;
+
+static void put_ts(uint8_t *b, int64_t t) {
+  int i;
+  memset(b, 0xA5, BODY);
+  for (i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)t >> (56 - 8 * i));
+}
+
+static int64_t get_ts(const uint8_t *b) {
+  uint64_t t = 0;
+  int i;
+  for (i = 0; i < 8; i++) t = t << 8 | b[i];
+  return (int64_t)t;
+}
+
+static void pump(int ms, int measure) {
+  struct pollfd pf[2 * PAIRS_MAX];
+  int i;
+  for (i = 0; i < n_pairs; i++) {
+    pf[2 * i].fd = sotto_net_fd(pairs[i].s);
+    pf[2 * i + 1].fd = sotto_net_fd(pairs[i].r);
+    pf[2 * i].events = pf[2 * i + 1].events = POLLIN;
+  }
+  poll(pf, (nfds_t)(2 * n_pairs), ms);
+  for (i = 0; i < n_pairs; i++) {
+    struct pair *p = &pairs[i];
+    struct sotto_net_event ev;
+    int rc;
+    while ((rc = sotto_net_next_event(p->s, 0, &ev)) == 1) {
+      if (ev.kind == SOTTO_NET_EV_ANSWER && p->inflight) {
+        if (ev.code) die("a SEND was refused");
+        p->inflight--;
+      }
+      sotto_net_event_clear(&ev);
+    }
+    if (rc < 0 || rc > 1) die("sender connection lost");
+    while ((rc = sotto_net_next_event(p->r, 0, &ev)) == 1) {
+      if (ev.kind == SOTTO_NET_EV_MSG) {
+        uint32_t req;
+        int64_t d = now_us() - get_ts(ev.body);
+        (void)sotto_net_ack_async(p->r, ev.id, &req);
+        if (measure) {
+          delivered++;
+          if (n_lat_all < LAT_MAX) lat_all[n_lat_all++] = (uint32_t)(d < 0 ? 0 : d);
+          if (p->cross && n_lat_cross < LAT_MAX) lat_cross[n_lat_cross++] = (uint32_t)(d < 0 ? 0 : d);
+        }
+      }
+      sotto_net_event_clear(&ev);
+    }
+    if (rc < 0 || rc > 1) die("receiver connection lost");
+  }
+}
+
+static void send_one(struct pair *p) {
+  uint8_t b[BODY];
+  uint32_t req;
+  put_ts(b, now_us());
+  if (sotto_net_send_async(p->s, p->dr.name, 1, 1, b, BODY, &req) != 0) die("send failed");
+  p->inflight++;
+}
+
+/* Saturated: every pair keeps WINDOW SENDs in flight. */
+static double relay(double s) {
+  int64_t end = now_us() + (int64_t)(s * 1e6), t0 = now_us();
+  int i;
+  delivered = 0;
+  while (now_us() < end) {
+    for (i = 0; i < n_pairs; i++)
+      while (pairs[i].inflight < WINDOW) send_one(&pairs[i]);
+    pump(2, 1);
+  }
+  return (double)delivered / ((double)(now_us() - t0) / 1e6);
+}
+
+static void settle(void) {
+  int64_t end = now_us() + 2000000;
+  int busy = 1, i;
+  while (busy && now_us() < end) {
+    pump(5, 0);
+    busy = 0;
+    for (i = 0; i < n_pairs; i++) busy |= pairs[i].inflight != 0;
+  }
+  end = now_us() + 300000;
+  while (now_us() < end) pump(5, 0);
+}
+
+/* Paced at rate msg/s over all pairs. */
+static void paced(double s, double rate) {
+  int64_t t0 = now_us(), end = t0 + (int64_t)(s * 1e6);
+  uint64_t sent = 0;
+  int next = 0;
+  while (now_us() < end) {
+    uint64_t due = (uint64_t)((double)(now_us() - t0) / 1e6 * rate);
+    while (sent < due) {
+      send_one(&pairs[next]);
+      next = (next + 1) % n_pairs;
+      sent++;
+    }
+    pump(1, 1);
+  }
+}
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double p99_ms(uint32_t *v, size_t n) {
+  if (!n) return -1;
+  qsort(v, n, sizeof *v, cmp_u32);
+  return v[(size_t)((double)(n - 1) * 0.99)] / 1000.0;
+}
+
+/* ---- enqueue and drain ---------------------------------------------------------------- */
+
+static double enqueue(struct sotto_net *s, const char *to, int from, int n, int64_t *t_us) {
+  int sent = from, done = from, inflight = 0;
+  int64_t t0 = now_us();
+  uint8_t b[BODY];
+  put_ts(b, 0);
+  while (done < from + n) {
+    struct sotto_net_event ev;
+    int rc;
+    while (inflight < 64 && sent < from + n) {
+      uint32_t req;
+      if (sotto_net_send_async(s, to, 1, 1, b, BODY, &req) != 0) die("send failed");
+      inflight++;
+      sent++;
+    }
+    rc = sotto_net_next_event(s, 5000, &ev);
+    if (rc != 1) die("enqueue stalled");
+    if (ev.kind == SOTTO_NET_EV_ANSWER) {
+      if (ev.code) die("a SEND was refused while enqueueing");
+      inflight--;
+      done++;
+    }
+    sotto_net_event_clear(&ev);
+  }
+  *t_us = now_us() - t0;
+  return n / ((double)*t_us / 1e6);
+}
+
+static double drain(struct sotto_net *r, int n) {
+  int got = 0;
+  int64_t t0 = now_us();
+  while (got < n) {
+    struct sotto_net_event ev;
+    int rc = sotto_net_next_event(r, 10000, &ev);
+    if (rc != 1) die("drain stalled");
+    if (ev.kind == SOTTO_NET_EV_MSG) {
+      uint32_t req;
+      (void)sotto_net_ack_async(r, ev.id, &req);
+      got++;
+    }
+    sotto_net_event_clear(&ev);
+  }
+  (void)sotto_net_ping(r);
+  return n / ((double)(now_us() - t0) / 1e6);
+}
+
+static void row(const char *name, const char *unit, double v) {
+  if (json)
+    printf("{\"bench\":\"%s\",\"unit\":\"%s\",\"sotto\":%.*f,\"nodes\":%d}\n", name, unit, v < 100 ? 2 : 0, v,
+           n_nodes);
+  else
+    printf("%-22s %-8s %12.*f\n", name, unit, v < 100 ? 2 : 0, v);
+  fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+  const char *extra[NODES_MAX][20];
+  char names[NODES_MAX][8];
+  int i, k;
+  double r, half;
+  int64_t wal0, wal1, cmds0, cmds1, t;
+  for (i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--nodes") == 0 && i + 1 < argc)
+      n_nodes = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+      secs = atof(argv[++i]);
+    else if (strcmp(argv[i], "--smoke") == 0)
+      smoke = 1;
+    else if (strcmp(argv[i], "--json") == 0)
+      json = 1;
+    else {
+      fprintf(stderr, "usage: bench_cluster [--nodes 1-3] [--seconds S] [--smoke] [--json] (run by bench/run cluster)\n");
+      return 2;
+    }
+  }
+  if (n_nodes < 1 || n_nodes > NODES_MAX || !(secs > 0 && secs <= 60)) {
+    fprintf(stderr, "bench_cluster: --nodes 1-3, --seconds 0-60\n");
+    return 2;
+  }
+  if (smoke) secs = 0.5;
+  if (!srv_pg()) {
+    fprintf(stderr, "bench_cluster: needs PostgreSQL (run through tests/server/with_pg.sh: bench/run cluster)\n");
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  if (sodium_init() < 0) return 1;
+  redis_start();
+  for (i = 0; i < n_nodes; i++) {
+    k = 0;
+    if (srv_mkdir(&node[i], "bench-cluster") != 0) die("data directory");
+    snprintf(names[i], sizeof names[i], "b%d", i);
+    extra[i][k++] = "--cluster";
+    extra[i][k++] = redis_url;
+    extra[i][k++] = "--node-name";
+    extra[i][k++] = names[i];
+    extra[i][k++] = "--send-rate";
+    extra[i][k++] = "1000000";
+    extra[i][k++] = "--send-burst";
+    extra[i][k++] = "1000000";
+    extra[i][k++] = "--max-queue";
+    extra[i][k++] = "1000000";
+    extra[i][k++] = "--max-queue-per-sender";
+    extra[i][k++] = "1000000";
+    extra[i][k++] = "--register-rate";
+    extra[i][k++] = "100000";
+    extra[i][k++] = "--register-burst";
+    extra[i][k++] = "100000";
+    extra[i][k++] = "--log-level";
+    extra[i][k++] = "0";
+    extra[i][k] = NULL;
+  }
+  for (i = 1; i < n_nodes; i++) memcpy(node[i].store, node[0].store, sizeof node[0].store);
+  if (srv_start(&node[0], extra[0]) != 0) die("node 0 did not start");
+  for (i = 1; i < n_nodes; i++) {
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "cp %s/tls.key %s/tls.crt %s/", node[0].dir, node[0].dir, node[i].dir);
+    if (system(cmd) != 0 || srv_start(&node[i], extra[i]) != 0) die("a node did not start");
+  }
+  n_pairs = smoke ? 2 : 8;
+  for (i = 0; i < n_pairs; i++) {
+    struct pair *p = &pairs[i];
+    char nm[32];
+    int ns = i % n_nodes, nr = (i + 1) % n_nodes;
+    snprintf(nm, sizeof nm, "snd%d", i);
+    reg(&p->ds, nm);
+    snprintf(nm, sizeof nm, "rcv%d", i);
+    reg(&p->dr, nm);
+    p->s = login(ns, &p->ds);
+    p->r = login(nr, &p->dr);
+    p->cross = ns != nr;
+  }
+  settle();
+  wal0 = pg_i64("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint");
+  cmds0 = metric_sum("sotto_cluster_redis_commands_total");
+  r = relay(secs);
+  settle();
+  wal1 = pg_i64("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint");
+  cmds1 = metric_sum("sotto_cluster_redis_commands_total");
+  if (!json)
+    printf("sotto-server --cluster, %d node%s on one PostgreSQL and one Redis (2 cores shared by everything)\n",
+           n_nodes, n_nodes > 1 ? "s" : "");
+  row("relay", "msg/s", r);
+  {
+    uint64_t relayed = delivered;
+    half = r / 2;
+    n_lat_all = n_lat_cross = 0;
+    paced(secs, half);
+    settle();
+    row("latency_p99", "ms", p99_ms(lat_all, n_lat_all));
+    if (n_nodes > 1) row("cross_node_p99", "ms", p99_ms(lat_cross, n_lat_cross));
+    if (relayed) {
+      row("wal_bytes_per_msg", "bytes", (double)(wal1 - wal0) / (double)relayed);
+      row("redis_cmds_per_msg", "cmds", (double)(cmds1 - cmds0) / (double)relayed);
+    }
+  }
+  for (i = 0; i < n_pairs; i++) {
+    sotto_net_close(pairs[i].s);
+    sotto_net_close(pairs[i].r);
+  }
+  {
+    struct dev s, q;
+    struct sotto_net *c;
+    int n = smoke ? 1000 : 10000;
+    int64_t tb0, tb1;
+    reg(&s, "enq_sender");
+    reg(&q, "enq_queue");
+    c = login(0, &s);
+    tb0 = pg_i64("SELECT pg_total_relation_size('messages')");
+    row("enqueue_first10k", "msg/s", enqueue(c, q.name, 0, n, &t));
+    row("enqueue_last10k", "msg/s", enqueue(c, q.name, n, n, &t));
+    tb1 = pg_i64("SELECT pg_total_relation_size('messages')");
+    row("pg_bytes_per_queued", "bytes", (double)(tb1 - tb0) / (2.0 * n));
+    sotto_net_close(c);
+    c = login(n_nodes - 1, &q);
+    row("drain", "msg/s", drain(c, 2 * n));
+    sotto_net_close(c);
+  }
+  for (i = 0; i < n_nodes; i++) srv_stop(&node[i]);
+  kill(redis_pid, SIGKILL);
+  waitpid(redis_pid, NULL, 0);
+  sotto_net_ctx_free(ctx);
+  for (i = 0; i < n_nodes; i++) srv_rmdir(&node[i]);
+  return 0;
+}

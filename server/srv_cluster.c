@@ -1,0 +1,521 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* srv_cluster.c: cluster mode of sotto-server (--cluster redis://HOST:PORT).
+ *
+ * Several identical nodes share one PostgreSQL store (opened in shared mode,
+ * store.h: ids in commit order, the cluster's delivery horizon). What must
+ * last is only in PostgreSQL; Redis holds what may be lost:
+ *
+ *  - who is where: key sotto:dev:DEVKEY = "NODE GEN" for the device's live
+ *    connection (GEN numbers this node's connections). A node that
+ *    authenticates a device swaps the key (SET ... GET); if another node
+ *    held it, that node is told on its channel ("k DEVKEY GEN") and closes
+ *    that connection as displaced: one live connection per device across
+ *    the cluster. The key expires after KEY_TTL_S unless refreshed (every
+ *    connection is registered again every KEY_REFRESH_MS, and after Redis
+ *    comes back).
+ *  - pushes: after a commit, a SEND for a device that is not connected here
+ *    is announced to the node holding it (PUBLISH sotto:node:NODE "m
+ *    DEVKEY"); that node pages the device's queue from PostgreSQL. The
+ *    announcement carries no message: the envelope is read from the store,
+ *    up to the cluster horizon, in id order. Local deliveries go the same
+ *    way (paging), so a device never receives a higher id before a lower
+ *    one committed earlier by another node. A device removed on another
+ *    node is closed the same way ("r DEVKEY").
+ *
+ * Losing Redis loses no message: every envelope is in PostgreSQL before its
+ * SEND is answered. While Redis is unreachable the node polls the queue of
+ * every device connected to it once a second (POLL_MS) and says so (log
+ * event cluster_degraded, metric sotto_cluster_redis_up 0, /readyz); it
+ * tries Redis again every second and, once back, registers its connections
+ * again and polls once. Displacement across nodes needs Redis: while it is
+ * down a device may hold one connection on each of two nodes (both page
+ * the same queue; the client drops an id it has seen).
+ *
+ * Every Redis call is made on the I/O thread with a short timeout
+ * (REDIS_TIMEOUT_MS); commands of one batch are pipelined. The subscriber
+ * connection's socket is in the server's epoll set. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "srv_internal.h"
+
+#define REDIS_TIMEOUT_MS 250
+#define RETRY_MS 1000
+#define POLL_MS 1000
+#define KEY_TTL_S 3600
+#define KEY_REFRESH_MS (20 * 60 * 1000)
+#define PEND_MAX 4096
+
+struct pend {
+  int64_t devkey;
+  char kind; /* 'm' message, 'r' device removed */
+};
+
+struct srv_cluster {
+  redisContext *cmd, *sub;
+  char host[200];
+  int port;
+  char node[64];
+  char chan[96];
+  uint64_t gen;
+  int up;
+  int64_t retry_at, poll_at, refresh_at, down_since;
+  char why[96];
+  struct pend pend[PEND_MAX];
+  size_t n_pend;
+  /* metrics */
+  uint64_t announces, announced_in, kicks_out, kicks_in, degraded, polls, redis_cmds;
+};
+
+/* ---- Redis connections ------------------------------------------------------------ */
+
+static void down(struct srv *s, const char *why_in) {
+  struct srv_cluster *k = s->cl;
+  char why[96];
+  /* why_in may be a context's errstr, freed just below. */
+  snprintf(why, sizeof why, "%s", why_in);
+  if (k->sub) {
+    epoll_ctl(s->ep, EPOLL_CTL_DEL, k->sub->fd, NULL);
+    redisFree(k->sub);
+    k->sub = NULL;
+  }
+  if (k->cmd) {
+    redisFree(k->cmd);
+    k->cmd = NULL;
+  }
+  k->n_pend = 0;
+  k->retry_at = sotto__srv_mono_ms() + RETRY_MS;
+  if (!k->up) return;
+  k->up = 0;
+  k->degraded++;
+  k->down_since = sotto__srv_mono_ms();
+  snprintf(k->why, sizeof k->why, "%s", why);
+  /* Said once per outage: what was lost (Redis) and what delivery does now. */
+  sotto__srv_log(0, "cluster_degraded",
+                 "node=%s redis=down reason=\"%s\" fallback=poll interval_ms=%d hint=\"no message is lost: live "
+                 "devices get their queue by polling PostgreSQL until Redis is back\"",
+                 k->node, why, POLL_MS);
+}
+
+static redisContext *dial(struct srv_cluster *k) {
+  struct timeval tv = {0, REDIS_TIMEOUT_MS * 1000};
+  redisContext *c = redisConnectWithTimeout(k->host, k->port, tv);
+  if (!c) return NULL;
+  if (c->err || redisSetTimeout(c, tv) != REDIS_OK || redisEnableKeepAlive(c) != REDIS_OK) {
+    redisFree(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* One command, answered at once: the reply (freeReplyObject) or NULL, and
+ * Redis is marked down. */
+static redisReply *cmd(struct srv *s, const char *fmt, ...) {
+  struct srv_cluster *k = s->cl;
+  redisReply *r;
+  va_list ap;
+  if (!k->up || !k->cmd) return NULL;
+  va_start(ap, fmt);
+  r = redisvCommand(k->cmd, fmt, ap);
+  va_end(ap);
+  k->redis_cmds++;
+  if (!r) {
+    down(s, k->cmd->errstr[0] ? k->cmd->errstr : "no answer");
+    return NULL;
+  }
+  if (r->type == REDIS_REPLY_ERROR) {
+    /* Redis's error text names the command, never a message or a secret. */
+    sotto__srv_log(0, "cluster_redis_error", "node=%s error=\"%.80s\"", k->node,
+                   strchr(r->str, '"') ? "(quoted)" : r->str);
+    freeReplyObject(r);
+    return NULL;
+  }
+  return r;
+}
+
+/* Reads n pipelined replies (each freed); 0, or -1 with Redis down. */
+static int drain_replies(struct srv *s, size_t n, redisReply **keep, size_t nkeep) {
+  struct srv_cluster *k = s->cl;
+  size_t i;
+  for (i = 0; i < n; i++) {
+    void *r = NULL;
+    if (redisGetReply(k->cmd, &r) != REDIS_OK || !r) {
+      for (size_t j = 0; j < i && j < nkeep; j++) {
+        freeReplyObject(keep[j]);
+        keep[j] = NULL;
+      }
+      down(s, k->cmd->errstr[0] ? k->cmd->errstr : "no answer");
+      return -1;
+    }
+    if (i < nkeep)
+      keep[i] = r;
+    else
+      freeReplyObject(r);
+  }
+  return 0;
+}
+
+/* Registers every authenticated connection of this node again (after Redis
+ * came back, and to refresh the keys' lifetime). Pipelined. */
+static void register_all(struct srv *s) {
+  struct srv_cluster *k = s->cl;
+  struct conn *c;
+  size_t n = 0;
+  for (c = s->conns; c && k->up; c = c->next) {
+    if (c->kind != K_CLIENT || c->state != S_AUTHED || c->dead || c->closing) continue;
+    char val[96];
+    if (c->kind != K_CLIENT) continue;
+    snprintf(val, sizeof val, "%s %llu", k->node, (unsigned long long)c->cl_gen);
+    if (redisAppendCommand(k->cmd, "SET sotto:dev:%lld %s EX %d", (long long)c->devkey, val, KEY_TTL_S) !=
+        REDIS_OK) {
+      down(s, "cannot queue a command");
+      return;
+    }
+    k->redis_cmds++;
+    if (++n == 1024) {
+      if (drain_replies(s, n, NULL, 0) != 0) return;
+      n = 0;
+    }
+  }
+  if (n && k->up) (void)drain_replies(s, n, NULL, 0);
+}
+
+/* Every authenticated connection pages its queue (from the cluster
+ * horizon), without a DRAINED at the end if it was live. */
+static void poll_all(struct srv *s) {
+  struct conn *c;
+  s->cl->polls++;
+  for (c = s->conns; c; c = c->next)
+    if (c->kind == K_CLIENT && c->state == S_AUTHED && !c->dead && !c->closing) {
+      if (!c->backlog) c->cl_quiet = 1;
+      sotto__srv_backlog_add(s, c);
+    }
+}
+
+static int connect_up(struct srv *s) {
+  struct srv_cluster *k = s->cl;
+  redisReply *r;
+  struct epoll_event e;
+  if ((k->cmd = dial(k)) == NULL || (k->sub = dial(k)) == NULL) goto fail;
+  r = redisCommand(k->sub, "SUBSCRIBE %s", k->chan);
+  if (!r || r->type != REDIS_REPLY_ARRAY) {
+    if (r) freeReplyObject(r);
+    goto fail;
+  }
+  freeReplyObject(r);
+  e.events = EPOLLIN;
+  e.data.ptr = s->cl;
+  if (epoll_ctl(s->ep, EPOLL_CTL_ADD, k->sub->fd, &e) != 0) goto fail;
+  k->up = 1;
+  return 0;
+fail:
+  if (k->sub) redisFree(k->sub);
+  if (k->cmd) redisFree(k->cmd);
+  k->sub = k->cmd = NULL;
+  k->retry_at = sotto__srv_mono_ms() + RETRY_MS;
+  return -1;
+}
+
+/* ---- hooks of srv_loop.c ------------------------------------------------------------ */
+
+int sotto__srv_cluster_open(struct srv *s) {
+  struct srv_cluster *k;
+  const char *u = s->cfg->cluster, *hp, *colon;
+  char host[40] = "";
+  size_t hl;
+  long port;
+  if ((k = calloc(1, sizeof *k)) == NULL) return -1;
+  s->cl = k;
+  if (strncmp(u, "redis://", 8) != 0) {
+    fprintf(stderr, "sotto-server: --cluster: expected redis://HOST:PORT\n");
+    return -1;
+  }
+  hp = u + 8;
+  if ((colon = strrchr(hp, ':')) == NULL || colon == hp || (hl = (size_t)(colon - hp)) >= sizeof k->host ||
+      memchr(hp, '@', hl) || memchr(hp, '/', hl)) {
+    fprintf(stderr, "sotto-server: --cluster: expected redis://HOST:PORT (no user, password or path)\n");
+    return -1;
+  }
+  memcpy(k->host, hp, hl);
+  k->host[hl] = 0;
+  errno = 0;
+  port = strtol(colon + 1, NULL, 10);
+  if (errno || port < 1 || port > 65535 || strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+    fprintf(stderr, "sotto-server: --cluster: bad port\n");
+    return -1;
+  }
+  k->port = (int)port;
+  if (s->cfg->node_name[0]) {
+    if (strspn(s->cfg->node_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+        strlen(s->cfg->node_name)) {
+      fprintf(stderr, "sotto-server: --node-name: letters, digits, '-', '_' and '.' only\n");
+      return -1;
+    }
+    snprintf(k->node, sizeof k->node, "%s", s->cfg->node_name);
+  } else {
+    if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "node");
+    host[strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")] = 0;
+    snprintf(k->node, sizeof k->node, "%s-%ld", host[0] ? host : "node", (long)getpid());
+  }
+  snprintf(k->chan, sizeof k->chan, "sotto:node:%s", k->node);
+  /* A node starts even without Redis (degraded, polling): what matters is
+   * PostgreSQL, which the caller opened already. */
+  k->up = 1; /* so that down() says it */
+  if (connect_up(s) != 0) {
+    k->up = 1;
+    down(s, "unreachable at start");
+  }
+  k->refresh_at = sotto__srv_mono_ms() + KEY_REFRESH_MS;
+  sotto__srv_log(1, "cluster", "node=%s redis=%s", k->node, k->up ? "up" : "down");
+  return 0;
+}
+
+void sotto__srv_cluster_close(struct srv *s) {
+  struct srv_cluster *k = s->cl;
+  if (!k) return;
+  if (k->sub) redisFree(k->sub);
+  if (k->cmd) redisFree(k->cmd);
+  free(k);
+  s->cl = NULL;
+}
+
+/* Closes c as the connection's own request would (no further pushes). */
+static void close_conn(struct srv *s, struct conn *c, int code) {
+  sotto__srv_devmap_del(s, c);
+  c->state = S_UNAUTH; /* not in the map; conn_drop counts it back */
+  s->n_unauth++;
+  sotto__srv_conn_close_with(s, c, code);
+}
+
+static void on_message(struct srv *s, const char *m, size_t len) {
+  struct srv_cluster *k = s->cl;
+  char buf[96], kind;
+  long long devkey = 0;
+  unsigned long long gen = 0;
+  struct conn *c;
+  int n;
+  if (len >= sizeof buf) return;
+  memcpy(buf, m, len);
+  buf[len] = 0;
+  n = sscanf(buf, "%c %lld %llu", &kind, &devkey, &gen);
+  if (n < 2 || (c = sotto__srv_devmap_get(s, devkey)) == NULL || c->dead || c->state != S_AUTHED) return;
+  if (kind == 'm') {
+    k->announced_in++;
+    if (!c->backlog) c->cl_quiet = 1;
+    sotto__srv_backlog_add(s, c);
+  } else if (kind == 'k' && n == 3 && c->cl_gen == gen) {
+    k->kicks_in++;
+    close_conn(s, c, SOTTO_SRV_E_DISPLACED);
+  } else if (kind == 'r') {
+    close_conn(s, c, SOTTO_SRV_E_DEVICE_REMOVED);
+  }
+}
+
+void sotto__srv_cluster_event(struct srv *s) {
+  struct srv_cluster *k = s->cl;
+  void *r;
+  if (!k->sub) return;
+  if (redisBufferRead(k->sub) != REDIS_OK) {
+    down(s, k->sub->errstr[0] ? k->sub->errstr : "subscriber closed");
+    return;
+  }
+  for (;;) {
+    redisReply *rep;
+    r = NULL;
+    if (redisGetReplyFromReader(k->sub, &r) != REDIS_OK) {
+      down(s, "bad reply");
+      return;
+    }
+    if (!r) break;
+    rep = r;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 && rep->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(rep->element[0]->str, "message") == 0 && rep->element[2]->type == REDIS_REPLY_STRING)
+      on_message(s, rep->element[2]->str, rep->element[2]->len);
+    freeReplyObject(r);
+  }
+}
+
+void sotto__srv_cluster_tick(struct srv *s) {
+  struct srv_cluster *k = s->cl;
+  int64_t now = sotto__srv_mono_ms();
+  if (!k) return;
+  if (!k->up && now >= k->retry_at) {
+    if (connect_up(s) == 0) {
+      sotto__srv_log(0, "cluster_restored", "node=%s redis=up down_ms=%lld action=\"registered again, polled once\"",
+                     k->node, (long long)(now - k->down_since));
+      register_all(s);
+      poll_all(s);
+      return;
+    }
+  }
+  if (!k->up) {
+    if (now >= k->poll_at) {
+      k->poll_at = now + POLL_MS;
+      poll_all(s);
+    }
+    return;
+  }
+  if (now >= k->refresh_at) {
+    k->refresh_at = now + KEY_REFRESH_MS;
+    register_all(s);
+  }
+  /* A live Redis connection that went away between commands. */
+  {
+    redisReply *r = cmd(s, "PING");
+    if (r) freeReplyObject(r);
+  }
+}
+
+/* ---- hooks of srv_conn.c and srv_handlers.c ---------------------------------------------- */
+
+void sotto__srv_cluster_claim(struct srv *s, struct conn *c) {
+  struct srv_cluster *k = s->cl;
+  redisReply *r;
+  char node[64];
+  unsigned long long gen;
+  char val[96];
+  if (!k) return;
+  c->cl_gen = ++k->gen;
+  snprintf(val, sizeof val, "%s %llu", k->node, (unsigned long long)c->cl_gen);
+  if ((r = cmd(s, "SET sotto:dev:%lld %s EX %d GET", (long long)c->devkey, val, KEY_TTL_S)) == NULL) return;
+  if (r->type == REDIS_REPLY_STRING && r->len < 80 && sscanf(r->str, "%63s %llu", node, &gen) == 2 &&
+      strcmp(node, k->node) != 0) {
+    /* The device's older connection is on another node: it goes there. */
+    char msg[64];
+    redisReply *p;
+    snprintf(msg, sizeof msg, "k %lld %llu", (long long)c->devkey, gen);
+    p = cmd(s, "PUBLISH sotto:node:%s %s", node, msg);
+    if (p) freeReplyObject(p);
+    k->kicks_out++;
+  }
+  freeReplyObject(r);
+}
+
+void sotto__srv_cluster_release(struct srv *s, struct conn *c) {
+  struct srv_cluster *k = s->cl;
+  redisReply *r;
+  if (!k || !k->up || !c->cl_gen) return;
+  /* Only if the key is still this connection's (a newer one elsewhere keeps it). */
+  char val[96];
+  if (!k || !k->up || !c->cl_gen) return;
+  snprintf(val, sizeof val, "%s %llu", k->node, (unsigned long long)c->cl_gen);
+  r = cmd(s, "EVAL %s 1 sotto:dev:%lld %s",
+          "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
+          (long long)c->devkey, val);
+  c->cl_gen = 0;
+  if (r) freeReplyObject(r);
+}
+
+static void pend_add(struct srv *s, int64_t devkey, char kind) {
+  struct srv_cluster *k = s->cl;
+  size_t i;
+  for (i = k->n_pend; i > 0 && i + 64 > k->n_pend; i--)
+    if (k->pend[i - 1].devkey == devkey && k->pend[i - 1].kind == kind) return;
+  if (k->n_pend == PEND_MAX) sotto__srv_cluster_flush(s);
+  if (k->n_pend == PEND_MAX) return;
+  k->pend[k->n_pend].devkey = devkey;
+  k->pend[k->n_pend++].kind = kind;
+}
+
+int sotto__srv_cluster_fanout(struct srv *s, struct op *o, struct conn *r) {
+  struct srv_cluster *k = s->cl;
+  if (o->type == SOTTO_SRV_SEND) {
+    if (r) {
+      /* Paged from the store like a remote push: id order holds. */
+      if (!r->backlog) r->cl_quiet = 1;
+      sotto__srv_backlog_add(s, r);
+    } else if (k->up) {
+      pend_add(s, o->target_devkey, 'm');
+    }
+    return 1;
+  }
+  if (o->type == SOTTO_SRV_DEVICE_REMOVE && !r) {
+    if (k->up) pend_add(s, o->target_devkey, 'r');
+    return 1;
+  }
+  return 0;
+}
+
+/* After a batch was answered: where each announced device is (one pipelined
+ * round trip of GETs), then one of PUBLISHes. */
+void sotto__srv_cluster_flush(struct srv *s) {
+  struct srv_cluster *k = s->cl;
+  redisReply **reps;
+  size_t i, n, np = 0;
+  if (!k || !k->n_pend) return;
+  n = k->n_pend;
+  k->n_pend = 0;
+  if (!k->up) return;
+  if ((reps = calloc(n, sizeof *reps)) == NULL) return; /* the receiver finds it at its next fetch */
+  for (i = 0; i < n; i++)
+    if (redisAppendCommand(k->cmd, "GET sotto:dev:%lld", (long long)k->pend[i].devkey) != REDIS_OK) {
+      down(s, "cannot queue a command");
+      free(reps);
+      return;
+    }
+  k->redis_cmds += n;
+  if (drain_replies(s, n, reps, n) != 0) {
+    free(reps);
+    return;
+  }
+  for (i = 0; i < n; i++) {
+    char node[64];
+    unsigned long long gen;
+    redisReply *r = reps[i];
+    if (r->type == REDIS_REPLY_STRING && r->len < 80 && sscanf(r->str, "%63s %llu", node, &gen) == 2 &&
+        strcmp(node, k->node) != 0) {
+      char msg[32];
+      snprintf(msg, sizeof msg, "%c %lld", k->pend[i].kind, (long long)k->pend[i].devkey);
+      if (redisAppendCommand(k->cmd, "PUBLISH sotto:node:%s %s", node, msg) != REDIS_OK) {
+        down(s, "cannot queue a command");
+        break;
+      }
+      np++;
+      k->announces++;
+    }
+  }
+  for (i = 0; i < n; i++) freeReplyObject(reps[i]);
+  free(reps);
+  k->redis_cmds += np;
+  if (np && k->up) (void)drain_replies(s, np, NULL, 0);
+}
+
+/* ---- metrics and readiness ---------------------------------------------------------- */
+
+size_t sotto__srv_cluster_metrics(struct srv *s, char *out, size_t cap) {
+  struct srv_cluster *k = s->cl;
+  size_t n = 0;
+  if (!k) return 0;
+#define P(...) n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, __VA_ARGS__)
+  P("# TYPE sotto_cluster_redis_up gauge\nsotto_cluster_redis_up{node=\"%s\"} %d\n", k->node, k->up);
+  P("# TYPE sotto_cluster_degraded_total counter\nsotto_cluster_degraded_total{node=\"%s\"} %llu\n", k->node,
+    (unsigned long long)k->degraded);
+  P("# TYPE sotto_cluster_announces_total counter\nsotto_cluster_announces_total{node=\"%s\",dir=\"out\"} "
+    "%llu\nsotto_cluster_announces_total{node=\"%s\",dir=\"in\"} %llu\n",
+    k->node, (unsigned long long)k->announces, k->node, (unsigned long long)k->announced_in);
+  P("# TYPE sotto_cluster_displaced_total counter\nsotto_cluster_displaced_total{node=\"%s\",dir=\"out\"} "
+    "%llu\nsotto_cluster_displaced_total{node=\"%s\",dir=\"in\"} %llu\n",
+    k->node, (unsigned long long)k->kicks_out, k->node, (unsigned long long)k->kicks_in);
+  P("# TYPE sotto_cluster_polls_total counter\nsotto_cluster_polls_total{node=\"%s\"} %llu\n", k->node,
+    (unsigned long long)k->polls);
+  P("# TYPE sotto_cluster_redis_commands_total counter\nsotto_cluster_redis_commands_total{node=\"%s\"} %llu\n",
+    k->node, (unsigned long long)k->redis_cmds);
+#undef P
+  return n < cap ? n : cap ? cap - 1 : 0;
+}
+
+int sotto__srv_cluster_ready(struct srv *s, char *why, size_t cap) {
+  struct srv_cluster *k = s->cl;
+  if (!k || k->up) return 1;
+  snprintf(why, cap, "node %s: redis down (%s): degraded to polling PostgreSQL every %d ms, pushes resume when "
+           "Redis is back", k->node, k->why, POLL_MS);
+  return 0;
+}

@@ -1,0 +1,665 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_cluster.c: three sotto-server nodes on one PostgreSQL store and one
+ * Redis (sotto-server --cluster), real components: run by with_pg.sh (a
+ * throwaway PostgreSQL); the test starts its own redis-server on a free
+ * loopback port and stops it at the end.
+ *
+ *  1. cross-node delivery: alice on node 0, bob on node 1; bob receives at
+ *     once (pushed by node 1 on node 0's announcement), and from node 2;
+ *  2. one live connection per device across the cluster: bob logging in on
+ *     node 2 closes his connection on node 1 (DISPLACED);
+ *  3. SIGKILL of a random node under load, >= 10 times: the clients
+ *     reconnect to another node; 0 acknowledged envelopes lost, 0 altered,
+ *     a server id always names the same envelope;
+ *  4. Redis killed under load: nothing lost, delivery goes on (polling
+ *     PostgreSQL), the node says so (metrics, /readyz), pushes resume when
+ *     Redis is back;
+ *  5. PostgreSQL stopped: SENDs refused (never acknowledged), service
+ *     resumes when it is back.
+ * Every wait is bounded. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "srvtest.h"
+#include "testutil.h"
+#include "wire.h"
+
+#define NODES 3
+#define ROUNDS 12
+#define MAX_SEQ 200000
+#define WINDOW 32
+#define BODY_LEN 48
+#define WAIT_MS 5000
+
+static struct srv_proc node[NODES];
+static struct sotto_net_ctx *ctx;
+static char redis_url[64], redis_port[16];
+static pid_t redis_pid;
+static const char *extra[NODES][16];
+static char names[NODES][16];
+
+static uint64_t acked_id[MAX_SEQ];
+static uint64_t seen_id[MAX_SEQ];
+static uint8_t body_key[crypto_generichash_KEYBYTES];
+static unsigned bad_body, id_mismatch;
+
+struct account {
+  const char *name;
+  uint32_t dev;
+  uint8_t secret[32];
+};
+static struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
+
+/* Stops a scenario when a precondition fails (the connections leak: the
+ * test ends with its failure counted). */
+#define REQUIRE_VOID(e)      \
+  do {                       \
+    int require_ok_ = !!(e); \
+    CHECK(require_ok_);      \
+    if (!require_ok_) return; \
+  } while (0)
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- redis-server on a free loopback port -------------------------------------------- */
+
+static int free_port(char out[16]) {
+  struct sockaddr_in a = {0};
+  socklen_t al = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &al)) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  close(fd);
+  snprintf(out, 16, "%u", ntohs(a.sin_port));
+  return 0;
+}
+
+/* 1 if a redis-server answers PING on the port. */
+static int redis_ping(void) {
+  struct sockaddr_in a = {0};
+  char buf[16];
+  int fd = socket(AF_INET, SOCK_STREAM, 0), ok = 0;
+  struct pollfd pf;
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)atoi(redis_port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0) return 0;
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, "PING\r\n", 6) == 6) {
+    pf.fd = fd;
+    pf.events = POLLIN;
+    if (poll(&pf, 1, 500) == 1 && read(fd, buf, sizeof buf) >= 5 && memcmp(buf, "+PONG", 5) == 0) ok = 1;
+  }
+  close(fd);
+  return ok;
+}
+
+static int redis_start(void) {
+  int i, tries;
+  for (tries = 0; tries < 5; tries++) {
+    if (!redis_port[0] && free_port(redis_port) != 0) return -1;
+    if ((redis_pid = fork()) < 0) return -1;
+    if (redis_pid == 0) {
+      int dn = open("/dev/null", O_WRONLY);
+      if (dn >= 0) {
+        dup2(dn, 1);
+        dup2(dn, 2);
+      }
+      execlp("redis-server", "redis-server", "--port", redis_port, "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--dir", "/tmp", (char *)NULL);
+      _exit(127);
+    }
+    for (i = 0; i < 100; i++) {
+      int st;
+      if (waitpid(redis_pid, &st, WNOHANG) == redis_pid) {
+        redis_pid = 0;
+        break;
+      }
+      if (redis_ping()) {
+        snprintf(redis_url, sizeof redis_url, "redis://127.0.0.1:%s", redis_port);
+        return 0;
+      }
+      usleep(50000);
+    }
+    if (redis_pid) {
+      kill(redis_pid, SIGKILL);
+      waitpid(redis_pid, NULL, 0);
+      redis_pid = 0;
+    }
+    redis_port[0] = 0; /* taken meanwhile: another port (only before the nodes know it) */
+    if (redis_url[0]) return -1;
+  }
+  return -1;
+}
+
+static void redis_kill(void) {
+  if (redis_pid <= 0) return;
+  kill(redis_pid, SIGKILL);
+  waitpid(redis_pid, NULL, 0);
+  redis_pid = 0;
+}
+
+/* ---- nodes and clients -------------------------------------------------------------- */
+
+static int start_node(int i) {
+  return srv_start(&node[i], extra[i]);
+}
+
+static int copy_file(const char *from, const char *to) {
+  char buf[8192];
+  ssize_t n;
+  int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600), rc = 0;
+  if (in < 0 || out < 0) rc = -1;
+  while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0)
+    if (write(out, buf, (size_t)n) != n) rc = -1;
+  if (in >= 0) close(in);
+  if (out >= 0) close(out);
+  return rc;
+}
+
+static struct sotto_net *login_at(int i, const struct account *a) {
+  struct sotto_net *c;
+  if (node[i].pid <= 0) return NULL;
+  c = srv_connect(&node[i], &ctx, 1);
+  if (c && sotto_net_auth(c, a->name, a->dev, a->secret, NULL, NULL) != 0) {
+    sotto_net_close(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* The next event of kind (others skipped), within WAIT_MS. */
+static int next_of(struct sotto_net *c, int kind, struct sotto_net_event *ev) {
+  int64_t end = mono_ms() + WAIT_MS;
+  while (mono_ms() < end) {
+    int r = sotto_net_next_event(c, (int)(end - mono_ms()), ev);
+    if (r != 1) return 0;
+    if (ev->kind == kind) return 1;
+    sotto_net_event_clear(ev);
+  }
+  return 0;
+}
+
+static char *metric_line(int i, const char *name) {
+  static char line[256];
+  char *m = srv_metrics(&node[i]), *p, *e;
+  line[0] = 0;
+  if (!m) return line;
+  if ((p = strstr(m, name)) != NULL) {
+    e = strchr(p, '\n');
+    snprintf(line, sizeof line, "%.*s", e ? (int)(e - p) : (int)strlen(p), p);
+  }
+  free(m);
+  return line;
+}
+
+/* GET path on node i's metrics port: the whole answer (malloc'd). */
+static char *http_get(int i, const char *path) {
+  struct sockaddr_in a = {0};
+  char req[128], *buf = calloc(1, 4096);
+  size_t got = 0;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)atoi(node[i].mport));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (!buf || fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    if (fd >= 0) close(fd);
+    return buf;
+  }
+  snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
+  if (write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
+    struct pollfd pf = {fd, POLLIN, 0};
+    while (got < 4095 && poll(&pf, 1, 3000) == 1) {
+      ssize_t n = read(fd, buf + got, 4095 - got);
+      if (n <= 0) break;
+      got += (size_t)n;
+    }
+  }
+  close(fd);
+  return buf;
+}
+
+/* ---- envelopes ---------------------------------------------------------------------- */
+
+static void make_body(uint8_t out[BODY_LEN], uint32_t seq) {
+  uint8_t s[4] = {(uint8_t)(seq >> 24), (uint8_t)(seq >> 16), (uint8_t)(seq >> 8), (uint8_t)seq};
+  memcpy(out, s, 4);
+  crypto_generichash(out + 4, BODY_LEN - 4, s, 4, body_key, sizeof body_key);
+}
+
+static int check_msg(const struct sotto_net_event *ev) {
+  uint8_t want[BODY_LEN];
+  uint32_t seq;
+  if (ev->body_len != BODY_LEN || strcmp(ev->sender, "alice") != 0 || ev->sender_device != 1) {
+    bad_body++;
+    return 0;
+  }
+  seq = (uint32_t)ev->body[0] << 24 | (uint32_t)ev->body[1] << 16 | (uint32_t)ev->body[2] << 8 | ev->body[3];
+  make_body(want, seq);
+  if (seq >= MAX_SEQ || memcmp(want, ev->body, BODY_LEN) != 0) {
+    bad_body++;
+    return 0;
+  }
+  if ((seen_id[seq] && seen_id[seq] != ev->id) || (acked_id[seq] && acked_id[seq] != ev->id)) id_mismatch++;
+  seen_id[seq] = ev->id;
+  return 1;
+}
+
+static uint32_t next_seq;
+
+/* Sends seq synchronously; records the id. 0 or the error. */
+static int send_one(struct sotto_net *a, uint32_t *seq_out) {
+  uint8_t body[BODY_LEN];
+  uint64_t id = 0;
+  uint32_t seq = next_seq++;
+  int rc;
+  make_body(body, seq);
+  rc = sotto_net_send(a, "bob", 1, 1, body, BODY_LEN, &id, NULL);
+  if (rc == 0) acked_id[seq] = id;
+  if (seq_out) *seq_out = seq;
+  return rc;
+}
+
+/* Reads bob's events until seq was seen (acking), within ms. */
+static int wait_seen(struct sotto_net *b, uint32_t seq, int ms) {
+  int64_t end = mono_ms() + ms;
+  while (!seen_id[seq] && mono_ms() < end) {
+    struct sotto_net_event ev;
+    int r = sotto_net_next_event(b, (int)(end - mono_ms()), &ev);
+    if (r != 1) return 0;
+    if (ev.kind == SOTTO_NET_EV_MSG && check_msg(&ev)) {
+      uint32_t req;
+      (void)sotto_net_ack_async(b, ev.id, &req);
+    }
+    sotto_net_event_clear(&ev);
+  }
+  return seen_id[seq] != 0;
+}
+
+/* ---- the scenarios ------------------------------------------------------------------ */
+
+static void test_cross_node(void) {
+  struct sotto_net *a = login_at(0, &alice), *b = login_at(1, &bob), *b2;
+  struct sotto_net_event ev;
+  uint32_t seq;
+  REQUIRE_VOID(a && b);
+  CHECK(next_of(b, SOTTO_NET_EV_DRAINED, &ev));
+  /* Node 0 stores it; node 1 holds bob's connection and pushes it. */
+  CHECK_RC(send_one(a, &seq), 0);
+  CHECK(wait_seen(b, seq, WAIT_MS));
+  sotto_net_close(a);
+  /* And from the third node. */
+  a = login_at(2, &alice);
+  REQUIRE_VOID(a != NULL);
+  CHECK_RC(send_one(a, &seq), 0);
+  CHECK(wait_seen(b, seq, WAIT_MS));
+  CHECK(strstr(metric_line(1, "sotto_cluster_announces_total{node=\"n1\",dir=\"in\"}"), "} 0") == NULL);
+  /* One live connection per device across the cluster: bob on node 2
+   * closes his connection on node 1. */
+  b2 = login_at(2, &bob);
+  CHECK(b2 != NULL);
+  CHECK(next_of(b, SOTTO_NET_EV_CLOSE, &ev) && ev.code == SOTTO_SRV_E_DISPLACED);
+  if (b2) {
+    /* The new connection gets what comes next (pushed on the same node). */
+    CHECK_RC(send_one(a, &seq), 0);
+    CHECK(wait_seen(b2, seq, WAIT_MS));
+  }
+  sotto_net_close(a);
+  a = NULL;
+  /* Envelopes stored by different nodes in turn reach bob's one live
+   * connection, each at once: ids are handed out in commit order across the
+   * nodes and paging stops at the cluster's horizon, so a node's later
+   * commit is never below what bob was already given. */
+  if (b2) {
+    int i, all = 1;
+    for (i = 0; i < 10; i++) {
+      struct sotto_net *ai = login_at(i % 2, &alice);
+      if (!ai) {
+        all = 0;
+        break;
+      }
+      all &= send_one(ai, &seq) == 0;
+      sotto_net_close(ai);
+      all &= wait_seen(b2, seq, WAIT_MS);
+    }
+    CHECK(all);
+  }
+  fprintf(stderr, "cluster: cross-node delivery, displacement and interleaved nodes checked\n");
+  sotto_net_close(b2);
+  sotto_net_close(b);
+}
+
+/* Refused starts: a single-writer server on the cluster's store, --cluster
+ * on a SQLite store, a malformed --cluster URL. */
+static void test_refusals(void) {
+  struct srv_proc p;
+  const char *const none[] = {NULL};
+  const char *const sqlite_cluster[] = {"--cluster", redis_url, NULL};
+  const char *const bad_url[] = {"--cluster", "redis://user:pw@127.0.0.1:1", NULL};
+  static char log[65536];
+  FILE *f;
+  size_t n;
+  REQUIRE_VOID(srv_mkdir(&p, "cluster-refuse") == 0);
+  memcpy(p.store, node[0].store, sizeof p.store);
+  CHECK(srv_start(&p, none) != 0); /* the nodes hold the lock shared */
+  CHECK(srv_start(&p, bad_url) != 0);
+  p.store[0] = 0; /* SQLite */
+  CHECK(srv_start(&p, sqlite_cluster) != 0);
+  log[0] = 0;
+  if ((f = fopen(p.log, "r")) != NULL) {
+    n = fread(log, 1, sizeof log - 1, f);
+    log[n] = 0;
+    fclose(f);
+  }
+  CHECK(strstr(log, "run every node with --cluster") != NULL);
+  CHECK(strstr(log, "--cluster needs a PostgreSQL store") != NULL);
+  CHECK(strstr(log, "no user, password or path") != NULL);
+  srv_rmdir(&p);
+}
+
+static int pick_live(int not) {
+  int i, k = rand() % NODES;
+  for (i = 0; i < NODES; i++) {
+    int j = (k + i) % NODES;
+    if (j != not && node[j].pid > 0) return j;
+  }
+  return -1;
+}
+
+static unsigned test_kills(void) {
+  uint32_t pend_req[WINDOW], pend_seq[WINDOW];
+  unsigned n_pend, r, kills = 0, acked_total = 0, reconnects = 0;
+  for (r = 0; r < ROUNDS; r++) {
+    int na = pick_live(-1), nb = pick_live(na), victim;
+    struct sotto_net *a = na >= 0 ? login_at(na, &alice) : NULL, *b = nb >= 0 ? login_at(nb, &bob) : NULL;
+    int64_t kill_at;
+    if (!a || !b) {
+      CHECK(!"login on a live node");
+      sotto_net_close(a);
+      sotto_net_close(b);
+      break;
+    }
+    n_pend = 0;
+    kill_at = mono_ms() + 100 + rand() % 400;
+    victim = rand() % 2 ? na : nb;
+    while (mono_ms() < kill_at + 300) {
+      struct sotto_net_event ev;
+      struct pollfd pf[2] = {{sotto_net_fd(a), POLLIN, 0}, {sotto_net_fd(b), POLLIN, 0}};
+      int rc, lost = 0;
+      if (kill_at && mono_ms() >= kill_at) {
+        /* Under load: alice's SENDs in flight, bob's ACKs in flight. */
+        srv_kill(&node[victim]);
+        kills++;
+        kill_at = 0;
+      }
+      while (n_pend < WINDOW && next_seq < MAX_SEQ) {
+        uint8_t body[BODY_LEN];
+        uint32_t req;
+        make_body(body, next_seq);
+        if (sotto_net_send_async(a, "bob", 1, 1, body, BODY_LEN, &req) != 0) break;
+        pend_req[n_pend] = req;
+        pend_seq[n_pend++] = next_seq++;
+      }
+      poll(pf, 2, 5);
+      while ((rc = sotto_net_next_event(a, 0, &ev)) == 1) {
+        if (ev.kind == SOTTO_NET_EV_ANSWER) {
+          unsigned k;
+          for (k = 0; k < n_pend; k++)
+            if (pend_req[k] == ev.req_id) break;
+          if (k < n_pend) {
+            if (ev.code == 0 && ev.payload_len == 16) {
+              struct sotto__rd rd;
+              uint64_t id = 0;
+              sotto__rd_init(&rd, ev.payload, ev.payload_len);
+              if (sotto__rd_u64be(&rd, &id) == 0) {
+                acked_id[pend_seq[k]] = id;
+                acked_total++;
+              }
+            }
+            pend_req[k] = pend_req[n_pend - 1];
+            pend_seq[k] = pend_seq[--n_pend];
+          }
+        }
+        sotto_net_event_clear(&ev);
+      }
+      if (rc < 0 || rc > 1) lost |= 1;
+      while ((rc = sotto_net_next_event(b, 0, &ev)) == 1) {
+        if (ev.kind == SOTTO_NET_EV_MSG && check_msg(&ev) && rand() % 5 != 0) {
+          uint32_t req;
+          (void)sotto_net_ack_async(b, ev.id, &req);
+        }
+        sotto_net_event_clear(&ev);
+      }
+      if (rc < 0 || rc > 1) lost |= 2;
+      /* A client whose node died reconnects to another one at once. */
+      if (lost & 1) {
+        sotto_net_close(a);
+        n_pend = 0; /* unanswered: not acknowledged, may or may not arrive */
+        if ((na = pick_live(-1)) < 0 || (a = login_at(na, &alice)) == NULL) break;
+        reconnects++;
+      }
+      if (lost & 2) {
+        sotto_net_close(b);
+        if ((nb = pick_live(-1)) < 0 || (b = login_at(nb, &bob)) == NULL) break;
+        reconnects++;
+      }
+    }
+    sotto_net_close(a);
+    sotto_net_close(b);
+    if (start_node(victim) != 0) {
+      CHECK(!"restart after SIGKILL");
+      break;
+    }
+  }
+  CHECK(kills >= 10);
+  CHECK(reconnects >= kills);
+  fprintf(stderr, "cluster: %u node kills, %u reconnects to other nodes, %u acked so far\n", kills, reconnects,
+          acked_total);
+  return kills;
+}
+
+/* Drains bob's queue from node i; 1 if DRAINED came. */
+static int drain_bob(int i) {
+  struct sotto_net *b = NULL;
+  int drained = 0, t;
+  /* A node that has not used its store since PostgreSQL came back finds
+   * out with its next batch, which fails (and reconnects): a bounded retry. */
+  for (t = 0; t < 10 && !b; t++)
+    if ((b = login_at(i, &bob)) == NULL) usleep(200000);
+  int64_t deadline = mono_ms() + 20000;
+  CHECK(b != NULL);
+  while (b && !drained && mono_ms() < deadline) {
+    struct sotto_net_event ev;
+    int rc = sotto_net_next_event(b, 1000, &ev);
+    if (rc < 0 || rc > 1) break;
+    if (rc == 1) {
+      if (ev.kind == SOTTO_NET_EV_MSG && check_msg(&ev)) {
+        uint32_t req;
+        (void)sotto_net_ack_async(b, ev.id, &req);
+      }
+      if (ev.kind == SOTTO_NET_EV_DRAINED) drained = 1;
+      sotto_net_event_clear(&ev);
+    }
+  }
+  if (b) CHECK_RC(sotto_net_ping(b), 0);
+  sotto_net_close(b);
+  return drained;
+}
+
+static void test_redis_loss(void) {
+  struct sotto_net *a = login_at(0, &alice), *b = login_at(1, &bob);
+  struct sotto_net_event ev;
+  uint32_t seq = 0, first = 0;
+  int i, ok = 1, up = 0;
+  char *r;
+  REQUIRE_VOID(a && b);
+  CHECK(next_of(b, SOTTO_NET_EV_DRAINED, &ev));
+  redis_kill();
+  /* Under load: every SEND is acknowledged (PostgreSQL is there) and every
+   * one arrives at bob's live connection on the other node, now by
+   * polling. */
+  for (i = 0; i < 20; i++) {
+    CHECK_RC(send_one(a, &seq), 0);
+    if (i == 0) first = seq;
+  }
+  for (uint32_t q = first; q <= seq; q++) ok &= wait_seen(b, q, WAIT_MS);
+  CHECK(ok);
+  CHECK(strstr(metric_line(1, "sotto_cluster_redis_up{"), "} 0") != NULL);
+  r = http_get(1, "/readyz");
+  CHECK(strstr(r, "200 OK") && strstr(r, "degraded: node n1: redis down"));
+  free(r);
+  CHECK(redis_start() == 0);
+  for (i = 0; i < 50 && !up; i++) {
+    up = strstr(metric_line(0, "sotto_cluster_redis_up{"), "} 1") && strstr(metric_line(1, "sotto_cluster_redis_up{"), "} 1");
+    if (!up) usleep(100000);
+  }
+  CHECK(up);
+  r = http_get(1, "/readyz");
+  CHECK(strstr(r, "200 OK") && strstr(r, "\r\n\r\nready\n"));
+  free(r);
+  /* Pushes again: announced by node 0 (its counter moves). */
+  {
+    char before[256];
+    snprintf(before, sizeof before, "%s", metric_line(0, "sotto_cluster_announces_total{node=\"n0\",dir=\"out\"}"));
+    CHECK_RC(send_one(a, &seq), 0);
+    CHECK(wait_seen(b, seq, WAIT_MS));
+    CHECK(strcmp(before, metric_line(0, "sotto_cluster_announces_total{node=\"n0\",dir=\"out\"}")) != 0);
+  }
+  fprintf(stderr, "cluster: redis killed under load: 20 sent, delivered by polling; push resumed\n");
+  sotto_net_close(a);
+  sotto_net_close(b);
+}
+
+static void test_pg_loss(void) {
+  const char *stop = getenv("SOTTO_TEST_PG_STOP"), *start = getenv("SOTTO_TEST_PG_START");
+  struct sotto_net *a = login_at(2, &alice), *b = login_at(0, &bob);
+  struct sotto_net_event ev;
+  uint32_t seq;
+  int rc, i, refused = 0;
+  REQUIRE_VOID(stop && start && a && b);
+  CHECK(next_of(b, SOTTO_NET_EV_DRAINED, &ev));
+  CHECK(system(stop) == 0);
+  for (i = 0; i < 3; i++) {
+    rc = send_one(a, &seq);
+    CHECK(rc != 0); /* refused, never acknowledged without a commit */
+    refused += rc != 0;
+    CHECK(acked_id[seq] == 0);
+  }
+  CHECK(system(start) == 0);
+  for (i = 0; i < 75; i++) {
+    if ((rc = send_one(a, &seq)) == 0) break;
+    usleep(200000);
+  }
+  CHECK_RC(rc, 0);
+  CHECK(wait_seen(b, seq, 10000));
+  fprintf(stderr, "cluster: postgresql stopped: %d SENDs refused, resumed after %d retries\n", refused, i);
+  sotto_net_close(a);
+  sotto_net_close(b);
+}
+
+int main(int argc, char **argv) {
+  int i;
+  unsigned missing = 0, delivered = 0, acked = 0;
+  uint32_t q;
+  (void)argc;
+  (void)argv;
+  signal(SIGPIPE, SIG_IGN);
+  if (!srv_pg()) {
+    printf("SKIP: the cluster test needs PostgreSQL (run it through with_pg.sh)\n");
+    return 77;
+  }
+  if (system("command -v redis-server >/dev/null 2>&1") != 0) {
+    printf("SKIP: no redis-server (scripts/deps.sh installs it)\n");
+    return 77;
+  }
+  if (sodium_init() < 0) return 1;
+  randombytes_buf(body_key, sizeof body_key);
+  srand((unsigned)time(NULL));
+  REQUIRE(redis_start() == 0);
+  for (i = 0; i < NODES; i++) {
+    int k = 0;
+    REQUIRE(srv_mkdir(&node[i], "cluster") == 0);
+    snprintf(names[i], sizeof names[i], "n%d", i);
+    extra[i][k++] = "--cluster";
+    extra[i][k++] = redis_url;
+    extra[i][k++] = "--node-name";
+    extra[i][k++] = names[i];
+    extra[i][k++] = "--send-burst";
+    extra[i][k++] = "1000000";
+    extra[i][k++] = "--send-rate";
+    extra[i][k++] = "1000000";
+    extra[i][k++] = "--max-queue";
+    extra[i][k++] = "1000000";
+    extra[i][k++] = "--max-queue-per-sender";
+    extra[i][k++] = "1000000";
+    extra[i][k++] = "--log-level";
+    extra[i][k++] = getenv("SRVTEST_KEEP_LOGS") ? "2" : "0";
+    extra[i][k] = NULL;
+  }
+  /* One store for all (the other databases srv_mkdir made stay unused). */
+  for (i = 1; i < NODES; i++) memcpy(node[i].store, node[0].store, sizeof node[0].store);
+  REQUIRE(start_node(0) == 0);
+  /* All nodes share one TLS identity: the clients' pin covers the cluster. */
+  for (i = 1; i < NODES; i++) {
+    char from[300], to[300];
+    snprintf(from, sizeof from, "%s/tls.key", node[0].dir);
+    snprintf(to, sizeof to, "%s/tls.key", node[i].dir);
+    REQUIRE(copy_file(from, to) == 0);
+    snprintf(from, sizeof from, "%s/tls.crt", node[0].dir);
+    snprintf(to, sizeof to, "%s/tls.crt", node[i].dir);
+    REQUIRE(copy_file(from, to) == 0);
+    REQUIRE(start_node(i) == 0);
+    CHECK(strcmp(node[i].fp, node[0].fp) == 0);
+  }
+  {
+    struct account *acc[2] = {&alice, &bob};
+    for (i = 0; i < 2; i++) {
+      struct sotto_net *c = srv_connect(&node[i], &ctx, 1);
+      uint8_t ik[33] = {5};
+      REQUIRE(c != NULL);
+      CHECK_RC(sotto_net_register(c, acc[i]->name, ik, sizeof ik, &acc[i]->dev, acc[i]->secret), 0);
+      sotto_net_close(c);
+    }
+  }
+  test_cross_node();
+  test_refusals();
+  test_kills();
+  test_redis_loss();
+  test_pg_loss();
+  CHECK(drain_bob(pick_live(-1)));
+  for (q = 0; q < next_seq; q++) {
+    if (acked_id[q]) acked++;
+    if (seen_id[q]) delivered++;
+    if (acked_id[q] && !seen_id[q]) missing++;
+  }
+  printf("cluster: %u sent, %u acked, %u delivered, %u acked-but-missing, %u altered, %u id mismatches\n", next_seq,
+         acked, delivered, missing, bad_body, id_mismatch);
+  CHECK(acked > 100);
+  CHECK(missing == 0);
+  CHECK(bad_body == 0);
+  CHECK(id_mismatch == 0);
+  for (i = 0; i < NODES; i++) CHECK(srv_stop(&node[i]) == 0);
+  redis_kill();
+  sotto_net_ctx_free(ctx);
+  for (i = 0; i < NODES; i++) srv_rmdir(&node[i]);
+  return test_done("test_cluster");
+}
