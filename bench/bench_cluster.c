@@ -328,7 +328,7 @@ static void row(const char *name, const char *unit, double v) {
 
 int main(int argc, char **argv) {
   const char *extra[NODES_MAX][20];
-  char names[NODES_MAX][8];
+  char names[NODES_MAX][16];
   int i, k;
   double r, half;
   int64_t wal0, wal1, cmds0, cmds1, t;
@@ -385,7 +385,7 @@ int main(int argc, char **argv) {
   for (i = 1; i < n_nodes; i++) memcpy(node[i].store, node[0].store, sizeof node[0].store);
   if (srv_start(&node[0], extra[0]) != 0) die("node 0 did not start");
   for (i = 1; i < n_nodes; i++) {
-    char cmd[700];
+    char cmd[1024];
     snprintf(cmd, sizeof cmd, "cp %s/tls.key %s/tls.crt %s/", node[0].dir, node[0].dir, node[i].dir);
     if (system(cmd) != 0 || srv_start(&node[i], extra[i]) != 0) die("a node did not start");
   }
