@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-
-static void vline(struct cli *c, const char *kind, const char *code, const char *fmt, va_list ap) {
+__attribute__((format(printf, 4, 0))) static void vline(struct cli *c, const char *kind, const char *code,
+                                                       const char *fmt, va_list ap) {
   char msg[1024], shown[UTF8_DISPLAY_CAP(sizeof msg, 2)];
   vsnprintf(msg, sizeof msg, fmt, ap);
   /* A detail may quote what a server or a contact sent: shown without
