@@ -376,6 +376,38 @@ static void test_refusals(void) {
   srv_rmdir(&p);
 }
 
+/* Registrations are limited per address (register-burst, default 10) for
+ * the whole cluster, not per node: a client that goes round the three nodes
+ * gets no more than one node would give it (alice and bob took 2 already;
+ * register-rate, 2 a minute, may add one while this runs). */
+static void test_cluster_limits(void) {
+  int i, ok = 0, refused = 0;
+  for (i = 0; i < 3 * 10; i++) {
+    struct sotto_net *c = srv_connect(&node[i % NODES], &ctx, 1);
+    uint8_t ik[33] = {7};
+    char name[32];
+    uint32_t dev;
+    uint8_t secret[SOTTO_SRV_SECRET_LEN];
+    int rc;
+    if (!c) continue;
+    snprintf(name, sizeof name, "lim%d", i);
+    rc = sotto_net_register(c, name, ik, sizeof ik, &dev, secret);
+    if (rc == 0)
+      ok++;
+    else
+      refused++;
+    sotto_net_close(c);
+  }
+  printf("cluster limits: %d registrations accepted, %d refused across %d nodes\n", ok, refused, NODES);
+  CHECK(ok >= 1);
+  CHECK(ok <= 9);
+  CHECK(refused >= 20);
+  {
+    const char *m = metric_line(0, "sotto_cluster_limit_checks_total{node=\"n0\",where=\"redis\"}");
+    CHECK(m[0] != 0 && strcmp(m, "sotto_cluster_limit_checks_total{node=\"n0\",where=\"redis\"} 0") != 0);
+  }
+}
+
 static int pick_live(int not) {
   int i, k = rand() % NODES;
   for (i = 0; i < NODES; i++) {
@@ -640,6 +672,7 @@ int main(int argc, char **argv) {
       sotto_net_close(c);
     }
   }
+  test_cluster_limits();
   test_cross_node();
   test_refusals();
   test_kills();
