@@ -20,7 +20,8 @@
  *    up to the cluster horizon, in id order. Local deliveries go the same
  *    way (paging), so a device never receives a higher id before a lower
  *    one committed earlier by another node. A device removed on another
- *    node is closed the same way ("r DEVKEY").
+ *    node (DEVICE_REMOVE, or every device of an account unregistered or
+ *    recovered there) is closed the same way ("r DEVKEY").
  *
  * Losing Redis loses no message: every envelope is in PostgreSQL before its
  * SEND is answered. While Redis is unreachable the node polls the queue of
@@ -443,6 +444,10 @@ int sotto__srv_cluster_fanout(struct srv *s, struct op *o, struct conn *r) {
     return 1;
   }
   return 0;
+}
+
+void sotto__srv_cluster_gone(struct srv *s, int64_t devkey) {
+  if (s->cl && s->cl->up) pend_add(s, devkey, 'r');
 }
 
 /* After a batch was answered: where each announced device is (one pipelined

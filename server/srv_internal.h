@@ -354,6 +354,9 @@ void sotto__srv_cluster_release(struct srv *s, struct conn *c);
 int sotto__srv_cluster_fanout(struct srv *s, struct op *o, struct conn *r);
 /* After a batch was answered: the announcements to other nodes. */
 void sotto__srv_cluster_flush(struct srv *s);
+/* A device removed (UNREGISTER, RECOVER) that is not connected here: its
+ * connection on another node is closed (announced with the batch). */
+void sotto__srv_cluster_gone(struct srv *s, int64_t devkey);
 size_t sotto__srv_cluster_metrics(struct srv *s, char *out, size_t cap);
 /* 1 if Redis is up (or no cluster), else 0 and why. */
 int sotto__srv_cluster_ready(struct srv *s, char *why, size_t cap);
@@ -378,6 +381,7 @@ static inline int sotto__srv_cluster_fanout(struct srv *s, struct op *o, struct 
   return 0;
 }
 static inline void sotto__srv_cluster_flush(struct srv *s) { (void)s; }
+static inline void sotto__srv_cluster_gone(struct srv *s, int64_t devkey) { (void)s; (void)devkey; }
 static inline size_t sotto__srv_cluster_metrics(struct srv *s, char *out, size_t cap) {
   (void)s; (void)out; (void)cap;
   return 0;
