@@ -33,6 +33,9 @@ static void usage(FILE *out) {
           "       sotto-server import --store URL SQLITE_DIR                 copy the SQLite store in SQLITE_DIR\n"
           "                                                                  (accounts, keys, queued envelopes) into the\n"
           "                                                                  empty, migrated PostgreSQL store URL\n"
+          "       sotto-server export --store URL SQLITE_DIR                 copy the PostgreSQL store URL (no server\n"
+          "                                                                  running on it) into a new SQLite store in\n"
+          "                                                                  SQLITE_DIR (new or empty)\n"
           "\noptions (each also as 'key = value' in the --config file):\n"
           "  --config FILE          read options from FILE first\n"
           "  --help                 this text\n"
@@ -59,7 +62,8 @@ int main(int argc, char **argv) {
   if (argc > 1 && (strcmp(argv[1], "requisition") == 0 || strcmp(argv[1], "fingerprint") == 0 ||
                    strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "new-certificate") == 0 ||
                    strcmp(argv[1], "rotate-certificate") == 0 ||
-                   strcmp(argv[1], "migrate") == 0 || strcmp(argv[1], "import") == 0))
+                   strcmp(argv[1], "migrate") == 0 || strcmp(argv[1], "import") == 0 ||
+                   strcmp(argv[1], "export") == 0))
     cmd = argv[1];
   /* Pass 1: the config file, so that the command line overrides it. */
   for (i = cmd ? 2 : 1; i < argc; i++) {
@@ -115,7 +119,8 @@ int main(int argc, char **argv) {
       user = a;
       continue;
     }
-    if (cmd && (strcmp(cmd, "backup") == 0 || strcmp(cmd, "import") == 0) && !dest) {
+    if (cmd && (strcmp(cmd, "backup") == 0 || strcmp(cmd, "import") == 0 || strcmp(cmd, "export") == 0) &&
+        !dest) {
       dest = a;
       continue;
     }
@@ -128,6 +133,13 @@ int main(int argc, char **argv) {
       return 2;
     }
     return sotto_srv_import(&cfg, dest, stdout);
+  }
+  if (cmd && strcmp(cmd, "export") == 0) {
+    if (!cfg.store[0] || !dest) {
+      fprintf(stderr, "sotto-server: export needs --store URL (the PostgreSQL store) and SQLITE_DIR\n");
+      return 2;
+    }
+    return sotto_srv_export(&cfg, dest, stdout);
   }
   if (cmd && strcmp(cmd, "migrate") == 0) {
     if (!cfg.store[0] && !cfg.data[0]) {

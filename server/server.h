@@ -74,6 +74,9 @@ int sotto_srv_migrate(const struct sotto_srv_config *c, FILE *out);
 /* `sotto-server import`: the SQLite store in sqlite_dir into the
  * PostgreSQL store c->store. 0 or 1 (printed why). */
 int sotto_srv_import(const struct sotto_srv_config *c, const char *sqlite_dir, FILE *out);
+/* `sotto-server export`: the PostgreSQL store (--store) into a new SQLite
+ * store in sqlite_dir. 0 or 1 (said on stderr). */
+int sotto_srv_export(const struct sotto_srv_config *c, const char *sqlite_dir, FILE *out);
 
 /* Prints the requisition report of USERNAME as JSON. Returns 0, 1 if the
  * account does not exist, 2 on error. */

@@ -20,7 +20,8 @@
  *    up to the cluster horizon, in id order. Local deliveries go the same
  *    way (paging), so a device never receives a higher id before a lower
  *    one committed earlier by another node. A device removed on another
- *    node is closed the same way ("r DEVKEY").
+ *    node (DEVICE_REMOVE, or every device of an account unregistered or
+ *    recovered there) is closed the same way ("r DEVKEY").
  *
  * Losing Redis loses no message: every envelope is in PostgreSQL before its
  * SEND is answered. While Redis is unreachable the node polls the queue of
@@ -43,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include "srv_internal.h"
@@ -72,7 +74,7 @@ struct srv_cluster {
   struct pend pend[PEND_MAX];
   size_t n_pend;
   /* metrics */
-  uint64_t announces, announced_in, kicks_out, kicks_in, degraded, polls, redis_cmds;
+  uint64_t announces, announced_in, kicks_out, kicks_in, degraded, polls, redis_cmds, lim_redis, lim_local;
 };
 
 /* ---- Redis connections ------------------------------------------------------------ */
@@ -100,7 +102,7 @@ static void down(struct srv *s, const char *why_in) {
   snprintf(k->why, sizeof k->why, "%s", why);
   /* Said once per outage: what was lost (Redis) and what delivery does now. */
   sotto__srv_log(0, "cluster_degraded",
-                 "node=%s redis=down reason=\"%s\" fallback=poll interval_ms=%d hint=\"no message is lost: live "
+                 "node=%s redis=down reason=\"%s\" fallback=poll limits=per-node interval_ms=%d hint=\"no message is lost: live "
                  "devices get their queue by polling PostgreSQL until Redis is back\"",
                  k->node, why, POLL_MS);
 }
@@ -444,6 +446,10 @@ int sotto__srv_cluster_fanout(struct srv *s, struct op *o, struct conn *r) {
   return 0;
 }
 
+void sotto__srv_cluster_gone(struct srv *s, int64_t devkey) {
+  if (s->cl && s->cl->up) pend_add(s, devkey, 'r');
+}
+
 /* After a batch was answered: where each announced device is (one pipelined
  * round trip of GETs), then one of PUBLISHes. */
 void sotto__srv_cluster_flush(struct srv *s) {
@@ -488,6 +494,81 @@ void sotto__srv_cluster_flush(struct srv *s) {
   if (np && k->up) (void)drain_replies(s, np, NULL, 0);
 }
 
+/* ---- cluster-wide limits ---------------------------------------------------------------- */
+
+/* Token buckets in Redis, one hash per key (t tokens, s last update in ms of
+ * Redis's clock, so that the nodes' clocks do not matter), expiring once
+ * full again. All buckets of one check are read and paid in one script, so
+ * a check is atomic across the cluster and costs one round trip. */
+static const char LIMIT_LUA[] =
+    "local now=redis.call('TIME') now=tonumber(now[1])*1000+math.floor(tonumber(now[2])/1000) "
+    "local tok={} local ok=1 "
+    "for i=1,#KEYS do local r=tonumber(ARGV[2*i]) local b=tonumber(ARGV[2*i+1]) "
+    "local v=redis.call('HMGET',KEYS[i],'t','s') local x=tonumber(v[1]) or b local ts=tonumber(v[2]) or now "
+    "if now>ts then x=math.min(b,x+(now-ts)*r) end tok[i]=x if x<1 then ok=0 end end "
+    "if ARGV[1]=='p' or (ARGV[1]=='t' and ok==0) then return ok end "
+    "for i=1,#KEYS do local r=tonumber(ARGV[2*i]) local b=tonumber(ARGV[2*i+1]) local x=tok[i]-1 "
+    "if x<0 then x=0 end redis.call('HSET',KEYS[i],'t',tostring(x),'s',tostring(now)) "
+    "redis.call('PEXPIRE',KEYS[i],math.ceil((b-x)/r)+1000) end return ok";
+
+#define CLIMIT_MAX 4
+
+int sotto__srv_cluster_limit(struct srv *s, char mode, const struct srv_climit *b, size_t n) {
+  struct srv_cluster *k = s->cl;
+  char keys[CLIMIT_MAX][48], nums[2 * CLIMIT_MAX][32], nk[8], md[2] = {mode, 0};
+  const char *argv[4 + 3 * CLIMIT_MAX];
+  size_t i, argc = 0;
+  redisReply *r;
+  int ok;
+  if (!k || n == 0 || n > CLIMIT_MAX) return -1;
+  if (!k->up || !k->cmd) {
+    k->lim_local++;
+    return -1;
+  }
+  argv[argc++] = "EVAL";
+  argv[argc++] = LIMIT_LUA;
+  snprintf(nk, sizeof nk, "%zu", n);
+  argv[argc++] = nk;
+  for (i = 0; i < n; i++) {
+    /* The identity (an address, a username, an account id) is hashed: Redis
+     * never holds it in clear, and every node derives the same key. */
+    uint8_t h[16], in[1 + 16 + SOTTO_SRV_USER_MAX + 8];
+    char hex[33];
+    if (b[i].len > sizeof in - 1) return -1;
+    in[0] = (uint8_t)b[i].ns;
+    if (b[i].len) memcpy(in + 1, b[i].p, b[i].len);
+    crypto_generichash(h, sizeof h, in, 1 + b[i].len, NULL, 0);
+    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+    snprintf(keys[i], sizeof keys[i], "sotto:lim:%s", hex);
+    argv[argc++] = keys[i];
+  }
+  argv[argc++] = md;
+  for (i = 0; i < n; i++) {
+    snprintf(nums[2 * i], sizeof nums[0], "%.9g", b[i].rate);
+    snprintf(nums[2 * i + 1], sizeof nums[0], "%.9g", b[i].burst);
+    argv[argc++] = nums[2 * i];
+    argv[argc++] = nums[2 * i + 1];
+  }
+  r = redisCommandArgv(k->cmd, (int)argc, argv, NULL);
+  k->redis_cmds++;
+  if (!r) {
+    down(s, k->cmd->errstr[0] ? k->cmd->errstr : "no answer");
+    k->lim_local++;
+    return -1;
+  }
+  if (r->type != REDIS_REPLY_INTEGER) {
+    sotto__srv_log(0, "cluster_redis_error", "node=%s error=\"rate-limit script failed\" fallback=per-node",
+                   k->node);
+    freeReplyObject(r);
+    k->lim_local++;
+    return -1;
+  }
+  ok = r->integer == 1;
+  freeReplyObject(r);
+  k->lim_redis++;
+  return ok;
+}
+
 /* ---- metrics and readiness ---------------------------------------------------------- */
 
 size_t sotto__srv_cluster_metrics(struct srv *s, char *out, size_t cap) {
@@ -508,6 +589,9 @@ size_t sotto__srv_cluster_metrics(struct srv *s, char *out, size_t cap) {
     (unsigned long long)k->polls);
   P("# TYPE sotto_cluster_redis_commands_total counter\nsotto_cluster_redis_commands_total{node=\"%s\"} %llu\n",
     k->node, (unsigned long long)k->redis_cmds);
+  P("# TYPE sotto_cluster_limit_checks_total counter\nsotto_cluster_limit_checks_total{node=\"%s\",where=\"redis\"} "
+    "%llu\nsotto_cluster_limit_checks_total{node=\"%s\",where=\"local\"} %llu\n",
+    k->node, (unsigned long long)k->lim_redis, k->node, (unsigned long long)k->lim_local);
 #undef P
   return n < cap ? n : cap ? cap - 1 : 0;
 }

@@ -566,12 +566,16 @@ static void fanout_remove(struct srv *s, struct op *o, struct conn *r) {
 }
 
 /* UNREGISTER and RECOVER: the live connections of every removed device go
- * (the caller's after its own OK). */
+ * (the caller's after its own OK); in cluster mode a device connected to
+ * another node is closed there (srv_cluster.c). */
 static void close_gone(struct srv *s, struct op *o) {
   size_t i;
   for (i = 0; i < o->n_gone; i++) {
     struct conn *r = sotto__srv_devmap_get(s, o->gone[i]);
-    if (r && !r->dead) fanout_remove(s, o, r);
+    if (r && !r->dead)
+      fanout_remove(s, o, r);
+    else if (s->cl)
+      sotto__srv_cluster_gone(s, o->gone[i]);
   }
 }
 

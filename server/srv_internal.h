@@ -91,6 +91,9 @@ struct conn {
   uint8_t alen;
   uint64_t ukey_addr, ukey_pfx;         /* pre-auth share counters */
   uint64_t auth_key_user, auth_key_pfx; /* failed-AUTH buckets of the pending AUTH */
+  uint8_t auth_cl;                      /* cluster mode: those buckets are in Redis (srv_limits.c) */
+  uint8_t auth_ulen;
+  char auth_user[SOTTO_SRV_USER_MAX];   /* the pending AUTH's username, for the Redis charge */
   uint64_t send_key, bundle_key;        /* the account's SEND and BUNDLE buckets */
   /* Requests read but not answered yet, and their payload bytes: reading
    * pauses at max-inflight / max-inflight-bytes, so that the memory one
@@ -325,6 +328,15 @@ int sotto__srv_limit_device_change(struct srv *s, struct conn *c);
 /* After an AUTH is answered: a wrong secret is charged to its buckets. */
 void sotto__srv_limit_auth_done(struct srv *s, struct conn *c, int wrong);
 
+/* One bucket of a cluster-wide limit: namespace (SOTTO_LIM_*), the identity
+ * bytes, rate in tokens per millisecond and burst. */
+struct srv_climit {
+  int ns;
+  const void *p;
+  size_t len;
+  double rate, burst;
+};
+
 /* ---- srv_cluster.c: cluster mode (--cluster); every hook is called only
  * when s->cl is set (open sets it) ---- */
 #ifdef SOTTO_HAVE_HIREDIS
@@ -342,9 +354,17 @@ void sotto__srv_cluster_release(struct srv *s, struct conn *c);
 int sotto__srv_cluster_fanout(struct srv *s, struct op *o, struct conn *r);
 /* After a batch was answered: the announcements to other nodes. */
 void sotto__srv_cluster_flush(struct srv *s);
+/* A device removed (UNREGISTER, RECOVER) that is not connected here: its
+ * connection on another node is closed (announced with the batch). */
+void sotto__srv_cluster_gone(struct srv *s, int64_t devkey);
 size_t sotto__srv_cluster_metrics(struct srv *s, char *out, size_t cap);
 /* 1 if Redis is up (or no cluster), else 0 and why. */
 int sotto__srv_cluster_ready(struct srv *s, char *why, size_t cap);
+/* The low-rate limits kept in Redis for the whole cluster: mode 't' takes a
+ * token from every bucket if each has one (else none), 'p' only looks, 'c'
+ * charges one to each (never below 0). 1 passed, 0 refused, -1 Redis is
+ * not there (the caller falls back to this node's own buckets). */
+int sotto__srv_cluster_limit(struct srv *s, char mode, const struct srv_climit *b, size_t n);
 #else
 static inline int sotto__srv_cluster_open(struct srv *s) {
   (void)s;
@@ -361,6 +381,7 @@ static inline int sotto__srv_cluster_fanout(struct srv *s, struct op *o, struct 
   return 0;
 }
 static inline void sotto__srv_cluster_flush(struct srv *s) { (void)s; }
+static inline void sotto__srv_cluster_gone(struct srv *s, int64_t devkey) { (void)s; (void)devkey; }
 static inline size_t sotto__srv_cluster_metrics(struct srv *s, char *out, size_t cap) {
   (void)s; (void)out; (void)cap;
   return 0;
@@ -368,6 +389,10 @@ static inline size_t sotto__srv_cluster_metrics(struct srv *s, char *out, size_t
 static inline int sotto__srv_cluster_ready(struct srv *s, char *why, size_t cap) {
   (void)s; (void)why; (void)cap;
   return 1;
+}
+static inline int sotto__srv_cluster_limit(struct srv *s, char mode, const struct srv_climit *b, size_t n) {
+  (void)s; (void)mode; (void)b; (void)n;
+  return -1;
 }
 #endif
 

@@ -3,7 +3,18 @@
  * a request is queued, and the KEYS_LOW push budget. The buckets are keyed
  * (ratelimit.c) by account, device, address or prefix, never by connection,
  * so that a reconnect finds the same budget. The queue quotas are checked
- * inside the transaction (srv_handlers.c, SEND), where the counts are true. */
+ * inside the transaction (srv_handlers.c, SEND), where the counts are true.
+ *
+ * In cluster mode (--cluster) the low-rate limits (registrations, failed
+ * logins, BUNDLE requests and one-time keys handed out, device changes) are
+ * kept in Redis for the whole cluster (sotto__srv_cluster_limit, one round
+ * trip per check), so a client that moves between nodes meets one budget.
+ * While Redis is down each node falls back to its own buckets (said by the
+ * cluster_degraded log line, limits=per-node). SEND and KEYS_LOW stay per
+ * node: a SEND is too frequent for a round trip on the I/O thread, and a
+ * device's live connection (where its SENDs come from) is on one node at a
+ * time, so its budget moves with it; an account with devices on several
+ * nodes has at most one send budget per node. */
 #include <string.h>
 
 #include "srv_internal.h"
@@ -19,7 +30,7 @@ int sotto__srv_keys_low_due(struct srv *s, int64_t devkey) {
 
 /* Registrations per address, per prefix and for the whole server: all three
  * must have a token, then each pays one. */
-int sotto__srv_limit_register(struct srv *s, struct conn *c) {
+static int limit_register_local(struct srv *s, struct conn *c) {
   const struct sotto_srv_config *g = s->cfg;
   int64_t t = sotto__srv_mono_ms();
   uint64_t ka = sotto__lim_key(&s->lim, SOTTO_LIM_REG_ADDR, c->addr, c->alen);
@@ -39,6 +50,24 @@ int sotto__srv_limit_register(struct srv *s, struct conn *c) {
   return 0;
 }
 
+int sotto__srv_limit_register(struct srv *s, struct conn *c) {
+  const struct sotto_srv_config *g = s->cl ? s->cfg : NULL;
+  if (g) {
+    const struct srv_climit b[3] = {
+        {SOTTO_LIM_REG_ADDR, c->addr, c->alen, sotto__srv_per_min(g->register_rate), g->register_burst},
+        {SOTTO_LIM_REG_PREFIX, c->pfx, c->alen, sotto__srv_per_min(g->register_prefix_rate),
+         g->register_prefix_burst},
+        {SOTTO_LIM_REG_GLOBAL, NULL, 0, sotto__srv_per_min(g->register_global_rate), g->register_global_burst}};
+    int r = sotto__srv_cluster_limit(s, 't', b, 3);
+    if (r == 1) return 0;
+    if (r == 0) {
+      s->m.rate_limited++;
+      return SOTTO_SRV_E_RATE;
+    }
+  }
+  return limit_register_local(s, c);
+}
+
 /* Failed logins per (address, account) and per address prefix: only
  * failures are charged (when the answer is known, limit_auth_done), so
  * correct logins from a busy address always pass; an empty bucket refuses
@@ -53,6 +82,28 @@ int sotto__srv_limit_auth(struct srv *s, struct conn *c, const struct sotto_srv_
   memcpy(au + c->alen, m->username.p, m->username.len);
   c->auth_key_user = sotto__lim_key(&s->lim, SOTTO_LIM_AUTH_ADDR_USER, au, c->alen + m->username.len);
   c->auth_key_pfx = sotto__lim_key(&s->lim, SOTTO_LIM_AUTH_ADDR, c->pfx, c->alen);
+  c->auth_cl = 0;
+  if (s->cl) {
+    const struct srv_climit b[2] = {
+        {SOTTO_LIM_AUTH_ADDR_USER, au, c->alen + m->username.len, sotto__srv_per_min(g->auth_fail_rate),
+         g->auth_fail_burst},
+        {SOTTO_LIM_AUTH_ADDR, c->pfx, c->alen, sotto__srv_per_min(g->auth_fail_prefix_rate),
+         g->auth_fail_prefix_burst}};
+    int r = sotto__srv_cluster_limit(s, 'p', b, 2);
+    if (r == 0) {
+      s->m.rate_limited++;
+      sotto__srv_log(2, "auth_rate", "refused=1 peer=%08x cluster=1", sotto__srv_peer_tag(c));
+      return SOTTO_SRV_E_AUTH_RATE;
+    }
+    if (r == 1) {
+      /* Charged in Redis afterwards if wrong: the identity is kept for that. */
+      c->auth_cl = 1;
+      c->auth_ulen = m->username.len;
+      memcpy(c->auth_user, m->username.p, m->username.len);
+      c->auth_held = 1;
+      return 0;
+    }
+  }
   if (!sotto__lim_peek(&s->lim, c->auth_key_user, sotto__srv_per_min(g->auth_fail_rate), g->auth_fail_burst,
                        t) ||
       !sotto__lim_peek(&s->lim, c->auth_key_pfx, sotto__srv_per_min(g->auth_fail_prefix_rate),
@@ -72,6 +123,19 @@ void sotto__srv_limit_auth_done(struct srv *s, struct conn *c, int wrong) {
   if (!c->auth_held) return;
   c->auth_held = 0;
   if (!wrong) return;
+  if (c->auth_cl) {
+    const struct sotto_srv_config *g = s->cfg;
+    uint8_t au[16 + SOTTO_SRV_USER_MAX];
+    struct srv_climit b[2] = {
+        {SOTTO_LIM_AUTH_ADDR_USER, au, c->alen + c->auth_ulen, sotto__srv_per_min(g->auth_fail_rate),
+         g->auth_fail_burst},
+        {SOTTO_LIM_AUTH_ADDR, c->pfx, c->alen, sotto__srv_per_min(g->auth_fail_prefix_rate),
+         g->auth_fail_prefix_burst}};
+    memcpy(au, c->addr, c->alen);
+    memcpy(au + c->alen, c->auth_user, c->auth_ulen);
+    c->auth_cl = 0;
+    if (sotto__srv_cluster_limit(s, 'c', b, 2) >= 0) return;
+  }
   sotto__lim_charge(&s->lim, c->auth_key_user, sotto__srv_per_min(s->cfg->auth_fail_rate),
                     s->cfg->auth_fail_burst, t);
   sotto__lim_charge(&s->lim, c->auth_key_pfx, sotto__srv_per_min(s->cfg->auth_fail_prefix_rate),
@@ -88,12 +152,27 @@ int sotto__srv_limit_bundle(struct srv *s, struct conn *c, const struct sotto_sr
   const struct sotto_srv_config *g = s->cfg;
   uint8_t tk[SOTTO_SRV_USER_MAX + 4];
   int64_t t = sotto__srv_mono_ms();
+  memcpy(tk, m->username.p, m->username.len);
+  memcpy(tk + m->username.len, &m->device_id, 4);
+  if (s->cl) {
+    const struct srv_climit b = {SOTTO_LIM_BUNDLE, &c->account_id, sizeof c->account_id,
+                                 sotto__srv_per_min(g->bundle_rate), g->bundle_burst};
+    const struct srv_climit o = {SOTTO_LIM_OTK, tk, m->username.len + 4, sotto__srv_per_min(g->bundle_otk_rate),
+                                 g->bundle_otk_burst};
+    int r = sotto__srv_cluster_limit(s, 't', &b, 1);
+    if (r == 0) {
+      s->m.rate_limited++;
+      return SOTTO_SRV_E_RATE;
+    }
+    if (r == 1 && (r = sotto__srv_cluster_limit(s, 't', &o, 1)) >= 0) {
+      *no_otk = !r;
+      return 0;
+    }
+  }
   if (!sotto__lim_take(&s->lim, c->bundle_key, sotto__srv_per_min(g->bundle_rate), g->bundle_burst, t)) {
     s->m.rate_limited++;
     return SOTTO_SRV_E_RATE;
   }
-  memcpy(tk, m->username.p, m->username.len);
-  memcpy(tk + m->username.len, &m->device_id, 4);
   *no_otk = !sotto__lim_take(&s->lim, sotto__lim_key(&s->lim, SOTTO_LIM_OTK, tk, m->username.len + 4),
                              sotto__srv_per_min(g->bundle_otk_rate), g->bundle_otk_burst, t);
   return 0;
@@ -105,6 +184,16 @@ int sotto__srv_limit_bundle(struct srv *s, struct conn *c, const struct sotto_sr
  * it without end. */
 int sotto__srv_limit_device_change(struct srv *s, struct conn *c) {
   uint64_t k = sotto__lim_key(&s->lim, SOTTO_LIM_DEVICE_CHANGE, &c->account_id, sizeof c->account_id);
+  if (s->cl) {
+    const struct srv_climit b = {SOTTO_LIM_DEVICE_CHANGE, &c->account_id, sizeof c->account_id,
+                                 sotto__srv_per_min(s->cfg->device_change_rate), s->cfg->device_change_burst};
+    int r = sotto__srv_cluster_limit(s, 't', &b, 1);
+    if (r == 1) return 0;
+    if (r == 0) {
+      s->m.rate_limited++;
+      return SOTTO_SRV_E_RATE;
+    }
+  }
   if (!sotto__lim_take(&s->lim, k, sotto__srv_per_min(s->cfg->device_change_rate), s->cfg->device_change_burst,
                        sotto__srv_mono_ms())) {
     s->m.rate_limited++;

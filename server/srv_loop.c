@@ -596,6 +596,30 @@ int sotto_srv_import(const struct sotto_srv_config *c, const char *sqlite_dir, F
   return 1;
 }
 
+int sotto_srv_export(const struct sotto_srv_config *c, const char *sqlite_dir, FILE *out) {
+  char why[512] = "";
+  const char *where = NULL;
+  const struct sotto_store_backend *b = sotto__store_backend(c->store, &where, why, sizeof why);
+  umask(077);
+  if (!b) {
+    fprintf(stderr, "sotto-server: export: --store: %s\n", why);
+    return 1;
+  }
+#ifdef SOTTO_HAVE_PQ
+  if (b == &sotto__store_pg_backend) {
+    if (sotto__store_pg_export_sqlite(where, sqlite_dir, out, why, sizeof why) != 0) {
+      fprintf(stderr, "sotto-server: export: %s\n", why);
+      return 1;
+    }
+    return 0;
+  }
+#endif
+  (void)sqlite_dir;
+  (void)out;
+  fprintf(stderr, "sotto-server: export: the --store must be a PostgreSQL store\n");
+  return 1;
+}
+
 void sotto__srv_rotation_refresh(struct srv *s) {
   uint8_t buf[SOTTO_ROT_CHAIN_MAX_LEN];
   char path[4200], why[4400];

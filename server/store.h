@@ -378,6 +378,12 @@ extern const struct sotto_store_backend sotto__store_pg_backend;
  * PostgreSQL store, in one transaction. 0, or an error with a sentence. */
 int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *out, char *why,
                                   size_t why_len) SOTTO_WUR;
+/* `sotto-server export`: the mirror of import: the PostgreSQL store (no
+ * server running on it) into a new SQLite store in DIR (created, or empty),
+ * envelope ids kept and the id sequence carried over. 0, or an error with
+ * a sentence. */
+int sotto__store_pg_export_sqlite(const char *conninfo, const char *dir, FILE *out, char *why,
+                                  size_t why_len) SOTTO_WUR;
 #endif
 
 #endif

@@ -24,15 +24,18 @@
  * Schema versions live in the table sotto_schema; `sotto-server migrate`
  * applies the missing steps, each in one transaction, and the server refuses
  * a schema that is missing, older or newer. */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <time.h>
+#include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -2041,6 +2044,204 @@ done:
   }
   if (c) PQfinish(c);
   close(lockfd);
+  if (rc && why[0] && why[strlen(why) - 1] == '\n') why[strlen(why) - 1] = 0;
+  return rc;
+}
+
+/* ---- export to SQLite ------------------------------------------------------------------ */
+
+/* The rows of one PostgreSQL query into an SQLite insert. cols says each
+ * column's kind: 'i' integer, 't' text, 'b' bytes (selected as hex). */
+static int export_rows(PGconn *c, sqlite3 *db, const char *select, const char *cols, const char *insert,
+                       int64_t *rows, char *why, size_t why_len) {
+  PGresult *r = PQexecParams(c, select, 0, NULL, NULL, NULL, NULL, 0);
+  sqlite3_stmt *q = NULL;
+  int rc = SOTTO_ERR_STORE, n, i, j, nc = (int)strlen(cols);
+  uint8_t *bin = NULL;
+  *rows = 0;
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != nc) {
+    snprintf(why, why_len, "cannot read the PostgreSQL store: %s", PQerrorMessage(c));
+    goto out;
+  }
+  if (sqlite3_prepare_v2(db, insert, -1, &q, NULL) != SQLITE_OK) {
+    snprintf(why, why_len, "cannot write the SQLite store: %s", sqlite3_errmsg(db));
+    goto out;
+  }
+  n = PQntuples(r);
+  for (i = 0; i < n; i++) {
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    for (j = 0; j < nc; j++) {
+      const char *v = PQgetvalue(r, i, j);
+      int ok = SQLITE_OK;
+      if (PQgetisnull(r, i, j)) {
+        ok = sqlite3_bind_null(q, j + 1);
+      } else if (cols[j] == 'i') {
+        ok = sqlite3_bind_int64(q, j + 1, strtoll(v, NULL, 10));
+      } else if (cols[j] == 't') {
+        ok = sqlite3_bind_text(q, j + 1, v, PQgetlength(r, i, j), SQLITE_TRANSIENT);
+      } else {
+        size_t hl = (size_t)PQgetlength(r, i, j), bl = 0;
+        free(bin);
+        if ((bin = malloc(hl / 2 + 1)) == NULL ||
+            sodium_hex2bin(bin, hl / 2 + 1, v, hl, NULL, &bl, NULL) != 0) {
+          snprintf(why, why_len, "cannot decode a value of the PostgreSQL store");
+          goto out;
+        }
+        ok = sqlite3_bind_blob(q, j + 1, bin, (int)bl, SQLITE_TRANSIENT);
+      }
+      if (ok != SQLITE_OK) {
+        snprintf(why, why_len, "cannot write the SQLite store: %s", sqlite3_errmsg(db));
+        goto out;
+      }
+    }
+    if (sqlite3_step(q) != SQLITE_DONE) {
+      snprintf(why, why_len, "cannot copy a row into SQLite: %s", sqlite3_errmsg(db));
+      goto out;
+    }
+    (*rows)++;
+  }
+  rc = 0;
+out:
+  free(bin);
+  sqlite3_finalize(q);
+  PQclear(r);
+  return rc;
+}
+
+int sotto__store_pg_export_sqlite(const char *conninfo, const char *dir, FILE *out, char *why, size_t why_len) {
+  static const struct {
+    const char *what, *select, *cols, *insert;
+  } tables[] = {
+      {"accounts", "SELECT id, username, canon, encode(identity, 'hex'), created_day FROM accounts ORDER BY id",
+       "ittbi", "INSERT INTO accounts(id, username, canon, identity, created_day) VALUES(?, ?, ?, ?, ?)"},
+      {"devices",
+       "SELECT devkey, account_id, device_id, encode(secret_hash, 'hex'), created_day, last_seen_day, "
+       "queue_count, queue_bytes, epoch FROM devices ORDER BY devkey",
+       "iiibiiiii",
+       "INSERT INTO devices(devkey, account_id, device_id, secret_hash, created_day, last_seen_day, queue_count,"
+       " queue_bytes, epoch) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+      {"signed pre-keys", "SELECT devkey, key_id, encode(blob, 'hex') FROM signed_prekeys", "iib",
+       "INSERT INTO signed_prekeys(devkey, key_id, blob) VALUES(?, ?, ?)"},
+      {"last-resort keys", "SELECT devkey, key_id, encode(blob, 'hex') FROM last_resort", "iib",
+       "INSERT INTO last_resort(devkey, key_id, blob) VALUES(?, ?, ?)"},
+      {"one-time keys", "SELECT devkey, kind, key_id, encode(blob, 'hex') FROM onetime", "iiib",
+       "INSERT INTO onetime(devkey, kind, key_id, blob) VALUES(?, ?, ?, ?)"},
+      {"queued envelopes",
+       "SELECT id, devkey, sender, sender_device, device_id, type, ts, encode(body, 'hex') FROM messages ORDER BY "
+       "id",
+       "iitiiiib",
+       "INSERT INTO messages(id, devkey, sender, sender_device, device_id, type, ts, body) VALUES(?, ?, ?, ?, ?, ?,"
+       " ?, ?)"},
+      {"held names", "SELECT canon, until_ms FROM held_names", "ti",
+       "INSERT INTO held_names(canon, until_ms) VALUES(?, ?)"},
+      {"recovery codes", "SELECT account_id, encode(hash, 'hex') FROM recovery", "ib",
+       "INSERT INTO recovery(account_id, hash) VALUES(?, ?)"},
+  };
+  struct sotto_store sq;
+  sqlite3 *db = NULL;
+  PGconn *c = NULL;
+  PGresult *r;
+  DIR *d;
+  struct dirent *e;
+  char path[4096], lock[96];
+  int rc = SOTTO_ERR_STORE, v, lockfd = -1, began = 0;
+  size_t i;
+  why[0] = 0;
+  /* DIR: new or empty (an export never writes over a store). */
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    snprintf(why, why_len, "cannot create %s: %s", dir, strerror(errno));
+    return SOTTO_ERR_STORE;
+  }
+  if ((d = opendir(dir)) == NULL) {
+    snprintf(why, why_len, "cannot open %s: %s", dir, strerror(errno));
+    return SOTTO_ERR_STORE;
+  }
+  while ((e = readdir(d)) != NULL)
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+      closedir(d);
+      snprintf(why, why_len, "%s is not empty: export only into a new, empty directory", dir);
+      return SOTTO_ERR_STORE;
+    }
+  closedir(d);
+  if ((c = pg_connect(conninfo, why, why_len)) == NULL) return SOTTO_ERR_STORE;
+  if ((v = schema_version(c)) != PG_SCHEMA_VERSION) {
+    snprintf(why, why_len, "the PostgreSQL schema is version %d, not %d: run 'sotto-server migrate --store URL' first",
+             v, PG_SCHEMA_VERSION);
+    goto done;
+  }
+  /* No server may write meanwhile (its advisory lock, exclusive or shared,
+   * makes this one fail); the copy is one repeatable-read snapshot. */
+  snprintf(lock, sizeof lock, "SELECT pg_try_advisory_lock(%lld)", (long long)PG_LOCK_KEY);
+  r = PQexec(c, lock);
+  v = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
+  if (!v) {
+    snprintf(why, why_len, "a sotto-server is running on the PostgreSQL store: stop it first");
+    goto done;
+  }
+  if (sotto__store_sqlite_open(&sq, dir) != 0) {
+    snprintf(why, why_len, "cannot create the SQLite store in %s", dir);
+    goto done;
+  }
+  sq.ops->close(sq.impl);
+  if (sotto__store_lock_dir(dir, &lockfd) != 0) {
+    snprintf(why, why_len, "cannot lock %s", dir);
+    goto done;
+  }
+  snprintf(path, sizeof path, "%s/sotto.db", dir);
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    snprintf(why, why_len, "cannot open %s", path);
+    goto done;
+  }
+  if (exec_simple(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", why, why_len) != 0 ||
+      sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+    if (!why[0]) snprintf(why, why_len, "cannot start the copy");
+    goto done;
+  }
+  began = 1;
+  for (i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+    int64_t n = 0;
+    if (export_rows(c, db, tables[i].select, tables[i].cols, tables[i].insert, &n, why, why_len) != 0) goto done;
+    fprintf(out, "export: %lld %s\n", (long long)n, tables[i].what);
+  }
+  /* Envelope ids go on after every id PostgreSQL handed out (never reused:
+   * clients drop an id they have seen). */
+  /* The sequence hands out blocks of PG_ID_BLOCK: every id of the last
+   * block counts as issued. */
+  r = PQexec(c, "SELECT GREATEST(CASE WHEN is_called THEN last_value + 1023 ELSE 0 END,"
+                " coalesce((SELECT max(id) FROM sotto_msg_hwm), 0), coalesce((SELECT max(id) FROM messages), 0))"
+                " FROM sotto_msg_ids");
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+    snprintf(why, why_len, "cannot read the envelope id sequence: %s", PQerrorMessage(c));
+    PQclear(r);
+    goto done;
+  }
+  {
+    char q[200];
+    snprintf(q, sizeof q,
+             "DELETE FROM sqlite_sequence WHERE name = 'messages'; INSERT INTO sqlite_sequence(name, seq) "
+             "VALUES('messages', max(%lld, (SELECT coalesce(max(id), 0) FROM messages)))",
+             strtoll(PQgetvalue(r, 0, 0), NULL, 10));
+    PQclear(r);
+    if (sqlite3_exec(db, q, NULL, NULL, NULL) != SQLITE_OK || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) !=
+                                                                   SQLITE_OK) {
+      snprintf(why, why_len, "cannot commit the SQLite store: %s", sqlite3_errmsg(db));
+      goto done;
+    }
+  }
+  began = 0;
+  fprintf(out, "export: committed; start the server with --data %s (copy tls.key and tls.crt there from the "
+               "PostgreSQL nodes' --data: clients keep their pin)\n",
+          dir);
+  rc = 0;
+done:
+  if (db) {
+    if (began) (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+  }
+  if (c) PQfinish(c);
+  if (lockfd >= 0) close(lockfd);
   if (rc && why[0] && why[strlen(why) - 1] == '\n') why[strlen(why) - 1] = 0;
   return rc;
 }

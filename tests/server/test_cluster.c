@@ -61,6 +61,7 @@ struct account {
   uint8_t secret[32];
 };
 static struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
+static struct account carol = {"carol", 0, {0}}, dave = {"dave", 0, {0}};
 
 /* Stops a scenario when a precondition fails (the connections leak: the
  * test ends with its failure counted). */
@@ -376,6 +377,88 @@ static void test_refusals(void) {
   srv_rmdir(&p);
 }
 
+/* Registrations are limited per address (register-burst, default 10) for
+ * the whole cluster, not per node: a client that goes round the three nodes
+ * gets no more than one node would give it (alice, bob, carol, dave and
+ * dave's recovery took 5;
+ * register-rate, 2 a minute, may add one while this runs). */
+static void test_cluster_limits(void) {
+  int i, ok = 0, refused = 0;
+  for (i = 0; i < 3 * 10; i++) {
+    struct sotto_net *c = srv_connect(&node[i % NODES], &ctx, 1);
+    uint8_t ik[33] = {7};
+    char name[32];
+    uint32_t dev;
+    uint8_t secret[SOTTO_SRV_SECRET_LEN];
+    int rc;
+    if (!c) continue;
+    snprintf(name, sizeof name, "lim%d", i);
+    rc = sotto_net_register(c, name, ik, sizeof ik, &dev, secret);
+    if (rc == 0)
+      ok++;
+    else
+      refused++;
+    sotto_net_close(c);
+  }
+  printf("cluster limits: %d registrations accepted, %d refused across %d nodes\n", ok, refused, NODES);
+  CHECK(ok >= 1);
+  CHECK(ok <= 9);
+  CHECK(refused >= 20);
+  {
+    const char *m = metric_line(0, "sotto_cluster_limit_checks_total{node=\"n0\",where=\"redis\"}");
+    CHECK(m[0] != 0 && strcmp(m, "sotto_cluster_limit_checks_total{node=\"n0\",where=\"redis\"} 0") != 0);
+  }
+}
+
+/* 1 if c is closed by the server with code within WAIT_MS. */
+static int closed_with(struct sotto_net *c, int code) {
+  struct sotto_net_event ev;
+  int closed = 0;
+  while (!closed && sotto_net_next_event(c, WAIT_MS, &ev) == 1) {
+    if (ev.kind == SOTTO_NET_EV_CLOSE) closed = ev.code == code ? 1 : -1;
+    sotto_net_event_clear(&ev);
+  }
+  return closed == 1;
+}
+
+/* An account unregistered, or recovered, on one node: the live connections
+ * of its devices on the other nodes are closed too. */
+static void test_gone_across_nodes(void) {
+  struct account c2 = {"carol", 0, {0}}, d2 = {"dave", 0, {0}};
+  struct sotto_net *a, *b, *x;
+  uint8_t code[SOTTO_SRV_RECOVERY_LEN], ik[33] = {9}, secret[SOTTO_SRV_SECRET_LEN];
+  uint32_t dev;
+  /* carol: device 1 on node 0 unregisters; device 2 is on node 1. */
+  a = login_at(0, &carol);
+  REQUIRE_VOID(a != NULL);
+  CHECK_RC(sotto_net_add_device(a, &c2.dev, c2.secret), 0);
+  b = login_at(1, &c2);
+  REQUIRE_VOID(b != NULL);
+  CHECK(next_of(b, SOTTO_NET_EV_DRAINED, &(struct sotto_net_event){0}));
+  CHECK_RC(sotto_net_unregister(a), 0);
+  CHECK(closed_with(b, SOTTO_SRV_E_DEVICE_REMOVED));
+  sotto_net_close(b);
+  sotto_net_close(a);
+  /* dave: device 1 on node 0, device 2 on node 2; recovered from node 1. */
+  a = login_at(0, &dave);
+  REQUIRE_VOID(a != NULL);
+  randombytes_buf(code, sizeof code);
+  CHECK_RC(sotto_net_set_recovery(a, code), 0);
+  CHECK_RC(sotto_net_add_device(a, &d2.dev, d2.secret), 0);
+  b = login_at(2, &d2);
+  REQUIRE_VOID(b != NULL);
+  CHECK(next_of(b, SOTTO_NET_EV_DRAINED, &(struct sotto_net_event){0}));
+  x = srv_connect(&node[1], &ctx, 1);
+  REQUIRE_VOID(x != NULL);
+  CHECK_RC(sotto_net_recover(x, "dave", code, ik, sizeof ik, &dev, secret), 0);
+  CHECK(closed_with(b, SOTTO_SRV_E_DEVICE_REMOVED));
+  CHECK(closed_with(a, SOTTO_SRV_E_DEVICE_REMOVED));
+  sotto_net_close(x);
+  sotto_net_close(b);
+  sotto_net_close(a);
+  printf("cluster: unregister and recover closed the devices' connections on other nodes\n");
+}
+
 static int pick_live(int not) {
   int i, k = rand() % NODES;
   for (i = 0; i < NODES; i++) {
@@ -631,15 +714,17 @@ int main(int argc, char **argv) {
     CHECK(strcmp(node[i].fp, node[0].fp) == 0);
   }
   {
-    struct account *acc[2] = {&alice, &bob};
-    for (i = 0; i < 2; i++) {
-      struct sotto_net *c = srv_connect(&node[i], &ctx, 1);
+    struct account *acc[4] = {&alice, &bob, &carol, &dave};
+    for (i = 0; i < 4; i++) {
+      struct sotto_net *c = srv_connect(&node[i % NODES], &ctx, 1);
       uint8_t ik[33] = {5};
       REQUIRE(c != NULL);
       CHECK_RC(sotto_net_register(c, acc[i]->name, ik, sizeof ik, &acc[i]->dev, acc[i]->secret), 0);
       sotto_net_close(c);
     }
   }
+  test_gone_across_nodes();
+  test_cluster_limits();
   test_cross_node();
   test_refusals();
   test_kills();

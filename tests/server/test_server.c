@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "rotation.h"
@@ -1204,6 +1205,117 @@ static void test_import(void) {
   srv_rmdir(&p);
 }
 
+static int copy_into(const char *from_dir, const char *to_dir, const char *name) {
+  char from[600], to[600], buf[8192];
+  ssize_t n;
+  int in, out, rc = 0;
+  snprintf(from, sizeof from, "%s/%s", from_dir, name);
+  snprintf(to, sizeof to, "%s/%s", to_dir, name);
+  in = open(from, O_RDONLY);
+  out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (in < 0 || out < 0) rc = -1;
+  while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0)
+    if (write(out, buf, (size_t)n) != n) rc = -1;
+  if (in >= 0) close(in);
+  if (out >= 0) close(out);
+  return rc;
+}
+
+/* `sotto-server export`: the mirror of import. A PostgreSQL store (accounts,
+ * secrets, queued envelopes, recovery code) into a new SQLite store; a
+ * server started on it (with the TLS identity copied) is the same server:
+ * the accounts log in, the queued envelopes arrive with their ids, new ids
+ * go on above every id PostgreSQL issued. Refused while a server runs on
+ * the PostgreSQL store and into a directory that is not empty. */
+static void test_export(void) {
+  uint8_t rcode[32];
+  struct srv_proc p, q;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
+  struct sotto_net *a = NULL, *b = NULL;
+  struct sotto_net_event ev;
+  char fp[65], *out;
+  uint64_t ids[3] = {0, 0, 0}, id4 = 0, acked = 0;
+  int rc, i, st = -1;
+  if (!srv_pg()) return;
+  REQUIRE_VOID(srv_mkdir(&p, "export-pg") == 0);
+  REQUIRE_VOID(srv_mkdir(&q, "export-sqlite") == 0);
+  REQUIRE_VOID(srv_start(&p, NULL) == 0); /* on PostgreSQL */
+  memcpy(fp, p.fp, sizeof fp);
+  rc = do_register(&p, &ctx, &alice);
+  if (rc == 0) rc = do_register(&p, &ctx, &bob);
+  REQUIRE_VOID(rc == 0);
+  b = login(&p, &ctx, &bob);
+  REQUIRE_VOID(b != NULL);
+  for (i = 0; i < 3; i++) {
+    uint8_t body[8] = {'q', 'u', 'e', 'u', 'e', 'd', '0', 0};
+    body[6] = (uint8_t)('0' + i);
+    CHECK_RC(sotto_net_send(b, "alice", 1, 1, body, 7, &ids[i], NULL), 0);
+  }
+  CHECK_RC(sotto_net_send(b, "alice", 1, 1, (const uint8_t *)"acked", 5, &acked, NULL), 0);
+  memset(rcode, 0x5b, sizeof rcode);
+  CHECK_RC(sotto_net_set_recovery(b, rcode), 0);
+  sotto_net_close(b);
+  a = login(&p, &ctx, &alice);
+  REQUIRE_VOID(a != NULL);
+  for (i = 0; i < 4; i++) {
+    REQUIRE_VOID(next_of(a, SOTTO_NET_EV_MSG, &ev));
+    if (ev.id == acked) CHECK_RC(sotto_net_ack(a, acked), 0);
+    sotto_net_event_clear(&ev);
+  }
+  CHECK_RC(sotto_net_ping(a), 0);
+  sotto_net_close(a);
+  {
+    /* Not while a server runs on the PostgreSQL store. */
+    const char *args[] = {"export", "--store", p.store, q.dir, NULL};
+    out = srv_run_capture(args, &st);
+    CHECK(st != 0);
+    free(out);
+  }
+  CHECK(srv_stop(&p) == 0);
+  {
+    const char *args[] = {"export", "--store", p.store, q.dir, NULL};
+    out = srv_run_capture(args, &st);
+    CHECK(st == 0 && out && strstr(out, "export: 2 accounts") && strstr(out, "export: 3 queued envelopes") &&
+          strstr(out, "export: 1 recovery codes"));
+    free(out);
+    /* Only into an empty directory. */
+    out = srv_run_capture(args, &st);
+    CHECK(st != 0);
+    free(out);
+  }
+  REQUIRE_VOID(copy_into(p.dir, q.dir, "tls.key") == 0 && copy_into(p.dir, q.dir, "tls.crt") == 0);
+  q.store[0] = 0; /* SQLite in q.dir */
+  REQUIRE_VOID(srv_start(&q, NULL) == 0);
+  CHECK(strcmp(fp, q.fp) == 0);
+  a = login(&q, &ctx, &alice);
+  b = login(&q, &ctx, &bob);
+  REQUIRE_VOID(a && b);
+  for (i = 0; i < 3; i++) {
+    CHECK(next_of(a, SOTTO_NET_EV_MSG, &ev) && ev.id == ids[i] && ev.body_len == 7 && ev.body[6] == '0' + i &&
+          strcmp(ev.sender, "bob") == 0);
+    sotto_net_event_clear(&ev);
+    CHECK_RC(sotto_net_ack(a, ids[i]), 0);
+  }
+  CHECK_RC(sotto_net_send(b, "alice", 1, 1, (const uint8_t *)"after", 5, &id4, NULL), 0);
+  CHECK(id4 > ids[2] && id4 > acked);
+  sotto_net_close(a);
+  sotto_net_close(b);
+  {
+    struct sotto_net *x = srv_connect(&q, &ctx, 1);
+    uint8_t ik[33], secret[32];
+    uint32_t dev = 0;
+    memset(ik, 0x05, sizeof ik);
+    CHECK(x != NULL);
+    if (x) CHECK_RC(sotto_net_recover(x, "bob", rcode, ik, sizeof ik, &dev, secret), 0);
+    sotto_net_close(x);
+  }
+  CHECK(srv_stop(&q) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&q);
+  srv_rmdir(&p);
+}
+
 /* A PostgreSQL that stalls without closing (here: its backends stopped)
  * holds neither of the server's threads for long: metrics (read on the I/O
  * thread) give up after the reader's bound, the server answers a PING
@@ -1442,6 +1554,7 @@ int main(int argc, char **argv) {
   test_unread_answers();
   test_pg_outage();
   test_import();
+  test_export();
   test_pg_stall();
   test_pg_schema();
   test_account_delete();
