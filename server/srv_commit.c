@@ -77,6 +77,7 @@ void sotto__srv_op_pool_free(void) {
 void sotto__srv_op_discard(struct op *o) {
   if (o->type == SOTTO_SRV_KEYS_UPLOAD) free(o->req.keys);
   free(o->bundle);
+  free(o->kt_out);
   sodium_memzero(o->secret, sizeof o->secret);
   sodium_memzero(&o->dev, sizeof o->dev);
   sodium_memzero(o->data, o->len);
@@ -204,8 +205,10 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
   if (rc == 0 && b->expire)
     rc = sotto__srv_expire_run(s, sotto__srv_now_ms() - queue_age_ms(s->cfg), &b->deleted, &b->notices,
                                &b->notice_max_id);
+  if (rc == 0) rc = sotto__srv_kt_batch(s, b); /* the log entry in the same transaction (srv_kt.c) */
   if (rc == 0) rc = ops->commit(st);
   if (rc != 0) ops->rollback(st);
+  sotto__srv_kt_batch_done(s, rc);
   return rc;
 }
 
@@ -234,6 +237,9 @@ static void batch_exec(struct srv *s, struct batch *b) {
       o->target_devkey = 0;
       free(o->bundle);
       o->bundle = NULL;
+      free(o->kt_out);
+      o->kt_out = NULL;
+      o->kt_len = 0;
     }
     b->deleted = b->notices = b->notice_max_id = 0;
     rc = batch_try(s, b, &deletes);
