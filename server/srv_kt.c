@@ -136,7 +136,15 @@ int sotto__srv_kt_open(struct srv *s) {
     return -1;
   }
   s->kt = kt;
-  sotto__srv_log(1, "kt_open", "entries=%lld", (long long)kt->n);
+  {
+    /* The log's public identity, for clients and witnesses to pin. */
+    struct sotto_kt_log_id id;
+    char sig[2 * SOTTO_KT_SIGN_PK_LEN + 1], vrf[2 * SOTTO_KT_VRF_PK_LEN + 1];
+    sotto_kt_dir_log_id(&id, kt->dir);
+    sodium_bin2hex(sig, sizeof sig, id.sig_pk, sizeof id.sig_pk);
+    sodium_bin2hex(vrf, sizeof vrf, id.vrf_pk, sizeof id.vrf_pk);
+    sotto__srv_log(0, "kt_open", "entries=%lld sig_pk=%s vrf_pk=%s", (long long)kt->n, sig, vrf);
+  }
   return 0;
 }
 

@@ -217,6 +217,31 @@ static void test_kt(void) {
   CHECK(witness_follow(c, wt, h1.tree_size, &applied) == 0 && applied == 1);
   sotto_net_close(c);
 
+  /* `sotto-server backup` takes the log's keys along: a server started on
+   * the copy serves the same head, signed by the same key. */
+  {
+    struct srv_proc q = p;
+    struct sotto_kt_head h3;
+    char *out;
+    int st = -1;
+    const char *args[] = {"backup", "--data", p.dir, q.dir, NULL};
+    CHECK(snprintf(q.dir, sizeof q.dir, "%s-copy", p.dir) < (int)sizeof q.dir);
+    args[3] = q.dir;
+    out = srv_run_capture(args, &st);
+    CHECK(st == 0);
+    free(out);
+    CHECK(srv_stop(&p) == 0);
+    CHECK(srv_start(&q, KT_ARGS) == 0);
+    c = srv_connect(&q, &ctx, 1);
+    CHECK(c != NULL);
+    CHECK(get_head(c, &h3) == 0 && h3.tree_size == h2.tree_size && memcmp(h3.root, h2.root, 32) == 0);
+    CHECK(sotto_kt_head_verify(&h3, &id) == 0);
+    sotto_net_close(c);
+    CHECK(srv_stop(&q) == 0);
+    srv_rmdir(&q);
+    CHECK(srv_start(&p, KT_ARGS) == 0);
+  }
+
   /* A forked log: the newest entry is cut from the database and the
    * server, restarted, logs another registration at the same index. The
    * witness, which accepted the old entry there, refuses the new one. */
