@@ -174,6 +174,27 @@ static void test_kt(void) {
   vlen = sizeof value;
   CHECK(search_ok(c, &id, "nobody", &version, value, &vlen) == 0 && version == SOTTO_KT_ABSENT);
 
+  /* UNREGISTER logs a new version with an empty value (the deletion marker). */
+  {
+    struct sotto_net *e = srv_connect(&p, &ctx, 1);
+    uint8_t secret[32], ik_e[33];
+    uint32_t dev = 0;
+    memset(ik_e, 0x05, sizeof ik_e);
+    CHECK(e != NULL);
+    if (e) {
+      CHECK(sotto_net_register(e, "erin", ik_e, sizeof ik_e, &dev, secret) == 0);
+      CHECK(sotto_net_auth(e, "erin", dev, secret, NULL, NULL) == 0);
+      vlen = sizeof value;
+      CHECK(search_ok(c, &id, "erin", &version, value, &vlen) == 0 && version == 0 && vlen == 33);
+      CHECK(sotto_net_unregister(e) == 0);
+      sotto_net_close(e);
+    }
+    vlen = sizeof value;
+    rc = search_ok(c, &id, "erin", &version, value, &vlen);
+    CHECK_RC(rc, 0);
+    CHECK(version == 1 && vlen == 0);
+    CHECK(get_head(c, &h1) == 0);
+  }
   /* A witness follows the log and cosigns its head. */
   CHECK(sotto_kt_witness_new(&wt, &id) == 0);
   CHECK_RC(witness_follow(c, wt, 0, &applied), 0);
