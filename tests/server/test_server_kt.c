@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -133,6 +134,31 @@ static int witness_follow(struct sotto_net *c, struct sotto_kt_witness *wt, uint
   return rc;
 }
 
+/* Runs sotto-witness against p with state dir st; its exit status, output in out. */
+static int run_witness(struct srv_proc *p, const char *st, const struct sotto_kt_log_id *id, char *out,
+                       size_t cap) {
+  char cmd[2048], key[129];
+  uint8_t idb[64];
+  size_t n = 0;
+  FILE *f;
+  int status;
+  memcpy(idb, id->sig_pk, 32);
+  memcpy(idb + 32, id->vrf_pk, 32);
+  sodium_bin2hex(key, sizeof key, idb, sizeof idb);
+  snprintf(cmd, sizeof cmd, "%s --server 127.0.0.1:%s --fingerprint %s --state %s --log-key %s 2>&1",
+           SOTTO_WITNESS_BIN, p->port, p->fp, st, key);
+  out[0] = 0;
+  if ((f = popen(cmd, "r")) == NULL) return -1;
+  while (n + 1 < cap) {
+    size_t k = fread(out + n, 1, cap - 1 - n, f);
+    if (k == 0) break;
+    n += k;
+  }
+  out[n] = 0;
+  status = pclose(f);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 static void test_kt(void) {
   struct srv_proc p;
   struct sotto_net_ctx *ctx = NULL;
@@ -145,9 +171,11 @@ static void test_kt(void) {
   size_t vlen, n;
   uint64_t applied;
   struct sotto__wr w;
+  char wst[600], wout[4096];
   int rc;
 
   CHECK(srv_mkdir(&p, "kt") == 0);
+  snprintf(wst, sizeof wst, "%s/witness-state", p.dir);
   CHECK(srv_start(&p, KT_ARGS) == 0);
   log_id_of(&p, &id);
   /* No entry yet: no head. */
@@ -195,6 +223,10 @@ static void test_kt(void) {
     CHECK(version == 1 && vlen == 0);
     CHECK(get_head(c, &h1) == 0);
   }
+  /* sotto-witness follows the log, keeps it in its state and cosigns. */
+  CHECK(run_witness(&p, wst, &id, wout, sizeof wout) == 0);
+  CHECK(strstr(wout, "cosignature ") != NULL);
+  CHECK(run_witness(&p, wst, &id, wout, sizeof wout) == 0 && strstr(wout, "accepted 0 new entries") != NULL);
   /* A witness follows the log and cosigns its head. */
   CHECK(sotto_kt_witness_new(&wt, &id) == 0);
   CHECK_RC(witness_follow(c, wt, 0, &applied), 0);
@@ -236,6 +268,7 @@ static void test_kt(void) {
   CHECK(call(c, SOTTO_SRV_KT_CONSISTENCY, b, w.len, &a, &n) == -SOTTO_SRV_E_NOT_FOUND);
   /* The witness takes the new entry. */
   CHECK(witness_follow(c, wt, h1.tree_size, &applied) == 0 && applied == 1);
+  CHECK(run_witness(&p, wst, &id, wout, sizeof wout) == 0 && strstr(wout, "accepted 1 new entries") != NULL);
   sotto_net_close(c);
 
   /* `sotto-server backup` takes the log's keys along: a server started on
@@ -284,6 +317,11 @@ static void test_kt(void) {
   CHECK(memcmp(h1.root, h2.root, 32) != 0);
   rc = witness_follow(c, wt, h2.tree_size - 1, &applied);
   CHECK_RC(rc, SOTTO_ERR_KT_FORK);
+  /* So does sotto-witness, which saw the old entry too (ghost test 3: split view). */
+  rc = run_witness(&p, wst, &id, wout, sizeof wout);
+  if (rc != 2) fprintf(stderr, "sotto-witness said (%d): %s\n", rc, wout);
+  CHECK(rc == 2);
+  CHECK(strstr(wout, "REFUSED") != NULL && strstr(wout, "forked") != NULL);
   sotto_net_close(c);
 
   /* Without --kt the requests are refused. */
@@ -296,6 +334,15 @@ static void test_kt(void) {
   CHECK(srv_stop(&p) == 0);
   sotto_kt_witness_free(wt);
   sotto_net_ctx_free(ctx);
+  {
+    static const char *const files[] = {"witness.key", "log.id", "entries"};
+    char path[700];
+    for (size_t i = 0; i < 3; i++) {
+      snprintf(path, sizeof path, "%s/%s", wst, files[i]);
+      unlink(path);
+    }
+    rmdir(wst);
+  }
   srv_rmdir(&p);
 }
 
