@@ -40,6 +40,7 @@ static const char USAGE[] =
     "  --state DIR          the witness's state directory (created 0700)\n"
     "  --log-key HEX        first run only: the log's sig_pk and vrf_pk (128 hex digits,\n"
     "                       the server's kt_open log line)\n"
+    "  --help               print this and exit\n"
     "Fetches the log's new entries, refuses any that do not extend what it accepted,\n"
     "and prints its cosignature of the newest head (hex). Exit 0 ok, 1 error, 2 refused.\n";
 
