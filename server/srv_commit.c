@@ -15,11 +15,16 @@
 
 /* What an op counts against max-inflight-bytes: its payload, and the heap
  * memory it owns while it waits: for a BUNDLE the bundle buffer its answer
- * needs (allocated when it runs), for KEYS_UPLOAD its parsed key table. */
+ * needs (allocated when it runs), for KEYS_UPLOAD its parsed key table, for
+ * the KT_* requests the most their answer can hold (srv_kt.c). */
 size_t sotto__srv_op_cost(uint8_t type, size_t len) {
-  return len + (type == SOTTO_SRV_BUNDLE        ? sizeof(struct sotto_store_bundle)
-                : type == SOTTO_SRV_KEYS_UPLOAD ? sizeof(struct sotto_store_keys)
-                                                : 0);
+  return len + (type == SOTTO_SRV_BUNDLE                                            ? sizeof(struct sotto_store_bundle)
+                : type == SOTTO_SRV_KEYS_UPLOAD                                     ? sizeof(struct sotto_store_keys)
+                : type == SOTTO_SRV_KT_UPDATES                                      ? SOTTO_SRV_MAX_FRAME
+                : type == SOTTO_SRV_KT_SEARCH || type == SOTTO_SRV_KT_CONSISTENCY ? SOTTO_SRV_KT_HEAD_LEN + 4 +
+                                                                                        SOTTO_SRV_KT_MAX_PROOF
+                : type == SOTTO_SRV_KT_HEAD ? SOTTO_SRV_KT_HEAD_LEN + 1
+                                            : 0);
 }
 
 /* Ops with a small payload (every SEND of a usual envelope, ACK, AUTH, ...)
