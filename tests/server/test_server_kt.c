@@ -324,6 +324,19 @@ static void test_kt(void) {
   CHECK(strstr(wout, "REFUSED") != NULL && strstr(wout, "forked") != NULL);
   sotto_net_close(c);
 
+  /* Bad requests: a KT_UPDATES past the log is "not found"; one with a count
+   * of 0 is malformed and closes the connection. */
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_kt_updates_req(&w, 1000, 1);
+  CHECK(call(c, SOTTO_SRV_KT_UPDATES, b, w.len, &a, &n) == -SOTTO_SRV_E_NOT_FOUND);
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_kt_updates_req(&w, 0, 0);
+  CHECK(call(c, SOTTO_SRV_KT_UPDATES, b, w.len, &a, &n) != 0 && a == NULL);
+  CHECK(get_head(c, &h1) != 0); /* the connection is gone */
+  sotto_net_close(c);
+
   /* Without --kt the requests are refused. */
   CHECK(srv_stop(&p) == 0);
   CHECK(srv_start(&p, NULL) == 0);
