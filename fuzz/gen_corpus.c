@@ -89,7 +89,7 @@ static struct target targets[] = {
     {"sender_key_msg", 0}, {"sender_key_record", 0}, {"server_hello", 0},  {"server_register", 0},
     {"server_auth", 0},   {"server_keys", 0},     {"server_bundle_req", 0}, {"server_send", 0},
     {"server_ack", 0},    {"server_push", 0},     {"server_frame", 0},  {"client_net", 0},
-    {"server_recover", 0}, {"backup_file", 0},
+    {"server_recover", 0}, {"backup_file", 0},   {"server_kt", 0},
 };
 
 static struct target *target(const char *name) {
@@ -423,6 +423,54 @@ static void gen_register(void) {
     if (w.err) die("register");
     snprintf(desc, sizeof desc, "u%zu-id%zu", u, il);
     put("server_register", desc, b, w.len);
+  }
+}
+
+/* Key transparency: each request, each answer with 0, 1 and 3 cosignatures
+ * or entries, and the limits (too many, too long, one byte short). */
+static void gen_kt(void) {
+  uint8_t b[4096], head[SOTTO_SRV_KT_HEAD_LEN], cos[3 * SOTTO_SRV_KT_COSIG_LEN], pk[SOTTO_SRV_KT_PK_LEN];
+  struct sotto__wr w;
+  char desc[64];
+  size_t i, k;
+  fill(head, sizeof head, 1);
+  fill(cos, sizeof cos, 2);
+  fill(pk, sizeof pk, 3);
+  for (i = 0; i < 4; i++) {
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_kt_search_req(&w, users[i % N_USERS]);
+    snprintf(desc, sizeof desc, "search%zu", i);
+    put("server_kt", desc, b, w.len);
+  }
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_u64_req(&w, 42);
+  put("server_kt", "consistency", b, w.len);
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_kt_updates_req(&w, 0, 1);
+  put("server_kt", "updates-req", b, w.len);
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_kt_updates_req(&w, 9, SOTTO_SRV_KT_MAX_UPDATES + 1);
+  put("server_kt", "updates-req-many", b, w.len);
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_kt_cosign_req(&w, pk, head, cos);
+  put("server_kt", "cosign", b, w.len);
+  put("server_kt", "cosign-short", b, w.len - 1);
+  for (k = 0; k < 4; k += 3) {
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_kt_head(&w, head, cos, k ? 3 : 0);
+    snprintf(desc, sizeof desc, "head%zu", k);
+    put("server_kt", desc, b, w.len);
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_kt_proof(&w, head, cos, k * 50);
+    snprintf(desc, sizeof desc, "proof%zu", k);
+    put("server_kt", desc, b, w.len);
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__wr_u8(&w, 0);
+    sotto__wr_u8(&w, (uint8_t)k);
+    for (i = 0; i < k; i++) sotto__srv_put_kt_entry(&w, head, cos, 12 + 64 * i);
+    if (w.err) die("kt");
+    snprintf(desc, sizeof desc, "updates%zu", k);
+    put("server_kt", desc, b, w.len);
   }
 }
 
@@ -986,6 +1034,8 @@ int main(int argc, char **argv) {
   gen_auth();
   streams_for("recover");
   gen_recover();
+  streams_for("kt");
+  gen_kt();
   streams_for("backup");
   gen_backup();
   streams_for("targets");

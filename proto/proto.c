@@ -562,3 +562,143 @@ void sotto__srv_put_notice(struct sotto__wr *w, uint64_t id, uint64_t timestamp_
   sotto__wr_u64be(w, timestamp_ms);
   sotto__wr_bytes(w, body, len);
 }
+
+/* ---- key transparency ------------------------------------------------------ */
+
+static int rd_blob32(struct sotto__rd *r, size_t max, const uint8_t **p, size_t *len) {
+  uint32_t n;
+  size_t off = r->off;
+  int rc;
+  if ((rc = sotto__rd_u32be(r, &n)) != 0) return rc;
+  if (n > max) {
+    r->off = off;
+    return SOTTO_ERR_TOO_LARGE;
+  }
+  *len = n;
+  if ((rc = sotto__rd_bytes(r, n, p)) != 0) r->off = off;
+  return rc;
+}
+
+int sotto__srv_parse_kt_search_req(const uint8_t *p, size_t len, struct sotto_srv_str *user) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_username(&r, user));
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_kt_consistency_req(const uint8_t *p, size_t len, uint64_t *old_size) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_u64be(&r, old_size));
+  if (*old_size == 0 || *old_size > (1ull << 62)) return SOTTO_ERR_MALFORMED;
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_kt_updates_req(const uint8_t *p, size_t len, struct sotto_srv_kt_range *m) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_u64be(&r, &m->first));
+  TRY(rd_u16(&r, &m->count));
+  if (m->first >= (1ull << 62) || m->count == 0 || m->count > SOTTO_SRV_KT_MAX_UPDATES) return SOTTO_ERR_MALFORMED;
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_kt_cosign_req(const uint8_t *p, size_t len, struct sotto_srv_kt_cosign *m) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_bytes(&r, SOTTO_SRV_KT_PK_LEN, &m->witness_pk));
+  TRY(sotto__rd_bytes(&r, SOTTO_SRV_KT_HEAD_LEN, &m->head));
+  TRY(sotto__rd_bytes(&r, SOTTO_SRV_KT_COSIG_LEN, &m->cosig));
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_kt_head(const uint8_t *p, size_t len, struct sotto_srv_kt_head *m) {
+  struct sotto__rd r;
+  uint8_t n;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_bytes(&r, SOTTO_SRV_KT_HEAD_LEN, &m->head));
+  TRY(sotto__rd_u8(&r, &n));
+  if (n > SOTTO_SRV_KT_MAX_COSIGS) return SOTTO_ERR_TOO_LARGE;
+  m->n_cosigs = n;
+  TRY(sotto__rd_bytes(&r, (size_t)n * SOTTO_SRV_KT_COSIG_LEN, &m->cosigs));
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_kt_proof(const uint8_t *p, size_t len, struct sotto_srv_kt_proof *m) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_bytes(&r, SOTTO_SRV_KT_HEAD_LEN, &m->head));
+  TRY(rd_blob32(&r, SOTTO_SRV_KT_MAX_PROOF, &m->proof, &m->proof_len));
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_kt_updates(const uint8_t *p, size_t len, struct sotto_srv_kt_entry *e, size_t max,
+                                size_t max_update, size_t *n) {
+  struct sotto__rd r;
+  uint16_t cnt, i;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_u16(&r, &cnt));
+  if (cnt > max || cnt > SOTTO_SRV_KT_MAX_UPDATES) return SOTTO_ERR_TOO_LARGE;
+  for (i = 0; i < cnt; i++) {
+    TRY(sotto__rd_bytes(&r, SOTTO_SRV_KT_HEAD_LEN, &e[i].head));
+    TRY(rd_blob32(&r, max_update, &e[i].update, &e[i].update_len));
+  }
+  *n = cnt;
+  return rd_end(&r);
+}
+
+void sotto__srv_put_kt_search_req(struct sotto__wr *w, const char *user) { sotto__srv_put_str8(w, user, strlen(user)); }
+
+void sotto__srv_put_kt_updates_req(struct sotto__wr *w, uint64_t first, uint16_t count) {
+  sotto__wr_u64be(w, first);
+  sotto__wr_u8(w, (uint8_t)(count >> 8));
+  sotto__wr_u8(w, (uint8_t)count);
+}
+
+void sotto__srv_put_kt_cosign_req(struct sotto__wr *w, const uint8_t pk[SOTTO_SRV_KT_PK_LEN],
+                                  const uint8_t head[SOTTO_SRV_KT_HEAD_LEN],
+                                  const uint8_t cosig[SOTTO_SRV_KT_COSIG_LEN]) {
+  sotto__wr_bytes(w, pk, SOTTO_SRV_KT_PK_LEN);
+  sotto__wr_bytes(w, head, SOTTO_SRV_KT_HEAD_LEN);
+  sotto__wr_bytes(w, cosig, SOTTO_SRV_KT_COSIG_LEN);
+}
+
+void sotto__srv_put_kt_head(struct sotto__wr *w, const uint8_t head[SOTTO_SRV_KT_HEAD_LEN], const uint8_t *cosigs,
+                            size_t n_cosigs) {
+  if (n_cosigs > SOTTO_SRV_KT_MAX_COSIGS) {
+    w->err = SOTTO_ERR_TOO_LARGE;
+    return;
+  }
+  sotto__wr_bytes(w, head, SOTTO_SRV_KT_HEAD_LEN);
+  sotto__wr_u8(w, (uint8_t)n_cosigs);
+  sotto__wr_bytes(w, cosigs, n_cosigs * SOTTO_SRV_KT_COSIG_LEN);
+}
+
+void sotto__srv_put_kt_proof(struct sotto__wr *w, const uint8_t head[SOTTO_SRV_KT_HEAD_LEN], const uint8_t *proof,
+                             size_t len) {
+  if (len > SOTTO_SRV_KT_MAX_PROOF) {
+    w->err = SOTTO_ERR_TOO_LARGE;
+    return;
+  }
+  sotto__wr_bytes(w, head, SOTTO_SRV_KT_HEAD_LEN);
+  sotto__wr_u32be(w, (uint32_t)len);
+  sotto__wr_bytes(w, proof, len);
+}
+
+void sotto__srv_put_kt_entry(struct sotto__wr *w, const uint8_t head[SOTTO_SRV_KT_HEAD_LEN], const uint8_t *update,
+                             size_t len) {
+  if (len > UINT32_MAX) {
+    w->err = SOTTO_ERR_TOO_LARGE;
+    return;
+  }
+  sotto__wr_bytes(w, head, SOTTO_SRV_KT_HEAD_LEN);
+  sotto__wr_u32be(w, (uint32_t)len);
+  sotto__wr_bytes(w, update, len);
+}

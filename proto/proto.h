@@ -47,6 +47,8 @@ enum {
   SOTTO_SRV_DEVICE_REMOVE = 0x05,
   SOTTO_SRV_ROTATE_SECRET = 0x06,
   SOTTO_SRV_ROTATION = 0x07, /* the certificate rotation chain (allowed before AUTH; rotation.h) */
+  SOTTO_SRV_KT_HEAD = 0x08,   /* key transparency: the current signed head and its cosignatures */
+  SOTTO_SRV_KT_SEARCH = 0x09, /* key transparency: a search proof for a username */
   SOTTO_SRV_UNREGISTER = 0x0A,   /* delete this account (device 1); its name is held for a quarantine */
   SOTTO_SRV_SET_RECOVERY = 0x0B, /* set the account's recovery code (device 1): 32 bytes */
   SOTTO_SRV_RECOVER = 0x0C,      /* before AUTH: re-register a name with a new identity by its recovery code */
@@ -54,6 +56,8 @@ enum {
   SOTTO_SRV_BUNDLE = 0x11,
   SOTTO_SRV_DEVICES = 0x12,
   SOTTO_SRV_EPOCH = 0x15, /* raise this device's epoch (client store rollback detection) */
+  SOTTO_SRV_KT_CONSISTENCY = 0x16, /* key transparency: consistency proof from an older size */
+  SOTTO_SRV_KT_UPDATES = 0x17,     /* key transparency: entries i..j (update and head) for witnesses */
   SOTTO_SRV_SEND = 0x20,
   SOTTO_SRV_ACK = 0x21,
   SOTTO_SRV_PING = 0x30,
@@ -64,7 +68,9 @@ enum {
   SOTTO_SRV_DRAINED = 0x91,
   SOTTO_SRV_KEYS_LOW_PUSH = 0x92,
   SOTTO_SRV_CLOSE = 0x93,
-  SOTTO_SRV_NOTICE = 0x94 /* a notice of the server itself (expired envelopes), acknowledged like MSG */
+  SOTTO_SRV_NOTICE = 0x94, /* a notice of the server itself (expired envelopes), acknowledged like MSG */
+  /* witness to server (number given by the lead for KT; a request despite the range) */
+  SOTTO_SRV_KT_COSIGN = 0x95
 };
 
 /* Error codes carried in ERR and CLOSE frames (u16 on the wire). */
@@ -336,5 +342,69 @@ void sotto__srv_put_notice_body(struct sotto__wr *w, const struct sotto_srv_noti
 void sotto__srv_put_notice(struct sotto__wr *w, uint64_t id, uint64_t timestamp_ms, const uint8_t *body, size_t len);
 /* EPOCH: the server's epoch before the request. */
 void sotto__srv_put_epoch_ok(struct sotto__wr *w, uint64_t old);
+
+/* ---- key transparency (docs/protocol-server.md, docs/key-transparency.md) ---- */
+
+#define SOTTO_SRV_KT_HEAD_LEN 112      /* = SOTTO_KT_HEAD_LEN */
+#define SOTTO_SRV_KT_COSIG_LEN 80      /* = SOTTO_KT_COSIG_LEN */
+#define SOTTO_SRV_KT_PK_LEN 32         /* = SOTTO_KT_SIGN_PK_LEN */
+#define SOTTO_SRV_KT_MAX_COSIGS 64     /* = SOTTO_KT_MAX_COSIGS */
+#define SOTTO_SRV_KT_MAX_PROOF 65536   /* = SOTTO_KT_MAX_SEARCH_PROOF_LEN (also bounds consistency proofs) */
+#define SOTTO_SRV_KT_MAX_UPDATES 64    /* entries in one KT_UPDATES answer */
+
+/* KT_HEAD answer: head(112) || u8 n || n x cosignature(80). */
+struct sotto_srv_kt_head {
+  const uint8_t *head; /* SOTTO_SRV_KT_HEAD_LEN bytes */
+  size_t n_cosigs;
+  const uint8_t *cosigs; /* n_cosigs x SOTTO_SRV_KT_COSIG_LEN bytes */
+};
+/* KT_SEARCH and KT_CONSISTENCY answers: head(112) || u32 len || proof. */
+struct sotto_srv_kt_proof {
+  const uint8_t *head;
+  const uint8_t *proof;
+  size_t proof_len;
+};
+/* KT_UPDATES request: u64 first entry index (0-based) || u16 count. */
+struct sotto_srv_kt_range {
+  uint64_t first;
+  uint16_t count;
+};
+/* One entry of a KT_UPDATES answer: u16 n, then n x (head(112) || u32 len || update). */
+struct sotto_srv_kt_entry {
+  const uint8_t *head;
+  const uint8_t *update;
+  size_t update_len;
+};
+/* KT_COSIGN request: witness public key(32) || head(112) || cosignature(80). */
+struct sotto_srv_kt_cosign {
+  const uint8_t *witness_pk;
+  const uint8_t *head;
+  const uint8_t *cosig;
+};
+
+/* KT_SEARCH request: the username (str8). KT_CONSISTENCY request: u64 old
+ * size (sotto__srv_parse_epoch-like, but any value up to 2^62). */
+int sotto__srv_parse_kt_search_req(const uint8_t *p, size_t len, struct sotto_srv_str *user) SOTTO_WUR;
+int sotto__srv_parse_kt_consistency_req(const uint8_t *p, size_t len, uint64_t *old_size) SOTTO_WUR;
+int sotto__srv_parse_kt_updates_req(const uint8_t *p, size_t len, struct sotto_srv_kt_range *m) SOTTO_WUR;
+int sotto__srv_parse_kt_cosign_req(const uint8_t *p, size_t len, struct sotto_srv_kt_cosign *m) SOTTO_WUR;
+int sotto__srv_parse_kt_head(const uint8_t *p, size_t len, struct sotto_srv_kt_head *m) SOTTO_WUR;
+int sotto__srv_parse_kt_proof(const uint8_t *p, size_t len, struct sotto_srv_kt_proof *m) SOTTO_WUR;
+/* Up to max entries (max <= SOTTO_SRV_KT_MAX_UPDATES); update lengths up to max_update each. */
+int sotto__srv_parse_kt_updates(const uint8_t *p, size_t len, struct sotto_srv_kt_entry *e, size_t max,
+                                size_t max_update, size_t *n) SOTTO_WUR;
+
+void sotto__srv_put_kt_search_req(struct sotto__wr *w, const char *user);
+void sotto__srv_put_kt_updates_req(struct sotto__wr *w, uint64_t first, uint16_t count);
+void sotto__srv_put_kt_cosign_req(struct sotto__wr *w, const uint8_t pk[SOTTO_SRV_KT_PK_LEN],
+                                  const uint8_t head[SOTTO_SRV_KT_HEAD_LEN],
+                                  const uint8_t cosig[SOTTO_SRV_KT_COSIG_LEN]);
+void sotto__srv_put_kt_head(struct sotto__wr *w, const uint8_t head[SOTTO_SRV_KT_HEAD_LEN], const uint8_t *cosigs,
+                            size_t n_cosigs);
+void sotto__srv_put_kt_proof(struct sotto__wr *w, const uint8_t head[SOTTO_SRV_KT_HEAD_LEN], const uint8_t *proof,
+                             size_t len);
+/* One entry of a KT_UPDATES answer (after a u16 count the caller writes with sotto__wr_u8 x2). */
+void sotto__srv_put_kt_entry(struct sotto__wr *w, const uint8_t head[SOTTO_SRV_KT_HEAD_LEN], const uint8_t *update,
+                             size_t len);
 
 #endif

@@ -70,8 +70,8 @@ static void sync_dir(const char *dir) {
 
 int sotto_srv_backup(const char *data_dir, const char *db_dir, const char *dest, FILE *out) {
   static const char *const files[] = {"tls.key", "tls.crt"};
-  static const char *const optional[] = {"rotation.chain", "next.key", "next.crt"};
-  int opt_copied[3] = {0, 0, 0};
+  static const char *const optional[] = {"rotation.chain", "next.key", "next.crt", "kt.key"};
+  int opt_copied[4] = {0, 0, 0, 0};
   char why[4600], fp[65], path[4200];
   int64_t accounts = 0, queued = 0;
   size_t i, copied = 0;
@@ -88,7 +88,8 @@ int sotto_srv_backup(const char *data_dir, const char *db_dir, const char *dest,
   for (i = 0; i < sizeof files / sizeof files[0]; i++, copied++)
     if (copy_small(data_dir, dest, files[i], why, sizeof why) != 0) goto fail;
   /* A certificate rotation's chain and prepared key go with it (clients
-   * pinned to an older certificate need the chain to follow). */
+   * pinned to an older certificate need the chain to follow), and the
+   * key-transparency log's keys (srv_kt.c; its entries are in sotto.db). */
   for (i = 0; i < sizeof optional / sizeof optional[0]; i++) {
     snprintf(path, sizeof path, "%s/%s", data_dir, optional[i]);
     if (access(path, F_OK) != 0) continue;

@@ -81,6 +81,8 @@ static const struct opt opts[] = {
     {"wal-scrub-interval", T_I64, O(wal_scrub_ms), 0, 60000,
      "ms: the WAL is truncated at most this long after envelopes were deleted; 0: after every such commit, "
      "before the ACKs are answered (costs an fsync each) (1000)"},
+    {"kt", T_INT, O(kt), 0, 1,
+     "1: keep a key-transparency log of username -> identity key (docs/key-transparency.md; SQLite only) (0)"},
     {"disk-reserve", T_I64, O(disk_reserve), 0, 1e12,
      "bytes kept in DATA/sotto.reserve and given back when the disk is full, so ACKs still work (8388608)"},
     {"max-inflight", T_INT, O(max_inflight), 1, 65536,

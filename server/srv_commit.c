@@ -15,11 +15,16 @@
 
 /* What an op counts against max-inflight-bytes: its payload, and the heap
  * memory it owns while it waits: for a BUNDLE the bundle buffer its answer
- * needs (allocated when it runs), for KEYS_UPLOAD its parsed key table. */
+ * needs (allocated when it runs), for KEYS_UPLOAD its parsed key table, for
+ * the KT_* requests the most their answer can hold (srv_kt.c). */
 size_t sotto__srv_op_cost(uint8_t type, size_t len) {
-  return len + (type == SOTTO_SRV_BUNDLE        ? sizeof(struct sotto_store_bundle)
-                : type == SOTTO_SRV_KEYS_UPLOAD ? sizeof(struct sotto_store_keys)
-                                                : 0);
+  return len + (type == SOTTO_SRV_BUNDLE                                            ? sizeof(struct sotto_store_bundle)
+                : type == SOTTO_SRV_KEYS_UPLOAD                                     ? sizeof(struct sotto_store_keys)
+                : type == SOTTO_SRV_KT_UPDATES                                      ? SOTTO_SRV_MAX_FRAME
+                : type == SOTTO_SRV_KT_SEARCH || type == SOTTO_SRV_KT_CONSISTENCY ? SOTTO_SRV_KT_HEAD_LEN + 4 +
+                                                                                        SOTTO_SRV_KT_MAX_PROOF
+                : type == SOTTO_SRV_KT_HEAD ? SOTTO_SRV_KT_HEAD_LEN + 1
+                                            : 0);
 }
 
 /* Ops with a small payload (every SEND of a usual envelope, ACK, AUTH, ...)
@@ -77,6 +82,7 @@ void sotto__srv_op_pool_free(void) {
 void sotto__srv_op_discard(struct op *o) {
   if (o->type == SOTTO_SRV_KEYS_UPLOAD) free(o->req.keys);
   free(o->bundle);
+  free(o->kt_out);
   sodium_memzero(o->secret, sizeof o->secret);
   sodium_memzero(&o->dev, sizeof o->dev);
   sodium_memzero(o->data, o->len);
@@ -204,8 +210,10 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
   if (rc == 0 && b->expire)
     rc = sotto__srv_expire_run(s, sotto__srv_now_ms() - queue_age_ms(s->cfg), &b->deleted, &b->notices,
                                &b->notice_max_id);
+  if (rc == 0) rc = sotto__srv_kt_batch(s, b); /* the log entry in the same transaction (srv_kt.c) */
   if (rc == 0) rc = ops->commit(st);
   if (rc != 0) ops->rollback(st);
+  sotto__srv_kt_batch_done(s, rc);
   return rc;
 }
 
@@ -234,6 +242,9 @@ static void batch_exec(struct srv *s, struct batch *b) {
       o->target_devkey = 0;
       free(o->bundle);
       o->bundle = NULL;
+      free(o->kt_out);
+      o->kt_out = NULL;
+      o->kt_len = 0;
     }
     b->deleted = b->notices = b->notice_max_id = 0;
     rc = batch_try(s, b, &deletes);

@@ -120,6 +120,22 @@ static int parse_set_recovery(const struct srv *s, struct op *o) {
   (void)s;
   return sotto__srv_parse_set_recovery(o->data, o->len, &o->req.code);
 }
+static int parse_kt_none(const struct srv *s, struct op *o) {
+  (void)s;
+  return o->len ? SOTTO_ERR_MALFORMED : 0;
+}
+static int parse_kt_search(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_kt_search_req(o->data, o->len, &o->req.kt_user);
+}
+static int parse_kt_consistency(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_kt_consistency_req(o->data, o->len, &o->req.kt_size);
+}
+static int parse_kt_updates(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_kt_updates_req(o->data, o->len, &o->req.kt_rng);
+}
 static int parse_recover(const struct srv *s, struct op *o) {
   (void)s;
   return sotto__srv_parse_recover(o->data, o->len, &o->req.recover);
@@ -145,6 +161,14 @@ static int admit_bundle(struct srv *s, struct conn *c, struct op *o) {
 static int admit_send(struct srv *s, struct conn *c, struct op *o) {
   (void)o;
   return sotto__srv_limit_send(s, c);
+}
+
+/* KT_*: public (heads and proofs), before or after AUTH; a budget per
+ * address; refused at once on a server without --kt. */
+static int admit_kt(struct srv *s, struct conn *c, struct op *o) {
+  (void)o;
+  if (!s->kt) return SOTTO_SRV_E_NOT_FOUND;
+  return sotto__srv_limit_kt(s, c);
 }
 
 static int admit_device_change(struct srv *s, struct conn *c, struct op *o) {
@@ -548,6 +572,11 @@ static void answer_none(struct srv *s, struct op *o, struct sotto__wr *w) {
   (void)s;
 }
 
+static void answer_kt(struct srv *s, struct op *o, struct sotto__wr *w) {
+  (void)s;
+  sotto__wr_bytes(w, o->kt_out, o->kt_len);
+}
+
 static void answer_epoch(struct srv *s, struct op *o, struct sotto__wr *w) {
   (void)s;
   sotto__srv_put_epoch_ok(w, (uint64_t)o->ts);
@@ -631,6 +660,11 @@ static const struct srv_handler handlers[] = {
     {SOTTO_SRV_UNREGISTER, H_AUTHED | H_DEVICE, parse_none, NULL, exec_unregister, answer_none, NULL},
     {SOTTO_SRV_SET_RECOVERY, H_AUTHED | H_DEVICE, parse_set_recovery, NULL, exec_set_recovery, answer_none, NULL},
     {SOTTO_SRV_RECOVER, H_UNAUTH | H_STORES, parse_recover, admit_register, exec_recover, answer_secret, NULL},
+    {SOTTO_SRV_KT_HEAD, H_UNAUTH | H_AUTHED, parse_kt_none, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
+    {SOTTO_SRV_KT_SEARCH, H_UNAUTH | H_AUTHED, parse_kt_search, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
+    {SOTTO_SRV_KT_CONSISTENCY, H_UNAUTH | H_AUTHED, parse_kt_consistency, admit_kt, sotto__srv_kt_exec, answer_kt,
+     NULL},
+    {SOTTO_SRV_KT_UPDATES, H_UNAUTH | H_AUTHED, parse_kt_updates, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
 };
 
 static const struct srv_handler *handler_for(uint8_t type) {
@@ -681,7 +715,7 @@ void sotto__srv_op_answer(struct srv *s, struct op *o, int failed) {
     sotto__srv_send_err(s, c, o->req_id, failed ? SOTTO_SRV_E_INTERNAL : o->code);
     return;
   }
-  if (sotto__srv_frame_begin(c, &w, 64 + SOTTO_SRV_MAX_IDENTITY + 3 * (SOTTO_SRV_MAX_KEY_BLOB + 8)) != 0)
+  if (sotto__srv_frame_begin(c, &w, 64 + SOTTO_SRV_MAX_IDENTITY + 3 * (SOTTO_SRV_MAX_KEY_BLOB + 8) + o->kt_len) != 0)
     return;
   o->h->answer(s, o, &w);
   sotto__srv_frame_end(c, &w, SOTTO_SRV_OK, o->req_id);

@@ -138,6 +138,9 @@ union srv_req {
   uint32_t device_id; /* DEVICE_REMOVE */
   const uint8_t *code; /* SET_RECOVERY: SOTTO_SRV_RECOVERY_LEN bytes */
   struct sotto_srv_recover recover;
+  struct sotto_srv_str kt_user;     /* KT_SEARCH */
+  uint64_t kt_size;                 /* KT_CONSISTENCY: the client's older size */
+  struct sotto_srv_kt_range kt_rng; /* KT_UPDATES */
 };
 
 /* An op: a request waiting for the next group commit. */
@@ -163,6 +166,8 @@ struct op {
   size_t n_ids;
   int64_t gone[SOTTO_SRV_MAX_DEVICES]; /* UNREGISTER, RECOVER: devices removed (their connections close) */
   size_t n_gone;
+  uint8_t *kt_out; /* KT_*: the OK payload, made on the store thread (srv_kt.c) */
+  size_t kt_len;
   size_t len;
   uint8_t data[]; /* the request payload */
 };
@@ -227,6 +232,7 @@ struct srv {
   pthread_mutex_t mu; /* guards job, done, quit */
   pthread_cond_t cv, done_cv;
   int job, done, quit;
+  struct srv_kt *kt; /* the key-transparency log (srv_kt.c), or NULL without --kt */
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -250,6 +256,20 @@ static inline unsigned sotto__srv_peer_tag(const struct conn *c) {
 static inline double sotto__srv_per_min(double r) {
   return r / 60000.0;
 }
+
+/* ---- srv_kt.c ---- */
+struct batch;
+/* Opens (or creates) the log: keys in DATA/kt.key, entries replayed from the store. */
+int sotto__srv_kt_open(struct srv *s);
+void sotto__srv_kt_close(struct srv *s);
+/* Store thread, inside the batch's transaction, after every op ran: logs
+ * what the batch's successful REGISTER, RECOVER and UNREGISTER changed as
+ * one entry in the same transaction. */
+int sotto__srv_kt_batch(struct srv *s, struct batch *b);
+/* Store thread, after the batch's commit (rc 0) or rollback. */
+void sotto__srv_kt_batch_done(struct srv *s, int rc);
+/* exec of the KT requests (store thread): fill o->kt_out or o->code. */
+int sotto__srv_kt_exec(struct srv *s, struct op *o);
 
 /* ---- srv_conn.c ---- */
 int sotto__srv_conn_full(const struct srv *s, const struct conn *c);
@@ -323,6 +343,8 @@ int sotto__srv_keys_low_due(struct srv *s, int64_t devkey);
 int sotto__srv_limit_register(struct srv *s, struct conn *c);
 int sotto__srv_limit_auth(struct srv *s, struct conn *c, const struct sotto_srv_auth *m);
 int sotto__srv_limit_bundle(struct srv *s, struct conn *c, const struct sotto_srv_target *m, int *no_otk);
+/* KT_* requests per address (bundle-rate and bundle-burst). */
+int sotto__srv_limit_kt(struct srv *s, struct conn *c);
 int sotto__srv_limit_send(struct srv *s, struct conn *c);
 int sotto__srv_limit_device_change(struct srv *s, struct conn *c);
 /* After an AUTH is answered: a wrong secret is charged to its buckets. */

@@ -178,6 +178,16 @@ int sotto__srv_limit_bundle(struct srv *s, struct conn *c, const struct sotto_sr
   return 0;
 }
 
+int sotto__srv_limit_kt(struct srv *s, struct conn *c) {
+  const struct sotto_srv_config *g = s->cfg;
+  uint64_t k = sotto__lim_key(&s->lim, SOTTO_LIM_KT_ADDR, c->addr, c->alen);
+  if (!sotto__lim_take(&s->lim, k, sotto__srv_per_min(g->bundle_rate), g->bundle_burst, sotto__srv_mono_ms())) {
+    s->m.rate_limited++;
+    return SOTTO_SRV_E_RATE;
+  }
+  return 0;
+}
+
 /* Changes to an account's devices (ADD_DEVICE, DEVICE_REMOVE,
  * ROTATE_SECRET) per account: each writes and fans out, so a stolen or
  * buggy device cannot make the server (and the account's other devices) do

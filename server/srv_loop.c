@@ -380,6 +380,7 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
     }
     s->rot_checked_ms = -1; /* the first ROTATION records the file's identity */
   }
+  if (cfg->kt && sotto__srv_kt_open(s) != 0) goto out;
   if ((s->lfd = listen_on(cfg->listen)) < 0) {
     fprintf(stderr, "sotto-server: cannot listen on %s (address in use, or not HOST:PORT?)\n", cfg->listen);
     goto out;
@@ -538,6 +539,7 @@ out:
     pthread_mutex_destroy(&s->mu);
   }
   if (s->cl) sotto__srv_cluster_close(s);
+  sotto__srv_kt_close(s);
   if (s->rstore.ops) s->rstore.ops->close(s->rstore.impl);
   if (s->store.ops) s->store.ops->close(s->store.impl);
   if (s->ctx) SSL_CTX_free(s->ctx);

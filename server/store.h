@@ -24,6 +24,7 @@
  * srv_handlers.c checks that at compile time). A backend never stores more
  * than these, and never hands out more. */
 #define SOTTO_STORE_USER_MAX 32       /* username bytes */
+#define SOTTO_STORE_KT_MAX_VALUE 1024 /* = SOTTO_KT_MAX_VALUE_LEN */
 #define SOTTO_STORE_MAX_IDENTITY 256  /* identity key blob */
 #define SOTTO_STORE_MAX_KEY_BLOB 2048 /* one pre-key blob */
 #define SOTTO_STORE_MAX_KEYS_PUT 100  /* one-time keys per kind in one keys_put */
@@ -182,6 +183,24 @@ struct sotto_store_ops {
   int (*recovery_set)(void *s, int64_t account_id, const uint8_t hash[32]);
   int (*recovery_get)(void *s, const char *user, int64_t *account_id, uint8_t hash[32], int *has);
   int (*account_identity)(void *s, int64_t account_id, const uint8_t *ik, size_t ik_len);
+  /* Key transparency (srv_kt.c; docs/key-transparency.md). NULL in a
+   * backend without it (the server then refuses --kt). Entries are numbered
+   * from 0 and written in the same transaction as the values they log;
+   * kt_value_* keep each label's newest version, value and opening.
+   * kt_entries_iter calls cb for entries first.. in order (at most limit;
+   * limit < 0: all); a cb result other than 0 stops and is returned. */
+  int (*kt_entry_put)(void *s, int64_t idx, const uint8_t *head, size_t head_len, const uint8_t *update,
+                      size_t update_len);
+  int (*kt_entries_iter)(void *s, int64_t first, int64_t limit,
+                         int (*cb)(void *ctx, int64_t idx, const uint8_t *head, size_t head_len,
+                                   const uint8_t *update, size_t update_len),
+                         void *ctx);
+  int (*kt_value_put)(void *s, const char *label, uint32_t version, const uint8_t *value, size_t len,
+                      const uint8_t opening[16]);
+  /* 0 and the newest version, 1 when the label was never logged. value has
+   * room for SOTTO_STORE_KT_MAX_VALUE bytes. */
+  int (*kt_value_get)(void *s, const char *label, uint32_t *version, uint8_t *value, size_t *len,
+                      uint8_t opening[16]);
 
   /* Pre-keys. Uploads replace a key with the same id. bundle_take hands out
    * (and deletes) one EC and one KEM one-time key; returns 1 if the device

@@ -8,6 +8,7 @@
  * prepared once at open and reused. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -158,7 +159,10 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS messages_queue ON messages(devkey, id);"
     "CREATE INDEX IF NOT EXISTS messages_ts ON messages(ts);"
     "CREATE TABLE IF NOT EXISTS held_names(canon TEXT PRIMARY KEY, until_ms INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS recovery(account_id INTEGER PRIMARY KEY, hash BLOB NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS recovery(account_id INTEGER PRIMARY KEY, hash BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS kt_entries(idx INTEGER PRIMARY KEY, head BLOB NOT NULL, upd BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS kt_values(label TEXT PRIMARY KEY, version INTEGER NOT NULL,"
+    " value BLOB NOT NULL, opening BLOB NOT NULL);";
 
 /* The routing cache (device_route, used by SEND) and the queue counters.
  *
@@ -1139,6 +1143,87 @@ static int sq_recovery_get(void *v, const char *user, int64_t *account_id, uint8
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : SOTTO_ERR_STORE;
 }
 
+/* ---- key transparency (srv_kt.c) ---- */
+
+static int sq_kt_entry_put(void *v, int64_t idx, const uint8_t *head, size_t head_len, const uint8_t *update,
+                           size_t update_len) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (update_len > INT_MAX || one_shot(s, "INSERT INTO kt_entries(idx, head, upd) VALUES(?1, ?2, ?3)", &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, idx);
+  sqlite3_bind_blob(st, 2, head, (int)head_len, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 3, update_len ? update : (const void *)"", (int)update_len, SQLITE_STATIC);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_kt_entries_iter(void *v, int64_t first, int64_t limit,
+                              int (*cb)(void *ctx, int64_t idx, const uint8_t *head, size_t head_len,
+                                        const uint8_t *update, size_t update_len),
+                              void *ctx) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc, r = 0;
+  if (one_shot(s, "SELECT idx, head, upd FROM kt_entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2", &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, first);
+  sqlite3_bind_int64(st, 2, limit);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const uint8_t *h = sqlite3_column_blob(st, 1), *u = sqlite3_column_blob(st, 2);
+    size_t hl = (size_t)sqlite3_column_bytes(st, 1), ul = (size_t)sqlite3_column_bytes(st, 2);
+    if ((r = cb(ctx, sqlite3_column_int64(st, 0), h ? h : (const uint8_t *)"", hl, u ? u : (const uint8_t *)"",
+                ul)) != 0)
+      break;
+  }
+  sqlite3_finalize(st);
+  if (r) return r;
+  return rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+}
+
+static int sq_kt_value_put(void *v, const char *label, uint32_t version, const uint8_t *value, size_t len,
+                           const uint8_t opening[16]) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (len > SOTTO_STORE_KT_MAX_VALUE ||
+      one_shot(s, "INSERT OR REPLACE INTO kt_values(label, version, value, opening) VALUES(?1, ?2, ?3, ?4)", &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_text(st, 1, label, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, version);
+  sqlite3_bind_blob(st, 3, len ? value : (const void *)"", (int)len, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 4, opening, 16, SQLITE_STATIC);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_kt_value_get(void *v, const char *label, uint32_t *version, uint8_t *value, size_t *len,
+                           uint8_t opening[16]) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (one_shot(s, "SELECT version, value, opening FROM kt_values WHERE label = ?1", &st)) return SOTTO_ERR_STORE;
+  sqlite3_bind_text(st, 1, label, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    int64_t ver = sqlite3_column_int64(st, 0);
+    size_t vl = (size_t)sqlite3_column_bytes(st, 1);
+    if (ver < 0 || ver > 0x7FFFFFFF || vl > SOTTO_STORE_KT_MAX_VALUE || sqlite3_column_bytes(st, 2) != 16) {
+      sqlite3_finalize(st);
+      return SOTTO_ERR_STORE;
+    }
+    *version = (uint32_t)ver;
+    *len = vl;
+    if (vl) memcpy(value, sqlite3_column_blob(st, 1), vl);
+    memcpy(opening, sqlite3_column_blob(st, 2), 16);
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : SOTTO_ERR_STORE;
+}
+
 static int sq_account_identity(void *v, int64_t account_id, const uint8_t *ik, size_t ik_len) {
   struct sq *s = v;
   sqlite3_stmt *st;
@@ -1192,6 +1277,10 @@ static const struct sotto_store_ops sqlite_ops = {
     .account_delete = sq_account_delete,
     .name_held = sq_name_held,
     .recovery_set = sq_recovery_set,
+    .kt_entry_put = sq_kt_entry_put,
+    .kt_entries_iter = sq_kt_entries_iter,
+    .kt_value_put = sq_kt_value_put,
+    .kt_value_get = sq_kt_value_get,
     .recovery_get = sq_recovery_get,
     .account_identity = sq_account_identity,
 };

@@ -188,6 +188,72 @@ int main(void) {
           "a bad NOTICE is a BAD event with its id (so it can be acknowledged)");
     sotto_net_event_clear(&ev);
   }
+
+  /* Key transparency: requests and answers (both read in proto/). */
+  {
+    uint8_t head[SOTTO_SRV_KT_HEAD_LEN], cos[2 * SOTTO_SRV_KT_COSIG_LEN], pk[SOTTO_SRV_KT_PK_LEN];
+    struct sotto_srv_str user;
+    struct sotto_srv_kt_range rg;
+    struct sotto_srv_kt_cosign cs;
+    struct sotto_srv_kt_head kh;
+    struct sotto_srv_kt_proof kp;
+    struct sotto_srv_kt_entry ke[4];
+    size_t nk = 0;
+    uint64_t old;
+    memset(head, 0x11, sizeof head);
+    memset(cos, 0x22, sizeof cos);
+    memset(pk, 0x33, sizeof pk);
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_kt_search_req(&w, "alice");
+    CHECK(!w.err && sotto__srv_parse_kt_search_req(b, w.len, &user) == 0 && STR_IS(user, "alice"),
+          "KT_SEARCH request");
+    CHECK(sotto__srv_parse_kt_search_req(b, w.len - 1, &user) != 0, "... one byte short is refused");
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_u64_req(&w, 7);
+    CHECK(!w.err && sotto__srv_parse_kt_consistency_req(b, w.len, &old) == 0 && old == 7, "KT_CONSISTENCY request");
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_u64_req(&w, 0);
+    CHECK(sotto__srv_parse_kt_consistency_req(b, w.len, &old) != 0, "... size 0 is refused");
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_kt_updates_req(&w, 5, 3);
+    CHECK(!w.err && sotto__srv_parse_kt_updates_req(b, w.len, &rg) == 0 && rg.first == 5 && rg.count == 3,
+          "KT_UPDATES request");
+    CHECK(sotto__srv_parse_kt_updates_req(b, w.len - 1, &rg) != 0, "... one byte short is refused");
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_kt_updates_req(&w, 5, SOTTO_SRV_KT_MAX_UPDATES + 1);
+    CHECK(sotto__srv_parse_kt_updates_req(b, w.len, &rg) != 0, "... more than the limit is refused");
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_kt_cosign_req(&w, pk, head, cos);
+    CHECK(!w.err && sotto__srv_parse_kt_cosign_req(b, w.len, &cs) == 0 && memcmp(cs.witness_pk, pk, 32) == 0 &&
+              memcmp(cs.head, head, sizeof head) == 0 && memcmp(cs.cosig, cos, SOTTO_SRV_KT_COSIG_LEN) == 0,
+          "KT_COSIGN request");
+    CHECK(sotto__srv_parse_kt_cosign_req(b, w.len - 1, &cs) != 0, "... one byte short is refused");
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_kt_head(&w, head, cos, 2);
+    CHECK(!w.err && sotto__srv_parse_kt_head(b, w.len, &kh) == 0 && kh.n_cosigs == 2 &&
+              memcmp(kh.head, head, sizeof head) == 0 && memcmp(kh.cosigs, cos, sizeof cos) == 0,
+          "KT_HEAD answer");
+    CHECK(sotto__srv_parse_kt_head(b, w.len - 1, &kh) != 0 && sotto__srv_parse_kt_head(b, w.len + 1, &kh) != 0,
+          "... one byte short or long is refused");
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_kt_proof(&w, head, (const uint8_t *)"proofbytes", 10);
+    CHECK(!w.err && sotto__srv_parse_kt_proof(b, w.len, &kp) == 0 && kp.proof_len == 10 &&
+              memcmp(kp.proof, "proofbytes", 10) == 0 && memcmp(kp.head, head, sizeof head) == 0,
+          "KT_SEARCH / KT_CONSISTENCY answer");
+    CHECK(sotto__srv_parse_kt_proof(b, w.len - 1, &kp) != 0, "... one byte short is refused");
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__wr_u8(&w, 0);
+    sotto__wr_u8(&w, 2);
+    sotto__srv_put_kt_entry(&w, head, (const uint8_t *)"update-one", 10);
+    sotto__srv_put_kt_entry(&w, head, (const uint8_t *)"two", 3);
+    CHECK(!w.err && sotto__srv_parse_kt_updates(b, w.len, ke, 4, 100, &nk) == 0 && nk == 2 &&
+              ke[0].update_len == 10 && memcmp(ke[1].update, "two", 3) == 0 && ke[1].update_len == 3,
+          "KT_UPDATES answer");
+    CHECK(sotto__srv_parse_kt_updates(b, w.len - 1, ke, 4, 100, &nk) != 0 &&
+              sotto__srv_parse_kt_updates(b, w.len, ke, 1, 100, &nk) != 0 &&
+              sotto__srv_parse_kt_updates(b, w.len, ke, 4, 5, &nk) != 0,
+          "... short, too many entries or too long an update is refused");
+  }
   printf("%d checks, %d failed\n", checks, fails);
   return fails ? 1 : 0;
 }

@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* srv_kt.c: the key-transparency log of sotto-server (--kt 1;
+ * docs/key-transparency.md, "The log in sotto-server").
+ *
+ * Every successful REGISTER and RECOVER logs canonical username -> identity
+ * key as a new version of the label; UNREGISTER logs a new version with an
+ * empty value (the deletion marker). What one group-commit batch changed
+ * becomes one log entry, written (update and signed head) in the batch's own
+ * transaction, together with the values and openings it logs: after a
+ * crash an entry and the accounts it logs are both there or both not. If
+ * the transaction fails, the in-memory directory (which already took the
+ * entry) is rebuilt from the store.
+ *
+ * The operator's Ed25519 seed and VRF key live in DATA/kt.key (64 bytes,
+ * mode 0600, made on first start; `sotto-server backup` copies it). The
+ * directory is used from the store thread only (hooks in srv_commit.c and
+ * the KT_* request handlers' exec). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sotto/kt.h>
+
+#include "srv_internal.h"
+#include "wire.h"
+
+_Static_assert(SOTTO_SRV_KT_HEAD_LEN == SOTTO_KT_HEAD_LEN, "head length");
+_Static_assert(SOTTO_SRV_KT_COSIG_LEN == SOTTO_KT_COSIG_LEN, "cosignature length");
+_Static_assert(SOTTO_SRV_KT_MAX_PROOF >= SOTTO_KT_MAX_SEARCH_PROOF_LEN, "search proofs fit the answer");
+_Static_assert(SOTTO_SRV_KT_MAX_PROOF >= SOTTO_KT_MAX_LOG_PROOF * SOTTO_KT_HASH_LEN, "log proofs fit");
+_Static_assert(SOTTO_STORE_KT_MAX_VALUE == SOTTO_KT_MAX_VALUE_LEN, "values fit the store");
+
+#define KT_KEY_FILE "kt.key"
+
+struct srv_kt {
+  struct sotto_kt_dir *dir;
+  int64_t n;       /* entries committed to the store */
+  int64_t last_ms; /* timestamp of the newest entry */
+  int touched;     /* this batch added an entry (rebuild if it does not commit) */
+};
+
+/* DATA/kt.key: sig_seed(32) || vrf_sk(32); made with O_EXCL on first start. */
+static int load_keys(const char *data, uint8_t key[64]) {
+  char path[4096];
+  struct stat st;
+  ssize_t n;
+  int fd;
+  if ((size_t)snprintf(path, sizeof path, "%s/%s", data, KT_KEY_FILE) >= sizeof path) return -1;
+  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 && errno == ENOENT) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    (void)unlink(tmp);
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) return -1;
+    randombytes_buf(key, 64);
+    n = write(fd, key, 64);
+    if (n != 64 || fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+      sodium_memzero(key, 64);
+      (void)unlink(tmp);
+      return -1;
+    }
+    if ((fd = open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+      (void)fsync(fd);
+      close(fd);
+    }
+    sotto__srv_log(1, "kt_keys", "%s", "created=1");
+    return 0;
+  }
+  if (fd < 0) return -1;
+  if (fstat(fd, &st) != 0 || st.st_size != 64 || (st.st_mode & 077)) {
+    fprintf(stderr, "sotto-server: %s must be 64 bytes, mode 0600\n", path);
+    close(fd);
+    return -1;
+  }
+  n = read(fd, key, 64);
+  close(fd);
+  return n == 64 ? 0 : -1;
+}
+
+struct replay_ctx {
+  struct srv_kt *kt;
+  int64_t want;
+};
+
+static int replay_one(void *ctx, int64_t idx, const uint8_t *head, size_t head_len, const uint8_t *update,
+                      size_t update_len) {
+  struct replay_ctx *r = ctx;
+  struct sotto_kt_head h;
+  if (idx != r->want || sotto_kt_head_decode(&h, head, head_len) != 0) return SOTTO_ERR_STORE;
+  if (sotto_kt_dir_replay(r->kt->dir, update, update_len, &h) != 0) return SOTTO_ERR_STORE;
+  r->want++;
+  r->kt->last_ms = (int64_t)h.timestamp_ms;
+  return 0;
+}
+
+/* (Re)builds the directory from the store. */
+static int kt_load(struct srv *s, struct srv_kt *kt) {
+  uint8_t key[64];
+  struct replay_ctx r = {kt, 0};
+  int rc;
+  if (kt->dir) sotto_kt_dir_free(kt->dir);
+  kt->dir = NULL;
+  kt->n = kt->last_ms = 0;
+  if (load_keys(s->cfg->data, key) != 0) return -1;
+  rc = sotto_kt_dir_new(&kt->dir, key, key + 32);
+  sodium_memzero(key, sizeof key);
+  if (rc != 0) return -1;
+  if (s->store.ops->kt_entries_iter(s->store.impl, 0, -1, replay_one, &r) != 0) {
+    sotto_kt_dir_free(kt->dir);
+    kt->dir = NULL;
+    return -1;
+  }
+  kt->n = r.want;
+  return 0;
+}
+
+int sotto__srv_kt_open(struct srv *s) {
+  const struct sotto_store_ops *o = s->store.ops;
+  struct srv_kt *kt;
+  if (!o->kt_entry_put || !o->kt_entries_iter || !o->kt_value_put || !o->kt_value_get || s->cfg->cluster[0]) {
+    fprintf(stderr, "sotto-server: --kt needs the SQLite store on a single node (not yet on %s%s)\n",
+            s->store.backend, s->cfg->cluster[0] ? " or in a cluster" : "");
+    return -1;
+  }
+  if ((kt = calloc(1, sizeof *kt)) == NULL) return -1;
+  if (kt_load(s, kt) != 0) {
+    fprintf(stderr, "sotto-server: cannot open the key-transparency log (DATA/%s or its stored entries)\n",
+            KT_KEY_FILE);
+    free(kt);
+    return -1;
+  }
+  s->kt = kt;
+  {
+    /* The log's public identity, for clients and witnesses to pin. */
+    struct sotto_kt_log_id id;
+    char sig[2 * SOTTO_KT_SIGN_PK_LEN + 1], vrf[2 * SOTTO_KT_VRF_PK_LEN + 1];
+    sotto_kt_dir_log_id(&id, kt->dir);
+    sodium_bin2hex(sig, sizeof sig, id.sig_pk, sizeof id.sig_pk);
+    sodium_bin2hex(vrf, sizeof vrf, id.vrf_pk, sizeof id.vrf_pk);
+    sotto__srv_log(0, "kt_open", "entries=%lld sig_pk=%s vrf_pk=%s", (long long)kt->n, sig, vrf);
+  }
+  return 0;
+}
+
+void sotto__srv_kt_close(struct srv *s) {
+  if (!s->kt) return;
+  if (s->kt->dir) sotto_kt_dir_free(s->kt->dir);
+  free(s->kt);
+  s->kt = NULL;
+}
+
+/* Stages one label-version and stores its value and opening. */
+static int log_one(struct srv *s, const char *canon, const uint8_t *value, size_t value_len) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  uint8_t old[SOTTO_STORE_KT_MAX_VALUE], opening[SOTTO_KT_OPENING_LEN];
+  uint32_t version = 0;
+  size_t old_len;
+  int rc;
+  rc = ops->kt_value_get(s->store.impl, canon, &version, old, &old_len, opening);
+  if (rc < 0) return rc;
+  if (rc == 0) {
+    if (version >= SOTTO_KT_MAX_VERSION) return SOTTO_ERR_TOO_LARGE;
+    version++;
+  } else {
+    version = 0;
+  }
+  if ((rc = sotto_kt_dir_add(s->kt->dir, opening, (const uint8_t *)canon, strlen(canon), version, value,
+                             value_len)) != 0)
+    return rc;
+  return ops->kt_value_put(s->store.impl, canon, version, value, value_len, opening);
+}
+
+int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
+  struct srv_kt *kt = s->kt;
+  struct sotto_kt_head h;
+  uint8_t hb[SOTTO_KT_HEAD_LEN], *upd;
+  char canon[SOTTO_SRV_USER_MAX + 1];
+  size_t cap, ulen;
+  int64_t now;
+  struct op *o;
+  int rc;
+  if (!kt) return 0;
+  if (!kt->dir) return SOTTO_ERR_STORE; /* a rebuild failed: write nothing more unlogged */
+  for (o = b->ops; o; o = o->next) {
+    if (o->failed || o->code) continue;
+    if (o->type == SOTTO_SRV_REGISTER) {
+      sotto__srv_username_canon(o->req.reg.username.p, o->req.reg.username.len, canon);
+      rc = log_one(s, canon, o->req.reg.identity.p, o->req.reg.identity.len);
+    } else if (o->type == SOTTO_SRV_RECOVER) {
+      sotto__srv_username_canon(o->req.recover.username.p, o->req.recover.username.len, canon);
+      rc = log_one(s, canon, o->req.recover.identity.p, o->req.recover.identity.len);
+    } else if (o->type == SOTTO_SRV_UNREGISTER) {
+      sotto__srv_username_canon((const uint8_t *)o->c->user, strlen(o->c->user), canon);
+      rc = log_one(s, canon, NULL, 0);
+    } else {
+      continue;
+    }
+    kt->touched = 1; /* the directory may hold staged entries now */
+    if (rc != 0) return rc;
+  }
+  if (!sotto_kt_dir_staged(kt->dir)) return 0;
+  cap = sotto_kt_update_len(sotto_kt_dir_staged(kt->dir));
+  if ((upd = malloc(cap)) == NULL) return SOTTO_ERR_NOMEM;
+  now = sotto__srv_now_ms();
+  if (now < kt->last_ms) now = kt->last_ms;
+  rc = sotto_kt_dir_commit(kt->dir, &h, upd, cap, &ulen, (uint64_t)now);
+  if (rc == 0) {
+    sotto_kt_head_encode(hb, &h);
+    rc = s->store.ops->kt_entry_put(s->store.impl, kt->n, hb, sizeof hb, upd, ulen);
+  }
+  free(upd);
+  if (rc == 0) {
+    kt->n++;
+    kt->last_ms = now;
+  }
+  return rc;
+}
+
+void sotto__srv_kt_batch_done(struct srv *s, int rc) {
+  struct srv_kt *kt = s->kt;
+  if (!kt || !kt->touched) return;
+  kt->touched = 0;
+  if (rc == 0) {
+    sotto__srv_log(2, "kt_entry", "entries=%lld", (long long)kt->n);
+    return;
+  }
+  /* The directory took an entry the store does not have: start again from
+   * the store (until that works, batches that would log are refused). */
+  if (kt_load(s, kt) != 0) sotto__srv_log(0, "kt_reload_failed", "%s", "logging=off");
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+struct upd_ctx {
+  struct sotto__wr *w;
+  size_t room;
+  uint16_t n;
+};
+
+static int upd_one(void *ctx, int64_t idx, const uint8_t *head, size_t head_len, const uint8_t *update,
+                   size_t update_len) {
+  struct upd_ctx *u = ctx;
+  (void)idx;
+  if (head_len != SOTTO_KT_HEAD_LEN) return SOTTO_ERR_STORE;
+  if (u->w->len + SOTTO_KT_HEAD_LEN + 4 + update_len > u->room) return 1; /* the rest next time */
+  sotto__srv_put_kt_entry(u->w, head, update, update_len);
+  u->n++;
+  return 0;
+}
+
+static int answer_buf(struct op *o, size_t cap, struct sotto__wr *w) {
+  if ((o->kt_out = malloc(cap)) == NULL) return SOTTO_ERR_NOMEM;
+  sotto__wr_init(w, o->kt_out, cap);
+  return 0;
+}
+
+int sotto__srv_kt_exec(struct srv *s, struct op *o) {
+  struct srv_kt *kt = s->kt;
+  struct sotto_kt_head h;
+  struct sotto__wr w;
+  uint8_t hb[SOTTO_KT_HEAD_LEN];
+  int rc;
+  if (!kt || !kt->dir || sotto_kt_dir_head(&h, kt->dir) != 0) {
+    o->code = SOTTO_SRV_E_NOT_FOUND; /* no log here, or no entry yet */
+    return 0;
+  }
+  sotto_kt_head_encode(hb, &h);
+  if (o->type == SOTTO_SRV_KT_HEAD) {
+    if ((rc = answer_buf(o, SOTTO_KT_HEAD_LEN + 1, &w)) != 0) return rc;
+    sotto__srv_put_kt_head(&w, hb, NULL, 0);
+  } else if (o->type == SOTTO_SRV_KT_SEARCH) {
+    uint8_t value[SOTTO_STORE_KT_MAX_VALUE], opening[SOTTO_KT_OPENING_LEN], *proof;
+    char canon[SOTTO_SRV_USER_MAX + 1];
+    uint32_t version;
+    size_t vlen = 0, plen;
+    sotto__srv_username_canon(o->req.kt_user.p, o->req.kt_user.len, canon);
+    rc = s->store.ops->kt_value_get(s->store.impl, canon, &version, value, &vlen, opening);
+    if (rc < 0) return rc;
+    if ((proof = malloc(SOTTO_KT_MAX_SEARCH_PROOF_LEN)) == NULL) return SOTTO_ERR_NOMEM;
+    rc = sotto_kt_dir_search(proof, SOTTO_KT_MAX_SEARCH_PROOF_LEN, &plen, kt->dir, (const uint8_t *)canon,
+                             strlen(canon), rc == 1 ? SOTTO_KT_ABSENT : version, rc == 1 ? NULL : value,
+                             rc == 1 ? 0 : vlen, rc == 1 ? NULL : opening);
+    sodium_memzero(opening, sizeof opening);
+    if (rc == 0 && (rc = answer_buf(o, SOTTO_KT_HEAD_LEN + 4 + plen, &w)) == 0)
+      sotto__srv_put_kt_proof(&w, hb, proof, plen);
+    free(proof);
+    if (rc != 0) return rc;
+  } else if (o->type == SOTTO_SRV_KT_CONSISTENCY) {
+    uint8_t proof[SOTTO_KT_MAX_LOG_PROOF * SOTTO_KT_HASH_LEN];
+    size_t plen;
+    if (o->req.kt_size > h.tree_size) {
+      o->code = SOTTO_SRV_E_NOT_FOUND;
+      return 0;
+    }
+    if ((rc = sotto_kt_dir_consistency(proof, sizeof proof, &plen, kt->dir, o->req.kt_size)) != 0) return rc;
+    if ((rc = answer_buf(o, SOTTO_KT_HEAD_LEN + 4 + plen, &w)) != 0) return rc;
+    sotto__srv_put_kt_proof(&w, hb, proof, plen);
+  } else { /* KT_UPDATES */
+    struct upd_ctx u;
+    size_t room = s->cfg->max_frame > 64 ? s->cfg->max_frame - 64 : 0;
+    if (o->req.kt_rng.first >= (uint64_t)kt->n) {
+      o->code = SOTTO_SRV_E_NOT_FOUND;
+      return 0;
+    }
+    if ((rc = answer_buf(o, room, &w)) != 0) return rc;
+    sotto__wr_u8(&w, 0);
+    sotto__wr_u8(&w, 0);
+    u.w = &w;
+    u.room = room;
+    u.n = 0;
+    rc = s->store.ops->kt_entries_iter(s->store.impl, (int64_t)o->req.kt_rng.first, o->req.kt_rng.count, upd_one,
+                                       &u);
+    if (rc < 0) return rc;
+    if (u.n == 0) {
+      o->code = SOTTO_SRV_E_TOO_LARGE; /* one entry is larger than a frame */
+      return 0;
+    }
+    o->kt_out[0] = (uint8_t)(u.n >> 8);
+    o->kt_out[1] = (uint8_t)u.n;
+  }
+  if (w.err) return SOTTO_ERR_INTERNAL;
+  o->kt_len = w.len;
+  return 0;
+}

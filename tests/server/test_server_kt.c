@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_server_kt.c: the key-transparency log of sotto-server (--kt 1) with
+ * the real binary on loopback: registrations appear in the log, search
+ * proofs and heads verify with libsotto's client functions, the log
+ * survives a restart (replay), consistency proofs link old heads to new
+ * ones, a witness (libsotto's) follows KT_UPDATES and cosigns, and a log
+ * forked by editing the database is refused by that witness. */
+#include <signal.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sotto/kt.h>
+
+#include "srvtest.h"
+#include "testutil.h"
+#include "wire.h"
+
+#define WAIT_MS 5000
+
+static const char *const KT_ARGS[] = {"--kt", "1", NULL};
+
+/* One request, its answer's payload (malloc'd) or ERR code (< 0 as -code). */
+static int call(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len, uint8_t **out, size_t *out_len) {
+  static uint32_t id = 100;
+  struct sotto_net_event ev;
+  uint32_t want = ++id;
+  *out = NULL;
+  *out_len = 0;
+  if (sotto_net_write_frame(c, type, want, p, len) != 0) return -1000;
+  for (int i = 0; i < 50; i++) {
+    if (sotto_net_next_event(c, WAIT_MS, &ev) != 1) return -1001;
+    if (ev.kind == SOTTO_NET_EV_ANSWER && ev.req_id == want) {
+      int rc = ev.code ? -(int)ev.code : 0;
+      if (!rc) {
+        *out = ev.payload;
+        *out_len = ev.payload_len;
+        ev.payload = NULL;
+      }
+      sotto_net_event_clear(&ev);
+      return rc;
+    }
+    sotto_net_event_clear(&ev);
+  }
+  return -1002;
+}
+
+static void log_id_of(struct srv_proc *p, struct sotto_kt_log_id *id) {
+  char path[600];
+  uint8_t key[64];
+  struct sotto_kt_dir *d = NULL;
+  FILE *f;
+  memset(id, 0, sizeof *id);
+  snprintf(path, sizeof path, "%s/kt.key", p->dir);
+  f = fopen(path, "rb");
+  CHECK(f != NULL);
+  if (!f) return;
+  CHECK(fread(key, 1, 64, f) == 64);
+  fclose(f);
+  CHECK(sotto_kt_dir_new(&d, key, key + 32) == 0);
+  if (d) sotto_kt_dir_log_id(id, d);
+  sotto_kt_dir_free(d);
+}
+
+static int get_head(struct sotto_net *c, struct sotto_kt_head *h) {
+  uint8_t *a;
+  size_t n;
+  struct sotto_srv_kt_head kh;
+  int rc = call(c, SOTTO_SRV_KT_HEAD, NULL, 0, &a, &n);
+  if (rc) return rc;
+  rc = sotto__srv_parse_kt_head(a, n, &kh) == 0 && sotto_kt_head_decode(h, kh.head, SOTTO_KT_HEAD_LEN) == 0 ? 0 : -2000;
+  free(a);
+  return rc;
+}
+
+/* 0 if the search proof for user verifies against its head, with the value. */
+static int search_ok(struct sotto_net *c, const struct sotto_kt_log_id *id, const char *user, uint32_t *version,
+                     uint8_t *value, size_t *value_len) {
+  uint8_t b[64], *a;
+  size_t n;
+  struct sotto__wr w;
+  struct sotto_srv_kt_proof kp;
+  struct sotto_kt_head h;
+  int rc;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_kt_search_req(&w, user);
+  if ((rc = call(c, SOTTO_SRV_KT_SEARCH, b, w.len, &a, &n)) != 0) return rc;
+  rc = -3000;
+  if (sotto__srv_parse_kt_proof(a, n, &kp) == 0 && sotto_kt_head_decode(&h, kp.head, SOTTO_KT_HEAD_LEN) == 0 &&
+      sotto_kt_head_verify(&h, id) == 0)
+    rc = sotto_kt_search_verify(version, value, value_len, &h, id, (const uint8_t *)user, strlen(user), kp.proof,
+                                kp.proof_len);
+  free(a);
+  return rc;
+}
+
+static int reg(struct srv_proc *p, struct sotto_net_ctx **ctx, const char *name, uint8_t ik[33]) {
+  struct sotto_net *c = srv_connect(p, ctx, 1);
+  uint8_t secret[32];
+  uint32_t dev;
+  int rc;
+  if (!c) return -1;
+  memset(ik, 0x05, 33);
+  memcpy(ik + 1, name, strlen(name) < 32 ? strlen(name) : 32);
+  rc = sotto_net_register(c, name, ik, 33, &dev, secret);
+  sotto_net_close(c);
+  return rc;
+}
+
+/* Applies entries first.. to the witness: 0, or the first apply error. */
+static int witness_follow(struct sotto_net *c, struct sotto_kt_witness *wt, uint64_t first, uint64_t *applied) {
+  uint8_t b[16], *a;
+  size_t n, k, i;
+  struct sotto__wr w;
+  struct sotto_srv_kt_entry e[SOTTO_SRV_KT_MAX_UPDATES];
+  struct sotto_kt_head h;
+  int rc;
+  *applied = 0;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_kt_updates_req(&w, first, SOTTO_SRV_KT_MAX_UPDATES);
+  if ((rc = call(c, SOTTO_SRV_KT_UPDATES, b, w.len, &a, &n)) != 0) return rc;
+  rc = sotto__srv_parse_kt_updates(a, n, e, SOTTO_SRV_KT_MAX_UPDATES, SOTTO_KT_MAX_UPDATE_LEN, &k);
+  for (i = 0; rc == 0 && i < k; i++) {
+    if ((rc = sotto_kt_head_decode(&h, e[i].head, SOTTO_KT_HEAD_LEN)) == 0 &&
+        (rc = sotto_kt_witness_apply(wt, e[i].update, e[i].update_len, &h)) == 0)
+      (*applied)++;
+  }
+  free(a);
+  return rc;
+}
+
+/* Runs sotto-witness against p with state dir st; its exit status, output in out. */
+static int run_witness(struct srv_proc *p, const char *st, const struct sotto_kt_log_id *id, char *out,
+                       size_t cap) {
+  char cmd[2048], key[129];
+  uint8_t idb[64];
+  size_t n = 0;
+  FILE *f;
+  int status;
+  memcpy(idb, id->sig_pk, 32);
+  memcpy(idb + 32, id->vrf_pk, 32);
+  sodium_bin2hex(key, sizeof key, idb, sizeof idb);
+  snprintf(cmd, sizeof cmd, "%s --server 127.0.0.1:%s --fingerprint %s --state %s --log-key %s 2>&1",
+           SOTTO_WITNESS_BIN, p->port, p->fp, st, key);
+  out[0] = 0;
+  if ((f = popen(cmd, "r")) == NULL) return -1;
+  while (n + 1 < cap) {
+    size_t k = fread(out + n, 1, cap - 1 - n, f);
+    if (k == 0) break;
+    n += k;
+  }
+  out[n] = 0;
+  status = pclose(f);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_kt(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct sotto_net *c;
+  struct sotto_kt_log_id id;
+  struct sotto_kt_head h1, h2;
+  struct sotto_kt_witness *wt = NULL;
+  uint8_t ik_a[33], ik_b[33], ik_c[33], ik_d[33], value[SOTTO_KT_MAX_VALUE_LEN], b[16], *a;
+  uint32_t version;
+  size_t vlen, n;
+  uint64_t applied;
+  struct sotto__wr w;
+  char wst[600], wout[4096];
+  int rc;
+
+  CHECK(srv_mkdir(&p, "kt") == 0);
+  snprintf(wst, sizeof wst, "%s/witness-state", p.dir);
+  CHECK(srv_start(&p, KT_ARGS) == 0);
+  log_id_of(&p, &id);
+  /* No entry yet: no head. */
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  CHECK(get_head(c, &h1) == -SOTTO_SRV_E_NOT_FOUND);
+  sotto_net_close(c);
+
+  CHECK(reg(&p, &ctx, "alice", ik_a) == 0);
+  CHECK(reg(&p, &ctx, "bob", ik_b) == 0);
+  c = srv_connect(&p, &ctx, 1); /* heads and proofs are public: no AUTH */
+  CHECK(c != NULL);
+  CHECK(get_head(c, &h1) == 0);
+  CHECK(h1.tree_size >= 1 && h1.tree_size <= 2);
+  CHECK(sotto_kt_head_verify(&h1, &id) == 0);
+  /* A registered user: the proof shows version 0 with the identity key. */
+  vlen = sizeof value;
+  CHECK(search_ok(c, &id, "alice", &version, value, &vlen) == 0);
+  CHECK(version == 0 && vlen == 33 && memcmp(value, ik_a, 33) == 0);
+  vlen = sizeof value;
+  CHECK(search_ok(c, &id, "bob", &version, value, &vlen) == 0); /* the label is the canonical name */
+  CHECK(version == 0 && vlen == 33 && memcmp(value, ik_b, 33) == 0);
+  /* Someone who never registered: a proof of absence. */
+  vlen = sizeof value;
+  CHECK(search_ok(c, &id, "nobody", &version, value, &vlen) == 0 && version == SOTTO_KT_ABSENT);
+
+  /* UNREGISTER logs a new version with an empty value (the deletion marker). */
+  {
+    struct sotto_net *e = srv_connect(&p, &ctx, 1);
+    uint8_t secret[32], ik_e[33];
+    uint32_t dev = 0;
+    memset(ik_e, 0x05, sizeof ik_e);
+    CHECK(e != NULL);
+    if (e) {
+      CHECK(sotto_net_register(e, "erin", ik_e, sizeof ik_e, &dev, secret) == 0);
+      CHECK(sotto_net_auth(e, "erin", dev, secret, NULL, NULL) == 0);
+      vlen = sizeof value;
+      CHECK(search_ok(c, &id, "erin", &version, value, &vlen) == 0 && version == 0 && vlen == 33);
+      CHECK(sotto_net_unregister(e) == 0);
+      sotto_net_close(e);
+    }
+    vlen = sizeof value;
+    rc = search_ok(c, &id, "erin", &version, value, &vlen);
+    CHECK_RC(rc, 0);
+    CHECK(version == 1 && vlen == 0);
+    CHECK(get_head(c, &h1) == 0);
+  }
+  /* sotto-witness follows the log, keeps it in its state and cosigns. */
+  CHECK(run_witness(&p, wst, &id, wout, sizeof wout) == 0);
+  CHECK(strstr(wout, "cosignature ") != NULL);
+  CHECK(run_witness(&p, wst, &id, wout, sizeof wout) == 0 && strstr(wout, "accepted 0 new entries") != NULL);
+  /* A witness follows the log and cosigns its head. */
+  CHECK(sotto_kt_witness_new(&wt, &id) == 0);
+  CHECK_RC(witness_follow(c, wt, 0, &applied), 0);
+  CHECK(applied == h1.tree_size);
+  {
+    uint8_t seed[32], cos[SOTTO_KT_COSIG_LEN], pk[32], sk[64];
+    randombytes_buf(seed, sizeof seed);
+    CHECK(sotto_kt_witness_cosign(cos, wt, seed, (uint64_t)time(NULL), &h1) == 0);
+    crypto_sign_seed_keypair(pk, sk, seed);
+    CHECK(sotto_kt_cosig_verify(cos, pk, &h1, &id) == 0);
+  }
+  sotto_net_close(c);
+
+  /* Restart: the log is replayed from the store. */
+  CHECK(srv_stop(&p) == 0);
+  CHECK(srv_start(&p, KT_ARGS) == 0);
+  CHECK(reg(&p, &ctx, "carol", ik_c) == 0);
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  CHECK(get_head(c, &h2) == 0);
+  CHECK(h2.tree_size == h1.tree_size + 1);
+  vlen = sizeof value;
+  CHECK(search_ok(c, &id, "alice", &version, value, &vlen) == 0 && version == 0 && memcmp(value, ik_a, 33) == 0);
+  vlen = sizeof value;
+  CHECK(search_ok(c, &id, "carol", &version, value, &vlen) == 0 && version == 0 && memcmp(value, ik_c, 33) == 0);
+  /* Consistency from the old head to the new one. */
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_u64_req(&w, h1.tree_size);
+  CHECK(call(c, SOTTO_SRV_KT_CONSISTENCY, b, w.len, &a, &n) == 0);
+  if (a) {
+    struct sotto_srv_kt_proof kp;
+    CHECK(sotto__srv_parse_kt_proof(a, n, &kp) == 0);
+    CHECK(sotto_kt_log_verify_consistency(h1.root, h1.tree_size, h2.root, h2.tree_size, kp.proof, kp.proof_len) == 0);
+    free(a);
+  }
+  /* A consistency request beyond the log is answered "not found". */
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_u64_req(&w, h2.tree_size + 5);
+  CHECK(call(c, SOTTO_SRV_KT_CONSISTENCY, b, w.len, &a, &n) == -SOTTO_SRV_E_NOT_FOUND);
+  /* The witness takes the new entry. */
+  CHECK(witness_follow(c, wt, h1.tree_size, &applied) == 0 && applied == 1);
+  CHECK(run_witness(&p, wst, &id, wout, sizeof wout) == 0 && strstr(wout, "accepted 1 new entries") != NULL);
+  sotto_net_close(c);
+
+  /* `sotto-server backup` takes the log's keys along: a server started on
+   * the copy serves the same head, signed by the same key. */
+  {
+    struct srv_proc q = p;
+    struct sotto_kt_head h3;
+    char *out;
+    int st = -1;
+    const char *args[] = {"backup", "--data", p.dir, q.dir, NULL};
+    CHECK(snprintf(q.dir, sizeof q.dir, "%s-copy", p.dir) < (int)sizeof q.dir);
+    args[3] = q.dir;
+    out = srv_run_capture(args, &st);
+    CHECK(st == 0);
+    free(out);
+    CHECK(srv_stop(&p) == 0);
+    CHECK(srv_start(&q, KT_ARGS) == 0);
+    c = srv_connect(&q, &ctx, 1);
+    CHECK(c != NULL);
+    CHECK(get_head(c, &h3) == 0 && h3.tree_size == h2.tree_size && memcmp(h3.root, h2.root, 32) == 0);
+    CHECK(sotto_kt_head_verify(&h3, &id) == 0);
+    sotto_net_close(c);
+    CHECK(srv_stop(&q) == 0);
+    srv_rmdir(&q);
+    CHECK(srv_start(&p, KT_ARGS) == 0);
+  }
+
+  /* A forked log: the newest entry is cut from the database and the
+   * server, restarted, logs another registration at the same index. The
+   * witness, which accepted the old entry there, refuses the new one. */
+  CHECK(srv_stop(&p) == 0);
+  {
+    char path[600], sql[128];
+    sqlite3 *db = NULL;
+    snprintf(path, sizeof path, "%s/sotto.db", p.dir);
+    snprintf(sql, sizeof sql, "DELETE FROM kt_entries WHERE idx = %llu", (unsigned long long)(h2.tree_size - 1));
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  CHECK(srv_start(&p, KT_ARGS) == 0);
+  CHECK(reg(&p, &ctx, "dave", ik_d) == 0);
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  CHECK(get_head(c, &h1) == 0 && h1.tree_size == h2.tree_size);
+  CHECK(memcmp(h1.root, h2.root, 32) != 0);
+  rc = witness_follow(c, wt, h2.tree_size - 1, &applied);
+  CHECK_RC(rc, SOTTO_ERR_KT_FORK);
+  /* So does sotto-witness, which saw the old entry too (ghost test 3: split view). */
+  rc = run_witness(&p, wst, &id, wout, sizeof wout);
+  if (rc != 2) fprintf(stderr, "sotto-witness said (%d): %s\n", rc, wout);
+  CHECK(rc == 2);
+  CHECK(strstr(wout, "REFUSED") != NULL && strstr(wout, "forked") != NULL);
+  sotto_net_close(c);
+
+  /* Bad requests: a KT_UPDATES past the log is "not found"; one with a count
+   * of 0 is malformed and closes the connection. */
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_kt_updates_req(&w, 1000, 1);
+  CHECK(call(c, SOTTO_SRV_KT_UPDATES, b, w.len, &a, &n) == -SOTTO_SRV_E_NOT_FOUND);
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_kt_updates_req(&w, 0, 0);
+  CHECK(call(c, SOTTO_SRV_KT_UPDATES, b, w.len, &a, &n) != 0 && a == NULL);
+  CHECK(get_head(c, &h1) != 0); /* the connection is gone */
+  sotto_net_close(c);
+
+  /* Without --kt the requests are refused. */
+  CHECK(srv_stop(&p) == 0);
+  CHECK(srv_start(&p, NULL) == 0);
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  CHECK(get_head(c, &h1) == -SOTTO_SRV_E_NOT_FOUND);
+  sotto_net_close(c);
+  CHECK(srv_stop(&p) == 0);
+  sotto_kt_witness_free(wt);
+  sotto_net_ctx_free(ctx);
+  {
+    static const char *const files[] = {"witness.key", "log.id", "entries"};
+    char path[700];
+    for (size_t i = 0; i < 3; i++) {
+      snprintf(path, sizeof path, "%s/%s", wst, files[i]);
+      unlink(path);
+    }
+    rmdir(wst);
+  }
+  srv_rmdir(&p);
+}
+
+int main(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  signal(SIGPIPE, SIG_IGN);
+  if (sodium_init() < 0) return 1;
+  if (srv_pg()) return 77; /* --kt is SQLite-only for now */
+  test_kt();
+  return test_done("test_server_kt");
+}
