@@ -891,44 +891,48 @@ int sc_outbox_flush(struct sc_client *c) {
   return rc;
 }
 
-int sc_outbox_expired(struct sc_client *c, uint64_t server_id) {
+int outbox_expired(struct sc_client *c, const char *peer, uint64_t server_id) {
   struct ob *o;
   struct msg *m;
   size_t i;
-  int rc, found = 0;
-  if ((rc = sc__need_open(c))) return rc;
+  int rc = 0, found = 0;
+  if (!server_id) return 1;
   if (!(o = malloc(sizeof *o)) || !(m = calloc(1, sizeof *m))) {
     free(o);
-    return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    return STORE_E_IO;
   }
-  if ((rc = sc__begin(c)) || (rc = ob_load(c->st, o))) goto fail;
+  if ((rc = ob_load(c->st, o))) goto out;
   for (i = 0; i < o->n && !found; i++) {
-    if ((rc = msglog_get(c->st, o->e[i].seq, m))) goto fail;
-    if (server_id && m->server_id == server_id) {
+    if ((rc = msglog_get(c->st, o->e[i].seq, m))) goto out;
+    if (m->server_id == server_id && (!peer || strcmp(m->peer, peer) == 0)) {
       found = 1;
-      if ((rc = set_state(c, m->seq, SC_STATE_EXPIRED, SC_R_NONE, NULL, 0, 0)) < 0 ||
-          (rc = ob_drop(c->st, m->seq)))
-        goto fail;
+      if ((rc = set_state(c, m->seq, SC_STATE_EXPIRED, SC_R_NONE, NULL, 0, 0)) < 0 || (rc = ob_drop(c->st, m->seq)))
+        goto out;
     }
     msg_clear(m);
   }
-  if (!found) {
-    store_rollback(c->st);
-    free(o);
-    free(m);
-    return sc__fail(c, SC_ERR_NO_SUCH_MESSAGE, "no message of ours with server id %llu waits for a receipt",
-                    (unsigned long long)server_id);
-  }
-  if ((rc = store_commit(c->st))) goto fail;
-  free(o);
-  free(m);
-  return 0;
-fail:
-  store_rollback(c->st);
+  rc = found ? 0 : 1;
+out:
   msg_clear(m);
   free(o);
   free(m);
-  return sc__store_error(c, rc);
+  return rc;
+}
+
+int sc_outbox_expired(struct sc_client *c, uint64_t server_id) {
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  if ((rc = sc__begin(c))) return sc__store_error(c, rc);
+  if ((rc = outbox_expired(c, NULL, server_id)) < 0 || (rc == 0 && (rc = store_commit(c->st)) != 0)) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  if (rc == 1) {
+    store_rollback(c->st);
+    return sc__fail(c, SC_ERR_NO_SUCH_MESSAGE, "no message of ours with server id %llu waits for a receipt",
+                    (unsigned long long)server_id);
+  }
+  return 0;
 }
 
 int sc_session_reset(struct sc_client *c, const char *user, unsigned flags) {

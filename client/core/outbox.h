@@ -71,6 +71,11 @@ int heal_failed(struct sc_client *c, const char *peer, uint64_t sid, int reason,
  * before/after the skipped message keys of the session: notes a missing
  * message (SC_EV_GAP) or a late one (SC_EV_GAP_FILLED). 0 or STORE_E_*. */
 int heal_gap(struct sc_client *c, const char *peer, int type, size_t before, size_t after);
+/* Inside a transaction: the server dropped our envelope server_id to peer
+ * unread (an EXPIRED_SENT notice): its text becomes "expired" and leaves the
+ * outbox (no resend). peer NULL: any peer. 0, 1 if no such text waits, or
+ * STORE_E_*. */
+int outbox_expired(struct sc_client *c, const char *peer, uint64_t server_id);
 /* Sends what waits (needs c->k connected): queued and to-be-resent texts,
  * retry requests, receipts; gives up texts past the age limit. A
  * connection failure stops it (the rest waits). 0 or an SC_ERR_*. */
