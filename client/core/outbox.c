@@ -7,8 +7,9 @@
  * CONTENT_MAX_RECEIPTS texts and each is looked up by name; a retry request
  * resends at most RETRY_MAX_RESEND texts that are in our own outbox, for at
  * most one request per peer per RETRY_WINDOW_S; and our own retry requests
- * (each costs a bundle fetch and a new session) are one per peer per window
- * and RETRY_MAX_PER_CLIENT per client object. */
+ * (each costs a bundle fetch and a new session) go only to contacts with a
+ * pinned key and a session, one per peer per window and at most
+ * RETRY_MAX_PER_WINDOW per client object per window. */
 #include "outbox.h"
 
 #include <sodium.h>
@@ -507,17 +508,46 @@ static int in_window(uint64_t then, uint64_t now) {
   return then && now >= then && now - then < RETRY_WINDOW_S;
 }
 
+/* 1 if peer is a contact with a pinned key and a session record, 0 if not. */
+static int known_peer(struct sc_client *c, const char *peer) {
+  struct contact who;
+  char rn[NAME_LEN];
+  uint8_t *v;
+  size_t n;
+  int rc;
+  if ((rc = contact_load(c->st, peer, &who)) <= 0) return rc;
+  if (!who.has_key) return 0;
+  snprintf(rn, sizeof rn, "session/%s", peer);
+  if ((rc = store_get(c->st, rn, &v, &n)) == 1) store_free_value(v, n);
+  return rc;
+}
+
 int heal_failed(struct sc_client *c, const char *peer, uint64_t sid, int reason, const char *detail,
                 const char *held_rec) {
   struct retry_rec r;
   char rn[NAME_LEN];
   uint64_t now = sc__now_s();
-  int rc, ask;
+  int rc, ask, known;
   (void)reason;
   (void)detail;
   if ((rc = sc__begin(c))) return rc;
   if ((rc = retry_load(c->st, peer, &r)) < 0) goto fail;
-  ask = !in_window(r.last_req, now) && c->retries_run < RETRY_MAX_PER_CLIENT;
+  /* Only a contact we have a pinned key and a session with is asked: a
+   * stranger's garbage costs no bundle fetch, pins no key by first use and
+   * tells it nothing (not even that we are online). */
+  if ((known = known_peer(c, peer)) < 0) {
+    rc = known;
+    goto fail;
+  }
+  if (!known) {
+    store_rollback(c->st);
+    return 1;
+  }
+  if (!in_window(c->retries_since, now)) {
+    c->retries_since = now;
+    c->retries_run = 0;
+  }
+  ask = !in_window(r.last_req, now) && c->retries_run < RETRY_MAX_PER_WINDOW;
   if (!ask && !(in_window(r.last_req, now) && r.quiet < RETRY_QUIET_MAX)) {
     store_rollback(c->st);
     return 1; /* past the bounds: dropped as unreadable by the caller */

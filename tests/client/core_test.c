@@ -378,7 +378,7 @@ static void test_inbox(void) {
   struct seen seen;
   struct sotto_bundle b;
   struct sc_client *bob;
-  struct peer alice, mallory;
+  struct peer alice, mallory, carol;
   struct sc_contact ct;
   uint8_t env[4096], env2[4096];
   size_t len = 0, len2 = 0;
@@ -390,6 +390,7 @@ static void test_inbox(void) {
   make_peer(&alice, &b, "alice");
   b.has_one_time_prekey = 0; /* used by alice's first message */
   make_peer(&mallory, &b, "alice"); /* a new key claiming to be alice */
+  make_peer(&carol, &b, "carol");
 
   /* New session: trust on first use. */
   type = seal_text(&alice, "hi bob", env, sizeof env, &len);
@@ -443,8 +444,15 @@ static void test_inbox(void) {
         "inbox: released: the new key is alice's key (one key change)");
   CHECK(sc_trust(&released, bob, "alice") == SC_ERR_NOTHING_HELD, "inbox: released: nothing is held any more");
 
-  /* Unreadable: garbage on the (old) session, a bad sender name, an unknown type. */
+  /* Unreadable: garbage from a stranger, garbage on a session, a bad sender name, an unknown type. */
   memset(env, 0x41, 200);
+  n = seen.n;
+  CHECK(inbox_process(bob, NULL, 98, "dave", SOTTO_MSG_SIGNAL, env, 200) == 0 && seen.n == n + 1 &&
+            last_kind(&seen) == SC_EV_UNREADABLE,
+        "inbox: unreadable: garbage from a stranger (no pinned key, no session) is reported, no retry request");
+  type = seal_text(&carol, "hi from carol", env2, sizeof env2, &len2);
+  CHECK(inbox_process(bob, NULL, 99, "carol", type, env2, len2) == 0 && last_kind(&seen) == SC_EV_MESSAGE,
+        "inbox: carol's first message: a session and a pinned key");
   n = seen.n;
   CHECK(inbox_process(bob, NULL, 105, "carol", SOTTO_MSG_SIGNAL, env, 200) == 0 && seen.n == n + 1 &&
             last_kind(&seen) == SC_EV_RETRY_REQUESTED,
@@ -482,8 +490,10 @@ static void test_inbox(void) {
   }
   sotto_session_free(alice.s);
   sotto_session_free(mallory.s);
+  sotto_session_free(carol.s);
   account_free(alice.acct);
   account_free(mallory.acct);
+  account_free(carol.acct);
   sc_client_free(bob);
 }
 
