@@ -24,6 +24,10 @@
 
 #define OB_RESEND 1u /* the recipient asked again for it */
 #define OB_QUEUED 2u /* never handed to the server */
+/* Bits 2-3: times a retry request marked it for resending (at most
+ * RETRY_MAX_RESENDS_PER_TEXT in its life). */
+#define OB_RESENT_SHIFT 2
+#define OB_RESENT_MASK (3u << OB_RESENT_SHIFT)
 #define OB_ENT_LEN 21
 #define RCPT_ENT_LEN 9
 #define RETRY_VERSION 1
@@ -602,8 +606,15 @@ int outbox_retry(struct sc_client *c, const char *peer, const struct content *ct
   for (i = 0; i < o->n && n < RETRY_MAX_RESEND; i++) {
     if ((rc = msglog_get(c->st, o->e[i].seq, m)) != 0) goto out;
     if (strcmp(m->peer, peer) == 0 && m->reason == SC_STATE_SENT && m->server_id >= ct->retry_server_id) {
-      o->e[i].flags |= OB_RESEND;
-      n++;
+      unsigned times = (o->e[i].flags & OB_RESENT_MASK) >> OB_RESENT_SHIFT;
+      if (o->e[i].flags & OB_RESEND) {
+        n++; /* marked already, not sent yet */
+      } else if (times < RETRY_MAX_RESENDS_PER_TEXT) {
+        /* Each text is resent a bounded number of times in its life: a
+         * contact that never sends receipts cannot make us resend it forever. */
+        o->e[i].flags = (uint8_t)((o->e[i].flags & ~OB_RESENT_MASK) | OB_RESEND | ((times + 1) << OB_RESENT_SHIFT));
+        n++;
+      }
     }
     msg_clear(m);
   }
@@ -722,6 +733,28 @@ static int flush_texts(struct sc_client *c) {
       c->flags = was_queued ? 0 : DELIVER_CONTROL;
       rc = deliver_pairwise(c, &c->k, m->peer, &ct);
       c->flags = 0;
+      if (rc == SC_ERR_RATE_LIMITED && !was_queued) {
+        /* A resend the server's send rate refused: only this resend is given
+         * up (the text stays sent, waiting for its receipt); the flush goes on. */
+        struct ob *cur = malloc(sizeof *cur);
+        long j;
+        if (!cur) {
+          rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+          goto out;
+        }
+        if ((rc = sc__begin(c)) == 0 && (rc = ob_load(c->st, cur)) == 0) {
+          if ((j = ob_find(cur, m->seq)) >= 0) cur->e[j].flags &= (uint8_t)~OB_RESEND;
+          if ((rc = ob_save(c->st, cur)) == 0) rc = store_commit(c->st);
+        }
+        if (rc) store_rollback(c->st);
+        free(cur);
+        if (rc) {
+          rc = sc__store_error(c, rc);
+          goto out;
+        }
+        msg_clear(m);
+        continue;
+      }
       if (rc && conn_failure(rc)) goto out;
       if (rc && peer_failure(rc)) {
         /* Waits for the next flush. */
@@ -743,7 +776,7 @@ static int flush_texts(struct sc_client *c) {
           goto out;
         }
         if ((rc = sc__begin(c)) == 0 && (rc = ob_load(c->st, cur)) == 0) {
-          if ((j = ob_find(cur, m->seq)) >= 0) cur->e[j].flags = 0;
+          if ((j = ob_find(cur, m->seq)) >= 0) cur->e[j].flags &= (uint8_t)OB_RESENT_MASK; /* keeps the count */
           if ((rc = ob_save(c->st, cur)) == 0 &&
               (rc = set_state(c, m->seq, SC_STATE_SENT, SC_R_NONE, NULL, c->sent_id, c->sent_ts)) >= 0)
             rc = store_commit(c->st);

@@ -39,6 +39,7 @@
 #define RCPT_MAX_PENDING 256              /* receipts owed to one peer; the oldest are dropped */
 #define RETRY_WINDOW_S 300      /* one retry request to a peer, and one acted on from it, per window */
 #define RETRY_MAX_RESEND 16     /* texts resent for one retry request */
+#define RETRY_MAX_RESENDS_PER_TEXT 2 /* times one text is resent in its life */
 #define RETRY_QUIET_MAX 16      /* failures inside a window covered by its request, unshown */
 #define RETRY_MAX_PER_WINDOW 64 /* retry requests one client object makes per RETRY_WINDOW_S */
 

@@ -592,6 +592,27 @@ static void test_outbox(void) {
   CHECK(inbox_process(bob, NULL, 504, "alice", type, env, len) == 0 &&
             count_kind(&seen, n, SC_EV_RESENT) == 0,
         "outbox: a second retry request inside the window resends nothing");
+  /* Later windows (the retry record forgotten), the resends gone out (their
+   * marks cleared in the outbox record: flags are byte 12 of each 21-byte
+   * entry): each text is resent at most RETRY_MAX_RESENDS_PER_TEXT times. */
+  for (i = 1; i <= RETRY_MAX_RESENDS_PER_TEXT; i++) {
+    uint8_t *v = NULL;
+    size_t vn = 0, k;
+    rc = store_begin(bob->st);
+    if (!rc && store_get(bob->st, "outbox", &v, &vn) == 1) {
+      for (k = 0; k + 21 <= vn; k += 21) v[k + 12] &= (uint8_t)~1u;
+      rc = store_put(bob->st, "outbox", v, vn);
+      store_free_value(v, vn);
+    }
+    if (!rc) rc = store_del(bob->st, "retry/alice") || store_commit(bob->st);
+    n = seen.n;
+    type = seal_kind(&mallory, CONTENT_RETRY, 0, 0, env, sizeof env, &len);
+    CHECK(rc == 0 && inbox_process(bob, NULL, 600 + (uint64_t)i, "alice", type, env, len) == 0 &&
+              count_kind(&seen, n, SC_EV_RESENT) == 1 &&
+              seen.count[seen.n - 1] == (i < RETRY_MAX_RESENDS_PER_TEXT ? 2 : 0),
+          i < RETRY_MAX_RESENDS_PER_TEXT ? "outbox: a retry request in a later window resends the texts again"
+                                         : "outbox: past two resends in its life a text is not resent again");
+  }
   /* The server's expiry notice for the text it took as id 20. */
   n = seen.n;
   CHECK(sc_outbox_expired(bob, 20) == 0 && count_kind(&seen, n, SC_EV_DELIVERY) == 1,
