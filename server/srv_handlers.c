@@ -686,11 +686,18 @@ int sotto__srv_op_exec(struct srv *s, struct op *o) {
     return 0;
   }
   /* A device removed while some of its requests were queued: what would
-   * act for it (a new device, keys, a secret) is refused, so nothing is
-   * left attached to a device key that no longer exists. */
-  if ((o->h->flags & H_DEVICE) && !s->store.ops->device_exists(s->store.impl, o->c->devkey)) {
-    o->code = SOTTO_SRV_E_DEVICE_REMOVED;
-    return 0;
+   * act for it (a new device, keys, a secret, a message it sends) is
+   * refused, so nothing is left attached to a device key that no longer
+   * exists. The row must still be this connection's account and device: a
+   * device key freed by a removal may name another device now (the SQLite
+   * store reuses none since AUTOINCREMENT, but older databases may). */
+  if ((o->h->flags & H_DEVICE) || o->type == SOTTO_SRV_SEND) {
+    int r = s->store.ops->device_is(s->store.impl, o->c->devkey, o->c->account_id, o->c->device_id);
+    if (r < 0) return r;
+    if (r == 0) {
+      o->code = SOTTO_SRV_E_DEVICE_REMOVED;
+      return 0;
+    }
   }
   return o->h->exec(s, o);
 }

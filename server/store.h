@@ -164,6 +164,9 @@ struct sotto_store_ops {
   int (*device_remove)(void *s, int64_t account_id, uint32_t device_id, int64_t *devkey);
   /* 1 if the device still exists, 0 if it was removed. */
   int (*device_exists)(void *s, int64_t devkey);
+  /* 1 if devkey still names device device_id of account account_id, 0 if
+   * not (removed, or its key now names another device), or < 0. */
+  int (*device_is)(void *s, int64_t devkey, int64_t account_id, uint32_t device_id);
   /* Replaces a device's secret hash. */
   int (*device_secret)(void *s, int64_t devkey, const uint8_t secret_hash[32]);
   /* The device's epoch (a counter the client raises to detect a restored

@@ -122,6 +122,7 @@ enum {
   Q_DEV_DEL,
   Q_DEV_SECRET,
   Q_DEV_EXISTS,
+  Q_DEV_IS,
   Q_ID_BLOCK,
   Q_ID_FLOOR,
   Q_ACC_DEL,
@@ -248,6 +249,7 @@ static const struct {
                    " WHERE devkey = $1) SELECT sender, sum(n)::bigint FROM a GROUP BY sender"},
     [Q_DEV_SECRET] = {"ib", "UPDATE devices SET secret_hash = $2 WHERE devkey = $1"},
     [Q_DEV_EXISTS] = {"i", "SELECT 1 FROM devices WHERE devkey = $1"},
+    [Q_DEV_IS] = {"iii", "SELECT 1 FROM devices WHERE devkey = $1 AND account_id = $2 AND device_id = $3"},
     [Q_ID_BLOCK] = {"", "SELECT nextval('sotto_msg_ids')"},
     /* Raises the sequence so that the next block starts above $1 (never lowers it). */
     [Q_ID_FLOOR] = {"i",
@@ -1265,6 +1267,19 @@ static int pg_device_exists(void *v, int64_t devkey) {
   return rc;
 }
 
+static int pg_device_is(void *v, int64_t devkey, int64_t account_id, uint32_t device_id) {
+  struct args a = {0};
+  PGresult *r;
+  int rc;
+  a_i64(&a, devkey);
+  a_i64(&a, account_id);
+  a_i64(&a, device_id);
+  if ((r = run(v, Q_DEV_IS, &a)) == NULL) return -1;
+  rc = PQntuples(r) == 1;
+  PQclear(r);
+  return rc;
+}
+
 static int pg_device_secret(void *v, int64_t devkey, const uint8_t secret_hash[32]) {
   struct args a = {0};
   a_i64(&a, devkey);
@@ -1684,6 +1699,7 @@ static const struct sotto_store_ops pg_ops = {
     .devices_iter = pg_devices_iter,
     .device_remove = pg_device_remove,
     .device_exists = pg_device_exists,
+    .device_is = pg_device_is,
     .account_delete = pg_account_delete,
     .name_held = pg_name_held,
     .recovery_set = pg_recovery_set,
@@ -1730,6 +1746,7 @@ static const struct sotto_store_ops pg_ops_shared = {
     .devices_iter = pg_devices_iter,
     .device_remove = pg_device_remove,
     .device_exists = pg_device_exists,
+    .device_is = pg_device_is,
     .account_delete = pg_account_delete,
     .name_held = pg_name_held,
     .recovery_set = pg_recovery_set,

@@ -64,6 +64,7 @@ enum {
   Q_DEV_DEL,
   Q_DEV_SECRET,
   Q_DEV_EXISTS,
+  Q_DEV_IS,
   Q_SENDER_SUMS,
   Q_COUNT
 };
@@ -137,13 +138,14 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_DEV_DEL] = "DELETE FROM devices WHERE devkey = ?1",
     [Q_DEV_SECRET] = "UPDATE devices SET secret_hash = ?2 WHERE devkey = ?1",
     [Q_DEV_EXISTS] = "SELECT 1 FROM devices WHERE devkey = ?1",
+    [Q_DEV_IS] = "SELECT 1 FROM devices WHERE devkey = ?1 AND account_id = ?2 AND device_id = ?3",
     [Q_SENDER_SUMS] = "SELECT sender, sum(length(body)) FROM messages GROUP BY sender",
 };
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS accounts(id INTEGER PRIMARY KEY, username TEXT NOT NULL UNIQUE,"
     " identity BLOB NOT NULL, created_day INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS devices(devkey INTEGER PRIMARY KEY, account_id INTEGER NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS devices(devkey INTEGER PRIMARY KEY AUTOINCREMENT, account_id INTEGER NOT NULL,"
     " device_id INTEGER NOT NULL, secret_hash BLOB NOT NULL, created_day INTEGER NOT NULL,"
     " last_seen_day INTEGER NOT NULL, queue_count INTEGER NOT NULL DEFAULT 0,"
     " queue_bytes INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0, UNIQUE(account_id, device_id));"
@@ -1012,6 +1014,17 @@ static int sq_device_exists(void *v, int64_t devkey) {
   return rc == SQLITE_ROW;
 }
 
+static int sq_device_is(void *v, int64_t devkey, int64_t account_id, uint32_t device_id) {
+  sqlite3_stmt *st = stmt(v, Q_DEV_IS);
+  int rc;
+  sqlite3_bind_int64(st, 1, devkey);
+  sqlite3_bind_int64(st, 2, account_id);
+  sqlite3_bind_int64(st, 3, device_id);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int sq_device_secret(void *v, int64_t devkey, const uint8_t secret_hash[32]) {
   sqlite3_stmt *st = stmt(v, Q_DEV_SECRET);
   sqlite3_bind_int64(st, 1, devkey);
@@ -1251,6 +1264,7 @@ static const struct sotto_store_ops sqlite_ops = {
     .device_remove = sq_device_remove,
     .device_secret = sq_device_secret,
     .device_exists = sq_device_exists,
+    .device_is = sq_device_is,
     .sender_count = sq_sender_count,
     .total_bytes = sq_total_bytes,
     .sender_bytes = sq_sender_bytes,

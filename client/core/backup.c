@@ -5,6 +5,7 @@
  * in backup.h. */
 #include "backup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -477,6 +478,21 @@ static void remove_tmp(const char *tmpdir) {
   rmdir(tmpdir);
 }
 
+/* A restore that crashed leaves its HOME/.restore.* directory: removed by
+ * the next restore, which holds the home (no other restore runs). */
+static void remove_stale_restores(const char *home) {
+  char p[PATH_MAX];
+  struct dirent *e;
+  DIR *d = opendir(home);
+  if (!d) return;
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, ".restore.", 9) != 0 || strchr(e->d_name, '/')) continue;
+    if ((size_t)snprintf(p, sizeof p, "%s/%s", home, e->d_name) >= sizeof p) continue;
+    remove_tmp(p);
+  }
+  closedir(d);
+}
+
 int sc_restore(struct sc_client *c, const char *path, const char *secret, size_t len, const char *pass,
                size_t pass_len, unsigned flags, char *username, size_t cap) {
   struct backup_hdr h;
@@ -488,7 +504,7 @@ int sc_restore(struct sc_client *c, const char *path, const char *secret, size_t
   unsigned long long pt_len = 0;
   uint64_t created;
   char tmpdir[PATH_MAX], src[PATH_MAX + 32], dst[PATH_MAX + 32], err[256] = "", user[SC_USER_MAX + 1];
-  int rc, fd, made = 0;
+  int rc, fd, made = 0, held = 0;
 
   if (cap) username[0] = 0;
   if (c->st) return sc__fail(c, SC_ERR_ARG, "restore into a home whose store is open");
@@ -536,6 +552,13 @@ int sc_restore(struct sc_client *c, const char *path, const char *secret, size_t
     rc = sc__fail(c, SC_ERR_HOME, "cannot create %s: %s", c->home, strerror(errno));
     goto out;
   }
+  /* The home is held from here to the end: no daemon, chat or second
+   * restore opens or replaces the store meanwhile. */
+  if (c->hold_fd < 0) {
+    if ((rc = sc_hold_home(c, "sotto restore"))) goto out;
+    held = 1;
+  }
+  remove_stale_restores(c->home);
   /* A new store beside the home's, filled in one transaction, then renamed
    * over HOME/sotto.db: the home holds the old store or the new one, never
    * a mix. */
@@ -605,6 +628,10 @@ store_fail:
 out:
   if (st) store_close(st);
   if (made) remove_tmp(tmpdir);
+  if (held) {
+    close(c->hold_fd); /* releases the lock */
+    c->hold_fd = -1;
+  }
   if (a) account_free(a);
   if (pt) {
     sodium_memzero(pt, buf_len - BACKUP_HDR_LEN);

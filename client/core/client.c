@@ -377,7 +377,8 @@ static int do_register(unsigned *n_ec, unsigned *n_kem, struct sc_client *c, con
   if (rc) goto net_fail;
   /* The credentials exist on the server now: keep them before anything else. */
   snprintf(c->acct->username, sizeof c->acct->username, "%s", user);
-  if ((rc = store_begin(c->st)) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st))) {
+  if ((rc = store_begin(c->st)) || (rc = account_save(c->st, c->acct)) || (rc = conn_pinkey_del(c)) ||
+      (rc = store_commit(c->st))) {
     store_rollback(c->st);
     conn_close(k);
     return sc__store_error(c, rc);
@@ -471,7 +472,8 @@ int sc_unregister(struct sc_client *c) {
   c->acct->username[0] = 0;
   c->acct->device_id = 0;
   sodium_memzero(c->acct->secret, sizeof c->acct->secret);
-  if ((rc = account_save(c->st, c->acct)) != 0 || (rc = store_commit(c->st)) != 0) {
+  if ((rc = account_save(c->st, c->acct)) != 0 || (rc = conn_pinkey_del(c)) != 0 ||
+      (rc = store_commit(c->st)) != 0) {
     store_rollback(c->st);
     return sc__fail(c, SC_ERR_STORE,
                     "the account '%s' was deleted on the server, but the local store could not record it (%d)",

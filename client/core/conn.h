@@ -77,8 +77,11 @@ int conn_fetch_bundle(struct sc_client *c, struct conn *k, const char *user, str
 int conn_pinkey_load(struct sc_client *c, uint8_t key[32], uint64_t *serial);
 /* Inside the caller's transaction. */
 int conn_pinkey_save(struct sc_client *c, const uint8_t key[32], uint64_t serial);
-/* After a pinned connection: saves the key if the store has none yet. */
+/* After a pinned connection: saves the certificate's key (serial 0) if the
+ * store has none, or another key than this certificate's. */
 int conn_pinkey_learn(struct sc_client *c, struct conn *k);
+/* Forgets the kept key (inside a transaction): unregister, register, recover. */
+int conn_pinkey_del(struct sc_client *c);
 /* The server presented another certificate than the pinned one
  * (SOTTO_NET_E_PIN): connects without trusting it, fetches the rotation
  * chain before sending anything else, and re-pins if a chain from the pinned

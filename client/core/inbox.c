@@ -782,13 +782,15 @@ int inbox_notice(struct sc_client *c, uint64_t nid, uint64_t ts, const uint8_t *
     m->server_ts = n.items[0].timestamp_ms;
   }
   m->text = (char *)"";
-  /* OUTBOX HOOK (expired envelopes): when the outbox keyed by the SEND
-   * answer's server id exists (heal10's work, not on this branch), each
-   * n.items[i] of an SC_EV_EXPIRED_SENT names one outbox entry to peer m->peer
-   * (server id n.items[i].id, taken at n.items[i].timestamp_ms) to mark as
-   * expired here, inside this transaction. */
+  /* Each envelope of an EXPIRED_SENT notice names one text of ours to peer
+   * (by the SEND answer's server id): it becomes "expired" and leaves the
+   * outbox, so a later retry request does not resend it. */
   if ((rc = sc__begin(c)) == 0) {
-    if ((rc = msglog_add(c->st, c->acct, m, 1)) == 0 && (rc = msglog_mark_seen(c->st, nid, 0)) == 0 &&
+    size_t i;
+    for (i = 0; rc >= 0 && m->peer[0] && n.kind == SOTTO_SRV_NOTICE_EXPIRED_SENT && i < n.n_items; i++)
+      rc = outbox_expired(c, m->peer, n.items[i].id);
+    if (rc > 0) rc = 0; /* not (or no longer) in the outbox */
+    if (rc == 0 && (rc = msglog_add(c->st, c->acct, m, 1)) == 0 && (rc = msglog_mark_seen(c->st, nid, 0)) == 0 &&
         (rc = account_save(c->st, c->acct)) == 0)
       rc = store_commit(c->st);
     if (rc) store_rollback(c->st);

@@ -7,8 +7,9 @@
  * CONTENT_MAX_RECEIPTS texts and each is looked up by name; a retry request
  * resends at most RETRY_MAX_RESEND texts that are in our own outbox, for at
  * most one request per peer per RETRY_WINDOW_S; and our own retry requests
- * (each costs a bundle fetch and a new session) are one per peer per window
- * and RETRY_MAX_PER_CLIENT per client object. */
+ * (each costs a bundle fetch and a new session) go only to contacts with a
+ * pinned key and a session, one per peer per window and at most
+ * RETRY_MAX_PER_WINDOW per client object per window. */
 #include "outbox.h"
 
 #include <sodium.h>
@@ -23,6 +24,10 @@
 
 #define OB_RESEND 1u /* the recipient asked again for it */
 #define OB_QUEUED 2u /* never handed to the server */
+/* Bits 2-3: times a retry request marked it for resending (at most
+ * RETRY_MAX_RESENDS_PER_TEXT in its life). */
+#define OB_RESENT_SHIFT 2
+#define OB_RESENT_MASK (3u << OB_RESENT_SHIFT)
 #define OB_ENT_LEN 21
 #define RCPT_ENT_LEN 9
 #define RETRY_VERSION 1
@@ -507,17 +512,46 @@ static int in_window(uint64_t then, uint64_t now) {
   return then && now >= then && now - then < RETRY_WINDOW_S;
 }
 
+/* 1 if peer is a contact with a pinned key and a session record, 0 if not. */
+static int known_peer(struct sc_client *c, const char *peer) {
+  struct contact who;
+  char rn[NAME_LEN];
+  uint8_t *v;
+  size_t n;
+  int rc;
+  if ((rc = contact_load(c->st, peer, &who)) <= 0) return rc;
+  if (!who.has_key) return 0;
+  snprintf(rn, sizeof rn, "session/%s", peer);
+  if ((rc = store_get(c->st, rn, &v, &n)) == 1) store_free_value(v, n);
+  return rc;
+}
+
 int heal_failed(struct sc_client *c, const char *peer, uint64_t sid, int reason, const char *detail,
                 const char *held_rec) {
   struct retry_rec r;
   char rn[NAME_LEN];
   uint64_t now = sc__now_s();
-  int rc, ask;
+  int rc, ask, known;
   (void)reason;
   (void)detail;
   if ((rc = sc__begin(c))) return rc;
   if ((rc = retry_load(c->st, peer, &r)) < 0) goto fail;
-  ask = !in_window(r.last_req, now) && c->retries_run < RETRY_MAX_PER_CLIENT;
+  /* Only a contact we have a pinned key and a session with is asked: a
+   * stranger's garbage costs no bundle fetch, pins no key by first use and
+   * tells it nothing (not even that we are online). */
+  if ((known = known_peer(c, peer)) < 0) {
+    rc = known;
+    goto fail;
+  }
+  if (!known) {
+    store_rollback(c->st);
+    return 1;
+  }
+  if (!in_window(c->retries_since, now)) {
+    c->retries_since = now;
+    c->retries_run = 0;
+  }
+  ask = !in_window(r.last_req, now) && c->retries_run < RETRY_MAX_PER_WINDOW;
   if (!ask && !(in_window(r.last_req, now) && r.quiet < RETRY_QUIET_MAX)) {
     store_rollback(c->st);
     return 1; /* past the bounds: dropped as unreadable by the caller */
@@ -572,8 +606,15 @@ int outbox_retry(struct sc_client *c, const char *peer, const struct content *ct
   for (i = 0; i < o->n && n < RETRY_MAX_RESEND; i++) {
     if ((rc = msglog_get(c->st, o->e[i].seq, m)) != 0) goto out;
     if (strcmp(m->peer, peer) == 0 && m->reason == SC_STATE_SENT && m->server_id >= ct->retry_server_id) {
-      o->e[i].flags |= OB_RESEND;
-      n++;
+      unsigned times = (o->e[i].flags & OB_RESENT_MASK) >> OB_RESENT_SHIFT;
+      if (o->e[i].flags & OB_RESEND) {
+        n++; /* marked already, not sent yet */
+      } else if (times < RETRY_MAX_RESENDS_PER_TEXT) {
+        /* Each text is resent a bounded number of times in its life: a
+         * contact that never sends receipts cannot make us resend it forever. */
+        o->e[i].flags = (uint8_t)((o->e[i].flags & ~OB_RESENT_MASK) | OB_RESEND | ((times + 1) << OB_RESENT_SHIFT));
+        n++;
+      }
     }
     msg_clear(m);
   }
@@ -692,6 +733,28 @@ static int flush_texts(struct sc_client *c) {
       c->flags = was_queued ? 0 : DELIVER_CONTROL;
       rc = deliver_pairwise(c, &c->k, m->peer, &ct);
       c->flags = 0;
+      if (rc == SC_ERR_RATE_LIMITED && !was_queued) {
+        /* A resend the server's send rate refused: only this resend is given
+         * up (the text stays sent, waiting for its receipt); the flush goes on. */
+        struct ob *cur = malloc(sizeof *cur);
+        long j;
+        if (!cur) {
+          rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+          goto out;
+        }
+        if ((rc = sc__begin(c)) == 0 && (rc = ob_load(c->st, cur)) == 0) {
+          if ((j = ob_find(cur, m->seq)) >= 0) cur->e[j].flags &= (uint8_t)~OB_RESEND;
+          if ((rc = ob_save(c->st, cur)) == 0) rc = store_commit(c->st);
+        }
+        if (rc) store_rollback(c->st);
+        free(cur);
+        if (rc) {
+          rc = sc__store_error(c, rc);
+          goto out;
+        }
+        msg_clear(m);
+        continue;
+      }
       if (rc && conn_failure(rc)) goto out;
       if (rc && peer_failure(rc)) {
         /* Waits for the next flush. */
@@ -713,7 +776,7 @@ static int flush_texts(struct sc_client *c) {
           goto out;
         }
         if ((rc = sc__begin(c)) == 0 && (rc = ob_load(c->st, cur)) == 0) {
-          if ((j = ob_find(cur, m->seq)) >= 0) cur->e[j].flags = 0;
+          if ((j = ob_find(cur, m->seq)) >= 0) cur->e[j].flags &= (uint8_t)OB_RESENT_MASK; /* keeps the count */
           if ((rc = ob_save(c->st, cur)) == 0 &&
               (rc = set_state(c, m->seq, SC_STATE_SENT, SC_R_NONE, NULL, c->sent_id, c->sent_ts)) >= 0)
             rc = store_commit(c->st);
@@ -891,44 +954,48 @@ int sc_outbox_flush(struct sc_client *c) {
   return rc;
 }
 
-int sc_outbox_expired(struct sc_client *c, uint64_t server_id) {
+int outbox_expired(struct sc_client *c, const char *peer, uint64_t server_id) {
   struct ob *o;
   struct msg *m;
   size_t i;
-  int rc, found = 0;
-  if ((rc = sc__need_open(c))) return rc;
+  int rc = 0, found = 0;
+  if (!server_id) return 1;
   if (!(o = malloc(sizeof *o)) || !(m = calloc(1, sizeof *m))) {
     free(o);
-    return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    return STORE_E_IO;
   }
-  if ((rc = sc__begin(c)) || (rc = ob_load(c->st, o))) goto fail;
+  if ((rc = ob_load(c->st, o))) goto out;
   for (i = 0; i < o->n && !found; i++) {
-    if ((rc = msglog_get(c->st, o->e[i].seq, m))) goto fail;
-    if (server_id && m->server_id == server_id) {
+    if ((rc = msglog_get(c->st, o->e[i].seq, m))) goto out;
+    if (m->server_id == server_id && (!peer || strcmp(m->peer, peer) == 0)) {
       found = 1;
-      if ((rc = set_state(c, m->seq, SC_STATE_EXPIRED, SC_R_NONE, NULL, 0, 0)) < 0 ||
-          (rc = ob_drop(c->st, m->seq)))
-        goto fail;
+      if ((rc = set_state(c, m->seq, SC_STATE_EXPIRED, SC_R_NONE, NULL, 0, 0)) < 0 || (rc = ob_drop(c->st, m->seq)))
+        goto out;
     }
     msg_clear(m);
   }
-  if (!found) {
-    store_rollback(c->st);
-    free(o);
-    free(m);
-    return sc__fail(c, SC_ERR_NO_SUCH_MESSAGE, "no message of ours with server id %llu waits for a receipt",
-                    (unsigned long long)server_id);
-  }
-  if ((rc = store_commit(c->st))) goto fail;
-  free(o);
-  free(m);
-  return 0;
-fail:
-  store_rollback(c->st);
+  rc = found ? 0 : 1;
+out:
   msg_clear(m);
   free(o);
   free(m);
-  return sc__store_error(c, rc);
+  return rc;
+}
+
+int sc_outbox_expired(struct sc_client *c, uint64_t server_id) {
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  if ((rc = sc__begin(c))) return sc__store_error(c, rc);
+  if ((rc = outbox_expired(c, NULL, server_id)) < 0 || (rc == 0 && (rc = store_commit(c->st)) != 0)) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  if (rc == 1) {
+    store_rollback(c->st);
+    return sc__fail(c, SC_ERR_NO_SUCH_MESSAGE, "no message of ours with server id %llu waits for a receipt",
+                    (unsigned long long)server_id);
+  }
+  return 0;
 }
 
 int sc_session_reset(struct sc_client *c, const char *user, unsigned flags) {

@@ -39,8 +39,9 @@
 #define RCPT_MAX_PENDING 256              /* receipts owed to one peer; the oldest are dropped */
 #define RETRY_WINDOW_S 300      /* one retry request to a peer, and one acted on from it, per window */
 #define RETRY_MAX_RESEND 16     /* texts resent for one retry request */
+#define RETRY_MAX_RESENDS_PER_TEXT 2 /* times one text is resent in its life */
 #define RETRY_QUIET_MAX 16      /* failures inside a window covered by its request, unshown */
-#define RETRY_MAX_PER_CLIENT 64 /* retry requests one client object makes in all */
+#define RETRY_MAX_PER_WINDOW 64 /* retry requests one client object makes per RETRY_WINDOW_S */
 
 /* Inside a transaction: m (a MSG_OUT row with its state set) is logged
  * (m->seq assigned) and, unless its state is final, added to the outbox. A
@@ -61,16 +62,23 @@ int outbox_arrived(struct sc_client *c, const char *peer, const struct content *
  * read receipt is owed if they allow them. 0 or STORE_E_*. */
 int outbox_shown(struct sc_client *c, const char *peer, uint64_t ts);
 /* Own transaction: an envelope sid from peer could not be decrypted (reason
- * / detail as for SC_EV_UNREADABLE). Asks peer to resend it (at most once per
- * RETRY_WINDOW_S; later failures inside the window are covered by that
- * request), or, past the bounds, drops it as unreadable like before. held:
- * a released held message (its held record name is held_rec). 0 or STORE_E_*. */
+ * / detail as for SC_EV_UNREADABLE). If peer is a contact with a pinned key
+ * and a session, asks it to resend it (at most once per RETRY_WINDOW_S, and
+ * RETRY_MAX_PER_WINDOW requests in all per window; later failures inside
+ * the window are covered by that request). Otherwise, or past the bounds,
+ * returns 1: the caller drops it as unreadable like before. held: a
+ * released held message (its held record name is held_rec). 0 or STORE_E_*. */
 int heal_failed(struct sc_client *c, const char *peer, uint64_t sid, int reason, const char *detail,
                 const char *held_rec);
 /* Inside a transaction: after a pairwise message from peer decrypted, with
  * before/after the skipped message keys of the session: notes a missing
  * message (SC_EV_GAP) or a late one (SC_EV_GAP_FILLED). 0 or STORE_E_*. */
 int heal_gap(struct sc_client *c, const char *peer, int type, size_t before, size_t after);
+/* Inside a transaction: the server dropped our envelope server_id to peer
+ * unread (an EXPIRED_SENT notice): its text becomes "expired" and leaves the
+ * outbox (no resend). peer NULL: any peer. 0, 1 if no such text waits, or
+ * STORE_E_*. */
+int outbox_expired(struct sc_client *c, const char *peer, uint64_t server_id);
 /* Sends what waits (needs c->k connected): queued and to-be-resent texts,
  * retry requests, receipts; gives up texts past the age limit. A
  * connection failure stops it (the rest waits). 0 or an SC_ERR_*. */

@@ -54,10 +54,15 @@ int conn_pinkey_save(struct sc_client *c, const uint8_t key[32], uint64_t serial
   return rc;
 }
 
+int conn_pinkey_del(struct sc_client *c) { return store_del(c->st, PINKEY_REC); }
+
 /* After a connection verified by the pin: an account registered before the
- * key was kept learns it now (the certificate is the pinned one). */
+ * key was kept learns it now (the certificate is the pinned one). A kept key
+ * that is not this certificate's (left from another server, or from before a
+ * pin changed) is replaced, serial 0: only the key of the certificate the pin
+ * names may sign our next pin. */
 int conn_pinkey_learn(struct sc_client *c, struct conn *k) {
-  uint8_t key[32], fp[32], pin[32];
+  uint8_t key[32], fp[32], pin[32], kept[32];
   uint64_t serial;
   size_t bl = 0;
   int rc;
@@ -66,9 +71,13 @@ int conn_pinkey_learn(struct sc_client *c, struct conn *k) {
       sodium_memcmp(pin, fp, 32) != 0)
     return 0;
   if ((rc = sc__begin(c)) != 0) return sc__store_error(c, rc);
-  if ((rc = conn_pinkey_load(c, pin, &serial)) != 0) {
+  if ((rc = conn_pinkey_load(c, kept, &serial)) < 0) {
     store_rollback(c->st);
-    return rc < 0 ? sc__store_error(c, rc) : 0;
+    return sc__store_error(c, rc);
+  }
+  if (rc == 1 && sodium_memcmp(kept, key, 32) == 0) {
+    store_rollback(c->st);
+    return 0;
   }
   if ((rc = conn_pinkey_save(c, key, 0)) != 0 || (rc = store_commit(c->st)) != 0) {
     store_rollback(c->st);

@@ -378,7 +378,7 @@ static void test_inbox(void) {
   struct seen seen;
   struct sotto_bundle b;
   struct sc_client *bob;
-  struct peer alice, mallory;
+  struct peer alice, mallory, carol;
   struct sc_contact ct;
   uint8_t env[4096], env2[4096];
   size_t len = 0, len2 = 0;
@@ -390,6 +390,7 @@ static void test_inbox(void) {
   make_peer(&alice, &b, "alice");
   b.has_one_time_prekey = 0; /* used by alice's first message */
   make_peer(&mallory, &b, "alice"); /* a new key claiming to be alice */
+  make_peer(&carol, &b, "carol");
 
   /* New session: trust on first use. */
   type = seal_text(&alice, "hi bob", env, sizeof env, &len);
@@ -443,8 +444,15 @@ static void test_inbox(void) {
         "inbox: released: the new key is alice's key (one key change)");
   CHECK(sc_trust(&released, bob, "alice") == SC_ERR_NOTHING_HELD, "inbox: released: nothing is held any more");
 
-  /* Unreadable: garbage on the (old) session, a bad sender name, an unknown type. */
+  /* Unreadable: garbage from a stranger, garbage on a session, a bad sender name, an unknown type. */
   memset(env, 0x41, 200);
+  n = seen.n;
+  CHECK(inbox_process(bob, NULL, 98, "dave", SOTTO_MSG_SIGNAL, env, 200) == 0 && seen.n == n + 1 &&
+            last_kind(&seen) == SC_EV_UNREADABLE,
+        "inbox: unreadable: garbage from a stranger (no pinned key, no session) is reported, no retry request");
+  type = seal_text(&carol, "hi from carol", env2, sizeof env2, &len2);
+  CHECK(inbox_process(bob, NULL, 99, "carol", type, env2, len2) == 0 && last_kind(&seen) == SC_EV_MESSAGE,
+        "inbox: carol's first message: a session and a pinned key");
   n = seen.n;
   CHECK(inbox_process(bob, NULL, 105, "carol", SOTTO_MSG_SIGNAL, env, 200) == 0 && seen.n == n + 1 &&
             last_kind(&seen) == SC_EV_RETRY_REQUESTED,
@@ -482,8 +490,10 @@ static void test_inbox(void) {
   }
   sotto_session_free(alice.s);
   sotto_session_free(mallory.s);
+  sotto_session_free(carol.s);
   account_free(alice.acct);
   account_free(mallory.acct);
+  account_free(carol.acct);
   sc_client_free(bob);
 }
 
@@ -582,6 +592,27 @@ static void test_outbox(void) {
   CHECK(inbox_process(bob, NULL, 504, "alice", type, env, len) == 0 &&
             count_kind(&seen, n, SC_EV_RESENT) == 0,
         "outbox: a second retry request inside the window resends nothing");
+  /* Later windows (the retry record forgotten), the resends gone out (their
+   * marks cleared in the outbox record: flags are byte 12 of each 21-byte
+   * entry): each text is resent at most RETRY_MAX_RESENDS_PER_TEXT times. */
+  for (i = 1; i <= RETRY_MAX_RESENDS_PER_TEXT; i++) {
+    uint8_t *v = NULL;
+    size_t vn = 0, k;
+    rc = store_begin(bob->st);
+    if (!rc && store_get(bob->st, "outbox", &v, &vn) == 1) {
+      for (k = 0; k + 21 <= vn; k += 21) v[k + 12] &= (uint8_t)~1u;
+      rc = store_put(bob->st, "outbox", v, vn);
+      store_free_value(v, vn);
+    }
+    if (!rc) rc = store_del(bob->st, "retry/alice") || store_commit(bob->st);
+    n = seen.n;
+    type = seal_kind(&mallory, CONTENT_RETRY, 0, 0, env, sizeof env, &len);
+    CHECK(rc == 0 && inbox_process(bob, NULL, 600 + (uint64_t)i, "alice", type, env, len) == 0 &&
+              count_kind(&seen, n, SC_EV_RESENT) == 1 &&
+              seen.count[seen.n - 1] == (i < RETRY_MAX_RESENDS_PER_TEXT ? 2 : 0),
+          i < RETRY_MAX_RESENDS_PER_TEXT ? "outbox: a retry request in a later window resends the texts again"
+                                         : "outbox: past two resends in its life a text is not resent again");
+  }
   /* The server's expiry notice for the text it took as id 20. */
   n = seen.n;
   CHECK(sc_outbox_expired(bob, 20) == 0 && count_kind(&seen, n, SC_EV_DELIVERY) == 1,

@@ -105,8 +105,11 @@ SOTTO_BACKUP_PASSPHRASE="a separate backup passphrase" s alice restore "$T/alice
 check "restore into a home with an identity is refused" test $rc -eq 1
 check "... unless --force" contains "$T/r7" "pass --force to replace it"
 # --- restore (passphrase, --force) -------------------------------------------
+# A restore that crashed left its temporary directory: the next restore removes it.
+mkdir "$T/alice/.restore.CRASH1" && echo "half a store" >"$T/alice/.restore.CRASH1/sotto.db"
 SOTTO_BACKUP_PASSPHRASE="a separate backup passphrase" s alice restore --force "$T/alice.bak" >"$T/r8" 2>&1
 check "--force replaces it with the passphrase backup" contains "$T/r8" "Restored alice into"
+check "... and removes a crashed restore's temporary directory" test ! -e "$T/alice/.restore.CRASH1"
 
 cp "$T/alice/sotto.db" "$T/before-force.db"
 SOTTO_BACKUP_PASSPHRASE="the wrong backup passphrase" s alice restore --force "$T/alice.bak" >"$T/r9" 2>&1; rc=$?

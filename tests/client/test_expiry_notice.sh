@@ -6,6 +6,8 @@
 # the server before you fetched them"), aggregated: 20 expired envelopes
 # from alice to bob make one notice each side. The notices are shown once
 # (acknowledged), in the human output and as structured --json events.
+# The texts a notice names become "expired" in the sender's history (and
+# leave its outbox: a retry request does not resend them).
 # The expiry is made deterministic by restarting the server with a queue
 # age of one second: its first expiry run (at start) takes everything.
 source "$(dirname "$0")/lib.sh" "$@"
@@ -34,6 +36,15 @@ s carol --json receive >"$T/c1" 2>&1
 check "carol (--json): an expired_sent event" test -n "$(grep '"event":"expired_sent"' "$T/c1" | grep '"user":"bob"')"
 check "... with its count and the server id of the send" test -n "$(grep '"event":"expired_sent"' "$T/c1" | grep '"count":1' | grep '"id":')"
 check "... and the time it was sent" test -n "$(grep '"event":"expired_sent"' "$T/c1" | grep '"sent_at":')"
+s carol --json history bob >"$T/ch" 2>&1
+check "carol's history: the expired text is in state expired" \
+  test -n "$(grep '"text":"from carol"' "$T/ch" | grep '"state":"expired"')"
+s alice --json history dave >"$T/ah" 2>&1
+check "alice's history: her text to dave is in state expired" \
+  test -n "$(grep '"text":"to dave"' "$T/ah" | grep '"state":"expired"')"
+s alice --json history bob >"$T/ahb" 2>&1
+check "alice's history: texts to bob the notice named are in state expired" \
+  test -n "$(grep '"text":"lost 1"' "$T/ahb" | grep '"state":"expired"')"
 s bob receive >"$T/b1" 2>&1
 check "bob is told 20 messages from alice expired before he fetched them" contains "$T/b1" \
   "20 messages from alice expired on the server before you fetched them"

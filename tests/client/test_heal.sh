@@ -6,8 +6,8 @@
 #   every message in both directions, with one line on the receiving side;
 # - a message that cannot be decrypted (a broken MAC) makes one retry
 #   request, and the sender's resend arrives;
-# - a flood of garbage from one peer makes ONE retry request, and the peer's
-#   resends are bounded;
+# - a flood of garbage from one contact makes ONE retry request, and the
+#   peer's resends are bounded; a stranger's garbage makes none;
 # - sotto session reset: the peer sees a notice, the conversation goes on.
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -77,6 +77,20 @@ s alice --json history bob >"$T/h2" 2>&1
 check "... and alice's history says delivered" grep -q '"text":"broken on the way".*"state":"delivered"' "$T/h2"
 
 # --- a garbage flood: bounded ---------------------------------------------------
+# A stranger (no pinned key, no session) is never asked: its garbage is
+# reported unreadable, with no bundle fetch and no retry request.
+new_user dave
+SOTTO_TEST_CORRUPT_SEND=1 s dave send bob "junk from a stranger" >/dev/null 2>&1
+s bob receive >"$T/g0" 2>&1
+check "a stranger's undecryptable message: reported" contains "$T/g0" "from dave could not be decrypted"
+check "... and not asked for again" lacks "$T/g0" "a fresh session was started"
+s dave receive >"$T/g0d" 2>&1
+check "... the stranger gets no retry request" lacks "$T/g0d" "sent again"
+# carol becomes a contact (a session, her key pinned), then floods.
+s carol send bob "hello from carol" >/dev/null 2>&1
+s bob receive >/dev/null 2>&1
+s bob send carol "hello carol" >/dev/null 2>&1
+s carol receive >/dev/null 2>&1
 for i in $(seq 1 30); do SOTTO_TEST_CORRUPT_SEND=1 s carol send bob "junk $i" >/dev/null 2>&1; done
 s bob receive >"$T/g1" 2>&1
 check "30 undecryptable messages from carol make one retry request" \

@@ -1113,6 +1113,42 @@ static void test_devices(void) {
   srv_rmdir(&p);
 }
 
+/* A removed device's key is never given to another device (SQLite:
+ * AUTOINCREMENT; PostgreSQL: bigserial), so a request the removed device
+ * had queued cannot act as the new one. Device 1 adds device 2 (the highest
+ * key), removes it and adds device 3: device 3 gets a new key, not 2. */
+static void test_devkey_reuse(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account a1 = {"alice", 0, {0}}, a2 = {"alice", 0, {0}}, a3 = {"alice", 0, {0}};
+  struct sotto_net *c1;
+  char cmd[400], out[64] = "";
+  FILE *f;
+  int st = -1, rc;
+  if (srv_pg()) return; /* bigserial never reuses a value */
+  if (srv_mkdir(&p, "devkey") != 0 || srv_start(&p, NULL) != 0) {
+    CHECK(!"server starts");
+    return;
+  }
+  rc = do_register(&p, &ctx, &a1);
+  REQUIRE_VOID(rc == 0);
+  c1 = login(&p, &ctx, &a1);
+  REQUIRE_VOID(c1 != NULL);
+  CHECK_RC(sotto_net_add_device(c1, &a2.dev, a2.secret), 0);
+  CHECK_RC(sotto_net_device_remove(c1, a2.dev), 0);
+  CHECK_RC(sotto_net_add_device(c1, &a3.dev, a3.secret), 0);
+  sotto_net_close(c1);
+  CHECK(srv_stop(&p) == 0);
+  snprintf(cmd, sizeof cmd, "sqlite3 '%s/sotto.db' \"SELECT group_concat(devkey, ',') FROM devices\"", p.dir);
+  if ((f = popen(cmd, "r")) != NULL) {
+    if (!fgets(out, sizeof out, f)) out[0] = 0;
+    st = pclose(f);
+  }
+  CHECK(st == 0 && strcmp(out, "1,3\n") == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   const char *only = argc > 1 && strncmp(argv[1], "/", 1) != 0 ? argv[1] : NULL;
   signal(SIGPIPE, SIG_IGN);
@@ -1131,6 +1167,7 @@ int main(int argc, char **argv) {
   RUN(startup_checks);
   RUN(debug_log_and_names);
   RUN(devices);
+  RUN(devkey_reuse);
 #undef RUN
   return test_done("test_server_attack");
 }
