@@ -330,6 +330,7 @@ struct pg {
   PGconn *conn;
   int mode;
   int shared;                  /* SOTTO_STORE_OPEN_SHARED: other nodes write too (store.h) */
+  struct sotto_store_ops ops_shared; /* shared: pg_ops with the cluster's horizon (pg_open) */
   int64_t sums_at;             /* shared: when the sums were last read from the database (mono ms) */
   int ctl[PG_CTL_MAX], n_ctl; /* control statements waiting for the next round trip */
   struct sent *sent;          /* queries sent since the last sync */
@@ -1677,7 +1678,6 @@ static int pg_sender_bytes(void *v, const char *sender, int64_t *bytes) {
   return 0;
 }
 
-static const struct sotto_store_ops pg_ops_shared;
 static const struct sotto_store_ops pg_ops = {
     .begin = pg_begin,
     .commit = pg_commit,
@@ -1724,52 +1724,6 @@ static const struct sotto_store_ops pg_ops = {
     .horizon = NULL, /* single writer: the server's own horizon */
 };
 
-/* The same with the cluster's horizon (several writers). */
-static const struct sotto_store_ops pg_ops_shared = {
-    .begin = pg_begin,
-    .commit = pg_commit,
-    .rollback = pg_rollback,
-    .close = pg_close,
-    .savepoint = pg_savepoint,
-    .release = pg_release,
-    .rollback_to = pg_rollback_to,
-    .wal_truncate = pg_wal_truncate,
-    .disk_full = pg_disk_full,
-    .journal_limit = pg_journal_limit,
-    .account_create = pg_account_create,
-    .account_get = pg_account_get,
-    .device_add = pg_device_add,
-    .device_lookup = pg_device_lookup,
-    .device_route = pg_device_route,
-    .device_seen = pg_device_seen,
-    .devices_list = pg_devices_list,
-    .devices_iter = pg_devices_iter,
-    .device_remove = pg_device_remove,
-    .device_exists = pg_device_exists,
-    .device_is = pg_device_is,
-    .account_delete = pg_account_delete,
-    .name_held = pg_name_held,
-    .recovery_set = pg_recovery_set,
-    .recovery_get = pg_recovery_get,
-    .account_identity = pg_account_identity,
-    .device_secret = pg_device_secret,
-    .device_epoch_raise = pg_device_epoch_raise,
-    .keys_put = pg_keys_put,
-    .keys_count = pg_keys_count,
-    .bundle_take = pg_bundle_take,
-    .msg_insert = pg_msg_insert,
-    .msg_delete = pg_msg_delete,
-    .msg_fetch = pg_msg_fetch,
-    .expire = pg_expire,
-    .id_floor = pg_id_floor,
-    .expire_scan = pg_expire_scan,
-    .max_msg_id = pg_max_msg_id,
-    .queue_total = pg_queue_total,
-    .sender_count = pg_sender_count,
-    .total_bytes = pg_total_bytes,
-    .sender_bytes = pg_sender_bytes,
-    .horizon = pg_horizon,
-};
 
 static int pg_open(struct sotto_store *st, const char *conninfo, int mode, char *why, size_t why_len) {
   struct pg *s;
@@ -1795,7 +1749,14 @@ static int pg_open(struct sotto_store *st, const char *conninfo, int mode, char 
     snprintf(why, why_len, "cannot raise the id high-water mark: %s", PQerrorMessage(s->conn));
     goto fail;
   }
-  st->ops = s->shared ? &pg_ops_shared : &pg_ops;
+  if (s->shared) {
+    /* The same operations with the cluster's horizon (several writers). */
+    s->ops_shared = pg_ops;
+    s->ops_shared.horizon = pg_horizon;
+    st->ops = &s->ops_shared;
+  } else {
+    st->ops = &pg_ops;
+  }
   st->impl = s;
   st->flags = s->shared ? 0 : SOTTO_STORE_SOLE_WRITER;
   st->backend = "postgresql";
