@@ -116,6 +116,63 @@ static int64_t metric_sum(const char *name) {
   return sum;
 }
 
+/* The servers' stage histograms (sotto_stage_seconds), summed over the
+ * nodes: where an envelope's time goes (srv_internal.h, STAGE_*). */
+#define N_STAGES 6
+#define N_SB 9
+static const char *const stage_name[N_STAGES] = {"queue", "commit", "lock", "answer", "announce", "page"};
+static const double stage_le[N_SB] = {0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 1e9}; /* ms (1e9: more) */
+struct stages {
+  double cum[N_STAGES][N_SB], sum[N_STAGES], n[N_STAGES];
+};
+
+static void stages_read(struct stages *st) {
+  int i, j, k;
+  memset(st, 0, sizeof *st);
+  for (i = 0; i < n_nodes; i++) {
+    char *m = srv_metrics(&node[i]), *line;
+    if (!m) continue;
+    for (line = m; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+      for (j = 0; j < N_STAGES; j++) {
+        char pre[96];
+        size_t pl;
+        snprintf(pre, sizeof pre, "sotto_stage_seconds_bucket{stage=\"%s\",le=\"", stage_name[j]);
+        pl = strlen(pre);
+        if (strncmp(line, pre, pl) == 0) {
+          double le = strncmp(line + pl, "+Inf", 4) == 0 ? 1e9 : atof(line + pl) * 1000;
+          for (k = 0; k < N_SB; k++)
+            if (stage_le[k] >= le * 0.999 && stage_le[k] <= le * 1.001) st->cum[j][k] += atof(strchr(line, ' ') + 1);
+        }
+        snprintf(pre, sizeof pre, "sotto_stage_seconds_sum{stage=\"%s\"} ", stage_name[j]);
+        if (strncmp(line, pre, strlen(pre)) == 0) st->sum[j] += atof(line + strlen(pre)) * 1000;
+        snprintf(pre, sizeof pre, "sotto_stage_seconds_count{stage=\"%s\"} ", stage_name[j]);
+        if (strncmp(line, pre, strlen(pre)) == 0) st->n[j] += atof(line + strlen(pre));
+      }
+    }
+    free(m);
+  }
+}
+
+/* One line per stage over [a, b]: count, mean, and the bucket holding p99. */
+static void stages_print(const struct stages *a, const struct stages *b) {
+  int j, k;
+  for (j = 0; j < N_STAGES; j++) {
+    double n = b->n[j] - a->n[j], p99 = 0;
+    if (n <= 0) continue;
+    for (k = 0; k < N_SB; k++)
+      if (b->cum[j][k] - a->cum[j][k] >= 0.99 * n) {
+        p99 = stage_le[k];
+        break;
+      }
+    if (json)
+      printf("{\"bench\":\"stage_%s\",\"unit\":\"ms\",\"count\":%.0f,\"mean\":%.3f,\"p99_le\":%g,\"nodes\":%d}\n",
+             stage_name[j], n, (b->sum[j] - a->sum[j]) / n, p99, n_nodes);
+    else
+      printf("  stage %-9s %8.0f x  mean %7.3f ms  p99 <= %g ms\n", stage_name[j], n, (b->sum[j] - a->sum[j]) / n,
+             p99);
+  }
+}
+
 static PGconn *pg(void) {
   static PGconn *c;
   if (c) return c;
@@ -413,14 +470,25 @@ int main(int argc, char **argv) {
     printf("sotto-server --cluster, %d node%s on one PostgreSQL and one Redis (2 cores shared by everything)\n",
            n_nodes, n_nodes > 1 ? "s" : "");
   row("relay", "msg/s", r);
+  if (!json)
+    printf("  commits %lld, retried %lld, failed %lld\n", (long long)metric_sum("sotto_commit_batch_size_count"),
+           (long long)metric_sum("sotto_commit_retries_total"), (long long)metric_sum("sotto_commit_failures_total"));
   {
     uint64_t relayed = delivered;
     half = r / 2;
+    struct stages st0, st1;
     n_lat_all = n_lat_cross = 0;
+    stages_read(&st0);
     paced(secs, half);
+    stages_read(&st1);
     settle();
     row("latency_p99", "ms", p99_ms(lat_all, n_lat_all));
     if (n_nodes > 1) row("cross_node_p99", "ms", p99_ms(lat_cross, n_lat_cross));
+    if (!json && n_lat_all) /* the spread (sorted by p99_ms above) */
+      printf("  latency p50 %.2f  p90 %.2f  p99 %.2f  max %.2f ms over %zu envelopes\n", lat_all[n_lat_all / 2] / 1e3,
+             lat_all[(size_t)((double)(n_lat_all - 1) * 0.9)] / 1e3,
+             lat_all[(size_t)((double)(n_lat_all - 1) * 0.99)] / 1e3, lat_all[n_lat_all - 1] / 1e3, n_lat_all);
+    stages_print(&st0, &st1);
     if (relayed) {
       row("wal_bytes_per_msg", "bytes", (double)(wal1 - wal0) / (double)relayed);
       row("redis_cmds_per_msg", "cmds", (double)(cmds1 - cmds0) / (double)relayed);

@@ -452,25 +452,25 @@ void sotto__srv_cluster_gone(struct srv *s, int64_t devkey) {
 
 /* After a batch was answered: where each announced device is (one pipelined
  * round trip of GETs), then one of PUBLISHes. */
-void sotto__srv_cluster_flush(struct srv *s) {
+int sotto__srv_cluster_flush(struct srv *s) {
   struct srv_cluster *k = s->cl;
   redisReply **reps;
   size_t i, n, np = 0;
-  if (!k || !k->n_pend) return;
+  if (!k || !k->n_pend) return 0;
   n = k->n_pend;
   k->n_pend = 0;
-  if (!k->up) return;
-  if ((reps = calloc(n, sizeof *reps)) == NULL) return; /* the receiver finds it at its next fetch */
+  if (!k->up) return 1;
+  if ((reps = calloc(n, sizeof *reps)) == NULL) return 1; /* the receiver finds it at its next fetch */
   for (i = 0; i < n; i++)
     if (redisAppendCommand(k->cmd, "GET sotto:dev:%lld", (long long)k->pend[i].devkey) != REDIS_OK) {
       down(s, "cannot queue a command");
       free(reps);
-      return;
+      return 1;
     }
   k->redis_cmds += n;
   if (drain_replies(s, n, reps, n) != 0) {
     free(reps);
-    return;
+    return 1;
   }
   for (i = 0; i < n; i++) {
     char node[64];
@@ -492,6 +492,7 @@ void sotto__srv_cluster_flush(struct srv *s) {
   free(reps);
   k->redis_cmds += np;
   if (np && k->up) (void)drain_replies(s, np, NULL, 0);
+  return 1;
 }
 
 /* ---- cluster-wide limits ---------------------------------------------------------------- */

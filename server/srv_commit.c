@@ -54,6 +54,7 @@ struct op *sotto__srv_op_alloc(struct conn *c, const struct sotto_srv_frame *f) 
     return NULL;
   }
   o->c = c;
+  o->t_in_us = sotto__srv_mono_us();
   o->type = f->type;
   o->req_id = f->req_id;
   o->len = f->len;
@@ -217,6 +218,25 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
   return rc;
 }
 
+/* Forgets what a failed attempt at batch b left in its ops (nothing of it
+ * was committed), before the batch runs again. */
+static void batch_reset(struct batch *b) {
+  struct op *o;
+  for (o = b->ops; o; o = o->next) {
+    o->code = 0;
+    o->failed = 0;
+    o->deleted = 0;
+    o->target_devkey = 0;
+    o->msg_id = 0;
+    free(o->bundle);
+    o->bundle = NULL;
+    free(o->kt_out);
+    o->kt_out = NULL;
+    o->kt_len = 0;
+  }
+  b->deleted = b->notices = b->notice_max_id = 0;
+}
+
 /* The group commit, on the store thread (or inline). In WAL mode the pages
  * reach the disk at commit, so that is where a full disk shows: then the
  * reserve is given back and the batch runs once more, now with SENDs
@@ -224,6 +244,9 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
 static void batch_exec(struct srv *s, struct batch *b) {
   int rc = 0, deletes = 0;
   b->scrub_need = 0;
+  b->t_start_us = sotto__srv_mono_us();
+  b->retries = 0;
+  b->commit_us = b->lock_us = -1;
   if (!b->ops && !b->expire) {
     /* Only a WAL scrub was due. */
     s->store.ops->wal_truncate(s->store.impl);
@@ -232,21 +255,20 @@ static void batch_exec(struct srv *s, struct batch *b) {
     return;
   }
   rc = batch_try(s, b, &deletes);
+  /* A shared store (cluster) may lose a deadlock to another node's
+   * transaction: nothing of the batch is committed, so it runs again (a few
+   * times at most; then its requests are refused as any failed batch). */
+  for (int tries = 0; rc != 0 && tries < 3 && s->store.ops->txn_retry && s->store.ops->txn_retry(s->store.impl);
+       tries++) {
+    b->retries++;
+    batch_reset(b);
+    rc = batch_try(s, b, &deletes);
+  }
+  b->commit_us = sotto__srv_mono_us() - b->t_start_us;
+  if (s->store.ops->lock_wait_us) b->lock_us = s->store.ops->lock_wait_us(s->store.impl);
   if (rc != 0 && s->store.ops->disk_full(s->store.impl)) {
-    struct op *o;
     reserve_release(s);
-    for (o = b->ops; o; o = o->next) {
-      o->code = 0;
-      o->failed = 0;
-      o->deleted = 0;
-      o->target_devkey = 0;
-      free(o->bundle);
-      o->bundle = NULL;
-      free(o->kt_out);
-      o->kt_out = NULL;
-      o->kt_len = 0;
-    }
-    b->deleted = b->notices = b->notice_max_id = 0;
+    batch_reset(b);
     rc = batch_try(s, b, &deletes);
   }
   /* Acknowledged envelopes must not stay readable in the WAL (the frames
@@ -277,6 +299,7 @@ void *sotto__srv_store_thread(void *arg) {
     if (!s->job) break;
     pthread_mutex_unlock(&s->mu);
     batch_exec(s, &s->b);
+    s->b.t_done_us = sotto__srv_mono_us();
     pthread_mutex_lock(&s->mu);
     s->job = 0;
     s->done = 1;
@@ -298,6 +321,7 @@ void *sotto__srv_store_thread(void *arg) {
  * for the batch after. */
 void sotto__srv_batch_start(struct srv *s) {
   struct op **pp, *o, *take = NULL, **tt = &take;
+  int64_t oldest = 0;
   int n = 0, scrub = s->scrub_pending && sotto__srv_mono_ms() >= s->scrub_at_ms;
   if (s->b_active || (!s->ops && !s->expire_due && !scrub)) return;
   /* Queued ops can point at a dropped connection only while it waits in
@@ -326,6 +350,7 @@ void sotto__srv_batch_start(struct srv *s) {
     }
     c->bt_n++;
     c->bt_bytes += cost;
+    if (!oldest || o->t_in_us < oldest) oldest = o->t_in_us;
     *pp = o->next;
     o->next = NULL;
     *tt = o;
@@ -340,12 +365,15 @@ void sotto__srv_batch_start(struct srv *s) {
   s->b.deleted = 0;
   s->b.notices = s->b.notice_max_id = 0;
   s->b.scrub = scrub;
+  s->b.oldest_us = oldest;
+  s->b.t_done_us = 0;
   if (scrub) s->scrub_pending = 0;
   s->n_ops -= n;
   s->expire_due = 0;
   s->b_active = 1;
   if (!s->threaded) {
     batch_exec(s, &s->b);
+    s->b.t_done_us = sotto__srv_mono_us();
     s->done = 1;
     return;
   }
@@ -389,6 +417,11 @@ static void batch_finish(struct srv *s, const struct batch *b) {
   }
   /* The notices are committed: paging may hand them out. */
   if (rc == 0 && b->notice_max_id > s->horizon) s->horizon = b->notice_max_id;
+  if (b->t_done_us) sotto__srv_stage_add(&s->m.stage[STAGE_ANSWER], sotto__srv_mono_us() - b->t_done_us);
+  s->m.commit_retries += (uint64_t)b->retries;
+  if (b->commit_us >= 0) sotto__srv_stage_add(&s->m.stage[STAGE_COMMIT], b->commit_us);
+  if (b->lock_us > 0) sotto__srv_stage_add(&s->m.stage[STAGE_LOCK], b->lock_us);
+  if (b->oldest_us) sotto__srv_stage_add(&s->m.stage[STAGE_QUEUE], b->t_start_us - b->oldest_us);
   if (rc != 0) {
     s->m.commit_failures++;
     sotto__srv_log(0, "commit_failed", "ops=%d err=%s", n, sotto_errname(rc));

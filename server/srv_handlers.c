@@ -369,8 +369,10 @@ static int exec_send(struct srv *s, struct op *o) {
   e.timestamp_ms = sotto__srv_now_ms();
   e.body = m->body;
   e.body_len = m->body_len;
+  e.id_out = &o->msg_id; /* a shared store writes it when it learns it (by COMMIT) */
+  o->msg_id = 0;
   if ((rc = ops->msg_insert(st, d.devkey, &e)) != 0) return rc;
-  o->msg_id = e.id;
+  if (e.id) o->msg_id = e.id;
   o->ts = e.timestamp_ms;
   o->target_devkey = d.devkey;
   return 0;

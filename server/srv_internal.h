@@ -168,13 +168,35 @@ struct op {
   size_t n_gone;
   uint8_t *kt_out; /* KT_*: the OK payload, made on the store thread (srv_kt.c) */
   size_t kt_len;
+  int64_t t_in_us; /* when its frame arrived (STAGE_QUEUE) */
   size_t len;
   uint8_t data[]; /* the request payload */
 };
 
+/* Where time goes on the way of an envelope (metric sotto_stage_seconds):
+ * a histogram per stage, in microseconds, updated on the I/O thread. */
+enum {
+  STAGE_QUEUE,    /* a batch's oldest op: from its frame's arrival to the batch's start */
+  STAGE_COMMIT,   /* a batch on the store thread: BEGIN to COMMIT returned */
+  STAGE_LOCK,     /* cluster: the batch's first round trip, which waits for the cluster-wide id lock */
+  STAGE_ANSWER,   /* a finished batch waiting for the I/O thread to answer it */
+  STAGE_ANNOUNCE, /* cluster: one Redis flush of announcements (GETs, then PUBLISHes) */
+  STAGE_PAGE,     /* one round of backlog paging (horizon and pages from the store) */
+  STAGE_N
+};
+#define STAGE_BUCKETS 9
+struct stage_hist {
+  uint64_t b[STAGE_BUCKETS]; /* <= 0.1, 0.5, 1, 2.5, 5, 10, 25, 50 ms, more */
+  uint64_t sum_us, n;
+};
+void sotto__srv_stage_add(struct stage_hist *h, int64_t us);
+int64_t sotto__srv_mono_us(void);
+
 struct metrics {
+  struct stage_hist stage[STAGE_N];
   uint64_t conns_total, conns_rejected, tls_failed, msgs_in, msgs_out, acks, registrations, auth_ok,
       auth_fail, bundles, commits, commit_failures, batch_ops, expired, rate_limited;
+  uint64_t commit_retries; /* batches run again after losing a race with another node (cluster) */
   uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
   uint64_t errors[32];
 };
@@ -188,6 +210,9 @@ struct batch {
   int scrub;      /* I/O -> store: truncate the WAL after this batch (a scrub is due) */
   int scrub_need; /* store -> I/O: this batch deleted envelopes and did not truncate */
   int64_t deleted;
+  int64_t t_start_us, t_done_us, commit_us, lock_us; /* stage timings (store thread -> I/O thread) */
+  int64_t oldest_us; /* arrival of the batch's oldest op */
+  int retries;       /* attempts run again after losing a race with another node */
 };
 
 struct srv_cluster;
@@ -375,7 +400,7 @@ void sotto__srv_cluster_release(struct srv *s, struct conn *c);
  * target's connection on this node, or NULL). */
 int sotto__srv_cluster_fanout(struct srv *s, struct op *o, struct conn *r);
 /* After a batch was answered: the announcements to other nodes. */
-void sotto__srv_cluster_flush(struct srv *s);
+int sotto__srv_cluster_flush(struct srv *s); /* 1 if it had announcements to make */
 /* A device removed (UNREGISTER, RECOVER) that is not connected here: its
  * connection on another node is closed (announced with the batch). */
 void sotto__srv_cluster_gone(struct srv *s, int64_t devkey);
@@ -402,7 +427,10 @@ static inline int sotto__srv_cluster_fanout(struct srv *s, struct op *o, struct 
   (void)s; (void)o; (void)r;
   return 0;
 }
-static inline void sotto__srv_cluster_flush(struct srv *s) { (void)s; }
+static inline int sotto__srv_cluster_flush(struct srv *s) {
+  (void)s;
+  return 0;
+}
 static inline void sotto__srv_cluster_gone(struct srv *s, int64_t devkey) { (void)s; (void)devkey; }
 static inline size_t sotto__srv_cluster_metrics(struct srv *s, char *out, size_t cap) {
   (void)s; (void)out; (void)cap;

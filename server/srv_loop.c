@@ -39,6 +39,22 @@ int64_t sotto__srv_mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t sotto__srv_mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void sotto__srv_stage_add(struct stage_hist *h, int64_t us) {
+  static const int64_t le[STAGE_BUCKETS - 1] = {100, 500, 1000, 2500, 5000, 10000, 25000, 50000};
+  int i = 0;
+  if (us < 0) us = 0;
+  while (i < STAGE_BUCKETS - 1 && us > le[i]) i++;
+  h->b[i]++;
+  h->sum_us += (uint64_t)us;
+  h->n++;
+}
+
 int64_t sotto__srv_today(void) {
   return sotto__srv_now_ms() / 86400000;
 }
@@ -468,13 +484,22 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
         sotto__srv_on_event(s, p, evs[i].events);
     }
     sotto__srv_batch_turn(s);
-    if (s->cl) sotto__srv_cluster_flush(s);
+    if (s->cl) {
+      int64_t t0 = sotto__srv_mono_us();
+      if (sotto__srv_cluster_flush(s)) sotto__srv_stage_add(&s->m.stage[STAGE_ANNOUNCE], sotto__srv_mono_us() - t0);
+    }
     if (!s->b_active) {
       /* Nothing in flight: dropped connections can go, collected ops go out. */
       sotto__srv_free_zombies(s);
       sotto__srv_batch_start(s);
     }
-    busy = sotto__srv_pump_backlog(s);
+    if (s->backlog) {
+      int64_t t0 = sotto__srv_mono_us();
+      busy = sotto__srv_pump_backlog(s);
+      sotto__srv_stage_add(&s->m.stage[STAGE_PAGE], sotto__srv_mono_us() - t0);
+    } else {
+      busy = 0;
+    }
     if (sotto__srv_mono_ms() - last_timer >= 1000) {
       last_timer = sotto__srv_mono_ms();
       check_timeouts(s);

@@ -54,7 +54,7 @@ static int health_answer(struct srv *s, struct conn *c) {
 
 static void metrics_answer(struct srv *s, struct conn *c) {
   char *body;
-  size_t cap = 8192, n = 0;
+  size_t cap = 16384, n = 0;
   int64_t qc = 0, qb = 0;
   int i;
   char hdr[128];
@@ -94,6 +94,8 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     (unsigned long long)s->m.rate_limited);
   P("# TYPE sotto_commit_failures_total counter\nsotto_commit_failures_total %llu\n",
     (unsigned long long)s->m.commit_failures);
+  P("# TYPE sotto_commit_retries_total counter\nsotto_commit_retries_total %llu\n",
+    (unsigned long long)s->m.commit_retries);
   P("# TYPE sotto_commit_batch_size histogram\n");
   for (i = 0; i < 5; i++) {
     cum += s->m.batch_hist[i];
@@ -101,6 +103,25 @@ static void metrics_answer(struct srv *s, struct conn *c) {
   }
   P("sotto_commit_batch_size_sum %llu\nsotto_commit_batch_size_count %llu\n",
     (unsigned long long)s->m.batch_ops, (unsigned long long)s->m.commits);
+  {
+    /* Where an envelope's time goes, per stage (srv_internal.h, STAGE_*). */
+    static const char *const st[STAGE_N] = {"queue", "commit", "lock", "answer", "announce", "page"};
+    static const char *const sle[STAGE_BUCKETS] = {"0.0001", "0.0005", "0.001", "0.0025", "0.005",
+                                                   "0.01",   "0.025",  "0.05",  "+Inf"};
+    int j;
+    P("# TYPE sotto_stage_seconds histogram\n");
+    for (i = 0; i < STAGE_N; i++) {
+      const struct stage_hist *h = &s->m.stage[i];
+      if (!h->n) continue;
+      cum = 0;
+      for (j = 0; j < STAGE_BUCKETS; j++) {
+        cum += h->b[j];
+        P("sotto_stage_seconds_bucket{stage=\"%s\",le=\"%s\"} %llu\n", st[i], sle[j], (unsigned long long)cum);
+      }
+      P("sotto_stage_seconds_sum{stage=\"%s\"} %.6f\nsotto_stage_seconds_count{stage=\"%s\"} %llu\n", st[i],
+        (double)h->sum_us / 1e6, st[i], (unsigned long long)h->n);
+    }
+  }
   P("# TYPE sotto_errors_total counter\n");
   for (i = 1; i < 32; i++)
     if (s->m.errors[i])

@@ -40,6 +40,10 @@ struct sotto_store_device {
 
 struct sotto_store_env { /* a queued envelope */
   int64_t id;
+  /* msg_insert: where the id goes if the backend learns it only later (a
+   * shared store: with the insert statement's result, at the latest when
+   * commit returns; id is 0 then); must stay valid until commit. May be NULL. */
+  int64_t *id_out;
   const char *sender; /* NUL-terminated username */
   uint32_t sender_device;
   uint32_t device_id;
@@ -255,6 +259,15 @@ struct sotto_store_ops {
    * of a batch it has answered) is the truth, which holds only while this
    * process is the only writer. */
   int (*horizon)(void *s, int64_t *id);
+
+  /* Optional (cluster timing, metric sotto_stage_seconds{stage="lock"}):
+   * microseconds the last committed transaction waited for the cluster-wide
+   * lock (its first round trip), 0 when it took none. */
+  int64_t (*lock_wait_us)(void *s);
+  /* Optional: 1 if the last transaction failed only because it lost a race
+   * with another node's (a deadlock or serialization failure): running it
+   * again may succeed. */
+  int (*txn_retry)(void *s);
 };
 
 /* Single-process assumptions.

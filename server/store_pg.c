@@ -133,9 +133,9 @@ enum {
   Q_REC_DEL,
   Q_REC_GET,
   Q_ACC_IDENTITY,
-  Q_ID_BLOCK_SHARED,
-  Q_HWM_GET,
-  Q_HWM_RAISE,
+  /* shared mode: per-device id order (store.h, "Shared mode") */
+  Q_DEV_LOCK,
+  Q_MSG_INS_SHARED,
   Q_COUNT
 };
 
@@ -160,7 +160,9 @@ static const struct {
     [Q_DEV_ROUTE] = {"ti",
                      "SELECT d.devkey, d.queue_count, d.queue_bytes FROM devices d JOIN accounts a"
                      " ON a.id = d.account_id WHERE a.username = $1 AND d.device_id = $2"},
-    [Q_DEV_SEEN] = {"ii", "UPDATE devices SET last_seen_day = $2 WHERE devkey = $1"},
+    /* Only when the day changed: an unchanged row is not locked (a cluster
+     * node's inserts to that device need not wait for this transaction). */
+    [Q_DEV_SEEN] = {"ii", "UPDATE devices SET last_seen_day = $2 WHERE devkey = $1 AND last_seen_day < $2"},
     [Q_DEV_LIST] = {"t",
                     "SELECT d.device_id FROM devices d JOIN accounts a ON a.id = d.account_id"
                     " WHERE a.username = $1 ORDER BY d.device_id LIMIT 1000"},
@@ -269,27 +271,33 @@ static const struct {
                    "SELECT a.id, r.hash FROM accounts a LEFT JOIN recovery r ON r.account_id = a.id"
                    " WHERE a.username = $1"},
     [Q_ACC_IDENTITY] = {"ib", "UPDATE accounts SET identity = $2 WHERE id = $1"},
-    /* Shared mode: a block taken under the high-water row's lock (held to
-     * COMMIT), so that blocks are handed out in commit order cluster-wide;
-     * the row then says the block's end. */
-    [Q_ID_BLOCK_SHARED] = {"",
-                           "UPDATE sotto_msg_hwm SET id = nextval('sotto_msg_ids') + 1023 RETURNING id - 1023"},
-    /* Every id up to it is committed or will never be (store.h: horizon). */
-    [Q_HWM_GET] = {"", "SELECT id FROM sotto_msg_hwm"},
-    /* A node joining the cluster: ids a single-writer server handed out
-     * since (from the sequence alone) are below the horizon too. */
-    [Q_HWM_RAISE] = {"",
-                     "UPDATE sotto_msg_hwm SET id = GREATEST(id, (SELECT CASE WHEN is_called THEN last_value"
-                     " + 1023 ELSE 0 END FROM sotto_msg_ids))"},
+    /* Shared mode. The device rows a statement of envelope inserts and
+     * deletes is about to change, locked in devkey order (so two nodes'
+     * statements wait for each other instead of deadlocking), held to
+     * COMMIT; sent in the same round trip just before the statements. */
+    [Q_DEV_LOCK] = {"I",
+                    "SELECT count(*) FROM (SELECT 1 FROM devices WHERE devkey = ANY($1)"
+                    " ORDER BY devkey FOR UPDATE) l"},
+    /* Shared mode: the envelopes' ids are taken here, after their devices'
+     * rows are locked (Q_DEV_LOCK just before): one block (nextval, an
+     * INCREMENT of 1024 >= W_MAX_ROWS) for the statement, row i gets
+     * base + i - 1. So the ids of one device's envelopes increase in commit
+     * order whatever node commits them. */
+    [Q_MSG_INS_SHARED] =
+        {"ITIIIIB",
+         "WITH b AS (SELECT nextval('sotto_msg_ids') AS base),"
+         " m AS (INSERT INTO messages(id, devkey, sender, sender_device, device_id, type, ts, body)"
+         " SELECT b.base + u.o - 1, u.d, u.s, u.sd, u.di, u.t, u.ts, u.body FROM b,"
+         " unnest($1, $2, $3, $4, $5, $6, $7) WITH ORDINALITY AS u(d, s, sd, di, t, ts, body, o)"
+         " RETURNING devkey, octet_length(body)::bigint AS n),"
+         " g AS (SELECT devkey, count(*) AS c, sum(n) AS b FROM m GROUP BY devkey),"
+         " u AS (UPDATE devices d SET queue_count = d.queue_count + g.c, queue_bytes = d.queue_bytes + g.b"
+         " FROM g WHERE d.devkey = g.devkey)"
+         " SELECT base FROM b"},
 };
 
-enum { CTL_BEGIN, CTL_SAVEPOINT, CTL_RELEASE, CTL_ROLLBACK_TO, CTL_LOCK };
-/* CTL_LOCK (shared mode, after BEGIN): the nodes' write transactions take
- * one transaction-level lock first (key PG_LOCK_KEY + 2), so they run one
- * at a time: id blocks are handed out in commit order, and no two nodes can
- * deadlock on the id row and the device rows (store.h, "Shared mode"). */
-static const char *const ctl_sql[] = {"BEGIN", "SAVEPOINT op", "RELEASE op", "ROLLBACK TO op",
-                                      "SELECT pg_advisory_xact_lock(126922532351747)"};
+enum { CTL_BEGIN, CTL_SAVEPOINT, CTL_RELEASE, CTL_ROLLBACK_TO };
+static const char *const ctl_sql[] = {"BEGIN", "SAVEPOINT op", "RELEASE op", "ROLLBACK TO op"};
 
 
 /* The routing cache: (username, device id) -> devkey and the device's queue
@@ -312,6 +320,7 @@ enum { K_CTL, K_SYNC, K_INS, K_DEL };
 struct sent {
   uint8_t kind;
   int64_t devkey;
+  size_t ids_from, ids_n; /* shared K_INS: which of pg.idp its ids go to */
 };
 
 /* One column of a binary one-dimensional array parameter (array_send
@@ -340,6 +349,8 @@ struct pg {
   int dead;                    /* a wait timed out: the connection is dropped and made again */
   int sp_want, sp_on, op_bare; /* savepoint asked for, sent; deferred writes outside one */
   int64_t id_next, id_end;     /* the block of envelope ids in hand */
+  int64_t lock_sent_us;        /* shared: when the round trip with the cluster lock went out (0: none) */
+  int64_t lock_us;             /* shared: how long that round trip took (lock_wait_us) */
   struct sotto__sums sb;
   int64_t total, txn_bytes;
   struct dent *bykey[DC_BUCKETS], *byname[DC_BUCKETS], *dirty;
@@ -347,6 +358,14 @@ struct pg {
   /* SENDs and ACKs of the open transaction not sent yet (deferred writes). */
   struct col ins[W_COLS], del[2];
   size_t n_ins, n_del;
+  /* Shared mode: where each envelope inserted in the open transaction wants
+   * its id (sotto_store_env.id_out, or NULL), in insert order; filled when
+   * the insert statement's result (its block's base) comes back. */
+  int64_t **idp;
+  size_t n_idp, cap_idp, idp_sent;
+  struct col lock; /* shared: the devkeys a flush locks first (Q_DEV_LOCK) */
+  int retry;       /* the last failure lost a deadlock (40P01) or a serialization race (40001) */
+  int dc_lost;     /* shared: the routing cache was emptied inside the open transaction */
 };
 
 struct args {
@@ -405,6 +424,7 @@ static int note_sent(struct pg *s, int kind, int64_t devkey) {
     s->cap_sent = cap;
   }
   s->sent[s->n_sent].kind = (uint8_t)kind;
+  s->sent[s->n_sent].ids_from = s->sent[s->n_sent].ids_n = 0;
   s->sent[s->n_sent++].devkey = devkey;
   return 0;
 }
@@ -442,6 +462,51 @@ static int raw_send(struct pg *s, int q, const struct args *a, int kind) {
 static int flush_writes(struct pg *s);
 static void writes_clear(struct pg *s);
 
+/* Shared mode: a transaction's id destinations are forgotten at its end. */
+static void idp_clear(struct pg *s) {
+  s->n_idp = s->idp_sent = 0;
+}
+
+/* Shared mode: the deferred envelope writes of a batch wait for its COMMIT
+ * (one statement that locks their device rows in devkey order, then the
+ * inserts and deletes: store.h, "Shared mode"), unless a statement must see
+ * them: these need not (they read no envelope and no queue counter that
+ * the routing cache does not already carry). */
+static int reads_writes(const struct pg *s, int q) {
+  switch (q) {
+    case Q_DEV_ROUTE:
+      return s->dc_lost; /* the cache lost this transaction's counter changes */
+    case Q_ACC_INS:
+    case Q_ACC_GET:
+    case Q_DEV_MAX:
+    case Q_DEV_INS:
+    case Q_DEV_LOOKUP:
+    case Q_DEV_SEEN:
+    case Q_DEV_LIST:
+    case Q_DEV_IS:
+    case Q_DEV_EXISTS:
+    case Q_DEV_SECRET:
+    case Q_EPOCH:
+    case Q_SPK_PUT:
+    case Q_LR_PUT:
+    case Q_OT_PUT:
+    case Q_OT_COUNT:
+    case Q_SPK_GET:
+    case Q_OT_TAKE:
+    case Q_LR_GET:
+    case Q_HOLD_PUT:
+    case Q_HOLD_GET:
+    case Q_HOLD_EXPIRE:
+    case Q_REC_PUT:
+    case Q_REC_GET:
+    case Q_REC_DEL:
+    case Q_ACC_IDENTITY:
+      return 0;
+    default:
+      return 1;
+  }
+}
+
 /* Queues one prepared statement whose result is awaited (finish): first the
  * deferred writes collected so far (so that it sees them), then, for an op
  * that asked for one, its savepoint. Savepoints are made only for ops that
@@ -449,7 +514,12 @@ static void writes_clear(struct pg *s);
  * writes alone (SEND with a cached route, ACK) needs none, because the
  * failure of a deferred write fails the whole batch. */
 static int send_q(struct pg *s, int q, const struct args *a) {
-  if (flush_writes(s) != 0) return SOTTO_ERR_STORE;
+  if (!s->shared || reads_writes(s, q)) {
+    /* Rows of earlier ops sent inside this op's open savepoint would go
+     * with it if it were undone: then the whole batch fails instead. */
+    if (s->sp_on && (s->n_ins || s->n_del)) s->op_bare = 1;
+    if (flush_writes(s) != 0) return SOTTO_ERR_STORE;
+  }
   if (s->sp_want && !s->op_bare) {
     ctl_push(s, CTL_SAVEPOINT);
     s->sp_on = 1;
@@ -461,6 +531,7 @@ static int send_q(struct pg *s, int q, const struct args *a) {
 static void note_error(struct pg *s, const PGresult *r) {
   const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
   if (state && (strcmp(state, "53100") == 0 || strcmp(state, "53000") == 0)) s->full = 1;
+  if (state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0)) s->retry = 1;
 }
 
 static struct dent *dc_by_key(struct pg *s, int64_t devkey);
@@ -491,6 +562,12 @@ static int64_t mono_ms(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
 static int wait_ms(const struct pg *s) {
@@ -570,6 +647,13 @@ static int finish(struct pg *s, PGresult **last) {
       if (!k || k->kind == K_INS || k->kind == K_DEL) s->broken = 1;
     } else if (k && k->kind == K_DEL) {
       del_done(s, r);
+    } else if (k && k->kind == K_INS && k->ids_n) {
+      /* Shared mode: the statement's block; row i got base + i. */
+      int64_t base = PQntuples(r) == 1 ? g_i64(r, 0, 0) : 0;
+      size_t j;
+      if (base <= 0 || k->ids_from + k->ids_n > s->n_idp) s->broken = 1;
+      for (j = 0; base > 0 && j < k->ids_n && k->ids_from + j < s->n_idp; j++)
+        if (s->idp[k->ids_from + j]) *s->idp[k->ids_from + j] = base + (int64_t)j;
     }
     if (last && got == s->n_sent && k && k->kind == K_SYNC && rc == 0)
       *last = r;
@@ -577,6 +661,10 @@ static int finish(struct pg *s, PGresult **last) {
       PQclear(r);
   }
   s->n_sent = 0;
+  if (s->lock_sent_us) {
+    s->lock_us = mono_us() - s->lock_sent_us;
+    s->lock_sent_us = 0;
+  }
   if (rc != 0 && last && *last) {
     PQclear(*last);
     *last = NULL;
@@ -860,8 +948,10 @@ static int pg_begin(void *v) {
   s->n_ctl = 0;
   s->sp_want = s->sp_on = s->op_bare = 0;
   writes_clear(s);
+  s->lock_us = s->lock_sent_us = 0;
+  s->retry = s->dc_lost = 0;
+  idp_clear(s);
   ctl_push(s, CTL_BEGIN);
-  if (s->shared) ctl_push(s, CTL_LOCK);
   return 0;
 }
 
@@ -891,6 +981,7 @@ static int pg_rollback_to(void *v) {
     /* Its routing-cache changes are unknown now: start again from the
      * database (which the rollback puts back). */
     dc_clear(s);
+    s->dc_lost = 1;
   }
   s->sp_want = s->sp_on = s->op_bare = 0;
   return s->broken ? SOTTO_ERR_STORE : 0;
@@ -904,7 +995,7 @@ static int pg_commit(void *v) {
   PGresult *r;
   struct dent *e;
   int ok;
-  if (s->n_ctl == (s->shared ? 2 : 1) && s->ctl[0] == CTL_BEGIN && s->n_sent == 0 && !s->n_ins && !s->n_del) {
+  if (s->n_ctl == 1 && s->ctl[0] == CTL_BEGIN && s->n_sent == 0 && !s->n_ins && !s->n_del) {
     s->n_ctl = 0; /* nothing was sent: nothing to commit */
     return 0;
   }
@@ -920,9 +1011,7 @@ static int pg_commit(void *v) {
   if (!ok) return SOTTO_ERR_STORE;
   s->total += s->txn_bytes;
   s->txn_bytes = 0;
-  /* Shared: the rest of the block lies below the horizon now (another
-   * node's next block comes after it): never used. */
-  if (s->shared) s->id_next = s->id_end = 0;
+  idp_clear(s);
   while ((e = s->dirty) != NULL) {
     s->dirty = e->dnext;
     e->n += e->dn;
@@ -936,7 +1025,7 @@ static int pg_commit(void *v) {
 static void pg_rollback(void *v) {
   struct pg *s = v;
   s->n_ctl = 0;
-  if (s->shared) s->id_next = s->id_end = 0;
+  idp_clear(s);
   writes_clear(s);
   dc_clear(s);
   if (s->n_sent) (void)finish(s, NULL);
@@ -957,6 +1046,8 @@ static void pg_close(void *v) {
   dc_clear(s);
   free(s->sent);
   for (i = 0; i < W_COLS; i++) free(s->ins[i].p);
+  free(s->lock.p);
+  free(s->idp);
   free(s->del[0].p);
   free(s->del[1].p);
   free(s);
@@ -1455,12 +1546,43 @@ static void writes_clear(struct pg *s) {
   s->n_ins = s->n_del = 0;
 }
 
+/* Shared mode, before the inserts and deletes of a flush: one statement
+ * that locks every device row they will change, in devkey order. The
+ * elements are copied out of the writes' devkey columns (each element there
+ * is a 4-byte length then 8 bytes, after the 20-byte header). */
+static int send_dev_lock(struct pg *s) {
+  struct args a = {0};
+  s->lock.len = 0;
+  if (col_grow(&s->lock, 12 * (s->n_ins + s->n_del)) != 0) return SOTTO_ERR_NOMEM;
+  if (s->n_ins) {
+    memcpy(s->lock.p + s->lock.len, s->ins[1].p + 20, 12 * s->n_ins);
+    s->lock.len += 12 * s->n_ins;
+  }
+  if (s->n_del) {
+    memcpy(s->lock.p + s->lock.len, s->del[0].p + 20, 12 * s->n_del);
+    s->lock.len += 12 * s->n_del;
+  }
+  col_arg(&a, &s->lock, s->n_ins + s->n_del, 20);
+  if (!s->lock_sent_us) s->lock_sent_us = mono_us();
+  return raw_send(s, Q_DEV_LOCK, &a, K_INS);
+}
+
 /* Sends the collected inserts and deletes (results read at the next sync). */
 static int flush_writes(struct pg *s) {
   struct args a = {0};
   static const char ins_types[W_COLS] = {'i', 'i', 't', 'i', 'i', 'i', 'i', 'b'};
   int i, rc = 0;
-  if (s->n_ins) {
+  if (s->shared && (s->n_ins || s->n_del)) rc = send_dev_lock(s);
+  if (rc == 0 && s->n_ins && s->shared) {
+    /* Without the id column: the statement takes the ids (Q_MSG_INS_SHARED). */
+    for (i = 1; i < W_COLS; i++) col_arg(&a, &s->ins[i], s->n_ins, type_oid(ins_types[i]));
+    rc = raw_send(s, Q_MSG_INS_SHARED, &a, K_INS);
+    if (rc == 0) {
+      s->sent[s->n_sent - 1].ids_from = s->idp_sent;
+      s->sent[s->n_sent - 1].ids_n = s->n_ins;
+      s->idp_sent += s->n_ins;
+    }
+  } else if (rc == 0 && s->n_ins) {
     for (i = 0; i < W_COLS; i++) col_arg(&a, &s->ins[i], s->n_ins, type_oid(ins_types[i]));
     rc = raw_send(s, Q_MSG_INS, &a, K_INS);
   }
@@ -1482,15 +1604,30 @@ static int pg_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
   struct pg *s = v;
   struct dent *d;
   int rc;
-  if (s->id_next >= s->id_end) {
-    PGresult *r = run(s, s->shared ? Q_ID_BLOCK_SHARED : Q_ID_BLOCK, NULL);
+  if (s->shared) {
+    /* The id comes with the insert statement's result (Q_MSG_INS_SHARED),
+     * written to *e->id_out when it is read (at the latest at COMMIT). */
+    if (s->n_idp == s->cap_idp) {
+      size_t cap = s->cap_idp ? 2 * s->cap_idp : 256;
+      int64_t **n = realloc(s->idp, cap * sizeof *n);
+      if (!n) {
+        s->broken = 1;
+        return SOTTO_ERR_NOMEM;
+      }
+      s->idp = n;
+      s->cap_idp = cap;
+    }
+    s->idp[s->n_idp++] = e->id_out;
+    e->id = 0;
+  } else if (s->id_next >= s->id_end) {
+    PGresult *r = run(s, Q_ID_BLOCK, NULL);
     if (!r) return SOTTO_ERR_STORE;
     s->id_next = g_i64(r, 0, 0);
     s->id_end = s->id_next + PG_ID_BLOCK;
     PQclear(r);
     if (s->id_next <= 0) return SOTTO_ERR_STORE;
   }
-  e->id = s->id_next;
+  if (!s->shared) e->id = s->id_next;
   s->op_bare = 1;
   rc = col_i64(&s->ins[0], e->id);
   rc |= col_i64(&s->ins[1], devkey);
@@ -1505,7 +1642,7 @@ static int pg_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
     return SOTTO_ERR_NOMEM;
   }
   s->n_ins++;
-  s->id_next++;
+  if (!s->shared) s->id_next++;
   s->txn_bytes += (int64_t)e->body_len;
   if ((d = dc_by_key(s, devkey)) != NULL) {
     d->dn += 1;
@@ -1644,14 +1781,20 @@ static int pg_id_floor(void *v, int64_t floor) {
   return 0;
 }
 
-/* Shared mode (store.h): the committed high-water mark. */
+static int64_t pg_lock_wait_us(void *v) {
+  return ((struct pg *)v)->lock_us;
+}
+
+/* Shared mode (store.h): no id of a device's queue commits below one that
+ * is already visible, so paging needs no horizon: everything committed. */
 static int pg_horizon(void *v, int64_t *id) {
-  struct pg *s = v;
-  PGresult *r;
-  if (ensure(s) != 0 || (r = run(s, Q_HWM_GET, NULL)) == NULL) return SOTTO_ERR_STORE;
-  *id = PQntuples(r) == 1 ? g_i64(r, 0, 0) : 0;
-  PQclear(r);
+  (void)v;
+  *id = INT64_MAX;
   return 0;
+}
+
+static int pg_txn_retry(void *v) {
+  return ((struct pg *)v)->retry;
 }
 
 static int pg_sender_count(void *v, int64_t devkey, const char *sender, int64_t *n) {
@@ -1722,6 +1865,8 @@ static const struct sotto_store_ops pg_ops = {
     .total_bytes = pg_total_bytes,
     .sender_bytes = pg_sender_bytes,
     .horizon = NULL, /* single writer: the server's own horizon */
+    .lock_wait_us = pg_lock_wait_us,
+    .txn_retry = pg_txn_retry,
 };
 
 
@@ -1743,10 +1888,6 @@ static int pg_open(struct sotto_store *st, const char *conninfo, int mode, char 
   if (setup(s, why, why_len) != 0) goto fail;
   if (sums_reload(s) != 0) {
     snprintf(why, why_len, "cannot read the queues: %s", PQerrorMessage(s->conn));
-    goto fail;
-  }
-  if (s->shared && s->mode == SOTTO_STORE_OPEN_WRITER && run_ok(s, Q_HWM_RAISE, NULL) != 0) {
-    snprintf(why, why_len, "cannot raise the id high-water mark: %s", PQerrorMessage(s->conn));
     goto fail;
   }
   if (s->shared) {
