@@ -8,7 +8,8 @@
  *   relay             msg/s delivered (SEND by one device, pushed to and
  *                     ACKed by another), PAIRS pairs, every pair's two ends
  *                     on different nodes when N >= 2, WINDOW SENDs in flight
- *   latency_p99       ms from SEND to arrival at half the relay rate, all pairs
+ *   latency_p99       ms from SEND to arrival at half the relay rate (--rate R:
+ *                     at R msg/s, to compare two builds at the same load), all pairs
  *   cross_node_p99    the same, pairs whose ends are on different nodes
  *   enqueue_first10k  msg/s of the first 10k SENDs into an offline device's
  *   enqueue_last10k   queue, and of the last 10k (of 20k; smoke: 1k of 2k)
@@ -45,7 +46,7 @@
 
 static struct srv_proc node[NODES_MAX];
 static int n_nodes = 2, smoke, json;
-static double secs = 4;
+static double secs = 4, fixed_rate; /* --rate: the latency rows at this rate instead of half the relay rate */
 static char redis_port[16], redis_url[64];
 static pid_t redis_pid;
 static struct sotto_net_ctx *ctx;
@@ -394,12 +395,14 @@ int main(int argc, char **argv) {
       n_nodes = atoi(argv[++i]);
     else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
       secs = atof(argv[++i]);
+    else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc)
+      fixed_rate = atof(argv[++i]);
     else if (strcmp(argv[i], "--smoke") == 0)
       smoke = 1;
     else if (strcmp(argv[i], "--json") == 0)
       json = 1;
     else {
-      fprintf(stderr, "usage: bench_cluster [--nodes 1-3] [--seconds S] [--smoke] [--json] (run by bench/run cluster)\n");
+      fprintf(stderr, "usage: bench_cluster [--nodes 1-3] [--seconds S] [--rate MSG_S] [--smoke] [--json] (run by bench/run cluster)\n");
       return 2;
     }
   }
@@ -475,7 +478,7 @@ int main(int argc, char **argv) {
            (long long)metric_sum("sotto_commit_retries_total"), (long long)metric_sum("sotto_commit_failures_total"));
   {
     uint64_t relayed = delivered;
-    half = r / 2;
+    half = fixed_rate > 0 ? fixed_rate : r / 2;
     struct stages st0, st1;
     n_lat_all = n_lat_cross = 0;
     stages_read(&st0);
