@@ -2,7 +2,7 @@
 /* srv_cluster.c: cluster mode of sotto-server (--cluster redis://HOST:PORT).
  *
  * Several identical nodes share one PostgreSQL store (opened in shared mode,
- * store.h: ids in commit order, the cluster's delivery horizon). What must
+ * store.h: ids in commit order per device, so paging never skips). What must
  * last is only in PostgreSQL; Redis holds what may be lost:
  *
  *  - who is where: key sotto:dev:DEVKEY = "NODE GEN" for the device's live
@@ -17,7 +17,7 @@
  *    is announced to the node holding it (PUBLISH sotto:node:NODE "m
  *    DEVKEY"); that node pages the device's queue from PostgreSQL. The
  *    announcement carries no message: the envelope is read from the store,
- *    up to the cluster horizon, in id order. Local deliveries go the same
+ *    in id order. Local deliveries go the same
  *    way (paging), so a device never receives a higher id before a lower
  *    one committed earlier by another node. A device removed on another
  *    node (DEVICE_REMOVE, or every device of an account unregistered or

@@ -300,16 +300,22 @@ struct sotto_store_ops {
 /* Shared mode (SOTTO_STORE_OPEN_SHARED, `sotto-server --cluster`; only the
  * PostgreSQL backend has it): several nodes write one store. It replaces
  * the assumptions above so:
- *  - Ids: each transaction that inserts envelopes takes its block of ids
- *    under the lock of one row (sotto_msg_hwm), held until COMMIT, and sets
- *    the row to the block's end; the rest of a block is dropped at commit.
- *    Inserting transactions therefore commit in id order cluster-wide, and
- *    the row's committed value is ops->horizon: every id up to it is
- *    committed or never will be. Every write transaction (one batch of a
- *    node) first takes one transaction-level advisory lock, so that the
- *    nodes cannot deadlock on that row and the device rows' counters. The
- *    price: the nodes' batches commit one at a time (each node still groups
- *    all its requests of a loop turn into one commit); docs/scaling.md.
+ *  - Ids in commit order per device: a transaction's envelope inserts and
+ *    deletes wait for its COMMIT (or for a statement that must see them)
+ *    and then go out as one statement that locks their devices' rows in
+ *    devkey order (held to COMMIT), followed by the insert, which takes its
+ *    ids from the sequence only then. A device's row lock is held by one
+ *    transaction at a time, so of two envelopes x < y for one device, x's
+ *    transaction ended before y's took the lock: once y is visible, every
+ *    lower id of that queue is committed (and visible: PostgreSQL shows a
+ *    commit before it releases the transaction's locks) or never will be.
+ *    Paging after a cursor therefore never skips an envelope, and
+ *    ops->horizon says "everything committed" (INT64_MAX). The proof is in
+ *    docs/scaling.md ("Delivery horizon"). Nodes' transactions run
+ *    concurrently; two that lock rows in different orders across several
+ *    statements (rare: more than W_MAX_ROWS writes, a quota read, a device
+ *    change) may deadlock: PostgreSQL aborts one, which txn_retry reports
+ *    and the server runs again.
  *  - Counters: the routing cache lives for one transaction (the device's
  *    queue counters are read from its row, which the insert updates: exact
  *    up to batches committing at the same moment on other nodes); the

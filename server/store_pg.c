@@ -18,7 +18,10 @@
  * Envelope ids come from the sequence sotto_msg_ids in blocks of 1024 (one
  * round trip per block). The server is the only writer (an advisory lock
  * held by the writer connection; store.h, "Single-process assumptions"), so
- * ids increase in commit order. Per-sender queued bytes and the store total
+ * ids increase in commit order. In shared mode (cluster) several nodes
+ * write: ids are taken by the insert statement itself, after its devices'
+ * rows are locked, so they increase in commit order per device (store.h,
+ * "Shared mode"). Per-sender queued bytes and the store total
  * are kept in memory from the open transaction's view, like SQLite's.
  *
  * Schema versions live in the table sotto_schema; `sotto-server migrate`
@@ -83,9 +86,9 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     /* 2: unregistered names held for a quarantine; recovery code hashes */
     "CREATE TABLE held_names(canon text PRIMARY KEY, until_ms bigint NOT NULL);"
     "CREATE TABLE recovery(account_id bigint PRIMARY KEY REFERENCES accounts(id), hash bytea NOT NULL);",
-    /* 3: the cluster's id high-water mark (shared mode, store.h): envelope
-     * ids are taken under this row's lock, so they increase in commit order
-     * across nodes, and its committed value is the delivery horizon. */
+    /* 3: the cluster's id high-water mark (shared mode, store.h). No longer
+     * written: ids are ordered per device by the devices' row locks now
+     * (export still reads it, as a lower bound of the ids handed out). */
     "CREATE TABLE sotto_msg_hwm(one boolean PRIMARY KEY DEFAULT true CHECK(one), id bigint NOT NULL);"
     "INSERT INTO sotto_msg_hwm(id) SELECT CASE WHEN is_called THEN last_value + 1023 ELSE 0 END"
     " FROM sotto_msg_ids;",
