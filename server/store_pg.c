@@ -2023,6 +2023,40 @@ out:
   return rc;
 }
 
+/* Legacy SQLite stores may hold usernames that look alike (registered
+ * before look-alikes were refused: the same accounts.canon); PostgreSQL
+ * keeps one account per canonical name. Merging or renaming accounts would
+ * hand one person's queue or name to another, so the import refuses and
+ * lists every group (at most 100 lines) instead: their owners decide which
+ * account stays (the others unregister on the SQLite server), then the
+ * import runs again. Nothing is written before this check. */
+static int lookalikes_refuse(sqlite3 *db, FILE *out, char *why, size_t why_len) {
+  sqlite3_stmt *st = NULL;
+  int64_t groups = 0;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT canon, group_concat(username, ' '), count(*) FROM (SELECT canon, username"
+                         " FROM accounts ORDER BY canon, id) GROUP BY canon HAVING count(*) > 1 ORDER BY canon",
+                         -1, &st, NULL) != SQLITE_OK) {
+    snprintf(why, why_len, "cannot read the usernames: %s", sqlite3_errmsg(db));
+    return SOTTO_ERR_STORE;
+  }
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const unsigned char *names = sqlite3_column_text(st, 1);
+    if (++groups <= 100)
+      fprintf(out, "import: look-alike usernames (%lld accounts, one name on PostgreSQL): %s\n",
+              (long long)sqlite3_column_int64(st, 2), names ? (const char *)names : "?");
+  }
+  sqlite3_finalize(st);
+  if (groups == 0) return 0;
+  if (groups > 100) fprintf(out, "import: ... and %lld more groups\n", (long long)(groups - 100));
+  snprintf(why, why_len,
+           "%lld group%s of look-alike usernames (listed on standard output): PostgreSQL keeps one account per "
+           "look-alike name; all but one account of each group must be unregistered on the SQLite server "
+           "(sotto unregister) before the import; nothing was imported",
+           (long long)groups, groups == 1 ? "" : "s");
+  return SOTTO_ERR_STORE;
+}
+
 int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *out, char *why,
                                   size_t why_len) {
   static const struct {
@@ -2116,6 +2150,10 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
   if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
       exec_simple(c, "BEGIN", why, why_len) != 0) {
     if (!why[0]) snprintf(why, why_len, "cannot start the copy");
+    goto done;
+  }
+  if (lookalikes_refuse(db, out, why, why_len) != 0) {
+    (void)exec_simple(c, "ROLLBACK", NULL, 0);
     goto done;
   }
   for (i = 0; i < sizeof tables / sizeof tables[0]; i++) {

@@ -62,6 +62,7 @@ struct account {
 };
 static struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
 static struct account carol = {"carol", 0, {0}}, dave = {"dave", 0, {0}};
+static struct account erin = {"erin", 0, {0}}, frank = {"frank", 0, {0}}, gina = {"gina", 0, {0}};
 
 /* Stops a scenario when a precondition fails (the connections leak: the
  * test ends with its failure counted). */
@@ -347,6 +348,85 @@ static void test_cross_node(void) {
   fprintf(stderr, "cluster: cross-node delivery, displacement and interleaved nodes checked\n");
   sotto_net_close(b2);
   sotto_net_close(b);
+}
+
+/* Two nodes store envelopes for one device at the same moment, pipelined
+ * (erin on node 0, frank on node 2, gina live on node 1): gina's one
+ * connection gets every acknowledged envelope, each once, in increasing id
+ * order, without reconnecting. Paging after a cursor is only right if a
+ * device's ids increase in commit order whatever node commits them
+ * (store.h, "Shared mode"; docs/scaling.md, "Delivery horizon"). */
+#define CONC_N 300
+static void test_concurrent_nodes(void) {
+  struct sotto_net *snd[2], *g;
+  uint32_t sent[2] = {0, 0}, inflight[2] = {0, 0}, ok[2] = {0, 0}, refused = 0, got = 0, dup = 0, order = 0;
+  static uint8_t seen[2][CONC_N];
+  uint64_t last = 0;
+  int64_t end;
+  memset(seen, 0, sizeof seen);
+  snd[0] = login_at(0, &erin);
+  snd[1] = login_at(2, &frank);
+  g = login_at(1, &gina);
+  REQUIRE_VOID(snd[0] && snd[1] && g);
+  CHECK(next_of(g, SOTTO_NET_EV_DRAINED, &(struct sotto_net_event){0}));
+  end = mono_ms() + 4 * WAIT_MS;
+  /* Until both have all answers and gina has what was acknowledged (bounded). */
+  while (mono_ms() < end &&
+         (sent[0] < CONC_N || sent[1] < CONC_N || inflight[0] || inflight[1] || got < ok[0] + ok[1])) {
+    struct pollfd pf[3];
+    struct sotto_net_event ev;
+    int k;
+    for (k = 0; k < 2; k++)
+      while (sent[k] < CONC_N && inflight[k] < 32) {
+        uint8_t body[8] = {(uint8_t)k, 0, 0, 0, 0};
+        uint32_t req;
+        body[1] = (uint8_t)(sent[k] >> 8);
+        body[2] = (uint8_t)sent[k];
+        if (sotto_net_send_async(snd[k], "gina", 1, 1, body, sizeof body, &req) != 0) break;
+        sent[k]++;
+        inflight[k]++;
+      }
+    for (k = 0; k < 3; k++) {
+      pf[k].fd = sotto_net_fd(k < 2 ? snd[k] : g);
+      pf[k].events = POLLIN;
+    }
+    if (!sotto_net_pending(snd[0]) && !sotto_net_pending(snd[1]) && !sotto_net_pending(g)) (void)poll(pf, 3, 100);
+    for (k = 0; k < 2; k++)
+      while (sotto_net_next_event(snd[k], 0, &ev) == 1) {
+        if (ev.kind == SOTTO_NET_EV_ANSWER && inflight[k]) {
+          inflight[k]--;
+          if (ev.code == 0)
+            ok[k]++;
+          else
+            refused++;
+        }
+        sotto_net_event_clear(&ev);
+      }
+    while (sotto_net_next_event(g, 0, &ev) == 1) {
+      if (ev.kind == SOTTO_NET_EV_MSG && ev.body_len == 8 && ev.body[0] < 2) {
+        uint32_t q = (uint32_t)ev.body[1] << 8 | ev.body[2], req;
+        if (q < CONC_N && seen[ev.body[0]][q])
+          dup++;
+        else if (q < CONC_N) {
+          seen[ev.body[0]][q] = 1;
+          got++;
+        }
+        if (ev.id <= last) order++;
+        last = ev.id;
+        (void)sotto_net_ack_async(g, ev.id, &req);
+      }
+      sotto_net_event_clear(&ev);
+    }
+  }
+  printf("cluster: concurrent nodes: %u + %u acknowledged, %u refused, %u delivered live, %u duplicates, %u out of "
+         "order\n", ok[0], ok[1], refused, got, dup, order);
+  CHECK(ok[0] == CONC_N && ok[1] == CONC_N);
+  CHECK(got == ok[0] + ok[1]);
+  CHECK(dup == 0);
+  CHECK(order == 0);
+  sotto_net_close(snd[0]);
+  sotto_net_close(snd[1]);
+  sotto_net_close(g);
 }
 
 /* Refused starts: a single-writer server on the cluster's store, --cluster
@@ -714,8 +794,10 @@ int main(int argc, char **argv) {
     CHECK(strcmp(node[i].fp, node[0].fp) == 0);
   }
   {
-    struct account *acc[4] = {&alice, &bob, &carol, &dave};
-    for (i = 0; i < 4; i++) {
+    /* erin, frank, gina: test_concurrent_nodes (registered here, before
+     * test_cluster_limits spends the address's registration budget). */
+    struct account *acc[7] = {&alice, &bob, &carol, &dave, &erin, &frank, &gina};
+    for (i = 0; i < 7; i++) {
       struct sotto_net *c = srv_connect(&node[i % NODES], &ctx, 1);
       uint8_t ik[33] = {5};
       REQUIRE(c != NULL);
@@ -726,6 +808,7 @@ int main(int argc, char **argv) {
   test_gone_across_nodes();
   test_cluster_limits();
   test_cross_node();
+  test_concurrent_nodes();
   test_refusals();
   test_kills();
   test_redis_loss();

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1205,6 +1206,59 @@ static void test_import(void) {
   srv_rmdir(&p);
 }
 
+/* `sotto-server import` of a legacy SQLite store holding two usernames
+ * that look alike (made before look-alikes were refused; here by renaming
+ * one in the database and clearing its canonical form, as such a store
+ * had none): refused with both names listed, nothing imported; once one of
+ * them is gone, the import goes through. (Review L1: the import used to
+ * stop on PostgreSQL's unique-constraint error, naming no account.) */
+static void test_import_lookalikes(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
+  char store[sizeof p.store], path[700], *out;
+  sqlite3 *db = NULL;
+  int st = -1;
+  if (!srv_pg()) return;
+  if (srv_mkdir(&p, "import-lookalike") != 0) {
+    CHECK(!"data directory");
+    return;
+  }
+  memcpy(store, p.store, sizeof store);
+  p.store[0] = 0; /* first on SQLite */
+  REQUIRE_VOID(srv_start(&p, NULL) == 0);
+  REQUIRE_VOID(do_register(&p, &ctx, &alice) == 0 && do_register(&p, &ctx, &bob) == 0);
+  CHECK(srv_stop(&p) == 0);
+  snprintf(path, sizeof path, "%s/sotto.db", p.dir);
+  REQUIRE_VOID(sqlite3_open(path, &db) == SQLITE_OK);
+  CHECK(sqlite3_exec(db, "UPDATE accounts SET username = 'a1ice', canon = NULL WHERE username = 'bob'", NULL, NULL,
+                     NULL) == SQLITE_OK);
+  sqlite3_close(db);
+  {
+    const char *args[] = {"import", "--store", store, p.dir, NULL};
+    out = srv_run_capture(args, &st);
+    CHECK(st != 0);
+    CHECK(out && strstr(out, "look-alike usernames (2 accounts") && strstr(out, "alice a1ice"));
+    CHECK(out && !strstr(out, "import: 2 accounts")); /* nothing copied */
+    free(out);
+  }
+  /* One of them unregistered (here: removed from the SQLite store): the import goes through. */
+  REQUIRE_VOID(sqlite3_open(path, &db) == SQLITE_OK);
+  CHECK(sqlite3_exec(db,
+                     "DELETE FROM devices WHERE account_id = (SELECT id FROM accounts WHERE username = 'a1ice');"
+                     "DELETE FROM accounts WHERE username = 'a1ice'",
+                     NULL, NULL, NULL) == SQLITE_OK);
+  sqlite3_close(db);
+  {
+    const char *args[] = {"import", "--store", store, p.dir, NULL};
+    out = srv_run_capture(args, &st);
+    CHECK(st == 0 && out && strstr(out, "import: 1 accounts"));
+    free(out);
+  }
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 static int copy_into(const char *from_dir, const char *to_dir, const char *name) {
   char from[600], to[600], buf[8192];
   ssize_t n;
@@ -1554,6 +1608,7 @@ int main(int argc, char **argv) {
   test_unread_answers();
   test_pg_outage();
   test_import();
+  test_import_lookalikes();
   test_export();
   test_pg_stall();
   test_pg_schema();
