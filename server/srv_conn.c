@@ -273,6 +273,7 @@ void sotto__srv_authed(struct srv *s, struct conn *c, const struct sotto_store_d
   }
   c->state = S_AUTHED;
   s->n_unauth--;
+  memcpy(c->auth_hash, d->secret_hash, sizeof c->auth_hash);
   sotto__srv_unauth_release(s, c);
   c->devkey = d->devkey;
   c->account_id = d->account_id;

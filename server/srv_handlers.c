@@ -246,12 +246,29 @@ static int exec_auth(struct srv *s, struct op *o) {
   /* One hash and a constant-time compare; an unknown device costs the
    * same hash so that probing names is not cheaper than guessing. */
   hash_secret(h, m->secret);
-  if (rc == 1 || sodium_memcmp(h, o->dev.secret_hash, 32) != 0) {
+  if (rc == 1) {
     o->code = SOTTO_SRV_E_AUTH;
     sodium_memzero(h, sizeof h);
     return 0;
   }
+  if (sodium_memcmp(h, o->dev.secret_hash, 32) == 0) {
+    /* The current secret: a previous one kept by ROTATE_SECRET goes now. */
+    if (o->dev.has_prev && (rc = ops->device_secret_confirm(st, o->dev.devkey)) != 0) {
+      sodium_memzero(h, sizeof h);
+      return rc;
+    }
+  } else if (!o->dev.has_prev || sodium_memcmp(h, o->dev.prev_hash, 32) != 0) {
+    o->code = SOTTO_SRV_E_AUTH;
+    sodium_memzero(h, sizeof h);
+    return 0;
+  } else {
+    /* The secret ROTATE_SECRET replaced: its answer may never have arrived
+     * (an in-doubt commit, a lost connection); valid until the new one is
+     * used. The connection remembers which one it proved. */
+    memcpy(o->dev.secret_hash, o->dev.prev_hash, 32);
+  }
   sodium_memzero(h, sizeof h);
+  sodium_memzero(o->dev.prev_hash, sizeof o->dev.prev_hash);
   if (o->dev.last_seen_day != sotto__srv_today() &&
       (rc = ops->device_seen(st, o->dev.devkey, sotto__srv_today())) != 0)
     return rc;
@@ -399,7 +416,9 @@ static int exec_rotate(struct srv *s, struct op *o) {
   int rc;
   randombytes_buf(o->secret, sizeof o->secret);
   hash_secret(h, o->secret);
-  rc = s->store.ops->device_secret(s->store.impl, o->c->devkey, h);
+  /* The secret this connection proved stays valid until the new one is
+   * used once (store.h, device_secret). */
+  rc = s->store.ops->device_secret(s->store.impl, o->c->devkey, h, o->c->auth_hash);
   sodium_memzero(h, sizeof h);
   o->device_id = o->c->device_id;
   return rc;
@@ -511,7 +530,12 @@ static int exec_recover(struct srv *s, struct op *o) {
 /* ---- answer (after the commit) ------------------------------------------------------- */
 
 static void answer_secret(struct srv *s, struct op *o, struct sotto__wr *w) {
-  if (o->type == SOTTO_SRV_ROTATE_SECRET) sotto__srv_log(1, "rotate_secret", "%s", "devices=1");
+  if (o->type == SOTTO_SRV_ROTATE_SECRET) {
+    /* Answered on this connection: a further ROTATE_SECRET on it keeps the
+     * new secret (the one the client now holds) as the previous one. */
+    hash_secret(o->c->auth_hash, o->secret);
+    sotto__srv_log(1, "rotate_secret", "%s", "devices=1");
+  }
   if (o->type == SOTTO_SRV_RECOVER) sotto__srv_log(1, "recover", "devices_removed=%zu", o->n_gone);
   if (o->type == SOTTO_SRV_REGISTER) {
     s->m.registrations++;

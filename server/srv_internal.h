@@ -122,6 +122,7 @@ struct conn {
   struct conn *fnext; /* connections to flush at the end of a batch */
   uint64_t cl_gen;    /* cluster mode: this connection's number in the device registry (srv_cluster.c) */
   uint8_t cl_quiet;   /* cluster mode: a live connection paging new envelopes: no DRAINED at the end */
+  uint8_t auth_hash[32]; /* the secret hash this connection authenticated with (ROTATE_SECRET keeps it as the previous one) */
 };
 
 /* A request parsed once, when its frame arrives: the fields point into

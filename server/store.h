@@ -34,6 +34,11 @@ struct sotto_store_device {
   int64_t account_id;
   uint32_t device_id; /* per account, 1.. */
   uint8_t secret_hash[32];
+  /* device_lookup: the hash a ROTATE_SECRET replaced, still valid until the
+   * first AUTH with the new secret (has_prev), so that an answer lost after
+   * an in-doubt commit does not lock the device out. */
+  uint8_t prev_hash[32];
+  uint8_t has_prev;
   int64_t created_day, last_seen_day; /* days since the epoch */
   int64_t queue_count, queue_bytes;
 };
@@ -171,8 +176,12 @@ struct sotto_store_ops {
   /* 1 if devkey still names device device_id of account account_id, 0 if
    * not (removed, or its key now names another device), or < 0. */
   int (*device_is)(void *s, int64_t devkey, int64_t account_id, uint32_t device_id);
-  /* Replaces a device's secret hash. */
-  int (*device_secret)(void *s, int64_t devkey, const uint8_t secret_hash[32]);
+  /* Replaces a device's secret hash; prev_hash (or NULL: none) stays valid
+   * as the previous one until device_secret_confirm. */
+  int (*device_secret)(void *s, int64_t devkey, const uint8_t secret_hash[32], const uint8_t prev_hash[32]);
+  /* The device authenticated with its current secret: the previous one
+   * stops working. */
+  int (*device_secret_confirm)(void *s, int64_t devkey);
   /* The device's epoch (a counter the client raises to detect a restored
    * copy of its store): sets it to max(current, epoch), *old gets the value
    * before. Never lowers it. */

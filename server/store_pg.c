@@ -43,7 +43,7 @@
 
 #include "store.h"
 
-#define PG_SCHEMA_VERSION 3
+#define PG_SCHEMA_VERSION 4
 #define PG_LOCK_KEY 0x736f74746f01LL /* "sotto" + 1: the sole-writer advisory lock */
 #define PG_ID_BLOCK 1024             /* INCREMENT of sotto_msg_ids */
 #define PG_SHARED_SUMS_MS 5000       /* shared mode: how stale the per-sender sums may get */
@@ -92,6 +92,9 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     "CREATE TABLE sotto_msg_hwm(one boolean PRIMARY KEY DEFAULT true CHECK(one), id bigint NOT NULL);"
     "INSERT INTO sotto_msg_hwm(id) SELECT CASE WHEN is_called THEN last_value + 1023 ELSE 0 END"
     " FROM sotto_msg_ids;",
+    /* 4: the secret hash a ROTATE_SECRET replaced, valid until the first
+     * AUTH with the new secret (store.h, device_secret). */
+    "ALTER TABLE devices ADD COLUMN prev_secret_hash bytea;",
 };
 
 enum {
@@ -124,6 +127,7 @@ enum {
   Q_DEV_FIND,
   Q_DEV_DEL,
   Q_DEV_SECRET,
+  Q_DEV_CONFIRM,
   Q_DEV_EXISTS,
   Q_DEV_IS,
   Q_ID_BLOCK,
@@ -158,8 +162,8 @@ static const struct {
                    " VALUES($1, $2, $3, $4, $4) RETURNING devkey"},
     [Q_DEV_LOOKUP] = {"ti",
                       "SELECT d.devkey, d.account_id, d.device_id, d.secret_hash, d.created_day,"
-                      " d.last_seen_day, d.queue_count, d.queue_bytes FROM devices d JOIN accounts a"
-                      " ON a.id = d.account_id WHERE a.username = $1 AND d.device_id = $2"},
+                      " d.last_seen_day, d.queue_count, d.queue_bytes, d.prev_secret_hash FROM devices d"
+                      " JOIN accounts a ON a.id = d.account_id WHERE a.username = $1 AND d.device_id = $2"},
     [Q_DEV_ROUTE] = {"ti",
                      "SELECT d.devkey, d.queue_count, d.queue_bytes FROM devices d JOIN accounts a"
                      " ON a.id = d.account_id WHERE a.username = $1 AND d.device_id = $2"},
@@ -252,7 +256,9 @@ static const struct {
                    " WHERE devkey = $1), c AS (DELETE FROM signed_prekeys WHERE devkey = $1),"
                    " e AS (DELETE FROM last_resort WHERE devkey = $1), f AS (DELETE FROM devices"
                    " WHERE devkey = $1) SELECT sender, sum(n)::bigint FROM a GROUP BY sender"},
-    [Q_DEV_SECRET] = {"ib", "UPDATE devices SET secret_hash = $2 WHERE devkey = $1"},
+    [Q_DEV_SECRET] = {"ibb", "UPDATE devices SET secret_hash = $2, prev_secret_hash = $3 WHERE devkey = $1"},
+    [Q_DEV_CONFIRM] = {"i",
+                       "UPDATE devices SET prev_secret_hash = NULL WHERE devkey = $1 AND prev_secret_hash IS NOT NULL"},
     [Q_DEV_EXISTS] = {"i", "SELECT 1 FROM devices WHERE devkey = $1"},
     [Q_DEV_IS] = {"iii", "SELECT 1 FROM devices WHERE devkey = $1 AND account_id = $2 AND device_id = $3"},
     [Q_ID_BLOCK] = {"", "SELECT nextval('sotto_msg_ids')"},
@@ -489,6 +495,7 @@ static int reads_writes(const struct pg *s, int q) {
     case Q_DEV_IS:
     case Q_DEV_EXISTS:
     case Q_DEV_SECRET:
+    case Q_DEV_CONFIRM:
     case Q_EPOCH:
     case Q_SPK_PUT:
     case Q_LR_PUT:
@@ -1152,6 +1159,9 @@ static int pg_device_lookup(void *v, const char *user, uint32_t device_id, struc
     out->last_seen_day = g_i64(r, 0, 5);
     out->queue_count = g_i64(r, 0, 6);
     out->queue_bytes = g_i64(r, 0, 7);
+    memset(out->prev_hash, 0, 32);
+    out->has_prev = !PQgetisnull(r, 0, 8) && PQgetlength(r, 0, 8) == 32;
+    if (out->has_prev) g_blob(r, 0, 8, out->prev_hash, 32, &n);
   }
   PQclear(r);
   return rc;
@@ -1375,11 +1385,19 @@ static int pg_device_is(void *v, int64_t devkey, int64_t account_id, uint32_t de
   return rc;
 }
 
-static int pg_device_secret(void *v, int64_t devkey, const uint8_t secret_hash[32]) {
+static int pg_device_secret(void *v, int64_t devkey, const uint8_t secret_hash[32], const uint8_t prev_hash[32]) {
   struct args a = {0};
   a_i64(&a, devkey);
   a_bin(&a, secret_hash, 32);
+  a_bin(&a, prev_hash, prev_hash ? 32 : 0);
+  if (!prev_hash) a.v[a.n - 1] = NULL; /* SQL NULL: no previous secret */
   return run_ok(v, Q_DEV_SECRET, &a);
+}
+
+static int pg_device_secret_confirm(void *v, int64_t devkey) {
+  struct args a = {0};
+  a_i64(&a, devkey);
+  return run_ok(v, Q_DEV_CONFIRM, &a);
 }
 
 static int pg_device_epoch_raise(void *v, int64_t devkey, int64_t epoch, int64_t *old) {
@@ -1852,6 +1870,7 @@ static const struct sotto_store_ops pg_ops = {
     .recovery_get = pg_recovery_get,
     .account_identity = pg_account_identity,
     .device_secret = pg_device_secret,
+    .device_secret_confirm = pg_device_secret_confirm,
     .device_epoch_raise = pg_device_epoch_raise,
     .keys_put = pg_keys_put,
     .keys_count = pg_keys_count,

@@ -63,6 +63,7 @@ enum {
   Q_DEV_DEL_LR,
   Q_DEV_DEL,
   Q_DEV_SECRET,
+  Q_DEV_CONFIRM,
   Q_DEV_EXISTS,
   Q_DEV_IS,
   Q_SENDER_SUMS,
@@ -76,8 +77,8 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_DEV_INS] = "INSERT INTO devices(account_id, device_id, secret_hash, created_day, last_seen_day)"
                   " VALUES(?1, ?2, ?3, ?4, ?4)",
     [Q_DEV_LOOKUP] = "SELECT d.devkey, d.account_id, d.device_id, d.secret_hash, d.created_day,"
-                     " d.last_seen_day, d.queue_count, d.queue_bytes FROM devices d JOIN accounts a"
-                     " ON a.id = d.account_id WHERE a.username = ?1 AND d.device_id = ?2",
+                     " d.last_seen_day, d.queue_count, d.queue_bytes, d.prev_secret_hash FROM devices d"
+                     " JOIN accounts a ON a.id = d.account_id WHERE a.username = ?1 AND d.device_id = ?2",
     [Q_DEV_SEEN] = "UPDATE devices SET last_seen_day = ?2 WHERE devkey = ?1",
     [Q_DEV_LIST] = "SELECT d.device_id FROM devices d JOIN accounts a ON a.id = d.account_id"
                    " WHERE a.username = ?1 ORDER BY d.device_id",
@@ -136,7 +137,8 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_DEV_DEL_SPK] = "DELETE FROM signed_prekeys WHERE devkey = ?1",
     [Q_DEV_DEL_LR] = "DELETE FROM last_resort WHERE devkey = ?1",
     [Q_DEV_DEL] = "DELETE FROM devices WHERE devkey = ?1",
-    [Q_DEV_SECRET] = "UPDATE devices SET secret_hash = ?2 WHERE devkey = ?1",
+    [Q_DEV_SECRET] = "UPDATE devices SET secret_hash = ?2, prev_secret_hash = ?3 WHERE devkey = ?1",
+    [Q_DEV_CONFIRM] = "UPDATE devices SET prev_secret_hash = NULL WHERE devkey = ?1 AND prev_secret_hash IS NOT NULL",
     [Q_DEV_EXISTS] = "SELECT 1 FROM devices WHERE devkey = ?1",
     [Q_DEV_IS] = "SELECT 1 FROM devices WHERE devkey = ?1 AND account_id = ?2 AND device_id = ?3",
     [Q_SENDER_SUMS] = "SELECT sender, sum(length(body)) FROM messages GROUP BY sender",
@@ -560,6 +562,9 @@ static int sq_device_lookup(void *v, const char *user, uint32_t device_id, struc
     out->last_seen_day = sqlite3_column_int64(st, 5);
     out->queue_count = sqlite3_column_int64(st, 6);
     out->queue_bytes = sqlite3_column_int64(st, 7);
+    memset(out->prev_hash, 0, 32);
+    out->has_prev = sqlite3_column_type(st, 8) == SQLITE_BLOB && sqlite3_column_bytes(st, 8) == 32;
+    if (out->has_prev) copy_blob(st, 8, out->prev_hash, 32, &n);
   }
   sqlite3_reset(st);
   if (rc == SQLITE_ROW) {
@@ -1025,10 +1030,20 @@ static int sq_device_is(void *v, int64_t devkey, int64_t account_id, uint32_t de
   return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int sq_device_secret(void *v, int64_t devkey, const uint8_t secret_hash[32]) {
+static int sq_device_secret(void *v, int64_t devkey, const uint8_t secret_hash[32], const uint8_t prev_hash[32]) {
   sqlite3_stmt *st = stmt(v, Q_DEV_SECRET);
   sqlite3_bind_int64(st, 1, devkey);
   sqlite3_bind_blob(st, 2, secret_hash, 32, SQLITE_STATIC);
+  if (prev_hash)
+    sqlite3_bind_blob(st, 3, prev_hash, 32, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, 3);
+  return step_done(st);
+}
+
+static int sq_device_secret_confirm(void *v, int64_t devkey) {
+  sqlite3_stmt *st = stmt(v, Q_DEV_CONFIRM);
+  sqlite3_bind_int64(st, 1, devkey);
   return step_done(st);
 }
 
@@ -1263,6 +1278,7 @@ static const struct sotto_store_ops sqlite_ops = {
     .journal_limit = sq_journal_limit,
     .device_remove = sq_device_remove,
     .device_secret = sq_device_secret,
+    .device_secret_confirm = sq_device_secret_confirm,
     .device_exists = sq_device_exists,
     .device_is = sq_device_is,
     .sender_count = sq_sender_count,
@@ -1506,6 +1522,10 @@ int sotto__store_sqlite_open(struct sotto_store *st, const char *dir) {
   if (sqlite3_exec(s->db, "SELECT epoch FROM devices LIMIT 0", NULL, NULL, NULL) != SQLITE_OK &&
       sqlite3_exec(s->db, "ALTER TABLE devices ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL) !=
           SQLITE_OK)
+    goto fail;
+  /* And the previous secret hash (ROTATE_SECRET, store.h). */
+  if (sqlite3_exec(s->db, "SELECT prev_secret_hash FROM devices LIMIT 0", NULL, NULL, NULL) != SQLITE_OK &&
+      sqlite3_exec(s->db, "ALTER TABLE devices ADD COLUMN prev_secret_hash BLOB", NULL, NULL, NULL) != SQLITE_OK)
     goto fail;
   for (i = 0; i < Q_COUNT; i++)
     if (sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL) != SQLITE_OK) {

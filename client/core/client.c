@@ -618,6 +618,22 @@ int sc_device_remove(struct sc_client *c, uint32_t id) {
   return rc;
 }
 
+/* The server keeps the old secret valid until the new one is used once (so
+ * that an answer lost after its commit does not lock the device out): one
+ * login with the new secret, right away, ends that for a copy of this
+ * store that still holds the old one. Best effort: if it fails, the next
+ * login does the same. */
+static void rotate_confirm(struct sc_client *c) {
+  struct conn k;
+  memset(&k, 0, sizeof k);
+  k.ctx = sotto_net_ctx_new(c->acct->pin[0] ? c->acct->pin : NULL, c->acct->pin[0] ? NULL : c->acct->ca);
+  if (k.ctx && conn_connect_list(c, &k, c->acct->server, 0) == 0) {
+    sotto_net_set_timeout(k.net, c->request_timeout_ms);
+    (void)sotto_net_auth(k.net, c->acct->username, c->acct->device_id, c->acct->secret, NULL, NULL);
+  }
+  conn_close(&k);
+}
+
 /* The new secret exists only in the server's answer until it is saved: the
  * store's write transaction is open before the request, so that the save is
  * one commit right after the answer. */
@@ -647,5 +663,8 @@ int sc_rotate_secret(struct sc_client *c) {
                     rc, (unsigned)c->acct->device_id);
   }
   sc__release(c, opened);
+  /* Only once this command's connection is closed: a login displaces the
+   * device's live connection (a front end's link logs in again later). */
+  if (opened) rotate_confirm(c);
   return 0;
 }

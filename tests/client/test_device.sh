@@ -16,8 +16,14 @@ s alice device list >"$T/d1" 2>&1
 check "device list shows this device" contains "$T/d1" "device 1 (this device)"
 s alice --json device list >"$T/d2" 2>&1
 check "device list --json" contains "$T/d2" '"event":"device","device_id":1,"this_device":true'
+cp -a "$T/alice" "$T/alicecopy" # a copy of the home made before the rotation
 s alice rotate-secret >"$T/r1" 2>&1
 check "rotate-secret saves the new secret" contains "$T/r1" "new device secret saved"
+# The server keeps the old secret until the new one is used once (an answer
+# lost after the commit must not lock the device out); rotate-secret uses
+# it at once, so a copy holding the old secret is shut out right away.
+s alicecopy device list >"$T/r2" 2>&1; rc=$?
+check "a copy with the old secret cannot log in after rotate-secret" test $rc -ne 0
 s alice device list >"$T/d3" 2>&1
 check "the next login uses the new secret" contains "$T/d3" "device 1 (this device)"
 s alice send bob "after rotation" >"$T/s1" 2>&1

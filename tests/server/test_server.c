@@ -1206,6 +1206,57 @@ static void test_import(void) {
   srv_rmdir(&p);
 }
 
+/* ROTATE_SECRET whose answer never reached the client (review M3: the
+ * commit was in doubt, or the connection died): the client still holds the
+ * old secret, which keeps working until the new one is used once; a second
+ * rotation on one connection keeps the secret the first one handed out.
+ * (It used to stop at once: the device was locked out.) */
+static void test_rotate_in_doubt(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account r = {"rotor", 0, {0}};
+  uint8_t s0[32], s1[32], s2[32];
+  struct sotto_net *c, *x;
+  if (srv_mkdir(&p, "rotate") != 0) {
+    CHECK(!"data directory");
+    return;
+  }
+  REQUIRE_VOID(srv_start(&p, NULL) == 0);
+  REQUIRE_VOID(do_register(&p, &ctx, &r) == 0);
+  memcpy(s0, r.secret, 32);
+  c = login(&p, &ctx, &r);
+  REQUIRE_VOID(c != NULL);
+  CHECK_RC(sotto_net_rotate_secret(c, s1), 0); /* "lost": the client keeps s0 */
+  sotto_net_close(c);
+  memcpy(r.secret, s0, 32);
+  c = login(&p, &ctx, &r);
+  CHECK(c != NULL); /* the old secret still works */
+  if (c) {
+    CHECK_RC(sotto_net_rotate_secret(c, s1), 0); /* received */
+    CHECK_RC(sotto_net_rotate_secret(c, s2), 0); /* "lost" */
+    sotto_net_close(c);
+  }
+  memcpy(r.secret, s1, 32);
+  c = login(&p, &ctx, &r);
+  CHECK(c != NULL); /* s1, the secret the client holds, works */
+  sotto_net_close(c);
+  memcpy(r.secret, s2, 32);
+  c = login(&p, &ctx, &r);
+  CHECK(c != NULL); /* the newest works, and from now on only it */
+  sotto_net_close(c);
+  x = srv_connect(&p, &ctx, 1);
+  CHECK(x != NULL);
+  if (x) CHECK_RC(sotto_net_auth(x, "rotor", r.dev, s1, NULL, NULL), SOTTO_SRV_E_AUTH);
+  sotto_net_close(x);
+  x = srv_connect(&p, &ctx, 1);
+  if (x) CHECK_RC(sotto_net_auth(x, "rotor", r.dev, s0, NULL, NULL), SOTTO_SRV_E_AUTH);
+  sotto_net_close(x);
+  sodium_memzero(s0, sizeof s0);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 /* `sotto-server import` of a legacy SQLite store holding two usernames
  * that look alike (made before look-alikes were refused; here by renaming
  * one in the database and clearing its canonical form, as such a store
@@ -1609,6 +1660,7 @@ int main(int argc, char **argv) {
   test_pg_outage();
   test_import();
   test_import_lookalikes();
+  test_rotate_in_doubt();
   test_export();
   test_pg_stall();
   test_pg_schema();
