@@ -47,6 +47,7 @@
 #include <sodium.h>
 #include <unistd.h>
 
+#include "cluster_msg.h"
 #include "srv_internal.h"
 
 #define REDIS_TIMEOUT_MS 250
@@ -299,24 +300,20 @@ static void close_conn(struct srv *s, struct conn *c, int code) {
 
 static void on_message(struct srv *s, const char *m, size_t len) {
   struct srv_cluster *k = s->cl;
-  char buf[96], kind;
-  long long devkey = 0;
-  unsigned long long gen = 0;
+  struct sotto_cluster_msg a;
   struct conn *c;
-  int n;
-  if (len >= sizeof buf) return;
-  memcpy(buf, m, len);
-  buf[len] = 0;
-  n = sscanf(buf, "%c %lld %llu", &kind, &devkey, &gen);
-  if (n < 2 || (c = sotto__srv_devmap_get(s, devkey)) == NULL || c->dead || c->state != S_AUTHED) return;
-  if (kind == 'm') {
+  /* Strictly parsed (cluster_msg.h, fuzz/fuzz_cluster_msg.c); anything else is ignored. */
+  if (sotto__cluster_msg_parse(m, len, &a) != 0 || (c = sotto__srv_devmap_get(s, a.devkey)) == NULL || c->dead ||
+      c->state != S_AUTHED)
+    return;
+  if (a.kind == 'm') {
     k->announced_in++;
     if (!c->backlog) c->cl_quiet = 1;
     sotto__srv_backlog_add(s, c);
-  } else if (kind == 'k' && n == 3 && c->cl_gen == gen) {
+  } else if (a.kind == 'k' && c->cl_gen == a.gen) {
     k->kicks_in++;
     close_conn(s, c, SOTTO_SRV_E_DISPLACED);
-  } else if (kind == 'r') {
+  } else if (a.kind == 'r') {
     close_conn(s, c, SOTTO_SRV_E_DEVICE_REMOVED);
   }
 }
@@ -381,19 +378,19 @@ void sotto__srv_cluster_tick(struct srv *s) {
 void sotto__srv_cluster_claim(struct srv *s, struct conn *c) {
   struct srv_cluster *k = s->cl;
   redisReply *r;
-  char node[64];
-  unsigned long long gen;
+  char node[SOTTO_CLUSTER_NODE_MAX + 1];
+  uint64_t gen;
   char val[96];
   if (!k) return;
   c->cl_gen = ++k->gen;
   snprintf(val, sizeof val, "%s %llu", k->node, (unsigned long long)c->cl_gen);
   if ((r = cmd(s, "SET sotto:dev:%lld %s EX %d GET", (long long)c->devkey, val, KEY_TTL_S)) == NULL) return;
-  if (r->type == REDIS_REPLY_STRING && r->len < 80 && sscanf(r->str, "%63s %llu", node, &gen) == 2 &&
+  if (r->type == REDIS_REPLY_STRING && sotto__cluster_reg_parse(r->str, r->len, node, &gen) == 0 &&
       strcmp(node, k->node) != 0) {
     /* The device's older connection is on another node: it goes there. */
     char msg[64];
     redisReply *p;
-    snprintf(msg, sizeof msg, "k %lld %llu", (long long)c->devkey, gen);
+    snprintf(msg, sizeof msg, "k %lld %llu", (long long)c->devkey, (unsigned long long)gen);
     p = cmd(s, "PUBLISH sotto:node:%s %s", node, msg);
     if (p) freeReplyObject(p);
     k->kicks_out++;
@@ -473,10 +470,10 @@ int sotto__srv_cluster_flush(struct srv *s) {
     return 1;
   }
   for (i = 0; i < n; i++) {
-    char node[64];
-    unsigned long long gen;
+    char node[SOTTO_CLUSTER_NODE_MAX + 1];
+    uint64_t gen;
     redisReply *r = reps[i];
-    if (r->type == REDIS_REPLY_STRING && r->len < 80 && sscanf(r->str, "%63s %llu", node, &gen) == 2 &&
+    if (r->type == REDIS_REPLY_STRING && sotto__cluster_reg_parse(r->str, r->len, node, &gen) == 0 &&
         strcmp(node, k->node) != 0) {
       char msg[32];
       snprintf(msg, sizeof msg, "%c %lld", k->pend[i].kind, (long long)k->pend[i].devkey);
