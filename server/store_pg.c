@@ -358,7 +358,7 @@ struct pg {
   int dead;                    /* a wait timed out: the connection is dropped and made again */
   int sp_want, sp_on, op_bare; /* savepoint asked for, sent; deferred writes outside one */
   int64_t id_next, id_end;     /* the block of envelope ids in hand */
-  int64_t lock_sent_us;        /* shared: when the round trip with the cluster lock went out (0: none) */
+  int64_t lock_sent_us;        /* shared: when the round trip that locks the devices went out (0: none) */
   int64_t lock_us;             /* shared: how long that round trip took (lock_wait_us) */
   struct sotto__sums sb;
   int64_t total, txn_bytes;
