@@ -11,6 +11,7 @@
 #include "account.h"
 #include "record.h"
 #include "contact.h"
+#include "convo.h"
 #include "core.h"
 #include "grp.h"
 #include "messaging.h"
@@ -104,11 +105,13 @@ int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, con
   if ((rc = text_ok(c, text, len))) return rc;
   if (c->acct->username[0] && strcmp(user, c->acct->username) == 0)
     return sc__fail(c, SC_ERR_SELF, "you cannot send to yourself ('%s')", user);
+  if ((rc = convo_before_send(c, user))) return rc; /* blocked; a request answered is accepted */
   memset(&ct, 0, sizeof ct);
   ct.kind = CONTENT_TEXT;
   ct.ts = sc_now_ms();
   ct.text = (const uint8_t *)text;
   ct.text_len = len;
+  if ((rc = convo_prepare_out(c, user, &ct))) return rc; /* timer, reply: TEXT_EX */
   if ((rc = sc__acquire(c, &opened))) {
     if (!unreachable(rc)) return rc;
     queued = 1; /* kept in the outbox; the next connection sends it */
@@ -135,6 +138,7 @@ int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, con
   m->text = t;
   m->text_len = len;
   m->reason = queued ? SC_STATE_QUEUED : SC_STATE_SENT;
+  convo_out_row(c, m, &ct);
   m->server_id = queued ? 0 : c->sent_id;
   m->server_ts = queued ? 0 : c->sent_ts;
   if ((rc = sc__begin(c)) || (rc = outbox_add(c, m)) || (rc = account_save(c->st, c->acct)) ||

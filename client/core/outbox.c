@@ -19,6 +19,7 @@
 
 #include "account.h"
 #include "contact.h"
+#include "convo.h"
 #include "messaging.h"
 #include "record.h"
 
@@ -225,6 +226,15 @@ int outbox_add(struct sc_client *c, struct msg *m) {
 out:
   free(o);
   return rc;
+}
+
+int outbox_forget(struct sc_client *c, const struct msg *m) {
+  char rn[NAME_LEN];
+  int rc;
+  if (m->dir != MSG_OUT || m->group[0]) return 0;
+  if ((rc = ob_drop(c->st, m->seq)) != 0) return rc;
+  ots_name(rn, "ots", m->peer, m->ts);
+  return store_del(c->st, rn);
 }
 
 int outbox_receipt(struct sc_client *c, const char *peer, const struct content *ct) {
@@ -728,6 +738,7 @@ static int flush_texts(struct sc_client *c) {
       ct.ts = m->ts; /* the same timestamp: receipts and the recipient's dedup match it */
       ct.text = (const uint8_t *)m->text;
       ct.text_len = m->text_len;
+      convo_resend_content(&ct, m); /* a reply or a disappearing text keeps its kind */
       /* A queued text goes as the user's send would (a key change fails it,
        * said); a resend goes only where the user's sends already go. */
       c->flags = was_queued ? 0 : DELIVER_CONTROL;
