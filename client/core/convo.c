@@ -306,9 +306,8 @@ static void set_reaction(struct msg *m, const char *user, const char *emoji) {
 int convo_consent_in(struct sc_client *c, const char *sender, int stranger) {
   int rc = consent_load(c->st, sender);
   if (rc != 0 || !stranger) return rc;
-  if ((rc = consent_save(c->st, sender, CONSENT_REQUEST)) != 0 ||
-      (rc = log_ev(c, SC_EV_REQUEST, SC_R_NONE, sender, NULL, NULL, 0, NULL, 0, 0, 1)) != 0)
-    return rc;
+  /* Its messages carry the request mark (MSGF_REQUEST): no extra row. */
+  if ((rc = consent_save(c->st, sender, CONSENT_REQUEST)) != 0) return rc;
   return CONSENT_REQUEST;
 }
 

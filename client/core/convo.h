@@ -23,7 +23,7 @@
 /* Inside a transaction, after a pairwise message from sender decrypted:
  * its consent state (SC_CONSENT_*). stranger: we held no key of sender
  * before this message; a stranger without a consent record becomes a
- * request (logged SC_EV_REQUEST). STORE_E_* on failure. */
+ * request (its messages are marked so). STORE_E_* on failure. */
 int convo_consent_in(struct sc_client *c, const char *sender, int stranger);
 /* The consent state of user (no transaction needed). */
 int convo_consent_get(struct sc_client *c, const char *user);

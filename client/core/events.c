@@ -72,7 +72,6 @@ const char *sc_event_name(int kind) {
     case SC_EV_EDITED: return "edited";
     case SC_EV_DELETED: return "deleted";
     case SC_EV_CONVO_REFUSED: return "refused";
-    case SC_EV_REQUEST: return "request";
     case SC_EV_DISAPPEARED: return "disappeared";
     default: return "unknown";
   }
@@ -358,10 +357,6 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
           : ev->reason == SC_R_OUT_OF_WINDOW ? "too late (edits within 24 hours, deletes within 48 hours)"
           : ev->reason == SC_R_BAD_EMOJI     ? "not a valid reaction"
                                              : "no such message here");
-      break;
-    case SC_EV_REQUEST:
-      put(&o, "message request from %s, who is not a contact: no receipts go to them until you accept "
-          "('sotto requests accept %s', or block %s)", p, p, p);
       break;
     case SC_EV_DISAPPEARED:
       put(&o, "%llu disappearing message%s deleted", (unsigned long long)ev->count, ev->count == 1 ? "" : "s");

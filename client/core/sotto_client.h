@@ -521,7 +521,6 @@ enum sc_event_kind {
   SC_EV_EDITED,            /* peer edited their message (logged; the message row shows the new text) */
   SC_EV_DELETED,           /* peer deleted their message for everyone (logged; a tombstone stays) */
   SC_EV_CONVO_REFUSED,     /* a reaction / edit / delete from peer was refused (reason; detail names which) (logged) */
-  SC_EV_REQUEST,           /* a first message from peer, who is not a contact: a message request (logged) */
   SC_EV_DISAPPEARED        /* count messages reached their disappearing time and were deleted (not logged) */
 };
 
