@@ -330,6 +330,8 @@ void cli_show_event(struct cli *c, const struct sc_event *ev) {
   local_time(when, ev->timestamp_ms);
   n = snprintf(head, sizeof head, "[%s] ", when);
   if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
+    /* A message request: marked before the sender (so "alice: " stays whole). */
+    if (ev->request) n += snprintf(head + n, sizeof head - (size_t)n, "(request) ");
     if (ev->group[0]) n += snprintf(head + n, sizeof head - (size_t)n, "[%s] ", ev->group);
     n += snprintf(head + n, sizeof head - (size_t)n, "%s%s", ev->kind == SC_EV_SENT ? "to " : "",
                   ev->peer[0] ? ev->peer : "group");
@@ -343,7 +345,6 @@ void cli_show_event(struct cli *c, const struct sc_event *ev) {
       local_time(got, ev->server_timestamp_ms);
       n += snprintf(head + n, sizeof head - (size_t)n, " (received %s)", got);
     }
-    if (ev->request) n += snprintf(head + n, sizeof head - (size_t)n, " (request)");
     if (c->show_ids && (size_t)n < sizeof head)
       n += snprintf(head + n, sizeof head - (size_t)n, " #%llu", (unsigned long long)ev->timestamp_ms);
     if (ev->ref_author && ev->ref_author[0] && (size_t)n < sizeof head)

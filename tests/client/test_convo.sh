@@ -24,7 +24,7 @@ id() { grep -F -- "\"text\":\"$2\"" "$1" | head -1 | sed -n 's/.*"timestamp":\([
 # --- requests ------------------------------------------------------------------
 s mallory send bob "buy cheap watches" >/dev/null 2>&1
 s bob receive >"$T/r1" 2>&1
-check "a stranger's first message is shown as a request" contains "$T/r1" "mallory (request): buy cheap watches"
+check "a stranger's first message is shown as a request" contains "$T/r1" "(request) mallory: buy cheap watches"
 s bob requests >"$T/q1" 2>&1
 check "requests lists mallory" contains "$T/q1" "mallory (1 message)"
 s mallory receive >/dev/null 2>&1
