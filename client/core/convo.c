@@ -266,7 +266,9 @@ static int delete_row(struct sc_client *c, const struct msg *m) {
   char rn[48];
   int rc;
   snprintf(rn, sizeof rn, "msg/%llu", (unsigned long long)m->seq);
-  if ((rc = store_del(c->st, rn)) != 0 || (rc = msglog_mark_shown(c->st, m->seq)) != 0) return rc;
+  if ((rc = store_del(c->st, rn)) != 0 || (rc = msglog_mark_shown(c->st, m->seq)) != 0 ||
+      (rc = outbox_forget_in(c, m)) != 0)
+    return rc;
   return outbox_forget(c, m);
 }
 

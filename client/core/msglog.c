@@ -14,6 +14,8 @@
 #define MSG_VERSION_1 1
 #define MSG_VERSION_2 2
 #define MSG_VERSION 3 /* 2 and the conversation fields after the text */
+/* The largest row: the text, a full member list and a full set of reactions. */
+#define MSG_ROW_MAX (SC_MAX_TEXT + 16384)
 
 void msg_clear(struct msg *m) {
   if (m->text) store_free_value((uint8_t *)m->text, m->text_len + 1);
@@ -95,7 +97,7 @@ int msglog_add(struct store *st, struct account *a, struct msg *m, int unshown) 
   char rn[48];
   int rc;
   m->seq = a->next_seq++;
-  rec_wr_init(&w, SC_MAX_TEXT + 4096);
+  rec_wr_init(&w, MSG_ROW_MAX);
   snprintf(rn, sizeof rn, "msg/%llu", (unsigned long long)m->seq);
   rc = msglog_encode(&w, m) ? STORE_E_IO : store_put(st, rn, w.p, w.len);
   rec_wr_free(&w);
@@ -117,7 +119,7 @@ int msglog_update(struct store *st, const struct msg *m) {
   struct rec_wr w;
   char rn[48];
   int rc;
-  rec_wr_init(&w, SC_MAX_TEXT + 4096);
+  rec_wr_init(&w, MSG_ROW_MAX);
   snprintf(rn, sizeof rn, "msg/%llu", (unsigned long long)m->seq);
   rc = msglog_encode(&w, m) ? STORE_E_IO : store_put(st, rn, w.p, w.len);
   rec_wr_free(&w);

@@ -396,16 +396,28 @@ out:
   return rc;
 }
 
+static void in_name(char rn[NAME_LEN], const char *peer, uint64_t ts, const uint8_t *text, size_t len) {
+  uint8_t h[8];
+  crypto_generichash(h, sizeof h, text, len, NULL, 0);
+  snprintf(rn, NAME_LEN, "in/%s/%llu/%02x%02x%02x%02x%02x%02x%02x%02x", peer, (unsigned long long)ts, h[0], h[1],
+           h[2], h[3], h[4], h[5], h[6], h[7]);
+}
+
+int outbox_forget_in(struct sc_client *c, const struct msg *m) {
+  char rn[NAME_LEN];
+  if (m->dir != MSG_IN || m->group[0] || (m->mflags & (MSGF_EDITED | MSGF_DELETED))) return 0;
+  in_name(rn, m->peer, m->ts, (const uint8_t *)m->text, m->text_len);
+  return store_del(c->st, rn);
+}
+
 int outbox_arrived(struct sc_client *c, const char *peer, const struct content *ct, int *dup) {
   char rn[NAME_LEN];
-  uint8_t h[8], *v;
+  uint8_t *v;
   uint64_t ts = ct->ts;
   size_t n;
   int rc;
   /* A resent copy has the same timestamp and text: both name it. */
-  crypto_generichash(h, sizeof h, ct->text, ct->text_len, NULL, 0);
-  snprintf(rn, sizeof rn, "in/%s/%llu/%02x%02x%02x%02x%02x%02x%02x%02x", peer, (unsigned long long)ts, h[0],
-           h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
+  in_name(rn, peer, ts, ct->text, ct->text_len);
   if ((rc = store_get(c->st, rn, &v, &n)) < 0) return rc;
   if (rc == 1) store_free_value(v, n);
   *dup = rc == 1;

@@ -52,6 +52,10 @@ int outbox_add(struct sc_client *c, struct msg *m);
  * disappeared, or was deleted) leaves the outbox and its "ots" record goes
  * (a late receipt for it is then ignored). 0 or STORE_E_*. */
 int outbox_forget(struct sc_client *c, const struct msg *m);
+/* Inside a transaction: a received 1:1 text m is being deleted: its dedup
+ * mark "in/PEER/TS/H" goes too (the hash would confirm a guess of the
+ * text). 0 or STORE_E_*. */
+int outbox_forget_in(struct sc_client *c, const struct msg *m);
 /* Inside a transaction: a RECEIPT from peer. 0 or STORE_E_*. */
 int outbox_receipt(struct sc_client *c, const char *peer, const struct content *ct);
 /* Inside a transaction: a RETRY from peer (it arrived in a session that
