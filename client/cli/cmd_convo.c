@@ -130,6 +130,19 @@ static int request_cb(void *ud, const char *user, unsigned n) {
   return 0;
 }
 
+static int invite_cb(void *ud, const char *group, const char *inviter) {
+  struct cli *c = ud;
+  if (c->json) {
+    cJSON *o = cli_event("group_invite");
+    cJSON_AddStringToObject(o, "group", group);
+    cJSON_AddStringToObject(o, "user", inviter);
+    cli_emit(c, o);
+  } else {
+    printf("group %s (invited by %s)\n", group, inviter);
+  }
+  return 0;
+}
+
 static int blocked_cb(void *ud, const char *user) {
   struct cli *c = ud;
   if (c->json) {
@@ -149,7 +162,7 @@ static int run_requests(struct cli *c, const struct cli_cmd *cmd, int argc, char
   if ((rc = cli_no_options(c, cmd, argc, argv)) >= 0) return rc;
   if (argc - optind == 0) {
     if (cli_open(c)) return CLI_FAIL;
-    return sc_requests(c->core, request_cb, c) ? cli_fail(c) : CLI_OK;
+    return sc_requests(c->core, request_cb, c) || sc_group_invites(c->core, invite_cb, c) ? cli_fail(c) : CLI_OK;
   }
   if (argc - optind != 2) return cli_usage(c, cmd, "expected nothing, or accept|block|delete USERNAME");
   what = argv[optind];
@@ -232,10 +245,12 @@ const struct cli_cmd cmd_requests = {
     "requests", "list and answer message requests", "requests [accept|block|delete USERNAME]",
     "A first message from someone you never wrote to is a message request: it\n"
     "is kept and shown marked (request), but no delivery or read receipt goes\n"
-    "to them. Without arguments, lists the requests. accept makes them a\n"
-    "contact (so does writing to them); block drops everything from them;\n"
-    "delete deletes their messages (the request stays until accepted or\n"
-    "blocked).\n\n"
+    "to them. An invitation to a group from someone who is not a contact\n"
+    "waits too: the group is not listed and nothing can be sent to it. Without\n"
+    "arguments, lists the requests and invitations. accept makes them a\n"
+    "contact (so does writing to them) and accepts their invitations; block\n"
+    "drops everything from them; delete deletes their messages (the request\n"
+    "stays until accepted or blocked).\n\n"
     "options:\n"
     "  --help   this text\n",
     run_requests};

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "account.h"
+#include "grp.h"
 #include "messaging.h"
 #include "outbox.h"
 #include "record.h"
@@ -403,6 +404,7 @@ int convo_apply(struct sc_client *c, const char *sender, const char *group, cons
   if (CONTENT_IS_CONVO(ct->kind) && (ct->in_group != 0) != (group != NULL)) return 0;
   switch (ct->kind) {
     case CONTENT_TEXT:
+    case CONTENT_GROUP_TEXT:
     case CONTENT_TEXT_EX:
       return text_in(c, sender, group, ct, sid, consent);
     case CONTENT_TIMER:
@@ -532,7 +534,7 @@ static int target(struct sc_client *c, const char *user, const char *author, uin
   }
   if (m->mflags & MSGF_DELETED) {
     msg_clear(m);
-    return sc__fail(c, SC_ERR_DELETED, "message %llu was deleted", (unsigned long long)ref_ts);
+    return sc__fail(c, SC_ERR_UNKNOWN_MESSAGE, "message %llu was deleted", (unsigned long long)ref_ts);
   }
   return 1;
 }
@@ -781,6 +783,112 @@ int64_t convo_next_deadline(const struct sc_client *c) {
   return sc_monotonic_ms() + (c->next_expire_ms > now ? (int64_t)(c->next_expire_ms - now) : 0);
 }
 
+/* ---- group invitations -------------------------------------------------------------------- */
+
+static void gpend_name(char out[64], const uint8_t gid[GROUP_ID_LEN]) {
+  static const char hx[] = "0123456789abcdef";
+  size_t i, k = (size_t)snprintf(out, 64, "gpend/");
+  for (i = 0; i < GROUP_ID_LEN; i++) {
+    out[k++] = hx[gid[i] >> 4];
+    out[k++] = hx[gid[i] & 15];
+  }
+  out[k] = 0;
+}
+
+int convo_group_invited(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], const char *inviter) {
+  char rn[64];
+  int rc = consent_load(c->st, inviter);
+  if (rc < 0) return rc;
+  if (rc != CONSENT_REQUEST) return 0; /* a contact's invitation is taken (a blocked one never gets here) */
+  gpend_name(rn, gid);
+  rc = store_put(c->st, rn, (const uint8_t *)inviter, strlen(inviter));
+  return rc ? rc : 1;
+}
+
+int convo_group_inviter(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], char inviter[SC_USER_MAX + 1]) {
+  char rn[64];
+  uint8_t *v;
+  size_t n;
+  int rc;
+  gpend_name(rn, gid);
+  if ((rc = store_get(c->st, rn, &v, &n)) <= 0) return rc;
+  if (inviter) snprintf(inviter, SC_USER_MAX + 1, "%.*s", (int)(n <= SC_USER_MAX ? n : SC_USER_MAX), (const char *)v);
+  store_free_value(v, n);
+  return 1;
+}
+
+int convo_group_usable(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], const char *name) {
+  char who[SC_USER_MAX + 1];
+  int rc = convo_group_inviter(c, gid, who);
+  if (rc < 0) return sc__store_error(c, rc);
+  if (rc == 1)
+    return sc__fail(c, SC_ERR_GROUP_PENDING,
+                    "you have not accepted the invitation to '%s' from %s: 'sotto requests accept %s' first", name,
+                    who, who);
+  return 0;
+}
+
+struct inv {
+  struct sc_client *c;
+  int (*cb)(void *ud, const char *group, const char *inviter);
+  void *ud;
+  const char *accept; /* sc_request_accept: delete the invitations of this inviter */
+  char names[64][64];
+  size_t n;
+};
+
+static int inv_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct inv *x = ud;
+  char who[SC_USER_MAX + 1];
+  snprintf(who, sizeof who, "%.*s", (int)(len <= SC_USER_MAX ? len : SC_USER_MAX), (const char *)v);
+  if (x->accept) {
+    if (strcmp(who, x->accept) == 0 && x->n < 64) snprintf(x->names[x->n++], sizeof x->names[0], "%s", name);
+    return 0;
+  }
+  {
+    struct grp *g = calloc(1, sizeof *g);
+    uint8_t gid[GROUP_ID_LEN];
+    size_t i;
+    int rc = 0;
+    if (!g) return STORE_E_IO;
+    for (i = 0; i < GROUP_ID_LEN && strlen(name) == 6 + 2 * GROUP_ID_LEN; i++) {
+      unsigned b;
+      if (sscanf(name + 6 + 2 * i, "%2x", &b) != 1) break;
+      gid[i] = (uint8_t)b;
+    }
+    if (i == GROUP_ID_LEN && grp_load(x->c->st, gid, g) == 1) rc = x->cb(x->ud, g->name, who);
+    free(g);
+    return rc;
+  }
+}
+
+int sc_group_invites(struct sc_client *c, int (*cb)(void *ud, const char *group, const char *inviter), void *ud) {
+  struct inv *x;
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  if (!(x = calloc(1, sizeof *x))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  x->c = c;
+  x->cb = cb;
+  x->ud = ud;
+  rc = store_scan(c->st, "gpend/", inv_cb, x);
+  free(x);
+  return rc < 0 && rc >= STORE_E_ROLLBACK ? sc__store_error(c, rc) : rc;
+}
+
+/* Inside a transaction: the invitations from user are accepted. */
+static int accept_invites(struct sc_client *c, const char *user) {
+  struct inv *x = calloc(1, sizeof *x);
+  size_t i;
+  int rc;
+  if (!x) return STORE_E_IO;
+  x->c = c;
+  x->accept = user;
+  rc = store_scan(c->st, "gpend/", inv_cb, x);
+  for (i = 0; i < x->n && rc == 0; i++) rc = store_del(c->st, x->names[i]);
+  free(x);
+  return rc;
+}
+
 /* ---- consent ---------------------------------------------------------------------------- */
 
 int sc_consent(int *state, struct sc_client *c, const char *user) {
@@ -883,7 +991,9 @@ static int set_consent(struct sc_client *c, const char *user, int state, int nee
     store_rollback(c->st);
     return sc__fail(c, SC_ERR_NO_REQUEST, "there is no message request from %s", user);
   }
-  if ((rc = consent_save(c->st, user, state)) != 0 || (rc = store_commit(c->st)) != 0) goto fail;
+  if ((rc = consent_save(c->st, user, state)) != 0 || (state == 0 && (rc = accept_invites(c, user)) != 0) ||
+      (rc = store_commit(c->st)) != 0)
+    goto fail;
   return 0;
 fail:
   store_rollback(c->st);

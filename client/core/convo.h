@@ -5,6 +5,8 @@
  *
  * Records (sealed like everything in the store):
  *   "timer/u/PEER"   u32 seconds: the disappearing timer with PEER (absent: off)
+ *   "gpend/GIDHEX"   the inviter: an invitation to a group from a non-contact,
+ *                    not accepted yet (the group is hidden, nothing is sent to it)
  *   "consent/USER"   u8 1 (a message request from USER) or 2 (USER is blocked);
  *                    absent: a contact (so every contact of an older store
  *                    stays one without any migration)
@@ -43,6 +45,14 @@ void convo_out_row(struct sc_client *c, struct msg *m, const struct content *ct)
 /* The content of a resent text of ours (outbox): TEXT, or TEXT_EX when the
  * row was a reply or went with a timer. */
 void convo_resend_content(struct content *ct, const struct msg *m);
+/* Inside a transaction: we were just added to the new group gid by
+ * inviter; from someone who is not a contact (a request) the invitation
+ * waits for acceptance ("gpend/GIDHEX" = inviter): 1, else 0, or STORE_E_*. */
+int convo_group_invited(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], const char *inviter);
+/* 1 (and *inviter, may be NULL) while the invitation to gid waits, 0 if not, or STORE_E_*. */
+int convo_group_inviter(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], char inviter[SC_USER_MAX + 1]);
+/* 0, or the recorded SC_ERR_GROUP_PENDING while the invitation waits. */
+int convo_group_usable(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], const char *name);
 /* sc_link_step: deletes what is due (cheap when nothing is). */
 int convo_expire_due(struct sc_client *c);
 /* Milliseconds of the monotonic clock when the next message disappears, or -1. */

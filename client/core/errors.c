@@ -114,7 +114,8 @@ static const struct sc_err_row rows[] = {
     {SC_ERR_UNKNOWN_MESSAGE, "unknown_message", "no message with that id in this conversation",
      "'sotto history --ids USER' shows the ids"},
     {SC_ERR_NO_REQUEST, "no_request", "there is no message request from this user", "'sotto requests' lists them"},
-    {SC_ERR_DELETED, "deleted", "that message was deleted", "it cannot be changed or reacted to any more"},
+    {SC_ERR_GROUP_PENDING, "group_pending", "you have not accepted this group invitation",
+     "'sotto requests' lists invitations; 'sotto requests accept USER' accepts the inviter and their groups"},
 };
 
 static const struct sc_err_row *find(int err) {

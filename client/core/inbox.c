@@ -150,10 +150,18 @@ static int apply_update(struct sc_client *c, const char *sender, const struct co
     if ((rc = grp_save(c->st, g)) || (rc = process_skdm(c, g, sender, ct))) goto out;
     {
       struct msg *m = calloc(1, sizeof *m);
+      int pending;
       if (!m) {
         rc = STORE_E_IO;
         goto out;
       }
+      /* From someone who is not a contact: an invitation to accept (convo.c). */
+      if ((pending = convo_group_invited(c, g->gid, sender)) < 0) {
+        free(m);
+        rc = pending;
+        goto out;
+      }
+      if (pending) m->mflags |= MSGF_REQUEST;
       m->dir = MSG_EVENT;
       m->kind = SC_EV_GROUP_JOINED;
       snprintf(m->peer, sizeof m->peer, "%s", sender);
@@ -659,9 +667,12 @@ static int group_msg(struct sc_client *c, uint64_t sid, const char *sender, cons
     rc = add_event(c, SC_EV_UNREADABLE, SC_R_GROUP_FORMAT, sender, g->name);
   else if ((rc = convo_consent_get(c, sender)) == SC_CONSENT_BLOCKED)
     rc = 0; /* a blocked member's group messages are dropped too */
-  else if (rc >= 0 && CONTENT_IS_CONVO(ct->kind))
-    rc = convo_apply(c, sender, g->name, ct, sid, SC_CONSENT_CONTACT);
-  else if (rc >= 0)
+  else if (rc >= 0 && (rc = convo_group_inviter(c, g->gid, NULL)) < 0)
+    ; /* a store error */
+  else if (rc == 1 || CONTENT_IS_CONVO(ct->kind))
+    /* in a group we did not accept yet: kept, marked as a request */
+    rc = convo_apply(c, sender, g->name, ct, sid, rc == 1 ? SC_CONSENT_REQUEST : SC_CONSENT_CONTACT);
+  else
     rc = add_text(c, sender, g->name, ct, sid);
   if (rc || (rc = msglog_mark_seen(c->st, sid, 0)) || (rc = account_save(c->st, c->acct)) ||
       (rc = store_commit(c->st)))

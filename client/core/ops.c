@@ -284,11 +284,17 @@ static int group_begin(struct sc_client *c, const char *name, struct grp **g, in
   return 0;
 }
 
-static int group_load(struct sc_client *c, const char *name, struct grp *g) {
+static int group_find(struct sc_client *c, const char *name, struct grp *g) {
   int rc = grp_find(c->st, name, g);
   if (rc < 0) return sc__store_error(c, rc);
   if (rc == 0) return sc__fail(c, SC_ERR_UNKNOWN_GROUP, "you are in no group called '%s' (see 'sotto groups')", name);
   return 0;
+}
+
+/* A group to act in: an invitation not accepted yet is refused (convo.c). */
+static int group_load(struct sc_client *c, const char *name, struct grp *g) {
+  int rc = group_find(c, name, g);
+  return rc ? rc : convo_group_usable(c, g->gid, g->name);
 }
 
 int sc_group_create(struct sc_sent *out, struct sc_client *c, const char *name, const char *const *members,
@@ -591,12 +597,13 @@ int sc_group_get(struct sc_group *out, struct sc_client *c, const char *name) {
   int rc;
   if ((rc = sc__need_open(c))) return rc;
   if (!(g = calloc(1, sizeof *g))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
-  if ((rc = group_load(c, name, g)) == 0) to_public(out, g);
+  if ((rc = group_find(c, name, g)) == 0) to_public(out, g);
   free(g);
   return rc;
 }
 
 struct each_group {
+  struct sc_client *c;
   int (*cb)(void *ud, const struct sc_group *g);
   void *ud;
   struct sc_group pub;
@@ -604,6 +611,7 @@ struct each_group {
 
 static int each_group_cb(void *ud, const struct grp *g) {
   struct each_group *x = ud;
+  if (convo_group_inviter(x->c, g->gid, NULL) == 1) return 0; /* a pending invitation: in 'requests' */
   to_public(&x->pub, g);
   return x->cb(x->ud, &x->pub);
 }
@@ -613,6 +621,7 @@ int sc_groups(struct sc_client *c, int (*cb)(void *ud, const struct sc_group *g)
   int rc;
   if ((rc = sc__need_open(c))) return rc;
   if (!(x = calloc(1, sizeof *x))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  x->c = c;
   x->cb = cb;
   x->ud = ud;
   rc = grp_each(c->st, each_group_cb, x);

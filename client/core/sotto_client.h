@@ -138,10 +138,10 @@ enum sc_error {
   SC_ERR_BLOCKED = -79,              /* the user is blocked */
   SC_ERR_UNKNOWN_MESSAGE = -80,      /* no message with that id in the conversation */
   SC_ERR_NO_REQUEST = -81,           /* no message request from that user */
-  SC_ERR_DELETED = -82               /* the message was deleted */
+  SC_ERR_GROUP_PENDING = -82         /* a group invitation not accepted yet */
 };
 #define SC_ERR_FIRST SC_ERR_NOMEM
-#define SC_ERR_LAST SC_ERR_DELETED
+#define SC_ERR_LAST SC_ERR_GROUP_PENDING
 
 /* "nomem", "wrong_passphrase"...; "ok" for 0; "unknown" outside the table. */
 const char *sc_error_name(int err);
@@ -663,6 +663,11 @@ int sc_requests(struct sc_client *c, int (*cb)(void *ud, const char *user, unsig
  * they are accepted or blocked. SC_ERR_NO_REQUEST when none is pending. */
 int sc_request_accept(struct sc_client *c, const char *user);
 int sc_request_delete(struct sc_client *c, const char *user);
+/* Group invitations from non-contacts wait: the group is hidden from
+ * sc_groups and nothing can be sent to it (SC_ERR_GROUP_PENDING) until the
+ * inviter is accepted (sc_request_accept); its messages are kept, marked
+ * as requests. cb gets each waiting group and who invited us. */
+int sc_group_invites(struct sc_client *c, int (*cb)(void *ud, const char *group, const char *inviter), void *ud);
 /* Blocks (on 1) or unblocks (0) user. */
 int sc_block(struct sc_client *c, const char *user, int on);
 /* Calls cb for every blocked user. */

@@ -17,6 +17,7 @@ start_server
 new_user alice
 new_user bob
 new_user mallory
+new_user eve
 
 # id FILE TEXT: the timestamp (message id) of the JSON line holding TEXT.
 id() { grep -F -- "\"text\":\"$2\"" "$1" | head -1 | sed -n 's/.*"timestamp":\([0-9]*\).*/\1/p'; }
@@ -50,6 +51,26 @@ s bob unblock mallory >/dev/null 2>&1
 s mallory send bob "after unblock" >/dev/null 2>&1
 s bob receive >"$T/r3" 2>&1
 check "unblocked: their messages arrive again" contains "$T/r3" "mallory: after unblock"
+
+# A group invitation from a stranger waits for acceptance.
+s eve group create party bob >/dev/null 2>&1
+s bob receive >/dev/null 2>&1
+s bob groups >"$T/g1" 2>&1
+check "an invitation from a stranger does not show up in groups" lacks "$T/g1" "party"
+s bob requests >"$T/g2" 2>&1
+check "... it is listed in requests" contains "$T/g2" "group party (invited by eve)"
+s bob group send party "too early" >"$T/g3" 2>&1
+check "... nothing can be sent to it" contains "$T/g3" "not accepted the invitation to 'party' from eve"
+s eve group send party "party time" >/dev/null 2>&1
+s bob receive >"$T/g4" 2>&1
+check "... its messages are kept, marked as a request" contains "$T/g4" "(request) [party] eve: party time"
+s eve receive >/dev/null 2>&1
+s bob requests accept eve >/dev/null 2>&1
+s bob groups >"$T/g5" 2>&1
+check "accepting the inviter accepts the group" contains "$T/g5" "party"
+s bob group send party "thanks" >"$T/g6" 2>&1
+s eve receive >"$T/g7" 2>&1
+check "... and bob can write to it" contains "$T/g7" "[party] bob: thanks"
 
 s alice send bob "first from alice" >/dev/null 2>&1
 s bob receive >/dev/null 2>&1
