@@ -1107,6 +1107,8 @@ static void test_convo(void) {
   memset(&h, 0, sizeof h);
   sc_history(bob, "alice", hist_cb, &h);
   CHECK(h.n == 1, "convo: ... nor stored");
+  sotto_session_free(alice.s);
+  account_free(alice.acct);
   sc_client_free(bob);
 }
 
