@@ -320,7 +320,8 @@ static int text_in(struct sc_client *c, const char *sender, const char *group, c
   int rc, dup = 0;
   /* Dedup of a resent copy; the delivery receipt is owed only to a
    * contact: a request gets none until accepted. */
-  if (!group && consent == 0 && (rc = outbox_arrived(c, sender, ct, &dup)) != 0) return rc;
+  if (!group && (rc = consent == 0 ? outbox_arrived(c, sender, ct, &dup) : outbox_seen_text(c, sender, ct, &dup)))
+    return rc;
   if (dup) return 0;
   if (!(m = calloc(1, sizeof *m))) return STORE_E_IO;
   m->dir = MSG_IN;

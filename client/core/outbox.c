@@ -410,19 +410,22 @@ int outbox_forget_in(struct sc_client *c, const struct msg *m) {
   return store_del(c->st, rn);
 }
 
-int outbox_arrived(struct sc_client *c, const char *peer, const struct content *ct, int *dup) {
+int outbox_seen_text(struct sc_client *c, const char *peer, const struct content *ct, int *dup) {
   char rn[NAME_LEN];
   uint8_t *v;
-  uint64_t ts = ct->ts;
   size_t n;
   int rc;
   /* A resent copy has the same timestamp and text: both name it. */
-  in_name(rn, peer, ts, ct->text, ct->text_len);
+  in_name(rn, peer, ct->ts, ct->text, ct->text_len);
   if ((rc = store_get(c->st, rn, &v, &n)) < 0) return rc;
   if (rc == 1) store_free_value(v, n);
   *dup = rc == 1;
-  if (!*dup && (rc = store_put(c->st, rn, (const uint8_t *)"", 0)) != 0) return rc;
-  return rcpt_add(c, peer, ts, RECEIPT_DELIVERED);
+  return *dup ? 0 : store_put(c->st, rn, (const uint8_t *)"", 0);
+}
+
+int outbox_arrived(struct sc_client *c, const char *peer, const struct content *ct, int *dup) {
+  int rc = outbox_seen_text(c, peer, ct, dup);
+  return rc ? rc : rcpt_add(c, peer, ct->ts, RECEIPT_DELIVERED);
 }
 
 static int read_receipts_on(struct store *st) {

@@ -66,6 +66,9 @@ int outbox_retry(struct sc_client *c, const char *peer, const struct content *ct
  * was shown before (a resent copy: same timestamp and text). Owes peer a
  * delivery receipt either way. 0 or STORE_E_*. */
 int outbox_arrived(struct sc_client *c, const char *peer, const struct content *ct, int *dup);
+/* The same without the receipt (a message request's text: no receipt goes
+ * to a stranger). */
+int outbox_seen_text(struct sc_client *c, const char *peer, const struct content *ct, int *dup);
 /* Inside a transaction: the 1:1 text (peer, ts) was shown to the user: a
  * read receipt is owed if they allow them. 0 or STORE_E_*. */
 int outbox_shown(struct sc_client *c, const char *peer, uint64_t ts);
