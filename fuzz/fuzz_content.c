@@ -4,7 +4,10 @@
  * RECEIPT (a batch of timestamps), RETRY (a decryption-error request naming
  * an envelope) and SESSION_RESET. Whatever parses stays inside the bounds
  * (at most CONTENT_MAX_RECEIPTS timestamps, a known receipt type) and
- * encodes back to bytes that parse to the same content. */
+ * encodes back to bytes that parse to the same content. The conversation
+ * kinds (TIMER, TEXT_EX, REACTION, EDIT, DELETE: convo.c) too: a timer
+ * within CONTENT_TIMER_MAX, a referred message with a valid author, an
+ * emoji within CONTENT_EMOJI_MAX, the same fields after a round trip. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
          (a->receipt_type != RECEIPT_DELIVERED && a->receipt_type != RECEIPT_READ)))
       abort();
     if (a->text_len > SC_MAX_TEXT || a->n_members > GROUP_MAX_MEMBERS) abort();
+    if (CONTENT_IS_CONVO(a->kind)) {
+      if (a->timer_s > CONTENT_TIMER_MAX || strlen(a->emoji) > CONTENT_EMOJI_MAX || a->in_group > 1) abort();
+      if (a->ref_author[0] && !sc_username_ok(a->ref_author)) abort();
+      if ((a->kind == CONTENT_EDIT || a->kind == CONTENT_DELETE || a->kind == CONTENT_REACTION) && a->ref_ts == 0)
+        abort();
+      if ((a->kind == CONTENT_TEXT_EX || a->kind == CONTENT_EDIT) && a->text_len == 0) abort();
+    }
     rec_wr_init(&w, size + CONTENT_PAD + 64);
     if (content_encode(&w, a) != 0) abort();
     if (content_decode(b, w.p, w.len) != 0) abort();
@@ -29,6 +39,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         b->receipt_type != a->receipt_type || memcmp(b->receipts, a->receipts, sizeof a->receipts) != 0 ||
         b->retry_server_id != a->retry_server_id || b->retry_server_ts != a->retry_server_ts ||
         b->text_len != a->text_len || (a->text_len && memcmp(a->text, b->text, a->text_len) != 0))
+      abort();
+    if (b->in_group != a->in_group || b->timer_s != a->timer_s || b->ref_ts != a->ref_ts ||
+        strcmp(b->ref_author, a->ref_author) != 0 || strcmp(b->emoji, a->emoji) != 0 ||
+        (a->in_group && memcmp(a->gid, b->gid, GROUP_ID_LEN) != 0))
       abort();
     if (w.len % CONTENT_PAD != 0) abort();
     rec_wr_free(&w);

@@ -51,17 +51,47 @@ static void add_or_say(struct ui *u, const char *conv, int is_group, int kind, c
                 conv);
 }
 
+/* A message with its conversation marks (issue 14): the reply it answers,
+ * (edited), a tombstone, reactions. 0 when it has none (shown as it is). */
+static int convo_line(struct ui *u, const char *conv, int is_group, int kind, const char *who,
+                      const struct sc_event *ev) {
+  size_t cap, k = 0, i;
+  char *b;
+  if (!(ev->ref_author && ev->ref_author[0]) && !ev->edited && !ev->deleted && !ev->n_reactions && !ev->request)
+    return 0;
+  cap = ev->text_len + 128 + ev->n_reactions * (SC_USER_MAX + 40);
+  if (!(b = malloc(cap))) return 0;
+  if (ev->request) k += (size_t)snprintf(b + k, cap - k, "(request) ");
+  if (ev->ref_author && ev->ref_author[0])
+    k += (size_t)snprintf(b + k, cap - k, "(reply to %s #%llu) ", ev->ref_author, (unsigned long long)ev->ref_ts);
+  if (ev->deleted) {
+    k += (size_t)snprintf(b + k, cap - k, "(message deleted)");
+  } else if (k + ev->text_len < cap) {
+    memcpy(b + k, ev->text, ev->text_len);
+    k += ev->text_len;
+    if (ev->edited && k < cap) k += (size_t)snprintf(b + k, cap - k, " (edited)");
+  }
+  for (i = 0; i < ev->n_reactions && k < cap; i++)
+    k += (size_t)snprintf(b + k, cap - k, "%s%s %s%s", i ? ", " : " [", ev->reactions[i].emoji, ev->reactions[i].user,
+                          i + 1 == ev->n_reactions ? "]" : "");
+  add_or_say(u, conv, is_group, kind, who, b, k < cap ? k : cap - 1, ev->timestamp_ms);
+  free(b);
+  return 1;
+}
+
 static void add_event(struct ui *u, const struct sc_event *ev, int from_history) {
   const char *peer = ev->peer ? ev->peer : "", *group = ev->group ? ev->group : "";
   const char *conv = group[0] ? group : peer;
   char line[600];
   switch (ev->kind) {
     case SC_EV_MESSAGE:
-      add_or_say(u, conv, group[0] != 0, CHAT_IN, peer, ev->text, ev->text_len, ev->timestamp_ms);
+      if (!convo_line(u, conv, group[0] != 0, CHAT_IN, peer, ev))
+        add_or_say(u, conv, group[0] != 0, CHAT_IN, peer, ev->text, ev->text_len, ev->timestamp_ms);
       return;
     case SC_EV_SENT:
       if (u->sending && !from_history) return; /* chat.c adds it when the send returns */
-      add_or_say(u, conv, group[0] != 0, CHAT_OUT, u->m.me, ev->text, ev->text_len, ev->timestamp_ms);
+      if (!convo_line(u, conv, group[0] != 0, CHAT_OUT, u->m.me, ev))
+        add_or_say(u, conv, group[0] != 0, CHAT_OUT, u->m.me, ev->text, ev->text_len, ev->timestamp_ms);
       return;
     case SC_EV_LINK_UP:
       u->m.connected = 1;

@@ -195,6 +195,33 @@ static void add_text(cJSON *o, const char *name, const struct sc_event *ev) {
 
 static void add_fields(cJSON *o, const struct sc_event *ev);
 
+/* The conversation fields of a message (issue 14): reply, edits, deletes,
+ * reactions, request, disappearing time. */
+static void add_convo(cJSON *o, const struct sc_event *ev) {
+  size_t i;
+  if (ev->ref_author && ev->ref_author[0]) {
+    cJSON *r = cJSON_AddObjectToObject(o, "reply_to");
+    if (r) {
+      cJSON_AddStringToObject(r, "author", ev->ref_author);
+      cJSON_AddNumberToObject(r, "id", (double)ev->ref_ts);
+    }
+  }
+  if (ev->edited) cJSON_AddBoolToObject(o, "edited", 1);
+  if (ev->deleted) cJSON_AddBoolToObject(o, "deleted", 1);
+  if (ev->request) cJSON_AddBoolToObject(o, "request", 1);
+  if (ev->timer_s) cJSON_AddNumberToObject(o, "timer", ev->timer_s);
+  if (ev->expire_at_ms) cJSON_AddNumberToObject(o, "expires", (double)ev->expire_at_ms);
+  if (ev->n_reactions) {
+    cJSON *a = cJSON_AddArrayToObject(o, "reactions");
+    for (i = 0; a && i < ev->n_reactions; i++) {
+      cJSON *r = cJSON_CreateObject();
+      cJSON_AddStringToObject(r, "user", ev->reactions[i].user);
+      cJSON_AddStringToObject(r, "emoji", ev->reactions[i].emoji);
+      cJSON_AddItemToArray(a, r);
+    }
+  }
+}
+
 static void show_json(struct cli *c, const struct sc_event *ev) {
   cJSON *o;
   if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
@@ -206,6 +233,7 @@ static void show_json(struct cli *c, const struct sc_event *ev) {
     if (ev->server_timestamp_ms) cJSON_AddNumberToObject(o, "received", (double)ev->server_timestamp_ms);
     if (ev->server_id) cJSON_AddNumberToObject(o, "id", (double)ev->server_id);
     if (ev->kind == SC_EV_SENT && !ev->group[0]) cJSON_AddStringToObject(o, "state", sc_state_name(ev->state));
+    add_convo(o, ev);
     cli_emit(c, o);
     return;
   }
@@ -236,6 +264,10 @@ static void add_fields(cJSON *o, const struct sc_event *ev) {
   if (ev->detail[0]) cJSON_AddStringToObject(o, "detail", ev->detail);
   if (ev->kind == SC_EV_HELD && ev->reason == SC_R_HELD_TEXT) add_text(o, "text", ev);
   if (ev->kind == SC_EV_NOTICE && ev->text_len) add_text(o, "text", ev);
+  if (ev->ref_ts) { /* REACTION, EDITED, DELETED, CONVO_REFUSED: the message concerned */
+    if (ev->ref_author && ev->ref_author[0]) cJSON_AddStringToObject(o, "author", ev->ref_author);
+    cJSON_AddNumberToObject(o, "id_concerned", (double)ev->ref_ts);
+  }
   if (ev->kind == SC_EV_DELIVERY) {
     cJSON_AddStringToObject(o, "state", sc_state_name(ev->state));
     if (ev->server_id) cJSON_AddNumberToObject(o, "id", (double)ev->server_id);
@@ -298,6 +330,8 @@ void cli_show_event(struct cli *c, const struct sc_event *ev) {
   local_time(when, ev->timestamp_ms);
   n = snprintf(head, sizeof head, "[%s] ", when);
   if (ev->kind == SC_EV_MESSAGE || ev->kind == SC_EV_SENT) {
+    /* A message request: marked before the sender (so "alice: " stays whole). */
+    if (ev->request) n += snprintf(head + n, sizeof head - (size_t)n, "(request) ");
     if (ev->group[0]) n += snprintf(head + n, sizeof head - (size_t)n, "[%s] ", ev->group);
     n += snprintf(head + n, sizeof head - (size_t)n, "%s%s", ev->kind == SC_EV_SENT ? "to " : "",
                   ev->peer[0] ? ev->peer : "group");
@@ -311,7 +345,32 @@ void cli_show_event(struct cli *c, const struct sc_event *ev) {
       local_time(got, ev->server_timestamp_ms);
       n += snprintf(head + n, sizeof head - (size_t)n, " (received %s)", got);
     }
-    snprintf(head + n, sizeof head - (size_t)n, ": ");
+    if (c->show_ids && (size_t)n < sizeof head)
+      n += snprintf(head + n, sizeof head - (size_t)n, " #%llu", (unsigned long long)ev->timestamp_ms);
+    if (ev->ref_author && ev->ref_author[0] && (size_t)n < sizeof head)
+      n += snprintf(head + n, sizeof head - (size_t)n, " (reply to %s #%llu)", ev->ref_author,
+                    (unsigned long long)ev->ref_ts);
+    if (ev->timer_s && (size_t)n < sizeof head) n += snprintf(head + n, sizeof head - (size_t)n, " (disappearing)");
+    if ((size_t)n < sizeof head) snprintf(head + n, sizeof head - (size_t)n, ": ");
+    if (ev->deleted || ev->edited || ev->n_reactions) {
+      /* The marks after the text, through the same safe rendering. */
+      size_t cap2 = ev->text_len + 64 + ev->n_reactions * (SC_USER_MAX + 40), k = 0, i;
+      char *b = malloc(cap2);
+      if (!b) return;
+      if (ev->deleted) {
+        k += (size_t)snprintf(b + k, cap2 - k, "(message deleted)");
+      } else {
+        memcpy(b, ev->text, ev->text_len);
+        k = ev->text_len;
+        if (ev->edited) k += (size_t)snprintf(b + k, cap2 - k, " (edited)");
+      }
+      for (i = 0; i < ev->n_reactions && k < cap2; i++)
+        k += (size_t)snprintf(b + k, cap2 - k, "%s%s %s%s", i ? ", " : " [", ev->reactions[i].emoji,
+                              ev->reactions[i].user, i + 1 == ev->n_reactions ? "]" : "");
+      show_block(c, head, b, k < cap2 ? k : cap2 - 1);
+      free(b);
+      return;
+    }
     show_block(c, head, ev->text, ev->text_len);
     return;
   }
@@ -349,6 +408,12 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_SESSION_RESET:
     case SC_EV_GAP:
     case SC_EV_GAP_FILLED:
+    case SC_EV_TIMER_SET:
+    case SC_EV_REACTION:
+    case SC_EV_EDITED:
+    case SC_EV_DELETED:
+    case SC_EV_CONVO_REFUSED:
+    case SC_EV_DISAPPEARED:
       cli_show_event(c, ev);
       return;
     case SC_EV_DELIVERY:

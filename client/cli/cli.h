@@ -35,6 +35,7 @@ struct cli {
   int share_fd;            /* the shared hold on HOME/front.lock while a command runs (homelock_share), or -1 */
   char key_warned[SC_USER_MAX + 1]; /* during a send's retry: whose key change was already said */
   int out_closed;          /* a write to stdout failed: nothing more is shown; exit CLI_OUTPUT */
+  int show_ids;            /* history --ids: each message's id in its header */
 };
 
 /* One subcommand: run gets argv with argv[0] = the command name. help
@@ -51,6 +52,8 @@ struct cli_cmd {
 extern const struct cli_cmd cmd_init, cmd_register, cmd_send, cmd_receive, cmd_safety_number, cmd_verify, cmd_trust,
     cmd_group, cmd_contacts, cmd_groups, cmd_history, cmd_device, cmd_rotate_secret, cmd_backup, cmd_restore,
     cmd_passphrase, cmd_unregister, cmd_recovery_code, cmd_server, cmd_session, cmd_config;
+/* Conversations (cmd_convo.c). */
+extern const struct cli_cmd cmd_timer, cmd_react, cmd_edit, cmd_delete, cmd_requests, cmd_block, cmd_unblock;
 /* The long-running front ends (cmd_front.c: client/daemon, client/chat). */
 extern const struct cli_cmd cmd_daemon, cmd_jsonrpc, cmd_chat;
 

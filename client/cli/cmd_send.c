@@ -72,14 +72,32 @@ int cli_ask_key_change(struct cli *c) {
 }
 
 static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
+  static const struct option opts[] = {{"yes", no_argument, NULL, 'y'},
+                                       {"reply-to", required_argument, NULL, 'r'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
   struct sc_sent sent;
   const char *user;
-  char *text = NULL;
+  char *text = NULL, *end;
   size_t len = 0;
+  uint64_t reply = 0;
   unsigned flags;
-  int rc;
+  int rc, ch;
 
-  if ((rc = cli_yes_option(c, cmd, argc, argv)) >= 0) return rc;
+  optind = 0;
+  opterr = 0;
+  while ((ch = getopt_long(argc, argv, "+hy", opts, NULL)) != -1) {
+    switch (ch) {
+      case 'y': c->yes = 1; break;
+      case 'r':
+        reply = strtoull(optarg, &end, 10);
+        if (*end || reply == 0 || *optarg < '0' || *optarg > '9')
+          return cli_usage(c, cmd, "--reply-to takes a message id ('sotto history --ids USERNAME')");
+        break;
+      case 'h': return cli_help(cmd);
+      default: return cli_usage(c, cmd, "unknown option or missing value '%s'", argv[optind - 1]);
+    }
+  }
   if (argc - optind < 2) return cli_usage(c, cmd, "expected USERNAME and TEXT");
   user = argv[optind];
   if (!cli_username_ok(user)) return cli_usage(c, cmd, "'%s' is not a valid username", user);
@@ -90,10 +108,10 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
     return CLI_FAIL;
   }
   flags = c->yes ? SC_SEND_ACCEPT_KEY_CHANGE : 0;
-  rc = sc_send_text(&sent, c->core, user, text, len, flags);
+  rc = sc_send_reply(&sent, c->core, user, reply, text, len, flags);
   if (rc && cli_ask_key_change(c)) {
     snprintf(c->key_warned, sizeof c->key_warned, "%s", user);
-    rc = sc_send_text(&sent, c->core, user, text, len, SC_SEND_ACCEPT_KEY_CHANGE);
+    rc = sc_send_reply(&sent, c->core, user, reply, text, len, SC_SEND_ACCEPT_KEY_CHANGE);
     c->key_warned[0] = 0;
   }
   if (rc) {
@@ -106,6 +124,7 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
     cJSON_AddStringToObject(o, "text", text);
     cJSON_AddNumberToObject(o, "timestamp", (double)sent.timestamp_ms);
     cJSON_AddStringToObject(o, "state", sent.queued ? "queued" : "sent");
+    if (reply) cJSON_AddNumberToObject(o, "reply_to", (double)reply);
     cli_emit(c, o);
   } else if (sent.queued) {
     /* Exit status 0: the text is kept (sealed) and goes out by itself. */
@@ -118,7 +137,7 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
 }
 
 const struct cli_cmd cmd_send = {
-    "send", "send an end-to-end encrypted message", "send [--yes] USERNAME TEXT...",
+    "send", "send an end-to-end encrypted message", "send [--yes] [--reply-to ID] USERNAME TEXT...",
     "Encrypts TEXT for USERNAME and hands it to the server, which queues it until\n"
     "they receive it. Several TEXT arguments are joined by spaces; TEXT '-' reads\n"
     "the message from standard input. The first message to someone starts a\n"
@@ -136,5 +155,7 @@ const struct cli_cmd cmd_send = {
     "options:\n"
     "  --yes    send even if their identity key changed since your last message\n"
     "           (for scripts; compare safety numbers first)\n"
+    "  --reply-to ID  a reply quoting message ID of the conversation (ids:\n"
+    "           'sotto history --ids USERNAME')\n"
     "  --help   this text\n",
     run};

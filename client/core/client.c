@@ -282,6 +282,12 @@ int sc_open(struct sc_client *c, const char *pass, size_t pass_len) {
     c->st = NULL;
     return rc;
   }
+  /* Disappearing messages that came due while no sotto ran (convo.c); a
+   * failure here (a busy store) leaves them for the next run. */
+  if (sc_expire(c)) {
+    c->err = 0;
+    c->errdetail[0] = 0;
+  }
   return 0;
 }
 

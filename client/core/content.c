@@ -47,6 +47,24 @@ int content_encode(struct rec_wr *w, const struct content *c) {
       break;
     case CONTENT_SESSION_RESET:
       break;
+    case CONTENT_TIMER:
+    case CONTENT_TEXT_EX:
+    case CONTENT_REACTION:
+    case CONTENT_EDIT:
+    case CONTENT_DELETE:
+      if (c->timer_s > CONTENT_TIMER_MAX || strlen(c->emoji) > CONTENT_EMOJI_MAX) return -1;
+      rec_put_u8(w, c->in_group ? 1 : 0);
+      if (c->in_group) rec_put(w, c->gid, GROUP_ID_LEN);
+      rec_put_u32(w, c->timer_s);
+      if (c->kind == CONTENT_TEXT_EX || c->kind == CONTENT_REACTION) {
+        rec_put_str16(w, c->ref_author, strlen(c->ref_author));
+        rec_put_u64(w, c->ref_ts);
+      } else if (c->kind != CONTENT_TIMER) {
+        rec_put_u64(w, c->ref_ts);
+      }
+      if (c->kind == CONTENT_TEXT_EX || c->kind == CONTENT_EDIT) rec_put_str16(w, c->text, c->text_len);
+      if (c->kind == CONTENT_REACTION) rec_put_str16(w, c->emoji, strlen(c->emoji));
+      break;
     default:
       return -1;
   }
@@ -59,6 +77,37 @@ int content_encode(struct rec_wr *w, const struct content *c) {
 static int get_name(struct rec_rd *r, char *out, size_t cap, int user) {
   if (rec_get_cstr(r, out, cap)) return -1;
   if (user && !sc_username_ok(out)) return -1;
+  return 0;
+}
+
+/* The fields of a conversation kind (content.h). A reply's or a reaction's
+ * author is a valid username (or "" for a text that is no reply, whose
+ * timestamp is then 0); a text is 1..SC_MAX_TEXT bytes; an emoji at most
+ * CONTENT_EMOJI_MAX bytes (convo.c checks it is UTF-8). */
+static int convo_decode(struct content *c, struct rec_rd *r) {
+  uint8_t scope;
+  const uint8_t *e;
+  size_t elen;
+  if (rec_get_u8(r, &scope) || scope > 1) return -1;
+  c->in_group = scope;
+  if (scope && rec_get(r, c->gid, GROUP_ID_LEN)) return -1;
+  if (rec_get_u32(r, &c->timer_s) || c->timer_s > CONTENT_TIMER_MAX) return -1;
+  if (c->kind == CONTENT_TEXT_EX || c->kind == CONTENT_REACTION) {
+    if (rec_get_cstr(r, c->ref_author, sizeof c->ref_author) || rec_get_u64(r, &c->ref_ts)) return -1;
+    if (c->ref_author[0] ? !sc_username_ok(c->ref_author) || c->ref_ts == 0
+                         : c->kind == CONTENT_REACTION || c->ref_ts != 0)
+      return -1;
+  } else if (c->kind != CONTENT_TIMER) {
+    if (rec_get_u64(r, &c->ref_ts) || c->ref_ts == 0) return -1;
+  }
+  if (c->kind == CONTENT_TEXT_EX || c->kind == CONTENT_EDIT)
+    if (rec_get_str16(r, &c->text, &c->text_len, SC_MAX_TEXT) || c->text_len == 0) return -1;
+  if (c->kind == CONTENT_REACTION) {
+    if (rec_get_str16(r, &e, &elen, CONTENT_EMOJI_MAX)) return -1;
+    memcpy(c->emoji, e, elen);
+    c->emoji[elen] = 0;
+    if (memchr(e, 0, elen)) return -1;
+  }
   return 0;
 }
 
@@ -108,6 +157,13 @@ int content_decode(struct content *c, const uint8_t *p, size_t len) {
       if (rec_get_u64(&r, &c->retry_server_id) || rec_get_u64(&r, &c->retry_server_ts)) return -1;
       break;
     case CONTENT_SESSION_RESET:
+      break;
+    case CONTENT_TIMER:
+    case CONTENT_TEXT_EX:
+    case CONTENT_REACTION:
+    case CONTENT_EDIT:
+    case CONTENT_DELETE:
+      if (convo_decode(c, &r)) return -1;
       break;
     default:
       return -1;

@@ -14,6 +14,19 @@
  *   RETRY         u64 server id | u64 server timestamp        (pairwise)
  *   SESSION_RESET (no fields)                                 (pairwise)
  *
+ * Conversation kinds (issue 14; client/core/convo.c applies them). Each
+ * starts with the conversation and its disappearing-message timer as the
+ * sender knows it:
+ *   u8 scope (0 direct, pairwise | 1 group, inside a SenderKeyMessage)
+ *   | gid[16] (scope 1 only) | u32 timer seconds (0 off, <= CONTENT_TIMER_MAX)
+ *   TIMER         (no more fields: the timer is the new setting)
+ *   TEXT_EX       str16 ref author ("" = not a reply) | u64 ref ts | str16 text
+ *   REACTION      str16 ref author | u64 ref ts | str16 emoji (0..32 bytes; "" removes)
+ *   EDIT          u64 ref ts | str16 text      (the ref author is the sender)
+ *   DELETE        u64 ref ts                   (the ref author is the sender)
+ * A message is named by (author, content timestamp). TEXT_EX is sent only
+ * when a text is a reply or the timer is on; a plain text stays TEXT.
+ *
  * RECEIPT names the sender's content timestamps of the texts it confirms;
  * RETRY names the envelope that could not be decrypted by the id and time
  * the server gave it (the sender got both back from SEND); SESSION_RESET
@@ -43,8 +56,18 @@ enum {
   CONTENT_SENDER_KEY = 4,
   CONTENT_RECEIPT = 5,
   CONTENT_RETRY = 6,
-  CONTENT_SESSION_RESET = 7
+  CONTENT_SESSION_RESET = 7,
+  /* 8-10: other features; 11-17: conversation kinds (11-15 used) */
+  CONTENT_TIMER = 11,
+  CONTENT_TEXT_EX = 12,
+  CONTENT_REACTION = 13,
+  CONTENT_EDIT = 14,
+  CONTENT_DELETE = 15
 };
+#define CONTENT_TIMER_MAX (365u * 24 * 3600)
+#define CONTENT_EMOJI_MAX 32
+/* 1 for the conversation kinds (TIMER..DELETE). */
+#define CONTENT_IS_CONVO(k) ((k) >= CONTENT_TIMER && (k) <= CONTENT_DELETE)
 enum { RECEIPT_DELIVERED = 1, RECEIPT_READ = 2 };
 #define CONTENT_MAX_RECEIPTS 64
 
@@ -65,6 +88,12 @@ struct content {
   size_t n_receipts;
   uint64_t receipts[CONTENT_MAX_RECEIPTS];
   uint64_t retry_server_id, retry_server_ts; /* RETRY */
+  /* conversation kinds: scope group (gid set), timer, the message referred to, emoji */
+  uint8_t in_group;
+  uint32_t timer_s;
+  char ref_author[SC_USER_MAX + 1];
+  uint64_t ref_ts;
+  char emoji[CONTENT_EMOJI_MAX + 1];
 };
 
 /* Appends the encoding of c (with padding) to w. 0 or -1. */

@@ -63,6 +63,10 @@ struct sc_client {
   int flushing;              /* inside outbox_flush */
   unsigned retries_run;      /* retry requests made by this client object since retries_since (bounded) */
   uint64_t retries_since;    /* start of the current retry budget window (seconds) */
+  /* conversations (convo.c) */
+  uint64_t next_expire_ms;   /* wall-clock ms when the next message disappears (0: none known) */
+  char reply_author[SC_USER_MAX + 1]; /* sc_send_reply: the message the text under way replies to */
+  uint64_t reply_ts;
 };
 
 /* Records the failure (code and one sentence) and returns code. */

@@ -105,6 +105,17 @@ static const struct sc_err_row rows[] = {
     {SC_ERR_BACKUP_FORMAT, "bad_backup", "not a sotto backup file, or a damaged one", "check the file name"},
     {SC_ERR_QUARANTINED, "username_quarantined", "the username was unregistered and is held for a while",
      "wait for the quarantine to end, or choose another name"},
+    /* conversations (issue 14) */
+    {SC_ERR_NOT_YOURS, "not_yours", "only your own messages can be edited or deleted for everyone",
+     "'sotto history --delete' removes a message from this device only"},
+    {SC_ERR_TOO_LATE, "too_late", "the time to edit (24 hours) or delete (48 hours) this message has passed",
+     "'sotto history --delete' removes it from this device only"},
+    {SC_ERR_BLOCKED, "blocked", "you blocked this user", "'sotto unblock USER' first"},
+    {SC_ERR_UNKNOWN_MESSAGE, "unknown_message", "no message with that id in this conversation",
+     "'sotto history --ids USER' shows the ids"},
+    {SC_ERR_NO_REQUEST, "no_request", "there is no message request from this user", "'sotto requests' lists them"},
+    {SC_ERR_GROUP_PENDING, "group_pending", "you have not accepted this group invitation",
+     "'sotto requests' lists invitations; 'sotto requests accept USER' accepts the inviter and their groups"},
 };
 
 static const struct sc_err_row *find(int err) {

@@ -16,6 +16,7 @@ void sc__emit(struct sc_client *c, struct sc_event *ev) {
   if (!ev->subject) ev->subject = "";
   if (!ev->detail) ev->detail = "";
   if (!ev->text) ev->text = "";
+  if (!ev->ref_author) ev->ref_author = "";
   if (c->sink) c->sink(c->sink_ud, ev);
 }
 
@@ -66,6 +67,12 @@ const char *sc_event_name(int kind) {
     case SC_EV_DELIVERY: return "delivery";
     case SC_EV_GAP: return "gap";
     case SC_EV_GAP_FILLED: return "gap_filled";
+    case SC_EV_TIMER_SET: return "timer";
+    case SC_EV_REACTION: return "reaction";
+    case SC_EV_EDITED: return "edited";
+    case SC_EV_DELETED: return "deleted";
+    case SC_EV_CONVO_REFUSED: return "refused";
+    case SC_EV_DISAPPEARED: return "disappeared";
     default: return "unknown";
   }
 }
@@ -326,6 +333,34 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
         put(&o, "a message from %s is missing (it may arrive later)", p);
       break;
     case SC_EV_GAP_FILLED: put(&o, "the missing message from %s arrived", p); break;
+    case SC_EV_TIMER_SET: {
+      char d[64];
+      sc_duration_text(d, sizeof d, (uint32_t)ev->count);
+      if (ev->count)
+        put(&o, "%s set disappearing messages to %s", ev->reason == SC_R_BY_US ? "you" : p, d);
+      else
+        put(&o, "%s turned disappearing messages off", ev->reason == SC_R_BY_US ? "you" : p);
+      break;
+    }
+    case SC_EV_REACTION:
+      if (ev->detail && ev->detail[0])
+        put(&o, "%s reacted %s to message %llu", p, ev->detail, (unsigned long long)ev->ref_ts);
+      else
+        put(&o, "%s removed their reaction to message %llu", p, (unsigned long long)ev->ref_ts);
+      break;
+    case SC_EV_EDITED: put(&o, "%s edited message %llu", p, (unsigned long long)ev->ref_ts); break;
+    case SC_EV_DELETED: put(&o, "%s deleted message %llu", p, (unsigned long long)ev->ref_ts); break;
+    case SC_EV_CONVO_REFUSED:
+      put(&o, "%s's %s of message %llu was refused: %s", p, ev->detail && ev->detail[0] ? ev->detail : "change",
+          (unsigned long long)ev->ref_ts,
+          ev->reason == SC_R_NOT_AUTHOR      ? "they did not write it"
+          : ev->reason == SC_R_OUT_OF_WINDOW ? "too late (edits within 24 hours, deletes within 48 hours)"
+          : ev->reason == SC_R_BAD_EMOJI     ? "not a valid reaction"
+                                             : "no such message here");
+      break;
+    case SC_EV_DISAPPEARED:
+      put(&o, "%llu disappearing message%s deleted", (unsigned long long)ev->count, ev->count == 1 ? "" : "s");
+      break;
     default: put(&o, "unknown event %d", ev->kind);
   }
   return o.len;

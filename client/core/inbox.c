@@ -14,6 +14,7 @@
 #include "account.h"
 #include "record.h"
 #include "contact.h"
+#include "convo.h"
 #include "grp.h"
 #include "messaging.h"
 #include "outbox.h"
@@ -42,7 +43,7 @@ int inbox_flush_unshown(struct sc_client *c) {
     msglog_emit(c, &m);
     /* A 1:1 text given to the front end was shown: a read receipt is
      * owed (if the user allows them). */
-    if (m.dir == MSG_IN && !m.group[0]) {
+    if (m.dir == MSG_IN && !m.group[0] && !(m.mflags & MSGF_REQUEST)) { /* none to a request */
       snprintf(shown[n_shown].peer, sizeof shown[0].peer, "%s", m.peer);
       shown[n_shown++].ts = m.ts;
     }
@@ -149,10 +150,18 @@ static int apply_update(struct sc_client *c, const char *sender, const struct co
     if ((rc = grp_save(c->st, g)) || (rc = process_skdm(c, g, sender, ct))) goto out;
     {
       struct msg *m = calloc(1, sizeof *m);
+      int pending;
       if (!m) {
         rc = STORE_E_IO;
         goto out;
       }
+      /* From someone who is not a contact: an invitation to accept (convo.c). */
+      if ((pending = convo_group_invited(c, g->gid, sender)) < 0) {
+        free(m);
+        rc = pending;
+        goto out;
+      }
+      if (pending) m->mflags |= MSGF_REQUEST;
       m->dir = MSG_EVENT;
       m->kind = SC_EV_GROUP_JOINED;
       snprintf(m->peer, sizeof m->peer, "%s", sender);
@@ -427,7 +436,7 @@ static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, const
   uint8_t idk[SOTTO_PUBKEY_LEN], *pt = malloc(len ? len : 1);
   char hn[HELD_NAME_LEN];
   size_t n = 0, skipped = 0;
-  int rc, drc, dup = 0;
+  int rc, drc, dup = 0, stranger, consent;
 
   if (!ct || !pt) {
     rc = STORE_E_IO;
@@ -459,18 +468,31 @@ static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, const
     else rc = failed(c, sender, sid, SC_R_DECRYPT, sotto_strerror(drc), from_held);
     goto out;
   }
+  stranger = !who.has_key; /* nobody we wrote to or heard from: a message request (convo.c) */
   if (!who.has_key) {
     memcpy(who.key, idk, sizeof idk); /* trust on first use */
     who.has_key = 1;
   }
   if (content_decode(ct, pt, n) != 0) {
     rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNKNOWN_FORMAT, sender, NULL);
+  } else if ((consent = convo_consent_in(c, sender, stranger)) < 0) {
+    rc = consent;
+  } else if (consent == SC_CONSENT_BLOCKED) {
+    rc = 0; /* blocked: dropped, no receipt; the session still steps */
   } else {
     switch (ct->kind) {
       case CONTENT_TEXT:
         /* A resent copy of a text already shown is not shown again (its
-         * receipt is owed again all the same). */
-        if ((rc = outbox_arrived(c, sender, ct, &dup)) == 0 && !dup) rc = add_text(c, sender, NULL, ct, sid);
+         * receipt is owed again all the same). A request's text: convo.c. */
+        if (consent == SC_CONSENT_REQUEST) rc = convo_apply(c, sender, NULL, ct, sid, consent);
+        else if ((rc = outbox_arrived(c, sender, ct, &dup)) == 0 && !dup) rc = add_text(c, sender, NULL, ct, sid);
+        break;
+      case CONTENT_TIMER:
+      case CONTENT_TEXT_EX:
+      case CONTENT_REACTION:
+      case CONTENT_EDIT:
+      case CONTENT_DELETE:
+        rc = convo_apply(c, sender, NULL, ct, sid, consent);
         break;
       case CONTENT_RECEIPT:
         rc = outbox_receipt(c, sender, ct);
@@ -640,9 +662,16 @@ static int group_msg(struct sc_client *c, uint64_t sid, const char *sender, cons
     }
     goto out;
   }
-  if (content_decode(ct, pt, n) != 0 || ct->kind != CONTENT_GROUP_TEXT ||
-      sodium_memcmp(ct->gid, g->gid, GROUP_ID_LEN) != 0)
+  if (content_decode(ct, pt, n) != 0 || (ct->kind != CONTENT_GROUP_TEXT && !CONTENT_IS_CONVO(ct->kind)) ||
+      (CONTENT_IS_CONVO(ct->kind) && !ct->in_group) || sodium_memcmp(ct->gid, g->gid, GROUP_ID_LEN) != 0)
     rc = add_event(c, SC_EV_UNREADABLE, SC_R_GROUP_FORMAT, sender, g->name);
+  else if ((rc = convo_consent_get(c, sender)) == SC_CONSENT_BLOCKED)
+    rc = 0; /* a blocked member's group messages are dropped too */
+  else if (rc >= 0 && (rc = convo_group_inviter(c, g->gid, NULL)) < 0)
+    ; /* a store error */
+  else if (rc == 1 || CONTENT_IS_CONVO(ct->kind))
+    /* in a group we did not accept yet: kept, marked as a request */
+    rc = convo_apply(c, sender, g->name, ct, sid, rc == 1 ? SC_CONSENT_REQUEST : SC_CONSENT_CONTACT);
   else
     rc = add_text(c, sender, g->name, ct, sid);
   if (rc || (rc = msglog_mark_seen(c->st, sid, 0)) || (rc = account_save(c->st, c->acct)) ||

@@ -13,6 +13,7 @@
 
 #include "account.h"
 #include "conn.h"
+#include "convo.h"
 #include "core.h"
 #include "messaging.h"
 #include "outbox.h"
@@ -59,10 +60,16 @@ int sc_link_fd(const struct sc_client *c) { return c->connected && c->k.net ? so
 int sc_link_pending(const struct sc_client *c) { return c->connected && c->k.net && sotto_net_pending(c->k.net); }
 int sc_link_drained(const struct sc_client *c) { return c->drained; }
 
-int64_t sc_link_next_deadline(const struct sc_client *c) {
+static int64_t link_deadline(const struct sc_client *c) {
   if (c->connected) return c->last_rx + c->keepalive_ms;
   if (c->want_link && c->auto_reconnect && c->retry_at) return c->retry_at;
   return -1;
+}
+
+/* The link's deadline, or sooner when a disappearing message is due. */
+int64_t sc_link_next_deadline(const struct sc_client *c) {
+  int64_t a = link_deadline(c), b = convo_next_deadline(c);
+  return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
 /* The link went down for a reason a reconnect may cure (rc a net result):
@@ -210,6 +217,8 @@ int sc_link_step(struct sc_client *c, int timeout_ms) {
   int64_t now;
 
   if ((rc = sc__need_open(c))) return rc;
+  /* Disappearing messages that came due (convo.c). */
+  if ((rc = convo_expire_due(c))) return rc;
   if (!c->connected) {
     if (!c->want_link || !c->auto_reconnect)
       return sc__fail(c, SC_ERR_NOT_CONNECTED, "not connected to the server");

@@ -12,7 +12,10 @@
 /* Version 2 rows store events as fields; version 1 rows (English
  * sentences for events) are still read (msglog_decode). */
 #define MSG_VERSION_1 1
-#define MSG_VERSION 2
+#define MSG_VERSION_2 2
+#define MSG_VERSION 3 /* 2 and the conversation fields after the text */
+/* The largest row: the text, a full member list and a full set of reactions. */
+#define MSG_ROW_MAX (SC_MAX_TEXT + 16384)
 
 void msg_clear(struct msg *m) {
   if (m->text) store_free_value((uint8_t *)m->text, m->text_len + 1);
@@ -75,6 +78,17 @@ int msglog_encode(struct rec_wr *w, const struct msg *m) {
   rec_put_u8(w, (uint8_t)m->n_members);
   for (i = 0; i < m->n_members; i++) rec_put_str16(w, m->members[i], strlen(m->members[i]));
   rec_put_str16(w, m->text ? m->text : "", m->text ? m->text_len : 0);
+  if (m->n_reactions > MSG_MAX_REACTIONS) return -1;
+  rec_put_u32(w, m->timer_s);
+  rec_put_u64(w, m->expire_at);
+  rec_put_u8(w, m->mflags);
+  rec_put_str16(w, m->ref_author, strlen(m->ref_author));
+  rec_put_u64(w, m->ref_ts);
+  rec_put_u8(w, (uint8_t)m->n_reactions);
+  for (i = 0; i < m->n_reactions; i++) {
+    rec_put_str16(w, m->reactions[i].user, strlen(m->reactions[i].user));
+    rec_put_str16(w, m->reactions[i].emoji, strlen(m->reactions[i].emoji));
+  }
   return rec_wr_ok(w);
 }
 
@@ -83,7 +97,7 @@ int msglog_add(struct store *st, struct account *a, struct msg *m, int unshown) 
   char rn[48];
   int rc;
   m->seq = a->next_seq++;
-  rec_wr_init(&w, SC_MAX_TEXT + 4096);
+  rec_wr_init(&w, MSG_ROW_MAX);
   snprintf(rn, sizeof rn, "msg/%llu", (unsigned long long)m->seq);
   rc = msglog_encode(&w, m) ? STORE_E_IO : store_put(st, rn, w.p, w.len);
   rec_wr_free(&w);
@@ -105,7 +119,7 @@ int msglog_update(struct store *st, const struct msg *m) {
   struct rec_wr w;
   char rn[48];
   int rc;
-  rec_wr_init(&w, SC_MAX_TEXT + 4096);
+  rec_wr_init(&w, MSG_ROW_MAX);
   snprintf(rn, sizeof rn, "msg/%llu", (unsigned long long)m->seq);
   rc = msglog_encode(&w, m) ? STORE_E_IO : store_put(st, rn, w.p, w.len);
   rec_wr_free(&w);
@@ -147,7 +161,7 @@ int msglog_decode(struct msg *m, const uint8_t *v, size_t n) {
       m->kind = SC_EV_NOTICE;
       m->reason = code;
     }
-  } else if (ver == MSG_VERSION) {
+  } else if (ver == MSG_VERSION_2 || ver == MSG_VERSION) {
     uint8_t kind = 0, reason = 0;
     rec_get_u8(&r, &kind);
     rec_get_u8(&r, &reason);
@@ -172,6 +186,21 @@ int msglog_decode(struct msg *m, const uint8_t *v, size_t n) {
   }
   if (m->dir > MSG_EVENT) return STORE_E_CORRUPT;
   rec_get_str16(&r, &t, &m->text_len, SC_MAX_TEXT);
+  if (ver == MSG_VERSION) {
+    rec_get_u32(&r, &m->timer_s);
+    rec_get_u64(&r, &m->expire_at);
+    rec_get_u8(&r, &m->mflags);
+    rec_get_cstr(&r, m->ref_author, sizeof m->ref_author);
+    rec_get_u64(&r, &m->ref_ts);
+    nm = 0;
+    rec_get_u8(&r, &nm);
+    if (nm > MSG_MAX_REACTIONS) return STORE_E_CORRUPT;
+    for (i = 0; i < nm; i++) {
+      rec_get_cstr(&r, m->reactions[i].user, sizeof m->reactions[i].user);
+      rec_get_cstr(&r, m->reactions[i].emoji, sizeof m->reactions[i].emoji);
+    }
+    m->n_reactions = nm;
+  }
   if (rec_rd_end(&r) || !(m->text = malloc(m->text_len + 1))) {
     memset(m, 0, sizeof *m);
     return STORE_E_CORRUPT;
@@ -219,6 +248,16 @@ void msglog_to_event(const struct msg *m, struct sc_event *ev, const char **memb
   for (i = 0; i < m->n_members && i < GROUP_MAX_MEMBERS; i++) members[i] = m->members[i];
   ev->n_members = m->n_members;
   ev->members = m->n_members ? members : NULL;
+  ev->ref_author = m->ref_author;
+  ev->ref_ts = m->ref_ts;
+  ev->timer_s = m->timer_s;
+  ev->expire_at_ms = m->expire_at;
+  ev->edited = (m->mflags & MSGF_EDITED) != 0;
+  ev->deleted = (m->mflags & MSGF_DELETED) != 0;
+  ev->request = (m->mflags & MSGF_REQUEST) != 0;
+  ev->n_reactions = m->n_reactions;
+  ev->reactions = m->n_reactions ? m->reactions : NULL;
+  /* Events of the conversation kinds keep their count (the timer) as is. */
 }
 
 void msglog_emit(struct sc_client *c, const struct msg *m) {

@@ -21,6 +21,9 @@ enum { MSG_IN = 0, MSG_OUT = 1, MSG_EVENT = 2 };
  * reason and the sentence in text (docs/client.md, "Message log"). */
 enum { NOTICE_NONE = 0, NOTICE_IDENTITY_CHANGED = 1, NOTICE_GROUP = 2, NOTICE_UNREADABLE = 3, NOTICE_HELD = 4 };
 #define MSG_DETAIL_MAX 127
+/* Conversation state of a row (version 3, issue 14; convo.c). */
+#define MSG_MAX_REACTIONS 65 /* one per person: a full group and us */
+enum { MSGF_EDITED = 1, MSGF_DELETED = 2, MSGF_REQUEST = 4 };
 
 /* One row of the log: a message in or out, or an event (structured: kind,
  * reason and the fields the kind uses; sc_event_describe makes a sentence
@@ -43,6 +46,14 @@ struct msg {
   char members[GROUP_MAX_MEMBERS][SC_USER_MAX + 1];
   char *text;                      /* malloc'd, NUL-terminated */
   size_t text_len;
+  /* version 3: disappearing timer, edits, deletes, replies, reactions */
+  uint32_t timer_s;                /* the timer the message went with (0: none) */
+  uint64_t expire_at;              /* wall-clock ms when it is deleted (0: never) */
+  uint8_t mflags;                  /* MSGF_* */
+  char ref_author[SC_USER_MAX + 1];/* a reply: the quoted message's author ... */
+  uint64_t ref_ts;                 /* ... and timestamp; SC_EV_EDITED etc.: the target */
+  size_t n_reactions;
+  struct sc_reaction reactions[MSG_MAX_REACTIONS];
 };
 
 /* Encodes m as a version 2 row into w (msglog_add uses it; tests too). */

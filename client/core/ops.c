@@ -11,6 +11,7 @@
 #include "account.h"
 #include "record.h"
 #include "contact.h"
+#include "convo.h"
 #include "core.h"
 #include "grp.h"
 #include "messaging.h"
@@ -104,11 +105,13 @@ int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, con
   if ((rc = text_ok(c, text, len))) return rc;
   if (c->acct->username[0] && strcmp(user, c->acct->username) == 0)
     return sc__fail(c, SC_ERR_SELF, "you cannot send to yourself ('%s')", user);
+  if ((rc = convo_before_send(c, user))) return rc; /* blocked; a request answered is accepted */
   memset(&ct, 0, sizeof ct);
   ct.kind = CONTENT_TEXT;
   ct.ts = sc_now_ms();
   ct.text = (const uint8_t *)text;
   ct.text_len = len;
+  if ((rc = convo_prepare_out(c, user, &ct))) return rc; /* timer, reply: TEXT_EX */
   if ((rc = sc__acquire(c, &opened))) {
     if (!unreachable(rc)) return rc;
     queued = 1; /* kept in the outbox; the next connection sends it */
@@ -135,6 +138,7 @@ int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, con
   m->text = t;
   m->text_len = len;
   m->reason = queued ? SC_STATE_QUEUED : SC_STATE_SENT;
+  convo_out_row(c, m, &ct);
   m->server_id = queued ? 0 : c->sent_id;
   m->server_ts = queued ? 0 : c->sent_ts;
   if ((rc = sc__begin(c)) || (rc = outbox_add(c, m)) || (rc = account_save(c->st, c->acct)) ||
@@ -280,11 +284,17 @@ static int group_begin(struct sc_client *c, const char *name, struct grp **g, in
   return 0;
 }
 
-static int group_load(struct sc_client *c, const char *name, struct grp *g) {
+static int group_find(struct sc_client *c, const char *name, struct grp *g) {
   int rc = grp_find(c->st, name, g);
   if (rc < 0) return sc__store_error(c, rc);
   if (rc == 0) return sc__fail(c, SC_ERR_UNKNOWN_GROUP, "you are in no group called '%s' (see 'sotto groups')", name);
   return 0;
+}
+
+/* A group to act in: an invitation not accepted yet is refused (convo.c). */
+static int group_load(struct sc_client *c, const char *name, struct grp *g) {
+  int rc = group_find(c, name, g);
+  return rc ? rc : convo_group_usable(c, g->gid, g->name);
 }
 
 int sc_group_create(struct sc_sent *out, struct sc_client *c, const char *name, const char *const *members,
@@ -587,12 +597,13 @@ int sc_group_get(struct sc_group *out, struct sc_client *c, const char *name) {
   int rc;
   if ((rc = sc__need_open(c))) return rc;
   if (!(g = calloc(1, sizeof *g))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
-  if ((rc = group_load(c, name, g)) == 0) to_public(out, g);
+  if ((rc = group_find(c, name, g)) == 0) to_public(out, g);
   free(g);
   return rc;
 }
 
 struct each_group {
+  struct sc_client *c;
   int (*cb)(void *ud, const struct sc_group *g);
   void *ud;
   struct sc_group pub;
@@ -600,6 +611,7 @@ struct each_group {
 
 static int each_group_cb(void *ud, const struct grp *g) {
   struct each_group *x = ud;
+  if (convo_group_inviter(x->c, g->gid, NULL) == 1) return 0; /* a pending invitation: in 'requests' */
   to_public(&x->pub, g);
   return x->cb(x->ud, &x->pub);
 }
@@ -609,6 +621,7 @@ int sc_groups(struct sc_client *c, int (*cb)(void *ud, const struct sc_group *g)
   int rc;
   if ((rc = sc__need_open(c))) return rc;
   if (!(x = calloc(1, sizeof *x))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  x->c = c;
   x->cb = cb;
   x->ud = ud;
   rc = grp_each(c->st, each_group_cb, x);

@@ -19,6 +19,7 @@
 
 #include "account.h"
 #include "contact.h"
+#include "convo.h"
 #include "messaging.h"
 #include "record.h"
 
@@ -227,6 +228,15 @@ out:
   return rc;
 }
 
+int outbox_forget(struct sc_client *c, const struct msg *m) {
+  char rn[NAME_LEN];
+  int rc;
+  if (m->dir != MSG_OUT || m->group[0]) return 0;
+  if ((rc = ob_drop(c->st, m->seq)) != 0) return rc;
+  ots_name(rn, "ots", m->peer, m->ts);
+  return store_del(c->st, rn);
+}
+
 int outbox_receipt(struct sc_client *c, const char *peer, const struct content *ct) {
   char rn[NAME_LEN];
   size_t i;
@@ -386,21 +396,36 @@ out:
   return rc;
 }
 
-int outbox_arrived(struct sc_client *c, const char *peer, const struct content *ct, int *dup) {
+static void in_name(char rn[NAME_LEN], const char *peer, uint64_t ts, const uint8_t *text, size_t len) {
+  uint8_t h[8];
+  crypto_generichash(h, sizeof h, text, len, NULL, 0);
+  snprintf(rn, NAME_LEN, "in/%s/%llu/%02x%02x%02x%02x%02x%02x%02x%02x", peer, (unsigned long long)ts, h[0], h[1],
+           h[2], h[3], h[4], h[5], h[6], h[7]);
+}
+
+int outbox_forget_in(struct sc_client *c, const struct msg *m) {
   char rn[NAME_LEN];
-  uint8_t h[8], *v;
-  uint64_t ts = ct->ts;
+  if (m->dir != MSG_IN || m->group[0] || (m->mflags & (MSGF_EDITED | MSGF_DELETED))) return 0;
+  in_name(rn, m->peer, m->ts, (const uint8_t *)m->text, m->text_len);
+  return store_del(c->st, rn);
+}
+
+int outbox_seen_text(struct sc_client *c, const char *peer, const struct content *ct, int *dup) {
+  char rn[NAME_LEN];
+  uint8_t *v;
   size_t n;
   int rc;
   /* A resent copy has the same timestamp and text: both name it. */
-  crypto_generichash(h, sizeof h, ct->text, ct->text_len, NULL, 0);
-  snprintf(rn, sizeof rn, "in/%s/%llu/%02x%02x%02x%02x%02x%02x%02x%02x", peer, (unsigned long long)ts, h[0],
-           h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
+  in_name(rn, peer, ct->ts, ct->text, ct->text_len);
   if ((rc = store_get(c->st, rn, &v, &n)) < 0) return rc;
   if (rc == 1) store_free_value(v, n);
   *dup = rc == 1;
-  if (!*dup && (rc = store_put(c->st, rn, (const uint8_t *)"", 0)) != 0) return rc;
-  return rcpt_add(c, peer, ts, RECEIPT_DELIVERED);
+  return *dup ? 0 : store_put(c->st, rn, (const uint8_t *)"", 0);
+}
+
+int outbox_arrived(struct sc_client *c, const char *peer, const struct content *ct, int *dup) {
+  int rc = outbox_seen_text(c, peer, ct, dup);
+  return rc ? rc : rcpt_add(c, peer, ct->ts, RECEIPT_DELIVERED);
 }
 
 static int read_receipts_on(struct store *st) {
@@ -728,6 +753,7 @@ static int flush_texts(struct sc_client *c) {
       ct.ts = m->ts; /* the same timestamp: receipts and the recipient's dedup match it */
       ct.text = (const uint8_t *)m->text;
       ct.text_len = m->text_len;
+      convo_resend_content(&ct, m); /* a reply or a disappearing text keeps its kind */
       /* A queued text goes as the user's send would (a key change fails it,
        * said); a resend goes only where the user's sends already go. */
       c->flags = was_queued ? 0 : DELIVER_CONTROL;

@@ -48,6 +48,14 @@
  * full outbox gives up its oldest sent text (an event); SC_ERR_OUTBOX_FULL
  * when every entry is still queued. 0, STORE_E_* or SC_ERR_OUTBOX_FULL. */
 int outbox_add(struct sc_client *c, struct msg *m);
+/* Inside a transaction: our text m (a MSG_OUT row being deleted: it
+ * disappeared, or was deleted) leaves the outbox and its "ots" record goes
+ * (a late receipt for it is then ignored). 0 or STORE_E_*. */
+int outbox_forget(struct sc_client *c, const struct msg *m);
+/* Inside a transaction: a received 1:1 text m is being deleted: its dedup
+ * mark "in/PEER/TS/H" goes too (the hash would confirm a guess of the
+ * text). 0 or STORE_E_*. */
+int outbox_forget_in(struct sc_client *c, const struct msg *m);
 /* Inside a transaction: a RECEIPT from peer. 0 or STORE_E_*. */
 int outbox_receipt(struct sc_client *c, const char *peer, const struct content *ct);
 /* Inside a transaction: a RETRY from peer (it arrived in a session that
@@ -58,6 +66,9 @@ int outbox_retry(struct sc_client *c, const char *peer, const struct content *ct
  * was shown before (a resent copy: same timestamp and text). Owes peer a
  * delivery receipt either way. 0 or STORE_E_*. */
 int outbox_arrived(struct sc_client *c, const char *peer, const struct content *ct, int *dup);
+/* The same without the receipt (a message request's text: no receipt goes
+ * to a stranger). */
+int outbox_seen_text(struct sc_client *c, const char *peer, const struct content *ct, int *dup);
 /* Inside a transaction: the 1:1 text (peer, ts) was shown to the user: a
  * read receipt is owed if they allow them. 0 or STORE_E_*. */
 int outbox_shown(struct sc_client *c, const char *peer, uint64_t ts);

@@ -130,10 +130,18 @@ enum sc_error {
   SC_ERR_WEAK_PASSPHRASE = -60,      /* the passphrase is too weak (sc_passphrase_strength says why) */
   SC_ERR_BACKUP_AUTH = -61,          /* wrong backup passphrase / recovery key, or the file was altered */
   SC_ERR_BACKUP_FORMAT = -62,        /* not a sotto backup file, or malformed */
-  SC_ERR_QUARANTINED = -63           /* the username was unregistered and is held for a while */
+  SC_ERR_QUARANTINED = -63,          /* the username was unregistered and is held for a while */
+  /* -64..-76: other features */
+  /* conversations (issue 14) */
+  SC_ERR_NOT_YOURS = -77,            /* edit / delete of a message that is not ours */
+  SC_ERR_TOO_LATE = -78,             /* edit / delete past its time window */
+  SC_ERR_BLOCKED = -79,              /* the user is blocked */
+  SC_ERR_UNKNOWN_MESSAGE = -80,      /* no message with that id in the conversation */
+  SC_ERR_NO_REQUEST = -81,           /* no message request from that user */
+  SC_ERR_GROUP_PENDING = -82         /* a group invitation not accepted yet */
 };
 #define SC_ERR_FIRST SC_ERR_NOMEM
-#define SC_ERR_LAST SC_ERR_QUARANTINED
+#define SC_ERR_LAST SC_ERR_GROUP_PENDING
 
 /* "nomem", "wrong_passphrase"...; "ok" for 0; "unknown" outside the table. */
 const char *sc_error_name(int err);
@@ -505,7 +513,15 @@ enum sc_event_kind {
   SC_EV_SESSION_RESET,     /* peer reset the session with us (logged); reason SC_R_BY_US: we did */
   SC_EV_DELIVERY,          /* a text we sent changed state (state; seq and timestamp_ms name it) */
   SC_EV_GAP,               /* count messages from peer are missing: they may arrive later (logged) */
-  SC_EV_GAP_FILLED         /* a message from peer that was missing arrived after all (logged) */
+  SC_EV_GAP_FILLED,        /* a message from peer that was missing arrived after all (logged) */
+  /* conversations (issue 14): ref_author / ref_ts name the message concerned */
+  SC_EV_TIMER_SET,         /* peer (reason SC_R_BY_US: we) set the disappearing-message timer of the
+                              conversation to count seconds (0: off) (logged) */
+  SC_EV_REACTION,          /* peer reacted with detail (an emoji; "" removed it) to a message (logged) */
+  SC_EV_EDITED,            /* peer edited their message (logged; the message row shows the new text) */
+  SC_EV_DELETED,           /* peer deleted their message for everyone (logged; a tombstone stays) */
+  SC_EV_CONVO_REFUSED,     /* a reaction / edit / delete from peer was refused (reason; detail names which) (logged) */
+  SC_EV_DISAPPEARED        /* count messages reached their disappearing time and were deleted (not logged) */
 };
 
 /* Why (SC_EV_UNREADABLE, SC_EV_NOT_DELIVERED, SC_EV_HELD, SC_EV_KEY_CHANGED). */
@@ -532,7 +548,18 @@ enum sc_reason {
   SC_R_LINK = 19,             /* LINK_DOWN: error holds the cause */
   SC_R_BY_US = 20,            /* SESSION_RESET: we reset it (sc_session_reset) */
   SC_R_TOO_OLD = 21,          /* DELIVERY failed: no receipt within the outbox's age limit */
-  SC_R_OUTBOX_FULL = 22       /* DELIVERY failed: pushed out of a full outbox before a receipt */
+  SC_R_OUTBOX_FULL = 22,      /* DELIVERY failed: pushed out of a full outbox before a receipt */
+  /* conversations (issue 14): CONVO_REFUSED */
+  SC_R_NOT_AUTHOR = 23,       /* an edit / delete of a message the sender did not write */
+  SC_R_OUT_OF_WINDOW = 24,    /* an edit / delete past its time window */
+  SC_R_UNKNOWN_MESSAGE = 25,  /* the message it names is not here (or was deleted) */
+  SC_R_BAD_EMOJI = 26         /* a reaction that is not valid UTF-8 */
+};
+
+/* A reaction on a message (one per person). */
+struct sc_reaction {
+  char user[SC_USER_MAX + 1];
+  char emoji[32 + 1];
 };
 
 struct sc_event {
@@ -555,6 +582,17 @@ struct sc_event {
   const char *const *members;
   uint64_t server_timestamp_ms; /* MESSAGE: when the server took the envelope (0 when unknown) */
   int state;             /* SENT, DELIVERY: SC_STATE_* of the text */
+  /* conversations (issue 14) */
+  const char *ref_author;  /* MESSAGE/SENT: the author of the message this one replies to ("" none);
+                              REACTION, EDITED, DELETED, CONVO_REFUSED: of the message concerned */
+  uint64_t ref_ts;         /* ... and its timestamp (the message id) */
+  uint32_t timer_s;        /* MESSAGE/SENT: the disappearing timer it went with (0: none) */
+  uint64_t expire_at_ms;   /* MESSAGE/SENT: when it disappears (wall clock ms; 0: never) */
+  int edited;              /* MESSAGE/SENT: the text was edited */
+  int deleted;             /* MESSAGE/SENT: deleted for everyone (a tombstone; text "") */
+  int request;             /* MESSAGE: from a message request (not a contact yet) */
+  size_t n_reactions;      /* MESSAGE/SENT: reactions on it */
+  const struct sc_reaction *reactions;
 };
 
 /* A name for the kind: "message", "sent", "group", "held", "unreadable",
@@ -573,6 +611,67 @@ int sc_event_is_group_notice(int kind);
 /* The stored history, oldest first: every logged event whose peer or group
  * is filter (NULL: all) goes to cb (non-zero stops; returned). */
 int sc_history(struct sc_client *c, const char *filter, int (*cb)(void *ud, const struct sc_event *ev), void *ud);
+
+/* ---- conversations: timers, replies, reactions, edits, deletes, consent -------------
+ * (issue 14; docs/client.md "Conversations"). A message is named by its
+ * author and its timestamp (ms; "timestamp" in history --json, shown by
+ * 'history --ids'); calls take the conversation (a username or group name)
+ * and that timestamp, the author being found in the conversation. */
+
+#define SC_EDIT_WINDOW_S (24u * 3600)   /* own messages may be edited for 24 hours */
+#define SC_DELETE_WINDOW_S (48u * 3600) /* ... and deleted for everyone for 48 hours */
+#define SC_TIMER_MAX_S (365u * 24 * 3600)
+
+/* Sets the disappearing-message timer of the 1:1 conversation with user
+ * (seconds, 0 off) and tells them (SC_EV_TIMER_SET on both sides). */
+int sc_set_timer(struct sc_client *c, const char *user, uint32_t seconds, unsigned flags);
+/* The timer in force (0: off). */
+int sc_get_timer(uint32_t *seconds, struct sc_client *c, const char *user);
+/* sc_send_text replying to the message ref_ts of the conversation (0: no reply). */
+int sc_send_reply(struct sc_sent *out, struct sc_client *c, const char *user, uint64_t ref_ts, const char *text,
+                  size_t len, unsigned flags);
+/* Reacts with emoji ("" or NULL removes ours) to message ref_ts of the conversation with user. */
+int sc_react(struct sc_client *c, const char *user, uint64_t ref_ts, const char *emoji, unsigned flags);
+/* Edits our message ref_ts (within SC_EDIT_WINDOW_S) / deletes it for
+ * everyone (within SC_DELETE_WINDOW_S; a tombstone stays). */
+int sc_edit(struct sc_client *c, const char *user, uint64_t ref_ts, const char *text, size_t len, unsigned flags);
+int sc_delete_for_all(struct sc_client *c, const char *user, uint64_t ref_ts, unsigned flags);
+/* Deletes from the local store (bytes overwritten) the messages of the
+ * conversation conv (a username or group), or only message ts (0: all);
+ * *n (may be NULL) gets how many rows went. */
+int sc_history_delete(unsigned *n, struct sc_client *c, const char *conv, uint64_t ts);
+/* Deletes what reached its disappearing time (sc_open and sc_link_step do
+ * it; an SC_EV_DISAPPEARED event says how many). */
+int sc_expire(struct sc_client *c);
+
+/* "30 seconds", "1 hour", "2 days" (the largest whole unit), NUL-terminated;
+ * returns the length. sc_duration_parse reads "30s", "5m", "1h", "7d", "4w",
+ * a plain number of seconds, or "off" (0): 0 or SC_ERR_ARG (above SC_TIMER_MAX_S too). */
+size_t sc_duration_text(char *buf, size_t cap, uint32_t seconds);
+int sc_duration_parse(uint32_t *seconds, const char *s);
+
+/* Consent: SC_CONSENT_CONTACT (anyone we wrote to, or accepted, and every
+ * contact of a store made before consent existed), SC_CONSENT_REQUEST (a
+ * stranger wrote first: no receipts go to them until accepted), or
+ * SC_CONSENT_BLOCKED (everything from them is dropped unacknowledged to
+ * them; the server is not told). */
+enum { SC_CONSENT_CONTACT = 0, SC_CONSENT_REQUEST = 1, SC_CONSENT_BLOCKED = 2 };
+int sc_consent(int *state, struct sc_client *c, const char *user);
+/* The pending requests (cb returns non-zero to stop). */
+int sc_requests(struct sc_client *c, int (*cb)(void *ud, const char *user, unsigned messages), void *ud);
+/* accept: a contact; delete: their messages go, the request stays until
+ * they are accepted or blocked. SC_ERR_NO_REQUEST when none is pending. */
+int sc_request_accept(struct sc_client *c, const char *user);
+int sc_request_delete(struct sc_client *c, const char *user);
+/* Group invitations from non-contacts wait: the group is hidden from
+ * sc_groups and nothing can be sent to it (SC_ERR_GROUP_PENDING) until the
+ * inviter is accepted (sc_request_accept); its messages are kept, marked
+ * as requests. cb gets each waiting group and who invited us. */
+int sc_group_invites(struct sc_client *c, int (*cb)(void *ud, const char *group, const char *inviter), void *ud);
+/* Blocks (on 1) or unblocks (0) user. */
+int sc_block(struct sc_client *c, const char *user, int on);
+/* Calls cb for every blocked user. */
+int sc_blocked(struct sc_client *c, int (*cb)(void *ud, const char *user), void *ud);
 
 /* ---- clocks and test hooks ------------------------------------------------------ */
 

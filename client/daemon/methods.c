@@ -176,10 +176,11 @@ static cJSON *sent_json(const struct sc_sent *s) {
 }
 
 static int m_send(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
-  static const char *const allowed[] = {"recipient", "group", "message", "acceptKeyChange", NULL};
+  static const char *const allowed[] = {"recipient", "group", "message", "acceptKeyChange", "quoteTimestamp", NULL};
   struct daemon *d = ud;
   const char **rcpt = NULL, *group, *msg;
   size_t n = 0, i;
+  int64_t quote = 0;
   int accept, rc;
   unsigned flags;
   struct sc_sent s;
@@ -187,8 +188,13 @@ static int m_send(void *ud, void *session, const cJSON *params, cJSON **result, 
   if (rpc_only(params, allowed, err) || rpc_strs(params, "recipient", 0, SC_USER_MAX, &rcpt, &n, err) ||
       rpc_str(params, "group", 0, SC_GROUP_NAME_MAX, &group, err) ||
       rpc_str(params, "message", 1, SC_MAX_TEXT, &msg, err) ||
-      rpc_bool(params, "acceptKeyChange", 0, &accept, err))
+      rpc_bool(params, "acceptKeyChange", 0, &accept, err) ||
+      rpc_int(params, "quoteTimestamp", 0, 0, INT64_C(1) << 53, 0, &quote, err))
     goto fail;
+  if (quote && n != 1) {
+    rpc_fail(err, RPC_E_PARAMS, "invalid params: 'quoteTimestamp' needs one 'recipient'");
+    goto fail;
+  }
   if ((n == 0) == (group == NULL)) {
     rpc_fail(err, RPC_E_PARAMS, "invalid params: give either 'recipient' or 'group'");
     goto fail;
@@ -209,7 +215,7 @@ static int m_send(void *ud, void *session, const cJSON *params, cJSON **result, 
     }
     *result = sent_json(&s);
   } else if (n == 1) {
-    if ((rc = sc_send_text(&s, d->sc, rcpt[0], msg, strlen(msg), flags)) != 0) {
+    if ((rc = sc_send_reply(&s, d->sc, rcpt[0], (uint64_t)quote, msg, strlen(msg), flags)) != 0) {
       core_fail(d, rc, err);
       goto fail;
     }
@@ -496,6 +502,38 @@ struct hist {
   size_t limit, n, head;
 };
 
+/* Conversation fields (issue 14) of a message or of an event about one. */
+static void add_convo(cJSON *o, const struct sc_event *ev) {
+  size_t i;
+  if (ev->kind != SC_EV_MESSAGE && ev->kind != SC_EV_SENT) {
+    if (ev->ref_ts) {
+      if (ev->ref_author && ev->ref_author[0]) cJSON_AddStringToObject(o, "targetAuthor", ev->ref_author);
+      cJSON_AddNumberToObject(o, "targetTimestamp", (double)ev->ref_ts);
+    }
+    if (ev->kind == SC_EV_TIMER_SET) cJSON_AddNumberToObject(o, "expiration", (double)ev->count);
+    if (ev->kind == SC_EV_REACTION) cJSON_AddStringToObject(o, "emoji", ev->detail ? ev->detail : "");
+    return;
+  }
+  if (ev->ref_author && ev->ref_author[0]) {
+    cJSON *q = cJSON_AddObjectToObject(o, "quote");
+    cJSON_AddStringToObject(q, "author", ev->ref_author);
+    cJSON_AddNumberToObject(q, "id", (double)ev->ref_ts);
+  }
+  if (ev->timer_s) cJSON_AddNumberToObject(o, "expiresInSeconds", ev->timer_s);
+  if (ev->edited) cJSON_AddBoolToObject(o, "edited", 1);
+  if (ev->deleted) cJSON_AddBoolToObject(o, "remoteDeleted", 1);
+  if (ev->request) cJSON_AddBoolToObject(o, "request", 1);
+  if (ev->n_reactions) {
+    cJSON *a = cJSON_AddArrayToObject(o, "reactions");
+    for (i = 0; a && i < ev->n_reactions; i++) {
+      cJSON *r = cJSON_CreateObject();
+      cJSON_AddStringToObject(r, "author", ev->reactions[i].user);
+      cJSON_AddStringToObject(r, "emoji", ev->reactions[i].emoji);
+      cJSON_AddItemToArray(a, r);
+    }
+  }
+}
+
 cJSON *daemon_event_json(const struct sc_event *ev) {
   cJSON *o = cJSON_CreateObject();
   char line[512];
@@ -518,6 +556,7 @@ cJSON *daemon_event_json(const struct sc_event *ev) {
     size_t n = sc_event_describe(line, sizeof line, ev);
     add_text(o, "message", line, n < sizeof line ? n : strlen(line));
   }
+  add_convo(o, ev);
   return o;
 }
 
@@ -634,6 +673,7 @@ cJSON *daemon_envelope(struct daemon *d, const struct sc_event *ev) {
   dm = cJSON_AddObjectToObject(env, "dataMessage");
   cJSON_AddNumberToObject(dm, "timestamp", (double)ev->timestamp_ms);
   add_text(dm, "message", ev->text ? ev->text : "", ev->text ? ev->text_len : 0);
+  add_convo(dm, ev);
   if (ev->group && ev->group[0]) {
     cJSON *gi = cJSON_AddObjectToObject(dm, "groupInfo");
     struct sc_group g;
@@ -684,6 +724,160 @@ static int m_backup(void *ud, void *session, const cJSON *params, cJSON **result
   return 0;
 }
 
+/* ---- conversations (issue 14; docs/client.md "Conversations") ---- */
+
+static int m_set_timer(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {"recipient", "expiration", NULL};
+  struct daemon *d = ud;
+  const char *u;
+  int64_t secs;
+  int rc;
+  (void)session;
+  if (rpc_only(params, allowed, err) || rpc_str(params, "recipient", 1, SC_USER_MAX, &u, err) ||
+      need_user(u, "recipient", err) || rpc_int(params, "expiration", 1, 0, SC_TIMER_MAX_S, 0, &secs, err))
+    return err->code;
+  if ((rc = sc_set_timer(d->sc, u, (uint32_t)secs, 0)) != 0) return core_fail(d, rc, err);
+  *result = cJSON_CreateObject();
+  cJSON_AddStringToObject(*result, "recipient", u);
+  cJSON_AddNumberToObject(*result, "expiration", (double)secs);
+  return 0;
+}
+
+/* sendReaction, editMessage, remoteDelete: recipient and targetTimestamp. */
+static int target_params(const cJSON *params, const char *const *allowed, const char **u, int64_t *ts,
+                         struct rpc_error *err) {
+  if (rpc_only(params, allowed, err) || rpc_str(params, "recipient", 1, SC_USER_MAX, u, err) ||
+      need_user(*u, "recipient", err) || rpc_int(params, "targetTimestamp", 1, 1, INT64_C(1) << 53, 0, ts, err))
+    return err->code;
+  return 0;
+}
+
+static cJSON *target_result(const char *u, int64_t ts) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "recipient", u);
+  cJSON_AddNumberToObject(o, "targetTimestamp", (double)ts);
+  return o;
+}
+
+static int m_react(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {"recipient", "targetTimestamp", "emoji", "remove", NULL};
+  struct daemon *d = ud;
+  const char *u, *emoji;
+  int64_t ts;
+  int rc, remove;
+  (void)session;
+  if (target_params(params, allowed, &u, &ts, err) || rpc_str(params, "emoji", 0, 32, &emoji, err) ||
+      rpc_bool(params, "remove", 0, &remove, err))
+    return err->code;
+  if (!remove && (!emoji || !emoji[0]))
+    return rpc_fail(err, RPC_E_PARAMS, "invalid params: give 'emoji' or \"remove\": true");
+  if ((rc = sc_react(d->sc, u, (uint64_t)ts, remove ? "" : emoji, 0)) != 0) return core_fail(d, rc, err);
+  *result = target_result(u, ts);
+  return 0;
+}
+
+static int m_edit(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {"recipient", "targetTimestamp", "message", NULL};
+  struct daemon *d = ud;
+  const char *u, *msg;
+  int64_t ts;
+  int rc;
+  (void)session;
+  if (target_params(params, allowed, &u, &ts, err) || rpc_str(params, "message", 1, SC_MAX_TEXT, &msg, err))
+    return err->code;
+  if ((rc = sc_edit(d->sc, u, (uint64_t)ts, msg, strlen(msg), 0)) != 0) return core_fail(d, rc, err);
+  *result = target_result(u, ts);
+  return 0;
+}
+
+static int m_remote_delete(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {"recipient", "targetTimestamp", NULL};
+  struct daemon *d = ud;
+  const char *u;
+  int64_t ts;
+  int rc;
+  (void)session;
+  if (target_params(params, allowed, &u, &ts, err)) return err->code;
+  if ((rc = sc_delete_for_all(d->sc, u, (uint64_t)ts, 0)) != 0) return core_fail(d, rc, err);
+  *result = target_result(u, ts);
+  return 0;
+}
+
+static int m_delete_history(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {"recipient", "group", "timestamp", NULL};
+  struct daemon *d = ud;
+  const char *u, *g;
+  int64_t ts;
+  unsigned n = 0;
+  int rc;
+  (void)session;
+  if (rpc_only(params, allowed, err) || rpc_str(params, "recipient", 0, SC_USER_MAX, &u, err) ||
+      rpc_str(params, "group", 0, SC_GROUP_NAME_MAX, &g, err) ||
+      rpc_int(params, "timestamp", 0, 0, INT64_C(1) << 53, 0, &ts, err))
+    return err->code;
+  if (!u == !g) return rpc_fail(err, RPC_E_PARAMS, "invalid params: give either 'recipient' or 'group'");
+  if ((rc = sc_history_delete(&n, d->sc, u ? u : g, (uint64_t)ts)) != 0) return core_fail(d, rc, err);
+  *result = cJSON_CreateObject();
+  cJSON_AddNumberToObject(*result, "deleted", n);
+  return 0;
+}
+
+static int request_cb(void *ud, const char *user, unsigned n) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "username", user);
+  cJSON_AddNumberToObject(o, "messages", n);
+  cJSON_AddItemToArray(ud, o);
+  return 0;
+}
+
+static int m_list_requests(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {NULL};
+  struct daemon *d = ud;
+  int rc;
+  (void)session;
+  if (rpc_only(params, allowed, err)) return err->code;
+  *result = cJSON_CreateArray();
+  if ((rc = sc_requests(d->sc, request_cb, *result)) != 0) {
+    cJSON_Delete(*result);
+    *result = NULL;
+    return core_fail(d, rc, err);
+  }
+  return 0;
+}
+
+/* acceptRequest, deleteRequest, block, unblock: one recipient. */
+static int consent_call(void *ud, const cJSON *params, cJSON **result, struct rpc_error *err, int what) {
+  static const char *const allowed[] = {"recipient", NULL};
+  struct daemon *d = ud;
+  const char *u;
+  int rc;
+  if (rpc_only(params, allowed, err) || rpc_str(params, "recipient", 1, SC_USER_MAX, &u, err) ||
+      need_user(u, "recipient", err))
+    return err->code;
+  rc = what == 0 ? sc_request_accept(d->sc, u) : what == 1 ? sc_request_delete(d->sc, u) : sc_block(d->sc, u, what == 2);
+  if (rc != 0) return core_fail(d, rc, err);
+  *result = cJSON_CreateObject();
+  cJSON_AddStringToObject(*result, "recipient", u);
+  return 0;
+}
+
+static int m_accept_request(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  (void)session;
+  return consent_call(ud, params, result, err, 0);
+}
+static int m_delete_request(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  (void)session;
+  return consent_call(ud, params, result, err, 1);
+}
+static int m_block(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  (void)session;
+  return consent_call(ud, params, result, err, 2);
+}
+static int m_unblock(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  (void)session;
+  return consent_call(ud, params, result, err, 3);
+}
+
 const struct rpc_method daemon_methods[] = {
     {"version", m_version},
     {"send", m_send},
@@ -699,5 +893,16 @@ const struct rpc_method daemon_methods[] = {
     {"subscribeReceive", m_subscribe},
     {"unsubscribeReceive", m_unsubscribe},
     {"backup", m_backup},
+    /* conversations (issue 14) */
+    {"setExpirationTimer", m_set_timer},
+    {"sendReaction", m_react},
+    {"editMessage", m_edit},
+    {"remoteDelete", m_remote_delete},
+    {"deleteHistory", m_delete_history},
+    {"listRequests", m_list_requests},
+    {"acceptRequest", m_accept_request},
+    {"deleteRequest", m_delete_request},
+    {"block", m_block},
+    {"unblock", m_unblock},
 };
 const size_t daemon_n_methods = sizeof daemon_methods / sizeof daemon_methods[0];

@@ -93,6 +93,8 @@ kill "$FPID" 2>/dev/null; wait "$FPID" 2>/dev/null
 s alice group create team bob carol >"$T/g1" 2>&1
 check "alice creates a group" contains "$T/g1" "Group team: created"
 s bob receive >/dev/null 2>&1; s carol receive >/dev/null 2>&1
+# alice's invitation waits until they accept her (docs/client.md, "Conversations").
+s bob requests accept alice >/dev/null 2>&1; s carol requests accept alice >/dev/null 2>&1
 s carol group send team "group message from node 2" >/dev/null 2>&1
 s alice receive >"$T/ga" 2>&1; s bob receive >"$T/gb" 2>&1
 check "alice (node 0) reads carol's group message" contains "$T/ga" "[team] carol: group message from node 2"

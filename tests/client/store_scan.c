@@ -3,6 +3,8 @@
  *
  * usage: store_scan HOME [TEXT...]   (passphrase in SOTTO_PASSPHRASE)
  *        store_scan --has HOME NAME   exit 0 if the record NAME exists, 1 if not
+ *        store_scan --find HOME TEXT  exit 0 if any record, opened with the
+ *            passphrase, holds TEXT (a disappeared or deleted message must not), 1 if none
  *        store_scan --spqr HOME PEER  exit 0 if the session with PEER runs SPQR, 1 if not
  *        store_scan --plant-old-session HOME PEER_HOME PEER
  *            replaces HOME's session with PEER by one as a client before
@@ -176,6 +178,13 @@ out:
   return ret;
 }
 
+/* --find: 1 if the record holds the text. */
+static int find_cb(void *ud, const char *name, const uint8_t *v, size_t n) {
+  const char *t = ud;
+  (void)name;
+  return memmem(v, n, t, strlen(t)) != NULL;
+}
+
 int main(int argc, char **argv) {
   struct store *st;
   struct account *a;
@@ -191,6 +200,17 @@ int main(int argc, char **argv) {
   }
   if (strcmp(argv[1], "--spqr") == 0 || strcmp(argv[1], "--plant-old-session") == 0)
     return session_tool(argc, argv, pass);
+  if (strcmp(argv[1], "--find") == 0) {
+    int rc;
+    if (argc != 4 || store_open(&st, argv[2], pass, strlen(pass), err, sizeof err) != 0) {
+      fprintf(stderr, "store_scan --find: cannot open %s\n", argc > 2 ? argv[2] : "");
+      return 2;
+    }
+    rc = store_scan(st, "", find_cb, argv[3]);
+    store_close(st);
+    printf("%s: %s\n", argv[3], rc == 1 ? "found in a record" : rc == 0 ? "in no record" : "error");
+    return rc == 1 ? 0 : rc == 0 ? 1 : 2;
+  }
   if (strcmp(argv[1], "--has") == 0) {
     /* Whether the record NAME exists (key lifetimes are tested with it). */
     uint8_t *v;

@@ -15,6 +15,8 @@ s bob receive >"$T/b1" 2>&1
 s carol receive >"$T/c1" 2>&1
 check "bob is told he was added" contains "$T/b1" "* alice added you to the group family (members: alice, bob, carol)"
 check "carol is told she was added" contains "$T/c1" "* alice added you to the group family"
+# alice is no contact of theirs yet: the invitation waits until accepted (docs/client.md, "Conversations").
+s bob requests accept alice >/dev/null 2>&1; s carol requests accept alice >/dev/null 2>&1
 
 s alice group send family "Dinner at mine on Friday?" >/dev/null 2>&1
 s bob group send family "Count me in." >/dev/null 2>&1
@@ -35,6 +37,7 @@ check "bob adds dave" contains "$T/g2" "Members: alice bob carol dave"
 for u in alice carol dave; do s $u receive >"$T/$u.3" 2>&1; done
 check "alice learns dave was added" contains "$T/alice.3" "* bob added dave to the group family"
 check "dave is told" contains "$T/dave.3" "* bob added you to the group family (members: alice, bob, carol, dave)"
+s dave requests accept bob >/dev/null 2>&1
 s alice group send family "Welcome, dave." >/dev/null 2>&1
 s dave group send family "Thanks!" >/dev/null 2>&1
 for u in bob carol dave; do s $u receive >"$T/$u.4" 2>&1; done

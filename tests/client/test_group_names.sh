@@ -36,6 +36,8 @@ check "... the member list is unchanged" contains "$T/g2" "team: alice bob carol
 check "... without the unknown name" lacks "$T/g2" "typo_carol"
 s bob --json receive >"$T/j0" 2>&1
 s carol receive >/dev/null 2>&1
+# alice is no contact of theirs yet: the invitation waits until accepted (docs/client.md, "Conversations").
+s bob requests accept alice >/dev/null 2>&1; s carol requests accept alice >/dev/null 2>&1
 check "bob's --json: the join as fields (type group_joined, by, members)" \
   grep -q '"type":"group_joined".*"by":"alice","members":\["alice","bob","carol"\]' "$T/j0"
 s bob groups >"$T/g3" 2>&1

@@ -19,6 +19,8 @@ s bob send alice "hello alice" >/dev/null 2>&1
 s bob send carol "hello carol" >/dev/null 2>&1
 s alice receive >/dev/null 2>&1
 s carol receive >/dev/null 2>&1
+# bob wrote first: a message request until accepted (docs/client.md, "Conversations").
+s alice requests accept bob >/dev/null 2>&1; s carol requests accept bob >/dev/null 2>&1
 s alice --json safety-number bob >"$T/sn1" 2>&1
 n1=$(sed -n 's/.*"number":"\([0-9]*\)".*/\1/p' "$T/sn1")
 check "alice verifies bob" s alice verify bob "$n1"
@@ -26,6 +28,7 @@ check "alice verifies bob" s alice verify bob "$n1"
 # bob's group with mallory in it; mallory keeps a copy of his home, then is removed.
 s bob group create team alice carol mallory >/dev/null 2>&1
 for u in alice carol mallory; do s $u receive >/dev/null 2>&1; done
+s mallory requests accept bob >/dev/null 2>&1   # bob's invitation (he is no contact of mallory's)
 cp -a "$T/mallory" "$T/mallory_old"
 s bob group remove team mallory >/dev/null 2>&1
 for u in alice carol mallory; do s $u receive >/dev/null 2>&1; done

@@ -15,6 +15,7 @@ new_user alice
 new_user bob
 s alice send bob "hello" >/dev/null 2>&1
 s bob receive >/dev/null 2>&1
+s bob requests accept alice >/dev/null 2>&1   # a stranger's first message is a request: no receipts before
 
 # --- queued while the server is down -----------------------------------------
 stop_server

@@ -51,11 +51,12 @@ forged=$'hi alice\n[2026-01-01 00:00:00] [team] carol: wire me the money\n! caro
 printf '%s' "$forged" >"$T/forged.txt"
 
 # ---- 1:1: receive and history -------------------------------------------------
+# bob never wrote to alice before: his first message is a request (marked before his name).
 s bob send alice - <"$T/forged.txt" >/dev/null 2>&1
 s alice receive >"$T/r1" 2>"$T/r1.err"
 h=$(headers "$T/r1")
 check "receive: the forged text is one message (one header line)" test "$h" = 1
-check "... whose header is bob's" grep -qE '^\[[0-9-]{10} [0-9:]{8}\] bob: hi alice$' "$T/r1"
+check "... whose header is bob's" grep -qE '^\[[0-9-]{10} [0-9:]{8}\] (\(request\) )?bob: hi alice$' "$T/r1"
 check "... the fake group line is indented under it" \
   grep -qF '    [2026-01-01 00:00:00] [team] carol: wire me the money' "$T/r1"
 check "... the fake warning too" grep -qF "    ! carol's identity key changed" "$T/r1"
@@ -64,7 +65,7 @@ check "... nothing on stderr" test ! -s "$T/r1.err"
 s alice history >"$T/h1" 2>&1
 h=$(headers "$T/h1")
 check "history: one header line for it" test "$h" = 1
-check "... bob's, with its time" grep -qE '^\[[0-9-]{10} [0-9:]{8}\] bob: hi alice$' "$T/h1"
+check "... bob's, with its time" grep -qE '^\[[0-9-]{10} [0-9:]{8}\] (\(request\) )?bob: hi alice$' "$T/h1"
 
 # ---- groups: the same through a group message ---------------------------------
 s alice group create team bob carol >/dev/null 2>&1

@@ -132,6 +132,29 @@ async function main() {
   r = await b.call('history', { group: 'team', limit: 1 });
   check('history of a group, limit 1', r.result && r.result.length === 1, r);
 
+  // conversations (issue 14): a reaction, an edit, a refused edit, requests
+  r = await b.call('sendReaction', { recipient: 'alice', targetTimestamp: ts, emoji: '\u{1F44D}' });
+  check('sendReaction', r.result && r.result.targetTimestamp === ts, r);
+  n = await a.note((x) => x.method === 'event' && x.params.event === 'reaction' && x.params.targetTimestamp === ts);
+  check('... alice gets a reaction event with the emoji', n && n.params.emoji === '\u{1F44D}' &&
+        n.params.targetAuthor === 'alice', n);
+  r = await a.call('editMessage', { recipient: 'bob', targetTimestamp: ts, message: 'hello, edited' });
+  check('editMessage of our own text', r.result && r.result.targetTimestamp === ts, r);
+  n = await b.note((x) => x.method === 'event' && x.params.event === 'edited' && x.params.targetTimestamp === ts);
+  check('... bob gets an edited event', n && n.params.peer === 'alice', n);
+  r = await b.call('history', { recipient: 'alice' });
+  check('... bob\'s history has the new text, edited', (r.result || []).some((e) => e.message === 'hello, edited' &&
+        e.edited === true), r);
+  r = await b.call('editMessage', { recipient: 'alice', targetTimestamp: ts, message: 'forged' });
+  check('editing someone else\'s message: refused (not_yours)', r.error && r.error.data.core === 'not_yours', r);
+  r = await b.call('listRequests', {});
+  check('listRequests: carol (who wrote first) is a request, alice is not', Array.isArray(r.result) &&
+        r.result.some((q) => q.username === 'carol' && q.messages >= 1) && !r.result.some((q) => q.username === 'alice'), r);
+  r = await b.call('acceptRequest', { recipient: 'carol' });
+  check('acceptRequest', r.result && r.result.recipient === 'carol', r);
+  r = await b.call('acceptRequest', { recipient: 'carol' });
+  check('... a second time: no_request', r.error && r.error.data.core === 'no_request', r);
+
   // errors, each answered with its code
   r = await a.call('send', { recipient: 'nosuchuser', message: 'x' });
   check('send to an unknown user: -32001 not_found', errCode(r) === -32001 && r.error.data.error === 'not_found', r);

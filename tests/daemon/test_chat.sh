@@ -45,7 +45,8 @@ grep -qE 'bob +\(2\)' "$T/screen" && ok "... bob (2) in the list" || bad "... bo
 show "started"
 
 keys Enter
-check "Enter opens the conversation with its history" wait_for "bob: hello from bob"
+# bob never wrote to alice before: a message request, marked so.
+check "Enter opens the conversation with its history" wait_for "bob: (request) hello from bob"
 check "... and the identity-key notice inline" grep -qF "new, unverified key" "$T/screen"
 check "... the impostor's text not shown as bob's" lacks "$T/screen" "bob: it's bob"
 show "conversation with a held message"

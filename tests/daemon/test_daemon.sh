@@ -16,6 +16,11 @@ new_user alice
 new_user bob
 new_user carol
 # carol knows alice and bob's sessions start from the CLI's side too
+# alice and bob are contacts (a first message from a stranger is a request,
+# which gets no receipts: docs/client.md "Conversations").
+s bob send alice "hi alice" >/dev/null 2>&1
+s alice receive >/dev/null 2>&1
+s alice requests accept bob >/dev/null 2>&1
 s carol send alice "carol says hi" >/dev/null 2>&1
 s carol send bob "carol says hi" >/dev/null 2>&1
 

@@ -1,0 +1,1022 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* convo.c: disappearing messages, replies, reactions, edits, deletes for
+ * everyone, manual deletion, message requests and blocking (convo.h,
+ * docs/client.md "Conversations").
+ *
+ * Rules, enforced by the sender's client and again by every receiver:
+ *  - a message is named by (author, content timestamp);
+ *  - only the author edits (within SC_EDIT_WINDOW_S of the original's
+ *    timestamp, measured with the edit's own timestamp) or deletes for
+ *    everyone (SC_DELETE_WINDOW_S); anything else is refused and reported
+ *    (SC_EV_CONVO_REFUSED), the message untouched;
+ *  - one reaction per person per message; a new one replaces it, "" removes it;
+ *  - a disappearing message is deleted SC timer seconds after it was sent
+ *    (our own: from the send) or received (theirs: from the moment this
+ *    device stored it), each device on its own clock. The timer value
+ *    travels with every message (TEXT_EX), so a device that missed the
+ *    TIMER message still deletes on time.
+ * Deleting a row deletes the record (SQLite's secure_delete overwrites the
+ * freed bytes, store.c) and everything naming it (outbox, unshown list). */
+#include "convo.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "account.h"
+#include "grp.h"
+#include "messaging.h"
+#include "outbox.h"
+#include "record.h"
+
+#define CONSENT_REQUEST 1
+#define CONSENT_BLOCKED 2
+
+/* The conversation clock (ms): SOTTO_TEST_NOW (seconds) in the test build,
+ * so the end-to-end tests can step past the edit and delete windows. */
+static uint64_t now_ms(void) {
+#ifdef SOTTO_TEST_HOOKS
+  const char *t = getenv("SOTTO_TEST_NOW");
+  if (t && *t) return strtoull(t, NULL, 10) * 1000 + sc_now_ms() % 1000;
+#endif
+  return sc_now_ms();
+}
+
+/* Test build only: the sender skips its own checks (a modified client that
+ * sends forged edits and deletes: the receiver must refuse them). */
+static int force(void) {
+#ifdef SOTTO_TEST_HOOKS
+  const char *t = getenv("SOTTO_TEST_CONVO_FORCE");
+  return t && *t;
+#else
+  return 0;
+#endif
+}
+
+/* Valid UTF-8 without NUL; emoji: no control characters at all. */
+static int utf8_check(const char *s, size_t n, int emoji) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0, k, len;
+  while (i < n) {
+    uint32_t cp, min;
+    if (p[i] == 0 || (emoji && (p[i] < 0x20 || p[i] == 0x7f))) return 0;
+    if (p[i] < 0x80) {
+      i++;
+      continue;
+    }
+    if (p[i] >= 0xC2 && p[i] <= 0xDF) len = 2, cp = p[i] & 0x1F, min = 0x80;
+    else if (p[i] >= 0xE0 && p[i] <= 0xEF) len = 3, cp = p[i] & 0x0F, min = 0x800;
+    else if (p[i] >= 0xF0 && p[i] <= 0xF4) len = 4, cp = p[i] & 0x07, min = 0x10000;
+    else return 0;
+    for (k = 1; k < len; k++) {
+      if (i + k >= n || (p[i + k] & 0xC0) != 0x80) return 0;
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    i += len;
+  }
+  return 1;
+}
+
+/* ---- durations -------------------------------------------------------------------- */
+
+size_t sc_duration_text(char *buf, size_t cap, uint32_t s) {
+  static const struct {
+    uint32_t secs;
+    const char *name;
+  } units[] = {{7 * 86400, "week"}, {86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
+  size_t i;
+  int n;
+  if (s == 0) {
+    n = snprintf(buf, cap, "off");
+    return n < 0 ? 0 : (size_t)n;
+  }
+  for (i = 0; i < sizeof units / sizeof units[0]; i++)
+    if (s % units[i].secs == 0) break;
+  n = snprintf(buf, cap, "%u %s%s", s / units[i].secs, units[i].name, s / units[i].secs == 1 ? "" : "s");
+  return n < 0 ? 0 : (size_t)n;
+}
+
+int sc_duration_parse(uint32_t *out, const char *s) {
+  unsigned long long v = 0, mul = 1;
+  size_t i = 0;
+  *out = 0;
+  if (!s || !*s) return SC_ERR_ARG;
+  if (strcmp(s, "off") == 0 || strcmp(s, "0") == 0) return 0;
+  for (; s[i] >= '0' && s[i] <= '9'; i++) {
+    v = v * 10 + (unsigned)(s[i] - '0');
+    if (v > SC_TIMER_MAX_S) return SC_ERR_ARG;
+  }
+  if (i == 0) return SC_ERR_ARG;
+  if (s[i]) {
+    if (s[i + 1]) return SC_ERR_ARG;
+    switch (s[i]) {
+      case 's': mul = 1; break;
+      case 'm': mul = 60; break;
+      case 'h': mul = 3600; break;
+      case 'd': mul = 86400; break;
+      case 'w': mul = 7 * 86400; break;
+      default: return SC_ERR_ARG;
+    }
+  }
+  if (v == 0 || v * mul > SC_TIMER_MAX_S) return SC_ERR_ARG;
+  *out = (uint32_t)(v * mul);
+  return 0;
+}
+
+/* ---- records ---------------------------------------------------------------------- */
+
+static int timer_load(struct store *st, const char *peer, uint32_t *secs) {
+  char rn[64];
+  uint8_t *v;
+  size_t n;
+  int rc;
+  *secs = 0;
+  snprintf(rn, sizeof rn, "timer/u/%s", peer);
+  if ((rc = store_get(st, rn, &v, &n)) <= 0) return rc;
+  if (n == 4) *secs = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
+  store_free_value(v, n);
+  return n == 4 && *secs <= SC_TIMER_MAX_S ? 0 : STORE_E_CORRUPT;
+}
+
+static int timer_save(struct store *st, const char *peer, uint32_t secs) {
+  char rn[64];
+  uint8_t b[4] = {(uint8_t)(secs >> 24), (uint8_t)(secs >> 16), (uint8_t)(secs >> 8), (uint8_t)secs};
+  snprintf(rn, sizeof rn, "timer/u/%s", peer);
+  return secs ? store_put(st, rn, b, sizeof b) : store_del(st, rn);
+}
+
+static int consent_load(struct store *st, const char *user) {
+  char rn[64];
+  uint8_t *v;
+  size_t n;
+  int rc;
+  snprintf(rn, sizeof rn, "consent/%s", user);
+  if ((rc = store_get(st, rn, &v, &n)) <= 0) return rc;
+  rc = n == 1 && (v[0] == CONSENT_REQUEST || v[0] == CONSENT_BLOCKED) ? v[0] : STORE_E_CORRUPT;
+  store_free_value(v, n);
+  return rc;
+}
+
+static int consent_save(struct store *st, const char *user, int state) {
+  char rn[64];
+  uint8_t b = (uint8_t)state;
+  snprintf(rn, sizeof rn, "consent/%s", user);
+  return state ? store_put(st, rn, &b, 1) : store_del(st, rn);
+}
+
+int convo_consent_get(struct sc_client *c, const char *user) { return consent_load(c->st, user); }
+
+static void note_expiry(struct sc_client *c, uint64_t at) {
+  if (at && (c->next_expire_ms == 0 || at < c->next_expire_ms)) c->next_expire_ms = at;
+}
+
+/* Logs an event row of a conversation (inside the transaction; shown by
+ * the next inbox_flush_unshown). It disappears with the conversation's
+ * messages when a timer is on. */
+static int log_ev(struct sc_client *c, int kind, int reason, const char *peer, const char *group, const char *detail,
+                  uint64_t count, const char *ref_author, uint64_t ref_ts, uint32_t timer_s, int unshown) {
+  struct msg *m = calloc(1, sizeof *m);
+  int rc;
+  if (!m) return STORE_E_IO;
+  m->dir = MSG_EVENT;
+  m->kind = (uint8_t)kind;
+  m->reason = (uint8_t)reason;
+  snprintf(m->peer, sizeof m->peer, "%s", peer ? peer : "");
+  snprintf(m->group, sizeof m->group, "%s", group ? group : "");
+  snprintf(m->detail, sizeof m->detail, "%s", detail ? detail : "");
+  snprintf(m->ref_author, sizeof m->ref_author, "%s", ref_author ? ref_author : "");
+  m->ref_ts = ref_ts;
+  m->ts = sc_now_ms();
+  m->count = count;
+  if (timer_s && kind != SC_EV_TIMER_SET) {
+    m->timer_s = timer_s;
+    m->expire_at = sc_now_ms() + (uint64_t)timer_s * 1000;
+  }
+  m->text = (char *)"";
+  rc = msglog_add(c->st, c->acct, m, unshown);
+  if (rc == 0) note_expiry(c, m->expire_at);
+  free(m);
+  return rc;
+}
+
+/* ---- finding a message -------------------------------------------------------------- */
+
+struct find {
+  const char *peer, *group, *author, *me;
+  uint64_t ts;
+  struct msg *m;
+  int found, other; /* other: a message with that timestamp by someone else */
+};
+
+static int msg_seq(const char *name, uint64_t *seq) {
+  char *end;
+  if (strncmp(name, "msg/", 4) != 0 || name[4] < '0' || name[4] > '9') return -1;
+  *seq = strtoull(name + 4, &end, 10);
+  return *end ? -1 : 0;
+}
+
+static int in_conv(const struct msg *m, const char *peer, const char *group) {
+  if (group) return strcmp(m->group, group) == 0;
+  return !m->group[0] && strcmp(m->peer, peer) == 0;
+}
+
+static int find_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct find *f = ud;
+  uint64_t seq;
+  const char *author;
+  if (msg_seq(name, &seq)) return 0;
+  if (msglog_decode(f->m, v, len) != 0) return 0;
+  f->m->seq = seq;
+  if (f->m->dir != MSG_EVENT && f->m->ts == f->ts && in_conv(f->m, f->peer, f->group)) {
+    author = f->m->dir == MSG_OUT ? f->me : f->m->peer;
+    if (!f->author || strcmp(author, f->author) == 0) {
+      f->found = 1;
+      return 1; /* stop: f->m holds it */
+    }
+    f->other = 1;
+  }
+  msg_clear(f->m);
+  return 0;
+}
+
+/* 1 and *m (msg_clear it) when the message (author, ts) of the conversation
+ * is here (author NULL: anyone's), 0 if not (*other says whether someone
+ * else's has that timestamp), or STORE_E_*. */
+static int find_msg(struct sc_client *c, const char *peer, const char *group, const char *author, uint64_t ts,
+                    struct msg *m, int *other) {
+  struct find f;
+  int rc;
+  memset(&f, 0, sizeof f);
+  f.peer = peer;
+  f.group = group;
+  f.author = author;
+  f.me = c->acct->username;
+  f.ts = ts;
+  f.m = m;
+  memset(m, 0, sizeof *m);
+  rc = store_scan(c->st, "msg/", find_cb, &f);
+  if (other) *other = f.other;
+  if (rc < 0) return rc;
+  return f.found;
+}
+
+/* Deletes row m (inside a transaction) and what names it. */
+static int delete_row(struct sc_client *c, const struct msg *m) {
+  char rn[48];
+  int rc;
+  snprintf(rn, sizeof rn, "msg/%llu", (unsigned long long)m->seq);
+  if ((rc = store_del(c->st, rn)) != 0 || (rc = msglog_mark_shown(c->st, m->seq)) != 0 ||
+      (rc = outbox_forget_in(c, m)) != 0)
+    return rc;
+  return outbox_forget(c, m);
+}
+
+/* Replaces the text of row m (n bytes of t; n 0: a tombstone). */
+static int set_text(struct msg *m, const uint8_t *t, size_t n) {
+  char *nt = malloc(n + 1);
+  if (!nt) return STORE_E_IO;
+  memcpy(nt, t, n);
+  nt[n] = 0;
+  if (m->text) store_free_value((uint8_t *)m->text, m->text_len + 1);
+  m->text = nt;
+  m->text_len = n;
+  return 0;
+}
+
+static void set_reaction(struct msg *m, const char *user, const char *emoji) {
+  size_t i;
+  for (i = 0; i < m->n_reactions; i++)
+    if (strcmp(m->reactions[i].user, user) == 0) break;
+  if (!emoji[0]) {
+    if (i < m->n_reactions) {
+      memmove(&m->reactions[i], &m->reactions[i + 1], (m->n_reactions - i - 1) * sizeof m->reactions[0]);
+      m->n_reactions--;
+    }
+    return;
+  }
+  if (i == m->n_reactions) {
+    if (m->n_reactions == MSG_MAX_REACTIONS) return; /* more people than a group holds: the rest are not kept */
+    m->n_reactions++;
+    snprintf(m->reactions[i].user, sizeof m->reactions[i].user, "%s", user);
+  }
+  snprintf(m->reactions[i].emoji, sizeof m->reactions[i].emoji, "%s", emoji);
+}
+
+/* ---- what arrives -------------------------------------------------------------------- */
+
+int convo_consent_in(struct sc_client *c, const char *sender, int stranger) {
+  int rc = consent_load(c->st, sender);
+  if (rc != 0 || !stranger) return rc;
+  /* Its messages carry the request mark (MSGF_REQUEST): no extra row. */
+  if ((rc = consent_save(c->st, sender, CONSENT_REQUEST)) != 0) return rc;
+  return CONSENT_REQUEST;
+}
+
+static int text_in(struct sc_client *c, const char *sender, const char *group, const struct content *ct, uint64_t sid,
+                   int consent) {
+  struct msg *m;
+  int rc, dup = 0;
+  /* Dedup of a resent copy; the delivery receipt is owed only to a
+   * contact: a request gets none until accepted. */
+  if (!group && (rc = consent == 0 ? outbox_arrived(c, sender, ct, &dup) : outbox_seen_text(c, sender, ct, &dup)))
+    return rc;
+  if (dup) return 0;
+  if (!(m = calloc(1, sizeof *m))) return STORE_E_IO;
+  m->dir = MSG_IN;
+  snprintf(m->peer, sizeof m->peer, "%s", sender);
+  snprintf(m->group, sizeof m->group, "%s", group ? group : "");
+  m->ts = ct->ts;
+  m->server_id = sid;
+  m->device = c->env_device;
+  m->server_ts = c->env_server_ts;
+  if (consent == CONSENT_REQUEST) m->mflags |= MSGF_REQUEST;
+  if (ct->kind == CONTENT_TEXT_EX) {
+    snprintf(m->ref_author, sizeof m->ref_author, "%s", ct->ref_author);
+    m->ref_ts = ct->ref_ts;
+    m->timer_s = ct->timer_s;
+    if (ct->timer_s) m->expire_at = sc_now_ms() + (uint64_t)ct->timer_s * 1000; /* from receipt */
+  }
+  if ((rc = set_text(m, ct->text, ct->text_len)) == 0) {
+    rc = msglog_add(c->st, c->acct, m, 1);
+    if (rc == 0) note_expiry(c, m->expire_at);
+  }
+  msg_clear(m);
+  free(m);
+  return rc;
+}
+
+static int refuse(struct sc_client *c, const char *sender, const char *group, const struct content *ct, int reason) {
+  const char *what = ct->kind == CONTENT_EDIT ? "edit" : ct->kind == CONTENT_DELETE ? "delete" : "reaction";
+  return log_ev(c, SC_EV_CONVO_REFUSED, reason, sender, group, what, 0,
+                ct->kind == CONTENT_REACTION ? ct->ref_author : sender, ct->ref_ts, ct->timer_s, 1);
+}
+
+static int change_in(struct sc_client *c, const char *sender, const char *group, const struct content *ct) {
+  struct msg *m = calloc(1, sizeof *m);
+  const char *author = ct->kind == CONTENT_REACTION ? ct->ref_author : sender;
+  uint64_t window = ct->kind == CONTENT_EDIT ? SC_EDIT_WINDOW_S : SC_DELETE_WINDOW_S;
+  int rc, other = 0, ev;
+  if (!m) return STORE_E_IO;
+  if (ct->kind == CONTENT_REACTION && !utf8_check(ct->emoji, strlen(ct->emoji), 1)) {
+    rc = refuse(c, sender, group, ct, SC_R_BAD_EMOJI);
+    goto out;
+  }
+  if ((rc = find_msg(c, sender, group, author, ct->ref_ts, m, &other)) < 0) goto out;
+  if (rc == 0 || (m->mflags & MSGF_DELETED)) {
+    /* An edit or delete naming a message that is here but not theirs is a forgery. */
+    rc = refuse(c, sender, group, ct, rc == 0 && other && ct->kind != CONTENT_REACTION ? SC_R_NOT_AUTHOR
+                                                                                       : SC_R_UNKNOWN_MESSAGE);
+    goto out;
+  }
+  if (ct->kind != CONTENT_REACTION && (ct->ts < ct->ref_ts || ct->ts - ct->ref_ts > window * 1000)) {
+    rc = refuse(c, sender, group, ct, SC_R_OUT_OF_WINDOW);
+    goto out;
+  }
+  if (ct->kind == CONTENT_REACTION) {
+    set_reaction(m, sender, ct->emoji);
+    ev = SC_EV_REACTION;
+  } else if (ct->kind == CONTENT_EDIT) {
+    if ((rc = set_text(m, ct->text, ct->text_len)) != 0) goto out;
+    m->mflags |= MSGF_EDITED;
+    ev = SC_EV_EDITED;
+  } else {
+    if ((rc = set_text(m, (const uint8_t *)"", 0)) != 0) goto out;
+    m->mflags |= MSGF_DELETED;
+    m->n_reactions = 0;
+    ev = SC_EV_DELETED;
+  }
+  if ((rc = msglog_update(c->st, m)) == 0)
+    rc = log_ev(c, ev, SC_R_NONE, sender, group, ct->kind == CONTENT_REACTION ? ct->emoji : NULL, 0, author,
+                ct->ref_ts, m->timer_s, 1);
+out:
+  msg_clear(m);
+  free(m);
+  return rc;
+}
+
+int convo_apply(struct sc_client *c, const char *sender, const char *group, const struct content *ct, uint64_t sid,
+                int consent) {
+  int rc;
+  if (consent == CONSENT_BLOCKED) return 0; /* dropped */
+  /* A group's conversation kinds travel only inside its sender-key
+   * messages, a 1:1's only pairwise. */
+  if (CONTENT_IS_CONVO(ct->kind) && (ct->in_group != 0) != (group != NULL)) return 0;
+  switch (ct->kind) {
+    case CONTENT_TEXT:
+    case CONTENT_GROUP_TEXT:
+    case CONTENT_TEXT_EX:
+      return text_in(c, sender, group, ct, sid, consent);
+    case CONTENT_TIMER:
+      if (group) return 0; /* group timers: not yet (docs/client.md) */
+      if ((rc = timer_save(c->st, sender, ct->timer_s)) != 0) return rc;
+      return log_ev(c, SC_EV_TIMER_SET, SC_R_NONE, sender, NULL, NULL, ct->timer_s, NULL, 0, 0, 1);
+    case CONTENT_REACTION:
+    case CONTENT_EDIT:
+    case CONTENT_DELETE:
+      return change_in(c, sender, group, ct);
+    default:
+      return 0;
+  }
+}
+
+void convo_resend_content(struct content *ct, const struct msg *m) {
+  if (!m->timer_s && !m->ref_author[0]) return;
+  ct->kind = CONTENT_TEXT_EX;
+  ct->timer_s = m->timer_s;
+  snprintf(ct->ref_author, sizeof ct->ref_author, "%s", m->ref_author);
+  ct->ref_ts = m->ref_author[0] ? m->ref_ts : 0;
+}
+
+/* ---- sending ------------------------------------------------------------------------- */
+
+int convo_before_send(struct sc_client *c, const char *user) {
+  int rc = consent_load(c->st, user);
+  if (rc < 0) return sc__store_error(c, rc);
+  if (rc == CONSENT_BLOCKED)
+    return sc__fail(c, SC_ERR_BLOCKED, "you blocked %s: nothing was sent ('sotto unblock %s' first)", user, user);
+  if (rc == CONSENT_REQUEST) {
+    /* Answering a request accepts it. */
+    if ((rc = sc__begin(c)) || (rc = consent_save(c->st, user, 0)) || (rc = store_commit(c->st))) {
+      store_rollback(c->st);
+      return sc__store_error(c, rc);
+    }
+  }
+  return 0;
+}
+
+int convo_prepare_out(struct sc_client *c, const char *user, struct content *ct) {
+  uint32_t t;
+  int rc = timer_load(c->st, user, &t);
+  if (rc) return sc__store_error(c, rc);
+  if (t) {
+    ct->kind = CONTENT_TEXT_EX;
+    ct->timer_s = t;
+  }
+  if (c->reply_author[0]) {
+    ct->kind = CONTENT_TEXT_EX;
+    snprintf(ct->ref_author, sizeof ct->ref_author, "%s", c->reply_author);
+    ct->ref_ts = c->reply_ts;
+  }
+  return 0;
+}
+
+void convo_out_row(struct sc_client *c, struct msg *m, const struct content *ct) {
+  if (ct->kind != CONTENT_TEXT_EX) return;
+  m->timer_s = ct->timer_s;
+  if (ct->timer_s) {
+    m->expire_at = sc_now_ms() + (uint64_t)ct->timer_s * 1000; /* ours: from the send */
+    note_expiry(c, m->expire_at);
+  }
+  snprintf(m->ref_author, sizeof m->ref_author, "%s", ct->ref_author);
+  m->ref_ts = ct->ref_ts;
+}
+
+/* Sends ct to user pairwise (a control message: not queued when the server
+ * is unreachable; the command says so). */
+static int send_one(struct sc_client *c, const char *user, const struct content *ct, unsigned flags) {
+  int rc, opened;
+  if ((rc = sc__acquire(c, &opened))) return rc;
+  c->flags = flags;
+  rc = deliver_pairwise(c, &c->k, user, ct);
+  c->flags = 0;
+  sc__release(c, opened);
+  return rc;
+}
+
+static int check_user(struct sc_client *c, const char *user) {
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  if (c->acct->username[0] && strcmp(user, c->acct->username) == 0)
+    return sc__fail(c, SC_ERR_SELF, "you cannot send to yourself ('%s')", user);
+  return convo_before_send(c, user);
+}
+
+int sc_get_timer(uint32_t *secs, struct sc_client *c, const char *user) {
+  int rc;
+  *secs = 0;
+  if ((rc = sc__need_open(c))) return rc;
+  if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  return (rc = timer_load(c->st, user, secs)) ? sc__store_error(c, rc) : 0;
+}
+
+int sc_set_timer(struct sc_client *c, const char *user, uint32_t secs, unsigned flags) {
+  struct content ct;
+  int rc;
+  if ((rc = check_user(c, user))) return rc;
+  if (secs > SC_TIMER_MAX_S) return sc__fail(c, SC_ERR_ARG, "the timer is longer than a year");
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_TIMER;
+  ct.ts = now_ms();
+  ct.timer_s = secs;
+  if ((rc = send_one(c, user, &ct, flags))) return rc;
+  if ((rc = sc__begin(c)) || (rc = timer_save(c->st, user, secs)) ||
+      (rc = log_ev(c, SC_EV_TIMER_SET, SC_R_BY_US, user, NULL, NULL, secs, NULL, 0, 0, 0)) ||
+      (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  return 0;
+}
+
+/* The message ref_ts of the conversation with user: 1 with *m, or a recorded failure. */
+static int target(struct sc_client *c, const char *user, const char *author, uint64_t ref_ts, struct msg *m) {
+  int rc, other = 0;
+  if (ref_ts == 0) return sc__fail(c, SC_ERR_ARG, "no message id given");
+  if ((rc = find_msg(c, user, NULL, author, ref_ts, m, &other)) < 0) return sc__store_error(c, rc);
+  if (rc == 0) {
+    if (other)
+      return sc__fail(c, SC_ERR_NOT_YOURS, "message %llu in the conversation with %s is not yours",
+                      (unsigned long long)ref_ts, user);
+    return sc__fail(c, SC_ERR_UNKNOWN_MESSAGE, "no message %llu in the conversation with %s",
+                    (unsigned long long)ref_ts, user);
+  }
+  if (m->mflags & MSGF_DELETED) {
+    msg_clear(m);
+    return sc__fail(c, SC_ERR_UNKNOWN_MESSAGE, "message %llu was deleted", (unsigned long long)ref_ts);
+  }
+  return 1;
+}
+
+int sc_send_reply(struct sc_sent *out, struct sc_client *c, const char *user, uint64_t ref_ts, const char *text,
+                  size_t len, unsigned flags) {
+  struct msg *m;
+  char author[SC_USER_MAX + 1];
+  int rc;
+  if (ref_ts == 0) return sc_send_text(out, c, user, text, len, flags);
+  if ((rc = sc__need_open(c))) return rc;
+  if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  if (!(m = calloc(1, sizeof *m))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  rc = target(c, user, NULL, ref_ts, m);
+  snprintf(author, sizeof author, "%s", m->dir == MSG_OUT ? c->acct->username : m->peer);
+  msg_clear(m);
+  free(m);
+  if (rc < 0) return rc;
+  /* sc_send_text reads the reply from here (ops.c: sc__reply_*). */
+  snprintf(c->reply_author, sizeof c->reply_author, "%s", author);
+  c->reply_ts = ref_ts;
+  rc = sc_send_text(out, c, user, text, len, flags);
+  c->reply_author[0] = 0;
+  c->reply_ts = 0;
+  return rc;
+}
+
+int sc_react(struct sc_client *c, const char *user, uint64_t ref_ts, const char *emoji, unsigned flags) {
+  struct content ct;
+  struct msg *m;
+  char author[SC_USER_MAX + 1];
+  int rc;
+  if (!emoji) emoji = "";
+  if ((rc = check_user(c, user))) return rc;
+  if (strlen(emoji) > CONTENT_EMOJI_MAX || !utf8_check(emoji, strlen(emoji), 1))
+    return sc__fail(c, SC_ERR_ARG, "a reaction is one emoji (at most %d bytes of UTF-8)", CONTENT_EMOJI_MAX);
+  if (!(m = calloc(1, sizeof *m))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  if ((rc = target(c, user, NULL, ref_ts, m)) < 0) goto out;
+  snprintf(author, sizeof author, "%s", m->dir == MSG_OUT ? c->acct->username : m->peer);
+  msg_clear(m);
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_REACTION;
+  ct.ts = now_ms();
+  snprintf(ct.ref_author, sizeof ct.ref_author, "%s", author);
+  ct.ref_ts = ref_ts;
+  snprintf(ct.emoji, sizeof ct.emoji, "%s", emoji);
+  if ((rc = timer_load(c->st, user, &ct.timer_s)) != 0) {
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  if ((rc = send_one(c, user, &ct, flags))) goto out;
+  if ((rc = sc__begin(c)) != 0) {
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  if ((rc = find_msg(c, user, NULL, author, ref_ts, m, NULL)) == 1) {
+    set_reaction(m, c->acct->username, emoji);
+    rc = msglog_update(c->st, m);
+  }
+  if (rc < 0 || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    rc = sc__store_error(c, rc);
+  }
+out:
+  msg_clear(m);
+  free(m);
+  return rc;
+}
+
+/* Edit (text != NULL) or delete our message ref_ts. */
+static int change_own(struct sc_client *c, const char *user, uint64_t ref_ts, const char *text, size_t len,
+                      unsigned flags) {
+  struct content ct;
+  struct msg *m;
+  uint64_t now = now_ms(), window = (text ? SC_EDIT_WINDOW_S : SC_DELETE_WINDOW_S) * 1000ull;
+  int rc;
+  if ((rc = check_user(c, user))) return rc;
+  if (text && len == 0) return sc__fail(c, SC_ERR_EMPTY, "the new text is empty; nothing was sent");
+  if (text && len > SC_MAX_TEXT)
+    return sc__fail(c, SC_ERR_TOO_LARGE, "the new text is longer than %d bytes", SC_MAX_TEXT);
+  if (text && !utf8_check(text, len, 0))
+    return sc__fail(c, SC_ERR_ARG, "the new text is not valid UTF-8 or holds a NUL byte; nothing was sent");
+  if (!(m = calloc(1, sizeof *m))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  rc = force() ? 1 : target(c, user, c->acct->username, ref_ts, m);
+  if (rc < 0) goto out;
+  if (!force() && (now < ref_ts || now - ref_ts > window)) {
+    rc = sc__fail(c, SC_ERR_TOO_LATE, "message %llu is older than %s: it can no longer be %s",
+                  (unsigned long long)ref_ts, text ? "24 hours" : "48 hours", text ? "edited" : "deleted for everyone");
+    goto out;
+  }
+  msg_clear(m);
+  memset(&ct, 0, sizeof ct);
+  ct.kind = text ? CONTENT_EDIT : CONTENT_DELETE;
+  ct.ts = now;
+  ct.ref_ts = ref_ts;
+  ct.text = (const uint8_t *)text;
+  ct.text_len = text ? len : 0;
+  if ((rc = timer_load(c->st, user, &ct.timer_s)) != 0) {
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  if ((rc = send_one(c, user, &ct, flags))) goto out;
+  if ((rc = sc__begin(c)) != 0) {
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  if ((rc = find_msg(c, user, NULL, c->acct->username, ref_ts, m, NULL)) == 1) {
+    if (text) {
+      rc = set_text(m, (const uint8_t *)text, len);
+      m->mflags |= MSGF_EDITED;
+    } else {
+      rc = set_text(m, (const uint8_t *)"", 0);
+      m->mflags |= MSGF_DELETED;
+      m->n_reactions = 0;
+      if (rc == 0) rc = outbox_forget(c, m); /* never resent */
+    }
+    if (rc == 0) rc = msglog_update(c->st, m);
+  }
+  if (rc < 0 || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    rc = sc__store_error(c, rc);
+  }
+out:
+  msg_clear(m);
+  free(m);
+  return rc;
+}
+
+int sc_edit(struct sc_client *c, const char *user, uint64_t ref_ts, const char *text, size_t len, unsigned flags) {
+  if (!text) return sc__fail(c, SC_ERR_EMPTY, "the new text is empty");
+  return change_own(c, user, ref_ts, text, len, flags);
+}
+
+int sc_delete_for_all(struct sc_client *c, const char *user, uint64_t ref_ts, unsigned flags) {
+  return change_own(c, user, ref_ts, NULL, 0, flags);
+}
+
+/* ---- deleting: by hand and by timer -------------------------------------------------- */
+
+struct sweep {
+  const char *peer;  /* history --delete: the conversation (peer or group name) */
+  uint64_t ts;       /* ... one message (0: all) */
+  uint64_t now;      /* expiry: rows due by now */
+  uint64_t next;     /* expiry: the next one after now */
+  uint64_t *seqs;
+  size_t n, cap;
+  struct msg *m;
+};
+
+static int sweep_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct sweep *s = ud;
+  uint64_t seq;
+  int hit;
+  if (msg_seq(name, &seq) || msglog_decode(s->m, v, len) != 0) return 0;
+  if (s->peer)
+    hit = (strcmp(s->m->peer, s->peer) == 0 && !s->m->group[0]) || strcmp(s->m->group, s->peer) == 0;
+  else
+    hit = s->m->expire_at != 0 && s->m->expire_at <= s->now;
+  if (s->peer && s->ts) hit = hit && s->m->dir != MSG_EVENT && s->m->ts == s->ts;
+  if (!s->peer && s->m->expire_at > s->now && (s->next == 0 || s->m->expire_at < s->next)) s->next = s->m->expire_at;
+  msg_clear(s->m);
+  if (!hit) return 0;
+  if (s->n == s->cap) {
+    size_t nc = s->cap ? s->cap * 2 : 64;
+    uint64_t *nv = realloc(s->seqs, nc * sizeof *nv);
+    if (!nv) return STORE_E_IO;
+    s->seqs = nv;
+    s->cap = nc;
+  }
+  s->seqs[s->n++] = seq;
+  return 0;
+}
+
+/* Deletes what the sweep selects, in one transaction; *n how many. */
+static int sweep(struct sc_client *c, struct sweep *s, unsigned *n) {
+  size_t i;
+  int rc;
+  if (n) *n = 0;
+  if (!(s->m = calloc(1, sizeof *s->m))) return STORE_E_IO;
+  rc = store_scan(c->st, "msg/", sweep_cb, s);
+  if (rc == 0 && s->n) {
+    if ((rc = sc__begin(c)) == 0) {
+      for (i = 0; i < s->n && rc == 0; i++) {
+        /* Reread inside the transaction: another process may have changed it. */
+        if ((rc = msglog_get(c->st, s->seqs[i], s->m)) != 0) {
+          rc = rc == STORE_E_CORRUPT ? 0 : rc; /* gone meanwhile */
+          continue;
+        }
+        rc = delete_row(c, s->m);
+        msg_clear(s->m);
+      }
+      if (rc || (rc = store_commit(c->st))) store_rollback(c->st);
+    }
+    if (rc == 0 && n) *n = (unsigned)s->n;
+  }
+  free(s->seqs);
+  free(s->m);
+  return rc;
+}
+
+int sc_history_delete(unsigned *n, struct sc_client *c, const char *conv, uint64_t ts) {
+  struct sweep s;
+  int rc;
+  if (n) *n = 0;
+  if ((rc = sc__need_open(c))) return rc;
+  if (!conv || !(sc_username_ok(conv) || sc_group_name_ok(conv)))
+    return sc__fail(c, SC_ERR_ARG, "'%s' is not a username or group name", conv ? conv : "");
+  memset(&s, 0, sizeof s);
+  s.peer = conv;
+  s.ts = ts;
+  if ((rc = sweep(c, &s, n)) != 0) return sc__store_error(c, rc);
+  if (ts && n && *n == 0)
+    return sc__fail(c, SC_ERR_UNKNOWN_MESSAGE, "no message %llu in the conversation with %s",
+                    (unsigned long long)ts, conv);
+  return 0;
+}
+
+int sc_expire(struct sc_client *c) {
+  struct sweep s;
+  unsigned n = 0;
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  memset(&s, 0, sizeof s);
+  s.now = sc_now_ms();
+  if ((rc = sweep(c, &s, &n)) != 0) return sc__store_error(c, rc);
+  c->next_expire_ms = s.next;
+  if (n) {
+    struct sc_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = SC_EV_DISAPPEARED;
+    ev.count = n;
+    ev.timestamp_ms = s.now;
+    sc__emit(c, &ev);
+  }
+  return 0;
+}
+
+int convo_expire_due(struct sc_client *c) {
+  if (c->next_expire_ms == 0 || sc_now_ms() < c->next_expire_ms) return 0;
+  return sc_expire(c);
+}
+
+int64_t convo_next_deadline(const struct sc_client *c) {
+  uint64_t now = sc_now_ms();
+  if (c->next_expire_ms == 0) return -1;
+  return sc_monotonic_ms() + (c->next_expire_ms > now ? (int64_t)(c->next_expire_ms - now) : 0);
+}
+
+/* ---- group invitations -------------------------------------------------------------------- */
+
+static void gpend_name(char out[64], const uint8_t gid[GROUP_ID_LEN]) {
+  static const char hx[] = "0123456789abcdef";
+  size_t i, k = (size_t)snprintf(out, 64, "gpend/");
+  for (i = 0; i < GROUP_ID_LEN; i++) {
+    out[k++] = hx[gid[i] >> 4];
+    out[k++] = hx[gid[i] & 15];
+  }
+  out[k] = 0;
+}
+
+int convo_group_invited(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], const char *inviter) {
+  char rn[64];
+  int rc = consent_load(c->st, inviter);
+  if (rc < 0) return rc;
+  if (rc != CONSENT_REQUEST) return 0; /* a contact's invitation is taken (a blocked one never gets here) */
+  gpend_name(rn, gid);
+  rc = store_put(c->st, rn, (const uint8_t *)inviter, strlen(inviter));
+  return rc ? rc : 1;
+}
+
+int convo_group_inviter(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], char inviter[SC_USER_MAX + 1]) {
+  char rn[64];
+  uint8_t *v;
+  size_t n;
+  int rc;
+  gpend_name(rn, gid);
+  if ((rc = store_get(c->st, rn, &v, &n)) <= 0) return rc;
+  if (inviter) snprintf(inviter, SC_USER_MAX + 1, "%.*s", (int)(n <= SC_USER_MAX ? n : SC_USER_MAX), (const char *)v);
+  store_free_value(v, n);
+  return 1;
+}
+
+int convo_group_usable(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], const char *name) {
+  char who[SC_USER_MAX + 1];
+  int rc = convo_group_inviter(c, gid, who);
+  if (rc < 0) return sc__store_error(c, rc);
+  if (rc == 1)
+    return sc__fail(c, SC_ERR_GROUP_PENDING,
+                    "you have not accepted the invitation to '%s' from %s: 'sotto requests accept %s' first", name,
+                    who, who);
+  return 0;
+}
+
+struct inv {
+  struct sc_client *c;
+  int (*cb)(void *ud, const char *group, const char *inviter);
+  void *ud;
+  const char *accept; /* sc_request_accept: delete the invitations of this inviter */
+  char names[64][64];
+  size_t n;
+};
+
+static int inv_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct inv *x = ud;
+  char who[SC_USER_MAX + 1];
+  snprintf(who, sizeof who, "%.*s", (int)(len <= SC_USER_MAX ? len : SC_USER_MAX), (const char *)v);
+  if (x->accept) {
+    if (strcmp(who, x->accept) == 0 && x->n < 64) snprintf(x->names[x->n++], sizeof x->names[0], "%s", name);
+    return 0;
+  }
+  {
+    struct grp *g = calloc(1, sizeof *g);
+    uint8_t gid[GROUP_ID_LEN];
+    size_t i;
+    int rc = 0;
+    if (!g) return STORE_E_IO;
+    for (i = 0; i < GROUP_ID_LEN && strlen(name) == 6 + 2 * GROUP_ID_LEN; i++) {
+      unsigned b;
+      if (sscanf(name + 6 + 2 * i, "%2x", &b) != 1) break;
+      gid[i] = (uint8_t)b;
+    }
+    if (i == GROUP_ID_LEN && grp_load(x->c->st, gid, g) == 1) rc = x->cb(x->ud, g->name, who);
+    free(g);
+    return rc;
+  }
+}
+
+int sc_group_invites(struct sc_client *c, int (*cb)(void *ud, const char *group, const char *inviter), void *ud) {
+  struct inv *x;
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  if (!(x = calloc(1, sizeof *x))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  x->c = c;
+  x->cb = cb;
+  x->ud = ud;
+  rc = store_scan(c->st, "gpend/", inv_cb, x);
+  free(x);
+  return rc < 0 && rc >= STORE_E_ROLLBACK ? sc__store_error(c, rc) : rc;
+}
+
+/* Inside a transaction: the invitations from user are accepted. */
+static int accept_invites(struct sc_client *c, const char *user) {
+  struct inv *x = calloc(1, sizeof *x);
+  size_t i;
+  int rc;
+  if (!x) return STORE_E_IO;
+  x->c = c;
+  x->accept = user;
+  rc = store_scan(c->st, "gpend/", inv_cb, x);
+  for (i = 0; i < x->n && rc == 0; i++) rc = store_del(c->st, x->names[i]);
+  free(x);
+  return rc;
+}
+
+/* ---- consent ---------------------------------------------------------------------------- */
+
+int sc_consent(int *state, struct sc_client *c, const char *user) {
+  int rc;
+  *state = 0;
+  if ((rc = sc__need_open(c))) return rc;
+  if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  if ((rc = consent_load(c->st, user)) < 0) return sc__store_error(c, rc);
+  *state = rc;
+  return 0;
+}
+
+struct req_list {
+  char (*users)[SC_USER_MAX + 1];
+  size_t n, cap;
+  int want;
+};
+
+static int req_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct req_list *l = ud;
+  const char *u = name + strlen("consent/");
+  if (len != 1 || v[0] != l->want || !sc_username_ok(u)) return 0;
+  if (l->n == l->cap) {
+    size_t nc = l->cap ? l->cap * 2 : 16;
+    void *nu = realloc(l->users, nc * sizeof *l->users);
+    if (!nu) return STORE_E_IO;
+    l->users = nu;
+    l->cap = nc;
+  }
+  snprintf(l->users[l->n++], sizeof l->users[0], "%s", u);
+  return 0;
+}
+
+struct count {
+  const char *peer;
+  unsigned n;
+  struct msg *m;
+};
+
+static int count_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct count *k = ud;
+  uint64_t seq;
+  if (msg_seq(name, &seq) || msglog_decode(k->m, v, len) != 0) return 0;
+  if (k->m->dir == MSG_IN && !k->m->group[0] && strcmp(k->m->peer, k->peer) == 0) k->n++;
+  msg_clear(k->m);
+  return 0;
+}
+
+static int list(struct sc_client *c, int want, struct req_list *l) {
+  int rc;
+  memset(l, 0, sizeof *l);
+  l->want = want;
+  if ((rc = sc__need_open(c))) return rc;
+  if ((rc = store_scan(c->st, "consent/", req_cb, l)) != 0) {
+    free(l->users);
+    return sc__store_error(c, rc);
+  }
+  return 0;
+}
+
+int sc_requests(struct sc_client *c, int (*cb)(void *ud, const char *user, unsigned messages), void *ud) {
+  struct req_list l;
+  struct count k;
+  size_t i;
+  int rc;
+  if ((rc = list(c, CONSENT_REQUEST, &l))) return rc;
+  memset(&k, 0, sizeof k);
+  if (!(k.m = calloc(1, sizeof *k.m))) rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  for (i = 0; i < l.n && !rc; i++) {
+    k.peer = l.users[i];
+    k.n = 0;
+    if ((rc = store_scan(c->st, "msg/", count_cb, &k)) != 0) {
+      rc = sc__store_error(c, rc);
+      break;
+    }
+    rc = cb(ud, l.users[i], k.n);
+  }
+  free(k.m);
+  free(l.users);
+  return rc;
+}
+
+int sc_blocked(struct sc_client *c, int (*cb)(void *ud, const char *user), void *ud) {
+  struct req_list l;
+  size_t i;
+  int rc;
+  if ((rc = list(c, CONSENT_BLOCKED, &l))) return rc;
+  for (i = 0; i < l.n && !rc; i++) rc = cb(ud, l.users[i]);
+  free(l.users);
+  return rc;
+}
+
+static int set_consent(struct sc_client *c, const char *user, int state, int need_request) {
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  if ((rc = sc__begin(c)) != 0) return sc__store_error(c, rc);
+  if ((rc = consent_load(c->st, user)) < 0) goto fail;
+  if (need_request && rc != CONSENT_REQUEST) {
+    store_rollback(c->st);
+    return sc__fail(c, SC_ERR_NO_REQUEST, "there is no message request from %s", user);
+  }
+  if ((rc = consent_save(c->st, user, state)) != 0 || (state == 0 && (rc = accept_invites(c, user)) != 0) ||
+      (rc = store_commit(c->st)) != 0)
+    goto fail;
+  return 0;
+fail:
+  store_rollback(c->st);
+  return sc__store_error(c, rc);
+}
+
+int sc_request_accept(struct sc_client *c, const char *user) { return set_consent(c, user, 0, 1); }
+
+int sc_request_delete(struct sc_client *c, const char *user) {
+  int rc, st;
+  if ((rc = sc_consent(&st, c, user))) return rc;
+  if (st != CONSENT_REQUEST) return sc__fail(c, SC_ERR_NO_REQUEST, "there is no message request from %s", user);
+  return sc_history_delete(NULL, c, user, 0);
+}
+
+int sc_block(struct sc_client *c, const char *user, int on) {
+  int rc, st;
+  if (!on) {
+    if ((rc = sc_consent(&st, c, user))) return rc;
+    return st == CONSENT_BLOCKED ? set_consent(c, user, 0, 0) : 0;
+  }
+  if (c->acct && c->acct->username[0] && user && strcmp(user, c->acct->username) == 0)
+    return sc__fail(c, SC_ERR_SELF, "you cannot block yourself");
+  return set_consent(c, user, CONSENT_BLOCKED, 0);
+}
