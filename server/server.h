@@ -39,6 +39,7 @@ struct sotto_srv_config {
   int64_t max_store_bytes;      /* ciphertext bytes waiting in all queues */
   int64_t max_sender_bytes;     /* ciphertext bytes from one account waiting in all queues */
   int kt;                       /* keep the key-transparency log (srv_kt.c) */
+  char kt_witness[1600];        /* NAME:HEX;NAME:HEX...: the log's witnesses (--kt-witness, repeatable) */
   int64_t disk_reserve;         /* bytes of DATA/sotto.reserve, given back when the disk is full */
   int64_t wal_scrub_ms;         /* truncate the WAL at most this long after envelopes were deleted */
   int max_inflight;             /* requests read but not answered, per connection */
