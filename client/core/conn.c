@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* conn.c: connection, authentication, pre-key upload, bundles (conn.h). */
 #include "conn.h"
+#include "kt.h"
 
 #include <sotto/keys.h>
 #include <stdlib.h>
@@ -596,10 +597,12 @@ int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms) {
     conn_close(k);
     return rc;
   }
-  if ((rc = epoch_step(c, k)) || (rc = devices_step(c, k)) || (rc = conn_top_up(c, k, ec_left, kem_left))) {
+  if ((rc = epoch_step(c, k)) || (rc = devices_step(c, k)) || (rc = conn_top_up(c, k, ec_left, kem_left)) ||
+      (rc = kt_monitor(c, k))) {
     conn_close(k);
     return rc;
   }
+  c->kt_monitor_at = sc__now_s() + KT_MONITOR_EVERY_S;
   return 0;
 }
 
@@ -649,6 +652,11 @@ int conn_fetch_bundle(struct sc_client *c, struct conn *k, const char *user, str
     return conn_error(c, k, rc, what, user);
   }
   rc = bundle_parse(nb, b);
+  /* Key transparency: the identity key must be what the log holds for user. */
+  if (rc == 0 && (rc = kt_check_contact(c, k, user, nb->identity, nb->identity_len)) != 0) {
+    free(nb);
+    return rc;
+  }
   free(nb);
   if (rc) return sc__fail(c, SC_ERR_BAD_BUNDLE, "the server returned unusable keys for %s; they may need to register again",
                            user);

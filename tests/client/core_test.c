@@ -85,6 +85,8 @@ static void test_errors(void) {
     const char *n = sc_error_name(e), *m = sc_error_message(e), *h = sc_error_hint(e);
     /* -54 and -55 are not used. */
     if (e < SC_ERR_IN_USE && e > SC_ERR_WEAK_PASSPHRASE && strcmp(n, "unknown") == 0) continue;
+    /* -64..-82 belong to other work (not in this tree yet). */
+    if (e < SC_ERR_QUARANTINED && e > SC_ERR_KT_NOT_LOGGED && strcmp(n, "unknown") == 0) continue;
     if (!n || !m || !h || !n[0] || !m[0] || !h[0] || strcmp(n, "unknown") == 0) {
       printf("     code %d lacks a name, message or hint\n", e);
       all = 0;
