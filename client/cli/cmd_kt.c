@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_kt.c: sotto kt -- the key-transparency log of the server as this
  * client sees it (status), its witnesses, and how many must cosign. */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
