@@ -590,6 +590,12 @@ int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms) {
     return rc;
   }
   sotto_net_set_timeout(k->net, cap_timeout(CONN_REQUEST_TIMEOUT_MS, deadline_ms));
+  /* Key transparency: this account's own log entry, before logging in (a
+   * device the server removed after logging a new key still learns it). */
+  if ((rc = kt_monitor(c, k)) != 0) {
+    conn_close(k);
+    return rc;
+  }
   if ((rc = sotto_net_auth(k->net, c->acct->username, c->acct->device_id, c->acct->secret, &ec_left, &kem_left))) {
     /* A node that goes away while logging in: the next try starts at the next one. */
     if (rc == SOTTO_NET_E_IO || rc == SOTTO_NET_E_TIMEOUT || rc == SOTTO_SRV_E_SHUTDOWN) c->srv_next++;
@@ -597,8 +603,7 @@ int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms) {
     conn_close(k);
     return rc;
   }
-  if ((rc = epoch_step(c, k)) || (rc = devices_step(c, k)) || (rc = conn_top_up(c, k, ec_left, kem_left)) ||
-      (rc = kt_monitor(c, k))) {
+  if ((rc = epoch_step(c, k)) || (rc = devices_step(c, k)) || (rc = conn_top_up(c, k, ec_left, kem_left))) {
     conn_close(k);
     return rc;
   }

@@ -161,7 +161,8 @@ static int fresh_head(struct sc_client *c, struct conn *k, struct kt_state *s, s
   size_t i, j;
   int rc;
   if (!s->pinned) {
-    if ((rc = pin(c, k, s)) != 0) return rc;
+    /* First contact: the pins are kept whatever the checks below say. */
+    if ((rc = pin(c, k, s)) != 0 || (rc = save_now(c, s)) != 0) return rc;
     need = kt_required(s);
   }
   memcpy(id.sig_pk, s->sig_pk, 32);
@@ -360,9 +361,12 @@ int kt_monitor(struct sc_client *c, struct conn *k) {
   conn_identity_blob(c, mine);
   rc = search(c, k, &s, me, &version, value, &vlen);
   if (rc == 1) {
-    s.off = 1;
-    s.mon_result = KT_MON_NONE;
-    rc = save_now(c, &s);
+    rc = 0;
+    if (!s.off || s.mon_result != KT_MON_NONE) { /* write only what changed (this runs at every connect) */
+      s.off = 1;
+      s.mon_result = KT_MON_NONE;
+      rc = save_now(c, &s);
+    }
     goto out;
   }
   s.off = 0;
