@@ -145,7 +145,7 @@ static int run_witness(struct srv_proc *p, const char *st, const struct sotto_kt
   memcpy(idb, id->sig_pk, 32);
   memcpy(idb + 32, id->vrf_pk, 32);
   sodium_bin2hex(key, sizeof key, idb, sizeof idb);
-  snprintf(cmd, sizeof cmd, "%s --server 127.0.0.1:%s --fingerprint %s --state %s --log-key %s 2>&1",
+  snprintf(cmd, sizeof cmd, "%s --server 127.0.0.1:%s --fingerprint %s --state %s --log-key %s --no-push 2>&1",
            SOTTO_WITNESS_BIN, p->port, p->fp, st, key);
   out[0] = 0;
   if ((f = popen(cmd, "r")) == NULL) return -1;
