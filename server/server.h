@@ -82,7 +82,7 @@ int sotto_srv_export(const struct sotto_srv_config *c, const char *sqlite_dir, F
 
 /* Prints the requisition report of USERNAME as JSON. Returns 0, 1 if the
  * account does not exist, 2 on error. */
-int sotto_srv_requisition(const char *store_url, const char *username, FILE *out);
+int sotto_srv_requisition(const char *store_url, const char *data, const char *username, FILE *out);
 /* `sotto-server backup`: copies the SQLite database of db_dir (online, one
  * consistent snapshot) and data_dir's tls.key and tls.crt into the new
  * directory dest. 0 or 1 (printed why). */
