@@ -248,13 +248,12 @@ static int fresh_head(struct sc_client *c, struct conn *k, struct kt_state *s, s
   return 0;
 }
 
-/* The canonical label of a username (lower case, as the server logs it). */
+/* The label of a username: its canonical form, as the server logs it
+ * (proto/'s sotto__srv_username_canon: look-alikes folded). */
 static size_t label_of(char out[SC_USER_MAX + 1], const char *user) {
-  size_t i, n = strlen(user);
-  if (n > SC_USER_MAX) n = SC_USER_MAX;
-  for (i = 0; i < n; i++) out[i] = (char)(user[i] >= 'A' && user[i] <= 'Z' ? user[i] - 'A' + 'a' : user[i]);
-  out[n] = 0;
-  return n;
+  _Static_assert(SC_USER_MAX == SOTTO_SRV_USER_MAX, "username bounds");
+  sotto__srv_username_canon((const uint8_t *)user, strlen(user), out);
+  return strlen(out);
 }
 
 /* A checked head, then the search proof for user against it: version and

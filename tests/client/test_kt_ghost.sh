@@ -35,6 +35,7 @@ wit() {
 new_user alice
 new_user bob
 new_user carol
+new_user b.rn_0
 new_user mallory
 wit "$T/w1" >"$T/w1.out" 2>&1
 check "an honest witness follows the log and the server takes its cosignature" \
@@ -45,6 +46,8 @@ s alice send carol "hello carol" >"$T/base.out" 2>&1
 check "baseline: alice's message to carol (logged key, cosigned head) goes out" test $? -eq 0
 s carol receive >"$T/base.recv" 2>&1
 check "baseline: carol receives it" contains "$T/base.recv" "hello carol"
+s alice send b.rn_0 "look-alike folding" >"$T/base2.out" 2>&1
+check "baseline: the label is the server's canonical name (b.rn_0 is logged as bmo)" test $? -eq 0
 s alice kt status >"$T/status.out" 2>&1
 check "kt status shows the head, the witnesses and their last cosigned size" \
   sh -c "grep -q '^head: size ' '$T/status.out' && grep -q 'w1 $PK1 (announced by the server at first contact) last cosigned size [1-9]' '$T/status.out' && grep -q 'w2 .* last cosigned size 0' '$T/status.out' && grep -q 'monitoring of your account: ok' '$T/status.out'"
