@@ -43,6 +43,12 @@ static int show_status(struct cli *c) {
     cli_emit(c, o);
     return CLI_OK;
   }
+  if (!st.pinned && !st.off) {
+    printf("key transparency: not known yet (the server was not asked)%s\n",
+           st.required ? "; REQUIRED: nothing is sent to new contacts until it is checked" : "");
+    if (!st.refreshed) printf("  (not checked now: %s)\n", sc_errdetail(c->core));
+    return CLI_OK;
+  }
   if (!st.pinned) {
     printf("key transparency: off for this server (it runs no log)%s\n",
            st.required ? "; REQUIRED: nothing is sent to new contacts" : "");
