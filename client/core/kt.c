@@ -531,7 +531,11 @@ int sc_kt_witness_remove(struct sc_client *c, const char *name) {
 
 int sc_kt_require(struct sc_client *c, int k) {
   struct kt_state s;
-  int rc;
+  int rc, opened = 0;
+  if ((rc = sc__need_open(c))) return rc;
+  if ((rc = kt_load(c->st, &s)) != 0) return sc__store_error(c, rc);
+  if (!s.pinned && k > (int)s.n_wit && sc__acquire(c, &opened) == 0) /* first contact: learn the witnesses */
+    sc__release(c, opened);
   if ((rc = change_begin(c, &s))) return rc;
   if (k > (int)s.n_wit) {
     store_rollback(c->st);

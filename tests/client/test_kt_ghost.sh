@@ -145,7 +145,6 @@ check "ghost 5: a witness the server does not know is refused with a clear messa
 # and never cosigns it): refused, naming the witnesses and their last sizes.
 s frank init >/dev/null 2>&1
 s frank register --server "127.0.0.1:$PORT" frank >"$T/frank.reg" 2>&1
-s frank kt status >/dev/null 2>&1 # first contact: the log and its witnesses pinned
 s frank kt require 2 >"$T/frank.req" 2>&1
 s frank send erin "hi" >"$T/g5o.out" 2>&1
 rc=$?
