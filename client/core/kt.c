@@ -110,8 +110,9 @@ static int save_now(struct sc_client *c, const struct kt_state *s) {
 static int call(struct sc_client *c, struct conn *k, uint8_t type, const uint8_t *p, size_t len,
                 struct sotto_net_event *ans, const char *what) {
   int rc = sotto_net_call(k->net, type, p, len, ans);
-  if (rc == 0 || rc == SOTTO_SRV_E_NOT_FOUND) return rc;
-  sotto_net_event_clear(ans);
+  if (rc == 0) return 0;
+  sotto_net_event_clear(ans); /* the payload of an answer is used only with 0 */
+  if (rc == SOTTO_SRV_E_NOT_FOUND) return rc;
   return conn_error(c, k, rc, what, NULL);
 }
 
