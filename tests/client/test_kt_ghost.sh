@@ -5,6 +5,8 @@
 # configured witnesses), the real sotto CLI and the real sotto-witness:
 #   1. bob's identity key replaced in the server's database (not in the log):
 #      alice's first message to bob is refused with the KT error, nothing sent;
+#   1b. a first message to alice under a key not in the log (sender rewritten
+#      in the database): held, not shown, with the KT sentence;
 #   2. a substituted key for carol logged properly (the operator takes over
 #      carol's account through RECOVER with a recovery hash it planted):
 #      carol's device reports it at its next connect; alice sees a key change;
@@ -37,6 +39,7 @@ new_user bob
 new_user carol
 new_user b.rn_0
 new_user mallory
+new_user oscar
 wit "$T/w1" >"$T/w1.out" 2>&1
 check "an honest witness follows the log and the server takes its cosignature" \
   grep -q "the server took the cosignature" "$T/w1.out"
@@ -73,6 +76,22 @@ after=$(sqlite3 "$T/srv/sotto.db" "SELECT count(*) FROM messages")
 check "ghost 1: nothing was sent (no envelope queued on the server)" test "$before" = "$after"
 s alice --json send bob "again" >"$T/g1.json" 2>&1
 check "ghost 1: the JSON error code is kt_not_logged" contains "$T/g1.json" '"error":"kt_not_logged"'
+
+# ---- 1b: the same on the receiving side: a first message under a key not in the log ----
+# mallory writes to alice naming itself oscar in the message's addresses (a
+# test hook of sotto-test), and the operator rewrites the envelope's sender
+# to oscar, whom alice never talked to: old clients took oscar's key on
+# first use.
+SOTTO_TEST_ADDRESS_AS=oscar s mallory send alice "hi, it is oscar" >"$T/g1b.send" 2>&1
+stop_server
+sql "UPDATE messages SET sender='oscar' WHERE sender='mallory'"
+start_server --kt 1 --kt-witness "w1:$PK1" --kt-witness "w2:$PK2"
+s alice receive >"$T/g1b.out" 2>&1
+echo "  ghost 1b printed: $(grep -m1 'public log' "$T/g1b.out")"
+check "ghost 1b: a first message under a key that is not in the log is not shown as oscar's" lacks "$T/g1b.out" "oscar: hi, it is oscar"
+check "ghost 1b: it is held as from a new, unverified key" contains "$T/g1b.out" "from a new, unverified key claiming to be oscar (held"
+check "ghost 1b: alice is told why, and it is held" \
+  contains "$T/g1b.out" "the server delivered a first message from oscar under a key that is not in its public log: it is held"
 
 # ---- 2: a substituted key for carol, logged ------------------------------------------
 # The operator plants the hash of mallory's own recovery code on carol's
