@@ -386,12 +386,18 @@ int kt_monitor(struct sc_client *c, struct conn *k) {
     s.has_own = 0; /* our identity changed (recovered): we made the new key */
   }
   if (rc == 0) {
-    if (version == SOTTO_KT_ABSENT || vlen != sizeof mine || sodium_memcmp(value, mine, sizeof mine) != 0) {
+    if (version == SOTTO_KT_ABSENT) {
+      mon_set(c, &s, KT_MON_ALERT,
+              "KEY TRANSPARENCY ALERT: the server's public log has no key for your account %s: contacts that check "
+              "the log cannot start a conversation with you (an account made before the server kept its log, or the "
+              "server hides it)",
+              me);
+    } else if (vlen != sizeof mine || sodium_memcmp(value, mine, sizeof mine) != 0) {
       mon_set(c, &s, KT_MON_ALERT,
               "KEY TRANSPARENCY ALERT: the server's public log shows a key for your account %s (version %lu) that "
               "this device did not make: someone may be receiving messages meant for you; verify safety numbers "
               "with your contacts",
-              me, version == SOTTO_KT_ABSENT ? 0ul : (unsigned long)version);
+              me, (unsigned long)version);
     } else if (s.has_own && version != s.own_version) {
       mon_set(c, &s, KT_MON_ALERT,
               "KEY TRANSPARENCY ALERT: the server's public log shows versions %lu to %lu of your account %s's key; "
