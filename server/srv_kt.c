@@ -223,6 +223,86 @@ static int cosigs_save(struct srv *s, const struct srv_kt *kt) {
   return 0;
 }
 
+/* Backfill: accounts made while the server ran without the log (or
+ * before it had one) are logged as version 0 of their name, in entries of
+ * at most BACKFILL_CHUNK label-versions, each in its own transaction with
+ * its values (as a batch). Runs at every start; costs one lookup per
+ * account. */
+#define BACKFILL_CHUNK 100000
+struct backfill {
+  struct srv *s;
+  struct srv_kt *kt;
+  size_t staged;
+  uint64_t logged;
+  int rc;
+};
+
+static int backfill_commit(struct backfill *b) {
+  const struct sotto_store_ops *ops = b->s->store.ops;
+  struct sotto_kt_head h;
+  uint8_t hb[SOTTO_KT_HEAD_LEN], *upd;
+  size_t cap = sotto_kt_update_len(sotto_kt_dir_staged(b->kt->dir)), ulen;
+  int64_t now = sotto__srv_now_ms();
+  int rc;
+  if (now < b->kt->last_ms) now = b->kt->last_ms;
+  if ((upd = malloc(cap)) == NULL) return SOTTO_ERR_NOMEM;
+  rc = sotto_kt_dir_commit(b->kt->dir, &h, upd, cap, &ulen, (uint64_t)now);
+  if (rc == 0) {
+    sotto_kt_head_encode(hb, &h);
+    rc = ops->kt_entry_put(b->s->store.impl, b->kt->n, hb, sizeof hb, upd, ulen);
+  }
+  free(upd);
+  if (rc == 0) rc = ops->commit(b->s->store.impl);
+  if (rc != 0) return rc;
+  b->kt->n++;
+  b->kt->last_ms = now;
+  b->staged = 0;
+  return 0;
+}
+
+static int backfill_one(void *ctx, const char *user, const uint8_t *ik, size_t ik_len) {
+  struct backfill *b = ctx;
+  const struct sotto_store_ops *ops = b->s->store.ops;
+  uint8_t old[SOTTO_STORE_KT_MAX_VALUE], opening[SOTTO_KT_OPENING_LEN];
+  char canon[SOTTO_SRV_USER_MAX + 1];
+  uint32_t version;
+  size_t old_len;
+  int rc;
+  if (strlen(user) > SOTTO_SRV_USER_MAX || ik_len > SOTTO_KT_MAX_VALUE_LEN) return 0;
+  sotto__srv_username_canon((const uint8_t *)user, strlen(user), canon);
+  rc = ops->kt_value_get(b->s->store.impl, canon, &version, old, &old_len, opening);
+  if (rc != 1) return rc < 0 ? rc : 0; /* logged already */
+  if (b->staged == 0 && (rc = ops->begin(b->s->store.impl)) != 0) return rc;
+  if ((rc = sotto_kt_dir_add(b->kt->dir, opening, (const uint8_t *)canon, strlen(canon), 0, ik, ik_len)) != 0 ||
+      (rc = ops->kt_value_put(b->s->store.impl, canon, 0, ik, ik_len, opening)) != 0) {
+    sodium_memzero(opening, sizeof opening);
+    return rc;
+  }
+  sodium_memzero(opening, sizeof opening);
+  b->staged++;
+  b->logged++;
+  if (b->staged >= BACKFILL_CHUNK) return backfill_commit(b);
+  return 0;
+}
+
+static int backfill(struct srv *s, struct srv_kt *kt) {
+  struct backfill b;
+  int rc;
+  if (!s->store.ops->accounts_iter) return 0;
+  memset(&b, 0, sizeof b);
+  b.s = s;
+  b.kt = kt;
+  rc = s->store.ops->accounts_iter(s->store.impl, backfill_one, &b);
+  if (rc == 0 && b.staged) rc = backfill_commit(&b);
+  if (rc != 0) {
+    if (b.staged) s->store.ops->rollback(s->store.impl);
+    return rc;
+  }
+  if (b.logged) sotto__srv_log(0, "kt_backfill", "accounts=%llu entries=%lld", (unsigned long long)b.logged,
+                               (long long)kt->n);
+  return 0;
+}
+
 int sotto__srv_kt_open(struct srv *s) {
   const struct sotto_store_ops *o = s->store.ops;
   struct srv_kt *kt;
@@ -240,6 +320,12 @@ int sotto__srv_kt_open(struct srv *s) {
   }
   if (witnesses_parse(kt, s->cfg->kt_witness) != 0) {
     fprintf(stderr, "sotto-server: --kt-witness: cannot use the list of witnesses\n");
+    sotto_kt_dir_free(kt->dir);
+    free(kt);
+    return -1;
+  }
+  if (backfill(s, kt) != 0) {
+    fprintf(stderr, "sotto-server: cannot log the accounts made before the key-transparency log (backfill)\n");
     sotto_kt_dir_free(kt->dir);
     free(kt);
     return -1;

@@ -202,4 +202,14 @@ s ivan send kim "now required" >"$T/off.req" 2>&1
 rc=$?
 check "KT required on a server without it: refused" \
   sh -c "test $rc -ne 0 && grep -q 'key transparency is required for this server, but it runs no log' '$T/off.req'"
+# The same server restarted with --kt 1: the accounts made before are logged
+# (backfill), so the message that was refused goes out, and ivan's own entry
+# checks out.
+stop_server
+start_server --kt 1
+check "backfill: the server logs the accounts made before its log" grep -q "event=kt_backfill accounts=3" "$T/server.err"
+s ivan send kim "now required" >"$T/bf.send" 2>&1
+check "backfill: a contact made before the log is found in it" test $? -eq 0
+s ivan kt status >"$T/bf.status" 2>&1
+check "backfill: ivan's own entry checks out" contains "$T/bf.status" "monitoring of your account: ok"
 finish
