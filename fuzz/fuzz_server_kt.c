@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_server_kt.c: libFuzzer target for the key-transparency request and
  * answer parsers of proto/ (KT_SEARCH, KT_CONSISTENCY, KT_UPDATES, KT_COSIGN
- * requests; KT_HEAD, proof and KT_UPDATES answers). A successful parse is
+ * requests; KT_CONFIG, KT_HEAD, proof and KT_UPDATES answers). A successful parse is
  * re-encoded and must give back the input bytes (the encodings are
  * canonical). proto.c is compiled in directly because the libFuzzer build of
  * fuzz/ links libsotto only. */
@@ -21,6 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct sotto_srv_str user;
   struct sotto_srv_kt_range rg;
   struct sotto_srv_kt_cosign cs;
+  struct sotto_srv_kt_config kc;
   struct sotto_srv_kt_head kh;
   struct sotto_srv_kt_proof kp;
   struct sotto_srv_kt_entry ke[SOTTO_SRV_KT_MAX_UPDATES];
@@ -49,6 +50,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (sotto__srv_parse_kt_cosign_req(data, size, &cs) == 0) {
     sotto__wr_init(&w, out, sizeof out);
     sotto__srv_put_kt_cosign_req(&w, cs.witness_pk, cs.head, cs.cosig);
+    same(&w, data, size);
+  }
+  if (sotto__srv_parse_kt_config(data, size, &kc) == 0) {
+    if (kc.n > SOTTO_SRV_KT_MAX_WITNESSES) abort();
+    for (i = 0; i < kc.n; i++)
+      if (!sotto__srv_kt_name_ok(kc.w[i].name.p, kc.w[i].name.len)) abort();
+    sotto__wr_init(&w, out, sizeof out);
+    sotto__srv_put_kt_config(&w, &kc);
     same(&w, data, size);
   }
   if (sotto__srv_parse_kt_head(data, size, &kh) == 0) {

@@ -455,6 +455,24 @@ static void gen_kt(void) {
   sotto__srv_put_kt_cosign_req(&w, pk, head, cos);
   put("server_kt", "cosign", b, w.len);
   put("server_kt", "cosign-short", b, w.len - 1);
+  for (k = 0; k < 3; k++) {
+    static const char *const names[] = {"w1", "witness.example-org_2", "z"};
+    struct sotto_srv_kt_config kc;
+    memset(&kc, 0, sizeof kc);
+    kc.sig_pk = head;
+    kc.vrf_pk = head + 32;
+    kc.n = k;
+    for (i = 0; i < k; i++) {
+      kc.w[i].name.p = (const uint8_t *)names[i];
+      kc.w[i].name.len = strlen(names[i]);
+      kc.w[i].pk = pk;
+    }
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_kt_config(&w, &kc);
+    if (w.err) die("kt config");
+    snprintf(desc, sizeof desc, "config%zu", k);
+    put("server_kt", desc, b, w.len);
+  }
   for (k = 0; k < 4; k += 3) {
     sotto__wr_init(&w, b, sizeof b);
     sotto__srv_put_kt_head(&w, head, cos, k ? 3 : 0);

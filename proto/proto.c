@@ -702,3 +702,48 @@ void sotto__srv_put_kt_entry(struct sotto__wr *w, const uint8_t head[SOTTO_SRV_K
   sotto__wr_u32be(w, (uint32_t)len);
   sotto__wr_bytes(w, update, len);
 }
+
+int sotto__srv_kt_name_ok(const uint8_t *p, size_t len) {
+  size_t i;
+  if (len == 0 || len > SOTTO_SRV_KT_NAME_MAX) return 0;
+  for (i = 0; i < len; i++) {
+    uint8_t ch = p[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+          ch == '_' || ch == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+int sotto__srv_parse_kt_config(const uint8_t *p, size_t len, struct sotto_srv_kt_config *m) {
+  struct sotto__rd r;
+  uint8_t n, i;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_bytes(&r, SOTTO_SRV_KT_PK_LEN, &m->sig_pk));
+  TRY(sotto__rd_bytes(&r, SOTTO_SRV_KT_PK_LEN, &m->vrf_pk));
+  TRY(sotto__rd_u8(&r, &n));
+  if (n > SOTTO_SRV_KT_MAX_WITNESSES) return SOTTO_ERR_TOO_LARGE;
+  m->n = n;
+  for (i = 0; i < n; i++) {
+    TRY(rd_str8(&r, SOTTO_SRV_KT_NAME_MAX, &m->w[i].name));
+    if (!sotto__srv_kt_name_ok(m->w[i].name.p, m->w[i].name.len)) return SOTTO_ERR_MALFORMED;
+    TRY(sotto__rd_bytes(&r, SOTTO_SRV_KT_PK_LEN, &m->w[i].pk));
+  }
+  return rd_end(&r);
+}
+
+void sotto__srv_put_kt_config(struct sotto__wr *w, const struct sotto_srv_kt_config *m) {
+  size_t i;
+  if (m->n > SOTTO_SRV_KT_MAX_WITNESSES) {
+    w->err = SOTTO_ERR_TOO_LARGE;
+    return;
+  }
+  sotto__wr_bytes(w, m->sig_pk, SOTTO_SRV_KT_PK_LEN);
+  sotto__wr_bytes(w, m->vrf_pk, SOTTO_SRV_KT_PK_LEN);
+  sotto__wr_u8(w, (uint8_t)m->n);
+  for (i = 0; i < m->n; i++) {
+    sotto__srv_put_str8(w, m->w[i].name.p, m->w[i].name.len);
+    sotto__wr_bytes(w, m->w[i].pk, SOTTO_SRV_KT_PK_LEN);
+  }
+}

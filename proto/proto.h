@@ -58,6 +58,7 @@ enum {
   SOTTO_SRV_EPOCH = 0x15, /* raise this device's epoch (client store rollback detection) */
   SOTTO_SRV_KT_CONSISTENCY = 0x16, /* key transparency: consistency proof from an older size */
   SOTTO_SRV_KT_UPDATES = 0x17,     /* key transparency: entries i..j (update and head) for witnesses */
+  SOTTO_SRV_KT_CONFIG = 0x1A,      /* key transparency: the log's public keys and the server's witnesses */
   SOTTO_SRV_SEND = 0x20,
   SOTTO_SRV_ACK = 0x21,
   SOTTO_SRV_PING = 0x30,
@@ -100,7 +101,10 @@ enum {
   X(SOTTO_SRV_E_STORAGE_FULL, 23, "server storage full, retry later")                          \
   X(SOTTO_SRV_E_SENDER_QUOTA, 24, "too much of your undelivered data waits on this server")              \
   X(SOTTO_SRV_E_QUARANTINED, 28, "username held after its account was deleted, retry after the quarantine") \
-  X(SOTTO_SRV_E_RECOVERY, 29, "recovery refused: no such account or wrong recovery code")
+  X(SOTTO_SRV_E_RECOVERY, 29, "recovery refused: no such account or wrong recovery code") \
+  X(SOTTO_SRV_E_KT_WITNESS, 40, "not a witness of this server's key-transparency log")      \
+  X(SOTTO_SRV_E_KT_STALE, 41, "not the key-transparency log's current head")                \
+  X(SOTTO_SRV_E_KT_COSIG, 42, "the witness cosignature does not verify")
 
 enum {
 #define SOTTO_SRV_X_ENUM(name, value, msg) name = value,
@@ -381,6 +385,23 @@ struct sotto_srv_kt_cosign {
   const uint8_t *head;
   const uint8_t *cosig;
 };
+
+/* KT_CONFIG answer: sig_pk(32) || vrf_pk(32) || u8 n || n x (str8 name ||
+ * witness pk(32)); names are 1-SOTTO_SRV_KT_NAME_MAX printable ASCII bytes. */
+#define SOTTO_SRV_KT_MAX_WITNESSES 16
+#define SOTTO_SRV_KT_NAME_MAX 32
+struct sotto_srv_kt_config {
+  const uint8_t *sig_pk, *vrf_pk;
+  size_t n;
+  struct {
+    struct sotto_srv_str name;
+    const uint8_t *pk;
+  } w[SOTTO_SRV_KT_MAX_WITNESSES];
+};
+int sotto__srv_parse_kt_config(const uint8_t *p, size_t len, struct sotto_srv_kt_config *m) SOTTO_WUR;
+void sotto__srv_put_kt_config(struct sotto__wr *w, const struct sotto_srv_kt_config *m);
+/* 1 if a witness name is 1-SOTTO_SRV_KT_NAME_MAX bytes of [A-Za-z0-9._-]. */
+int sotto__srv_kt_name_ok(const uint8_t *p, size_t len);
 
 /* KT_SEARCH request: the username (str8). KT_CONSISTENCY request: u64 old
  * size (sotto__srv_parse_epoch-like, but any value up to 2^62). */

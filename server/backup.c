@@ -70,8 +70,8 @@ static void sync_dir(const char *dir) {
 
 int sotto_srv_backup(const char *data_dir, const char *db_dir, const char *dest, FILE *out) {
   static const char *const files[] = {"tls.key", "tls.crt"};
-  static const char *const optional[] = {"rotation.chain", "next.key", "next.crt", "kt.key"};
-  int opt_copied[4] = {0, 0, 0, 0};
+  static const char *const optional[] = {"rotation.chain", "next.key", "next.crt", "kt.key", "kt.cosigs"};
+  int opt_copied[5] = {0, 0, 0, 0, 0};
   char why[4600], fp[65], path[4200];
   int64_t accounts = 0, queued = 0;
   size_t i, copied = 0;

@@ -83,6 +83,9 @@ static const struct opt opts[] = {
      "before the ACKs are answered (costs an fsync each) (1000)"},
     {"kt", T_INT, O(kt), 0, 1,
      "1: keep a key-transparency log of username -> identity key (docs/key-transparency.md; SQLite only) (0)"},
+    {"kt-witness", T_STR, O(kt_witness), 0, 0,
+     "NAME:PUBKEY: a witness of the key-transparency log (PUBKEY: the 64 hex digits `sotto-witness` prints); "
+     "its cosignatures are accepted and served; repeat for each, at most 16 (none)"},
     {"disk-reserve", T_I64, O(disk_reserve), 0, 1e12,
      "bytes kept in DATA/sotto.reserve and given back when the disk is full, so ACKs still work (8388608)"},
     {"max-inflight", T_INT, O(max_inflight), 1, 65536,
@@ -166,6 +169,26 @@ static int cluster_url_ok(const char *u) {
   return !errno && end != colon + 1 && !*end && port >= 1 && port <= 65535;
 }
 
+/* --kt-witness NAME:HEX, appended to the ';'-separated list (srv_kt.c reads it). */
+static int kt_witness_add(struct sotto_srv_config *c, const char *val, char *err, size_t errlen) {
+  const char *colon = strchr(val, ':');
+  size_t have = strlen(c->kt_witness), n = 0, i;
+  for (i = 0; c->kt_witness[i]; i++) n += c->kt_witness[i] == ';';
+  if (have) n++;
+  if (!colon || !sotto__srv_kt_name_ok((const uint8_t *)val, (size_t)(colon - val)) ||
+      strlen(colon + 1) != 2 * SOTTO_SRV_KT_PK_LEN || strspn(colon + 1, "0123456789abcdefABCDEF") != 64) {
+    snprintf(err, errlen, "--kt-witness: expected NAME:PUBKEY (NAME of [A-Za-z0-9._-], at most %d; PUBKEY 64 hex digits)",
+             SOTTO_SRV_KT_NAME_MAX);
+    return -1;
+  }
+  if (n >= SOTTO_SRV_KT_MAX_WITNESSES || have + strlen(val) + 2 > sizeof c->kt_witness) {
+    snprintf(err, errlen, "--kt-witness: at most %d witnesses", SOTTO_SRV_KT_MAX_WITNESSES);
+    return -1;
+  }
+  snprintf(c->kt_witness + have, sizeof c->kt_witness - have, "%s%s", have ? ";" : "", val);
+  return 0;
+}
+
 int sotto_srv_config_set(struct sotto_srv_config *c, const char *key, const char *val, char *err, size_t errlen) {
   size_t i;
   for (i = 0; i < sizeof opts / sizeof opts[0]; i++) {
@@ -178,6 +201,7 @@ int sotto_srv_config_set(struct sotto_srv_config *c, const char *key, const char
         snprintf(err, errlen, "--%s: value too long", key);
         return -1;
       }
+      if (strcmp(key, "kt-witness") == 0) return kt_witness_add(c, val, err, errlen);
       if (strcmp(key, "cluster") == 0 && val[0] && !cluster_url_ok(val)) {
         snprintf(err, errlen, "--cluster: expected redis://HOST:PORT (no user, password or path)");
         return -1;

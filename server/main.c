@@ -159,7 +159,7 @@ int main(int argc, char **argv) {
     }
     char url[sizeof cfg.store + 8];
     sotto_srv_store_url(&cfg, url, sizeof url);
-    return sotto_srv_requisition(url, user, stdout);
+    return sotto_srv_requisition(url, cfg.data, user, stdout);
   }
   if (cmd && strcmp(cmd, "backup") == 0) {
     if (!dest) {

@@ -4,10 +4,19 @@
  * prints is by construction all there is: account creation day, devices
  * (id, created, last seen as a day, epoch), public key material, every
  * queued envelope (sender, sender's device, type, time, size: never its
- * bytes) and what this account's own envelopes weigh in others' queues. */
+ * bytes), what this account's own envelopes weigh in others' queues, and,
+ * with key transparency, every version of its name in the public log (the
+ * entry and time that logged it). */
+#include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <sotto/kt.h>
 
 #include "server.h"
 #include "proto.h"
@@ -104,7 +113,113 @@ static int dev_cb(void *ctx, const struct sotto_store_device *d, const struct so
   return 0;
 }
 
-int sotto_srv_requisition(const char *store_url, const char *username, FILE *out) {
+/* ---- key transparency: the versions of the name in the log ---- */
+
+#define KT_REPORT_MAX 1024 /* versions listed at most (the newest are the last) */
+
+struct kt_find {
+  uint8_t (*keys)[SOTTO_KT_HASH_LEN]; /* search key of version first + i */
+  uint32_t first, n;
+  int64_t *entry;   /* the entry that logged it, -1 if not found */
+  uint64_t *ms;     /* that entry's time */
+};
+
+static int kt_scan(void *ctx, int64_t idx, const uint8_t *head, size_t head_len, const uint8_t *upd, size_t len) {
+  struct kt_find *f = ctx;
+  struct sotto_kt_head h;
+  uint32_t count, i;
+  if (sotto_kt_head_decode(&h, head, head_len) != 0 || len < 12) return 0;
+  count = (uint32_t)upd[8] << 24 | (uint32_t)upd[9] << 16 | (uint32_t)upd[10] << 8 | upd[11];
+  if ((size_t)count > (len - 12) / SOTTO_KT_ENTRY_LEN) return 0;
+  for (i = 0; i < f->n; i++) {
+    size_t lo = 0, hi = count;
+    if (f->entry[i] >= 0) continue;
+    while (lo < hi) { /* keys in an update are sorted */
+      size_t mid = lo + (hi - lo) / 2;
+      int c = memcmp(upd + 12 + mid * SOTTO_KT_ENTRY_LEN, f->keys[i], SOTTO_KT_HASH_LEN);
+      if (c == 0) {
+        f->entry[i] = idx;
+        f->ms[i] = h.timestamp_ms;
+        break;
+      }
+      if (c < 0) lo = mid + 1;
+      else hi = mid;
+    }
+  }
+  return 0;
+}
+
+/* "key_transparency": the name's versions and the entries that logged them
+ * (the VRF key in DATA/kt.key gives each version's search key). */
+static int kt_report(struct sotto_store *st, const char *data, const char *username, FILE *out) {
+  char canon[SOTTO_SRV_USER_MAX + 1], path[4200], when[32];
+  uint8_t value[SOTTO_STORE_KT_MAX_VALUE], opening[16], key[64];
+  struct kt_find f;
+  uint32_t version = 0, i;
+  size_t vlen = 0, ll;
+  ssize_t got;
+  int fd, rc;
+  if (!st->ops->kt_value_get || !st->ops->kt_entries_iter) return 0;
+  sotto__srv_username_canon((const uint8_t *)username, strlen(username), canon);
+  ll = strlen(canon);
+  rc = st->ops->kt_value_get(st->impl, canon, &version, value, &vlen, opening);
+  sodium_memzero(opening, sizeof opening);
+  if (rc < 0) return 2;
+  if (rc == 1) return 0; /* never logged: no log on this server */
+  snprintf(path, sizeof path, "%s/kt.key", data);
+  got = -1;
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+    got = read(fd, key, sizeof key);
+    close(fd);
+  }
+  if (got != (ssize_t)sizeof key) { /* the log's keys are elsewhere: the newest version only */
+    fprintf(out, "\n  \"key_transparency\": {\"label\": \"%s\", \"newest_version\": %lu, \"newest_value\": \"", canon,
+            (unsigned long)version);
+    hex(out, value, vlen);
+    fprintf(out, "\", \"versions\": null},");
+    return 0;
+  }
+  memset(&f, 0, sizeof f);
+  f.n = version + 1 > KT_REPORT_MAX ? KT_REPORT_MAX : version + 1;
+  f.first = version + 1 - f.n;
+  f.keys = malloc(f.n * sizeof *f.keys);
+  f.entry = malloc(f.n * sizeof *f.entry);
+  f.ms = calloc(f.n, sizeof *f.ms);
+  rc = f.keys && f.entry && f.ms ? 0 : 2;
+  for (i = 0; rc == 0 && i < f.n; i++) {
+    uint8_t alpha[1 + SOTTO_SRV_USER_MAX + 4], beta[SOTTO_KT_VRF_OUTPUT_LEN];
+    uint32_t v = f.first + i;
+    alpha[0] = (uint8_t)ll;
+    memcpy(alpha + 1, canon, ll);
+    alpha[1 + ll] = (uint8_t)(v >> 24);
+    alpha[2 + ll] = (uint8_t)(v >> 16);
+    alpha[3 + ll] = (uint8_t)(v >> 8);
+    alpha[4 + ll] = (uint8_t)v;
+    if (sotto_kt_vrf_hash(beta, key + 32, alpha, ll + 5) != 0) rc = 2;
+    memcpy(f.keys[i], beta, SOTTO_KT_HASH_LEN);
+    f.entry[i] = -1;
+  }
+  sodium_memzero(key, sizeof key);
+  if (rc == 0 && st->ops->kt_entries_iter(st->impl, 0, -1, kt_scan, &f) != 0) rc = 2;
+  if (rc == 0) {
+    fprintf(out, "\n  \"key_transparency\": {\"label\": \"%s\", \"newest_version\": %lu, \"newest_value\": \"", canon,
+            (unsigned long)version);
+    hex(out, value, vlen);
+    fprintf(out, "\", \"versions\": [");
+    for (i = 0; i < f.n; i++) {
+      time_str(when, (int64_t)f.ms[i]);
+      fprintf(out, "%s\n      {\"version\": %lu, \"entry\": %lld, \"logged\": \"%s\"}", i ? "," : "",
+              (unsigned long)(f.first + i), (long long)f.entry[i], f.entry[i] >= 0 ? when : "");
+    }
+    fprintf(out, "]},");
+  }
+  free(f.keys);
+  free(f.entry);
+  free(f.ms);
+  return rc;
+}
+
+int sotto_srv_requisition(const char *store_url, const char *data, const char *username, FILE *out) {
   struct sotto_store st;
   struct sotto_store_account a;
   struct req_ctx r;
@@ -152,6 +267,7 @@ int sotto_srv_requisition(const char *store_url, const char *username, FILE *out
       fprintf(out, "null,");
     }
   }
+  if (rc == 0 && data) rc = kt_report(&st, data, username, out);
   fprintf(out, "\n  \"not_stored\": [\"message contents after acknowledgement\", \"IP addresses\","
                " \"contact lists\", \"delivery history\", \"recipients of acknowledged messages\"]\n}\n");
   st.ops->close(st.impl);

@@ -39,6 +39,7 @@ struct sotto_srv_config {
   int64_t max_store_bytes;      /* ciphertext bytes waiting in all queues */
   int64_t max_sender_bytes;     /* ciphertext bytes from one account waiting in all queues */
   int kt;                       /* keep the key-transparency log (srv_kt.c) */
+  char kt_witness[1600];        /* NAME:HEX;NAME:HEX...: the log's witnesses (--kt-witness, repeatable) */
   int64_t disk_reserve;         /* bytes of DATA/sotto.reserve, given back when the disk is full */
   int64_t wal_scrub_ms;         /* truncate the WAL at most this long after envelopes were deleted */
   int max_inflight;             /* requests read but not answered, per connection */
@@ -81,7 +82,7 @@ int sotto_srv_export(const struct sotto_srv_config *c, const char *sqlite_dir, F
 
 /* Prints the requisition report of USERNAME as JSON. Returns 0, 1 if the
  * account does not exist, 2 on error. */
-int sotto_srv_requisition(const char *store_url, const char *username, FILE *out);
+int sotto_srv_requisition(const char *store_url, const char *data, const char *username, FILE *out);
 /* `sotto-server backup`: copies the SQLite database of db_dir (online, one
  * consistent snapshot) and data_dir's tls.key and tls.crt into the new
  * directory dest. 0 or 1 (printed why). */

@@ -23,8 +23,12 @@ size_t sotto__srv_op_cost(uint8_t type, size_t len) {
                 : type == SOTTO_SRV_KT_UPDATES                                      ? SOTTO_SRV_MAX_FRAME
                 : type == SOTTO_SRV_KT_SEARCH || type == SOTTO_SRV_KT_CONSISTENCY ? SOTTO_SRV_KT_HEAD_LEN + 4 +
                                                                                         SOTTO_SRV_KT_MAX_PROOF
-                : type == SOTTO_SRV_KT_HEAD ? SOTTO_SRV_KT_HEAD_LEN + 1
-                                            : 0);
+                : type == SOTTO_SRV_KT_HEAD ? SOTTO_SRV_KT_HEAD_LEN + 1 +
+                                                  SOTTO_SRV_KT_MAX_WITNESSES * SOTTO_SRV_KT_COSIG_LEN
+                : type == SOTTO_SRV_KT_CONFIG ? 2 * SOTTO_SRV_KT_PK_LEN + 1 +
+                                                    SOTTO_SRV_KT_MAX_WITNESSES * (1 + SOTTO_SRV_KT_NAME_MAX +
+                                                                                  SOTTO_SRV_KT_PK_LEN)
+                                              : 0);
 }
 
 /* Ops with a small payload (every SEND of a usual envelope, ACK, AUTH, ...)

@@ -142,6 +142,7 @@ union srv_req {
   struct sotto_srv_str kt_user;     /* KT_SEARCH */
   uint64_t kt_size;                 /* KT_CONSISTENCY: the client's older size */
   struct sotto_srv_kt_range kt_rng; /* KT_UPDATES */
+  struct sotto_srv_kt_cosign kt_cosign; /* KT_COSIGN */
 };
 
 /* An op: a request waiting for the next group commit. */

@@ -37,8 +37,20 @@ _Static_assert(SOTTO_SRV_KT_MAX_PROOF >= SOTTO_KT_MAX_LOG_PROOF * SOTTO_KT_HASH_
 _Static_assert(SOTTO_STORE_KT_MAX_VALUE == SOTTO_KT_MAX_VALUE_LEN, "values fit the store");
 
 #define KT_KEY_FILE "kt.key"
+#define KT_COSIG_FILE "kt.cosigs"
+
+/* A configured witness (--kt-witness) and its newest cosignature. */
+struct kt_witness {
+  char name[SOTTO_SRV_KT_NAME_MAX + 1];
+  uint8_t pk[SOTTO_KT_SIGN_PK_LEN];
+  int have;                        /* head and cosig hold its newest accepted cosignature */
+  uint8_t head[SOTTO_KT_HEAD_LEN]; /* the head it cosigned (one the server signed) */
+  uint8_t cosig[SOTTO_KT_COSIG_LEN];
+};
 
 struct srv_kt {
+  struct kt_witness wit[SOTTO_SRV_KT_MAX_WITNESSES];
+  size_t n_wit;
   struct sotto_kt_dir *dir;
   int64_t n;       /* entries committed to the store */
   int64_t last_ms; /* timestamp of the newest entry */
@@ -120,6 +132,177 @@ static int kt_load(struct srv *s, struct srv_kt *kt) {
   return 0;
 }
 
+/* --kt-witness NAME:HEX;... (checked by config.c) into kt->wit. */
+static int witnesses_parse(struct srv_kt *kt, const char *list) {
+  const char *p = list;
+  while (*p) {
+    const char *end = strchr(p, ';'), *colon = strchr(p, ':');
+    size_t len = end ? (size_t)(end - p) : strlen(p), bl = 0, i;
+    struct kt_witness *w = &kt->wit[kt->n_wit];
+    if (kt->n_wit >= SOTTO_SRV_KT_MAX_WITNESSES || !colon || colon > p + len ||
+        (size_t)(colon - p) > SOTTO_SRV_KT_NAME_MAX)
+      return -1;
+    memcpy(w->name, p, (size_t)(colon - p));
+    w->name[colon - p] = 0;
+    if (sodium_hex2bin(w->pk, sizeof w->pk, colon + 1, (size_t)(p + len - colon - 1), NULL, &bl, NULL) != 0 ||
+        bl != sizeof w->pk)
+      return -1;
+    for (i = 0; i < kt->n_wit; i++)
+      if (!strcmp(kt->wit[i].name, w->name) || !memcmp(kt->wit[i].pk, w->pk, sizeof w->pk)) {
+        fprintf(stderr, "sotto-server: --kt-witness %s is given twice (same name or key)\n", w->name);
+        return -1;
+      }
+    kt->n_wit++;
+    p += len + (end ? 1 : 0);
+  }
+  return 0;
+}
+
+/* DATA/kt.cosigs: u8 n || n x (pk(32) || head(112) || cosig(80)), written
+ * atomically after each accepted cosignature; read at start, keeping only
+ * cosignatures of configured witnesses that verify on a head the log
+ * signed. */
+#define COSIG_REC (SOTTO_KT_SIGN_PK_LEN + SOTTO_KT_HEAD_LEN + SOTTO_KT_COSIG_LEN)
+static void cosigs_load(struct srv *s, struct srv_kt *kt) {
+  uint8_t buf[1 + SOTTO_SRV_KT_MAX_WITNESSES * COSIG_REC];
+  struct sotto_kt_log_id id;
+  char path[4096];
+  ssize_t got;
+  size_t i, j;
+  int fd;
+  if ((size_t)snprintf(path, sizeof path, "%s/%s", s->cfg->data, KT_COSIG_FILE) >= sizeof path) return;
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) return;
+  got = read(fd, buf, sizeof buf);
+  close(fd);
+  if (got < 1 || (size_t)got != 1 + (size_t)buf[0] * COSIG_REC) {
+    sotto__srv_log(0, "kt_cosigs_ignored", "file=%s reason=size", KT_COSIG_FILE);
+    return;
+  }
+  sotto_kt_dir_log_id(&id, kt->dir);
+  for (i = 0; i < buf[0]; i++) {
+    const uint8_t *r = buf + 1 + i * COSIG_REC;
+    struct sotto_kt_head h;
+    for (j = 0; j < kt->n_wit; j++) {
+      struct kt_witness *w = &kt->wit[j];
+      if (memcmp(w->pk, r, SOTTO_KT_SIGN_PK_LEN) != 0) continue;
+      if (sotto_kt_head_decode(&h, r + 32, SOTTO_KT_HEAD_LEN) == 0 && sotto_kt_head_verify(&h, &id) == 0 &&
+          sotto_kt_cosig_verify(r + 32 + SOTTO_KT_HEAD_LEN, w->pk, &h, &id) == 0) {
+        memcpy(w->head, r + 32, SOTTO_KT_HEAD_LEN);
+        memcpy(w->cosig, r + 32 + SOTTO_KT_HEAD_LEN, SOTTO_KT_COSIG_LEN);
+        w->have = 1;
+      }
+    }
+  }
+}
+
+static int cosigs_save(struct srv *s, const struct srv_kt *kt) {
+  uint8_t buf[1 + SOTTO_SRV_KT_MAX_WITNESSES * COSIG_REC];
+  char path[4096], tmp[4200];
+  size_t i, n = 0;
+  int fd, ok;
+  for (i = 0; i < kt->n_wit; i++) {
+    const struct kt_witness *w = &kt->wit[i];
+    uint8_t *r = buf + 1 + n * COSIG_REC;
+    if (!w->have) continue;
+    memcpy(r, w->pk, SOTTO_KT_SIGN_PK_LEN);
+    memcpy(r + 32, w->head, SOTTO_KT_HEAD_LEN);
+    memcpy(r + 32 + SOTTO_KT_HEAD_LEN, w->cosig, SOTTO_KT_COSIG_LEN);
+    n++;
+  }
+  buf[0] = (uint8_t)n;
+  if ((size_t)snprintf(path, sizeof path, "%s/%s", s->cfg->data, KT_COSIG_FILE) >= sizeof path) return -1;
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  (void)unlink(tmp);
+  if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) return -1;
+  ok = write(fd, buf, 1 + n * COSIG_REC) == (ssize_t)(1 + n * COSIG_REC) && fsync(fd) == 0;
+  if (close(fd) != 0) ok = 0;
+  if (!ok || rename(tmp, path) != 0) {
+    (void)unlink(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+/* Backfill: accounts made while the server ran without the log (or
+ * before it had one) are logged as version 0 of their name, in entries of
+ * at most BACKFILL_CHUNK label-versions, each in its own transaction with
+ * its values (as a batch). Runs at every start; costs one lookup per
+ * account. */
+#define BACKFILL_CHUNK 100000
+struct backfill {
+  struct srv *s;
+  struct srv_kt *kt;
+  size_t staged;
+  uint64_t logged;
+  int rc;
+};
+
+static int backfill_commit(struct backfill *b) {
+  const struct sotto_store_ops *ops = b->s->store.ops;
+  struct sotto_kt_head h;
+  uint8_t hb[SOTTO_KT_HEAD_LEN], *upd;
+  size_t cap = sotto_kt_update_len(sotto_kt_dir_staged(b->kt->dir)), ulen;
+  int64_t now = sotto__srv_now_ms();
+  int rc;
+  if (now < b->kt->last_ms) now = b->kt->last_ms;
+  if ((upd = malloc(cap)) == NULL) return SOTTO_ERR_NOMEM;
+  rc = sotto_kt_dir_commit(b->kt->dir, &h, upd, cap, &ulen, (uint64_t)now);
+  if (rc == 0) {
+    sotto_kt_head_encode(hb, &h);
+    rc = ops->kt_entry_put(b->s->store.impl, b->kt->n, hb, sizeof hb, upd, ulen);
+  }
+  free(upd);
+  if (rc == 0) rc = ops->commit(b->s->store.impl);
+  if (rc != 0) return rc;
+  b->kt->n++;
+  b->kt->last_ms = now;
+  b->staged = 0;
+  return 0;
+}
+
+static int backfill_one(void *ctx, const char *user, const uint8_t *ik, size_t ik_len) {
+  struct backfill *b = ctx;
+  const struct sotto_store_ops *ops = b->s->store.ops;
+  uint8_t old[SOTTO_STORE_KT_MAX_VALUE], opening[SOTTO_KT_OPENING_LEN];
+  char canon[SOTTO_SRV_USER_MAX + 1];
+  uint32_t version;
+  size_t old_len;
+  int rc;
+  if (strlen(user) > SOTTO_SRV_USER_MAX || ik_len > SOTTO_KT_MAX_VALUE_LEN) return 0;
+  sotto__srv_username_canon((const uint8_t *)user, strlen(user), canon);
+  rc = ops->kt_value_get(b->s->store.impl, canon, &version, old, &old_len, opening);
+  if (rc != 1) return rc < 0 ? rc : 0; /* logged already */
+  if (b->staged == 0 && (rc = ops->begin(b->s->store.impl)) != 0) return rc;
+  if ((rc = sotto_kt_dir_add(b->kt->dir, opening, (const uint8_t *)canon, strlen(canon), 0, ik, ik_len)) != 0 ||
+      (rc = ops->kt_value_put(b->s->store.impl, canon, 0, ik, ik_len, opening)) != 0) {
+    sodium_memzero(opening, sizeof opening);
+    return rc;
+  }
+  sodium_memzero(opening, sizeof opening);
+  b->staged++;
+  b->logged++;
+  if (b->staged >= BACKFILL_CHUNK) return backfill_commit(b);
+  return 0;
+}
+
+static int backfill(struct srv *s, struct srv_kt *kt) {
+  struct backfill b;
+  int rc;
+  if (!s->store.ops->accounts_iter) return 0;
+  memset(&b, 0, sizeof b);
+  b.s = s;
+  b.kt = kt;
+  rc = s->store.ops->accounts_iter(s->store.impl, backfill_one, &b);
+  if (rc == 0 && b.staged) rc = backfill_commit(&b);
+  if (rc != 0) {
+    if (b.staged) s->store.ops->rollback(s->store.impl);
+    return rc;
+  }
+  if (b.logged) sotto__srv_log(0, "kt_backfill", "accounts=%llu entries=%lld", (unsigned long long)b.logged,
+                               (long long)kt->n);
+  return 0;
+}
+
 int sotto__srv_kt_open(struct srv *s) {
   const struct sotto_store_ops *o = s->store.ops;
   struct srv_kt *kt;
@@ -135,6 +318,19 @@ int sotto__srv_kt_open(struct srv *s) {
     free(kt);
     return -1;
   }
+  if (witnesses_parse(kt, s->cfg->kt_witness) != 0) {
+    fprintf(stderr, "sotto-server: --kt-witness: cannot use the list of witnesses\n");
+    sotto_kt_dir_free(kt->dir);
+    free(kt);
+    return -1;
+  }
+  if (backfill(s, kt) != 0) {
+    fprintf(stderr, "sotto-server: cannot log the accounts made before the key-transparency log (backfill)\n");
+    sotto_kt_dir_free(kt->dir);
+    free(kt);
+    return -1;
+  }
+  cosigs_load(s, kt);
   s->kt = kt;
   {
     /* The log's public identity, for clients and witnesses to pin. */
@@ -143,7 +339,8 @@ int sotto__srv_kt_open(struct srv *s) {
     sotto_kt_dir_log_id(&id, kt->dir);
     sodium_bin2hex(sig, sizeof sig, id.sig_pk, sizeof id.sig_pk);
     sodium_bin2hex(vrf, sizeof vrf, id.vrf_pk, sizeof id.vrf_pk);
-    sotto__srv_log(0, "kt_open", "entries=%lld sig_pk=%s vrf_pk=%s", (long long)kt->n, sig, vrf);
+    sotto__srv_log(0, "kt_open", "entries=%lld sig_pk=%s vrf_pk=%s witnesses=%zu", (long long)kt->n, sig, vrf,
+                   kt->n_wit);
   }
   return 0;
 }
@@ -272,8 +469,66 @@ int sotto__srv_kt_exec(struct srv *s, struct op *o) {
   }
   sotto_kt_head_encode(hb, &h);
   if (o->type == SOTTO_SRV_KT_HEAD) {
-    if ((rc = answer_buf(o, SOTTO_KT_HEAD_LEN + 1, &w)) != 0) return rc;
-    sotto__srv_put_kt_head(&w, hb, NULL, 0);
+    /* The head with the cosignatures the witnesses gave for exactly it. */
+    uint8_t cos[SOTTO_SRV_KT_MAX_WITNESSES * SOTTO_KT_COSIG_LEN];
+    size_t i, n = 0;
+    for (i = 0; i < kt->n_wit; i++)
+      if (kt->wit[i].have && sodium_memcmp(kt->wit[i].head, hb, sizeof hb) == 0)
+        memcpy(cos + SOTTO_KT_COSIG_LEN * n++, kt->wit[i].cosig, SOTTO_KT_COSIG_LEN);
+    if ((rc = answer_buf(o, SOTTO_KT_HEAD_LEN + 1 + n * SOTTO_KT_COSIG_LEN, &w)) != 0) return rc;
+    sotto__srv_put_kt_head(&w, hb, cos, n);
+  } else if (o->type == SOTTO_SRV_KT_CONFIG) {
+    struct sotto_srv_kt_config m;
+    struct sotto_kt_log_id id;
+    size_t i;
+    memset(&m, 0, sizeof m);
+    sotto_kt_dir_log_id(&id, kt->dir);
+    m.sig_pk = id.sig_pk;
+    m.vrf_pk = id.vrf_pk;
+    m.n = kt->n_wit;
+    for (i = 0; i < kt->n_wit; i++) {
+      m.w[i].name.p = (const uint8_t *)kt->wit[i].name;
+      m.w[i].name.len = strlen(kt->wit[i].name);
+      m.w[i].pk = kt->wit[i].pk;
+    }
+    if ((rc = answer_buf(o, 2 * SOTTO_KT_SIGN_PK_LEN + 1 + kt->n_wit * (1 + SOTTO_SRV_KT_NAME_MAX + 32), &w)) != 0)
+      return rc;
+    sotto__srv_put_kt_config(&w, &m);
+  } else if (o->type == SOTTO_SRV_KT_COSIGN) {
+    /* A configured witness's cosignature of the head this server serves
+     * now (the only head it stores cosignatures for). */
+    const struct sotto_srv_kt_cosign *m = &o->req.kt_cosign;
+    struct sotto_kt_log_id id;
+    struct kt_witness *wt = NULL, saved;
+    size_t i;
+    for (i = 0; i < kt->n_wit; i++)
+      if (sodium_memcmp(kt->wit[i].pk, m->witness_pk, SOTTO_KT_SIGN_PK_LEN) == 0) wt = &kt->wit[i];
+    if (!wt) {
+      o->code = SOTTO_SRV_E_KT_WITNESS;
+      return 0;
+    }
+    if (sodium_memcmp(m->head, hb, sizeof hb) != 0) {
+      sotto__srv_log(1, "kt_cosign_refused", "witness=%s reason=stale_head", wt->name);
+      o->code = SOTTO_SRV_E_KT_STALE;
+      return 0;
+    }
+    sotto_kt_dir_log_id(&id, kt->dir);
+    if (sotto_kt_cosig_verify(m->cosig, wt->pk, &h, &id) != 0) {
+      sotto__srv_log(1, "kt_cosign_refused", "witness=%s reason=bad_signature", wt->name);
+      o->code = SOTTO_SRV_E_KT_COSIG;
+      return 0;
+    }
+    saved = *wt;
+    memcpy(wt->head, hb, sizeof hb);
+    memcpy(wt->cosig, m->cosig, SOTTO_KT_COSIG_LEN);
+    wt->have = 1;
+    if (cosigs_save(s, kt) != 0) {
+      *wt = saved;
+      o->code = SOTTO_SRV_E_INTERNAL;
+      return 0;
+    }
+    sotto__srv_log(1, "kt_cosign", "witness=%s size=%llu", wt->name, (unsigned long long)h.tree_size);
+    if ((rc = answer_buf(o, 1, &w)) != 0) return rc;
   } else if (o->type == SOTTO_SRV_KT_SEARCH) {
     uint8_t value[SOTTO_STORE_KT_MAX_VALUE], opening[SOTTO_KT_OPENING_LEN], *proof;
     char canon[SOTTO_SRV_USER_MAX + 1];

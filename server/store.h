@@ -217,6 +217,10 @@ struct sotto_store_ops {
    * room for SOTTO_STORE_KT_MAX_VALUE bytes. */
   int (*kt_value_get)(void *s, const char *label, uint32_t *version, uint8_t *value, size_t *len,
                       uint8_t opening[16]);
+  /* Every account's username and identity key, for the log's backfill of
+   * accounts made before it ran (srv_kt.c). NULL in a backend without it. */
+  int (*accounts_iter)(void *s, int (*cb)(void *ctx, const char *user, const uint8_t *ik, size_t ik_len),
+                       void *ctx);
 
   /* Pre-keys. Uploads replace a key with the same id. bundle_take hands out
    * (and deletes) one EC and one KEM one-time key; returns 1 if the device

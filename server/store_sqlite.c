@@ -1252,6 +1252,24 @@ static int sq_kt_value_get(void *v, const char *label, uint32_t *version, uint8_
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : SOTTO_ERR_STORE;
 }
 
+static int sq_accounts_iter(void *v, int (*cb)(void *ctx, const char *user, const uint8_t *ik, size_t ik_len),
+                            void *ctx) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc, r = 0;
+  if (one_shot(s, "SELECT username, identity FROM accounts ORDER BY id", &st)) return SOTTO_ERR_STORE;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *u = (const char *)sqlite3_column_text(st, 0);
+    const uint8_t *ik = sqlite3_column_blob(st, 1);
+    size_t il = (size_t)sqlite3_column_bytes(st, 1);
+    if (!u || !ik || il > SOTTO_SRV_MAX_IDENTITY) continue;
+    if ((r = cb(ctx, u, ik, il)) != 0) break;
+  }
+  sqlite3_finalize(st);
+  if (r) return r;
+  return rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+}
+
 static int sq_account_identity(void *v, int64_t account_id, const uint8_t *ik, size_t ik_len) {
   struct sq *s = v;
   sqlite3_stmt *st;
@@ -1311,6 +1329,7 @@ static const struct sotto_store_ops sqlite_ops = {
     .kt_entries_iter = sq_kt_entries_iter,
     .kt_value_put = sq_kt_value_put,
     .kt_value_get = sq_kt_value_get,
+    .accounts_iter = sq_accounts_iter,
     .recovery_get = sq_recovery_get,
     .account_identity = sq_account_identity,
 };

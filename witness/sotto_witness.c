@@ -34,15 +34,19 @@
 #define TIMEOUT_MS 10000
 
 static const char USAGE[] =
-    "usage: sotto-witness --server HOST:PORT --fingerprint HEX --state DIR [--log-key HEX]\n"
+    "usage: sotto-witness --server HOST:PORT --fingerprint HEX --state DIR [--log-key HEX] [--no-push]\n"
+    "       sotto-witness --state DIR --key\n"
     "  --server HOST:PORT   the sotto-server to witness\n"
     "  --fingerprint HEX    SHA-256 of its TLS certificate (`sotto-server fingerprint`)\n"
     "  --state DIR          the witness's state directory (created 0700)\n"
     "  --log-key HEX        first run only: the log's sig_pk and vrf_pk (128 hex digits,\n"
     "                       the server's kt_open log line)\n"
+    "  --no-push            do not send the cosignature to the server (KT_COSIGN)\n"
+    "  --key                print this witness's public key (hex; made on first use) and exit\n"
     "  --help               print this and exit\n"
     "Fetches the log's new entries, refuses any that do not extend what it accepted,\n"
-    "and prints its cosignature of the newest head (hex). Exit 0 ok, 1 error, 2 refused.\n";
+    "prints its cosignature of the newest head (hex) and sends it to the server,\n"
+    "which serves it to clients. Exit 0 ok, 1 error, 2 refused.\n";
 
 static int read_exact(const char *path, uint8_t *out, size_t len) {
   struct stat st;
@@ -154,7 +158,7 @@ static int request(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t l
 int main(int argc, char **argv) {
   const char *server = NULL, *fp = NULL, *dir = NULL, *logkey = NULL;
   char host[256], path[4200], hex[2 * SOTTO_KT_COSIG_LEN + 1];
-  const char *port;
+  const char *port = NULL;
   uint8_t seed[SOTTO_KT_SIGN_SEED_LEN], idb[64], last[SOTTO_KT_HEAD_LEN], cos[SOTTO_KT_COSIG_LEN];
   struct sotto_kt_log_id id;
   struct sotto_kt_witness *w = NULL;
@@ -162,11 +166,19 @@ int main(int argc, char **argv) {
   struct sotto_net *c = NULL;
   struct sotto_kt_head h;
   uint64_t n = 0, fetched = 0;
-  int i, rc, ret = 1;
+  int i, rc, ret = 1, push = 1, show_key = 0;
   for (i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       fputs(USAGE, stdout);
       return 0;
+    }
+    if (!strcmp(argv[i], "--no-push")) {
+      push = 0;
+      continue;
+    }
+    if (!strcmp(argv[i], "--key")) {
+      show_key = 1;
+      continue;
     }
     if (i + 1 >= argc) break;
     if (!strcmp(argv[i], "--server")) server = argv[++i];
@@ -175,12 +187,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--log-key")) logkey = argv[++i];
     else break;
   }
-  if (i != argc || !server || !fp || !dir) {
+  if (i != argc || !dir || (!show_key && (!server || !fp))) {
     fputs(USAGE, stderr);
     return 1;
   }
   if (sodium_init() < 0) return 1;
-  {
+  if (!show_key) {
     const char *colon = strrchr(server, ':');
     if (!colon || (size_t)(colon - server) >= sizeof host || !colon[1]) {
       fprintf(stderr, "sotto-witness: --server must be HOST:PORT\n");
@@ -202,6 +214,16 @@ int main(int argc, char **argv) {
   }
   if (rc != 0) {
     fprintf(stderr, "sotto-witness: cannot read or create %s\n", path);
+    goto out;
+  }
+  if (show_key) {
+    uint8_t pk[SOTTO_KT_SIGN_PK_LEN], sk[64];
+    char pkhex[2 * SOTTO_KT_SIGN_PK_LEN + 1];
+    crypto_sign_seed_keypair(pk, sk, seed);
+    sodium_memzero(sk, sizeof sk);
+    sodium_bin2hex(pkhex, sizeof pkhex, pk, sizeof pk);
+    printf("%s\n", pkhex);
+    ret = 0;
     goto out;
   }
   /* The log's identity: fixed at the first run. */
@@ -321,6 +343,27 @@ int main(int argc, char **argv) {
   printf("accepted %llu new entries; log size %llu; cosignature %s\n", (unsigned long long)fetched,
          (unsigned long long)n, hex);
   ret = 0;
+  if (push) {
+    /* KT_COSIGN: the server checks it against the witnesses it is
+     * configured with and serves it with KT_HEAD. */
+    struct sotto_net_event ev;
+    uint8_t pk[SOTTO_KT_SIGN_PK_LEN], sk[64], b[SOTTO_KT_SIGN_PK_LEN + SOTTO_KT_HEAD_LEN + SOTTO_KT_COSIG_LEN];
+    struct sotto__wr wr;
+    crypto_sign_seed_keypair(pk, sk, seed);
+    sodium_memzero(sk, sizeof sk);
+    sotto__wr_init(&wr, b, sizeof b);
+    sotto__srv_put_kt_cosign_req(&wr, pk, last, cos);
+    memset(&ev, 0, sizeof ev);
+    rc = request(c, SOTTO_SRV_KT_COSIGN, b, wr.len, &ev);
+    sotto_net_event_clear(&ev);
+    if (rc == 0) {
+      printf("the server took the cosignature\n");
+    } else {
+      fprintf(stderr, "sotto-witness: the server did not take the cosignature: %s\n",
+              rc > 0 ? sotto__srv_code_str((unsigned)rc) : "no answer");
+      ret = 1;
+    }
+  }
 out:
   sodium_memzero(seed, sizeof seed);
   if (c) sotto_net_close(c);

@@ -443,6 +443,7 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_DISPLACED:
     case SC_EV_DEVICE_CHANGE:
     case SC_EV_SERVER_REPINNED:
+    case SC_EV_KT_ALERT:
       break;
     case SC_EV_LINK_DOWN:
       if (ev->error == SC_ERR_DISPLACED) return; /* said by SC_EV_DISPLACED */

@@ -51,7 +51,7 @@ struct cli_cmd {
 /* The table lives in main.c; each cmd_*.c defines one or more entries. */
 extern const struct cli_cmd cmd_init, cmd_register, cmd_send, cmd_receive, cmd_safety_number, cmd_verify, cmd_trust,
     cmd_group, cmd_contacts, cmd_groups, cmd_history, cmd_device, cmd_rotate_secret, cmd_backup, cmd_restore,
-    cmd_passphrase, cmd_unregister, cmd_recovery_code, cmd_server, cmd_session, cmd_config;
+    cmd_passphrase, cmd_unregister, cmd_recovery_code, cmd_server, cmd_session, cmd_config, cmd_kt;
 /* Conversations (cmd_convo.c). */
 extern const struct cli_cmd cmd_timer, cmd_react, cmd_edit, cmd_delete, cmd_requests, cmd_block, cmd_unblock;
 /* The long-running front ends (cmd_front.c: client/daemon, client/chat). */

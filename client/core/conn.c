@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* conn.c: connection, authentication, pre-key upload, bundles (conn.h). */
 #include "conn.h"
+#include "kt.h"
 
 #include <sotto/keys.h>
 #include <stdlib.h>
@@ -589,6 +590,12 @@ int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms) {
     return rc;
   }
   sotto_net_set_timeout(k->net, cap_timeout(CONN_REQUEST_TIMEOUT_MS, deadline_ms));
+  /* Key transparency: this account's own log entry, before logging in (a
+   * device the server removed after logging a new key still learns it). */
+  if ((rc = kt_monitor(c, k)) != 0) {
+    conn_close(k);
+    return rc;
+  }
   if ((rc = sotto_net_auth(k->net, c->acct->username, c->acct->device_id, c->acct->secret, &ec_left, &kem_left))) {
     /* A node that goes away while logging in: the next try starts at the next one. */
     if (rc == SOTTO_NET_E_IO || rc == SOTTO_NET_E_TIMEOUT || rc == SOTTO_SRV_E_SHUTDOWN) c->srv_next++;
@@ -600,6 +607,7 @@ int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms) {
     conn_close(k);
     return rc;
   }
+  c->kt_monitor_at = sc__now_s() + KT_MONITOR_EVERY_S;
   return 0;
 }
 
@@ -649,6 +657,11 @@ int conn_fetch_bundle(struct sc_client *c, struct conn *k, const char *user, str
     return conn_error(c, k, rc, what, user);
   }
   rc = bundle_parse(nb, b);
+  /* Key transparency: the identity key must be what the log holds for user. */
+  if (rc == 0 && (rc = kt_check_contact(c, k, user, nb->identity, nb->identity_len)) != 0) {
+    free(nb);
+    return rc;
+  }
   free(nb);
   if (rc) return sc__fail(c, SC_ERR_BAD_BUNDLE, "the server returned unusable keys for %s; they may need to register again",
                            user);

@@ -61,6 +61,7 @@ struct sc_client {
   uint64_t sent_id, sent_ts; /* the server's id and time of the last envelope deliver_raw sent */
   int flush_wanted;          /* something waits to be sent (receipts, a retry, resends) */
   int flushing;              /* inside outbox_flush */
+  uint64_t kt_monitor_at;     /* sc__now_s() when the linked client monitors its own log entry again (kt.c) */
   unsigned retries_run;      /* retry requests made by this client object since retries_since (bounded) */
   uint64_t retries_since;    /* start of the current retry budget window (seconds) */
   /* conversations (convo.c) */

@@ -116,6 +116,18 @@ static const struct sc_err_row rows[] = {
     {SC_ERR_NO_REQUEST, "no_request", "there is no message request from this user", "'sotto requests' lists them"},
     {SC_ERR_GROUP_PENDING, "group_pending", "you have not accepted this group invitation",
      "'sotto requests' lists invitations; 'sotto requests accept USER' accepts the inviter and their groups"},
+    /* key transparency (kt.c) */
+    {SC_ERR_KT_NOT_LOGGED, "kt_not_logged", "the server showed a key that is not in its public log (nothing was sent)",
+     "the server may be tampering: compare safety numbers in person; 'sotto kt status' shows the log"},
+    {SC_ERR_KT_QUORUM, "kt_quorum", "the key-transparency log's head lacks enough witness cosignatures (nothing was sent)",
+     "the witnesses may be late: try again later; 'sotto kt status' shows them"},
+    {SC_ERR_KT_FORK, "kt_fork",
+     "the server's key-transparency log is not an extension of the one it showed before (nothing was sent)",
+     "the server shows different logs to different people: report it; do not trust its keys"},
+    {SC_ERR_KT_BAD_PROOF, "kt_bad_proof", "a key-transparency signature or proof from the server does not verify",
+     "the server may be tampering; try again later"},
+    {SC_ERR_KT_OFF, "kt_off", "key transparency is required, but the server does not run it (nothing was sent)",
+     "ask the operator to run the server with --kt 1, or 'sotto kt require off'"},
 };
 
 static const struct sc_err_row *find(int err) {

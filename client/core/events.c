@@ -55,6 +55,7 @@ const char *sc_event_name(int kind) {
     case SC_EV_EXPIRED_RECEIVED: return "expired_received";
     case SC_EV_RESTORED_STORE: return "restored_store";
     case SC_EV_DISPLACED: return "displaced";
+    case SC_EV_KT_ALERT: return "kt_alert";
     case SC_EV_LINK_UP: return "link_up";
     case SC_EV_LINK_DOWN: return "link_down";
     case SC_EV_KEYS_ROTATED: return "keys_rotated";
@@ -279,6 +280,7 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
           (unsigned long long)ev->count, (unsigned long long)ev->total);
       break;
     case SC_EV_DISPLACED: put(&o, "another sotto of this identity connected; reconnecting when it is done"); break;
+    case SC_EV_KT_ALERT: put(&o, "%s", ev->detail && ev->detail[0] ? ev->detail : "key-transparency alert"); break;
     case SC_EV_LINK_UP: put(&o, "connected to the server"); break;
     case SC_EV_LINK_DOWN: {
       int64_t in = ev->next_retry_ms ? (ev->next_retry_ms - sc_monotonic_ms() + 999) / 1000 : 0;

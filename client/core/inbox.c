@@ -7,6 +7,7 @@
  * message in the unshown list, printed by the next receive. */
 #include <sodium.h>
 #include <sotto/group.h>
+#include <sotto/keys.h>
 #include <sotto/session.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "contact.h"
 #include "convo.h"
 #include "grp.h"
+#include "kt.h"
 #include "messaging.h"
 #include "outbox.h"
 
@@ -422,6 +424,68 @@ out:
   return rc;
 }
 
+/* Key transparency, inbound first contact: a PreKey message from someone
+ * whose key we do not know yet is accepted only if the server's log holds
+ * the key (and registration id) it carries. Checked on a scratch
+ * decryption that consumes no pre-key, before anything is written. 0: go
+ * on (known contact, no KT on this server, or the key is logged); 1: hold
+ * it (an SC_EV_KT_ALERT says why); < 0 a store failure. */
+static int kt_inbound(struct sc_client *c, const char *sender, const struct sotto_addresses *ad, int type,
+                      const uint8_t *body, size_t len) {
+  struct prekey_ctx px;
+  struct sotto_prekey_store ps;
+  struct sotto_session *tmp = NULL;
+  struct contact who;
+  uint8_t idk[SOTTO_PUBKEY_LEN], blob[CONN_IDENTITY_BLOB_LEN], *pt;
+  char detail[sizeof c->errdetail + 160], saved[sizeof c->errdetail];
+  uint32_t rid = 0;
+  size_t n = 0;
+  int rc, saved_err = c->err;
+  if (type != SOTTO_MSG_PREKEY || !c->connected || !c->k.net) return 0;
+  if ((rc = contact_load(c->st, sender, &who)) < 0) return rc;
+  if (who.has_key) return 0; /* not a first contact: the identity rules apply */
+  if (!(pt = malloc(len ? len : 1))) return STORE_E_IO;
+  if (sotto_session_new(&tmp)) {
+    free(pt);
+    return STORE_E_IO;
+  }
+  memset(&px, 0, sizeof px);
+  px.st = c->st;
+  px.keep_keys = 1;
+  account_prekey_store(&px, &ps);
+  rc = sotto_session_decrypt_addressed(tmp, &c->acct->id, &ps, ad, type, body, len, pt, len, &n, NULL);
+  sodium_memzero(pt, len ? len : 1);
+  free(pt);
+  if (rc == 0 && (sotto_session_remote_identity(tmp, idk) != 0 || sotto_session_remote_registration_id(tmp, &rid) != 0))
+    rc = SOTTO_ERR_INTERNAL;
+  sotto_session_free(tmp);
+  if (rc == SOTTO_ERR_STORE) return STORE_E_IO;
+  if (rc != 0) return 0; /* the normal path reports what does not decrypt */
+  sotto_pubkey_serialize(blob, idk);
+  blob[33] = (uint8_t)(rid >> 24);
+  blob[34] = (uint8_t)(rid >> 16);
+  blob[35] = (uint8_t)(rid >> 8);
+  blob[36] = (uint8_t)rid;
+  memcpy(saved, c->errdetail, sizeof saved);
+  rc = kt_check_contact(c, &c->k, sender, blob, sizeof blob);
+  if (rc == 0) return 0;
+  if (rc == SC_ERR_KT_NOT_LOGGED)
+    snprintf(detail, sizeof detail,
+             "the server delivered a first message from %s under a key that is not in its public log: it is held "
+             "as from an unverified key (compare safety numbers before 'sotto trust %s')",
+             sender, sender);
+  else
+    snprintf(detail, sizeof detail,
+             "a first message from %s could not be checked against the server's public key log (%s): it is held "
+             "as from an unverified key",
+             sender, c->errdetail);
+  c->err = saved_err;
+  memcpy(c->errdetail, saved, sizeof saved);
+  if (rc == SC_ERR_STORE || rc == SC_ERR_STORE_CORRUPT || rc == SC_ERR_BUSY || rc == SC_ERR_NOMEM) return STORE_E_IO;
+  sc__event(c, SC_EV_KT_ALERT, SC_R_NONE, sender, detail);
+  return 1;
+}
+
 /* from_held: a held message being released (its held record goes in the
  * same commit that applies it). */
 /* ad: the addresses the message must carry (NULL for a held message: it was
@@ -443,6 +507,10 @@ static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, const
     goto out;
   }
   held_name(hn, sender, sid);
+  if (!from_held && (rc = kt_inbound(c, sender, ad, type, body, len)) != 0) {
+    if (rc == 1) rc = quarantine(c, sid, sender, ad, type, body, len, from_held);
+    goto out;
+  }
   if ((rc = sc__begin(c))) goto out;
   if ((rc = contact_load(c->st, sender, &who)) < 0 || (rc = session_load(c->st, sender, &s)) < 0) goto fail;
   memset(&px, 0, sizeof px);

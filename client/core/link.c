@@ -14,6 +14,7 @@
 #include "account.h"
 #include "conn.h"
 #include "convo.h"
+#include "kt.h"
 #include "core.h"
 #include "messaging.h"
 #include "outbox.h"
@@ -265,6 +266,12 @@ int sc_link_step(struct sc_client *c, int timeout_ms) {
       sc__event(c, SC_EV_DRAINED, SC_R_NONE, NULL, NULL);
     }
     if (n >= LINK_MAX_FRAMES_PER_STEP) break;
+  }
+  /* Key transparency: a linked client (receive --follow, the daemon)
+   * monitors its own log entry at least daily, not only at connect. */
+  if (c->connected && c->acks == 0 && c->kt_monitor_at && sc__now_s() >= c->kt_monitor_at) {
+    c->kt_monitor_at = sc__now_s() + KT_MONITOR_EVERY_S;
+    if ((rc = kt_monitor(c, &c->k)) < 0) return rc;
   }
   /* Receipts owed, retry requests, queued or resent texts: sent once what
    * arrived is processed (batched: one receipt for many texts). A failure

@@ -138,10 +138,16 @@ enum sc_error {
   SC_ERR_BLOCKED = -79,              /* the user is blocked */
   SC_ERR_UNKNOWN_MESSAGE = -80,      /* no message with that id in the conversation */
   SC_ERR_NO_REQUEST = -81,           /* no message request from that user */
-  SC_ERR_GROUP_PENDING = -82         /* a group invitation not accepted yet */
+  SC_ERR_GROUP_PENDING = -82,        /* a group invitation not accepted yet */
+  /* key transparency (kt.c; docs/key-transparency.md) */
+  SC_ERR_KT_NOT_LOGGED = -83,        /* the server showed a key that is not in its public log: nothing sent */
+  SC_ERR_KT_QUORUM = -84,            /* the log's head lacks the cosignatures of enough witnesses */
+  SC_ERR_KT_FORK = -85,              /* the log's head is not an extension of the last one seen (a split view) */
+  SC_ERR_KT_BAD_PROOF = -86,         /* a head signature or proof of the log does not verify */
+  SC_ERR_KT_OFF = -87                /* key transparency is required but the server does not run it */
 };
 #define SC_ERR_FIRST SC_ERR_NOMEM
-#define SC_ERR_LAST SC_ERR_GROUP_PENDING
+#define SC_ERR_LAST SC_ERR_KT_OFF
 
 /* "nomem", "wrong_passphrase"...; "ok" for 0; "unknown" outside the table. */
 const char *sc_error_name(int err);
@@ -408,6 +414,44 @@ int sc_outbox_expired(struct sc_client *c, uint64_t server_id);
 /* Read receipts (default off): 1 to send them, 0 not to; *on gets the
  * setting (sc_read_receipts). Delivery receipts are always sent. */
 int sc_set_read_receipts(struct sc_client *c, int on);
+
+/* ---- key transparency (kt.c; docs/key-transparency.md, "Clients") ---- */
+
+#define SC_KT_MAX_WITNESSES 16
+struct sc_kt_witness {
+  char name[33];
+  char pk_hex[65];
+  int added;          /* 1: added with sc_kt_witness_add, 0: announced by the server at first contact */
+  uint64_t last_size; /* the largest head size we saw it cosign (0: none yet) */
+};
+struct sc_kt_status {
+  int pinned;    /* the log's keys and witnesses are pinned (the server ran KT at first contact) */
+  int off;       /* the server runs no KT (as last seen) */
+  int required;  /* KT is mandatory for this server (sc_kt_require) */
+  unsigned k;    /* witness cosignatures required */
+  size_t n_wit;
+  struct sc_kt_witness wit[SC_KT_MAX_WITNESSES];
+  int has_head;  /* the last head seen: */
+  uint64_t size, timestamp_ms;
+  char root_hex[65];
+  int monitor;   /* 0 never ran, 1 ok, 2 ALERT, 3 could not check */
+  uint64_t monitor_time; /* seconds */
+  char monitor_detail[256];
+  char log_hex[129]; /* the log's sig_pk || vrf_pk */
+  int refreshed; /* 1: checked with the server now; 0: stored state (error/errdetail say why not) */
+};
+/* The KT state; with refresh, connects first (which checks the head and
+ * monitors this account's entry). Never fails for an unreachable server
+ * (refreshed = 0). */
+int sc_kt_status(struct sc_kt_status *out, struct sc_client *c, int refresh);
+/* Adds a witness by name and Ed25519 public key (64 hex digits). */
+int sc_kt_witness_add(struct sc_client *c, const char *name, const char *pk_hex);
+/* Removes a witness by name (SC_ERR_ARG if there is none). */
+int sc_kt_witness_remove(struct sc_client *c, const char *name);
+/* k >= 0: KT becomes mandatory for this server, with k witness
+ * cosignatures (at most the number of witnesses); k < 0: back to the
+ * default (used when the server runs it, k = 1 if any witness is known). */
+int sc_kt_require(struct sc_client *c, int k);
 int sc_read_receipts(int *on, struct sc_client *c);
 /* Starts a fresh session with user from a newly fetched bundle (the old
  * one is archived) and tells them in it (they see SC_EV_SESSION_RESET).
@@ -521,7 +565,10 @@ enum sc_event_kind {
   SC_EV_EDITED,            /* peer edited their message (logged; the message row shows the new text) */
   SC_EV_DELETED,           /* peer deleted their message for everyone (logged; a tombstone stays) */
   SC_EV_CONVO_REFUSED,     /* a reaction / edit / delete from peer was refused (reason; detail names which) (logged) */
-  SC_EV_DISAPPEARED        /* count messages reached their disappearing time and were deleted (not logged) */
+  SC_EV_DISAPPEARED,       /* count messages reached their disappearing time and were deleted (not logged) */
+  SC_EV_KT_ALERT           /* key-transparency monitoring: the server's public log shows a key for this account
+                              that this device did not make, or the log could not be checked (detail says
+                              which; reason 0); peer is this account */
 };
 
 /* Why (SC_EV_UNREADABLE, SC_EV_NOT_DELIVERED, SC_EV_HELD, SC_EV_KEY_CHANGED). */

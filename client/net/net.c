@@ -716,6 +716,10 @@ int sotto_net_rotation(struct sotto_net *c, struct sotto_rot_statement *out, siz
   return rc;
 }
 
+int sotto_net_call(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len, struct sotto_net_event *ans) {
+  return request(c, type, p, len, ans);
+}
+
 int sotto_net_ping(struct sotto_net *c) {
   struct sotto_net_event ans;
   int rc = request(c, SOTTO_SRV_PING, NULL, 0, &ans);

@@ -94,6 +94,11 @@ int sotto_net_epoch(struct sotto_net *c, uint64_t epoch, uint64_t *old);
 struct sotto_rot_statement;
 int sotto_net_rotation(struct sotto_net *c, struct sotto_rot_statement *out, size_t max, size_t *n);
 
+/* Any request (the key-transparency ones, whose answers proto/ parses):
+ * 0 with the OK payload in *ans (the caller clears it), the server's error
+ * code, or a SOTTO_NET_E_*. */
+int sotto_net_call(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len, struct sotto_net_event *ans);
+
 int sotto_net_fetch_bundle(struct sotto_net *c, const char *username, uint32_t device_id,
                            struct sotto_srv_bundle_buf *out);
 

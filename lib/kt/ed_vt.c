@@ -309,29 +309,92 @@ static void fe_cmov(struct sotto__fe *f, const struct sotto__fe *g, uint64_t mas
   for (i = 0; i < 5; i++) f->v[i] ^= mask & (f->v[i] ^ g->v[i]);
 }
 
-static void ge_cmov(struct sotto__ge *r, const struct sotto__ge *p, uint64_t mask) {
-  fe_cmov(&r->X, &p->X, mask);
-  fe_cmov(&r->Y, &p->Y, mask);
-  fe_cmov(&r->Z, &p->Z, mask);
-  fe_cmov(&r->T, &p->T, mask);
+/* A table entry in the form the addition wants: Y+X, Y-X, 2Z, 2dT (one
+ * multiplication and the constant's decoding saved per addition). */
+struct ge_cached {
+  fe YpX, YmX, Z2, T2d;
+};
+
+static void to_cached(struct ge_cached *c, const struct sotto__ge *p, const fe *d2) {
+  sotto__fe_add(&c->YpX, &p->Y, &p->X);
+  sotto__fe_sub(&c->YmX, &p->Y, &p->X);
+  sotto__fe_add(&c->Z2, &p->Z, &p->Z);
+  sotto__fe_mul(&c->T2d, &p->T, d2);
+}
+
+/* add-2008-hwcd-3 (a = -1) with q cached: 8 multiplications. */
+static void add_cached(struct sotto__ge *r, const struct sotto__ge *p, const struct ge_cached *q) {
+  fe a, b, c, d, e, f, g, h;
+  sotto__fe_sub(&a, &p->Y, &p->X);
+  sotto__fe_mul(&a, &a, &q->YmX);
+  sotto__fe_add(&b, &p->Y, &p->X);
+  sotto__fe_mul(&b, &b, &q->YpX);
+  sotto__fe_mul(&c, &p->T, &q->T2d);
+  sotto__fe_mul(&d, &p->Z, &q->Z2);
+  sotto__fe_sub(&e, &b, &a);
+  sotto__fe_sub(&f, &d, &c);
+  sotto__fe_add(&g, &d, &c);
+  sotto__fe_add(&h, &b, &a);
+  sotto__fe_mul(&r->X, &e, &f);
+  sotto__fe_mul(&r->Y, &g, &h);
+  sotto__fe_mul(&r->T, &e, &h);
+  sotto__fe_mul(&r->Z, &f, &g);
+}
+
+/* dbl-2008-hwcd without T (a doubling followed by another doubling never
+ * reads T): 4 squarings and 3 multiplications. */
+static void dbl_no_t(struct sotto__ge *r, const struct sotto__ge *p) {
+  fe a, b, c, d, e, f, g, h, t;
+  fsq(&a, &p->X);
+  fsq(&b, &p->Y);
+  fsq(&c, &p->Z);
+  sotto__fe_add(&c, &c, &c);
+  fneg(&d, &a);
+  sotto__fe_add(&t, &p->X, &p->Y);
+  fsq(&e, &t);
+  sotto__fe_sub(&e, &e, &a);
+  sotto__fe_sub(&e, &e, &b);
+  sotto__fe_add(&g, &d, &b);
+  sotto__fe_sub(&f, &g, &c);
+  sotto__fe_sub(&h, &d, &b);
+  sotto__fe_mul(&r->X, &e, &f);
+  sotto__fe_mul(&r->Y, &g, &h);
+  sotto__fe_mul(&r->Z, &f, &g);
+}
+
+static void cached_cmov(struct ge_cached *r, const struct ge_cached *p, uint64_t mask) {
+  fe_cmov(&r->YpX, &p->YpX, mask);
+  fe_cmov(&r->YmX, &p->YmX, mask);
+  fe_cmov(&r->Z2, &p->Z2, mask);
+  fe_cmov(&r->T2d, &p->T2d, mask);
 }
 
 void sotto__ge_mul_ct(struct sotto__ge *r, const uint8_t a[32], const struct sotto__ge *p) {
-  struct sotto__ge t[16], sel;
+  struct sotto__ge acc, id;
+  struct ge_cached t[16], sel;
+  fe d2;
   int i, j;
-  sotto__ge_identity(&t[0]);
-  t[1] = *p;
-  for (j = 2; j < 16; j++) sotto__ge_add(&t[j], &t[j - 1], p);
+  sotto__fe_frombytes(&d2, D2_B);
+  sotto__ge_identity(&id);
+  to_cached(&t[0], &id, &d2);
+  acc = *p;
+  to_cached(&t[1], &acc, &d2);
+  for (j = 2; j < 16; j++) {
+    add_cached(&acc, &acc, &t[1]);
+    to_cached(&t[j], &acc, &d2);
+  }
   sotto__ge_identity(r);
   for (i = 63; i >= 0; i--) {
     uint64_t dgt = (uint64_t)(a[i >> 1] >> (4 * (i & 1))) & 15;
-    sotto__ge_dbl(r, r);
-    sotto__ge_dbl(r, r);
-    sotto__ge_dbl(r, r);
+    dbl_no_t(r, r);
+    dbl_no_t(r, r);
+    dbl_no_t(r, r);
     sotto__ge_dbl(r, r);
     sel = t[0];
-    for (j = 1; j < 16; j++) ge_cmov(&sel, &t[j], (uint64_t)0 - (((dgt ^ (uint64_t)j) - 1) >> 63));
-    sotto__ge_add(r, r, &sel);
+    for (j = 1; j < 16; j++) cached_cmov(&sel, &t[j], (uint64_t)0 - (((dgt ^ (uint64_t)j) - 1) >> 63));
+    add_cached(r, r, &sel);
   }
   sotto__wipe(&sel, sizeof sel);
+  sotto__wipe(t, sizeof t);
+  sotto__wipe(&acc, sizeof acc);
 }

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "account.h"
@@ -34,6 +35,7 @@
 #include "content.h"
 #include "core.h"
 #include "grp.h"
+#include "kt.h"
 #include "messaging.h"
 #include "msglog.h"
 
@@ -128,14 +130,14 @@ static void test_events(void) {
   ev.detail = "why";
   ev.text = "hello";
   ev.text_len = 5;
-  for (k = SC_EV_MESSAGE; k <= SC_EV_DISAPPEARED; k++) {
+  for (k = SC_EV_MESSAGE; k <= SC_EV_KT_ALERT; k++) {
     ev.kind = k;
     if (strcmp(sc_event_name(k), "unknown") == 0) named = 0;
     if (sc_event_describe(line, sizeof line, &ev) == 0 || strncmp(line, "unknown event", 13) == 0) said = 0;
   }
   CHECK(named, "events: every kind has a name");
   CHECK(said, "events: every kind has a sentence");
-  ev.kind = SC_EV_DISAPPEARED + 1;
+  ev.kind = SC_EV_KT_ALERT + 1;
   CHECK(strcmp(sc_event_name(ev.kind), "unknown") == 0, "events: a kind outside the list is unknown");
   /* The JSON names the CLI always printed for logged notices. */
   ev.kind = SC_EV_GROUP_REMOVED;
@@ -1110,6 +1112,46 @@ static void test_convo(void) {
   sotto_session_free(alice.s);
   account_free(alice.acct);
   sc_client_free(bob);
+/* ---- the key-transparency record (kt.c) -------------------------------------- */
+
+static void test_kt_record(void) {
+  struct store *st = NULL;
+  struct kt_state a, b;
+  char dir[600], err[256];
+  uint8_t junk[8] = {1, 1, 0, 0, 0, 0, 0, 0};
+  snprintf(dir, sizeof dir, "%s/kt-record", tmpl);
+  CHECK(mkdir(dir, 0700) == 0 && store_create(&st, dir, TPASS, err, sizeof err) == 0, "kt: a store");
+  if (!st) return;
+  CHECK(kt_load(st, &a) == 0 && !a.pinned && !a.has_head && kt_required(&a) == 0, "kt: absent record = defaults");
+  memset(&a, 0, sizeof a);
+  a.pinned = 1;
+  memset(a.sig_pk, 7, sizeof a.sig_pk);
+  a.n_wit = 2;
+  snprintf(a.wit[0].name, sizeof a.wit[0].name, "w1");
+  snprintf(a.wit[1].name, sizeof a.wit[1].name, "witness.example-2");
+  a.wit[1].added = 1;
+  a.wit[1].last_size = 42;
+  a.has_head = 1;
+  memset(a.head, 9, sizeof a.head);
+  a.has_own = 1;
+  a.own_version = 3;
+  a.mon_result = KT_MON_ALERT;
+  a.mon_time = 1234;
+  snprintf(a.mon_detail, sizeof a.mon_detail, "alert");
+  CHECK(store_begin(st) == 0 && kt_save(st, &a) == 0 && store_commit(st) == 0, "kt: record saved");
+  CHECK(kt_load(st, &b) == 0 && memcmp(&a, &b, sizeof a) == 0, "kt: record read back as saved");
+  CHECK(kt_required(&b) == 1, "kt: by default one witness is required when any is known");
+  b.k_set = 1;
+  b.k = 0;
+  CHECK(kt_required(&b) == 0, "kt: k chosen by the user");
+  CHECK(store_begin(st) == 0 && store_put(st, "kt", junk, sizeof junk) == 0 && store_commit(st) == 0 &&
+            kt_load(st, &b) == STORE_E_CORRUPT && !b.pinned,
+        "kt: a malformed record is refused, the state cleared");
+  junk[0] = 2;
+  CHECK(store_begin(st) == 0 && store_put(st, "kt", junk, 1) == 0 && store_commit(st) == 0 &&
+            kt_load(st, &b) == STORE_E_CORRUPT,
+        "kt: an unknown record version is refused");
+  store_close(st);
 }
 
 int main(void) {
@@ -1128,6 +1170,7 @@ int main(void) {
   test_groups();
   test_hold();
   test_backup_format();
+  test_kt_record();
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
   if (system(cmd) != 0) printf("(could not remove %s)\n", tmpl);
   printf("%d checks, %d failed\n", checks, fails);

@@ -145,7 +145,7 @@ static int run_witness(struct srv_proc *p, const char *st, const struct sotto_kt
   memcpy(idb, id->sig_pk, 32);
   memcpy(idb + 32, id->vrf_pk, 32);
   sodium_bin2hex(key, sizeof key, idb, sizeof idb);
-  snprintf(cmd, sizeof cmd, "%s --server 127.0.0.1:%s --fingerprint %s --state %s --log-key %s 2>&1",
+  snprintf(cmd, sizeof cmd, "%s --server 127.0.0.1:%s --fingerprint %s --state %s --log-key %s --no-push 2>&1",
            SOTTO_WITNESS_BIN, p->port, p->fp, st, key);
   out[0] = 0;
   if ((f = popen(cmd, "r")) == NULL) return -1;
@@ -359,6 +359,118 @@ static void test_kt(void) {
   srv_rmdir(&p);
 }
 
+/* KT_CONFIG and KT_COSIGN: the server announces its configured witnesses,
+ * takes a configured witness's cosignature of its current head only (and
+ * keeps it over a restart), and refuses an unknown key, a bad signature
+ * and a head it no longer serves. */
+static int head_with_cosigs(struct sotto_net *c, uint8_t hb[SOTTO_KT_HEAD_LEN], uint8_t *cos, size_t *n_cos) {
+  uint8_t *a;
+  size_t n;
+  struct sotto_srv_kt_head kh;
+  int rc = call(c, SOTTO_SRV_KT_HEAD, NULL, 0, &a, &n);
+  if (rc) return rc;
+  rc = -2000;
+  if (sotto__srv_parse_kt_head(a, n, &kh) == 0 && kh.n_cosigs <= 4) {
+    memcpy(hb, kh.head, SOTTO_KT_HEAD_LEN);
+    memcpy(cos, kh.cosigs, kh.n_cosigs * SOTTO_KT_COSIG_LEN);
+    *n_cos = kh.n_cosigs;
+    rc = 0;
+  }
+  free(a);
+  return rc;
+}
+
+static int cosign_req(struct sotto_net *c, const uint8_t pk[32], const uint8_t hb[SOTTO_KT_HEAD_LEN],
+                      const uint8_t cos[SOTTO_KT_COSIG_LEN]) {
+  uint8_t b[SOTTO_KT_SIGN_PK_LEN + SOTTO_KT_HEAD_LEN + SOTTO_KT_COSIG_LEN], *a = NULL;
+  size_t n;
+  struct sotto__wr w;
+  int rc;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_kt_cosign_req(&w, pk, hb, cos);
+  rc = call(c, SOTTO_SRV_KT_COSIGN, b, w.len, &a, &n);
+  free(a);
+  return rc;
+}
+
+static void test_kt_cosign(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct sotto_net *c;
+  struct sotto_kt_log_id id;
+  struct sotto_kt_head h;
+  struct sotto_kt_witness *wt = NULL;
+  uint8_t seed[32], pk[32], sk[64], other[32], ik[33], hb[SOTTO_KT_HEAD_LEN], old[SOTTO_KT_HEAD_LEN];
+  uint8_t cos[SOTTO_KT_COSIG_LEN], bad[SOTTO_KT_COSIG_LEN], got[4 * SOTTO_KT_COSIG_LEN], *a;
+  char arg[128], pkhex[65];
+  const char *args[] = {"--kt", "1", "--kt-witness", arg, NULL};
+  size_t n, ncos;
+  uint64_t applied;
+
+  randombytes_buf(seed, sizeof seed);
+  crypto_sign_seed_keypair(pk, sk, seed);
+  randombytes_buf(other, sizeof other);
+  sodium_bin2hex(pkhex, sizeof pkhex, pk, sizeof pk);
+  snprintf(arg, sizeof arg, "w1:%s", pkhex);
+  CHECK(srv_mkdir(&p, "ktcosign") == 0);
+  CHECK(srv_start(&p, args) == 0);
+  log_id_of(&p, &id);
+  CHECK(reg(&p, &ctx, "alice", ik) == 0);
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  if (!c) return;
+  /* KT_CONFIG: the log's keys and w1. */
+  CHECK(call(c, SOTTO_SRV_KT_CONFIG, NULL, 0, &a, &n) == 0);
+  if (a) {
+    struct sotto_srv_kt_config m;
+    CHECK(sotto__srv_parse_kt_config(a, n, &m) == 0);
+    CHECK(m.n == 1 && m.w[0].name.len == 2 && memcmp(m.w[0].name.p, "w1", 2) == 0 && memcmp(m.w[0].pk, pk, 32) == 0);
+    CHECK(memcmp(m.sig_pk, id.sig_pk, 32) == 0 && memcmp(m.vrf_pk, id.vrf_pk, 32) == 0);
+    free(a);
+  }
+  /* No cosignature yet. */
+  CHECK(head_with_cosigs(c, hb, got, &ncos) == 0 && ncos == 0);
+  CHECK(sotto_kt_head_decode(&h, hb, sizeof hb) == 0);
+  CHECK(sotto_kt_witness_new(&wt, &id) == 0);
+  CHECK(witness_follow(c, wt, 0, &applied) == 0 && applied == h.tree_size);
+  CHECK(sotto_kt_witness_cosign(cos, wt, seed, (uint64_t)time(NULL), &h) == 0);
+  /* Refused: an unknown witness, a bad signature. */
+  CHECK(cosign_req(c, other, hb, cos) == -SOTTO_SRV_E_KT_WITNESS);
+  memcpy(bad, cos, sizeof bad);
+  bad[SOTTO_KT_COSIG_LEN - 1] ^= 1;
+  CHECK(cosign_req(c, pk, hb, bad) == -SOTTO_SRV_E_KT_COSIG);
+  CHECK(head_with_cosigs(c, hb, got, &ncos) == 0 && ncos == 0);
+  /* Taken and served. */
+  CHECK(cosign_req(c, pk, hb, cos) == 0);
+  CHECK(head_with_cosigs(c, hb, got, &ncos) == 0 && ncos == 1 && sotto_kt_cosig_verify(got, pk, &h, &id) == 0);
+  sotto_net_close(c);
+  /* Kept over a restart. */
+  CHECK(srv_stop(&p) == 0);
+  CHECK(srv_start(&p, args) == 0);
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  if (c) {
+    CHECK(head_with_cosigs(c, hb, got, &ncos) == 0 && ncos == 1);
+    sotto_net_close(c);
+  }
+  /* The log moves on: the old cosignature is not served with the new head,
+   * and a cosignature of the old head is refused as stale. */
+  memcpy(old, hb, sizeof old);
+  CHECK(reg(&p, &ctx, "bob", ik) == 0);
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  if (c) {
+    CHECK(head_with_cosigs(c, hb, got, &ncos) == 0 && ncos == 0 && memcmp(hb, old, sizeof old) != 0);
+    CHECK(cosign_req(c, pk, old, cos) == -SOTTO_SRV_E_KT_STALE);
+    sotto_net_close(c);
+  }
+  sotto_kt_witness_free(wt);
+  sodium_memzero(sk, sizeof sk);
+  if (ctx) sotto_net_ctx_free(ctx);
+  CHECK(srv_stop(&p) == 0);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -366,5 +478,6 @@ int main(int argc, char **argv) {
   if (sodium_init() < 0) return 1;
   if (srv_pg()) return 77; /* --kt is SQLite-only for now */
   test_kt();
+  test_kt_cosign();
   return test_done("test_server_kt");
 }

@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* kt.c: key transparency in the client (kt.h; docs/key-transparency.md,
+ * "Clients"). Nothing prints: failures are recorded sentences (sc__fail),
+ * monitoring results are SC_EV_KT_ALERT events and the "kt" record. */
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "account.h"
+#include "kt.h"
+#include "record.h"
+
+#define KT_RECORD "kt"
+#define KT_VERSION 1
+#define KT_TRIES 3 /* the log may gain an entry between two requests: fetch again, a bounded number of times */
+
+/* ---- the record ------------------------------------------------------------------ */
+
+int kt_load(struct store *st, struct kt_state *s) {
+  uint8_t *v = NULL, ver = 0;
+  size_t n = 0, i;
+  struct rec_rd r;
+  int rc;
+  memset(s, 0, sizeof *s);
+  if ((rc = store_get(st, KT_RECORD, &v, &n)) <= 0) return rc;
+  rec_rd_init(&r, v, n);
+  rec_get_u8(&r, &ver);
+  rec_get_u8(&r, &s->pinned);
+  rec_get(&r, s->sig_pk, sizeof s->sig_pk);
+  rec_get(&r, s->vrf_pk, sizeof s->vrf_pk);
+  rec_get_u8(&r, &s->n_wit);
+  for (i = 0; i < s->n_wit && i < KT_MAX_WITNESSES; i++) {
+    rec_get_cstr(&r, s->wit[i].name, sizeof s->wit[i].name);
+    rec_get(&r, s->wit[i].pk, sizeof s->wit[i].pk);
+    rec_get_u8(&r, &s->wit[i].added);
+    rec_get_u64(&r, &s->wit[i].last_size);
+  }
+  rec_get_u8(&r, &s->k_set);
+  rec_get_u8(&r, &s->k);
+  rec_get_u8(&r, &s->required);
+  rec_get_u8(&r, &s->off);
+  rec_get_u8(&r, &s->has_head);
+  rec_get(&r, s->head, sizeof s->head);
+  rec_get_u8(&r, &s->has_own);
+  rec_get_u32(&r, &s->own_version);
+  rec_get(&r, s->own_value, sizeof s->own_value);
+  rec_get_u8(&r, &s->mon_result);
+  rec_get_u64(&r, &s->mon_time);
+  rec_get_cstr(&r, s->mon_detail, sizeof s->mon_detail);
+  rc = rec_rd_end(&r) || ver != KT_VERSION || s->n_wit > KT_MAX_WITNESSES || s->mon_result > KT_MON_FAILED
+           ? STORE_E_CORRUPT
+           : 0;
+  store_free_value(v, n);
+  if (rc) memset(s, 0, sizeof *s);
+  return rc;
+}
+
+int kt_save(struct store *st, const struct kt_state *s) {
+  struct rec_wr w;
+  size_t i;
+  int rc;
+  rec_wr_init(&w, 4096);
+  rec_put_u8(&w, KT_VERSION);
+  rec_put_u8(&w, s->pinned);
+  rec_put(&w, s->sig_pk, sizeof s->sig_pk);
+  rec_put(&w, s->vrf_pk, sizeof s->vrf_pk);
+  rec_put_u8(&w, s->n_wit);
+  for (i = 0; i < s->n_wit; i++) {
+    rec_put_str16(&w, s->wit[i].name, strlen(s->wit[i].name));
+    rec_put(&w, s->wit[i].pk, sizeof s->wit[i].pk);
+    rec_put_u8(&w, s->wit[i].added);
+    rec_put_u64(&w, s->wit[i].last_size);
+  }
+  rec_put_u8(&w, s->k_set);
+  rec_put_u8(&w, s->k);
+  rec_put_u8(&w, s->required);
+  rec_put_u8(&w, s->off);
+  rec_put_u8(&w, s->has_head);
+  rec_put(&w, s->head, sizeof s->head);
+  rec_put_u8(&w, s->has_own);
+  rec_put_u32(&w, s->own_version);
+  rec_put(&w, s->own_value, sizeof s->own_value);
+  rec_put_u8(&w, s->mon_result);
+  rec_put_u64(&w, s->mon_time);
+  rec_put_str16(&w, s->mon_detail, strlen(s->mon_detail));
+  rc = rec_wr_ok(&w) ? STORE_E_IO : store_put(st, KT_RECORD, w.p, w.len);
+  rec_wr_free(&w);
+  return rc;
+}
+
+unsigned kt_required(const struct kt_state *s) {
+  if (s->k_set) return s->k;
+  return s->n_wit ? 1 : 0;
+}
+
+/* Writes s in its own transaction. */
+static int save_now(struct sc_client *c, const struct kt_state *s) {
+  int rc;
+  if ((rc = store_begin(c->st)) != 0) return sc__store_error(c, rc);
+  if ((rc = kt_save(c->st, s)) != 0 || (rc = store_commit(c->st)) != 0) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  return 0;
+}
+
+/* ---- requests ---------------------------------------------------------------------- */
+
+static int call(struct sc_client *c, struct conn *k, uint8_t type, const uint8_t *p, size_t len,
+                struct sotto_net_event *ans, const char *what) {
+  int rc = sotto_net_call(k->net, type, p, len, ans);
+  if (rc == 0) return 0;
+  sotto_net_event_clear(ans); /* the payload of an answer is used only with 0 */
+  if (rc == SOTTO_SRV_E_NOT_FOUND) return rc;
+  return conn_error(c, k, rc, what, NULL);
+}
+
+/* Pins the log's keys and the server's witnesses (first contact). 1 if
+ * the server runs no KT. */
+static int pin(struct sc_client *c, struct conn *k, struct kt_state *s) {
+  struct sotto_net_event ans;
+  struct sotto_srv_kt_config m;
+  size_t i, j;
+  int rc = call(c, k, SOTTO_SRV_KT_CONFIG, NULL, 0, &ans, "asking for the key-transparency log");
+  if (rc == SOTTO_SRV_E_NOT_FOUND) {
+    sotto_net_event_clear(&ans);
+    return 1;
+  }
+  if (rc) return rc;
+  if (sotto__srv_parse_kt_config(ans.payload, ans.payload_len, &m) != 0) {
+    sotto_net_event_clear(&ans);
+    return sc__fail(c, SC_ERR_PROTOCOL, "the server's key-transparency configuration does not parse");
+  }
+  memcpy(s->sig_pk, m.sig_pk, sizeof s->sig_pk);
+  memcpy(s->vrf_pk, m.vrf_pk, sizeof s->vrf_pk);
+  for (i = 0; i < m.n; i++) {
+    for (j = 0; j < s->n_wit; j++)
+      if (!memcmp(s->wit[j].pk, m.w[i].pk, 32) || (strlen(s->wit[j].name) == m.w[i].name.len &&
+                                                   !memcmp(s->wit[j].name, m.w[i].name.p, m.w[i].name.len)))
+        break;
+    if (j < s->n_wit || s->n_wit >= KT_MAX_WITNESSES) continue; /* the user's own entry of that name or key wins */
+    memset(&s->wit[s->n_wit], 0, sizeof s->wit[0]);
+    memcpy(s->wit[s->n_wit].name, m.w[i].name.p, m.w[i].name.len);
+    memcpy(s->wit[s->n_wit].pk, m.w[i].pk, 32);
+    s->n_wit++;
+  }
+  s->pinned = 1;
+  sotto_net_event_clear(&ans);
+  return 0;
+}
+
+/* The server's current head, checked: the log's signature, enough
+ * witnesses, consistent with s->head. On success s->head is the new head
+ * (not yet stored) and hb/h hold it. 1 if the server runs no KT. */
+static int fresh_head(struct sc_client *c, struct conn *k, struct kt_state *s, struct sotto_kt_head *h,
+                      uint8_t hb[SOTTO_KT_HEAD_LEN]) {
+  struct sotto_kt_log_id id;
+  struct sotto_net_event ans;
+  struct sotto_srv_kt_head kh;
+  unsigned valid = 0, need = kt_required(s);
+  size_t i, j;
+  int rc;
+  if (!s->pinned) {
+    /* First contact: the pins are kept whatever the checks below say. */
+    if ((rc = pin(c, k, s)) != 0 || (rc = save_now(c, s)) != 0) return rc;
+    need = kt_required(s);
+  }
+  memcpy(id.sig_pk, s->sig_pk, 32);
+  memcpy(id.vrf_pk, s->vrf_pk, 32);
+  rc = call(c, k, SOTTO_SRV_KT_HEAD, NULL, 0, &ans, "asking for the key-transparency head");
+  if (rc == SOTTO_SRV_E_NOT_FOUND) {
+    sotto_net_event_clear(&ans);
+    return sc__fail(c, SC_ERR_KT_OFF,
+                    "the server ran a key-transparency log before and no longer answers for it: not trusting its "
+                    "keys");
+  }
+  if (rc) return rc;
+  if (sotto__srv_parse_kt_head(ans.payload, ans.payload_len, &kh) != 0 ||
+      sotto_kt_head_decode(h, kh.head, SOTTO_KT_HEAD_LEN) != 0) {
+    sotto_net_event_clear(&ans);
+    return sc__fail(c, SC_ERR_PROTOCOL, "the server's key-transparency head does not parse");
+  }
+  memcpy(hb, kh.head, SOTTO_KT_HEAD_LEN);
+  if (sotto_kt_head_verify(h, &id) != 0) {
+    sotto_net_event_clear(&ans);
+    return sc__fail(c, SC_ERR_KT_BAD_PROOF,
+                    "the server's key-transparency head is not signed by the log's key pinned at first contact");
+  }
+  for (i = 0; i < s->n_wit; i++)
+    for (j = 0; j < kh.n_cosigs; j++)
+      if (sotto_kt_cosig_verify(kh.cosigs + j * SOTTO_KT_COSIG_LEN, s->wit[i].pk, h, &id) == 0) {
+        valid++;
+        if (h->tree_size > s->wit[i].last_size) s->wit[i].last_size = h->tree_size;
+        break;
+      }
+  sotto_net_event_clear(&ans);
+  if (valid < need) {
+    char names[512];
+    size_t off = 0;
+    names[0] = 0;
+    for (i = 0; i < s->n_wit && off < sizeof names - 80; i++)
+      off += (size_t)snprintf(names + off, sizeof names - off, "%s%s (last cosigned size %llu)", i ? ", " : "",
+                              s->wit[i].name, (unsigned long long)s->wit[i].last_size);
+    return sc__fail(c, SC_ERR_KT_QUORUM,
+                    "the server's key-transparency head (size %llu) is cosigned by %u of the %u witnesses required "
+                    "(%s%s): a head no witness vouches for may be a split view; not trusting it",
+                    (unsigned long long)h->tree_size, valid, need, names[0] ? "witnesses: " : "no witnesses known",
+                    names);
+  }
+  if (s->has_head) {
+    struct sotto_kt_head old;
+    uint8_t b[8];
+    struct sotto__wr w;
+    struct sotto_srv_kt_proof kp;
+    if (sotto_kt_head_decode(&old, s->head, sizeof s->head) != 0)
+      return sc__fail(c, SC_ERR_STORE_CORRUPT, "the stored key-transparency head does not parse");
+    if (h->tree_size < old.tree_size || (h->tree_size == old.tree_size && sodium_memcmp(hb, s->head, SOTTO_KT_HEAD_LEN)))
+      return sc__fail(c, SC_ERR_KT_FORK,
+                      "the server's key-transparency log (size %llu) is not an extension of the one it showed you "
+                      "before (size %llu): it shows different logs to different people; not trusting its keys",
+                      (unsigned long long)h->tree_size, (unsigned long long)old.tree_size);
+    if (h->tree_size > old.tree_size) {
+      sotto__wr_init(&w, b, sizeof b);
+      sotto__wr_u64be(&w, old.tree_size);
+      if ((rc = call(c, k, SOTTO_SRV_KT_CONSISTENCY, b, w.len, &ans, "asking for a key-transparency consistency proof")))
+        return rc == SOTTO_SRV_E_NOT_FOUND
+                   ? sc__fail(c, SC_ERR_KT_FORK, "the server has no consistency proof from the head you saw before")
+                   : rc;
+      if (sotto__srv_parse_kt_proof(ans.payload, ans.payload_len, &kp) != 0) {
+        sotto_net_event_clear(&ans);
+        return sc__fail(c, SC_ERR_PROTOCOL, "the server's consistency proof does not parse");
+      }
+      if (sodium_memcmp(kp.head, hb, SOTTO_KT_HEAD_LEN) != 0) {
+        sotto_net_event_clear(&ans);
+        return 2; /* the log moved on meanwhile: again */
+      }
+      rc = sotto_kt_log_verify_consistency(old.root, old.tree_size, h->root, h->tree_size, kp.proof, kp.proof_len);
+      sotto_net_event_clear(&ans);
+      if (rc != 0)
+        return sc__fail(c, SC_ERR_KT_FORK,
+                        "the server's key-transparency log (size %llu) is not an extension of the one it showed "
+                        "you before (size %llu): its consistency proof fails; not trusting its keys",
+                        (unsigned long long)h->tree_size, (unsigned long long)old.tree_size);
+    }
+  }
+  memcpy(s->head, hb, SOTTO_KT_HEAD_LEN);
+  s->has_head = 1;
+  return 0;
+}
+
+/* The label of a username: its canonical form, as the server logs it
+ * (proto/'s sotto__srv_username_canon: look-alikes folded). */
+static size_t label_of(char out[SC_USER_MAX + 1], const char *user) {
+  _Static_assert(SC_USER_MAX == SOTTO_SRV_USER_MAX, "username bounds");
+  sotto__srv_username_canon((const uint8_t *)user, strlen(user), out);
+  return strlen(out);
+}
+
+/* A checked head, then the search proof for user against it: version and
+ * value (value: SOTTO_KT_MAX_VALUE_LEN bytes). 1: the server runs no KT. */
+static int search(struct sc_client *c, struct conn *k, struct kt_state *s, const char *user, uint32_t *version,
+                  uint8_t *value, size_t *vlen) {
+  char label[SC_USER_MAX + 1];
+  size_t ll = label_of(label, user);
+  int tries, rc = 0;
+  for (tries = 0; tries < KT_TRIES; tries++) {
+    struct sotto_kt_head h;
+    struct sotto_kt_log_id id;
+    struct sotto_net_event ans;
+    struct sotto_srv_kt_proof kp;
+    uint8_t hb[SOTTO_KT_HEAD_LEN], b[SC_USER_MAX + 2];
+    struct sotto__wr w;
+    struct kt_state keep = *s;
+    rc = fresh_head(c, k, s, &h, hb);
+    if (rc == 2) {
+      *s = keep;
+      continue;
+    }
+    if (rc) return rc;
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_kt_search_req(&w, label);
+    if ((rc = call(c, k, SOTTO_SRV_KT_SEARCH, b, w.len, &ans, "asking for a key-transparency search proof")))
+      return rc == SOTTO_SRV_E_NOT_FOUND ? sc__fail(c, SC_ERR_KT_OFF, "the server gave no key-transparency proof") : rc;
+    if (sotto__srv_parse_kt_proof(ans.payload, ans.payload_len, &kp) != 0) {
+      sotto_net_event_clear(&ans);
+      return sc__fail(c, SC_ERR_PROTOCOL, "the server's search proof does not parse");
+    }
+    if (sodium_memcmp(kp.head, hb, SOTTO_KT_HEAD_LEN) != 0) {
+      sotto_net_event_clear(&ans);
+      *s = keep; /* a newer entry meanwhile: check that head first */
+      continue;
+    }
+    memcpy(id.sig_pk, s->sig_pk, 32);
+    memcpy(id.vrf_pk, s->vrf_pk, 32);
+    rc = sotto_kt_search_verify(version, value, vlen, &h, &id, (const uint8_t *)label, ll, kp.proof, kp.proof_len);
+    sotto_net_event_clear(&ans);
+    if (rc != 0)
+      return sc__fail(c, SC_ERR_KT_BAD_PROOF,
+                      "the server's key-transparency proof for %s does not verify against its signed head (%s)", user,
+                      sotto_strerror(rc));
+    return 0;
+  }
+  return sc__fail(c, SC_ERR_KT_BAD_PROOF, "the server's key-transparency log kept changing while it was checked; "
+                                          "try again");
+}
+
+/* ---- the checks ------------------------------------------------------------------------ */
+
+int kt_check_contact(struct sc_client *c, struct conn *k, const char *user, const uint8_t *identity, size_t len) {
+  struct kt_state s;
+  uint8_t value[SOTTO_KT_MAX_VALUE_LEN];
+  uint32_t version = SOTTO_KT_ABSENT;
+  size_t vlen = 0;
+  int rc;
+  if ((rc = kt_load(c->st, &s)) != 0) return sc__store_error(c, rc);
+  rc = search(c, k, &s, user, &version, value, &vlen);
+  if (rc == 1) {
+    if (s.required)
+      return sc__fail(c, SC_ERR_KT_OFF,
+                      "key transparency is required for this server, but it runs no log: the key for %s cannot be "
+                      "checked; not sending",
+                      user);
+    if (!s.off) {
+      s.off = 1;
+      (void)save_now(c, &s);
+    }
+    return 0;
+  }
+  if (rc) return rc;
+  s.off = 0;
+  if ((rc = save_now(c, &s)) != 0) return rc; /* the checked head (and the pins) stay, whatever comes next */
+  if (version == SOTTO_KT_ABSENT || vlen != len || sodium_memcmp(value, identity, len) != 0)
+    return sc__fail(c, SC_ERR_KT_NOT_LOGGED,
+                    "the server showed you a key for %s that is not in its public log; not sending", user);
+  return 0;
+}
+
+static void mon_set(struct sc_client *c, struct kt_state *s, uint8_t result, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void mon_set(struct sc_client *c, struct kt_state *s, uint8_t result, const char *fmt, ...) {
+  va_list ap;
+  s->mon_result = result;
+  s->mon_time = sc__now_s();
+  va_start(ap, fmt);
+  vsnprintf(s->mon_detail, sizeof s->mon_detail, fmt, ap);
+  va_end(ap);
+  (void)c;
+}
+
+int kt_monitor(struct sc_client *c, struct conn *k) {
+  struct kt_state s;
+  uint8_t value[SOTTO_KT_MAX_VALUE_LEN], mine[CONN_IDENTITY_BLOB_LEN];
+  uint32_t version = SOTTO_KT_ABSENT;
+  size_t vlen = 0;
+  int rc, saved_err = c->err;
+  char saved[sizeof c->errdetail];
+  const char *me = c->acct->username;
+  memcpy(saved, c->errdetail, sizeof saved);
+  if ((rc = kt_load(c->st, &s)) != 0) return sc__store_error(c, rc);
+  conn_identity_blob(c, mine);
+  rc = search(c, k, &s, me, &version, value, &vlen);
+  if (rc == 1) {
+    rc = 0;
+    if (!s.off || s.mon_result != KT_MON_NONE) { /* write only what changed (this runs at every connect) */
+      s.off = 1;
+      s.mon_result = KT_MON_NONE;
+      rc = save_now(c, &s);
+    }
+    goto out;
+  }
+  s.off = 0;
+  if (rc < 0) {
+    if (rc == SC_ERR_UNREACHABLE || rc == SC_ERR_TIMEOUT || rc == SC_ERR_CONNECTION_LOST || rc == SC_ERR_RATE_LIMITED) {
+      rc = 0; /* tried again at the next connect */
+      goto out;
+    }
+    {
+      struct kt_state cur;
+      char why[sizeof c->errdetail];
+      snprintf(why, sizeof why, "%s", c->errdetail);
+      if (kt_load(c->st, &cur) == 0) s = cur; /* keep the last good head: nothing of this answer is stored */
+      mon_set(c, &s, KT_MON_FAILED, "key transparency: could not check your own account's entry in the log: %s", why);
+    }
+  } else if (s.has_own && sodium_memcmp(s.own_value, mine, sizeof mine) != 0) {
+    s.has_own = 0; /* our identity changed (recovered): we made the new key */
+  }
+  if (rc == 0) {
+    if (version == SOTTO_KT_ABSENT) {
+      mon_set(c, &s, KT_MON_ALERT,
+              "KEY TRANSPARENCY ALERT: the server's public log has no key for your account %s: contacts that check "
+              "the log cannot start a conversation with you (an account made before the server kept its log, or the "
+              "server hides it)",
+              me);
+    } else if (vlen != sizeof mine || sodium_memcmp(value, mine, sizeof mine) != 0) {
+      mon_set(c, &s, KT_MON_ALERT,
+              "KEY TRANSPARENCY ALERT: the server's public log shows a key for your account %s (version %lu) that "
+              "this device did not make: someone may be receiving messages meant for you; verify safety numbers "
+              "with your contacts",
+              me, (unsigned long)version);
+    } else if (s.has_own && version != s.own_version) {
+      mon_set(c, &s, KT_MON_ALERT,
+              "KEY TRANSPARENCY ALERT: the server's public log shows versions %lu to %lu of your account %s's key; "
+              "this device made only version %lu: someone else's key was logged for you in between",
+              (unsigned long)s.own_version + 1, (unsigned long)version, me, (unsigned long)s.own_version);
+    } else {
+      if (!s.has_own) {
+        s.has_own = 1;
+        s.own_version = version;
+        memcpy(s.own_value, mine, sizeof mine);
+      }
+      {
+        struct sotto_kt_head h;
+        if (sotto_kt_head_decode(&h, s.head, sizeof s.head) != 0) memset(&h, 0, sizeof h);
+        mon_set(c, &s, KT_MON_OK, "the log shows exactly this device's key for %s (version %lu) at size %llu", me,
+                (unsigned long)version, (unsigned long long)h.tree_size);
+      }
+    }
+  }
+  if (s.mon_result == KT_MON_ALERT || s.mon_result == KT_MON_FAILED)
+    sc__event(c, SC_EV_KT_ALERT, SC_R_NONE, me, s.mon_detail);
+  rc = save_now(c, &s);
+out:
+  c->err = saved_err;
+  memcpy(c->errdetail, saved, sizeof saved);
+  return rc;
+}
+
+/* ---- the API (sotto_client.h) ---------------------------------------------------------- */
+
+int sc_kt_status(struct sc_kt_status *out, struct sc_client *c, int refresh) {
+  struct kt_state s;
+  size_t i;
+  int rc, opened = 0;
+  memset(out, 0, sizeof *out);
+  if ((rc = sc__need_open(c))) return rc;
+  if (refresh && sc__acquire(c, &opened) == 0) {
+    out->refreshed = 1;
+    sc__release(c, opened);
+  }
+  if ((rc = kt_load(c->st, &s)) != 0) return sc__store_error(c, rc);
+  out->pinned = s.pinned;
+  out->off = s.off;
+  out->required = s.required;
+  out->k = kt_required(&s);
+  out->n_wit = s.n_wit;
+  for (i = 0; i < s.n_wit; i++) {
+    snprintf(out->wit[i].name, sizeof out->wit[i].name, "%s", s.wit[i].name);
+    sodium_bin2hex(out->wit[i].pk_hex, sizeof out->wit[i].pk_hex, s.wit[i].pk, sizeof s.wit[i].pk);
+    out->wit[i].added = s.wit[i].added;
+    out->wit[i].last_size = s.wit[i].last_size;
+  }
+  if (s.has_head) {
+    struct sotto_kt_head h;
+    if (sotto_kt_head_decode(&h, s.head, sizeof s.head) == 0) {
+      out->has_head = 1;
+      out->size = h.tree_size;
+      out->timestamp_ms = h.timestamp_ms;
+      sodium_bin2hex(out->root_hex, sizeof out->root_hex, h.root, sizeof h.root);
+    }
+  }
+  if (s.pinned) {
+    uint8_t id[64];
+    memcpy(id, s.sig_pk, 32);
+    memcpy(id + 32, s.vrf_pk, 32);
+    sodium_bin2hex(out->log_hex, sizeof out->log_hex, id, sizeof id);
+  }
+  out->monitor = s.mon_result;
+  out->monitor_time = s.mon_time;
+  snprintf(out->monitor_detail, sizeof out->monitor_detail, "%s", s.mon_detail);
+  return 0;
+}
+
+/* Loads the record in a transaction for a change; the caller commits. */
+static int change_begin(struct sc_client *c, struct kt_state *s) {
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  if ((rc = store_begin(c->st)) != 0) return sc__store_error(c, rc);
+  if ((rc = kt_load(c->st, s)) != 0) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  return 0;
+}
+
+static int change_end(struct sc_client *c, const struct kt_state *s) {
+  int rc;
+  if ((rc = kt_save(c->st, s)) != 0 || (rc = store_commit(c->st)) != 0) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  return 0;
+}
+
+int sc_kt_witness_add(struct sc_client *c, const char *name, const char *pk_hex) {
+  struct kt_state s;
+  uint8_t pk[32];
+  size_t bl = 0, i;
+  int rc;
+  if (!name || !pk_hex || !sotto__srv_kt_name_ok((const uint8_t *)name, strlen(name)))
+    return sc__fail(c, SC_ERR_ARG, "a witness name is 1-%d of A-Z a-z 0-9 . _ -", KT_NAME_MAX);
+  if (strlen(pk_hex) != 64 || sodium_hex2bin(pk, sizeof pk, pk_hex, 64, NULL, &bl, NULL) != 0 || bl != 32)
+    return sc__fail(c, SC_ERR_ARG, "a witness key is 64 hex digits (what 'sotto-witness --key' prints)");
+  if ((rc = change_begin(c, &s))) return rc;
+  for (i = 0; i < s.n_wit; i++)
+    if (!strcmp(s.wit[i].name, name) || !memcmp(s.wit[i].pk, pk, 32)) {
+      store_rollback(c->st);
+      return sc__fail(c, SC_ERR_EXISTS, "there is a witness of that name or key already (%s)", s.wit[i].name);
+    }
+  if (s.n_wit >= KT_MAX_WITNESSES) {
+    store_rollback(c->st);
+    return sc__fail(c, SC_ERR_TOO_LARGE, "at most %d witnesses", KT_MAX_WITNESSES);
+  }
+  memset(&s.wit[s.n_wit], 0, sizeof s.wit[0]);
+  snprintf(s.wit[s.n_wit].name, sizeof s.wit[0].name, "%s", name);
+  memcpy(s.wit[s.n_wit].pk, pk, 32);
+  s.wit[s.n_wit].added = 1;
+  s.n_wit++;
+  return change_end(c, &s);
+}
+
+int sc_kt_witness_remove(struct sc_client *c, const char *name) {
+  struct kt_state s;
+  size_t i;
+  int rc;
+  if ((rc = change_begin(c, &s))) return rc;
+  for (i = 0; i < s.n_wit && strcmp(s.wit[i].name, name ? name : ""); i++) {
+  }
+  if (i == s.n_wit) {
+    store_rollback(c->st);
+    return sc__fail(c, SC_ERR_ARG, "no witness is named '%s' ('sotto kt status' lists them)", name ? name : "");
+  }
+  memmove(&s.wit[i], &s.wit[i + 1], (s.n_wit - i - 1) * sizeof s.wit[0]);
+  s.n_wit--;
+  if (s.k_set && s.k > s.n_wit) s.k = s.n_wit;
+  return change_end(c, &s);
+}
+
+int sc_kt_require(struct sc_client *c, int k) {
+  struct kt_state s;
+  int rc, opened = 0;
+  if ((rc = sc__need_open(c))) return rc;
+  if ((rc = kt_load(c->st, &s)) != 0) return sc__store_error(c, rc);
+  if (!s.pinned && k > (int)s.n_wit && sc__acquire(c, &opened) == 0) /* first contact: learn the witnesses */
+    sc__release(c, opened);
+  if ((rc = change_begin(c, &s))) return rc;
+  if (k > (int)s.n_wit) {
+    store_rollback(c->st);
+    return sc__fail(c, SC_ERR_ARG, "only %u witnesses are known: add more first ('sotto kt witnesses add NAME KEY')",
+                    (unsigned)s.n_wit);
+  }
+  s.required = k >= 0;
+  s.k_set = k >= 0;
+  s.k = (uint8_t)(k >= 0 ? k : 0);
+  return change_end(c, &s);
+}
