@@ -91,7 +91,7 @@ static struct target targets[] = {
     {"server_auth", 0},   {"server_keys", 0},     {"server_bundle_req", 0}, {"server_send", 0},
     {"server_ack", 0},    {"server_push", 0},     {"server_frame", 0},  {"client_net", 0},
     {"server_recover", 0}, {"backup_file", 0},   {"server_kt", 0},
-    {"devlist", 0},
+    {"devlist", 0},       {"server_devlist", 0},
 };
 
 static struct target *target(const char *name) {
@@ -510,6 +510,13 @@ static void gen_devlist(void) {
     if (sotto_devlist_sign(&l, acc_priv, b, sizeof b, &len) != 0) die("devlist sign");
     snprintf(desc, sizeof desc, "n%u", ns[i]);
     put("devlist", desc, b, len);
+    {
+      uint8_t f[2 + SOTTO_DEVLIST_MAX_LEN];
+      f[0] = (uint8_t)(len >> 8);
+      f[1] = (uint8_t)len;
+      memcpy(f + 2, b, len);
+      put("server_devlist", desc, f, len + 2);
+    }
   }
 }
 

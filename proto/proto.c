@@ -160,7 +160,7 @@ int sotto__srv_parse_hello(const uint8_t *p, size_t len, struct sotto_srv_hello 
   TRY(rd_u16(&r, &m->version));
   /* Later versions may append fields: a newer client's hello must still
    * parse so that it gets the version error rather than "malformed". */
-  if (m->version == SOTTO_SRV_VERSION) {
+  if (m->version >= SOTTO_SRV_VERSION_MIN && m->version <= SOTTO_SRV_VERSION) {
     /* Canonical: the features byte is there only when it is not 0. */
     if (sotto__rd_left(&r) == 1) {
       TRY(sotto__rd_u8(&r, &m->features));
@@ -259,6 +259,19 @@ int sotto__srv_parse_device_remove(const uint8_t *p, size_t len, uint32_t *devic
   sotto__rd_init(&r, p, len);
   TRY(sotto__rd_u32be(&r, device_id));
   if (*device_id == 0) return SOTTO_ERR_MALFORMED;
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_devlist(const uint8_t *p, size_t len, const uint8_t **list, size_t *list_len) {
+  struct sotto__rd r;
+  uint16_t n;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_u16(&r, &n));
+  if (n == 0) return SOTTO_ERR_MALFORMED;
+  if (n > SOTTO_SRV_MAX_DEVLIST) return SOTTO_ERR_TOO_LARGE;
+  TRY(sotto__rd_bytes(&r, n, list));
+  *list_len = n;
   return rd_end(&r);
 }
 
@@ -435,6 +448,10 @@ void sotto__srv_put_auth_req(struct sotto__wr *w, const char *user, uint32_t dev
 }
 
 void sotto__srv_put_devices_req(struct sotto__wr *w, const char *user) { sotto__srv_put_str8(w, user, strlen(user)); }
+
+void sotto__srv_put_devlist(struct sotto__wr *w, const uint8_t *list, size_t len) {
+  sotto__srv_put_blob16(w, list, len);
+}
 
 void sotto__srv_put_bundle_req(struct sotto__wr *w, const char *user, uint32_t device_id) {
   sotto__srv_put_str8(w, user, strlen(user));

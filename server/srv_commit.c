@@ -23,8 +23,10 @@ size_t sotto__srv_op_cost(uint8_t type, size_t len) {
                 : type == SOTTO_SRV_KT_UPDATES                                      ? SOTTO_SRV_MAX_FRAME
                 : type == SOTTO_SRV_KT_SEARCH || type == SOTTO_SRV_KT_CONSISTENCY ? SOTTO_SRV_KT_HEAD_LEN + 4 +
                                                                                         SOTTO_SRV_KT_MAX_PROOF
-                : type == SOTTO_SRV_KT_HEAD ? SOTTO_SRV_KT_HEAD_LEN + 1
-                                            : 0);
+                : type == SOTTO_SRV_KT_HEAD                                         ? SOTTO_SRV_KT_HEAD_LEN + 1
+                : type == SOTTO_SRV_DEVLIST_PUT                                     ? sizeof(struct srv_devlist)
+                : type == SOTTO_SRV_DEVLIST_GET                                     ? SOTTO_SRV_MAX_DEVLIST + 2
+                                                                                    : 0);
 }
 
 /* Ops with a small payload (every SEND of a usual envelope, ACK, AUTH, ...)
@@ -81,6 +83,7 @@ void sotto__srv_op_pool_free(void) {
 /* The payload may hold a secret (AUTH): wiped with the op. */
 void sotto__srv_op_discard(struct op *o) {
   if (o->type == SOTTO_SRV_KEYS_UPLOAD) free(o->req.keys);
+  if (o->type == SOTTO_SRV_DEVLIST_PUT) free(o->req.devlist);
   free(o->bundle);
   free(o->kt_out);
   sodium_memzero(o->secret, sizeof o->secret);

@@ -24,6 +24,11 @@ _Static_assert(SOTTO_STORE_USER_MAX >= SOTTO_SRV_USER_MAX, "usernames fit the st
 _Static_assert(SOTTO_STORE_MAX_IDENTITY >= SOTTO_SRV_MAX_IDENTITY, "identity keys fit the store");
 _Static_assert(SOTTO_STORE_MAX_KEY_BLOB >= SOTTO_SRV_MAX_KEY_BLOB, "key blobs fit the store");
 _Static_assert(SOTTO_STORE_MAX_KEYS_PUT >= SOTTO_SRV_MAX_KEYS_PER_UPLOAD, "an upload fits one keys_put");
+_Static_assert(SOTTO_STORE_MAX_DEVLIST >= SOTTO_SRV_MAX_DEVLIST && SOTTO_SRV_MAX_DEVLIST >= SOTTO_DEVLIST_MAX_LEN,
+               "a signed device list fits the wire and the store");
+_Static_assert(SOTTO_STORE_MAX_DEVLIST_IDS >= SOTTO_DEVLIST_MAX_DEVICES &&
+                   SOTTO_DEVLIST_MAX_DEVICES >= SOTTO_SRV_MAX_DEVICES,
+               "a list names every device an account can have");
 
 enum {
   H_UNAUTH = 1,     /* allowed before AUTH (REGISTER, AUTH) */
@@ -140,6 +145,18 @@ static int parse_recover(const struct srv *s, struct op *o) {
   (void)s;
   return sotto__srv_parse_recover(o->data, o->len, &o->req.recover);
 }
+/* DEVLIST_PUT: the frame's shape here (a bad one closes the connection);
+ * the list's signatures too, on the I/O thread and once, so that exec only
+ * compares: a list that does not verify is answered ERR(32), not closed. */
+static int parse_devlist_put(const struct srv *s, struct op *o) {
+  struct srv_devlist *d;
+  int rc;
+  (void)s;
+  if ((d = o->req.devlist = calloc(1, sizeof *d)) == NULL) return SOTTO_ERR_NOMEM;
+  if ((rc = sotto__srv_parse_devlist(o->data, o->len, &d->raw, &d->raw_len)) != 0) return rc;
+  d->rc = sotto_devlist_parse(&d->l, d->raw, d->raw_len);
+  return 0;
+}
 
 /* ---- admit ---------------------------------------------------------------------- */
 
@@ -174,6 +191,18 @@ static int admit_kt(struct srv *s, struct conn *c, struct op *o) {
 static int admit_device_change(struct srv *s, struct conn *c, struct op *o) {
   (void)o;
   return sotto__srv_limit_device_change(s, c);
+}
+
+/* Multi-device requests need a client of protocol version 2. A list
+ * upload costs its signature checks: it spends the device-change budget. */
+static int admit_devlist_put(struct srv *s, struct conn *c, struct op *o) {
+  if (c->version < 2) return SOTTO_SRV_E_OLD_PROTOCOL;
+  return admit_device_change(s, c, o);
+}
+static int admit_devlist_get(struct srv *s, struct conn *c, struct op *o) {
+  (void)s;
+  (void)o;
+  return c->version < 2 ? SOTTO_SRV_E_OLD_PROTOCOL : 0;
 }
 
 /* ---- exec (store thread, inside the transaction) ------------------------------------ */
@@ -325,6 +354,21 @@ static int exec_send(struct srv *s, struct op *o) {
     o->code = SOTTO_SRV_E_NOT_FOUND;
     return 0;
   }
+  /* An account with a signed device list receives only on the devices it
+   * lists: a device row the account's devices did not sign gets nothing. */
+  {
+    uint32_t listed[SOTTO_DEVLIST_MAX_DEVICES];
+    size_t n_listed = 0, i;
+    if ((rc = ops->devlist_ids(st, user, listed, SOTTO_DEVLIST_MAX_DEVICES, &n_listed)) < 0) return rc;
+    if (rc == 0) {
+      for (i = 0; i < n_listed && listed[i] != m->device_id; i++) {
+      }
+      if (i == n_listed) {
+        o->code = SOTTO_SRV_E_MISMATCHED_DEVICES;
+        return 0;
+      }
+    }
+  }
   /* Quotas, most specific first, so that the error is true for who gets
    * it: this sender's share of the recipient's queue (one account cannot
    * fill it), then the queue itself (count and bytes), then everything this
@@ -449,7 +493,9 @@ static int exec_unregister(struct srv *s, struct op *o) {
     o->code = SOTTO_SRV_E_FORBIDDEN;
     return 0;
   }
-  if ((rc = remove_all_devices(s, o, c->user, c->account_id)) != 0) return rc;
+  if ((rc = remove_all_devices(s, o, c->user, c->account_id)) != 0 ||
+      (rc = s->store.ops->devlist_clear(s->store.impl, c->account_id)) != 0)
+    return rc;
   sotto__srv_username_canon((const uint8_t *)c->user, strlen(c->user), canon);
   hold_ms = s->cfg->quarantine_s ? s->cfg->quarantine_s * 1000 : s->cfg->quarantine_days * 86400 * 1000;
   return s->store.ops->account_delete(s->store.impl, c->account_id, canon, sotto__srv_now_ms() + hold_ms);
@@ -493,7 +539,7 @@ static int exec_recover(struct srv *s, struct op *o) {
     return 0;
   }
   sodium_memzero(got, sizeof got);
-  if ((rc = remove_all_devices(s, o, user, acc)) != 0 ||
+  if ((rc = remove_all_devices(s, o, user, acc)) != 0 || (rc = ops->devlist_clear(st, acc)) != 0 ||
       (rc = ops->account_identity(st, acc, m->identity.p, m->identity.len)) != 0 ||
       (rc = ops->recovery_set(st, acc, NULL)) != 0)
     return rc;
@@ -503,6 +549,74 @@ static int exec_recover(struct srv *s, struct op *o) {
   sodium_memzero(got, sizeof got);
   if (rc) return rc < 0 && rc != SOTTO_ERR_TOO_LARGE ? rc : SOTTO_ERR_STORE;
   o->device_id = o->dev.device_id;
+  return 0;
+}
+
+/* DEVLIST_PUT (docs/multi-device.md): device 1 stores the account's next
+ * signed device list. It must verify (parse did that), be this account's
+ * (name, and the account key = the registered identity key), list device 1
+ * under the account key, name only existing device rows, and have a version
+ * above the stored one. The server checks what it can, but clients trust
+ * only the signatures. */
+static int exec_devlist_put(struct srv *s, struct op *o) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
+  const struct srv_devlist *d = o->req.devlist;
+  const struct sotto_devlist *l = &d->l;
+  struct conn *c = o->c;
+  struct sotto_store_account acc;
+  uint32_t rows[SOTTO_SRV_MAX_DEVICES], ids[SOTTO_DEVLIST_MAX_DEVICES], cur = 0;
+  uint8_t *tmp;
+  size_t n_rows = 0, i, k, tl = 0;
+  int rc;
+  if (c->device_id != 1) {
+    o->code = SOTTO_SRV_E_FORBIDDEN;
+    return 0;
+  }
+  o->code = SOTTO_SRV_E_DEVLIST_INVALID;
+  if (d->rc != 0 || strcmp(l->username, c->user) != 0) return 0;
+  if ((rc = ops->account_get(st, c->user, &acc)) < 0) return rc;
+  if (rc == 1 || acc.identity_len < 33 || acc.identity[0] != 0x05 ||
+      sodium_memcmp(acc.identity + 1, l->account_key, 32) != 0)
+    return 0;
+  if (l->dev[0].device_id != 1 || sodium_memcmp(l->dev[0].device_key, l->account_key, 32) != 0) return 0;
+  if (l->n > (unsigned)s->cfg->max_devices) return 0;
+  if ((rc = ops->devices_list(st, c->user, rows, SOTTO_SRV_MAX_DEVICES, &n_rows)) != 0) return rc;
+  for (i = 0; i < l->n; i++) {
+    for (k = 0; k < n_rows && rows[k] != l->dev[i].device_id; k++) {
+    }
+    if (k == n_rows) return 0;
+    ids[i] = l->dev[i].device_id;
+  }
+  if ((tmp = malloc(SOTTO_STORE_MAX_DEVLIST)) == NULL) return SOTTO_ERR_NOMEM;
+  rc = ops->devlist_get(st, c->user, &cur, tmp, SOTTO_STORE_MAX_DEVLIST, &tl);
+  free(tmp);
+  if (rc < 0) return rc;
+  if (rc == 0 && l->version <= cur) {
+    o->code = SOTTO_SRV_E_DEVLIST_STALE;
+    return 0;
+  }
+  o->code = 0;
+  return ops->devlist_put(st, c->account_id, l->version, ids, l->n, d->raw, d->raw_len, sotto__srv_now_ms());
+}
+
+/* DEVLIST_GET: the newest signed list of a username, as stored. */
+static int exec_devlist_get(struct srv *s, struct op *o) {
+  char user[SOTTO_SRV_USER_MAX + 1];
+  uint32_t ver = 0;
+  size_t len = 0;
+  int rc;
+  cstr(user, &o->req.target.username);
+  if ((o->kt_out = malloc(SOTTO_SRV_MAX_DEVLIST + 2)) == NULL) return SOTTO_ERR_NOMEM;
+  rc = s->store.ops->devlist_get(s->store.impl, user, &ver, o->kt_out + 2, SOTTO_SRV_MAX_DEVLIST, &len);
+  if (rc < 0) return rc;
+  if (rc == 1) {
+    o->code = SOTTO_SRV_E_NOT_FOUND;
+    return 0;
+  }
+  o->kt_out[0] = (uint8_t)(len >> 8);
+  o->kt_out[1] = (uint8_t)len;
+  o->kt_len = len + 2;
   return 0;
 }
 
@@ -665,6 +779,9 @@ static const struct srv_handler handlers[] = {
     {SOTTO_SRV_KT_CONSISTENCY, H_UNAUTH | H_AUTHED, parse_kt_consistency, admit_kt, sotto__srv_kt_exec, answer_kt,
      NULL},
     {SOTTO_SRV_KT_UPDATES, H_UNAUTH | H_AUTHED, parse_kt_updates, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
+    {SOTTO_SRV_DEVLIST_PUT, H_AUTHED | H_STORES | H_DEVICE, parse_devlist_put, admit_devlist_put, exec_devlist_put,
+     answer_none, NULL},
+    {SOTTO_SRV_DEVLIST_GET, H_AUTHED, parse_devices, admit_devlist_get, exec_devlist_get, answer_kt, NULL},
 };
 
 static const struct srv_handler *handler_for(uint8_t type) {
@@ -754,15 +871,17 @@ static void hello(struct srv *s, struct conn *c, const struct sotto_srv_frame *f
     sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
     return;
   }
-  if (h.version != SOTTO_SRV_VERSION) {
+  if (h.version < SOTTO_SRV_VERSION_MIN || h.version > SOTTO_SRV_VERSION) {
     sotto__srv_send_err(s, c, f->req_id, SOTTO_SRV_E_VERSION);
     sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_VERSION);
     return;
   }
   if (sotto__srv_frame_begin(c, &w, 10) != 0) return;
-  sotto__srv_put_hello_ok(&w, SOTTO_SRV_VERSION, (uint32_t)s->cfg->max_frame, (uint32_t)s->cfg->max_message);
+  /* The answer names the client's own version: the server speaks it. */
+  sotto__srv_put_hello_ok(&w, h.version, (uint32_t)s->cfg->max_frame, (uint32_t)s->cfg->max_message);
   sotto__srv_frame_end(c, &w, SOTTO_SRV_OK, f->req_id);
   c->features = h.features;
+  c->version = h.version;
   c->state = S_UNAUTH;
 }
 
