@@ -349,6 +349,7 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_SESSION_RESET:
     case SC_EV_GAP:
     case SC_EV_GAP_FILLED:
+    case SC_EV_DEVICE_LIST:
       cli_show_event(c, ev);
       return;
     case SC_EV_DELIVERY:

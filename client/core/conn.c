@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* conn.c: connection, authentication, pre-key upload, bundles (conn.h). */
 #include "conn.h"
+#include "devices.h"
 
 #include <sotto/keys.h>
 #include <stdlib.h>
@@ -596,7 +597,8 @@ int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms) {
     conn_close(k);
     return rc;
   }
-  if ((rc = epoch_step(c, k)) || (rc = devices_step(c, k)) || (rc = conn_top_up(c, k, ec_left, kem_left))) {
+  if ((rc = epoch_step(c, k)) || (rc = devices_step(c, k)) || (rc = devices_publish(c, k)) ||
+      (rc = conn_top_up(c, k, ec_left, kem_left))) {
     conn_close(k);
     return rc;
   }

@@ -66,6 +66,7 @@ const char *sc_event_name(int kind) {
     case SC_EV_DELIVERY: return "delivery";
     case SC_EV_GAP: return "gap";
     case SC_EV_GAP_FILLED: return "gap_filled";
+    case SC_EV_DEVICE_LIST: return "device_list";
     default: return "unknown";
   }
 }
@@ -326,6 +327,15 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
         put(&o, "a message from %s is missing (it may arrive later)", p);
       break;
     case SC_EV_GAP_FILLED: put(&o, "the missing message from %s arrived", p); break;
+    case SC_EV_DEVICE_LIST:
+      if (!p[0])
+        put(&o, "%s; your signed device list was published again", ev->detail ? ev->detail : "");
+      else if (ev->error)
+        put(&o, "%s: %s", p, ev->detail && ev->detail[0] ? ev->detail : "a device list was refused");
+      else
+        put(&o, "%s's devices changed (signed list version %llu): %s", p, (unsigned long long)ev->count,
+            ev->detail ? ev->detail : "");
+      break;
     default: put(&o, "unknown event %d", ev->kind);
   }
   return o.len;

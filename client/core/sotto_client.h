@@ -130,10 +130,13 @@ enum sc_error {
   SC_ERR_WEAK_PASSPHRASE = -60,      /* the passphrase is too weak (sc_passphrase_strength says why) */
   SC_ERR_BACKUP_AUTH = -61,          /* wrong backup passphrase / recovery key, or the file was altered */
   SC_ERR_BACKUP_FORMAT = -62,        /* not a sotto backup file, or malformed */
-  SC_ERR_QUARANTINED = -63           /* the username was unregistered and is held for a while */
+  SC_ERR_QUARANTINED = -63,          /* the username was unregistered and is held for a while */
+  /* multi-device (docs/multi-device.md) */
+  SC_ERR_DEVLIST_INVALID = -64,      /* a contact's device list does not verify against their account key */
+  SC_ERR_DEVLIST_ROLLBACK = -65      /* a device list older than one seen before (or gone): refused */
 };
 #define SC_ERR_FIRST SC_ERR_NOMEM
-#define SC_ERR_LAST SC_ERR_QUARANTINED
+#define SC_ERR_LAST SC_ERR_DEVLIST_ROLLBACK
 
 /* "nomem", "wrong_passphrase"...; "ok" for 0; "unknown" outside the table. */
 const char *sc_error_name(int err);
@@ -505,7 +508,9 @@ enum sc_event_kind {
   SC_EV_SESSION_RESET,     /* peer reset the session with us (logged); reason SC_R_BY_US: we did */
   SC_EV_DELIVERY,          /* a text we sent changed state (state; seq and timestamp_ms name it) */
   SC_EV_GAP,               /* count messages from peer are missing: they may arrive later (logged) */
-  SC_EV_GAP_FILLED         /* a message from peer that was missing arrived after all (logged) */
+  SC_EV_GAP_FILLED,        /* a message from peer that was missing arrived after all (logged) */
+  SC_EV_DEVICE_LIST        /* peer's signed device list changed (count = its version, detail: what changed), or
+                              (error set) a list was refused; peer "" = our own list on the server */
 };
 
 /* Why (SC_EV_UNREADABLE, SC_EV_NOT_DELIVERED, SC_EV_HELD, SC_EV_KEY_CHANGED). */
