@@ -63,6 +63,15 @@ struct sc_client {
   int flushing;              /* inside outbox_flush */
   unsigned retries_run;      /* retry requests made by this client object since retries_since (bounded) */
   uint64_t retries_since;    /* start of the current retry budget window (seconds) */
+  /* devices.c: contacts whose signed device list was checked on this
+   * connection in the last DEVICES_RECHECK_MS (no second fetch). */
+  struct {
+    const void *net;
+    char user[SC_USER_MAX + 1];
+    uint8_t key[32];
+    int64_t at_ms;
+  } dl_seen[8];
+  unsigned dl_next;
 };
 
 /* Records the failure (code and one sentence) and returns code. */

@@ -17,6 +17,29 @@
 #include "record.h"
 
 #define DEVLIST_REC_VERSION 1
+/* A contact's list verified on this connection is not fetched again for
+ * this long: one round trip per contact and half-minute instead of one
+ * per message (a rollback on a long-lived connection is seen at most this
+ * much later). */
+#define DEVICES_RECHECK_MS 30000
+
+static int seen_recently(struct sc_client *c, const struct conn *k, const char *user, const uint8_t key[32]) {
+  size_t i;
+  int64_t now = sc_monotonic_ms();
+  for (i = 0; i < sizeof c->dl_seen / sizeof c->dl_seen[0]; i++)
+    if (c->dl_seen[i].net == (const void *)k->net && strcmp(c->dl_seen[i].user, user) == 0 &&
+        sodium_memcmp(c->dl_seen[i].key, key, 32) == 0 && now - c->dl_seen[i].at_ms < DEVICES_RECHECK_MS)
+      return 1;
+  return 0;
+}
+
+static void seen_now(struct sc_client *c, const struct conn *k, const char *user, const uint8_t key[32]) {
+  unsigned i = c->dl_next++ % (unsigned)(sizeof c->dl_seen / sizeof c->dl_seen[0]);
+  c->dl_seen[i].net = k->net;
+  snprintf(c->dl_seen[i].user, sizeof c->dl_seen[i].user, "%s", user);
+  memcpy(c->dl_seen[i].key, key, 32);
+  c->dl_seen[i].at_ms = sc_monotonic_ms();
+}
 
 /* "devlist/NAME": u8 record version, str16 list bytes. 1 and *l (verified
  * again: the store is ours, but a list is only ever used verified), 0 none. */
@@ -199,6 +222,7 @@ int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, co
     ret = sc__fail(c, SC_ERR_NOMEM, "out of memory");
     goto out;
   }
+  if (seen_recently(c, k, user, key)) goto out;
   if ((had = rec_load(c, user, old)) < 0) {
     ret = sc__store_error(c, had);
     goto out;
@@ -220,6 +244,7 @@ int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, co
                      "the server no longer shows %s's signed device list (you saw version %u): nothing was sent; "
                      "the server may be hiding or replacing their devices",
                      user, old->version);
+    if (ret == 0) seen_now(c, k, user, key);
     goto out; /* an account of before signed device lists */
   }
   if (rc != 0) {
@@ -239,7 +264,10 @@ int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, co
    * identity decision is deliver.c's; this list is not that key's history.
    * The single-device send path goes to device 1 of the session's key
    * only, so nothing reaches a device of that list. */
-  if (sodium_memcmp(now->account_key, key, SOTTO_PUBKEY_LEN) != 0) goto out;
+  if (sodium_memcmp(now->account_key, key, SOTTO_PUBKEY_LEN) != 0) {
+    seen_now(c, k, user, key);
+    goto out;
+  }
   if (had == 1 && now->version < old->version) {
     ret = sc__fail(c, SC_ERR_DEVLIST_ROLLBACK,
                    "the server serves an older device list of %s (version %u, you saw %u): nothing was sent; the "
@@ -256,6 +284,7 @@ int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, co
                      "%s's account key signed two different device lists as version %u: nothing was sent", user,
                      now->version);
     }
+    if (ret == 0) seen_now(c, k, user, key);
     goto out;
   }
   if ((rc = sc__begin(c)) != 0 || (rc = rec_save(c, user, buf, len)) != 0 || (rc = store_commit(c->st)) != 0) {
@@ -266,6 +295,7 @@ int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, co
   if (had == 1 && describe(detail, sizeof detail, old, now) > 0) list_event(c, user, now->version, detail, 0);
   else if (had != 1 && now->n > 1 && describe(detail, sizeof detail, NULL, now) > 0)
     list_event(c, user, now->version, detail, 0);
+  seen_now(c, k, user, key);
 out:
   free(old);
   free(now);
