@@ -2021,6 +2021,8 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
        "INSERT INTO held_names(canon, until_ms) VALUES(convert_from($1, 'UTF8'), $2::bigint)"},
       {"recovery codes", "SELECT account_id, hash FROM recovery",
        "INSERT INTO recovery(account_id, hash) VALUES($1::bigint, $2)"},
+      {"signed device lists", "SELECT account_id, version, ms, ids, list FROM devlists",
+       "INSERT INTO devlists(account_id, version, ms, ids, list) VALUES($1::bigint, $2::bigint, $3::bigint, $4, $5)"},
   };
   struct sotto_store sq;
   sqlite3 *db = NULL;
@@ -2225,6 +2227,8 @@ int sotto__store_pg_export_sqlite(const char *conninfo, const char *dir, FILE *o
        "INSERT INTO held_names(canon, until_ms) VALUES(?, ?)"},
       {"recovery codes", "SELECT account_id, encode(hash, 'hex') FROM recovery", "ib",
        "INSERT INTO recovery(account_id, hash) VALUES(?, ?)"},
+      {"signed device lists", "SELECT account_id, version, ms, encode(ids, 'hex'), encode(list, 'hex') FROM devlists",
+       "iiibb", "INSERT INTO devlists(account_id, version, ms, ids, list) VALUES(?, ?, ?, ?, ?)"},
   };
   struct sotto_store sq;
   sqlite3 *db = NULL;
