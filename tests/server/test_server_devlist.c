@@ -90,7 +90,7 @@ static void test_devlist(void) {
   struct sotto_net_ctx *ctx = NULL;
   struct account alice = {"alice", 0, {0}, {0}, {0}}, bob = {"bob", 0, {0}, {0}, {0}};
   struct sotto_net *a = NULL, *a2 = NULL, *b = NULL, *x;
-  uint8_t sec2[32], sec3[32], dpriv[8][32], dpub[32], list[SOTTO_DEVLIST_MAX_LEN], got[SOTTO_SRV_MAX_DEVLIST];
+  uint8_t sec2[32], sec3[32], dpriv[10][32], dpub[32], list[SOTTO_DEVLIST_MAX_LEN], got[SOTTO_SRV_MAX_DEVLIST];
   uint32_t id2 = 0, id3 = 0;
   size_t len, glen;
   int i;
@@ -100,7 +100,7 @@ static void test_devlist(void) {
     CHECK(!"server starts");
     return;
   }
-  for (i = 0; i < 8; i++) REQUIRE_VOID(sotto_keypair_generate(dpub, dpriv[i]) == 0);
+  for (i = 0; i < 10; i++) REQUIRE_VOID(sotto_keypair_generate(dpub, dpriv[i]) == 0);
   REQUIRE_VOID(do_register(&p, &ctx, &alice) == 0);
   REQUIRE_VOID(do_register(&p, &ctx, &bob) == 0);
   REQUIRE_VOID((a = login(&p, &ctx, "alice", 1, alice.secret)) != NULL);
