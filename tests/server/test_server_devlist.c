@@ -85,6 +85,35 @@ static size_t make_list(uint8_t *out, const struct account *a, const uint8_t acc
   return len;
 }
 
+/* Sends one raw DEVLIST_PUT payload on a fresh login of alice's device 1
+ * and returns the CLOSE code the server answers with, or 1000 + the ERR
+ * code of an answer (1000: OK), or 0 when nothing came. */
+static int raw_put_closes(struct srv_proc *p, struct sotto_net_ctx **ctx, const struct account *a, const uint8_t *pl,
+                          size_t n) {
+  struct sotto_net *c = login(p, ctx, a->name, 1, a->secret);
+  struct sotto_net_event ev;
+  int code = 0, i;
+  if (!c) return -1;
+  if (sotto_net_write_frame(c, SOTTO_SRV_DEVLIST_PUT, 7, pl, n) != 0) {
+    sotto_net_close(c);
+    return -1;
+  }
+  for (i = 0; i < 20 && sotto_net_next_event(c, 5000, &ev) == 1; i++) {
+    int kind = ev.kind, evc = ev.code;
+    sotto_net_event_clear(&ev);
+    if (kind == SOTTO_NET_EV_CLOSE) {
+      code = evc;
+      break;
+    }
+    if (kind == SOTTO_NET_EV_ANSWER) {
+      code = 1000 + evc;
+      break;
+    }
+  }
+  sotto_net_close(c);
+  return code;
+}
+
 static void test_devlist(void) {
   struct srv_proc p;
   struct sotto_net_ctx *ctx = NULL;
@@ -174,6 +203,26 @@ static void test_devlist(void) {
     /* a replay of version 1 after version 2: stale */
     len = make_list(forged, &alice, alice.pub, alice.priv, 1, ids12, 2, dpriv);
     CHECK_RC(sotto_net_devlist_put(a, forged, len), SOTTO_SRV_E_DEVLIST_STALE);
+  }
+
+  /* frames that do not parse close the connection: no blob, an empty one,
+   * one over the limit, a length past the end, a trailing byte */
+  {
+    static uint8_t big[SOTTO_SRV_MAX_DEVLIST + 3];
+    uint8_t t[4] = {0, 1, 0xAA, 0xBB};
+    CHECK(raw_put_closes(&p, &ctx, &alice, t, 0) == SOTTO_SRV_E_MALFORMED);
+    t[1] = 0;
+    CHECK(raw_put_closes(&p, &ctx, &alice, t, 2) == SOTTO_SRV_E_MALFORMED);
+    big[0] = (uint8_t)((SOTTO_SRV_MAX_DEVLIST + 1) >> 8);
+    big[1] = (uint8_t)(SOTTO_SRV_MAX_DEVLIST + 1);
+    CHECK(raw_put_closes(&p, &ctx, &alice, big, sizeof big - 0) == SOTTO_SRV_E_MALFORMED);
+    t[1] = 3;
+    CHECK(raw_put_closes(&p, &ctx, &alice, t, 4) == SOTTO_SRV_E_MALFORMED);
+    t[1] = 1;
+    CHECK(raw_put_closes(&p, &ctx, &alice, t, 4) == SOTTO_SRV_E_MALFORMED);
+    /* a well-formed frame whose list is garbage is answered, not closed */
+    t[1] = 2;
+    CHECK(raw_put_closes(&p, &ctx, &alice, t, 4) == 1000 + SOTTO_SRV_E_DEVLIST_INVALID);
   }
 
   /* a protocol version 1 client is told to upgrade, and keeps its connection */
