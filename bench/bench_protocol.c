@@ -990,7 +990,7 @@ static void spqr_overhead_measure(double *sotto, double *lib) {
  * the client's fan-out encrypts it: one PQXDH + SPQR session per device, the
  * sender's N encryptions, and each device's decryption of its copy (so the
  * sessions stay as in a conversation). Not measured here: the store and the
- * network round trip (one SEND per device today; a SEND_MULTI later), and
+ * network round trip (one SEND_MULTI per message once the core fans out), and
  * the check of the recipient's signed device list (once per contact and
  * 30 s on a connection, not per message). fanout_4's target: a message to 4
  * devices costs at most 4.5 times one to 1 device (reference: fanout_1). */

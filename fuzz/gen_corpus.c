@@ -91,7 +91,7 @@ static struct target targets[] = {
     {"server_auth", 0},   {"server_keys", 0},     {"server_bundle_req", 0}, {"server_send", 0},
     {"server_ack", 0},    {"server_push", 0},     {"server_frame", 0},  {"client_net", 0},
     {"server_recover", 0}, {"backup_file", 0},   {"server_kt", 0},
-    {"devlist", 0},       {"server_devlist", 0},
+    {"devlist", 0},       {"server_devlist", 0}, {"server_send_multi", 0},
 };
 
 static struct target *target(const char *name) {
@@ -518,6 +518,50 @@ static void gen_devlist(void) {
       put("server_devlist", desc, f, len + 2);
     }
   }
+}
+
+/* SEND_MULTI requests (1, 2, 5 and 16 envelopes, bodies of 1 and 300
+ * bytes, an id 0, a repeated id, 17 envelopes) and answers. */
+static void gen_send_multi(void) {
+  static const unsigned ns[] = {1, 2, 5, SOTTO_SRV_MAX_DEVICES};
+  static struct sotto_srv_send_multi m;
+  uint8_t b[16 * 400 + 64], body[300];
+  uint64_t ids[SOTTO_SRV_MAX_DEVICES];
+  struct sotto__wr w;
+  char desc[32];
+  size_t i, k;
+  fill(body, sizeof body, 9);
+  for (i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+    memset(&m, 0, sizeof m);
+    m.username.p = (const uint8_t *)users[i % 4];
+    m.username.len = strlen(users[i % 4]);
+    m.n = (uint8_t)ns[i];
+    for (k = 0; k < ns[i]; k++) {
+      m.e[k].device_id = (uint32_t)(k * 2 + 1);
+      m.e[k].type = (uint8_t)(k % 3 + 1);
+      m.e[k].body = body;
+      m.e[k].body_len = k % 2 ? 300 : 1;
+    }
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_send_multi(&w, &m);
+    if (w.err) die("send_multi");
+    snprintf(desc, sizeof desc, "req%u", ns[i]);
+    put("server_send_multi", desc, b, w.len);
+    for (k = 0; k < ns[i]; k++) ids[k] = 1000 + k;
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_sent_multi(&w, 1764000000000ull, ids, ns[i]);
+    snprintf(desc, sizeof desc, "ok%u", ns[i]);
+    put("server_send_multi", desc, b, w.len);
+  }
+  m.e[1].device_id = m.e[0].device_id; /* a repeated id */
+  m.n = 2;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_send_multi(&w, &m);
+  put("server_send_multi", "repeated", b, w.len);
+  m.e[0].device_id = 0;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_send_multi(&w, &m);
+  put("server_send_multi", "id0", b, w.len);
 }
 
 static void gen_recover(void) {
@@ -1082,6 +1126,8 @@ int main(int argc, char **argv) {
   gen_recover();
   streams_for("devlist");
   gen_devlist();
+  streams_for("send_multi");
+  gen_send_multi();
   streams_for("kt");
   gen_kt();
   streams_for("backup");

@@ -66,6 +66,7 @@ enum {
   SOTTO_SRV_KT_CONSISTENCY = 0x16, /* key transparency: consistency proof from an older size */
   SOTTO_SRV_KT_UPDATES = 0x17,     /* key transparency: entries i..j (update and head) for witnesses */
   SOTTO_SRV_SEND = 0x20,
+  SOTTO_SRV_SEND_MULTI = 0x22, /* one envelope to each listed device of an account, atomically (version 2) */
   SOTTO_SRV_ACK = 0x21,
   SOTTO_SRV_PING = 0x30,
   /* server to client */
@@ -220,6 +221,23 @@ int sotto__srv_parse_keys(const uint8_t *p, size_t len, struct sotto_srv_keys *m
 int sotto__srv_parse_bundle_req(const uint8_t *p, size_t len, struct sotto_srv_target *m) SOTTO_WUR;
 int sotto__srv_parse_devices_req(const uint8_t *p, size_t len, struct sotto_srv_target *m) SOTTO_WUR;
 int sotto__srv_parse_send(const uint8_t *p, size_t len, size_t max_body, struct sotto_srv_send *m) SOTTO_WUR;
+/* SEND_MULTI: username | u8 n (1..SOTTO_SRV_MAX_DEVICES) | n x (u32 device_id, u8 type, u32 length,
+ * ciphertext (1..max_body)), device ids strictly increasing. Its answer:
+ * u64 server_timestamp_ms | u8 n | n x u64 server_id (in the request's order). */
+struct sotto_srv_send_multi {
+  struct sotto_srv_str username;
+  uint8_t n;
+  struct {
+    uint32_t device_id;
+    uint8_t type;
+    const uint8_t *body;
+    size_t body_len;
+  } e[SOTTO_SRV_MAX_DEVICES];
+};
+int sotto__srv_parse_send_multi(const uint8_t *p, size_t len, size_t max_body, struct sotto_srv_send_multi *m)
+    SOTTO_WUR;
+int sotto__srv_parse_sent_multi(const uint8_t *p, size_t len, uint64_t *timestamp_ms, uint64_t *ids, size_t max,
+                                size_t *n) SOTTO_WUR;
 int sotto__srv_parse_ack(const uint8_t *p, size_t len, uint64_t *id) SOTTO_WUR;
 /* DEVICE_REMOVE: u32 device id (1..), nothing else. */
 int sotto__srv_parse_device_remove(const uint8_t *p, size_t len, uint32_t *device_id) SOTTO_WUR;
@@ -338,6 +356,8 @@ void sotto__srv_put_send(struct sotto__wr *w, const char *user, uint32_t device_
 void sotto__srv_put_u64_req(struct sotto__wr *w, uint64_t v);
 void sotto__srv_put_device_remove(struct sotto__wr *w, uint32_t device_id);
 void sotto__srv_put_devlist(struct sotto__wr *w, const uint8_t *list, size_t len);
+void sotto__srv_put_send_multi(struct sotto__wr *w, const struct sotto_srv_send_multi *m);
+void sotto__srv_put_sent_multi(struct sotto__wr *w, uint64_t timestamp_ms, const uint64_t *ids, size_t n);
 void sotto__srv_put_recover_req(struct sotto__wr *w, const char *user, const uint8_t code[SOTTO_SRV_RECOVERY_LEN],
                                 const uint8_t *identity, size_t len);
 

@@ -25,6 +25,7 @@ size_t sotto__srv_op_cost(uint8_t type, size_t len) {
                                                                                         SOTTO_SRV_KT_MAX_PROOF
                 : type == SOTTO_SRV_KT_HEAD                                         ? SOTTO_SRV_KT_HEAD_LEN + 1
                 : type == SOTTO_SRV_DEVLIST_PUT                                     ? sizeof(struct srv_devlist)
+                : type == SOTTO_SRV_SEND_MULTI                                      ? sizeof(struct sotto_srv_send_multi)
                 : type == SOTTO_SRV_DEVLIST_GET                                     ? SOTTO_SRV_MAX_DEVLIST + 2
                                                                                     : 0);
 }
@@ -84,6 +85,7 @@ void sotto__srv_op_pool_free(void) {
 void sotto__srv_op_discard(struct op *o) {
   if (o->type == SOTTO_SRV_KEYS_UPLOAD) free(o->req.keys);
   if (o->type == SOTTO_SRV_DEVLIST_PUT) free(o->req.devlist);
+  if (o->type == SOTTO_SRV_SEND_MULTI) free(o->req.multi);
   free(o->bundle);
   free(o->kt_out);
   sodium_memzero(o->secret, sizeof o->secret);
@@ -405,7 +407,8 @@ static void batch_finish(struct srv *s, const struct batch *b) {
    * after its push. The horizon only matters to backlog paging, which runs
    * after the batch is answered. */
   for (o = list; o; o = o->next) {
-    if (rc == 0 && o->type == SOTTO_SRV_SEND && !o->code && !o->failed && o->msg_id > s->horizon)
+    if (rc == 0 && (o->type == SOTTO_SRV_SEND || o->type == SOTTO_SRV_SEND_MULTI) && !o->code && !o->failed &&
+        o->msg_id > s->horizon)
       s->horizon = o->msg_id;
     sotto__srv_op_answer(s, o, rc != 0 || o->failed);
   }

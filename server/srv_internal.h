@@ -144,6 +144,7 @@ union srv_req {
   uint64_t kt_size;                 /* KT_CONSISTENCY: the client's older size */
   struct sotto_srv_kt_range kt_rng; /* KT_UPDATES */
   struct srv_devlist *devlist;      /* DEVLIST_PUT (heap) */
+  struct sotto_srv_send_multi *multi; /* SEND_MULTI (heap) */
 };
 
 /* DEVLIST_PUT, parsed and verified on the I/O thread (docs/multi-device.md):
@@ -178,6 +179,8 @@ struct op {
   size_t n_ids;
   int64_t gone[SOTTO_SRV_MAX_DEVICES]; /* UNREGISTER, RECOVER: devices removed (their connections close) */
   size_t n_gone;
+  int64_t multi_ids[SOTTO_SRV_MAX_DEVICES]; /* SEND_MULTI: the envelopes' ids (gone[]: their devices' keys) */
+  size_t n_multi;
   uint8_t *kt_out; /* KT_*: the OK payload, made on the store thread (srv_kt.c) */
   size_t kt_len;
   size_t len;

@@ -786,6 +786,32 @@ int sotto_net_devlist_put(struct sotto_net *c, const uint8_t *list, size_t len) 
   return rc;
 }
 
+int sotto_net_send_multi(struct sotto_net *c, const struct sotto_srv_send_multi *m, uint64_t *ids,
+                         uint64_t *timestamp_ms) {
+  size_t cap = SOTTO_SRV_MAX_FRAME, n = 0;
+  uint8_t *b = malloc(cap);
+  struct sotto__wr w;
+  struct sotto_net_event ans;
+  uint64_t ts = 0;
+  int rc;
+  if (!b) return SOTTO_ERR_NOMEM;
+  sotto__wr_init(&w, b, cap);
+  sotto__srv_put_send_multi(&w, m);
+  if (w.err || w.len > SOTTO_SRV_MAX_FRAME - SOTTO_SRV_BODY_HDR) {
+    free(b);
+    return SOTTO_ERR_TOO_LARGE;
+  }
+  rc = request(c, SOTTO_SRV_SEND_MULTI, b, w.len, &ans);
+  free(b);
+  if (rc == 0) {
+    rc = sotto__srv_parse_sent_multi(ans.payload, ans.payload_len, &ts, ids, SOTTO_SRV_MAX_DEVICES, &n);
+    if (rc == 0 && n != m->n) rc = SOTTO_ERR_MALFORMED;
+    if (rc == 0 && timestamp_ms) *timestamp_ms = ts;
+  }
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
 int sotto_net_devlist_get(struct sotto_net *c, const char *username, uint8_t *buf, size_t cap, size_t *len) {
   uint8_t b[REQ_BUF];
   struct sotto__wr w;

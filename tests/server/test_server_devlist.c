@@ -205,6 +205,54 @@ static void test_devlist(void) {
     CHECK_RC(sotto_net_devlist_put(a, forged, len), SOTTO_SRV_E_DEVLIST_STALE);
   }
 
+  /* SEND_MULTI: one envelope per listed device, all or nothing */
+  {
+    static struct sotto_srv_send_multi m;
+    uint64_t ids[SOTTO_SRV_MAX_DEVICES], ts = 0;
+    struct sotto_net_event ev;
+    struct sotto_net *a3;
+    int got2 = 0, got3 = 0, k;
+    memset(&m, 0, sizeof m);
+    m.username.p = (const uint8_t *)"alice";
+    m.username.len = 5;
+    for (k = 0; k < 4; k++) {
+      m.e[k].device_id = (uint32_t)k + 1;
+      m.e[k].type = 1;
+      m.e[k].body = (const uint8_t *)"multi";
+      m.e[k].body_len = 5;
+    }
+    m.n = 2; /* device 3 left out */
+    CHECK_RC(sotto_net_send_multi(b, &m, ids, &ts), SOTTO_SRV_E_MISMATCHED_DEVICES);
+    m.n = 4; /* device 4: neither listed nor a row */
+    CHECK_RC(sotto_net_send_multi(b, &m, ids, &ts), SOTTO_SRV_E_MISMATCHED_DEVICES);
+    m.n = 3;
+    CHECK_RC(sotto_net_send_multi(b, &m, ids, &ts), 0);
+    CHECK(ids[0] && ids[1] && ids[2] && ids[0] != ids[1] && ids[1] != ids[2] && ts > 0);
+    /* an account without a list: its device rows are the set */
+    m.username.p = (const uint8_t *)"bob";
+    m.username.len = 3;
+    m.n = 1;
+    CHECK_RC(sotto_net_send_multi(a, &m, ids, &ts), 0);
+    m.n = 2;
+    CHECK_RC(sotto_net_send_multi(a, &m, ids, &ts), SOTTO_SRV_E_MISMATCHED_DEVICES);
+    /* alice's device 2 (connected) gets it live, device 3 when it connects */
+    for (k = 0; a2 && k < 20 && !got2 && sotto_net_next_event(a2, 5000, &ev) == 1; k++) {
+      got2 = ev.kind == SOTTO_NET_EV_MSG && ev.body_len == 5 &&
+             memcmp(ev.body, "multi", 5) == 0 && ev.device_id == 2;
+      sotto_net_event_clear(&ev);
+    }
+    CHECK(got2);
+    a3 = login(&p, &ctx, "alice", 3, sec3);
+    CHECK(a3 != NULL);
+    for (k = 0; a3 && k < 20 && !got3 && sotto_net_next_event(a3, 5000, &ev) == 1; k++) {
+      got3 = ev.kind == SOTTO_NET_EV_MSG && ev.body_len == 5 && memcmp(ev.body, "multi", 5) == 0 &&
+             ev.device_id == 3;
+      sotto_net_event_clear(&ev);
+    }
+    CHECK(got3);
+    if (a3) sotto_net_close(a3);
+  }
+
   /* frames that do not parse close the connection: no blob, an empty one,
    * one over the limit, a length past the end, a trailing byte */
   {
@@ -232,6 +280,18 @@ static void test_devlist(void) {
     CHECK_RC(sotto_net_hello(x, 1), 0);
     CHECK_RC(sotto_net_auth(x, "bob", 1, bob.secret, NULL, NULL), 0);
     CHECK_RC(sotto_net_devlist_get(x, "alice", got, sizeof got, &glen), SOTTO_SRV_E_OLD_PROTOCOL);
+    {
+      static struct sotto_srv_send_multi m1;
+      uint64_t ids[SOTTO_SRV_MAX_DEVICES];
+      m1.username.p = (const uint8_t *)"alice";
+      m1.username.len = 5;
+      m1.n = 1;
+      m1.e[0].device_id = 1;
+      m1.e[0].type = 1;
+      m1.e[0].body = (const uint8_t *)"x";
+      m1.e[0].body_len = 1;
+      CHECK_RC(sotto_net_send_multi(x, &m1, ids, NULL), SOTTO_SRV_E_OLD_PROTOCOL);
+    }
     CHECK_RC(sotto_net_ping(x), 0);
     sotto_net_close(x);
   }
