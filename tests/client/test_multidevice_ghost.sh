@@ -46,12 +46,24 @@ s alice --json send bob "for bob only" >"$T/g2" 2>&1
 check "--json: the refusal is devlist_invalid" contains "$T/g2" '"devlist_invalid"'
 s alice history bob >"$T/g3" 2>&1
 check "alice's history has no message that went out to the ghost" lacks "$T/g3" "for bob only"
+# A text queued while the server was down meets the ghost when it goes out:
+# it waits in the outbox (not failed, not sent).
+stop_server
+s alice send bob "queued during the ghost" >"$T/q1" 2>&1
+check "a text written while the server is down is queued" contains "$T/q1" "Queued for bob"
+start_server
+s alice receive >"$T/q2" 2>&1
+s alice --json history bob >"$T/q3" 2>&1
+check "... it is not sent to the ghost list: still queued" grep -q '"text":"queued during the ghost".*"state":"queued"' "$T/q3"
+check "... nothing reached bob's devices" test "$(bob_queue)" = "$before"
 # The operator gives up: the forged version goes, bob's own is served again.
 stop_server
 sql "DELETE FROM devlists WHERE account_id = $(bob_id) AND version = 2;"
 start_server
 s alice send bob "after the ghost" >"$T/g4" 2>&1
 check "with bob's own list back, sending works" contains "$T/g4" "Sent to bob."
+s alice --json history bob >"$T/q4" 2>&1
+check "... and the queued text went too" grep -q '"text":"queued during the ghost".*"state":"sent"' "$T/q4"
 
 # ---- bob notices the server lost his list, and publishes a newer one ----
 stop_server
@@ -60,6 +72,7 @@ start_server
 s bob receive >"$T/h1" 2>&1
 check "bob: the server no longer has his list, and he says so" contains "$T/h1" "the server no longer has your device list (you made version 1)"
 check "... bob read alice's message" contains "$T/h1" "alice: after the ghost"
+check "... and the one queued during the ghost" contains "$T/h1" "alice: queued during the ghost"
 check "... and bob published version 2" \
   test "$(sql "SELECT max(version) FROM devlists WHERE account_id = $(bob_id);")" = 2
 s alice send bob "v2" >"$T/h2" 2>&1
