@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sotto/devlist.h>
 #include <sotto/group.h>
 #include <sotto/keys.h>
 #include <sotto/session.h>
@@ -90,6 +91,7 @@ static struct target targets[] = {
     {"server_auth", 0},   {"server_keys", 0},     {"server_bundle_req", 0}, {"server_send", 0},
     {"server_ack", 0},    {"server_push", 0},     {"server_frame", 0},  {"client_net", 0},
     {"server_recover", 0}, {"backup_file", 0},   {"server_kt", 0},
+    {"devlist", 0},       {"server_devlist", 0}, {"server_send_multi", 0},
 };
 
 static struct target *target(const char *name) {
@@ -490,6 +492,94 @@ static void gen_kt(void) {
     snprintf(desc, sizeof desc, "updates%zu", k);
     put("server_kt", desc, b, w.len);
   }
+}
+
+/* Signed device lists (sotto/devlist.h): 1..16 devices, names from empty to
+ * the limit, multi-byte UTF-8; device 1's key is the account key. */
+static void gen_devlist(void) {
+  static const unsigned ns[] = {1, 2, 3, 4, 5, 6, 8, 11, 15, SOTTO_DEVLIST_MAX_DEVICES};
+  uint8_t acc_pub[32], acc_priv[32], dpub[32], dpriv[32], b[SOTTO_DEVLIST_MAX_LEN];
+  struct sotto_devlist l;
+  size_t i, k, len;
+  char desc[32];
+  if (sotto_keypair_generate(acc_pub, acc_priv) != 0) die("devlist key");
+  for (i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+    memset(&l, 0, sizeof l);
+    snprintf(l.username, sizeof l.username, "%s", users[i % 4]); /* the valid ones */
+    memcpy(l.account_key, acc_pub, 32);
+    l.version = (uint32_t)(i + 1);
+    l.n = ns[i];
+    for (k = 0; k < ns[i]; k++) {
+      struct sotto_devlist_entry *e = &l.dev[k];
+      e->device_id = (uint32_t)(k == 0 ? 1 : k * 3 + i);
+      if (k == 0) {
+        memcpy(dpub, acc_pub, 32);
+        memcpy(dpriv, acc_priv, 32);
+      } else if (sotto_keypair_generate(dpub, dpriv) != 0) {
+        die("devlist key");
+      }
+      memcpy(e->device_key, dpub, 32);
+      if (k % 3 == 1) memset(e->name, 'n', SOTTO_DEVLIST_MAX_NAME);
+      else if (k % 3 == 2) snprintf(e->name, sizeof e->name, "laptop \xc3\xa9 %zu", k);
+      e->added_at_ms = 1764000000000ull + k * 1000;
+      if (sotto_devlist_member_sign(e->member_sig, dpriv, l.username, acc_pub, e->device_id) != 0)
+        die("devlist member");
+    }
+    if (sotto_devlist_sign(&l, acc_priv, b, sizeof b, &len) != 0) die("devlist sign");
+    snprintf(desc, sizeof desc, "n%u", ns[i]);
+    put("devlist", desc, b, len);
+    {
+      uint8_t f[2 + SOTTO_DEVLIST_MAX_LEN];
+      f[0] = (uint8_t)(len >> 8);
+      f[1] = (uint8_t)len;
+      memcpy(f + 2, b, len);
+      put("server_devlist", desc, f, len + 2);
+    }
+  }
+}
+
+/* SEND_MULTI requests (1, 2, 5 and 16 envelopes, bodies of 1 and 300
+ * bytes, an id 0, a repeated id, 17 envelopes) and answers. */
+static void gen_send_multi(void) {
+  static const unsigned ns[] = {1, 2, 5, SOTTO_SRV_MAX_DEVICES};
+  static struct sotto_srv_send_multi m;
+  uint8_t b[16 * 400 + 64], body[300];
+  uint64_t ids[SOTTO_SRV_MAX_DEVICES];
+  struct sotto__wr w;
+  char desc[32];
+  size_t i, k;
+  fill(body, sizeof body, 9);
+  for (i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+    memset(&m, 0, sizeof m);
+    m.username.p = (const uint8_t *)users[i % 4];
+    m.username.len = strlen(users[i % 4]);
+    m.n = (uint8_t)ns[i];
+    for (k = 0; k < ns[i]; k++) {
+      m.e[k].device_id = (uint32_t)(k * 2 + 1);
+      m.e[k].type = (uint8_t)(k % 3 + 1);
+      m.e[k].body = body;
+      m.e[k].body_len = k % 2 ? 300 : 1;
+    }
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_send_multi(&w, &m);
+    if (w.err) die("send_multi");
+    snprintf(desc, sizeof desc, "req%u", ns[i]);
+    put("server_send_multi", desc, b, w.len);
+    for (k = 0; k < ns[i]; k++) ids[k] = 1000 + k;
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_sent_multi(&w, 1764000000000ull, ids, ns[i]);
+    snprintf(desc, sizeof desc, "ok%u", ns[i]);
+    put("server_send_multi", desc, b, w.len);
+  }
+  m.e[1].device_id = m.e[0].device_id; /* a repeated id */
+  m.n = 2;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_send_multi(&w, &m);
+  put("server_send_multi", "repeated", b, w.len);
+  m.e[0].device_id = 0;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_send_multi(&w, &m);
+  put("server_send_multi", "id0", b, w.len);
 }
 
 static void gen_recover(void) {
@@ -1052,6 +1142,10 @@ int main(int argc, char **argv) {
   gen_auth();
   streams_for("recover");
   gen_recover();
+  streams_for("devlist");
+  gen_devlist();
+  streams_for("send_multi");
+  gen_send_multi();
   streams_for("kt");
   gen_kt();
   streams_for("backup");

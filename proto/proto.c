@@ -160,7 +160,7 @@ int sotto__srv_parse_hello(const uint8_t *p, size_t len, struct sotto_srv_hello 
   TRY(rd_u16(&r, &m->version));
   /* Later versions may append fields: a newer client's hello must still
    * parse so that it gets the version error rather than "malformed". */
-  if (m->version == SOTTO_SRV_VERSION) {
+  if (m->version >= SOTTO_SRV_VERSION_MIN && m->version <= SOTTO_SRV_VERSION) {
     /* Canonical: the features byte is there only when it is not 0. */
     if (sotto__rd_left(&r) == 1) {
       TRY(sotto__rd_u8(&r, &m->features));
@@ -245,6 +245,45 @@ int sotto__srv_parse_send(const uint8_t *p, size_t len, size_t max_body, struct 
   return rd_end(&r);
 }
 
+int sotto__srv_parse_send_multi(const uint8_t *p, size_t len, size_t max_body, struct sotto_srv_send_multi *m) {
+  struct sotto__rd r;
+  uint32_t n;
+  size_t i;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_username(&r, &m->username));
+  TRY(sotto__rd_u8(&r, &m->n));
+  if (m->n == 0) return SOTTO_ERR_MALFORMED;
+  if (m->n > SOTTO_SRV_MAX_DEVICES) return SOTTO_ERR_TOO_LARGE;
+  for (i = 0; i < m->n; i++) {
+    TRY(sotto__rd_u32be(&r, &m->e[i].device_id));
+    if (m->e[i].device_id == 0 || (i > 0 && m->e[i].device_id <= m->e[i - 1].device_id)) return SOTTO_ERR_MALFORMED;
+    TRY(sotto__rd_u8(&r, &m->e[i].type));
+    TRY(sotto__rd_u32be(&r, &n));
+    if (n == 0) return SOTTO_ERR_MALFORMED;
+    if (n > max_body) return SOTTO_ERR_TOO_LARGE;
+    TRY(sotto__rd_bytes(&r, n, &m->e[i].body));
+    m->e[i].body_len = n;
+  }
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_sent_multi(const uint8_t *p, size_t len, uint64_t *timestamp_ms, uint64_t *ids, size_t max,
+                                size_t *n) {
+  struct sotto__rd r;
+  uint8_t cnt;
+  size_t i;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_u64be(&r, timestamp_ms));
+  TRY(sotto__rd_u8(&r, &cnt));
+  if (cnt == 0 || cnt > SOTTO_SRV_MAX_DEVICES) return SOTTO_ERR_MALFORMED;
+  if (cnt > max) return SOTTO_ERR_TOO_LARGE;
+  for (i = 0; i < cnt; i++) TRY(sotto__rd_u64be(&r, &ids[i]));
+  *n = cnt;
+  return rd_end(&r);
+}
+
 int sotto__srv_parse_ack(const uint8_t *p, size_t len, uint64_t *id) {
   struct sotto__rd r;
   int rc;
@@ -259,6 +298,19 @@ int sotto__srv_parse_device_remove(const uint8_t *p, size_t len, uint32_t *devic
   sotto__rd_init(&r, p, len);
   TRY(sotto__rd_u32be(&r, device_id));
   if (*device_id == 0) return SOTTO_ERR_MALFORMED;
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_devlist(const uint8_t *p, size_t len, const uint8_t **list, size_t *list_len) {
+  struct sotto__rd r;
+  uint16_t n;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_u16(&r, &n));
+  if (n == 0) return SOTTO_ERR_MALFORMED;
+  if (n > SOTTO_SRV_MAX_DEVLIST) return SOTTO_ERR_TOO_LARGE;
+  TRY(sotto__rd_bytes(&r, n, list));
+  *list_len = n;
   return rd_end(&r);
 }
 
@@ -435,6 +487,29 @@ void sotto__srv_put_auth_req(struct sotto__wr *w, const char *user, uint32_t dev
 }
 
 void sotto__srv_put_devices_req(struct sotto__wr *w, const char *user) { sotto__srv_put_str8(w, user, strlen(user)); }
+
+void sotto__srv_put_send_multi(struct sotto__wr *w, const struct sotto_srv_send_multi *m) {
+  size_t i;
+  sotto__srv_put_str8(w, m->username.p, m->username.len);
+  sotto__wr_u8(w, m->n);
+  for (i = 0; i < m->n && i < SOTTO_SRV_MAX_DEVICES; i++) {
+    sotto__wr_u32be(w, m->e[i].device_id);
+    sotto__wr_u8(w, m->e[i].type);
+    sotto__wr_u32be(w, (uint32_t)m->e[i].body_len);
+    sotto__wr_bytes(w, m->e[i].body, m->e[i].body_len);
+  }
+}
+
+void sotto__srv_put_sent_multi(struct sotto__wr *w, uint64_t timestamp_ms, const uint64_t *ids, size_t n) {
+  size_t i;
+  sotto__wr_u64be(w, timestamp_ms);
+  sotto__wr_u8(w, (uint8_t)n);
+  for (i = 0; i < n; i++) sotto__wr_u64be(w, ids[i]);
+}
+
+void sotto__srv_put_devlist(struct sotto__wr *w, const uint8_t *list, size_t len) {
+  sotto__srv_put_blob16(w, list, len);
+}
 
 void sotto__srv_put_bundle_req(struct sotto__wr *w, const char *user, uint32_t device_id) {
   sotto__srv_put_str8(w, user, strlen(user));

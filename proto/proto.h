@@ -19,7 +19,10 @@
 
 #include <sotto/error.h>
 
-#define SOTTO_SRV_VERSION 1
+/* The protocol version this code speaks, and the oldest one the server
+ * still accepts (docs/protocol-server.md, "Version"). */
+#define SOTTO_SRV_VERSION 2
+#define SOTTO_SRV_VERSION_MIN 1
 
 /* Hard limits of the protocol (the server may be configured lower). */
 #define SOTTO_SRV_FRAME_HDR 4
@@ -37,6 +40,7 @@
 #define SOTTO_SRV_KEYS_LOW 10                   /* "running low" threshold */
 #define SOTTO_SRV_MAX_STORED_KEYS 1000          /* one-time keys kept per device and kind */
 #define SOTTO_SRV_MAX_ERRMSG 200
+#define SOTTO_SRV_MAX_DEVLIST 3072 /* a signed device list (>= SOTTO_DEVLIST_MAX_LEN) */
 
 /* Frame types. */
 enum {
@@ -52,6 +56,9 @@ enum {
   SOTTO_SRV_UNREGISTER = 0x0A,   /* delete this account (device 1); its name is held for a quarantine */
   SOTTO_SRV_SET_RECOVERY = 0x0B, /* set the account's recovery code (device 1): 32 bytes */
   SOTTO_SRV_RECOVER = 0x0C,      /* before AUTH: re-register a name with a new identity by its recovery code */
+  /* multi-device (docs/multi-device.md; protocol version 2) */
+  SOTTO_SRV_DEVLIST_PUT = 0x0D, /* device 1: store the account's next signed device list */
+  SOTTO_SRV_DEVLIST_GET = 0x0E, /* the current signed device list of a username */
   SOTTO_SRV_KEYS_UPLOAD = 0x10,
   SOTTO_SRV_BUNDLE = 0x11,
   SOTTO_SRV_DEVICES = 0x12,
@@ -60,6 +67,7 @@ enum {
   SOTTO_SRV_KT_UPDATES = 0x17,     /* key transparency: entries i..j (update and head) for witnesses */
   SOTTO_SRV_KT_CONFIG = 0x1A,      /* key transparency: the log's public keys and the server's witnesses */
   SOTTO_SRV_SEND = 0x20,
+  SOTTO_SRV_SEND_MULTI = 0x22, /* one envelope to each listed device of an account, atomically (version 2) */
   SOTTO_SRV_ACK = 0x21,
   SOTTO_SRV_PING = 0x30,
   /* server to client */
@@ -102,6 +110,10 @@ enum {
   X(SOTTO_SRV_E_SENDER_QUOTA, 24, "too much of your undelivered data waits on this server")              \
   X(SOTTO_SRV_E_QUARANTINED, 28, "username held after its account was deleted, retry after the quarantine") \
   X(SOTTO_SRV_E_RECOVERY, 29, "recovery refused: no such account or wrong recovery code") \
+  X(SOTTO_SRV_E_MISMATCHED_DEVICES, 30, "that device is not in the recipient's signed device list")    \
+  X(SOTTO_SRV_E_DEVLIST_STALE, 31, "device list version is not above the stored one")                 \
+  X(SOTTO_SRV_E_DEVLIST_INVALID, 32, "device list refused: signature, account key or devices do not match") \
+  X(SOTTO_SRV_E_OLD_PROTOCOL, 33, "this request needs protocol version 2: upgrade the client") \
   X(SOTTO_SRV_E_KT_WITNESS, 40, "not a witness of this server's key-transparency log")      \
   X(SOTTO_SRV_E_KT_STALE, 41, "not the key-transparency log's current head")                \
   X(SOTTO_SRV_E_KT_COSIG, 42, "the witness cosignature does not verify")
@@ -213,6 +225,23 @@ int sotto__srv_parse_keys(const uint8_t *p, size_t len, struct sotto_srv_keys *m
 int sotto__srv_parse_bundle_req(const uint8_t *p, size_t len, struct sotto_srv_target *m) SOTTO_WUR;
 int sotto__srv_parse_devices_req(const uint8_t *p, size_t len, struct sotto_srv_target *m) SOTTO_WUR;
 int sotto__srv_parse_send(const uint8_t *p, size_t len, size_t max_body, struct sotto_srv_send *m) SOTTO_WUR;
+/* SEND_MULTI: username | u8 n (1..SOTTO_SRV_MAX_DEVICES) | n x (u32 device_id, u8 type, u32 length,
+ * ciphertext (1..max_body)), device ids strictly increasing. Its answer:
+ * u64 server_timestamp_ms | u8 n | n x u64 server_id (in the request's order). */
+struct sotto_srv_send_multi {
+  struct sotto_srv_str username;
+  uint8_t n;
+  struct {
+    uint32_t device_id;
+    uint8_t type;
+    const uint8_t *body;
+    size_t body_len;
+  } e[SOTTO_SRV_MAX_DEVICES];
+};
+int sotto__srv_parse_send_multi(const uint8_t *p, size_t len, size_t max_body, struct sotto_srv_send_multi *m)
+    SOTTO_WUR;
+int sotto__srv_parse_sent_multi(const uint8_t *p, size_t len, uint64_t *timestamp_ms, uint64_t *ids, size_t max,
+                                size_t *n) SOTTO_WUR;
 int sotto__srv_parse_ack(const uint8_t *p, size_t len, uint64_t *id) SOTTO_WUR;
 /* DEVICE_REMOVE: u32 device id (1..), nothing else. */
 int sotto__srv_parse_device_remove(const uint8_t *p, size_t len, uint32_t *device_id) SOTTO_WUR;
@@ -222,6 +251,9 @@ int sotto__srv_parse_set_recovery(const uint8_t *p, size_t len, const uint8_t **
 int sotto__srv_parse_recover(const uint8_t *p, size_t len, struct sotto_srv_recover *m) SOTTO_WUR;
 /* EPOCH: u64 epoch (the value to raise the device's epoch to). */
 int sotto__srv_parse_epoch(const uint8_t *p, size_t len, uint64_t *epoch) SOTTO_WUR;
+/* DEVLIST_PUT request and DEVLIST_GET answer: blob16 list (1..SOTTO_SRV_MAX_DEVLIST
+ * bytes), nothing else. The list itself is checked with sotto_devlist_parse. */
+int sotto__srv_parse_devlist(const uint8_t *p, size_t len, const uint8_t **list, size_t *list_len) SOTTO_WUR;
 
 /* ---- server answers and pushes ------------------------------------------ */
 
@@ -327,6 +359,9 @@ void sotto__srv_put_send(struct sotto__wr *w, const char *user, uint32_t device_
 /* ACK (server id) and EPOCH (epoch): one u64. */
 void sotto__srv_put_u64_req(struct sotto__wr *w, uint64_t v);
 void sotto__srv_put_device_remove(struct sotto__wr *w, uint32_t device_id);
+void sotto__srv_put_devlist(struct sotto__wr *w, const uint8_t *list, size_t len);
+void sotto__srv_put_send_multi(struct sotto__wr *w, const struct sotto_srv_send_multi *m);
+void sotto__srv_put_sent_multi(struct sotto__wr *w, uint64_t timestamp_ms, const uint64_t *ids, size_t n);
 void sotto__srv_put_recover_req(struct sotto__wr *w, const char *user, const uint8_t code[SOTTO_SRV_RECOVERY_LEN],
                                 const uint8_t *identity, size_t len);
 

@@ -4,9 +4,10 @@
  * prints is by construction all there is: account creation day, devices
  * (id, created, last seen as a day, epoch), public key material, every
  * queued envelope (sender, sender's device, type, time, size: never its
- * bytes), what this account's own envelopes weigh in others' queues, and,
- * with key transparency, every version of its name in the public log (the
- * entry and time that logged it). */
+ * bytes), what this account's own envelopes weigh in others' queues, the
+ * history of its signed device list (version, time, device ids) and, with
+ * key transparency, every version of its name in the public log (the entry
+ * and time that logged it). */
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -219,6 +220,18 @@ static int kt_report(struct sotto_store *st, const char *data, const char *usern
   return rc;
 }
 
+static int devlist_cb(void *ctx, uint32_t version, int64_t ms, const uint32_t *ids, size_t n) {
+  struct req_ctx *r = ctx;
+  char t[32];
+  size_t i;
+  time_str(t, ms);
+  fprintf(r->out, "%s\n    {\"version\": %u, \"time\": \"%s\", \"device_ids\": [", r->first ? "" : ",", version, t);
+  for (i = 0; i < n; i++) fprintf(r->out, "%s%u", i ? ", " : "", ids[i]);
+  fprintf(r->out, "]}");
+  r->first = 0;
+  return 0;
+}
+
 int sotto_srv_requisition(const char *store_url, const char *data, const char *username, FILE *out) {
   struct sotto_store st;
   struct sotto_store_account a;
@@ -253,6 +266,11 @@ int sotto_srv_requisition(const char *store_url, const char *data, const char *u
     if (rc == 0 && st.ops->sender_bytes(st.impl, username, &sent) != 0) rc = 2;
     fprintf(out, "\n  ],\n  \"sent_queued_bytes\": %lld,", (long long)sent);
   }
+  /* The signed device list's history (docs/multi-device.md), oldest first. */
+  fprintf(out, "\n  \"device_lists\": [");
+  r.first = 1;
+  if (rc == 0 && st.ops->devlist_iter(st.impl, a.account_id, devlist_cb, &r) != 0) rc = 2;
+  fprintf(out, "%s],", r.first ? "" : "\n  ");
   {
     uint8_t h[32];
     int64_t acc = 0;

@@ -28,7 +28,10 @@ size_t sotto__srv_op_cost(uint8_t type, size_t len) {
                 : type == SOTTO_SRV_KT_CONFIG ? 2 * SOTTO_SRV_KT_PK_LEN + 1 +
                                                     SOTTO_SRV_KT_MAX_WITNESSES * (1 + SOTTO_SRV_KT_NAME_MAX +
                                                                                   SOTTO_SRV_KT_PK_LEN)
-                                              : 0);
+                : type == SOTTO_SRV_DEVLIST_PUT                                     ? sizeof(struct srv_devlist)
+                : type == SOTTO_SRV_SEND_MULTI                                      ? sizeof(struct sotto_srv_send_multi)
+                : type == SOTTO_SRV_DEVLIST_GET                                     ? SOTTO_SRV_MAX_DEVLIST + 2
+                                                                                    : 0);
 }
 
 /* Ops with a small payload (every SEND of a usual envelope, ACK, AUTH, ...)
@@ -86,6 +89,8 @@ void sotto__srv_op_pool_free(void) {
 /* The payload may hold a secret (AUTH): wiped with the op. */
 void sotto__srv_op_discard(struct op *o) {
   if (o->type == SOTTO_SRV_KEYS_UPLOAD) free(o->req.keys);
+  if (o->type == SOTTO_SRV_DEVLIST_PUT) free(o->req.devlist);
+  if (o->type == SOTTO_SRV_SEND_MULTI) free(o->req.multi);
   free(o->bundle);
   free(o->kt_out);
   sodium_memzero(o->secret, sizeof o->secret);
@@ -439,7 +444,8 @@ static void batch_finish(struct srv *s, const struct batch *b) {
    * after its push. The horizon only matters to backlog paging, which runs
    * after the batch is answered. */
   for (o = list; o; o = o->next) {
-    if (rc == 0 && o->type == SOTTO_SRV_SEND && !o->code && !o->failed && o->msg_id > s->horizon)
+    if (rc == 0 && (o->type == SOTTO_SRV_SEND || o->type == SOTTO_SRV_SEND_MULTI) && !o->code && !o->failed &&
+        o->msg_id > s->horizon)
       s->horizon = o->msg_id;
     sotto__srv_op_answer(s, o, rc != 0 || o->failed);
   }

@@ -24,6 +24,11 @@ _Static_assert(SOTTO_STORE_USER_MAX >= SOTTO_SRV_USER_MAX, "usernames fit the st
 _Static_assert(SOTTO_STORE_MAX_IDENTITY >= SOTTO_SRV_MAX_IDENTITY, "identity keys fit the store");
 _Static_assert(SOTTO_STORE_MAX_KEY_BLOB >= SOTTO_SRV_MAX_KEY_BLOB, "key blobs fit the store");
 _Static_assert(SOTTO_STORE_MAX_KEYS_PUT >= SOTTO_SRV_MAX_KEYS_PER_UPLOAD, "an upload fits one keys_put");
+_Static_assert(SOTTO_STORE_MAX_DEVLIST >= SOTTO_SRV_MAX_DEVLIST && SOTTO_SRV_MAX_DEVLIST >= SOTTO_DEVLIST_MAX_LEN,
+               "a signed device list fits the wire and the store");
+_Static_assert(SOTTO_STORE_MAX_DEVLIST_IDS >= SOTTO_DEVLIST_MAX_DEVICES &&
+                   SOTTO_DEVLIST_MAX_DEVICES >= SOTTO_SRV_MAX_DEVICES,
+               "a list names every device an account can have");
 
 enum {
   H_UNAUTH = 1,     /* allowed before AUTH (REGISTER, AUTH) */
@@ -103,6 +108,10 @@ static int parse_devices(const struct srv *s, struct op *o) {
 static int parse_send(const struct srv *s, struct op *o) {
   return sotto__srv_parse_send(o->data, o->len, s->cfg->max_message, &o->req.send);
 }
+static int parse_send_multi(const struct srv *s, struct op *o) {
+  if ((o->req.multi = malloc(sizeof *o->req.multi)) == NULL) return SOTTO_ERR_NOMEM;
+  return sotto__srv_parse_send_multi(o->data, o->len, s->cfg->max_message, o->req.multi);
+}
 static int parse_ack(const struct srv *s, struct op *o) {
   (void)s;
   return sotto__srv_parse_ack(o->data, o->len, &o->req.ack);
@@ -144,6 +153,18 @@ static int parse_recover(const struct srv *s, struct op *o) {
   (void)s;
   return sotto__srv_parse_recover(o->data, o->len, &o->req.recover);
 }
+/* DEVLIST_PUT: the frame's shape here (a bad one closes the connection);
+ * the list's signatures too, on the I/O thread and once, so that exec only
+ * compares: a list that does not verify is answered ERR(32), not closed. */
+static int parse_devlist_put(const struct srv *s, struct op *o) {
+  struct srv_devlist *d;
+  int rc;
+  (void)s;
+  if ((d = o->req.devlist = calloc(1, sizeof *d)) == NULL) return SOTTO_ERR_NOMEM;
+  if ((rc = sotto__srv_parse_devlist(o->data, o->len, &d->raw, &d->raw_len)) != 0) return rc;
+  d->rc = sotto_devlist_parse(&d->l, d->raw, d->raw_len);
+  return 0;
+}
 
 /* ---- admit ---------------------------------------------------------------------- */
 
@@ -166,6 +187,10 @@ static int admit_send(struct srv *s, struct conn *c, struct op *o) {
   (void)o;
   return sotto__srv_limit_send(s, c);
 }
+static int admit_send_multi(struct srv *s, struct conn *c, struct op *o) {
+  if (c->version < 2) return SOTTO_SRV_E_OLD_PROTOCOL;
+  return admit_send(s, c, o);
+}
 
 /* KT_*: public (heads and proofs), before or after AUTH; a budget per
  * address; refused at once on a server without --kt. */
@@ -178,6 +203,18 @@ static int admit_kt(struct srv *s, struct conn *c, struct op *o) {
 static int admit_device_change(struct srv *s, struct conn *c, struct op *o) {
   (void)o;
   return sotto__srv_limit_device_change(s, c);
+}
+
+/* Multi-device requests need a client of protocol version 2. A list
+ * upload costs its signature checks: it spends the device-change budget. */
+static int admit_devlist_put(struct srv *s, struct conn *c, struct op *o) {
+  if (c->version < 2) return SOTTO_SRV_E_OLD_PROTOCOL;
+  return admit_device_change(s, c, o);
+}
+static int admit_devlist_get(struct srv *s, struct conn *c, struct op *o) {
+  (void)s;
+  (void)o;
+  return c->version < 2 ? SOTTO_SRV_E_OLD_PROTOCOL : 0;
 }
 
 /* ---- exec (store thread, inside the transaction) ------------------------------------ */
@@ -329,16 +366,66 @@ static int exec_devices(struct srv *s, struct op *o) {
   return 0;
 }
 
-static int exec_send(struct srv *s, struct op *o) {
+/* The quotas of one envelope of body_len bytes from c to device d (its
+ * counters as the open transaction sees them), with `pending` bytes this
+ * request already admitted to other devices: 0 with *code 0 (room), 0 with
+ * *code the refusal, or a store error. */
+static int send_quota(struct srv *s, struct conn *c, const struct sotto_store_device *d, size_t body_len,
+                      int64_t pending, int *code) {
   const struct sotto_store_ops *ops = s->store.ops;
   const struct sotto_srv_config *g = s->cfg;
+  void *st = s->store.impl;
+  int64_t mine = 0, total = 0;
+  int rc;
+  *code = 0;
+  /* Quotas, most specific first, so that the error is true for who gets
+   * it: this sender's share of the recipient's queue (one account cannot
+   * fill it), then the queue itself (count and bytes), then everything this
+   * account has waiting (one account cannot fill the disk), then the
+   * server's storage. The share is only counted when the queue holds enough
+   * envelopes for it to matter. */
+  if (d->queue_count >= g->max_queue_per_sender) {
+    if ((rc = ops->sender_count(st, d->devkey, c->user, &mine)) != 0) return rc;
+    if (mine >= g->max_queue_per_sender) {
+      *code = SOTTO_SRV_E_QUEUE_SHARE;
+      return 0;
+    }
+  }
+  if (d->queue_count >= g->max_queue) {
+    /* The server's own notices (sender "", srv_expire.c) take no room from
+     * senders: a third party cannot fill a queue with them. */
+    int64_t notes = 0;
+    if ((rc = ops->sender_count(st, d->devkey, "", &notes)) != 0) return rc;
+    if (d->queue_count - notes >= g->max_queue) {
+      *code = SOTTO_SRV_E_QUEUE_FULL;
+      return 0;
+    }
+  }
+  if (d->queue_bytes + (int64_t)body_len > g->max_queue_bytes) {
+    *code = SOTTO_SRV_E_QUEUE_FULL;
+    return 0;
+  }
+  if ((rc = ops->sender_bytes(st, c->user, &mine)) != 0) return rc;
+  if (mine + pending + (int64_t)body_len > g->max_sender_bytes) {
+    *code = SOTTO_SRV_E_SENDER_QUOTA;
+    return 0;
+  }
+  if ((rc = ops->total_bytes(st, &total)) != 0) return rc;
+  if (total + pending + (int64_t)body_len > g->max_store_bytes) {
+    *code = SOTTO_SRV_E_STORAGE_FULL;
+    return 0;
+  }
+  return 0;
+}
+
+static int exec_send(struct srv *s, struct op *o) {
+  const struct sotto_store_ops *ops = s->store.ops;
   void *st = s->store.impl;
   const struct sotto_srv_send *m = &o->req.send;
   struct conn *c = o->c;
   char user[SOTTO_SRV_USER_MAX + 1];
   struct sotto_store_device d;
   struct sotto_store_env e;
-  int64_t mine = 0, total = 0;
   int rc;
   cstr(user, &m->username);
   if ((rc = ops->device_route(st, user, m->device_id, &d)) < 0) return rc;
@@ -346,43 +433,22 @@ static int exec_send(struct srv *s, struct op *o) {
     o->code = SOTTO_SRV_E_NOT_FOUND;
     return 0;
   }
-  /* Quotas, most specific first, so that the error is true for who gets
-   * it: this sender's share of the recipient's queue (one account cannot
-   * fill it), then the queue itself (count and bytes), then everything this
-   * account has waiting (one account cannot fill the disk), then the
-   * server's storage. The share is only counted when the queue holds enough
-   * envelopes for it to matter. */
-  if (d.queue_count >= g->max_queue_per_sender) {
-    if ((rc = ops->sender_count(st, d.devkey, c->user, &mine)) != 0) return rc;
-    if (mine >= g->max_queue_per_sender) {
-      o->code = SOTTO_SRV_E_QUEUE_SHARE;
-      return 0;
+  /* An account with a signed device list receives only on the devices it
+   * lists: a device row the account's devices did not sign gets nothing. */
+  {
+    uint32_t listed[SOTTO_DEVLIST_MAX_DEVICES];
+    size_t n_listed = 0, i;
+    if ((rc = ops->devlist_ids(st, user, listed, SOTTO_DEVLIST_MAX_DEVICES, &n_listed)) < 0) return rc;
+    if (rc == 0) {
+      for (i = 0; i < n_listed && listed[i] != m->device_id; i++) {
+      }
+      if (i == n_listed) {
+        o->code = SOTTO_SRV_E_MISMATCHED_DEVICES;
+        return 0;
+      }
     }
   }
-  if (d.queue_count >= g->max_queue) {
-    /* The server's own notices (sender "", srv_expire.c) take no room from
-     * senders: a third party cannot fill a queue with them. */
-    int64_t notes = 0;
-    if ((rc = ops->sender_count(st, d.devkey, "", &notes)) != 0) return rc;
-    if (d.queue_count - notes >= g->max_queue) {
-      o->code = SOTTO_SRV_E_QUEUE_FULL;
-      return 0;
-    }
-  }
-  if (d.queue_bytes + (int64_t)m->body_len > g->max_queue_bytes) {
-    o->code = SOTTO_SRV_E_QUEUE_FULL;
-    return 0;
-  }
-  if ((rc = ops->sender_bytes(st, c->user, &mine)) != 0) return rc;
-  if (mine + (int64_t)m->body_len > g->max_sender_bytes) {
-    o->code = SOTTO_SRV_E_SENDER_QUOTA;
-    return 0;
-  }
-  if ((rc = ops->total_bytes(st, &total)) != 0) return rc;
-  if (total + (int64_t)m->body_len > g->max_store_bytes) {
-    o->code = SOTTO_SRV_E_STORAGE_FULL;
-    return 0;
-  }
+  if ((rc = send_quota(s, c, &d, m->body_len, 0, &o->code)) != 0 || o->code) return rc;
   e.sender = c->user;
   e.sender_device = c->device_id;
   e.device_id = m->device_id;
@@ -396,6 +462,70 @@ static int exec_send(struct srv *s, struct op *o) {
   if (e.id) o->msg_id = e.id;
   o->ts = e.timestamp_ms;
   o->target_devkey = d.devkey;
+  return 0;
+}
+
+/* SEND_MULTI: one envelope to every device of the recipient's newest signed
+ * list (or, for an account without a list, every device row), all or none.
+ * A set of device ids that is not exactly that set is refused with ERR(30)
+ * before anything is stored: the sender fetches the list (DEVLIST_GET),
+ * verifies it and sends again. Every quota is checked for every envelope
+ * (with the bytes of the ones before it) before the first is stored. */
+static int exec_send_multi(struct srv *s, struct op *o) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
+  const struct sotto_srv_send_multi *m = o->req.multi;
+  struct conn *c = o->c;
+  char user[SOTTO_SRV_USER_MAX + 1];
+  struct sotto_store_device d[SOTTO_SRV_MAX_DEVICES];
+  uint32_t want[SOTTO_SRV_MAX_DEVICES];
+  size_t n_want = 0, i;
+  int64_t pending = 0;
+  int rc;
+  o->msg_id = 0; /* a retried batch runs exec again */
+  o->n_multi = 0;
+  cstr(user, &m->username);
+  if ((rc = ops->devlist_ids(st, user, want, SOTTO_SRV_MAX_DEVICES, &n_want)) < 0) return rc;
+  if (rc == 1 && (rc = ops->devices_list(st, user, want, SOTTO_SRV_MAX_DEVICES, &n_want)) != 0) return rc;
+  if (n_want == 0) {
+    o->code = SOTTO_SRV_E_NOT_FOUND;
+    return 0;
+  }
+  /* both sets are in increasing order (the parser and the stores see to it) */
+  if (n_want != m->n) {
+    o->code = SOTTO_SRV_E_MISMATCHED_DEVICES;
+    return 0;
+  }
+  for (i = 0; i < m->n; i++)
+    if (want[i] != m->e[i].device_id) {
+      o->code = SOTTO_SRV_E_MISMATCHED_DEVICES;
+      return 0;
+    }
+  for (i = 0; i < m->n; i++) {
+    if ((rc = ops->device_route(st, user, m->e[i].device_id, &d[i])) < 0) return rc;
+    if (rc == 1) { /* listed but gone (removed, the list not yet renewed) */
+      o->code = SOTTO_SRV_E_MISMATCHED_DEVICES;
+      return 0;
+    }
+    if ((rc = send_quota(s, c, &d[i], m->e[i].body_len, pending, &o->code)) != 0 || o->code) return rc;
+    pending += (int64_t)m->e[i].body_len;
+  }
+  o->ts = sotto__srv_now_ms();
+  for (i = 0; i < m->n; i++) {
+    struct sotto_store_env e;
+    e.sender = c->user;
+    e.sender_device = c->device_id;
+    e.device_id = m->e[i].device_id;
+    e.type = m->e[i].type;
+    e.timestamp_ms = o->ts;
+    e.body = m->e[i].body;
+    e.body_len = m->e[i].body_len;
+    if ((rc = ops->msg_insert(st, d[i].devkey, &e)) != 0) return rc;
+    o->gone[i] = d[i].devkey; /* the targets of the fan-out */
+    o->multi_ids[i] = e.id;
+    if (e.id > o->msg_id) o->msg_id = e.id;
+  }
+  o->n_multi = m->n;
   return 0;
 }
 
@@ -474,7 +604,9 @@ static int exec_unregister(struct srv *s, struct op *o) {
     o->code = SOTTO_SRV_E_FORBIDDEN;
     return 0;
   }
-  if ((rc = remove_all_devices(s, o, c->user, c->account_id)) != 0) return rc;
+  if ((rc = remove_all_devices(s, o, c->user, c->account_id)) != 0 ||
+      (rc = s->store.ops->devlist_clear(s->store.impl, c->account_id)) != 0)
+    return rc;
   sotto__srv_username_canon((const uint8_t *)c->user, strlen(c->user), canon);
   hold_ms = s->cfg->quarantine_s ? s->cfg->quarantine_s * 1000 : s->cfg->quarantine_days * 86400 * 1000;
   return s->store.ops->account_delete(s->store.impl, c->account_id, canon, sotto__srv_now_ms() + hold_ms);
@@ -518,7 +650,7 @@ static int exec_recover(struct srv *s, struct op *o) {
     return 0;
   }
   sodium_memzero(got, sizeof got);
-  if ((rc = remove_all_devices(s, o, user, acc)) != 0 ||
+  if ((rc = remove_all_devices(s, o, user, acc)) != 0 || (rc = ops->devlist_clear(st, acc)) != 0 ||
       (rc = ops->account_identity(st, acc, m->identity.p, m->identity.len)) != 0 ||
       (rc = ops->recovery_set(st, acc, NULL)) != 0)
     return rc;
@@ -528,6 +660,74 @@ static int exec_recover(struct srv *s, struct op *o) {
   sodium_memzero(got, sizeof got);
   if (rc) return rc < 0 && rc != SOTTO_ERR_TOO_LARGE ? rc : SOTTO_ERR_STORE;
   o->device_id = o->dev.device_id;
+  return 0;
+}
+
+/* DEVLIST_PUT (docs/multi-device.md): device 1 stores the account's next
+ * signed device list. It must verify (parse did that), be this account's
+ * (name, and the account key = the registered identity key), list device 1
+ * under the account key, name only existing device rows, and have a version
+ * above the stored one. The server checks what it can, but clients trust
+ * only the signatures. */
+static int exec_devlist_put(struct srv *s, struct op *o) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
+  const struct srv_devlist *d = o->req.devlist;
+  const struct sotto_devlist *l = &d->l;
+  struct conn *c = o->c;
+  struct sotto_store_account acc;
+  uint32_t rows[SOTTO_SRV_MAX_DEVICES], ids[SOTTO_DEVLIST_MAX_DEVICES], cur = 0;
+  uint8_t *tmp;
+  size_t n_rows = 0, i, k, tl = 0;
+  int rc;
+  if (c->device_id != 1) {
+    o->code = SOTTO_SRV_E_FORBIDDEN;
+    return 0;
+  }
+  o->code = SOTTO_SRV_E_DEVLIST_INVALID;
+  if (d->rc != 0 || strcmp(l->username, c->user) != 0) return 0;
+  if ((rc = ops->account_get(st, c->user, &acc)) < 0) return rc;
+  if (rc == 1 || acc.identity_len < 33 || acc.identity[0] != 0x05 ||
+      sodium_memcmp(acc.identity + 1, l->account_key, 32) != 0)
+    return 0;
+  if (l->dev[0].device_id != 1 || sodium_memcmp(l->dev[0].device_key, l->account_key, 32) != 0) return 0;
+  if (l->n > (unsigned)s->cfg->max_devices) return 0;
+  if ((rc = ops->devices_list(st, c->user, rows, SOTTO_SRV_MAX_DEVICES, &n_rows)) != 0) return rc;
+  for (i = 0; i < l->n; i++) {
+    for (k = 0; k < n_rows && rows[k] != l->dev[i].device_id; k++) {
+    }
+    if (k == n_rows) return 0;
+    ids[i] = l->dev[i].device_id;
+  }
+  if ((tmp = malloc(SOTTO_STORE_MAX_DEVLIST)) == NULL) return SOTTO_ERR_NOMEM;
+  rc = ops->devlist_get(st, c->user, &cur, tmp, SOTTO_STORE_MAX_DEVLIST, &tl);
+  free(tmp);
+  if (rc < 0) return rc;
+  if (rc == 0 && l->version <= cur) {
+    o->code = SOTTO_SRV_E_DEVLIST_STALE;
+    return 0;
+  }
+  o->code = 0;
+  return ops->devlist_put(st, c->account_id, l->version, ids, l->n, d->raw, d->raw_len, sotto__srv_now_ms());
+}
+
+/* DEVLIST_GET: the newest signed list of a username, as stored. */
+static int exec_devlist_get(struct srv *s, struct op *o) {
+  char user[SOTTO_SRV_USER_MAX + 1];
+  uint32_t ver = 0;
+  size_t len = 0;
+  int rc;
+  cstr(user, &o->req.target.username);
+  if ((o->kt_out = malloc(SOTTO_SRV_MAX_DEVLIST + 2)) == NULL) return SOTTO_ERR_NOMEM;
+  rc = s->store.ops->devlist_get(s->store.impl, user, &ver, o->kt_out + 2, SOTTO_SRV_MAX_DEVLIST, &len);
+  if (rc < 0) return rc;
+  if (rc == 1) {
+    o->code = SOTTO_SRV_E_NOT_FOUND;
+    return 0;
+  }
+  o->kt_out[0] = (uint8_t)(len >> 8);
+  o->kt_out[1] = (uint8_t)len;
+  o->kt_len = len + 2;
   return 0;
 }
 
@@ -581,6 +781,14 @@ static void answer_devices(struct srv *s, struct op *o, struct sotto__wr *w) {
 static void answer_send(struct srv *s, struct op *o, struct sotto__wr *w) {
   sotto__srv_put_sent(w, (uint64_t)o->msg_id, (uint64_t)o->ts);
   s->m.msgs_in++;
+}
+
+static void answer_send_multi(struct srv *s, struct op *o, struct sotto__wr *w) {
+  uint64_t ids[SOTTO_SRV_MAX_DEVICES];
+  size_t i;
+  for (i = 0; i < o->n_multi; i++) ids[i] = (uint64_t)o->multi_ids[i];
+  sotto__srv_put_sent_multi(w, (uint64_t)o->ts, ids, o->n_multi);
+  s->m.msgs_in += o->n_multi;
 }
 
 static void answer_ack(struct srv *s, struct op *o, struct sotto__wr *w) {
@@ -667,6 +875,29 @@ static void fanout_send(struct srv *s, struct op *o, struct conn *r) {
   sotto__srv_flush_later(s, r);
 }
 
+/* SEND_MULTI: each target's live connection pages the new envelope from the
+ * store (in id order, like a slow reader), here or, in cluster mode, on its
+ * node (srv_cluster.c, as for a SEND). */
+static void fanout_multi(struct srv *s, struct op *o) {
+  size_t i;
+  for (i = 0; i < o->n_multi; i++) {
+    struct conn *r = sotto__srv_devmap_get(s, o->gone[i]);
+    if (r && r->dead) r = NULL;
+    if (s->cl) {
+      uint8_t type = o->type;
+      int64_t t = o->target_devkey;
+      o->type = SOTTO_SRV_SEND;
+      o->target_devkey = o->gone[i];
+      (void)sotto__srv_cluster_fanout(s, o, r);
+      o->type = type;
+      o->target_devkey = t;
+    } else if (r) {
+      if (!r->backlog) sotto__srv_backlog_add(s, r);
+      sotto__srv_flush_later(s, r);
+    }
+  }
+}
+
 /* ---- the table ------------------------------------------------------------------------ */
 
 static const struct srv_handler handlers[] = {
@@ -685,6 +916,8 @@ static const struct srv_handler handlers[] = {
     {SOTTO_SRV_DEVICES, H_AUTHED, parse_devices, NULL, exec_devices, answer_devices, NULL},
     {SOTTO_SRV_SEND, H_AUTHED | H_STORES | H_TOO_LARGE | H_ONE_WRITE, parse_send, admit_send, exec_send,
      answer_send, fanout_send},
+    {SOTTO_SRV_SEND_MULTI, H_AUTHED | H_STORES | H_TOO_LARGE, parse_send_multi, admit_send_multi, exec_send_multi,
+     answer_send_multi, NULL},
     {SOTTO_SRV_ACK, H_AUTHED | H_ONE_WRITE, parse_ack, NULL, exec_ack, answer_ack, NULL},
     {SOTTO_SRV_EPOCH, H_AUTHED, parse_epoch, NULL, exec_epoch, answer_epoch, NULL},
     {SOTTO_SRV_UNREGISTER, H_AUTHED | H_DEVICE, parse_none, NULL, exec_unregister, answer_none, NULL},
@@ -697,6 +930,9 @@ static const struct srv_handler handlers[] = {
     {SOTTO_SRV_KT_UPDATES, H_UNAUTH | H_AUTHED, parse_kt_updates, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
     {SOTTO_SRV_KT_CONFIG, H_UNAUTH | H_AUTHED, parse_kt_none, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
     {SOTTO_SRV_KT_COSIGN, H_UNAUTH | H_AUTHED, parse_kt_cosign, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
+    {SOTTO_SRV_DEVLIST_PUT, H_AUTHED | H_STORES | H_DEVICE, parse_devlist_put, admit_devlist_put, exec_devlist_put,
+     answer_none, NULL},
+    {SOTTO_SRV_DEVLIST_GET, H_AUTHED, parse_devices, admit_devlist_get, exec_devlist_get, answer_kt, NULL},
 };
 
 static const struct srv_handler *handler_for(uint8_t type) {
@@ -723,7 +959,7 @@ int sotto__srv_op_exec(struct srv *s, struct op *o) {
    * exists. The row must still be this connection's account and device: a
    * device key freed by a removal may name another device now (the SQLite
    * store reuses none since AUTOINCREMENT, but older databases may). */
-  if ((o->h->flags & H_DEVICE) || o->type == SOTTO_SRV_SEND) {
+  if ((o->h->flags & H_DEVICE) || o->type == SOTTO_SRV_SEND || o->type == SOTTO_SRV_SEND_MULTI) {
     int r = s->store.ops->device_is(s->store.impl, o->c->devkey, o->c->account_id, o->c->device_id);
     if (r < 0) return r;
     if (r == 0) {
@@ -767,6 +1003,10 @@ void sotto__srv_op_answer(struct srv *s, struct op *o, int failed) {
 /* After commit: live pushes and key-low notices to other connections. */
 void sotto__srv_op_fanout(struct srv *s, struct op *o) {
   struct conn *r;
+  if (o->type == SOTTO_SRV_SEND_MULTI) {
+    if (!o->code) fanout_multi(s, o);
+    return;
+  }
   if (!o->code && o->n_gone) {
     close_gone(s, o);
     return;
@@ -786,15 +1026,17 @@ static void hello(struct srv *s, struct conn *c, const struct sotto_srv_frame *f
     sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
     return;
   }
-  if (h.version != SOTTO_SRV_VERSION) {
+  if (h.version < SOTTO_SRV_VERSION_MIN || h.version > SOTTO_SRV_VERSION) {
     sotto__srv_send_err(s, c, f->req_id, SOTTO_SRV_E_VERSION);
     sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_VERSION);
     return;
   }
   if (sotto__srv_frame_begin(c, &w, 10) != 0) return;
-  sotto__srv_put_hello_ok(&w, SOTTO_SRV_VERSION, (uint32_t)s->cfg->max_frame, (uint32_t)s->cfg->max_message);
+  /* The answer names the client's own version: the server speaks it. */
+  sotto__srv_put_hello_ok(&w, h.version, (uint32_t)s->cfg->max_frame, (uint32_t)s->cfg->max_message);
   sotto__srv_frame_end(c, &w, SOTTO_SRV_OK, f->req_id);
   c->features = h.features;
+  c->version = h.version;
   c->state = S_UNAUTH;
 }
 

@@ -41,6 +41,7 @@
 
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <sotto/devlist.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,6 +79,7 @@ struct conn {
   uint8_t closing, dead, in_backlog, backlog, registered_ev, flush_queued;
   uint8_t hdr_have;
   uint8_t features; /* SOTTO_SRV_FEAT_* the client announced in HELLO */
+  uint16_t version; /* the protocol version of its HELLO (SOTTO_SRV_VERSION_MIN..SOTTO_SRV_VERSION) */
   uint8_t auth_held; /* the pending AUTH is charged to its failed-AUTH buckets if it fails */
   uint8_t ucounted;  /* counted in the per-address and per-prefix pre-auth shares */
   uint8_t rpaused;   /* reading paused: too much in flight (input kept in ibuf) */
@@ -143,6 +145,17 @@ union srv_req {
   uint64_t kt_size;                 /* KT_CONSISTENCY: the client's older size */
   struct sotto_srv_kt_range kt_rng; /* KT_UPDATES */
   struct sotto_srv_kt_cosign kt_cosign; /* KT_COSIGN */
+  struct srv_devlist *devlist;      /* DEVLIST_PUT (heap) */
+  struct sotto_srv_send_multi *multi; /* SEND_MULTI (heap) */
+};
+
+/* DEVLIST_PUT, parsed and verified on the I/O thread (docs/multi-device.md):
+ * rc is sotto_devlist_parse's answer (exec refuses a list that failed). */
+struct srv_devlist {
+  int rc;
+  const uint8_t *raw; /* into op->data */
+  size_t raw_len;
+  struct sotto_devlist l;
 };
 
 /* An op: a request waiting for the next group commit. */
@@ -168,6 +181,8 @@ struct op {
   size_t n_ids;
   int64_t gone[SOTTO_SRV_MAX_DEVICES]; /* UNREGISTER, RECOVER: devices removed (their connections close) */
   size_t n_gone;
+  int64_t multi_ids[SOTTO_SRV_MAX_DEVICES]; /* SEND_MULTI: the envelopes' ids (gone[]: their devices' keys) */
+  size_t n_multi;
   uint8_t *kt_out; /* KT_*: the OK payload, made on the store thread (srv_kt.c) */
   size_t kt_len;
   int64_t t_in_us; /* when its frame arrived (STAGE_QUEUE) */

@@ -28,6 +28,8 @@
 #define SOTTO_STORE_MAX_IDENTITY 256  /* identity key blob */
 #define SOTTO_STORE_MAX_KEY_BLOB 2048 /* one pre-key blob */
 #define SOTTO_STORE_MAX_KEYS_PUT 100  /* one-time keys per kind in one keys_put */
+#define SOTTO_STORE_MAX_DEVLIST 3072  /* one signed device list (= SOTTO_SRV_MAX_DEVLIST) */
+#define SOTTO_STORE_MAX_DEVLIST_IDS 16 /* device ids in one list (= SOTTO_SRV_MAX_DEVICES) */
 
 struct sotto_store_device {
   int64_t devkey; /* store-wide device key */
@@ -221,6 +223,25 @@ struct sotto_store_ops {
    * accounts made before it ran (srv_kt.c). NULL in a backend without it. */
   int (*accounts_iter)(void *s, int (*cb)(void *ctx, const char *user, const uint8_t *ik, size_t ik_len),
                        void *ctx);
+
+  /* Signed device lists (docs/multi-device.md), kept per account with their
+   * history. devlist_put stores version `version` (the caller checked that
+   * it is above the newest) with its listed device ids (n <=
+   * SOTTO_STORE_MAX_DEVLIST_IDS) and the time; devlist_get hands out the
+   * newest list of a username (cap >= SOTTO_STORE_MAX_DEVLIST; *version its
+   * version) or 1 if none; devlist_ids the newest list's device ids by
+   * username (1 if none; every SEND asks it, so it should be cheap);
+   * devlist_iter calls cb for every stored version of an account, oldest
+   * first (the requisition report; a cb result other than 0 stops);
+   * devlist_clear forgets an account's lists (RECOVER: a new account key
+   * starts a new chain; UNREGISTER). */
+  int (*devlist_put)(void *s, int64_t account_id, uint32_t version, const uint32_t *ids, size_t n,
+                     const uint8_t *list, size_t len, int64_t ms);
+  int (*devlist_get)(void *s, const char *user, uint32_t *version, uint8_t *buf, size_t cap, size_t *len);
+  int (*devlist_ids)(void *s, const char *user, uint32_t *ids, size_t max, size_t *n);
+  int (*devlist_iter)(void *s, int64_t account_id,
+                      int (*cb)(void *ctx, uint32_t version, int64_t ms, const uint32_t *ids, size_t n), void *ctx);
+  int (*devlist_clear)(void *s, int64_t account_id);
 
   /* Pre-keys. Uploads replace a key with the same id. bundle_take hands out
    * (and deletes) one EC and one KEM one-time key; returns 1 if the device

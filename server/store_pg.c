@@ -43,7 +43,7 @@
 
 #include "store.h"
 
-#define PG_SCHEMA_VERSION 4
+#define PG_SCHEMA_VERSION 5
 #define PG_LOCK_KEY 0x736f74746f01LL /* "sotto" + 1: the sole-writer advisory lock */
 #define PG_ID_BLOCK 1024             /* INCREMENT of sotto_msg_ids */
 #define PG_SHARED_SUMS_MS 5000       /* shared mode: how stale the per-sender sums may get */
@@ -95,6 +95,10 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     /* 4: the secret hash a ROTATE_SECRET replaced, valid until the first
      * AUTH with the new secret (store.h, device_secret). */
     "ALTER TABLE devices ADD COLUMN prev_secret_hash bytea;",
+    /* 5: signed device lists (docs/multi-device.md), every version of each
+     * account's list with its device ids (u32 big-endian) */
+    "CREATE TABLE devlists(account_id bigint NOT NULL REFERENCES accounts(id), version bigint NOT NULL,"
+    " ms bigint NOT NULL, ids bytea NOT NULL, list bytea NOT NULL, PRIMARY KEY(account_id, version));",
 };
 
 enum {
@@ -143,6 +147,11 @@ enum {
   /* shared mode: per-device id order (store.h, "Shared mode") */
   Q_DEV_LOCK,
   Q_MSG_INS_SHARED,
+  Q_DEVLIST_PUT,
+  Q_DEVLIST_GET,
+  Q_DEVLIST_IDS,
+  Q_DEVLIST_ITER,
+  Q_DEVLIST_CLEAR,
   Q_COUNT
 };
 
@@ -303,6 +312,15 @@ static const struct {
          " u AS (UPDATE devices d SET queue_count = d.queue_count + g.c, queue_bytes = d.queue_bytes + g.b"
          " FROM g WHERE d.devkey = g.devkey)"
          " SELECT base FROM b"},
+    [Q_DEVLIST_PUT] = {"iiibb", "INSERT INTO devlists(account_id, version, ms, ids, list) VALUES($1, $2, $3, $4, $5)"},
+    [Q_DEVLIST_GET] = {"t",
+                       "SELECT l.version, l.list FROM devlists l JOIN accounts a ON a.id = l.account_id"
+                       " WHERE a.username = $1 ORDER BY l.version DESC LIMIT 1"},
+    [Q_DEVLIST_IDS] = {"t",
+                       "SELECT l.ids FROM devlists l JOIN accounts a ON a.id = l.account_id"
+                       " WHERE a.username = $1 ORDER BY l.version DESC LIMIT 1"},
+    [Q_DEVLIST_ITER] = {"i", "SELECT version, ms, ids FROM devlists WHERE account_id = $1 ORDER BY version"},
+    [Q_DEVLIST_CLEAR] = {"i", "DELETE FROM devlists WHERE account_id = $1"},
 };
 
 enum { CTL_BEGIN, CTL_SAVEPOINT, CTL_RELEASE, CTL_ROLLBACK_TO };
@@ -1361,6 +1379,93 @@ static int pg_account_identity(void *v, int64_t account_id, const uint8_t *ik, s
   return run_ok(v, Q_ACC_IDENTITY, &a);
 }
 
+/* ---- signed device lists (docs/multi-device.md) ---- */
+
+static int pg_ids_decode(const PGresult *r, int row, int col, uint32_t *ids, size_t max, size_t *n) {
+  const uint8_t *p = (const uint8_t *)PQgetvalue(r, row, col);
+  size_t len = (size_t)PQgetlength(r, row, col), i;
+  if (len % 4 || len / 4 > max) return SOTTO_ERR_STORE;
+  for (i = 0; i < len / 4; i++)
+    ids[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+  *n = len / 4;
+  return 0;
+}
+
+static int pg_devlist_put(void *v, int64_t account_id, uint32_t version, const uint32_t *ids, size_t n,
+                          const uint8_t *list, size_t len, int64_t ms) {
+  struct args a = {0};
+  uint8_t b[4 * SOTTO_STORE_MAX_DEVLIST_IDS];
+  size_t i;
+  if (n > SOTTO_STORE_MAX_DEVLIST_IDS || len == 0 || len > SOTTO_STORE_MAX_DEVLIST) return SOTTO_ERR_STORE;
+  for (i = 0; i < n; i++) {
+    b[4 * i] = (uint8_t)(ids[i] >> 24);
+    b[4 * i + 1] = (uint8_t)(ids[i] >> 16);
+    b[4 * i + 2] = (uint8_t)(ids[i] >> 8);
+    b[4 * i + 3] = (uint8_t)ids[i];
+  }
+  a_i64(&a, account_id);
+  a_i64(&a, version);
+  a_i64(&a, ms);
+  a_bin(&a, b, 4 * n);
+  a_bin(&a, list, len);
+  return run_ok(v, Q_DEVLIST_PUT, &a);
+}
+
+static int pg_devlist_get(void *v, const char *user, uint32_t *version, uint8_t *buf, size_t cap, size_t *len) {
+  struct args a = {0};
+  PGresult *r;
+  int rc = 1;
+  a_txt(&a, user);
+  if ((r = run(v, Q_DEVLIST_GET, &a)) == NULL) return SOTTO_ERR_STORE;
+  if (PQntuples(r) == 1) {
+    int64_t ver = g_i64(r, 0, 0);
+    size_t l = (size_t)PQgetlength(r, 0, 1);
+    rc = SOTTO_ERR_STORE;
+    if (ver >= 1 && ver <= 0xFFFFFFFFll && l > 0 && l <= cap && l <= SOTTO_STORE_MAX_DEVLIST) {
+      *version = (uint32_t)ver;
+      memcpy(buf, PQgetvalue(r, 0, 1), l);
+      *len = l;
+      rc = 0;
+    }
+  }
+  PQclear(r);
+  return rc;
+}
+
+static int pg_devlist_ids(void *v, const char *user, uint32_t *ids, size_t max, size_t *n) {
+  struct args a = {0};
+  PGresult *r;
+  int rc = 1;
+  a_txt(&a, user);
+  if ((r = run(v, Q_DEVLIST_IDS, &a)) == NULL) return SOTTO_ERR_STORE;
+  if (PQntuples(r) == 1) rc = pg_ids_decode(r, 0, 0, ids, max, n);
+  PQclear(r);
+  return rc;
+}
+
+static int pg_devlist_iter(void *v, int64_t account_id,
+                           int (*cb)(void *ctx, uint32_t version, int64_t ms, const uint32_t *ids, size_t n),
+                           void *ctx) {
+  struct args a = {0};
+  uint32_t ids[SOTTO_STORE_MAX_DEVLIST_IDS];
+  PGresult *r;
+  size_t n;
+  int i, rc = 0;
+  a_i64(&a, account_id);
+  if ((r = run(v, Q_DEVLIST_ITER, &a)) == NULL) return SOTTO_ERR_STORE;
+  for (i = 0; i < PQntuples(r) && rc == 0; i++)
+    if ((rc = pg_ids_decode(r, i, 2, ids, SOTTO_STORE_MAX_DEVLIST_IDS, &n)) == 0)
+      rc = cb(ctx, (uint32_t)g_i64(r, i, 0), g_i64(r, i, 1), ids, n);
+  PQclear(r);
+  return rc;
+}
+
+static int pg_devlist_clear(void *v, int64_t account_id) {
+  struct args a = {0};
+  a_i64(&a, account_id);
+  return run_ok(v, Q_DEVLIST_CLEAR, &a);
+}
+
 static int pg_device_exists(void *v, int64_t devkey) {
   struct args a = {0};
   PGresult *r;
@@ -1869,6 +1974,11 @@ static const struct sotto_store_ops pg_ops = {
     .recovery_set = pg_recovery_set,
     .recovery_get = pg_recovery_get,
     .account_identity = pg_account_identity,
+    .devlist_put = pg_devlist_put,
+    .devlist_get = pg_devlist_get,
+    .devlist_ids = pg_devlist_ids,
+    .devlist_iter = pg_devlist_iter,
+    .devlist_clear = pg_devlist_clear,
     .device_secret = pg_device_secret,
     .device_secret_confirm = pg_device_secret_confirm,
     .device_epoch_raise = pg_device_epoch_raise,
@@ -2108,6 +2218,8 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
        "INSERT INTO held_names(canon, until_ms) VALUES(convert_from($1, 'UTF8'), $2::bigint)"},
       {"recovery codes", "SELECT account_id, hash FROM recovery",
        "INSERT INTO recovery(account_id, hash) VALUES($1::bigint, $2)"},
+      {"signed device lists", "SELECT account_id, version, ms, ids, list FROM devlists",
+       "INSERT INTO devlists(account_id, version, ms, ids, list) VALUES($1::bigint, $2::bigint, $3::bigint, $4, $5)"},
   };
   struct sotto_store sq;
   sqlite3 *db = NULL;
@@ -2316,6 +2428,8 @@ int sotto__store_pg_export_sqlite(const char *conninfo, const char *dir, FILE *o
        "INSERT INTO held_names(canon, until_ms) VALUES(?, ?)"},
       {"recovery codes", "SELECT account_id, encode(hash, 'hex') FROM recovery", "ib",
        "INSERT INTO recovery(account_id, hash) VALUES(?, ?)"},
+      {"signed device lists", "SELECT account_id, version, ms, encode(ids, 'hex'), encode(list, 'hex') FROM devlists",
+       "iiibb", "INSERT INTO devlists(account_id, version, ms, ids, list) VALUES(?, ?, ?, ?, ?)"},
   };
   struct sotto_store sq;
   sqlite3 *db = NULL;

@@ -67,6 +67,7 @@ enum {
   Q_DEV_EXISTS,
   Q_DEV_IS,
   Q_SENDER_SUMS,
+  Q_DEVLIST_IDS,
   Q_COUNT
 };
 
@@ -142,6 +143,8 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_DEV_EXISTS] = "SELECT 1 FROM devices WHERE devkey = ?1",
     [Q_DEV_IS] = "SELECT 1 FROM devices WHERE devkey = ?1 AND account_id = ?2 AND device_id = ?3",
     [Q_SENDER_SUMS] = "SELECT sender, sum(length(body)) FROM messages GROUP BY sender",
+    [Q_DEVLIST_IDS] = "SELECT l.ids FROM devlists l WHERE l.account_id ="
+                      " (SELECT id FROM accounts WHERE username = ?1) ORDER BY l.version DESC LIMIT 1",
 };
 
 static const char schema[] =
@@ -166,7 +169,11 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS recovery(account_id INTEGER PRIMARY KEY, hash BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS kt_entries(idx INTEGER PRIMARY KEY, head BLOB NOT NULL, upd BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS kt_values(label TEXT PRIMARY KEY, version INTEGER NOT NULL,"
-    " value BLOB NOT NULL, opening BLOB NOT NULL);";
+    " value BLOB NOT NULL, opening BLOB NOT NULL);"
+    /* signed device lists (docs/multi-device.md): every version, ids as u32 big-endian */
+    "CREATE TABLE IF NOT EXISTS devlists(account_id INTEGER NOT NULL, version INTEGER NOT NULL,"
+    " ms INTEGER NOT NULL, ids BLOB NOT NULL, list BLOB NOT NULL, PRIMARY KEY(account_id, version))"
+    " WITHOUT ROWID;";
 
 /* The routing cache (device_route, used by SEND) and the queue counters.
  *
@@ -1282,6 +1289,116 @@ static int sq_account_identity(void *v, int64_t account_id, const uint8_t *ik, s
   return rc;
 }
 
+/* ---- signed device lists (docs/multi-device.md) ---- */
+
+static int ids_decode(const uint8_t *p, size_t len, uint32_t *ids, size_t max, size_t *n) {
+  size_t i;
+  if (len % 4 || len / 4 > max) return SOTTO_ERR_STORE;
+  for (i = 0; i < len / 4; i++)
+    ids[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+  *n = len / 4;
+  return 0;
+}
+
+static int sq_devlist_put(void *v, int64_t account_id, uint32_t version, const uint32_t *ids, size_t n,
+                          const uint8_t *list, size_t len, int64_t ms) {
+  struct sq *s = v;
+  uint8_t b[4 * SOTTO_STORE_MAX_DEVLIST_IDS];
+  sqlite3_stmt *st;
+  size_t i;
+  int rc;
+  if (n > SOTTO_STORE_MAX_DEVLIST_IDS || len == 0 || len > SOTTO_STORE_MAX_DEVLIST) return SOTTO_ERR_STORE;
+  for (i = 0; i < n; i++) {
+    b[4 * i] = (uint8_t)(ids[i] >> 24);
+    b[4 * i + 1] = (uint8_t)(ids[i] >> 16);
+    b[4 * i + 2] = (uint8_t)(ids[i] >> 8);
+    b[4 * i + 3] = (uint8_t)ids[i];
+  }
+  if (one_shot(s, "INSERT INTO devlists(account_id, version, ms, ids, list) VALUES(?1, ?2, ?3, ?4, ?5)", &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, account_id);
+  sqlite3_bind_int64(st, 2, version);
+  sqlite3_bind_int64(st, 3, ms);
+  sqlite3_bind_blob(st, 4, n ? (const void *)b : "", (int)(4 * n), SQLITE_STATIC);
+  sqlite3_bind_blob(st, 5, list, (int)len, SQLITE_STATIC);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_devlist_get(void *v, const char *user, uint32_t *version, uint8_t *buf, size_t cap, size_t *len) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (one_shot(s, "SELECT l.version, l.list FROM devlists l JOIN accounts a ON a.id = l.account_id"
+                  " WHERE a.username = ?1 ORDER BY l.version DESC LIMIT 1",
+               &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    int64_t ver = sqlite3_column_int64(st, 0);
+    size_t l = (size_t)sqlite3_column_bytes(st, 1);
+    if (ver < 1 || ver > 0xFFFFFFFFll || l == 0 || l > cap || l > SOTTO_STORE_MAX_DEVLIST) {
+      sqlite3_finalize(st);
+      return SOTTO_ERR_STORE;
+    }
+    *version = (uint32_t)ver;
+    memcpy(buf, sqlite3_column_blob(st, 1), l);
+    *len = l;
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : SOTTO_ERR_STORE;
+}
+
+static int sq_devlist_ids(void *v, const char *user, uint32_t *ids, size_t max, size_t *n) {
+  struct sq *s = v;
+  sqlite3_stmt *st = stmt(s, Q_DEVLIST_IDS);
+  int rc;
+  sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    rc = ids_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), ids, max, n);
+    sqlite3_reset(st);
+    return rc;
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 1 : SOTTO_ERR_STORE;
+}
+
+static int sq_devlist_iter(void *v, int64_t account_id,
+                           int (*cb)(void *ctx, uint32_t version, int64_t ms, const uint32_t *ids, size_t n),
+                           void *ctx) {
+  struct sq *s = v;
+  uint32_t ids[SOTTO_STORE_MAX_DEVLIST_IDS];
+  sqlite3_stmt *st;
+  size_t n;
+  int rc, r = 0;
+  if (one_shot(s, "SELECT version, ms, ids FROM devlists WHERE account_id = ?1 ORDER BY version", &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, account_id);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if ((r = ids_decode(sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2), ids,
+                        SOTTO_STORE_MAX_DEVLIST_IDS, &n)) != 0 ||
+        (r = cb(ctx, (uint32_t)sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), ids, n)) != 0)
+      break;
+  }
+  sqlite3_finalize(st);
+  if (r) return r;
+  return rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+}
+
+static int sq_devlist_clear(void *v, int64_t account_id) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (one_shot(s, "DELETE FROM devlists WHERE account_id = ?1", &st)) return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, account_id);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
 static const struct sotto_store_ops sqlite_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
@@ -1332,6 +1449,11 @@ static const struct sotto_store_ops sqlite_ops = {
     .accounts_iter = sq_accounts_iter,
     .recovery_get = sq_recovery_get,
     .account_identity = sq_account_identity,
+    .devlist_put = sq_devlist_put,
+    .devlist_get = sq_devlist_get,
+    .devlist_ids = sq_devlist_ids,
+    .devlist_iter = sq_devlist_iter,
+    .devlist_clear = sq_devlist_clear,
 };
 
 /* Adds accounts.canon (the canonical form of the username, see

@@ -414,6 +414,7 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_DELETED:
     case SC_EV_CONVO_REFUSED:
     case SC_EV_DISAPPEARED:
+    case SC_EV_DEVICE_LIST:
       cli_show_event(c, ev);
       return;
     case SC_EV_DELIVERY:

@@ -2,6 +2,7 @@
 /* conn.c: connection, authentication, pre-key upload, bundles (conn.h). */
 #include "conn.h"
 #include "kt.h"
+#include "devices.h"
 
 #include <sotto/keys.h>
 #include <stdlib.h>
@@ -603,7 +604,8 @@ int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms) {
     conn_close(k);
     return rc;
   }
-  if ((rc = epoch_step(c, k)) || (rc = devices_step(c, k)) || (rc = conn_top_up(c, k, ec_left, kem_left))) {
+  if ((rc = epoch_step(c, k)) || (rc = devices_step(c, k)) || (rc = devices_publish(c, k)) ||
+      (rc = conn_top_up(c, k, ec_left, kem_left))) {
     conn_close(k);
     return rc;
   }

@@ -68,6 +68,15 @@ struct sc_client {
   uint64_t next_expire_ms;   /* wall-clock ms when the next message disappears (0: none known) */
   char reply_author[SC_USER_MAX + 1]; /* sc_send_reply: the message the text under way replies to */
   uint64_t reply_ts;
+  /* devices.c: contacts whose signed device list was checked on this
+   * connection in the last DEVICES_RECHECK_MS (no second fetch). */
+  struct {
+    const void *net;
+    char user[SC_USER_MAX + 1];
+    uint8_t key[32];
+    int64_t at_ms;
+  } dl_seen[8];
+  unsigned dl_next;
 };
 
 /* Records the failure (code and one sentence) and returns code. */

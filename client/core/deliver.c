@@ -8,6 +8,7 @@
 #include "account.h"
 #include "record.h"
 #include "contact.h"
+#include "devices.h"
 #include "messaging.h"
 
 static int identity_blocked(struct sc_client *c, const struct contact *ct) {
@@ -139,6 +140,9 @@ int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, cons
     goto out;
   }
   if (decision == SEND_ASK && (ret = confirm_change(c, user, need_bundle))) goto out;
+  /* Their signed device list must verify back to the key we send to, and
+   * not be older than one seen before (devices.c, docs/multi-device.md). */
+  if ((ret = devices_check_peer(c, k, user, id)) != 0) goto out;
   if (who.has_pending && !(c->flags & DELIVER_CONTROL) && client_identity_check(&who, id) == IDENTITY_TRUSTED)
     sc__event(c, SC_EV_KEY_HELD_WARNING, SC_R_NONE, user, NULL);
 

@@ -96,6 +96,12 @@ static const struct sc_err_row rows[] = {
     {SC_ERR_PIN_MISMATCH, "pin_mismatch", "the server's certificate differs from the pinned one",
      "ask its operator for the fingerprint ('sotto-server fingerprint'); after a move, 'sotto server set "
      "HOST:PORT --pin SHA256'"},
+    {SC_ERR_DEVLIST_INVALID, "devlist_invalid",
+     "the contact's device list is not signed by their account key (nothing was sent)",
+     "a device their own devices did not sign never receives a message; tell them, and compare safety numbers"},
+    {SC_ERR_DEVLIST_ROLLBACK, "devlist_rollback",
+     "the server serves an older device list than one seen before, or none (nothing was sent)",
+     "the server may be hiding a change of devices; try again later and tell the contact"},
     {SC_ERR_CERT_UNTRUSTED, "cert_untrusted", "the server's certificate does not verify against the CA file",
      "check the CA file and the server name"},
     {SC_ERR_WEAK_PASSPHRASE, "weak_passphrase", "the passphrase is too weak",

@@ -74,6 +74,7 @@ const char *sc_event_name(int kind) {
     case SC_EV_DELETED: return "deleted";
     case SC_EV_CONVO_REFUSED: return "refused";
     case SC_EV_DISAPPEARED: return "disappeared";
+    case SC_EV_DEVICE_LIST: return "device_list";
     default: return "unknown";
   }
 }
@@ -362,6 +363,15 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
       break;
     case SC_EV_DISAPPEARED:
       put(&o, "%llu disappearing message%s deleted", (unsigned long long)ev->count, ev->count == 1 ? "" : "s");
+      break;
+    case SC_EV_DEVICE_LIST:
+      if (!p[0])
+        put(&o, "%s; your signed device list was published again", ev->detail ? ev->detail : "");
+      else if (ev->error)
+        put(&o, "%s: %s", p, ev->detail && ev->detail[0] ? ev->detail : "a device list was refused");
+      else
+        put(&o, "%s's devices changed (signed list version %llu): %s", p, (unsigned long long)ev->count,
+            ev->detail ? ev->detail : "");
       break;
     default: put(&o, "unknown event %d", ev->kind);
   }

@@ -701,10 +701,12 @@ static int conn_failure(int rc) {
 }
 
 /* A failure that may pass and concerns one recipient (their queue is full,
- * another sotto changed the session meanwhile): that item waits, the
- * flush goes on with the others. */
+ * another sotto changed the session meanwhile, the server serves a device
+ * list of theirs that does not verify or is older than one seen): that item
+ * waits, the flush goes on with the others. */
 static int peer_failure(int rc) {
-  return rc == SC_ERR_QUEUE_FULL || rc == SC_ERR_CONFLICT;
+  return rc == SC_ERR_QUEUE_FULL || rc == SC_ERR_CONFLICT || rc == SC_ERR_DEVLIST_INVALID ||
+         rc == SC_ERR_DEVLIST_ROLLBACK;
 }
 
 static int commit_state(struct sc_client *c, uint64_t seq, int state, int reason, const char *detail,

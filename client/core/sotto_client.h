@@ -131,7 +131,10 @@ enum sc_error {
   SC_ERR_BACKUP_AUTH = -61,          /* wrong backup passphrase / recovery key, or the file was altered */
   SC_ERR_BACKUP_FORMAT = -62,        /* not a sotto backup file, or malformed */
   SC_ERR_QUARANTINED = -63,          /* the username was unregistered and is held for a while */
-  /* -64..-76: other features */
+  /* multi-device (docs/multi-device.md) */
+  SC_ERR_DEVLIST_INVALID = -64,      /* a contact's device list does not verify against their account key */
+  SC_ERR_DEVLIST_ROLLBACK = -65,     /* a device list older than one seen before (or gone): refused */
+  /* -66..-76: other features */
   /* conversations (issue 14) */
   SC_ERR_NOT_YOURS = -77,            /* edit / delete of a message that is not ours */
   SC_ERR_TOO_LATE = -78,             /* edit / delete past its time window */
@@ -566,9 +569,11 @@ enum sc_event_kind {
   SC_EV_DELETED,           /* peer deleted their message for everyone (logged; a tombstone stays) */
   SC_EV_CONVO_REFUSED,     /* a reaction / edit / delete from peer was refused (reason; detail names which) (logged) */
   SC_EV_DISAPPEARED,       /* count messages reached their disappearing time and were deleted (not logged) */
-  SC_EV_KT_ALERT           /* key-transparency monitoring: the server's public log shows a key for this account
+  SC_EV_KT_ALERT,          /* key-transparency monitoring: the server's public log shows a key for this account
                               that this device did not make, or the log could not be checked (detail says
                               which; reason 0); peer is this account */
+  SC_EV_DEVICE_LIST        /* peer's signed device list changed (count = its version, detail: what changed), or
+                              (error set) a list was refused; peer "" = our own list on the server */
 };
 
 /* Why (SC_EV_UNREADABLE, SC_EV_NOT_DELIVERED, SC_EV_HELD, SC_EV_KEY_CHANGED). */

@@ -49,6 +49,8 @@ static int map_core(int rc) {
     case SC_ERR_BAD_BUNDLE:
     case SC_ERR_FORBIDDEN:
     case SC_ERR_UNDELIVERED:
+    case SC_ERR_DEVLIST_INVALID:
+    case SC_ERR_DEVLIST_ROLLBACK:
       return RPC_APP_REFUSED;
     case SC_ERR_BUSY:
     case SC_ERR_STORE:

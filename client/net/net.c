@@ -776,6 +776,70 @@ int sotto_net_recover(struct sotto_net *c, const char *username, const uint8_t c
   return rc;
 }
 
+int sotto_net_devlist_put(struct sotto_net *c, const uint8_t *list, size_t len) {
+  uint8_t b[SOTTO_SRV_MAX_DEVLIST + 2];
+  struct sotto__wr w;
+  struct sotto_net_event ans;
+  int rc;
+  if (len == 0 || len > SOTTO_SRV_MAX_DEVLIST) return SOTTO_ERR_USAGE;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_devlist(&w, list, len);
+  if (w.err) return SOTTO_ERR_USAGE;
+  rc = request(c, SOTTO_SRV_DEVLIST_PUT, b, w.len, &ans);
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+int sotto_net_send_multi(struct sotto_net *c, const struct sotto_srv_send_multi *m, uint64_t *ids,
+                         uint64_t *timestamp_ms) {
+  size_t cap = SOTTO_SRV_MAX_FRAME, n = 0;
+  uint8_t *b = malloc(cap);
+  struct sotto__wr w;
+  struct sotto_net_event ans;
+  uint64_t ts = 0;
+  int rc;
+  if (!b) return SOTTO_ERR_NOMEM;
+  sotto__wr_init(&w, b, cap);
+  sotto__srv_put_send_multi(&w, m);
+  if (w.err || w.len > SOTTO_SRV_MAX_FRAME - SOTTO_SRV_BODY_HDR) {
+    free(b);
+    return SOTTO_ERR_TOO_LARGE;
+  }
+  rc = request(c, SOTTO_SRV_SEND_MULTI, b, w.len, &ans);
+  free(b);
+  if (rc == 0) {
+    rc = sotto__srv_parse_sent_multi(ans.payload, ans.payload_len, &ts, ids, SOTTO_SRV_MAX_DEVICES, &n);
+    if (rc == 0 && n != m->n) rc = SOTTO_ERR_MALFORMED;
+    if (rc == 0 && timestamp_ms) *timestamp_ms = ts;
+  }
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+int sotto_net_devlist_get(struct sotto_net *c, const char *username, uint8_t *buf, size_t cap, size_t *len) {
+  uint8_t b[REQ_BUF];
+  struct sotto__wr w;
+  struct sotto_net_event ans;
+  const uint8_t *p;
+  size_t n = 0;
+  int rc;
+  *len = 0;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_devices_req(&w, username);
+  if (w.err) return SOTTO_ERR_USAGE;
+  if ((rc = request(c, SOTTO_SRV_DEVLIST_GET, b, w.len, &ans)) == 0 &&
+      (rc = sotto__srv_parse_devlist(ans.payload, ans.payload_len, &p, &n)) == 0) {
+    if (n > cap) {
+      rc = SOTTO_ERR_BUFFER_TOO_SMALL;
+    } else {
+      memcpy(buf, p, n);
+      *len = n;
+    }
+  }
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
 int sotto_net_device_remove(struct sotto_net *c, uint32_t device_id) {
   uint8_t b[4];
   struct sotto__wr w;

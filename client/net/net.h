@@ -110,6 +110,23 @@ int sotto_net_rotate_secret(struct sotto_net *c, uint8_t secret[SOTTO_SRV_SECRET
  * (device 1 may remove any other; a device may remove itself; device 1
  * stays). Returns SOTTO_SRV_E_FORBIDDEN or SOTTO_SRV_E_NOT_FOUND otherwise. */
 int sotto_net_device_remove(struct sotto_net *c, uint32_t device_id);
+/* DEVLIST_PUT (device 1; protocol version 2): stores the account's next
+ * signed device list (sotto/devlist.h, docs/multi-device.md). Server
+ * errors: SOTTO_SRV_E_FORBIDDEN (not device 1), SOTTO_SRV_E_DEVLIST_STALE,
+ * SOTTO_SRV_E_DEVLIST_INVALID. */
+int sotto_net_devlist_put(struct sotto_net *c, const uint8_t *list, size_t len);
+/* SEND_MULTI (protocol version 2): one envelope to each device of m, which
+ * must be exactly the recipient's listed devices (else
+ * SOTTO_SRV_E_MISMATCHED_DEVICES: fetch the list and send again); all are
+ * stored or none. ids[] gets their server ids (m's order), *timestamp_ms
+ * the server time. */
+int sotto_net_send_multi(struct sotto_net *c, const struct sotto_srv_send_multi *m, uint64_t *ids,
+                         uint64_t *timestamp_ms);
+/* DEVLIST_GET: the newest signed device list of username as the server
+ * stores it, into buf (cap >= SOTTO_SRV_MAX_DEVLIST); SOTTO_SRV_E_NOT_FOUND
+ * when the account has none. The bytes are unverified: the caller checks
+ * them with sotto_devlist_parse against the account key it trusts. */
+int sotto_net_devlist_get(struct sotto_net *c, const char *username, uint8_t *buf, size_t cap, size_t *len);
 /* UNREGISTER (device 1): the account, its devices, keys and queues are
  * deleted on the server; the name is held for the server's quarantine. */
 int sotto_net_unregister(struct sotto_net *c);

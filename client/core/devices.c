@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* devices.c: signed device lists in the client (devices.h,
+ * docs/multi-device.md): publishing our own, checking a contact's. */
+#include "devices.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sotto/devlist.h>
+
+#include "account.h"
+#include "conn.h"
+#include "net.h"
+#include "record.h"
+
+#define DEVLIST_REC_VERSION 1
+/* A contact's list verified on this connection is not fetched again for
+ * this long: one round trip per contact and half-minute instead of one
+ * per message (a rollback on a long-lived connection is seen at most this
+ * much later). */
+#define DEVICES_RECHECK_MS 30000
+
+static int seen_recently(struct sc_client *c, const struct conn *k, const char *user, const uint8_t key[32]) {
+  size_t i;
+  int64_t now = sc_monotonic_ms();
+  for (i = 0; i < sizeof c->dl_seen / sizeof c->dl_seen[0]; i++)
+    if (c->dl_seen[i].net == (const void *)k->net && strcmp(c->dl_seen[i].user, user) == 0 &&
+        sodium_memcmp(c->dl_seen[i].key, key, 32) == 0 && now - c->dl_seen[i].at_ms < DEVICES_RECHECK_MS)
+      return 1;
+  return 0;
+}
+
+static void seen_now(struct sc_client *c, const struct conn *k, const char *user, const uint8_t key[32]) {
+  unsigned i = c->dl_next++ % (unsigned)(sizeof c->dl_seen / sizeof c->dl_seen[0]);
+  c->dl_seen[i].net = k->net;
+  snprintf(c->dl_seen[i].user, sizeof c->dl_seen[i].user, "%s", user);
+  memcpy(c->dl_seen[i].key, key, 32);
+  c->dl_seen[i].at_ms = sc_monotonic_ms();
+}
+
+/* "devlist/NAME": u8 record version, str16 list bytes. 1 and *l (verified
+ * again: the store is ours, but a list is only ever used verified), 0 none. */
+static int rec_load(struct sc_client *c, const char *name, struct sotto_devlist *l) {
+  char rn[64];
+  uint8_t *v = NULL, ver = 0;
+  const uint8_t *p = NULL;
+  size_t n = 0, pl = 0;
+  struct rec_rd r;
+  int rc;
+  snprintf(rn, sizeof rn, "devlist/%s", name);
+  if ((rc = store_get(c->st, rn, &v, &n)) <= 0) return rc;
+  rec_rd_init(&r, v, n);
+  rec_get_u8(&r, &ver);
+  rec_get_str16(&r, &p, &pl, SOTTO_DEVLIST_MAX_LEN);
+  rc = rec_rd_end(&r) || ver != DEVLIST_REC_VERSION || sotto_devlist_parse(l, p, pl) != 0 ? STORE_E_CORRUPT : 1;
+  store_free_value(v, n);
+  return rc;
+}
+
+static int rec_save(struct sc_client *c, const char *name, const uint8_t *list, size_t len) {
+  struct rec_wr w;
+  char rn[64];
+  int rc;
+  snprintf(rn, sizeof rn, "devlist/%s", name);
+  rec_wr_init(&w, 8 + len);
+  rec_put_u8(&w, DEVLIST_REC_VERSION);
+  rec_put_str16(&w, list, len);
+  rc = rec_wr_ok(&w) ? STORE_E_IO : store_put(c->st, rn, w.p, w.len);
+  rec_wr_free(&w);
+  return rc;
+}
+
+/* "added device 2 'laptop' on 2026-12-03; removed device 3" into out. */
+static size_t describe(char *out, size_t cap, const struct sotto_devlist *old, const struct sotto_devlist *now) {
+  size_t len = 0, changes = 0;
+  unsigned i;
+  out[0] = '\0';
+  for (i = 0; i < now->n; i++) {
+    const struct sotto_devlist_entry *e = &now->dev[i];
+    int j = old ? sotto_devlist_find(old, e->device_id) : -1;
+    char day[16] = "?";
+    time_t t = (time_t)(e->added_at_ms / 1000);
+    struct tm tm;
+    if (j >= 0 && sodium_memcmp(old->dev[j].device_key, e->device_key, SOTTO_PUBKEY_LEN) == 0) continue;
+    if (gmtime_r(&t, &tm)) strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    if (len < cap)
+      len += (size_t)snprintf(out + len, cap - len, "%sadded device %u '%s' on %s", changes ? "; " : "",
+                              e->device_id, e->name, day);
+    changes++;
+  }
+  for (i = 0; old && i < old->n; i++) {
+    int j = sotto_devlist_find(now, old->dev[i].device_id);
+    if (j >= 0 && sodium_memcmp(now->dev[j].device_key, old->dev[i].device_key, SOTTO_PUBKEY_LEN) == 0) continue;
+    if (len < cap)
+      len += (size_t)snprintf(out + len, cap - len, "%sremoved device %u '%s'", changes ? "; " : "",
+                              old->dev[i].device_id, old->dev[i].name);
+    changes++;
+  }
+  return changes;
+}
+
+static void list_event(struct sc_client *c, const char *peer, uint32_t version, const char *detail, int error) {
+  struct sc_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.kind = SC_EV_DEVICE_LIST;
+  ev.peer = peer;
+  ev.count = version;
+  ev.error = error;
+  ev.detail = detail;
+  ev.timestamp_ms = sc_now_ms();
+  sc__emit(c, &ev);
+}
+
+/* Our list, version `version`, with device 1 (this device, the account key)
+ * alone: what device 1 signs until linking exists. */
+static int make_own(struct sc_client *c, uint32_t version, uint8_t *out, size_t *len) {
+  struct sotto_devlist *l = calloc(1, sizeof *l);
+  int rc;
+  if (!l) return SC_ERR_NOMEM;
+  snprintf(l->username, sizeof l->username, "%s", c->acct->username);
+  memcpy(l->account_key, c->acct->id.pub, SOTTO_PUBKEY_LEN);
+  l->version = version;
+  l->n = 1;
+  l->dev[0].device_id = 1;
+  memcpy(l->dev[0].device_key, c->acct->id.pub, SOTTO_PUBKEY_LEN);
+  snprintf(l->dev[0].name, sizeof l->dev[0].name, "primary");
+  l->dev[0].added_at_ms = (uint64_t)sc_now_ms();
+  rc = sotto_devlist_member_sign(l->dev[0].member_sig, c->acct->id.priv, l->username, l->account_key, 1);
+  if (rc == 0) rc = sotto_devlist_sign(l, c->acct->id.priv, out, SOTTO_DEVLIST_MAX_LEN, len);
+  free(l);
+  return rc ? SC_ERR_INTERNAL : 0;
+}
+
+/* The version field of a list's bytes, whether it verifies or not (0 if
+ * the bytes are too short): a new list must be above what the server holds. */
+static uint32_t raw_version(const uint8_t *b, size_t len) {
+  size_t off;
+  if (len < 2) return 0;
+  off = 2 + (size_t)b[1] + SOTTO_PUBKEY_LEN;
+  if (off + 4 > len) return 0;
+  return (uint32_t)b[off] << 24 | (uint32_t)b[off + 1] << 16 | (uint32_t)b[off + 2] << 8 | b[off + 3];
+}
+
+int devices_publish(struct sc_client *c, struct conn *k) {
+  struct sotto_devlist *mine = calloc(1, sizeof *mine), *srv = calloc(1, sizeof *srv);
+  uint8_t *buf = malloc(SOTTO_SRV_MAX_DEVLIST), *own = malloc(SOTTO_DEVLIST_MAX_LEN);
+  char me[SC_USER_MAX + 1]; /* sc__begin reloads the account: a copy */
+  size_t len = 0, olen = 0;
+  uint32_t next = 1, sv = 0;
+  int rc, had, got, ret = 0;
+  char why[160] = "";
+  snprintf(me, sizeof me, "%s", c->acct->username);
+  if (!mine || !srv || !buf || !own) {
+    ret = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  if ((had = rec_load(c, me, mine)) < 0) {
+    ret = sc__store_error(c, had);
+    goto out;
+  }
+  rc = sotto_net_devlist_get(k->net, me, buf, SOTTO_SRV_MAX_DEVLIST, &len);
+  if (rc != 0 && rc != SOTTO_SRV_E_NOT_FOUND) {
+    ret = conn_error(c, k, rc, "reading this account's device list", NULL);
+    goto out;
+  }
+  got = rc == 0;
+  if (got) sv = raw_version(buf, len);
+  if (got && sotto_devlist_parse(srv, buf, len) != 0) {
+    snprintf(why, sizeof why, "the server's copy of your device list does not verify (version %u)", sv);
+  } else if (got && (strcmp(srv->username, me) != 0 ||
+                     sodium_memcmp(srv->account_key, c->acct->id.pub, SOTTO_PUBKEY_LEN) != 0)) {
+    snprintf(why, sizeof why, "the server's device list for you is not signed by your account key");
+  } else if (got && had == 1 && srv->version < mine->version) {
+    snprintf(why, sizeof why, "the server serves an older device list of yours (version %u; you made %u)",
+             srv->version, mine->version);
+  } else if (got) {
+    /* Ours, as we left it, or newer (a restored copy of this device made
+     * it): recorded. */
+    if (had == 1 && srv->version == mine->version) goto out;
+    if ((rc = sc__begin(c)) != 0 || (rc = rec_save(c, me, buf, len)) != 0 || (rc = store_commit(c->st)) != 0) {
+      store_rollback(c->st);
+      ret = sc__store_error(c, rc);
+    }
+    goto out;
+  } else if (had == 1) {
+    snprintf(why, sizeof why, "the server no longer has your device list (you made version %u)", mine->version);
+  }
+  if (why[0]) list_event(c, "", had == 1 ? mine->version : 0, why, SC_ERR_DEVLIST_ROLLBACK);
+  if (c->acct->device_id != 1) goto out; /* only the account key signs */
+  if (had == 1 && mine->version >= next) next = mine->version + 1;
+  if (sv >= next && sv < UINT32_MAX) next = sv + 1;
+  if ((rc = make_own(c, next, own, &olen)) != 0) {
+    ret = sc__fail(c, rc, "cannot sign this account's device list");
+    goto out;
+  }
+  if ((rc = sotto_net_devlist_put(k->net, own, olen)) != 0) {
+    ret = conn_error(c, k, rc, "publishing this account's signed device list", NULL);
+    goto out;
+  }
+  if ((rc = sc__begin(c)) != 0 || (rc = rec_save(c, me, own, olen)) != 0 || (rc = store_commit(c->st)) != 0) {
+    store_rollback(c->st);
+    ret = sc__store_error(c, rc);
+  }
+out:
+  free(mine);
+  free(srv);
+  free(buf);
+  free(own);
+  return ret;
+}
+
+int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, const uint8_t key[SOTTO_PUBKEY_LEN]) {
+  struct sotto_devlist *old = calloc(1, sizeof *old), *now = calloc(1, sizeof *now);
+  uint8_t *buf = malloc(SOTTO_SRV_MAX_DEVLIST);
+  char detail[768];
+  size_t len = 0;
+  int rc, had, ret = 0;
+  if (!old || !now || !buf) {
+    ret = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  if (seen_recently(c, k, user, key)) goto out;
+  if ((had = rec_load(c, user, old)) < 0) {
+    ret = sc__store_error(c, had);
+    goto out;
+  }
+  /* A list under another account key than the one we send to is not this
+   * key's history: the identity change is decided elsewhere (deliver.c). */
+  if (had == 1 && sodium_memcmp(old->account_key, key, SOTTO_PUBKEY_LEN) != 0) had = 0;
+  rc = sotto_net_devlist_get(k->net, user, buf, SOTTO_SRV_MAX_DEVLIST, &len);
+  if (rc == SOTTO_SRV_E_NOT_FOUND) {
+    uint32_t ids[SOTTO_SRV_MAX_DEVICES];
+    size_t n = 0;
+    /* No list because no account (deleted): said as such, not as a rollback. */
+    if (had == 1 && (rc = sotto_net_devices(k->net, user, ids, SOTTO_SRV_MAX_DEVICES, &n)) != 0) {
+      ret = conn_error(c, k, rc, "reading a contact's devices", user);
+      goto out;
+    }
+    if (had == 1)
+      ret = sc__fail(c, SC_ERR_DEVLIST_ROLLBACK,
+                     "the server no longer shows %s's signed device list (you saw version %u): nothing was sent; "
+                     "the server may be hiding or replacing their devices",
+                     user, old->version);
+    if (ret == 0) seen_now(c, k, user, key);
+    goto out; /* an account of before signed device lists */
+  }
+  if (rc != 0) {
+    ret = conn_error(c, k, rc, "reading a contact's device list", user);
+    goto out;
+  }
+  if ((rc = sotto_devlist_parse(now, buf, len)) != 0 || strcmp(now->username, user) != 0) {
+    ret = sc__fail(c, SC_ERR_DEVLIST_INVALID,
+                   "%s's device list on the server does not verify (%s): nothing was sent; a device their own "
+                   "devices did not sign never receives a message (the server may be adding one)",
+                   user, rc ? sotto_strerror(rc) : "it names another account");
+    list_event(c, user, 0, "a device list that does not verify was refused", SC_ERR_DEVLIST_INVALID);
+    goto out;
+  }
+  /* A valid list under another account key than the one this message goes
+   * to: the key we send to was accepted by the user (trust, verify) and the
+   * identity decision is deliver.c's; this list is not that key's history.
+   * The single-device send path goes to device 1 of the session's key
+   * only, so nothing reaches a device of that list. */
+  if (sodium_memcmp(now->account_key, key, SOTTO_PUBKEY_LEN) != 0) {
+    seen_now(c, k, user, key);
+    goto out;
+  }
+  if (had == 1 && now->version < old->version) {
+    ret = sc__fail(c, SC_ERR_DEVLIST_ROLLBACK,
+                   "the server serves an older device list of %s (version %u, you saw %u): nothing was sent; the "
+                   "server may be rolling back a removal",
+                   user, now->version, old->version);
+    goto out;
+  }
+  if (had == 1 && now->version == old->version) {
+    if (sodium_memcmp(now->sig, old->sig, SOTTO_SIGNATURE_LEN) != 0 && (now->n != old->n ||
+        describe(detail, sizeof detail, old, now) != 0)) {
+      /* Two different lists under one version can only come from the
+       * account key's holder; shown, the newer copy is not taken. */
+      ret = sc__fail(c, SC_ERR_DEVLIST_ROLLBACK,
+                     "%s's account key signed two different device lists as version %u: nothing was sent", user,
+                     now->version);
+    }
+    if (ret == 0) seen_now(c, k, user, key);
+    goto out;
+  }
+  if ((rc = sc__begin(c)) != 0 || (rc = rec_save(c, user, buf, len)) != 0 || (rc = store_commit(c->st)) != 0) {
+    store_rollback(c->st);
+    ret = sc__store_error(c, rc);
+    goto out;
+  }
+  if (had == 1 && describe(detail, sizeof detail, old, now) > 0) list_event(c, user, now->version, detail, 0);
+  else if (had != 1 && now->n > 1 && describe(detail, sizeof detail, NULL, now) > 0)
+    list_event(c, user, now->version, detail, 0);
+  seen_now(c, k, user, key);
+out:
+  free(old);
+  free(now);
+  free(buf);
+  return ret;
+}

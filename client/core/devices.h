@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* devices.h: signed device lists in the client (docs/multi-device.md).
+ *
+ * Record "devlist/NAME" (NAME = a contact, or our own username): the last
+ * signed device list of that account we verified, as its bytes (format
+ * sotto/devlist.h), so that an older version (a rollback) is refused and a
+ * change is shown. */
+#ifndef SOTTO_CLIENT_DEVICES_H
+#define SOTTO_CLIENT_DEVICES_H
+
+#include <stdint.h>
+
+#include <sotto/limits.h>
+
+#include "core.h"
+
+/* At connection (conn.c), device 1: makes sure the server holds the list
+ * this device signed (version 1 with device 1 alone the first time), and
+ * says so (SC_EV_DEVICE_LIST, peer "") when the server's copy was missing,
+ * older or not signed by us, then uploads a newer one. Other devices: only
+ * check and record. 0 or an SC_ERR_* (the connection is then not used). */
+int devices_publish(struct sc_client *c, struct conn *k);
+
+/* Before a message goes to user, whose identity (account) key is key: the
+ * server's copy of user's signed device list must verify against key, name
+ * user, and not be older than the one seen before; a newer one is recorded
+ * and its changes shown (SC_EV_DEVICE_LIST). An account without a list (a
+ * client of before protocol version 2) passes, unless we saw a list of it
+ * before (then it is a rollback). 0, or the recorded SC_ERR_DEVLIST_INVALID
+ * / SC_ERR_DEVLIST_ROLLBACK (nothing may be sent), or a connection error. */
+int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, const uint8_t key[SOTTO_PUBKEY_LEN]);
+
+#endif
