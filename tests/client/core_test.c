@@ -1112,6 +1112,8 @@ static void test_convo(void) {
   sotto_session_free(alice.s);
   account_free(alice.acct);
   sc_client_free(bob);
+}
+
 /* ---- the key-transparency record (kt.c) -------------------------------------- */
 
 static void test_kt_record(void) {
