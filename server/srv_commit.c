@@ -24,6 +24,7 @@ size_t sotto__srv_op_cost(uint8_t type, size_t len) {
                 : type == SOTTO_SRV_KT_SEARCH || type == SOTTO_SRV_KT_CONSISTENCY ? SOTTO_SRV_KT_HEAD_LEN + 4 +
                                                                                         SOTTO_SRV_KT_MAX_PROOF
                 : type == SOTTO_SRV_KT_HEAD ? SOTTO_SRV_KT_HEAD_LEN + 1
+                : type == SOTTO_SRV_BLOB_GET ? SOTTO_SRV_BLOB_MAX_CHUNK
                                             : 0);
 }
 
@@ -210,6 +211,7 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
   if (rc == 0 && b->expire)
     rc = sotto__srv_expire_run(s, sotto__srv_now_ms() - queue_age_ms(s->cfg), &b->deleted, &b->notices,
                                &b->notice_max_id);
+  if (rc == 0 && b->expire) rc = sotto__srv_blob_expire(s, sotto__srv_now_ms(), NULL);
   if (rc == 0) rc = sotto__srv_kt_batch(s, b); /* the log entry in the same transaction (srv_kt.c) */
   if (rc == 0) rc = ops->commit(st);
   if (rc != 0) ops->rollback(st);

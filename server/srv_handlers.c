@@ -665,6 +665,19 @@ static const struct srv_handler handlers[] = {
     {SOTTO_SRV_KT_CONSISTENCY, H_UNAUTH | H_AUTHED, parse_kt_consistency, admit_kt, sotto__srv_kt_exec, answer_kt,
      NULL},
     {SOTTO_SRV_KT_UPDATES, H_UNAUTH | H_AUTHED, parse_kt_updates, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
+    /* attachments (srv_blob.c): the OK payload is made by exec, like KT's */
+    {SOTTO_SRV_BLOB_CREATE, H_AUTHED | H_STORES | H_TOO_LARGE, sotto__srv_blob_parse, sotto__srv_blob_admit,
+     sotto__srv_blob_exec, answer_kt, NULL},
+    {SOTTO_SRV_BLOB_PUT, H_AUTHED | H_STORES | H_TOO_LARGE, sotto__srv_blob_parse, sotto__srv_blob_admit,
+     sotto__srv_blob_exec, answer_kt, NULL},
+    {SOTTO_SRV_BLOB_STAT, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, answer_kt,
+     NULL},
+    {SOTTO_SRV_BLOB_COMMIT, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec,
+     answer_kt, NULL},
+    {SOTTO_SRV_BLOB_GET, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, answer_kt,
+     NULL},
+    {SOTTO_SRV_BLOB_DONE, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, answer_kt,
+     NULL},
 };
 
 static const struct srv_handler *handler_for(uint8_t type) {
