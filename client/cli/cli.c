@@ -236,6 +236,12 @@ static void add_fields(cJSON *o, const struct sc_event *ev) {
   if (ev->detail[0]) cJSON_AddStringToObject(o, "detail", ev->detail);
   if (ev->kind == SC_EV_HELD && ev->reason == SC_R_HELD_TEXT) add_text(o, "text", ev);
   if (ev->kind == SC_EV_NOTICE && ev->text_len) add_text(o, "text", ev);
+  if (ev->kind == SC_EV_ATTACHMENT) {
+    cJSON_AddStringToObject(o, "direction", ev->reason == SC_R_BY_US ? "sent" : "received");
+    cJSON_AddNumberToObject(o, "size", (double)ev->count);
+    if (ev->total) cJSON_AddStringToObject(o, "error", sc_error_name(-(int)ev->total));
+    if (ev->text_len) add_text(o, "text", ev);
+  }
   if (ev->kind == SC_EV_DELIVERY) {
     cJSON_AddStringToObject(o, "state", sc_state_name(ev->state));
     if (ev->server_id) cJSON_AddNumberToObject(o, "id", (double)ev->server_id);
@@ -349,6 +355,7 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_SESSION_RESET:
     case SC_EV_GAP:
     case SC_EV_GAP_FILLED:
+    case SC_EV_ATTACHMENT:
       cli_show_event(c, ev);
       return;
     case SC_EV_DELIVERY:

@@ -51,6 +51,7 @@ struct cli_cmd {
 extern const struct cli_cmd cmd_init, cmd_register, cmd_send, cmd_receive, cmd_safety_number, cmd_verify, cmd_trust,
     cmd_group, cmd_contacts, cmd_groups, cmd_history, cmd_device, cmd_rotate_secret, cmd_backup, cmd_restore,
     cmd_passphrase, cmd_unregister, cmd_recovery_code, cmd_server, cmd_session, cmd_config;
+extern const struct cli_cmd cmd_attachments; /* cmd_attach.c */
 /* The long-running front ends (cmd_front.c: client/daemon, client/chat). */
 extern const struct cli_cmd cmd_daemon, cmd_jsonrpc, cmd_chat;
 

@@ -13,6 +13,8 @@
  *                 | n x u64 timestamp                         (pairwise)
  *   RETRY         u64 server id | u64 server timestamp        (pairwise)
  *   SESSION_RESET (no fields)                                 (pairwise)
+ *   ATTACHMENT    blob id[16] | key[32] | digest[32] | u64 size | u32 chunk
+ *                 | u8 flags | str16 type | str16 name | str16 text   (pairwise)
  *
  * RECEIPT names the sender's content timestamps of the texts it confirms;
  * RETRY names the envelope that could not be decrypted by the id and time
@@ -43,8 +45,14 @@ enum {
   CONTENT_SENDER_KEY = 4,
   CONTENT_RECEIPT = 5,
   CONTENT_RETRY = 6,
-  CONTENT_SESSION_RESET = 7
+  CONTENT_SESSION_RESET = 7,
+  CONTENT_ATTACHMENT = 10 /* attach.c: a file's pointer (docs/client.md "Attachments") */
 };
+#define ATTACH_ID_LEN 16
+#define ATTACH_KEY_LEN 32
+#define ATTACH_DIGEST_LEN 32
+#define ATTACH_CHUNK (64 * 1024) /* plaintext bytes per encrypted chunk (the only value accepted) */
+#define ATTACH_FLAG_LONG_TEXT 0x01 /* the file is a text too long for one message: shown as text */
 enum { RECEIPT_DELIVERED = 1, RECEIPT_READ = 2 };
 #define CONTENT_MAX_RECEIPTS 64
 
@@ -65,6 +73,15 @@ struct content {
   size_t n_receipts;
   uint64_t receipts[CONTENT_MAX_RECEIPTS];
   uint64_t retry_server_id, retry_server_ts; /* RETRY */
+  /* ATTACHMENT (text, text_len: the caption) */
+  const uint8_t *att_id, *att_key, *att_digest;
+  uint64_t att_size; /* plaintext bytes, <= SC_ATTACH_MAX_SIZE */
+  uint32_t att_chunk;
+  uint8_t att_flags;
+  const uint8_t *att_type; /* printable ASCII, <= SC_ATTACH_TYPE_MAX */
+  size_t att_type_len;
+  const uint8_t *att_name; /* 1..SC_ATTACH_NAME_MAX raw bytes: cleaned before any use (attach.c) */
+  size_t att_name_len;
 };
 
 /* Appends the encoding of c (with padding) to w. 0 or -1. */

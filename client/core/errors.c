@@ -105,6 +105,20 @@ static const struct sc_err_row rows[] = {
     {SC_ERR_BACKUP_FORMAT, "bad_backup", "not a sotto backup file, or a damaged one", "check the file name"},
     {SC_ERR_QUARANTINED, "username_quarantined", "the username was unregistered and is held for a while",
      "wait for the quarantine to end, or choose another name"},
+    /* attachments */
+    {SC_ERR_ATTACH_QUOTA, "attachment_quota", "the server's attachment quota of this account is used up",
+     "wait until your recipients fetched what you sent (or it expired), then try again"},
+    {SC_ERR_ATTACH_GONE, "attachment_gone",
+     "the attachment is no longer on the server (it expired, or every recipient fetched it)",
+     "ask the sender to send it again"},
+    {SC_ERR_ATTACH_TAMPERED, "attachment_tampered",
+     "the attachment's bytes do not match what the sender sent (altered on the server or on the way); nothing was "
+     "saved",
+     "ask the sender to send it again; if it keeps happening, the server is not to be trusted"},
+    {SC_ERR_DISK_FULL, "disk_full", "no room left on the disk", "free some space and try again"},
+    {SC_ERR_ATTACH_TOO_LARGE, "attachment_too_large", "the file is larger than the server accepts",
+     "send a smaller file (sotto takes up to 4 GiB; the server may take less)"},
+    {SC_ERR_FILE, "file", "the file cannot be read or written", "check the path and its permissions"},
 };
 
 static const struct sc_err_row *find(int err) {

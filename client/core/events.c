@@ -66,6 +66,7 @@ const char *sc_event_name(int kind) {
     case SC_EV_DELIVERY: return "delivery";
     case SC_EV_GAP: return "gap";
     case SC_EV_GAP_FILLED: return "gap_filled";
+    case SC_EV_ATTACHMENT: return "attachment";
     default: return "unknown";
   }
 }
@@ -326,6 +327,15 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
         put(&o, "a message from %s is missing (it may arrive later)", p);
       break;
     case SC_EV_GAP_FILLED: put(&o, "the missing message from %s arrived", p); break;
+    case SC_EV_ATTACHMENT:
+      if (ev->reason == SC_R_BY_US)
+        put(&o, "file %s (%llu bytes) sent to %s", ev->detail, (unsigned long long)ev->count, p);
+      else if (ev->total)
+        put(&o, "file %s from %s could not be saved: %s", ev->detail, p, sc_error_message(-(int)ev->total));
+      else
+        put(&o, "file from %s saved as downloads/%s (%llu bytes)", p, ev->detail, (unsigned long long)ev->count);
+      if (ev->text_len) put(&o, ": %.*s", (int)ev->text_len, ev->text);
+      break;
     default: put(&o, "unknown event %d", ev->kind);
   }
   return o.len;
