@@ -210,6 +210,10 @@ static int exec_stat(struct srv *s, struct op *o) {
   st.size = (uint64_t)b.size;
   st.stored = (uint64_t)sb.st_size < st.size ? (uint64_t)sb.st_size : st.size;
   st.committed = (uint8_t)(b.committed != 0);
+  /* A client asks where an upload stands after a dropped connection (sizes only). */
+  if (!st.committed)
+    sotto__srv_log(1, "blob_resume", "stored=%llu size=%llu", (unsigned long long)st.stored,
+                   (unsigned long long)st.size);
   if (!out_alloc(o, 17)) return SOTTO_ERR_NOMEM;
   sotto__wr_init(&w, o->kt_out, 17);
   sotto__srv_put_blob_stat(&w, &st);
