@@ -4,7 +4,8 @@
  * prints is by construction all there is: account creation day, devices
  * (id, created, last seen as a day, epoch), public key material, every
  * queued envelope (sender, sender's device, type, time, size: never its
- * bytes) and what this account's own envelopes weigh in others' queues. */
+ * bytes), what this account's own envelopes weigh in others' queues, and
+ * the attachments it uploaded (size and times: never their bytes or ids). */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -104,6 +105,21 @@ static int dev_cb(void *ctx, const struct sotto_store_device *d, const struct so
   return 0;
 }
 
+/* Attachments (srv_blob.c): sizes and times only; the bytes are ciphertext
+ * the server cannot read, and the id is left out (it is the capability to
+ * fetch them). */
+static int blob_cb(void *ctx, const struct sotto_store_blob *b) {
+  struct req_ctx *r = ctx;
+  char c[32], e[32];
+  time_str(c, b->created_ms);
+  time_str(e, b->expires_ms);
+  fprintf(r->out, "%s\n    {\"bytes\": %lld, \"created\": \"%s\", \"expires\": \"%s\", \"complete\": %s,"
+                  " \"fetches_left\": %lld}",
+          r->first ? "" : ",", (long long)b->size, c, e, b->committed ? "true" : "false", (long long)b->fetches_left);
+  r->first = 0;
+  return 0;
+}
+
 int sotto_srv_requisition(const char *store_url, const char *username, FILE *out) {
   struct sotto_store st;
   struct sotto_store_account a;
@@ -152,6 +168,10 @@ int sotto_srv_requisition(const char *store_url, const char *username, FILE *out
       fprintf(out, "null,");
     }
   }
+  fprintf(out, "\n  \"attachments\": [");
+  r.first = 1;
+  if (rc == 0 && st.ops->blob_iter(st.impl, a.account_id, blob_cb, &r) != 0) rc = 2;
+  fprintf(out, "%s],", r.first ? "" : "\n  ");
   fprintf(out, "\n  \"not_stored\": [\"message contents after acknowledgement\", \"IP addresses\","
                " \"contact lists\", \"delivery history\", \"recipients of acknowledged messages\"]\n}\n");
   st.ops->close(st.impl);
