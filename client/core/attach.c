@@ -48,7 +48,7 @@
 #define ATTACH_CCHUNK (ATTACH_CHUNK + ATTACH_TAG) /* ciphertext bytes of a whole chunk */
 #define ATTACH_PUT_CHUNKS 2                       /* chunks in one PUT or GET */
 #define ATTACH_UNIT (ATTACH_PUT_CHUNKS * ATTACH_CCHUNK)
-#define ATTACH_WINDOW 4   /* PUTs or GETs in flight */
+#define ATTACH_WINDOW 8   /* PUTs or GETs in flight */
 #define ATTACH_RETRIES 6  /* reconnections for one transfer */
 #define ATTACH_WAIT_MS 30000
 #define ATTACH_PENDING "attach.pending/"
