@@ -10,7 +10,7 @@
  *                checks and decryption, the write to HOME/downloads, DONE
  *
  * The floor moves the same ciphertext bytes in the same frames (PUTs and GETs
- * of two 64 KiB chunks, four in flight) over one TLS connection to
+ * of three 64 KiB chunks, eight in flight) over one TLS connection to
  * relay_floor, which answers them without storing, encrypting or checking
  * anything. MB/s = the file's bytes (10^6) per second of wall time. The
  * client is sotto-test (the same sources with test hooks) with the fast
@@ -37,8 +37,8 @@
 #endif
 
 #define CHUNK (64 * 1024 + 16)
-#define UNIT (2 * CHUNK)
-#define WINDOW 4
+#define UNIT (3 * CHUNK)
+#define WINDOW 8
 
 static double now_s(void) {
   struct timespec ts;

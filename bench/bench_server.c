@@ -1148,7 +1148,7 @@ static void print_table(void) {
   printf("\n");
   if (g_rows & G_ATTACH)
     printf("attach: one %.0f MiB file, sotto send --file / sotto receive (whole commands) vs the same bytes\n"
-           "      through relay_floor (PUT/GET of 128 KiB, 4 in flight, best of 3)\n",
+           "      through relay_floor (PUT/GET of 192 KiB, 8 in flight, best of 3)\n",
            g_att.mib);
   if (g_rows & G_LATENCY)
     printf(

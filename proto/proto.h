@@ -367,7 +367,7 @@ void sotto__srv_put_epoch_ok(struct sotto__wr *w, uint64_t old);
 #define SOTTO_SRV_BLOB_ID_LEN 16
 #define SOTTO_SRV_BLOB_MAX_SIZE ((uint64_t)1 << 40) /* protocol cap; the server's is lower */
 #define SOTTO_SRV_BLOB_MAX_FETCHES 1024
-#define SOTTO_SRV_BLOB_MAX_CHUNK (192 * 1024) /* bytes in one PUT or GET */
+#define SOTTO_SRV_BLOB_MAX_CHUNK (240 * 1024) /* bytes in one PUT or GET */
 struct sotto_srv_blob_req {
   const uint8_t *id; /* SOTTO_SRV_BLOB_ID_LEN bytes (all but CREATE) */
   uint64_t size;     /* CREATE */

@@ -46,7 +46,7 @@
 
 #define ATTACH_TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define ATTACH_CCHUNK (ATTACH_CHUNK + ATTACH_TAG) /* ciphertext bytes of a whole chunk */
-#define ATTACH_PUT_CHUNKS 2                       /* chunks in one PUT or GET */
+#define ATTACH_PUT_CHUNKS 3                       /* chunks in one PUT or GET */
 #define ATTACH_UNIT (ATTACH_PUT_CHUNKS * ATTACH_CCHUNK)
 #define ATTACH_WINDOW 8   /* PUTs or GETs in flight */
 #define ATTACH_RETRIES 6  /* reconnections for one transfer */
