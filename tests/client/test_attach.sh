@@ -119,6 +119,16 @@ check "no other file appeared" test "$(wc -l <"$T/names.ls")" -eq 8
 check "every copy has the bytes sent" sh -c "cd '$T/bob/downloads' && for f in *; do cmp -s \"\$f\" '$T/plain.txt' || exit 1; done"
 check "receive output has no escape byte" sh -c "! grep -q \"\$(printf '\\033')\" '$T/names.out'"
 
+# ---- the daemon's sendAttachment (over sotto jsonrpc) -----------------------------
+echo "sent over JSON-RPC" >"$T/rpc.txt"
+printf '%s\n' "{\"jsonrpc\":\"2.0\",\"method\":\"sendAttachment\",\"params\":{\"recipient\":\"bob\",\"path\":\"$T/rpc.txt\",\"name\":\"from-rpc.txt\",\"message\":\"via rpc\"},\"id\":1}" |
+  timeout 60 "$SOTTO" --home "$T/alice" jsonrpc >"$T/rpc.out" 2>"$T/rpc.err"
+check "sendAttachment answers with a result" grep -q '"id":1' "$T/rpc.out"
+check "... not an error" lacks "$T/rpc.out" '"error"'
+s bob receive >"$T/rpc.recv" 2>&1
+check "bob gets the file sent by the daemon method" cmp -s "$T/bob/downloads/from-rpc.txt" "$T/rpc.txt"
+check "... with its caption" contains "$T/rpc.recv" "saved as downloads/from-rpc.txt (19 bytes): via rpc"
+
 # ---- a long text goes as an attachment, shows as text ---------------------------
 yes "a long line of text for the long message test" | head -c 150000 >"$T/long.txt"
 s alice send bob - <"$T/long.txt" >"$T/long.send" 2>&1
