@@ -3,7 +3,7 @@
  * --rows attach; docs/benchmarks.md "sotto-server").
  *
  *   attach_up    MB/s of a file's bytes through `sotto send USER --file`:
- *                encryption (XChaCha20-Poly1305 chunks, SHA-256), BLOB_PUTs
+ *                encryption (XChaCha20-Poly1305 chunks, BLAKE2b digest), BLOB_PUTs
  *                over TLS to sotto-server, its writes to DATA/blobs, COMMIT
  *                and the message; the whole command, process start included
  *   attach_down  MB/s through `sotto receive` of that file: BLOB_GETs, the

@@ -8,7 +8,7 @@
  * 1 for the last chunk and 0 for the others (a cut-off file fails, reordered
  * chunks fail by their nonce). The ciphertext (size + 16 bytes a chunk) goes
  * to the server's blob store in PUTs of ATTACH_PUT_CHUNKS chunks, several in
- * flight, and its SHA-256 is computed on the way. The pointer (blob id, key,
+ * flight, and its digest (BLAKE2b-256) is computed on the way. The pointer (blob id, key,
  * digest, size, type, name) and the caption then travel in one end-to-end
  * encrypted message (content kind ATTACHMENT). Every chunk encrypts the same
  * way again, so after a dropped connection the upload goes on from the bytes
@@ -159,7 +159,10 @@ void attach_safe_name(char out[ATTACH_SAFE_MAX + 1], const uint8_t *raw, size_t 
     memmove(buf + 1, buf, n + 1);
     buf[0] = '_';
   }
-  snprintf(out, ATTACH_SAFE_MAX + 1, "%s", buf);
+  n = strlen(buf);
+  if (n > ATTACH_SAFE_MAX) n = ATTACH_SAFE_MAX; /* not reached: cut above */
+  memcpy(out, buf, n);
+  out[n] = 0;
 }
 
 const char *sc_downloads_dir(const struct sc_client *c, char *buf, size_t cap) {
@@ -324,7 +327,7 @@ struct up {
   const uint8_t *key;
   uint8_t id[ATTACH_ID_LEN];
   uint64_t csize, next, acked, hashed;
-  crypto_hash_sha256_state h;
+  crypto_generichash_blake2b_state h;
   struct inflight fl[ATTACH_WINDOW];
   int nfl;
   uint8_t *cbuf, *pbuf;
@@ -340,7 +343,7 @@ static int put_next(struct up *u) {
   /* Every ciphertext byte is hashed once, in order (a resent chunk is the
    * same bytes again). */
   if (u->next == u->hashed) {
-    crypto_hash_sha256_update(&u->h, u->cbuf, len);
+    crypto_generichash_blake2b_update(&u->h, u->cbuf, len);
     u->hashed += len;
   }
   memset(&m, 0, sizeof m);
@@ -414,7 +417,7 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, cons
   u.s = s;
   u.key = key;
   u.csize = attach_cipher_size(s->size);
-  crypto_hash_sha256_init(&u.h);
+  crypto_generichash_blake2b_init(&u.h, NULL, 0, ATTACH_DIGEST_LEN);
   cuts_load(&u.cuts);
   if (sotto_net_max_frame(k->net) < ATTACH_UNIT + SOTTO_SRV_BLOB_ID_LEN + 8 + SOTTO_SRV_BODY_HDR)
     return sc__fail(c, SC_ERR_ATTACH_TOO_LARGE,
@@ -472,7 +475,7 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, cons
     rc = blob_error(c, k, rc, "finishing the upload");
     goto out;
   }
-  crypto_hash_sha256_final(&u.h, digest);
+  crypto_generichash_blake2b_final(&u.h, digest, ATTACH_DIGEST_LEN);
   memcpy(id, u.id, ATTACH_ID_LEN);
 out:
   free(u.cbuf);
@@ -698,7 +701,7 @@ struct down {
   struct conn *k;
   const struct content *ct;
   uint64_t csize, next, done;
-  crypto_hash_sha256_state h;
+  crypto_generichash_blake2b_state h;
   struct inflight fl[ATTACH_WINDOW];
   int nfl, fd;
   uint8_t *pbuf;
@@ -728,7 +731,7 @@ enum { ATTACH_E_TAMPERED = -1000, ATTACH_E_DISK = -1001 };
 static int take(struct down *d, const uint8_t *p, size_t len) {
   uint64_t chunk = d->done / ATTACH_CCHUNK, last = n_chunks(d->ct->att_size) - 1;
   size_t off = 0;
-  crypto_hash_sha256_update(&d->h, p, len);
+  crypto_generichash_blake2b_update(&d->h, p, len);
   while (off < len) {
     size_t cn = len - off < ATTACH_CCHUNK ? len - off : ATTACH_CCHUNK, w = 0;
     uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ad = chunk == last;
@@ -795,7 +798,7 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
   d.k = k;
   d.ct = ct;
   d.csize = attach_cipher_size(ct->att_size);
-  crypto_hash_sha256_init(&d.h);
+  crypto_generichash_blake2b_init(&d.h, NULL, 0, ATTACH_DIGEST_LEN);
   cuts_load(&d.cuts);
   if ((d.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
     return sc__fail(c, errno == ENOSPC ? SC_ERR_DISK_FULL : SC_ERR_FILE, "cannot create %s: %s", tmp, strerror(errno));
@@ -835,7 +838,7 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
     d.nfl = 0;
     d.next = d.done;
   }
-  crypto_hash_sha256_final(&d.h, digest);
+  crypto_generichash_blake2b_final(&d.h, digest, ATTACH_DIGEST_LEN);
   if (sodium_memcmp(digest, ct->att_digest, ATTACH_DIGEST_LEN) != 0) {
     rc = sc__fail(c, SC_ERR_ATTACH_TAMPERED,
                   "the file's digest does not match the one its sender sent (altered): nothing was saved");
