@@ -52,6 +52,7 @@
 #define ATTACH_RETRIES 6  /* reconnections for one transfer */
 #define ATTACH_WAIT_MS 30000
 #define ATTACH_PENDING "attach.pending/"
+#define ATTACH_ANY "attach.any" /* present while a pointer may be pending: one look, not a scan */
 #define ATTACH_PENDING_MAX 256 /* pointers waiting for their download */
 #define ATTACH_SAFE_MAX 100    /* bytes of a saved file's name */
 #define ATTACH_LONG_TEXT_MAX SC_MAX_LONG_TEXT /* a long text that arrives as an attachment */
@@ -677,6 +678,7 @@ int attach_arrived(struct sc_client *c, const char *sender, const struct content
   snprintf(name, sizeof name, ATTACH_PENDING "%020llu", (unsigned long long)sid);
   rc = store_put(c->st, name, w.p, w.len);
   rec_wr_free(&w);
+  if (rc == 0) rc = store_put(c->st, ATTACH_ANY, (const uint8_t *)"\1", 1);
   if (rc == 0) c->attach_wanted = 1;
   return rc;
 }
@@ -982,6 +984,20 @@ int attach_fetch_pending(struct sc_client *c, struct conn *k) {
   int rc;
   if (!p) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
   c->attach_wanted = 0;
+  c->attach_checked = 1; /* downloads left by an earlier process are found once */
+  {
+    uint8_t *v = NULL;
+    size_t len = 0;
+    if ((rc = store_get(c->st, ATTACH_ANY, &v, &len)) < 0) {
+      free(p);
+      return sc__store_error(c, rc);
+    }
+    if (v) store_free_value(v, len);
+    if (rc == 0) { /* nothing pending: no scan of the store */
+      free(p);
+      return 0;
+    }
+  }
   if ((rc = store_scan(c->st, ATTACH_PENDING, pending_cb, p)) < 0) {
     free(p);
     return sc__store_error(c, rc);
@@ -990,6 +1006,14 @@ int attach_fetch_pending(struct sc_client *c, struct conn *k) {
     rc = fetch_one(c, k, p->names[i]);
     /* A failure that may pass (connection, disk) stops the round: the rest waits. */
     if (rc) break;
+  }
+  /* All done (and none arrived meanwhile): the marker goes. */
+  if (rc == 0 && p->n < ATTACH_PENDING_MAX) {
+    if ((rc = sc__begin(c)) == 0 && (rc = store_del(c->st, ATTACH_ANY)) == 0) rc = store_commit(c->st);
+    if (rc) {
+      store_rollback(c->st);
+      rc = sc__store_error(c, rc);
+    }
   }
   free(p);
   return rc;

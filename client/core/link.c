@@ -255,7 +255,7 @@ int sc_link_step(struct sc_client *c, int timeout_ms) {
       }
       /* Attachments that arrived are fetched before the queue counts as
        * drained, so a receive ends with them saved (attach.c). */
-      if (c->attach_wanted) {
+      if (c->attach_wanted || !c->attach_checked) {
         rc = attach_fetch_pending(c, &c->k);
         (void)inbox_flush_unshown(c);
         if (rc == SC_ERR_CONNECTION_LOST || rc == SC_ERR_TIMEOUT)
