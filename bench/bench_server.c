@@ -35,6 +35,10 @@
  *   idle     server RSS per idle authenticated TLS connection, 10,000 of them
  *   login    new connections per second: TCP + TLS handshake + HELLO + AUTH
  *            until the DRAINED marker
+ *   attach_up, attach_down
+ *            MB/s of a file through `sotto send --file` / `sotto receive`
+ *            (encryption, TLS, the blob store) next to relay_floor moving
+ *            the same bytes (bench_attach.c)
  *   bystander_p99
  *            p99 in ms of one client's DEVICES requests (one at a time, each
  *            a store request through the group commit) while one attacker
@@ -71,6 +75,7 @@
 
 #include <openssl/ssl.h>
 
+#include "bench_attach.h"
 #include "server_load.h"
 #include "wire.h"
 
@@ -116,19 +121,23 @@ static int g_smoke;
 /* Every row the program prints, in order: --smoke requires each of them. */
 static const char *const g_row_names[] = {"relay",          "latency_p50",     "latency_p99",
                                           "backlog_first10k", "backlog_last10k", "backlog_drain",
-                                          "idle",           "login",           "bystander_p99"};
+                                          "idle",           "login",           "bystander_p99",
+                                          "attach_up",      "attach_down"};
 #define N_ROW_NAMES (sizeof g_row_names / sizeof g_row_names[0])
 
 /* --rows: the row groups to measure (bits), and which group each row of
  * g_row_names belongs to. */
-enum { G_RELAY = 1, G_LATENCY = 2, G_BACKLOG = 4, G_IDLE = 8, G_LOGIN = 16, G_BYSTANDER = 32, G_ALL = 63 };
+enum { G_RELAY = 1, G_LATENCY = 2, G_BACKLOG = 4, G_IDLE = 8, G_LOGIN = 16, G_BYSTANDER = 32, G_ATTACH = 64,
+       G_ALL = 127 };
 static const struct {
   const char *name;
   int bit;
 } g_groups[] = {{"relay", G_RELAY}, {"latency", G_LATENCY}, {"backlog", G_BACKLOG},
-                {"idle", G_IDLE},   {"login", G_LOGIN},     {"bystander", G_BYSTANDER}};
+                {"idle", G_IDLE},   {"login", G_LOGIN},     {"bystander", G_BYSTANDER},
+                {"attach", G_ATTACH}};
 static const int g_row_group[N_ROW_NAMES] = {G_RELAY,   G_LATENCY, G_LATENCY, G_BACKLOG,  G_BACKLOG,
-                                             G_BACKLOG, G_IDLE,    G_LOGIN,   G_BYSTANDER};
+                                             G_BACKLOG, G_IDLE,    G_LOGIN,   G_BYSTANDER,
+                                             G_ATTACH,  G_ATTACH};
 static int g_rows = G_ALL;
 
 /* Parses --rows LIST into g_rows; -1 on an unknown or empty name. */
@@ -1086,6 +1095,7 @@ static const char *fmt_num(char buf[32], double v) {
 }
 
 static double g_secs, g_lat_rate;
+static struct attach_result g_att;
 
 static void print_table(void) {
   char a[32], b[32], c[32];
@@ -1129,7 +1139,17 @@ static void print_table(void) {
   if (g_rows & G_BYSTANDER)
     printf("%-17s %-11s %11.2f %11s %11s  %-22s %s\n", "bystander_p99", "ms", g_s.by_p99, "-", "-", "<50 ms",
            g_s.by_p99 < 50 ? "OK" : "BELOW");
+  if (g_rows & G_ATTACH) {
+    printf("%-17s %-11s %11.1f %11.1f %11.2f  %-22s %s\n", "attach_up", "MB/s", g_att.s_up, g_att.f_up,
+           g_att.s_up / g_att.f_up, ">=0.5 floor", g_att.s_up >= 0.5 * g_att.f_up ? "OK" : "BELOW");
+    printf("%-17s %-11s %11.1f %11.1f %11.2f  %-22s %s\n", "attach_down", "MB/s", g_att.s_down, g_att.f_down,
+           g_att.s_down / g_att.f_down, ">=0.5 floor", g_att.s_down >= 0.5 * g_att.f_down ? "OK" : "BELOW");
+  }
   printf("\n");
+  if (g_rows & G_ATTACH)
+    printf("attach: one %.0f MiB file, sotto send --file / sotto receive (whole commands) vs the same bytes\n"
+           "      through relay_floor (PUT/GET of 192 KiB, 8 in flight, best of 3)\n",
+           g_att.mib);
   if (g_rows & G_LATENCY)
     printf(
         "latency: open loop at %s msg/s (half the relay median) in bursts of %d, %zu / %zu envelopes (sotto "
@@ -1205,6 +1225,12 @@ static void print_json(void) {
   if (g_rows & G_IDLE) json_row("idle", "bytes/conn", g_s.idle_bytes, g_f.idle_bytes, NULL);
   if (g_rows & G_LOGIN) json_row("login", "conn/s", g_s.login, g_f.login, NULL);
   if (g_rows & G_BYSTANDER) json_row("bystander_p99", "ms", g_s.by_p99, -1, NULL);
+  if (g_rows & G_ATTACH) {
+    char mib[32];
+    snprintf(mib, sizeof mib, ",\"mib\":%.0f", g_att.mib);
+    json_row("attach_up", "MB/s", g_att.s_up, g_att.f_up, mib);
+    json_row("attach_down", "MB/s", g_att.s_down, g_att.f_down, mib);
+  }
 }
 
 /* --smoke: each row of g_row_names that --rows selected printed exactly
@@ -1257,7 +1283,7 @@ static void usage(FILE *f) {
           "               split into %d rounds\n"
           "  --window W   SENDs each sender keeps in flight in the relay and latency rows (default %d)\n"
           "  --rows LIST  only these rows, comma-separated: relay, latency, backlog, idle, login,\n"
-          "               bystander (default all; latency runs relay too), e.g. --rows relay to profile\n"
+          "               bystander, attach (default all; latency runs relay too), e.g. --rows relay to profile\n"
           "               one phase alone\n"
           "  --smoke      every row on a small scale in about %.1f s per side (CI): no figure is judged, but\n"
           "               the program fails if a row is missing or not a number\n",
@@ -1290,7 +1316,8 @@ int main(int argc, char **argv) {
        * a time, and queues 100,000 envelopes from one sender to one device */
       "--max-unauth-per-addr", "4096", "--max-unauth-per-prefix", "4096", "--max-queue-per-sender", "1000000",
       "--idle-timeout", "3600", "--register-prefix-rate", "1e9", "--register-prefix-burst", "1e9",
-      "--register-global-rate", "1e9", "--register-global-burst", "1e9", NULL};
+      "--register-global-rate", "1e9", "--register-global-burst", "1e9", "--blob-rate", "1e9", "--blob-burst", "1e9",
+      NULL};
 
   g_secs = DEFAULT_SECONDS;
   for (i = 1; i < argc; i++) {
@@ -1326,7 +1353,7 @@ int main(int argc, char **argv) {
       if (i + 1 == argc || parse_rows(argv[i + 1]) != 0) {
         fprintf(stderr,
                 "bench_server: --rows wants a comma-separated list of relay, latency, backlog, idle, login, "
-                "bystander, got '%s'\n",
+                "bystander, attach, got '%s'\n",
                 i + 1 == argc ? "" : argv[i + 1]);
         return 2;
       }
@@ -1439,6 +1466,11 @@ int main(int argc, char **argv) {
   if (g_rows & G_BYSTANDER) {
     progress(prog, "bystander");
     row_bystander(&g_s, g_secs);
+  }
+
+  if (g_rows & G_ATTACH) {
+    progress(prog, "attach");
+    bench_attach(g_srv.port, g_floor.port, g_floor.fp, g_smoke, &g_att);
   }
 
   lg_free(g_s.g);

@@ -13,6 +13,10 @@
  * to the sender, ACK and PING answered OK. Nothing is stored, nothing is
  * rate limited, no limit is checked beyond the frame length: this is the
  * floor, the cost of TLS, framing and one epoll thread and nothing else.
+ * For the attachment rows (attach_up, attach_down) it answers the BLOB_*
+ * requests the same way: a PUT is answered with the bytes "stored" and
+ * dropped, a GET with as many zero bytes as asked: the bytes move, nothing
+ * is kept, encrypted or checked.
  *
  * Like the server it buffers everything one loop iteration writes to a
  * connection and writes it with one SSL_write at the end of the iteration,
@@ -308,8 +312,33 @@ static void on_frame(struct floor *f, struct fconn *c, const uint8_t *body, size
     }
     case SOTTO_SRV_ACK:
     case SOTTO_SRV_PING:
+    case SOTTO_SRV_BLOB_COMMIT:
+    case SOTTO_SRV_BLOB_DONE:
       put_frame(f, c, SOTTO_SRV_OK, fr.req_id, NULL, 0);
       return;
+    case SOTTO_SRV_BLOB_CREATE:
+    case SOTTO_SRV_BLOB_PUT:
+    case SOTTO_SRV_BLOB_GET: {
+      static const uint8_t zeros[SOTTO_SRV_BLOB_MAX_CHUNK];
+      struct sotto_srv_blob_req m;
+      uint8_t b[24];
+      struct sotto__wr wr;
+      if (sotto__srv_parse_blob_req(fr.type, fr.p, fr.len, &m) != 0) {
+        drop(f, c);
+        return;
+      }
+      sotto__wr_init(&wr, b, sizeof b);
+      if (fr.type == SOTTO_SRV_BLOB_CREATE) {
+        sotto__srv_put_blob_created(&wr, zeros, 0);
+      } else if (fr.type == SOTTO_SRV_BLOB_PUT) {
+        sotto__wr_u64be(&wr, m.offset + m.data_len);
+      } else {
+        put_frame(f, c, SOTTO_SRV_OK, fr.req_id, zeros, m.max);
+        return;
+      }
+      put_frame(f, c, SOTTO_SRV_OK, fr.req_id, b, wr.len);
+      return;
+    }
     default:
       put_err(f, c, fr.req_id, SOTTO_SRV_E_STATE);
       return;

@@ -7,12 +7,15 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/server/CMakeLists.txt AND TARGET PkgConfig::SSL AN
   add_executable(relay_floor ${CMAKE_CURRENT_LIST_DIR}/relay_floor.c)
   target_link_libraries(relay_floor PRIVATE sotto_server_core sotto_wire)
 
-  add_executable(bench_server ${CMAKE_CURRENT_LIST_DIR}/bench_server.c ${CMAKE_CURRENT_LIST_DIR}/server_load.c)
-  target_link_libraries(bench_server PRIVATE sotto_proto sotto_wire sotto PkgConfig::SSL PkgConfig::CRYPTO
+  add_executable(bench_server ${CMAKE_CURRENT_LIST_DIR}/bench_server.c ${CMAKE_CURRENT_LIST_DIR}/server_load.c
+                              ${CMAKE_CURRENT_LIST_DIR}/bench_attach.c)
+  target_link_libraries(bench_server PRIVATE sotto_net sotto_proto sotto_wire sotto PkgConfig::SSL PkgConfig::CRYPTO
                                              PkgConfig::SODIUM)
   target_compile_definitions(bench_server PRIVATE SOTTO_SERVER_BIN="$<TARGET_FILE:sotto-server>"
-                                                  RELAY_FLOOR_BIN="$<TARGET_FILE:relay_floor>")
-  add_dependencies(bench_server sotto-server relay_floor)
+                                                  RELAY_FLOOR_BIN="$<TARGET_FILE:relay_floor>"
+                                                  SOTTO_TEST_BIN="$<TARGET_FILE:sotto-test>")
+  # attach_up / attach_down drive the client (sotto-test: the fast store KDF).
+  add_dependencies(bench_server sotto-server relay_floor sotto-test)
 endif()
 
 # bench_cluster: sotto-server --cluster with 2 or 3 nodes on one PostgreSQL and

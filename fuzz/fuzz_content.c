@@ -2,7 +2,8 @@
 /* fuzz_content.c: the content inside a decrypted pairwise message
  * (client/core/content.c), above all what a peer can send to make us act:
  * RECEIPT (a batch of timestamps), RETRY (a decryption-error request naming
- * an envelope) and SESSION_RESET. Whatever parses stays inside the bounds
+ * an envelope), SESSION_RESET and ATTACHMENT (a file's pointer: its name is
+ * what a hostile sender controls). Whatever parses stays inside the bounds
  * (at most CONTENT_MAX_RECEIPTS timestamps, a known receipt type) and
  * encodes back to bytes that parse to the same content. The conversation
  * kinds (TIMER, TEXT_EX, REACTION, EDIT, DELETE: convo.c) too: a timer
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attach.h"
 #include "content.h"
 #include "record.h"
 
@@ -32,6 +34,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         abort();
       if ((a->kind == CONTENT_TEXT_EX || a->kind == CONTENT_EDIT) && a->text_len == 0) abort();
     }
+    if (a->kind == CONTENT_ATTACHMENT &&
+        (a->att_size > SC_ATTACH_MAX_SIZE || a->att_chunk != ATTACH_CHUNK || a->att_name_len == 0 ||
+         a->att_name_len > SC_ATTACH_NAME_MAX || a->att_type_len > SC_ATTACH_TYPE_MAX || !a->att_id || !a->att_key ||
+         !a->att_digest))
+      abort();
     rec_wr_init(&w, size + CONTENT_PAD + 64);
     if (content_encode(&w, a) != 0) abort();
     if (content_decode(b, w.p, w.len) != 0) abort();
@@ -44,6 +51,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         strcmp(b->ref_author, a->ref_author) != 0 || strcmp(b->emoji, a->emoji) != 0 ||
         (a->in_group && memcmp(a->gid, b->gid, GROUP_ID_LEN) != 0))
       abort();
+    if (a->kind == CONTENT_ATTACHMENT &&
+        (b->att_size != a->att_size || b->att_flags != a->att_flags || b->att_name_len != a->att_name_len ||
+         memcmp(b->att_name, a->att_name, a->att_name_len) != 0 || b->att_type_len != a->att_type_len ||
+         memcmp(b->att_id, a->att_id, ATTACH_ID_LEN) != 0 || memcmp(b->att_key, a->att_key, ATTACH_KEY_LEN) != 0 ||
+         memcmp(b->att_digest, a->att_digest, ATTACH_DIGEST_LEN) != 0))
+      abort();
+    if (a->kind == CONTENT_ATTACHMENT) {
+      /* The name a file is saved under: one component, no control bytes, bounded. */
+      char safe[101];
+      size_t i, n;
+      attach_safe_name(safe, a->att_name, a->att_name_len);
+      n = strlen(safe);
+      if (n == 0 || n > 100 || safe[0] == '.' || safe[n - 1] == '.' || safe[n - 1] == ' ') abort();
+      for (i = 0; i < n; i++)
+        if ((uint8_t)safe[i] < 0x20 || safe[i] == 0x7f || safe[i] == '/' || safe[i] == '\\') abort();
+    }
     if (w.len % CONTENT_PAD != 0) abort();
     rec_wr_free(&w);
   }

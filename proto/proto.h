@@ -70,6 +70,13 @@ enum {
   SOTTO_SRV_SEND_MULTI = 0x22, /* one envelope to each listed device of an account, atomically (version 2) */
   SOTTO_SRV_ACK = 0x21,
   SOTTO_SRV_PING = 0x30,
+  /* attachments: the blob store (blob.c; docs/protocol-server.md, "Blobs") */
+  SOTTO_SRV_BLOB_CREATE = 0x40,
+  SOTTO_SRV_BLOB_PUT = 0x41,
+  SOTTO_SRV_BLOB_STAT = 0x42,
+  SOTTO_SRV_BLOB_COMMIT = 0x43,
+  SOTTO_SRV_BLOB_GET = 0x44,
+  SOTTO_SRV_BLOB_DONE = 0x45,
   /* server to client */
   SOTTO_SRV_OK = 0x80,
   SOTTO_SRV_ERR = 0x81,
@@ -108,6 +115,10 @@ enum {
   X(SOTTO_SRV_E_DEVICE_REMOVED, 22, "this device was removed from its account")                \
   X(SOTTO_SRV_E_STORAGE_FULL, 23, "server storage full, retry later")                          \
   X(SOTTO_SRV_E_SENDER_QUOTA, 24, "too much of your undelivered data waits on this server")              \
+  X(SOTTO_SRV_E_BLOB_QUOTA, 35, "attachment quota of this account used up, retry later")                 \
+  X(SOTTO_SRV_E_BLOB_GONE, 36, "no such attachment: expired, fetched by every recipient, or never stored")   \
+  X(SOTTO_SRV_E_BLOB_TOO_LARGE, 37, "attachment larger than this server accepts")                          \
+  X(SOTTO_SRV_E_BLOB_INCOMPLETE, 38, "attachment upload not complete")                                     \
   X(SOTTO_SRV_E_QUARANTINED, 28, "username held after its account was deleted, retry after the quarantine") \
   X(SOTTO_SRV_E_RECOVERY, 29, "recovery refused: no such account or wrong recovery code") \
   X(SOTTO_SRV_E_MISMATCHED_DEVICES, 30, "that device is not in the recipient's signed device list")    \
@@ -381,6 +392,45 @@ void sotto__srv_put_notice_body(struct sotto__wr *w, const struct sotto_srv_noti
 void sotto__srv_put_notice(struct sotto__wr *w, uint64_t id, uint64_t timestamp_ms, const uint8_t *body, size_t len);
 /* EPOCH: the server's epoch before the request. */
 void sotto__srv_put_epoch_ok(struct sotto__wr *w, uint64_t old);
+
+/* ---- blobs (attachments; blob.c, docs/protocol-server.md "Blobs") -------- */
+
+/* A blob is opaque ciphertext, uploaded in chunks at increasing offsets and
+ * read back in chunks by whoever knows its random 16-byte id:
+ *   BLOB_CREATE  u64 size | u16 fetches            -> OK id[16] | u64 expires_ms
+ *   BLOB_PUT     id[16] | u64 offset | bytes (1..)  -> OK u64 stored
+ *   BLOB_STAT    id[16]                             -> OK u64 size | u64 stored | u8 committed
+ *   BLOB_COMMIT  id[16]                             -> OK (nothing)
+ *   BLOB_GET     id[16] | u64 offset | u32 max      -> OK bytes (0..max)
+ *   BLOB_DONE    id[16]                             -> OK (nothing) */
+#define SOTTO_SRV_BLOB_ID_LEN 16
+#define SOTTO_SRV_BLOB_MAX_SIZE ((uint64_t)1 << 40) /* protocol cap; the server's is lower */
+#define SOTTO_SRV_BLOB_MAX_FETCHES 1024
+#define SOTTO_SRV_BLOB_MAX_CHUNK (240 * 1024) /* bytes in one PUT or GET */
+struct sotto_srv_blob_req {
+  const uint8_t *id; /* SOTTO_SRV_BLOB_ID_LEN bytes (all but CREATE) */
+  uint64_t size;     /* CREATE */
+  uint16_t fetches;  /* CREATE: 1..SOTTO_SRV_BLOB_MAX_FETCHES */
+  uint64_t offset;   /* PUT, GET */
+  uint32_t max;      /* GET: 1..SOTTO_SRV_BLOB_MAX_CHUNK */
+  const uint8_t *data; /* PUT: 1..SOTTO_SRV_BLOB_MAX_CHUNK bytes */
+  size_t data_len;
+};
+struct sotto_srv_blob_stat {
+  uint64_t size, stored;
+  uint8_t committed;
+};
+/* Parses the payload of request type (one of SOTTO_SRV_BLOB_*). */
+int sotto__srv_parse_blob_req(uint8_t type, const uint8_t *p, size_t len, struct sotto_srv_blob_req *m) SOTTO_WUR;
+/* Writes it (fields as type needs). */
+void sotto__srv_put_blob_req(struct sotto__wr *w, uint8_t type, const struct sotto_srv_blob_req *m);
+/* Answers. */
+int sotto__srv_parse_blob_created(const uint8_t *p, size_t len, uint8_t id[SOTTO_SRV_BLOB_ID_LEN],
+                                  uint64_t *expires_ms) SOTTO_WUR;
+int sotto__srv_parse_blob_stored(const uint8_t *p, size_t len, uint64_t *stored) SOTTO_WUR;
+int sotto__srv_parse_blob_stat(const uint8_t *p, size_t len, struct sotto_srv_blob_stat *m) SOTTO_WUR;
+void sotto__srv_put_blob_created(struct sotto__wr *w, const uint8_t id[SOTTO_SRV_BLOB_ID_LEN], uint64_t expires_ms);
+void sotto__srv_put_blob_stat(struct sotto__wr *w, const struct sotto_srv_blob_stat *m);
 
 /* ---- key transparency (docs/protocol-server.md, docs/key-transparency.md) ---- */
 

@@ -78,6 +78,18 @@ static const struct opt opts[] = {
      "ciphertext bytes waiting in all queues together (10737418240)"},
     {"max-sender-bytes", T_I64, O(max_sender_bytes), 1024, 1e15,
      "ciphertext bytes from one account waiting in all queues together (268435456)"},
+    {"blob-max-size", T_I64, O(blob_max_size), 1024, 1099511627776.0,
+     "ciphertext bytes of one attachment (4294967296 + 1048576: a 4 GiB file with its overhead) (4296015872)"},
+    {"blob-quota-bytes", T_I64, O(blob_quota_bytes), 1024, 1e15,
+     "attachment bytes one account may keep on the server at a time (8589934592)"},
+    {"blob-quota-count", T_I64, O(blob_quota_count), 1, 1e9, "attachments one account may keep on the server (1000)"},
+    {"blob-expiry-days", T_I64, O(blob_expiry_days), 1, 36500,
+     "days an attachment is kept at most, fetched or not (30)"},
+    {"blob-expiry-seconds", T_I64, O(blob_expiry_s), 0, 36500.0 * 86400,
+     "seconds an attachment is kept; if not 0, replaces blob-expiry-days (0)"},
+    {"blob-rate", T_DBL, O(blob_rate), 0.001, 1e9,
+     "attachment requests (chunks up and down) per second per account, refill rate (2000)"},
+    {"blob-burst", T_DBL, O(blob_burst), 1, 1e9, "attachment requests per account in a burst (4000)"},
     {"wal-scrub-interval", T_I64, O(wal_scrub_ms), 0, 60000,
      "ms: the WAL is truncated at most this long after envelopes were deleted; 0: after every such commit, "
      "before the ACKs are answered (costs an fsync each) (1000)"},
@@ -140,6 +152,12 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->max_queue_bytes = 100 * 1024 * 1024;
   c->max_store_bytes = (int64_t)10 * 1024 * 1024 * 1024;
   c->max_inflight = 1024;
+  c->blob_max_size = (int64_t)4 * 1024 * 1024 * 1024 + 1024 * 1024;
+  c->blob_quota_bytes = (int64_t)8 * 1024 * 1024 * 1024;
+  c->blob_quota_count = 1000;
+  c->blob_expiry_days = 30;
+  c->blob_rate = 2000;
+  c->blob_burst = 4000;
   c->disk_reserve = 8 * 1024 * 1024;
   c->wal_scrub_ms = 1000;
   c->max_sender_bytes = 256 * 1024 * 1024;

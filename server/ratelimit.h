@@ -43,7 +43,8 @@ enum {
   SOTTO_LIM_UNAUTH_ADDR,    /* address: pre-auth connections (counter) */
   SOTTO_LIM_UNAUTH_PREFIX,  /* address prefix: pre-auth connections (counter) */
   SOTTO_LIM_DEVICE_CHANGE,  /* account id: device additions, removals, secret rotations */
-  SOTTO_LIM_KT_ADDR         /* address: key-transparency requests (KT_*) */
+  SOTTO_LIM_KT_ADDR,        /* address: key-transparency requests (KT_*) */
+  SOTTO_LIM_BLOB            /* account id: blob requests (BLOB_*) */
 };
 
 /* 0 or -1 (no memory). nbuckets is rounded up to a power of two. */

@@ -5,9 +5,10 @@
  * (id, created, last seen as a day, epoch), public key material, every
  * queued envelope (sender, sender's device, type, time, size: never its
  * bytes), what this account's own envelopes weigh in others' queues, the
- * history of its signed device list (version, time, device ids) and, with
- * key transparency, every version of its name in the public log (the entry
- * and time that logged it). */
+ * history of its signed device list (version, time, device ids), the
+ * attachments it uploaded (size and times: never their bytes or ids) and,
+ * with key transparency, every version of its name in the public log (the
+ * entry and time that logged it). */
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -232,6 +233,21 @@ static int devlist_cb(void *ctx, uint32_t version, int64_t ms, const uint32_t *i
   return 0;
 }
 
+/* Attachments (srv_blob.c): sizes and times only; the bytes are ciphertext
+ * the server cannot read, and the id is left out (it is the capability to
+ * fetch them). */
+static int blob_cb(void *ctx, const struct sotto_store_blob *b) {
+  struct req_ctx *r = ctx;
+  char c[32], e[32];
+  time_str(c, b->created_ms);
+  time_str(e, b->expires_ms);
+  fprintf(r->out, "%s\n    {\"bytes\": %lld, \"created\": \"%s\", \"expires\": \"%s\", \"complete\": %s,"
+                  " \"fetches_left\": %lld}",
+          r->first ? "" : ",", (long long)b->size, c, e, b->committed ? "true" : "false", (long long)b->fetches_left);
+  r->first = 0;
+  return 0;
+}
+
 int sotto_srv_requisition(const char *store_url, const char *data, const char *username, FILE *out) {
   struct sotto_store st;
   struct sotto_store_account a;
@@ -286,6 +302,10 @@ int sotto_srv_requisition(const char *store_url, const char *data, const char *u
     }
   }
   if (rc == 0 && data) rc = kt_report(&st, data, username, out);
+  fprintf(out, "\n  \"attachments\": [");
+  r.first = 1;
+  if (rc == 0 && st.ops->blob_iter(st.impl, a.account_id, blob_cb, &r) != 0) rc = 2;
+  fprintf(out, "%s],", r.first ? "" : "\n  ");
   fprintf(out, "\n  \"not_stored\": [\"message contents after acknowledgement\", \"IP addresses\","
                " \"contact lists\", \"delivery history\", \"recipients of acknowledged messages\"]\n}\n");
   st.ops->close(st.impl);

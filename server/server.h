@@ -37,6 +37,13 @@ struct sotto_srv_config {
   int64_t max_queue_per_sender; /* envelopes from one account waiting for one device */
   int64_t max_queue_bytes;      /* ciphertext bytes waiting for one device */
   int64_t max_store_bytes;      /* ciphertext bytes waiting in all queues */
+  /* attachments (srv_blob.c) */
+  int64_t blob_max_size;        /* ciphertext bytes of one blob */
+  int64_t blob_quota_bytes;     /* declared bytes of one account's blobs on the server */
+  int64_t blob_quota_count;     /* blobs of one account on the server */
+  int64_t blob_expiry_days;     /* a blob is deleted this long after its creation */
+  int64_t blob_expiry_s;        /* if non-zero, overrides blob_expiry_days (tests) */
+  double blob_rate, blob_burst; /* per account: blob requests per second, bucket */
   int64_t max_sender_bytes;     /* ciphertext bytes from one account waiting in all queues */
   int kt;                       /* keep the key-transparency log (srv_kt.c) */
   char kt_witness[1600];        /* NAME:HEX;NAME:HEX...: the log's witnesses (--kt-witness, repeatable) */

@@ -31,6 +31,7 @@ size_t sotto__srv_op_cost(uint8_t type, size_t len) {
                 : type == SOTTO_SRV_DEVLIST_PUT                                     ? sizeof(struct srv_devlist)
                 : type == SOTTO_SRV_SEND_MULTI                                      ? sizeof(struct sotto_srv_send_multi)
                 : type == SOTTO_SRV_DEVLIST_GET                                     ? SOTTO_SRV_MAX_DEVLIST + 2
+                : type == SOTTO_SRV_BLOB_GET                                        ? SOTTO_SRV_BLOB_MAX_CHUNK
                                                                                     : 0);
 }
 
@@ -220,6 +221,7 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
   if (rc == 0 && b->expire)
     rc = sotto__srv_expire_run(s, sotto__srv_now_ms() - queue_age_ms(s->cfg), &b->deleted, &b->notices,
                                &b->notice_max_id);
+  if (rc == 0 && b->expire) rc = sotto__srv_blob_expire(s, sotto__srv_now_ms(), NULL);
   if (rc == 0) rc = sotto__srv_kt_batch(s, b); /* the log entry in the same transaction (srv_kt.c) */
   if (rc == 0) rc = ops->commit(st);
   if (rc != 0) ops->rollback(st);

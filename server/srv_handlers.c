@@ -933,6 +933,19 @@ static const struct srv_handler handlers[] = {
     {SOTTO_SRV_DEVLIST_PUT, H_AUTHED | H_STORES | H_DEVICE, parse_devlist_put, admit_devlist_put, exec_devlist_put,
      answer_none, NULL},
     {SOTTO_SRV_DEVLIST_GET, H_AUTHED, parse_devices, admit_devlist_get, exec_devlist_get, answer_kt, NULL},
+    /* attachments (srv_blob.c): the OK payload is made by exec, like KT's */
+    {SOTTO_SRV_BLOB_CREATE, H_AUTHED | H_STORES | H_TOO_LARGE, sotto__srv_blob_parse, sotto__srv_blob_admit,
+     sotto__srv_blob_exec, answer_kt, NULL},
+    {SOTTO_SRV_BLOB_PUT, H_AUTHED | H_STORES | H_TOO_LARGE, sotto__srv_blob_parse, sotto__srv_blob_admit,
+     sotto__srv_blob_exec, answer_kt, NULL},
+    {SOTTO_SRV_BLOB_STAT, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, answer_kt,
+     NULL},
+    {SOTTO_SRV_BLOB_COMMIT, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec,
+     answer_kt, NULL},
+    {SOTTO_SRV_BLOB_GET, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, answer_kt,
+     NULL},
+    {SOTTO_SRV_BLOB_DONE, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, answer_kt,
+     NULL},
 };
 
 static const struct srv_handler *handler_for(uint8_t type) {

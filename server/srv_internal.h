@@ -141,6 +141,7 @@ union srv_req {
   uint32_t device_id; /* DEVICE_REMOVE */
   const uint8_t *code; /* SET_RECOVERY: SOTTO_SRV_RECOVERY_LEN bytes */
   struct sotto_srv_recover recover;
+  struct sotto_srv_blob_req blob;   /* BLOB_* */
   struct sotto_srv_str kt_user;     /* KT_SEARCH */
   uint64_t kt_size;                 /* KT_CONSISTENCY: the client's older size */
   struct sotto_srv_kt_range kt_rng; /* KT_UPDATES */
@@ -312,6 +313,15 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b);
 void sotto__srv_kt_batch_done(struct srv *s, int rc);
 /* exec of the KT requests (store thread): fill o->kt_out or o->code. */
 int sotto__srv_kt_exec(struct srv *s, struct op *o);
+
+/* ---- srv_blob.c (attachments) ---- */
+int sotto__srv_blob_init(const struct srv *s);
+int sotto__srv_blob_parse(const struct srv *s, struct op *o);
+int sotto__srv_blob_admit(struct srv *s, struct conn *c, struct op *o);
+/* exec of every BLOB_* request (store thread): the OK payload in o->kt_out. */
+int sotto__srv_blob_exec(struct srv *s, struct op *o);
+/* Inside the expiry run's transaction. */
+int sotto__srv_blob_expire(struct srv *s, int64_t now_ms, int64_t *deleted);
 
 /* ---- srv_conn.c ---- */
 int sotto__srv_conn_full(const struct srv *s, const struct conn *c);

@@ -321,7 +321,7 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
 
   /* Everything the server creates is for its own user only. */
   umask(077);
-  if (data_dir_prepare(s, cfg->data) != 0) goto out;
+  if (data_dir_prepare(s, cfg->data) != 0 || sotto__srv_blob_init(s) != 0) goto out;
   {
     char url[SOTTO_STORE_URL_MAX + 8], why[512];
     const char *where = NULL;

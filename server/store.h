@@ -60,6 +60,16 @@ struct sotto_store_env { /* a queued envelope */
   size_t body_len;
 };
 
+#define SOTTO_STORE_BLOB_ID 16
+struct sotto_store_blob { /* an attachment's ciphertext blob (bytes on disk, srv_blob.c) */
+  uint8_t id[SOTTO_STORE_BLOB_ID];
+  int64_t account_id; /* the uploader */
+  int64_t size;       /* declared ciphertext bytes */
+  int64_t fetches_left;
+  int committed;
+  int64_t created_ms, expires_ms;
+};
+
 struct sotto_store_account {
   int64_t account_id;
   int64_t created_day;
@@ -263,9 +273,28 @@ struct sotto_store_ops {
    * notices (sender ""), ordered by sender, sender device, recipient devkey
    * and id. A non-zero cb result stops the scan (returned). */
   int (*expire_scan)(void *s, int64_t before_ms, int64_t limit, sotto_store_expiring_cb cb, void *ctx);
+  /* Blobs (attachments; server/srv_blob.c): the metadata of ciphertext
+   * blobs whose bytes are files under DATA/blobs. Rows are keyed by the
+   * blob's random id (SOTTO_STORE_BLOB_ID bytes). get: 0, or 1 if no such
+   * row. fetched: one recipient finished its download: fetches_left goes
+   * down by one and *left gets the new value; the row is deleted at 0 (the
+   * caller removes the file). usage: an account's blobs and their declared
+   * bytes. expired: up to max rows with expires_ms <= now_ms are deleted,
+   * their ids written to ids (the caller removes the files). iter: every
+   * blob of an account (the requisition report: sizes and times only). */
+  int (*blob_create)(void *s, const struct sotto_store_blob *b);
+  int (*blob_get)(void *s, const uint8_t *id, struct sotto_store_blob *out);
+  int (*blob_commit)(void *s, const uint8_t *id);
+  int (*blob_fetched)(void *s, const uint8_t *id, int64_t *left);
+  int (*blob_delete)(void *s, const uint8_t *id);
+  int (*blob_usage)(void *s, int64_t account_id, int64_t *count, int64_t *bytes);
+  int (*blob_expired)(void *s, int64_t now_ms, uint8_t *ids, size_t max, size_t *n);
+  int (*blob_iter)(void *s, int64_t account_id, int (*cb)(void *ctx, const struct sotto_store_blob *b), void *ctx);
+
   /* The highest envelope id in any queue (0 if none), or an upper bound of
    * every id handed out so far (PostgreSQL: the end of the last id block);
    * the server starts its delivery horizon there. */
+
   int (*max_msg_id)(void *s, int64_t *id);
   /* Optional (NULL: not done; the PostgreSQL store does not yet). Raises
    * the next envelope id to at least floor + 1. The server calls it at start

@@ -43,7 +43,7 @@
 
 #include "store.h"
 
-#define PG_SCHEMA_VERSION 5
+#define PG_SCHEMA_VERSION 6
 #define PG_LOCK_KEY 0x736f74746f01LL /* "sotto" + 1: the sole-writer advisory lock */
 #define PG_ID_BLOCK 1024             /* INCREMENT of sotto_msg_ids */
 #define PG_SHARED_SUMS_MS 5000       /* shared mode: how stale the per-sender sums may get */
@@ -99,6 +99,13 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
      * account's list with its device ids (u32 big-endian) */
     "CREATE TABLE devlists(account_id bigint NOT NULL REFERENCES accounts(id), version bigint NOT NULL,"
     " ms bigint NOT NULL, ids bytea NOT NULL, list bytea NOT NULL, PRIMARY KEY(account_id, version));",
+    /* 6: attachment blobs (srv_blob.c): metadata only, the ciphertext is in
+     * files under DATA/blobs */
+    "CREATE TABLE blobs(id bytea PRIMARY KEY, account_id bigint NOT NULL, size bigint NOT NULL,"
+    " fetches bigint NOT NULL, committed smallint NOT NULL DEFAULT 0, created_ms bigint NOT NULL,"
+    " expires_ms bigint NOT NULL);"
+    "CREATE INDEX blobs_account ON blobs(account_id);"
+    "CREATE INDEX blobs_expires ON blobs(expires_ms);",
 };
 
 enum {
@@ -136,6 +143,14 @@ enum {
   Q_DEV_IS,
   Q_ID_BLOCK,
   Q_ID_FLOOR,
+  Q_BLOB_INS,
+  Q_BLOB_GET,
+  Q_BLOB_COMMIT,
+  Q_BLOB_DEL,
+  Q_BLOB_FETCHED,
+  Q_BLOB_USAGE,
+  Q_BLOB_EXPIRED,
+  Q_BLOB_ITER,
   Q_ACC_DEL,
   Q_HOLD_PUT,
   Q_HOLD_EXPIRE,
@@ -281,6 +296,22 @@ static const struct {
                     " ON CONFLICT (canon) DO UPDATE SET until_ms = EXCLUDED.until_ms"},
     [Q_HOLD_EXPIRE] = {"i", "DELETE FROM held_names WHERE until_ms <= $1"},
     [Q_HOLD_GET] = {"t", "SELECT 1 FROM held_names WHERE canon = $1"},
+    /* blobs (srv_blob.c) */
+    [Q_BLOB_INS] = {"biiiii",
+                    "INSERT INTO blobs(id, account_id, size, fetches, committed, created_ms, expires_ms)"
+                    " VALUES($1, $2, $3, $4, 0, $5, $6)"},
+    [Q_BLOB_GET] = {"b", "SELECT id, account_id, size, fetches, committed, created_ms, expires_ms FROM blobs"
+                         " WHERE id = $1"},
+    [Q_BLOB_COMMIT] = {"b", "UPDATE blobs SET committed = 1 WHERE id = $1"},
+    [Q_BLOB_DEL] = {"b", "DELETE FROM blobs WHERE id = $1"},
+    [Q_BLOB_FETCHED] = {"b",
+                        "UPDATE blobs SET fetches = GREATEST(fetches - 1, 0) WHERE id = $1 RETURNING fetches"},
+    [Q_BLOB_USAGE] = {"i", "SELECT count(*), coalesce(sum(size), 0)::bigint FROM blobs WHERE account_id = $1"},
+    [Q_BLOB_EXPIRED] = {"ii",
+                        "DELETE FROM blobs WHERE id IN (SELECT id FROM blobs WHERE expires_ms <= $1"
+                        " ORDER BY expires_ms LIMIT $2) RETURNING id"},
+    [Q_BLOB_ITER] = {"i", "SELECT id, account_id, size, fetches, committed, created_ms, expires_ms FROM blobs"
+                          " WHERE account_id = $1 ORDER BY created_ms"},
     [Q_REC_PUT] = {"ib",
                    "INSERT INTO recovery(account_id, hash) VALUES($1, $2)"
                    " ON CONFLICT (account_id) DO UPDATE SET hash = EXCLUDED.hash"},
@@ -1466,6 +1497,109 @@ static int pg_devlist_clear(void *v, int64_t account_id) {
   return run_ok(v, Q_DEVLIST_CLEAR, &a);
 }
 
+/* ---- blobs (attachments, srv_blob.c) ---------------------------------------------------- */
+
+static int pg_blob_create(void *v, const struct sotto_store_blob *b) {
+  struct args a = {0};
+  a_bin(&a, b->id, SOTTO_STORE_BLOB_ID);
+  a_i64(&a, b->account_id);
+  a_i64(&a, b->size);
+  a_i64(&a, b->fetches_left);
+  a_i64(&a, b->created_ms);
+  a_i64(&a, b->expires_ms);
+  return run_ok(v, Q_BLOB_INS, &a);
+}
+
+static void pg_blob_row(const PGresult *r, int i, struct sotto_store_blob *b) {
+  memset(b, 0, sizeof *b);
+  if (PQgetlength(r, i, 0) == SOTTO_STORE_BLOB_ID) memcpy(b->id, PQgetvalue(r, i, 0), SOTTO_STORE_BLOB_ID);
+  b->account_id = g_i64(r, i, 1);
+  b->size = g_i64(r, i, 2);
+  b->fetches_left = g_i64(r, i, 3);
+  b->committed = g_i64(r, i, 4) != 0;
+  b->created_ms = g_i64(r, i, 5);
+  b->expires_ms = g_i64(r, i, 6);
+}
+
+static int pg_blob_get(void *v, const uint8_t *id, struct sotto_store_blob *out) {
+  struct args a = {0};
+  PGresult *r;
+  int rc;
+  a_bin(&a, id, SOTTO_STORE_BLOB_ID);
+  if ((r = run(v, Q_BLOB_GET, &a)) == NULL) return SOTTO_ERR_STORE;
+  rc = PQntuples(r) == 1 ? 0 : 1;
+  if (rc == 0) pg_blob_row(r, 0, out);
+  PQclear(r);
+  return rc;
+}
+
+static int pg_blob_commit(void *v, const uint8_t *id) {
+  struct args a = {0};
+  a_bin(&a, id, SOTTO_STORE_BLOB_ID);
+  return run_ok(v, Q_BLOB_COMMIT, &a);
+}
+
+static int pg_blob_delete(void *v, const uint8_t *id) {
+  struct args a = {0};
+  a_bin(&a, id, SOTTO_STORE_BLOB_ID);
+  return run_ok(v, Q_BLOB_DEL, &a);
+}
+
+static int pg_blob_fetched(void *v, const uint8_t *id, int64_t *left) {
+  struct args a = {0};
+  PGresult *r;
+  int rc;
+  a_bin(&a, id, SOTTO_STORE_BLOB_ID);
+  if ((r = run(v, Q_BLOB_FETCHED, &a)) == NULL) return SOTTO_ERR_STORE;
+  rc = PQntuples(r) == 1 ? 0 : 1;
+  if (rc == 0) *left = g_i64(r, 0, 0);
+  PQclear(r);
+  if (rc == 0 && *left == 0) rc = pg_blob_delete(v, id);
+  return rc;
+}
+
+static int pg_blob_usage(void *v, int64_t account_id, int64_t *count, int64_t *bytes) {
+  struct args a = {0};
+  PGresult *r;
+  a_i64(&a, account_id);
+  if ((r = run(v, Q_BLOB_USAGE, &a)) == NULL) return SOTTO_ERR_STORE;
+  *count = PQntuples(r) == 1 ? g_i64(r, 0, 0) : 0;
+  *bytes = PQntuples(r) == 1 ? g_i64(r, 0, 1) : 0;
+  PQclear(r);
+  return 0;
+}
+
+static int pg_blob_expired(void *v, int64_t now_ms, uint8_t *ids, size_t max, size_t *n) {
+  struct args a = {0};
+  PGresult *r;
+  int i;
+  *n = 0;
+  a_i64(&a, now_ms);
+  a_i64(&a, (int64_t)max);
+  if ((r = run(v, Q_BLOB_EXPIRED, &a)) == NULL) return SOTTO_ERR_STORE;
+  for (i = 0; i < PQntuples(r) && *n < max; i++)
+    if (PQgetlength(r, i, 0) == SOTTO_STORE_BLOB_ID)
+      memcpy(ids + SOTTO_STORE_BLOB_ID * (*n)++, PQgetvalue(r, i, 0), SOTTO_STORE_BLOB_ID);
+  PQclear(r);
+  return 0;
+}
+
+static int pg_blob_iter(void *v, int64_t account_id, int (*cb)(void *ctx, const struct sotto_store_blob *b),
+                        void *ctx) {
+  struct args a = {0};
+  PGresult *r;
+  int i, rc = 0;
+  a_i64(&a, account_id);
+  if ((r = run(v, Q_BLOB_ITER, &a)) == NULL) return SOTTO_ERR_STORE;
+  for (i = 0; i < PQntuples(r) && !rc; i++) {
+    struct sotto_store_blob b;
+    pg_blob_row(r, i, &b);
+    rc = cb(ctx, &b);
+  }
+  PQclear(r);
+  return rc;
+}
+
 static int pg_device_exists(void *v, int64_t devkey) {
   struct args a = {0};
   PGresult *r;
@@ -1972,6 +2106,14 @@ static const struct sotto_store_ops pg_ops = {
     .account_delete = pg_account_delete,
     .name_held = pg_name_held,
     .recovery_set = pg_recovery_set,
+    .blob_create = pg_blob_create,
+    .blob_get = pg_blob_get,
+    .blob_commit = pg_blob_commit,
+    .blob_fetched = pg_blob_fetched,
+    .blob_delete = pg_blob_delete,
+    .blob_usage = pg_blob_usage,
+    .blob_expired = pg_blob_expired,
+    .blob_iter = pg_blob_iter,
     .recovery_get = pg_recovery_get,
     .account_identity = pg_account_identity,
     .devlist_put = pg_devlist_put,

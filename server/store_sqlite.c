@@ -173,7 +173,12 @@ static const char schema[] =
     /* signed device lists (docs/multi-device.md): every version, ids as u32 big-endian */
     "CREATE TABLE IF NOT EXISTS devlists(account_id INTEGER NOT NULL, version INTEGER NOT NULL,"
     " ms INTEGER NOT NULL, ids BLOB NOT NULL, list BLOB NOT NULL, PRIMARY KEY(account_id, version))"
-    " WITHOUT ROWID;";
+    " WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS blobs(id BLOB PRIMARY KEY, account_id INTEGER NOT NULL, size INTEGER NOT NULL,"
+    " fetches INTEGER NOT NULL, committed INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS blobs_account ON blobs(account_id);"
+    "CREATE INDEX IF NOT EXISTS blobs_expires ON blobs(expires_ms);";
 
 /* The routing cache (device_route, used by SEND) and the queue counters.
  *
@@ -1399,6 +1404,136 @@ static int sq_devlist_clear(void *v, int64_t account_id) {
   return rc;
 }
 
+/* ---- blobs (attachments, srv_blob.c): a few requests per upload or download,
+ * so their statements are prepared on each call too ---- */
+
+static int sq_blob_step(struct sq *s, const char *sql, const uint8_t *id, int64_t a, int64_t b) {
+  sqlite3_stmt *st;
+  int rc;
+  if (one_shot(s, sql, &st)) return SOTTO_ERR_STORE;
+  if (id) sqlite3_bind_blob(st, 1, id, SOTTO_STORE_BLOB_ID, SQLITE_STATIC);
+  else sqlite3_bind_int64(st, 1, a);
+  sqlite3_bind_int64(st, 2, b);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_blob_create(void *v, const struct sotto_store_blob *b) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (one_shot(s, "INSERT INTO blobs(id, account_id, size, fetches, committed, created_ms, expires_ms)"
+                  " VALUES(?1, ?2, ?3, ?4, 0, ?5, ?6)",
+               &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_blob(st, 1, b->id, SOTTO_STORE_BLOB_ID, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, b->account_id);
+  sqlite3_bind_int64(st, 3, b->size);
+  sqlite3_bind_int64(st, 4, b->fetches_left);
+  sqlite3_bind_int64(st, 5, b->created_ms);
+  sqlite3_bind_int64(st, 6, b->expires_ms);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static void sq_blob_row(sqlite3_stmt *st, struct sotto_store_blob *b) {
+  if (sqlite3_column_bytes(st, 0) == SOTTO_STORE_BLOB_ID) memcpy(b->id, sqlite3_column_blob(st, 0), SOTTO_STORE_BLOB_ID);
+  b->account_id = sqlite3_column_int64(st, 1);
+  b->size = sqlite3_column_int64(st, 2);
+  b->fetches_left = sqlite3_column_int64(st, 3);
+  b->committed = sqlite3_column_int(st, 4) != 0;
+  b->created_ms = sqlite3_column_int64(st, 5);
+  b->expires_ms = sqlite3_column_int64(st, 6);
+}
+
+#define SQ_BLOB_COLS "id, account_id, size, fetches, committed, created_ms, expires_ms"
+
+static int sq_blob_get(void *v, const uint8_t *id, struct sotto_store_blob *out) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (one_shot(s, "SELECT " SQ_BLOB_COLS " FROM blobs WHERE id = ?1", &st)) return SOTTO_ERR_STORE;
+  sqlite3_bind_blob(st, 1, id, SOTTO_STORE_BLOB_ID, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) sq_blob_row(st, out);
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : SOTTO_ERR_STORE;
+}
+
+static int sq_blob_commit(void *v, const uint8_t *id) {
+  return sq_blob_step(v, "UPDATE blobs SET committed = 1 WHERE id = ?1 AND ?2 = 0", id, 0, 0);
+}
+
+static int sq_blob_delete(void *v, const uint8_t *id) {
+  return sq_blob_step(v, "DELETE FROM blobs WHERE id = ?1 AND ?2 = 0", id, 0, 0);
+}
+
+static int sq_blob_fetched(void *v, const uint8_t *id, int64_t *left) {
+  struct sotto_store_blob b;
+  int rc = sq_blob_get(v, id, &b);
+  if (rc) return rc;
+  *left = b.fetches_left > 0 ? b.fetches_left - 1 : 0;
+  if (*left == 0) return sq_blob_delete(v, id);
+  return sq_blob_step(v, "UPDATE blobs SET fetches = ?2 WHERE id = ?1", id, 0, *left);
+}
+
+static int sq_blob_usage(void *v, int64_t account_id, int64_t *count, int64_t *bytes) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (one_shot(s, "SELECT count(*), coalesce(sum(size), 0) FROM blobs WHERE account_id = ?1", &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, account_id);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *count = sqlite3_column_int64(st, 0);
+    *bytes = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : SOTTO_ERR_STORE;
+}
+
+static int sq_blob_expired(void *v, int64_t now_ms, uint8_t *ids, size_t max, size_t *n) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  size_t i;
+  *n = 0;
+  if (one_shot(s, "SELECT id FROM blobs WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT ?2", &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, now_ms);
+  sqlite3_bind_int64(st, 2, (int64_t)max);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    if (sqlite3_column_bytes(st, 0) == SOTTO_STORE_BLOB_ID && *n < max)
+      memcpy(ids + SOTTO_STORE_BLOB_ID * (*n)++, sqlite3_column_blob(st, 0), SOTTO_STORE_BLOB_ID);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return SOTTO_ERR_STORE;
+  for (i = 0; i < *n; i++)
+    if ((rc = sq_blob_delete(v, ids + SOTTO_STORE_BLOB_ID * i)) != 0) return rc;
+  return 0;
+}
+
+static int sq_blob_iter(void *v, int64_t account_id, int (*cb)(void *ctx, const struct sotto_store_blob *b),
+                        void *ctx) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc, crc = 0;
+  if (one_shot(s, "SELECT " SQ_BLOB_COLS " FROM blobs WHERE account_id = ?1 ORDER BY created_ms", &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, account_id);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    struct sotto_store_blob b;
+    memset(&b, 0, sizeof b);
+    sq_blob_row(st, &b);
+    if ((crc = cb(ctx, &b)) != 0) break;
+  }
+  sqlite3_finalize(st);
+  if (crc) return crc;
+  return rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+}
+
 static const struct sotto_store_ops sqlite_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
@@ -1447,6 +1582,14 @@ static const struct sotto_store_ops sqlite_ops = {
     .kt_value_put = sq_kt_value_put,
     .kt_value_get = sq_kt_value_get,
     .accounts_iter = sq_accounts_iter,
+    .blob_create = sq_blob_create,
+    .blob_get = sq_blob_get,
+    .blob_commit = sq_blob_commit,
+    .blob_fetched = sq_blob_fetched,
+    .blob_delete = sq_blob_delete,
+    .blob_usage = sq_blob_usage,
+    .blob_expired = sq_blob_expired,
+    .blob_iter = sq_blob_iter,
     .recovery_get = sq_recovery_get,
     .account_identity = sq_account_identity,
     .devlist_put = sq_devlist_put,

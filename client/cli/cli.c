@@ -268,6 +268,12 @@ static void add_fields(cJSON *o, const struct sc_event *ev) {
     if (ev->ref_author && ev->ref_author[0]) cJSON_AddStringToObject(o, "author", ev->ref_author);
     cJSON_AddNumberToObject(o, "id_concerned", (double)ev->ref_ts);
   }
+  if (ev->kind == SC_EV_ATTACHMENT) {
+    cJSON_AddStringToObject(o, "direction", ev->reason == SC_R_BY_US ? "sent" : "received");
+    cJSON_AddNumberToObject(o, "size", (double)ev->count);
+    if (ev->total) cJSON_AddStringToObject(o, "error", sc_error_name(-(int)ev->total));
+    if (ev->text_len) add_text(o, "text", ev);
+  }
   if (ev->kind == SC_EV_DELIVERY) {
     cJSON_AddStringToObject(o, "state", sc_state_name(ev->state));
     if (ev->server_id) cJSON_AddNumberToObject(o, "id", (double)ev->server_id);
@@ -415,6 +421,7 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_CONVO_REFUSED:
     case SC_EV_DISAPPEARED:
     case SC_EV_DEVICE_LIST:
+    case SC_EV_ATTACHMENT:
       cli_show_event(c, ev);
       return;
     case SC_EV_DELIVERY:

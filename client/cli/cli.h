@@ -54,6 +54,7 @@ extern const struct cli_cmd cmd_init, cmd_register, cmd_send, cmd_receive, cmd_s
     cmd_passphrase, cmd_unregister, cmd_recovery_code, cmd_server, cmd_session, cmd_config, cmd_kt;
 /* Conversations (cmd_convo.c). */
 extern const struct cli_cmd cmd_timer, cmd_react, cmd_edit, cmd_delete, cmd_requests, cmd_block, cmd_unblock;
+extern const struct cli_cmd cmd_attachments; /* cmd_attach.c */
 /* The long-running front ends (cmd_front.c: client/daemon, client/chat). */
 extern const struct cli_cmd cmd_daemon, cmd_jsonrpc, cmd_chat;
 

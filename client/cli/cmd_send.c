@@ -9,7 +9,7 @@
 #include "utf8.h"
 
 int cli_read_text(struct cli *c, int argc, char **argv, char **out, size_t *len) {
-  size_t n = 0, cap = CLI_MAX_TEXT + 2;
+  size_t n = 0, cap = SC_MAX_LONG_TEXT + 2;
   char *t = malloc(cap);
   int i;
   if (!t) return cli_error(c, "nomem", "out of memory");
@@ -32,9 +32,10 @@ int cli_read_text(struct cli *c, int argc, char **argv, char **out, size_t *len)
       n += l;
     }
   }
-  if (n > CLI_MAX_TEXT) {
+  if (n > SC_MAX_LONG_TEXT) {
     free(t);
-    return cli_error(c, "too_large", "the message is longer than %d bytes; split it", CLI_MAX_TEXT);
+    return cli_error(c, "too_large", "the message is longer than %d bytes; split it or send it as a file (--file)",
+                     SC_MAX_LONG_TEXT);
   }
   if (n == 0) {
     free(t);
@@ -71,13 +72,30 @@ int cli_ask_key_change(struct cli *c) {
   return cli_confirm(c, "Send to the new key anyway?");
 }
 
+/* --file PATH [--name NAME] [--type TYPE]: the file goes as an attachment,
+ * TEXT (optional then) as its caption. */
+static int send_file(struct cli *c, const char *user, const char *path, const char *name, const char *type,
+                     char *text, size_t len) {
+  struct sc_sent sent;
+  int rc = sc_send_file(&sent, c->core, user, path, name, type, text, len, c->yes ? SC_SEND_ACCEPT_KEY_CHANGE : 0);
+  if (rc && cli_ask_key_change(c)) {
+    snprintf(c->key_warned, sizeof c->key_warned, "%s", user);
+    rc = sc_send_file(&sent, c->core, user, path, name, type, text, len, SC_SEND_ACCEPT_KEY_CHANGE);
+    c->key_warned[0] = 0;
+  }
+  free(text);
+  if (rc) return cli_fail(c);
+  if (!c->json) printf("Sent %s to %s.\n", path, user);
+  return CLI_OK;
+}
+
 static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
-  static const struct option opts[] = {{"yes", no_argument, NULL, 'y'},
-                                       {"reply-to", required_argument, NULL, 'r'},
-                                       {"help", no_argument, NULL, 'h'},
+  static const struct option opts[] = {{"yes", no_argument, NULL, 'y'},        {"help", no_argument, NULL, 'h'},
+                                       {"reply-to", required_argument, NULL, 'r'}, {"file", required_argument, NULL, 'f'},
+                                       {"name", required_argument, NULL, 'n'},   {"type", required_argument, NULL, 't'},
                                        {NULL, 0, NULL, 0}};
   struct sc_sent sent;
-  const char *user;
+  const char *user, *file = NULL, *name = NULL, *type = NULL;
   char *text = NULL, *end;
   size_t len = 0;
   uint64_t reply = 0;
@@ -94,19 +112,36 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
         if (*end || reply == 0 || *optarg < '0' || *optarg > '9')
           return cli_usage(c, cmd, "--reply-to takes a message id ('sotto history --ids USERNAME')");
         break;
+      case 'f': file = optarg; break;
+      case 'n': name = optarg; break;
+      case 't': type = optarg; break;
       case 'h': return cli_help(cmd);
       default: return cli_usage(c, cmd, "unknown option or missing value '%s'", argv[optind - 1]);
     }
   }
-  if (argc - optind < 2) return cli_usage(c, cmd, "expected USERNAME and TEXT");
-  user = argv[optind];
+  if (argc - optind < 1) return cli_usage(c, cmd, "expected USERNAME and TEXT");
+  user = argv[optind++];
+  /* The file options may also follow USERNAME (sotto send bob --file x);
+   * what comes after them is TEXT, whatever it looks like. */
+  while (optind + 1 < argc) {
+    const char *o = argv[optind];
+    if (strcmp(o, "--file") == 0) file = argv[optind + 1];
+    else if (strcmp(o, "--name") == 0) name = argv[optind + 1];
+    else if (strcmp(o, "--type") == 0) type = argv[optind + 1];
+    else break;
+    optind += 2;
+  }
+  if ((name || type) && !file) return cli_usage(c, cmd, "--name and --type go with --file");
+  if (file && reply) return cli_usage(c, cmd, "--reply-to does not go with --file");
+  if (!file && argc - optind < 1) return cli_usage(c, cmd, "expected USERNAME and TEXT");
   if (!cli_username_ok(user)) return cli_usage(c, cmd, "'%s' is not a valid username", user);
-  if (cli_read_text(c, argc - optind - 1, argv + optind + 1, &text, &len)) return CLI_FAIL;
+  if (argc - optind > 0 && cli_read_text(c, argc - optind, argv + optind, &text, &len)) return CLI_FAIL;
   if (cli_open(c) || (strcmp(user, sc_username(c->core)) == 0 &&
                       cli_error(c, "usage", "you cannot send to yourself ('%s')", user))) {
     free(text);
     return CLI_FAIL;
   }
+  if (file) return send_file(c, user, file, name, type, text, len);
   flags = c->yes ? SC_SEND_ACCEPT_KEY_CHANGE : 0;
   rc = sc_send_reply(&sent, c->core, user, reply, text, len, flags);
   if (rc && cli_ask_key_change(c)) {
@@ -137,7 +172,8 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
 }
 
 const struct cli_cmd cmd_send = {
-    "send", "send an end-to-end encrypted message", "send [--yes] [--reply-to ID] USERNAME TEXT...",
+    "send", "send an end-to-end encrypted message or file",
+    "send [--yes] [--reply-to ID] USERNAME TEXT...\n       sotto send [--yes] USERNAME --file PATH [--name NAME] [--type TYPE] [TEXT...]",
     "Encrypts TEXT for USERNAME and hands it to the server, which queues it until\n"
     "they receive it. Several TEXT arguments are joined by spaces; TEXT '-' reads\n"
     "the message from standard input. The first message to someone starts a\n"
@@ -152,10 +188,21 @@ const struct cli_cmd cmd_send = {
     "the message is queued and sent by the next command that connects\n"
     "('sotto receive', '--follow', another send, the daemon); the exit status\n"
     "is then 0 too, and --json says \"state\":\"queued\".\n\n"
+    "A TEXT longer than one message (61440 bytes, up to 1 MiB) goes as an\n"
+    "attachment and shows as text on the other side.\n\n"
+    "With --file, PATH goes as an attachment (up to 4 GiB) and TEXT, if any, as\n"
+    "its caption: encrypted under a fresh key, uploaded in chunks to the\n"
+    "server's blob store (a dropped connection resumes where the server is),\n"
+    "and the key and digest sent in the message. The recipient's 'sotto\n"
+    "receive' downloads it, checks it and saves it under HOME/downloads ('sotto\n"
+    "attachments' lists them). Files are sent now or not at all (no outbox).\n\n"
     "options:\n"
-    "  --yes    send even if their identity key changed since your last message\n"
-    "           (for scripts; compare safety numbers first)\n"
+    "  --yes          send even if their identity key changed since your last message\n"
+    "                 (for scripts; compare safety numbers first)\n"
     "  --reply-to ID  a reply quoting message ID of the conversation (ids:\n"
-    "           'sotto history --ids USERNAME')\n"
-    "  --help   this text\n",
+    "                 'sotto history --ids USERNAME')\n"
+    "  --file PATH    send the file at PATH\n"
+    "  --name NAME    the file name the recipient sees (default: PATH's last part)\n"
+    "  --type TYPE    its content type (default: guessed from the name)\n"
+    "  --help         this text\n",
     run};

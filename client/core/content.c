@@ -65,6 +65,17 @@ int content_encode(struct rec_wr *w, const struct content *c) {
       if (c->kind == CONTENT_TEXT_EX || c->kind == CONTENT_EDIT) rec_put_str16(w, c->text, c->text_len);
       if (c->kind == CONTENT_REACTION) rec_put_str16(w, c->emoji, strlen(c->emoji));
       break;
+    case CONTENT_ATTACHMENT:
+      rec_put(w, c->att_id, ATTACH_ID_LEN);
+      rec_put(w, c->att_key, ATTACH_KEY_LEN);
+      rec_put(w, c->att_digest, ATTACH_DIGEST_LEN);
+      rec_put_u64(w, c->att_size);
+      rec_put_u32(w, c->att_chunk);
+      rec_put_u8(w, c->att_flags);
+      rec_put_str16(w, c->att_type, c->att_type_len);
+      rec_put_str16(w, c->att_name, c->att_name_len);
+      rec_put_str16(w, c->text, c->text_len);
+      break;
     default:
       return -1;
   }
@@ -164,6 +175,20 @@ int content_decode(struct content *c, const uint8_t *p, size_t len) {
     case CONTENT_EDIT:
     case CONTENT_DELETE:
       if (convo_decode(c, &r)) return -1;
+      break;
+    case CONTENT_ATTACHMENT:
+      if (rec_get_ptr(&r, &c->att_id, ATTACH_ID_LEN) || rec_get_ptr(&r, &c->att_key, ATTACH_KEY_LEN) ||
+          rec_get_ptr(&r, &c->att_digest, ATTACH_DIGEST_LEN) || rec_get_u64(&r, &c->att_size) ||
+          rec_get_u32(&r, &c->att_chunk) || rec_get_u8(&r, &c->att_flags) ||
+          rec_get_str16(&r, &c->att_type, &c->att_type_len, SC_ATTACH_TYPE_MAX) ||
+          rec_get_str16(&r, &c->att_name, &c->att_name_len, SC_ATTACH_NAME_MAX) ||
+          rec_get_str16(&r, &c->text, &c->text_len, SC_MAX_TEXT))
+        return -1;
+      if (c->att_size > SC_ATTACH_MAX_SIZE || c->att_chunk != ATTACH_CHUNK || (c->att_flags & ~ATTACH_FLAG_LONG_TEXT) ||
+          c->att_name_len == 0)
+        return -1;
+      for (i = 0; i < c->att_type_len; i++)
+        if (c->att_type[i] < 0x20 || c->att_type[i] > 0x7e) return -1;
       break;
     default:
       return -1;

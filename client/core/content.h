@@ -13,6 +13,8 @@
  *                 | n x u64 timestamp                         (pairwise)
  *   RETRY         u64 server id | u64 server timestamp        (pairwise)
  *   SESSION_RESET (no fields)                                 (pairwise)
+ *   ATTACHMENT    blob id[16] | key[32] | digest[32] | u64 size | u32 chunk
+ *                 | u8 flags | str16 type | str16 name | str16 text   (pairwise)
  *
  * Conversation kinds (issue 14; client/core/convo.c applies them). Each
  * starts with the conversation and its disappearing-message timer as the
@@ -57,7 +59,8 @@ enum {
   CONTENT_RECEIPT = 5,
   CONTENT_RETRY = 6,
   CONTENT_SESSION_RESET = 7,
-  /* 8-10: other features; 11-17: conversation kinds (11-15 used) */
+  /* 8, 9: multi-device; 11-17: conversation kinds (11-15 used) */
+  CONTENT_ATTACHMENT = 10, /* attach.c: a file's pointer (docs/client.md "Attachments") */
   CONTENT_TIMER = 11,
   CONTENT_TEXT_EX = 12,
   CONTENT_REACTION = 13,
@@ -68,6 +71,11 @@ enum {
 #define CONTENT_EMOJI_MAX 32
 /* 1 for the conversation kinds (TIMER..DELETE). */
 #define CONTENT_IS_CONVO(k) ((k) >= CONTENT_TIMER && (k) <= CONTENT_DELETE)
+#define ATTACH_ID_LEN 16
+#define ATTACH_KEY_LEN 32
+#define ATTACH_DIGEST_LEN 32
+#define ATTACH_CHUNK (64 * 1024) /* plaintext bytes per encrypted chunk (the only value accepted) */
+#define ATTACH_FLAG_LONG_TEXT 0x01 /* the file is a text too long for one message: shown as text */
 enum { RECEIPT_DELIVERED = 1, RECEIPT_READ = 2 };
 #define CONTENT_MAX_RECEIPTS 64
 
@@ -94,6 +102,15 @@ struct content {
   char ref_author[SC_USER_MAX + 1];
   uint64_t ref_ts;
   char emoji[CONTENT_EMOJI_MAX + 1];
+  /* ATTACHMENT (text, text_len: the caption) */
+  const uint8_t *att_id, *att_key, *att_digest;
+  uint64_t att_size; /* plaintext bytes, <= SC_ATTACH_MAX_SIZE */
+  uint32_t att_chunk;
+  uint8_t att_flags;
+  const uint8_t *att_type; /* printable ASCII, <= SC_ATTACH_TYPE_MAX */
+  size_t att_type_len;
+  const uint8_t *att_name; /* 1..SC_ATTACH_NAME_MAX raw bytes: cleaned before any use (attach.c) */
+  size_t att_name_len;
 };
 
 /* Appends the encoding of c (with padding) to w. 0 or -1. */

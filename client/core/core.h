@@ -47,6 +47,8 @@ struct sc_client {
   int want_link;         /* sc_connect succeeded once and no sc_disconnect since */
   unsigned acks;         /* ACKs sent whose answer has not come */
   int drained_seen, drained;
+  int attach_wanted;     /* attachments wait for their download (attach.c) */
+  int attach_checked;    /* the pending downloads were looked for once in this process */
   unsigned bad;          /* malformed frames this receive */
   uint32_t env_device;   /* the envelope being processed: sender's device, */
   uint64_t env_server_ts; /* ... and the server's timestamp (0 outside the link) */

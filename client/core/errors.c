@@ -134,6 +134,20 @@ static const struct sc_err_row rows[] = {
      "the server may be tampering; try again later"},
     {SC_ERR_KT_OFF, "kt_off", "key transparency is required, but the server does not run it (nothing was sent)",
      "ask the operator to run the server with --kt 1, or 'sotto kt require off'"},
+    /* attachments */
+    {SC_ERR_ATTACH_QUOTA, "attachment_quota", "the server's attachment quota of this account is used up",
+     "wait until your recipients fetched what you sent (or it expired), then try again"},
+    {SC_ERR_ATTACH_GONE, "attachment_gone",
+     "the attachment is no longer on the server (it expired, or every recipient fetched it)",
+     "ask the sender to send it again"},
+    {SC_ERR_ATTACH_TAMPERED, "attachment_tampered",
+     "the attachment's bytes do not match what the sender sent (altered on the server or on the way); nothing was "
+     "saved",
+     "ask the sender to send it again; if it keeps happening, the server is not to be trusted"},
+    {SC_ERR_DISK_FULL, "disk_full", "no room left on the disk", "free some space and try again"},
+    {SC_ERR_ATTACH_TOO_LARGE, "attachment_too_large", "the file is larger than the server accepts",
+     "send a smaller file (sotto takes up to 4 GiB; the server may take less)"},
+    {SC_ERR_FILE, "file", "the file cannot be read or written", "check the path and its permissions"},
 };
 
 static const struct sc_err_row *find(int err) {

@@ -75,6 +75,7 @@ const char *sc_event_name(int kind) {
     case SC_EV_CONVO_REFUSED: return "refused";
     case SC_EV_DISAPPEARED: return "disappeared";
     case SC_EV_DEVICE_LIST: return "device_list";
+    case SC_EV_ATTACHMENT: return "attachment";
     default: return "unknown";
   }
 }
@@ -372,6 +373,15 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
       else
         put(&o, "%s's devices changed (signed list version %llu): %s", p, (unsigned long long)ev->count,
             ev->detail ? ev->detail : "");
+      break;
+    case SC_EV_ATTACHMENT:
+      if (ev->reason == SC_R_BY_US)
+        put(&o, "file %s (%llu bytes) sent to %s", ev->detail, (unsigned long long)ev->count, p);
+      else if (ev->total)
+        put(&o, "file %s from %s could not be saved: %s", ev->detail, p, sc_error_message(-(int)ev->total));
+      else
+        put(&o, "file from %s saved as downloads/%s (%llu bytes)", p, ev->detail, (unsigned long long)ev->count);
+      if (ev->text_len) put(&o, ": %.*s", (int)ev->text_len, ev->text);
       break;
     default: put(&o, "unknown event %d", ev->kind);
   }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "account.h"
+#include "attach.h"
 #include "record.h"
 #include "contact.h"
 #include "convo.h"
@@ -576,6 +577,9 @@ static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, const
         break;
       case CONTENT_SENDER_KEY:
         rc = apply_sender_key(c, sender, ct);
+        break;
+      case CONTENT_ATTACHMENT:
+        rc = attach_arrived(c, sender, ct, sid);
         break;
       default:
         rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNEXPECTED_KIND, sender, NULL);

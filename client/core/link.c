@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "account.h"
+#include "attach.h"
 #include "conn.h"
 #include "convo.h"
 #include "kt.h"
@@ -261,6 +262,15 @@ int sc_link_step(struct sc_client *c, int timeout_ms) {
         if ((rc = reconnect(c))) return rc;
         if (!c->connected) return n;
         continue;
+      }
+      /* Attachments that arrived are fetched before the queue counts as
+       * drained, so a receive ends with them saved (attach.c). */
+      if (c->attach_wanted || !c->attach_checked) {
+        rc = attach_fetch_pending(c, &c->k);
+        (void)inbox_flush_unshown(c);
+        if (rc == SC_ERR_CONNECTION_LOST || rc == SC_ERR_TIMEOUT)
+          return link_lost(c, SOTTO_NET_E_IO, "fetching an attachment") ? c->err : n;
+        if (rc) return rc;
       }
       c->drained = 1;
       sc__event(c, SC_EV_DRAINED, SC_R_NONE, NULL, NULL);

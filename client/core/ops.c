@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attach.h"
 #include "account.h"
 #include "record.h"
 #include "contact.h"
@@ -99,13 +100,14 @@ int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, con
   if (out) memset(out, 0, sizeof *out);
   if ((rc = sc__need_open(c))) return rc;
   if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
-  if (len > SC_MAX_TEXT)
-    return sc__fail(c, SC_ERR_TOO_LARGE, "the message is longer than %d bytes; split it", SC_MAX_TEXT);
+  if (len > SC_MAX_LONG_TEXT)
+    return sc__fail(c, SC_ERR_TOO_LARGE, "the message is longer than %d bytes; split it", SC_MAX_LONG_TEXT);
   if (len == 0 || !text) return sc__fail(c, SC_ERR_EMPTY, "the message is empty; nothing was sent");
   if ((rc = text_ok(c, text, len))) return rc;
   if (c->acct->username[0] && strcmp(user, c->acct->username) == 0)
     return sc__fail(c, SC_ERR_SELF, "you cannot send to yourself ('%s')", user);
   if ((rc = convo_before_send(c, user))) return rc; /* blocked; a request answered is accepted */
+  if (len > SC_MAX_TEXT) return attach_send_text(out, c, user, text, len, flags); /* attach.c */
   memset(&ct, 0, sizeof ct);
   ct.kind = CONTENT_TEXT;
   ct.ts = sc_now_ms();

@@ -134,7 +134,14 @@ enum sc_error {
   /* multi-device (docs/multi-device.md) */
   SC_ERR_DEVLIST_INVALID = -64,      /* a contact's device list does not verify against their account key */
   SC_ERR_DEVLIST_ROLLBACK = -65,     /* a device list older than one seen before (or gone): refused */
-  /* -66..-76: other features */
+  /* -66..-70: multi-device, to come */
+  /* attachments (attach.c) */
+  SC_ERR_ATTACH_QUOTA = -71,         /* the server's attachment quota of this account is used up */
+  SC_ERR_ATTACH_GONE = -72,          /* the attachment is no longer on the server (expired, or fetched by all) */
+  SC_ERR_ATTACH_TAMPERED = -73,      /* the attachment's bytes do not match its digest or fail to decrypt */
+  SC_ERR_DISK_FULL = -74,            /* no room on the local disk (or the server's) */
+  SC_ERR_ATTACH_TOO_LARGE = -75,     /* larger than the server (or sotto) accepts */
+  SC_ERR_FILE = -76,                 /* the file cannot be read or written */
   /* conversations (issue 14) */
   SC_ERR_NOT_YOURS = -77,            /* edit / delete of a message that is not ours */
   SC_ERR_TOO_LATE = -78,             /* edit / delete past its time window */
@@ -386,9 +393,32 @@ struct sc_sent {
  * server cannot be reached (SC_ERR_UNREACHABLE, SC_ERR_TIMEOUT,
  * SC_ERR_CONNECTION_LOST) it is kept there as "queued" and 0 is returned
  * with out->queued set; the next connection sends it (SC_ERR_OUTBOX_FULL
- * when the outbox is full: nothing kept). */
+ * when the outbox is full: nothing kept).
+ * A text longer than SC_MAX_TEXT (up to SC_MAX_LONG_TEXT) goes as an
+ * attachment that the recipient shows as text (in parts of SC_MAX_TEXT);
+ * it is not kept in the outbox (sent now or not at all). */
 int sc_send_text(struct sc_sent *out, struct sc_client *c, const char *user, const char *text, size_t len,
                  unsigned flags);
+
+/* ---- attachments (attach.c; docs/client.md "Attachments") ------------------------ */
+
+#define SC_ATTACH_MAX_SIZE ((uint64_t)4 << 30) /* bytes of one file */
+#define SC_ATTACH_NAME_MAX 255                 /* bytes of the file name carried */
+#define SC_ATTACH_TYPE_MAX 64                  /* bytes of the content type */
+#define SC_MAX_LONG_TEXT (1024 * 1024)         /* sc_send_text: a text above SC_MAX_TEXT goes as an attachment */
+/* Sends the file at path to user: encrypted under a fresh key, uploaded to
+ * the server's blob store in chunks (resumed after a dropped connection),
+ * then the pointer (id, key, digest, size, type, name) and text (may be
+ * NULL: no caption) in one end-to-end encrypted message. name (NULL: the
+ * path's last component) and type (NULL: guessed from the name) are what
+ * the recipient sees. Memory stays bounded whatever the file's size. */
+int sc_send_file(struct sc_sent *out, struct sc_client *c, const char *user, const char *path, const char *name,
+                 const char *type, const char *text, size_t len, unsigned flags);
+/* The attachment events of the history (SC_EV_ATTACHMENT: received, sent
+ * and failed), oldest first. */
+int sc_attachments(struct sc_client *c, int (*cb)(void *ud, const struct sc_event *ev), void *ud);
+/* HOME/downloads, where received files are saved. */
+const char *sc_downloads_dir(const struct sc_client *c, char *buf, size_t cap);
 
 /* ---- delivery states, outbox, session healing --------------------------------- */
 
@@ -572,8 +602,12 @@ enum sc_event_kind {
   SC_EV_KT_ALERT,          /* key-transparency monitoring: the server's public log shows a key for this account
                               that this device did not make, or the log could not be checked (detail says
                               which; reason 0); peer is this account */
-  SC_EV_DEVICE_LIST        /* peer's signed device list changed (count = its version, detail: what changed), or
+  SC_EV_DEVICE_LIST,       /* peer's signed device list changed (count = its version, detail: what changed), or
                               (error set) a list was refused; peer "" = our own list on the server */
+  SC_EV_ATTACHMENT         /* a file from peer was downloaded, checked and saved (detail: the name under the
+                              downloads directory, count: its size, text: the caption); reason SC_R_BY_US: one
+                              we sent to peer (detail: the name it went under); total non-zero: it could not be
+                              fetched, total = -SC_ERR_* (detail: the sender's file name, cleaned) (logged) */
 };
 
 /* Why (SC_EV_UNREADABLE, SC_EV_NOT_DELIVERED, SC_EV_HELD, SC_EV_KEY_CHANGED). */

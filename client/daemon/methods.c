@@ -880,9 +880,33 @@ static int m_unblock(void *ud, void *session, const cJSON *params, cJSON **resul
   return consent_call(ud, params, result, err, 3);
 }
 
+/* sendAttachment: one file to one user (attach.c), the message its caption. */
+static int m_send_attachment(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {"recipient", "path", "name", "type", "message", "acceptKeyChange", NULL};
+  struct daemon *d = ud;
+  const char *rcpt, *path, *name, *type, *msg;
+  int accept, rc;
+  struct sc_sent s;
+  (void)session;
+  if (rpc_only(params, allowed, err) || rpc_str(params, "recipient", 1, SC_USER_MAX, &rcpt, err) ||
+      rpc_str(params, "path", 1, 4095, &path, err) || rpc_str(params, "name", 0, SC_ATTACH_NAME_MAX, &name, err) ||
+      rpc_str(params, "type", 0, SC_ATTACH_TYPE_MAX, &type, err) ||
+      rpc_str(params, "message", 0, SC_MAX_TEXT, &msg, err) || rpc_bool(params, "acceptKeyChange", 0, &accept, err))
+    return err->code;
+  if (need_user(rcpt, "recipient", err)) return err->code;
+  memset(&s, 0, sizeof s);
+  if ((rc = sc_send_file(&s, d->sc, rcpt, path, name, type, msg, msg ? strlen(msg) : 0,
+                         accept ? SC_SEND_ACCEPT_KEY_CHANGE : 0)) != 0) {
+    return core_fail(d, rc, err);
+  }
+  *result = sent_json(&s);
+  return 0;
+}
+
 const struct rpc_method daemon_methods[] = {
     {"version", m_version},
     {"send", m_send},
+    {"sendAttachment", m_send_attachment},
     {"listContacts", m_list_contacts},
     {"listGroups", m_list_groups},
     {"createGroup", m_create_group},

@@ -49,6 +49,7 @@ struct sotto_net {
   int timeout_ms;
   uint32_t next_id;
   uint32_t max_message;
+  uint32_t max_frame; /* HELLO: the authenticated frame cap (blob chunks fit it) */
   uint8_t *rbuf;
   size_t rlen, rcap;
   struct sotto__net_queue q;
@@ -132,6 +133,7 @@ void sotto_net_ctx_free(struct sotto_net_ctx *x) {
 int sotto_net_fd(const struct sotto_net *c) { return c->fd; }
 void sotto_net_set_timeout(struct sotto_net *c, int timeout_ms) { c->timeout_ms = timeout_ms; }
 uint32_t sotto_net_max_message(const struct sotto_net *c) { return c->max_message; }
+uint32_t sotto_net_max_frame(const struct sotto_net *c) { return c->max_frame; }
 uint64_t sotto_net_dropped(const struct sotto_net *c) { return c->q.dropped; }
 
 void sotto_net_close(struct sotto_net *c) {
@@ -440,6 +442,7 @@ int sotto_net_connect(struct sotto_net_ctx *x, const char *host, const char *por
   if ((c = calloc(1, sizeof *c)) == NULL) return SOTTO_ERR_NOMEM;
   c->timeout_ms = timeout_ms;
   c->max_message = 64 * 1024;
+  c->max_frame = 64 * 1024;
   if ((c->fd = tcp_connect(host, port, deadline)) < 0) {
     free(c);
     return SOTTO_NET_E_CONNECT;
@@ -520,7 +523,10 @@ int sotto_net_hello(struct sotto_net *c, uint16_t version) {
   }
   rc = sotto__net_parse_hello(ans.payload, ans.payload_len, &v, &maxf, &maxm);
   if (rc == 0 && v != version) rc = SOTTO_ERR_VERSION;
-  if (rc == 0) c->max_message = maxm;
+  if (rc == 0) {
+    c->max_message = maxm;
+    c->max_frame = maxf;
+  }
   sotto_net_event_clear(&ans);
   return rc;
 }
@@ -850,5 +856,35 @@ int sotto_net_device_remove(struct sotto_net *c, uint32_t device_id) {
   sotto__srv_put_device_remove(&w, device_id);
   rc = request(c, SOTTO_SRV_DEVICE_REMOVE, b, 4, &ans);
   sotto_net_event_clear(&ans);
+  return rc;
+}
+
+/* ---- blobs (attachments; client/core/attach.c) ---------------------------- */
+
+int sotto_net_blob(struct sotto_net *c, uint8_t type, const struct sotto_srv_blob_req *m, struct sotto_net_event *ans) {
+  uint8_t b[SOTTO_SRV_BLOB_ID_LEN + 16];
+  struct sotto__wr w;
+  if (type == SOTTO_SRV_BLOB_PUT) return SOTTO_ERR_USAGE; /* sotto_net_blob_put_async */
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_blob_req(&w, type, m);
+  if (w.err) return SOTTO_ERR_USAGE;
+  return request(c, type, b, w.len, ans);
+}
+
+int sotto_net_blob_async(struct sotto_net *c, uint8_t type, const struct sotto_srv_blob_req *m, uint32_t *req_id) {
+  struct sotto__wr w;
+  uint8_t small[SOTTO_SRV_BLOB_ID_LEN + 16], *b = small;
+  size_t cap = sizeof small;
+  int rc;
+  if (type == SOTTO_SRV_BLOB_PUT) {
+    if (m->data_len > SOTTO_SRV_BLOB_MAX_CHUNK) return SOTTO_ERR_USAGE;
+    cap = SOTTO_SRV_BLOB_ID_LEN + 8 + m->data_len;
+    if ((b = malloc(cap)) == NULL) return SOTTO_ERR_NOMEM;
+  }
+  sotto__wr_init(&w, b, cap);
+  sotto__srv_put_blob_req(&w, type, m);
+  *req_id = ++c->next_id ? c->next_id : ++c->next_id;
+  rc = w.err ? SOTTO_ERR_USAGE : sotto_net_write_frame(c, type, *req_id, b, w.len);
+  if (b != small) free(b);
   return rc;
 }

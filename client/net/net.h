@@ -69,6 +69,7 @@ int sotto_net_fd(const struct sotto_net *c);
 void sotto_net_set_timeout(struct sotto_net *c, int timeout_ms);
 /* Limits the server announced in its HELLO answer. */
 uint32_t sotto_net_max_message(const struct sotto_net *c);
+uint32_t sotto_net_max_frame(const struct sotto_net *c);
 
 /* ---- typed requests (block until the answer, bounded by the timeout) ---- */
 
@@ -138,6 +139,14 @@ int sotto_net_set_recovery(struct sotto_net *c, const uint8_t code[SOTTO_SRV_REC
 int sotto_net_recover(struct sotto_net *c, const char *username, const uint8_t code[SOTTO_SRV_RECOVERY_LEN],
                       const uint8_t *identity, size_t identity_len, uint32_t *device_id,
                       uint8_t secret[SOTTO_SRV_SECRET_LEN]);
+
+/* BLOB_* requests (proto.h "blobs"): the answer's payload in ans (clear it
+ * with sotto_net_event_clear); PUT only through the async form. The async
+ * form writes the request and returns: the answer comes as an
+ * SOTTO_NET_EV_ANSWER event with *req_id. */
+struct sotto_srv_blob_req;
+int sotto_net_blob(struct sotto_net *c, uint8_t type, const struct sotto_srv_blob_req *m, struct sotto_net_event *ans);
+int sotto_net_blob_async(struct sotto_net *c, uint8_t type, const struct sotto_srv_blob_req *m, uint32_t *req_id);
 
 /* ---- pushes and pipelining ------------------------------------------------ */
 

@@ -1,0 +1,1037 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* attach.c: attachments (docs/client.md "Attachments").
+ *
+ * Sending: a fresh random 32-byte key per file; the file is encrypted in
+ * chunks of ATTACH_CHUNK bytes, chunk i with XChaCha20-Poly1305 (IETF) under
+ * that key, nonce = 16 zero bytes || u64 i (big-endian; a key is never used
+ * for two files, so a counter nonce is unique) and associated data one byte,
+ * 1 for the last chunk and 0 for the others (a cut-off file fails, reordered
+ * chunks fail by their nonce). The ciphertext (size + 16 bytes a chunk) goes
+ * to the server's blob store in PUTs of ATTACH_PUT_CHUNKS chunks, several in
+ * flight, and its digest (BLAKE2b-256) is computed on the way. The pointer (blob id, key,
+ * digest, size, type, name) and the caption then travel in one end-to-end
+ * encrypted message (content kind ATTACHMENT). Every chunk encrypts the same
+ * way again, so after a dropped connection the upload goes on from the bytes
+ * the server has (BLOB_STAT) without re-reading what came before.
+ *
+ * Receiving: the pointer is kept in the store ("attach.pending/ID") with the
+ * envelope, and fetched once the queue is drained: GETs of whole chunks,
+ * each decrypted and checked as it comes and written to a temporary file in
+ * the downloads directory; the digest of all the ciphertext is compared at
+ * the end; only then is the file renamed to its cleaned name and the event
+ * logged. A damaged blob leaves nothing behind. The server is told
+ * (BLOB_DONE) so that it deletes the blob once every recipient has it.
+ *
+ * Memory: a few PUT or GET buffers (ATTACH_WINDOW x ATTACH_PUT_CHUNKS
+ * chunks) whatever the file's size. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "account.h"
+#include "attach.h"
+#include "conn.h"
+#include "content.h"
+#include "messaging.h"
+#include "msglog.h"
+#include "proto.h"
+
+#define ATTACH_TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define ATTACH_CCHUNK (ATTACH_CHUNK + ATTACH_TAG) /* ciphertext bytes of a whole chunk */
+#define ATTACH_PUT_CHUNKS 3                       /* chunks in one PUT or GET */
+#define ATTACH_UNIT (ATTACH_PUT_CHUNKS * ATTACH_CCHUNK)
+#define ATTACH_WINDOW 8   /* PUTs or GETs in flight */
+#define ATTACH_RETRIES 6  /* reconnections for one transfer */
+#define ATTACH_WAIT_MS 30000
+#define ATTACH_PENDING "attach.pending/"
+#define ATTACH_ANY "attach.any" /* present while a pointer may be pending: one look, not a scan */
+#define ATTACH_PENDING_MAX 256 /* pointers waiting for their download */
+#define ATTACH_SAFE_MAX 100    /* bytes of a saved file's name */
+#define ATTACH_LONG_TEXT_MAX SC_MAX_LONG_TEXT /* a long text that arrives as an attachment */
+
+_Static_assert(ATTACH_UNIT + SOTTO_SRV_BLOB_ID_LEN + 8 <= SOTTO_SRV_BLOB_MAX_CHUNK + SOTTO_SRV_BLOB_ID_LEN + 8,
+               "a PUT fits the protocol's chunk");
+_Static_assert(ATTACH_UNIT <= SOTTO_SRV_BLOB_MAX_CHUNK, "a GET fits the protocol's chunk");
+_Static_assert(ATTACH_SAFE_MAX < MSG_DETAIL_MAX, "a saved name fits an event's detail");
+
+uint64_t attach_cipher_size(uint64_t size) {
+  uint64_t n = size == 0 ? 1 : (size + ATTACH_CHUNK - 1) / ATTACH_CHUNK;
+  return size + n * ATTACH_TAG;
+}
+
+static uint64_t n_chunks(uint64_t size) {
+  return size == 0 ? 1 : (size + ATTACH_CHUNK - 1) / ATTACH_CHUNK;
+}
+
+static void chunk_nonce(uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], uint64_t i) {
+  int k;
+  memset(nonce, 0, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+  for (k = 0; k < 8; k++) nonce[16 + k] = (uint8_t)(i >> (56 - 8 * k));
+}
+
+/* ---- file names ----------------------------------------------------------------- */
+
+static int reserved_base(const char *s, size_t n) {
+  static const char *const names[] = {"con", "prn", "aux", "nul"};
+  size_t i;
+  char b[8];
+  if (n > 4) return 0;
+  for (i = 0; i < n; i++) b[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+  b[n] = 0;
+  for (i = 0; i < 4; i++)
+    if (strcmp(b, names[i]) == 0) return 1;
+  return n == 4 && (strncmp(b, "com", 3) == 0 || strncmp(b, "lpt", 3) == 0) && b[3] >= '0' && b[3] <= '9';
+}
+
+/* Length of the UTF-8 sequence at p (1..4) if it is valid and not a control
+ * or formatting character (C1 controls, bidirectional overrides and
+ * isolates, zero-width characters), else 0. */
+static size_t utf8_ok_char(const uint8_t *p, size_t left) {
+  uint32_t cp;
+  size_t n, i;
+  if (p[0] < 0x80) return p[0] >= 0x20 && p[0] != 0x7f ? 1 : 0;
+  if ((p[0] & 0xe0) == 0xc0) n = 2, cp = p[0] & 0x1f;
+  else if ((p[0] & 0xf0) == 0xe0) n = 3, cp = p[0] & 0x0f;
+  else if ((p[0] & 0xf8) == 0xf0) n = 4, cp = p[0] & 0x07;
+  else return 0;
+  if (n > left) return 0;
+  for (i = 1; i < n; i++) {
+    if ((p[i] & 0xc0) != 0x80) return 0;
+    cp = cp << 6 | (p[i] & 0x3f);
+  }
+  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff))) return 0;
+  if (cp >= 0xd800 && cp <= 0xdfff) return 0;
+  if (cp < 0xa0 || (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202e) ||
+      (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff || (cp >= 0xfff9 && cp <= 0xfffb))
+    return 0;
+  return n;
+}
+
+void attach_safe_name(char out[ATTACH_SAFE_MAX + 1], const uint8_t *raw, size_t len) {
+  char buf[4 * SC_ATTACH_NAME_MAX + 8];
+  size_t i, n = 0, start = 0, end, dot, ext;
+  /* The last path component only, whichever separator. */
+  for (i = 0; i < len; i++)
+    if (raw[i] == '/' || raw[i] == '\\') start = i + 1;
+  for (i = start; i < len && n + 4 < sizeof buf;) {
+    size_t k = utf8_ok_char(raw + i, len - i);
+    if (k == 0 || (k == 1 && strchr(":*?\"<>|", raw[i]))) {
+      buf[n++] = '_';
+      i++;
+      continue;
+    }
+    memcpy(buf + n, raw + i, k);
+    n += k;
+    i += k;
+  }
+  /* No hidden file, no "." or "..", nothing ending in a dot or a space. */
+  start = 0;
+  while (start < n && (buf[start] == '.' || buf[start] == ' ')) start++;
+  end = n;
+  while (end > start && (buf[end - 1] == '.' || buf[end - 1] == ' ')) end--;
+  if (end == start) {
+    snprintf(out, ATTACH_SAFE_MAX + 1, "file");
+    return;
+  }
+  memmove(buf, buf + start, end - start);
+  n = end - start;
+  buf[n] = 0;
+  /* Too long: the end of the name cut off, the extension (up to 16 bytes) kept. */
+  if (n > ATTACH_SAFE_MAX) {
+    const char *d = strrchr(buf, '.');
+    ext = d && (size_t)(buf + n - d) <= 16 ? (size_t)(buf + n - d) : 0;
+    dot = ATTACH_SAFE_MAX - ext;
+    while (dot > 0 && ((uint8_t)buf[dot] & 0xc0) == 0x80) dot--; /* at a character's start */
+    memmove(buf + dot, buf + n - ext, ext);
+    n = dot + ext;
+    buf[n] = 0;
+  }
+  /* Names Windows reserves (a copy to such a disk would fail or worse). */
+  dot = strcspn(buf, ".");
+  if (reserved_base(buf, dot) && n < ATTACH_SAFE_MAX) {
+    memmove(buf + 1, buf, n + 1);
+    buf[0] = '_';
+  }
+  n = strlen(buf);
+  if (n > ATTACH_SAFE_MAX) n = ATTACH_SAFE_MAX; /* not reached: cut above */
+  memcpy(out, buf, n);
+  out[n] = 0;
+}
+
+const char *sc_downloads_dir(const struct sc_client *c, char *buf, size_t cap) {
+  size_t n = strlen(c->home);
+  if (cap < n + 11) {
+    if (cap) buf[0] = 0;
+    return buf;
+  }
+  memcpy(buf, c->home, n);
+  memcpy(buf + n, "/downloads", 11);
+  return buf;
+}
+
+/* Renames tmp to DIR/name, or "name (1).ext" ... when taken; *final gets the
+ * name used. 0, or an errno. */
+static int place(const char *dir, const char *tmp, const char *name, char final[ATTACH_SAFE_MAX + 16]) {
+  char path[PATH_MAX + 128], base[ATTACH_SAFE_MAX + 1];
+  const char *ext = strrchr(name, '.');
+  size_t bl;
+  int i;
+  if (!ext || ext == name) ext = name + strlen(name);
+  bl = (size_t)(ext - name);
+  memcpy(base, name, bl);
+  base[bl] = 0;
+  for (i = 0; i < 10000; i++) {
+    if (i == 0)
+      snprintf(final, ATTACH_SAFE_MAX + 16, "%s", name);
+    else
+      snprintf(final, ATTACH_SAFE_MAX + 16, "%.*s (%d)%s", (int)(bl > ATTACH_SAFE_MAX - 12 ? ATTACH_SAFE_MAX - 12 : bl),
+               base, i, ext);
+    snprintf(path, sizeof path, "%s/%s", dir, final);
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) return 0;
+    if (errno == EINVAL || errno == ENOSYS) { /* a file system without it: link() never replaces either */
+      if (link(tmp, path) == 0) {
+        (void)unlink(tmp);
+        return 0;
+      }
+    }
+    if (errno != EEXIST) return errno;
+  }
+  return EEXIST;
+}
+
+/* ---- errors -------------------------------------------------------------------- */
+
+static int blob_error(struct sc_client *c, struct conn *k, int rc, const char *what) {
+  switch (rc) {
+    case SOTTO_SRV_E_BLOB_QUOTA:
+      return sc__fail(c, SC_ERR_ATTACH_QUOTA,
+                      "the server refused the file while %s: your attachment quota there is used up (files you "
+                      "sent wait until every recipient fetched them or they expire); try again later",
+                      what);
+    case SOTTO_SRV_E_BLOB_GONE:
+      return sc__fail(c, SC_ERR_ATTACH_GONE,
+                      "the file is no longer on the server (it expired, or every recipient fetched it already) "
+                      "while %s; ask the sender to send it again",
+                      what);
+    case SOTTO_SRV_E_BLOB_TOO_LARGE:
+      return sc__fail(c, SC_ERR_ATTACH_TOO_LARGE, "the server does not take a file this large (while %s)", what);
+    case SOTTO_SRV_E_STORAGE_FULL:
+      return sc__fail(c, SC_ERR_DISK_FULL, "the server's disk is full while %s; try again later", what);
+  }
+  return conn_error(c, k, rc, what, NULL);
+}
+
+static int transient(int rc) {
+  return rc == SOTTO_NET_E_IO || rc == SOTTO_NET_E_TIMEOUT || rc == SOTTO_SRV_E_SHUTDOWN ||
+         rc == SOTTO_SRV_E_TIMEOUT || rc == SOTTO_SRV_E_RATE || rc == SOTTO_SRV_E_BUSY;
+}
+
+/* A new connection after a dropped one: 0, or the recorded error. */
+static int reconnect(struct sc_client *c, struct conn *k, int attempt) {
+  struct timespec ts = {0, 200 * 1000 * 1000};
+  if (attempt > 1) ts.tv_sec = attempt - 1 > 4 ? 4 : attempt - 1;
+  conn_close(k);
+  nanosleep(&ts, NULL);
+  return conn_open(c, k);
+}
+
+/* Test hook (sotto-test only): SOTTO_TEST_ATTACH_CUT=N1,N2,... makes the
+ * connection drop (the socket shut down under TLS, as a network failure
+ * would) once the transfer passed each offset, each once. */
+struct cuts {
+  uint64_t at[4];
+  int n, next;
+};
+
+static void cuts_load(struct cuts *x) {
+  memset(x, 0, sizeof *x);
+#ifdef SOTTO_TEST_HOOKS
+  const char *v = getenv("SOTTO_TEST_ATTACH_CUT");
+  while (v && *v && x->n < 4) {
+    char *end;
+    x->at[x->n++] = strtoull(v, &end, 10);
+    v = *end == ',' ? end + 1 : end + strlen(end);
+  }
+#endif
+}
+
+static void cuts_check(struct cuts *x, struct conn *k, uint64_t done) {
+  if (x->next < x->n && done >= x->at[x->next] && k->net) {
+    x->next++;
+    (void)shutdown(sotto_net_fd(k->net), SHUT_RDWR);
+  }
+}
+
+/* ---- the source of an upload: a file or bytes in memory ------------------------ */
+
+struct src {
+  int fd;
+  const uint8_t *mem;
+  uint64_t size;
+};
+
+static int src_read(const struct src *s, uint64_t off, uint8_t *buf, size_t n) {
+  size_t done = 0;
+  if (s->mem) {
+    memcpy(buf, s->mem + off, n);
+    return 0;
+  }
+  while (done < n) {
+    ssize_t r = pread(s->fd, buf + done, n - done, (off_t)(off + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    done += (size_t)r;
+  }
+  return 0;
+}
+
+/* Ciphertext [off, off + len) (off at a chunk's start) into out. 0 or -1 (read). */
+static int encrypt_at(const struct src *s, const uint8_t key[ATTACH_KEY_LEN], uint64_t off, size_t len,
+                      uint8_t *out, uint8_t *pbuf) {
+  uint64_t chunk = off / ATTACH_CCHUNK, last = n_chunks(s->size) - 1;
+  size_t done = 0;
+  while (done < len) {
+    uint64_t p0 = chunk * ATTACH_CHUNK;
+    size_t pn = (size_t)(s->size - p0 < ATTACH_CHUNK ? s->size - p0 : ATTACH_CHUNK);
+    uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ad = chunk == last;
+    unsigned long long cn = 0;
+    if (pn && src_read(s, p0, pbuf, pn)) return -1;
+    chunk_nonce(nonce, chunk);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + done, &cn, pbuf, pn, &ad, 1, NULL, nonce, key);
+    done += (size_t)cn;
+    chunk++;
+  }
+  sodium_memzero(pbuf, ATTACH_CHUNK);
+  return 0;
+}
+
+/* ---- upload ------------------------------------------------------------------- */
+
+struct inflight {
+  uint32_t req_id;
+  uint64_t off;
+  size_t len;
+};
+
+struct up {
+  struct sc_client *c;
+  struct conn *k;
+  const struct src *s;
+  const uint8_t *key;
+  uint8_t id[ATTACH_ID_LEN];
+  uint64_t csize, next, acked, hashed;
+  crypto_generichash_blake2b_state h;
+  struct inflight fl[ATTACH_WINDOW];
+  int nfl;
+  uint8_t *cbuf, *pbuf;
+  struct cuts cuts;
+};
+
+/* Writes the next PUT. 0, a net code (> 0) or -1 (the file could not be read). */
+static int put_next(struct up *u) {
+  struct sotto_srv_blob_req m;
+  size_t len = (size_t)(u->csize - u->next < ATTACH_UNIT ? u->csize - u->next : ATTACH_UNIT);
+  int rc;
+  if (encrypt_at(u->s, u->key, u->next, len, u->cbuf, u->pbuf)) return -1;
+  /* Every ciphertext byte is hashed once, in order (a resent chunk is the
+   * same bytes again). */
+  if (u->next == u->hashed) {
+    crypto_generichash_blake2b_update(&u->h, u->cbuf, len);
+    u->hashed += len;
+  }
+  memset(&m, 0, sizeof m);
+  m.id = u->id;
+  m.offset = u->next;
+  m.data = u->cbuf;
+  m.data_len = len;
+  if ((rc = sotto_net_blob_async(u->k->net, SOTTO_SRV_BLOB_PUT, &m, &u->fl[u->nfl].req_id)) != 0) return rc;
+  u->fl[u->nfl].off = u->next;
+  u->fl[u->nfl].len = len;
+  u->nfl++;
+  u->next += len;
+  return 0;
+}
+
+/* Waits for the oldest PUT's answer. 0, or the code (> 0 server or net, < 0 malformed). */
+static int put_wait(struct up *u) {
+  struct sotto_net_event ev;
+  for (;;) {
+    int rc = sotto_net_next_event(u->k->net, ATTACH_WAIT_MS, &ev);
+    if (rc == 0) return SOTTO_NET_E_TIMEOUT;
+    if (rc != 1) return rc < 0 ? SOTTO_NET_E_IO : rc;
+    if (ev.kind == SOTTO_NET_EV_ANSWER && ev.req_id == u->fl[0].req_id) {
+      uint64_t stored = 0;
+      rc = ev.code ? ev.code : sotto__srv_parse_blob_stored(ev.payload, ev.payload_len, &stored);
+      sotto_net_event_clear(&ev);
+      if (rc) return rc;
+      if (stored > u->acked) u->acked = stored;
+      memmove(u->fl, u->fl + 1, (size_t)(u->nfl - 1) * sizeof u->fl[0]);
+      u->nfl--;
+      return 0;
+    }
+    /* CLOSE from the server ends the transfer; pushes meanwhile are left
+     * for the next receive (the server keeps them until acknowledged). */
+    rc = ev.kind == SOTTO_NET_EV_CLOSE ? (ev.code ? ev.code : SOTTO_NET_E_IO) : 0;
+    sotto_net_event_clear(&ev);
+    if (rc) return rc;
+  }
+}
+
+/* After a dropped connection or a refused offset: where the server is. */
+static int resync(struct up *u) {
+  struct sotto_srv_blob_req m;
+  struct sotto_srv_blob_stat st;
+  struct sotto_net_event ans;
+  int rc;
+  memset(&m, 0, sizeof m);
+  m.id = u->id;
+  rc = sotto_net_blob(u->k->net, SOTTO_SRV_BLOB_STAT, &m, &ans);
+  if (rc == 0) rc = sotto__srv_parse_blob_stat(ans.payload, ans.payload_len, &st);
+  sotto_net_event_clear(&ans);
+  if (rc) return rc;
+  if (st.size != u->csize || (st.stored % ATTACH_UNIT != 0 && st.stored != u->csize)) return SOTTO_ERR_MALFORMED;
+  u->acked = u->next = st.stored;
+  if (u->next > u->hashed) return SOTTO_ERR_MALFORMED; /* more than was ever sent */
+  u->nfl = 0;
+  return 0;
+}
+
+static int upload(struct sc_client *c, struct conn *k, const struct src *s, const uint8_t key[ATTACH_KEY_LEN],
+                  uint16_t fetches, uint8_t id[ATTACH_ID_LEN], uint8_t digest[ATTACH_DIGEST_LEN]) {
+  struct up u;
+  struct sotto_srv_blob_req m;
+  struct sotto_net_event ans;
+  uint64_t expires = 0;
+  int rc, attempts = 0;
+
+  memset(&u, 0, sizeof u);
+  u.c = c;
+  u.k = k;
+  u.s = s;
+  u.key = key;
+  u.csize = attach_cipher_size(s->size);
+  crypto_generichash_blake2b_init(&u.h, NULL, 0, ATTACH_DIGEST_LEN);
+  cuts_load(&u.cuts);
+  if (sotto_net_max_frame(k->net) < ATTACH_UNIT + SOTTO_SRV_BLOB_ID_LEN + 8 + SOTTO_SRV_BODY_HDR)
+    return sc__fail(c, SC_ERR_ATTACH_TOO_LARGE,
+                    "the server's frame limit (max-frame %u) is below an attachment chunk (%d bytes): it takes no "
+                    "attachments",
+                    sotto_net_max_frame(k->net), ATTACH_UNIT + 64);
+  memset(&m, 0, sizeof m);
+  m.size = u.csize;
+  m.fetches = fetches;
+  rc = sotto_net_blob(k->net, SOTTO_SRV_BLOB_CREATE, &m, &ans);
+  if (rc == 0) rc = sotto__srv_parse_blob_created(ans.payload, ans.payload_len, u.id, &expires);
+  sotto_net_event_clear(&ans);
+  if (rc) return blob_error(c, k, rc, "starting the upload");
+  if ((u.cbuf = malloc(ATTACH_UNIT)) == NULL || (u.pbuf = sodium_malloc(ATTACH_CHUNK)) == NULL) {
+    free(u.cbuf);
+    return sc__fail(c, SC_ERR_NOMEM, "out of memory for the upload");
+  }
+  while (u.acked < u.csize) {
+    rc = 0;
+    while (rc == 0 && u.nfl < ATTACH_WINDOW && u.next < u.csize) rc = put_next(&u);
+    if (rc == 0) rc = put_wait(&u);
+    if (rc == 0) {
+      cuts_check(&u.cuts, k, u.acked);
+      continue;
+    }
+    if (rc == -1) {
+      rc = sc__fail(c, SC_ERR_FILE, "the file changed or could not be read while it was sent: nothing was sent");
+      goto out;
+    }
+    if (rc == SOTTO_SRV_E_STATE && attempts < ATTACH_RETRIES) { /* an offset the server did not expect */
+      attempts++;
+      if ((rc = resync(&u)) == 0) continue;
+    }
+    if (!transient(rc) || attempts >= ATTACH_RETRIES) {
+      rc = blob_error(c, k, rc, "uploading the file");
+      goto out;
+    }
+    /* Dropped: a new connection, and on from what the server has. */
+    while (attempts < ATTACH_RETRIES) {
+      attempts++;
+      if ((rc = reconnect(c, k, attempts)) == 0 && (rc = resync(&u)) == 0) break;
+      if (rc < 0 && rc != SOTTO_ERR_MALFORMED) goto out; /* recorded by conn_open */
+    }
+    if (rc) {
+      rc = rc < 0 ? sc__fail(c, SC_ERR_PROTOCOL, "the server's account of the upload does not add up")
+                  : blob_error(c, k, rc, "resuming the upload");
+      goto out;
+    }
+  }
+  memset(&m, 0, sizeof m);
+  m.id = u.id;
+  rc = sotto_net_blob(k->net, SOTTO_SRV_BLOB_COMMIT, &m, &ans);
+  sotto_net_event_clear(&ans);
+  if (rc) {
+    rc = blob_error(c, k, rc, "finishing the upload");
+    goto out;
+  }
+  crypto_generichash_blake2b_final(&u.h, digest, ATTACH_DIGEST_LEN);
+  memcpy(id, u.id, ATTACH_ID_LEN);
+out:
+  free(u.cbuf);
+  sodium_free(u.pbuf);
+  sodium_memzero(&u.h, sizeof u.h);
+  return rc;
+}
+
+/* ---- sending ------------------------------------------------------------------- */
+
+static const char *guess_type(const char *name) {
+  static const char *const map[][2] = {
+      {".txt", "text/plain"},       {".md", "text/markdown"},    {".pdf", "application/pdf"},
+      {".png", "image/png"},        {".jpg", "image/jpeg"},      {".jpeg", "image/jpeg"},
+      {".gif", "image/gif"},        {".webp", "image/webp"},     {".mp4", "video/mp4"},
+      {".mp3", "audio/mpeg"},       {".ogg", "audio/ogg"},       {".zip", "application/zip"},
+      {".json", "application/json"}, {".html", "text/html"},    {".csv", "text/csv"},
+  };
+  const char *ext = strrchr(name, '.');
+  size_t i;
+  if (ext)
+    for (i = 0; i < sizeof map / sizeof map[0]; i++)
+      if (strcasecmp(ext, map[i][0]) == 0) return map[i][1];
+  return "application/octet-stream";
+}
+
+static int log_sent(struct sc_client *c, const char *user, const char *name, uint64_t size, uint64_t ts,
+                    const char *text, size_t len) {
+  struct msg *m = calloc(1, sizeof *m);
+  int rc;
+  if (!m) return sc__fail(c, SC_ERR_NOMEM, "sent, but out of memory to log it");
+  m->dir = MSG_EVENT;
+  m->kind = SC_EV_ATTACHMENT;
+  m->reason = SC_R_BY_US;
+  snprintf(m->peer, sizeof m->peer, "%s", user);
+  attach_safe_name(m->detail, (const uint8_t *)name, strlen(name));
+  m->ts = ts;
+  m->count = size;
+  m->text = (char *)(text ? text : "");
+  m->text_len = text ? len : 0;
+  if ((rc = sc__begin(c)) || (rc = msglog_add(c->st, c->acct, m, 0)) || (rc = account_save(c->st, c->acct)) ||
+      (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    free(m);
+    return sc__store_error(c, rc);
+  }
+  msglog_emit(c, m);
+  free(m);
+  return 0;
+}
+
+int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int fd, const uint8_t *mem,
+                uint64_t size, const char *name, const char *type, uint8_t flags, const char *text, size_t len,
+                unsigned send_flags) {
+  struct content ct;
+  struct src s;
+  uint8_t key[ATTACH_KEY_LEN], id[ATTACH_ID_LEN], digest[ATTACH_DIGEST_LEN];
+  int rc, opened = 0;
+
+  if (size > SC_ATTACH_MAX_SIZE)
+    return sc__fail(c, SC_ERR_ATTACH_TOO_LARGE, "the file is larger than %llu bytes: sotto does not send it",
+                    (unsigned long long)SC_ATTACH_MAX_SIZE);
+  if (c->acct->username[0] && strcmp(user, c->acct->username) == 0)
+    return sc__fail(c, SC_ERR_SELF, "you cannot send to yourself ('%s')", user);
+  if ((rc = sc__acquire(c, &opened))) return rc;
+  s.fd = fd;
+  s.mem = mem;
+  s.size = size;
+  crypto_aead_xchacha20poly1305_ietf_keygen(key);
+  /* One fetch per recipient device: sotto sends to each account's first device. */
+  rc = upload(c, &c->k, &s, key, 1, id, digest);
+  if (rc == 0) {
+    memset(&ct, 0, sizeof ct);
+    ct.kind = CONTENT_ATTACHMENT;
+    ct.ts = sc_now_ms();
+    ct.att_id = id;
+    ct.att_key = key;
+    ct.att_digest = digest;
+    ct.att_size = size;
+    ct.att_chunk = ATTACH_CHUNK;
+    ct.att_flags = flags;
+    ct.att_type = (const uint8_t *)type;
+    ct.att_type_len = strlen(type);
+    ct.att_name = (const uint8_t *)name;
+    ct.att_name_len = strlen(name);
+    ct.text = (const uint8_t *)text;
+    ct.text_len = text ? len : 0;
+    c->flags = send_flags;
+    rc = deliver_pairwise(c, &c->k, user, &ct);
+    c->flags = 0;
+    sodium_memzero(&ct, sizeof ct);
+  }
+  sodium_memzero(key, sizeof key);
+  sc__release(c, opened);
+  if (rc) return rc;
+  if (out) {
+    memset(out, 0, sizeof *out);
+    out->timestamp_ms = sc_now_ms();
+    out->delivered = 1;
+  }
+  if (flags & ATTACH_FLAG_LONG_TEXT) return 0;
+  return log_sent(c, user, name, size, out ? out->timestamp_ms : sc_now_ms(), text, len);
+}
+
+/* Logs a long text as consecutive rows of at most SC_MAX_TEXT bytes, each
+ * cut at a character's start (inside the caller's transaction). */
+static int log_text_parts(struct sc_client *c, int dir, const char *peer, uint64_t ts, uint64_t sid,
+                          uint64_t server_ts, const char *t, size_t n) {
+  size_t off = 0;
+  int rc = 0;
+  while (off < n && !rc) {
+    struct msg m;
+    size_t k = n - off < SC_MAX_TEXT ? n - off : SC_MAX_TEXT;
+    char *p;
+    while (off + k < n && k > 1 && ((uint8_t)t[off + k] & 0xc0) == 0x80) k--;
+    if ((p = malloc(k + 1)) == NULL) return STORE_E_IO;
+    memcpy(p, t + off, k);
+    p[k] = 0;
+    memset(&m, 0, sizeof m);
+    m.dir = (uint8_t)dir;
+    snprintf(m.peer, sizeof m.peer, "%s", peer);
+    m.ts = ts;
+    m.server_id = sid;
+    m.server_ts = server_ts;
+    m.reason = dir == MSG_OUT ? SC_STATE_SENT : 0;
+    m.text = p;
+    m.text_len = k;
+    rc = msglog_add(c->st, c->acct, &m, dir == MSG_IN);
+    if (rc == 0 && dir == MSG_OUT) msglog_emit(c, &m);
+    free(p);
+    off += k;
+  }
+  return rc;
+}
+
+int attach_send_text(struct sc_sent *out, struct sc_client *c, const char *user, const char *text, size_t len,
+                     unsigned flags) {
+  int rc = attach_send(out, c, user, -1, (const uint8_t *)text, len, "message.txt", "text/plain; charset=utf-8",
+                       ATTACH_FLAG_LONG_TEXT, NULL, 0, flags);
+  if (rc) return rc;
+  if ((rc = sc__begin(c)) ||
+      (rc = log_text_parts(c, MSG_OUT, user, out ? out->timestamp_ms : sc_now_ms(), 0, 0, text, len)) ||
+      (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  return 0;
+}
+
+int sc_send_file(struct sc_sent *out, struct sc_client *c, const char *user, const char *path, const char *name,
+                 const char *type, const char *text, size_t len, unsigned flags) {
+  struct stat st;
+  const char *base;
+  char tbuf[SC_ATTACH_TYPE_MAX + 1];
+  int fd, rc;
+  size_t i;
+
+  if (out) memset(out, 0, sizeof *out);
+  if ((rc = sc__need_open(c))) return rc;
+  if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  if (!path || !*path) return sc__fail(c, SC_ERR_ARG, "no file given");
+  if (text && len > SC_MAX_TEXT)
+    return sc__fail(c, SC_ERR_TOO_LARGE, "the caption is longer than %d bytes", SC_MAX_TEXT);
+  base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+  if (!name) name = base;
+  if (!*name || strlen(name) > SC_ATTACH_NAME_MAX)
+    return sc__fail(c, SC_ERR_ARG, "the file name must be 1 to %d bytes", SC_ATTACH_NAME_MAX);
+  if (!type) type = guess_type(name);
+  if (strlen(type) > SC_ATTACH_TYPE_MAX) return sc__fail(c, SC_ERR_ARG, "the content type is too long");
+  for (i = 0; type[i]; i++)
+    if (type[i] < 0x20 || type[i] > 0x7e) return sc__fail(c, SC_ERR_ARG, "the content type must be printable ASCII");
+  snprintf(tbuf, sizeof tbuf, "%s", type);
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    return sc__fail(c, SC_ERR_FILE, "cannot open %s: %s", path, strerror(errno));
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return sc__fail(c, SC_ERR_FILE, "%s is not a regular file", path);
+  }
+  rc = attach_send(out, c, user, fd, NULL, (uint64_t)st.st_size, name, tbuf, 0, text, text ? len : 0, flags);
+  close(fd);
+  return rc;
+}
+
+/* ---- receiving: the pointer kept until its download ---------------------------- */
+
+/* Inside the inbox's transaction: the decoded pointer and who sent it. */
+int attach_arrived(struct sc_client *c, const char *sender, const struct content *ct, uint64_t sid) {
+  struct rec_wr w;
+  char name[64];
+  int rc;
+  rec_wr_init(&w, 2 + SC_USER_MAX + 16 + SC_MAX_TEXT + 1024);
+  rec_put_str16(&w, sender, strlen(sender));
+  rec_put_u64(&w, sid);
+  rec_put_u64(&w, c->env_server_ts);
+  if (content_encode(&w, ct) != 0) {
+    rec_wr_free(&w);
+    return STORE_E_IO;
+  }
+  snprintf(name, sizeof name, ATTACH_PENDING "%020llu", (unsigned long long)sid);
+  rc = store_put(c->st, name, w.p, w.len);
+  rec_wr_free(&w);
+  if (rc == 0) rc = store_put(c->st, ATTACH_ANY, (const uint8_t *)"\1", 1);
+  if (rc == 0) c->attach_wanted = 1;
+  return rc;
+}
+
+struct pending {
+  char names[ATTACH_PENDING_MAX][40];
+  size_t n;
+};
+
+static int pending_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct pending *p = ud;
+  (void)v;
+  (void)len;
+  if (p->n < ATTACH_PENDING_MAX && strlen(name) < sizeof p->names[0]) snprintf(p->names[p->n++], 40, "%s", name);
+  return 0;
+}
+
+/* ---- download ------------------------------------------------------------------ */
+
+struct down {
+  struct sc_client *c;
+  struct conn *k;
+  const struct content *ct;
+  uint64_t csize, next, done;
+  crypto_generichash_blake2b_state h;
+  struct inflight fl[ATTACH_WINDOW];
+  int nfl, fd;
+  uint8_t *pbuf;
+  struct cuts cuts;
+};
+
+static int get_next(struct down *d) {
+  struct sotto_srv_blob_req m;
+  size_t len = (size_t)(d->csize - d->next < ATTACH_UNIT ? d->csize - d->next : ATTACH_UNIT);
+  int rc;
+  memset(&m, 0, sizeof m);
+  m.id = d->ct->att_id;
+  m.offset = d->next;
+  m.max = (uint32_t)len;
+  if ((rc = sotto_net_blob_async(d->k->net, SOTTO_SRV_BLOB_GET, &m, &d->fl[d->nfl].req_id)) != 0) return rc;
+  d->fl[d->nfl].off = d->next;
+  d->fl[d->nfl].len = len;
+  d->nfl++;
+  d->next += len;
+  return 0;
+}
+
+/* Checks, decrypts and writes one GET's bytes. 0, ATTACH_E_TAMPERED or
+ * ATTACH_E_DISK (errno set). */
+enum { ATTACH_E_TAMPERED = -1000, ATTACH_E_DISK = -1001 };
+
+static int take(struct down *d, const uint8_t *p, size_t len) {
+  uint64_t chunk = d->done / ATTACH_CCHUNK, last = n_chunks(d->ct->att_size) - 1;
+  size_t off = 0;
+  crypto_generichash_blake2b_update(&d->h, p, len);
+  while (off < len) {
+    size_t cn = len - off < ATTACH_CCHUNK ? len - off : ATTACH_CCHUNK, w = 0;
+    uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ad = chunk == last;
+    unsigned long long pn = 0;
+    uint64_t want = chunk == last ? d->ct->att_size - chunk * ATTACH_CHUNK : ATTACH_CHUNK;
+    if (cn != want + ATTACH_TAG) return ATTACH_E_TAMPERED;
+    chunk_nonce(nonce, chunk);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(d->pbuf, &pn, NULL, p + off, cn, &ad, 1, nonce, d->ct->att_key) != 0)
+      return ATTACH_E_TAMPERED;
+    while (w < pn) {
+      ssize_t r = write(d->fd, d->pbuf + w, (size_t)pn - w);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return ATTACH_E_DISK;
+      w += (size_t)r;
+    }
+    off += cn;
+    chunk++;
+  }
+  d->done += len;
+  return 0;
+}
+
+static int get_wait(struct down *d) {
+  struct sotto_net_event ev;
+  for (;;) {
+    int rc = sotto_net_next_event(d->k->net, ATTACH_WAIT_MS, &ev);
+    if (rc == 0) return SOTTO_NET_E_TIMEOUT;
+    if (rc != 1) return rc < 0 ? SOTTO_NET_E_IO : rc;
+    if (ev.kind == SOTTO_NET_EV_ANSWER && ev.req_id == d->fl[0].req_id) {
+      rc = ev.code;
+      /* Exactly the bytes asked for: a server that answers short or long is lying. */
+      if (rc == 0) rc = ev.payload_len == d->fl[0].len ? take(d, ev.payload, ev.payload_len) : ATTACH_E_TAMPERED;
+      sotto_net_event_clear(&ev);
+      if (rc) return rc;
+      memmove(d->fl, d->fl + 1, (size_t)(d->nfl - 1) * sizeof d->fl[0]);
+      d->nfl--;
+      return 0;
+    }
+    rc = ev.kind == SOTTO_NET_EV_CLOSE ? (ev.code ? ev.code : SOTTO_NET_E_IO) : 0;
+    sotto_net_event_clear(&ev);
+    if (rc) return rc;
+  }
+}
+
+static int simple(struct conn *k, uint8_t type, const uint8_t *id) {
+  struct sotto_srv_blob_req m;
+  struct sotto_net_event ans;
+  int rc;
+  memset(&m, 0, sizeof m);
+  m.id = id;
+  rc = sotto_net_blob(k->net, type, &m, &ans);
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+/* Downloads ct into DIR/tmp (made here). 0, or the recorded SC_ERR_*. */
+static int download(struct sc_client *c, struct conn *k, const struct content *ct, const char *tmp) {
+  struct down d;
+  uint8_t digest[ATTACH_DIGEST_LEN];
+  int rc = 0, attempts = 0;
+
+  memset(&d, 0, sizeof d);
+  d.c = c;
+  d.k = k;
+  d.ct = ct;
+  d.csize = attach_cipher_size(ct->att_size);
+  crypto_generichash_blake2b_init(&d.h, NULL, 0, ATTACH_DIGEST_LEN);
+  cuts_load(&d.cuts);
+  if ((d.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+    return sc__fail(c, errno == ENOSPC ? SC_ERR_DISK_FULL : SC_ERR_FILE, "cannot create %s: %s", tmp, strerror(errno));
+  if ((d.pbuf = sodium_malloc(ATTACH_CHUNK)) == NULL) {
+    close(d.fd);
+    return sc__fail(c, SC_ERR_NOMEM, "out of memory for the download");
+  }
+  while (d.done < d.csize) {
+    rc = 0;
+    while (rc == 0 && d.nfl < ATTACH_WINDOW && d.next < d.csize) rc = get_next(&d);
+    if (rc == 0) rc = get_wait(&d);
+    if (rc == 0) {
+      cuts_check(&d.cuts, k, d.done);
+      continue;
+    }
+    if (rc == ATTACH_E_TAMPERED) {
+      rc = sc__fail(c, SC_ERR_ATTACH_TAMPERED,
+                    "the file's bytes on the server do not decrypt as the sender encrypted them (altered): nothing "
+                    "was saved");
+      goto out;
+    }
+    if (rc == ATTACH_E_DISK) {
+      rc = sc__fail(c, errno == ENOSPC || errno == EDQUOT ? SC_ERR_DISK_FULL : SC_ERR_FILE,
+                    "cannot write the file into the downloads directory: %s", strerror(errno));
+      goto out;
+    }
+    if (!transient(rc) || attempts >= ATTACH_RETRIES) {
+      rc = blob_error(c, k, rc, "downloading a file");
+      goto out;
+    }
+    /* Dropped: a new connection, and on from the bytes already taken. */
+    while (attempts < ATTACH_RETRIES) {
+      attempts++;
+      if ((rc = reconnect(c, k, attempts)) == 0) break;
+    }
+    if (rc) goto out;
+    d.nfl = 0;
+    d.next = d.done;
+  }
+  crypto_generichash_blake2b_final(&d.h, digest, ATTACH_DIGEST_LEN);
+  if (sodium_memcmp(digest, ct->att_digest, ATTACH_DIGEST_LEN) != 0) {
+    rc = sc__fail(c, SC_ERR_ATTACH_TAMPERED,
+                  "the file's digest does not match the one its sender sent (altered): nothing was saved");
+    goto out;
+  }
+  if (fsync(d.fd) != 0) {
+    rc = sc__fail(c, errno == ENOSPC ? SC_ERR_DISK_FULL : SC_ERR_FILE, "cannot write the file: %s", strerror(errno));
+    goto out;
+  }
+out:
+  close(d.fd);
+  sodium_free(d.pbuf);
+  if (rc) (void)unlink(tmp);
+  return rc;
+}
+
+/* Logs the attachment's outcome (inside a transaction of its own) and drops
+ * its pending record. */
+static int finish(struct sc_client *c, const char *rec, const char *sender, uint64_t sid, uint64_t server_ts,
+                  const struct content *ct, const char *saved, int err) {
+  struct msg *m = calloc(1, sizeof *m);
+  int rc;
+  if (!m) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  m->dir = MSG_EVENT;
+  m->kind = SC_EV_ATTACHMENT;
+  snprintf(m->peer, sizeof m->peer, "%s", sender);
+  if (saved)
+    snprintf(m->detail, sizeof m->detail, "%s", saved);
+  else
+    attach_safe_name(m->detail, ct->att_name, ct->att_name_len);
+  m->ts = ct->ts;
+  m->server_id = sid;
+  m->server_ts = server_ts;
+  m->count = ct->att_size;
+  m->total = err ? (uint64_t)-err : 0;
+  m->text = (char *)(ct->text_len ? (const char *)ct->text : "");
+  m->text_len = ct->text_len;
+  if ((rc = sc__begin(c)) || (rc = msglog_add(c->st, c->acct, m, 1)) || (rc = store_del(c->st, rec)) ||
+      (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    free(m);
+    return sc__store_error(c, rc);
+  }
+  free(m);
+  return 0;
+}
+
+/* A long text that came as an attachment (at most ATTACH_LONG_TEXT_MAX
+ * bytes, checked before the download): logged as its sender's text, in
+ * parts of at most SC_MAX_TEXT. */
+static int finish_text(struct sc_client *c, const char *rec, const char *sender, uint64_t sid, uint64_t server_ts,
+                       const struct content *ct, const char *path) {
+  char *t = NULL;
+  size_t n = 0;
+  int rc, fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0 && (t = malloc(ATTACH_LONG_TEXT_MAX + 1)) != NULL) {
+    ssize_t r;
+    while (n < ATTACH_LONG_TEXT_MAX && (r = read(fd, t + n, ATTACH_LONG_TEXT_MAX - n)) > 0) n += (size_t)r;
+  }
+  if (fd >= 0) close(fd);
+  if (!t) return sc__fail(c, SC_ERR_FILE, "cannot read the long text back");
+  if ((rc = sc__begin(c)) || (rc = log_text_parts(c, MSG_IN, sender, ct->ts, sid, server_ts, t, n)) ||
+      (rc = store_del(c->st, rec)) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    free(t);
+    return sc__store_error(c, rc);
+  }
+  free(t);
+  return 0;
+}
+
+static int fetch_one(struct sc_client *c, struct conn *k, const char *rec) {
+  struct content ct;
+  struct rec_rd r;
+  const uint8_t *sender_p;
+  size_t sender_len;
+  uint64_t sid = 0, server_ts = 0;
+  uint8_t *v = NULL;
+  size_t len = 0;
+  char sender[SC_USER_MAX + 1], dir[PATH_MAX], tmp[PATH_MAX + 64], safe[ATTACH_SAFE_MAX + 1],
+      final[ATTACH_SAFE_MAX + 16], hex[2 * ATTACH_ID_LEN + 1];
+  int rc, err = 0;
+
+  if ((rc = store_get(c->st, rec, &v, &len)) < 0) return sc__store_error(c, rc);
+  if (rc == 0) return 0;
+  rec_rd_init(&r, v, len);
+  if (rec_get_str16(&r, &sender_p, &sender_len, SC_USER_MAX) || rec_get_u64(&r, &sid) || rec_get_u64(&r, &server_ts) ||
+      content_decode(&ct, v + r.r.off, len - r.r.off) != 0 || ct.kind != CONTENT_ATTACHMENT) {
+    store_free_value(v, len);
+    if ((rc = sc__begin(c)) == 0 && (rc = store_del(c->st, rec)) == 0) rc = store_commit(c->st);
+    if (rc) store_rollback(c->st);
+    return rc ? sc__store_error(c, rc) : 0;
+  }
+  memcpy(sender, sender_p, sender_len);
+  sender[sender_len] = 0;
+  sc_downloads_dir(c, dir, sizeof dir);
+  if (sc__make_dirs(dir) != 0) {
+    store_free_value(v, len);
+    return sc__fail(c, SC_ERR_FILE, "cannot create %s: %s", dir, strerror(errno));
+  }
+  sodium_bin2hex(hex, sizeof hex, ct.att_id, ATTACH_ID_LEN);
+  snprintf(tmp, sizeof tmp, "%s/.sotto-part-%s", dir, hex);
+  if ((ct.att_flags & ATTACH_FLAG_LONG_TEXT) && ct.att_size > ATTACH_LONG_TEXT_MAX) {
+    err = sc__fail(c, SC_ERR_ATTACH_TOO_LARGE, "a long text from %s is larger than %d bytes: not fetched", sender,
+                   ATTACH_LONG_TEXT_MAX);
+  } else if ((rc = download(c, k, &ct, tmp)) != 0) {
+    err = rc;
+  }
+  /* What may pass with time stays pending for the next receive. */
+  if (err == SC_ERR_CONNECTION_LOST || err == SC_ERR_TIMEOUT || err == SC_ERR_UNREACHABLE ||
+      err == SC_ERR_DISK_FULL || err == SC_ERR_RATE_LIMITED || err == SC_ERR_SHUTDOWN || err == SC_ERR_NOMEM ||
+      err == SC_ERR_SERVER_BUSY) {
+    store_free_value(v, len);
+    return err;
+  }
+  if (!err) {
+    if (ct.att_flags & ATTACH_FLAG_LONG_TEXT) {
+      rc = finish_text(c, rec, sender, sid, server_ts, &ct, tmp);
+      (void)unlink(tmp);
+      if (rc == 0) (void)simple(k, SOTTO_SRV_BLOB_DONE, ct.att_id);
+      store_free_value(v, len);
+      return rc;
+    }
+    attach_safe_name(safe, ct.att_name, ct.att_name_len);
+    if ((rc = place(dir, tmp, safe, final)) != 0) {
+      (void)unlink(tmp);
+      err = sc__fail(c, SC_ERR_FILE, "cannot save the file in %s: %s", dir, strerror(rc));
+    } else {
+      /* Saved: the server may let it go (one fetch less). */
+      (void)simple(k, SOTTO_SRV_BLOB_DONE, ct.att_id);
+    }
+  }
+  rc = finish(c, rec, sender, sid, server_ts, &ct, err ? NULL : final, err);
+  store_free_value(v, len);
+  return rc;
+}
+
+int attach_fetch_pending(struct sc_client *c, struct conn *k) {
+  struct pending *p = calloc(1, sizeof *p);
+  size_t i;
+  int rc;
+  if (!p) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  c->attach_wanted = 0;
+  c->attach_checked = 1; /* downloads left by an earlier process are found once */
+  {
+    uint8_t *v = NULL;
+    size_t len = 0;
+    if ((rc = store_get(c->st, ATTACH_ANY, &v, &len)) < 0) {
+      free(p);
+      return sc__store_error(c, rc);
+    }
+    if (v) store_free_value(v, len);
+    if (rc == 0) { /* nothing pending: no scan of the store */
+      free(p);
+      return 0;
+    }
+  }
+  if ((rc = store_scan(c->st, ATTACH_PENDING, pending_cb, p)) < 0) {
+    free(p);
+    return sc__store_error(c, rc);
+  }
+  for (i = 0; i < p->n; i++) {
+    rc = fetch_one(c, k, p->names[i]);
+    /* A failure that may pass (connection, disk) stops the round: the rest waits. */
+    if (rc) break;
+  }
+  /* All done (and none arrived meanwhile): the marker goes. */
+  if (rc == 0 && p->n < ATTACH_PENDING_MAX) {
+    if ((rc = sc__begin(c)) == 0 && (rc = store_del(c->st, ATTACH_ANY)) == 0) rc = store_commit(c->st);
+    if (rc) {
+      store_rollback(c->st);
+      rc = sc__store_error(c, rc);
+    }
+  }
+  free(p);
+  return rc;
+}
+
+/* ---- listing ------------------------------------------------------------------- */
+
+struct att_ctx {
+  int (*cb)(void *ud, const struct sc_event *ev);
+  void *ud;
+};
+
+static int att_cb(void *ud, const struct sc_event *ev) {
+  struct att_ctx *x = ud;
+  return ev->kind == SC_EV_ATTACHMENT ? x->cb(x->ud, ev) : 0;
+}
+
+int sc_attachments(struct sc_client *c, int (*cb)(void *ud, const struct sc_event *ev), void *ud) {
+  struct att_ctx x = {cb, ud};
+  return sc_history(c, NULL, att_cb, &x);
+}

@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* srv_blob.c: the blob store of sotto-server (attachments; docs/protocol-server.md
+ * "Blobs", docs/server.md "Attachments").
+ *
+ * A blob is ciphertext the server cannot read: the client encrypted it with
+ * a key that travels only inside the end-to-end encrypted message. Its
+ * bytes are one file, DATA/blobs/<hex id>, written by BLOB_PUT at the end
+ * of what is already there (so the bytes stored, the file's size, is where
+ * a dropped upload resumes: BLOB_STAT) and read by BLOB_GET in bounded
+ * chunks; nothing is ever held whole in memory. Its metadata (uploader,
+ * declared size, fetches left, times) goes through the store interface
+ * (store.h, blob_*), so both backends carry it.
+ *
+ * Requests run like every other: parsed on the I/O thread, executed on the
+ * store thread inside the batch's transaction (the file I/O of one chunk
+ * too: at most SOTTO_SRV_BLOB_MAX_CHUNK bytes), answered after the commit.
+ * A blob goes when every recipient device declared at BLOB_CREATE said
+ * BLOB_DONE, or at its expiry (blob-expiry-days, for uploads never finished
+ * too), whichever comes first. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "srv_internal.h"
+
+_Static_assert(SOTTO_STORE_BLOB_ID == SOTTO_SRV_BLOB_ID_LEN, "blob ids fit the store");
+
+#define BLOB_EXPIRE_BATCH 256
+
+static int64_t expiry_ms(const struct sotto_srv_config *cfg) {
+  return cfg->blob_expiry_s ? cfg->blob_expiry_s * 1000 : cfg->blob_expiry_days * 86400 * 1000;
+}
+
+static void blob_path(const struct srv *s, const uint8_t *id, char *out, size_t cap) {
+  char hex[2 * SOTTO_SRV_BLOB_ID_LEN + 1];
+  sodium_bin2hex(hex, sizeof hex, id, SOTTO_SRV_BLOB_ID_LEN);
+  snprintf(out, cap, "%s/blobs/%s", s->cfg->data, hex);
+}
+
+/* DATA/blobs, made at start (srv_loop.c). 0 or -1 with a sentence on stderr. */
+int sotto__srv_blob_init(const struct srv *s) {
+  char dir[1100];
+  snprintf(dir, sizeof dir, "%s/blobs", s->cfg->data);
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    fprintf(stderr, "sotto-server: cannot create %s: %s\n", dir, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+static void blob_unlink(const struct srv *s, const uint8_t *id) {
+  char path[1200];
+  blob_path(s, id, path, sizeof path);
+  (void)unlink(path);
+}
+
+int sotto__srv_blob_parse(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_blob_req(o->type, o->data, o->len, &o->req.blob);
+}
+
+int sotto__srv_blob_admit(struct srv *s, struct conn *c, struct op *o) {
+  uint64_t key = sotto__lim_key(&s->lim, SOTTO_LIM_BLOB, &c->account_id, sizeof c->account_id);
+  (void)o;
+  if (!sotto__lim_take(&s->lim, key, s->cfg->blob_rate / 1000.0, s->cfg->blob_burst, sotto__srv_mono_ms())) {
+    s->m.rate_limited++;
+    return SOTTO_SRV_E_RATE;
+  }
+  return 0;
+}
+
+/* The OK payload in o->kt_out (freed with the op). */
+static uint8_t *out_alloc(struct op *o, size_t cap) {
+  if ((o->kt_out = malloc(cap ? cap : 1)) == NULL) return NULL;
+  o->kt_len = 0;
+  return o->kt_out;
+}
+
+static int exec_create(struct srv *s, struct op *o) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  const struct sotto_srv_blob_req *m = &o->req.blob;
+  struct sotto_store_blob b;
+  struct sotto__wr w;
+  int64_t count = 0, bytes = 0;
+  char path[1200];
+  int rc, fd;
+  if (m->size > (uint64_t)s->cfg->blob_max_size) {
+    o->code = SOTTO_SRV_E_BLOB_TOO_LARGE;
+    return 0;
+  }
+  if ((rc = ops->blob_usage(s->store.impl, o->c->account_id, &count, &bytes)) != 0) return rc;
+  if (count + 1 > s->cfg->blob_quota_count || bytes + (int64_t)m->size > s->cfg->blob_quota_bytes) {
+    o->code = SOTTO_SRV_E_BLOB_QUOTA;
+    return 0;
+  }
+  memset(&b, 0, sizeof b);
+  randombytes_buf(b.id, sizeof b.id);
+  b.account_id = o->c->account_id;
+  b.size = (int64_t)m->size;
+  b.fetches_left = m->fetches;
+  b.created_ms = sotto__srv_now_ms();
+  b.expires_ms = b.created_ms + expiry_ms(s->cfg);
+  blob_path(s, b.id, path, sizeof path);
+  if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+    o->code = errno == ENOSPC ? SOTTO_SRV_E_STORAGE_FULL : SOTTO_SRV_E_INTERNAL;
+    return 0;
+  }
+  close(fd);
+  if ((rc = ops->blob_create(s->store.impl, &b)) != 0) {
+    (void)unlink(path);
+    return rc;
+  }
+  if (!out_alloc(o, SOTTO_SRV_BLOB_ID_LEN + 8)) return SOTTO_ERR_NOMEM;
+  sotto__wr_init(&w, o->kt_out, SOTTO_SRV_BLOB_ID_LEN + 8);
+  sotto__srv_put_blob_created(&w, b.id, (uint64_t)b.expires_ms);
+  o->kt_len = w.len;
+  return 0;
+}
+
+/* The blob's row, if it exists and has not expired; else o->code. */
+static int find(struct srv *s, struct op *o, struct sotto_store_blob *b) {
+  int rc = s->store.ops->blob_get(s->store.impl, o->req.blob.id, b);
+  if (rc < 0) return rc;
+  if (rc == 1 || b->expires_ms <= sotto__srv_now_ms()) o->code = SOTTO_SRV_E_BLOB_GONE;
+  return 0;
+}
+
+static int put_u64_answer(struct op *o, uint64_t v) {
+  struct sotto__wr w;
+  if (!out_alloc(o, 8)) return SOTTO_ERR_NOMEM;
+  sotto__wr_init(&w, o->kt_out, 8);
+  sotto__wr_u64be(&w, v);
+  o->kt_len = w.len;
+  return 0;
+}
+
+static int exec_put(struct srv *s, struct op *o) {
+  const struct sotto_srv_blob_req *m = &o->req.blob;
+  struct sotto_store_blob b;
+  struct stat sb;
+  char path[1200];
+  int rc, fd;
+  ssize_t n;
+  size_t done = 0;
+  if ((rc = find(s, o, &b)) != 0 || o->code) return rc;
+  /* Only the uploader writes, and only until it committed. */
+  if (b.account_id != o->c->account_id) {
+    o->code = SOTTO_SRV_E_BLOB_GONE;
+    return 0;
+  }
+  if (b.committed) {
+    o->code = SOTTO_SRV_E_STATE;
+    return 0;
+  }
+  if (m->offset + m->data_len > (uint64_t)b.size) {
+    o->code = SOTTO_SRV_E_BLOB_TOO_LARGE;
+    return 0;
+  }
+  blob_path(s, m->id, path, sizeof path);
+  if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) != 0) {
+    if (fd >= 0) close(fd);
+    o->code = SOTTO_SRV_E_BLOB_GONE;
+    return 0;
+  }
+  /* Appends only: a chunk that starts past the end would leave a hole; one
+   * that starts before it (a retransmission after a dropped connection)
+   * is answered with what is stored, and the client goes on from there. */
+  if (m->offset != (uint64_t)sb.st_size) {
+    close(fd);
+    return m->offset < (uint64_t)sb.st_size ? put_u64_answer(o, (uint64_t)sb.st_size)
+                                             : (o->code = SOTTO_SRV_E_STATE, 0);
+  }
+  while (done < m->data_len) {
+    n = pwrite(fd, m->data + done, m->data_len - done, (off_t)(m->offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += (size_t)n;
+  }
+  if (done < m->data_len) {
+    int full = errno == ENOSPC || errno == EDQUOT;
+    /* A short write is undone, so the bytes stored stay a whole number of chunks. */
+    if (ftruncate(fd, sb.st_size) != 0) sotto__srv_log(0, "blob_truncate", "error=%d", errno);
+    close(fd);
+    o->code = full ? SOTTO_SRV_E_STORAGE_FULL : SOTTO_SRV_E_INTERNAL;
+    return 0;
+  }
+  close(fd);
+  return put_u64_answer(o, m->offset + m->data_len);
+}
+
+static int exec_stat(struct srv *s, struct op *o) {
+  struct sotto_store_blob b;
+  struct sotto_srv_blob_stat st;
+  struct stat sb;
+  struct sotto__wr w;
+  char path[1200];
+  int rc;
+  if ((rc = find(s, o, &b)) != 0 || o->code) return rc;
+  blob_path(s, o->req.blob.id, path, sizeof path);
+  if (stat(path, &sb) != 0) {
+    o->code = SOTTO_SRV_E_BLOB_GONE;
+    return 0;
+  }
+  st.size = (uint64_t)b.size;
+  st.stored = (uint64_t)sb.st_size < st.size ? (uint64_t)sb.st_size : st.size;
+  st.committed = (uint8_t)(b.committed != 0);
+  /* A client asks where an upload stands after a dropped connection (sizes only). */
+  if (!st.committed)
+    sotto__srv_log(1, "blob_resume", "stored=%llu size=%llu", (unsigned long long)st.stored,
+                   (unsigned long long)st.size);
+  if (!out_alloc(o, 17)) return SOTTO_ERR_NOMEM;
+  sotto__wr_init(&w, o->kt_out, 17);
+  sotto__srv_put_blob_stat(&w, &st);
+  o->kt_len = w.len;
+  return 0;
+}
+
+static int exec_commit(struct srv *s, struct op *o) {
+  struct sotto_store_blob b;
+  struct stat sb;
+  char path[1200];
+  int rc, fd;
+  if ((rc = find(s, o, &b)) != 0 || o->code) return rc;
+  if (b.account_id != o->c->account_id) {
+    o->code = SOTTO_SRV_E_BLOB_GONE;
+    return 0;
+  }
+  if (b.committed) return 0;
+  blob_path(s, o->req.blob.id, path, sizeof path);
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) != 0) {
+    if (fd >= 0) close(fd);
+    o->code = SOTTO_SRV_E_BLOB_GONE;
+    return 0;
+  }
+  if (sb.st_size != b.size) {
+    close(fd);
+    o->code = SOTTO_SRV_E_BLOB_INCOMPLETE;
+    return 0;
+  }
+  /* Durable before the row says so: the OK means a recipient can fetch it. */
+  rc = fdatasync(fd);
+  close(fd);
+  if (rc != 0) {
+    o->code = SOTTO_SRV_E_INTERNAL;
+    return 0;
+  }
+  return s->store.ops->blob_commit(s->store.impl, o->req.blob.id);
+}
+
+static int exec_get(struct srv *s, struct op *o) {
+  const struct sotto_srv_blob_req *m = &o->req.blob;
+  struct sotto_store_blob b;
+  char path[1200];
+  size_t want, done = 0;
+  ssize_t n;
+  int rc, fd;
+  if ((rc = find(s, o, &b)) != 0 || o->code) return rc;
+  if (!b.committed) {
+    o->code = SOTTO_SRV_E_BLOB_INCOMPLETE;
+    return 0;
+  }
+  want = m->offset >= (uint64_t)b.size ? 0
+         : (uint64_t)b.size - m->offset < m->max ? (size_t)((uint64_t)b.size - m->offset)
+                                                 : m->max;
+  blob_path(s, m->id, path, sizeof path);
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+    o->code = SOTTO_SRV_E_BLOB_GONE;
+    return 0;
+  }
+  if (!out_alloc(o, want)) {
+    close(fd);
+    return SOTTO_ERR_NOMEM;
+  }
+  while (done < want) {
+    n = pread(fd, o->kt_out + done, want - done, (off_t)(m->offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += (size_t)n;
+  }
+  close(fd);
+  if (done < want) {
+    o->code = SOTTO_SRV_E_BLOB_GONE; /* the file is shorter than its row: damaged or removed */
+    return 0;
+  }
+  o->kt_len = done;
+  return 0;
+}
+
+static int exec_done(struct srv *s, struct op *o) {
+  struct sotto_store_blob b;
+  int64_t left = 0;
+  int rc;
+  if ((rc = find(s, o, &b)) != 0 || o->code) return rc;
+  if (!b.committed) {
+    o->code = SOTTO_SRV_E_BLOB_INCOMPLETE;
+    return 0;
+  }
+  if ((rc = s->store.ops->blob_fetched(s->store.impl, o->req.blob.id, &left)) < 0) return rc;
+  /* The last recipient fetched it: the bytes go now (a rollback of this
+   * batch leaves a row without a file, which answers "gone" until it
+   * expires). */
+  if (rc == 0 && left == 0) blob_unlink(s, o->req.blob.id);
+  return 0;
+}
+
+int sotto__srv_blob_exec(struct srv *s, struct op *o) {
+  switch (o->type) {
+    case SOTTO_SRV_BLOB_CREATE: return exec_create(s, o);
+    case SOTTO_SRV_BLOB_PUT: return exec_put(s, o);
+    case SOTTO_SRV_BLOB_STAT: return exec_stat(s, o);
+    case SOTTO_SRV_BLOB_COMMIT: return exec_commit(s, o);
+    case SOTTO_SRV_BLOB_GET: return exec_get(s, o);
+    case SOTTO_SRV_BLOB_DONE: return exec_done(s, o);
+  }
+  o->code = SOTTO_SRV_E_MALFORMED;
+  return 0;
+}
+
+/* Store thread, inside the expiry run's transaction: expired rows go, then
+ * their files (a few hundred per run; the rest at the next). */
+int sotto__srv_blob_expire(struct srv *s, int64_t now_ms, int64_t *deleted) {
+  uint8_t ids[BLOB_EXPIRE_BATCH * SOTTO_STORE_BLOB_ID];
+  size_t n = 0, i;
+  int rc = s->store.ops->blob_expired(s->store.impl, now_ms, ids, BLOB_EXPIRE_BATCH, &n);
+  if (rc) return rc;
+  for (i = 0; i < n; i++) blob_unlink(s, ids + i * SOTTO_STORE_BLOB_ID);
+  if (deleted) *deleted = (int64_t)n;
+  if (n) sotto__srv_log(1, "blob_expire", "blobs=%zu", n);
+  return 0;
+}

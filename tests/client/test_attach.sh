@@ -1,0 +1,170 @@
+# SPDX-License-Identifier: Apache-2.0
+# test_attach.sh: attachments end to end (docs/client.md "Attachments").
+#  - a 200 MiB file whose upload is cut twice (the connection dropped under
+#    TLS by the sotto-test hook SOTTO_TEST_ATTACH_CUT) resumes from what the
+#    server has, arrives on another home with the same SHA-256, and the
+#    client's and the server's RSS stay far below the file's size (printed;
+#    the bound is generous: 64 MiB);
+#  - the server holds ciphertext only, and lets it go once fetched;
+#  - a blob altered on the server's disk is refused, nothing saved;
+#  - hostile file names are cleaned, collisions numbered;
+#  - a text above the message limit arrives as text;
+#  - quota (count and bytes) and expiry give their errors.
+source "$(dirname "$0")/lib.sh" "$@"
+
+MIB=$((1024 * 1024))
+RSS_MAX_KB=$((64 * 1024))
+
+# rss_watch PID OUT: the highest VmRSS (kB) of PID while it lives, into OUT.
+rss_watch() {
+  local pid=$1 out=$2 max=0 v i c
+  # timeout(1) runs sotto as its child: watch that one.
+  for i in $(seq 1 100); do
+    c=$(pgrep -P "$pid" | head -1)
+    [ -n "$c" ] && { pid=$c; break; }
+    sleep 0.02
+  done
+  while kill -0 "$pid" 2>/dev/null; do
+    v=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+    [ -n "$v" ] && [ "$v" -gt "$max" ] && max=$v
+    sleep 0.05
+  done
+  echo "$max" >"$out"
+}
+# srv_rss_peak: the server's peak RSS so far (VmHWM, kB).
+srv_hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$SPID/status"; }
+
+start_server --log-level 1
+new_user alice
+new_user bob
+new_user carol
+s alice send bob "hello" >/dev/null 2>&1 && s bob receive >/dev/null 2>&1 && s alice receive >/dev/null 2>&1
+
+# ---- 200 MiB, cut twice ------------------------------------------------------
+# Compressible plaintext with a marker: the plaintext scan below looks for it.
+yes "SOTTO-PLAINTEXT-MARKER attachment line" | head -c $((200 * MIB)) >"$T/big.bin"
+SUM=$(sha256sum <"$T/big.bin" | cut -d' ' -f1)
+srv_before=$(srv_hwm)
+SOTTO_TEST_ATTACH_CUT=60000000,140000000 timeout 300 "$SOTTO" --home "$T/alice" send bob --file "$T/big.bin" \
+  "two hundred" >"$T/up.out" 2>&1 &
+UP=$!
+rss_watch "$UP" "$T/up.rss" &
+W=$!
+wait "$UP"
+rc=$?
+wait "$W"
+check "alice sends 200 MiB with the upload cut twice (exit $rc)" test "$rc" -eq 0
+[ "$rc" -eq 0 ] || cat "$T/up.out"
+check "the server saw the upload resume twice" test "$(grep -c 'event=blob_resume' "$T/server.out" "$T/server.err" |
+  awk -F: '{s += $2} END {print s}')" -eq 2
+check "the server holds one blob file" test "$(ls "$T/srv/blobs" | wc -l)" -eq 1
+BLOB=$(ls "$T/srv/blobs" | head -1)
+check "... of the ciphertext's size (200 MiB + 16 bytes a 64 KiB chunk)" \
+  test "$(stat -c %s "$T/srv/blobs/$BLOB")" -eq $((200 * MIB + 3200 * 16))
+check "... holding no plaintext (scan)" lacks "$T/srv/blobs/$BLOB" "SOTTO-PLAINTEXT-MARKER"
+check "... nor does the database" sh -c "! grep -qa 'SOTTO-PLAINTEXT-MARKER' '$T/srv/sotto.db' '$T'/srv/sotto.db-wal 2>/dev/null"
+timeout 300 "$SOTTO" --home "$T/bob" receive >"$T/down.out" 2>&1 &
+DOWN=$!
+rss_watch "$DOWN" "$T/down.rss" &
+W=$!
+wait "$DOWN"
+rc=$?
+wait "$W"
+srv_after=$(srv_hwm)
+check "bob receives it (exit $rc)" test "$rc" -eq 0
+check "... and is told where it is" contains "$T/down.out" "file from alice saved as downloads/big.bin (209715200 bytes): two hundred"
+check "... the same bytes (SHA-256)" test "$(sha256sum <"$T/bob/downloads/big.bin" | cut -d' ' -f1)" = "$SUM"
+check "... no temporary file left" test "$(ls -A "$T/bob/downloads" | wc -l)" -eq 1
+check "the server deleted the blob once its one recipient had it" test "$(ls "$T/srv/blobs" | wc -l)" -eq 0
+echo "RSS during the 200 MiB transfer: sender client $(cat "$T/up.rss") kB, receiver client $(cat "$T/down.rss") kB," \
+  "server peak $srv_after kB (before it $srv_before kB)"
+# A sanitizer build keeps freed memory in quarantine and adds shadow memory:
+# its RSS says nothing about the code's (the figures are printed all the same).
+if ldd "$SOTTO" 2>/dev/null | grep -q 'libasan'; then
+  echo "(sanitizer build: the RSS bounds are not checked)"
+else
+  check "sender RSS below 64 MiB" test "$(cat "$T/up.rss")" -lt "$RSS_MAX_KB"
+  check "receiver RSS below 64 MiB" test "$(cat "$T/down.rss")" -lt "$RSS_MAX_KB"
+  check "server peak RSS below 64 MiB" test "$srv_after" -lt "$RSS_MAX_KB"
+fi
+s bob attachments >"$T/list" 2>&1
+check "sotto attachments lists it" contains "$T/list" "downloads/big.bin (209715200 bytes)"
+s alice attachments --json >"$T/alist" 2>&1
+check "... and on the sender's side as sent" contains "$T/alist" '"direction":"sent","size":209715200'
+rm -f "$T/big.bin" "$T/bob/downloads/big.bin"
+
+# ---- an altered blob ----------------------------------------------------------
+head -c 300000 /dev/urandom >"$T/small.bin"
+s alice send bob --file "$T/small.bin" >/dev/null 2>&1 || bad "send small.bin"
+BLOB=$(ls "$T/srv/blobs" | head -1)
+printf 'X' | dd of="$T/srv/blobs/$BLOB" bs=1 seek=150000 conv=notrunc 2>/dev/null
+s bob receive >"$T/tam.out" 2>&1
+check "an altered blob is refused" contains "$T/tam.out" "file small.bin from alice could not be saved"
+s bob attachments --json >"$T/tam.json" 2>&1
+check "... as attachment_tampered" contains "$T/tam.json" '"error":"attachment_tampered"'
+check "... and nothing was saved" test "$(ls -A "$T/bob/downloads" | wc -l)" -eq 0
+
+# ---- hostile names --------------------------------------------------------------
+echo "a small file" >"$T/plain.txt"
+LONG=$(printf 'n%.0s' $(seq 1 240)).txt
+for name in "../../x" "$(printf 'evil\tname\033[31m.txt')" "$LONG" "CON.txt" ".hidden" "dup.txt" "dup.txt" \
+  "a/b\\c:d.txt"; do
+  s alice send bob --file "$T/plain.txt" --name "$name" >/dev/null 2>&1 || bad "send as '$name'"
+done
+s bob receive >"$T/names.out" 2>&1
+ls -A "$T/bob/downloads" >"$T/names.ls"
+check "'../../x' lands inside downloads as 'x'" test -f "$T/bob/downloads/x"
+check "... nothing was written outside it" test ! -e "$T/x" -a ! -e "$T/bob/x"
+check "control characters become '_'" test -f "$T/bob/downloads/evil_name_[31m.txt"
+check "a long name is cut to 100 bytes, extension kept" test -f "$T/bob/downloads/$(printf 'n%.0s' $(seq 1 96)).txt"
+check "a reserved name is prefixed" test -f "$T/bob/downloads/_CON.txt"
+check "a hidden name is not hidden" test -f "$T/bob/downloads/hidden"
+check "a second dup.txt is numbered" test -f "$T/bob/downloads/dup.txt" -a -f "$T/bob/downloads/dup (1).txt"
+check "separators of any kind are cut" test -f "$T/bob/downloads/c_d.txt"
+check "no other file appeared" test "$(wc -l <"$T/names.ls")" -eq 8
+check "every copy has the bytes sent" sh -c "cd '$T/bob/downloads' && for f in *; do cmp -s \"\$f\" '$T/plain.txt' || exit 1; done"
+check "receive output has no escape byte" sh -c "! grep -q \"\$(printf '\\033')\" '$T/names.out'"
+
+# ---- the daemon's sendAttachment (over sotto jsonrpc) -----------------------------
+echo "sent over JSON-RPC" >"$T/rpc.txt"
+printf '%s\n' "{\"jsonrpc\":\"2.0\",\"method\":\"sendAttachment\",\"params\":{\"recipient\":\"bob\",\"path\":\"$T/rpc.txt\",\"name\":\"from-rpc.txt\",\"message\":\"via rpc\"},\"id\":1}" |
+  timeout 60 "$SOTTO" --home "$T/alice" jsonrpc >"$T/rpc.out" 2>"$T/rpc.err"
+check "sendAttachment answers with a result" grep -q '"id":1' "$T/rpc.out"
+check "... not an error" lacks "$T/rpc.out" '"error"'
+s bob receive >"$T/rpc.recv" 2>&1
+check "bob gets the file sent by the daemon method" cmp -s "$T/bob/downloads/from-rpc.txt" "$T/rpc.txt"
+check "... with its caption" contains "$T/rpc.recv" "saved as downloads/from-rpc.txt (19 bytes): via rpc"
+
+# ---- a long text goes as an attachment, shows as text ---------------------------
+yes "a long line of text for the long message test" | head -c 150000 >"$T/long.txt"
+s alice send bob - <"$T/long.txt" >"$T/long.send" 2>&1
+check "a 150 kB text is sent" test $? -eq 0
+s bob receive >"$T/long.out" 2>&1
+check "bob sees it as text" test "$(grep -o 'a long line of text' "$T/long.out" | wc -l)" -ge 3200
+s bob history alice >"$T/long.hist" 2>&1
+check "... kept in the history in full" test "$(grep -o 'a long line of text' "$T/long.hist" | wc -l)" -ge 3200
+check "... and no file for it in downloads" test ! -e "$T/bob/downloads/message.txt"
+
+# ---- quota and expiry --------------------------------------------------------------
+stop_server
+start_server --blob-quota-count 1 --blob-quota-bytes 1000000 --blob-expiry-seconds 3 --expire-interval 1
+new_user dave   # no blob of his on the server yet (bob never fetched small.bin: alice's stays)
+head -c 400000 /dev/urandom >"$T/q1.bin"
+ls "$T/srv/blobs" >"$T/blobs.before"
+s dave send carol --file "$T/q1.bin" >"$T/q1.out" 2>&1 || { bad "first file within the quota"; cat "$T/q1.out"; }
+QBLOB=$(ls "$T/srv/blobs" | grep -vxFf "$T/blobs.before")
+s dave send carol --file "$T/q1.bin" >"$T/q2.out" 2>&1
+rc=$?
+check "a second file past the count quota is refused" test "$rc" -ne 0
+check "... with the quota error" contains "$T/q2.out" "attachment quota there is used up"
+sleep 5   # past the expiry: the expiry run deletes the blob
+check "the expired blob left the server's disk" test -n "$QBLOB" -a ! -e "$T/srv/blobs/$QBLOB"
+s carol receive >"$T/exp.out" 2>&1
+check "carol is told it expired" contains "$T/exp.out" "file q1.bin from dave could not be saved"
+s carol attachments --json >"$T/exp.json" 2>&1
+check "... as attachment_gone" contains "$T/exp.json" '"error":"attachment_gone"'
+head -c 1100000 /dev/urandom >"$T/q3.bin"
+s dave send carol --file "$T/q3.bin" >"$T/q3.out" 2>&1
+check "a file above the bytes quota is refused" contains "$T/q3.out" "attachment quota there is used up"
+
+finish

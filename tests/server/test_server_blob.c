@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_server_blob.c: the blob store of sotto-server (attachments) through
+ * the real binary over loopback TLS: upload in chunks, resume (STAT), the
+ * order rules (appends only, the uploader only, nothing after COMMIT),
+ * quota (count and bytes), the size cap, deletion after the declared
+ * fetches, expiry, requests before AUTH, malformed requests, the
+ * requisition report (sizes and times only) and a scan of the data
+ * directory. Runs on SQLite, and on PostgreSQL under with_pg.sh. */
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "srvtest.h"
+#include "testutil.h"
+
+struct account {
+  const char *name;
+  uint32_t dev;
+  uint8_t secret[32];
+};
+
+static int do_register(struct srv_proc *p, struct sotto_net_ctx **ctx, struct account *a) {
+  struct sotto_net *c = srv_connect(p, ctx, 1);
+  uint8_t ik[33];
+  int rc;
+  if (!c) return -1;
+  memset(ik, 0x05, sizeof ik);
+  ik[1] = (uint8_t)a->name[0];
+  rc = sotto_net_register(c, a->name, ik, sizeof ik, &a->dev, a->secret);
+  sotto_net_close(c);
+  return rc;
+}
+
+static struct sotto_net *login(struct srv_proc *p, struct sotto_net_ctx **ctx, struct account *a) {
+  struct sotto_net *c = srv_connect(p, ctx, 1);
+  if (c && sotto_net_auth(c, a->name, a->dev, a->secret, NULL, NULL) != 0) {
+    sotto_net_close(c);
+    return NULL;
+  }
+  return c;
+}
+
+static int create(struct sotto_net *c, uint64_t size, uint16_t fetches, uint8_t id[16]) {
+  struct sotto_srv_blob_req m;
+  struct sotto_net_event ans;
+  uint64_t exp = 0;
+  int rc;
+  memset(&m, 0, sizeof m);
+  m.size = size;
+  m.fetches = fetches;
+  rc = sotto_net_blob(c, SOTTO_SRV_BLOB_CREATE, &m, &ans);
+  if (rc == 0) rc = sotto__srv_parse_blob_created(ans.payload, ans.payload_len, id, &exp);
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+/* A PUT and its answer (stored bytes). */
+static int put(struct sotto_net *c, const uint8_t id[16], uint64_t off, const uint8_t *p, size_t n, uint64_t *stored) {
+  struct sotto_srv_blob_req m;
+  struct sotto_net_event ev;
+  uint32_t rid = 0;
+  int rc;
+  memset(&m, 0, sizeof m);
+  m.id = id;
+  m.offset = off;
+  m.data = p;
+  m.data_len = n;
+  if ((rc = sotto_net_blob_async(c, SOTTO_SRV_BLOB_PUT, &m, &rid)) != 0) return rc;
+  for (;;) {
+    rc = sotto_net_next_event(c, 5000, &ev);
+    if (rc != 1) return rc == 0 ? SOTTO_NET_E_TIMEOUT : rc;
+    if (ev.kind == SOTTO_NET_EV_ANSWER && ev.req_id == rid) break;
+    if (ev.kind == SOTTO_NET_EV_CLOSE) {
+      rc = ev.code;
+      sotto_net_event_clear(&ev);
+      return rc ? rc : SOTTO_NET_E_IO;
+    }
+    sotto_net_event_clear(&ev);
+  }
+  rc = ev.code ? ev.code : sotto__srv_parse_blob_stored(ev.payload, ev.payload_len, stored);
+  sotto_net_event_clear(&ev);
+  return rc;
+}
+
+static int simple(struct sotto_net *c, uint8_t type, const uint8_t id[16]) {
+  struct sotto_srv_blob_req m;
+  struct sotto_net_event ans;
+  int rc;
+  memset(&m, 0, sizeof m);
+  m.id = id;
+  rc = sotto_net_blob(c, type, &m, &ans);
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+static int stat_of(struct sotto_net *c, const uint8_t id[16], struct sotto_srv_blob_stat *st) {
+  struct sotto_srv_blob_req m;
+  struct sotto_net_event ans;
+  int rc;
+  memset(&m, 0, sizeof m);
+  m.id = id;
+  rc = sotto_net_blob(c, SOTTO_SRV_BLOB_STAT, &m, &ans);
+  if (rc == 0) rc = sotto__srv_parse_blob_stat(ans.payload, ans.payload_len, st);
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+static int get(struct sotto_net *c, const uint8_t id[16], uint64_t off, uint32_t max, uint8_t *out, size_t *n) {
+  struct sotto_srv_blob_req m;
+  struct sotto_net_event ans;
+  int rc;
+  memset(&m, 0, sizeof m);
+  m.id = id;
+  m.offset = off;
+  m.max = max;
+  rc = sotto_net_blob(c, SOTTO_SRV_BLOB_GET, &m, &ans);
+  if (rc == 0) {
+    *n = ans.payload_len;
+    if (ans.payload_len) memcpy(out, ans.payload, ans.payload_len);
+  }
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+static int blob_files(const struct srv_proc *p) {
+  char cmd[512];
+  FILE *f;
+  int n = -1;
+  snprintf(cmd, sizeof cmd, "ls '%s/blobs' | wc -l", p->dir);
+  if ((f = popen(cmd, "r")) != NULL) {
+    if (fscanf(f, "%d", &n) != 1) n = -1;
+    pclose(f);
+  }
+  return n;
+}
+
+static void test_blobs(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct sotto_net *a = NULL, *b = NULL, *x;
+  struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
+  struct sotto_srv_blob_stat st;
+  uint8_t id[16], id2[16], bogus[16], data[1000], got[1000], marker[600];
+  uint64_t stored = 0;
+  size_t n = 0;
+  int i;
+  const char *const extra[] = {"--blob-quota-count", "3", "--blob-quota-bytes", "400000", "--blob-max-size", "500000",
+                               "--blob-expiry-seconds", "4", "--expire-interval", "1", NULL};
+
+  if (srv_mkdir(&p, "blob") != 0 || srv_start(&p, extra) != 0) {
+    CHECK(!"server started");
+    return;
+  }
+  CHECK_RC(do_register(&p, &ctx, &alice), 0);
+  CHECK_RC(do_register(&p, &ctx, &bob), 0);
+  a = login(&p, &ctx, &alice);
+  b = login(&p, &ctx, &bob);
+  CHECK(a && b);
+  if (!a || !b) goto out;
+  randombytes_buf(data, sizeof data);
+  randombytes_buf(bogus, sizeof bogus);
+  /* A known pattern among the bytes: the scan at the end finds it only in the blob file. */
+  memset(marker, 'M', sizeof marker);
+  memcpy(data, "BLOBMARK-", 9);
+
+  /* Before AUTH: refused. */
+  if ((x = srv_connect(&p, &ctx, 1)) != NULL) {
+    CHECK_RC(create(x, 100, 1, id), SOTTO_SRV_E_NOT_AUTHED);
+    sotto_net_close(x);
+  }
+  /* No such blob. */
+  CHECK_RC(put(a, bogus, 0, data, 10, &stored), SOTTO_SRV_E_BLOB_GONE);
+  CHECK_RC(simple(a, SOTTO_SRV_BLOB_COMMIT, bogus), SOTTO_SRV_E_BLOB_GONE);
+  CHECK_RC(get(a, bogus, 0, 100, got, &n), SOTTO_SRV_E_BLOB_GONE);
+  CHECK_RC(stat_of(a, bogus, &st), SOTTO_SRV_E_BLOB_GONE);
+  /* Larger than the server takes. */
+  CHECK_RC(create(a, 500001, 1, id), SOTTO_SRV_E_BLOB_TOO_LARGE);
+
+  CHECK_RC(create(a, sizeof data, 1, id), 0);
+  CHECK_RC(stat_of(a, id, &st), 0);
+  CHECK(st.size == sizeof data && st.stored == 0 && !st.committed);
+  /* A hole, another account, past the declared size: refused. */
+  CHECK_RC(put(a, id, 10, data, 10, &stored), SOTTO_SRV_E_STATE);
+  CHECK_RC(put(b, id, 0, data, 10, &stored), SOTTO_SRV_E_BLOB_GONE);
+  CHECK_RC(put(a, id, 0, data, sizeof data, &stored), 0);
+  CHECK(stored == sizeof data);
+  CHECK_RC(simple(b, SOTTO_SRV_BLOB_COMMIT, id), SOTTO_SRV_E_BLOB_GONE); /* only the uploader commits */
+  CHECK_RC(get(b, id, 0, 100, got, &n), SOTTO_SRV_E_BLOB_INCOMPLETE);    /* nothing fetched before COMMIT */
+  CHECK_RC(simple(a, SOTTO_SRV_BLOB_COMMIT, id), 0);
+  CHECK_RC(put(a, id, sizeof data, data, 1, &stored), SOTTO_SRV_E_STATE); /* committed: no more writes */
+  CHECK_RC(put(a, id, 0, data, 1, &stored), SOTTO_SRV_E_STATE);
+
+  /* A second blob: resume after part of it (STAT), a resent chunk answered with what is stored. */
+  CHECK_RC(create(a, 600, 2, id2), 0);
+  CHECK_RC(put(a, id2, 0, marker, 300, &stored), 0);
+  CHECK(stored == 300);
+  CHECK_RC(put(a, id2, 0, marker, 300, &stored), 0);
+  CHECK(stored == 300);
+  CHECK_RC(stat_of(b, id2, &st), 0);
+  CHECK(st.size == 600 && st.stored == 300 && !st.committed);
+  CHECK_RC(simple(a, SOTTO_SRV_BLOB_COMMIT, id2), SOTTO_SRV_E_BLOB_INCOMPLETE);
+  CHECK_RC(put(a, id2, 300, marker, 300, &stored), 0);
+  CHECK(stored == 600);
+  CHECK_RC(simple(a, SOTTO_SRV_BLOB_COMMIT, id2), 0);
+
+  /* Fetch by the recipient, in pieces; past the end: nothing. */
+  CHECK_RC(get(b, id, 0, 600, got, &n), 0);
+  CHECK(n == 600 && memcmp(got, data, 600) == 0);
+  CHECK_RC(get(b, id, 600, 600, got + 600, &n), 0);
+  CHECK(n == 400 && memcmp(got + 600, data + 600, 400) == 0);
+  CHECK_RC(get(b, id, 1000, 600, got, &n), 0);
+  CHECK(n == 0);
+
+  /* Quota: count (2 kept + 1 = 3 allowed, a 4th refused), bytes. */
+  {
+    uint8_t id3[16], id4[16];
+    CHECK_RC(create(a, 450000, 1, id3), SOTTO_SRV_E_BLOB_QUOTA); /* 1000 + 600 + 450000 > 400000 */
+    CHECK_RC(create(a, 398000, 1, id3), 0);                       /* 1000 + 600 + 398000 <= 400000 */
+    CHECK_RC(simple(a, SOTTO_SRV_BLOB_DONE, id3), SOTTO_SRV_E_BLOB_INCOMPLETE);
+    CHECK_RC(create(a, 100, 1, id4), SOTTO_SRV_E_BLOB_QUOTA); /* a 4th */
+    CHECK_RC(create(b, 100, 1, id4), 0); /* per account */
+  }
+
+  /* The requisition report: sizes and times, no bytes, no ids. */
+  {
+    const char *args[] = {"requisition", "--data", p.dir, "alice", NULL};
+    int status = -1;
+    char *out = srv_run_capture(args, &status), hex[33];
+    CHECK(out && status == 0);
+    sodium_bin2hex(hex, sizeof hex, id, sizeof id);
+    if (out) {
+      CHECK(strstr(out, "\"attachments\": [") && strstr(out, "\"bytes\": 1000") && strstr(out, "\"bytes\": 600,"));
+      CHECK(strstr(out, "\"fetches_left\": 2") != NULL);
+      CHECK(strstr(out, hex) == NULL && strstr(out, "BLOBMARK") == NULL);
+      free(out);
+    }
+  }
+  /* The bytes are in the blob files only (the server stores what it is given). */
+  CHECK(srv_dir_contains(p.dir, "BLOBMARK-", 9));
+  CHECK(blob_files(&p) == 4); /* alice's three, bob's one */
+
+  /* One fetch declared: after DONE the blob is gone, row and file. */
+  CHECK_RC(simple(b, SOTTO_SRV_BLOB_DONE, id), 0);
+  CHECK_RC(get(b, id, 0, 100, got, &n), SOTTO_SRV_E_BLOB_GONE);
+  CHECK(blob_files(&p) == 3);
+  CHECK(!srv_dir_contains(p.dir, "BLOBMARK-", 9));
+  /* Two declared: it stays after the first. */
+  CHECK_RC(simple(b, SOTTO_SRV_BLOB_DONE, id2), 0);
+  CHECK_RC(get(b, id2, 0, 100, got, &n), 0);
+
+  /* Malformed requests close the connection. */
+  if ((x = login(&p, &ctx, &bob)) != NULL) {
+    CHECK_RC(create(x, 0, 1, id), SOTTO_SRV_E_MALFORMED); /* size 0 */
+    sotto_net_close(x);
+  }
+  if ((x = login(&p, &ctx, &bob)) != NULL) {
+    uint8_t raw[28] = {0};
+    CHECK_RC(sotto_net_write_frame(x, SOTTO_SRV_BLOB_GET, 7, raw, sizeof raw), 0); /* max 0 */
+    {
+      struct sotto_net_event ev;
+      int rc, k, closed = 0;
+      for (k = 0; k < 10 && !closed; k++) { /* DRAINED first, then the CLOSE */
+        rc = sotto_net_next_event(x, 5000, &ev);
+        if (rc == SOTTO_SRV_E_MALFORMED) closed = 1;
+        if (rc != 1) break;
+        if (ev.kind == SOTTO_NET_EV_CLOSE) closed = ev.code == SOTTO_SRV_E_MALFORMED ? 1 : -1;
+        sotto_net_event_clear(&ev);
+      }
+      CHECK(closed == 1);
+    }
+    sotto_net_close(x);
+  }
+
+  sotto_net_close(b);
+  if ((b = login(&p, &ctx, &bob)) == NULL) {
+    CHECK(!"bob logs in again");
+    goto out;
+  }
+  /* Expiry: everything goes after blob-expiry-seconds (the expiry run is every second). */
+  for (i = 0; i < 100 && blob_files(&p) != 0; i++) usleep(100 * 1000);
+  CHECK(blob_files(&p) == 0);
+  CHECK_RC(get(b, id2, 0, 100, got, &n), SOTTO_SRV_E_BLOB_GONE);
+  CHECK_RC(create(a, 100, 1, id), 0); /* the quota is free again */
+out:
+  if (a) sotto_net_close(a);
+  if (b) sotto_net_close(b);
+  sotto_net_ctx_free(ctx);
+  srv_stop(&p);
+  srv_rmdir(&p);
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  if (sodium_init() < 0) return 1;
+  test_blobs();
+  return test_done("test_server_blob");
+}
