@@ -79,6 +79,9 @@ static int utf8_check(const char *s, size_t n, int emoji) {
   return 1;
 }
 
+static int accept_invites(struct sc_client *c, const char *user);
+static int release_held(struct sc_client *c, const char *user);
+
 /* ---- durations -------------------------------------------------------------------- */
 
 size_t sc_duration_text(char *buf, size_t cap, uint32_t s) {
@@ -127,24 +130,45 @@ int sc_duration_parse(uint32_t *out, const char *s) {
 
 /* ---- records ---------------------------------------------------------------------- */
 
-static int timer_load(struct store *st, const char *peer, uint32_t *secs) {
+/* The record of a conversation's timer: "timer/u/PEER", or "timer/g/GIDHEX"
+ * for a group (by id: the group's name is local to each member). */
+static void timer_name(char rn[64], const char *peer, const uint8_t *gid) {
+  static const char hx[] = "0123456789abcdef";
+  size_t i, k;
+  if (!gid) {
+    snprintf(rn, 64, "timer/u/%s", peer);
+    return;
+  }
+  k = (size_t)snprintf(rn, 64, "timer/g/");
+  for (i = 0; i < GROUP_ID_LEN; i++) {
+    rn[k++] = hx[gid[i] >> 4];
+    rn[k++] = hx[gid[i] & 15];
+  }
+  rn[k] = 0;
+}
+
+static int timer_load_g(struct store *st, const char *peer, const uint8_t *gid, uint32_t *secs) {
   char rn[64];
   uint8_t *v;
   size_t n;
   int rc;
   *secs = 0;
-  snprintf(rn, sizeof rn, "timer/u/%s", peer);
+  timer_name(rn, peer, gid);
   if ((rc = store_get(st, rn, &v, &n)) <= 0) return rc;
   if (n == 4) *secs = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
   store_free_value(v, n);
   return n == 4 && *secs <= SC_TIMER_MAX_S ? 0 : STORE_E_CORRUPT;
 }
 
-static int timer_save(struct store *st, const char *peer, uint32_t secs) {
+static int timer_save_g(struct store *st, const char *peer, const uint8_t *gid, uint32_t secs) {
   char rn[64];
   uint8_t b[4] = {(uint8_t)(secs >> 24), (uint8_t)(secs >> 16), (uint8_t)(secs >> 8), (uint8_t)secs};
-  snprintf(rn, sizeof rn, "timer/u/%s", peer);
+  timer_name(rn, peer, gid);
   return secs ? store_put(st, rn, b, sizeof b) : store_del(st, rn);
+}
+
+static int timer_load(struct store *st, const char *peer, uint32_t *secs) {
+  return timer_load_g(st, peer, NULL, secs);
 }
 
 static int consent_load(struct store *st, const char *user) {
@@ -409,9 +433,10 @@ int convo_apply(struct sc_client *c, const char *sender, const char *group, cons
     case CONTENT_TEXT_EX:
       return text_in(c, sender, group, ct, sid, consent);
     case CONTENT_TIMER:
-      if (group) return 0; /* group timers: not yet (docs/client.md) */
-      if ((rc = timer_save(c->st, sender, ct->timer_s)) != 0) return rc;
-      return log_ev(c, SC_EV_TIMER_SET, SC_R_NONE, sender, NULL, NULL, ct->timer_s, NULL, 0, 0, 1);
+      /* A group's: the sender is a member (only a member's chain decrypts,
+       * inbox.c); every member's device keeps and enforces it. */
+      if ((rc = timer_save_g(c->st, sender, group ? ct->gid : NULL, ct->timer_s)) != 0) return rc;
+      return log_ev(c, SC_EV_TIMER_SET, SC_R_NONE, sender, group, NULL, ct->timer_s, NULL, 0, 0, 1);
     case CONTENT_REACTION:
     case CONTENT_EDIT:
     case CONTENT_DELETE:
@@ -438,7 +463,8 @@ int convo_before_send(struct sc_client *c, const char *user) {
     return sc__fail(c, SC_ERR_BLOCKED, "you blocked %s: nothing was sent ('sotto unblock %s' first)", user, user);
   if (rc == CONSENT_REQUEST) {
     /* Answering a request accepts it. */
-    if ((rc = sc__begin(c)) || (rc = consent_save(c->st, user, 0)) || (rc = store_commit(c->st))) {
+    if ((rc = sc__begin(c)) || (rc = consent_save(c->st, user, 0)) || (rc = accept_invites(c, user)) ||
+        (rc = release_held(c, user)) || (rc = store_commit(c->st))) {
       store_rollback(c->st);
       return sc__store_error(c, rc);
     }
@@ -462,6 +488,23 @@ int convo_prepare_out(struct sc_client *c, const char *user, struct content *ct)
   return 0;
 }
 
+int convo_prepare_group(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], struct content *ct) {
+  uint32_t t;
+  int rc = timer_load_g(c->st, NULL, gid, &t);
+  if (rc) return sc__store_error(c, rc);
+  if (t) {
+    ct->kind = CONTENT_TEXT_EX;
+    ct->timer_s = t;
+  }
+  if (c->reply_author[0]) {
+    ct->kind = CONTENT_TEXT_EX;
+    snprintf(ct->ref_author, sizeof ct->ref_author, "%s", c->reply_author);
+    ct->ref_ts = c->reply_ts;
+  }
+  if (ct->kind == CONTENT_TEXT_EX) ct->in_group = 1;
+  return 0;
+}
+
 void convo_out_row(struct sc_client *c, struct msg *m, const struct content *ct) {
   if (ct->kind != CONTENT_TEXT_EX) return;
   m->timer_s = ct->timer_s;
@@ -475,8 +518,13 @@ void convo_out_row(struct sc_client *c, struct msg *m, const struct content *ct)
 
 /* Sends ct to user pairwise (a control message: not queued when the server
  * is unreachable; the command says so). */
-static int send_one(struct sc_client *c, const char *user, const struct content *ct, unsigned flags) {
+static int send_one(struct sc_client *c, const char *user, struct content *ct, unsigned flags) {
   int rc, opened;
+  if (user[0] == '#') {
+    /* A group's: inside its SenderKeyMessage, scope 1 (ops.c sets the id). */
+    ct->in_group = 1;
+    return sc__group_send_ct(NULL, c, user + 1, ct, NULL, 0, flags);
+  }
   if ((rc = sc__acquire(c, &opened))) return rc;
   c->flags = flags;
   rc = deliver_pairwise(c, &c->k, user, ct);
@@ -485,8 +533,31 @@ static int send_one(struct sc_client *c, const char *user, const struct content 
   return rc;
 }
 
+/* A conversation argument: a username, or "#GROUP". For a group, *gid
+ * (may be NULL) gets its id; the group must be one we accepted. */
+static int check_conv(struct sc_client *c, const char *conv, uint8_t gid[GROUP_ID_LEN]) {
+  struct grp *g;
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  if (!conv || conv[0] != '#') return 1;
+  if (!sc_group_name_ok(conv + 1))
+    return sc__fail(c, SC_ERR_ARG, "'%s' is not a group name: 1-64 of A-Z a-z 0-9 _ . -", conv + 1);
+  if (!(g = calloc(1, sizeof *g))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  rc = grp_find(c->st, conv + 1, g);
+  if (rc < 0) rc = sc__store_error(c, rc);
+  else if (rc == 0) rc = sc__fail(c, SC_ERR_UNKNOWN_GROUP, "you are in no group called '%s' (see 'sotto groups')", conv + 1);
+  else if ((rc = convo_group_usable(c, g->gid, g->name)) == 0 && gid) memcpy(gid, g->gid, GROUP_ID_LEN);
+  free(g);
+  return rc;
+}
+
+/* The peer and group of a conversation argument (find_msg). */
+static const char *conv_peer(const char *conv) { return conv[0] == '#' ? NULL : conv; }
+static const char *conv_group(const char *conv) { return conv[0] == '#' ? conv + 1 : NULL; }
+
 static int check_user(struct sc_client *c, const char *user) {
   int rc;
+  if (user && user[0] == '#') return check_conv(c, user, NULL);
   if ((rc = sc__need_open(c))) return rc;
   if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
   if (c->acct->username[0] && strcmp(user, c->acct->username) == 0)
@@ -495,25 +566,31 @@ static int check_user(struct sc_client *c, const char *user) {
 }
 
 int sc_get_timer(uint32_t *secs, struct sc_client *c, const char *user) {
+  uint8_t gid[GROUP_ID_LEN];
   int rc;
   *secs = 0;
-  if ((rc = sc__need_open(c))) return rc;
+  if ((rc = check_conv(c, user, gid)) <= 0) {
+    if (rc < 0) return rc;
+    return (rc = timer_load_g(c->st, NULL, gid, secs)) ? sc__store_error(c, rc) : 0;
+  }
   if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
   return (rc = timer_load(c->st, user, secs)) ? sc__store_error(c, rc) : 0;
 }
 
 int sc_set_timer(struct sc_client *c, const char *user, uint32_t secs, unsigned flags) {
   struct content ct;
-  int rc;
-  if ((rc = check_user(c, user))) return rc;
+  uint8_t gid[GROUP_ID_LEN];
+  int rc, grp = user && user[0] == '#';
+  if ((rc = grp ? check_conv(c, user, gid) : check_user(c, user))) return rc;
   if (secs > SC_TIMER_MAX_S) return sc__fail(c, SC_ERR_ARG, "the timer is longer than a year");
   memset(&ct, 0, sizeof ct);
   ct.kind = CONTENT_TIMER;
   ct.ts = now_ms();
   ct.timer_s = secs;
   if ((rc = send_one(c, user, &ct, flags))) return rc;
-  if ((rc = sc__begin(c)) || (rc = timer_save(c->st, user, secs)) ||
-      (rc = log_ev(c, SC_EV_TIMER_SET, SC_R_BY_US, user, NULL, NULL, secs, NULL, 0, 0, 0)) ||
+  if ((rc = sc__begin(c)) || (rc = timer_save_g(c->st, user, grp ? gid : NULL, secs)) ||
+      (rc = log_ev(c, SC_EV_TIMER_SET, SC_R_BY_US, grp ? NULL : user, grp ? user + 1 : NULL, NULL, secs, NULL, 0, 0,
+                   0)) ||
       (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st))) {
     store_rollback(c->st);
     return sc__store_error(c, rc);
@@ -521,17 +598,31 @@ int sc_set_timer(struct sc_client *c, const char *user, uint32_t secs, unsigned 
   return 0;
 }
 
+/* The timer in force in the conversation conv (a username or "#GROUP"). STORE_E_* on failure. */
+static int conv_timer(struct sc_client *c, const char *conv, uint32_t *secs) {
+  struct grp *g;
+  int rc;
+  if (conv[0] != '#') return timer_load(c->st, conv, secs);
+  *secs = 0;
+  if (!(g = calloc(1, sizeof *g))) return STORE_E_IO;
+  rc = grp_find(c->st, conv + 1, g);
+  if (rc == 1) rc = timer_load_g(c->st, NULL, g->gid, secs);
+  free(g);
+  return rc;
+}
+
 /* The message ref_ts of the conversation with user: 1 with *m, or a recorded failure. */
 static int target(struct sc_client *c, const char *user, const char *author, uint64_t ref_ts, struct msg *m) {
   int rc, other = 0;
   if (ref_ts == 0) return sc__fail(c, SC_ERR_ARG, "no message id given");
-  if ((rc = find_msg(c, user, NULL, author, ref_ts, m, &other)) < 0) return sc__store_error(c, rc);
+  if ((rc = find_msg(c, conv_peer(user), conv_group(user), author, ref_ts, m, &other)) < 0)
+    return sc__store_error(c, rc);
   if (rc == 0) {
     if (other)
-      return sc__fail(c, SC_ERR_NOT_YOURS, "message %llu in the conversation with %s is not yours",
-                      (unsigned long long)ref_ts, user);
-    return sc__fail(c, SC_ERR_UNKNOWN_MESSAGE, "no message %llu in the conversation with %s",
-                    (unsigned long long)ref_ts, user);
+      return sc__fail(c, SC_ERR_NOT_YOURS, "message %llu in the conversation %s %s is not yours",
+                      (unsigned long long)ref_ts, user[0] == '#' ? "in" : "with", user);
+    return sc__fail(c, SC_ERR_UNKNOWN_MESSAGE, "no message %llu in the conversation %s %s",
+                    (unsigned long long)ref_ts, user[0] == '#' ? "in" : "with", user);
   }
   if (m->mflags & MSGF_DELETED) {
     msg_clear(m);
@@ -545,19 +636,20 @@ int sc_send_reply(struct sc_sent *out, struct sc_client *c, const char *user, ui
   struct msg *m;
   char author[SC_USER_MAX + 1];
   int rc;
-  if (ref_ts == 0) return sc_send_text(out, c, user, text, len, flags);
-  if ((rc = sc__need_open(c))) return rc;
-  if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  int grp = user && user[0] == '#';
+  if (ref_ts == 0) return grp ? sc_group_send(out, c, user + 1, text, len, flags) : sc_send_text(out, c, user, text, len, flags);
+  if ((rc = grp ? check_conv(c, user, NULL) : sc__need_open(c))) return rc;
+  if (!grp && !sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
   if (!(m = calloc(1, sizeof *m))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
   rc = target(c, user, NULL, ref_ts, m);
   snprintf(author, sizeof author, "%s", m->dir == MSG_OUT ? c->acct->username : m->peer);
   msg_clear(m);
   free(m);
   if (rc < 0) return rc;
-  /* sc_send_text reads the reply from here (ops.c: sc__reply_*). */
+  /* sc_send_text and sc_group_send read the reply from here (convo_prepare_*). */
   snprintf(c->reply_author, sizeof c->reply_author, "%s", author);
   c->reply_ts = ref_ts;
-  rc = sc_send_text(out, c, user, text, len, flags);
+  rc = grp ? sc_group_send(out, c, user + 1, text, len, flags) : sc_send_text(out, c, user, text, len, flags);
   c->reply_author[0] = 0;
   c->reply_ts = 0;
   return rc;
@@ -582,7 +674,7 @@ int sc_react(struct sc_client *c, const char *user, uint64_t ref_ts, const char 
   snprintf(ct.ref_author, sizeof ct.ref_author, "%s", author);
   ct.ref_ts = ref_ts;
   snprintf(ct.emoji, sizeof ct.emoji, "%s", emoji);
-  if ((rc = timer_load(c->st, user, &ct.timer_s)) != 0) {
+  if ((rc = conv_timer(c, user, &ct.timer_s)) != 0) {
     rc = sc__store_error(c, rc);
     goto out;
   }
@@ -591,7 +683,7 @@ int sc_react(struct sc_client *c, const char *user, uint64_t ref_ts, const char 
     rc = sc__store_error(c, rc);
     goto out;
   }
-  if ((rc = find_msg(c, user, NULL, author, ref_ts, m, NULL)) == 1) {
+  if ((rc = find_msg(c, conv_peer(user), conv_group(user), author, ref_ts, m, NULL)) == 1) {
     set_reaction(m, c->acct->username, emoji);
     rc = msglog_update(c->st, m);
   }
@@ -633,7 +725,7 @@ static int change_own(struct sc_client *c, const char *user, uint64_t ref_ts, co
   ct.ref_ts = ref_ts;
   ct.text = (const uint8_t *)text;
   ct.text_len = text ? len : 0;
-  if ((rc = timer_load(c->st, user, &ct.timer_s)) != 0) {
+  if ((rc = conv_timer(c, user, &ct.timer_s)) != 0) {
     rc = sc__store_error(c, rc);
     goto out;
   }
@@ -642,7 +734,7 @@ static int change_own(struct sc_client *c, const char *user, uint64_t ref_ts, co
     rc = sc__store_error(c, rc);
     goto out;
   }
-  if ((rc = find_msg(c, user, NULL, c->acct->username, ref_ts, m, NULL)) == 1) {
+  if ((rc = find_msg(c, conv_peer(user), conv_group(user), c->acct->username, ref_ts, m, NULL)) == 1) {
     if (text) {
       rc = set_text(m, (const uint8_t *)text, len);
       m->mflags |= MSGF_EDITED;
@@ -982,6 +1074,62 @@ int sc_blocked(struct sc_client *c, int (*cb)(void *ud, const char *user), void 
   return rc;
 }
 
+/* ---- held receipts ------------------------------------------------------------------------ */
+
+#define HELD_MAX 512 /* request rows released per acceptance (RCPT_MAX_PENDING receipts are kept) */
+
+struct held {
+  const char *peer;
+  uint64_t seqs[HELD_MAX];
+  size_t n;
+  struct msg *m;
+};
+
+static int held_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct held *h = ud;
+  uint64_t seq;
+  if (msg_seq(name, &seq) || msglog_decode(h->m, v, len) != 0) return 0;
+  if (h->m->dir == MSG_IN && (h->m->mflags & MSGF_REQUEST) && strcmp(h->m->peer, h->peer) == 0 && h->n < HELD_MAX)
+    h->seqs[h->n++] = seq;
+  msg_clear(h->m);
+  return 0;
+}
+
+/* Inside a transaction: user's request was accepted. Their messages lose
+ * the request mark, and the receipts held back for their 1:1 texts are
+ * owed now (outbox_flush sends them with the next send or receive). */
+static int release_held(struct sc_client *c, const char *user) {
+  struct held *h = calloc(1, sizeof *h);
+  uint64_t *unshown = NULL;
+  size_t n_unshown = 0, i, k;
+  int rc;
+  if (!h || !(h->m = calloc(1, sizeof *h->m)) || !(unshown = calloc(MSGLOG_MAX_UNSHOWN, sizeof *unshown))) {
+    rc = STORE_E_IO;
+    goto out;
+  }
+  h->peer = user;
+  if ((rc = store_scan(c->st, "msg/", held_cb, h)) != 0 ||
+      (rc = msglog_unshown(c->st, unshown, MSGLOG_MAX_UNSHOWN, &n_unshown)) != 0)
+    goto out;
+  for (i = 0; i < h->n && rc == 0; i++) {
+    int shown = 1;
+    if ((rc = msglog_get(c->st, h->seqs[i], h->m)) != 0) break;
+    h->m->mflags &= (uint8_t)~MSGF_REQUEST;
+    for (k = 0; k < n_unshown; k++)
+      if (unshown[k] == h->seqs[i]) shown = 0;
+    rc = msglog_update(c->st, h->m);
+    /* A text (not a tombstone) of the 1:1 conversation: its receipt. */
+    if (rc == 0 && !h->m->group[0] && !(h->m->mflags & MSGF_DELETED))
+      rc = outbox_owe_held(c, user, h->m->ts, shown);
+    msg_clear(h->m);
+  }
+out:
+  if (h) free(h->m);
+  free(h);
+  free(unshown);
+  return rc;
+}
+
 static int set_consent(struct sc_client *c, const char *user, int state, int need_request) {
   int rc;
   if ((rc = sc__need_open(c))) return rc;
@@ -993,7 +1141,7 @@ static int set_consent(struct sc_client *c, const char *user, int state, int nee
     return sc__fail(c, SC_ERR_NO_REQUEST, "there is no message request from %s", user);
   }
   if ((rc = consent_save(c->st, user, state)) != 0 || (state == 0 && (rc = accept_invites(c, user)) != 0) ||
-      (rc = store_commit(c->st)) != 0)
+      (need_request && (rc = release_held(c, user)) != 0) || (rc = store_commit(c->st)) != 0)
     goto fail;
   return 0;
 fail:

@@ -462,11 +462,15 @@ out:
   return rc;
 }
 
-int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, const char *text, size_t len,
-                  unsigned flags) {
+/* Sends ct (GROUP_TEXT, or a conversation kind with scope 1) to every
+ * member of the group name inside one SenderKeyMessage. text (len bytes):
+ * a text row is logged (GROUP_TEXT, TEXT_EX); NULL: no row (a change).
+ * A GROUP_TEXT becomes TEXT_EX when the group's timer is on or it is a
+ * reply (convo.c). 0 or a recorded SC_ERR_*. */
+int sc__group_send_ct(struct sc_sent *out, struct sc_client *c, const char *name, struct content *ct,
+                      const char *text, size_t len, unsigned flags) {
   uint8_t skdm[SOTTO_SKDM_MAX_LEN], *ctext = NULL;
   struct sotto_sender_key *rec = NULL;
-  struct content ct;
   struct rec_wr pt;
   struct msg *m = NULL;
   struct grp *g;
@@ -477,16 +481,20 @@ int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, co
   if (out) memset(out, 0, sizeof *out);
   if ((rc = group_begin(c, name, &g, &opened))) return rc;
   rec_wr_init(&pt, SC_MAX_TEXT + 1024);
-  if (len > SC_MAX_TEXT) {
-    rc = sc__fail(c, SC_ERR_TOO_LARGE, "the message is longer than %d bytes", SC_MAX_TEXT);
-    goto out;
+  if (text) {
+    if (len > SC_MAX_TEXT) {
+      rc = sc__fail(c, SC_ERR_TOO_LARGE, "the message is longer than %d bytes", SC_MAX_TEXT);
+      goto out;
+    }
+    if (len == 0) {
+      rc = sc__fail(c, SC_ERR_EMPTY, "the message is empty; nothing was sent");
+      goto out;
+    }
+    if ((rc = text_ok(c, text, len))) goto out;
   }
-  if (len == 0 || !text) {
-    rc = sc__fail(c, SC_ERR_EMPTY, "the message is empty; nothing was sent");
-    goto out;
-  }
-  if ((rc = text_ok(c, text, len))) goto out;
   if ((rc = group_load(c, name, g))) goto out;
+  memcpy(ct->gid, g->gid, GROUP_ID_LEN);
+  if (ct->kind == CONTENT_GROUP_TEXT && (rc = convo_prepare_group(c, g->gid, ct))) goto out; /* timer, reply */
   if ((rc = sc__acquire(c, &opened))) goto out;
   c->flags = flags;
   if ((rc = own_skdm(c, g, skdm, &skdm_len))) goto out;
@@ -507,23 +515,23 @@ int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, co
       not_delivered(c, g->members[i]);
   }
   if ((rc = save_group(c, g))) goto out;
-  memset(&ct, 0, sizeof ct);
-  ct.kind = CONTENT_GROUP_TEXT;
-  ct.ts = sc_now_ms();
-  memcpy(ct.gid, g->gid, GROUP_ID_LEN);
-  ct.text = (const uint8_t *)text;
-  ct.text_len = len;
-  if (content_encode(&pt, &ct)) {
+  if (text) {
+    ct->text = (const uint8_t *)text;
+    ct->text_len = len;
+  }
+  if (content_encode(&pt, ct)) {
     rc = sc__fail(c, SC_ERR_TOO_LARGE, "the message is too large");
     goto out;
   }
   cap = SOTTO_GROUP_MESSAGE_MAX_LEN(pt.len);
-  if (!(ctext = malloc(cap)) || !(m = calloc(1, sizeof *m)) || !(t = malloc(len + 1))) {
+  if (!(ctext = malloc(cap)) || !(m = calloc(1, sizeof *m)) || (text && !(t = malloc(len + 1)))) {
     rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
     goto out;
   }
-  memcpy(t, text, len);
-  t[len] = 0;
+  if (text) {
+    memcpy(t, text, len);
+    t[len] = 0;
+  }
   /* One ciphertext for everyone; the chain step is committed first. */
   if ((rc = sc__begin(c)) == 0) {
     if ((rc = grp_sk_load(c->st, g, c->acct->username, &rec)) >= 0) {
@@ -531,12 +539,15 @@ int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, co
                ? STORE_E_IO
                : grp_sk_save(c->st, g, c->acct->username, rec);
     }
-    m->dir = MSG_OUT;
-    snprintf(m->group, sizeof m->group, "%s", g->name);
-    m->ts = ct.ts;
-    m->text = t;
-    m->text_len = len;
-    if (!rc) rc = msglog_add(c->st, c->acct, m, 0);
+    if (text) {
+      m->dir = MSG_OUT;
+      snprintf(m->group, sizeof m->group, "%s", g->name);
+      m->ts = ct->ts;
+      m->text = t;
+      m->text_len = len;
+      convo_out_row(c, m, ct);
+      if (!rc) rc = msglog_add(c->st, c->acct, m, 0);
+    }
     if (!rc) rc = account_save(c->st, c->acct);
     if (!rc) rc = store_commit(c->st);
     if (rc) store_rollback(c->st);
@@ -574,7 +585,7 @@ int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, co
   }
   if (out) {
     out->seq = m->seq;
-    out->timestamp_ms = ct.ts;
+    out->timestamp_ms = ct->ts;
     out->delivered = (unsigned)sent;
     out->undelivered = (unsigned)failed;
   }
@@ -592,6 +603,16 @@ out:
   free(m);
   free(g);
   return rc;
+}
+
+int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, const char *text, size_t len,
+                  unsigned flags) {
+  struct content ct;
+  if (!text) len = 0;
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_GROUP_TEXT;
+  ct.ts = sc_now_ms();
+  return sc__group_send_ct(out, c, name, &ct, text ? text : "", len, flags);
 }
 
 int sc_group_get(struct sc_group *out, struct sc_client *c, const char *name) {

@@ -438,6 +438,12 @@ static int read_receipts_on(struct store *st) {
   return rc;
 }
 
+int outbox_owe_held(struct sc_client *c, const char *peer, uint64_t ts, int shown) {
+  int rc = shown ? read_receipts_on(c->st) : 0;
+  if (rc < 0) return rc;
+  return rcpt_add(c, peer, ts, rc == 1 ? RECEIPT_READ : RECEIPT_DELIVERED);
+}
+
 int outbox_shown(struct sc_client *c, const char *peer, uint64_t ts) {
   int rc = read_receipts_on(c->st);
   if (rc <= 0) return rc;
