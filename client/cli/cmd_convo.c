@@ -21,16 +21,25 @@ static int parse_id(const char *s, uint64_t *id) {
 /* A conversation: a username, or '#GROUP' (a group you are in). */
 static int conv_ok(const char *s) { return s[0] == '#' ? sc_group_name_ok(s + 1) : cli_username_ok(s); }
 
-static int done(struct cli *c, const char *event, const char *user, uint64_t id, const char *human) {
+/* queued: a change made while the server could not be reached (it waits
+ * in the queue of changes; exit status 0 as for a queued text). */
+static int done_q(struct cli *c, const char *event, const char *user, uint64_t id, const char *human, int queued) {
   if (c->json) {
     cJSON *o = cli_event(event);
     cJSON_AddStringToObject(o, "user", user);
     if (id) cJSON_AddNumberToObject(o, "id", (double)id);
+    if (queued) cJSON_AddStringToObject(o, "state", "queued");
     cli_emit(c, o);
+  } else if (queued) {
+    printf("%s Queued (server unreachable); will be sent when the server is back.\n", human);
   } else {
     printf("%s\n", human);
   }
   return CLI_OK;
+}
+
+static int done(struct cli *c, const char *event, const char *user, uint64_t id, const char *human) {
+  return done_q(c, event, user, id, human, 0);
 }
 
 static int run_timer(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
@@ -63,7 +72,7 @@ static int run_timer(struct cli *c, const struct cli_cmd *cmd, int argc, char **
   sc_duration_text(d, sizeof d, secs);
   snprintf(line, sizeof line, "Disappearing messages %s %s: %s.", user[0] == '#' ? "in" : "with",
            user + (user[0] == '#'), d);
-  return done(c, "timer", user, 0, line);
+  return done_q(c, "timer", user, 0, line, sc_change_queued(c->core));
 }
 
 static int run_react(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
@@ -82,7 +91,7 @@ static int run_react(struct cli *c, const struct cli_cmd *cmd, int argc, char **
   if (cli_open(c)) return CLI_FAIL;
   if (sc_react(c->core, user, id, emoji, c->yes ? SC_SEND_ACCEPT_KEY_CHANGE : 0)) return cli_fail(c);
   snprintf(line, sizeof line, remove ? "Reaction removed." : "Reacted.");
-  return done(c, remove ? "unreacted" : "reacted", user, id, line);
+  return done_q(c, remove ? "unreacted" : "reacted", user, id, line, sc_change_queued(c->core));
 }
 
 static int run_edit(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
@@ -104,7 +113,7 @@ static int run_edit(struct cli *c, const struct cli_cmd *cmd, int argc, char **a
   rc = sc_edit(c->core, user, id, text, len, c->yes ? SC_SEND_ACCEPT_KEY_CHANGE : 0);
   free(text);
   if (rc) return cli_fail(c);
-  return done(c, "edited", user, id, "Edited.");
+  return done_q(c, "edited", user, id, "Edited.", sc_change_queued(c->core));
 }
 
 static int run_delete(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
@@ -118,7 +127,7 @@ static int run_delete(struct cli *c, const struct cli_cmd *cmd, int argc, char *
   if (parse_id(argv[optind + 1], &id)) return cli_usage(c, cmd, "'%s' is not a message id", argv[optind + 1]);
   if (cli_open(c)) return CLI_FAIL;
   if (sc_delete_for_all(c->core, user, id, c->yes ? SC_SEND_ACCEPT_KEY_CHANGE : 0)) return cli_fail(c);
-  return done(c, "deleted", user, id, "Deleted for everyone.");
+  return done_q(c, "deleted", user, id, "Deleted for everyone.", sc_change_queued(c->core));
 }
 
 static int request_cb(void *ud, const char *user, unsigned n) {

@@ -516,20 +516,180 @@ void convo_out_row(struct sc_client *c, struct msg *m, const struct content *ct)
   m->ref_ts = ct->ref_ts;
 }
 
-/* Sends ct to user pairwise (a control message: not queued when the server
- * is unreachable; the command says so). */
+/* ---- the queue of changes ------------------------------------------------------------ */
+
+/* A server that could not be reached: the change waits in the queue. */
+static int unreachable(int rc) {
+  return rc == SC_ERR_UNREACHABLE || rc == SC_ERR_TIMEOUT || rc == SC_ERR_CONNECTION_LOST ||
+         rc == SC_ERR_SERVER_BUSY || rc == SC_ERR_SHUTDOWN;
+}
+
+struct cq_scan {
+  size_t n, bytes;
+  uint64_t max;
+  uint64_t seqs[CQ_MAX];
+};
+
+static int cq_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct cq_scan *q = ud;
+  char *end;
+  uint64_t seq;
+  (void)v;
+  if (strncmp(name, "cq/", 3) != 0 || name[3] < '0' || name[3] > '9') return 0;
+  seq = strtoull(name + 3, &end, 10);
+  if (*end) return 0;
+  if (seq > q->max) q->max = seq;
+  if (q->n < CQ_MAX) q->seqs[q->n] = seq;
+  q->n++;
+  q->bytes += len;
+  return 0;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Queues ct for conv (a username or "#GROUP"), in its own transaction:
+ * "cq/SEQ" = str16 conv | the encoded content. At most CQ_MAX changes and
+ * CQ_MAX_BYTES wait (SC_ERR_OUTBOX_FULL beyond: nothing was queued). */
+int convo_queue(struct sc_client *c, const char *conv, const struct content *ct) {
+  struct cq_scan *q = calloc(1, sizeof *q);
+  struct rec_wr w;
+  char rn[48];
+  int rc;
+  if (!q) return sc__fail(c, SC_ERR_NOMEM, "out of memory: nothing was queued");
+  rec_wr_init(&w, SC_MAX_TEXT + 1024);
+  rec_put_str16(&w, conv, strlen(conv));
+  if (content_encode(&w, ct) != 0) {
+    rc = sc__fail(c, SC_ERR_TOO_LARGE, "the change is too large to queue");
+    goto out;
+  }
+  if ((rc = sc__begin(c)) != 0) {
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  if ((rc = store_scan(c->st, "cq/", cq_cb, q)) != 0) {
+    store_rollback(c->st);
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  if (q->n >= CQ_MAX || q->bytes + w.len > CQ_MAX_BYTES) {
+    store_rollback(c->st);
+    rc = sc__fail(c, SC_ERR_OUTBOX_FULL,
+                  "the server is unreachable and %zu changes wait already: nothing was queued", q->n);
+    goto out;
+  }
+  snprintf(rn, sizeof rn, "cq/%020llu", (unsigned long long)(q->max + 1));
+  if ((rc = store_put(c->st, rn, w.p, w.len)) != 0 || (rc = store_commit(c->st)) != 0) {
+    store_rollback(c->st);
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  c->err = 0;
+  c->errdetail[0] = 0;
+  c->change_queued = 1;
+  rc = 0;
+out:
+  rec_wr_free(&w);
+  free(q);
+  return rc;
+}
+
+/* Deletes the queued change seq (own transaction). */
+static int cq_drop(struct sc_client *c, uint64_t seq) {
+  char rn[48];
+  int rc;
+  snprintf(rn, sizeof rn, "cq/%020llu", (unsigned long long)seq);
+  if ((rc = sc__begin(c)) || (rc = store_del(c->st, rn)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  return 0;
+}
+
+int convo_flush(struct sc_client *c) {
+  struct cq_scan *q = calloc(1, sizeof *q);
+  struct content *ct = calloc(1, sizeof *ct);
+  size_t i;
+  int rc = 0;
+  if (!q || !ct) {
+    rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  if ((rc = store_scan(c->st, "cq/", cq_cb, q)) != 0) {
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  if (q->n > CQ_MAX) q->n = CQ_MAX;
+  qsort(q->seqs, q->n, sizeof q->seqs[0], cmp_u64); /* in the order they were made */
+  for (i = 0; i < q->n; i++) {
+    char rn[48], conv[SC_USER_MAX + 2 > GROUP_NAME_MAX + 2 ? SC_USER_MAX + 2 : GROUP_NAME_MAX + 2];
+    struct rec_rd r;
+    const uint8_t *body;
+    uint8_t *v;
+    size_t n;
+    int ok, src;
+    snprintf(rn, sizeof rn, "cq/%020llu", (unsigned long long)q->seqs[i]);
+    if ((rc = store_get(c->st, rn, &v, &n)) < 0) {
+      rc = sc__store_error(c, rc);
+      goto out;
+    }
+    if (rc == 0) continue; /* sent by another process meanwhile */
+    rec_rd_init(&r, v, n);
+    ok = rec_get_cstr(&r, conv, sizeof conv) == 0 && rec_get_ptr(&r, &body, n - 2 - strlen(conv)) == 0 &&
+         rec_rd_end(&r) == 0 && content_decode(ct, body, n - 2 - strlen(conv)) == 0 &&
+         (conv[0] == '#' ? sc_group_name_ok(conv + 1) && (ct->in_group || ct->kind == CONTENT_GROUP_TEXT ||
+                                                          ct->kind == CONTENT_TEXT_EX)
+                         : sc_username_ok(conv) && !ct->in_group);
+    if (!ok) {
+      store_free_value(v, n);
+      if ((rc = cq_drop(c, q->seqs[i]))) goto out; /* unreadable: nothing to send */
+      continue;
+    }
+    if (conv[0] == '#') {
+      src = sc__group_send_ct(NULL, c, conv + 1, ct, NULL, 0, 0);
+    } else {
+      c->flags = 0;
+      src = deliver_pairwise(c, &c->k, conv, ct);
+      c->flags = 0;
+    }
+    store_free_value(v, n);
+    sodium_memzero(ct, sizeof *ct);
+    if (src && outbox_conn_failure(src)) {
+      rc = src; /* the link: the rest waits for the next connection */
+      goto out;
+    }
+    if (src == SC_ERR_QUEUE_FULL || src == SC_ERR_CONFLICT) continue; /* this one waits */
+    if (src) sc__event(c, SC_EV_NOT_DELIVERED, SC_R_NONE, conv[0] == '#' ? NULL : conv, c->errdetail);
+    if ((rc = cq_drop(c, q->seqs[i]))) goto out;
+  }
+  rc = 0;
+out:
+  free(q);
+  free(ct);
+  return rc;
+}
+
+int sc_change_queued(const struct sc_client *c) { return c ? c->change_queued : 0; }
+
+/* Sends ct to the conversation user ("#GROUP": inside the group's
+ * SenderKeyMessage). A server that cannot be reached queues it (the flush of
+ * the next connection sends it): 0 and sc_change_queued() says so. */
 static int send_one(struct sc_client *c, const char *user, struct content *ct, unsigned flags) {
   int rc, opened;
+  c->change_queued = 0;
   if (user[0] == '#') {
     /* A group's: inside its SenderKeyMessage, scope 1 (ops.c sets the id). */
     ct->in_group = 1;
-    return sc__group_send_ct(NULL, c, user + 1, ct, NULL, 0, flags);
+    rc = sc__group_send_ct(NULL, c, user + 1, ct, NULL, 0, flags);
+  } else if ((rc = sc__acquire(c, &opened)) == 0) {
+    c->flags = flags;
+    rc = deliver_pairwise(c, &c->k, user, ct);
+    c->flags = 0;
+    sc__release(c, opened);
   }
-  if ((rc = sc__acquire(c, &opened))) return rc;
-  c->flags = flags;
-  rc = deliver_pairwise(c, &c->k, user, ct);
-  c->flags = 0;
-  sc__release(c, opened);
+  if (rc && unreachable(rc) && !c->flushing) return convo_queue(c, user, ct);
   return rc;
 }
 

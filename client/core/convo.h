@@ -47,6 +47,17 @@ void convo_out_row(struct sc_client *c, struct msg *m, const struct content *ct)
 /* The same for an outgoing group text (GROUP_TEXT in ct): the group's
  * timer and the reply under way make it a TEXT_EX of scope 1. */
 int convo_prepare_group(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], struct content *ct);
+/* The queue of changes made while the server could not be reached
+ * (reactions, edits, deletes, timers; group texts): "cq/SEQ" records,
+ * at most CQ_MAX of them and CQ_MAX_BYTES in all. */
+#define CQ_MAX 128
+#define CQ_MAX_BYTES (2u * 1024 * 1024)
+/* Queues ct for conv (a username or "#GROUP"); own transaction. 0 or a
+ * recorded SC_ERR_* (SC_ERR_OUTBOX_FULL when the queue is full). */
+int convo_queue(struct sc_client *c, const char *conv, const struct content *ct);
+/* outbox_flush: sends the queued changes in order (needs the link). A
+ * connection failure stops it (the rest waits). 0 or an SC_ERR_*. */
+int convo_flush(struct sc_client *c);
 /* ops.c: sends ct (GROUP_TEXT, or a conversation kind of scope 1) to the
  * group name in one SenderKeyMessage; text: a text row is logged (NULL: a
  * change, no row). 0 or a recorded SC_ERR_*. */

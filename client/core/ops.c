@@ -462,6 +462,42 @@ out:
   return rc;
 }
 
+/* The server cannot be reached: the group text ct is queued (convo.c)
+ * and logged as ours. 0 or a recorded SC_ERR_*. */
+static int group_queue_text(struct sc_sent *out, struct sc_client *c, const struct grp *g, const struct content *ct) {
+  char conv[GROUP_NAME_MAX + 2];
+  struct msg *m;
+  char *t;
+  int rc;
+  snprintf(conv, sizeof conv, "#%s", g->name);
+  if ((rc = convo_queue(c, conv, ct))) return rc;
+  if (!(m = calloc(1, sizeof *m)) || !(t = malloc(ct->text_len + 1))) {
+    free(m);
+    return sc__fail(c, SC_ERR_NOMEM, "queued, but out of memory to log it");
+  }
+  memcpy(t, ct->text, ct->text_len);
+  t[ct->text_len] = 0;
+  m->dir = MSG_OUT;
+  snprintf(m->group, sizeof m->group, "%s", g->name);
+  m->ts = ct->ts;
+  m->text = t;
+  m->text_len = ct->text_len;
+  convo_out_row(c, m, ct);
+  if ((rc = sc__begin(c)) || (rc = msglog_add(c->st, c->acct, m, 0)) || (rc = account_save(c->st, c->acct)) ||
+      (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    rc = sc__store_error(c, rc);
+  } else if (out) {
+    out->seq = m->seq;
+    out->timestamp_ms = ct->ts;
+    out->queued = 1;
+  }
+  sodium_memzero(t, ct->text_len + 1);
+  free(t);
+  free(m);
+  return rc;
+}
+
 /* Sends ct (GROUP_TEXT, or a conversation kind with scope 1) to every
  * member of the group name inside one SenderKeyMessage. text (len bytes):
  * a text row is logged (GROUP_TEXT, TEXT_EX); NULL: no row (a change).
@@ -494,8 +530,17 @@ int sc__group_send_ct(struct sc_sent *out, struct sc_client *c, const char *name
   }
   if ((rc = group_load(c, name, g))) goto out;
   memcpy(ct->gid, g->gid, GROUP_ID_LEN);
-  if (ct->kind == CONTENT_GROUP_TEXT && (rc = convo_prepare_group(c, g->gid, ct))) goto out; /* timer, reply */
-  if ((rc = sc__acquire(c, &opened))) goto out;
+  if (text && ct->kind == CONTENT_GROUP_TEXT && (rc = convo_prepare_group(c, g->gid, ct))) goto out; /* timer, reply */
+  if (text) {
+    ct->text = (const uint8_t *)text;
+    ct->text_len = len;
+  }
+  if ((rc = sc__acquire(c, &opened))) {
+    /* No server: a text waits in the queue of changes (convo.c) and is
+     * logged now; a change is queued by its caller. */
+    if (text && unreachable(rc) && !c->flushing) rc = group_queue_text(out, c, g, ct);
+    goto out;
+  }
   c->flags = flags;
   if ((rc = own_skdm(c, g, skdm, &skdm_len))) goto out;
   /* Members that do not hold our current key get it first, pairwise. */
@@ -515,10 +560,6 @@ int sc__group_send_ct(struct sc_sent *out, struct sc_client *c, const char *name
       not_delivered(c, g->members[i]);
   }
   if ((rc = save_group(c, g))) goto out;
-  if (text) {
-    ct->text = (const uint8_t *)text;
-    ct->text_len = len;
-  }
   if (content_encode(&pt, ct)) {
     rc = sc__fail(c, SC_ERR_TOO_LARGE, "the message is too large");
     goto out;

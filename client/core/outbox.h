@@ -98,5 +98,8 @@ int outbox_expired(struct sc_client *c, const char *peer, uint64_t server_id);
  * retry requests, receipts; gives up texts past the age limit. A
  * connection failure stops it (the rest waits). 0 or an SC_ERR_*. */
 int outbox_flush(struct sc_client *c);
+/* 1 for a failure that stops a flush (the link, the server's limits on us,
+ * the local store): what waits is kept for the next connection. */
+int outbox_conn_failure(int rc);
 
 #endif

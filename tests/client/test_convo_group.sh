@@ -170,4 +170,63 @@ check "accepting sends the held receipt" grep -q '"text":"zed asks".*"state":"de
 s alice history zed >"$T/q4" 2>&1
 check "the accepted message is no longer marked a request" lacks "$T/q4" "(request)"
 
+# --- changes made while the server is down ---------------------------------------------
+s alice --json send '#crew' "group target" >"$T/o0" 2>&1
+G=$(sed -n 's/.*"timestamp":\([0-9]*\).*/\1/p' "$T/o0")
+s alice --json send '#crew' "group doomed" >"$T/o1" 2>&1
+GD=$(sed -n 's/.*"timestamp":\([0-9]*\).*/\1/p' "$T/o1")
+s alice --json send bob "direct target" >"$T/o2" 2>&1
+P=$(sed -n 's/.*"timestamp":\([0-9]*\).*/\1/p' "$T/o2")
+s alice --json send bob "direct doomed" >"$T/o3" 2>&1
+PD=$(sed -n 's/.*"timestamp":\([0-9]*\).*/\1/p' "$T/o3")
+for u in bob carol; do s "$u" receive >/dev/null 2>&1; done
+s alice receive >/dev/null 2>&1
+stop_server
+s alice edit '#crew' "$G" "group target, edited offline" >"$T/o4" 2>&1; rc=$?
+check "a group edit with the server down is queued" contains "$T/o4" "Edited. Queued (server unreachable)"
+check "... exit status 0" test $rc -eq 0
+s alice delete '#crew' "$GD" >"$T/o5" 2>&1
+check "a group delete is queued" contains "$T/o5" "Queued (server unreachable)"
+s alice react '#crew' "$G" "🔥" >"$T/o6" 2>&1
+check "a group reaction is queued" contains "$T/o6" "Reacted. Queued"
+s alice timer '#crew' 1h >"$T/o7" 2>&1
+check "a group timer change is queued" contains "$T/o7" "Disappearing messages in crew: 1 hour. Queued"
+s alice group send crew "group text offline" >"$T/o8" 2>&1
+check "a group text is queued" contains "$T/o8" "Queued for group crew (server unreachable)"
+s alice edit bob "$P" "direct target, edited offline" >"$T/o9" 2>&1
+check "a 1:1 edit is queued" contains "$T/o9" "Edited. Queued"
+s alice delete bob "$PD" >/dev/null 2>&1
+s alice react bob "$P" "👀" >/dev/null 2>&1
+s alice timer bob 2h >"$T/o10" 2>&1
+check "a 1:1 timer change is queued" contains "$T/o10" "Disappearing messages with bob: 2 hours. Queued"
+s alice history crew >"$T/o11" 2>&1
+check "the sender's history has the changes already" contains "$T/o11" "group target, edited offline (edited) [🔥 alice]"
+check "nine changes wait in alice's queue" bash -c "SOTTO_PASSPHRASE='$SOTTO_PASSPHRASE' '$SCAN' --has '$T/alice' cq/00000000000000000009"
+start_server
+s alice receive >/dev/null 2>&1   # the next connection sends what waits
+for u in bob carol; do s "$u" receive >"$T/o12.$u" 2>&1; done
+for u in bob carol; do
+  check "$u gets the queued group edit" contains "$T/o12.$u" "[crew] alice edited message $G"
+  check "$u gets the queued group delete" contains "$T/o12.$u" "[crew] alice deleted message $GD"
+  check "$u gets the queued group reaction" contains "$T/o12.$u" "[crew] alice reacted 🔥 to message $G"
+  check "$u gets the queued group timer" contains "$T/o12.$u" "[crew] alice set disappearing messages to 1 hour"
+  check "$u gets the queued group text" contains "$T/o12.$u" "[crew] alice (disappearing): group text offline"
+  s "$u" history crew >"$T/o13.$u" 2>&1
+  check "... $u's history has the edited text" contains "$T/o13.$u" "alice: group target, edited offline (edited) [🔥 alice]"
+  check "... and the tombstone" lacks "$T/o13.$u" "group doomed"
+done
+check "bob gets the queued 1:1 edit" contains "$T/o12.bob" "alice edited message $P"
+check "bob gets the queued 1:1 delete" contains "$T/o12.bob" "alice deleted message $PD"
+check "bob gets the queued 1:1 reaction" contains "$T/o12.bob" "alice reacted 👀 to message $P"
+check "bob gets the queued 1:1 timer" contains "$T/o12.bob" "alice set disappearing messages to 2 hours"
+s alice receive >"$T/o14" 2>&1
+s alice timer '#crew' >"$T/o15" 2>&1
+left=0
+for i in 1 2 3 4 5 6 7 8 9; do
+  SOTTO_PASSPHRASE="$SOTTO_PASSPHRASE" "$SCAN" --has "$T/alice" "cq/0000000000000000000$i" >/dev/null && left=$((left + 1))
+done
+check "... none waits after they went out" test $left -eq 0
+s bob receive >"$T/o16" 2>&1
+check "... bob gets no copy twice" lacks "$T/o16" "edited message"
+
 finish
