@@ -1128,19 +1128,93 @@ int sc_group_invites(struct sc_client *c, int (*cb)(void *ud, const char *group,
   return rc < 0 && rc >= STORE_E_ROLLBACK ? sc__store_error(c, rc) : rc;
 }
 
-/* Inside a transaction: the invitations from user are accepted. */
-static int accept_invites(struct sc_client *c, const char *user) {
-  struct inv *x = calloc(1, sizeof *x);
+struct grows {
+  const char *group;
+  uint64_t *seqs;
+  size_t n, cap;
+  struct msg *m;
+};
+
+static int grows_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct grows *r = ud;
+  uint64_t seq;
+  int hit;
+  if (msg_seq(name, &seq) || msglog_decode(r->m, v, len) != 0) return 0;
+  hit = strcmp(r->m->group, r->group) == 0;
+  msg_clear(r->m);
+  if (!hit) return 0;
+  if (r->n == r->cap) {
+    size_t nc = r->cap ? r->cap * 2 : 64;
+    uint64_t *nv = realloc(r->seqs, nc * sizeof *nv);
+    if (!nv) return STORE_E_IO;
+    r->seqs = nv;
+    r->cap = nc;
+  }
+  r->seqs[r->n++] = seq;
+  return 0;
+}
+
+/* Inside a transaction: the rows of the group lose their request mark
+ * (accepted), or are deleted (declined). */
+static int group_rows(struct sc_client *c, const char *group, int decline) {
+  struct grows r;
   size_t i;
   int rc;
-  if (!x) return STORE_E_IO;
+  memset(&r, 0, sizeof r);
+  r.group = group;
+  if (!(r.m = calloc(1, sizeof *r.m))) return STORE_E_IO;
+  rc = store_scan(c->st, "msg/", grows_cb, &r);
+  for (i = 0; i < r.n && rc == 0; i++) {
+    if ((rc = msglog_get(c->st, r.seqs[i], r.m)) != 0) break;
+    if (decline) {
+      rc = delete_row(c, r.m);
+    } else if (r.m->mflags & MSGF_REQUEST) {
+      r.m->mflags &= (uint8_t)~MSGF_REQUEST;
+      rc = msglog_update(c->st, r.m);
+    }
+    msg_clear(r.m);
+  }
+  free(r.seqs);
+  free(r.m);
+  return rc;
+}
+
+/* Inside a transaction: the invitations from user are accepted (their
+ * groups' messages lose the request mark), or declined (decline: user was
+ * blocked; the groups and their messages are deleted here). */
+static int settle_invites(struct sc_client *c, const char *user, int decline) {
+  struct inv *x = calloc(1, sizeof *x);
+  struct grp *g = calloc(1, sizeof *g);
+  size_t i, k;
+  int rc;
+  if (!x || !g) {
+    free(x);
+    free(g);
+    return STORE_E_IO;
+  }
   x->c = c;
   x->accept = user;
   rc = store_scan(c->st, "gpend/", inv_cb, x);
-  for (i = 0; i < x->n && rc == 0; i++) rc = store_del(c->st, x->names[i]);
+  for (i = 0; i < x->n && rc == 0; i++) {
+    uint8_t gid[GROUP_ID_LEN];
+    const char *hex = x->names[i] + 6;
+    for (k = 0; k < GROUP_ID_LEN && strlen(hex) == 2 * GROUP_ID_LEN; k++) {
+      unsigned b;
+      if (sscanf(hex + 2 * k, "%2x", &b) != 1) break;
+      gid[k] = (uint8_t)b;
+    }
+    if (k == GROUP_ID_LEN && (rc = grp_load(c->st, gid, g)) == 1) {
+      rc = group_rows(c, g->name, decline);
+      if (rc == 0 && decline) rc = grp_delete(c->st, g);
+    }
+    if (rc >= 0) rc = store_del(c->st, x->names[i]);
+  }
   free(x);
+  free(g);
   return rc;
 }
+
+static int accept_invites(struct sc_client *c, const char *user) { return settle_invites(c, user, 0); }
 
 /* ---- consent ---------------------------------------------------------------------------- */
 
@@ -1300,7 +1374,8 @@ static int set_consent(struct sc_client *c, const char *user, int state, int nee
     store_rollback(c->st);
     return sc__fail(c, SC_ERR_NO_REQUEST, "there is no message request from %s", user);
   }
-  if ((rc = consent_save(c->st, user, state)) != 0 || (state == 0 && (rc = accept_invites(c, user)) != 0) ||
+  if ((rc = consent_save(c->st, user, state)) != 0 ||
+      (state != 1 && (rc = settle_invites(c, user, state == CONSENT_BLOCKED)) != 0) ||
       (need_request && (rc = release_held(c, user)) != 0) || (rc = store_commit(c->st)) != 0)
     goto fail;
   return 0;

@@ -20,6 +20,7 @@ new_user bob
 new_user carol
 new_user dave
 new_user zed
+new_user yuri
 
 # id FILE TEXT: the timestamp (message id) of the JSON line holding TEXT.
 id() { grep -F -- "\"text\":\"$2\"" "$1" | head -1 | sed -n 's/.*"timestamp":\([0-9]*\).*/\1/p'; }
@@ -228,5 +229,27 @@ done
 check "... none waits after they went out" test $left -eq 0
 s bob receive >"$T/o16" 2>&1
 check "... bob gets no copy twice" lacks "$T/o16" "edited message"
+
+# --- group invitations from a stranger: accepted or declined ----------------------------
+s yuri group create spam alice carol >/dev/null 2>&1
+s yuri group send spam "spam text" >/dev/null 2>&1
+for u in alice carol; do s "$u" receive >"$T/y1.$u" 2>&1; done
+check "carol's copy is marked a request" contains "$T/y1.carol" "(request) [spam] yuri: spam text"
+s alice requests >"$T/y2" 2>&1
+check "alice has the invitation in requests" contains "$T/y2" "group spam (invited by yuri)"
+s alice block yuri >/dev/null 2>&1
+s alice requests >"$T/y3" 2>&1
+check "blocking the inviter declines the invitation" lacks "$T/y3" "spam"
+s alice history spam >"$T/y4" 2>&1
+check "... the group's messages are gone" lacks "$T/y4" "spam text"
+check "... from every record of alice's store" scan_lacks alice "spam text"
+s alice groups >"$T/y5" 2>&1
+check "... and the group" lacks "$T/y5" "spam"
+s carol requests accept yuri >/dev/null 2>&1
+s carol groups >"$T/y6" 2>&1
+check "accepting the inviter accepts the group" contains "$T/y6" "spam"
+s carol history spam >"$T/y7" 2>&1
+check "... its messages are no longer marked requests" lacks "$T/y7" "(request)"
+check "... and stay" contains "$T/y7" "yuri: spam text"
 
 finish
