@@ -1384,7 +1384,17 @@ fail:
   return sc__store_error(c, rc);
 }
 
-int sc_request_accept(struct sc_client *c, const char *user) { return set_consent(c, user, 0, 1); }
+int sc_request_accept(struct sc_client *c, const char *user) {
+  int rc = set_consent(c, user, 0, 1);
+  if (rc == 0 && c->acct->username[0]) {
+    /* The held receipts go now; without a server they wait, owed, for the
+     * next command that connects (the acceptance itself is done). */
+    (void)sc_outbox_flush(c);
+    c->err = 0;
+    c->errdetail[0] = 0;
+  }
+  return rc;
+}
 
 int sc_request_delete(struct sc_client *c, const char *user) {
   int rc, st;
