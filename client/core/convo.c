@@ -524,39 +524,56 @@ static int unreachable(int rc) {
          rc == SC_ERR_SERVER_BUSY || rc == SC_ERR_SHUTDOWN;
 }
 
-struct cq_scan {
-  size_t n, bytes;
-  uint64_t max;
+/* The index "cq": u32 bytes queued | n x u64 seq, oldest first (a flush
+ * reads it and never scans the store). */
+struct cq_idx {
+  uint32_t bytes;
+  size_t n;
   uint64_t seqs[CQ_MAX];
 };
 
-static int cq_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
-  struct cq_scan *q = ud;
-  char *end;
-  uint64_t seq;
-  (void)v;
-  if (strncmp(name, "cq/", 3) != 0 || name[3] < '0' || name[3] > '9') return 0;
-  seq = strtoull(name + 3, &end, 10);
-  if (*end) return 0;
-  if (seq > q->max) q->max = seq;
-  if (q->n < CQ_MAX) q->seqs[q->n] = seq;
-  q->n++;
-  q->bytes += len;
-  return 0;
+static int cq_load(struct store *st, struct cq_idx *q) {
+  struct rec_rd r;
+  uint8_t *v;
+  size_t n, i;
+  int rc;
+  memset(q, 0, sizeof *q);
+  if ((rc = store_get(st, "cq", &v, &n)) <= 0) return rc;
+  rc = 0;
+  if (n < 4 || (n - 4) % 8 || (n - 4) / 8 > CQ_MAX) {
+    rc = STORE_E_CORRUPT;
+  } else {
+    rec_rd_init(&r, v, n);
+    rec_get_u32(&r, &q->bytes);
+    q->n = (n - 4) / 8;
+    for (i = 0; i < q->n; i++) rec_get_u64(&r, &q->seqs[i]);
+    if (rec_rd_end(&r) || q->bytes > CQ_MAX_BYTES) rc = STORE_E_CORRUPT;
+  }
+  store_free_value(v, n);
+  return rc;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
+static int cq_save(struct store *st, const struct cq_idx *q) {
+  uint8_t b[4 + 8 * CQ_MAX];
+  size_t i, k;
+  if (q->n == 0) return store_del(st, "cq");
+  b[0] = (uint8_t)(q->bytes >> 24), b[1] = (uint8_t)(q->bytes >> 16), b[2] = (uint8_t)(q->bytes >> 8);
+  b[3] = (uint8_t)q->bytes;
+  for (i = 0, k = 4; i < q->n; i++)
+    for (int j = 7; j >= 0; j--) b[k++] = (uint8_t)(q->seqs[i] >> (8 * j));
+  return store_put(st, "cq", b, 4 + 8 * q->n);
 }
+
+static void cq_name(char rn[48], uint64_t seq) { snprintf(rn, 48, "cq/%020llu", (unsigned long long)seq); }
 
 /* Queues ct for conv (a username or "#GROUP"), in its own transaction:
  * "cq/SEQ" = str16 conv | the encoded content. At most CQ_MAX changes and
  * CQ_MAX_BYTES wait (SC_ERR_OUTBOX_FULL beyond: nothing was queued). */
 int convo_queue(struct sc_client *c, const char *conv, const struct content *ct) {
-  struct cq_scan *q = calloc(1, sizeof *q);
+  struct cq_idx *q = calloc(1, sizeof *q);
   struct rec_wr w;
   char rn[48];
+  uint64_t seq;
   int rc;
   if (!q) return sc__fail(c, SC_ERR_NOMEM, "out of memory: nothing was queued");
   rec_wr_init(&w, SC_MAX_TEXT + 1024);
@@ -569,7 +586,7 @@ int convo_queue(struct sc_client *c, const char *conv, const struct content *ct)
     rc = sc__store_error(c, rc);
     goto out;
   }
-  if ((rc = store_scan(c->st, "cq/", cq_cb, q)) != 0) {
+  if ((rc = cq_load(c->st, q)) != 0) {
     store_rollback(c->st);
     rc = sc__store_error(c, rc);
     goto out;
@@ -580,8 +597,12 @@ int convo_queue(struct sc_client *c, const char *conv, const struct content *ct)
                   "the server is unreachable and %zu changes wait already: nothing was queued", q->n);
     goto out;
   }
-  snprintf(rn, sizeof rn, "cq/%020llu", (unsigned long long)(q->max + 1));
-  if ((rc = store_put(c->st, rn, w.p, w.len)) != 0 || (rc = store_commit(c->st)) != 0) {
+  seq = q->n ? q->seqs[q->n - 1] + 1 : 1;
+  q->seqs[q->n++] = seq;
+  q->bytes += (uint32_t)w.len;
+  cq_name(rn, seq);
+  if ((rc = store_put(c->st, rn, w.p, w.len)) != 0 || (rc = cq_save(c->st, q)) != 0 ||
+      (rc = store_commit(c->st)) != 0) {
     store_rollback(c->st);
     rc = sc__store_error(c, rc);
     goto out;
@@ -589,6 +610,7 @@ int convo_queue(struct sc_client *c, const char *conv, const struct content *ct)
   c->err = 0;
   c->errdetail[0] = 0;
   c->change_queued = 1;
+  c->flush_wanted = 1;
   rc = 0;
 out:
   rec_wr_free(&w);
@@ -596,20 +618,31 @@ out:
   return rc;
 }
 
-/* Deletes the queued change seq (own transaction). */
-static int cq_drop(struct sc_client *c, uint64_t seq) {
+/* Deletes the queued change seq of len bytes (own transaction). */
+static int cq_drop(struct sc_client *c, uint64_t seq, size_t len) {
+  struct cq_idx *q = calloc(1, sizeof *q);
   char rn[48];
+  size_t i;
   int rc;
-  snprintf(rn, sizeof rn, "cq/%020llu", (unsigned long long)seq);
-  if ((rc = sc__begin(c)) || (rc = store_del(c->st, rn)) || (rc = store_commit(c->st))) {
-    store_rollback(c->st);
-    return sc__store_error(c, rc);
+  if (!q) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  cq_name(rn, seq);
+  if ((rc = sc__begin(c)) == 0 && (rc = cq_load(c->st, q)) == 0) {
+    for (i = 0; i < q->n && q->seqs[i] != seq; i++) {
+    }
+    if (i < q->n) {
+      memmove(&q->seqs[i], &q->seqs[i + 1], (q->n - i - 1) * sizeof q->seqs[0]);
+      q->n--;
+      q->bytes = q->bytes >= len ? q->bytes - (uint32_t)len : 0;
+    }
+    if ((rc = store_del(c->st, rn)) == 0 && (rc = cq_save(c->st, q)) == 0) rc = store_commit(c->st);
   }
-  return 0;
+  if (rc) store_rollback(c->st);
+  free(q);
+  return rc ? sc__store_error(c, rc) : 0;
 }
 
 int convo_flush(struct sc_client *c) {
-  struct cq_scan *q = calloc(1, sizeof *q);
+  struct cq_idx *q = calloc(1, sizeof *q);
   struct content *ct = calloc(1, sizeof *ct);
   size_t i;
   int rc = 0;
@@ -617,25 +650,26 @@ int convo_flush(struct sc_client *c) {
     rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
     goto out;
   }
-  if ((rc = store_scan(c->st, "cq/", cq_cb, q)) != 0) {
+  if ((rc = cq_load(c->st, q)) != 0) {
     rc = sc__store_error(c, rc);
     goto out;
   }
-  if (q->n > CQ_MAX) q->n = CQ_MAX;
-  qsort(q->seqs, q->n, sizeof q->seqs[0], cmp_u64); /* in the order they were made */
-  for (i = 0; i < q->n; i++) {
+  for (i = 0; i < q->n; i++) { /* in the order they were made */
     char rn[48], conv[SC_USER_MAX + 2 > GROUP_NAME_MAX + 2 ? SC_USER_MAX + 2 : GROUP_NAME_MAX + 2];
     struct rec_rd r;
     const uint8_t *body;
     uint8_t *v;
     size_t n;
     int ok, src;
-    snprintf(rn, sizeof rn, "cq/%020llu", (unsigned long long)q->seqs[i]);
+    cq_name(rn, q->seqs[i]);
     if ((rc = store_get(c->st, rn, &v, &n)) < 0) {
       rc = sc__store_error(c, rc);
       goto out;
     }
-    if (rc == 0) continue; /* sent by another process meanwhile */
+    if (rc == 0) { /* gone (sent by another process meanwhile): only the index entry */
+      if ((rc = cq_drop(c, q->seqs[i], 0))) goto out;
+      continue;
+    }
     rec_rd_init(&r, v, n);
     ok = rec_get_cstr(&r, conv, sizeof conv) == 0 && rec_get_ptr(&r, &body, n - 2 - strlen(conv)) == 0 &&
          rec_rd_end(&r) == 0 && content_decode(ct, body, n - 2 - strlen(conv)) == 0 &&
@@ -644,7 +678,7 @@ int convo_flush(struct sc_client *c) {
                          : sc_username_ok(conv) && !ct->in_group);
     if (!ok) {
       store_free_value(v, n);
-      if ((rc = cq_drop(c, q->seqs[i]))) goto out; /* unreadable: nothing to send */
+      if ((rc = cq_drop(c, q->seqs[i], n))) goto out; /* unreadable: nothing to send */
       continue;
     }
     if (conv[0] == '#') {
@@ -662,7 +696,7 @@ int convo_flush(struct sc_client *c) {
     }
     if (src == SC_ERR_QUEUE_FULL || src == SC_ERR_CONFLICT) continue; /* this one waits */
     if (src) sc__event(c, SC_EV_NOT_DELIVERED, SC_R_NONE, conv[0] == '#' ? NULL : conv, c->errdetail);
-    if ((rc = cq_drop(c, q->seqs[i]))) goto out;
+    if ((rc = cq_drop(c, q->seqs[i], n))) goto out;
   }
   rc = 0;
 out:

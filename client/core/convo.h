@@ -6,6 +6,9 @@
  * Records (sealed like everything in the store):
  *   "timer/u/PEER"   u32 seconds: the disappearing timer with PEER (absent: off)
  *   "timer/g/GIDHEX" u32 seconds: the disappearing timer of a group
+ *   "cq/SEQ"         a change queued while the server was unreachable:
+ *                    str16 conversation (USER or "#GROUP") | the encoded content
+ *   "cq"             their index: u32 bytes | n x u64 SEQ, oldest first
  *   "gpend/GIDHEX"   the inviter: an invitation to a group from a non-contact,
  *                    not accepted yet (the group is hidden, nothing is sent to it)
  *   "consent/USER"   u8 1 (a message request from USER) or 2 (USER is blocked);
@@ -48,8 +51,8 @@ void convo_out_row(struct sc_client *c, struct msg *m, const struct content *ct)
  * timer and the reply under way make it a TEXT_EX of scope 1. */
 int convo_prepare_group(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], struct content *ct);
 /* The queue of changes made while the server could not be reached
- * (reactions, edits, deletes, timers; group texts): "cq/SEQ" records,
- * at most CQ_MAX of them and CQ_MAX_BYTES in all. */
+ * (reactions, edits, deletes, timers; group texts): "cq/SEQ" records and
+ * their index "cq", at most CQ_MAX of them and CQ_MAX_BYTES in all. */
 #define CQ_MAX 128
 #define CQ_MAX_BYTES (2u * 1024 * 1024)
 /* Queues ct for conv (a username or "#GROUP"); own transaction. 0 or a

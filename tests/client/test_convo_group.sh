@@ -226,6 +226,7 @@ for i in 1 2 3 4 5 6 7 8 9; do
   SOTTO_PASSPHRASE="$SOTTO_PASSPHRASE" "$SCAN" --has "$T/alice" "cq/0000000000000000000$i" >/dev/null && left=$((left + 1))
 done
 check "... none waits after they went out" test $left -eq 0
+check "... and the queue's index is gone" bash -c "SOTTO_PASSPHRASE='$SOTTO_PASSPHRASE' '$SCAN' --has '$T/alice' cq >/dev/null; [ \$? -eq 1 ]"
 s bob receive >"$T/o16" 2>&1
 check "... bob gets no copy twice" lacks "$T/o16" "edited message"
 
@@ -250,5 +251,13 @@ check "accepting the inviter accepts the group" contains "$T/y6" "spam"
 s carol history spam >"$T/y7" 2>&1
 check "... its messages are no longer marked requests" lacks "$T/y7" "(request)"
 check "... and stay" contains "$T/y7" "yuri: spam text"
+
+# The queue is bounded: 128 changes wait at most, the next is refused, nothing lost.
+stop_server
+for i in $(seq 1 128); do s alice react bob "$P" "$((i % 10))" >/dev/null 2>&1; done
+s alice react bob "$P" "x" >"$T/full" 2>&1; rc=$?
+check "the 129th queued change is refused" contains "$T/full" "128 changes wait already: nothing was queued"
+check "... with an error status" test $rc -ne 0
+check "... the 128 stay queued" bash -c "SOTTO_PASSPHRASE='$SOTTO_PASSPHRASE' '$SCAN' --has '$T/alice' cq/00000000000000000128"
 
 finish
