@@ -512,7 +512,7 @@ int sc__group_send_ct(struct sc_sent *out, struct sc_client *c, const char *name
   struct grp *g;
   char *t = NULL;
   size_t skdm_len, i, out_len = 0, cap;
-  int rc, failed = 0, sent = 0, opened;
+  int rc, failed = 0, sent = 0, opened, drc, lost = 0;
 
   if (out) memset(out, 0, sizeof *out);
   if ((rc = group_begin(c, name, &g, &opened))) return rc;
@@ -617,11 +617,12 @@ int sc__group_send_ct(struct sc_sent *out, struct sc_client *c, const char *name
       failed++;
       continue;
     }
-    if (deliver_raw(c, &c->k, g->members[i], SOTTO_MSG_SENDERKEY, ctext, out_len) == 0) {
+    if ((drc = deliver_raw(c, &c->k, g->members[i], SOTTO_MSG_SENDERKEY, ctext, out_len)) == 0) {
       sent++;
     } else {
       not_delivered(c, g->members[i]);
       failed++;
+      lost = unreachable(drc) ? drc : lost;
     }
   }
   if (out) {
@@ -630,7 +631,12 @@ int sc__group_send_ct(struct sc_sent *out, struct sc_client *c, const char *name
     out->delivered = (unsigned)sent;
     out->undelivered = (unsigned)failed;
   }
-  rc = failed && !sent ? sc__fail(c, SC_ERR_UNDELIVERED, "the message to %s reached nobody", g->name) : 0;
+  /* Nobody got it because the link went away: that failure, so that a
+   * change is queued (convo.c) and a flush stops there. */
+  if (failed && !sent && lost && !text)
+    rc = sc__fail(c, lost, "the connection to the server was lost: %s reached nobody", g->name);
+  else
+    rc = failed && !sent ? sc__fail(c, SC_ERR_UNDELIVERED, "the message to %s reached nobody", g->name) : 0;
 out:
   c->flags = 0;
   sc__release(c, opened);
