@@ -18,16 +18,28 @@ static int parse_id(const char *s, uint64_t *id) {
   return 0;
 }
 
-static int done(struct cli *c, const char *event, const char *user, uint64_t id, const char *human) {
+/* A conversation: a username, or '#GROUP' (a group you are in). */
+static int conv_ok(const char *s) { return s[0] == '#' ? sc_group_name_ok(s + 1) : cli_username_ok(s); }
+
+/* queued: a change made while the server could not be reached (it waits
+ * in the queue of changes; exit status 0 as for a queued text). */
+static int done_q(struct cli *c, const char *event, const char *user, uint64_t id, const char *human, int queued) {
   if (c->json) {
     cJSON *o = cli_event(event);
     cJSON_AddStringToObject(o, "user", user);
     if (id) cJSON_AddNumberToObject(o, "id", (double)id);
+    if (queued) cJSON_AddStringToObject(o, "state", "queued");
     cli_emit(c, o);
+  } else if (queued) {
+    printf("%s Queued (server unreachable); will be sent when the server is back.\n", human);
   } else {
     printf("%s\n", human);
   }
   return CLI_OK;
+}
+
+static int done(struct cli *c, const char *event, const char *user, uint64_t id, const char *human) {
+  return done_q(c, event, user, id, human, 0);
 }
 
 static int run_timer(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
@@ -38,7 +50,7 @@ static int run_timer(struct cli *c, const struct cli_cmd *cmd, int argc, char **
   if ((rc = cli_yes_option(c, cmd, argc, argv)) >= 0) return rc;
   if (argc - optind < 1 || argc - optind > 2) return cli_usage(c, cmd, "expected USERNAME [DURATION|off]");
   user = argv[optind];
-  if (!cli_username_ok(user)) return cli_usage(c, cmd, "'%s' is not a valid username", user);
+  if (!conv_ok(user)) return cli_usage(c, cmd, "'%s' is not a valid username or '#GROUP'", user);
   if (argc - optind == 2 && sc_duration_parse(&secs, argv[optind + 1]))
     return cli_usage(c, cmd, "'%s' is not a duration (30s, 5m, 1h, 7d, 4w, at most a year, or off)",
                      argv[optind + 1]);
@@ -52,14 +64,15 @@ static int run_timer(struct cli *c, const struct cli_cmd *cmd, int argc, char **
       cJSON_AddNumberToObject(o, "seconds", secs);
       cli_emit(c, o);
     } else {
-      printf("Disappearing messages with %s: %s.\n", user, d);
+      printf("Disappearing messages %s %s: %s.\n", user[0] == '#' ? "in" : "with", user + (user[0] == '#'), d);
     }
     return CLI_OK;
   }
   if (sc_set_timer(c->core, user, secs, c->yes ? SC_SEND_ACCEPT_KEY_CHANGE : 0)) return cli_fail(c);
   sc_duration_text(d, sizeof d, secs);
-  snprintf(line, sizeof line, "Disappearing messages with %s: %s.", user, d);
-  return done(c, "timer", user, 0, line);
+  snprintf(line, sizeof line, "Disappearing messages %s %s: %s.", user[0] == '#' ? "in" : "with",
+           user + (user[0] == '#'), d);
+  return done_q(c, "timer", user, 0, line, sc_change_queued(c->core));
 }
 
 static int run_react(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
@@ -70,7 +83,7 @@ static int run_react(struct cli *c, const struct cli_cmd *cmd, int argc, char **
   if ((rc = cli_yes_option(c, cmd, argc, argv)) >= 0) return rc;
   if (argc - optind != 3 && argc - optind != 2) return cli_usage(c, cmd, "expected USERNAME ID EMOJI (or ID -)");
   user = argv[optind];
-  if (!cli_username_ok(user)) return cli_usage(c, cmd, "'%s' is not a valid username", user);
+  if (!conv_ok(user)) return cli_usage(c, cmd, "'%s' is not a valid username or '#GROUP'", user);
   if (parse_id(argv[optind + 1], &id)) return cli_usage(c, cmd, "'%s' is not a message id", argv[optind + 1]);
   if (argc - optind == 3 && strcmp(argv[optind + 2], "-") != 0) emoji = argv[optind + 2];
   remove = !emoji[0];
@@ -78,7 +91,7 @@ static int run_react(struct cli *c, const struct cli_cmd *cmd, int argc, char **
   if (cli_open(c)) return CLI_FAIL;
   if (sc_react(c->core, user, id, emoji, c->yes ? SC_SEND_ACCEPT_KEY_CHANGE : 0)) return cli_fail(c);
   snprintf(line, sizeof line, remove ? "Reaction removed." : "Reacted.");
-  return done(c, remove ? "unreacted" : "reacted", user, id, line);
+  return done_q(c, remove ? "unreacted" : "reacted", user, id, line, sc_change_queued(c->core));
 }
 
 static int run_edit(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
@@ -90,7 +103,7 @@ static int run_edit(struct cli *c, const struct cli_cmd *cmd, int argc, char **a
   if ((rc = cli_yes_option(c, cmd, argc, argv)) >= 0) return rc;
   if (argc - optind < 3) return cli_usage(c, cmd, "expected USERNAME ID TEXT");
   user = argv[optind];
-  if (!cli_username_ok(user)) return cli_usage(c, cmd, "'%s' is not a valid username", user);
+  if (!conv_ok(user)) return cli_usage(c, cmd, "'%s' is not a valid username or '#GROUP'", user);
   if (parse_id(argv[optind + 1], &id)) return cli_usage(c, cmd, "'%s' is not a message id", argv[optind + 1]);
   if (cli_read_text(c, argc - optind - 2, argv + optind + 2, &text, &len)) return CLI_FAIL;
   if (cli_open(c)) {
@@ -100,7 +113,7 @@ static int run_edit(struct cli *c, const struct cli_cmd *cmd, int argc, char **a
   rc = sc_edit(c->core, user, id, text, len, c->yes ? SC_SEND_ACCEPT_KEY_CHANGE : 0);
   free(text);
   if (rc) return cli_fail(c);
-  return done(c, "edited", user, id, "Edited.");
+  return done_q(c, "edited", user, id, "Edited.", sc_change_queued(c->core));
 }
 
 static int run_delete(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
@@ -110,11 +123,11 @@ static int run_delete(struct cli *c, const struct cli_cmd *cmd, int argc, char *
   if ((rc = cli_yes_option(c, cmd, argc, argv)) >= 0) return rc;
   if (argc - optind != 2) return cli_usage(c, cmd, "expected USERNAME ID");
   user = argv[optind];
-  if (!cli_username_ok(user)) return cli_usage(c, cmd, "'%s' is not a valid username", user);
+  if (!conv_ok(user)) return cli_usage(c, cmd, "'%s' is not a valid username or '#GROUP'", user);
   if (parse_id(argv[optind + 1], &id)) return cli_usage(c, cmd, "'%s' is not a message id", argv[optind + 1]);
   if (cli_open(c)) return CLI_FAIL;
   if (sc_delete_for_all(c->core, user, id, c->yes ? SC_SEND_ACCEPT_KEY_CHANGE : 0)) return cli_fail(c);
-  return done(c, "deleted", user, id, "Deleted for everyone.");
+  return done_q(c, "deleted", user, id, "Deleted for everyone.", sc_change_queued(c->core));
 }
 
 static int request_cb(void *ud, const char *user, unsigned n) {
@@ -199,10 +212,11 @@ static int run_block(struct cli *c, const struct cli_cmd *cmd, int argc, char **
 }
 
 const struct cli_cmd cmd_timer = {
-    "timer", "set or show the disappearing-message timer", "timer [--yes] USERNAME [DURATION|off]",
+    "timer", "set or show the disappearing-message timer", "timer [--yes] USERNAME|#GROUP [DURATION|off]",
     "Without DURATION, shows the disappearing-message timer of the conversation\n"
-    "with USERNAME. With one (30s, 5m, 1h, 7d, 4w or seconds; at most a year;\n"
-    "'off' turns it off), sets it and tells them: both sides see who set it.\n"
+    "with USERNAME (or of the group GROUP: '#GROUP', quoted in the shell). With\n"
+    "one (30s, 5m, 1h, 7d, 4w or seconds; at most a year; 'off' turns it off),\n"
+    "sets it and tells them: everyone in the conversation sees who set it.\n"
     "Every later message goes with the timer and is deleted from each device's\n"
     "store (its bytes overwritten): yours DURATION after you sent it, theirs\n"
     "DURATION after your device received it.\n\n"
@@ -212,30 +226,33 @@ const struct cli_cmd cmd_timer = {
     run_timer};
 
 const struct cli_cmd cmd_react = {
-    "react", "react to a message with an emoji", "react [--yes] USERNAME ID [EMOJI | -]",
-    "Reacts with EMOJI to message ID of the conversation with USERNAME (ids:\n"
-    "'sotto history --ids USERNAME'). One reaction per person: a new one\n"
-    "replaces yours; '-' (or no EMOJI) removes it.\n\n"
+    "react", "react to a message with an emoji", "react [--yes] USERNAME|#GROUP ID [EMOJI | -]",
+    "Reacts with EMOJI to message ID of the conversation with USERNAME, or in\n"
+    "the group GROUP ('#GROUP'; ids: 'sotto history --ids USERNAME|GROUP').\n"
+    "One reaction per person: a new one replaces yours; '-' (or no EMOJI)\n"
+    "removes it.\n\n"
     "options:\n"
     "  --yes    send even if their identity key changed since your last message\n"
     "  --help   this text\n",
     run_react};
 
 const struct cli_cmd cmd_edit = {
-    "edit", "edit a message you sent (within 24 hours)", "edit [--yes] USERNAME ID TEXT...",
-    "Replaces the text of your message ID to USERNAME; both sides show it\n"
-    "marked (edited). Only your own messages, within 24 hours of sending;\n"
-    "their client checks the same and refuses anything else.\n\n"
+    "edit", "edit a message you sent (within 24 hours)", "edit [--yes] USERNAME|#GROUP ID TEXT...",
+    "Replaces the text of your message ID to USERNAME (or in the group GROUP:\n"
+    "'#GROUP'); every side shows it marked (edited). Only your own messages,\n"
+    "within 24 hours of sending; their clients check the same and refuse\n"
+    "anything else.\n\n"
     "options:\n"
     "  --yes    send even if their identity key changed since your last message\n"
     "  --help   this text\n",
     run_edit};
 
 const struct cli_cmd cmd_delete = {
-    "delete", "delete a message you sent, for everyone (within 48 hours)", "delete [--yes] USERNAME ID",
-    "Deletes your message ID to USERNAME on both sides: a tombstone \"message\n"
-    "deleted\" stays in its place. Only your own messages, within 48 hours of\n"
-    "sending. 'sotto history --delete' deletes from this device only.\n\n"
+    "delete", "delete a message you sent, for everyone (within 48 hours)", "delete [--yes] USERNAME|#GROUP ID",
+    "Deletes your message ID to USERNAME (or in the group GROUP: '#GROUP') on\n"
+    "every side: a tombstone \"message deleted\" stays in its place. Only your\n"
+    "own messages, within 48 hours of sending. 'sotto history --delete' deletes\n"
+    "from this device only.\n\n"
     "options:\n"
     "  --yes    send even if their identity key changed since your last message\n"
     "  --help   this text\n",

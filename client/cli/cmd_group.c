@@ -115,7 +115,10 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
         cJSON_AddNumberToObject(o, "timestamp", (double)sent.timestamp_ms);
         cJSON_AddNumberToObject(o, "delivered", sent.delivered);
         cJSON_AddNumberToObject(o, "undelivered", sent.undelivered);
+        if (sent.queued) cJSON_AddStringToObject(o, "state", "queued");
         cli_emit(c, o);
+      } else if (sent.queued) {
+        printf("Queued for group %s (server unreachable); will be sent when the server is back.\n", argv[1]);
       } else {
         printf("Sent to group %s (%u member%s).\n", argv[1], sent.delivered, sent.delivered == 1 ? "" : "s");
       }

@@ -79,6 +79,9 @@ static int utf8_check(const char *s, size_t n, int emoji) {
   return 1;
 }
 
+static int accept_invites(struct sc_client *c, const char *user);
+static int release_held(struct sc_client *c, const char *user);
+
 /* ---- durations -------------------------------------------------------------------- */
 
 size_t sc_duration_text(char *buf, size_t cap, uint32_t s) {
@@ -127,24 +130,45 @@ int sc_duration_parse(uint32_t *out, const char *s) {
 
 /* ---- records ---------------------------------------------------------------------- */
 
-static int timer_load(struct store *st, const char *peer, uint32_t *secs) {
+/* The record of a conversation's timer: "timer/u/PEER", or "timer/g/GIDHEX"
+ * for a group (by id: the group's name is local to each member). */
+static void timer_name(char rn[64], const char *peer, const uint8_t *gid) {
+  static const char hx[] = "0123456789abcdef";
+  size_t i, k;
+  if (!gid) {
+    snprintf(rn, 64, "timer/u/%s", peer);
+    return;
+  }
+  k = (size_t)snprintf(rn, 64, "timer/g/");
+  for (i = 0; i < GROUP_ID_LEN; i++) {
+    rn[k++] = hx[gid[i] >> 4];
+    rn[k++] = hx[gid[i] & 15];
+  }
+  rn[k] = 0;
+}
+
+static int timer_load_g(struct store *st, const char *peer, const uint8_t *gid, uint32_t *secs) {
   char rn[64];
   uint8_t *v;
   size_t n;
   int rc;
   *secs = 0;
-  snprintf(rn, sizeof rn, "timer/u/%s", peer);
+  timer_name(rn, peer, gid);
   if ((rc = store_get(st, rn, &v, &n)) <= 0) return rc;
   if (n == 4) *secs = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
   store_free_value(v, n);
   return n == 4 && *secs <= SC_TIMER_MAX_S ? 0 : STORE_E_CORRUPT;
 }
 
-static int timer_save(struct store *st, const char *peer, uint32_t secs) {
+static int timer_save_g(struct store *st, const char *peer, const uint8_t *gid, uint32_t secs) {
   char rn[64];
   uint8_t b[4] = {(uint8_t)(secs >> 24), (uint8_t)(secs >> 16), (uint8_t)(secs >> 8), (uint8_t)secs};
-  snprintf(rn, sizeof rn, "timer/u/%s", peer);
+  timer_name(rn, peer, gid);
   return secs ? store_put(st, rn, b, sizeof b) : store_del(st, rn);
+}
+
+static int timer_load(struct store *st, const char *peer, uint32_t *secs) {
+  return timer_load_g(st, peer, NULL, secs);
 }
 
 static int consent_load(struct store *st, const char *user) {
@@ -409,9 +433,10 @@ int convo_apply(struct sc_client *c, const char *sender, const char *group, cons
     case CONTENT_TEXT_EX:
       return text_in(c, sender, group, ct, sid, consent);
     case CONTENT_TIMER:
-      if (group) return 0; /* group timers: not yet (docs/client.md) */
-      if ((rc = timer_save(c->st, sender, ct->timer_s)) != 0) return rc;
-      return log_ev(c, SC_EV_TIMER_SET, SC_R_NONE, sender, NULL, NULL, ct->timer_s, NULL, 0, 0, 1);
+      /* A group's: the sender is a member (only a member's chain decrypts,
+       * inbox.c); every member's device keeps and enforces it. */
+      if ((rc = timer_save_g(c->st, sender, group ? ct->gid : NULL, ct->timer_s)) != 0) return rc;
+      return log_ev(c, SC_EV_TIMER_SET, SC_R_NONE, sender, group, NULL, ct->timer_s, NULL, 0, 0, 1);
     case CONTENT_REACTION:
     case CONTENT_EDIT:
     case CONTENT_DELETE:
@@ -438,7 +463,8 @@ int convo_before_send(struct sc_client *c, const char *user) {
     return sc__fail(c, SC_ERR_BLOCKED, "you blocked %s: nothing was sent ('sotto unblock %s' first)", user, user);
   if (rc == CONSENT_REQUEST) {
     /* Answering a request accepts it. */
-    if ((rc = sc__begin(c)) || (rc = consent_save(c->st, user, 0)) || (rc = store_commit(c->st))) {
+    if ((rc = sc__begin(c)) || (rc = consent_save(c->st, user, 0)) || (rc = accept_invites(c, user)) ||
+        (rc = release_held(c, user)) || (rc = store_commit(c->st))) {
       store_rollback(c->st);
       return sc__store_error(c, rc);
     }
@@ -462,6 +488,23 @@ int convo_prepare_out(struct sc_client *c, const char *user, struct content *ct)
   return 0;
 }
 
+int convo_prepare_group(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], struct content *ct) {
+  uint32_t t;
+  int rc = timer_load_g(c->st, NULL, gid, &t);
+  if (rc) return sc__store_error(c, rc);
+  if (t) {
+    ct->kind = CONTENT_TEXT_EX;
+    ct->timer_s = t;
+  }
+  if (c->reply_author[0]) {
+    ct->kind = CONTENT_TEXT_EX;
+    snprintf(ct->ref_author, sizeof ct->ref_author, "%s", c->reply_author);
+    ct->ref_ts = c->reply_ts;
+  }
+  if (ct->kind == CONTENT_TEXT_EX) ct->in_group = 1;
+  return 0;
+}
+
 void convo_out_row(struct sc_client *c, struct msg *m, const struct content *ct) {
   if (ct->kind != CONTENT_TEXT_EX) return;
   m->timer_s = ct->timer_s;
@@ -473,20 +516,242 @@ void convo_out_row(struct sc_client *c, struct msg *m, const struct content *ct)
   m->ref_ts = ct->ref_ts;
 }
 
-/* Sends ct to user pairwise (a control message: not queued when the server
- * is unreachable; the command says so). */
-static int send_one(struct sc_client *c, const char *user, const struct content *ct, unsigned flags) {
-  int rc, opened;
-  if ((rc = sc__acquire(c, &opened))) return rc;
-  c->flags = flags;
-  rc = deliver_pairwise(c, &c->k, user, ct);
-  c->flags = 0;
-  sc__release(c, opened);
+/* ---- the queue of changes ------------------------------------------------------------ */
+
+/* A server that could not be reached: the change waits in the queue. */
+static int unreachable(int rc) {
+  return rc == SC_ERR_UNREACHABLE || rc == SC_ERR_TIMEOUT || rc == SC_ERR_CONNECTION_LOST ||
+         rc == SC_ERR_SERVER_BUSY || rc == SC_ERR_SHUTDOWN;
+}
+
+/* The index "cq": u32 bytes queued | n x u64 seq, oldest first (a flush
+ * reads it and never scans the store). */
+struct cq_idx {
+  uint32_t bytes;
+  size_t n;
+  uint64_t seqs[CQ_MAX];
+};
+
+static int cq_load(struct store *st, struct cq_idx *q) {
+  struct rec_rd r;
+  uint8_t *v;
+  size_t n, i;
+  int rc;
+  memset(q, 0, sizeof *q);
+  if ((rc = store_get(st, "cq", &v, &n)) <= 0) return rc;
+  rc = 0;
+  if (n < 4 || (n - 4) % 8 || (n - 4) / 8 > CQ_MAX) {
+    rc = STORE_E_CORRUPT;
+  } else {
+    rec_rd_init(&r, v, n);
+    rec_get_u32(&r, &q->bytes);
+    q->n = (n - 4) / 8;
+    for (i = 0; i < q->n; i++) rec_get_u64(&r, &q->seqs[i]);
+    if (rec_rd_end(&r) || q->bytes > CQ_MAX_BYTES) rc = STORE_E_CORRUPT;
+  }
+  store_free_value(v, n);
   return rc;
 }
 
+static int cq_save(struct store *st, const struct cq_idx *q) {
+  uint8_t b[4 + 8 * CQ_MAX];
+  size_t i, k;
+  if (q->n == 0) return store_del(st, "cq");
+  b[0] = (uint8_t)(q->bytes >> 24), b[1] = (uint8_t)(q->bytes >> 16), b[2] = (uint8_t)(q->bytes >> 8);
+  b[3] = (uint8_t)q->bytes;
+  for (i = 0, k = 4; i < q->n; i++)
+    for (int j = 7; j >= 0; j--) b[k++] = (uint8_t)(q->seqs[i] >> (8 * j));
+  return store_put(st, "cq", b, 4 + 8 * q->n);
+}
+
+static void cq_name(char rn[48], uint64_t seq) { snprintf(rn, 48, "cq/%020llu", (unsigned long long)seq); }
+
+/* Queues ct for conv (a username or "#GROUP"), in its own transaction:
+ * "cq/SEQ" = str16 conv | the encoded content. At most CQ_MAX changes and
+ * CQ_MAX_BYTES wait (SC_ERR_OUTBOX_FULL beyond: nothing was queued). */
+int convo_queue(struct sc_client *c, const char *conv, const struct content *ct) {
+  struct cq_idx *q = calloc(1, sizeof *q);
+  struct rec_wr w;
+  char rn[48];
+  uint64_t seq;
+  int rc;
+  if (!q) return sc__fail(c, SC_ERR_NOMEM, "out of memory: nothing was queued");
+  rec_wr_init(&w, SC_MAX_TEXT + 1024);
+  rec_put_str16(&w, conv, strlen(conv));
+  if (content_encode(&w, ct) != 0) {
+    rc = sc__fail(c, SC_ERR_TOO_LARGE, "the change is too large to queue");
+    goto out;
+  }
+  if ((rc = sc__begin(c)) != 0) {
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  if ((rc = cq_load(c->st, q)) != 0) {
+    store_rollback(c->st);
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  if (q->n >= CQ_MAX || q->bytes + w.len > CQ_MAX_BYTES) {
+    store_rollback(c->st);
+    rc = sc__fail(c, SC_ERR_OUTBOX_FULL,
+                  "the server is unreachable and %zu changes wait already: nothing was queued", q->n);
+    goto out;
+  }
+  seq = q->n ? q->seqs[q->n - 1] + 1 : 1;
+  q->seqs[q->n++] = seq;
+  q->bytes += (uint32_t)w.len;
+  cq_name(rn, seq);
+  if ((rc = store_put(c->st, rn, w.p, w.len)) != 0 || (rc = cq_save(c->st, q)) != 0 ||
+      (rc = store_commit(c->st)) != 0) {
+    store_rollback(c->st);
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  c->err = 0;
+  c->errdetail[0] = 0;
+  c->change_queued = 1;
+  c->flush_wanted = 1;
+  rc = 0;
+out:
+  rec_wr_free(&w);
+  free(q);
+  return rc;
+}
+
+/* Deletes the queued change seq of len bytes (own transaction). */
+static int cq_drop(struct sc_client *c, uint64_t seq, size_t len) {
+  struct cq_idx *q = calloc(1, sizeof *q);
+  char rn[48];
+  size_t i;
+  int rc;
+  if (!q) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  cq_name(rn, seq);
+  if ((rc = sc__begin(c)) == 0 && (rc = cq_load(c->st, q)) == 0) {
+    for (i = 0; i < q->n && q->seqs[i] != seq; i++) {
+    }
+    if (i < q->n) {
+      memmove(&q->seqs[i], &q->seqs[i + 1], (q->n - i - 1) * sizeof q->seqs[0]);
+      q->n--;
+      q->bytes = q->bytes >= len ? q->bytes - (uint32_t)len : 0;
+    }
+    if ((rc = store_del(c->st, rn)) == 0 && (rc = cq_save(c->st, q)) == 0) rc = store_commit(c->st);
+  }
+  if (rc) store_rollback(c->st);
+  free(q);
+  return rc ? sc__store_error(c, rc) : 0;
+}
+
+int convo_flush(struct sc_client *c) {
+  struct cq_idx *q = calloc(1, sizeof *q);
+  struct content *ct = calloc(1, sizeof *ct);
+  size_t i;
+  int rc = 0;
+  if (!q || !ct) {
+    rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  if ((rc = cq_load(c->st, q)) != 0) {
+    rc = sc__store_error(c, rc);
+    goto out;
+  }
+  for (i = 0; i < q->n; i++) { /* in the order they were made */
+    char rn[48], conv[SC_USER_MAX + 2 > GROUP_NAME_MAX + 2 ? SC_USER_MAX + 2 : GROUP_NAME_MAX + 2];
+    struct rec_rd r;
+    const uint8_t *body;
+    uint8_t *v;
+    size_t n;
+    int ok, src;
+    cq_name(rn, q->seqs[i]);
+    if ((rc = store_get(c->st, rn, &v, &n)) < 0) {
+      rc = sc__store_error(c, rc);
+      goto out;
+    }
+    if (rc == 0) { /* gone (sent by another process meanwhile): only the index entry */
+      if ((rc = cq_drop(c, q->seqs[i], 0))) goto out;
+      continue;
+    }
+    rec_rd_init(&r, v, n);
+    ok = rec_get_cstr(&r, conv, sizeof conv) == 0 && rec_get_ptr(&r, &body, n - 2 - strlen(conv)) == 0 &&
+         rec_rd_end(&r) == 0 && content_decode(ct, body, n - 2 - strlen(conv)) == 0 &&
+         (conv[0] == '#' ? sc_group_name_ok(conv + 1) && (ct->in_group || ct->kind == CONTENT_GROUP_TEXT ||
+                                                          ct->kind == CONTENT_TEXT_EX)
+                         : sc_username_ok(conv) && !ct->in_group);
+    if (!ok) {
+      store_free_value(v, n);
+      if ((rc = cq_drop(c, q->seqs[i], n))) goto out; /* unreadable: nothing to send */
+      continue;
+    }
+    if (conv[0] == '#') {
+      src = sc__group_send_ct(NULL, c, conv + 1, ct, NULL, 0, 0);
+    } else {
+      c->flags = 0;
+      src = deliver_pairwise(c, &c->k, conv, ct);
+      c->flags = 0;
+    }
+    store_free_value(v, n);
+    sodium_memzero(ct, sizeof *ct);
+    if (src && outbox_conn_failure(src)) {
+      rc = src; /* the link: the rest waits for the next connection */
+      goto out;
+    }
+    if (src == SC_ERR_QUEUE_FULL || src == SC_ERR_CONFLICT) continue; /* this one waits */
+    if (src) sc__event(c, SC_EV_NOT_DELIVERED, SC_R_NONE, conv[0] == '#' ? NULL : conv, c->errdetail);
+    if ((rc = cq_drop(c, q->seqs[i], n))) goto out;
+  }
+  rc = 0;
+out:
+  free(q);
+  free(ct);
+  return rc;
+}
+
+int sc_change_queued(const struct sc_client *c) { return c ? c->change_queued : 0; }
+
+/* Sends ct to the conversation user ("#GROUP": inside the group's
+ * SenderKeyMessage). A server that cannot be reached queues it (the flush of
+ * the next connection sends it): 0 and sc_change_queued() says so. */
+static int send_one(struct sc_client *c, const char *user, struct content *ct, unsigned flags) {
+  int rc, opened;
+  c->change_queued = 0;
+  if (user[0] == '#') {
+    /* A group's: inside its SenderKeyMessage, scope 1 (ops.c sets the id). */
+    ct->in_group = 1;
+    rc = sc__group_send_ct(NULL, c, user + 1, ct, NULL, 0, flags);
+  } else if ((rc = sc__acquire(c, &opened)) == 0) {
+    c->flags = flags;
+    rc = deliver_pairwise(c, &c->k, user, ct);
+    c->flags = 0;
+    sc__release(c, opened);
+  }
+  if (rc && unreachable(rc) && !c->flushing) return convo_queue(c, user, ct);
+  return rc;
+}
+
+/* A conversation argument: a username, or "#GROUP". For a group, *gid
+ * (may be NULL) gets its id; the group must be one we accepted. */
+static int check_conv(struct sc_client *c, const char *conv, uint8_t gid[GROUP_ID_LEN]) {
+  struct grp *g;
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  if (!conv || conv[0] != '#') return 1;
+  if (!sc_group_name_ok(conv + 1))
+    return sc__fail(c, SC_ERR_ARG, "'%s' is not a group name: 1-64 of A-Z a-z 0-9 _ . -", conv + 1);
+  if (!(g = calloc(1, sizeof *g))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  rc = grp_find(c->st, conv + 1, g);
+  if (rc < 0) rc = sc__store_error(c, rc);
+  else if (rc == 0) rc = sc__fail(c, SC_ERR_UNKNOWN_GROUP, "you are in no group called '%s' (see 'sotto groups')", conv + 1);
+  else if ((rc = convo_group_usable(c, g->gid, g->name)) == 0 && gid) memcpy(gid, g->gid, GROUP_ID_LEN);
+  free(g);
+  return rc;
+}
+
+/* The peer and group of a conversation argument (find_msg). */
+static const char *conv_peer(const char *conv) { return conv[0] == '#' ? NULL : conv; }
+static const char *conv_group(const char *conv) { return conv[0] == '#' ? conv + 1 : NULL; }
+
 static int check_user(struct sc_client *c, const char *user) {
   int rc;
+  if (user && user[0] == '#') return check_conv(c, user, NULL);
   if ((rc = sc__need_open(c))) return rc;
   if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
   if (c->acct->username[0] && strcmp(user, c->acct->username) == 0)
@@ -495,25 +760,31 @@ static int check_user(struct sc_client *c, const char *user) {
 }
 
 int sc_get_timer(uint32_t *secs, struct sc_client *c, const char *user) {
+  uint8_t gid[GROUP_ID_LEN];
   int rc;
   *secs = 0;
-  if ((rc = sc__need_open(c))) return rc;
+  if ((rc = check_conv(c, user, gid)) <= 0) {
+    if (rc < 0) return rc;
+    return (rc = timer_load_g(c->st, NULL, gid, secs)) ? sc__store_error(c, rc) : 0;
+  }
   if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
   return (rc = timer_load(c->st, user, secs)) ? sc__store_error(c, rc) : 0;
 }
 
 int sc_set_timer(struct sc_client *c, const char *user, uint32_t secs, unsigned flags) {
   struct content ct;
-  int rc;
-  if ((rc = check_user(c, user))) return rc;
+  uint8_t gid[GROUP_ID_LEN];
+  int rc, grp = user && user[0] == '#';
+  if ((rc = grp ? check_conv(c, user, gid) : check_user(c, user))) return rc;
   if (secs > SC_TIMER_MAX_S) return sc__fail(c, SC_ERR_ARG, "the timer is longer than a year");
   memset(&ct, 0, sizeof ct);
   ct.kind = CONTENT_TIMER;
   ct.ts = now_ms();
   ct.timer_s = secs;
   if ((rc = send_one(c, user, &ct, flags))) return rc;
-  if ((rc = sc__begin(c)) || (rc = timer_save(c->st, user, secs)) ||
-      (rc = log_ev(c, SC_EV_TIMER_SET, SC_R_BY_US, user, NULL, NULL, secs, NULL, 0, 0, 0)) ||
+  if ((rc = sc__begin(c)) || (rc = timer_save_g(c->st, user, grp ? gid : NULL, secs)) ||
+      (rc = log_ev(c, SC_EV_TIMER_SET, SC_R_BY_US, grp ? NULL : user, grp ? user + 1 : NULL, NULL, secs, NULL, 0, 0,
+                   0)) ||
       (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st))) {
     store_rollback(c->st);
     return sc__store_error(c, rc);
@@ -521,17 +792,31 @@ int sc_set_timer(struct sc_client *c, const char *user, uint32_t secs, unsigned 
   return 0;
 }
 
+/* The timer in force in the conversation conv (a username or "#GROUP"). STORE_E_* on failure. */
+static int conv_timer(struct sc_client *c, const char *conv, uint32_t *secs) {
+  struct grp *g;
+  int rc;
+  if (conv[0] != '#') return timer_load(c->st, conv, secs);
+  *secs = 0;
+  if (!(g = calloc(1, sizeof *g))) return STORE_E_IO;
+  rc = grp_find(c->st, conv + 1, g);
+  if (rc == 1) rc = timer_load_g(c->st, NULL, g->gid, secs);
+  free(g);
+  return rc;
+}
+
 /* The message ref_ts of the conversation with user: 1 with *m, or a recorded failure. */
 static int target(struct sc_client *c, const char *user, const char *author, uint64_t ref_ts, struct msg *m) {
   int rc, other = 0;
   if (ref_ts == 0) return sc__fail(c, SC_ERR_ARG, "no message id given");
-  if ((rc = find_msg(c, user, NULL, author, ref_ts, m, &other)) < 0) return sc__store_error(c, rc);
+  if ((rc = find_msg(c, conv_peer(user), conv_group(user), author, ref_ts, m, &other)) < 0)
+    return sc__store_error(c, rc);
   if (rc == 0) {
     if (other)
-      return sc__fail(c, SC_ERR_NOT_YOURS, "message %llu in the conversation with %s is not yours",
-                      (unsigned long long)ref_ts, user);
-    return sc__fail(c, SC_ERR_UNKNOWN_MESSAGE, "no message %llu in the conversation with %s",
-                    (unsigned long long)ref_ts, user);
+      return sc__fail(c, SC_ERR_NOT_YOURS, "message %llu in the conversation %s %s is not yours",
+                      (unsigned long long)ref_ts, user[0] == '#' ? "in" : "with", user);
+    return sc__fail(c, SC_ERR_UNKNOWN_MESSAGE, "no message %llu in the conversation %s %s",
+                    (unsigned long long)ref_ts, user[0] == '#' ? "in" : "with", user);
   }
   if (m->mflags & MSGF_DELETED) {
     msg_clear(m);
@@ -545,19 +830,20 @@ int sc_send_reply(struct sc_sent *out, struct sc_client *c, const char *user, ui
   struct msg *m;
   char author[SC_USER_MAX + 1];
   int rc;
-  if (ref_ts == 0) return sc_send_text(out, c, user, text, len, flags);
-  if ((rc = sc__need_open(c))) return rc;
-  if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  int grp = user && user[0] == '#';
+  if (ref_ts == 0) return grp ? sc_group_send(out, c, user + 1, text, len, flags) : sc_send_text(out, c, user, text, len, flags);
+  if ((rc = grp ? check_conv(c, user, NULL) : sc__need_open(c))) return rc;
+  if (!grp && !sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
   if (!(m = calloc(1, sizeof *m))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
   rc = target(c, user, NULL, ref_ts, m);
   snprintf(author, sizeof author, "%s", m->dir == MSG_OUT ? c->acct->username : m->peer);
   msg_clear(m);
   free(m);
   if (rc < 0) return rc;
-  /* sc_send_text reads the reply from here (ops.c: sc__reply_*). */
+  /* sc_send_text and sc_group_send read the reply from here (convo_prepare_*). */
   snprintf(c->reply_author, sizeof c->reply_author, "%s", author);
   c->reply_ts = ref_ts;
-  rc = sc_send_text(out, c, user, text, len, flags);
+  rc = grp ? sc_group_send(out, c, user + 1, text, len, flags) : sc_send_text(out, c, user, text, len, flags);
   c->reply_author[0] = 0;
   c->reply_ts = 0;
   return rc;
@@ -582,7 +868,7 @@ int sc_react(struct sc_client *c, const char *user, uint64_t ref_ts, const char 
   snprintf(ct.ref_author, sizeof ct.ref_author, "%s", author);
   ct.ref_ts = ref_ts;
   snprintf(ct.emoji, sizeof ct.emoji, "%s", emoji);
-  if ((rc = timer_load(c->st, user, &ct.timer_s)) != 0) {
+  if ((rc = conv_timer(c, user, &ct.timer_s)) != 0) {
     rc = sc__store_error(c, rc);
     goto out;
   }
@@ -591,7 +877,7 @@ int sc_react(struct sc_client *c, const char *user, uint64_t ref_ts, const char 
     rc = sc__store_error(c, rc);
     goto out;
   }
-  if ((rc = find_msg(c, user, NULL, author, ref_ts, m, NULL)) == 1) {
+  if ((rc = find_msg(c, conv_peer(user), conv_group(user), author, ref_ts, m, NULL)) == 1) {
     set_reaction(m, c->acct->username, emoji);
     rc = msglog_update(c->st, m);
   }
@@ -633,7 +919,7 @@ static int change_own(struct sc_client *c, const char *user, uint64_t ref_ts, co
   ct.ref_ts = ref_ts;
   ct.text = (const uint8_t *)text;
   ct.text_len = text ? len : 0;
-  if ((rc = timer_load(c->st, user, &ct.timer_s)) != 0) {
+  if ((rc = conv_timer(c, user, &ct.timer_s)) != 0) {
     rc = sc__store_error(c, rc);
     goto out;
   }
@@ -642,7 +928,7 @@ static int change_own(struct sc_client *c, const char *user, uint64_t ref_ts, co
     rc = sc__store_error(c, rc);
     goto out;
   }
-  if ((rc = find_msg(c, user, NULL, c->acct->username, ref_ts, m, NULL)) == 1) {
+  if ((rc = find_msg(c, conv_peer(user), conv_group(user), c->acct->username, ref_ts, m, NULL)) == 1) {
     if (text) {
       rc = set_text(m, (const uint8_t *)text, len);
       m->mflags |= MSGF_EDITED;
@@ -876,19 +1162,93 @@ int sc_group_invites(struct sc_client *c, int (*cb)(void *ud, const char *group,
   return rc < 0 && rc >= STORE_E_ROLLBACK ? sc__store_error(c, rc) : rc;
 }
 
-/* Inside a transaction: the invitations from user are accepted. */
-static int accept_invites(struct sc_client *c, const char *user) {
-  struct inv *x = calloc(1, sizeof *x);
+struct grows {
+  const char *group;
+  uint64_t *seqs;
+  size_t n, cap;
+  struct msg *m;
+};
+
+static int grows_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct grows *r = ud;
+  uint64_t seq;
+  int hit;
+  if (msg_seq(name, &seq) || msglog_decode(r->m, v, len) != 0) return 0;
+  hit = strcmp(r->m->group, r->group) == 0;
+  msg_clear(r->m);
+  if (!hit) return 0;
+  if (r->n == r->cap) {
+    size_t nc = r->cap ? r->cap * 2 : 64;
+    uint64_t *nv = realloc(r->seqs, nc * sizeof *nv);
+    if (!nv) return STORE_E_IO;
+    r->seqs = nv;
+    r->cap = nc;
+  }
+  r->seqs[r->n++] = seq;
+  return 0;
+}
+
+/* Inside a transaction: the rows of the group lose their request mark
+ * (accepted), or are deleted (declined). */
+static int group_rows(struct sc_client *c, const char *group, int decline) {
+  struct grows r;
   size_t i;
   int rc;
-  if (!x) return STORE_E_IO;
+  memset(&r, 0, sizeof r);
+  r.group = group;
+  if (!(r.m = calloc(1, sizeof *r.m))) return STORE_E_IO;
+  rc = store_scan(c->st, "msg/", grows_cb, &r);
+  for (i = 0; i < r.n && rc == 0; i++) {
+    if ((rc = msglog_get(c->st, r.seqs[i], r.m)) != 0) break;
+    if (decline) {
+      rc = delete_row(c, r.m);
+    } else if (r.m->mflags & MSGF_REQUEST) {
+      r.m->mflags &= (uint8_t)~MSGF_REQUEST;
+      rc = msglog_update(c->st, r.m);
+    }
+    msg_clear(r.m);
+  }
+  free(r.seqs);
+  free(r.m);
+  return rc;
+}
+
+/* Inside a transaction: the invitations from user are accepted (their
+ * groups' messages lose the request mark), or declined (decline: user was
+ * blocked; the groups and their messages are deleted here). */
+static int settle_invites(struct sc_client *c, const char *user, int decline) {
+  struct inv *x = calloc(1, sizeof *x);
+  struct grp *g = calloc(1, sizeof *g);
+  size_t i, k;
+  int rc;
+  if (!x || !g) {
+    free(x);
+    free(g);
+    return STORE_E_IO;
+  }
   x->c = c;
   x->accept = user;
   rc = store_scan(c->st, "gpend/", inv_cb, x);
-  for (i = 0; i < x->n && rc == 0; i++) rc = store_del(c->st, x->names[i]);
+  for (i = 0; i < x->n && rc == 0; i++) {
+    uint8_t gid[GROUP_ID_LEN];
+    const char *hex = x->names[i] + 6;
+    for (k = 0; k < GROUP_ID_LEN && strlen(hex) == 2 * GROUP_ID_LEN; k++) {
+      unsigned b;
+      if (sscanf(hex + 2 * k, "%2x", &b) != 1) break;
+      gid[k] = (uint8_t)b;
+    }
+    if (k == GROUP_ID_LEN && (rc = grp_load(c->st, gid, g)) == 1) {
+      rc = group_rows(c, g->name, decline);
+      if (rc == 0 && decline) rc = grp_delete(c->st, g);
+    }
+    if (rc >= 0) rc = store_del(c->st, x->names[i]);
+  }
   free(x);
+  free(g);
   return rc;
 }
+
+static int accept_invites(struct sc_client *c, const char *user) { return settle_invites(c, user, 0); }
 
 /* ---- consent ---------------------------------------------------------------------------- */
 
@@ -982,6 +1342,62 @@ int sc_blocked(struct sc_client *c, int (*cb)(void *ud, const char *user), void 
   return rc;
 }
 
+/* ---- held receipts ------------------------------------------------------------------------ */
+
+#define HELD_MAX 512 /* request rows released per acceptance (RCPT_MAX_PENDING receipts are kept) */
+
+struct held {
+  const char *peer;
+  uint64_t seqs[HELD_MAX];
+  size_t n;
+  struct msg *m;
+};
+
+static int held_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct held *h = ud;
+  uint64_t seq;
+  if (msg_seq(name, &seq) || msglog_decode(h->m, v, len) != 0) return 0;
+  if (h->m->dir == MSG_IN && (h->m->mflags & MSGF_REQUEST) && strcmp(h->m->peer, h->peer) == 0 && h->n < HELD_MAX)
+    h->seqs[h->n++] = seq;
+  msg_clear(h->m);
+  return 0;
+}
+
+/* Inside a transaction: user's request was accepted. Their messages lose
+ * the request mark, and the receipts held back for their 1:1 texts are
+ * owed now (outbox_flush sends them with the next send or receive). */
+static int release_held(struct sc_client *c, const char *user) {
+  struct held *h = calloc(1, sizeof *h);
+  uint64_t *unshown = NULL;
+  size_t n_unshown = 0, i, k;
+  int rc;
+  if (!h || !(h->m = calloc(1, sizeof *h->m)) || !(unshown = calloc(MSGLOG_MAX_UNSHOWN, sizeof *unshown))) {
+    rc = STORE_E_IO;
+    goto out;
+  }
+  h->peer = user;
+  if ((rc = store_scan(c->st, "msg/", held_cb, h)) != 0 ||
+      (rc = msglog_unshown(c->st, unshown, MSGLOG_MAX_UNSHOWN, &n_unshown)) != 0)
+    goto out;
+  for (i = 0; i < h->n && rc == 0; i++) {
+    int shown = 1;
+    if ((rc = msglog_get(c->st, h->seqs[i], h->m)) != 0) break;
+    h->m->mflags &= (uint8_t)~MSGF_REQUEST;
+    for (k = 0; k < n_unshown; k++)
+      if (unshown[k] == h->seqs[i]) shown = 0;
+    rc = msglog_update(c->st, h->m);
+    /* A text (not a tombstone) of the 1:1 conversation: its receipt. */
+    if (rc == 0 && !h->m->group[0] && !(h->m->mflags & MSGF_DELETED))
+      rc = outbox_owe_held(c, user, h->m->ts, shown);
+    msg_clear(h->m);
+  }
+out:
+  if (h) free(h->m);
+  free(h);
+  free(unshown);
+  return rc;
+}
+
 static int set_consent(struct sc_client *c, const char *user, int state, int need_request) {
   int rc;
   if ((rc = sc__need_open(c))) return rc;
@@ -992,8 +1408,9 @@ static int set_consent(struct sc_client *c, const char *user, int state, int nee
     store_rollback(c->st);
     return sc__fail(c, SC_ERR_NO_REQUEST, "there is no message request from %s", user);
   }
-  if ((rc = consent_save(c->st, user, state)) != 0 || (state == 0 && (rc = accept_invites(c, user)) != 0) ||
-      (rc = store_commit(c->st)) != 0)
+  if ((rc = consent_save(c->st, user, state)) != 0 ||
+      (state != 1 && (rc = settle_invites(c, user, state == CONSENT_BLOCKED)) != 0) ||
+      (need_request && (rc = release_held(c, user)) != 0) || (rc = store_commit(c->st)) != 0)
     goto fail;
   return 0;
 fail:
@@ -1001,7 +1418,17 @@ fail:
   return sc__store_error(c, rc);
 }
 
-int sc_request_accept(struct sc_client *c, const char *user) { return set_consent(c, user, 0, 1); }
+int sc_request_accept(struct sc_client *c, const char *user) {
+  int rc = set_consent(c, user, 0, 1);
+  if (rc == 0 && c->acct->username[0]) {
+    /* The held receipts go now; without a server they wait, owed, for the
+     * next command that connects (the acceptance itself is done). */
+    (void)sc_outbox_flush(c);
+    c->err = 0;
+    c->errdetail[0] = 0;
+  }
+  return rc;
+}
 
 int sc_request_delete(struct sc_client *c, const char *user) {
   int rc, st;

@@ -5,6 +5,10 @@
  *
  * Records (sealed like everything in the store):
  *   "timer/u/PEER"   u32 seconds: the disappearing timer with PEER (absent: off)
+ *   "timer/g/GIDHEX" u32 seconds: the disappearing timer of a group
+ *   "cq/SEQ"         a change queued while the server was unreachable:
+ *                    str16 conversation (USER or "#GROUP") | the encoded content
+ *   "cq"             their index: u32 bytes | n x u64 SEQ, oldest first
  *   "gpend/GIDHEX"   the inviter: an invitation to a group from a non-contact,
  *                    not accepted yet (the group is hidden, nothing is sent to it)
  *   "consent/USER"   u8 1 (a message request from USER) or 2 (USER is blocked);
@@ -16,6 +20,7 @@
 #ifndef SOTTO_CLIENT_CONVO_H
 #define SOTTO_CLIENT_CONVO_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "content.h"
@@ -42,6 +47,25 @@ int convo_before_send(struct sc_client *c, const char *user);
  * counted from now). */
 int convo_prepare_out(struct sc_client *c, const char *user, struct content *ct);
 void convo_out_row(struct sc_client *c, struct msg *m, const struct content *ct);
+/* The same for an outgoing group text (GROUP_TEXT in ct): the group's
+ * timer and the reply under way make it a TEXT_EX of scope 1. */
+int convo_prepare_group(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], struct content *ct);
+/* The queue of changes made while the server could not be reached
+ * (reactions, edits, deletes, timers; group texts): "cq/SEQ" records and
+ * their index "cq", at most CQ_MAX of them and CQ_MAX_BYTES in all. */
+#define CQ_MAX 128
+#define CQ_MAX_BYTES (2u * 1024 * 1024)
+/* Queues ct for conv (a username or "#GROUP"); own transaction. 0 or a
+ * recorded SC_ERR_* (SC_ERR_OUTBOX_FULL when the queue is full). */
+int convo_queue(struct sc_client *c, const char *conv, const struct content *ct);
+/* outbox_flush: sends the queued changes in order (needs the link). A
+ * connection failure stops it (the rest waits). 0 or an SC_ERR_*. */
+int convo_flush(struct sc_client *c);
+/* ops.c: sends ct (GROUP_TEXT, or a conversation kind of scope 1) to the
+ * group name in one SenderKeyMessage; text: a text row is logged (NULL: a
+ * change, no row). 0 or a recorded SC_ERR_*. */
+int sc__group_send_ct(struct sc_sent *out, struct sc_client *c, const char *name, struct content *ct,
+                      const char *text, size_t len, unsigned flags);
 /* The content of a resent text of ours (outbox): TEXT, or TEXT_EX when the
  * row was a reply or went with a timer. */
 void convo_resend_content(struct content *ct, const struct msg *m);

@@ -70,6 +70,7 @@ struct sc_client {
   uint64_t next_expire_ms;   /* wall-clock ms when the next message disappears (0: none known) */
   char reply_author[SC_USER_MAX + 1]; /* sc_send_reply: the message the text under way replies to */
   uint64_t reply_ts;
+  int change_queued;         /* the last reaction / edit / delete / timer / group text was queued (convo.c) */
   /* devices.c: contacts whose signed device list was checked on this
    * connection in the last DEVICES_RECHECK_MS (no second fetch). */
   struct {

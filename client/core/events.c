@@ -339,6 +339,7 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
     case SC_EV_GAP_FILLED: put(&o, "the missing message from %s arrived", p); break;
     case SC_EV_TIMER_SET: {
       char d[64];
+      if (g[0]) put(&o, "[%s] ", g); /* a group's conversation change */
       sc_duration_text(d, sizeof d, (uint32_t)ev->count);
       if (ev->count)
         put(&o, "%s set disappearing messages to %s", ev->reason == SC_R_BY_US ? "you" : p, d);
@@ -347,14 +348,22 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
       break;
     }
     case SC_EV_REACTION:
+      if (g[0]) put(&o, "[%s] ", g);
       if (ev->detail && ev->detail[0])
         put(&o, "%s reacted %s to message %llu", p, ev->detail, (unsigned long long)ev->ref_ts);
       else
         put(&o, "%s removed their reaction to message %llu", p, (unsigned long long)ev->ref_ts);
       break;
-    case SC_EV_EDITED: put(&o, "%s edited message %llu", p, (unsigned long long)ev->ref_ts); break;
-    case SC_EV_DELETED: put(&o, "%s deleted message %llu", p, (unsigned long long)ev->ref_ts); break;
+    case SC_EV_EDITED:
+      if (g[0]) put(&o, "[%s] ", g);
+      put(&o, "%s edited message %llu", p, (unsigned long long)ev->ref_ts);
+      break;
+    case SC_EV_DELETED:
+      if (g[0]) put(&o, "[%s] ", g);
+      put(&o, "%s deleted message %llu", p, (unsigned long long)ev->ref_ts);
+      break;
     case SC_EV_CONVO_REFUSED:
+      if (g[0]) put(&o, "[%s] ", g);
       put(&o, "%s's %s of message %llu was refused: %s", p, ev->detail && ev->detail[0] ? ev->detail : "change",
           (unsigned long long)ev->ref_ts,
           ev->reason == SC_R_NOT_AUTHOR      ? "they did not write it"

@@ -462,32 +462,85 @@ out:
   return rc;
 }
 
-int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, const char *text, size_t len,
-                  unsigned flags) {
+/* The server cannot be reached: the group text ct is queued (convo.c)
+ * and logged as ours. 0 or a recorded SC_ERR_*. */
+static int group_queue_text(struct sc_sent *out, struct sc_client *c, const struct grp *g, const struct content *ct) {
+  char conv[GROUP_NAME_MAX + 2];
+  struct msg *m;
+  char *t;
+  int rc;
+  snprintf(conv, sizeof conv, "#%s", g->name);
+  if ((rc = convo_queue(c, conv, ct))) return rc;
+  if (!(m = calloc(1, sizeof *m)) || !(t = malloc(ct->text_len + 1))) {
+    free(m);
+    return sc__fail(c, SC_ERR_NOMEM, "queued, but out of memory to log it");
+  }
+  memcpy(t, ct->text, ct->text_len);
+  t[ct->text_len] = 0;
+  m->dir = MSG_OUT;
+  snprintf(m->group, sizeof m->group, "%s", g->name);
+  m->ts = ct->ts;
+  m->text = t;
+  m->text_len = ct->text_len;
+  convo_out_row(c, m, ct);
+  if ((rc = sc__begin(c)) || (rc = msglog_add(c->st, c->acct, m, 0)) || (rc = account_save(c->st, c->acct)) ||
+      (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    rc = sc__store_error(c, rc);
+  } else if (out) {
+    out->seq = m->seq;
+    out->timestamp_ms = ct->ts;
+    out->queued = 1;
+  }
+  sodium_memzero(t, ct->text_len + 1);
+  free(t);
+  free(m);
+  return rc;
+}
+
+/* Sends ct (GROUP_TEXT, or a conversation kind with scope 1) to every
+ * member of the group name inside one SenderKeyMessage. text (len bytes):
+ * a text row is logged (GROUP_TEXT, TEXT_EX); NULL: no row (a change).
+ * A GROUP_TEXT becomes TEXT_EX when the group's timer is on or it is a
+ * reply (convo.c). 0 or a recorded SC_ERR_*. */
+int sc__group_send_ct(struct sc_sent *out, struct sc_client *c, const char *name, struct content *ct,
+                      const char *text, size_t len, unsigned flags) {
   uint8_t skdm[SOTTO_SKDM_MAX_LEN], *ctext = NULL;
   struct sotto_sender_key *rec = NULL;
-  struct content ct;
   struct rec_wr pt;
   struct msg *m = NULL;
   struct grp *g;
   char *t = NULL;
   size_t skdm_len, i, out_len = 0, cap;
-  int rc, failed = 0, sent = 0, opened;
+  int rc, failed = 0, sent = 0, opened, drc, lost = 0;
 
   if (out) memset(out, 0, sizeof *out);
   if ((rc = group_begin(c, name, &g, &opened))) return rc;
   rec_wr_init(&pt, SC_MAX_TEXT + 1024);
-  if (len > SC_MAX_TEXT) {
-    rc = sc__fail(c, SC_ERR_TOO_LARGE, "the message is longer than %d bytes", SC_MAX_TEXT);
-    goto out;
+  if (text) {
+    if (len > SC_MAX_TEXT) {
+      rc = sc__fail(c, SC_ERR_TOO_LARGE, "the message is longer than %d bytes", SC_MAX_TEXT);
+      goto out;
+    }
+    if (len == 0) {
+      rc = sc__fail(c, SC_ERR_EMPTY, "the message is empty; nothing was sent");
+      goto out;
+    }
+    if ((rc = text_ok(c, text, len))) goto out;
   }
-  if (len == 0 || !text) {
-    rc = sc__fail(c, SC_ERR_EMPTY, "the message is empty; nothing was sent");
-    goto out;
-  }
-  if ((rc = text_ok(c, text, len))) goto out;
   if ((rc = group_load(c, name, g))) goto out;
-  if ((rc = sc__acquire(c, &opened))) goto out;
+  memcpy(ct->gid, g->gid, GROUP_ID_LEN);
+  if (text && ct->kind == CONTENT_GROUP_TEXT && (rc = convo_prepare_group(c, g->gid, ct))) goto out; /* timer, reply */
+  if (text) {
+    ct->text = (const uint8_t *)text;
+    ct->text_len = len;
+  }
+  if ((rc = sc__acquire(c, &opened))) {
+    /* No server: a text waits in the queue of changes (convo.c) and is
+     * logged now; a change is queued by its caller. */
+    if (text && unreachable(rc) && !c->flushing) rc = group_queue_text(out, c, g, ct);
+    goto out;
+  }
   c->flags = flags;
   if ((rc = own_skdm(c, g, skdm, &skdm_len))) goto out;
   /* Members that do not hold our current key get it first, pairwise. */
@@ -507,23 +560,19 @@ int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, co
       not_delivered(c, g->members[i]);
   }
   if ((rc = save_group(c, g))) goto out;
-  memset(&ct, 0, sizeof ct);
-  ct.kind = CONTENT_GROUP_TEXT;
-  ct.ts = sc_now_ms();
-  memcpy(ct.gid, g->gid, GROUP_ID_LEN);
-  ct.text = (const uint8_t *)text;
-  ct.text_len = len;
-  if (content_encode(&pt, &ct)) {
+  if (content_encode(&pt, ct)) {
     rc = sc__fail(c, SC_ERR_TOO_LARGE, "the message is too large");
     goto out;
   }
   cap = SOTTO_GROUP_MESSAGE_MAX_LEN(pt.len);
-  if (!(ctext = malloc(cap)) || !(m = calloc(1, sizeof *m)) || !(t = malloc(len + 1))) {
+  if (!(ctext = malloc(cap)) || !(m = calloc(1, sizeof *m)) || (text && !(t = malloc(len + 1)))) {
     rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
     goto out;
   }
-  memcpy(t, text, len);
-  t[len] = 0;
+  if (text) {
+    memcpy(t, text, len);
+    t[len] = 0;
+  }
   /* One ciphertext for everyone; the chain step is committed first. */
   if ((rc = sc__begin(c)) == 0) {
     if ((rc = grp_sk_load(c->st, g, c->acct->username, &rec)) >= 0) {
@@ -531,12 +580,15 @@ int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, co
                ? STORE_E_IO
                : grp_sk_save(c->st, g, c->acct->username, rec);
     }
-    m->dir = MSG_OUT;
-    snprintf(m->group, sizeof m->group, "%s", g->name);
-    m->ts = ct.ts;
-    m->text = t;
-    m->text_len = len;
-    if (!rc) rc = msglog_add(c->st, c->acct, m, 0);
+    if (text) {
+      m->dir = MSG_OUT;
+      snprintf(m->group, sizeof m->group, "%s", g->name);
+      m->ts = ct->ts;
+      m->text = t;
+      m->text_len = len;
+      convo_out_row(c, m, ct);
+      if (!rc) rc = msglog_add(c->st, c->acct, m, 0);
+    }
     if (!rc) rc = account_save(c->st, c->acct);
     if (!rc) rc = store_commit(c->st);
     if (rc) store_rollback(c->st);
@@ -565,20 +617,26 @@ int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, co
       failed++;
       continue;
     }
-    if (deliver_raw(c, &c->k, g->members[i], SOTTO_MSG_SENDERKEY, ctext, out_len) == 0) {
+    if ((drc = deliver_raw(c, &c->k, g->members[i], SOTTO_MSG_SENDERKEY, ctext, out_len)) == 0) {
       sent++;
     } else {
       not_delivered(c, g->members[i]);
       failed++;
+      lost = unreachable(drc) ? drc : lost;
     }
   }
   if (out) {
     out->seq = m->seq;
-    out->timestamp_ms = ct.ts;
+    out->timestamp_ms = ct->ts;
     out->delivered = (unsigned)sent;
     out->undelivered = (unsigned)failed;
   }
-  rc = failed && !sent ? sc__fail(c, SC_ERR_UNDELIVERED, "the message to %s reached nobody", g->name) : 0;
+  /* Nobody got it because the link went away: that failure, so that a
+   * change is queued (convo.c) and a flush stops there. */
+  if (failed && !sent && lost && !text)
+    rc = sc__fail(c, lost, "the connection to the server was lost: %s reached nobody", g->name);
+  else
+    rc = failed && !sent ? sc__fail(c, SC_ERR_UNDELIVERED, "the message to %s reached nobody", g->name) : 0;
 out:
   c->flags = 0;
   sc__release(c, opened);
@@ -592,6 +650,16 @@ out:
   free(m);
   free(g);
   return rc;
+}
+
+int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, const char *text, size_t len,
+                  unsigned flags) {
+  struct content ct;
+  if (!text) len = 0;
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_GROUP_TEXT;
+  ct.ts = sc_now_ms();
+  return sc__group_send_ct(out, c, name, &ct, text ? text : "", len, flags);
 }
 
 int sc_group_get(struct sc_group *out, struct sc_client *c, const char *name) {

@@ -438,6 +438,12 @@ static int read_receipts_on(struct store *st) {
   return rc;
 }
 
+int outbox_owe_held(struct sc_client *c, const char *peer, uint64_t ts, int shown) {
+  int rc = shown ? read_receipts_on(c->st) : 0;
+  if (rc < 0) return rc;
+  return rcpt_add(c, peer, ts, rc == 1 ? RECEIPT_READ : RECEIPT_DELIVERED);
+}
+
 int outbox_shown(struct sc_client *c, const char *peer, uint64_t ts) {
   int rc = read_receipts_on(c->st);
   if (rc <= 0) return rc;
@@ -693,6 +699,8 @@ int heal_gap(struct sc_client *c, const char *peer, int type, size_t before, siz
 
 /* A failure that may pass and concerns every send (the link, the server's
  * limits on us, the local store): the flush stops, the rest waits. */
+static int conn_failure(int rc);
+int outbox_conn_failure(int rc) { return conn_failure(rc); }
 static int conn_failure(int rc) {
   return rc == SC_ERR_UNREACHABLE || rc == SC_ERR_TIMEOUT || rc == SC_ERR_CONNECTION_LOST ||
          rc == SC_ERR_TLS || rc == SC_ERR_SHUTDOWN || rc == SC_ERR_SERVER_BUSY || rc == SC_ERR_DISPLACED ||
@@ -969,7 +977,7 @@ int outbox_flush(struct sc_client *c) {
   if (c->flushing || !c->k.net) return 0;
   c->flushing = 1;
   c->flush_wanted = 0;
-  if ((rc = flush_texts(c)) == 0) rc = flush_owed(c);
+  if ((rc = flush_texts(c)) == 0 && (rc = convo_flush(c)) == 0) rc = flush_owed(c); /* convo.c: queued changes */
   c->flushing = 0;
   return rc;
 }

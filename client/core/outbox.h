@@ -69,6 +69,10 @@ int outbox_arrived(struct sc_client *c, const char *peer, const struct content *
 /* The same without the receipt (a message request's text: no receipt goes
  * to a stranger). */
 int outbox_seen_text(struct sc_client *c, const char *peer, const struct content *ct, int *dup);
+/* Inside a transaction: a message request from peer was accepted: the
+ * receipt held back for its text ts is owed now (read if it was shown and
+ * the user allows read receipts, else delivered). 0 or STORE_E_*. */
+int outbox_owe_held(struct sc_client *c, const char *peer, uint64_t ts, int shown);
 /* Inside a transaction: the 1:1 text (peer, ts) was shown to the user: a
  * read receipt is owed if they allow them. 0 or STORE_E_*. */
 int outbox_shown(struct sc_client *c, const char *peer, uint64_t ts);
@@ -94,5 +98,8 @@ int outbox_expired(struct sc_client *c, const char *peer, uint64_t server_id);
  * retry requests, receipts; gives up texts past the age limit. A
  * connection failure stops it (the rest waits). 0 or an SC_ERR_*. */
 int outbox_flush(struct sc_client *c);
+/* 1 for a failure that stops a flush (the link, the server's limits on us,
+ * the local store): what waits is kept for the next connection. */
+int outbox_conn_failure(int rc);
 
 #endif

@@ -708,8 +708,10 @@ int sc_history(struct sc_client *c, const char *filter, int (*cb)(void *ud, cons
 #define SC_DELETE_WINDOW_S (48u * 3600) /* ... and deleted for everyone for 48 hours */
 #define SC_TIMER_MAX_S (365u * 24 * 3600)
 
-/* Sets the disappearing-message timer of the 1:1 conversation with user
- * (seconds, 0 off) and tells them (SC_EV_TIMER_SET on both sides). */
+/* Sets the disappearing-message timer of the 1:1 conversation with user,
+ * or of the group GROUP when user is "#GROUP" (seconds, 0 off), and tells
+ * them (SC_EV_TIMER_SET on every side). The calls below take "#GROUP" as
+ * well: the change travels inside the group's SenderKeyMessage. */
 int sc_set_timer(struct sc_client *c, const char *user, uint32_t seconds, unsigned flags);
 /* The timer in force (0: off). */
 int sc_get_timer(uint32_t *seconds, struct sc_client *c, const char *user);
@@ -722,6 +724,10 @@ int sc_react(struct sc_client *c, const char *user, uint64_t ref_ts, const char 
  * everyone (within SC_DELETE_WINDOW_S; a tombstone stays). */
 int sc_edit(struct sc_client *c, const char *user, uint64_t ref_ts, const char *text, size_t len, unsigned flags);
 int sc_delete_for_all(struct sc_client *c, const char *user, uint64_t ref_ts, unsigned flags);
+/* 1 when the last sc_set_timer, sc_react, sc_edit, sc_delete_for_all (or
+ * group text) found the server unreachable: it was applied here and waits
+ * in the queue of changes, sent by the next command that connects. */
+int sc_change_queued(const struct sc_client *c);
 /* Deletes from the local store (bytes overwritten) the messages of the
  * conversation conv (a username or group), or only message ts (0: all);
  * *n (may be NULL) gets how many rows went. */

@@ -193,8 +193,8 @@ static int m_send(void *ud, void *session, const cJSON *params, cJSON **result, 
       rpc_bool(params, "acceptKeyChange", 0, &accept, err) ||
       rpc_int(params, "quoteTimestamp", 0, 0, INT64_C(1) << 53, 0, &quote, err))
     goto fail;
-  if (quote && n != 1) {
-    rpc_fail(err, RPC_E_PARAMS, "invalid params: 'quoteTimestamp' needs one 'recipient'");
+  if (quote && n != 1 && !(n == 0 && group)) {
+    rpc_fail(err, RPC_E_PARAMS, "invalid params: 'quoteTimestamp' needs one 'recipient' or a 'group'");
     goto fail;
   }
   if ((n == 0) == (group == NULL)) {
@@ -211,7 +211,9 @@ static int m_send(void *ud, void *session, const cJSON *params, cJSON **result, 
   flags = accept ? SC_SEND_ACCEPT_KEY_CHANGE : 0;
   memset(&s, 0, sizeof s);
   if (group) {
-    if ((rc = sc_group_send(&s, d->sc, group, msg, strlen(msg), flags)) != 0 && rc != SC_ERR_PARTIAL) {
+    char conv[SC_GROUP_NAME_MAX + 2];
+    snprintf(conv, sizeof conv, "#%s", group); /* a reply in the group when quoteTimestamp is given */
+    if ((rc = sc_send_reply(&s, d->sc, conv, (uint64_t)quote, msg, strlen(msg), flags)) != 0 && rc != SC_ERR_PARTIAL) {
       core_fail(d, rc, err);
       goto fail;
     }
@@ -728,80 +730,106 @@ static int m_backup(void *ud, void *session, const cJSON *params, cJSON **result
 
 /* ---- conversations (issue 14; docs/client.md "Conversations") ---- */
 
+/* The conversation of setExpiration, sendReaction, editMessage,
+ * remoteDelete: either 'recipient' or 'group' (the core's "#GROUP"). */
+struct conv_arg {
+  const char *u, *g;
+  char conv[SC_GROUP_NAME_MAX + 2];
+};
+
+static int conv_params(const cJSON *params, struct conv_arg *a, struct rpc_error *err) {
+  if (rpc_str(params, "recipient", 0, SC_USER_MAX, &a->u, err) ||
+      rpc_str(params, "group", 0, SC_GROUP_NAME_MAX, &a->g, err))
+    return err->code;
+  if (!a->u == !a->g) return rpc_fail(err, RPC_E_PARAMS, "invalid params: give either 'recipient' or 'group'");
+  if (a->u ? need_user(a->u, "recipient", err) : need_group(a->g, err)) return err->code;
+  snprintf(a->conv, sizeof a->conv, "%s%s", a->g ? "#" : "", a->u ? a->u : a->g);
+  return 0;
+}
+
+static void conv_result(cJSON *o, const struct conv_arg *a, const struct daemon *d) {
+  cJSON_AddStringToObject(o, a->u ? "recipient" : "group", a->u ? a->u : a->g);
+  if (sc_change_queued(d->sc)) cJSON_AddBoolToObject(o, "queued", 1);
+}
+
 static int m_set_timer(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
-  static const char *const allowed[] = {"recipient", "expiration", NULL};
+  static const char *const allowed[] = {"recipient", "group", "expiration", NULL};
   struct daemon *d = ud;
-  const char *u;
+  struct conv_arg a;
   int64_t secs;
   int rc;
   (void)session;
-  if (rpc_only(params, allowed, err) || rpc_str(params, "recipient", 1, SC_USER_MAX, &u, err) ||
-      need_user(u, "recipient", err) || rpc_int(params, "expiration", 1, 0, SC_TIMER_MAX_S, 0, &secs, err))
+  memset(&a, 0, sizeof a);
+  if (rpc_only(params, allowed, err) || conv_params(params, &a, err) ||
+      rpc_int(params, "expiration", 1, 0, SC_TIMER_MAX_S, 0, &secs, err))
     return err->code;
-  if ((rc = sc_set_timer(d->sc, u, (uint32_t)secs, 0)) != 0) return core_fail(d, rc, err);
+  if ((rc = sc_set_timer(d->sc, a.conv, (uint32_t)secs, 0)) != 0) return core_fail(d, rc, err);
   *result = cJSON_CreateObject();
-  cJSON_AddStringToObject(*result, "recipient", u);
+  conv_result(*result, &a, d);
   cJSON_AddNumberToObject(*result, "expiration", (double)secs);
   return 0;
 }
 
-/* sendReaction, editMessage, remoteDelete: recipient and targetTimestamp. */
-static int target_params(const cJSON *params, const char *const *allowed, const char **u, int64_t *ts,
+/* sendReaction, editMessage, remoteDelete: recipient or group, and targetTimestamp. */
+static int target_params(const cJSON *params, const char *const *allowed, struct conv_arg *a, int64_t *ts,
                          struct rpc_error *err) {
-  if (rpc_only(params, allowed, err) || rpc_str(params, "recipient", 1, SC_USER_MAX, u, err) ||
-      need_user(*u, "recipient", err) || rpc_int(params, "targetTimestamp", 1, 1, INT64_C(1) << 53, 0, ts, err))
+  memset(a, 0, sizeof *a);
+  if (rpc_only(params, allowed, err) || conv_params(params, a, err) ||
+      rpc_int(params, "targetTimestamp", 1, 1, INT64_C(1) << 53, 0, ts, err))
     return err->code;
   return 0;
 }
 
-static cJSON *target_result(const char *u, int64_t ts) {
+static cJSON *target_result(const struct conv_arg *a, int64_t ts, const struct daemon *d) {
   cJSON *o = cJSON_CreateObject();
-  cJSON_AddStringToObject(o, "recipient", u);
+  conv_result(o, a, d);
   cJSON_AddNumberToObject(o, "targetTimestamp", (double)ts);
   return o;
 }
 
 static int m_react(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
-  static const char *const allowed[] = {"recipient", "targetTimestamp", "emoji", "remove", NULL};
+  static const char *const allowed[] = {"recipient", "group", "targetTimestamp", "emoji", "remove", NULL};
   struct daemon *d = ud;
-  const char *u, *emoji;
+  struct conv_arg a;
+  const char *emoji;
   int64_t ts;
   int rc, remove;
   (void)session;
-  if (target_params(params, allowed, &u, &ts, err) || rpc_str(params, "emoji", 0, 32, &emoji, err) ||
+  if (target_params(params, allowed, &a, &ts, err) || rpc_str(params, "emoji", 0, 32, &emoji, err) ||
       rpc_bool(params, "remove", 0, &remove, err))
     return err->code;
   if (!remove && (!emoji || !emoji[0]))
     return rpc_fail(err, RPC_E_PARAMS, "invalid params: give 'emoji' or \"remove\": true");
-  if ((rc = sc_react(d->sc, u, (uint64_t)ts, remove ? "" : emoji, 0)) != 0) return core_fail(d, rc, err);
-  *result = target_result(u, ts);
+  if ((rc = sc_react(d->sc, a.conv, (uint64_t)ts, remove ? "" : emoji, 0)) != 0) return core_fail(d, rc, err);
+  *result = target_result(&a, ts, d);
   return 0;
 }
 
 static int m_edit(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
-  static const char *const allowed[] = {"recipient", "targetTimestamp", "message", NULL};
+  static const char *const allowed[] = {"recipient", "group", "targetTimestamp", "message", NULL};
   struct daemon *d = ud;
-  const char *u, *msg;
+  struct conv_arg a;
+  const char *msg;
   int64_t ts;
   int rc;
   (void)session;
-  if (target_params(params, allowed, &u, &ts, err) || rpc_str(params, "message", 1, SC_MAX_TEXT, &msg, err))
+  if (target_params(params, allowed, &a, &ts, err) || rpc_str(params, "message", 1, SC_MAX_TEXT, &msg, err))
     return err->code;
-  if ((rc = sc_edit(d->sc, u, (uint64_t)ts, msg, strlen(msg), 0)) != 0) return core_fail(d, rc, err);
-  *result = target_result(u, ts);
+  if ((rc = sc_edit(d->sc, a.conv, (uint64_t)ts, msg, strlen(msg), 0)) != 0) return core_fail(d, rc, err);
+  *result = target_result(&a, ts, d);
   return 0;
 }
 
 static int m_remote_delete(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
-  static const char *const allowed[] = {"recipient", "targetTimestamp", NULL};
+  static const char *const allowed[] = {"recipient", "group", "targetTimestamp", NULL};
   struct daemon *d = ud;
-  const char *u;
+  struct conv_arg a;
   int64_t ts;
   int rc;
   (void)session;
-  if (target_params(params, allowed, &u, &ts, err)) return err->code;
-  if ((rc = sc_delete_for_all(d->sc, u, (uint64_t)ts, 0)) != 0) return core_fail(d, rc, err);
-  *result = target_result(u, ts);
+  if (target_params(params, allowed, &a, &ts, err)) return err->code;
+  if ((rc = sc_delete_for_all(d->sc, a.conv, (uint64_t)ts, 0)) != 0) return core_fail(d, rc, err);
+  *result = target_result(&a, ts, d);
   return 0;
 }
 

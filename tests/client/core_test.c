@@ -1029,6 +1029,19 @@ static void test_convo(void) {
   CHECK(sc_request_accept(bob, "alice") == 0 && sc_consent(&st, bob, "alice") == 0 && st == SC_CONSENT_CONTACT,
         "convo: accepted, a contact");
   CHECK(sc_request_accept(bob, "alice") == SC_ERR_NO_REQUEST, "convo: accepting again: no request");
+  {
+    int got = store_get(bob->st, "rcpt/alice", &v, &vn) == 1, one = 0;
+    if (got) {
+      uint64_t t = 0;
+      for (i = 0; i < 8 && vn == 9; i++) t = t << 8 | v[i];
+      one = vn == 9 && t == T && v[8] == RECEIPT_DELIVERED;
+      store_free_value(v, vn);
+    }
+    CHECK(one, "convo: accepting owes the held delivery receipt of the request's text");
+  }
+  memset(&h, 0, sizeof h);
+  sc_history(bob, "alice", hist_cb, &h);
+  CHECK(h.n == 1 && !h.request, "convo: the accepted message is no longer marked a request");
 
   /* Edit in and out of the window, an unknown message, a bad emoji, a delete. */
   memset(&ct, 0, sizeof ct);

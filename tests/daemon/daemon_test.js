@@ -155,6 +155,34 @@ async function main() {
   r = await b.call('acceptRequest', { recipient: 'carol' });
   check('... a second time: no_request', r.error && r.error.data.core === 'no_request', r);
 
+  // the group versions: a reply, a reaction, a refused edit, the timer (in 'team')
+  r = await a.call('send', { group: 'team', message: 'team note' });
+  const gts = r.result && r.result.timestamp;
+  n = await b.note((x) => x.method === 'receive' && x.params.envelope.dataMessage &&
+                   x.params.envelope.dataMessage.message === 'team note');
+  check('bob gets the group text', !!n, n);
+  r = await b.call('send', { group: 'team', message: 'team reply', quoteTimestamp: gts });
+  check('a reply in a group (quoteTimestamp with group)', r.result && r.result.timestamp > 1.6e12, r);
+  n = await a.note((x) => x.method === 'receive' && x.params.envelope.dataMessage &&
+                   x.params.envelope.dataMessage.message === 'team reply');
+  check('... alice gets it quoting her message', n && n.params.envelope.dataMessage.quote &&
+        n.params.envelope.dataMessage.quote.id === gts && n.params.envelope.dataMessage.quote.author === 'alice', n);
+  r = await b.call('sendReaction', { group: 'team', targetTimestamp: gts, emoji: '\u{1F525}' });
+  check('sendReaction in a group', r.result && r.result.group === 'team' && r.result.targetTimestamp === gts, r);
+  n = await a.note((x) => x.method === 'event' && x.params.event === 'reaction' && x.params.targetTimestamp === gts);
+  check('... alice gets the reaction event of the group', n && n.params.group === 'team' &&
+        n.params.emoji === '\u{1F525}', n);
+  r = await b.call('editMessage', { group: 'team', targetTimestamp: gts, message: 'forged' });
+  check('editing another member\'s group message: not_yours', r.error && r.error.data.core === 'not_yours', r);
+  r = await b.call('remoteDelete', { recipient: 'alice', group: 'team', targetTimestamp: gts });
+  check('recipient and group together: -32602', errCode(r) === -32602, r);
+  r = await a.call('setExpirationTimer', { group: 'team', expiration: 3600 });
+  check('setExpirationTimer of a group', r.result && r.result.group === 'team' && r.result.expiration === 3600, r);
+  n = await b.note((x) => x.method === 'event' && x.params.event === 'timer' && x.params.group === 'team');
+  check('... bob gets the timer event of the group', n && n.params.expiration === 3600, n);
+  r = await a.call('setExpirationTimer', { group: 'team', expiration: 0 });
+  check('... and off again', r.result && r.result.expiration === 0, r);
+
   // errors, each answered with its code
   r = await a.call('send', { recipient: 'nosuchuser', message: 'x' });
   check('send to an unknown user: -32001 not_found', errCode(r) === -32001 && r.error.data.error === 'not_found', r);
