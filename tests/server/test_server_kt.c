@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -560,6 +561,37 @@ static void test_kt_cosign(void) {
     CHECK(head_with_cosigs(c, hb, got, &ncos) == 0 && ncos == 1);
     sotto_net_close(c);
   }
+  /* A DATA/kt.cosigs file of an older server is moved into the store at
+   * start (and removed); a record in it that does not verify is dropped. */
+  CHECK(srv_stop(&p) == 0);
+  CHECK(store_exec(&p, "DELETE FROM kt_cosigs") == 0);
+  {
+    char path[600];
+    uint8_t rec[1 + 2 * (32 + SOTTO_KT_HEAD_LEN + SOTTO_KT_COSIG_LEN)];
+    FILE *f;
+    rec[0] = 2;
+    memcpy(rec + 1, pk, 32);
+    memcpy(rec + 33, hb, SOTTO_KT_HEAD_LEN);
+    memcpy(rec + 33 + SOTTO_KT_HEAD_LEN, cos, SOTTO_KT_COSIG_LEN);
+    memcpy(rec + 225, other, 32); /* not a configured witness */
+    memcpy(rec + 257, hb, SOTTO_KT_HEAD_LEN);
+    memcpy(rec + 257 + SOTTO_KT_HEAD_LEN, cos, SOTTO_KT_COSIG_LEN);
+    snprintf(path, sizeof path, "%s/kt.cosigs", p.dir);
+    CHECK((f = fopen(path, "wb")) != NULL);
+    if (f) {
+      CHECK(fwrite(rec, 1, sizeof rec, f) == sizeof rec);
+      fclose(f);
+    }
+    CHECK(chmod(path, 0600) == 0);
+    CHECK(srv_start(&p, args) == 0);
+    CHECK(access(path, F_OK) != 0);
+  }
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  if (c) {
+    CHECK(head_with_cosigs(c, hb, got, &ncos) == 0 && ncos == 1 && sotto_kt_cosig_verify(got, pk, &h, &id) == 0);
+    sotto_net_close(c);
+  }
   /* The log moves on: the old cosignature is not served with the new head,
    * and a cosignature of the old head is refused as stale. */
   memcpy(old, hb, sizeof old);
@@ -578,6 +610,50 @@ static void test_kt_cosign(void) {
   srv_rmdir(&p);
 }
 
+/* Backfill: accounts made while the server ran without --kt are logged at
+ * the next start with it (version 0, their identity key), once. */
+static void test_kt_backfill(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct sotto_net *c;
+  struct sotto_kt_log_id id;
+  struct sotto_kt_head h1, h2;
+  uint8_t ik[3][33], value[SOTTO_KT_MAX_VALUE_LEN];
+  static const char *const names[3] = {"una", "vic", "wes"};
+  uint32_t version;
+  size_t vlen, n;
+  char *log;
+  int i;
+  CHECK(srv_mkdir(&p, "ktbackfill") == 0);
+  CHECK(srv_start(&p, NULL) == 0);
+  for (i = 0; i < 3; i++) CHECK(reg(&p, &ctx, names[i], ik[i]) == 0);
+  CHECK(srv_stop(&p) == 0);
+  CHECK(srv_start(&p, KT_ARGS) == 0);
+  log_id_of(&p, &id);
+  log = tu_read_file(p.log, &n);
+  CHECK(log && strstr(log, "event=kt_backfill accounts=3"));
+  free(log);
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  CHECK(c && get_head(c, &h1) == 0 && h1.tree_size == 1 && sotto_kt_head_verify(&h1, &id) == 0);
+  for (i = 0; c && i < 3; i++) {
+    vlen = sizeof value;
+    CHECK(search_ok(c, &id, names[i], &version, value, &vlen) == 0 && version == 0 && vlen == 33 &&
+          memcmp(value, ik[i], 33) == 0);
+  }
+  sotto_net_close(c);
+  /* Once: the next start logs nothing more. */
+  CHECK(srv_stop(&p) == 0);
+  CHECK(srv_start(&p, KT_ARGS) == 0);
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  CHECK(c && get_head(c, &h2) == 0 && h2.tree_size == 1 && memcmp(h2.root, h1.root, 32) == 0);
+  sotto_net_close(c);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -585,5 +661,6 @@ int main(int argc, char **argv) {
   if (sodium_init() < 0) return 1;
   test_kt();
   test_kt_cosign();
+  test_kt_backfill();
   return test_done("test_server_kt");
 }
