@@ -1029,6 +1029,32 @@ static void test_kt_cluster(void) {
     free(a);
     sotto_net_close(c);
   }
+  /* A node with another DATA/kt.key (made on its first start) refuses to
+   * start on the stored log instead of serving a log of its own. */
+  {
+    struct srv_proc bad;
+    const char *bad_extra[24];
+    char *log;
+    size_t n;
+    if (srv_mkdir(&bad, "ktcluster-badkey") == 0) {
+      for (j = 0; j < 2; j++) {
+        static const char *const files[] = {"tls.key", "tls.crt"};
+        snprintf(path, sizeof path, "%s/%s", ktn[0].dir, files[j]);
+        snprintf(to, sizeof to, "%s/%s", bad.dir, files[j]);
+        CHECK(copy_file(path, to) == 0);
+      }
+      memcpy(bad.store, ktn[0].store, sizeof bad.store);
+      memcpy(bad_extra, kt_extra[1], sizeof bad_extra);
+      bad_extra[3] = "kbad"; /* --node-name */
+      CHECK(srv_start(&bad, bad_extra) != 0);
+      log = tu_read_file(bad.log, &n);
+      CHECK(log && strstr(log, "every node of a cluster needs the same DATA/kt.key"));
+      free(log);
+      srv_rmdir(&bad); /* drops the database srv_mkdir made for it (by its directory's name), not the shared one */
+    } else {
+      CHECK(!"data directory");
+    }
+  }
   fprintf(stderr, "cluster: kt: one log on %d nodes, %llu entries, same head everywhere, cosignature shared\n", NODES,
           (unsigned long long)h.tree_size + 2);
   sotto_kt_witness_free(wt);
