@@ -14,7 +14,17 @@
  * The operator's Ed25519 seed and VRF key live in DATA/kt.key (64 bytes,
  * mode 0600, made on first start; `sotto-server backup` copies it). The
  * directory is used from the store thread only (hooks in srv_commit.c and
- * the KT_* request handlers' exec). */
+ * the KT_* request handlers' exec).
+ *
+ * In a cluster (--cluster: several nodes on one PostgreSQL) there is one
+ * log in the database and every node keeps a copy of the directory: a
+ * batch that logs takes the store's append lock first (ops->kt_lock, held
+ * to its commit) and brings its copy up to date under it, so exactly one
+ * node appends at a time and each entry extends the newest one; before
+ * answering a KT request a node replays the entries other nodes committed
+ * (catch-up), so every node serves the same head. Every node needs the same
+ * DATA/kt.key. Witness cosignatures are kept in the store (kt_cosigs), so a
+ * witness that reaches one node is served by all. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +65,8 @@ struct srv_kt {
   int64_t n;       /* entries committed to the store */
   int64_t last_ms; /* timestamp of the newest entry */
   int touched;     /* this batch added an entry (rebuild if it does not commit) */
+  int shared;      /* a cluster node: other nodes append too (catch-up, append lock) */
+  int locked;      /* shared: this batch holds the append lock */
 };
 
 /* DATA/kt.key: sig_seed(32) || vrf_sk(32); made with O_EXCL on first start. */
@@ -132,6 +144,40 @@ static int kt_load(struct srv *s, struct srv_kt *kt) {
   return 0;
 }
 
+/* Shared store: replays the entries other nodes committed since kt->n;
+ * *got (may be NULL) gets how many. Inside a transaction that holds the
+ * append lock nothing can land after it. On a bad entry (one this node's
+ * kt.key does not verify, a fork) the directory is rebuilt from the store,
+ * or dropped when that fails too (KT requests and logging batches are
+ * refused until a restart). */
+static int kt_catchup(struct srv *s, struct srv_kt *kt, int64_t *got) {
+  struct replay_ctx r = {kt, kt->n};
+  int rc;
+  if (got) *got = 0;
+  if (!kt->shared) return 0;
+  if (!kt->dir) return SOTTO_ERR_STORE;
+  rc = s->store.ops->kt_entries_iter(s->store.impl, kt->n, -1, replay_one, &r);
+  if (got) *got = r.want - kt->n;
+  kt->n = r.want;
+  if (rc != 0) {
+    sotto__srv_log(0, "kt_catchup_failed", "entry=%lld hint=\"an entry in the store does not extend this node's "
+                   "log: every node needs the same DATA/kt.key\"", (long long)r.want);
+    if (kt_load(s, kt) != 0) sotto__srv_log(0, "kt_reload_failed", "%s", "logging=off");
+    return SOTTO_ERR_STORE;
+  }
+  return 0;
+}
+
+/* Shared store: the append lock for this batch's transaction, then the
+ * entries committed before it was granted. */
+static int kt_append_lock(struct srv *s, struct srv_kt *kt) {
+  int rc;
+  if (!kt->shared || kt->locked) return 0;
+  if ((rc = s->store.ops->kt_lock(s->store.impl)) != 0) return rc;
+  kt->locked = 1;
+  return kt_catchup(s, kt, NULL);
+}
+
 /* --kt-witness NAME:HEX;... (checked by config.c) into kt->wit. */
 static int witnesses_parse(struct srv_kt *kt, const char *list) {
   const char *p = list;
@@ -158,69 +204,80 @@ static int witnesses_parse(struct srv_kt *kt, const char *list) {
   return 0;
 }
 
-/* DATA/kt.cosigs: u8 n || n x (pk(32) || head(112) || cosig(80)), written
- * atomically after each accepted cosignature; read at start, keeping only
- * cosignatures of configured witnesses that verify on a head the log
- * signed. */
+/* Cosignatures are kept in the store (ops->kt_cosig_put, one row per
+ * witness: its newest accepted cosignature). Older servers kept them in
+ * DATA/kt.cosigs: u8 n || n x (pk(32) || head(112) || cosig(80)); that file
+ * is moved into the store at start. Only cosignatures of configured
+ * witnesses that verify on a head the log signed are served. */
 #define COSIG_REC (SOTTO_KT_SIGN_PK_LEN + SOTTO_KT_HEAD_LEN + SOTTO_KT_COSIG_LEN)
-static void cosigs_load(struct srv *s, struct srv_kt *kt) {
-  uint8_t buf[1 + SOTTO_SRV_KT_MAX_WITNESSES * COSIG_REC];
+
+struct cosig_ctx {
+  struct srv_kt *kt;
   struct sotto_kt_log_id id;
+};
+
+/* One stored cosignature into kt->wit (checked when it is new to us). */
+static int cosig_take(void *ctx, const uint8_t *pk, size_t pk_len, const uint8_t *head, size_t head_len,
+                      const uint8_t *cosig, size_t cosig_len) {
+  struct cosig_ctx *c = ctx;
+  struct sotto_kt_head h;
+  size_t j;
+  if (pk_len != SOTTO_KT_SIGN_PK_LEN || head_len != SOTTO_KT_HEAD_LEN || cosig_len != SOTTO_KT_COSIG_LEN) return 0;
+  for (j = 0; j < c->kt->n_wit; j++) {
+    struct kt_witness *w = &c->kt->wit[j];
+    if (memcmp(w->pk, pk, SOTTO_KT_SIGN_PK_LEN) != 0) continue;
+    if (w->have && memcmp(w->head, head, SOTTO_KT_HEAD_LEN) == 0 && memcmp(w->cosig, cosig, SOTTO_KT_COSIG_LEN) == 0)
+      return 0;
+    if (sotto_kt_head_decode(&h, head, SOTTO_KT_HEAD_LEN) == 0 && sotto_kt_head_verify(&h, &c->id) == 0 &&
+        sotto_kt_cosig_verify(cosig, w->pk, &h, &c->id) == 0) {
+      memcpy(w->head, head, SOTTO_KT_HEAD_LEN);
+      memcpy(w->cosig, cosig, SOTTO_KT_COSIG_LEN);
+      w->have = 1;
+    }
+  }
+  return 0;
+}
+
+/* The stored cosignatures into kt->wit. */
+static int cosigs_refresh(struct srv *s, struct srv_kt *kt) {
+  struct cosig_ctx c;
+  c.kt = kt;
+  sotto_kt_dir_log_id(&c.id, kt->dir);
+  return s->store.ops->kt_cosigs_iter(s->store.impl, cosig_take, &c);
+}
+
+/* DATA/kt.cosigs of an older server into the store (then removed). */
+static int cosigs_file_move(struct srv *s, struct srv_kt *kt) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  uint8_t buf[1 + SOTTO_SRV_KT_MAX_WITNESSES * COSIG_REC];
   char path[4096];
   ssize_t got;
-  size_t i, j;
-  int fd;
-  if ((size_t)snprintf(path, sizeof path, "%s/%s", s->cfg->data, KT_COSIG_FILE) >= sizeof path) return;
-  if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) return;
+  size_t i;
+  int fd, rc;
+  (void)kt;
+  if ((size_t)snprintf(path, sizeof path, "%s/%s", s->cfg->data, KT_COSIG_FILE) >= sizeof path) return -1;
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) return errno == ENOENT ? 0 : -1;
   got = read(fd, buf, sizeof buf);
   close(fd);
   if (got < 1 || (size_t)got != 1 + (size_t)buf[0] * COSIG_REC) {
     sotto__srv_log(0, "kt_cosigs_ignored", "file=%s reason=size", KT_COSIG_FILE);
-    return;
+    return unlink(path) == 0 ? 0 : -1;
   }
-  sotto_kt_dir_log_id(&id, kt->dir);
-  for (i = 0; i < buf[0]; i++) {
+  if ((rc = ops->begin(s->store.impl)) != 0) return -1;
+  for (i = 0; i < buf[0] && rc == 0; i++) {
     const uint8_t *r = buf + 1 + i * COSIG_REC;
     struct sotto_kt_head h;
-    for (j = 0; j < kt->n_wit; j++) {
-      struct kt_witness *w = &kt->wit[j];
-      if (memcmp(w->pk, r, SOTTO_KT_SIGN_PK_LEN) != 0) continue;
-      if (sotto_kt_head_decode(&h, r + 32, SOTTO_KT_HEAD_LEN) == 0 && sotto_kt_head_verify(&h, &id) == 0 &&
-          sotto_kt_cosig_verify(r + 32 + SOTTO_KT_HEAD_LEN, w->pk, &h, &id) == 0) {
-        memcpy(w->head, r + 32, SOTTO_KT_HEAD_LEN);
-        memcpy(w->cosig, r + 32 + SOTTO_KT_HEAD_LEN, SOTTO_KT_COSIG_LEN);
-        w->have = 1;
-      }
-    }
+    if (sotto_kt_head_decode(&h, r + 32, SOTTO_KT_HEAD_LEN) != 0) continue; /* checked when served */
+    rc = ops->kt_cosig_put(s->store.impl, r, h.tree_size, r + 32, SOTTO_KT_HEAD_LEN, r + 32 + SOTTO_KT_HEAD_LEN,
+                           SOTTO_KT_COSIG_LEN);
   }
-}
-
-static int cosigs_save(struct srv *s, const struct srv_kt *kt) {
-  uint8_t buf[1 + SOTTO_SRV_KT_MAX_WITNESSES * COSIG_REC];
-  char path[4096], tmp[4200];
-  size_t i, n = 0;
-  int fd, ok;
-  for (i = 0; i < kt->n_wit; i++) {
-    const struct kt_witness *w = &kt->wit[i];
-    uint8_t *r = buf + 1 + n * COSIG_REC;
-    if (!w->have) continue;
-    memcpy(r, w->pk, SOTTO_KT_SIGN_PK_LEN);
-    memcpy(r + 32, w->head, SOTTO_KT_HEAD_LEN);
-    memcpy(r + 32 + SOTTO_KT_HEAD_LEN, w->cosig, SOTTO_KT_COSIG_LEN);
-    n++;
-  }
-  buf[0] = (uint8_t)n;
-  if ((size_t)snprintf(path, sizeof path, "%s/%s", s->cfg->data, KT_COSIG_FILE) >= sizeof path) return -1;
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  (void)unlink(tmp);
-  if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) return -1;
-  ok = write(fd, buf, 1 + n * COSIG_REC) == (ssize_t)(1 + n * COSIG_REC) && fsync(fd) == 0;
-  if (close(fd) != 0) ok = 0;
-  if (!ok || rename(tmp, path) != 0) {
-    (void)unlink(tmp);
+  if (rc == 0) rc = ops->commit(s->store.impl);
+  if (rc != 0) {
+    ops->rollback(s->store.impl);
     return -1;
   }
-  return 0;
+  sotto__srv_log(0, "kt_cosigs_moved", "file=%s cosignatures=%u", KT_COSIG_FILE, (unsigned)buf[0]);
+  return unlink(path) == 0 ? 0 : -1;
 }
 
 /* Backfill: accounts made while the server ran without the log (or
@@ -234,6 +291,7 @@ struct backfill {
   struct srv_kt *kt;
   size_t staged;
   uint64_t logged;
+  int open; /* a transaction is open (shared: holding the append lock) */
   int rc;
 };
 
@@ -253,7 +311,9 @@ static int backfill_commit(struct backfill *b) {
   }
   free(upd);
   if (rc == 0) rc = ops->commit(b->s->store.impl);
+  b->kt->locked = 0;
   if (rc != 0) return rc;
+  b->open = 0;
   b->kt->n++;
   b->kt->last_ms = now;
   b->staged = 0;
@@ -272,7 +332,16 @@ static int backfill_one(void *ctx, const char *user, const uint8_t *ik, size_t i
   sotto__srv_username_canon((const uint8_t *)user, strlen(user), canon);
   rc = ops->kt_value_get(b->s->store.impl, canon, &version, old, &old_len, opening);
   if (rc != 1) return rc < 0 ? rc : 0; /* logged already */
-  if (b->staged == 0 && (rc = ops->begin(b->s->store.impl)) != 0) return rc;
+  if (!b->open) {
+    if ((rc = ops->begin(b->s->store.impl)) != 0) return rc;
+    b->open = 1;
+    if (b->kt->shared) {
+      /* Another node may have logged it meanwhile: look again under the lock. */
+      if ((rc = kt_append_lock(b->s, b->kt)) != 0) return rc;
+      rc = ops->kt_value_get(b->s->store.impl, canon, &version, old, &old_len, opening);
+      if (rc != 1) return rc < 0 ? rc : 0;
+    }
+  }
   if ((rc = sotto_kt_dir_add(b->kt->dir, opening, (const uint8_t *)canon, strlen(canon), 0, ik, ik_len)) != 0 ||
       (rc = ops->kt_value_put(b->s->store.impl, canon, 0, ik, ik_len, opening)) != 0) {
     sodium_memzero(opening, sizeof opening);
@@ -294,8 +363,10 @@ static int backfill(struct srv *s, struct srv_kt *kt) {
   b.kt = kt;
   rc = s->store.ops->accounts_iter(s->store.impl, backfill_one, &b);
   if (rc == 0 && b.staged) rc = backfill_commit(&b);
+  if (rc == 0 && b.open) rc = s->store.ops->commit(s->store.impl); /* nothing staged: lets the lock go */
+  kt->locked = 0;
   if (rc != 0) {
-    if (b.staged) s->store.ops->rollback(s->store.impl);
+    if (b.open) s->store.ops->rollback(s->store.impl);
     return rc;
   }
   if (b.logged) sotto__srv_log(0, "kt_backfill", "accounts=%llu entries=%lld", (unsigned long long)b.logged,
@@ -306,15 +377,18 @@ static int backfill(struct srv *s, struct srv_kt *kt) {
 int sotto__srv_kt_open(struct srv *s) {
   const struct sotto_store_ops *o = s->store.ops;
   struct srv_kt *kt;
-  if (!o->kt_entry_put || !o->kt_entries_iter || !o->kt_value_put || !o->kt_value_get || s->cfg->cluster[0]) {
-    fprintf(stderr, "sotto-server: --kt needs the SQLite store on a single node (not yet on %s%s)\n",
-            s->store.backend, s->cfg->cluster[0] ? " or in a cluster" : "");
+  if (!o->kt_entry_put || !o->kt_entries_iter || !o->kt_value_put || !o->kt_value_get || !o->kt_cosig_put ||
+      !o->kt_cosigs_iter || (s->cfg->cluster[0] && !o->kt_lock)) {
+    fprintf(stderr, "sotto-server: --kt is not available on the %s store%s\n", s->store.backend,
+            s->cfg->cluster[0] ? " in a cluster" : "");
     return -1;
   }
   if ((kt = calloc(1, sizeof *kt)) == NULL) return -1;
+  kt->shared = s->cfg->cluster[0] != 0;
   if (kt_load(s, kt) != 0) {
-    fprintf(stderr, "sotto-server: cannot open the key-transparency log (DATA/%s or its stored entries)\n",
-            KT_KEY_FILE);
+    fprintf(stderr,
+            "sotto-server: cannot open the key-transparency log (DATA/%s or its stored entries%s)\n", KT_KEY_FILE,
+            kt->shared ? "; every node of a cluster needs the same DATA/kt.key" : "");
     free(kt);
     return -1;
   }
@@ -330,7 +404,13 @@ int sotto__srv_kt_open(struct srv *s) {
     free(kt);
     return -1;
   }
-  cosigs_load(s, kt);
+  if (cosigs_file_move(s, kt) != 0 || cosigs_refresh(s, kt) != 0) {
+    fprintf(stderr, "sotto-server: cannot read the witnesses' cosignatures (DATA/%s or the store)\n",
+            KT_COSIG_FILE);
+    sotto_kt_dir_free(kt->dir);
+    free(kt);
+    return -1;
+  }
   s->kt = kt;
   {
     /* The log's public identity, for clients and witnesses to pin. */
@@ -386,17 +466,22 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
   if (!kt->dir) return SOTTO_ERR_STORE; /* a rebuild failed: write nothing more unlogged */
   for (o = b->ops; o; o = o->next) {
     if (o->failed || o->code) continue;
+    if (o->type != SOTTO_SRV_REGISTER && o->type != SOTTO_SRV_RECOVER && o->type != SOTTO_SRV_UNREGISTER) continue;
+    if (kt->shared && !kt->locked) {
+      /* One appender at a time, on top of every committed entry. */
+      kt->touched = 1; /* a failed catch-up rebuilt or dropped the directory */
+      if ((rc = kt_append_lock(s, kt)) != 0) return rc;
+      if (!kt->dir) return SOTTO_ERR_STORE;
+    }
     if (o->type == SOTTO_SRV_REGISTER) {
       sotto__srv_username_canon(o->req.reg.username.p, o->req.reg.username.len, canon);
       rc = log_one(s, canon, o->req.reg.identity.p, o->req.reg.identity.len);
     } else if (o->type == SOTTO_SRV_RECOVER) {
       sotto__srv_username_canon(o->req.recover.username.p, o->req.recover.username.len, canon);
       rc = log_one(s, canon, o->req.recover.identity.p, o->req.recover.identity.len);
-    } else if (o->type == SOTTO_SRV_UNREGISTER) {
+    } else {
       sotto__srv_username_canon((const uint8_t *)o->c->user, strlen(o->c->user), canon);
       rc = log_one(s, canon, NULL, 0);
-    } else {
-      continue;
     }
     kt->touched = 1; /* the directory may hold staged entries now */
     if (rc != 0) return rc;
@@ -421,6 +506,7 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
 
 void sotto__srv_kt_batch_done(struct srv *s, int rc) {
   struct srv_kt *kt = s->kt;
+  if (kt) kt->locked = 0; /* the transaction ended: so did its append lock */
   if (!kt || !kt->touched) return;
   kt->touched = 0;
   if (rc == 0) {
@@ -463,15 +549,23 @@ int sotto__srv_kt_exec(struct srv *s, struct op *o) {
   struct sotto__wr w;
   uint8_t hb[SOTTO_KT_HEAD_LEN];
   int rc;
+  /* A cluster node first replays what other nodes appended: every node
+   * answers with the newest committed head. */
+  if (kt && kt->shared && o->type != SOTTO_SRV_KT_CONFIG && (rc = kt_catchup(s, kt, NULL)) != 0) {
+    o->code = SOTTO_SRV_E_INTERNAL;
+    return 0;
+  }
   if (!kt || !kt->dir || sotto_kt_dir_head(&h, kt->dir) != 0) {
     o->code = SOTTO_SRV_E_NOT_FOUND; /* no log here, or no entry yet */
     return 0;
   }
   sotto_kt_head_encode(hb, &h);
   if (o->type == SOTTO_SRV_KT_HEAD) {
-    /* The head with the cosignatures the witnesses gave for exactly it. */
+    /* The head with the cosignatures the witnesses gave for exactly it
+     * (in a cluster, maybe through another node: read from the store). */
     uint8_t cos[SOTTO_SRV_KT_MAX_WITNESSES * SOTTO_KT_COSIG_LEN];
     size_t i, n = 0;
+    if (kt->shared && (rc = cosigs_refresh(s, kt)) != 0) return rc;
     for (i = 0; i < kt->n_wit; i++)
       if (kt->wit[i].have && sodium_memcmp(kt->wit[i].head, hb, sizeof hb) == 0)
         memcpy(cos + SOTTO_KT_COSIG_LEN * n++, kt->wit[i].cosig, SOTTO_KT_COSIG_LEN);
@@ -499,7 +593,7 @@ int sotto__srv_kt_exec(struct srv *s, struct op *o) {
      * now (the only head it stores cosignatures for). */
     const struct sotto_srv_kt_cosign *m = &o->req.kt_cosign;
     struct sotto_kt_log_id id;
-    struct kt_witness *wt = NULL, saved;
+    struct kt_witness *wt = NULL;
     size_t i;
     for (i = 0; i < kt->n_wit; i++)
       if (sodium_memcmp(kt->wit[i].pk, m->witness_pk, SOTTO_KT_SIGN_PK_LEN) == 0) wt = &kt->wit[i];
@@ -518,15 +612,13 @@ int sotto__srv_kt_exec(struct srv *s, struct op *o) {
       o->code = SOTTO_SRV_E_KT_COSIG;
       return 0;
     }
-    saved = *wt;
+    /* Stored in this batch's transaction: answered after its commit. */
+    if ((rc = s->store.ops->kt_cosig_put(s->store.impl, wt->pk, h.tree_size, hb, sizeof hb, m->cosig,
+                                         SOTTO_KT_COSIG_LEN)) != 0)
+      return rc;
     memcpy(wt->head, hb, sizeof hb);
     memcpy(wt->cosig, m->cosig, SOTTO_KT_COSIG_LEN);
     wt->have = 1;
-    if (cosigs_save(s, kt) != 0) {
-      *wt = saved;
-      o->code = SOTTO_SRV_E_INTERNAL;
-      return 0;
-    }
     sotto__srv_log(1, "kt_cosign", "witness=%s size=%llu", wt->name, (unsigned long long)h.tree_size);
     if ((rc = answer_buf(o, 1, &w)) != 0) return rc;
   } else if (o->type == SOTTO_SRV_KT_SEARCH) {
@@ -534,9 +626,30 @@ int sotto__srv_kt_exec(struct srv *s, struct op *o) {
     char canon[SOTTO_SRV_USER_MAX + 1];
     uint32_t version;
     size_t vlen = 0, plen;
+    int tries;
+    int64_t got;
     sotto__srv_username_canon(o->req.kt_user.p, o->req.kt_user.len, canon);
-    rc = s->store.ops->kt_value_get(s->store.impl, canon, &version, value, &vlen, opening);
-    if (rc < 0) return rc;
+    /* The value must be the one the directory's head logs: in a cluster,
+     * an entry another node commits between the catch-up and the read may
+     * log a newer version; then catch up and read again. */
+    for (tries = 0;; tries++) {
+      rc = s->store.ops->kt_value_get(s->store.impl, canon, &version, value, &vlen, opening);
+      if (rc < 0) return rc;
+      if (!kt->shared) break;
+      if (kt_catchup(s, kt, &got) != 0 || !kt->dir) {
+        sodium_memzero(opening, sizeof opening);
+        o->code = SOTTO_SRV_E_INTERNAL;
+        return 0;
+      }
+      if (got == 0) break;
+      if (tries == 8) { /* the log moves faster than we can read: try later */
+        sodium_memzero(opening, sizeof opening);
+        o->code = SOTTO_SRV_E_INTERNAL;
+        return 0;
+      }
+    }
+    if (sotto_kt_dir_head(&h, kt->dir) != 0) return SOTTO_ERR_INTERNAL;
+    sotto_kt_head_encode(hb, &h);
     if ((proof = malloc(SOTTO_KT_MAX_SEARCH_PROOF_LEN)) == NULL) return SOTTO_ERR_NOMEM;
     rc = sotto_kt_dir_search(proof, SOTTO_KT_MAX_SEARCH_PROOF_LEN, &plen, kt->dir, (const uint8_t *)canon,
                              strlen(canon), rc == 1 ? SOTTO_KT_ABSENT : version, rc == 1 ? NULL : value,

@@ -233,6 +233,23 @@ struct sotto_store_ops {
    * accounts made before it ran (srv_kt.c). NULL in a backend without it. */
   int (*accounts_iter)(void *s, int (*cb)(void *ctx, const char *user, const uint8_t *ik, size_t ik_len),
                        void *ctx);
+  /* Key transparency on a shared store (several nodes, one log; srv_kt.c,
+   * docs/key-transparency.md "In a cluster"). kt_lock: inside the open
+   * transaction, waits for the log's append lock, held to its end
+   * (PostgreSQL: a transaction-level advisory lock); after it, statements
+   * see every entry another node committed. NULL where one process is the
+   * only writer (SQLite). Witness cosignatures are kept in the store:
+   * kt_cosig_put keeps witness pk's cosignature of head (a tree of size
+   * `size`) unless one of a larger tree is stored already; kt_cosigs_iter
+   * calls cb for every stored one (a cb result other than 0 stops). NULL:
+   * the server keeps them in DATA/kt.cosigs. */
+  int (*kt_lock)(void *s);
+  int (*kt_cosig_put)(void *s, const uint8_t pk[32], uint64_t size, const uint8_t *head, size_t head_len,
+                      const uint8_t *cosig, size_t cosig_len);
+  int (*kt_cosigs_iter)(void *s,
+                        int (*cb)(void *ctx, const uint8_t *pk, size_t pk_len, const uint8_t *head, size_t head_len,
+                                  const uint8_t *cosig, size_t cosig_len),
+                        void *ctx);
 
   /* Signed device lists (docs/multi-device.md), kept per account with their
    * history. devlist_put stores version `version` (the caller checked that

@@ -43,7 +43,8 @@
 
 #include "store.h"
 
-#define PG_SCHEMA_VERSION 6
+#define PG_SCHEMA_VERSION 8
+#define PG_KT_LOCK_KEY 0x736f74746f4bLL /* "sotto" + 'K': the key-transparency log's append lock */
 #define PG_LOCK_KEY 0x736f74746f01LL /* "sotto" + 1: the sole-writer advisory lock */
 #define PG_ID_BLOCK 1024             /* INCREMENT of sotto_msg_ids */
 #define PG_SHARED_SUMS_MS 5000       /* shared mode: how stale the per-sender sums may get */
@@ -106,6 +107,18 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     " expires_ms bigint NOT NULL);"
     "CREATE INDEX blobs_account ON blobs(account_id);"
     "CREATE INDEX blobs_expires ON blobs(expires_ms);",
+    /* 7: devices.identity (mdlink) */
+    "SELECT 1;",
+    /* 8: the key-transparency log (srv_kt.c; docs/key-transparency.md):
+     * its entries (signed head and update, numbered from 0), each label's
+     * newest logged version with its value and opening, and each witness's
+     * newest accepted cosignature (with the tree size it covers) */
+    "CREATE TABLE kt_entries(idx bigint PRIMARY KEY CHECK(idx >= 0), head bytea NOT NULL, upd bytea NOT NULL);"
+    "ALTER TABLE kt_entries ALTER COLUMN upd SET STORAGE EXTERNAL;"
+    "CREATE TABLE kt_values(label text PRIMARY KEY, version bigint NOT NULL, value bytea NOT NULL,"
+    " opening bytea NOT NULL);"
+    "CREATE TABLE kt_cosigs(witness bytea PRIMARY KEY, size bigint NOT NULL, head bytea NOT NULL,"
+    " cosig bytea NOT NULL);",
 };
 
 enum {
@@ -167,6 +180,15 @@ enum {
   Q_DEVLIST_IDS,
   Q_DEVLIST_ITER,
   Q_DEVLIST_CLEAR,
+  /* key transparency (srv_kt.c) */
+  Q_KT_ENTRY_PUT,
+  Q_KT_ENTRIES,
+  Q_KT_VALUE_PUT,
+  Q_KT_VALUE_GET,
+  Q_KT_LOCK,
+  Q_KT_COSIG_PUT,
+  Q_KT_COSIGS,
+  Q_ACC_ITER,
   Q_COUNT
 };
 
@@ -352,6 +374,25 @@ static const struct {
                        " WHERE a.username = $1 ORDER BY l.version DESC LIMIT 1"},
     [Q_DEVLIST_ITER] = {"i", "SELECT version, ms, ids FROM devlists WHERE account_id = $1 ORDER BY version"},
     [Q_DEVLIST_CLEAR] = {"i", "DELETE FROM devlists WHERE account_id = $1"},
+    /* key transparency (srv_kt.c): entries are written by the holder of
+     * the append lock only (Q_KT_LOCK), in the transaction of the values
+     * they log */
+    [Q_KT_ENTRY_PUT] = {"ibb", "INSERT INTO kt_entries(idx, head, upd) VALUES($1, $2, $3)"},
+    [Q_KT_ENTRIES] = {"ii", "SELECT idx, head, upd FROM kt_entries WHERE idx >= $1 ORDER BY idx LIMIT $2"},
+    [Q_KT_VALUE_PUT] = {"tibb",
+                        "INSERT INTO kt_values(label, version, value, opening) VALUES($1, $2, $3, $4)"
+                        " ON CONFLICT (label) DO UPDATE SET version = EXCLUDED.version, value = EXCLUDED.value,"
+                        " opening = EXCLUDED.opening"},
+    [Q_KT_VALUE_GET] = {"t", "SELECT version, value, opening FROM kt_values WHERE label = $1"},
+    [Q_KT_LOCK] = {"i", "SELECT pg_advisory_xact_lock($1)"},
+    /* A cosignature of a smaller tree never replaces one of a larger tree
+     * (two nodes may accept one witness's cosignatures in either order). */
+    [Q_KT_COSIG_PUT] = {"bibb",
+                        "INSERT INTO kt_cosigs(witness, size, head, cosig) VALUES($1, $2, $3, $4)"
+                        " ON CONFLICT (witness) DO UPDATE SET size = EXCLUDED.size, head = EXCLUDED.head,"
+                        " cosig = EXCLUDED.cosig WHERE kt_cosigs.size <= EXCLUDED.size"},
+    [Q_KT_COSIGS] = {"", "SELECT witness, head, cosig FROM kt_cosigs ORDER BY witness LIMIT 256"},
+    [Q_ACC_ITER] = {"ti", "SELECT username, identity FROM accounts WHERE username > $1 ORDER BY username LIMIT $2"},
 };
 
 enum { CTL_BEGIN, CTL_SAVEPOINT, CTL_RELEASE, CTL_ROLLBACK_TO };
@@ -560,6 +601,17 @@ static int reads_writes(const struct pg *s, int q) {
     case Q_REC_GET:
     case Q_REC_DEL:
     case Q_ACC_IDENTITY:
+    /* the log reads and writes only its own tables: an append (under its
+     * lock) must not flush the batch's envelope writes, which would take
+     * device row locks while it waits for the append lock */
+    case Q_KT_ENTRY_PUT:
+    case Q_KT_ENTRIES:
+    case Q_KT_VALUE_PUT:
+    case Q_KT_VALUE_GET:
+    case Q_KT_LOCK:
+    case Q_KT_COSIG_PUT:
+    case Q_KT_COSIGS:
+    case Q_ACC_ITER:
       return 0;
     default:
       return 1;
@@ -2081,6 +2133,150 @@ static int pg_sender_bytes(void *v, const char *sender, int64_t *bytes) {
   return 0;
 }
 
+/* ---- key transparency (srv_kt.c) -------------------------------------------------------- */
+
+static int pg_kt_entry_put(void *v, int64_t idx, const uint8_t *head, size_t head_len, const uint8_t *update,
+                           size_t update_len) {
+  struct args a = {0};
+  if (head_len > INT_MAX || update_len > INT_MAX) return SOTTO_ERR_STORE;
+  a_i64(&a, idx);
+  a_bin(&a, head, head_len);
+  a_bin(&a, update, update_len);
+  return run_ok(v, Q_KT_ENTRY_PUT, &a);
+}
+
+/* In pages (an update may be large; the replay at start reads them all). */
+#define PG_KT_PAGE 256
+static int pg_kt_entries_iter(void *v, int64_t first, int64_t limit,
+                              int (*cb)(void *ctx, int64_t idx, const uint8_t *head, size_t head_len,
+                                        const uint8_t *update, size_t update_len),
+                              void *ctx) {
+  int64_t left = limit < 0 ? INT64_MAX : limit;
+  while (left > 0) {
+    struct args a = {0};
+    PGresult *r;
+    int i, n, rc = 0;
+    a_i64(&a, first);
+    a_i64(&a, left < PG_KT_PAGE ? left : PG_KT_PAGE);
+    if ((r = run(v, Q_KT_ENTRIES, &a)) == NULL) return SOTTO_ERR_STORE;
+    n = PQntuples(r);
+    for (i = 0; i < n && rc == 0; i++) {
+      int64_t idx = g_i64(r, i, 0);
+      if (idx != first) {
+        rc = SOTTO_ERR_STORE; /* a gap: the caller wants entries in order */
+        break;
+      }
+      rc = cb(ctx, idx, (const uint8_t *)PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1),
+              (const uint8_t *)PQgetvalue(r, i, 2), (size_t)PQgetlength(r, i, 2));
+      first++;
+      left--;
+    }
+    PQclear(r);
+    if (rc != 0) return rc;
+    if (n < PG_KT_PAGE) break;
+  }
+  return 0;
+}
+
+static int pg_kt_value_put(void *v, const char *label, uint32_t version, const uint8_t *value, size_t len,
+                           const uint8_t opening[16]) {
+  struct args a = {0};
+  if (len > SOTTO_STORE_KT_MAX_VALUE) return SOTTO_ERR_STORE;
+  a_txt(&a, label);
+  a_i64(&a, version);
+  a_bin(&a, value, len);
+  a_bin(&a, opening, 16);
+  return run_ok(v, Q_KT_VALUE_PUT, &a);
+}
+
+static int pg_kt_value_get(void *v, const char *label, uint32_t *version, uint8_t *value, size_t *len,
+                           uint8_t opening[16]) {
+  struct args a = {0};
+  PGresult *r;
+  int rc = 1;
+  a_txt(&a, label);
+  if ((r = run(v, Q_KT_VALUE_GET, &a)) == NULL) return SOTTO_ERR_STORE;
+  if (PQntuples(r) == 1) {
+    int64_t ver = g_i64(r, 0, 0);
+    size_t vl = (size_t)PQgetlength(r, 0, 1);
+    rc = SOTTO_ERR_STORE;
+    if (ver >= 0 && ver <= 0x7FFFFFFF && vl <= SOTTO_STORE_KT_MAX_VALUE && PQgetlength(r, 0, 2) == 16) {
+      *version = (uint32_t)ver;
+      *len = vl;
+      if (vl) memcpy(value, PQgetvalue(r, 0, 1), vl);
+      memcpy(opening, PQgetvalue(r, 0, 2), 16);
+      rc = 0;
+    }
+  }
+  PQclear(r);
+  return rc;
+}
+
+static int pg_kt_lock(void *v) {
+  struct args a = {0};
+  a_i64(&a, PG_KT_LOCK_KEY);
+  return run_ok(v, Q_KT_LOCK, &a);
+}
+
+static int pg_kt_cosig_put(void *v, const uint8_t pk[32], uint64_t size, const uint8_t *head, size_t head_len,
+                           const uint8_t *cosig, size_t cosig_len) {
+  struct args a = {0};
+  if (size > INT64_MAX || head_len > 4096 || cosig_len > 4096) return SOTTO_ERR_STORE;
+  a_bin(&a, pk, 32);
+  a_i64(&a, (int64_t)size);
+  a_bin(&a, head, head_len);
+  a_bin(&a, cosig, cosig_len);
+  return run_ok(v, Q_KT_COSIG_PUT, &a);
+}
+
+static int pg_kt_cosigs_iter(void *v,
+                             int (*cb)(void *ctx, const uint8_t *pk, size_t pk_len, const uint8_t *head,
+                                       size_t head_len, const uint8_t *cosig, size_t cosig_len),
+                             void *ctx) {
+  PGresult *r;
+  int i, rc = 0;
+  if ((r = run(v, Q_KT_COSIGS, NULL)) == NULL) return SOTTO_ERR_STORE;
+  for (i = 0; i < PQntuples(r) && rc == 0; i++)
+    rc = cb(ctx, (const uint8_t *)PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0),
+            (const uint8_t *)PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), (const uint8_t *)PQgetvalue(r, i, 2),
+            (size_t)PQgetlength(r, i, 2));
+  PQclear(r);
+  return rc;
+}
+
+/* By username, in pages (the callback may use the connection: each page's
+ * rows are in memory before it runs). */
+#define PG_ACC_PAGE 1000
+static int pg_accounts_iter(void *v, int (*cb)(void *ctx, const char *user, const uint8_t *ik, size_t ik_len),
+                            void *ctx) {
+  char after[SOTTO_STORE_USER_MAX + 1] = "";
+  for (;;) {
+    struct args a = {0};
+    PGresult *r;
+    int i, n, rc = 0;
+    a_txt(&a, after);
+    a_i64(&a, PG_ACC_PAGE);
+    if ((r = run(v, Q_ACC_ITER, &a)) == NULL) return SOTTO_ERR_STORE;
+    n = PQntuples(r);
+    for (i = 0; i < n && rc == 0; i++) {
+      char user[SOTTO_STORE_USER_MAX + 1];
+      size_t ul = (size_t)PQgetlength(r, i, 0), il = (size_t)PQgetlength(r, i, 1);
+      if (ul == 0 || ul > SOTTO_STORE_USER_MAX) {
+        rc = SOTTO_ERR_STORE; /* cannot be: names are checked before they are stored */
+        break;
+      }
+      memcpy(user, PQgetvalue(r, i, 0), ul);
+      user[ul] = 0;
+      memcpy(after, user, ul + 1);
+      if (il > SOTTO_STORE_MAX_IDENTITY) continue;
+      rc = cb(ctx, user, (const uint8_t *)PQgetvalue(r, i, 1), il);
+    }
+    PQclear(r);
+    if (rc != 0) return rc;
+    if (n < PG_ACC_PAGE) return 0;
+  }
+}
+
 static const struct sotto_store_ops pg_ops = {
     .begin = pg_begin,
     .commit = pg_commit,
@@ -2141,6 +2337,15 @@ static const struct sotto_store_ops pg_ops = {
     .horizon = NULL, /* single writer: the server's own horizon */
     .lock_wait_us = pg_lock_wait_us,
     .txn_retry = pg_txn_retry,
+    /* key transparency (srv_kt.c) */
+    .kt_entry_put = pg_kt_entry_put,
+    .kt_entries_iter = pg_kt_entries_iter,
+    .kt_value_put = pg_kt_value_put,
+    .kt_value_get = pg_kt_value_get,
+    .accounts_iter = pg_accounts_iter,
+    .kt_lock = pg_kt_lock,
+    .kt_cosig_put = pg_kt_cosig_put,
+    .kt_cosigs_iter = pg_kt_cosigs_iter,
 };
 
 
@@ -2362,6 +2567,14 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
        "INSERT INTO recovery(account_id, hash) VALUES($1::bigint, $2)"},
       {"signed device lists", "SELECT account_id, version, ms, ids, list FROM devlists",
        "INSERT INTO devlists(account_id, version, ms, ids, list) VALUES($1::bigint, $2::bigint, $3::bigint, $4, $5)"},
+      /* The key-transparency log goes along whole: a new log under the
+       * same key would look like a fork to every witness and client. */
+      {"key-transparency entries", "SELECT idx, head, upd FROM kt_entries ORDER BY idx",
+       "INSERT INTO kt_entries(idx, head, upd) VALUES($1::bigint, $2, $3)"},
+      {"key-transparency values", "SELECT label, version, value, opening FROM kt_values",
+       "INSERT INTO kt_values(label, version, value, opening) VALUES(convert_from($1, 'UTF8'), $2::bigint, $3, $4)"},
+      {"witness cosignatures", "SELECT witness, size, head, cosig FROM kt_cosigs",
+       "INSERT INTO kt_cosigs(witness, size, head, cosig) VALUES($1, $2::bigint, $3, $4)"},
   };
   struct sotto_store sq;
   sqlite3 *db = NULL;
@@ -2468,7 +2681,7 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
   }
   fprintf(out,
           "import: committed; start the server with --store on the PostgreSQL store and the same --data "
-          "(its tls.key and tls.crt: clients keep their pin)\n");
+          "(its tls.key and tls.crt: clients keep their pin; with --kt, its kt.key: the log's keys)\n");
   rc = 0;
 done:
   if (db) {
@@ -2572,6 +2785,13 @@ int sotto__store_pg_export_sqlite(const char *conninfo, const char *dir, FILE *o
        "INSERT INTO recovery(account_id, hash) VALUES(?, ?)"},
       {"signed device lists", "SELECT account_id, version, ms, encode(ids, 'hex'), encode(list, 'hex') FROM devlists",
        "iiibb", "INSERT INTO devlists(account_id, version, ms, ids, list) VALUES(?, ?, ?, ?, ?)"},
+      /* The key-transparency log, whole (see import). */
+      {"key-transparency entries", "SELECT idx, encode(head, 'hex'), encode(upd, 'hex') FROM kt_entries ORDER BY idx",
+       "ibb", "INSERT INTO kt_entries(idx, head, upd) VALUES(?, ?, ?)"},
+      {"key-transparency values", "SELECT label, version, encode(value, 'hex'), encode(opening, 'hex') FROM kt_values",
+       "tibb", "INSERT INTO kt_values(label, version, value, opening) VALUES(?, ?, ?, ?)"},
+      {"witness cosignatures", "SELECT encode(witness, 'hex'), size, encode(head, 'hex'), encode(cosig, 'hex')"
+       " FROM kt_cosigs", "bibb", "INSERT INTO kt_cosigs(witness, size, head, cosig) VALUES(?, ?, ?, ?)"},
   };
   struct sotto_store sq;
   sqlite3 *db = NULL;
@@ -2667,7 +2887,7 @@ int sotto__store_pg_export_sqlite(const char *conninfo, const char *dir, FILE *o
   }
   began = 0;
   fprintf(out, "export: committed; start the server with --data %s (copy tls.key and tls.crt there from the "
-               "PostgreSQL nodes' --data: clients keep their pin)\n",
+               "PostgreSQL nodes' --data: clients keep their pin; with --kt also kt.key, the log's keys)\n",
           dir);
   rc = 0;
 done:

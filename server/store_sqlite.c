@@ -170,6 +170,9 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS kt_entries(idx INTEGER PRIMARY KEY, head BLOB NOT NULL, upd BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS kt_values(label TEXT PRIMARY KEY, version INTEGER NOT NULL,"
     " value BLOB NOT NULL, opening BLOB NOT NULL);"
+    /* each configured witness's newest accepted cosignature (srv_kt.c) */
+    "CREATE TABLE IF NOT EXISTS kt_cosigs(witness BLOB PRIMARY KEY, size INTEGER NOT NULL, head BLOB NOT NULL,"
+    " cosig BLOB NOT NULL) WITHOUT ROWID;"
     /* signed device lists (docs/multi-device.md): every version, ids as u32 big-endian */
     "CREATE TABLE IF NOT EXISTS devlists(account_id INTEGER NOT NULL, version INTEGER NOT NULL,"
     " ms INTEGER NOT NULL, ids BLOB NOT NULL, list BLOB NOT NULL, PRIMARY KEY(account_id, version))"
@@ -1264,6 +1267,48 @@ static int sq_kt_value_get(void *v, const char *label, uint32_t *version, uint8_
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : SOTTO_ERR_STORE;
 }
 
+static int sq_kt_cosig_put(void *v, const uint8_t pk[32], uint64_t size, const uint8_t *head, size_t head_len,
+                           const uint8_t *cosig, size_t cosig_len) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (size > INT64_MAX || head_len > 4096 || cosig_len > 4096 ||
+      one_shot(s,
+               "INSERT INTO kt_cosigs(witness, size, head, cosig) VALUES(?1, ?2, ?3, ?4)"
+               " ON CONFLICT(witness) DO UPDATE SET size = excluded.size, head = excluded.head,"
+               " cosig = excluded.cosig WHERE kt_cosigs.size <= excluded.size",
+               &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_blob(st, 1, pk, 32, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, (int64_t)size);
+  sqlite3_bind_blob(st, 3, head, (int)head_len, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 4, cosig, (int)cosig_len, SQLITE_STATIC);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_kt_cosigs_iter(void *v,
+                             int (*cb)(void *ctx, const uint8_t *pk, size_t pk_len, const uint8_t *head,
+                                       size_t head_len, const uint8_t *cosig, size_t cosig_len),
+                             void *ctx) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc, r = 0;
+  if (one_shot(s, "SELECT witness, head, cosig FROM kt_cosigs ORDER BY witness LIMIT 256", &st))
+    return SOTTO_ERR_STORE;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const uint8_t *pk = sqlite3_column_blob(st, 0), *h = sqlite3_column_blob(st, 1), *c = sqlite3_column_blob(st, 2);
+    if (!pk || !h || !c) continue;
+    if ((r = cb(ctx, pk, (size_t)sqlite3_column_bytes(st, 0), h, (size_t)sqlite3_column_bytes(st, 1), c,
+                (size_t)sqlite3_column_bytes(st, 2))) != 0)
+      break;
+  }
+  sqlite3_finalize(st);
+  if (r) return r;
+  return rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+}
+
 static int sq_accounts_iter(void *v, int (*cb)(void *ctx, const char *user, const uint8_t *ik, size_t ik_len),
                             void *ctx) {
   struct sq *s = v;
@@ -1582,6 +1627,8 @@ static const struct sotto_store_ops sqlite_ops = {
     .kt_value_put = sq_kt_value_put,
     .kt_value_get = sq_kt_value_get,
     .accounts_iter = sq_accounts_iter,
+    .kt_cosig_put = sq_kt_cosig_put,
+    .kt_cosigs_iter = sq_kt_cosigs_iter,
     .blob_create = sq_blob_create,
     .blob_get = sq_blob_get,
     .blob_commit = sq_blob_commit,

@@ -297,9 +297,10 @@ void sotto__ge_double_mul(struct sotto__ge *r, const uint8_t a[32], const struct
 /* ---- constant time: secret scalars ------------------------------------------
  *
  * r = a*P for a SECRET scalar a (below 2^253) and a public point P: 64
- * unsigned 4-bit windows from the top, four doublings and one addition of
- * a table entry chosen by a masked scan of all 16 entries, for every
- * window whatever its digit (T[0] is the identity: the unified addition
+ * signed 4-bit windows (digits -8..8) from the top, four doublings and one
+ * addition of a table entry chosen by a masked scan of all 9 entries
+ * (0..8 P) and negated by a mask, for every window whatever its digit
+ * (T[0] is the identity: the unified addition
  * formula is complete on this curve, a = -1 square and d not a square). No
  * branch or memory index depends on a; the field arithmetic is branch-free.
  * libsodium's equivalent repeats a subgroup check (a second multiplication)
@@ -369,31 +370,63 @@ static void cached_cmov(struct ge_cached *r, const struct ge_cached *p, uint64_t
   fe_cmov(&r->T2d, &p->T2d, mask);
 }
 
+/* The cached point -q: (Y-X, Y+X, 2Z, -2dT), taken when mask is all ones. */
+static void cached_cneg(struct ge_cached *q, uint64_t mask) {
+  struct ge_cached n;
+  fe zero;
+  memset(&zero, 0, sizeof zero);
+  n.YpX = q->YmX;
+  n.YmX = q->YpX;
+  n.Z2 = q->Z2;
+  sotto__fe_sub(&n.T2d, &zero, &q->T2d);
+  cached_cmov(q, &n, mask);
+  sotto__wipe(&n, sizeof n);
+}
+
 void sotto__ge_mul_ct(struct sotto__ge *r, const uint8_t a[32], const struct sotto__ge *p) {
   struct sotto__ge acc, id;
-  struct ge_cached t[16], sel;
+  struct ge_cached t[9], sel;
+  int8_t e[64];
+  int8_t carry = 0;
   fe d2;
   int i, j;
+  /* Signed radix-16 digits: e[i] in [-8, 8) for i < 63, and e[63] in
+   * [0, 2] since a < 2^253; a = sum e[i] 16^i. Branch-free. */
+  for (i = 0; i < 32; i++) {
+    e[2 * i] = (int8_t)(a[i] & 15);
+    e[2 * i + 1] = (int8_t)(a[i] >> 4);
+  }
+  for (i = 0; i < 63; i++) {
+    e[i] = (int8_t)(e[i] + carry);
+    carry = (int8_t)((e[i] + 8) >> 4);
+    e[i] = (int8_t)(e[i] - carry * 16);
+  }
+  e[63] = (int8_t)(e[63] + carry);
+  /* t[j] = j*P for j = 0..8 (t[0] the identity) */
   sotto__fe_frombytes(&d2, D2_B);
   sotto__ge_identity(&id);
   to_cached(&t[0], &id, &d2);
   acc = *p;
   to_cached(&t[1], &acc, &d2);
-  for (j = 2; j < 16; j++) {
+  for (j = 2; j < 9; j++) {
     add_cached(&acc, &acc, &t[1]);
     to_cached(&t[j], &acc, &d2);
   }
   sotto__ge_identity(r);
   for (i = 63; i >= 0; i--) {
-    uint64_t dgt = (uint64_t)(a[i >> 1] >> (4 * (i & 1))) & 15;
+    uint64_t neg = (uint64_t)((int64_t)e[i] >> 63);           /* all ones when e[i] < 0 */
+    uint64_t mag = (uint64_t)(((int64_t)e[i] ^ (int64_t)neg) - (int64_t)neg); /* |e[i]|, 0..8 */
     dbl_no_t(r, r);
     dbl_no_t(r, r);
     dbl_no_t(r, r);
     sotto__ge_dbl(r, r);
     sel = t[0];
-    for (j = 1; j < 16; j++) cached_cmov(&sel, &t[j], (uint64_t)0 - (((dgt ^ (uint64_t)j) - 1) >> 63));
+    for (j = 1; j < 9; j++) cached_cmov(&sel, &t[j], (uint64_t)0 - (((mag ^ (uint64_t)j) - 1) >> 63));
+    cached_cneg(&sel, neg);
     add_cached(r, r, &sel);
   }
+  sotto__wipe(e, sizeof e);
+  sotto__wipe(&carry, sizeof carry);
   sotto__wipe(&sel, sizeof sel);
   sotto__wipe(t, sizeof t);
   sotto__wipe(&acc, sizeof acc);

@@ -4,13 +4,18 @@
  * proofs and heads verify with libsotto's client functions, the log
  * survives a restart (replay), consistency proofs link old heads to new
  * ones, a witness (libsotto's) follows KT_UPDATES and cosigns, and a log
- * forked by editing the database is refused by that witness. */
+ * forked by editing the database is refused by that witness. The same
+ * suite runs on PostgreSQL (server_kt_pg, tests/server/with_pg.sh), where
+ * `sotto-server export` and `import` carry the log and the witnesses'
+ * cosignatures. */
+#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +27,42 @@
 #include "wire.h"
 
 #define WAIT_MS 5000
+
+static int copy_into(const char *from_dir, const char *to_dir, const char *name) {
+  char from[600], to[600], buf[8192];
+  ssize_t n;
+  int in, out, rc = 0;
+  snprintf(from, sizeof from, "%s/%s", from_dir, name);
+  snprintf(to, sizeof to, "%s/%s", to_dir, name);
+  in = open(from, O_RDONLY);
+  out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (in < 0 || out < 0) rc = -1;
+  while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0)
+    if (write(out, buf, (size_t)n) != n) rc = -1;
+  if (in >= 0) close(in);
+  if (out >= 0) close(out);
+  return rc;
+}
+
+/* Runs SQL on p's store (SQLite file or PostgreSQL database): 0 or -1. */
+static int store_exec(const struct srv_proc *p, const char *sql) {
+  char path[600];
+  sqlite3 *db = NULL;
+  int rc;
+  if (p->store[0]) {
+    char name[32];
+    snprintf(name, sizeof name, "t_%s", p->dir + strlen(p->dir) - 6); /* srvtest.c's database name */
+    return srv_pg_exec(name, sql);
+  }
+  snprintf(path, sizeof path, "%s/sotto.db", p->dir);
+  if (sqlite3_open(path, &db) != SQLITE_OK) {
+    sqlite3_close(db);
+    return -1;
+  }
+  rc = sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+  sqlite3_close(db);
+  return rc;
+}
 
 static const char *const KT_ARGS[] = {"--kt", "1", NULL};
 
@@ -271,6 +312,76 @@ static void test_kt(void) {
   CHECK(run_witness(&p, wst, &id, wout, sizeof wout) == 0 && strstr(wout, "accepted 1 new entries") != NULL);
   sotto_net_close(c);
 
+  /* A server killed (SIGKILL) between batches keeps every entry it
+   * answered for. */
+  srv_kill(&p);
+  CHECK(srv_start(&p, KT_ARGS) == 0);
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  {
+    struct sotto_kt_head hk;
+    CHECK(c && get_head(c, &hk) == 0 && hk.tree_size == h2.tree_size && memcmp(hk.root, h2.root, 32) == 0);
+    vlen = sizeof value;
+    CHECK(c && search_ok(c, &id, "carol", &version, value, &vlen) == 0 && version == 0);
+  }
+  sotto_net_close(c);
+
+  /* `sotto-server export` and `import` (PostgreSQL) carry the log: a
+   * server on the SQLite copy, and one on a PostgreSQL store imported from
+   * that copy, serve the same head and the same proofs. */
+  if (srv_pg()) {
+    struct srv_proc q;
+    struct sotto_kt_head h3;
+    char qstore[sizeof q.store], *out;
+    int st = -1;
+    CHECK(srv_stop(&p) == 0);
+    if (srv_mkdir(&q, "kt-export") != 0) {
+      CHECK(!"data directory");
+      return;
+    }
+    memcpy(qstore, q.store, sizeof qstore);
+    {
+      const char *args[] = {"export", "--store", p.store, q.dir, NULL};
+      out = srv_run_capture(args, &st);
+      CHECK(st == 0 && out && strstr(out, "key-transparency entries"));
+      if (out) {
+        char want[64];
+        snprintf(want, sizeof want, "export: %llu key-transparency entries", (unsigned long long)h2.tree_size);
+        CHECK(strstr(out, want) != NULL);
+      }
+      free(out);
+    }
+    CHECK(copy_into(p.dir, q.dir, "tls.key") == 0 && copy_into(p.dir, q.dir, "tls.crt") == 0 &&
+          copy_into(p.dir, q.dir, "kt.key") == 0);
+    q.store[0] = 0; /* SQLite in q.dir */
+    CHECK(srv_start(&q, KT_ARGS) == 0);
+    c = srv_connect(&q, &ctx, 1);
+    CHECK(c != NULL);
+    CHECK(c && get_head(c, &h3) == 0 && h3.tree_size == h2.tree_size && memcmp(h3.root, h2.root, 32) == 0);
+    vlen = sizeof value;
+    CHECK(c && search_ok(c, &id, "alice", &version, value, &vlen) == 0 && version == 0 &&
+          memcmp(value, ik_a, 33) == 0);
+    sotto_net_close(c);
+    CHECK(srv_stop(&q) == 0);
+    memcpy(q.store, qstore, sizeof q.store);
+    {
+      const char *args[] = {"import", "--store", q.store, q.dir, NULL};
+      out = srv_run_capture(args, &st);
+      CHECK(st == 0 && out && strstr(out, "key-transparency entries") && strstr(out, "key-transparency values"));
+      free(out);
+    }
+    CHECK(srv_start(&q, KT_ARGS) == 0); /* on the imported PostgreSQL store */
+    c = srv_connect(&q, &ctx, 1);
+    CHECK(c != NULL);
+    CHECK(c && get_head(c, &h3) == 0 && h3.tree_size == h2.tree_size && memcmp(h3.root, h2.root, 32) == 0);
+    vlen = sizeof value;
+    CHECK(c && search_ok(c, &id, "carol", &version, value, &vlen) == 0 && version == 0 &&
+          memcmp(value, ik_c, 33) == 0);
+    sotto_net_close(c);
+    CHECK(srv_stop(&q) == 0);
+    srv_rmdir(&q);
+    CHECK(srv_start(&p, KT_ARGS) == 0);
+  } else {
   /* `sotto-server backup` takes the log's keys along: a server started on
    * the copy serves the same head, signed by the same key. */
   {
@@ -295,19 +406,16 @@ static void test_kt(void) {
     srv_rmdir(&q);
     CHECK(srv_start(&p, KT_ARGS) == 0);
   }
+  }
 
   /* A forked log: the newest entry is cut from the database and the
    * server, restarted, logs another registration at the same index. The
    * witness, which accepted the old entry there, refuses the new one. */
   CHECK(srv_stop(&p) == 0);
   {
-    char path[600], sql[128];
-    sqlite3 *db = NULL;
-    snprintf(path, sizeof path, "%s/sotto.db", p.dir);
+    char sql[128];
     snprintf(sql, sizeof sql, "DELETE FROM kt_entries WHERE idx = %llu", (unsigned long long)(h2.tree_size - 1));
-    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
-    sqlite3_close(db);
+    CHECK(store_exec(&p, sql) == 0);
   }
   CHECK(srv_start(&p, KT_ARGS) == 0);
   CHECK(reg(&p, &ctx, "dave", ik_d) == 0);
@@ -453,6 +561,37 @@ static void test_kt_cosign(void) {
     CHECK(head_with_cosigs(c, hb, got, &ncos) == 0 && ncos == 1);
     sotto_net_close(c);
   }
+  /* A DATA/kt.cosigs file of an older server is moved into the store at
+   * start (and removed); a record in it that does not verify is dropped. */
+  CHECK(srv_stop(&p) == 0);
+  CHECK(store_exec(&p, "DELETE FROM kt_cosigs") == 0);
+  {
+    char path[600];
+    uint8_t rec[1 + 2 * (32 + SOTTO_KT_HEAD_LEN + SOTTO_KT_COSIG_LEN)];
+    FILE *f;
+    rec[0] = 2;
+    memcpy(rec + 1, pk, 32);
+    memcpy(rec + 33, hb, SOTTO_KT_HEAD_LEN);
+    memcpy(rec + 33 + SOTTO_KT_HEAD_LEN, cos, SOTTO_KT_COSIG_LEN);
+    memcpy(rec + 225, other, 32); /* not a configured witness */
+    memcpy(rec + 257, hb, SOTTO_KT_HEAD_LEN);
+    memcpy(rec + 257 + SOTTO_KT_HEAD_LEN, cos, SOTTO_KT_COSIG_LEN);
+    snprintf(path, sizeof path, "%s/kt.cosigs", p.dir);
+    CHECK((f = fopen(path, "wb")) != NULL);
+    if (f) {
+      CHECK(fwrite(rec, 1, sizeof rec, f) == sizeof rec);
+      fclose(f);
+    }
+    CHECK(chmod(path, 0600) == 0);
+    CHECK(srv_start(&p, args) == 0);
+    CHECK(access(path, F_OK) != 0);
+  }
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  if (c) {
+    CHECK(head_with_cosigs(c, hb, got, &ncos) == 0 && ncos == 1 && sotto_kt_cosig_verify(got, pk, &h, &id) == 0);
+    sotto_net_close(c);
+  }
   /* The log moves on: the old cosignature is not served with the new head,
    * and a cosignature of the old head is refused as stale. */
   memcpy(old, hb, sizeof old);
@@ -471,13 +610,57 @@ static void test_kt_cosign(void) {
   srv_rmdir(&p);
 }
 
+/* Backfill: accounts made while the server ran without --kt are logged at
+ * the next start with it (version 0, their identity key), once. */
+static void test_kt_backfill(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct sotto_net *c;
+  struct sotto_kt_log_id id;
+  struct sotto_kt_head h1, h2;
+  uint8_t ik[3][33], value[SOTTO_KT_MAX_VALUE_LEN];
+  static const char *const names[3] = {"una", "vic", "wes"};
+  uint32_t version;
+  size_t vlen, n;
+  char *log;
+  int i;
+  CHECK(srv_mkdir(&p, "ktbackfill") == 0);
+  CHECK(srv_start(&p, NULL) == 0);
+  for (i = 0; i < 3; i++) CHECK(reg(&p, &ctx, names[i], ik[i]) == 0);
+  CHECK(srv_stop(&p) == 0);
+  CHECK(srv_start(&p, KT_ARGS) == 0);
+  log_id_of(&p, &id);
+  log = tu_read_file(p.log, &n);
+  CHECK(log && strstr(log, "event=kt_backfill accounts=3"));
+  free(log);
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  CHECK(c && get_head(c, &h1) == 0 && h1.tree_size == 1 && sotto_kt_head_verify(&h1, &id) == 0);
+  for (i = 0; c && i < 3; i++) {
+    vlen = sizeof value;
+    CHECK(search_ok(c, &id, names[i], &version, value, &vlen) == 0 && version == 0 && vlen == 33 &&
+          memcmp(value, ik[i], 33) == 0);
+  }
+  sotto_net_close(c);
+  /* Once: the next start logs nothing more. */
+  CHECK(srv_stop(&p) == 0);
+  CHECK(srv_start(&p, KT_ARGS) == 0);
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c != NULL);
+  CHECK(c && get_head(c, &h2) == 0 && h2.tree_size == 1 && memcmp(h2.root, h1.root, 32) == 0);
+  sotto_net_close(c);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
   signal(SIGPIPE, SIG_IGN);
   if (sodium_init() < 0) return 1;
-  if (srv_pg()) return 77; /* --kt is SQLite-only for now */
   test_kt();
   test_kt_cosign();
+  test_kt_backfill();
   return test_done("test_server_kt");
 }

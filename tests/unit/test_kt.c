@@ -67,6 +67,47 @@ static void test_ed_vt(void) {
   }
 }
 
+/* The constant-time multiplication (the VRF's secret scalars) against
+ * libsodium: random scalars and ones whose signed digits sit on the edges
+ * (every nibble 8, 7 or 15: the largest negative and positive digits and
+ * the longest carry chains), up to q - 1. */
+static void test_ge_mul_ct(void) {
+  static const uint8_t q_minus_1[32] = {0xec, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7,
+                                        0xa2, 0xde, 0xf9, 0xde, 0x14, 0,    0,    0,    0,    0,    0,
+                                        0,    0,    0,    0,    0,    0,    0,    0,    0,    0x10};
+  int i, ok = 1;
+  for (i = 0; i < 72; i++) {
+    uint8_t r[32], a[32], p[32], want[32], got[32];
+    struct sotto__ge gp, res;
+    crypto_core_ed25519_scalar_random(r);
+    crypto_core_ed25519_scalar_random(a);
+    if (i < 3) {
+      memset(a, i == 0 ? 0x88 : i == 1 ? 0x77 : 0xff, 32);
+      a[31] = 0x0f; /* below q */
+    } else if (i == 3) {
+      memcpy(a, q_minus_1, 32);
+    } else if (i == 4) {
+      memset(a, 0, 32);
+      a[0] = 8; /* a single digit 8: one negative window and a carry */
+    } else if (i == 5) {
+      memset(a, 0, 32);
+      a[31] = 0x10; /* 2^252 */
+    }
+    if (crypto_scalarmult_ed25519_base_noclamp(p, r) != 0 || crypto_scalarmult_ed25519_noclamp(want, a, p) != 0 ||
+        sotto__ge_decode(&gp, p) != 0) {
+      ok = 0;
+      continue;
+    }
+    sotto__ge_mul_ct(&res, a, &gp);
+    sotto__ge_encode(got, &res);
+    if (memcmp(got, want, 32) != 0) {
+      fprintf(stderr, "ge_mul_ct differs from libsodium for scalar %d\n", i);
+      ok = 0;
+    }
+  }
+  CHECK(ok);
+}
+
 /* ---- log tree -------------------------------------------------------------- */
 
 static void ref_node(uint8_t out[32], const uint8_t *l, int ll, const uint8_t *r, int rl) {
@@ -557,6 +598,7 @@ out:
 int main(void) {
   if (sodium_init() < 0) return 1;
   test_ed_vt();
+  test_ge_mul_ct();
   test_log();
   test_prefix();
   test_versions();
