@@ -216,7 +216,9 @@ struct metrics {
       auth_fail, bundles, commits, commit_failures, batch_ops, expired, rate_limited;
   uint64_t commit_retries; /* batches run again after losing a race with another node (cluster) */
   uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
-  uint64_t errors[32];
+  /* Answers and CLOSEs per error code: one slot per code 1..255 (the
+   * wire's codes are below 256 today), slot 0 for any code above that. */
+  uint64_t errors[256];
 };
 
 /* The batch in flight: its ops list and results belong to the store thread
@@ -474,6 +476,10 @@ static inline int sotto__srv_cluster_limit(struct srv *s, char mode, const struc
 #endif
 
 /* ---- srv_metrics.c ---- */
+/* Counts one ERR or CLOSE with this code (sotto_errors_total). */
+static inline void sotto__srv_error_count(struct srv *s, int code) {
+  s->m.errors[code > 0 && code < 256 ? code : 0]++;
+}
 void sotto__srv_metrics_feed(struct srv *s, struct conn *c, const uint8_t *p, size_t n);
 
 #endif

@@ -1642,6 +1642,62 @@ static void test_account_delete(void) {
   srv_rmdir(&p);
 }
 
+/* Error metrics count every code on its own: codes above 31 (33 "needs
+ * protocol version 2", 36 "no such attachment") are not folded into the
+ * low ones (1 "unsupported version", 4 "authentication failed"), which this
+ * test never provokes. */
+static void test_error_metrics(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account alice = {"alice", 0, {0}};
+  struct sotto_net *a = NULL, *old = NULL;
+  struct sotto_srv_blob_req m;
+  struct sotto_net_event ans;
+  uint8_t id[16], buf[64];
+  size_t len;
+  char *met;
+  int i, rc;
+  if (srv_mkdir(&p, "errmetrics") != 0 || srv_start(&p, NULL) != 0) {
+    CHECK(!"server starts");
+    return;
+  }
+  rc = do_register(&p, &ctx, &alice);
+  REQUIRE_VOID(rc == 0);
+  /* A version-1 client: DEVLIST_GET is refused with code 33. */
+  old = srv_connect(&p, &ctx, 0);
+  REQUIRE_VOID(old != NULL);
+  CHECK_RC(sotto_net_hello(old, 1), 0);
+  CHECK_RC(sotto_net_auth(old, alice.name, alice.dev, alice.secret, NULL, NULL), 0);
+  for (i = 0; i < 3; i++) CHECK_RC(sotto_net_devlist_get(old, "alice", buf, sizeof buf, &len), 33);
+  sotto_net_close(old); /* one live connection per device */
+  a = login(&p, &ctx, &alice);
+  REQUIRE_VOID(a != NULL);
+  /* An attachment that never existed: code 36, twice. */
+  memset(&m, 0, sizeof m);
+  randombytes_buf(id, sizeof id);
+  m.id = id;
+  for (i = 0; i < 2; i++) {
+    CHECK_RC(sotto_net_blob(a, SOTTO_SRV_BLOB_STAT, &m, &ans), 36);
+    sotto_net_event_clear(&ans);
+  }
+  met = srv_metrics(&p);
+  CHECK(met != NULL);
+  if (met) {
+    CHECK(strstr(met, "sotto_errors_total{code=\"33\",reason=\"this request needs protocol version 2: upgrade the "
+                      "client\"} 3\n") != NULL);
+    CHECK(strstr(met, "sotto_errors_total{code=\"36\",reason=\"no such attachment: expired, fetched by every "
+                      "recipient, or never stored\"} 2\n") != NULL);
+    CHECK(strstr(met, "sotto_errors_total{code=\"1\",") == NULL);
+    CHECK(strstr(met, "sotto_errors_total{code=\"4\",") == NULL);
+    CHECK(strstr(met, "code=\"other\"") == NULL);
+  }
+  free(met);
+  sotto_net_close(a);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -1665,5 +1721,6 @@ int main(int argc, char **argv) {
   test_pg_stall();
   test_pg_schema();
   test_account_delete();
+  test_error_metrics();
   return test_done("test_server");
 }
