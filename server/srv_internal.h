@@ -215,6 +215,7 @@ struct metrics {
   uint64_t conns_total, conns_rejected, tls_failed, msgs_in, msgs_out, acks, registrations, auth_ok,
       auth_fail, bundles, commits, commit_failures, batch_ops, expired, rate_limited;
   uint64_t commit_retries; /* batches run again after losing a race with another node (cluster) */
+  uint64_t commit_serial_planned, commit_serial_rerun; /* cluster: batches under the exclusive order lock */
   uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
   /* Answers and CLOSEs per error code: one slot per code 1..255 (the
    * wire's codes are below 256 today), slot 0 for any code above that. */
@@ -233,6 +234,7 @@ struct batch {
   int64_t t_start_us, t_done_us, commit_us, lock_us; /* stage timings (store thread -> I/O thread) */
   int64_t oldest_us; /* arrival of the batch's oldest op */
   int retries;       /* attempts run again after losing a race with another node */
+  int serial_planned, serial_reruns; /* cluster: exclusive order lock asked up front / after breaking the order */
 };
 
 struct srv_cluster;

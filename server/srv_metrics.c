@@ -96,6 +96,10 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     (unsigned long long)s->m.commit_failures);
   P("# TYPE sotto_commit_retries_total counter\nsotto_commit_retries_total %llu\n",
     (unsigned long long)s->m.commit_retries);
+  if (s->cl)
+    P("# TYPE sotto_commit_serial_total counter\nsotto_commit_serial_total{why=\"planned\"} %llu\n"
+      "sotto_commit_serial_total{why=\"rerun\"} %llu\n",
+      (unsigned long long)s->m.commit_serial_planned, (unsigned long long)s->m.commit_serial_rerun);
   P("# TYPE sotto_commit_batch_size histogram\n");
   for (i = 0; i < 5; i++) {
     cum += s->m.batch_hist[i];
