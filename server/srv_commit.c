@@ -391,7 +391,9 @@ void sotto__srv_batch_start(struct srv *s) {
       c->bt_bytes = 0;
       c->bt_full = 0;
     }
-    if (c->bt_full || (c->bt_n > 0 && (c->bt_n >= BATCH_CONN_OPS || c->bt_bytes + cost > BATCH_CONN_BYTES))) {
+    /* pool_n: its earlier requests are still with the read pool (srv_pool.c). */
+    if (c->bt_full || c->pool_n ||
+        (c->bt_n > 0 && (c->bt_n >= BATCH_CONN_OPS || c->bt_bytes + cost > BATCH_CONN_BYTES))) {
       c->bt_full = 1;
       pp = &o->next;
       continue;
@@ -502,6 +504,10 @@ static void batch_finish(struct srv *s, const struct batch *b) {
 static void free_list(struct conn **list) {
   while (*list) {
     struct conn *c = *list;
+    if (c->pool_n) { /* a read pool worker still has one of its requests: kept in the list */
+      list = &c->znext;
+      continue;
+    }
     *list = c->znext;
     sodium_memzero(c, sizeof *c);
     free(c);
@@ -526,6 +532,12 @@ void sotto__srv_batch_turn(struct srv *s) {
   sotto__srv_batch_start(s);
   batch_finish(s, &done);
   free_list(&dropped);
+  while (dropped) { /* kept for the read pool: freed at a later turn */
+    struct conn *c = dropped;
+    dropped = c->znext;
+    c->znext = s->zombies;
+    s->zombies = c;
+  }
 }
 
 /* Removes queued ops of dropped connections (before their structs go). */

@@ -134,6 +134,7 @@ static void metrics_answer(struct srv *s, struct conn *c) {
   if (s->m.errors[0])
     P("sotto_errors_total{code=\"other\",reason=\"unknown error\"} %llu\n", (unsigned long long)s->m.errors[0]);
   if (s->cl && n < cap) n += sotto__srv_cluster_metrics(s, body + n, cap - n);
+  if (s->pool && n < cap) n += sotto__srv_pool_metrics(s, body + n, cap - n);
 #undef P
   if (n >= cap) n = cap - 1;
   snprintf(hdr, sizeof hdr,
