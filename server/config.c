@@ -118,6 +118,9 @@ static const struct opt opts[] = {
     {"auth-timeout", T_INT, O(auth_timeout_s), 1, 3600, "seconds for TLS handshake + HELLO + AUTH (10)"},
     {"max-devices", T_INT, O(max_devices), 1, SOTTO_SRV_MAX_DEVICES, "devices per account (6)"},
     {"log-level", T_INT, O(log_level), 0, 2, "0 errors, 1 info, 2 debug (1)"},
+    {"pg-pool", T_INT, O(pg_pool), 0, 64,
+     "PostgreSQL store: read-only connections, each with a thread, that answer AUTH, DEVICES, DEVLIST_GET and "
+     "BUNDLE without a one-time key outside the commit batch; 0: those run in the batch (2)"},
 };
 
 void sotto_srv_config_defaults(struct sotto_srv_config *c) {
@@ -173,6 +176,7 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->auth_timeout_s = 10;
   c->max_devices = 6;
   c->log_level = 1;
+  c->pg_pool = 2;
 }
 
 /* redis://HOST:PORT: a host without '@' or '/', a port 1-65535. */

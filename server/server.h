@@ -60,6 +60,7 @@ struct sotto_srv_config {
   int auth_timeout_s;   /* TLS handshake + HELLO + AUTH */
   int max_devices;      /* per account */
   int log_level;        /* 0 error, 1 info, 2 debug */
+  int pg_pool;          /* PostgreSQL: read-only connections (and threads) for AUTH, DEVICES, DEVLIST_GET, BUNDLE */
 };
 
 void sotto_srv_config_defaults(struct sotto_srv_config *c);

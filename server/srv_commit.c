@@ -172,6 +172,31 @@ static int sp_undo(const struct sotto_store_ops *ops, void *st, int light) {
   return light ? ops->txn_alive(st) : ops->rollback_to(st);
 }
 
+/* Shared store (cluster): 1 if the batch may lock rows outside the store's
+ * lock order (store.h, "Shared mode"): anything but envelopes, ACKs and the
+ * requests that only read or take a one-time key. Such a batch takes the
+ * order lock exclusively from the start; a batch that breaks the order
+ * anyway is stopped by the store and run again so (txn_retry 2). */
+static int batch_serial(const struct batch *b) {
+  const struct op *o;
+  if (b->expire) return 1;
+  for (o = b->ops; o; o = o->next)
+    switch (o->type) {
+      case SOTTO_SRV_SEND:
+      case SOTTO_SRV_SEND_MULTI:
+      case SOTTO_SRV_ACK:
+      case SOTTO_SRV_AUTH:
+      case SOTTO_SRV_BUNDLE:
+      case SOTTO_SRV_DEVICES:
+      case SOTTO_SRV_DEVLIST_GET:
+      case SOTTO_SRV_EPOCH:
+        break;
+      default:
+        return 1;
+    }
+  return 0;
+}
+
 /* The group commit, on the store thread (or inline): every op of the batch
  * in one transaction, then the expiry run if one is due. */
 /* One attempt at a batch: begin, every op in its own savepoint, expiry,
@@ -183,6 +208,13 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
   int rc;
   *deletes = 0;
   if ((rc = ops->begin(st)) != 0) return rc;
+  if (s->cl && ops->txn_serial && batch_serial(b)) {
+    if ((rc = ops->txn_serial(st)) != 0) {
+      ops->rollback(st);
+      return rc;
+    }
+    b->serial_planned = 1;
+  }
   /* Each op runs in its own savepoint: an op the store refuses (a
    * constraint, a full disk) is undone alone; the other clients' ops in the
    * batch commit. Only a failure that leaves the backend's caches unsure
@@ -257,6 +289,7 @@ static void batch_exec(struct srv *s, struct batch *b) {
   b->scrub_need = 0;
   b->t_start_us = sotto__srv_mono_us();
   b->retries = 0;
+  b->serial_planned = b->serial_reruns = 0;
   b->commit_us = b->lock_us = -1;
   if (!b->ops && !b->expire) {
     /* Only a WAL scrub was due. */
@@ -269,9 +302,13 @@ static void batch_exec(struct srv *s, struct batch *b) {
   /* A shared store (cluster) may lose a deadlock to another node's
    * transaction: nothing of the batch is committed, so it runs again (a few
    * times at most; then its requests are refused as any failed batch). */
-  for (int tries = 0; rc != 0 && tries < 3 && s->store.ops->txn_retry && s->store.ops->txn_retry(s->store.impl);
+  for (int tries = 0, why = 0; rc != 0 && tries < 3 && s->store.ops->txn_retry &&
+                              (why = s->store.ops->txn_retry(s->store.impl)) != 0;
        tries++) {
-    b->retries++;
+    if (why == 2)
+      b->serial_reruns++; /* stopped before breaking the lock order: now exclusively */
+    else
+      b->retries++;
     batch_reset(b);
     rc = batch_try(s, b, &deletes);
   }
@@ -354,7 +391,9 @@ void sotto__srv_batch_start(struct srv *s) {
       c->bt_bytes = 0;
       c->bt_full = 0;
     }
-    if (c->bt_full || (c->bt_n > 0 && (c->bt_n >= BATCH_CONN_OPS || c->bt_bytes + cost > BATCH_CONN_BYTES))) {
+    /* pool_n: its earlier requests are still with the read pool (srv_pool.c). */
+    if (c->bt_full || c->pool_n ||
+        (c->bt_n > 0 && (c->bt_n >= BATCH_CONN_OPS || c->bt_bytes + cost > BATCH_CONN_BYTES))) {
       c->bt_full = 1;
       pp = &o->next;
       continue;
@@ -430,6 +469,8 @@ static void batch_finish(struct srv *s, const struct batch *b) {
   if (rc == 0 && b->notice_max_id > s->horizon) s->horizon = b->notice_max_id;
   if (b->t_done_us) sotto__srv_stage_add(&s->m.stage[STAGE_ANSWER], sotto__srv_mono_us() - b->t_done_us);
   s->m.commit_retries += (uint64_t)b->retries;
+  s->m.commit_serial_planned += (uint64_t)b->serial_planned;
+  s->m.commit_serial_rerun += (uint64_t)b->serial_reruns;
   if (b->commit_us >= 0) sotto__srv_stage_add(&s->m.stage[STAGE_COMMIT], b->commit_us);
   if (b->lock_us > 0) sotto__srv_stage_add(&s->m.stage[STAGE_LOCK], b->lock_us);
   if (b->oldest_us) sotto__srv_stage_add(&s->m.stage[STAGE_QUEUE], b->t_start_us - b->oldest_us);
@@ -463,6 +504,10 @@ static void batch_finish(struct srv *s, const struct batch *b) {
 static void free_list(struct conn **list) {
   while (*list) {
     struct conn *c = *list;
+    if (c->pool_n) { /* a read pool worker still has one of its requests: kept in the list */
+      list = &c->znext;
+      continue;
+    }
     *list = c->znext;
     sodium_memzero(c, sizeof *c);
     free(c);
@@ -487,6 +532,12 @@ void sotto__srv_batch_turn(struct srv *s) {
   sotto__srv_batch_start(s);
   batch_finish(s, &done);
   free_list(&dropped);
+  while (dropped) { /* kept for the read pool: freed at a later turn */
+    struct conn *c = dropped;
+    dropped = c->znext;
+    c->znext = s->zombies;
+    s->zombies = c;
+  }
 }
 
 /* Removes queued ops of dropped connections (before their structs go). */

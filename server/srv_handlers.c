@@ -1127,5 +1127,6 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
     if (rc == SOTTO_SRV_E_AUTH_RATE) sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_AUTH_RATE);
     return;
   }
+  if (sotto__srv_pool_take(s, o)) return; /* a read the pool answers (srv_pool.c) */
   sotto__srv_op_enqueue(s, o);
 }

@@ -10,6 +10,7 @@
  *   srv_commit.c    the group-commit pipeline (batches, store thread, disk reserve)
  *   srv_limits.c    the rate limits and quotas checked before a request is queued
  *   srv_metrics.c   the Prometheus endpoint
+ *   srv_pool.c      the read pool (--pg-pool): reads answered outside the batch
  *
  * One thread does all I/O with epoll over non-blocking sockets. Requests that
  * touch the store become "ops" in a batch; the batch runs inside ONE store
@@ -125,6 +126,12 @@ struct conn {
   uint64_t cl_gen;    /* cluster mode: this connection's number in the device registry (srv_cluster.c) */
   uint8_t cl_quiet;   /* cluster mode: a live connection paging new envelopes: no DRAINED at the end */
   uint8_t auth_hash[32]; /* the secret hash this connection authenticated with (ROTATE_SECRET keeps it as the previous one) */
+  /* The read pool (srv_pool.c): this connection's requests handed to it and
+   * not answered yet, in request order (pnext); the first is the one a
+   * worker has. Its batch requests wait while pool_n > 0, and the dropped
+   * connection is freed only at 0. */
+  struct op *pq_head, *pq_tail;
+  uint32_t pool_n;
 };
 
 /* A request parsed once, when its frame arrives: the fields point into
@@ -162,6 +169,9 @@ struct srv_devlist {
 /* An op: a request waiting for the next group commit. */
 struct op {
   struct op *next;
+  struct op *pnext;  /* the read pool: the connection's next pooled request (srv_pool.c) */
+  uint8_t pool_redo; /* the read pool: an AUTH that must write: it goes on to the batch */
+  uint8_t pool_err;  /* the read pool: the query failed (answered as a failed batch would be) */
   struct conn *c;
   const struct srv_handler *h;
   uint8_t type;
@@ -215,8 +225,11 @@ struct metrics {
   uint64_t conns_total, conns_rejected, tls_failed, msgs_in, msgs_out, acks, registrations, auth_ok,
       auth_fail, bundles, commits, commit_failures, batch_ops, expired, rate_limited;
   uint64_t commit_retries; /* batches run again after losing a race with another node (cluster) */
+  uint64_t commit_serial_planned, commit_serial_rerun; /* cluster: batches under the exclusive order lock */
   uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
-  uint64_t errors[32];
+  /* Answers and CLOSEs per error code: one slot per code 1..255 (the
+   * wire's codes are below 256 today), slot 0 for any code above that. */
+  uint64_t errors[256];
 };
 
 /* The batch in flight: its ops list and results belong to the store thread
@@ -231,6 +244,7 @@ struct batch {
   int64_t t_start_us, t_done_us, commit_us, lock_us; /* stage timings (store thread -> I/O thread) */
   int64_t oldest_us; /* arrival of the batch's oldest op */
   int retries;       /* attempts run again after losing a race with another node */
+  int serial_planned, serial_reruns; /* cluster: exclusive order lock asked up front / after breaking the order */
 };
 
 struct srv_cluster;
@@ -276,6 +290,7 @@ struct srv {
   pthread_cond_t cv, done_cv;
   int job, done, quit;
   struct srv_kt *kt; /* the key-transparency log (srv_kt.c), or NULL without --kt */
+  struct srv_pool *pool; /* the read pool (srv_pool.c), or NULL */
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -473,7 +488,26 @@ static inline int sotto__srv_cluster_limit(struct srv *s, char mode, const struc
 }
 #endif
 
+/* ---- srv_pool.c: the read pool (--pg-pool) ---- */
+/* Opens the pool's store connections and starts its threads (PostgreSQL
+ * store and pg-pool > 0; else nothing): 0, or -1 with a sentence on stderr. */
+int sotto__srv_pool_open(struct srv *s);
+/* Waits for what the pool still has, answers it, stops the threads. */
+void sotto__srv_pool_close(struct srv *s);
+/* I/O thread, instead of queueing op o for the batch: 1 if the pool took
+ * it (a read it serves, and nothing of its connection in the batch). */
+int sotto__srv_pool_take(struct srv *s, struct op *o);
+/* I/O thread, every loop turn: answers what the pool finished. */
+void sotto__srv_pool_turn(struct srv *s);
+/* Answers everything the pool has (shutdown, before connections go). */
+void sotto__srv_pool_drain(struct srv *s);
+size_t sotto__srv_pool_metrics(struct srv *s, char *out, size_t cap);
+
 /* ---- srv_metrics.c ---- */
+/* Counts one ERR or CLOSE with this code (sotto_errors_total). */
+static inline void sotto__srv_error_count(struct srv *s, int code) {
+  s->m.errors[code > 0 && code < 256 ? code : 0]++;
+}
 void sotto__srv_metrics_feed(struct srv *s, struct conn *c, const uint8_t *p, size_t n);
 
 #endif

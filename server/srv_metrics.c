@@ -54,7 +54,7 @@ static int health_answer(struct srv *s, struct conn *c) {
 
 static void metrics_answer(struct srv *s, struct conn *c) {
   char *body;
-  size_t cap = 16384, n = 0;
+  size_t cap = 32768, n = 0;
   int64_t qc = 0, qb = 0;
   int i;
   char hdr[128];
@@ -96,6 +96,10 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     (unsigned long long)s->m.commit_failures);
   P("# TYPE sotto_commit_retries_total counter\nsotto_commit_retries_total %llu\n",
     (unsigned long long)s->m.commit_retries);
+  if (s->cl)
+    P("# TYPE sotto_commit_serial_total counter\nsotto_commit_serial_total{why=\"planned\"} %llu\n"
+      "sotto_commit_serial_total{why=\"rerun\"} %llu\n",
+      (unsigned long long)s->m.commit_serial_planned, (unsigned long long)s->m.commit_serial_rerun);
   P("# TYPE sotto_commit_batch_size histogram\n");
   for (i = 0; i < 5; i++) {
     cum += s->m.batch_hist[i];
@@ -123,11 +127,14 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     }
   }
   P("# TYPE sotto_errors_total counter\n");
-  for (i = 1; i < 32; i++)
+  for (i = 1; i < 256; i++)
     if (s->m.errors[i])
       P("sotto_errors_total{code=\"%d\",reason=\"%s\"} %llu\n", i, sotto__srv_code_str((unsigned)i),
         (unsigned long long)s->m.errors[i]);
+  if (s->m.errors[0])
+    P("sotto_errors_total{code=\"other\",reason=\"unknown error\"} %llu\n", (unsigned long long)s->m.errors[0]);
   if (s->cl && n < cap) n += sotto__srv_cluster_metrics(s, body + n, cap - n);
+  if (s->pool && n < cap) n += sotto__srv_pool_metrics(s, body + n, cap - n);
 #undef P
   if (n >= cap) n = cap - 1;
   snprintf(hdr, sizeof hdr,

@@ -346,8 +346,15 @@ struct sotto_store_ops {
   int64_t (*lock_wait_us)(void *s);
   /* Optional: 1 if the last transaction failed only because it lost a race
    * with another node's (a deadlock or serialization failure): running it
-   * again may succeed. */
+   * again may succeed. 2 if it was stopped because it would have broken the
+   * cluster's lock order (shared mode, below): running it again takes the
+   * order lock exclusively and succeeds. */
   int (*txn_retry)(void *s);
+  /* Optional (shared mode): called right after begin, before any other
+   * call: this transaction will lock rows outside the lock order (device
+   * changes, the expiry run, ...), so it takes the cluster-wide order lock
+   * exclusively. 0, or an error if it is too late for this transaction. */
+  int (*txn_serial)(void *s);
 };
 
 /* Single-process assumptions.
@@ -392,10 +399,11 @@ struct sotto_store_ops {
  *    Paging after a cursor therefore never skips an envelope, and
  *    ops->horizon says "everything committed" (INT64_MAX). The proof is in
  *    docs/scaling.md ("Delivery horizon"). Nodes' transactions run
- *    concurrently; two that lock rows in different orders across several
- *    statements (rare: more than W_MAX_ROWS writes, a quota read, a device
- *    change) may deadlock: PostgreSQL aborts one, which txn_retry reports
- *    and the server runs again.
+ *    concurrently and take their locks in one total order, so that none
+ *    can deadlock with another (docs/scaling.md, "Lock order"): an advisory
+ *    order lock first (shared), then device rows in increasing devkey order
+ *    over the whole transaction; anything else only under the order lock
+ *    taken exclusively (txn_serial, or a rerun that txn_retry reports as 2).
  *  - Counters: the routing cache lives for one transaction (the device's
  *    queue counters are read from its row, which the insert updates: exact
  *    up to batches committing at the same moment on other nodes); the

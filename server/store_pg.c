@@ -244,7 +244,7 @@ static const struct {
                    " ON d.devkey = s.devkey JOIN accounts a ON a.id = d.account_id WHERE s.devkey = $1"},
     [Q_OT_TAKE] = {"ii",
                    "DELETE FROM onetime WHERE (devkey, kind, key_id) = (SELECT devkey, kind, key_id"
-                   " FROM onetime WHERE devkey = $1 AND kind = $2 ORDER BY key_id LIMIT 1)"
+                   " FROM onetime WHERE devkey = $1 AND kind = $2 ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)"
                    " RETURNING key_id, blob"},
     [Q_LR_GET] = {"i", "SELECT key_id, blob FROM last_resort WHERE devkey = $1"},
     /* Every envelope of a batch in one statement (arrays bound in binary),
@@ -395,8 +395,13 @@ static const struct {
     [Q_ACC_ITER] = {"ti", "SELECT username, identity FROM accounts WHERE username > $1 ORDER BY username LIMIT $2"},
 };
 
-enum { CTL_BEGIN, CTL_SAVEPOINT, CTL_RELEASE, CTL_ROLLBACK_TO };
-static const char *const ctl_sql[] = {"BEGIN", "SAVEPOINT op", "RELEASE op", "ROLLBACK TO op"};
+enum { CTL_BEGIN, CTL_SAVEPOINT, CTL_RELEASE, CTL_ROLLBACK_TO, CTL_ORDER_SHARED, CTL_ORDER_EXCL };
+/* The order lock's key (PG_ORDER_KEY) is spelled out in the last two. */
+static const char *const ctl_sql[] = {"BEGIN", "SAVEPOINT op", "RELEASE op", "ROLLBACK TO op",
+                                      "SELECT pg_advisory_xact_lock_shared(126922532351747)",
+                                      "SELECT pg_advisory_xact_lock(126922532351747)"};
+#define PG_ORDER_KEY 126922532351747LL /* "sotto" + 3: the cluster-wide lock order */
+_Static_assert(PG_ORDER_KEY == PG_LOCK_KEY + 2, "the order lock's key follows the migrate lock's");
 
 
 /* The routing cache: (username, device id) -> devkey and the device's queue
@@ -465,6 +470,13 @@ struct pg {
   struct col lock; /* shared: the devkeys a flush locks first (Q_DEV_LOCK) */
   int retry;       /* the last failure lost a deadlock (40P01) or a serialization race (40001) */
   int dc_lost;     /* shared: the routing cache was emptied inside the open transaction */
+  /* Shared mode: the cluster-wide lock order (order_*, store.h "Shared mode"). */
+  int lk_excl;      /* this transaction holds the order lock exclusively */
+  int lk_next_excl; /* the next one takes it exclusively: this one had to break the order */
+  int64_t lk_max;   /* the highest device row this transaction locked (0: none yet) */
+  int64_t *lk_set;  /* the device rows it locked: open addressing, 0 = empty slot */
+  int lk_in;        /* inside a transaction (statements outside one hold no locks after them) */
+  size_t lk_n, lk_cap;
 };
 
 struct args {
@@ -612,10 +624,194 @@ static int reads_writes(const struct pg *s, int q) {
     case Q_KT_COSIG_PUT:
     case Q_KT_COSIGS:
     case Q_ACC_ITER:
+    /* the signed device lists (every SEND asks): no envelope in them */
+    case Q_DEVLIST_IDS:
+    case Q_DEVLIST_GET:
       return 0;
     default:
       return 1;
   }
+}
+
+/* ---- shared mode: one lock order for every node's transactions -------------------- *
+ *
+ * Nodes' batches run concurrently on the same rows. A deadlock needs two
+ * transactions that each wait for a lock the other holds; it cannot happen
+ * if every transaction takes its locks in one total order. The order here:
+ *  1. first, the order lock: an advisory lock every transaction of a node
+ *     takes before anything else (shared; exclusive, see 3);
+ *  2. then device rows, in increasing devkey order across the whole
+ *     transaction (each flush locks its rows in one ordered statement,
+ *     Q_DEV_LOCK; a single-row device update is a flush of one row);
+ *  3. any other row lock (an account, a key upload, a blob, a deletion, the
+ *     expiry run, whose UPDATE takes device rows in no order) only under the
+ *     order lock taken exclusively, i.e. with no other node's batch running.
+ * Statements that lock nothing another transaction holds (reads, a one-time
+ * key taken with SKIP LOCKED, the id sequence) need no place in the order.
+ * A transaction that would break the order under the shared lock is stopped
+ * before the statement is sent and reported by txn_retry as 2: the server
+ * runs the batch again, and this time order_begin takes the lock
+ * exclusively. The server asks for the exclusive lock up front
+ * (txn_serial) for batches it knows need it. */
+
+/* Device rows: 1, a row or class of rows that needs the exclusive lock: 2,
+ * no lock another transaction could hold: 0. Unknown statements (a new
+ * query) count as 2, which is safe. */
+static int order_class(int q) {
+  switch (q) {
+    case Q_ACC_GET:
+    case Q_DEV_MAX:
+    case Q_DEV_LOOKUP:
+    case Q_DEV_ROUTE:
+    case Q_DEV_LIST:
+    case Q_DEV_ITER:
+    case Q_OT_COUNT:
+    case Q_SPK_GET:
+    case Q_OT_TAKE: /* SKIP LOCKED: never waits */
+    case Q_LR_GET:
+    case Q_MSG_FETCH:
+    case Q_MSG_EXPIRING:
+    case Q_QUEUE_TOTAL:
+    case Q_MSG_MAX:
+    case Q_SENDER_COUNT:
+    case Q_SENDER_SUMS:
+    case Q_DEV_FIND:
+    case Q_DEV_EXISTS:
+    case Q_DEV_IS:
+    case Q_ID_BLOCK:
+    case Q_BLOB_GET:
+    case Q_BLOB_USAGE:
+    case Q_BLOB_ITER:
+    case Q_HOLD_GET:
+    case Q_REC_GET:
+    case Q_DEVLIST_GET:
+    case Q_DEVLIST_IDS:
+    case Q_DEVLIST_ITER:
+    case Q_KT_ENTRIES: /* the log's reads; its writes and its append lock stay 2 */
+    case Q_KT_VALUE_GET:
+    case Q_KT_COSIGS:
+    case Q_ACC_ITER:
+      return 0;
+    case Q_DEV_SEEN: /* $1 is the devkey */
+    case Q_DEV_SECRET:
+    case Q_DEV_CONFIRM:
+    case Q_EPOCH:
+      return 1;
+    default:
+      return 2;
+  }
+}
+
+static uint64_t order_be64(const uint8_t *p) {
+  uint64_t x = 0;
+  int i;
+  for (i = 0; i < 8; i++) x = x << 8 | p[i];
+  return x;
+}
+
+static int order_has(const struct pg *s, int64_t k) {
+  size_t i;
+  if (!s->lk_cap) return 0;
+  for (i = (size_t)((uint64_t)k * 0x9E3779B97F4A7C15ull >> 32) & (s->lk_cap - 1); s->lk_set[i];
+       i = (i + 1) & (s->lk_cap - 1))
+    if (s->lk_set[i] == k) return 1;
+  return 0;
+}
+
+static int order_add(struct pg *s, int64_t k) {
+  size_t i;
+  if (k <= 0 || order_has(s, k)) return 0;
+  if (2 * (s->lk_n + 1) > s->lk_cap) {
+    size_t cap = s->lk_cap ? 2 * s->lk_cap : 64, j;
+    int64_t *n = calloc(cap, sizeof *n), *old = s->lk_set;
+    if (!n) return SOTTO_ERR_NOMEM;
+    s->lk_set = n;
+    j = s->lk_cap;
+    s->lk_cap = cap;
+    s->lk_n = 0;
+    while (j--)
+      if (old[j]) (void)order_add(s, old[j]);
+    free(old);
+  }
+  for (i = (size_t)((uint64_t)k * 0x9E3779B97F4A7C15ull >> 32) & (s->lk_cap - 1); s->lk_set[i];
+       i = (i + 1) & (s->lk_cap - 1)) {
+  }
+  s->lk_set[i] = k;
+  s->lk_n++;
+  if (k > s->lk_max) s->lk_max = k;
+  return 0;
+}
+
+/* At BEGIN: the order lock goes first, with BEGIN. */
+static void order_begin(struct pg *s) {
+  s->lk_excl = s->lk_next_excl;
+  s->lk_next_excl = 0;
+  s->lk_max = 0;
+  if (s->lk_n) memset(s->lk_set, 0, s->lk_cap * sizeof *s->lk_set);
+  s->lk_n = 0;
+  s->lk_in = 1;
+  ctl_push(s, s->lk_excl ? CTL_ORDER_EXCL : CTL_ORDER_SHARED);
+}
+
+/* The transaction would break the order: nothing more is sent, it fails,
+ * and its rerun takes the order lock exclusively. */
+static int order_broken(struct pg *s) {
+  s->lk_next_excl = 1;
+  s->retry = 2;
+  s->broken = 1;
+  return SOTTO_ERR_STORE;
+}
+
+/* Before a flush: its device rows (n big-endian devkeys, each after a
+ * 4-byte length, stride 12) are new rows only above every row held. */
+static int order_rows(struct pg *s, const uint8_t *p, size_t n) {
+  size_t i;
+  int64_t lo = INT64_MAX, hi = 0;
+  if (!s->shared || !s->lk_in || s->lk_excl) return 0;
+  for (i = 0; i < n; i++) {
+    int64_t k = (int64_t)order_be64(p + 12 * i + 4);
+    if (order_has(s, k)) continue;
+    if (k < lo) lo = k;
+    if (k > hi) hi = k;
+  }
+  if (hi == 0) return 0; /* all held already */
+  if (lo <= s->lk_max) return order_broken(s);
+  for (i = 0; i < n; i++)
+    if (order_add(s, (int64_t)order_be64(p + 12 * i + 4)) != 0) {
+      s->broken = 1;
+      return SOTTO_ERR_NOMEM;
+    }
+  return 0;
+}
+
+/* Before an immediate statement. */
+static int order_stmt(struct pg *s, int q, const struct args *a) {
+  int c;
+  int64_t k;
+  if (!s->shared || !s->lk_in || s->lk_excl || (c = order_class(q)) == 0) return 0;
+  if (c == 2 || !a || a->n < 1 || a->len[0] != 8) return order_broken(s);
+  k = (int64_t)order_be64((const uint8_t *)a->v[0]);
+  if (order_has(s, k)) return 0;
+  if (k <= s->lk_max) return order_broken(s);
+  if (order_add(s, k) != 0) {
+    s->broken = 1;
+    return SOTTO_ERR_NOMEM;
+  }
+  return 0;
+}
+
+/* store.h txn_serial: called right after begin, before anything is sent. */
+static int pg_txn_serial(void *v) {
+  struct pg *s = v;
+  int i;
+  if (!s->shared || s->lk_excl) return 0;
+  for (i = 0; i < s->n_ctl; i++)
+    if (s->ctl[i] == CTL_ORDER_SHARED) {
+      s->ctl[i] = CTL_ORDER_EXCL;
+      s->lk_excl = 1;
+      return 0;
+    }
+  return SOTTO_ERR_USAGE; /* the shared lock went out already */
 }
 
 /* Queues one prepared statement whose result is awaited (finish): first the
@@ -631,6 +827,7 @@ static int send_q(struct pg *s, int q, const struct args *a) {
     if (s->sp_on && (s->n_ins || s->n_del)) s->op_bare = 1;
     if (flush_writes(s) != 0) return SOTTO_ERR_STORE;
   }
+  if (s->shared && order_stmt(s, q, a) != 0) return SOTTO_ERR_STORE;
   if (s->sp_want && !s->op_bare) {
     ctl_push(s, CTL_SAVEPOINT);
     s->sp_on = 1;
@@ -1063,6 +1260,7 @@ static int pg_begin(void *v) {
   s->retry = s->dc_lost = 0;
   idp_clear(s);
   ctl_push(s, CTL_BEGIN);
+  if (s->shared) order_begin(s);
   return 0;
 }
 
@@ -1106,7 +1304,9 @@ static int pg_commit(void *v) {
   PGresult *r;
   struct dent *e;
   int ok;
-  if (s->n_ctl == 1 && s->ctl[0] == CTL_BEGIN && s->n_sent == 0 && !s->n_ins && !s->n_del) {
+  if ((s->n_ctl == 1 || (s->n_ctl == 2 && s->ctl[1] >= CTL_ORDER_SHARED)) && s->ctl[0] == CTL_BEGIN &&
+      s->n_sent == 0 && !s->n_ins && !s->n_del) {
+    s->lk_in = 0;
     s->n_ctl = 0; /* nothing was sent: nothing to commit */
     return 0;
   }
@@ -1117,6 +1317,7 @@ static int pg_commit(void *v) {
     return SOTTO_ERR_STORE;
   }
   if (finish(s, &r) != 0) return SOTTO_ERR_STORE;
+  s->lk_in = 0;
   ok = strcmp(PQcmdStatus(r), "COMMIT") == 0 && !s->broken;
   PQclear(r);
   if (!ok) return SOTTO_ERR_STORE;
@@ -1135,6 +1336,7 @@ static int pg_commit(void *v) {
 
 static void pg_rollback(void *v) {
   struct pg *s = v;
+  s->lk_in = 0;
   s->n_ctl = 0;
   idp_clear(s);
   writes_clear(s);
@@ -1159,6 +1361,7 @@ static void pg_close(void *v) {
   for (i = 0; i < W_COLS; i++) free(s->ins[i].p);
   free(s->lock.p);
   free(s->idp);
+  free(s->lk_set);
   free(s->del[0].p);
   free(s->del[1].p);
   free(s);
@@ -1874,6 +2077,7 @@ static int send_dev_lock(struct pg *s) {
     memcpy(s->lock.p + s->lock.len, s->del[0].p + 20, 12 * s->n_del);
     s->lock.len += 12 * s->n_del;
   }
+  if (order_rows(s, s->lock.p + 20, s->n_ins + s->n_del) != 0) return SOTTO_ERR_STORE;
   col_arg(&a, &s->lock, s->n_ins + s->n_del, 20);
   if (!s->lock_sent_us) s->lock_sent_us = mono_us();
   return raw_send(s, Q_DEV_LOCK, &a, K_INS);
@@ -2346,6 +2550,7 @@ static const struct sotto_store_ops pg_ops = {
     .kt_lock = pg_kt_lock,
     .kt_cosig_put = pg_kt_cosig_put,
     .kt_cosigs_iter = pg_kt_cosigs_iter,
+    .txn_serial = pg_txn_serial,
 };
 
 

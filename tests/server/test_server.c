@@ -20,6 +20,7 @@
 #include "rotation.h"
 #include "srvtest.h"
 #include "testutil.h"
+#include "wire.h"
 
 #define WAIT_MS 5000
 /* Stops a test function (killing its server) when a precondition fails. */
@@ -1642,6 +1643,276 @@ static void test_account_delete(void) {
   srv_rmdir(&p);
 }
 
+/* Error metrics count every code on its own: codes above 31 (33 "needs
+ * protocol version 2", 36 "no such attachment") are not folded into the
+ * low ones (1 "unsupported version", 4 "authentication failed"), which this
+ * test never provokes. */
+static void test_error_metrics(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account alice = {"alice", 0, {0}};
+  struct sotto_net *a = NULL, *old = NULL;
+  struct sotto_srv_blob_req m;
+  struct sotto_net_event ans;
+  uint8_t id[16], buf[64];
+  size_t len;
+  char *met;
+  int i, rc;
+  if (srv_mkdir(&p, "errmetrics") != 0 || srv_start(&p, NULL) != 0) {
+    CHECK(!"server starts");
+    return;
+  }
+  rc = do_register(&p, &ctx, &alice);
+  REQUIRE_VOID(rc == 0);
+  /* A version-1 client: DEVLIST_GET is refused with code 33. */
+  old = srv_connect(&p, &ctx, 0);
+  REQUIRE_VOID(old != NULL);
+  CHECK_RC(sotto_net_hello(old, 1), 0);
+  CHECK_RC(sotto_net_auth(old, alice.name, alice.dev, alice.secret, NULL, NULL), 0);
+  for (i = 0; i < 3; i++) CHECK_RC(sotto_net_devlist_get(old, "alice", buf, sizeof buf, &len), 33);
+  sotto_net_close(old); /* one live connection per device */
+  a = login(&p, &ctx, &alice);
+  REQUIRE_VOID(a != NULL);
+  /* An attachment that never existed: code 36, twice. */
+  memset(&m, 0, sizeof m);
+  randombytes_buf(id, sizeof id);
+  m.id = id;
+  for (i = 0; i < 2; i++) {
+    CHECK_RC(sotto_net_blob(a, SOTTO_SRV_BLOB_STAT, &m, &ans), 36);
+    sotto_net_event_clear(&ans);
+  }
+  met = srv_metrics(&p);
+  CHECK(met != NULL);
+  if (met) {
+    CHECK(strstr(met, "sotto_errors_total{code=\"33\",reason=\"this request needs protocol version 2: upgrade the "
+                      "client\"} 3\n") != NULL);
+    CHECK(strstr(met, "sotto_errors_total{code=\"36\",reason=\"no such attachment: expired, fetched by every "
+                      "recipient, or never stored\"} 2\n") != NULL);
+    CHECK(strstr(met, "sotto_errors_total{code=\"1\",") == NULL);
+    CHECK(strstr(met, "sotto_errors_total{code=\"4\",") == NULL);
+    CHECK(strstr(met, "code=\"other\"") == NULL);
+  }
+  free(met);
+  sotto_net_close(a);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
+/* The value after "name " in a metrics text, or -1. */
+static long long metric_value(const char *m, const char *name) {
+  const char *p = strstr(m, name);
+  return p ? strtoll(p + strlen(name), NULL, 10) : -1;
+}
+
+/* Answers of one reader connection, in request order: skips pushes
+ * (KEYS_LOW); 0 when an answer is missing, late or out of order. */
+static int pool_answer(struct sotto_net *c, uint32_t want, struct sotto_net_event *ev) {
+  for (;;) {
+    if (sotto_net_next_event(c, WAIT_MS, ev) != 1) return 0;
+    if (ev->kind == SOTTO_NET_EV_ANSWER) {
+      if (ev->req_id == want) return 1;
+      fprintf(stderr, "pool: answer %u while %u was due\n", ev->req_id, want);
+      sotto_net_event_clear(ev);
+      return 0;
+    }
+    sotto_net_event_clear(ev);
+  }
+}
+
+/* The read pool (--pg-pool, PostgreSQL; on SQLite the same requests run in
+ * the batch and the same answers are due): several connections AUTH at
+ * once, then each pipelines BUNDLE (without a one-time key: the pool),
+ * DEVICES, a SEND (the batch), BUNDLE, DEVICES and DEVLIST_GET while another
+ * client keeps sending and the recipient acknowledges. Every answer is right
+ * and each connection gets its answers in request order; every acknowledged
+ * envelope arrives once. */
+#define POOL_READERS 4
+#define POOL_ROUNDS 6
+static void test_pg_pool_reads(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
+  struct account rd[POOL_READERS] = {{"carol", 0, {0}}, {"dave", 0, {0}}, {"erin", 0, {0}}, {"frank", 0, {0}}};
+  static const char *const extra[] = {"--bundle-rate", "1000000", "--bundle-burst", "1000000", "--bundle-otk-burst",
+                                      "1", "--bundle-otk-rate", "0.001", "--send-rate", "1000000", "--send-burst",
+                                      "1000000", "--register-burst", "100", NULL};
+  struct sotto_net *a = NULL, *b = NULL, *c[POOL_READERS + 1];
+  struct sotto_net_event ev;
+  struct sotto_srv_keys keys;
+  uint8_t blob[64], pay[128];
+  uint32_t sent_ok = 0, sends = 0, got = 0, wrong = 0, answered = 0;
+  int i, r, k, rc;
+  char *m;
+  if (srv_mkdir(&p, "pgpool") != 0 || srv_start(&p, extra) != 0) {
+    CHECK(!"server starts");
+    return;
+  }
+  rc = do_register(&p, &ctx, &alice);
+  if (rc == 0) rc = do_register(&p, &ctx, &bob);
+  for (i = 0; i < POOL_READERS && rc == 0; i++) rc = do_register(&p, &ctx, &rd[i]);
+  REQUIRE_VOID(rc == 0);
+  b = login(&p, &ctx, &bob);
+  a = login(&p, &ctx, &alice);
+  REQUIRE_VOID(a && b);
+  make_keys(&keys, blob, 2, 2);
+  CHECK_RC(sotto_net_upload_keys(b, &keys, NULL, NULL), 0);
+  for (r = 0; r < POOL_ROUNDS; r++) {
+    struct sotto__wr w;
+    uint32_t order[POOL_READERS][8];
+    int n_order = 0;
+    /* alice's SENDs flow through the batch meanwhile */
+    for (i = 0; i < 8; i++) {
+      uint32_t req;
+      uint8_t body[16];
+      memset(body, 'A' + r, sizeof body);
+      if (sotto_net_send_async(a, "bob", 1, 1, body, sizeof body, &req) == 0) sends++;
+    }
+    /* concurrent AUTHs (one more with a wrong secret in the first round) */
+    for (k = 0; k < POOL_READERS + (r == 0); k++) {
+      uint8_t bad[SOTTO_SRV_SECRET_LEN];
+      const struct account *ac = &rd[k % POOL_READERS];
+      c[k] = srv_connect(&p, &ctx, 1);
+      REQUIRE_VOID(c[k] != NULL);
+      memcpy(bad, ac->secret, sizeof bad);
+      bad[0] ^= 1;
+      sotto__wr_init(&w, pay, sizeof pay);
+      sotto__srv_put_auth_req(&w, ac->name, ac->dev, k < POOL_READERS ? ac->secret : bad);
+      CHECK_RC(sotto_net_write_frame(c[k], SOTTO_SRV_AUTH, 900, pay, w.len), 0);
+    }
+    for (k = 0; k < POOL_READERS + (r == 0); k++) {
+      int ok = pool_answer(c[k], 900, &ev);
+      CHECK(ok);
+      if (ok) CHECK(ev.code == (k < POOL_READERS ? 0 : SOTTO_SRV_E_AUTH));
+      if (ok) answered++;
+      sotto_net_event_clear(&ev);
+    }
+    if (r == 0) sotto_net_close(c[POOL_READERS]);
+    /* each pipelines reads around a SEND */
+    for (k = 0; k < POOL_READERS; k++) {
+      uint32_t id = 1000;
+      n_order = 0;
+      sotto__wr_init(&w, pay, sizeof pay);
+      sotto__srv_put_bundle_req(&w, "bob", 1);
+      CHECK_RC(sotto_net_write_frame(c[k], SOTTO_SRV_BUNDLE, order[k][n_order++] = id++, pay, w.len), 0);
+      sotto__wr_init(&w, pay, sizeof pay);
+      sotto__srv_put_devices_req(&w, "bob");
+      CHECK_RC(sotto_net_write_frame(c[k], SOTTO_SRV_DEVICES, order[k][n_order++] = id++, pay, w.len), 0);
+      {
+        uint8_t body[16];
+        memset(body, 'a' + k, sizeof body);
+        CHECK_RC(sotto_net_send_async(c[k], "bob", 1, 1, body, sizeof body, &order[k][n_order++]), 0);
+        sends++;
+      }
+      sotto__wr_init(&w, pay, sizeof pay);
+      sotto__srv_put_bundle_req(&w, "bob", 1);
+      CHECK_RC(sotto_net_write_frame(c[k], SOTTO_SRV_BUNDLE, order[k][n_order++] = id++, pay, w.len), 0);
+      sotto__wr_init(&w, pay, sizeof pay);
+      sotto__srv_put_devices_req(&w, "bob");
+      CHECK_RC(sotto_net_write_frame(c[k], SOTTO_SRV_DEVICES, order[k][n_order++] = id++, pay, w.len), 0);
+      sotto__wr_init(&w, pay, sizeof pay);
+      sotto__srv_put_devices_req(&w, "bob");
+      CHECK_RC(sotto_net_write_frame(c[k], SOTTO_SRV_DEVLIST_GET, order[k][n_order++] = id++, pay, w.len), 0);
+    }
+    for (k = 0; k < POOL_READERS; k++) {
+      for (i = 0; i < n_order; i++) {
+        int ok = pool_answer(c[k], order[k][i], &ev);
+        CHECK(ok);
+        if (!ok) break;
+        answered++;
+        if (i == 0 || i == 3) { /* BUNDLE: bob's signed pre-key and identity */
+          struct sotto_srv_bundle bu;
+          CHECK(ev.code == 0 && sotto__srv_parse_bundle(ev.payload, ev.payload_len, &bu) == 0 &&
+                bu.signed_prekey.id == 7 && bu.identity.len == 33 && bu.identity.p[1] == 'b');
+        } else if (i == 1 || i == 4) { /* DEVICES: bob has device 1 */
+          uint32_t ids[4];
+          size_t n = 0;
+          CHECK(ev.code == 0 && sotto__srv_parse_devices(ev.payload, ev.payload_len, ids, 4, &n) == 0 && n == 1 &&
+                ids[0] == 1);
+        } else if (i == 2) { /* SEND */
+          CHECK(ev.code == 0);
+          if (ev.code == 0) sent_ok++;
+        } else { /* DEVLIST_GET: bob signed no list */
+          CHECK(ev.code == SOTTO_SRV_E_NOT_FOUND);
+        }
+        sotto_net_event_clear(&ev);
+      }
+      sotto_net_close(c[k]);
+    }
+    /* the recipient takes (and acknowledges) what arrived so far */
+    while (sotto_net_next_event(b, 50, &ev) == 1) {
+      if (ev.kind == SOTTO_NET_EV_MSG) {
+        uint32_t req;
+        got++;
+        (void)sotto_net_ack_async(b, ev.id, &req);
+      }
+      sotto_net_event_clear(&ev);
+    }
+    while (sotto_net_next_event(a, 0, &ev) == 1) {
+      if (ev.kind == SOTTO_NET_EV_ANSWER) {
+        if (ev.code == 0)
+          sent_ok++;
+        else
+          wrong++;
+      }
+      sotto_net_event_clear(&ev);
+    }
+  }
+  /* the rest of alice's answers and of bob's envelopes (bounded) */
+  for (i = 0; i < 100 && (sent_ok + wrong < sends || got < sent_ok); i++) {
+    while (sotto_net_next_event(a, 0, &ev) == 1) {
+      if (ev.kind == SOTTO_NET_EV_ANSWER) {
+        if (ev.code == 0)
+          sent_ok++;
+        else
+          wrong++;
+      }
+      sotto_net_event_clear(&ev);
+    }
+    while (sotto_net_next_event(b, 50, &ev) == 1) {
+      if (ev.kind == SOTTO_NET_EV_MSG) {
+        uint32_t req;
+        got++;
+        (void)sotto_net_ack_async(b, ev.id, &req);
+      }
+      sotto_net_event_clear(&ev);
+    }
+  }
+  fprintf(stderr, "pg pool: %u answers checked, %u SENDs acknowledged, %u received, %u refused\n", answered, sent_ok,
+          got, wrong);
+  CHECK(wrong == 0);
+  CHECK(sent_ok == sends);
+  CHECK(got == sent_ok);
+  CHECK(answered == (uint32_t)(POOL_ROUNDS * POOL_READERS * 7 + 1));
+  CHECK_RC(sotto_net_ping(b), 0);
+  m = srv_metrics(&p);
+  CHECK(m != NULL);
+  if (m && srv_pg()) {
+    /* the pool answered them: every AUTH (2 connections), the BUNDLEs after
+     * the first (no one-time key left in the budget), DEVICES, DEVLIST_GET */
+    char want[96];
+    CHECK(strstr(m, "\nsotto_pool_size 2\n") != NULL);
+    snprintf(want, sizeof want, "sotto_pool_queries_total{request=\"auth\"} %d\n",
+             POOL_ROUNDS * POOL_READERS + 1 + 2);
+    CHECK(strstr(m, want) != NULL);
+    /* BUNDLE and DEVICES before the SEND always go to the pool (nothing of
+     * the connection is in the batch then); those after it do when the
+     * SEND was answered before they were read; not after the very first
+     * BUNDLE, which takes bob's one one-time key in the batch. */
+    CHECK(metric_value(m, "sotto_pool_queries_total{request=\"devices\"} ") >= POOL_ROUNDS * POOL_READERS - 1);
+    CHECK(metric_value(m, "sotto_pool_queries_total{request=\"bundle\"} ") >= POOL_ROUNDS * POOL_READERS - 1);
+    CHECK(strstr(m, "\nsotto_pool_failures_total 0\n") != NULL);
+  } else if (m) {
+    CHECK(strstr(m, "sotto_pool_") == NULL); /* SQLite: no pool */
+  }
+  free(m);
+  sotto_net_close(a);
+  sotto_net_close(b);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -1665,5 +1936,7 @@ int main(int argc, char **argv) {
   test_pg_stall();
   test_pg_schema();
   test_account_delete();
+  test_error_metrics();
+  test_pg_pool_reads();
   return test_done("test_server");
 }
