@@ -154,6 +154,22 @@ s alice devices >"$T/s2" 2>&1
 check "device 1 drops it from the next list" test "$(list_of_alice)" = "6:0000000100000004"
 check "... and lists devices 1 and 4 only" lacks "$T/s2" "device 3"
 
+# ---- the daemon's methods (sotto jsonrpc over stdio) ----
+link_start tab --name tab
+rpc() { printf '%s\n' "$@" | timeout 120 "$SOTTO" --home "$T/alice" jsonrpc; }
+rpc '{"jsonrpc":"2.0","method":"devicesAdd","params":{"code":"'"$CODE"'","fingerprint":"00000 00000 00000 00000 00000 00000 00000 00000"},"id":1}' \
+  >"$T/j1" 2>&1
+check "devicesAdd with another fingerprint adds nothing" grep -q '"id":1.*"error"' "$T/j1"
+rpc '{"jsonrpc":"2.0","method":"devicesAdd","params":{"code":"'"$CODE"'"},"id":2}' \
+    '{"jsonrpc":"2.0","method":"devices","id":3}' >"$T/j2" 2>&1
+wait "$LPID"
+check "devicesAdd links the device" grep -q '"id":2.*"deviceId":5' "$T/j2"
+check "devices lists it by name" grep -q '"id":3.*"deviceId":5,"thisDevice":false,"listed":true,"onServer":true,"name":"tab"' "$T/j2"
+check "... and the new device says it is linked" contains "$T/tab.link" "Linked: this home is device 5 of 'alice'"
+rpc '{"jsonrpc":"2.0","method":"devicesRemove","params":{"deviceId":5},"id":4}' >"$T/j3" 2>&1
+check "devicesRemove removes it" grep -q '"id":4.*"result":{"deviceId":5}' "$T/j3"
+check "... with the next list version" test "$(list_of_alice)" = "8:0000000100000004"
+
 # ---- --json link, and an expired code ----
 stop_server
 start_server --link-ttl-seconds 2 --device-change-burst 100
@@ -166,6 +182,6 @@ check "... saying so" contains "$T/e1" "link code is unknown, already used, expi
 wait "$LPID"
 check "the waiting device gives up with a clear error" grep -q '"error":"link_code"\|"error":"timeout"' "$T/watch.link"
 check "... and exits non-zero" lacks "$T/watch.link" "exit=0"
-check "nothing was added" test "$(list_of_alice)" = "6:0000000100000004"
+check "nothing was added" test "$(list_of_alice)" = "8:0000000100000004"
 
 finish
