@@ -55,6 +55,9 @@ link_start laptop --name laptop
 check "link prints 'code: CODE' before it waits" test -n "$CODE"
 check "... and this device's fingerprint" contains "$T/laptop.link" "This device's fingerprint: "
 fp=$(sed -n "s/^This device's fingerprint: //p" "$T/laptop.link")
+# longer than the server's auth-timeout (10 s): the waiting device's
+# unauthenticated connection is closed and it polls on a new one
+sleep 11
 s alice devices add --yes "$CODE" >"$T/add1" 2>&1; rc=$?
 check "device 1 adds it" test $rc -eq 0
 check "... showing the new device's fingerprint" contains "$T/add1" "$fp"
