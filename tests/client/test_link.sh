@@ -99,9 +99,11 @@ link_start phone --name phone
 code1=$CODE; pid1=$LPID
 link_start tablet --name tablet
 code2=$CODE; pid2=$LPID
-# a changed character in the secret part (the end) and in the slot part (the start)
+# a changed character in the secret part (the one before the last: the last
+# one also carries the code's two zero bits) and in the slot part (the start)
 flip() { case "$1" in a) echo b;; *) echo a;; esac; }
-last=${code1: -1}; bad_secret="${code1%?}$(flip "$last")"
+n=${#code1}
+bad_secret="${code1:0:n-2}$(flip "${code1:n-2:1}")${code1:n-1}"
 first=${code1:0:1}; bad_slot="$(flip "$first")${code1:1}"
 s alice devices add --yes "$bad_secret" >"$T/x3" 2>&1; rc=$?
 check "a mistyped secret part is refused" test $rc -eq 1
