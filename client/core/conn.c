@@ -157,6 +157,14 @@ int conn_error(struct sc_client *c, const struct conn *k, int rc, const char *wh
       return sc__fail(c, SC_ERR_BAD_USERNAME, "the server refused the username '%s' (3-32 of a-z 0-9 _ .)",
                        user ? user : "?");
     case SOTTO_SRV_E_AUTH:
+      /* A linked device whose row is gone was removed from its account
+       * (the server cannot tell a removed device from a wrong secret). */
+      if (c->acct && c->acct->device_id > 1)
+        return sc__fail(c, SC_ERR_AUTH_FAILED,
+                        "the server at %s:%s refused this device's credentials: device %u was probably removed from "
+                        "the account ('sotto devices' on device 1 shows it); to use it again, link a fresh --home "
+                        "('sotto link')",
+                        h, p, (unsigned)c->acct->device_id);
       return sc__fail(c, SC_ERR_AUTH_FAILED,
                        "the server at %s:%s refused this device's credentials (was the account deleted, or the "
                        "server's data reset?); register a new account with a fresh --home",
@@ -550,6 +558,28 @@ int conn_forget_device(struct sc_client *c, uint32_t device_id) {
   for (i = j = 0; i < n; i++)
     if (ids[i] != device_id) ids[j++] = ids[i];
   if ((rc = known_devices_save(c, ids, j)) != 0 || (rc = store_commit(c->st)) != 0) store_rollback(c->st);
+  return rc;
+}
+
+int conn_know_device(struct sc_client *c, uint32_t device_id) {
+  uint32_t ids[SOTTO_SRV_MAX_DEVICES];
+  size_t n = 0, i;
+  int rc, had = 0;
+  if ((rc = sc__begin(c)) != 0) return rc;
+  if ((rc = known_devices_load(c, ids, SOTTO_SRV_MAX_DEVICES, &n, &had)) < 0 || !had) {
+    store_rollback(c->st);
+    return rc < 0 ? rc : 0;
+  }
+  for (i = 0; i < n && ids[i] != device_id; i++) {
+  }
+  if (i < n || n >= SOTTO_SRV_MAX_DEVICES) {
+    store_rollback(c->st);
+    return 0;
+  }
+  /* In id order, as the server lists them. */
+  for (i = n; i > 0 && ids[i - 1] > device_id; i--) ids[i] = ids[i - 1];
+  ids[i] = device_id;
+  if ((rc = known_devices_save(c, ids, n + 1)) != 0 || (rc = store_commit(c->st)) != 0) store_rollback(c->st);
   return rc;
 }
 

@@ -30,4 +30,19 @@ int devices_publish(struct sc_client *c, struct conn *k);
  * / SC_ERR_DEVLIST_ROLLBACK (nothing may be sent), or a connection error. */
 int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, const uint8_t key[SOTTO_PUBKEY_LEN]);
 
+struct sotto_devlist;
+struct sotto_devlist_entry;
+/* Device 1 (linking, linkdev.c): signs and publishes the next version of
+ * our list with entry e added (the linked devices of the last one that
+ * still have a device row stay), records it; *version its version. 0 or an
+ * SC_ERR_*. */
+int devices_add_member(struct sc_client *c, struct conn *k, const struct sotto_devlist_entry *e, uint32_t *version);
+/* Our own last recorded list: 1 and *l, 0 none, < 0 STORE_E_*. */
+int devices_own(struct sc_client *c, struct sotto_devlist *l);
+/* Record "linked" of a linked device: the account key device 1 gave it
+ * and its device name. load: 1 found, 0 none (device 1, or a device of
+ * before linking), < 0; save inside the caller's transaction. */
+int devices_linked_load(struct sc_client *c, uint8_t key[SOTTO_PUBKEY_LEN], char name[65]);
+int devices_linked_save(struct sc_client *c, const uint8_t key[SOTTO_PUBKEY_LEN], const char *name);
+
 #endif
