@@ -41,6 +41,12 @@ static void seen_now(struct sc_client *c, const struct conn *k, const char *user
   c->dl_seen[i].at_ms = sc_monotonic_ms();
 }
 
+void devices_recheck(struct sc_client *c, const char *user) {
+  size_t i;
+  for (i = 0; i < sizeof c->dl_seen / sizeof c->dl_seen[0]; i++)
+    if (strcmp(c->dl_seen[i].user, user) == 0) c->dl_seen[i].at_ms = INT64_MIN / 2;
+}
+
 /* "devlist/NAME": u8 record version, str16 list bytes. 1 and *l (verified
  * again: the store is ours, but a list is only ever used verified), 0 none. */
 static int rec_load(struct sc_client *c, const char *name, struct sotto_devlist *l) {
@@ -58,6 +64,10 @@ static int rec_load(struct sc_client *c, const char *name, struct sotto_devlist 
   rc = rec_rd_end(&r) || ver != DEVLIST_REC_VERSION || sotto_devlist_parse(l, p, pl) != 0 ? STORE_E_CORRUPT : 1;
   store_free_value(v, n);
   return rc;
+}
+
+int devices_list_of(struct sc_client *c, const char *user, struct sotto_devlist *l) {
+  return rec_load(c, user, l);
 }
 
 static int rec_save(struct sc_client *c, const char *name, const uint8_t *list, size_t len) {
@@ -176,6 +186,15 @@ int devices_publish(struct sc_client *c, struct conn *k) {
   } else if (got && had == 1 && srv->version < mine->version) {
     snprintf(why, sizeof why, "the server serves an older device list of yours (version %u; you made %u)",
              srv->version, mine->version);
+  } else if (got && c->acct->device_id != 1 && sotto_devlist_find(srv, c->acct->device_id) < 0) {
+    /* A linked device that the current list does not name: nobody's
+     * client encrypts to it any more (hidden by the server, or removed). */
+    snprintf(why, sizeof why,
+             "this device (%u) is not in your account's current signed device list (version %u): contacts no "
+             "longer send to it (the server hides it, or it was removed)",
+             c->acct->device_id, srv->version);
+    list_event(c, "", srv->version, why, SC_ERR_DEVICE_HIDDEN);
+    goto out;
   } else if (got) {
     /* Ours, as we left it, or newer (a restored copy of this device made
      * it): recorded. */

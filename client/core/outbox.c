@@ -228,6 +228,35 @@ out:
   return rc;
 }
 
+int outbox_transcript(struct sc_client *c, const char *peer, const struct content *ct) {
+  struct msg *m = calloc(1, sizeof *m);
+  char rn[NAME_LEN];
+  uint8_t b[8];
+  size_t i;
+  int rc;
+  if (!m || !(m->text = malloc(ct->text_len + 1))) {
+    free(m);
+    return STORE_E_IO;
+  }
+  memcpy(m->text, ct->text, ct->text_len);
+  m->text[ct->text_len] = 0;
+  m->text_len = ct->text_len;
+  m->dir = MSG_OUT;
+  m->reason = SC_STATE_SENT;
+  snprintf(m->peer, sizeof m->peer, "%s", peer);
+  m->ts = ct->ts;
+  m->device = c->env_device;
+  if ((rc = msglog_add(c->st, c->acct, m, 1)) == 0) {
+    /* the recipient's receipts reach every device of ours: this one too */
+    for (i = 0; i < 8; i++) b[i] = (uint8_t)(m->seq >> (56 - 8 * i));
+    ots_name(rn, "ots", peer, m->ts);
+    rc = store_put(c->st, rn, b, sizeof b);
+  }
+  msg_clear(m);
+  free(m);
+  return rc;
+}
+
 int outbox_forget(struct sc_client *c, const struct msg *m) {
   char rn[NAME_LEN];
   int rc;

@@ -51,6 +51,9 @@ static int map_core(int rc) {
     case SC_ERR_UNDELIVERED:
     case SC_ERR_DEVLIST_INVALID:
     case SC_ERR_DEVLIST_ROLLBACK:
+    case SC_ERR_DEVICE_KEY:
+    case SC_ERR_DEVICE_MISMATCH:
+    case SC_ERR_DEVICE_HIDDEN:
       return RPC_APP_REFUSED;
     case SC_ERR_BUSY:
     case SC_ERR_STORE:

@@ -130,14 +130,14 @@ static void test_events(void) {
   ev.detail = "why";
   ev.text = "hello";
   ev.text_len = 5;
-  for (k = SC_EV_MESSAGE; k <= SC_EV_ATTACHMENT; k++) {
+  for (k = SC_EV_MESSAGE; k <= SC_EV_DEVICE_REFUSED; k++) {
     ev.kind = k;
     if (strcmp(sc_event_name(k), "unknown") == 0) named = 0;
     if (sc_event_describe(line, sizeof line, &ev) == 0 || strncmp(line, "unknown event", 13) == 0) said = 0;
   }
   CHECK(named, "events: every kind has a name");
   CHECK(said, "events: every kind has a sentence");
-  ev.kind = SC_EV_ATTACHMENT + 1;
+  ev.kind = SC_EV_DEVICE_REFUSED + 1;
   CHECK(strcmp(sc_event_name(ev.kind), "unknown") == 0, "events: a kind outside the list is unknown");
   /* The JSON names the CLI always printed for logged notices. */
   ev.kind = SC_EV_GROUP_REMOVED;
