@@ -79,6 +79,7 @@ struct sc_client {
     int64_t at_ms;
   } dl_seen[8];
   unsigned dl_next;
+  unsigned long fan_mismatches; /* deliver.c: SEND_MULTIs the server refused with ERR(30) (tests read it) */
 };
 
 /* Records the failure (code and one sentence) and returns code. */

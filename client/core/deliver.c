@@ -514,6 +514,7 @@ int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, cons
         ret = conn_error(c, k, rc, what, user);
         break;
       }
+      c->fan_mismatches++;
       if (attempt == 1) {
         ret = sc__fail(c, SC_ERR_DEVICE_MISMATCH,
                        "the server refused the devices of %s twice, even after their signed device list was "
