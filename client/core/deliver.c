@@ -31,6 +31,77 @@ int deliver_raw(struct sc_client *c, struct conn *k, const char *user, int type,
   return conn_error(c, k, rc, what, user);
 }
 
+/* A group message (the same SenderKeyMessage for every device) to every
+ * device of user's verified list (one SEND_MULTI, retried once after
+ * ERR(30) with the list fetched again); a contact without a recorded list
+ * of their pinned key: device 1 (deliver_raw). */
+int deliver_raw_all(struct sc_client *c, struct conn *k, const char *user, int type, const uint8_t *body, size_t len) {
+  struct sotto_devlist *l = calloc(1, sizeof *l);
+  struct sotto_srv_send_multi *m = calloc(1, sizeof *m);
+  struct contact who;
+  uint64_t ids[SOTTO_SRV_MAX_DEVICES];
+  char what[96];
+  unsigned i;
+  int rc, attempt, ret = 0;
+  if (!l || !m) {
+    ret = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  if ((rc = contact_load(c->st, user, &who)) < 0 || (rc = devices_list_of(c, user, l)) < 0) {
+    ret = sc__store_error(c, rc);
+    goto out;
+  }
+  if (rc == 0 || !who.has_key || sodium_memcmp(l->account_key, who.key, SOTTO_PUBKEY_LEN) != 0 || l->n <= 1) {
+    ret = deliver_raw(c, k, user, type, body, len);
+    goto out;
+  }
+  for (attempt = 0;; attempt++) {
+    memset(m, 0, sizeof *m);
+    m->username.p = (const uint8_t *)user;
+    m->username.len = strlen(user);
+    for (i = 0; i < l->n && i < SOTTO_SRV_MAX_DEVICES; i++) {
+      m->e[i].device_id = l->dev[i].device_id;
+      m->e[i].type = (uint8_t)type;
+      m->e[i].body = body;
+      m->e[i].body_len = len;
+    }
+    m->n = (uint8_t)i;
+    c->sent_id = c->sent_ts = 0;
+    rc = sotto_net_send_multi(k->net, m, ids, &c->sent_ts);
+    if (rc == 0) {
+      c->sent_id = ids[0];
+      break;
+    }
+    if (rc != SOTTO_SRV_E_MISMATCHED_DEVICES) {
+      snprintf(what, sizeof what, "sending to %s", user);
+      ret = conn_error(c, k, rc, what, user);
+      break;
+    }
+    c->fan_mismatches++;
+    if (attempt == 1) {
+      ret = sc__fail(c, SC_ERR_DEVICE_MISMATCH,
+                     "the server refused the devices of %s twice, even after their signed device list was fetched "
+                     "again: nothing was sent",
+                     user);
+      break;
+    }
+    devices_recheck(c, user);
+    if ((ret = devices_check_peer(c, k, user, who.key)) != 0) break;
+    if ((rc = devices_list_of(c, user, l)) < 0) {
+      ret = sc__store_error(c, rc);
+      break;
+    }
+    if (rc == 0) {
+      ret = deliver_raw(c, k, user, type, body, len);
+      break;
+    }
+  }
+out:
+  free(l);
+  free(m);
+  return ret;
+}
+
 /* What sending to identity key id under contact ct needs (docs/client.md,
  * "Identity keys and verification"). */
 enum { SEND_OK, SEND_BLOCKED, SEND_ASK };

@@ -52,6 +52,10 @@ int fanout_encrypt(struct sc_client *c, struct fanout *f, const uint8_t *pt, siz
 int inbox_device_listed(const struct sotto_devlist *l, const uint8_t *acct, uint32_t dev, uint8_t key[32]);
 /* Sends an already encrypted body (a SenderKeyMessage) to user. */
 int deliver_raw(struct sc_client *c, struct conn *k, const char *user, int type, const uint8_t *body, size_t len);
+/* The same to every device of user's recorded verified list (one
+ * SEND_MULTI, one retry after ERR(30)); device 1 alone when there is none. */
+int deliver_raw_all(struct sc_client *c, struct conn *k, const char *user, int type, const uint8_t *body,
+                    size_t len);
 
 /* Processes one envelope: decrypts, commits every state change together
  * with the message (deduplicated by server id), then gives it to the sink.

@@ -565,7 +565,7 @@ int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, co
       failed++;
       continue;
     }
-    if (deliver_raw(c, &c->k, g->members[i], SOTTO_MSG_SENDERKEY, ctext, out_len) == 0) {
+    if (deliver_raw_all(c, &c->k, g->members[i], SOTTO_MSG_SENDERKEY, ctext, out_len) == 0) {
       sent++;
     } else {
       not_delivered(c, g->members[i]);

@@ -267,10 +267,26 @@ int main(void) {
   drain(a1);
   CHECK(has_sent(&sa1, "from the laptop", "bob"), "alice's primary shows the laptop's text as sent by her");
 
+  /* 2b. groups: the group update and the sender key reach every device of
+   * bob (pairwise fan-out), the group text too (one SEND_MULTI) */
+  {
+    const char *members[] = {"bob"};
+    rc = sc_group_create(NULL, a1, "team", members, 1, 0);
+    CHECK(rc == 0, "alice creates the group team with bob");
+    rc = sc_group_send(NULL, a1, "team", "to the team", 11, 0);
+    CHECK(rc == 0, "alice writes to the group");
+    if (rc) printf("     %s\n", sc_errdetail(a1));
+    drain(b1);
+    drain(b2);
+    CHECK(has_text(&sb1, "to the team", "alice", 0) && has_text(&sb2, "to the team", "alice", 0),
+          "bob's devices 1 and 2 both read the group text");
+  }
+
   /* 3. the offline device catches up */
   drain(b3);
   CHECK(has_text(&sb3, "hello all", "alice", 1) && has_text(&sb3, "from the laptop", "alice", 2),
         "bob's device 3, offline until now, catches up with both");
+  CHECK(has_text(&sb3, "to the team", "alice", 0), "... and the group text");
 
   /* 4. bob removes device 3 */
   CHECK(sc_device_remove(b1, db3) == 0, "bob removes device 3");
