@@ -822,3 +822,106 @@ void sotto__srv_put_kt_config(struct sotto__wr *w, const struct sotto_srv_kt_con
     sotto__wr_bytes(w, m->w[i].pk, SOTTO_SRV_KT_PK_LEN);
   }
 }
+
+/* ---- linking (proto.h, "linking") ------------------------------------------ */
+
+int sotto__srv_parse_link_req(uint8_t type, const uint8_t *p, size_t len, struct sotto_srv_link *m) {
+  struct sotto__rd r;
+  uint32_t n;
+  int rc;
+  memset(m, 0, sizeof *m);
+  sotto__rd_init(&r, p, len);
+  switch (type) {
+  case SOTTO_SRV_LINK_OPEN:
+    TRY(rd_blob16(&r, SOTTO_SRV_LINK_MAX_KEYS, &m->data, &m->data_len));
+    break;
+  case SOTTO_SRV_LINK_PUT:
+    TRY(sotto__rd_bytes(&r, SOTTO_SRV_LINK_CODE_LEN, &m->code));
+    TRY(sotto__rd_u32be(&r, &n));
+    if (n > SOTTO_SRV_LINK_MAX_BLOB) return SOTTO_ERR_TOO_LARGE;
+    TRY(sotto__rd_bytes(&r, n, &m->data));
+    m->data_len = n;
+    if (n == 0) m->data = NULL;
+    break;
+  case SOTTO_SRV_LINK_GET:
+    TRY(sotto__rd_bytes(&r, SOTTO_SRV_LINK_CODE_LEN, &m->code));
+    break;
+  case SOTTO_SRV_LINK_REPLY:
+    TRY(sotto__rd_bytes(&r, SOTTO_SRV_LINK_CODE_LEN, &m->code));
+    TRY(rd_blob16(&r, SOTTO_SRV_LINK_MAX_REPLY, &m->data, &m->data_len));
+    break;
+  default:
+    return SOTTO_ERR_USAGE;
+  }
+  return rd_end(&r);
+}
+
+void sotto__srv_put_link_req(struct sotto__wr *w, uint8_t type, const struct sotto_srv_link *m) {
+  if (type != SOTTO_SRV_LINK_OPEN) sotto__wr_bytes(w, m->code, SOTTO_SRV_LINK_CODE_LEN);
+  if (type == SOTTO_SRV_LINK_PUT) {
+    sotto__wr_u32be(w, (uint32_t)m->data_len);
+    if (m->data_len) sotto__wr_bytes(w, m->data, m->data_len);
+  } else if (type == SOTTO_SRV_LINK_OPEN || type == SOTTO_SRV_LINK_REPLY) {
+    sotto__srv_put_blob16(w, m->data, m->data_len);
+  }
+}
+
+int sotto__srv_parse_link_opened(const uint8_t *p, size_t len, const uint8_t **code, uint32_t *ttl_s) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_bytes(&r, SOTTO_SRV_LINK_CODE_LEN, code));
+  TRY(sotto__rd_u32be(&r, ttl_s));
+  return rd_end(&r);
+}
+
+void sotto__srv_put_link_opened(struct sotto__wr *w, const uint8_t code[SOTTO_SRV_LINK_CODE_LEN], uint32_t ttl_s) {
+  sotto__wr_bytes(w, code, SOTTO_SRV_LINK_CODE_LEN);
+  sotto__wr_u32be(w, ttl_s);
+}
+
+int sotto__srv_parse_link_keys(const uint8_t *p, size_t len, const uint8_t **keys, size_t *keys_len) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_blob16(&r, SOTTO_SRV_LINK_MAX_KEYS, keys, keys_len));
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_link_state(const uint8_t *p, size_t len, uint8_t *state, const uint8_t **data,
+                                size_t *data_len) {
+  struct sotto__rd r;
+  uint32_t n;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_u8(&r, state));
+  if (*state > SOTTO_SRV_LINK_REPLIED) return SOTTO_ERR_MALFORMED;
+  TRY(sotto__rd_u32be(&r, &n));
+  if (n > (*state == SOTTO_SRV_LINK_REPLIED ? SOTTO_SRV_LINK_MAX_REPLY : SOTTO_SRV_LINK_MAX_BLOB))
+    return SOTTO_ERR_TOO_LARGE;
+  if (*state == SOTTO_SRV_LINK_WAITING && n) return SOTTO_ERR_MALFORMED;
+  if (*state == SOTTO_SRV_LINK_PROVISIONED && n == 0) return SOTTO_ERR_MALFORMED;
+  TRY(sotto__rd_bytes(&r, n, data));
+  *data_len = n;
+  if (n == 0) *data = NULL;
+  return rd_end(&r);
+}
+
+void sotto__srv_put_link_state(struct sotto__wr *w, uint8_t state, const uint8_t *data, size_t len) {
+  sotto__wr_u8(w, state);
+  sotto__wr_u32be(w, (uint32_t)len);
+  if (len) sotto__wr_bytes(w, data, len);
+}
+
+int sotto__srv_parse_device_identity(const uint8_t *p, size_t len, struct sotto_srv_str *ik) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_blob16(&r, SOTTO_SRV_MAX_IDENTITY, &ik->p, &ik->len));
+  if (ik->len < SOTTO_SRV_DEVICE_IDENTITY_MIN || ik->p[0] != 0x05) return SOTTO_ERR_MALFORMED;
+  return rd_end(&r);
+}
+
+void sotto__srv_put_device_identity(struct sotto__wr *w, const uint8_t *ik, size_t len) {
+  sotto__srv_put_blob16(w, ik, len);
+}

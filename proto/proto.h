@@ -59,6 +59,12 @@ enum {
   /* multi-device (docs/multi-device.md; protocol version 2) */
   SOTTO_SRV_DEVLIST_PUT = 0x0D, /* device 1: store the account's next signed device list */
   SOTTO_SRV_DEVLIST_GET = 0x0E, /* the current signed device list of a username */
+  /* linking a new device (docs/multi-device.md, "Linking"; link slots in memory, srv_link.c) */
+  SOTTO_SRV_LINK_OPEN = 0x0F,       /* before AUTH: the new device opens a one-time slot with its public keys */
+  SOTTO_SRV_DEVICE_IDENTITY = 0x13, /* set this device's own identity public key, once */
+  SOTTO_SRV_LINK_PUT = 0x14,        /* device 1: read a slot's public keys, put the provisioning blob */
+  SOTTO_SRV_LINK_GET = 0x18,        /* poll a slot: the provisioning blob (new device), the reply (device 1) */
+  SOTTO_SRV_LINK_REPLY = 0x19,      /* the new device answers through its slot (its membership signature) */
   SOTTO_SRV_KEYS_UPLOAD = 0x10,
   SOTTO_SRV_BUNDLE = 0x11,
   SOTTO_SRV_DEVICES = 0x12,
@@ -125,6 +131,7 @@ enum {
   X(SOTTO_SRV_E_DEVLIST_STALE, 31, "device list version is not above the stored one")                 \
   X(SOTTO_SRV_E_DEVLIST_INVALID, 32, "device list refused: signature, account key or devices do not match") \
   X(SOTTO_SRV_E_OLD_PROTOCOL, 33, "this request needs protocol version 2: upgrade the client") \
+  X(SOTTO_SRV_E_LINK_CODE, 34, "link code unknown, used or expired")                          \
   X(SOTTO_SRV_E_KT_WITNESS, 40, "not a witness of this server's key-transparency log")      \
   X(SOTTO_SRV_E_KT_STALE, 41, "not the key-transparency log's current head")                \
   X(SOTTO_SRV_E_KT_COSIG, 42, "the witness cosignature does not verify")
@@ -265,6 +272,53 @@ int sotto__srv_parse_epoch(const uint8_t *p, size_t len, uint64_t *epoch) SOTTO_
 /* DEVLIST_PUT request and DEVLIST_GET answer: blob16 list (1..SOTTO_SRV_MAX_DEVLIST
  * bytes), nothing else. The list itself is checked with sotto_devlist_parse. */
 int sotto__srv_parse_devlist(const uint8_t *p, size_t len, const uint8_t **list, size_t *list_len) SOTTO_WUR;
+
+/* ---- linking (docs/protocol-server.md, "Linking a device"; srv_link.c) ---- */
+
+/* A link slot is a one-time mailbox in the server's memory, named by a
+ * random code, through which a new device and device 1 of an account
+ * exchange the provisioning message and the membership signature. The
+ * server sees only the new device's public keys, ciphertext and a
+ * signature.
+ *   LINK_OPEN   keys: blob16 (1..LINK_MAX_KEYS)          -> OK code[16] | u32 ttl_seconds
+ *   LINK_PUT    code[16] | u32 n | blob (0..LINK_MAX_BLOB) -> OK keys: blob16
+ *               (n 0: only read the keys; n > 0: put the blob, once)
+ *   LINK_GET    code[16]                                 -> OK u8 state | u32 n | data
+ *               state 0 waiting (n 0), 1 provisioned (the blob), 2 replied
+ *               (the reply; to the account that put the blob, which closes
+ *               the slot; to anyone else n 0)
+ *   LINK_REPLY  code[16] | reply: blob16 (1..LINK_MAX_REPLY) -> OK (nothing)
+ *   DEVICE_IDENTITY  identity: blob16 (33..256 bytes, 0x05 || key || ...) -> OK (nothing) */
+struct sotto__wr;
+#define SOTTO_SRV_LINK_CODE_LEN 16
+#define SOTTO_SRV_LINK_MAX_KEYS 256
+#define SOTTO_SRV_LINK_MAX_BLOB (64 * 1024)
+#define SOTTO_SRV_LINK_MAX_REPLY 512
+#define SOTTO_SRV_LINK_WAITING 0
+#define SOTTO_SRV_LINK_PROVISIONED 1
+#define SOTTO_SRV_LINK_REPLIED 2
+struct sotto_srv_link {
+  const uint8_t *code; /* SOTTO_SRV_LINK_CODE_LEN bytes (all but LINK_OPEN) */
+  const uint8_t *data; /* OPEN: keys; PUT: blob (may be empty); REPLY: reply */
+  size_t data_len;
+};
+/* Parses the payload of request type (one of SOTTO_SRV_LINK_*). */
+int sotto__srv_parse_link_req(uint8_t type, const uint8_t *p, size_t len, struct sotto_srv_link *m) SOTTO_WUR;
+void sotto__srv_put_link_req(struct sotto__wr *w, uint8_t type, const struct sotto_srv_link *m);
+/* Answers. */
+int sotto__srv_parse_link_opened(const uint8_t *p, size_t len, const uint8_t **code, uint32_t *ttl_s) SOTTO_WUR;
+void sotto__srv_put_link_opened(struct sotto__wr *w, const uint8_t code[SOTTO_SRV_LINK_CODE_LEN], uint32_t ttl_s);
+/* LINK_PUT answer: the keys. */
+int sotto__srv_parse_link_keys(const uint8_t *p, size_t len, const uint8_t **keys, size_t *keys_len) SOTTO_WUR;
+int sotto__srv_parse_link_state(const uint8_t *p, size_t len, uint8_t *state, const uint8_t **data,
+                                size_t *data_len) SOTTO_WUR;
+void sotto__srv_put_link_state(struct sotto__wr *w, uint8_t state, const uint8_t *data, size_t len);
+/* DEVICE_IDENTITY: blob16 identity, laid out as REGISTER's (0x05 || 32-byte
+ * key || the client's own trailer, SOTTO_SRV_DEVICE_IDENTITY_MIN..
+ * SOTTO_SRV_MAX_IDENTITY bytes). */
+#define SOTTO_SRV_DEVICE_IDENTITY_MIN 33
+int sotto__srv_parse_device_identity(const uint8_t *p, size_t len, struct sotto_srv_str *ik) SOTTO_WUR;
+void sotto__srv_put_device_identity(struct sotto__wr *w, const uint8_t *ik, size_t len);
 
 /* ---- server answers and pushes ------------------------------------------ */
 

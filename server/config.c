@@ -43,6 +43,8 @@ static const struct opt opts[] = {
      "days an unregistered username stays held before anyone may register it (7)"},
     {"username-quarantine-seconds", T_I64, O(quarantine_s), 0, 36500.0 * 86400,
      "seconds it stays held; if not 0, replaces username-quarantine-days (0)"},
+    {"link-ttl-seconds", T_I64, O(link_ttl_s), 1, 86400,
+     "seconds a link slot (sotto link) stays open before it expires, used or not (600)"},
     {"expire-interval", T_I64, O(expire_interval_s), 1, 86400, "seconds between expiry runs (60)"},
     {"send-rate", T_DBL, O(send_rate), 0.001, 1e9, "envelopes per second per account, refill rate (200)"},
     {"send-burst", T_DBL, O(send_burst), 1, 1e9, "envelopes per account in a burst (1000)"},
@@ -156,6 +158,7 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->blob_quota_bytes = (int64_t)8 * 1024 * 1024 * 1024;
   c->blob_quota_count = 1000;
   c->blob_expiry_days = 30;
+  c->link_ttl_s = 600;
   c->blob_rate = 2000;
   c->blob_burst = 4000;
   c->disk_reserve = 8 * 1024 * 1024;

@@ -43,6 +43,7 @@ struct sotto_srv_config {
   int64_t blob_quota_count;     /* blobs of one account on the server */
   int64_t blob_expiry_days;     /* a blob is deleted this long after its creation */
   int64_t blob_expiry_s;        /* if non-zero, overrides blob_expiry_days (tests) */
+  int64_t link_ttl_s;           /* a link slot expires this long after LINK_OPEN (srv_link.c) */
   double blob_rate, blob_burst; /* per account: blob requests per second, bucket */
   int64_t max_sender_bytes;     /* ciphertext bytes from one account waiting in all queues */
   int kt;                       /* keep the key-transparency log (srv_kt.c) */

@@ -125,6 +125,11 @@ static int parse_remove(const struct srv *s, struct op *o) {
   return sotto__srv_parse_device_remove(o->data, o->len, &o->req.device_id);
 }
 
+static int parse_device_identity(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_device_identity(o->data, o->len, &o->req.ik);
+}
+
 static int parse_set_recovery(const struct srv *s, struct op *o) {
   (void)s;
   return sotto__srv_parse_set_recovery(o->data, o->len, &o->req.code);
@@ -711,6 +716,36 @@ static int exec_devlist_put(struct srv *s, struct op *o) {
   return ops->devlist_put(st, c->account_id, l->version, ids, l->n, d->raw, d->raw_len, sotto__srv_now_ms());
 }
 
+/* DEVICE_IDENTITY (docs/multi-device.md): a linked device sets its own
+ * identity key, once, before it publishes pre-keys; BUNDLE hands it out
+ * from then on. Device 1's identity key is the account key: it may only
+ * name that one (no write). Setting the same key again is a no-op (a retry
+ * after a lost answer); another key once one is set is refused ERR(18). */
+static int exec_device_identity(struct srv *s, struct op *o) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
+  struct conn *c = o->c;
+  uint8_t cur[SOTTO_STORE_MAX_IDENTITY];
+  size_t cl = 0;
+  int rc;
+  const struct sotto_srv_str *ik = &o->req.ik;
+  if (c->device_id == 1) {
+    struct sotto_store_account acc;
+    if ((rc = ops->account_get(st, c->user, &acc)) < 0) return rc;
+    /* The key (0x05 || 32 bytes) must be the account key. */
+    if (rc == 1 || acc.identity_len < SOTTO_SRV_DEVICE_IDENTITY_MIN ||
+        sodium_memcmp(acc.identity, ik->p, SOTTO_SRV_DEVICE_IDENTITY_MIN) != 0)
+      o->code = SOTTO_SRV_E_FORBIDDEN;
+    return 0;
+  }
+  if ((rc = ops->device_identity_get(st, c->devkey, cur, sizeof cur, &cl)) < 0) return rc;
+  if (rc == 0) {
+    if (cl != ik->len || sodium_memcmp(cur, ik->p, cl) != 0) o->code = SOTTO_SRV_E_STATE;
+    return 0;
+  }
+  return ops->device_identity_set(st, c->devkey, ik->p, ik->len);
+}
+
 /* DEVLIST_GET: the newest signed list of a username, as stored. */
 static int exec_devlist_get(struct srv *s, struct op *o) {
   char user[SOTTO_SRV_USER_MAX + 1];
@@ -933,6 +968,8 @@ static const struct srv_handler handlers[] = {
     {SOTTO_SRV_DEVLIST_PUT, H_AUTHED | H_STORES | H_DEVICE, parse_devlist_put, admit_devlist_put, exec_devlist_put,
      answer_none, NULL},
     {SOTTO_SRV_DEVLIST_GET, H_AUTHED, parse_devices, admit_devlist_get, exec_devlist_get, answer_kt, NULL},
+    {SOTTO_SRV_DEVICE_IDENTITY, H_AUTHED | H_STORES | H_DEVICE, parse_device_identity,
+     admit_devlist_get, exec_device_identity, answer_none, NULL},
     /* attachments (srv_blob.c): the OK payload is made by exec, like KT's */
     {SOTTO_SRV_BLOB_CREATE, H_AUTHED | H_STORES | H_TOO_LARGE, sotto__srv_blob_parse, sotto__srv_blob_admit,
      sotto__srv_blob_exec, answer_kt, NULL},
@@ -1091,6 +1128,8 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
     sotto__srv_send_err(s, c, f.req_id, SOTTO_SRV_E_STATE);
     return;
   }
+  /* LINK_*: slots in memory, answered in place (srv_link.c). */
+  if (sotto__srv_link_frame(s, c, &f)) return;
   h = handler_for(f.type);
   if (!h && c->state == S_AUTHED && f.type == SOTTO_SRV_HELLO) {
     sotto__srv_send_err(s, c, f.req_id, SOTTO_SRV_E_STATE);

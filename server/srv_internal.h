@@ -140,6 +140,7 @@ union srv_req {
   uint64_t epoch;     /* EPOCH */
   uint32_t device_id; /* DEVICE_REMOVE */
   const uint8_t *code; /* SET_RECOVERY: SOTTO_SRV_RECOVERY_LEN bytes */
+  struct sotto_srv_str ik; /* DEVICE_IDENTITY */
   struct sotto_srv_recover recover;
   struct sotto_srv_blob_req blob;   /* BLOB_* */
   struct sotto_srv_str kt_user;     /* KT_SEARCH */
@@ -215,6 +216,7 @@ struct metrics {
   uint64_t conns_total, conns_rejected, tls_failed, msgs_in, msgs_out, acks, registrations, auth_ok,
       auth_fail, bundles, commits, commit_failures, batch_ops, expired, rate_limited;
   uint64_t commit_retries; /* batches run again after losing a race with another node (cluster) */
+  uint64_t link_opened, link_provisioned, link_done, link_expired, link_refused; /* link slots (srv_link.c) */
   uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
   uint64_t errors[32];
 };
@@ -276,6 +278,7 @@ struct srv {
   pthread_cond_t cv, done_cv;
   int job, done, quit;
   struct srv_kt *kt; /* the key-transparency log (srv_kt.c), or NULL without --kt */
+  struct srv_link *link; /* link slots (srv_link.c), made at the first LINK_* request */
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -305,6 +308,12 @@ struct batch;
 /* Opens (or creates) the log: keys in DATA/kt.key, entries replayed from the store. */
 int sotto__srv_kt_open(struct srv *s);
 void sotto__srv_kt_close(struct srv *s);
+/* ---- srv_link.c ---- */
+/* Handles a LINK_* frame in place and returns 1, or returns 0 for any other
+ * type. */
+int sotto__srv_link_frame(struct srv *s, struct conn *c, const struct sotto_srv_frame *f);
+size_t sotto__srv_link_open_count(const struct srv *s);
+void sotto__srv_link_close(struct srv *s);
 /* Store thread, inside the batch's transaction, after every op ran: logs
  * what the batch's successful REGISTER, RECOVER and UNREGISTER changed as
  * one entry in the same transaction. */

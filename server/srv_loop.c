@@ -565,6 +565,7 @@ out:
   }
   if (s->cl) sotto__srv_cluster_close(s);
   sotto__srv_kt_close(s);
+  sotto__srv_link_close(s);
   if (s->rstore.ops) s->rstore.ops->close(s->rstore.impl);
   if (s->store.ops) s->store.ops->close(s->store.impl);
   if (s->ctx) SSL_CTX_free(s->ctx);

@@ -92,6 +92,13 @@ static void metrics_answer(struct srv *s, struct conn *c) {
   P("# TYPE sotto_bundles_total counter\nsotto_bundles_total %llu\n", (unsigned long long)s->m.bundles);
   P("# TYPE sotto_rate_limited_total counter\nsotto_rate_limited_total %llu\n",
     (unsigned long long)s->m.rate_limited);
+  P("# TYPE sotto_link_slots gauge\nsotto_link_slots %zu\n", sotto__srv_link_open_count(s));
+  P("# TYPE sotto_link_total counter\nsotto_link_total{event=\"opened\"} %llu\n"
+    "sotto_link_total{event=\"provisioned\"} %llu\nsotto_link_total{event=\"done\"} %llu\n"
+    "sotto_link_total{event=\"expired\"} %llu\nsotto_link_total{event=\"refused\"} %llu\n",
+    (unsigned long long)s->m.link_opened, (unsigned long long)s->m.link_provisioned,
+    (unsigned long long)s->m.link_done, (unsigned long long)s->m.link_expired,
+    (unsigned long long)s->m.link_refused);
   P("# TYPE sotto_commit_failures_total counter\nsotto_commit_failures_total %llu\n",
     (unsigned long long)s->m.commit_failures);
   P("# TYPE sotto_commit_retries_total counter\nsotto_commit_retries_total %llu\n",

@@ -211,6 +211,14 @@ struct sotto_store_ops {
   int (*recovery_set)(void *s, int64_t account_id, const uint8_t hash[32]);
   int (*recovery_get)(void *s, const char *user, int64_t *account_id, uint8_t hash[32], int *has);
   int (*account_identity)(void *s, int64_t account_id, const uint8_t *ik, size_t ik_len);
+  /* A device's own identity key (DEVICE_IDENTITY; docs/multi-device.md),
+   * column devices.identity. device_identity_get copies it into buf (cap >=
+   * SOTTO_STORE_MAX_IDENTITY) or returns 1 if the device has none (it then
+   * uses the account's); device_identity_set sets it (ik_len <=
+   * SOTTO_STORE_MAX_IDENTITY). bundle_take hands out the device's own key
+   * when it has one, else the account's. */
+  int (*device_identity_get)(void *s, int64_t devkey, uint8_t *buf, size_t cap, size_t *len);
+  int (*device_identity_set)(void *s, int64_t devkey, const uint8_t *ik, size_t ik_len);
   /* Key transparency (srv_kt.c; docs/key-transparency.md). NULL in a
    * backend without it (the server then refuses --kt). Entries are numbered
    * from 0 and written in the same transaction as the values they log;

@@ -43,7 +43,7 @@
 
 #include "store.h"
 
-#define PG_SCHEMA_VERSION 6
+#define PG_SCHEMA_VERSION 7
 #define PG_LOCK_KEY 0x736f74746f01LL /* "sotto" + 1: the sole-writer advisory lock */
 #define PG_ID_BLOCK 1024             /* INCREMENT of sotto_msg_ids */
 #define PG_SHARED_SUMS_MS 5000       /* shared mode: how stale the per-sender sums may get */
@@ -106,6 +106,9 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     " expires_ms bigint NOT NULL);"
     "CREATE INDEX blobs_account ON blobs(account_id);"
     "CREATE INDEX blobs_expires ON blobs(expires_ms);",
+    /* 7: a linked device's own identity key (DEVICE_IDENTITY; NULL: the
+     * account's, as device 1 and every device made before it) */
+    "ALTER TABLE devices ADD COLUMN identity bytea;",
 };
 
 enum {
@@ -159,6 +162,8 @@ enum {
   Q_REC_DEL,
   Q_REC_GET,
   Q_ACC_IDENTITY,
+  Q_DEV_IDENT_GET,
+  Q_DEV_IDENT_SET,
   /* shared mode: per-device id order (store.h, "Shared mode") */
   Q_DEV_LOCK,
   Q_MSG_INS_SHARED,
@@ -218,7 +223,7 @@ static const struct {
                     "SELECT count(*) FILTER (WHERE kind = 0), count(*) FILTER (WHERE kind = 1)"
                     " FROM onetime WHERE devkey = $1"},
     [Q_SPK_GET] = {"i",
-                   "SELECT s.key_id, s.blob, a.identity FROM signed_prekeys s JOIN devices d"
+                   "SELECT s.key_id, s.blob, coalesce(d.identity, a.identity) FROM signed_prekeys s JOIN devices d"
                    " ON d.devkey = s.devkey JOIN accounts a ON a.id = d.account_id WHERE s.devkey = $1"},
     [Q_OT_TAKE] = {"ii",
                    "DELETE FROM onetime WHERE (devkey, kind, key_id) = (SELECT devkey, kind, key_id"
@@ -320,6 +325,8 @@ static const struct {
                    "SELECT a.id, r.hash FROM accounts a LEFT JOIN recovery r ON r.account_id = a.id"
                    " WHERE a.username = $1"},
     [Q_ACC_IDENTITY] = {"ib", "UPDATE accounts SET identity = $2 WHERE id = $1"},
+    [Q_DEV_IDENT_GET] = {"i", "SELECT identity FROM devices WHERE devkey = $1"},
+    [Q_DEV_IDENT_SET] = {"ib", "UPDATE devices SET identity = $2 WHERE devkey = $1"},
     /* Shared mode. The device rows a statement of envelope inserts and
      * deletes is about to change, locked in devkey order (so two nodes'
      * statements wait for each other instead of deadlocking), held to
@@ -560,6 +567,8 @@ static int reads_writes(const struct pg *s, int q) {
     case Q_REC_GET:
     case Q_REC_DEL:
     case Q_ACC_IDENTITY:
+    case Q_DEV_IDENT_GET:
+    case Q_DEV_IDENT_SET:
       return 0;
     default:
       return 1;
@@ -1410,6 +1419,34 @@ static int pg_account_identity(void *v, int64_t account_id, const uint8_t *ik, s
   return run_ok(v, Q_ACC_IDENTITY, &a);
 }
 
+static int pg_device_identity_get(void *v, int64_t devkey, uint8_t *buf, size_t cap, size_t *len) {
+  struct args a = {0};
+  PGresult *r;
+  int rc = 1;
+  a_i64(&a, devkey);
+  if ((r = run(v, Q_DEV_IDENT_GET, &a)) == NULL) return SOTTO_ERR_STORE;
+  if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+    size_t n = (size_t)PQgetlength(r, 0, 0);
+    if (n == 0 || n > cap || n > SOTTO_STORE_MAX_IDENTITY) {
+      rc = SOTTO_ERR_STORE;
+    } else {
+      memcpy(buf, PQgetvalue(r, 0, 0), n);
+      *len = n;
+      rc = 0;
+    }
+  }
+  PQclear(r);
+  return rc;
+}
+
+static int pg_device_identity_set(void *v, int64_t devkey, const uint8_t *ik, size_t ik_len) {
+  struct args a = {0};
+  if (ik_len == 0 || ik_len > SOTTO_STORE_MAX_IDENTITY) return SOTTO_ERR_STORE;
+  a_i64(&a, devkey);
+  a_bin(&a, ik, ik_len);
+  return run_ok(v, Q_DEV_IDENT_SET, &a);
+}
+
 /* ---- signed device lists (docs/multi-device.md) ---- */
 
 static int pg_ids_decode(const PGresult *r, int row, int col, uint32_t *ids, size_t max, size_t *n) {
@@ -2116,6 +2153,8 @@ static const struct sotto_store_ops pg_ops = {
     .blob_iter = pg_blob_iter,
     .recovery_get = pg_recovery_get,
     .account_identity = pg_account_identity,
+    .device_identity_get = pg_device_identity_get,
+    .device_identity_set = pg_device_identity_set,
     .devlist_put = pg_devlist_put,
     .devlist_get = pg_devlist_get,
     .devlist_ids = pg_devlist_ids,
@@ -2261,7 +2300,12 @@ static int copy_rows(PGconn *c, sqlite3 *db, const char *select, const char *ins
     char num[PG_MAX_PARAMS][24];
     PGresult *res;
     for (i = 0; i < n && i < PG_MAX_PARAMS; i++) {
-      if (sqlite3_column_type(q, i) == SQLITE_INTEGER) {
+      if (sqlite3_column_type(q, i) == SQLITE_NULL) {
+        /* SQL NULL (devices.identity of a device without its own key). */
+        vals[i] = NULL;
+        lens[i] = 0;
+        fmts[i] = 1;
+      } else if (sqlite3_column_type(q, i) == SQLITE_INTEGER) {
         snprintf(num[i], sizeof num[i], "%lld", (long long)sqlite3_column_int64(q, i));
         vals[i] = num[i];
         lens[i] = 0;
@@ -2339,13 +2383,13 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
        " convert_from($3, 'UTF8'), $4, $5::bigint)"},
       {"devices",
        "SELECT devkey, account_id, device_id, secret_hash, created_day, last_seen_day, queue_count, "
-       "queue_bytes, epoch"
+       "queue_bytes, epoch, identity"
        " FROM devices ORDER BY devkey",
        "INSERT INTO devices(devkey, account_id, device_id, secret_hash, created_day, last_seen_day, "
        "queue_count,"
-       " queue_bytes, epoch) VALUES($1::bigint, $2::bigint, $3::bigint, $4, $5::bigint, $6::bigint, "
+       " queue_bytes, epoch, identity) VALUES($1::bigint, $2::bigint, $3::bigint, $4, $5::bigint, $6::bigint, "
        "$7::bigint,"
-       " $8::bigint, $9::bigint)"},
+       " $8::bigint, $9::bigint, $10)"},
       {"signed pre-keys", "SELECT devkey, key_id, blob FROM signed_prekeys",
        "INSERT INTO signed_prekeys(devkey, key_id, blob) VALUES($1::bigint, $2::bigint, $3)"},
       {"last-resort keys", "SELECT devkey, key_id, blob FROM last_resort",
@@ -2550,10 +2594,10 @@ int sotto__store_pg_export_sqlite(const char *conninfo, const char *dir, FILE *o
        "ittbi", "INSERT INTO accounts(id, username, canon, identity, created_day) VALUES(?, ?, ?, ?, ?)"},
       {"devices",
        "SELECT devkey, account_id, device_id, encode(secret_hash, 'hex'), created_day, last_seen_day, "
-       "queue_count, queue_bytes, epoch FROM devices ORDER BY devkey",
-       "iiibiiiii",
+       "queue_count, queue_bytes, epoch, encode(identity, 'hex') FROM devices ORDER BY devkey",
+       "iiibiiiiib",
        "INSERT INTO devices(devkey, account_id, device_id, secret_hash, created_day, last_seen_day, queue_count,"
-       " queue_bytes, epoch) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+       " queue_bytes, epoch, identity) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
       {"signed pre-keys", "SELECT devkey, key_id, encode(blob, 'hex') FROM signed_prekeys", "iib",
        "INSERT INTO signed_prekeys(devkey, key_id, blob) VALUES(?, ?, ?)"},
       {"last-resort keys", "SELECT devkey, key_id, encode(blob, 'hex') FROM last_resort", "iib",

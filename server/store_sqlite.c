@@ -95,7 +95,7 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_LR_PUT] = "INSERT OR REPLACE INTO last_resort(devkey, key_id, blob) VALUES(?1, ?2, ?3)",
     [Q_OT_PUT] = "INSERT OR REPLACE INTO onetime(devkey, kind, key_id, blob) VALUES(?1, ?2, ?3, ?4)",
     [Q_OT_COUNT] = "SELECT count(*) FROM onetime WHERE devkey = ?1 AND kind = ?2",
-    [Q_SPK_GET] = "SELECT s.key_id, s.blob, a.identity FROM signed_prekeys s JOIN devices d"
+    [Q_SPK_GET] = "SELECT s.key_id, s.blob, coalesce(d.identity, a.identity) FROM signed_prekeys s JOIN devices d"
                   " ON d.devkey = s.devkey JOIN accounts a ON a.id = d.account_id WHERE s.devkey = ?1",
     [Q_OT_FIRST] = "SELECT key_id, blob FROM onetime WHERE devkey = ?1 AND kind = ?2"
                    " ORDER BY key_id LIMIT 1",
@@ -1282,6 +1282,48 @@ static int sq_accounts_iter(void *v, int (*cb)(void *ctx, const char *user, cons
   return rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
 }
 
+static int sq_device_identity_get(void *v, int64_t devkey, uint8_t *buf, size_t cap, size_t *len) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc = 1;
+  if (one_shot(s, "SELECT identity FROM devices WHERE devkey = ?1", &st)) return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, devkey);
+  switch (sqlite3_step(st)) {
+  case SQLITE_ROW: {
+    const void *p = sqlite3_column_blob(st, 0);
+    size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    if (sqlite3_column_type(st, 0) == SQLITE_NULL) break;
+    if (!p || n == 0 || n > cap || n > SOTTO_STORE_MAX_IDENTITY) {
+      rc = SOTTO_ERR_STORE;
+      break;
+    }
+    memcpy(buf, p, n);
+    *len = n;
+    rc = 0;
+    break;
+  }
+  case SQLITE_DONE:
+    break;
+  default:
+    rc = SOTTO_ERR_STORE;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_device_identity_set(void *v, int64_t devkey, const uint8_t *ik, size_t ik_len) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (ik_len == 0 || ik_len > SOTTO_STORE_MAX_IDENTITY) return SOTTO_ERR_STORE;
+  if (one_shot(s, "UPDATE devices SET identity = ?2 WHERE devkey = ?1", &st)) return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, devkey);
+  sqlite3_bind_blob(st, 2, ik, (int)ik_len, SQLITE_STATIC);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
 static int sq_account_identity(void *v, int64_t account_id, const uint8_t *ik, size_t ik_len) {
   struct sq *s = v;
   sqlite3_stmt *st;
@@ -1592,6 +1634,8 @@ static const struct sotto_store_ops sqlite_ops = {
     .blob_iter = sq_blob_iter,
     .recovery_get = sq_recovery_get,
     .account_identity = sq_account_identity,
+    .device_identity_get = sq_device_identity_get,
+    .device_identity_set = sq_device_identity_set,
     .devlist_put = sq_devlist_put,
     .devlist_get = sq_devlist_get,
     .devlist_ids = sq_devlist_ids,
@@ -1810,6 +1854,10 @@ int sotto__store_sqlite_open(struct sotto_store *st, const char *dir) {
   /* And the previous secret hash (ROTATE_SECRET, store.h). */
   if (sqlite3_exec(s->db, "SELECT prev_secret_hash FROM devices LIMIT 0", NULL, NULL, NULL) != SQLITE_OK &&
       sqlite3_exec(s->db, "ALTER TABLE devices ADD COLUMN prev_secret_hash BLOB", NULL, NULL, NULL) != SQLITE_OK)
+    goto fail;
+  /* And a device's own identity key (DEVICE_IDENTITY; NULL: the account's). */
+  if (sqlite3_exec(s->db, "SELECT identity FROM devices LIMIT 0", NULL, NULL, NULL) != SQLITE_OK &&
+      sqlite3_exec(s->db, "ALTER TABLE devices ADD COLUMN identity BLOB", NULL, NULL, NULL) != SQLITE_OK)
     goto fail;
   for (i = 0; i < Q_COUNT; i++)
     if (sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL) != SQLITE_OK) {

@@ -888,3 +888,103 @@ int sotto_net_blob_async(struct sotto_net *c, uint8_t type, const struct sotto_s
   if (b != small) free(b);
   return rc;
 }
+
+/* ---- linking a device (proto.h "linking") ------------------------------------------ */
+
+/* One LINK_* request; the answer in *ans (the caller clears it). */
+static int link_call(struct sotto_net *c, uint8_t type, const struct sotto_srv_link *m, struct sotto_net_event *ans) {
+  size_t cap = SOTTO_SRV_LINK_CODE_LEN + 4 + SOTTO_SRV_LINK_MAX_BLOB;
+  uint8_t *b = malloc(cap);
+  struct sotto__wr w;
+  int rc;
+  memset(ans, 0, sizeof *ans);
+  if (!b) return SOTTO_ERR_NOMEM;
+  sotto__wr_init(&w, b, cap);
+  sotto__srv_put_link_req(&w, type, m);
+  rc = w.err ? SOTTO_ERR_USAGE : request(c, type, b, w.len, ans);
+  sodium_memzero(b, w.len < cap ? w.len : cap);
+  free(b);
+  return rc;
+}
+
+int sotto_net_link_open(struct sotto_net *c, const uint8_t *keys, size_t keys_len,
+                        uint8_t code[SOTTO_SRV_LINK_CODE_LEN], uint32_t *ttl_s) {
+  struct sotto_srv_link m = {NULL, keys, keys_len};
+  struct sotto_net_event ans;
+  const uint8_t *p;
+  int rc;
+  if (keys_len == 0 || keys_len > SOTTO_SRV_LINK_MAX_KEYS) return SOTTO_ERR_USAGE;
+  if ((rc = link_call(c, SOTTO_SRV_LINK_OPEN, &m, &ans)) == 0 &&
+      (rc = sotto__srv_parse_link_opened(ans.payload, ans.payload_len, &p, ttl_s)) == 0)
+    memcpy(code, p, SOTTO_SRV_LINK_CODE_LEN);
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+int sotto_net_link_put(struct sotto_net *c, const uint8_t code[SOTTO_SRV_LINK_CODE_LEN], const uint8_t *blob,
+                       size_t blob_len, uint8_t *keys, size_t cap, size_t *keys_len) {
+  struct sotto_srv_link m = {code, blob, blob_len};
+  struct sotto_net_event ans;
+  const uint8_t *p;
+  size_t n = 0;
+  int rc;
+  if (blob_len > SOTTO_SRV_LINK_MAX_BLOB) return SOTTO_ERR_TOO_LARGE;
+  if ((rc = link_call(c, SOTTO_SRV_LINK_PUT, &m, &ans)) == 0 &&
+      (rc = sotto__srv_parse_link_keys(ans.payload, ans.payload_len, &p, &n)) == 0) {
+    if (n > cap) {
+      rc = SOTTO_ERR_BUFFER_TOO_SMALL;
+    } else {
+      memcpy(keys, p, n);
+      *keys_len = n;
+    }
+  }
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+int sotto_net_link_get(struct sotto_net *c, const uint8_t code[SOTTO_SRV_LINK_CODE_LEN], uint8_t *state, uint8_t *buf,
+                       size_t cap, size_t *len) {
+  struct sotto_srv_link m = {code, NULL, 0};
+  struct sotto_net_event ans;
+  const uint8_t *p;
+  size_t n = 0;
+  int rc;
+  *len = 0;
+  if ((rc = link_call(c, SOTTO_SRV_LINK_GET, &m, &ans)) == 0 &&
+      (rc = sotto__srv_parse_link_state(ans.payload, ans.payload_len, state, &p, &n)) == 0) {
+    if (n > cap) {
+      rc = SOTTO_ERR_BUFFER_TOO_SMALL;
+    } else {
+      if (n) memcpy(buf, p, n);
+      *len = n;
+    }
+  }
+  if (ans.payload) sodium_memzero(ans.payload, ans.payload_len);
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+int sotto_net_link_reply(struct sotto_net *c, const uint8_t code[SOTTO_SRV_LINK_CODE_LEN], const uint8_t *reply,
+                         size_t len) {
+  struct sotto_srv_link m = {code, reply, len};
+  struct sotto_net_event ans;
+  int rc;
+  if (len == 0 || len > SOTTO_SRV_LINK_MAX_REPLY) return SOTTO_ERR_USAGE;
+  rc = link_call(c, SOTTO_SRV_LINK_REPLY, &m, &ans);
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+int sotto_net_device_identity(struct sotto_net *c, const uint8_t *ik, size_t len) {
+  uint8_t b[2 + SOTTO_SRV_MAX_IDENTITY];
+  struct sotto__wr w;
+  struct sotto_net_event ans;
+  int rc;
+  if (len < SOTTO_SRV_DEVICE_IDENTITY_MIN || len > SOTTO_SRV_MAX_IDENTITY) return SOTTO_ERR_USAGE;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_device_identity(&w, ik, len);
+  if (w.err) return SOTTO_ERR_USAGE;
+  rc = request(c, SOTTO_SRV_DEVICE_IDENTITY, b, w.len, &ans);
+  sotto_net_event_clear(&ans);
+  return rc;
+}

@@ -140,6 +140,27 @@ int sotto_net_recover(struct sotto_net *c, const char *username, const uint8_t c
                       const uint8_t *identity, size_t identity_len, uint32_t *device_id,
                       uint8_t secret[SOTTO_SRV_SECRET_LEN]);
 
+/* Linking a device (proto.h "linking", docs/protocol-server.md). A slot
+ * code is SOTTO_SRV_LINK_CODE_LEN bytes. Server errors: SOTTO_SRV_E_LINK_CODE
+ * (unknown, used, expired or out of order), SOTTO_SRV_E_RATE (too many open
+ * slots), SOTTO_SRV_E_FORBIDDEN (LINK_PUT by a device other than 1).
+ *   link_open   before AUTH: opens a slot with keys; code and its lifetime.
+ *   link_put    device 1: the slot's keys into keys (cap >=
+ *               SOTTO_SRV_LINK_MAX_KEYS); blob_len 0 only reads them, else
+ *               the blob is put.
+ *   link_get    the slot's state and data into buf (cap >= SOTTO_SRV_LINK_MAX_BLOB).
+ *   link_reply  the new device's reply (1..SOTTO_SRV_LINK_MAX_REPLY bytes).
+ *   device_identity  this device's own identity blob (as REGISTER's), once. */
+int sotto_net_link_open(struct sotto_net *c, const uint8_t *keys, size_t keys_len,
+                        uint8_t code[SOTTO_SRV_LINK_CODE_LEN], uint32_t *ttl_s);
+int sotto_net_link_put(struct sotto_net *c, const uint8_t code[SOTTO_SRV_LINK_CODE_LEN], const uint8_t *blob,
+                       size_t blob_len, uint8_t *keys, size_t cap, size_t *keys_len);
+int sotto_net_link_get(struct sotto_net *c, const uint8_t code[SOTTO_SRV_LINK_CODE_LEN], uint8_t *state, uint8_t *buf,
+                       size_t cap, size_t *len);
+int sotto_net_link_reply(struct sotto_net *c, const uint8_t code[SOTTO_SRV_LINK_CODE_LEN], const uint8_t *reply,
+                         size_t len);
+int sotto_net_device_identity(struct sotto_net *c, const uint8_t *ik, size_t len);
+
 /* BLOB_* requests (proto.h "blobs"): the answer's payload in ans (clear it
  * with sotto_net_event_clear); PUT only through the async form. The async
  * form writes the request and returns: the answer comes as an

@@ -17,6 +17,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <sotto/keys.h>
+
 #include "rotation.h"
 #include "srvtest.h"
 #include "testutil.h"
@@ -1108,6 +1110,36 @@ static void test_pg_outage(void) {
   srv_rmdir(&p);
 }
 
+/* Device 2 of a (added by a's device 1 on connection c) with its own
+ * identity key (DEVICE_IDENTITY, written to ik) and a signed pre-key, so
+ * that a BUNDLE of it shows which identity key the store hands out. */
+static int add_own_identity_device(struct srv_proc *p, struct sotto_net_ctx **ctx, struct sotto_net *c,
+                                   const char *name, uint8_t ik[37]) {
+  struct account d = {name, 0, {0}};
+  struct sotto_srv_keys k;
+  struct sotto_net *x;
+  uint8_t blob[64], pub[32], priv[32];
+  int rc;
+  if (sotto_net_add_device(c, &d.dev, d.secret) != 0 || d.dev != 2) return -1;
+  if (sotto_keypair_generate(pub, priv) != 0) return -1;
+  sotto_pubkey_serialize(ik, pub);
+  ik[36] = 2;
+  if ((x = login(p, ctx, &d)) == NULL) return -1;
+  memset(&k, 0, sizeof k);
+  memset(blob, 0xCD, sizeof blob);
+  k.flags = SOTTO_SRV_KEYS_SIGNED;
+  k.signed_prekey = (struct sotto_srv_blob_id){3, blob, 64};
+  rc = sotto_net_device_identity(x, ik, 37) == 0 && sotto_net_upload_keys(x, &k, NULL, NULL) == 0 ? 0 : -1;
+  sotto_net_close(x);
+  return rc;
+}
+
+/* The identity key a BUNDLE of user's device dev hands out is ik. */
+static int bundle_identity_is(struct sotto_net *c, const char *user, uint32_t dev, const uint8_t ik[37]) {
+  struct sotto_srv_bundle_buf bb;
+  return sotto_net_fetch_bundle(c, user, dev, &bb) == 0 && bb.identity_len == 37 && memcmp(bb.identity, ik, 37) == 0;
+}
+
 /* `sotto-server import`: a server's SQLite store (accounts, secrets, queued
  * envelopes) moved into an empty PostgreSQL store; the server started on it
  * with the same --data is the same server: same fingerprint, the accounts
@@ -1120,6 +1152,7 @@ static void test_import(void) {
   struct sotto_net *a = NULL, *b = NULL;
   struct sotto_net_event ev;
   char store[sizeof p.store], fp[65], *out;
+  uint8_t ik2[37];
   uint64_t ids[3] = {0, 0, 0}, id4 = 0, acked = 0;
   int rc, i, st = -1;
   if (!srv_pg()) return;
@@ -1156,6 +1189,8 @@ static void test_import(void) {
     sotto_net_event_clear(&ev);
   }
   CHECK_RC(sotto_net_ping(a), 0);
+  /* A linked device with its own identity key (devices.identity) goes along. */
+  CHECK(add_own_identity_device(&p, &ctx, a, "alice", ik2) == 0);
   sotto_net_close(a);
   a = NULL;
   {
@@ -1190,6 +1225,7 @@ static void test_import(void) {
   }
   CHECK_RC(sotto_net_send(b, "alice", 1, 1, (const uint8_t *)"after", 5, &id4, NULL), 0);
   CHECK(id4 > ids[2] && id4 > acked);
+  CHECK(bundle_identity_is(b, "alice", 2, ik2));
   sotto_net_close(a);
   sotto_net_close(b);
   {
@@ -1340,6 +1376,7 @@ static void test_export(void) {
   struct sotto_net *a = NULL, *b = NULL;
   struct sotto_net_event ev;
   char fp[65], *out;
+  uint8_t ik2[37];
   uint64_t ids[3] = {0, 0, 0}, id4 = 0, acked = 0;
   int rc, i, st = -1;
   if (!srv_pg()) return;
@@ -1369,6 +1406,7 @@ static void test_export(void) {
     sotto_net_event_clear(&ev);
   }
   CHECK_RC(sotto_net_ping(a), 0);
+  CHECK(add_own_identity_device(&p, &ctx, a, "alice", ik2) == 0);
   sotto_net_close(a);
   {
     /* Not while a server runs on the PostgreSQL store. */
@@ -1404,6 +1442,7 @@ static void test_export(void) {
   }
   CHECK_RC(sotto_net_send(b, "alice", 1, 1, (const uint8_t *)"after", 5, &id4, NULL), 0);
   CHECK(id4 > ids[2] && id4 > acked);
+  CHECK(bundle_identity_is(b, "alice", 2, ik2));
   sotto_net_close(a);
   sotto_net_close(b);
   {
