@@ -41,6 +41,19 @@ static void seen_now(struct sc_client *c, const struct conn *k, const char *user
   c->dl_seen[i].at_ms = sc_monotonic_ms();
 }
 
+int devices_account_key(struct sc_client *c, uint8_t out[SOTTO_PUBKEY_LEN]) {
+  uint8_t *v;
+  size_t n;
+  int rc;
+  memcpy(out, c->acct->id.pub, SOTTO_PUBKEY_LEN);
+  if (c->acct->device_id == 1) return 0;
+  if ((rc = store_get(c->st, "account_key", &v, &n)) <= 0) return rc;
+  if (n == SOTTO_PUBKEY_LEN) memcpy(out, v, n);
+  else rc = STORE_E_CORRUPT;
+  store_free_value(v, n);
+  return rc < 0 ? rc : 0;
+}
+
 void devices_recheck(struct sc_client *c, const char *user) {
   size_t i;
   for (i = 0; i < sizeof c->dl_seen / sizeof c->dl_seen[0]; i++)
@@ -161,10 +174,15 @@ int devices_publish(struct sc_client *c, struct conn *k) {
   size_t len = 0, olen = 0;
   uint32_t next = 1, sv = 0;
   int rc, had, got, ret = 0;
-  char why[160] = "";
+  char why[200] = "";
+  uint8_t akey[SOTTO_PUBKEY_LEN];
   snprintf(me, sizeof me, "%s", c->acct->username);
   if (!mine || !srv || !buf || !own) {
     ret = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  if ((rc = devices_account_key(c, akey)) != 0) {
+    ret = sc__store_error(c, rc);
     goto out;
   }
   if ((had = rec_load(c, me, mine)) < 0) {
@@ -181,7 +199,7 @@ int devices_publish(struct sc_client *c, struct conn *k) {
   if (got && sotto_devlist_parse(srv, buf, len) != 0) {
     snprintf(why, sizeof why, "the server's copy of your device list does not verify (version %u)", sv);
   } else if (got && (strcmp(srv->username, me) != 0 ||
-                     sodium_memcmp(srv->account_key, c->acct->id.pub, SOTTO_PUBKEY_LEN) != 0)) {
+                     sodium_memcmp(srv->account_key, akey, SOTTO_PUBKEY_LEN) != 0)) {
     snprintf(why, sizeof why, "the server's device list for you is not signed by your account key");
   } else if (got && had == 1 && srv->version < mine->version) {
     snprintf(why, sizeof why, "the server serves an older device list of yours (version %u; you made %u)",

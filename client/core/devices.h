@@ -30,6 +30,11 @@ int devices_publish(struct sc_client *c, struct conn *k);
  * / SC_ERR_DEVLIST_ROLLBACK (nothing may be sent), or a connection error. */
 int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, const uint8_t key[SOTTO_PUBKEY_LEN]);
 
+/* The account key of our own account: device 1's identity key; on a linked
+ * device the record "account_key" (32 bytes, written when the device is
+ * provisioned), or its own identity key when there is none (a device that
+ * shares the account key). 0 or a STORE_E_*. */
+int devices_account_key(struct sc_client *c, uint8_t out[SOTTO_PUBKEY_LEN]);
 /* The last verified device list recorded for user (a contact, or our own
  * username): 1 and *l, 0 when none, or a STORE_E_*. */
 struct sotto_devlist;

@@ -4,11 +4,12 @@
  *
  * Linking (`sotto link`, `sotto devices add`, the provisioning message) is
  * another branch's work; until it is merged, this test makes a second
- * device the way the server already allows: device 1 asks ADD_DEVICE for a
- * new device row and secret, the new home gets the account's identity key
- * (the server's BUNDLE of any device still carries the account's identity
- * key: DEVICE_IDENTITY is not on main yet), and device 1 signs the next
- * device list with the new device (DEVLIST_PUT). Everything after that is
+ * device with what the server offers: device 1 asks ADD_DEVICE for a new
+ * device row and secret, the new home keeps its own identity key and
+ * publishes it with DEVICE_IDENTITY (so its bundle carries it), the
+ * account key is written where provisioning will put it, and device 1
+ * signs the next device list with the new device's key and membership
+ * signature (DEVLIST_PUT). Everything after that is
  * the core's own code: sessions per (user, device), SEND_MULTI to the
  * verified list, the retry after ERR(30), sent transcripts, refusal of an
  * unlisted device, the hidden device noticing.
@@ -110,8 +111,26 @@ static struct sc_client *user(const char *base, const char *name, const char *se
   return c;
 }
 
+/* The identity of every device made here, for the lists device 1 signs
+ * (the test holds what, in real use, each device signs itself). */
+static struct {
+  char user[SC_USER_MAX + 1];
+  uint32_t dev;
+  struct sotto_identity id;
+} g_keys[16];
+static size_t g_nkeys;
+
+static const struct sotto_identity *key_of(const char *user, uint32_t dev) {
+  size_t i;
+  for (i = 0; i < g_nkeys; i++)
+    if (!strcmp(g_keys[i].user, user) && g_keys[i].dev == dev) return &g_keys[i].id;
+  return NULL;
+}
+
 /* A new device of primary's account: a device row and secret from the
- * server (ADD_DEVICE), a home with the account's identity key. */
+ * server (ADD_DEVICE), a home with its own identity key (made by sc_init),
+ * published with DEVICE_IDENTITY, and the account key recorded
+ * ("account_key"), as provisioning will do. */
 static struct sc_client *new_device(const char *base, const char *home_name, struct sc_client *primary,
                                     uint32_t *dev, struct seen *s) {
   struct sc_client *d;
@@ -127,24 +146,43 @@ static struct sc_client *new_device(const char *base, const char *home_name, str
   sc_disconnect(primary);
   if (sc_client_new(&d, home) || sc_init(d, NULL, "core test passphrase", 20)) die("a device's home", d);
   if (sc__begin(d)) die("a device's store", d);
-  memcpy(&d->acct->id, &primary->acct->id, sizeof d->acct->id);
   memcpy(d->acct->username, primary->acct->username, sizeof d->acct->username);
   memcpy(d->acct->server, primary->acct->server, sizeof d->acct->server);
   memcpy(d->acct->pin, primary->acct->pin, sizeof d->acct->pin);
   memcpy(d->acct->ca, primary->acct->ca, sizeof d->acct->ca);
   d->acct->device_id = *dev;
   memcpy(d->acct->secret, secret, sizeof secret);
-  if (account_save(d->st, d->acct) || store_commit(d->st)) die("saving a device's account", d);
+  if (account_save(d->st, d->acct) || store_put(d->st, "account_key", primary->acct->id.pub, 32) ||
+      store_commit(d->st))
+    die("saving a device's account", d);
   sodium_memzero(secret, sizeof secret);
   sc_set_sink(d, sink, s);
-  /* its first connection uploads its pre-keys */
+  /* its first connection uploads its pre-keys; then its own identity key */
   if (sc_connect(d, 0)) die("a device's first connection", d);
+  {
+    uint8_t blob[37];
+    uint32_t rid = d->acct->id.registration_id;
+    sotto_pubkey_serialize(blob, d->acct->id.pub);
+    blob[33] = (uint8_t)(rid >> 24);
+    blob[34] = (uint8_t)(rid >> 16);
+    blob[35] = (uint8_t)(rid >> 8);
+    blob[36] = (uint8_t)rid;
+    if ((rc = sotto_net_device_identity(d->k.net, blob, sizeof blob)) != 0) {
+      printf("FAIL DEVICE_IDENTITY: %d\n", rc);
+      exit(1);
+    }
+  }
   sc_disconnect(d);
+  snprintf(g_keys[g_nkeys].user, sizeof g_keys[0].user, "%s", primary->acct->username);
+  g_keys[g_nkeys].dev = *dev;
+  memcpy(&g_keys[g_nkeys].id, &d->acct->id, sizeof d->acct->id);
+  g_nkeys++;
   return d;
 }
 
-/* Device 1 signs and publishes the next list: devices ids[0..n) with the
- * account key, except `odd` (if not 0), listed under a key of its own. */
+/* Device 1 signs and publishes the next list: devices ids[0..n) under
+ * their own keys, except `odd` (if not 0), listed under a key its bundle
+ * does not carry. */
 static int publish(struct sc_client *p, const uint32_t *ids, unsigned n, uint32_t odd) {
   struct sotto_devlist *l = calloc(1, sizeof *l), *cur = calloc(1, sizeof *cur);
   uint8_t *buf = malloc(SOTTO_SRV_MAX_DEVLIST), opriv[SOTTO_PRIVKEY_LEN];
@@ -159,9 +197,12 @@ static int publish(struct sc_client *p, const uint32_t *ids, unsigned n, uint32_
   l->version = cur->version + 1;
   l->n = n;
   for (i = 0; i < n; i++) {
-    const uint8_t *priv = p->acct->id.priv;
+    const struct sotto_identity *k = ids[i] == 1 ? &p->acct->id : key_of(p->acct->username, ids[i]);
+    const uint8_t *priv;
+    if (!k) die("no key for a listed device", p);
+    priv = k->priv;
     l->dev[i].device_id = ids[i];
-    memcpy(l->dev[i].device_key, p->acct->id.pub, 32);
+    memcpy(l->dev[i].device_key, k->pub, 32);
     if (ids[i] == odd) {
       if (sotto_keypair_generate(l->dev[i].device_key, opriv)) die("a key pair", p);
       priv = opriv;
@@ -266,6 +307,13 @@ int main(void) {
         "bob's devices 1 and 2 get it, from alice's device 2");
   drain(a1);
   CHECK(has_sent(&sa1, "from the laptop", "bob"), "alice's primary shows the laptop's text as sent by her");
+
+  {
+    struct sc_safety s1, s2;
+    CHECK(sc_safety_number(&s1, a1, "bob") == 0 && sc_safety_number(&s2, a2, "bob") == 0 &&
+              !strcmp(s1.number, s2.number),
+          "the safety number with bob is the same on alice's laptop (it covers the account key, not the device key)");
+  }
 
   /* 2b. groups: the group update and the sender key reach every device of
    * bob (pairwise fan-out), the group text too (one SEND_MULTI) */
