@@ -13,6 +13,7 @@
 
 #include "account.h"
 #include "conn.h"
+#include "contact.h"
 #include "net.h"
 #include "record.h"
 
@@ -249,6 +250,25 @@ out:
   return ret;
 }
 
+/* Inside a transaction: the sessions with devices of user that the new list
+ * no longer names, or names under another key, are closed (their records
+ * deleted): nothing more is encrypted to them, and a new device under a
+ * reused id starts a fresh session. Device 1's is the contact's own. */
+static int drop_gone_sessions(struct sc_client *c, const char *user, const struct sotto_devlist *old,
+                              const struct sotto_devlist *now) {
+  char rn[64];
+  unsigned i;
+  int j, rc;
+  for (i = 0; i < old->n; i++) {
+    if (old->dev[i].device_id == 1) continue;
+    j = sotto_devlist_find(now, old->dev[i].device_id);
+    if (j >= 0 && sodium_memcmp(now->dev[j].device_key, old->dev[i].device_key, SOTTO_PUBKEY_LEN) == 0) continue;
+    session_rec_name(rn, sizeof rn, user, old->dev[i].device_id);
+    if ((rc = store_del(c->st, rn)) != 0) return rc;
+  }
+  return 0;
+}
+
 int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, const uint8_t key[SOTTO_PUBKEY_LEN]) {
   struct sotto_devlist *old = calloc(1, sizeof *old), *now = calloc(1, sizeof *now);
   uint8_t *buf = malloc(SOTTO_SRV_MAX_DEVLIST);
@@ -324,7 +344,8 @@ int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, co
     if (ret == 0) seen_now(c, k, user, key);
     goto out;
   }
-  if ((rc = sc__begin(c)) != 0 || (rc = rec_save(c, user, buf, len)) != 0 || (rc = store_commit(c->st)) != 0) {
+  if ((rc = sc__begin(c)) != 0 || (rc = rec_save(c, user, buf, len)) != 0 ||
+      (had == 1 && (rc = drop_gone_sessions(c, user, old, now)) != 0) || (rc = store_commit(c->st)) != 0) {
     store_rollback(c->st);
     ret = sc__store_error(c, rc);
     goto out;

@@ -731,11 +731,12 @@ static int conn_failure(int rc) {
 
 /* A failure that may pass and concerns one recipient (their queue is full,
  * another sotto changed the session meanwhile, the server serves a device
- * list of theirs that does not verify or is older than one seen): that item
+ * list of theirs that does not verify or is older than one seen, a device
+ * key that is not the listed one, a device set it refused twice): that item
  * waits, the flush goes on with the others. */
 static int peer_failure(int rc) {
   return rc == SC_ERR_QUEUE_FULL || rc == SC_ERR_CONFLICT || rc == SC_ERR_DEVLIST_INVALID ||
-         rc == SC_ERR_DEVLIST_ROLLBACK;
+         rc == SC_ERR_DEVLIST_ROLLBACK || rc == SC_ERR_DEVICE_KEY || rc == SC_ERR_DEVICE_MISMATCH;
 }
 
 static int commit_state(struct sc_client *c, uint64_t seq, int state, int reason, const char *detail,
