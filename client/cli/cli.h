@@ -52,6 +52,8 @@ struct cli_cmd {
 extern const struct cli_cmd cmd_init, cmd_register, cmd_send, cmd_receive, cmd_safety_number, cmd_verify, cmd_trust,
     cmd_group, cmd_contacts, cmd_groups, cmd_history, cmd_device, cmd_rotate_secret, cmd_backup, cmd_restore,
     cmd_passphrase, cmd_unregister, cmd_recovery_code, cmd_server, cmd_session, cmd_config, cmd_kt;
+/* Linking devices (cmd_link.c, cmd_device.c). */
+extern const struct cli_cmd cmd_link, cmd_devices;
 /* Conversations (cmd_convo.c). */
 extern const struct cli_cmd cmd_timer, cmd_react, cmd_edit, cmd_delete, cmd_requests, cmd_block, cmd_unblock;
 extern const struct cli_cmd cmd_attachments; /* cmd_attach.c */

@@ -16,7 +16,7 @@ static const struct cli_cmd *const commands[] = {
     &cmd_init,  &cmd_register, &cmd_send,     &cmd_receive, &cmd_safety_number,
     &cmd_verify, &cmd_trust, &cmd_group,   &cmd_contacts, &cmd_groups,  &cmd_history,
     &cmd_attachments,
-    &cmd_device, &cmd_rotate_secret, &cmd_recovery_code, &cmd_unregister, &cmd_passphrase, &cmd_backup,
+    &cmd_link, &cmd_devices, &cmd_device, &cmd_rotate_secret, &cmd_recovery_code, &cmd_unregister, &cmd_passphrase, &cmd_backup,
     &cmd_restore, &cmd_server, &cmd_session, &cmd_config, &cmd_kt, &cmd_daemon, &cmd_jsonrpc, &cmd_chat,
     &cmd_timer, &cmd_react, &cmd_edit, &cmd_delete, &cmd_requests, &cmd_block, &cmd_unblock,
 };

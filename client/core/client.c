@@ -17,6 +17,7 @@
 #include "account.h"
 #include "backup.h"
 #include "conn.h"
+#include "devices.h"
 #include "core.h"
 #include "outbox.h"
 
@@ -107,6 +108,7 @@ int sc_client_new(struct sc_client **out, const char *home) {
 void sc_client_free(struct sc_client *c) {
   if (!c) return;
   sc_disconnect(c);
+  linkdev_free(c);
   account_free(c->acct);
   store_close(c->st);
   if (c->hold_fd >= 0) close(c->hold_fd); /* releases the lock */
@@ -607,9 +609,15 @@ int sc_devices(uint32_t *ids, size_t *n, size_t max, struct sc_client *c) {
 int sc_device_remove(struct sc_client *c, uint32_t id) {
   int rc, opened;
   if ((rc = sc__acquire(c, &opened))) return rc;
+  if (id == 1 && c->acct->device_id == 1) {
+    sc__release(c, opened);
+    return sc__fail(c, SC_ERR_FORBIDDEN, "device 1 cannot be removed: it holds the account key; to end the "
+                                         "account, 'sotto unregister'");
+  }
   rc = sotto_net_device_remove(c->k.net, id);
   if (rc == SOTTO_SRV_E_FORBIDDEN)
-    rc = id == 1 ? sc__fail(c, SC_ERR_FORBIDDEN, "device 1 cannot be removed")
+    rc = id == 1 ? sc__fail(c, SC_ERR_FORBIDDEN, "device 1 cannot be removed: it holds the account key; to end "
+                                                  "the account, 'sotto unregister' on device 1")
                  : sc__fail(c, SC_ERR_FORBIDDEN, "only device 1 can remove another device (this is device %u)",
                             (unsigned)c->acct->device_id);
   else if (rc == SOTTO_SRV_E_NOT_FOUND)
@@ -620,6 +628,9 @@ int sc_device_remove(struct sc_client *c, uint32_t id) {
   /* Removed on purpose: not reported as a change at the next connection
    * (best effort: a failure here only means that report comes). */
   if (rc == 0) (void)conn_forget_device(c, id);
+  /* Device 1 signs the next list without it at once (devices_publish
+   * drops a listed device that has no row any more). */
+  if (rc == 0 && c->acct->device_id == 1 && id != 1) rc = devices_publish(c, &c->k);
   sc__release(c, opened);
   return rc;
 }

@@ -553,6 +553,28 @@ int conn_forget_device(struct sc_client *c, uint32_t device_id) {
   return rc;
 }
 
+int conn_know_device(struct sc_client *c, uint32_t device_id) {
+  uint32_t ids[SOTTO_SRV_MAX_DEVICES];
+  size_t n = 0, i;
+  int rc, had = 0;
+  if ((rc = sc__begin(c)) != 0) return rc;
+  if ((rc = known_devices_load(c, ids, SOTTO_SRV_MAX_DEVICES, &n, &had)) < 0 || !had) {
+    store_rollback(c->st);
+    return rc < 0 ? rc : 0;
+  }
+  for (i = 0; i < n && ids[i] != device_id; i++) {
+  }
+  if (i < n || n >= SOTTO_SRV_MAX_DEVICES) {
+    store_rollback(c->st);
+    return 0;
+  }
+  /* In id order, as the server lists them. */
+  for (i = n; i > 0 && ids[i - 1] > device_id; i--) ids[i] = ids[i - 1];
+  ids[i] = device_id;
+  if ((rc = known_devices_save(c, ids, n + 1)) != 0 || (rc = store_commit(c->st)) != 0) store_rollback(c->st);
+  return rc;
+}
+
 int conn_open(struct sc_client *c, struct conn *k) { return conn_open_until(c, k, 0); }
 
 /* The smaller of a default timeout and what is left before deadline_ms

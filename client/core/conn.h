@@ -50,6 +50,9 @@ int conn_open(struct sc_client *c, struct conn *k);
 /* After a device was removed on purpose: forgets it in the device list seen
  * at the last connection, so that the next one does not report it. */
 int conn_forget_device(struct sc_client *c, uint32_t device_id);
+/* After a device was linked on purpose: adds it to that list, so that the
+ * next connection does not report it as a change either. */
+int conn_know_device(struct sc_client *c, uint32_t device_id);
 /* The same, with every wait ending by deadline_ms (CLOCK_MONOTONIC, in ms;
  * 0 = the default timeouts only). */
 int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms);

@@ -80,7 +80,12 @@ struct sc_client {
   } dl_seen[8];
   unsigned dl_next;
   unsigned long fan_mismatches; /* deliver.c: SEND_MULTIs the server refused with ERR(30) (tests read it) */
+  /* linkdev.c: the link slot a new device opened (sc_link_open), or NULL */
+  struct link_pending *lp;
 };
+
+/* Drops the open link slot's state (wipes its keys); linkdev.c. */
+void linkdev_free(struct sc_client *c);
 
 /* Records the failure (code and one sentence) and returns code. */
 int sc__fail(struct sc_client *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

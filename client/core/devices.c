@@ -43,15 +43,12 @@ static void seen_now(struct sc_client *c, const struct conn *k, const char *user
 }
 
 int devices_account_key(struct sc_client *c, uint8_t out[SOTTO_PUBKEY_LEN]) {
-  uint8_t *v;
-  size_t n;
   int rc;
   memcpy(out, c->acct->id.pub, SOTTO_PUBKEY_LEN);
   if (c->acct->device_id == 1) return 0;
-  if ((rc = store_get(c->st, "account_key", &v, &n)) <= 0) return rc;
-  if (n == SOTTO_PUBKEY_LEN) memcpy(out, v, n);
-  else rc = STORE_E_CORRUPT;
-  store_free_value(v, n);
+  /* a linked device: the key device 1 gave it (record "linked") */
+  rc = devices_linked_load(c, out, NULL);
+  if (rc == 0) memcpy(out, c->acct->id.pub, SOTTO_PUBKEY_LEN);
   return rc < 0 ? rc : 0;
 }
 
@@ -138,10 +135,21 @@ static void list_event(struct sc_client *c, const char *peer, uint32_t version, 
   sc__emit(c, &ev);
 }
 
-/* Our list, version `version`, with device 1 (this device, the account key)
- * alone: what device 1 signs until linking exists. */
-static int make_own(struct sc_client *c, uint32_t version, uint8_t *out, size_t *len) {
+static int has_row(const uint32_t *rows, size_t n, uint32_t id) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (rows[i] == id) return 1;
+  return 0;
+}
+
+/* Our list, version `version`: device 1 (this device, the account key),
+ * then the linked devices of base (our last list, or NULL) that still have
+ * a device row on the server (rows; a device that removed itself drops
+ * out), then add (a device being linked, or NULL), in id order. */
+static int make_own(struct sc_client *c, uint32_t version, const struct sotto_devlist *base, const uint32_t *rows,
+                    size_t n_rows, const struct sotto_devlist_entry *add, uint8_t *out, size_t *len) {
   struct sotto_devlist *l = calloc(1, sizeof *l);
+  unsigned i;
   int rc;
   if (!l) return SC_ERR_NOMEM;
   snprintf(l->username, sizeof l->username, "%s", c->acct->username);
@@ -152,10 +160,80 @@ static int make_own(struct sc_client *c, uint32_t version, uint8_t *out, size_t 
   memcpy(l->dev[0].device_key, c->acct->id.pub, SOTTO_PUBKEY_LEN);
   snprintf(l->dev[0].name, sizeof l->dev[0].name, "primary");
   l->dev[0].added_at_ms = (uint64_t)sc_now_ms();
+  if (base && base->n && base->dev[0].device_id == 1) {
+    snprintf(l->dev[0].name, sizeof l->dev[0].name, "%s", base->dev[0].name);
+    l->dev[0].added_at_ms = base->dev[0].added_at_ms;
+  }
+  for (i = 0; base && i < base->n; i++) {
+    const struct sotto_devlist_entry *e = &base->dev[i];
+    if (e->device_id == 1 || !has_row(rows, n_rows, e->device_id) || (add && e->device_id == add->device_id))
+      continue;
+    if (add && add->device_id < e->device_id && sotto_devlist_find(l, add->device_id) < 0 &&
+        l->n < SOTTO_DEVLIST_MAX_DEVICES)
+      l->dev[l->n++] = *add;
+    if (l->n < SOTTO_DEVLIST_MAX_DEVICES) l->dev[l->n++] = *e;
+  }
+  if (add && sotto_devlist_find(l, add->device_id) < 0) {
+    if (l->n >= SOTTO_DEVLIST_MAX_DEVICES) {
+      free(l);
+      return SC_ERR_TOO_LARGE;
+    }
+    l->dev[l->n++] = *add;
+  }
   rc = sotto_devlist_member_sign(l->dev[0].member_sig, c->acct->id.priv, l->username, l->account_key, 1);
   if (rc == 0) rc = sotto_devlist_sign(l, c->acct->id.priv, out, SOTTO_DEVLIST_MAX_LEN, len);
   free(l);
   return rc ? SC_ERR_INTERNAL : 0;
+}
+
+/* ---- the account key of a linked device (record "linked") ---- */
+
+#define LINKED_REC_VERSION 1
+
+int devices_linked_load(struct sc_client *c, uint8_t key[SOTTO_PUBKEY_LEN], char name[SOTTO_DEVLIST_MAX_NAME + 1]) {
+  uint8_t *v = NULL, ver = 0;
+  size_t n = 0;
+  struct rec_rd r;
+  char nm[SOTTO_DEVLIST_MAX_NAME + 1];
+  int rc;
+  if ((rc = store_get(c->st, "linked", &v, &n)) <= 0) return rc;
+  rec_rd_init(&r, v, n);
+  rec_get_u8(&r, &ver);
+  rec_get(&r, key, SOTTO_PUBKEY_LEN);
+  rec_get_cstr(&r, nm, sizeof nm);
+  rc = rec_rd_end(&r) || ver != LINKED_REC_VERSION ? STORE_E_CORRUPT : 1;
+  if (rc == 1 && name) snprintf(name, SOTTO_DEVLIST_MAX_NAME + 1, "%s", nm);
+  store_free_value(v, n);
+  return rc;
+}
+
+int devices_linked_save(struct sc_client *c, const uint8_t key[SOTTO_PUBKEY_LEN], const char *name) {
+  struct rec_wr w;
+  int rc;
+  rec_wr_init(&w, 8 + SOTTO_PUBKEY_LEN + strlen(name));
+  rec_put_u8(&w, LINKED_REC_VERSION);
+  rec_put(&w, key, SOTTO_PUBKEY_LEN);
+  rec_put_str16(&w, name, strlen(name));
+  rc = rec_wr_ok(&w) ? STORE_E_IO : store_put(c->st, "linked", w.p, w.len);
+  rec_wr_free(&w);
+  return rc;
+}
+
+/* The account key our list must be signed with: ours on device 1, the one
+ * device 1 gave us when this device was linked otherwise. 0, 1 (a device
+ * of before linking, not device 1: none known) or < 0. */
+static int account_key(struct sc_client *c, uint8_t key[SOTTO_PUBKEY_LEN]) {
+  int rc;
+  if (c->acct->device_id == 1) {
+    memcpy(key, c->acct->id.pub, SOTTO_PUBKEY_LEN);
+    return 0;
+  }
+  rc = devices_linked_load(c, key, NULL);
+  return rc < 0 ? rc : rc == 1 ? 0 : 1;
+}
+
+int devices_own(struct sc_client *c, struct sotto_devlist *l) {
+  return rec_load(c, c->acct->username, l);
 }
 
 /* The version field of a list's bytes, whether it verifies or not (0 if
@@ -177,15 +255,19 @@ int devices_publish(struct sc_client *c, struct conn *k) {
   int rc, had, got, ret = 0;
   char why[200] = "";
   uint8_t akey[SOTTO_PUBKEY_LEN];
+  uint32_t rows[SOTTO_SRV_MAX_DEVICES];
+  size_t n_rows = 0, i;
+  int stale = 0;
   snprintf(me, sizeof me, "%s", c->acct->username);
   if (!mine || !srv || !buf || !own) {
     ret = sc__fail(c, SC_ERR_NOMEM, "out of memory");
     goto out;
   }
-  if ((rc = devices_account_key(c, akey)) != 0) {
+  if ((rc = account_key(c, akey)) < 0) {
     ret = sc__store_error(c, rc);
     goto out;
   }
+  if (rc == 1) goto out; /* a second device of before linking: no account key to check against */
   if ((had = rec_load(c, me, mine)) < 0) {
     ret = sc__store_error(c, had);
     goto out;
@@ -205,32 +287,60 @@ int devices_publish(struct sc_client *c, struct conn *k) {
   } else if (got && had == 1 && srv->version < mine->version) {
     snprintf(why, sizeof why, "the server serves an older device list of yours (version %u; you made %u)",
              srv->version, mine->version);
-  } else if (got && c->acct->device_id != 1 && sotto_devlist_find(srv, c->acct->device_id) < 0) {
-    /* A linked device that the current list does not name: nobody's
-     * client encrypts to it any more (hidden by the server, or removed). */
+  } else if (got && c->acct->device_id != 1 &&
+             (sotto_devlist_find(srv, c->acct->device_id) < 0 ||
+              sodium_memcmp(srv->dev[sotto_devlist_find(srv, c->acct->device_id)].device_key, c->acct->id.pub,
+                            SOTTO_PUBKEY_LEN) != 0)) {
+    /* A linked device the account's list does not name (with its key)
+     * receives nothing from contacts that check lists: said once per
+     * connection (a server hiding this device, or device 1 removed it). */
     snprintf(why, sizeof why,
-             "this device (%u) is not in your account's current signed device list (version %u): contacts no "
-             "longer send to it (the server hides it, or it was removed)",
-             c->acct->device_id, srv->version);
+             "this device (%u) is not in your account's signed device list (version %u): contacts do not send to "
+             "it; device 1 removed it, or the server hides it",
+             (unsigned)c->acct->device_id, srv->version);
     list_event(c, "", srv->version, why, SC_ERR_DEVICE_HIDDEN);
-    goto out;
-  } else if (got) {
-    /* Ours, as we left it, or newer (a restored copy of this device made
-     * it): recorded. */
-    if (had == 1 && srv->version == mine->version) goto out;
+    if (had == 1 && srv->version <= mine->version) goto out;
     if ((rc = sc__begin(c)) != 0 || (rc = rec_save(c, me, buf, len)) != 0 || (rc = store_commit(c->st)) != 0) {
       store_rollback(c->st);
       ret = sc__store_error(c, rc);
     }
     goto out;
+  } else if (got) {
+    /* Ours, as we left it, or newer (a restored copy of this device made
+     * it): recorded. Device 1 also drops a device that is gone from the
+     * server (it removed itself): the next version without it. */
+    if (c->acct->device_id == 1) {
+      if ((rc = sotto_net_devices(k->net, me, rows, SOTTO_SRV_MAX_DEVICES, &n_rows)) != 0) {
+        ret = conn_error(c, k, rc, "listing this account's devices", NULL);
+        goto out;
+      }
+      for (i = 0; i < srv->n; i++)
+        if (!has_row(rows, n_rows, srv->dev[i].device_id)) stale = 1;
+    }
+    if (!stale && had == 1 && srv->version == mine->version) goto out;
+    if ((rc = sc__begin(c)) != 0 || (rc = rec_save(c, me, buf, len)) != 0 || (rc = store_commit(c->st)) != 0) {
+      store_rollback(c->st);
+      ret = sc__store_error(c, rc);
+      goto out;
+    }
+    if (!stale) goto out;
+    had = rec_load(c, me, mine);
+    if (had < 0) {
+      ret = sc__store_error(c, had);
+      goto out;
+    }
   } else if (had == 1) {
     snprintf(why, sizeof why, "the server no longer has your device list (you made version %u)", mine->version);
   }
   if (why[0]) list_event(c, "", had == 1 ? mine->version : 0, why, SC_ERR_DEVLIST_ROLLBACK);
   if (c->acct->device_id != 1) goto out; /* only the account key signs */
+  if (!n_rows && (rc = sotto_net_devices(k->net, me, rows, SOTTO_SRV_MAX_DEVICES, &n_rows)) != 0) {
+    ret = conn_error(c, k, rc, "listing this account's devices", NULL);
+    goto out;
+  }
   if (had == 1 && mine->version >= next) next = mine->version + 1;
   if (sv >= next && sv < UINT32_MAX) next = sv + 1;
-  if ((rc = make_own(c, next, own, &olen)) != 0) {
+  if ((rc = make_own(c, next, had == 1 ? mine : NULL, rows, n_rows, NULL, own, &olen)) != 0) {
     ret = sc__fail(c, rc, "cannot sign this account's device list");
     goto out;
   }
@@ -357,6 +467,56 @@ int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, co
 out:
   free(old);
   free(now);
+  free(buf);
+  return ret;
+}
+
+int devices_add_member(struct sc_client *c, struct conn *k, const struct sotto_devlist_entry *e, uint32_t *version) {
+  struct sotto_devlist *mine = calloc(1, sizeof *mine);
+  uint8_t *own = malloc(SOTTO_DEVLIST_MAX_LEN), *buf = malloc(SOTTO_SRV_MAX_DEVLIST);
+  uint32_t rows[SOTTO_SRV_MAX_DEVICES], next = 1, sv = 0;
+  size_t n_rows = 0, olen = 0, len = 0;
+  int rc, had, ret = 0;
+  *version = 0;
+  if (!mine || !own || !buf) {
+    ret = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  if ((had = rec_load(c, c->acct->username, mine)) < 0) {
+    ret = sc__store_error(c, had);
+    goto out;
+  }
+  if ((rc = sotto_net_devices(k->net, c->acct->username, rows, SOTTO_SRV_MAX_DEVICES, &n_rows)) != 0) {
+    ret = conn_error(c, k, rc, "listing this account's devices", NULL);
+    goto out;
+  }
+  rc = sotto_net_devlist_get(k->net, c->acct->username, buf, SOTTO_SRV_MAX_DEVLIST, &len);
+  if (rc == 0) sv = raw_version(buf, len);
+  else if (rc != SOTTO_SRV_E_NOT_FOUND) {
+    ret = conn_error(c, k, rc, "reading this account's device list", NULL);
+    goto out;
+  }
+  if (had == 1 && mine->version >= next) next = mine->version + 1;
+  if (sv >= next && sv < UINT32_MAX) next = sv + 1;
+  if ((rc = make_own(c, next, had == 1 ? mine : NULL, rows, n_rows, e, own, &olen)) != 0) {
+    ret = sc__fail(c, rc == SC_ERR_TOO_LARGE ? SC_ERR_TOO_LARGE : SC_ERR_INTERNAL,
+                   "cannot sign the account's next device list with device %u", (unsigned)e->device_id);
+    goto out;
+  }
+  if ((rc = sotto_net_devlist_put(k->net, own, olen)) != 0) {
+    ret = conn_error(c, k, rc, "publishing this account's signed device list", NULL);
+    goto out;
+  }
+  if ((rc = sc__begin(c)) != 0 || (rc = rec_save(c, c->acct->username, own, olen)) != 0 ||
+      (rc = store_commit(c->st)) != 0) {
+    store_rollback(c->st);
+    ret = sc__store_error(c, rc);
+    goto out;
+  }
+  *version = next;
+out:
+  free(mine);
+  free(own);
   free(buf);
   return ret;
 }

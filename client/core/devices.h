@@ -31,9 +31,9 @@ int devices_publish(struct sc_client *c, struct conn *k);
 int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, const uint8_t key[SOTTO_PUBKEY_LEN]);
 
 /* The account key of our own account: device 1's identity key; on a linked
- * device the record "account_key" (32 bytes, written when the device is
- * provisioned), or its own identity key when there is none (a device that
- * shares the account key). 0 or a STORE_E_*. */
+ * device the one device 1 gave it (record "linked", devices_linked_load),
+ * or its own identity key when there is none (a second device of before
+ * linking, which shares the account key). 0 or a STORE_E_*. */
 int devices_account_key(struct sc_client *c, uint8_t out[SOTTO_PUBKEY_LEN]);
 /* The last verified device list recorded for user (a contact, or our own
  * username): 1 and *l, 0 when none, or a STORE_E_*. */
@@ -43,5 +43,19 @@ int devices_list_of(struct sc_client *c, const char *user, struct sotto_devlist 
  * devices_check_peer fetches it again (after ERR(30), or a message from a
  * device the recorded list does not name). */
 void devices_recheck(struct sc_client *c, const char *user);
+struct sotto_devlist;
+struct sotto_devlist_entry;
+/* Device 1 (linking, linkdev.c): signs and publishes the next version of
+ * our list with entry e added (the linked devices of the last one that
+ * still have a device row stay), records it; *version its version. 0 or an
+ * SC_ERR_*. */
+int devices_add_member(struct sc_client *c, struct conn *k, const struct sotto_devlist_entry *e, uint32_t *version);
+/* Our own last recorded list: 1 and *l, 0 none, < 0 STORE_E_*. */
+int devices_own(struct sc_client *c, struct sotto_devlist *l);
+/* Record "linked" of a linked device: the account key device 1 gave it
+ * and its device name. load: 1 found, 0 none (device 1, or a device of
+ * before linking), < 0; save inside the caller's transaction. */
+int devices_linked_load(struct sc_client *c, uint8_t key[SOTTO_PUBKEY_LEN], char name[65]);
+int devices_linked_save(struct sc_client *c, const uint8_t key[SOTTO_PUBKEY_LEN], const char *name);
 
 #endif

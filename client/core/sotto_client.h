@@ -134,7 +134,9 @@ enum sc_error {
   /* multi-device (docs/multi-device.md) */
   SC_ERR_DEVLIST_INVALID = -64,      /* a contact's device list does not verify against their account key */
   SC_ERR_DEVLIST_ROLLBACK = -65,     /* a device list older than one seen before (or gone): refused */
-  /* -66..-70: multi-device, to come */
+  /* -66..-68: multi-device, to come */
+  SC_ERR_LINK_FAILED = -69,          /* linking failed: a provisioning message or reply that does not authenticate */
+  SC_ERR_LINK_CODE = -70,            /* the link code is unknown, used, expired or mistyped */
   /* attachments (attach.c) */
   SC_ERR_ATTACH_QUOTA = -71,         /* the server's attachment quota of this account is used up */
   SC_ERR_ATTACH_GONE = -72,          /* the attachment is no longer on the server (expired, or fetched by all) */
@@ -326,7 +328,73 @@ int sc_unregister(struct sc_client *c);
 int sc_server_set(struct sc_client *c, const char *server, const char *pin_hex, const char *ca_file);
 /* The device ids of this account. */
 int sc_devices(uint32_t *ids, size_t *n, size_t max, struct sc_client *c);
+/* Removes a device on the server (device 1: any other one, then signs and
+ * publishes the next device list without it; any device: itself). Device 1
+ * cannot be removed (SC_ERR_FORBIDDEN: 'sotto unregister' ends the account). */
 int sc_device_remove(struct sc_client *c, uint32_t device_id);
+
+/* ---- linking a device (docs/multi-device.md, "Linking") ------------------------ */
+
+#define SC_LINK_CODE_MAX 64
+#define SC_FINGERPRINT_LEN 47 /* 8 groups of 5 digits */
+#define SC_DEVICE_NAME_MAX 64
+/* The account's devices as this device knows them: the server's device
+ * rows and the signed list this account published. */
+struct sc_device_info {
+  uint32_t device_id;
+  char name[SC_DEVICE_NAME_MAX + 1]; /* from the signed list ("" if not listed) */
+  uint64_t added_ms;                 /* from the signed list (0 if not listed) */
+  int listed;                        /* in the newest signed list */
+  int has_row;                       /* the server has the device */
+  int this_device;
+  char fingerprint[SC_FINGERPRINT_LEN + 1]; /* its identity key (listed ones) */
+};
+/* Up to max devices, ordered by id; *version the signed list's version (0: none). */
+int sc_devices_info(struct sc_device_info *out, size_t *n, size_t max, uint32_t *version, struct sc_client *c);
+
+/* New device, step 1: on a home made by sc_init and not registered, opens
+ * a link slot on server (pin from sc_probe_pin, or ca_file: exactly one)
+ * with this home's identity key, a fresh ephemeral key and device name
+ * (0..64 printable ASCII; "" for none). *code is what device 1 needs
+ * ('sotto devices add CODE'), *fingerprint this device's identity key, *ttl_s
+ * the slot's lifetime. The ephemeral key stays in memory for sc_link_wait. */
+int sc_link_open(char code[SC_LINK_CODE_MAX], char fingerprint[SC_FINGERPRINT_LEN + 1], uint32_t *ttl_s,
+                 struct sc_client *c, const char *server, const char *pin_hex, const char *ca_file, const char *name);
+/* Step 2: waits (at most timeout_ms, and never past the slot's lifetime)
+ * for device 1's provisioning message, checks it (end-to-end: it must be
+ * sealed for this slot, this link secret and this device's keys), stores the
+ * account (name, device id and credentials, the account key, contacts with
+ * their verified state, groups), answers with this device's membership
+ * signature, then publishes this device's identity key and pre-keys. */
+struct sc_linked {
+  char username[SC_USER_MAX + 1];
+  uint32_t device_id;
+  char account_fingerprint[SC_FINGERPRINT_LEN + 1];
+  unsigned contacts, groups;
+};
+int sc_link_wait(struct sc_linked *out, struct sc_client *c, int timeout_ms);
+
+/* Device 1, step 1: reads the new device's keys from the slot named by
+ * code and checks them against the code's link secret; *out says who asks
+ * (name and fingerprint) for the user to compare before sc_devices_add. */
+struct sc_link_peer {
+  char name[SC_DEVICE_NAME_MAX + 1];
+  char fingerprint[SC_FINGERPRINT_LEN + 1];
+  uint8_t identity[32];
+};
+int sc_devices_peek(struct sc_link_peer *out, struct sc_client *c, const char *code);
+/* Step 2: the same keys again (peer from sc_devices_peek, so the device the
+ * user confirmed is the one added), a new device row (ADD_DEVICE), the
+ * provisioning message into the slot, then waits (at most timeout_ms) for
+ * the new device's membership signature and publishes the next signed
+ * device list. On any failure after ADD_DEVICE the row is removed again. */
+struct sc_device_added {
+  uint32_t device_id;
+  uint32_t version; /* of the published list */
+  char name[SC_DEVICE_NAME_MAX + 1];
+};
+int sc_devices_add(struct sc_device_added *out, struct sc_client *c, const char *code,
+                   const struct sc_link_peer *peer, int timeout_ms);
 /* The server makes a new device secret; the old one stops working. */
 int sc_rotate_secret(struct sc_client *c);
 

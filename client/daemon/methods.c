@@ -54,6 +54,8 @@ static int map_core(int rc) {
     case SC_ERR_DEVICE_KEY:
     case SC_ERR_DEVICE_MISMATCH:
     case SC_ERR_DEVICE_HIDDEN:
+    case SC_ERR_LINK_CODE:
+    case SC_ERR_LINK_FAILED:
       return RPC_APP_REFUSED;
     case SC_ERR_BUSY:
     case SC_ERR_STORE:
@@ -906,6 +908,79 @@ static int m_send_attachment(void *ud, void *session, const cJSON *params, cJSON
   return 0;
 }
 
+/* ---- devices (docs/multi-device.md) ---- */
+
+static int m_devices(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {NULL};
+  struct sc_device_info dv[SC_MAX_DEVICES];
+  uint32_t version = 0;
+  size_t n = 0, i;
+  int rc;
+  (void)session;
+  if (rpc_only(params, allowed, err)) return err->code;
+  if ((rc = sc_devices_info(dv, &n, SC_MAX_DEVICES, &version, D(ud)->sc)) != 0) return core_fail(D(ud), rc, err);
+  *result = cJSON_CreateArray();
+  for (i = 0; i < n; i++) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "deviceId", dv[i].device_id);
+    cJSON_AddBoolToObject(o, "thisDevice", dv[i].this_device);
+    cJSON_AddBoolToObject(o, "listed", dv[i].listed);
+    cJSON_AddBoolToObject(o, "onServer", dv[i].has_row);
+    if (dv[i].listed) {
+      cJSON_AddStringToObject(o, "name", dv[i].name);
+      cJSON_AddNumberToObject(o, "addedMs", (double)dv[i].added_ms);
+      cJSON_AddStringToObject(o, "fingerprint", dv[i].fingerprint);
+      cJSON_AddNumberToObject(o, "listVersion", version);
+    }
+    cJSON_AddItemToArray(*result, o);
+  }
+  return 0;
+}
+
+/* devicesAdd: a script has no terminal to confirm on; it may pass the
+ * fingerprint the new device showed, and then nothing is added unless it
+ * matches. Blocks the daemon until the new device answered (at most
+ * timeout seconds, default 120). */
+static int m_devices_add(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {"code", "fingerprint", "timeout", NULL};
+  struct daemon *d = ud;
+  struct sc_link_peer peer;
+  struct sc_device_added added;
+  const char *code, *fp = NULL;
+  int64_t timeout = 120;
+  int rc;
+  (void)session;
+  if (rpc_only(params, allowed, err) || rpc_str(params, "code", 1, SC_LINK_CODE_MAX, &code, err) ||
+      rpc_str(params, "fingerprint", 0, SC_FINGERPRINT_LEN + 8, &fp, err) ||
+      rpc_int(params, "timeout", 0, 1, 600, 120, &timeout, err))
+    return err->code;
+  if ((rc = sc_devices_peek(&peer, d->sc, code)) != 0) return core_fail(d, rc, err);
+  if (fp && strcmp(fp, peer.fingerprint) != 0)
+    return rpc_fail(err, RPC_APP_REFUSED, "the new device's fingerprint is %s, not the one given: nothing was added",
+                    peer.fingerprint);
+  if ((rc = sc_devices_add(&added, d->sc, code, &peer, (int)timeout * 1000)) != 0) return core_fail(d, rc, err);
+  *result = cJSON_CreateObject();
+  cJSON_AddNumberToObject(*result, "deviceId", added.device_id);
+  cJSON_AddStringToObject(*result, "name", added.name);
+  cJSON_AddStringToObject(*result, "fingerprint", peer.fingerprint);
+  cJSON_AddNumberToObject(*result, "listVersion", added.version);
+  return 0;
+}
+
+static int m_devices_remove(void *ud, void *session, const cJSON *params, cJSON **result,
+                            struct rpc_error *err) {
+  static const char *const allowed[] = {"deviceId", NULL};
+  int64_t id = 0;
+  int rc;
+  (void)session;
+  if (rpc_only(params, allowed, err) || rpc_int(params, "deviceId", 1, 1, 0x7FFFFFFF, 0, &id, err))
+    return err->code;
+  if ((rc = sc_device_remove(D(ud)->sc, (uint32_t)id)) != 0) return core_fail(D(ud), rc, err);
+  *result = cJSON_CreateObject();
+  cJSON_AddNumberToObject(*result, "deviceId", (double)id);
+  return 0;
+}
+
 const struct rpc_method daemon_methods[] = {
     {"version", m_version},
     {"send", m_send},
@@ -933,5 +1008,9 @@ const struct rpc_method daemon_methods[] = {
     {"deleteRequest", m_delete_request},
     {"block", m_block},
     {"unblock", m_unblock},
+    /* devices (issue 11) */
+    {"devices", m_devices},
+    {"devicesAdd", m_devices_add},
+    {"devicesRemove", m_devices_remove},
 };
 const size_t daemon_n_methods = sizeof daemon_methods / sizeof daemon_methods[0];

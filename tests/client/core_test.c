@@ -40,6 +40,7 @@
 #include "kt.h"
 #include "messaging.h"
 #include "msglog.h"
+#include "provision.h"
 
 static int fails, checks;
 
@@ -1436,6 +1437,139 @@ static void test_multidevice(void) {
   free(l);
 }
 
+/* ---- linking: the provisioning messages (provision.c) ----------------------------------- */
+
+/* The link code round-trips and refuses what is not one; the new device's
+ * keys carry a tag only the code's secret makes; a provisioning message
+ * opens only with the right ephemeral key, slot, secret and device keys,
+ * and not after any byte changed; the reply is one signature. */
+static void test_provision(void) {
+  uint8_t slot[PROV_SLOT_LEN], secret[PROV_SECRET_LEN], slot2[PROV_SLOT_LEN], secret2[PROV_SECRET_LEN];
+  uint8_t eph_priv[32], other_priv[32], other_pub[32], kb[PROV_KEYS_MAX], *blob = NULL, sig[64], rep[PROV_REPLY_LEN];
+  char code[PROV_CODE_TEXT_MAX], fp[PROV_FINGERPRINT_LEN + 1], upper[PROV_CODE_TEXT_MAX];
+  struct prov_keys k, k2;
+  struct prov_msg *m = calloc(1, sizeof *m), *o = calloc(1, sizeof *o);
+  size_t kl = 0, bl = 0, i;
+  if (!m || !o) {
+    CHECK(0, "provision: memory");
+    return;
+  }
+  randombytes_buf(slot, sizeof slot);
+  randombytes_buf(secret, sizeof secret);
+  prov_code_format(code, slot, secret);
+  CHECK(strlen(code) == PROV_CODE_CHARS + 6, "provision: a code is 42 characters in 7 groups");
+  CHECK(prov_code_parse(slot2, secret2, code) == 0 && memcmp(slot, slot2, sizeof slot) == 0 &&
+            memcmp(secret, secret2, sizeof secret) == 0,
+        "provision: the code round-trips");
+  for (i = 0; code[i]; i++) upper[i] = (char)(code[i] >= 'a' && code[i] <= 'z' ? code[i] - 32 : code[i] == '-' ? ' ' : code[i]);
+  upper[i] = 0;
+  CHECK(prov_code_parse(slot2, secret2, upper) == 0 && memcmp(slot, slot2, sizeof slot) == 0,
+        "provision: upper case and spaces are the same code");
+  CHECK(prov_code_parse(slot2, secret2, "abc") == -1, "provision: a short code is refused");
+  {
+    char longer[PROV_CODE_TEXT_MAX + 2];
+    snprintf(longer, sizeof longer, "%sa", code);
+    CHECK(prov_code_parse(slot2, secret2, longer) == -1, "provision: a longer code is refused");
+    snprintf(longer, sizeof longer, "%s", code);
+    longer[3] = '1'; /* not base32 */
+    CHECK(prov_code_parse(slot2, secret2, longer) == -1, "provision: a non-base32 character is refused");
+    snprintf(longer, sizeof longer, "%s", code);
+    longer[strlen(longer) - 1] = longer[strlen(longer) - 1] == 'b' ? 'c' : 'b'; /* low bits not zero */
+    CHECK(prov_code_parse(slot2, secret2, longer) == -1, "provision: unused low bits set are refused");
+  }
+
+  /* keys and their tag */
+  memset(&k, 0, sizeof k);
+  crypto_box_keypair(k.eph, eph_priv);
+  randombytes_buf(k.identity, 32);
+  snprintf(k.name, sizeof k.name, "laptop");
+  CHECK(prov_keys_encode(kb, sizeof kb, &kl, &k, secret) == 0, "provision: keys encode");
+  CHECK(prov_keys_decode(&k2, kb, kl, secret) == 0 && memcmp(&k, &k2, sizeof k) == 0, "provision: keys decode");
+  secret2[0] = (uint8_t)(secret[0] ^ 1);
+  memcpy(secret2 + 1, secret + 1, sizeof secret - 1);
+  CHECK(prov_keys_decode(&k2, kb, kl, secret2) == -2, "provision: keys under another secret: the tag fails");
+  kb[10] ^= 0x40;
+  CHECK(prov_keys_decode(&k2, kb, kl, secret) == -2, "provision: swapped key bytes: the tag fails");
+  kb[10] ^= 0x40;
+  CHECK(prov_keys_decode(&k2, kb, kl - 1, secret) == -1, "provision: cut keys are malformed");
+  snprintf(k2.name, sizeof k2.name, "bad\nname");
+  memcpy(k2.identity, k.identity, 32);
+  CHECK(prov_keys_encode(kb, sizeof kb, &kl, &k2, secret) == -1, "provision: a control character in a name is refused");
+
+  /* the provisioning message */
+  snprintf(m->username, sizeof m->username, "alice");
+  randombytes_buf(m->account_key, 32);
+  m->device_id = 2;
+  randombytes_buf(m->secret, 32);
+  snprintf(m->server, sizeof m->server, "127.0.0.1:7443");
+  memset(m->pin, 'a', 64);
+  m->n_contacts = 2;
+  snprintf(m->contacts[0].name, sizeof m->contacts[0].name, "bob");
+  randombytes_buf(m->contacts[0].key, 32);
+  m->contacts[0].verified = 1;
+  snprintf(m->contacts[1].name, sizeof m->contacts[1].name, "carol");
+  m->n_groups = 1;
+  snprintf(m->groups[0].name, sizeof m->groups[0].name, "team");
+  m->groups[0].epoch = 3;
+  m->groups[0].n = 2;
+  snprintf(m->groups[0].members[0], sizeof m->groups[0].members[0], "alice");
+  snprintf(m->groups[0].members[1], sizeof m->groups[0].members[1], "bob");
+  CHECK(prov_seal(&blob, &bl, m, &k, slot, secret) == 0 && blob && bl > PROV_HDR_LEN, "provision: seal");
+  CHECK(prov_open(o, blob, bl, &k, eph_priv, slot, secret) == 0, "provision: the new device opens it");
+  CHECK(strcmp(o->username, "alice") == 0 && o->device_id == 2 && memcmp(o->secret, m->secret, 32) == 0 &&
+            o->n_contacts == 2 && o->contacts[0].verified == 1 && o->contacts[1].verified == 0 &&
+            o->n_groups == 1 && o->groups[0].n == 2 && strcmp(o->groups[0].members[1], "bob") == 0 &&
+            o->groups[0].epoch == 3 && strcmp(o->pin, m->pin) == 0,
+        "provision: every field comes through");
+  crypto_box_keypair(other_pub, other_priv);
+  CHECK(prov_open(o, blob, bl, &k, other_priv, slot, secret) == -2 && o->username[0] == 0,
+        "provision: the wrong ephemeral key fails (output zeroed)");
+  slot2[0] = (uint8_t)(slot[0] ^ 1);
+  memcpy(slot2 + 1, slot + 1, sizeof slot - 1);
+  CHECK(prov_open(o, blob, bl, &k, eph_priv, slot2, secret) == -2, "provision: another slot fails");
+  CHECK(prov_open(o, blob, bl, &k, eph_priv, slot, secret2) == -2, "provision: another link secret fails");
+  k2 = k;
+  k2.identity[0] ^= 1;
+  CHECK(prov_open(o, blob, bl, &k2, eph_priv, slot, secret) == -2,
+        "provision: another device's identity key fails");
+  {
+    int all = 1;
+    size_t at[] = {1, 20, 40, 60, bl / 2, bl - 1};
+    for (i = 0; i < sizeof at / sizeof at[0]; i++) {
+      blob[at[i]] ^= 0x01;
+      if (prov_open(o, blob, bl, &k, eph_priv, slot, secret) != -2) all = 0;
+      blob[at[i]] ^= 0x01;
+    }
+    CHECK(all, "provision: a flipped byte anywhere fails");
+    blob[0] = 9;
+    CHECK(prov_open(o, blob, bl, &k, eph_priv, slot, secret) == -1, "provision: another version is malformed");
+    blob[0] = PROV_VERSION;
+    CHECK(prov_open(o, blob, PROV_HDR_LEN + 3, &k, eph_priv, slot, secret) == -1, "provision: a cut blob is malformed");
+  }
+  /* fields out of bounds are not sealed */
+  m->device_id = 1;
+  {
+    uint8_t *b2 = NULL;
+    size_t l2 = 0;
+    CHECK(prov_seal(&b2, &l2, m, &k, slot, secret) == -1 && !b2, "provision: device 1 cannot be provisioned");
+    m->device_id = 2;
+    snprintf(m->contacts[1].name, sizeof m->contacts[1].name, "Carol");
+    CHECK(prov_seal(&b2, &l2, m, &k, slot, secret) == -1, "provision: a bad contact name is not sealed");
+    free(b2);
+  }
+  /* the reply */
+  randombytes_buf(sig, sizeof sig);
+  prov_reply_encode(rep, sig);
+  CHECK(prov_reply_decode(sig, rep, sizeof rep) == 0, "provision: reply round-trips");
+  CHECK(prov_reply_decode(sig, rep, sizeof rep - 1) == -1, "provision: a short reply is refused");
+  prov_fingerprint(fp, k.identity);
+  CHECK(strlen(fp) == PROV_FINGERPRINT_LEN, "provision: a fingerprint is 8 groups of 5 digits");
+  sodium_memzero(blob, bl);
+  free(blob);
+  free(m);
+  free(o);
+}
+
 int main(void) {
   char cmd[64];
   setenv("SOTTO_TEST_KDF", "fast", 1);
@@ -1454,6 +1588,7 @@ int main(void) {
   test_backup_format();
   test_kt_record();
   test_multidevice();
+  test_provision();
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
   if (system(cmd) != 0) printf("(could not remove %s)\n", tmpl);
   printf("%d checks, %d failed\n", checks, fails);

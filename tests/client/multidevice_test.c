@@ -7,7 +7,7 @@
  * device with what the server offers: device 1 asks ADD_DEVICE for a new
  * device row and secret, the new home keeps its own identity key and
  * publishes it with DEVICE_IDENTITY (so its bundle carries it), the
- * account key is written where provisioning will put it, and device 1
+ * account key is written where provisioning puts it, and device 1
  * signs the next device list with the new device's key and membership
  * signature (DEVLIST_PUT). Everything after that is
  * the core's own code: sessions per (user, device), SEND_MULTI to the
@@ -41,6 +41,7 @@
 
 #include "account.h"
 #include "core.h"
+#include "devices.h"
 #include "net.h"
 #include "store.h"
 #include "sotto_client.h"
@@ -131,7 +132,7 @@ static const struct sotto_identity *key_of(const char *user, uint32_t dev) {
 /* A new device of primary's account: a device row and secret from the
  * server (ADD_DEVICE), a home with its own identity key (made by sc_init),
  * published with DEVICE_IDENTITY, and the account key recorded
- * ("account_key"), as provisioning will do. */
+ * (devices_linked_save), as provisioning does. */
 static struct sc_client *new_device(const char *base, const char *home_name, struct sc_client *primary,
                                     uint32_t *dev, struct seen *s) {
   struct sc_client *d;
@@ -153,7 +154,7 @@ static struct sc_client *new_device(const char *base, const char *home_name, str
   memcpy(d->acct->ca, primary->acct->ca, sizeof d->acct->ca);
   d->acct->device_id = *dev;
   memcpy(d->acct->secret, secret, sizeof secret);
-  if (account_save(d->st, d->acct) || store_put(d->st, "account_key", primary->acct->id.pub, 32) ||
+  if (account_save(d->st, d->acct) || devices_linked_save(d, primary->acct->id.pub, home_name) ||
       store_commit(d->st))
     die("saving a device's account", d);
   sodium_memzero(secret, sizeof secret);
