@@ -1023,6 +1023,15 @@ int inbox_process(struct sc_client *c, struct conn *k, uint64_t sid, const char 
 #endif
     client_addresses(&ad, me, c->acct->device_id, sender, c->env_device, rc);
     rc = pairwise(c, sid, sender, &ad, type, body, len, 0);
+  } else if (type == SOTTO_MSG_SENDERKEY && c->env_device > 1) {
+    /* A group message from another device of the sender: only from a
+     * device of their verified list (a group message of our own account's
+     * devices is not sent to us). */
+    uint8_t key[SOTTO_PUBKEY_LEN];
+    rc = strcmp(sender, c->acct->username) == 0 ? unreadable(c, sender, sid, SC_R_BAD_SENDER, NULL)
+                                                  : device_gate(c, sid, sender, c->env_device, 0, key);
+    if (rc == 1) rc = 0;
+    else if (rc == 0 && strcmp(sender, c->acct->username) != 0) rc = group_msg(c, sid, sender, body, len);
   } else if (type == SOTTO_MSG_SENDERKEY) {
     rc = group_msg(c, sid, sender, body, len);
   } else {

@@ -1363,6 +1363,14 @@ static void test_multidevice(void) {
   CHECK(inbox_process(bob, NULL, 503, "alice", type, env, len) == 0 && has_seen(&seen, n, SC_EV_MESSAGE, "alice", "from laptop"),
         "multidevice: a message from alice's listed device 2 is shown");
 
+  /* a group message (SenderKeyMessage) from an unlisted device: refused before it is parsed */
+  n = seen.n;
+  bob->env_device = 3;
+  CHECK(inbox_process(bob, NULL, 510, "alice", SOTTO_MSG_SENDERKEY, env, len) == 0 &&
+            has_seen(&seen, n, SC_EV_DEVICE_REFUSED, "alice", NULL) && seen.count[seen.n - 1] == 3,
+        "multidevice: a group message from alice's unlisted device 3 is refused");
+  bob->env_device = 2;
+
   /* a listed device whose session key is not its listed key: refused */
   n = seen.n;
   {
