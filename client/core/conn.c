@@ -589,10 +589,12 @@ static int cap_timeout(int dflt, int64_t deadline_ms) {
 }
 
 int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms) {
+  static uint64_t gens; /* the process's connections, numbered */
   uint32_t ec_left = 0, kem_left = 0;
   int rc;
 
   memset(k, 0, sizeof *k);
+  k->gen = ++gens;
   if (!c->acct->username[0])
     return sc__fail(c, SC_ERR_NOT_REGISTERED,
                      "this identity is not registered with a server yet: run 'sotto register --server HOST:PORT "

@@ -28,7 +28,7 @@ static int seen_recently(struct sc_client *c, const struct conn *k, const char *
   size_t i;
   int64_t now = sc_monotonic_ms();
   for (i = 0; i < sizeof c->dl_seen / sizeof c->dl_seen[0]; i++)
-    if (c->dl_seen[i].net == (const void *)k->net && strcmp(c->dl_seen[i].user, user) == 0 &&
+    if (c->dl_seen[i].net == (const void *)k->net && c->dl_seen[i].gen == k->gen && strcmp(c->dl_seen[i].user, user) == 0 &&
         sodium_memcmp(c->dl_seen[i].key, key, 32) == 0 && now - c->dl_seen[i].at_ms < DEVICES_RECHECK_MS)
       return 1;
   return 0;
@@ -37,6 +37,7 @@ static int seen_recently(struct sc_client *c, const struct conn *k, const char *
 static void seen_now(struct sc_client *c, const struct conn *k, const char *user, const uint8_t key[32]) {
   unsigned i = c->dl_next++ % (unsigned)(sizeof c->dl_seen / sizeof c->dl_seen[0]);
   c->dl_seen[i].net = k->net;
+  c->dl_seen[i].gen = k->gen;
   snprintf(c->dl_seen[i].user, sizeof c->dl_seen[i].user, "%s", user);
   memcpy(c->dl_seen[i].key, key, 32);
   c->dl_seen[i].at_ms = sc_monotonic_ms();

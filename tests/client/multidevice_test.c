@@ -345,9 +345,12 @@ int main(void) {
     uint32_t b[] = {1, 2};
     CHECK(publish(b1, b, 2, 0) == 0, "... and signs {1,2}");
   }
+  mism = a1->fan_mismatches;
   rc = sc_send_text(NULL, a1, "bob", "after removal", 13, 0);
   CHECK(rc == 0 && strstr(sa1.last_list, "removed device 3 'device3'"),
         "alice's next text goes out, and she is shown 'removed device 3'");
+  CHECK(a1->fan_mismatches == mism,
+        "... on a new connection the list is fetched afresh (no ERR(30), even within 30 s of the last check)");
   {
     uint8_t *v = NULL;
     size_t vl = 0;
