@@ -159,7 +159,7 @@ void sotto__srv_send_simple(struct conn *c, uint8_t type, uint32_t req_id, const
 
 void sotto__srv_send_err(struct srv *s, struct conn *c, uint32_t req_id, int code) {
   struct sotto__wr w;
-  s->m.errors[code & 31]++;
+  s->m.errors[code & 63]++;
   if (sotto__srv_frame_begin(c, &w, 3 + SOTTO_SRV_MAX_ERRMSG) != 0) return;
   sotto__srv_put_err(&w, (uint16_t)code, sotto__srv_code_str((unsigned)code));
   sotto__srv_frame_end(c, &w, SOTTO_SRV_ERR, req_id);
@@ -172,7 +172,7 @@ void sotto__srv_conn_close_with(struct srv *s, struct conn *c, int code) {
   struct sotto__wr w;
   if (c->dead || c->closing) return;
   sotto__srv_log(2, "close", "code=%d reason=\"%s\"", code, sotto__srv_code_str((unsigned)code));
-  s->m.errors[code & 31]++;
+  s->m.errors[code & 63]++;
   if (sotto__srv_frame_begin(c, &w, 3 + SOTTO_SRV_MAX_ERRMSG) == 0) {
     sotto__srv_put_err(&w, (uint16_t)code, sotto__srv_code_str((unsigned)code));
     sotto__srv_frame_end(c, &w, SOTTO_SRV_CLOSE, 0);

@@ -218,7 +218,7 @@ struct metrics {
   uint64_t commit_retries; /* batches run again after losing a race with another node (cluster) */
   uint64_t link_opened, link_provisioned, link_done, link_expired, link_refused; /* link slots (srv_link.c) */
   uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
-  uint64_t errors[32];
+  uint64_t errors[64]; /* by code (SOTTO_SRV_CODES go up to 42) */
 };
 
 /* The batch in flight: its ops list and results belong to the store thread

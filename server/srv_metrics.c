@@ -130,7 +130,7 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     }
   }
   P("# TYPE sotto_errors_total counter\n");
-  for (i = 1; i < 32; i++)
+  for (i = 1; i < 64; i++)
     if (s->m.errors[i])
       P("sotto_errors_total{code=\"%d\",reason=\"%s\"} %llu\n", i, sotto__srv_code_str((unsigned)i),
         (unsigned long long)s->m.errors[i]);

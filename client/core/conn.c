@@ -157,6 +157,14 @@ int conn_error(struct sc_client *c, const struct conn *k, int rc, const char *wh
       return sc__fail(c, SC_ERR_BAD_USERNAME, "the server refused the username '%s' (3-32 of a-z 0-9 _ .)",
                        user ? user : "?");
     case SOTTO_SRV_E_AUTH:
+      /* A linked device whose row is gone was removed from its account
+       * (the server cannot tell a removed device from a wrong secret). */
+      if (c->acct && c->acct->device_id > 1)
+        return sc__fail(c, SC_ERR_AUTH_FAILED,
+                        "the server at %s:%s refused this device's credentials: device %u was probably removed from "
+                        "the account ('sotto devices' on device 1 shows it); to use it again, link a fresh --home "
+                        "('sotto link')",
+                        h, p, (unsigned)c->acct->device_id);
       return sc__fail(c, SC_ERR_AUTH_FAILED,
                        "the server at %s:%s refused this device's credentials (was the account deleted, or the "
                        "server's data reset?); register a new account with a fresh --home",

@@ -9,6 +9,7 @@
 
 #include "account.h"
 #include "kt.h"
+#include "devices.h"
 #include "record.h"
 
 #define KT_RECORD "kt"
@@ -360,6 +361,18 @@ int kt_monitor(struct sc_client *c, struct conn *k) {
   if ((rc = kt_load(c->st, &s)) != 0) return sc__store_error(c, rc);
   conn_identity_blob(c, mine);
   rc = search(c, k, &s, me, &version, value, &vlen);
+  /* A linked device: the log holds the account key (device 1's identity
+   * blob), not this device's own key; it is "ours" when its key is the
+   * account key device 1 gave us at linking (the registration id in the
+   * blob's tail is device 1's). */
+  if (rc == 0 && c->acct->device_id != 1) {
+    uint8_t akey[SOTTO_PUBKEY_LEN];
+    if (devices_linked_load(c, akey, NULL) == 1) {
+      mine[0] = 0x05;
+      memcpy(mine + 1, akey, SOTTO_PUBKEY_LEN);
+      if (vlen == sizeof mine && sodium_memcmp(value, mine, 33) == 0) memcpy(mine, value, sizeof mine);
+    }
+  }
   if (rc == 1) {
     rc = 0;
     if (!s.off || s.mon_result != KT_MON_NONE) { /* write only what changed (this runs at every connect) */

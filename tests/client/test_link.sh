@@ -55,6 +55,9 @@ link_start laptop --name laptop
 check "link prints 'code: CODE' before it waits" test -n "$CODE"
 check "... and this device's fingerprint" contains "$T/laptop.link" "This device's fingerprint: "
 fp=$(sed -n "s/^This device's fingerprint: //p" "$T/laptop.link")
+# longer than the server's auth-timeout (10 s): the waiting device's
+# unauthenticated connection is closed and it polls on a new one
+sleep 11
 s alice devices add --yes "$CODE" >"$T/add1" 2>&1; rc=$?
 check "device 1 adds it" test $rc -eq 0
 check "... showing the new device's fingerprint" contains "$T/add1" "$fp"
@@ -135,7 +138,7 @@ check "device 1 removes the laptop" contains "$T/r1" "device 2 removed"
 check "... and publishes list version 4 without it" test "$(list_of_alice)" = "4:0000000100000003"
 s laptop devices >"$T/r2" 2>&1; rc=$?
 check "the removed laptop's login is refused" test $rc -eq 1
-check "... with its sentence" grep -qi "removed\|refused this device's credentials" "$T/r2"
+check "... with its sentence" contains "$T/r2" "device 2 was probably removed from the account"
 s bob send alice "after the removal" >"$T/r3" 2>&1
 check "bob's client verifies the new list" contains "$T/r3" "Sent to alice."
 check "... and shows the removal" contains "$T/r3" "removed device 2 'laptop'"

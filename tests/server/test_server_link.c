@@ -184,6 +184,8 @@ static void test_slots(void) {
     CHECK(m && strstr(m, "sotto_link_slots 4\n") != NULL);
     CHECK(m && strstr(m, "sotto_link_total{event=\"done\"} 1\n") != NULL);
     CHECK(m && strstr(m, "sotto_link_total{event=\"provisioned\"} 1\n") != NULL);
+    /* error 34 counted under its own code (the table once had room for 0-31 only) */
+    CHECK(m && strstr(m, "sotto_errors_total{code=\"34\",reason=\"link code unknown, used or expired\"}") != NULL);
     free(m);
     /* a slot closes once used: then there is room again */
     CHECK_RC(sotto_net_link_put(a, codes[0], blob, 100, got, sizeof got, &glen), 0);
