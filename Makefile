@@ -88,6 +88,7 @@ bench-smoke: build
 	bench/run server --smoke
 	bench/run cluster --smoke
 	bench/run client --smoke
+	bench/run fanout --smoke
 	bench/run kt --smoke
 
 check: test bench-smoke asan fuzz-run install-check

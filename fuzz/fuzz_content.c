@@ -8,7 +8,10 @@
  * encodes back to bytes that parse to the same content. The conversation
  * kinds (TIMER, TEXT_EX, REACTION, EDIT, DELETE: convo.c) too: a timer
  * within CONTENT_TIMER_MAX, a referred message with a valid author, an
- * emoji within CONTENT_EMOJI_MAX, the same fields after a round trip. */
+ * emoji within CONTENT_EMOJI_MAX, the same fields after a round trip.
+ * TRANSCRIPT (kind 8, from our own other devices): a valid recipient, an
+ * inner content within CONTENT_TRANSCRIPT_MAX that is not itself a
+ * transcript, the same after a round trip. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +70,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       for (i = 0; i < n; i++)
         if ((uint8_t)safe[i] < 0x20 || safe[i] == 0x7f || safe[i] == '/' || safe[i] == '\\') abort();
     }
+    if (a->kind == CONTENT_TRANSCRIPT &&
+        (!sc_username_ok(a->to) || a->inner_len < 2 || a->inner_len > CONTENT_TRANSCRIPT_MAX ||
+         a->inner[1] == CONTENT_TRANSCRIPT || strcmp(a->to, b->to) != 0 || a->inner_len != b->inner_len ||
+         memcmp(a->inner, b->inner, a->inner_len) != 0))
+      abort();
     if (w.len % CONTENT_PAD != 0) abort();
     rec_wr_free(&w);
   }

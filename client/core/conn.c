@@ -597,10 +597,12 @@ static int cap_timeout(int dflt, int64_t deadline_ms) {
 }
 
 int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms) {
+  static uint64_t gens; /* the process's connections, numbered */
   uint32_t ec_left = 0, kem_left = 0;
   int rc;
 
   memset(k, 0, sizeof *k);
+  k->gen = ++gens;
   if (!c->acct->username[0])
     return sc__fail(c, SC_ERR_NOT_REGISTERED,
                      "this identity is not registered with a server yet: run 'sotto register --server HOST:PORT "
@@ -678,19 +680,27 @@ static int bundle_parse(const struct sotto_srv_bundle_buf *nb, struct sotto_bund
 }
 
 int conn_fetch_bundle(struct sc_client *c, struct conn *k, const char *user, struct sotto_bundle *b) {
+  return conn_fetch_bundle_dev(c, k, user, CONN_PEER_DEVICE, b);
+}
+
+int conn_fetch_bundle_dev(struct sc_client *c, struct conn *k, const char *user, uint32_t device,
+                          struct sotto_bundle *b) {
   struct sotto_srv_bundle_buf *nb = calloc(1, sizeof *nb);
   char what[96];
   int rc;
   if (!nb) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
-  snprintf(what, sizeof what, "fetching %s's keys", user);
-  rc = sotto_net_fetch_bundle(k->net, user, CONN_PEER_DEVICE, nb);
+  snprintf(what, sizeof what, "fetching %s's keys (device %u)", user, device);
+  rc = sotto_net_fetch_bundle(k->net, user, device, nb);
   if (rc) {
     free(nb);
     return conn_error(c, k, rc, what, user);
   }
   rc = bundle_parse(nb, b);
-  /* Key transparency: the identity key must be what the log holds for user. */
-  if (rc == 0 && (rc = kt_check_contact(c, k, user, nb->identity, nb->identity_len)) != 0) {
+  if (rc == 0) b->device_id = device;
+  /* Key transparency: the identity (account) key must be what the log
+   * holds for user. Another device's key is vouched for by the account's
+   * signed device list instead (the caller compares it with its entry). */
+  if (rc == 0 && device == CONN_PEER_DEVICE && (rc = kt_check_contact(c, k, user, nb->identity, nb->identity_len)) != 0) {
     free(nb);
     return rc;
   }

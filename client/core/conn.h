@@ -74,6 +74,11 @@ int conn_upload_keys(struct sc_client *c, struct conn *k, int initial, size_t n_
 int conn_top_up(struct sc_client *c, struct conn *k, uint32_t ec_left, uint32_t kem_left);
 /* Fetches user's bundle into b (an SC_ERR_*, e.g. SC_ERR_UNKNOWN_USER). */
 int conn_fetch_bundle(struct sc_client *c, struct conn *k, const char *user, struct sotto_bundle *b);
+/* The bundle of one device of user (device 1: the same as conn_fetch_bundle,
+ * key transparency included; another device: no log check, the caller
+ * compares its identity key with the device's entry in the signed list). */
+int conn_fetch_bundle_dev(struct sc_client *c, struct conn *k, const char *user, uint32_t device,
+                          struct sotto_bundle *b);
 /* ---- server certificate rotation (repin.c) ---- */
 /* Record "server.pinkey": the pinned certificate's Ed25519 key and the
  * serial of the last rotation followed. load: 1 found, 0 none, or < 0. */

@@ -124,13 +124,26 @@ void contact_accept_pending(struct contact *c, int verified) {
   }
 }
 
+void session_rec_name(char *out, size_t cap, const char *name, uint32_t device) {
+  if (device <= 1) snprintf(out, cap, "session/%s", name);
+  else snprintf(out, cap, "dsession/%s/%u", name, device);
+}
+
 int session_load(struct store *st, const char *name, struct sotto_session **out) {
+  return session_load_dev(st, name, 1, out);
+}
+
+int session_save(struct store *st, const char *name, const struct sotto_session *s) {
+  return session_save_dev(st, name, 1, s);
+}
+
+int session_load_dev(struct store *st, const char *name, uint32_t device, struct sotto_session **out) {
   char rn[64];
   uint8_t *v;
   size_t n;
   int rc;
   *out = NULL;
-  snprintf(rn, sizeof rn, "session/%s", name);
+  session_rec_name(rn, sizeof rn, name, device);
   rc = store_get(st, rn, &v, &n);
   if (rc < 0) return rc;
   if (rc == 0) return sotto_session_new(out) ? STORE_E_IO : 0;
@@ -139,13 +152,13 @@ int session_load(struct store *st, const char *name, struct sotto_session **out)
   return rc;
 }
 
-int session_save(struct store *st, const char *name, const struct sotto_session *s) {
+int session_save_dev(struct store *st, const char *name, uint32_t device, const struct sotto_session *s) {
   char rn[64];
   size_t cap = sotto_session_serialized_size(s), n;
   uint8_t *buf;
   int rc;
   if (cap == 0 || cap > SOTTO_MAX_SESSION_RECORD_LEN || !(buf = malloc(cap))) return STORE_E_IO;
-  snprintf(rn, sizeof rn, "session/%s", name);
+  session_rec_name(rn, sizeof rn, name, device);
   rc = sotto_session_serialize(s, buf, cap, &n) ? STORE_E_IO : store_put(st, rn, buf, n);
   sodium_memzero(buf, cap);
   free(buf);

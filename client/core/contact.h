@@ -65,6 +65,12 @@ void contact_accept_pending(struct contact *c, int verified);
  * *out), <0 on a store or parse failure. */
 int session_load(struct store *st, const char *name, struct sotto_session **out);
 int session_save(struct store *st, const char *name, const struct sotto_session *s);
+/* The same for one device of an account (docs/multi-device.md): device 1
+ * keeps "session/NAME" (stores of before per-device sessions need no
+ * migration), device D >= 2 is "dsession/NAME/D". */
+void session_rec_name(char *out, size_t cap, const char *name, uint32_t device);
+int session_load_dev(struct store *st, const char *name, uint32_t device, struct sotto_session **out);
+int session_save_dev(struct store *st, const char *name, uint32_t device, const struct sotto_session *s);
 
 /* Visits every contact (cb returns non-zero to stop). */
 int contact_each(struct store *st, int (*cb)(void *ud, const struct contact *c), void *ud);

@@ -47,6 +47,14 @@ int content_encode(struct rec_wr *w, const struct content *c) {
       break;
     case CONTENT_SESSION_RESET:
       break;
+    case CONTENT_TRANSCRIPT:
+      if (!sc_username_ok(c->to) || c->inner_len < 2 || c->inner_len > CONTENT_TRANSCRIPT_MAX ||
+          c->inner[1] == CONTENT_TRANSCRIPT)
+        return -1;
+      rec_put_str16(w, c->to, strlen(c->to));
+      rec_put_u32(w, (uint32_t)c->inner_len);
+      rec_put(w, c->inner, c->inner_len);
+      break;
     case CONTENT_TIMER:
     case CONTENT_TEXT_EX:
     case CONTENT_REACTION:
@@ -169,6 +177,16 @@ int content_decode(struct content *c, const uint8_t *p, size_t len) {
       break;
     case CONTENT_SESSION_RESET:
       break;
+    case CONTENT_TRANSCRIPT: {
+      uint32_t il = 0;
+      if (get_name(&r, c->to, sizeof c->to, 1) || rec_get_u32(&r, &il) || il == 0 || il > CONTENT_TRANSCRIPT_MAX ||
+          rec_get_ptr(&r, &c->inner, il))
+        return -1;
+      c->inner_len = il;
+      /* one level only: the inner content is not itself a transcript */
+      if (il < 2 || c->inner[0] != CONTENT_VERSION || c->inner[1] == CONTENT_TRANSCRIPT) return -1;
+      break;
+    }
     case CONTENT_TIMER:
     case CONTENT_TEXT_EX:
     case CONTENT_REACTION:

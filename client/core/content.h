@@ -13,6 +13,10 @@
  *                 | n x u64 timestamp                         (pairwise)
  *   RETRY         u64 server id | u64 server timestamp        (pairwise)
  *   SESSION_RESET (no fields)                                 (pairwise)
+ *   TRANSCRIPT    str16 recipient | u32 n | n bytes: the content we sent
+ *                 them (its own encoding, padding included; not itself a
+ *                 TRANSCRIPT; n <= CONTENT_TRANSCRIPT_MAX)  (pairwise, only
+ *                 between the devices of one account)
  *   ATTACHMENT    blob id[16] | key[32] | digest[32] | u64 size | u32 chunk
  *                 | u8 flags | str16 type | str16 name | str16 text   (pairwise)
  *
@@ -59,6 +63,7 @@ enum {
   CONTENT_RECEIPT = 5,
   CONTENT_RETRY = 6,
   CONTENT_SESSION_RESET = 7,
+  CONTENT_TRANSCRIPT = 8, /* a sent transcript to our own other devices (docs/multi-device.md) */
   /* 8, 9: multi-device; 11-17: conversation kinds (11-15 used) */
   CONTENT_ATTACHMENT = 10, /* attach.c: a file's pointer (docs/client.md "Attachments") */
   CONTENT_TIMER = 11,
@@ -78,6 +83,7 @@ enum {
 #define ATTACH_FLAG_LONG_TEXT 0x01 /* the file is a text too long for one message: shown as text */
 enum { RECEIPT_DELIVERED = 1, RECEIPT_READ = 2 };
 #define CONTENT_MAX_RECEIPTS 64
+#define CONTENT_TRANSCRIPT_MAX (SC_MAX_TEXT + 8192)
 
 /* Parsed content; pointers point into the decoded plaintext. */
 struct content {
@@ -111,6 +117,10 @@ struct content {
   size_t att_type_len;
   const uint8_t *att_name; /* 1..SC_ATTACH_NAME_MAX raw bytes: cleaned before any use (attach.c) */
   size_t att_name_len;
+  /* TRANSCRIPT: to whom, and the inner content's bytes (decode them with content_decode) */
+  char to[SC_USER_MAX + 1];
+  const uint8_t *inner;
+  size_t inner_len;
 };
 
 /* Appends the encoding of c (with padding) to w. 0 or -1. */

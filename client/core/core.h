@@ -19,6 +19,7 @@ struct account;
 struct conn {
   struct sotto_net_ctx *ctx;
   struct sotto_net *net;
+  uint64_t gen; /* conn_open_until numbers each connection: a new one is never taken for the one before */
   char host[256];
   char port[16];
 };
@@ -75,11 +76,13 @@ struct sc_client {
    * connection in the last DEVICES_RECHECK_MS (no second fetch). */
   struct {
     const void *net;
+    uint64_t gen;
     char user[SC_USER_MAX + 1];
     uint8_t key[32];
     int64_t at_ms;
   } dl_seen[8];
   unsigned dl_next;
+  unsigned long fan_mismatches; /* deliver.c: SEND_MULTIs the server refused with ERR(30) (tests read it) */
   /* linkdev.c: the link slot a new device opened (sc_link_open), or NULL */
   struct link_pending *lp;
 };

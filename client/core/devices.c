@@ -13,6 +13,7 @@
 
 #include "account.h"
 #include "conn.h"
+#include "contact.h"
 #include "net.h"
 #include "record.h"
 
@@ -27,7 +28,7 @@ static int seen_recently(struct sc_client *c, const struct conn *k, const char *
   size_t i;
   int64_t now = sc_monotonic_ms();
   for (i = 0; i < sizeof c->dl_seen / sizeof c->dl_seen[0]; i++)
-    if (c->dl_seen[i].net == (const void *)k->net && strcmp(c->dl_seen[i].user, user) == 0 &&
+    if (c->dl_seen[i].net == (const void *)k->net && c->dl_seen[i].gen == k->gen && strcmp(c->dl_seen[i].user, user) == 0 &&
         sodium_memcmp(c->dl_seen[i].key, key, 32) == 0 && now - c->dl_seen[i].at_ms < DEVICES_RECHECK_MS)
       return 1;
   return 0;
@@ -36,9 +37,26 @@ static int seen_recently(struct sc_client *c, const struct conn *k, const char *
 static void seen_now(struct sc_client *c, const struct conn *k, const char *user, const uint8_t key[32]) {
   unsigned i = c->dl_next++ % (unsigned)(sizeof c->dl_seen / sizeof c->dl_seen[0]);
   c->dl_seen[i].net = k->net;
+  c->dl_seen[i].gen = k->gen;
   snprintf(c->dl_seen[i].user, sizeof c->dl_seen[i].user, "%s", user);
   memcpy(c->dl_seen[i].key, key, 32);
   c->dl_seen[i].at_ms = sc_monotonic_ms();
+}
+
+int devices_account_key(struct sc_client *c, uint8_t out[SOTTO_PUBKEY_LEN]) {
+  int rc;
+  memcpy(out, c->acct->id.pub, SOTTO_PUBKEY_LEN);
+  if (c->acct->device_id == 1) return 0;
+  /* a linked device: the key device 1 gave it (record "linked") */
+  rc = devices_linked_load(c, out, NULL);
+  if (rc == 0) memcpy(out, c->acct->id.pub, SOTTO_PUBKEY_LEN);
+  return rc < 0 ? rc : 0;
+}
+
+void devices_recheck(struct sc_client *c, const char *user) {
+  size_t i;
+  for (i = 0; i < sizeof c->dl_seen / sizeof c->dl_seen[0]; i++)
+    if (strcmp(c->dl_seen[i].user, user) == 0) c->dl_seen[i].at_ms = INT64_MIN / 2;
 }
 
 /* "devlist/NAME": u8 record version, str16 list bytes. 1 and *l (verified
@@ -58,6 +76,10 @@ static int rec_load(struct sc_client *c, const char *name, struct sotto_devlist 
   rc = rec_rd_end(&r) || ver != DEVLIST_REC_VERSION || sotto_devlist_parse(l, p, pl) != 0 ? STORE_E_CORRUPT : 1;
   store_free_value(v, n);
   return rc;
+}
+
+int devices_list_of(struct sc_client *c, const char *user, struct sotto_devlist *l) {
+  return rec_load(c, user, l);
 }
 
 static int rec_save(struct sc_client *c, const char *name, const uint8_t *list, size_t len) {
@@ -277,7 +299,7 @@ int devices_publish(struct sc_client *c, struct conn *k) {
              "this device (%u) is not in your account's signed device list (version %u): contacts do not send to "
              "it; device 1 removed it, or the server hides it",
              (unsigned)c->acct->device_id, srv->version);
-    list_event(c, "", srv->version, why, SC_ERR_DEVLIST_ROLLBACK);
+    list_event(c, "", srv->version, why, SC_ERR_DEVICE_HIDDEN);
     if (had == 1 && srv->version <= mine->version) goto out;
     if ((rc = sc__begin(c)) != 0 || (rc = rec_save(c, me, buf, len)) != 0 || (rc = store_commit(c->st)) != 0) {
       store_rollback(c->st);
@@ -337,6 +359,25 @@ out:
   free(buf);
   free(own);
   return ret;
+}
+
+/* Inside a transaction: the sessions with devices of user that the new list
+ * no longer names, or names under another key, are closed (their records
+ * deleted): nothing more is encrypted to them, and a new device under a
+ * reused id starts a fresh session. Device 1's is the contact's own. */
+static int drop_gone_sessions(struct sc_client *c, const char *user, const struct sotto_devlist *old,
+                              const struct sotto_devlist *now) {
+  char rn[64];
+  unsigned i;
+  int j, rc;
+  for (i = 0; i < old->n; i++) {
+    if (old->dev[i].device_id == 1) continue;
+    j = sotto_devlist_find(now, old->dev[i].device_id);
+    if (j >= 0 && sodium_memcmp(now->dev[j].device_key, old->dev[i].device_key, SOTTO_PUBKEY_LEN) == 0) continue;
+    session_rec_name(rn, sizeof rn, user, old->dev[i].device_id);
+    if ((rc = store_del(c->st, rn)) != 0) return rc;
+  }
+  return 0;
 }
 
 int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, const uint8_t key[SOTTO_PUBKEY_LEN]) {
@@ -414,7 +455,8 @@ int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, co
     if (ret == 0) seen_now(c, k, user, key);
     goto out;
   }
-  if ((rc = sc__begin(c)) != 0 || (rc = rec_save(c, user, buf, len)) != 0 || (rc = store_commit(c->st)) != 0) {
+  if ((rc = sc__begin(c)) != 0 || (rc = rec_save(c, user, buf, len)) != 0 ||
+      (had == 1 && (rc = drop_gone_sessions(c, user, old, now)) != 0) || (rc = store_commit(c->st)) != 0) {
     store_rollback(c->st);
     ret = sc__store_error(c, rc);
     goto out;

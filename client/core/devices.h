@@ -30,6 +30,19 @@ int devices_publish(struct sc_client *c, struct conn *k);
  * / SC_ERR_DEVLIST_ROLLBACK (nothing may be sent), or a connection error. */
 int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, const uint8_t key[SOTTO_PUBKEY_LEN]);
 
+/* The account key of our own account: device 1's identity key; on a linked
+ * device the one device 1 gave it (record "linked", devices_linked_load),
+ * or its own identity key when there is none (a second device of before
+ * linking, which shares the account key). 0 or a STORE_E_*. */
+int devices_account_key(struct sc_client *c, uint8_t out[SOTTO_PUBKEY_LEN]);
+/* The last verified device list recorded for user (a contact, or our own
+ * username): 1 and *l, 0 when none, or a STORE_E_*. */
+struct sotto_devlist;
+int devices_list_of(struct sc_client *c, const char *user, struct sotto_devlist *l);
+/* Forgets that user's list was checked on this connection: the next
+ * devices_check_peer fetches it again (after ERR(30), or a message from a
+ * device the recorded list does not name). */
+void devices_recheck(struct sc_client *c, const char *user);
 struct sotto_devlist;
 struct sotto_devlist_entry;
 /* Device 1 (linking, linkdev.c): signs and publishes the next version of

@@ -138,6 +138,16 @@ static const struct sc_err_row rows[] = {
      "the server may be tampering; try again later"},
     {SC_ERR_KT_OFF, "kt_off", "key transparency is required, but the server does not run it (nothing was sent)",
      "ask the operator to run the server with --kt 1, or 'sotto kt require off'"},
+    /* per-device sessions and fan-out */
+    {SC_ERR_DEVICE_KEY, "device_key",
+     "a device's keys on the server are not the ones its account signed into its device list (nothing was sent)",
+     "the server may be substituting a device's key; tell the contact and try again later"},
+    {SC_ERR_DEVICE_MISMATCH, "device_mismatch",
+     "the server refused the set of devices twice, even after the device list was fetched again (nothing was sent)",
+     "the contact's devices may be changing right now; try again in a moment"},
+    {SC_ERR_DEVICE_HIDDEN, "device_hidden",
+     "this device is not in your account's current signed device list: contacts no longer send to it",
+     "if you did not remove it, the server is hiding it: link it again from your primary device"},
     /* attachments */
     {SC_ERR_ATTACH_QUOTA, "attachment_quota", "the server's attachment quota of this account is used up",
      "wait until your recipients fetched what you sent (or it expired), then try again"},

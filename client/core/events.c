@@ -76,6 +76,7 @@ const char *sc_event_name(int kind) {
     case SC_EV_DISAPPEARED: return "disappeared";
     case SC_EV_DEVICE_LIST: return "device_list";
     case SC_EV_ATTACHMENT: return "attachment";
+    case SC_EV_DEVICE_REFUSED: return "device_refused";
     default: return "unknown";
   }
 }
@@ -374,8 +375,14 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
     case SC_EV_DISAPPEARED:
       put(&o, "%llu disappearing message%s deleted", (unsigned long long)ev->count, ev->count == 1 ? "" : "s");
       break;
+    case SC_EV_DEVICE_REFUSED:
+      put(&o, "a message from %s's device %u was refused: %s", p, ev->device,
+          ev->detail && ev->detail[0] ? ev->detail : "that device is not in their signed device list");
+      break;
     case SC_EV_DEVICE_LIST:
-      if (!p[0])
+      if (!p[0] && ev->error == SC_ERR_DEVICE_HIDDEN)
+        put(&o, "%s", ev->detail ? ev->detail : "");
+      else if (!p[0])
         put(&o, "%s; your signed device list was published again", ev->detail ? ev->detail : "");
       else if (ev->error)
         put(&o, "%s: %s", p, ev->detail && ev->detail[0] ? ev->detail : "a device list was refused");

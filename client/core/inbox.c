@@ -6,6 +6,7 @@
  * "seen" mark and is only acked; a crash after the commit leaves the
  * message in the unshown list, printed by the next receive. */
 #include <sodium.h>
+#include <sotto/devlist.h>
 #include <sotto/group.h>
 #include <sotto/keys.h>
 #include <sotto/session.h>
@@ -17,6 +18,7 @@
 #include "record.h"
 #include "contact.h"
 #include "convo.h"
+#include "devices.h"
 #include "grp.h"
 #include "kt.h"
 #include "messaging.h"
@@ -487,6 +489,48 @@ static int kt_inbound(struct sc_client *c, const char *sender, const struct sott
   return 1;
 }
 
+/* What a decrypted pairwise content from sender does (inside the open
+ * transaction). */
+static int apply_content(struct sc_client *c, const char *sender, const struct content *ct, uint64_t sid, int consent) {
+  int rc = 0, dup = 0;
+  switch (ct->kind) {
+    case CONTENT_TEXT:
+      /* A resent copy of a text already shown is not shown again (its
+       * receipt is owed again all the same). A request's text: convo.c. */
+      if (consent == SC_CONSENT_REQUEST) rc = convo_apply(c, sender, NULL, ct, sid, consent);
+      else if ((rc = outbox_arrived(c, sender, ct, &dup)) == 0 && !dup) rc = add_text(c, sender, NULL, ct, sid);
+      break;
+    case CONTENT_TIMER:
+    case CONTENT_TEXT_EX:
+    case CONTENT_REACTION:
+    case CONTENT_EDIT:
+    case CONTENT_DELETE:
+      rc = convo_apply(c, sender, NULL, ct, sid, consent);
+      break;
+    case CONTENT_RECEIPT:
+      rc = outbox_receipt(c, sender, ct);
+      break;
+    case CONTENT_RETRY:
+      rc = outbox_retry(c, sender, ct);
+      break;
+    case CONTENT_SESSION_RESET:
+      rc = add_event(c, SC_EV_SESSION_RESET, SC_R_NONE, sender, NULL);
+      break;
+    case CONTENT_GROUP_UPDATE:
+      rc = apply_update(c, sender, ct);
+      break;
+    case CONTENT_SENDER_KEY:
+      rc = apply_sender_key(c, sender, ct);
+      break;
+    case CONTENT_ATTACHMENT:
+      rc = attach_arrived(c, sender, ct, sid);
+      break;
+    default:
+      rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNEXPECTED_KIND, sender, NULL);
+  }
+  return rc;
+}
+
 /* from_held: a held message being released (its held record goes in the
  * same commit that applies it). */
 /* ad: the addresses the message must carry (NULL for a held message: it was
@@ -501,7 +545,7 @@ static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, const
   uint8_t idk[SOTTO_PUBKEY_LEN], *pt = malloc(len ? len : 1);
   char hn[HELD_NAME_LEN];
   size_t n = 0, skipped = 0;
-  int rc, drc, dup = 0, stranger, consent;
+  int rc, drc, stranger, consent;
 
   if (!ct || !pt) {
     rc = STORE_E_IO;
@@ -549,41 +593,7 @@ static int pairwise(struct sc_client *c, uint64_t sid, const char *sender, const
   } else if (consent == SC_CONSENT_BLOCKED) {
     rc = 0; /* blocked: dropped, no receipt; the session still steps */
   } else {
-    switch (ct->kind) {
-      case CONTENT_TEXT:
-        /* A resent copy of a text already shown is not shown again (its
-         * receipt is owed again all the same). A request's text: convo.c. */
-        if (consent == SC_CONSENT_REQUEST) rc = convo_apply(c, sender, NULL, ct, sid, consent);
-        else if ((rc = outbox_arrived(c, sender, ct, &dup)) == 0 && !dup) rc = add_text(c, sender, NULL, ct, sid);
-        break;
-      case CONTENT_TIMER:
-      case CONTENT_TEXT_EX:
-      case CONTENT_REACTION:
-      case CONTENT_EDIT:
-      case CONTENT_DELETE:
-        rc = convo_apply(c, sender, NULL, ct, sid, consent);
-        break;
-      case CONTENT_RECEIPT:
-        rc = outbox_receipt(c, sender, ct);
-        break;
-      case CONTENT_RETRY:
-        rc = outbox_retry(c, sender, ct);
-        break;
-      case CONTENT_SESSION_RESET:
-        rc = add_event(c, SC_EV_SESSION_RESET, SC_R_NONE, sender, NULL);
-        break;
-      case CONTENT_GROUP_UPDATE:
-        rc = apply_update(c, sender, ct);
-        break;
-      case CONTENT_SENDER_KEY:
-        rc = apply_sender_key(c, sender, ct);
-        break;
-      case CONTENT_ATTACHMENT:
-        rc = attach_arrived(c, sender, ct, sid);
-        break;
-      default:
-        rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNEXPECTED_KIND, sender, NULL);
-    }
+    rc = apply_content(c, sender, ct, sid, consent);
   }
   if (!rc) rc = heal_gap(c, sender, type, skipped, sotto_session_skipped_keys(s));
   if (rc || (rc = session_save(c->st, sender, s)) || (rc = contact_save(c->st, &who)) ||
@@ -766,6 +776,207 @@ out:
   return rc;
 }
 
+
+/* ---- messages from other devices (docs/multi-device.md) -------------------------
+ *
+ * Device 1 of a contact is pairwise() above. A message from another device
+ * of a contact, or from another device of our own account (a sent
+ * transcript), is accepted only from a device in that account's current
+ * verified signed list, under the device key listed for it; its session is
+ * "dsession/NAME/D" (or "session/NAME" for device 1 of our own account). */
+
+/* Refuses the envelope sid from device dev of sender (own transaction):
+ * logged as SC_EV_DEVICE_REFUSED and acknowledged. */
+static int device_refuse(struct sc_client *c, const char *sender, uint32_t dev, uint64_t sid, const char *detail) {
+  struct msg *m = calloc(1, sizeof *m);
+  int rc;
+  if (!m) return STORE_E_IO;
+  m->dir = MSG_EVENT;
+  m->kind = (uint8_t)SC_EV_DEVICE_REFUSED;
+  snprintf(m->peer, sizeof m->peer, "%s", sender);
+  snprintf(m->detail, sizeof m->detail, "%s", detail);
+  m->ts = sc_now_ms();
+  m->device = dev;
+  m->server_id = sid;
+  m->count = dev;
+  m->text = (char *)"";
+  if ((rc = sc__begin(c)) == 0) {
+    if ((rc = msglog_add(c->st, c->acct, m, 1)) || (rc = msglog_mark_seen(c->st, sid, 0)) ||
+        (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
+      store_rollback(c->st);
+  }
+  free(m);
+  return rc;
+}
+
+/* Whether device dev is in list l (signed by account key acct when acct is
+ * not NULL): 1 and key, else 0. */
+int inbox_device_listed(const struct sotto_devlist *l, const uint8_t *acct, uint32_t dev, uint8_t key[SOTTO_PUBKEY_LEN]) {
+  int j;
+  if (acct && sodium_memcmp(l->account_key, acct, SOTTO_PUBKEY_LEN) != 0) return 0;
+  if ((j = sotto_devlist_find(l, dev)) < 0) return 0;
+  memcpy(key, l->dev[j].device_key, SOTTO_PUBKEY_LEN);
+  return 1;
+}
+
+/* The listed key of device dev of sender (own: our own account). 0 and
+ * key, 1 refused (said and acknowledged), or a STORE_E_*. A device the
+ * recorded list does not name makes us fetch the list once more first (it
+ * may be newer than ours). */
+static int device_gate(struct sc_client *c, uint64_t sid, const char *sender, uint32_t dev, int own,
+                       uint8_t key[SOTTO_PUBKEY_LEN]) {
+  struct sotto_devlist *l = calloc(1, sizeof *l);
+  struct contact who;
+  const uint8_t *acct = NULL;
+  char detail[200];
+  int rc, listed = 0, saved_err = c->err;
+  char saved[sizeof c->errdetail];
+  if (!l) return STORE_E_IO;
+  memcpy(saved, c->errdetail, sizeof saved);
+  if (!own) {
+    if ((rc = contact_load(c->st, sender, &who)) < 0) goto out;
+    if (!who.has_key) {
+      rc = device_refuse(c, sender, dev, sid,
+                         "a first message from a device other than their primary: nothing is known of their "
+                         "account key yet (ask them to write from their primary device first)");
+      if (rc == 0) rc = 1;
+      goto out;
+    }
+    acct = who.key;
+  }
+  if ((rc = devices_list_of(c, sender, l)) < 0) goto out;
+  listed = rc == 1 && inbox_device_listed(l, acct, dev, key);
+  if (!listed && c->connected && c->k.net) {
+    /* Fetched again: the list may be newer than the one recorded. */
+    if (own) {
+      rc = devices_publish(c, &c->k);
+    } else {
+      devices_recheck(c, sender);
+      rc = devices_check_peer(c, &c->k, sender, who.key);
+    }
+    c->err = saved_err;
+    memcpy(c->errdetail, saved, sizeof saved);
+    if (rc == SC_ERR_STORE || rc == SC_ERR_BUSY || rc == SC_ERR_NOMEM) {
+      rc = STORE_E_IO;
+      goto out;
+    }
+    if ((rc = devices_list_of(c, sender, l)) < 0) goto out;
+    listed = rc == 1 && inbox_device_listed(l, acct, dev, key);
+  }
+  if (listed) {
+    rc = 0;
+    goto out;
+  }
+  snprintf(detail, sizeof detail,
+           "device %u is not in %s current signed device list: a device the account's own devices did not sign "
+           "is not listened to",
+           dev, own ? "your account's" : "their");
+  rc = device_refuse(c, sender, dev, sid, detail);
+  if (rc == 0) rc = 1;
+out:
+  free(l);
+  return rc;
+}
+
+static int device_key_cb(void *ud, const uint8_t identity[32]) {
+  return sodium_memcmp(ud, identity, SOTTO_PUBKEY_LEN) == 0;
+}
+
+/* A sent transcript from another device of ours (inside the open
+ * transaction): the text we sent to ct->to is logged as ours. */
+static int apply_transcript(struct sc_client *c, const struct content *ct) {
+  struct content *in = calloc(1, sizeof *in);
+  int rc = 0;
+  if (!in) return STORE_E_IO;
+  if (content_decode(in, ct->inner, ct->inner_len) != 0 || strcmp(ct->to, c->acct->username) == 0)
+    rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNKNOWN_FORMAT, c->acct->username, NULL);
+  else if (in->kind == CONTENT_TEXT || in->kind == CONTENT_TEXT_EX)
+    rc = outbox_transcript(c, ct->to, in);
+  /* other kinds are not carried in transcripts yet (docs/multi-device.md) */
+  sodium_memzero(in, sizeof *in);
+  free(in);
+  return rc;
+}
+
+static int pairwise_dev(struct sc_client *c, uint64_t sid, const char *sender, uint32_t dev, int own, int type,
+                        const uint8_t *body, size_t len) {
+  struct prekey_ctx px;
+  struct sotto_prekey_store ps;
+  struct sotto_session *s = NULL;
+  struct sotto_addresses ad;
+  struct contact who;
+  struct content *ct = calloc(1, sizeof *ct);
+  uint8_t key[SOTTO_PUBKEY_LEN], idk[SOTTO_PUBKEY_LEN], *pt = malloc(len ? len : 1);
+  char me[SC_USER_MAX + 1];
+  size_t n = 0, skipped = 0;
+  int rc, drc, consent;
+
+  if (!ct || !pt) {
+    rc = STORE_E_IO;
+    goto out;
+  }
+  snprintf(me, sizeof me, "%s", c->acct->username);
+  if ((rc = device_gate(c, sid, sender, dev, own, key)) != 0) {
+    if (rc == 1) rc = 0;
+    goto out;
+  }
+  if ((rc = sc__begin(c))) goto out;
+  memset(&who, 0, sizeof who);
+  if ((!own && (rc = contact_load(c->st, sender, &who)) < 0) || (rc = session_load_dev(c->st, sender, dev, &s)) < 0)
+    goto fail;
+  memset(&px, 0, sizeof px);
+  px.st = c->st;
+  px.trusted = device_key_cb;
+  px.tud = key;
+  account_prekey_store(&px, &ps);
+  client_addresses(&ad, me, c->acct->device_id, sender, dev, 1);
+  skipped = sotto_session_skipped_keys(s);
+  drc = sotto_session_decrypt_addressed(s, &c->acct->id, &ps, &ad, type, body, len, pt, len, &n, NULL);
+  if (drc == 0 && (sotto_session_remote_identity(s, idk) != 0 || sodium_memcmp(idk, key, sizeof key) != 0))
+    drc = SOTTO_ERR_UNTRUSTED_IDENTITY;
+  if (drc == SOTTO_ERR_STORE) {
+    rc = STORE_E_IO;
+    goto fail;
+  }
+  if (drc) {
+    store_rollback(c->st);
+    if (drc == SOTTO_ERR_UNTRUSTED_IDENTITY)
+      rc = device_refuse(c, sender, dev, sid, "its identity key is not the device key listed in the signed device list");
+    else if (drc == SOTTO_ERR_DUPLICATE) rc = 0;
+    else rc = unreadable(c, sender, sid, SC_R_DECRYPT, sotto_strerror(drc));
+    goto out;
+  }
+  if (content_decode(ct, pt, n) != 0) {
+    rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNKNOWN_FORMAT, sender, NULL);
+  } else if (own) {
+    /* Our own devices send us only transcripts. */
+    rc = ct->kind == CONTENT_TRANSCRIPT ? apply_transcript(c, ct)
+                                        : add_event(c, SC_EV_UNREADABLE, SC_R_UNEXPECTED_KIND, sender, NULL);
+  } else if ((consent = convo_consent_in(c, sender, 0)) < 0) {
+    rc = consent;
+  } else if (consent != SC_CONSENT_BLOCKED) {
+    rc = apply_content(c, sender, ct, sid, consent);
+  }
+  if (!rc) rc = heal_gap(c, sender, type, skipped, sotto_session_skipped_keys(s));
+  if (rc || (rc = session_save_dev(c->st, sender, dev, s)) || (!own && (rc = contact_save(c->st, &who))) ||
+      (rc = msglog_mark_seen(c->st, sid, 0)) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
+    goto fail;
+  goto out;
+fail:
+  store_rollback(c->st);
+out:
+  if (pt) {
+    sodium_memzero(pt, len ? len : 1);
+    free(pt);
+  }
+  if (ct) {
+    sodium_memzero(ct, sizeof *ct);
+    free(ct);
+  }
+  sotto_session_free(s);
+  return rc;
+}
+
 /* Whether a message from sender must carry addresses: 1 for a session start
  * or when the stored session runs SPQR, 0 otherwise, or a store error. */
 static int pairwise_required(struct sc_client *c, const char *sender, int type) {
@@ -789,6 +1000,14 @@ int inbox_process(struct sc_client *c, struct conn *k, uint64_t sid, const char 
   if (rc == 1) return inbox_flush_unshown(c); /* a re-delivery: already committed */
   if (!sc_username_ok(sender)) {
     rc = unreadable(c, "unknown", sid, SC_R_BAD_SENDER, NULL);
+  } else if ((type == SOTTO_MSG_PREKEY || type == SOTTO_MSG_SIGNAL) && strcmp(sender, c->acct->username) == 0) {
+    /* From another device of our own account: a sent transcript. */
+    snprintf(me, sizeof me, "%s", sender);
+    rc = c->env_device == c->acct->device_id || c->env_device == 0
+             ? unreadable(c, me, sid, SC_R_BAD_SENDER, NULL)
+             : pairwise_dev(c, sid, me, c->env_device, 1, type, body, len);
+  } else if ((type == SOTTO_MSG_PREKEY || type == SOTTO_MSG_SIGNAL) && c->env_device > 1) {
+    rc = pairwise_dev(c, sid, sender, c->env_device, 0, type, body, len);
   } else if (type == SOTTO_MSG_PREKEY || type == SOTTO_MSG_SIGNAL) {
     /* Addresses are required on a session start (a sender that runs SPQR
      * writes them) and on a session that runs SPQR; a session from before
@@ -804,6 +1023,15 @@ int inbox_process(struct sc_client *c, struct conn *k, uint64_t sid, const char 
 #endif
     client_addresses(&ad, me, c->acct->device_id, sender, c->env_device, rc);
     rc = pairwise(c, sid, sender, &ad, type, body, len, 0);
+  } else if (type == SOTTO_MSG_SENDERKEY && c->env_device > 1) {
+    /* A group message from another device of the sender: only from a
+     * device of their verified list (a group message of our own account's
+     * devices is not sent to us). */
+    uint8_t key[SOTTO_PUBKEY_LEN];
+    rc = strcmp(sender, c->acct->username) == 0 ? unreadable(c, sender, sid, SC_R_BAD_SENDER, NULL)
+                                                  : device_gate(c, sid, sender, c->env_device, 0, key);
+    if (rc == 1) rc = 0;
+    else if (rc == 0 && strcmp(sender, c->acct->username) != 0) rc = group_msg(c, sid, sender, body, len);
   } else if (type == SOTTO_MSG_SENDERKEY) {
     rc = group_msg(c, sid, sender, body, len);
   } else {

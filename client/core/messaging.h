@@ -29,8 +29,33 @@ int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, cons
  * and decrypt checks, under the MAC (docs/protocol.md, "Addresses"). */
 void client_addresses(struct sotto_addresses *a, const char *me, uint32_t my_device, const char *peer,
                       uint32_t peer_device, int require);
+/* Fan-out to the devices of an account besides one (deliver.c;
+ * docs/multi-device.md): a set of (device, listed key, session to start or
+ * continue, ciphertext). deliver_pairwise uses it for every device of the
+ * recipient's verified list other than device 1, and for our own other
+ * devices (sent transcripts); the bench measures it. */
+struct fanout;
+struct sotto_devlist;
+struct fanout *fanout_new(void);
+void fanout_free(struct fanout *f);
+void fanout_clear(struct fanout *f);
+size_t fanout_count(const struct fanout *f);
+/* The devices of list l (NULL: none) except device skip, in increasing
+ * order; what was prepared for a device whose key is unchanged is kept. */
+void fanout_targets(struct fanout *f, const char *user, const struct sotto_devlist *l, uint32_t skip);
+/* Inside the caller's transaction: encrypts pt for every device that has no
+ * ciphertext yet (its session must exist, or its bundle be prepared) and
+ * saves its session. 0 or a recorded SC_ERR_*. */
+int fanout_encrypt(struct sc_client *c, struct fanout *f, const uint8_t *pt, size_t pt_len);
+/* inbox.c: whether device dev is in list l (signed by account key acct
+ * when acct is not NULL): 1 and its listed key, else 0. */
+int inbox_device_listed(const struct sotto_devlist *l, const uint8_t *acct, uint32_t dev, uint8_t key[32]);
 /* Sends an already encrypted body (a SenderKeyMessage) to user. */
 int deliver_raw(struct sc_client *c, struct conn *k, const char *user, int type, const uint8_t *body, size_t len);
+/* The same to every device of user's recorded verified list (one
+ * SEND_MULTI, one retry after ERR(30)); device 1 alone when there is none. */
+int deliver_raw_all(struct sc_client *c, struct conn *k, const char *user, int type, const uint8_t *body,
+                    size_t len);
 
 /* Processes one envelope: decrypts, commits every state change together
  * with the message (deduplicated by server id), then gives it to the sink.

@@ -14,6 +14,7 @@
 #include "contact.h"
 #include "convo.h"
 #include "core.h"
+#include "devices.h"
 #include "grp.h"
 #include "messaging.h"
 #include "outbox.h"
@@ -617,7 +618,7 @@ int sc__group_send_ct(struct sc_sent *out, struct sc_client *c, const char *name
       failed++;
       continue;
     }
-    if ((drc = deliver_raw(c, &c->k, g->members[i], SOTTO_MSG_SENDERKEY, ctext, out_len)) == 0) {
+    if ((drc = deliver_raw_all(c, &c->k, g->members[i], SOTTO_MSG_SENDERKEY, ctext, out_len)) == 0) {
       sent++;
     } else {
       not_delivered(c, g->members[i]);
@@ -749,6 +750,7 @@ int sc_contact_get(struct sc_contact *out, struct sc_client *c, const char *user
  * one the user must compare before accepting it). */
 static int compute(struct sc_client *c, const char *user, struct contact *ct, char number[SOTTO_SAFETY_NUMBER_LEN + 1],
                    uint8_t scan[SOTTO_FINGERPRINT_SCANNABLE_LEN]) {
+  uint8_t akey[SOTTO_PUBKEY_LEN];
   int rc;
   if (!sc_username_ok(user))
     return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username (3-32 of a-z 0-9 _ .)", user ? user : "");
@@ -761,8 +763,11 @@ static int compute(struct sc_client *c, const char *user, struct contact *ct, ch
     return sc__fail(c, SC_ERR_UNKNOWN_CONTACT,
                     "no identity key of %s is known yet: send or receive a message first ('sotto send %s TEXT')",
                     user, user);
+  /* Our side is the account key (a linked device's own key is not what
+   * contacts pin: docs/multi-device.md). */
+  if ((rc = devices_account_key(c, akey)) != 0) return sc__store_error(c, rc);
   if (sotto_fingerprint(number, scan, (const uint8_t *)c->acct->username, strlen(c->acct->username),
-                        c->acct->id.pub, (const uint8_t *)user, strlen(user),
+                        akey, (const uint8_t *)user, strlen(user),
                         ct->has_pending ? ct->pending_key : ct->key, SOTTO_FINGERPRINT_ITERATIONS) != 0)
     return sc__fail(c, SC_ERR_INTERNAL, "cannot compute the safety number");
   return 0;

@@ -228,6 +228,35 @@ out:
   return rc;
 }
 
+int outbox_transcript(struct sc_client *c, const char *peer, const struct content *ct) {
+  struct msg *m = calloc(1, sizeof *m);
+  char rn[NAME_LEN];
+  uint8_t b[8];
+  size_t i;
+  int rc;
+  if (!m || !(m->text = malloc(ct->text_len + 1))) {
+    free(m);
+    return STORE_E_IO;
+  }
+  memcpy(m->text, ct->text, ct->text_len);
+  m->text[ct->text_len] = 0;
+  m->text_len = ct->text_len;
+  m->dir = MSG_OUT;
+  m->reason = SC_STATE_SENT;
+  snprintf(m->peer, sizeof m->peer, "%s", peer);
+  m->ts = ct->ts;
+  m->device = c->env_device;
+  if ((rc = msglog_add(c->st, c->acct, m, 1)) == 0) {
+    /* the recipient's receipts reach every device of ours: this one too */
+    for (i = 0; i < 8; i++) b[i] = (uint8_t)(m->seq >> (56 - 8 * i));
+    ots_name(rn, "ots", peer, m->ts);
+    rc = store_put(c->st, rn, b, sizeof b);
+  }
+  msg_clear(m);
+  free(m);
+  return rc;
+}
+
 int outbox_forget(struct sc_client *c, const struct msg *m) {
   char rn[NAME_LEN];
   int rc;
@@ -710,11 +739,12 @@ static int conn_failure(int rc) {
 
 /* A failure that may pass and concerns one recipient (their queue is full,
  * another sotto changed the session meanwhile, the server serves a device
- * list of theirs that does not verify or is older than one seen): that item
+ * list of theirs that does not verify or is older than one seen, a device
+ * key that is not the listed one, a device set it refused twice): that item
  * waits, the flush goes on with the others. */
 static int peer_failure(int rc) {
   return rc == SC_ERR_QUEUE_FULL || rc == SC_ERR_CONFLICT || rc == SC_ERR_DEVLIST_INVALID ||
-         rc == SC_ERR_DEVLIST_ROLLBACK;
+         rc == SC_ERR_DEVLIST_ROLLBACK || rc == SC_ERR_DEVICE_KEY || rc == SC_ERR_DEVICE_MISMATCH;
 }
 
 static int commit_state(struct sc_client *c, uint64_t seq, int state, int reason, const char *detail,

@@ -48,6 +48,12 @@
  * full outbox gives up its oldest sent text (an event); SC_ERR_OUTBOX_FULL
  * when every entry is still queued. 0, STORE_E_* or SC_ERR_OUTBOX_FULL. */
 int outbox_add(struct sc_client *c, struct msg *m);
+/* Inside a transaction: a sent transcript from another device of ours
+ * (docs/multi-device.md): the text ct we sent to peer is logged as ours
+ * ("sent", shown by the next flush) and its receipts will find it. It does
+ * not enter the outbox (the sending device resends it if asked). 0 or
+ * STORE_E_*. */
+int outbox_transcript(struct sc_client *c, const char *peer, const struct content *ct);
 /* Inside a transaction: our text m (a MSG_OUT row being deleted: it
  * disappeared, or was deleted) leaves the outbox and its "ots" record goes
  * (a late receipt for it is then ignored). 0 or STORE_E_*. */

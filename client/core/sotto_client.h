@@ -156,10 +156,14 @@ enum sc_error {
   SC_ERR_KT_QUORUM = -84,            /* the log's head lacks the cosignatures of enough witnesses */
   SC_ERR_KT_FORK = -85,              /* the log's head is not an extension of the last one seen (a split view) */
   SC_ERR_KT_BAD_PROOF = -86,         /* a head signature or proof of the log does not verify */
-  SC_ERR_KT_OFF = -87                /* key transparency is required but the server does not run it */
+  SC_ERR_KT_OFF = -87,               /* key transparency is required but the server does not run it */
+  /* per-device sessions and fan-out (docs/multi-device.md) */
+  SC_ERR_DEVICE_KEY = -88,           /* a device's bundle key differs from its entry in the signed list: nothing sent */
+  SC_ERR_DEVICE_MISMATCH = -89,      /* the server refused the device set twice (ERR 30): nothing sent */
+  SC_ERR_DEVICE_HIDDEN = -90         /* this linked device is missing from its account's current signed list */
 };
 #define SC_ERR_FIRST SC_ERR_NOMEM
-#define SC_ERR_LAST SC_ERR_KT_OFF
+#define SC_ERR_LAST SC_ERR_DEVICE_HIDDEN
 
 /* "nomem", "wrong_passphrase"...; "ok" for 0; "unknown" outside the table. */
 const char *sc_error_name(int err);
@@ -672,10 +676,13 @@ enum sc_event_kind {
                               which; reason 0); peer is this account */
   SC_EV_DEVICE_LIST,       /* peer's signed device list changed (count = its version, detail: what changed), or
                               (error set) a list was refused; peer "" = our own list on the server */
-  SC_EV_ATTACHMENT         /* a file from peer was downloaded, checked and saved (detail: the name under the
+  SC_EV_ATTACHMENT,        /* a file from peer was downloaded, checked and saved (detail: the name under the
                               downloads directory, count: its size, text: the caption); reason SC_R_BY_US: one
                               we sent to peer (detail: the name it went under); total non-zero: it could not be
                               fetched, total = -SC_ERR_* (detail: the sender's file name, cleaned) (logged) */
+  SC_EV_DEVICE_REFUSED     /* a message from device `device` of peer was refused: that device is not in peer's
+                              current verified signed list (fetched again first), or its key is not the listed
+                              one (detail says which) (logged) */
 };
 
 /* Why (SC_EV_UNREADABLE, SC_EV_NOT_DELIVERED, SC_EV_HELD, SC_EV_KEY_CHANGED). */

@@ -51,6 +51,9 @@ static int map_core(int rc) {
     case SC_ERR_UNDELIVERED:
     case SC_ERR_DEVLIST_INVALID:
     case SC_ERR_DEVLIST_ROLLBACK:
+    case SC_ERR_DEVICE_KEY:
+    case SC_ERR_DEVICE_MISMATCH:
+    case SC_ERR_DEVICE_HIDDEN:
     case SC_ERR_LINK_CODE:
     case SC_ERR_LINK_FAILED:
       return RPC_APP_REFUSED;

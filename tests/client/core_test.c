@@ -19,6 +19,7 @@
  *    the group. */
 #define _GNU_SOURCE /* memmem */
 #include <sodium.h>
+#include <sotto/devlist.h>
 #include <sotto/keys.h>
 #include <sotto/session.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 
 #include "account.h"
 #include "backup.h"
+#include "devices.h"
 #include "record.h"
 #include "contact.h"
 #include "outbox.h"
@@ -131,14 +133,14 @@ static void test_events(void) {
   ev.detail = "why";
   ev.text = "hello";
   ev.text_len = 5;
-  for (k = SC_EV_MESSAGE; k <= SC_EV_ATTACHMENT; k++) {
+  for (k = SC_EV_MESSAGE; k <= SC_EV_DEVICE_REFUSED; k++) {
     ev.kind = k;
     if (strcmp(sc_event_name(k), "unknown") == 0) named = 0;
     if (sc_event_describe(line, sizeof line, &ev) == 0 || strncmp(line, "unknown event", 13) == 0) said = 0;
   }
   CHECK(named, "events: every kind has a name");
   CHECK(said, "events: every kind has a sentence");
-  ev.kind = SC_EV_ATTACHMENT + 1;
+  ev.kind = SC_EV_DEVICE_REFUSED + 1;
   CHECK(strcmp(sc_event_name(ev.kind), "unknown") == 0, "events: a kind outside the list is unknown");
   /* The JSON names the CLI always printed for logged notices. */
   ev.kind = SC_EV_GROUP_REMOVED;
@@ -1170,6 +1172,292 @@ static void test_kt_record(void) {
   store_close(st);
 }
 
+
+/* ---- multi-device: record names, transcripts, refusals ------------------------- */
+
+static int seal_from(struct peer *p, uint32_t from_dev, const char *to, const struct content *ct, uint8_t *out,
+                     size_t cap, size_t *len) {
+  struct rec_wr w;
+  struct sotto_addresses ad;
+  int type = 0;
+  client_addresses(&ad, p->name, from_dev, to, 1, 1);
+  rec_wr_init(&w, SC_MAX_TEXT + 16384);
+  if (content_encode(&w, ct) || sotto_session_encrypt_addressed(p->s, &ad, out, cap, len, &type, w.p, w.len))
+    type = -1;
+  rec_wr_free(&w);
+  return type;
+}
+
+/* Records "devlist/NAME" as devices.c does: account key acct (device 1) and
+ * device 2 under dev2 (its private key dev2_priv signs its membership). */
+static int put_list(struct sc_client *c, const char *name, const struct sotto_identity *acct,
+                    const struct sotto_identity *dev2) {
+  struct sotto_devlist *l = calloc(1, sizeof *l);
+  uint8_t *buf = malloc(SOTTO_DEVLIST_MAX_LEN);
+  struct rec_wr w;
+  char rn[64];
+  size_t len = 0;
+  int rc = -1;
+  if (!l || !buf) goto out;
+  snprintf(l->username, sizeof l->username, "%s", name);
+  memcpy(l->account_key, acct->pub, 32);
+  l->version = 2;
+  l->n = 2;
+  l->dev[0].device_id = 1;
+  memcpy(l->dev[0].device_key, acct->pub, 32);
+  l->dev[1].device_id = 2;
+  memcpy(l->dev[1].device_key, dev2->pub, 32);
+  snprintf(l->dev[1].name, sizeof l->dev[1].name, "laptop");
+  if (sotto_devlist_member_sign(l->dev[0].member_sig, acct->priv, name, acct->pub, 1) ||
+      sotto_devlist_member_sign(l->dev[1].member_sig, dev2->priv, name, acct->pub, 2) ||
+      sotto_devlist_sign(l, acct->priv, buf, SOTTO_DEVLIST_MAX_LEN, &len))
+    goto out;
+  rec_wr_init(&w, len + 8);
+  rec_put_u8(&w, 1);
+  rec_put_str16(&w, buf, len);
+  snprintf(rn, sizeof rn, "devlist/%s", name);
+  rc = rec_wr_ok(&w) || store_begin(c->st) || store_put(c->st, rn, w.p, w.len) || store_commit(c->st) ? -1 : 0;
+  rec_wr_free(&w);
+out:
+  free(l);
+  free(buf);
+  return rc;
+}
+
+static int has_seen(const struct seen *s, int from, int kind, const char *peer, const char *text) {
+  int i;
+  for (i = from; i < s->n; i++)
+    if (s->kind[i] == kind && (!peer || !strcmp(s->peer[i], peer)) && (!text || !strcmp(s->text[i], text))) return 1;
+  return 0;
+}
+
+static void test_multidevice(void) {
+  struct seen seen;
+  struct sotto_bundle b;
+  struct sc_client *bob;
+  struct peer alice, laptop, alice2;
+  struct content ct, in, out;
+  struct rec_wr w, iw;
+  struct sotto_session *s = NULL;
+  struct sotto_devlist *l = calloc(1, sizeof *l);
+  uint8_t env[8192], key[32], tr[400];
+  char rn[64];
+  size_t len = 0;
+  int type, n;
+
+  /* record names: device 1 keeps the name of before */
+  session_rec_name(rn, sizeof rn, "alice", 1);
+  CHECK(!strcmp(rn, "session/alice"), "multidevice: device 1's session keeps the record name session/NAME");
+  session_rec_name(rn, sizeof rn, "alice", 7);
+  CHECK(!strcmp(rn, "dsession/alice/7"), "multidevice: device 7's session is dsession/NAME/7");
+  session_rec_name(rn, sizeof rn, "alice", 0);
+  CHECK(!strcmp(rn, "session/alice"), "multidevice: device 0 (unknown) is device 1");
+
+  /* transcript content: round trip, and what is refused */
+  memset(&in, 0, sizeof in);
+  in.kind = CONTENT_TEXT;
+  in.ts = 42;
+  in.text = (const uint8_t *)"sent elsewhere";
+  in.text_len = 14;
+  rec_wr_init(&iw, SC_MAX_TEXT + 8192);
+  rec_wr_init(&w, SC_MAX_TEXT + 16384);
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_TRANSCRIPT;
+  ct.ts = 42;
+  snprintf(ct.to, sizeof ct.to, "carol");
+  CHECK(content_encode(&iw, &in) == 0, "multidevice: an inner text encodes");
+  ct.inner = iw.p;
+  ct.inner_len = iw.len;
+  CHECK(content_encode(&w, &ct) == 0 && content_decode(&out, w.p, w.len) == 0 && out.kind == CONTENT_TRANSCRIPT &&
+            !strcmp(out.to, "carol") && out.inner_len == iw.len && !memcmp(out.inner, iw.p, iw.len),
+        "multidevice: a transcript (kind 8) round-trips: recipient and inner content");
+  CHECK(content_decode(&in, out.inner, out.inner_len) == 0 && in.kind == CONTENT_TEXT && in.text_len == 14,
+        "multidevice: ... and its inner content decodes");
+  if (w.len <= sizeof tr) memcpy(tr, w.p, w.len);
+  rec_wr_free(&w);
+  rec_wr_init(&w, SC_MAX_TEXT + 16384);
+  snprintf(ct.to, sizeof ct.to, "Not A Name");
+  CHECK(content_encode(&w, &ct) != 0, "multidevice: a transcript to an invalid username is not encoded");
+  snprintf(ct.to, sizeof ct.to, "carol");
+  {
+    /* a transcript inside a transcript: refused both ways */
+    uint8_t nested[2] = {CONTENT_VERSION, CONTENT_TRANSCRIPT};
+    ct.inner = nested;
+    ct.inner_len = 2;
+    rec_wr_free(&w);
+    rec_wr_init(&w, SC_MAX_TEXT + 16384);
+    CHECK(content_encode(&w, &ct) != 0, "multidevice: a transcript of a transcript is not encoded");
+    /* the same bytes made by hand: version | 8 | ts | str16 "carol" | u32 2 | 01 08 | 0x80 */
+    {
+      uint8_t raw[32];
+      size_t k = 0;
+      raw[k++] = CONTENT_VERSION;
+      raw[k++] = CONTENT_TRANSCRIPT;
+      memset(raw + k, 0, 8);
+      k += 8;
+      raw[k++] = 0;
+      raw[k++] = 5;
+      memcpy(raw + k, "carol", 5);
+      k += 5;
+      raw[k++] = 0;
+      raw[k++] = 0;
+      raw[k++] = 0;
+      raw[k++] = 2;
+      raw[k++] = CONTENT_VERSION;
+      raw[k++] = CONTENT_TRANSCRIPT;
+      raw[k++] = 0x80;
+      CHECK(content_decode(&out, raw, k) != 0, "multidevice: a transcript of a transcript does not decode");
+      raw[k - 2] = CONTENT_TEXT;
+      CHECK(content_decode(&out, raw, k) == 0, "multidevice: ... the same bytes with an inner text do");
+      raw[k - 4] = 9; /* inner length past the end */
+      CHECK(content_decode(&out, raw, k) != 0, "multidevice: an inner length past the end does not decode");
+    }
+  }
+  rec_wr_free(&w);
+  rec_wr_free(&iw);
+
+  memset(&seen, 0, sizeof seen);
+  bob = make_bob("bob-md", &seen, &b);
+  make_peer(&alice, &b, "alice");
+  b.has_one_time_prekey = 0;
+  make_peer(&laptop, &b, "bob"); /* bob's own device 2, with its own device key */
+  make_peer(&alice2, &b, "alice");
+
+  /* per-device session records are apart */
+  CHECK(store_begin(bob->st) == 0 && session_save_dev(bob->st, "alice", 2, laptop.s) == 0 && store_commit(bob->st) == 0,
+        "multidevice: a device 2 session saved");
+  CHECK(session_load_dev(bob->st, "alice", 1, &s) == 0, "multidevice: ... device 1 of the same user has none");
+  sotto_session_free(s);
+  CHECK(session_load_dev(bob->st, "alice", 2, &s) == 1, "multidevice: ... device 2's is found");
+  sotto_session_free(s);
+  CHECK(store_begin(bob->st) == 0 && store_del(bob->st, "dsession/alice/2") == 0 && store_commit(bob->st) == 0,
+        "multidevice: (removed again)");
+
+  /* alice writes from device 1: a contact now */
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_TEXT;
+  ct.ts = 1000;
+  ct.text = (const uint8_t *)"hi";
+  ct.text_len = 2;
+  type = seal_from(&alice, 1, "bob", &ct, env, sizeof env, &len);
+  bob->env_device = 1;
+  CHECK(inbox_process(bob, NULL, 500, "alice", type, env, len) == 0 && has_seen(&seen, 0, SC_EV_MESSAGE, "alice", "hi"),
+        "multidevice: alice's device 1 is heard (no list: an account of before lists)");
+
+  /* a device of alice that no list names: refused */
+  type = seal_from(&alice2, 2, "bob", &ct, env, sizeof env, &len);
+  n = seen.n;
+  bob->env_device = 2;
+  CHECK(inbox_process(bob, NULL, 501, "alice", type, env, len) == 0 && has_seen(&seen, n, SC_EV_DEVICE_REFUSED, "alice", NULL) &&
+            !has_seen(&seen, n, SC_EV_MESSAGE, NULL, NULL),
+        "multidevice: a message from alice's device 2, in no list of hers: device_refused, not shown");
+  CHECK(seen.n > n && seen.count[seen.n - 1] == 2, "multidevice: ... the event names device 2");
+  n = seen.n;
+  CHECK(inbox_process(bob, NULL, 501, "alice", type, env, len) == 0 && seen.n == n,
+        "multidevice: ... and it was acknowledged once (seen)");
+
+  /* a linked device of a stranger: refused (nothing known of the account key) */
+  n = seen.n;
+  CHECK(inbox_process(bob, NULL, 502, "dave", type, env, len) == 0 && has_seen(&seen, n, SC_EV_DEVICE_REFUSED, "dave", NULL),
+        "multidevice: a first message from a stranger's device 2 is refused");
+
+  /* alice's list names device 2 under alice2's key: heard */
+  CHECK(put_list(bob, "alice", &alice.acct->id, &alice2.acct->id) == 0, "multidevice: alice's list {1, 2} recorded");
+  CHECK(devices_list_of(bob, "alice", l) == 1 && inbox_device_listed(l, alice.acct->id.pub, 2, key) == 1 &&
+            !memcmp(key, alice2.acct->id.pub, 32),
+        "multidevice: device 2 is listed, under its own key");
+  CHECK(inbox_device_listed(l, alice.acct->id.pub, 3, key) == 0, "multidevice: device 3 is not");
+  CHECK(inbox_device_listed(l, alice2.acct->id.pub, 2, key) == 0, "multidevice: a list under another account key counts for nothing");
+  ct.ts = 1001;
+  ct.text = (const uint8_t *)"from laptop";
+  ct.text_len = 11;
+  type = seal_from(&alice2, 2, "bob", &ct, env, sizeof env, &len);
+  n = seen.n;
+  CHECK(inbox_process(bob, NULL, 503, "alice", type, env, len) == 0 && has_seen(&seen, n, SC_EV_MESSAGE, "alice", "from laptop"),
+        "multidevice: a message from alice's listed device 2 is shown");
+
+  /* a group message (SenderKeyMessage) from an unlisted device: refused before it is parsed */
+  n = seen.n;
+  bob->env_device = 3;
+  CHECK(inbox_process(bob, NULL, 510, "alice", SOTTO_MSG_SENDERKEY, env, len) == 0 &&
+            has_seen(&seen, n, SC_EV_DEVICE_REFUSED, "alice", NULL) && seen.count[seen.n - 1] == 3,
+        "multidevice: a group message from alice's unlisted device 3 is refused");
+  bob->env_device = 2;
+
+  /* a listed device whose session key is not its listed key: refused */
+  n = seen.n;
+  {
+    struct peer other;
+    make_peer(&other, &b, "alice");
+    type = seal_from(&other, 2, "bob", &ct, env, sizeof env, &len);
+    CHECK(inbox_process(bob, NULL, 504, "alice", type, env, len) == 0 &&
+              has_seen(&seen, n, SC_EV_DEVICE_REFUSED, "alice", NULL) && !has_seen(&seen, n, SC_EV_MESSAGE, NULL, NULL),
+          "multidevice: device 2 of alice under another key than the listed one is refused");
+    sotto_session_free(other.s);
+    account_free(other.acct);
+  }
+
+  /* transcripts: only from our own listed devices */
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_TRANSCRIPT;
+  ct.ts = 42;
+  snprintf(ct.to, sizeof ct.to, "carol");
+  rec_wr_init(&iw, SC_MAX_TEXT + 8192);
+  memset(&in, 0, sizeof in);
+  in.kind = CONTENT_TEXT;
+  in.ts = 42;
+  in.text = (const uint8_t *)"sent elsewhere";
+  in.text_len = 14;
+  if (content_encode(&iw, &in)) printf("FAIL encode\n");
+  ct.inner = iw.p;
+  ct.inner_len = iw.len;
+  type = seal_from(&laptop, 2, "bob", &ct, env, sizeof env, &len);
+  n = seen.n;
+  bob->env_device = 2;
+  CHECK(inbox_process(bob, NULL, 600, "bob", type, env, len) == 0 && has_seen(&seen, n, SC_EV_DEVICE_REFUSED, "bob", NULL) &&
+            !has_seen(&seen, n, SC_EV_SENT, NULL, NULL),
+        "multidevice: a transcript from our device 2 while our list does not name it: refused");
+  CHECK(put_list(bob, "bob", &bob->acct->id, &laptop.acct->id) == 0, "multidevice: our own list {1, 2} recorded");
+  type = seal_from(&laptop, 2, "bob", &ct, env, sizeof env, &len);
+  n = seen.n;
+  CHECK(inbox_process(bob, NULL, 601, "bob", type, env, len) == 0 && has_seen(&seen, n, SC_EV_SENT, "carol", "sent elsewhere"),
+        "multidevice: a transcript from our listed device 2 shows the text as sent by us to carol");
+  /* a transcript from a contact: not ours to take */
+  type = seal_from(&alice, 1, "bob", &ct, env, sizeof env, &len);
+  bob->env_device = 1;
+  n = seen.n;
+  CHECK(inbox_process(bob, NULL, 602, "alice", type, env, len) == 0 && !has_seen(&seen, n, SC_EV_SENT, NULL, NULL) &&
+            has_seen(&seen, n, SC_EV_UNREADABLE, "alice", NULL),
+        "multidevice: a transcript from a contact is refused (unreadable: unexpected kind)");
+  /* something other than a transcript from our own device */
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_TEXT;
+  ct.ts = 77;
+  ct.text = (const uint8_t *)"odd";
+  ct.text_len = 3;
+  type = seal_from(&laptop, 2, "bob", &ct, env, sizeof env, &len);
+  bob->env_device = 2;
+  n = seen.n;
+  CHECK(inbox_process(bob, NULL, 603, "bob", type, env, len) == 0 && has_seen(&seen, n, SC_EV_UNREADABLE, "bob", NULL) &&
+            !has_seen(&seen, n, SC_EV_MESSAGE, NULL, NULL),
+        "multidevice: a plain text from our own device is not taken as a message");
+  /* an envelope naming this very device as its sender */
+  bob->env_device = 1;
+  n = seen.n;
+  CHECK(inbox_process(bob, NULL, 604, "bob", type, env, len) == 0 && !has_seen(&seen, n, SC_EV_MESSAGE, NULL, NULL) &&
+            !has_seen(&seen, n, SC_EV_SENT, NULL, NULL),
+        "multidevice: an envelope from our own device id is dropped");
+  rec_wr_free(&iw);
+  sotto_session_free(alice.s);
+  sotto_session_free(laptop.s);
+  sotto_session_free(alice2.s);
+  account_free(alice.acct);
+  account_free(laptop.acct);
+  account_free(alice2.acct);
+  sc_client_free(bob);
+  free(l);
+}
+
 /* ---- linking: the provisioning messages (provision.c) ----------------------------------- */
 
 /* The link code round-trips and refuses what is not one; the new device's
@@ -1320,6 +1608,7 @@ int main(void) {
   test_hold();
   test_backup_format();
   test_kt_record();
+  test_multidevice();
   test_provision();
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
   if (system(cmd) != 0) printf("(could not remove %s)\n", tmpl);
