@@ -12,7 +12,9 @@
  * digest, size, type, name) and the caption then travel in one end-to-end
  * encrypted message (content kind ATTACHMENT). Every chunk encrypts the same
  * way again, so after a dropped connection the upload goes on from the bytes
- * the server has (BLOB_STAT) without re-reading what came before.
+ * the server has (BLOB_STAT) without re-reading what came before; and an
+ * upload record in the store ("attach.up/...") lets a rerun of the same send
+ * after the process died resume the same blob with the same key.
  *
  * Receiving: the pointer is kept in the store ("attach.pending/ID") with the
  * envelope, and fetched once the queue is drained: GETs of whole chunks,
@@ -249,6 +251,7 @@ static int reconnect(struct sc_client *c, struct conn *k, int attempt) {
 struct cuts {
   uint64_t at[4];
   int n, next;
+  long slow_ms; /* SOTTO_TEST_ATTACH_SLOW=MS: a pause before each PUT (a slow link, for kill tests) */
 };
 
 static void cuts_load(struct cuts *x) {
@@ -260,6 +263,7 @@ static void cuts_load(struct cuts *x) {
     x->at[x->n++] = strtoull(v, &end, 10);
     v = *end == ',' ? end + 1 : end + strlen(end);
   }
+  if ((v = getenv("SOTTO_TEST_ATTACH_SLOW")) != NULL) x->slow_ms = strtol(v, NULL, 10);
 #endif
 }
 
@@ -276,6 +280,8 @@ struct src {
   int fd;
   const uint8_t *mem;
   uint64_t size;
+  /* A file's identity (fd >= 0): a rerun resumes only the same file. */
+  uint64_t dev, ino, mtime_ns;
 };
 
 static int src_read(const struct src *s, uint64_t off, uint8_t *buf, size_t n) {
@@ -313,6 +319,97 @@ static int encrypt_at(const struct src *s, const uint8_t key[ATTACH_KEY_LEN], ui
   return 0;
 }
 
+/* ---- the upload record: a rerun after the process died resumes ----------------
+ *
+ * "attach.up/TO/DEV:INO" (sealed like every record) holds, while a file's
+ * upload to TO is under way and until its message went out: the blob id,
+ * the key, the ciphertext size, the file's size and mtime (ns), the blob's
+ * expiry and the fetches asked for. Rerunning the same send finds it and,
+ * when the file is unchanged (same device, inode, size and mtime), goes on
+ * from the bytes the server has (BLOB_STAT): the ciphertext before them is
+ * encrypted again locally for the digest (the same key and nonces give the
+ * same bytes), not sent. A changed file, an expired or vanished blob start
+ * a new upload (the record replaced). */
+
+#define ATTACH_UP "attach.up/"
+#define ATTACH_UP_VERSION 1
+
+struct uprec {
+  uint8_t id[ATTACH_ID_LEN];
+  uint8_t key[ATTACH_KEY_LEN];
+  uint64_t csize, size, mtime_ns, expires_ms;
+  uint16_t fetches;
+};
+
+static void uprec_name(char *out, size_t cap, const char *to, const struct src *s) {
+  snprintf(out, cap, ATTACH_UP "%s/%llu:%llu", to, (unsigned long long)s->dev, (unsigned long long)s->ino);
+}
+
+/* 1 and *r when a record for this file (unchanged, unexpired) exists, 0
+ * when none does (or a stale one), < 0 a store error. */
+static int uprec_load(struct sc_client *c, const char *to, const struct src *s, uint16_t fetches, struct uprec *r) {
+  char name[STORE_MAX_NAME];
+  struct rec_rd rd;
+  const uint8_t *p;
+  uint8_t *v = NULL, ver = 0;
+  size_t len = 0;
+  int rc, ok;
+  uprec_name(name, sizeof name, to, s);
+  if ((rc = store_get(c->st, name, &v, &len)) <= 0) return rc;
+  rec_rd_init(&rd, v, len);
+  ok = rec_get_u8(&rd, &ver) == 0 && ver == ATTACH_UP_VERSION && rec_get_ptr(&rd, &p, ATTACH_ID_LEN) == 0;
+  if (ok) memcpy(r->id, p, ATTACH_ID_LEN);
+  ok = ok && rec_get_ptr(&rd, &p, ATTACH_KEY_LEN) == 0;
+  if (ok) memcpy(r->key, p, ATTACH_KEY_LEN);
+  ok = ok && rec_get_u64(&rd, &r->csize) == 0 && rec_get_u64(&rd, &r->size) == 0 &&
+       rec_get_u64(&rd, &r->mtime_ns) == 0 && rec_get_u64(&rd, &r->expires_ms) == 0 &&
+       rec_get_u16(&rd, &r->fetches) == 0;
+  store_free_value(v, len);
+  if (!ok || r->size != s->size || r->mtime_ns != s->mtime_ns || r->csize != attach_cipher_size(s->size) ||
+      r->fetches != fetches || r->expires_ms <= sc_now_ms()) {
+    sodium_memzero(r, sizeof *r);
+    return 0;
+  }
+  return 1;
+}
+
+static int uprec_save(struct sc_client *c, const char *to, const struct src *s, const struct uprec *r) {
+  char name[STORE_MAX_NAME];
+  struct rec_wr w;
+  int rc;
+  uprec_name(name, sizeof name, to, s);
+  rec_wr_init(&w, 128);
+  rec_put_u8(&w, ATTACH_UP_VERSION);
+  rec_put(&w, r->id, ATTACH_ID_LEN);
+  rec_put(&w, r->key, ATTACH_KEY_LEN);
+  rec_put_u64(&w, r->csize);
+  rec_put_u64(&w, r->size);
+  rec_put_u64(&w, r->mtime_ns);
+  rec_put_u64(&w, r->expires_ms);
+  rec_put_u16(&w, r->fetches);
+  if (w.w.err) {
+    rec_wr_free(&w);
+    return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  }
+  if ((rc = sc__begin(c)) || (rc = store_put(c->st, name, w.p, w.len)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    rc = sc__store_error(c, rc);
+  }
+  rec_wr_free(&w);
+  return rc;
+}
+
+static int uprec_drop(struct sc_client *c, const char *to, const struct src *s) {
+  char name[STORE_MAX_NAME];
+  int rc;
+  uprec_name(name, sizeof name, to, s);
+  if ((rc = sc__begin(c)) || (rc = store_del(c->st, name)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    rc = sc__store_error(c, rc);
+  }
+  return rc;
+}
+
 /* ---- upload ------------------------------------------------------------------- */
 
 struct inflight {
@@ -340,6 +437,10 @@ static int put_next(struct up *u) {
   struct sotto_srv_blob_req m;
   size_t len = (size_t)(u->csize - u->next < ATTACH_UNIT ? u->csize - u->next : ATTACH_UNIT);
   int rc;
+  if (u->cuts.slow_ms > 0) {
+    struct timespec ts = {u->cuts.slow_ms / 1000, (u->cuts.slow_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+  }
   if (encrypt_at(u->s, u->key, u->next, len, u->cbuf, u->pbuf)) return -1;
   /* Every ciphertext byte is hashed once, in order (a resent chunk is the
    * same bytes again). */
@@ -404,13 +505,44 @@ static int resync(struct up *u) {
   return 0;
 }
 
-static int upload(struct sc_client *c, struct conn *k, const struct src *s, const uint8_t key[ATTACH_KEY_LEN],
-                  uint16_t fetches, uint8_t id[ATTACH_ID_LEN], uint8_t digest[ATTACH_DIGEST_LEN]) {
+/* After a rerun found the upload record: where the server is (BLOB_STAT),
+ * and the digest of the ciphertext before it computed again locally. 0, 1
+ * when the blob cannot be resumed (gone, or not what the record says: a new
+ * upload), or a net code. */
+static int resume(struct up *u) {
+  struct sotto_srv_blob_req m;
+  struct sotto_srv_blob_stat st;
+  struct sotto_net_event ans;
+  uint64_t off = 0;
+  int rc;
+  memset(&m, 0, sizeof m);
+  m.id = u->id;
+  rc = sotto_net_blob(u->k->net, SOTTO_SRV_BLOB_STAT, &m, &ans);
+  if (rc == 0) rc = sotto__srv_parse_blob_stat(ans.payload, ans.payload_len, &st);
+  sotto_net_event_clear(&ans);
+  if (rc == SOTTO_SRV_E_BLOB_GONE || rc == SOTTO_ERR_MALFORMED) return 1;
+  if (rc) return rc;
+  if (st.size != u->csize || st.stored > u->csize || (st.stored % ATTACH_UNIT != 0 && st.stored != u->csize)) return 1;
+  while (off < st.stored) {
+    size_t len = (size_t)(st.stored - off < ATTACH_UNIT ? st.stored - off : ATTACH_UNIT);
+    if (encrypt_at(u->s, u->key, off, len, u->cbuf, u->pbuf)) return -1;
+    crypto_generichash_blake2b_update(&u->h, u->cbuf, len);
+    off += len;
+  }
+  u->hashed = u->acked = u->next = st.stored;
+  return 0;
+}
+
+/* Uploads s. With to (a file, not bytes in memory), an upload record is
+ * kept so that a rerun resumes (key may then be replaced by the record's). */
+static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint8_t key[ATTACH_KEY_LEN],
+                  uint16_t fetches, uint8_t id[ATTACH_ID_LEN], uint8_t digest[ATTACH_DIGEST_LEN], const char *to) {
   struct up u;
   struct sotto_srv_blob_req m;
   struct sotto_net_event ans;
+  struct uprec r;
   uint64_t expires = 0;
-  int rc, attempts = 0;
+  int rc, attempts = 0, have = 0;
 
   memset(&u, 0, sizeof u);
   u.c = c;
@@ -425,16 +557,52 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, cons
                     "the server's frame limit (max-frame %u) is below an attachment chunk (%d bytes): it takes no "
                     "attachments",
                     sotto_net_max_frame(k->net), ATTACH_UNIT + 64);
-  memset(&m, 0, sizeof m);
-  m.size = u.csize;
-  m.fetches = fetches;
-  rc = sotto_net_blob(k->net, SOTTO_SRV_BLOB_CREATE, &m, &ans);
-  if (rc == 0) rc = sotto__srv_parse_blob_created(ans.payload, ans.payload_len, u.id, &expires);
-  sotto_net_event_clear(&ans);
-  if (rc) return blob_error(c, k, rc, "starting the upload");
   if ((u.cbuf = malloc(ATTACH_UNIT)) == NULL || (u.pbuf = sodium_malloc(ATTACH_CHUNK)) == NULL) {
     free(u.cbuf);
     return sc__fail(c, SC_ERR_NOMEM, "out of memory for the upload");
+  }
+  memset(&r, 0, sizeof r);
+  if (to && s->fd >= 0 && (have = uprec_load(c, to, s, fetches, &r)) < 0) {
+    rc = sc__store_error(c, have);
+    goto out;
+  }
+  if (have == 1) {
+    memcpy(u.id, r.id, ATTACH_ID_LEN);
+    memcpy(key, r.key, ATTACH_KEY_LEN);
+    rc = resume(&u);
+    if (rc == 1) { /* not resumable: a new upload, the digest from the start */
+      crypto_generichash_blake2b_init(&u.h, NULL, 0, ATTACH_DIGEST_LEN);
+      crypto_aead_xchacha20poly1305_ietf_keygen(key);
+      have = 0;
+    } else if (rc == -1) {
+      rc = sc__fail(c, SC_ERR_FILE, "the file changed or could not be read while it was sent: nothing was sent");
+      goto out;
+    } else if (rc) {
+      rc = blob_error(c, k, rc, "resuming the upload");
+      goto out;
+    }
+  }
+  if (have != 1) {
+    memset(&m, 0, sizeof m);
+    m.size = u.csize;
+    m.fetches = fetches;
+    rc = sotto_net_blob(k->net, SOTTO_SRV_BLOB_CREATE, &m, &ans);
+    if (rc == 0) rc = sotto__srv_parse_blob_created(ans.payload, ans.payload_len, u.id, &expires);
+    sotto_net_event_clear(&ans);
+    if (rc) {
+      rc = blob_error(c, k, rc, "starting the upload");
+      goto out;
+    }
+    if (to && s->fd >= 0) {
+      memcpy(r.id, u.id, ATTACH_ID_LEN);
+      memcpy(r.key, key, ATTACH_KEY_LEN);
+      r.csize = u.csize;
+      r.size = s->size;
+      r.mtime_ns = s->mtime_ns;
+      r.expires_ms = expires;
+      r.fetches = fetches;
+      if ((rc = uprec_save(c, to, s, &r)) != 0) goto out;
+    }
   }
   while (u.acked < u.csize) {
     rc = 0;
@@ -482,6 +650,7 @@ out:
   free(u.cbuf);
   sodium_free(u.pbuf);
   sodium_memzero(&u.h, sizeof u.h);
+  sodium_memzero(&r, sizeof r);
   return rc;
 }
 
@@ -542,12 +711,23 @@ int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int 
   if (c->acct->username[0] && strcmp(user, c->acct->username) == 0)
     return sc__fail(c, SC_ERR_SELF, "you cannot send to yourself ('%s')", user);
   if ((rc = sc__acquire(c, &opened))) return rc;
+  memset(&s, 0, sizeof s);
   s.fd = fd;
   s.mem = mem;
   s.size = size;
+  if (fd >= 0) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      sc__release(c, opened);
+      return sc__fail(c, SC_ERR_FILE, "cannot read the file: %s", strerror(errno));
+    }
+    s.dev = (uint64_t)st.st_dev;
+    s.ino = (uint64_t)st.st_ino;
+    s.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec;
+  }
   crypto_aead_xchacha20poly1305_ietf_keygen(key);
   /* One fetch per recipient device: sotto sends to each account's first device. */
-  rc = upload(c, &c->k, &s, key, 1, id, digest);
+  rc = upload(c, &c->k, &s, key, 1, id, digest, fd >= 0 ? user : NULL);
   if (rc == 0) {
     memset(&ct, 0, sizeof ct);
     ct.kind = CONTENT_ATTACHMENT;
@@ -568,6 +748,9 @@ int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int 
     rc = deliver_pairwise(c, &c->k, user, &ct);
     c->flags = 0;
     sodium_memzero(&ct, sizeof ct);
+    /* Sent: a rerun is a new file. (Not sent: the record stays, and a
+     * rerun sends the uploaded blob without uploading it again.) */
+    if (rc == 0 && fd >= 0) (void)uprec_drop(c, user, &s);
   }
   sodium_memzero(key, sizeof key);
   sc__release(c, opened);
