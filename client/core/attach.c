@@ -29,6 +29,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -410,6 +411,81 @@ static int uprec_drop(struct sc_client *c, const char *to, const struct src *s) 
   return rc;
 }
 
+/* ---- the second thread: encryption and digest beside the connection -----------
+ *
+ * The connection's thread (TLS, PUT/GET frames, answers) and the file's
+ * work (read + XChaCha20-Poly1305 + BLAKE2b on the way up; XChaCha20-Poly1305
+ * + BLAKE2b + write on the way down) overlap: a worker thread fills (up) or
+ * drains (down) a ring of PIPE_SLOTS units of ATTACH_UNIT bytes, in order.
+ * The wire and the bytes are the same as with one thread; the digest is
+ * updated by the worker only, in order, and read after it stopped. Memory:
+ * PIPE_SLOTS more units (768 KiB). */
+#define PIPE_SLOTS 4
+
+struct slot {
+  uint8_t *buf;
+  uint64_t off;
+  size_t len;
+  int err; /* up: -1 the file could not be read; down: ATTACH_E_* */
+};
+
+struct pipe {
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct slot sl[PIPE_SLOTS];
+  int head, count, running, stop, err, inited;
+  uint64_t off; /* up: the next offset the worker encrypts */
+  uint8_t *pbuf; /* the worker's plaintext chunk (sodium_malloc) */
+};
+
+static int pipe_init(struct pipe *p) {
+  int i;
+  memset(p, 0, sizeof *p);
+  if (pthread_mutex_init(&p->mu, NULL) != 0) return -1;
+  if (pthread_cond_init(&p->cv, NULL) != 0) {
+    pthread_mutex_destroy(&p->mu);
+    return -1;
+  }
+  p->inited = 1;
+  for (i = 0; i < PIPE_SLOTS; i++)
+    if ((p->sl[i].buf = malloc(ATTACH_UNIT)) == NULL) return -1;
+  if ((p->pbuf = sodium_malloc(ATTACH_CHUNK)) == NULL) return -1;
+  return 0;
+}
+
+/* After pipe_init (even a failed one, which leaves NULLs), with the worker stopped. */
+static void pipe_free(struct pipe *p) {
+  int i;
+  if (!p->inited) return;
+  for (i = 0; i < PIPE_SLOTS; i++) free(p->sl[i].buf);
+  if (p->pbuf) sodium_free(p->pbuf);
+  pthread_cond_destroy(&p->cv);
+  pthread_mutex_destroy(&p->mu);
+  memset(p, 0, sizeof *p);
+}
+
+static void pipe_stop(struct pipe *p) {
+  if (!p->running) return;
+  pthread_mutex_lock(&p->mu);
+  p->stop = 1;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  pthread_join(p->th, NULL);
+  p->running = 0;
+  p->stop = 0;
+  p->head = p->count = 0;
+}
+
+static int pipe_start(struct pipe *p, void *(*fn)(void *), void *arg) {
+  p->stop = 0;
+  p->head = p->count = 0;
+  p->err = 0;
+  if (pthread_create(&p->th, NULL, fn, arg) != 0) return -1;
+  p->running = 1;
+  return 0;
+}
+
 /* ---- upload ------------------------------------------------------------------- */
 
 struct inflight {
@@ -430,30 +506,74 @@ struct up {
   int nfl;
   uint8_t *cbuf, *pbuf;
   struct cuts cuts;
+  struct pipe p;
 };
+
+/* The upload's worker: encrypts units from p.off on, in order, into the
+ * ring, and hashes each ciphertext byte once, in order. */
+static void *up_worker(void *arg) {
+  struct up *u = arg;
+  struct pipe *p = &u->p;
+  pthread_mutex_lock(&p->mu);
+  while (!p->stop && p->off < u->csize) {
+    struct slot *sl;
+    uint64_t off = p->off;
+    size_t len = (size_t)(u->csize - off < ATTACH_UNIT ? u->csize - off : ATTACH_UNIT);
+    int err;
+    while (!p->stop && p->count == PIPE_SLOTS) pthread_cond_wait(&p->cv, &p->mu);
+    if (p->stop) break;
+    sl = &p->sl[(p->head + p->count) % PIPE_SLOTS];
+    pthread_mutex_unlock(&p->mu);
+    err = encrypt_at(u->s, u->key, off, len, sl->buf, p->pbuf);
+    /* Every ciphertext byte is hashed once, in order (a resent unit is the
+     * same bytes again). */
+    if (!err && off == u->hashed) {
+      crypto_generichash_blake2b_update(&u->h, sl->buf, len);
+      u->hashed += len;
+    }
+    pthread_mutex_lock(&p->mu);
+    sl->off = off;
+    sl->len = len;
+    sl->err = err;
+    p->count++;
+    p->off = off + len;
+    pthread_cond_broadcast(&p->cv);
+    if (err) break;
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
 
 /* Writes the next PUT. 0, a net code (> 0) or -1 (the file could not be read). */
 static int put_next(struct up *u) {
   struct sotto_srv_blob_req m;
   size_t len = (size_t)(u->csize - u->next < ATTACH_UNIT ? u->csize - u->next : ATTACH_UNIT);
+  struct slot *sl;
+  struct pipe *p = &u->p;
   int rc;
   if (u->cuts.slow_ms > 0) {
     struct timespec ts = {u->cuts.slow_ms / 1000, (u->cuts.slow_ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
   }
-  if (encrypt_at(u->s, u->key, u->next, len, u->cbuf, u->pbuf)) return -1;
-  /* Every ciphertext byte is hashed once, in order (a resent chunk is the
-   * same bytes again). */
-  if (u->next == u->hashed) {
-    crypto_generichash_blake2b_update(&u->h, u->cbuf, len);
-    u->hashed += len;
-  }
+  /* The worker's next unit (it started at u->next: units come in order). */
+  pthread_mutex_lock(&p->mu);
+  while (p->count == 0) pthread_cond_wait(&p->cv, &p->mu);
+  sl = &p->sl[p->head];
+  pthread_mutex_unlock(&p->mu);
+  if (sl->err || sl->off != u->next || sl->len != len) return -1;
   memset(&m, 0, sizeof m);
   m.id = u->id;
   m.offset = u->next;
-  m.data = u->cbuf;
+  m.data = sl->buf;
   m.data_len = len;
-  if ((rc = sotto_net_blob_async(u->k->net, SOTTO_SRV_BLOB_PUT, &m, &u->fl[u->nfl].req_id)) != 0) return rc;
+  rc = sotto_net_blob_async(u->k->net, SOTTO_SRV_BLOB_PUT, &m, &u->fl[u->nfl].req_id);
+  /* The frame holds its own copy: the slot is free again. */
+  pthread_mutex_lock(&p->mu);
+  p->head = (p->head + 1) % PIPE_SLOTS;
+  p->count--;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  if (rc != 0) return rc;
   u->fl[u->nfl].off = u->next;
   u->fl[u->nfl].len = len;
   u->nfl++;
@@ -604,14 +724,27 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint
       if ((rc = uprec_save(c, to, s, &r)) != 0) goto out;
     }
   }
+  if (pipe_init(&u.p) != 0) {
+    rc = sc__fail(c, SC_ERR_NOMEM, "out of memory for the upload");
+    goto out;
+  }
   while (u.acked < u.csize) {
     rc = 0;
+    if (!u.p.running && u.next < u.csize) {
+      u.p.off = u.next;
+      if (pipe_start(&u.p, up_worker, &u) != 0) {
+        rc = sc__fail(c, SC_ERR_NOMEM, "cannot start the upload's worker thread");
+        goto out;
+      }
+    }
     while (rc == 0 && u.nfl < ATTACH_WINDOW && u.next < u.csize) rc = put_next(&u);
     if (rc == 0) rc = put_wait(&u);
     if (rc == 0) {
       cuts_check(&u.cuts, k, u.acked);
       continue;
     }
+    /* Whatever comes next starts from an offset of its own: the worker stops. */
+    pipe_stop(&u.p);
     if (rc == -1) {
       rc = sc__fail(c, SC_ERR_FILE, "the file changed or could not be read while it was sent: nothing was sent");
       goto out;
@@ -636,6 +769,7 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint
       goto out;
     }
   }
+  pipe_stop(&u.p);
   memset(&m, 0, sizeof m);
   m.id = u.id;
   rc = sotto_net_blob(k->net, SOTTO_SRV_BLOB_COMMIT, &m, &ans);
@@ -647,6 +781,8 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint
   crypto_generichash_blake2b_final(&u.h, digest, ATTACH_DIGEST_LEN);
   memcpy(id, u.id, ATTACH_ID_LEN);
 out:
+  pipe_stop(&u.p);
+  pipe_free(&u.p);
   free(u.cbuf);
   sodium_free(u.pbuf);
   sodium_memzero(&u.h, sizeof u.h);
@@ -891,6 +1027,9 @@ struct down {
   int nfl, fd;
   uint8_t *pbuf;
   struct cuts cuts;
+  struct pipe p;
+  uint64_t recv; /* bytes answered and handed to the worker (done: the bytes it took) */
+  int werrno;    /* the worker's errno with ATTACH_E_DISK */
 };
 
 static int get_next(struct down *d) {
@@ -939,6 +1078,64 @@ static int take(struct down *d, const uint8_t *p, size_t len) {
   return 0;
 }
 
+/* The download's worker: takes the queued units in order until stopped
+ * with none left (pipe_stop drains); after a failure it only empties the
+ * ring. */
+static void *down_worker(void *arg) {
+  struct down *d = arg;
+  struct pipe *p = &d->p;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    struct slot *sl;
+    int err;
+    while (!p->stop && p->count == 0) pthread_cond_wait(&p->cv, &p->mu);
+    if (p->count == 0) break;
+    sl = &p->sl[p->head];
+    err = p->err;
+    pthread_mutex_unlock(&p->mu);
+    if (!err) err = take(d, sl->buf, sl->len);
+    pthread_mutex_lock(&p->mu);
+    if (err && !p->err) {
+      p->err = err;
+      d->werrno = errno;
+    }
+    p->head = (p->head + 1) % PIPE_SLOTS;
+    p->count--;
+    pthread_cond_broadcast(&p->cv);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+/* Hands one answer to the worker (waits for a free slot). 0, or the
+ * worker's failure. */
+static int hand_over(struct down *d, const uint8_t *b, size_t len) {
+  struct pipe *p = &d->p;
+  struct slot *sl;
+  int err;
+  pthread_mutex_lock(&p->mu);
+  while (!p->err && p->count == PIPE_SLOTS) pthread_cond_wait(&p->cv, &p->mu);
+  if ((err = p->err) == 0) {
+    sl = &p->sl[(p->head + p->count) % PIPE_SLOTS];
+    memcpy(sl->buf, b, len);
+    sl->len = len;
+    sl->off = d->recv;
+    p->count++;
+    d->recv += len;
+    pthread_cond_broadcast(&p->cv);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return err;
+}
+
+static int worker_err(struct pipe *p) {
+  int err;
+  pthread_mutex_lock(&p->mu);
+  err = p->err;
+  pthread_mutex_unlock(&p->mu);
+  return err;
+}
+
 static int get_wait(struct down *d) {
   struct sotto_net_event ev;
   for (;;) {
@@ -948,7 +1145,7 @@ static int get_wait(struct down *d) {
     if (ev.kind == SOTTO_NET_EV_ANSWER && ev.req_id == d->fl[0].req_id) {
       rc = ev.code;
       /* Exactly the bytes asked for: a server that answers short or long is lying. */
-      if (rc == 0) rc = ev.payload_len == d->fl[0].len ? take(d, ev.payload, ev.payload_len) : ATTACH_E_TAMPERED;
+      if (rc == 0) rc = ev.payload_len == d->fl[0].len ? hand_over(d, ev.payload, ev.payload_len) : ATTACH_E_TAMPERED;
       sotto_net_event_clear(&ev);
       if (rc) return rc;
       memmove(d->fl, d->fl + 1, (size_t)(d->nfl - 1) * sizeof d->fl[0]);
@@ -987,27 +1184,39 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
   cuts_load(&d.cuts);
   if ((d.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
     return sc__fail(c, errno == ENOSPC ? SC_ERR_DISK_FULL : SC_ERR_FILE, "cannot create %s: %s", tmp, strerror(errno));
-  if ((d.pbuf = sodium_malloc(ATTACH_CHUNK)) == NULL) {
+  if ((d.pbuf = sodium_malloc(ATTACH_CHUNK)) == NULL || pipe_init(&d.p) != 0) {
     close(d.fd);
+    if (d.pbuf) sodium_free(d.pbuf);
+    pipe_free(&d.p);
     return sc__fail(c, SC_ERR_NOMEM, "out of memory for the download");
   }
-  while (d.done < d.csize) {
+  if (pipe_start(&d.p, down_worker, &d) != 0) {
+    rc = sc__fail(c, SC_ERR_NOMEM, "cannot start the download's worker thread");
+    goto out;
+  }
+  for (;;) {
     rc = 0;
+    if (d.recv >= d.csize) {
+      pipe_stop(&d.p); /* the rest taken */
+      if ((rc = d.p.err) == 0) break;
+    }
     while (rc == 0 && d.nfl < ATTACH_WINDOW && d.next < d.csize) rc = get_next(&d);
     if (rc == 0) rc = get_wait(&d);
+    if (rc == 0) rc = worker_err(&d.p);
     if (rc == 0) {
-      cuts_check(&d.cuts, k, d.done);
+      cuts_check(&d.cuts, k, d.recv);
       continue;
     }
-    if (rc == ATTACH_E_TAMPERED) {
+    pipe_stop(&d.p);
+    if (rc == ATTACH_E_TAMPERED || d.p.err == ATTACH_E_TAMPERED) {
       rc = sc__fail(c, SC_ERR_ATTACH_TAMPERED,
                     "the file's bytes on the server do not decrypt as the sender encrypted them (altered): nothing "
                     "was saved");
       goto out;
     }
-    if (rc == ATTACH_E_DISK) {
-      rc = sc__fail(c, errno == ENOSPC || errno == EDQUOT ? SC_ERR_DISK_FULL : SC_ERR_FILE,
-                    "cannot write the file into the downloads directory: %s", strerror(errno));
+    if (rc == ATTACH_E_DISK || d.p.err == ATTACH_E_DISK) {
+      rc = sc__fail(c, d.werrno == ENOSPC || d.werrno == EDQUOT ? SC_ERR_DISK_FULL : SC_ERR_FILE,
+                    "cannot write the file into the downloads directory: %s", strerror(d.werrno));
       goto out;
     }
     if (!transient(rc) || attempts >= ATTACH_RETRIES) {
@@ -1021,7 +1230,11 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
     }
     if (rc) goto out;
     d.nfl = 0;
-    d.next = d.done;
+    d.next = d.recv;
+    if (pipe_start(&d.p, down_worker, &d) != 0) {
+      rc = sc__fail(c, SC_ERR_NOMEM, "cannot start the download's worker thread");
+      goto out;
+    }
   }
   crypto_generichash_blake2b_final(&d.h, digest, ATTACH_DIGEST_LEN);
   if (sodium_memcmp(digest, ct->att_digest, ATTACH_DIGEST_LEN) != 0) {
@@ -1034,8 +1247,11 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
     goto out;
   }
 out:
+  pipe_stop(&d.p);
+  pipe_free(&d.p);
   close(d.fd);
   sodium_free(d.pbuf);
+  sodium_memzero(&d.h, sizeof d.h);
   if (rc) (void)unlink(tmp);
   return rc;
 }
