@@ -2362,6 +2362,10 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
        "INSERT INTO recovery(account_id, hash) VALUES($1::bigint, $2)"},
       {"signed device lists", "SELECT account_id, version, ms, ids, list FROM devlists",
        "INSERT INTO devlists(account_id, version, ms, ids, list) VALUES($1::bigint, $2::bigint, $3::bigint, $4, $5)"},
+      /* attachments: the rows here, the files by sotto_srv_import (srv_loop.c) */
+      {"blobs", "SELECT id, account_id, size, fetches, committed, created_ms, expires_ms FROM blobs",
+       "INSERT INTO blobs(id, account_id, size, fetches, committed, created_ms, expires_ms) VALUES($1,"
+       " $2::bigint, $3::bigint, $4::bigint, $5::smallint, $6::bigint, $7::bigint)"},
   };
   struct sotto_store sq;
   sqlite3 *db = NULL;
@@ -2572,6 +2576,11 @@ int sotto__store_pg_export_sqlite(const char *conninfo, const char *dir, FILE *o
        "INSERT INTO recovery(account_id, hash) VALUES(?, ?)"},
       {"signed device lists", "SELECT account_id, version, ms, encode(ids, 'hex'), encode(list, 'hex') FROM devlists",
        "iiibb", "INSERT INTO devlists(account_id, version, ms, ids, list) VALUES(?, ?, ?, ?, ?)"},
+      /* attachments: the rows here, the files by sotto_srv_export (srv_loop.c) */
+      {"blobs", "SELECT encode(id, 'hex'), account_id, size, fetches, committed, created_ms, expires_ms FROM blobs",
+       "biiiiii",
+       "INSERT INTO blobs(id, account_id, size, fetches, committed, created_ms, expires_ms) VALUES(?, ?, ?, ?, ?, ?,"
+       " ?)"},
   };
   struct sotto_store sq;
   sqlite3 *db = NULL;
