@@ -134,7 +134,13 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
   if ((name || type) && !file) return cli_usage(c, cmd, "--name and --type go with --file");
   if (file && reply) return cli_usage(c, cmd, "--reply-to does not go with --file");
   if (!file && argc - optind < 1) return cli_usage(c, cmd, "expected USERNAME and TEXT");
-  if (!cli_username_ok(user)) return cli_usage(c, cmd, "'%s' is not a valid username", user);
+  if (user[0] == '#') { /* a group: files only (texts: 'sotto group send') */
+    if (!file) return cli_usage(c, cmd, "to a group, send a file (--file PATH); texts go with 'sotto group send %s TEXT'",
+                                 user + 1);
+    if (!sc_group_name_ok(user + 1)) return cli_usage(c, cmd, "'%s' is not a group name", user + 1);
+  } else if (!cli_username_ok(user)) {
+    return cli_usage(c, cmd, "'%s' is not a valid username", user);
+  }
   if (argc - optind > 0 && cli_read_text(c, argc - optind, argv + optind, &text, &len)) return CLI_FAIL;
   if (cli_open(c) || (strcmp(user, sc_username(c->core)) == 0 &&
                       cli_error(c, "usage", "you cannot send to yourself ('%s')", user))) {
@@ -173,7 +179,8 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
 
 const struct cli_cmd cmd_send = {
     "send", "send an end-to-end encrypted message or file",
-    "send [--yes] [--reply-to ID] USERNAME TEXT...\n       sotto send [--yes] USERNAME --file PATH [--name NAME] [--type TYPE] [TEXT...]",
+    "send [--yes] [--reply-to ID] USERNAME TEXT...\n       sotto send [--yes] USERNAME --file PATH [--name NAME] [--type TYPE] [TEXT...]\n"
+    "       sotto send '#GROUP' --file PATH [--name NAME] [--type TYPE] [TEXT...]",
     "Encrypts TEXT for USERNAME and hands it to the server, which queues it until\n"
     "they receive it. Several TEXT arguments are joined by spaces; TEXT '-' reads\n"
     "the message from standard input. The first message to someone starts a\n"
@@ -195,7 +202,12 @@ const struct cli_cmd cmd_send = {
     "server's blob store (a dropped connection resumes where the server is),\n"
     "and the key and digest sent in the message. The recipient's 'sotto\n"
     "receive' downloads it, checks it and saves it under HOME/downloads ('sotto\n"
-    "attachments' lists them). Files are sent now or not at all (no outbox).\n\n"
+    "attachments' lists them). Files are sent now or not at all (no outbox).\n"
+    "If the sending process dies, running the same command again resumes the\n"
+    "upload where the server is (unless the file changed).\n\n"
+    "'#GROUP' instead of USERNAME sends the file to every member of the group\n"
+    "GROUP (one upload; its pointer in one group message); the server keeps it\n"
+    "until it expires.\n\n"
     "options:\n"
     "  --yes          send even if their identity key changed since your last message\n"
     "                 (for scripts; compare safety numbers first)\n"

@@ -43,6 +43,7 @@
 #include "attach.h"
 #include "conn.h"
 #include "content.h"
+#include "grp.h"
 #include "messaging.h"
 #include "msglog.h"
 #include "proto.h"
@@ -900,6 +901,80 @@ int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int 
   return log_sent(c, user, name, size, out ? out->timestamp_ms : sc_now_ms(), text, len);
 }
 
+/* A file to a group: uploaded once (its blob kept until expiry: the server
+ * cannot know how many member devices will fetch it, and they do not say
+ * BLOB_DONE), its pointer in one SenderKeyMessage (content kind
+ * GROUP_ATTACHMENT) to every member. group without its '#'. */
+static int attach_send_group(struct sc_sent *out, struct sc_client *c, const char *group, int fd, uint64_t size,
+                             const char *name, const char *type, const char *text, size_t len, unsigned send_flags) {
+  struct content ct;
+  struct src s;
+  struct grp *g = NULL;
+  struct msg *m = NULL;
+  struct stat st;
+  char to[GROUP_NAME_MAX + 2];
+  uint8_t key[ATTACH_KEY_LEN], id[ATTACH_ID_LEN], digest[ATTACH_DIGEST_LEN];
+  int rc, opened = 0;
+
+  if (size > SC_ATTACH_MAX_SIZE)
+    return sc__fail(c, SC_ERR_ATTACH_TOO_LARGE, "the file is larger than %llu bytes: sotto does not send it",
+                    (unsigned long long)SC_ATTACH_MAX_SIZE);
+  if (fstat(fd, &st) != 0) return sc__fail(c, SC_ERR_FILE, "cannot read the file: %s", strerror(errno));
+  if ((rc = sc__group_open(c, group, &g, &opened))) return rc;
+  if (!(m = calloc(1, sizeof *m))) {
+    rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  memset(&s, 0, sizeof s);
+  s.fd = fd;
+  s.size = size;
+  s.dev = (uint64_t)st.st_dev;
+  s.ino = (uint64_t)st.st_ino;
+  s.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec;
+  snprintf(to, sizeof to, "#%s", g->name);
+  crypto_aead_xchacha20poly1305_ietf_keygen(key);
+  c->flags = send_flags;
+  if ((rc = upload(c, &c->k, &s, key, SOTTO_SRV_BLOB_MAX_FETCHES, id, digest, to)) != 0) goto out;
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_GROUP_ATTACHMENT;
+  ct.ts = sc_now_ms();
+  ct.att_id = id;
+  ct.att_key = key;
+  ct.att_digest = digest;
+  ct.att_size = size;
+  ct.att_chunk = ATTACH_CHUNK;
+  ct.att_type = (const uint8_t *)type;
+  ct.att_type_len = strlen(type);
+  ct.att_name = (const uint8_t *)name;
+  ct.att_name_len = strlen(name);
+  ct.text = (const uint8_t *)text;
+  ct.text_len = text ? len : 0;
+  /* Our history: the file sent to the group. */
+  m->dir = MSG_EVENT;
+  m->kind = SC_EV_ATTACHMENT;
+  m->reason = SC_R_BY_US;
+  snprintf(m->group, sizeof m->group, "%s", g->name);
+  attach_safe_name(m->detail, (const uint8_t *)name, strlen(name));
+  m->ts = ct.ts;
+  m->count = size;
+  m->text = (char *)(text ? text : "");
+  m->text_len = text ? len : 0;
+  rc = sc__group_send_content(out, c, g, &ct, m);
+  sodium_memzero(&ct, sizeof ct);
+  /* Sent (to some at least): a rerun is a new file. */
+  if (rc == 0) {
+    msglog_emit(c, m);
+    (void)uprec_drop(c, to, &s);
+  }
+out:
+  c->flags = 0;
+  sodium_memzero(key, sizeof key);
+  sc__release(c, opened);
+  free(m);
+  free(g);
+  return rc;
+}
+
 /* Logs a long text as consecutive rows of at most SC_MAX_TEXT bytes, each
  * cut at a character's start (inside the caller's transaction). */
 static int log_text_parts(struct sc_client *c, int dir, const char *peer, uint64_t ts, uint64_t sid,
@@ -955,7 +1030,12 @@ int sc_send_file(struct sc_sent *out, struct sc_client *c, const char *user, con
 
   if (out) memset(out, 0, sizeof *out);
   if ((rc = sc__need_open(c))) return rc;
-  if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  if (user && user[0] == '#') {
+    if (!sc_group_name_ok(user + 1))
+      return sc__fail(c, SC_ERR_ARG, "'%s' is not a group name: 1-64 of A-Z a-z 0-9 _ . -", user + 1);
+  } else if (!sc_username_ok(user)) {
+    return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  }
   if (!path || !*path) return sc__fail(c, SC_ERR_ARG, "no file given");
   if (text && len > SC_MAX_TEXT)
     return sc__fail(c, SC_ERR_TOO_LARGE, "the caption is longer than %d bytes", SC_MAX_TEXT);
@@ -974,7 +1054,10 @@ int sc_send_file(struct sc_sent *out, struct sc_client *c, const char *user, con
     close(fd);
     return sc__fail(c, SC_ERR_FILE, "%s is not a regular file", path);
   }
-  rc = attach_send(out, c, user, fd, NULL, (uint64_t)st.st_size, name, tbuf, 0, text, text ? len : 0, flags);
+  if (user[0] == '#')
+    rc = attach_send_group(out, c, user + 1, fd, (uint64_t)st.st_size, name, tbuf, text, text ? len : 0, flags);
+  else
+    rc = attach_send(out, c, user, fd, NULL, (uint64_t)st.st_size, name, tbuf, 0, text, text ? len : 0, flags);
   close(fd);
   return rc;
 }
@@ -1266,6 +1349,11 @@ static int finish(struct sc_client *c, const char *rec, const char *sender, uint
   m->dir = MSG_EVENT;
   m->kind = SC_EV_ATTACHMENT;
   snprintf(m->peer, sizeof m->peer, "%s", sender);
+  if (ct->kind == CONTENT_GROUP_ATTACHMENT) { /* the group's local name, if we are still in it */
+    struct grp *g = calloc(1, sizeof *g);
+    if (g && grp_load(c->st, ct->gid, g) == 1) snprintf(m->group, sizeof m->group, "%s", g->name);
+    free(g);
+  }
   if (saved)
     snprintf(m->detail, sizeof m->detail, "%s", saved);
   else
@@ -1327,7 +1415,7 @@ static int fetch_one(struct sc_client *c, struct conn *k, const char *rec) {
   if (rc == 0) return 0;
   rec_rd_init(&r, v, len);
   if (rec_get_str16(&r, &sender_p, &sender_len, SC_USER_MAX) || rec_get_u64(&r, &sid) || rec_get_u64(&r, &server_ts) ||
-      content_decode(&ct, v + r.r.off, len - r.r.off) != 0 || ct.kind != CONTENT_ATTACHMENT) {
+      content_decode(&ct, v + r.r.off, len - r.r.off) != 0 || !CONTENT_IS_ATTACHMENT(ct.kind)) {
     store_free_value(v, len);
     if ((rc = sc__begin(c)) == 0 && (rc = store_del(c->st, rec)) == 0) rc = store_commit(c->st);
     if (rc) store_rollback(c->st);
@@ -1359,7 +1447,7 @@ static int fetch_one(struct sc_client *c, struct conn *k, const char *rec) {
     if (ct.att_flags & ATTACH_FLAG_LONG_TEXT) {
       rc = finish_text(c, rec, sender, sid, server_ts, &ct, tmp);
       (void)unlink(tmp);
-      if (rc == 0) (void)simple(k, SOTTO_SRV_BLOB_DONE, ct.att_id);
+      if (rc == 0 && ct.kind == CONTENT_ATTACHMENT) (void)simple(k, SOTTO_SRV_BLOB_DONE, ct.att_id);
       store_free_value(v, len);
       return rc;
     }
@@ -1367,8 +1455,10 @@ static int fetch_one(struct sc_client *c, struct conn *k, const char *rec) {
     if ((rc = place(dir, tmp, safe, final)) != 0) {
       (void)unlink(tmp);
       err = sc__fail(c, SC_ERR_FILE, "cannot save the file in %s: %s", dir, strerror(rc));
-    } else {
-      /* Saved: the server may let it go (one fetch less). */
+    } else if (ct.kind == CONTENT_ATTACHMENT) {
+      /* Saved: the server may let it go (one fetch less). A group's blob
+       * stays until it expires: the server cannot count the members'
+       * devices. */
       (void)simple(k, SOTTO_SRV_BLOB_DONE, ct.att_id);
     }
   }

@@ -29,6 +29,15 @@ int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, cons
  * and decrypt checks, under the MAC (docs/protocol.md, "Addresses"). */
 void client_addresses(struct sotto_addresses *a, const char *me, uint32_t my_device, const char *peer,
                       uint32_t peer_device, int require);
+/* Groups (ops.c): the group called name, loaded, accepted, connected
+ * (*opened for sc__release; *g freed by the caller). */
+struct grp;
+int sc__group_open(struct sc_client *c, const char *name, struct grp **g, int *opened);
+/* Sends ct (a group kind; its gid filled in) to every member of g in one
+ * SenderKeyMessage, handing our sender key first to those who lack it; m
+ * (may be NULL) is logged with the chain step. 0 or a recorded SC_ERR_*. */
+int sc__group_send_content(struct sc_sent *out, struct sc_client *c, struct grp *g, struct content *ct,
+                           struct msg *m);
 /* Sends an already encrypted body (a SenderKeyMessage) to user. */
 int deliver_raw(struct sc_client *c, struct conn *k, const char *user, int type, const uint8_t *body, size_t len);
 

@@ -462,33 +462,19 @@ out:
   return rc;
 }
 
-int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, const char *text, size_t len,
-                  unsigned flags) {
+/* The group's members get our current sender key where they lack it, then
+ * ct (a group kind; its gid filled here) in one SenderKeyMessage. m (may
+ * be NULL) is logged in the transaction that commits the chain step. For
+ * sc_group_send and group attachments (attach.c). */
+int sc__group_send_content(struct sc_sent *out, struct sc_client *c, struct grp *g, struct content *ct,
+                           struct msg *m) {
   uint8_t skdm[SOTTO_SKDM_MAX_LEN], *ctext = NULL;
   struct sotto_sender_key *rec = NULL;
-  struct content ct;
   struct rec_wr pt;
-  struct msg *m = NULL;
-  struct grp *g;
-  char *t = NULL;
   size_t skdm_len, i, out_len = 0, cap;
-  int rc, failed = 0, sent = 0, opened;
+  int rc, failed = 0, sent = 0;
 
-  if (out) memset(out, 0, sizeof *out);
-  if ((rc = group_begin(c, name, &g, &opened))) return rc;
-  rec_wr_init(&pt, SC_MAX_TEXT + 1024);
-  if (len > SC_MAX_TEXT) {
-    rc = sc__fail(c, SC_ERR_TOO_LARGE, "the message is longer than %d bytes", SC_MAX_TEXT);
-    goto out;
-  }
-  if (len == 0 || !text) {
-    rc = sc__fail(c, SC_ERR_EMPTY, "the message is empty; nothing was sent");
-    goto out;
-  }
-  if ((rc = text_ok(c, text, len))) goto out;
-  if ((rc = group_load(c, name, g))) goto out;
-  if ((rc = sc__acquire(c, &opened))) goto out;
-  c->flags = flags;
+  rec_wr_init(&pt, SC_MAX_TEXT + 4096);
   if ((rc = own_skdm(c, g, skdm, &skdm_len))) goto out;
   /* Members that do not hold our current key get it first, pairwise. */
   for (i = 0; i < g->n; i++) {
@@ -507,23 +493,16 @@ int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, co
       not_delivered(c, g->members[i]);
   }
   if ((rc = save_group(c, g))) goto out;
-  memset(&ct, 0, sizeof ct);
-  ct.kind = CONTENT_GROUP_TEXT;
-  ct.ts = sc_now_ms();
-  memcpy(ct.gid, g->gid, GROUP_ID_LEN);
-  ct.text = (const uint8_t *)text;
-  ct.text_len = len;
-  if (content_encode(&pt, &ct)) {
+  memcpy(ct->gid, g->gid, GROUP_ID_LEN);
+  if (content_encode(&pt, ct)) {
     rc = sc__fail(c, SC_ERR_TOO_LARGE, "the message is too large");
     goto out;
   }
   cap = SOTTO_GROUP_MESSAGE_MAX_LEN(pt.len);
-  if (!(ctext = malloc(cap)) || !(m = calloc(1, sizeof *m)) || !(t = malloc(len + 1))) {
+  if (!(ctext = malloc(cap))) {
     rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
     goto out;
   }
-  memcpy(t, text, len);
-  t[len] = 0;
   /* One ciphertext for everyone; the chain step is committed first. */
   if ((rc = sc__begin(c)) == 0) {
     if ((rc = grp_sk_load(c->st, g, c->acct->username, &rec)) >= 0) {
@@ -531,12 +510,7 @@ int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, co
                ? STORE_E_IO
                : grp_sk_save(c->st, g, c->acct->username, rec);
     }
-    m->dir = MSG_OUT;
-    snprintf(m->group, sizeof m->group, "%s", g->name);
-    m->ts = ct.ts;
-    m->text = t;
-    m->text_len = len;
-    if (!rc) rc = msglog_add(c->st, c->acct, m, 0);
+    if (!rc && m) rc = msglog_add(c->st, c->acct, m, 0);
     if (!rc) rc = account_save(c->st, c->acct);
     if (!rc) rc = store_commit(c->st);
     if (rc) store_rollback(c->st);
@@ -573,18 +547,72 @@ int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, co
     }
   }
   if (out) {
-    out->seq = m->seq;
-    out->timestamp_ms = ct.ts;
+    out->seq = m ? m->seq : 0;
+    out->timestamp_ms = ct->ts;
     out->delivered = (unsigned)sent;
     out->undelivered = (unsigned)failed;
   }
   rc = failed && !sent ? sc__fail(c, SC_ERR_UNDELIVERED, "the message to %s reached nobody", g->name) : 0;
 out:
-  c->flags = 0;
-  sc__release(c, opened);
   sotto_sender_key_free(rec);
   rec_wr_free(&pt);
   free(ctext);
+  return rc;
+}
+
+/* The group to send to, by name: loaded, usable (accepted), connected. */
+int sc__group_open(struct sc_client *c, const char *name, struct grp **g, int *opened) {
+  int rc;
+  if ((rc = group_begin(c, name, g, opened))) return rc;
+  if ((rc = group_load(c, name, *g)) || (rc = sc__acquire(c, opened))) {
+    free(*g);
+    *g = NULL;
+  }
+  return rc;
+}
+
+int sc_group_send(struct sc_sent *out, struct sc_client *c, const char *name, const char *text, size_t len,
+                  unsigned flags) {
+  struct content ct;
+  struct msg *m = NULL;
+  struct grp *g;
+  char *t = NULL;
+  int rc, opened;
+
+  if (out) memset(out, 0, sizeof *out);
+  if ((rc = group_begin(c, name, &g, &opened))) return rc;
+  if (len > SC_MAX_TEXT) {
+    rc = sc__fail(c, SC_ERR_TOO_LARGE, "the message is longer than %d bytes", SC_MAX_TEXT);
+    goto out;
+  }
+  if (len == 0 || !text) {
+    rc = sc__fail(c, SC_ERR_EMPTY, "the message is empty; nothing was sent");
+    goto out;
+  }
+  if ((rc = text_ok(c, text, len))) goto out;
+  if ((rc = group_load(c, name, g))) goto out;
+  if ((rc = sc__acquire(c, &opened))) goto out;
+  c->flags = flags;
+  if (!(m = calloc(1, sizeof *m)) || !(t = malloc(len + 1))) {
+    rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  memcpy(t, text, len);
+  t[len] = 0;
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_GROUP_TEXT;
+  ct.ts = sc_now_ms();
+  ct.text = (const uint8_t *)text;
+  ct.text_len = len;
+  m->dir = MSG_OUT;
+  snprintf(m->group, sizeof m->group, "%s", g->name);
+  m->ts = ct.ts;
+  m->text = t;
+  m->text_len = len;
+  rc = sc__group_send_content(out, c, g, &ct, m);
+out:
+  c->flags = 0;
+  sc__release(c, opened);
   if (t) {
     sodium_memzero(t, len + 1);
     free(t);
