@@ -935,16 +935,16 @@ static const struct srv_handler handlers[] = {
     {SOTTO_SRV_DEVLIST_GET, H_AUTHED, parse_devices, admit_devlist_get, exec_devlist_get, answer_kt, NULL},
     /* attachments (srv_blob.c): the OK payload is made by exec, like KT's */
     {SOTTO_SRV_BLOB_CREATE, H_AUTHED | H_STORES | H_TOO_LARGE, sotto__srv_blob_parse, sotto__srv_blob_admit,
-     sotto__srv_blob_exec, answer_kt, NULL},
+     sotto__srv_blob_exec, sotto__srv_blob_answer, NULL},
     {SOTTO_SRV_BLOB_PUT, H_AUTHED | H_STORES | H_TOO_LARGE, sotto__srv_blob_parse, sotto__srv_blob_admit,
-     sotto__srv_blob_exec, answer_kt, NULL},
-    {SOTTO_SRV_BLOB_STAT, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, answer_kt,
+     sotto__srv_blob_exec, sotto__srv_blob_answer, NULL},
+    {SOTTO_SRV_BLOB_STAT, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, sotto__srv_blob_answer,
      NULL},
     {SOTTO_SRV_BLOB_COMMIT, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec,
-     answer_kt, NULL},
-    {SOTTO_SRV_BLOB_GET, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, answer_kt,
+     sotto__srv_blob_answer, NULL},
+    {SOTTO_SRV_BLOB_GET, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, sotto__srv_blob_answer,
      NULL},
-    {SOTTO_SRV_BLOB_DONE, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, answer_kt,
+    {SOTTO_SRV_BLOB_DONE, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, sotto__srv_blob_answer,
      NULL},
 };
 
@@ -1127,5 +1127,8 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
     if (rc == SOTTO_SRV_E_AUTH_RATE) sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_AUTH_RATE);
     return;
   }
+  /* attachments: a PUT or GET of a blob this connection already opened
+   * through the batch runs here (srv_blob.c) */
+  if ((f.type == SOTTO_SRV_BLOB_PUT || f.type == SOTTO_SRV_BLOB_GET) && sotto__srv_blob_fast(s, c, o)) return;
   sotto__srv_op_enqueue(s, o);
 }

@@ -92,6 +92,8 @@ static void metrics_answer(struct srv *s, struct conn *c) {
   P("# TYPE sotto_bundles_total counter\nsotto_bundles_total %llu\n", (unsigned long long)s->m.bundles);
   P("# TYPE sotto_rate_limited_total counter\nsotto_rate_limited_total %llu\n",
     (unsigned long long)s->m.rate_limited);
+  P("# TYPE sotto_blob_io_thread_total counter\nsotto_blob_io_thread_total %llu\n",
+    (unsigned long long)s->m.blob_io_thread);
   P("# TYPE sotto_commit_failures_total counter\nsotto_commit_failures_total %llu\n",
     (unsigned long long)s->m.commit_failures);
   P("# TYPE sotto_commit_retries_total counter\nsotto_commit_retries_total %llu\n",
