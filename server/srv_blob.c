@@ -14,19 +14,18 @@
  * Requests run like every other: parsed on the I/O thread, executed on the
  * store thread inside the batch's transaction (the file I/O of one chunk
  * too: at most SOTTO_SRV_BLOB_MAX_CHUNK bytes), answered after the commit;
- * except the bulk of a transfer: once a request through the batch (CREATE,
- * STAT, PUT, GET, COMMIT) told the connection what the store holds of a
- * blob (ours and not committed, or committed; its size and expiry:
- * conn.blob), that connection's next PUTs (uploading) or GETs (committed)
- * of that blob run on the I/O thread, file I/O and answer there, while
+ * except the bulk of an upload: once a request through the batch (CREATE,
+ * STAT, PUT) told the connection what the store holds of a blob (ours and
+ * not committed; its size and expiry: conn.blob), that connection's next
+ * PUTs of that blob run on the I/O thread, file I/O and answer there, while
  * nothing else of the connection waits in a batch (answers stay in request
  * order) and the blob has not expired; PUTs go the batch's way while the
  * disk is full. The rules are the batch's: appends only, at most the
  * declared size, and a PUT's OK says the bytes are written (in the page
  * cache), COMMIT (always through the batch) that they are durable
- * (fdatasync) and the blob readable. Expiry and the last BLOB_DONE delete
- * the file on the store thread: a GET that then finds no file answers
- * "gone", as through the batch.
+ * (fdatasync) and the blob readable. GETs stay in the batch: the same path
+ * for them was measured slower on the 2-core machine (reads on the store
+ * thread ran beside the I/O thread's TLS; docs/benchmarks.md).
  * A blob goes when every recipient device declared at BLOB_CREATE said
  * BLOB_DONE, or at its expiry (blob-expiry-days, for uploads never finished
  * too), whichever comes first. */
@@ -285,7 +284,7 @@ static int exec_commit(struct srv *s, struct op *o) {
 }
 
 /* The bytes a GET asks for, of a committed blob of size bytes, into o's
- * answer. Store thread or I/O thread. */
+ * answer (store thread). */
 static int get_bytes(struct srv *s, struct op *o, int64_t size) {
   const struct sotto_srv_blob_req *m = &o->req.blob;
   char path[1200];
@@ -376,17 +375,14 @@ void sotto__srv_blob_answer(struct srv *s, struct op *o, struct sotto__wr *w) {
 }
 
 int sotto__srv_blob_fast(struct srv *s, struct conn *c, struct op *o) {
-  uint8_t want = o->type == SOTTO_SRV_BLOB_PUT ? 1 : 2;
   int rc;
   /* Earlier requests of this connection still in a batch answer first. */
-  if (c->inflight != 0 || c->blob.state != want ||
+  if (o->type != SOTTO_SRV_BLOB_PUT || c->inflight != 0 || c->blob.state != 1 ||
       memcmp(c->blob.id, o->req.blob.id, SOTTO_SRV_BLOB_ID_LEN) != 0)
     return 0;
   /* Expired (the batch answers "gone"), or a full disk (the batch refuses). */
-  if (c->blob.expires_ms <= sotto__srv_now_ms() ||
-      (want == 1 && __atomic_load_n(&s->space_low, __ATOMIC_RELAXED)))
-    return 0;
-  rc = want == 1 ? put_bytes(s, o, c->blob.size) : get_bytes(s, o, c->blob.size);
+  if (c->blob.expires_ms <= sotto__srv_now_ms() || __atomic_load_n(&s->space_low, __ATOMIC_RELAXED)) return 0;
+  rc = put_bytes(s, o, c->blob.size);
   if (rc != 0) o->code = SOTTO_SRV_E_INTERNAL;
   if (o->code) {
     c->blob.state = 0; /* the next one asks the store again */

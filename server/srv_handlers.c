@@ -1127,8 +1127,8 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
     if (rc == SOTTO_SRV_E_AUTH_RATE) sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_AUTH_RATE);
     return;
   }
-  /* attachments: a PUT or GET of a blob this connection already opened
-   * through the batch runs here (srv_blob.c) */
-  if ((f.type == SOTTO_SRV_BLOB_PUT || f.type == SOTTO_SRV_BLOB_GET) && sotto__srv_blob_fast(s, c, o)) return;
+  /* attachments: a PUT to a blob this connection already opened through
+   * the batch runs here (srv_blob.c) */
+  if (f.type == SOTTO_SRV_BLOB_PUT && sotto__srv_blob_fast(s, c, o)) return;
   sotto__srv_op_enqueue(s, o);
 }

@@ -103,9 +103,9 @@ struct conn {
   int inflight;
   size_t inflight_bytes;
   /* Attachments (srv_blob.c): the blob this connection last used through
-   * the batch, as the store said then: its PUTs (state 1: ours, not
-   * committed) or GETs (state 2: committed) run on the I/O thread while
-   * nothing else of the connection waits in a batch. */
+   * the batch, as the store said then (state 1: ours, not committed; 2:
+   * committed): while it is 1, its PUTs run on the I/O thread when nothing
+   * else of the connection waits in a batch. */
   struct {
     uint8_t id[SOTTO_SRV_BLOB_ID_LEN];
     uint8_t state; /* 0 none, 1 uploading (ours), 2 committed */
@@ -226,7 +226,7 @@ struct metrics {
   uint64_t conns_total, conns_rejected, tls_failed, msgs_in, msgs_out, acks, registrations, auth_ok,
       auth_fail, bundles, commits, commit_failures, batch_ops, expired, rate_limited;
   uint64_t commit_retries; /* batches run again after losing a race with another node (cluster) */
-  uint64_t blob_io_thread; /* BLOB_PUT/GET done on the I/O thread (srv_blob.c) */
+  uint64_t blob_io_thread; /* BLOB_PUTs done on the I/O thread (srv_blob.c) */
   uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
   uint64_t errors[32];
 };
@@ -338,8 +338,8 @@ int sotto__srv_blob_expire(struct srv *s, int64_t now_ms, int64_t *deleted);
  * also notes the blob in c->blob for the I/O thread's path. */
 struct sotto__wr;
 void sotto__srv_blob_answer(struct srv *s, struct op *o, struct sotto__wr *w);
-/* I/O thread, after parse and admit: a PUT or GET of the connection's
- * noted blob done here and answered (1: o consumed), or 0 (the batch's way). */
+/* I/O thread, after parse and admit: a PUT to the connection's noted blob
+ * done here and answered (1: o consumed), or 0 (the batch's way). */
 int sotto__srv_blob_fast(struct srv *s, struct conn *c, struct op *o);
 
 /* ---- srv_conn.c ---- */

@@ -1277,10 +1277,6 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
     rc = sc__fail(c, SC_ERR_NOMEM, "cannot start the download's worker thread");
     goto out;
   }
-  /* BLOB_STAT first: the connection then knows the blob, and the server
-   * answers its GETs on its I/O thread (srv_blob.c). A failure here is the
-   * GETs' to report. */
-  (void)simple(k, SOTTO_SRV_BLOB_STAT, ct->att_id);
   for (;;) {
     rc = 0;
     if (d.recv >= d.csize) {
@@ -1318,7 +1314,6 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
     if (rc) goto out;
     d.nfl = 0;
     d.next = d.recv;
-    (void)simple(k, SOTTO_SRV_BLOB_STAT, ct->att_id);
     if (pipe_start(&d.p, down_worker, &d) != 0) {
       rc = sc__fail(c, SC_ERR_NOMEM, "cannot start the download's worker thread");
       goto out;
