@@ -11,7 +11,9 @@
  * emoji within CONTENT_EMOJI_MAX, the same fields after a round trip.
  * TRANSCRIPT (kind 8, from our own other devices): a valid recipient, an
  * inner content within CONTENT_TRANSCRIPT_MAX that is not itself a
- * transcript, the same after a round trip. */
+ * transcript, the same after a round trip.
+ * GROUP_ATTACHMENT (a file's pointer inside a SenderKeyMessage) like
+ * ATTACHMENT, its group id kept by the round trip. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         abort();
       if ((a->kind == CONTENT_TEXT_EX || a->kind == CONTENT_EDIT) && a->text_len == 0) abort();
     }
-    if (a->kind == CONTENT_ATTACHMENT &&
+    if (CONTENT_IS_ATTACHMENT(a->kind) &&
         (a->att_size > SC_ATTACH_MAX_SIZE || a->att_chunk != ATTACH_CHUNK || a->att_name_len == 0 ||
          a->att_name_len > SC_ATTACH_NAME_MAX || a->att_type_len > SC_ATTACH_TYPE_MAX || !a->att_id || !a->att_key ||
          !a->att_digest))
@@ -54,13 +56,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         strcmp(b->ref_author, a->ref_author) != 0 || strcmp(b->emoji, a->emoji) != 0 ||
         (a->in_group && memcmp(a->gid, b->gid, GROUP_ID_LEN) != 0))
       abort();
-    if (a->kind == CONTENT_ATTACHMENT &&
+    if (CONTENT_IS_ATTACHMENT(a->kind) &&
         (b->att_size != a->att_size || b->att_flags != a->att_flags || b->att_name_len != a->att_name_len ||
          memcmp(b->att_name, a->att_name, a->att_name_len) != 0 || b->att_type_len != a->att_type_len ||
          memcmp(b->att_id, a->att_id, ATTACH_ID_LEN) != 0 || memcmp(b->att_key, a->att_key, ATTACH_KEY_LEN) != 0 ||
          memcmp(b->att_digest, a->att_digest, ATTACH_DIGEST_LEN) != 0))
       abort();
-    if (a->kind == CONTENT_ATTACHMENT) {
+    if (a->kind == CONTENT_GROUP_ATTACHMENT && memcmp(a->gid, b->gid, GROUP_ID_LEN) != 0) abort();
+    if (CONTENT_IS_ATTACHMENT(a->kind)) {
       /* The name a file is saved under: one component, no control bytes, bounded. */
       char safe[101];
       size_t i, n;

@@ -972,16 +972,16 @@ static const struct srv_handler handlers[] = {
      admit_devlist_get, exec_device_identity, answer_none, NULL},
     /* attachments (srv_blob.c): the OK payload is made by exec, like KT's */
     {SOTTO_SRV_BLOB_CREATE, H_AUTHED | H_STORES | H_TOO_LARGE, sotto__srv_blob_parse, sotto__srv_blob_admit,
-     sotto__srv_blob_exec, answer_kt, NULL},
+     sotto__srv_blob_exec, sotto__srv_blob_answer, NULL},
     {SOTTO_SRV_BLOB_PUT, H_AUTHED | H_STORES | H_TOO_LARGE, sotto__srv_blob_parse, sotto__srv_blob_admit,
-     sotto__srv_blob_exec, answer_kt, NULL},
-    {SOTTO_SRV_BLOB_STAT, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, answer_kt,
+     sotto__srv_blob_exec, sotto__srv_blob_answer, NULL},
+    {SOTTO_SRV_BLOB_STAT, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, sotto__srv_blob_answer,
      NULL},
     {SOTTO_SRV_BLOB_COMMIT, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec,
-     answer_kt, NULL},
-    {SOTTO_SRV_BLOB_GET, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, answer_kt,
+     sotto__srv_blob_answer, NULL},
+    {SOTTO_SRV_BLOB_GET, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, sotto__srv_blob_answer,
      NULL},
-    {SOTTO_SRV_BLOB_DONE, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, answer_kt,
+    {SOTTO_SRV_BLOB_DONE, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, sotto__srv_blob_answer,
      NULL},
 };
 
@@ -1167,5 +1167,8 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
     return;
   }
   if (sotto__srv_pool_take(s, o)) return; /* a read the pool answers (srv_pool.c) */
+  /* attachments: a PUT to a blob this connection already opened through
+   * the batch runs here (srv_blob.c) */
+  if (f.type == SOTTO_SRV_BLOB_PUT && sotto__srv_blob_fast(s, c, o)) return;
   sotto__srv_op_enqueue(s, o);
 }

@@ -103,6 +103,15 @@ struct conn {
    * connection can make the server hold is bounded. */
   int inflight;
   size_t inflight_bytes;
+  /* Attachments (srv_blob.c): the blob this connection last used through
+   * the batch, as the store said then (state 1: ours, not committed; 2:
+   * committed): while it is 1, its PUTs run on the I/O thread when nothing
+   * else of the connection waits in a batch. */
+  struct {
+    uint8_t id[SOTTO_SRV_BLOB_ID_LEN];
+    uint8_t state; /* 0 none, 1 uploading (ours), 2 committed */
+    int64_t size, expires_ms;
+  } blob;
   uint8_t *ibuf; /* input read but not parsed yet (while paused), at most one read */
   size_t ibuf_len;
   /* batch_start's share count for this connection (valid while bt_gen is the srv's) */
@@ -195,6 +204,8 @@ struct op {
   size_t n_gone;
   int64_t multi_ids[SOTTO_SRV_MAX_DEVICES]; /* SEND_MULTI: the envelopes' ids (gone[]: their devices' keys) */
   size_t n_multi;
+  uint8_t blob_state; /* BLOB_*: what exec learnt of the blob, for conn.blob (srv_blob.c) */
+  int64_t blob_size, blob_expires;
   uint8_t *kt_out; /* KT_*: the OK payload, made on the store thread (srv_kt.c) */
   size_t kt_len;
   int64_t t_in_us; /* when its frame arrived (STAGE_QUEUE) */
@@ -228,6 +239,7 @@ struct metrics {
   uint64_t commit_retries; /* batches run again after losing a race with another node (cluster) */
   uint64_t commit_serial_planned, commit_serial_rerun; /* cluster: batches under the exclusive order lock */
   uint64_t link_opened, link_provisioned, link_done, link_expired, link_refused; /* link slots (srv_link.c) */
+  uint64_t blob_io_thread; /* BLOB_PUTs done on the I/O thread (srv_blob.c) */
   uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
   /* Answers and CLOSEs per error code: one slot per code 1..255 (the
    * wire's codes are below 256 today), slot 0 for any code above that. */
@@ -346,6 +358,13 @@ int sotto__srv_blob_admit(struct srv *s, struct conn *c, struct op *o);
 int sotto__srv_blob_exec(struct srv *s, struct op *o);
 /* Inside the expiry run's transaction. */
 int sotto__srv_blob_expire(struct srv *s, int64_t now_ms, int64_t *deleted);
+/* The OK payload of a BLOB_* answer (I/O thread, after the commit); it
+ * also notes the blob in c->blob for the I/O thread's path. */
+struct sotto__wr;
+void sotto__srv_blob_answer(struct srv *s, struct op *o, struct sotto__wr *w);
+/* I/O thread, after parse and admit: a PUT to the connection's noted blob
+ * done here and answered (1: o consumed), or 0 (the batch's way). */
+int sotto__srv_blob_fast(struct srv *s, struct conn *c, struct op *o);
 
 /* ---- srv_conn.c ---- */
 int sotto__srv_conn_full(const struct srv *s, const struct conn *c);

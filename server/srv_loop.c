@@ -3,6 +3,7 @@
  * the core): listeners, accepting, timers, signals, start-up and shutdown. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -604,6 +605,111 @@ int sotto_srv_migrate(const struct sotto_srv_config *c, FILE *out) {
   return 0;
 }
 
+#ifdef SOTTO_HAVE_PQ
+/* ---- blob files for import and export ------------------------------------------
+ *
+ * The store copies carry the blobs' rows; their bytes are files
+ * (DATA/blobs/<32 hex>, srv_blob.c), copied here from FROM/blobs into
+ * TO/blobs: each into a temporary name, fsynced, renamed, the directory
+ * fsynced at the end. Names that are not a blob's are left alone; a file
+ * already there with the same size is kept. 0, or -1 with a sentence on
+ * stderr (the rows are in already: a rerun of the copy alone is safe). */
+static int blob_name_ok(const char *n) {
+  size_t i;
+  for (i = 0; n[i]; i++)
+    if (!((n[i] >= '0' && n[i] <= '9') || (n[i] >= 'a' && n[i] <= 'f'))) return 0;
+  return i == 2 * SOTTO_SRV_BLOB_ID_LEN;
+}
+
+static int copy_file(const char *from, const char *to, const char *tmp) {
+  uint8_t buf[1 << 16];
+  int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
+  ssize_t n;
+  if (in < 0) return -1;
+  if ((out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) goto done;
+  while ((n = read(in, buf, sizeof buf)) != 0) {
+    ssize_t w = 0;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) goto done;
+    while (w < n) {
+      ssize_t k = write(out, buf + w, (size_t)(n - w));
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) goto done;
+      w += k;
+    }
+  }
+  if (fdatasync(out) != 0) goto done;
+  if (close(out) != 0) {
+    out = -1;
+    goto done;
+  }
+  out = -1;
+  rc = rename(tmp, to);
+done:
+  if (out >= 0) close(out);
+  if (rc) (void)unlink(tmp);
+  close(in);
+  return rc;
+}
+
+static int copy_blob_files(const char *what, const char *from_dir, const char *to_dir, FILE *out) {
+  char from[1200], to[1200], src[1300], dst[1300], tmp[1320];
+  struct dirent *e;
+  struct stat a, b;
+  long long copied = 0, kept = 0;
+  DIR *d;
+  int fd;
+  snprintf(from, sizeof from, "%s/blobs", from_dir);
+  snprintf(to, sizeof to, "%s/blobs", to_dir);
+  if (mkdir(to, 0700) != 0 && errno != EEXIST) {
+    fprintf(stderr, "sotto-server: %s: cannot create %s: %s\n", what, to, strerror(errno));
+    return -1;
+  }
+  if ((d = opendir(from)) == NULL) {
+    if (errno == ENOENT) {
+      fprintf(out, "%s: 0 blob files (no %s)\n", what, from);
+      return 0;
+    }
+    fprintf(stderr, "sotto-server: %s: cannot read %s: %s\n", what, from, strerror(errno));
+    return -1;
+  }
+  while ((e = readdir(d)) != NULL) {
+    if (!blob_name_ok(e->d_name)) continue;
+    /* (blob_name_ok: the name is 32 bytes) */
+    if ((size_t)snprintf(src, sizeof src, "%s/%.32s", from, e->d_name) >= sizeof src ||
+        (size_t)snprintf(dst, sizeof dst, "%s/%.32s", to, e->d_name) >= sizeof dst ||
+        (size_t)snprintf(tmp, sizeof tmp, "%s/.copy-%.32s", to, e->d_name) >= sizeof tmp)
+      continue;
+    if (stat(src, &a) != 0 || !S_ISREG(a.st_mode)) continue;
+    if (stat(dst, &b) == 0 && b.st_size == a.st_size) {
+      kept++;
+      continue;
+    }
+    if (copy_file(src, dst, tmp) != 0) {
+      fprintf(stderr, "sotto-server: %s: cannot copy %s to %s: %s\n", what, src, dst, strerror(errno));
+      closedir(d);
+      return -1;
+    }
+    copied++;
+  }
+  closedir(d);
+  if ((fd = open(to, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+  fprintf(out, "%s: %lld blob files copied from %s to %s", what, copied, from, to);
+  if (kept) fprintf(out, " (%lld already there)", kept);
+  fputc('\n', out);
+  return 0;
+}
+
+/* 1 when a and b name the same directory. */
+static int same_dir(const char *a, const char *b) {
+  struct stat x, y;
+  return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+#endif
+
 int sotto_srv_import(const struct sotto_srv_config *c, const char *sqlite_dir, FILE *out) {
   char why[512] = "";
   const char *where = NULL;
@@ -619,6 +725,10 @@ int sotto_srv_import(const struct sotto_srv_config *c, const char *sqlite_dir, F
       fprintf(stderr, "sotto-server: import: %s\n", why);
       return 1;
     }
+    /* The blobs' bytes: where the PostgreSQL server will look (its --data);
+     * without --data, or with SQLITE_DIR itself, they are there already. */
+    if (c->data[0] && !same_dir(c->data, sqlite_dir)) return copy_blob_files("import", sqlite_dir, c->data, out) ? 1 : 0;
+    fprintf(out, "import: blob files stay in %s/blobs (start the server with --data %s)\n", sqlite_dir, sqlite_dir);
     return 0;
   }
 #endif
@@ -643,6 +753,10 @@ int sotto_srv_export(const struct sotto_srv_config *c, const char *sqlite_dir, F
       fprintf(stderr, "sotto-server: export: %s\n", why);
       return 1;
     }
+    /* The blobs' bytes, from the PostgreSQL node's --data. */
+    if (c->data[0]) return copy_blob_files("export", c->data, sqlite_dir, out) ? 1 : 0;
+    fprintf(out, "export: no --data given: copy the PostgreSQL node's DATA/blobs into %s/blobs yourself\n",
+            sqlite_dir);
     return 0;
   }
 #endif

@@ -99,6 +99,8 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     (unsigned long long)s->m.link_opened, (unsigned long long)s->m.link_provisioned,
     (unsigned long long)s->m.link_done, (unsigned long long)s->m.link_expired,
     (unsigned long long)s->m.link_refused);
+  P("# TYPE sotto_blob_io_thread_total counter\nsotto_blob_io_thread_total %llu\n",
+    (unsigned long long)s->m.blob_io_thread);
   P("# TYPE sotto_commit_failures_total counter\nsotto_commit_failures_total %llu\n",
     (unsigned long long)s->m.commit_failures);
   P("# TYPE sotto_commit_retries_total counter\nsotto_commit_retries_total %llu\n",

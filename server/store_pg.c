@@ -2824,6 +2824,10 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
        "INSERT INTO kt_values(label, version, value, opening) VALUES(convert_from($1, 'UTF8'), $2::bigint, $3, $4)"},
       {"witness cosignatures", "SELECT witness, size, head, cosig FROM kt_cosigs",
        "INSERT INTO kt_cosigs(witness, size, head, cosig) VALUES($1, $2::bigint, $3, $4)"},
+      /* attachments: the rows here, the files by sotto_srv_import (srv_loop.c) */
+      {"blobs", "SELECT id, account_id, size, fetches, committed, created_ms, expires_ms FROM blobs",
+       "INSERT INTO blobs(id, account_id, size, fetches, committed, created_ms, expires_ms) VALUES($1,"
+       " $2::bigint, $3::bigint, $4::bigint, $5::smallint, $6::bigint, $7::bigint)"},
   };
   struct sotto_store sq;
   sqlite3 *db = NULL;
@@ -3041,6 +3045,11 @@ int sotto__store_pg_export_sqlite(const char *conninfo, const char *dir, FILE *o
        "tibb", "INSERT INTO kt_values(label, version, value, opening) VALUES(?, ?, ?, ?)"},
       {"witness cosignatures", "SELECT encode(witness, 'hex'), size, encode(head, 'hex'), encode(cosig, 'hex')"
        " FROM kt_cosigs", "bibb", "INSERT INTO kt_cosigs(witness, size, head, cosig) VALUES(?, ?, ?, ?)"},
+      /* attachments: the rows here, the files by sotto_srv_export (srv_loop.c) */
+      {"blobs", "SELECT encode(id, 'hex'), account_id, size, fetches, committed, created_ms, expires_ms FROM blobs",
+       "biiiiii",
+       "INSERT INTO blobs(id, account_id, size, fetches, committed, created_ms, expires_ms) VALUES(?, ?, ?, ?, ?, ?,"
+       " ?)"},
   };
   struct sotto_store sq;
   sqlite3 *db = NULL;

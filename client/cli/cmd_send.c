@@ -136,7 +136,6 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
   if (!file && argc - optind < 1) return cli_usage(c, cmd, "expected USERNAME and TEXT");
   if (user[0] == '#' ? !sc_group_name_ok(user + 1) : !cli_username_ok(user))
     return cli_usage(c, cmd, "'%s' is not a valid username or '#GROUP'", user);
-  if (user[0] == '#' && file) return cli_usage(c, cmd, "--file goes to a user, not to a group");
   if (argc - optind > 0 && cli_read_text(c, argc - optind, argv + optind, &text, &len)) return CLI_FAIL;
   if (cli_open(c) || (strcmp(user, sc_username(c->core)) == 0 &&
                       cli_error(c, "usage", "you cannot send to yourself ('%s')", user))) {
@@ -175,7 +174,7 @@ static int run(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) 
 
 const struct cli_cmd cmd_send = {
     "send", "send an end-to-end encrypted message or file",
-    "send [--yes] [--reply-to ID] USERNAME|#GROUP TEXT...\n       sotto send [--yes] USERNAME --file PATH [--name NAME] [--type TYPE] [TEXT...]",
+    "send [--yes] [--reply-to ID] USERNAME|#GROUP TEXT...\n       sotto send [--yes] USERNAME|#GROUP --file PATH [--name NAME] [--type TYPE] [TEXT...]",
     "Encrypts TEXT for USERNAME and hands it to the server, which queues it until\n"
     "they receive it. Several TEXT arguments are joined by spaces; TEXT '-' reads\n"
     "the message from standard input. The first message to someone starts a\n"
@@ -197,9 +196,13 @@ const struct cli_cmd cmd_send = {
     "server's blob store (a dropped connection resumes where the server is),\n"
     "and the key and digest sent in the message. The recipient's 'sotto\n"
     "receive' downloads it, checks it and saves it under HOME/downloads ('sotto\n"
-    "attachments' lists them). Files are sent now or not at all (no outbox).\n\n"
+    "attachments' lists them). Files are sent now or not at all (no outbox).\n"
+    "If the sending process dies, running the same command again resumes the\n"
+    "upload where the server is (unless the file changed).\n\n"
     "'#GROUP' (quoted in the shell) sends to the group GROUP like 'sotto group\n"
-    "send', with --reply-to a reply to a message of the group.\n\n"
+    "send', with --reply-to a reply to a message of the group. A file to\n"
+    "'#GROUP' goes to every member (one upload; its pointer in one group\n"
+    "message); the server keeps it until it expires.\n\n"
     "options:\n"
     "  --yes          send even if their identity key changed since your last message\n"
     "                 (for scripts; compare safety numbers first)\n"

@@ -12,7 +12,9 @@
  * digest, size, type, name) and the caption then travel in one end-to-end
  * encrypted message (content kind ATTACHMENT). Every chunk encrypts the same
  * way again, so after a dropped connection the upload goes on from the bytes
- * the server has (BLOB_STAT) without re-reading what came before.
+ * the server has (BLOB_STAT) without re-reading what came before; and an
+ * upload record in the store ("attach.up/...") lets a rerun of the same send
+ * after the process died resume the same blob with the same key.
  *
  * Receiving: the pointer is kept in the store ("attach.pending/ID") with the
  * envelope, and fetched once the queue is drained: GETs of whole chunks,
@@ -27,6 +29,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +43,7 @@
 #include "attach.h"
 #include "conn.h"
 #include "content.h"
+#include "grp.h"
 #include "messaging.h"
 #include "msglog.h"
 #include "proto.h"
@@ -249,6 +253,7 @@ static int reconnect(struct sc_client *c, struct conn *k, int attempt) {
 struct cuts {
   uint64_t at[4];
   int n, next;
+  long slow_ms; /* SOTTO_TEST_ATTACH_SLOW=MS: a pause before each PUT (a slow link, for kill tests) */
 };
 
 static void cuts_load(struct cuts *x) {
@@ -260,6 +265,7 @@ static void cuts_load(struct cuts *x) {
     x->at[x->n++] = strtoull(v, &end, 10);
     v = *end == ',' ? end + 1 : end + strlen(end);
   }
+  if ((v = getenv("SOTTO_TEST_ATTACH_SLOW")) != NULL) x->slow_ms = strtol(v, NULL, 10);
 #endif
 }
 
@@ -276,6 +282,8 @@ struct src {
   int fd;
   const uint8_t *mem;
   uint64_t size;
+  /* A file's identity (fd >= 0): a rerun resumes only the same file. */
+  uint64_t dev, ino, mtime_ns;
 };
 
 static int src_read(const struct src *s, uint64_t off, uint8_t *buf, size_t n) {
@@ -313,6 +321,172 @@ static int encrypt_at(const struct src *s, const uint8_t key[ATTACH_KEY_LEN], ui
   return 0;
 }
 
+/* ---- the upload record: a rerun after the process died resumes ----------------
+ *
+ * "attach.up/TO/DEV:INO" (sealed like every record) holds, while a file's
+ * upload to TO is under way and until its message went out: the blob id,
+ * the key, the ciphertext size, the file's size and mtime (ns), the blob's
+ * expiry and the fetches asked for. Rerunning the same send finds it and,
+ * when the file is unchanged (same device, inode, size and mtime), goes on
+ * from the bytes the server has (BLOB_STAT): the ciphertext before them is
+ * encrypted again locally for the digest (the same key and nonces give the
+ * same bytes), not sent. A changed file, an expired or vanished blob start
+ * a new upload (the record replaced). */
+
+#define ATTACH_UP "attach.up/"
+#define ATTACH_UP_VERSION 1
+
+struct uprec {
+  uint8_t id[ATTACH_ID_LEN];
+  uint8_t key[ATTACH_KEY_LEN];
+  uint64_t csize, size, mtime_ns, expires_ms;
+  uint16_t fetches;
+};
+
+static void uprec_name(char *out, size_t cap, const char *to, const struct src *s) {
+  snprintf(out, cap, ATTACH_UP "%s/%llu:%llu", to, (unsigned long long)s->dev, (unsigned long long)s->ino);
+}
+
+/* 1 and *r when a record for this file (unchanged, unexpired) exists, 0
+ * when none does (or a stale one), < 0 a store error. */
+static int uprec_load(struct sc_client *c, const char *to, const struct src *s, uint16_t fetches, struct uprec *r) {
+  char name[STORE_MAX_NAME];
+  struct rec_rd rd;
+  const uint8_t *p;
+  uint8_t *v = NULL, ver = 0;
+  size_t len = 0;
+  int rc, ok;
+  uprec_name(name, sizeof name, to, s);
+  if ((rc = store_get(c->st, name, &v, &len)) <= 0) return rc;
+  rec_rd_init(&rd, v, len);
+  ok = rec_get_u8(&rd, &ver) == 0 && ver == ATTACH_UP_VERSION && rec_get_ptr(&rd, &p, ATTACH_ID_LEN) == 0;
+  if (ok) memcpy(r->id, p, ATTACH_ID_LEN);
+  ok = ok && rec_get_ptr(&rd, &p, ATTACH_KEY_LEN) == 0;
+  if (ok) memcpy(r->key, p, ATTACH_KEY_LEN);
+  ok = ok && rec_get_u64(&rd, &r->csize) == 0 && rec_get_u64(&rd, &r->size) == 0 &&
+       rec_get_u64(&rd, &r->mtime_ns) == 0 && rec_get_u64(&rd, &r->expires_ms) == 0 &&
+       rec_get_u16(&rd, &r->fetches) == 0;
+  store_free_value(v, len);
+  if (!ok || r->size != s->size || r->mtime_ns != s->mtime_ns || r->csize != attach_cipher_size(s->size) ||
+      r->fetches != fetches || r->expires_ms <= sc_now_ms()) {
+    sodium_memzero(r, sizeof *r);
+    return 0;
+  }
+  return 1;
+}
+
+static int uprec_save(struct sc_client *c, const char *to, const struct src *s, const struct uprec *r) {
+  char name[STORE_MAX_NAME];
+  struct rec_wr w;
+  int rc;
+  uprec_name(name, sizeof name, to, s);
+  rec_wr_init(&w, 128);
+  rec_put_u8(&w, ATTACH_UP_VERSION);
+  rec_put(&w, r->id, ATTACH_ID_LEN);
+  rec_put(&w, r->key, ATTACH_KEY_LEN);
+  rec_put_u64(&w, r->csize);
+  rec_put_u64(&w, r->size);
+  rec_put_u64(&w, r->mtime_ns);
+  rec_put_u64(&w, r->expires_ms);
+  rec_put_u16(&w, r->fetches);
+  if (w.w.err) {
+    rec_wr_free(&w);
+    return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  }
+  if ((rc = sc__begin(c)) || (rc = store_put(c->st, name, w.p, w.len)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    rc = sc__store_error(c, rc);
+  }
+  rec_wr_free(&w);
+  return rc;
+}
+
+static int uprec_drop(struct sc_client *c, const char *to, const struct src *s) {
+  char name[STORE_MAX_NAME];
+  int rc;
+  uprec_name(name, sizeof name, to, s);
+  if ((rc = sc__begin(c)) || (rc = store_del(c->st, name)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    rc = sc__store_error(c, rc);
+  }
+  return rc;
+}
+
+/* ---- the second thread: encryption and digest beside the connection -----------
+ *
+ * The connection's thread (TLS, PUT/GET frames, answers) and the file's
+ * work (read + XChaCha20-Poly1305 + BLAKE2b on the way up; XChaCha20-Poly1305
+ * + BLAKE2b + write on the way down) overlap: a worker thread fills (up) or
+ * drains (down) a ring of PIPE_SLOTS units of ATTACH_UNIT bytes, in order.
+ * The wire and the bytes are the same as with one thread; the digest is
+ * updated by the worker only, in order, and read after it stopped. Memory:
+ * PIPE_SLOTS more units (768 KiB). */
+#define PIPE_SLOTS 4
+
+struct slot {
+  uint8_t *buf;
+  uint64_t off;
+  size_t len;
+  int err; /* up: -1 the file could not be read; down: ATTACH_E_* */
+};
+
+struct pipe {
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct slot sl[PIPE_SLOTS];
+  int head, count, running, stop, err, inited;
+  uint64_t off; /* up: the next offset the worker encrypts */
+  uint8_t *pbuf; /* the worker's plaintext chunk (sodium_malloc) */
+};
+
+static int pipe_init(struct pipe *p) {
+  int i;
+  memset(p, 0, sizeof *p);
+  if (pthread_mutex_init(&p->mu, NULL) != 0) return -1;
+  if (pthread_cond_init(&p->cv, NULL) != 0) {
+    pthread_mutex_destroy(&p->mu);
+    return -1;
+  }
+  p->inited = 1;
+  for (i = 0; i < PIPE_SLOTS; i++)
+    if ((p->sl[i].buf = malloc(ATTACH_UNIT)) == NULL) return -1;
+  if ((p->pbuf = sodium_malloc(ATTACH_CHUNK)) == NULL) return -1;
+  return 0;
+}
+
+/* After pipe_init (even a failed one, which leaves NULLs), with the worker stopped. */
+static void pipe_free(struct pipe *p) {
+  int i;
+  if (!p->inited) return;
+  for (i = 0; i < PIPE_SLOTS; i++) free(p->sl[i].buf);
+  if (p->pbuf) sodium_free(p->pbuf);
+  pthread_cond_destroy(&p->cv);
+  pthread_mutex_destroy(&p->mu);
+  memset(p, 0, sizeof *p);
+}
+
+static void pipe_stop(struct pipe *p) {
+  if (!p->running) return;
+  pthread_mutex_lock(&p->mu);
+  p->stop = 1;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  pthread_join(p->th, NULL);
+  p->running = 0;
+  p->stop = 0;
+  p->head = p->count = 0;
+}
+
+static int pipe_start(struct pipe *p, void *(*fn)(void *), void *arg) {
+  p->stop = 0;
+  p->head = p->count = 0;
+  p->err = 0;
+  if (pthread_create(&p->th, NULL, fn, arg) != 0) return -1;
+  p->running = 1;
+  return 0;
+}
+
 /* ---- upload ------------------------------------------------------------------- */
 
 struct inflight {
@@ -333,26 +507,74 @@ struct up {
   int nfl;
   uint8_t *cbuf, *pbuf;
   struct cuts cuts;
+  struct pipe p;
 };
+
+/* The upload's worker: encrypts units from p.off on, in order, into the
+ * ring, and hashes each ciphertext byte once, in order. */
+static void *up_worker(void *arg) {
+  struct up *u = arg;
+  struct pipe *p = &u->p;
+  pthread_mutex_lock(&p->mu);
+  while (!p->stop && p->off < u->csize) {
+    struct slot *sl;
+    uint64_t off = p->off;
+    size_t len = (size_t)(u->csize - off < ATTACH_UNIT ? u->csize - off : ATTACH_UNIT);
+    int err;
+    while (!p->stop && p->count == PIPE_SLOTS) pthread_cond_wait(&p->cv, &p->mu);
+    if (p->stop) break;
+    sl = &p->sl[(p->head + p->count) % PIPE_SLOTS];
+    pthread_mutex_unlock(&p->mu);
+    err = encrypt_at(u->s, u->key, off, len, sl->buf, p->pbuf);
+    /* Every ciphertext byte is hashed once, in order (a resent unit is the
+     * same bytes again). */
+    if (!err && off == u->hashed) {
+      crypto_generichash_blake2b_update(&u->h, sl->buf, len);
+      u->hashed += len;
+    }
+    pthread_mutex_lock(&p->mu);
+    sl->off = off;
+    sl->len = len;
+    sl->err = err;
+    p->count++;
+    p->off = off + len;
+    pthread_cond_broadcast(&p->cv);
+    if (err) break;
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
 
 /* Writes the next PUT. 0, a net code (> 0) or -1 (the file could not be read). */
 static int put_next(struct up *u) {
   struct sotto_srv_blob_req m;
   size_t len = (size_t)(u->csize - u->next < ATTACH_UNIT ? u->csize - u->next : ATTACH_UNIT);
+  struct slot *sl;
+  struct pipe *p = &u->p;
   int rc;
-  if (encrypt_at(u->s, u->key, u->next, len, u->cbuf, u->pbuf)) return -1;
-  /* Every ciphertext byte is hashed once, in order (a resent chunk is the
-   * same bytes again). */
-  if (u->next == u->hashed) {
-    crypto_generichash_blake2b_update(&u->h, u->cbuf, len);
-    u->hashed += len;
+  if (u->cuts.slow_ms > 0) {
+    struct timespec ts = {u->cuts.slow_ms / 1000, (u->cuts.slow_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
   }
+  /* The worker's next unit (it started at u->next: units come in order). */
+  pthread_mutex_lock(&p->mu);
+  while (p->count == 0) pthread_cond_wait(&p->cv, &p->mu);
+  sl = &p->sl[p->head];
+  pthread_mutex_unlock(&p->mu);
+  if (sl->err || sl->off != u->next || sl->len != len) return -1;
   memset(&m, 0, sizeof m);
   m.id = u->id;
   m.offset = u->next;
-  m.data = u->cbuf;
+  m.data = sl->buf;
   m.data_len = len;
-  if ((rc = sotto_net_blob_async(u->k->net, SOTTO_SRV_BLOB_PUT, &m, &u->fl[u->nfl].req_id)) != 0) return rc;
+  rc = sotto_net_blob_async(u->k->net, SOTTO_SRV_BLOB_PUT, &m, &u->fl[u->nfl].req_id);
+  /* The frame holds its own copy: the slot is free again. */
+  pthread_mutex_lock(&p->mu);
+  p->head = (p->head + 1) % PIPE_SLOTS;
+  p->count--;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  if (rc != 0) return rc;
   u->fl[u->nfl].off = u->next;
   u->fl[u->nfl].len = len;
   u->nfl++;
@@ -404,13 +626,44 @@ static int resync(struct up *u) {
   return 0;
 }
 
-static int upload(struct sc_client *c, struct conn *k, const struct src *s, const uint8_t key[ATTACH_KEY_LEN],
-                  uint16_t fetches, uint8_t id[ATTACH_ID_LEN], uint8_t digest[ATTACH_DIGEST_LEN]) {
+/* After a rerun found the upload record: where the server is (BLOB_STAT),
+ * and the digest of the ciphertext before it computed again locally. 0, 1
+ * when the blob cannot be resumed (gone, or not what the record says: a new
+ * upload), or a net code. */
+static int resume(struct up *u) {
+  struct sotto_srv_blob_req m;
+  struct sotto_srv_blob_stat st;
+  struct sotto_net_event ans;
+  uint64_t off = 0;
+  int rc;
+  memset(&m, 0, sizeof m);
+  m.id = u->id;
+  rc = sotto_net_blob(u->k->net, SOTTO_SRV_BLOB_STAT, &m, &ans);
+  if (rc == 0) rc = sotto__srv_parse_blob_stat(ans.payload, ans.payload_len, &st);
+  sotto_net_event_clear(&ans);
+  if (rc == SOTTO_SRV_E_BLOB_GONE || rc == SOTTO_ERR_MALFORMED) return 1;
+  if (rc) return rc;
+  if (st.size != u->csize || st.stored > u->csize || (st.stored % ATTACH_UNIT != 0 && st.stored != u->csize)) return 1;
+  while (off < st.stored) {
+    size_t len = (size_t)(st.stored - off < ATTACH_UNIT ? st.stored - off : ATTACH_UNIT);
+    if (encrypt_at(u->s, u->key, off, len, u->cbuf, u->pbuf)) return -1;
+    crypto_generichash_blake2b_update(&u->h, u->cbuf, len);
+    off += len;
+  }
+  u->hashed = u->acked = u->next = st.stored;
+  return 0;
+}
+
+/* Uploads s. With to (a file, not bytes in memory), an upload record is
+ * kept so that a rerun resumes (key may then be replaced by the record's). */
+static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint8_t key[ATTACH_KEY_LEN],
+                  uint16_t fetches, uint8_t id[ATTACH_ID_LEN], uint8_t digest[ATTACH_DIGEST_LEN], const char *to) {
   struct up u;
   struct sotto_srv_blob_req m;
   struct sotto_net_event ans;
+  struct uprec r;
   uint64_t expires = 0;
-  int rc, attempts = 0;
+  int rc, attempts = 0, have = 0;
 
   memset(&u, 0, sizeof u);
   u.c = c;
@@ -425,25 +678,74 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, cons
                     "the server's frame limit (max-frame %u) is below an attachment chunk (%d bytes): it takes no "
                     "attachments",
                     sotto_net_max_frame(k->net), ATTACH_UNIT + 64);
-  memset(&m, 0, sizeof m);
-  m.size = u.csize;
-  m.fetches = fetches;
-  rc = sotto_net_blob(k->net, SOTTO_SRV_BLOB_CREATE, &m, &ans);
-  if (rc == 0) rc = sotto__srv_parse_blob_created(ans.payload, ans.payload_len, u.id, &expires);
-  sotto_net_event_clear(&ans);
-  if (rc) return blob_error(c, k, rc, "starting the upload");
   if ((u.cbuf = malloc(ATTACH_UNIT)) == NULL || (u.pbuf = sodium_malloc(ATTACH_CHUNK)) == NULL) {
     free(u.cbuf);
     return sc__fail(c, SC_ERR_NOMEM, "out of memory for the upload");
   }
+  memset(&r, 0, sizeof r);
+  if (to && s->fd >= 0 && (have = uprec_load(c, to, s, fetches, &r)) < 0) {
+    rc = sc__store_error(c, have);
+    goto out;
+  }
+  if (have == 1) {
+    memcpy(u.id, r.id, ATTACH_ID_LEN);
+    memcpy(key, r.key, ATTACH_KEY_LEN);
+    rc = resume(&u);
+    if (rc == 1) { /* not resumable: a new upload, the digest from the start */
+      crypto_generichash_blake2b_init(&u.h, NULL, 0, ATTACH_DIGEST_LEN);
+      crypto_aead_xchacha20poly1305_ietf_keygen(key);
+      have = 0;
+    } else if (rc == -1) {
+      rc = sc__fail(c, SC_ERR_FILE, "the file changed or could not be read while it was sent: nothing was sent");
+      goto out;
+    } else if (rc) {
+      rc = blob_error(c, k, rc, "resuming the upload");
+      goto out;
+    }
+  }
+  if (have != 1) {
+    memset(&m, 0, sizeof m);
+    m.size = u.csize;
+    m.fetches = fetches;
+    rc = sotto_net_blob(k->net, SOTTO_SRV_BLOB_CREATE, &m, &ans);
+    if (rc == 0) rc = sotto__srv_parse_blob_created(ans.payload, ans.payload_len, u.id, &expires);
+    sotto_net_event_clear(&ans);
+    if (rc) {
+      rc = blob_error(c, k, rc, "starting the upload");
+      goto out;
+    }
+    if (to && s->fd >= 0) {
+      memcpy(r.id, u.id, ATTACH_ID_LEN);
+      memcpy(r.key, key, ATTACH_KEY_LEN);
+      r.csize = u.csize;
+      r.size = s->size;
+      r.mtime_ns = s->mtime_ns;
+      r.expires_ms = expires;
+      r.fetches = fetches;
+      if ((rc = uprec_save(c, to, s, &r)) != 0) goto out;
+    }
+  }
+  if (pipe_init(&u.p) != 0) {
+    rc = sc__fail(c, SC_ERR_NOMEM, "out of memory for the upload");
+    goto out;
+  }
   while (u.acked < u.csize) {
     rc = 0;
+    if (!u.p.running && u.next < u.csize) {
+      u.p.off = u.next;
+      if (pipe_start(&u.p, up_worker, &u) != 0) {
+        rc = sc__fail(c, SC_ERR_NOMEM, "cannot start the upload's worker thread");
+        goto out;
+      }
+    }
     while (rc == 0 && u.nfl < ATTACH_WINDOW && u.next < u.csize) rc = put_next(&u);
     if (rc == 0) rc = put_wait(&u);
     if (rc == 0) {
       cuts_check(&u.cuts, k, u.acked);
       continue;
     }
+    /* Whatever comes next starts from an offset of its own: the worker stops. */
+    pipe_stop(&u.p);
     if (rc == -1) {
       rc = sc__fail(c, SC_ERR_FILE, "the file changed or could not be read while it was sent: nothing was sent");
       goto out;
@@ -468,6 +770,7 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, cons
       goto out;
     }
   }
+  pipe_stop(&u.p);
   memset(&m, 0, sizeof m);
   m.id = u.id;
   rc = sotto_net_blob(k->net, SOTTO_SRV_BLOB_COMMIT, &m, &ans);
@@ -479,9 +782,12 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, cons
   crypto_generichash_blake2b_final(&u.h, digest, ATTACH_DIGEST_LEN);
   memcpy(id, u.id, ATTACH_ID_LEN);
 out:
+  pipe_stop(&u.p);
+  pipe_free(&u.p);
   free(u.cbuf);
   sodium_free(u.pbuf);
   sodium_memzero(&u.h, sizeof u.h);
+  sodium_memzero(&r, sizeof r);
   return rc;
 }
 
@@ -542,12 +848,23 @@ int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int 
   if (c->acct->username[0] && strcmp(user, c->acct->username) == 0)
     return sc__fail(c, SC_ERR_SELF, "you cannot send to yourself ('%s')", user);
   if ((rc = sc__acquire(c, &opened))) return rc;
+  memset(&s, 0, sizeof s);
   s.fd = fd;
   s.mem = mem;
   s.size = size;
+  if (fd >= 0) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      sc__release(c, opened);
+      return sc__fail(c, SC_ERR_FILE, "cannot read the file: %s", strerror(errno));
+    }
+    s.dev = (uint64_t)st.st_dev;
+    s.ino = (uint64_t)st.st_ino;
+    s.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec;
+  }
   crypto_aead_xchacha20poly1305_ietf_keygen(key);
   /* One fetch per recipient device: sotto sends to each account's first device. */
-  rc = upload(c, &c->k, &s, key, 1, id, digest);
+  rc = upload(c, &c->k, &s, key, 1, id, digest, fd >= 0 ? user : NULL);
   if (rc == 0) {
     memset(&ct, 0, sizeof ct);
     ct.kind = CONTENT_ATTACHMENT;
@@ -568,6 +885,9 @@ int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int 
     rc = deliver_pairwise(c, &c->k, user, &ct);
     c->flags = 0;
     sodium_memzero(&ct, sizeof ct);
+    /* Sent: a rerun is a new file. (Not sent: the record stays, and a
+     * rerun sends the uploaded blob without uploading it again.) */
+    if (rc == 0 && fd >= 0) (void)uprec_drop(c, user, &s);
   }
   sodium_memzero(key, sizeof key);
   sc__release(c, opened);
@@ -579,6 +899,80 @@ int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int 
   }
   if (flags & ATTACH_FLAG_LONG_TEXT) return 0;
   return log_sent(c, user, name, size, out ? out->timestamp_ms : sc_now_ms(), text, len);
+}
+
+/* A file to a group: uploaded once (its blob kept until expiry: the server
+ * cannot know how many member devices will fetch it, and they do not say
+ * BLOB_DONE), its pointer in one SenderKeyMessage (content kind
+ * GROUP_ATTACHMENT) to every member. group without its '#'. */
+static int attach_send_group(struct sc_sent *out, struct sc_client *c, const char *group, int fd, uint64_t size,
+                             const char *name, const char *type, const char *text, size_t len, unsigned send_flags) {
+  struct content ct;
+  struct src s;
+  struct grp *g = NULL;
+  struct msg *m = NULL;
+  struct stat st;
+  char to[GROUP_NAME_MAX + 2];
+  uint8_t key[ATTACH_KEY_LEN], id[ATTACH_ID_LEN], digest[ATTACH_DIGEST_LEN];
+  int rc, opened = 0;
+
+  if (size > SC_ATTACH_MAX_SIZE)
+    return sc__fail(c, SC_ERR_ATTACH_TOO_LARGE, "the file is larger than %llu bytes: sotto does not send it",
+                    (unsigned long long)SC_ATTACH_MAX_SIZE);
+  if (fstat(fd, &st) != 0) return sc__fail(c, SC_ERR_FILE, "cannot read the file: %s", strerror(errno));
+  if ((rc = sc__group_open(c, group, &g, &opened))) return rc;
+  if (!(m = calloc(1, sizeof *m))) {
+    rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  memset(&s, 0, sizeof s);
+  s.fd = fd;
+  s.size = size;
+  s.dev = (uint64_t)st.st_dev;
+  s.ino = (uint64_t)st.st_ino;
+  s.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec;
+  snprintf(to, sizeof to, "#%s", g->name);
+  crypto_aead_xchacha20poly1305_ietf_keygen(key);
+  c->flags = send_flags;
+  if ((rc = upload(c, &c->k, &s, key, SOTTO_SRV_BLOB_MAX_FETCHES, id, digest, to)) != 0) goto out;
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_GROUP_ATTACHMENT;
+  ct.ts = sc_now_ms();
+  ct.att_id = id;
+  ct.att_key = key;
+  ct.att_digest = digest;
+  ct.att_size = size;
+  ct.att_chunk = ATTACH_CHUNK;
+  ct.att_type = (const uint8_t *)type;
+  ct.att_type_len = strlen(type);
+  ct.att_name = (const uint8_t *)name;
+  ct.att_name_len = strlen(name);
+  ct.text = (const uint8_t *)text;
+  ct.text_len = text ? len : 0;
+  /* Our history: the file sent to the group. */
+  m->dir = MSG_EVENT;
+  m->kind = SC_EV_ATTACHMENT;
+  m->reason = SC_R_BY_US;
+  snprintf(m->group, sizeof m->group, "%s", g->name);
+  attach_safe_name(m->detail, (const uint8_t *)name, strlen(name));
+  m->ts = ct.ts;
+  m->count = size;
+  m->text = (char *)(text ? text : "");
+  m->text_len = text ? len : 0;
+  rc = sc__group_send_content(out, c, g, &ct, m);
+  sodium_memzero(&ct, sizeof ct);
+  /* Sent (to some at least): a rerun is a new file. */
+  if (rc == 0) {
+    msglog_emit(c, m);
+    (void)uprec_drop(c, to, &s);
+  }
+out:
+  c->flags = 0;
+  sodium_memzero(key, sizeof key);
+  sc__release(c, opened);
+  free(m);
+  free(g);
+  return rc;
 }
 
 /* Logs a long text as consecutive rows of at most SC_MAX_TEXT bytes, each
@@ -636,7 +1030,12 @@ int sc_send_file(struct sc_sent *out, struct sc_client *c, const char *user, con
 
   if (out) memset(out, 0, sizeof *out);
   if ((rc = sc__need_open(c))) return rc;
-  if (!sc_username_ok(user)) return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  if (user && user[0] == '#') {
+    if (!sc_group_name_ok(user + 1))
+      return sc__fail(c, SC_ERR_ARG, "'%s' is not a group name: 1-64 of A-Z a-z 0-9 _ . -", user + 1);
+  } else if (!sc_username_ok(user)) {
+    return sc__fail(c, SC_ERR_ARG, "'%s' is not a valid username", user ? user : "");
+  }
   if (!path || !*path) return sc__fail(c, SC_ERR_ARG, "no file given");
   if (text && len > SC_MAX_TEXT)
     return sc__fail(c, SC_ERR_TOO_LARGE, "the caption is longer than %d bytes", SC_MAX_TEXT);
@@ -655,7 +1054,10 @@ int sc_send_file(struct sc_sent *out, struct sc_client *c, const char *user, con
     close(fd);
     return sc__fail(c, SC_ERR_FILE, "%s is not a regular file", path);
   }
-  rc = attach_send(out, c, user, fd, NULL, (uint64_t)st.st_size, name, tbuf, 0, text, text ? len : 0, flags);
+  if (user[0] == '#')
+    rc = attach_send_group(out, c, user + 1, fd, (uint64_t)st.st_size, name, tbuf, text, text ? len : 0, flags);
+  else
+    rc = attach_send(out, c, user, fd, NULL, (uint64_t)st.st_size, name, tbuf, 0, text, text ? len : 0, flags);
   close(fd);
   return rc;
 }
@@ -708,6 +1110,9 @@ struct down {
   int nfl, fd;
   uint8_t *pbuf;
   struct cuts cuts;
+  struct pipe p;
+  uint64_t recv; /* bytes answered and handed to the worker (done: the bytes it took) */
+  int werrno;    /* the worker's errno with ATTACH_E_DISK */
 };
 
 static int get_next(struct down *d) {
@@ -756,6 +1161,64 @@ static int take(struct down *d, const uint8_t *p, size_t len) {
   return 0;
 }
 
+/* The download's worker: takes the queued units in order until stopped
+ * with none left (pipe_stop drains); after a failure it only empties the
+ * ring. */
+static void *down_worker(void *arg) {
+  struct down *d = arg;
+  struct pipe *p = &d->p;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    struct slot *sl;
+    int err;
+    while (!p->stop && p->count == 0) pthread_cond_wait(&p->cv, &p->mu);
+    if (p->count == 0) break;
+    sl = &p->sl[p->head];
+    err = p->err;
+    pthread_mutex_unlock(&p->mu);
+    if (!err) err = take(d, sl->buf, sl->len);
+    pthread_mutex_lock(&p->mu);
+    if (err && !p->err) {
+      p->err = err;
+      d->werrno = errno;
+    }
+    p->head = (p->head + 1) % PIPE_SLOTS;
+    p->count--;
+    pthread_cond_broadcast(&p->cv);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+/* Hands one answer to the worker (waits for a free slot). 0, or the
+ * worker's failure. */
+static int hand_over(struct down *d, const uint8_t *b, size_t len) {
+  struct pipe *p = &d->p;
+  struct slot *sl;
+  int err;
+  pthread_mutex_lock(&p->mu);
+  while (!p->err && p->count == PIPE_SLOTS) pthread_cond_wait(&p->cv, &p->mu);
+  if ((err = p->err) == 0) {
+    sl = &p->sl[(p->head + p->count) % PIPE_SLOTS];
+    memcpy(sl->buf, b, len);
+    sl->len = len;
+    sl->off = d->recv;
+    p->count++;
+    d->recv += len;
+    pthread_cond_broadcast(&p->cv);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return err;
+}
+
+static int worker_err(struct pipe *p) {
+  int err;
+  pthread_mutex_lock(&p->mu);
+  err = p->err;
+  pthread_mutex_unlock(&p->mu);
+  return err;
+}
+
 static int get_wait(struct down *d) {
   struct sotto_net_event ev;
   for (;;) {
@@ -765,7 +1228,7 @@ static int get_wait(struct down *d) {
     if (ev.kind == SOTTO_NET_EV_ANSWER && ev.req_id == d->fl[0].req_id) {
       rc = ev.code;
       /* Exactly the bytes asked for: a server that answers short or long is lying. */
-      if (rc == 0) rc = ev.payload_len == d->fl[0].len ? take(d, ev.payload, ev.payload_len) : ATTACH_E_TAMPERED;
+      if (rc == 0) rc = ev.payload_len == d->fl[0].len ? hand_over(d, ev.payload, ev.payload_len) : ATTACH_E_TAMPERED;
       sotto_net_event_clear(&ev);
       if (rc) return rc;
       memmove(d->fl, d->fl + 1, (size_t)(d->nfl - 1) * sizeof d->fl[0]);
@@ -804,27 +1267,39 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
   cuts_load(&d.cuts);
   if ((d.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
     return sc__fail(c, errno == ENOSPC ? SC_ERR_DISK_FULL : SC_ERR_FILE, "cannot create %s: %s", tmp, strerror(errno));
-  if ((d.pbuf = sodium_malloc(ATTACH_CHUNK)) == NULL) {
+  if ((d.pbuf = sodium_malloc(ATTACH_CHUNK)) == NULL || pipe_init(&d.p) != 0) {
     close(d.fd);
+    if (d.pbuf) sodium_free(d.pbuf);
+    pipe_free(&d.p);
     return sc__fail(c, SC_ERR_NOMEM, "out of memory for the download");
   }
-  while (d.done < d.csize) {
+  if (pipe_start(&d.p, down_worker, &d) != 0) {
+    rc = sc__fail(c, SC_ERR_NOMEM, "cannot start the download's worker thread");
+    goto out;
+  }
+  for (;;) {
     rc = 0;
+    if (d.recv >= d.csize) {
+      pipe_stop(&d.p); /* the rest taken */
+      if ((rc = d.p.err) == 0) break;
+    }
     while (rc == 0 && d.nfl < ATTACH_WINDOW && d.next < d.csize) rc = get_next(&d);
     if (rc == 0) rc = get_wait(&d);
+    if (rc == 0) rc = worker_err(&d.p);
     if (rc == 0) {
-      cuts_check(&d.cuts, k, d.done);
+      cuts_check(&d.cuts, k, d.recv);
       continue;
     }
-    if (rc == ATTACH_E_TAMPERED) {
+    pipe_stop(&d.p);
+    if (rc == ATTACH_E_TAMPERED || d.p.err == ATTACH_E_TAMPERED) {
       rc = sc__fail(c, SC_ERR_ATTACH_TAMPERED,
                     "the file's bytes on the server do not decrypt as the sender encrypted them (altered): nothing "
                     "was saved");
       goto out;
     }
-    if (rc == ATTACH_E_DISK) {
-      rc = sc__fail(c, errno == ENOSPC || errno == EDQUOT ? SC_ERR_DISK_FULL : SC_ERR_FILE,
-                    "cannot write the file into the downloads directory: %s", strerror(errno));
+    if (rc == ATTACH_E_DISK || d.p.err == ATTACH_E_DISK) {
+      rc = sc__fail(c, d.werrno == ENOSPC || d.werrno == EDQUOT ? SC_ERR_DISK_FULL : SC_ERR_FILE,
+                    "cannot write the file into the downloads directory: %s", strerror(d.werrno));
       goto out;
     }
     if (!transient(rc) || attempts >= ATTACH_RETRIES) {
@@ -838,7 +1313,11 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
     }
     if (rc) goto out;
     d.nfl = 0;
-    d.next = d.done;
+    d.next = d.recv;
+    if (pipe_start(&d.p, down_worker, &d) != 0) {
+      rc = sc__fail(c, SC_ERR_NOMEM, "cannot start the download's worker thread");
+      goto out;
+    }
   }
   crypto_generichash_blake2b_final(&d.h, digest, ATTACH_DIGEST_LEN);
   if (sodium_memcmp(digest, ct->att_digest, ATTACH_DIGEST_LEN) != 0) {
@@ -851,8 +1330,11 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
     goto out;
   }
 out:
+  pipe_stop(&d.p);
+  pipe_free(&d.p);
   close(d.fd);
   sodium_free(d.pbuf);
+  sodium_memzero(&d.h, sizeof d.h);
   if (rc) (void)unlink(tmp);
   return rc;
 }
@@ -867,6 +1349,11 @@ static int finish(struct sc_client *c, const char *rec, const char *sender, uint
   m->dir = MSG_EVENT;
   m->kind = SC_EV_ATTACHMENT;
   snprintf(m->peer, sizeof m->peer, "%s", sender);
+  if (ct->kind == CONTENT_GROUP_ATTACHMENT) { /* the group's local name, if we are still in it */
+    struct grp *g = calloc(1, sizeof *g);
+    if (g && grp_load(c->st, ct->gid, g) == 1) snprintf(m->group, sizeof m->group, "%s", g->name);
+    free(g);
+  }
   if (saved)
     snprintf(m->detail, sizeof m->detail, "%s", saved);
   else
@@ -928,7 +1415,7 @@ static int fetch_one(struct sc_client *c, struct conn *k, const char *rec) {
   if (rc == 0) return 0;
   rec_rd_init(&r, v, len);
   if (rec_get_str16(&r, &sender_p, &sender_len, SC_USER_MAX) || rec_get_u64(&r, &sid) || rec_get_u64(&r, &server_ts) ||
-      content_decode(&ct, v + r.r.off, len - r.r.off) != 0 || ct.kind != CONTENT_ATTACHMENT) {
+      content_decode(&ct, v + r.r.off, len - r.r.off) != 0 || !CONTENT_IS_ATTACHMENT(ct.kind)) {
     store_free_value(v, len);
     if ((rc = sc__begin(c)) == 0 && (rc = store_del(c->st, rec)) == 0) rc = store_commit(c->st);
     if (rc) store_rollback(c->st);
@@ -960,7 +1447,7 @@ static int fetch_one(struct sc_client *c, struct conn *k, const char *rec) {
     if (ct.att_flags & ATTACH_FLAG_LONG_TEXT) {
       rc = finish_text(c, rec, sender, sid, server_ts, &ct, tmp);
       (void)unlink(tmp);
-      if (rc == 0) (void)simple(k, SOTTO_SRV_BLOB_DONE, ct.att_id);
+      if (rc == 0 && ct.kind == CONTENT_ATTACHMENT) (void)simple(k, SOTTO_SRV_BLOB_DONE, ct.att_id);
       store_free_value(v, len);
       return rc;
     }
@@ -968,8 +1455,10 @@ static int fetch_one(struct sc_client *c, struct conn *k, const char *rec) {
     if ((rc = place(dir, tmp, safe, final)) != 0) {
       (void)unlink(tmp);
       err = sc__fail(c, SC_ERR_FILE, "cannot save the file in %s: %s", dir, strerror(rc));
-    } else {
-      /* Saved: the server may let it go (one fetch less). */
+    } else if (ct.kind == CONTENT_ATTACHMENT) {
+      /* Saved: the server may let it go (one fetch less). A group's blob
+       * stays until it expires: the server cannot count the members'
+       * devices. */
       (void)simple(k, SOTTO_SRV_BLOB_DONE, ct.att_id);
     }
   }

@@ -73,7 +73,9 @@ int content_encode(struct rec_wr *w, const struct content *c) {
       if (c->kind == CONTENT_TEXT_EX || c->kind == CONTENT_EDIT) rec_put_str16(w, c->text, c->text_len);
       if (c->kind == CONTENT_REACTION) rec_put_str16(w, c->emoji, strlen(c->emoji));
       break;
+    case CONTENT_GROUP_ATTACHMENT:
     case CONTENT_ATTACHMENT:
+      if (c->kind == CONTENT_GROUP_ATTACHMENT) rec_put(w, c->gid, GROUP_ID_LEN);
       rec_put(w, c->att_id, ATTACH_ID_LEN);
       rec_put(w, c->att_key, ATTACH_KEY_LEN);
       rec_put(w, c->att_digest, ATTACH_DIGEST_LEN);
@@ -194,7 +196,9 @@ int content_decode(struct content *c, const uint8_t *p, size_t len) {
     case CONTENT_DELETE:
       if (convo_decode(c, &r)) return -1;
       break;
+    case CONTENT_GROUP_ATTACHMENT:
     case CONTENT_ATTACHMENT:
+      if (c->kind == CONTENT_GROUP_ATTACHMENT && rec_get(&r, c->gid, GROUP_ID_LEN)) return -1;
       if (rec_get_ptr(&r, &c->att_id, ATTACH_ID_LEN) || rec_get_ptr(&r, &c->att_key, ATTACH_KEY_LEN) ||
           rec_get_ptr(&r, &c->att_digest, ATTACH_DIGEST_LEN) || rec_get_u64(&r, &c->att_size) ||
           rec_get_u32(&r, &c->att_chunk) || rec_get_u8(&r, &c->att_flags) ||

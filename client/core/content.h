@@ -19,6 +19,7 @@
  *                 between the devices of one account)
  *   ATTACHMENT    blob id[16] | key[32] | digest[32] | u64 size | u32 chunk
  *                 | u8 flags | str16 type | str16 name | str16 text   (pairwise)
+ *   GROUP_ATTACHMENT gid[16] | the fields of ATTACHMENT    (inside a SenderKeyMessage)
  *
  * Conversation kinds (issue 14; client/core/convo.c applies them). Each
  * starts with the conversation and its disappearing-message timer as the
@@ -70,8 +71,11 @@ enum {
   CONTENT_TEXT_EX = 12,
   CONTENT_REACTION = 13,
   CONTENT_EDIT = 14,
-  CONTENT_DELETE = 15
+  CONTENT_DELETE = 15,
+  CONTENT_GROUP_ATTACHMENT = 20 /* attach.c: a file's pointer for a group */
 };
+/* 1 for a file's pointer, 1:1 or group. */
+#define CONTENT_IS_ATTACHMENT(k) ((k) == CONTENT_ATTACHMENT || (k) == CONTENT_GROUP_ATTACHMENT)
 #define CONTENT_TIMER_MAX (365u * 24 * 3600)
 #define CONTENT_EMOJI_MAX 32
 /* 1 for the conversation kinds (TIMER..DELETE). */

@@ -391,12 +391,16 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
             ev->detail ? ev->detail : "");
       break;
     case SC_EV_ATTACHMENT:
-      if (ev->reason == SC_R_BY_US)
+      if (ev->reason == SC_R_BY_US && g[0])
+        put(&o, "file %s (%llu bytes) sent to group %s", ev->detail, (unsigned long long)ev->count, g);
+      else if (ev->reason == SC_R_BY_US)
         put(&o, "file %s (%llu bytes) sent to %s", ev->detail, (unsigned long long)ev->count, p);
       else if (ev->total)
-        put(&o, "file %s from %s could not be saved: %s", ev->detail, p, sc_error_message(-(int)ev->total));
+        put(&o, "file %s from %s%s%s could not be saved: %s", ev->detail, p, g[0] ? " in group " : "", g,
+            sc_error_message(-(int)ev->total));
       else
-        put(&o, "file from %s saved as downloads/%s (%llu bytes)", p, ev->detail, (unsigned long long)ev->count);
+        put(&o, "file from %s%s%s saved as downloads/%s (%llu bytes)", p, g[0] ? " in group " : "", g, ev->detail,
+            (unsigned long long)ev->count);
       if (ev->text_len) put(&o, ": %.*s", (int)ev->text_len, ev->text);
       break;
     default: put(&o, "unknown event %d", ev->kind);

@@ -744,13 +744,18 @@ static int group_msg(struct sc_client *c, uint64_t sid, const char *sender, cons
     }
     goto out;
   }
-  if (content_decode(ct, pt, n) != 0 || (ct->kind != CONTENT_GROUP_TEXT && !CONTENT_IS_CONVO(ct->kind)) ||
+  if (content_decode(ct, pt, n) != 0 ||
+      (ct->kind != CONTENT_GROUP_TEXT && ct->kind != CONTENT_GROUP_ATTACHMENT && !CONTENT_IS_CONVO(ct->kind)) ||
       (CONTENT_IS_CONVO(ct->kind) && !ct->in_group) || sodium_memcmp(ct->gid, g->gid, GROUP_ID_LEN) != 0)
     rc = add_event(c, SC_EV_UNREADABLE, SC_R_GROUP_FORMAT, sender, g->name);
   else if ((rc = convo_consent_get(c, sender)) == SC_CONSENT_BLOCKED)
     rc = 0; /* a blocked member's group messages are dropped too */
   else if (rc >= 0 && (rc = convo_group_inviter(c, g->gid, NULL)) < 0)
     ; /* a store error */
+  else if (ct->kind == CONTENT_GROUP_ATTACHMENT)
+    /* a file: fetched once the queue is drained; not from a group we did
+     * not accept (nothing downloaded for a request) */
+    rc = rc == 1 ? 0 : attach_arrived(c, sender, ct, sid);
   else if (rc == 1 || CONTENT_IS_CONVO(ct->kind))
     /* in a group we did not accept yet: kept, marked as a request */
     rc = convo_apply(c, sender, g->name, ct, sid, rc == 1 ? SC_CONSENT_REQUEST : SC_CONSENT_CONTACT);

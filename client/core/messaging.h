@@ -50,6 +50,15 @@ int fanout_encrypt(struct sc_client *c, struct fanout *f, const uint8_t *pt, siz
 /* inbox.c: whether device dev is in list l (signed by account key acct
  * when acct is not NULL): 1 and its listed key, else 0. */
 int inbox_device_listed(const struct sotto_devlist *l, const uint8_t *acct, uint32_t dev, uint8_t key[32]);
+/* Groups (ops.c): the group called name, loaded, accepted, connected
+ * (*opened for sc__release; *g freed by the caller). */
+struct grp;
+int sc__group_open(struct sc_client *c, const char *name, struct grp **g, int *opened);
+/* Sends ct (a group kind; its gid filled in) to every member of g in one
+ * SenderKeyMessage, handing our sender key first to those who lack it; m
+ * (may be NULL) is logged with the chain step. 0 or a recorded SC_ERR_*. */
+int sc__group_send_content(struct sc_sent *out, struct sc_client *c, struct grp *g, struct content *ct,
+                           struct msg *m);
 /* Sends an already encrypted body (a SenderKeyMessage) to user. */
 int deliver_raw(struct sc_client *c, struct conn *k, const char *user, int type, const uint8_t *body, size_t len);
 /* The same to every device of user's recorded verified list (one

@@ -506,18 +506,13 @@ static int group_queue_text(struct sc_sent *out, struct sc_client *c, const stru
  * reply (convo.c). 0 or a recorded SC_ERR_*. */
 int sc__group_send_ct(struct sc_sent *out, struct sc_client *c, const char *name, struct content *ct,
                       const char *text, size_t len, unsigned flags) {
-  uint8_t skdm[SOTTO_SKDM_MAX_LEN], *ctext = NULL;
-  struct sotto_sender_key *rec = NULL;
-  struct rec_wr pt;
   struct msg *m = NULL;
   struct grp *g;
   char *t = NULL;
-  size_t skdm_len, i, out_len = 0, cap;
-  int rc, failed = 0, sent = 0, opened, drc, lost = 0;
+  int rc, opened;
 
   if (out) memset(out, 0, sizeof *out);
   if ((rc = group_begin(c, name, &g, &opened))) return rc;
-  rec_wr_init(&pt, SC_MAX_TEXT + 1024);
   if (text) {
     if (len > SC_MAX_TEXT) {
       rc = sc__fail(c, SC_ERR_TOO_LARGE, "the message is longer than %d bytes", SC_MAX_TEXT);
@@ -543,6 +538,47 @@ int sc__group_send_ct(struct sc_sent *out, struct sc_client *c, const char *name
     goto out;
   }
   c->flags = flags;
+  if (text) {
+    if (!(m = calloc(1, sizeof *m)) || !(t = malloc(len + 1))) {
+      rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+      goto out;
+    }
+    memcpy(t, text, len);
+    t[len] = 0;
+    m->dir = MSG_OUT;
+    snprintf(m->group, sizeof m->group, "%s", g->name);
+    m->ts = ct->ts;
+    m->text = t;
+    m->text_len = len;
+    convo_out_row(c, m, ct);
+  }
+  rc = sc__group_send_content(out, c, g, ct, m);
+out:
+  c->flags = 0;
+  sc__release(c, opened);
+  if (t) {
+    sodium_memzero(t, len + 1);
+    free(t);
+  }
+  free(m);
+  free(g);
+  return rc;
+}
+
+/* The group's members get our current sender key where they lack it, then
+ * ct (a group kind; its gid filled here) in one SenderKeyMessage to every
+ * listed device of each member. m (NULL: no row, a change) is logged in the
+ * transaction that commits the chain step. For sc__group_send_ct and group
+ * attachments (attach.c). 0 or a recorded SC_ERR_*. */
+int sc__group_send_content(struct sc_sent *out, struct sc_client *c, struct grp *g, struct content *ct,
+                           struct msg *m) {
+  uint8_t skdm[SOTTO_SKDM_MAX_LEN], *ctext = NULL;
+  struct sotto_sender_key *rec = NULL;
+  struct rec_wr pt;
+  size_t skdm_len, i, out_len = 0, cap;
+  int rc, failed = 0, sent = 0, drc, lost = 0;
+
+  rec_wr_init(&pt, SC_MAX_TEXT + 4096);
   if ((rc = own_skdm(c, g, skdm, &skdm_len))) goto out;
   /* Members that do not hold our current key get it first, pairwise. */
   for (i = 0; i < g->n; i++) {
@@ -561,18 +597,15 @@ int sc__group_send_ct(struct sc_sent *out, struct sc_client *c, const char *name
       not_delivered(c, g->members[i]);
   }
   if ((rc = save_group(c, g))) goto out;
+  memcpy(ct->gid, g->gid, GROUP_ID_LEN);
   if (content_encode(&pt, ct)) {
     rc = sc__fail(c, SC_ERR_TOO_LARGE, "the message is too large");
     goto out;
   }
   cap = SOTTO_GROUP_MESSAGE_MAX_LEN(pt.len);
-  if (!(ctext = malloc(cap)) || !(m = calloc(1, sizeof *m)) || (text && !(t = malloc(len + 1)))) {
+  if (!(ctext = malloc(cap))) {
     rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
     goto out;
-  }
-  if (text) {
-    memcpy(t, text, len);
-    t[len] = 0;
   }
   /* One ciphertext for everyone; the chain step is committed first. */
   if ((rc = sc__begin(c)) == 0) {
@@ -581,15 +614,7 @@ int sc__group_send_ct(struct sc_sent *out, struct sc_client *c, const char *name
                ? STORE_E_IO
                : grp_sk_save(c->st, g, c->acct->username, rec);
     }
-    if (text) {
-      m->dir = MSG_OUT;
-      snprintf(m->group, sizeof m->group, "%s", g->name);
-      m->ts = ct->ts;
-      m->text = t;
-      m->text_len = len;
-      convo_out_row(c, m, ct);
-      if (!rc) rc = msglog_add(c->st, c->acct, m, 0);
-    }
+    if (!rc && m) rc = msglog_add(c->st, c->acct, m, 0);
     if (!rc) rc = account_save(c->st, c->acct);
     if (!rc) rc = store_commit(c->st);
     if (rc) store_rollback(c->st);
@@ -627,29 +652,33 @@ int sc__group_send_ct(struct sc_sent *out, struct sc_client *c, const char *name
     }
   }
   if (out) {
-    out->seq = m->seq;
+    out->seq = m ? m->seq : 0;
     out->timestamp_ms = ct->ts;
     out->delivered = (unsigned)sent;
     out->undelivered = (unsigned)failed;
   }
   /* Nobody got it because the link went away: that failure, so that a
    * change is queued (convo.c) and a flush stops there. */
-  if (failed && !sent && lost && !text)
+  if (failed && !sent && lost && !m)
     rc = sc__fail(c, lost, "the connection to the server was lost: %s reached nobody", g->name);
   else
     rc = failed && !sent ? sc__fail(c, SC_ERR_UNDELIVERED, "the message to %s reached nobody", g->name) : 0;
 out:
-  c->flags = 0;
-  sc__release(c, opened);
   sotto_sender_key_free(rec);
   rec_wr_free(&pt);
   free(ctext);
-  if (t) {
-    sodium_memzero(t, len + 1);
-    free(t);
+  return rc;
+}
+
+/* The group called name, loaded, accepted and connected (*opened for
+ * sc__release; *g freed by the caller), for group attachments (attach.c). */
+int sc__group_open(struct sc_client *c, const char *name, struct grp **g, int *opened) {
+  int rc;
+  if ((rc = group_begin(c, name, g, opened))) return rc;
+  if ((rc = group_load(c, name, *g)) || (rc = sc__acquire(c, opened))) {
+    free(*g);
+    *g = NULL;
   }
-  free(m);
-  free(g);
   return rc;
 }
 

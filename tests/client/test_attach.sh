@@ -9,6 +9,9 @@
 #  - a blob altered on the server's disk is refused, nothing saved;
 #  - hostile file names are cleaned, collisions numbered;
 #  - a text above the message limit arrives as text;
+#  - a sender killed (kill -9) mid-upload and run again resumes the same
+#    blob from what the server has (the upload record in its store); a file
+#    changed in between starts a new upload;
 #  - quota (count and bytes) and expiry give their errors.
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -144,6 +147,65 @@ check "bob sees it as text" test "$(grep -o 'a long line of text' "$T/long.out" 
 s bob history alice >"$T/long.hist" 2>&1
 check "... kept in the history in full" test "$(grep -o 'a long line of text' "$T/long.hist" | wc -l)" -ge 3200
 check "... and no file for it in downloads" test ! -e "$T/bob/downloads/message.txt"
+
+# ---- the sender killed mid-upload, run again ------------------------------------
+# SOTTO_TEST_ATTACH_SLOW (sotto-test only) pauses before each PUT so that
+# the kill lands in the middle; the rerun goes at full speed.
+resumes() { cat "$T/server.out" "$T/server.err" 2>/dev/null | grep -c 'event=blob_resume'; }
+newblobs() { ls "$T/srv/blobs" | grep -vxFf "$T/kblobs.before"; }
+# kill_mid FILE: starts alice sending FILE to bob slowly, kills it (SIGKILL)
+# once the server holds 3 MiB of it; the stored size at the kill on stdout.
+kill_mid() {
+  local f=$1 pid b sz=0 i
+  SOTTO_TEST_ATTACH_SLOW=40 "$SOTTO" --home "$T/alice" send bob --file "$f" "after a kill" >"$T/kill.out" 2>&1 &
+  pid=$!
+  for i in $(seq 1 600); do
+    b=$(newblobs | head -1)
+    [ -n "$b" ] && sz=$(stat -c %s "$T/srv/blobs/$b" 2>/dev/null || echo 0) && [ "$sz" -ge $((3 * MIB)) ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  echo "$sz"
+}
+head -c $((24 * MIB)) /dev/urandom >"$T/kill.bin"
+KSUM=$(sha256sum <"$T/kill.bin" | cut -d' ' -f1)
+KCSIZE=$((24 * MIB + 384 * 16))
+ls "$T/srv/blobs" >"$T/kblobs.before"
+at_kill=$(kill_mid "$T/kill.bin")
+check "the sender was killed in the middle of its upload ($at_kill of $KCSIZE bytes on the server)" \
+  test "$at_kill" -ge $((3 * MIB)) -a "$at_kill" -lt "$KCSIZE"
+KBLOB=$(newblobs | head -1)
+r0=$(resumes)
+s alice send bob --file "$T/kill.bin" "after a kill" >"$T/rerun.out" 2>&1
+rc=$?
+check "the same send run again succeeds (exit $rc)" test "$rc" -eq 0
+[ "$rc" -eq 0 ] || cat "$T/rerun.out"
+check "... resuming the blob (the server was asked where it stands)" test "$(resumes)" -eq $((r0 + 1))
+check "... the same blob, no second one" test "$(newblobs | wc -l)" -eq 1 -a "$(newblobs | head -1)" = "$KBLOB"
+check "... complete on the server" test "$(stat -c %s "$T/srv/blobs/$KBLOB")" -eq "$KCSIZE"
+s bob receive >"$T/krecv.out" 2>&1
+check "bob receives it once" test "$(grep -c 'kill.bin' "$T/krecv.out")" -eq 1
+check "... with the bytes of the file (SHA-256)" \
+  test "$(sha256sum <"$T/bob/downloads/kill.bin" | cut -d' ' -f1)" = "$KSUM"
+check "... and its caption" contains "$T/krecv.out" "(25165824 bytes): after a kill"
+# A file changed between the kill and the rerun: a new upload, the new bytes.
+ls "$T/srv/blobs" >"$T/kblobs.before"
+at_kill=$(kill_mid "$T/kill.bin")
+check "killed again in the middle ($at_kill bytes)" test "$at_kill" -ge $((3 * MIB)) -a "$at_kill" -lt "$KCSIZE"
+KBLOB=$(newblobs | head -1)
+printf 'changed' | dd of="$T/kill.bin" bs=1 seek=100 conv=notrunc 2>/dev/null
+touch -d '+1 second' "$T/kill.bin"
+KSUM2=$(sha256sum <"$T/kill.bin" | cut -d' ' -f1)
+r0=$(resumes)
+s alice send bob --file "$T/kill.bin" "after a kill" >"$T/rerun2.out" 2>&1
+check "the changed file is sent (exit $?)" test "$(newblobs | wc -l)" -eq 2
+check "... as a new upload (no resume)" test "$(resumes)" -eq "$r0"
+s bob receive >"$T/krecv2.out" 2>&1
+check "bob gets the changed bytes" test "$(sha256sum <"$T/bob/downloads/kill (1).bin" | cut -d' ' -f1)" = "$KSUM2"
+check "... the changed file differs from the first" test "$KSUM2" != "$KSUM"
+rm -f "$T/kill.bin" "$T/bob/downloads/kill.bin" "$T/bob/downloads/kill (1).bin"
 
 # ---- quota and expiry --------------------------------------------------------------
 stop_server

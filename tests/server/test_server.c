@@ -1141,6 +1141,73 @@ static int bundle_identity_is(struct sotto_net *c, const char *user, uint32_t de
   return sotto_net_fetch_bundle(c, user, dev, &bb) == 0 && bb.identity_len == 37 && memcmp(bb.identity, ik, 37) == 0;
 }
 
+/* ---- blobs across import and export: one committed (its bytes fetched
+ * back after the move), one left unfinished (its stored bytes and state
+ * kept) ---- */
+#define XB_SIZE 5000
+#define XB_PART 1000
+
+static int xb_call(struct sotto_net *c, uint8_t type, const uint8_t *id, uint64_t size, uint64_t off,
+                   const uint8_t *data, size_t n, uint32_t max, struct sotto_net_event *ans) {
+  struct sotto_srv_blob_req m;
+  uint32_t rid = 0;
+  int rc;
+  memset(&m, 0, sizeof m);
+  m.id = id;
+  m.size = size;
+  m.fetches = 1;
+  m.offset = off;
+  m.data = data;
+  m.data_len = n;
+  m.max = max;
+  if (type != SOTTO_SRV_BLOB_PUT) return sotto_net_blob(c, type, &m, ans);
+  if ((rc = sotto_net_blob_async(c, type, &m, &rid)) != 0) return rc;
+  for (;;) {
+    rc = sotto_net_next_event(c, 5000, ans);
+    if (rc != 1) return rc == 0 ? SOTTO_NET_E_TIMEOUT : rc;
+    if (ans->kind == SOTTO_NET_EV_ANSWER && ans->req_id == rid) return ans->code;
+    if (ans->kind == SOTTO_NET_EV_CLOSE) {
+      rc = ans->code ? ans->code : SOTTO_NET_E_IO;
+      sotto_net_event_clear(ans);
+      return rc;
+    }
+    sotto_net_event_clear(ans);
+  }
+}
+
+/* Uploads xb (committed) as id1 and its first XB_PART bytes as id2 (not committed). 0 or -1. */
+static int xb_upload(struct sotto_net *c, const uint8_t *xb, uint8_t id1[16], uint8_t id2[16]) {
+  struct sotto_net_event ans;
+  uint64_t exp = 0;
+  int rc = 0, i;
+  for (i = 0; i < 2 && rc == 0; i++) {
+    uint8_t *id = i ? id2 : id1;
+    rc = xb_call(c, SOTTO_SRV_BLOB_CREATE, NULL, XB_SIZE, 0, NULL, 0, 0, &ans);
+    if (rc == 0) rc = sotto__srv_parse_blob_created(ans.payload, ans.payload_len, id, &exp);
+    sotto_net_event_clear(&ans);
+    if (rc == 0) rc = xb_call(c, SOTTO_SRV_BLOB_PUT, id, 0, 0, xb, i ? XB_PART : XB_SIZE, 0, &ans);
+    sotto_net_event_clear(&ans);
+  }
+  if (rc == 0) rc = xb_call(c, SOTTO_SRV_BLOB_COMMIT, id1, 0, 0, NULL, 0, 0, &ans);
+  sotto_net_event_clear(&ans);
+  return rc ? -1 : 0;
+}
+
+/* After the move: id1 reads back as xb, id2 stands at XB_PART bytes, not committed. 0 or -1. */
+static int xb_check(struct sotto_net *c, const uint8_t *xb, const uint8_t id1[16], const uint8_t id2[16]) {
+  struct sotto_net_event ans;
+  struct sotto_srv_blob_stat st;
+  int rc, ok;
+  rc = xb_call(c, SOTTO_SRV_BLOB_GET, id1, 0, 0, NULL, 0, XB_SIZE, &ans);
+  ok = rc == 0 && ans.payload_len == XB_SIZE && memcmp(ans.payload, xb, XB_SIZE) == 0;
+  sotto_net_event_clear(&ans);
+  rc = xb_call(c, SOTTO_SRV_BLOB_STAT, id2, 0, 0, NULL, 0, 0, &ans);
+  if (rc == 0) rc = sotto__srv_parse_blob_stat(ans.payload, ans.payload_len, &st);
+  sotto_net_event_clear(&ans);
+  ok = ok && rc == 0 && st.size == XB_SIZE && st.stored == XB_PART && !st.committed;
+  return ok ? 0 : -1;
+}
+
 /* `sotto-server import`: a server's SQLite store (accounts, secrets, queued
  * envelopes) moved into an empty PostgreSQL store; the server started on it
  * with the same --data is the same server: same fingerprint, the accounts
@@ -1155,8 +1222,10 @@ static void test_import(void) {
   char store[sizeof p.store], fp[65], *out;
   uint8_t ik2[37];
   uint64_t ids[3] = {0, 0, 0}, id4 = 0, acked = 0;
+  uint8_t xb[XB_SIZE], xid1[16], xid2[16];
   int rc, i, st = -1;
   if (!srv_pg()) return;
+  randombytes_buf(xb, sizeof xb);
   if (srv_mkdir(&p, "import") != 0) {
     CHECK(!"data directory");
     return;
@@ -1181,6 +1250,8 @@ static void test_import(void) {
   /* The recovery code goes along too. */
   memset(rcode, 0x5a, sizeof rcode);
   CHECK_RC(sotto_net_set_recovery(b, rcode), 0);
+  /* And the blobs, rows and files. */
+  CHECK(xb_upload(b, xb, xid1, xid2) == 0);
   sotto_net_close(b);
   a = login(&p, &ctx, &alice);
   REQUIRE_VOID(a != NULL);
@@ -1206,6 +1277,7 @@ static void test_import(void) {
     const char *args[] = {"import", "--store", store, p.dir, NULL};
     out = srv_run_capture(args, &st);
     CHECK(st == 0 && out && strstr(out, "import: 2 accounts") && strstr(out, "import: 3 queued envelopes"));
+    CHECK(out && strstr(out, "import: 2 blobs") && strstr(out, "blob files stay in"));
     free(out);
     /* Only into an empty store. */
     out = srv_run_capture(args, &st);
@@ -1227,6 +1299,7 @@ static void test_import(void) {
   CHECK_RC(sotto_net_send(b, "alice", 1, 1, (const uint8_t *)"after", 5, &id4, NULL), 0);
   CHECK(id4 > ids[2] && id4 > acked);
   CHECK(bundle_identity_is(b, "alice", 2, ik2));
+  CHECK(xb_check(b, xb, xid1, xid2) == 0); /* the blobs on PostgreSQL: the same bytes and states */
   sotto_net_close(a);
   sotto_net_close(b);
   {
@@ -1379,8 +1452,10 @@ static void test_export(void) {
   char fp[65], *out;
   uint8_t ik2[37];
   uint64_t ids[3] = {0, 0, 0}, id4 = 0, acked = 0;
+  uint8_t xb[XB_SIZE], xid1[16], xid2[16];
   int rc, i, st = -1;
   if (!srv_pg()) return;
+  randombytes_buf(xb, sizeof xb);
   REQUIRE_VOID(srv_mkdir(&p, "export-pg") == 0);
   REQUIRE_VOID(srv_mkdir(&q, "export-sqlite") == 0);
   REQUIRE_VOID(srv_start(&p, NULL) == 0); /* on PostgreSQL */
@@ -1398,6 +1473,7 @@ static void test_export(void) {
   CHECK_RC(sotto_net_send(b, "alice", 1, 1, (const uint8_t *)"acked", 5, &acked, NULL), 0);
   memset(rcode, 0x5b, sizeof rcode);
   CHECK_RC(sotto_net_set_recovery(b, rcode), 0);
+  CHECK(xb_upload(b, xb, xid1, xid2) == 0);
   sotto_net_close(b);
   a = login(&p, &ctx, &alice);
   REQUIRE_VOID(a != NULL);
@@ -1418,10 +1494,11 @@ static void test_export(void) {
   }
   CHECK(srv_stop(&p) == 0);
   {
-    const char *args[] = {"export", "--store", p.store, q.dir, NULL};
+    const char *args[] = {"export", "--store", p.store, "--data", p.dir, q.dir, NULL};
     out = srv_run_capture(args, &st);
     CHECK(st == 0 && out && strstr(out, "export: 2 accounts") && strstr(out, "export: 3 queued envelopes") &&
           strstr(out, "export: 1 recovery codes"));
+    CHECK(out && strstr(out, "export: 2 blobs") && strstr(out, "export: 2 blob files copied"));
     free(out);
     /* Only into an empty directory. */
     out = srv_run_capture(args, &st);
@@ -1444,6 +1521,7 @@ static void test_export(void) {
   CHECK_RC(sotto_net_send(b, "alice", 1, 1, (const uint8_t *)"after", 5, &id4, NULL), 0);
   CHECK(id4 > ids[2] && id4 > acked);
   CHECK(bundle_identity_is(b, "alice", 2, ik2));
+  CHECK(xb_check(b, xb, xid1, xid2) == 0); /* the blobs on SQLite: the same bytes and states */
   sotto_net_close(a);
   sotto_net_close(b);
   {

@@ -214,6 +214,14 @@ static void test_blobs(void) {
   CHECK(n == 400 && memcmp(got + 600, data + 600, 400) == 0);
   CHECK_RC(get(b, id, 1000, 600, got, &n), 0);
   CHECK(n == 0);
+  /* The PUTs after CREATE went on the I/O thread (srv_blob.c): the same
+   * answers as through the batch, above. */
+  {
+    char *m = srv_metrics(&p), *v = m ? strstr(m, "\nsotto_blob_io_thread_total ") : NULL;
+    CHECK(v != NULL);
+    if (v) CHECK(strtoull(v + 28, NULL, 10) >= 2);
+    free(m);
+  }
 
   /* Quota: count (2 kept + 1 = 3 allowed, a 4th refused), bytes. */
   {
