@@ -42,8 +42,9 @@ s alice send '#no/such' --file "$T/photo.bin" >"$T/bad1" 2>&1
 check "an invalid group name is refused" test $? -ne 0
 s alice send '#nosuch' --file "$T/photo.bin" >"$T/bad2" 2>&1
 check "an unknown group is refused" contains "$T/bad2" "no group called 'nosuch'"
-s alice send '#trio' "just text" >"$T/bad3" 2>&1
-check "a text to '#GROUP' points at 'sotto group send'" contains "$T/bad3" "sotto group send trio"
+# (A text to '#GROUP' is a group text: tests/client/test_convo_group.sh.)
+s alice send --reply-to 1 '#trio' --file "$T/photo.bin" >"$T/bad3" 2>&1
+check "--reply-to with a file to '#GROUP' is refused" contains "$T/bad3" "--reply-to does not go with --file"
 
 # An altered blob: every member refuses it, nothing saved.
 head -c 200000 /dev/urandom >"$T/small.bin"
