@@ -4,6 +4,9 @@
  * reader; no function here allocates. */
 #include "proto.h"
 
+#include <sodium.h>
+#include <string.h>
+
 #include "wire.h"
 
 const char *sotto__srv_code_str(unsigned code) {
@@ -727,6 +730,20 @@ int sotto__srv_parse_kt_updates(const uint8_t *p, size_t len, struct sotto_srv_k
   }
   *n = cnt;
   return rd_end(&r);
+}
+
+void sotto__srv_kt_list_label(char out[SOTTO_SRV_KT_LIST_LABEL_MAX + 1], const char *user) {
+  memcpy(out, SOTTO_SRV_KT_LIST_PREFIX, 8);
+  sotto__srv_username_canon((const uint8_t *)user, strlen(user), out + 8);
+}
+
+void sotto__srv_kt_list_value(uint8_t out[SOTTO_SRV_KT_LIST_VALUE_LEN], uint32_t version, const uint8_t *list,
+                              size_t len) {
+  out[0] = (uint8_t)(version >> 24);
+  out[1] = (uint8_t)(version >> 16);
+  out[2] = (uint8_t)(version >> 8);
+  out[3] = (uint8_t)version;
+  crypto_hash_sha256(out + 4, list, len);
 }
 
 void sotto__srv_put_kt_search_req(struct sotto__wr *w, const char *user) { sotto__srv_put_str8(w, user, strlen(user)); }

@@ -72,6 +72,7 @@ enum {
   SOTTO_SRV_KT_CONSISTENCY = 0x16, /* key transparency: consistency proof from an older size */
   SOTTO_SRV_KT_UPDATES = 0x17,     /* key transparency: entries i..j (update and head) for witnesses */
   SOTTO_SRV_KT_CONFIG = 0x1A,      /* key transparency: the log's public keys and the server's witnesses */
+  SOTTO_SRV_KT_SEARCH_LIST = 0x1B, /* key transparency: a search proof for a username's device-list label */
   SOTTO_SRV_SEND = 0x20,
   SOTTO_SRV_SEND_MULTI = 0x22, /* one envelope to each listed device of an account, atomically (version 2) */
   SOTTO_SRV_ACK = 0x21,
@@ -542,6 +543,18 @@ void sotto__srv_put_kt_config(struct sotto__wr *w, const struct sotto_srv_kt_con
 /* 1 if a witness name is 1-SOTTO_SRV_KT_NAME_MAX bytes of [A-Za-z0-9._-]. */
 int sotto__srv_kt_name_ok(const uint8_t *p, size_t len);
 
+/* The device-list label (docs/key-transparency.md, "Device lists"): the
+ * bytes "devices:" followed by the canonical username (no username holds a
+ * ':', so no device-list label is a username's label). Its value: u32
+ * big-endian list version || SHA-256 of the signed list bytes as stored
+ * and served by DEVLIST_GET (36 bytes). KT_SEARCH_LIST takes the same
+ * request as KT_SEARCH (the username, str8) and answers the same way. */
+#define SOTTO_SRV_KT_LIST_PREFIX "devices:"
+#define SOTTO_SRV_KT_LIST_LABEL_MAX (8 + SOTTO_SRV_USER_MAX)
+#define SOTTO_SRV_KT_LIST_VALUE_LEN 36
+void sotto__srv_kt_list_label(char out[SOTTO_SRV_KT_LIST_LABEL_MAX + 1], const char *user);
+void sotto__srv_kt_list_value(uint8_t out[SOTTO_SRV_KT_LIST_VALUE_LEN], uint32_t version, const uint8_t *list,
+                              size_t len);
 /* KT_SEARCH request: the username (str8). KT_CONSISTENCY request: u64 old
  * size (sotto__srv_parse_epoch-like, but any value up to 2^62). */
 int sotto__srv_parse_kt_search_req(const uint8_t *p, size_t len, struct sotto_srv_str *user) SOTTO_WUR;

@@ -960,6 +960,7 @@ static const struct srv_handler handlers[] = {
     {SOTTO_SRV_RECOVER, H_UNAUTH | H_STORES, parse_recover, admit_register, exec_recover, answer_secret, NULL},
     {SOTTO_SRV_KT_HEAD, H_UNAUTH | H_AUTHED, parse_kt_none, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
     {SOTTO_SRV_KT_SEARCH, H_UNAUTH | H_AUTHED, parse_kt_search, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
+    {SOTTO_SRV_KT_SEARCH_LIST, H_UNAUTH | H_AUTHED, parse_kt_search, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
     {SOTTO_SRV_KT_CONSISTENCY, H_UNAUTH | H_AUTHED, parse_kt_consistency, admit_kt, sotto__srv_kt_exec, answer_kt,
      NULL},
     {SOTTO_SRV_KT_UPDATES, H_UNAUTH | H_AUTHED, parse_kt_updates, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},

@@ -466,7 +466,9 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
   if (!kt->dir) return SOTTO_ERR_STORE; /* a rebuild failed: write nothing more unlogged */
   for (o = b->ops; o; o = o->next) {
     if (o->failed || o->code) continue;
-    if (o->type != SOTTO_SRV_REGISTER && o->type != SOTTO_SRV_RECOVER && o->type != SOTTO_SRV_UNREGISTER) continue;
+    if (o->type != SOTTO_SRV_REGISTER && o->type != SOTTO_SRV_RECOVER && o->type != SOTTO_SRV_UNREGISTER &&
+        o->type != SOTTO_SRV_DEVLIST_PUT)
+      continue;
     if (kt->shared && !kt->locked) {
       /* One appender at a time, on top of every committed entry. */
       kt->touched = 1; /* a failed catch-up rebuilt or dropped the directory */
@@ -479,6 +481,12 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
     } else if (o->type == SOTTO_SRV_RECOVER) {
       sotto__srv_username_canon(o->req.recover.username.p, o->req.recover.username.len, canon);
       rc = log_one(s, canon, o->req.recover.identity.p, o->req.recover.identity.len);
+    } else if (o->type == SOTTO_SRV_DEVLIST_PUT) {
+      char label[SOTTO_SRV_KT_LIST_LABEL_MAX + 1];
+      uint8_t v[SOTTO_SRV_KT_LIST_VALUE_LEN];
+      sotto__srv_kt_list_label(label, o->c->user);
+      sotto__srv_kt_list_value(v, o->req.devlist->l.version, o->req.devlist->raw, o->req.devlist->raw_len);
+      rc = log_one(s, label, v, sizeof v);
     } else {
       sotto__srv_username_canon((const uint8_t *)o->c->user, strlen(o->c->user), canon);
       rc = log_one(s, canon, NULL, 0);
@@ -621,14 +629,23 @@ int sotto__srv_kt_exec(struct srv *s, struct op *o) {
     wt->have = 1;
     sotto__srv_log(1, "kt_cosign", "witness=%s size=%llu", wt->name, (unsigned long long)h.tree_size);
     if ((rc = answer_buf(o, 1, &w)) != 0) return rc;
-  } else if (o->type == SOTTO_SRV_KT_SEARCH) {
+  } else if (o->type == SOTTO_SRV_KT_SEARCH || o->type == SOTTO_SRV_KT_SEARCH_LIST) {
     uint8_t value[SOTTO_STORE_KT_MAX_VALUE], opening[SOTTO_KT_OPENING_LEN], *proof;
-    char canon[SOTTO_SRV_USER_MAX + 1];
+    char label[SOTTO_SRV_KT_LIST_LABEL_MAX + 1];
+    const char *canon;
     uint32_t version;
     size_t vlen = 0, plen;
     int tries;
     int64_t got;
-    sotto__srv_username_canon(o->req.kt_user.p, o->req.kt_user.len, canon);
+    if (o->type == SOTTO_SRV_KT_SEARCH_LIST) {
+      char user[SOTTO_SRV_USER_MAX + 1];
+      memcpy(user, o->req.kt_user.p, o->req.kt_user.len);
+      user[o->req.kt_user.len] = 0;
+      sotto__srv_kt_list_label(label, user);
+    } else {
+      sotto__srv_username_canon(o->req.kt_user.p, o->req.kt_user.len, label);
+    }
+    canon = label;
     /* The value must be the one the directory's head logs: in a cluster,
      * an entry another node commits between the catch-up and the read may
      * log a newer version; then catch up and read again. */

@@ -7,7 +7,9 @@
  * forked by editing the database is refused by that witness. The same
  * suite runs on PostgreSQL (server_kt_pg, tests/server/with_pg.sh), where
  * `sotto-server export` and `import` carry the log and the witnesses'
- * cosignatures. */
+ * cosignatures. Every accepted DEVLIST_PUT logs the label "devices:" +
+ * username (u32 version || SHA-256 of the list) in the same transaction,
+ * and KT_SEARCH_LIST proves it. */
 #include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
@@ -20,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sotto/devlist.h>
+#include <sotto/keys.h>
 #include <sotto/kt.h>
 
 #include "srvtest.h"
@@ -654,6 +658,119 @@ static void test_kt_backfill(void) {
   srv_rmdir(&p);
 }
 
+/* A list of device 1 only for (name, account key pub/priv), version v. */
+static size_t one_device_list(uint8_t *out, const char *name, const uint8_t pub[32], const uint8_t priv[32],
+                              uint32_t v) {
+  struct sotto_devlist l;
+  size_t len = 0;
+  memset(&l, 0, sizeof l);
+  snprintf(l.username, sizeof l.username, "%s", name);
+  memcpy(l.account_key, pub, 32);
+  l.version = v;
+  l.n = 1;
+  l.dev[0].device_id = 1;
+  memcpy(l.dev[0].device_key, pub, 32);
+  if (sotto_devlist_member_sign(l.dev[0].member_sig, priv, name, pub, 1) != 0) return 0;
+  snprintf(l.dev[0].name, sizeof l.dev[0].name, "laptop");
+  l.dev[0].added_at_ms = 1764000000000ull;
+  if (sotto_devlist_sign(&l, priv, out, SOTTO_DEVLIST_MAX_LEN, &len) != 0) return 0;
+  return len;
+}
+
+/* The device-list label's search proof (KT_SEARCH_LIST) for user. */
+static int search_list_ok(struct sotto_net *c, const struct sotto_kt_log_id *id, const char *user, uint32_t *version,
+                          uint8_t *value, size_t *value_len) {
+  uint8_t b[64], *a;
+  char label[SOTTO_SRV_KT_LIST_LABEL_MAX + 1];
+  size_t n;
+  struct sotto__wr w;
+  struct sotto_srv_kt_proof kp;
+  struct sotto_kt_head h;
+  int rc;
+  sotto__srv_kt_list_label(label, user);
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_kt_search_req(&w, user);
+  if ((rc = call(c, SOTTO_SRV_KT_SEARCH_LIST, b, w.len, &a, &n)) != 0) return rc;
+  rc = -3000;
+  if (sotto__srv_parse_kt_proof(a, n, &kp) == 0 && sotto_kt_head_decode(&h, kp.head, SOTTO_KT_HEAD_LEN) == 0 &&
+      sotto_kt_head_verify(&h, id) == 0)
+    rc = sotto_kt_search_verify(version, value, value_len, &h, id, (const uint8_t *)label, strlen(label), kp.proof,
+                                kp.proof_len);
+  free(a);
+  return rc;
+}
+
+static void test_kt_devlist(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct sotto_net *c = NULL;
+  struct sotto_kt_log_id id;
+  uint8_t pub[32], priv[32], ik[37] = {0}, secret[32], list1[SOTTO_DEVLIST_MAX_LEN], list2[SOTTO_DEVLIST_MAX_LEN];
+  uint8_t value[SOTTO_KT_MAX_VALUE_LEN], want[SOTTO_SRV_KT_LIST_VALUE_LEN], bik[33];
+  uint32_t dev = 0, version;
+  size_t vlen, l1, l2;
+  CHECK(srv_mkdir(&p, "ktdevlist") == 0);
+  CHECK(srv_start(&p, KT_ARGS) == 0);
+  log_id_of(&p, &id);
+  CHECK(sotto_keypair_generate(pub, priv) == 0);
+  sotto_pubkey_serialize(ik, pub);
+  ik[36] = 9;
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c && sotto_net_register(c, "dora", ik, sizeof ik, &dev, secret) == 0 && dev == 1);
+  if (c) sotto_net_close(c);
+  CHECK(reg(&p, &ctx, "ezra", bik) == 0);
+  l1 = one_device_list(list1, "dora", pub, priv, 1);
+  l2 = one_device_list(list2, "dora", pub, priv, 2);
+  CHECK(l1 > 0 && l2 > 0);
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c && sotto_net_auth(c, "dora", 1, secret, NULL, NULL) == 0);
+  if (!c) goto out;
+  /* No list yet: the label is absent (proved absent). */
+  vlen = sizeof value;
+  CHECK(search_list_ok(c, &id, "dora", &version, value, &vlen) == 0 && version == SOTTO_KT_ABSENT);
+  /* Version 1 stored: logged as version 0 of the label, value = 1 || SHA-256(list). */
+  CHECK_RC(sotto_net_devlist_put(c, list1, l1), 0);
+  sotto__srv_kt_list_value(want, 1, list1, l1);
+  CHECK(want[0] == 0 && want[3] == 1);
+  vlen = sizeof value;
+  CHECK(search_list_ok(c, &id, "dora", &version, value, &vlen) == 0 && version == 0 &&
+        vlen == SOTTO_SRV_KT_LIST_VALUE_LEN && memcmp(value, want, vlen) == 0);
+  /* The username label still holds the account key (a separate label). */
+  vlen = sizeof value;
+  CHECK(search_ok(c, &id, "dora", &version, value, &vlen) == 0 && version == 0 && vlen == sizeof ik &&
+        memcmp(value, ik, vlen) == 0);
+  /* A refused put (the same version again) logs nothing. */
+  CHECK_RC(sotto_net_devlist_put(c, list1, l1), SOTTO_SRV_E_DEVLIST_STALE);
+  vlen = sizeof value;
+  CHECK(search_list_ok(c, &id, "dora", &version, value, &vlen) == 0 && version == 0 && memcmp(value, want, 36) == 0);
+  /* Version 2: the label's version 1. */
+  CHECK_RC(sotto_net_devlist_put(c, list2, l2), 0);
+  sotto__srv_kt_list_value(want, 2, list2, l2);
+  vlen = sizeof value;
+  CHECK(search_list_ok(c, &id, "dora", &version, value, &vlen) == 0 && version == 1 &&
+        memcmp(value, want, 36) == 0);
+  /* Another account without a list, and a username that is not registered. */
+  vlen = sizeof value;
+  CHECK(search_list_ok(c, &id, "ezra", &version, value, &vlen) == 0 && version == SOTTO_KT_ABSENT);
+  vlen = sizeof value;
+  CHECK(search_list_ok(c, &id, "nobody", &version, value, &vlen) == 0 && version == SOTTO_KT_ABSENT);
+  sotto_net_close(c);
+  c = NULL;
+  /* After a restart (replayed from the store) the same proof, asked before
+   * AUTH (public, like KT_SEARCH). */
+  CHECK(srv_stop(&p) == 0);
+  CHECK(srv_start(&p, KT_ARGS) == 0);
+  c = srv_connect(&p, &ctx, 1);
+  vlen = sizeof value;
+  CHECK(c && search_list_ok(c, &id, "dora", &version, value, &vlen) == 0 && version == 1 &&
+        memcmp(value, want, 36) == 0);
+out:
+  if (c) sotto_net_close(c);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -662,5 +779,6 @@ int main(int argc, char **argv) {
   test_kt();
   test_kt_cosign();
   test_kt_backfill();
+  test_kt_devlist();
   return test_done("test_server_kt");
 }
