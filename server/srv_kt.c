@@ -290,7 +290,8 @@ struct backfill {
   struct srv *s;
   struct srv_kt *kt;
   size_t staged;
-  uint64_t logged;
+  uint64_t logged; /* label-versions staged or committed */
+  uint64_t lists;  /* of which device lists */
   int open; /* a transaction is open (shared: holding the append lock) */
   int rc;
 };
@@ -320,17 +321,14 @@ static int backfill_commit(struct backfill *b) {
   return 0;
 }
 
-static int backfill_one(void *ctx, const char *user, const uint8_t *ik, size_t ik_len) {
-  struct backfill *b = ctx;
+/* Logs label = value as version 0 unless the label is logged already. */
+static int backfill_label(struct backfill *b, const char *label, const uint8_t *value, size_t len) {
   const struct sotto_store_ops *ops = b->s->store.ops;
   uint8_t old[SOTTO_STORE_KT_MAX_VALUE], opening[SOTTO_KT_OPENING_LEN];
-  char canon[SOTTO_SRV_USER_MAX + 1];
   uint32_t version;
   size_t old_len;
   int rc;
-  if (strlen(user) > SOTTO_SRV_USER_MAX || ik_len > SOTTO_KT_MAX_VALUE_LEN) return 0;
-  sotto__srv_username_canon((const uint8_t *)user, strlen(user), canon);
-  rc = ops->kt_value_get(b->s->store.impl, canon, &version, old, &old_len, opening);
+  rc = ops->kt_value_get(b->s->store.impl, label, &version, old, &old_len, opening);
   if (rc != 1) return rc < 0 ? rc : 0; /* logged already */
   if (!b->open) {
     if ((rc = ops->begin(b->s->store.impl)) != 0) return rc;
@@ -338,12 +336,12 @@ static int backfill_one(void *ctx, const char *user, const uint8_t *ik, size_t i
     if (b->kt->shared) {
       /* Another node may have logged it meanwhile: look again under the lock. */
       if ((rc = kt_append_lock(b->s, b->kt)) != 0) return rc;
-      rc = ops->kt_value_get(b->s->store.impl, canon, &version, old, &old_len, opening);
+      rc = ops->kt_value_get(b->s->store.impl, label, &version, old, &old_len, opening);
       if (rc != 1) return rc < 0 ? rc : 0;
     }
   }
-  if ((rc = sotto_kt_dir_add(b->kt->dir, opening, (const uint8_t *)canon, strlen(canon), 0, ik, ik_len)) != 0 ||
-      (rc = ops->kt_value_put(b->s->store.impl, canon, 0, ik, ik_len, opening)) != 0) {
+  if ((rc = sotto_kt_dir_add(b->kt->dir, opening, (const uint8_t *)label, strlen(label), 0, value, len)) != 0 ||
+      (rc = ops->kt_value_put(b->s->store.impl, label, 0, value, len, opening)) != 0) {
     sodium_memzero(opening, sizeof opening);
     return rc;
   }
@@ -352,6 +350,33 @@ static int backfill_one(void *ctx, const char *user, const uint8_t *ik, size_t i
   b->logged++;
   if (b->staged >= BACKFILL_CHUNK) return backfill_commit(b);
   return 0;
+}
+
+/* An account's key, and its current signed device list if it has one
+ * (a list stored before the log logged lists). */
+static int backfill_one(void *ctx, const char *user, const uint8_t *ik, size_t ik_len) {
+  struct backfill *b = ctx;
+  const struct sotto_store_ops *ops = b->s->store.ops;
+  char canon[SOTTO_SRV_USER_MAX + 1], label[SOTTO_SRV_KT_LIST_LABEL_MAX + 1];
+  uint8_t v[SOTTO_SRV_KT_LIST_VALUE_LEN], *list;
+  uint32_t lv = 0;
+  size_t ll = 0;
+  uint64_t before;
+  int rc;
+  if (strlen(user) > SOTTO_SRV_USER_MAX || ik_len > SOTTO_KT_MAX_VALUE_LEN) return 0;
+  sotto__srv_username_canon((const uint8_t *)user, strlen(user), canon);
+  if ((rc = backfill_label(b, canon, ik, ik_len)) != 0) return rc;
+  if (!ops->devlist_get) return 0;
+  if ((list = malloc(SOTTO_STORE_MAX_DEVLIST)) == NULL) return SOTTO_ERR_NOMEM;
+  rc = ops->devlist_get(b->s->store.impl, user, &lv, list, SOTTO_STORE_MAX_DEVLIST, &ll);
+  if (rc == 0) sotto__srv_kt_list_value(v, lv, list, ll);
+  free(list);
+  if (rc != 0) return rc < 0 ? rc : 0; /* no list */
+  sotto__srv_kt_list_label(label, user);
+  before = b->logged;
+  rc = backfill_label(b, label, v, sizeof v);
+  if (b->logged != before) b->lists++;
+  return rc;
 }
 
 static int backfill(struct srv *s, struct srv_kt *kt) {
@@ -369,8 +394,9 @@ static int backfill(struct srv *s, struct srv_kt *kt) {
     if (b.open) s->store.ops->rollback(s->store.impl);
     return rc;
   }
-  if (b.logged) sotto__srv_log(0, "kt_backfill", "accounts=%llu entries=%lld", (unsigned long long)b.logged,
-                               (long long)kt->n);
+  if (b.logged)
+    sotto__srv_log(0, "kt_backfill", "accounts=%llu lists=%llu entries=%lld",
+                   (unsigned long long)(b.logged - b.lists), (unsigned long long)b.lists, (long long)kt->n);
   return 0;
 }
 

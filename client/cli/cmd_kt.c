@@ -40,6 +40,10 @@ static int show_status(struct cli *c) {
     cJSON_AddStringToObject(o, "monitor", mon_name(st.monitor));
     cJSON_AddNumberToObject(o, "monitor_time", (double)st.monitor_time);
     cJSON_AddStringToObject(o, "monitor_detail", st.monitor_detail);
+    cJSON_AddBoolToObject(o, "monitor_acknowledged", st.monitor_acked);
+    cJSON_AddStringToObject(o, "device_list_monitor", mon_name(st.list_monitor));
+    cJSON_AddStringToObject(o, "device_list_detail", st.list_detail);
+    cJSON_AddBoolToObject(o, "device_list_acknowledged", st.list_acked);
     cli_emit(c, o);
     return CLI_OK;
   }
@@ -74,8 +78,10 @@ static int show_status(struct cli *c) {
     printf("  %s %s (%s) last cosigned size %llu\n", st.wit[i].name, st.wit[i].pk_hex,
            st.wit[i].added ? "added by you" : "announced by the server at first contact",
            (unsigned long long)st.wit[i].last_size);
-  printf("monitoring of your account: %s%s%s\n", mon_name(st.monitor), st.monitor_detail[0] ? ": " : "",
-         st.monitor_detail);
+  printf("monitoring of your account: %s%s%s%s\n", mon_name(st.monitor), st.monitor_acked ? " (acknowledged)" : "",
+         st.monitor_detail[0] ? ": " : "", st.monitor_detail);
+  printf("monitoring of your device list: %s%s%s%s\n", mon_name(st.list_monitor),
+         st.list_acked ? " (acknowledged)" : "", st.list_detail[0] ? ": " : "", st.list_detail);
   return CLI_OK;
 }
 
@@ -101,6 +107,19 @@ static int run_kt(struct cli *c, const struct cli_cmd *cmd, int argc, char **arg
     if (!c->json) printf("witness %s removed\n", argv[optind + 2]);
     return CLI_OK;
   }
+  if (!strcmp(sub, "ack") && n == 1) {
+    if (cli_open(c)) return CLI_FAIL;
+    if ((rc = sc_kt_ack(c->core)) < 0) return cli_fail(c);
+    if (c->json) {
+      cJSON *o = cli_event("kt_ack");
+      cJSON_AddNumberToObject(o, "acknowledged", rc);
+      cli_emit(c, o);
+    } else {
+      printf("key-transparency alert acknowledged (%d): it is not repeated for this entry; a new one alerts again\n",
+             rc);
+    }
+    return CLI_OK;
+  }
   if (!strcmp(sub, "require") && n == 2) {
     const char *a = argv[optind + 1];
     char *end;
@@ -117,22 +136,29 @@ static int run_kt(struct cli *c, const struct cli_cmd *cmd, int argc, char **arg
     }
     return CLI_OK;
   }
-  return cli_usage(c, cmd, "expected 'status', 'witnesses add NAME KEY', 'witnesses remove NAME' or 'require K|off'");
+  return cli_usage(c, cmd,
+                   "expected 'status', 'ack', 'witnesses add NAME KEY', 'witnesses remove NAME' or 'require K|off'");
 }
 
 const struct cli_cmd cmd_kt = {
     "kt", "key transparency: the server's public key log and its witnesses",
-    "kt [status | witnesses add NAME KEY | witnesses remove NAME | require K|off]",
+    "kt [status | ack | witnesses add NAME KEY | witnesses remove NAME | require K|off]",
     "A server that runs key transparency keeps a public log of every account's\n"
     "identity key; independent witnesses check it and cosign its head. A\n"
     "contact's key is used only if the log holds it under a head the server\n"
     "signed and at least K of the known witnesses cosigned, consistent with the\n"
     "last head this client saw.\n"
-    "Each connect also checks this account's own entry (monitoring) and says\n"
-    "loudly if the log shows a key this device did not make.\n\n"
+    "The log also holds each account's signed device list (version and hash):\n"
+    "a contact's device list is used only if the log holds exactly it.\n"
+    "Each connect also checks this account's own entries (monitoring) and says\n"
+    "loudly if the log shows a key this device did not make or a device list\n"
+    "none of this account's devices signed.\n\n"
     "  status                  the last head (size, time, root), the witnesses\n"
     "                          with the last size each cosigned, and the last\n"
-    "                          monitoring result (connects first if it can)\n"
+    "                          monitoring results (connects first if it can)\n"
+    "  ack                     acknowledge the current alert: it is no longer\n"
+    "                          repeated for that exact entry (a new one alerts\n"
+    "                          again); status still shows it\n"
     "  witnesses add NAME KEY  also count cosignatures from this witness (KEY:\n"
     "                          its public key, 64 hex digits)\n"
     "  witnesses remove NAME   forget a witness\n"

@@ -637,7 +637,7 @@ int conn_open_until(struct sc_client *c, struct conn *k, int64_t deadline_ms) {
     return rc;
   }
   if ((rc = epoch_step(c, k)) || (rc = devices_step(c, k)) || (rc = devices_publish(c, k)) ||
-      (rc = conn_top_up(c, k, ec_left, kem_left))) {
+      (rc = kt_monitor_list(c, k)) || (rc = conn_top_up(c, k, ec_left, kem_left))) {
     conn_close(k);
     return rc;
   }

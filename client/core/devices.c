@@ -14,6 +14,7 @@
 #include "account.h"
 #include "conn.h"
 #include "contact.h"
+#include "kt.h"
 #include "net.h"
 #include "record.h"
 
@@ -434,6 +435,12 @@ int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, co
    * only, so nothing reaches a device of that list. */
   if (sodium_memcmp(now->account_key, key, SOTTO_PUBKEY_LEN) != 0) {
     seen_now(c, k, user, key);
+    goto out;
+  }
+  /* Used only when the log holds exactly this list (key transparency). */
+  if ((ret = kt_check_list(c, k, user, now->version, buf, len)) != 0) {
+    list_event(c, user, now->version, "a device list that is not in the server's public log was refused",
+               SC_ERR_KT_NOT_LOGGED);
     goto out;
   }
   if (had == 1 && now->version < old->version) {

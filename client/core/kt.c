@@ -5,7 +5,10 @@
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <sotto/devlist.h>
 
 #include "account.h"
 #include "kt.h"
@@ -13,7 +16,7 @@
 #include "record.h"
 
 #define KT_RECORD "kt"
-#define KT_VERSION 1
+#define KT_VERSION 2 /* 2: + alert acknowledgements and the device-list label */
 #define KT_TRIES 3 /* the log may gain an entry between two requests: fetch again, a bounded number of times */
 
 /* ---- the record ------------------------------------------------------------------ */
@@ -49,7 +52,17 @@ int kt_load(struct store *st, struct kt_state *s) {
   rec_get_u8(&r, &s->mon_result);
   rec_get_u64(&r, &s->mon_time);
   rec_get_cstr(&r, s->mon_detail, sizeof s->mon_detail);
-  rc = rec_rd_end(&r) || ver != KT_VERSION || s->n_wit > KT_MAX_WITNESSES || s->mon_result > KT_MON_FAILED
+  if (ver >= 2) {
+    rec_get(&r, s->key_alert, sizeof s->key_alert);
+    rec_get(&r, s->key_acked, sizeof s->key_acked);
+    rec_get_u8(&r, &s->has_list_ok);
+    rec_get(&r, s->list_ok, sizeof s->list_ok);
+    rec_get_u8(&r, &s->list_result);
+    rec_get_cstr(&r, s->list_detail, sizeof s->list_detail);
+    rec_get(&r, s->list_alert, sizeof s->list_alert);
+    rec_get(&r, s->list_acked, sizeof s->list_acked);
+  }
+  rc = rec_rd_end(&r) || ver < 1 || ver > KT_VERSION || s->list_result > KT_MON_FAILED || s->n_wit > KT_MAX_WITNESSES || s->mon_result > KT_MON_FAILED
            ? STORE_E_CORRUPT
            : 0;
   store_free_value(v, n);
@@ -85,6 +98,14 @@ int kt_save(struct store *st, const struct kt_state *s) {
   rec_put_u8(&w, s->mon_result);
   rec_put_u64(&w, s->mon_time);
   rec_put_str16(&w, s->mon_detail, strlen(s->mon_detail));
+  rec_put(&w, s->key_alert, sizeof s->key_alert);
+  rec_put(&w, s->key_acked, sizeof s->key_acked);
+  rec_put_u8(&w, s->has_list_ok);
+  rec_put(&w, s->list_ok, sizeof s->list_ok);
+  rec_put_u8(&w, s->list_result);
+  rec_put_str16(&w, s->list_detail, strlen(s->list_detail));
+  rec_put(&w, s->list_alert, sizeof s->list_alert);
+  rec_put(&w, s->list_acked, sizeof s->list_acked);
   rc = rec_wr_ok(&w) ? STORE_E_IO : store_put(st, KT_RECORD, w.p, w.len);
   rec_wr_free(&w);
   return rc;
@@ -260,11 +281,17 @@ static size_t label_of(char out[SC_USER_MAX + 1], const char *user) {
 
 /* A checked head, then the search proof for user against it: version and
  * value (value: SOTTO_KT_MAX_VALUE_LEN bytes). 1: the server runs no KT. */
-static int search(struct sc_client *c, struct conn *k, struct kt_state *s, const char *user, uint32_t *version,
-                  uint8_t *value, size_t *vlen) {
-  char label[SC_USER_MAX + 1];
-  size_t ll = label_of(label, user);
+static int search(struct sc_client *c, struct conn *k, struct kt_state *s, const char *user, int list,
+                  uint32_t *version, uint8_t *value, size_t *vlen) {
+  char label[SOTTO_SRV_KT_LIST_LABEL_MAX + 1];
+  size_t ll;
   int tries, rc = 0;
+  if (list) {
+    sotto__srv_kt_list_label(label, user);
+    ll = strlen(label);
+  } else {
+    ll = label_of(label, user);
+  }
   for (tries = 0; tries < KT_TRIES; tries++) {
     struct sotto_kt_head h;
     struct sotto_kt_log_id id;
@@ -280,8 +307,9 @@ static int search(struct sc_client *c, struct conn *k, struct kt_state *s, const
     }
     if (rc) return rc;
     sotto__wr_init(&w, b, sizeof b);
-    sotto__srv_put_kt_search_req(&w, label);
-    if ((rc = call(c, k, SOTTO_SRV_KT_SEARCH, b, w.len, &ans, "asking for a key-transparency search proof")))
+    sotto__srv_put_kt_search_req(&w, list ? label + strlen(SOTTO_SRV_KT_LIST_PREFIX) : label);
+    if ((rc = call(c, k, list ? SOTTO_SRV_KT_SEARCH_LIST : SOTTO_SRV_KT_SEARCH, b, w.len, &ans,
+                   "asking for a key-transparency search proof")))
       return rc == SOTTO_SRV_E_NOT_FOUND ? sc__fail(c, SC_ERR_KT_OFF, "the server gave no key-transparency proof") : rc;
     if (sotto__srv_parse_kt_proof(ans.payload, ans.payload_len, &kp) != 0) {
       sotto_net_event_clear(&ans);
@@ -315,7 +343,7 @@ int kt_check_contact(struct sc_client *c, struct conn *k, const char *user, cons
   size_t vlen = 0;
   int rc;
   if ((rc = kt_load(c->st, &s)) != 0) return sc__store_error(c, rc);
-  rc = search(c, k, &s, user, &version, value, &vlen);
+  rc = search(c, k, &s, user, 0, &version, value, &vlen);
   if (rc == 1) {
     if (s.required)
       return sc__fail(c, SC_ERR_KT_OFF,
@@ -337,6 +365,32 @@ int kt_check_contact(struct sc_client *c, struct conn *k, const char *user, cons
   return 0;
 }
 
+int kt_check_list(struct sc_client *c, struct conn *k, const char *user, uint32_t list_version, const uint8_t *list,
+                  size_t len) {
+  struct kt_state s;
+  uint8_t value[SOTTO_KT_MAX_VALUE_LEN], want[SOTTO_SRV_KT_LIST_VALUE_LEN];
+  uint32_t version = SOTTO_KT_ABSENT;
+  size_t vlen = 0;
+  int rc;
+  if ((rc = kt_load(c->st, &s)) != 0) return sc__store_error(c, rc);
+  rc = search(c, k, &s, user, 1, &version, value, &vlen);
+  if (rc == 1) {
+    if (s.required)
+      return sc__fail(c, SC_ERR_KT_OFF,
+                      "key transparency is required for this server, but it runs no log: the device list of %s "
+                      "cannot be checked; not sending",
+                      user);
+    return 0; /* kt_check_contact records that the server runs no log */
+  }
+  if (rc) return rc;
+  if ((rc = save_now(c, &s)) != 0) return rc;
+  sotto__srv_kt_list_value(want, list_version, list, len);
+  if (version == SOTTO_KT_ABSENT || vlen != sizeof want || sodium_memcmp(value, want, sizeof want) != 0)
+    return sc__fail(c, SC_ERR_KT_NOT_LOGGED,
+                    "the server showed you a device list for %s that is not in its public log; not sending", user);
+  return 0;
+}
+
 static void mon_set(struct sc_client *c, struct kt_state *s, uint8_t result, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void mon_set(struct sc_client *c, struct kt_state *s, uint8_t result, const char *fmt, ...) {
@@ -347,6 +401,27 @@ static void mon_set(struct sc_client *c, struct kt_state *s, uint8_t result, con
   vsnprintf(s->mon_detail, sizeof s->mon_detail, fmt, ap);
   va_end(ap);
   (void)c;
+}
+
+/* The identity of an alerting entry: SHA-256(kind || u32 version || value),
+ * what `sotto kt ack` acknowledges (a new version or value alerts again). */
+static void entry_digest(uint8_t out[32], const char *kind, uint32_t version, const uint8_t *value, size_t len) {
+  crypto_hash_sha256_state h;
+  uint8_t v[4] = {(uint8_t)(version >> 24), (uint8_t)(version >> 16), (uint8_t)(version >> 8), (uint8_t)version};
+  crypto_hash_sha256_init(&h);
+  crypto_hash_sha256_update(&h, (const uint8_t *)kind, strlen(kind) + 1);
+  crypto_hash_sha256_update(&h, v, sizeof v);
+  crypto_hash_sha256_update(&h, value, len);
+  crypto_hash_sha256_final(&h, out);
+}
+
+static int is_zero32(const uint8_t d[32]) {
+  return sodium_is_zero(d, 32);
+}
+
+/* 1 if the alert d (non-zero) is the one the user acknowledged. */
+static int is_acked(const uint8_t d[32], const uint8_t acked[32]) {
+  return !is_zero32(d) && sodium_memcmp(d, acked, 32) == 0;
 }
 
 int kt_monitor(struct sc_client *c, struct conn *k) {
@@ -360,7 +435,7 @@ int kt_monitor(struct sc_client *c, struct conn *k) {
   memcpy(saved, c->errdetail, sizeof saved);
   if ((rc = kt_load(c->st, &s)) != 0) return sc__store_error(c, rc);
   conn_identity_blob(c, mine);
-  rc = search(c, k, &s, me, &version, value, &vlen);
+  rc = search(c, k, &s, me, 0, &version, value, &vlen);
   /* A linked device: the log holds the account key (device 1's identity
    * blob), not this device's own key; it is "ours" when its key is the
    * account key device 1 gave us at linking (the registration id in the
@@ -430,8 +505,139 @@ int kt_monitor(struct sc_client *c, struct conn *k) {
       }
     }
   }
-  if (s.mon_result == KT_MON_ALERT || s.mon_result == KT_MON_FAILED)
+  if (rc == 0 && s.mon_result == KT_MON_ALERT) entry_digest(s.key_alert, "key", version, value, vlen);
+  else if (rc == 0) memset(s.key_alert, 0, sizeof s.key_alert);
+  if ((s.mon_result == KT_MON_ALERT && !is_acked(s.key_alert, s.key_acked)) || s.mon_result == KT_MON_FAILED)
     sc__event(c, SC_EV_KT_ALERT, SC_R_NONE, me, s.mon_detail);
+  rc = save_now(c, &s);
+out:
+  c->err = saved_err;
+  memcpy(c->errdetail, saved, sizeof saved);
+  return rc;
+}
+
+static void list_set(struct kt_state *s, uint8_t result, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void list_set(struct kt_state *s, uint8_t result, const char *fmt, ...) {
+  va_list ap;
+  s->list_result = result;
+  va_start(ap, fmt);
+  vsnprintf(s->list_detail, sizeof s->list_detail, fmt, ap);
+  va_end(ap);
+}
+
+/* The device ids the server has rows for that `mine` (a list our account
+ * key signed) does not name, as text ("" if none or unknown). */
+static void extra_devices(struct sc_client *c, struct conn *k, const struct sotto_devlist *mine, char *out,
+                          size_t cap) {
+  uint32_t ids[SOTTO_SRV_MAX_DEVICES];
+  size_t n = 0, i, used = 0;
+  out[0] = 0;
+  if (!mine || sotto_net_devices(k->net, c->acct->username, ids, SOTTO_SRV_MAX_DEVICES, &n) != 0) return;
+  for (i = 0; i < n && used + 16 < cap; i++)
+    if (sotto_devlist_find(mine, ids[i]) < 0)
+      used += (size_t)snprintf(out + used, cap - used, "%s%u", used ? ", " : "", (unsigned)ids[i]);
+}
+
+/* Decides whether the logged device-list value of our account is ours: the
+ * last value found ours, or the list the server serves now if our account
+ * key signed it and it hashes to the logged value. */
+static void list_check(struct sc_client *c, struct conn *k, struct kt_state *s, uint32_t version,
+                       const uint8_t *value, size_t vlen) {
+  const char *me = c->acct->username;
+  uint8_t want[SOTTO_SRV_KT_LIST_VALUE_LEN], akey[SOTTO_PUBKEY_LEN];
+  uint8_t *buf = malloc(SOTTO_SRV_MAX_DEVLIST);
+  struct sotto_devlist *l = calloc(1, sizeof *l), *mine = calloc(1, sizeof *mine);
+  char extra[128] = "";
+  size_t len = 0;
+  uint32_t lv;
+  int rc, have_mine = 0;
+  memset(s->list_alert, 0, sizeof s->list_alert);
+  if (!buf || !l || !mine) {
+    list_set(s, KT_MON_FAILED, "key transparency: could not check your account's device list: out of memory");
+    goto out;
+  }
+  if (version == SOTTO_KT_ABSENT) {
+    list_set(s, KT_MON_OK, "the log holds no device list of your account %s", me);
+    goto out;
+  }
+  if (vlen != SOTTO_SRV_KT_LIST_VALUE_LEN) {
+    entry_digest(s->list_alert, "devices", version, value, vlen);
+    list_set(s, KT_MON_ALERT,
+             "KEY TRANSPARENCY ALERT: the server's public log shows a device list for your account %s (entry %lu) "
+             "that is not a device list at all (%zu bytes)",
+             me, (unsigned long)version, vlen);
+    goto out;
+  }
+  lv = (uint32_t)value[0] << 24 | (uint32_t)value[1] << 16 | (uint32_t)value[2] << 8 | value[3];
+  if (s->has_list_ok && sodium_memcmp(s->list_ok, value, SOTTO_SRV_KT_LIST_VALUE_LEN) == 0) {
+    list_set(s, KT_MON_OK, "the log shows your account's own signed device list (version %lu)", (unsigned long)lv);
+    goto out;
+  }
+  if (devices_account_key(c, akey) != 0) {
+    list_set(s, KT_MON_FAILED, "key transparency: could not read this account's key to check its device list");
+    goto out;
+  }
+  rc = sotto_net_devlist_get(k->net, me, buf, SOTTO_SRV_MAX_DEVLIST, &len);
+  if (rc < 0) {
+    list_set(s, KT_MON_FAILED, "key transparency: could not read your device list from the server to check it");
+    goto out;
+  }
+  if (rc == 0 && sotto_devlist_parse(l, buf, len) == 0 && strcmp(l->username, me) == 0 &&
+      sodium_memcmp(l->account_key, akey, SOTTO_PUBKEY_LEN) == 0) {
+    sotto__srv_kt_list_value(want, l->version, buf, len);
+    if (sodium_memcmp(want, value, sizeof want) == 0) {
+      s->has_list_ok = 1;
+      memcpy(s->list_ok, value, sizeof s->list_ok);
+      list_set(s, KT_MON_OK, "the log shows your account's own signed device list (version %lu)", (unsigned long)lv);
+      goto out;
+    }
+    *mine = *l;
+    have_mine = 1;
+  }
+  if (!have_mine && devices_own(c, mine) == 1 && sodium_memcmp(mine->account_key, akey, SOTTO_PUBKEY_LEN) == 0)
+    have_mine = 1;
+  extra_devices(c, k, have_mine ? mine : NULL, extra, sizeof extra);
+  entry_digest(s->list_alert, "devices", version, value, vlen);
+  list_set(s, KT_MON_ALERT,
+           "KEY TRANSPARENCY ALERT: the server's public log shows a device list for your account %s (version %lu) "
+           "that none of your devices signed%s%s%s: someone may have added a device to read your messages; check "
+           "'sotto devices' on your first device",
+           me, (unsigned long)lv, extra[0] ? " (the server has device " : "", extra, extra[0] ? ", which your own list does not name)" : "");
+out:
+  free(buf);
+  free(l);
+  free(mine);
+}
+
+int kt_monitor_list(struct sc_client *c, struct conn *k) {
+  struct kt_state s, keep;
+  uint8_t value[SOTTO_KT_MAX_VALUE_LEN];
+  uint32_t version = SOTTO_KT_ABSENT;
+  size_t vlen = 0;
+  int rc, saved_err = c->err;
+  char saved[sizeof c->errdetail];
+  memcpy(saved, c->errdetail, sizeof saved);
+  if ((rc = kt_load(c->st, &s)) != 0) return sc__store_error(c, rc);
+  keep = s;
+  rc = search(c, k, &s, c->acct->username, 1, &version, value, &vlen);
+  if (rc == 1) {
+    rc = 0; /* no log: kt_monitor records that */
+    goto out;
+  }
+  if (rc < 0) {
+    char why[sizeof c->errdetail];
+    snprintf(why, sizeof why, "%s", c->errdetail);
+    s = keep; /* nothing of this answer is stored */
+    if (rc == SC_ERR_UNREACHABLE || rc == SC_ERR_TIMEOUT || rc == SC_ERR_CONNECTION_LOST || rc == SC_ERR_RATE_LIMITED) {
+      rc = 0;
+      goto out;
+    }
+    list_set(&s, KT_MON_FAILED, "key transparency: could not check your account's device list in the log: %s", why);
+  } else {
+    list_check(c, k, &s, version, value, vlen);
+  }
+  if ((s.list_result == KT_MON_ALERT && !is_acked(s.list_alert, s.list_acked)) || s.list_result == KT_MON_FAILED)
+    sc__event(c, SC_EV_KT_ALERT, SC_R_NONE, c->acct->username, s.list_detail);
   rc = save_now(c, &s);
 out:
   c->err = saved_err;
@@ -481,8 +687,13 @@ int sc_kt_status(struct sc_kt_status *out, struct sc_client *c, int refresh) {
   out->monitor = s.mon_result;
   out->monitor_time = s.mon_time;
   snprintf(out->monitor_detail, sizeof out->monitor_detail, "%s", s.mon_detail);
+  out->monitor_acked = s.mon_result == KT_MON_ALERT && is_acked(s.key_alert, s.key_acked);
+  out->list_monitor = s.list_result;
+  snprintf(out->list_detail, sizeof out->list_detail, "%s", s.list_detail);
+  out->list_acked = s.list_result == KT_MON_ALERT && is_acked(s.list_alert, s.list_acked);
   return 0;
 }
+
 
 /* Loads the record in a transaction for a change; the caller commits. */
 static int change_begin(struct sc_client *c, struct kt_state *s) {
@@ -566,4 +777,24 @@ int sc_kt_require(struct sc_client *c, int k) {
   s.k_set = k >= 0;
   s.k = (uint8_t)(k >= 0 ? k : 0);
   return change_end(c, &s);
+}
+
+int sc_kt_ack(struct sc_client *c) {
+  struct kt_state s;
+  int rc, n = 0;
+  if ((rc = change_begin(c, &s))) return rc;
+  if (s.mon_result == KT_MON_ALERT && !is_zero32(s.key_alert) && !is_acked(s.key_alert, s.key_acked)) {
+    memcpy(s.key_acked, s.key_alert, 32);
+    n++;
+  }
+  if (s.list_result == KT_MON_ALERT && !is_zero32(s.list_alert) && !is_acked(s.list_alert, s.list_acked)) {
+    memcpy(s.list_acked, s.list_alert, 32);
+    n++;
+  }
+  if (n == 0) {
+    store_rollback(c->st);
+    return sc__fail(c, SC_ERR_ARG, "there is no key-transparency alert to acknowledge ('sotto kt status')");
+  }
+  if ((rc = change_end(c, &s)) != 0) return rc;
+  return n;
 }

@@ -49,6 +49,15 @@ struct kt_state {
   uint8_t mon_result;     /* KT_MON_* */
   uint64_t mon_time;      /* seconds */
   char mon_detail[256];
+  /* record version 2: acknowledged alerts and the device-list label */
+  uint8_t key_alert[32];  /* SHA-256 of the alerting key entry (version, value); zero: none */
+  uint8_t key_acked[32];  /* the key alert `sotto kt ack` acknowledged */
+  uint8_t has_list_ok;    /* list_ok: the device-list value last found to be ours */
+  uint8_t list_ok[36];    /* u32 version || SHA-256 of the signed list */
+  uint8_t list_result;    /* KT_MON_* of the device-list label */
+  char list_detail[256];
+  uint8_t list_alert[32]; /* SHA-256 of the alerting device-list value; zero: none */
+  uint8_t list_acked[32]; /* the device-list alert `sotto kt ack` acknowledged */
 };
 
 /* The record (defaults when absent). 0 or a STORE_E_*. */
@@ -63,9 +72,23 @@ unsigned kt_required(const struct kt_state *s);
  * 0 (also when the server runs no KT and it is not required), or the
  * recorded SC_ERR_KT_* with its sentence (nothing may be sent). */
 int kt_check_contact(struct sc_client *c, struct conn *k, const char *user, const uint8_t *identity, size_t len);
+/* The check before a contact's signed device list is used: (list_version,
+ * SHA-256 of list) must be the value the log holds for user's device-list
+ * label ("devices:" + username) under a checked head. 0 (also when the
+ * server runs no KT and it is not required), or SC_ERR_KT_* with its
+ * sentence (nothing may be sent). */
+int kt_check_list(struct sc_client *c, struct conn *k, const char *user, uint32_t list_version, const uint8_t *list,
+                  size_t len);
 /* Monitoring of our own label (every connect; daily while linked): the
  * result is stored, and an alert or a failed check is an SC_EV_KT_ALERT.
  * Never fails the caller (0), except on a store failure. */
 int kt_monitor(struct sc_client *c, struct conn *k);
+/* Monitoring of our own device-list label ("devices:" + username; after
+ * logging in, since device 1 publishes its list then): the logged value
+ * must be one our account key signed (the last one found ours, or the
+ * list the server serves now, verified, hashing to it). The result is
+ * stored; an alert not acknowledged or a failed check is an
+ * SC_EV_KT_ALERT. 0, or a store failure. */
+int kt_monitor_list(struct sc_client *c, struct conn *k);
 
 #endif

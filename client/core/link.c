@@ -281,7 +281,7 @@ int sc_link_step(struct sc_client *c, int timeout_ms) {
    * monitors its own log entry at least daily, not only at connect. */
   if (c->connected && c->acks == 0 && c->kt_monitor_at && sc__now_s() >= c->kt_monitor_at) {
     c->kt_monitor_at = sc__now_s() + KT_MONITOR_EVERY_S;
-    if ((rc = kt_monitor(c, &c->k)) < 0) return rc;
+    if ((rc = kt_monitor(c, &c->k)) < 0 || (rc = kt_monitor_list(c, &c->k)) < 0) return rc;
   }
   /* Receipts owed, retry requests, queued or resent texts: sent once what
    * arrived is processed (batched: one receipt for many texts). A failure

@@ -542,6 +542,10 @@ struct sc_kt_status {
   int monitor;   /* 0 never ran, 1 ok, 2 ALERT, 3 could not check */
   uint64_t monitor_time; /* seconds */
   char monitor_detail[256];
+  int monitor_acked; /* the key alert was acknowledged (sc_kt_ack) */
+  int list_monitor;  /* this account's device-list label: 0 never ran, 1 ok, 2 ALERT, 3 could not check */
+  char list_detail[256];
+  int list_acked;    /* the device-list alert was acknowledged (sc_kt_ack) */
   char log_hex[129]; /* the log's sig_pk || vrf_pk */
   int refreshed; /* 1: checked with the server now; 0: stored state (error/errdetail say why not) */
 };
@@ -549,6 +553,10 @@ struct sc_kt_status {
  * monitors this account's entry). Never fails for an unreachable server
  * (refreshed = 0). */
 int sc_kt_status(struct sc_kt_status *out, struct sc_client *c, int refresh);
+/* Acknowledges the current key-transparency alerts (own key, own device
+ * list): they stop repeating for exactly that entry; another entry alerts
+ * again. The number acknowledged (1-2), or SC_ERR_ARG if there is none. */
+int sc_kt_ack(struct sc_client *c);
 /* Adds a witness by name and Ed25519 public key (64 hex digits). */
 int sc_kt_witness_add(struct sc_client *c, const char *name, const char *pk_hex);
 /* Removes a witness by name (SC_ERR_ARG if there is none). */
