@@ -153,8 +153,9 @@ static int kt_scan(void *ctx, int64_t idx, const uint8_t *head, size_t head_len,
 
 /* "key_transparency": the name's versions and the entries that logged them
  * (the VRF key in DATA/kt.key gives each version's search key). */
-static int kt_report(struct sotto_store *st, const char *data, const char *username, FILE *out) {
-  char canon[SOTTO_SRV_USER_MAX + 1], path[4200], when[32];
+static int kt_report_label(struct sotto_store *st, const char *data, const char *canon, const char *field,
+                           FILE *out) {
+  char path[4200], when[32];
   uint8_t value[SOTTO_STORE_KT_MAX_VALUE], opening[16], key[64];
   struct kt_find f;
   uint32_t version = 0, i;
@@ -162,7 +163,6 @@ static int kt_report(struct sotto_store *st, const char *data, const char *usern
   ssize_t got;
   int fd, rc;
   if (!st->ops->kt_value_get || !st->ops->kt_entries_iter) return 0;
-  sotto__srv_username_canon((const uint8_t *)username, strlen(username), canon);
   ll = strlen(canon);
   rc = st->ops->kt_value_get(st->impl, canon, &version, value, &vlen, opening);
   sodium_memzero(opening, sizeof opening);
@@ -175,7 +175,7 @@ static int kt_report(struct sotto_store *st, const char *data, const char *usern
     close(fd);
   }
   if (got != (ssize_t)sizeof key) { /* the log's keys are elsewhere: the newest version only */
-    fprintf(out, "\n  \"key_transparency\": {\"label\": \"%s\", \"newest_version\": %lu, \"newest_value\": \"", canon,
+    fprintf(out, "\n  \"%s\": {\"label\": \"%s\", \"newest_version\": %lu, \"newest_value\": \"", field, canon,
             (unsigned long)version);
     hex(out, value, vlen);
     fprintf(out, "\", \"versions\": null},");
@@ -189,7 +189,7 @@ static int kt_report(struct sotto_store *st, const char *data, const char *usern
   f.ms = calloc(f.n, sizeof *f.ms);
   rc = f.keys && f.entry && f.ms ? 0 : 2;
   for (i = 0; rc == 0 && i < f.n; i++) {
-    uint8_t alpha[1 + SOTTO_SRV_USER_MAX + 4], beta[SOTTO_KT_VRF_OUTPUT_LEN];
+    uint8_t alpha[1 + SOTTO_SRV_KT_LIST_LABEL_MAX + 4], beta[SOTTO_KT_VRF_OUTPUT_LEN];
     uint32_t v = f.first + i;
     alpha[0] = (uint8_t)ll;
     memcpy(alpha + 1, canon, ll);
@@ -204,7 +204,7 @@ static int kt_report(struct sotto_store *st, const char *data, const char *usern
   sodium_memzero(key, sizeof key);
   if (rc == 0 && st->ops->kt_entries_iter(st->impl, 0, -1, kt_scan, &f) != 0) rc = 2;
   if (rc == 0) {
-    fprintf(out, "\n  \"key_transparency\": {\"label\": \"%s\", \"newest_version\": %lu, \"newest_value\": \"", canon,
+    fprintf(out, "\n  \"%s\": {\"label\": \"%s\", \"newest_version\": %lu, \"newest_value\": \"", field, canon,
             (unsigned long)version);
     hex(out, value, vlen);
     fprintf(out, "\", \"versions\": [");
@@ -219,6 +219,17 @@ static int kt_report(struct sotto_store *st, const char *data, const char *usern
   free(f.entry);
   free(f.ms);
   return rc;
+}
+
+/* The account key's label ("key_transparency") and the device list's
+ * ("key_transparency_devices", "devices:" + name). */
+static int kt_report(struct sotto_store *st, const char *data, const char *username, FILE *out) {
+  char canon[SOTTO_SRV_USER_MAX + 1], label[SOTTO_SRV_KT_LIST_LABEL_MAX + 1];
+  int rc;
+  sotto__srv_username_canon((const uint8_t *)username, strlen(username), canon);
+  if ((rc = kt_report_label(st, data, canon, "key_transparency", out)) != 0) return rc;
+  sotto__srv_kt_list_label(label, username);
+  return kt_report_label(st, data, label, "key_transparency_devices", out);
 }
 
 static int devlist_cb(void *ctx, uint32_t version, int64_t ms, const uint32_t *ids, size_t n) {

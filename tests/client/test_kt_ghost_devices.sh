@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: Apache-2.0
+# test_kt_ghost_devices.sh: ghost test 4 of key transparency (issue 12):
+# the operator adds a device to bob's account. The real sotto-server (--kt
+# 1), the real CLI, bob on two devices (linked with 'sotto link'):
+#   a. a device row and a list edited in the database (not signed, not
+#      logged): refused by signature;
+#   b. a list of the operator's own making logged under bob's name (it swaps
+#      bob's account-key row for its own key, logs in as bob's device 1 with
+#      a secret it planted, stores a list that key signed: the server logs
+#      it; then puts bob's rows back): bob's two devices report it at their
+#      next connect, alice refuses the list the server serves (not the one
+#      in the log) and nothing is sent; 'sotto kt ack' silences exactly that
+#      alert; a newer substitution alerts again.
+source "$(dirname "$0")/lib.sh" "$@"
+OPERATOR=$(dirname "$SERVER")/client_kt_operator
+[ -x "$OPERATOR" ] || { echo "FAIL: $OPERATOR is not built"; exit 1; }
+command -v sqlite3 >/dev/null || { echo "FAIL: sqlite3 missing"; exit 1; }
+
+start_server --kt 1
+FP=$("$SERVER" fingerprint --data "$T/srv")
+new_user alice
+new_user bob
+bob_id() { sql "SELECT id FROM accounts WHERE username = 'bob';"; }
+bob_queue() { sql "SELECT count(*) FROM messages m JOIN devices d ON d.devkey = m.devkey WHERE d.account_id = $(bob_id);"; }
+s bob send alice "hi alice" >/dev/null 2>&1
+s alice receive >/dev/null 2>&1
+
+# link WHO OWNER NAME: links home WHO as a device of OWNER named NAME.
+link() {
+  local who=$1 owner=$2 name=$3 i code=
+  rm -f "$T/$who.link"
+  ( timeout 120 "$SOTTO" --home "$T/$who" link --server "127.0.0.1:$PORT" --name "$name" >"$T/$who.link" 2>&1
+    echo "exit=$?" >>"$T/$who.link" ) &
+  local pid=$!
+  for i in $(seq 1 200); do
+    if grep -q '^code: \|^exit=' "$T/$who.link" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  code=$(sed -n 's/^code: //p' "$T/$who.link")
+  s "$owner" devices add --yes "$code" >"$T/$who.add" 2>&1
+  wait "$pid"
+  grep -q "exit=0" "$T/$who.link"
+}
+check "bob links his laptop" link bob-laptop bob laptop
+s bob receive >/dev/null 2>&1
+s bob-laptop receive >/dev/null 2>&1
+
+# ---- baseline: bob's lists are logged and used ------------------------------------------
+s alice send bob "hello bob" >"$T/base.out" 2>&1
+check "baseline: alice sends to bob's two devices (their list is in the log)" test $? -eq 0
+s bob kt status >"$T/base.bob" 2>&1
+check "baseline: bob's device-list monitoring is ok" contains "$T/base.bob" "monitoring of your device list: ok"
+s bob-laptop kt status >"$T/base.laptop" 2>&1
+check "baseline: so is his laptop's" contains "$T/base.laptop" "monitoring of your device list: ok"
+s bob kt ack >"$T/base.ack" 2>&1
+check "baseline: 'kt ack' without an alert is an error" test $? -ne 0
+check "... saying there is none" contains "$T/base.ack" "no key-transparency alert to acknowledge"
+nlogged=$(sql "SELECT version FROM kt_values WHERE label = 'devices:bob';")
+check "baseline: the log holds bob's device-list label" test -n "$nlogged"
+
+# ---- a: a device added in the database: not signed, refused -------------------------
+stop_server
+sql "INSERT INTO devices(account_id, device_id, secret_hash, created_day, last_seen_day)
+     VALUES($(bob_id), 9, zeroblob(32), 0, 0);"
+saved_list=$(sql "SELECT hex(list) FROM devlists WHERE account_id = $(bob_id) ORDER BY version DESC LIMIT 1;")
+saved_ver=$(sql "SELECT version FROM devlists WHERE account_id = $(bob_id) ORDER BY version DESC LIMIT 1;")
+sql "INSERT INTO devlists(account_id, version, ms, ids, list)
+     SELECT account_id, version + 1, ms, ids || X'00000009', list FROM devlists
+     WHERE account_id = $(bob_id) AND version = $saved_ver;"
+start_server --kt 1
+before=$(bob_queue)
+s alice send bob "ghost a" >"$T/a.out" 2>&1; rc=$?
+check "ghost 4a: a list edited in the database is refused" test $rc -ne 0
+check "... nothing reached bob's devices" test "$(bob_queue)" = "$before"
+stop_server
+sql "DELETE FROM devlists WHERE account_id = $(bob_id) AND version = $saved_ver + 1;
+     DELETE FROM devices WHERE account_id = $(bob_id) AND device_id = 9;"
+
+# ---- b: a list of the operator's own key, logged under bob's name --------------------------
+# sub VERSION: the operator's substitution (bob's rows are put back after).
+sub() {
+  local out secret id sh
+  out=$("$OPERATOR" key "$T/op.key") || return 1
+  id=$(echo "$out" | sed -n 's/^identity //p'); secret=$(echo "$out" | sed -n 's/^secret //p')
+  sh=$(echo "$out" | sed -n 's/^secret_hash //p')
+  stop_server
+  real_id=$(sql "SELECT hex(identity) FROM accounts WHERE username = 'bob';")
+  real_sh=$(sql "SELECT hex(secret_hash) FROM devices WHERE account_id = $(bob_id) AND device_id = 1;")
+  sql "UPDATE accounts SET identity = X'$id' WHERE username = 'bob';
+       UPDATE devices SET secret_hash = X'$sh' WHERE account_id = $(bob_id) AND device_id = 1;"
+  start_server --kt 1
+  "$OPERATOR" put "$PORT" "$FP" bob "$secret" "$T/op.key" "$1" >"$T/op.out" 2>&1
+  stop_server
+  sql "UPDATE accounts SET identity = X'$real_id' WHERE username = 'bob';
+       UPDATE devices SET secret_hash = X'$real_sh' WHERE account_id = $(bob_id) AND device_id = 1;
+       DELETE FROM devlists WHERE account_id = $(bob_id) AND version = $1;"
+  start_server --kt 1
+  grep -q '^stored' "$T/op.out"
+}
+check "ghost 4b: the operator logs a list of its own key for bob" sub $((saved_ver + 1))
+check "... the log's newest device-list entry of bob is the operator's" \
+  test "$(sql "SELECT version FROM kt_values WHERE label = 'devices:bob';")" -gt "$nlogged"
+check "... bob's account key in the log is still his (no key change)" \
+  test "$(sql "SELECT hex(value) FROM kt_values WHERE label = 'bob';")" = "$real_id"
+
+before=$(bob_queue)
+s alice send bob "for bob only" >"$T/b.alice" 2>&1; rc=$?
+echo "  ghost 4b (alice) printed: $(grep -m1 'public log' "$T/b.alice")"
+check "ghost 4b: alice's send is refused" test $rc -ne 0
+check "... with the KT sentence" \
+  contains "$T/b.alice" "the server showed you a device list for bob that is not in its public log; not sending"
+check "... nothing reached bob's devices" test "$(bob_queue)" = "$before"
+s alice --json send bob "for bob only" >"$T/b.alice.json" 2>&1
+check "--json: the refusal is kt_not_logged" contains "$T/b.alice.json" '"kt_not_logged"'
+
+s bob receive >"$T/b.bob" 2>&1
+echo "  ghost 4b (bob) printed: $(grep -m1 'KEY TRANSPARENCY' "$T/b.bob")"
+check "ghost 4b: bob's device 1 reports it at its next connect" \
+  contains "$T/b.bob" "KEY TRANSPARENCY ALERT: the server's public log shows a device list for your account bob (version $((saved_ver + 1)))"
+s bob-laptop receive >"$T/b.laptop" 2>&1
+check "ghost 4b: so does his laptop" \
+  contains "$T/b.laptop" "KEY TRANSPARENCY ALERT: the server's public log shows a device list for your account bob"
+s bob kt status >"$T/b.status" 2>&1
+check "ghost 4b: kt status shows the device-list alert" contains "$T/b.status" "monitoring of your device list: ALERT"
+
+# ---- the acknowledgement -----------------------------------------------------------------
+s bob kt ack >"$T/ack.out" 2>&1
+check "kt ack acknowledges the alert" contains "$T/ack.out" "alert acknowledged"
+s bob receive >"$T/ack.recv" 2>&1
+check "... it is not repeated at the next connect" lacks "$T/ack.recv" "KEY TRANSPARENCY ALERT"
+s bob kt status >"$T/ack.status" 2>&1
+check "... kt status still shows it, acknowledged" contains "$T/ack.status" "monitoring of your device list: ALERT (acknowledged)"
+s bob-laptop receive >"$T/ack.laptop" 2>&1
+check "... the laptop (not acknowledged there) still reports it" contains "$T/ack.laptop" "KEY TRANSPARENCY ALERT"
+check "a second substitution is logged" sub $((saved_ver + 2))
+s bob receive >"$T/ack2.recv" 2>&1
+check "... it alerts again after the acknowledgement" \
+  contains "$T/ack2.recv" "KEY TRANSPARENCY ALERT: the server's public log shows a device list for your account bob (version $((saved_ver + 2)))"
+
+# ---- the requisition report lists the device-list entries ----------------------------------
+timeout 60 "$SERVER" requisition --data "$T/srv" bob >"$T/req.out" 2>&1
+check "the requisition report lists bob's device-list log entries" contains "$T/req.out" '"label": "devices:bob"'
+finish
