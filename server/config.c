@@ -96,7 +96,8 @@ static const struct opt opts[] = {
      "ms: the WAL is truncated at most this long after envelopes were deleted; 0: after every such commit, "
      "before the ACKs are answered (costs an fsync each) (1000)"},
     {"kt", T_INT, O(kt), 0, 1,
-     "1: keep a key-transparency log of username -> identity key (docs/key-transparency.md; both stores; in a "
+     "1: keep a key-transparency log of username -> identity key and of each signed device list "
+     "(docs/key-transparency.md; both stores; in a "
      "cluster every node needs the same DATA/kt.key) (0)"},
     {"kt-witness", T_STR, O(kt_witness), 0, 0,
      "NAME:PUBKEY: a witness of the key-transparency log (PUBKEY: the 64 hex digits `sotto-witness` prints); "

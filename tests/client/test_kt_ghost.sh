@@ -15,7 +15,7 @@
 #      the last one a client saw) is refused by the client and by the witness;
 #   5. witnesses offline, with a key the server does not know, or cosigning a
 #      head the server no longer serves: clear messages, nothing accepted.
-# (Ghost test 4, an added device, needs the multi-device work: not here.)
+# (Ghost test 4, an added device: test_kt_ghost_devices.sh.)
 source "$(dirname "$0")/lib.sh" "$@"
 WITNESS=$(dirname "$SERVER")/sotto-witness
 [ -x "$WITNESS" ] || { echo "FAIL: $WITNESS is not built"; exit 1; }
