@@ -771,6 +771,60 @@ out:
   srv_rmdir(&p);
 }
 
+/* A list stored while the server kept no log is logged by the backfill at
+ * the first start with --kt 1 (with the account key), once. */
+static void test_kt_backfill_list(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct sotto_net *c = NULL;
+  struct sotto_kt_log_id id;
+  uint8_t pub[32], priv[32], ik[37] = {0}, secret[32], list[SOTTO_DEVLIST_MAX_LEN];
+  uint8_t value[SOTTO_KT_MAX_VALUE_LEN], want[SOTTO_SRV_KT_LIST_VALUE_LEN];
+  uint32_t dev = 0, version;
+  size_t vlen, l, n;
+  char *log;
+  CHECK(srv_mkdir(&p, "ktbackfilllist") == 0);
+  CHECK(srv_start(&p, NULL) == 0);
+  CHECK(sotto_keypair_generate(pub, priv) == 0);
+  sotto_pubkey_serialize(ik, pub);
+  ik[36] = 9;
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c && sotto_net_register(c, "fay", ik, sizeof ik, &dev, secret) == 0);
+  if (c) sotto_net_close(c);
+  l = one_device_list(list, "fay", pub, priv, 4);
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c && sotto_net_auth(c, "fay", 1, secret, NULL, NULL) == 0);
+  if (c) {
+    CHECK_RC(sotto_net_devlist_put(c, list, l), 0);
+    sotto_net_close(c);
+  }
+  CHECK(srv_stop(&p) == 0);
+  CHECK(srv_start(&p, KT_ARGS) == 0);
+  log_id_of(&p, &id);
+  log = tu_read_file(p.log, &n);
+  CHECK(log && strstr(log, "event=kt_backfill accounts=1 lists=1"));
+  free(log);
+  sotto__srv_kt_list_value(want, 4, list, l);
+  c = srv_connect(&p, &ctx, 1);
+  vlen = sizeof value;
+  CHECK(c && search_list_ok(c, &id, "fay", &version, value, &vlen) == 0 && version == 0 &&
+        vlen == sizeof want && memcmp(value, want, sizeof want) == 0);
+  if (c) sotto_net_close(c);
+  /* The next start logs nothing more. */
+  CHECK(srv_stop(&p) == 0);
+  CHECK(srv_start(&p, KT_ARGS) == 0);
+  c = srv_connect(&p, &ctx, 1);
+  vlen = sizeof value;
+  CHECK(c && search_list_ok(c, &id, "fay", &version, value, &vlen) == 0 && version == 0);
+  if (c) sotto_net_close(c);
+  CHECK(srv_stop(&p) == 0);
+  log = tu_read_file(p.log, &n); /* appended over the three starts: one backfill */
+  CHECK(log && strstr(log, "event=kt_backfill") && !strstr(strstr(log, "event=kt_backfill") + 1, "event=kt_backfill"));
+  free(log);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -780,5 +834,6 @@ int main(int argc, char **argv) {
   test_kt_cosign();
   test_kt_backfill();
   test_kt_devlist();
+  test_kt_backfill_list();
   return test_done("test_server_kt");
 }
