@@ -143,20 +143,30 @@ void grp_list_del(char list[][SC_USER_MAX + 1], size_t *n, const char *user) {
   *n = j;
 }
 
-static void sk_name(char *rn, size_t cap, const struct grp *g, const char *member) {
+/* "gsk/GID/MEMBER/DEV": the chain of one device of a member; dev 0 names
+ * the record of before per-device chains ("gsk/GID/MEMBER"), still read. */
+void grp_sk_name(char *rn, size_t cap, const struct grp *g, const char *member, uint32_t dev) {
   char hex[2 * GROUP_ID_LEN + 1];
   gid_hex(hex, g->gid);
-  snprintf(rn, cap, "gsk/%s/%s", hex, member);
+  if (dev == 0) snprintf(rn, cap, "gsk/%s/%s", hex, member);
+  else snprintf(rn, cap, "gsk/%s/%s/%u", hex, member, (unsigned)dev);
 }
 
-int grp_sk_load(struct store *st, const struct grp *g, const char *member, struct sotto_sender_key **out) {
-  char rn[96];
+int grp_sk_load(struct store *st, const struct grp *g, const char *member, uint32_t dev,
+                struct sotto_sender_key **out) {
+  char rn[GRP_SK_NAME_MAX];
   uint8_t *v;
   size_t n;
   int rc;
   *out = NULL;
-  sk_name(rn, sizeof rn, g, member);
+  if (dev == 0) return STORE_E_IO;
+  grp_sk_name(rn, sizeof rn, g, member, dev);
   rc = store_get(st, rn, &v, &n);
+  if (rc == 0) {
+    /* Not yet per device: the member's record from before, if any. */
+    grp_sk_name(rn, sizeof rn, g, member, 0);
+    rc = store_get(st, rn, &v, &n);
+  }
   if (rc < 0) return rc;
   if (rc == 0) return sotto_sender_key_new(out) ? STORE_E_IO : 0;
   rc = sotto_sender_key_deserialize(out, v, n) ? STORE_E_CORRUPT : 1;
@@ -164,23 +174,69 @@ int grp_sk_load(struct store *st, const struct grp *g, const char *member, struc
   return rc;
 }
 
-int grp_sk_save(struct store *st, const struct grp *g, const char *member, const struct sotto_sender_key *rec) {
-  char rn[96];
+int grp_sk_save(struct store *st, const struct grp *g, const char *member, uint32_t dev,
+                const struct sotto_sender_key *rec) {
+  char rn[GRP_SK_NAME_MAX];
   size_t cap = sotto_sender_key_serialized_size(rec), n;
   uint8_t *b;
   int rc;
+  if (dev == 0) return STORE_E_IO;
   if (cap == 0 || cap > SOTTO_MAX_SENDER_KEY_RECORD_LEN || !(b = malloc(cap))) return STORE_E_IO;
-  sk_name(rn, sizeof rn, g, member);
+  grp_sk_name(rn, sizeof rn, g, member, dev);
   rc = sotto_sender_key_serialize(rec, b, cap, &n) ? STORE_E_IO : store_put(st, rn, b, n);
   sodium_memzero(b, cap);
   free(b);
   return rc;
 }
 
+int grp_sk_del_dev(struct store *st, const struct grp *g, const char *member, uint32_t dev) {
+  char rn[GRP_SK_NAME_MAX];
+  int rc;
+  grp_sk_name(rn, sizeof rn, g, member, dev);
+  if ((rc = store_del(st, rn)) < 0) return rc;
+  /* the record from before per-device chains may hold this device's chain */
+  grp_sk_name(rn, sizeof rn, g, member, 0);
+  rc = store_del(st, rn);
+  return rc < 0 ? rc : 0;
+}
+
+#define SK_DEL_BATCH 16
+struct sk_names {
+  char n[SK_DEL_BATCH][GRP_SK_NAME_MAX];
+  size_t k;
+};
+
+static int sk_names_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct sk_names *s = ud;
+  (void)v;
+  (void)len;
+  if (strlen(name) >= GRP_SK_NAME_MAX) return 0;
+  snprintf(s->n[s->k++], GRP_SK_NAME_MAX, "%s", name);
+  return s->k == SK_DEL_BATCH ? 1 : 0;
+}
+
 int grp_sk_del(struct store *st, const struct grp *g, const char *member) {
-  char rn[96];
-  sk_name(rn, sizeof rn, g, member);
-  return store_del(st, rn);
+  char prefix[GRP_SK_NAME_MAX + 2];
+  struct sk_names *s = malloc(sizeof *s);
+  size_t i;
+  int rc;
+  if (!s) return STORE_E_IO;
+  grp_sk_name(prefix, sizeof prefix, g, member, 0);
+  if ((rc = store_del(st, prefix)) < 0) goto out;
+  strcat(prefix, "/");
+  /* every device's chain: scanned in batches, as deleting while scanning
+   * is not allowed */
+  for (;;) {
+    s->k = 0;
+    if ((rc = store_scan(st, prefix, sk_names_cb, s)) < 0) goto out;
+    for (i = 0; i < s->k; i++)
+      if ((rc = store_del(st, s->n[i])) < 0) goto out;
+    if (s->k < SK_DEL_BATCH) break;
+  }
+  rc = 0;
+out:
+  free(s);
+  return rc;
 }
 
 int grp_delete(struct store *st, const struct grp *g) {

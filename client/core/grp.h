@@ -40,9 +40,23 @@ int grp_has(const char list[][SC_USER_MAX + 1], size_t n, const char *user);
 void grp_list_add(char list[][SC_USER_MAX + 1], size_t *n, const char *user);
 void grp_list_del(char list[][SC_USER_MAX + 1], size_t *n, const char *user);
 
-/* Sender key record of member in g: 1 loaded, 0 new empty record, <0 error. */
-int grp_sk_load(struct store *st, const struct grp *g, const char *member, struct sotto_sender_key **out);
-int grp_sk_save(struct store *st, const struct grp *g, const char *member, const struct sotto_sender_key *rec);
+/* Sender key records are kept per (member, device): "gsk/GID/MEMBER/DEV"
+ * (docs/groups.md). GRP_SK_NAME_MAX bounds a name. */
+#define GRP_SK_NAME_MAX 112
+/* The record name of device dev of member (dev 0: the per-member record
+ * written before chains were kept per device, still read). */
+void grp_sk_name(char *rn, size_t cap, const struct grp *g, const char *member, uint32_t dev);
+/* Sender key record of device dev (> 0) of member in g: 1 loaded, 0 new
+ * empty record, <0 error. A device with no record of its own falls back to
+ * the member's record from before per-device chains (nothing lost on
+ * upgrade). */
+int grp_sk_load(struct store *st, const struct grp *g, const char *member, uint32_t dev,
+                struct sotto_sender_key **out);
+int grp_sk_save(struct store *st, const struct grp *g, const char *member, uint32_t dev,
+                const struct sotto_sender_key *rec);
+/* Forgets one device's chain of member (and the per-member record). */
+int grp_sk_del_dev(struct store *st, const struct grp *g, const char *member, uint32_t dev);
+/* Forgets every chain of member in g. */
 int grp_sk_del(struct store *st, const struct grp *g, const char *member);
 
 /* Makes a local name unique: name, then name-2, name-3, ... */

@@ -123,8 +123,8 @@ static int process_skdm(struct sc_client *c, const struct grp *g, const char *se
   struct sotto_sender_key *rec;
   int rc;
   if (ct->skdm_len == 0) return 0;
-  if ((rc = grp_sk_load(c->st, g, sender, &rec)) < 0) return rc;
-  if (sotto_sender_key_process(rec, ct->skdm, ct->skdm_len) == 0) rc = grp_sk_save(c->st, g, sender, rec);
+  if ((rc = grp_sk_load(c->st, g, sender, sc__env_device(c), &rec)) < 0) return rc;
+  if (sotto_sender_key_process(rec, ct->skdm, ct->skdm_len) == 0) rc = grp_sk_save(c->st, g, sender, sc__env_device(c), rec);
   else rc = add_event(c, SC_EV_UNREADABLE, SC_R_BAD_GROUP_KEY, sender, g->name);
   sotto_sender_key_free(rec);
   return rc;
@@ -206,7 +206,7 @@ static int apply_update(struct sc_client *c, const char *sender, const struct co
     if ((rc = log_event(c, SC_EV_GROUP_REMOVED, SC_R_NONE, sender, g->name, old->members[i], NULL, 0, 0))) goto out;
   }
   if (any_removed) {
-    if ((rc = grp_sk_del(c->st, g, me))) goto out;
+    if ((rc = grp_sk_del_dev(c->st, g, me, sc__own_device(c)))) goto out;
     g->n_dist = 0;
   }
   for (i = 0; i < g->n; i++) {
@@ -721,12 +721,12 @@ static int group_msg(struct sc_client *c, uint64_t sid, const char *sender, cons
     struct sotto_sender_key *rec;
     if ((rc = grp_load(c->st, k->gids[i], g)) < 0) goto fail;
     if (rc == 0) continue;
-    if ((rc = grp_sk_load(c->st, g, sender, &rec)) < 0) goto fail;
+    if ((rc = grp_sk_load(c->st, g, sender, sc__env_device(c), &rec)) < 0) goto fail;
     if (rc == 1) {
       int r = sotto_group_decrypt(rec, pt, len, &n, body, len);
       if (r == 0) {
         found = 1;
-        rc = grp_sk_save(c->st, g, sender, rec);
+        rc = grp_sk_save(c->st, g, sender, sc__env_device(c), rec);
       } else if (r != SOTTO_ERR_NO_SENDER_KEY) {
         drc = r;
       }

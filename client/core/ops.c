@@ -195,12 +195,12 @@ static int own_skdm(struct sc_client *c, const struct grp *g, uint8_t skdm[SOTTO
   struct sotto_sender_key *rec = NULL;
   int rc;
   if ((rc = sc__begin(c))) return sc__store_error(c, rc);
-  if ((rc = grp_sk_load(c->st, g, c->acct->username, &rec)) < 0) goto fail;
+  if ((rc = grp_sk_load(c->st, g, c->acct->username, sc__own_device(c), &rec)) < 0) goto fail;
   if (sotto_sender_key_distribution(rec, skdm, SOTTO_SKDM_MAX_LEN, len) != 0) {
     rc = STORE_E_IO;
     goto fail;
   }
-  if ((rc = grp_sk_save(c->st, g, c->acct->username, rec)) || (rc = store_commit(c->st))) goto fail;
+  if ((rc = grp_sk_save(c->st, g, c->acct->username, sc__own_device(c), rec)) || (rc = store_commit(c->st))) goto fail;
   sotto_sender_key_free(rec);
   return 0;
 fail:
@@ -434,7 +434,7 @@ int sc_group_remove(struct sc_sent *out, struct sc_client *c, const char *name, 
     rc = sc__store_error(c, rc);
     goto out;
   }
-  if ((rc = grp_sk_del(c->st, g, user)) || (rc = grp_sk_del(c->st, g, c->acct->username)) ||
+  if ((rc = grp_sk_del(c->st, g, user)) || (rc = grp_sk_del_dev(c->st, g, c->acct->username, sc__own_device(c))) ||
       (rc = (self ? grp_delete(c->st, leaving) : grp_save(c->st, g))) || (rc = store_commit(c->st))) {
     store_rollback(c->st);
     rc = sc__store_error(c, rc);
@@ -609,10 +609,10 @@ int sc__group_send_content(struct sc_sent *out, struct sc_client *c, struct grp 
   }
   /* One ciphertext for everyone; the chain step is committed first. */
   if ((rc = sc__begin(c)) == 0) {
-    if ((rc = grp_sk_load(c->st, g, c->acct->username, &rec)) >= 0) {
+    if ((rc = grp_sk_load(c->st, g, c->acct->username, sc__own_device(c), &rec)) >= 0) {
       rc = sotto_group_encrypt(rec, ctext, cap, &out_len, pt.p, pt.len)
                ? STORE_E_IO
-               : grp_sk_save(c->st, g, c->acct->username, rec);
+               : grp_sk_save(c->st, g, c->acct->username, sc__own_device(c), rec);
     }
     if (!rc && m) rc = msglog_add(c->st, c->acct, m, 0);
     if (!rc) rc = account_save(c->st, c->acct);

@@ -775,6 +775,106 @@ static void test_groups(void) {
   sc_client_free(bob);
 }
 
+/* ---- sender keys per (member, device) (docs/groups.md) ----------------------------- */
+
+/* A new record with an own chain; its chain id in *id. */
+static struct sotto_sender_key *sk_with_chain(uint32_t *id) {
+  struct sotto_sender_key *r = NULL;
+  uint8_t skdm[SOTTO_SKDM_MAX_LEN];
+  size_t n;
+  if (sotto_sender_key_new(&r) || sotto_sender_key_distribution(r, skdm, sizeof skdm, &n) ||
+      sotto_sender_key_own_chain_id(r, id)) {
+    sotto_sender_key_free(r);
+    return NULL;
+  }
+  return r;
+}
+
+/* The chain id held by (member, dev): 1 and *id, 0 for a new empty record. */
+static int sk_chain_of(struct sc_client *c, const struct grp *g, const char *member, uint32_t dev, uint32_t *id) {
+  struct sotto_sender_key *r = NULL;
+  int rc = grp_sk_load(c->st, g, member, dev, &r);
+  if (rc == 1 && sotto_sender_key_own_chain_id(r, id)) rc = -1;
+  sotto_sender_key_free(r);
+  return rc;
+}
+
+static void test_group_sk_records(void) {
+  struct seen seen;
+  struct sotto_bundle b;
+  struct sc_client *bob;
+  struct grp *g = calloc(1, sizeof *g);
+  struct sotto_sender_key *r1, *r2, *rl, *rx, *rz = NULL;
+  uint32_t id1 = 0, id2 = 0, idl = 0, idx = 0, got = 0;
+  char rn[GRP_SK_NAME_MAX], hex[33], want[GRP_SK_NAME_MAX];
+  uint8_t *v = NULL;
+  size_t vn = 0;
+  int rc;
+
+  memset(&seen, 0, sizeof seen);
+  bob = make_bob("bob-gsk", &seen, &b);
+  CHECK(g != NULL, "gsk: memory");
+  if (!g) return;
+  randombytes_buf(g->gid, sizeof g->gid);
+  sodium_bin2hex(hex, sizeof hex, g->gid, sizeof g->gid);
+  grp_sk_name(rn, sizeof rn, g, "alice", 2);
+  snprintf(want, sizeof want, "gsk/%s/alice/2", hex);
+  CHECK(strcmp(rn, want) == 0, "gsk: the record of device 2 of alice is gsk/GID/alice/2");
+  grp_sk_name(rn, sizeof rn, g, "alice", 0);
+  snprintf(want, sizeof want, "gsk/%s/alice", hex);
+  CHECK(strcmp(rn, want) == 0, "gsk: the per-member record of before is gsk/GID/alice");
+
+  r1 = sk_with_chain(&id1);
+  r2 = sk_with_chain(&id2);
+  rl = sk_with_chain(&idl);
+  rx = sk_with_chain(&idx);
+  CHECK(r1 && r2 && rl && rx && id1 != id2, "gsk: four chains made");
+  rc = store_begin(bob->st);
+  /* an old store: one record for alice, made before chains were per device */
+  if (!rc && rl) {
+    size_t cap = sotto_sender_key_serialized_size(rl), n = 0;
+    uint8_t *buf = malloc(cap);
+    rc = !buf || sotto_sender_key_serialize(rl, buf, cap, &n) || store_put(bob->st, rn, buf, n);
+    free(buf);
+  }
+  if (!rc) rc = grp_sk_save(bob->st, g, "alice2", 1, rx);
+  if (!rc) rc = store_commit(bob->st);
+  CHECK(rc == 0, "gsk: an old per-member record written");
+  CHECK(sk_chain_of(bob, g, "alice", 1, &got) == 1 && got == idl && sk_chain_of(bob, g, "alice", 7, &got) == 1 &&
+            got == idl,
+        "gsk: a device without its own record reads the old per-member one (nothing lost on upgrade)");
+  CHECK(grp_sk_save(bob->st, g, "alice", 0, r1) != 0 && grp_sk_load(bob->st, g, "alice", 0, &rz) != 0 && rz == NULL,
+        "gsk: device 0 is no device: refused");
+  rc = store_begin(bob->st);
+  if (!rc) rc = grp_sk_save(bob->st, g, "alice", 1, r1);
+  if (!rc) rc = grp_sk_save(bob->st, g, "alice", 2, r2);
+  if (!rc) rc = store_commit(bob->st);
+  CHECK(rc == 0 && sk_chain_of(bob, g, "alice", 1, &got) == 1 && got == id1 && sk_chain_of(bob, g, "alice", 2, &got) == 1 &&
+            got == id2,
+        "gsk: two devices of alice keep two chains; neither replaces the other");
+  grp_sk_name(rn, sizeof rn, g, "alice", 2);
+  CHECK(store_get(bob->st, rn, &v, &vn) == 1, "gsk: device 2's chain is under its own name");
+  if (v) store_free_value(v, vn);
+  rc = store_begin(bob->st);
+  if (!rc) rc = grp_sk_del_dev(bob->st, g, "alice", 2);
+  if (!rc) rc = store_commit(bob->st);
+  CHECK(rc == 0 && sk_chain_of(bob, g, "alice", 2, &got) == 0 && sk_chain_of(bob, g, "alice", 1, &got) == 1 && got == id1,
+        "gsk: a removed device's chain is forgotten (and the old per-member record with it); the other stays");
+  rc = store_begin(bob->st);
+  if (!rc) rc = grp_sk_save(bob->st, g, "alice", 2, r2);
+  if (!rc) rc = grp_sk_del(bob->st, g, "alice");
+  if (!rc) rc = store_commit(bob->st);
+  CHECK(rc == 0 && sk_chain_of(bob, g, "alice", 1, &got) == 0 && sk_chain_of(bob, g, "alice", 2, &got) == 0,
+        "gsk: a member removed: every chain of theirs is gone");
+  CHECK(sk_chain_of(bob, g, "alice2", 1, &got) == 1 && got == idx, "gsk: ... and not alice2's (a name prefix)");
+  sotto_sender_key_free(r1);
+  sotto_sender_key_free(r2);
+  sotto_sender_key_free(rl);
+  sotto_sender_key_free(rx);
+  free(g);
+  sc_client_free(bob);
+}
+
 /* ---- a home held by a daemon ------------------------------------------------------ */
 
 static void test_hold(void) {
@@ -1605,6 +1705,7 @@ int main(void) {
   test_inbox();
   test_outbox();
   test_groups();
+  test_group_sk_records();
   test_hold();
   test_backup_format();
   test_kt_record();
