@@ -9,6 +9,8 @@
 
 #include "record.h"
 
+#include <sotto/devlist.h>
+
 #define GRP_VERSION 1
 
 int grp_name_ok(const char *s) {
@@ -268,4 +270,71 @@ int grp_unique_name(struct store *st, const char *want, const uint8_t gid[GROUP_
   }
   free(g);
   return rc < 0 ? rc : 0;
+}
+
+/* ---- device lists and sender keys (docs/groups.md) ------------------------------ */
+
+#define FOLLOW_MAX_GROUPS 4096
+
+struct follow_ctx {
+  uint8_t (*gids)[GROUP_ID_LEN];
+  size_t n;
+  const char *user;
+};
+
+static int follow_cb(void *ud, const struct grp *g) {
+  struct follow_ctx *f = ud;
+  if (f->n < FOLLOW_MAX_GROUPS && grp_has(g->members, g->n, f->user)) memcpy(f->gids[f->n++], g->gid, GROUP_ID_LEN);
+  return 0;
+}
+
+/* Whether device i of a is in b under the same key. */
+static int dev_kept(const struct sotto_devlist *a, unsigned i, const struct sotto_devlist *b) {
+  int j = b ? sotto_devlist_find(b, a->dev[i].device_id) : -1;
+  return j >= 0 && sodium_memcmp(b->dev[j].device_key, a->dev[i].device_key, SOTTO_PUBKEY_LEN) == 0;
+}
+
+int grp_follow_devices(struct store *st, const char *user, const char *me, uint32_t own_dev,
+                       const struct sotto_devlist *old, const struct sotto_devlist *now) {
+  struct follow_ctx f;
+  struct grp *g = NULL;
+  int added = 0, removed = 0, rc = 0;
+  unsigned i;
+  size_t k;
+  for (i = 0; i < now->n; i++)
+    if (!dev_kept(now, i, old) && !(old == NULL && now->dev[i].device_id == 1)) added = 1;
+  for (i = 0; old && i < old->n; i++)
+    if (!dev_kept(old, i, now)) removed = 1;
+  if (!added && !removed) return 0;
+  memset(&f, 0, sizeof f);
+  f.user = user;
+  if (!(f.gids = malloc(FOLLOW_MAX_GROUPS * sizeof *f.gids)) || !(g = malloc(sizeof *g))) {
+    rc = STORE_E_IO;
+    goto out;
+  }
+  if ((rc = grp_each(st, follow_cb, &f)) < 0) goto out;
+  for (k = 0; k < f.n; k++) {
+    if ((rc = grp_load(st, f.gids[k], g)) < 0) goto out;
+    if (rc == 0) continue;
+    /* A new device gets our current key before our next group message
+     * (the member, or our own name for our other devices, is sent it
+     * again: a device that has it already keeps its chain as it is). */
+    if (added) grp_list_del(g->dist, &g->n_dist, user);
+    if (removed) {
+      /* A removed device must not read what comes next: its chain is
+       * forgotten, and ours is replaced before the next group send. */
+      for (i = 0; i < old->n; i++)
+        if (!dev_kept(old, i, now) && old->dev[i].device_id != (strcmp(user, me) == 0 ? own_dev : 0) &&
+            (rc = grp_sk_del_dev(st, g, user, old->dev[i].device_id)) < 0)
+          goto out;
+      if ((rc = grp_sk_del_dev(st, g, me, own_dev)) < 0) goto out;
+      g->n_dist = 0;
+    }
+    if ((rc = grp_save(st, g)) < 0) goto out;
+  }
+  rc = 0;
+out:
+  free(f.gids);
+  free(g);
+  return rc;
 }

@@ -59,6 +59,17 @@ int grp_sk_del_dev(struct store *st, const struct grp *g, const char *member, ui
 /* Forgets every chain of member in g. */
 int grp_sk_del(struct store *st, const struct grp *g, const char *member);
 
+struct sotto_devlist;
+/* Inside a transaction: user's verified device list went from old (NULL:
+ * none known) to now; me is our account, own_dev this device. In every
+ * group with user: a device added makes user (our own name: our other
+ * devices) get our sender key again before our next group message; a
+ * device removed (or listed under another key) has its chain forgotten
+ * and ours retired, so the next group send starts a chain it never saw.
+ * 0 or STORE_E_*. */
+int grp_follow_devices(struct store *st, const char *user, const char *me, uint32_t own_dev,
+                       const struct sotto_devlist *old, const struct sotto_devlist *now);
+
 /* Makes a local name unique: name, then name-2, name-3, ... */
 int grp_unique_name(struct store *st, const char *want, const uint8_t gid[GROUP_ID_LEN], char out[GROUP_NAME_MAX + 1]);
 
