@@ -285,6 +285,7 @@ static int apply_group_state(struct sc_client *c, const struct content *ct) {
       m->dir = MSG_EVENT;
       m->kind = SC_EV_GROUP_JOINED;
       snprintf(m->peer, sizeof m->peer, "%s", me);
+      snprintf(m->subject, sizeof m->subject, "%s", me); /* said as from another device of ours */
       snprintf(m->group, sizeof m->group, "%s", g->name);
       m->ts = sc_now_ms();
       m->device = sc__env_device(c);

@@ -51,7 +51,7 @@ check "alice creates the group team with bob" test $? -eq 0
 s alice-laptop receive >"$T/al1" 2>&1
 s alice-laptop groups >"$T/alg1" 2>&1
 check "alice's laptop has the group team, with bob in it" grep -qx "team: alice bob" "$T/alg1"
-check "... and says so" contains "$T/al1" "the group team (members: alice, bob)"
+check "... and says so" contains "$T/al1" "the group team, made or joined on another device of yours, is on this one too (members: alice, bob)"
 s bob receive >"$T/b1" 2>&1
 s bob-laptop receive >"$T/bl1" 2>&1
 check "bob's primary joined" contains "$T/b1" "added you to the group team"
