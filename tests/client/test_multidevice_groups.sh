@@ -11,7 +11,9 @@
 #    primary's chain stays readable next to it (sender keys per device);
 #  - alice's primary's text shows on her laptop as hers;
 #  - bob removes his laptop: alice's next group message starts a new chain
-#    and the removed laptop gets nothing.
+#    and the removed laptop gets nothing;
+#  - a member added on alice's primary is added on her laptop; leaving on
+#    the laptop leaves on the primary too.
 source "$(dirname "$0")/lib.sh" "$@"
 
 start_server --device-change-burst 100
@@ -112,5 +114,24 @@ s bob-laptop receive >"$T/bl5" 2>&1; rc=$?
 check "the removed laptop cannot log in" test $rc -ne 0
 check "... and got nothing" lacks "$T/bl5" "after the removal"
 check "no envelope waits for bob's removed laptop" test "$(sql "SELECT count(*) FROM messages WHERE devkey = $lap;")" = 0
+
+# 6. a member added on alice's primary is added on her laptop
+new_user carol
+s alice group add team carol >"$T/g6" 2>&1
+check "alice adds carol on her primary" test $? -eq 0
+s alice-laptop receive >"$T/al6" 2>&1
+s alice-laptop groups >"$T/alg6" 2>&1
+check "alice's laptop has carol in team" grep -qx "team: alice bob carol" "$T/alg6"
+check "... and says who added her" contains "$T/al6" "alice added carol to the group team"
+
+# 7. alice leaves on her laptop: her primary leaves too
+s alice-laptop group leave team >"$T/g7" 2>&1
+check "alice leaves team on her laptop" test $? -eq 0
+s alice receive >"$T/a7" 2>&1
+s alice groups >"$T/ag7" 2>&1
+check "alice's primary no longer has team" lacks "$T/ag7" "team"
+check "... and says so" contains "$T/a7" "alice left the group team"
+s bob receive >"$T/b7" 2>&1
+check "bob sees alice leave" contains "$T/b7" "alice left the group team"
 
 finish
