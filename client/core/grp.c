@@ -217,17 +217,13 @@ static int sk_names_cb(void *ud, const char *name, const uint8_t *v, size_t len)
   return s->k == SK_DEL_BATCH ? 1 : 0;
 }
 
-int grp_sk_del(struct store *st, const struct grp *g, const char *member) {
-  char prefix[GRP_SK_NAME_MAX + 2];
+/* Deletes every record whose name starts with prefix: found in batches (one
+ * scan of the store each; a batch is deleted after its scan). */
+static int del_prefixed(struct store *st, const char *prefix) {
   struct sk_names *s = malloc(sizeof *s);
   size_t i;
   int rc;
   if (!s) return STORE_E_IO;
-  grp_sk_name(prefix, sizeof prefix, g, member, 0);
-  if ((rc = store_del(st, prefix)) < 0) goto out;
-  strcat(prefix, "/");
-  /* every device's chain: scanned in batches, as deleting while scanning
-   * is not allowed */
   for (;;) {
     s->k = 0;
     if ((rc = store_scan(st, prefix, sk_names_cb, s)) < 0) goto out;
@@ -241,13 +237,22 @@ out:
   return rc;
 }
 
+int grp_sk_del(struct store *st, const struct grp *g, const char *member) {
+  char prefix[GRP_SK_NAME_MAX + 2];
+  int rc;
+  grp_sk_name(prefix, sizeof prefix, g, member, 0);
+  if ((rc = store_del(st, prefix)) < 0) return rc;
+  strcat(prefix, "/"); /* every device's chain */
+  return del_prefixed(st, prefix);
+}
+
 int grp_delete(struct store *st, const struct grp *g) {
   char rn[80], hex[2 * GROUP_ID_LEN + 1];
-  size_t i;
-  int rc = 0;
-  for (i = 0; i < g->n && !rc; i++) rc = grp_sk_del(st, g, g->members[i]);
-  if (rc) return rc;
+  int rc;
   gid_hex(hex, g->gid);
+  /* every chain of the group, of members and of those who left (one scan) */
+  snprintf(rn, sizeof rn, "gsk/%s/", hex);
+  if ((rc = del_prefixed(st, rn)) != 0) return rc;
   snprintf(rn, sizeof rn, "group/%s", hex);
   return store_del(st, rn);
 }

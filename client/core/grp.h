@@ -4,9 +4,12 @@
  * The server knows nothing of groups: membership travels in GROUP_UPDATE
  * contents over pairwise sessions, and each member keeps:
  *   "group/GIDHEX"          id, local name, epoch, members, and the members
- *                           that already hold our current sender key
- *   "gsk/GIDHEX/MEMBER"     the Sender Key record of MEMBER in the group
- *                           (MEMBER = us: our own signing chain) */
+ *                           that already hold our current sender key (our
+ *                           own name: our own other devices do)
+ *   "gsk/GIDHEX/MEMBER/DEV" the Sender Key record of device DEV of MEMBER
+ *                           (MEMBER = us, DEV = this device: our own
+ *                           signing chain)
+ *   "gsk/GIDHEX/MEMBER"     a per-member record of before, still read */
 #ifndef SOTTO_CLIENT_GRP_H
 #define SOTTO_CLIENT_GRP_H
 

@@ -973,6 +973,14 @@ static void test_group_sk_records(void) {
       if (!rc) rc = store_commit(bob->st);
       CHECK(rc == 0 && sk_chain_of(bob, h, "bob", 1, &got) == 0 && sk_chain_of(bob, h, "bob", 2, &got) == 0,
             "gsk: our own device 2 removed: its chain and ours are gone");
+      CHECK(sk_chain_of(bob, h, "alice", 1, &got) == 1 && sk_chain_of(bob, h, "alice2", 1, &got) == 1,
+            "gsk: (before the group is deleted, two members' chains are there)");
+      rc = store_begin(bob->st);
+      if (!rc) rc = grp_delete(bob->st, h);
+      if (!rc) rc = store_commit(bob->st);
+      CHECK(rc == 0 && grp_load(bob->st, g->gid, h) == 0 && sk_chain_of(bob, g, "alice", 1, &got) == 0 &&
+                sk_chain_of(bob, g, "alice2", 1, &got) == 0,
+            "gsk: a group deleted: every chain in it is gone, a former member's too");
     }
     free(l12);
     free(l123);
