@@ -238,11 +238,11 @@ out:
 }
 
 int grp_sk_del(struct store *st, const struct grp *g, const char *member) {
-  char prefix[GRP_SK_NAME_MAX + 2];
+  char rn[GRP_SK_NAME_MAX], prefix[GRP_SK_NAME_MAX + 2];
   int rc;
-  grp_sk_name(prefix, sizeof prefix, g, member, 0);
-  if ((rc = store_del(st, prefix)) < 0) return rc;
-  strcat(prefix, "/"); /* every device's chain */
+  grp_sk_name(rn, sizeof rn, g, member, 0);
+  if ((rc = store_del(st, rn)) < 0) return rc;
+  snprintf(prefix, sizeof prefix, "%s/", rn); /* every device's chain */
   return del_prefixed(st, prefix);
 }
 
