@@ -13,7 +13,10 @@
  * inner content within CONTENT_TRANSCRIPT_MAX that is not itself a
  * transcript, the same after a round trip.
  * GROUP_ATTACHMENT (a file's pointer inside a SenderKeyMessage) like
- * ATTACHMENT, its group id kept by the round trip. */
+ * ATTACHMENT, its group id kept by the round trip.
+ * GROUP_STATE (kind 19, from our own other devices): at most
+ * GROUP_MAX_MEMBERS valid member names, only the known flags, the same
+ * group, epoch, members, key and flags after a round trip. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +81,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
          a->inner[1] == CONTENT_TRANSCRIPT || strcmp(a->to, b->to) != 0 || a->inner_len != b->inner_len ||
          memcmp(a->inner, b->inner, a->inner_len) != 0))
       abort();
+    if (a->kind == CONTENT_GROUP_STATE) {
+      size_t i;
+      if ((a->state_flags & ~(GROUP_STATE_LEFT | GROUP_STATE_ACCEPTED)) || b->state_flags != a->state_flags ||
+          memcmp(a->gid, b->gid, GROUP_ID_LEN) != 0 || a->epoch != b->epoch || strcmp(a->name, b->name) != 0 ||
+          a->n_members != b->n_members || a->skdm_len != b->skdm_len ||
+          (a->skdm_len && memcmp(a->skdm, b->skdm, a->skdm_len) != 0))
+        abort();
+      for (i = 0; i < a->n_members; i++)
+        if (!sc_username_ok(a->members[i]) || strcmp(a->members[i], b->members[i]) != 0) abort();
+    }
     if (w.len % CONTENT_PAD != 0) abort();
     rec_wr_free(&w);
   }

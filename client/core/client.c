@@ -685,3 +685,11 @@ int sc_rotate_secret(struct sc_client *c) {
   if (opened) rotate_confirm(c);
   return 0;
 }
+
+uint32_t sc__own_device(const struct sc_client *c) {
+  return c->acct->device_id ? c->acct->device_id : 1;
+}
+
+uint32_t sc__env_device(const struct sc_client *c) {
+  return c->env_device ? c->env_device : 1;
+}

@@ -401,7 +401,7 @@ int sc__rekey_all(struct sc_client *c) {
       continue;
     }
     g->n_dist = 0;
-    if ((rc = grp_sk_del(c->st, g, c->acct->username)) == 0) rc = grp_save(c->st, g);
+    if ((rc = grp_sk_del_dev(c->st, g, c->acct->username, sc__own_device(c))) == 0) rc = grp_save(c->st, g);
   }
 out:
   free(x.v);

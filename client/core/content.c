@@ -20,13 +20,16 @@ int content_encode(struct rec_wr *w, const struct content *c) {
       rec_put_str16(w, c->text, c->text_len);
       break;
     case CONTENT_GROUP_UPDATE:
+    case CONTENT_GROUP_STATE:
       if (c->n_members > GROUP_MAX_MEMBERS) return -1;
+      if (c->kind == CONTENT_GROUP_STATE && (c->state_flags & ~(GROUP_STATE_LEFT | GROUP_STATE_ACCEPTED))) return -1;
       rec_put(w, c->gid, GROUP_ID_LEN);
       rec_put_str16(w, c->name, strlen(c->name));
       rec_put_u32(w, c->epoch);
       rec_put_u8(w, (uint8_t)c->n_members);
       for (i = 0; i < c->n_members; i++) rec_put_str16(w, c->members[i], strlen(c->members[i]));
       rec_put_str16(w, c->skdm, c->skdm_len);
+      if (c->kind == CONTENT_GROUP_STATE) rec_put_u8(w, c->state_flags);
       break;
     case CONTENT_SENDER_KEY:
       rec_put(w, c->gid, GROUP_ID_LEN);
@@ -153,6 +156,7 @@ int content_decode(struct content *c, const uint8_t *p, size_t len) {
       if (rec_get(&r, c->gid, GROUP_ID_LEN) || rec_get_str16(&r, &c->text, &c->text_len, SC_MAX_TEXT)) return -1;
       break;
     case CONTENT_GROUP_UPDATE:
+    case CONTENT_GROUP_STATE:
       if (rec_get(&r, c->gid, GROUP_ID_LEN) || get_name(&r, c->name, sizeof c->name, 0) ||
           rec_get_u32(&r, &c->epoch) || rec_get_u8(&r, &n) || n > GROUP_MAX_MEMBERS)
         return -1;
@@ -160,6 +164,9 @@ int content_decode(struct content *c, const uint8_t *p, size_t len) {
       for (i = 0; i < n; i++)
         if (get_name(&r, c->members[i], sizeof c->members[i], 1)) return -1;
       if (rec_get_str16(&r, &c->skdm, &c->skdm_len, MAX_SKDM)) return -1;
+      if (c->kind == CONTENT_GROUP_STATE &&
+          (rec_get_u8(&r, &c->state_flags) || (c->state_flags & ~(GROUP_STATE_LEFT | GROUP_STATE_ACCEPTED))))
+        return -1;
       break;
     case CONTENT_SENDER_KEY:
       if (rec_get(&r, c->gid, GROUP_ID_LEN) || rec_get_u32(&r, &c->epoch) ||

@@ -20,6 +20,10 @@
  *   ATTACHMENT    blob id[16] | key[32] | digest[32] | u64 size | u32 chunk
  *                 | u8 flags | str16 type | str16 name | str16 text   (pairwise)
  *   GROUP_ATTACHMENT gid[16] | the fields of ATTACHMENT    (inside a SenderKeyMessage)
+ *   GROUP_STATE   the fields of GROUP_UPDATE | u8 flags (bit 0: this
+ *                 device's account left the group; bit 1: accepted; no
+ *                 other bit)                    (pairwise, only between the
+ *                 devices of one account)
  *
  * Conversation kinds (issue 14; client/core/convo.c applies them). Each
  * starts with the conversation and its disappearing-message timer as the
@@ -72,6 +76,7 @@ enum {
   CONTENT_REACTION = 13,
   CONTENT_EDIT = 14,
   CONTENT_DELETE = 15,
+  CONTENT_GROUP_STATE = 19, /* a group's state to our own other devices (docs/multi-device.md) */
   CONTENT_GROUP_ATTACHMENT = 20 /* attach.c: a file's pointer for a group */
 };
 /* 1 for a file's pointer, 1:1 or group. */
@@ -87,6 +92,8 @@ enum {
 #define ATTACH_FLAG_LONG_TEXT 0x01 /* the file is a text too long for one message: shown as text */
 enum { RECEIPT_DELIVERED = 1, RECEIPT_READ = 2 };
 #define CONTENT_MAX_RECEIPTS 64
+#define GROUP_STATE_LEFT 0x01
+#define GROUP_STATE_ACCEPTED 0x02
 #define CONTENT_TRANSCRIPT_MAX (SC_MAX_TEXT + 8192)
 
 /* Parsed content; pointers point into the decoded plaintext. */
@@ -102,6 +109,7 @@ struct content {
   char members[GROUP_MAX_MEMBERS][SC_USER_MAX + 1];
   const uint8_t *skdm;
   size_t skdm_len;
+  uint8_t state_flags;                   /* GROUP_STATE: GROUP_STATE_* */
   uint8_t receipt_type;                  /* RECEIPT */
   size_t n_receipts;
   uint64_t receipts[CONTENT_MAX_RECEIPTS];

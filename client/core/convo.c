@@ -1092,6 +1092,14 @@ int convo_group_invited(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], co
   return rc ? rc : 1;
 }
 
+int convo_group_accepted(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN]) {
+  char rn[64];
+  int rc;
+  gpend_name(rn, gid);
+  rc = store_del(c->st, rn);
+  return rc < 0 ? rc : 0;
+}
+
 int convo_group_inviter(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], char inviter[SC_USER_MAX + 1]) {
   char rn[64];
   uint8_t *v;

@@ -73,6 +73,9 @@ void convo_resend_content(struct content *ct, const struct msg *m);
  * inviter; from someone who is not a contact (a request) the invitation
  * waits for acceptance ("gpend/GIDHEX" = inviter): 1, else 0, or STORE_E_*. */
 int convo_group_invited(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], const char *inviter);
+/* Inside a transaction: the invitation to gid was accepted on another
+ * device of ours (GROUP_STATE): it no longer waits here. 0 or STORE_E_*. */
+int convo_group_accepted(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN]);
 /* 1 (and *inviter, may be NULL) while the invitation to gid waits, 0 if not, or STORE_E_*. */
 int convo_group_inviter(struct sc_client *c, const uint8_t gid[GROUP_ID_LEN], char inviter[SC_USER_MAX + 1]);
 /* 0, or the recorded SC_ERR_GROUP_PENDING while the invitation waits. */

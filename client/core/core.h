@@ -100,6 +100,10 @@ void sc__emit(struct sc_client *c, struct sc_event *ev);
 void sc__event(struct sc_client *c, int kind, int reason, const char *peer, const char *detail);
 /* Starts a write transaction and reloads the account inside it. 0 or STORE_E_*. */
 int sc__begin(struct sc_client *c);
+/* Our own device id, and the device of the envelope being processed (an
+ * envelope without one is from device 1): names of per-device records. */
+uint32_t sc__own_device(const struct sc_client *c);
+uint32_t sc__env_device(const struct sc_client *c);
 /* Key lifetimes' clock, seconds (SOTTO_TEST_NOW in test builds). */
 uint64_t sc__now_s(void);
 /* The connection for a one-off request: the link when it is up, else a

@@ -621,24 +621,20 @@ out:
   return ret;
 }
 
-/* ---- sent transcripts ----------------------------------------------------------- */
+/* ---- to our own other devices ----------------------------------------------------- */
 
-/* Texts the user sent go, after they left, to our own other listed devices
- * as a TRANSCRIPT (content kind 8: the recipient and the content), so every
- * device shows the whole conversation. A failure here does not undo the
- * send: it is said (an event) and the other devices miss that text. */
-static int send_transcript(struct sc_client *c, struct conn *k, const char *user, const struct content *ct) {
+/* Sends content ct pairwise to each of our own other listed devices (none
+ * listed: nothing to do). 0 or an SC_ERR_* (c->errdetail says why when it
+ * is not SC_ERR_NOMEM / SC_ERR_TOO_LARGE). c->sent_id/sent_ts are kept. */
+static int send_own(struct sc_client *c, struct conn *k, const struct content *ct) {
   struct sotto_devlist *l = NULL;
   struct fanout *f = NULL;
-  struct content tr;
-  struct rec_wr inner, pt;
+  struct rec_wr pt;
   char me[SC_USER_MAX + 1];
   size_t i;
   int rc, ret = 0;
   uint64_t keep_id = c->sent_id, keep_ts = c->sent_ts;
-  if (ct->kind != CONTENT_TEXT && ct->kind != CONTENT_TEXT_EX) return 0;
   snprintf(me, sizeof me, "%s", c->acct->username);
-  memset(&inner, 0, sizeof inner);
   memset(&pt, 0, sizeof pt);
   if (!(l = calloc(1, sizeof *l)) || !(f = fanout_new())) {
     ret = SC_ERR_NOMEM;
@@ -647,19 +643,8 @@ static int send_transcript(struct sc_client *c, struct conn *k, const char *user
   if ((rc = devices_list_of(c, me, l)) <= 0) goto out; /* no list of ours: one device */
   fanout_targets(f, me, l, c->acct->device_id);
   if (f->n == 0) goto out;
-  rec_wr_init(&inner, SC_MAX_TEXT + 8192);
   rec_wr_init(&pt, SC_MAX_TEXT + 16384);
-  memset(&tr, 0, sizeof tr);
-  tr.kind = CONTENT_TRANSCRIPT;
-  tr.ts = ct->ts;
-  snprintf(tr.to, sizeof tr.to, "%s", user);
-  if (content_encode(&inner, ct)) {
-    ret = SC_ERR_TOO_LARGE;
-    goto out;
-  }
-  tr.inner = inner.p;
-  tr.inner_len = inner.len;
-  if (content_encode(&pt, &tr)) {
+  if (content_encode(&pt, ct)) {
     ret = SC_ERR_TOO_LARGE;
     goto out;
   }
@@ -678,27 +663,93 @@ static int send_transcript(struct sc_client *c, struct conn *k, const char *user
   for (i = 0; i < f->n; i++) {
     uint64_t sid = 0, sts = 0;
     rc = sotto_net_send(k->net, me, f->d[i].dev, (uint8_t)f->d[i].type, f->d[i].ct, f->d[i].ct_len, &sid, &sts);
-    if (rc && !ret) ret = conn_error(c, k, rc, "sending a sent transcript to your other devices", me);
+    if (rc && !ret) ret = conn_error(c, k, rc, "sending to your other devices", me);
   }
 out:
-  if (ret) {
-    char why[sizeof c->errdetail + 64];
-    snprintf(why, sizeof why, "your other devices did not get the text you sent to %s: %s", user,
-             ret == SC_ERR_NOMEM ? "out of memory" : c->errdetail);
-    struct sc_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.kind = SC_EV_DEVICE_LIST;
-    ev.peer = me;
-    ev.error = ret;
-    ev.detail = why;
-    ev.timestamp_ms = sc_now_ms();
-    sc__emit(c, &ev);
-  }
   c->sent_id = keep_id;
   c->sent_ts = keep_ts;
-  rec_wr_free(&inner);
   rec_wr_free(&pt);
   fanout_free(f);
   free(l);
+  return ret;
+}
+
+/* Says (an event) that our other devices missed something; what: what. */
+static void own_missed(struct sc_client *c, int ret, const char *what) {
+  char why[sizeof c->errdetail + 160];
+  struct sc_event ev;
+  char me[SC_USER_MAX + 1];
+  snprintf(me, sizeof me, "%s", c->acct->username);
+  snprintf(why, sizeof why, "your other devices did not get %s: %s", what,
+           ret == SC_ERR_NOMEM ? "out of memory" : ret == SC_ERR_TOO_LARGE ? "too large" : c->errdetail);
+  memset(&ev, 0, sizeof ev);
+  ev.kind = SC_EV_DEVICE_LIST;
+  ev.peer = me;
+  ev.error = ret;
+  ev.detail = why;
+  ev.timestamp_ms = sc_now_ms();
+  sc__emit(c, &ev);
+}
+
+int deliver_own(struct sc_client *c, struct conn *k, const struct content *ct, const char *what) {
+  int ret = send_own(c, k, ct);
+  if (ret) own_missed(c, ret, what);
+  return ret;
+}
+
+int deliver_raw_own(struct sc_client *c, struct conn *k, int type, const uint8_t *body, size_t len, unsigned *n_sent) {
+  struct sotto_devlist *l = calloc(1, sizeof *l);
+  char me[SC_USER_MAX + 1];
+  uint64_t keep_id = c->sent_id, keep_ts = c->sent_ts;
+  unsigned i;
+  int rc, ret = 0;
+  if (n_sent) *n_sent = 0;
+  if (!l) return SC_ERR_NOMEM;
+  snprintf(me, sizeof me, "%s", c->acct->username);
+  if ((rc = devices_list_of(c, me, l)) < 0) {
+    ret = sc__store_error(c, rc);
+  } else if (rc == 1) {
+    for (i = 0; i < l->n; i++) {
+      uint64_t sid = 0, sts = 0;
+      if (l->dev[i].device_id == c->acct->device_id) continue;
+      rc = sotto_net_send(k->net, me, l->dev[i].device_id, (uint8_t)type, body, len, &sid, &sts);
+      if (rc && !ret) ret = conn_error(c, k, rc, "sending to your other devices", me);
+      if (!rc && n_sent) (*n_sent)++;
+    }
+  }
+  if (ret) own_missed(c, ret, "your group message");
+  c->sent_id = keep_id;
+  c->sent_ts = keep_ts;
+  free(l);
+  return ret;
+}
+
+/* ---- sent transcripts ----------------------------------------------------------- */
+
+/* Texts the user sent go, after they left, to our own other listed devices
+ * as a TRANSCRIPT (content kind 8: the recipient and the content), so every
+ * device shows the whole conversation. A failure here does not undo the
+ * send: it is said (an event) and the other devices miss that text. */
+static int send_transcript(struct sc_client *c, struct conn *k, const char *user, const struct content *ct) {
+  struct content tr;
+  struct rec_wr inner;
+  char what[SC_USER_MAX + 64];
+  int ret;
+  if (ct->kind != CONTENT_TEXT && ct->kind != CONTENT_TEXT_EX) return 0;
+  rec_wr_init(&inner, SC_MAX_TEXT + 8192);
+  memset(&tr, 0, sizeof tr);
+  tr.kind = CONTENT_TRANSCRIPT;
+  tr.ts = ct->ts;
+  snprintf(tr.to, sizeof tr.to, "%s", user);
+  snprintf(what, sizeof what, "the text you sent to %s", user);
+  if (content_encode(&inner, ct)) {
+    ret = SC_ERR_TOO_LARGE;
+    own_missed(c, ret, what);
+  } else {
+    tr.inner = inner.p;
+    tr.inner_len = inner.len;
+    ret = deliver_own(c, k, &tr, what);
+  }
+  rec_wr_free(&inner);
   return ret;
 }

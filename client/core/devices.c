@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "contact.h"
 #include "kt.h"
+#include "grp.h"
 #include "net.h"
 #include "record.h"
 
@@ -85,8 +86,19 @@ int devices_list_of(struct sc_client *c, const char *user, struct sotto_devlist 
 
 static int rec_save(struct sc_client *c, const char *name, const uint8_t *list, size_t len) {
   struct rec_wr w;
+  struct sotto_devlist *old = calloc(1, sizeof *old), *now = calloc(1, sizeof *now);
   char rn[64];
-  int rc;
+  int rc, had;
+  /* groups follow the change (grp.h): keys to new devices, rotated past
+   * removed ones */
+  if (!old || !now) rc = STORE_E_IO;
+  else if ((had = rec_load(c, name, old)) < 0) rc = had;
+  else if (sotto_devlist_parse(now, list, len) != 0) rc = STORE_E_CORRUPT;
+  else rc = grp_follow_devices(c->st, name, c->acct->username, c->acct->device_id ? c->acct->device_id : 1,
+                               had == 1 ? old : NULL, now);
+  free(old);
+  free(now);
+  if (rc) return rc;
   snprintf(rn, sizeof rn, "devlist/%s", name);
   rec_wr_init(&w, 8 + len);
   rec_put_u8(&w, DEVLIST_REC_VERSION);

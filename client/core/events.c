@@ -143,7 +143,10 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
       put(&o, "%.*s", (int)(ev->text_len > SC_MAX_TEXT ? SC_MAX_TEXT : ev->text_len), ev->text ? ev->text : "");
       break;
     case SC_EV_GROUP_JOINED:
-      put(&o, "%s added you to the group %s (members: ", p, g);
+      if (s[0] && strcmp(p, s) == 0) /* from another device of ours (GROUP_STATE) */
+        put(&o, "the group %s, made or joined on another device of yours, is on this one too (members: ", g);
+      else
+        put(&o, "%s added you to the group %s (members: ", p, g);
       for (i = 0; i < ev->n_members; i++) put(&o, "%s%s", i ? ", " : "", ev->members[i]);
       put(&o, ")");
       break;

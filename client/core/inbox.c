@@ -119,12 +119,39 @@ static int add_text(struct sc_client *c, const char *peer, const char *group, co
   return rc;
 }
 
+/* A group text one of our other devices sent: logged as ours. */
+static int add_own_group_text(struct sc_client *c, const char *group, const struct content *ct, uint64_t sid) {
+  struct msg *m = calloc(1, sizeof *m);
+  char *t = malloc(ct->text_len + 1);
+  int rc;
+  if (!m || !t) {
+    free(m);
+    free(t);
+    return STORE_E_IO;
+  }
+  memcpy(t, ct->text, ct->text_len);
+  t[ct->text_len] = 0;
+  m->dir = MSG_OUT;
+  m->reason = SC_STATE_SENT;
+  snprintf(m->group, sizeof m->group, "%s", group);
+  m->ts = ct->ts;
+  m->server_id = sid;
+  m->device = c->env_device;
+  m->server_ts = c->env_server_ts;
+  m->text = t;
+  m->text_len = ct->text_len;
+  rc = msglog_add(c->st, c->acct, m, 1);
+  free(t);
+  free(m);
+  return rc;
+}
+
 static int process_skdm(struct sc_client *c, const struct grp *g, const char *sender, const struct content *ct) {
   struct sotto_sender_key *rec;
   int rc;
   if (ct->skdm_len == 0) return 0;
-  if ((rc = grp_sk_load(c->st, g, sender, &rec)) < 0) return rc;
-  if (sotto_sender_key_process(rec, ct->skdm, ct->skdm_len) == 0) rc = grp_sk_save(c->st, g, sender, rec);
+  if ((rc = grp_sk_load(c->st, g, sender, sc__env_device(c), &rec)) < 0) return rc;
+  if (sotto_sender_key_process(rec, ct->skdm, ct->skdm_len) == 0) rc = grp_sk_save(c->st, g, sender, sc__env_device(c), rec);
   else rc = add_event(c, SC_EV_UNREADABLE, SC_R_BAD_GROUP_KEY, sender, g->name);
   sotto_sender_key_free(rec);
   return rc;
@@ -206,7 +233,7 @@ static int apply_update(struct sc_client *c, const char *sender, const struct co
     if ((rc = log_event(c, SC_EV_GROUP_REMOVED, SC_R_NONE, sender, g->name, old->members[i], NULL, 0, 0))) goto out;
   }
   if (any_removed) {
-    if ((rc = grp_sk_del(c->st, g, me))) goto out;
+    if ((rc = grp_sk_del_dev(c->st, g, me, sc__own_device(c)))) goto out;
     g->n_dist = 0;
   }
   for (i = 0; i < g->n; i++) {
@@ -214,6 +241,90 @@ static int apply_update(struct sc_client *c, const char *sender, const struct co
     if ((rc = log_event(c, SC_EV_GROUP_ADDED, SC_R_NONE, sender, g->name, g->members[i], NULL, 0, 0))) goto out;
   }
   if ((rc = grp_save(c->st, g)) == 0) rc = process_skdm(c, g, sender, ct);
+out:
+  free(g);
+  free(old);
+  return rc;
+}
+
+/* GROUP_STATE from another listed device of our own account (inside the
+ * open transaction): a group created, changed or left there is the same
+ * here, and that device's chain is recorded (docs/multi-device.md). */
+static int apply_group_state(struct sc_client *c, const struct content *ct) {
+  const char *me = c->acct->username;
+  struct grp *g = calloc(1, sizeof *g), *old = calloc(1, sizeof *old);
+  size_t i;
+  int rc, any_removed = 0;
+  if (!g || !old) {
+    rc = STORE_E_IO;
+    goto out;
+  }
+  if ((rc = grp_load(c->st, ct->gid, old)) < 0) goto out;
+  if (ct->state_flags & GROUP_STATE_LEFT) {
+    /* we left it on that device */
+    if (rc == 1 && (rc = grp_delete(c->st, old)) == 0)
+      rc = log_event(c, SC_EV_GROUP_REMOVED, SC_R_NONE, me, old->name, me, NULL, 0, 0);
+    goto out;
+  }
+  if (!grp_has(ct->members, ct->n_members, me)) {
+    rc = add_event(c, SC_EV_UNREADABLE, SC_R_GROUP_FORMAT, me, NULL);
+    goto out;
+  }
+  if (rc == 0) {
+    memcpy(g->gid, ct->gid, GROUP_ID_LEN);
+    if ((rc = grp_unique_name(c->st, grp_name_ok(ct->name) ? ct->name : "group", ct->gid, g->name)) != 0) goto out;
+    g->epoch = ct->epoch;
+    for (i = 0; i < ct->n_members; i++) grp_list_add(g->members, &g->n, ct->members[i]);
+    if ((rc = grp_save(c->st, g)) || (rc = process_skdm(c, g, me, ct))) goto out;
+    {
+      struct msg *m = calloc(1, sizeof *m);
+      if (!m) {
+        rc = STORE_E_IO;
+        goto out;
+      }
+      m->dir = MSG_EVENT;
+      m->kind = SC_EV_GROUP_JOINED;
+      snprintf(m->peer, sizeof m->peer, "%s", me);
+      snprintf(m->subject, sizeof m->subject, "%s", me); /* said as from another device of ours */
+      snprintf(m->group, sizeof m->group, "%s", g->name);
+      m->ts = sc_now_ms();
+      m->device = sc__env_device(c);
+      m->n_members = g->n;
+      memcpy(m->members, g->members, sizeof g->members);
+      m->text = (char *)"";
+      rc = msglog_add(c->st, c->acct, m, 1);
+      free(m);
+    }
+    if (!rc && (ct->state_flags & GROUP_STATE_ACCEPTED)) rc = convo_group_accepted(c, g->gid);
+    goto out;
+  }
+  if (ct->epoch <= old->epoch) {
+    rc = process_skdm(c, old, me, ct);
+    if (!rc && (ct->state_flags & GROUP_STATE_ACCEPTED)) rc = convo_group_accepted(c, old->gid);
+    goto out;
+  }
+  *g = *old;
+  g->epoch = ct->epoch;
+  g->n = 0;
+  for (i = 0; i < ct->n_members; i++) grp_list_add(g->members, &g->n, ct->members[i]);
+  for (i = 0; i < old->n; i++) {
+    if (grp_has(g->members, g->n, old->members[i])) continue;
+    any_removed = 1;
+    if ((rc = grp_sk_del(c->st, old, old->members[i]))) goto out;
+    grp_list_del(g->dist, &g->n_dist, old->members[i]);
+    if ((rc = log_event(c, SC_EV_GROUP_REMOVED, SC_R_NONE, me, g->name, old->members[i], NULL, 0, 0))) goto out;
+  }
+  if (any_removed) {
+    /* our own chain here goes too: the removed member saw it */
+    if ((rc = grp_sk_del_dev(c->st, g, me, sc__own_device(c)))) goto out;
+    g->n_dist = 0;
+  }
+  for (i = 0; i < g->n; i++) {
+    if (grp_has(old->members, old->n, g->members[i])) continue;
+    if ((rc = log_event(c, SC_EV_GROUP_ADDED, SC_R_NONE, me, g->name, g->members[i], NULL, 0, 0))) goto out;
+  }
+  if ((rc = grp_save(c->st, g)) == 0) rc = process_skdm(c, g, me, ct);
+  if (!rc && (ct->state_flags & GROUP_STATE_ACCEPTED)) rc = convo_group_accepted(c, g->gid);
 out:
   free(g);
   free(old);
@@ -721,12 +832,12 @@ static int group_msg(struct sc_client *c, uint64_t sid, const char *sender, cons
     struct sotto_sender_key *rec;
     if ((rc = grp_load(c->st, k->gids[i], g)) < 0) goto fail;
     if (rc == 0) continue;
-    if ((rc = grp_sk_load(c->st, g, sender, &rec)) < 0) goto fail;
+    if ((rc = grp_sk_load(c->st, g, sender, sc__env_device(c), &rec)) < 0) goto fail;
     if (rc == 1) {
       int r = sotto_group_decrypt(rec, pt, len, &n, body, len);
       if (r == 0) {
         found = 1;
-        rc = grp_sk_save(c->st, g, sender, rec);
+        rc = grp_sk_save(c->st, g, sender, sc__env_device(c), rec);
       } else if (r != SOTTO_ERR_NO_SENDER_KEY) {
         drc = r;
       }
@@ -748,6 +859,10 @@ static int group_msg(struct sc_client *c, uint64_t sid, const char *sender, cons
       (ct->kind != CONTENT_GROUP_TEXT && ct->kind != CONTENT_GROUP_ATTACHMENT && !CONTENT_IS_CONVO(ct->kind)) ||
       (CONTENT_IS_CONVO(ct->kind) && !ct->in_group) || sodium_memcmp(ct->gid, g->gid, GROUP_ID_LEN) != 0)
     rc = add_event(c, SC_EV_UNREADABLE, SC_R_GROUP_FORMAT, sender, g->name);
+  else if (strcmp(sender, c->acct->username) == 0)
+    /* from another device of ours: a text we sent (other kinds are not
+     * mirrored yet, docs/multi-device.md) */
+    rc = ct->kind == CONTENT_GROUP_TEXT ? add_own_group_text(c, g->name, ct, sid) : 0;
   else if ((rc = convo_consent_get(c, sender)) == SC_CONSENT_BLOCKED)
     rc = 0; /* a blocked member's group messages are dropped too */
   else if (rc >= 0 && (rc = convo_group_inviter(c, g->gid, NULL)) < 0)
@@ -954,9 +1069,10 @@ static int pairwise_dev(struct sc_client *c, uint64_t sid, const char *sender, u
   if (content_decode(ct, pt, n) != 0) {
     rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNKNOWN_FORMAT, sender, NULL);
   } else if (own) {
-    /* Our own devices send us only transcripts. */
-    rc = ct->kind == CONTENT_TRANSCRIPT ? apply_transcript(c, ct)
-                                        : add_event(c, SC_EV_UNREADABLE, SC_R_UNEXPECTED_KIND, sender, NULL);
+    /* Our own devices send us only transcripts and groups' state. */
+    rc = ct->kind == CONTENT_TRANSCRIPT    ? apply_transcript(c, ct)
+         : ct->kind == CONTENT_GROUP_STATE ? apply_group_state(c, ct)
+                                           : add_event(c, SC_EV_UNREADABLE, SC_R_UNEXPECTED_KIND, sender, NULL);
   } else if ((consent = convo_consent_in(c, sender, 0)) < 0) {
     rc = consent;
   } else if (consent != SC_CONSENT_BLOCKED) {
@@ -1028,15 +1144,22 @@ int inbox_process(struct sc_client *c, struct conn *k, uint64_t sid, const char 
 #endif
     client_addresses(&ad, me, c->acct->device_id, sender, c->env_device, rc);
     rc = pairwise(c, sid, sender, &ad, type, body, len, 0);
+  } else if (type == SOTTO_MSG_SENDERKEY && strcmp(sender, c->acct->username) == 0) {
+    /* A group message from another device of our own account: only from a
+     * device of our verified list, never from this device's id. */
+    uint8_t key[SOTTO_PUBKEY_LEN];
+    snprintf(me, sizeof me, "%s", sender);
+    rc = sc__env_device(c) == sc__own_device(c) ? unreadable(c, me, sid, SC_R_BAD_SENDER, NULL)
+                                                 : device_gate(c, sid, me, sc__env_device(c), 1, key);
+    if (rc == 1) rc = 0;
+    else if (rc == 0) rc = group_msg(c, sid, me, body, len);
   } else if (type == SOTTO_MSG_SENDERKEY && c->env_device > 1) {
     /* A group message from another device of the sender: only from a
-     * device of their verified list (a group message of our own account's
-     * devices is not sent to us). */
+     * device of their verified list. */
     uint8_t key[SOTTO_PUBKEY_LEN];
-    rc = strcmp(sender, c->acct->username) == 0 ? unreadable(c, sender, sid, SC_R_BAD_SENDER, NULL)
-                                                  : device_gate(c, sid, sender, c->env_device, 0, key);
+    rc = device_gate(c, sid, sender, c->env_device, 0, key);
     if (rc == 1) rc = 0;
-    else if (rc == 0 && strcmp(sender, c->acct->username) != 0) rc = group_msg(c, sid, sender, body, len);
+    else if (rc == 0) rc = group_msg(c, sid, sender, body, len);
   } else if (type == SOTTO_MSG_SENDERKEY) {
     rc = group_msg(c, sid, sender, body, len);
   } else {

@@ -61,6 +61,13 @@ int sc__group_send_content(struct sc_sent *out, struct sc_client *c, struct grp 
                            struct msg *m);
 /* Sends an already encrypted body (a SenderKeyMessage) to user. */
 int deliver_raw(struct sc_client *c, struct conn *k, const char *user, int type, const uint8_t *body, size_t len);
+/* Content ct pairwise to each of our own other listed devices (none: 0).
+ * A failure is said as an event ("your other devices did not get WHAT")
+ * and returned as an SC_ERR_*; it undoes nothing. */
+int deliver_own(struct sc_client *c, struct conn *k, const struct content *ct, const char *what);
+/* A group message (body of type) to each of our own other listed devices;
+ * *n_sent of them took it. 0 or an SC_ERR_* (said as an event). */
+int deliver_raw_own(struct sc_client *c, struct conn *k, int type, const uint8_t *body, size_t len, unsigned *n_sent);
 /* The same to every device of user's recorded verified list (one
  * SEND_MULTI, one retry after ERR(30)); device 1 alone when there is none. */
 int deliver_raw_all(struct sc_client *c, struct conn *k, const char *user, int type, const uint8_t *body,

@@ -195,12 +195,12 @@ static int own_skdm(struct sc_client *c, const struct grp *g, uint8_t skdm[SOTTO
   struct sotto_sender_key *rec = NULL;
   int rc;
   if ((rc = sc__begin(c))) return sc__store_error(c, rc);
-  if ((rc = grp_sk_load(c->st, g, c->acct->username, &rec)) < 0) goto fail;
+  if ((rc = grp_sk_load(c->st, g, c->acct->username, sc__own_device(c), &rec)) < 0) goto fail;
   if (sotto_sender_key_distribution(rec, skdm, SOTTO_SKDM_MAX_LEN, len) != 0) {
     rc = STORE_E_IO;
     goto fail;
   }
-  if ((rc = grp_sk_save(c->st, g, c->acct->username, rec)) || (rc = store_commit(c->st))) goto fail;
+  if ((rc = grp_sk_save(c->st, g, c->acct->username, sc__own_device(c), rec)) || (rc = store_commit(c->st))) goto fail;
   sotto_sender_key_free(rec);
   return 0;
 fail:
@@ -218,8 +218,32 @@ static int save_group(struct sc_client *c, const struct grp *g) {
   return 0;
 }
 
-/* Sends the update to every member but us (with skdm), and records who now
- * holds our key. Returns the number of failures. */
+/* The group's state, with our chain (skdm, may be empty), to our own
+ * other listed devices: GROUP_STATE (content kind 19, docs/multi-device.md).
+ * 0 when they got it (or there are none), else an SC_ERR_* (said). */
+static int own_state(struct sc_client *c, const struct grp *g, const uint8_t *skdm, size_t skdm_len, uint8_t flags) {
+  struct content *ct = calloc(1, sizeof *ct);
+  size_t i;
+  int rc;
+  if (!ct) return SC_ERR_NOMEM;
+  ct->kind = CONTENT_GROUP_STATE;
+  ct->ts = sc_now_ms();
+  memcpy(ct->gid, g->gid, GROUP_ID_LEN);
+  snprintf(ct->name, sizeof ct->name, "%s", g->name);
+  ct->epoch = g->epoch;
+  ct->n_members = g->n;
+  for (i = 0; i < g->n; i++) memcpy(ct->members[i], g->members[i], sizeof ct->members[i]);
+  ct->skdm = skdm;
+  ct->skdm_len = skdm_len;
+  ct->state_flags = flags;
+  rc = deliver_own(c, &c->k, ct, "the group's state");
+  free(ct);
+  return rc;
+}
+
+/* Sends the update to every member but us (with skdm), and the state to
+ * our own other devices, and records who now holds our key (our own name:
+ * our other devices). Returns the number of members it failed for. */
 static int announce(struct sc_client *c, struct grp *g, const uint8_t *skdm, size_t skdm_len) {
   size_t i;
   int failed = 0;
@@ -230,6 +254,7 @@ static int announce(struct sc_client *c, struct grp *g, const uint8_t *skdm, siz
     else
       failed++;
   }
+  if (own_state(c, g, skdm, skdm_len, 0) == 0) grp_list_add(g->dist, &g->n_dist, c->acct->username);
   return failed;
 }
 
@@ -434,16 +459,17 @@ int sc_group_remove(struct sc_sent *out, struct sc_client *c, const char *name, 
     rc = sc__store_error(c, rc);
     goto out;
   }
-  if ((rc = grp_sk_del(c->st, g, user)) || (rc = grp_sk_del(c->st, g, c->acct->username)) ||
+  if ((rc = grp_sk_del(c->st, g, user)) || (rc = grp_sk_del_dev(c->st, g, c->acct->username, sc__own_device(c))) ||
       (rc = (self ? grp_delete(c->st, leaving) : grp_save(c->st, g))) || (rc = store_commit(c->st))) {
     store_rollback(c->st);
     rc = sc__store_error(c, rc);
     goto out;
   }
   if (self) {
-    /* Leaving: tell the others, keep nothing. */
+    /* Leaving: tell the others and our other devices, keep nothing. */
     for (i = 0; i < g->n; i++)
       if (send_update(c, g, g->members[i], NULL, 0) != 0) failed++;
+    own_state(c, leaving, NULL, 0, GROUP_STATE_LEFT);
     sent_report(out, g, (int)g->n - failed, failed);
     rc = 0;
     goto out;
@@ -579,6 +605,26 @@ int sc__group_send_content(struct sc_sent *out, struct sc_client *c, struct grp 
   int rc, failed = 0, sent = 0, drc, lost = 0;
 
   rec_wr_init(&pt, SC_MAX_TEXT + 4096);
+  /* Each member's current device list first (fetched at most once per
+   * half-minute): a device added or removed there changes who needs our
+   * key, or retires our chain (grp_follow_devices), before this message. */
+  for (i = 0; i < g->n && c->k.net; i++) {
+    struct contact who;
+    if (strcmp(g->members[i], c->acct->username) == 0) continue;
+    if (contact_load(c->st, g->members[i], &who) == 1 && who.has_key && !contact_blocked(&who)) {
+      int saved_err = c->err;
+      char saved[sizeof c->errdetail];
+      memcpy(saved, c->errdetail, sizeof saved);
+      (void)devices_check_peer(c, &c->k, g->members[i], who.key); /* a failure is the send's to say */
+      c->err = saved_err;
+      memcpy(c->errdetail, saved, sizeof saved);
+    }
+  }
+  {
+    struct grp *now = calloc(1, sizeof *now);
+    if (now && grp_load(c->st, g->gid, now) == 1) *g = *now;
+    free(now);
+  }
   if ((rc = own_skdm(c, g, skdm, &skdm_len))) goto out;
   /* Members that do not hold our current key get it first, pairwise. */
   for (i = 0; i < g->n; i++) {
@@ -596,6 +642,9 @@ int sc__group_send_content(struct sc_sent *out, struct sc_client *c, struct grp 
     else
       not_delivered(c, g->members[i]);
   }
+  /* ... and our own other devices (the group's state with it). */
+  if (!grp_has(g->dist, g->n_dist, c->acct->username) && own_state(c, g, skdm, skdm_len, 0) == 0)
+    grp_list_add(g->dist, &g->n_dist, c->acct->username);
   if ((rc = save_group(c, g))) goto out;
   memcpy(ct->gid, g->gid, GROUP_ID_LEN);
   if (content_encode(&pt, ct)) {
@@ -609,10 +658,10 @@ int sc__group_send_content(struct sc_sent *out, struct sc_client *c, struct grp 
   }
   /* One ciphertext for everyone; the chain step is committed first. */
   if ((rc = sc__begin(c)) == 0) {
-    if ((rc = grp_sk_load(c->st, g, c->acct->username, &rec)) >= 0) {
+    if ((rc = grp_sk_load(c->st, g, c->acct->username, sc__own_device(c), &rec)) >= 0) {
       rc = sotto_group_encrypt(rec, ctext, cap, &out_len, pt.p, pt.len)
                ? STORE_E_IO
-               : grp_sk_save(c->st, g, c->acct->username, rec);
+               : grp_sk_save(c->st, g, c->acct->username, sc__own_device(c), rec);
     }
     if (!rc && m) rc = msglog_add(c->st, c->acct, m, 0);
     if (!rc) rc = account_save(c->st, c->acct);
@@ -651,6 +700,10 @@ int sc__group_send_content(struct sc_sent *out, struct sc_client *c, struct grp 
       lost = unreachable(drc) ? drc : lost;
     }
   }
+  /* The same ciphertext to our own other devices: every device of ours
+   * shows the whole group conversation (not counted above). */
+  if (grp_has(g->dist, g->n_dist, c->acct->username))
+    deliver_raw_own(c, &c->k, SOTTO_MSG_SENDERKEY, ctext, out_len, NULL);
   if (out) {
     out->seq = m ? m->seq : 0;
     out->timestamp_ms = ct->ts;

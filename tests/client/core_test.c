@@ -766,12 +766,232 @@ static void test_groups(void) {
   CHECK(sc_groups(bob, group_members, &members) == 0 && members == 0, "groups: no group is left");
   CHECK(sc_group_name_ok("team-1.x") && !sc_group_name_ok("") && !sc_group_name_ok("a b"),
         "groups: group names are checked");
+  /* GROUP_STATE (kind 19) is only for our own devices: from a contact it is refused */
+  {
+    struct content *ct = calloc(1, sizeof *ct);
+    uint8_t env[8192], gid3[16];
+    size_t len = 0;
+    int type;
+    randombytes_buf(gid3, sizeof gid3);
+    ct->kind = CONTENT_GROUP_STATE;
+    ct->ts = 2;
+    memcpy(ct->gid, gid3, 16);
+    snprintf(ct->name, sizeof ct->name, "sneaky");
+    ct->epoch = 1;
+    ct->n_members = 2;
+    snprintf(ct->members[0], sizeof ct->members[0], "alice");
+    snprintf(ct->members[1], sizeof ct->members[1], "bob");
+    type = seal(&alice, ct, env, sizeof env, &len);
+    free(ct);
+    n = seen.n;
+    CHECK(type >= 0 && inbox_process(bob, NULL, 90, "alice", type, env, len) == 0 && seen.n == n + 1 &&
+              last_kind(&seen) == SC_EV_UNREADABLE && sc_group_get(&g, bob, "sneaky") == SC_ERR_UNKNOWN_GROUP,
+          "groups: a GROUP_STATE from a contact is refused; no group is made");
+  }
+  {
+    struct content a, b2;
+    struct rec_wr w;
+    uint8_t gid4[16];
+    memset(&a, 0, sizeof a);
+    randombytes_buf(gid4, sizeof gid4);
+    a.kind = CONTENT_GROUP_STATE;
+    a.ts = 3;
+    memcpy(a.gid, gid4, 16);
+    snprintf(a.name, sizeof a.name, "t");
+    a.epoch = 7;
+    a.n_members = 1;
+    snprintf(a.members[0], sizeof a.members[0], "bob");
+    a.state_flags = GROUP_STATE_LEFT | GROUP_STATE_ACCEPTED;
+    rec_wr_init(&w, 4096);
+    CHECK(content_encode(&w, &a) == 0 && content_decode(&b2, w.p, w.len) == 0 && b2.kind == CONTENT_GROUP_STATE &&
+              b2.state_flags == a.state_flags && b2.epoch == 7 && b2.n_members == 1 && !memcmp(b2.gid, gid4, 16),
+          "groups: GROUP_STATE encodes and decodes");
+    rec_wr_free(&w);
+    a.state_flags = 4;
+    rec_wr_init(&w, 4096);
+    CHECK(content_encode(&w, &a) != 0, "groups: GROUP_STATE with an unknown flag is not written");
+    rec_wr_free(&w);
+  }
   sotto_session_free(alice.s);
   sotto_session_free(carol.s);
   sotto_session_free(dave.s);
   account_free(alice.acct);
   account_free(carol.acct);
   account_free(dave.acct);
+  sc_client_free(bob);
+}
+
+/* ---- sender keys per (member, device) (docs/groups.md) ----------------------------- */
+
+/* A new record with an own chain; its chain id in *id. */
+static struct sotto_sender_key *sk_with_chain(uint32_t *id) {
+  struct sotto_sender_key *r = NULL;
+  uint8_t skdm[SOTTO_SKDM_MAX_LEN];
+  size_t n;
+  if (sotto_sender_key_new(&r) || sotto_sender_key_distribution(r, skdm, sizeof skdm, &n) ||
+      sotto_sender_key_own_chain_id(r, id)) {
+    sotto_sender_key_free(r);
+    return NULL;
+  }
+  return r;
+}
+
+/* The chain id held by (member, dev): 1 and *id, 0 for a new empty record. */
+static int sk_chain_of(struct sc_client *c, const struct grp *g, const char *member, uint32_t dev, uint32_t *id) {
+  struct sotto_sender_key *r = NULL;
+  int rc = grp_sk_load(c->st, g, member, dev, &r);
+  if (rc == 1 && sotto_sender_key_own_chain_id(r, id)) rc = -1;
+  sotto_sender_key_free(r);
+  return rc;
+}
+
+static void test_group_sk_records(void) {
+  struct seen seen;
+  struct sotto_bundle b;
+  struct sc_client *bob;
+  struct grp *g = calloc(1, sizeof *g);
+  struct sotto_sender_key *r1, *r2, *rl, *rx, *rz = NULL;
+  uint32_t id1 = 0, id2 = 0, idl = 0, idx = 0, got = 0;
+  char rn[GRP_SK_NAME_MAX], hex[33], want[GRP_SK_NAME_MAX];
+  uint8_t *v = NULL;
+  size_t vn = 0;
+  int rc;
+
+  memset(&seen, 0, sizeof seen);
+  bob = make_bob("bob-gsk", &seen, &b);
+  CHECK(g != NULL, "gsk: memory");
+  if (!g) return;
+  randombytes_buf(g->gid, sizeof g->gid);
+  sodium_bin2hex(hex, sizeof hex, g->gid, sizeof g->gid);
+  grp_sk_name(rn, sizeof rn, g, "alice", 2);
+  snprintf(want, sizeof want, "gsk/%s/alice/2", hex);
+  CHECK(strcmp(rn, want) == 0, "gsk: the record of device 2 of alice is gsk/GID/alice/2");
+  grp_sk_name(rn, sizeof rn, g, "alice", 0);
+  snprintf(want, sizeof want, "gsk/%s/alice", hex);
+  CHECK(strcmp(rn, want) == 0, "gsk: the per-member record of before is gsk/GID/alice");
+
+  r1 = sk_with_chain(&id1);
+  r2 = sk_with_chain(&id2);
+  rl = sk_with_chain(&idl);
+  rx = sk_with_chain(&idx);
+  CHECK(r1 && r2 && rl && rx && id1 != id2, "gsk: four chains made");
+  rc = store_begin(bob->st);
+  /* an old store: one record for alice, made before chains were per device */
+  if (!rc && rl) {
+    size_t cap = sotto_sender_key_serialized_size(rl), n = 0;
+    uint8_t *buf = malloc(cap);
+    rc = !buf || sotto_sender_key_serialize(rl, buf, cap, &n) || store_put(bob->st, rn, buf, n);
+    free(buf);
+  }
+  if (!rc) rc = grp_sk_save(bob->st, g, "alice2", 1, rx);
+  if (!rc) rc = store_commit(bob->st);
+  CHECK(rc == 0, "gsk: an old per-member record written");
+  CHECK(sk_chain_of(bob, g, "alice", 1, &got) == 1 && got == idl && sk_chain_of(bob, g, "alice", 7, &got) == 1 &&
+            got == idl,
+        "gsk: a device without its own record reads the old per-member one (nothing lost on upgrade)");
+  CHECK(grp_sk_save(bob->st, g, "alice", 0, r1) != 0 && grp_sk_load(bob->st, g, "alice", 0, &rz) != 0 && rz == NULL,
+        "gsk: device 0 is no device: refused");
+  rc = store_begin(bob->st);
+  if (!rc) rc = grp_sk_save(bob->st, g, "alice", 1, r1);
+  if (!rc) rc = grp_sk_save(bob->st, g, "alice", 2, r2);
+  if (!rc) rc = store_commit(bob->st);
+  CHECK(rc == 0 && sk_chain_of(bob, g, "alice", 1, &got) == 1 && got == id1 && sk_chain_of(bob, g, "alice", 2, &got) == 1 &&
+            got == id2,
+        "gsk: two devices of alice keep two chains; neither replaces the other");
+  grp_sk_name(rn, sizeof rn, g, "alice", 2);
+  CHECK(store_get(bob->st, rn, &v, &vn) == 1, "gsk: device 2's chain is under its own name");
+  if (v) store_free_value(v, vn);
+  rc = store_begin(bob->st);
+  if (!rc) rc = grp_sk_del_dev(bob->st, g, "alice", 2);
+  if (!rc) rc = store_commit(bob->st);
+  CHECK(rc == 0 && sk_chain_of(bob, g, "alice", 2, &got) == 0 && sk_chain_of(bob, g, "alice", 1, &got) == 1 && got == id1,
+        "gsk: a removed device's chain is forgotten (and the old per-member record with it); the other stays");
+  rc = store_begin(bob->st);
+  if (!rc) rc = grp_sk_save(bob->st, g, "alice", 2, r2);
+  if (!rc) rc = grp_sk_del(bob->st, g, "alice");
+  if (!rc) rc = store_commit(bob->st);
+  CHECK(rc == 0 && sk_chain_of(bob, g, "alice", 1, &got) == 0 && sk_chain_of(bob, g, "alice", 2, &got) == 0,
+        "gsk: a member removed: every chain of theirs is gone");
+  CHECK(sk_chain_of(bob, g, "alice2", 1, &got) == 1 && got == idx, "gsk: ... and not alice2's (a name prefix)");
+
+  /* device lists change: keys follow (grp_follow_devices) */
+  {
+    struct sotto_devlist *l12 = calloc(1, sizeof *l12), *l123 = calloc(1, sizeof *l123), *l13 = calloc(1, sizeof *l13);
+    struct grp *h = calloc(1, sizeof *h);
+    unsigned i;
+    CHECK(l12 && l123 && l13 && h, "gsk: memory for lists");
+    if (l12 && l123 && l13 && h) {
+      for (i = 0; i < 3; i++) {
+        l123->dev[i].device_id = i + 1;
+        memset(l123->dev[i].device_key, (int)(i + 1), SOTTO_PUBKEY_LEN);
+      }
+      l123->n = 3;
+      *l12 = *l123;
+      l12->n = 2;
+      *l13 = *l123;
+      l13->dev[1] = l123->dev[2];
+      l13->n = 2;
+      memcpy(h->gid, g->gid, sizeof h->gid);
+      snprintf(h->name, sizeof h->name, "follow");
+      h->epoch = 1;
+      grp_list_add(h->members, &h->n, "alice");
+      grp_list_add(h->members, &h->n, "bob");
+      grp_list_add(h->dist, &h->n_dist, "alice");
+      grp_list_add(h->dist, &h->n_dist, "bob");
+      rc = store_begin(bob->st);
+      if (!rc) rc = grp_save(bob->st, h);
+      if (!rc) rc = grp_sk_save(bob->st, h, "alice", 1, r1);
+      if (!rc) rc = grp_sk_save(bob->st, h, "alice", 2, r2);
+      if (!rc) rc = grp_sk_save(bob->st, h, "bob", 1, rl); /* ours */
+      if (!rc) rc = grp_follow_devices(bob->st, "carol", "bob", 1, l12, l123); /* not a member */
+      if (!rc) rc = store_commit(bob->st);
+      CHECK(rc == 0 && grp_load(bob->st, h->gid, h) == 1 && h->n_dist == 2,
+            "gsk: a non-member's new device changes nothing");
+      rc = store_begin(bob->st);
+      if (!rc) rc = grp_follow_devices(bob->st, "alice", "bob", 1, l12, l12);
+      if (!rc) rc = store_commit(bob->st);
+      CHECK(rc == 0 && grp_load(bob->st, h->gid, h) == 1 && h->n_dist == 2, "gsk: an unchanged list changes nothing");
+      rc = store_begin(bob->st);
+      if (!rc) rc = grp_follow_devices(bob->st, "alice", "bob", 1, l12, l123);
+      if (!rc) rc = store_commit(bob->st);
+      CHECK(rc == 0 && grp_load(bob->st, h->gid, h) == 1 && !grp_has(h->dist, h->n_dist, "alice") &&
+                grp_has(h->dist, h->n_dist, "bob") && sk_chain_of(bob, h, "bob", 1, &got) == 1 && got == idl &&
+                sk_chain_of(bob, h, "alice", 2, &got) == 1 && got == id2,
+            "gsk: alice adds device 3: she is sent our key again; no chain changes");
+      rc = store_begin(bob->st);
+      if (!rc) rc = grp_follow_devices(bob->st, "alice", "bob", 1, l123, l13);
+      if (!rc) rc = store_commit(bob->st);
+      CHECK(rc == 0 && grp_load(bob->st, h->gid, h) == 1 && h->n_dist == 0 &&
+                sk_chain_of(bob, h, "bob", 1, &got) == 0 && sk_chain_of(bob, h, "alice", 2, &got) == 0 &&
+                sk_chain_of(bob, h, "alice", 1, &got) == 1 && got == id1,
+            "gsk: alice removes device 2: its chain is forgotten, ours retired (rotated at the next send), "
+            "device 1's kept");
+      rc = store_begin(bob->st);
+      if (!rc) rc = grp_sk_save(bob->st, h, "bob", 1, rl);
+      if (!rc) rc = grp_sk_save(bob->st, h, "bob", 2, r2);
+      if (!rc) rc = grp_follow_devices(bob->st, "bob", "bob", 1, l12, l13);
+      if (!rc) rc = store_commit(bob->st);
+      CHECK(rc == 0 && sk_chain_of(bob, h, "bob", 1, &got) == 0 && sk_chain_of(bob, h, "bob", 2, &got) == 0,
+            "gsk: our own device 2 removed: its chain and ours are gone");
+      CHECK(sk_chain_of(bob, h, "alice", 1, &got) == 1 && sk_chain_of(bob, h, "alice2", 1, &got) == 1,
+            "gsk: (before the group is deleted, two members' chains are there)");
+      rc = store_begin(bob->st);
+      if (!rc) rc = grp_delete(bob->st, h);
+      if (!rc) rc = store_commit(bob->st);
+      CHECK(rc == 0 && grp_load(bob->st, g->gid, h) == 0 && sk_chain_of(bob, g, "alice", 1, &got) == 0 &&
+                sk_chain_of(bob, g, "alice2", 1, &got) == 0,
+            "gsk: a group deleted: every chain in it is gone, a former member's too");
+    }
+    free(l12);
+    free(l123);
+    free(l13);
+    free(h);
+  }
+  sotto_sender_key_free(r1);
+  sotto_sender_key_free(r2);
+  sotto_sender_key_free(rl);
+  sotto_sender_key_free(rx);
+  free(g);
   sc_client_free(bob);
 }
 
@@ -1605,6 +1825,7 @@ int main(void) {
   test_inbox();
   test_outbox();
   test_groups();
+  test_group_sk_records();
   test_hold();
   test_backup_format();
   test_kt_record();
