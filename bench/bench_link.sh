@@ -56,12 +56,12 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 s() { local who=$1; shift; timeout 60 "$SOTTO" --home "$T/$who" "$@"; }
 
 mkdir -p "$T/srv"
-for try in 1 2 3 4 5; do
+for _ in 1 2 3 4 5; do
   PORT=$((20000 + RANDOM % 40000))
   "$SERVER" --data "$T/srv" --listen "127.0.0.1:$PORT" --register-rate 600 --register-burst 1000 \
     --device-change-burst 1000 --log-level 0 >"$T/server.out" 2>"$T/server.err" &
   SPID=$!
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     grep -q '^listening' "$T/server.out" 2>/dev/null && break 2
     kill -0 "$SPID" 2>/dev/null || break
     sleep 0.1
@@ -80,7 +80,7 @@ for r in $(seq 1 "$runs"); do
     echo "exit=$?" >>"$T/new$r.link" ) &
   lpid=$!
   code=
-  for i in $(seq 1 600); do
+  for _ in $(seq 1 600); do
     code=$(sed -n 's/^code: //p' "$T/new$r.link" 2>/dev/null)
     [ -n "$code" ] && break
     grep -q '^exit=' "$T/new$r.link" 2>/dev/null && break
