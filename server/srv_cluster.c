@@ -76,7 +76,8 @@ struct srv_cluster {
   size_t n_pend;
   /* metrics */
   uint64_t announces, announced_in, kicks_out, kicks_in, degraded, polls, redis_cmds, lim_redis, lim_local;
-  uint64_t link_redis, link_local, link_bad; /* link-slot requests served from Redis / memory / refused replies */
+  /* link-slot requests served from Redis, from memory, refused for a bad reply */
+  uint64_t link_redis, link_local, link_bad;
 };
 
 /* ---- Redis connections ------------------------------------------------------------ */
@@ -104,8 +105,9 @@ static void down(struct srv *s, const char *why_in) {
   snprintf(k->why, sizeof k->why, "%s", why);
   /* Said once per outage: what was lost (Redis) and what delivery does now. */
   sotto__srv_log(0, "cluster_degraded",
-                 "node=%s redis=down reason=\"%s\" fallback=poll limits=per-node link_slots=per-node interval_ms=%d hint=\"no message is lost: live "
-                 "devices get their queue by polling PostgreSQL until Redis is back\"",
+                 "node=%s redis=down reason=\"%s\" fallback=poll limits=per-node link_slots=per-node "
+                 "interval_ms=%d hint=\"no message is lost: live devices get their queue by polling PostgreSQL "
+                 "until Redis is back\"",
                  k->node, why, POLL_MS);
 }
 
@@ -584,8 +586,8 @@ int sotto__srv_cluster_limit(struct srv *s, char mode, const struct srv_climit *
 static const char LINK_OPEN_LUA[] =
     "local t=redis.call('TIME') local now=tonumber(t[1])*1000+math.floor(tonumber(t[2])/1000) "
     "redis.call('ZREMRANGEBYSCORE',KEYS[2],'-inf',now) redis.call('ZREMRANGEBYSCORE',KEYS[3],'-inf',now) "
-    "if redis.call('ZCARD',KEYS[2])>=tonumber(ARGV[3]) or redis.call('ZCARD',KEYS[3])>=tonumber(ARGV[4]) then "
-    "return -1 end "
+    "if redis.call('ZCARD',KEYS[2])>=tonumber(ARGV[3]) "
+    "or redis.call('ZCARD',KEYS[3])>=tonumber(ARGV[4]) then return -1 end "
     "if redis.call('EXISTS',KEYS[1])==1 then return 0 end "
     "local ttl=tonumber(ARGV[2]) "
     "redis.call('HSET',KEYS[1],'s','0','k',ARGV[1],'z',KEYS[2]) redis.call('PEXPIRE',KEYS[1],ttl) "
@@ -640,7 +642,8 @@ static redisReply *link_eval(struct srv *s, const char *lua, int nkeys, const ch
     return NULL;
   }
   if (r->type == REDIS_REPLY_ERROR) {
-    sotto__srv_log(0, "cluster_redis_error", "node=%s error=\"link-slot script failed\" fallback=per-node", k->node);
+    sotto__srv_log(0, "cluster_redis_error", "node=%s error=\"link-slot script failed\" fallback=per-node",
+                   k->node);
     freeReplyObject(r);
     return NULL;
   }

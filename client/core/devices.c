@@ -339,8 +339,9 @@ int devices_publish(struct sc_client *c, struct conn *k) {
      * see a newer list go by, so to them this device is hidden. Said as
      * such (device_hidden), not as a rollback that was repaired. */
     size_t wl = strlen(why);
-    snprintf(why + wl, sizeof why - wl, ": contacts going by it may not send to this device (%u); the server may be "
-             "hiding it, and only device 1 can publish your list again",
+    snprintf(why + wl, sizeof why - wl,
+             ": contacts going by it may not send to this device (%u); the server may be hiding it, and only "
+             "device 1 can publish your list again",
              (unsigned)c->acct->device_id);
     list_event(c, "", had == 1 ? mine->version : 0, why, SC_ERR_DEVICE_HIDDEN);
     goto out;

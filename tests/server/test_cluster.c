@@ -808,7 +808,8 @@ static void test_redis_loss(void) {
       CHECK(state == SOTTO_SRV_LINK_WAITING);
       sotto_net_close(n);
     }
-    CHECK(strstr(metric_line(1, "sotto_cluster_link_ops_total{node=\"n1\",result=\"local\"}"), "} 0") == NULL);
+    CHECK(strstr(metric_line(1, "sotto_cluster_link_ops_total{node=\"n1\",result=\"local\"}"), "} 0") ==
+          NULL);
   }
   r = http_get(1, "/readyz");
   CHECK(strstr(r, "200 OK") && strstr(r, "degraded: node n1: redis down"));
