@@ -625,7 +625,7 @@ static redisReply *link_eval(struct srv *s, const char *lua, int nkeys, const ch
   struct srv_cluster *k = s->cl;
   const char *argv[12];
   size_t lens[12];
-  char nk[4];
+  char nk[12];
   int argc = 0, i;
   redisReply *r;
   if (nkeys < 0 || nargs < 0 || 3 + nkeys + nargs > 12) return NULL;
