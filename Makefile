@@ -90,6 +90,7 @@ bench-smoke: build
 	bench/run client --smoke
 	bench/run fanout --smoke
 	bench/run kt --smoke
+	bench/run link --smoke
 
 check: test bench-smoke asan fuzz-run install-check
 

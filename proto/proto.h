@@ -59,7 +59,8 @@ enum {
   /* multi-device (docs/multi-device.md; protocol version 2) */
   SOTTO_SRV_DEVLIST_PUT = 0x0D, /* device 1: store the account's next signed device list */
   SOTTO_SRV_DEVLIST_GET = 0x0E, /* the current signed device list of a username */
-  /* linking a new device (docs/multi-device.md, "Linking"; link slots in memory, srv_link.c) */
+  /* linking a new device (docs/multi-device.md, "Linking"; link slots in memory, or
+   * in Redis in cluster mode, srv_link.c) */
   SOTTO_SRV_LINK_OPEN = 0x0F,       /* before AUTH: the new device opens a one-time slot with its public keys */
   SOTTO_SRV_DEVICE_IDENTITY = 0x13, /* set this device's own identity public key, once */
   SOTTO_SRV_LINK_PUT = 0x14,        /* device 1: read a slot's public keys, put the provisioning blob */
@@ -276,8 +277,8 @@ int sotto__srv_parse_devlist(const uint8_t *p, size_t len, const uint8_t **list,
 
 /* ---- linking (docs/protocol-server.md, "Linking a device"; srv_link.c) ---- */
 
-/* A link slot is a one-time mailbox in the server's memory, named by a
- * random code, through which a new device and device 1 of an account
+/* A link slot is a one-time mailbox in the server's memory (in Redis in
+ * cluster mode), named by a random code, through which a new device and device 1 of an account
  * exchange the provisioning message and the membership signature. The
  * server sees only the new device's public keys, ciphertext and a
  * signature.

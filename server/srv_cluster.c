@@ -76,6 +76,8 @@ struct srv_cluster {
   size_t n_pend;
   /* metrics */
   uint64_t announces, announced_in, kicks_out, kicks_in, degraded, polls, redis_cmds, lim_redis, lim_local;
+  /* link-slot requests served from Redis, from memory, refused for a bad reply */
+  uint64_t link_redis, link_local, link_bad;
 };
 
 /* ---- Redis connections ------------------------------------------------------------ */
@@ -103,8 +105,9 @@ static void down(struct srv *s, const char *why_in) {
   snprintf(k->why, sizeof k->why, "%s", why);
   /* Said once per outage: what was lost (Redis) and what delivery does now. */
   sotto__srv_log(0, "cluster_degraded",
-                 "node=%s redis=down reason=\"%s\" fallback=poll limits=per-node interval_ms=%d hint=\"no message is lost: live "
-                 "devices get their queue by polling PostgreSQL until Redis is back\"",
+                 "node=%s redis=down reason=\"%s\" fallback=poll limits=per-node link_slots=per-node "
+                 "interval_ms=%d hint=\"no message is lost: live devices get their queue by polling PostgreSQL "
+                 "until Redis is back\"",
                  k->node, why, POLL_MS);
 }
 
@@ -567,6 +570,210 @@ int sotto__srv_cluster_limit(struct srv *s, char mode, const struct srv_climit *
   return ok;
 }
 
+/* ---- link slots across the cluster (srv_link.c) ------------------------------------ *
+ *
+ * With Redis up, a link slot is the hash sotto:link:H, H the hex of a keyed
+ * hash of the code (Redis never holds a code), with the fields s (state
+ * '0' waiting, '1' provisioned, '2' replied), k (the new device's keys),
+ * b (the provisioning blob), a (the account that put it), r (the reply) and
+ * z (the opener's address set). It expires link-ttl-seconds after LINK_OPEN
+ * (PEXPIRE at open; later writes keep that expiry). Open slots are counted
+ * in two sorted sets scored by expiry: sotto:linkaddr:A per source address
+ * (A hashes the address) and sotto:linkall for the whole cluster; the
+ * limits are those of one node (SLOTS_PER_ADDR, SLOTS_MAX), now cluster-wide.
+ * Every step is one Lua script, so a step is atomic across the nodes: a code
+ * is put or answered once, whatever node the second try reaches. */
+static const char LINK_OPEN_LUA[] =
+    "local t=redis.call('TIME') local now=tonumber(t[1])*1000+math.floor(tonumber(t[2])/1000) "
+    "redis.call('ZREMRANGEBYSCORE',KEYS[2],'-inf',now) redis.call('ZREMRANGEBYSCORE',KEYS[3],'-inf',now) "
+    "if redis.call('ZCARD',KEYS[2])>=tonumber(ARGV[3]) "
+    "or redis.call('ZCARD',KEYS[3])>=tonumber(ARGV[4]) then return -1 end "
+    "if redis.call('EXISTS',KEYS[1])==1 then return 0 end "
+    "local ttl=tonumber(ARGV[2]) "
+    "redis.call('HSET',KEYS[1],'s','0','k',ARGV[1],'z',KEYS[2]) redis.call('PEXPIRE',KEYS[1],ttl) "
+    "redis.call('ZADD',KEYS[2],now+ttl,KEYS[1]) redis.call('PEXPIRE',KEYS[2],ttl+1000) "
+    "redis.call('ZADD',KEYS[3],now+ttl,KEYS[1]) redis.call('PEXPIRE',KEYS[3],ttl+1000) return 1";
+static const char LINK_PUT_LUA[] =
+    "local v=redis.call('HMGET',KEYS[1],'s','k') if v[1]~='0' then return false end "
+    "if #ARGV[1]>0 then redis.call('HSET',KEYS[1],'s','1','b',ARGV[1],'a',ARGV[2]) end return v[2]";
+static const char LINK_GET_LUA[] =
+    "local v=redis.call('HMGET',KEYS[1],'s','b','a','r','z') if not v[1] then return false end "
+    "if v[1]=='1' then return {v[1],v[2] or ''} end "
+    "if v[1]=='2' and ARGV[1]~='0' and v[3]==ARGV[1] then redis.call('DEL',KEYS[1]) "
+    "if v[5] then redis.call('ZREM',v[5],KEYS[1]) end redis.call('ZREM',KEYS[2],KEYS[1]) "
+    "return {v[1],v[4] or '','1'} end return {v[1],''}";
+static const char LINK_REPLY_LUA[] =
+    "if redis.call('HGET',KEYS[1],'s')~='1' then return 0 end "
+    "redis.call('HSET',KEYS[1],'s','2','r',ARGV[1]) redis.call('HDEL',KEYS[1],'b') return 1";
+
+static void link_key(const char *prefix, int ns, const void *p, size_t len, char out[64]) {
+  uint8_t h[16], in[1 + 64];
+  char hex[33];
+  if (len > sizeof in - 1) len = sizeof in - 1;
+  in[0] = (uint8_t)ns;
+  if (len) memcpy(in + 1, p, len);
+  crypto_generichash(h, sizeof h, in, 1 + len, NULL, 0);
+  sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+  snprintf(out, 64, "%s%s", prefix, hex);
+  sodium_memzero(in, sizeof in);
+}
+
+/* One script; the reply, or NULL with Redis marked down (or the script
+ * refused: logged). */
+static redisReply *link_eval(struct srv *s, const char *lua, int nkeys, const char *const *keys, int nargs,
+                             const char *const *args, const size_t *arglen) {
+  struct srv_cluster *k = s->cl;
+  const char *argv[12];
+  size_t lens[12];
+  char nk[12];
+  int argc = 0, i;
+  redisReply *r;
+  if (nkeys < 0 || nargs < 0 || 3 + nkeys + nargs > 12) return NULL;
+  snprintf(nk, sizeof nk, "%d", nkeys);
+  argv[argc] = "EVAL", lens[argc++] = 4;
+  argv[argc] = lua, lens[argc++] = strlen(lua);
+  argv[argc] = nk, lens[argc++] = strlen(nk);
+  for (i = 0; i < nkeys; i++) argv[argc] = keys[i], lens[argc++] = strlen(keys[i]);
+  for (i = 0; i < nargs; i++) argv[argc] = args[i], lens[argc++] = arglen[i];
+  r = redisCommandArgv(k->cmd, argc, argv, lens);
+  k->redis_cmds++;
+  if (!r) {
+    down(s, k->cmd->errstr[0] ? k->cmd->errstr : "no answer");
+    return NULL;
+  }
+  if (r->type == REDIS_REPLY_ERROR) {
+    sotto__srv_log(0, "cluster_redis_error", "node=%s error=\"link-slot script failed\" fallback=per-node",
+                   k->node);
+    freeReplyObject(r);
+    return NULL;
+  }
+  return r;
+}
+
+int sotto__srv_cluster_link(struct srv *s, struct conn *c, const struct sotto_srv_frame *f,
+                            const struct sotto_srv_link *m, int per_addr, int slots_max) {
+  struct srv_cluster *k = s->cl;
+  char slot[64], addr[64], acct[24], ttl[24], pa[16], sm[16];
+  static const char all[] = "sotto:linkall";
+  uint8_t code[SOTTO_SRV_LINK_CODE_LEN];
+  struct sotto__wr w;
+  redisReply *r = NULL;
+  int ok = 0;
+  if (!k) return 0;
+  if (!k->up || !k->cmd) {
+    k->link_local++;
+    return 0;
+  }
+  snprintf(acct, sizeof acct, "%lld", c->state == S_AUTHED ? (long long)c->account_id : 0LL);
+  if (f->type == SOTTO_SRV_LINK_OPEN) {
+    int tries;
+    const char *keys[3] = {slot, addr, all}, *args[4] = {(const char *)m->data, ttl, pa, sm};
+    size_t lens[4];
+    link_key("sotto:linkaddr:", 'L', c->addr, c->alen, addr);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)s->cfg->link_ttl_s * 1000);
+    snprintf(pa, sizeof pa, "%d", per_addr);
+    snprintf(sm, sizeof sm, "%d", slots_max);
+    lens[0] = m->data_len, lens[1] = strlen(ttl), lens[2] = strlen(pa), lens[3] = strlen(sm);
+    for (tries = 0; tries < 4; tries++) {
+      randombytes_buf(code, sizeof code);
+      link_key("sotto:link:", 'C', code, sizeof code, slot);
+      if ((r = link_eval(s, LINK_OPEN_LUA, 3, keys, 4, args, lens)) == NULL) goto local;
+      if (r->type != REDIS_REPLY_INTEGER || r->integer < -1 || r->integer > 1) goto bad;
+      if (r->integer != 0) break;
+      freeReplyObject(r);
+      r = NULL;
+    }
+    if (!r) goto bad;
+    if (r->integer == -1) {
+      s->m.rate_limited++;
+      sotto__srv_send_err(s, c, f->req_id, SOTTO_SRV_E_RATE);
+    } else {
+      s->m.link_opened++;
+      if (sotto__srv_frame_begin(c, &w, SOTTO_SRV_LINK_CODE_LEN + 4) == 0) {
+        sotto__srv_put_link_opened(&w, code, (uint32_t)s->cfg->link_ttl_s);
+        sotto__srv_frame_end(c, &w, SOTTO_SRV_OK, f->req_id);
+      }
+    }
+    ok = 1;
+    goto out;
+  }
+  link_key("sotto:link:", 'C', m->code, SOTTO_SRV_LINK_CODE_LEN, slot);
+  if (f->type == SOTTO_SRV_LINK_PUT) {
+    const char *keys[1] = {slot}, *args[2] = {m->data_len ? (const char *)m->data : "", acct};
+    size_t lens[2] = {m->data_len, strlen(acct)};
+    if ((r = link_eval(s, LINK_PUT_LUA, 1, keys, 2, args, lens)) == NULL) goto local;
+    if (r->type == REDIS_REPLY_NIL) {
+      ok = 2;
+    } else {
+      if (r->type != REDIS_REPLY_STRING || r->len < 1 || r->len > SOTTO_SRV_LINK_MAX_KEYS) goto bad;
+      if (m->data_len) s->m.link_provisioned++;
+      if (sotto__srv_frame_begin(c, &w, 2 + r->len) == 0) {
+        sotto__srv_put_blob16(&w, (const uint8_t *)r->str, r->len);
+        sotto__srv_frame_end(c, &w, SOTTO_SRV_OK, f->req_id);
+      }
+      ok = 1;
+    }
+  } else if (f->type == SOTTO_SRV_LINK_GET) {
+    const char *keys[2] = {slot, all}, *args[1] = {acct};
+    size_t lens[1] = {strlen(acct)}, max;
+    uint8_t st;
+    if ((r = link_eval(s, LINK_GET_LUA, 2, keys, 1, args, lens)) == NULL) goto local;
+    if (r->type == REDIS_REPLY_NIL) {
+      ok = 2;
+    } else {
+      if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements > 3) goto bad;
+      for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type != REDIS_REPLY_STRING) goto bad;
+      if (r->element[0]->len != 1 || r->element[0]->str[0] < '0' || r->element[0]->str[0] > '2') goto bad;
+      st = (uint8_t)(r->element[0]->str[0] - '0');
+      max = st == SOTTO_SRV_LINK_PROVISIONED ? SOTTO_SRV_LINK_MAX_BLOB
+            : st == SOTTO_SRV_LINK_REPLIED   ? SOTTO_SRV_LINK_MAX_REPLY
+                                             : 0;
+      if (r->element[1]->len > max) goto bad;
+      if (sotto__srv_frame_begin(c, &w, 5 + r->element[1]->len) == 0) {
+        sotto__srv_put_link_state(&w, st, (const uint8_t *)r->element[1]->str, r->element[1]->len);
+        sotto__srv_frame_end(c, &w, SOTTO_SRV_OK, f->req_id);
+      }
+      if (r->elements == 3) s->m.link_done++;
+      ok = 1;
+    }
+  } else {
+    const char *keys[1] = {slot}, *args[1] = {(const char *)m->data};
+    size_t lens[1] = {m->data_len};
+    if ((r = link_eval(s, LINK_REPLY_LUA, 1, keys, 1, args, lens)) == NULL) goto local;
+    if (r->type != REDIS_REPLY_INTEGER || (r->integer != 0 && r->integer != 1)) goto bad;
+    if (r->integer == 1)
+      sotto__srv_send_simple(c, SOTTO_SRV_OK, f->req_id, NULL, 0);
+    else
+      ok = 2;
+    if (ok == 0) ok = 1;
+  }
+  goto out;
+bad:
+  sotto__srv_log(0, "cluster_redis_error", "node=%s error=\"unexpected link-slot reply\"", k->node);
+  k->link_bad++;
+  sotto__srv_send_err(s, c, f->req_id, SOTTO_SRV_E_INTERNAL);
+  ok = 1;
+  goto out_counted;
+local:
+  /* Redis went down (said by down()) or refused the script: this node's
+   * memory serves the request. */
+  k->link_local++;
+  ok = 0;
+  goto out_counted;
+out:
+  k->link_redis++;
+  if (ok == 2) {
+    s->m.link_refused++;
+    sotto__srv_send_err(s, c, f->req_id, SOTTO_SRV_E_LINK_CODE);
+    ok = 1;
+  }
+out_counted:
+  if (r) freeReplyObject(r);
+  sodium_memzero(code, sizeof code);
+  return ok;
+}
+
 /* ---- metrics and readiness ---------------------------------------------------------- */
 
 size_t sotto__srv_cluster_metrics(struct srv *s, char *out, size_t cap) {
@@ -590,6 +797,11 @@ size_t sotto__srv_cluster_metrics(struct srv *s, char *out, size_t cap) {
   P("# TYPE sotto_cluster_limit_checks_total counter\nsotto_cluster_limit_checks_total{node=\"%s\",where=\"redis\"} "
     "%llu\nsotto_cluster_limit_checks_total{node=\"%s\",where=\"local\"} %llu\n",
     k->node, (unsigned long long)k->lim_redis, k->node, (unsigned long long)k->lim_local);
+  P("# TYPE sotto_cluster_link_ops_total counter\nsotto_cluster_link_ops_total{node=\"%s\",result=\"redis\"} "
+    "%llu\nsotto_cluster_link_ops_total{node=\"%s\",result=\"local\"} %llu\n"
+    "sotto_cluster_link_ops_total{node=\"%s\",result=\"bad_reply\"} %llu\n",
+    k->node, (unsigned long long)k->link_redis, k->node, (unsigned long long)k->link_local, k->node,
+    (unsigned long long)k->link_bad);
 #undef P
   return n < cap ? n : cap ? cap - 1 : 0;
 }

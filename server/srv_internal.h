@@ -482,6 +482,10 @@ int sotto__srv_cluster_ready(struct srv *s, char *why, size_t cap);
  * charges one to each (never below 0). 1 passed, 0 refused, -1 Redis is
  * not there (the caller falls back to this node's own buckets). */
 int sotto__srv_cluster_limit(struct srv *s, char mode, const struct srv_climit *b, size_t n);
+/* A LINK_* request (parsed, state checked) served from Redis: 1 answered,
+ * 0 when Redis is down (the caller serves it from this node's memory). */
+int sotto__srv_cluster_link(struct srv *s, struct conn *c, const struct sotto_srv_frame *f,
+                            const struct sotto_srv_link *m, int per_addr, int slots_max);
 #else
 static inline int sotto__srv_cluster_open(struct srv *s) {
   (void)s;
@@ -513,6 +517,11 @@ static inline int sotto__srv_cluster_ready(struct srv *s, char *why, size_t cap)
 static inline int sotto__srv_cluster_limit(struct srv *s, char mode, const struct srv_climit *b, size_t n) {
   (void)s; (void)mode; (void)b; (void)n;
   return -1;
+}
+static inline int sotto__srv_cluster_link(struct srv *s, struct conn *c, const struct sotto_srv_frame *f,
+                                          const struct sotto_srv_link *m, int per_addr, int slots_max) {
+  (void)s; (void)c; (void)f; (void)m; (void)per_addr; (void)slots_max;
+  return 0;
 }
 #endif
 

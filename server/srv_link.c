@@ -4,9 +4,9 @@
  * device's membership signature (docs/multi-device.md, "Linking";
  * docs/protocol-server.md, "Linking a device").
  *
- * A slot lives in memory only: nothing about it reaches the store, a log
- * line or the requisition report, and a restart forgets every slot (the new
- * device then opens another). Its life:
+ * A slot lives in memory only (in cluster mode: in Redis, below): nothing
+ * about it reaches the store, a log line or the requisition report, and a
+ * restart forgets every slot (the new device then opens another). Its life:
  *   LINK_OPEN   (new device, before AUTH) opens it with the device's public
  *               keys and gets a random code;
  *   LINK_PUT    (device 1 of an account) reads the keys, then puts the
@@ -27,9 +27,12 @@
  * in constant time against every slot, so the time of a lookup says nothing
  * about which slot, if any, matched.
  *
- * Everything runs on the I/O thread, answered in place (no store); in
- * cluster mode the slots are per node, so both devices must reach the same
- * node (docs/multi-device.md says so). */
+ * Everything runs on the I/O thread, answered in place (no store). In
+ * cluster mode with Redis up the slots live in Redis instead (srv_cluster.c,
+ * the same states, limits and expiry, one Lua script per step), so the two
+ * devices may reach different nodes; while Redis is down each node serves
+ * slots from its own memory as here (log event cluster_degraded says
+ * link_slots=per-node; metric sotto_cluster_link_ops_total{result="local"}). */
 #define _GNU_SOURCE
 #include <sodium.h>
 #include <stdlib.h>
@@ -247,6 +250,15 @@ int sotto__srv_link_frame(struct srv *s, struct conn *c, const struct sotto_srv_
     sotto__srv_send_err(s, c, f->req_id, SOTTO_SRV_E_INTERNAL);
     return 1;
   }
+  if (f->type == SOTTO_SRV_LINK_PUT && c->device_id != 1) {
+    /* Only device 1 holds the account key that signs the device list. */
+    sotto__srv_send_err(s, c, f->req_id, SOTTO_SRV_E_FORBIDDEN);
+    return 1;
+  }
+  /* Cluster mode with Redis up: the slot lives in Redis, so the two devices
+   * may reach different nodes (srv_cluster.c); Redis down: this node's
+   * memory, as without --cluster. */
+  if (s->cl && sotto__srv_cluster_link(s, c, f, &m, SLOTS_PER_ADDR, SLOTS_MAX)) return 1;
   now = sotto__srv_mono_ms();
   sweep(s, now);
   switch (f->type) {

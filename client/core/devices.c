@@ -267,7 +267,7 @@ int devices_publish(struct sc_client *c, struct conn *k) {
   size_t len = 0, olen = 0;
   uint32_t next = 1, sv = 0;
   int rc, had, got, ret = 0;
-  char why[200] = "";
+  char why[400] = "";
   uint8_t akey[SOTTO_PUBKEY_LEN];
   uint32_t rows[SOTTO_SRV_MAX_DEVICES];
   size_t n_rows = 0, i;
@@ -345,6 +345,19 @@ int devices_publish(struct sc_client *c, struct conn *k) {
     }
   } else if (had == 1) {
     snprintf(why, sizeof why, "the server no longer has your device list (you made version %u)", mine->version);
+  }
+  if (why[0] && c->acct->device_id != 1) {
+    /* A linked device cannot publish the list again (only device 1 holds
+     * the account key): what the server serves is what senders that did not
+     * see a newer list go by, so to them this device is hidden. Said as
+     * such (device_hidden), not as a rollback that was repaired. */
+    size_t wl = strlen(why);
+    snprintf(why + wl, sizeof why - wl,
+             ": contacts going by it may not send to this device (%u); the server may be hiding it, and only "
+             "device 1 can publish your list again",
+             (unsigned)c->acct->device_id);
+    list_event(c, "", had == 1 ? mine->version : 0, why, SC_ERR_DEVICE_HIDDEN);
+    goto out;
   }
   if (why[0]) list_event(c, "", had == 1 ? mine->version : 0, why, SC_ERR_DEVLIST_ROLLBACK);
   if (c->acct->device_id != 1) goto out; /* only the account key signs */

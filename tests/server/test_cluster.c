@@ -16,6 +16,8 @@
  *     Redis is back;
  *  5. PostgreSQL stopped: SENDs refused (never acknowledged), service
  *     resumes when it is back;
+ *  5b. link slots across nodes (test_link_across_nodes) and their fallback
+ *     to a node's memory while Redis is down (test_redis_loss);
  *  6. the key-transparency log in a cluster (test_kt_cluster, on nodes of
  *     its own with --kt and a fresh Redis): one log for all nodes, the same
  *     head everywhere, registrations on several nodes at once, a witness's
@@ -531,6 +533,71 @@ static void test_cluster_limits(void) {
   }
 }
 
+/* Link slots live in Redis (srv_cluster.c), so the two devices of a link
+ * may reach different nodes: the new device opens and polls on node 0,
+ * alice's device 1 reads the keys and puts the blob on node 1, the new
+ * device replies on node 0 and device 1 takes the reply on node 1. The code
+ * is then refused on node 2 (one-time, cluster-wide), and so is every step
+ * out of order on another node; the per-address slot limit (4) counts the
+ * slots opened on all nodes together. */
+static void test_link_across_nodes(void) {
+  static uint8_t got[SOTTO_SRV_LINK_MAX_BLOB];
+  uint8_t keys[80], blob[3000], reply[64], code[SOTTO_SRV_LINK_CODE_LEN], codes[5][SOTTO_SRV_LINK_CODE_LEN];
+  uint8_t state = 9;
+  uint32_t ttl = 0;
+  size_t glen = 0;
+  struct sotto_net *n = NULL, *a = NULL, *x = NULL, *o[5] = {NULL};
+  int i;
+  randombytes_buf(keys, sizeof keys);
+  randombytes_buf(blob, sizeof blob);
+  randombytes_buf(reply, sizeof reply);
+  REQUIRE_VOID((n = srv_connect(&node[0], &ctx, 1)) != NULL);
+  REQUIRE_VOID((a = login_at(1, &alice)) != NULL);
+  CHECK_RC(sotto_net_link_open(n, keys, sizeof keys, code, &ttl), 0);
+  CHECK(ttl == 600);
+  CHECK_RC(sotto_net_link_get(n, code, &state, got, sizeof got, &glen), 0);
+  CHECK(state == SOTTO_SRV_LINK_WAITING && glen == 0);
+  /* node 1: the keys, then the blob, once */
+  CHECK_RC(sotto_net_link_put(a, code, NULL, 0, got, sizeof got, &glen), 0);
+  CHECK(glen == sizeof keys && memcmp(got, keys, glen) == 0);
+  CHECK_RC(sotto_net_link_put(a, code, blob, sizeof blob, got, sizeof got, &glen), 0);
+  CHECK_RC(sotto_net_link_put(a, code, blob, sizeof blob, got, sizeof got, &glen), SOTTO_SRV_E_LINK_CODE);
+  /* node 0: the blob */
+  CHECK_RC(sotto_net_link_get(n, code, &state, got, sizeof got, &glen), 0);
+  CHECK(state == SOTTO_SRV_LINK_PROVISIONED && glen == sizeof blob && memcmp(got, blob, glen) == 0);
+  CHECK_RC(sotto_net_link_reply(n, code, reply, sizeof reply), 0);
+  /* node 2: a second reply is refused; an unauthenticated GET sees the
+   * state but not the reply */
+  REQUIRE_VOID((x = srv_connect(&node[2], &ctx, 1)) != NULL);
+  CHECK_RC(sotto_net_link_reply(x, code, reply, sizeof reply), SOTTO_SRV_E_LINK_CODE);
+  CHECK_RC(sotto_net_link_get(x, code, &state, got, sizeof got, &glen), 0);
+  CHECK(state == SOTTO_SRV_LINK_REPLIED && glen == 0);
+  /* node 1: device 1 takes the reply, which closes the slot */
+  CHECK_RC(sotto_net_link_get(a, code, &state, got, sizeof got, &glen), 0);
+  CHECK(state == SOTTO_SRV_LINK_REPLIED && glen == sizeof reply && memcmp(got, reply, glen) == 0);
+  /* node 2 (and every node): the code is used */
+  CHECK_RC(sotto_net_link_get(x, code, &state, got, sizeof got, &glen), SOTTO_SRV_E_LINK_CODE);
+  CHECK_RC(sotto_net_link_reply(x, code, reply, sizeof reply), SOTTO_SRV_E_LINK_CODE);
+  CHECK_RC(sotto_net_link_get(n, code, &state, got, sizeof got, &glen), SOTTO_SRV_E_LINK_CODE);
+  CHECK_RC(sotto_net_link_put(a, code, NULL, 0, got, sizeof got, &glen), SOTTO_SRV_E_LINK_CODE);
+  /* the per-address limit is the cluster's: 4 open slots from this address
+   * on nodes 0, 1, 2, 0, and a fifth is refused on node 1 */
+  for (i = 0; i < 5; i++) {
+    REQUIRE_VOID((o[i] = srv_connect(&node[i % NODES], &ctx, 1)) != NULL);
+    CHECK_RC(sotto_net_link_open(o[i], keys, sizeof keys, codes[i], &ttl), i < 4 ? 0 : SOTTO_SRV_E_RATE);
+  }
+  /* a slot opened on node 2 is read on node 0 by its code */
+  CHECK_RC(sotto_net_link_get(n, codes[2], &state, got, sizeof got, &glen), 0);
+  CHECK(state == SOTTO_SRV_LINK_WAITING);
+  CHECK(strstr(metric_line(1, "sotto_cluster_link_ops_total{node=\"n1\",result=\"redis\"}"), "} 0") == NULL);
+  CHECK(strstr(metric_line(1, "sotto_cluster_link_ops_total{node=\"n1\",result=\"local\"}"), "} 0") != NULL);
+  for (i = 0; i < 5; i++) sotto_net_close(o[i]);
+  sotto_net_close(x);
+  sotto_net_close(a);
+  sotto_net_close(n);
+  fprintf(stderr, "cluster: a link across nodes 0 and 1, the code refused on node 2\n");
+}
+
 /* 1 if c is closed by the server with code within WAIT_MS. */
 static int closed_with(struct sotto_net *c, int code) {
   struct sotto_net_event ev;
@@ -728,6 +795,22 @@ static void test_redis_loss(void) {
   for (uint32_t q = first; q <= seq; q++) ok &= wait_seen(b, q, WAIT_MS);
   CHECK(ok);
   CHECK(strstr(metric_line(1, "sotto_cluster_redis_up{"), "} 0") != NULL);
+  {
+    /* Link slots fall back to node 1's memory (a slot works on that node). */
+    struct sotto_net *n = srv_connect(&node[1], &ctx, 1);
+    uint8_t keys[40] = {1}, code[SOTTO_SRV_LINK_CODE_LEN], got[64], state = 9;
+    uint32_t ttl;
+    size_t glen = 0;
+    CHECK(n != NULL);
+    if (n) {
+      CHECK_RC(sotto_net_link_open(n, keys, sizeof keys, code, &ttl), 0);
+      CHECK_RC(sotto_net_link_get(n, code, &state, got, sizeof got, &glen), 0);
+      CHECK(state == SOTTO_SRV_LINK_WAITING);
+      sotto_net_close(n);
+    }
+    CHECK(strstr(metric_line(1, "sotto_cluster_link_ops_total{node=\"n1\",result=\"local\"}"), "} 0") ==
+          NULL);
+  }
   r = http_get(1, "/readyz");
   CHECK(strstr(r, "200 OK") && strstr(r, "degraded: node n1: redis down"));
   free(r);
@@ -1178,6 +1261,7 @@ int main(int argc, char **argv) {
     }
   }
   test_gone_across_nodes();
+  test_link_across_nodes();
   test_cluster_limits();
   test_cross_node();
   test_concurrent_nodes();
