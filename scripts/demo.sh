@@ -108,6 +108,11 @@ as bob receive
 expect "alice added you to the group picnic"
 as carol receive
 expect "alice added you to the group picnic"
+echo "  (Carol has never talked to Alice: the invitation waits in her requests until she accepts)"
+as carol requests
+expect "group picnic (invited by alice)"
+as carol requests accept alice
+expect "alice: accepted"
 as alice group send picnic "Picnic on Saturday? I'll bring bread."
 as carol group send picnic "I'll bring cheese!"
 as bob receive
