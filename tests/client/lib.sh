@@ -111,3 +111,22 @@ finish() {
   echo "all $CHECKS checks passed"
   exit 0
 }
+
+# link_device WHO OWNER NAME: links home WHO as a device of OWNER named NAME
+# (`sotto link` in the background, `sotto devices add --yes CODE` on OWNER);
+# 0 if the new device says it is linked. Output in $T/WHO.link, $T/WHO.add.
+link_device() {
+  local who=$1 owner=$2 name=$3 i code=
+  rm -f "$T/$who.link"
+  ( timeout 120 "$SOTTO" --home "$T/$who" link --server "127.0.0.1:$PORT" --name "$name" >"$T/$who.link" 2>&1
+    echo "exit=$?" >>"$T/$who.link" ) &
+  local pid=$!
+  for i in $(seq 1 200); do
+    if grep -q '^code: \|^exit=' "$T/$who.link" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  code=$(sed -n 's/^code: //p' "$T/$who.link")
+  s "$owner" devices add --yes "$code" >"$T/$who.add" 2>&1
+  wait "$pid"
+  grep -q "exit=0" "$T/$who.link"
+}

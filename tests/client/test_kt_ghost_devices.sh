@@ -25,23 +25,7 @@ bob_queue() { sql "SELECT count(*) FROM messages m JOIN devices d ON d.devkey = 
 s bob send alice "hi alice" >/dev/null 2>&1
 s alice receive >/dev/null 2>&1
 
-# link WHO OWNER NAME: links home WHO as a device of OWNER named NAME.
-link() {
-  local who=$1 owner=$2 name=$3 i code=
-  rm -f "$T/$who.link"
-  ( timeout 120 "$SOTTO" --home "$T/$who" link --server "127.0.0.1:$PORT" --name "$name" >"$T/$who.link" 2>&1
-    echo "exit=$?" >>"$T/$who.link" ) &
-  local pid=$!
-  for i in $(seq 1 200); do
-    if grep -q '^code: \|^exit=' "$T/$who.link" 2>/dev/null; then break; fi
-    sleep 0.1
-  done
-  code=$(sed -n 's/^code: //p' "$T/$who.link")
-  s "$owner" devices add --yes "$code" >"$T/$who.add" 2>&1
-  wait "$pid"
-  grep -q "exit=0" "$T/$who.link"
-}
-check "bob links his laptop" link bob-laptop bob laptop
+check "bob links his laptop" link_device bob-laptop bob laptop
 s bob receive >/dev/null 2>&1
 s bob-laptop receive >/dev/null 2>&1
 

@@ -26,24 +26,8 @@ s alice receive >/dev/null 2>&1
 s alice send bob "hi bob" >/dev/null 2>&1
 s bob receive >/dev/null 2>&1
 
-# link WHO OWNER NAME: links home WHO as a device of OWNER named NAME.
-link() {
-  local who=$1 owner=$2 name=$3 i code=
-  rm -f "$T/$who.link"
-  ( timeout 120 "$SOTTO" --home "$T/$who" link --server "127.0.0.1:$PORT" --name "$name" >"$T/$who.link" 2>&1
-    echo "exit=$?" >>"$T/$who.link" ) &
-  local pid=$!
-  for i in $(seq 1 200); do
-    if grep -q '^code: \|^exit=' "$T/$who.link" 2>/dev/null; then break; fi
-    sleep 0.1
-  done
-  code=$(sed -n 's/^code: //p' "$T/$who.link")
-  s "$owner" devices add --yes "$code" >"$T/$who.add" 2>&1
-  wait "$pid"
-  grep -q "exit=0" "$T/$who.link"
-}
-check "alice links her laptop" link alice-laptop alice laptop
-check "bob links his laptop" link bob-laptop bob laptop
+check "alice links her laptop" link_device alice-laptop alice laptop
+check "bob links his laptop" link_device bob-laptop bob laptop
 # every device learns the others' lists
 for h in alice alice-laptop bob bob-laptop; do s $h receive >/dev/null 2>&1; done
 
