@@ -823,10 +823,15 @@ static void latency_turn(struct side *sd, double secs, double rate) {
   sd->mode = M_RELAY;
   sd->closed_loop = 0;
   sd->sending = 1;
+  /* A relay phase too short to complete anything (a slow store, a tiny
+   * --seconds) measures a rate of 0: still one batch, so the row has a
+   * sample instead of aborting. */
+  if (rate < 1) rate = 1;
   t0 = lg_now_ns();
   t_end = t0 + (int64_t)(secs * 1e9);
   while ((now = lg_now_ns()) < t_end) {
-    uint64_t due = (uint64_t)((double)(now - t0) * rate / g_window / 1e9);
+    /* batch k is due at t0 + k * window / rate: batch 0 at once */
+    uint64_t due = (uint64_t)((double)(now - t0) * rate / g_window / 1e9) + 1;
     while (k < due) {
       int64_t t_due = t0 + (int64_t)((double)k * g_window * 1e9 / rate);
       int j;
