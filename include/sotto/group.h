@@ -134,6 +134,14 @@ unsigned sotto_sender_key_state_count(const struct sotto_sender_key *rec);
  * SOTTO_ERR_NOT_SENDER if there is none. */
 SOTTO_WUR int sotto_sender_key_own_chain_id(const struct sotto_sender_key *rec, uint32_t *chain_id);
 
+/* Layout of the own signing state: 0 with *has_uuid 1 and uuid set when it
+ * is in today's layout (sotto_sender_key_distribution_uuid with that uuid
+ * continues it), *has_uuid 0 and uuid zeroed for libsignal-protocol-c's
+ * layout (sotto_sender_key_distribution); SOTTO_ERR_NOT_SENDER if there is
+ * no own state. */
+SOTTO_WUR int sotto_sender_key_own_distribution_uuid(const struct sotto_sender_key *rec, uint8_t uuid[16],
+                                        int *has_uuid);
+
 /* Reads the chain id of a SenderKeyMessage without verifying anything, so an
  * application can route it (e.g. to ask the sender for a distribution
  * message). 0, or a malformed-input code. */

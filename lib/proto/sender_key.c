@@ -374,6 +374,23 @@ int sotto_sender_key_own_chain_id(const struct sotto_sender_key *rec, uint32_t *
   return SOTTO_ERR_NOT_SENDER;
 }
 
+int sotto_sender_key_own_distribution_uuid(const struct sotto_sender_key *rec, uint8_t uuid[16], int *has_uuid) {
+  unsigned i;
+  if (rec == NULL || uuid == NULL || has_uuid == NULL) return SOTTO_ERR_USAGE;
+  *has_uuid = 0;
+  memset(uuid, 0, SK_UUID_LEN);
+  for (i = rec->n; i-- > 0;) {
+    if (rec->st[i].own != NULL) {
+      if (rec->st[i].has_uuid) {
+        memcpy(uuid, rec->st[i].uuid, SK_UUID_LEN);
+        *has_uuid = 1;
+      }
+      return 0;
+    }
+  }
+  return SOTTO_ERR_NOT_SENDER;
+}
+
 /* ---- SenderKeyDistributionMessage (4.6) ------------------------------------------ */
 
 struct skdm {

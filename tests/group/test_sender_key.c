@@ -743,6 +743,18 @@ static void test_uuid_layout(void) {
   CHECK(n2 == n);
   CHECK_RC(sotto_sender_key_distribution_uuid(s, buf, sizeof buf, &n2, u2), SOTTO_ERR_USAGE);
   CHECK_RC(sotto_sender_key_distribution(s, buf, sizeof buf, &n2), SOTTO_ERR_USAGE);
+  /* The own chain names its layout, so a restored record continues it. */
+  has = 9;
+  CHECK_RC(sotto_sender_key_own_distribution_uuid(s, u, &has), 0);
+  CHECK(has == 1 && memcmp(u, u1, 16) == 0);
+  CHECK_RC(sotto_sender_key_own_distribution_uuid(r, u, &has), SOTTO_ERR_NOT_SENDER);
+  CHECK(has == 0);
+  CHECK_RC(sotto_sender_key_own_distribution_uuid(NULL, u, &has), SOTTO_ERR_USAGE);
+  CHECK_RC(sotto_sender_key_distribution(old, buf, sizeof buf, &n2), 0);
+  has = 9;
+  u[0] = 0xee;
+  CHECK_RC(sotto_sender_key_own_distribution_uuid(old, u, &has), 0);
+  CHECK(has == 0 && u[0] == 0);
   CHECK_RC(sotto_sender_key_process(r, d, n), 0);
   m = encrypt(s, 33, 5);
   CHECK(m.len <= SOTTO_GROUP_MESSAGE_MAX_LEN(33));
