@@ -53,6 +53,10 @@ s alice-laptop receive >"$T/l2" 2>&1
 check "the laptop says she reacted on another device" contains "$T/l2" "you reacted 👍 to message $B with bob (on another device)"
 s alice-laptop history bob >"$T/lh2" 2>&1
 check "... and the laptop's history carries the reaction as hers" contains "$T/lh2" "bob asks [👍 alice]"
+printf '%s\n' '{"jsonrpc":"2.0","method":"history","params":{"recipient":"bob"},"id":1}' |
+  timeout 60 "$SOTTO" --home "$T/alice-laptop" jsonrpc >"$T/lj2" 2>&1
+check "... the daemon's history marks that reaction as hers (fromMe)" \
+  grep -q '"event":"reaction","peer":"bob".*"emoji":"👍","fromMe":true' "$T/lj2"
 s bob receive >"$T/b2" 2>&1
 check "bob sees the reaction" contains "$T/b2" "alice reacted 👍 to message $B"
 
