@@ -745,6 +745,9 @@ int convo_flush(struct sc_client *c) {
          (conv[0] == '#' ? sc_group_name_ok(conv + 1) && (ct->in_group || ct->kind == CONTENT_GROUP_TEXT ||
                                                           ct->kind == CONTENT_TEXT_EX)
                          : sc_username_ok(conv) && !ct->in_group);
+    /* A decision about a stranger for our own other devices is queued under
+     * our own name, and only it is. */
+    if (ok && (ct->kind == CONTENT_CONSENT) != (strcmp(conv, c->acct->username) == 0)) ok = 0;
     if (!ok) {
       store_free_value(v, n);
       if ((rc = cq_drop(c, q->seqs[i], n))) goto out; /* unreadable: nothing to send */
@@ -752,6 +755,8 @@ int convo_flush(struct sc_client *c) {
     }
     if (conv[0] == '#') {
       src = sc__group_send_ct(NULL, c, conv + 1, ct, NULL, 0, 0);
+    } else if (ct->kind == CONTENT_CONSENT) {
+      src = deliver_own(c, &c->k, ct, "a decision about a stranger");
     } else {
       c->flags = 0;
       src = deliver_pairwise(c, &c->k, conv, ct);
@@ -1498,9 +1503,11 @@ fail:
 /* ---- the same decision on our other devices (docs/multi-device.md) -------------- */
 
 /* Tells our own other listed devices (CONSENT, content kind 9) what this
- * one decided about user. The decision here stands whatever happens: a
- * device that could not be told is said (an event, deliver_own); with no
- * other device nothing is sent and no connection is made. */
+ * one decided about user. The decision here stands whatever happens: with
+ * no server it is queued (under our own name) and sent by the next
+ * connection's flush; a device that could not be told is said (an event,
+ * deliver_own); with no other device nothing is sent and no connection is
+ * made. */
 static void consent_to_own(struct sc_client *c, const char *user, uint8_t action) {
   struct sotto_devlist *l;
   struct content ct;
@@ -1523,6 +1530,8 @@ static void consent_to_own(struct sc_client *c, const char *user, uint8_t action
                                      : action == CONSENT_ACT_UNBLOCK ? "that you unblocked someone"
                                                                      : "that you deleted a request");
     sc__release(c, opened);
+  } else if (unreachable(rc) && convo_queue(c, c->acct->username, &ct) == 0) {
+    /* no server: it goes with the next connection's flush, like a queued change */
   } else {
     struct sc_event ev;
     char why[sizeof c->errdetail + 160];

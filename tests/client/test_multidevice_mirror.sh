@@ -237,4 +237,18 @@ s alice-laptop receive >/dev/null 2>&1
 s alice-laptop history frank >"$T/x1" 2>&1
 check "a request deleted on the primary is deleted on the laptop" lacks "$T/x1" "spam from frank"
 
+# a decision made without a server waits and reaches the other device later
+new_user gina
+s gina send alice "gina's offer" >/dev/null 2>&1
+s alice receive >/dev/null 2>&1
+s alice-laptop receive >/dev/null 2>&1
+stop_server
+s alice block gina >"$T/o1" 2>&1
+check "alice blocks gina on her primary with the server stopped" test $? -eq 0
+start_server --device-change-burst 100
+s alice receive >/dev/null 2>&1
+s alice-laptop receive >/dev/null 2>&1
+s alice-laptop block >"$T/o2" 2>&1
+check "the laptop blocks gina once the primary reconnected" contains "$T/o2" "gina (blocked)"
+
 finish
