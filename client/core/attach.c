@@ -1358,9 +1358,9 @@ out:
 }
 
 /* Logs the attachment's outcome (inside a transaction of its own) and drops
- * its pending record. */
-/* own: a file we sent from another device of ours (sender is then the 1:1
- * conversation's peer, or our own name in a group), logged as sent by us. */
+ * its pending record. own: a file we sent from another device of ours
+ * (sender is then the 1:1 conversation's peer, or our own name in a group),
+ * logged as sent by us. */
 static int finish(struct sc_client *c, const char *rec, const char *sender, uint64_t sid, uint64_t server_ts,
                   const struct content *ct, const char *saved, int err, int own) {
   struct msg *m = calloc(1, sizeof *m);

@@ -457,11 +457,12 @@ static int refuse_own(struct sc_client *c, const char *group, const struct conte
 }
 
 int convo_apply_own(struct sc_client *c, const char *peer, const char *group, const struct content *ct) {
-  const char *me = c->acct->username;
+  char me[SC_USER_MAX + 1];
   const char *author = ct->kind == CONTENT_REACTION ? ct->ref_author : me;
   uint64_t window = ct->kind == CONTENT_EDIT ? SC_EDIT_WINDOW_S : SC_DELETE_WINDOW_S;
   struct msg *m;
   int rc, other = 0, ev;
+  snprintf(me, sizeof me, "%s", c->acct->username);
   /* a 1:1's kinds come in a transcript, a group's in its SenderKeyMessage */
   if (!CONTENT_IS_CONVO(ct->kind) || (ct->in_group != 0) != (group != NULL)) return 0;
   if (!group && (rc = convo_accept_here(c, peer)) != 0) return rc;

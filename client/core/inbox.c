@@ -1013,9 +1013,10 @@ static int device_key_cb(void *ud, const uint8_t identity[32]) {
  * group's kinds travel in its SenderKeyMessages. */
 static int apply_transcript(struct sc_client *c, const struct content *ct, uint64_t sid) {
   struct content *in = calloc(1, sizeof *in);
-  const char *me = c->acct->username;
+  char me[SC_USER_MAX + 1];
   int rc = 0;
   if (!in) return STORE_E_IO;
+  snprintf(me, sizeof me, "%s", c->acct->username);
   if (content_decode(in, ct->inner, ct->inner_len) != 0 || strcmp(ct->to, me) == 0 ||
       (CONTENT_IS_CONVO(in->kind) && in->in_group)) {
     rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNKNOWN_FORMAT, me, NULL);
