@@ -14,7 +14,10 @@
 #  - accept once: a stranger's request (and group invitation) accepted,
 #    blocked or deleted on one of alice's devices is so on the other
 #    (CONSENT, content kind 9), which then shows the group's messages
-#    without asking.
+#    without asking; a block made with the server stopped reaches the other
+#    device after the primary reconnects (the queue of changes);
+#  - the daemon's history marks a reaction made on the other device as
+#    ours ("fromMe").
 source "$(dirname "$0")/lib.sh" "$@"
 
 start_server --device-change-burst 100
