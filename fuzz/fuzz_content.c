@@ -14,6 +14,8 @@
  * transcript, the same after a round trip.
  * GROUP_ATTACHMENT (a file's pointer inside a SenderKeyMessage) like
  * ATTACHMENT, its group id kept by the round trip.
+ * CONSENT (kind 9, from our own other devices): a known action and a valid
+ * username, the same after a round trip.
  * GROUP_STATE (kind 19, from our own other devices): at most
  * GROUP_MAX_MEMBERS valid member names, only the known flags, the same
  * group, epoch, members, key and flags after a round trip. */
@@ -80,6 +82,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         (!sc_username_ok(a->to) || a->inner_len < 2 || a->inner_len > CONTENT_TRANSCRIPT_MAX ||
          a->inner[1] == CONTENT_TRANSCRIPT || strcmp(a->to, b->to) != 0 || a->inner_len != b->inner_len ||
          memcmp(a->inner, b->inner, a->inner_len) != 0))
+      abort();
+    if (a->kind == CONTENT_CONSENT &&
+        (!sc_username_ok(a->to) || a->consent_action < CONSENT_ACT_ACCEPT || a->consent_action > CONSENT_ACT_DELETE ||
+         b->consent_action != a->consent_action || strcmp(a->to, b->to) != 0))
       abort();
     if (a->kind == CONTENT_GROUP_STATE) {
       size_t i;

@@ -267,7 +267,7 @@ const struct cli_cmd cmd_requests = {
     "arguments, lists the requests and invitations. accept makes them a\n"
     "contact (so does writing to them) and accepts their invitations; block\n"
     "drops everything from them; delete deletes their messages (the request\n"
-    "stays until accepted or blocked).\n\n"
+    "stays until accepted or blocked). Your other devices do the same.\n\n"
     "options:\n"
     "  --help   this text\n",
     run_requests};
@@ -275,14 +275,14 @@ const struct cli_cmd cmd_requests = {
 const struct cli_cmd cmd_block = {
     "block", "block a user (or list blocked users)", "block [USERNAME]",
     "Everything USERNAME sends (their group messages too) is dropped without a\n"
-    "receipt, and nothing can be sent to them. The server is not told. Without\n"
-    "USERNAME, lists the blocked users.\n\n"
+    "receipt, and nothing can be sent to them. The server is not told; your\n"
+    "other devices block them too. Without USERNAME, lists the blocked users.\n\n"
     "options:\n"
     "  --help   this text\n",
     run_block};
 
 const struct cli_cmd cmd_unblock = {"unblock", "unblock a user", "unblock USERNAME",
-                                    "Stops blocking USERNAME (a contact again).\n\n"
+                                    "Stops blocking USERNAME (a contact again), on your other devices too.\n\n"
                                     "options:\n"
                                     "  --help   this text\n",
                                     run_block};

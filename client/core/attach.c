@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <sotto/devlist.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@
 #include "attach.h"
 #include "conn.h"
 #include "content.h"
+#include "devices.h"
 #include "grp.h"
 #include "messaging.h"
 #include "msglog.h"
@@ -834,6 +836,21 @@ static int log_sent(struct sc_client *c, const char *user, const char *name, uin
   return 0;
 }
 
+/* The devices a 1:1 file's pointer goes to, by the lists recorded (at
+ * least 1: the recipient's device 1): the recipient's listed devices and
+ * our own other ones. A list that grew since is met by the blob's expiry. */
+static uint16_t fetches_for(struct sc_client *c, const char *user) {
+  struct sotto_devlist *l = calloc(1, sizeof *l);
+  unsigned n = 1;
+  if (!l) return 1;
+  if (devices_list_of(c, user, l) == 1 && l->n > 1) n = l->n;
+  if (devices_list_of(c, c->acct->username, l) == 1)
+    for (unsigned i = 0; i < l->n; i++)
+      if (l->dev[i].device_id != c->acct->device_id) n++;
+  free(l);
+  return (uint16_t)(n > SOTTO_SRV_BLOB_MAX_FETCHES ? SOTTO_SRV_BLOB_MAX_FETCHES : n);
+}
+
 int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int fd, const uint8_t *mem,
                 uint64_t size, const char *name, const char *type, uint8_t flags, const char *text, size_t len,
                 unsigned send_flags) {
@@ -863,8 +880,9 @@ int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int 
     s.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec;
   }
   crypto_aead_xchacha20poly1305_ietf_keygen(key);
-  /* One fetch per recipient device: sotto sends to each account's first device. */
-  rc = upload(c, &c->k, &s, key, 1, id, digest, fd >= 0 ? user : NULL);
+  /* One fetch per device that gets the pointer: each listed device of the
+   * recipient, and our own other devices (the sent transcript). */
+  rc = upload(c, &c->k, &s, key, fetches_for(c, user), id, digest, fd >= 0 ? user : NULL);
   if (rc == 0) {
     memset(&ct, 0, sizeof ct);
     ct.kind = CONTENT_ATTACHMENT;
@@ -1340,14 +1358,20 @@ out:
 }
 
 /* Logs the attachment's outcome (inside a transaction of its own) and drops
- * its pending record. */
+ * its pending record. own: a file we sent from another device of ours
+ * (sender is then the 1:1 conversation's peer, or our own name in a group),
+ * logged as sent by us. */
 static int finish(struct sc_client *c, const char *rec, const char *sender, uint64_t sid, uint64_t server_ts,
-                  const struct content *ct, const char *saved, int err) {
+                  const struct content *ct, const char *saved, int err, int own) {
   struct msg *m = calloc(1, sizeof *m);
   int rc;
   if (!m) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
   m->dir = MSG_EVENT;
   m->kind = SC_EV_ATTACHMENT;
+  if (own) {
+    m->reason = SC_R_BY_US;
+    m->device = c->env_device ? c->env_device : 1; /* shown as from another device of ours */
+  }
   snprintf(m->peer, sizeof m->peer, "%s", sender);
   if (ct->kind == CONTENT_GROUP_ATTACHMENT) { /* the group's local name, if we are still in it */
     struct grp *g = calloc(1, sizeof *g);
@@ -1379,7 +1403,7 @@ static int finish(struct sc_client *c, const char *rec, const char *sender, uint
  * bytes, checked before the download): logged as its sender's text, in
  * parts of at most SC_MAX_TEXT. */
 static int finish_text(struct sc_client *c, const char *rec, const char *sender, uint64_t sid, uint64_t server_ts,
-                       const struct content *ct, const char *path) {
+                       const struct content *ct, const char *path, int own) {
   char *t = NULL;
   size_t n = 0;
   int rc, fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1389,7 +1413,7 @@ static int finish_text(struct sc_client *c, const char *rec, const char *sender,
   }
   if (fd >= 0) close(fd);
   if (!t) return sc__fail(c, SC_ERR_FILE, "cannot read the long text back");
-  if ((rc = sc__begin(c)) || (rc = log_text_parts(c, MSG_IN, sender, ct->ts, sid, server_ts, t, n)) ||
+  if ((rc = sc__begin(c)) || (rc = log_text_parts(c, own ? MSG_OUT : MSG_IN, sender, ct->ts, sid, server_ts, t, n)) ||
       (rc = store_del(c->st, rec)) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st))) {
     store_rollback(c->st);
     free(t);
@@ -1400,8 +1424,9 @@ static int finish_text(struct sc_client *c, const char *rec, const char *sender,
 }
 
 static int fetch_one(struct sc_client *c, struct conn *k, const char *rec) {
-  struct content ct;
+  struct content ct, tr;
   struct rec_rd r;
+  int own = 0;
   const uint8_t *sender_p;
   size_t sender_len;
   uint64_t sid = 0, server_ts = 0;
@@ -1414,8 +1439,25 @@ static int fetch_one(struct sc_client *c, struct conn *k, const char *rec) {
   if ((rc = store_get(c->st, rec, &v, &len)) < 0) return sc__store_error(c, rc);
   if (rc == 0) return 0;
   rec_rd_init(&r, v, len);
-  if (rec_get_str16(&r, &sender_p, &sender_len, SC_USER_MAX) || rec_get_u64(&r, &sid) || rec_get_u64(&r, &server_ts) ||
-      content_decode(&ct, v + r.r.off, len - r.r.off) != 0 || !CONTENT_IS_ATTACHMENT(ct.kind)) {
+  /* A file we sent from another device of ours: in a group, its pointer
+   * from our own name; 1:1, the sent transcript holding it (to whom). */
+  if (rec_get_str16(&r, &sender_p, &sender_len, SC_USER_MAX) == 0 && rec_get_u64(&r, &sid) == 0 &&
+      rec_get_u64(&r, &server_ts) == 0 && content_decode(&tr, v + r.r.off, len - r.r.off) == 0 &&
+      sender_len == strlen(c->acct->username) && memcmp(sender_p, c->acct->username, sender_len) == 0) {
+    if (tr.kind == CONTENT_TRANSCRIPT && content_decode(&ct, tr.inner, tr.inner_len) == 0 &&
+        ct.kind == CONTENT_ATTACHMENT) {
+      own = 1;
+      sender_p = (const uint8_t *)tr.to;
+      sender_len = strlen(tr.to);
+    } else if (tr.kind == CONTENT_GROUP_ATTACHMENT) {
+      own = 1;
+      ct = tr;
+    }
+  }
+  if (!own) rec_rd_init(&r, v, len);
+  if (!own &&
+      (rec_get_str16(&r, &sender_p, &sender_len, SC_USER_MAX) || rec_get_u64(&r, &sid) || rec_get_u64(&r, &server_ts) ||
+       content_decode(&ct, v + r.r.off, len - r.r.off) != 0 || !CONTENT_IS_ATTACHMENT(ct.kind))) {
     store_free_value(v, len);
     if ((rc = sc__begin(c)) == 0 && (rc = store_del(c->st, rec)) == 0) rc = store_commit(c->st);
     if (rc) store_rollback(c->st);
@@ -1445,7 +1487,7 @@ static int fetch_one(struct sc_client *c, struct conn *k, const char *rec) {
   }
   if (!err) {
     if (ct.att_flags & ATTACH_FLAG_LONG_TEXT) {
-      rc = finish_text(c, rec, sender, sid, server_ts, &ct, tmp);
+      rc = finish_text(c, rec, sender, sid, server_ts, &ct, tmp, own);
       (void)unlink(tmp);
       if (rc == 0 && ct.kind == CONTENT_ATTACHMENT) (void)simple(k, SOTTO_SRV_BLOB_DONE, ct.att_id);
       store_free_value(v, len);
@@ -1462,7 +1504,7 @@ static int fetch_one(struct sc_client *c, struct conn *k, const char *rec) {
       (void)simple(k, SOTTO_SRV_BLOB_DONE, ct.att_id);
     }
   }
-  rc = finish(c, rec, sender, sid, server_ts, &ct, err ? NULL : final, err);
+  rc = finish(c, rec, sender, sid, server_ts, &ct, err ? NULL : final, err, own);
   store_free_value(v, len);
   return rc;
 }

@@ -58,6 +58,12 @@ int content_encode(struct rec_wr *w, const struct content *c) {
       rec_put_u32(w, (uint32_t)c->inner_len);
       rec_put(w, c->inner, c->inner_len);
       break;
+    case CONTENT_CONSENT:
+      if (!sc_username_ok(c->to) || c->consent_action < CONSENT_ACT_ACCEPT || c->consent_action > CONSENT_ACT_DELETE)
+        return -1;
+      rec_put_u8(w, c->consent_action);
+      rec_put_str16(w, c->to, strlen(c->to));
+      break;
     case CONTENT_TIMER:
     case CONTENT_TEXT_EX:
     case CONTENT_REACTION:
@@ -196,6 +202,11 @@ int content_decode(struct content *c, const uint8_t *p, size_t len) {
       if (il < 2 || c->inner[0] != CONTENT_VERSION || c->inner[1] == CONTENT_TRANSCRIPT) return -1;
       break;
     }
+    case CONTENT_CONSENT:
+      if (rec_get_u8(&r, &c->consent_action) || c->consent_action < CONSENT_ACT_ACCEPT ||
+          c->consent_action > CONSENT_ACT_DELETE || get_name(&r, c->to, sizeof c->to, 1))
+        return -1;
+      break;
     case CONTENT_TIMER:
     case CONTENT_TEXT_EX:
     case CONTENT_REACTION:

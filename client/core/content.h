@@ -20,6 +20,11 @@
  *   ATTACHMENT    blob id[16] | key[32] | digest[32] | u64 size | u32 chunk
  *                 | u8 flags | str16 type | str16 name | str16 text   (pairwise)
  *   GROUP_ATTACHMENT gid[16] | the fields of ATTACHMENT    (inside a SenderKeyMessage)
+ *   CONSENT       u8 action (1 accept, 2 block, 3 unblock, 4 delete: a
+ *                 message request from user was accepted, user blocked,
+ *                 unblocked, or the request deleted) | str16 user
+ *                                               (pairwise, only between the
+ *                                               devices of one account)
  *   GROUP_STATE   the fields of GROUP_UPDATE | u8 flags (bit 0: this
  *                 device's account left the group; bit 1: accepted; no
  *                 other bit)                    (pairwise, only between the
@@ -69,7 +74,8 @@ enum {
   CONTENT_RETRY = 6,
   CONTENT_SESSION_RESET = 7,
   CONTENT_TRANSCRIPT = 8, /* a sent transcript to our own other devices (docs/multi-device.md) */
-  /* 8, 9: multi-device; 11-17: conversation kinds (11-15 used) */
+  CONTENT_CONSENT = 9,    /* a request accepted, a block, ... to our own other devices (docs/multi-device.md) */
+  /* 11-17: conversation kinds (11-15 used) */
   CONTENT_ATTACHMENT = 10, /* attach.c: a file's pointer (docs/client.md "Attachments") */
   CONTENT_TIMER = 11,
   CONTENT_TEXT_EX = 12,
@@ -95,6 +101,7 @@ enum { RECEIPT_DELIVERED = 1, RECEIPT_READ = 2 };
 #define GROUP_STATE_LEFT 0x01
 #define GROUP_STATE_ACCEPTED 0x02
 #define CONTENT_TRANSCRIPT_MAX (SC_MAX_TEXT + 8192)
+enum { CONSENT_ACT_ACCEPT = 1, CONSENT_ACT_BLOCK = 2, CONSENT_ACT_UNBLOCK = 3, CONSENT_ACT_DELETE = 4 };
 
 /* Parsed content; pointers point into the decoded plaintext. */
 struct content {
@@ -129,6 +136,7 @@ struct content {
   size_t att_type_len;
   const uint8_t *att_name; /* 1..SC_ATTACH_NAME_MAX raw bytes: cleaned before any use (attach.c) */
   size_t att_name_len;
+  uint8_t consent_action; /* CONSENT: CONSENT_*, about the user in to */
   /* TRANSCRIPT: to whom, and the inner content's bytes (decode them with content_decode) */
   char to[SC_USER_MAX + 1];
   const uint8_t *inner;

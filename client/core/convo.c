@@ -20,11 +20,13 @@
 #include "convo.h"
 
 #include <sodium.h>
+#include <sotto/devlist.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "account.h"
+#include "devices.h"
 #include "grp.h"
 #include "messaging.h"
 #include "outbox.h"
@@ -446,6 +448,74 @@ int convo_apply(struct sc_client *c, const char *sender, const char *group, cons
   }
 }
 
+/* ---- what our other devices did (docs/multi-device.md) --------------------------------- */
+
+/* A change our other device could not apply here: logged as ours (peer:
+ * our own name), with the reason. */
+static int refuse_own(struct sc_client *c, const char *group, const struct content *ct, int reason) {
+  return refuse(c, c->acct->username, group, ct, reason);
+}
+
+int convo_apply_own(struct sc_client *c, const char *peer, const char *group, const struct content *ct) {
+  char me[SC_USER_MAX + 1];
+  const char *author = ct->kind == CONTENT_REACTION ? ct->ref_author : me;
+  uint64_t window = ct->kind == CONTENT_EDIT ? SC_EDIT_WINDOW_S : SC_DELETE_WINDOW_S;
+  struct msg *m;
+  int rc, other = 0, ev;
+  snprintf(me, sizeof me, "%s", c->acct->username);
+  /* a 1:1's kinds come in a transcript, a group's in its SenderKeyMessage */
+  if (!CONTENT_IS_CONVO(ct->kind) || (ct->in_group != 0) != (group != NULL)) return 0;
+  if (!group && (rc = convo_accept_here(c, peer)) != 0) return rc;
+  if (ct->kind == CONTENT_TIMER) {
+    /* every device of ours keeps and enforces it */
+    if ((rc = timer_save_g(c->st, peer, group ? ct->gid : NULL, ct->timer_s)) != 0) return rc;
+    return log_ev(c, SC_EV_TIMER_SET, SC_R_BY_US, group ? me : peer, group, NULL, ct->timer_s, NULL, 0, 0, 1);
+  }
+  if (ct->kind == CONTENT_TEXT_EX) return 0; /* texts: inbox.c logs them */
+  if (ct->kind == CONTENT_REACTION && !utf8_check(ct->emoji, strlen(ct->emoji), 1))
+    return refuse_own(c, group, ct, SC_R_BAD_EMOJI);
+  if (!(m = calloc(1, sizeof *m))) return STORE_E_IO;
+  if ((rc = find_msg(c, peer, group, author, ct->ref_ts, m, &other)) < 0) goto out;
+  if (rc == 0 || (m->mflags & MSGF_DELETED)) {
+    rc = refuse_own(c, group, ct, rc == 0 && other && ct->kind != CONTENT_REACTION ? SC_R_NOT_AUTHOR
+                                                                                   : SC_R_UNKNOWN_MESSAGE);
+    goto out;
+  }
+  /* the same window as on the device that sent it (and at every recipient) */
+  if (ct->kind != CONTENT_REACTION && (ct->ts < ct->ref_ts || ct->ts - ct->ref_ts > window * 1000)) {
+    rc = refuse_own(c, group, ct, SC_R_OUT_OF_WINDOW);
+    goto out;
+  }
+  if (ct->kind == CONTENT_REACTION) {
+    set_reaction(m, me, ct->emoji);
+    ev = SC_EV_REACTION;
+  } else if (ct->kind == CONTENT_EDIT) {
+    if ((rc = set_text(m, ct->text, ct->text_len)) != 0) goto out;
+    m->mflags |= MSGF_EDITED;
+    ev = SC_EV_EDITED;
+  } else {
+    if ((rc = set_text(m, (const uint8_t *)"", 0)) != 0) goto out;
+    m->mflags |= MSGF_DELETED;
+    m->n_reactions = 0;
+    if ((rc = outbox_forget(c, m)) != 0) goto out; /* never resent from here either */
+    ev = SC_EV_DELETED;
+  }
+  if ((rc = msglog_update(c->st, m)) == 0)
+    rc = log_ev(c, ev, SC_R_BY_US, group ? me : peer, group, ct->kind == CONTENT_REACTION ? ct->emoji : NULL, 0,
+                author, ct->ref_ts, m->timer_s, 1);
+out:
+  msg_clear(m);
+  free(m);
+  return rc;
+}
+
+int convo_accept_here(struct sc_client *c, const char *user) {
+  int rc = consent_load(c->st, user);
+  if (rc != CONSENT_REQUEST) return rc < 0 ? rc : 0;
+  if ((rc = consent_save(c->st, user, 0)) != 0 || (rc = accept_invites(c, user)) != 0) return rc;
+  return release_held(c, user);
+}
+
 void convo_resend_content(struct content *ct, const struct msg *m) {
   if (!m->timer_s && !m->ref_author[0]) return;
   ct->kind = CONTENT_TEXT_EX;
@@ -676,6 +746,9 @@ int convo_flush(struct sc_client *c) {
          (conv[0] == '#' ? sc_group_name_ok(conv + 1) && (ct->in_group || ct->kind == CONTENT_GROUP_TEXT ||
                                                           ct->kind == CONTENT_TEXT_EX)
                          : sc_username_ok(conv) && !ct->in_group);
+    /* A decision about a stranger for our own other devices is queued under
+     * our own name, and only it is. */
+    if (ok && (ct->kind == CONTENT_CONSENT) != (strcmp(conv, c->acct->username) == 0)) ok = 0;
     if (!ok) {
       store_free_value(v, n);
       if ((rc = cq_drop(c, q->seqs[i], n))) goto out; /* unreadable: nothing to send */
@@ -683,6 +756,8 @@ int convo_flush(struct sc_client *c) {
     }
     if (conv[0] == '#') {
       src = sc__group_send_ct(NULL, c, conv + 1, ct, NULL, 0, 0);
+    } else if (ct->kind == CONTENT_CONSENT) {
+      src = deliver_own(c, &c->k, ct, "a decision about a stranger");
     } else {
       c->flags = 0;
       src = deliver_pairwise(c, &c->k, conv, ct);
@@ -1426,8 +1501,102 @@ fail:
   return sc__store_error(c, rc);
 }
 
+/* ---- the same decision on our other devices (docs/multi-device.md) -------------- */
+
+/* Tells our own other listed devices (CONSENT, content kind 9) what this
+ * one decided about user. The decision here stands whatever happens: with
+ * no server it is queued (under our own name) and sent by the next
+ * connection's flush; a device that could not be told is said (an event,
+ * deliver_own); with no other device nothing is sent and no connection is
+ * made. */
+static void consent_to_own(struct sc_client *c, const char *user, uint8_t action) {
+  struct sotto_devlist *l;
+  struct content ct;
+  char saved[sizeof c->errdetail];
+  int opened = 0, saved_err = c->err, others = 0, rc;
+  if (!c->acct || !c->acct->username[0] || !(l = calloc(1, sizeof *l))) return;
+  if (devices_list_of(c, c->acct->username, l) == 1)
+    others = l->n > 1 || (l->n == 1 && l->dev[0].device_id != c->acct->device_id);
+  free(l);
+  if (!others) return;
+  memcpy(saved, c->errdetail, sizeof saved);
+  memset(&ct, 0, sizeof ct);
+  ct.kind = CONTENT_CONSENT;
+  ct.ts = now_ms();
+  ct.consent_action = action;
+  snprintf(ct.to, sizeof ct.to, "%s", user);
+  if ((rc = sc__acquire(c, &opened)) == 0) {
+    (void)deliver_own(c, &c->k, &ct, action == CONSENT_ACT_ACCEPT  ? "that you accepted the request"
+                                     : action == CONSENT_ACT_BLOCK ? "that you blocked someone"
+                                     : action == CONSENT_ACT_UNBLOCK ? "that you unblocked someone"
+                                                                     : "that you deleted a request");
+    sc__release(c, opened);
+  } else if (unreachable(rc) && convo_queue(c, c->acct->username, &ct) == 0) {
+    /* no server: it goes with the next connection's flush, like a queued change */
+  } else {
+    struct sc_event ev;
+    char why[sizeof c->errdetail + 160];
+    snprintf(why, sizeof why, "your other devices were not told about %s (no server: %s); decide there too", user,
+             c->errdetail);
+    memset(&ev, 0, sizeof ev);
+    ev.kind = SC_EV_DEVICE_LIST;
+    ev.peer = c->acct->username;
+    ev.error = rc;
+    ev.detail = why;
+    ev.timestamp_ms = sc_now_ms();
+    sc__emit(c, &ev);
+  }
+  c->err = saved_err;
+  memcpy(c->errdetail, saved, sizeof saved);
+}
+
+/* Inside a transaction: every row of the 1:1 conversation with user goes
+ * (a request deleted on another device of ours). */
+static int delete_conv_in(struct sc_client *c, const char *user) {
+  struct sweep s;
+  size_t i;
+  int rc;
+  memset(&s, 0, sizeof s);
+  s.peer = user;
+  if (!(s.m = calloc(1, sizeof *s.m))) return STORE_E_IO;
+  rc = store_scan(c->st, "msg/", sweep_cb, &s);
+  for (i = 0; i < s.n && rc == 0; i++) {
+    if ((rc = msglog_get(c->st, s.seqs[i], s.m)) != 0) {
+      rc = rc == STORE_E_CORRUPT ? 0 : rc;
+      continue;
+    }
+    rc = delete_row(c, s.m);
+    msg_clear(s.m);
+  }
+  free(s.seqs);
+  free(s.m);
+  return rc;
+}
+
+int convo_apply_consent(struct sc_client *c, const struct content *ct) {
+  int rc;
+  if (strcmp(ct->to, c->acct->username) == 0) return 0;
+  if ((rc = consent_load(c->st, ct->to)) < 0) return rc;
+  switch (ct->consent_action) {
+    case CONSENT_ACT_ACCEPT:
+      /* only a request here becomes a contact (a block here stays) */
+      return rc == CONSENT_REQUEST ? convo_accept_here(c, ct->to) : 0;
+    case CONSENT_ACT_BLOCK:
+      if (rc == CONSENT_BLOCKED) return 0;
+      if ((rc = consent_save(c->st, ct->to, CONSENT_BLOCKED)) != 0) return rc;
+      return settle_invites(c, ct->to, 1);
+    case CONSENT_ACT_UNBLOCK:
+      return rc == CONSENT_BLOCKED ? consent_save(c->st, ct->to, 0) : 0;
+    case CONSENT_ACT_DELETE:
+      return rc == CONSENT_REQUEST ? delete_conv_in(c, ct->to) : 0;
+    default:
+      return 0;
+  }
+}
+
 int sc_request_accept(struct sc_client *c, const char *user) {
   int rc = set_consent(c, user, 0, 1);
+  if (rc == 0) consent_to_own(c, user, CONSENT_ACT_ACCEPT);
   if (rc == 0 && c->acct->username[0]) {
     /* The held receipts go now; without a server they wait, owed, for the
      * next command that connects (the acceptance itself is done). */
@@ -1442,16 +1611,20 @@ int sc_request_delete(struct sc_client *c, const char *user) {
   int rc, st;
   if ((rc = sc_consent(&st, c, user))) return rc;
   if (st != CONSENT_REQUEST) return sc__fail(c, SC_ERR_NO_REQUEST, "there is no message request from %s", user);
-  return sc_history_delete(NULL, c, user, 0);
+  if ((rc = sc_history_delete(NULL, c, user, 0)) == 0) consent_to_own(c, user, CONSENT_ACT_DELETE);
+  return rc;
 }
 
 int sc_block(struct sc_client *c, const char *user, int on) {
   int rc, st;
   if (!on) {
     if ((rc = sc_consent(&st, c, user))) return rc;
-    return st == CONSENT_BLOCKED ? set_consent(c, user, 0, 0) : 0;
+    if (st != CONSENT_BLOCKED) return 0;
+    if ((rc = set_consent(c, user, 0, 0)) == 0) consent_to_own(c, user, CONSENT_ACT_UNBLOCK);
+    return rc;
   }
   if (c->acct && c->acct->username[0] && user && strcmp(user, c->acct->username) == 0)
     return sc__fail(c, SC_ERR_SELF, "you cannot block yourself");
-  return set_consent(c, user, CONSENT_BLOCKED, 0);
+  if ((rc = set_consent(c, user, CONSENT_BLOCKED, 0)) == 0) consent_to_own(c, user, CONSENT_ACT_BLOCK);
+  return rc;
 }

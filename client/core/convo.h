@@ -38,6 +38,20 @@ int convo_consent_get(struct sc_client *c, const char *user);
  * from sender (group: the group's local name, NULL for 1:1). 0 or STORE_E_*. */
 int convo_apply(struct sc_client *c, const char *sender, const char *group, const struct content *ct, uint64_t sid,
                 int consent);
+/* Inside a transaction: a conversation kind we sent from another device of
+ * ours, applied as ours (peer: the 1:1 conversation, from a sent
+ * transcript; group: the group's local name, from our own SenderKeyMessage)
+ * under the same rules as on that device (our own message, the edit and
+ * delete windows); what cannot apply is logged as refused. Texts are the
+ * inbox's. 0 or STORE_E_*. */
+int convo_apply_own(struct sc_client *c, const char *peer, const char *group, const struct content *ct);
+/* Inside a transaction: a request from user accepted here (no-op unless it
+ * is one): as answering it would (invitations, held receipts). */
+int convo_accept_here(struct sc_client *c, const char *user);
+/* Inside a transaction: CONSENT (content kind 9) from another device of
+ * ours: the request accepted or deleted, the block or unblock, done here
+ * too. 0 or STORE_E_*. */
+int convo_apply_consent(struct sc_client *c, const struct content *ct);
 /* Before a user's send to user: SC_ERR_BLOCKED (recorded) for a blocked
  * user; a pending request becomes a contact (answering accepts). */
 int convo_before_send(struct sc_client *c, const char *user);

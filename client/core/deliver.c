@@ -726,22 +726,30 @@ int deliver_raw_own(struct sc_client *c, struct conn *k, int type, const uint8_t
 
 /* ---- sent transcripts ----------------------------------------------------------- */
 
-/* Texts the user sent go, after they left, to our own other listed devices
- * as a TRANSCRIPT (content kind 8: the recipient and the content), so every
- * device shows the whole conversation. A failure here does not undo the
- * send: it is said (an event) and the other devices miss that text. */
+/* What the user sent (texts, replies, reactions, edits, deletes, timers,
+ * files' pointers) goes, after it left, to our own other listed devices as
+ * a TRANSCRIPT (content kind 8: the recipient and the content), so every
+ * device shows the whole conversation as it is here. A failure here does
+ * not undo the send: it is said (an event) and the other devices miss it. */
 static int send_transcript(struct sc_client *c, struct conn *k, const char *user, const struct content *ct) {
   struct content tr;
   struct rec_wr inner;
   char what[SC_USER_MAX + 64];
   int ret;
-  if (ct->kind != CONTENT_TEXT && ct->kind != CONTENT_TEXT_EX) return 0;
+  if (ct->kind != CONTENT_TEXT && ct->kind != CONTENT_ATTACHMENT && !CONTENT_IS_CONVO(ct->kind)) return 0;
   rec_wr_init(&inner, SC_MAX_TEXT + 8192);
   memset(&tr, 0, sizeof tr);
   tr.kind = CONTENT_TRANSCRIPT;
   tr.ts = ct->ts;
   snprintf(tr.to, sizeof tr.to, "%s", user);
-  snprintf(what, sizeof what, "the text you sent to %s", user);
+  snprintf(what, sizeof what, "%s you sent to %s",
+           ct->kind == CONTENT_TEXT || ct->kind == CONTENT_TEXT_EX ? "the text"
+           : ct->kind == CONTENT_ATTACHMENT                       ? "the file"
+           : ct->kind == CONTENT_REACTION                         ? "the reaction"
+           : ct->kind == CONTENT_EDIT                             ? "the edit"
+           : ct->kind == CONTENT_DELETE                           ? "the delete"
+                                                                  : "the timer",
+           user);
   if (content_encode(&inner, ct)) {
     ret = SC_ERR_TOO_LARGE;
     own_missed(c, ret, what);

@@ -268,7 +268,7 @@ int devices_publish(struct sc_client *c, struct conn *k) {
   uint32_t next = 1, sv = 0;
   int rc, had, got, ret = 0;
   char why[400] = "";
-  uint8_t akey[SOTTO_PUBKEY_LEN];
+  uint8_t akey[SOTTO_PUBKEY_LEN] = {0};
   uint32_t rows[SOTTO_SRV_MAX_DEVICES];
   size_t n_rows = 0, i;
   int stale = 0;
@@ -380,11 +380,25 @@ int devices_publish(struct sc_client *c, struct conn *k) {
     ret = sc__store_error(c, rc);
   }
 out:
+  /* checked on this connection: devices_refresh_own need not fetch it
+   * again for a while */
+  if (ret == 0) seen_now(c, k, me, akey);
   free(mine);
   free(srv);
   free(buf);
   free(own);
   return ret;
+}
+
+int devices_refresh_own(struct sc_client *c, struct conn *k) {
+  uint8_t akey[SOTTO_PUBKEY_LEN];
+  char me[SC_USER_MAX + 1];
+  int rc;
+  if (!k->net) return 0;
+  snprintf(me, sizeof me, "%s", c->acct->username);
+  if ((rc = account_key(c, akey)) < 0) return sc__store_error(c, rc);
+  if (rc == 1 || seen_recently(c, k, me, akey)) return 0;
+  return devices_publish(c, k);
 }
 
 /* Inside a transaction: the sessions with devices of user that the new list

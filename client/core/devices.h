@@ -21,6 +21,13 @@
  * check and record. 0 or an SC_ERR_* (the connection is then not used). */
 int devices_publish(struct sc_client *c, struct conn *k);
 
+/* Before a group message: our own list fetched again (devices_publish)
+ * unless it was on this connection within the last half-minute, so that a
+ * device linked meanwhile gets our sender key before the message, and a
+ * removed one makes our chain start anew (grp_follow_devices), as when
+ * this device saves its own list. 0 or an SC_ERR_*. */
+int devices_refresh_own(struct sc_client *c, struct conn *k);
+
 /* Before a message goes to user, whose identity (account) key is key: the
  * server's copy of user's signed device list must verify against key, name
  * user, and not be older than the one seen before; a newer one is recorded

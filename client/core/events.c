@@ -353,18 +353,25 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
     }
     case SC_EV_REACTION:
       if (g[0]) put(&o, "[%s] ", g);
-      if (ev->detail && ev->detail[0])
+      if (ev->reason == SC_R_BY_US && ev->detail && ev->detail[0]) /* on another device of ours */
+        put(&o, "you reacted %s to message %llu%s%s (on another device)", ev->detail, (unsigned long long)ev->ref_ts,
+            g[0] ? "" : " with ", g[0] ? "" : p);
+      else if (ev->reason == SC_R_BY_US)
+        put(&o, "you removed your reaction to message %llu%s%s (on another device)", (unsigned long long)ev->ref_ts,
+            g[0] ? "" : " with ", g[0] ? "" : p);
+      else if (ev->detail && ev->detail[0])
         put(&o, "%s reacted %s to message %llu", p, ev->detail, (unsigned long long)ev->ref_ts);
       else
         put(&o, "%s removed their reaction to message %llu", p, (unsigned long long)ev->ref_ts);
       break;
     case SC_EV_EDITED:
-      if (g[0]) put(&o, "[%s] ", g);
-      put(&o, "%s edited message %llu", p, (unsigned long long)ev->ref_ts);
-      break;
     case SC_EV_DELETED:
       if (g[0]) put(&o, "[%s] ", g);
-      put(&o, "%s deleted message %llu", p, (unsigned long long)ev->ref_ts);
+      if (ev->reason == SC_R_BY_US) /* on another device of ours */
+        put(&o, "you %s message %llu%s%s (on another device)", ev->kind == SC_EV_EDITED ? "edited" : "deleted",
+            (unsigned long long)ev->ref_ts, g[0] ? "" : " to ", g[0] ? "" : p);
+      else
+        put(&o, "%s %s message %llu", p, ev->kind == SC_EV_EDITED ? "edited" : "deleted", (unsigned long long)ev->ref_ts);
       break;
     case SC_EV_CONVO_REFUSED:
       if (g[0]) put(&o, "[%s] ", g);
@@ -394,7 +401,13 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
             ev->detail ? ev->detail : "");
       break;
     case SC_EV_ATTACHMENT:
-      if (ev->reason == SC_R_BY_US && g[0])
+      if (ev->reason == SC_R_BY_US && ev->device && ev->total) /* sent from another device of ours */
+        put(&o, "file %s (%llu bytes) sent to %s%s from another device could not be saved here: %s", ev->detail,
+            (unsigned long long)ev->count, g[0] ? "group " : "", g[0] ? g : p, sc_error_message(-(int)ev->total));
+      else if (ev->reason == SC_R_BY_US && ev->device)
+        put(&o, "file %s (%llu bytes) sent to %s%s from another device, saved as downloads/%s", ev->detail,
+            (unsigned long long)ev->count, g[0] ? "group " : "", g[0] ? g : p, ev->detail);
+      else if (ev->reason == SC_R_BY_US && g[0])
         put(&o, "file %s (%llu bytes) sent to group %s", ev->detail, (unsigned long long)ev->count, g);
       else if (ev->reason == SC_R_BY_US)
         put(&o, "file %s (%llu bytes) sent to %s", ev->detail, (unsigned long long)ev->count, p);

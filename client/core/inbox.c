@@ -140,6 +140,7 @@ static int add_own_group_text(struct sc_client *c, const char *group, const stru
   m->server_ts = c->env_server_ts;
   m->text = t;
   m->text_len = ct->text_len;
+  convo_out_row(c, m, ct); /* a reply, a disappearing text: as on that device */
   rc = msglog_add(c->st, c->acct, m, 1);
   free(t);
   free(m);
@@ -860,9 +861,11 @@ static int group_msg(struct sc_client *c, uint64_t sid, const char *sender, cons
       (CONTENT_IS_CONVO(ct->kind) && !ct->in_group) || sodium_memcmp(ct->gid, g->gid, GROUP_ID_LEN) != 0)
     rc = add_event(c, SC_EV_UNREADABLE, SC_R_GROUP_FORMAT, sender, g->name);
   else if (strcmp(sender, c->acct->username) == 0)
-    /* from another device of ours: a text we sent (other kinds are not
-     * mirrored yet, docs/multi-device.md) */
-    rc = ct->kind == CONTENT_GROUP_TEXT ? add_own_group_text(c, g->name, ct, sid) : 0;
+    /* from another device of ours: what we sent, shown as ours (a text, a
+     * file, a reaction, an edit, a delete, a timer) */
+    rc = ct->kind == CONTENT_GROUP_TEXT || ct->kind == CONTENT_TEXT_EX ? add_own_group_text(c, g->name, ct, sid)
+         : ct->kind == CONTENT_GROUP_ATTACHMENT                         ? attach_arrived(c, sender, ct, sid)
+                                                                         : convo_apply_own(c, NULL, g->name, ct);
   else if ((rc = convo_consent_get(c, sender)) == SC_CONSENT_BLOCKED)
     rc = 0; /* a blocked member's group messages are dropped too */
   else if (rc >= 0 && (rc = convo_group_inviter(c, g->gid, NULL)) < 0)
@@ -1003,16 +1006,41 @@ static int device_key_cb(void *ud, const uint8_t identity[32]) {
 }
 
 /* A sent transcript from another device of ours (inside the open
- * transaction): the text we sent to ct->to is logged as ours. */
-static int apply_transcript(struct sc_client *c, const struct content *ct) {
+ * transaction): what we sent to ct->to there is applied here as ours: a
+ * text (a reply, a disappearing one) logged as sent by us, a reaction, an
+ * edit, a delete or a timer applied as on that device, a file's pointer
+ * kept for its download (attach.c says it was ours). A 1:1 content only: a
+ * group's kinds travel in its SenderKeyMessages. */
+static int apply_transcript(struct sc_client *c, const struct content *ct, uint64_t sid) {
   struct content *in = calloc(1, sizeof *in);
+  char me[SC_USER_MAX + 1];
   int rc = 0;
   if (!in) return STORE_E_IO;
-  if (content_decode(in, ct->inner, ct->inner_len) != 0 || strcmp(ct->to, c->acct->username) == 0)
-    rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNKNOWN_FORMAT, c->acct->username, NULL);
-  else if (in->kind == CONTENT_TEXT || in->kind == CONTENT_TEXT_EX)
-    rc = outbox_transcript(c, ct->to, in);
-  /* other kinds are not carried in transcripts yet (docs/multi-device.md) */
+  snprintf(me, sizeof me, "%s", c->acct->username);
+  if (content_decode(in, ct->inner, ct->inner_len) != 0 || strcmp(ct->to, me) == 0 ||
+      (CONTENT_IS_CONVO(in->kind) && in->in_group)) {
+    rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNKNOWN_FORMAT, me, NULL);
+  } else {
+    switch (in->kind) {
+      case CONTENT_TEXT:
+      case CONTENT_TEXT_EX:
+        /* we wrote to them: a request of theirs here is answered too */
+        if ((rc = convo_accept_here(c, ct->to)) == 0) rc = outbox_transcript(c, ct->to, in);
+        break;
+      case CONTENT_TIMER:
+      case CONTENT_REACTION:
+      case CONTENT_EDIT:
+      case CONTENT_DELETE:
+        rc = convo_apply_own(c, ct->to, NULL, in);
+        break;
+      case CONTENT_ATTACHMENT:
+        /* the whole transcript is kept: its download knows it was ours, to ct->to */
+        if ((rc = convo_accept_here(c, ct->to)) == 0) rc = attach_arrived(c, me, ct, sid);
+        break;
+      default:
+        rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNEXPECTED_KIND, me, NULL);
+    }
+  }
   sodium_memzero(in, sizeof *in);
   free(in);
   return rc;
@@ -1069,8 +1097,10 @@ static int pairwise_dev(struct sc_client *c, uint64_t sid, const char *sender, u
   if (content_decode(ct, pt, n) != 0) {
     rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNKNOWN_FORMAT, sender, NULL);
   } else if (own) {
-    /* Our own devices send us only transcripts and groups' state. */
-    rc = ct->kind == CONTENT_TRANSCRIPT    ? apply_transcript(c, ct)
+    /* Our own devices send us only transcripts, consent decisions and
+     * groups' state. */
+    rc = ct->kind == CONTENT_TRANSCRIPT    ? apply_transcript(c, ct, sid)
+         : ct->kind == CONTENT_CONSENT     ? convo_apply_consent(c, ct)
          : ct->kind == CONTENT_GROUP_STATE ? apply_group_state(c, ct)
                                            : add_event(c, SC_EV_UNREADABLE, SC_R_UNEXPECTED_KIND, sender, NULL);
   } else if ((consent = convo_consent_in(c, sender, 0)) < 0) {

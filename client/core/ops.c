@@ -605,9 +605,18 @@ int sc__group_send_content(struct sc_sent *out, struct sc_client *c, struct grp 
   int rc, failed = 0, sent = 0, drc, lost = 0;
 
   rec_wr_init(&pt, SC_MAX_TEXT + 4096);
-  /* Each member's current device list first (fetched at most once per
-   * half-minute): a device added or removed there changes who needs our
-   * key, or retires our chain (grp_follow_devices), before this message. */
+  /* Our own list first, then each member's (each fetched at most once per
+   * half-minute and connection): a device added or removed there changes
+   * who needs our key, or retires our chain (grp_follow_devices), before
+   * this message. */
+  if (c->k.net) {
+    int saved_err = c->err;
+    char saved[sizeof c->errdetail];
+    memcpy(saved, c->errdetail, sizeof saved);
+    (void)devices_refresh_own(c, &c->k); /* what it finds wrong is said as an event */
+    c->err = saved_err;
+    memcpy(c->errdetail, saved, sizeof saved);
+  }
   for (i = 0; i < g->n && c->k.net; i++) {
     struct contact who;
     if (strcmp(g->members[i], c->acct->username) == 0) continue;

@@ -246,6 +246,7 @@ int outbox_transcript(struct sc_client *c, const char *peer, const struct conten
   snprintf(m->peer, sizeof m->peer, "%s", peer);
   m->ts = ct->ts;
   m->device = c->env_device;
+  convo_out_row(c, m, ct); /* a reply, a disappearing text: as on that device */
   if ((rc = msglog_add(c->st, c->acct, m, 1)) == 0) {
     /* the recipient's receipts reach every device of ours: this one too */
     for (i = 0; i < 8; i++) b[i] = (uint8_t)(m->seq >> (56 - 8 * i));

@@ -521,6 +521,7 @@ static void add_convo(cJSON *o, const struct sc_event *ev) {
     }
     if (ev->kind == SC_EV_TIMER_SET) cJSON_AddNumberToObject(o, "expiration", (double)ev->count);
     if (ev->kind == SC_EV_REACTION) cJSON_AddStringToObject(o, "emoji", ev->detail ? ev->detail : "");
+    if (ev->reason == SC_R_BY_US) cJSON_AddBoolToObject(o, "fromMe", 1); /* done on another device of ours */
     return;
   }
   if (ev->ref_author && ev->ref_author[0]) {

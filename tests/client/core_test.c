@@ -1661,6 +1661,68 @@ static void test_multidevice(void) {
   CHECK(inbox_process(bob, NULL, 603, "bob", type, env, len) == 0 && has_seen(&seen, n, SC_EV_UNREADABLE, "bob", NULL) &&
             !has_seen(&seen, n, SC_EV_MESSAGE, NULL, NULL),
         "multidevice: a plain text from our own device is not taken as a message");
+  /* CONSENT (kind 9): a decision of our own other device, from a contact refused */
+  {
+    struct content cs, back;
+    struct rec_wr cw;
+    int st = -1;
+    memset(&cs, 0, sizeof cs);
+    cs.kind = CONTENT_CONSENT;
+    cs.ts = 78;
+    cs.consent_action = CONSENT_ACT_BLOCK;
+    snprintf(cs.to, sizeof cs.to, "mallory");
+    rec_wr_init(&cw, 512);
+    CHECK(content_encode(&cw, &cs) == 0 && content_decode(&back, cw.p, cw.len) == 0 && back.kind == CONTENT_CONSENT &&
+              back.consent_action == CONSENT_ACT_BLOCK && strcmp(back.to, "mallory") == 0,
+          "multidevice: CONSENT (kind 9) round-trips: action and user");
+    rec_wr_free(&cw);
+    rec_wr_init(&cw, 512);
+    cs.consent_action = 5;
+    CHECK(content_encode(&cw, &cs) != 0, "multidevice: CONSENT with an unknown action is not encoded");
+    rec_wr_free(&cw);
+    cs.consent_action = CONSENT_ACT_BLOCK;
+    type = seal_from(&alice, 1, "bob", &cs, env, sizeof env, &len);
+    bob->env_device = 1;
+    n = seen.n;
+    CHECK(inbox_process(bob, NULL, 605, "alice", type, env, len) == 0 && has_seen(&seen, n, SC_EV_UNREADABLE, "alice", NULL) &&
+              sc_consent(&st, bob, "mallory") == 0 && st == 0,
+          "multidevice: a CONSENT from a contact is refused; nobody is blocked");
+    type = seal_from(&laptop, 2, "bob", &cs, env, sizeof env, &len);
+    bob->env_device = 2;
+    n = seen.n;
+    CHECK(inbox_process(bob, NULL, 606, "bob", type, env, len) == 0 && !has_seen(&seen, n, SC_EV_UNREADABLE, NULL, NULL) &&
+              sc_consent(&st, bob, "mallory") == 0 && st == SC_CONSENT_BLOCKED,
+          "multidevice: a CONSENT from our listed device 2 blocks mallory here too");
+    cs.consent_action = CONSENT_ACT_UNBLOCK;
+    type = seal_from(&laptop, 2, "bob", &cs, env, sizeof env, &len);
+    CHECK(inbox_process(bob, NULL, 607, "bob", type, env, len) == 0 && sc_consent(&st, bob, "mallory") == 0 && st == 0,
+          "multidevice: ... and its unblock unblocks");
+  }
+  /* a transcript of an edit of a message that is not ours: refused, nothing changed */
+  {
+    struct content e;
+    memset(&e, 0, sizeof e);
+    e.kind = CONTENT_EDIT;
+    e.ts = 1002;
+    e.ref_ts = 1001; /* alice's "from laptop" above: not ours */
+    e.text = (const uint8_t *)"hijacked";
+    e.text_len = 8;
+    rec_wr_free(&iw);
+    rec_wr_init(&iw, SC_MAX_TEXT + 8192);
+    if (content_encode(&iw, &e)) printf("FAIL encode\n");
+    memset(&ct, 0, sizeof ct);
+    ct.kind = CONTENT_TRANSCRIPT;
+    ct.ts = 1002;
+    snprintf(ct.to, sizeof ct.to, "alice");
+    ct.inner = iw.p;
+    ct.inner_len = iw.len;
+    type = seal_from(&laptop, 2, "bob", &ct, env, sizeof env, &len);
+    bob->env_device = 2;
+    n = seen.n;
+    CHECK(inbox_process(bob, NULL, 608, "bob", type, env, len) == 0 && has_seen(&seen, n, SC_EV_CONVO_REFUSED, "bob", NULL) &&
+              !has_seen(&seen, n, SC_EV_EDITED, NULL, NULL),
+          "multidevice: our other device's edit of alice's message is refused here (not ours)");
+  }
   /* an envelope naming this very device as its sender */
   bob->env_device = 1;
   n = seen.n;

@@ -6,6 +6,11 @@
  *        store_scan --find HOME TEXT  exit 0 if any record, opened with the
  *            passphrase, holds TEXT (a disappeared or deleted message must not), 1 if none
  *        store_scan --spqr HOME PEER  exit 0 if the session with PEER runs SPQR, 1 if not
+ *        store_scan --group-decrypt HOME SENDER DEV HEX
+ *            HEX: a SenderKeyMessage (an envelope's body, as the server
+ *            stores it). Prints its chain id; exit 0 if one of HOME's sender
+ *            key records of SENDER's device DEV (any group) decrypts it (the
+ *            store is not written: a check, not a receive), 1 if none does
  *        store_scan --plant-old-session HOME PEER_HOME PEER
  *            replaces HOME's session with PEER by one as a client before
  *            issue 13 made it (PQXDH without SPQR), from a bundle of PEER's
@@ -27,6 +32,7 @@
 
 #include "account.h"
 #include "store.h"
+#include <sotto/group.h>
 
 #define MAX_NEEDLES 100000
 #define SLICE 32
@@ -185,6 +191,61 @@ static int find_cb(void *ud, const char *name, const uint8_t *v, size_t n) {
   return memmem(v, n, t, strlen(t)) != NULL;
 }
 
+/* --group-decrypt (test_multidevice_rotation.sh) */
+struct gd {
+  const char *suffix; /* "/SENDER/DEV" */
+  const uint8_t *msg;
+  size_t len;
+  int ok;
+};
+
+static int gd_cb(void *ud, const char *name, const uint8_t *v, size_t n) {
+  struct gd *g = ud;
+  struct sotto_sender_key *rec = NULL;
+  size_t nl = strlen(name), sl = strlen(g->suffix), out_len = 0;
+  uint8_t *pt;
+  if (nl < sl || strcmp(name + nl - sl, g->suffix) != 0) return 0;
+  if (sotto_sender_key_deserialize(&rec, v, n) != 0) return 0;
+  if ((pt = malloc(g->len)) != NULL && sotto_group_decrypt(rec, pt, g->len, &out_len, g->msg, g->len) == 0) g->ok = 1;
+  free(pt);
+  sotto_sender_key_free(rec);
+  return 0;
+}
+
+static int group_decrypt(int argc, char **argv, const char *pass) {
+  struct store *st = NULL;
+  struct gd g;
+  char err[256], suffix[96];
+  uint8_t *msg;
+  size_t len = 0;
+  uint32_t chain = 0;
+  if (argc != 6) return 2;
+  if (!(msg = malloc(strlen(argv[5]) / 2 + 1)) ||
+      sodium_hex2bin(msg, strlen(argv[5]) / 2 + 1, argv[5], strlen(argv[5]), NULL, &len, NULL) != 0 || len == 0) {
+    fprintf(stderr, "store_scan --group-decrypt: not hex\n");
+    return 2;
+  }
+  if (sotto_group_message_chain_id(msg, len, &chain) != 0) {
+    fprintf(stderr, "store_scan --group-decrypt: not a SenderKeyMessage\n");
+    return 2;
+  }
+  printf("chain %u\n", (unsigned)chain);
+  if (store_open(&st, argv[2], pass, strlen(pass), err, sizeof err) != 0) {
+    fprintf(stderr, "store_scan --group-decrypt: cannot open %s: %s\n", argv[2], err);
+    return 2;
+  }
+  snprintf(suffix, sizeof suffix, "/%s/%s", argv[3], argv[4]);
+  memset(&g, 0, sizeof g);
+  g.suffix = suffix;
+  g.msg = msg;
+  g.len = len;
+  if (store_scan(st, "gsk/", gd_cb, &g) < 0) return 2;
+  printf("%s\n", g.ok ? "decrypted" : "cannot decrypt");
+  store_close(st);
+  free(msg);
+  return g.ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   struct store *st;
   struct account *a;
@@ -200,6 +261,7 @@ int main(int argc, char **argv) {
   }
   if (strcmp(argv[1], "--spqr") == 0 || strcmp(argv[1], "--plant-old-session") == 0)
     return session_tool(argc, argv, pass);
+  if (strcmp(argv[1], "--group-decrypt") == 0) return group_decrypt(argc, argv, pass);
   if (strcmp(argv[1], "--find") == 0) {
     int rc;
     if (argc != 4 || store_open(&st, argv[2], pass, strlen(pass), err, sizeof err) != 0) {
