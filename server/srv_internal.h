@@ -134,6 +134,7 @@ struct conn {
   struct conn *fnext; /* connections to flush at the end of a batch */
   uint64_t cl_gen;    /* cluster mode: this connection's number in the device registry (srv_cluster.c) */
   uint8_t cl_quiet;   /* cluster mode: a live connection paging new envelopes: no DRAINED at the end */
+  int64_t cl_notified_us; /* cluster mode: when the oldest announcement not yet paged arrived (STAGE_NOTIFY) */
   uint8_t auth_hash[32]; /* the secret hash this connection authenticated with (ROTATE_SECRET keeps it as the previous one) */
   /* The read pool (srv_pool.c): this connection's requests handed to it and
    * not answered yet, in request order (pnext); the first is the one a
@@ -222,6 +223,7 @@ enum {
   STAGE_ANSWER,   /* a finished batch waiting for the I/O thread to answer it */
   STAGE_ANNOUNCE, /* cluster: one Redis flush of announcements (GETs, then PUBLISHes) */
   STAGE_PAGE,     /* one round of backlog paging (horizon and pages from the store) */
+  STAGE_NOTIFY,   /* cluster: an announcement read from Redis until its device's page was written out */
   STAGE_N
 };
 #define STAGE_BUCKETS 9

@@ -118,7 +118,7 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     (unsigned long long)s->m.batch_ops, (unsigned long long)s->m.commits);
   {
     /* Where an envelope's time goes, per stage (srv_internal.h, STAGE_*). */
-    static const char *const st[STAGE_N] = {"queue", "commit", "lock", "answer", "announce", "page"};
+    static const char *const st[STAGE_N] = {"queue", "commit", "lock", "answer", "announce", "page", "notify"};
     static const char *const sle[STAGE_BUCKETS] = {"0.0001", "0.0005", "0.001", "0.0025", "0.005",
                                                    "0.01",   "0.025",  "0.05",  "+Inf"};
     int j;
