@@ -192,6 +192,7 @@ enum {
   Q_KT_COSIG_PUT,
   Q_KT_COSIGS,
   Q_ACC_ITER,
+  Q_SENDER_COUNT_PEND,
   Q_COUNT
 };
 
@@ -297,6 +298,12 @@ static const struct {
                  "UPDATE devices d SET epoch = GREATEST(d.epoch, $2) FROM (SELECT epoch FROM devices"
                  " WHERE devkey = $1 FOR UPDATE) o WHERE d.devkey = $1 RETURNING o.epoch"},
     [Q_SENDER_COUNT] = {"it", "SELECT count(*) FROM messages WHERE devkey = $1 AND sender = $2"},
+    /* Shared mode: the same count without sending the transaction's deferred
+     * writes first (which would lock their devices early, out of the lock
+     * order): the envelopes it is about to delete ($3) are left out here, and
+     * the ones it is about to insert are counted in memory (pg_sender_count). */
+    [Q_SENDER_COUNT_PEND] = {"itI",
+                             "SELECT count(*) FROM messages WHERE devkey = $1 AND sender = $2 AND id <> ALL($3)"},
     [Q_SENDER_SUMS] = {"", "SELECT sender, sum(octet_length(body))::bigint FROM messages GROUP BY sender"},
     [Q_DEV_FIND] = {"ii", "SELECT devkey, queue_bytes FROM devices WHERE account_id = $1 AND device_id = $2"},
     [Q_DEV_DEL] = {"i",
@@ -473,6 +480,8 @@ struct pg {
   int64_t **idp;
   size_t n_idp, cap_idp, idp_sent;
   struct col lock; /* shared: the devkeys a flush locks first (Q_DEV_LOCK) */
+  struct col excl;          /* shared: the ids a queue-share count leaves out (pg_sender_count) */
+  struct col chunk[W_COLS]; /* shared: one statement's share of a flush bigger than W_MAX_ROWS rows (send_chunked) */
   int retry;       /* the last failure lost a deadlock (40P01) or a serialization race (40001) */
   int dc_lost;     /* shared: the routing cache was emptied inside the open transaction */
   /* Shared mode: the cluster-wide lock order (order_*, store.h "Shared mode"). */
@@ -634,6 +643,7 @@ static int reads_writes(const struct pg *s, int q) {
     case Q_DEVLIST_GET:
     case Q_DEV_IDENT_GET:
     case Q_DEV_IDENT_SET:
+    case Q_SENDER_COUNT_PEND: /* sees the deferred writes through its parameters */
       return 0;
     default:
       return 1;
@@ -681,6 +691,7 @@ static int order_class(int q) {
     case Q_QUEUE_TOTAL:
     case Q_MSG_MAX:
     case Q_SENDER_COUNT:
+    case Q_SENDER_COUNT_PEND:
     case Q_SENDER_SUMS:
     case Q_DEV_FIND:
     case Q_DEV_EXISTS:
@@ -1367,8 +1378,12 @@ static void pg_close(void *v) {
   sotto__sums_clear(&s->sb);
   dc_clear(s);
   free(s->sent);
-  for (i = 0; i < W_COLS; i++) free(s->ins[i].p);
+  for (i = 0; i < W_COLS; i++) {
+    free(s->ins[i].p);
+    free(s->chunk[i].p);
+  }
   free(s->lock.p);
+  free(s->excl.p);
   free(s->idp);
   free(s->lk_set);
   free(s->del[0].p);
@@ -2120,6 +2135,57 @@ static int send_dev_lock(struct pg *s) {
   return raw_send(s, Q_DEV_LOCK, &a, K_INS);
 }
 
+static uint32_t rd_be32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Shared mode: rows [0, n) of the ncols columns cols as statements q of at
+ * most W_MAX_ROWS rows (one id block each, Q_MSG_INS_SHARED) and about
+ * W_MAX_BYTES, in row order, each one's rows copied into s->chunk (a flush
+ * that fits one statement sends the columns themselves). All go out after
+ * the one Q_DEV_LOCK of the flush, which locked every row they change, so
+ * a batch of any size keeps the lock order (store.h, "Shared mode"). */
+static int send_chunked(struct pg *s, int q, struct col *cols, int ncols, const char *types, size_t n, int kind) {
+  size_t off[W_COLS], end[W_COLS], row = 0;
+  int i;
+  for (i = 0; i < ncols; i++) off[i] = 20;
+  while (row < n) {
+    struct args a = {0};
+    size_t take = 0, bytes = 0;
+    for (i = 0; i < ncols; i++) end[i] = off[i];
+    while (row + take < n && take < W_MAX_ROWS && (take == 0 || bytes < W_MAX_BYTES)) {
+      for (i = 0; i < ncols; i++) {
+        size_t len = 4 + (size_t)rd_be32(cols[i].p + end[i]);
+        end[i] += len;
+        bytes += len;
+      }
+      take++;
+    }
+    for (i = 0; i < ncols; i++) {
+      struct col *c = &cols[i];
+      if (take < n) {
+        c = &s->chunk[i];
+        c->len = 0;
+        if (col_grow(c, end[i] - off[i]) != 0) return SOTTO_ERR_NOMEM;
+        memcpy(c->p + 20, cols[i].p + off[i], end[i] - off[i]);
+        c->len = 20 + end[i] - off[i];
+      }
+      col_arg(&a, c, take, type_oid(types[i]));
+    }
+    /* libpq copies the parameters when it queues the statement: the
+     * scratch columns are free again for the next one. */
+    if (raw_send(s, q, &a, kind) != 0) return SOTTO_ERR_STORE;
+    if (q == Q_MSG_INS_SHARED) {
+      s->sent[s->n_sent - 1].ids_from = s->idp_sent;
+      s->sent[s->n_sent - 1].ids_n = take;
+      s->idp_sent += take;
+    }
+    row += take;
+    for (i = 0; i < ncols; i++) off[i] = end[i];
+  }
+  return 0;
+}
+
 /* Sends the collected inserts and deletes (results read at the next sync). */
 static int flush_writes(struct pg *s) {
   struct args a = {0};
@@ -2128,18 +2194,14 @@ static int flush_writes(struct pg *s) {
   if (s->shared && (s->n_ins || s->n_del)) rc = send_dev_lock(s);
   if (rc == 0 && s->n_ins && s->shared) {
     /* Without the id column: the statement takes the ids (Q_MSG_INS_SHARED). */
-    for (i = 1; i < W_COLS; i++) col_arg(&a, &s->ins[i], s->n_ins, type_oid(ins_types[i]));
-    rc = raw_send(s, Q_MSG_INS_SHARED, &a, K_INS);
-    if (rc == 0) {
-      s->sent[s->n_sent - 1].ids_from = s->idp_sent;
-      s->sent[s->n_sent - 1].ids_n = s->n_ins;
-      s->idp_sent += s->n_ins;
-    }
+    rc = send_chunked(s, Q_MSG_INS_SHARED, &s->ins[1], W_COLS - 1, ins_types + 1, s->n_ins, K_INS);
   } else if (rc == 0 && s->n_ins) {
     for (i = 0; i < W_COLS; i++) col_arg(&a, &s->ins[i], s->n_ins, type_oid(ins_types[i]));
     rc = raw_send(s, Q_MSG_INS, &a, K_INS);
   }
-  if (rc == 0 && s->n_del) {
+  if (rc == 0 && s->n_del && s->shared) {
+    rc = send_chunked(s, Q_MSG_DEL, s->del, 2, "ii", s->n_del, K_DEL);
+  } else if (rc == 0 && s->n_del) {
     memset(&a, 0, sizeof a);
     col_arg(&a, &s->del[0], s->n_del, 20);
     col_arg(&a, &s->del[1], s->n_del, 20);
@@ -2203,7 +2265,10 @@ static int pg_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
     dc_touch(s, d);
   }
   if ((rc = sotto__sums_add(&s->sb, e->sender, (int64_t)e->body_len)) != 0) return rc;
-  if (s->n_ins >= W_MAX_ROWS || s->ins[7].len >= W_MAX_BYTES) return flush_writes(s);
+  /* Shared mode: everything waits for the one flush at COMMIT, whatever
+   * its size (send_chunked): a flush here would lock these devices before
+   * lower ones the batch may still write to. */
+  if (!s->shared && (s->n_ins >= W_MAX_ROWS || s->ins[7].len >= W_MAX_BYTES)) return flush_writes(s);
   return 0;
 }
 
@@ -2221,7 +2286,7 @@ static int pg_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
   }
   s->n_del++;
   if ((d = dc_by_key(s, devkey)) != NULL) dc_touch(s, d);
-  if (s->n_del >= W_MAX_ROWS) return flush_writes(s);
+  if (!s->shared && s->n_del >= W_MAX_ROWS) return flush_writes(s);
   return 0;
 }
 
@@ -2350,14 +2415,51 @@ static int pg_txn_retry(void *v) {
   return ((struct pg *)v)->retry;
 }
 
+/* Shared mode: the open transaction's deferred writes as the count would
+ * see them: *ins the envelopes from sender to devkey waiting to be
+ * inserted; s->excl the ids of devkey's envelopes waiting to be deleted
+ * (an array parameter, *n_ex elements). */
+static int sender_pending(struct pg *s, int64_t devkey, const char *sender, int64_t *ins, size_t *n_ex) {
+  size_t i, off = 20, slen = strlen(sender);
+  *ins = 0;
+  *n_ex = 0;
+  s->excl.len = 0;
+  if (col_grow(&s->excl, 0) != 0) return SOTTO_ERR_NOMEM;
+  for (i = 0; i < s->n_ins; i++) {
+    size_t len = rd_be32(s->ins[2].p + off);
+    if ((int64_t)order_be64(s->ins[1].p + 20 + 12 * i + 4) == devkey && len == slen &&
+        memcmp(s->ins[2].p + off + 4, sender, slen) == 0)
+      (*ins)++;
+    off += 4 + len;
+  }
+  for (i = 0; i < s->n_del; i++)
+    if ((int64_t)order_be64(s->del[0].p + 20 + 12 * i + 4) == devkey) {
+      if (col_bytes(&s->excl, s->del[1].p + 20 + 12 * i + 4, 8) != 0) return SOTTO_ERR_NOMEM;
+      (*n_ex)++;
+    }
+  return 0;
+}
+
 static int pg_sender_count(void *v, int64_t devkey, const char *sender, int64_t *n) {
+  struct pg *s = v;
   struct args a = {0};
   PGresult *r;
+  int64_t pend = 0;
+  size_t n_ex = 0;
   if (strlen(sender) > SOTTO_STORE_USER_MAX) return SOTTO_ERR_USAGE;
   a_i64(&a, devkey);
   a_txt(&a, sender);
-  if ((r = run(v, Q_SENDER_COUNT, &a)) == NULL) return SOTTO_ERR_STORE;
-  *n = g_i64(r, 0, 0);
+  if (s->shared && s->lk_in) {
+    /* Inside a batch: counted without flushing its writes (a flush here
+     * would lock their devices early and break the lock order). */
+    if (sender_pending(s, devkey, sender, &pend, &n_ex) != 0) return SOTTO_ERR_NOMEM;
+    col_arg(&a, &s->excl, n_ex, 20);
+    r = run(s, Q_SENDER_COUNT_PEND, &a);
+  } else {
+    r = run(s, Q_SENDER_COUNT, &a);
+  }
+  if (r == NULL) return SOTTO_ERR_STORE;
+  *n = g_i64(r, 0, 0) + pend;
   PQclear(r);
   return 0;
 }
