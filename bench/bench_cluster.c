@@ -122,10 +122,11 @@ static int64_t metric_sum(const char *name) {
 
 /* The servers' stage histograms (sotto_stage_seconds), summed over the
  * nodes: where an envelope's time goes (srv_internal.h, STAGE_*). */
-#define N_STAGES 7
-#define N_SB 9
-static const char *const stage_name[N_STAGES] = {"queue", "commit", "lock", "answer", "announce", "page", "notify"};
-static const double stage_le[N_SB] = {0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 1e9}; /* ms (1e9: more) */
+#define N_STAGES 8
+#define N_SB 13
+static const char *const stage_name[N_STAGES] = {"queue", "commit", "lock", "answer",
+                                                 "announce", "page", "notify", "envelope"};
+static const double stage_le[N_SB] = {0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 1e9}; /* ms (1e9: more) */
 struct stages {
   double cum[N_STAGES][N_SB], sum[N_STAGES], n[N_STAGES];
 };

@@ -491,6 +491,8 @@ static void batch_finish(struct srv *s, const struct batch *b) {
         o->msg_id > s->horizon)
       s->horizon = o->msg_id;
     sotto__srv_op_answer(s, o, rc != 0 || o->failed);
+    if (o->type == SOTTO_SRV_SEND || o->type == SOTTO_SRV_SEND_MULTI)
+      sotto__srv_stage_add(&s->m.stage[STAGE_ENVELOPE], sotto__srv_mono_us() - o->t_in_us);
   }
   for (o = list; o; o = next) {
     next = o->next;

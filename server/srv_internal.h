@@ -224,11 +224,12 @@ enum {
   STAGE_ANNOUNCE, /* cluster: one Redis flush of announcements (GETs, then PUBLISHes) */
   STAGE_PAGE,     /* one round of backlog paging (horizon and pages from the store) */
   STAGE_NOTIFY,   /* cluster: an announcement read from Redis until its device's page was written out */
+  STAGE_ENVELOPE, /* each SEND and SEND_MULTI (not per batch): from its frame's arrival to its answer */
   STAGE_N
 };
-#define STAGE_BUCKETS 9
+#define STAGE_BUCKETS 13
 struct stage_hist {
-  uint64_t b[STAGE_BUCKETS]; /* <= 0.1, 0.5, 1, 2.5, 5, 10, 25, 50 ms, more */
+  uint64_t b[STAGE_BUCKETS]; /* <= 0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000 ms, more */
   uint64_t sum_us, n;
 };
 void sotto__srv_stage_add(struct stage_hist *h, int64_t us);

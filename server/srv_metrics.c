@@ -118,9 +118,11 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     (unsigned long long)s->m.batch_ops, (unsigned long long)s->m.commits);
   {
     /* Where an envelope's time goes, per stage (srv_internal.h, STAGE_*). */
-    static const char *const st[STAGE_N] = {"queue", "commit", "lock", "answer", "announce", "page", "notify"};
-    static const char *const sle[STAGE_BUCKETS] = {"0.0001", "0.0005", "0.001", "0.0025", "0.005",
-                                                   "0.01",   "0.025",  "0.05",  "+Inf"};
+    static const char *const st[STAGE_N] = {"queue",    "commit", "lock",  "answer",
+                                            "announce", "page",   "notify", "envelope"};
+    static const char *const sle[STAGE_BUCKETS] = {"0.0001", "0.0005", "0.001", "0.0025", "0.005", "0.01",
+                                                   "0.025",  "0.05",   "0.1",   "0.25",   "0.5",   "1",
+                                                   "+Inf"};
     int j;
     P("# TYPE sotto_stage_seconds histogram\n");
     for (i = 0; i < STAGE_N; i++) {

@@ -214,8 +214,12 @@ static const struct {
                       "SELECT d.devkey, d.account_id, d.device_id, d.secret_hash, d.created_day,"
                       " d.last_seen_day, d.queue_count, d.queue_bytes, d.prev_secret_hash FROM devices d"
                       " JOIN accounts a ON a.id = d.account_id WHERE a.username = $1 AND d.device_id = $2"},
+    /* With the account's newest device list (NULL: none), which the SEND
+     * that asks for the route reads next (pg_devlist_ids): one round trip
+     * for both. */
     [Q_DEV_ROUTE] = {"ti",
-                     "SELECT d.devkey, d.queue_count, d.queue_bytes FROM devices d JOIN accounts a"
+                     "SELECT d.devkey, d.queue_count, d.queue_bytes, (SELECT l.ids FROM devlists l"
+                     " WHERE l.account_id = a.id ORDER BY l.version DESC LIMIT 1) FROM devices d JOIN accounts a"
                      " ON a.id = d.account_id WHERE a.username = $1 AND d.device_id = $2"},
     /* Only when the day changed: an unchanged row is not locked (a cluster
      * node's inserts to that device need not wait for this transaction). */
@@ -448,6 +452,7 @@ struct col {
 };
 
 #define W_COLS 8
+#define DL_MAX 64 /* device lists kept for one transaction */
 #define W_MAX_ROWS 1024               /* a batch's writes go out in statements of at most this many rows */
 #define W_MAX_BYTES (4 * 1024 * 1024) /* or this many bytes */
 
@@ -480,6 +485,18 @@ struct pg {
   int64_t **idp;
   size_t n_idp, cap_idp, idp_sent;
   struct col lock; /* shared: the devkeys a flush locks first (Q_DEV_LOCK) */
+  /* The device lists read in the open transaction (pg_devlist_ids: every
+   * SEND reads its recipient's): one round trip per account and batch
+   * instead of one per SEND. Forgotten at the transaction's end and at any
+   * statement that may write (one that is not a read, order_class). */
+  struct dlent {
+    char user[SOTTO_STORE_USER_MAX + 1];
+    uint32_t ids[SOTTO_STORE_MAX_DEVLIST_IDS];
+    size_t n;
+    int rc; /* 0 a list, 1 none */
+  } dl[DL_MAX];
+  size_t dl_n;
+  int dl_on; /* inside a transaction (a read outside one is not kept) */
   struct col excl;          /* shared: the ids a queue-share count leaves out (pg_sender_count) */
   struct col chunk[W_COLS]; /* shared: one statement's share of a flush bigger than W_MAX_ROWS rows (send_chunked) */
   int retry;       /* the last failure lost a deadlock (40P01) or a serialization race (40001) */
@@ -841,6 +858,7 @@ static int pg_txn_serial(void *v) {
  * writes alone (SEND with a cached route, ACK) needs none, because the
  * failure of a deferred write fails the whole batch. */
 static int send_q(struct pg *s, int q, const struct args *a) {
+  if (order_class(q) != 0) s->dl_n = 0; /* it may write: the kept device lists may be stale */
   if (!s->shared || reads_writes(s, q)) {
     /* Rows of earlier ops sent inside this op's open savepoint would go
      * with it if it were undone: then the whole batch fails instead. */
@@ -1278,6 +1296,8 @@ static int pg_begin(void *v) {
   writes_clear(s);
   s->lock_us = s->lock_sent_us = 0;
   s->retry = s->dc_lost = 0;
+  s->dl_n = 0;
+  s->dl_on = 1;
   idp_clear(s);
   ctl_push(s, CTL_BEGIN);
   if (s->shared) order_begin(s);
@@ -1304,6 +1324,7 @@ static int pg_release(void *v) {
  * acknowledged). */
 static int pg_rollback_to(void *v) {
   struct pg *s = v;
+  s->dl_n = 0; /* the undone op may have written a list */
   if (s->op_bare) s->broken = 1;
   if (s->sp_on) {
     ctl_push(s, CTL_ROLLBACK_TO);
@@ -1330,6 +1351,8 @@ static int pg_commit(void *v) {
     s->n_ctl = 0; /* nothing was sent: nothing to commit */
     return 0;
   }
+  s->dl_n = 0;
+  s->dl_on = 0;
   if (s->broken) return SOTTO_ERR_STORE;
   if (flush_writes(s) != 0 || send_ctl(s) != 0 || note_sent(s, K_SYNC, 0) != 0 ||
       !PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 1)) {
@@ -1356,6 +1379,8 @@ static int pg_commit(void *v) {
 
 static void pg_rollback(void *v) {
   struct pg *s = v;
+  s->dl_n = 0;
+  s->dl_on = 0;
   s->lk_in = 0;
   s->n_ctl = 0;
   idp_clear(s);
@@ -1498,6 +1523,23 @@ static int pg_device_lookup(void *v, const char *user, uint32_t device_id, struc
 /* From the routing cache, or from the database (whose counters include
  * this transaction's changes: they are updated by the same statement as the
  * insert or delete), then cached. */
+static int pg_ids_decode(const PGresult *r, int row, int col, uint32_t *ids, size_t max, size_t *n);
+
+/* Keeps user's device list (column col of row 0 of r, NULL: none) for the
+ * rest of the open transaction, if it is not kept yet. */
+static void dl_keep(struct pg *s, const char *user, const PGresult *r, int col) {
+  struct dlent *e;
+  size_t i;
+  if (!s->dl_on || s->dl_n >= DL_MAX || strlen(user) > SOTTO_STORE_USER_MAX) return;
+  for (i = 0; i < s->dl_n; i++)
+    if (strcmp(s->dl[i].user, user) == 0) return;
+  e = &s->dl[s->dl_n];
+  e->rc = PQgetisnull(r, 0, col) ? 1 : pg_ids_decode(r, 0, col, e->ids, SOTTO_STORE_MAX_DEVLIST_IDS, &e->n);
+  if (e->rc < 0) return;
+  snprintf(e->user, sizeof e->user, "%s", user);
+  s->dl_n++;
+}
+
 static int pg_device_route(void *v, const char *user, uint32_t device_id, struct sotto_store_device *out) {
   struct pg *s = v;
   struct args a = {0};
@@ -1528,6 +1570,7 @@ static int pg_device_route(void *v, const char *user, uint32_t device_id, struct
     out->device_id = device_id;
     out->queue_count = g_i64(r, 0, 1);
     out->queue_bytes = g_i64(r, 0, 2);
+    dl_keep(s, user, r, 3);
   }
   PQclear(r);
   if (rc != 0 || dc_by_key(s, out->devkey)) return rc;
@@ -1771,12 +1814,34 @@ static int pg_devlist_get(void *v, const char *user, uint32_t *version, uint8_t 
 }
 
 static int pg_devlist_ids(void *v, const char *user, uint32_t *ids, size_t max, size_t *n) {
+  struct pg *s = v;
   struct args a = {0};
+  struct dlent *e = NULL;
   PGresult *r;
+  size_t i;
   int rc = 1;
+  if (s->dl_on && strlen(user) <= SOTTO_STORE_USER_MAX) {
+    for (i = 0; i < s->dl_n; i++)
+      if (strcmp(s->dl[i].user, user) == 0) {
+        e = &s->dl[i];
+        if (e->rc != 0) return e->rc;
+        if (e->n > max) return SOTTO_ERR_STORE; /* as pg_ids_decode */
+        memcpy(ids, e->ids, e->n * sizeof *ids);
+        *n = e->n;
+        return 0;
+      }
+  }
   a_txt(&a, user);
-  if ((r = run(v, Q_DEVLIST_IDS, &a)) == NULL) return SOTTO_ERR_STORE;
-  if (PQntuples(r) == 1) rc = pg_ids_decode(r, 0, 0, ids, max, n);
+  if ((r = run(s, Q_DEVLIST_IDS, &a)) == NULL) return SOTTO_ERR_STORE;
+  if (PQntuples(r) == 1) {
+    rc = pg_ids_decode(r, 0, 0, ids, max, n);
+    dl_keep(s, user, r, 0);
+  } else if (s->dl_on && s->dl_n < DL_MAX && strlen(user) <= SOTTO_STORE_USER_MAX) {
+    e = &s->dl[s->dl_n++]; /* no list */
+    e->rc = 1;
+    e->n = 0;
+    snprintf(e->user, sizeof e->user, "%s", user);
+  }
   PQclear(r);
   return rc;
 }
