@@ -563,6 +563,8 @@ int main(int argc, char **argv) {
     half = fixed_rate > 0 ? fixed_rate : r / 2;
     struct stages st0, st1;
     double c0, w0, cpu;
+    int64_t rt0 = metric_sum("sotto_store_round_trips_total"), nb0 = metric_sum("sotto_commit_batch_size_count");
+    int64_t ne0 = metric_sum("sotto_commit_batch_size_sum");
     n_lat_all = n_lat_cross = n_split = 0;
     stages_read(&st0);
     c0 = cpu_s();
@@ -579,6 +581,17 @@ int main(int argc, char **argv) {
              lat_all[(size_t)((double)(n_lat_all - 1) * 0.99)] / 1e3, lat_all[n_lat_all - 1] / 1e3, n_lat_all);
     stages_print(&st0, &st1);
     if (n_nodes > 1) split_print(cpu);
+    {
+      /* The batches' round trips to PostgreSQL in the paced phase (what a
+       * batch costs besides its fsync; 0 from a server without the metric). */
+      int64_t rt = metric_sum("sotto_store_round_trips_total") - rt0;
+      int64_t nb = metric_sum("sotto_commit_batch_size_count") - nb0;
+      int64_t ne = metric_sum("sotto_commit_batch_size_sum") - ne0;
+      if (rt > 0 && nb > 0) {
+        row("round_trips_per_batch", "count", (double)rt / (double)nb);
+        if (!json) printf("  %lld batches of %.1f requests on average\n", (long long)nb, (double)ne / (double)nb);
+      }
+    }
     if (relayed) {
       row("wal_bytes_per_msg", "bytes", (double)(wal1 - wal0) / (double)relayed);
       row("redis_cmds_per_msg", "cmds", (double)(cmds1 - cmds0) / (double)relayed);

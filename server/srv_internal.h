@@ -241,6 +241,7 @@ struct metrics {
       auth_fail, bundles, commits, commit_failures, batch_ops, expired, rate_limited;
   uint64_t commit_retries; /* batches run again after losing a race with another node (cluster) */
   uint64_t commit_serial_planned, commit_serial_rerun; /* cluster: batches under the exclusive order lock */
+  uint64_t store_round_trips; /* the batches' round trips to the store (PostgreSQL) */
   uint64_t link_opened, link_provisioned, link_done, link_expired, link_refused; /* link slots (srv_link.c) */
   uint64_t blob_io_thread; /* BLOB_PUTs done on the I/O thread (srv_blob.c) */
   uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
@@ -262,6 +263,7 @@ struct batch {
   int64_t oldest_us; /* arrival of the batch's oldest op */
   int retries;       /* attempts run again after losing a race with another node */
   int serial_planned, serial_reruns; /* cluster: exclusive order lock asked up front / after breaking the order */
+  int64_t round_trips;               /* to the store, all attempts (ops->round_trips) */
 };
 
 struct srv_cluster;

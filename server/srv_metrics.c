@@ -109,6 +109,9 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     P("# TYPE sotto_commit_serial_total counter\nsotto_commit_serial_total{why=\"planned\"} %llu\n"
       "sotto_commit_serial_total{why=\"rerun\"} %llu\n",
       (unsigned long long)s->m.commit_serial_planned, (unsigned long long)s->m.commit_serial_rerun);
+  if (s->store.ops->round_trips)
+    P("# TYPE sotto_store_round_trips_total counter\nsotto_store_round_trips_total %llu\n",
+      (unsigned long long)s->m.store_round_trips);
   P("# TYPE sotto_commit_batch_size histogram\n");
   for (i = 0; i < 5; i++) {
     cum += s->m.batch_hist[i];

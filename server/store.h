@@ -352,6 +352,9 @@ struct sotto_store_ops {
    * microseconds the last committed transaction waited for the cluster-wide
    * lock (its first round trip), 0 when it took none. */
   int64_t (*lock_wait_us)(void *s);
+  /* Optional (metric sotto_store_round_trips_total): round trips to the
+   * database server so far on this connection (PostgreSQL). */
+  int64_t (*round_trips)(void *s);
   /* Optional: 1 if the last transaction failed only because it lost a race
    * with another node's (a deadlock or serialization failure): running it
    * again may succeed. 2 if it was stopped because it would have broken the

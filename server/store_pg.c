@@ -453,6 +453,7 @@ struct col {
 
 #define W_COLS 8
 #define DL_MAX 64 /* device lists kept for one transaction */
+#define UP_MAX 1024 /* device updates deferred in one transaction (up_defer) */
 #define W_MAX_ROWS 1024               /* a batch's writes go out in statements of at most this many rows */
 #define W_MAX_BYTES (4 * 1024 * 1024) /* or this many bytes */
 
@@ -472,6 +473,7 @@ struct pg {
   int64_t id_next, id_end;     /* the block of envelope ids in hand */
   int64_t lock_sent_us;        /* shared: when the round trip that locks the devices went out (0: none) */
   int64_t lock_us;             /* shared: how long that round trip took (lock_wait_us) */
+  int64_t n_rtt;               /* round trips so far (round_trips) */
   struct sotto__sums sb;
   int64_t total, txn_bytes;
   struct dent *bykey[DC_BUCKETS], *byname[DC_BUCKETS], *dirty;
@@ -497,6 +499,12 @@ struct pg {
   } dl[DL_MAX];
   size_t dl_n;
   int dl_on; /* inside a transaction (a read outside one is not kept) */
+  /* Shared mode: single-row device updates deferred to the flush (up_defer). */
+  struct upd {
+    int q;
+    int64_t devkey, day;
+  } up[UP_MAX];
+  size_t n_up;
   struct col excl;          /* shared: the ids a queue-share count leaves out (pg_sender_count) */
   struct col chunk[W_COLS]; /* shared: one statement's share of a flush bigger than W_MAX_ROWS rows (send_chunked) */
   int retry;       /* the last failure lost a deadlock (40P01) or a serialization race (40001) */
@@ -862,7 +870,7 @@ static int send_q(struct pg *s, int q, const struct args *a) {
   if (!s->shared || reads_writes(s, q)) {
     /* Rows of earlier ops sent inside this op's open savepoint would go
      * with it if it were undone: then the whole batch fails instead. */
-    if (s->sp_on && (s->n_ins || s->n_del)) s->op_bare = 1;
+    if (s->sp_on && (s->n_ins || s->n_del || s->n_up)) s->op_bare = 1;
     if (flush_writes(s) != 0) return SOTTO_ERR_STORE;
   }
   if (s->shared && order_stmt(s, q, a) != 0) return SOTTO_ERR_STORE;
@@ -955,6 +963,7 @@ static int finish(struct pg *s, PGresult **last) {
   int rc = 0;
   if (last) *last = NULL;
   int64_t deadline = mono_ms() + wait_ms(s);
+  s->n_rtt++;
   if (!PQpipelineSync(s->conn)) rc = SOTTO_ERR_STORE;
   for (;;) {
     int timed_out = 0;
@@ -1346,7 +1355,7 @@ static int pg_commit(void *v) {
   struct dent *e;
   int ok;
   if ((s->n_ctl == 1 || (s->n_ctl == 2 && s->ctl[1] >= CTL_ORDER_SHARED)) && s->ctl[0] == CTL_BEGIN &&
-      s->n_sent == 0 && !s->n_ins && !s->n_del) {
+      s->n_sent == 0 && !s->n_ins && !s->n_del && !s->n_up) {
     s->lk_in = 0;
     s->n_ctl = 0; /* nothing was sent: nothing to commit */
     return 0;
@@ -1591,8 +1600,24 @@ static int pg_device_route(void *v, const char *user, uint32_t device_id, struct
   return 0;
 }
 
+/* Shared mode, under the order lock taken shared: a single-row device
+ * update whose result nobody reads (a day's first login, a secret
+ * confirmation) waits for the flush at COMMIT, where its row is locked in
+ * devkey order with the envelopes' (send_dev_lock). Sent at once, it would
+ * lock its row out of that order whenever the batch also writes to a lower
+ * device, and the batch would be rerun exclusively. 1 if deferred. */
+static int up_defer(struct pg *s, int q, int64_t devkey, int64_t day) {
+  if (!s->shared || !s->lk_in || s->lk_excl || s->n_up == UP_MAX) return 0;
+  s->up[s->n_up].q = q;
+  s->up[s->n_up].devkey = devkey;
+  s->up[s->n_up++].day = day;
+  s->op_bare = 1; /* like a deferred envelope write: the op cannot be undone alone */
+  return 1;
+}
+
 static int pg_device_seen(void *v, int64_t devkey, int64_t day) {
   struct args a = {0};
+  if (up_defer(v, Q_DEV_SEEN, devkey, day)) return 0;
   a_i64(&a, devkey);
   a_i64(&a, day);
   return run_ok(v, Q_DEV_SEEN, &a);
@@ -2007,6 +2032,7 @@ static int pg_device_secret(void *v, int64_t devkey, const uint8_t secret_hash[3
 
 static int pg_device_secret_confirm(void *v, int64_t devkey) {
   struct args a = {0};
+  if (up_defer(v, Q_DEV_CONFIRM, devkey, 0)) return 0;
   a_i64(&a, devkey);
   return run_ok(v, Q_DEV_CONFIRM, &a);
 }
@@ -2176,6 +2202,7 @@ static void writes_clear(struct pg *s) {
   for (i = 0; i < W_COLS; i++) s->ins[i].len = 0;
   s->del[0].len = s->del[1].len = 0;
   s->n_ins = s->n_del = 0;
+  s->n_up = 0;
 }
 
 /* Shared mode, before the inserts and deletes of a flush: one statement
@@ -2184,8 +2211,10 @@ static void writes_clear(struct pg *s) {
  * is a 4-byte length then 8 bytes, after the 20-byte header). */
 static int send_dev_lock(struct pg *s) {
   struct args a = {0};
+  size_t i;
   s->lock.len = 0;
-  if (col_grow(&s->lock, 12 * (s->n_ins + s->n_del)) != 0) return SOTTO_ERR_NOMEM;
+  if (col_grow(&s->lock, 12 * (s->n_ins + s->n_del + s->n_up)) != 0) return SOTTO_ERR_NOMEM;
+  for (i = 0; i < s->n_up; i++) (void)col_i64(&s->lock, s->up[i].devkey); /* room made above */
   if (s->n_ins) {
     memcpy(s->lock.p + s->lock.len, s->ins[1].p + 20, 12 * s->n_ins);
     s->lock.len += 12 * s->n_ins;
@@ -2194,8 +2223,8 @@ static int send_dev_lock(struct pg *s) {
     memcpy(s->lock.p + s->lock.len, s->del[0].p + 20, 12 * s->n_del);
     s->lock.len += 12 * s->n_del;
   }
-  if (order_rows(s, s->lock.p + 20, s->n_ins + s->n_del) != 0) return SOTTO_ERR_STORE;
-  col_arg(&a, &s->lock, s->n_ins + s->n_del, 20);
+  if (order_rows(s, s->lock.p + 20, s->n_ins + s->n_del + s->n_up) != 0) return SOTTO_ERR_STORE;
+  col_arg(&a, &s->lock, s->n_ins + s->n_del + s->n_up, 20);
   if (!s->lock_sent_us) s->lock_sent_us = mono_us();
   return raw_send(s, Q_DEV_LOCK, &a, K_INS);
 }
@@ -2256,7 +2285,16 @@ static int flush_writes(struct pg *s) {
   struct args a = {0};
   static const char ins_types[W_COLS] = {'i', 'i', 't', 'i', 'i', 'i', 'i', 'b'};
   int i, rc = 0;
-  if (s->shared && (s->n_ins || s->n_del)) rc = send_dev_lock(s);
+  if (s->shared && (s->n_ins || s->n_del || s->n_up)) rc = send_dev_lock(s);
+  for (i = 0; rc == 0 && (size_t)i < s->n_up; i++) {
+    /* The deferred single-row device updates (pg_device_seen), their rows
+     * locked just above with the others. */
+    memset(&a, 0, sizeof a);
+    a_i64(&a, s->up[i].devkey);
+    if (s->up[i].q == Q_DEV_SEEN) a_i64(&a, s->up[i].day);
+    rc = raw_send(s, s->up[i].q, &a, K_INS);
+  }
+  memset(&a, 0, sizeof a);
   if (rc == 0 && s->n_ins && s->shared) {
     /* Without the id column: the statement takes the ids (Q_MSG_INS_SHARED). */
     rc = send_chunked(s, Q_MSG_INS_SHARED, &s->ins[1], W_COLS - 1, ins_types + 1, s->n_ins, K_INS);
@@ -2462,6 +2500,10 @@ static int pg_id_floor(void *v, int64_t floor) {
   /* The block in hand may lie below the floor: take a new one. */
   if (s->id_next <= floor) s->id_next = s->id_end = 0;
   return 0;
+}
+
+static int64_t pg_round_trips(void *v) {
+  return ((struct pg *)v)->n_rtt;
 }
 
 static int64_t pg_lock_wait_us(void *v) {
@@ -2746,6 +2788,7 @@ static const struct sotto_store_ops pg_ops = {
     .sender_bytes = pg_sender_bytes,
     .horizon = NULL, /* single writer: the server's own horizon */
     .lock_wait_us = pg_lock_wait_us,
+    .round_trips = pg_round_trips,
     .txn_retry = pg_txn_retry,
     /* key transparency (srv_kt.c) */
     .kt_entry_put = pg_kt_entry_put,

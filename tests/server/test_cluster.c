@@ -548,6 +548,12 @@ static void test_big_batches(void) {
    * batch waits at its BEGIN while the SENDs pile up behind it. */
   pc = PQconnectdb(q.store + 3);
   REQUIRE_VOID(pc && PQstatus(pc) == CONNECTION_OK);
+  /* The recipients' devices as if last seen on day 0: their logins below
+   * each write the day (deferred to the batch's COMMIT in shared mode). */
+  r = PQexec(pc, "UPDATE devices SET last_seen_day = 0 WHERE account_id IN (SELECT id FROM accounts WHERE username "
+                 "LIKE 'bigr%')");
+  CHECK(PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdTuples(r), "4") == 0);
+  PQclear(r);
   r = PQexec(pc, "SELECT pg_advisory_lock(126922532351747)");
   CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
   PQclear(r);
@@ -569,7 +575,6 @@ static void test_big_batches(void) {
   r = PQexec(pc, "SELECT pg_advisory_unlock(126922532351747)");
   CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
   PQclear(r);
-  PQfinish(pc);
   end = mono_ms() + 6 * WAIT_MS;
   while ((answered + refused < BIG_SENDERS * BIG_PER || share_ok + share_refused + share_other < 130) &&
          mono_ms() < end)
@@ -623,6 +628,12 @@ static void test_big_batches(void) {
     CHECK(drained);
     sotto_net_close(c);
   }
+  /* Every recipient's login wrote today's day. */
+  r = PQexec(pc, "SELECT count(*) FROM devices WHERE last_seen_day > 0 AND account_id IN (SELECT id FROM accounts "
+                 "WHERE username LIKE 'bigr%')");
+  CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "4") == 0);
+  PQclear(r);
+  PQfinish(pc);
   for (i = 0; i < 3; i++) {
     rerun1 += metric_u64(i, "sotto_commit_serial_total{why=\"rerun\"} ");
     retry1 += metric_u64(i, "sotto_commit_retries_total ");
