@@ -499,6 +499,11 @@ struct pg {
   } dl[DL_MAX];
   size_t dl_n;
   int dl_on; /* inside a transaction (a read outside one is not kept) */
+  struct isent { /* devices found by pg_device_is in the open transaction */
+    int64_t devkey, account_id;
+    uint32_t device_id;
+  } is[DL_MAX];
+  size_t n_is;
   /* Shared mode: single-row device updates deferred to the flush (up_defer). */
   struct upd {
     int q;
@@ -866,7 +871,7 @@ static int pg_txn_serial(void *v) {
  * writes alone (SEND with a cached route, ACK) needs none, because the
  * failure of a deferred write fails the whole batch. */
 static int send_q(struct pg *s, int q, const struct args *a) {
-  if (order_class(q) != 0) s->dl_n = 0; /* it may write: the kept device lists may be stale */
+  if (order_class(q) != 0) s->dl_n = s->n_is = 0; /* it may write: what was kept may be stale */
   if (!s->shared || reads_writes(s, q)) {
     /* Rows of earlier ops sent inside this op's open savepoint would go
      * with it if it were undone: then the whole batch fails instead. */
@@ -1305,7 +1310,7 @@ static int pg_begin(void *v) {
   writes_clear(s);
   s->lock_us = s->lock_sent_us = 0;
   s->retry = s->dc_lost = 0;
-  s->dl_n = 0;
+  s->dl_n = s->n_is = 0;
   s->dl_on = 1;
   idp_clear(s);
   ctl_push(s, CTL_BEGIN);
@@ -1333,7 +1338,7 @@ static int pg_release(void *v) {
  * acknowledged). */
 static int pg_rollback_to(void *v) {
   struct pg *s = v;
-  s->dl_n = 0; /* the undone op may have written a list */
+  s->dl_n = s->n_is = 0; /* the undone op may have written a list */
   if (s->op_bare) s->broken = 1;
   if (s->sp_on) {
     ctl_push(s, CTL_ROLLBACK_TO);
@@ -1360,7 +1365,7 @@ static int pg_commit(void *v) {
     s->n_ctl = 0; /* nothing was sent: nothing to commit */
     return 0;
   }
-  s->dl_n = 0;
+  s->dl_n = s->n_is = 0;
   s->dl_on = 0;
   if (s->broken) return SOTTO_ERR_STORE;
   if (flush_writes(s) != 0 || send_ctl(s) != 0 || note_sent(s, K_SYNC, 0) != 0 ||
@@ -1388,7 +1393,7 @@ static int pg_commit(void *v) {
 
 static void pg_rollback(void *v) {
   struct pg *s = v;
-  s->dl_n = 0;
+  s->dl_n = s->n_is = 0;
   s->dl_on = 0;
   s->lk_in = 0;
   s->n_ctl = 0;
@@ -2008,16 +2013,31 @@ static int pg_device_exists(void *v, int64_t devkey) {
   return rc;
 }
 
+/* Asked before every SEND (is the sender's device still there?): a device
+ * found once is not asked for again in the same transaction (the cache is
+ * forgotten like the device lists: at its end and at any statement that
+ * may write, e.g. a device removal in the same batch). */
 static int pg_device_is(void *v, int64_t devkey, int64_t account_id, uint32_t device_id) {
+  struct pg *s = v;
   struct args a = {0};
   PGresult *r;
+  size_t i;
   int rc;
+  if (s->dl_on)
+    for (i = 0; i < s->n_is; i++)
+      if (s->is[i].devkey == devkey && s->is[i].account_id == account_id && s->is[i].device_id == device_id)
+        return 1;
   a_i64(&a, devkey);
   a_i64(&a, account_id);
   a_i64(&a, device_id);
-  if ((r = run(v, Q_DEV_IS, &a)) == NULL) return -1;
+  if ((r = run(s, Q_DEV_IS, &a)) == NULL) return -1;
   rc = PQntuples(r) == 1;
   PQclear(r);
+  if (rc == 1 && s->dl_on && s->n_is < DL_MAX) {
+    s->is[s->n_is].devkey = devkey;
+    s->is[s->n_is].account_id = account_id;
+    s->is[s->n_is++].device_id = device_id;
+  }
   return rc;
 }
 
