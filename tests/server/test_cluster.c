@@ -16,6 +16,10 @@
  *     Redis is back;
  *  5. PostgreSQL stopped: SENDs refused (never acknowledged), service
  *     resumes when it is back;
+ *  5a. a batch of more than 1,024 envelope writes with queue-share counts
+ *     in it keeps the lock order without an exclusive rerun, and a day's
+ *     first logins (written at COMMIT) are written (test_big_batches, on a
+ *     fourth node);
  *  5b. link slots across nodes (test_link_across_nodes) and their fallback
  *     to a node's memory while Redis is down (test_redis_loss);
  *  6. the key-transparency log in a cluster (test_kt_cluster, on nodes of
