@@ -16,6 +16,12 @@
  *   enqueue_first10k  msg/s of the first 10k SENDs into an offline device's
  *   enqueue_last10k   queue, and of the last 10k (of 20k; smoke: 1k of 2k)
  *   drain             msg/s of that queue drained (paged, ACKed) on another node
+ *   cross_node_split  the cross-node envelopes of the paced phase split at
+ *                     the client's clocks (generator late, send->answer,
+ *                     answer->delivered; p50 and p99 each) and the
+ *                     generator's CPU; stage_*: the servers' stage
+ *                     histograms over the paced phase; round_trips_per_batch:
+ *                     the batches' round trips to PostgreSQL
  * and figures for docs/scaling.md: PostgreSQL WAL bytes and table bytes per
  * message, Redis commands per relayed message.
  *
