@@ -75,6 +75,7 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     (unsigned long long)s->m.conns_rejected);
   P("# TYPE sotto_tls_handshake_failures_total counter\nsotto_tls_handshake_failures_total %llu\n",
     (unsigned long long)s->m.tls_failed);
+  P("# TYPE sotto_ops_waiting gauge\nsotto_ops_waiting %d\n", s->n_ops);
   P("# TYPE sotto_messages_in_total counter\nsotto_messages_in_total %llu\n",
     (unsigned long long)s->m.msgs_in);
   P("# TYPE sotto_messages_out_total counter\nsotto_messages_out_total %llu\n",

@@ -494,6 +494,19 @@ static void test_concurrent_nodes(void) {
  * one recipient in the same batch: exactly 100 are taken (its share, the
  * envelopes of the open transaction counted), 30 refused with
  * QUEUE_SHARE. */
+/* The value of an unlabelled metric of p ("name " with its space), 0 if absent. */
+static uint64_t metric_of(struct srv_proc *p, const char *name) {
+  char *m = srv_metrics(p), *l;
+  uint64_t v = 0;
+  for (l = m; l && (l = strstr(l, name)) != NULL; l++)
+    if (l == m || l[-1] == '\n') {
+      v = strtoull(l + strlen(name), NULL, 10);
+      break;
+    }
+  free(m);
+  return v;
+}
+
 #define BIG_SENDERS 6
 #define BIG_RCPTS 4
 #define BIG_PER 260
@@ -575,7 +588,12 @@ static void test_big_batches(void) {
           sent[BIG_SENDERS]++;
       }
     }
-  usleep(1500 * 1000);
+  /* Until q has read them (the batch that waits holds the first, or a few
+   * more on a slow machine), bounded. */
+  end = mono_ms() + 6 * WAIT_MS;
+  while (metric_of(&q, "sotto_ops_waiting ") < BIG_SENDERS * BIG_PER + 130 - 256 && mono_ms() < end)
+    usleep(50 * 1000);
+  usleep(300 * 1000);
   r = PQexec(pc, "SELECT pg_advisory_unlock(126922532351747)");
   CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
   PQclear(r);
