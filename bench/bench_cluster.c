@@ -16,6 +16,12 @@
  *   enqueue_first10k  msg/s of the first 10k SENDs into an offline device's
  *   enqueue_last10k   queue, and of the last 10k (of 20k; smoke: 1k of 2k)
  *   drain             msg/s of that queue drained (paged, ACKed) on another node
+ *   cross_node_split  the cross-node envelopes of the paced phase split at
+ *                     the client's clocks (generator late, send->answer,
+ *                     answer->delivered; p50 and p99 each) and the
+ *                     generator's CPU; stage_*: the servers' stage
+ *                     histograms over the paced phase; round_trips_per_batch:
+ *                     the batches' round trips to PostgreSQL
  * and figures for docs/scaling.md: PostgreSQL WAL bytes and table bytes per
  * message, Redis commands per relayed message.
  *
@@ -32,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -121,10 +128,11 @@ static int64_t metric_sum(const char *name) {
 
 /* The servers' stage histograms (sotto_stage_seconds), summed over the
  * nodes: where an envelope's time goes (srv_internal.h, STAGE_*). */
-#define N_STAGES 6
-#define N_SB 9
-static const char *const stage_name[N_STAGES] = {"queue", "commit", "lock", "answer", "announce", "page"};
-static const double stage_le[N_SB] = {0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 1e9}; /* ms (1e9: more) */
+#define N_STAGES 8
+#define N_SB 13
+static const char *const stage_name[N_STAGES] = {"queue", "commit", "lock", "answer",
+                                                 "announce", "page", "notify", "envelope"};
+static const double stage_le[N_SB] = {0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 1e9}; /* ms (1e9: more) */
 struct stages {
   double cum[N_STAGES][N_SB], sum[N_STAGES], n[N_STAGES];
 };
@@ -207,29 +215,55 @@ static void reg(struct dev *d, const char *name) {
 
 /* ---- relay and latency ----------------------------------------------------------------- */
 
+/* Per pair, the time each SEND's answer came back, by the envelope's
+ * sequence number (ring): the split of cross-node latency (split_print). */
+#define ANS_RING 65536
 struct pair {
   struct sotto_net *s, *r;
   struct dev ds, dr;
   int cross;
   unsigned inflight;
+  uint64_t seq, ans_seq; /* the next envelope's number; the next answer's */
+  int64_t ans_us[ANS_RING];
 };
 static struct pair pairs[PAIRS_MAX];
 static int n_pairs;
 static uint32_t lat_all[LAT_MAX], lat_cross[LAT_MAX];
 static size_t n_lat_all, n_lat_cross;
+/* Cross-node envelopes of the paced phase, split at the client's clocks:
+ * gen = sent - due (the generator late), sa = SEND answered - sent (node A:
+ * read, batch, commit, answer, back to the client), ad = delivered -
+ * answered (node A's Redis announcement, node B's page and push, the
+ * client reading it). An envelope delivered before its SEND's answer was
+ * read counts sa up to its delivery and ad 0. */
+static uint32_t lat_gen[LAT_MAX], lat_sa[LAT_MAX], lat_ad[LAT_MAX];
+static size_t n_split;
 static uint64_t delivered;
 
-static void put_ts(uint8_t *b, int64_t t) {
+/* The body: due time, send time, sequence number (8 bytes each, big-endian). */
+static void put_u64(uint8_t *b, uint64_t x) {
   int i;
-  memset(b, 0xA5, BODY);
-  for (i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)t >> (56 - 8 * i));
+  for (i = 0; i < 8; i++) b[i] = (uint8_t)(x >> (56 - 8 * i));
 }
 
-static int64_t get_ts(const uint8_t *b) {
+static uint64_t get_u64(const uint8_t *b) {
   uint64_t t = 0;
   int i;
   for (i = 0; i < 8; i++) t = t << 8 | b[i];
-  return (int64_t)t;
+  return t;
+}
+
+static void put_ts(uint8_t *b, int64_t t) {
+  memset(b, 0xA5, BODY);
+  put_u64(b, (uint64_t)t);
+}
+
+static int64_t get_ts(const uint8_t *b) {
+  return (int64_t)get_u64(b);
+}
+
+static uint32_t clamp_us(int64_t d) {
+  return d < 0 ? 0 : d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
 }
 
 static void pump(int ms, int measure) {
@@ -249,6 +283,7 @@ static void pump(int ms, int measure) {
       if (ev.kind == SOTTO_NET_EV_ANSWER && p->inflight) {
         if (ev.code) die("a SEND was refused");
         p->inflight--;
+        p->ans_us[p->ans_seq++ % ANS_RING] = now_us(); /* one connection's SENDs are answered in order */
       }
       sotto_net_event_clear(&ev);
     }
@@ -256,12 +291,21 @@ static void pump(int ms, int measure) {
     while ((rc = sotto_net_next_event(p->r, 0, &ev)) == 1) {
       if (ev.kind == SOTTO_NET_EV_MSG) {
         uint32_t req;
-        int64_t d = now_us() - get_ts(ev.body);
+        int64_t t = now_us(), d = t - get_ts(ev.body);
         (void)sotto_net_ack_async(p->r, ev.id, &req);
         if (measure) {
           delivered++;
-          if (n_lat_all < LAT_MAX) lat_all[n_lat_all++] = (uint32_t)(d < 0 ? 0 : d);
-          if (p->cross && n_lat_cross < LAT_MAX) lat_cross[n_lat_cross++] = (uint32_t)(d < 0 ? 0 : d);
+          if (n_lat_all < LAT_MAX) lat_all[n_lat_all++] = clamp_us(d);
+          if (p->cross && n_lat_cross < LAT_MAX) lat_cross[n_lat_cross++] = clamp_us(d);
+          if (p->cross && n_split < LAT_MAX && ev.body_len >= 24) {
+            int64_t due = get_ts(ev.body), sent = (int64_t)get_u64(ev.body + 8);
+            uint64_t seq = get_u64(ev.body + 16);
+            int64_t ans = seq < p->ans_seq && seq + ANS_RING > p->ans_seq ? p->ans_us[seq % ANS_RING] : t;
+            if (ans > t) ans = t;
+            lat_gen[n_split] = clamp_us(sent - due);
+            lat_sa[n_split] = clamp_us(ans - sent);
+            lat_ad[n_split++] = clamp_us(t - ans);
+          }
         }
       }
       sotto_net_event_clear(&ev);
@@ -276,6 +320,8 @@ static void send_one(struct pair *p, int64_t t_us) {
   uint8_t b[BODY];
   uint32_t req;
   put_ts(b, t_us);
+  put_u64(b + 8, (uint64_t)now_us());
+  put_u64(b + 16, p->seq++);
   if (sotto_net_send_async(p->s, p->dr.name, 1, 1, b, BODY, &req) != 0) die("send failed");
   p->inflight++;
 }
@@ -328,6 +374,40 @@ static void paced(double s, double rate) {
 static int cmp_u32(const void *a, const void *b) {
   uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
   return x < y ? -1 : x > y;
+}
+
+static double pct_ms(uint32_t *v, size_t n, double q) {
+  if (!n) return -1;
+  qsort(v, n, sizeof *v, cmp_u32);
+  return v[(size_t)((double)(n - 1) * q)] / 1000.0;
+}
+
+/* The split of cross-node latency at the client's clocks (lat_gen, lat_sa,
+ * lat_ad), p50 and p99 of each part on its own (percentiles of parts do not
+ * add up to the percentile of the whole), and the generator's own CPU over
+ * the paced phase (of one core; the machine has two). */
+static void split_print(double cpu) {
+  double g50 = pct_ms(lat_gen, n_split, 0.5), g99 = pct_ms(lat_gen, n_split, 0.99);
+  double a50 = pct_ms(lat_sa, n_split, 0.5), a99 = pct_ms(lat_sa, n_split, 0.99);
+  double d50 = pct_ms(lat_ad, n_split, 0.5), d99 = pct_ms(lat_ad, n_split, 0.99);
+  if (!n_split) return;
+  if (json)
+    printf("{\"bench\":\"cross_node_split\",\"unit\":\"ms\",\"n\":%zu,\"late_p50\":%.2f,\"late_p99\":%.2f,"
+           "\"send_answer_p50\":%.2f,\"send_answer_p99\":%.2f,\"answer_deliver_p50\":%.2f,"
+           "\"answer_deliver_p99\":%.2f,\"generator_cpu\":%.2f,\"nodes\":%d}\n",
+           n_split, g50, g99, a50, a99, d50, d99, cpu, n_nodes);
+  else
+    printf("  cross-node split over %zu envelopes (p50 / p99 ms): generator late %.2f / %.2f, send->answer "
+           "(node A) %.2f / %.2f, answer->delivered (Redis, node B, client) %.2f / %.2f; generator CPU %.0f %% of "
+           "one core\n",
+           n_split, g50, g99, a50, a99, d50, d99, cpu * 100);
+}
+
+static double cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+         ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
 }
 
 static double p99_ms(uint32_t *v, size_t n) {
@@ -488,9 +568,15 @@ int main(int argc, char **argv) {
     uint64_t relayed = delivered;
     half = fixed_rate > 0 ? fixed_rate : r / 2;
     struct stages st0, st1;
-    n_lat_all = n_lat_cross = 0;
+    double c0, w0, cpu;
+    int64_t rt0 = metric_sum("sotto_store_round_trips_total"), nb0 = metric_sum("sotto_commit_batch_size_count");
+    int64_t ne0 = metric_sum("sotto_commit_batch_size_sum");
+    n_lat_all = n_lat_cross = n_split = 0;
     stages_read(&st0);
+    c0 = cpu_s();
+    w0 = (double)now_us();
     paced(secs, half);
+    cpu = (cpu_s() - c0) / (((double)now_us() - w0) / 1e6);
     stages_read(&st1);
     settle();
     row("latency_p99", "ms", p99_ms(lat_all, n_lat_all));
@@ -500,6 +586,18 @@ int main(int argc, char **argv) {
              lat_all[(size_t)((double)(n_lat_all - 1) * 0.9)] / 1e3,
              lat_all[(size_t)((double)(n_lat_all - 1) * 0.99)] / 1e3, lat_all[n_lat_all - 1] / 1e3, n_lat_all);
     stages_print(&st0, &st1);
+    if (n_nodes > 1) split_print(cpu);
+    {
+      /* The batches' round trips to PostgreSQL in the paced phase (what a
+       * batch costs besides its fsync; 0 from a server without the metric). */
+      int64_t rt = metric_sum("sotto_store_round_trips_total") - rt0;
+      int64_t nb = metric_sum("sotto_commit_batch_size_count") - nb0;
+      int64_t ne = metric_sum("sotto_commit_batch_size_sum") - ne0;
+      if (rt > 0 && nb > 0) {
+        row("round_trips_per_batch", "count", (double)rt / (double)nb);
+        if (!json) printf("  %lld batches of %.1f requests on average\n", (long long)nb, (double)ne / (double)nb);
+      }
+    }
     if (relayed) {
       row("wal_bytes_per_msg", "bytes", (double)(wal1 - wal0) / (double)relayed);
       row("redis_cmds_per_msg", "cmds", (double)(cmds1 - cmds0) / (double)relayed);

@@ -311,6 +311,7 @@ static void on_message(struct srv *s, const char *m, size_t len) {
     return;
   if (a.kind == 'm') {
     k->announced_in++;
+    if (!c->cl_notified_us) c->cl_notified_us = sotto__srv_mono_us();
     if (!c->backlog) c->cl_quiet = 1;
     sotto__srv_backlog_add(s, c);
   } else if (a.kind == 'k' && c->cl_gen == a.gen) {

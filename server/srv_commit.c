@@ -286,6 +286,7 @@ static void batch_reset(struct batch *b) {
  * refused as storage full and ACKs going through. */
 static void batch_exec(struct srv *s, struct batch *b) {
   int rc = 0, deletes = 0;
+  int64_t rt0;
   b->scrub_need = 0;
   b->t_start_us = sotto__srv_mono_us();
   b->retries = 0;
@@ -298,6 +299,7 @@ static void batch_exec(struct srv *s, struct batch *b) {
     b->rc = 0;
     return;
   }
+  rt0 = s->store.ops->round_trips ? s->store.ops->round_trips(s->store.impl) : 0;
   rc = batch_try(s, b, &deletes);
   /* A shared store (cluster) may lose a deadlock to another node's
    * transaction: nothing of the batch is committed, so it runs again (a few
@@ -313,6 +315,7 @@ static void batch_exec(struct srv *s, struct batch *b) {
     rc = batch_try(s, b, &deletes);
   }
   b->commit_us = sotto__srv_mono_us() - b->t_start_us;
+  b->round_trips = s->store.ops->round_trips ? s->store.ops->round_trips(s->store.impl) - rt0 : 0;
   if (s->store.ops->lock_wait_us) b->lock_us = s->store.ops->lock_wait_us(s->store.impl);
   if (rc != 0 && s->store.ops->disk_full(s->store.impl)) {
     reserve_release(s);
@@ -471,6 +474,7 @@ static void batch_finish(struct srv *s, const struct batch *b) {
   s->m.commit_retries += (uint64_t)b->retries;
   s->m.commit_serial_planned += (uint64_t)b->serial_planned;
   s->m.commit_serial_rerun += (uint64_t)b->serial_reruns;
+  s->m.store_round_trips += (uint64_t)b->round_trips;
   if (b->commit_us >= 0) sotto__srv_stage_add(&s->m.stage[STAGE_COMMIT], b->commit_us);
   if (b->lock_us > 0) sotto__srv_stage_add(&s->m.stage[STAGE_LOCK], b->lock_us);
   if (b->oldest_us) sotto__srv_stage_add(&s->m.stage[STAGE_QUEUE], b->t_start_us - b->oldest_us);
@@ -491,6 +495,8 @@ static void batch_finish(struct srv *s, const struct batch *b) {
         o->msg_id > s->horizon)
       s->horizon = o->msg_id;
     sotto__srv_op_answer(s, o, rc != 0 || o->failed);
+    if (o->type == SOTTO_SRV_SEND || o->type == SOTTO_SRV_SEND_MULTI)
+      sotto__srv_stage_add(&s->m.stage[STAGE_ENVELOPE], sotto__srv_mono_us() - o->t_in_us);
   }
   for (o = list; o; o = next) {
     next = o->next;

@@ -360,6 +360,10 @@ int sotto__srv_pump_backlog(struct srv *s) {
       more = 1;
     }
     sotto__srv_do_write(s, c);
+    if (c->cl_notified_us) {
+      sotto__srv_stage_add(&s->m.stage[STAGE_NOTIFY], sotto__srv_mono_us() - c->cl_notified_us);
+      c->cl_notified_us = 0;
+    }
   }
   return more;
 }

@@ -134,6 +134,7 @@ struct conn {
   struct conn *fnext; /* connections to flush at the end of a batch */
   uint64_t cl_gen;    /* cluster mode: this connection's number in the device registry (srv_cluster.c) */
   uint8_t cl_quiet;   /* cluster mode: a live connection paging new envelopes: no DRAINED at the end */
+  int64_t cl_notified_us; /* cluster mode: when the oldest announcement not yet paged arrived (STAGE_NOTIFY) */
   uint8_t auth_hash[32]; /* the secret hash this connection authenticated with (ROTATE_SECRET keeps it as the previous one) */
   /* The read pool (srv_pool.c): this connection's requests handed to it and
    * not answered yet, in request order (pnext); the first is the one a
@@ -222,11 +223,13 @@ enum {
   STAGE_ANSWER,   /* a finished batch waiting for the I/O thread to answer it */
   STAGE_ANNOUNCE, /* cluster: one Redis flush of announcements (GETs, then PUBLISHes) */
   STAGE_PAGE,     /* one round of backlog paging (horizon and pages from the store) */
+  STAGE_NOTIFY,   /* cluster: an announcement read from Redis until its device's page was written out */
+  STAGE_ENVELOPE, /* each SEND and SEND_MULTI (not per batch): from its frame's arrival to its answer */
   STAGE_N
 };
-#define STAGE_BUCKETS 9
+#define STAGE_BUCKETS 13
 struct stage_hist {
-  uint64_t b[STAGE_BUCKETS]; /* <= 0.1, 0.5, 1, 2.5, 5, 10, 25, 50 ms, more */
+  uint64_t b[STAGE_BUCKETS]; /* <= 0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000 ms, more */
   uint64_t sum_us, n;
 };
 void sotto__srv_stage_add(struct stage_hist *h, int64_t us);
@@ -238,6 +241,7 @@ struct metrics {
       auth_fail, bundles, commits, commit_failures, batch_ops, expired, rate_limited;
   uint64_t commit_retries; /* batches run again after losing a race with another node (cluster) */
   uint64_t commit_serial_planned, commit_serial_rerun; /* cluster: batches under the exclusive order lock */
+  uint64_t store_round_trips; /* the batches' round trips to the store (PostgreSQL) */
   uint64_t link_opened, link_provisioned, link_done, link_expired, link_refused; /* link slots (srv_link.c) */
   uint64_t blob_io_thread; /* BLOB_PUTs done on the I/O thread (srv_blob.c) */
   uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
@@ -259,6 +263,7 @@ struct batch {
   int64_t oldest_us; /* arrival of the batch's oldest op */
   int retries;       /* attempts run again after losing a race with another node */
   int serial_planned, serial_reruns; /* cluster: exclusive order lock asked up front / after breaking the order */
+  int64_t round_trips;               /* to the store, all attempts (ops->round_trips) */
 };
 
 struct srv_cluster;

@@ -47,7 +47,8 @@ int64_t sotto__srv_mono_us(void) {
 }
 
 void sotto__srv_stage_add(struct stage_hist *h, int64_t us) {
-  static const int64_t le[STAGE_BUCKETS - 1] = {100, 500, 1000, 2500, 5000, 10000, 25000, 50000};
+  static const int64_t le[STAGE_BUCKETS - 1] = {100,   500,   1000,   2500,   5000,   10000,
+                                                25000, 50000, 100000, 250000, 500000, 1000000};
   int i = 0;
   if (us < 0) us = 0;
   while (i < STAGE_BUCKETS - 1 && us > le[i]) i++;

@@ -75,6 +75,7 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     (unsigned long long)s->m.conns_rejected);
   P("# TYPE sotto_tls_handshake_failures_total counter\nsotto_tls_handshake_failures_total %llu\n",
     (unsigned long long)s->m.tls_failed);
+  P("# TYPE sotto_ops_waiting gauge\nsotto_ops_waiting %d\n", s->n_ops);
   P("# TYPE sotto_messages_in_total counter\nsotto_messages_in_total %llu\n",
     (unsigned long long)s->m.msgs_in);
   P("# TYPE sotto_messages_out_total counter\nsotto_messages_out_total %llu\n",
@@ -109,6 +110,9 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     P("# TYPE sotto_commit_serial_total counter\nsotto_commit_serial_total{why=\"planned\"} %llu\n"
       "sotto_commit_serial_total{why=\"rerun\"} %llu\n",
       (unsigned long long)s->m.commit_serial_planned, (unsigned long long)s->m.commit_serial_rerun);
+  if (s->store.ops->round_trips)
+    P("# TYPE sotto_store_round_trips_total counter\nsotto_store_round_trips_total %llu\n",
+      (unsigned long long)s->m.store_round_trips);
   P("# TYPE sotto_commit_batch_size histogram\n");
   for (i = 0; i < 5; i++) {
     cum += s->m.batch_hist[i];
@@ -118,9 +122,11 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     (unsigned long long)s->m.batch_ops, (unsigned long long)s->m.commits);
   {
     /* Where an envelope's time goes, per stage (srv_internal.h, STAGE_*). */
-    static const char *const st[STAGE_N] = {"queue", "commit", "lock", "answer", "announce", "page"};
-    static const char *const sle[STAGE_BUCKETS] = {"0.0001", "0.0005", "0.001", "0.0025", "0.005",
-                                                   "0.01",   "0.025",  "0.05",  "+Inf"};
+    static const char *const st[STAGE_N] = {"queue",    "commit", "lock",  "answer",
+                                            "announce", "page",   "notify", "envelope"};
+    static const char *const sle[STAGE_BUCKETS] = {"0.0001", "0.0005", "0.001", "0.0025", "0.005", "0.01",
+                                                   "0.025",  "0.05",   "0.1",   "0.25",   "0.5",   "1",
+                                                   "+Inf"};
     int j;
     P("# TYPE sotto_stage_seconds histogram\n");
     for (i = 0; i < STAGE_N; i++) {

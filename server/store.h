@@ -352,6 +352,9 @@ struct sotto_store_ops {
    * microseconds the last committed transaction waited for the cluster-wide
    * lock (its first round trip), 0 when it took none. */
   int64_t (*lock_wait_us)(void *s);
+  /* Optional (metric sotto_store_round_trips_total): round trips to the
+   * database server so far on this connection (PostgreSQL). */
+  int64_t (*round_trips)(void *s);
   /* Optional: 1 if the last transaction failed only because it lost a race
    * with another node's (a deadlock or serialization failure): running it
    * again may succeed. 2 if it was stopped because it would have broken the
@@ -396,9 +399,11 @@ struct sotto_store_ops {
  * PostgreSQL backend has it): several nodes write one store. It replaces
  * the assumptions above so:
  *  - Ids in commit order per device: a transaction's envelope inserts and
- *    deletes wait for its COMMIT (or for a statement that must see them)
- *    and then go out as one statement that locks their devices' rows in
- *    devkey order (held to COMMIT), followed by the insert, which takes its
+ *    deletes, whatever their number, wait for its COMMIT (or for a
+ *    statement that must see them) and then go out as one statement that
+ *    locks their devices' rows in devkey order (held to COMMIT; a day's
+ *    first login and a secret confirmation wait and are locked with them),
+ *    followed by the inserts (at most 1,024 rows each), which take their
  *    ids from the sequence only then. A device's row lock is held by one
  *    transaction at a time, so of two envelopes x < y for one device, x's
  *    transaction ended before y's took the lock: once y is visible, every

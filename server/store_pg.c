@@ -192,6 +192,7 @@ enum {
   Q_KT_COSIG_PUT,
   Q_KT_COSIGS,
   Q_ACC_ITER,
+  Q_SENDER_COUNT_PEND,
   Q_COUNT
 };
 
@@ -213,8 +214,12 @@ static const struct {
                       "SELECT d.devkey, d.account_id, d.device_id, d.secret_hash, d.created_day,"
                       " d.last_seen_day, d.queue_count, d.queue_bytes, d.prev_secret_hash FROM devices d"
                       " JOIN accounts a ON a.id = d.account_id WHERE a.username = $1 AND d.device_id = $2"},
+    /* With the account's newest device list (NULL: none), which the SEND
+     * that asks for the route reads next (pg_devlist_ids): one round trip
+     * for both. */
     [Q_DEV_ROUTE] = {"ti",
-                     "SELECT d.devkey, d.queue_count, d.queue_bytes FROM devices d JOIN accounts a"
+                     "SELECT d.devkey, d.queue_count, d.queue_bytes, (SELECT l.ids FROM devlists l"
+                     " WHERE l.account_id = a.id ORDER BY l.version DESC LIMIT 1) FROM devices d JOIN accounts a"
                      " ON a.id = d.account_id WHERE a.username = $1 AND d.device_id = $2"},
     /* Only when the day changed: an unchanged row is not locked (a cluster
      * node's inserts to that device need not wait for this transaction). */
@@ -297,6 +302,12 @@ static const struct {
                  "UPDATE devices d SET epoch = GREATEST(d.epoch, $2) FROM (SELECT epoch FROM devices"
                  " WHERE devkey = $1 FOR UPDATE) o WHERE d.devkey = $1 RETURNING o.epoch"},
     [Q_SENDER_COUNT] = {"it", "SELECT count(*) FROM messages WHERE devkey = $1 AND sender = $2"},
+    /* Shared mode: the same count without sending the transaction's deferred
+     * writes first (which would lock their devices early, out of the lock
+     * order): the envelopes it is about to delete ($3) are left out here, and
+     * the ones it is about to insert are counted in memory (pg_sender_count). */
+    [Q_SENDER_COUNT_PEND] = {"itI",
+                             "SELECT count(*) FROM messages WHERE devkey = $1 AND sender = $2 AND id <> ALL($3)"},
     [Q_SENDER_SUMS] = {"", "SELECT sender, sum(octet_length(body))::bigint FROM messages GROUP BY sender"},
     [Q_DEV_FIND] = {"ii", "SELECT devkey, queue_bytes FROM devices WHERE account_id = $1 AND device_id = $2"},
     [Q_DEV_DEL] = {"i",
@@ -441,6 +452,8 @@ struct col {
 };
 
 #define W_COLS 8
+#define DL_MAX 64 /* device lists kept for one transaction */
+#define UP_MAX 1024 /* device updates deferred in one transaction (up_defer) */
 #define W_MAX_ROWS 1024               /* a batch's writes go out in statements of at most this many rows */
 #define W_MAX_BYTES (4 * 1024 * 1024) /* or this many bytes */
 
@@ -460,6 +473,7 @@ struct pg {
   int64_t id_next, id_end;     /* the block of envelope ids in hand */
   int64_t lock_sent_us;        /* shared: when the round trip that locks the devices went out (0: none) */
   int64_t lock_us;             /* shared: how long that round trip took (lock_wait_us) */
+  int64_t n_rtt;               /* round trips so far (round_trips) */
   struct sotto__sums sb;
   int64_t total, txn_bytes;
   struct dent *bykey[DC_BUCKETS], *byname[DC_BUCKETS], *dirty;
@@ -473,6 +487,31 @@ struct pg {
   int64_t **idp;
   size_t n_idp, cap_idp, idp_sent;
   struct col lock; /* shared: the devkeys a flush locks first (Q_DEV_LOCK) */
+  /* The device lists read in the open transaction (pg_devlist_ids: every
+   * SEND reads its recipient's): one round trip per account and batch
+   * instead of one per SEND. Forgotten at the transaction's end and at any
+   * statement that may write (one that is not a read, order_class). */
+  struct dlent {
+    char user[SOTTO_STORE_USER_MAX + 1];
+    uint32_t ids[SOTTO_STORE_MAX_DEVLIST_IDS];
+    size_t n;
+    int rc; /* 0 a list, 1 none */
+  } dl[DL_MAX];
+  size_t dl_n;
+  int dl_on; /* inside a transaction (a read outside one is not kept) */
+  struct isent { /* devices found by pg_device_is in the open transaction */
+    int64_t devkey, account_id;
+    uint32_t device_id;
+  } is[DL_MAX];
+  size_t n_is;
+  /* Shared mode: single-row device updates deferred to the flush (up_defer). */
+  struct upd {
+    int q;
+    int64_t devkey, day;
+  } up[UP_MAX];
+  size_t n_up;
+  struct col excl;          /* shared: the ids a queue-share count leaves out (pg_sender_count) */
+  struct col chunk[W_COLS]; /* shared: one statement's share of a flush bigger than W_MAX_ROWS rows (send_chunked) */
   int retry;       /* the last failure lost a deadlock (40P01) or a serialization race (40001) */
   int dc_lost;     /* shared: the routing cache was emptied inside the open transaction */
   /* Shared mode: the cluster-wide lock order (order_*, store.h "Shared mode"). */
@@ -634,6 +673,7 @@ static int reads_writes(const struct pg *s, int q) {
     case Q_DEVLIST_GET:
     case Q_DEV_IDENT_GET:
     case Q_DEV_IDENT_SET:
+    case Q_SENDER_COUNT_PEND: /* sees the deferred writes through its parameters */
       return 0;
     default:
       return 1;
@@ -681,6 +721,7 @@ static int order_class(int q) {
     case Q_QUEUE_TOTAL:
     case Q_MSG_MAX:
     case Q_SENDER_COUNT:
+    case Q_SENDER_COUNT_PEND:
     case Q_SENDER_SUMS:
     case Q_DEV_FIND:
     case Q_DEV_EXISTS:
@@ -830,10 +871,11 @@ static int pg_txn_serial(void *v) {
  * writes alone (SEND with a cached route, ACK) needs none, because the
  * failure of a deferred write fails the whole batch. */
 static int send_q(struct pg *s, int q, const struct args *a) {
+  if (order_class(q) != 0) s->dl_n = s->n_is = 0; /* it may write: what was kept may be stale */
   if (!s->shared || reads_writes(s, q)) {
     /* Rows of earlier ops sent inside this op's open savepoint would go
      * with it if it were undone: then the whole batch fails instead. */
-    if (s->sp_on && (s->n_ins || s->n_del)) s->op_bare = 1;
+    if (s->sp_on && (s->n_ins || s->n_del || s->n_up)) s->op_bare = 1;
     if (flush_writes(s) != 0) return SOTTO_ERR_STORE;
   }
   if (s->shared && order_stmt(s, q, a) != 0) return SOTTO_ERR_STORE;
@@ -926,6 +968,7 @@ static int finish(struct pg *s, PGresult **last) {
   int rc = 0;
   if (last) *last = NULL;
   int64_t deadline = mono_ms() + wait_ms(s);
+  s->n_rtt++;
   if (!PQpipelineSync(s->conn)) rc = SOTTO_ERR_STORE;
   for (;;) {
     int timed_out = 0;
@@ -1267,6 +1310,8 @@ static int pg_begin(void *v) {
   writes_clear(s);
   s->lock_us = s->lock_sent_us = 0;
   s->retry = s->dc_lost = 0;
+  s->dl_n = s->n_is = 0;
+  s->dl_on = 1;
   idp_clear(s);
   ctl_push(s, CTL_BEGIN);
   if (s->shared) order_begin(s);
@@ -1293,6 +1338,7 @@ static int pg_release(void *v) {
  * acknowledged). */
 static int pg_rollback_to(void *v) {
   struct pg *s = v;
+  s->dl_n = s->n_is = 0; /* the undone op may have written a list */
   if (s->op_bare) s->broken = 1;
   if (s->sp_on) {
     ctl_push(s, CTL_ROLLBACK_TO);
@@ -1314,11 +1360,13 @@ static int pg_commit(void *v) {
   struct dent *e;
   int ok;
   if ((s->n_ctl == 1 || (s->n_ctl == 2 && s->ctl[1] >= CTL_ORDER_SHARED)) && s->ctl[0] == CTL_BEGIN &&
-      s->n_sent == 0 && !s->n_ins && !s->n_del) {
+      s->n_sent == 0 && !s->n_ins && !s->n_del && !s->n_up) {
     s->lk_in = 0;
     s->n_ctl = 0; /* nothing was sent: nothing to commit */
     return 0;
   }
+  s->dl_n = s->n_is = 0;
+  s->dl_on = 0;
   if (s->broken) return SOTTO_ERR_STORE;
   if (flush_writes(s) != 0 || send_ctl(s) != 0 || note_sent(s, K_SYNC, 0) != 0 ||
       !PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 1)) {
@@ -1345,6 +1393,8 @@ static int pg_commit(void *v) {
 
 static void pg_rollback(void *v) {
   struct pg *s = v;
+  s->dl_n = s->n_is = 0;
+  s->dl_on = 0;
   s->lk_in = 0;
   s->n_ctl = 0;
   idp_clear(s);
@@ -1367,8 +1417,12 @@ static void pg_close(void *v) {
   sotto__sums_clear(&s->sb);
   dc_clear(s);
   free(s->sent);
-  for (i = 0; i < W_COLS; i++) free(s->ins[i].p);
+  for (i = 0; i < W_COLS; i++) {
+    free(s->ins[i].p);
+    free(s->chunk[i].p);
+  }
   free(s->lock.p);
+  free(s->excl.p);
   free(s->idp);
   free(s->lk_set);
   free(s->del[0].p);
@@ -1483,6 +1537,23 @@ static int pg_device_lookup(void *v, const char *user, uint32_t device_id, struc
 /* From the routing cache, or from the database (whose counters include
  * this transaction's changes: they are updated by the same statement as the
  * insert or delete), then cached. */
+static int pg_ids_decode(const PGresult *r, int row, int col, uint32_t *ids, size_t max, size_t *n);
+
+/* Keeps user's device list (column col of row 0 of r, NULL: none) for the
+ * rest of the open transaction, if it is not kept yet. */
+static void dl_keep(struct pg *s, const char *user, const PGresult *r, int col) {
+  struct dlent *e;
+  size_t i;
+  if (!s->dl_on || s->dl_n >= DL_MAX || strlen(user) > SOTTO_STORE_USER_MAX) return;
+  for (i = 0; i < s->dl_n; i++)
+    if (strcmp(s->dl[i].user, user) == 0) return;
+  e = &s->dl[s->dl_n];
+  e->rc = PQgetisnull(r, 0, col) ? 1 : pg_ids_decode(r, 0, col, e->ids, SOTTO_STORE_MAX_DEVLIST_IDS, &e->n);
+  if (e->rc < 0) return;
+  snprintf(e->user, sizeof e->user, "%s", user);
+  s->dl_n++;
+}
+
 static int pg_device_route(void *v, const char *user, uint32_t device_id, struct sotto_store_device *out) {
   struct pg *s = v;
   struct args a = {0};
@@ -1513,6 +1584,7 @@ static int pg_device_route(void *v, const char *user, uint32_t device_id, struct
     out->device_id = device_id;
     out->queue_count = g_i64(r, 0, 1);
     out->queue_bytes = g_i64(r, 0, 2);
+    dl_keep(s, user, r, 3);
   }
   PQclear(r);
   if (rc != 0 || dc_by_key(s, out->devkey)) return rc;
@@ -1533,8 +1605,24 @@ static int pg_device_route(void *v, const char *user, uint32_t device_id, struct
   return 0;
 }
 
+/* Shared mode, under the order lock taken shared: a single-row device
+ * update whose result nobody reads (a day's first login, a secret
+ * confirmation) waits for the flush at COMMIT, where its row is locked in
+ * devkey order with the envelopes' (send_dev_lock). Sent at once, it would
+ * lock its row out of that order whenever the batch also writes to a lower
+ * device, and the batch would be rerun exclusively. 1 if deferred. */
+static int up_defer(struct pg *s, int q, int64_t devkey, int64_t day) {
+  if (!s->shared || !s->lk_in || s->lk_excl || s->n_up == UP_MAX) return 0;
+  s->up[s->n_up].q = q;
+  s->up[s->n_up].devkey = devkey;
+  s->up[s->n_up++].day = day;
+  s->op_bare = 1; /* like a deferred envelope write: the op cannot be undone alone */
+  return 1;
+}
+
 static int pg_device_seen(void *v, int64_t devkey, int64_t day) {
   struct args a = {0};
+  if (up_defer(v, Q_DEV_SEEN, devkey, day)) return 0;
   a_i64(&a, devkey);
   a_i64(&a, day);
   return run_ok(v, Q_DEV_SEEN, &a);
@@ -1756,12 +1844,34 @@ static int pg_devlist_get(void *v, const char *user, uint32_t *version, uint8_t 
 }
 
 static int pg_devlist_ids(void *v, const char *user, uint32_t *ids, size_t max, size_t *n) {
+  struct pg *s = v;
   struct args a = {0};
+  struct dlent *e = NULL;
   PGresult *r;
+  size_t i;
   int rc = 1;
+  if (s->dl_on && strlen(user) <= SOTTO_STORE_USER_MAX) {
+    for (i = 0; i < s->dl_n; i++)
+      if (strcmp(s->dl[i].user, user) == 0) {
+        e = &s->dl[i];
+        if (e->rc != 0) return e->rc;
+        if (e->n > max) return SOTTO_ERR_STORE; /* as pg_ids_decode */
+        memcpy(ids, e->ids, e->n * sizeof *ids);
+        *n = e->n;
+        return 0;
+      }
+  }
   a_txt(&a, user);
-  if ((r = run(v, Q_DEVLIST_IDS, &a)) == NULL) return SOTTO_ERR_STORE;
-  if (PQntuples(r) == 1) rc = pg_ids_decode(r, 0, 0, ids, max, n);
+  if ((r = run(s, Q_DEVLIST_IDS, &a)) == NULL) return SOTTO_ERR_STORE;
+  if (PQntuples(r) == 1) {
+    rc = pg_ids_decode(r, 0, 0, ids, max, n);
+    dl_keep(s, user, r, 0);
+  } else if (s->dl_on && s->dl_n < DL_MAX && strlen(user) <= SOTTO_STORE_USER_MAX) {
+    e = &s->dl[s->dl_n++]; /* no list */
+    e->rc = 1;
+    e->n = 0;
+    snprintf(e->user, sizeof e->user, "%s", user);
+  }
   PQclear(r);
   return rc;
 }
@@ -1903,16 +2013,31 @@ static int pg_device_exists(void *v, int64_t devkey) {
   return rc;
 }
 
+/* Asked before every SEND (is the sender's device still there?): a device
+ * found once is not asked for again in the same transaction (the cache is
+ * forgotten like the device lists: at its end and at any statement that
+ * may write, e.g. a device removal in the same batch). */
 static int pg_device_is(void *v, int64_t devkey, int64_t account_id, uint32_t device_id) {
+  struct pg *s = v;
   struct args a = {0};
   PGresult *r;
+  size_t i;
   int rc;
+  if (s->dl_on)
+    for (i = 0; i < s->n_is; i++)
+      if (s->is[i].devkey == devkey && s->is[i].account_id == account_id && s->is[i].device_id == device_id)
+        return 1;
   a_i64(&a, devkey);
   a_i64(&a, account_id);
   a_i64(&a, device_id);
-  if ((r = run(v, Q_DEV_IS, &a)) == NULL) return -1;
+  if ((r = run(s, Q_DEV_IS, &a)) == NULL) return -1;
   rc = PQntuples(r) == 1;
   PQclear(r);
+  if (rc == 1 && s->dl_on && s->n_is < DL_MAX) {
+    s->is[s->n_is].devkey = devkey;
+    s->is[s->n_is].account_id = account_id;
+    s->is[s->n_is++].device_id = device_id;
+  }
   return rc;
 }
 
@@ -1927,6 +2052,7 @@ static int pg_device_secret(void *v, int64_t devkey, const uint8_t secret_hash[3
 
 static int pg_device_secret_confirm(void *v, int64_t devkey) {
   struct args a = {0};
+  if (up_defer(v, Q_DEV_CONFIRM, devkey, 0)) return 0;
   a_i64(&a, devkey);
   return run_ok(v, Q_DEV_CONFIRM, &a);
 }
@@ -2096,6 +2222,7 @@ static void writes_clear(struct pg *s) {
   for (i = 0; i < W_COLS; i++) s->ins[i].len = 0;
   s->del[0].len = s->del[1].len = 0;
   s->n_ins = s->n_del = 0;
+  s->n_up = 0;
 }
 
 /* Shared mode, before the inserts and deletes of a flush: one statement
@@ -2104,8 +2231,10 @@ static void writes_clear(struct pg *s) {
  * is a 4-byte length then 8 bytes, after the 20-byte header). */
 static int send_dev_lock(struct pg *s) {
   struct args a = {0};
+  size_t i;
   s->lock.len = 0;
-  if (col_grow(&s->lock, 12 * (s->n_ins + s->n_del)) != 0) return SOTTO_ERR_NOMEM;
+  if (col_grow(&s->lock, 12 * (s->n_ins + s->n_del + s->n_up)) != 0) return SOTTO_ERR_NOMEM;
+  for (i = 0; i < s->n_up; i++) (void)col_i64(&s->lock, s->up[i].devkey); /* room made above */
   if (s->n_ins) {
     memcpy(s->lock.p + s->lock.len, s->ins[1].p + 20, 12 * s->n_ins);
     s->lock.len += 12 * s->n_ins;
@@ -2114,10 +2243,61 @@ static int send_dev_lock(struct pg *s) {
     memcpy(s->lock.p + s->lock.len, s->del[0].p + 20, 12 * s->n_del);
     s->lock.len += 12 * s->n_del;
   }
-  if (order_rows(s, s->lock.p + 20, s->n_ins + s->n_del) != 0) return SOTTO_ERR_STORE;
-  col_arg(&a, &s->lock, s->n_ins + s->n_del, 20);
+  if (order_rows(s, s->lock.p + 20, s->n_ins + s->n_del + s->n_up) != 0) return SOTTO_ERR_STORE;
+  col_arg(&a, &s->lock, s->n_ins + s->n_del + s->n_up, 20);
   if (!s->lock_sent_us) s->lock_sent_us = mono_us();
   return raw_send(s, Q_DEV_LOCK, &a, K_INS);
+}
+
+static uint32_t rd_be32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Shared mode: rows [0, n) of the ncols columns cols as statements q of at
+ * most W_MAX_ROWS rows (one id block each, Q_MSG_INS_SHARED) and about
+ * W_MAX_BYTES, in row order, each one's rows copied into s->chunk (a flush
+ * that fits one statement sends the columns themselves). All go out after
+ * the one Q_DEV_LOCK of the flush, which locked every row they change, so
+ * a batch of any size keeps the lock order (store.h, "Shared mode"). */
+static int send_chunked(struct pg *s, int q, struct col *cols, int ncols, const char *types, size_t n, int kind) {
+  size_t off[W_COLS], end[W_COLS], row = 0;
+  int i;
+  for (i = 0; i < ncols; i++) off[i] = 20;
+  while (row < n) {
+    struct args a = {0};
+    size_t take = 0, bytes = 0;
+    for (i = 0; i < ncols; i++) end[i] = off[i];
+    while (row + take < n && take < W_MAX_ROWS && (take == 0 || bytes < W_MAX_BYTES)) {
+      for (i = 0; i < ncols; i++) {
+        size_t len = 4 + (size_t)rd_be32(cols[i].p + end[i]);
+        end[i] += len;
+        bytes += len;
+      }
+      take++;
+    }
+    for (i = 0; i < ncols; i++) {
+      struct col *c = &cols[i];
+      if (take < n) {
+        c = &s->chunk[i];
+        c->len = 0;
+        if (col_grow(c, end[i] - off[i]) != 0) return SOTTO_ERR_NOMEM;
+        memcpy(c->p + 20, cols[i].p + off[i], end[i] - off[i]);
+        c->len = 20 + end[i] - off[i];
+      }
+      col_arg(&a, c, take, type_oid(types[i]));
+    }
+    /* libpq copies the parameters when it queues the statement: the
+     * scratch columns are free again for the next one. */
+    if (raw_send(s, q, &a, kind) != 0) return SOTTO_ERR_STORE;
+    if (q == Q_MSG_INS_SHARED) {
+      s->sent[s->n_sent - 1].ids_from = s->idp_sent;
+      s->sent[s->n_sent - 1].ids_n = take;
+      s->idp_sent += take;
+    }
+    row += take;
+    for (i = 0; i < ncols; i++) off[i] = end[i];
+  }
+  return 0;
 }
 
 /* Sends the collected inserts and deletes (results read at the next sync). */
@@ -2125,21 +2305,26 @@ static int flush_writes(struct pg *s) {
   struct args a = {0};
   static const char ins_types[W_COLS] = {'i', 'i', 't', 'i', 'i', 'i', 'i', 'b'};
   int i, rc = 0;
-  if (s->shared && (s->n_ins || s->n_del)) rc = send_dev_lock(s);
+  if (s->shared && (s->n_ins || s->n_del || s->n_up)) rc = send_dev_lock(s);
+  for (i = 0; rc == 0 && (size_t)i < s->n_up; i++) {
+    /* The deferred single-row device updates (pg_device_seen), their rows
+     * locked just above with the others. */
+    memset(&a, 0, sizeof a);
+    a_i64(&a, s->up[i].devkey);
+    if (s->up[i].q == Q_DEV_SEEN) a_i64(&a, s->up[i].day);
+    rc = raw_send(s, s->up[i].q, &a, K_INS);
+  }
+  memset(&a, 0, sizeof a);
   if (rc == 0 && s->n_ins && s->shared) {
     /* Without the id column: the statement takes the ids (Q_MSG_INS_SHARED). */
-    for (i = 1; i < W_COLS; i++) col_arg(&a, &s->ins[i], s->n_ins, type_oid(ins_types[i]));
-    rc = raw_send(s, Q_MSG_INS_SHARED, &a, K_INS);
-    if (rc == 0) {
-      s->sent[s->n_sent - 1].ids_from = s->idp_sent;
-      s->sent[s->n_sent - 1].ids_n = s->n_ins;
-      s->idp_sent += s->n_ins;
-    }
+    rc = send_chunked(s, Q_MSG_INS_SHARED, &s->ins[1], W_COLS - 1, ins_types + 1, s->n_ins, K_INS);
   } else if (rc == 0 && s->n_ins) {
     for (i = 0; i < W_COLS; i++) col_arg(&a, &s->ins[i], s->n_ins, type_oid(ins_types[i]));
     rc = raw_send(s, Q_MSG_INS, &a, K_INS);
   }
-  if (rc == 0 && s->n_del) {
+  if (rc == 0 && s->n_del && s->shared) {
+    rc = send_chunked(s, Q_MSG_DEL, s->del, 2, "ii", s->n_del, K_DEL);
+  } else if (rc == 0 && s->n_del) {
     memset(&a, 0, sizeof a);
     col_arg(&a, &s->del[0], s->n_del, 20);
     col_arg(&a, &s->del[1], s->n_del, 20);
@@ -2203,7 +2388,10 @@ static int pg_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
     dc_touch(s, d);
   }
   if ((rc = sotto__sums_add(&s->sb, e->sender, (int64_t)e->body_len)) != 0) return rc;
-  if (s->n_ins >= W_MAX_ROWS || s->ins[7].len >= W_MAX_BYTES) return flush_writes(s);
+  /* Shared mode: everything waits for the one flush at COMMIT, whatever
+   * its size (send_chunked): a flush here would lock these devices before
+   * lower ones the batch may still write to. */
+  if (!s->shared && (s->n_ins >= W_MAX_ROWS || s->ins[7].len >= W_MAX_BYTES)) return flush_writes(s);
   return 0;
 }
 
@@ -2221,7 +2409,7 @@ static int pg_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
   }
   s->n_del++;
   if ((d = dc_by_key(s, devkey)) != NULL) dc_touch(s, d);
-  if (s->n_del >= W_MAX_ROWS) return flush_writes(s);
+  if (!s->shared && s->n_del >= W_MAX_ROWS) return flush_writes(s);
   return 0;
 }
 
@@ -2334,6 +2522,10 @@ static int pg_id_floor(void *v, int64_t floor) {
   return 0;
 }
 
+static int64_t pg_round_trips(void *v) {
+  return ((struct pg *)v)->n_rtt;
+}
+
 static int64_t pg_lock_wait_us(void *v) {
   return ((struct pg *)v)->lock_us;
 }
@@ -2350,14 +2542,51 @@ static int pg_txn_retry(void *v) {
   return ((struct pg *)v)->retry;
 }
 
+/* Shared mode: the open transaction's deferred writes as the count would
+ * see them: *ins the envelopes from sender to devkey waiting to be
+ * inserted; s->excl the ids of devkey's envelopes waiting to be deleted
+ * (an array parameter, *n_ex elements). */
+static int sender_pending(struct pg *s, int64_t devkey, const char *sender, int64_t *ins, size_t *n_ex) {
+  size_t i, off = 20, slen = strlen(sender);
+  *ins = 0;
+  *n_ex = 0;
+  s->excl.len = 0;
+  if (col_grow(&s->excl, 0) != 0) return SOTTO_ERR_NOMEM;
+  for (i = 0; i < s->n_ins; i++) {
+    size_t len = rd_be32(s->ins[2].p + off);
+    if ((int64_t)order_be64(s->ins[1].p + 20 + 12 * i + 4) == devkey && len == slen &&
+        memcmp(s->ins[2].p + off + 4, sender, slen) == 0)
+      (*ins)++;
+    off += 4 + len;
+  }
+  for (i = 0; i < s->n_del; i++)
+    if ((int64_t)order_be64(s->del[0].p + 20 + 12 * i + 4) == devkey) {
+      if (col_bytes(&s->excl, s->del[1].p + 20 + 12 * i + 4, 8) != 0) return SOTTO_ERR_NOMEM;
+      (*n_ex)++;
+    }
+  return 0;
+}
+
 static int pg_sender_count(void *v, int64_t devkey, const char *sender, int64_t *n) {
+  struct pg *s = v;
   struct args a = {0};
   PGresult *r;
+  int64_t pend = 0;
+  size_t n_ex = 0;
   if (strlen(sender) > SOTTO_STORE_USER_MAX) return SOTTO_ERR_USAGE;
   a_i64(&a, devkey);
   a_txt(&a, sender);
-  if ((r = run(v, Q_SENDER_COUNT, &a)) == NULL) return SOTTO_ERR_STORE;
-  *n = g_i64(r, 0, 0);
+  if (s->shared && s->lk_in) {
+    /* Inside a batch: counted without flushing its writes (a flush here
+     * would lock their devices early and break the lock order). */
+    if (sender_pending(s, devkey, sender, &pend, &n_ex) != 0) return SOTTO_ERR_NOMEM;
+    col_arg(&a, &s->excl, n_ex, 20);
+    r = run(s, Q_SENDER_COUNT_PEND, &a);
+  } else {
+    r = run(s, Q_SENDER_COUNT, &a);
+  }
+  if (r == NULL) return SOTTO_ERR_STORE;
+  *n = g_i64(r, 0, 0) + pend;
   PQclear(r);
   return 0;
 }
@@ -2579,6 +2808,7 @@ static const struct sotto_store_ops pg_ops = {
     .sender_bytes = pg_sender_bytes,
     .horizon = NULL, /* single writer: the server's own horizon */
     .lock_wait_us = pg_lock_wait_us,
+    .round_trips = pg_round_trips,
     .txn_retry = pg_txn_retry,
     /* key transparency (srv_kt.c) */
     .kt_entry_put = pg_kt_entry_put,

@@ -16,6 +16,10 @@
  *     Redis is back;
  *  5. PostgreSQL stopped: SENDs refused (never acknowledged), service
  *     resumes when it is back;
+ *  5a. a batch of more than 1,024 envelope writes with queue-share counts
+ *     in it keeps the lock order without an exclusive rerun, and a day's
+ *     first logins (written at COMMIT) are written (test_big_batches, on a
+ *     fourth node);
  *  5b. link slots across nodes (test_link_across_nodes) and their fallback
  *     to a node's memory while Redis is down (test_redis_loss);
  *  6. the key-transparency log in a cluster (test_kt_cluster, on nodes of
@@ -38,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sotto/kt.h>
 
 #include "srvtest.h"
@@ -470,6 +475,225 @@ static void test_concurrent_nodes(void) {
   sotto_net_close(snd[0]);
   sotto_net_close(snd[1]);
   sotto_net_close(g);
+}
+
+/* A batch with more than 1,024 envelope writes, with queue-share counts in
+ * the middle of it, on a fourth node of the cluster (--max-queue-per-sender
+ * 100, so that every SEND to a queue of 100 or more counts the sender's
+ * share in the open transaction): it used to be stopped and run again under
+ * the exclusive order lock (sotto_commit_serial_total{why="rerun"}): the
+ * first 1,024 rows, or the rows before a count, were sent and their devices
+ * locked, and a later row of a lower device broke the lock order. Now the
+ * rows wait for one flush at COMMIT that locks every device in order, and a
+ * count leaves the waiting rows out of SQL and adds them itself. The test
+ * holds the order lock from a connection of its own while six senders
+ * pipeline 260 SENDs each (a batch takes at most 256 ops of a connection),
+ * so that the next batch holds 1,536 of them, to four recipients whose
+ * devices alternate high and low; then every envelope must arrive once and
+ * no batch may have been rerun or retried. A seventh sender sends 130 to
+ * one recipient in the same batch: exactly 100 are taken (its share, the
+ * envelopes of the open transaction counted), 30 refused with
+ * QUEUE_SHARE. */
+/* The value of an unlabelled metric of p ("name " with its space), 0 if absent. */
+static uint64_t metric_of(struct srv_proc *p, const char *name) {
+  char *m = srv_metrics(p), *l;
+  uint64_t v = 0;
+  for (l = m; l && (l = strstr(l, name)) != NULL; l++)
+    if (l == m || l[-1] == '\n') {
+      v = strtoull(l + strlen(name), NULL, 10);
+      break;
+    }
+  free(m);
+  return v;
+}
+
+#define BIG_SENDERS 6
+#define BIG_RCPTS 4
+#define BIG_PER 260
+static void test_big_batches(void) {
+  static struct srv_proc q;
+  static struct account acc[BIG_SENDERS + BIG_RCPTS + 1];
+  static char nm[BIG_SENDERS + BIG_RCPTS + 1][16];
+  static uint8_t seen[BIG_SENDERS][BIG_PER];
+  const char *const args[] = {"--cluster", redis_url, "--node-name", "nbig", "--send-burst", "1000000", "--send-rate",
+                              "1000000", "--max-queue", "1000000", "--max-queue-per-sender", "100",
+                              "--register-rate", "100000", "--register-burst", "100000", "--register-global-rate",
+                              "100000", "--register-global-burst", "100000", "--register-prefix-rate", "100000",
+                              "--register-prefix-burst", "100000", "--log-level",
+                              getenv("SRVTEST_KEEP_LOGS") ? "2" : "0", NULL};
+  static const int order[BIG_RCPTS] = {3, 0, 2, 1}; /* high, low, high, low devices */
+  struct sotto_net *snd[BIG_SENDERS + 1];
+  unsigned sent[BIG_SENDERS + 1] = {0}, answered = 0, refused = 0, got = 0, dup = 0, bad = 0;
+  unsigned share_ok = 0, share_refused = 0, share_other = 0, share_got = 0;
+  uint64_t rerun0 = 0, rerun1 = 0, retry0 = 0, retry1 = 0, big = 0;
+  char from[300], to[300];
+  PGconn *pc;
+  PGresult *r;
+  int64_t end;
+  int i, k;
+  REQUIRE_VOID(srv_mkdir(&q, "cluster-big") == 0);
+  memcpy(q.store, node[0].store, sizeof q.store);
+  snprintf(from, sizeof from, "%s/tls.key", node[0].dir);
+  snprintf(to, sizeof to, "%s/tls.key", q.dir);
+  REQUIRE_VOID(copy_file(from, to) == 0);
+  snprintf(from, sizeof from, "%s/tls.crt", node[0].dir);
+  snprintf(to, sizeof to, "%s/tls.crt", q.dir);
+  REQUIRE_VOID(copy_file(from, to) == 0);
+  REQUIRE_VOID(srv_start(&q, args) == 0);
+  for (i = 0; i < BIG_SENDERS + BIG_RCPTS + 1; i++) {
+    struct sotto_net *c = srv_connect(&q, &ctx, 1);
+    uint8_t ik[33] = {5};
+    if (i == BIG_SENDERS + BIG_RCPTS)
+      snprintf(nm[i], sizeof nm[i], "bigshare");
+    else
+      snprintf(nm[i], sizeof nm[i], i < BIG_SENDERS ? "bigs%d" : "bigr%d", i < BIG_SENDERS ? i : i - BIG_SENDERS);
+    acc[i].name = nm[i];
+    REQUIRE_VOID(c != NULL);
+    CHECK_RC(sotto_net_register(c, acc[i].name, ik, sizeof ik, &acc[i].dev, acc[i].secret), 0);
+    sotto_net_close(c);
+  }
+  for (i = 0; i <= BIG_SENDERS; i++) {
+    const struct account *a = &acc[i < BIG_SENDERS ? i : BIG_SENDERS + BIG_RCPTS];
+    snd[i] = srv_connect(&q, &ctx, 1);
+    REQUIRE_VOID(snd[i] && sotto_net_auth(snd[i], a->name, a->dev, a->secret, NULL, NULL) == 0);
+  }
+  for (i = 0; i < 3; i++) {
+    rerun0 += metric_u64(i, "sotto_commit_serial_total{why=\"rerun\"} ");
+    retry0 += metric_u64(i, "sotto_commit_retries_total ");
+  }
+  /* The order lock (store_pg.c, PG_ORDER_KEY) held exclusively: q's next
+   * batch waits at its BEGIN while the SENDs pile up behind it. */
+  pc = PQconnectdb(q.store + 3);
+  REQUIRE_VOID(pc && PQstatus(pc) == CONNECTION_OK);
+  /* The recipients' devices as if last seen on day 0: their logins below
+   * each write the day (deferred to the batch's COMMIT in shared mode). */
+  r = PQexec(pc, "UPDATE devices SET last_seen_day = 0 WHERE account_id IN (SELECT id FROM accounts WHERE username "
+                 "LIKE 'bigr%')");
+  CHECK(PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdTuples(r), "4") == 0);
+  PQclear(r);
+  r = PQexec(pc, "SELECT pg_advisory_lock(126922532351747)");
+  CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+  PQclear(r);
+  for (k = 0; k < BIG_PER; k++)
+    for (i = 0; i < BIG_SENDERS; i++) {
+      uint8_t body[8] = {(uint8_t)i, (uint8_t)(k >> 8), (uint8_t)k, 0xB1};
+      uint32_t req;
+      if (sotto_net_send_async(snd[i], acc[BIG_SENDERS + order[(k + i) % BIG_RCPTS]].name, 1, 1, body, sizeof body,
+                               &req) == 0)
+        sent[i]++;
+      if (k == 0 && i == 0) usleep(300 * 1000); /* the first SEND alone in the batch that waits */
+      if (i == BIG_SENDERS - 1 && k < 130) {
+        uint8_t b2[8] = {0, (uint8_t)(k >> 8), (uint8_t)k, 0xB2};
+        if (sotto_net_send_async(snd[BIG_SENDERS], acc[BIG_SENDERS].name, 1, 1, b2, sizeof b2, &req) == 0)
+          sent[BIG_SENDERS]++;
+      }
+    }
+  /* Until q has read them (the batch that waits holds the first, or a few
+   * more on a slow machine), bounded. */
+  end = mono_ms() + 6 * WAIT_MS;
+  while (metric_of(&q, "sotto_ops_waiting ") < BIG_SENDERS * BIG_PER + 130 - 256 && mono_ms() < end)
+    usleep(50 * 1000);
+  usleep(300 * 1000);
+  r = PQexec(pc, "SELECT pg_advisory_unlock(126922532351747)");
+  CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+  PQclear(r);
+  end = mono_ms() + 6 * WAIT_MS;
+  while ((answered + refused < BIG_SENDERS * BIG_PER || share_ok + share_refused + share_other < 130) &&
+         mono_ms() < end)
+    for (i = 0; i <= BIG_SENDERS; i++) {
+      struct sotto_net_event ev;
+      while (sotto_net_next_event(snd[i], i == 0 ? 50 : 0, &ev) == 1) {
+        if (ev.kind == SOTTO_NET_EV_ANSWER && i == BIG_SENDERS) {
+          if (ev.code == 0)
+            share_ok++;
+          else if (ev.code == SOTTO_SRV_E_QUEUE_SHARE)
+            share_refused++;
+          else
+            share_other++;
+        } else if (ev.kind == SOTTO_NET_EV_ANSWER) {
+          if (ev.code == 0)
+            answered++;
+          else
+            refused++;
+        }
+        sotto_net_event_clear(&ev);
+      }
+    }
+  for (i = 0; i <= BIG_SENDERS; i++) sotto_net_close(snd[i]);
+  /* Every envelope, once, to the recipients on the other nodes. */
+  for (i = 0; i < BIG_RCPTS; i++) {
+    struct sotto_net *c = login_at(1 + i % 2, &acc[BIG_SENDERS + i]);
+    struct sotto_net_event ev;
+    int drained = 0;
+    CHECK(c != NULL);
+    if (!c) continue;
+    end = mono_ms() + 4 * WAIT_MS;
+    while (!drained && mono_ms() < end && sotto_net_next_event(c, WAIT_MS, &ev) == 1) {
+      if (ev.kind == SOTTO_NET_EV_DRAINED) drained = 1;
+      if (ev.kind == SOTTO_NET_EV_MSG) {
+        uint32_t req;
+        unsigned kk = ev.body_len == 8 ? (unsigned)ev.body[1] << 8 | ev.body[2] : BIG_PER;
+        if (kk < 130 && ev.body[0] == 0 && ev.body[3] == 0xB2 && strcmp(ev.sender, "bigshare") == 0) {
+          share_got++;
+        } else if (kk < BIG_PER && ev.body[0] < BIG_SENDERS && ev.body[3] == 0xB1) {
+          if (seen[ev.body[0]][kk]++)
+            dup++;
+          else
+            got++;
+        } else {
+          bad++;
+        }
+        (void)sotto_net_ack_async(c, ev.id, &req);
+      }
+      sotto_net_event_clear(&ev);
+    }
+    CHECK(drained);
+    sotto_net_close(c);
+  }
+  /* Every recipient's login wrote today's day. */
+  r = PQexec(pc, "SELECT count(*) FROM devices WHERE last_seen_day > 0 AND account_id IN (SELECT id FROM accounts "
+                 "WHERE username LIKE 'bigr%')");
+  CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "4") == 0);
+  PQclear(r);
+  PQfinish(pc);
+  for (i = 0; i < 3; i++) {
+    rerun1 += metric_u64(i, "sotto_commit_serial_total{why=\"rerun\"} ");
+    retry1 += metric_u64(i, "sotto_commit_retries_total ");
+  }
+  {
+    /* q's batches: how many held more than 1,000 ops (the histogram's top bucket). */
+    char *m = srv_metrics(&q), *p1, *p2;
+    if (m && (p1 = strstr(m, "sotto_commit_batch_size_bucket{le=\"1000\"} ")) != NULL &&
+        (p2 = strstr(m, "sotto_commit_batch_size_bucket{le=\"+Inf\"} ")) != NULL)
+      big = strtoull(strchr(p2, ' ') + 1, NULL, 10) - strtoull(strchr(p1, ' ') + 1, NULL, 10);
+    if (m && (p1 = strstr(m, "sotto_commit_serial_total{why=\"rerun\"} ")) != NULL)
+      rerun1 += strtoull(strchr(p1, ' ') + 1, NULL, 10);
+    if (m && (p1 = strstr(m, "sotto_commit_retries_total ")) != NULL)
+      retry1 += strtoull(strchr(p1, ' ') + 1, NULL, 10);
+    free(m);
+  }
+  printf("cluster: big batches: %u of %u SENDs acknowledged, %u refused, %u delivered, %u duplicates, %u foreign; "
+         "%llu batches of more than 1,000 ops; %llu reruns, %llu retries; queue share: %u taken, %u refused, %u "
+         "other, %u delivered\n",
+         answered, BIG_SENDERS * BIG_PER, refused, got, dup, bad, (unsigned long long)big,
+         (unsigned long long)(rerun1 - rerun0), (unsigned long long)(retry1 - retry0), share_ok, share_refused,
+         share_other, share_got);
+  for (i = 0; i < BIG_SENDERS; i++) CHECK(sent[i] == BIG_PER);
+  CHECK(sent[BIG_SENDERS] == 130);
+  CHECK(share_ok == 100);
+  CHECK(share_refused == 30);
+  CHECK(share_other == 0);
+  CHECK(share_got == 100);
+  CHECK(answered == BIG_SENDERS * BIG_PER);
+  CHECK(refused == 0);
+  CHECK(got == BIG_SENDERS * BIG_PER);
+  CHECK(dup == 0);
+  CHECK(bad == 0);
+  CHECK(big >= 1);
+  CHECK(rerun1 == rerun0);
+  CHECK(retry1 == retry0);
+  CHECK(srv_stop(&q) == 0);
+  srv_rmdir(&q);
 }
 
 /* Refused starts: a single-writer server on the cluster's store, --cluster
@@ -1265,6 +1489,7 @@ int main(int argc, char **argv) {
   test_cluster_limits();
   test_cross_node();
   test_concurrent_nodes();
+  test_big_batches();
   test_refusals();
   test_kills();
   test_redis_loss();
