@@ -266,7 +266,8 @@ const struct cli_cmd cmd_requests = {
     "waits too: the group is not listed and nothing can be sent to it. Without\n"
     "arguments, lists the requests and invitations. accept makes them a\n"
     "contact (so does writing to them) and accepts their invitations; block\n"
-    "drops everything from them; delete deletes their messages (the request\n"
+    "drops everything from them; delete deletes their messages and declines\n"
+    "their pending invitations (those groups are deleted here; the request\n"
     "stays until accepted or blocked).\n\n"
     "options:\n"
     "  --help   this text\n",

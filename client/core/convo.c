@@ -1442,7 +1442,15 @@ int sc_request_delete(struct sc_client *c, const char *user) {
   int rc, st;
   if ((rc = sc_consent(&st, c, user))) return rc;
   if (st != CONSENT_REQUEST) return sc__fail(c, SC_ERR_NO_REQUEST, "there is no message request from %s", user);
-  return sc_history_delete(NULL, c, user, 0);
+  if ((rc = sc_history_delete(NULL, c, user, 0)) != 0) return rc;
+  /* Their pending group invitations are declined as a block declines them
+   * (the groups and their messages deleted here; the inviter is not told). */
+  if ((rc = sc__begin(c)) != 0) return sc__store_error(c, rc);
+  if ((rc = settle_invites(c, user, 1)) < 0 || (rc = store_commit(c->st)) != 0) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  return 0;
 }
 
 int sc_block(struct sc_client *c, const char *user, int on) {

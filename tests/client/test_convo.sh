@@ -71,6 +71,24 @@ check "accepting the inviter accepts the group" contains "$T/g5" "party"
 s bob group send party "thanks" >"$T/g6" 2>&1
 s eve receive >"$T/g7" 2>&1
 check "... and bob can write to it" contains "$T/g7" "[party] bob: thanks"
+# Deleting a stranger's request declines their pending invitations too.
+new_user trudy
+s trudy send bob "hello from trudy" >/dev/null 2>&1
+s trudy group create rave bob >/dev/null 2>&1
+s trudy group send rave "rave tonight" >/dev/null 2>&1
+s bob receive >/dev/null 2>&1
+s bob requests >"$T/g8" 2>&1
+check "a second stranger's invitation is listed" contains "$T/g8" "group rave (invited by trudy)"
+s bob requests delete trudy >"$T/g9" 2>&1
+check "requests delete succeeds (exit $?)" lacks "$T/g9" "sotto:"
+s bob requests >"$T/g10" 2>&1
+check "... the invitation is gone from requests" lacks "$T/g10" "rave"
+s bob groups >"$T/g11" 2>&1
+check "... the group is not among bob's groups" lacks "$T/g11" "rave"
+s bob history >"$T/g12" 2>&1
+check "... its message is deleted" lacks "$T/g12" "rave tonight"
+s bob group send rave "hello?" >"$T/g13" 2>&1
+check "... and nothing can be sent to it" contains "$T/g13" "no group called 'rave'"
 
 s alice send bob "first from alice" >/dev/null 2>&1
 s bob receive >/dev/null 2>&1
