@@ -42,10 +42,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sotto/devlist.h>
+
 #include "account.h"
 #include "attach.h"
 #include "conn.h"
+#include "contact.h"
 #include "content.h"
+#include "devices.h"
 #include "grp.h"
 #include "messaging.h"
 #include "msglog.h"
@@ -943,6 +947,21 @@ out:
 
 /* ---- sending ------------------------------------------------------------------- */
 
+/* The fetches a file to user is created for: one per device its message
+ * goes to, as the recipient's last verified device list says (fan-out,
+ * deliver.c: a list under the account key we know, else device 1 alone).
+ * Our own other devices get a transcript and fetch nothing. */
+static uint16_t recipient_devices(struct sc_client *c, const char *user) {
+  struct sotto_devlist *l = calloc(1, sizeof *l);
+  struct contact who;
+  unsigned n = 1;
+  if (l && devices_list_of(c, user, l) == 1 && contact_load(c->st, user, &who) >= 0 && who.has_key &&
+      sodium_memcmp(l->account_key, who.key, SOTTO_PUBKEY_LEN) == 0 && l->n > 1)
+    n = l->n;
+  free(l);
+  return (uint16_t)(n > SOTTO_SRV_BLOB_MAX_FETCHES ? SOTTO_SRV_BLOB_MAX_FETCHES : n);
+}
+
 /* New uploads use format v2. Test hook (sotto-test only):
  * SOTTO_TEST_ATTACH_V1=1 sends format v1, as sotto did before, so that the
  * tests show such files are still received. */
@@ -1024,8 +1043,8 @@ int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int 
     s.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec;
   }
   randombytes_buf(key, sizeof key);
-  /* One fetch per recipient device: sotto sends to each account's first device. */
-  rc = upload(c, &c->k, &s, key, 1, id, digest, fd >= 0 ? user : NULL, &v2);
+  /* One fetch per recipient device. */
+  rc = upload(c, &c->k, &s, key, recipient_devices(c, user), id, digest, fd >= 0 ? user : NULL, &v2);
   if (rc == 0) {
     memset(&ct, 0, sizeof ct);
     ct.kind = CONTENT_ATTACHMENT;
