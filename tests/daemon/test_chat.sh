@@ -112,7 +112,9 @@ s bob --json safety-number alice >"$T/sn" 2>&1
 num=$(sed -n 's/.*"number":"\([0-9]*\)".*/\1/p' "$T/sn")
 echo "bob sees: $num"
 check "bob's number has 60 digits" test ${#num} -eq 60
-check "... says a new key is held and the number is for it" grep -qF "a new key is held: this number is for the new key" "$T/screen"
+# (waited for, not grepped once: the screen may be captured while curses is
+# still drawing it, its last line after the digits)
+check "... says a new key is held and the number is for it" wait_for "a new key is held: this number is for the new key"
 # The screen's three rows of four groups: 60 digits.
 shown=$(grep -E '^ +[0-9]{5} [0-9]{5} [0-9]{5} [0-9]{5}$' "$T/screen" | tr -cd '0-9')
 check "... 60 digits in 3 rows of 4 groups of 5" test "${#shown}" -eq 60
