@@ -89,6 +89,7 @@ bench-smoke: build
 	bench/run cluster --smoke
 	bench/run client --smoke
 	bench/run fanout --smoke
+	bench/run attach-crypto --smoke
 	bench/run kt --smoke
 	bench/run link --smoke
 

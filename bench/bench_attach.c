@@ -3,7 +3,7 @@
  * --rows attach; docs/benchmarks.md "sotto-server").
  *
  *   attach_up    MB/s of a file's bytes through `sotto send USER --file`:
- *                encryption (XChaCha20-Poly1305 chunks, BLAKE2b digest), BLOB_PUTs
+ *                encryption (format v2: AES-256-GCM chunks, SHA-256 digest), BLOB_PUTs
  *                over TLS to sotto-server, its writes to DATA/blobs, COMMIT
  *                and the message; the whole command, process start included
  *   attach_down  MB/s through `sotto receive` of that file: BLOB_GETs, the
@@ -14,7 +14,9 @@
  * relay_floor, which answers them without storing, encrypting or checking
  * anything. MB/s = the file's bytes (10^6) per second of wall time. The
  * client is sotto-test (the same sources with test hooks) with the fast
- * store KDF, so that opening the store does not weigh on the figure. */
+ * store KDF, so that opening the store does not weigh on the figure
+ * (SOTTO_BENCH_CLIENT=PATH runs another sotto-test instead, e.g. an older
+ * build's, to compare two clients against the same server and floor). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -55,7 +57,9 @@ static int run(const char *dir, const char *home, const char *const *args) {
   int st = 0;
   snprintf(h, sizeof h, "%s/%s", dir, home);
   snprintf(out, sizeof out, "%s/%s.out", dir, home);
-  argv[n++] = SOTTO_TEST_BIN;
+  /* SOTTO_BENCH_CLIENT=PATH: another build's sotto-test, to compare builds
+   * against the same server and floor (docs/benchmarks.md). */
+  argv[n++] = getenv("SOTTO_BENCH_CLIENT") && *getenv("SOTTO_BENCH_CLIENT") ? getenv("SOTTO_BENCH_CLIENT") : SOTTO_TEST_BIN;
   argv[n++] = "--home";
   argv[n++] = h;
   while (*args && n < 15) argv[n++] = *args++;

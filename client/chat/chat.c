@@ -217,6 +217,90 @@ static void do_send(struct ui *u, const char *text) {
               sc_error_hint(rc)[0] ? "; " : "", sc_error_hint(rc));
 }
 
+static void draw(struct ui *u);
+
+/* The open conversation as the core names it: "#GROUP" or the user. */
+static void open_conv(const struct ui *u, char *out, size_t cap) {
+  const struct chat_conv *c = &u->m.convs[u->m.open];
+  snprintf(out, cap, "%s%s", c->is_group ? "#" : "", c->name);
+}
+
+static void say_failure(struct ui *u, const char *what, int rc) {
+  chat_status(&u->m, "%s: %s%s%s", what, sc_errdetail(u->sc)[0] ? sc_errdetail(u->sc) : sc_error_message(rc),
+              sc_error_hint(rc)[0] ? "; " : "", sc_error_hint(rc));
+}
+
+/* /file PATH [CAPTION]: the file to the open conversation (a person or a
+ * group); its attachment event shows in the conversation. */
+static void do_file(struct ui *u, const char *arg) {
+  char conv[CHAT_NAME_MAX + 2], path[CHAT_MAX_INPUT + 1];
+  const char *caption = strchr(arg, ' ');
+  struct sc_sent s;
+  size_t n = caption ? (size_t)(caption - arg) : strlen(arg);
+  int rc;
+  open_conv(u, conv, sizeof conv);
+  memcpy(path, arg, n);
+  path[n] = 0;
+  while (caption && *caption == ' ') caption++;
+  if (caption && !*caption) caption = NULL;
+  memset(&s, 0, sizeof s);
+  chat_status(&u->m, "sending %s ...", path);
+  draw(u);
+  rc = sc_send_file(&s, u->sc, conv, path, NULL, NULL, caption, caption ? strlen(caption) : 0, 0);
+  if (rc == 0)
+    chat_status(&u->m, "file sent");
+  else if (rc == SC_ERR_PARTIAL)
+    chat_status(&u->m, "file sent, but %u member%s did not get it", s.undelivered, s.undelivered == 1 ? "" : "s");
+  else
+    say_failure(u, "file not sent", rc);
+}
+
+/* /react, /edit, /delete (the message chat_key picked), /timer. */
+static void do_change(struct ui *u, int act, const char *arg) {
+  char conv[CHAT_NAME_MAX + 2];
+  uint32_t secs = 0;
+  int rc;
+  open_conv(u, conv, sizeof conv);
+  switch (act) {
+    case CHAT_ACT_REACT:
+      rc = sc_react(u->sc, conv, u->m.act_ts, arg, 0);
+      break;
+    case CHAT_ACT_EDIT:
+      rc = sc_edit(u->sc, conv, u->m.act_ts, arg, strlen(arg), 0);
+      break;
+    case CHAT_ACT_DELETE:
+      rc = sc_delete_for_all(u->sc, conv, u->m.act_ts, 0);
+      break;
+    default:
+      if ((rc = sc_duration_parse(&secs, arg)) != 0) {
+        chat_status(&u->m, "not a duration: %s (30s, 5m, 1h, 7d, 4w or off)", arg);
+        return;
+      }
+      rc = sc_set_timer(u->sc, conv, secs, 0);
+      break;
+  }
+  if (rc) {
+    say_failure(u, "not done", rc);
+    return;
+  }
+  /* The conversation again from the history: the message's new state
+   * (edited, deleted, its reactions) as every other line shows it. */
+  u->m.convs[u->m.open].loaded = 0;
+  load_history(u, (size_t)u->m.open);
+  if (sc_change_queued(u->sc)) {
+    chat_status(&u->m, "done here; queued (server unreachable)");
+  } else if (act == CHAT_ACT_TIMER) {
+    char d[64];
+    if (secs)
+      sc_duration_text(d, sizeof d, secs);
+    chat_status(&u->m, secs ? "messages here now disappear after %s" : "disappearing messages off%s", secs ? d : "");
+  } else {
+    chat_status(&u->m, act == CHAT_ACT_REACT ? (arg[0] ? "reacted" : "reaction removed")
+                       : act == CHAT_ACT_EDIT ? "edited"
+                                              : "deleted for everyone");
+  }
+}
+
 static void do_safety(struct ui *u, const char *peer) {
   struct sc_safety sf;
   char text[400], *p = text;
@@ -442,13 +526,14 @@ int chat_run(struct sc_client *c, const char *open_peer) {
     while (!quit && (rc = get_wch(&wk)) != ERR) {
       const char *arg = NULL;
       uint32_t key;
+      int act;
       if (rc == KEY_CODE_YES && wk == KEY_RESIZE) continue; /* the render below uses the new size */
       if (rc == OK && wk == 4 && u.m.in.len == 0)
         key = CHAT_KEY_QUIT; /* Ctrl-D on an empty line */
       else
         key = map_key(rc, wk);
       if (!key) continue;
-      switch (chat_key(&u.m, key, LINES, &arg)) {
+      switch ((act = chat_key(&u.m, key, LINES, &arg))) {
         case CHAT_ACT_QUIT:
           quit = 1;
           break;
@@ -466,6 +551,15 @@ int chat_run(struct sc_client *c, const char *open_peer) {
           break;
         case CHAT_ACT_TRUST:
           do_trust(&u);
+          break;
+        case CHAT_ACT_FILE:
+          do_file(&u, arg);
+          break;
+        case CHAT_ACT_REACT:
+        case CHAT_ACT_EDIT:
+        case CHAT_ACT_DELETE:
+        case CHAT_ACT_TIMER:
+          do_change(&u, act, arg);
           break;
         default:
           break;

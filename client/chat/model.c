@@ -157,8 +157,71 @@ static void kill_word(struct chat_input *in) {
 
 /* ---- keys ---- */
 
+/* The newest line of the open conversation of kind (CHAT_IN: someone
+ * else's message, CHAT_OUT: ours), or NULL. */
+static const struct chat_line *last_line(const struct chat_model *m, int kind) {
+  const struct chat_conv *c = &m->convs[m->open];
+  size_t i;
+  for (i = c->n; i > 0; i--) {
+    const struct chat_line *l = &c->lines[(c->head + i - 1) % CHAT_MAX_LINES];
+    if (l->kind == kind && l->ts) return l;
+  }
+  return NULL;
+}
+
+/* "/file", "/react", "/edit", "/delete", "/timer": in the open conversation. */
+static int convo_command(struct chat_model *m, const char *cmd, const char *arg) {
+  const struct chat_line *l;
+  if (m->open < 0) {
+    chat_status(m, "open a conversation first (%s acts in it)", cmd);
+    return CHAT_ACT_NONE;
+  }
+  if (strcmp(cmd, "/file") == 0) {
+    if (!arg[0]) {
+      chat_status(m, "usage: /file PATH [CAPTION] (a path without spaces)");
+      return CHAT_ACT_NONE;
+    }
+    return CHAT_ACT_FILE;
+  }
+  if (strcmp(cmd, "/react") == 0) {
+    if (strchr(arg, ' ') || strlen(arg) > 32) {
+      chat_status(m, "usage: /react EMOJI (to the last message from someone else; /react alone removes yours)");
+      return CHAT_ACT_NONE;
+    }
+    if ((l = last_line(m, CHAT_IN)) == NULL) {
+      chat_status(m, "no message from someone else here to react to");
+      return CHAT_ACT_NONE;
+    }
+    m->act_ts = l->ts;
+    snprintf(m->act_who, sizeof m->act_who, "%s", l->who);
+    return CHAT_ACT_REACT;
+  }
+  if (strcmp(cmd, "/edit") == 0 || strcmp(cmd, "/delete") == 0) {
+    int edit = cmd[1] == 'e';
+    if (edit ? !arg[0] : arg[0] != 0) {
+      chat_status(m, edit ? "usage: /edit NEW TEXT (your last message here)" : "usage: /delete (your last message here, for everyone)");
+      return CHAT_ACT_NONE;
+    }
+    if ((l = last_line(m, CHAT_OUT)) == NULL) {
+      chat_status(m, "no message of yours here to %s", edit ? "edit" : "delete");
+      return CHAT_ACT_NONE;
+    }
+    m->act_ts = l->ts;
+    snprintf(m->act_who, sizeof m->act_who, "%s", m->me);
+    return edit ? CHAT_ACT_EDIT : CHAT_ACT_DELETE;
+  }
+  /* /timer DURATION: read by the front end (sc_duration_parse: 30s, 5m, 1h, 7d, 4w, seconds, off) */
+  if (!arg[0] || strchr(arg, ' ')) {
+    chat_status(m, "usage: /timer DURATION (30s, 5m, 1h, 7d, 4w) or /timer off");
+    return CHAT_ACT_NONE;
+  }
+  return CHAT_ACT_TIMER;
+}
+
 /* Commands typed on the input line: "/msg NAME", "/group NAME",
- * "/safety", "/verify NUMBER", "/trust", "/quit". */
+ * "/safety", "/verify NUMBER", "/trust", "/quit", and in the open
+ * conversation "/file PATH [CAPTION]", "/react [EMOJI]", "/edit TEXT",
+ * "/delete", "/timer DURATION|off". */
 static int command(struct chat_model *m, char *line, const char **arg) {
   static char argbuf[CHAT_MAX_INPUT + 1];
   char *sp = strchr(line, ' ');
@@ -208,7 +271,13 @@ static int command(struct chat_model *m, char *line, const char **arg) {
     }
     return CHAT_ACT_TRUST;
   }
-  chat_status(m, "unknown command %s (try /msg NAME, /group NAME, /safety, /verify NUMBER, /trust, /quit)", line);
+  if (strcmp(line, "/file") == 0 || strcmp(line, "/react") == 0 || strcmp(line, "/edit") == 0 ||
+      strcmp(line, "/delete") == 0 || strcmp(line, "/timer") == 0)
+    return convo_command(m, line, argbuf);
+  chat_status(m,
+              "unknown command %s (try /msg NAME, /group NAME, /file PATH, /react EMOJI, /edit TEXT, /delete, "
+              "/timer DURATION, /safety, /verify NUMBER, /trust, /quit)",
+              line);
   return CHAT_ACT_NONE;
 }
 

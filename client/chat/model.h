@@ -68,6 +68,9 @@ struct chat_model {
   char safety_peer[CHAT_NAME_MAX + 1];
   char safety[512]; /* the safety-number screen's text, '\n' separated */
   int connected;
+  /* The target of CHAT_ACT_REACT / EDIT / DELETE / TIMER (set by chat_key). */
+  uint64_t act_ts;
+  char act_who[CHAT_NAME_MAX + 1];
 };
 
 /* Actions chat_key asks the front end to carry out. */
@@ -79,6 +82,12 @@ enum chat_action {
   CHAT_ACT_VERIFY, /* verify the open conversation's peer with the number in *arg */
   CHAT_ACT_TRUST,  /* accept the held new key of the open conversation's peer */
   CHAT_ACT_QUIT,
+  /* Issue 14, in the open conversation (a person or a group): */
+  CHAT_ACT_FILE,   /* send a file: *arg is "PATH" or "PATH CAPTION" (a path without spaces) */
+  CHAT_ACT_REACT,  /* react with *arg ("" removes ours) to message act_ts of act_who */
+  CHAT_ACT_EDIT,   /* edit our message act_ts to the text in *arg */
+  CHAT_ACT_DELETE, /* delete our message act_ts for everyone */
+  CHAT_ACT_TIMER,  /* set the disappearing-message timer to the duration in *arg ("1h", "off", ...) */
 };
 
 /* Keys besides Unicode code points (>= 0x20): */

@@ -55,6 +55,7 @@ extern const struct cli_cmd cmd_init, cmd_register, cmd_send, cmd_receive, cmd_s
 /* Linking devices (cmd_link.c, cmd_device.c). */
 extern const struct cli_cmd cmd_link, cmd_devices;
 /* Conversations (cmd_convo.c). */
+extern const struct cli_cmd cmd_outbox;
 extern const struct cli_cmd cmd_timer, cmd_react, cmd_edit, cmd_delete, cmd_requests, cmd_block, cmd_unblock;
 extern const struct cli_cmd cmd_attachments; /* cmd_attach.c */
 /* The long-running front ends (cmd_front.c: client/daemon, client/chat). */

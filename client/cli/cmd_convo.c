@@ -193,6 +193,49 @@ static int run_requests(struct cli *c, const struct cli_cmd *cmd, int argc, char
   return done(c, what, user, 0, line);
 }
 
+static int failed_cb(void *ud, const struct sc_failed_change *f) {
+  struct cli *c = ud;
+  if (c->json) {
+    cJSON *o = cli_event("failed_change");
+    cJSON_AddNumberToObject(o, "seq", (double)f->seq);
+    cJSON_AddStringToObject(o, "conversation", f->conv);
+    cJSON_AddStringToObject(o, "change", f->what);
+    if (f->ref_ts) cJSON_AddNumberToObject(o, "id", (double)f->ref_ts);
+    cJSON_AddStringToObject(o, "error", sc_error_name(f->error));
+    cJSON_AddStringToObject(o, "detail", f->detail);
+    cli_emit(c, o);
+  } else {
+    printf("%llu: %s to %s", (unsigned long long)f->seq, f->what, f->conv);
+    if (f->ref_ts) printf(" (message %llu)", (unsigned long long)f->ref_ts);
+    printf(" failed: %s\n", f->detail[0] ? f->detail : sc_error_message(f->error));
+  }
+  return 0;
+}
+
+static int run_outbox(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
+  const char *what;
+  uint64_t seq;
+  char line[160];
+  int rc;
+  if ((rc = cli_no_options(c, cmd, argc, argv)) >= 0) return rc;
+  if (argc - optind == 0) {
+    if (cli_open(c)) return CLI_FAIL;
+    return sc_failed_changes(c->core, failed_cb, c) ? cli_fail(c) : CLI_OK;
+  }
+  if (argc - optind != 2) return cli_usage(c, cmd, "expected nothing, or retry|discard NUMBER");
+  what = argv[optind];
+  if (strcmp(what, "retry") && strcmp(what, "discard"))
+    return cli_usage(c, cmd, "unknown action '%s' (retry or discard)", what);
+  if (parse_id(argv[optind + 1], &seq)) return cli_usage(c, cmd, "'%s' is not a number from the list", argv[optind + 1]);
+  if (cli_open(c)) return CLI_FAIL;
+  rc = what[0] == 'r' ? sc_failed_change_retry(c->core, seq) : sc_failed_change_discard(c->core, seq);
+  if (rc) return cli_fail(c);
+  snprintf(line, sizeof line, what[0] == 'r' ? "Change %llu queued again (sent now if the server took it; see 'sotto outbox')."
+                                            : "Change %llu discarded.",
+           (unsigned long long)seq);
+  return done(c, what[0] == 'r' ? "retried" : "discarded", "", seq, line);
+}
+
 static int run_block(struct cli *c, const struct cli_cmd *cmd, int argc, char **argv) {
   int rc, on = strcmp(cmd->name, "block") == 0;
   const char *user;
@@ -210,6 +253,20 @@ static int run_block(struct cli *c, const struct cli_cmd *cmd, int argc, char **
   snprintf(line, sizeof line, "%s %s.", on ? "Blocked" : "Unblocked", user);
   return done(c, on ? "blocked" : "unblocked", user, 0, line);
 }
+
+const struct cli_cmd cmd_outbox = {
+    "outbox", "list, retry or discard changes that could not be sent", "outbox [retry|discard NUMBER]",
+    "Reactions, edits, deletes, timers and group texts made while the server\n"
+    "was unreachable wait in a queue and go with the next connection. One\n"
+    "whose send then failed for a lasting reason (not the connection: a user\n"
+    "that does not exist, a changed identity key, a group you left...) is kept\n"
+    "here instead of being dropped. Without arguments, lists them with their\n"
+    "numbers and why they failed; retry queues one again and sends it now if\n"
+    "the server is reachable (failing again, it comes back to the list);\n"
+    "discard drops it.\n\n"
+    "options:\n"
+    "  --help   this text\n",
+    run_outbox};
 
 const struct cli_cmd cmd_timer = {
     "timer", "set or show the disappearing-message timer", "timer [--yes] USERNAME|#GROUP [DURATION|off]",
@@ -266,7 +323,8 @@ const struct cli_cmd cmd_requests = {
     "waits too: the group is not listed and nothing can be sent to it. Without\n"
     "arguments, lists the requests and invitations. accept makes them a\n"
     "contact (so does writing to them) and accepts their invitations; block\n"
-    "drops everything from them; delete deletes their messages (the request\n"
+    "drops everything from them; delete deletes their messages and declines\n"
+    "their pending invitations (those groups are deleted here; the request\n"
     "stays until accepted or blocked). Your other devices do the same.\n\n"
     "options:\n"
     "  --help   this text\n",

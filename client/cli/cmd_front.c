@@ -167,8 +167,13 @@ const struct cli_cmd cmd_chat = {
     "(a user) or #GROUP is opened first. Keys: arrows and Enter pick and open a\n"
     "conversation, Tab switches between the list and the conversation, PgUp /\n"
     "PgDn scroll, Enter sends. Commands on the input line: /msg NAME, /group NAME,\n"
-    "/safety [NAME] (or F2), /verify NUMBER, /trust, /quit (or Ctrl-C). Needs a\n"
-    "UTF-8 locale for other scripts than Latin.\n\n"
+    "/safety [NAME] (or F2), /verify NUMBER, /trust, /quit (or Ctrl-C); in the open\n"
+    "conversation (a person or a group): /file PATH [CAPTION] sends a file,\n"
+    "/react EMOJI reacts to the last message from someone else (/react alone\n"
+    "removes yours), /edit TEXT and /delete change or delete your last message\n"
+    "for everyone, /timer DURATION (30s, 5m, 1h, 7d, 4w, off) sets the\n"
+    "disappearing-message timer. Needs a UTF-8 locale for other scripts than\n"
+    "Latin.\n\n"
     "options:\n"
     "  --help   this text\n",
     run_chat};

@@ -18,7 +18,7 @@ static const struct cli_cmd *const commands[] = {
     &cmd_attachments,
     &cmd_link, &cmd_devices, &cmd_device, &cmd_rotate_secret, &cmd_recovery_code, &cmd_unregister, &cmd_passphrase, &cmd_backup,
     &cmd_restore, &cmd_server, &cmd_session, &cmd_config, &cmd_kt, &cmd_daemon, &cmd_jsonrpc, &cmd_chat,
-    &cmd_timer, &cmd_react, &cmd_edit, &cmd_delete, &cmd_requests, &cmd_block, &cmd_unblock,
+    &cmd_timer, &cmd_react, &cmd_edit, &cmd_delete, &cmd_requests, &cmd_outbox, &cmd_block, &cmd_unblock,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

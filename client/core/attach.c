@@ -2,14 +2,16 @@
 /* attach.c: attachments (docs/client.md "Attachments").
  *
  * Sending: a fresh random 32-byte key per file; the file is encrypted in
- * chunks of ATTACH_CHUNK bytes, chunk i with XChaCha20-Poly1305 (IETF) under
- * that key, nonce = 16 zero bytes || u64 i (big-endian; a key is never used
- * for two files, so a counter nonce is unique) and associated data one byte,
- * 1 for the last chunk and 0 for the others (a cut-off file fails, reordered
- * chunks fail by their nonce). The ciphertext (size + 16 bytes a chunk) goes
+ * chunks of ATTACH_CHUNK bytes, chunk i sealed under that key with a nonce
+ * made of i (a key is never used for two files, so a counter nonce is
+ * unique) and associated data that says whether it is the last chunk (a
+ * cut-off file fails, reordered chunks fail by their nonce). Format v2
+ * (what is sent): AES-256-GCM chunks and a SHA-256 digest; format v1 (still
+ * received): XChaCha20-Poly1305 and BLAKE2b-256 ("the two formats" below).
+ * The ciphertext (size + 16 bytes a chunk) goes
  * to the server's blob store in PUTs of ATTACH_PUT_CHUNKS chunks, several in
- * flight, and its digest (BLAKE2b-256) is computed on the way. The pointer (blob id, key,
- * digest, size, type, name) and the caption then travel in one end-to-end
+ * flight, and its digest is computed on the way. The pointer (blob id, key,
+ * digest, size, type, name, the format flag) and the caption then travel in one end-to-end
  * encrypted message (content kind ATTACHMENT). Every chunk encrypts the same
  * way again, so after a dropped connection the upload goes on from the bytes
  * the server has (BLOB_STAT) without re-reading what came before; and an
@@ -29,6 +31,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <sotto/devlist.h>
@@ -40,9 +43,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sotto/devlist.h>
+
 #include "account.h"
 #include "attach.h"
 #include "conn.h"
+#include "contact.h"
 #include "content.h"
 #include "devices.h"
 #include "grp.h"
@@ -50,7 +56,8 @@
 #include "msglog.h"
 #include "proto.h"
 
-#define ATTACH_TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define ATTACH_TAG 16 /* both formats' tag (Poly1305, GCM) */
+_Static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == ATTACH_TAG, "v1's tag");
 #define ATTACH_CCHUNK (ATTACH_CHUNK + ATTACH_TAG) /* ciphertext bytes of a whole chunk */
 #define ATTACH_PUT_CHUNKS 3                       /* chunks in one PUT or GET */
 #define ATTACH_UNIT (ATTACH_PUT_CHUNKS * ATTACH_CCHUNK)
@@ -77,10 +84,138 @@ static uint64_t n_chunks(uint64_t size) {
   return size == 0 ? 1 : (size + ATTACH_CHUNK - 1) / ATTACH_CHUNK;
 }
 
-static void chunk_nonce(uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], uint64_t i) {
+/* ---- the two formats: chunk cipher and digest --------------------------------
+ *
+ * v1 (ATTACH_FLAG_V2 clear; what sotto sent before): chunk i sealed with
+ * XChaCha20-Poly1305 (libsodium), nonce = 16 zero bytes || u64 i (BE),
+ * associated data one byte (1 last chunk, 0 others); digest BLAKE2b-256 of
+ * all the ciphertext. Still decrypted; no longer sent.
+ *
+ * v2 (ATTACH_FLAG_V2): chunk i sealed with AES-256-GCM (OpenSSL EVP: AES-NI
+ * and carry-less multiplication where the CPU has them), nonce (12 bytes) =
+ * 4 zero bytes || u64 i (BE), associated data two bytes: 2 (the format)
+ * then 1 for the last chunk, 0 for the others; digest SHA-256 of all the
+ * ciphertext (a collision-resistant commitment to the exact bytes: GCM alone
+ * does not commit to its key). Same sizes as v1: 16 bytes of tag a chunk. */
+
+struct aead {
+  int v2;
+  const uint8_t *key; /* v1 */
+  EVP_CIPHER_CTX *cx; /* v2: the key schedule, set once; one thread at a time */
+  int enc;
+};
+
+static void aead_free(struct aead *a) {
+  if (a->cx) EVP_CIPHER_CTX_free(a->cx); /* wipes the key schedule */
+  memset(a, 0, sizeof *a);
+}
+
+/* 0, or -1 (out of memory). enc: 1 to seal, 0 to open. */
+static int aead_init(struct aead *a, int v2, const uint8_t key[ATTACH_KEY_LEN], int enc) {
+  memset(a, 0, sizeof *a);
+  a->v2 = v2;
+  a->key = key;
+  a->enc = enc;
+  if (!v2) return 0;
+  if ((a->cx = EVP_CIPHER_CTX_new()) == NULL) return -1;
+  if ((enc ? EVP_EncryptInit_ex(a->cx, EVP_aes_256_gcm(), NULL, key, NULL)
+           : EVP_DecryptInit_ex(a->cx, EVP_aes_256_gcm(), NULL, key, NULL)) != 1) {
+    aead_free(a);
+    return -1;
+  }
+  return 0;
+}
+
+static void v1_nonce(uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], uint64_t i) {
   int k;
   memset(nonce, 0, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
   for (k = 0; k < 8; k++) nonce[16 + k] = (uint8_t)(i >> (56 - 8 * k));
+}
+
+static void v2_nonce(uint8_t nonce[12], uint64_t i) {
+  int k;
+  memset(nonce, 0, 12);
+  for (k = 0; k < 8; k++) nonce[4 + k] = (uint8_t)(i >> (56 - 8 * k));
+}
+
+/* Chunk i (last: the file's last) of n <= ATTACH_CHUNK bytes from in into
+ * out (n + ATTACH_TAG bytes). 0, or -1 (the library failed). */
+static int aead_seal(struct aead *a, uint64_t i, int last, const uint8_t *in, size_t n, uint8_t *out) {
+  if (!a->v2) {
+    uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ad = (uint8_t)last;
+    unsigned long long cn = 0;
+    v1_nonce(nonce, i);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out, &cn, in, n, &ad, 1, NULL, nonce, a->key);
+    return cn == n + ATTACH_TAG ? 0 : -1;
+  } else {
+    uint8_t nonce[12], ad[2] = {2, (uint8_t)last};
+    int l = 0, l2 = 0;
+    v2_nonce(nonce, i);
+    if (EVP_EncryptInit_ex(a->cx, NULL, NULL, NULL, nonce) != 1 || EVP_EncryptUpdate(a->cx, NULL, &l, ad, 2) != 1 ||
+        EVP_EncryptUpdate(a->cx, out, &l, in, (int)n) != 1 || EVP_EncryptFinal_ex(a->cx, out + l, &l2) != 1 ||
+        (size_t)(l + l2) != n || EVP_CIPHER_CTX_ctrl(a->cx, EVP_CTRL_AEAD_GET_TAG, ATTACH_TAG, out + n) != 1)
+      return -1;
+    return 0;
+  }
+}
+
+/* Chunk i of cn bytes (tag included, cn >= ATTACH_TAG) from in into out
+ * (cn - ATTACH_TAG bytes). 0, or -1 (altered, or the library failed). */
+static int aead_open(struct aead *a, uint64_t i, int last, const uint8_t *in, size_t cn, uint8_t *out) {
+  size_t n = cn - ATTACH_TAG;
+  if (!a->v2) {
+    uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ad = (uint8_t)last;
+    unsigned long long pn = 0;
+    v1_nonce(nonce, i);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &pn, NULL, in, cn, &ad, 1, nonce, a->key) != 0) return -1;
+    return pn == n ? 0 : -1;
+  } else {
+    uint8_t nonce[12], ad[2] = {2, (uint8_t)last}, tag[ATTACH_TAG];
+    int l = 0, l2 = 0;
+    v2_nonce(nonce, i);
+    memcpy(tag, in + n, ATTACH_TAG);
+    if (EVP_DecryptInit_ex(a->cx, NULL, NULL, NULL, nonce) != 1 || EVP_DecryptUpdate(a->cx, NULL, &l, ad, 2) != 1 ||
+        EVP_DecryptUpdate(a->cx, out, &l, in, (int)n) != 1 ||
+        EVP_CIPHER_CTX_ctrl(a->cx, EVP_CTRL_AEAD_SET_TAG, ATTACH_TAG, tag) != 1 ||
+        EVP_DecryptFinal_ex(a->cx, out + l, &l2) != 1 || (size_t)(l + l2) != n)
+      return -1;
+    return 0;
+  }
+}
+
+struct digest {
+  int v2;
+  crypto_generichash_blake2b_state b; /* v1 */
+  EVP_MD_CTX *m;                      /* v2 */
+};
+
+/* 0, or -1 (out of memory). Again on an initialised one: starts over. */
+static int digest_init(struct digest *d, int v2) {
+  if (d->m) EVP_MD_CTX_free(d->m);
+  memset(d, 0, sizeof *d);
+  d->v2 = v2;
+  if (!v2) return crypto_generichash_blake2b_init(&d->b, NULL, 0, ATTACH_DIGEST_LEN);
+  if ((d->m = EVP_MD_CTX_new()) == NULL) return -1;
+  if (EVP_DigestInit_ex(d->m, EVP_sha256(), NULL) != 1) return -1;
+  return 0;
+}
+
+static void digest_update(struct digest *d, const uint8_t *p, size_t n) {
+  if (!d->v2)
+    crypto_generichash_blake2b_update(&d->b, p, n);
+  else
+    (void)EVP_DigestUpdate(d->m, p, n); /* cannot fail once initialised */
+}
+
+static int digest_final(struct digest *d, uint8_t out[ATTACH_DIGEST_LEN]) {
+  unsigned len = 0;
+  if (!d->v2) return crypto_generichash_blake2b_final(&d->b, out, ATTACH_DIGEST_LEN);
+  return EVP_DigestFinal_ex(d->m, out, &len) == 1 && len == ATTACH_DIGEST_LEN ? 0 : -1;
+}
+
+static void digest_free(struct digest *d) {
+  if (d->m) EVP_MD_CTX_free(d->m);
+  sodium_memzero(d, sizeof *d);
 }
 
 /* ---- file names ----------------------------------------------------------------- */
@@ -304,19 +439,15 @@ static int src_read(const struct src *s, uint64_t off, uint8_t *buf, size_t n) {
 }
 
 /* Ciphertext [off, off + len) (off at a chunk's start) into out. 0 or -1 (read). */
-static int encrypt_at(const struct src *s, const uint8_t key[ATTACH_KEY_LEN], uint64_t off, size_t len,
-                      uint8_t *out, uint8_t *pbuf) {
+static int encrypt_at(const struct src *s, struct aead *a, uint64_t off, size_t len, uint8_t *out, uint8_t *pbuf) {
   uint64_t chunk = off / ATTACH_CCHUNK, last = n_chunks(s->size) - 1;
   size_t done = 0;
   while (done < len) {
     uint64_t p0 = chunk * ATTACH_CHUNK;
     size_t pn = (size_t)(s->size - p0 < ATTACH_CHUNK ? s->size - p0 : ATTACH_CHUNK);
-    uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ad = chunk == last;
-    unsigned long long cn = 0;
     if (pn && src_read(s, p0, pbuf, pn)) return -1;
-    chunk_nonce(nonce, chunk);
-    crypto_aead_xchacha20poly1305_ietf_encrypt(out + done, &cn, pbuf, pn, &ad, 1, NULL, nonce, key);
-    done += (size_t)cn;
+    if (aead_seal(a, chunk, chunk == last, pbuf, pn, out + done)) return -1;
+    done += pn + ATTACH_TAG;
     chunk++;
   }
   sodium_memzero(pbuf, ATTACH_CHUNK);
@@ -336,13 +467,15 @@ static int encrypt_at(const struct src *s, const uint8_t key[ATTACH_KEY_LEN], ui
  * a new upload (the record replaced). */
 
 #define ATTACH_UP "attach.up/"
-#define ATTACH_UP_VERSION 1
+/* The record's version is the upload's format: 1 (format v1, what records
+ * written before format v2 hold: still resumed as v1) or 2. */
 
 struct uprec {
   uint8_t id[ATTACH_ID_LEN];
   uint8_t key[ATTACH_KEY_LEN];
   uint64_t csize, size, mtime_ns, expires_ms;
   uint16_t fetches;
+  int v2; /* the upload's format */
 };
 
 static void uprec_name(char *out, size_t cap, const char *to, const struct src *s) {
@@ -361,7 +494,8 @@ static int uprec_load(struct sc_client *c, const char *to, const struct src *s, 
   uprec_name(name, sizeof name, to, s);
   if ((rc = store_get(c->st, name, &v, &len)) <= 0) return rc;
   rec_rd_init(&rd, v, len);
-  ok = rec_get_u8(&rd, &ver) == 0 && ver == ATTACH_UP_VERSION && rec_get_ptr(&rd, &p, ATTACH_ID_LEN) == 0;
+  ok = rec_get_u8(&rd, &ver) == 0 && (ver == 1 || ver == 2) && rec_get_ptr(&rd, &p, ATTACH_ID_LEN) == 0;
+  r->v2 = ver == 2;
   if (ok) memcpy(r->id, p, ATTACH_ID_LEN);
   ok = ok && rec_get_ptr(&rd, &p, ATTACH_KEY_LEN) == 0;
   if (ok) memcpy(r->key, p, ATTACH_KEY_LEN);
@@ -383,7 +517,7 @@ static int uprec_save(struct sc_client *c, const char *to, const struct src *s, 
   int rc;
   uprec_name(name, sizeof name, to, s);
   rec_wr_init(&w, 128);
-  rec_put_u8(&w, ATTACH_UP_VERSION);
+  rec_put_u8(&w, r->v2 ? 2 : 1);
   rec_put(&w, r->id, ATTACH_ID_LEN);
   rec_put(&w, r->key, ATTACH_KEY_LEN);
   rec_put_u64(&w, r->csize);
@@ -426,7 +560,9 @@ static int uprec_drop(struct sc_client *c, const char *to, const struct src *s) 
 #define PIPE_SLOTS 4
 
 struct slot {
+  uint8_t *base; /* SOTTO_NET_PUT_HEADROOM bytes for a PUT's headers, then buf */
   uint8_t *buf;
+  uint8_t *owned; /* down: an answer's payload taken over instead of copied into buf (freed after) */
   uint64_t off;
   size_t len;
   int err; /* up: -1 the file could not be read; down: ATTACH_E_* */
@@ -442,7 +578,9 @@ struct pipe {
   uint8_t *pbuf; /* the worker's plaintext chunk (sodium_malloc) */
 };
 
-static int pipe_init(struct pipe *p) {
+/* up: with the ring's buffers and the plaintext chunk (a download's ring
+ * holds the answers' own payloads). */
+static int pipe_init(struct pipe *p, int up) {
   int i;
   memset(p, 0, sizeof *p);
   if (pthread_mutex_init(&p->mu, NULL) != 0) return -1;
@@ -451,8 +589,11 @@ static int pipe_init(struct pipe *p) {
     return -1;
   }
   p->inited = 1;
+  if (!up) return 0;
   for (i = 0; i < PIPE_SLOTS; i++)
-    if ((p->sl[i].buf = malloc(ATTACH_UNIT)) == NULL) return -1;
+    if ((p->sl[i].base = malloc(SOTTO_NET_PUT_HEADROOM + ATTACH_UNIT)) == NULL) return -1;
+    else
+      p->sl[i].buf = p->sl[i].base + SOTTO_NET_PUT_HEADROOM;
   if ((p->pbuf = sodium_malloc(ATTACH_CHUNK)) == NULL) return -1;
   return 0;
 }
@@ -461,7 +602,10 @@ static int pipe_init(struct pipe *p) {
 static void pipe_free(struct pipe *p) {
   int i;
   if (!p->inited) return;
-  for (i = 0; i < PIPE_SLOTS; i++) free(p->sl[i].buf);
+  for (i = 0; i < PIPE_SLOTS; i++) {
+    free(p->sl[i].base);
+    free(p->sl[i].owned);
+  }
   if (p->pbuf) sodium_free(p->pbuf);
   pthread_cond_destroy(&p->cv);
   pthread_mutex_destroy(&p->mu);
@@ -501,10 +645,10 @@ struct up {
   struct sc_client *c;
   struct conn *k;
   const struct src *s;
-  const uint8_t *key;
+  struct aead a;
   uint8_t id[ATTACH_ID_LEN];
   uint64_t csize, next, acked, hashed;
-  crypto_generichash_blake2b_state h;
+  struct digest h;
   struct inflight fl[ATTACH_WINDOW];
   int nfl;
   uint8_t *cbuf, *pbuf;
@@ -527,11 +671,11 @@ static void *up_worker(void *arg) {
     if (p->stop) break;
     sl = &p->sl[(p->head + p->count) % PIPE_SLOTS];
     pthread_mutex_unlock(&p->mu);
-    err = encrypt_at(u->s, u->key, off, len, sl->buf, p->pbuf);
+    err = encrypt_at(u->s, &u->a, off, len, sl->buf, p->pbuf);
     /* Every ciphertext byte is hashed once, in order (a resent unit is the
      * same bytes again). */
     if (!err && off == u->hashed) {
-      crypto_generichash_blake2b_update(&u->h, sl->buf, len);
+      digest_update(&u->h, sl->buf, len);
       u->hashed += len;
     }
     pthread_mutex_lock(&p->mu);
@@ -549,7 +693,6 @@ static void *up_worker(void *arg) {
 
 /* Writes the next PUT. 0, a net code (> 0) or -1 (the file could not be read). */
 static int put_next(struct up *u) {
-  struct sotto_srv_blob_req m;
   size_t len = (size_t)(u->csize - u->next < ATTACH_UNIT ? u->csize - u->next : ATTACH_UNIT);
   struct slot *sl;
   struct pipe *p = &u->p;
@@ -564,13 +707,9 @@ static int put_next(struct up *u) {
   sl = &p->sl[p->head];
   pthread_mutex_unlock(&p->mu);
   if (sl->err || sl->off != u->next || sl->len != len) return -1;
-  memset(&m, 0, sizeof m);
-  m.id = u->id;
-  m.offset = u->next;
-  m.data = sl->buf;
-  m.data_len = len;
-  rc = sotto_net_blob_async(u->k->net, SOTTO_SRV_BLOB_PUT, &m, &u->fl[u->nfl].req_id);
-  /* The frame holds its own copy: the slot is free again. */
+  /* Headers written before the bytes, one TLS write, no copy; once written
+   * the slot is free again. */
+  rc = sotto_net_blob_put_inplace(u->k->net, u->id, u->next, sl->base, len, &u->fl[u->nfl].req_id);
   pthread_mutex_lock(&p->mu);
   p->head = (p->head + 1) % PIPE_SLOTS;
   p->count--;
@@ -648,8 +787,8 @@ static int resume(struct up *u) {
   if (st.size != u->csize || st.stored > u->csize || (st.stored % ATTACH_UNIT != 0 && st.stored != u->csize)) return 1;
   while (off < st.stored) {
     size_t len = (size_t)(st.stored - off < ATTACH_UNIT ? st.stored - off : ATTACH_UNIT);
-    if (encrypt_at(u->s, u->key, off, len, u->cbuf, u->pbuf)) return -1;
-    crypto_generichash_blake2b_update(&u->h, u->cbuf, len);
+    if (encrypt_at(u->s, &u->a, off, len, u->cbuf, u->pbuf)) return -1;
+    digest_update(&u->h, u->cbuf, len);
     off += len;
   }
   u->hashed = u->acked = u->next = st.stored;
@@ -659,7 +798,8 @@ static int resume(struct up *u) {
 /* Uploads s. With to (a file, not bytes in memory), an upload record is
  * kept so that a rerun resumes (key may then be replaced by the record's). */
 static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint8_t key[ATTACH_KEY_LEN],
-                  uint16_t fetches, uint8_t id[ATTACH_ID_LEN], uint8_t digest[ATTACH_DIGEST_LEN], const char *to) {
+                  uint16_t fetches, uint8_t id[ATTACH_ID_LEN], uint8_t digest[ATTACH_DIGEST_LEN], const char *to,
+                  int *v2) {
   struct up u;
   struct sotto_srv_blob_req m;
   struct sotto_net_event ans;
@@ -671,9 +811,7 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint
   u.c = c;
   u.k = k;
   u.s = s;
-  u.key = key;
   u.csize = attach_cipher_size(s->size);
-  crypto_generichash_blake2b_init(&u.h, NULL, 0, ATTACH_DIGEST_LEN);
   cuts_load(&u.cuts);
   if (sotto_net_max_frame(k->net) < ATTACH_UNIT + SOTTO_SRV_BLOB_ID_LEN + 8 + SOTTO_SRV_BODY_HDR)
     return sc__fail(c, SC_ERR_ATTACH_TOO_LARGE,
@@ -689,14 +827,20 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint
     rc = sc__store_error(c, have);
     goto out;
   }
-  if (have == 1) {
+  if (have == 1) { /* the recorded upload goes on in its own format */
     memcpy(u.id, r.id, ATTACH_ID_LEN);
     memcpy(key, r.key, ATTACH_KEY_LEN);
-    rc = resume(&u);
-    if (rc == 1) { /* not resumable: a new upload, the digest from the start */
-      crypto_generichash_blake2b_init(&u.h, NULL, 0, ATTACH_DIGEST_LEN);
-      crypto_aead_xchacha20poly1305_ietf_keygen(key);
+    rc = digest_init(&u.h, r.v2) != 0 || aead_init(&u.a, r.v2, key, 1) != 0 ? -2 : resume(&u);
+    if (rc == 0) *v2 = r.v2;
+    if (rc == 1) { /* not resumable: a new upload */
+      aead_free(&u.a);
+      randombytes_buf(key, ATTACH_KEY_LEN);
       have = 0;
+      rc = 0;
+    }
+    if (rc == -2) {
+      rc = sc__fail(c, SC_ERR_NOMEM, "out of memory for the upload");
+      goto out;
     } else if (rc == -1) {
       rc = sc__fail(c, SC_ERR_FILE, "the file changed or could not be read while it was sent: nothing was sent");
       goto out;
@@ -706,6 +850,10 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint
     }
   }
   if (have != 1) {
+    if (digest_init(&u.h, *v2) != 0 || aead_init(&u.a, *v2, key, 1) != 0) {
+      rc = sc__fail(c, SC_ERR_NOMEM, "out of memory for the upload");
+      goto out;
+    }
     memset(&m, 0, sizeof m);
     m.size = u.csize;
     m.fetches = fetches;
@@ -724,10 +872,11 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint
       r.mtime_ns = s->mtime_ns;
       r.expires_ms = expires;
       r.fetches = fetches;
+      r.v2 = *v2;
       if ((rc = uprec_save(c, to, s, &r)) != 0) goto out;
     }
   }
-  if (pipe_init(&u.p) != 0) {
+  if (pipe_init(&u.p, 1) != 0) {
     rc = sc__fail(c, SC_ERR_NOMEM, "out of memory for the upload");
     goto out;
   }
@@ -781,19 +930,49 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint
     rc = blob_error(c, k, rc, "finishing the upload");
     goto out;
   }
-  crypto_generichash_blake2b_final(&u.h, digest, ATTACH_DIGEST_LEN);
+  if (digest_final(&u.h, digest) != 0) {
+    rc = sc__fail(c, SC_ERR_NOMEM, "the digest of the file could not be computed");
+    goto out;
+  }
   memcpy(id, u.id, ATTACH_ID_LEN);
 out:
   pipe_stop(&u.p);
   pipe_free(&u.p);
   free(u.cbuf);
   sodium_free(u.pbuf);
-  sodium_memzero(&u.h, sizeof u.h);
+  aead_free(&u.a);
+  digest_free(&u.h);
   sodium_memzero(&r, sizeof r);
   return rc;
 }
 
 /* ---- sending ------------------------------------------------------------------- */
+
+/* The fetches a file to user is created for: one per device its message
+ * goes to, as the recipient's last verified device list says (fan-out,
+ * deliver.c: a list under the account key we know, else device 1 alone).
+ * Our own other devices get a transcript and fetch nothing. */
+static uint16_t recipient_devices(struct sc_client *c, const char *user) {
+  struct sotto_devlist *l = calloc(1, sizeof *l);
+  struct contact who;
+  unsigned n = 1;
+  if (l && devices_list_of(c, user, l) == 1 && contact_load(c->st, user, &who) >= 0 && who.has_key &&
+      sodium_memcmp(l->account_key, who.key, SOTTO_PUBKEY_LEN) == 0 && l->n > 1)
+    n = l->n;
+  free(l);
+  return (uint16_t)(n > SOTTO_SRV_BLOB_MAX_FETCHES ? SOTTO_SRV_BLOB_MAX_FETCHES : n);
+}
+
+/* New uploads use format v2. Test hook (sotto-test only):
+ * SOTTO_TEST_ATTACH_V1=1 sends format v1, as sotto did before, so that the
+ * tests show such files are still received. */
+static int send_format_v2(void) {
+#ifdef SOTTO_TEST_HOOKS
+  const char *v = getenv("SOTTO_TEST_ATTACH_V1");
+  if (v && strcmp(v, "1") == 0) return 0;
+#endif
+  return 1;
+}
 
 static const char *guess_type(const char *name) {
   static const char *const map[][2] = {
@@ -841,9 +1020,8 @@ static int log_sent(struct sc_client *c, const char *user, const char *name, uin
  * our own other ones. A list that grew since is met by the blob's expiry. */
 static uint16_t fetches_for(struct sc_client *c, const char *user) {
   struct sotto_devlist *l = calloc(1, sizeof *l);
-  unsigned n = 1;
-  if (!l) return 1;
-  if (devices_list_of(c, user, l) == 1 && l->n > 1) n = l->n;
+  unsigned n = recipient_devices(c, user);
+  if (!l) return (uint16_t)n;
   if (devices_list_of(c, c->acct->username, l) == 1)
     for (unsigned i = 0; i < l->n; i++)
       if (l->dev[i].device_id != c->acct->device_id) n++;
@@ -857,7 +1035,7 @@ int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int 
   struct content ct;
   struct src s;
   uint8_t key[ATTACH_KEY_LEN], id[ATTACH_ID_LEN], digest[ATTACH_DIGEST_LEN];
-  int rc, opened = 0;
+  int rc, opened = 0, v2 = send_format_v2();
 
   if (size > SC_ATTACH_MAX_SIZE)
     return sc__fail(c, SC_ERR_ATTACH_TOO_LARGE, "the file is larger than %llu bytes: sotto does not send it",
@@ -879,10 +1057,11 @@ int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int 
     s.ino = (uint64_t)st.st_ino;
     s.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec;
   }
-  crypto_aead_xchacha20poly1305_ietf_keygen(key);
-  /* One fetch per device that gets the pointer: each listed device of the
-   * recipient, and our own other devices (the sent transcript). */
-  rc = upload(c, &c->k, &s, key, fetches_for(c, user), id, digest, fd >= 0 ? user : NULL);
+  randombytes_buf(key, sizeof key);
+  /* One fetch per device that gets the pointer: each device of the
+   * recipient's verified list, and our own other devices (the sent
+   * transcript). */
+  rc = upload(c, &c->k, &s, key, fetches_for(c, user), id, digest, fd >= 0 ? user : NULL, &v2);
   if (rc == 0) {
     memset(&ct, 0, sizeof ct);
     ct.kind = CONTENT_ATTACHMENT;
@@ -892,7 +1071,7 @@ int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int 
     ct.att_digest = digest;
     ct.att_size = size;
     ct.att_chunk = ATTACH_CHUNK;
-    ct.att_flags = flags;
+    ct.att_flags = (uint8_t)(flags | (v2 ? ATTACH_FLAG_V2 : 0));
     ct.att_type = (const uint8_t *)type;
     ct.att_type_len = strlen(type);
     ct.att_name = (const uint8_t *)name;
@@ -932,7 +1111,7 @@ static int attach_send_group(struct sc_sent *out, struct sc_client *c, const cha
   struct stat st;
   char to[GROUP_NAME_MAX + 2];
   uint8_t key[ATTACH_KEY_LEN], id[ATTACH_ID_LEN], digest[ATTACH_DIGEST_LEN];
-  int rc, opened = 0;
+  int rc, opened = 0, v2 = send_format_v2();
 
   if (size > SC_ATTACH_MAX_SIZE)
     return sc__fail(c, SC_ERR_ATTACH_TOO_LARGE, "the file is larger than %llu bytes: sotto does not send it",
@@ -950,9 +1129,9 @@ static int attach_send_group(struct sc_sent *out, struct sc_client *c, const cha
   s.ino = (uint64_t)st.st_ino;
   s.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec;
   snprintf(to, sizeof to, "#%s", g->name);
-  crypto_aead_xchacha20poly1305_ietf_keygen(key);
+  randombytes_buf(key, sizeof key);
   c->flags = send_flags;
-  if ((rc = upload(c, &c->k, &s, key, SOTTO_SRV_BLOB_MAX_FETCHES, id, digest, to)) != 0) goto out;
+  if ((rc = upload(c, &c->k, &s, key, SOTTO_SRV_BLOB_MAX_FETCHES, id, digest, to, &v2)) != 0) goto out;
   memset(&ct, 0, sizeof ct);
   ct.kind = CONTENT_GROUP_ATTACHMENT;
   ct.ts = sc_now_ms();
@@ -961,6 +1140,7 @@ static int attach_send_group(struct sc_sent *out, struct sc_client *c, const cha
   ct.att_digest = digest;
   ct.att_size = size;
   ct.att_chunk = ATTACH_CHUNK;
+  ct.att_flags = v2 ? ATTACH_FLAG_V2 : 0;
   ct.att_type = (const uint8_t *)type;
   ct.att_type_len = strlen(type);
   ct.att_name = (const uint8_t *)name;
@@ -1123,7 +1303,8 @@ struct down {
   struct conn *k;
   const struct content *ct;
   uint64_t csize, next, done;
-  crypto_generichash_blake2b_state h;
+  struct digest h;
+  struct aead a;
   struct inflight fl[ATTACH_WINDOW];
   int nfl, fd;
   uint8_t *pbuf;
@@ -1156,16 +1337,12 @@ enum { ATTACH_E_TAMPERED = -1000, ATTACH_E_DISK = -1001 };
 static int take(struct down *d, const uint8_t *p, size_t len) {
   uint64_t chunk = d->done / ATTACH_CCHUNK, last = n_chunks(d->ct->att_size) - 1;
   size_t off = 0;
-  crypto_generichash_blake2b_update(&d->h, p, len);
+  digest_update(&d->h, p, len);
   while (off < len) {
-    size_t cn = len - off < ATTACH_CCHUNK ? len - off : ATTACH_CCHUNK, w = 0;
-    uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], ad = chunk == last;
-    unsigned long long pn = 0;
+    size_t cn = len - off < ATTACH_CCHUNK ? len - off : ATTACH_CCHUNK, w = 0, pn = cn - ATTACH_TAG;
     uint64_t want = chunk == last ? d->ct->att_size - chunk * ATTACH_CHUNK : ATTACH_CHUNK;
     if (cn != want + ATTACH_TAG) return ATTACH_E_TAMPERED;
-    chunk_nonce(nonce, chunk);
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(d->pbuf, &pn, NULL, p + off, cn, &ad, 1, nonce, d->ct->att_key) != 0)
-      return ATTACH_E_TAMPERED;
+    if (aead_open(&d->a, chunk, chunk == last, p + off, cn, d->pbuf) != 0) return ATTACH_E_TAMPERED;
     while (w < pn) {
       ssize_t r = write(d->fd, d->pbuf + w, (size_t)pn - w);
       if (r < 0 && errno == EINTR) continue;
@@ -1194,8 +1371,10 @@ static void *down_worker(void *arg) {
     sl = &p->sl[p->head];
     err = p->err;
     pthread_mutex_unlock(&p->mu);
-    if (!err) err = take(d, sl->buf, sl->len);
+    if (!err) err = take(d, sl->owned, sl->len);
+    free(sl->owned);
     pthread_mutex_lock(&p->mu);
+    sl->owned = NULL;
     if (err && !p->err) {
       p->err = err;
       d->werrno = errno;
@@ -1208,9 +1387,10 @@ static void *down_worker(void *arg) {
   return NULL;
 }
 
-/* Hands one answer to the worker (waits for a free slot). 0, or the
- * worker's failure. */
-static int hand_over(struct down *d, const uint8_t *b, size_t len) {
+/* Hands one answer to the worker (waits for a free slot): the payload
+ * (*b, malloc'd by the event) is taken over, not copied (*b is NULL then).
+ * 0, or the worker's failure. */
+static int hand_over(struct down *d, uint8_t **b, size_t len) {
   struct pipe *p = &d->p;
   struct slot *sl;
   int err;
@@ -1218,7 +1398,8 @@ static int hand_over(struct down *d, const uint8_t *b, size_t len) {
   while (!p->err && p->count == PIPE_SLOTS) pthread_cond_wait(&p->cv, &p->mu);
   if ((err = p->err) == 0) {
     sl = &p->sl[(p->head + p->count) % PIPE_SLOTS];
-    memcpy(sl->buf, b, len);
+    sl->owned = *b;
+    *b = NULL;
     sl->len = len;
     sl->off = d->recv;
     p->count++;
@@ -1246,7 +1427,7 @@ static int get_wait(struct down *d) {
     if (ev.kind == SOTTO_NET_EV_ANSWER && ev.req_id == d->fl[0].req_id) {
       rc = ev.code;
       /* Exactly the bytes asked for: a server that answers short or long is lying. */
-      if (rc == 0) rc = ev.payload_len == d->fl[0].len ? hand_over(d, ev.payload, ev.payload_len) : ATTACH_E_TAMPERED;
+      if (rc == 0) rc = ev.payload_len == d->fl[0].len ? hand_over(d, &ev.payload, ev.payload_len) : ATTACH_E_TAMPERED;
       sotto_net_event_clear(&ev);
       if (rc) return rc;
       memmove(d->fl, d->fl + 1, (size_t)(d->nfl - 1) * sizeof d->fl[0]);
@@ -1281,14 +1462,19 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
   d.k = k;
   d.ct = ct;
   d.csize = attach_cipher_size(ct->att_size);
-  crypto_generichash_blake2b_init(&d.h, NULL, 0, ATTACH_DIGEST_LEN);
   cuts_load(&d.cuts);
   if ((d.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
     return sc__fail(c, errno == ENOSPC ? SC_ERR_DISK_FULL : SC_ERR_FILE, "cannot create %s: %s", tmp, strerror(errno));
-  if ((d.pbuf = sodium_malloc(ATTACH_CHUNK)) == NULL || pipe_init(&d.p) != 0) {
+  /* The format the sender used (flags checked by content_decode). */
+  if ((d.pbuf = sodium_malloc(ATTACH_CHUNK)) == NULL || pipe_init(&d.p, 0) != 0 ||
+      digest_init(&d.h, (ct->att_flags & ATTACH_FLAG_V2) != 0) != 0 ||
+      aead_init(&d.a, (ct->att_flags & ATTACH_FLAG_V2) != 0, ct->att_key, 0) != 0) {
     close(d.fd);
     if (d.pbuf) sodium_free(d.pbuf);
     pipe_free(&d.p);
+    digest_free(&d.h);
+    aead_free(&d.a);
+    (void)unlink(tmp);
     return sc__fail(c, SC_ERR_NOMEM, "out of memory for the download");
   }
   if (pipe_start(&d.p, down_worker, &d) != 0) {
@@ -1337,8 +1523,7 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
       goto out;
     }
   }
-  crypto_generichash_blake2b_final(&d.h, digest, ATTACH_DIGEST_LEN);
-  if (sodium_memcmp(digest, ct->att_digest, ATTACH_DIGEST_LEN) != 0) {
+  if (digest_final(&d.h, digest) != 0 || sodium_memcmp(digest, ct->att_digest, ATTACH_DIGEST_LEN) != 0) {
     rc = sc__fail(c, SC_ERR_ATTACH_TAMPERED,
                   "the file's digest does not match the one its sender sent (altered): nothing was saved");
     goto out;
@@ -1352,7 +1537,8 @@ out:
   pipe_free(&d.p);
   close(d.fd);
   sodium_free(d.pbuf);
-  sodium_memzero(&d.h, sizeof d.h);
+  digest_free(&d.h);
+  aead_free(&d.a);
   if (rc) (void)unlink(tmp);
   return rc;
 }

@@ -224,7 +224,7 @@ int content_decode(struct content *c, const uint8_t *p, size_t len) {
           rec_get_str16(&r, &c->att_name, &c->att_name_len, SC_ATTACH_NAME_MAX) ||
           rec_get_str16(&r, &c->text, &c->text_len, SC_MAX_TEXT))
         return -1;
-      if (c->att_size > SC_ATTACH_MAX_SIZE || c->att_chunk != ATTACH_CHUNK || (c->att_flags & ~ATTACH_FLAG_LONG_TEXT) ||
+      if (c->att_size > SC_ATTACH_MAX_SIZE || c->att_chunk != ATTACH_CHUNK || (c->att_flags & ~ATTACH_FLAGS_KNOWN) ||
           c->att_name_len == 0)
         return -1;
       for (i = 0; i < c->att_type_len; i++)

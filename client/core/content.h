@@ -18,7 +18,8 @@
  *                 TRANSCRIPT; n <= CONTENT_TRANSCRIPT_MAX)  (pairwise, only
  *                 between the devices of one account)
  *   ATTACHMENT    blob id[16] | key[32] | digest[32] | u64 size | u32 chunk
- *                 | u8 flags | str16 type | str16 name | str16 text   (pairwise)
+ *                 | u8 flags (bit 0 long text, bit 1 format v2) | str16 type
+ *                 | str16 name | str16 text                  (pairwise)
  *   GROUP_ATTACHMENT gid[16] | the fields of ATTACHMENT    (inside a SenderKeyMessage)
  *   CONSENT       u8 action (1 accept, 2 block, 3 unblock, 4 delete: a
  *                 message request from user was accepted, user blocked,
@@ -96,6 +97,11 @@ enum {
 #define ATTACH_DIGEST_LEN 32
 #define ATTACH_CHUNK (64 * 1024) /* plaintext bytes per encrypted chunk (the only value accepted) */
 #define ATTACH_FLAG_LONG_TEXT 0x01 /* the file is a text too long for one message: shown as text */
+/* Format v2 (docs/client.md "Attachments"): AES-256-GCM chunks and a SHA-256
+ * digest of the ciphertext. Without it, format v1: XChaCha20-Poly1305 chunks
+ * and a BLAKE2b-256 digest. */
+#define ATTACH_FLAG_V2 0x02
+#define ATTACH_FLAGS_KNOWN (ATTACH_FLAG_LONG_TEXT | ATTACH_FLAG_V2)
 enum { RECEIPT_DELIVERED = 1, RECEIPT_READ = 2 };
 #define CONTENT_MAX_RECEIPTS 64
 #define GROUP_STATE_LEFT 0x01

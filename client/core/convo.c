@@ -711,6 +711,179 @@ static int cq_drop(struct sc_client *c, uint64_t seq, size_t len) {
   return rc ? sc__store_error(c, rc) : 0;
 }
 
+/* ---- changes that failed for a lasting reason --------------------------------
+ *
+ * A queued change whose send fails for a reason that will not pass by
+ * itself (not the connection, not a full queue) is kept, not dropped:
+ * "cqf/SEQ" = u32 the error (-SC_ERR_*) | str16 the detail | the queued
+ * record ("cq/SEQ"'s bytes). sc_failed_changes lists them (sotto outbox),
+ * sc_failed_change_retry queues one again, sc_failed_change_discard drops
+ * it. At most CQF_MAX are kept; past that a failed change is dropped as
+ * before (its SC_EV_NOT_DELIVERED event says so either way). */
+#define CQF_MAX 128
+
+static void cqf_name(char rn[48], uint64_t seq) { snprintf(rn, 48, "cqf/%020llu", (unsigned long long)seq); }
+
+static int cqf_count_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  (void)name, (void)v, (void)len;
+  ++*(size_t *)ud;
+  return 0;
+}
+
+/* Moves queued change seq (its record v, n bytes) to the failed ones, in
+ * one transaction. 1 when kept, 0 when dropped (CQF_MAX kept already), or
+ * a recorded failure. */
+static int cq_fail(struct sc_client *c, uint64_t seq, const uint8_t *v, size_t n, int err, const char *detail) {
+  struct cq_idx *q = calloc(1, sizeof *q);
+  struct rec_wr w;
+  char rn[48], fn[48];
+  size_t i, kept = 0, dl = strlen(detail);
+  int rc;
+  if (!q) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  if (dl > 255) dl = 255;
+  rec_wr_init(&w, n + dl + 8);
+  rec_put_u32(&w, (uint32_t)-err);
+  rec_put_str16(&w, detail, dl);
+  rec_put(&w, v, n);
+  cq_name(rn, seq);
+  cqf_name(fn, seq);
+  if ((rc = sc__begin(c)) == 0 && (rc = cq_load(c->st, q)) == 0 && (rc = store_scan(c->st, "cqf/", cqf_count_cb, &kept)) == 0) {
+    for (i = 0; i < q->n && q->seqs[i] != seq; i++) {
+    }
+    if (i < q->n) {
+      memmove(&q->seqs[i], &q->seqs[i + 1], (q->n - i - 1) * sizeof q->seqs[0]);
+      q->n--;
+      q->bytes = q->bytes >= n ? q->bytes - (uint32_t)n : 0;
+    }
+    if ((rc = store_del(c->st, rn)) == 0 && (kept >= CQF_MAX || w.w.err || (rc = store_put(c->st, fn, w.p, w.len)) == 0) &&
+        (rc = cq_save(c->st, q)) == 0)
+      rc = store_commit(c->st);
+  }
+  if (rc) store_rollback(c->st);
+  rec_wr_free(&w);
+  free(q);
+  return rc ? sc__store_error(c, rc) : kept < CQF_MAX;
+}
+
+static const char *change_what(const struct content *ct) {
+  switch (ct->kind) {
+    case CONTENT_TIMER: return "timer";
+    case CONTENT_REACTION: return "reaction";
+    case CONTENT_EDIT: return "edit";
+    case CONTENT_DELETE: return "delete";
+    default: return "text";
+  }
+}
+
+/* Reads "cqf/SEQ" (v, n): *err, detail, conv and the change ct (pointing
+ * into v). 0, or -1 if unreadable. */
+static int cqf_decode(const uint8_t *v, size_t n, int *err, char *detail, size_t dcap, char *conv, size_t ccap,
+                      struct content *ct) {
+  struct rec_rd r;
+  const uint8_t *d, *body;
+  size_t dl, bl;
+  uint32_t e;
+  rec_rd_init(&r, v, n);
+  if (rec_get_u32(&r, &e) || rec_get_str16(&r, &d, &dl, 255) || rec_get_cstr(&r, conv, ccap)) return -1;
+  bl = n - r.r.off;
+  if (rec_get_ptr(&r, &body, bl) || rec_rd_end(&r) || content_decode(ct, body, bl) != 0) return -1;
+  *err = -(int)e;
+  snprintf(detail, dcap, "%.*s", (int)dl, (const char *)d);
+  return 0;
+}
+
+struct cqf_list {
+  struct sc_client *c;
+  int (*cb)(void *ud, const struct sc_failed_change *f);
+  void *ud;
+  int stop;
+};
+
+static int cqf_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct cqf_list *x = ud;
+  struct sc_failed_change f;
+  struct content *ct = calloc(1, sizeof *ct);
+  int rc = 0;
+  if (!ct) return STORE_E_IO;
+  memset(&f, 0, sizeof f);
+  f.seq = strtoull(name + 4, NULL, 10);
+  if (cqf_decode(v, len, &f.error, f.detail, sizeof f.detail, f.conv, sizeof f.conv, ct) == 0) {
+    f.what = change_what(ct);
+    f.ref_ts = ct->ref_ts;
+    rc = x->cb(x->ud, &f);
+  }
+  sodium_memzero(ct, sizeof *ct);
+  free(ct);
+  return rc;
+}
+
+int sc_failed_changes(struct sc_client *c, int (*cb)(void *ud, const struct sc_failed_change *f), void *ud) {
+  struct cqf_list x = {c, cb, ud, 0};
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  if ((rc = store_scan(c->st, "cqf/", cqf_cb, &x)) < 0) return sc__store_error(c, rc);
+  return 0;
+}
+
+/* Loads failed change seq: 1 with its record in *v (caller frees), or a recorded failure. */
+static int cqf_get(struct sc_client *c, uint64_t seq, uint8_t **v, size_t *n) {
+  char fn[48];
+  int rc;
+  if ((rc = sc__need_open(c))) return rc;
+  cqf_name(fn, seq);
+  if ((rc = store_get(c->st, fn, v, n)) < 0) return sc__store_error(c, rc);
+  if (rc == 0) return sc__fail(c, SC_ERR_ARG, "no failed change %llu (see 'sotto outbox')", (unsigned long long)seq);
+  return 1;
+}
+
+static int cqf_del(struct sc_client *c, uint64_t seq) {
+  char fn[48];
+  int rc;
+  cqf_name(fn, seq);
+  if ((rc = sc__begin(c)) || (rc = store_del(c->st, fn)) || (rc = store_commit(c->st))) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  return 0;
+}
+
+int sc_failed_change_discard(struct sc_client *c, uint64_t seq) {
+  uint8_t *v;
+  size_t n;
+  int rc;
+  if ((rc = cqf_get(c, seq, &v, &n)) != 1) return rc;
+  store_free_value(v, n);
+  return cqf_del(c, seq);
+}
+
+int sc_failed_change_retry(struct sc_client *c, uint64_t seq) {
+  struct content *ct = calloc(1, sizeof *ct);
+  char detail[256], conv[SC_USER_MAX + 2 > GROUP_NAME_MAX + 2 ? SC_USER_MAX + 2 : GROUP_NAME_MAX + 2];
+  uint8_t *v = NULL;
+  size_t n = 0;
+  int rc, err;
+  if (!ct) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  if ((rc = cqf_get(c, seq, &v, &n)) != 1) {
+    free(ct);
+    return rc;
+  }
+  if (cqf_decode(v, n, &err, detail, sizeof detail, conv, sizeof conv, ct) != 0) {
+    rc = sc__fail(c, SC_ERR_STORE, "failed change %llu cannot be read", (unsigned long long)seq);
+  } else if ((rc = convo_queue(c, conv, ct)) == 0 && (rc = cqf_del(c, seq)) == 0) {
+    /* Queued again at the end: sent now if the server is reachable (a
+     * lasting failure again keeps it here, under its new queue number). */
+    c->change_queued = 0;
+    if (sc_outbox_flush(c) != 0) {
+      c->err = 0;
+      c->errdetail[0] = 0;
+    }
+  }
+  sodium_memzero(ct, sizeof *ct);
+  free(ct);
+  store_free_value(v, n);
+  return rc;
+}
+
 int convo_flush(struct sc_client *c) {
   struct cq_idx *q = calloc(1, sizeof *q);
   struct content *ct = calloc(1, sizeof *ct);
@@ -763,14 +936,28 @@ int convo_flush(struct sc_client *c) {
       src = deliver_pairwise(c, &c->k, conv, ct);
       c->flags = 0;
     }
-    store_free_value(v, n);
     sodium_memzero(ct, sizeof *ct);
     if (src && outbox_conn_failure(src)) {
+      store_free_value(v, n);
       rc = src; /* the link: the rest waits for the next connection */
       goto out;
     }
-    if (src == SC_ERR_QUEUE_FULL || src == SC_ERR_CONFLICT) continue; /* this one waits */
-    if (src) sc__event(c, SC_EV_NOT_DELIVERED, SC_R_NONE, conv[0] == '#' ? NULL : conv, c->errdetail);
+    if (src == SC_ERR_QUEUE_FULL || src == SC_ERR_CONFLICT) { /* this one waits */
+      store_free_value(v, n);
+      continue;
+    }
+    if (src) {
+      /* A lasting failure: kept among the failed changes (sotto outbox). */
+      char detail[sizeof c->errdetail];
+      snprintf(detail, sizeof detail, "%s", c->errdetail[0] ? c->errdetail : sc_error_message(src));
+      rc = cq_fail(c, q->seqs[i], v, n, src, detail);
+      store_free_value(v, n);
+      if (rc < 0) goto out;
+      sc__event(c, SC_EV_NOT_DELIVERED, SC_R_NONE, conv[0] == '#' ? NULL : conv,
+                rc == 1 ? "kept among the failed changes: 'sotto outbox' retries or discards it" : detail);
+      continue;
+    }
+    store_free_value(v, n);
     if ((rc = cq_drop(c, q->seqs[i], n))) goto out;
   }
   rc = 0;
@@ -1588,7 +1775,10 @@ int convo_apply_consent(struct sc_client *c, const struct content *ct) {
     case CONSENT_ACT_UNBLOCK:
       return rc == CONSENT_BLOCKED ? consent_save(c->st, ct->to, 0) : 0;
     case CONSENT_ACT_DELETE:
-      return rc == CONSENT_REQUEST ? delete_conv_in(c, ct->to) : 0;
+      /* as sc_request_delete: their messages go, their invitations are declined */
+      if (rc != CONSENT_REQUEST) return 0;
+      if ((rc = delete_conv_in(c, ct->to)) != 0) return rc;
+      return settle_invites(c, ct->to, 1);
     default:
       return 0;
   }
@@ -1611,8 +1801,16 @@ int sc_request_delete(struct sc_client *c, const char *user) {
   int rc, st;
   if ((rc = sc_consent(&st, c, user))) return rc;
   if (st != CONSENT_REQUEST) return sc__fail(c, SC_ERR_NO_REQUEST, "there is no message request from %s", user);
-  if ((rc = sc_history_delete(NULL, c, user, 0)) == 0) consent_to_own(c, user, CONSENT_ACT_DELETE);
-  return rc;
+  if ((rc = sc_history_delete(NULL, c, user, 0)) != 0) return rc;
+  /* Their pending group invitations are declined as a block declines them
+   * (the groups and their messages deleted here; the inviter is not told). */
+  if ((rc = sc__begin(c)) != 0) return sc__store_error(c, rc);
+  if ((rc = settle_invites(c, user, 1)) < 0 || (rc = store_commit(c->st)) != 0) {
+    store_rollback(c->st);
+    return sc__store_error(c, rc);
+  }
+  consent_to_own(c, user, CONSENT_ACT_DELETE);
+  return 0;
 }
 
 int sc_block(struct sc_client *c, const char *user, int on) {

@@ -811,6 +811,22 @@ int sc_delete_for_all(struct sc_client *c, const char *user, uint64_t ref_ts, un
  * group text) found the server unreachable: it was applied here and waits
  * in the queue of changes, sent by the next command that connects. */
 int sc_change_queued(const struct sc_client *c);
+/* Queued changes whose later send failed for a lasting reason (not the
+ * connection): kept, listed here (sotto outbox), queued again by
+ * sc_failed_change_retry (and sent at once if the server is reachable; a
+ * lasting failure again keeps it, possibly under another seq) or dropped by
+ * sc_failed_change_discard. */
+struct sc_failed_change {
+  uint64_t seq;
+  char conv[SC_GROUP_NAME_MAX + 2]; /* a username or "#GROUP" */
+  const char *what;                 /* "timer", "reaction", "edit", "delete", "text" */
+  uint64_t ref_ts;                  /* the message a reaction, edit or delete is about (0 otherwise) */
+  int error;                        /* the SC_ERR_* of the failure */
+  char detail[256];
+};
+int sc_failed_changes(struct sc_client *c, int (*cb)(void *ud, const struct sc_failed_change *f), void *ud);
+int sc_failed_change_retry(struct sc_client *c, uint64_t seq);
+int sc_failed_change_discard(struct sc_client *c, uint64_t seq);
 /* Deletes from the local store (bytes overwritten) the messages of the
  * conversation conv (a username or group), or only message ts (0: all);
  * *n (may be NULL) gets how many rows went. */

@@ -192,7 +192,7 @@ static int m_send(void *ud, void *session, const cJSON *params, cJSON **result, 
   unsigned flags;
   struct sc_sent s;
   (void)session;
-  if (rpc_only(params, allowed, err) || rpc_strs(params, "recipient", 0, SC_USER_MAX, &rcpt, &n, err) ||
+  if (rpc_only(params, allowed, err) || rpc_strs(params, "recipient", 0, SC_GROUP_NAME_MAX + 1, &rcpt, &n, err) ||
       rpc_str(params, "group", 0, SC_GROUP_NAME_MAX, &group, err) ||
       rpc_str(params, "message", 1, SC_MAX_TEXT, &msg, err) ||
       rpc_bool(params, "acceptKeyChange", 0, &accept, err) ||
@@ -205,6 +205,10 @@ static int m_send(void *ud, void *session, const cJSON *params, cJSON **result, 
   if ((n == 0) == (group == NULL)) {
     rpc_fail(err, RPC_E_PARAMS, "invalid params: give either 'recipient' or 'group'");
     goto fail;
+  }
+  if (n == 1 && rcpt[0][0] == '#') { /* "#GROUP" as the recipient: the group */
+    group = rcpt[0] + 1;
+    n = 0;
   }
   if (!msg[0]) {
     rpc_fail(err, RPC_E_PARAMS, "invalid params: 'message' is empty");
@@ -914,25 +918,38 @@ static int m_unblock(void *ud, void *session, const cJSON *params, cJSON **resul
   return consent_call(ud, params, result, err, 3);
 }
 
-/* sendAttachment: one file to one user (attach.c), the message its caption. */
+/* sendAttachment: one file to one user, or to a group ('group', or a
+ * 'recipient' of the form "#GROUP"; attach.c), the message its caption. */
 static int m_send_attachment(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
-  static const char *const allowed[] = {"recipient", "path", "name", "type", "message", "acceptKeyChange", NULL};
+  static const char *const allowed[] = {"recipient", "group", "path", "name", "type", "message", "acceptKeyChange",
+                                        NULL};
   struct daemon *d = ud;
-  const char *rcpt, *path, *name, *type, *msg;
+  const char *rcpt, *group, *path, *name, *type, *msg;
+  char conv[SC_GROUP_NAME_MAX + 2];
   int accept, rc;
   struct sc_sent s;
   (void)session;
-  if (rpc_only(params, allowed, err) || rpc_str(params, "recipient", 1, SC_USER_MAX, &rcpt, err) ||
+  if (rpc_only(params, allowed, err) || rpc_str(params, "recipient", 0, SC_GROUP_NAME_MAX + 1, &rcpt, err) ||
+      rpc_str(params, "group", 0, SC_GROUP_NAME_MAX, &group, err) ||
       rpc_str(params, "path", 1, 4095, &path, err) || rpc_str(params, "name", 0, SC_ATTACH_NAME_MAX, &name, err) ||
       rpc_str(params, "type", 0, SC_ATTACH_TYPE_MAX, &type, err) ||
       rpc_str(params, "message", 0, SC_MAX_TEXT, &msg, err) || rpc_bool(params, "acceptKeyChange", 0, &accept, err))
     return err->code;
-  if (need_user(rcpt, "recipient", err)) return err->code;
-  memset(&s, 0, sizeof s);
-  if ((rc = sc_send_file(&s, d->sc, rcpt, path, name, type, msg, msg ? strlen(msg) : 0,
-                         accept ? SC_SEND_ACCEPT_KEY_CHANGE : 0)) != 0) {
-    return core_fail(d, rc, err);
+  if ((rcpt == NULL) == (group == NULL))
+    return rpc_fail(err, RPC_E_PARAMS, "invalid params: give either 'recipient' or 'group'");
+  if (rcpt && rcpt[0] == '#') group = rcpt + 1;
+  if (group) {
+    if (need_group(group, err)) return err->code;
+    snprintf(conv, sizeof conv, "#%s", group);
+    rcpt = conv;
+  } else if (need_user(rcpt, "recipient", err)) {
+    return err->code;
   }
+  memset(&s, 0, sizeof s);
+  rc = sc_send_file(&s, d->sc, rcpt, path, name, type, msg, msg ? strlen(msg) : 0,
+                    accept ? SC_SEND_ACCEPT_KEY_CHANGE : 0);
+  /* A group: sent to some members is a result (sent_json says how many). */
+  if (rc != 0 && !(group && rc == SC_ERR_PARTIAL)) return core_fail(d, rc, err);
   *result = sent_json(&s);
   return 0;
 }

@@ -889,6 +889,19 @@ int sotto_net_blob_async(struct sotto_net *c, uint8_t type, const struct sotto_s
   return rc;
 }
 
+int sotto_net_blob_put_inplace(struct sotto_net *c, const uint8_t *id, uint64_t offset, uint8_t *buf, size_t data_len,
+                               uint32_t *req_id) {
+  size_t plen = SOTTO_SRV_BLOB_ID_LEN + 8 + data_len;
+  int k;
+  _Static_assert(SOTTO_NET_PUT_HEADROOM == 9 + SOTTO_SRV_BLOB_ID_LEN + 8, "frame header + id + offset");
+  if (data_len == 0 || data_len > SOTTO_SRV_BLOB_MAX_CHUNK) return SOTTO_ERR_USAGE;
+  *req_id = ++c->next_id ? c->next_id : ++c->next_id;
+  sotto__srv_frame_hdr(buf, SOTTO_SRV_BLOB_PUT, *req_id, plen);
+  memcpy(buf + 9, id, SOTTO_SRV_BLOB_ID_LEN);
+  for (k = 0; k < 8; k++) buf[9 + SOTTO_SRV_BLOB_ID_LEN + k] = (uint8_t)(offset >> (56 - 8 * k));
+  return write_all(c, buf, SOTTO_NET_PUT_HEADROOM + data_len);
+}
+
 /* ---- linking a device (proto.h "linking") ------------------------------------------ */
 
 /* One LINK_* request; the answer in *ans (the caller clears it). */

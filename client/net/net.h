@@ -168,6 +168,13 @@ int sotto_net_device_identity(struct sotto_net *c, const uint8_t *ik, size_t len
 struct sotto_srv_blob_req;
 int sotto_net_blob(struct sotto_net *c, uint8_t type, const struct sotto_srv_blob_req *m, struct sotto_net_event *ans);
 int sotto_net_blob_async(struct sotto_net *c, uint8_t type, const struct sotto_srv_blob_req *m, uint32_t *req_id);
+/* A BLOB_PUT of data_len bytes found at buf + SOTTO_NET_PUT_HEADROOM: the
+ * SOTTO_NET_PUT_HEADROOM bytes before them are overwritten with the frame's
+ * and the request's headers and the whole goes in one TLS write, without a
+ * copy. The answer comes as an ANSWER event with *req_id. */
+#define SOTTO_NET_PUT_HEADROOM (SOTTO_SRV_FRAME_HDR + SOTTO_SRV_BODY_HDR + SOTTO_SRV_BLOB_ID_LEN + 8)
+int sotto_net_blob_put_inplace(struct sotto_net *c, const uint8_t *id, uint64_t offset, uint8_t *buf, size_t data_len,
+                               uint32_t *req_id);
 
 /* ---- pushes and pipelining ------------------------------------------------ */
 

@@ -107,6 +107,35 @@ s bob attachments --json >"$T/tam.json" 2>&1
 check "... as attachment_tampered" contains "$T/tam.json" '"error":"attachment_tampered"'
 check "... and nothing was saved" test "$(ls -A "$T/bob/downloads" | wc -l)" -eq 0
 
+# ---- format v2 chunks swapped; a format v1 file still received ------------------
+# (docs/client.md "Attachments": v2 seals chunk i with AES-256-GCM, i in the
+# nonce; SOTTO_TEST_ATTACH_V1=1 makes sotto-test send format v1 as before.)
+CC=$((65536 + 16))
+ls "$T/srv/blobs" >"$T/sw.before"
+s alice send bob --file "$T/small.bin" --name swapped.bin >/dev/null 2>&1 || bad "send swapped.bin"
+BLOB=$(ls "$T/srv/blobs" | grep -vxFf "$T/sw.before" | head -1)
+dd if="$T/srv/blobs/$BLOB" of="$T/c0" bs=$CC count=1 2>/dev/null
+dd if="$T/srv/blobs/$BLOB" of="$T/c1" bs=$CC skip=1 count=1 2>/dev/null
+dd if="$T/c1" of="$T/srv/blobs/$BLOB" bs=$CC seek=0 conv=notrunc 2>/dev/null
+dd if="$T/c0" of="$T/srv/blobs/$BLOB" bs=$CC seek=1 conv=notrunc 2>/dev/null
+s bob receive >"$T/swap.out" 2>&1
+check "two chunks of a format v2 blob swapped: refused" contains "$T/swap.out" "file swapped.bin from alice could not be saved"
+check "... and nothing was saved" test "$(ls -A "$T/bob/downloads" | wc -l)" -eq 0
+SOTTO_TEST_ATTACH_V1=1 "$SOTTO" --home "$T/alice" send bob --file "$T/small.bin" --name v1.bin "old format" \
+  >"$T/v1.send" 2>&1 || bad "send v1.bin in format v1"
+s bob receive >"$T/v1.out" 2>&1
+check "a format v1 file is still received" contains "$T/v1.out" "saved as downloads/v1.bin (300000 bytes): old format"
+check "... with the bytes sent" cmp -s "$T/bob/downloads/v1.bin" "$T/small.bin"
+ls "$T/srv/blobs" >"$T/sw.before"
+SOTTO_TEST_ATTACH_V1=1 "$SOTTO" --home "$T/alice" send bob --file "$T/small.bin" --name v1bad.bin \
+  >/dev/null 2>&1 || bad "send v1bad.bin in format v1"
+BLOB=$(ls "$T/srv/blobs" | grep -vxFf "$T/sw.before" | head -1)
+printf 'X' | dd of="$T/srv/blobs/$BLOB" bs=1 seek=70000 conv=notrunc 2>/dev/null
+s bob receive >"$T/v1bad.out" 2>&1
+check "an altered format v1 blob is refused" contains "$T/v1bad.out" "file v1bad.bin from alice could not be saved"
+rm -f "$T/bob/downloads/v1.bin"
+check "... and nothing else was saved" test "$(ls -A "$T/bob/downloads" | wc -l)" -eq 0
+
 # ---- hostile names --------------------------------------------------------------
 echo "a small file" >"$T/plain.txt"
 LONG=$(printf 'n%.0s' $(seq 1 240)).txt

@@ -71,6 +71,24 @@ check "accepting the inviter accepts the group" contains "$T/g5" "party"
 s bob group send party "thanks" >"$T/g6" 2>&1
 s eve receive >"$T/g7" 2>&1
 check "... and bob can write to it" contains "$T/g7" "[party] bob: thanks"
+# Deleting a stranger's request declines their pending invitations too.
+new_user trudy
+s trudy send bob "hello from trudy" >/dev/null 2>&1
+s trudy group create rave bob >/dev/null 2>&1
+s trudy group send rave "rave tonight" >/dev/null 2>&1
+s bob receive >/dev/null 2>&1
+s bob requests >"$T/g8" 2>&1
+check "a second stranger's invitation is listed" contains "$T/g8" "group rave (invited by trudy)"
+s bob requests delete trudy >"$T/g9" 2>&1
+check "requests delete succeeds (exit $?)" lacks "$T/g9" "sotto:"
+s bob requests >"$T/g10" 2>&1
+check "... the invitation is gone from requests" lacks "$T/g10" "rave"
+s bob groups >"$T/g11" 2>&1
+check "... the group is not among bob's groups" lacks "$T/g11" "rave"
+s bob history >"$T/g12" 2>&1
+check "... its message is deleted" lacks "$T/g12" "rave tonight"
+s bob group send rave "hello?" >"$T/g13" 2>&1
+check "... and nothing can be sent to it" contains "$T/g13" "no group called 'rave'"
 
 s alice send bob "first from alice" >/dev/null 2>&1
 s bob receive >/dev/null 2>&1
@@ -206,5 +224,38 @@ check "history --delete USER removes the conversation" lacks "$T/x3" "keep this"
 check "... from every record" bash -c "! SOTTO_PASSPHRASE='$SOTTO_PASSPHRASE' '$SCAN' --find '$T/bob' 'keep this' >/dev/null"
 s bob history --delete alice 12345 >"$T/x4" 2>&1; rc=$?
 check "an unknown id is an error" test $rc -eq 1
+
+# --- a queued change whose send fails for a lasting reason: kept, listed, retried, discarded
+stop_server
+s alice timer zed 1h >"$T/f1" 2>&1
+s alice timer yan 2h >/dev/null 2>&1
+check "timer changes for users not registered yet are queued while offline" contains "$T/f1" "Queued"
+start_server
+s alice receive >"$T/f2" 2>&1
+check "the next connection's send fails for good, and says it is kept" contains "$T/f2" "kept among the failed changes"
+s alice outbox >"$T/f3" 2>&1
+check "sotto outbox lists both with why" contains "$T/f3" "timer to zed failed:"
+check "... and yan's" contains "$T/f3" "timer to yan failed:"
+s alice --json outbox >"$T/f3j" 2>&1
+check "... --json names the change and the error" grep -q '"change":"timer".*"error":"' "$T/f3j"
+SEQ=$(sed -n 's/^\([0-9]*\): timer to zed.*/\1/p' "$T/f3" | head -1)
+s alice outbox retry "$SEQ" >"$T/f4" 2>&1
+s alice outbox >"$T/f5" 2>&1
+check "retried while zed still does not exist: kept again" contains "$T/f5" "timer to zed failed:"
+SEQ=$(sed -n 's/^\([0-9]*\): timer to zed.*/\1/p' "$T/f5" | head -1)
+new_user zed
+s alice outbox retry "$SEQ" >"$T/f6" 2>&1
+check "once zed exists, retry sends it" contains "$T/f6" "queued again"
+s alice outbox >"$T/f7" 2>&1
+check "... and it leaves the list" lacks "$T/f7" "timer to zed"
+s zed receive >"$T/f8" 2>&1
+check "zed gets the timer change" contains "$T/f8" "alice set disappearing messages to 1 hour"
+YSEQ=$(sed -n 's/^\([0-9]*\): timer to yan.*/\1/p' "$T/f7" | head -1)
+s alice outbox discard "$YSEQ" >"$T/f9" 2>&1
+check "discard drops yan's" contains "$T/f9" "Change $YSEQ discarded."
+s alice outbox >"$T/f10" 2>&1
+check "... the list is empty" test ! -s "$T/f10"
+s alice outbox discard 999 >"$T/f11" 2>&1
+check "an unknown number is an error" contains "$T/f11" "no failed change 999"
 
 finish

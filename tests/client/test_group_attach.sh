@@ -37,6 +37,30 @@ check "alice's attachments list it as sent to the group" contains "$T/alist" "se
 s carol attachments --json >"$T/clist" 2>&1
 check "carol's list names the group" contains "$T/clist" '"group":"trio"'
 
+# The daemon's methods (over sotto jsonrpc): sendAttachment with 'group' or
+# a '#GROUP' recipient, send with a '#GROUP' recipient; both at once refused.
+rpc() { printf '%s\n' "$1" | timeout 60 "$SOTTO" --home "$T/alice" jsonrpc >"$T/$2" 2>&1; }
+echo "sent to the group over JSON-RPC" >"$T/rpcg.txt"
+rpc "{\"jsonrpc\":\"2.0\",\"method\":\"sendAttachment\",\"params\":{\"group\":\"trio\",\"path\":\"$T/rpcg.txt\",\"name\":\"rpc-group.txt\",\"message\":\"via rpc\"},\"id\":1}" rpcg1.out
+check "sendAttachment to a group answers with a result" contains "$T/rpcg1.out" '"delivered":2'
+check "... not an error" lacks "$T/rpcg1.out" '"error"'
+rpc "{\"jsonrpc\":\"2.0\",\"method\":\"sendAttachment\",\"params\":{\"recipient\":\"#trio\",\"path\":\"$T/rpcg.txt\",\"name\":\"rpc-hash.txt\"},\"id\":2}" rpcg2.out
+check "sendAttachment to '#trio' as the recipient too" contains "$T/rpcg2.out" '"delivered":2'
+rpc '{"jsonrpc":"2.0","method":"send","params":{"recipient":"#trio","message":"a group text over rpc"},"id":3}' rpcg3.out
+check "send to '#trio' as the recipient" contains "$T/rpcg3.out" '"delivered":2'
+rpc "{\"jsonrpc\":\"2.0\",\"method\":\"sendAttachment\",\"params\":{\"recipient\":\"bob\",\"group\":\"trio\",\"path\":\"$T/rpcg.txt\"},\"id\":4}" rpcg4.out
+check "sendAttachment with both a recipient and a group is refused" contains "$T/rpcg4.out" "give either 'recipient' or 'group'"
+rpc "{\"jsonrpc\":\"2.0\",\"method\":\"sendAttachment\",\"params\":{\"group\":\"no/such\",\"path\":\"$T/rpcg.txt\"},\"id\":5}" rpcg5.out
+check "... and an invalid group name" contains "$T/rpcg5.out" "not a valid group name"
+for u in bob carol; do
+  s $u receive >"$T/$u.rpcg" 2>&1
+  check "$u gets the file sent to the group by the daemon" cmp -s "$T/$u/downloads/rpc-group.txt" "$T/rpcg.txt"
+  check "... told it came in the group, with its caption" contains "$T/$u.rpcg" \
+    "file from alice in group trio saved as downloads/rpc-group.txt (32 bytes): via rpc"
+  check "... and the one sent to '#trio'" cmp -s "$T/$u/downloads/rpc-hash.txt" "$T/rpcg.txt"
+  check "... and the group text" contains "$T/$u.rpcg" "a group text over rpc"
+done
+
 # Group names are checked; a group we are not in is refused.
 s alice send '#no/such' --file "$T/photo.bin" >"$T/bad1" 2>&1
 check "an invalid group name is refused" test $? -ne 0

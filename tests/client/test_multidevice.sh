@@ -85,4 +85,24 @@ bob_id=$(sql "SELECT id FROM accounts WHERE username = 'bob';")
 check "bob's current list on the server names devices 1 and 2 only" \
   test "$(sql "SELECT hex(ids) FROM devlists WHERE account_id = $bob_id ORDER BY version DESC LIMIT 1;")" = 0000000100000002
 
+# 6. a file to bob's two devices: the blob counts one fetch per device that
+#    gets its pointer (bob's two, and alice's laptop through the transcript)
+head -c 300000 /dev/urandom >"$T/two.bin"
+ls "$T/srv/blobs" >"$T/blobs.before" 2>/dev/null
+s alice send bob --file "$T/two.bin" "for both" >"$T/s6" 2>&1
+check "alice sends bob a file (exit $?)" test -n "$(ls "$T/srv/blobs" | grep -vxFf "$T/blobs.before")"
+BLOB=$(ls "$T/srv/blobs" | grep -vxFf "$T/blobs.before" | head -1)
+check "... created for three fetches (bob's two devices, alice's laptop)" \
+  test "$(sql "SELECT fetches FROM blobs WHERE hex(id) = upper('$BLOB');")" = 3
+s bob receive >"$T/b6" 2>&1
+check "bob's primary saves it" cmp -s "$T/bob/downloads/two.bin" "$T/two.bin"
+check "... and the blob stays for his laptop" test -e "$T/srv/blobs/$BLOB"
+s bob-laptop receive >"$T/bl6" 2>&1
+check "bob's laptop saves it too (same bytes)" cmp -s "$T/bob-laptop/downloads/two.bin" "$T/two.bin"
+check "... and the blob stays for alice's laptop" test -e "$T/srv/blobs/$BLOB"
+s alice-laptop receive >"$T/al6" 2>&1
+check "alice's laptop saves the file she sent from her primary (same bytes)" \
+  cmp -s "$T/alice-laptop/downloads/two.bin" "$T/two.bin"
+check "... and then the blob is gone" test ! -e "$T/srv/blobs/$BLOB"
+
 finish

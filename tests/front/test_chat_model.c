@@ -254,6 +254,54 @@ static void test_scrollback(void) {
   chat_free(&m);
 }
 
+/* Issue 14 in the chat UI: /file, /react, /edit, /delete, /timer act on
+ * the open conversation (a person or a group), the message picked being
+ * the last one of the other side (/react) or ours (/edit, /delete). */
+static void test_convo_commands(void) {
+  struct chat_model m;
+  const char *arg;
+  chat_init(&m, "alice");
+  type(&m, "/file /tmp/x.bin");
+  CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_NONE && strstr(m.status, "open a conversation first"));
+  CHECK(chat_add(&m, "team", 1, CHAT_IN, "carol", "standup at 10", 13, 3000) == 0);
+  CHECK(chat_add(&m, "team", 1, CHAT_OUT, "alice", "on my way", 9, 3500) == 0);
+  CHECK(chat_add(&m, "team", 1, CHAT_IN, "dave", "me too", 6, 4000) == 0);
+  CHECK(chat_add(&m, "team", 1, CHAT_NOTICE, "", "a notice", 8, 4500) == 0);
+  chat_open(&m, 0);
+  type(&m, "/file /tmp/photo.jpg for the team");
+  CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_FILE && strcmp(arg, "/tmp/photo.jpg for the team") == 0);
+  type(&m, "/file");
+  CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_NONE && strstr(m.status, "usage: /file"));
+  type(&m, "/react \xf0\x9f\x91\x8d");
+  CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_REACT && strcmp(arg, "\xf0\x9f\x91\x8d") == 0 &&
+        m.act_ts == 4000 && strcmp(m.act_who, "dave") == 0);
+  type(&m, "/react");
+  CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_REACT && arg[0] == 0 && m.act_ts == 4000);
+  type(&m, "/react a b");
+  CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_NONE && strstr(m.status, "usage: /react"));
+  type(&m, "/edit on my way, 5 min");
+  CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_EDIT && strcmp(arg, "on my way, 5 min") == 0 &&
+        m.act_ts == 3500 && strcmp(m.act_who, "alice") == 0);
+  type(&m, "/edit");
+  CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_NONE && strstr(m.status, "usage: /edit"));
+  type(&m, "/delete");
+  CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_DELETE && m.act_ts == 3500);
+  type(&m, "/delete now");
+  CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_NONE && strstr(m.status, "usage: /delete"));
+  type(&m, "/timer 1h");
+  CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_TIMER && strcmp(arg, "1h") == 0);
+  type(&m, "/timer");
+  CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_NONE && strstr(m.status, "usage: /timer"));
+  /* a conversation with only the other side's messages: nothing of ours to edit */
+  CHECK(chat_add(&m, "bob", 0, CHAT_IN, "bob", "hi", 2, 5000) == 0);
+  chat_open(&m, 1);
+  type(&m, "/delete");
+  CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_NONE && strstr(m.status, "no message of yours"));
+  type(&m, "/react \xe2\x9d\xa4");
+  CHECK(chat_key(&m, CHAT_KEY_ENTER, 12, &arg) == CHAT_ACT_REACT && m.act_ts == 5000 && strcmp(m.act_who, "bob") == 0);
+  chat_free(&m);
+}
+
 int main(void) {
   setenv("TZ", "UTC", 1);
   if (!setlocale(LC_CTYPE, "C.UTF-8")) {
@@ -263,6 +311,7 @@ int main(void) {
   test_input();
   test_conversations();
   test_scrollback();
+  test_convo_commands();
   chat_grid_free(&g);
   return test_done("front_chat_model");
 }
