@@ -11,6 +11,7 @@
  * username (u32 version || SHA-256 of the list) in the same transaction,
  * and KT_SEARCH_LIST proves it. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -69,6 +70,10 @@ static int store_exec(const struct srv_proc *p, const char *sql) {
 }
 
 static const char *const KT_ARGS[] = {"--kt", "1", NULL};
+/* The same without the registration rate limits (tests that register many). */
+#define NO_REG_LIMITS "--register-rate", "1e9", "--register-burst", "1e9", "--register-prefix-rate", "1e9", \
+    "--register-prefix-burst", "1e9", "--register-global-rate", "1e9", "--register-global-burst", "1e9"
+static const char *const KT_ARGS_MANY[] = {"--kt", "1", NO_REG_LIMITS, NULL};
 
 /* One request, its answer's payload (malloc'd) or ERR code (< 0 as -code). */
 static int call(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len, uint8_t **out, size_t *out_len) {
@@ -710,7 +715,7 @@ static void test_kt_devlist(void) {
   uint32_t dev = 0, version;
   size_t vlen, l1, l2;
   CHECK(srv_mkdir(&p, "ktdevlist") == 0);
-  CHECK(srv_start(&p, KT_ARGS) == 0);
+  CHECK(srv_start(&p, KT_ARGS_MANY) == 0);
   log_id_of(&p, &id);
   CHECK(sotto_keypair_generate(pub, priv) == 0);
   sotto_pubkey_serialize(ik, pub);
@@ -759,11 +764,44 @@ static void test_kt_devlist(void) {
   /* After a restart (replayed from the store) the same proof, asked before
    * AUTH (public, like KT_SEARCH). */
   CHECK(srv_stop(&p) == 0);
-  CHECK(srv_start(&p, KT_ARGS) == 0);
+  CHECK(srv_start(&p, KT_ARGS_MANY) == 0);
   c = srv_connect(&p, &ctx, 1);
   vlen = sizeof value;
   CHECK(c && search_list_ok(c, &id, "dora", &version, value, &vlen) == 0 && version == 1 &&
         memcmp(value, want, 36) == 0);
+  if (c) sotto_net_close(c);
+  c = NULL;
+  /* UNREGISTER logs the deletion marker (an empty value) for the account
+   * key and for the device list (clients then take "no devices"); an
+   * account that never had a list gets no list entry. */
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c && sotto_net_auth(c, "dora", 1, secret, NULL, NULL) == 0 && sotto_net_unregister(c) == 0);
+  if (c) sotto_net_close(c);
+  c = srv_connect(&p, &ctx, 1);
+  vlen = sizeof value;
+  CHECK(c && search_list_ok(c, &id, "dora", &version, value, &vlen) == 0 && version == 2 && vlen == 0);
+  vlen = sizeof value;
+  CHECK(c && search_ok(c, &id, "dora", &version, value, &vlen) == 0 && version == 1 && vlen == 0);
+  if (c) sotto_net_close(c);
+  c = NULL;
+  {
+    struct sotto_net *e = srv_connect(&p, &ctx, 1);
+    uint8_t esecret[32], eik[37] = {0};
+    uint32_t edev = 0;
+    /* ezra's registration in reg() keeps no secret: a new account for it */
+    sotto_pubkey_serialize(eik, pub);
+    eik[36] = 5;
+    CHECK(e && sotto_net_register(e, "gwen", eik, sizeof eik, &edev, esecret) == 0);
+    if (e) sotto_net_close(e);
+    e = srv_connect(&p, &ctx, 1);
+    CHECK(e && sotto_net_auth(e, "gwen", 1, esecret, NULL, NULL) == 0 && sotto_net_unregister(e) == 0);
+    if (e) sotto_net_close(e);
+    c = srv_connect(&p, &ctx, 1);
+    vlen = sizeof value;
+    CHECK(c && search_list_ok(c, &id, "gwen", &version, value, &vlen) == 0 && version == SOTTO_KT_ABSENT);
+    vlen = sizeof value;
+    CHECK(c && search_ok(c, &id, "gwen", &version, value, &vlen) == 0 && version == 1 && vlen == 0);
+  }
 out:
   if (c) sotto_net_close(c);
   CHECK(srv_stop(&p) == 0);
@@ -825,6 +863,93 @@ static void test_kt_backfill_list(void) {
   srv_rmdir(&p);
 }
 
+/* Registrations from several connections at once, so that batches log
+ * several label-versions whose VRFs run on the helper threads
+ * (--kt-threads 3) and on the store thread alone (--kt-threads 0): every
+ * account is proved with its own key, and a witness replays the log. */
+#define PAR_THREADS 6
+#define PAR_EACH 8
+struct par_arg {
+  struct srv_proc *p;
+  struct sotto_net_ctx *ctx;
+  int t, failed;
+};
+
+static void *par_run(void *arg) {
+  struct par_arg *a = arg;
+  int i;
+  for (i = 0; i < PAR_EACH; i++) {
+    char name[32];
+    uint8_t ik[33];
+    struct sotto_net_ctx *ctx = a->ctx;
+    snprintf(name, sizeof name, "par%c%c", (char)('a' + a->t), (char)('a' + i));
+    if (reg(a->p, &ctx, name, ik) != 0) a->failed++;
+  }
+  return NULL;
+}
+
+static void test_kt_parallel_vrf(const char *threads) {
+  const char *args[] = {"--kt", "1", "--kt-threads", threads, NO_REG_LIMITS, NULL};
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct sotto_net *c;
+  struct sotto_kt_log_id id;
+  struct sotto_kt_head h;
+  struct par_arg pa[PAR_THREADS];
+  pthread_t th[PAR_THREADS];
+  uint8_t value[SOTTO_KT_MAX_VALUE_LEN], ik[33];
+  uint32_t version;
+  size_t vlen;
+  char wst[600], wout[4096];
+  int t, i, bad = 0, failed = 0;
+  CHECK(srv_mkdir(&p, "ktpar") == 0);
+  snprintf(wst, sizeof wst, "%s/witness-state", p.dir);
+  CHECK(srv_start(&p, args) == 0);
+  log_id_of(&p, &id);
+  c = srv_connect(&p, &ctx, 1); /* makes ctx, shared by the threads */
+  CHECK(c != NULL);
+  if (c) sotto_net_close(c);
+  for (t = 0; t < PAR_THREADS; t++) {
+    pa[t] = (struct par_arg){&p, ctx, t, 0};
+    CHECK(pthread_create(&th[t], NULL, par_run, &pa[t]) == 0);
+  }
+  for (t = 0; t < PAR_THREADS; t++) {
+    pthread_join(th[t], NULL);
+    failed += pa[t].failed;
+  }
+  CHECK(failed == 0);
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c && get_head(c, &h) == 0);
+  printf("     --kt-threads %s: %d registrations in %llu log entries\n", threads, PAR_THREADS * PAR_EACH,
+         (unsigned long long)h.tree_size);
+  for (t = 0; c && t < PAR_THREADS; t++)
+    for (i = 0; i < PAR_EACH; i++) {
+      char name[32];
+      snprintf(name, sizeof name, "par%c%c", (char)('a' + t), (char)('a' + i));
+      memset(ik, 0x05, sizeof ik);
+      memcpy(ik + 1, name, strlen(name));
+      vlen = sizeof value;
+      if (search_ok(c, &id, name, &version, value, &vlen) != 0 || version != 0 || vlen != 33 ||
+          memcmp(value, ik, 33) != 0)
+        bad++;
+    }
+  CHECK(bad == 0);
+  if (c) sotto_net_close(c);
+  CHECK(run_witness(&p, wst, &id, wout, sizeof wout) == 0 && strstr(wout, "cosignature ") != NULL);
+  /* after a restart the stored entries replay to the same head */
+  CHECK(srv_stop(&p) == 0);
+  CHECK(srv_start(&p, args) == 0);
+  c = srv_connect(&p, &ctx, 1);
+  {
+    struct sotto_kt_head h2;
+    CHECK(c && get_head(c, &h2) == 0 && h2.tree_size == h.tree_size && memcmp(h2.root, h.root, 32) == 0);
+  }
+  if (c) sotto_net_close(c);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -835,5 +960,7 @@ int main(int argc, char **argv) {
   test_kt_backfill();
   test_kt_devlist();
   test_kt_backfill_list();
+  test_kt_parallel_vrf("3");
+  test_kt_parallel_vrf("0");
   return test_done("test_server_kt");
 }
