@@ -365,6 +365,11 @@ int kt_check_contact(struct sc_client *c, struct conn *k, const char *user, cons
   return 0;
 }
 
+/* The list version in a logged device-list value (u32 big endian first). */
+static uint32_t list_value_version(const uint8_t *v) {
+  return (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
+}
+
 int kt_check_list(struct sc_client *c, struct conn *k, const char *user, uint32_t list_version, const uint8_t *list,
                   size_t len) {
   struct kt_state s;
@@ -385,10 +390,38 @@ int kt_check_list(struct sc_client *c, struct conn *k, const char *user, uint32_
   if (rc) return rc;
   if ((rc = save_now(c, &s)) != 0) return rc;
   sotto__srv_kt_list_value(want, list_version, list, len);
-  if (version == SOTTO_KT_ABSENT || vlen != sizeof want || sodium_memcmp(value, want, sizeof want) != 0)
-    return sc__fail(c, SC_ERR_KT_NOT_LOGGED,
-                    "the server showed you a device list for %s that is not in its public log; not sending", user);
-  return 0;
+  if (version != SOTTO_KT_ABSENT && vlen == sizeof want && sodium_memcmp(value, want, sizeof want) == 0) return 0;
+  if (version != SOTTO_KT_ABSENT && vlen == sizeof want && list_value_version(value) > list_version)
+    return sc__fail(c, SC_ERR_KT_LIST_HIDDEN,
+                    "the server showed you version %lu of %s's device list, but its public log holds a newer one "
+                    "(version %lu): the server may be hiding one of their devices; not sending",
+                    (unsigned long)list_version, user, (unsigned long)list_value_version(value));
+  return sc__fail(c, SC_ERR_KT_NOT_LOGGED,
+                  "the server showed you a device list for %s that is not in its public log; not sending", user);
+}
+
+int kt_check_no_list(struct sc_client *c, struct conn *k, const char *user) {
+  struct kt_state s;
+  uint8_t value[SOTTO_KT_MAX_VALUE_LEN];
+  uint32_t version = SOTTO_KT_ABSENT;
+  size_t vlen = 0;
+  int rc;
+  if ((rc = kt_load(c->st, &s)) != 0) return sc__store_error(c, rc);
+  rc = search(c, k, &s, user, 1, &version, value, &vlen);
+  if (rc == 1) return 0; /* no log: kt_check_contact decides (kt require) */
+  if (rc) return rc;
+  if ((rc = save_now(c, &s)) != 0) return rc;
+  /* Nothing logged, or the newest version is the deletion marker that
+   * UNREGISTER logs: the account has no device list. */
+  if (version == SOTTO_KT_ABSENT || vlen == 0) return 0;
+  if (vlen == SOTTO_SRV_KT_LIST_VALUE_LEN)
+    return sc__fail(c, SC_ERR_KT_LIST_HIDDEN,
+                    "the server shows no device list for %s, but its public log holds one (version %lu): the server "
+                    "may be hiding their devices; not sending",
+                    user, (unsigned long)list_value_version(value));
+  return sc__fail(c, SC_ERR_KT_LIST_HIDDEN,
+                  "the server shows no device list for %s, but its public log holds an entry for one; not sending",
+                  user);
 }
 
 static void mon_set(struct sc_client *c, struct kt_state *s, uint8_t result, const char *fmt, ...)

@@ -42,6 +42,38 @@ check "... saying there is none" contains "$T/base.ack" "no key-transparency ale
 nlogged=$(sql "SELECT version FROM kt_values WHERE label = 'devices:bob';")
 check "baseline: the log holds bob's device-list label" test -n "$nlogged"
 
+# ---- hidden lists: the server serves an older list, or none, while the log holds bob's newest --
+new_user carol
+stop_server
+newest=$(sql "SELECT max(version) FROM devlists WHERE account_id = $(bob_id);")
+sql "CREATE TABLE saved_lists AS SELECT * FROM devlists WHERE account_id = $(bob_id);
+     DELETE FROM devlists WHERE account_id = $(bob_id) AND version = $newest;"
+start_server --kt 1
+before=$(bob_queue)
+s alice send bob "hidden laptop" >"$T/h1.out" 2>&1; rc=$?
+echo "  hidden list (older) printed: $(grep -m1 'public log' "$T/h1.out")"
+check "hidden list: alice refuses an older list than the log's (exit status)" test $rc -ne 0
+check "... saying so" contains "$T/h1.out" \
+  "the server showed you version $((newest - 1)) of bob's device list, but its public log holds a newer one (version $newest)"
+check "... nothing reached bob's devices" test "$(bob_queue)" = "$before"
+stop_server
+sql "DELETE FROM devlists WHERE account_id = $(bob_id);"
+start_server --kt 1
+s carol send bob "hi bob, carol here" >"$T/h2.out" 2>&1; rc=$?
+echo "  hidden list (none) printed: $(grep -m1 'public log' "$T/h2.out")"
+check "hidden list: a first message from carol is refused when the server shows no list but the log holds one" \
+  test $rc -ne 0
+check "... saying so" contains "$T/h2.out" \
+  "the server shows no device list for bob, but its public log holds one (version $newest): the server may be hiding their devices; not sending"
+check "... nothing reached bob's devices" test "$(bob_queue)" = "$before"
+s carol --json send bob "again" >"$T/h2.json" 2>&1
+check "--json: the refusal is kt_list_hidden" contains "$T/h2.json" '"error":"kt_list_hidden"'
+stop_server
+sql "INSERT INTO devlists SELECT * FROM saved_lists; DROP TABLE saved_lists;"
+start_server --kt 1
+s carol send bob "hi bob, carol here" >"$T/h3.out" 2>&1
+check "... once the server serves bob's list again, carol's message goes out" test $? -eq 0
+
 # ---- a: a device added in the database: not signed, refused -------------------------
 stop_server
 sql "INSERT INTO devices(account_id, device_id, secret_hash, created_day, last_seen_day)
@@ -91,11 +123,13 @@ before=$(bob_queue)
 s alice send bob "for bob only" >"$T/b.alice" 2>&1; rc=$?
 echo "  ghost 4b (alice) printed: $(grep -m1 'public log' "$T/b.alice")"
 check "ghost 4b: alice's send is refused" test $rc -ne 0
+# The server serves bob's own list (version saved_ver) while the log's newest
+# entry is the operator's (saved_ver + 1): the served list is older than the log's.
 check "... with the KT sentence" \
-  contains "$T/b.alice" "the server showed you a device list for bob that is not in its public log; not sending"
+  contains "$T/b.alice" "the server showed you version $saved_ver of bob's device list, but its public log holds a newer one (version $((saved_ver + 1))): the server may be hiding one of their devices; not sending"
 check "... nothing reached bob's devices" test "$(bob_queue)" = "$before"
 s alice --json send bob "for bob only" >"$T/b.alice.json" 2>&1
-check "--json: the refusal is kt_not_logged" contains "$T/b.alice.json" '"kt_not_logged"'
+check "--json: the refusal is kt_list_hidden" contains "$T/b.alice.json" '"kt_list_hidden"'
 
 s bob receive >"$T/b.bob" 2>&1
 echo "  ghost 4b (bob) printed: $(grep -m1 'KEY TRANSPARENCY' "$T/b.bob")"
