@@ -241,7 +241,7 @@ static int free_port(char out[16]) {
 /* Starts bin with --data/--listen (and --metrics for the server) plus extra
  * arguments, and reads "fingerprint HEX" / "listening" from its stdout. */
 static void proc_start(struct proc *p, const char *bin, int metrics, const char *const *extra) {
-  const char *argv[48];
+  const char *argv[72];
   char listen[64], mlisten[64], buf[512], log[160];
   size_t n = 0, got = 0;
   int out[2];
@@ -262,7 +262,8 @@ static void proc_start(struct proc *p, const char *bin, int metrics, const char 
     argv[n++] = "--metrics";
     argv[n++] = mlisten;
   }
-  while (extra && *extra && n < 46) argv[n++] = *extra++;
+  while (extra && *extra && n < 70) argv[n++] = *extra++;
+  if (extra && *extra) lg_die("too many arguments for %s", bin);
   argv[n] = NULL;
   if ((p->pid = fork()) < 0) lg_die("fork: %s", strerror(errno));
   if (p->pid == 0) {
