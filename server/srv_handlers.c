@@ -150,6 +150,10 @@ static int parse_kt_updates(const struct srv *s, struct op *o) {
   (void)s;
   return sotto__srv_parse_kt_updates_req(o->data, o->len, &o->req.kt_rng);
 }
+static int parse_kt_versions(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_kt_versions_req(o->data, o->len, &o->req.kt_ver);
+}
 static int parse_kt_cosign(const struct srv *s, struct op *o) {
   (void)s;
   return sotto__srv_parse_kt_cosign_req(o->data, o->len, &o->req.kt_cosign);
@@ -964,6 +968,7 @@ static const struct srv_handler handlers[] = {
     {SOTTO_SRV_KT_CONSISTENCY, H_UNAUTH | H_AUTHED, parse_kt_consistency, admit_kt, sotto__srv_kt_exec, answer_kt,
      NULL},
     {SOTTO_SRV_KT_UPDATES, H_UNAUTH | H_AUTHED, parse_kt_updates, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
+    {SOTTO_SRV_KT_VERSIONS, H_UNAUTH | H_AUTHED, parse_kt_versions, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
     {SOTTO_SRV_KT_CONFIG, H_UNAUTH | H_AUTHED, parse_kt_none, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
     {SOTTO_SRV_KT_COSIGN, H_UNAUTH | H_AUTHED, parse_kt_cosign, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
     {SOTTO_SRV_DEVLIST_PUT, H_AUTHED | H_STORES | H_DEVICE, parse_devlist_put, admit_devlist_put, exec_devlist_put,

@@ -163,6 +163,7 @@ union srv_req {
   uint64_t kt_size;                 /* KT_CONSISTENCY: the client's older size */
   struct sotto_srv_kt_range kt_rng; /* KT_UPDATES */
   struct sotto_srv_kt_cosign kt_cosign; /* KT_COSIGN */
+  struct sotto_srv_kt_versions_req kt_ver; /* KT_VERSIONS */
   struct srv_devlist *devlist;      /* DEVLIST_PUT (heap) */
   struct sotto_srv_send_multi *multi; /* SEND_MULTI (heap) */
 };

@@ -283,6 +283,25 @@ static int cosigs_file_move(struct srv *s, struct srv_kt *kt) {
   return unlink(path) == 0 ? 0 : -1;
 }
 
+/* Every logged label-version's value and opening is also kept under the
+ * key "~VERSION:LABEL" in the same table (no label holds '~'), so that
+ * KT_VERSIONS can prove each version logged since a device's last check;
+ * the row under LABEL itself holds the newest. */
+#define KT_HIST_MAX (1 + 10 + 1 + SOTTO_SRV_KT_LIST_LABEL_MAX)
+static void hist_key(char out[KT_HIST_MAX + 1], uint32_t version, const char *label) {
+  snprintf(out, KT_HIST_MAX + 1, "~%lu:%s", (unsigned long)version, label);
+}
+
+/* The newest value of label and its history row. */
+static int value_put(struct srv *s, const char *label, uint32_t version, const uint8_t *value, size_t len,
+                     const uint8_t opening[SOTTO_KT_OPENING_LEN]) {
+  char hk[KT_HIST_MAX + 1];
+  int rc;
+  if ((rc = s->store.ops->kt_value_put(s->store.impl, label, version, value, len, opening)) != 0) return rc;
+  hist_key(hk, version, label);
+  return s->store.ops->kt_value_put(s->store.impl, hk, version, value, len, opening);
+}
+
 /* Backfill: accounts made while the server ran without the log (or
  * before it had one) are logged as version 0 of their name, in entries of
  * at most BACKFILL_CHUNK label-versions, each in its own transaction with
@@ -344,7 +363,7 @@ static int backfill_label(struct backfill *b, const char *label, const uint8_t *
     }
   }
   if ((rc = sotto_kt_dir_add(b->kt->dir, opening, (const uint8_t *)label, strlen(label), 0, value, len)) != 0 ||
-      (rc = ops->kt_value_put(b->s->store.impl, label, 0, value, len, opening)) != 0) {
+      (rc = value_put(b->s, label, 0, value, len, opening)) != 0) {
     sodium_memzero(opening, sizeof opening);
     return rc;
   }
@@ -716,8 +735,8 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
   /* 3. staged and stored in order */
   for (i = 0; i < n; i++) {
     if ((rc = items[i].rc) != 0 || (rc = sotto_kt_dir_add_prepared(kt->dir, items[i].entry)) != 0 ||
-        (rc = s->store.ops->kt_value_put(s->store.impl, items[i].label, items[i].version, items[i].value,
-                                         items[i].value_len, items[i].opening)) != 0)
+        (rc = value_put(s, items[i].label, items[i].version, items[i].value, items[i].value_len,
+                        items[i].opening)) != 0)
       goto out;
   }
   if (!sotto_kt_dir_staged(kt->dir)) goto out;
@@ -910,6 +929,75 @@ int sotto__srv_kt_exec(struct srv *s, struct op *o) {
       sotto__srv_put_kt_proof(&w, hb, proof, plen);
     free(proof);
     if (rc != 0) return rc;
+  } else if (o->type == SOTTO_SRV_KT_VERSIONS) {
+    /* Proofs of versions from.. of one label against the current head,
+     * as many as fit a frame, with each device list as stored. */
+    const struct sotto_srv_kt_versions_req *m = &o->req.kt_ver;
+    uint8_t value[SOTTO_STORE_KT_MAX_VALUE], opening[SOTTO_KT_OPENING_LEN], *proof = NULL, *list = NULL;
+    char user[SOTTO_SRV_USER_MAX + 1], label[SOTTO_SRV_KT_LIST_LABEL_MAX + 1], hk[KT_HIST_MAX + 1];
+    size_t room = s->cfg->max_frame > 64 ? s->cfg->max_frame - 64 : 0, vlen = 0, plen, ll, n = 0;
+    uint32_t newest = 0, version, v;
+    int err = 0;
+    memcpy(user, m->user.p, m->user.len);
+    user[m->user.len] = 0;
+    if (m->kind == 1)
+      sotto__srv_kt_list_label(label, user);
+    else
+      sotto__srv_username_canon(m->user.p, m->user.len, label);
+    rc = s->store.ops->kt_value_get(s->store.impl, label, &newest, value, &vlen, opening);
+    sodium_memzero(opening, sizeof opening);
+    if (rc < 0) return rc;
+    if (rc == 1 || m->from > newest) {
+      o->code = SOTTO_SRV_E_NOT_FOUND;
+      return 0;
+    }
+    if ((proof = malloc(SOTTO_KT_MAX_VERSION_PROOF_LEN)) == NULL || (list = malloc(SOTTO_SRV_MAX_DEVLIST)) == NULL ||
+        (rc = answer_buf(o, room, &w)) != 0) {
+      free(proof);
+      free(list);
+      return rc ? rc : SOTTO_ERR_NOMEM;
+    }
+    sotto__wr_bytes(&w, hb, sizeof hb);
+    sotto__wr_u8(&w, 0); /* n, below */
+    for (v = m->from; v <= newest && n < m->count; v++) {
+      hist_key(hk, v, label);
+      rc = s->store.ops->kt_value_get(s->store.impl, hk, &version, value, &vlen, opening);
+      if (rc != 0 || version != v) { /* logged before the server kept every version */
+        sodium_memzero(opening, sizeof opening);
+        if (rc < 0) err = rc;
+        break;
+      }
+      rc = sotto_kt_dir_prove_version(proof, SOTTO_KT_MAX_VERSION_PROOF_LEN, &plen, kt->dir, (const uint8_t *)label,
+                                      strlen(label), v, value, vlen, opening);
+      sodium_memzero(opening, sizeof opening);
+      if (rc != 0) break; /* (a cluster: an entry this node has not replayed yet) */
+      ll = 0;
+      if (m->kind == 1 && vlen == SOTTO_SRV_KT_LIST_VALUE_LEN && s->store.ops->devlist_get_version) {
+        uint32_t lv = (uint32_t)value[0] << 24 | (uint32_t)value[1] << 16 | (uint32_t)value[2] << 8 | value[3];
+        rc = s->store.ops->devlist_get_version(s->store.impl, user, lv, list, SOTTO_SRV_MAX_DEVLIST, &ll);
+        if (rc < 0) {
+          err = rc;
+          break;
+        }
+        if (rc != 0) ll = 0;
+      }
+      if (w.len + 8 + plen + ll > room) break;
+      sotto__wr_u32be(&w, (uint32_t)plen);
+      sotto__wr_bytes(&w, proof, plen);
+      sotto__wr_u32be(&w, (uint32_t)ll);
+      if (ll) sotto__wr_bytes(&w, list, ll);
+      n++;
+    }
+    free(proof);
+    free(list);
+    if (err) return err;
+    if (n == 0) {
+      free(o->kt_out);
+      o->kt_out = NULL;
+      o->code = SOTTO_SRV_E_NOT_FOUND;
+      return 0;
+    }
+    o->kt_out[SOTTO_KT_HEAD_LEN] = (uint8_t)n;
   } else if (o->type == SOTTO_SRV_KT_CONSISTENCY) {
     uint8_t proof[SOTTO_KT_MAX_LOG_PROOF * SOTTO_KT_HASH_LEN];
     size_t plen;

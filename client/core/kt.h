@@ -58,6 +58,9 @@ struct kt_state {
   char list_detail[256];
   uint8_t list_alert[32]; /* SHA-256 of the alerting device-list value; zero: none */
   uint8_t list_acked[32]; /* the device-list alert `sotto kt ack` acknowledged */
+  /* record version 3: every version of the device-list label is checked */
+  uint8_t has_list_seen;  /* list_seen holds: */
+  uint32_t list_seen;     /* versions of the label up to this one were checked (or were there at the first check) */
 };
 
 /* The record (defaults when absent). 0 or a STORE_E_*. */

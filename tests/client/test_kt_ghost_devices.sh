@@ -10,7 +10,12 @@
 #      it; then puts bob's rows back): bob's two devices report it at their
 #      next connect, alice refuses the list the server serves (not the one
 #      in the log) and nothing is sent; 'sotto kt ack' silences exactly that
-#      alert; a newer substitution alerts again.
+#      alert; a newer substitution alerts again;
+#   c. every version is monitored: a substitute logged and then replaced by
+#      a real list (bob's device 1 republishes) is still reported by both of
+#      bob's devices; acknowledged through the daemon's ktAck;
+#   hidden lists: an older list or none served while the log holds bob's
+#      newest is refused by senders (kt_list_hidden).
 source "$(dirname "$0")/lib.sh" "$@"
 OPERATOR=$(dirname "$SERVER")/client_kt_operator
 [ -x "$OPERATOR" ] || { echo "FAIL: $OPERATOR is not built"; exit 1; }
@@ -74,25 +79,6 @@ start_server --kt 1
 s carol send bob "hi bob, carol here" >"$T/h3.out" 2>&1
 check "... once the server serves bob's list again, carol's message goes out" test $? -eq 0
 
-# ---- a: a device added in the database: not signed, refused -------------------------
-stop_server
-sql "INSERT INTO devices(account_id, device_id, secret_hash, created_day, last_seen_day)
-     VALUES($(bob_id), 9, zeroblob(32), 0, 0);"
-saved_list=$(sql "SELECT hex(list) FROM devlists WHERE account_id = $(bob_id) ORDER BY version DESC LIMIT 1;")
-saved_ver=$(sql "SELECT version FROM devlists WHERE account_id = $(bob_id) ORDER BY version DESC LIMIT 1;")
-sql "INSERT INTO devlists(account_id, version, ms, ids, list)
-     SELECT account_id, version + 1, ms, ids || X'00000009', list FROM devlists
-     WHERE account_id = $(bob_id) AND version = $saved_ver;"
-start_server --kt 1
-before=$(bob_queue)
-s alice send bob "ghost a" >"$T/a.out" 2>&1; rc=$?
-check "ghost 4a: a list edited in the database is refused" test $rc -ne 0
-check "... nothing reached bob's devices" test "$(bob_queue)" = "$before"
-stop_server
-sql "DELETE FROM devlists WHERE account_id = $(bob_id) AND version = $saved_ver + 1;
-     DELETE FROM devices WHERE account_id = $(bob_id) AND device_id = 9;"
-
-# ---- b: a list of the operator's own key, logged under bob's name --------------------------
 # sub VERSION: the operator's substitution (bob's rows are put back after).
 sub() {
   local out secret id sh
@@ -113,6 +99,64 @@ sub() {
   start_server --kt 1
   grep -q '^stored' "$T/op.out"
 }
+# ---- every version is monitored: a substitute logged, then replaced by a real list ---------
+# The operator logs a list of its own key for bob, then gets bob's own device
+# 1 to log a real one on top (it hides bob's newest list, so device 1
+# publishes it again): the log's newest entry is bob's, the one before it the
+# operator's. Both of bob's devices report the one in between.
+cur=$(sql "SELECT max(version) FROM devlists WHERE account_id = $(bob_id);")
+klog=$(sql "SELECT version FROM kt_values WHERE label = 'devices:bob';")
+check "every version: the operator logs a substitute list for bob" sub $((cur + 1))
+stop_server
+sql "DELETE FROM devlists WHERE account_id = $(bob_id) AND version = $cur;"
+start_server --kt 1
+s bob receive >"$T/v.bob" 2>&1
+echo "  every version (bob) printed: $(grep -m1 'KEY TRANSPARENCY' "$T/v.bob")"
+check "... bob's device 1 logged a real list on top (the log's newest is his again)" \
+  test "$(sql "SELECT version FROM kt_values WHERE label = 'devices:bob';")" -eq $((klog + 2))
+check "... and still reports the substitute logged in between" contains "$T/v.bob" \
+  "KEY TRANSPARENCY ALERT: the server's public log showed a device list for your account bob (version $((cur + 1)), log version $((klog + 1))) that none of your devices signed, replaced before this device checked"
+s alice send bob "after the real list" >"$T/v.alice" 2>&1
+check "... alice sends to bob again (the newest list is logged and his)" test $? -eq 0
+s bob-laptop receive >"$T/v.laptop" 2>&1
+check "... his laptop reports it too at its next connect" contains "$T/v.laptop" \
+  "showed a device list for your account bob (version $((cur + 1)), log version $((klog + 1)))"
+s bob-laptop receive >"$T/v.laptop2" 2>&1
+check "... and again at the one after (until acknowledged)" contains "$T/v.laptop2" "log version $((klog + 1))"
+# the daemon's methods on the laptop (stdio JSON-RPC)
+printf '%s\n' '{"jsonrpc":"2.0","method":"ktStatus","id":1}' '{"jsonrpc":"2.0","method":"ktAck","id":2}' \
+  '{"jsonrpc":"2.0","method":"ktAck","id":3}' | timeout 60 "$SOTTO" --home "$T/bob-laptop" jsonrpc >"$T/v.rpc" 2>"$T/v.rpc.err"
+check "daemon ktStatus: the device-list alert, with its sentence" \
+  sh -c "grep '\"id\":1' '$T/v.rpc' | grep -q '\"deviceListMonitor\":\"alert\"' && grep '\"id\":1' '$T/v.rpc' | grep -q 'log version $((klog + 1))'"
+check "daemon ktAck: acknowledges it" grep -q '"id":2,"result":{"acknowledged":1}' "$T/v.rpc"
+check "daemon ktAck again: nothing left to acknowledge" grep -q '"id":3,"error":{' "$T/v.rpc"
+s bob-laptop receive >"$T/v.laptop3" 2>&1
+check "... after the acknowledgement the laptop is quiet" lacks "$T/v.laptop3" "KEY TRANSPARENCY ALERT"
+s bob-laptop kt status >"$T/v.lstatus" 2>&1
+check "... kt status: the list monitoring is ok again (the newest is bob's)" contains "$T/v.lstatus" "monitoring of your device list: ok"
+s bob kt ack >/dev/null 2>&1
+s bob receive >"$T/v.bob2" 2>&1
+check "... bob's device 1, acknowledged too, is quiet" lacks "$T/v.bob2" "KEY TRANSPARENCY ALERT"
+
+# ---- a: a device added in the database: not signed, refused -------------------------
+stop_server
+sql "INSERT INTO devices(account_id, device_id, secret_hash, created_day, last_seen_day)
+     VALUES($(bob_id), 9, zeroblob(32), 0, 0);"
+saved_list=$(sql "SELECT hex(list) FROM devlists WHERE account_id = $(bob_id) ORDER BY version DESC LIMIT 1;")
+saved_ver=$(sql "SELECT version FROM devlists WHERE account_id = $(bob_id) ORDER BY version DESC LIMIT 1;")
+sql "INSERT INTO devlists(account_id, version, ms, ids, list)
+     SELECT account_id, version + 1, ms, ids || X'00000009', list FROM devlists
+     WHERE account_id = $(bob_id) AND version = $saved_ver;"
+start_server --kt 1
+before=$(bob_queue)
+s alice send bob "ghost a" >"$T/a.out" 2>&1; rc=$?
+check "ghost 4a: a list edited in the database is refused" test $rc -ne 0
+check "... nothing reached bob's devices" test "$(bob_queue)" = "$before"
+stop_server
+sql "DELETE FROM devlists WHERE account_id = $(bob_id) AND version = $saved_ver + 1;
+     DELETE FROM devices WHERE account_id = $(bob_id) AND device_id = 9;"
+
+# ---- b: a list of the operator's own key, logged under bob's name --------------------------
 check "ghost 4b: the operator logs a list of its own key for bob" sub $((saved_ver + 1))
 check "... the log's newest device-list entry of bob is the operator's" \
   test "$(sql "SELECT version FROM kt_values WHERE label = 'devices:bob';")" -gt "$nlogged"

@@ -705,6 +705,21 @@ static int search_list_ok(struct sotto_net *c, const struct sotto_kt_log_id *id,
   return rc;
 }
 
+/* KT_VERSIONS for user's label (kind 0) or device-list label (kind 1):
+ * the answer (caller frees *buf) parsed into vs; a negative server error. */
+static int versions(struct sotto_net *c, uint8_t kind, uint32_t from, uint8_t count, const char *user,
+                    struct sotto_srv_kt_versions *vs, uint8_t **buf) {
+  uint8_t b[64];
+  size_t n;
+  struct sotto__wr w;
+  int rc;
+  *buf = NULL;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_kt_versions_req(&w, kind, from, count, user);
+  if ((rc = call(c, SOTTO_SRV_KT_VERSIONS, b, w.len, buf, &n)) != 0) return rc;
+  return sotto__srv_parse_kt_versions(*buf, n, vs) == 0 ? 0 : -3001;
+}
+
 static void test_kt_devlist(void) {
   struct srv_proc p;
   struct sotto_net_ctx *ctx = NULL;
@@ -754,6 +769,66 @@ static void test_kt_devlist(void) {
   vlen = sizeof value;
   CHECK(search_list_ok(c, &id, "dora", &version, value, &vlen) == 0 && version == 1 &&
         memcmp(value, want, 36) == 0);
+  /* KT_VERSIONS: each version of the list label with its proof and the
+   * signed list as stored; of the username's label; past the newest: not
+   * found; a bad kind: malformed. */
+  {
+    struct sotto_srv_kt_versions vs;
+    struct sotto_kt_head hv;
+    char label[SOTTO_SRV_KT_LIST_LABEL_MAX + 1];
+    uint8_t *buf = NULL, want1[SOTTO_SRV_KT_LIST_VALUE_LEN], bad[16];
+    size_t k;
+    int ok = 1;
+    sotto__srv_kt_list_label(label, "dora");
+    sotto__srv_kt_list_value(want1, 1, list1, l1);
+    CHECK_RC(versions(c, 1, 0, 16, "dora", &vs, &buf), 0);
+    CHECK(buf && vs.n == 2 && sotto_kt_head_decode(&hv, vs.head, SOTTO_KT_HEAD_LEN) == 0 &&
+          sotto_kt_head_verify(&hv, &id) == 0);
+    for (k = 0; buf && k < vs.n && k < 2; k++) {
+      vlen = sizeof value;
+      if (sotto_kt_version_verify(value, &vlen, &hv, &id, (const uint8_t *)label, strlen(label), (uint32_t)k,
+                                  vs.v[k].proof, vs.v[k].proof_len) != 0 ||
+          vlen != 36 || memcmp(value, k ? want : want1, 36) != 0)
+        ok = 0;
+      if (vs.v[k].list_len != (k ? l2 : l1) || memcmp(vs.v[k].list, k ? list2 : list1, vs.v[k].list_len) != 0) ok = 0;
+    }
+    CHECK(ok);
+    /* a proof does not pass for another version */
+    vlen = sizeof value;
+    CHECK(buf && vs.n == 2 &&
+          sotto_kt_version_verify(value, &vlen, &hv, &id, (const uint8_t *)label, strlen(label), 1, vs.v[0].proof,
+                                  vs.v[0].proof_len) != 0);
+    free(buf);
+    CHECK_RC(versions(c, 1, 1, 1, "dora", &vs, &buf), 0);
+    CHECK(buf && vs.n == 1);
+    free(buf);
+    CHECK_RC(versions(c, 0, 0, 4, "dora", &vs, &buf), 0);
+    CHECK(buf && vs.n == 1 && vs.v[0].list_len == 0);
+    if (buf && vs.n == 1) {
+      vlen = sizeof value;
+      CHECK(sotto_kt_version_verify(value, &vlen, &hv, &id, (const uint8_t *)"dora", 4, 0, vs.v[0].proof,
+                                    vs.v[0].proof_len) == 0 &&
+            vlen == sizeof ik && memcmp(value, ik, vlen) == 0);
+    }
+    free(buf);
+    CHECK_RC(versions(c, 1, 2, 1, "dora", &vs, &buf), -SOTTO_SRV_E_NOT_FOUND);
+    free(buf);
+    CHECK_RC(versions(c, 1, 0, 1, "ezra", &vs, &buf), -SOTTO_SRV_E_NOT_FOUND);
+    free(buf);
+    {
+      /* (on a connection of its own: the server drops one that sends a malformed request) */
+      struct sotto_net *c2 = srv_connect(&p, &ctx, 1);
+      buf = NULL;
+      bad[0] = 2; /* kind */
+      memset(bad + 1, 0, 4);
+      bad[5] = 1;
+      bad[6] = 4;
+      memcpy(bad + 7, "dora", 4);
+      CHECK(c2 && call(c2, SOTTO_SRV_KT_VERSIONS, bad, 11, &buf, &k) < 0);
+      free(buf);
+      if (c2) sotto_net_close(c2);
+    }
+  }
   /* Another account without a list, and a username that is not registered. */
   vlen = sizeof value;
   CHECK(search_list_ok(c, &id, "ezra", &version, value, &vlen) == 0 && version == SOTTO_KT_ABSENT);
