@@ -599,6 +599,17 @@ static void list_check(struct sc_client *c, struct conn *k, struct kt_state *s, 
     list_set(s, KT_MON_OK, "the log holds no device list of your account %s", me);
     goto out;
   }
+  if (vlen == 0) {
+    /* The deletion marker UNREGISTER logs: contacts that check the log take
+     * it as "no device list", while this account still logs in. */
+    entry_digest(s->list_alert, "devices", version, value, vlen);
+    list_set(s, KT_MON_ALERT,
+             "KEY TRANSPARENCY ALERT: the server's public log shows your account %s's device list as deleted "
+             "(entry %lu), as if the account had been unregistered: contacts that check the log see no device list "
+             "for you; if none of your devices unregistered, the server logged it",
+             me, (unsigned long)version);
+    goto out;
+  }
   if (vlen != SOTTO_SRV_KT_LIST_VALUE_LEN) {
     entry_digest(s->list_alert, "devices", version, value, vlen);
     list_set(s, KT_MON_ALERT,
