@@ -711,12 +711,20 @@ static void list_versions_check(struct sc_client *c, struct conn *k, struct kt_s
     sotto__wr_init(&w, req, sizeof req);
     sotto__srv_put_kt_versions_req(&w, 1, from, (uint8_t)want, me);
     rc = sotto_net_call(k->net, SOTTO_SRV_KT_VERSIONS, req, w.len, &ans);
+    if (rc >= SOTTO_NET_E_IO || rc < 0) { /* the connection, not an answer: tried again at the next connect */
+      sotto_net_event_clear(&ans);
+      return;
+    }
     if (rc != 0) {
       sotto_net_event_clear(&ans);
       list_set(s, KT_MON_FAILED,
                "key transparency: the server gave no proof of versions %lu to %lu of your device list in its log "
                "(%s): they could not be checked",
                (unsigned long)from, (unsigned long)newest - 1, rc == SOTTO_SRV_E_NOT_FOUND ? "not found" : "refused");
+      /* Not found: versions the server logged before it kept every version
+       * (or it will not show them). Said once, loudly; the next check
+       * starts after them, as it cannot do better. */
+      if (rc == SOTTO_SRV_E_NOT_FOUND) s->list_seen = newest - 1;
       return;
     }
     if (sotto__srv_parse_kt_versions(ans.payload, ans.payload_len, &vs) != 0 ||
