@@ -1172,6 +1172,9 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
     if (rc == SOTTO_SRV_E_AUTH_RATE) sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_AUTH_RATE);
     return;
   }
+  /* key transparency: a new name's VRF output here on the I/O thread, not
+   * on the store thread (srv_kt.c) */
+  if (f.type == SOTTO_SRV_REGISTER && s->kt) sotto__srv_kt_precompute(s, o);
   if (sotto__srv_pool_take(s, o)) return; /* a read the pool answers (srv_pool.c) */
   /* attachments: a PUT to a blob this connection already opened through
    * the batch runs here (srv_blob.c) */

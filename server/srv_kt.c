@@ -70,6 +70,7 @@ struct srv_kt {
   int shared;      /* a cluster node: other nodes append too (catch-up, append lock) */
   int locked;      /* shared: this batch holds the append lock */
   struct kt_pool *pool; /* VRF helpers (NULL: the store thread alone) */
+  struct sotto_kt_dir *prep; /* the same keys, no log: the I/O thread's VRF (sotto__srv_kt_precompute) */
 };
 
 /* DATA/kt.key: sig_seed(32) || vrf_sk(32); made with O_EXCL on first start. */
@@ -441,6 +442,7 @@ struct kt_item {
   uint32_t version;
   uint8_t entry[SOTTO_KT_ENTRY_LEN];
   uint8_t opening[SOTTO_KT_OPENING_LEN];
+  int ready; /* entry and opening were made on the I/O thread */
   int rc;
 };
 
@@ -470,8 +472,9 @@ static size_t pool_work(struct kt_pool *p) {
     i = p->next++;
     pthread_mutex_unlock(&p->mu);
     it = &p->items[i];
-    it->rc = sotto_kt_dir_prepare(it->entry, it->opening, p->dir, (const uint8_t *)it->label, strlen(it->label),
-                                  it->version, it->value, it->value_len);
+    if (!it->ready)
+      it->rc = sotto_kt_dir_prepare(it->entry, it->opening, p->dir, (const uint8_t *)it->label, strlen(it->label),
+                                    it->version, it->value, it->value_len);
     did++;
     pthread_mutex_lock(&p->mu);
     p->finished++;
@@ -541,10 +544,12 @@ static struct kt_pool *pool_new(int threads) {
 /* sotto_kt_dir_prepare for items[0..n), on the store thread and the pool. */
 static void prepare_all(struct srv_kt *kt, struct kt_item *items, size_t n) {
   struct kt_pool *p = kt->pool;
-  size_t i;
-  if (!p || n < 2) {
+  size_t i, todo = 0;
+  for (i = 0; i < n; i++) todo += !items[i].ready;
+  if (!p || todo < 2) {
     for (i = 0; i < n; i++)
-      items[i].rc = sotto_kt_dir_prepare(items[i].entry, items[i].opening, kt->dir, (const uint8_t *)items[i].label,
+      if (!items[i].ready)
+        items[i].rc = sotto_kt_dir_prepare(items[i].entry, items[i].opening, kt->dir, (const uint8_t *)items[i].label,
                                          strlen(items[i].label), items[i].version, items[i].value,
                                          items[i].value_len);
     return;
@@ -627,6 +632,13 @@ int sotto__srv_kt_open(struct srv *s) {
     return -1;
   }
   kt->pool = pool_new(s->cfg->kt_threads);
+  {
+    /* The I/O thread's copy of the keys: never rebuilt (kt->dir is, on the
+     * store thread), so it may be read there at any time. */
+    uint8_t key[64];
+    if (load_keys(s->cfg->data, key) == 0 && sotto_kt_dir_new(&kt->prep, key, key + 32) != 0) kt->prep = NULL;
+    sodium_memzero(key, sizeof key);
+  }
   s->kt = kt;
   {
     /* The log's public identity, for clients and witnesses to pin. */
@@ -644,9 +656,21 @@ int sotto__srv_kt_open(struct srv *s) {
 void sotto__srv_kt_close(struct srv *s) {
   if (!s->kt) return;
   pool_free(s->kt->pool);
+  if (s->kt->prep) sotto_kt_dir_free(s->kt->prep);
   if (s->kt->dir) sotto_kt_dir_free(s->kt->dir);
   free(s->kt);
   s->kt = NULL;
+}
+
+void sotto__srv_kt_precompute(struct srv *s, struct op *o) {
+  struct srv_kt *kt = s->kt;
+  char canon[SOTTO_SRV_USER_MAX + 1];
+  o->kt_pre = 0;
+  if (!kt || !kt->prep) return;
+  sotto__srv_username_canon(o->req.reg.username.p, o->req.reg.username.len, canon);
+  if (sotto_kt_dir_prepare(o->kt_pre_entry, o->kt_pre_opening, kt->prep, (const uint8_t *)canon, strlen(canon), 0,
+                           o->req.reg.identity.p, o->req.reg.identity.len) == 0)
+    o->kt_pre = 1;
 }
 
 int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
@@ -726,6 +750,11 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
       if (v == 0) continue; /* no list was ever logged */
     }
     if ((rc = next_version(s, items, n, it->label, &it->version)) != 0) goto out;
+    if (o->type == SOTTO_SRV_REGISTER && o->kt_pre && it->version == 0) {
+      memcpy(it->entry, o->kt_pre_entry, sizeof it->entry);
+      memcpy(it->opening, o->kt_pre_opening, sizeof it->opening);
+      it->ready = 1;
+    }
     n++;
   }
   if (n == 0) goto out;
