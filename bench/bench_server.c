@@ -117,6 +117,7 @@
 #define SMOKE_BACKLOG_N 500
 
 static int g_smoke;
+static const char *g_kt; /* --kt T: the server logs registrations with --kt-threads T */
 
 /* Every row the program prints, in order: --smoke requires each of them. */
 static const char *const g_row_names[] = {"relay",          "latency_p50",     "latency_p99",
@@ -240,7 +241,7 @@ static int free_port(char out[16]) {
 /* Starts bin with --data/--listen (and --metrics for the server) plus extra
  * arguments, and reads "fingerprint HEX" / "listening" from its stdout. */
 static void proc_start(struct proc *p, const char *bin, int metrics, const char *const *extra) {
-  const char *argv[48];
+  const char *argv[72];
   char listen[64], mlisten[64], buf[512], log[160];
   size_t n = 0, got = 0;
   int out[2];
@@ -261,7 +262,8 @@ static void proc_start(struct proc *p, const char *bin, int metrics, const char 
     argv[n++] = "--metrics";
     argv[n++] = mlisten;
   }
-  while (extra && *extra && n < 46) argv[n++] = *extra++;
+  while (extra && *extra && n < 70) argv[n++] = *extra++;
+  if (extra && *extra) lg_die("too many arguments for %s", bin);
   argv[n] = NULL;
   if ((p->pid = fork()) < 0) lg_die("fork: %s", strerror(errno));
   if (p->pid == 0) {
@@ -1181,8 +1183,9 @@ static void print_table(void) {
         "idle: %d connections; second half alone: %s (sotto) / %s (floor) bytes per connection;\n"
         "      the load generator itself held %s bytes per connection (its own RSS)\n",
         IDLE_CONNS, fmt_num(a, g_s.idle_marginal), fmt_num(b, g_f.idle_marginal), fmt_num(c, g_s.gen_bytes));
-  printf("setup: %d accounts registered at %s/s (pipelined REGISTER over %d connections)\n", N_DEVS,
-         fmt_num(a, g_s.reg_rate), REG_CONNS);
+  printf("setup: %d accounts registered at %s/s (pipelined REGISTER over %d connections%s%s)\n", N_DEVS,
+         fmt_num(a, g_s.reg_rate), REG_CONNS, g_kt ? "; key-transparency log on, --kt-threads " : "",
+         g_kt ? g_kt : "");
   if (g_rows & G_BYSTANDER)
     printf(
         "bystander: %zu DEVICES requests one at a time, p50 %.2f ms, while one attacker wrote %.1f MB of "
@@ -1282,7 +1285,7 @@ static int smoke_check(void) {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: bench_server [--json] [--seconds S] [--window W] [--rows LIST] [--smoke]\n"
+          "usage: bench_server [--json] [--seconds S] [--window W] [--rows LIST] [--kt T] [--smoke]\n"
           "  --json       one JSON object per line, nothing else on stdout\n"
           "  --seconds S  measuring time per side for the relay, latency and login rows (default %.0f),\n"
           "               split into %d rounds\n"
@@ -1290,6 +1293,8 @@ static void usage(FILE *f) {
           "  --rows LIST  only these rows, comma-separated: relay, latency, backlog, idle, login,\n"
           "               bystander, attach (default all; latency runs relay too), e.g. --rows relay to profile\n"
           "               one phase alone\n"
+          "  --kt T       the server keeps its key-transparency log (--kt 1) with --kt-threads T (0-3):\n"
+          "               every REGISTER of the setup is logged (the setup line gives the rate)\n"
           "  --smoke      every row on a small scale in about %.1f s per side (CI): no figure is judged, but\n"
           "               the program fails if a row is missing or not a number\n",
           DEFAULT_SECONDS, ROUNDS, DEFAULT_WINDOW, SMOKE_SECONDS);
@@ -1363,6 +1368,12 @@ int main(int argc, char **argv) {
         return 2;
       }
       i++;
+    } else if (strcmp(argv[i], "--kt") == 0) {
+      if (i + 1 == argc || strlen(argv[i + 1]) != 1 || argv[i + 1][0] < '0' || argv[i + 1][0] > '3') {
+        fprintf(stderr, "bench_server: --kt wants the server's --kt-threads, 0-3\n");
+        return 2;
+      }
+      g_kt = argv[++i];
     } else if (strcmp(argv[i], "--smoke") == 0) {
       g_smoke = 1;
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -1393,6 +1404,12 @@ int main(int argc, char **argv) {
       args[j++] = "--store";
       args[j++] = store;
       fprintf(stderr, "bench_server: sotto-server on %s\n", strncmp(store, "sqlite:", 7) ? "PostgreSQL" : "SQLite");
+    }
+    if (g_kt) {
+      args[j++] = "--kt";
+      args[j++] = "1";
+      args[j++] = "--kt-threads";
+      args[j++] = g_kt;
     }
     args[j] = NULL;
     proc_start(&g_srv, SOTTO_SERVER_BIN, 1, args);

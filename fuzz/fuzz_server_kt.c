@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_server_kt.c: libFuzzer target for the key-transparency request and
- * answer parsers of proto/ (KT_SEARCH, KT_CONSISTENCY, KT_UPDATES, KT_COSIGN
- * requests; KT_CONFIG, KT_HEAD, proof and KT_UPDATES answers). A successful parse is
+ * answer parsers of proto/ (KT_SEARCH, KT_CONSISTENCY, KT_UPDATES, KT_COSIGN,
+ * KT_VERSIONS requests; KT_CONFIG, KT_HEAD, proof, KT_UPDATES and KT_VERSIONS
+ * answers). A successful parse is
  * re-encoded and must give back the input bytes (the encodings are
  * canonical). proto.c is compiled in directly because the libFuzzer build of
  * fuzz/ links libsotto only. */
@@ -25,6 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct sotto_srv_kt_head kh;
   struct sotto_srv_kt_proof kp;
   struct sotto_srv_kt_entry ke[SOTTO_SRV_KT_MAX_UPDATES];
+  struct sotto_srv_kt_versions_req vq;
+  struct sotto_srv_kt_versions vs;
   struct sotto__wr w;
   uint64_t old;
   size_t n, i;
@@ -70,6 +73,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (kp.proof_len > SOTTO_SRV_KT_MAX_PROOF) abort();
     sotto__wr_init(&w, out, sizeof out);
     sotto__srv_put_kt_proof(&w, kp.head, kp.proof, kp.proof_len);
+    same(&w, data, size);
+  }
+  if (sotto__srv_parse_kt_versions_req(data, size, &vq) == 0) {
+    char u[SOTTO_SRV_USER_MAX + 1];
+    if (vq.kind > 1 || vq.from > 0x7FFFFFFFu || vq.count == 0 || vq.count > SOTTO_SRV_KT_MAX_VERSIONS ||
+        !sotto__srv_username_ok(vq.user.p, vq.user.len))
+      abort();
+    memcpy(u, vq.user.p, vq.user.len);
+    u[vq.user.len] = 0;
+    sotto__wr_init(&w, out, sizeof out);
+    sotto__srv_put_kt_versions_req(&w, vq.kind, vq.from, vq.count, u);
+    same(&w, data, size);
+  }
+  if (sotto__srv_parse_kt_versions(data, size, &vs) == 0) {
+    if (vs.n == 0 || vs.n > SOTTO_SRV_KT_MAX_VERSIONS) abort();
+    sotto__wr_init(&w, out, sizeof out);
+    sotto__wr_bytes(&w, vs.head, SOTTO_SRV_KT_HEAD_LEN);
+    sotto__wr_u8(&w, (uint8_t)vs.n);
+    for (i = 0; i < vs.n; i++) {
+      if (vs.v[i].proof_len == 0 || vs.v[i].proof_len > SOTTO_SRV_KT_MAX_VERSION_PROOF ||
+          vs.v[i].list_len > SOTTO_SRV_MAX_DEVLIST)
+        abort();
+      sotto__wr_u32be(&w, (uint32_t)vs.v[i].proof_len);
+      sotto__wr_bytes(&w, vs.v[i].proof, vs.v[i].proof_len);
+      sotto__wr_u32be(&w, (uint32_t)vs.v[i].list_len);
+      sotto__wr_bytes(&w, vs.v[i].list, vs.v[i].list_len);
+    }
     same(&w, data, size);
   }
   if (sotto__srv_parse_kt_updates(data, size, ke, SOTTO_SRV_KT_MAX_UPDATES, 4096, &n) == 0) {

@@ -1121,6 +1121,43 @@ static void streams_for(const char *name) {
   mut_state = h;
 }
 
+/* KT_VERSIONS (after every other generator, so that their inputs stay as
+ * they were): requests of each kind and at the limits, answers of 1 and 3
+ * versions with and without a device list. */
+static void gen_kt_versions(void) {
+  uint8_t b[4096], head[SOTTO_SRV_KT_HEAD_LEN], proof[300], list[200];
+  struct sotto__wr w;
+  char desc[64];
+  size_t i, k;
+  fill(head, sizeof head, 4);
+  fill(proof, sizeof proof, 5);
+  fill(list, sizeof list, 6);
+  for (k = 0; k < 2; k++) {
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_kt_versions_req(&w, (uint8_t)k, (uint32_t)(k * 7), (uint8_t)(k ? SOTTO_SRV_KT_MAX_VERSIONS : 1),
+                                   users[k % N_USERS]);
+    snprintf(desc, sizeof desc, "versions-req%zu", k);
+    put("server_kt", desc, b, w.len);
+  }
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_kt_versions_req(&w, 2, 0x80000000u, SOTTO_SRV_KT_MAX_VERSIONS + 1, users[0]);
+  put("server_kt", "versions-req-bad", b, w.len);
+  for (k = 1; k < 4; k += 2) {
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__wr_bytes(&w, head, sizeof head);
+    sotto__wr_u8(&w, (uint8_t)k);
+    for (i = 0; i < k; i++) {
+      sotto__wr_u32be(&w, (uint32_t)(100 + 50 * i));
+      sotto__wr_bytes(&w, proof, 100 + 50 * i);
+      sotto__wr_u32be(&w, i == 1 ? 0 : (uint32_t)sizeof list);
+      if (i != 1) sotto__wr_bytes(&w, list, sizeof list);
+    }
+    if (w.err) die("kt versions");
+    snprintf(desc, sizeof desc, "versions%zu", k);
+    put("server_kt", desc, b, w.len);
+  }
+}
+
 int main(int argc, char **argv) {
   int fail = 0;
   if (argc != 2) {
@@ -1164,6 +1201,7 @@ int main(int argc, char **argv) {
   gen_server_frame();
   streams_for("client_net");
   gen_client_net();
+  gen_kt_versions();
   for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
     printf("%-18s %u inputs\n", targets[i].name, targets[i].n);
     if (targets[i].n < GEN_MIN) {

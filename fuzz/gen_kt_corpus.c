@@ -94,7 +94,10 @@ int main(int argc, char **argv) {
   struct sotto_kt_log_id id;
   struct sotto_kt_prefix *p;
   uint8_t op[8][16], *upd, key[32], c[32], pr[9000];
-  unsigned nh = 0, np = 0, ns = 0, nu = 0, i, j;
+  unsigned nh = 0, np = 0, ns = 0, nu = 0, nv = 0, i, j;
+  uint8_t *vseed[3];
+  size_t vseed_len[3];
+  char vdesc[3][16];
   size_t ul, pl, len;
   static const unsigned sizes[] = {0, 1, 2, 7, 30};
   if (argc != 2) {
@@ -162,6 +165,32 @@ int main(int argc, char **argv) {
       put("kt_search", &ns, s[i].label, buf, len + pl);
     }
   }
+  /* kt_version: bob v1 (not his greatest), bob v3, alice v0 (written
+   * last, so that the other corpora stay as they were) */
+  {
+    struct {
+      const char *label, *value;
+      uint32_t v;
+      int op;
+    } s[] = {{"bob", "bob-key-1", 1, 2}, {"bob", "bob-key-3", 3, 4}, {"alice", "alice-key", 0, 0}};
+    for (i = 0; i < 3; i++) {
+      size_t ll = strlen(s[i].label), n;
+      uint8_t *b = vseed[i] = malloc(SOTTO_KT_HEAD_LEN + 1 + 255 + 4 + SOTTO_KT_MAX_VERSION_PROOF_LEN);
+      if (!b) die("malloc");
+      sotto_kt_head_encode(b, &h);
+      b[SOTTO_KT_HEAD_LEN] = (uint8_t)ll;
+      memcpy(b + SOTTO_KT_HEAD_LEN + 1, s[i].label, ll);
+      n = SOTTO_KT_HEAD_LEN + 1 + ll;
+      b[n++] = (uint8_t)(s[i].v >> 24);
+      b[n++] = (uint8_t)(s[i].v >> 16);
+      b[n++] = (uint8_t)(s[i].v >> 8);
+      b[n++] = (uint8_t)s[i].v;
+      CHK(sotto_kt_dir_prove_version(b + n, SOTTO_KT_MAX_VERSION_PROOF_LEN, &pl, d, (const uint8_t *)s[i].label, ll,
+                                     s[i].v, (const uint8_t *)s[i].value, strlen(s[i].value), op[s[i].op]));
+      vseed_len[i] = n + pl;
+      snprintf(vdesc[i], sizeof vdesc[i], "%s%u", s[i].label, s[i].v);
+    }
+  }
   sotto_kt_dir_free(d);
 
   /* kt_prefix_proof: inclusion, another leaf, empty, keys split deep */
@@ -186,6 +215,11 @@ int main(int argc, char **argv) {
     put("kt_prefix_proof", &np, desc, buf, 32 + pl);
   }
   sotto_kt_prefix_free(p);
-  printf("gen_kt_corpus: kt_head %u, kt_prefix_proof %u, kt_search %u, kt_update %u inputs\n", nh, np, ns, nu);
+  for (i = 0; i < 3; i++) {
+    put("kt_version", &nv, vdesc[i], vseed[i], vseed_len[i]);
+    free(vseed[i]);
+  }
+  printf("gen_kt_corpus: kt_head %u, kt_prefix_proof %u, kt_search %u, kt_update %u, kt_version %u inputs\n", nh, np,
+         ns, nu, nv);
   return 0;
 }

@@ -746,6 +746,43 @@ void sotto__srv_kt_list_value(uint8_t out[SOTTO_SRV_KT_LIST_VALUE_LEN], uint32_t
   crypto_hash_sha256(out + 4, list, len);
 }
 
+int sotto__srv_parse_kt_versions_req(const uint8_t *p, size_t len, struct sotto_srv_kt_versions_req *m) {
+  struct sotto__rd r;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_u8(&r, &m->kind));
+  TRY(sotto__rd_u32be(&r, &m->from));
+  TRY(sotto__rd_u8(&r, &m->count));
+  if (m->kind > 1 || m->from > 0x7FFFFFFFu || m->count == 0 || m->count > SOTTO_SRV_KT_MAX_VERSIONS)
+    return SOTTO_ERR_MALFORMED;
+  TRY(rd_username(&r, &m->user));
+  return rd_end(&r);
+}
+
+int sotto__srv_parse_kt_versions(const uint8_t *p, size_t len, struct sotto_srv_kt_versions *m) {
+  struct sotto__rd r;
+  uint8_t n, i;
+  int rc;
+  sotto__rd_init(&r, p, len);
+  TRY(sotto__rd_bytes(&r, SOTTO_SRV_KT_HEAD_LEN, &m->head));
+  TRY(sotto__rd_u8(&r, &n));
+  if (n == 0 || n > SOTTO_SRV_KT_MAX_VERSIONS) return SOTTO_ERR_MALFORMED;
+  for (i = 0; i < n; i++) {
+    TRY(rd_blob32(&r, SOTTO_SRV_KT_MAX_VERSION_PROOF, &m->v[i].proof, &m->v[i].proof_len));
+    if (m->v[i].proof_len == 0) return SOTTO_ERR_MALFORMED;
+    TRY(rd_blob32(&r, SOTTO_SRV_MAX_DEVLIST, &m->v[i].list, &m->v[i].list_len));
+  }
+  m->n = n;
+  return rd_end(&r);
+}
+
+void sotto__srv_put_kt_versions_req(struct sotto__wr *w, uint8_t kind, uint32_t from, uint8_t count, const char *user) {
+  sotto__wr_u8(w, kind);
+  sotto__wr_u32be(w, from);
+  sotto__wr_u8(w, count);
+  sotto__srv_put_str8(w, user, strlen(user));
+}
+
 void sotto__srv_put_kt_search_req(struct sotto__wr *w, const char *user) { sotto__srv_put_str8(w, user, strlen(user)); }
 
 void sotto__srv_put_kt_updates_req(struct sotto__wr *w, uint64_t first, uint16_t count) {

@@ -74,6 +74,7 @@ enum {
   SOTTO_SRV_KT_UPDATES = 0x17,     /* key transparency: entries i..j (update and head) for witnesses */
   SOTTO_SRV_KT_CONFIG = 0x1A,      /* key transparency: the log's public keys and the server's witnesses */
   SOTTO_SRV_KT_SEARCH_LIST = 0x1B, /* key transparency: a search proof for a username's device-list label */
+  SOTTO_SRV_KT_VERSIONS = 0x1D,    /* key transparency: proofs of a label's versions from..., for monitoring */
   SOTTO_SRV_SEND = 0x20,
   SOTTO_SRV_SEND_MULTI = 0x22, /* one envelope to each listed device of an account, atomically (version 2) */
   SOTTO_SRV_ACK = 0x21,
@@ -567,6 +568,33 @@ int sotto__srv_parse_kt_proof(const uint8_t *p, size_t len, struct sotto_srv_kt_
 /* Up to max entries (max <= SOTTO_SRV_KT_MAX_UPDATES); update lengths up to max_update each. */
 int sotto__srv_parse_kt_updates(const uint8_t *p, size_t len, struct sotto_srv_kt_entry *e, size_t max,
                                 size_t max_update, size_t *n) SOTTO_WUR;
+
+/* KT_VERSIONS (monitoring of every version): request u8 kind (0 the
+ * username's label, 1 its device-list label) || u32 from (<= 0x7FFFFFFF) ||
+ * u8 count (1..SOTTO_SRV_KT_MAX_VERSIONS) || str8 username. Answer:
+ * head(112) || u8 n (1..count) || n x (u32 len || version proof (at most
+ * SOTTO_SRV_KT_MAX_VERSION_PROOF) || u32 len || the signed device list of
+ * that version as stored, or nothing (kind 0, or a list no longer stored;
+ * at most SOTTO_SRV_MAX_DEVLIST)): versions from, from+1, ... in order. */
+#define SOTTO_SRV_KT_MAX_VERSIONS 16
+#define SOTTO_SRV_KT_MAX_VERSION_PROOF 16384 /* = SOTTO_KT_MAX_VERSION_PROOF_LEN */
+struct sotto_srv_kt_versions_req {
+  uint8_t kind;
+  uint32_t from;
+  uint8_t count;
+  struct sotto_srv_str user;
+};
+struct sotto_srv_kt_versions {
+  const uint8_t *head;
+  size_t n;
+  struct {
+    const uint8_t *proof, *list;
+    size_t proof_len, list_len;
+  } v[SOTTO_SRV_KT_MAX_VERSIONS];
+};
+int sotto__srv_parse_kt_versions_req(const uint8_t *p, size_t len, struct sotto_srv_kt_versions_req *m) SOTTO_WUR;
+int sotto__srv_parse_kt_versions(const uint8_t *p, size_t len, struct sotto_srv_kt_versions *m) SOTTO_WUR;
+void sotto__srv_put_kt_versions_req(struct sotto__wr *w, uint8_t kind, uint32_t from, uint8_t count, const char *user);
 
 void sotto__srv_put_kt_search_req(struct sotto__wr *w, const char *user);
 void sotto__srv_put_kt_updates_req(struct sotto__wr *w, uint64_t first, uint16_t count);

@@ -20,7 +20,7 @@
 size_t sotto__srv_op_cost(uint8_t type, size_t len) {
   return len + (type == SOTTO_SRV_BUNDLE                                            ? sizeof(struct sotto_store_bundle)
                 : type == SOTTO_SRV_KEYS_UPLOAD                                     ? sizeof(struct sotto_store_keys)
-                : type == SOTTO_SRV_KT_UPDATES                                      ? SOTTO_SRV_MAX_FRAME
+                : type == SOTTO_SRV_KT_UPDATES || type == SOTTO_SRV_KT_VERSIONS     ? SOTTO_SRV_MAX_FRAME
                 : type == SOTTO_SRV_KT_SEARCH || type == SOTTO_SRV_KT_SEARCH_LIST || type == SOTTO_SRV_KT_CONSISTENCY ? SOTTO_SRV_KT_HEAD_LEN + 4 +
                                                                                         SOTTO_SRV_KT_MAX_PROOF
                 : type == SOTTO_SRV_KT_HEAD ? SOTTO_SRV_KT_HEAD_LEN + 1 +

@@ -150,6 +150,10 @@ static int parse_kt_updates(const struct srv *s, struct op *o) {
   (void)s;
   return sotto__srv_parse_kt_updates_req(o->data, o->len, &o->req.kt_rng);
 }
+static int parse_kt_versions(const struct srv *s, struct op *o) {
+  (void)s;
+  return sotto__srv_parse_kt_versions_req(o->data, o->len, &o->req.kt_ver);
+}
 static int parse_kt_cosign(const struct srv *s, struct op *o) {
   (void)s;
   return sotto__srv_parse_kt_cosign_req(o->data, o->len, &o->req.kt_cosign);
@@ -964,6 +968,7 @@ static const struct srv_handler handlers[] = {
     {SOTTO_SRV_KT_CONSISTENCY, H_UNAUTH | H_AUTHED, parse_kt_consistency, admit_kt, sotto__srv_kt_exec, answer_kt,
      NULL},
     {SOTTO_SRV_KT_UPDATES, H_UNAUTH | H_AUTHED, parse_kt_updates, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
+    {SOTTO_SRV_KT_VERSIONS, H_UNAUTH | H_AUTHED, parse_kt_versions, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
     {SOTTO_SRV_KT_CONFIG, H_UNAUTH | H_AUTHED, parse_kt_none, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
     {SOTTO_SRV_KT_COSIGN, H_UNAUTH | H_AUTHED, parse_kt_cosign, admit_kt, sotto__srv_kt_exec, answer_kt, NULL},
     {SOTTO_SRV_DEVLIST_PUT, H_AUTHED | H_STORES | H_DEVICE, parse_devlist_put, admit_devlist_put, exec_devlist_put,
@@ -1167,6 +1172,9 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
     if (rc == SOTTO_SRV_E_AUTH_RATE) sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_AUTH_RATE);
     return;
   }
+  /* key transparency: a new name's VRF output here on the I/O thread, not
+   * on the store thread (srv_kt.c) */
+  if (f.type == SOTTO_SRV_REGISTER && s->kt) sotto__srv_kt_precompute(s, o);
   if (sotto__srv_pool_take(s, o)) return; /* a read the pool answers (srv_pool.c) */
   /* attachments: a PUT to a blob this connection already opened through
    * the batch runs here (srv_blob.c) */

@@ -164,6 +164,7 @@ union srv_req {
   uint64_t kt_size;                 /* KT_CONSISTENCY: the client's older size */
   struct sotto_srv_kt_range kt_rng; /* KT_UPDATES */
   struct sotto_srv_kt_cosign kt_cosign; /* KT_COSIGN */
+  struct sotto_srv_kt_versions_req kt_ver; /* KT_VERSIONS */
   struct srv_devlist *devlist;      /* DEVLIST_PUT (heap) */
   struct sotto_srv_send_multi *multi; /* SEND_MULTI (heap) */
 };
@@ -208,6 +209,8 @@ struct op {
   uint8_t blob_state; /* BLOB_*: what exec learnt of the blob, for conn.blob (srv_blob.c) */
   int64_t blob_size, blob_expires;
   uint8_t *kt_out; /* KT_*: the OK payload, made on the store thread (srv_kt.c) */
+  uint8_t kt_pre;  /* REGISTER: kt_pre_entry/opening hold version 0 of the name, made on the I/O thread */
+  uint8_t kt_pre_entry[64], kt_pre_opening[16];
   size_t kt_len;
   int64_t t_in_us; /* when its frame arrived (STAGE_QUEUE) */
   size_t len;
@@ -354,6 +357,10 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b);
 void sotto__srv_kt_batch_done(struct srv *s, int rc);
 /* exec of the KT requests (store thread): fill o->kt_out or o->code. */
 int sotto__srv_kt_exec(struct srv *s, struct op *o);
+/* I/O thread, an admitted REGISTER: the VRF output and commitment of
+ * version 0 of the name (what a batch logs unless the name was logged
+ * before), so that the store thread does not compute it. */
+void sotto__srv_kt_precompute(struct srv *s, struct op *o);
 
 /* ---- srv_blob.c (attachments) ---- */
 int sotto__srv_blob_init(const struct srv *s);

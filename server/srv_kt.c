@@ -32,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,6 +69,8 @@ struct srv_kt {
   int touched;     /* this batch added an entry (rebuild if it does not commit) */
   int shared;      /* a cluster node: other nodes append too (catch-up, append lock) */
   int locked;      /* shared: this batch holds the append lock */
+  struct kt_pool *pool; /* VRF helpers (NULL: the store thread alone) */
+  struct sotto_kt_dir *prep; /* the same keys, no log: the I/O thread's VRF (sotto__srv_kt_precompute) */
 };
 
 /* DATA/kt.key: sig_seed(32) || vrf_sk(32); made with O_EXCL on first start. */
@@ -280,6 +284,25 @@ static int cosigs_file_move(struct srv *s, struct srv_kt *kt) {
   return unlink(path) == 0 ? 0 : -1;
 }
 
+/* Every logged label-version's value and opening is also kept under the
+ * key "~VERSION:LABEL" in the same table (no label holds '~'), so that
+ * KT_VERSIONS can prove each version logged since a device's last check;
+ * the row under LABEL itself holds the newest. */
+#define KT_HIST_MAX (1 + 10 + 1 + SOTTO_SRV_KT_LIST_LABEL_MAX)
+static void hist_key(char out[KT_HIST_MAX + 1], uint32_t version, const char *label) {
+  snprintf(out, KT_HIST_MAX + 1, "~%lu:%s", (unsigned long)version, label);
+}
+
+/* The newest value of label and its history row. */
+static int value_put(struct srv *s, const char *label, uint32_t version, const uint8_t *value, size_t len,
+                     const uint8_t opening[SOTTO_KT_OPENING_LEN]) {
+  char hk[KT_HIST_MAX + 1];
+  int rc;
+  if ((rc = s->store.ops->kt_value_put(s->store.impl, label, version, value, len, opening)) != 0) return rc;
+  hist_key(hk, version, label);
+  return s->store.ops->kt_value_put(s->store.impl, hk, version, value, len, opening);
+}
+
 /* Backfill: accounts made while the server ran without the log (or
  * before it had one) are logged as version 0 of their name, in entries of
  * at most BACKFILL_CHUNK label-versions, each in its own transaction with
@@ -341,7 +364,7 @@ static int backfill_label(struct backfill *b, const char *label, const uint8_t *
     }
   }
   if ((rc = sotto_kt_dir_add(b->kt->dir, opening, (const uint8_t *)label, strlen(label), 0, value, len)) != 0 ||
-      (rc = ops->kt_value_put(b->s->store.impl, label, 0, value, len, opening)) != 0) {
+      (rc = value_put(b->s, label, 0, value, len, opening)) != 0) {
     sodium_memzero(opening, sizeof opening);
     return rc;
   }
@@ -400,6 +423,177 @@ static int backfill(struct srv *s, struct srv_kt *kt) {
   return 0;
 }
 
+/* ---- the VRF of a batch's label-versions, in parallel ------------------------------------
+ *
+ * Each label-version logged costs one VRF evaluation (about 0.1 ms, the
+ * bulk of logging). A batch logs in three steps: the store thread finds
+ * every label-version's number (reads), then the VRF outputs and
+ * commitments are computed by the store thread and KT_HELPERS helper
+ * threads together (sotto_kt_dir_prepare only reads the directory's keys),
+ * then the store thread stages them and writes values and openings, in the
+ * batch's order. */
+#define KT_HELPERS_MAX 3
+
+struct kt_item {
+  char label[SOTTO_SRV_KT_LIST_LABEL_MAX + 1];
+  const uint8_t *value;
+  size_t value_len;
+  uint8_t list_value[SOTTO_SRV_KT_LIST_VALUE_LEN];
+  uint32_t version;
+  uint8_t entry[SOTTO_KT_ENTRY_LEN];
+  uint8_t opening[SOTTO_KT_OPENING_LEN];
+  int ready; /* entry and opening were made on the I/O thread */
+  int rc;
+};
+
+struct kt_pool {
+  pthread_mutex_t mu;
+  pthread_cond_t go, done;
+  pthread_t th[KT_HELPERS_MAX];
+  size_t n_th;
+  int stop;
+  uint64_t gen;               /* a new job */
+  const struct sotto_kt_dir *dir;
+  struct kt_item *items;
+  size_t n, next, finished;   /* next: first item not taken; finished: items done */
+};
+
+/* Takes items of the current job until none is left; returns how many. */
+static size_t pool_work(struct kt_pool *p) {
+  size_t did = 0;
+  for (;;) {
+    size_t i;
+    struct kt_item *it;
+    pthread_mutex_lock(&p->mu);
+    if (p->next >= p->n) {
+      pthread_mutex_unlock(&p->mu);
+      return did;
+    }
+    i = p->next++;
+    pthread_mutex_unlock(&p->mu);
+    it = &p->items[i];
+    if (!it->ready)
+      it->rc = sotto_kt_dir_prepare(it->entry, it->opening, p->dir, (const uint8_t *)it->label, strlen(it->label),
+                                    it->version, it->value, it->value_len);
+    did++;
+    pthread_mutex_lock(&p->mu);
+    p->finished++;
+    if (p->finished == p->n) pthread_cond_signal(&p->done);
+    pthread_mutex_unlock(&p->mu);
+  }
+}
+
+static void *pool_thread(void *arg) {
+  struct kt_pool *p = arg;
+  uint64_t seen = 0;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    while (!p->stop && p->gen == seen) pthread_cond_wait(&p->go, &p->mu);
+    if (p->stop) break;
+    seen = p->gen;
+    pthread_mutex_unlock(&p->mu);
+    pool_work(p);
+    pthread_mutex_lock(&p->mu);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+static void pool_free(struct kt_pool *p) {
+  size_t i;
+  if (!p) return;
+  pthread_mutex_lock(&p->mu);
+  p->stop = 1;
+  pthread_cond_broadcast(&p->go);
+  pthread_mutex_unlock(&p->mu);
+  for (i = 0; i < p->n_th; i++) pthread_join(p->th[i], NULL);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->go);
+  pthread_cond_destroy(&p->done);
+  free(p);
+}
+
+/* `want` helpers (-1: one per online core beyond the store thread's own),
+ * at most KT_HELPERS_MAX; NULL for none (or if no thread starts). */
+static struct kt_pool *pool_new(int threads) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  size_t want = threads >= 0 ? (size_t)threads : cores > 1 ? (size_t)(cores - 1) : 0, i;
+  sigset_t all, old;
+  struct kt_pool *p;
+  if (want > KT_HELPERS_MAX) want = KT_HELPERS_MAX;
+  if (want == 0 || (p = calloc(1, sizeof *p)) == NULL) return NULL;
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->go, NULL);
+  pthread_cond_init(&p->done, NULL);
+  /* The helpers take no signal (SIGTERM and the others go to the
+   * signalfd of the I/O thread, which blocks them only later). */
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  for (i = 0; i < want; i++) {
+    if (pthread_create(&p->th[i], NULL, pool_thread, p) != 0) break;
+    p->n_th++;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (p->n_th == 0) {
+    pool_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* sotto_kt_dir_prepare for items[0..n), on the store thread and the pool. */
+static void prepare_all(struct srv_kt *kt, struct kt_item *items, size_t n) {
+  struct kt_pool *p = kt->pool;
+  size_t i, todo = 0;
+  for (i = 0; i < n; i++) todo += !items[i].ready;
+  if (!p || todo < 2) {
+    for (i = 0; i < n; i++)
+      if (!items[i].ready)
+        items[i].rc = sotto_kt_dir_prepare(items[i].entry, items[i].opening, kt->dir, (const uint8_t *)items[i].label,
+                                         strlen(items[i].label), items[i].version, items[i].value,
+                                         items[i].value_len);
+    return;
+  }
+  pthread_mutex_lock(&p->mu);
+  p->dir = kt->dir;
+  p->items = items;
+  p->n = n;
+  p->next = p->finished = 0;
+  p->gen++;
+  pthread_cond_broadcast(&p->go);
+  pthread_mutex_unlock(&p->mu);
+  pool_work(p);
+  pthread_mutex_lock(&p->mu);
+  while (p->finished < p->n) pthread_cond_wait(&p->done, &p->mu);
+  p->items = NULL;
+  p->n = 0;
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* The next version of label: one more than an earlier item of this batch
+ * for the same label, else than the stored newest, else 0. */
+static int next_version(struct srv *s, struct kt_item *items, size_t n, const char *label, uint32_t *version) {
+  uint8_t old[SOTTO_STORE_KT_MAX_VALUE], opening[SOTTO_KT_OPENING_LEN];
+  size_t old_len, i;
+  int rc;
+  for (i = n; i-- > 0;)
+    if (strcmp(items[i].label, label) == 0) {
+      if (items[i].version >= SOTTO_KT_MAX_VERSION) return SOTTO_ERR_TOO_LARGE;
+      *version = items[i].version + 1;
+      return 0;
+    }
+  rc = s->store.ops->kt_value_get(s->store.impl, label, version, old, &old_len, opening);
+  sodium_memzero(opening, sizeof opening);
+  if (rc < 0) return rc;
+  if (rc == 1) {
+    *version = 0;
+    return 0;
+  }
+  if (*version >= SOTTO_KT_MAX_VERSION) return SOTTO_ERR_TOO_LARGE;
+  (*version)++;
+  return 0;
+}
+
 int sotto__srv_kt_open(struct srv *s) {
   const struct sotto_store_ops *o = s->store.ops;
   struct srv_kt *kt;
@@ -437,6 +631,14 @@ int sotto__srv_kt_open(struct srv *s) {
     free(kt);
     return -1;
   }
+  kt->pool = pool_new(s->cfg->kt_threads);
+  {
+    /* The I/O thread's copy of the keys: never rebuilt (kt->dir is, on the
+     * store thread), so it may be read there at any time. */
+    uint8_t key[64];
+    if (load_keys(s->cfg->data, key) == 0 && sotto_kt_dir_new(&kt->prep, key, key + 32) != 0) kt->prep = NULL;
+    sodium_memzero(key, sizeof key);
+  }
   s->kt = kt;
   {
     /* The log's public identity, for clients and witnesses to pin. */
@@ -445,52 +647,46 @@ int sotto__srv_kt_open(struct srv *s) {
     sotto_kt_dir_log_id(&id, kt->dir);
     sodium_bin2hex(sig, sizeof sig, id.sig_pk, sizeof id.sig_pk);
     sodium_bin2hex(vrf, sizeof vrf, id.vrf_pk, sizeof id.vrf_pk);
-    sotto__srv_log(0, "kt_open", "entries=%lld sig_pk=%s vrf_pk=%s witnesses=%zu", (long long)kt->n, sig, vrf,
-                   kt->n_wit);
+    sotto__srv_log(0, "kt_open", "entries=%lld sig_pk=%s vrf_pk=%s witnesses=%zu vrf_helpers=%zu", (long long)kt->n,
+                   sig, vrf, kt->n_wit, kt->pool ? kt->pool->n_th : (size_t)0);
   }
   return 0;
 }
 
 void sotto__srv_kt_close(struct srv *s) {
   if (!s->kt) return;
+  pool_free(s->kt->pool);
+  if (s->kt->prep) sotto_kt_dir_free(s->kt->prep);
   if (s->kt->dir) sotto_kt_dir_free(s->kt->dir);
   free(s->kt);
   s->kt = NULL;
 }
 
-/* Stages one label-version and stores its value and opening. */
-static int log_one(struct srv *s, const char *canon, const uint8_t *value, size_t value_len) {
-  const struct sotto_store_ops *ops = s->store.ops;
-  uint8_t old[SOTTO_STORE_KT_MAX_VALUE], opening[SOTTO_KT_OPENING_LEN];
-  uint32_t version = 0;
-  size_t old_len;
-  int rc;
-  rc = ops->kt_value_get(s->store.impl, canon, &version, old, &old_len, opening);
-  if (rc < 0) return rc;
-  if (rc == 0) {
-    if (version >= SOTTO_KT_MAX_VERSION) return SOTTO_ERR_TOO_LARGE;
-    version++;
-  } else {
-    version = 0;
-  }
-  if ((rc = sotto_kt_dir_add(s->kt->dir, opening, (const uint8_t *)canon, strlen(canon), version, value,
-                             value_len)) != 0)
-    return rc;
-  return ops->kt_value_put(s->store.impl, canon, version, value, value_len, opening);
+void sotto__srv_kt_precompute(struct srv *s, struct op *o) {
+  struct srv_kt *kt = s->kt;
+  char canon[SOTTO_SRV_USER_MAX + 1];
+  o->kt_pre = 0;
+  if (!kt || !kt->prep) return;
+  sotto__srv_username_canon(o->req.reg.username.p, o->req.reg.username.len, canon);
+  if (sotto_kt_dir_prepare(o->kt_pre_entry, o->kt_pre_opening, kt->prep, (const uint8_t *)canon, strlen(canon), 0,
+                           o->req.reg.identity.p, o->req.reg.identity.len) == 0)
+    o->kt_pre = 1;
 }
 
 int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
   struct srv_kt *kt = s->kt;
   struct sotto_kt_head h;
   uint8_t hb[SOTTO_KT_HEAD_LEN], *upd;
-  char canon[SOTTO_SRV_USER_MAX + 1];
-  size_t cap, ulen;
+  struct kt_item *items = NULL;
+  size_t cap, ulen, n = 0, cap_items = 0, i;
   int64_t now;
   struct op *o;
-  int rc;
+  int rc = 0;
   if (!kt) return 0;
   if (!kt->dir) return SOTTO_ERR_STORE; /* a rebuild failed: write nothing more unlogged */
+  /* 1. which label-versions, in the batch's order */
   for (o = b->ops; o; o = o->next) {
+    struct kt_item *it;
     if (o->failed || o->code) continue;
     if (o->type != SOTTO_SRV_REGISTER && o->type != SOTTO_SRV_RECOVER && o->type != SOTTO_SRV_UNREGISTER &&
         o->type != SOTTO_SRV_DEVLIST_PUT)
@@ -498,31 +694,86 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
     if (kt->shared && !kt->locked) {
       /* One appender at a time, on top of every committed entry. */
       kt->touched = 1; /* a failed catch-up rebuilt or dropped the directory */
-      if ((rc = kt_append_lock(s, kt)) != 0) return rc;
-      if (!kt->dir) return SOTTO_ERR_STORE;
+      if ((rc = kt_append_lock(s, kt)) != 0) goto out;
+      if (!kt->dir) {
+        rc = SOTTO_ERR_STORE;
+        goto out;
+      }
     }
+    if (n == cap_items) {
+      size_t nc = cap_items ? 2 * cap_items : 16;
+      void *q = realloc(items, nc * sizeof *items);
+      if (!q) {
+        rc = SOTTO_ERR_NOMEM;
+        goto out;
+      }
+      items = q;
+      cap_items = nc;
+    }
+    it = &items[n];
+    memset(it, 0, sizeof *it);
     if (o->type == SOTTO_SRV_REGISTER) {
-      sotto__srv_username_canon(o->req.reg.username.p, o->req.reg.username.len, canon);
-      rc = log_one(s, canon, o->req.reg.identity.p, o->req.reg.identity.len);
+      sotto__srv_username_canon(o->req.reg.username.p, o->req.reg.username.len, it->label);
+      it->value = o->req.reg.identity.p;
+      it->value_len = o->req.reg.identity.len;
     } else if (o->type == SOTTO_SRV_RECOVER) {
-      sotto__srv_username_canon(o->req.recover.username.p, o->req.recover.username.len, canon);
-      rc = log_one(s, canon, o->req.recover.identity.p, o->req.recover.identity.len);
+      sotto__srv_username_canon(o->req.recover.username.p, o->req.recover.username.len, it->label);
+      it->value = o->req.recover.identity.p;
+      it->value_len = o->req.recover.identity.len;
     } else if (o->type == SOTTO_SRV_DEVLIST_PUT) {
-      char label[SOTTO_SRV_KT_LIST_LABEL_MAX + 1];
-      uint8_t v[SOTTO_SRV_KT_LIST_VALUE_LEN];
-      sotto__srv_kt_list_label(label, o->c->user);
-      sotto__srv_kt_list_value(v, o->req.devlist->l.version, o->req.devlist->raw, o->req.devlist->raw_len);
-      rc = log_one(s, label, v, sizeof v);
+      sotto__srv_kt_list_label(it->label, o->c->user);
+      sotto__srv_kt_list_value(it->list_value, o->req.devlist->l.version, o->req.devlist->raw,
+                               o->req.devlist->raw_len);
+      it->value = it->list_value;
+      it->value_len = sizeof it->list_value;
     } else {
-      sotto__srv_username_canon((const uint8_t *)o->c->user, strlen(o->c->user), canon);
-      rc = log_one(s, canon, NULL, 0);
+      /* UNREGISTER: the deletion marker (an empty value) for the account's
+       * key, and for its device list if one was logged */
+      uint32_t v;
+      sotto__srv_username_canon((const uint8_t *)o->c->user, strlen(o->c->user), it->label);
+      if ((rc = next_version(s, items, n, it->label, &it->version)) != 0) goto out;
+      n++;
+      if (n == cap_items) {
+        size_t nc = 2 * cap_items;
+        void *q = realloc(items, nc * sizeof *items);
+        if (!q) {
+          rc = SOTTO_ERR_NOMEM;
+          goto out;
+        }
+        items = q;
+        cap_items = nc;
+      }
+      it = &items[n];
+      memset(it, 0, sizeof *it);
+      sotto__srv_kt_list_label(it->label, o->c->user);
+      if ((rc = next_version(s, items, n, it->label, &v)) != 0) goto out;
+      if (v == 0) continue; /* no list was ever logged */
     }
-    kt->touched = 1; /* the directory may hold staged entries now */
-    if (rc != 0) return rc;
+    if ((rc = next_version(s, items, n, it->label, &it->version)) != 0) goto out;
+    if (o->type == SOTTO_SRV_REGISTER && o->kt_pre && it->version == 0) {
+      memcpy(it->entry, o->kt_pre_entry, sizeof it->entry);
+      memcpy(it->opening, o->kt_pre_opening, sizeof it->opening);
+      it->ready = 1;
+    }
+    n++;
   }
-  if (!sotto_kt_dir_staged(kt->dir)) return 0;
+  if (n == 0) goto out;
+  kt->touched = 1; /* the directory may hold staged entries now */
+  /* 2. the VRF outputs and commitments, in parallel */
+  prepare_all(kt, items, n);
+  /* 3. staged and stored in order */
+  for (i = 0; i < n; i++) {
+    if ((rc = items[i].rc) != 0 || (rc = sotto_kt_dir_add_prepared(kt->dir, items[i].entry)) != 0 ||
+        (rc = value_put(s, items[i].label, items[i].version, items[i].value, items[i].value_len,
+                        items[i].opening)) != 0)
+      goto out;
+  }
+  if (!sotto_kt_dir_staged(kt->dir)) goto out;
   cap = sotto_kt_update_len(sotto_kt_dir_staged(kt->dir));
-  if ((upd = malloc(cap)) == NULL) return SOTTO_ERR_NOMEM;
+  if ((upd = malloc(cap)) == NULL) {
+    rc = SOTTO_ERR_NOMEM;
+    goto out;
+  }
   now = sotto__srv_now_ms();
   if (now < kt->last_ms) now = kt->last_ms;
   rc = sotto_kt_dir_commit(kt->dir, &h, upd, cap, &ulen, (uint64_t)now);
@@ -534,6 +785,11 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
   if (rc == 0) {
     kt->n++;
     kt->last_ms = now;
+  }
+out:
+  if (items) {
+    sodium_memzero(items, cap_items * sizeof *items); /* the openings */
+    free(items);
   }
   return rc;
 }
@@ -702,6 +958,75 @@ int sotto__srv_kt_exec(struct srv *s, struct op *o) {
       sotto__srv_put_kt_proof(&w, hb, proof, plen);
     free(proof);
     if (rc != 0) return rc;
+  } else if (o->type == SOTTO_SRV_KT_VERSIONS) {
+    /* Proofs of versions from.. of one label against the current head,
+     * as many as fit a frame, with each device list as stored. */
+    const struct sotto_srv_kt_versions_req *m = &o->req.kt_ver;
+    uint8_t value[SOTTO_STORE_KT_MAX_VALUE], opening[SOTTO_KT_OPENING_LEN], *proof = NULL, *list = NULL;
+    char user[SOTTO_SRV_USER_MAX + 1], label[SOTTO_SRV_KT_LIST_LABEL_MAX + 1], hk[KT_HIST_MAX + 1];
+    size_t room = s->cfg->max_frame > 64 ? s->cfg->max_frame - 64 : 0, vlen = 0, plen, ll, n = 0;
+    uint32_t newest = 0, version, v;
+    int err = 0;
+    memcpy(user, m->user.p, m->user.len);
+    user[m->user.len] = 0;
+    if (m->kind == 1)
+      sotto__srv_kt_list_label(label, user);
+    else
+      sotto__srv_username_canon(m->user.p, m->user.len, label);
+    rc = s->store.ops->kt_value_get(s->store.impl, label, &newest, value, &vlen, opening);
+    sodium_memzero(opening, sizeof opening);
+    if (rc < 0) return rc;
+    if (rc == 1 || m->from > newest) {
+      o->code = SOTTO_SRV_E_NOT_FOUND;
+      return 0;
+    }
+    if ((proof = malloc(SOTTO_KT_MAX_VERSION_PROOF_LEN)) == NULL || (list = malloc(SOTTO_SRV_MAX_DEVLIST)) == NULL ||
+        (rc = answer_buf(o, room, &w)) != 0) {
+      free(proof);
+      free(list);
+      return rc ? rc : SOTTO_ERR_NOMEM;
+    }
+    sotto__wr_bytes(&w, hb, sizeof hb);
+    sotto__wr_u8(&w, 0); /* n, below */
+    for (v = m->from; v <= newest && n < m->count; v++) {
+      hist_key(hk, v, label);
+      rc = s->store.ops->kt_value_get(s->store.impl, hk, &version, value, &vlen, opening);
+      if (rc != 0 || version != v) { /* logged before the server kept every version */
+        sodium_memzero(opening, sizeof opening);
+        if (rc < 0) err = rc;
+        break;
+      }
+      rc = sotto_kt_dir_prove_version(proof, SOTTO_KT_MAX_VERSION_PROOF_LEN, &plen, kt->dir, (const uint8_t *)label,
+                                      strlen(label), v, value, vlen, opening);
+      sodium_memzero(opening, sizeof opening);
+      if (rc != 0) break; /* (a cluster: an entry this node has not replayed yet) */
+      ll = 0;
+      if (m->kind == 1 && vlen == SOTTO_SRV_KT_LIST_VALUE_LEN && s->store.ops->devlist_get_version) {
+        uint32_t lv = (uint32_t)value[0] << 24 | (uint32_t)value[1] << 16 | (uint32_t)value[2] << 8 | value[3];
+        rc = s->store.ops->devlist_get_version(s->store.impl, user, lv, list, SOTTO_SRV_MAX_DEVLIST, &ll);
+        if (rc < 0) {
+          err = rc;
+          break;
+        }
+        if (rc != 0) ll = 0;
+      }
+      if (w.len + 8 + plen + ll > room) break;
+      sotto__wr_u32be(&w, (uint32_t)plen);
+      sotto__wr_bytes(&w, proof, plen);
+      sotto__wr_u32be(&w, (uint32_t)ll);
+      if (ll) sotto__wr_bytes(&w, list, ll);
+      n++;
+    }
+    free(proof);
+    free(list);
+    if (err) return err;
+    if (n == 0) {
+      free(o->kt_out);
+      o->kt_out = NULL;
+      o->code = SOTTO_SRV_E_NOT_FOUND;
+      return 0;
+    }
+    o->kt_out[SOTTO_KT_HEAD_LEN] = (uint8_t)n;
   } else if (o->type == SOTTO_SRV_KT_CONSISTENCY) {
     uint8_t proof[SOTTO_KT_MAX_LOG_PROOF * SOTTO_KT_HASH_LEN];
     size_t plen;

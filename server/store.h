@@ -273,6 +273,9 @@ struct sotto_store_ops {
   int (*devlist_put)(void *s, int64_t account_id, uint32_t version, const uint32_t *ids, size_t n,
                      const uint8_t *list, size_t len, int64_t ms);
   int (*devlist_get)(void *s, const char *user, uint32_t *version, uint8_t *buf, size_t cap, size_t *len);
+  /* devlist_get_version: the stored list `version` of a username (1 if it
+   * is not stored: never made, or forgotten); KT_VERSIONS shows it. */
+  int (*devlist_get_version)(void *s, const char *user, uint32_t version, uint8_t *buf, size_t cap, size_t *len);
   int (*devlist_ids)(void *s, const char *user, uint32_t *ids, size_t max, size_t *n);
   int (*devlist_iter)(void *s, int64_t account_id,
                       int (*cb)(void *ctx, uint32_t version, int64_t ms, const uint32_t *ids, size_t n), void *ctx);

@@ -180,6 +180,7 @@ enum {
   Q_MSG_INS_SHARED,
   Q_DEVLIST_PUT,
   Q_DEVLIST_GET,
+  Q_DEVLIST_GET_VER,
   Q_DEVLIST_IDS,
   Q_DEVLIST_ITER,
   Q_DEVLIST_CLEAR,
@@ -385,6 +386,9 @@ static const struct {
     [Q_DEVLIST_GET] = {"t",
                        "SELECT l.version, l.list FROM devlists l JOIN accounts a ON a.id = l.account_id"
                        " WHERE a.username = $1 ORDER BY l.version DESC LIMIT 1"},
+    [Q_DEVLIST_GET_VER] = {"ti",
+                           "SELECT l.list FROM devlists l JOIN accounts a ON a.id = l.account_id"
+                           " WHERE a.username = $1 AND l.version = $2"},
     [Q_DEVLIST_IDS] = {"t",
                        "SELECT l.ids FROM devlists l JOIN accounts a ON a.id = l.account_id"
                        " WHERE a.username = $1 ORDER BY l.version DESC LIMIT 1"},
@@ -671,6 +675,7 @@ static int reads_writes(const struct pg *s, int q) {
     /* the signed device lists (every SEND asks): no envelope in them */
     case Q_DEVLIST_IDS:
     case Q_DEVLIST_GET:
+    case Q_DEVLIST_GET_VER:
     case Q_DEV_IDENT_GET:
     case Q_DEV_IDENT_SET:
     case Q_SENDER_COUNT_PEND: /* sees the deferred writes through its parameters */
@@ -733,6 +738,7 @@ static int order_class(int q) {
     case Q_HOLD_GET:
     case Q_REC_GET:
     case Q_DEVLIST_GET:
+    case Q_DEVLIST_GET_VER:
     case Q_DEVLIST_IDS:
     case Q_DEVLIST_ITER:
     case Q_KT_ENTRIES: /* the log's reads; its writes and its append lock stay 2 */
@@ -1843,6 +1849,27 @@ static int pg_devlist_get(void *v, const char *user, uint32_t *version, uint8_t 
   return rc;
 }
 
+static int pg_devlist_get_version(void *v, const char *user, uint32_t version, uint8_t *buf, size_t cap,
+                                  size_t *len) {
+  struct args a = {0};
+  PGresult *r;
+  int rc = 1;
+  a_txt(&a, user);
+  a_i64(&a, version);
+  if ((r = run(v, Q_DEVLIST_GET_VER, &a)) == NULL) return SOTTO_ERR_STORE;
+  if (PQntuples(r) == 1) {
+    size_t l = (size_t)PQgetlength(r, 0, 0);
+    rc = SOTTO_ERR_STORE;
+    if (l > 0 && l <= cap && l <= SOTTO_STORE_MAX_DEVLIST) {
+      memcpy(buf, PQgetvalue(r, 0, 0), l);
+      *len = l;
+      rc = 0;
+    }
+  }
+  PQclear(r);
+  return rc;
+}
+
 static int pg_devlist_ids(void *v, const char *user, uint32_t *ids, size_t max, size_t *n) {
   struct pg *s = v;
   struct args a = {0};
@@ -2786,6 +2813,7 @@ static const struct sotto_store_ops pg_ops = {
     .device_identity_set = pg_device_identity_set,
     .devlist_put = pg_devlist_put,
     .devlist_get = pg_devlist_get,
+    .devlist_get_version = pg_devlist_get_version,
     .devlist_ids = pg_devlist_ids,
     .devlist_iter = pg_devlist_iter,
     .devlist_clear = pg_devlist_clear,

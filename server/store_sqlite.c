@@ -1443,6 +1443,31 @@ static int sq_devlist_get(void *v, const char *user, uint32_t *version, uint8_t 
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : SOTTO_ERR_STORE;
 }
 
+static int sq_devlist_get_version(void *v, const char *user, uint32_t version, uint8_t *buf, size_t cap,
+                                  size_t *len) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (one_shot(s, "SELECT l.list FROM devlists l JOIN accounts a ON a.id = l.account_id"
+                  " WHERE a.username = ?1 AND l.version = ?2",
+               &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, version);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    size_t l = (size_t)sqlite3_column_bytes(st, 0);
+    if (l == 0 || l > cap || l > SOTTO_STORE_MAX_DEVLIST) {
+      sqlite3_finalize(st);
+      return SOTTO_ERR_STORE;
+    }
+    memcpy(buf, sqlite3_column_blob(st, 0), l);
+    *len = l;
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : SOTTO_ERR_STORE;
+}
+
 static int sq_devlist_ids(void *v, const char *user, uint32_t *ids, size_t max, size_t *n) {
   struct sq *s = v;
   sqlite3_stmt *st = stmt(s, Q_DEVLIST_IDS);
@@ -1685,6 +1710,7 @@ static const struct sotto_store_ops sqlite_ops = {
     .device_identity_set = sq_device_identity_set,
     .devlist_put = sq_devlist_put,
     .devlist_get = sq_devlist_get,
+    .devlist_get_version = sq_devlist_get_version,
     .devlist_ids = sq_devlist_ids,
     .devlist_iter = sq_devlist_iter,
     .devlist_clear = sq_devlist_clear,

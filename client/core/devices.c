@@ -452,6 +452,8 @@ int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, co
                      "the server no longer shows %s's signed device list (you saw version %u): nothing was sent; "
                      "the server may be hiding or replacing their devices",
                      user, old->version);
+    else if ((ret = kt_check_no_list(c, k, user)) != 0) /* the log may hold a list the server hides */
+      list_event(c, user, 0, "the server hides a device list its public log holds", SC_ERR_KT_LIST_HIDDEN);
     if (ret == 0) seen_now(c, k, user, key);
     goto out; /* an account of before signed device lists */
   }
@@ -478,8 +480,10 @@ int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, co
   }
   /* Used only when the log holds exactly this list (key transparency). */
   if ((ret = kt_check_list(c, k, user, now->version, buf, len)) != 0) {
-    list_event(c, user, now->version, "a device list that is not in the server's public log was refused",
-               SC_ERR_KT_NOT_LOGGED);
+    list_event(c, user, now->version,
+               ret == SC_ERR_KT_LIST_HIDDEN ? "a device list older than the one in the server's public log was refused"
+                                            : "a device list that is not in the server's public log was refused",
+               ret);
     goto out;
   }
   if (had == 1 && now->version < old->version) {

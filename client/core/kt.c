@@ -16,7 +16,7 @@
 #include "record.h"
 
 #define KT_RECORD "kt"
-#define KT_VERSION 2 /* 2: + alert acknowledgements and the device-list label */
+#define KT_VERSION 3 /* 2: + alert acknowledgements and the device-list label; 3: + list_seen */
 #define KT_TRIES 3 /* the log may gain an entry between two requests: fetch again, a bounded number of times */
 
 /* ---- the record ------------------------------------------------------------------ */
@@ -62,6 +62,10 @@ int kt_load(struct store *st, struct kt_state *s) {
     rec_get(&r, s->list_alert, sizeof s->list_alert);
     rec_get(&r, s->list_acked, sizeof s->list_acked);
   }
+  if (ver >= 3) {
+    rec_get_u8(&r, &s->has_list_seen);
+    rec_get_u32(&r, &s->list_seen);
+  }
   rc = rec_rd_end(&r) || ver < 1 || ver > KT_VERSION || s->list_result > KT_MON_FAILED || s->n_wit > KT_MAX_WITNESSES || s->mon_result > KT_MON_FAILED
            ? STORE_E_CORRUPT
            : 0;
@@ -106,6 +110,8 @@ int kt_save(struct store *st, const struct kt_state *s) {
   rec_put_str16(&w, s->list_detail, strlen(s->list_detail));
   rec_put(&w, s->list_alert, sizeof s->list_alert);
   rec_put(&w, s->list_acked, sizeof s->list_acked);
+  rec_put_u8(&w, s->has_list_seen);
+  rec_put_u32(&w, s->list_seen);
   rc = rec_wr_ok(&w) ? STORE_E_IO : store_put(st, KT_RECORD, w.p, w.len);
   rec_wr_free(&w);
   return rc;
@@ -365,6 +371,11 @@ int kt_check_contact(struct sc_client *c, struct conn *k, const char *user, cons
   return 0;
 }
 
+/* The list version in a logged device-list value (u32 big endian first). */
+static uint32_t list_value_version(const uint8_t *v) {
+  return (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
+}
+
 int kt_check_list(struct sc_client *c, struct conn *k, const char *user, uint32_t list_version, const uint8_t *list,
                   size_t len) {
   struct kt_state s;
@@ -385,10 +396,38 @@ int kt_check_list(struct sc_client *c, struct conn *k, const char *user, uint32_
   if (rc) return rc;
   if ((rc = save_now(c, &s)) != 0) return rc;
   sotto__srv_kt_list_value(want, list_version, list, len);
-  if (version == SOTTO_KT_ABSENT || vlen != sizeof want || sodium_memcmp(value, want, sizeof want) != 0)
-    return sc__fail(c, SC_ERR_KT_NOT_LOGGED,
-                    "the server showed you a device list for %s that is not in its public log; not sending", user);
-  return 0;
+  if (version != SOTTO_KT_ABSENT && vlen == sizeof want && sodium_memcmp(value, want, sizeof want) == 0) return 0;
+  if (version != SOTTO_KT_ABSENT && vlen == sizeof want && list_value_version(value) > list_version)
+    return sc__fail(c, SC_ERR_KT_LIST_HIDDEN,
+                    "the server showed you version %lu of %s's device list, but its public log holds a newer one "
+                    "(version %lu): the server may be hiding one of their devices; not sending",
+                    (unsigned long)list_version, user, (unsigned long)list_value_version(value));
+  return sc__fail(c, SC_ERR_KT_NOT_LOGGED,
+                  "the server showed you a device list for %s that is not in its public log; not sending", user);
+}
+
+int kt_check_no_list(struct sc_client *c, struct conn *k, const char *user) {
+  struct kt_state s;
+  uint8_t value[SOTTO_KT_MAX_VALUE_LEN];
+  uint32_t version = SOTTO_KT_ABSENT;
+  size_t vlen = 0;
+  int rc;
+  if ((rc = kt_load(c->st, &s)) != 0) return sc__store_error(c, rc);
+  rc = search(c, k, &s, user, 1, &version, value, &vlen);
+  if (rc == 1) return 0; /* no log: kt_check_contact decides (kt require) */
+  if (rc) return rc;
+  if ((rc = save_now(c, &s)) != 0) return rc;
+  /* Nothing logged, or the newest version is the deletion marker that
+   * UNREGISTER logs: the account has no device list. */
+  if (version == SOTTO_KT_ABSENT || vlen == 0) return 0;
+  if (vlen == SOTTO_SRV_KT_LIST_VALUE_LEN)
+    return sc__fail(c, SC_ERR_KT_LIST_HIDDEN,
+                    "the server shows no device list for %s, but its public log holds one (version %lu): the server "
+                    "may be hiding their devices; not sending",
+                    user, (unsigned long)list_value_version(value));
+  return sc__fail(c, SC_ERR_KT_LIST_HIDDEN,
+                  "the server shows no device list for %s, but its public log holds an entry for one; not sending",
+                  user);
 }
 
 static void mon_set(struct sc_client *c, struct kt_state *s, uint8_t result, const char *fmt, ...)
@@ -560,6 +599,17 @@ static void list_check(struct sc_client *c, struct conn *k, struct kt_state *s, 
     list_set(s, KT_MON_OK, "the log holds no device list of your account %s", me);
     goto out;
   }
+  if (vlen == 0) {
+    /* The deletion marker UNREGISTER logs: contacts that check the log take
+     * it as "no device list", while this account still logs in. */
+    entry_digest(s->list_alert, "devices", version, value, vlen);
+    list_set(s, KT_MON_ALERT,
+             "KEY TRANSPARENCY ALERT: the server's public log shows your account %s's device list as deleted "
+             "(entry %lu), as if the account had been unregistered: contacts that check the log see no device list "
+             "for you; if none of your devices unregistered, the server logged it",
+             me, (unsigned long)version);
+    goto out;
+  }
   if (vlen != SOTTO_SRV_KT_LIST_VALUE_LEN) {
     entry_digest(s->list_alert, "devices", version, value, vlen);
     list_set(s, KT_MON_ALERT,
@@ -609,6 +659,121 @@ out:
   free(mine);
 }
 
+/* 1 if the logged device-list value (36 bytes) is one our account key
+ * signed: the one last found ours, or `list` (the signed list the server
+ * still stores for that version) verifying under our key and hashing to it. */
+static int list_value_ours(struct sc_client *c, const struct kt_state *s, const uint8_t *value, const uint8_t *list,
+                           size_t len, const uint8_t akey[SOTTO_PUBKEY_LEN]) {
+  struct sotto_devlist *l;
+  uint8_t want[SOTTO_SRV_KT_LIST_VALUE_LEN];
+  int ok = 0;
+  if (s->has_list_ok && sodium_memcmp(s->list_ok, value, SOTTO_SRV_KT_LIST_VALUE_LEN) == 0) return 1;
+  if (!len || (l = calloc(1, sizeof *l)) == NULL) return 0;
+  if (sotto_devlist_parse(l, list, len) == 0 && strcmp(l->username, c->acct->username) == 0 &&
+      sodium_memcmp(l->account_key, akey, SOTTO_PUBKEY_LEN) == 0) {
+    sotto__srv_kt_list_value(want, l->version, list, len);
+    ok = sodium_memcmp(want, value, sizeof want) == 0;
+  }
+  free(l);
+  return ok;
+}
+
+/* Every version of our device-list label after s->list_seen and before
+ * `newest` (which list_check judged), each with a version proof against
+ * the head just checked (s->head): a version none of our devices signed
+ * that the server logged and replaced before this device looked is
+ * reported like the newest one. Advances s->list_seen over what was
+ * checked; an alert not acknowledged stays at its version, so it repeats
+ * at every check. */
+static void list_versions_check(struct sc_client *c, struct conn *k, struct kt_state *s, uint32_t newest) {
+  const char *me = c->acct->username;
+  char label[SOTTO_SRV_KT_LIST_LABEL_MAX + 1];
+  uint8_t akey[SOTTO_PUBKEY_LEN], value[SOTTO_KT_MAX_VALUE_LEN], req[SC_USER_MAX + 8];
+  struct sotto_kt_head h;
+  struct sotto_kt_log_id id;
+  uint32_t from;
+  size_t vlen, i;
+  int rc;
+  if (!s->has_list_seen || s->list_seen >= newest || newest == SOTTO_KT_ABSENT) return;
+  if (devices_account_key(c, akey) != 0 || sotto_kt_head_decode(&h, s->head, sizeof s->head) != 0) {
+    list_set(s, KT_MON_FAILED, "key transparency: could not check the earlier versions of your device list");
+    return;
+  }
+  memcpy(id.sig_pk, s->sig_pk, 32);
+  memcpy(id.vrf_pk, s->vrf_pk, 32);
+  sotto__srv_kt_list_label(label, me);
+  from = s->list_seen + 1;
+  while (from < newest) {
+    struct sotto_net_event ans;
+    struct sotto_srv_kt_versions vs;
+    struct sotto__wr w;
+    uint32_t want = newest - from < SOTTO_SRV_KT_MAX_VERSIONS ? newest - from : SOTTO_SRV_KT_MAX_VERSIONS;
+    sotto__wr_init(&w, req, sizeof req);
+    sotto__srv_put_kt_versions_req(&w, 1, from, (uint8_t)want, me);
+    rc = sotto_net_call(k->net, SOTTO_SRV_KT_VERSIONS, req, w.len, &ans);
+    if (rc >= SOTTO_NET_E_IO || rc < 0) { /* the connection, not an answer: tried again at the next connect */
+      sotto_net_event_clear(&ans);
+      return;
+    }
+    if (rc != 0) {
+      sotto_net_event_clear(&ans);
+      list_set(s, KT_MON_FAILED,
+               "key transparency: the server gave no proof of versions %lu to %lu of your device list in its log "
+               "(%s): they could not be checked",
+               (unsigned long)from, (unsigned long)newest - 1, rc == SOTTO_SRV_E_NOT_FOUND ? "not found" : "refused");
+      /* Not found: versions the server logged before it kept every version
+       * (or it will not show them). Said once, loudly; the next check
+       * starts after them, as it cannot do better. */
+      if (rc == SOTTO_SRV_E_NOT_FOUND) s->list_seen = newest - 1;
+      return;
+    }
+    if (sotto__srv_parse_kt_versions(ans.payload, ans.payload_len, &vs) != 0 ||
+        sodium_memcmp(vs.head, s->head, SOTTO_KT_HEAD_LEN) != 0) {
+      /* a newer head meanwhile: checked at the next round */
+      sotto_net_event_clear(&ans);
+      return;
+    }
+    for (i = 0; i < vs.n && from < newest; i++, from++) {
+      uint32_t lv = 0;
+      rc = sotto_kt_version_verify(value, &vlen, &h, &id, (const uint8_t *)label, strlen(label), from, vs.v[i].proof,
+                                   vs.v[i].proof_len);
+      if (rc != 0) {
+        sotto_net_event_clear(&ans);
+        list_set(s, KT_MON_FAILED,
+                 "key transparency: the server's proof of version %lu of your device list does not verify against "
+                 "its signed head (%s)",
+                 (unsigned long)from, sotto_strerror(rc));
+        return;
+      }
+      if (vlen == SOTTO_SRV_KT_LIST_VALUE_LEN) lv = list_value_version(value);
+      if (vlen == SOTTO_SRV_KT_LIST_VALUE_LEN && list_value_ours(c, s, value, vs.v[i].list, vs.v[i].list_len, akey)) {
+        s->list_seen = from;
+        continue;
+      }
+      entry_digest(s->list_alert, "devices", from, value, vlen);
+      if (is_acked(s->list_alert, s->list_acked)) {
+        s->list_seen = from; /* acknowledged: on to the next */
+        continue;
+      }
+      sotto_net_event_clear(&ans);
+      if (vlen == 0)
+        list_set(s, KT_MON_ALERT,
+                 "KEY TRANSPARENCY ALERT: the server's public log showed your account %s's device list as deleted "
+                 "(log version %lu) before version %lu: your devices did not unregister the account",
+                 me, (unsigned long)from, (unsigned long)newest);
+      else
+        list_set(s, KT_MON_ALERT,
+                 "KEY TRANSPARENCY ALERT: the server's public log showed a device list for your account %s "
+                 "(version %lu, log version %lu) that none of your devices signed, replaced before this device "
+                 "checked: someone may have added a device to read your messages for a while; check 'sotto devices' "
+                 "on your first device",
+                 me, (unsigned long)lv, (unsigned long)from);
+      return; /* list_seen stays before it: it is reported again until acknowledged */
+    }
+    sotto_net_event_clear(&ans);
+  }
+}
+
 int kt_monitor_list(struct sc_client *c, struct conn *k) {
   struct kt_state s, keep;
   uint8_t value[SOTTO_KT_MAX_VALUE_LEN];
@@ -635,6 +800,16 @@ int kt_monitor_list(struct sc_client *c, struct conn *k) {
     list_set(&s, KT_MON_FAILED, "key transparency: could not check your account's device list in the log: %s", why);
   } else {
     list_check(c, k, &s, version, value, vlen);
+    /* The versions before the newest since the last check (the newest's
+     * own alert, if any, comes first). */
+    if (s.list_result != KT_MON_ALERT || is_acked(s.list_alert, s.list_acked)) list_versions_check(c, k, &s, version);
+    if (!s.has_list_seen && version != SOTTO_KT_ABSENT) {
+      s.has_list_seen = 1; /* the first check: from here on */
+      s.list_seen = version;
+    } else if (s.has_list_seen && version != SOTTO_KT_ABSENT && s.list_seen + 1 == version &&
+               s.list_result != KT_MON_FAILED) {
+      s.list_seen = version; /* every earlier version checked: the newest is list_check's */
+    }
   }
   if ((s.list_result == KT_MON_ALERT && !is_acked(s.list_alert, s.list_acked)) || s.list_result == KT_MON_FAILED)
     sc__event(c, SC_EV_KT_ALERT, SC_R_NONE, c->acct->username, s.list_detail);

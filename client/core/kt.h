@@ -58,6 +58,9 @@ struct kt_state {
   char list_detail[256];
   uint8_t list_alert[32]; /* SHA-256 of the alerting device-list value; zero: none */
   uint8_t list_acked[32]; /* the device-list alert `sotto kt ack` acknowledged */
+  /* record version 3: every version of the device-list label is checked */
+  uint8_t has_list_seen;  /* list_seen holds: */
+  uint32_t list_seen;     /* versions of the label up to this one were checked (or were there at the first check) */
 };
 
 /* The record (defaults when absent). 0 or a STORE_E_*. */
@@ -79,6 +82,13 @@ int kt_check_contact(struct sc_client *c, struct conn *k, const char *user, cons
  * sentence (nothing may be sent). */
 int kt_check_list(struct sc_client *c, struct conn *k, const char *user, uint32_t list_version, const uint8_t *list,
                   size_t len);
+/* The check when the server shows no device list for user: 0 if the log
+ * holds none for user either, or its newest version is the deletion marker
+ * (an unregistered account: no devices), or the server runs no KT;
+ * SC_ERR_KT_LIST_HIDDEN with its sentence when the log holds a list the
+ * server does not serve (nothing may be sent). The case of an older list
+ * is kt_check_list's (also SC_ERR_KT_LIST_HIDDEN). */
+int kt_check_no_list(struct sc_client *c, struct conn *k, const char *user);
 /* Monitoring of our own label (every connect; daily while linked): the
  * result is stored, and an alert or a failed check is an SC_EV_KT_ALERT.
  * Never fails the caller (0), except on a store failure. */

@@ -1027,6 +1027,65 @@ static int m_devices_remove(void *ud, void *session, const cJSON *params, cJSON 
   return 0;
 }
 
+static const char *kt_mon_name(int m) {
+  return m == 1 ? "ok" : m == 2 ? "alert" : m == 3 ? "failed" : "none";
+}
+
+/* ktStatus: what `sotto kt status --json` shows; refresh (default false)
+ * checks the head and monitors this account first (the daemon also
+ * monitors at every connect and daily). */
+static int m_kt_status(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {"refresh", NULL};
+  struct sc_kt_status st;
+  cJSON *ws;
+  int refresh = 0, rc;
+  size_t i;
+  (void)session;
+  if (rpc_only(params, allowed, err) || rpc_bool(params, "refresh", 0, &refresh, err)) return err->code;
+  if ((rc = sc_kt_status(&st, D(ud)->sc, refresh)) != 0) return core_fail(D(ud), rc, err);
+  *result = cJSON_CreateObject();
+  cJSON_AddStringToObject(*result, "state", st.off && !st.pinned ? "off" : st.pinned ? "on" : "unknown");
+  cJSON_AddBoolToObject(*result, "required", st.required);
+  cJSON_AddNumberToObject(*result, "k", st.k);
+  cJSON_AddBoolToObject(*result, "checkedNow", st.refreshed);
+  if (st.has_head) {
+    cJSON_AddNumberToObject(*result, "size", (double)st.size);
+    cJSON_AddNumberToObject(*result, "timestampMs", (double)st.timestamp_ms);
+    cJSON_AddStringToObject(*result, "root", st.root_hex);
+  }
+  if (st.pinned) cJSON_AddStringToObject(*result, "logKey", st.log_hex);
+  ws = cJSON_AddArrayToObject(*result, "witnesses");
+  for (i = 0; ws && i < st.n_wit; i++) {
+    cJSON *w = cJSON_CreateObject();
+    cJSON_AddStringToObject(w, "name", st.wit[i].name);
+    cJSON_AddStringToObject(w, "key", st.wit[i].pk_hex);
+    cJSON_AddStringToObject(w, "source", st.wit[i].added ? "added" : "server");
+    cJSON_AddNumberToObject(w, "lastCosignedSize", (double)st.wit[i].last_size);
+    cJSON_AddItemToArray(ws, w);
+  }
+  cJSON_AddStringToObject(*result, "monitor", kt_mon_name(st.monitor));
+  cJSON_AddNumberToObject(*result, "monitorTime", (double)st.monitor_time);
+  cJSON_AddStringToObject(*result, "monitorDetail", st.monitor_detail);
+  cJSON_AddBoolToObject(*result, "monitorAcknowledged", st.monitor_acked);
+  cJSON_AddStringToObject(*result, "deviceListMonitor", kt_mon_name(st.list_monitor));
+  cJSON_AddStringToObject(*result, "deviceListDetail", st.list_detail);
+  cJSON_AddBoolToObject(*result, "deviceListAcknowledged", st.list_acked);
+  return 0;
+}
+
+/* ktAck: `sotto kt ack`; {"acknowledged": 1-2}, or an error when no alert
+ * is pending. */
+static int m_kt_ack(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
+  static const char *const allowed[] = {NULL};
+  int rc;
+  (void)session;
+  if (rpc_only(params, allowed, err)) return err->code;
+  if ((rc = sc_kt_ack(D(ud)->sc)) < 0) return core_fail(D(ud), rc, err);
+  *result = cJSON_CreateObject();
+  cJSON_AddNumberToObject(*result, "acknowledged", rc);
+  return 0;
+}
+
 const struct rpc_method daemon_methods[] = {
     {"version", m_version},
     {"send", m_send},
@@ -1058,5 +1117,8 @@ const struct rpc_method daemon_methods[] = {
     {"devices", m_devices},
     {"devicesAdd", m_devices_add},
     {"devicesRemove", m_devices_remove},
+    /* key transparency (issue 12) */
+    {"ktStatus", m_kt_status},
+    {"ktAck", m_kt_ack},
 };
 const size_t daemon_n_methods = sizeof daemon_methods / sizeof daemon_methods[0];

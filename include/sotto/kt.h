@@ -62,6 +62,7 @@ extern "C" {
 #define SOTTO_KT_MAX_LOG_PROOF 128            /* hashes in an inclusion/consistency proof */
 #define SOTTO_KT_MAX_COSIGS 64
 #define SOTTO_KT_MAX_SEARCH_PROOF_LEN 65536
+#define SOTTO_KT_MAX_VERSION_PROOF_LEN 16384 /* sotto_kt_dir_prove_version */
 #define SOTTO_KT_MAX_UPDATE_LEN (12 + 64 * (size_t)SOTTO_KT_MAX_UPDATE_ENTRIES)
 
 /* ---- ECVRF-EDWARDS25519-SHA512-TAI (RFC 9381) ---------------------------- */
@@ -202,6 +203,16 @@ SOTTO_WUR int sotto_kt_monitor_verify(const struct sotto_kt_head *h, const struc
                                       const uint8_t *value, size_t value_len, const uint8_t *proof,
                                       size_t proof_len);
 
+/* Checks a version proof (sotto_kt_dir_prove_version) of label's `version`
+ * against a head the caller accepted: 0 and that version's value
+ * (value: SOTTO_KT_MAX_VALUE_LEN bytes); SOTTO_ERR_AUTH for a proof that
+ * does not match the head; malformed codes for bytes that do not parse (a
+ * proof of another version is malformed). Versions need not be the
+ * greatest: monitoring checks every version logged since its last check. */
+SOTTO_WUR int sotto_kt_version_verify(uint8_t *value, size_t *value_len, const struct sotto_kt_head *h,
+                                      const struct sotto_kt_log_id *id, const uint8_t *label, size_t label_len,
+                                      uint32_t version, const uint8_t *proof, size_t proof_len);
+
 /* ---- the operator's directory ----------------------------------------------------- */
 
 struct sotto_kt_dir;
@@ -245,6 +256,13 @@ SOTTO_WUR int sotto_kt_dir_search(uint8_t *out, size_t cap, size_t *out_len, str
                                   const uint8_t *label, size_t label_len, uint32_t version,
                                   const uint8_t *value, size_t value_len,
                                   const uint8_t opening[SOTTO_KT_OPENING_LEN]);
+/* Version proof of one logged label-version (with its value and opening)
+ * against the current head; at most SOTTO_KT_MAX_VERSION_PROOF_LEN bytes.
+ * SOTTO_ERR_USAGE if that label-version with that value is not logged. */
+SOTTO_WUR int sotto_kt_dir_prove_version(uint8_t *out, size_t cap, size_t *out_len, struct sotto_kt_dir *d,
+                                         const uint8_t *label, size_t label_len, uint32_t version,
+                                         const uint8_t *value, size_t value_len,
+                                         const uint8_t opening[SOTTO_KT_OPENING_LEN]);
 /* Consistency proof from old_size to the current head. */
 SOTTO_WUR int sotto_kt_dir_consistency(uint8_t *out, size_t cap, size_t *out_len,
                                        const struct sotto_kt_dir *d, uint64_t old_size);

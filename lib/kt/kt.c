@@ -683,6 +683,106 @@ int sotto_kt_search_verify(uint32_t *version, uint8_t *value, size_t *value_len,
   return 0;
 }
 
+/* Version proof, for one label-version that is in the log (not necessarily
+ * the label's greatest): u32 version || vrf_proof(80) || u16 len ||
+ * prefix proof (inclusion) || opening(16) || u16 len || value || u64 entry
+ * timestamp || u8 m || m x 32 (inclusion of the last log leaf). What a
+ * device needs to check each version of its own labels logged since its
+ * last check (docs/key-transparency.md, "Monitoring"). */
+int sotto_kt_dir_prove_version(uint8_t *out, size_t cap, size_t *out_len, struct sotto_kt_dir *d,
+                               const uint8_t *label, size_t label_len, uint32_t version, const uint8_t *value,
+                               size_t value_len, const uint8_t opening[16]) {
+  uint8_t alpha[SOTTO_KT_MAX_LABEL_LEN + 5], pi[80], beta[64], c[32], got[32], root[32];
+  uint8_t pp[2 + 1 + 32 + 64 + 256 * 32], incl[SOTTO_KT_MAX_LOG_PROOF * 32];
+  size_t an, pl, il;
+  uint64_t size;
+  struct sotto__wr w;
+  struct sotto__rd r;
+  int rc, found;
+  if (!out_len) return SOTTO_ERR_USAGE;
+  *out_len = 0;
+  if (!d || (!out && cap) || (!label && label_len) || label_len > SOTTO_KT_MAX_LABEL_LEN ||
+      version > SOTTO_KT_MAX_VERSION || !opening || (!value && value_len) || value_len > SOTTO_KT_MAX_VALUE_LEN)
+    return SOTTO_ERR_USAGE;
+  if ((size = sotto_kt_log_size(d->s.log)) == 0) return SOTTO_ERR_USAGE;
+  an = sotto__kt_vrf_input(alpha, label, label_len, version);
+  if ((rc = sotto__kt_vrf_prove_with(pi, d->vrf, alpha, an)) != 0) return rc;
+  if ((rc = sotto__kt_vrf_proof_to_hash(beta, pi)) != 0) return rc;
+  if (!sotto__kt_prefix_has(d->s.prefix, beta)) return SOTTO_ERR_USAGE; /* not logged */
+  if ((rc = sotto_kt_prefix_prove(pp, sizeof pp, &pl, d->s.prefix, beta)) != 0) return rc;
+  sotto__rd_init(&r, pp, pl);
+  if ((rc = sotto__kt_prefix_eval(root, &found, got, beta, &r)) != 0) return rc;
+  if ((rc = sotto_kt_commit(c, opening, label, label_len, version, value, value_len)) != 0) return rc;
+  if (!found || memcmp(got, c, 32) != 0) return SOTTO_ERR_USAGE; /* not this value */
+  sotto__wr_init(&w, out, cap);
+  sotto__wr_u32be(&w, version);
+  sotto__wr_bytes(&w, pi, 80);
+  sotto__wr_u8(&w, (uint8_t)(pl >> 8));
+  sotto__wr_u8(&w, (uint8_t)pl);
+  sotto__wr_bytes(&w, pp, pl);
+  sotto__wr_bytes(&w, opening, 16);
+  sotto__wr_u8(&w, (uint8_t)(value_len >> 8));
+  sotto__wr_u8(&w, (uint8_t)value_len);
+  sotto__wr_bytes(&w, value, value_len);
+  sotto__wr_u64be(&w, d->s.last_entry_ts);
+  if ((rc = sotto_kt_log_inclusion_proof(incl, sizeof incl, &il, d->s.log, size - 1, size)) != 0) return rc;
+  sotto__wr_u8(&w, (uint8_t)(il / 32));
+  sotto__wr_bytes(&w, incl, il);
+  if (w.err) return w.err;
+  *out_len = w.len;
+  return 0;
+}
+
+int sotto_kt_version_verify(uint8_t *value, size_t *value_len, const struct sotto_kt_head *h,
+                            const struct sotto_kt_log_id *id, const uint8_t *label, size_t label_len,
+                            uint32_t version, const uint8_t *proof, size_t proof_len) {
+  uint8_t alpha[SOTTO_KT_MAX_LABEL_LEN + 5], beta[64], root[32], c[32], want_c[32], leaf[32], vh, vl, lh, ll, ni;
+  const uint8_t *pi, *pp, *opening, *val, *incl;
+  uint32_t v;
+  size_t an, plen, vlen;
+  uint64_t ts;
+  struct sotto__rd r, sub;
+  int rc, found;
+  if (value_len) *value_len = 0;
+  if (!value || !value_len || !h || !id || (!label && label_len) || (!proof && proof_len) ||
+      label_len > SOTTO_KT_MAX_LABEL_LEN || version > SOTTO_KT_MAX_VERSION)
+    return SOTTO_ERR_USAGE;
+  if (proof_len > SOTTO_KT_MAX_VERSION_PROOF_LEN) return SOTTO_ERR_TOO_LARGE;
+  if (h->tree_size == 0 || h->tree_size > SOTTO_KT_MAX_TREE_SIZE) return SOTTO_ERR_MALFORMED;
+  sotto__rd_init(&r, proof, proof_len);
+  if ((rc = sotto__rd_u32be(&r, &v)) != 0 || (rc = sotto__rd_bytes(&r, 80, &pi)) != 0 ||
+      (rc = sotto__rd_u8(&r, &lh)) != 0 || (rc = sotto__rd_u8(&r, &ll)) != 0)
+    return rc;
+  if (v != version) return SOTTO_ERR_MALFORMED; /* a proof of another version */
+  plen = (size_t)lh << 8 | ll;
+  if ((rc = sotto__rd_bytes(&r, plen, &pp)) != 0 || (rc = sotto__rd_bytes(&r, 16, &opening)) != 0 ||
+      (rc = sotto__rd_u8(&r, &vh)) != 0 || (rc = sotto__rd_u8(&r, &vl)) != 0)
+    return rc;
+  vlen = (size_t)vh << 8 | vl;
+  if (vlen > SOTTO_KT_MAX_VALUE_LEN) return SOTTO_ERR_TOO_LARGE;
+  if ((rc = sotto__rd_bytes(&r, vlen, &val)) != 0 || (rc = sotto__rd_u64be(&r, &ts)) != 0 ||
+      (rc = sotto__rd_u8(&r, &ni)) != 0)
+    return rc;
+  if (ni > SOTTO_KT_MAX_LOG_PROOF) return SOTTO_ERR_MALFORMED;
+  if ((rc = sotto__rd_bytes(&r, (size_t)ni * 32, &incl)) != 0) return rc;
+  if (sotto__rd_left(&r) != 0) return SOTTO_ERR_TRAILING;
+  an = sotto__kt_vrf_input(alpha, label, label_len, version);
+  if ((rc = sotto_kt_vrf_verify(beta, id->vrf_pk, pi, alpha, an)) != 0)
+    return rc == SOTTO_ERR_INVALID_KEY ? rc : SOTTO_ERR_AUTH;
+  sotto__rd_init(&sub, pp, plen);
+  if ((rc = sotto__kt_prefix_eval(root, &found, want_c, beta, &sub)) != 0) return rc;
+  if (sotto__rd_left(&sub) != 0) return SOTTO_ERR_MALFORMED;
+  if (!found) return SOTTO_ERR_AUTH;
+  if ((rc = sotto_kt_commit(c, opening, label, label_len, version, val, vlen)) != 0) return SOTTO_ERR_MALFORMED;
+  if (!sotto__ct_eq(c, want_c, 32)) return SOTTO_ERR_AUTH;
+  sotto_kt_log_leaf(leaf, ts, root);
+  if ((rc = sotto_kt_log_verify_inclusion(h->root, h->tree_size, h->tree_size - 1, leaf, incl, (size_t)ni * 32)) != 0)
+    return rc;
+  if (vlen) memcpy(value, val, vlen);
+  *value_len = vlen;
+  return 0;
+}
+
 int sotto_kt_monitor_verify(const struct sotto_kt_head *h, const struct sotto_kt_log_id *id, const uint8_t *label,
                             size_t label_len, uint32_t version, const uint8_t *value, size_t value_len,
                             const uint8_t *proof, size_t proof_len) {

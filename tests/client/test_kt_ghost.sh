@@ -114,6 +114,18 @@ check "ghost 2: the requisition report lists carol's log entries (version 0, the
   sh -c "grep -q '\"key_transparency\": {\"label\": \"carol\", \"newest_version\": 1' '$T/g2.req' && grep -q '{\"version\": 0, \"entry\": [0-9]' '$T/g2.req' && grep -q '{\"version\": 1, \"entry\": [0-9]' '$T/g2.req'"
 s carol kt status >"$T/g2.status" 2>&1
 check "ghost 2: kt status shows the alert" contains "$T/g2.status" "monitoring of your account: ALERT"
+# Acknowledging a key alert (not a device-list one): quiet for exactly that entry.
+s carol kt ack >"$T/g2.ack" 2>&1
+check "ghost 2: 'kt ack' acknowledges carol's key alert" contains "$T/g2.ack" "alert acknowledged (1)"
+s carol receive >"$T/g2.recv2" 2>&1
+check "... it is not repeated at the next connect" lacks "$T/g2.recv2" "KEY TRANSPARENCY ALERT"
+s carol kt status >"$T/g2.status2" 2>&1
+check "... kt status still shows it, acknowledged" contains "$T/g2.status2" "monitoring of your account: ALERT (acknowledged)"
+s carol --json kt status >"$T/g2.status2.json" 2>&1
+check "... and in --json" contains "$T/g2.status2.json" '"monitor_acknowledged":true'
+s carol kt ack >"$T/g2.ack2" 2>&1; rc=$?
+check "... a second 'kt ack' has nothing left to acknowledge" \
+  sh -c "test $rc -ne 0 && grep -q 'no key-transparency alert to acknowledge' '$T/g2.ack2'"
 s alice session reset carol >"$T/g2.alice" 2>&1
 echo "  ghost 2 (alice) printed: $(head -1 "$T/g2.alice")"
 check "ghost 2: alice's client sees carol's key change" grep -qi "key changed\|identity key changed\|different key" "$T/g2.alice"

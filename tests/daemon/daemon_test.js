@@ -198,6 +198,20 @@ async function main() {
   check('a message over 60 KiB: -32602', errCode(r) === -32602, r);
   r = await a.call('history', { limit: 0 });
   check('history limit 0: -32602', errCode(r) === -32602, r);
+  // key transparency: this server runs no log (tests/client/test_kt_ghost_devices.sh
+  // acknowledges a real alert through ktAck)
+  r = await a.call('ktStatus', { refresh: true });
+  check('ktStatus answers: the server runs no log', r.result && r.result.state === 'off' && r.result.checkedNow === true &&
+        Array.isArray(r.result.witnesses) && r.result.monitor === 'none' && r.result.deviceListMonitor === 'none', r);
+  r = await a.call('ktStatus');
+  check('ktStatus without refresh: the stored state', r.result && r.result.state === 'off' && r.result.checkedNow === false, r);
+  r = await a.call('ktStatus', { refresh: 'yes' });
+  check('ktStatus refresh not a boolean: -32602', errCode(r) === -32602, r);
+  r = await a.call('ktAck');
+  check('ktAck with no alert: an error naming it', r.error && errCode(r) !== undefined && r.error.data.core === 'usage' &&
+        /no key-transparency alert/.test(r.error.message), r);
+  r = await a.call('ktAck', { all: true });
+  check('ktAck with a parameter: -32602', errCode(r) === -32602, r);
   r = await a.call('noSuchMethod', {});
   check('unknown method: -32601', errCode(r) === -32601, r);
   r = await a.call('send', ['bob', 'x']);

@@ -11,6 +11,7 @@
  * username (u32 version || SHA-256 of the list) in the same transaction,
  * and KT_SEARCH_LIST proves it. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -69,6 +70,10 @@ static int store_exec(const struct srv_proc *p, const char *sql) {
 }
 
 static const char *const KT_ARGS[] = {"--kt", "1", NULL};
+/* The same without the registration rate limits (tests that register many). */
+#define NO_REG_LIMITS "--register-rate", "1e9", "--register-burst", "1e9", "--register-prefix-rate", "1e9", \
+    "--register-prefix-burst", "1e9", "--register-global-rate", "1e9", "--register-global-burst", "1e9"
+static const char *const KT_ARGS_MANY[] = {"--kt", "1", NO_REG_LIMITS, NULL};
 
 /* One request, its answer's payload (malloc'd) or ERR code (< 0 as -code). */
 static int call(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len, uint8_t **out, size_t *out_len) {
@@ -700,6 +705,21 @@ static int search_list_ok(struct sotto_net *c, const struct sotto_kt_log_id *id,
   return rc;
 }
 
+/* KT_VERSIONS for user's label (kind 0) or device-list label (kind 1):
+ * the answer (caller frees *buf) parsed into vs; a negative server error. */
+static int versions(struct sotto_net *c, uint8_t kind, uint32_t from, uint8_t count, const char *user,
+                    struct sotto_srv_kt_versions *vs, uint8_t **buf) {
+  uint8_t b[64];
+  size_t n;
+  struct sotto__wr w;
+  int rc;
+  *buf = NULL;
+  sotto__wr_init(&w, b, sizeof b);
+  sotto__srv_put_kt_versions_req(&w, kind, from, count, user);
+  if ((rc = call(c, SOTTO_SRV_KT_VERSIONS, b, w.len, buf, &n)) != 0) return rc;
+  return sotto__srv_parse_kt_versions(*buf, n, vs) == 0 ? 0 : -3001;
+}
+
 static void test_kt_devlist(void) {
   struct srv_proc p;
   struct sotto_net_ctx *ctx = NULL;
@@ -710,7 +730,7 @@ static void test_kt_devlist(void) {
   uint32_t dev = 0, version;
   size_t vlen, l1, l2;
   CHECK(srv_mkdir(&p, "ktdevlist") == 0);
-  CHECK(srv_start(&p, KT_ARGS) == 0);
+  CHECK(srv_start(&p, KT_ARGS_MANY) == 0);
   log_id_of(&p, &id);
   CHECK(sotto_keypair_generate(pub, priv) == 0);
   sotto_pubkey_serialize(ik, pub);
@@ -749,6 +769,66 @@ static void test_kt_devlist(void) {
   vlen = sizeof value;
   CHECK(search_list_ok(c, &id, "dora", &version, value, &vlen) == 0 && version == 1 &&
         memcmp(value, want, 36) == 0);
+  /* KT_VERSIONS: each version of the list label with its proof and the
+   * signed list as stored; of the username's label; past the newest: not
+   * found; a bad kind: malformed. */
+  {
+    struct sotto_srv_kt_versions vs;
+    struct sotto_kt_head hv;
+    char label[SOTTO_SRV_KT_LIST_LABEL_MAX + 1];
+    uint8_t *buf = NULL, want1[SOTTO_SRV_KT_LIST_VALUE_LEN], bad[16];
+    size_t k;
+    int ok = 1;
+    sotto__srv_kt_list_label(label, "dora");
+    sotto__srv_kt_list_value(want1, 1, list1, l1);
+    CHECK_RC(versions(c, 1, 0, 16, "dora", &vs, &buf), 0);
+    CHECK(buf && vs.n == 2 && sotto_kt_head_decode(&hv, vs.head, SOTTO_KT_HEAD_LEN) == 0 &&
+          sotto_kt_head_verify(&hv, &id) == 0);
+    for (k = 0; buf && k < vs.n && k < 2; k++) {
+      vlen = sizeof value;
+      if (sotto_kt_version_verify(value, &vlen, &hv, &id, (const uint8_t *)label, strlen(label), (uint32_t)k,
+                                  vs.v[k].proof, vs.v[k].proof_len) != 0 ||
+          vlen != 36 || memcmp(value, k ? want : want1, 36) != 0)
+        ok = 0;
+      if (vs.v[k].list_len != (k ? l2 : l1) || memcmp(vs.v[k].list, k ? list2 : list1, vs.v[k].list_len) != 0) ok = 0;
+    }
+    CHECK(ok);
+    /* a proof does not pass for another version */
+    vlen = sizeof value;
+    CHECK(buf && vs.n == 2 &&
+          sotto_kt_version_verify(value, &vlen, &hv, &id, (const uint8_t *)label, strlen(label), 1, vs.v[0].proof,
+                                  vs.v[0].proof_len) != 0);
+    free(buf);
+    CHECK_RC(versions(c, 1, 1, 1, "dora", &vs, &buf), 0);
+    CHECK(buf && vs.n == 1);
+    free(buf);
+    CHECK_RC(versions(c, 0, 0, 4, "dora", &vs, &buf), 0);
+    CHECK(buf && vs.n == 1 && vs.v[0].list_len == 0);
+    if (buf && vs.n == 1) {
+      vlen = sizeof value;
+      CHECK(sotto_kt_version_verify(value, &vlen, &hv, &id, (const uint8_t *)"dora", 4, 0, vs.v[0].proof,
+                                    vs.v[0].proof_len) == 0 &&
+            vlen == sizeof ik && memcmp(value, ik, vlen) == 0);
+    }
+    free(buf);
+    CHECK_RC(versions(c, 1, 2, 1, "dora", &vs, &buf), -SOTTO_SRV_E_NOT_FOUND);
+    free(buf);
+    CHECK_RC(versions(c, 1, 0, 1, "ezra", &vs, &buf), -SOTTO_SRV_E_NOT_FOUND);
+    free(buf);
+    {
+      /* (on a connection of its own: the server drops one that sends a malformed request) */
+      struct sotto_net *c2 = srv_connect(&p, &ctx, 1);
+      buf = NULL;
+      bad[0] = 2; /* kind */
+      memset(bad + 1, 0, 4);
+      bad[5] = 1;
+      bad[6] = 4;
+      memcpy(bad + 7, "dora", 4);
+      CHECK(c2 && call(c2, SOTTO_SRV_KT_VERSIONS, bad, 11, &buf, &k) < 0);
+      free(buf);
+      if (c2) sotto_net_close(c2);
+    }
+  }
   /* Another account without a list, and a username that is not registered. */
   vlen = sizeof value;
   CHECK(search_list_ok(c, &id, "ezra", &version, value, &vlen) == 0 && version == SOTTO_KT_ABSENT);
@@ -759,11 +839,44 @@ static void test_kt_devlist(void) {
   /* After a restart (replayed from the store) the same proof, asked before
    * AUTH (public, like KT_SEARCH). */
   CHECK(srv_stop(&p) == 0);
-  CHECK(srv_start(&p, KT_ARGS) == 0);
+  CHECK(srv_start(&p, KT_ARGS_MANY) == 0);
   c = srv_connect(&p, &ctx, 1);
   vlen = sizeof value;
   CHECK(c && search_list_ok(c, &id, "dora", &version, value, &vlen) == 0 && version == 1 &&
         memcmp(value, want, 36) == 0);
+  if (c) sotto_net_close(c);
+  c = NULL;
+  /* UNREGISTER logs the deletion marker (an empty value) for the account
+   * key and for the device list (clients then take "no devices"); an
+   * account that never had a list gets no list entry. */
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c && sotto_net_auth(c, "dora", 1, secret, NULL, NULL) == 0 && sotto_net_unregister(c) == 0);
+  if (c) sotto_net_close(c);
+  c = srv_connect(&p, &ctx, 1);
+  vlen = sizeof value;
+  CHECK(c && search_list_ok(c, &id, "dora", &version, value, &vlen) == 0 && version == 2 && vlen == 0);
+  vlen = sizeof value;
+  CHECK(c && search_ok(c, &id, "dora", &version, value, &vlen) == 0 && version == 1 && vlen == 0);
+  if (c) sotto_net_close(c);
+  c = NULL;
+  {
+    struct sotto_net *e = srv_connect(&p, &ctx, 1);
+    uint8_t esecret[32], eik[37] = {0};
+    uint32_t edev = 0;
+    /* ezra's registration in reg() keeps no secret: a new account for it */
+    sotto_pubkey_serialize(eik, pub);
+    eik[36] = 5;
+    CHECK(e && sotto_net_register(e, "gwen", eik, sizeof eik, &edev, esecret) == 0);
+    if (e) sotto_net_close(e);
+    e = srv_connect(&p, &ctx, 1);
+    CHECK(e && sotto_net_auth(e, "gwen", 1, esecret, NULL, NULL) == 0 && sotto_net_unregister(e) == 0);
+    if (e) sotto_net_close(e);
+    c = srv_connect(&p, &ctx, 1);
+    vlen = sizeof value;
+    CHECK(c && search_list_ok(c, &id, "gwen", &version, value, &vlen) == 0 && version == SOTTO_KT_ABSENT);
+    vlen = sizeof value;
+    CHECK(c && search_ok(c, &id, "gwen", &version, value, &vlen) == 0 && version == 1 && vlen == 0);
+  }
 out:
   if (c) sotto_net_close(c);
   CHECK(srv_stop(&p) == 0);
@@ -825,6 +938,93 @@ static void test_kt_backfill_list(void) {
   srv_rmdir(&p);
 }
 
+/* Registrations from several connections at once, so that batches log
+ * several label-versions whose VRFs run on the helper threads
+ * (--kt-threads 3) and on the store thread alone (--kt-threads 0): every
+ * account is proved with its own key, and a witness replays the log. */
+#define PAR_THREADS 6
+#define PAR_EACH 8
+struct par_arg {
+  struct srv_proc *p;
+  struct sotto_net_ctx *ctx;
+  int t, failed;
+};
+
+static void *par_run(void *arg) {
+  struct par_arg *a = arg;
+  int i;
+  for (i = 0; i < PAR_EACH; i++) {
+    char name[32];
+    uint8_t ik[33];
+    struct sotto_net_ctx *ctx = a->ctx;
+    snprintf(name, sizeof name, "par%c%c", (char)('a' + a->t), (char)('a' + i));
+    if (reg(a->p, &ctx, name, ik) != 0) a->failed++;
+  }
+  return NULL;
+}
+
+static void test_kt_parallel_vrf(const char *threads) {
+  const char *args[] = {"--kt", "1", "--kt-threads", threads, NO_REG_LIMITS, NULL};
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct sotto_net *c;
+  struct sotto_kt_log_id id;
+  struct sotto_kt_head h;
+  struct par_arg pa[PAR_THREADS];
+  pthread_t th[PAR_THREADS];
+  uint8_t value[SOTTO_KT_MAX_VALUE_LEN], ik[33];
+  uint32_t version;
+  size_t vlen;
+  char wst[600], wout[4096];
+  int t, i, bad = 0, failed = 0;
+  CHECK(srv_mkdir(&p, "ktpar") == 0);
+  snprintf(wst, sizeof wst, "%s/witness-state", p.dir);
+  CHECK(srv_start(&p, args) == 0);
+  log_id_of(&p, &id);
+  c = srv_connect(&p, &ctx, 1); /* makes ctx, shared by the threads */
+  CHECK(c != NULL);
+  if (c) sotto_net_close(c);
+  for (t = 0; t < PAR_THREADS; t++) {
+    pa[t] = (struct par_arg){&p, ctx, t, 0};
+    CHECK(pthread_create(&th[t], NULL, par_run, &pa[t]) == 0);
+  }
+  for (t = 0; t < PAR_THREADS; t++) {
+    pthread_join(th[t], NULL);
+    failed += pa[t].failed;
+  }
+  CHECK(failed == 0);
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c && get_head(c, &h) == 0);
+  printf("     --kt-threads %s: %d registrations in %llu log entries\n", threads, PAR_THREADS * PAR_EACH,
+         (unsigned long long)h.tree_size);
+  for (t = 0; c && t < PAR_THREADS; t++)
+    for (i = 0; i < PAR_EACH; i++) {
+      char name[32];
+      snprintf(name, sizeof name, "par%c%c", (char)('a' + t), (char)('a' + i));
+      memset(ik, 0x05, sizeof ik);
+      memcpy(ik + 1, name, strlen(name));
+      vlen = sizeof value;
+      if (search_ok(c, &id, name, &version, value, &vlen) != 0 || version != 0 || vlen != 33 ||
+          memcmp(value, ik, 33) != 0)
+        bad++;
+    }
+  CHECK(bad == 0);
+  if (c) sotto_net_close(c);
+  CHECK(run_witness(&p, wst, &id, wout, sizeof wout) == 0 && strstr(wout, "cosignature ") != NULL);
+  /* after a restart the stored entries replay to the same head */
+  CHECK(srv_stop(&p) == 0);
+  CHECK(srv_start(&p, args) == 0);
+  c = srv_connect(&p, &ctx, 1);
+  {
+    struct sotto_kt_head h2;
+    CHECK(c && get_head(c, &h2) == 0 && h2.tree_size == h.tree_size && memcmp(h2.root, h.root, 32) == 0);
+  }
+  if (c) sotto_net_close(c);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -835,5 +1035,7 @@ int main(int argc, char **argv) {
   test_kt_backfill();
   test_kt_devlist();
   test_kt_backfill_list();
+  test_kt_parallel_vrf("3");
+  test_kt_parallel_vrf("0");
   return test_done("test_server_kt");
 }

@@ -468,6 +468,41 @@ static void test_combined(void) {
   /* wrong label, an older head, a stale version, the wrong value: refused */
   CHECK(sotto_kt_search_verify(&ver, val, &vl, &h, &A.id, L("alicf"), proof, pl) != 0);
   CHECK(sotto_kt_search_verify(&ver, val, &vl, &A.heads[0], &A.id, L("alice"), proof, pl) != 0);
+
+  /* version proofs: bob v0 (not his greatest) and v1 against the newest head */
+  {
+    uint8_t vp[SOTTO_KT_MAX_VERSION_PROOF_LEN];
+    size_t vpl, bit;
+    int vflips = 1;
+    CHECK_RC(sotto_kt_dir_prove_version(vp, sizeof vp, &vpl, A.d, L("bob"), 0, L("bob-key-0"), op_b0), 0);
+    CHECK(vpl <= SOTTO_KT_MAX_VERSION_PROOF_LEN);
+    CHECK_RC(sotto_kt_version_verify(val, &vl, &h, &A.id, L("bob"), 0, vp, vpl), 0);
+    CHECK(vl == 9 && memcmp(val, "bob-key-0", 9) == 0);
+    /* another version number, label, head, log identity; cut, trailing: refused */
+    CHECK_RC(sotto_kt_version_verify(val, &vl, &h, &A.id, L("bob"), 1, vp, vpl), SOTTO_ERR_MALFORMED);
+    CHECK(sotto_kt_version_verify(val, &vl, &h, &A.id, L("bof"), 0, vp, vpl) != 0);
+    CHECK(sotto_kt_version_verify(val, &vl, &A.heads[0], &A.id, L("bob"), 0, vp, vpl) != 0);
+    CHECK(sotto_kt_version_verify(val, &vl, &h, &A.id, L("bob"), 0, vp, vpl - 1) != 0);
+    vp[vpl] = 0;
+    CHECK_RC(sotto_kt_version_verify(val, &vl, &h, &A.id, L("bob"), 0, vp, vpl + 1), SOTTO_ERR_TRAILING);
+    CHECK_RC(sotto_kt_version_verify(val, &vl, &h, &A.id, L("bob"), 0, vp, SOTTO_KT_MAX_VERSION_PROOF_LEN + 1),
+             SOTTO_ERR_TOO_LARGE);
+    /* every bit flip is refused (or changes nothing it vouches for) */
+    for (bit = 0; bit < vpl * 8; bit += 3) {
+      vp[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+      if (sotto_kt_version_verify(val, &vl, &h, &A.id, L("bob"), 0, vp, vpl) == 0) vflips = 0;
+      vp[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+    CHECK(vflips);
+    CHECK_RC(sotto_kt_dir_prove_version(vp, sizeof vp, &vpl, A.d, L("bob"), 1, L("bob-key-1"), op_b1), 0);
+    CHECK_RC(sotto_kt_version_verify(val, &vl, &h, &A.id, L("bob"), 1, vp, vpl), 0);
+    CHECK(vl == 9 && memcmp(val, "bob-key-1", 9) == 0);
+    /* the operator cannot prove a version or value that is not logged */
+    CHECK_RC(sotto_kt_dir_prove_version(vp, sizeof vp, &vpl, A.d, L("bob"), 1, L("bob-key-X"), op_b1),
+             SOTTO_ERR_USAGE);
+    CHECK_RC(sotto_kt_dir_prove_version(vp, sizeof vp, &vpl, A.d, L("bob"), 7, L("bob-key-1"), op_b1),
+             SOTTO_ERR_USAGE);
+  }
   CHECK_RC(sotto_kt_dir_search(proof, sizeof proof, &pl, A.d, L("bob"), 0, L("bob-key-0"), op_b0),
            SOTTO_ERR_USAGE);
   CHECK_RC(sotto_kt_dir_search(proof, sizeof proof, &pl, A.d, L("bob"), 1, L("bob-key-X"), op_b1),
