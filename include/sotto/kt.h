@@ -229,7 +229,8 @@ SOTTO_WUR int sotto_kt_dir_add(struct sotto_kt_dir *d, uint8_t opening[SOTTO_KT_
                                const uint8_t *value, size_t value_len);
 /* sotto_kt_dir_add in two steps, so that the expensive part (one VRF
  * evaluation, about 0.1 ms) runs on any thread: _prepare only reads the
- * directory's keys and may run concurrently with itself (not with _free);
+ * directory's keys, fixed at _new, and may run concurrently with itself and
+ * with _add_prepared and _commit on the same directory (not with _free);
  * _add_prepared stages the entry (one thread at a time, as every other
  * call on the directory). */
 SOTTO_WUR int sotto_kt_dir_prepare(uint8_t entry[SOTTO_KT_ENTRY_LEN], uint8_t opening[SOTTO_KT_OPENING_LEN],
