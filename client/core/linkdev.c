@@ -546,9 +546,9 @@ out:
 
 int sc_devices_info(struct sc_device_info *out, size_t *n, size_t max, uint32_t *version, struct sc_client *c) {
   struct sotto_devlist *l = calloc(1, sizeof *l);
-  uint32_t rows[SOTTO_SRV_MAX_DEVICES];
+  uint32_t rows[SOTTO_SRV_MAX_DEVICES], seen[SOTTO_SRV_MAX_DEVICES];
   size_t nr = 0, i, k = 0;
-  int rc, opened, had = 0;
+  int rc, opened, had = 0, has_seen = 0;
   *n = 0;
   *version = 0;
   if (!l) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
@@ -556,7 +556,7 @@ int sc_devices_info(struct sc_device_info *out, size_t *n, size_t max, uint32_t 
     free(l);
     return rc;
   }
-  rc = sotto_net_devices(c->k.net, c->acct->username, rows, SOTTO_SRV_MAX_DEVICES, &nr);
+  rc = sotto_net_devices_seen(c->k.net, c->acct->username, rows, seen, SOTTO_SRV_MAX_DEVICES, &nr, &has_seen);
   if (rc) rc = conn_error(c, &c->k, rc, "listing the devices", NULL);
   sc__release(c, opened);
   /* The list as this device last verified it (the connection above
@@ -581,7 +581,10 @@ int sc_devices_info(struct sc_device_info *out, size_t *n, size_t max, uint32_t 
     out[k].device_id = next;
     out[k].this_device = next == c->acct->device_id;
     for (i = 0; i < nr; i++)
-      if (rows[i] == next) out[k].has_row = 1;
+      if (rows[i] == next) {
+        out[k].has_row = 1;
+        if (has_seen) out[k].last_seen_day = seen[i];
+      }
     if (had == 1 && (j = sotto_devlist_find(l, next)) >= 0) {
       out[k].listed = 1;
       snprintf(out[k].name, sizeof out[k].name, "%s", l->dev[j].name);

@@ -348,6 +348,7 @@ struct sc_device_info {
   int has_row;                       /* the server has the device */
   int this_device;
   char fingerprint[SC_FINGERPRINT_LEN + 1]; /* its identity key (listed ones) */
+  uint32_t last_seen_day; /* the server's last-seen day of the device (days since 1970-01-01 UTC), 0: unknown */
 };
 /* Up to max devices, ordered by id; *version the signed list's version (0: none). */
 int sc_devices_info(struct sc_device_info *out, size_t *n, size_t max, uint32_t *version, struct sc_client *c);

@@ -12,6 +12,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon_int.h"
 #include "utf8.h"
@@ -959,6 +960,13 @@ static int m_devices(void *ud, void *session, const cJSON *params, cJSON **resul
       cJSON_AddNumberToObject(o, "addedMs", (double)dv[i].added_ms);
       cJSON_AddStringToObject(o, "fingerprint", dv[i].fingerprint);
       cJSON_AddNumberToObject(o, "listVersion", version);
+    }
+    if (dv[i].last_seen_day) {
+      char seen[16];
+      time_t t = (time_t)dv[i].last_seen_day * 86400;
+      struct tm tm;
+      if (gmtime_r(&t, &tm) && strftime(seen, sizeof seen, "%Y-%m-%d", &tm))
+        cJSON_AddStringToObject(o, "lastSeen", seen);
     }
     cJSON_AddItemToArray(*result, o);
   }
