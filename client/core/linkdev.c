@@ -157,7 +157,8 @@ static int link_store(struct sc_client *c, const struct prov_msg *m, const char 
   c->acct->device_id = m->device_id;
   memcpy(c->acct->secret, m->secret, sizeof c->acct->secret);
   if ((rc = account_save(c->st, c->acct)) != 0 || (rc = conn_pinkey_del(c)) != 0 ||
-      (rc = devices_linked_save(c, m->account_key, name)) != 0)
+      (rc = devices_linked_save(c, m->account_key, name)) != 0 ||
+      (m->list_version && (rc = devices_floor_save(c, m->list_version)) != 0))
     goto fail;
   for (i = 0; i < m->n_contacts; i++) {
     struct contact ct;
@@ -487,6 +488,23 @@ int sc_devices_add(struct sc_device_added *out, struct sc_client *c, const char 
   m->device_id = id;
   snprintf(m->server, sizeof m->server, "%s", c->acct->server);
   snprintf(m->pin, sizeof m->pin, "%s", c->acct->pin);
+  /* The list that will add the device is above the one recorded here
+   * (devices_add_member: above the server's too): the new device's floor. */
+  {
+    struct sotto_devlist *own = calloc(1, sizeof *own);
+    int had;
+    if (!own) {
+      rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+      goto out;
+    }
+    had = devices_own(c, own);
+    m->list_version = had == 1 && own->version < UINT32_MAX ? own->version + 1 : 1;
+    free(own);
+    if (had < 0) {
+      rc = sc__store_error(c, had);
+      goto out;
+    }
+  }
   rc = prov_seal(&blob, &bl, m, &keys, slot, secret);
   if (rc) {
     rc = sc__fail(c, rc == -2 ? SC_ERR_TOO_LARGE : SC_ERR_INTERNAL,
