@@ -396,6 +396,21 @@ struct sc_device_added {
 };
 int sc_devices_add(struct sc_device_added *out, struct sc_client *c, const char *code,
                    const struct sc_link_peer *peer, int timeout_ms);
+/* sc_devices_add in steps, for a front end that must not wait (the
+ * daemon). begin: everything up to the provisioning message in the slot
+ * (*job, or an SC_ERR_* with nothing left behind). step: one look at the
+ * slot; 1 not yet (call again later, e.g. in 100-500 ms), 0 done (*out),
+ * or an SC_ERR_* (the device row is removed again; the job is over;
+ * SC_ERR_TIMEOUT once timeout_ms passed). Between steps the client may
+ * serve any other call. free: ends a job (one not finished has its device
+ * row removed: an abandoned addition adds nothing) and wipes it. */
+struct sc_add_job;
+int sc_devices_add_begin(struct sc_add_job **job, struct sc_client *c, const char *code,
+                         const struct sc_link_peer *peer, int timeout_ms);
+int sc_devices_add_step(struct sc_add_job *job, struct sc_device_added *out, struct sc_client *c);
+/* The device id the job allocated on the server. */
+uint32_t sc_devices_add_device_id(const struct sc_add_job *job);
+void sc_devices_add_free(struct sc_add_job *job, struct sc_client *c);
 /* The server makes a new device secret; the old one stops working. */
 int sc_rotate_secret(struct sc_client *c);
 

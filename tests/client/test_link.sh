@@ -181,10 +181,14 @@ rpc() { printf '%s\n' "$@" | timeout 120 "$SOTTO" --home "$T/alice" jsonrpc; }
 rpc '{"jsonrpc":"2.0","method":"devicesAdd","params":{"code":"'"$CODE"'","fingerprint":"00000 00000 00000 00000 00000 00000 00000 00000"},"id":1}' \
   >"$T/j1" 2>&1
 check "devicesAdd with another fingerprint adds nothing" grep -q '"id":1.*"error"' "$T/j1"
-rpc '{"jsonrpc":"2.0","method":"devicesAdd","params":{"code":"'"$CODE"'"},"id":2}' \
-    '{"jsonrpc":"2.0","method":"devices","id":3}' >"$T/j2" 2>&1
+# devicesAdd answers at once (a job); at the end of input the stdio daemon
+# stays until the job ended and it said so (deviceAdded)
+rpc '{"jsonrpc":"2.0","method":"devicesAdd","params":{"code":"'"$CODE"'"},"id":2}' >"$T/j2" 2>&1
 wait "$LPID"
-check "devicesAdd links the device" grep -q '"id":2.*"deviceId":5' "$T/j2"
+check "devicesAdd answers with a job" grep -q '"id":2,"result":{"jobId":1,"deviceId":5,"name":"tab",.*"pending":true' "$T/j2"
+check "... then deviceAdded when the device answered" \
+  grep -q '"method":"deviceAdded","params":{"jobId":1,"deviceId":5,.*"name":"tab","listVersion":7' "$T/j2"
+rpc '{"jsonrpc":"2.0","method":"devices","id":3}' >>"$T/j2" 2>&1
 check "devices lists it by name" grep -q '"id":3.*"deviceId":5,"thisDevice":false,"listed":true,"onServer":true,"name":"tab"' "$T/j2"
 check "... and when each device was last seen" grep -q '"id":3.*"deviceId":1,[^}]*"lastSeen":"'"$(date -u +%Y-%m-%d)"'"' "$T/j2"
 check "... and the new device says it is linked" contains "$T/tab.link" "Linked: this home is device 5 of 'alice'"
