@@ -185,8 +185,11 @@ const struct cli_cmd cmd_devices = {
     "devices", "list, add (link) or remove this account's devices",
     "devices [list] | devices add [--yes] CODE | devices remove ID",
     "  list        (the default) the account's devices: id, name, when it was\n"
-    "              added (from the account's signed device list), this device\n"
-    "              marked; a device the signed list does not name receives nothing\n"
+    "              added (from the account's signed device list), when the server\n"
+    "              last saw it (today, yesterday or the date, UTC; --json:\n"
+    "              last_seen as YYYY-MM-DD; only the account's own devices are\n"
+    "              told), this device marked; a device the signed list does not\n"
+    "              name receives nothing\n"
     "  add CODE    on device 1: link a new device. CODE is what 'sotto link'\n"
     "              printed on it; its fingerprint is shown and you are asked to\n"
     "              confirm (--yes: do not ask). Device 1 then allocates the device\n"
