@@ -158,7 +158,7 @@ static int link_store(struct sc_client *c, const struct prov_msg *m, const char 
   memcpy(c->acct->secret, m->secret, sizeof c->acct->secret);
   if ((rc = account_save(c->st, c->acct)) != 0 || (rc = conn_pinkey_del(c)) != 0 ||
       (rc = devices_linked_save(c, m->account_key, name)) != 0 ||
-      (m->list_version && (rc = devices_floor_save(c, m->list_version)) != 0))
+      (rc = devices_floor_save(c, m->list_version)) != 0) /* 0 (a device 1 of before): none, not a stale one */
     goto fail;
   for (i = 0; i < m->n_contacts; i++) {
     struct contact ct;
@@ -555,8 +555,9 @@ int sc_devices_add_step(struct sc_add_job *j, struct sc_device_added *out, struc
   memset(out, 0, sizeof *out);
   if (j->done) return sc__fail(c, SC_ERR_ARG, "this device addition is over");
   if ((rc = sc__acquire(c, &opened))) {
-    /* No server now: the slot may still answer later, until the deadline. */
-    if (sc_monotonic_ms() < j->deadline) return rc;
+    /* No server now: the slot may still answer later, until the deadline
+     * (the row is removed then, if a connection allows it). */
+    if (sc_monotonic_ms() < j->deadline) return 1;
     j->done = 1;
     return rc;
   }
@@ -609,7 +610,7 @@ uint32_t sc_devices_add_device_id(const struct sc_add_job *j) { return j ? j->id
 
 void sc_devices_add_free(struct sc_add_job *j, struct sc_client *c) {
   if (!j) return;
-  if (!j->done && j->added && c) {
+  if (j->added && c) {
     int opened;
     if (sc__acquire(c, &opened) == 0) {
       add_undo(c, j);
