@@ -438,22 +438,19 @@ static void add_undo(struct sc_client *c, struct sc_add_job *j) {
   j->added = 0;
 }
 
-int sc_devices_add_begin(struct sc_add_job **job, struct sc_client *c, const char *code,
-                         const struct sc_link_peer *peer, int timeout_ms) {
+/* sc_devices_add_begin on a connection the caller holds (c->k). */
+static int add_begin(struct sc_add_job **job, struct sc_client *c, const char *code, const struct sc_link_peer *peer,
+                     int timeout_ms) {
   uint8_t raw[SOTTO_SRV_LINK_MAX_KEYS];
   uint8_t *blob = NULL;
   struct prov_msg *m = NULL;
   struct prov_collect pc;
   struct sc_add_job *j;
   size_t bl = 0, rl = 0;
-  int rc, opened;
+  int rc;
   *job = NULL;
   if (timeout_ms <= 0) timeout_ms = 120000;
   if ((j = calloc(1, sizeof *j)) == NULL) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
-  if ((rc = sc__acquire(c, &opened))) {
-    free(j);
-    return rc;
-  }
   if (c->acct->device_id != 1) {
     rc = sc__fail(c, SC_ERR_FORBIDDEN, "only device 1 (it holds the account key) can add a device; this is device %u",
                   (unsigned)c->acct->device_id);
@@ -537,7 +534,6 @@ out:
   free(m);
   if (blob) sodium_memzero(blob, bl);
   free(blob);
-  sc__release(c, opened);
   if (rc) {
     sodium_memzero(j, sizeof *j);
     free(j);
@@ -547,20 +543,22 @@ out:
   return 0;
 }
 
-int sc_devices_add_step(struct sc_add_job *j, struct sc_device_added *out, struct sc_client *c) {
+int sc_devices_add_begin(struct sc_add_job **job, struct sc_client *c, const char *code,
+                         const struct sc_link_peer *peer, int timeout_ms) {
+  int rc, opened;
+  *job = NULL;
+  if ((rc = sc__acquire(c, &opened))) return rc;
+  rc = add_begin(job, c, code, peer, timeout_ms);
+  sc__release(c, opened);
+  return rc;
+}
+
+/* sc_devices_add_step on a connection the caller holds (c->k). */
+static int add_step(struct sc_add_job *j, struct sc_device_added *out, struct sc_client *c) {
   uint8_t reply[SOTTO_SRV_LINK_MAX_REPLY], state = 0;
   struct sotto_devlist_entry e;
   size_t rl = 0;
-  int rc, opened;
-  memset(out, 0, sizeof *out);
-  if (j->done) return sc__fail(c, SC_ERR_ARG, "this device addition is over");
-  if ((rc = sc__acquire(c, &opened))) {
-    /* No server now: the slot may still answer later, until the deadline
-     * (the row is removed then, if a connection allows it). */
-    if (sc_monotonic_ms() < j->deadline) return 1;
-    j->done = 1;
-    return rc;
-  }
+  int rc;
   memset(&e, 0, sizeof e);
   rc = sotto_net_link_get(c->k.net, j->slot, &state, reply, sizeof reply, &rl);
   if (rc == SOTTO_SRV_E_LINK_CODE) {
@@ -572,10 +570,7 @@ int sc_devices_add_step(struct sc_add_job *j, struct sc_device_added *out, struc
     goto out;
   }
   if (state != SOTTO_SRV_LINK_REPLIED) {
-    if (sc_monotonic_ms() < j->deadline) {
-      sc__release(c, opened);
-      return 1; /* not yet */
-    }
+    if (sc_monotonic_ms() < j->deadline) return 1; /* not yet */
     rc = sc__fail(c, SC_ERR_TIMEOUT, "the new device did not answer in time (is 'sotto link' still waiting?)");
     goto out;
   }
@@ -602,23 +597,41 @@ out:
   /* A connection that failed may have a successor before the row goes:
    * removed on this one if it still works (else it receives nothing). */
   if (rc) add_undo(c, j);
+  return rc;
+}
+
+int sc_devices_add_step(struct sc_add_job *j, struct sc_device_added *out, struct sc_client *c) {
+  int rc, opened;
+  memset(out, 0, sizeof *out);
+  if (j->done) return sc__fail(c, SC_ERR_ARG, "this device addition is over");
+  if ((rc = sc__acquire(c, &opened))) {
+    /* No server now: the slot may still answer later, until the deadline
+     * (the row is removed then, if a connection allows it). */
+    if (sc_monotonic_ms() < j->deadline) return 1;
+    j->done = 1;
+    return rc;
+  }
+  rc = add_step(j, out, c);
   sc__release(c, opened);
   return rc;
 }
 
 uint32_t sc_devices_add_device_id(const struct sc_add_job *j) { return j ? j->id : 0; }
 
-void sc_devices_add_free(struct sc_add_job *j, struct sc_client *c) {
+static void add_free(struct sc_add_job *j, struct sc_client *c) {
   if (!j) return;
-  if (j->added && c) {
-    int opened;
-    if (sc__acquire(c, &opened) == 0) {
-      add_undo(c, j);
-      sc__release(c, opened);
-    }
-  }
+  if (c) add_undo(c, j); /* a row no list names yet goes again */
   sodium_memzero(j, sizeof *j);
   free(j);
+}
+
+void sc_devices_add_free(struct sc_add_job *j, struct sc_client *c) {
+  int opened;
+  if (j && j->added && c && sc__acquire(c, &opened) == 0) {
+    add_undo(c, j);
+    sc__release(c, opened);
+  }
+  add_free(j, NULL);
 }
 
 int sc_devices_add(struct sc_device_added *out, struct sc_client *c, const char *code,
@@ -626,11 +639,11 @@ int sc_devices_add(struct sc_device_added *out, struct sc_client *c, const char 
   struct sc_add_job *j = NULL;
   int rc, opened;
   memset(out, 0, sizeof *out);
-  /* One connection for the whole wait (the steps find it open). */
+  /* One connection for the whole wait. */
   if ((rc = sc__acquire(c, &opened))) return rc;
-  if ((rc = sc_devices_add_begin(&j, c, code, peer, timeout_ms)) == 0) {
-    while ((rc = sc_devices_add_step(j, out, c)) == 1) nap(LINK_REPLY_POLL_MS);
-    sc_devices_add_free(j, c);
+  if ((rc = add_begin(&j, c, code, peer, timeout_ms)) == 0) {
+    while ((rc = add_step(j, out, c)) == 1) nap(LINK_REPLY_POLL_MS);
+    add_free(j, c);
   }
   sc__release(c, opened);
   return rc;
