@@ -30,6 +30,11 @@ static void answers(const uint8_t *p, size_t n) {
   sink |= sotto__net_parse_counts(p, n, &a, &b);
   sink |= sotto__net_parse_sent(p, n, &x, &y);
   sink |= sotto__srv_parse_devices(p, n, ids, SOTTO_SRV_MAX_DEVICES, &cnt);
+  {
+    uint32_t days[SOTTO_SRV_MAX_DEVICES];
+    int has;
+    sink |= sotto__srv_parse_devices_seen(p, n, ids, days, SOTTO_SRV_MAX_DEVICES, &cnt, &has);
+  }
   if (sotto__net_parse_bundle(p, n, &bb) == 0 &&
       (bb.identity_len > sizeof bb.identity || bb.spk_len > sizeof bb.spk || bb.kem_len > sizeof bb.kem))
     abort();

@@ -390,16 +390,33 @@ int sotto__srv_parse_bundle(const uint8_t *p, size_t len, struct sotto_srv_bundl
   return rd_end(&r);
 }
 
-int sotto__srv_parse_devices(const uint8_t *p, size_t len, uint32_t *ids, size_t max, size_t *n) {
+int sotto__srv_parse_devices_seen(const uint8_t *p, size_t len, uint32_t *ids, uint32_t *days, size_t max, size_t *n,
+                                  int *has_days) {
   struct sotto__rd r;
   uint16_t cnt, i;
+  uint32_t day;
   int rc;
   sotto__rd_init(&r, p, len);
+  *has_days = 0;
   TRY(rd_u16(&r, &cnt));
   if (cnt > max || cnt > SOTTO_SRV_MAX_DEVICES) return SOTTO_ERR_TOO_LARGE;
   for (i = 0; i < cnt; i++) TRY(sotto__rd_u32be(&r, &ids[i]));
+  /* The trailer is all or nothing: exactly one day per id. */
+  if (sotto__rd_left(&r) != 0) {
+    if (sotto__rd_left(&r) != (size_t)cnt * 4) return SOTTO_ERR_MALFORMED;
+    for (i = 0; i < cnt; i++) {
+      TRY(sotto__rd_u32be(&r, &day));
+      if (days) days[i] = day;
+    }
+    *has_days = 1;
+  }
   *n = cnt;
   return rd_end(&r);
+}
+
+int sotto__srv_parse_devices(const uint8_t *p, size_t len, uint32_t *ids, size_t max, size_t *n) {
+  int has;
+  return sotto__srv_parse_devices_seen(p, len, ids, NULL, max, n, &has);
 }
 
 /* ---- encoders ------------------------------------------------------------ */
@@ -563,6 +580,11 @@ void sotto__srv_put_devices(struct sotto__wr *w, const uint32_t *ids, size_t n) 
   sotto__wr_u8(w, (uint8_t)(n >> 8));
   sotto__wr_u8(w, (uint8_t)n);
   for (i = 0; i < n; i++) sotto__wr_u32be(w, ids[i]);
+}
+
+void sotto__srv_put_devices_days(struct sotto__wr *w, const uint32_t *days, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) sotto__wr_u32be(w, days[i]);
 }
 
 void sotto__srv_put_sent(struct sotto__wr *w, uint64_t id, uint64_t timestamp_ms) {

@@ -197,7 +197,8 @@ struct sotto_srv_blob_id {
 /* HELLO: u16 version, then (optional) u8 features: what this client
  * understands beyond version 1 as first released. A client without the
  * byte gets nothing it does not know. */
-#define SOTTO_SRV_FEAT_NOTICE 0x01 /* NOTICE pushes (0x94) */
+#define SOTTO_SRV_FEAT_NOTICE 0x01    /* NOTICE pushes (0x94) */
+#define SOTTO_SRV_FEAT_LAST_SEEN 0x02 /* DEVICES of its own account: last-seen days after the ids */
 struct sotto_srv_hello {
   uint16_t version;
   uint8_t features;
@@ -369,8 +370,13 @@ struct sotto_srv_bundle_buf {
 int sotto__srv_parse_err(const uint8_t *p, size_t len, struct sotto_srv_err *m) SOTTO_WUR;
 int sotto__srv_parse_env(const uint8_t *p, size_t len, struct sotto_srv_env *m) SOTTO_WUR;
 int sotto__srv_parse_bundle(const uint8_t *p, size_t len, struct sotto_srv_bundle *m) SOTTO_WUR;
-/* DEVICES answer: up to max ids into ids[], *n set. */
+/* DEVICES answer: `u16 n, n x u32 device_id`, then (only for a client
+ * with SOTTO_SRV_FEAT_LAST_SEEN asking about its own account) `n x u32
+ * last_seen_day`. Up to max ids into ids[], *n set; the days into days[]
+ * (when not NULL) with *has_days 1 if the answer carried them, else 0. */
 int sotto__srv_parse_devices(const uint8_t *p, size_t len, uint32_t *ids, size_t max, size_t *n) SOTTO_WUR;
+int sotto__srv_parse_devices_seen(const uint8_t *p, size_t len, uint32_t *ids, uint32_t *days, size_t max, size_t *n,
+                                  int *has_days) SOTTO_WUR;
 
 /* NOTICE push (docs/protocol-server.md, "Server notices"): what the server
  * itself has to say, queued like an envelope and acknowledged like one, but
@@ -441,6 +447,8 @@ void sotto__srv_put_creds(struct sotto__wr *w, uint32_t device_id, const uint8_t
 /* AUTH and KEYS_UPLOAD answers, and the KEYS_LOW push: keys left (EC, KEM). */
 void sotto__srv_put_counts(struct sotto__wr *w, uint32_t ec, uint32_t kem);
 void sotto__srv_put_devices(struct sotto__wr *w, const uint32_t *ids, size_t n);
+/* The last-seen trailer of a DEVICES answer, after sotto__srv_put_devices. */
+void sotto__srv_put_devices_days(struct sotto__wr *w, const uint32_t *days, size_t n);
 /* SEND: server id and timestamp. */
 void sotto__srv_put_sent(struct sotto__wr *w, uint64_t id, uint64_t timestamp_ms);
 /* A NOTICE body (kind, peer, count, items; the queued bytes). */

@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "cluster_msg.h"
+#include "link_reply.h"
 #include "srv_internal.h"
 
 #define REDIS_TIMEOUT_MS 250
@@ -573,27 +574,40 @@ int sotto__srv_cluster_limit(struct srv *s, char mode, const struct srv_climit *
 
 /* ---- link slots across the cluster (srv_link.c) ------------------------------------ *
  *
- * With Redis up, a link slot is the hash sotto:link:H, H the hex of a keyed
+ * With Redis up, a link slot is the hash sotto:{link:H}, H the hex of a
  * hash of the code (Redis never holds a code), with the fields s (state
  * '0' waiting, '1' provisioned, '2' replied), k (the new device's keys),
  * b (the provisioning blob), a (the account that put it), r (the reply) and
- * z (the opener's address set). It expires link-ttl-seconds after LINK_OPEN
+ * z (the opener's address hash A, 32 hex digits: data, never used by a
+ * script as a key name). It expires link-ttl-seconds after LINK_OPEN
  * (PEXPIRE at open; later writes keep that expiry). Open slots are counted
- * in two sorted sets scored by expiry: sotto:linkaddr:A per source address
- * (A hashes the address) and sotto:linkall for the whole cluster; the
- * limits are those of one node (SLOTS_PER_ADDR, SLOTS_MAX), now cluster-wide.
- * Every step is one Lua script, so a step is atomic across the nodes: a code
- * is put or answered once, whatever node the second try reaches. */
-static const char LINK_OPEN_LUA[] =
+ * in two sorted sets of members H scored by expiry: sotto:{linkaddr:A} per
+ * source address and sotto:{linkall} for the whole cluster; the limits are
+ * those of one node (SLOTS_PER_ADDR, SLOTS_MAX), now cluster-wide.
+ *
+ * Redis Cluster: every script touches exactly the keys it is given in
+ * KEYS, and they share one hash tag ({link:H}, {linkaddr:A} or {linkall}),
+ * so each runs on one shard. A step on the slot is one script, atomic
+ * across the nodes: a code is put or answered once, whatever node the
+ * second try reaches. The counting sets are separate scripts: LINK_OPEN
+ * takes a place in the address's set, then in the global one (giving the
+ * first back when the second is full), then makes the slot (giving both
+ * back on a code collision); the LINK_GET that consumes a slot gives its
+ * places back (ZREM on each set, A from the slot's reply). A place a failed
+ * step leaves behind (Redis gone between two calls) is dropped when its
+ * score passes, as every place is: the limits can only be too strict for
+ * at most link-ttl-seconds, never too loose. Every reply goes through
+ * sotto__link_reply_parse (link_reply.h, fuzz target redis_link). */
+static const char LINK_RESERVE_LUA[] =
     "local t=redis.call('TIME') local now=tonumber(t[1])*1000+math.floor(tonumber(t[2])/1000) "
-    "redis.call('ZREMRANGEBYSCORE',KEYS[2],'-inf',now) redis.call('ZREMRANGEBYSCORE',KEYS[3],'-inf',now) "
-    "if redis.call('ZCARD',KEYS[2])>=tonumber(ARGV[3]) "
-    "or redis.call('ZCARD',KEYS[3])>=tonumber(ARGV[4]) then return -1 end "
+    "redis.call('ZREMRANGEBYSCORE',KEYS[1],'-inf',now) "
+    "if redis.call('ZCARD',KEYS[1])>=tonumber(ARGV[3]) then return -1 end "
+    "local ttl=tonumber(ARGV[2]) redis.call('ZADD',KEYS[1],now+ttl,ARGV[1]) "
+    "redis.call('PEXPIRE',KEYS[1],ttl+1000) return 1";
+static const char LINK_OPEN_LUA[] =
     "if redis.call('EXISTS',KEYS[1])==1 then return 0 end "
-    "local ttl=tonumber(ARGV[2]) "
-    "redis.call('HSET',KEYS[1],'s','0','k',ARGV[1],'z',KEYS[2]) redis.call('PEXPIRE',KEYS[1],ttl) "
-    "redis.call('ZADD',KEYS[2],now+ttl,KEYS[1]) redis.call('PEXPIRE',KEYS[2],ttl+1000) "
-    "redis.call('ZADD',KEYS[3],now+ttl,KEYS[1]) redis.call('PEXPIRE',KEYS[3],ttl+1000) return 1";
+    "redis.call('HSET',KEYS[1],'s','0','k',ARGV[1],'z',ARGV[3]) redis.call('PEXPIRE',KEYS[1],tonumber(ARGV[2])) "
+    "return 1";
 static const char LINK_PUT_LUA[] =
     "local v=redis.call('HMGET',KEYS[1],'s','k') if v[1]~='0' then return false end "
     "if #ARGV[1]>0 then redis.call('HSET',KEYS[1],'s','1','b',ARGV[1],'a',ARGV[2]) end return v[2]";
@@ -601,65 +615,88 @@ static const char LINK_GET_LUA[] =
     "local v=redis.call('HMGET',KEYS[1],'s','b','a','r','z') if not v[1] then return false end "
     "if v[1]=='1' then return {v[1],v[2] or ''} end "
     "if v[1]=='2' and ARGV[1]~='0' and v[3]==ARGV[1] then redis.call('DEL',KEYS[1]) "
-    "if v[5] then redis.call('ZREM',v[5],KEYS[1]) end redis.call('ZREM',KEYS[2],KEYS[1]) "
-    "return {v[1],v[4] or '','1'} end return {v[1],''}";
+    "return {v[1],v[4] or '','1',v[5] or ''} end return {v[1],''}";
 static const char LINK_REPLY_LUA[] =
     "if redis.call('HGET',KEYS[1],'s')~='1' then return 0 end "
     "redis.call('HSET',KEYS[1],'s','2','r',ARGV[1]) redis.call('HDEL',KEYS[1],'b') return 1";
 
-static void link_key(const char *prefix, int ns, const void *p, size_t len, char out[64]) {
+/* The hex of a keyed hash of (ns, p): H of a code, A of an address. */
+static void link_hash(int ns, const void *p, size_t len, char hex[SOTTO_LINK_ADDR_HEX + 1]) {
   uint8_t h[16], in[1 + 64];
-  char hex[33];
   if (len > sizeof in - 1) len = sizeof in - 1;
   in[0] = (uint8_t)ns;
   if (len) memcpy(in + 1, p, len);
   crypto_generichash(h, sizeof h, in, 1 + len, NULL, 0);
-  sodium_bin2hex(hex, sizeof hex, h, sizeof h);
-  snprintf(out, 64, "%s%s", prefix, hex);
+  sodium_bin2hex(hex, SOTTO_LINK_ADDR_HEX + 1, h, sizeof h);
   sodium_memzero(in, sizeof in);
 }
 
-/* One script; the reply, or NULL with Redis marked down (or the script
- * refused: logged). */
-static redisReply *link_eval(struct srv *s, const char *lua, int nkeys, const char *const *keys, int nargs,
-                             const char *const *args, const size_t *arglen) {
+/* One command (argv[0] "EVAL" with a script, or a plain one) whose reply
+ * parses for step: 0 with *out and *rr (the reply, which *out borrows from;
+ * the caller frees it), -1 Redis down or the script refused (logged), -2 a
+ * reply that does not fit the step (logged). */
+static int link_call(struct srv *s, int step, const char *lua, int nkeys, const char *const *keys, int nargs,
+                     const char *const *args, const size_t *arglen, redisReply **rr, struct sotto_link_reply *out) {
   struct srv_cluster *k = s->cl;
   const char *argv[12];
   size_t lens[12];
   char nk[12];
   int argc = 0, i;
   redisReply *r;
-  if (nkeys < 0 || nargs < 0 || 3 + nkeys + nargs > 12) return NULL;
-  snprintf(nk, sizeof nk, "%d", nkeys);
-  argv[argc] = "EVAL", lens[argc++] = 4;
-  argv[argc] = lua, lens[argc++] = strlen(lua);
-  argv[argc] = nk, lens[argc++] = strlen(nk);
+  *rr = NULL;
+  if (nkeys < 0 || nargs < 0 || 3 + nkeys + nargs > 12) return -1;
+  if (lua) {
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    argv[argc] = "EVAL", lens[argc++] = 4;
+    argv[argc] = lua, lens[argc++] = strlen(lua);
+    argv[argc] = nk, lens[argc++] = strlen(nk);
+  } else {
+    argv[argc] = "ZREM", lens[argc++] = 4; /* SOTTO_LINK_RELEASE */
+  }
   for (i = 0; i < nkeys; i++) argv[argc] = keys[i], lens[argc++] = strlen(keys[i]);
   for (i = 0; i < nargs; i++) argv[argc] = args[i], lens[argc++] = arglen[i];
   r = redisCommandArgv(k->cmd, argc, argv, lens);
   k->redis_cmds++;
   if (!r) {
     down(s, k->cmd->errstr[0] ? k->cmd->errstr : "no answer");
-    return NULL;
+    return -1;
   }
   if (r->type == REDIS_REPLY_ERROR) {
     sotto__srv_log(0, "cluster_redis_error", "node=%s error=\"link-slot script failed\" fallback=per-node",
                    k->node);
     freeReplyObject(r);
-    return NULL;
+    return -1;
   }
-  return r;
+  if (sotto__link_reply_parse(step, r, out) != 0) {
+    freeReplyObject(r);
+    return -2;
+  }
+  *rr = r;
+  return 0;
+}
+
+/* Gives a slot's place in one counting set back (best effort: a place not
+ * given back drops out when its score passes). */
+static void link_release(struct srv *s, const char *set, const char *member) {
+  struct sotto_link_reply lr;
+  redisReply *r = NULL;
+  const char *keys[1] = {set}, *args[1] = {member};
+  size_t lens[1] = {strlen(member)};
+  if (s->cl->up && s->cl->cmd) (void)link_call(s, SOTTO_LINK_RELEASE, NULL, 1, keys, 1, args, lens, &r, &lr);
+  if (r) freeReplyObject(r);
 }
 
 int sotto__srv_cluster_link(struct srv *s, struct conn *c, const struct sotto_srv_frame *f,
                             const struct sotto_srv_link *m, int per_addr, int slots_max) {
   struct srv_cluster *k = s->cl;
-  char slot[64], addr[64], acct[24], ttl[24], pa[16], sm[16];
-  static const char all[] = "sotto:linkall";
+  char h[SOTTO_LINK_ADDR_HEX + 1], a[SOTTO_LINK_ADDR_HEX + 1], slot[64], addr[64], acct[24], ttl[24], pa[16],
+      sm[16];
+  static const char all[] = "sotto:{linkall}";
   uint8_t code[SOTTO_SRV_LINK_CODE_LEN];
+  struct sotto_link_reply lr;
   struct sotto__wr w;
   redisReply *r = NULL;
-  int ok = 0;
+  int ok = 0, rc;
   if (!k) return 0;
   if (!k->up || !k->cmd) {
     k->link_local++;
@@ -667,25 +704,58 @@ int sotto__srv_cluster_link(struct srv *s, struct conn *c, const struct sotto_sr
   }
   snprintf(acct, sizeof acct, "%lld", c->state == S_AUTHED ? (long long)c->account_id : 0LL);
   if (f->type == SOTTO_SRV_LINK_OPEN) {
-    int tries;
-    const char *keys[3] = {slot, addr, all}, *args[4] = {(const char *)m->data, ttl, pa, sm};
-    size_t lens[4];
-    link_key("sotto:linkaddr:", 'L', c->addr, c->alen, addr);
+    int tries, full = 0;
+    link_hash('L', c->addr, c->alen, a);
+    snprintf(addr, sizeof addr, "sotto:{linkaddr:%s}", a);
     snprintf(ttl, sizeof ttl, "%lld", (long long)s->cfg->link_ttl_s * 1000);
     snprintf(pa, sizeof pa, "%d", per_addr);
     snprintf(sm, sizeof sm, "%d", slots_max);
-    lens[0] = m->data_len, lens[1] = strlen(ttl), lens[2] = strlen(pa), lens[3] = strlen(sm);
     for (tries = 0; tries < 4; tries++) {
+      const char *ka[1] = {addr}, *kg[1] = {all}, *ks[1] = {slot};
+      const char *ra[3] = {h, ttl, pa}, *rg[3] = {h, ttl, sm}, *os[3] = {(const char *)m->data, ttl, a};
+      size_t la[3], lg[3], ls[3];
       randombytes_buf(code, sizeof code);
-      link_key("sotto:link:", 'C', code, sizeof code, slot);
-      if ((r = link_eval(s, LINK_OPEN_LUA, 3, keys, 4, args, lens)) == NULL) goto local;
-      if (r->type != REDIS_REPLY_INTEGER || r->integer < -1 || r->integer > 1) goto bad;
-      if (r->integer != 0) break;
+      link_hash('C', code, sizeof code, h);
+      snprintf(slot, sizeof slot, "sotto:{link:%s}", h);
+      la[0] = lg[0] = strlen(h), la[1] = lg[1] = ls[1] = strlen(ttl), la[2] = strlen(pa), lg[2] = strlen(sm);
+      ls[0] = m->data_len, ls[2] = strlen(a);
+      /* a place in the address's set, then in the cluster's */
+      if ((rc = link_call(s, SOTTO_LINK_RESERVE, LINK_RESERVE_LUA, 1, ka, 3, ra, la, &r, &lr)) != 0) goto fail;
       freeReplyObject(r);
       r = NULL;
+      if (lr.result < 0) {
+        full = 1;
+        break;
+      }
+      if ((rc = link_call(s, SOTTO_LINK_RESERVE, LINK_RESERVE_LUA, 1, kg, 3, rg, lg, &r, &lr)) != 0) {
+        link_release(s, addr, h);
+        goto fail;
+      }
+      freeReplyObject(r);
+      r = NULL;
+      if (lr.result < 0) {
+        link_release(s, addr, h);
+        full = 1;
+        break;
+      }
+      /* the slot itself; a code whose hash exists already (not in this
+       * life of the universe, but cheap to handle) gives its places back */
+      if ((rc = link_call(s, SOTTO_LINK_OPEN, LINK_OPEN_LUA, 1, ks, 3, os, ls, &r, &lr)) != 0) {
+        link_release(s, addr, h);
+        link_release(s, all, h);
+        goto fail;
+      }
+      freeReplyObject(r);
+      r = NULL;
+      if (lr.result == 1) break;
+      link_release(s, addr, h);
+      link_release(s, all, h);
     }
-    if (!r) goto bad;
-    if (r->integer == -1) {
+    if (!full && tries == 4) {
+      rc = -2;
+      goto fail;
+    }
+    if (full) {
       s->m.rate_limited++;
       sotto__srv_send_err(s, c, f->req_id, SOTTO_SRV_E_RATE);
     } else {
@@ -698,59 +768,55 @@ int sotto__srv_cluster_link(struct srv *s, struct conn *c, const struct sotto_sr
     ok = 1;
     goto out;
   }
-  link_key("sotto:link:", 'C', m->code, SOTTO_SRV_LINK_CODE_LEN, slot);
+  link_hash('C', m->code, SOTTO_SRV_LINK_CODE_LEN, h);
+  snprintf(slot, sizeof slot, "sotto:{link:%s}", h);
   if (f->type == SOTTO_SRV_LINK_PUT) {
     const char *keys[1] = {slot}, *args[2] = {m->data_len ? (const char *)m->data : "", acct};
     size_t lens[2] = {m->data_len, strlen(acct)};
-    if ((r = link_eval(s, LINK_PUT_LUA, 1, keys, 2, args, lens)) == NULL) goto local;
-    if (r->type == REDIS_REPLY_NIL) {
+    if ((rc = link_call(s, SOTTO_LINK_PUT, LINK_PUT_LUA, 1, keys, 2, args, lens, &r, &lr)) != 0) goto fail;
+    if (!lr.result) {
       ok = 2;
     } else {
-      if (r->type != REDIS_REPLY_STRING || r->len < 1 || r->len > SOTTO_SRV_LINK_MAX_KEYS) goto bad;
       if (m->data_len) s->m.link_provisioned++;
-      if (sotto__srv_frame_begin(c, &w, 2 + r->len) == 0) {
-        sotto__srv_put_blob16(&w, (const uint8_t *)r->str, r->len);
+      if (sotto__srv_frame_begin(c, &w, 2 + lr.len) == 0) {
+        sotto__srv_put_blob16(&w, (const uint8_t *)lr.data, lr.len);
         sotto__srv_frame_end(c, &w, SOTTO_SRV_OK, f->req_id);
       }
       ok = 1;
     }
   } else if (f->type == SOTTO_SRV_LINK_GET) {
-    const char *keys[2] = {slot, all}, *args[1] = {acct};
-    size_t lens[1] = {strlen(acct)}, max;
-    uint8_t st;
-    if ((r = link_eval(s, LINK_GET_LUA, 2, keys, 1, args, lens)) == NULL) goto local;
-    if (r->type == REDIS_REPLY_NIL) {
+    const char *keys[1] = {slot}, *args[1] = {acct};
+    size_t lens[1] = {strlen(acct)};
+    if ((rc = link_call(s, SOTTO_LINK_GET, LINK_GET_LUA, 1, keys, 1, args, lens, &r, &lr)) != 0) goto fail;
+    if (!lr.result) {
       ok = 2;
     } else {
-      if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements > 3) goto bad;
-      for (size_t i = 0; i < r->elements; i++)
-        if (r->element[i]->type != REDIS_REPLY_STRING) goto bad;
-      if (r->element[0]->len != 1 || r->element[0]->str[0] < '0' || r->element[0]->str[0] > '2') goto bad;
-      st = (uint8_t)(r->element[0]->str[0] - '0');
-      max = st == SOTTO_SRV_LINK_PROVISIONED ? SOTTO_SRV_LINK_MAX_BLOB
-            : st == SOTTO_SRV_LINK_REPLIED   ? SOTTO_SRV_LINK_MAX_REPLY
-                                             : 0;
-      if (r->element[1]->len > max) goto bad;
-      if (sotto__srv_frame_begin(c, &w, 5 + r->element[1]->len) == 0) {
-        sotto__srv_put_link_state(&w, st, (const uint8_t *)r->element[1]->str, r->element[1]->len);
+      if (sotto__srv_frame_begin(c, &w, 5 + lr.len) == 0) {
+        sotto__srv_put_link_state(&w, lr.state, (const uint8_t *)lr.data, lr.len);
         sotto__srv_frame_end(c, &w, SOTTO_SRV_OK, f->req_id);
       }
-      if (r->elements == 3) s->m.link_done++;
+      if (lr.done) {
+        /* the slot is gone: its places in the counting sets too */
+        s->m.link_done++;
+        snprintf(addr, sizeof addr, "sotto:{linkaddr:%s}", lr.addr);
+        link_release(s, addr, h);
+        link_release(s, all, h);
+      }
       ok = 1;
     }
   } else {
     const char *keys[1] = {slot}, *args[1] = {(const char *)m->data};
     size_t lens[1] = {m->data_len};
-    if ((r = link_eval(s, LINK_REPLY_LUA, 1, keys, 1, args, lens)) == NULL) goto local;
-    if (r->type != REDIS_REPLY_INTEGER || (r->integer != 0 && r->integer != 1)) goto bad;
-    if (r->integer == 1)
+    if ((rc = link_call(s, SOTTO_LINK_REPLY, LINK_REPLY_LUA, 1, keys, 1, args, lens, &r, &lr)) != 0) goto fail;
+    if (lr.result == 1)
       sotto__srv_send_simple(c, SOTTO_SRV_OK, f->req_id, NULL, 0);
     else
       ok = 2;
     if (ok == 0) ok = 1;
   }
   goto out;
-bad:
+fail:
+  if (rc == -1) goto local;
   sotto__srv_log(0, "cluster_redis_error", "node=%s error=\"unexpected link-slot reply\"", k->node);
   k->link_bad++;
   sotto__srv_send_err(s, c, f->req_id, SOTTO_SRV_E_INTERNAL);

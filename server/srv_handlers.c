@@ -105,6 +105,18 @@ static int parse_devices(const struct srv *s, struct op *o) {
   (void)s;
   return sotto__srv_parse_devices_req(o->data, o->len, &o->req.target);
 }
+/* DEVICES: the last-seen days go only to the account's own devices (and
+ * only to a client that said in HELLO that it reads them): who else would
+ * learn when bob's laptop was last online. Decided here, on the loop
+ * thread, where the connection is ours to read. */
+static int parse_devices_only(const struct srv *s, struct op *o) {
+  int rc = parse_devices(s, o);
+  const struct sotto_srv_str *t = &o->req.target.username;
+  if (rc == 0 && (o->c->features & SOTTO_SRV_FEAT_LAST_SEEN) && t->len == strlen(o->c->user) &&
+      memcmp(t->p, o->c->user, t->len) == 0)
+    o->with_days = 1;
+  return rc;
+}
 static int parse_send(const struct srv *s, struct op *o) {
   return sotto__srv_parse_send(o->data, o->len, s->cfg->max_message, &o->req.send);
 }
@@ -365,15 +377,25 @@ static int exec_bundle(struct srv *s, struct op *o) {
   return ops->keys_count(st, d.devkey, &o->ec, &o->kem);
 }
 
-static int exec_devices(struct srv *s, struct op *o) {
+/* DEVICES, for the batch (exec_devices) and the read pool (pool_devices)
+ * alike, so both answer the same: the ids, and with o->with_days each
+ * device's last-seen day (days since 1970-01-01 UTC, written at most once a
+ * day per device by AUTH). */
+int sotto__srv_devices_read(struct sotto_store *st, struct op *o) {
   char user[SOTTO_SRV_USER_MAX + 1];
+  int64_t days[SOTTO_SRV_MAX_DEVICES];
+  size_t i;
   int rc;
   cstr(user, &o->req.target.username);
-  if ((rc = s->store.ops->devices_list(s->store.impl, user, o->ids, SOTTO_SRV_MAX_DEVICES, &o->n_ids)) != 0)
+  if ((rc = st->ops->devices_list(st->impl, user, o->ids, o->with_days ? days : NULL, SOTTO_SRV_MAX_DEVICES,
+                                  &o->n_ids)) != 0)
     return rc;
   if (o->n_ids == 0) o->code = SOTTO_SRV_E_NOT_FOUND;
+  for (i = 0; o->with_days && i < o->n_ids; i++) o->days[i] = days[i] < 0 || days[i] > UINT32_MAX ? 0 : (uint32_t)days[i];
   return 0;
 }
+
+static int exec_devices(struct srv *s, struct op *o) { return sotto__srv_devices_read(&s->store, o); }
 
 /* The quotas of one envelope of body_len bytes from c to device d (its
  * counters as the open transaction sees them), with `pending` bytes this
@@ -495,7 +517,7 @@ static int exec_send_multi(struct srv *s, struct op *o) {
   o->n_multi = 0;
   cstr(user, &m->username);
   if ((rc = ops->devlist_ids(st, user, want, SOTTO_SRV_MAX_DEVICES, &n_want)) < 0) return rc;
-  if (rc == 1 && (rc = ops->devices_list(st, user, want, SOTTO_SRV_MAX_DEVICES, &n_want)) != 0) return rc;
+  if (rc == 1 && (rc = ops->devices_list(st, user, want, NULL, SOTTO_SRV_MAX_DEVICES, &n_want)) != 0) return rc;
   if (n_want == 0) {
     o->code = SOTTO_SRV_E_NOT_FOUND;
     return 0;
@@ -592,7 +614,7 @@ static int remove_all_devices(struct srv *s, struct op *o, const char *user, int
   uint32_t ids[SOTTO_SRV_MAX_DEVICES];
   size_t n = 0, i;
   int rc;
-  if ((rc = ops->devices_list(st, user, ids, SOTTO_SRV_MAX_DEVICES, &n)) != 0) return rc;
+  if ((rc = ops->devices_list(st, user, ids, NULL, SOTTO_SRV_MAX_DEVICES, &n)) != 0) return rc;
   o->n_gone = 0;
   for (i = 0; i < n; i++) {
     int64_t devkey = 0;
@@ -701,7 +723,7 @@ static int exec_devlist_put(struct srv *s, struct op *o) {
     return 0;
   if (l->dev[0].device_id != 1 || sodium_memcmp(l->dev[0].device_key, l->account_key, 32) != 0) return 0;
   if (l->n > (unsigned)s->cfg->max_devices) return 0;
-  if ((rc = ops->devices_list(st, c->user, rows, SOTTO_SRV_MAX_DEVICES, &n_rows)) != 0) return rc;
+  if ((rc = ops->devices_list(st, c->user, rows, NULL, SOTTO_SRV_MAX_DEVICES, &n_rows)) != 0) return rc;
   for (i = 0; i < l->n; i++) {
     for (k = 0; k < n_rows && rows[k] != l->dev[i].device_id; k++) {
     }
@@ -815,6 +837,7 @@ static void answer_bundle(struct srv *s, struct op *o, struct sotto__wr *w) {
 static void answer_devices(struct srv *s, struct op *o, struct sotto__wr *w) {
   (void)s;
   sotto__srv_put_devices(w, o->ids, o->n_ids);
+  if (o->with_days) sotto__srv_put_devices_days(w, o->days, o->n_ids);
 }
 
 static void answer_send(struct srv *s, struct op *o, struct sotto__wr *w) {
@@ -952,7 +975,7 @@ static const struct srv_handler handlers[] = {
     {SOTTO_SRV_KEYS_UPLOAD, H_AUTHED | H_STORES | H_DEVICE | H_TOO_LARGE, parse_keys, NULL, exec_keys,
      answer_counts, NULL},
     {SOTTO_SRV_BUNDLE, H_AUTHED, parse_bundle, admit_bundle, exec_bundle, answer_bundle, fanout_bundle},
-    {SOTTO_SRV_DEVICES, H_AUTHED, parse_devices, NULL, exec_devices, answer_devices, NULL},
+    {SOTTO_SRV_DEVICES, H_AUTHED, parse_devices_only, NULL, exec_devices, answer_devices, NULL},
     {SOTTO_SRV_SEND, H_AUTHED | H_STORES | H_TOO_LARGE | H_ONE_WRITE, parse_send, admit_send, exec_send,
      answer_send, fanout_send},
     {SOTTO_SRV_SEND_MULTI, H_AUTHED | H_STORES | H_TOO_LARGE, parse_send_multi, admit_send_multi, exec_send_multi,

@@ -202,6 +202,8 @@ struct op {
   struct sotto_store_bundle *bundle;
   uint32_t ids[SOTTO_SRV_MAX_DEVICES];
   size_t n_ids;
+  uint32_t days[SOTTO_SRV_MAX_DEVICES]; /* DEVICES with with_days: last-seen days beside ids[] */
+  uint8_t with_days;                    /* DEVICES of the caller's own account, FEAT_LAST_SEEN */
   int64_t gone[SOTTO_SRV_MAX_DEVICES]; /* UNREGISTER, RECOVER: devices removed (their connections close) */
   size_t n_gone;
   int64_t multi_ids[SOTTO_SRV_MAX_DEVICES]; /* SEND_MULTI: the envelopes' ids (gone[]: their devices' keys) */
@@ -347,6 +349,8 @@ void sotto__srv_kt_close(struct srv *s);
 /* Handles a LINK_* frame in place and returns 1, or returns 0 for any other
  * type. */
 int sotto__srv_link_frame(struct srv *s, struct conn *c, const struct sotto_srv_frame *f);
+/* DEVICES read (srv_handlers.c), shared by the batch and the read pool. */
+int sotto__srv_devices_read(struct sotto_store *st, struct op *o);
 size_t sotto__srv_link_open_count(const struct srv *s);
 void sotto__srv_link_close(struct srv *s);
 /* Store thread, inside the batch's transaction, after every op ran: logs

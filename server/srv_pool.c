@@ -114,12 +114,7 @@ static int pool_auth(struct sotto_store *st, struct op *o) {
 }
 
 static int pool_devices(struct sotto_store *st, struct op *o) {
-  char user[SOTTO_SRV_USER_MAX + 1];
-  int rc;
-  cstr(user, &o->req.target.username);
-  if ((rc = st->ops->devices_list(st->impl, user, o->ids, SOTTO_SRV_MAX_DEVICES, &o->n_ids)) != 0) return rc;
-  if (o->n_ids == 0) o->code = SOTTO_SRV_E_NOT_FOUND;
-  return 0;
+  return sotto__srv_devices_read(st, o);
 }
 
 static int pool_devlist_get(struct sotto_store *st, struct op *o) {

@@ -178,7 +178,9 @@ struct sotto_store_ops {
    * transaction's changes). A backend may answer it from memory. */
   int (*device_route)(void *s, const char *user, uint32_t device_id, struct sotto_store_device *out);
   int (*device_seen)(void *s, int64_t devkey, int64_t day);
-  int (*devices_list)(void *s, const char *user, uint32_t *ids, size_t max, size_t *n);
+  /* The account's device ids in order (up to max); days, when not NULL,
+   * gets each device's last_seen_day beside its id. */
+  int (*devices_list)(void *s, const char *user, uint32_t *ids, int64_t *days, size_t max, size_t *n);
   int (*devices_iter)(void *s, int64_t account_id, sotto_store_dev_cb cb, void *ctx);
   /* Removes a device of an account with its keys and its queue; *devkey
    * is the removed device's key. Returns 1 if there is no such device. */

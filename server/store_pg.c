@@ -226,7 +226,7 @@ static const struct {
      * node's inserts to that device need not wait for this transaction). */
     [Q_DEV_SEEN] = {"ii", "UPDATE devices SET last_seen_day = $2 WHERE devkey = $1 AND last_seen_day < $2"},
     [Q_DEV_LIST] = {"t",
-                    "SELECT d.device_id FROM devices d JOIN accounts a ON a.id = d.account_id"
+                    "SELECT d.device_id, d.last_seen_day FROM devices d JOIN accounts a ON a.id = d.account_id"
                     " WHERE a.username = $1 ORDER BY d.device_id LIMIT 1000"},
     [Q_DEV_ITER] = {"i",
                     "SELECT d.devkey, d.account_id, d.device_id, d.created_day, d.last_seen_day,"
@@ -1634,14 +1634,17 @@ static int pg_device_seen(void *v, int64_t devkey, int64_t day) {
   return run_ok(v, Q_DEV_SEEN, &a);
 }
 
-static int pg_devices_list(void *v, const char *user, uint32_t *ids, size_t max, size_t *n) {
+static int pg_devices_list(void *v, const char *user, uint32_t *ids, int64_t *days, size_t max, size_t *n) {
   struct args a = {0};
   PGresult *r;
   int i;
   *n = 0;
   a_txt(&a, user);
   if ((r = run(v, Q_DEV_LIST, &a)) == NULL) return SOTTO_ERR_STORE;
-  for (i = 0; i < PQntuples(r) && *n < max; i++) ids[(*n)++] = (uint32_t)g_i64(r, i, 0);
+  for (i = 0; i < PQntuples(r) && *n < max; i++) {
+    if (days) days[*n] = g_i64(r, i, 1);
+    ids[(*n)++] = (uint32_t)g_i64(r, i, 0);
+  }
   PQclear(r);
   return 0;
 }

@@ -81,7 +81,7 @@ static const char *const sql_text[Q_COUNT] = {
                      " d.last_seen_day, d.queue_count, d.queue_bytes, d.prev_secret_hash FROM devices d"
                      " JOIN accounts a ON a.id = d.account_id WHERE a.username = ?1 AND d.device_id = ?2",
     [Q_DEV_SEEN] = "UPDATE devices SET last_seen_day = ?2 WHERE devkey = ?1",
-    [Q_DEV_LIST] = "SELECT d.device_id FROM devices d JOIN accounts a ON a.id = d.account_id"
+    [Q_DEV_LIST] = "SELECT d.device_id, d.last_seen_day FROM devices d JOIN accounts a ON a.id = d.account_id"
                    " WHERE a.username = ?1 ORDER BY d.device_id",
     [Q_DEV_ITER] = "SELECT d.devkey, d.account_id, d.device_id, d.created_day, d.last_seen_day,"
                    " d.queue_count, d.queue_bytes,"
@@ -648,12 +648,15 @@ static int sq_device_seen(void *v, int64_t devkey, int64_t day) {
   return step_done(st);
 }
 
-static int sq_devices_list(void *v, const char *user, uint32_t *ids, size_t max, size_t *n) {
+static int sq_devices_list(void *v, const char *user, uint32_t *ids, int64_t *days, size_t max, size_t *n) {
   sqlite3_stmt *st = stmt(v, Q_DEV_LIST);
   int rc;
   *n = 0;
   sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) ids[(*n)++] = (uint32_t)sqlite3_column_int64(st, 0);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+    if (days) days[*n] = sqlite3_column_int64(st, 1);
+    ids[(*n)++] = (uint32_t)sqlite3_column_int64(st, 0);
+  }
   sqlite3_reset(st);
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
 }

@@ -11,6 +11,14 @@
 
 #include "cli.h"
 
+/* A last-seen day (days since 1970-01-01 UTC) as YYYY-MM-DD; "" for 0. */
+static void seen_date(char out[16], uint32_t day) {
+  time_t t = (time_t)day * 86400;
+  struct tm tm;
+  out[0] = 0;
+  if (day && gmtime_r(&t, &tm)) strftime(out, 16, "%Y-%m-%d", &tm);
+}
+
 static int device_list(struct cli *c) {
   struct sc_device_info d[SC_MAX_DEVICES];
   uint32_t version = 0;
@@ -20,7 +28,10 @@ static int device_list(struct cli *c) {
     char day[16] = "";
     time_t t = (time_t)(d[i].added_ms / 1000);
     struct tm tm;
+    char seen[16];
+    uint32_t today = (uint32_t)(time(NULL) / 86400);
     if (d[i].added_ms && gmtime_r(&t, &tm)) strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    seen_date(seen, d[i].last_seen_day);
     if (c->json) {
       cJSON *o = cli_event("device");
       cJSON_AddNumberToObject(o, "device_id", d[i].device_id);
@@ -33,12 +44,18 @@ static int device_list(struct cli *c) {
         cJSON_AddStringToObject(o, "fingerprint", d[i].fingerprint);
         cJSON_AddNumberToObject(o, "list_version", version);
       }
+      if (seen[0]) cJSON_AddStringToObject(o, "last_seen", seen);
       cli_emit(c, o);
     } else {
       /* The name is the account's own (device 1 signed it), printable ASCII
        * when sotto made it; shown between quotes. */
       printf("device %u%s", (unsigned)d[i].device_id, d[i].this_device ? " (this device)" : "");
       if (d[i].listed) printf(" '%s', added %s", d[i].name, day);
+      /* The server's day, UTC: "today" and "yesterday" by this machine's UTC clock. */
+      if (seen[0])
+        printf(", last seen %s", d[i].last_seen_day == today       ? "today"
+                                 : d[i].last_seen_day + 1 == today ? "yesterday"
+                                                                   : seen);
       if (!d[i].listed) printf(", not in the signed device list: contacts do not send to it");
       else if (!d[i].has_row) printf(", removed (the next signed list drops it)");
       printf("\n");
@@ -168,8 +185,11 @@ const struct cli_cmd cmd_devices = {
     "devices", "list, add (link) or remove this account's devices",
     "devices [list] | devices add [--yes] CODE | devices remove ID",
     "  list        (the default) the account's devices: id, name, when it was\n"
-    "              added (from the account's signed device list), this device\n"
-    "              marked; a device the signed list does not name receives nothing\n"
+    "              added (from the account's signed device list), when the server\n"
+    "              last saw it (today, yesterday or the date, UTC; --json:\n"
+    "              last_seen as YYYY-MM-DD; only the account's own devices are\n"
+    "              told), this device marked; a device the signed list does not\n"
+    "              name receives nothing\n"
     "  add CODE    on device 1: link a new device. CODE is what 'sotto link'\n"
     "              printed on it; its fingerprint is shown and you are asked to\n"
     "              confirm (--yes: do not ask). Device 1 then allocates the device\n"

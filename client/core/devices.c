@@ -233,6 +233,35 @@ int devices_linked_save(struct sc_client *c, const uint8_t key[SOTTO_PUBKEY_LEN]
   return rc;
 }
 
+#define FLOOR_REC_VERSION 1
+
+int devices_floor_load(struct sc_client *c, uint32_t *floor) {
+  uint8_t *v = NULL, ver = 0;
+  size_t n = 0;
+  struct rec_rd r;
+  int rc;
+  *floor = 0;
+  if ((rc = store_get(c->st, "devfloor", &v, &n)) <= 0) return rc;
+  rec_rd_init(&r, v, n);
+  rec_get_u8(&r, &ver);
+  rec_get_u32(&r, floor);
+  rc = rec_rd_end(&r) || ver != FLOOR_REC_VERSION ? STORE_E_CORRUPT : 0;
+  if (rc) *floor = 0;
+  store_free_value(v, n);
+  return rc;
+}
+
+int devices_floor_save(struct sc_client *c, uint32_t floor) {
+  struct rec_wr w;
+  int rc;
+  rec_wr_init(&w, 8);
+  rec_put_u8(&w, FLOOR_REC_VERSION);
+  rec_put_u32(&w, floor);
+  rc = rec_wr_ok(&w) ? STORE_E_IO : store_put(c->st, "devfloor", w.p, w.len);
+  rec_wr_free(&w);
+  return rc;
+}
+
 /* The account key our list must be signed with: ours on device 1, the one
  * device 1 gave us when this device was linked otherwise. 0, 1 (a device
  * of before linking, not device 1: none known) or < 0. */
@@ -272,6 +301,7 @@ int devices_publish(struct sc_client *c, struct conn *k) {
   uint32_t rows[SOTTO_SRV_MAX_DEVICES];
   size_t n_rows = 0, i;
   int stale = 0;
+  uint32_t floor = 0;
   snprintf(me, sizeof me, "%s", c->acct->username);
   if (!mine || !srv || !buf || !own) {
     ret = sc__fail(c, SC_ERR_NOMEM, "out of memory");
@@ -284,6 +314,11 @@ int devices_publish(struct sc_client *c, struct conn *k) {
   if (rc == 1) goto out; /* a second device of before linking: no account key to check against */
   if ((had = rec_load(c, me, mine)) < 0) {
     ret = sc__store_error(c, had);
+    goto out;
+  }
+  /* A linked device: the version device 1 promised when it added us. */
+  if (c->acct->device_id != 1 && (rc = devices_floor_load(c, &floor)) < 0) {
+    ret = sc__store_error(c, rc);
     goto out;
   }
   rc = sotto_net_devlist_get(k->net, me, buf, SOTTO_SRV_MAX_DEVLIST, &len);
@@ -301,6 +336,13 @@ int devices_publish(struct sc_client *c, struct conn *k) {
   } else if (got && had == 1 && srv->version < mine->version) {
     snprintf(why, sizeof why, "the server serves an older device list of yours (version %u; you made %u)",
              srv->version, mine->version);
+  } else if (got && floor && srv->version < floor) {
+    /* Older than the list that added this device: a rollback, never
+     * recorded (whether or not it names this device). */
+    snprintf(why, sizeof why,
+             "the server serves version %u of your device list, older than version %u that device 1 signed when "
+             "it added this device",
+             srv->version, floor);
   } else if (got && c->acct->device_id != 1 &&
              (sotto_devlist_find(srv, c->acct->device_id) < 0 ||
               sodium_memcmp(srv->dev[sotto_devlist_find(srv, c->acct->device_id)].device_key, c->acct->id.pub,
@@ -345,6 +387,10 @@ int devices_publish(struct sc_client *c, struct conn *k) {
     }
   } else if (had == 1) {
     snprintf(why, sizeof why, "the server no longer has your device list (you made version %u)", mine->version);
+  } else if (!got && floor) {
+    snprintf(why, sizeof why,
+             "the server has no device list of yours, though device 1 signed version %u when it added this device",
+             floor);
   }
   if (why[0] && c->acct->device_id != 1) {
     /* A linked device cannot publish the list again (only device 1 holds
@@ -356,7 +402,7 @@ int devices_publish(struct sc_client *c, struct conn *k) {
              ": contacts going by it may not send to this device (%u); the server may be hiding it, and only "
              "device 1 can publish your list again",
              (unsigned)c->acct->device_id);
-    list_event(c, "", had == 1 ? mine->version : 0, why, SC_ERR_DEVICE_HIDDEN);
+    list_event(c, "", had == 1 ? mine->version : floor, why, SC_ERR_DEVICE_HIDDEN);
     goto out;
   }
   if (why[0]) list_event(c, "", had == 1 ? mine->version : 0, why, SC_ERR_DEVLIST_ROLLBACK);
@@ -485,6 +531,22 @@ int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, co
                                             : "a device list that is not in the server's public log was refused",
                ret);
     goto out;
+  }
+  if (had != 1 && c->acct->device_id != 1 && strcmp(user, c->acct->username) == 0) {
+    /* Our own list on a linked device that recorded none yet: not older
+     * than the one device 1 signed when it added this device. */
+    uint32_t floor = 0;
+    if ((rc = devices_floor_load(c, &floor)) < 0) {
+      ret = sc__store_error(c, rc);
+      goto out;
+    }
+    if (floor && now->version < floor) {
+      ret = sc__fail(c, SC_ERR_DEVICE_HIDDEN,
+                     "the server serves version %u of your device list, older than version %u that device 1 signed "
+                     "when it added this device: nothing was sent",
+                     now->version, floor);
+      goto out;
+    }
   }
   if (had == 1 && now->version < old->version) {
     ret = sc__fail(c, SC_ERR_DEVLIST_ROLLBACK,

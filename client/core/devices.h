@@ -64,5 +64,13 @@ int devices_own(struct sc_client *c, struct sotto_devlist *l);
  * before linking), < 0; save inside the caller's transaction. */
 int devices_linked_load(struct sc_client *c, uint8_t key[SOTTO_PUBKEY_LEN], char name[65]);
 int devices_linked_save(struct sc_client *c, const uint8_t key[SOTTO_PUBKEY_LEN], const char *name);
+/* Record "devfloor" of a linked device: the lowest version of its
+ * account's list that can name it (the provisioning message's
+ * list_version, docs/multi-device.md "Linking"). A list of our account older
+ * than it is refused (device_hidden) and never recorded. load: *floor (0
+ * when none: device 1, or linked by a device 1 of before), 0 or < 0; save
+ * inside the caller's transaction. */
+int devices_floor_load(struct sc_client *c, uint32_t *floor);
+int devices_floor_save(struct sc_client *c, uint32_t floor);
 
 #endif

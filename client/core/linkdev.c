@@ -157,7 +157,8 @@ static int link_store(struct sc_client *c, const struct prov_msg *m, const char 
   c->acct->device_id = m->device_id;
   memcpy(c->acct->secret, m->secret, sizeof c->acct->secret);
   if ((rc = account_save(c->st, c->acct)) != 0 || (rc = conn_pinkey_del(c)) != 0 ||
-      (rc = devices_linked_save(c, m->account_key, name)) != 0)
+      (rc = devices_linked_save(c, m->account_key, name)) != 0 ||
+      (rc = devices_floor_save(c, m->list_version)) != 0) /* 0 (a device 1 of before): none, not a stale one */
     goto fail;
   for (i = 0; i < m->n_contacts; i++) {
     struct contact ct;
@@ -411,46 +412,52 @@ static int collect_group(void *ud, const struct grp *g) {
   return 0;
 }
 
-/* Waits for the new device's reply in the slot (device 1's connection). */
-static int wait_reply(struct sc_client *c, struct conn *k, const uint8_t slot[PROV_SLOT_LEN], uint8_t *reply,
-                      size_t *rl, int timeout_ms) {
-  int64_t deadline = sc_monotonic_ms() + timeout_ms;
-  uint8_t state = 0;
-  int rc;
-  for (;;) {
-    rc = sotto_net_link_get(k->net, slot, &state, reply, SOTTO_SRV_LINK_MAX_REPLY, rl);
-    if (rc == SOTTO_SRV_E_LINK_CODE)
-      return sc__fail(c, SC_ERR_LINK_CODE, "the link slot expired before the new device answered");
-    if (rc) return conn_error(c, k, rc, "waiting for the new device", NULL);
-    if (state == SOTTO_SRV_LINK_REPLIED) return 0;
-    if (sc_monotonic_ms() >= deadline)
-      return sc__fail(c, SC_ERR_TIMEOUT, "the new device did not answer in time (is 'sotto link' still waiting?)");
-    nap(LINK_REPLY_POLL_MS);
-  }
+/* A devices-add in progress on device 1 (sc_devices_add_begin/_step):
+ * what it needs once the new device answers. The link secret is wiped by
+ * sc_devices_add_free. */
+struct sc_add_job {
+  uint8_t slot[PROV_SLOT_LEN], secret[PROV_SECRET_LEN];
+  struct prov_keys keys;
+  uint32_t id;        /* the new device row (0: none yet) */
+  int added;          /* the row exists and no list names it yet: removed on failure */
+  int64_t deadline;   /* sc_monotonic_ms() */
+  int done;           /* finished (success or failure): step does nothing more */
+};
+
+/* Removes the job's device row again (best effort: a failure here leaves a
+ * row no signed list names, which receives nothing), keeping the error
+ * that led here. */
+static void add_undo(struct sc_client *c, struct sc_add_job *j) {
+  int keep = c->err;
+  char why[sizeof c->errdetail];
+  if (!j->added) return;
+  snprintf(why, sizeof why, "%s", c->errdetail);
+  if (c->k.net && sotto_net_device_remove(c->k.net, j->id) == 0) (void)conn_forget_device(c, j->id);
+  c->err = keep;
+  snprintf(c->errdetail, sizeof c->errdetail, "%s", why);
+  j->added = 0;
 }
 
-int sc_devices_add(struct sc_device_added *out, struct sc_client *c, const char *code,
-                   const struct sc_link_peer *peer, int timeout_ms) {
-  uint8_t slot[PROV_SLOT_LEN], secret[PROV_SECRET_LEN], raw[SOTTO_SRV_LINK_MAX_KEYS], reply[SOTTO_SRV_LINK_MAX_REPLY];
+/* sc_devices_add_begin on a connection the caller holds (c->k). */
+static int add_begin(struct sc_add_job **job, struct sc_client *c, const char *code, const struct sc_link_peer *peer,
+                     int timeout_ms) {
+  uint8_t raw[SOTTO_SRV_LINK_MAX_KEYS];
   uint8_t *blob = NULL;
-  struct prov_keys keys;
   struct prov_msg *m = NULL;
   struct prov_collect pc;
-  struct sotto_devlist_entry e;
-  uint32_t id = 0;
+  struct sc_add_job *j;
   size_t bl = 0, rl = 0;
-  int rc, opened, added = 0;
-  memset(out, 0, sizeof *out);
-  memset(&e, 0, sizeof e);
+  int rc;
+  *job = NULL;
   if (timeout_ms <= 0) timeout_ms = 120000;
-  if ((rc = sc__acquire(c, &opened))) return rc;
+  if ((j = calloc(1, sizeof *j)) == NULL) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
   if (c->acct->device_id != 1) {
     rc = sc__fail(c, SC_ERR_FORBIDDEN, "only device 1 (it holds the account key) can add a device; this is device %u",
                   (unsigned)c->acct->device_id);
     goto out;
   }
-  if ((rc = peek(c, &c->k, code, slot, secret, &keys)) != 0) goto out;
-  if (peer && sodium_memcmp(peer->identity, keys.identity, 32) != 0) {
+  if ((rc = peek(c, &c->k, code, j->slot, j->secret, &j->keys)) != 0) goto out;
+  if (peer && sodium_memcmp(peer->identity, j->keys.identity, 32) != 0) {
     rc = sc__fail(c, SC_ERR_LINK_FAILED, "the new device's key changed since it was shown: nothing was added");
     goto out;
   }
@@ -471,7 +478,7 @@ int sc_devices_add(struct sc_device_added *out, struct sc_client *c, const char 
     goto out;
   }
   /* A new device row: from here on, any failure removes it again. */
-  rc = sotto_net_add_device(c->k.net, &id, m->secret);
+  rc = sotto_net_add_device(c->k.net, &j->id, m->secret);
   if (rc == SOTTO_SRV_E_TOO_MANY_DEVICES) {
     rc = sc__fail(c, SC_ERR_TOO_LARGE, "this account has as many devices as the server allows (max-devices); remove "
                                        "one first ('sotto devices remove ID')");
@@ -481,20 +488,37 @@ int sc_devices_add(struct sc_device_added *out, struct sc_client *c, const char 
     rc = conn_error(c, &c->k, rc, "adding a device", NULL);
     goto out;
   }
-  added = 1;
+  j->added = 1;
   snprintf(m->username, sizeof m->username, "%s", c->acct->username);
   memcpy(m->account_key, c->acct->id.pub, 32);
-  m->device_id = id;
+  m->device_id = j->id;
   snprintf(m->server, sizeof m->server, "%s", c->acct->server);
   snprintf(m->pin, sizeof m->pin, "%s", c->acct->pin);
-  rc = prov_seal(&blob, &bl, m, &keys, slot, secret);
+  /* The list that will add the device is above the one recorded here
+   * (devices_add_member: above the server's too): the new device's floor. */
+  {
+    struct sotto_devlist *own = calloc(1, sizeof *own);
+    int had;
+    if (!own) {
+      rc = sc__fail(c, SC_ERR_NOMEM, "out of memory");
+      goto out;
+    }
+    had = devices_own(c, own);
+    m->list_version = had == 1 && own->version < UINT32_MAX ? own->version + 1 : 1;
+    free(own);
+    if (had < 0) {
+      rc = sc__store_error(c, had);
+      goto out;
+    }
+  }
+  rc = prov_seal(&blob, &bl, m, &j->keys, j->slot, j->secret);
   if (rc) {
     rc = sc__fail(c, rc == -2 ? SC_ERR_TOO_LARGE : SC_ERR_INTERNAL,
                   rc == -2 ? "the contacts and groups do not fit a provisioning message (64 KiB)"
                            : "cannot seal the provisioning message");
     goto out;
   }
-  rc = sotto_net_link_put(c->k.net, slot, blob, bl, raw, sizeof raw, &rl);
+  rc = sotto_net_link_put(c->k.net, j->slot, blob, bl, raw, sizeof raw, &rl);
   if (rc == SOTTO_SRV_E_LINK_CODE) {
     rc = link_code_error(c);
     goto out;
@@ -503,41 +527,124 @@ int sc_devices_add(struct sc_device_added *out, struct sc_client *c, const char 
     rc = conn_error(c, &c->k, rc, "putting the provisioning message", NULL);
     goto out;
   }
-  if ((rc = wait_reply(c, &c->k, slot, reply, &rl, timeout_ms)) != 0) goto out;
-  e.device_id = id;
-  if (prov_reply_decode(e.member_sig, reply, rl) != 0 ||
-      sotto_devlist_member_verify(c->acct->username, c->acct->id.pub, id, keys.identity, e.member_sig) != 0) {
-    rc = sc__fail(c, SC_ERR_LINK_FAILED,
-                  "the new device's answer is not its signature for this account: nothing was added");
-    goto out;
-  }
-  memcpy(e.device_key, keys.identity, 32);
-  if (keys.name[0])
-    snprintf(e.name, sizeof e.name, "%s", keys.name);
-  else
-    snprintf(e.name, sizeof e.name, "device %u", (unsigned)id);
-  e.added_at_ms = (uint64_t)sc_now_ms();
-  if ((rc = devices_add_member(c, &c->k, &e, &out->version)) != 0) goto out;
-  added = 0;
-  (void)conn_know_device(c, id); /* best effort: else the next connection reports it once */
-  out->device_id = id;
-  snprintf(out->name, sizeof out->name, "%s", e.name);
+  j->deadline = sc_monotonic_ms() + timeout_ms;
 out:
-  if (added) {
-    /* Not linked: the row goes again (best effort; a failure here leaves a
-     * row no signed list names, which receives nothing). */
-    int keep = c->err;
-    char why[sizeof c->errdetail];
-    snprintf(why, sizeof why, "%s", c->errdetail);
-    if (c->k.net && sotto_net_device_remove(c->k.net, id) == 0) (void)conn_forget_device(c, id);
-    c->err = keep;
-    snprintf(c->errdetail, sizeof c->errdetail, "%s", why);
-  }
+  if (rc) add_undo(c, j);
   if (m) sodium_memzero(m, sizeof *m);
   free(m);
   if (blob) sodium_memzero(blob, bl);
   free(blob);
-  sodium_memzero(secret, sizeof secret);
+  if (rc) {
+    sodium_memzero(j, sizeof *j);
+    free(j);
+    return rc;
+  }
+  *job = j;
+  return 0;
+}
+
+int sc_devices_add_begin(struct sc_add_job **job, struct sc_client *c, const char *code,
+                         const struct sc_link_peer *peer, int timeout_ms) {
+  int rc, opened;
+  *job = NULL;
+  if ((rc = sc__acquire(c, &opened))) return rc;
+  rc = add_begin(job, c, code, peer, timeout_ms);
+  sc__release(c, opened);
+  return rc;
+}
+
+/* sc_devices_add_step on a connection the caller holds (c->k). */
+static int add_step(struct sc_add_job *j, struct sc_device_added *out, struct sc_client *c) {
+  uint8_t reply[SOTTO_SRV_LINK_MAX_REPLY], state = 0;
+  struct sotto_devlist_entry e;
+  size_t rl = 0;
+  int rc;
+  memset(&e, 0, sizeof e);
+  rc = sotto_net_link_get(c->k.net, j->slot, &state, reply, sizeof reply, &rl);
+  if (rc == SOTTO_SRV_E_LINK_CODE) {
+    rc = sc__fail(c, SC_ERR_LINK_CODE, "the link slot expired before the new device answered");
+    goto out;
+  }
+  if (rc) {
+    rc = conn_error(c, &c->k, rc, "waiting for the new device", NULL);
+    goto out;
+  }
+  if (state != SOTTO_SRV_LINK_REPLIED) {
+    if (sc_monotonic_ms() < j->deadline) return 1; /* not yet */
+    rc = sc__fail(c, SC_ERR_TIMEOUT, "the new device did not answer in time (is 'sotto link' still waiting?)");
+    goto out;
+  }
+  e.device_id = j->id;
+  if (prov_reply_decode(e.member_sig, reply, rl) != 0 ||
+      sotto_devlist_member_verify(c->acct->username, c->acct->id.pub, j->id, j->keys.identity, e.member_sig) != 0) {
+    rc = sc__fail(c, SC_ERR_LINK_FAILED,
+                  "the new device's answer is not its signature for this account: nothing was added");
+    goto out;
+  }
+  memcpy(e.device_key, j->keys.identity, 32);
+  if (j->keys.name[0])
+    snprintf(e.name, sizeof e.name, "%s", j->keys.name);
+  else
+    snprintf(e.name, sizeof e.name, "device %u", (unsigned)j->id);
+  e.added_at_ms = (uint64_t)sc_now_ms();
+  if ((rc = devices_add_member(c, &c->k, &e, &out->version)) != 0) goto out;
+  j->added = 0;
+  (void)conn_know_device(c, j->id); /* best effort: else the next connection reports it once */
+  out->device_id = j->id;
+  snprintf(out->name, sizeof out->name, "%s", e.name);
+out:
+  j->done = 1;
+  /* A connection that failed may have a successor before the row goes:
+   * removed on this one if it still works (else it receives nothing). */
+  if (rc) add_undo(c, j);
+  return rc;
+}
+
+int sc_devices_add_step(struct sc_add_job *j, struct sc_device_added *out, struct sc_client *c) {
+  int rc, opened;
+  memset(out, 0, sizeof *out);
+  if (j->done) return sc__fail(c, SC_ERR_ARG, "this device addition is over");
+  if ((rc = sc__acquire(c, &opened))) {
+    /* No server now: the slot may still answer later, until the deadline
+     * (the row is removed then, if a connection allows it). */
+    if (sc_monotonic_ms() < j->deadline) return 1;
+    j->done = 1;
+    return rc;
+  }
+  rc = add_step(j, out, c);
+  sc__release(c, opened);
+  return rc;
+}
+
+uint32_t sc_devices_add_device_id(const struct sc_add_job *j) { return j ? j->id : 0; }
+
+static void add_free(struct sc_add_job *j, struct sc_client *c) {
+  if (!j) return;
+  if (c) add_undo(c, j); /* a row no list names yet goes again */
+  sodium_memzero(j, sizeof *j);
+  free(j);
+}
+
+void sc_devices_add_free(struct sc_add_job *j, struct sc_client *c) {
+  int opened;
+  if (j && j->added && c && sc__acquire(c, &opened) == 0) {
+    add_undo(c, j);
+    sc__release(c, opened);
+  }
+  add_free(j, NULL);
+}
+
+int sc_devices_add(struct sc_device_added *out, struct sc_client *c, const char *code,
+                   const struct sc_link_peer *peer, int timeout_ms) {
+  struct sc_add_job *j = NULL;
+  int rc, opened;
+  memset(out, 0, sizeof *out);
+  /* One connection for the whole wait. */
+  if ((rc = sc__acquire(c, &opened))) return rc;
+  if ((rc = add_begin(&j, c, code, peer, timeout_ms)) == 0) {
+    while ((rc = add_step(j, out, c)) == 1) nap(LINK_REPLY_POLL_MS);
+    add_free(j, c);
+  }
   sc__release(c, opened);
   return rc;
 }
@@ -546,9 +653,9 @@ out:
 
 int sc_devices_info(struct sc_device_info *out, size_t *n, size_t max, uint32_t *version, struct sc_client *c) {
   struct sotto_devlist *l = calloc(1, sizeof *l);
-  uint32_t rows[SOTTO_SRV_MAX_DEVICES];
+  uint32_t rows[SOTTO_SRV_MAX_DEVICES], seen[SOTTO_SRV_MAX_DEVICES];
   size_t nr = 0, i, k = 0;
-  int rc, opened, had = 0;
+  int rc, opened, had = 0, has_seen = 0;
   *n = 0;
   *version = 0;
   if (!l) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
@@ -556,7 +663,7 @@ int sc_devices_info(struct sc_device_info *out, size_t *n, size_t max, uint32_t 
     free(l);
     return rc;
   }
-  rc = sotto_net_devices(c->k.net, c->acct->username, rows, SOTTO_SRV_MAX_DEVICES, &nr);
+  rc = sotto_net_devices_seen(c->k.net, c->acct->username, rows, seen, SOTTO_SRV_MAX_DEVICES, &nr, &has_seen);
   if (rc) rc = conn_error(c, &c->k, rc, "listing the devices", NULL);
   sc__release(c, opened);
   /* The list as this device last verified it (the connection above
@@ -581,7 +688,10 @@ int sc_devices_info(struct sc_device_info *out, size_t *n, size_t max, uint32_t 
     out[k].device_id = next;
     out[k].this_device = next == c->acct->device_id;
     for (i = 0; i < nr; i++)
-      if (rows[i] == next) out[k].has_row = 1;
+      if (rows[i] == next) {
+        out[k].has_row = 1;
+        if (has_seen) out[k].last_seen_day = seen[i];
+      }
     if (had == 1 && (j = sotto_devlist_find(l, next)) >= 0) {
       out[k].listed = 1;
       snprintf(out[k].name, sizeof out[k].name, "%s", l->dev[j].name);

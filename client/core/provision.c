@@ -198,7 +198,8 @@ int prov_payload_encode(uint8_t **out, size_t *len, const struct prov_msg *m, si
   *len = 0;
   if (!msg_ok(m)) return -1;
   rec_wr_init(&w, max);
-  rec_put_u8(&w, PROV_VERSION);
+  /* list_version 0: the version 1 payload (what a device 1 of before sent). */
+  rec_put_u8(&w, m->list_version ? PROV_PAYLOAD_VERSION : 1);
   put_str8(&w, m->username);
   rec_put(&w, m->account_key, 32);
   rec_put_u32(&w, m->device_id);
@@ -220,6 +221,7 @@ int prov_payload_encode(uint8_t **out, size_t *len, const struct prov_msg *m, si
     rec_put_u8(&w, (uint8_t)g->n);
     for (j = 0; j < g->n; j++) put_str8(&w, g->members[j]);
   }
+  if (m->list_version) rec_put_u32(&w, m->list_version);
   if (rec_wr_ok(&w)) {
     int rc = w.w.err == SOTTO_ERR_BUFFER_TOO_SMALL || w.w.err == SOTTO_ERR_TOO_LARGE ? -2 : -1;
     rec_wr_free(&w);
@@ -237,7 +239,7 @@ int prov_payload_decode(struct prov_msg *m, const uint8_t *p, size_t len) {
   size_t i, j;
   memset(m, 0, sizeof *m);
   rec_rd_init(&r, p, len);
-  if (rec_get_u8(&r, &ver) || ver != PROV_VERSION) goto bad;
+  if (rec_get_u8(&r, &ver) || (ver != 1 && ver != PROV_PAYLOAD_VERSION)) goto bad;
   if (get_str8(&r, m->username, sizeof m->username) || rec_get(&r, m->account_key, 32) ||
       rec_get_u32(&r, &m->device_id) || rec_get(&r, m->secret, 32) || get_str8(&r, m->server, sizeof m->server) ||
       get_str8(&r, m->pin, sizeof m->pin) || rec_get_u16(&r, &n) || n > PROV_MAX_CONTACTS)
@@ -260,6 +262,8 @@ int prov_payload_decode(struct prov_msg *m, const uint8_t *p, size_t len) {
     for (j = 0; j < g->n; j++)
       if (get_str8(&r, g->members[j], sizeof g->members[j])) goto bad;
   }
+  /* Version 2: the list floor, at least 1 (0 is how version 1 is told). */
+  if (ver == PROV_PAYLOAD_VERSION && (rec_get_u32(&r, &m->list_version) || m->list_version == 0)) goto bad;
   if (rec_rd_end(&r) || !msg_ok(m)) goto bad;
   return 0;
 bad:

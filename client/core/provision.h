@@ -25,11 +25,18 @@
  *                     slot code || identity_pub || E || e_pub)
  *   XChaCha20-Poly1305 with AD "sotto provisioning v1" || slot code ||
  *   identity_pub || E, over the payload:
- *     u8 version (1) | str8 username | account_key[32] | u32 device_id |
+ *     u8 version (2; 1 from a device 1 of before) | str8 username |
+ *     account_key[32] | u32 device_id |
  *     secret[32] (the new device's server credential) | str8 server |
  *     str8 pin (0 or 64 hex) | u16 n_contacts, n x (str8 name | key[32] |
  *     u8 flags: bit 0 verified) | u16 n_groups, n x (gid[16] | str8 name |
- *     u32 epoch | u8 n_members, n x str8 member)
+ *     u32 epoch | u8 n_members, n x str8 member) |
+ *     (version 2 only) u32 list_version (>= 1): the lowest version of the
+ *     signed device list that adds the new device (device 1 signs it after
+ *     the reply, at least this version). The new device keeps it as its
+ *     floor: a list of its account older than it is a rollback. (Not a
+ *     hash of that list: the list carries the new device's membership
+ *     signature, made after this message is opened.)
  *   Every string is bounded (usernames 3..32 of the username rules, group
  *   names by GROUP_NAME_MAX, members by GROUP_MAX_MEMBERS, contacts by
  *   PROV_MAX_CONTACTS, groups by PROV_MAX_GROUPS).
@@ -48,7 +55,8 @@
 #include "content.h"
 #include "core.h"
 
-#define PROV_VERSION 1
+#define PROV_VERSION 1         /* keys, sealed message, reply */
+#define PROV_PAYLOAD_VERSION 2 /* the provisioning payload (1: without list_version) */
 #define PROV_SLOT_LEN 16   /* = SOTTO_SRV_LINK_CODE_LEN */
 #define PROV_SECRET_LEN 10 /* the link secret in the code */
 #define PROV_CODE_BYTES (PROV_SLOT_LEN + PROV_SECRET_LEN)
@@ -112,6 +120,7 @@ struct prov_msg {
   struct prov_contact contacts[PROV_MAX_CONTACTS];
   size_t n_groups;
   struct prov_group groups[PROV_MAX_GROUPS];
+  uint32_t list_version; /* payload version 2: the list that adds the device is at least this; 0: version 1 */
 };
 /* The payload alone (plaintext; the fuzz target's unit). encode: malloc'd
  * *out (wiped and freed by the caller) or -1 (a field out of bounds, or more

@@ -350,6 +350,7 @@ struct sc_device_info {
   int has_row;                       /* the server has the device */
   int this_device;
   char fingerprint[SC_FINGERPRINT_LEN + 1]; /* its identity key (listed ones) */
+  uint32_t last_seen_day; /* the server's last-seen day of the device (days since 1970-01-01 UTC), 0: unknown */
 };
 /* Up to max devices, ordered by id; *version the signed list's version (0: none). */
 int sc_devices_info(struct sc_device_info *out, size_t *n, size_t max, uint32_t *version, struct sc_client *c);
@@ -397,6 +398,21 @@ struct sc_device_added {
 };
 int sc_devices_add(struct sc_device_added *out, struct sc_client *c, const char *code,
                    const struct sc_link_peer *peer, int timeout_ms);
+/* sc_devices_add in steps, for a front end that must not wait (the
+ * daemon). begin: everything up to the provisioning message in the slot
+ * (*job, or an SC_ERR_* with nothing left behind). step: one look at the
+ * slot; 1 not yet (call again later, e.g. in 100-500 ms), 0 done (*out),
+ * or an SC_ERR_* (the device row is removed again; the job is over;
+ * SC_ERR_TIMEOUT once timeout_ms passed). Between steps the client may
+ * serve any other call. free: ends a job (one not finished has its device
+ * row removed: an abandoned addition adds nothing) and wipes it. */
+struct sc_add_job;
+int sc_devices_add_begin(struct sc_add_job **job, struct sc_client *c, const char *code,
+                         const struct sc_link_peer *peer, int timeout_ms);
+int sc_devices_add_step(struct sc_add_job *job, struct sc_device_added *out, struct sc_client *c);
+/* The device id the job allocated on the server. */
+uint32_t sc_devices_add_device_id(const struct sc_add_job *job);
+void sc_devices_add_free(struct sc_add_job *job, struct sc_client *c);
 /* The server makes a new device secret; the old one stops working. */
 int sc_rotate_secret(struct sc_client *c);
 

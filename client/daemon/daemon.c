@@ -57,6 +57,7 @@ static struct dclient *client_new(struct daemon *d, int fd_in, int fd_out) {
 }
 
 static void client_free(struct daemon *d, struct dclient *cl) {
+  daemon_jobs_forget(d, cl);
   if (d->socket_mode) close(cl->fd_in);
   line_in_free(&cl->in);
   line_out_free(&cl->out);
@@ -97,6 +98,94 @@ void daemon_notify(struct daemon *d, const char *method, cJSON *params) {
     daemon_push(cl, n);
   }
   cJSON_Delete(params);
+}
+
+/* ---- devicesAdd jobs ---- */
+
+/* To the client that asked, or to every client when it left (someone
+ * should learn that a device was added). Takes params. */
+static void job_tell(struct daemon *d, struct daemon_add_job *j, const char *method, cJSON *params) {
+  size_t i;
+  if (!params) return;
+  if (j->cl && !j->cl->dead) {
+    daemon_push(j->cl, rpc_notification(method, params));
+    return;
+  }
+  for (i = 0; i < d->n_clients; i++)
+    if (!d->clients[i]->dead) daemon_push(d->clients[i], rpc_notification(method, cJSON_Duplicate(params, 1)));
+  cJSON_Delete(params);
+}
+
+void daemon_jobs_step(struct daemon *d) {
+  size_t i;
+  for (i = 0; i < DAEMON_MAX_ADD_JOBS; i++) {
+    struct daemon_add_job *j = &d->jobs[i];
+    struct sc_device_added added;
+    cJSON *p;
+    int rc;
+    if (!j->job || sc_monotonic_ms() < j->next_at) continue;
+    rc = sc_devices_add_step(j->job, &added, d->sc);
+    if (rc == 1) {
+      j->next_at = sc_monotonic_ms() + DAEMON_ADD_POLL_MS;
+      continue;
+    }
+    p = cJSON_CreateObject();
+    if (p) {
+      cJSON_AddNumberToObject(p, "jobId", j->id);
+      cJSON_AddNumberToObject(p, "deviceId", rc == 0 ? added.device_id : sc_devices_add_device_id(j->job));
+      cJSON_AddStringToObject(p, "fingerprint", j->fingerprint);
+    }
+    if (rc == 0) {
+      if (p) {
+        cJSON_AddStringToObject(p, "name", added.name);
+        cJSON_AddNumberToObject(p, "listVersion", added.version);
+      }
+      daemon_log("devicesAdd job %u: device %u '%s' added, list version %u", j->id, (unsigned)added.device_id,
+                 added.name, (unsigned)added.version);
+      job_tell(d, j, "deviceAdded", p);
+    } else {
+      const char *why = sc_errdetail(d->sc)[0] ? sc_errdetail(d->sc) : sc_error_message(rc);
+      if (p) {
+        cJSON_AddStringToObject(p, "error", sc_error_name(rc));
+        cJSON_AddStringToObject(p, "message", why);
+      }
+      daemon_log("devicesAdd job %u failed: %s", j->id, why);
+      job_tell(d, j, "deviceAddFailed", p);
+    }
+    sc_devices_add_free(j->job, d->sc);
+    memset(j, 0, sizeof *j);
+  }
+}
+
+int64_t daemon_jobs_deadline(const struct daemon *d) {
+  int64_t at = -1;
+  size_t i;
+  for (i = 0; i < DAEMON_MAX_ADD_JOBS; i++)
+    if (d->jobs[i].job && (at < 0 || d->jobs[i].next_at < at)) at = d->jobs[i].next_at;
+  return at;
+}
+
+int daemon_jobs_of(const struct daemon *d, const struct dclient *cl) {
+  size_t i;
+  for (i = 0; i < DAEMON_MAX_ADD_JOBS; i++)
+    if (d->jobs[i].job && d->jobs[i].cl == cl) return 1;
+  return 0;
+}
+
+void daemon_jobs_forget(struct daemon *d, const struct dclient *cl) {
+  size_t i;
+  for (i = 0; i < DAEMON_MAX_ADD_JOBS; i++)
+    if (d->jobs[i].cl == cl) d->jobs[i].cl = NULL;
+}
+
+void daemon_jobs_end(struct daemon *d) {
+  size_t i;
+  for (i = 0; i < DAEMON_MAX_ADD_JOBS; i++) {
+    if (!d->jobs[i].job) continue;
+    daemon_log("devicesAdd job %u abandoned (the daemon stops): nothing was added", d->jobs[i].id);
+    sc_devices_add_free(d->jobs[i].job, d->sc);
+    memset(&d->jobs[i], 0, sizeof d->jobs[i]);
+  }
 }
 
 /* Whether received messages and notices must wait in the store (the core's
@@ -456,6 +545,11 @@ int daemon_run(struct sc_client *c, const struct daemon_opts *o) {
       if (left < 0) left = 0;
       if (left < timeout) timeout = (int)left;
     }
+    if ((dl = daemon_jobs_deadline(&d)) >= 0) {
+      int64_t left = dl - now;
+      if (left < 0) left = 0;
+      if (left < timeout) timeout = (int)left;
+    }
     pr = poll(pfd, np, timeout);
     if (pr < 0 && errno != EINTR) {
       daemon_log("poll: %s", strerror(errno));
@@ -476,6 +570,8 @@ int daemon_run(struct sc_client *c, const struct daemon_opts *o) {
     } else {
       try_connect(&d);
     }
+    /* devicesAdd jobs that are due: one look at their slots each. */
+    daemon_jobs_step(&d);
     if (d.listen_fd >= 0 && pr > 0 && (pfd[1].revents & POLLIN)) accept_clients(&d);
     /* Clients: write first (frees room), then read. */
     for (i = 0; i < np && pr > 0; i++) {
@@ -496,7 +592,8 @@ int daemon_run(struct sc_client *c, const struct daemon_opts *o) {
     /* Drop the dead and the finished (end of input, everything written). */
     for (i = 0; i < d.n_clients;) {
       struct dclient *cl = d.clients[i];
-      if (cl->dead || (cl->eof && !cl->stash && line_out_pending(&cl->out) == 0)) {
+      /* (stdio: a devicesAdd it asked for keeps it until it is told the end) */
+      if (cl->dead || (cl->eof && !cl->stash && line_out_pending(&cl->out) == 0 && !daemon_jobs_of(&d, cl))) {
         if (!d.socket_mode) {
           d.stdio_done = 1;
         }
@@ -510,6 +607,7 @@ int daemon_run(struct sc_client *c, const struct daemon_opts *o) {
   }
   if (stop_signal) daemon_log("stopping (signal %d)", (int)stop_signal);
 out:
+  daemon_jobs_end(&d);
   for (i = 0; i < d.n_clients; i++) {
     (void)line_out_flush(&d.clients[i]->out, d.clients[i]->fd_out);
     client_free(&d, d.clients[i]);

@@ -25,8 +25,24 @@ struct dclient {
   int eof, dead;
 };
 
+/* devicesAdd in progress (docs/client.md, the daemon's methods): the
+ * request was answered with the job id; the loop looks at the link slot
+ * every DAEMON_ADD_POLL_MS and tells the client that asked (or, if it left,
+ * every client) deviceAdded / deviceAddFailed. */
+#define DAEMON_MAX_ADD_JOBS 4
+#define DAEMON_ADD_POLL_MS 200
+struct daemon_add_job {
+  struct sc_add_job *job; /* NULL: free slot */
+  unsigned id;
+  struct dclient *cl; /* who asked; NULL once it left */
+  int64_t next_at;    /* sc_monotonic_ms() of the next look */
+  char fingerprint[SC_FINGERPRINT_LEN + 1];
+};
+
 struct daemon {
   struct sc_client *sc;
+  struct daemon_add_job jobs[DAEMON_MAX_ADD_JOBS];
+  unsigned next_job;
   int socket_mode;
   char socket_path[256];
   int listen_fd;
@@ -49,6 +65,14 @@ extern const size_t daemon_n_methods;
 void daemon_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void daemon_push(struct dclient *cl, cJSON *v);
 void daemon_notify(struct daemon *d, const char *method, cJSON *params);
+/* devicesAdd jobs (daemon.c): one step of each that is due; the earliest
+ * next step (-1: none); 1 if cl asked for one still running; forget cl;
+ * end them all (unfinished ones add nothing). */
+void daemon_jobs_step(struct daemon *d);
+int64_t daemon_jobs_deadline(const struct daemon *d);
+int daemon_jobs_of(const struct daemon *d, const struct dclient *cl);
+void daemon_jobs_forget(struct daemon *d, const struct dclient *cl);
+void daemon_jobs_end(struct daemon *d);
 /* The "receive" notification's params for a message event (signal-cli's
  * envelope shape), or NULL (no memory). */
 cJSON *daemon_envelope(struct daemon *d, const struct sc_event *ev);

@@ -12,6 +12,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon_int.h"
 #include "utf8.h"
@@ -978,6 +979,13 @@ static int m_devices(void *ud, void *session, const cJSON *params, cJSON **resul
       cJSON_AddStringToObject(o, "fingerprint", dv[i].fingerprint);
       cJSON_AddNumberToObject(o, "listVersion", version);
     }
+    if (dv[i].last_seen_day) {
+      char seen[16];
+      time_t t = (time_t)dv[i].last_seen_day * 86400;
+      struct tm tm;
+      if (gmtime_r(&t, &tm) && strftime(seen, sizeof seen, "%Y-%m-%d", &tm))
+        cJSON_AddStringToObject(o, "lastSeen", seen);
+    }
     cJSON_AddItemToArray(*result, o);
   }
   return 0;
@@ -985,14 +993,17 @@ static int m_devices(void *ud, void *session, const cJSON *params, cJSON **resul
 
 /* devicesAdd: a script has no terminal to confirm on; it may pass the
  * fingerprint the new device showed, and then nothing is added unless it
- * matches. Blocks the daemon until the new device answered (at most
- * timeout seconds, default 120). */
+ * matches. Answers at once with a job id once the provisioning message is
+ * in the slot; the daemon keeps serving requests while the new device
+ * answers (at most timeout seconds, default 120) and then sends the
+ * client deviceAdded or deviceAddFailed (daemon_jobs_step). */
 static int m_devices_add(void *ud, void *session, const cJSON *params, cJSON **result, struct rpc_error *err) {
   static const char *const allowed[] = {"code", "fingerprint", "timeout", NULL};
   struct daemon *d = ud;
   struct sc_link_peer peer;
-  struct sc_device_added added;
+  struct daemon_add_job *j = NULL;
   const char *code, *fp = NULL;
+  size_t i;
   int64_t timeout = 120;
   int rc;
   (void)session;
@@ -1004,12 +1015,24 @@ static int m_devices_add(void *ud, void *session, const cJSON *params, cJSON **r
   if (fp && strcmp(fp, peer.fingerprint) != 0)
     return rpc_fail(err, RPC_APP_REFUSED, "the new device's fingerprint is %s, not the one given: nothing was added",
                     peer.fingerprint);
-  if ((rc = sc_devices_add(&added, d->sc, code, &peer, (int)timeout * 1000)) != 0) return core_fail(d, rc, err);
+  for (i = 0; i < DAEMON_MAX_ADD_JOBS && !j; i++)
+    if (!d->jobs[i].job) j = &d->jobs[i];
+  if (!j)
+    return rpc_fail(err, RPC_APP_REFUSED, "%d device additions are waiting already: wait for their deviceAdded or "
+                                          "deviceAddFailed",
+                    DAEMON_MAX_ADD_JOBS);
+  if ((rc = sc_devices_add_begin(&j->job, d->sc, code, &peer, (int)timeout * 1000)) != 0)
+    return core_fail(d, rc, err);
+  j->id = ++d->next_job;
+  j->cl = d->current;
+  j->next_at = sc_monotonic_ms() + DAEMON_ADD_POLL_MS;
+  snprintf(j->fingerprint, sizeof j->fingerprint, "%s", peer.fingerprint);
   *result = cJSON_CreateObject();
-  cJSON_AddNumberToObject(*result, "deviceId", added.device_id);
-  cJSON_AddStringToObject(*result, "name", added.name);
+  cJSON_AddNumberToObject(*result, "jobId", j->id);
+  cJSON_AddNumberToObject(*result, "deviceId", sc_devices_add_device_id(j->job));
+  cJSON_AddStringToObject(*result, "name", peer.name);
   cJSON_AddStringToObject(*result, "fingerprint", peer.fingerprint);
-  cJSON_AddNumberToObject(*result, "listVersion", added.version);
+  cJSON_AddBoolToObject(*result, "pending", 1);
   return 0;
 }
 

@@ -515,7 +515,7 @@ int sotto_net_hello(struct sotto_net *c, uint16_t version) {
   uint32_t maxf = 0, maxm = 0;
   int rc;
   sotto__wr_init(&w, b, sizeof b);
-  sotto__srv_put_hello_req(&w, version, SOTTO_SRV_FEAT_NOTICE);
+  sotto__srv_put_hello_req(&w, version, SOTTO_SRV_FEAT_NOTICE | SOTTO_SRV_FEAT_LAST_SEEN);
   rc = request(c, SOTTO_SRV_HELLO, b, w.len, &ans);
   if (rc) {
     sotto_net_event_clear(&ans);
@@ -603,18 +603,25 @@ int sotto_net_upload_keys(struct sotto_net *c, const struct sotto_srv_keys *k, u
   return answer_counts(rc, &ans, ec_left, kem_left);
 }
 
-int sotto_net_devices(struct sotto_net *c, const char *username, uint32_t *ids, size_t max, size_t *n) {
+int sotto_net_devices_seen(struct sotto_net *c, const char *username, uint32_t *ids, uint32_t *days, size_t max,
+                           size_t *n, int *has_days) {
   uint8_t b[REQ_BUF];
   struct sotto__wr w;
   struct sotto_net_event ans;
-  int rc;
+  int rc, has = 0;
+  if (has_days) *has_days = 0;
   sotto__wr_init(&w, b, sizeof b);
   sotto__srv_put_devices_req(&w, username);
   if (w.err) return SOTTO_ERR_USAGE;
   if ((rc = request(c, SOTTO_SRV_DEVICES, b, w.len, &ans)) == 0)
-    rc = sotto__srv_parse_devices(ans.payload, ans.payload_len, ids, max, n);
+    rc = sotto__srv_parse_devices_seen(ans.payload, ans.payload_len, ids, days, max, n, &has);
+  if (rc == 0 && has_days) *has_days = has;
   sotto_net_event_clear(&ans);
   return rc;
+}
+
+int sotto_net_devices(struct sotto_net *c, const char *username, uint32_t *ids, size_t max, size_t *n) {
+  return sotto_net_devices_seen(c, username, ids, NULL, max, n, NULL);
 }
 
 int sotto_net_fetch_bundle(struct sotto_net *c, const char *username, uint32_t device_id,

@@ -82,6 +82,12 @@ int sotto_net_add_device(struct sotto_net *c, uint32_t *device_id, uint8_t secre
 int sotto_net_upload_keys(struct sotto_net *c, const struct sotto_srv_keys *k, uint32_t *ec_left,
                           uint32_t *kem_left);
 int sotto_net_devices(struct sotto_net *c, const char *username, uint32_t *ids, size_t max, size_t *n);
+/* DEVICES with the last-seen days: the server gives them only for this
+ * connection's own account (days since 1970-01-01 UTC into days[], which may
+ * be NULL; *has_days 1 when the answer carried them, 0 from a server that
+ * does not or for another account). */
+int sotto_net_devices_seen(struct sotto_net *c, const char *username, uint32_t *ids, uint32_t *days, size_t max,
+                           size_t *n, int *has_days);
 int sotto_net_send(struct sotto_net *c, const char *username, uint32_t device_id, uint8_t type,
                    const uint8_t *body, size_t body_len, uint64_t *server_id, uint64_t *timestamp_ms);
 int sotto_net_ack(struct sotto_net *c, uint64_t server_id);

@@ -1819,12 +1819,36 @@ static void test_provision(void) {
   m->groups[0].n = 2;
   snprintf(m->groups[0].members[0], sizeof m->groups[0].members[0], "alice");
   snprintf(m->groups[0].members[1], sizeof m->groups[0].members[1], "bob");
+  m->list_version = 7;
+  {
+    /* the payload alone: version 2 carries the list floor; version 1 (a
+     * device 1 of before) has none; version 2 with a floor of 0, or cut
+     * inside it, is malformed */
+    uint8_t *pl = NULL;
+    size_t pn = 0;
+    CHECK(prov_payload_encode(&pl, &pn, m, PROV_MAX_BLOB) == 0 && pl[0] == PROV_PAYLOAD_VERSION &&
+              prov_payload_decode(o, pl, pn) == 0 && o->list_version == 7,
+          "provision: the payload carries the list version device 1 signs (version 2)");
+    CHECK(prov_payload_decode(o, pl, pn - 1) == -1 && o->username[0] == 0,
+          "provision: a payload cut inside the list version is malformed");
+    pl[pn - 1] = 0;
+    pl[pn - 2] = 0;
+    pl[pn - 3] = 0;
+    pl[pn - 4] = 0;
+    CHECK(prov_payload_decode(o, pl, pn) == -1, "provision: list version 0 in a version 2 payload is malformed");
+    pl[0] = 1;
+    CHECK(prov_payload_decode(o, pl, pn) == -1, "provision: a version 1 payload with a list version is malformed");
+    CHECK(prov_payload_decode(o, pl, pn - 4) == 0 && o->list_version == 0,
+          "provision: a version 1 payload (device 1 of before) decodes without a floor");
+    sodium_memzero(pl, pn);
+    free(pl);
+  }
   CHECK(prov_seal(&blob, &bl, m, &k, slot, secret) == 0 && blob && bl > PROV_HDR_LEN, "provision: seal");
   CHECK(prov_open(o, blob, bl, &k, eph_priv, slot, secret) == 0, "provision: the new device opens it");
   CHECK(strcmp(o->username, "alice") == 0 && o->device_id == 2 && memcmp(o->secret, m->secret, 32) == 0 &&
             o->n_contacts == 2 && o->contacts[0].verified == 1 && o->contacts[1].verified == 0 &&
             o->n_groups == 1 && o->groups[0].n == 2 && strcmp(o->groups[0].members[1], "bob") == 0 &&
-            o->groups[0].epoch == 3 && strcmp(o->pin, m->pin) == 0,
+            o->groups[0].epoch == 3 && strcmp(o->pin, m->pin) == 0 && o->list_version == 7,
         "provision: every field comes through");
   crypto_box_keypair(other_pub, other_priv);
   CHECK(prov_open(o, blob, bl, &k, other_priv, slot, secret) == -2 && o->username[0] == 0,

@@ -122,6 +122,24 @@ int main(void) {
   sotto__srv_put_devices(&w, ids, 4);
   CHECK(!w.err && sotto__srv_parse_devices(b, w.len, out, 8, &n) == 0 && n == 4 && out[2] == 7 && out[3] == 0x7fffffff,
         "DEVICES answer");
+  {
+    const uint32_t dz[4] = {20000, 20424, 0, 0xffffffff};
+    uint32_t dg[8] = {0};
+    int has = -1;
+    CHECK(sotto__srv_parse_devices_seen(b, w.len, out, dg, 8, &n, &has) == 0 && n == 4 && has == 0,
+          "DEVICES answer without last-seen days (another account, an older server)");
+    sotto__srv_put_devices_days(&w, dz, 4);
+    CHECK(!w.err && sotto__srv_parse_devices_seen(b, w.len, out, dg, 8, &n, &has) == 0 && n == 4 && has == 1 &&
+              dg[0] == 20000 && dg[1] == 20424 && dg[3] == 0xffffffff && out[3] == 0x7fffffff,
+          "DEVICES answer with last-seen days");
+    CHECK(sotto__srv_parse_devices(b, w.len, out, 8, &n) == 0 && n == 4, "... the plain parser takes it too");
+    CHECK(sotto__srv_parse_devices_seen(b, w.len - 1, out, dg, 8, &n, &has) != 0, "... a day cut short is refused");
+    CHECK(sotto__srv_parse_devices_seen(b, w.len - 4, out, dg, 8, &n, &has) != 0, "... a day missing is refused");
+    b[w.len] = 0;
+    CHECK(sotto__srv_parse_devices_seen(b, w.len + 1, out, dg, 8, &n, &has) != 0, "... a trailing byte is refused");
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_devices(&w, ids, 4);
+  }
   sotto__wr_init(&w, b, sizeof b);
   sotto__srv_put_sent(&w, 42, 1700000000000ull);
   CHECK(!w.err && sotto__net_parse_sent(b, w.len, &u, &ts) == 0 && u == 42 && ts == 1700000000000ull, "SEND answer");

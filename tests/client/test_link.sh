@@ -81,6 +81,22 @@ check "the laptop got bob as a verified contact" grep -q "bob.*verified" "$T/c1"
 s alice device list >"$T/d3" 2>&1
 check "'sotto device list' still works" contains "$T/d3" "device 1 (this device)"
 
+# ---- last seen: the server's day of each device's last login, shown to the account's own devices ----
+today=$(date -u +%Y-%m-%d); today_n=$(( $(date -u +%s) / 86400 ))
+check "device 1 sees when the laptop was last seen" grep -q "device 2 'laptop', added $today, last seen today" "$T/d1"
+sql "UPDATE devices SET last_seen_day = $((today_n - 1)) WHERE account_id = $(alice_id) AND device_id = 2;"
+s alice devices >"$T/ls1" 2>&1
+check "... yesterday" contains "$T/ls1" "device 2 'laptop', added $today, last seen yesterday"
+sql "UPDATE devices SET last_seen_day = $((today_n - 40)) WHERE account_id = $(alice_id) AND device_id = 2;"
+old_day=$(date -u -d "@$(( (today_n - 40) * 86400 ))" +%Y-%m-%d)
+s alice devices >"$T/ls2" 2>&1
+check "... or the date" contains "$T/ls2" "device 2 'laptop', added $today, last seen $old_day"
+s alice --json devices >"$T/ls3" 2>&1
+check "... --json gives the day as YYYY-MM-DD" grep -q '"device_id":2,.*"last_seen":"'"$old_day"'"' "$T/ls3"
+check "... and device 1's (this connection's) day is today" grep -q '"device_id":1,.*"last_seen":"'"$today"'"' "$T/ls3"
+s laptop devices >"$T/ls4" 2>&1
+check "the laptop's own login makes it today again" contains "$T/ls4" "device 2 (this device) 'laptop', added $today, last seen today"
+
 # ---- a contact fetches alice's new list and verifies it ----
 s bob send alice "after the link" >"$T/b1" 2>&1
 check "bob's send goes (alice's list verifies)" contains "$T/b1" "Sent to alice."
@@ -165,11 +181,16 @@ rpc() { printf '%s\n' "$@" | timeout 120 "$SOTTO" --home "$T/alice" jsonrpc; }
 rpc '{"jsonrpc":"2.0","method":"devicesAdd","params":{"code":"'"$CODE"'","fingerprint":"00000 00000 00000 00000 00000 00000 00000 00000"},"id":1}' \
   >"$T/j1" 2>&1
 check "devicesAdd with another fingerprint adds nothing" grep -q '"id":1.*"error"' "$T/j1"
-rpc '{"jsonrpc":"2.0","method":"devicesAdd","params":{"code":"'"$CODE"'"},"id":2}' \
-    '{"jsonrpc":"2.0","method":"devices","id":3}' >"$T/j2" 2>&1
+# devicesAdd answers at once (a job); at the end of input the stdio daemon
+# stays until the job ended and it said so (deviceAdded)
+rpc '{"jsonrpc":"2.0","method":"devicesAdd","params":{"code":"'"$CODE"'"},"id":2}' >"$T/j2" 2>&1
 wait "$LPID"
-check "devicesAdd links the device" grep -q '"id":2.*"deviceId":5' "$T/j2"
+check "devicesAdd answers with a job" grep -q '"id":2,"result":{"jobId":1,"deviceId":5,"name":"tab",.*"pending":true' "$T/j2"
+check "... then deviceAdded when the device answered" \
+  grep -q '"method":"deviceAdded","params":{"jobId":1,"deviceId":5,.*"name":"tab","listVersion":7' "$T/j2"
+rpc '{"jsonrpc":"2.0","method":"devices","id":3}' >>"$T/j2" 2>&1
 check "devices lists it by name" grep -q '"id":3.*"deviceId":5,"thisDevice":false,"listed":true,"onServer":true,"name":"tab"' "$T/j2"
+check "... and when each device was last seen" grep -q '"id":3.*"deviceId":1,[^}]*"lastSeen":"'"$(date -u +%Y-%m-%d)"'"' "$T/j2"
 check "... and the new device says it is linked" contains "$T/tab.link" "Linked: this home is device 5 of 'alice'"
 rpc '{"jsonrpc":"2.0","method":"devicesRemove","params":{"deviceId":5},"id":4}' >"$T/j3" 2>&1
 check "devicesRemove removes it" grep -q '"id":4.*"result":{"deviceId":5}' "$T/j3"

@@ -420,7 +420,93 @@ async function reconnect() {
   process.exit(fails ? 1 : 0);
 }
 
-(process.argv[2] === 'reconnect' ? reconnect() : main()).catch((e) => {
+// devicesAdd does not block the daemon (docs/client.md, the daemon's
+// methods): it answers with a job id at once; while the new device has not
+// answered (its 'sotto link' is stopped with SIGSTOP), send and history are
+// answered; deviceAdded comes when it answers. A new device that never
+// answers: deviceAddFailed (timeout) and no device row is left.
+function linkStart(home, name) {
+  const { spawn } = require('child_process');
+  const p = spawn(SOTTO, ['--home', `${T}/${home}`, 'link', '--server', `127.0.0.1:${process.env.PORT}`, '--name', name],
+                  { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  p.stdout.setEncoding('utf8');
+  p.stdout.on('data', (d) => { out += d; });
+  const exited = new Promise((res) => p.on('exit', (code) => res(code)));
+  const code = new Promise((res) => {
+    const deadline = Date.now() + 30000;
+    const tick = () => {
+      const m = out.match(/^code: (\S+)$/m);
+      if (m) return res(m[1]);
+      if (Date.now() > deadline) return res(null);
+      setTimeout(tick, 100);
+    };
+    tick();
+  });
+  return { p, code, exited, out: () => out };
+}
+
+async function devices() {
+  const a = await new Rpc(A).open();
+  const b = await new Rpc(B).open();
+  await b.call('subscribeReceive');
+
+  const tab = linkStart('tab', 'tab');
+  const code = await tab.code;
+  check('the new device prints its code', !!code, tab.out());
+  tab.p.kill('SIGSTOP'); // it cannot answer until SIGCONT
+  let r = await a.call('devicesAdd', { code, timeout: 60 });
+  check('devicesAdd answers at once with a job id', r.result && r.result.jobId > 0 && r.result.pending === true &&
+        r.result.deviceId > 1, r);
+  const job = r.result && r.result.jobId;
+  const dev = r.result && r.result.deviceId;
+  check('... the new device\'s name and fingerprint', r.result && r.result.name === 'tab' &&
+        /^[0-9]{5}( [0-9]{5}){7}$/.test(r.result.fingerprint), r);
+  r = await a.call('send', { recipient: 'bob', message: 'while a device is being added' }, 10000);
+  check('while it waits, send is answered', r.result && r.result.timestamp > 0, r);
+  r = await a.call('history', { recipient: 'bob', limit: 5 }, 10000);
+  check('... and history', Array.isArray(r.result) &&
+        r.result.some((e) => e.message === 'while a device is being added'), r);
+  r = await a.call('version', undefined, 10000);
+  check('... and version', r.result && r.result.account === 'alice', r);
+  check('... all before the device was added', !a.notes.some((n) => n.method === 'deviceAdded'), a.notes);
+  const n0 = await b.note((x) => x.method === 'receive' &&
+                          x.params.envelope.dataMessage.message === 'while a device is being added');
+  check('... and bob gets the text', n0 !== null, n0);
+  tab.p.kill('SIGCONT');
+  let n = await a.note((x) => x.method === 'deviceAdded', 60000);
+  check('deviceAdded comes when the new device answered', n && n.params.jobId === job &&
+        n.params.deviceId === dev && n.params.name === 'tab' && n.params.listVersion >= 2, n);
+  check('... and the new device says it is linked', (await tab.exited) === 0 &&
+        tab.out().includes(`Linked: this home is device ${dev} of 'alice'`), tab.out());
+  r = await a.call('devices');
+  check('devices lists it', Array.isArray(r.result) &&
+        r.result.some((x) => x.deviceId === dev && x.listed && x.name === 'tab'), r);
+
+  // a new device that never answers
+  const gone = linkStart('gone', 'gone');
+  const code2 = await gone.code;
+  gone.p.kill('SIGKILL');
+  await gone.exited;
+  r = await a.call('devicesAdd', { code: code2, timeout: 1 });
+  check('devicesAdd for a device that will not answer: a job', r.result && r.result.jobId > job, r);
+  const dev2 = r.result && r.result.deviceId;
+  n = await a.note((x) => x.method === 'deviceAddFailed', 20000);
+  check('deviceAddFailed with the reason (timeout)', n && n.params.jobId === r.result.jobId &&
+        n.params.error === 'timeout' && /did not answer in time/.test(n.params.message), n);
+  r = await a.call('devices');
+  check('... and the device row is gone again', Array.isArray(r.result) &&
+        !r.result.some((x) => x.deviceId === dev2), r);
+  r = await a.call('devicesAdd', { code: 'not-a-code' });
+  check('devicesAdd with a bad code fails at once (no job)', r.error && r.error.data && r.error.data.core === 'link_code' ||
+        (r.error && /link code/.test(r.error.message)), r);
+  a.close();
+  b.close();
+  console.log(`daemon_test.js devices: ${checks - fails} of ${checks} checks passed`);
+  process.exit(fails ? 1 : 0);
+}
+
+(process.argv[2] === 'reconnect' ? reconnect() : process.argv[2] === 'devices' ? devices() : main()).catch((e) => {
   console.log('FAIL exception: ' + (e && e.stack));
   process.exit(1);
 });

@@ -4,7 +4,8 @@
 # sockets and the CLI (carol): the scenarios of daemon_test.js (messages
 # both ways and through the CLI, groups, safety numbers, history, every
 # JSON-RPC error, a client gone mid-request, 1,000 pipelined requests, a
-# client that never reads), then what surrounds the daemon: socket mode
+# client that never reads), devicesAdd answered at once while other requests
+# go on (a job, then deviceAdded / deviceAddFailed), then what surrounds the daemon: socket mode
 # 0600, the CLI on a held home told so plainly, a second daemon refused, a
 # stale socket removed, clean shutdown, and the stdio mode.
 source "$(dirname "$0")/../client/lib.sh" "$@"
@@ -87,6 +88,15 @@ cat "$T/node.out"
 check "the daemon is still alive" kill -0 "$APID"
 check "bob's daemon disconnected the subscriber that never read (over 8 MiB queued)" \
   grep -q "not reading its answers (over 8388608 bytes queued); disconnected" "$T/bob.daemon.err"
+
+# devicesAdd does not block the daemon (a job, then deviceAdded / deviceAddFailed).
+if SOTTO="$SOTTO" T="$T" A_SOCK="$T/a.sock" B_SOCK="$T/b.sock" A_PID="$APID" PORT="$PORT" \
+  timeout 300 node "$HERE/daemon_test.js" devices >"$T/node3.out" 2>&1; then
+  ok "devicesAdd scenarios (non-blocking)"
+else
+  bad "devicesAdd scenarios (non-blocking)"
+fi
+cat "$T/node3.out"
 
 # The server restarts: the daemons reconnect by themselves.
 stop_server

@@ -214,9 +214,9 @@ static int next_of(struct sotto_net *c, int kind, struct sotto_net_event *ev) {
   return 0;
 }
 
-static char *metric_line(int i, const char *name) {
+static char *metric_line_of(struct srv_proc *sp, const char *name) {
   static char line[256];
-  char *m = srv_metrics(&node[i]), *p, *e;
+  char *m = srv_metrics(sp), *p, *e;
   line[0] = 0;
   if (!m) return line;
   if ((p = strstr(m, name)) != NULL) {
@@ -226,6 +226,8 @@ static char *metric_line(int i, const char *name) {
   free(m);
   return line;
 }
+
+static char *metric_line(int i, const char *name) { return metric_line_of(&node[i], name); }
 
 /* The value of an unlabelled metric of node i ("name " with its space), 0
  * when the node does not show it. */
@@ -1411,6 +1413,136 @@ static void test_kt_cluster(void) {
   for (i = 0; i < NODES; i++) srv_rmdir(&ktn[i]);
 }
 
+/* Link slots on Redis Cluster (srv_cluster.c): a redis-server with
+ * cluster-enabled and every hash slot on it refuses a script whose keys
+ * are not all in KEYS or not in one slot (CROSSSLOT), which a node then
+ * serves from its memory (result="local"). One node on such a Redis: a
+ * whole link (open, keys, blob, reply, consumed), the per-address limit
+ * with the consumed slot's place given back, every step through Redis
+ * (no local, no bad reply), and every link key in Redis carrying one of the
+ * three hash tags. Skipped (said) when redis-cli is missing. */
+static void test_link_redis_cluster(void) {
+  static uint8_t got[SOTTO_SRV_LINK_MAX_BLOB];
+  struct srv_proc p;
+  struct sotto_net_ctx *lctx = NULL; /* this node's own certificate */
+  struct account acc = {"linker", 0, {0}};
+  char port[16] = "", url[64], cmd[256], out[4096], nodes_conf[64];
+  const char *ex[] = {"--cluster", url, "--node-name", "nc", NULL};
+  uint8_t keys[80], blob[2000], reply[64], code[SOTTO_SRV_LINK_CODE_LEN], codes[5][SOTTO_SRV_LINK_CODE_LEN];
+  uint8_t ik[33] = {5}, state = 9;
+  uint32_t ttl = 0;
+  size_t glen = 0, n_out;
+  struct sotto_net *n = NULL, *a = NULL, *o[5] = {NULL};
+  pid_t rp;
+  FILE *f;
+  int i, up = 0;
+  if (system("command -v redis-cli >/dev/null 2>&1") != 0) {
+    printf("cluster: SKIP link slots on Redis Cluster (no redis-cli)\n");
+    return;
+  }
+  REQUIRE_VOID(free_port(port) == 0);
+  snprintf(nodes_conf, sizeof nodes_conf, "sotto-test-nodes-%s.conf", port);
+  if ((rp = fork()) == 0) {
+    int dn = open("/dev/null", O_WRONLY);
+    if (dn >= 0) {
+      dup2(dn, 1);
+      dup2(dn, 2);
+    }
+    execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly",
+           "no", "--daemonize", "no", "--dir", "/tmp", "--cluster-enabled", "yes", "--cluster-config-file",
+           nodes_conf, (char *)NULL);
+    _exit(127);
+  }
+  REQUIRE_VOID(rp > 0);
+  /* every hash slot on this one node, then wait for cluster_state:ok */
+  for (i = 0; i < 100 && !up; i++) {
+    usleep(100000);
+    snprintf(cmd, sizeof cmd, "redis-cli -p %s cluster addslotsrange 0 16383 >/dev/null 2>&1", port);
+    (void)!system(cmd);
+    snprintf(cmd, sizeof cmd, "redis-cli -p %s cluster info 2>/dev/null | grep -q '^cluster_state:ok'", port);
+    up = system(cmd) == 0;
+  }
+  CHECK(up);
+  snprintf(url, sizeof url, "redis://127.0.0.1:%s", port);
+  if (!up || srv_mkdir(&p, "rcluster") != 0 || srv_start(&p, ex) != 0) {
+    CHECK(!"a node on a Redis Cluster starts");
+    kill(rp, SIGKILL);
+    waitpid(rp, NULL, 0);
+    return;
+  }
+  randombytes_buf(keys, sizeof keys);
+  randombytes_buf(blob, sizeof blob);
+  randombytes_buf(reply, sizeof reply);
+  n = srv_connect(&p, &lctx, 1);
+  CHECK(n != NULL);
+  if (n) {
+    CHECK_RC(sotto_net_register(n, acc.name, ik, sizeof ik, &acc.dev, acc.secret), 0);
+    sotto_net_close(n);
+  }
+  n = srv_connect(&p, &lctx, 1);
+  a = srv_connect(&p, &lctx, 1);
+  CHECK(n && a);
+  if (a) CHECK_RC(sotto_net_auth(a, acc.name, acc.dev, acc.secret, NULL, NULL), 0);
+  if (n && a) {
+    CHECK_RC(sotto_net_link_open(n, keys, sizeof keys, code, &ttl), 0);
+    CHECK_RC(sotto_net_link_put(a, code, NULL, 0, got, sizeof got, &glen), 0);
+    CHECK(glen == sizeof keys && memcmp(got, keys, glen) == 0);
+    CHECK_RC(sotto_net_link_put(a, code, blob, sizeof blob, got, sizeof got, &glen), 0);
+    CHECK_RC(sotto_net_link_get(n, code, &state, got, sizeof got, &glen), 0);
+    CHECK(state == SOTTO_SRV_LINK_PROVISIONED && glen == sizeof blob && memcmp(got, blob, glen) == 0);
+    CHECK_RC(sotto_net_link_reply(n, code, reply, sizeof reply), 0);
+    CHECK_RC(sotto_net_link_get(a, code, &state, got, sizeof got, &glen), 0);
+    CHECK(state == SOTTO_SRV_LINK_REPLIED && glen == sizeof reply && memcmp(got, reply, glen) == 0);
+    CHECK_RC(sotto_net_link_get(n, code, &state, got, sizeof got, &glen), SOTTO_SRV_E_LINK_CODE);
+    /* the consumed slot gave its place back: 4 more from this address, not 5 */
+    for (i = 0; i < 5; i++) {
+      if ((o[i] = srv_connect(&p, &lctx, 1)) == NULL) continue;
+      CHECK_RC(sotto_net_link_open(o[i], keys, sizeof keys, codes[i], &ttl), i < 4 ? 0 : SOTTO_SRV_E_RATE);
+    }
+    CHECK(strstr(metric_line_of(&p, "sotto_cluster_link_ops_total{node=\"nc\",result=\"redis\"}"), "} 0") ==
+          NULL);
+    CHECK(strstr(metric_line_of(&p, "sotto_cluster_link_ops_total{node=\"nc\",result=\"local\"}"), "} 0") !=
+          NULL);
+    CHECK(strstr(metric_line_of(&p, "sotto_cluster_link_ops_total{node=\"nc\",result=\"bad_reply\"}"), "} 0") !=
+          NULL);
+    /* the keys: 4 slots, the address's set and the cluster's, each tagged */
+    snprintf(cmd, sizeof cmd, "redis-cli -p %s --scan --pattern 'sotto:*link*' 2>/dev/null", port);
+    n_out = 0;
+    if ((f = popen(cmd, "r")) != NULL) {
+      n_out = fread(out, 1, sizeof out - 1, f);
+      pclose(f);
+    }
+    out[n_out] = 0;
+    {
+      int slots = 0, addrs = 0, alls = 0, other = 0;
+      char *line, *save = NULL;
+      for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "sotto:{link:", 12) == 0 && strlen(line) == 12 + 32 + 1 && line[44] == '}')
+          slots++;
+        else if (strncmp(line, "sotto:{linkaddr:", 16) == 0 && strlen(line) == 16 + 32 + 1)
+          addrs++;
+        else if (strcmp(line, "sotto:{linkall}") == 0)
+          alls++;
+        else
+          other++;
+      }
+      CHECK(slots == 4 && addrs == 1 && alls == 1 && other == 0);
+    }
+  }
+  for (i = 0; i < 5; i++)
+    if (o[i]) sotto_net_close(o[i]);
+  if (n) sotto_net_close(n);
+  if (a) sotto_net_close(a);
+  sotto_net_ctx_free(lctx);
+  CHECK(srv_stop(&p) == 0);
+  srv_rmdir(&p);
+  kill(rp, SIGKILL);
+  waitpid(rp, NULL, 0);
+  snprintf(cmd, sizeof cmd, "/tmp/%s", nodes_conf);
+  unlink(cmd);
+  fprintf(stderr, "cluster: link slots on a Redis Cluster node, every step through Redis\n");
+}
+
 int main(int argc, char **argv) {
   int i;
   unsigned missing = 0, delivered = 0, acked = 0;
@@ -1429,6 +1561,11 @@ int main(int argc, char **argv) {
   if (sodium_init() < 0) return 1;
   randombytes_buf(body_key, sizeof body_key);
   srand((unsigned)time(NULL));
+  if (getenv("SRVTEST_CLUSTER_ONLY_LINK")) { /* for working on link slots on Redis Cluster alone */
+    test_link_redis_cluster();
+    sotto_net_ctx_free(ctx);
+    return test_done("test_cluster");
+  }
   if (getenv("SRVTEST_CLUSTER_ONLY_KT")) { /* for working on the log alone */
     REQUIRE(redis_start() == 0);
     test_kt_cluster();
@@ -1517,6 +1654,7 @@ int main(int argc, char **argv) {
   } else {
     CHECK(!"redis-server for the key-transparency nodes");
   }
+  test_link_redis_cluster();
   sotto_net_ctx_free(ctx);
   return test_done("test_cluster");
 }

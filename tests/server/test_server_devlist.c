@@ -6,12 +6,16 @@
  * version, a device's missing membership); DEVLIST_GET; SEND to a device row
  * the list does not name refused (the server-side half of "no ghosts");
  * protocol version 1 clients told to upgrade; the requisition report's
- * list history. Runs on SQLite and (with_pg.sh) on PostgreSQL. */
+ * list history; DEVICES' last-seen days, given to the account's own devices
+ * only (test_last_seen, also through the PostgreSQL read pool). Runs on
+ * SQLite and (with_pg.sh) on PostgreSQL. */
 #include <signal.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sotto/devlist.h>
 #include <sotto/keys.h>
@@ -324,11 +328,134 @@ static void test_devlist(void) {
   sotto_net_ctx_free(ctx);
 }
 
+/* Runs SQL on p's store (SQLite file or PostgreSQL database): 0 or -1. */
+static int store_exec(const struct srv_proc *p, const char *sql) {
+  char path[600];
+  sqlite3 *db = NULL;
+  int rc;
+  if (p->store[0]) {
+    char name[32];
+    snprintf(name, sizeof name, "t_%s", p->dir + strlen(p->dir) - 6); /* srvtest.c's database name */
+    return srv_pg_exec(name, sql);
+  }
+  snprintf(path, sizeof path, "%s/sotto.db", p->dir);
+  if (sqlite3_open(path, &db) != SQLITE_OK) {
+    sqlite3_close(db);
+    return -1;
+  }
+  rc = sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+  sqlite3_close(db);
+  return rc;
+}
+
+/* A connection whose HELLO announces only NOTICE (a client from before
+ * last-seen days), logged in as name/dev. */
+static struct sotto_net *login_old(struct srv_proc *p, struct sotto_net_ctx **ctx, const char *name, uint32_t dev,
+                                   const uint8_t secret[32]) {
+  struct sotto_net *c = srv_connect(p, ctx, 0);
+  struct sotto_net_event ans;
+  const uint8_t hello[3] = {0, SOTTO_SRV_VERSION, SOTTO_SRV_FEAT_NOTICE};
+  if (!c) return NULL;
+  if (sotto_net_call(c, SOTTO_SRV_HELLO, hello, sizeof hello, &ans) != 0 ||
+      sotto_net_auth(c, name, dev, secret, NULL, NULL) != 0) {
+    sotto_net_close(c);
+    return NULL;
+  }
+  sotto_net_event_clear(&ans);
+  return c;
+}
+
+/* DEVICES' last-seen days (docs/protocol-server.md, DEVICES): the account's
+ * own devices get them, anyone else and a client that did not ask get the
+ * ids alone; AUTH moves a device's day to today (the server's UTC day) and
+ * a device that did not log in keeps its old day. pool 0: every read in
+ * the commit batch (--pg-pool 0); 1: through the read pool (--pg-pool 2,
+ * PostgreSQL only). */
+static void test_last_seen(int pool) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account alice = {"alice", 0, {0}, {0}, {0}}, bob = {"bob", 0, {0}, {0}, {0}};
+  struct sotto_net *a = NULL, *b = NULL, *o = NULL, *a2 = NULL;
+  uint8_t sec2[32];
+  uint32_t id2 = 0, ids[SOTTO_SRV_MAX_DEVICES], days[SOTTO_SRV_MAX_DEVICES];
+  uint32_t today;
+  size_t n = 0;
+  int has = -1;
+  char sql[200];
+  const char *const plain[] = {"--register-burst", "100", "--device-change-burst", "100", "--pg-pool", "0", NULL};
+  const char *const pooled[] = {"--register-burst", "100", "--device-change-burst", "100", "--pg-pool", "2", NULL};
+  const char *const *extra = pool ? pooled : plain;
+
+  if (srv_mkdir(&p, pool ? "seenpool" : "seen") != 0 || srv_start(&p, extra) != 0) {
+    CHECK(!"server starts");
+    return;
+  }
+  REQUIRE_VOID(do_register(&p, &ctx, &alice) == 0);
+  REQUIRE_VOID(do_register(&p, &ctx, &bob) == 0);
+  REQUIRE_VOID((a = login(&p, &ctx, "alice", 1, alice.secret)) != NULL);
+  CHECK_RC(sotto_net_add_device(a, &id2, sec2), 0);
+  REQUIRE_VOID(id2 == 2);
+  today = (uint32_t)(time(NULL) / 86400);
+
+  /* alice's own device: ids and days */
+  memset(days, 0xff, sizeof days);
+  CHECK_RC(sotto_net_devices_seen(a, "alice", ids, days, SOTTO_SRV_MAX_DEVICES, &n, &has), 0);
+  CHECK(n == 2 && ids[0] == 1 && ids[1] == 2 && has == 1);
+  /* a day boundary between time() here and the server's clock: either day */
+  CHECK((days[0] == today || days[0] == today + 1) && days[1] == days[0]);
+  /* bob asks about alice: the ids, no days */
+  REQUIRE_VOID((b = login(&p, &ctx, "bob", 1, bob.secret)) != NULL);
+  memset(days, 0, sizeof days);
+  has = -1;
+  CHECK_RC(sotto_net_devices_seen(b, "alice", ids, days, SOTTO_SRV_MAX_DEVICES, &n, &has), 0);
+  CHECK(n == 2 && ids[0] == 1 && ids[1] == 2 && has == 0 && days[0] == 0 && days[1] == 0);
+  /* bob about himself: his day */
+  CHECK_RC(sotto_net_devices_seen(b, "bob", ids, days, SOTTO_SRV_MAX_DEVICES, &n, &has), 0);
+  CHECK(n == 1 && has == 1 && (days[0] == today || days[0] == today + 1));
+  /* a client that did not announce the feature: the old answer, even for its own account */
+  REQUIRE_VOID((o = login_old(&p, &ctx, "alice", 1, alice.secret)) != NULL);
+  has = -1;
+  CHECK_RC(sotto_net_devices_seen(o, "alice", ids, days, SOTTO_SRV_MAX_DEVICES, &n, &has), 0);
+  CHECK(n == 2 && has == 0);
+  CHECK_RC(sotto_net_devices(o, "alice", ids, SOTTO_SRV_MAX_DEVICES, &n), 0);
+  CHECK(n == 2 && ids[1] == 2);
+  sotto_net_close(o);
+  sotto_net_close(a);
+  sotto_net_close(b);
+  a = b = NULL;
+
+  /* A device last seen three days ago (the operator's edit stands in for
+   * the calendar), with the server stopped so nothing it caches is stale. */
+  REQUIRE_VOID(srv_stop(&p) == 0);
+  snprintf(sql, sizeof sql, "UPDATE devices SET last_seen_day = %u WHERE device_id = 2", (unsigned)(today - 3));
+  REQUIRE_VOID(store_exec(&p, sql) == 0);
+  REQUIRE_VOID(srv_start(&p, extra) == 0);
+  REQUIRE_VOID((a = login(&p, &ctx, "alice", 1, alice.secret)) != NULL);
+  CHECK_RC(sotto_net_devices_seen(a, "alice", ids, days, SOTTO_SRV_MAX_DEVICES, &n, &has), 0);
+  CHECK(n == 2 && has == 1 && days[1] == today - 3);
+  /* device 2 logs in: its day is today again, device 1's unchanged */
+  REQUIRE_VOID((a2 = login(&p, &ctx, "alice", 2, sec2)) != NULL);
+  CHECK_RC(sotto_net_devices_seen(a2, "alice", ids, days, SOTTO_SRV_MAX_DEVICES, &n, &has), 0);
+  CHECK(n == 2 && has == 1 && (days[1] == today || days[1] == today + 1) && days[0] >= today);
+  /* and alice's first connection sees the same (the batch or the pool alike) */
+  CHECK_RC(sotto_net_devices_seen(a, "alice", ids, days, SOTTO_SRV_MAX_DEVICES, &n, &has), 0);
+  CHECK(n == 2 && has == 1 && days[1] >= today);
+  /* an unknown account: not found, as before */
+  CHECK_RC(sotto_net_devices_seen(a, "nobody", ids, days, SOTTO_SRV_MAX_DEVICES, &n, &has), SOTTO_SRV_E_NOT_FOUND);
+  sotto_net_close(a2);
+  sotto_net_close(a);
+  CHECK(srv_stop(&p) == 0);
+  srv_rmdir(&p);
+  sotto_net_ctx_free(ctx);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
   signal(SIGPIPE, SIG_IGN);
   if (sodium_init() < 0 || sotto_init() != 0) return 1;
   test_devlist();
+  test_last_seen(0);
+  if (srv_pg()) test_last_seen(1);
   return test_done("test_server_devlist");
 }
