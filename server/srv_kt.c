@@ -570,6 +570,25 @@ static void prepare_all(struct srv_kt *kt, struct kt_item *items, size_t n) {
   pthread_mutex_unlock(&p->mu);
 }
 
+/* Room for item n (the array doubles; 16 to start). Not realloc: items can
+ * already hold openings (precomputed on the I/O thread), and the old array
+ * is wiped before it is freed, as the final one is. */
+static int items_room(struct kt_item **items, size_t *cap, size_t n) {
+  size_t nc;
+  struct kt_item *q;
+  if (n < *cap) return 0;
+  nc = *cap ? 2 * *cap : 16;
+  if (!(q = calloc(nc, sizeof *q))) return SOTTO_ERR_NOMEM;
+  if (*items) {
+    memcpy(q, *items, *cap * sizeof *q);
+    sodium_memzero(*items, *cap * sizeof **items);
+    free(*items);
+  }
+  *items = q;
+  *cap = nc;
+  return 0;
+}
+
 /* The next version of label: one more than an earlier item of this batch
  * for the same label, else than the stored newest, else 0. */
 static int next_version(struct srv *s, struct kt_item *items, size_t n, const char *label, uint32_t *version) {
@@ -700,16 +719,7 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
         goto out;
       }
     }
-    if (n == cap_items) {
-      size_t nc = cap_items ? 2 * cap_items : 16;
-      void *q = realloc(items, nc * sizeof *items);
-      if (!q) {
-        rc = SOTTO_ERR_NOMEM;
-        goto out;
-      }
-      items = q;
-      cap_items = nc;
-    }
+    if ((rc = items_room(&items, &cap_items, n)) != 0) goto out;
     it = &items[n];
     memset(it, 0, sizeof *it);
     if (o->type == SOTTO_SRV_REGISTER) {
@@ -733,16 +743,7 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
       sotto__srv_username_canon((const uint8_t *)o->c->user, strlen(o->c->user), it->label);
       if ((rc = next_version(s, items, n, it->label, &it->version)) != 0) goto out;
       n++;
-      if (n == cap_items) {
-        size_t nc = 2 * cap_items;
-        void *q = realloc(items, nc * sizeof *items);
-        if (!q) {
-          rc = SOTTO_ERR_NOMEM;
-          goto out;
-        }
-        items = q;
-        cap_items = nc;
-      }
+      if ((rc = items_room(&items, &cap_items, n)) != 0) goto out;
       it = &items[n];
       memset(it, 0, sizeof *it);
       sotto__srv_kt_list_label(it->label, o->c->user);
