@@ -379,29 +379,34 @@ static int refuse(struct sc_client *c, const char *sender, const char *group, co
                 ct->kind == CONTENT_REACTION ? ct->ref_author : sender, ct->ref_ts, ct->timer_s, 1);
 }
 
-static int change_in(struct sc_client *c, const char *sender, const char *group, const struct content *ct) {
-  struct msg *m = calloc(1, sizeof *m);
-  const char *author = ct->kind == CONTENT_REACTION ? ct->ref_author : sender;
+/* A reaction, edit or delete by actor in the conversation with conv (or in
+ * group), checked as every device checks it: the message must be there and
+ * (edit, delete) the actor's own, within its window. own: actor is us, from
+ * another of our devices (logged as ours; a delete also drops the message
+ * from our outbox). */
+static int change_apply(struct sc_client *c, const char *conv, const char *actor, const char *group,
+                        const struct content *ct, int own) {
+  struct msg *m;
+  const char *author = ct->kind == CONTENT_REACTION ? ct->ref_author : actor;
   uint64_t window = ct->kind == CONTENT_EDIT ? SC_EDIT_WINDOW_S : SC_DELETE_WINDOW_S;
   int rc, other = 0, ev;
-  if (!m) return STORE_E_IO;
-  if (ct->kind == CONTENT_REACTION && !utf8_check(ct->emoji, strlen(ct->emoji), 1)) {
-    rc = refuse(c, sender, group, ct, SC_R_BAD_EMOJI);
-    goto out;
-  }
-  if ((rc = find_msg(c, sender, group, author, ct->ref_ts, m, &other)) < 0) goto out;
+  if (ct->kind == CONTENT_REACTION && !utf8_check(ct->emoji, strlen(ct->emoji), 1))
+    return refuse(c, actor, group, ct, SC_R_BAD_EMOJI);
+  if (!(m = calloc(1, sizeof *m))) return STORE_E_IO;
+  if ((rc = find_msg(c, conv, group, author, ct->ref_ts, m, &other)) < 0) goto out;
   if (rc == 0 || (m->mflags & MSGF_DELETED)) {
     /* An edit or delete naming a message that is here but not theirs is a forgery. */
-    rc = refuse(c, sender, group, ct, rc == 0 && other && ct->kind != CONTENT_REACTION ? SC_R_NOT_AUTHOR
-                                                                                       : SC_R_UNKNOWN_MESSAGE);
+    rc = refuse(c, actor, group, ct, rc == 0 && other && ct->kind != CONTENT_REACTION ? SC_R_NOT_AUTHOR
+                                                                                      : SC_R_UNKNOWN_MESSAGE);
     goto out;
   }
+  /* the same window on the device that sent it and at every recipient */
   if (ct->kind != CONTENT_REACTION && (ct->ts < ct->ref_ts || ct->ts - ct->ref_ts > window * 1000)) {
-    rc = refuse(c, sender, group, ct, SC_R_OUT_OF_WINDOW);
+    rc = refuse(c, actor, group, ct, SC_R_OUT_OF_WINDOW);
     goto out;
   }
   if (ct->kind == CONTENT_REACTION) {
-    set_reaction(m, sender, ct->emoji);
+    set_reaction(m, actor, ct->emoji);
     ev = SC_EV_REACTION;
   } else if (ct->kind == CONTENT_EDIT) {
     if ((rc = set_text(m, ct->text, ct->text_len)) != 0) goto out;
@@ -411,15 +416,20 @@ static int change_in(struct sc_client *c, const char *sender, const char *group,
     if ((rc = set_text(m, (const uint8_t *)"", 0)) != 0) goto out;
     m->mflags |= MSGF_DELETED;
     m->n_reactions = 0;
+    if (own && (rc = outbox_forget(c, m)) != 0) goto out; /* never resent from here either */
     ev = SC_EV_DELETED;
   }
   if ((rc = msglog_update(c->st, m)) == 0)
-    rc = log_ev(c, ev, SC_R_NONE, sender, group, ct->kind == CONTENT_REACTION ? ct->emoji : NULL, 0, author,
-                ct->ref_ts, m->timer_s, 1);
+    rc = log_ev(c, ev, own ? SC_R_BY_US : SC_R_NONE, own && !group ? conv : actor, group,
+                ct->kind == CONTENT_REACTION ? ct->emoji : NULL, 0, author, ct->ref_ts, m->timer_s, 1);
 out:
   msg_clear(m);
   free(m);
   return rc;
+}
+
+static int change_in(struct sc_client *c, const char *sender, const char *group, const struct content *ct) {
+  return change_apply(c, sender, sender, group, ct, 0);
 }
 
 int convo_apply(struct sc_client *c, const char *sender, const char *group, const struct content *ct, uint64_t sid,
@@ -450,18 +460,12 @@ int convo_apply(struct sc_client *c, const char *sender, const char *group, cons
 
 /* ---- what our other devices did (docs/multi-device.md) --------------------------------- */
 
-/* A change our other device could not apply here: logged as ours (peer:
- * our own name), with the reason. */
-static int refuse_own(struct sc_client *c, const char *group, const struct content *ct, int reason) {
-  return refuse(c, c->acct->username, group, ct, reason);
-}
-
+/* What another device of ours did in the conversation with peer (or in
+ * group): applied here as ours, under the rules every device applies; one
+ * that fails them is logged as refused, as ours (peer: our own name). */
 int convo_apply_own(struct sc_client *c, const char *peer, const char *group, const struct content *ct) {
   char me[SC_USER_MAX + 1];
-  const char *author = ct->kind == CONTENT_REACTION ? ct->ref_author : me;
-  uint64_t window = ct->kind == CONTENT_EDIT ? SC_EDIT_WINDOW_S : SC_DELETE_WINDOW_S;
-  struct msg *m;
-  int rc, other = 0, ev;
+  int rc;
   snprintf(me, sizeof me, "%s", c->acct->username);
   /* a 1:1's kinds come in a transcript, a group's in its SenderKeyMessage */
   if (!CONTENT_IS_CONVO(ct->kind) || (ct->in_group != 0) != (group != NULL)) return 0;
@@ -472,41 +476,7 @@ int convo_apply_own(struct sc_client *c, const char *peer, const char *group, co
     return log_ev(c, SC_EV_TIMER_SET, SC_R_BY_US, group ? me : peer, group, NULL, ct->timer_s, NULL, 0, 0, 1);
   }
   if (ct->kind == CONTENT_TEXT_EX) return 0; /* texts: inbox.c logs them */
-  if (ct->kind == CONTENT_REACTION && !utf8_check(ct->emoji, strlen(ct->emoji), 1))
-    return refuse_own(c, group, ct, SC_R_BAD_EMOJI);
-  if (!(m = calloc(1, sizeof *m))) return STORE_E_IO;
-  if ((rc = find_msg(c, peer, group, author, ct->ref_ts, m, &other)) < 0) goto out;
-  if (rc == 0 || (m->mflags & MSGF_DELETED)) {
-    rc = refuse_own(c, group, ct, rc == 0 && other && ct->kind != CONTENT_REACTION ? SC_R_NOT_AUTHOR
-                                                                                   : SC_R_UNKNOWN_MESSAGE);
-    goto out;
-  }
-  /* the same window as on the device that sent it (and at every recipient) */
-  if (ct->kind != CONTENT_REACTION && (ct->ts < ct->ref_ts || ct->ts - ct->ref_ts > window * 1000)) {
-    rc = refuse_own(c, group, ct, SC_R_OUT_OF_WINDOW);
-    goto out;
-  }
-  if (ct->kind == CONTENT_REACTION) {
-    set_reaction(m, me, ct->emoji);
-    ev = SC_EV_REACTION;
-  } else if (ct->kind == CONTENT_EDIT) {
-    if ((rc = set_text(m, ct->text, ct->text_len)) != 0) goto out;
-    m->mflags |= MSGF_EDITED;
-    ev = SC_EV_EDITED;
-  } else {
-    if ((rc = set_text(m, (const uint8_t *)"", 0)) != 0) goto out;
-    m->mflags |= MSGF_DELETED;
-    m->n_reactions = 0;
-    if ((rc = outbox_forget(c, m)) != 0) goto out; /* never resent from here either */
-    ev = SC_EV_DELETED;
-  }
-  if ((rc = msglog_update(c->st, m)) == 0)
-    rc = log_ev(c, ev, SC_R_BY_US, group ? me : peer, group, ct->kind == CONTENT_REACTION ? ct->emoji : NULL, 0,
-                author, ct->ref_ts, m->timer_s, 1);
-out:
-  msg_clear(m);
-  free(m);
-  return rc;
+  return change_apply(c, peer, me, group, ct, 1);
 }
 
 int convo_accept_here(struct sc_client *c, const char *user) {
