@@ -48,7 +48,17 @@ trap cleanup EXIT
 ok() { CHECKS=$((CHECKS + 1)); echo "ok   $1"; }
 bad() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "FAIL $1"; }
 # check DESCRIPTION COMMAND...: passes if the command succeeds.
-check() { local d=$1; shift; if "$@" >/dev/null; then ok "$d"; else bad "$d"; fi; }
+# A failed contains/lacks shows the end of the file it read, so that a
+# failure seen once (under load, in CI) can be understood from the log.
+check() {
+  local d=$1; shift
+  if "$@" >/dev/null; then ok "$d"; else
+    bad "$d"
+    if { [ "$1" = contains ] || [ "$1" = lacks ]; } && [ -f "$2" ]; then
+      echo "     --- $2 (last 12 lines):"; tail -12 "$2" | sed 's/^/     | /'
+    fi
+  fi
+}
 # contains FILE TEXT / lacks FILE TEXT (fixed strings)
 contains() { grep -qF -- "$2" "$1"; }
 lacks() { ! grep -qF -- "$2" "$1"; }
