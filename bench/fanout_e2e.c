@@ -16,10 +16,13 @@
  * one TLS connection: content, the recorded list of bobN verified, the N
  * sessions stepped and saved in one store transaction, its commit, one
  * SEND_MULTI of N envelopes, and the server's answer (all N stored) before
- * the next message. bobN's devices stay offline: their envelopes are
- * queued on the server (that is the server's work per message). The
- * sessions exist already (a few messages to every recipient first), so
- * no session setup is measured.
+ * the next message. The sessions exist already and are acknowledged (a
+ * few messages to every recipient, then every device of every recipient
+ * receives them and answers alice once, and alice receives the answers),
+ * so no session setup is measured and the messages are ordinary ones, as
+ * in a conversation. During the measurement bobN's devices are offline:
+ * their envelopes are queued on the server (the server's work per
+ * message).
  *
  * Floor column: the server's own relay of the same number of envelopes on
  * the same connection: one SEND_MULTI of N opaque envelopes of the size of
@@ -101,7 +104,7 @@ static struct sc_client *account(const char *name, const char *server) {
 
 /* Links one new device to primary's account, as `sotto link` on the new
  * home and `sotto devices add --yes CODE` on device 1 do. */
-static void link_device(struct sc_client *primary, const char *server, const char *home_name) {
+static struct sc_client *link_device(struct sc_client *primary, const char *server, const char *home_name) {
   struct sc_client *d = NULL;
   struct sc_link_peer peer;
   struct sc_add_job *job = NULL;
@@ -123,7 +126,22 @@ static void link_device(struct sc_client *primary, const char *server, const cha
   if (rc != 0) fail("sc_devices_add_step", primary, rc);
   sc_devices_add_free(job, primary);
   sc_disconnect(primary);
-  sc_client_free(d);
+  return d;
+}
+
+/* A device of a recipient receives what waits for it and answers alice
+ * once, so that alice's session with it is acknowledged: what follows are
+ * ordinary messages, not pre-key messages (as in a conversation). */
+static void answer(struct sc_client *d) {
+  int64_t end;
+  int rc;
+  if ((rc = sc_connect(d, 10000)) != 0) fail("a recipient's device connects", d, rc);
+  end = sc_monotonic_ms() + 20000;
+  while (!sc_link_drained(d) && sc_monotonic_ms() < end)
+    if (sc_link_step(d, 100) < 0 && !sc_connected(d)) fail("a recipient's device lost its connection", d, SC_ERR_INTERNAL);
+  if (!sc_link_drained(d)) fail("a recipient's device did not receive its queue", d, SC_ERR_TIMEOUT);
+  if ((rc = sc_send_text(NULL, d, "alice", "ok", 2, 0)) != 0) fail("a recipient's device answers", d, rc);
+  sc_disconnect(d);
 }
 
 static int cmp_d(const void *a, const void *b) {
@@ -195,7 +213,7 @@ void fanout_e2e_run(struct fanout_e2e_result *out, size_t m, size_t rounds) {
                                       "1000000000", "--max-queue", "1000000000", "--max-queue-per-sender",
                                       "1000000000", "--log-level", "0", NULL};
   static double rate[FANOUT_E2E_ROWS][64], floor_[FANOUT_E2E_ROWS][64], ratio[FANOUT_E2E_ROWS][64];
-  struct sc_client *alice, *bob[FANOUT_E2E_ROWS];
+  struct sc_client *alice, *dev[FANOUT_E2E_ROWS][8];
   char server[64], user[FANOUT_E2E_ROWS][16];
   uint8_t *body;
   size_t i, r, k;
@@ -212,19 +230,32 @@ void fanout_e2e_run(struct fanout_e2e_result *out, size_t m, size_t rounds) {
   alice = account("alice", server);
   for (i = 0; i < FANOUT_E2E_ROWS; i++) {
     snprintf(user[i], sizeof user[i], "bob%u", g_ns[i]);
-    bob[i] = account(user[i], server);
+    dev[i][0] = account(user[i], server);
     for (k = 2; k <= g_ns[i]; k++) {
       char name[64];
       snprintf(name, sizeof name, "bob%u-dev%zu", g_ns[i], k);
-      link_device(bob[i], server, name);
+      dev[i][k - 1] = link_device(dev[i][0], server, name);
     }
-    sc_client_free(bob[i]);
   }
 
   /* one connection for everything that follows; the sessions started and warm */
   if ((rc = sc_connect(alice, 10000)) != 0) fail("alice connects", alice, rc);
   for (i = 0; i < FANOUT_E2E_ROWS; i++)
     for (k = 0; k < WARM; k++) send_one(alice, user[i], g_ns[i]);
+  sc_disconnect(alice);
+  for (i = 0; i < FANOUT_E2E_ROWS; i++)
+    for (k = 0; k < g_ns[i]; k++) {
+      answer(dev[i][k]);
+      sc_client_free(dev[i][k]);
+    }
+  /* alice receives the answers (15), then keeps this connection */
+  if ((rc = sc_connect(alice, 10000)) != 0) fail("alice connects again", alice, rc);
+  {
+    int64_t end = sc_monotonic_ms() + 20000;
+    while (!sc_link_drained(alice) && sc_monotonic_ms() < end) (void)sc_link_step(alice, 100);
+    if (!sc_link_drained(alice)) fail("alice did not receive the answers", alice, SC_ERR_TIMEOUT);
+  }
+  for (i = 0; i < FANOUT_E2E_ROWS; i++) send_one(alice, user[i], g_ns[i]);
   /* The floor's envelopes have the size of a real one: what one more
    * message to bob1 adds to the server's queues (bob1 is offline). */
   {
