@@ -57,12 +57,15 @@
 static const unsigned g_ns[FANOUT_E2E_ROWS] = {1, 2, 4, 8};
 static struct srv_proc g_srv;
 static char g_base[64];
+static int g_failed; /* keep the server's log to read */
 
 static void cleanup(void) {
-  char cmd[128];
-  if (g_srv.pid > 0) {
-    (void)srv_stop(&g_srv);
-    srv_rmdir(&g_srv);
+  char cmd[1024];
+  if (g_srv.pid > 0) (void)srv_stop(&g_srv);
+  /* the server's data directory has subdirectories (blobs/): removed whole */
+  if (g_srv.dir[0]) {
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", g_srv.dir, g_failed ? "" : g_srv.log);
+    if (system(cmd) != 0) fprintf(stderr, "bench_fanout: could not remove %s\n", g_srv.dir);
   }
   if (g_base[0]) {
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_base);
@@ -73,6 +76,7 @@ static void cleanup(void) {
 __attribute__((noreturn)) static void fail(const char *what, struct sc_client *c, int rc) {
   fprintf(stderr, "bench_fanout: %s: %s (%s); server log %s\n", what, sc_error_message(rc), c ? sc_errdetail(c) : "",
           g_srv.log);
+  g_failed = 1;
   exit(1); /* cleanup (atexit) stops the server */
 }
 
