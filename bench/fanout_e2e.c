@@ -32,9 +32,12 @@
  * Rounds interleave the rows (1, 2, 4, 8, 1, ...), each round measures the
  * sotto row then its floor; figures are medians over rounds, and the
  * ratio to N = 1 is the median of the per-round ratios. */
+#include "fanout_e2e.h"
+
 #include <math.h>
 #include <signal.h>
 #include <sodium.h>
+#include <sotto/session.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,10 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sotto/session.h>
-
 #include "core.h"
-#include "fanout_e2e.h"
 #include "net.h"
 #include "sotto_client.h"
 #include "srvtest.h"
@@ -74,8 +74,8 @@ static void cleanup(void) {
 }
 
 __attribute__((noreturn)) static void fail(const char *what, struct sc_client *c, int rc) {
-  fprintf(stderr, "bench_fanout: %s: %s (%s); server log %s\n", what, sc_error_message(rc), c ? sc_errdetail(c) : "",
-          g_srv.log);
+  fprintf(stderr, "bench_fanout: %s: %s (%s); server log %s\n", what, sc_error_message(rc),
+          c ? sc_errdetail(c) : "", g_srv.log);
   g_failed = 1;
   exit(1); /* cleanup (atexit) stops the server */
 }
@@ -126,10 +126,13 @@ static struct sc_client *link_device(struct sc_client *primary, const char *serv
   if ((rc = sc_client_new(&d, home)) != 0 || (rc = sc_init(d, NULL, PASS, strlen(PASS))) != 0)
     fail("a new device's home", d, rc);
   sc_set_sink(d, quiet, NULL);
-  if ((rc = sc_link_open(code, fp, &ttl, d, server, g_srv.fp, NULL, home_name)) != 0) fail("sc_link_open", d, rc);
+  if ((rc = sc_link_open(code, fp, &ttl, d, server, g_srv.fp, NULL, home_name)) != 0)
+    fail("sc_link_open", d, rc);
   if ((rc = sc_devices_peek(&peer, primary, code)) != 0) fail("sc_devices_peek", primary, rc);
-  if (strcmp(peer.fingerprint, fp) != 0) fail("the slot does not hold the new device's key", primary, SC_ERR_INTERNAL);
-  if ((rc = sc_devices_add_begin(&job, primary, code, &peer, 30000)) != 0) fail("sc_devices_add_begin", primary, rc);
+  if (strcmp(peer.fingerprint, fp) != 0)
+    fail("the slot does not hold the new device's key", primary, SC_ERR_INTERNAL);
+  if ((rc = sc_devices_add_begin(&job, primary, code, &peer, 30000)) != 0)
+    fail("sc_devices_add_begin", primary, rc);
   if ((rc = sc_link_wait(&linked, d, 30000)) != 0) fail("sc_link_wait", d, rc);
   while ((rc = sc_devices_add_step(job, &added, primary)) == 1) usleep(20000);
   if (rc != 0) fail("sc_devices_add_step", primary, rc);
@@ -147,7 +150,8 @@ static void answer(struct sc_client *d) {
   if ((rc = sc_connect(d, 10000)) != 0) fail("a recipient's device connects", d, rc);
   end = sc_monotonic_ms() + 20000;
   while (!sc_link_drained(d) && sc_monotonic_ms() < end)
-    if (sc_link_step(d, 100) < 0 && !sc_connected(d)) fail("a recipient's device lost its connection", d, SC_ERR_INTERNAL);
+    if (sc_link_step(d, 100) < 0 && !sc_connected(d))
+      fail("a recipient's device lost its connection", d, SC_ERR_INTERNAL);
   if (!sc_link_drained(d)) fail("a recipient's device did not receive its queue", d, SC_ERR_TIMEOUT);
   if ((rc = sc_send_text(NULL, d, "alice", "ok", 2, 0)) != 0) fail("a recipient's device answers", d, rc);
   sc_disconnect(d);
@@ -185,8 +189,9 @@ static void send_one(struct sc_client *a, const char *user, unsigned n) {
   memset(&s, 0, sizeof s);
   if ((rc = sc_send_text(&s, a, user, TEXT, strlen(TEXT), 0)) != 0) fail("sc_send_text", a, rc);
   if (s.queued || s.undelivered || s.delivered < 1) {
-    fprintf(stderr, "bench_fanout: a message to %s (%u devices) was not stored by the server (delivered %u, "
-                    "undelivered %u, queued %d)\n",
+    fprintf(stderr,
+            "bench_fanout: a message to %s (%u devices) was not stored by the server (delivered %u, "
+            "undelivered %u, queued %d)\n",
             user, n, s.delivered, s.undelivered, s.queued);
     fail("sc_send_text", a, SC_ERR_INTERNAL);
   }
@@ -217,10 +222,25 @@ static void relay_one(struct sc_client *a, const char *user, unsigned n, const u
 }
 
 void fanout_e2e_run(struct fanout_e2e_result *out, size_t m, size_t rounds) {
-  static const char *const extra[] = {"--register-rate", "600", "--register-burst", "100", "--max-devices", "8",
-                                      "--device-change-burst", "100", "--send-rate", "1000000000", "--send-burst",
-                                      "1000000000", "--max-queue", "1000000000", "--max-queue-per-sender",
-                                      "1000000000", "--log-level", "0", NULL};
+  static const char *const extra[] = {"--register-rate",
+                                      "600",
+                                      "--register-burst",
+                                      "100",
+                                      "--max-devices",
+                                      "8",
+                                      "--device-change-burst",
+                                      "100",
+                                      "--send-rate",
+                                      "1000000000",
+                                      "--send-burst",
+                                      "1000000000",
+                                      "--max-queue",
+                                      "1000000000",
+                                      "--max-queue-per-sender",
+                                      "1000000000",
+                                      "--log-level",
+                                      "0",
+                                      NULL};
   static double rate[FANOUT_E2E_ROWS][64], floor_[FANOUT_E2E_ROWS][64], ratio[FANOUT_E2E_ROWS][64];
   struct sc_client *alice, *dev[FANOUT_E2E_ROWS][8];
   char server[64], user[FANOUT_E2E_ROWS][16];
@@ -234,7 +254,8 @@ void fanout_e2e_run(struct fanout_e2e_result *out, size_t m, size_t rounds) {
   snprintf(g_base, sizeof g_base, "/tmp/sotto-bench-fanout-e2e.XXXXXX");
   if (!mkdtemp(g_base)) fail("mkdtemp", NULL, SC_ERR_INTERNAL);
   atexit(cleanup);
-  if (srv_mkdir(&g_srv, "fanout") || srv_start(&g_srv, extra)) fail("cannot start sotto-server", NULL, SC_ERR_INTERNAL);
+  if (srv_mkdir(&g_srv, "fanout") || srv_start(&g_srv, extra))
+    fail("cannot start sotto-server", NULL, SC_ERR_INTERNAL);
   snprintf(server, sizeof server, "127.0.0.1:%s", g_srv.port);
 
   alice = account("alice", server);
@@ -264,7 +285,8 @@ void fanout_e2e_run(struct fanout_e2e_result *out, size_t m, size_t rounds) {
   if ((rc = sc_connect(alice, 10000)) != 0) fail("alice connects again", alice, rc);
   {
     int64_t end = sc_monotonic_ms() + 20000;
-    while ((!sc_link_drained(alice) || answers < 15) && sc_monotonic_ms() < end) (void)sc_link_step(alice, 100);
+    while ((!sc_link_drained(alice) || answers < 15) && sc_monotonic_ms() < end)
+      (void)sc_link_step(alice, 100);
     if (answers != 15) {
       fprintf(stderr, "bench_fanout: alice received %u answers of 15\n", answers);
       fail("alice did not receive every device's answer", alice, SC_ERR_TIMEOUT);
@@ -279,7 +301,8 @@ void fanout_e2e_run(struct fanout_e2e_result *out, size_t m, size_t rounds) {
     send_one(alice, user[0], 1);
     q1 = gauge("sotto_queue_bytes");
     d1 = gauge("sotto_queue_depth");
-    if (d1 != d0 + 1 || q1 <= q0) fail("one message did not add one envelope to the queues", NULL, SC_ERR_INTERNAL);
+    if (d1 != d0 + 1 || q1 <= q0)
+      fail("one message did not add one envelope to the queues", NULL, SC_ERR_INTERNAL);
     out->envelope_len = (size_t)(q1 - q0);
   }
   if (!(body = malloc(out->envelope_len))) fail("no memory", NULL, SC_ERR_NOMEM);
