@@ -28,14 +28,15 @@
  * fails if a row is missing or measured nothing. */
 #include <math.h>
 #include <sodium.h>
-#include <sotto/devlist.h>
-#include <sotto/keys.h>
-#include <sotto/session.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sotto/devlist.h>
+#include <sotto/keys.h>
+#include <sotto/session.h>
 
 #include "account.h"
 #include "contact.h"
@@ -50,8 +51,7 @@
 
 #define PASS "bench passphrase"
 #define MAX_DEV 8
-#define MSG_TEXT \
-  "a message of about a hundred bytes, as people write them: short, with a question at the end?"
+#define MSG_TEXT "a message of about a hundred bytes, as people write them: short, with a question at the end?"
 
 static int g_json, g_smoke;
 static size_t g_m = 500, g_e2e_m = 200, g_rounds = 5;
@@ -76,8 +76,7 @@ struct dev {
 static void make_dev(struct dev *d, uint32_t dev_id) {
   uint8_t spk_priv[SOTTO_PRIVKEY_LEN], kem_sk[SOTTO_KEM_SECRETKEY_LEN];
   memset(d, 0, sizeof *d);
-  if (sotto_keypair_generate(d->id.pub, d->id.priv) ||
-      sotto_registration_id_generate(&d->id.registration_id) ||
+  if (sotto_keypair_generate(d->id.pub, d->id.priv) || sotto_registration_id_generate(&d->id.registration_id) ||
       sotto_keypair_generate(d->b.signed_prekey, spk_priv) ||
       sotto_signed_prekey_sign(d->b.signed_prekey_sig, d->id.priv, d->b.signed_prekey) ||
       sotto_kem_keypair_generate(d->b.kem_prekey, kem_sk) ||
@@ -117,8 +116,7 @@ static void put_list(struct sc_client *c, struct dev *devs, unsigned n) {
   rec_wr_init(&w, len + 8);
   rec_put_u8(&w, 1);
   rec_put_str16(&w, buf, len);
-  if (rec_wr_ok(&w) || store_begin(c->st) || store_put(c->st, "devlist/bob", w.p, w.len) ||
-      store_commit(c->st))
+  if (rec_wr_ok(&w) || store_begin(c->st) || store_put(c->st, "devlist/bob", w.p, w.len) || store_commit(c->st))
     die("cannot record the list");
   rec_wr_free(&w);
 }
@@ -154,8 +152,7 @@ static void start_sessions(struct sc_client *c, struct dev *devs, unsigned n, st
   if (store_begin(c->st)) die("store_begin");
   for (i = 0; i < n; i++) {
     struct sotto_session *s = NULL;
-    if (session_load_dev(c->st, "bob", i + 1, &s) < 0 ||
-        sotto_session_init_from_bundle(s, &c->acct->id, &devs[i].b) ||
+    if (session_load_dev(c->st, "bob", i + 1, &s) < 0 || sotto_session_init_from_bundle(s, &c->acct->id, &devs[i].b) ||
         session_save_dev(c->st, "bob", i + 1, s))
       die("cannot start a session");
     sotto_session_free(s);
@@ -193,8 +190,7 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[k], "--rounds") == 0 && k + 1 < argc)
       g_rounds = (size_t)strtoul(argv[++k], NULL, 10);
     else {
-      fprintf(stderr,
-              "usage: bench_fanout [--json] [--messages M] [--e2e-messages E] [--rounds R] [--smoke]\n");
+      fprintf(stderr, "usage: bench_fanout [--json] [--messages M] [--e2e-messages E] [--rounds R] [--smoke]\n");
       return 2;
     }
   }
@@ -245,27 +241,22 @@ int main(int argc, char **argv) {
   for (i = 0; i < 4; i++) {
     double ratio = ratio_med[i];
     if (g_json)
-      printf(
-          "{\"bench\":\"fanout\",\"row\":\"fanout_core_%u\",\"unit\":\"msg/"
-          "s\",\"sotto\":%.1f,\"us_per_msg\":%.1f,"
-          "\"time_vs_1\":%.2f,\"devices\":%u,\"messages\":%zu,\"rounds\":%zu}\n",
-          ns[i], rate[i], per[i], ratio, ns[i], g_m, g_rounds);
+      printf("{\"bench\":\"fanout\",\"row\":\"fanout_core_%u\",\"unit\":\"msg/s\",\"sotto\":%.1f,\"us_per_msg\":%.1f,"
+             "\"time_vs_1\":%.2f,\"devices\":%u,\"messages\":%zu,\"rounds\":%zu}\n",
+             ns[i], rate[i], per[i], ratio, ns[i], g_m, g_rounds);
     else {
       char row[32];
       snprintf(row, sizeof row, "fanout_core_%u", ns[i]);
       if (i == 0)
         printf("%-15s %-6s %11s %11s %9s  %s\n", "row", "unit", "sotto", "us/msg", "time/N=1", "target");
-      printf("%-15s %-6s %11.1f %11.1f %9.2f  %s\n", row, "msg/s", rate[i], per[i], ratio,
-             ns[i] == 4 ? "<= 4.5" : "");
+      printf("%-15s %-6s %11.1f %11.1f %9.2f  %s\n", row, "msg/s", rate[i], per[i], ratio, ns[i] == 4 ? "<= 4.5" : "");
     }
   }
   if (!g_json)
-    printf(
-        "\n%zu messages of %zu bytes per round, median of %zu rounds (rows interleaved; time/N=1: median of "
-        "the\n"
-        "per-round ratios); the core's send path without the network\n"
-        "(content, list verified, one transaction stepping and saving N sessions, its commit)\n\n",
-        g_m, strlen(MSG_TEXT), g_rounds);
+    printf("\n%zu messages of %zu bytes per round, median of %zu rounds (rows interleaved; time/N=1: median of the\n"
+           "per-round ratios); the core's send path without the network\n"
+           "(content, list verified, one transaction stepping and saving N sessions, its commit)\n\n",
+           g_m, strlen(MSG_TEXT), g_rounds);
   fanout_free(f);
   free(l);
   sc_client_free(c);
@@ -285,34 +276,27 @@ int main(int argc, char **argv) {
       }
     for (i = 0; i < FANOUT_E2E_ROWS; i++) {
       if (g_json)
-        printf(
-            "{\"bench\":\"fanout\",\"row\":\"fanout_e2e_%u\",\"unit\":\"msg/"
-            "s\",\"sotto\":%.1f,\"floor\":%.1f,"
-            "\"us_per_msg\":%.1f,\"time_vs_1\":%.2f,\"devices\":%u,\"messages\":%zu,\"rounds\":%zu,"
-            "\"envelope_bytes\":%zu}\n",
-            e.devices[i], e.rate[i], e.floor[i], 1e6 / e.rate[i], e.ratio[i], e.devices[i], g_e2e_m, g_rounds,
-            e.envelope_len);
+        printf("{\"bench\":\"fanout\",\"row\":\"fanout_e2e_%u\",\"unit\":\"msg/s\",\"sotto\":%.1f,\"floor\":%.1f,"
+               "\"us_per_msg\":%.1f,\"time_vs_1\":%.2f,\"devices\":%u,\"messages\":%zu,\"rounds\":%zu,"
+               "\"envelope_bytes\":%zu}\n",
+               e.devices[i], e.rate[i], e.floor[i], 1e6 / e.rate[i], e.ratio[i], e.devices[i], g_e2e_m, g_rounds,
+               e.envelope_len);
       else {
         char row[32];
         snprintf(row, sizeof row, "fanout_e2e_%u", e.devices[i]);
         if (i == 0)
-          printf("%-15s %-6s %11s %11s %11s %9s %11s  %s\n", "row", "unit", "sotto", "floor", "us/msg",
-                 "time/N=1", "sotto/floor", "target");
+          printf("%-15s %-6s %11s %11s %11s %9s %11s  %s\n", "row", "unit", "sotto", "floor", "us/msg", "time/N=1",
+                 "sotto/floor", "target");
         printf("%-15s %-6s %11.1f %11.1f %11.1f %9.2f %11.2f  %s\n", row, "msg/s", e.rate[i], e.floor[i],
                1e6 / e.rate[i], e.ratio[i], e.rate[i] / e.floor[i], e.devices[i] == 4 ? "<= 4.5" : "");
       }
     }
     if (!g_json)
-      printf(
-          "\n%zu messages per round, median of %zu rounds (rows interleaved); sc_send_text to a recipient "
-          "with N\n"
-          "linked devices through sotto-server over TLS on 127.0.0.1, each SEND_MULTI answered before the "
-          "next;\n"
-          "floor: the server's relay of one SEND_MULTI of N opaque %zu-byte envelopes on the same "
-          "connection\n",
-          g_e2e_m, g_rounds, e.envelope_len);
+      printf("\n%zu messages per round, median of %zu rounds (rows interleaved); sc_send_text to a recipient with N\n"
+             "linked devices through sotto-server over TLS on 127.0.0.1, each SEND_MULTI answered before the next;\n"
+             "floor: the server's relay of one SEND_MULTI of N opaque %zu-byte envelopes on the same connection\n",
+             g_e2e_m, g_rounds, e.envelope_len);
   }
-  if (g_smoke)
-    fprintf(stderr, "bench_fanout --smoke: rows fanout_core_1.._8 and fanout_e2e_1.._8 produced\n");
+  if (g_smoke) fprintf(stderr, "bench_fanout --smoke: rows fanout_core_1.._8 and fanout_e2e_1.._8 produced\n");
   return 0;
 }
