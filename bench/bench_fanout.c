@@ -2,7 +2,7 @@
 /* bench_fanout.c: the client core's cost of one message to an account with
  * N devices (bench/run fanout; docs/benchmarks.md, "Fan-out").
  *
- *   bench_fanout [--json] [--messages M] [--rounds R] [--smoke]
+ *   bench_fanout [--json] [--messages M] [--e2e-messages E] [--rounds R] [--smoke]
  *
  * Rows fanout_core_1, _2, _4, _8: messages/s through the core's whole send
  * path for a recipient whose verified signed list has N devices, without
@@ -16,6 +16,13 @@
  * interleaved round by round; the ratio column is the median over rounds
  * of the time per message against N = 1 in the same round. Target: N = 4
  * costs at most 4.5x N = 1.
+ *
+ * Rows fanout_e2e_1, _2, _4, _8 (fanout_e2e.c): the same send path end to
+ * end through the real sotto-server over TLS on 127.0.0.1 (sc_send_text to
+ * a recipient with N linked devices, each message's SEND_MULTI answered by
+ * the server before the next), E messages per round, beside a floor: the
+ * server's relay of one SEND_MULTI of N opaque envelopes of the same size
+ * on the same connection. Same rounds, medians and ratio as above.
  *
  * --smoke (make bench-smoke): a few messages, one round, no figure judged;
  * fails if a row is missing or measured nothing. */
@@ -36,6 +43,7 @@
 #include "content.h"
 #include "core.h"
 #include "devices.h"
+#include "fanout_e2e.h"
 #include "messaging.h"
 #include "record.h"
 #include "sotto_client.h"
@@ -46,7 +54,7 @@
 #define MSG_TEXT "a message of about a hundred bytes, as people write them: short, with a question at the end?"
 
 static int g_json, g_smoke;
-static size_t g_m = 500, g_rounds = 5;
+static size_t g_m = 500, g_e2e_m = 200, g_rounds = 5;
 
 static double now_s(void) {
   struct timespec t;
@@ -177,18 +185,22 @@ int main(int argc, char **argv) {
       g_smoke = 1;
     else if (strcmp(argv[k], "--messages") == 0 && k + 1 < argc)
       g_m = (size_t)strtoul(argv[++k], NULL, 10);
+    else if (strcmp(argv[k], "--e2e-messages") == 0 && k + 1 < argc)
+      g_e2e_m = (size_t)strtoul(argv[++k], NULL, 10);
     else if (strcmp(argv[k], "--rounds") == 0 && k + 1 < argc)
       g_rounds = (size_t)strtoul(argv[++k], NULL, 10);
     else {
-      fprintf(stderr, "usage: bench_fanout [--json] [--messages M] [--rounds R] [--smoke]\n");
+      fprintf(stderr, "usage: bench_fanout [--json] [--messages M] [--e2e-messages E] [--rounds R] [--smoke]\n");
       return 2;
     }
   }
   if (g_smoke) {
     g_m = 10;
+    g_e2e_m = 5;
     g_rounds = 1;
   }
-  if (g_m == 0 || g_rounds == 0 || g_rounds > 64) die("--messages >= 1, --rounds 1..64");
+  if (g_m == 0 || g_e2e_m == 0 || g_rounds == 0 || g_rounds > 64)
+    die("--messages >= 1, --e2e-messages >= 1, --rounds 1..64");
   if (!l || !f || sc_global_init() || !mkdtemp(dir)) die("setup");
   if (sc_client_new(&c, dir) || sc_init(c, NULL, PASS, strlen(PASS))) die("cannot create the sender's store");
   snprintf(c->acct->username, sizeof c->acct->username, "alice");
@@ -243,13 +255,48 @@ int main(int argc, char **argv) {
   if (!g_json)
     printf("\n%zu messages of %zu bytes per round, median of %zu rounds (rows interleaved; time/N=1: median of the\n"
            "per-round ratios); the core's send path without the network\n"
-           "(content, list verified, one transaction stepping and saving N sessions, its commit)\n",
+           "(content, list verified, one transaction stepping and saving N sessions, its commit)\n\n",
            g_m, strlen(MSG_TEXT), g_rounds);
-  if (g_smoke) fprintf(stderr, "bench_fanout --smoke: rows fanout_core_1, _2, _4, _8 produced\n");
   fanout_free(f);
   free(l);
   sc_client_free(c);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "bench_fanout: could not remove %s\n", dir);
+
+  /* end to end through the real server */
+  {
+    struct fanout_e2e_result e;
+    fflush(stdout);
+    fanout_e2e_run(&e, g_e2e_m, g_rounds);
+    for (i = 0; i < FANOUT_E2E_ROWS; i++)
+      if (!isfinite(e.rate[i]) || e.rate[i] <= 0 || !isfinite(e.floor[i]) || e.floor[i] <= 0 ||
+          !isfinite(e.ratio[i])) {
+        fprintf(stderr, "bench_fanout: fanout_e2e_%u measured nothing\n", e.devices[i]);
+        return 1;
+      }
+    for (i = 0; i < FANOUT_E2E_ROWS; i++) {
+      if (g_json)
+        printf("{\"bench\":\"fanout\",\"row\":\"fanout_e2e_%u\",\"unit\":\"msg/s\",\"sotto\":%.1f,\"floor\":%.1f,"
+               "\"us_per_msg\":%.1f,\"time_vs_1\":%.2f,\"devices\":%u,\"messages\":%zu,\"rounds\":%zu,"
+               "\"envelope_bytes\":%zu}\n",
+               e.devices[i], e.rate[i], e.floor[i], 1e6 / e.rate[i], e.ratio[i], e.devices[i], g_e2e_m, g_rounds,
+               e.envelope_len);
+      else {
+        char row[32];
+        snprintf(row, sizeof row, "fanout_e2e_%u", e.devices[i]);
+        if (i == 0)
+          printf("%-15s %-6s %11s %11s %11s %9s %11s  %s\n", "row", "unit", "sotto", "floor", "us/msg", "time/N=1",
+                 "sotto/floor", "target");
+        printf("%-15s %-6s %11.1f %11.1f %11.1f %9.2f %11.2f  %s\n", row, "msg/s", e.rate[i], e.floor[i],
+               1e6 / e.rate[i], e.ratio[i], e.rate[i] / e.floor[i], e.devices[i] == 4 ? "<= 4.5" : "");
+      }
+    }
+    if (!g_json)
+      printf("\n%zu messages per round, median of %zu rounds (rows interleaved); sc_send_text to a recipient with N\n"
+             "linked devices through sotto-server over TLS on 127.0.0.1, each SEND_MULTI answered before the next;\n"
+             "floor: the server's relay of one SEND_MULTI of N opaque %zu-byte envelopes on the same connection\n",
+             g_e2e_m, g_rounds, e.envelope_len);
+  }
+  if (g_smoke) fprintf(stderr, "bench_fanout --smoke: rows fanout_core_1.._8 and fanout_e2e_1.._8 produced\n");
   return 0;
 }
