@@ -1226,6 +1226,9 @@ static int pairwise_dev(struct sc_client *c, uint64_t sid, const char *sender, u
     rc = ct->kind == CONTENT_TRANSCRIPT    ? apply_transcript(c, ct, sid)
          : ct->kind == CONTENT_CONSENT     ? convo_apply_consent(c, ct)
          : ct->kind == CONTENT_GROUP_STATE ? apply_group_state(c, ct)
+         /* a new device of ours: device_gate fetched our list again when
+          * it was not in the one recorded (groups follow it, grp.h) */
+         : ct->kind == CONTENT_DEVICE_HELLO ? 0
                                            : add_event(c, SC_EV_UNREADABLE, SC_R_UNEXPECTED_KIND, sender, NULL);
   } else if ((consent = convo_consent_in(c, sender, stranger)) < 0) {
     rc = consent;
