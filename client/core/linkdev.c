@@ -247,16 +247,21 @@ static void link_hello(struct sc_client *c) {
   uint8_t *buf = malloc(SOTTO_SRV_MAX_DEVLIST);
   uint32_t ec_left = 0, kem_left = 0, floor = 0;
   int64_t deadline = sc_monotonic_ms() + LINK_HELLO_WAIT_MS;
-  int opened = 0, saved_err = c->err, ready = 0;
+  int opened = 0, saved_err = c->err, ready = 0, skip = 0;
   char saved[sizeof c->errdetail];
   size_t len = 0;
   struct conn k;
   memset(&k, 0, sizeof k);
   memcpy(saved, c->errdetail, sizeof saved);
+#ifdef SOTTO_TEST_HOOKS
+  /* test_link_floor.sh: a device whose hello did not go (the list naming it
+   * was not served in time), so its first list check is its next connect. */
+  if (getenv("SOTTO_TEST_NO_HELLO") && *getenv("SOTTO_TEST_NO_HELLO")) skip = 1;
+#endif
   /* Device 1 publishes the list that names this device after our reply:
    * the hello waits (a little) until the server serves it, so that it goes
    * to every device of that list. */
-  if (ct && l && buf && devices_floor_load(c, &floor) >= 0 && floor &&
+  if (!skip && ct && l && buf && devices_floor_load(c, &floor) >= 0 && floor &&
       open_unauth(c, &k, c->acct->server, c->acct->pin, c->acct->ca) == 0 &&
       sotto_net_auth(k.net, c->acct->username, c->acct->device_id, c->acct->secret, &ec_left, &kem_left) == 0) {
     for (;;) {
