@@ -1070,8 +1070,8 @@ static int device_gate(struct sc_client *c, uint64_t sid, const char *sender, ui
     }
     if (!who.has_key) {
       rc = device_refuse(c, sender, dev, sid,
-                         "a group message from a device of someone whose account key is not known yet: it cannot "
-                         "be checked against their device list");
+                         "nothing is known of their account key yet, and only a first message (a session start) "
+                         "can be checked against their device list");
       if (rc == 0) rc = 1;
       goto out;
     }
