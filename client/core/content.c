@@ -49,6 +49,7 @@ int content_encode(struct rec_wr *w, const struct content *c) {
       rec_put_u64(w, c->retry_server_ts);
       break;
     case CONTENT_SESSION_RESET:
+    case CONTENT_DEVICE_HELLO:
       break;
     case CONTENT_TRANSCRIPT:
       if (!sc_username_ok(c->to) || c->inner_len < 2 || c->inner_len > CONTENT_TRANSCRIPT_MAX ||
@@ -191,6 +192,7 @@ int content_decode(struct content *c, const uint8_t *p, size_t len) {
       if (rec_get_u64(&r, &c->retry_server_id) || rec_get_u64(&r, &c->retry_server_ts)) return -1;
       break;
     case CONTENT_SESSION_RESET:
+    case CONTENT_DEVICE_HELLO:
       break;
     case CONTENT_TRANSCRIPT: {
       uint32_t il = 0;

@@ -13,6 +13,9 @@
  *                 | n x u64 timestamp                         (pairwise)
  *   RETRY         u64 server id | u64 server timestamp        (pairwise)
  *   SESSION_RESET (no fields)                                 (pairwise)
+ *   DEVICE_HELLO  (no fields): a newly linked device says it is there
+ *                 (pairwise, only between the devices of one account;
+ *                 docs/multi-device.md, "A new device says hello")
  *   TRANSCRIPT    str16 recipient | u32 n | n bytes: the content we sent
  *                 them (its own encoding, padding included; not itself a
  *                 TRANSCRIPT; n <= CONTENT_TRANSCRIPT_MAX)  (pairwise, only
@@ -83,6 +86,7 @@ enum {
   CONTENT_REACTION = 13,
   CONTENT_EDIT = 14,
   CONTENT_DELETE = 15,
+  CONTENT_DEVICE_HELLO = 18, /* a newly linked device to our own other devices (docs/multi-device.md) */
   CONTENT_GROUP_STATE = 19, /* a group's state to our own other devices (docs/multi-device.md) */
   CONTENT_GROUP_ATTACHMENT = 20 /* attach.c: a file's pointer for a group */
 };

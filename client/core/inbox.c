@@ -942,12 +942,114 @@ int inbox_device_listed(const struct sotto_devlist *l, const uint8_t *acct, uint
   return 1;
 }
 
+/* Refuses sid with why (shown after "a message from NAME's device D was
+ * refused: "; at most MSG_DETAIL_MAX bytes are kept); 1, or a STORE_E_*. */
+static int refuse_first(struct sc_client *c, const char *sender, uint32_t dev, uint64_t sid, const char *why) {
+  int rc = device_refuse(c, sender, dev, sid, why);
+  return rc == 0 ? 1 : rc;
+}
+
+/* A first message (a PreKey message) from device dev > 1 of someone whose
+ * account key we do not know yet (docs/multi-device.md, "A first message
+ * from a linked device"). Their signed device list is fetched and parsed
+ * (it verifies under the account key it names); that account key must be
+ * the identity key of their device 1, fetched and checked exactly as a first
+ * message to them is (trust on first use, and the key-transparency log when
+ * the server runs one: conn_fetch_bundle_dev); the list goes through
+ * devices_check_peer under that key (the log's list hash with key
+ * transparency) and must name dev. 0 with key (dev's listed key) and acct
+ * (their account key, trusted only when the message decrypts under key);
+ * 1 refused (said and acknowledged; nothing trusted); or a STORE_E_*. */
+static int first_from_device(struct sc_client *c, uint64_t sid, const char *sender, uint32_t dev,
+                             uint8_t key[SOTTO_PUBKEY_LEN], uint8_t acct[SOTTO_PUBKEY_LEN]) {
+  struct sotto_devlist *l = calloc(1, sizeof *l);
+  struct sotto_bundle *b = calloc(1, sizeof *b);
+  uint8_t *buf = malloc(SOTTO_SRV_MAX_DEVLIST);
+  char why[sizeof c->errdetail + 200];
+  size_t len = 0;
+  int rc;
+  if (!l || !b || !buf) {
+    rc = STORE_E_IO;
+    goto out;
+  }
+  if (!c->connected || !c->k.net) {
+    rc = refuse_first(c, sender, dev, sid, "a first message, and their device list cannot be fetched now");
+    goto out;
+  }
+  rc = sotto_net_devlist_get(c->k.net, sender, buf, SOTTO_SRV_MAX_DEVLIST, &len);
+  if (rc != 0) {
+    rc = refuse_first(c, sender, dev, sid,
+                      rc == SOTTO_SRV_E_NOT_FOUND ? "a first message, and the server has no device list of theirs"
+                                                  : "a first message, and their device list could not be read");
+    goto out;
+  }
+  if ((rc = sotto_devlist_parse(l, buf, len)) != 0 || strcmp(l->username, sender) != 0) {
+    rc = refuse_first(c, sender, dev, sid,
+                      "their device list on the server does not verify: the server may be adding a device");
+    goto out;
+  }
+  memcpy(acct, l->account_key, SOTTO_PUBKEY_LEN);
+  /* Their account key: the key of their device 1, checked as a first
+   * message to them would be (key transparency included). */
+  rc = conn_fetch_bundle_dev(c, &c->k, sender, CONN_PEER_DEVICE, b);
+  if (rc == SC_ERR_STORE || rc == SC_ERR_STORE_CORRUPT || rc == SC_ERR_BUSY || rc == SC_ERR_NOMEM) {
+    rc = STORE_E_IO;
+    goto out;
+  }
+  if (rc != 0) {
+    if (rc == SC_ERR_KT_NOT_LOGGED || rc == SC_ERR_KT_OFF)
+      snprintf(why, sizeof why, "%s",
+               rc == SC_ERR_KT_OFF ? "key transparency is required, but this server runs no log"
+                                   : "the server showed an account key for them that is not in its public log");
+    else
+      snprintf(why, sizeof why, "their account key could not be checked: %s", c->errdetail);
+    rc = refuse_first(c, sender, dev, sid, why);
+    goto out;
+  }
+  if (sodium_memcmp(b->identity_key, acct, SOTTO_PUBKEY_LEN) != 0) {
+    rc = refuse_first(c, sender, dev, sid,
+                      "their device list is signed by another key than their primary device's: the server may be "
+                      "replacing it");
+    goto out;
+  }
+  /* The list under that key: verified, logged (key transparency), kept. */
+  rc = devices_check_peer(c, &c->k, sender, acct);
+  if (rc == SC_ERR_STORE || rc == SC_ERR_STORE_CORRUPT || rc == SC_ERR_BUSY || rc == SC_ERR_NOMEM) {
+    rc = STORE_E_IO;
+    goto out;
+  }
+  if (rc != 0) {
+    snprintf(why, sizeof why, "%s",
+             rc == SC_ERR_KT_NOT_LOGGED    ? "the server showed a device list for them that is not in its public log"
+             : rc == SC_ERR_KT_LIST_HIDDEN ? "the server's public log holds a newer device list of theirs"
+             : rc == SC_ERR_KT_OFF         ? "key transparency is required, but this server runs no log"
+                                           : "their device list does not verify");
+    rc = refuse_first(c, sender, dev, sid, why);
+    goto out;
+  }
+  if ((rc = devices_list_of(c, sender, l)) < 0) goto out;
+  if (rc != 1 || !inbox_device_listed(l, acct, dev, key)) {
+    rc = refuse_first(c, sender, dev, sid, "that device is not in their signed device list");
+    goto out;
+  }
+  rc = 0;
+out:
+  if (rc != 0 && acct) sodium_memzero(acct, SOTTO_PUBKEY_LEN);
+  free(l);
+  free(b);
+  free(buf);
+  return rc;
+}
+
 /* The listed key of device dev of sender (own: our own account). 0 and
  * key, 1 refused (said and acknowledged), or a STORE_E_*. A device the
  * recorded list does not name makes us fetch the list once more first (it
- * may be newer than ours). */
+ * may be newer than ours). first: when nothing is known of sender's account
+ * key, a first message (PreKey) from their device dev is checked through
+ * their list (first_from_device) and their account key comes back in first
+ * (first[0] is 1 then, the key in first + 1); NULL refuses it. */
 static int device_gate(struct sc_client *c, uint64_t sid, const char *sender, uint32_t dev, int own,
-                       uint8_t key[SOTTO_PUBKEY_LEN]) {
+                       uint8_t key[SOTTO_PUBKEY_LEN], uint8_t *first) {
   struct sotto_devlist *l = calloc(1, sizeof *l);
   struct contact who;
   const uint8_t *acct = NULL;
@@ -956,12 +1058,20 @@ static int device_gate(struct sc_client *c, uint64_t sid, const char *sender, ui
   char saved[sizeof c->errdetail];
   if (!l) return STORE_E_IO;
   memcpy(saved, c->errdetail, sizeof saved);
+  if (first) first[0] = 0;
   if (!own) {
     if ((rc = contact_load(c->st, sender, &who)) < 0) goto out;
+    if (!who.has_key && first) {
+      rc = first_from_device(c, sid, sender, dev, key, first + 1);
+      c->err = saved_err;
+      memcpy(c->errdetail, saved, sizeof saved);
+      if (rc == 0) first[0] = 1;
+      goto out;
+    }
     if (!who.has_key) {
       rc = device_refuse(c, sender, dev, sid,
-                         "a first message from a device other than their primary: nothing is known of their "
-                         "account key yet (ask them to write from their primary device first)");
+                         "nothing is known of their account key yet, and only a first message (a session start) "
+                         "can be checked against their device list");
       if (rc == 0) rc = 1;
       goto out;
     }
@@ -1054,17 +1164,18 @@ static int pairwise_dev(struct sc_client *c, uint64_t sid, const char *sender, u
   struct sotto_addresses ad;
   struct contact who;
   struct content *ct = calloc(1, sizeof *ct);
-  uint8_t key[SOTTO_PUBKEY_LEN], idk[SOTTO_PUBKEY_LEN], *pt = malloc(len ? len : 1);
+  uint8_t key[SOTTO_PUBKEY_LEN], idk[SOTTO_PUBKEY_LEN], first[1 + SOTTO_PUBKEY_LEN] = {0},
+      *pt = malloc(len ? len : 1);
   char me[SC_USER_MAX + 1];
   size_t n = 0, skipped = 0;
-  int rc, drc, consent;
+  int rc, drc, consent, stranger = 0;
 
   if (!ct || !pt) {
     rc = STORE_E_IO;
     goto out;
   }
   snprintf(me, sizeof me, "%s", c->acct->username);
-  if ((rc = device_gate(c, sid, sender, dev, own, key)) != 0) {
+  if ((rc = device_gate(c, sid, sender, dev, own, key, type == SOTTO_MSG_PREKEY && !own ? first : NULL)) != 0) {
     if (rc == 1) rc = 0;
     goto out;
   }
@@ -1094,6 +1205,19 @@ static int pairwise_dev(struct sc_client *c, uint64_t sid, const char *sender, u
     else rc = unreadable(c, sender, sid, SC_R_DECRYPT, sotto_strerror(drc));
     goto out;
   }
+  if (first[0] && !own) {
+    /* A first contact through their linked device: their account key,
+     * checked by first_from_device, is trusted on first use now that the
+     * message decrypted under the key their list gives this device. */
+    if (who.has_key && sodium_memcmp(who.key, first + 1, SOTTO_PUBKEY_LEN) != 0) {
+      store_rollback(c->st);
+      rc = device_refuse(c, sender, dev, sid, "their account key changed while this message was checked");
+      goto out;
+    }
+    stranger = !who.has_key;
+    memcpy(who.key, first + 1, SOTTO_PUBKEY_LEN);
+    who.has_key = 1;
+  }
   if (content_decode(ct, pt, n) != 0) {
     rc = add_event(c, SC_EV_UNREADABLE, SC_R_UNKNOWN_FORMAT, sender, NULL);
   } else if (own) {
@@ -1102,8 +1226,11 @@ static int pairwise_dev(struct sc_client *c, uint64_t sid, const char *sender, u
     rc = ct->kind == CONTENT_TRANSCRIPT    ? apply_transcript(c, ct, sid)
          : ct->kind == CONTENT_CONSENT     ? convo_apply_consent(c, ct)
          : ct->kind == CONTENT_GROUP_STATE ? apply_group_state(c, ct)
+         /* a new device of ours: device_gate fetched our list again when
+          * it was not in the one recorded (groups follow it, grp.h) */
+         : ct->kind == CONTENT_DEVICE_HELLO ? 0
                                            : add_event(c, SC_EV_UNREADABLE, SC_R_UNEXPECTED_KIND, sender, NULL);
-  } else if ((consent = convo_consent_in(c, sender, 0)) < 0) {
+  } else if ((consent = convo_consent_in(c, sender, stranger)) < 0) {
     rc = consent;
   } else if (consent != SC_CONSENT_BLOCKED) {
     rc = apply_content(c, sender, ct, sid, consent);
@@ -1180,14 +1307,14 @@ int inbox_process(struct sc_client *c, struct conn *k, uint64_t sid, const char 
     uint8_t key[SOTTO_PUBKEY_LEN];
     snprintf(me, sizeof me, "%s", sender);
     rc = sc__env_device(c) == sc__own_device(c) ? unreadable(c, me, sid, SC_R_BAD_SENDER, NULL)
-                                                 : device_gate(c, sid, me, sc__env_device(c), 1, key);
+                                                 : device_gate(c, sid, me, sc__env_device(c), 1, key, NULL);
     if (rc == 1) rc = 0;
     else if (rc == 0) rc = group_msg(c, sid, me, body, len);
   } else if (type == SOTTO_MSG_SENDERKEY && c->env_device > 1) {
     /* A group message from another device of the sender: only from a
      * device of their verified list. */
     uint8_t key[SOTTO_PUBKEY_LEN];
-    rc = device_gate(c, sid, sender, c->env_device, 0, key);
+    rc = device_gate(c, sid, sender, c->env_device, 0, key, NULL);
     if (rc == 1) rc = 0;
     else if (rc == 0) rc = group_msg(c, sid, sender, body, len);
   } else if (type == SOTTO_MSG_SENDERKEY) {
