@@ -43,6 +43,7 @@ timeout 60 "$SERVER" migrate --store "$STORE" >"$T/migrate.out" 2>&1 || { cat "$
 start_node() {
   local i=$1 j
   mkdir -p "$T/n$i"
+  : >"$T/n$i.out" # emptied before the fork: no stale "listening" line after a restart
   "$SERVER" --data "$T/n$i" --store "$STORE" --cluster "redis://127.0.0.1:$RPORT" --node-name "n$i" \
     --listen 127.0.0.1:0 --register-rate 600 --register-burst 100 --log-level 1 \
     >"$T/n$i.out" 2>>"$T/n$i.err" &

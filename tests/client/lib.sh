@@ -71,6 +71,11 @@ start_server() {
   while [ $tries -lt 20 ]; do
     tries=$((tries + 1))
     PORT=${want:-$((20000 + RANDOM % 40000))}
+    # Emptied here, not by the background job's redirection: that one runs
+    # after the fork, so on a loaded machine the loop below could still read
+    # the previous server's "listening" line and return before this server
+    # listens (clients then met "cannot reach the server" after a restart).
+    : >"$T/server.out"
     "$SERVER" --data "$T/srv" --listen "127.0.0.1:$PORT" --register-rate 600 --register-burst 100 \
       --log-level 0 "$@" >"$T/server.out" 2>"$T/server.err" &
     SPID=$!

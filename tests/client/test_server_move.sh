@@ -27,6 +27,7 @@ wait_port() {
 # start_other DIR: a second sotto-server on DIR and a free port (P2, SPID2).
 start_other() {
   P2=$(free_port)
+  : >"$T/other.out" # emptied before the fork: no stale "listening" line after a restart
   "$SERVER" --data "$1" --listen "127.0.0.1:$P2" --log-level 0 >"$T/other.out" 2>"$T/other.err" &
   SPID2=$!
   HPIDS="$HPIDS $SPID2"
