@@ -1426,7 +1426,7 @@ static void test_link_redis_cluster(void) {
   struct srv_proc p;
   struct sotto_net_ctx *lctx = NULL; /* this node's own certificate */
   struct account acc = {"linker", 0, {0}};
-  char port[16] = "", url[64], cmd[256], out[4096], nodes_conf[64];
+  char port[16] = "", bus[16] = "", url[64], cmd[256], out[4096], nodes_conf[64], rlog[96];
   const char *ex[] = {"--cluster", url, "--node-name", "nc", NULL};
   uint8_t keys[80], blob[2000], reply[64], code[SOTTO_SRV_LINK_CODE_LEN], codes[5][SOTTO_SRV_LINK_CODE_LEN];
   uint8_t ik[33] = {5}, state = 9;
@@ -1440,17 +1440,26 @@ static void test_link_redis_cluster(void) {
     printf("cluster: SKIP link slots on Redis Cluster (no redis-cli)\n");
     return;
   }
+  /* The cluster bus port is named: by default Redis takes port + 10000,
+   * which does not exist for a free port above 55535 (redis-server then
+   * exits at once) and may be taken below it. */
   REQUIRE_VOID(free_port(port) == 0);
+  do {
+    REQUIRE_VOID(free_port(bus) == 0);
+  } while (strcmp(bus, port) == 0);
   snprintf(nodes_conf, sizeof nodes_conf, "sotto-test-nodes-%s.conf", port);
+  snprintf(rlog, sizeof rlog, "/tmp/sotto-test-redis-cluster-%s.log", port);
+  snprintf(cmd, sizeof cmd, "/tmp/%s", nodes_conf);
+  unlink(cmd);
   if ((rp = fork()) == 0) {
-    int dn = open("/dev/null", O_WRONLY);
+    int dn = open(rlog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (dn >= 0) {
       dup2(dn, 1);
       dup2(dn, 2);
     }
     execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly",
-           "no", "--daemonize", "no", "--dir", "/tmp", "--cluster-enabled", "yes", "--cluster-config-file",
-           nodes_conf, (char *)NULL);
+           "no", "--daemonize", "no", "--dir", "/tmp", "--cluster-enabled", "yes", "--cluster-port", bus,
+           "--cluster-config-file", nodes_conf, (char *)NULL);
     _exit(127);
   }
   REQUIRE_VOID(rp > 0);
@@ -1466,8 +1475,16 @@ static void test_link_redis_cluster(void) {
   snprintf(url, sizeof url, "redis://127.0.0.1:%s", port);
   if (!up || srv_mkdir(&p, "rcluster") != 0 || srv_start(&p, ex) != 0) {
     CHECK(!"a node on a Redis Cluster starts");
+    if (!up) {
+      char *rl = tu_read_file(rlog, &n_out);
+      fprintf(stderr, "cluster: redis-server (port %s, bus %s) said:\n%s\n", port, bus, rl ? rl : "(nothing)");
+      free(rl);
+    }
     kill(rp, SIGKILL);
     waitpid(rp, NULL, 0);
+    snprintf(cmd, sizeof cmd, "/tmp/%s", nodes_conf);
+    unlink(cmd);
+    unlink(rlog);
     return;
   }
   randombytes_buf(keys, sizeof keys);
@@ -1540,6 +1557,7 @@ static void test_link_redis_cluster(void) {
   waitpid(rp, NULL, 0);
   snprintf(cmd, sizeof cmd, "/tmp/%s", nodes_conf);
   unlink(cmd);
+  unlink(rlog);
   fprintf(stderr, "cluster: link slots on a Redis Cluster node, every step through Redis\n");
 }
 
