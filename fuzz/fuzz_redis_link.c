@@ -6,7 +6,9 @@
  * for that step. Invariants of a parsed reply: the result in its step's
  * range; the borrowed bytes inside the reply and within the protocol's cap
  * for their state; a consumed slot is a replied one with a 32-hex-digit
- * address hash; nothing read out of bounds (ASan). Without hiredis (no
+ * address hash; nothing read out of bounds (ASan); the reader bounded as
+ * the server's (link_reply.h: no 4 GB element table from an array header
+ * alone). Without hiredis (no
  * cluster mode in this build) the target only checks its input length. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -66,6 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
   step = data[0] % SOTTO_LINK_STEPS;
   if ((rd = redisReaderCreate()) == NULL) return 0;
+  if (sotto__redis_reader_bound(rd) != 0) abort(); /* as the server's readers */
   if (redisReaderFeed(rd, (const char *)data + 1, size - 1) == REDIS_OK) {
     /* every complete reply in the input, at most a few */
     for (n = 0; n < 8 && redisReaderGetReply(rd, &r) == REDIS_OK && r; n++) {

@@ -11,6 +11,7 @@
 #define SOTTO_SERVER_LINK_REPLY_H
 
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -18,6 +19,42 @@
 #include "proto.h"
 
 #define SOTTO_LINK_ADDR_HEX 32 /* the opener's address hash: 16 bytes in hex */
+
+/* hiredis (0.14) allocates an array reply's element table from the count
+ * in its header, before any element has arrived: "*498480644" alone made
+ * it ask for 4 GB (found by fuzz_redis_link). Every reader the server uses
+ * (and the fuzz target's) gets this bound instead: no reply the server
+ * expects has more than 4 elements, so an array of more than
+ * SOTTO_REDIS_MAX_ELEMENTS is a protocol error (the reader fails, the node
+ * treats Redis as down and says so). Memory then follows the bytes Redis
+ * actually sent. */
+#define SOTTO_REDIS_MAX_ELEMENTS 64
+
+static redisReplyObjectFunctions sotto__redis_fns __attribute__((unused));
+static void *(*sotto__redis_make_array)(const redisReadTask *, int) __attribute__((unused));
+
+static __attribute__((unused)) void *sotto__redis_array(const redisReadTask *t, int n) {
+  if (n < 0 || n > SOTTO_REDIS_MAX_ELEMENTS) return NULL; /* the reader reports it and stops */
+  return sotto__redis_make_array(t, n);
+}
+
+static __attribute__((unused)) void sotto__redis_fns_init(void) {
+  redisReader *t = redisReaderCreate(); /* hiredis's own functions, to wrap */
+  if (t && t->fn && t->fn->createArray) {
+    sotto__redis_fns = *t->fn;
+    sotto__redis_make_array = t->fn->createArray;
+    sotto__redis_fns.createArray = sotto__redis_array;
+  }
+  if (t) redisReaderFree(t);
+}
+
+/* 0 with rd's arrays bounded, or -1 (do not use the reader). */
+static inline int sotto__redis_reader_bound(redisReader *rd) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  if (pthread_once(&once, sotto__redis_fns_init) != 0 || !rd || !sotto__redis_make_array) return -1;
+  rd->fn = &sotto__redis_fns;
+  return 0;
+}
 
 /* Which script (or command) the reply answers. */
 enum sotto_link_step {

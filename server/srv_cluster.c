@@ -116,7 +116,8 @@ static redisContext *dial(struct srv_cluster *k) {
   struct timeval tv = {0, REDIS_TIMEOUT_MS * 1000};
   redisContext *c = redisConnectWithTimeout(k->host, k->port, tv);
   if (!c) return NULL;
-  if (c->err || redisSetTimeout(c, tv) != REDIS_OK || redisEnableKeepAlive(c) != REDIS_OK) {
+  if (c->err || redisSetTimeout(c, tv) != REDIS_OK || redisEnableKeepAlive(c) != REDIS_OK ||
+      sotto__redis_reader_bound(c->reader) != 0) {
     redisFree(c);
     return NULL;
   }
