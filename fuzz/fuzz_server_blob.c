@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_server_blob.c: libFuzzer target for the blob (attachment) messages of
- * the sotto-server protocol (proto/blob.c): the six requests the server
+ * the sotto-server protocol (proto/blob.c): the seven requests the server
  * parses and the three answers the client parses. The first input byte
- * picks the message (low 3 bits: CREATE, PUT, STAT, COMMIT, GET, DONE, then
- * the CREATE, PUT and STAT answers), the rest is its payload. Whatever
+ * picks the message (bit 3 set: FETCHES; else the low 3 bits: CREATE, PUT,
+ * STAT, COMMIT, GET, DONE, then the CREATE, PUT and STAT answers), the rest
+ * is its payload. Whatever
  * parses stays in the protocol's bounds and re-encodes to the same bytes
  * (the encoding is canonical). blob.c is compiled in directly because the
  * libFuzzer build of fuzz/ links libsotto only. */
@@ -25,7 +26,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   p = data + 1;
   n = size - 1;
   sotto__wr_init(&w, out, sizeof out);
-  if (sel < 6) {
+  if (data[0] & 8) {
+    struct sotto_srv_blob_req m;
+    if (sotto__srv_parse_blob_req(SOTTO_SRV_BLOB_FETCHES, p, n, &m) != 0) return 0;
+    if (m.fetches == 0 || m.fetches > SOTTO_SRV_BLOB_MAX_FETCHES || !m.id || m.id != p ||
+        n != SOTTO_SRV_BLOB_ID_LEN + 2)
+      abort();
+    sotto__srv_put_blob_req(&w, SOTTO_SRV_BLOB_FETCHES, &m);
+  } else if (sel < 6) {
     static const uint8_t types[6] = {SOTTO_SRV_BLOB_CREATE, SOTTO_SRV_BLOB_PUT, SOTTO_SRV_BLOB_STAT,
                                      SOTTO_SRV_BLOB_COMMIT, SOTTO_SRV_BLOB_GET,  SOTTO_SRV_BLOB_DONE};
     struct sotto_srv_blob_req m;

@@ -44,6 +44,10 @@ int sotto__srv_parse_blob_req(uint8_t type, const uint8_t *p, size_t len, struct
         if (m->max == 0 || m->max > SOTTO_SRV_BLOB_MAX_CHUNK || m->offset >= SOTTO_SRV_BLOB_MAX_SIZE)
           return SOTTO_ERR_MALFORMED;
         break;
+      case SOTTO_SRV_BLOB_FETCHES:
+        if ((rc = rd_u16(&r, &m->fetches)) != 0) return rc;
+        if (m->fetches == 0 || m->fetches > SOTTO_SRV_BLOB_MAX_FETCHES) return SOTTO_ERR_MALFORMED;
+        break;
       case SOTTO_SRV_BLOB_STAT:
       case SOTTO_SRV_BLOB_COMMIT:
       case SOTTO_SRV_BLOB_DONE:
@@ -69,6 +73,9 @@ void sotto__srv_put_blob_req(struct sotto__wr *w, uint8_t type, const struct sot
   } else if (type == SOTTO_SRV_BLOB_GET) {
     sotto__wr_u64be(w, m->offset);
     sotto__wr_u32be(w, m->max);
+  } else if (type == SOTTO_SRV_BLOB_FETCHES) {
+    sotto__wr_u8(w, (uint8_t)(m->fetches >> 8));
+    sotto__wr_u8(w, (uint8_t)m->fetches);
   }
 }
 

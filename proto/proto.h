@@ -86,6 +86,7 @@ enum {
   SOTTO_SRV_BLOB_COMMIT = 0x43,
   SOTTO_SRV_BLOB_GET = 0x44,
   SOTTO_SRV_BLOB_DONE = 0x45,
+  SOTTO_SRV_BLOB_FETCHES = 0x47, /* the uploader sets the fetches to wait for, once the fan-out is final */
   /* server to client */
   SOTTO_SRV_OK = 0x80,
   SOTTO_SRV_ERR = 0x81,
@@ -137,7 +138,8 @@ enum {
   X(SOTTO_SRV_E_LINK_CODE, 34, "link code unknown, used or expired")                          \
   X(SOTTO_SRV_E_KT_WITNESS, 40, "not a witness of this server's key-transparency log")      \
   X(SOTTO_SRV_E_KT_STALE, 41, "not the key-transparency log's current head")                \
-  X(SOTTO_SRV_E_KT_COSIG, 42, "the witness cosignature does not verify")
+  X(SOTTO_SRV_E_KT_COSIG, 42, "the witness cosignature does not verify")                              \
+  X(SOTTO_SRV_E_BLOB_NOT_OWNER, 43, "only the uploader of an attachment may set its fetches")
 
 enum {
 #define SOTTO_SRV_X_ENUM(name, value, msg) name = value,
@@ -467,7 +469,8 @@ void sotto__srv_put_epoch_ok(struct sotto__wr *w, uint64_t old);
  *   BLOB_STAT    id[16]                             -> OK u64 size | u64 stored | u8 committed
  *   BLOB_COMMIT  id[16]                             -> OK (nothing)
  *   BLOB_GET     id[16] | u64 offset | u32 max      -> OK bytes (0..max)
- *   BLOB_DONE    id[16]                             -> OK (nothing) */
+ *   BLOB_DONE    id[16]                             -> OK (nothing)
+ *   BLOB_FETCHES id[16] | u16 fetches               -> OK (nothing) */
 #define SOTTO_SRV_BLOB_ID_LEN 16
 #define SOTTO_SRV_BLOB_MAX_SIZE ((uint64_t)1 << 40) /* protocol cap; the server's is lower */
 #define SOTTO_SRV_BLOB_MAX_FETCHES 1024
@@ -475,7 +478,7 @@ void sotto__srv_put_epoch_ok(struct sotto__wr *w, uint64_t old);
 struct sotto_srv_blob_req {
   const uint8_t *id; /* SOTTO_SRV_BLOB_ID_LEN bytes (all but CREATE) */
   uint64_t size;     /* CREATE */
-  uint16_t fetches;  /* CREATE: 1..SOTTO_SRV_BLOB_MAX_FETCHES */
+  uint16_t fetches;  /* CREATE, FETCHES: 1..SOTTO_SRV_BLOB_MAX_FETCHES */
   uint64_t offset;   /* PUT, GET */
   uint32_t max;      /* GET: 1..SOTTO_SRV_BLOB_MAX_CHUNK */
   const uint8_t *data; /* PUT: 1..SOTTO_SRV_BLOB_MAX_CHUNK bytes */

@@ -27,9 +27,11 @@
  * (fdatasync) and the blob readable. GETs stay in the batch: the same path
  * for them was measured slower on the 2-core machine (reads on the store
  * thread ran beside the I/O thread's TLS; docs/benchmarks.md).
- * A blob goes when every recipient device declared at BLOB_CREATE said
- * BLOB_DONE, or at its expiry (blob-expiry-days, for uploads never finished
- * too), whichever comes first. */
+ * A blob goes when every recipient device declared at BLOB_CREATE (or
+ * since, by the uploader's BLOB_FETCHES) said BLOB_DONE, each device
+ * (account, device id of its connection) counted once, or at its expiry
+ * (blob-expiry-days, for uploads never finished too), whichever comes
+ * first. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -404,10 +406,33 @@ static int exec_done(struct srv *s, struct op *o) {
     o->code = SOTTO_SRV_E_BLOB_INCOMPLETE;
     return 0;
   }
-  if ((rc = s->store.ops->blob_fetched(s->store.impl, o->req.blob.id, &left)) < 0) return rc;
+  /* Counted once per authenticated device: a device that says DONE again
+   * (or a recipient hoping to count for its other devices) changes
+   * nothing. */
+  if ((rc = s->store.ops->blob_fetched(s->store.impl, o->req.blob.id, o->c->account_id, o->c->device_id, &left)) <
+      0)
+    return rc;
   /* The last recipient fetched it: the bytes go now (a rollback of this
    * batch leaves a row without a file, which answers "gone" until it
    * expires). */
+  if (rc == 0 && left == 0) blob_unlink(s, o->req.blob.id);
+  return 0;
+}
+
+/* BLOB_FETCHES: the uploader says how many devices its pointer went to,
+ * once the fan-out is final (after BLOB_CREATE: a device linked meanwhile).
+ * The devices already counted stay counted; at none left the blob goes. */
+static int exec_fetches(struct srv *s, struct op *o) {
+  struct sotto_store_blob b;
+  int64_t left = 0;
+  int rc;
+  if ((rc = find(s, o, &b)) != 0 || o->code) return rc;
+  if (b.account_id != o->c->account_id) {
+    o->code = SOTTO_SRV_E_BLOB_NOT_OWNER;
+    return 0;
+  }
+  if ((rc = s->store.ops->blob_set_fetches(s->store.impl, o->req.blob.id, o->req.blob.fetches, &left)) < 0)
+    return rc;
   if (rc == 0 && left == 0) blob_unlink(s, o->req.blob.id);
   return 0;
 }
@@ -420,6 +445,7 @@ int sotto__srv_blob_exec(struct srv *s, struct op *o) {
     case SOTTO_SRV_BLOB_COMMIT: return exec_commit(s, o);
     case SOTTO_SRV_BLOB_GET: return exec_get(s, o);
     case SOTTO_SRV_BLOB_DONE: return exec_done(s, o);
+    case SOTTO_SRV_BLOB_FETCHES: return exec_fetches(s, o);
   }
   o->code = SOTTO_SRV_E_MALFORMED;
   return 0;

@@ -1012,6 +1012,8 @@ static const struct srv_handler handlers[] = {
      NULL},
     {SOTTO_SRV_BLOB_DONE, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec, sotto__srv_blob_answer,
      NULL},
+    {SOTTO_SRV_BLOB_FETCHES, H_AUTHED, sotto__srv_blob_parse, sotto__srv_blob_admit, sotto__srv_blob_exec,
+     sotto__srv_blob_answer, NULL},
 };
 
 static const struct srv_handler *handler_for(uint8_t type) {

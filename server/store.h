@@ -306,16 +306,24 @@ struct sotto_store_ops {
   /* Blobs (attachments; server/srv_blob.c): the metadata of ciphertext
    * blobs whose bytes are files under DATA/blobs. Rows are keyed by the
    * blob's random id (SOTTO_STORE_BLOB_ID bytes). get: 0, or 1 if no such
-   * row. fetched: one recipient finished its download: fetches_left goes
-   * down by one and *left gets the new value; the row is deleted at 0 (the
-   * caller removes the file). usage: an account's blobs and their declared
+   * row. fetched: device (account_id, device_id) finished its download:
+   * the first time this device says so, fetches_left goes down by one (the
+   * device is remembered with the blob: a table of (blob, account, device),
+   * at most as many rows per blob as fetches were declared); a repeat
+   * changes nothing; *left gets the value after it; the row and its
+   * devices are deleted at 0 (the caller removes the file). set_fetches:
+   * the uploader declares fetches in all (1..1024): fetches_left becomes
+   * fetches minus the devices already counted (at least 0; the row and its
+   * devices deleted at 0), *left gets it. Every deletion of a blob row
+   * (delete, expired, fetched, set_fetches) deletes its devices too. usage: an account's blobs and their declared
    * bytes. expired: up to max rows with expires_ms <= now_ms are deleted,
    * their ids written to ids (the caller removes the files). iter: every
    * blob of an account (the requisition report: sizes and times only). */
   int (*blob_create)(void *s, const struct sotto_store_blob *b);
   int (*blob_get)(void *s, const uint8_t *id, struct sotto_store_blob *out);
   int (*blob_commit)(void *s, const uint8_t *id);
-  int (*blob_fetched)(void *s, const uint8_t *id, int64_t *left);
+  int (*blob_fetched)(void *s, const uint8_t *id, int64_t account_id, uint32_t device_id, int64_t *left);
+  int (*blob_set_fetches)(void *s, const uint8_t *id, int64_t fetches, int64_t *left);
   int (*blob_delete)(void *s, const uint8_t *id);
   int (*blob_usage)(void *s, int64_t account_id, int64_t *count, int64_t *bytes);
   int (*blob_expired)(void *s, int64_t now_ms, uint8_t *ids, size_t max, size_t *n);

@@ -43,7 +43,7 @@
 
 #include "store.h"
 
-#define PG_SCHEMA_VERSION 8
+#define PG_SCHEMA_VERSION 10
 #define PG_KT_LOCK_KEY 0x736f74746f4bLL /* "sotto" + 'K': the key-transparency log's append lock */
 #define PG_LOCK_KEY 0x736f74746f01LL /* "sotto" + 1: the sole-writer advisory lock */
 #define PG_ID_BLOCK 1024             /* INCREMENT of sotto_msg_ids */
@@ -120,6 +120,13 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     " opening bytea NOT NULL);"
     "CREATE TABLE kt_cosigs(witness bytea PRIMARY KEY, size bigint NOT NULL, head bytea NOT NULL,"
     " cosig bytea NOT NULL);",
+    /* 9: reserved for another branch's migration (a no-op here; merged, its
+     * statement takes this place) */
+    "SELECT 1;",
+    /* 10: the devices that said BLOB_DONE for a blob, each counted once (at
+     * most the blob's declared fetches: they go with the blob) */
+    "CREATE TABLE blob_fetches(id bytea NOT NULL, account_id bigint NOT NULL, device_id bigint NOT NULL,"
+    " PRIMARY KEY(id, account_id, device_id));",
 };
 
 enum {
@@ -162,6 +169,7 @@ enum {
   Q_BLOB_COMMIT,
   Q_BLOB_DEL,
   Q_BLOB_FETCHED,
+  Q_BLOB_SET_FETCHES,
   Q_BLOB_USAGE,
   Q_BLOB_EXPIRED,
   Q_BLOB_ITER,
@@ -340,13 +348,23 @@ static const struct {
     [Q_BLOB_GET] = {"b", "SELECT id, account_id, size, fetches, committed, created_ms, expires_ms FROM blobs"
                          " WHERE id = $1"},
     [Q_BLOB_COMMIT] = {"b", "UPDATE blobs SET committed = 1 WHERE id = $1"},
-    [Q_BLOB_DEL] = {"b", "DELETE FROM blobs WHERE id = $1"},
-    [Q_BLOB_FETCHED] = {"b",
-                        "UPDATE blobs SET fetches = GREATEST(fetches - 1, 0) WHERE id = $1 RETURNING fetches"},
+    [Q_BLOB_DEL] = {"b", "WITH f AS (DELETE FROM blob_fetches WHERE id = $1) DELETE FROM blobs WHERE id = $1"},
+    /* Once per device: a repeat inserts nothing and counts nothing. */
+    [Q_BLOB_FETCHED] = {"bii",
+                        "WITH ins AS (INSERT INTO blob_fetches(id, account_id, device_id)"
+                        " SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM blobs WHERE id = $1)"
+                        " ON CONFLICT DO NOTHING RETURNING 1)"
+                        " UPDATE blobs SET fetches = GREATEST(fetches - (SELECT count(*) FROM ins), 0) WHERE id = $1"
+                        " RETURNING fetches"},
+    [Q_BLOB_SET_FETCHES] = {"bi",
+                            "UPDATE blobs SET fetches = GREATEST($2 - (SELECT count(*) FROM blob_fetches f"
+                            " WHERE f.id = $1), 0) WHERE id = $1 RETURNING fetches"},
     [Q_BLOB_USAGE] = {"i", "SELECT count(*), coalesce(sum(size), 0)::bigint FROM blobs WHERE account_id = $1"},
     [Q_BLOB_EXPIRED] = {"ii",
-                        "DELETE FROM blobs WHERE id IN (SELECT id FROM blobs WHERE expires_ms <= $1"
-                        " ORDER BY expires_ms LIMIT $2) RETURNING id"},
+                        "WITH d AS (DELETE FROM blobs WHERE id IN (SELECT id FROM blobs WHERE expires_ms <= $1"
+                        " ORDER BY expires_ms LIMIT $2) RETURNING id),"
+                        " f AS (DELETE FROM blob_fetches WHERE id IN (SELECT id FROM d))"
+                        " SELECT id FROM d"},
     [Q_BLOB_ITER] = {"i", "SELECT id, account_id, size, fetches, committed, created_ms, expires_ms FROM blobs"
                           " WHERE account_id = $1 ORDER BY created_ms"},
     [Q_REC_PUT] = {"ib",
@@ -1977,17 +1995,32 @@ static int pg_blob_delete(void *v, const uint8_t *id) {
   return run_ok(v, Q_BLOB_DEL, &a);
 }
 
-static int pg_blob_fetched(void *v, const uint8_t *id, int64_t *left) {
-  struct args a = {0};
+/* q (FETCHED or SET_FETCHES, with a), then the row and its devices deleted
+ * if no fetch is left. */
+static int pg_blob_count(void *v, int q, struct args *a, const uint8_t *id, int64_t *left) {
   PGresult *r;
   int rc;
-  a_bin(&a, id, SOTTO_STORE_BLOB_ID);
-  if ((r = run(v, Q_BLOB_FETCHED, &a)) == NULL) return SOTTO_ERR_STORE;
+  if ((r = run(v, q, a)) == NULL) return SOTTO_ERR_STORE;
   rc = PQntuples(r) == 1 ? 0 : 1;
   if (rc == 0) *left = g_i64(r, 0, 0);
   PQclear(r);
   if (rc == 0 && *left == 0) rc = pg_blob_delete(v, id);
   return rc;
+}
+
+static int pg_blob_set_fetches(void *v, const uint8_t *id, int64_t fetches, int64_t *left) {
+  struct args a = {0};
+  a_bin(&a, id, SOTTO_STORE_BLOB_ID);
+  a_i64(&a, fetches);
+  return pg_blob_count(v, Q_BLOB_SET_FETCHES, &a, id, left);
+}
+
+static int pg_blob_fetched(void *v, const uint8_t *id, int64_t account_id, uint32_t device_id, int64_t *left) {
+  struct args a = {0};
+  a_bin(&a, id, SOTTO_STORE_BLOB_ID);
+  a_i64(&a, account_id);
+  a_i64(&a, (int64_t)device_id);
+  return pg_blob_count(v, Q_BLOB_FETCHED, &a, id, left);
 }
 
 static int pg_blob_usage(void *v, int64_t account_id, int64_t *count, int64_t *bytes) {
@@ -2806,6 +2839,7 @@ static const struct sotto_store_ops pg_ops = {
     .blob_get = pg_blob_get,
     .blob_commit = pg_blob_commit,
     .blob_fetched = pg_blob_fetched,
+    .blob_set_fetches = pg_blob_set_fetches,
     .blob_delete = pg_blob_delete,
     .blob_usage = pg_blob_usage,
     .blob_expired = pg_blob_expired,
@@ -3089,6 +3123,8 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
       {"blobs", "SELECT id, account_id, size, fetches, committed, created_ms, expires_ms FROM blobs",
        "INSERT INTO blobs(id, account_id, size, fetches, committed, created_ms, expires_ms) VALUES($1,"
        " $2::bigint, $3::bigint, $4::bigint, $5::smallint, $6::bigint, $7::bigint)"},
+      {"blob fetches", "SELECT id, account_id, device_id FROM blob_fetches",
+       "INSERT INTO blob_fetches(id, account_id, device_id) VALUES($1, $2::bigint, $3::bigint)"},
   };
   struct sotto_store sq;
   sqlite3 *db = NULL;
@@ -3311,6 +3347,8 @@ int sotto__store_pg_export_sqlite(const char *conninfo, const char *dir, FILE *o
        "biiiiii",
        "INSERT INTO blobs(id, account_id, size, fetches, committed, created_ms, expires_ms) VALUES(?, ?, ?, ?, ?, ?,"
        " ?)"},
+      {"blob fetches", "SELECT encode(id, 'hex'), account_id, device_id FROM blob_fetches", "bii",
+       "INSERT INTO blob_fetches(id, account_id, device_id) VALUES(?, ?, ?)"},
   };
   struct sotto_store sq;
   sqlite3 *db = NULL;

@@ -181,7 +181,11 @@ static const char schema[] =
     " fetches INTEGER NOT NULL, committed INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"
     " expires_ms INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS blobs_account ON blobs(account_id);"
-    "CREATE INDEX IF NOT EXISTS blobs_expires ON blobs(expires_ms);";
+    "CREATE INDEX IF NOT EXISTS blobs_expires ON blobs(expires_ms);"
+    /* the devices that said BLOB_DONE, each counted once (at most the
+     * blob's declared fetches: the blob and these rows go at the last) */
+    "CREATE TABLE IF NOT EXISTS blob_fetches(id BLOB NOT NULL, account_id INTEGER NOT NULL,"
+    " device_id INTEGER NOT NULL, PRIMARY KEY(id, account_id, device_id)) WITHOUT ROWID;";
 
 /* The routing cache (device_route, used by SEND) and the queue counters.
  *
@@ -1582,16 +1586,52 @@ static int sq_blob_commit(void *v, const uint8_t *id) {
 }
 
 static int sq_blob_delete(void *v, const uint8_t *id) {
-  return sq_blob_step(v, "DELETE FROM blobs WHERE id = ?1 AND ?2 = 0", id, 0, 0);
+  int rc = sq_blob_step(v, "DELETE FROM blob_fetches WHERE id = ?1 AND ?2 = 0", id, 0, 0);
+  return rc ? rc : sq_blob_step(v, "DELETE FROM blobs WHERE id = ?1 AND ?2 = 0", id, 0, 0);
 }
 
-static int sq_blob_fetched(void *v, const uint8_t *id, int64_t *left) {
+/* fetches_left of blob id becomes left (the row and its devices deleted at 0). */
+static int sq_blob_left(void *v, const uint8_t *id, int64_t left) {
+  if (left == 0) return sq_blob_delete(v, id);
+  return sq_blob_step(v, "UPDATE blobs SET fetches = ?2 WHERE id = ?1", id, 0, left);
+}
+
+static int sq_blob_fetched(void *v, const uint8_t *id, int64_t account_id, uint32_t device_id, int64_t *left) {
+  struct sq *s = v;
   struct sotto_store_blob b;
+  sqlite3_stmt *st;
+  int rc = sq_blob_get(v, id, &b), added;
+  if (rc) return rc;
+  /* Once per device: a repeat finds its row and counts nothing. */
+  if (one_shot(s, "INSERT OR IGNORE INTO blob_fetches(id, account_id, device_id) VALUES(?1, ?2, ?3)", &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_blob(st, 1, id, SOTTO_STORE_BLOB_ID, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, account_id);
+  sqlite3_bind_int64(st, 3, (int64_t)device_id);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  added = sqlite3_changes(s->db) > 0;
+  sqlite3_finalize(st);
+  if (rc) return rc;
+  *left = b.fetches_left > 0 ? b.fetches_left - added : 0;
+  if (!added && *left > 0) return 0;
+  return sq_blob_left(v, id, *left);
+}
+
+static int sq_blob_set_fetches(void *v, const uint8_t *id, int64_t fetches, int64_t *left) {
+  struct sq *s = v;
+  struct sotto_store_blob b;
+  sqlite3_stmt *st;
+  int64_t counted = 0;
   int rc = sq_blob_get(v, id, &b);
   if (rc) return rc;
-  *left = b.fetches_left > 0 ? b.fetches_left - 1 : 0;
-  if (*left == 0) return sq_blob_delete(v, id);
-  return sq_blob_step(v, "UPDATE blobs SET fetches = ?2 WHERE id = ?1", id, 0, *left);
+  if (one_shot(s, "SELECT count(*) FROM blob_fetches WHERE id = ?1", &st)) return SOTTO_ERR_STORE;
+  sqlite3_bind_blob(st, 1, id, SOTTO_STORE_BLOB_ID, SQLITE_STATIC);
+  rc = sqlite3_step(st) == SQLITE_ROW ? 0 : SOTTO_ERR_STORE;
+  if (rc == 0) counted = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  if (rc) return rc;
+  *left = fetches > counted ? fetches - counted : 0;
+  return sq_blob_left(v, id, *left);
 }
 
 static int sq_blob_usage(void *v, int64_t account_id, int64_t *count, int64_t *bytes) {
@@ -1703,6 +1743,7 @@ static const struct sotto_store_ops sqlite_ops = {
     .blob_get = sq_blob_get,
     .blob_commit = sq_blob_commit,
     .blob_fetched = sq_blob_fetched,
+    .blob_set_fetches = sq_blob_set_fetches,
     .blob_delete = sq_blob_delete,
     .blob_usage = sq_blob_usage,
     .blob_expired = sq_blob_expired,

@@ -1029,12 +1029,58 @@ static uint16_t fetches_for(struct sc_client *c, const char *user) {
   return (uint16_t)(n > SOTTO_SRV_BLOB_MAX_FETCHES ? SOTTO_SRV_BLOB_MAX_FETCHES : n);
 }
 
+int attach_fanout_final(struct sc_client *c, struct conn *k, const struct content *ct, unsigned devices) {
+  struct sotto_srv_blob_req m;
+  struct sotto_net_event ans;
+  uint16_t n = (uint16_t)(devices > SOTTO_SRV_BLOB_MAX_FETCHES ? SOTTO_SRV_BLOB_MAX_FETCHES : devices ? devices : 1);
+  int rc, attempt;
+  if (ct->kind != CONTENT_ATTACHMENT || c->att_fetches == 0 || n == c->att_fetches) return 0;
+  memset(&m, 0, sizeof m);
+  m.id = ct->att_id;
+  m.fetches = n;
+  for (attempt = 1;; attempt++) {
+    rc = sotto_net_blob(k->net, SOTTO_SRV_BLOB_FETCHES, &m, &ans);
+    sotto_net_event_clear(&ans);
+    if (rc == 0) {
+      c->att_fetches = n;
+      return 0;
+    }
+    /* A server before BLOB_FETCHES closes the connection on it (an
+     * unknown request is malformed): a new connection, and the pointer
+     * goes as before (its blob counts the fetches declared at CREATE). */
+    if (rc == SOTTO_SRV_E_MALFORMED) {
+      c->att_fetches = n;
+      return reconnect(c, k, 1);
+    }
+    if (!transient(rc) || attempt >= 3) return blob_error(c, k, rc, "counting the devices the file goes to");
+    if ((rc = reconnect(c, k, attempt)) != 0) return rc;
+  }
+}
+
+/* Test hook (sotto-test only): SOTTO_TEST_ATTACH_HOLD=PATH: once a 1:1
+ * file is uploaded, PATH.uploaded is created and the send waits (at most
+ * 50 s) until PATH exists: a test links a device in between. */
+static void hold_after_upload(void) {
+#ifdef SOTTO_TEST_HOOKS
+  const char *p = getenv("SOTTO_TEST_ATTACH_HOLD");
+  char up[PATH_MAX];
+  int i, fd;
+  if (!p || !*p || snprintf(up, sizeof up, "%s.uploaded", p) >= (int)sizeof up) return;
+  if ((fd = open(up, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >= 0) close(fd);
+  for (i = 0; i < 500 && access(p, F_OK) != 0; i++) {
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+#endif
+}
+
 int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int fd, const uint8_t *mem,
                 uint64_t size, const char *name, const char *type, uint8_t flags, const char *text, size_t len,
                 unsigned send_flags) {
   struct content ct;
   struct src s;
   uint8_t key[ATTACH_KEY_LEN], id[ATTACH_ID_LEN], digest[ATTACH_DIGEST_LEN];
+  uint16_t fetches;
   int rc, opened = 0, v2 = send_format_v2();
 
   if (size > SC_ATTACH_MAX_SIZE)
@@ -1061,8 +1107,10 @@ int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int 
   /* One fetch per device that gets the pointer: each device of the
    * recipient's verified list, and our own other devices (the sent
    * transcript). */
-  rc = upload(c, &c->k, &s, key, fetches_for(c, user), id, digest, fd >= 0 ? user : NULL, &v2);
+  fetches = fetches_for(c, user);
+  rc = upload(c, &c->k, &s, key, fetches, id, digest, fd >= 0 ? user : NULL, &v2);
   if (rc == 0) {
+    hold_after_upload();
     memset(&ct, 0, sizeof ct);
     ct.kind = CONTENT_ATTACHMENT;
     ct.ts = sc_now_ms();
@@ -1079,7 +1127,12 @@ int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int 
     ct.text = (const uint8_t *)text;
     ct.text_len = text ? len : 0;
     c->flags = send_flags;
+    /* The fan-out may find more (or fewer) devices than the lists recorded
+     * said: deliver_pairwise sets the blob's fetches to the devices the
+     * pointer goes to before it leaves (attach_fanout_final). */
+    c->att_fetches = fetches;
     rc = deliver_pairwise(c, &c->k, user, &ct);
+    c->att_fetches = 0;
     c->flags = 0;
     sodium_memzero(&ct, sizeof ct);
     /* Sent: a rerun is a new file. (Not sent: the record stays, and a

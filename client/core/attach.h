@@ -25,6 +25,13 @@ void attach_safe_name(char out[101], const uint8_t *raw, size_t len);
 int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int fd, const uint8_t *mem,
                 uint64_t size, const char *name, const char *type, uint8_t flags, const char *text, size_t len,
                 unsigned send_flags);
+/* deliver.c, before each send of a 1:1 file's pointer ct (kind
+ * ATTACHMENT, inside attach_send): devices, the devices it goes to in this
+ * send (the recipient's and our own other ones), becomes the fetches its
+ * blob waits for (BLOB_FETCHES) when the server has another number: a
+ * device linked after the upload is counted. 0, or the recorded SC_ERR_*
+ * (then nothing is sent). */
+int attach_fanout_final(struct sc_client *c, struct conn *k, const struct content *ct, unsigned devices);
 /* sc_send_text of a text above SC_MAX_TEXT (checked by the caller): as an
  * attachment flagged ATTACH_FLAG_LONG_TEXT, logged as our text in parts. */
 int attach_send_text(struct sc_sent *out, struct sc_client *c, const char *user, const char *text, size_t len,

@@ -83,6 +83,10 @@ struct sc_client {
   } dl_seen[8];
   unsigned dl_next;
   unsigned long fan_mismatches; /* deliver.c: SEND_MULTIs the server refused with ERR(30) (tests read it) */
+  /* attach.c: the fetches the blob of the 1:1 file being sent waits for on
+   * the server (0: no file's send under way); deliver.c sets them to its
+   * final fan-out (attach_fanout_final) before the pointer leaves */
+  uint16_t att_fetches;
   /* linkdev.c: the link slot a new device opened (sc_link_open), or NULL */
   struct link_pending *lp;
 };

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "account.h"
+#include "attach.h"
 #include "record.h"
 #include "contact.h"
 #include "conn.h"
@@ -399,6 +400,23 @@ static int fanout_of_peer(struct sc_client *c, struct fanout *f, const char *use
 
 static int send_transcript(struct sc_client *c, struct conn *k, const char *user, const struct content *ct);
 
+/* A 1:1 file's pointer: its blob waits for one fetch per device this send
+ * reaches (device 1 and f's, as one SEND_MULTI carries them) and per other
+ * device of ours (the transcript, unless this is a control message). */
+static int attach_devices(struct sc_client *c, struct conn *k, const struct content *ct, const struct fanout *f) {
+  struct sotto_devlist *l;
+  unsigned n = 1 + (unsigned)f->n, i;
+  if (ct->kind != CONTENT_ATTACHMENT || c->att_fetches == 0) return 0;
+  if (n > SOTTO_SRV_MAX_DEVICES) n = SOTTO_SRV_MAX_DEVICES;
+  if (!(c->flags & DELIVER_CONTROL) && (l = calloc(1, sizeof *l)) != NULL) {
+    if (devices_list_of(c, c->acct->username, l) == 1)
+      for (i = 0; i < l->n; i++)
+        if (l->dev[i].device_id != c->acct->device_id) n++;
+    free(l);
+  }
+  return attach_fanout_final(c, k, ct, n);
+}
+
 int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, const struct content *ct) {
   struct sotto_session *s = NULL;
   struct sotto_bundle *b = NULL;
@@ -567,7 +585,7 @@ int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, cons
   }
 #endif
   if (fan->n == 0) {
-    ret = deliver_raw(c, k, user, type, out, out_len);
+    if ((ret = attach_devices(c, k, ct, fan)) == 0) ret = deliver_raw(c, k, user, type, out, out_len);
   } else {
     /* One SEND_MULTI to every listed device; a server that holds another
      * set (ERR 30) makes us fetch and verify the list again and send once
@@ -575,6 +593,9 @@ int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, cons
      * was all or nothing), new devices get theirs. */
     for (attempt = 0;; attempt++) {
       char what[96];
+      /* The fan-out is final for this attempt (all or nothing): a file's
+       * blob is told how many devices fetch it before any of them can. */
+      if ((ret = attach_devices(c, k, ct, fan)) != 0) break;
       rc = fanout_send(c, k, fan, type, out, out_len);
       if (rc == 0) {
         ret = 0;

@@ -20,6 +20,9 @@
  *         trickle  once logged in, start an envelope frame and send one
  *                  byte of it every 100 ms, without end (the real server's
  *                  answers stay behind it);
+ *         old      relay, but answer a BLOB_FETCHES (0x47) as a server from
+ *                  before that request does: CLOSE(malformed), then the
+ *                  connection ends (LOG_FILE gets "old: blob_fetches");
  *         burst    once logged in, push BURST_N envelopes with a bad sender
  *                  name and DRAINED in one write, then nothing (more than
  *                  the client's event queue holds at once). Like a real
@@ -208,7 +211,7 @@ static void inject_bad(struct relay *r) {
 static void relay_event(struct relay *r, const struct sotto_net_event *ev) {
   static uint8_t b[SOTTO_SRV_MAX_FRAME];
   struct sotto__wr w;
-  int passthru = strcmp(r->mode, "bad") == 0 || strcmp(r->mode, "pass") == 0;
+  int passthru = strcmp(r->mode, "bad") == 0 || strcmp(r->mode, "pass") == 0 || strcmp(r->mode, "old") == 0;
   sotto__wr_init(&w, b, sizeof b);
   switch (ev->kind) {
     case SOTTO_NET_EV_ANSWER:
@@ -260,6 +263,17 @@ static int relay_client_frames(struct relay *r) {
     if (r->in_len - off - SOTTO_SRV_FRAME_HDR < blen) break;
     if (sotto__srv_frame_parse(r->in + off + SOTTO_SRV_FRAME_HDR, blen, &f) != 0) return -1;
     if (f.type == SOTTO_SRV_AUTH) r->auth_req = f.req_id;
+    if (f.type == SOTTO_SRV_BLOB_FETCHES && strcmp(r->mode, "old") == 0) {
+      uint8_t b[64];
+      struct sotto__wr w;
+      sotto__wr_init(&w, b, sizeof b);
+      sotto__srv_put_err(&w, SOTTO_SRV_E_MALFORMED, sotto__srv_code_str(SOTTO_SRV_E_MALFORMED));
+      frame(r, SOTTO_SRV_CLOSE, 0, b, w.len);
+      (void)flush_out(r);
+      fprintf(r->log, "old: blob_fetches\n");
+      fflush(r->log);
+      return -1;
+    }
     if (f.type == SOTTO_SRV_ACK) {
       uint64_t id;
       if (sotto__srv_parse_ack(f.p, f.len, &id) == 0) {

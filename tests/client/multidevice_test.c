@@ -23,6 +23,9 @@
  *    only devices 1 and 2;
  *  - bob adds device 5 while alice's connection still trusts the older list:
  *    her SEND_MULTI meets ERR(30), she fetches the list and sends again;
+ *  - the same with a file: the blob, created for the devices of the older
+ *    list, is told the new fan-out's count before the pointer leaves, and
+ *    the device added last gets the file;
  *  - a device row the server has but the list does not name (a ghost) that
  *    writes to alice is refused (device_refused);
  *  - a listed device whose bundle key is not its listed key: nothing is sent
@@ -238,6 +241,29 @@ static int drain(struct sc_client *c) {
   return rc;
 }
 
+static int write_file(const char *path, const uint8_t *p, size_t n) {
+  FILE *f = fopen(path, "wb");
+  int ok = f && fwrite(p, 1, n, f) == n;
+  if (f && fclose(f) != 0) ok = 0;
+  return ok ? 0 : -1;
+}
+
+/* base/home/downloads/late.bin holds the n bytes of p. */
+static int downloaded(const char *base, const char *home, const uint8_t *p, size_t n) {
+  char path[600];
+  uint8_t *buf = malloc(n + 1);
+  FILE *f;
+  size_t got = 0;
+  snprintf(path, sizeof path, "%s/%s/downloads/late.bin", base, home);
+  if (buf && (f = fopen(path, "rb")) != NULL) {
+    got = fread(buf, 1, n + 1, f);
+    fclose(f);
+  }
+  got = got == n && memcmp(buf, p, n) == 0;
+  free(buf);
+  return (int)got;
+}
+
 static int has_text(const struct seen *s, const char *text, const char *from, uint32_t dev) {
   int i;
   for (i = 0; i < s->messages; i++)
@@ -257,9 +283,11 @@ int main(void) {
                                       "--device-change-burst", "100", NULL};
   char base[] = "/tmp/sotto-md-test.XXXXXX", server[64], cmd[128];
   struct srv_proc p;
-  static struct seen sa1, sa2, sb1, sb2, sb3, sb4, sb5, sb6;
-  struct sc_client *a1, *a2, *b1, *b2, *b3, *b4, *b5, *b6;
-  uint32_t da2, db2, db3, db4, db5, db6;
+  static struct seen sa1, sa2, sb1, sb2, sb3, sb4, sb5, sb6, sb7;
+  struct sc_client *a1, *a2, *b1, *b2, *b3, *b4, *b5, *b6, *b7;
+  uint32_t da2, db2, db3, db4, db5, db6, db7;
+  static uint8_t late[150000];
+  char path[600];
   unsigned long mism;
   int rc;
 
@@ -386,6 +414,35 @@ int main(void) {
   CHECK(has_text(&sb5, "to five", "alice", 1) && has_text(&sb1, "to five", "alice", 1),
         "... the new device and device 1 get it");
 
+  /* 5b. a file while bob adds a device: alice's records say {1,2,db5}, so
+   * the blob is created for three fetches and one for her laptop (the
+   * transcript); her SEND_MULTI meets ERR(30), the list fetched again has a
+   * fourth device, and the blob is told five fetches before the pointer
+   * leaves: the device added last, fetching last, still gets the file. */
+  randombytes_buf(late, sizeof late);
+  snprintf(path, sizeof path, "%s/late.bin", base);
+  CHECK(write_file(path, late, sizeof late) == 0, "a file to send");
+  CHECK(sc_connect(a1, 0) == 0 && sc_send_text(NULL, a1, "bob", "warm again", 10, 0) == 0,
+        "alice connects and sends (bob's list fresh on this link)");
+  b7 = new_device(base, "bob-late", b1, &db7, &sb7);
+  {
+    uint32_t b[] = {1, 2, db5, db7};
+    CHECK(db7 > db5 && publish(b1, b, 4, 0) == 0, "bob adds another device and signs {1,2,db5,it}");
+  }
+  mism = a1->fan_mismatches;
+  rc = sc_send_file(NULL, a1, "bob", path, "late.bin", NULL, NULL, 0, 0);
+  CHECK(rc == 0 && a1->fan_mismatches == mism + 1,
+        "alice's file meets ERR(30) once with the stale list, and goes out to the new list");
+  if (rc) printf("     %s\n", sc_errdetail(a1));
+  sc_disconnect(a1);
+  CHECK(drain(b1) == 0 && drain(b2) == 0 && drain(b5) == 0 && drain(a2) == 0,
+        "bob's three older devices and alice's laptop receive");
+  CHECK(downloaded(base, "bob", late, sizeof late) && downloaded(base, "bob-laptop", late, sizeof late) &&
+            downloaded(base, "bob-desk", late, sizeof late) && downloaded(base, "alice-laptop", late, sizeof late),
+        "... and each saves the file (same bytes)");
+  CHECK(drain(b7) == 0 && downloaded(base, "bob-late", late, sizeof late),
+        "the device added after the upload, fetching last, saves it too (the blob waited for five fetches)");
+
   /* 6. a ghost: device 4 has a row but is in no list; it writes to alice */
   rc = sc_send_text(NULL, b4, "alice", "ghost text", 10, SC_SEND_ACCEPT_KEY_CHANGE);
   drain(a1);
@@ -419,6 +476,7 @@ int main(void) {
   sc_client_free(b4);
   sc_client_free(b5);
   sc_client_free(b6);
+  sc_client_free(b7);
   srv_stop(&p);
   srv_rmdir(&p);
   snprintf(cmd, sizeof cmd, "rm -rf %s", base);

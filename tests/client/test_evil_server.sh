@@ -11,7 +11,11 @@
 #    error, its peak memory bounded, and one summary line for the thousands
 #    it could not decrypt;
 #  - trickles one byte every 100 ms: receive ends by its --timeout;
-#  - pushes 1,300 malformed envelopes at once: all acked, receive completes.
+#  - pushes 1,300 malformed envelopes at once: all acked, receive completes;
+#  - plays a server from before BLOB_FETCHES (0x47: it closes the connection
+#    on it): a file whose fan-out grew since the upload's count still goes
+#    out (the client reconnects and sends without it), as before that
+#    request (the blob keeps the count of its CREATE).
 # And with the real server alone: 150 envelopes from one sender that nobody
 # can decrypt give a few lines and one summary, not 150 lines.
 source "$(dirname "$0")/lib.sh" "$@"
@@ -125,5 +129,21 @@ check "150 unreadable: the summary says 130 more, 133 dropped in all" contains "
   "130 more messages from alice could not be decrypted and were dropped (133 in all)"
 s bob receive --timeout 20 >"$T/d2.out" 2>&1
 check "150 unreadable: nothing left" contains "$T/d2.out" "No new messages."
+
+# (e) A server from before BLOB_FETCHES. bob links a laptop (through the
+# relay); alice's records still say one device of bob, so her file's blob is
+# created for one fetch and the fan-out finds two: her BLOB_FETCHES gets
+# CLOSE(malformed), she reconnects and sends the file all the same.
+PORT=$EPORT
+check "old server: bob links a laptop" link_device bob-laptop bob laptop
+PORT=$REAL_PORT
+head -c 100000 /dev/urandom >"$T/old.bin"
+echo old >"$T/mode"
+s alice send bob --file "$T/old.bin" >"$T/f.out" 2>&1; rc=$?
+check "old server: the file is sent (exit $rc)" test $rc -eq 0
+check "old server: the relay closed on BLOB_FETCHES" grep -qx "old: blob_fetches" "$T/evil.log"
+s bob receive --timeout 20 >"$T/f2.out" 2>&1
+check "old server: bob's primary saves the file" cmp -s "$T/bob/downloads/old.bin" "$T/old.bin"
+echo pass >"$T/mode"
 
 finish

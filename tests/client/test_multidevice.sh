@@ -105,4 +105,39 @@ check "alice's laptop saves the file she sent from her primary (same bytes)" \
   cmp -s "$T/alice-laptop/downloads/two.bin" "$T/two.bin"
 check "... and then the blob is gone" test ! -e "$T/srv/blobs/$BLOB"
 
+# 7. a device linked after the upload and before the send: the blob is
+#    created for three fetches (bob's two devices, alice's laptop, as her
+#    records say); the send finds bob's new tablet in his signed list and
+#    sets the fetches to four (BLOB_FETCHES) before the pointer leaves, so
+#    the tablet, fetching last, still gets the file. (Before, the third
+#    fetch deleted the blob and the tablet found it gone.)
+head -c 200000 /dev/urandom >"$T/late.bin"
+ls "$T/srv/blobs" >"$T/blobs.before" 2>/dev/null
+rm -f "$T/hold" "$T/hold.uploaded"
+( SOTTO_TEST_ATTACH_HOLD="$T/hold" s alice send bob --file "$T/late.bin" "late device" >"$T/s7" 2>&1
+  echo "exit=$?" >>"$T/s7" ) &
+spid=$!
+for i in $(seq 1 300); do [ -e "$T/hold.uploaded" ] && break; sleep 0.1; done
+check "alice's file is uploaded (her send waits)" test -e "$T/hold.uploaded"
+BLOB=$(ls "$T/srv/blobs" | grep -vxFf "$T/blobs.before" | head -1)
+check "... its blob created for three fetches" \
+  test "$(sql "SELECT fetches FROM blobs WHERE hex(id) = upper('$BLOB');")" = 3
+check "bob links his tablet meanwhile" link_device bob-tablet bob tablet
+touch "$T/hold"
+wait "$spid"
+check "alice's send goes out" contains "$T/s7" "exit=0"
+check "... and the blob now waits for four fetches" \
+  test "$(sql "SELECT fetches FROM blobs WHERE hex(id) = upper('$BLOB');")" = 4
+s bob receive >"$T/b7" 2>&1
+s bob-laptop receive >"$T/bl7" 2>&1
+s alice-laptop receive >"$T/al7" 2>&1
+check "bob's primary saves it" cmp -s "$T/bob/downloads/late.bin" "$T/late.bin"
+check "bob's laptop saves it" cmp -s "$T/bob-laptop/downloads/late.bin" "$T/late.bin"
+check "alice's laptop saves it" cmp -s "$T/alice-laptop/downloads/late.bin" "$T/late.bin"
+check "... and the blob stays for the tablet" test -e "$T/srv/blobs/$BLOB"
+s bob-tablet receive >"$T/bt7" 2>&1
+check "bob's tablet, linked after the upload, saves it too (same bytes)" \
+  cmp -s "$T/bob-tablet/downloads/late.bin" "$T/late.bin"
+check "... and then the blob is gone" test ! -e "$T/srv/blobs/$BLOB"
+
 finish

@@ -1155,7 +1155,7 @@ static int xb_call(struct sotto_net *c, uint8_t type, const uint8_t *id, uint64_
   memset(&m, 0, sizeof m);
   m.id = id;
   m.size = size;
-  m.fetches = 1;
+  m.fetches = 2;
   m.offset = off;
   m.data = data;
   m.data_len = n;
@@ -1175,7 +1175,9 @@ static int xb_call(struct sotto_net *c, uint8_t type, const uint8_t *id, uint64_
   }
 }
 
-/* Uploads xb (committed) as id1 and its first XB_PART bytes as id2 (not committed). 0 or -1. */
+/* Uploads xb (committed, for two fetches) as id1 and its first XB_PART
+ * bytes as id2 (not committed); c's device says BLOB_DONE for id1 (one
+ * device counted). 0 or -1. */
 static int xb_upload(struct sotto_net *c, const uint8_t *xb, uint8_t id1[16], uint8_t id2[16]) {
   struct sotto_net_event ans;
   uint64_t exp = 0;
@@ -1190,10 +1192,14 @@ static int xb_upload(struct sotto_net *c, const uint8_t *xb, uint8_t id1[16], ui
   }
   if (rc == 0) rc = xb_call(c, SOTTO_SRV_BLOB_COMMIT, id1, 0, 0, NULL, 0, 0, &ans);
   sotto_net_event_clear(&ans);
+  if (rc == 0) rc = xb_call(c, SOTTO_SRV_BLOB_DONE, id1, 0, 0, NULL, 0, 0, &ans);
+  sotto_net_event_clear(&ans);
   return rc ? -1 : 0;
 }
 
-/* After the move: id1 reads back as xb, id2 stands at XB_PART bytes, not committed. 0 or -1. */
+/* After the move: id1 reads back as xb, and still after the same device's
+ * second BLOB_DONE (its first was carried: blob_fetches); id2 stands at
+ * XB_PART bytes, not committed. 0 or -1. */
 static int xb_check(struct sotto_net *c, const uint8_t *xb, const uint8_t id1[16], const uint8_t id2[16]) {
   struct sotto_net_event ans;
   struct sotto_srv_blob_stat st;
@@ -1201,6 +1207,12 @@ static int xb_check(struct sotto_net *c, const uint8_t *xb, const uint8_t id1[16
   rc = xb_call(c, SOTTO_SRV_BLOB_GET, id1, 0, 0, NULL, 0, XB_SIZE, &ans);
   ok = rc == 0 && ans.payload_len == XB_SIZE && memcmp(ans.payload, xb, XB_SIZE) == 0;
   sotto_net_event_clear(&ans);
+  rc = xb_call(c, SOTTO_SRV_BLOB_DONE, id1, 0, 0, NULL, 0, 0, &ans);
+  sotto_net_event_clear(&ans);
+  ok = ok && rc == 0;
+  rc = xb_call(c, SOTTO_SRV_BLOB_STAT, id1, 0, 0, NULL, 0, 0, &ans);
+  sotto_net_event_clear(&ans);
+  ok = ok && rc == 0;
   rc = xb_call(c, SOTTO_SRV_BLOB_STAT, id2, 0, 0, NULL, 0, 0, &ans);
   if (rc == 0) rc = sotto__srv_parse_blob_stat(ans.payload, ans.payload_len, &st);
   sotto_net_event_clear(&ans);

@@ -3,7 +3,8 @@
  * the real binary over loopback TLS: upload in chunks, resume (STAT), the
  * order rules (appends only, the uploader only, nothing after COMMIT),
  * quota (count and bytes), the size cap, deletion after the declared
- * fetches, expiry, requests before AUTH, malformed requests, the
+ * fetches (each device counted once; BLOB_FETCHES by the uploader only),
+ * expiry, requests before AUTH, malformed requests, the
  * requisition report (sizes and times only) and a scan of the data
  * directory. Runs on SQLite, and on PostgreSQL under with_pg.sh. */
 #include <signal.h>
@@ -301,9 +302,160 @@ out:
   srv_rmdir(&p);
 }
 
+/* BLOB_FETCHES: the uploader sets the fetches to wait for (FETCHES only). */
+static int set_fetches(struct sotto_net *c, const uint8_t id[16], uint16_t fetches) {
+  struct sotto_srv_blob_req m;
+  struct sotto_net_event ans;
+  int rc;
+  memset(&m, 0, sizeof m);
+  m.id = id;
+  m.fetches = fetches;
+  rc = sotto_net_blob(c, SOTTO_SRV_BLOB_FETCHES, &m, &ans);
+  sotto_net_event_clear(&ans);
+  return rc;
+}
+
+/* A committed blob of n bytes from c, for fetches fetches. */
+static int upload(struct sotto_net *c, const uint8_t *data, size_t n, uint16_t fetches, uint8_t id[16]) {
+  uint64_t stored = 0;
+  int rc;
+  if ((rc = create(c, n, fetches, id)) != 0 || (rc = put(c, id, 0, data, n, &stored)) != 0) return rc;
+  return simple(c, SOTTO_SRV_BLOB_COMMIT, id);
+}
+
+/* Reads a frame's answer or the CLOSE that follows a malformed request. */
+static int closed_with(struct sotto_net *x, int code) {
+  struct sotto_net_event ev;
+  int rc, k, closed = 0;
+  for (k = 0; k < 10 && !closed; k++) {
+    rc = sotto_net_next_event(x, 5000, &ev);
+    if (rc == code) closed = 1;
+    if (rc != 1) break;
+    if (ev.kind == SOTTO_NET_EV_CLOSE) closed = ev.code == code ? 1 : -1;
+    sotto_net_event_clear(&ev);
+  }
+  return closed == 1;
+}
+
+/* Fetches counted once per device (account, device id of the connection):
+ * a recipient's device saying BLOB_DONE again, as often as it likes, does
+ * not delete the blob before the other devices fetched it; the uploader
+ * (only) sets the fetches once its fan-out is final (a device linked after
+ * BLOB_CREATE), and the devices already counted stay counted. */
+static void test_fetch_count(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct sotto_net *a = NULL, *b1 = NULL, *b2 = NULL, *b3 = NULL, *cc = NULL, *x;
+  struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}}, bob2 = {"bob", 0, {0}}, bob3 = {"bob", 0, {0}},
+                 carol = {"carol", 0, {0}};
+  uint8_t id[16], id2[16], id3[16], bogus[16], data[3000], got[3000];
+  size_t n = 0;
+  int i;
+
+  if (srv_mkdir(&p, "blobcount") != 0 || srv_start(&p, NULL) != 0) {
+    CHECK(!"server started");
+    return;
+  }
+  CHECK_RC(do_register(&p, &ctx, &alice), 0);
+  CHECK_RC(do_register(&p, &ctx, &bob), 0);
+  CHECK_RC(do_register(&p, &ctx, &carol), 0);
+  a = login(&p, &ctx, &alice);
+  b1 = login(&p, &ctx, &bob);
+  cc = login(&p, &ctx, &carol);
+  CHECK(a && b1 && cc);
+  if (!a || !b1 || !cc) goto out;
+  CHECK_RC(sotto_net_add_device(b1, &bob2.dev, bob2.secret), 0);
+  b2 = login(&p, &ctx, &bob2);
+  CHECK(b2 != NULL);
+  if (!b2) goto out;
+  randombytes_buf(data, sizeof data);
+  randombytes_buf(bogus, sizeof bogus);
+
+  /* Two fetches declared (bob's two devices): his first device says DONE
+   * three times; the blob stays for the second. */
+  CHECK_RC(upload(a, data, sizeof data, 2, id), 0);
+  CHECK_RC(get(b1, id, 0, sizeof got, got, &n), 0);
+  for (i = 0; i < 3; i++) CHECK_RC(simple(b1, SOTTO_SRV_BLOB_DONE, id), 0);
+  CHECK(blob_files(&p) == 1);
+  /* Neither a recipient nor anyone else sets the count: only the uploader. */
+  CHECK_RC(set_fetches(b1, id, 1), SOTTO_SRV_E_BLOB_NOT_OWNER);
+  CHECK_RC(set_fetches(cc, id, 1), SOTTO_SRV_E_BLOB_NOT_OWNER);
+  CHECK_RC(get(b2, id, 0, sizeof got, got, &n), 0);
+  CHECK(n == sizeof data && memcmp(got, data, n) == 0);
+  CHECK_RC(simple(b2, SOTTO_SRV_BLOB_DONE, id), 0);
+  CHECK_RC(get(b2, id, 0, 100, got, &n), SOTTO_SRV_E_BLOB_GONE);
+  CHECK(blob_files(&p) == 0);
+  CHECK_RC(simple(b1, SOTTO_SRV_BLOB_DONE, id), SOTTO_SRV_E_BLOB_GONE);
+
+  /* Created for bob's two devices; bob links a third before alice sends:
+   * alice raises the count to three. Each device's DONE counts once. */
+  CHECK_RC(upload(a, data, sizeof data, 2, id2), 0);
+  CHECK_RC(sotto_net_add_device(b1, &bob3.dev, bob3.secret), 0);
+  b3 = login(&p, &ctx, &bob3);
+  CHECK(b3 != NULL);
+  if (!b3) goto out;
+  CHECK_RC(set_fetches(a, id2, 3), 0);
+  CHECK_RC(set_fetches(a, id2, 3), 0); /* the same again (a resent send): nothing changes */
+  CHECK_RC(simple(b1, SOTTO_SRV_BLOB_DONE, id2), 0);
+  CHECK_RC(simple(b1, SOTTO_SRV_BLOB_DONE, id2), 0);
+  CHECK_RC(simple(b2, SOTTO_SRV_BLOB_DONE, id2), 0);
+  CHECK(blob_files(&p) == 1);
+  CHECK_RC(get(b3, id2, 0, sizeof got, got, &n), 0);
+  CHECK(n == sizeof data && memcmp(got, data, n) == 0);
+  CHECK_RC(simple(b3, SOTTO_SRV_BLOB_DONE, id2), 0);
+  CHECK(blob_files(&p) == 0);
+  CHECK_RC(set_fetches(a, id2, 5), SOTTO_SRV_E_BLOB_GONE); /* gone is gone */
+
+  /* A count set after a fetch keeps that fetch; lowered to the devices
+   * already counted, the blob goes. Before COMMIT too. */
+  CHECK_RC(upload(a, data, sizeof data, 3, id3), 0);
+  CHECK_RC(simple(b1, SOTTO_SRV_BLOB_DONE, id3), 0);
+  CHECK_RC(set_fetches(a, id3, 2), 0);
+  CHECK(blob_files(&p) == 1);
+  CHECK_RC(simple(b1, SOTTO_SRV_BLOB_DONE, id3), 0); /* still one device */
+  CHECK(blob_files(&p) == 1);
+  CHECK_RC(set_fetches(a, id3, 1), 0);
+  CHECK(blob_files(&p) == 0);
+  CHECK_RC(get(b2, id3, 0, 100, got, &n), SOTTO_SRV_E_BLOB_GONE);
+  CHECK_RC(create(a, 100, 1, id3), 0);
+  CHECK_RC(set_fetches(a, id3, 1024), 0);
+  CHECK_RC(set_fetches(a, bogus, 1), SOTTO_SRV_E_BLOB_GONE);
+
+  /* Malformed: fetches 0 or above 1024, a short id: the connection closes. */
+  {
+    static const uint16_t bad[] = {0, 1025};
+    for (i = 0; i < 2; i++)
+      if ((x = login(&p, &ctx, &carol)) != NULL) {
+        CHECK_RC(set_fetches(x, id3, bad[i]), SOTTO_SRV_E_MALFORMED);
+        sotto_net_close(x);
+      }
+    if ((x = login(&p, &ctx, &carol)) != NULL) {
+      uint8_t raw[17] = {0};
+      CHECK_RC(sotto_net_write_frame(x, SOTTO_SRV_BLOB_FETCHES, 9, raw, sizeof raw), 0);
+      CHECK(closed_with(x, SOTTO_SRV_E_MALFORMED));
+      sotto_net_close(x);
+    }
+  }
+  /* Before AUTH: refused. */
+  if ((x = srv_connect(&p, &ctx, 1)) != NULL) {
+    CHECK_RC(set_fetches(x, id3, 1), SOTTO_SRV_E_NOT_AUTHED);
+    sotto_net_close(x);
+  }
+out:
+  if (a) sotto_net_close(a);
+  if (b1) sotto_net_close(b1);
+  if (b2) sotto_net_close(b2);
+  if (b3) sotto_net_close(b3);
+  if (cc) sotto_net_close(cc);
+  sotto_net_ctx_free(ctx);
+  srv_stop(&p);
+  srv_rmdir(&p);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   if (sodium_init() < 0) return 1;
   test_blobs();
+  test_fetch_count();
   return test_done("test_server_blob");
 }
