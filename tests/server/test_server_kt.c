@@ -964,7 +964,8 @@ static void *par_run(void *arg) {
 }
 
 static void test_kt_parallel_vrf(const char *threads) {
-  const char *args[] = {"--kt", "1", "--kt-threads", threads, NO_REG_LIMITS, NULL};
+  /* no quarantine: a name may be registered again at once after UNREGISTER */
+  const char *args[] = {"--kt", "1", "--kt-threads", threads, "--username-quarantine-days", "0", NO_REG_LIMITS, NULL};
   struct srv_proc p;
   struct sotto_net_ctx *ctx = NULL;
   struct sotto_net *c;
@@ -1009,6 +1010,35 @@ static void test_kt_parallel_vrf(const char *threads) {
         bad++;
     }
   CHECK(bad == 0);
+  /* A name registered again after UNREGISTER: its REGISTER's VRF output
+   * made ahead (I/O thread or helper) is for version 0 and must not be
+   * used; the log holds version 2 (after the deletion marker) with the new
+   * key, and version 0 still proves the old one. */
+  {
+    uint8_t secret[32], ik_old[33], ik_new[33];
+    uint32_t dev = 0;
+    struct sotto_net *e = srv_connect(&p, &ctx, 1);
+    memset(ik_old, 0x05, sizeof ik_old);
+    memset(ik_new, 0x07, sizeof ik_new);
+    CHECK(e != NULL);
+    if (e) {
+      CHECK(sotto_net_register(e, "again", ik_old, sizeof ik_old, &dev, secret) == 0);
+      CHECK(sotto_net_auth(e, "again", dev, secret, NULL, NULL) == 0);
+      CHECK(sotto_net_unregister(e) == 0);
+      sotto_net_close(e);
+    }
+    e = srv_connect(&p, &ctx, 1);
+    CHECK(e != NULL);
+    if (e) {
+      CHECK(sotto_net_register(e, "again", ik_new, sizeof ik_new, &dev, secret) == 0);
+      sotto_net_close(e);
+    }
+    vlen = sizeof value;
+    CHECK(c && search_ok(c, &id, "again", &version, value, &vlen) == 0);
+    if (version != 2 || vlen != 33) printf("     again: version %u, %zu bytes\n", (unsigned)version, vlen);
+    CHECK(version == 2 && vlen == 33 && memcmp(value, ik_new, 33) == 0);
+    CHECK(c && get_head(c, &h) == 0); /* the head the restart must give again */
+  }
   if (c) sotto_net_close(c);
   CHECK(run_witness(&p, wst, &id, wout, sizeof wout) == 0 && strstr(wout, "cosignature ") != NULL);
   /* after a restart the stored entries replay to the same head */
@@ -1036,6 +1066,7 @@ int main(int argc, char **argv) {
   test_kt_devlist();
   test_kt_backfill_list();
   test_kt_parallel_vrf("3");
+  test_kt_parallel_vrf("1");
   test_kt_parallel_vrf("0");
   return test_done("test_server_kt");
 }
