@@ -461,7 +461,7 @@ struct kt_pool {
    * computes before their batch starts (while earlier batches commit). */
   const struct sotto_kt_dir *prep; /* the I/O thread's key copy (never rebuilt) */
   struct op *q_head, *q_tail;
-  uint64_t q_done, q_claimed;      /* computed by a helper; taken back unstarted (counters) */
+  uint64_t q_done, q_claimed, q_dropped; /* computed by a helper; taken back unstarted; freed before their batch */
 };
 
 /* kt_state of a queued REGISTER (under the pool's mutex) */
@@ -548,13 +548,14 @@ static void *pool_thread(void *arg) {
 
 /* o leaves the admission queue for good: unstarted, it is taken back
  * (kt_pre 0: its batch computes it); being computed, this waits for it. */
-static void pre_claim(struct op *o) {
+static void pre_claim(struct op *o, int dropped) {
   struct kt_pool *p = o->kt_q;
   pthread_mutex_lock(&p->mu);
+  if (dropped) p->q_dropped++;
   if (o->kt_state == KT_PRE_QUEUED) {
     q_unlink(p, o);
     o->kt_pre = 0;
-    p->q_claimed++;
+    if (!dropped) p->q_claimed++;
   }
   while (o->kt_state == KT_PRE_RUNNING) pthread_cond_wait(&p->pre_done, &p->mu);
   o->kt_state = KT_PRE_NONE;
@@ -562,7 +563,7 @@ static void pre_claim(struct op *o) {
   pthread_mutex_unlock(&p->mu);
 }
 
-void sotto__srv_kt_pre_cancel(struct op *o) { pre_claim(o); }
+void sotto__srv_kt_pre_cancel(struct op *o) { pre_claim(o, 1); }
 
 static void pool_free(struct kt_pool *p) {
   size_t i;
@@ -752,12 +753,13 @@ void sotto__srv_kt_close(struct srv *s) {
   if (!s->kt) return;
   if (s->kt->pool) {
     struct kt_pool *p = s->kt->pool;
-    unsigned long long ahead, back;
+    unsigned long long ahead, back, dropped;
     pthread_mutex_lock(&p->mu);
     ahead = p->q_done;
     back = p->q_claimed;
+    dropped = p->q_dropped;
     pthread_mutex_unlock(&p->mu);
-    sotto__srv_log(1, "kt_vrf_queue", "ahead=%llu taken_back=%llu", ahead, back);
+    sotto__srv_log(1, "kt_vrf_queue", "ahead=%llu taken_back=%llu dropped=%llu", ahead, back, dropped);
   }
   pool_free(s->kt->pool);
   if (s->kt->prep) sotto_kt_dir_free(s->kt->prep);
@@ -848,7 +850,7 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
       if (v == 0) continue; /* no list was ever logged */
     }
     if ((rc = next_version(s, items, n, it->label, &it->version)) != 0) goto out;
-    if (o->type == SOTTO_SRV_REGISTER && o->kt_q) pre_claim(o); /* finished by a helper, or taken back */
+    if (o->type == SOTTO_SRV_REGISTER && o->kt_q) pre_claim(o, 0); /* finished by a helper, or taken back */
     if (o->type == SOTTO_SRV_REGISTER && o->kt_pre && it->version == 0) {
       memcpy(it->entry, o->kt_pre_entry, sizeof it->entry);
       memcpy(it->opening, o->kt_pre_opening, sizeof it->opening);
