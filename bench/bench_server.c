@@ -461,6 +461,7 @@ struct side {
   /* results */
   double r_relay[ROUNDS], r_login[ROUNDS];
   double relay, login, p50, p99, idle_bytes, idle_marginal, gen_bytes, reg_rate;
+  double reg_cpu_io, reg_cpu_other, reg_cpu_gen; /* CPU µs per REGISTER: server I/O thread, its other threads, us */
   double r_first[BACKLOG_ROUNDS], r_last[BACKLOG_ROUNDS], r_drain[BACKLOG_ROUNDS];
   double b_first, b_last, b_drain;
   /* bystander */
@@ -624,6 +625,39 @@ static void wait_until(struct side *sd, int (*done)(struct side *), const char *
 
 /* ---- setup: registration ---------------------------------------------------------- */
 
+/* CPU time (µs) of the process pid: its main thread (the I/O thread of
+ * sotto-server) into *main_us, all its threads into *all_us; 0 when /proc
+ * cannot tell (both stay 0). Resolution: the kernel's clock tick. */
+static void proc_cpu_us(pid_t pid, double *main_us, double *all_us) {
+  char path[64], buf[1024];
+  long tick = sysconf(_SC_CLK_TCK);
+  int i;
+  *main_us = *all_us = 0;
+  for (i = 0; i < 2; i++) {
+    FILE *f;
+    char *p;
+    unsigned long long ut, st;
+    if (i == 0)
+      snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)pid);
+    else
+      snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if ((f = fopen(path, "r")) == NULL) return;
+    if (!fgets(buf, sizeof buf, f)) buf[0] = 0;
+    fclose(f);
+    /* after "(comm) ": state, then fields 4..13, then utime (14), stime (15) */
+    if ((p = strrchr(buf, ')')) == NULL ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+      return;
+    *(i == 0 ? main_us : all_us) = (double)(ut + st) * 1e6 / (double)(tick > 0 ? tick : 100);
+  }
+}
+
+static double self_cpu_us(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 static int reg_done(struct side *sd) {
   return sd->registered == N_DEVS;
 }
@@ -635,10 +669,13 @@ static void register_all(struct side *sd) {
   static const struct lg_dev anon = {"(registering)", 0, {0}};
   size_t next = 0, i;
   int64_t t0;
+  double io0, all0, gen0, io1, all1;
   for (i = 0; i < N_DEVS; i++) snprintf(g_devs[i].user, sizeof g_devs[i].user, "bench%05zu", i);
   sd->mode = M_REGISTER;
   for (i = 0; i < REG_CONNS; i++) cs[i] = lg_connect(sd->g, &anon, 0);
   while (lg_pending_logins(sd->g)) lg_poll(sd->g, 2000);
+  proc_cpu_us(sd->p->pid, &io0, &all0);
+  gen0 = self_cpu_us();
   t0 = lg_now_ns();
   while (!reg_done(sd)) {
     for (i = 0; i < REG_CONNS; i++) {
@@ -662,6 +699,10 @@ static void register_all(struct side *sd) {
     lg_poll(sd->g, 2000);
   }
   sd->reg_rate = N_DEVS / ((double)(lg_now_ns() - t0) / 1e9);
+  sd->reg_cpu_gen = (self_cpu_us() - gen0) / N_DEVS;
+  proc_cpu_us(sd->p->pid, &io1, &all1);
+  sd->reg_cpu_io = (io1 - io0) / N_DEVS;
+  sd->reg_cpu_other = ((all1 - all0) - (io1 - io0)) / N_DEVS;
   for (i = 0; i < REG_CONNS; i++) lg_close(cs[i]);
   lg_poll(sd->g, 0);
 }
@@ -1186,6 +1227,8 @@ static void print_table(void) {
   printf("setup: %d accounts registered at %s/s (pipelined REGISTER over %d connections%s%s)\n", N_DEVS,
          fmt_num(a, g_s.reg_rate), REG_CONNS, g_kt ? "; key-transparency log on, --kt-threads " : "",
          g_kt ? g_kt : "");
+  printf("       CPU per REGISTER: server I/O thread %.1f us, its other threads %.1f us, load generator %.1f us\n",
+         g_s.reg_cpu_io, g_s.reg_cpu_other, g_s.reg_cpu_gen);
   if (g_rows & G_BYSTANDER)
     printf(
         "bystander: %zu DEVICES requests one at a time, p50 %.2f ms, while one attacker wrote %.1f MB of "

@@ -100,8 +100,8 @@ static const struct opt opts[] = {
      "(docs/key-transparency.md; both stores; in a "
      "cluster every node needs the same DATA/kt.key) (0)"},
     {"kt-threads", T_INT, O(kt_threads), 0, 3,
-     "helper threads that compute the key-transparency log's VRF outputs beside the store thread (--kt 1); a "
-     "REGISTER's is computed on the I/O thread anyway (0)"},
+     "helper threads that compute the key-transparency log's VRF outputs (--kt 1): a REGISTER's as soon as it "
+     "is admitted, the rest of a batch's beside the store thread; 0: a REGISTER's on the I/O thread (1)"},
     {"kt-witness", T_STR, O(kt_witness), 0, 0,
      "NAME:PUBKEY: a witness of the key-transparency log (PUBKEY: the 64 hex digits `sotto-witness` prints); "
      "its cosignatures are accepted and served; repeat for each, at most 16 (none)"},
@@ -184,7 +184,7 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->max_devices = 6;
   c->log_level = 1;
   c->pg_pool = 2;
-  c->kt_threads = 0; /* measured slower with a helper on 2 shared cores (docs/benchmarks.md) */
+  c->kt_threads = 1; /* REGISTERs' VRFs off the I/O thread, ahead of their batch (docs/benchmarks.md, kt3) */
 }
 
 /* redis://HOST:PORT: a host without '@' or '/', a port 1-65535. */

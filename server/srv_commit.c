@@ -89,6 +89,7 @@ void sotto__srv_op_pool_free(void) {
 
 /* The payload may hold a secret (AUTH): wiped with the op. */
 void sotto__srv_op_discard(struct op *o) {
+  if (o->kt_q) sotto__srv_kt_pre_cancel(o); /* a VRF helper must not write into it once freed */
   if (o->type == SOTTO_SRV_KEYS_UPLOAD) free(o->req.keys);
   if (o->type == SOTTO_SRV_DEVLIST_PUT) free(o->req.devlist);
   if (o->type == SOTTO_SRV_SEND_MULTI) free(o->req.multi);

@@ -178,6 +178,8 @@ struct srv_devlist {
   struct sotto_devlist l;
 };
 
+struct kt_pool; /* srv_kt.c */
+
 /* An op: a request waiting for the next group commit. */
 struct op {
   struct op *next;
@@ -211,8 +213,13 @@ struct op {
   uint8_t blob_state; /* BLOB_*: what exec learnt of the blob, for conn.blob (srv_blob.c) */
   int64_t blob_size, blob_expires;
   uint8_t *kt_out; /* KT_*: the OK payload, made on the store thread (srv_kt.c) */
-  uint8_t kt_pre;  /* REGISTER: kt_pre_entry/opening hold version 0 of the name, made on the I/O thread */
+  uint8_t kt_pre;  /* REGISTER: kt_pre_entry/opening hold version 0 of the name (made ahead of the batch) */
   uint8_t kt_pre_entry[64], kt_pre_opening[16];
+  /* REGISTER with --kt-threads >= 1: queued for a VRF helper at admission
+   * (srv_kt.c); kt_state and the links belong to that queue's mutex */
+  struct kt_pool *kt_q; /* the queue it is in or was taken from; NULL once claimed or never queued */
+  struct op *kt_qnext, *kt_qprev;
+  uint8_t kt_state;
   size_t kt_len;
   int64_t t_in_us; /* when its frame arrived (STAGE_QUEUE) */
   size_t len;
@@ -363,8 +370,13 @@ void sotto__srv_kt_batch_done(struct srv *s, int rc);
 int sotto__srv_kt_exec(struct srv *s, struct op *o);
 /* I/O thread, an admitted REGISTER: the VRF output and commitment of
  * version 0 of the name (what a batch logs unless the name was logged
- * before), so that the store thread does not compute it. */
+ * before), so that the store thread does not compute it: with --kt-threads
+ * 0 here, else queued for the helper threads, which compute it while
+ * earlier batches commit. */
 void sotto__srv_kt_precompute(struct srv *s, struct op *o);
+/* An op queued by sotto__srv_kt_precompute leaves the queue (waiting if a
+ * helper is computing it): before it is freed (sotto__srv_op_discard). */
+void sotto__srv_kt_pre_cancel(struct op *o);
 
 /* ---- srv_blob.c (attachments) ---- */
 int sotto__srv_blob_init(const struct srv *s);

@@ -449,6 +449,7 @@ struct kt_item {
 struct kt_pool {
   pthread_mutex_t mu;
   pthread_cond_t go, done;
+  pthread_cond_t pre_done;    /* a queued REGISTER's VRF is finished */
   pthread_t th[KT_HELPERS_MAX];
   size_t n_th;
   int stop;
@@ -456,7 +457,15 @@ struct kt_pool {
   const struct sotto_kt_dir *dir;
   struct kt_item *items;
   size_t n, next, finished;   /* next: first item not taken; finished: items done */
+  /* The admission queue: REGISTERs whose version-0 VRF output a helper
+   * computes before their batch starts (while earlier batches commit). */
+  const struct sotto_kt_dir *prep; /* the I/O thread's key copy (never rebuilt) */
+  struct op *q_head, *q_tail;
+  uint64_t q_done, q_claimed, q_dropped; /* computed by a helper; taken back unstarted; freed before their batch */
 };
+
+/* kt_state of a queued REGISTER (under the pool's mutex) */
+enum { KT_PRE_NONE = 0, KT_PRE_QUEUED, KT_PRE_RUNNING, KT_PRE_DONE };
 
 /* Takes items of the current job until none is left; returns how many. */
 static size_t pool_work(struct kt_pool *p) {
@@ -483,21 +492,78 @@ static size_t pool_work(struct kt_pool *p) {
   }
 }
 
+/* Version 0 of a REGISTER's name: its VRF output and commitment into the
+ * op (kt_pre says whether they are there). dir: keys only. */
+static void pre_one(const struct sotto_kt_dir *dir, struct op *o) {
+  char canon[SOTTO_SRV_USER_MAX + 1];
+  o->kt_pre = 0;
+  sotto__srv_username_canon(o->req.reg.username.p, o->req.reg.username.len, canon);
+  if (sotto_kt_dir_prepare(o->kt_pre_entry, o->kt_pre_opening, dir, (const uint8_t *)canon, strlen(canon), 0,
+                           o->req.reg.identity.p, o->req.reg.identity.len) == 0)
+    o->kt_pre = 1;
+}
+
+/* Under p->mu: o leaves the admission queue. */
+static void q_unlink(struct kt_pool *p, struct op *o) {
+  if (o->kt_qprev)
+    o->kt_qprev->kt_qnext = o->kt_qnext;
+  else
+    p->q_head = o->kt_qnext;
+  if (o->kt_qnext)
+    o->kt_qnext->kt_qprev = o->kt_qprev;
+  else
+    p->q_tail = o->kt_qprev;
+  o->kt_qnext = o->kt_qprev = NULL;
+}
+
 static void *pool_thread(void *arg) {
   struct kt_pool *p = arg;
   uint64_t seen = 0;
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    while (!p->stop && p->gen == seen) pthread_cond_wait(&p->go, &p->mu);
+    struct op *o;
+    while (!p->stop && p->gen == seen && !p->q_head) pthread_cond_wait(&p->go, &p->mu);
     if (p->stop) break;
-    seen = p->gen;
+    if (p->gen != seen) {
+      /* the store thread waits for this batch: it goes first */
+      seen = p->gen;
+      pthread_mutex_unlock(&p->mu);
+      pool_work(p);
+      pthread_mutex_lock(&p->mu);
+      continue;
+    }
+    o = p->q_head;
+    q_unlink(p, o);
+    o->kt_state = KT_PRE_RUNNING;
     pthread_mutex_unlock(&p->mu);
-    pool_work(p);
+    pre_one(p->prep, o);
     pthread_mutex_lock(&p->mu);
+    o->kt_state = KT_PRE_DONE;
+    p->q_done++;
+    pthread_cond_broadcast(&p->pre_done);
   }
   pthread_mutex_unlock(&p->mu);
   return NULL;
 }
+
+/* o leaves the admission queue for good: unstarted, it is taken back
+ * (kt_pre 0: its batch computes it); being computed, this waits for it. */
+static void pre_claim(struct op *o, int dropped) {
+  struct kt_pool *p = o->kt_q;
+  pthread_mutex_lock(&p->mu);
+  if (dropped) p->q_dropped++;
+  if (o->kt_state == KT_PRE_QUEUED) {
+    q_unlink(p, o);
+    o->kt_pre = 0;
+    if (!dropped) p->q_claimed++;
+  }
+  while (o->kt_state == KT_PRE_RUNNING) pthread_cond_wait(&p->pre_done, &p->mu);
+  o->kt_state = KT_PRE_NONE;
+  o->kt_q = NULL;
+  pthread_mutex_unlock(&p->mu);
+}
+
+void sotto__srv_kt_pre_cancel(struct op *o) { pre_claim(o, 1); }
 
 static void pool_free(struct kt_pool *p) {
   size_t i;
@@ -507,9 +573,18 @@ static void pool_free(struct kt_pool *p) {
   pthread_cond_broadcast(&p->go);
   pthread_mutex_unlock(&p->mu);
   for (i = 0; i < p->n_th; i++) pthread_join(p->th[i], NULL);
+  /* ops still queued forget the queue (they are freed later) */
+  while (p->q_head) {
+    struct op *o = p->q_head;
+    q_unlink(p, o);
+    o->kt_state = KT_PRE_NONE;
+    o->kt_pre = 0;
+    o->kt_q = NULL;
+  }
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->go);
   pthread_cond_destroy(&p->done);
+  pthread_cond_destroy(&p->pre_done);
   free(p);
 }
 
@@ -525,6 +600,7 @@ static struct kt_pool *pool_new(int threads) {
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->go, NULL);
   pthread_cond_init(&p->done, NULL);
+  pthread_cond_init(&p->pre_done, NULL);
   /* The helpers take no signal (SIGTERM and the others go to the
    * signalfd of the I/O thread, which blocks them only later). */
   sigfillset(&all);
@@ -650,14 +726,15 @@ int sotto__srv_kt_open(struct srv *s) {
     free(kt);
     return -1;
   }
-  kt->pool = pool_new(s->cfg->kt_threads);
   {
     /* The I/O thread's copy of the keys: never rebuilt (kt->dir is, on the
-     * store thread), so it may be read there at any time. */
+     * store thread), so it may be read there and by the helpers at any time. */
     uint8_t key[64];
     if (load_keys(s->cfg->data, key) == 0 && sotto_kt_dir_new(&kt->prep, key, key + 32) != 0) kt->prep = NULL;
     sodium_memzero(key, sizeof key);
   }
+  kt->pool = pool_new(s->cfg->kt_threads);
+  if (kt->pool) kt->pool->prep = kt->prep; /* set before any REGISTER is admitted */
   s->kt = kt;
   {
     /* The log's public identity, for clients and witnesses to pin. */
@@ -674,6 +751,16 @@ int sotto__srv_kt_open(struct srv *s) {
 
 void sotto__srv_kt_close(struct srv *s) {
   if (!s->kt) return;
+  if (s->kt->pool) {
+    struct kt_pool *p = s->kt->pool;
+    unsigned long long ahead, back, dropped;
+    pthread_mutex_lock(&p->mu);
+    ahead = p->q_done;
+    back = p->q_claimed;
+    dropped = p->q_dropped;
+    pthread_mutex_unlock(&p->mu);
+    sotto__srv_log(1, "kt_vrf_queue", "ahead=%llu taken_back=%llu dropped=%llu", ahead, back, dropped);
+  }
   pool_free(s->kt->pool);
   if (s->kt->prep) sotto_kt_dir_free(s->kt->prep);
   if (s->kt->dir) sotto_kt_dir_free(s->kt->dir);
@@ -683,13 +770,25 @@ void sotto__srv_kt_close(struct srv *s) {
 
 void sotto__srv_kt_precompute(struct srv *s, struct op *o) {
   struct srv_kt *kt = s->kt;
-  char canon[SOTTO_SRV_USER_MAX + 1];
+  struct kt_pool *p;
   o->kt_pre = 0;
   if (!kt || !kt->prep) return;
-  sotto__srv_username_canon(o->req.reg.username.p, o->req.reg.username.len, canon);
-  if (sotto_kt_dir_prepare(o->kt_pre_entry, o->kt_pre_opening, kt->prep, (const uint8_t *)canon, strlen(canon), 0,
-                           o->req.reg.identity.p, o->req.reg.identity.len) == 0)
-    o->kt_pre = 1;
+  if ((p = kt->pool) == NULL || !p->prep) {
+    pre_one(kt->prep, o); /* --kt-threads 0: here, on the I/O thread */
+    return;
+  }
+  pthread_mutex_lock(&p->mu);
+  o->kt_q = p;
+  o->kt_state = KT_PRE_QUEUED;
+  o->kt_qnext = NULL;
+  o->kt_qprev = p->q_tail;
+  if (p->q_tail)
+    p->q_tail->kt_qnext = o;
+  else
+    p->q_head = o;
+  p->q_tail = o;
+  pthread_cond_signal(&p->go);
+  pthread_mutex_unlock(&p->mu);
 }
 
 int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
@@ -751,6 +850,7 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
       if (v == 0) continue; /* no list was ever logged */
     }
     if ((rc = next_version(s, items, n, it->label, &it->version)) != 0) goto out;
+    if (o->type == SOTTO_SRV_REGISTER && o->kt_q) pre_claim(o, 0); /* finished by a helper, or taken back */
     if (o->type == SOTTO_SRV_REGISTER && o->kt_pre && it->version == 0) {
       memcpy(it->entry, o->kt_pre_entry, sizeof it->entry);
       memcpy(it->opening, o->kt_pre_opening, sizeof it->opening);

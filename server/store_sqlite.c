@@ -68,6 +68,8 @@ enum {
   Q_DEV_IS,
   Q_SENDER_SUMS,
   Q_DEVLIST_IDS,
+  Q_KT_VALUE_PUT,
+  Q_KT_VALUE_GET,
   Q_COUNT
 };
 
@@ -145,6 +147,9 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_SENDER_SUMS] = "SELECT sender, sum(length(body)) FROM messages GROUP BY sender",
     [Q_DEVLIST_IDS] = "SELECT l.ids FROM devlists l WHERE l.account_id ="
                       " (SELECT id FROM accounts WHERE username = ?1) ORDER BY l.version DESC LIMIT 1",
+    /* key transparency: each logged REGISTER reads one and writes two */
+    [Q_KT_VALUE_PUT] = "INSERT OR REPLACE INTO kt_values(label, version, value, opening) VALUES(?1, ?2, ?3, ?4)",
+    [Q_KT_VALUE_GET] = "SELECT version, value, opening FROM kt_values WHERE label = ?1",
 };
 
 static const char schema[] =
@@ -1237,32 +1242,27 @@ static int sq_kt_value_put(void *v, const char *label, uint32_t version, const u
                            const uint8_t opening[16]) {
   struct sq *s = v;
   sqlite3_stmt *st;
-  int rc;
-  if (len > SOTTO_STORE_KT_MAX_VALUE ||
-      one_shot(s, "INSERT OR REPLACE INTO kt_values(label, version, value, opening) VALUES(?1, ?2, ?3, ?4)", &st))
-    return SOTTO_ERR_STORE;
+  if (len > SOTTO_STORE_KT_MAX_VALUE) return SOTTO_ERR_STORE;
+  st = stmt(s, Q_KT_VALUE_PUT);
   sqlite3_bind_text(st, 1, label, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, version);
   sqlite3_bind_blob(st, 3, len ? value : (const void *)"", (int)len, SQLITE_STATIC);
   sqlite3_bind_blob(st, 4, opening, 16, SQLITE_STATIC);
-  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
-  sqlite3_finalize(st);
-  return rc;
+  return step_done(st);
 }
 
 static int sq_kt_value_get(void *v, const char *label, uint32_t *version, uint8_t *value, size_t *len,
                            uint8_t opening[16]) {
   struct sq *s = v;
-  sqlite3_stmt *st;
+  sqlite3_stmt *st = stmt(s, Q_KT_VALUE_GET);
   int rc;
-  if (one_shot(s, "SELECT version, value, opening FROM kt_values WHERE label = ?1", &st)) return SOTTO_ERR_STORE;
   sqlite3_bind_text(st, 1, label, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     int64_t ver = sqlite3_column_int64(st, 0);
     size_t vl = (size_t)sqlite3_column_bytes(st, 1);
     if (ver < 0 || ver > 0x7FFFFFFF || vl > SOTTO_STORE_KT_MAX_VALUE || sqlite3_column_bytes(st, 2) != 16) {
-      sqlite3_finalize(st);
+      sqlite3_reset(st);
       return SOTTO_ERR_STORE;
     }
     *version = (uint32_t)ver;
@@ -1270,7 +1270,7 @@ static int sq_kt_value_get(void *v, const char *label, uint32_t *version, uint8_
     if (vl) memcpy(value, sqlite3_column_blob(st, 1), vl);
     memcpy(opening, sqlite3_column_blob(st, 2), 16);
   }
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : SOTTO_ERR_STORE;
 }
 

@@ -11,7 +11,12 @@
  *       row to plant), "secret HEX" and "secret_hash HEX" (device 1's).
  *   kt_operator put PORT FINGERPRINT USER SECRET_HEX KEYFILE VERSION
  *       logs in as USER/1 and stores the list {device 1 = KEYFILE's key,
- *       named "ghost"} as VERSION; prints "stored" or the error. */
+ *       named "ghost"} as VERSION; prints "stored" or the error.
+ *   kt_operator unregister PORT FINGERPRINT USER SECRET_HEX
+ *       logs in as USER/1 and deletes the account (the server logs the
+ *       deletion markers; the shell puts the rows back after, so the log
+ *       shows the account deleted while it is not: test_kt_unregister.sh);
+ *       prints "deleted" or the error. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,10 +84,31 @@ static int put_cmd(char **a) {
   return rc ? 1 : 0;
 }
 
+static int unregister_cmd(char **a) {
+  uint8_t secret[32];
+  struct sotto_net_ctx *ctx;
+  struct sotto_net *c = NULL;
+  size_t bl = 0;
+  int rc;
+  if (sodium_hex2bin(secret, sizeof secret, a[3], strlen(a[3]), NULL, &bl, NULL) != 0 || bl != 32) return 1;
+  if ((ctx = sotto_net_ctx_new(a[1], NULL)) == NULL) return 1;
+  if ((rc = sotto_net_connect(ctx, "127.0.0.1", a[0], 5000, 1, &c)) != 0 ||
+      (rc = sotto_net_auth(c, a[2], 1, secret, NULL, NULL)) != 0 || (rc = sotto_net_unregister(c)) != 0)
+    printf("error %d\n", rc);
+  else
+    printf("deleted\n");
+  if (c) sotto_net_close(c);
+  sotto_net_ctx_free(ctx);
+  sodium_memzero(secret, sizeof secret);
+  return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   if (sodium_init() < 0) return 1;
   if (argc == 3 && !strcmp(argv[1], "key")) return key_cmd(argv[2]);
   if (argc == 8 && !strcmp(argv[1], "put")) return put_cmd(argv + 2);
-  fprintf(stderr, "usage: kt_operator key KEYFILE | put PORT FINGERPRINT USER SECRET_HEX KEYFILE VERSION\n");
+  if (argc == 6 && !strcmp(argv[1], "unregister")) return unregister_cmd(argv + 2);
+  fprintf(stderr, "usage: kt_operator key KEYFILE | put PORT FINGERPRINT USER SECRET_HEX KEYFILE VERSION |\n"
+                  "       unregister PORT FINGERPRINT USER SECRET_HEX\n");
   return 2;
 }
