@@ -43,7 +43,7 @@
 
 #include "store.h"
 
-#define PG_SCHEMA_VERSION 10
+#define PG_SCHEMA_VERSION 9
 #define PG_KT_LOCK_KEY 0x736f74746f4bLL /* "sotto" + 'K': the key-transparency log's append lock */
 #define PG_LOCK_KEY 0x736f74746f01LL /* "sotto" + 1: the sole-writer advisory lock */
 #define PG_ID_BLOCK 1024             /* INCREMENT of sotto_msg_ids */
@@ -120,10 +120,7 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     " opening bytea NOT NULL);"
     "CREATE TABLE kt_cosigs(witness bytea PRIMARY KEY, size bigint NOT NULL, head bytea NOT NULL,"
     " cosig bytea NOT NULL);",
-    /* 9: reserved for another branch's migration (a no-op here; merged, its
-     * statement takes this place) */
-    "SELECT 1;",
-    /* 10: the devices that said BLOB_DONE for a blob, each counted once (at
+    /* 9: the devices that said BLOB_DONE for a blob, each counted once (at
      * most the blob's declared fetches: they go with the blob) */
     "CREATE TABLE blob_fetches(id bytea NOT NULL, account_id bigint NOT NULL, device_id bigint NOT NULL,"
     " PRIMARY KEY(id, account_id, device_id));",
