@@ -83,6 +83,8 @@ struct sc_client {
   } dl_seen[8];
   unsigned dl_next;
   unsigned long fan_mismatches; /* deliver.c: SEND_MULTIs the server refused with ERR(30) (tests read it) */
+  unsigned long fan_lists;      /* deliver.c: ... of them whose ERR(30) carried the recipient's list (tests) */
+  unsigned long devlist_gets;   /* devices.c: DEVLIST_GET requests made (tests read it) */
   /* linkdev.c: the link slot a new device opened (sc_link_open), or NULL */
   struct link_pending *lp;
 };
