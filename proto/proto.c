@@ -366,6 +366,7 @@ int sotto__srv_parse_err(const uint8_t *p, size_t len, struct sotto_srv_err *m) 
 int sotto__srv_parse_err_list(const uint8_t *p, size_t len, struct sotto_srv_err *m, const uint8_t **list,
                               size_t *list_len) {
   struct sotto__rd r;
+  const uint8_t *l = NULL;
   uint16_t n;
   int rc;
   *list = NULL;
@@ -378,8 +379,9 @@ int sotto__srv_parse_err_list(const uint8_t *p, size_t len, struct sotto_srv_err
   TRY(rd_u16(&r, &n));
   if (n == 0) return SOTTO_ERR_MALFORMED;
   if (n > SOTTO_SRV_MAX_DEVLIST) return SOTTO_ERR_TOO_LARGE;
-  TRY(sotto__rd_bytes(&r, n, list));
+  TRY(sotto__rd_bytes(&r, n, &l));
   TRY(rd_end(&r));
+  *list = l; /* handed out only when the whole answer parsed */
   *list_len = n;
   return 0;
 }
