@@ -77,6 +77,8 @@ int sotto__net_decode(const uint8_t *body, size_t len, uint32_t max_message, str
   struct sotto_srv_frame f;
   struct sotto_srv_err e;
   struct sotto__rd r;
+  const uint8_t *list = NULL;
+  size_t list_len = 0;
   int rc;
   memset(ev, 0, sizeof *ev);
   if ((rc = sotto__srv_frame_parse(body, len, &f)) != 0) {
@@ -95,12 +97,19 @@ int sotto__net_decode(const uint8_t *body, size_t len, uint32_t max_message, str
     case SOTTO_SRV_CLOSE:
       ev->kind = f.type == SOTTO_SRV_ERR ? SOTTO_NET_EV_ANSWER : SOTTO_NET_EV_CLOSE;
       ev->req_id = f.req_id;
-      if ((rc = sotto__srv_parse_err(f.p, f.len, &e)) != 0) {
+      /* ERR(30) may carry the recipient's signed device list (a client
+       * that set FEAT_MISMATCH_LIST): it becomes the event's payload. */
+      if ((rc = f.type == SOTTO_SRV_ERR ? sotto__srv_parse_err_list(f.p, f.len, &e, &list, &list_len)
+                                        : sotto__srv_parse_err(f.p, f.len, &e)) != 0) {
         ev->error = rc;
         ev->code = SOTTO_SRV_E_MALFORMED;
       } else {
         /* An ERR must fail its request: code 0 would read as success. */
         ev->code = e.code || f.type == SOTTO_SRV_CLOSE ? e.code : SOTTO_SRV_E_INTERNAL;
+        if (list_len) {
+          if ((ev->payload = dup_bytes(list, list_len)) == NULL) goto nomem;
+          ev->payload_len = list_len;
+        }
       }
       return 0;
     case SOTTO_SRV_MSG:

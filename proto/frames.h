@@ -61,7 +61,8 @@ struct sotto_net_event {
   uint32_t ec_left, kem_left;
   /* CLOSE, and ANSWER with an ERR */
   uint16_t code;
-  /* ANSWER (pipelined requests): request id, 0 or ERR code in code, payload */
+  /* ANSWER (pipelined requests): request id, 0 or ERR code in code, payload
+   * (for OK; for ERR(30) the signed device list it carried, or none) */
   uint32_t req_id;
   uint8_t *payload;
   size_t payload_len;

@@ -153,6 +153,14 @@ static int rd_end(const struct sotto__rd *r) { return sotto__rd_left(r) ? SOTTO_
     if ((rc = (x)) != 0) return rc; \
   } while (0)
 
+void sotto__srv_put_err_list(struct sotto__wr *w, uint16_t code, const char *msg, const uint8_t *list,
+                             size_t list_len) {
+  sotto__srv_put_err(w, code, msg);
+  sotto__wr_u8(w, (uint8_t)(list_len >> 8));
+  sotto__wr_u8(w, (uint8_t)list_len);
+  sotto__wr_bytes(w, list, list_len);
+}
+
 /* ---- requests ------------------------------------------------------------ */
 
 int sotto__srv_parse_hello(const uint8_t *p, size_t len, struct sotto_srv_hello *m) {
@@ -353,6 +361,29 @@ int sotto__srv_parse_err(const uint8_t *p, size_t len, struct sotto_srv_err *m) 
   TRY(rd_u16(&r, &m->code));
   TRY(rd_str8(&r, 255, &m->msg));
   return rd_end(&r);
+}
+
+int sotto__srv_parse_err_list(const uint8_t *p, size_t len, struct sotto_srv_err *m, const uint8_t **list,
+                              size_t *list_len) {
+  struct sotto__rd r;
+  const uint8_t *l = NULL;
+  uint16_t n;
+  int rc;
+  *list = NULL;
+  *list_len = 0;
+  sotto__rd_init(&r, p, len);
+  TRY(rd_u16(&r, &m->code));
+  TRY(rd_str8(&r, 255, &m->msg));
+  if (!sotto__rd_left(&r)) return 0;
+  if (m->code != SOTTO_SRV_E_MISMATCHED_DEVICES) return SOTTO_ERR_TRAILING;
+  TRY(rd_u16(&r, &n));
+  if (n == 0) return SOTTO_ERR_MALFORMED;
+  if (n > SOTTO_SRV_MAX_DEVLIST) return SOTTO_ERR_TOO_LARGE;
+  TRY(sotto__rd_bytes(&r, n, &l));
+  TRY(rd_end(&r));
+  *list = l; /* handed out only when the whole answer parsed */
+  *list_len = n;
+  return 0;
 }
 
 int sotto__srv_parse_env(const uint8_t *p, size_t len, struct sotto_srv_env *m) {

@@ -201,6 +201,7 @@ struct sotto_srv_blob_id {
  * byte gets nothing it does not know. */
 #define SOTTO_SRV_FEAT_NOTICE 0x01    /* NOTICE pushes (0x94) */
 #define SOTTO_SRV_FEAT_LAST_SEEN 0x02 /* DEVICES of its own account: last-seen days after the ids */
+#define SOTTO_SRV_FEAT_MISMATCH_LIST 0x04 /* ERR(30) to SEND_MULTI carries the recipient's newest signed list */
 struct sotto_srv_hello {
   uint16_t version;
   uint8_t features;
@@ -370,6 +371,13 @@ struct sotto_srv_bundle_buf {
 };
 
 int sotto__srv_parse_err(const uint8_t *p, size_t len, struct sotto_srv_err *m) SOTTO_WUR;
+/* An ERR answer as a client that set SOTTO_SRV_FEAT_MISMATCH_LIST reads it:
+ * `u16 code, str8 reason`, and for code 30 (mismatched devices) optionally
+ * `blob16 list` (1..SOTTO_SRV_MAX_DEVLIST bytes: exactly what DEVLIST_GET
+ * answers for the recipient); *list NULL and *list_len 0 when absent.
+ * Anything after it, or a trailer on another code, is malformed. */
+int sotto__srv_parse_err_list(const uint8_t *p, size_t len, struct sotto_srv_err *m, const uint8_t **list,
+                              size_t *list_len) SOTTO_WUR;
 int sotto__srv_parse_env(const uint8_t *p, size_t len, struct sotto_srv_env *m) SOTTO_WUR;
 int sotto__srv_parse_bundle(const uint8_t *p, size_t len, struct sotto_srv_bundle *m) SOTTO_WUR;
 /* DEVICES answer: `u16 n, n x u32 device_id`, then (only for a client
@@ -421,6 +429,10 @@ void sotto__srv_put_keys(struct sotto__wr *w, const struct sotto_srv_keys *m);
 void sotto__srv_put_env(struct sotto__wr *w, const struct sotto_srv_env *m);
 void sotto__srv_put_bundle(struct sotto__wr *w, const struct sotto_srv_bundle *m);
 void sotto__srv_put_err(struct sotto__wr *w, uint16_t code, const char *msg);
+/* ERR(code, msg) followed by blob16 list (the mismatched-devices answer to a
+ * client with SOTTO_SRV_FEAT_MISMATCH_LIST); list_len 1..SOTTO_SRV_MAX_DEVLIST. */
+void sotto__srv_put_err_list(struct sotto__wr *w, uint16_t code, const char *msg, const uint8_t *list,
+                             size_t list_len);
 
 /* Requests (the client writes them; the sotto__srv_parse_* above read them). */
 void sotto__srv_put_hello_req(struct sotto__wr *w, uint16_t version, uint8_t features);

@@ -16,7 +16,8 @@
 /* What an op counts against max-inflight-bytes: its payload, and the heap
  * memory it owns while it waits: for a BUNDLE the bundle buffer its answer
  * needs (allocated when it runs), for KEYS_UPLOAD its parsed key table, for
- * the KT_* requests the most their answer can hold (srv_kt.c). */
+ * the KT_* requests the most their answer can hold (srv_kt.c), for SEND_MULTI
+ * the signed list its ERR(30) may carry. */
 size_t sotto__srv_op_cost(uint8_t type, size_t len) {
   return len + (type == SOTTO_SRV_BUNDLE                                            ? sizeof(struct sotto_store_bundle)
                 : type == SOTTO_SRV_KEYS_UPLOAD                                     ? sizeof(struct sotto_store_keys)
@@ -29,7 +30,7 @@ size_t sotto__srv_op_cost(uint8_t type, size_t len) {
                                                     SOTTO_SRV_KT_MAX_WITNESSES * (1 + SOTTO_SRV_KT_NAME_MAX +
                                                                                   SOTTO_SRV_KT_PK_LEN)
                 : type == SOTTO_SRV_DEVLIST_PUT                                     ? sizeof(struct srv_devlist)
-                : type == SOTTO_SRV_SEND_MULTI                                      ? sizeof(struct sotto_srv_send_multi)
+                : type == SOTTO_SRV_SEND_MULTI ? sizeof(struct sotto_srv_send_multi) + SOTTO_SRV_MAX_DEVLIST + 2
                 : type == SOTTO_SRV_DEVLIST_GET                                     ? SOTTO_SRV_MAX_DEVLIST + 2
                 : type == SOTTO_SRV_BLOB_GET                                        ? SOTTO_SRV_BLOB_MAX_CHUNK
                                                                                     : 0);

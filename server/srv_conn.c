@@ -165,6 +165,17 @@ void sotto__srv_send_err(struct srv *s, struct conn *c, uint32_t req_id, int cod
   sotto__srv_frame_end(c, &w, SOTTO_SRV_ERR, req_id);
 }
 
+/* ERR(code) with the signed device list after it (SEND_MULTI's ERR(30) to a
+ * client with FEAT_MISMATCH_LIST). */
+void sotto__srv_send_err_list(struct srv *s, struct conn *c, uint32_t req_id, int code, const uint8_t *list,
+                              size_t len) {
+  struct sotto__wr w;
+  sotto__srv_error_count(s, code);
+  if (sotto__srv_frame_begin(c, &w, 3 + SOTTO_SRV_MAX_ERRMSG + 2 + len) != 0) return;
+  sotto__srv_put_err_list(&w, (uint16_t)code, sotto__srv_code_str((unsigned)code), list, len);
+  sotto__srv_frame_end(c, &w, SOTTO_SRV_ERR, req_id);
+}
+
 void sotto__srv_do_write(struct srv *s, struct conn *c);
 
 /* Sends a CLOSE frame and closes once it is flushed (or after a grace period). */

@@ -210,6 +210,7 @@ static int admit_send(struct srv *s, struct conn *c, struct op *o) {
 }
 static int admit_send_multi(struct srv *s, struct conn *c, struct op *o) {
   if (c->version < 2) return SOTTO_SRV_E_OLD_PROTOCOL;
+  o->with_list = (c->features & SOTTO_SRV_FEAT_MISMATCH_LIST) != 0;
   return admit_send(s, c, o);
 }
 
@@ -496,12 +497,41 @@ static int exec_send(struct srv *s, struct op *o) {
   return 0;
 }
 
+/* ERR(30) to a SEND_MULTI: for a client that set FEAT_MISMATCH_LIST the
+ * answer carries the recipient's newest signed list, the same bytes as a
+ * DEVLIST_GET answer (blob16 list), read in this transaction, so that a
+ * stale sender catches up in one round trip. An account without a list
+ * (its device rows are the set): the bare ERR(30). */
+static int mismatch(struct srv *s, struct op *o, const char *user) {
+  uint32_t ver = 0;
+  size_t len = 0;
+  int rc;
+  o->code = SOTTO_SRV_E_MISMATCHED_DEVICES;
+  if (!o->with_list) return 0;
+  free(o->kt_out);
+  o->kt_len = 0;
+  if ((o->kt_out = malloc(SOTTO_SRV_MAX_DEVLIST + 2)) == NULL) return SOTTO_ERR_NOMEM;
+  rc = s->store.ops->devlist_get(s->store.impl, user, &ver, o->kt_out + 2, SOTTO_SRV_MAX_DEVLIST, &len);
+  if (rc < 0) return rc;
+  if (rc == 1 || len == 0) {
+    free(o->kt_out);
+    o->kt_out = NULL;
+    return 0;
+  }
+  o->kt_out[0] = (uint8_t)(len >> 8);
+  o->kt_out[1] = (uint8_t)len;
+  o->kt_len = len + 2;
+  return 0;
+}
+
 /* SEND_MULTI: one envelope to every device of the recipient's newest signed
  * list (or, for an account without a list, every device row), all or none.
  * A set of device ids that is not exactly that set is refused with ERR(30)
- * before anything is stored: the sender fetches the list (DEVLIST_GET),
- * verifies it and sends again. Every quota is checked for every envelope
- * (with the bytes of the ones before it) before the first is stored. */
+ * before anything is stored; with FEAT_MISMATCH_LIST the ERR carries the
+ * newest list (mismatch above), else the sender fetches it (DEVLIST_GET);
+ * either way it verifies it and sends again. Every quota is checked for
+ * every envelope (with the bytes of the ones before it) before the first is
+ * stored. */
 static int exec_send_multi(struct srv *s, struct op *o) {
   const struct sotto_store_ops *ops = s->store.ops;
   void *st = s->store.impl;
@@ -523,21 +553,12 @@ static int exec_send_multi(struct srv *s, struct op *o) {
     return 0;
   }
   /* both sets are in increasing order (the parser and the stores see to it) */
-  if (n_want != m->n) {
-    o->code = SOTTO_SRV_E_MISMATCHED_DEVICES;
-    return 0;
-  }
+  if (n_want != m->n) return mismatch(s, o, user);
   for (i = 0; i < m->n; i++)
-    if (want[i] != m->e[i].device_id) {
-      o->code = SOTTO_SRV_E_MISMATCHED_DEVICES;
-      return 0;
-    }
+    if (want[i] != m->e[i].device_id) return mismatch(s, o, user);
   for (i = 0; i < m->n; i++) {
     if ((rc = ops->device_route(st, user, m->e[i].device_id, &d[i])) < 0) return rc;
-    if (rc == 1) { /* listed but gone (removed, the list not yet renewed) */
-      o->code = SOTTO_SRV_E_MISMATCHED_DEVICES;
-      return 0;
-    }
+    if (rc == 1) return mismatch(s, o, user); /* listed but gone (removed, the list not yet renewed) */
     if ((rc = send_quota(s, c, &d[i], m->e[i].body_len, pending, &o->code)) != 0 || o->code) return rc;
     pending += (int64_t)m->e[i].body_len;
   }
@@ -1066,6 +1087,10 @@ void sotto__srv_op_answer(struct srv *s, struct op *o, int failed) {
       cstr(user, &o->req.auth.username);
       sotto__srv_authed(s, c, &o->dev, user);
     }
+  }
+  if (!failed && o->code == SOTTO_SRV_E_MISMATCHED_DEVICES && o->type == SOTTO_SRV_SEND_MULTI && o->kt_out) {
+    sotto__srv_send_err_list(s, c, o->req_id, o->code, o->kt_out + 2, o->kt_len - 2);
+    return;
   }
   if (failed || o->code) {
     sotto__srv_send_err(s, c, o->req_id, failed ? SOTTO_SRV_E_INTERNAL : o->code);

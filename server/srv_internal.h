@@ -206,13 +206,14 @@ struct op {
   size_t n_ids;
   uint32_t days[SOTTO_SRV_MAX_DEVICES]; /* DEVICES with with_days: last-seen days beside ids[] */
   uint8_t with_days;                    /* DEVICES of the caller's own account, FEAT_LAST_SEEN */
+  uint8_t with_list; /* SEND_MULTI from a client with FEAT_MISMATCH_LIST: ERR(30) carries the list (kt_out) */
   int64_t gone[SOTTO_SRV_MAX_DEVICES]; /* UNREGISTER, RECOVER: devices removed (their connections close) */
   size_t n_gone;
   int64_t multi_ids[SOTTO_SRV_MAX_DEVICES]; /* SEND_MULTI: the envelopes' ids (gone[]: their devices' keys) */
   size_t n_multi;
   uint8_t blob_state; /* BLOB_*: what exec learnt of the blob, for conn.blob (srv_blob.c) */
   int64_t blob_size, blob_expires;
-  uint8_t *kt_out; /* KT_*: the OK payload, made on the store thread (srv_kt.c) */
+  uint8_t *kt_out; /* KT_*: the OK payload, made on the store thread (srv_kt.c); SEND_MULTI: the ERR(30) list */
   uint8_t kt_pre;  /* REGISTER: kt_pre_entry/opening hold version 0 of the name (made ahead of the batch) */
   uint8_t kt_pre_entry[64], kt_pre_opening[16];
   /* REGISTER with --kt-threads >= 1: queued for a VRF helper at admission
@@ -408,6 +409,9 @@ int sotto__srv_frame_begin(struct conn *c, struct sotto__wr *w, size_t cap);
 void sotto__srv_frame_end(struct conn *c, struct sotto__wr *w, uint8_t type, uint32_t req_id);
 void sotto__srv_send_simple(struct conn *c, uint8_t type, uint32_t req_id, const void *p, size_t n);
 void sotto__srv_send_err(struct srv *s, struct conn *c, uint32_t req_id, int code);
+/* ERR(code) followed by blob16 list (SEND_MULTI's ERR(30) with FEAT_MISMATCH_LIST). */
+void sotto__srv_send_err_list(struct srv *s, struct conn *c, uint32_t req_id, int code, const uint8_t *list,
+                              size_t len);
 void sotto__srv_conn_close_with(struct srv *s, struct conn *c, int code);
 void sotto__srv_push_env(struct srv *s, struct conn *c, const struct sotto_store_env *e);
 void sotto__srv_push_keys_low(struct conn *c, int64_t ec, int64_t kem);

@@ -87,6 +87,8 @@ struct sc_client {
    * the server (0: no file's send under way); deliver.c sets them to its
    * final fan-out (attach_fanout_final) before the pointer leaves */
   uint16_t att_fetches;
+  unsigned long fan_lists;      /* deliver.c: ... of them whose ERR(30) carried the recipient's list (tests) */
+  unsigned long devlist_gets;   /* devices.c: DEVLIST_GET requests made (tests read it) */
   /* linkdev.c: the link slot a new device opened (sc_link_open), or NULL */
   struct link_pending *lp;
 };

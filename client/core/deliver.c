@@ -32,19 +32,33 @@ int deliver_raw(struct sc_client *c, struct conn *k, const char *user, int type,
   return conn_error(c, k, rc, what, user);
 }
 
+/* After ERR(30): user's current list, from the ERR itself when it carried
+ * one (list, len: one round trip), else fetched with DEVLIST_GET; either
+ * way through the same check (signature chain to key, rollback, KT) and
+ * recorded. 0 or the recorded SC_ERR_*. */
+static int mismatch_list(struct sc_client *c, struct conn *k, const char *user, const uint8_t key[SOTTO_PUBKEY_LEN],
+                         const uint8_t *list, size_t len) {
+  devices_recheck(c, user);
+  if (len == 0) return devices_check_peer(c, k, user, key);
+  c->fan_lists++;
+  return devices_check_peer_list(c, k, user, key, list, len);
+}
+
 /* A group message (the same SenderKeyMessage for every device) to every
  * device of user's verified list (one SEND_MULTI, retried once after
- * ERR(30) with the list fetched again); a contact without a recorded list
+ * ERR(30) with the list it carried, or fetched again); a contact without a recorded list
  * of their pinned key: device 1 (deliver_raw). */
 int deliver_raw_all(struct sc_client *c, struct conn *k, const char *user, int type, const uint8_t *body, size_t len) {
   struct sotto_devlist *l = calloc(1, sizeof *l);
   struct sotto_srv_send_multi *m = calloc(1, sizeof *m);
+  uint8_t *mlist = malloc(SOTTO_SRV_MAX_DEVLIST);
+  size_t mlist_len = 0;
   struct contact who;
   uint64_t ids[SOTTO_SRV_MAX_DEVICES];
   char what[96];
   unsigned i;
   int rc, attempt, ret = 0;
-  if (!l || !m) {
+  if (!l || !m || !mlist) {
     ret = sc__fail(c, SC_ERR_NOMEM, "out of memory");
     goto out;
   }
@@ -68,7 +82,7 @@ int deliver_raw_all(struct sc_client *c, struct conn *k, const char *user, int t
     }
     m->n = (uint8_t)i;
     c->sent_id = c->sent_ts = 0;
-    rc = sotto_net_send_multi(k->net, m, ids, &c->sent_ts);
+    rc = sotto_net_send_multi_list(k->net, m, ids, &c->sent_ts, mlist, SOTTO_SRV_MAX_DEVLIST, &mlist_len);
     if (rc == 0) {
       c->sent_id = ids[0];
       break;
@@ -86,8 +100,7 @@ int deliver_raw_all(struct sc_client *c, struct conn *k, const char *user, int t
                      user);
       break;
     }
-    devices_recheck(c, user);
-    if ((ret = devices_check_peer(c, k, user, who.key)) != 0) break;
+    if ((ret = mismatch_list(c, k, user, who.key, mlist, mlist_len)) != 0) break;
     if ((rc = devices_list_of(c, user, l)) < 0) {
       ret = sc__store_error(c, rc);
       break;
@@ -100,6 +113,7 @@ int deliver_raw_all(struct sc_client *c, struct conn *k, const char *user, int t
 out:
   free(l);
   free(m);
+  free(mlist);
   return ret;
 }
 
@@ -340,9 +354,10 @@ int fanout_encrypt(struct sc_client *c, struct fanout *f, const uint8_t *pt, siz
 
 /* One SEND_MULTI: device 1's ciphertext (type1, ct1) and those of f.
  * c->sent_id / sent_ts get device 1's envelope. The server's code or a
- * SOTTO_NET_E_* (not recorded). */
+ * SOTTO_NET_E_* (not recorded); on ERR(30) the list it carried in list
+ * (SOTTO_SRV_MAX_DEVLIST bytes; *list_len 0 if none). */
 static int fanout_send(struct sc_client *c, struct conn *k, const struct fanout *f, int type1, const uint8_t *ct1,
-                       size_t len1) {
+                       size_t len1, uint8_t *list, size_t *list_len) {
   struct sotto_srv_send_multi *m = calloc(1, sizeof *m);
   uint64_t ids[SOTTO_SRV_MAX_DEVICES];
   size_t i;
@@ -363,7 +378,7 @@ static int fanout_send(struct sc_client *c, struct conn *k, const struct fanout 
     m->e[m->n].body_len = f->d[i].ct_len;
   }
   c->sent_id = c->sent_ts = 0;
-  rc = sotto_net_send_multi(k->net, m, ids, &c->sent_ts);
+  rc = sotto_net_send_multi_list(k->net, m, ids, &c->sent_ts, list, SOTTO_SRV_MAX_DEVLIST, list_len);
   if (rc == 0) c->sent_id = ids[0];
   free(m);
   return rc;
@@ -428,9 +443,11 @@ int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, cons
   size_t out_len = 0, cap = 0;
   int rc, type = 0, need_bundle, ret = SC_ERR_INTERNAL, decision, rekey, attempt;
   struct fanout *fan = fanout_new();
+  uint8_t *mlist = malloc(SOTTO_SRV_MAX_DEVLIST); /* the list an ERR(30) carries */
+  size_t mlist_len = 0;
 
   rec_wr_init(&pt, SC_MAX_TEXT + 8192);
-  if (!fan) {
+  if (!fan || !mlist) {
     ret = sc__fail(c, SC_ERR_NOMEM, "out of memory");
     goto out;
   }
@@ -596,7 +613,7 @@ int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, cons
       /* The fan-out is final for this attempt (all or nothing): a file's
        * blob is told how many devices fetch it before any of them can. */
       if ((ret = attach_devices(c, k, ct, fan)) != 0) break;
-      rc = fanout_send(c, k, fan, type, out, out_len);
+      rc = fanout_send(c, k, fan, type, out, out_len, mlist, &mlist_len);
       if (rc == 0) {
         ret = 0;
         break;
@@ -614,8 +631,7 @@ int deliver_pairwise(struct sc_client *c, struct conn *k, const char *user, cons
                        user);
         break;
       }
-      devices_recheck(c, user);
-      if ((ret = devices_check_peer(c, k, user, id)) != 0 || (ret = fanout_of_peer(c, fan, user, id)) != 0 ||
+      if ((ret = mismatch_list(c, k, user, id, mlist, mlist_len)) != 0 || (ret = fanout_of_peer(c, fan, user, id)) != 0 ||
           (ret = fanout_prepare(c, k, fan, 0)) != 0)
         break;
       if ((rc = store_begin(c->st)) != 0) {
@@ -635,6 +651,7 @@ out:
     sodium_memzero(out, cap);
     free(out);
   }
+  free(mlist);
   fanout_free(fan);
   free(b);
   sotto_session_free(s);

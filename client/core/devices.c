@@ -26,6 +26,13 @@
  * much later). */
 #define DEVICES_RECHECK_MS 30000
 
+/* DEVLIST_GET, counted (c->devlist_gets: tests check that a stale sender
+ * that got the list with ERR(30) fetches nothing more). */
+static int fetch_list(struct sc_client *c, struct conn *k, const char *user, uint8_t *buf, size_t cap, size_t *len) {
+  c->devlist_gets++;
+  return sotto_net_devlist_get(k->net, user, buf, cap, len);
+}
+
 static int seen_recently(struct sc_client *c, const struct conn *k, const char *user, const uint8_t key[32]) {
   size_t i;
   int64_t now = sc_monotonic_ms();
@@ -321,7 +328,7 @@ int devices_publish(struct sc_client *c, struct conn *k) {
     ret = sc__store_error(c, rc);
     goto out;
   }
-  rc = sotto_net_devlist_get(k->net, me, buf, SOTTO_SRV_MAX_DEVLIST, &len);
+  rc = fetch_list(c, k, me, buf, SOTTO_SRV_MAX_DEVLIST, &len);
   if (rc != 0 && rc != SOTTO_SRV_E_NOT_FOUND) {
     ret = conn_error(c, k, rc, "reading this account's device list", NULL);
     goto out;
@@ -466,7 +473,10 @@ static int drop_gone_sessions(struct sc_client *c, const char *user, const struc
   return 0;
 }
 
-int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, const uint8_t key[SOTTO_PUBKEY_LEN]) {
+/* devices_check_peer (given NULL: fetched with DEVLIST_GET) and
+ * devices_check_peer_list (given: the bytes an ERR(30) carried). */
+static int check_peer(struct sc_client *c, struct conn *k, const char *user, const uint8_t key[SOTTO_PUBKEY_LEN],
+                      const uint8_t *given, size_t given_len) {
   struct sotto_devlist *old = calloc(1, sizeof *old), *now = calloc(1, sizeof *now);
   uint8_t *buf = malloc(SOTTO_SRV_MAX_DEVLIST);
   char detail[768];
@@ -476,7 +486,7 @@ int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, co
     ret = sc__fail(c, SC_ERR_NOMEM, "out of memory");
     goto out;
   }
-  if (seen_recently(c, k, user, key)) goto out;
+  if (!given && seen_recently(c, k, user, key)) goto out;
   if ((had = rec_load(c, user, old)) < 0) {
     ret = sc__store_error(c, had);
     goto out;
@@ -484,7 +494,17 @@ int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, co
   /* A list under another account key than the one we send to is not this
    * key's history: the identity change is decided elsewhere (deliver.c). */
   if (had == 1 && sodium_memcmp(old->account_key, key, SOTTO_PUBKEY_LEN) != 0) had = 0;
-  rc = sotto_net_devlist_get(k->net, user, buf, SOTTO_SRV_MAX_DEVLIST, &len);
+  if (given) {
+    /* the proto parser bounds it; a length out of bounds stays 0, which
+     * sotto_devlist_parse below refuses like any list that does not verify */
+    if (given_len && given_len <= SOTTO_SRV_MAX_DEVLIST) {
+      memcpy(buf, given, given_len);
+      len = given_len;
+    }
+    rc = 0;
+  } else {
+    rc = fetch_list(c, k, user, buf, SOTTO_SRV_MAX_DEVLIST, &len);
+  }
   if (rc == SOTTO_SRV_E_NOT_FOUND) {
     uint32_t ids[SOTTO_SRV_MAX_DEVICES];
     size_t n = 0;
@@ -584,6 +604,15 @@ out:
   return ret;
 }
 
+int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, const uint8_t key[SOTTO_PUBKEY_LEN]) {
+  return check_peer(c, k, user, key, NULL, 0);
+}
+
+int devices_check_peer_list(struct sc_client *c, struct conn *k, const char *user,
+                            const uint8_t key[SOTTO_PUBKEY_LEN], const uint8_t *list, size_t len) {
+  return check_peer(c, k, user, key, list, len);
+}
+
 int devices_add_member(struct sc_client *c, struct conn *k, const struct sotto_devlist_entry *e, uint32_t *version) {
   struct sotto_devlist *mine = calloc(1, sizeof *mine);
   uint8_t *own = malloc(SOTTO_DEVLIST_MAX_LEN), *buf = malloc(SOTTO_SRV_MAX_DEVLIST);
@@ -603,7 +632,7 @@ int devices_add_member(struct sc_client *c, struct conn *k, const struct sotto_d
     ret = conn_error(c, k, rc, "listing this account's devices", NULL);
     goto out;
   }
-  rc = sotto_net_devlist_get(k->net, c->acct->username, buf, SOTTO_SRV_MAX_DEVLIST, &len);
+  rc = fetch_list(c, k, c->acct->username, buf, SOTTO_SRV_MAX_DEVLIST, &len);
   if (rc == 0) sv = raw_version(buf, len);
   else if (rc != SOTTO_SRV_E_NOT_FOUND) {
     ret = conn_error(c, k, rc, "reading this account's device list", NULL);

@@ -36,6 +36,12 @@ int devices_refresh_own(struct sc_client *c, struct conn *k);
  * before (then it is a rollback). 0, or the recorded SC_ERR_DEVLIST_INVALID
  * / SC_ERR_DEVLIST_ROLLBACK (nothing may be sent), or a connection error. */
 int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, const uint8_t key[SOTTO_PUBKEY_LEN]);
+/* The same check on list bytes the server already gave (the list an ERR(30)
+ * to SEND_MULTI carried, docs/protocol-server.md): no DEVLIST_GET, no
+ * "checked recently" shortcut; the same verification, rollback, floor and
+ * key-transparency checks and the same recording as devices_check_peer. */
+int devices_check_peer_list(struct sc_client *c, struct conn *k, const char *user,
+                            const uint8_t key[SOTTO_PUBKEY_LEN], const uint8_t *list, size_t len);
 
 /* The account key of our own account: device 1's identity key; on a linked
  * device the one device 1 gave it (record "linked", devices_linked_load),

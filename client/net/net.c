@@ -515,7 +515,8 @@ int sotto_net_hello(struct sotto_net *c, uint16_t version) {
   uint32_t maxf = 0, maxm = 0;
   int rc;
   sotto__wr_init(&w, b, sizeof b);
-  sotto__srv_put_hello_req(&w, version, SOTTO_SRV_FEAT_NOTICE | SOTTO_SRV_FEAT_LAST_SEEN);
+  sotto__srv_put_hello_req(&w, version,
+                           SOTTO_SRV_FEAT_NOTICE | SOTTO_SRV_FEAT_LAST_SEEN | SOTTO_SRV_FEAT_MISMATCH_LIST);
   rc = request(c, SOTTO_SRV_HELLO, b, w.len, &ans);
   if (rc) {
     sotto_net_event_clear(&ans);
@@ -805,12 +806,18 @@ int sotto_net_devlist_put(struct sotto_net *c, const uint8_t *list, size_t len) 
 
 int sotto_net_send_multi(struct sotto_net *c, const struct sotto_srv_send_multi *m, uint64_t *ids,
                          uint64_t *timestamp_ms) {
+  return sotto_net_send_multi_list(c, m, ids, timestamp_ms, NULL, 0, NULL);
+}
+
+int sotto_net_send_multi_list(struct sotto_net *c, const struct sotto_srv_send_multi *m, uint64_t *ids,
+                              uint64_t *timestamp_ms, uint8_t *list, size_t list_cap, size_t *list_len) {
   size_t cap = SOTTO_SRV_MAX_FRAME, n = 0;
   uint8_t *b = malloc(cap);
   struct sotto__wr w;
   struct sotto_net_event ans;
   uint64_t ts = 0;
   int rc;
+  if (list_len) *list_len = 0;
   if (!b) return SOTTO_ERR_NOMEM;
   sotto__wr_init(&w, b, cap);
   sotto__srv_put_send_multi(&w, m);
@@ -824,6 +831,14 @@ int sotto_net_send_multi(struct sotto_net *c, const struct sotto_srv_send_multi 
     rc = sotto__srv_parse_sent_multi(ans.payload, ans.payload_len, &ts, ids, SOTTO_SRV_MAX_DEVICES, &n);
     if (rc == 0 && n != m->n) rc = SOTTO_ERR_MALFORMED;
     if (rc == 0 && timestamp_ms) *timestamp_ms = ts;
+  } else if (rc == SOTTO_SRV_E_MISMATCHED_DEVICES && list && ans.payload_len) {
+    /* the recipient's signed list the ERR carried (unverified bytes) */
+    if (ans.payload_len > list_cap) {
+      rc = SOTTO_ERR_BUFFER_TOO_SMALL;
+    } else {
+      memcpy(list, ans.payload, ans.payload_len);
+      *list_len = ans.payload_len;
+    }
   }
   sotto_net_event_clear(&ans);
   return rc;

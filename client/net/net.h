@@ -129,6 +129,14 @@ int sotto_net_devlist_put(struct sotto_net *c, const uint8_t *list, size_t len);
  * the server time. */
 int sotto_net_send_multi(struct sotto_net *c, const struct sotto_srv_send_multi *m, uint64_t *ids,
                          uint64_t *timestamp_ms);
+/* The same, and when the server refuses the device set (ERR 30) with the
+ * recipient's newest signed device list (HELLO features bit 2,
+ * SOTTO_SRV_FEAT_MISMATCH_LIST), those bytes, unverified, into list (cap
+ * bytes; SOTTO_ERR_BUFFER_TOO_SMALL if larger) with *list_len set; a bare
+ * ERR(30) leaves *list_len 0. The return is SOTTO_SRV_E_MISMATCHED_DEVICES
+ * either way. */
+int sotto_net_send_multi_list(struct sotto_net *c, const struct sotto_srv_send_multi *m, uint64_t *ids,
+                              uint64_t *timestamp_ms, uint8_t *list, size_t cap, size_t *list_len);
 /* DEVLIST_GET: the newest signed device list of username as the server
  * stores it, into buf (cap >= SOTTO_SRV_MAX_DEVLIST); SOTTO_SRV_E_NOT_FOUND
  * when the account has none. The bytes are unverified: the caller checks

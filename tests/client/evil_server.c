@@ -23,6 +23,10 @@
  *         old      relay, but answer a BLOB_FETCHES (0x47) as a server from
  *                  before that request does: CLOSE(malformed), then the
  *                  connection ends (LOG_FILE gets "old: blob_fetches");
+ *         mismatch FILE  relay, except that every SEND_MULTI is answered
+ *                  ERR(30) carrying the bytes of FILE as the recipient's
+ *                  "current signed device list" (a forged or an older list;
+ *                  nothing reaches the real server);
  *         burst    once logged in, push BURST_N envelopes with a bad sender
  *                  name and DRAINED in one write, then nothing (more than
  *                  the client's event queue holds at once). Like a real
@@ -137,6 +141,9 @@ struct relay {
   int authed, injected, burst_done;
   uint32_t auth_req;
   uint64_t flood_id;
+  const uint8_t *mm_list; /* mode mismatch: the list its ERR(30) carries */
+  size_t mm_len;
+  unsigned mm_count;
 };
 
 static void out_add(struct out *o, const uint8_t *p, size_t n) {
@@ -211,11 +218,15 @@ static void inject_bad(struct relay *r) {
 static void relay_event(struct relay *r, const struct sotto_net_event *ev) {
   static uint8_t b[SOTTO_SRV_MAX_FRAME];
   struct sotto__wr w;
-  int passthru = strcmp(r->mode, "bad") == 0 || strcmp(r->mode, "pass") == 0 || strcmp(r->mode, "old") == 0;
+  int passthru = strcmp(r->mode, "bad") == 0 || strcmp(r->mode, "pass") == 0 || strcmp(r->mode, "old") == 0 ||
+                 strcmp(r->mode, "mismatch") == 0;
   sotto__wr_init(&w, b, sizeof b);
   switch (ev->kind) {
     case SOTTO_NET_EV_ANSWER:
-      if (ev->code) {
+      if (ev->code && ev->payload_len) { /* ERR(30) with the recipient's list */
+        sotto__srv_put_err_list(&w, ev->code, sotto__srv_code_str(ev->code), ev->payload, ev->payload_len);
+        frame(r, SOTTO_SRV_ERR, ev->req_id, b, w.len);
+      } else if (ev->code) {
         sotto__srv_put_err(&w, ev->code, sotto__srv_code_str(ev->code));
         frame(r, SOTTO_SRV_ERR, ev->req_id, b, w.len);
       } else {
@@ -281,6 +292,18 @@ static int relay_client_frames(struct relay *r) {
         fflush(r->log);
       }
     }
+    if (f.type == SOTTO_SRV_SEND_MULTI && r->mm_list) {
+      static uint8_t b[SOTTO_SRV_MAX_ERRMSG + SOTTO_SRV_MAX_DEVLIST + 8];
+      struct sotto__wr w;
+      sotto__wr_init(&w, b, sizeof b);
+      sotto__srv_put_err_list(&w, SOTTO_SRV_E_MISMATCHED_DEVICES, "mismatched devices", r->mm_list, r->mm_len);
+      if (w.err) die("mismatch list");
+      frame(r, SOTTO_SRV_ERR, f.req_id, b, w.len);
+      fprintf(r->log, "mismatch %u\n", ++r->mm_count);
+      fflush(r->log);
+      off += SOTTO_SRV_FRAME_HDR + blen;
+      continue;
+    }
     if (sotto_net_write_raw(r->up, r->in + off, SOTTO_SRV_FRAME_HDR + blen) != 0) return -1;
     off += SOTTO_SRV_FRAME_HDR + blen;
   }
@@ -288,6 +311,9 @@ static int relay_client_frames(struct relay *r) {
   r->in_len -= off;
   return 0;
 }
+
+static uint8_t mm_buf[SOTTO_SRV_MAX_DEVLIST];
+static size_t mm_len;
 
 static void serve(SSL *ssl, int fd, int up_port, const char *pin, const char *mode, FILE *log) {
   static struct relay r;
@@ -301,6 +327,11 @@ static void serve(SSL *ssl, int fd, int up_port, const char *pin, const char *mo
   r.fd = fd;
   r.mode = mode;
   r.log = log;
+  if (strcmp(mode, "mismatch") == 0) {
+    if (mm_len == 0) die("mismatch: no list");
+    r.mm_list = mm_buf;
+    r.mm_len = mm_len;
+  }
   snprintf(port, sizeof port, "%d", up_port);
   if (!ctx || sotto_net_connect(ctx, "127.0.0.1", port, 5000, 0, &r.up) != 0) die("upstream");
   sotto_net_set_timeout(r.up, 5000);
@@ -371,9 +402,18 @@ out:
 
 static void read_mode(const char *path, char *mode, size_t cap) {
   FILE *f = fopen(path, "r");
+  char arg[512];
   snprintf(mode, cap, "pass");
   if (f) {
     if (fscanf(f, "%15s", mode) != 1) snprintf(mode, cap, "pass");
+    /* mismatch FILE: the list bytes (at most SOTTO_SRV_MAX_DEVLIST) */
+    if (strcmp(mode, "mismatch") == 0 && fscanf(f, "%511s", arg) == 1) {
+      FILE *l = fopen(arg, "rb");
+      if (l) {
+        mm_len = fread(mm_buf, 1, sizeof mm_buf, l);
+        fclose(l);
+      }
+    }
     fclose(f);
   }
 }

@@ -288,7 +288,7 @@ int main(void) {
   uint32_t da2, db2, db3, db4, db5, db6, db7;
   static uint8_t late[150000];
   char path[600];
-  unsigned long mism;
+  unsigned long mism, gets, lists;
   int rc;
 
   setenv("SOTTO_TEST_KDF", "fast", 1);
@@ -404,10 +404,22 @@ int main(void) {
     CHECK(db4 != db5 && db4 > 2 && db5 > 2 && publish(b1, b, 3, 0) == 0, "bob adds a device and signs {1,2,it}");
   }
   mism = a1->fan_mismatches;
+  gets = a1->devlist_gets;
+  lists = a1->fan_lists;
   rc = sc_send_text(NULL, a1, "bob", "to five", 7, 0);
   CHECK(rc == 0 && a1->fan_mismatches == mism + 1,
-        "alice's send with the stale list {1,2} meets ERR(30) once, refetches, and goes out");
+        "alice's send with the stale list {1,2} meets ERR(30) once and goes out");
   if (rc) printf("     %s\n", sc_errdetail(a1));
+  CHECK(a1->fan_lists == lists + 1 && a1->devlist_gets == gets,
+        "... the ERR(30) carried bob's signed list: no DEVLIST_GET, one extra round trip (the resend)");
+  printf("     (DEVLIST_GETs during the send: %lu, lists in ERR(30): %lu)\n", a1->devlist_gets - gets,
+         a1->fan_lists - lists);
+  {
+    struct sotto_devlist *l = calloc(1, sizeof *l);
+    CHECK(l && devices_list_of(a1, "bob", l) == 1 && l->n == 3 && sotto_devlist_find(l, db5) >= 0,
+          "... and alice's recorded list of bob is the new one {1,2,it}");
+    free(l);
+  }
   sc_disconnect(a1);
   drain(b5);
   drain(b1);

@@ -18,6 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sotto/devlist.h>
+#include <sotto/keys.h>
+
 #ifdef SRVTEST_HAVE_PQ
 #include <libpq-fe.h>
 #endif
@@ -379,4 +382,28 @@ char *srv_metrics(struct srv_proc *p) {
   }
   close(fd);
   return buf;
+}
+
+size_t srv_sign_devlist(uint8_t *out, const char *name, const uint8_t acc_pub[32], const uint8_t signer_priv[32],
+                        uint32_t version, const uint32_t *ids, size_t n, uint8_t dpriv[][32]) {
+  struct sotto_devlist l;
+  size_t i, len = 0;
+  if (n > SOTTO_DEVLIST_MAX_DEVICES) return 0;
+  memset(&l, 0, sizeof l);
+  snprintf(l.username, sizeof l.username, "%s", name);
+  memcpy(l.account_key, acc_pub, 32);
+  l.version = version;
+  l.n = (unsigned)n;
+  for (i = 0; i < n; i++) {
+    const uint8_t *priv = ids[i] == 1 ? signer_priv : dpriv ? dpriv[ids[i]] : NULL;
+    if (!priv) return 0;
+    l.dev[i].device_id = ids[i];
+    if (sotto_public_key(l.dev[i].device_key, priv) != 0 ||
+        sotto_devlist_member_sign(l.dev[i].member_sig, priv, name, acc_pub, ids[i]) != 0)
+      return 0;
+    snprintf(l.dev[i].name, sizeof l.dev[i].name, "dev%u", ids[i]);
+    l.dev[i].added_at_ms = 1764000000000ull + ids[i];
+  }
+  if (sotto_devlist_sign(&l, signer_priv, out, SOTTO_DEVLIST_MAX_LEN, &len) != 0) return 0;
+  return len;
 }

@@ -5,6 +5,7 @@
 #define SOTTO_SRVTEST_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "net.h"
@@ -52,5 +53,11 @@ int srv_dir_contains(const char *dir, const void *needle, size_t len);
 void srv_rmdir(struct srv_proc *p);
 /* Plain HTTP GET of the metrics endpoint (malloc'd body) or NULL. */
 char *srv_metrics(struct srv_proc *p);
+/* A signed device list of account `name` (account key acc_pub, signed by
+ * signer_priv) naming devices ids[0..n) (device 1's key: signer_priv's; the
+ * others' keys: dpriv[id], may be NULL when ids is {1}), version `version`,
+ * into out (SOTTO_DEVLIST_MAX_LEN bytes). Its length, or 0. */
+size_t srv_sign_devlist(uint8_t *out, const char *name, const uint8_t acc_pub[32], const uint8_t signer_priv[32],
+                        uint32_t version, const uint32_t *ids, size_t n, uint8_t dpriv[][32]);
 
 #endif

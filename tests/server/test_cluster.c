@@ -43,6 +43,8 @@
 #include <unistd.h>
 
 #include <libpq-fe.h>
+#include <sotto/devlist.h>
+#include <sotto/keys.h>
 #include <sotto/kt.h>
 
 #include "srvtest.h"
@@ -76,6 +78,7 @@ struct account {
 static struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
 static struct account carol = {"carol", 0, {0}}, dave = {"dave", 0, {0}};
 static struct account erin = {"erin", 0, {0}}, frank = {"frank", 0, {0}}, gina = {"gina", 0, {0}};
+static uint8_t gina_pub[32], gina_priv[32]; /* gina's account key: she signs a device list */
 
 /* Stops a scenario when a precondition fails (the connections leak: the
  * test ends with its failure counted). */
@@ -822,6 +825,41 @@ static void test_link_across_nodes(void) {
   sotto_net_close(a);
   sotto_net_close(n);
   fprintf(stderr, "cluster: a link across nodes 0 and 1, the code refused on node 2\n");
+}
+
+/* ERR(30) across nodes (docs/protocol-server.md, "Mismatched devices"):
+ * gina's device 1 publishes her signed list {1} on node 0; alice's
+ * SEND_MULTI to {1, 2} on node 1 is refused with an ERR(30) that carries
+ * that list, byte for byte what DEVLIST_GET answers on node 2; nothing is
+ * queued for gina. */
+static void test_mismatch_across_nodes(void) {
+  static struct sotto_srv_send_multi m;
+  static uint8_t list[SOTTO_DEVLIST_MAX_LEN], got[SOTTO_SRV_MAX_DEVLIST], cur[SOTTO_SRV_MAX_DEVLIST];
+  const uint32_t one[] = {1};
+  uint64_t ids[SOTTO_SRV_MAX_DEVICES], ts = 0;
+  size_t len, glen = 0, clen = 0;
+  struct sotto_net *g = NULL, *a = NULL, *x = NULL;
+  REQUIRE_VOID((len = srv_sign_devlist(list, "gina", gina_pub, gina_priv, 1, one, 1, NULL)) > 0);
+  REQUIRE_VOID((g = login_at(0, &gina)) != NULL);
+  CHECK_RC(sotto_net_devlist_put(g, list, len), 0);
+  REQUIRE_VOID((a = login_at(1, &alice)) != NULL);
+  memset(&m, 0, sizeof m);
+  m.username.p = (const uint8_t *)"gina";
+  m.username.len = 4;
+  m.n = 2;
+  m.e[0].device_id = 1;
+  m.e[1].device_id = 2;
+  m.e[0].type = m.e[1].type = 1;
+  m.e[0].body = m.e[1].body = (const uint8_t *)"stale";
+  m.e[0].body_len = m.e[1].body_len = 5;
+  CHECK_RC(sotto_net_send_multi_list(a, &m, ids, &ts, got, sizeof got, &glen), SOTTO_SRV_E_MISMATCHED_DEVICES);
+  REQUIRE_VOID((x = login_at(2, &alice)) != NULL);
+  CHECK_RC(sotto_net_devlist_get(x, "gina", cur, sizeof cur, &clen), 0);
+  CHECK(glen > 0 && glen == len && glen == clen && memcmp(got, cur, clen) == 0 && memcmp(got, list, len) == 0);
+  sotto_net_close(x);
+  sotto_net_close(a);
+  sotto_net_close(g);
+  fprintf(stderr, "cluster: ERR(30) on node 1 carries the list published on node 0 (%zu bytes)\n", glen);
 }
 
 /* 1 if c is closed by the server with code within WAIT_MS. */
@@ -1631,9 +1669,11 @@ int main(int argc, char **argv) {
     /* erin, frank, gina: test_concurrent_nodes (registered here, before
      * test_cluster_limits spends the address's registration budget). */
     struct account *acc[7] = {&alice, &bob, &carol, &dave, &erin, &frank, &gina};
+    REQUIRE(sotto_keypair_generate(gina_pub, gina_priv) == 0); /* gina signs her list (mismatch test) */
     for (i = 0; i < 7; i++) {
       struct sotto_net *c = srv_connect(&node[i % NODES], &ctx, 1);
       uint8_t ik[33] = {5};
+      if (acc[i] == &gina) sotto_pubkey_serialize(ik, gina_pub);
       REQUIRE(c != NULL);
       CHECK_RC(sotto_net_register(c, acc[i]->name, ik, sizeof ik, &acc[i]->dev, acc[i]->secret), 0);
       sotto_net_close(c);
@@ -1641,6 +1681,7 @@ int main(int argc, char **argv) {
   }
   test_gone_across_nodes();
   test_link_across_nodes();
+  test_mismatch_across_nodes();
   test_cluster_limits();
   test_cross_node();
   test_concurrent_nodes();

@@ -69,24 +69,7 @@ static struct sotto_net *login(struct srv_proc *p, struct sotto_net_ctx **ctx, c
 static size_t make_list(uint8_t *out, const struct account *a, const uint8_t acc_pub[32],
                         const uint8_t signer_priv[32], uint32_t version, const uint32_t *ids, size_t n,
                         uint8_t dpriv[][32]) {
-  struct sotto_devlist l;
-  size_t i, len = 0;
-  memset(&l, 0, sizeof l);
-  snprintf(l.username, sizeof l.username, "%s", a->name);
-  memcpy(l.account_key, acc_pub, 32);
-  l.version = version;
-  l.n = (unsigned)n;
-  for (i = 0; i < n; i++) {
-    const uint8_t *priv = ids[i] == 1 ? signer_priv : dpriv[ids[i]];
-    l.dev[i].device_id = ids[i];
-    if (sotto_public_key(l.dev[i].device_key, priv) != 0 ||
-        sotto_devlist_member_sign(l.dev[i].member_sig, priv, a->name, acc_pub, ids[i]) != 0)
-      return 0;
-    snprintf(l.dev[i].name, sizeof l.dev[i].name, "dev%u", ids[i]);
-    l.dev[i].added_at_ms = 1764000000000ull + ids[i];
-  }
-  if (sotto_devlist_sign(&l, signer_priv, out, SOTTO_DEVLIST_MAX_LEN, &len) != 0) return 0;
-  return len;
+  return srv_sign_devlist(out, a->name, acc_pub, signer_priv, version, ids, n, dpriv);
 }
 
 /* Sends one raw DEVLIST_PUT payload on a fresh login of alice's device 1
@@ -117,6 +100,9 @@ static int raw_put_closes(struct srv_proc *p, struct sotto_net_ctx **ctx, const 
   sotto_net_close(c);
   return code;
 }
+
+static struct sotto_net *login_old(struct srv_proc *p, struct sotto_net_ctx **ctx, const char *name, uint32_t dev,
+                                   const uint8_t secret[32]);
 
 static void test_devlist(void) {
   struct srv_proc p;
@@ -227,6 +213,27 @@ static void test_devlist(void) {
     }
     m.n = 2; /* device 3 left out */
     CHECK_RC(sotto_net_send_multi(b, &m, ids, &ts), SOTTO_SRV_E_MISMATCHED_DEVICES);
+    /* the ERR(30) carries alice's newest signed list, exactly the bytes
+     * DEVLIST_GET answers (HELLO features bit 2); an older client gets the
+     * bare ERR(30) it knows */
+    {
+      static uint8_t ml[SOTTO_SRV_MAX_DEVLIST], cur[SOTTO_SRV_MAX_DEVLIST];
+      size_t mlen = 0, clen = 0;
+      struct sotto_net *old;
+      struct account carol = {"carol", 0, {0}, {0}, {0}};
+      CHECK_RC(sotto_net_send_multi_list(b, &m, ids, &ts, ml, sizeof ml, &mlen), SOTTO_SRV_E_MISMATCHED_DEVICES);
+      CHECK_RC(sotto_net_devlist_get(b, "alice", cur, sizeof cur, &clen), 0);
+      CHECK(mlen > 0 && mlen == clen && memcmp(ml, cur, clen) == 0);
+      CHECK_RC(do_register(&p, &ctx, &carol), 0);
+      old = login_old(&p, &ctx, "carol", carol.dev, carol.secret);
+      CHECK(old != NULL);
+      if (old) {
+        mlen = 1;
+        CHECK_RC(sotto_net_send_multi_list(old, &m, ids, &ts, ml, sizeof ml, &mlen), SOTTO_SRV_E_MISMATCHED_DEVICES);
+        CHECK(mlen == 0);
+        sotto_net_close(old);
+      }
+    }
     m.n = 4; /* device 4: neither listed nor a row */
     CHECK_RC(sotto_net_send_multi(b, &m, ids, &ts), SOTTO_SRV_E_MISMATCHED_DEVICES);
     m.n = 3;
@@ -238,7 +245,12 @@ static void test_devlist(void) {
     m.n = 1;
     CHECK_RC(sotto_net_send_multi(a, &m, ids, &ts), 0);
     m.n = 2;
-    CHECK_RC(sotto_net_send_multi(a, &m, ids, &ts), SOTTO_SRV_E_MISMATCHED_DEVICES);
+    {
+      static uint8_t ml[SOTTO_SRV_MAX_DEVLIST];
+      size_t mlen = 1;
+      CHECK_RC(sotto_net_send_multi_list(a, &m, ids, &ts, ml, sizeof ml, &mlen), SOTTO_SRV_E_MISMATCHED_DEVICES);
+      CHECK(mlen == 0); /* no list to carry: the bare ERR(30) */
+    }
     /* alice's device 2 (connected) gets it live, device 3 when it connects */
     for (k = 0; a2 && k < 20 && !got2 && sotto_net_next_event(a2, 5000, &ev) == 1; k++) {
       got2 = ev.kind == SOTTO_NET_EV_MSG && ev.body_len == 5 &&
