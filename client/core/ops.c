@@ -591,6 +591,31 @@ out:
   return rc;
 }
 
+/* Our current key (skdm) pairwise to each member that does not hold it,
+ * then to our own other devices with the group's state; g->dist records
+ * who got it. What could not be delivered is said as an event. */
+static void distribute(struct sc_client *c, struct grp *g, const uint8_t *skdm, size_t skdm_len) {
+  size_t i;
+  for (i = 0; i < g->n; i++) {
+    struct content sk;
+    if (strcmp(g->members[i], c->acct->username) == 0 || grp_has(g->dist, g->n_dist, g->members[i])) continue;
+    memset(&sk, 0, sizeof sk);
+    sk.kind = CONTENT_SENDER_KEY;
+    sk.ts = sc_now_ms();
+    memcpy(sk.gid, g->gid, GROUP_ID_LEN);
+    sk.epoch = g->epoch;
+    sk.skdm = skdm;
+    sk.skdm_len = skdm_len;
+    if (deliver_pairwise(c, &c->k, g->members[i], &sk) == 0)
+      grp_list_add(g->dist, &g->n_dist, g->members[i]);
+    else
+      not_delivered(c, g->members[i]);
+  }
+  /* ... and our own other devices (the group's state with it). */
+  if (!grp_has(g->dist, g->n_dist, c->acct->username) && own_state(c, g, skdm, skdm_len, 0) == 0)
+    grp_list_add(g->dist, &g->n_dist, c->acct->username);
+}
+
 /* The group's members get our current sender key where they lack it, then
  * ct (a group kind; its gid filled here) in one SenderKeyMessage to every
  * listed device of each member. m (NULL: no row, a change) is logged in the
@@ -602,7 +627,7 @@ int sc__group_send_content(struct sc_sent *out, struct sc_client *c, struct grp 
   struct sotto_sender_key *rec = NULL;
   struct rec_wr pt;
   size_t skdm_len, i, out_len = 0, cap;
-  int rc, failed = 0, sent = 0, drc, lost = 0;
+  int rc, failed = 0, sent = 0, drc, lost = 0, attempt;
 
   rec_wr_init(&pt, SC_MAX_TEXT + 4096);
   /* Our own list first, then each member's (each fetched at most once per
@@ -629,31 +654,37 @@ int sc__group_send_content(struct sc_sent *out, struct sc_client *c, struct grp 
       memcpy(c->errdetail, saved, sizeof saved);
     }
   }
-  {
+  for (attempt = 0;; attempt++) {
     struct grp *now = calloc(1, sizeof *now);
+    int retired = 0;
     if (now && grp_load(c->st, g->gid, now) == 1) *g = *now;
     free(now);
+    if ((rc = own_skdm(c, g, skdm, &skdm_len))) goto out;
+    /* Members that do not hold our current key get it first, pairwise. */
+    distribute(c, g, skdm, skdm_len);
+    /* A member's list that shrank while our key went out (an ERR(30)
+     * carrying it, or a fetch) retired our chain (grp_follow_devices):
+     * start again with a new one rather than save over that or encrypt
+     * with a chain that is gone. Bounded: lists changing faster than a
+     * send are not followed forever. */
+    if (attempt < 2) {
+      struct sotto_sender_key *chk = NULL;
+      int have;
+      if ((rc = sc__begin(c))) {
+        rc = sc__store_error(c, rc);
+        goto out;
+      }
+      have = grp_sk_load(c->st, g, c->acct->username, sc__own_device(c), &chk);
+      store_rollback(c->st);
+      sotto_sender_key_free(chk);
+      if (have < 0) {
+        rc = sc__store_error(c, have);
+        goto out;
+      }
+      retired = have == 0;
+    }
+    if (!retired) break;
   }
-  if ((rc = own_skdm(c, g, skdm, &skdm_len))) goto out;
-  /* Members that do not hold our current key get it first, pairwise. */
-  for (i = 0; i < g->n; i++) {
-    struct content sk;
-    if (strcmp(g->members[i], c->acct->username) == 0 || grp_has(g->dist, g->n_dist, g->members[i])) continue;
-    memset(&sk, 0, sizeof sk);
-    sk.kind = CONTENT_SENDER_KEY;
-    sk.ts = sc_now_ms();
-    memcpy(sk.gid, g->gid, GROUP_ID_LEN);
-    sk.epoch = g->epoch;
-    sk.skdm = skdm;
-    sk.skdm_len = skdm_len;
-    if (deliver_pairwise(c, &c->k, g->members[i], &sk) == 0)
-      grp_list_add(g->dist, &g->n_dist, g->members[i]);
-    else
-      not_delivered(c, g->members[i]);
-  }
-  /* ... and our own other devices (the group's state with it). */
-  if (!grp_has(g->dist, g->n_dist, c->acct->username) && own_state(c, g, skdm, skdm_len, 0) == 0)
-    grp_list_add(g->dist, &g->n_dist, c->acct->username);
   if ((rc = save_group(c, g))) goto out;
   memcpy(ct->gid, g->gid, GROUP_ID_LEN);
   if (content_encode(&pt, ct)) {

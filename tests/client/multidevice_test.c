@@ -420,11 +420,28 @@ int main(void) {
           "... and alice's recorded list of bob is the new one {1,2,it}");
     free(l);
   }
+  {
+    uint32_t b[] = {1, 2};
+    CHECK(publish(b1, b, 2, 0) == 0, "bob signs {1,2} (the new device left out)");
+  }
+  mism = a1->fan_mismatches;
+  gets = a1->devlist_gets;
+  lists = a1->fan_lists;
+  rc = sc_group_send(NULL, a1, "team", "stale team", 10, 0);
+  CHECK(rc == 0 && a1->fan_mismatches == mism + 1 && a1->fan_lists == lists + 1 && a1->devlist_gets == gets,
+        "alice's group text to the stale set meets ERR(30) carrying bob's list and goes out, no DEVLIST_GET");
+  if (rc) printf("     %s\n", sc_errdetail(a1));
+  {
+    uint32_t b[] = {1, 2, db5};
+    CHECK(publish(b1, b, 3, 0) == 0, "bob signs {1,2,it} again");
+  }
   sc_disconnect(a1);
   drain(b5);
   drain(b1);
   CHECK(has_text(&sb5, "to five", "alice", 1) && has_text(&sb1, "to five", "alice", 1),
         "... the new device and device 1 get it");
+  CHECK(has_text(&sb1, "stale team", "alice", 0) && !has_text(&sb5, "stale team", "alice", 0),
+        "... the group text reached device 1, not the device its list had left out");
 
   /* 5b. a file while bob adds a device: alice's records say {1,2,db5}, so
    * the blob is created for three fetches and one for her laptop (the
