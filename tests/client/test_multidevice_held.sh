@@ -126,6 +126,15 @@ check "... saying what to do" contains "$T/h2" "ask them to write again"
 s gina receive >"$T/h3" 2>&1
 check "... and it does not come back" lacks "$T/h3" "never checked"
 
+# ---- ivan: the event in --json (what scripts and the daemon see) ------------
+new_user ivan
+s bob-laptop send ivan "for ivan" >/dev/null 2>&1
+unavail ivan --json receive >"$T/i1" 2>&1
+check "--json: the held message is a device_held event" grep -q '"event":"device_held"' "$T/i1"
+check "... naming bob and his device 2" grep -q '"event":"device_held".*"user":"bob".*"count":2' "$T/i1"
+s ivan --json receive >"$T/i2" 2>&1
+check "... then the message, once" test "$(grep -c 'for ivan' "$T/i2")" = 1
+
 # ---- harry: bounded per sender ------------------------------------------------
 for i in $(seq 1 17); do s bob-laptop send harry "n$i." >/dev/null 2>&1; done
 unavail harry receive >"$T/x1" 2>&1
