@@ -484,7 +484,14 @@ int devices_check_peer(struct sc_client *c, struct conn *k, const char *user, co
   /* A list under another account key than the one we send to is not this
    * key's history: the identity change is decided elsewhere (deliver.c). */
   if (had == 1 && sodium_memcmp(old->account_key, key, SOTTO_PUBKEY_LEN) != 0) had = 0;
-  rc = sotto_net_devlist_get(k->net, user, buf, SOTTO_SRV_MAX_DEVLIST, &len);
+#ifdef SOTTO_TEST_HOOKS
+  /* test_multidevice_held.sh: the server declines the list request (rate
+   * limited) on a receive; the connection stays. */
+  if (getenv("SOTTO_TEST_DEVLIST_UNAVAILABLE") && *getenv("SOTTO_TEST_DEVLIST_UNAVAILABLE"))
+    rc = SOTTO_SRV_E_RATE;
+  else
+#endif
+    rc = sotto_net_devlist_get(k->net, user, buf, SOTTO_SRV_MAX_DEVLIST, &len);
   if (rc == SOTTO_SRV_E_NOT_FOUND) {
     uint32_t ids[SOTTO_SRV_MAX_DEVICES];
     size_t n = 0;

@@ -1232,7 +1232,7 @@ static int device_gate(struct sc_client *c, uint64_t sid, const char *sender, ui
   struct contact who;
   const uint8_t *acct = NULL;
   char detail[200];
-  int rc, listed = 0, saved_err = c->err;
+  int rc, listed = 0, fetch_failed = 0, saved_err = c->err;
   char saved[sizeof c->errdetail];
   if (!l) return STORE_E_IO;
   memcpy(saved, c->errdetail, sizeof saved);
@@ -1282,6 +1282,15 @@ static int device_gate(struct sc_client *c, uint64_t sid, const char *sender, ui
       devices_recheck(c, sender);
       rc = devices_check_peer(c, &c->k, sender, who.key);
     }
+    /* A known contact's list that could not be fetched again now (not a
+     * list that was fetched and is wrong): held, not refused, when the
+     * caller can hold it. */
+    fetch_failed = !own && wait && check_transient(rc);
+    if (fetch_failed) {
+      char e[48]; /* the start of the reason: the event's detail is short */
+      snprintf(e, sizeof e, "%.47s", c->errdetail);
+      snprintf(wait, wait_len, "their device list could not be fetched again to check device %u: %s", dev, e);
+    }
     c->err = saved_err;
     memcpy(c->errdetail, saved, sizeof saved);
     if (rc == SC_ERR_STORE || rc == SC_ERR_BUSY || rc == SC_ERR_NOMEM) {
@@ -1290,6 +1299,10 @@ static int device_gate(struct sc_client *c, uint64_t sid, const char *sender, ui
     }
     if ((rc = devices_list_of(c, sender, l)) < 0) goto out;
     listed = rc == 1 && inbox_device_listed(l, acct, dev, key);
+    if (!listed && fetch_failed) {
+      rc = 2;
+      goto out;
+    }
   }
   if (listed) {
     rc = 0;
