@@ -423,6 +423,7 @@ void cli_sink(void *ud, const struct sc_event *ev) {
     case SC_EV_DEVICE_LIST:
     case SC_EV_ATTACHMENT:
     case SC_EV_DEVICE_REFUSED:
+    case SC_EV_DEVICE_HELD:
       cli_show_event(c, ev);
       return;
     case SC_EV_DELIVERY:

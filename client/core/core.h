@@ -48,6 +48,7 @@ struct sc_client {
   int want_link;         /* sc_connect succeeded once and no sc_disconnect since */
   unsigned acks;         /* ACKs sent whose answer has not come */
   int drained_seen, drained;
+  int64_t dheld_at;      /* monotonic ms of the last retry of held device messages on this connection (0: none) */
   int attach_wanted;     /* attachments wait for their download (attach.c) */
   int attach_checked;    /* the pending downloads were looked for once in this process */
   unsigned bad;          /* malformed frames this receive */

@@ -503,7 +503,14 @@ static int check_peer(struct sc_client *c, struct conn *k, const char *user, con
     }
     rc = 0;
   } else {
-    rc = fetch_list(c, k, user, buf, SOTTO_SRV_MAX_DEVLIST, &len);
+#ifdef SOTTO_TEST_HOOKS
+    /* test_multidevice_held.sh: the server declines the list request (rate
+     * limited) on a receive; the connection stays. */
+    if (getenv("SOTTO_TEST_DEVLIST_UNAVAILABLE") && *getenv("SOTTO_TEST_DEVLIST_UNAVAILABLE"))
+      rc = SOTTO_SRV_E_RATE;
+    else
+#endif
+      rc = fetch_list(c, k, user, buf, SOTTO_SRV_MAX_DEVLIST, &len);
   }
   if (rc == SOTTO_SRV_E_NOT_FOUND) {
     uint32_t ids[SOTTO_SRV_MAX_DEVICES];

@@ -77,6 +77,7 @@ const char *sc_event_name(int kind) {
     case SC_EV_DEVICE_LIST: return "device_list";
     case SC_EV_ATTACHMENT: return "attachment";
     case SC_EV_DEVICE_REFUSED: return "device_refused";
+    case SC_EV_DEVICE_HELD: return "device_held";
     default: return "unknown";
   }
 }
@@ -388,6 +389,16 @@ size_t sc_event_describe(char *buf, size_t cap, const struct sc_event *ev) {
     case SC_EV_DEVICE_REFUSED:
       put(&o, "a message from %s's device %u was refused: %s", p, ev->device,
           ev->detail && ev->detail[0] ? ev->detail : "that device is not in their signed device list");
+      break;
+    case SC_EV_DEVICE_HELD:
+      if (ev->reason == SC_R_HELD_GIVEN_UP)
+        put(&o, "gave up a message from %s's device %u: %s", p, ev->device, ev->detail ? ev->detail : "");
+      else if (ev->reason == SC_R_HELD_FULL)
+        put(&o, "a message from %s's device %u cannot be checked yet and was not kept (too many held): %s", p,
+            ev->device, ev->detail ? ev->detail : "");
+      else
+        put(&o, "held: cannot check %s's device %u yet (%s); the message is kept unread and checked again at the "
+            "next connection", p, ev->device, ev->detail ? ev->detail : "");
       break;
     case SC_EV_DEVICE_LIST:
       if (!p[0] && ev->error == SC_ERR_DEVICE_HIDDEN)

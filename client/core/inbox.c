@@ -12,6 +12,7 @@
 #include <sotto/session.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "account.h"
 #include "attach.h"
@@ -814,7 +815,8 @@ static int cand_cb(void *ud, const struct grp *g) {
 /* A SenderKeyMessage carries no group id the server could read: try the
  * sender's chain in each group we share with them (a wrong one fails fast,
  * on the chain id, before any crypto). */
-static int group_msg(struct sc_client *c, uint64_t sid, const char *sender, const uint8_t *body, size_t len) {
+static int group_msg(struct sc_client *c, uint64_t sid, const char *sender, const uint8_t *body, size_t len,
+                     const char *hn) {
   struct cand *k = calloc(1, sizeof *k);
   struct grp *g = calloc(1, sizeof *g);
   struct content *ct = calloc(1, sizeof *ct);
@@ -879,8 +881,8 @@ static int group_msg(struct sc_client *c, uint64_t sid, const char *sender, cons
     rc = convo_apply(c, sender, g->name, ct, sid, rc == 1 ? SC_CONSENT_REQUEST : SC_CONSENT_CONTACT);
   else
     rc = add_text(c, sender, g->name, ct, sid);
-  if (rc || (rc = msglog_mark_seen(c->st, sid, 0)) || (rc = account_save(c->st, c->acct)) ||
-      (rc = store_commit(c->st)))
+  if (rc || (rc = msglog_mark_seen(c->st, sid, 0)) || (hn && (rc = store_del(c->st, hn))) ||
+      (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
     goto fail;
   goto out;
 fail:
@@ -910,12 +912,16 @@ out:
 
 /* Refuses the envelope sid from device dev of sender (own transaction):
  * logged as SC_EV_DEVICE_REFUSED and acknowledged. */
-static int device_refuse(struct sc_client *c, const char *sender, uint32_t dev, uint64_t sid, const char *detail) {
+/* Logs event kind (SC_EV_DEVICE_REFUSED or SC_EV_DEVICE_HELD) about
+ * envelope sid from device dev of sender, inside the open transaction. */
+static int device_event(struct sc_client *c, int kind, int reason, const char *sender, uint32_t dev, uint64_t sid,
+                        const char *detail) {
   struct msg *m = calloc(1, sizeof *m);
   int rc;
   if (!m) return STORE_E_IO;
   m->dir = MSG_EVENT;
-  m->kind = (uint8_t)SC_EV_DEVICE_REFUSED;
+  m->kind = (uint8_t)kind;
+  m->reason = (uint8_t)reason;
   snprintf(m->peer, sizeof m->peer, "%s", sender);
   snprintf(m->detail, sizeof m->detail, "%s", detail);
   m->ts = sc_now_ms();
@@ -923,12 +929,122 @@ static int device_refuse(struct sc_client *c, const char *sender, uint32_t dev, 
   m->server_id = sid;
   m->count = dev;
   m->text = (char *)"";
+  rc = msglog_add(c->st, c->acct, m, 1);
+  free(m);
+  return rc;
+}
+
+static int device_refuse(struct sc_client *c, const char *sender, uint32_t dev, uint64_t sid, const char *detail) {
+  int rc;
   if ((rc = sc__begin(c)) == 0) {
-    if ((rc = msglog_add(c->st, c->acct, m, 1)) || (rc = msglog_mark_seen(c->st, sid, 0)) ||
-        (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
+    if ((rc = device_event(c, SC_EV_DEVICE_REFUSED, SC_R_NONE, sender, dev, sid, detail)) ||
+        (rc = msglog_mark_seen(c->st, sid, 0)) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
       store_rollback(c->st);
   }
-  free(m);
+  return rc;
+}
+
+/* ---- held until it can be checked (docs/multi-device.md, "Held, not dropped") ----
+ *
+ * A message from a linked device of someone whose account key we do not
+ * know yet, when their device list or key-transparency proof cannot be
+ * had now: kept as it came (never decrypted: no ratchet, pre-key or
+ * contact state is touched) under "dheld/NAME/SID" (SID in 20 digits, so
+ * the names sort in server order):
+ *   u8 version | u8 envelope type | u32 device | u64 held at (ms) | u32 len | body.
+ * Bounded per sender and in all (SC_DEVICE_HOLD_*); checked again by
+ * inbox_retry_device_held; given up after SC_DEVICE_HOLD_DAYS. */
+#define DHELD_VERSION 1
+#define DHELD_NAME_LEN 64
+#define DHELD_PREFIX "dheld/"
+#define DHELD_HEAD 18 /* the record's bytes before the body */
+#define DHELD_RETRY_MS 60000
+
+static void dheld_name(char out[DHELD_NAME_LEN], const char *sender, uint64_t sid) {
+  snprintf(out, DHELD_NAME_LEN, DHELD_PREFIX "%s/%020llu", sender, (unsigned long long)sid);
+}
+
+struct dheld_stats {
+  const char *sender; /* NULL: only the totals */
+  size_t plen;
+  unsigned n, n_all;
+  size_t bytes, bytes_all;
+};
+
+static int dheld_stats_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct dheld_stats *st = ud;
+  size_t pl = sizeof DHELD_PREFIX - 1;
+  (void)v;
+  st->n_all++;
+  st->bytes_all += len;
+  if (st->sender && strlen(name) > pl + st->plen && strncmp(name + pl, st->sender, st->plen) == 0 &&
+      name[pl + st->plen] == '/') {
+    st->n++;
+    st->bytes += len;
+  }
+  return 0;
+}
+
+/* How many messages of sender are held (>= 0), or a STORE_E_*. */
+static int dheld_count(struct sc_client *c, const char *sender) {
+  struct dheld_stats st;
+  int rc;
+  memset(&st, 0, sizeof st);
+  st.sender = sender;
+  st.plen = strlen(sender);
+  if ((rc = store_scan(c->st, DHELD_PREFIX, dheld_stats_cb, &st)) != 0) return rc;
+  return (int)st.n;
+}
+
+/* Holds envelope sid (own transaction): kept and said (SC_EV_DEVICE_HELD,
+ * why), or, past the bounds, said and not kept (SC_R_HELD_FULL). Either
+ * way it is marked seen, so the server's copy can go. */
+static int device_hold(struct sc_client *c, uint64_t sid, const char *sender, uint32_t dev, int type,
+                       const uint8_t *body, size_t len, const char *why) {
+  struct dheld_stats st;
+  struct rec_wr w;
+  char hn[DHELD_NAME_LEN], detail[MSG_DETAIL_MAX + 1];
+  int rc, full;
+  memset(&st, 0, sizeof st);
+  st.sender = sender;
+  st.plen = strlen(sender);
+  if ((rc = store_scan(c->st, DHELD_PREFIX, dheld_stats_cb, &st)) != 0) return rc;
+  full = st.n >= SC_DEVICE_HOLD_PER_SENDER || st.bytes + DHELD_HEAD + len > SC_DEVICE_HOLD_PER_SENDER_BYTES ||
+         st.n_all >= SC_DEVICE_HOLD_MAX || st.bytes_all + DHELD_HEAD + len > SC_DEVICE_HOLD_MAX_BYTES;
+  if (full)
+    snprintf(detail, sizeof detail, "%u of theirs (%u in all) are held already; %s", st.n, st.n_all, why);
+  else
+    snprintf(detail, sizeof detail, "%s", why);
+  rec_wr_init(&w, DHELD_HEAD + len);
+  rec_put_u8(&w, DHELD_VERSION);
+  rec_put_u8(&w, (uint8_t)type);
+  rec_put_u32(&w, dev);
+  rec_put_u64(&w, (uint64_t)sc_now_ms());
+  rec_put_u32(&w, (uint32_t)len);
+  rec_put(&w, body, len);
+  if (rec_wr_ok(&w)) {
+    rec_wr_free(&w);
+    return STORE_E_IO;
+  }
+  dheld_name(hn, sender, sid);
+  if ((rc = sc__begin(c)) == 0) {
+    if ((!full && (rc = store_put(c->st, hn, w.p, w.len))) ||
+        (rc = device_event(c, SC_EV_DEVICE_HELD, full ? SC_R_HELD_FULL : SC_R_NONE, sender, dev, sid, detail)) ||
+        (rc = msglog_mark_seen(c->st, sid, 0)) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
+      store_rollback(c->st);
+  }
+  rec_wr_free(&w);
+  return rc;
+}
+
+/* Removes held record hn if it is still there (own transaction). */
+static int dheld_drop(struct sc_client *c, const char *hn) {
+  uint8_t *v;
+  size_t vn;
+  int rc;
+  if ((rc = store_get(c->st, hn, &v, &vn)) <= 0) return rc;
+  store_free_value(v, vn);
+  if ((rc = sc__begin(c)) == 0 && ((rc = store_del(c->st, hn)) || (rc = store_commit(c->st)))) store_rollback(c->st);
   return rc;
 }
 
@@ -949,6 +1065,37 @@ static int refuse_first(struct sc_client *c, const char *sender, uint32_t dev, u
   return rc == 0 ? 1 : rc;
 }
 
+/* A failure to check that may pass later ("cannot check yet"): the server
+ * did not answer or the link is down, or the key-transparency proof is not
+ * there yet (a head still waiting for its witnesses' cosignatures, a key
+ * or a list the log has not taken in yet). Anything else is an answer that
+ * was checked and is wrong: refused for good. */
+static int check_transient(int rc) {
+  switch (rc) {
+    case SC_ERR_UNREACHABLE:
+    case SC_ERR_TIMEOUT:
+    case SC_ERR_CONNECTION_LOST:
+    case SC_ERR_NOT_CONNECTED:
+    case SC_ERR_SERVER:
+    case SC_ERR_SERVER_BUSY:
+    case SC_ERR_RATE_LIMITED:
+    case SC_ERR_SHUTDOWN:
+    case SC_ERR_DISPLACED:
+    case SC_ERR_KT_QUORUM:
+    case SC_ERR_KT_NOT_LOGGED:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/* The same for a net / server result code. */
+static int net_transient(int rc) {
+  return rc == SOTTO_NET_E_IO || rc == SOTTO_NET_E_TIMEOUT || rc == SOTTO_SRV_E_RATE || rc == SOTTO_SRV_E_INTERNAL ||
+         rc == SOTTO_SRV_E_TIMEOUT || rc == SOTTO_SRV_E_SHUTDOWN || rc == SOTTO_SRV_E_BUSY ||
+         rc == SOTTO_SRV_E_STORAGE_FULL;
+}
+
 /* A first message (a PreKey message) from device dev > 1 of someone whose
  * account key we do not know yet (docs/multi-device.md, "A first message
  * from a linked device"). Their signed device list is fetched and parsed
@@ -959,9 +1106,12 @@ static int refuse_first(struct sc_client *c, const char *sender, uint32_t dev, u
  * devices_check_peer under that key (the log's list hash with key
  * transparency) and must name dev. 0 with key (dev's listed key) and acct
  * (their account key, trusted only when the message decrypts under key);
- * 1 refused (said and acknowledged; nothing trusted); or a STORE_E_*. */
+ * 1 refused (said and acknowledged; nothing trusted); 2 it cannot be
+ * checked now (why in wait; nothing said, nothing trusted: the caller holds
+ * the message); or a STORE_E_*. */
 static int first_from_device(struct sc_client *c, uint64_t sid, const char *sender, uint32_t dev,
-                             uint8_t key[SOTTO_PUBKEY_LEN], uint8_t acct[SOTTO_PUBKEY_LEN]) {
+                             uint8_t key[SOTTO_PUBKEY_LEN], uint8_t acct[SOTTO_PUBKEY_LEN], char *wait,
+                             size_t wait_len) {
   struct sotto_devlist *l = calloc(1, sizeof *l);
   struct sotto_bundle *b = calloc(1, sizeof *b);
   uint8_t *buf = malloc(SOTTO_SRV_MAX_DEVLIST);
@@ -973,10 +1123,25 @@ static int first_from_device(struct sc_client *c, uint64_t sid, const char *send
     goto out;
   }
   if (!c->connected || !c->k.net) {
-    rc = refuse_first(c, sender, dev, sid, "a first message, and their device list cannot be fetched now");
+    snprintf(wait, wait_len, "not connected to the server");
+    rc = 2;
     goto out;
   }
-  rc = sotto_net_devlist_get(c->k.net, sender, buf, SOTTO_SRV_MAX_DEVLIST, &len);
+#ifdef SOTTO_TEST_HOOKS
+  /* test_multidevice_held.sh: the server does not answer the list request. */
+  if (getenv("SOTTO_TEST_DEVLIST_UNAVAILABLE") && *getenv("SOTTO_TEST_DEVLIST_UNAVAILABLE"))
+    rc = SOTTO_NET_E_TIMEOUT;
+  else
+#endif
+    rc = sotto_net_devlist_get(c->k.net, sender, buf, SOTTO_SRV_MAX_DEVLIST, &len);
+  if (rc != 0 && rc != SOTTO_SRV_E_NOT_FOUND && net_transient(rc)) {
+    snprintf(wait, wait_len, "the server did not answer the request for their device list (%s)",
+             rc == SOTTO_NET_E_TIMEOUT ? "no answer in time"
+             : rc == SOTTO_NET_E_IO    ? "the connection broke"
+                                       : sotto__srv_code_str((unsigned)rc));
+    rc = 2;
+    goto out;
+  }
   if (rc != 0) {
     rc = refuse_first(c, sender, dev, sid,
                       rc == SOTTO_SRV_E_NOT_FOUND ? "a first message, and the server has no device list of theirs"
@@ -994,6 +1159,11 @@ static int first_from_device(struct sc_client *c, uint64_t sid, const char *send
   rc = conn_fetch_bundle_dev(c, &c->k, sender, CONN_PEER_DEVICE, b);
   if (rc == SC_ERR_STORE || rc == SC_ERR_STORE_CORRUPT || rc == SC_ERR_BUSY || rc == SC_ERR_NOMEM) {
     rc = STORE_E_IO;
+    goto out;
+  }
+  if (rc != 0 && check_transient(rc)) {
+    snprintf(wait, wait_len, "their account key cannot be checked yet: %s", c->errdetail);
+    rc = 2;
     goto out;
   }
   if (rc != 0) {
@@ -1016,6 +1186,11 @@ static int first_from_device(struct sc_client *c, uint64_t sid, const char *send
   rc = devices_check_peer(c, &c->k, sender, acct);
   if (rc == SC_ERR_STORE || rc == SC_ERR_STORE_CORRUPT || rc == SC_ERR_BUSY || rc == SC_ERR_NOMEM) {
     rc = STORE_E_IO;
+    goto out;
+  }
+  if (rc != 0 && check_transient(rc)) {
+    snprintf(wait, wait_len, "their device list cannot be checked yet: %s", c->errdetail);
+    rc = 2;
     goto out;
   }
   if (rc != 0) {
@@ -1042,30 +1217,50 @@ out:
 }
 
 /* The listed key of device dev of sender (own: our own account). 0 and
- * key, 1 refused (said and acknowledged), or a STORE_E_*. A device the
+ * key, 1 refused (said and acknowledged), 2 it cannot be checked now (only
+ * with wait: why in wait; the caller holds the envelope), or a STORE_E_*.
+ * live: a new envelope (not a held one checked again): held behind an
+ * earlier held message of the same sender. A device the
  * recorded list does not name makes us fetch the list once more first (it
  * may be newer than ours). first: when nothing is known of sender's account
  * key, a first message (PreKey) from their device dev is checked through
  * their list (first_from_device) and their account key comes back in first
  * (first[0] is 1 then, the key in first + 1); NULL refuses it. */
 static int device_gate(struct sc_client *c, uint64_t sid, const char *sender, uint32_t dev, int own,
-                       uint8_t key[SOTTO_PUBKEY_LEN], uint8_t *first) {
+                       uint8_t key[SOTTO_PUBKEY_LEN], uint8_t *first, char *wait, size_t wait_len, int live) {
   struct sotto_devlist *l = calloc(1, sizeof *l);
   struct contact who;
   const uint8_t *acct = NULL;
   char detail[200];
-  int rc, listed = 0, saved_err = c->err;
+  int rc, listed = 0, fetch_failed = 0, saved_err = c->err;
   char saved[sizeof c->errdetail];
   if (!l) return STORE_E_IO;
   memcpy(saved, c->errdetail, sizeof saved);
   if (first) first[0] = 0;
   if (!own) {
     if ((rc = contact_load(c->st, sender, &who)) < 0) goto out;
+    /* Behind a held message of theirs: held too, so they are checked
+     * and shown in the order they came. */
+    if (!who.has_key && wait && live) {
+      if ((rc = dheld_count(c, sender)) < 0) goto out;
+      if (rc > 0) {
+        snprintf(wait, wait_len, "an earlier message from them waits for the same check");
+        rc = 2;
+        goto out;
+      }
+    }
     if (!who.has_key && first) {
-      rc = first_from_device(c, sid, sender, dev, key, first + 1);
+      char why[sizeof c->errdetail + 100];
+      why[0] = 0;
+      rc = first_from_device(c, sid, sender, dev, key, first + 1, why, sizeof why);
       c->err = saved_err;
       memcpy(c->errdetail, saved, sizeof saved);
       if (rc == 0) first[0] = 1;
+      if (rc == 2 && !wait) {
+        rc = refuse_first(c, sender, dev, sid, why);
+      } else if (rc == 2) {
+        snprintf(wait, wait_len, "%s", why);
+      }
       goto out;
     }
     if (!who.has_key) {
@@ -1087,6 +1282,15 @@ static int device_gate(struct sc_client *c, uint64_t sid, const char *sender, ui
       devices_recheck(c, sender);
       rc = devices_check_peer(c, &c->k, sender, who.key);
     }
+    /* A known contact's list that could not be fetched again now (not a
+     * list that was fetched and is wrong): held, not refused, when the
+     * caller can hold it. */
+    fetch_failed = !own && wait && check_transient(rc);
+    if (fetch_failed) {
+      char e[48]; /* the start of the reason: the event's detail is short */
+      snprintf(e, sizeof e, "%.47s", c->errdetail);
+      snprintf(wait, wait_len, "their device list could not be fetched again to check device %u: %s", dev, e);
+    }
     c->err = saved_err;
     memcpy(c->errdetail, saved, sizeof saved);
     if (rc == SC_ERR_STORE || rc == SC_ERR_BUSY || rc == SC_ERR_NOMEM) {
@@ -1095,6 +1299,10 @@ static int device_gate(struct sc_client *c, uint64_t sid, const char *sender, ui
     }
     if ((rc = devices_list_of(c, sender, l)) < 0) goto out;
     listed = rc == 1 && inbox_device_listed(l, acct, dev, key);
+    if (!listed && fetch_failed) {
+      rc = 2;
+      goto out;
+    }
   }
   if (listed) {
     rc = 0;
@@ -1156,8 +1364,11 @@ static int apply_transcript(struct sc_client *c, const struct content *ct, uint6
   return rc;
 }
 
+/* hn: the held record this envelope comes from (inbox_retry_device_held;
+ * deleted in the commit that delivers it), NULL for a new envelope. 2: it
+ * still cannot be checked (only with hn: kept). */
 static int pairwise_dev(struct sc_client *c, uint64_t sid, const char *sender, uint32_t dev, int own, int type,
-                        const uint8_t *body, size_t len) {
+                        const uint8_t *body, size_t len, const char *hn) {
   struct prekey_ctx px;
   struct sotto_prekey_store ps;
   struct sotto_session *s = NULL;
@@ -1166,7 +1377,7 @@ static int pairwise_dev(struct sc_client *c, uint64_t sid, const char *sender, u
   struct content *ct = calloc(1, sizeof *ct);
   uint8_t key[SOTTO_PUBKEY_LEN], idk[SOTTO_PUBKEY_LEN], first[1 + SOTTO_PUBKEY_LEN] = {0},
       *pt = malloc(len ? len : 1);
-  char me[SC_USER_MAX + 1];
+  char me[SC_USER_MAX + 1], wait[MSG_DETAIL_MAX + 1];
   size_t n = 0, skipped = 0;
   int rc, drc, consent, stranger = 0;
 
@@ -1175,8 +1386,10 @@ static int pairwise_dev(struct sc_client *c, uint64_t sid, const char *sender, u
     goto out;
   }
   snprintf(me, sizeof me, "%s", c->acct->username);
-  if ((rc = device_gate(c, sid, sender, dev, own, key, type == SOTTO_MSG_PREKEY && !own ? first : NULL)) != 0) {
+  if ((rc = device_gate(c, sid, sender, dev, own, key, type == SOTTO_MSG_PREKEY && !own ? first : NULL,
+                        own ? NULL : wait, sizeof wait, !hn)) != 0) {
     if (rc == 1) rc = 0;
+    else if (rc == 2 && !hn) rc = device_hold(c, sid, sender, dev, type, body, len, wait);
     goto out;
   }
   if ((rc = sc__begin(c))) goto out;
@@ -1237,7 +1450,8 @@ static int pairwise_dev(struct sc_client *c, uint64_t sid, const char *sender, u
   }
   if (!rc) rc = heal_gap(c, sender, type, skipped, sotto_session_skipped_keys(s));
   if (rc || (rc = session_save_dev(c->st, sender, dev, s)) || (!own && (rc = contact_save(c->st, &who))) ||
-      (rc = msglog_mark_seen(c->st, sid, 0)) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
+      (rc = msglog_mark_seen(c->st, sid, 0)) || (hn && (rc = store_del(c->st, hn))) ||
+      (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st)))
     goto fail;
   goto out;
 fail:
@@ -1253,6 +1467,152 @@ out:
   }
   sotto_session_free(s);
   return rc;
+}
+
+/* A group message from device dev > 1 of sender: only from a device of
+ * their verified list. Nothing known of their account key yet: refused,
+ * unless an earlier message of theirs (the sender key their device sent
+ * pairwise) is held until it can be checked: then it is held behind it. hn
+ * as for pairwise_dev. */
+static int group_dev(struct sc_client *c, uint64_t sid, const char *sender, uint32_t dev, const uint8_t *body,
+                     size_t len, const char *hn) {
+  uint8_t key[SOTTO_PUBKEY_LEN];
+  char wait[MSG_DETAIL_MAX + 1];
+  int rc = device_gate(c, sid, sender, dev, 0, key, NULL, wait, sizeof wait, !hn);
+  if (rc == 1) return 0;
+  if (rc == 2) return hn ? 2 : device_hold(c, sid, sender, dev, SOTTO_MSG_SENDERKEY, body, len, wait);
+  if (rc != 0) return rc;
+  return group_msg(c, sid, sender, body, len, hn);
+}
+
+struct dheld_item {
+  char sender[SC_USER_MAX + 1];
+  uint64_t sid;
+};
+
+struct dheld_list {
+  struct dheld_item it[SC_DEVICE_HOLD_MAX + SC_DEVICE_HOLD_PER_SENDER];
+  size_t n;
+};
+
+static int dheld_list_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct dheld_list *h = ud;
+  size_t pl = sizeof DHELD_PREFIX - 1;
+  const char *slash = strrchr(name, '/');
+  char *end = NULL;
+  unsigned long long sid;
+  (void)v;
+  (void)len;
+  if (h->n >= sizeof h->it / sizeof h->it[0] || !slash || (size_t)(slash - name) <= pl ||
+      (size_t)(slash - name) - pl > SC_USER_MAX)
+    return 0;
+  sid = strtoull(slash + 1, &end, 10);
+  if (!end || *end) return 0;
+  memcpy(h->it[h->n].sender, name + pl, (size_t)(slash - name) - pl);
+  h->it[h->n].sender[(size_t)(slash - name) - pl] = 0;
+  h->it[h->n].sid = sid;
+  h->n++;
+  return 0;
+}
+
+static int cmp_dheld(const void *a, const void *b) {
+  uint64_t x = ((const struct dheld_item *)a)->sid, y = ((const struct dheld_item *)b)->sid;
+  return x < y ? -1 : x > y;
+}
+
+/* How long a held message is kept (ms). */
+static uint64_t dheld_max_age_ms(void) {
+#ifdef SOTTO_TEST_HOOKS
+  /* test_multidevice_held.sh: the limit, made short. */
+  const char *e = getenv("SOTTO_TEST_DEVICE_HOLD_MS");
+  if (e && *e) return strtoull(e, NULL, 10);
+#endif
+  return (uint64_t)SC_DEVICE_HOLD_DAYS * 86400000u;
+}
+
+/* One held record, checked again: 0 done (delivered, refused, given up or
+ * dropped as unreadable), 2 still held, or a STORE_E_*. */
+static int dheld_retry_one(struct sc_client *c, const struct dheld_item *it, uint64_t now_ms) {
+  char hn[DHELD_NAME_LEN], detail[MSG_DETAIL_MAX + 1];
+  struct rec_rd r;
+  const uint8_t *body = NULL;
+  uint8_t *v = NULL, ver = 0, type = 0;
+  uint32_t dev = 0, blen = 0;
+  uint64_t at = 0;
+  size_t vn = 0;
+  int rc;
+
+  dheld_name(hn, it->sender, it->sid);
+  if ((rc = store_get(c->st, hn, &v, &vn)) <= 0) return rc;
+  rec_rd_init(&r, v, vn);
+  rec_get_u8(&r, &ver);
+  rec_get_u8(&r, &type);
+  rec_get_u32(&r, &dev);
+  rec_get_u64(&r, &at);
+  rec_get_u32(&r, &blen);
+  if (rec_get_ptr(&r, &body, blen) || rec_rd_end(&r) || ver != DHELD_VERSION || dev < 2 ||
+      (type != SOTTO_MSG_PREKEY && type != SOTTO_MSG_SIGNAL && type != SOTTO_MSG_SENDERKEY)) {
+    /* not a record this version wrote: said and dropped */
+    store_free_value(v, vn);
+    if ((rc = unreadable(c, it->sender, it->sid, SC_R_UNKNOWN_FORMAT, NULL)) != 0) return rc;
+    return dheld_drop(c, hn);
+  }
+  if (now_ms >= at && now_ms - at > dheld_max_age_ms()) {
+    time_t t = (time_t)(at / 1000);
+    struct tm tm;
+    char when[32];
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm);
+    snprintf(detail, sizeof detail,
+             "held since %s and their device could still not be checked: dropped unread; ask them to write again",
+             when);
+    store_free_value(v, vn);
+    if ((rc = sc__begin(c)) == 0 &&
+        ((rc = device_event(c, SC_EV_DEVICE_HELD, SC_R_HELD_GIVEN_UP, it->sender, dev, it->sid, detail)) ||
+         (rc = store_del(c->st, hn)) || (rc = account_save(c->st, c->acct)) || (rc = store_commit(c->st))))
+      store_rollback(c->st);
+    return rc;
+  }
+  c->env_device = dev;
+  rc = type == SOTTO_MSG_SENDERKEY ? group_dev(c, it->sid, it->sender, dev, body, blen, hn)
+                                   : pairwise_dev(c, it->sid, it->sender, dev, 0, type, body, blen, hn);
+  c->env_device = 0;
+  store_free_value(v, vn);
+  /* refused, unreadable, a duplicate: said (or silent) in their own
+   * commits; the record goes now (a delivered one went with it) */
+  if (rc == 0) rc = dheld_drop(c, hn);
+  return rc;
+}
+
+int inbox_retry_device_held(struct sc_client *c, int force) {
+  struct dheld_list *h;
+  int64_t now = sc_monotonic_ms();
+  uint64_t now_ms = (uint64_t)sc_now_ms();
+  size_t i, j, nb = 0;
+  int rc;
+
+  if (!c->connected || !c->k.net) return 0;
+  if (!force && c->dheld_at && now - c->dheld_at < DHELD_RETRY_MS) return 0;
+  c->dheld_at = now ? now : 1;
+  if (!(h = calloc(1, sizeof *h))) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  if ((rc = store_scan(c->st, DHELD_PREFIX, dheld_list_cb, h)) != 0 || h->n == 0) goto out;
+  qsort(h->it, h->n, sizeof h->it[0], cmp_dheld); /* in the order the server queued them */
+  for (i = 0; i < h->n && rc >= 0; i++) {
+    int blocked = 0;
+    /* a sender whose earlier message is still held keeps the rest held */
+    for (j = 0; j < nb && !blocked; j++) blocked = strcmp(h->it[j].sender, h->it[i].sender) == 0;
+    if (blocked) continue;
+    rc = dheld_retry_one(c, &h->it[i], now_ms);
+    if (rc == 2) {
+      if (nb != i) h->it[nb] = h->it[i]; /* the first nb entries (already passed) name the blocked senders */
+      nb++;
+      rc = 0;
+    }
+  }
+out:
+  free(h);
+  if (rc) return sc__store_error(c, rc);
+  return inbox_flush_unshown(c);
 }
 
 /* Whether a message from sender must carry addresses: 1 for a session start
@@ -1283,9 +1643,9 @@ int inbox_process(struct sc_client *c, struct conn *k, uint64_t sid, const char 
     snprintf(me, sizeof me, "%s", sender);
     rc = c->env_device == c->acct->device_id || c->env_device == 0
              ? unreadable(c, me, sid, SC_R_BAD_SENDER, NULL)
-             : pairwise_dev(c, sid, me, c->env_device, 1, type, body, len);
+             : pairwise_dev(c, sid, me, c->env_device, 1, type, body, len, NULL);
   } else if ((type == SOTTO_MSG_PREKEY || type == SOTTO_MSG_SIGNAL) && c->env_device > 1) {
-    rc = pairwise_dev(c, sid, sender, c->env_device, 0, type, body, len);
+    rc = pairwise_dev(c, sid, sender, c->env_device, 0, type, body, len, NULL);
   } else if (type == SOTTO_MSG_PREKEY || type == SOTTO_MSG_SIGNAL) {
     /* Addresses are required on a session start (a sender that runs SPQR
      * writes them) and on a session that runs SPQR; a session from before
@@ -1306,19 +1666,15 @@ int inbox_process(struct sc_client *c, struct conn *k, uint64_t sid, const char 
      * device of our verified list, never from this device's id. */
     uint8_t key[SOTTO_PUBKEY_LEN];
     snprintf(me, sizeof me, "%s", sender);
-    rc = sc__env_device(c) == sc__own_device(c) ? unreadable(c, me, sid, SC_R_BAD_SENDER, NULL)
-                                                 : device_gate(c, sid, me, sc__env_device(c), 1, key, NULL);
+    rc = sc__env_device(c) == sc__own_device(c)
+             ? unreadable(c, me, sid, SC_R_BAD_SENDER, NULL)
+             : device_gate(c, sid, me, sc__env_device(c), 1, key, NULL, NULL, 0, 1);
     if (rc == 1) rc = 0;
-    else if (rc == 0) rc = group_msg(c, sid, me, body, len);
+    else if (rc == 0) rc = group_msg(c, sid, me, body, len, NULL);
   } else if (type == SOTTO_MSG_SENDERKEY && c->env_device > 1) {
-    /* A group message from another device of the sender: only from a
-     * device of their verified list. */
-    uint8_t key[SOTTO_PUBKEY_LEN];
-    rc = device_gate(c, sid, sender, c->env_device, 0, key, NULL);
-    if (rc == 1) rc = 0;
-    else if (rc == 0) rc = group_msg(c, sid, sender, body, len);
+    rc = group_dev(c, sid, sender, c->env_device, body, len, NULL);
   } else if (type == SOTTO_MSG_SENDERKEY) {
-    rc = group_msg(c, sid, sender, body, len);
+    rc = group_msg(c, sid, sender, body, len, NULL);
   } else {
     rc = unreadable(c, sender, sid, SC_R_UNKNOWN_TYPE, NULL);
   }

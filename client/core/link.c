@@ -41,6 +41,7 @@ int sc_connect(struct sc_client *c, int timeout_ms) {
   c->want_link = 1;
   c->acks = 0;
   c->drained = c->drained_seen = 0;
+  c->dheld_at = 0;
   c->backoff_s = 1;
   c->retry_at = 0;
   c->last_rx = sc_monotonic_ms();
@@ -117,6 +118,7 @@ static int reconnect(struct sc_client *c) {
   c->connected = 1;
   c->acks = 0;
   c->drained = c->drained_seen = 0;
+  c->dheld_at = 0;
   c->backoff_s = 1;
   c->retry_at = 0;
   c->last_rx = sc_monotonic_ms();
@@ -203,7 +205,9 @@ static int handle(struct sc_client *c, struct sotto_net_event *ev) {
       /* Summed up now unless envelopes were dropped meanwhile: then a
        * reconnect fetches them and the count goes on. */
       if (!sotto_net_dropped(c->k.net) && (rc = inbox_unreadable_summary(c))) return rc;
-      return 0;
+      /* Messages from a contact's linked device that could not be checked
+       * before: checked again (at most once a minute per connection). */
+      return inbox_retry_device_held(c, 0);
     case SOTTO_NET_EV_KEYS_LOW:
       return conn_top_up(c, &c->k, ev->ec_left, ev->kem_left);
     case SOTTO_NET_EV_CLOSE:

@@ -84,6 +84,13 @@ int inbox_process(struct sc_client *c, struct conn *k, uint64_t server_id, const
  * the key they came from), in server order, then shows what they gave.
  * *released gets how many were processed. 0 or an SC_ERR_*. */
 int inbox_release_held(struct sc_client *c, const char *user, unsigned *released);
+/* Messages from a contact's linked device that could not be checked yet
+ * (SC_EV_DEVICE_HELD, docs/multi-device.md "Held, not dropped"): each is
+ * checked again in server order, delivered once when the check passes,
+ * refused for good when it fails, kept when it still cannot be made, given
+ * up past SC_DEVICE_HOLD_DAYS. Runs when the queue is drained, at most once
+ * a minute per connection (force: now). 0 or an SC_ERR_*. */
+int inbox_retry_device_held(struct sc_client *c, int force);
 /* Shows messages committed earlier but never shown (after a crash). */
 int inbox_flush_unshown(struct sc_client *c);
 /* A NOTICE of the server (proto.h; never a contact's message): envelopes

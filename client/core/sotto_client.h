@@ -706,10 +706,22 @@ enum sc_event_kind {
                               downloads directory, count: its size, text: the caption); reason SC_R_BY_US: one
                               we sent to peer (detail: the name it went under); total non-zero: it could not be
                               fetched, total = -SC_ERR_* (detail: the sender's file name, cleaned) (logged) */
-  SC_EV_DEVICE_REFUSED     /* a message from device `device` of peer was refused: that device is not in peer's
+  SC_EV_DEVICE_REFUSED,    /* a message from device `device` of peer was refused: that device is not in peer's
                               current verified signed list (fetched again first), or its key is not the listed
                               one (detail says which) (logged) */
+  SC_EV_DEVICE_HELD        /* a message from device `device` of peer, whose account key is not known yet, cannot be
+                              checked against their signed device list now (the list or the key-transparency proof
+                              is not available: detail says which); it is kept, not decrypted, and checked again at
+                              the next connection (reason 0). reason SC_R_HELD_GIVEN_UP: a held one was given up
+                              after SC_DEVICE_HOLD_DAYS; SC_R_HELD_FULL: not kept, the bounds are reached (logged) */
 };
+/* How long a message from a linked device that cannot be checked yet is
+ * kept (SC_EV_DEVICE_HELD), and how many: per sender and in all. */
+#define SC_DEVICE_HOLD_DAYS 7
+#define SC_DEVICE_HOLD_PER_SENDER 16
+#define SC_DEVICE_HOLD_PER_SENDER_BYTES (256u * 1024u)
+#define SC_DEVICE_HOLD_MAX 64
+#define SC_DEVICE_HOLD_MAX_BYTES (1024u * 1024u)
 
 /* Why (SC_EV_UNREADABLE, SC_EV_NOT_DELIVERED, SC_EV_HELD, SC_EV_KEY_CHANGED). */
 enum sc_reason {
@@ -740,7 +752,9 @@ enum sc_reason {
   SC_R_NOT_AUTHOR = 23,       /* an edit / delete of a message the sender did not write */
   SC_R_OUT_OF_WINDOW = 24,    /* an edit / delete past its time window */
   SC_R_UNKNOWN_MESSAGE = 25,  /* the message it names is not here (or was deleted) */
-  SC_R_BAD_EMOJI = 26         /* a reaction that is not valid UTF-8 */
+  SC_R_BAD_EMOJI = 26,        /* a reaction that is not valid UTF-8 */
+  SC_R_HELD_GIVEN_UP = 27,    /* DEVICE_HELD: still not checkable after SC_DEVICE_HOLD_DAYS: dropped */
+  SC_R_HELD_FULL = 28         /* DEVICE_HELD: not kept, the bounds of held messages are reached */
 };
 
 /* A reaction on a message (one per person). */

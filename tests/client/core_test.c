@@ -135,14 +135,14 @@ static void test_events(void) {
   ev.detail = "why";
   ev.text = "hello";
   ev.text_len = 5;
-  for (k = SC_EV_MESSAGE; k <= SC_EV_DEVICE_REFUSED; k++) {
+  for (k = SC_EV_MESSAGE; k <= SC_EV_DEVICE_HELD; k++) {
     ev.kind = k;
     if (strcmp(sc_event_name(k), "unknown") == 0) named = 0;
     if (sc_event_describe(line, sizeof line, &ev) == 0 || strncmp(line, "unknown event", 13) == 0) said = 0;
   }
   CHECK(named, "events: every kind has a name");
   CHECK(said, "events: every kind has a sentence");
-  ev.kind = SC_EV_DEVICE_REFUSED + 1;
+  ev.kind = SC_EV_DEVICE_HELD + 1;
   CHECK(strcmp(sc_event_name(ev.kind), "unknown") == 0, "events: a kind outside the list is unknown");
   /* The JSON names the CLI always printed for logged notices. */
   ev.kind = SC_EV_GROUP_REMOVED;
@@ -1578,10 +1578,28 @@ static void test_multidevice(void) {
   CHECK(inbox_process(bob, NULL, 501, "alice", type, env, len) == 0 && seen.n == n,
         "multidevice: ... and it was acknowledged once (seen)");
 
-  /* a linked device of a stranger: refused (nothing known of the account key) */
+  /* a linked device of a stranger, with no connection to fetch their list:
+   * held, not refused and not decrypted (docs/multi-device.md, "Held, not
+   * dropped") */
   n = seen.n;
-  CHECK(inbox_process(bob, NULL, 502, "dave", type, env, len) == 0 && has_seen(&seen, n, SC_EV_DEVICE_REFUSED, "dave", NULL),
-        "multidevice: a first message from a stranger's device 2 is refused");
+  CHECK(inbox_process(bob, NULL, 502, "dave", type, env, len) == 0 && has_seen(&seen, n, SC_EV_DEVICE_HELD, "dave", NULL) &&
+            !has_seen(&seen, n, SC_EV_DEVICE_REFUSED, NULL, NULL) && !has_seen(&seen, n, SC_EV_MESSAGE, NULL, NULL),
+        "multidevice: a first message from a stranger's device 2 that cannot be checked now is held");
+  {
+    uint8_t *hv = NULL;
+    size_t hvn = 0;
+    CHECK(store_get(bob->st, "dheld/dave/00000000000000000502", &hv, &hvn) == 1 && hvn == 18 + len &&
+              memcmp(hv + 18, env, len) == 0,
+          "multidevice: ... kept as it came (dheld/dave/SID)");
+    store_free_value(hv, hvn);
+    CHECK(session_load_dev(bob->st, "dave", 2, &s) == 0, "multidevice: ... no session made with dave's device 2");
+    sotto_session_free(s);
+    n = seen.n;
+    CHECK(inbox_process(bob, NULL, 502, "dave", type, env, len) == 0 && seen.n == n,
+          "multidevice: ... acknowledged once (seen)");
+    CHECK(inbox_retry_device_held(bob, 1) == 0 && seen.n == n,
+          "multidevice: ... not connected: the retry leaves it held");
+  }
 
   /* alice's list names device 2 under alice2's key: heard */
   CHECK(put_list(bob, "alice", &alice.acct->id, &alice2.acct->id) == 0, "multidevice: alice's list {1, 2} recorded");

@@ -50,6 +50,8 @@ link_start() {
   [ -n "$CODE" ] || CODE=$(sed -n 's/.*"code":"\([a-z0-9-]*\)".*/\1/p' "$T/$who.link")
 }
 
+s bob --json safety-number alice >"$T/sn_b0" 2>&1
+
 # ---- link a laptop ----
 link_start laptop --name laptop
 check "link prints 'code: CODE' before it waits" test -n "$CODE"
@@ -101,6 +103,13 @@ check "the laptop's own login makes it today again" contains "$T/ls4" "device 2 
 s bob send alice "after the link" >"$T/b1" 2>&1
 check "bob's send goes (alice's list verifies)" contains "$T/b1" "Sent to alice."
 check "... and bob is shown the added device" contains "$T/b1" "added device 2 'laptop'"
+s bob --json safety-number alice >"$T/sn_b1" 2>&1
+nb0=$(sed -n 's/.*"number":"\([0-9]*\)".*/\1/p' "$T/sn_b0")
+nb1=$(sed -n 's/.*"number":"\([0-9]*\)".*/\1/p' "$T/sn_b1")
+check "bob's safety number for alice is the same after she added a laptop (it covers her account key)" \
+  test "${#nb0}" -eq 60 -a "$nb0" = "$nb1"
+s alice contacts >"$T/c0" 2>&1
+check "... and alice's verified bob stays verified" grep -q "bob.*verified" "$T/c0"
 
 # ---- refusals ----
 s alice devices add --yes "$CODE" >"$T/x1" 2>&1; rc=$?
