@@ -68,7 +68,7 @@ static int has_direct(int fd) {
   int name(__VA_ARGS__, int flags, ...) {                                                             \
     static int (*real)(ARGS_T, int, ...);                                                             \
     mode_t m = 0;                                                                                     \
-    if (flags & (O_CREAT | O_TMPFILE)) {                                                              \
+    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) { /* the mode argument exists */      \
       va_list ap;                                                                                     \
       va_start(ap, flags);                                                                            \
       m = (mode_t)va_arg(ap, int);                                                                    \
