@@ -67,12 +67,9 @@ static void blob_path(const struct srv *s, const uint8_t *id, char *out, size_t 
  * page cache (the kernel keeps the two coherent); a filesystem that refuses
  * O_DIRECT (tmpfs: EINVAL) gets buffered writes. Durability is unchanged:
  * a PUT's OK says the bytes are written, COMMIT's fdatasync that they are
- * durable. GETs read through the page cache, the next 2 MiB started ahead
- * of each (get_bytes): reading with O_DIRECT was measured slower. */
+ * durable. GETs read through the page cache (readahead): reading with
+ * O_DIRECT was measured slower. */
 #define BLOB_ALIGN 4096u
-/* How far past a GET the next reads are started (posix_fadvise WILLNEED):
- * more than a client's GETs in flight (8 x 192 KiB). */
-#define BLOB_READAHEAD (2u << 20)
 
 static int set_direct(int fd, int on) {
   int fl = fcntl(fd, F_GETFL);
@@ -376,21 +373,6 @@ static int get_bytes(struct srv *s, struct op *o, int64_t size) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     done += (size_t)n;
-  }
-  /* Each GET opens the file anew, so the kernel's readahead starts over
-   * every time and a blob written with O_DIRECT (not in the page cache)
-   * would be read in synchronous steps; the reads of the next GETs (a
-   * client has several in flight, in order) are started now,
-   * asynchronously: the first GET of a blob starts BLOB_READAHEAD bytes
-   * after it, each later one the next want bytes beyond that (a range
-   * already asked for is not walked again). */
-  if (done == want && want > 0) {
-    uint64_t from = m->offset == 0 ? want : m->offset + BLOB_READAHEAD,
-             len = m->offset == 0 ? BLOB_READAHEAD : want;
-    if (from < (uint64_t)size) {
-      if (len > (uint64_t)size - from) len = (uint64_t)size - from;
-      (void)posix_fadvise(fd, (off_t)from, (off_t)len, POSIX_FADV_WILLNEED);
-    }
   }
   close(fd);
   if (done < want) {

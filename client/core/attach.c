@@ -27,8 +27,7 @@
  * (BLOB_DONE) so that it deletes the blob once every recipient has it.
  *
  * Memory: a few PUT or GET buffers (ATTACH_WINDOW x ATTACH_PUT_CHUNKS
- * chunks) and, downloading, two 1 MiB write buffers, whatever the file's
- * size. */
+ * chunks) whatever the file's size. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -1311,23 +1310,6 @@ static int pending_cb(void *ud, const char *name, const uint8_t *v, size_t len) 
 
 /* ---- download ------------------------------------------------------------------ */
 
-/* The download's writer: the worker fills one of two plaintext buffers
- * while this thread writes the other to the file (a direct write is a
- * synchronous device round trip: on the measured VM about 1.5 ms a MiB,
- * which in series with decryption was most of the worker's time). At most
- * one write is pending; the worker waits for it before handing the next. */
-struct writer {
-  pthread_t th;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  uint8_t *buf[2];
-  int cur;              /* the buffer the worker fills */
-  const uint8_t *job;   /* the pending write: jlen bytes at jbase */
-  size_t jlen;
-  uint64_t jbase;
-  int busy, stop, running, inited, err, eno;
-};
-
 struct down {
   struct sc_client *c;
   struct conn *k;
@@ -1337,11 +1319,10 @@ struct down {
   struct aead a;
   struct inflight fl[ATTACH_WINDOW];
   int nfl, fd;
-  int dfd;       /* the same file opened with O_DIRECT, or -1 where refused (the writer's) */
+  int dfd;       /* the same file opened with O_DIRECT, or -1 where refused */
   uint8_t *pbuf; /* plaintext not yet written: wlen bytes for the file's offset wbase */
   size_t wlen;
   uint64_t wbase;
-  struct writer wr; /* writes the full plaintext buffers beside the worker */
   struct cuts cuts;
   struct pipe p;
   uint64_t recv; /* bytes answered and handed to the worker (done: the bytes it took) */
@@ -1374,8 +1355,7 @@ enum { ATTACH_E_TAMPERED = -1000, ATTACH_E_DISK = -1001 };
  * same bytes, and 64 KiB direct writes were slower than buffered ones
  * (docs/benchmarks.md "Attachments: O_DIRECT writes"). The unaligned end of
  * the file, and everything where O_DIRECT is refused, goes buffered; the
- * fsync at the end covers both. Two such buffers: the writer thread writes
- * one while the worker decrypts into the other (struct writer). */
+ * fsync at the end covers both. */
 #define ATTACH_WBUF (16 * ATTACH_CHUNK)
 #define ATTACH_ALIGN 4096u
 
@@ -1393,12 +1373,12 @@ static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off) {
   return 0;
 }
 
-/* Writes len plaintext bytes of p at the file's offset base (the writer's
- * thread). 0, or ATTACH_E_DISK with errno. */
-static int write_plain(struct down *d, const uint8_t *p, size_t len, uint64_t base) {
-  size_t direct = d->dfd >= 0 ? len / ATTACH_ALIGN * ATTACH_ALIGN : 0, w = 0;
+/* Writes the buffered plaintext at its offset and empties the buffer. */
+static int flush_plain(struct down *d) {
+  size_t direct = d->dfd >= 0 ? d->wlen / ATTACH_ALIGN * ATTACH_ALIGN : 0, w = 0;
+  int rc;
   while (w < direct) {
-    ssize_t r = pwrite(d->dfd, p + w, direct - w, (off_t)(base + w));
+    ssize_t r = pwrite(d->dfd, d->pbuf + w, direct - w, (off_t)(d->wbase + w));
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 && errno == EINVAL && w == 0) { /* refused: buffered from now on */
       close(d->dfd);
@@ -1412,97 +1392,7 @@ static int write_plain(struct down *d, const uint8_t *p, size_t len, uint64_t ba
     w += (size_t)r;
     if (w % ATTACH_ALIGN) break; /* short and unaligned: the rest buffered */
   }
-  return pwrite_all(d->fd, p + w, len - w, base + w);
-}
-
-static void *writer_main(void *arg) {
-  struct down *d = arg;
-  struct writer *wr = &d->wr;
-  pthread_mutex_lock(&wr->mu);
-  for (;;) {
-    int rc;
-    while (!wr->busy && !wr->stop) pthread_cond_wait(&wr->cv, &wr->mu);
-    if (!wr->busy) break; /* stopped with nothing pending */
-    pthread_mutex_unlock(&wr->mu);
-    rc = write_plain(d, wr->job, wr->jlen, wr->jbase);
-    pthread_mutex_lock(&wr->mu);
-    if (rc && !wr->err) {
-      wr->err = rc;
-      wr->eno = errno;
-    }
-    wr->busy = 0;
-    pthread_cond_broadcast(&wr->cv);
-  }
-  pthread_mutex_unlock(&wr->mu);
-  return NULL;
-}
-
-/* Two page-aligned buffers of ATTACH_WBUF and the thread. 0 or -1. */
-static int writer_start(struct down *d) {
-  struct writer *wr = &d->wr;
-  memset(wr, 0, sizeof *wr);
-  if (pthread_mutex_init(&wr->mu, NULL) != 0) return -1;
-  if (pthread_cond_init(&wr->cv, NULL) != 0) {
-    pthread_mutex_destroy(&wr->mu);
-    return -1;
-  }
-  wr->inited = 1;
-  /* sodium_malloc of whole pages is page-aligned (checked by the caller for O_DIRECT) */
-  if ((wr->buf[0] = sodium_malloc(ATTACH_WBUF)) == NULL || (wr->buf[1] = sodium_malloc(ATTACH_WBUF)) == NULL)
-    return -1;
-  if (pthread_create(&wr->th, NULL, writer_main, d) != 0) return -1;
-  wr->running = 1;
-  d->pbuf = wr->buf[0];
-  return 0;
-}
-
-/* Waits until no write is pending. 0, or the writer's failure (errno set). */
-static int writer_idle(struct down *d) {
-  struct writer *wr = &d->wr;
-  int err;
-  pthread_mutex_lock(&wr->mu);
-  while (wr->busy) pthread_cond_wait(&wr->cv, &wr->mu);
-  err = wr->err;
-  if (err) errno = wr->eno;
-  pthread_mutex_unlock(&wr->mu);
-  return err;
-}
-
-/* After writer_start (even a failed one): the pending write finished, the
- * thread gone, the buffers wiped and freed. */
-static void writer_end(struct down *d) {
-  struct writer *wr = &d->wr;
-  if (!wr->inited) return;
-  if (wr->running) {
-    pthread_mutex_lock(&wr->mu);
-    wr->stop = 1;
-    pthread_cond_broadcast(&wr->cv);
-    pthread_mutex_unlock(&wr->mu);
-    pthread_join(wr->th, NULL);
-  }
-  if (wr->buf[0]) sodium_free(wr->buf[0]);
-  if (wr->buf[1]) sodium_free(wr->buf[1]);
-  pthread_cond_destroy(&wr->cv);
-  pthread_mutex_destroy(&wr->mu);
-  memset(wr, 0, sizeof *wr);
-  d->pbuf = NULL;
-}
-
-/* Hands the buffered plaintext to the writer (after the previous write
- * finished) and goes on in the other buffer. 0, or ATTACH_E_DISK (errno). */
-static int flush_plain(struct down *d) {
-  struct writer *wr = &d->wr;
-  int rc;
-  if ((rc = writer_idle(d)) != 0) return rc;
-  pthread_mutex_lock(&wr->mu);
-  wr->job = d->pbuf;
-  wr->jlen = d->wlen;
-  wr->jbase = d->wbase;
-  wr->busy = 1;
-  wr->cur ^= 1;
-  pthread_cond_broadcast(&wr->cv);
-  pthread_mutex_unlock(&wr->mu);
-  d->pbuf = wr->buf[wr->cur];
+  if ((rc = pwrite_all(d->fd, d->pbuf + w, d->wlen - w, d->wbase + w)) != 0) return rc;
   d->wbase += d->wlen;
   d->wlen = 0;
   return 0;
@@ -1520,8 +1410,6 @@ static int take(struct down *d, const uint8_t *p, size_t len) {
     d->wlen += pn;
     if (d->wlen + ATTACH_CHUNK > ATTACH_WBUF || chunk == last) {
       int rc = flush_plain(d);
-      /* The file is whole only once the last write finished. */
-      if (rc == 0 && chunk == last) rc = writer_idle(d);
       if (rc) return rc;
     }
     off += cn;
@@ -1642,19 +1530,19 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
     return sc__fail(c, errno == ENOSPC ? SC_ERR_DISK_FULL : SC_ERR_FILE, "cannot create %s: %s", tmp, strerror(errno));
   d.dfd = open(tmp, O_WRONLY | O_DIRECT | O_CLOEXEC);
   /* The format the sender used (flags checked by content_decode). */
-  if (writer_start(&d) != 0 || pipe_init(&d.p, 0) != 0 ||
+  if ((d.pbuf = sodium_malloc(ATTACH_WBUF)) == NULL || pipe_init(&d.p, 0) != 0 ||
       digest_init(&d.h, (ct->att_flags & ATTACH_FLAG_V2) != 0) != 0 ||
       aead_init(&d.a, (ct->att_flags & ATTACH_FLAG_V2) != 0, ct->att_key, 0) != 0) {
-    writer_end(&d);
     close(d.fd);
     if (d.dfd >= 0) close(d.dfd);
+    if (d.pbuf) sodium_free(d.pbuf);
     pipe_free(&d.p);
     digest_free(&d.h);
     aead_free(&d.a);
     (void)unlink(tmp);
     return sc__fail(c, SC_ERR_NOMEM, "out of memory for the download");
   }
-  if (d.dfd >= 0 && ((uintptr_t)d.wr.buf[0] % ATTACH_ALIGN != 0 || (uintptr_t)d.wr.buf[1] % ATTACH_ALIGN != 0)) {
+  if (d.dfd >= 0 && (uintptr_t)d.pbuf % ATTACH_ALIGN != 0) { /* sodium_malloc of whole pages is page-aligned */
     close(d.dfd);
     d.dfd = -1;
   }
@@ -1716,9 +1604,9 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
 out:
   pipe_stop(&d.p);
   pipe_free(&d.p);
-  writer_end(&d); /* before the descriptors: its pending write finishes */
   close(d.fd);
   if (d.dfd >= 0) close(d.dfd);
+  sodium_free(d.pbuf);
   digest_free(&d.h);
   aead_free(&d.a);
   if (rc) (void)unlink(tmp);
