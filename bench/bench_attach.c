@@ -12,7 +12,9 @@
  * The floor moves the same ciphertext bytes in the same frames (PUTs and GETs
  * of three 64 KiB chunks, eight in flight) over one TLS connection to
  * relay_floor, which answers them without storing, encrypting or checking
- * anything. MB/s = the file's bytes (10^6) per second of wall time. The
+ * anything. MB/s = the file's bytes (10^6) per second of wall time, the
+ * best of 3 rounds for each side (1 with --smoke), sotto's and the floor's
+ * rounds interleaved. The
  * client is sotto-test (the same sources with test hooks) with the fast
  * store KDF, so that opening the store does not weigh on the figure
  * (SOTTO_BENCH_CLIENT=PATH runs another sotto-test instead, e.g. an older
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -46,6 +49,13 @@ static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The CPU time (user + system) of the calling thread so far, in seconds. */
+static double cpu_s(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_THREAD, &ru) != 0) return 0;
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 /* Runs sotto-test --home DIR/home ARGS... with output to DIR/out; its exit status. */
@@ -157,7 +167,7 @@ void bench_attach(const char *srv_port, const char *floor_port, const char *floo
   uint8_t *blk;
   struct sotto_net_ctx *ctx;
   struct sotto_net *c;
-  double t0, ts_up, ts_down, tf_up = 0, tf_down = 0;
+  double t0, ts_up = 0, ts_down = 0, tf_up = 0, tf_down = 0;
   int fd, k, rounds = smoke ? 1 : 3;
   struct stat st;
 
@@ -186,28 +196,44 @@ void bench_attach(const char *srv_port, const char *floor_port, const char *floo
     if (write(fd, blk, 1 << 20) != 1 << 20) lg_die("attach: cannot write the file");
   }
   free(blk);
+  /* On disk before the clock starts, as a file one sends usually is: else
+   * the kernel writes these 256 MiB back during the upload, on the same
+   * disk as the server's blob (the floor has no file and never met it). */
+  if (fsync(fd) != 0) lg_die("attach: cannot fsync the file");
   close(fd);
-  {
-    const char *up[] = {"send", "benchdown", "--file", path, NULL};
-    const char *down[] = {"receive", NULL};
-    t0 = now_s();
-    must(dir, "a", up, "sotto send --file");
-    ts_up = now_s() - t0;
-    t0 = now_s();
-    must(dir, "b", down, "sotto receive (the file)");
-    ts_down = now_s() - t0;
-  }
-  snprintf(got, sizeof got, "%s/b/downloads/file.bin", dir);
-  if (stat(got, &st) != 0 || (uint64_t)st.st_size != size) lg_die("attach: the file did not arrive whole");
-
-  /* The floor: the same ciphertext bytes, best of a few (it is quick). */
+  /* Rounds of: sotto up, sotto down, the floor up, the floor down; each
+   * side's best round counts (the same rule for both, so that a burst of
+   * the machine's other load in one round weighs on neither more). */
   csize = size + ((size + 65535) / 65536) * 16;
   if ((ctx = sotto_net_ctx_new(floor_fp, NULL)) == NULL) lg_die("attach: bad floor fingerprint");
   c = floor_conn(ctx, floor_port);
+  snprintf(got, sizeof got, "%s/b/downloads/file.bin", dir);
   for (k = 0; k < rounds; k++) {
-    double u = floor_move(c, csize, 1), d = floor_move(c, csize, 0);
-    if (k == 0 || u < tf_up) tf_up = u;
-    if (k == 0 || d < tf_down) tf_down = d;
+    const char *up[] = {"send", "benchdown", "--file", path, NULL};
+    const char *down[] = {"receive", NULL};
+    double u, d;
+    t0 = now_s();
+    must(dir, "a", up, "sotto send --file");
+    u = now_s() - t0;
+    t0 = now_s();
+    must(dir, "b", down, "sotto receive (the file)");
+    d = now_s() - t0;
+    if (stat(got, &st) != 0 || (uint64_t)st.st_size != size) lg_die("attach: the file did not arrive whole");
+    if (unlink(got) != 0) lg_die("attach: cannot remove the received file");
+    if (k == 0 || u < ts_up) ts_up = u;
+    if (k == 0 || d < ts_down) ts_down = d;
+    {
+      double c0 = cpu_s(), fu = floor_move(c, csize, 1), c1 = cpu_s(), fd_ = floor_move(c, csize, 0), c2 = cpu_s();
+      if (k == 0 || fu < tf_up) tf_up = fu;
+      if (k == 0 || fd_ < tf_down) tf_down = fd_;
+      /* Every round on stderr (the rows keep the best): to see the spread,
+       * with the CPU time of the floor's client (this thread). */
+      fprintf(stderr,
+              "attach round %d: up sotto %.1f floor %.1f MB/s, down sotto %.1f floor %.1f MB/s; floor client CPU up "
+              "%.2f s, down %.2f s\n",
+              k + 1, (double)size / 1e6 / u, (double)size / 1e6 / fu, (double)size / 1e6 / d, (double)size / 1e6 / fd_,
+              c1 - c0, c2 - c1);
+    }
   }
   sotto_net_close(c);
   sotto_net_ctx_free(ctx);

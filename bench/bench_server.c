@@ -1196,8 +1196,8 @@ static void print_table(void) {
   printf("\n");
   if (g_rows & G_ATTACH)
     printf("attach: one %.0f MiB file, sotto send --file / sotto receive (whole commands) vs the same bytes\n"
-           "      through relay_floor (PUT/GET of 192 KiB, 8 in flight, best of 3)\n",
-           g_att.mib);
+           "      through relay_floor (PUT/GET of 192 KiB, 8 in flight); each the best of %d interleaved rounds\n",
+           g_att.mib, g_smoke ? 1 : 3);
   if (g_rows & G_LATENCY)
     printf(
         "latency: open loop at %s msg/s (half the relay median) in bursts of %d, %zu / %zu envelopes (sotto "

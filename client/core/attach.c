@@ -924,11 +924,23 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint
   pipe_stop(&u.p);
   memset(&m, 0, sizeof m);
   m.id = u.id;
-  rc = sotto_net_blob(k->net, SOTTO_SRV_BLOB_COMMIT, &m, &ans);
-  sotto_net_event_clear(&ans);
-  if (rc) {
-    rc = blob_error(c, k, rc, "finishing the upload");
-    goto out;
+  for (;;) {
+    rc = sotto_net_blob(k->net, SOTTO_SRV_BLOB_COMMIT, &m, &ans);
+    sotto_net_event_clear(&ans);
+    if (rc == 0) break;
+    /* Dropped between the last PUT's answer and the COMMIT: the bytes are
+     * on the server, the COMMIT is asked again on a new connection. */
+    if (!transient(rc) || attempts >= ATTACH_RETRIES) {
+      rc = blob_error(c, k, rc, "finishing the upload");
+      goto out;
+    }
+    attempts++;
+    while ((rc = reconnect(c, k, attempts)) > 0 && attempts < ATTACH_RETRIES)
+      attempts++;
+    if (rc) { /* < 0: recorded by conn_open */
+      if (rc > 0) rc = blob_error(c, k, rc, "finishing the upload");
+      goto out;
+    }
   }
   if (digest_final(&u.h, digest) != 0) {
     rc = sc__fail(c, SC_ERR_NOMEM, "the digest of the file could not be computed");
