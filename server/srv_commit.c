@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* srv_commit.c: the group-commit pipeline of sotto-server: ops collected
- * into batches, each batch one store transaction on the store thread (and,
- * on a cluster node with --pg-writers 2, on the second writer's thread:
- * "Two writers" below), answers only after the commit; the disk reserve
- * for a full disk. */
+ * into batches, each batch one store transaction on the store thread,
+ * answers only after the commit; the disk reserve for a full disk. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
