@@ -519,7 +519,7 @@ static void *lane_thread(void *arg) {
 /* The second writer takes its half of the queued ops when it is idle. */
 static void lane_start(struct srv *s) {
   struct srv_lane *l = s->w2;
-  if (!l || l->active || !s->ops) return;
+  if (!l || l->active || !s->ops || s->stopping) return;
   if (batch_take(s, &l->b, 1) == 0) return;
   l->b.expire = 0;
   l->b.scrub = 0;
@@ -532,12 +532,13 @@ static void lane_start(struct srv *s) {
   pthread_mutex_unlock(&l->mu);
 }
 
-int sotto__srv_lane_open(struct srv *s) {
+int sotto__srv_lane_open(struct srv *s, const char *where) {
   const struct sotto_srv_config *cfg = s->cfg;
   const struct sotto_store_backend *be;
   struct srv_lane *l;
   char url[SOTTO_STORE_URL_MAX + 8], why[512];
   const char *at = NULL;
+  (void)where;
   if (!cfg->cluster[0] || cfg->pg_writers < 2 || !s->threaded || strcmp(s->store.backend, "postgresql") != 0)
     return 0;
   sotto_srv_store_url(cfg, url, sizeof url);

@@ -461,7 +461,7 @@ void sotto__srv_batch_wait(struct srv *s);
 /* The second writer (cluster, --pg-writers 2): opened after the store
  * thread started (0, or -1 with a sentence on stderr), whether a batch of
  * either writer is in flight, closed at the end. */
-int sotto__srv_lane_open(struct srv *s);
+int sotto__srv_lane_open(struct srv *s, const char *where);
 int sotto__srv_batch_busy(const struct srv *s);
 void sotto__srv_lane_close(struct srv *s);
 void sotto__srv_batch_turn(struct srv *s);

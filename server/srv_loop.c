@@ -426,7 +426,7 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
   else
     sotto__srv_log(0, "store_thread", "%s", "cannot start the store thread; committing on the I/O thread");
   if (cfg->cluster[0] && sotto__srv_cluster_open(s) != 0) goto out;
-  if (sotto__srv_lane_open(s) != 0) goto out; /* the second writer, like the store thread */
+  if (sotto__srv_lane_open(s, NULL) != 0) goto out; /* the second writer, like the store thread */
   if (sotto__srv_pool_open(s) != 0) goto out; /* after the signal mask, like the store thread */
   e.events = EPOLLIN;
   e.data.ptr = &s->lfd;
