@@ -266,26 +266,35 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
 }
 
 /* The second writer (cluster, --pg-writers 2): a second connection to the
- * shared store, with its own thread, so that two batches run and commit at
- * the same time ("Two writers" in docs/server.md). To the store it is one
- * more node: its transactions take their locks in the same total order as
- * every node's (store.h, "Shared mode"), so the two writers cannot deadlock
- * each other, and a device's envelope ids increase in commit order whichever
- * writer inserts them. What the server adds:
- *  - a connection has requests in at most one batch in flight (lane_n):
- *    its requests run, commit and are answered in order, as with one
- *    writer, so a client's SENDs to one device keep their order;
- *  - the connections are split between the writers by a hash of their
- *    device (conn_lane): the second writer takes the SEND, SEND_MULTI, ACK,
- *    DEVICES and DEVLIST_GET of its half; everything else (and everything
- *    before a device is known) goes through the store thread, so the expiry
- *    run, the key-transparency log, key uploads, device and account
- *    changes, the WAL scrub and the disk reserve stay with it. A batch of it
- *    that takes the order lock exclusively waits in PostgreSQL for the
- *    second writer's open transaction, as for another node's;
- *  - batches of the two writers that write one device's queue (two senders
- *    to one recipient) wait for each other's device row lock, as two nodes'
- *    do; with disjoint devices they commit side by side. */
+ * shared store, with its own thread, so that one batch is built and run
+ * while the previous one commits ("Two writers" in docs/server.md). To the
+ * store it is one more node: its transactions take their locks in the same
+ * total order as every node's (store.h, "Shared mode"), so the two writers
+ * cannot deadlock each other, and an envelope's id is ordered per device by
+ * the device's row lock, whichever writer inserts it. What the server adds:
+ *  - batches are numbered; of the two in flight, the later one's first
+ *    statement that may lock a row waits (the gate, store.h set_gate)
+ *    until the earlier one holds every lock it will take (its COMMIT's
+ *    device lock came back). So where both write to one device, the later
+ *    one's device lock waits for the earlier one's COMMIT, and the later
+ *    envelope gets the higher id: a client's SENDs to one device keep their
+ *    order whichever writer runs them. Waiting at the gate holds nothing
+ *    but the shared order lock, and the earlier batch waits only for
+ *    device rows (held by transactions past their gate), so no cycle forms.
+ *    If the earlier batch fails an attempt (a deadlock with another node,
+ *    or a rerun under the exclusive order lock, which must wait for the
+ *    later one's shared lock), the later one stops at the gate, rolls back,
+ *    waits until the earlier one is done and runs again;
+ *  - the second writer takes only SEND, SEND_MULTI, ACK, DEVICES and
+ *    DEVLIST_GET, only while the first writer's batch is not one that takes
+ *    the order lock exclusively (its exclusive lock would wait for the
+ *    second's shared one, which waits at the gate), and no request of a
+ *    connection with another kind of request in flight (lane_strict): those
+ *    may change what later requests see (AUTH). So the expiry run, the
+ *    key-transparency log, key uploads, device and account changes, the WAL
+ *    scrub and the disk reserve stay with the store thread alone;
+ *  - batches are answered in their order (batch_turn), so a connection's
+ *    answers keep the order of its requests. */
 struct srv_lane {
   struct srv *s;
   struct sotto_store store;
@@ -294,8 +303,80 @@ struct srv_lane {
   pthread_t t;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  int job, done, quit;
+  int job, done, quit, started;
+  /* The gate (set_gate in store.h), shared by both writers' threads: the
+   * state of the batch in flight on each writer. */
+  pthread_mutex_t gmu;
+  pthread_cond_t gcv;
+  struct lane_gate {
+    uint64_t seq;
+    int flushed; /* every lock of its transaction is held (gate(arg, 1)) */
+    int failed;  /* an attempt failed: it runs again, perhaps under the exclusive order lock */
+    int done;    /* its store thread is done with it */
+  } g[2];
+  uint64_t seq;
+  struct lane_arg {
+    struct srv_lane *l;
+    struct batch *b;
+  } arg[2];
 };
+
+/* The gate (store.h set_gate) for the batch on one writer. */
+static int lane_gate(void *arg, int what) {
+  struct lane_arg *a = arg;
+  struct srv_lane *l = a->l;
+  const struct batch *b = a->b;
+  struct lane_gate *me = &l->g[b->lane], *o = &l->g[!b->lane];
+  int stop = 0;
+  pthread_mutex_lock(&l->gmu);
+  if (what == 1) {
+    me->flushed = 1;
+    pthread_cond_broadcast(&l->gcv);
+  } else if (b->pred) {
+    /* Bounded like a statement (PG_WAIT_WRITER_MS): then this batch stops
+     * and runs again after the other one. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 15;
+    while (o->seq == b->pred && !o->done && !o->flushed && !o->failed && !stop)
+      stop = pthread_cond_timedwait(&l->gcv, &l->gmu, &until) != 0;
+    if (o->seq == b->pred && !o->done && o->failed) stop = 1;
+  }
+  pthread_mutex_unlock(&l->gmu);
+  return stop;
+}
+
+static void lane_mark(struct srv *s, const struct batch *b, int done) {
+  struct srv_lane *l = s->w2;
+  if (!l) return;
+  pthread_mutex_lock(&l->gmu);
+  if (l->g[b->lane].seq == b->seq) {
+    if (done)
+      l->g[b->lane].done = 1;
+    else
+      l->g[b->lane].failed = 1;
+  }
+  pthread_cond_broadcast(&l->gcv);
+  pthread_mutex_unlock(&l->gmu);
+}
+
+/* Stopped at the gate: waits (holding nothing) until the batch before is done. */
+static void lane_wait_pred(struct srv *s, const struct batch *b) {
+  struct srv_lane *l = s->w2;
+  struct lane_gate *o;
+  if (!l || !b->pred) return;
+  o = &l->g[!b->lane];
+  pthread_mutex_lock(&l->gmu);
+  while (o->seq == b->pred && !o->done) pthread_cond_wait(&l->gcv, &l->gmu);
+  pthread_mutex_unlock(&l->gmu);
+}
+
+/* One attempt; a failed one is told to a batch waiting at the gate. */
+static int batch_attempt(struct srv *s, struct batch *b, int *deletes) {
+  int rc = batch_try(s, b, deletes);
+  if (rc != 0) lane_mark(s, b, 0);
+  return rc;
+}
 
 /* Forgets what a failed attempt at batch b left in its ops (nothing of it
  * was committed), before the batch runs again. */
@@ -327,29 +408,35 @@ static void batch_exec(struct srv *s, struct batch *b) {
   b->scrub_need = 0;
   b->t_start_us = sotto__srv_mono_us();
   b->retries = 0;
-  b->serial_planned = b->serial_reruns = 0;
+  b->serial_planned = b->serial_reruns = b->gate_reruns = 0;
   b->commit_us = b->lock_us = -1;
   if (!b->ops && !b->expire) {
     /* Only a WAL scrub was due. */
     w->ops->wal_truncate(w->impl);
     if (s->space_low) sotto__srv_reserve_make(s);
     b->rc = 0;
+    lane_mark(s, b, 1);
     return;
   }
   rt0 = w->ops->round_trips ? w->ops->round_trips(w->impl) : 0;
-  rc = batch_try(s, b, &deletes);
+  rc = batch_attempt(s, b, &deletes);
   /* A shared store (cluster) may lose a deadlock to another node's
    * transaction: nothing of the batch is committed, so it runs again (a few
    * times at most; then its requests are refused as any failed batch). */
   for (int tries = 0, why = 0; rc != 0 && tries < 3 && w->ops->txn_retry &&
                               (why = w->ops->txn_retry(w->impl)) != 0;
        tries++) {
-    if (why == 2)
+    if (why == 3) {
+      /* stopped at the gate: the other writer's batch before failed an
+       * attempt; after it is done this one goes through the gate */
+      b->gate_reruns++;
+      lane_wait_pred(s, b);
+    } else if (why == 2)
       b->serial_reruns++; /* stopped before breaking the lock order: now exclusively */
     else
       b->retries++;
     batch_reset(b);
-    rc = batch_try(s, b, &deletes);
+    rc = batch_attempt(s, b, &deletes);
   }
   b->commit_us = sotto__srv_mono_us() - b->t_start_us;
   b->round_trips = w->ops->round_trips ? w->ops->round_trips(w->impl) - rt0 : 0;
@@ -357,7 +444,7 @@ static void batch_exec(struct srv *s, struct batch *b) {
   if (rc != 0 && w->ops->disk_full(w->impl)) {
     reserve_release(s);
     batch_reset(b);
-    rc = batch_try(s, b, &deletes);
+    rc = batch_attempt(s, b, &deletes);
   }
   /* Acknowledged envelopes must not stay readable in the WAL (the frames
    * their inserts wrote stay there until the WAL is reset): the WAL is
@@ -377,6 +464,7 @@ static void batch_exec(struct srv *s, struct batch *b) {
     if (s->space_low) sotto__srv_reserve_make(s);
   }
   b->rc = rc;
+  lane_mark(s, b, 1);
 }
 
 void *sotto__srv_store_thread(void *arg) {
@@ -411,19 +499,6 @@ static int lane_op_ok(uint8_t type) {
          type == SOTTO_SRV_DEVICES || type == SOTTO_SRV_DEVLIST_GET;
 }
 
-/* The writer of a connection's SEND, SEND_MULTI, ACK, DEVICES and
- * DEVLIST_GET (two writers): a hash of its device key; 0 before AUTH. */
-static int conn_lane(const struct conn *c) {
-  uint64_t h = (uint64_t)c->devkey;
-  if (c->devkey <= 0) return 0;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return (int)(h & 1);
-}
-
 /* Takes the next batch's ops off the queue into b for writer `lane`:
  * returns how many. */
 static int batch_take(struct srv *s, struct batch *b, int lane) {
@@ -443,18 +518,17 @@ static int batch_take(struct srv *s, struct batch *b, int lane) {
   while ((o = *pp) != NULL) {
     struct conn *c = o->c;
     size_t cost = sotto__srv_op_cost(o->type, o->len);
-    int want = !s->w2 ? lane : lane_op_ok(o->type) ? conn_lane(c) : 0;
     if (c->bt_gen != s->bt_gen) {
       c->bt_gen = s->bt_gen;
       c->bt_n = 0;
       c->bt_bytes = 0;
       c->bt_full = 0;
     }
-    /* pool_n: its earlier requests are still with the read pool (srv_pool.c).
-     * Two writers: nothing of a connection with requests in the other
-     * writer's batch in flight; a request for the other writer holds back
-     * the rest of its connection's. */
-    if (c->bt_full || c->pool_n || c->lane_n[!lane] || want != lane ||
+    /* pool_n: its earlier requests are still with the read pool (srv_pool.c);
+     * the second writer stops at a connection's first request it does not
+     * take, and takes nothing of a connection with such a request in the
+     * first writer's batch in flight (lane_strict). */
+    if (c->bt_full || c->pool_n || (lane && (c->lane_strict || !lane_op_ok(o->type))) ||
         (c->bt_n > 0 && (c->bt_n >= BATCH_CONN_OPS || c->bt_bytes + cost > BATCH_CONN_BYTES))) {
       c->bt_full = 1;
       pp = &o->next;
@@ -463,6 +537,7 @@ static int batch_take(struct srv *s, struct batch *b, int lane) {
     c->bt_n++;
     c->bt_bytes += cost;
     c->lane_n[lane]++;
+    if (!lane_op_ok(o->type)) c->lane_strict++;
     if (!oldest || o->t_in_us < oldest) oldest = o->t_in_us;
     *pp = o->next;
     o->next = NULL;
@@ -480,6 +555,17 @@ static int batch_take(struct srv *s, struct batch *b, int lane) {
   b->oldest_us = oldest;
   b->t_done_us = 0;
   s->n_ops -= n;
+  if (s->w2) {
+    /* Numbered, after the other writer's batch if one is in flight. */
+    struct srv_lane *l = s->w2;
+    int other = lane ? s->b_active : l->active;
+    pthread_mutex_lock(&l->gmu);
+    b->seq = ++l->seq;
+    b->pred = other && !l->g[!lane].done ? l->g[!lane].seq : 0;
+    l->g[lane].seq = b->seq;
+    l->g[lane].flushed = l->g[lane].failed = l->g[lane].done = 0;
+    pthread_mutex_unlock(&l->gmu);
+  }
   return n;
 }
 
@@ -487,7 +573,10 @@ static int batch_take(struct srv *s, struct batch *b, int lane) {
  * writer again. */
 static void lane_release(const struct batch *b) {
   const struct op *o;
-  for (o = b->ops; o; o = o->next) o->c->lane_n[b->lane]--;
+  for (o = b->ops; o; o = o->next) {
+    o->c->lane_n[b->lane]--;
+    if (!lane_op_ok(o->type)) o->c->lane_strict--;
+  }
 }
 
 static void *lane_thread(void *arg) {
@@ -516,15 +605,18 @@ static void *lane_thread(void *arg) {
   return NULL;
 }
 
-/* The second writer takes its half of the queued ops when it is idle. */
+/* The second writer takes a batch while the first one's is in flight (and
+ * only then: an idle first writer takes everything). */
 static void lane_start(struct srv *s) {
   struct srv_lane *l = s->w2;
-  if (!l || l->active || !s->ops || s->stopping) return;
+  if (!l || l->active || !s->b_active || !s->ops || s->stopping) return;
+  /* Not beside a batch that takes the order lock exclusively (above). */
+  if (s->b.expire || batch_serial(&s->b)) return;
   if (batch_take(s, &l->b, 1) == 0) return;
   l->b.expire = 0;
   l->b.scrub = 0;
   l->active = 1;
-  if (s->b_active) s->m.lane_overlap++;
+  s->m.lane_overlap++;
   pthread_mutex_lock(&l->mu);
   l->done = 0;
   l->job = 1;
@@ -556,14 +648,28 @@ int sotto__srv_lane_open(struct srv *s, const char *where) {
     free(l);
     return -1;
   }
+  if (!l->store.ops->set_gate || !s->store.ops->set_gate) {
+    fprintf(stderr, "sotto-server: --pg-writers: the %s store cannot run two writers\n", s->store.backend);
+    l->store.ops->close(l->store.impl);
+    free(l);
+    return -1;
+  }
   if (pthread_mutex_init(&l->mu, NULL) != 0 || pthread_cond_init(&l->cv, NULL) != 0 ||
+      pthread_mutex_init(&l->gmu, NULL) != 0 || pthread_cond_init(&l->gcv, NULL) != 0 ||
       pthread_create(&l->t, NULL, lane_thread, l) != 0) {
     fprintf(stderr, "sotto-server: --pg-writers: cannot start the second writer's thread\n");
     l->store.ops->close(l->store.impl);
     free(l);
     return -1;
   }
+  l->started = 1;
+  l->arg[0].l = l->arg[1].l = l;
+  l->arg[0].b = &s->b;
+  l->arg[1].b = &l->b;
   l->b.lane = 1;
+  /* The store thread is idle until the first batch: its store may be told now. */
+  s->store.ops->set_gate(s->store.impl, lane_gate, &l->arg[0]);
+  l->store.ops->set_gate(l->store.impl, lane_gate, &l->arg[1]);
   s->w2 = l;
   sotto__srv_log(1, "pg_writers", "writers=%d", 2);
   return 0;
@@ -580,6 +686,9 @@ void sotto__srv_lane_close(struct srv *s) {
   pthread_join(l->t, NULL);
   pthread_cond_destroy(&l->cv);
   pthread_mutex_destroy(&l->mu);
+  pthread_cond_destroy(&l->gcv);
+  pthread_mutex_destroy(&l->gmu);
+  s->store.ops->set_gate(s->store.impl, NULL, NULL);
   l->store.ops->close(l->store.impl);
   free(l);
   s->w2 = NULL;
@@ -599,10 +708,7 @@ void sotto__srv_batch_start(struct srv *s) {
     return;
   }
   if (!s->ops && !s->expire_due && !scrub) return;
-  if (batch_take(s, &s->b, 0) == 0 && !s->expire_due && !scrub) {
-    lane_start(s);
-    return;
-  }
+  if (batch_take(s, &s->b, 0) == 0 && !s->expire_due && !scrub) return;
   if (s->w2 && s->w2->active) s->m.lane_overlap++;
   s->b.expire = s->expire_due;
   s->b.scrub = scrub;
@@ -642,10 +748,10 @@ static int lane_ready(struct srv_lane *l) {
   return d;
 }
 
-/* Waits until a batch in flight is done: the first writer's if it has
- * one, else the second's. */
+/* Waits until the older batch in flight is done. */
 void sotto__srv_batch_wait(struct srv *s) {
-  if (s->b_active && s->threaded) {
+  /* the older of the two first: batches are answered in their order */
+  if (s->b_active && s->threaded && !(s->w2 && s->w2->active && s->w2->b.seq < s->b.seq)) {
     pthread_mutex_lock(&s->mu);
     while (!s->done) pthread_cond_wait(&s->done_cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
@@ -676,6 +782,7 @@ static void batch_finish(struct srv *s, const struct batch *b) {
   s->m.commit_retries += (uint64_t)b->retries;
   s->m.commit_serial_planned += (uint64_t)b->serial_planned;
   s->m.commit_serial_rerun += (uint64_t)b->serial_reruns;
+  s->m.lane_gate_reruns += (uint64_t)b->gate_reruns;
   s->m.store_round_trips += (uint64_t)b->round_trips;
   if (b->commit_us >= 0) sotto__srv_stage_add(&s->m.stage[STAGE_COMMIT], b->commit_us);
   if (b->lock_us > 0) sotto__srv_stage_add(&s->m.stage[STAGE_LOCK], b->lock_us);
@@ -733,33 +840,41 @@ static void free_list(struct conn **list) {
 void sotto__srv_batch_turn(struct srv *s) {
   struct batch done;
   struct conn *dropped;
-  if (lane_ready(s->w2)) {
-    /* The second writer's batch: answered like the first's (a connection
-     * has requests in one of them only). Dropped connections wait in
-     * s->zombies (free_list keeps those a batch in flight points at). */
-    done = s->w2->b;
-    s->w2->active = 0;
-    s->w2->b.ops = NULL;
+  int turns = s->w2 ? 2 : 1;
+  while (turns-- > 0) {
+    /* Batches are answered in their order: the older one in flight first. */
+    struct srv_lane *l = s->w2;
+    int a0 = s->b_active, a1 = l && l->active;
+    if (a1 && (!a0 || l->b.seq < s->b.seq)) {
+      if (!lane_ready(l)) return;
+      /* The second writer's batch: answered like the first's. Dropped
+       * connections wait in s->zombies (free_list keeps those that a batch
+       * in flight still points at). */
+      done = l->b;
+      l->active = 0;
+      l->b.ops = NULL;
+      lane_release(&done);
+      sotto__srv_batch_start(s);
+      batch_finish(s, &done);
+      continue;
+    }
+    if (!a0 || !batch_ready(s)) return;
+    done = s->b;
+    s->b_active = 0;
+    s->b.ops = NULL;
     lane_release(&done);
+    if (s->zombies) sotto__srv_prune_ops(s);
+    dropped = s->zombies;
+    s->zombies = NULL;
     sotto__srv_batch_start(s);
     batch_finish(s, &done);
-  }
-  if (!batch_ready(s)) return;
-  done = s->b;
-  s->b_active = 0;
-  s->b.ops = NULL;
-  lane_release(&done);
-  if (s->zombies) sotto__srv_prune_ops(s);
-  dropped = s->zombies;
-  s->zombies = NULL;
-  sotto__srv_batch_start(s);
-  batch_finish(s, &done);
-  free_list(&dropped);
-  while (dropped) { /* kept for the read pool or a batch in flight: freed at a later turn */
-    struct conn *c = dropped;
-    dropped = c->znext;
-    c->znext = s->zombies;
-    s->zombies = c;
+    free_list(&dropped);
+    while (dropped) { /* kept for the read pool or a batch in flight: freed at a later turn */
+      struct conn *c = dropped;
+      dropped = c->znext;
+      c->znext = s->zombies;
+      s->zombies = c;
+    }
   }
 }
 

@@ -144,8 +144,9 @@ struct conn {
   uint32_t pool_n;
   /* Ops of this connection in the batch in flight on the first / the
    * second writer (srv_commit.c, "Two writers"): a connection has ops in at
-   * most one of them, and a dropped one is freed only at 0. */
+   * most one batch in flight, and a dropped one is freed only at 0. */
   uint32_t lane_n[2];
+  uint32_t lane_strict; /* of those, requests the second writer does not take */
 };
 
 /* A request parsed once, when its frame arrives: the fields point into
@@ -253,6 +254,7 @@ struct metrics {
   uint64_t store_round_trips; /* the batches' round trips to the store (PostgreSQL) */
   uint64_t lane_commits[2];   /* batches committed by the first / the second writer (cluster, --pg-writers) */
   uint64_t lane_overlap;      /* batches started while the other writer's batch was in flight */
+  uint64_t lane_gate_reruns;  /* attempts stopped at the gate: the other writer's batch before failed one */
   uint64_t link_opened, link_provisioned, link_done, link_expired, link_refused; /* link slots (srv_link.c) */
   uint64_t blob_io_thread; /* BLOB_PUTs done on the I/O thread (srv_blob.c) */
   uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
@@ -276,6 +278,8 @@ struct batch {
   int serial_planned, serial_reruns; /* cluster: exclusive order lock asked up front / after breaking the order */
   int64_t round_trips;               /* to the store, all attempts (ops->round_trips) */
   int lane;                          /* 0: the store thread; 1: the second writer (srv_commit.c) */
+  uint64_t seq, pred; /* two writers: this batch's number, and the other writer's batch it follows (0: none) */
+  int gate_reruns;    /* two writers: attempts stopped by the gate because the batch before failed one */
 };
 
 struct srv_cluster;
