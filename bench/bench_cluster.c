@@ -21,9 +21,7 @@
  *                     answer->delivered; p50 and p99 each) and the
  *                     generator's CPU; stage_*: the servers' stage
  *                     histograms over the paced phase; round_trips_per_batch:
- *                     the batches' round trips to PostgreSQL;
- *                     second_writer_share: the share of the paced phase's
- *                     batches that the nodes' second writers committed
+ *                     the batches' round trips to PostgreSQL
  * and figures for docs/scaling.md: PostgreSQL WAL bytes and table bytes per
  * message, Redis commands per relayed message.
  *
@@ -573,7 +571,6 @@ int main(int argc, char **argv) {
     double c0, w0, cpu;
     int64_t rt0 = metric_sum("sotto_store_round_trips_total"), nb0 = metric_sum("sotto_commit_batch_size_count");
     int64_t ne0 = metric_sum("sotto_commit_batch_size_sum");
-    int64_t w20 = metric_sum("sotto_commit_writer_total{writer=\"2\"}");
     n_lat_all = n_lat_cross = n_split = 0;
     stages_read(&st0);
     c0 = cpu_s();
@@ -599,9 +596,6 @@ int main(int argc, char **argv) {
       if (rt > 0 && nb > 0) {
         row("round_trips_per_batch", "count", (double)rt / (double)nb);
         if (!json) printf("  %lld batches of %.1f requests on average\n", (long long)nb, (double)ne / (double)nb);
-        /* The share committed by each node's second writer (--pg-writers 2;
-         * 0 from a server with one writer or without the metric). */
-        row("second_writer_share", "ratio", (double)(metric_sum("sotto_commit_writer_total{writer=\"2\"}") - w20) / (double)nb);
       }
     }
     if (relayed) {

@@ -127,9 +127,6 @@ static const struct opt opts[] = {
     {"pg-pool", T_INT, O(pg_pool), 0, 64,
      "PostgreSQL store: read-only connections, each with a thread, that answer AUTH, DEVICES, DEVLIST_GET and "
      "BUNDLE without a one-time key outside the commit batch; 0: those run in the batch (2)"},
-    {"pg-writers", T_INT, O(pg_writers), 1, 2,
-     "cluster (PostgreSQL): writer connections, each with a thread; with 2, one batch of SEND, SEND_MULTI, "
-     "ACK, DEVICES and DEVLIST_GET runs while the other commits (2)"},
 };
 
 void sotto_srv_config_defaults(struct sotto_srv_config *c) {
@@ -187,7 +184,6 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->max_devices = 6;
   c->log_level = 1;
   c->pg_pool = 2;
-  c->pg_writers = 2;
   c->kt_threads = 0; /* measured slower with a helper on 2 shared cores (docs/benchmarks.md) */
 }
 

@@ -63,7 +63,6 @@ struct sotto_srv_config {
   int max_devices;      /* per account */
   int log_level;        /* 0 error, 1 info, 2 debug */
   int pg_pool;          /* PostgreSQL: read-only connections (and threads) for AUTH, DEVICES, DEVLIST_GET, BUNDLE */
-  int pg_writers;       /* cluster (PostgreSQL): writer connections, 1 or 2 (srv_commit.c, "Two writers") */
 };
 
 void sotto_srv_config_defaults(struct sotto_srv_config *c);

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "srv_internal.h"
@@ -203,9 +202,8 @@ static int batch_serial(const struct batch *b) {
 /* One attempt at a batch: begin, every op in its own savepoint, expiry,
  * commit (rolled back on failure). Sets *deletes if envelopes went. */
 static int batch_try(struct srv *s, struct batch *b, int *deletes) {
-  struct sotto_store *w = sotto__srv_wst(s);
-  const struct sotto_store_ops *ops = w->ops;
-  void *st = w->impl;
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
   struct op *o;
   int rc;
   *deletes = 0;
@@ -256,125 +254,10 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
     rc = sotto__srv_expire_run(s, sotto__srv_now_ms() - queue_age_ms(s->cfg), &b->deleted, &b->notices,
                                &b->notice_max_id);
   if (rc == 0 && b->expire) rc = sotto__srv_blob_expire(s, sotto__srv_now_ms(), NULL);
-  /* the log entry in the same transaction (srv_kt.c); the second writer's
-   * batches hold nothing the log records */
-  if (rc == 0 && !b->lane) rc = sotto__srv_kt_batch(s, b);
+  if (rc == 0) rc = sotto__srv_kt_batch(s, b); /* the log entry in the same transaction (srv_kt.c) */
   if (rc == 0) rc = ops->commit(st);
   if (rc != 0) ops->rollback(st);
-  if (!b->lane) sotto__srv_kt_batch_done(s, rc);
-  return rc;
-}
-
-/* The second writer (cluster, --pg-writers 2): a second connection to the
- * shared store, with its own thread, so that one batch is built and run
- * while the previous one commits ("Two writers" in docs/server.md). To the
- * store it is one more node: its transactions take their locks in the same
- * total order as every node's (store.h, "Shared mode"), so the two writers
- * cannot deadlock each other, and an envelope's id is ordered per device by
- * the device's row lock, whichever writer inserts it. What the server adds:
- *  - batches are numbered; of the two in flight, the later one's first
- *    statement that may lock a row waits (the gate, store.h set_gate)
- *    until the earlier one holds every lock it will take (its COMMIT's
- *    device lock came back). So where both write to one device, the later
- *    one's device lock waits for the earlier one's COMMIT, and the later
- *    envelope gets the higher id: a client's SENDs to one device keep their
- *    order whichever writer runs them. Waiting at the gate holds nothing
- *    but the shared order lock, and the earlier batch waits only for
- *    device rows (held by transactions past their gate), so no cycle forms.
- *    If the earlier batch fails an attempt (a deadlock with another node,
- *    or a rerun under the exclusive order lock, which must wait for the
- *    later one's shared lock), the later one stops at the gate, rolls back,
- *    waits until the earlier one is done and runs again;
- *  - the second writer takes only SEND, SEND_MULTI, ACK, DEVICES and
- *    DEVLIST_GET, only while the first writer's batch is not one that takes
- *    the order lock exclusively (its exclusive lock would wait for the
- *    second's shared one, which waits at the gate), and no request of a
- *    connection with another kind of request in flight (lane_strict): those
- *    may change what later requests see (AUTH). So the expiry run, the
- *    key-transparency log, key uploads, device and account changes, the WAL
- *    scrub and the disk reserve stay with the store thread alone;
- *  - batches are answered in their order (batch_turn), so a connection's
- *    answers keep the order of its requests. */
-struct srv_lane {
-  struct srv *s;
-  struct sotto_store store;
-  struct batch b;
-  int active; /* I/O thread: a batch is in flight */
-  pthread_t t;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int job, done, quit, started;
-  /* The gate (set_gate in store.h), shared by both writers' threads: the
-   * state of the batch in flight on each writer. */
-  pthread_mutex_t gmu;
-  pthread_cond_t gcv;
-  struct lane_gate {
-    uint64_t seq;
-    int flushed; /* every lock of its transaction is held (gate(arg, 1)) */
-    int failed;  /* an attempt failed: it runs again, perhaps under the exclusive order lock */
-    int done;    /* its store thread is done with it */
-  } g[2];
-  uint64_t seq;
-  struct lane_arg {
-    struct srv_lane *l;
-    struct batch *b;
-  } arg[2];
-};
-
-/* The gate (store.h set_gate) for the batch on one writer. */
-static int lane_gate(void *arg, int what) {
-  struct lane_arg *a = arg;
-  struct srv_lane *l = a->l;
-  const struct batch *b = a->b;
-  struct lane_gate *me = &l->g[b->lane], *o = &l->g[!b->lane];
-  int stop = 0;
-  pthread_mutex_lock(&l->gmu);
-  if (what == 1) {
-    me->flushed = 1;
-    pthread_cond_broadcast(&l->gcv);
-  } else if (b->pred) {
-    /* Bounded like a statement (PG_WAIT_WRITER_MS): then this batch stops
-     * and runs again after the other one. */
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 15;
-    while (o->seq == b->pred && !o->done && !o->flushed && !o->failed && !stop)
-      stop = pthread_cond_timedwait(&l->gcv, &l->gmu, &until) != 0;
-    if (o->seq == b->pred && !o->done && o->failed) stop = 1;
-  }
-  pthread_mutex_unlock(&l->gmu);
-  return stop;
-}
-
-static void lane_mark(struct srv *s, const struct batch *b, int done) {
-  struct srv_lane *l = s->w2;
-  if (!l) return;
-  pthread_mutex_lock(&l->gmu);
-  if (l->g[b->lane].seq == b->seq) {
-    if (done)
-      l->g[b->lane].done = 1;
-    else
-      l->g[b->lane].failed = 1;
-  }
-  pthread_cond_broadcast(&l->gcv);
-  pthread_mutex_unlock(&l->gmu);
-}
-
-/* Stopped at the gate: waits (holding nothing) until the batch before is done. */
-static void lane_wait_pred(struct srv *s, const struct batch *b) {
-  struct srv_lane *l = s->w2;
-  struct lane_gate *o;
-  if (!l || !b->pred) return;
-  o = &l->g[!b->lane];
-  pthread_mutex_lock(&l->gmu);
-  while (o->seq == b->pred && !o->done) pthread_cond_wait(&l->gcv, &l->gmu);
-  pthread_mutex_unlock(&l->gmu);
-}
-
-/* One attempt; a failed one is told to a batch waiting at the gate. */
-static int batch_attempt(struct srv *s, struct batch *b, int *deletes) {
-  int rc = batch_try(s, b, deletes);
-  if (rc != 0) lane_mark(s, b, 0);
+  sotto__srv_kt_batch_done(s, rc);
   return rc;
 }
 
@@ -402,49 +285,42 @@ static void batch_reset(struct batch *b) {
  * reserve is given back and the batch runs once more, now with SENDs
  * refused as storage full and ACKs going through. */
 static void batch_exec(struct srv *s, struct batch *b) {
-  struct sotto_store *w = sotto__srv_wst(s);
   int rc = 0, deletes = 0;
   int64_t rt0;
   b->scrub_need = 0;
   b->t_start_us = sotto__srv_mono_us();
   b->retries = 0;
-  b->serial_planned = b->serial_reruns = b->gate_reruns = 0;
+  b->serial_planned = b->serial_reruns = 0;
   b->commit_us = b->lock_us = -1;
   if (!b->ops && !b->expire) {
     /* Only a WAL scrub was due. */
-    w->ops->wal_truncate(w->impl);
+    s->store.ops->wal_truncate(s->store.impl);
     if (s->space_low) sotto__srv_reserve_make(s);
     b->rc = 0;
-    lane_mark(s, b, 1);
     return;
   }
-  rt0 = w->ops->round_trips ? w->ops->round_trips(w->impl) : 0;
-  rc = batch_attempt(s, b, &deletes);
+  rt0 = s->store.ops->round_trips ? s->store.ops->round_trips(s->store.impl) : 0;
+  rc = batch_try(s, b, &deletes);
   /* A shared store (cluster) may lose a deadlock to another node's
    * transaction: nothing of the batch is committed, so it runs again (a few
    * times at most; then its requests are refused as any failed batch). */
-  for (int tries = 0, why = 0; rc != 0 && tries < 3 && w->ops->txn_retry &&
-                              (why = w->ops->txn_retry(w->impl)) != 0;
+  for (int tries = 0, why = 0; rc != 0 && tries < 3 && s->store.ops->txn_retry &&
+                              (why = s->store.ops->txn_retry(s->store.impl)) != 0;
        tries++) {
-    if (why == 3) {
-      /* stopped at the gate: the other writer's batch before failed an
-       * attempt; after it is done this one goes through the gate */
-      b->gate_reruns++;
-      lane_wait_pred(s, b);
-    } else if (why == 2)
+    if (why == 2)
       b->serial_reruns++; /* stopped before breaking the lock order: now exclusively */
     else
       b->retries++;
     batch_reset(b);
-    rc = batch_attempt(s, b, &deletes);
+    rc = batch_try(s, b, &deletes);
   }
   b->commit_us = sotto__srv_mono_us() - b->t_start_us;
-  b->round_trips = w->ops->round_trips ? w->ops->round_trips(w->impl) - rt0 : 0;
-  if (w->ops->lock_wait_us) b->lock_us = w->ops->lock_wait_us(w->impl);
-  if (rc != 0 && w->ops->disk_full(w->impl)) {
+  b->round_trips = s->store.ops->round_trips ? s->store.ops->round_trips(s->store.impl) - rt0 : 0;
+  if (s->store.ops->lock_wait_us) b->lock_us = s->store.ops->lock_wait_us(s->store.impl);
+  if (rc != 0 && s->store.ops->disk_full(s->store.impl)) {
     reserve_release(s);
     batch_reset(b);
-    rc = batch_attempt(s, b, &deletes);
+    rc = batch_try(s, b, &deletes);
   }
   /* Acknowledged envelopes must not stay readable in the WAL (the frames
    * their inserts wrote stay there until the WAL is reset): the WAL is
@@ -460,11 +336,10 @@ static void batch_exec(struct srv *s, struct batch *b) {
       b->scrub_need = 1;
   }
   if (b->scrub) {
-    w->ops->wal_truncate(w->impl);
+    s->store.ops->wal_truncate(s->store.impl);
     if (s->space_low) sotto__srv_reserve_make(s);
   }
   b->rc = rc;
-  lane_mark(s, b, 1);
 }
 
 void *sotto__srv_store_thread(void *arg) {
@@ -492,19 +367,14 @@ void *sotto__srv_store_thread(void *arg) {
   return NULL;
 }
 
-__thread struct sotto_store *sotto__srv_lane_store;
-
-static int lane_op_ok(uint8_t type) {
-  return type == SOTTO_SRV_SEND || type == SOTTO_SRV_SEND_MULTI || type == SOTTO_SRV_ACK ||
-         type == SOTTO_SRV_DEVICES || type == SOTTO_SRV_DEVLIST_GET;
-}
-
-/* Takes the next batch's ops off the queue into b for writer `lane`:
- * returns how many. */
-static int batch_take(struct srv *s, struct batch *b, int lane) {
+/* Hands the collected ops (and a due expiry) to the store as the next batch.
+ * Answering may resume reading on a connection, which then queues new ops
+ * for the batch after. */
+void sotto__srv_batch_start(struct srv *s) {
   struct op **pp, *o, *take = NULL, **tt = &take;
   int64_t oldest = 0;
-  int n = 0;
+  int n = 0, scrub = s->scrub_pending && sotto__srv_mono_ms() >= s->scrub_at_ms;
+  if (s->b_active || (!s->ops && !s->expire_due && !scrub)) return;
   /* Queued ops can point at a dropped connection only while it waits in
    * s->zombies (it is freed only after a prune). */
   if (s->zombies) sotto__srv_prune_ops(s);
@@ -524,11 +394,8 @@ static int batch_take(struct srv *s, struct batch *b, int lane) {
       c->bt_bytes = 0;
       c->bt_full = 0;
     }
-    /* pool_n: its earlier requests are still with the read pool (srv_pool.c);
-     * the second writer stops at a connection's first request it does not
-     * take, and takes nothing of a connection with such a request in the
-     * first writer's batch in flight (lane_strict). */
-    if (c->bt_full || c->pool_n || (lane && (c->lane_strict || !lane_op_ok(o->type))) ||
+    /* pool_n: its earlier requests are still with the read pool (srv_pool.c). */
+    if (c->bt_full || c->pool_n ||
         (c->bt_n > 0 && (c->bt_n >= BATCH_CONN_OPS || c->bt_bytes + cost > BATCH_CONN_BYTES))) {
       c->bt_full = 1;
       pp = &o->next;
@@ -536,8 +403,6 @@ static int batch_take(struct srv *s, struct batch *b, int lane) {
     }
     c->bt_n++;
     c->bt_bytes += cost;
-    c->lane_n[lane]++;
-    if (!lane_op_ok(o->type)) c->lane_strict++;
     if (!oldest || o->t_in_us < oldest) oldest = o->t_in_us;
     *pp = o->next;
     o->next = NULL;
@@ -546,173 +411,17 @@ static int batch_take(struct srv *s, struct batch *b, int lane) {
     n++;
   }
   s->ops_tail = pp;
-  b->ops = take;
-  b->n = n;
-  b->lane = lane;
-  b->rc = 0;
-  b->deleted = 0;
-  b->notices = b->notice_max_id = 0;
-  b->oldest_us = oldest;
-  b->t_done_us = 0;
-  s->n_ops -= n;
-  if (s->w2) {
-    /* Numbered, after the other writer's batch if one is in flight. */
-    struct srv_lane *l = s->w2;
-    int other = lane ? s->b_active : l->active;
-    pthread_mutex_lock(&l->gmu);
-    b->seq = ++l->seq;
-    b->pred = other && !l->g[!lane].done ? l->g[!lane].seq : 0;
-    l->g[lane].seq = b->seq;
-    l->g[lane].flushed = l->g[lane].failed = l->g[lane].done = 0;
-    pthread_mutex_unlock(&l->gmu);
-  }
-  return n;
-}
-
-/* A batch the I/O thread has seen done: its connections may go to either
- * writer again. */
-static void lane_release(const struct batch *b) {
-  const struct op *o;
-  for (o = b->ops; o; o = o->next) {
-    o->c->lane_n[b->lane]--;
-    if (!lane_op_ok(o->type)) o->c->lane_strict--;
-  }
-}
-
-static void *lane_thread(void *arg) {
-  struct srv_lane *l = arg;
-  struct srv *s = l->s;
-  sotto__srv_lane_store = &l->store;
-  pthread_mutex_lock(&l->mu);
-  for (;;) {
-    while (!l->job && !l->quit) pthread_cond_wait(&l->cv, &l->mu);
-    if (!l->job) break;
-    pthread_mutex_unlock(&l->mu);
-    batch_exec(s, &l->b);
-    l->b.t_done_us = sotto__srv_mono_us();
-    pthread_mutex_lock(&l->mu);
-    l->job = 0;
-    l->done = 1;
-    pthread_cond_broadcast(&l->cv);
-    {
-      uint64_t one = 1;
-      if (write(s->efd, &one, sizeof one) != (ssize_t)sizeof one) {
-        /* as in the store thread: the loop looks at done after every wait */
-      }
-    }
-  }
-  pthread_mutex_unlock(&l->mu);
-  return NULL;
-}
-
-/* The second writer takes a batch while the first one's is in flight (and
- * only then: an idle first writer takes everything). */
-static void lane_start(struct srv *s) {
-  struct srv_lane *l = s->w2;
-  if (!l || l->active || !s->b_active || !s->ops || s->stopping) return;
-  /* Not beside a batch that takes the order lock exclusively (above). */
-  if (s->b.expire || batch_serial(&s->b)) return;
-  if (batch_take(s, &l->b, 1) == 0) return;
-  l->b.expire = 0;
-  l->b.scrub = 0;
-  l->active = 1;
-  s->m.lane_overlap++;
-  pthread_mutex_lock(&l->mu);
-  l->done = 0;
-  l->job = 1;
-  pthread_cond_broadcast(&l->cv);
-  pthread_mutex_unlock(&l->mu);
-}
-
-int sotto__srv_lane_open(struct srv *s, const char *where) {
-  const struct sotto_srv_config *cfg = s->cfg;
-  const struct sotto_store_backend *be;
-  struct srv_lane *l;
-  char url[SOTTO_STORE_URL_MAX + 8], why[512];
-  const char *at = NULL;
-  (void)where;
-  if (!cfg->cluster[0] || cfg->pg_writers < 2 || !s->threaded || strcmp(s->store.backend, "postgresql") != 0)
-    return 0;
-  sotto_srv_store_url(cfg, url, sizeof url);
-  if ((be = sotto__store_backend(url, &at, why, sizeof why)) == NULL) {
-    fprintf(stderr, "sotto-server: --pg-writers: %s\n", why);
-    return -1;
-  }
-  if ((l = calloc(1, sizeof *l)) == NULL) {
-    fprintf(stderr, "sotto-server: --pg-writers: out of memory\n");
-    return -1;
-  }
-  l->s = s;
-  if (be->open(&l->store, at, SOTTO_STORE_OPEN_WRITER | SOTTO_STORE_OPEN_SHARED, why, sizeof why) != 0) {
-    fprintf(stderr, "sotto-server: --pg-writers: second writer: %s\n", why);
-    free(l);
-    return -1;
-  }
-  if (!l->store.ops->set_gate || !s->store.ops->set_gate) {
-    fprintf(stderr, "sotto-server: --pg-writers: the %s store cannot run two writers\n", s->store.backend);
-    l->store.ops->close(l->store.impl);
-    free(l);
-    return -1;
-  }
-  if (pthread_mutex_init(&l->mu, NULL) != 0 || pthread_cond_init(&l->cv, NULL) != 0 ||
-      pthread_mutex_init(&l->gmu, NULL) != 0 || pthread_cond_init(&l->gcv, NULL) != 0 ||
-      pthread_create(&l->t, NULL, lane_thread, l) != 0) {
-    fprintf(stderr, "sotto-server: --pg-writers: cannot start the second writer's thread\n");
-    l->store.ops->close(l->store.impl);
-    free(l);
-    return -1;
-  }
-  l->started = 1;
-  l->arg[0].l = l->arg[1].l = l;
-  l->arg[0].b = &s->b;
-  l->arg[1].b = &l->b;
-  l->b.lane = 1;
-  /* The store thread is idle until the first batch: its store may be told now. */
-  s->store.ops->set_gate(s->store.impl, lane_gate, &l->arg[0]);
-  l->store.ops->set_gate(l->store.impl, lane_gate, &l->arg[1]);
-  s->w2 = l;
-  sotto__srv_log(1, "pg_writers", "writers=%d", 2);
-  return 0;
-}
-
-void sotto__srv_lane_close(struct srv *s) {
-  struct srv_lane *l = s->w2;
-  if (!l) return;
-  pthread_mutex_lock(&l->mu);
-  while (l->job) pthread_cond_wait(&l->cv, &l->mu);
-  l->quit = 1;
-  pthread_cond_broadcast(&l->cv);
-  pthread_mutex_unlock(&l->mu);
-  pthread_join(l->t, NULL);
-  pthread_cond_destroy(&l->cv);
-  pthread_mutex_destroy(&l->mu);
-  pthread_cond_destroy(&l->gcv);
-  pthread_mutex_destroy(&l->gmu);
-  s->store.ops->set_gate(s->store.impl, NULL, NULL);
-  l->store.ops->close(l->store.impl);
-  free(l);
-  s->w2 = NULL;
-}
-
-int sotto__srv_batch_busy(const struct srv *s) {
-  return s->b_active || (s->w2 && s->w2->active);
-}
-
-/* Hands the collected ops (and a due expiry) to the store as the next batch.
- * Answering may resume reading on a connection, which then queues new ops
- * for the batch after. */
-void sotto__srv_batch_start(struct srv *s) {
-  int scrub = s->scrub_pending && sotto__srv_mono_ms() >= s->scrub_at_ms;
-  if (s->b_active) {
-    lane_start(s);
-    return;
-  }
-  if (!s->ops && !s->expire_due && !scrub) return;
-  if (batch_take(s, &s->b, 0) == 0 && !s->expire_due && !scrub) return;
-  if (s->w2 && s->w2->active) s->m.lane_overlap++;
+  s->b.ops = take;
+  s->b.n = n;
   s->b.expire = s->expire_due;
+  s->b.rc = 0;
+  s->b.deleted = 0;
+  s->b.notices = s->b.notice_max_id = 0;
   s->b.scrub = scrub;
+  s->b.oldest_us = oldest;
+  s->b.t_done_us = 0;
   if (scrub) s->scrub_pending = 0;
+  s->n_ops -= n;
   s->expire_due = 0;
   s->b_active = 1;
   if (!s->threaded) {
@@ -726,7 +435,6 @@ void sotto__srv_batch_start(struct srv *s) {
   s->job = 1;
   pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
-  lane_start(s);
 }
 
 static int batch_ready(struct srv *s) {
@@ -739,27 +447,11 @@ static int batch_ready(struct srv *s) {
   return d;
 }
 
-static int lane_ready(struct srv_lane *l) {
-  int d;
-  if (!l || !l->active) return 0;
-  pthread_mutex_lock(&l->mu);
-  d = l->done;
-  pthread_mutex_unlock(&l->mu);
-  return d;
-}
-
-/* Waits until the older batch in flight is done. */
 void sotto__srv_batch_wait(struct srv *s) {
-  /* the older of the two first: batches are answered in their order */
-  if (s->b_active && s->threaded && !(s->w2 && s->w2->active && s->w2->b.seq < s->b.seq)) {
-    pthread_mutex_lock(&s->mu);
-    while (!s->done) pthread_cond_wait(&s->done_cv, &s->mu);
-    pthread_mutex_unlock(&s->mu);
-  } else if (s->w2 && s->w2->active) {
-    pthread_mutex_lock(&s->w2->mu);
-    while (!s->w2->done) pthread_cond_wait(&s->w2->cv, &s->w2->mu);
-    pthread_mutex_unlock(&s->w2->mu);
-  }
+  if (!s->b_active || !s->threaded) return;
+  pthread_mutex_lock(&s->mu);
+  while (!s->done) pthread_cond_wait(&s->done_cv, &s->mu);
+  pthread_mutex_unlock(&s->mu);
 }
 
 /* After the store thread is done with batch b (a copy: the next batch may
@@ -782,7 +474,6 @@ static void batch_finish(struct srv *s, const struct batch *b) {
   s->m.commit_retries += (uint64_t)b->retries;
   s->m.commit_serial_planned += (uint64_t)b->serial_planned;
   s->m.commit_serial_rerun += (uint64_t)b->serial_reruns;
-  s->m.lane_gate_reruns += (uint64_t)b->gate_reruns;
   s->m.store_round_trips += (uint64_t)b->round_trips;
   if (b->commit_us >= 0) sotto__srv_stage_add(&s->m.stage[STAGE_COMMIT], b->commit_us);
   if (b->lock_us > 0) sotto__srv_stage_add(&s->m.stage[STAGE_LOCK], b->lock_us);
@@ -792,7 +483,6 @@ static void batch_finish(struct srv *s, const struct batch *b) {
     sotto__srv_log(0, "commit_failed", "ops=%d err=%s", n, sotto_errname(rc));
   } else if (list || b->expire) {
     s->m.commits++;
-    s->m.lane_commits[b->lane]++;
     s->m.batch_ops += (uint64_t)n;
     s->m.batch_hist[n <= 1 ? 0 : n <= 10 ? 1 : n <= 100 ? 2 : n <= 1000 ? 3 : 4]++;
   }
@@ -820,9 +510,7 @@ static void batch_finish(struct srv *s, const struct batch *b) {
 static void free_list(struct conn **list) {
   while (*list) {
     struct conn *c = *list;
-    /* a read pool worker still has one of its requests, or a batch in
-     * flight one of its ops: kept in the list */
-    if (c->pool_n || c->lane_n[0] || c->lane_n[1]) {
+    if (c->pool_n) { /* a read pool worker still has one of its requests: kept in the list */
       list = &c->znext;
       continue;
     }
@@ -840,41 +528,21 @@ static void free_list(struct conn **list) {
 void sotto__srv_batch_turn(struct srv *s) {
   struct batch done;
   struct conn *dropped;
-  int turns = s->w2 ? 2 : 1;
-  while (turns-- > 0) {
-    /* Batches are answered in their order: the older one in flight first. */
-    struct srv_lane *l = s->w2;
-    int a0 = s->b_active, a1 = l && l->active;
-    if (a1 && (!a0 || l->b.seq < s->b.seq)) {
-      if (!lane_ready(l)) return;
-      /* The second writer's batch: answered like the first's. Dropped
-       * connections wait in s->zombies (free_list keeps those that a batch
-       * in flight still points at). */
-      done = l->b;
-      l->active = 0;
-      l->b.ops = NULL;
-      lane_release(&done);
-      sotto__srv_batch_start(s);
-      batch_finish(s, &done);
-      continue;
-    }
-    if (!a0 || !batch_ready(s)) return;
-    done = s->b;
-    s->b_active = 0;
-    s->b.ops = NULL;
-    lane_release(&done);
-    if (s->zombies) sotto__srv_prune_ops(s);
-    dropped = s->zombies;
-    s->zombies = NULL;
-    sotto__srv_batch_start(s);
-    batch_finish(s, &done);
-    free_list(&dropped);
-    while (dropped) { /* kept for the read pool or a batch in flight: freed at a later turn */
-      struct conn *c = dropped;
-      dropped = c->znext;
-      c->znext = s->zombies;
-      s->zombies = c;
-    }
+  if (!batch_ready(s)) return;
+  done = s->b;
+  s->b_active = 0;
+  s->b.ops = NULL;
+  if (s->zombies) sotto__srv_prune_ops(s);
+  dropped = s->zombies;
+  s->zombies = NULL;
+  sotto__srv_batch_start(s);
+  batch_finish(s, &done);
+  free_list(&dropped);
+  while (dropped) { /* kept for the read pool: freed at a later turn */
+    struct conn *c = dropped;
+    dropped = c->znext;
+    c->znext = s->zombies;
+    s->zombies = c;
   }
 }
 

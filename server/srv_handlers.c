@@ -245,8 +245,8 @@ static int admit_devlist_get(struct srv *s, struct conn *c, struct op *o) {
  * only the op. */
 
 static int exec_register(struct srv *s, struct op *o) {
-  const struct sotto_store_ops *ops = sotto__srv_wst(s)->ops;
-  void *st = sotto__srv_wst(s)->impl;
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
   const struct sotto_srv_register *m = &o->req.reg;
   char user[SOTTO_SRV_USER_MAX + 1], canon[SOTTO_SRV_USER_MAX + 1];
   uint8_t h[32];
@@ -284,7 +284,7 @@ static int exec_add_device(struct srv *s, struct op *o) {
   int rc;
   randombytes_buf(o->secret, sizeof o->secret);
   hash_secret(h, o->secret);
-  rc = sotto__srv_wst(s)->ops->device_add(sotto__srv_wst(s)->impl, o->c->account_id, h, sotto__srv_today(),
+  rc = s->store.ops->device_add(s->store.impl, o->c->account_id, h, sotto__srv_today(),
                                 (uint32_t)s->cfg->max_devices, &o->dev);
   if (rc == SOTTO_ERR_TOO_LARGE) {
     o->code = SOTTO_SRV_E_TOO_MANY_DEVICES;
@@ -296,8 +296,8 @@ static int exec_add_device(struct srv *s, struct op *o) {
 }
 
 static int exec_auth(struct srv *s, struct op *o) {
-  const struct sotto_store_ops *ops = sotto__srv_wst(s)->ops;
-  void *st = sotto__srv_wst(s)->impl;
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
   const struct sotto_srv_auth *m = &o->req.auth;
   char user[SOTTO_SRV_USER_MAX + 1];
   uint8_t h[32];
@@ -338,8 +338,8 @@ static int exec_auth(struct srv *s, struct op *o) {
 }
 
 static int exec_keys(struct srv *s, struct op *o) {
-  const struct sotto_store_ops *ops = sotto__srv_wst(s)->ops;
-  void *st = sotto__srv_wst(s)->impl;
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
   const struct sotto_store_keys *k = o->req.keys;
   int64_t devkey = o->c->devkey;
   int rc = ops->keys_count(st, devkey, &o->ec, &o->kem);
@@ -356,8 +356,8 @@ static int exec_keys(struct srv *s, struct op *o) {
 }
 
 static int exec_bundle(struct srv *s, struct op *o) {
-  const struct sotto_store_ops *ops = sotto__srv_wst(s)->ops;
-  void *st = sotto__srv_wst(s)->impl;
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
   char user[SOTTO_SRV_USER_MAX + 1];
   struct sotto_store_device d;
   int rc;
@@ -395,7 +395,7 @@ int sotto__srv_devices_read(struct sotto_store *st, struct op *o) {
   return 0;
 }
 
-static int exec_devices(struct srv *s, struct op *o) { return sotto__srv_devices_read(sotto__srv_wst(s), o); }
+static int exec_devices(struct srv *s, struct op *o) { return sotto__srv_devices_read(&s->store, o); }
 
 /* The quotas of one envelope of body_len bytes from c to device d (its
  * counters as the open transaction sees them), with `pending` bytes this
@@ -403,9 +403,9 @@ static int exec_devices(struct srv *s, struct op *o) { return sotto__srv_devices
  * *code the refusal, or a store error. */
 static int send_quota(struct srv *s, struct conn *c, const struct sotto_store_device *d, size_t body_len,
                       int64_t pending, int *code) {
-  const struct sotto_store_ops *ops = sotto__srv_wst(s)->ops;
+  const struct sotto_store_ops *ops = s->store.ops;
   const struct sotto_srv_config *g = s->cfg;
-  void *st = sotto__srv_wst(s)->impl;
+  void *st = s->store.impl;
   int64_t mine = 0, total = 0;
   int rc;
   *code = 0;
@@ -450,8 +450,8 @@ static int send_quota(struct srv *s, struct conn *c, const struct sotto_store_de
 }
 
 static int exec_send(struct srv *s, struct op *o) {
-  const struct sotto_store_ops *ops = sotto__srv_wst(s)->ops;
-  void *st = sotto__srv_wst(s)->impl;
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
   const struct sotto_srv_send *m = &o->req.send;
   struct conn *c = o->c;
   char user[SOTTO_SRV_USER_MAX + 1];
@@ -503,8 +503,8 @@ static int exec_send(struct srv *s, struct op *o) {
  * verifies it and sends again. Every quota is checked for every envelope
  * (with the bytes of the ones before it) before the first is stored. */
 static int exec_send_multi(struct srv *s, struct op *o) {
-  const struct sotto_store_ops *ops = sotto__srv_wst(s)->ops;
-  void *st = sotto__srv_wst(s)->impl;
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
   const struct sotto_srv_send_multi *m = o->req.multi;
   struct conn *c = o->c;
   char user[SOTTO_SRV_USER_MAX + 1];
@@ -562,14 +562,14 @@ static int exec_send_multi(struct srv *s, struct op *o) {
 
 static int exec_epoch(struct srv *s, struct op *o) {
   /* o->ts: the epoch before */
-  int rc = sotto__srv_wst(s)->ops->device_epoch_raise(sotto__srv_wst(s)->impl, o->c->devkey, (int64_t)o->req.epoch, &o->ts);
+  int rc = s->store.ops->device_epoch_raise(s->store.impl, o->c->devkey, (int64_t)o->req.epoch, &o->ts);
   return rc == 1 ? SOTTO_ERR_STORE : rc;
 }
 
 static int exec_ack(struct srv *s, struct op *o) {
   int found, rc;
   if (o->req.ack > INT64_MAX) return 0;
-  rc = sotto__srv_wst(s)->ops->msg_delete(sotto__srv_wst(s)->impl, o->c->devkey, (int64_t)o->req.ack, &found);
+  rc = s->store.ops->msg_delete(s->store.impl, o->c->devkey, (int64_t)o->req.ack, &found);
   o->deleted = (uint8_t)(rc == 0 && found);
   return rc;
 }
@@ -583,7 +583,7 @@ static int exec_rotate(struct srv *s, struct op *o) {
   hash_secret(h, o->secret);
   /* The secret this connection proved stays valid until the new one is
    * used once (store.h, device_secret). */
-  rc = sotto__srv_wst(s)->ops->device_secret(sotto__srv_wst(s)->impl, o->c->devkey, h, o->c->auth_hash);
+  rc = s->store.ops->device_secret(s->store.impl, o->c->devkey, h, o->c->auth_hash);
   sodium_memzero(h, sizeof h);
   o->device_id = o->c->device_id;
   return rc;
@@ -599,7 +599,7 @@ static int exec_remove(struct srv *s, struct op *o) {
     o->code = SOTTO_SRV_E_FORBIDDEN;
     return 0;
   }
-  if ((rc = sotto__srv_wst(s)->ops->device_remove(sotto__srv_wst(s)->impl, c->account_id, id, &o->target_devkey)) < 0) return rc;
+  if ((rc = s->store.ops->device_remove(s->store.impl, c->account_id, id, &o->target_devkey)) < 0) return rc;
   if (rc == 1) o->code = SOTTO_SRV_E_NOT_FOUND;
   o->device_id = id;
   return 0;
@@ -609,8 +609,8 @@ static int exec_remove(struct srv *s, struct op *o) {
  * device keys in o->gone, so that their connections are closed after the
  * commit. */
 static int remove_all_devices(struct srv *s, struct op *o, const char *user, int64_t account_id) {
-  const struct sotto_store_ops *ops = sotto__srv_wst(s)->ops;
-  void *st = sotto__srv_wst(s)->impl;
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
   uint32_t ids[SOTTO_SRV_MAX_DEVICES];
   size_t n = 0, i;
   int rc;
@@ -636,11 +636,11 @@ static int exec_unregister(struct srv *s, struct op *o) {
     return 0;
   }
   if ((rc = remove_all_devices(s, o, c->user, c->account_id)) != 0 ||
-      (rc = sotto__srv_wst(s)->ops->devlist_clear(sotto__srv_wst(s)->impl, c->account_id)) != 0)
+      (rc = s->store.ops->devlist_clear(s->store.impl, c->account_id)) != 0)
     return rc;
   sotto__srv_username_canon((const uint8_t *)c->user, strlen(c->user), canon);
   hold_ms = s->cfg->quarantine_s ? s->cfg->quarantine_s * 1000 : s->cfg->quarantine_days * 86400 * 1000;
-  return sotto__srv_wst(s)->ops->account_delete(sotto__srv_wst(s)->impl, c->account_id, canon, sotto__srv_now_ms() + hold_ms);
+  return s->store.ops->account_delete(s->store.impl, c->account_id, canon, sotto__srv_now_ms() + hold_ms);
 }
 
 /* SET_RECOVERY: device 1 sets the account's recovery code (the server
@@ -653,7 +653,7 @@ static int exec_set_recovery(struct srv *s, struct op *o) {
     return 0;
   }
   crypto_hash_sha256(h, o->req.code, SOTTO_SRV_RECOVERY_LEN);
-  rc = sotto__srv_wst(s)->ops->recovery_set(sotto__srv_wst(s)->impl, o->c->account_id, h);
+  rc = s->store.ops->recovery_set(s->store.impl, o->c->account_id, h);
   sodium_memzero(h, sizeof h);
   return rc;
 }
@@ -664,8 +664,8 @@ static int exec_set_recovery(struct srv *s, struct op *o) {
  * gets fresh credentials. A wrong code or an unknown name is one opaque
  * answer, after the same hash. */
 static int exec_recover(struct srv *s, struct op *o) {
-  const struct sotto_store_ops *ops = sotto__srv_wst(s)->ops;
-  void *st = sotto__srv_wst(s)->impl;
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
   const struct sotto_srv_recover *m = &o->req.recover;
   char user[SOTTO_SRV_USER_MAX + 1];
   uint8_t want[32], got[32];
@@ -701,8 +701,8 @@ static int exec_recover(struct srv *s, struct op *o) {
  * above the stored one. The server checks what it can, but clients trust
  * only the signatures. */
 static int exec_devlist_put(struct srv *s, struct op *o) {
-  const struct sotto_store_ops *ops = sotto__srv_wst(s)->ops;
-  void *st = sotto__srv_wst(s)->impl;
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
   const struct srv_devlist *d = o->req.devlist;
   const struct sotto_devlist *l = &d->l;
   struct conn *c = o->c;
@@ -748,8 +748,8 @@ static int exec_devlist_put(struct srv *s, struct op *o) {
  * name that one (no write). Setting the same key again is a no-op (a retry
  * after a lost answer); another key once one is set is refused ERR(18). */
 static int exec_device_identity(struct srv *s, struct op *o) {
-  const struct sotto_store_ops *ops = sotto__srv_wst(s)->ops;
-  void *st = sotto__srv_wst(s)->impl;
+  const struct sotto_store_ops *ops = s->store.ops;
+  void *st = s->store.impl;
   struct conn *c = o->c;
   uint8_t cur[SOTTO_STORE_MAX_IDENTITY];
   size_t cl = 0;
@@ -780,7 +780,7 @@ static int exec_devlist_get(struct srv *s, struct op *o) {
   int rc;
   cstr(user, &o->req.target.username);
   if ((o->kt_out = malloc(SOTTO_SRV_MAX_DEVLIST + 2)) == NULL) return SOTTO_ERR_NOMEM;
-  rc = sotto__srv_wst(s)->ops->devlist_get(sotto__srv_wst(s)->impl, user, &ver, o->kt_out + 2, SOTTO_SRV_MAX_DEVLIST, &len);
+  rc = s->store.ops->devlist_get(s->store.impl, user, &ver, o->kt_out + 2, SOTTO_SRV_MAX_DEVLIST, &len);
   if (rc < 0) return rc;
   if (rc == 1) {
     o->code = SOTTO_SRV_E_NOT_FOUND;
@@ -1039,7 +1039,7 @@ int sotto__srv_op_exec(struct srv *s, struct op *o) {
    * device key freed by a removal may name another device now (the SQLite
    * store reuses none since AUTOINCREMENT, but older databases may). */
   if ((o->h->flags & H_DEVICE) || o->type == SOTTO_SRV_SEND || o->type == SOTTO_SRV_SEND_MULTI) {
-    int r = sotto__srv_wst(s)->ops->device_is(sotto__srv_wst(s)->impl, o->c->devkey, o->c->account_id, o->c->device_id);
+    int r = s->store.ops->device_is(s->store.impl, o->c->devkey, o->c->account_id, o->c->device_id);
     if (r < 0) return r;
     if (r == 0) {
       o->code = SOTTO_SRV_E_DEVICE_REMOVED;

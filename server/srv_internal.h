@@ -142,11 +142,6 @@ struct conn {
    * connection is freed only at 0. */
   struct op *pq_head, *pq_tail;
   uint32_t pool_n;
-  /* Ops of this connection in the batch in flight on the first / the
-   * second writer (srv_commit.c, "Two writers"): a connection has ops in at
-   * most one batch in flight, and a dropped one is freed only at 0. */
-  uint32_t lane_n[2];
-  uint32_t lane_strict; /* of those, requests the second writer does not take */
 };
 
 /* A request parsed once, when its frame arrives: the fields point into
@@ -252,9 +247,6 @@ struct metrics {
   uint64_t commit_retries; /* batches run again after losing a race with another node (cluster) */
   uint64_t commit_serial_planned, commit_serial_rerun; /* cluster: batches under the exclusive order lock */
   uint64_t store_round_trips; /* the batches' round trips to the store (PostgreSQL) */
-  uint64_t lane_commits[2];   /* batches committed by the first / the second writer (cluster, --pg-writers) */
-  uint64_t lane_overlap;      /* batches started while the other writer's batch was in flight */
-  uint64_t lane_gate_reruns;  /* attempts stopped at the gate: the other writer's batch before failed one */
   uint64_t link_opened, link_provisioned, link_done, link_expired, link_refused; /* link slots (srv_link.c) */
   uint64_t blob_io_thread; /* BLOB_PUTs done on the I/O thread (srv_blob.c) */
   uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
@@ -277,13 +269,9 @@ struct batch {
   int retries;       /* attempts run again after losing a race with another node */
   int serial_planned, serial_reruns; /* cluster: exclusive order lock asked up front / after breaking the order */
   int64_t round_trips;               /* to the store, all attempts (ops->round_trips) */
-  int lane;                          /* 0: the store thread; 1: the second writer (srv_commit.c) */
-  uint64_t seq, pred; /* two writers: this batch's number, and the other writer's batch it follows (0: none) */
-  int gate_reruns;    /* two writers: attempts stopped by the gate because the batch before failed one */
 };
 
 struct srv_cluster;
-struct srv_lane;
 
 struct srv {
   const struct sotto_srv_config *cfg;
@@ -328,15 +316,7 @@ struct srv {
   struct srv_kt *kt; /* the key-transparency log (srv_kt.c), or NULL without --kt */
   struct srv_pool *pool; /* the read pool (srv_pool.c), or NULL */
   struct srv_link *link; /* link slots (srv_link.c), made at the first LINK_* request */
-  struct srv_lane *w2;   /* the second writer (cluster, --pg-writers 2; srv_commit.c), or NULL */
 };
-
-/* The store a batch's ops run on: the second writer's thread sets its own
- * (srv_commit.c); every other thread uses s->store. */
-extern __thread struct sotto_store *sotto__srv_lane_store;
-static inline struct sotto_store *sotto__srv_wst(struct srv *s) {
-  return sotto__srv_lane_store ? sotto__srv_lane_store : &s->store;
-}
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -462,12 +442,6 @@ void sotto__srv_rotation_refresh(struct srv *s);
  * than before_ms and queues the bounded notices about them. */
 int sotto__srv_expire_run(struct srv *s, int64_t before_ms, int64_t *deleted, int64_t *notices, int64_t *max_id);
 void sotto__srv_batch_wait(struct srv *s);
-/* The second writer (cluster, --pg-writers 2): opened after the store
- * thread started (0, or -1 with a sentence on stderr), whether a batch of
- * either writer is in flight, closed at the end. */
-int sotto__srv_lane_open(struct srv *s, const char *where);
-int sotto__srv_batch_busy(const struct srv *s);
-void sotto__srv_lane_close(struct srv *s);
 void sotto__srv_batch_turn(struct srv *s);
 void sotto__srv_free_zombies(struct srv *s);
 int sotto__srv_reserve_make(struct srv *s);

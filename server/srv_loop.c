@@ -426,7 +426,6 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
   else
     sotto__srv_log(0, "store_thread", "%s", "cannot start the store thread; committing on the I/O thread");
   if (cfg->cluster[0] && sotto__srv_cluster_open(s) != 0) goto out;
-  if (sotto__srv_lane_open(s, NULL) != 0) goto out; /* the second writer, like the store thread */
   if (sotto__srv_pool_open(s) != 0) goto out; /* after the signal mask, like the store thread */
   e.events = EPOLLIN;
   e.data.ptr = &s->lfd;
@@ -493,11 +492,11 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
       int64_t t0 = sotto__srv_mono_us();
       if (sotto__srv_cluster_flush(s)) sotto__srv_stage_add(&s->m.stage[STAGE_ANNOUNCE], sotto__srv_mono_us() - t0);
     }
-    /* Nothing in flight on the first writer: dropped connections can go
-     * (but those a second writer's batch points at), collected ops go out;
-     * else they go to the second writer if it is idle (srv_commit.c). */
-    if (!s->b_active) sotto__srv_free_zombies(s);
-    sotto__srv_batch_start(s);
+    if (!s->b_active) {
+      /* Nothing in flight: dropped connections can go, collected ops go out. */
+      sotto__srv_free_zombies(s);
+      sotto__srv_batch_start(s);
+    }
     if (s->backlog) {
       int64_t t0 = sotto__srv_mono_us();
       busy = sotto__srv_pump_backlog(s);
@@ -523,7 +522,7 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
   close(s->lfd);
   s->lfd = -1;
   for (;;) {
-    if (sotto__srv_batch_busy(s)) {
+    if (s->b_active) {
       sotto__srv_batch_wait(s);
       sotto__srv_batch_turn(s);
       continue;
@@ -531,7 +530,7 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
     sotto__srv_pool_drain(s); /* the read pool's answers (an AUTH it passes on goes to a batch) */
     sotto__srv_free_zombies(s);
     sotto__srv_batch_start(s);
-    if (!sotto__srv_batch_busy(s)) break;
+    if (!s->b_active) break;
   }
   {
     struct conn *c, *next;
@@ -569,7 +568,6 @@ out:
     pthread_cond_destroy(&s->done_cv);
     pthread_mutex_destroy(&s->mu);
   }
-  sotto__srv_lane_close(s);
   sotto__srv_pool_close(s);
   if (s->cl) sotto__srv_cluster_close(s);
   sotto__srv_kt_close(s);

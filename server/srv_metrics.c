@@ -110,13 +110,6 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     P("# TYPE sotto_commit_serial_total counter\nsotto_commit_serial_total{why=\"planned\"} %llu\n"
       "sotto_commit_serial_total{why=\"rerun\"} %llu\n",
       (unsigned long long)s->m.commit_serial_planned, (unsigned long long)s->m.commit_serial_rerun);
-  if (s->cl)
-    P("# TYPE sotto_commit_writer_total counter\nsotto_commit_writer_total{writer=\"1\"} %llu\n"
-      "sotto_commit_writer_total{writer=\"2\"} %llu\n"
-      "# TYPE sotto_commit_overlap_total counter\nsotto_commit_overlap_total %llu\n"
-      "# TYPE sotto_commit_gate_reruns_total counter\nsotto_commit_gate_reruns_total %llu\n",
-      (unsigned long long)s->m.lane_commits[0], (unsigned long long)s->m.lane_commits[1],
-      (unsigned long long)s->m.lane_overlap, (unsigned long long)s->m.lane_gate_reruns);
   if (s->store.ops->round_trips)
     P("# TYPE sotto_store_round_trips_total counter\nsotto_store_round_trips_total %llu\n",
       (unsigned long long)s->m.store_round_trips);

@@ -364,25 +364,13 @@ struct sotto_store_ops {
    * with another node's (a deadlock or serialization failure): running it
    * again may succeed. 2 if it was stopped because it would have broken the
    * cluster's lock order (shared mode, below): running it again takes the
-   * order lock exclusively and succeeds. 3: stopped by the server's own
-   * gate (set_gate below). */
+   * order lock exclusively and succeeds. */
   int (*txn_retry)(void *s);
   /* Optional (shared mode): called right after begin, before any other
    * call: this transaction will lock rows outside the lock order (device
    * changes, the expiry run, ...), so it takes the cluster-wide order lock
    * exclusively. 0, or an error if it is too late for this transaction. */
   int (*txn_serial)(void *s);
-  /* Optional (shared mode): the server's gate between its own writers
-   * (srv_commit.c, "Two writers"). Once set, gate(arg, 0) is called before
-   * the transaction's first statement that may lock a row (a device row or
-   * anything else); it may wait, and if it returns nonzero the transaction
-   * is stopped before that statement and fails, and txn_retry reports 3
-   * (run it again once the other writer's batch is done). gate(arg, 1) is
-   * called, on the same thread, when every lock of the transaction is held:
-   * the result of its COMMIT's flush statement that locks the device rows
-   * came back (or its COMMIT locks nothing more), before the COMMIT's own
-   * result. NULL gate: none. */
-  void (*set_gate)(void *s, int (*gate)(void *arg, int what), void *arg);
 };
 
 /* Single-process assumptions.

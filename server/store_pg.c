@@ -443,7 +443,6 @@ struct dent {
 enum { K_CTL, K_SYNC, K_INS, K_DEL };
 struct sent {
   uint8_t kind;
-  uint8_t gate; /* shared: the COMMIT's device lock: gate(arg, 1) when its result is in */
   int64_t devkey;
   size_t ids_from, ids_n; /* shared K_INS: which of pg.idp its ids go to */
 };
@@ -478,12 +477,6 @@ struct pg {
   int64_t id_next, id_end;     /* the block of envelope ids in hand */
   int64_t lock_sent_us;        /* shared: when the round trip that locks the devices went out (0: none) */
   int64_t lock_us;             /* shared: how long that round trip took (lock_wait_us) */
-  /* shared: the server's gate between its two writers (store.h, set_gate) */
-  int (*gate)(void *arg, int what);
-  void *gate_arg;
-  int gate_passed; /* gate(arg, 0) said go in this transaction */
-  int gate_marked; /* the COMMIT's flush sent a device lock marked for gate(arg, 1) */
-  int in_commit;   /* pg_commit's flush is being sent */
   int64_t n_rtt;               /* round trips so far (round_trips) */
   struct sotto__sums sb;
   int64_t total, txn_bytes;
@@ -590,7 +583,6 @@ static int note_sent(struct pg *s, int kind, int64_t devkey) {
     s->cap_sent = cap;
   }
   s->sent[s->n_sent].kind = (uint8_t)kind;
-  s->sent[s->n_sent].gate = 0;
   s->sent[s->n_sent].ids_from = s->sent[s->n_sent].ids_n = 0;
   s->sent[s->n_sent++].devkey = devkey;
   return 0;
@@ -616,21 +608,9 @@ static void ctl_push(struct pg *s, int c) {
 }
 
 /* Sends one prepared statement after any waiting control statements. */
-static int order_class(int q);
-
 static int raw_send(struct pg *s, int q, const struct args *a, int kind) {
   char name[16];
   snprintf(name, sizeof name, "q%d", q);
-  /* The server's gate between its two writers (store.h, set_gate): before
-   * the first statement that may lock a row. */
-  if (s->gate && s->lk_in && !s->gate_passed && order_class(q) != 0) {
-    if (s->gate(s->gate_arg, 0) != 0) {
-      s->retry = 3;
-      s->broken = 1;
-      return SOTTO_ERR_STORE;
-    }
-    s->gate_passed = 1;
-  }
   if (send_ctl(s) != 0 || note_sent(s, kind, 0) != 0) return SOTTO_ERR_STORE;
   if (!PQsendQueryPrepared(s->conn, name, a ? a->n : 0, a ? a->v : NULL, a ? a->len : NULL, a ? a->fmt : NULL,
                            1))
@@ -1027,7 +1007,6 @@ static int finish(struct pg *s, PGresult **last) {
     }
     k = got < s->n_sent ? &s->sent[got] : NULL;
     got++;
-    if (k && k->gate && s->gate && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) s->gate(s->gate_arg, 1);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
       note_error(s, r);
       rc = SOTTO_ERR_STORE;
@@ -1337,7 +1316,6 @@ static int pg_begin(void *v) {
   writes_clear(s);
   s->lock_us = s->lock_sent_us = 0;
   s->retry = s->dc_lost = 0;
-  s->gate_passed = s->gate_marked = s->in_commit = 0;
   s->dl_n = s->n_is = 0;
   s->dl_on = 1;
   idp_clear(s);
@@ -1396,17 +1374,7 @@ static int pg_commit(void *v) {
   s->dl_n = s->n_is = 0;
   s->dl_on = 0;
   if (s->broken) return SOTTO_ERR_STORE;
-  s->in_commit = 1;
-  s->gate_marked = 0;
-  if (flush_writes(s) != 0) {
-    s->in_commit = 0;
-    (void)finish(s, NULL);
-    return SOTTO_ERR_STORE;
-  }
-  s->in_commit = 0;
-  /* Nothing more to lock: every lock of the transaction is held. */
-  if (s->gate && !s->gate_marked) s->gate(s->gate_arg, 1);
-  if (send_ctl(s) != 0 || note_sent(s, K_SYNC, 0) != 0 ||
+  if (flush_writes(s) != 0 || send_ctl(s) != 0 || note_sent(s, K_SYNC, 0) != 0 ||
       !PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 1)) {
     (void)finish(s, NULL);
     return SOTTO_ERR_STORE;
@@ -2308,12 +2276,7 @@ static int send_dev_lock(struct pg *s) {
   if (order_rows(s, s->lock.p + 20, s->n_ins + s->n_del + s->n_up) != 0) return SOTTO_ERR_STORE;
   col_arg(&a, &s->lock, s->n_ins + s->n_del + s->n_up, 20);
   if (!s->lock_sent_us) s->lock_sent_us = mono_us();
-  if (raw_send(s, Q_DEV_LOCK, &a, K_INS) != 0) return SOTTO_ERR_STORE;
-  if (s->in_commit) {
-    s->sent[s->n_sent - 1].gate = 1;
-    s->gate_marked = 1;
-  }
-  return 0;
+  return raw_send(s, Q_DEV_LOCK, &a, K_INS);
 }
 
 static uint32_t rd_be32(const uint8_t *p) {
@@ -2609,12 +2572,6 @@ static int pg_txn_retry(void *v) {
   return ((struct pg *)v)->retry;
 }
 
-static void pg_set_gate(void *v, int (*gate)(void *arg, int what), void *arg) {
-  struct pg *s = v;
-  s->gate = s->shared ? gate : NULL;
-  s->gate_arg = arg;
-}
-
 /* Shared mode: the open transaction's deferred writes as the count would
  * see them: *ins the envelopes from sender to devkey waiting to be
  * inserted; s->excl the ids of devkey's envelopes waiting to be deleted
@@ -2884,7 +2841,6 @@ static const struct sotto_store_ops pg_ops = {
     .lock_wait_us = pg_lock_wait_us,
     .round_trips = pg_round_trips,
     .txn_retry = pg_txn_retry,
-    .set_gate = pg_set_gate,
     /* key transparency (srv_kt.c) */
     .kt_entry_put = pg_kt_entry_put,
     .kt_entries_iter = pg_kt_entries_iter,
