@@ -222,7 +222,11 @@ static char *metric_line_of(struct srv_proc *sp, const char *name) {
   char *m = srv_metrics(sp), *p, *e;
   line[0] = 0;
   if (!m) return line;
-  if ((p = strstr(m, name)) != NULL) {
+  /* at the start of a line: a counter's "# TYPE name counter" line comes
+   * first and would match "name " too */
+  for (p = strstr(m, name); p && p > m && p[-1] != '\n'; p = strstr(p + 1, name)) {
+  }
+  if (p) {
     e = strchr(p, '\n');
     snprintf(line, sizeof line, "%.*s", e ? (int)(e - p) : (int)strlen(p), p);
   }
