@@ -8,7 +8,7 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/client/core/sotto_client.h AND EXISTS ${CMAKE_SOUR
   add_executable(bench_fanout ${CMAKE_CURRENT_LIST_DIR}/bench_fanout.c ${CMAKE_CURRENT_LIST_DIR}/fanout_e2e.c
                               ${CMAKE_SOURCE_DIR}/tests/server/srvtest.c)
   target_include_directories(bench_fanout PRIVATE ${CMAKE_SOURCE_DIR}/tests/server ${CMAKE_CURRENT_LIST_DIR})
-  target_link_libraries(bench_fanout PRIVATE sotto_client_core m)
+  target_link_libraries(bench_fanout PRIVATE sotto_client_core m pthread)
   target_compile_definitions(bench_fanout PRIVATE SOTTO_SERVER_BIN="$<TARGET_FILE:sotto-server>")
   add_dependencies(bench_fanout sotto-server)
 endif()
