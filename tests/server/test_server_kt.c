@@ -76,7 +76,8 @@ static const char *const KT_ARGS[] = {"--kt", "1", NULL};
 static const char *const KT_ARGS_MANY[] = {"--kt", "1", NO_REG_LIMITS, NULL};
 
 /* One request, its answer's payload (malloc'd) or ERR code (< 0 as -code). */
-static int call(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len, uint8_t **out, size_t *out_len) {
+static int call_once(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len, uint8_t **out,
+                     size_t *out_len) {
   static uint32_t id = 100;
   struct sotto_net_event ev;
   uint32_t want = ++id;
@@ -98,6 +99,17 @@ static int call(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len,
     sotto_net_event_clear(&ev);
   }
   return -1002;
+}
+
+/* call_once, again while the answer is ERR 44 (a name not in the log yet:
+ * the server logs new names asynchronously), as clients do: at most 5 s. */
+static int call(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len, uint8_t **out, size_t *out_len) {
+  int rc, i;
+  for (i = 0;; i++) {
+    rc = call_once(c, type, p, len, out, out_len);
+    if (rc != -(int)SOTTO_SRV_E_KT_PENDING || i == 500) return rc;
+    usleep(10000);
+  }
 }
 
 static void log_id_of(struct srv_proc *p, struct sotto_kt_log_id *id) {
