@@ -787,29 +787,24 @@ static void job_free(struct kt_job *j) {
 /* Items of job j: take and compute until none is left (helpers and, past
  * the deadline, the store thread). */
 static void job_work(struct kt_async *a, struct kt_job *j) {
-  for (;;) {
-    size_t i;
-    struct kt_item *it;
-    pthread_mutex_lock(&a->mu);
-    if (j->next >= j->n_items) {
-      pthread_mutex_unlock(&a->mu);
-      return;
-    }
-    i = j->next++;
+  pthread_mutex_lock(&a->mu);
+  while (j->next < j->n_items) {
+    struct kt_item *it = &j->items[j->next++];
     pthread_mutex_unlock(&a->mu);
-    it = &j->items[i];
     it->rc = sotto_kt_dir_prepare(it->entry, it->opening, j->keys, (const uint8_t *)it->label, strlen(it->label),
                                   it->version, it->value, it->value_len);
     pthread_mutex_lock(&a->mu);
     if (++j->finished == j->n_items) {
+      /* j may be freed as soon as the mutex goes: not touched again */
       uint64_t one = 1;
       pthread_cond_broadcast(&a->done);
       if (*a->efd >= 0 && write(*a->efd, &one, sizeof one) != (ssize_t)sizeof one) {
         /* the I/O thread also looks at the job after every wake-up */
       }
+      break;
     }
-    pthread_mutex_unlock(&a->mu);
   }
+  pthread_mutex_unlock(&a->mu);
 }
 
 static void *async_thread(void *arg) {
