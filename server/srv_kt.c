@@ -79,6 +79,7 @@ struct srv_kt {
   struct kt_job *proposed; /* snapshot taken in this batch: handed to the helpers after its commit */
   int taken;               /* this batch applied the job in flight (it goes when the batch ends) */
   int64_t next_snap_ms;   /* mono: no kt-only batch for a snapshot before */
+  int64_t retry_ms;       /* mono: a batch failed (the store is down?): no kt-only batch before */
   struct srv *srv;
 };
 
@@ -1081,7 +1082,7 @@ int sotto__srv_kt_want(struct srv *s) {
   struct srv_kt *kt = s->kt;
   struct kt_async *a;
   int want = 0;
-  if (!kt || !kt->async || !(a = kt->aq) || s->stopping) return 0;
+  if (!kt || !kt->async || !(a = kt->aq) || s->stopping || sotto__srv_mono_ms() < kt->retry_ms) return 0;
   pthread_mutex_lock(&a->mu);
   if (a->job)
     want = a->job->finished == a->job->n_items || sotto__srv_mono_ms() - a->job->t0_ms >= KT_JOB_DEADLINE_MS;
@@ -1394,6 +1395,7 @@ void sotto__srv_kt_batch_done(struct srv *s, int rc) {
     struct kt_async *a = kt->aq;
     struct kt_job *gone = NULL;
     int64_t d = rc == 0 ? -kt->b_removed : -kt->b_added; /* a failed batch wrote no mark and deleted none */
+    if (rc != 0) kt->retry_ms = sotto__srv_mono_ms() + KT_SNAP_IDLE_MS; /* no kt-only batch loop on a failing store */
     if (__atomic_add_fetch(&kt->pending_n, d, __ATOMIC_ACQ_REL) < 0) __atomic_store_n(&kt->pending_n, 0, __ATOMIC_RELEASE);
     if (a) {
       pthread_mutex_lock(&a->mu);
@@ -1458,6 +1460,18 @@ int sotto__srv_kt_exec(struct srv *s, struct op *o) {
   struct sotto__wr w;
   uint8_t hb[SOTTO_KT_HEAD_LEN];
   int rc;
+  /* A name not in the log yet: nothing of it is served (before "no head
+   * yet": the first name of a log is also the first entry). */
+  if (o->type == SOTTO_SRV_KT_SEARCH || o->type == SOTTO_SRV_KT_SEARCH_LIST || o->type == SOTTO_SRV_KT_VERSIONS) {
+    const struct sotto_srv_str *u = o->type == SOTTO_SRV_KT_VERSIONS ? &o->req.kt_ver.user : &o->req.kt_user;
+    char user[SOTTO_SRV_USER_MAX + 1];
+    memcpy(user, u->p, u->len);
+    user[u->len] = 0;
+    if ((rc = sotto__srv_kt_pending(s, &s->store, user)) != 0) {
+      if (rc == 1) o->code = SOTTO_SRV_E_KT_PENDING;
+      return rc == 1 ? 0 : rc;
+    }
+  }
   /* A cluster node first replays what other nodes appended: every node
    * answers with the newest committed head. */
   if (kt && kt->shared && o->type != SOTTO_SRV_KT_CONFIG && (rc = kt_catchup(s, kt, NULL)) != 0) {
@@ -1538,15 +1552,6 @@ int sotto__srv_kt_exec(struct srv *s, struct op *o) {
     size_t vlen = 0, plen;
     int tries;
     int64_t got;
-    {
-      char user[SOTTO_SRV_USER_MAX + 1];
-      memcpy(user, o->req.kt_user.p, o->req.kt_user.len);
-      user[o->req.kt_user.len] = 0;
-      if ((rc = sotto__srv_kt_pending(s, &s->store, user)) != 0) { /* not in the log yet: try again shortly */
-        if (rc == 1) o->code = SOTTO_SRV_E_KT_PENDING;
-        return rc == 1 ? 0 : rc;
-      }
-    }
     if (o->type == SOTTO_SRV_KT_SEARCH_LIST) {
       char user[SOTTO_SRV_USER_MAX + 1];
       memcpy(user, o->req.kt_user.p, o->req.kt_user.len);
@@ -1597,10 +1602,6 @@ int sotto__srv_kt_exec(struct srv *s, struct op *o) {
     int err = 0;
     memcpy(user, m->user.p, m->user.len);
     user[m->user.len] = 0;
-    if ((rc = sotto__srv_kt_pending(s, &s->store, user)) != 0) {
-      if (rc == 1) o->code = SOTTO_SRV_E_KT_PENDING;
-      return rc == 1 ? 0 : rc;
-    }
     if (m->kind == 1)
       sotto__srv_kt_list_label(label, user);
     else
