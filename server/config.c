@@ -107,6 +107,9 @@ static const struct opt opts[] = {
      "such names into an entry within about a second (VRF on idle-priority helpers); nothing of a name is "
      "served before. At most this many names wait; beyond, REGISTER is refused with ERR 9 (retry later); "
      "0: every REGISTER is logged in its own batch, as before (100000)"},
+    {"kt-log-delay-ms", T_I64, O(kt_log_delay_ms), 0, 3600000,
+     "with kt-pending-max: new names wait this long before the log takes them (fewer, larger entries; "
+     "their accounts are not reachable meanwhile) (0: at once)"},
     {"kt-witness", T_STR, O(kt_witness), 0, 0,
      "NAME:PUBKEY: a witness of the key-transparency log (PUBKEY: the 64 hex digits `sotto-witness` prints); "
      "its cosignatures are accepted and served; repeat for each, at most 16 (none)"},

@@ -80,6 +80,7 @@ struct srv_kt {
   int taken;               /* this batch applied the job in flight (it goes when the batch ends) */
   int64_t next_snap_ms;   /* mono: no kt-only batch for a snapshot before */
   int64_t retry_ms;       /* mono: a batch failed (the store is down?): no kt-only batch before */
+  int64_t since_ms;       /* mono: when a name was marked while none was (atomic; 0: none marked) */
   struct srv *srv;
 };
 
@@ -1063,7 +1064,8 @@ int sotto__srv_kt_register(struct srv *s, const char *user, const char *canon, i
   if ((rc = s->store.ops->kt_value_put(s->store.impl, label, 0, (const uint8_t *)user, strlen(user), zero)) != 0)
     return rc;
   /* counted before the commit: a reader that sees the account sees the count */
-  __atomic_add_fetch(&kt->pending_n, 1, __ATOMIC_ACQ_REL);
+  if (__atomic_add_fetch(&kt->pending_n, 1, __ATOMIC_ACQ_REL) == 1)
+    __atomic_store_n(&kt->since_ms, sotto__srv_mono_ms(), __ATOMIC_RELEASE);
   kt->b_added++;
   return 0;
 }
@@ -1074,6 +1076,12 @@ static int count_mark(void *ctx, const char *label, const uint8_t *value, size_t
   (void)len;
   (*(int64_t *)ctx)++;
   return 0;
+}
+
+/* kt-log-delay-ms: 1 once the oldest marked name waited that long. */
+static int async_due(const struct srv *s, struct srv_kt *kt) {
+  int64_t since = __atomic_load_n(&kt->since_ms, __ATOMIC_ACQUIRE);
+  return s->cfg->kt_log_delay_ms <= 0 || sotto__srv_mono_ms() - since >= s->cfg->kt_log_delay_ms;
 }
 
 /* I/O thread: 1 if the log wants a batch now (a job is ready or late, or
@@ -1087,7 +1095,8 @@ int sotto__srv_kt_want(struct srv *s) {
   if (a->job)
     want = a->job->finished == a->job->n_items || sotto__srv_mono_ms() - a->job->t0_ms >= KT_JOB_DEADLINE_MS;
   else
-    want = __atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) > 0 && sotto__srv_mono_ms() >= kt->next_snap_ms;
+    want = __atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) > 0 && sotto__srv_mono_ms() >= kt->next_snap_ms &&
+           async_due(s, kt);
   pthread_mutex_unlock(&a->mu);
   return want;
 }
@@ -1178,6 +1187,7 @@ int sotto__srv_kt_open(struct srv *s) {
     }
     kt->async = 1;
     kt->pending_n = marked;
+    kt->since_ms = sotto__srv_mono_ms();
     if (marked) sotto__srv_log(0, "kt_pending", "names=%lld", (long long)marked);
   }
   kt->pool = pool_new(s->cfg->kt_threads);
@@ -1376,8 +1386,9 @@ snap:
     pthread_mutex_lock(&kt->aq->mu);
     busy = kt->aq->job != NULL && !kt->taken;
     pthread_mutex_unlock(&kt->aq->mu);
-    if (!busy && (__atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) > 0 ||
-                  (kt->shared && sotto__srv_mono_ms() >= kt->next_snap_ms)))
+    if (!busy && async_due(s, kt) &&
+        (__atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) > 0 ||
+         (kt->shared && sotto__srv_mono_ms() >= kt->next_snap_ms)))
       rc = async_snapshot(s, kt);
   }
 out:
@@ -1396,7 +1407,10 @@ void sotto__srv_kt_batch_done(struct srv *s, int rc) {
     struct kt_job *gone = NULL;
     int64_t d = rc == 0 ? -kt->b_removed : -kt->b_added; /* a failed batch wrote no mark and deleted none */
     if (rc != 0) kt->retry_ms = sotto__srv_mono_ms() + KT_SNAP_IDLE_MS; /* no kt-only batch loop on a failing store */
-    if (__atomic_add_fetch(&kt->pending_n, d, __ATOMIC_ACQ_REL) < 0) __atomic_store_n(&kt->pending_n, 0, __ATOMIC_RELEASE);
+    int64_t left = __atomic_add_fetch(&kt->pending_n, d, __ATOMIC_ACQ_REL);
+    if (left < 0) __atomic_store_n(&kt->pending_n, 0, __ATOMIC_RELEASE);
+    if (left > 0 && rc == 0 && kt->b_removed) /* the rest waits from now */
+      __atomic_store_n(&kt->since_ms, sotto__srv_mono_ms(), __ATOMIC_RELEASE);
     if (a) {
       pthread_mutex_lock(&a->mu);
       if (kt->taken) { /* applied (or, failed, its marks stay for the next snapshot) */
