@@ -375,6 +375,8 @@ int sotto__srv_kt_pending(struct srv *s, struct sotto_store *st, const char *use
 /* REGISTER: mark 0 before writing (sets *code to ERR 9 when kt-pending-max
  * names wait), mark 1 after the account: the name's mark. */
 int sotto__srv_kt_register(struct srv *s, const char *user, const char *canon, int mark, int *code);
+/* Names marked and not logged yet (this node's count), -1 without async logging. */
+int64_t sotto__srv_kt_pending_count(struct srv *s);
 /* I/O thread: 1 if the log wants a batch (a job to apply or a snapshot). */
 int sotto__srv_kt_want(struct srv *s);
 /* exec of the KT requests (store thread): fill o->kt_out or o->code. */

@@ -741,7 +741,14 @@ static int next_version(struct srv *s, struct kt_item *items, size_t n, const ch
 #define KT_MARK_HI "\""
 #define KT_MARK_MAX (1 + SOTTO_SRV_USER_MAX)
 #define KT_JOB_NAMES 4096
-#define KT_JOB_DEADLINE_MS 500
+#define KT_JOB_DEADLINE_MS 1000
+/* A batch of more than KT_QUIET_OPS requests means the server is busy:
+ * the log's store-thread work (snapshot, apply) waits for a quieter batch,
+ * unless the oldest marked name waited KT_BUSY_MAX_MS already. So a burst
+ * of registrations is answered at the unlogged rate and logged right
+ * after; under a longer flood the log takes its share within ~1 s. */
+#define KT_QUIET_OPS 64
+#define KT_BUSY_MAX_MS 1000
 #define KT_SNAP_IDLE_MS 1000 /* a snapshot that found nothing: the next kt-only batch not before */
 #define KT_ASYNC_MAX 4
 
@@ -1078,6 +1085,11 @@ static int count_mark(void *ctx, const char *label, const uint8_t *value, size_t
   return 0;
 }
 
+int64_t sotto__srv_kt_pending_count(struct srv *s) {
+  if (!s->kt || !s->kt->async) return -1;
+  return __atomic_load_n(&s->kt->pending_n, __ATOMIC_ACQUIRE);
+}
+
 /* kt-log-delay-ms: 1 once the oldest marked name waited that long. */
 static int async_due(const struct srv *s, struct srv_kt *kt) {
   int64_t since = __atomic_load_n(&kt->since_ms, __ATOMIC_ACQUIRE);
@@ -1260,11 +1272,14 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
   size_t cap, ulen, n = 0, cap_items = 0, i;
   int64_t now;
   struct op *o;
-  int rc = 0;
+  int rc = 0, quiet = 0;
   if (!kt) return 0;
   if (!kt->dir) return SOTTO_ERR_STORE; /* a rebuild failed: write nothing more unlogged */
   /* 0. the names a finished job prepared go first into this entry */
-  if (kt->async && (rc = async_take(s, kt)) != 0) goto out;
+  if (kt->async)
+    quiet = b->n <= KT_QUIET_OPS ||
+            sotto__srv_mono_ms() - __atomic_load_n(&kt->since_ms, __ATOMIC_ACQUIRE) >= KT_BUSY_MAX_MS;
+  if (kt->async && quiet && (rc = async_take(s, kt)) != 0) goto out;
   /* 1. which label-versions, in the batch's order */
   for (o = b->ops; o; o = o->next) {
     struct kt_item *it;
@@ -1381,7 +1396,7 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
   }
 snap:
   /* 4. the next job's snapshot, if none is in flight */
-  if (rc == 0 && kt->async && kt->aq && !kt->proposed) {
+  if (rc == 0 && kt->async && quiet && kt->aq && !kt->proposed) {
     int busy;
     pthread_mutex_lock(&kt->aq->mu);
     busy = kt->aq->job != NULL && !kt->taken;
