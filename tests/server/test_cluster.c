@@ -1165,12 +1165,13 @@ static int kt_call_once(struct sotto_net *c, uint8_t type, const uint8_t *p, siz
 }
 
 /* kt_call_once, again while the answer is ERR 44 (the name is not in the
- * log yet: a node logs new names asynchronously), as clients do: <= 5 s. */
+ * log yet: a node logs new names asynchronously), as clients do (<= 15 s:
+ * the nodes here hold new names 2 s). */
 static int kt_call(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len, uint8_t **out, size_t *out_len) {
   int rc, i;
   for (i = 0;; i++) {
     rc = kt_call_once(c, type, p, len, out, out_len);
-    if (rc != -(int)SOTTO_SRV_E_KT_PENDING || i == 500) return rc;
+    if (rc != -(int)SOTTO_SRV_E_KT_PENDING || i == 1500) return rc;
     usleep(10000);
   }
 }
@@ -1273,6 +1274,14 @@ static void test_kt_cluster(void) {
     kt_extra[i][k++] = kt_names[i];
     kt_extra[i][k++] = "--kt";
     kt_extra[i][k++] = "1";
+    /* new names wait 2 s for the log: long enough to see other nodes
+     * refuse them meanwhile (ERR 44) */
+    kt_extra[i][k++] = "--kt-log-delay-ms";
+    kt_extra[i][k++] = "2000";
+    kt_extra[i][k++] = "--bundle-rate"; /* KT requests share this limit: the waits above ask often */
+    kt_extra[i][k++] = "1e9";
+    kt_extra[i][k++] = "--bundle-burst";
+    kt_extra[i][k++] = "1e9";
     kt_extra[i][k++] = "--kt-witness";
     kt_extra[i][k++] = kt_wit_arg;
     kt_extra[i][k++] = "--register-burst";
@@ -1307,8 +1316,20 @@ static void test_kt_cluster(void) {
   /* A registration on node A (0) is proved through node B (1) and C (2),
    * which serve the same head. */
   CHECK_RC(kt_register_at(0, "kim"), 0);
-  /* Node A logs the new name after answering (asynchronously); until then
-   * every node answers ERR 44 for it (kt_call waits that out). */
+  /* Node A logs the new name after answering (asynchronously, here after
+   * 2 s); until then no node serves it: ERR 44 from node B (kt_call below
+   * waits that out). */
+  {
+    struct sotto_net *c = srv_connect(&ktn[1], &kt_ctx, 1);
+    struct sotto__wr w;
+    uint8_t b[64], *a = NULL;
+    size_t n;
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_kt_search_req(&w, "kim");
+    CHECK_RC(kt_call_once(c, SOTTO_SRV_KT_SEARCH, b, w.len, &a, &n), -(int)SOTTO_SRV_E_KT_PENDING);
+    free(a);
+    if (c) sotto_net_close(c);
+  }
   for (i = 1; i < NODES; i++) {
     vlen = sizeof value;
     CHECK_RC(kt_search_at(i, &id, "kim", &version, value, &vlen), 0);
