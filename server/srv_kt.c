@@ -763,7 +763,10 @@ struct kt_job {
   size_t n_items, cap_items;
   struct kt_job_name *names;
   size_t n_names;
-  size_t next, finished; /* items handed out / done (under kt_async.mu) */
+  /* Lock-free for the helpers (a helper at idle priority may be preempted
+   * at any point: it must never hold a lock the request path waits for) */
+  size_t next, finished; /* atomic: items handed out / done */
+  int refs;              /* atomic: the store thread's (while it is kt_async.job) + one per helper in it */
   int64_t t0_ms;         /* mono: handed to the helpers */
   const struct sotto_kt_dir *keys;
 };
@@ -793,27 +796,32 @@ static void job_free(struct kt_job *j) {
   free(j);
 }
 
-/* Items of job j: take and compute until none is left (helpers and, past
- * the deadline, the store thread). */
+static void job_unref(struct kt_job *j) {
+  if (j && __atomic_sub_fetch(&j->refs, 1, __ATOMIC_ACQ_REL) == 0) job_free(j);
+}
+
+/* Items of job j (the caller holds a reference): take and compute until
+ * none is left (helpers and, past the deadline, the store thread). The
+ * last one done wakes the store thread (if it waits) and the I/O thread. */
 static void job_work(struct kt_async *a, struct kt_job *j) {
-  pthread_mutex_lock(&a->mu);
-  while (j->next < j->n_items) {
-    struct kt_item *it = &j->items[j->next++];
-    pthread_mutex_unlock(&a->mu);
+  size_t n = j->n_items, i = __atomic_fetch_add(&j->next, 1, __ATOMIC_ACQ_REL);
+  while (i < n) {
+    struct kt_item *it = &j->items[i];
+    size_t i2;
     it->rc = sotto_kt_dir_prepare(it->entry, it->opening, j->keys, (const uint8_t *)it->label, strlen(it->label),
                                   it->version, it->value, it->value_len);
-    pthread_mutex_lock(&a->mu);
-    if (++j->finished == j->n_items) {
-      /* j may be freed as soon as the mutex goes: not touched again */
+    i2 = __atomic_fetch_add(&j->next, 1, __ATOMIC_ACQ_REL);
+    if (__atomic_add_fetch(&j->finished, 1, __ATOMIC_ACQ_REL) == n) {
       uint64_t one = 1;
+      pthread_mutex_lock(&a->mu);
       pthread_cond_broadcast(&a->done);
+      pthread_mutex_unlock(&a->mu);
       if (*a->efd >= 0 && write(*a->efd, &one, sizeof one) != (ssize_t)sizeof one) {
         /* the I/O thread also looks at the job after every wake-up */
       }
-      break;
     }
+    i = i2;
   }
-  pthread_mutex_unlock(&a->mu);
 }
 
 static void *async_thread(void *arg) {
@@ -827,11 +835,14 @@ static void *async_thread(void *arg) {
   pthread_mutex_lock(&a->mu);
   for (;;) {
     struct kt_job *j;
-    while (!a->stop && (!a->job || a->job->next >= a->job->n_items)) pthread_cond_wait(&a->go, &a->mu);
+    while (!a->stop && (!a->job || __atomic_load_n(&a->job->next, __ATOMIC_ACQUIRE) >= a->job->n_items))
+      pthread_cond_wait(&a->go, &a->mu);
     if (a->stop) break;
     j = a->job;
+    __atomic_add_fetch(&j->refs, 1, __ATOMIC_ACQ_REL); /* alive while this helper is in it */
     pthread_mutex_unlock(&a->mu);
     job_work(a, j);
+    job_unref(j);
     pthread_mutex_lock(&a->mu);
   }
   pthread_mutex_unlock(&a->mu);
@@ -866,7 +877,7 @@ static void async_free(struct kt_async *a) {
   pthread_cond_broadcast(&a->go);
   pthread_mutex_unlock(&a->mu);
   for (i = 0; i < a->n_th; i++) pthread_join(a->th[i], NULL);
-  job_free(a->job);
+  job_unref(a->job);
   pthread_mutex_destroy(&a->mu);
   pthread_cond_destroy(&a->go);
   pthread_cond_destroy(&a->done);
@@ -978,6 +989,7 @@ static int async_snapshot(struct srv *s, struct srv_kt *kt) {
   }
   items_fix(j->items, j->n_items);
   j->keys = kt->prep;
+  j->refs = 1;
   kt->proposed = j;
   return 0;
 }
@@ -1103,9 +1115,12 @@ int sotto__srv_kt_want(struct srv *s) {
   struct kt_async *a;
   int want = 0;
   if (!kt || !kt->async || !(a = kt->aq) || s->stopping || sotto__srv_mono_ms() < kt->retry_ms) return 0;
-  pthread_mutex_lock(&a->mu);
+  /* Never wait here (the I/O thread): a helper's wake-up or the next tick
+   * asks again. */
+  if (pthread_mutex_trylock(&a->mu) != 0) return 0;
   if (a->job)
-    want = a->job->finished == a->job->n_items || sotto__srv_mono_ms() - a->job->t0_ms >= KT_JOB_DEADLINE_MS;
+    want = __atomic_load_n(&a->job->finished, __ATOMIC_ACQUIRE) == a->job->n_items ||
+           sotto__srv_mono_ms() - a->job->t0_ms >= KT_JOB_DEADLINE_MS;
   else
     want = __atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) > 0 && sotto__srv_mono_ms() >= kt->next_snap_ms &&
            async_due(s, kt);
@@ -1118,21 +1133,20 @@ int sotto__srv_kt_want(struct srv *s) {
 static int async_take(struct srv *s, struct srv_kt *kt) {
   struct kt_async *a = kt->aq;
   struct kt_job *j;
-  int rc, late;
+  int rc, late, done;
   kt->taken = 0;
   if (!a) return 0;
   pthread_mutex_lock(&a->mu);
-  j = a->job;
-  late = j && j->finished < j->n_items && sotto__srv_mono_ms() - j->t0_ms >= KT_JOB_DEADLINE_MS;
-  if (!j || (j->finished < j->n_items && !late)) {
-    pthread_mutex_unlock(&a->mu);
-    return 0;
-  }
+  j = a->job; /* this thread alone clears it: j stays alive until then */
   pthread_mutex_unlock(&a->mu);
+  if (!j) return 0;
+  done = __atomic_load_n(&j->finished, __ATOMIC_ACQUIRE) == j->n_items;
+  late = !done && sotto__srv_mono_ms() - j->t0_ms >= KT_JOB_DEADLINE_MS;
+  if (!done && !late) return 0;
   if (late) {
     job_work(a, j);
     pthread_mutex_lock(&a->mu);
-    while (j->finished < j->n_items) pthread_cond_wait(&a->done, &a->mu);
+    while (__atomic_load_n(&j->finished, __ATOMIC_ACQUIRE) < j->n_items) pthread_cond_wait(&a->done, &a->mu);
     pthread_mutex_unlock(&a->mu);
   }
   kt->taken = 1; /* it goes when the batch ends, applied or not */
@@ -1441,7 +1455,7 @@ void sotto__srv_kt_batch_done(struct srv *s, int rc) {
       }
       pthread_mutex_unlock(&a->mu);
     }
-    job_free(gone);
+    job_unref(gone);
     job_free(kt->proposed);
     kt->proposed = NULL;
     kt->taken = 0;
