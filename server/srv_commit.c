@@ -422,6 +422,7 @@ void sotto__srv_batch_start(struct srv *s) {
   s->b.notices = s->b.notice_max_id = 0;
   s->b.scrub = scrub;
   s->b.kt = kt;
+  s->b.left = s->n_ops - n; /* n_ops still counts this batch's ops here */
   s->b.oldest_us = oldest;
   s->b.t_done_us = 0;
   if (scrub) s->scrub_pending = 0;

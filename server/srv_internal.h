@@ -271,6 +271,7 @@ struct batch {
   int64_t notices, notice_max_id; /* notices the expiry run queued, and the highest id among them */
   int scrub;      /* I/O -> store: truncate the WAL after this batch (a scrub is due) */
   int kt;         /* I/O -> store: the log wants this batch (srv_kt.c: a job to apply or a snapshot) */
+  int left;       /* I/O -> store: ops still queued when this batch was taken (the server is busy) */
   int scrub_need; /* store -> I/O: this batch deleted envelopes and did not truncate */
   int64_t deleted;
   int64_t t_start_us, t_done_us, commit_us, lock_us; /* stage timings (store thread -> I/O thread) */

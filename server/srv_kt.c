@@ -81,6 +81,7 @@ struct srv_kt {
   int64_t next_snap_ms;   /* mono: no kt-only batch for a snapshot before */
   int64_t retry_ms;       /* mono: a batch failed (the store is down?): no kt-only batch before */
   int64_t since_ms;       /* mono: when a name was marked while none was (atomic; 0: none marked) */
+  int64_t busy_ms;        /* mono: the last busy batch (store thread) */
   struct srv *srv;
 };
 
@@ -742,12 +743,14 @@ static int next_version(struct srv *s, struct kt_item *items, size_t n, const ch
 #define KT_MARK_MAX (1 + SOTTO_SRV_USER_MAX)
 #define KT_JOB_NAMES 4096
 #define KT_JOB_DEADLINE_MS 1000
-/* A batch of more than KT_QUIET_OPS requests means the server is busy:
- * the log's store-thread work (snapshot, apply) waits for a quieter batch,
- * unless the oldest marked name waited KT_BUSY_MAX_MS already. So a burst
- * of registrations is answered at the unlogged rate and logged right
- * after; under a longer flood the log takes its share within ~1 s. */
+/* A batch of more than KT_QUIET_OPS requests, or one taken while more
+ * requests waited, means the server is busy: the log's store-thread work
+ * (snapshot, apply) waits until no batch was busy for KT_QUIET_MS, unless
+ * the oldest marked name waited KT_BUSY_MAX_MS already. So a burst of
+ * registrations is answered at the unlogged rate and logged right after;
+ * under a longer flood the log takes its share within ~1 s. */
 #define KT_QUIET_OPS 64
+#define KT_QUIET_MS 20
 #define KT_BUSY_MAX_MS 1000
 #define KT_SNAP_IDLE_MS 1000 /* a snapshot that found nothing: the next kt-only batch not before */
 #define KT_ASYNC_MAX 4
@@ -1290,9 +1293,12 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
   if (!kt) return 0;
   if (!kt->dir) return SOTTO_ERR_STORE; /* a rebuild failed: write nothing more unlogged */
   /* 0. the names a finished job prepared go first into this entry */
-  if (kt->async)
-    quiet = b->n <= KT_QUIET_OPS ||
-            sotto__srv_mono_ms() - __atomic_load_n(&kt->since_ms, __ATOMIC_ACQUIRE) >= KT_BUSY_MAX_MS;
+  if (kt->async) {
+    int64_t now_ms = sotto__srv_mono_ms();
+    if (b->n > KT_QUIET_OPS || b->left > 0) kt->busy_ms = now_ms;
+    quiet = now_ms - kt->busy_ms >= KT_QUIET_MS ||
+            now_ms - __atomic_load_n(&kt->since_ms, __ATOMIC_ACQUIRE) >= KT_BUSY_MAX_MS;
+  }
   if (kt->async && quiet && (rc = async_take(s, kt)) != 0) goto out;
   /* 1. which label-versions, in the batch's order */
   for (o = b->ops; o; o = o->next) {
