@@ -104,7 +104,7 @@ static const struct opt opts[] = {
      "is admitted, the rest of a batch's beside the store thread; 0: a REGISTER's on the I/O thread (1)"},
     {"kt-pending-max", T_INT, O(kt_pending_max), 0, 10000000,
      "--kt 1: a REGISTER is answered once its account and a durable 'to be logged' mark commit; the log takes "
-     "such names into an entry within about a second (VRF on idle-priority helpers); nothing of a name is "
+     "such names into an entry within a second or two under load (VRF on idle-priority helpers); nothing of a name is "
      "served before. At most this many names wait; beyond, REGISTER is refused with ERR 9 (retry later); "
      "0: every REGISTER is logged in its own batch, as before (100000)"},
     {"kt-log-delay-ms", T_I64, O(kt_log_delay_ms), 0, 3600000,
