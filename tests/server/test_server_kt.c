@@ -1141,7 +1141,9 @@ static void test_kt_parallel_vrf(const char *threads) {
 /* kt-pending-max (asynchronous logging): a REGISTER is answered before its
  * name is logged; until the log takes it, nothing of the account is served
  * (ERR 44), its own device may log in; the bound refuses REGISTERs beyond
- * it; after a SIGKILL with names waiting, the restarted server logs them.
+ * it; an account deleted while it waits leaves nothing in the log (and
+ * frees its place); after a SIGKILL with names waiting, the restarted
+ * server logs them.
  * --kt-log-delay-ms holds the names (an hour) so that they are still
  * waiting when the test looks. */
 static void test_kt_pending(void) {
@@ -1192,6 +1194,18 @@ static void test_kt_pending(void) {
   CHECK_RC(b ? sotto_net_send(b, "carol", 1, 1, (const uint8_t *)"hello", 5, &sid, &ts) : -1,
            SOTTO_SRV_E_KT_PENDING);
   CHECK(c && get_head(c, &h) == -SOTTO_SRV_E_NOT_FOUND); /* no entry yet */
+  /* carol deletes her account while it waits: the mark goes, nothing of her
+   * is logged, and the bound has room again for erin */
+  CHECK(c && sotto_net_unregister(c) == 0);
+  memset(ik_d, 0x05, sizeof ik_d);
+  memcpy(ik_d + 1, "erin", 4);
+  {
+    struct sotto_net *e = srv_connect(&p, &ctx, 1);
+    uint8_t sec_e[32];
+    uint32_t dev_e = 0;
+    CHECK(e && sotto_net_register(e, "erin", ik_d, sizeof ik_d, &dev_e, sec_e) == 0); /* (reg() would wait) */
+    if (e) sotto_net_close(e);
+  }
   if (b) sotto_net_close(b);
   if (c) sotto_net_close(c);
   b = c = NULL;
@@ -1204,12 +1218,14 @@ static void test_kt_pending(void) {
   CHECK(c && search_ok(c, &id, "bob", &version, value, &vlen) == 0 && version == 0 && vlen == 33 &&
         memcmp(value, ik_b, 33) == 0);
   vlen = sizeof value;
-  CHECK(c && search_ok(c, &id, "carol", &version, value, &vlen) == 0 && version == 0 && vlen == 33 &&
-        memcmp(value, ik_c, 33) == 0);
+  CHECK(c && search_ok(c, &id, "carol", &version, value, &vlen) == 0 && version == SOTTO_KT_ABSENT);
+  vlen = sizeof value;
+  CHECK(c && search_ok(c, &id, "erin", &version, value, &vlen) == 0 && version == 0 && vlen == 33 &&
+        memcmp(value, ik_d, 33) == 0);
   vlen = sizeof value;
   CHECK(c && search_ok(c, &id, "dave", &version, value, &vlen) == 0 && version == SOTTO_KT_ABSENT);
-  CHECK(c && sotto_net_auth(c, "carol", dev_c, sec_c, NULL, NULL) == 0);
-  CHECK_RC(c ? sotto_net_send(c, "bob", 1, 1, (const uint8_t *)"hello", 5, &sid, &ts) : -1, 0);
+  CHECK(c && sotto_net_auth(c, "bob", dev_b, sec_b, NULL, NULL) == 0);
+  CHECK_RC(c ? sotto_net_send(c, "erin", 1, 1, (const uint8_t *)"hello", 5, &sid, &ts) : -1, 0);
   if (c) sotto_net_close(c);
   if (ctx) sotto_net_ctx_free(ctx);
   CHECK(srv_stop(&p) == 0);
