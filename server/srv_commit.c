@@ -210,7 +210,10 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
   int rc;
   *deletes = 0;
   if ((rc = ops->begin(st)) != 0) return rc;
-  if (s->cl && ops->txn_serial && batch_serial(b)) {
+  /* A batch that applies the log's job in flight takes the log's append
+   * lock, which the lock order allows only under the order lock held
+   * exclusively: planned so, whatever its requests (srv_kt.c). */
+  if ((sotto__srv_kt_plan(s, b) || batch_serial(b)) && s->cl && ops->txn_serial) {
     if ((rc = ops->txn_serial(st)) != 0) {
       ops->rollback(st);
       return rc;

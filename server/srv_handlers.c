@@ -388,7 +388,19 @@ static int exec_bundle(struct srv *s, struct op *o) {
  * alike, so both answer the same: the ids, and with o->with_days each
  * device's last-seen day (days since 1970-01-01 UTC, written at most once a
  * day per device by AUTH). */
-int sotto__srv_devices_read(struct sotto_store *st, struct op *o) {
+int sotto__srv_target_own(const struct conn *c, const struct sotto_srv_str *target) {
+  char a[SOTTO_SRV_USER_MAX + 1], b[SOTTO_SRV_USER_MAX + 1];
+  size_t ul = strlen(c->user);
+  if (!c->user[0] || target->len > SOTTO_SRV_USER_MAX || ul > SOTTO_SRV_USER_MAX) return 0;
+  sotto__srv_username_canon((const uint8_t *)c->user, ul, a);
+  sotto__srv_username_canon(target->p, target->len, b);
+  return strcmp(a, b) == 0;
+}
+
+/* DEVICES (store thread or a read pool worker): the account's device ids.
+ * Another account's while its name is not in the log yet: ERR 44 (checked
+ * after the read: a mark goes only once the name is logged). */
+int sotto__srv_devices_read(struct srv *s, struct sotto_store *st, struct op *o) {
   char user[SOTTO_SRV_USER_MAX + 1];
   int64_t days[SOTTO_SRV_MAX_DEVICES];
   size_t i;
@@ -397,12 +409,20 @@ int sotto__srv_devices_read(struct sotto_store *st, struct op *o) {
   if ((rc = st->ops->devices_list(st->impl, user, o->ids, o->with_days ? days : NULL, SOTTO_SRV_MAX_DEVICES,
                                   &o->n_ids)) != 0)
     return rc;
+  if (!o->own && (rc = sotto__srv_kt_pending(s, st, user)) != 0) {
+    o->n_ids = 0;
+    if (rc == 1) o->code = SOTTO_SRV_E_KT_PENDING;
+    return rc == 1 ? 0 : rc;
+  }
   if (o->n_ids == 0) o->code = SOTTO_SRV_E_NOT_FOUND;
   for (i = 0; o->with_days && i < o->n_ids; i++) o->days[i] = days[i] < 0 || days[i] > UINT32_MAX ? 0 : (uint32_t)days[i];
   return 0;
 }
 
-static int exec_devices(struct srv *s, struct op *o) { return sotto__srv_devices_read(&s->store, o); }
+static int exec_devices(struct srv *s, struct op *o) {
+  o->own = (uint8_t)sotto__srv_target_own(o->c, &o->req.target.username);
+  return sotto__srv_devices_read(s, &s->store, o);
+}
 
 /* The quotas of one envelope of body_len bytes from c to device d (its
  * counters as the open transaction sees them), with `pending` bytes this

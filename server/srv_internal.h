@@ -194,6 +194,7 @@ struct op {
   /* results, filled by exec, sent after commit */
   int code;
   uint8_t no_otk;  /* BUNDLE: the target's one-time key budget is spent */
+  uint8_t own;     /* DEVICES: the target is the caller's own account (set on the I/O or store thread) */
   uint8_t failed;  /* the store refused this op alone (undone by its savepoint) */
   uint8_t deleted; /* ACK: an envelope was deleted (the WAL is truncated after the commit) */
   uint8_t pooled;  /* recycled through the op pool (room for OP_POOL_DATA payload bytes) */
@@ -360,12 +361,20 @@ void sotto__srv_kt_close(struct srv *s);
  * type. */
 int sotto__srv_link_frame(struct srv *s, struct conn *c, const struct sotto_srv_frame *f);
 /* DEVICES read (srv_handlers.c), shared by the batch and the read pool. */
-int sotto__srv_devices_read(struct sotto_store *st, struct op *o);
+int sotto__srv_devices_read(struct srv *s, struct sotto_store *st, struct op *o);
+/* 1 if the target username of o is the account c is logged in as (canonical forms). */
+int sotto__srv_target_own(const struct conn *c, const struct sotto_srv_str *target);
 size_t sotto__srv_link_open_count(const struct srv *s);
 void sotto__srv_link_close(struct srv *s);
 /* Store thread, inside the batch's transaction, after every op ran: logs
  * what the batch's successful REGISTER, RECOVER and UNREGISTER changed as
  * one entry in the same transaction. */
+/* At the start of each attempt at batch b: 1 if it will apply the log's
+ * job in flight (asynchronous logging; on a shared store it then needs
+ * the order lock exclusively). */
+int sotto__srv_kt_plan(struct srv *s, const struct batch *b);
+/* Batches that took a job and did not commit (metric). */
+uint64_t sotto__srv_kt_apply_failed(struct srv *s);
 int sotto__srv_kt_batch(struct srv *s, struct batch *b);
 /* Store thread, after the batch's commit (rc 0) or rollback. */
 void sotto__srv_kt_batch_done(struct srv *s, int rc);

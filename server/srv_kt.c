@@ -81,7 +81,11 @@ struct srv_kt {
   int64_t next_snap_ms;   /* mono: no kt-only batch for a snapshot before */
   int64_t retry_ms;       /* mono: a batch failed (the store is down?): no kt-only batch before */
   int64_t since_ms;       /* mono: when a name was marked while none was (atomic; 0: none marked) */
-  int64_t busy_ms;        /* mono: the last busy batch (store thread) */
+  int64_t busy_ms;        /* mono: the last busy batch (atomic: written by the store thread, read by want) */
+  int quiet;              /* this batch attempt may do log work (sotto__srv_kt_plan) */
+  int take;               /* this batch attempt applies the job in flight (sotto__srv_kt_plan) */
+  int64_t counted;        /* >= 0: the marks the batch's transaction counted (pending_n after its commit) */
+  uint64_t apply_failed;  /* atomic: batches that took a job and did not commit (metric) */
   struct srv *srv;
 };
 
@@ -809,6 +813,7 @@ static void job_unref(struct kt_job *j) {
 static void job_work(struct kt_async *a, struct kt_job *j) {
   size_t n = j->n_items, i = __atomic_fetch_add(&j->next, 1, __ATOMIC_ACQ_REL);
   while (i < n) {
+    if (__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) return; /* shutting down: the job is dropped */
     struct kt_item *it = &j->items[i];
     size_t i2;
     it->rc = sotto_kt_dir_prepare(it->entry, it->opening, j->keys, (const uint8_t *)it->label, strlen(it->label),
@@ -876,7 +881,7 @@ static void async_free(struct kt_async *a) {
   size_t i;
   if (!a) return;
   pthread_mutex_lock(&a->mu);
-  a->stop = 1;
+  __atomic_store_n(&a->stop, 1, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&a->go);
   pthread_mutex_unlock(&a->mu);
   for (i = 0; i < a->n_th; i++) pthread_join(a->th[i], NULL);
@@ -951,6 +956,14 @@ static int name_wants(struct srv *s, struct kt_job *j, struct kt_job_name *nm) {
   return 0;
 }
 
+static int count_mark(void *ctx, const char *label, const uint8_t *value, size_t len) {
+  (void)label;
+  (void)value;
+  (void)len;
+  (*(int64_t *)ctx)++;
+  return 0;
+}
+
 struct snap_ctx {
   struct kt_job *j;
   size_t cap;
@@ -987,7 +1000,7 @@ static int async_snapshot(struct srv *s, struct srv_kt *kt) {
   for (i = 0; rc == 0 && i < j->n_names; i++) rc = name_wants(s, j, &j->names[i]);
   if (rc != 0 || j->n_names == 0) {
     job_free(j);
-    if (rc == 0) kt->next_snap_ms = sotto__srv_mono_ms() + KT_SNAP_IDLE_MS;
+    if (rc == 0) __atomic_store_n(&kt->next_snap_ms, sotto__srv_mono_ms() + KT_SNAP_IDLE_MS, __ATOMIC_RELEASE);
     return rc;
   }
   items_fix(j->items, j->n_items);
@@ -1058,8 +1071,13 @@ int sotto__srv_kt_pending(struct srv *s, struct sotto_store *st, const char *use
   uint32_t ver;
   size_t vl = 0, len = strlen(user);
   int rc;
-  if (!kt || !kt->async || len > SOTTO_SRV_USER_MAX) return 0;
-  if (!kt->shared && __atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) <= 0) return 0;
+  if (!kt || len > SOTTO_SRV_USER_MAX) return 0;
+  /* A cluster node looks whenever --kt is on (other nodes may log names
+   * asynchronously even if this one does not); a single node knows when
+   * none waits. Callers read what they serve first: a REGISTER that
+   * committed before that read counted its mark before its commit. */
+  if (!kt->shared && (!kt->async || __atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) <= 0)) return 0;
+  if (kt->shared && !st->ops->kt_value_get) return 0;
   sotto__srv_username_canon((const uint8_t *)user, len, canon);
   mark_label(mark, canon);
   rc = st->ops->kt_value_get(st->impl, mark, &ver, v, &vl, opening);
@@ -1092,14 +1110,6 @@ int sotto__srv_kt_register(struct srv *s, const char *user, const char *canon, i
   return 0;
 }
 
-static int count_mark(void *ctx, const char *label, const uint8_t *value, size_t len) {
-  (void)label;
-  (void)value;
-  (void)len;
-  (*(int64_t *)ctx)++;
-  return 0;
-}
-
 int64_t sotto__srv_kt_pending_count(struct srv *s) {
   if (!s->kt || !s->kt->async) return -1;
   return __atomic_load_n(&s->kt->pending_n, __ATOMIC_ACQUIRE);
@@ -1117,16 +1127,25 @@ int sotto__srv_kt_want(struct srv *s) {
   struct srv_kt *kt = s->kt;
   struct kt_async *a;
   int want = 0;
-  if (!kt || !kt->async || !(a = kt->aq) || s->stopping || sotto__srv_mono_ms() < kt->retry_ms) return 0;
+  int64_t now_ms = sotto__srv_mono_ms();
+  if (!kt || !kt->async || !(a = kt->aq) || s->stopping ||
+      now_ms < __atomic_load_n(&kt->retry_ms, __ATOMIC_ACQUIRE))
+    return 0;
+  /* the quiet rule (sotto__srv_kt_plan): no log-only batch within
+   * KT_QUIET_MS of a busy one (it would do no log work), unless the oldest
+   * name waited KT_BUSY_MAX_MS */
+  if (now_ms - __atomic_load_n(&kt->busy_ms, __ATOMIC_ACQUIRE) < KT_QUIET_MS &&
+      now_ms - __atomic_load_n(&kt->since_ms, __ATOMIC_ACQUIRE) < KT_BUSY_MAX_MS)
+    return 0;
   /* Never wait here (the I/O thread): a helper's wake-up or the next tick
    * asks again. */
   if (pthread_mutex_trylock(&a->mu) != 0) return 0;
   if (a->job)
     want = __atomic_load_n(&a->job->finished, __ATOMIC_ACQUIRE) == a->job->n_items ||
-           sotto__srv_mono_ms() - a->job->t0_ms >= KT_JOB_DEADLINE_MS;
+           now_ms - a->job->t0_ms >= KT_JOB_DEADLINE_MS;
   else
-    want = __atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) > 0 && sotto__srv_mono_ms() >= kt->next_snap_ms &&
-           async_due(s, kt);
+    want = __atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) > 0 &&
+           now_ms >= __atomic_load_n(&kt->next_snap_ms, __ATOMIC_ACQUIRE) && async_due(s, kt);
   pthread_mutex_unlock(&a->mu);
   return want;
 }
@@ -1136,26 +1155,56 @@ int sotto__srv_kt_want(struct srv *s) {
 static int async_take(struct srv *s, struct srv_kt *kt) {
   struct kt_async *a = kt->aq;
   struct kt_job *j;
-  int rc, late, done;
+  int rc;
   kt->taken = 0;
-  if (!a) return 0;
+  if (!a || !kt->take) return 0;
   pthread_mutex_lock(&a->mu);
   j = a->job; /* this thread alone clears it: j stays alive until then */
   pthread_mutex_unlock(&a->mu);
   if (!j) return 0;
-  done = __atomic_load_n(&j->finished, __ATOMIC_ACQUIRE) == j->n_items;
-  late = !done && sotto__srv_mono_ms() - j->t0_ms >= KT_JOB_DEADLINE_MS;
-  if (!done && !late) return 0;
-  if (late) {
+  if (__atomic_load_n(&j->finished, __ATOMIC_ACQUIRE) < j->n_items) {
+    /* late (sotto__srv_kt_plan): the store thread computes what is left
+     * itself rather than wait for a starved helper; an item a helper
+     * holds is waited for (one VRF at most per helper) */
     job_work(a, j);
     pthread_mutex_lock(&a->mu);
     while (__atomic_load_n(&j->finished, __ATOMIC_ACQUIRE) < j->n_items) pthread_cond_wait(&a->done, &a->mu);
     pthread_mutex_unlock(&a->mu);
   }
-  kt->taken = 1; /* it goes when the batch ends, applied or not */
+  kt->taken = 1; /* it goes when the batch commits (kept for a rerun the store asks for) */
   if (kt->shared && (rc = kt_append_lock(s, kt)) != 0) return rc;
   if (!kt->dir) return SOTTO_ERR_STORE;
   return async_apply(s, kt, j);
+}
+
+/* Store thread, at the start of each attempt at batch b (before anything
+ * is sent): whether this attempt may do log work (quiet) and applies the
+ * job in flight (done, or late). 1 if it applies a job: on a shared store
+ * the append lock is then taken, which the cluster's lock order allows
+ * only under the order lock held exclusively (srv_commit.c). */
+int sotto__srv_kt_plan(struct srv *s, const struct batch *b) {
+  struct srv_kt *kt = s->kt;
+  struct kt_async *a;
+  int64_t now_ms;
+  if (!kt) return 0;
+  kt->quiet = kt->take = 0;
+  if (!kt->async || !(a = kt->aq)) return 0;
+  now_ms = sotto__srv_mono_ms();
+  if (b->n > KT_QUIET_OPS || b->left > 0) __atomic_store_n(&kt->busy_ms, now_ms, __ATOMIC_RELEASE);
+  kt->quiet = now_ms - __atomic_load_n(&kt->busy_ms, __ATOMIC_ACQUIRE) >= KT_QUIET_MS ||
+              now_ms - __atomic_load_n(&kt->since_ms, __ATOMIC_ACQUIRE) >= KT_BUSY_MAX_MS;
+  if (kt->quiet) {
+    pthread_mutex_lock(&a->mu);
+    if (a->job)
+      kt->take = __atomic_load_n(&a->job->finished, __ATOMIC_ACQUIRE) == a->job->n_items ||
+                 now_ms - a->job->t0_ms >= KT_JOB_DEADLINE_MS;
+    pthread_mutex_unlock(&a->mu);
+  }
+  return kt->take;
+}
+
+uint64_t sotto__srv_kt_apply_failed(struct srv *s) {
+  return s->kt ? __atomic_load_n(&s->kt->apply_failed, __ATOMIC_ACQUIRE) : 0;
 }
 
 int sotto__srv_kt_open(struct srv *s) {
@@ -1216,6 +1265,7 @@ int sotto__srv_kt_open(struct srv *s) {
     }
     kt->async = 1;
     kt->pending_n = marked;
+    kt->counted = -1;
     kt->since_ms = sotto__srv_mono_ms();
     if (marked) sotto__srv_log(0, "kt_pending", "names=%lld", (long long)marked);
   }
@@ -1289,17 +1339,13 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
   size_t cap, ulen, n = 0, cap_items = 0, i;
   int64_t now;
   struct op *o;
-  int rc = 0, quiet = 0;
+  int rc = 0, quiet, snapped = 0;
   if (!kt) return 0;
   if (!kt->dir) return SOTTO_ERR_STORE; /* a rebuild failed: write nothing more unlogged */
-  /* 0. the names a finished job prepared go first into this entry */
-  if (kt->async) {
-    int64_t now_ms = sotto__srv_mono_ms();
-    if (b->n > KT_QUIET_OPS || b->left > 0) kt->busy_ms = now_ms;
-    quiet = now_ms - kt->busy_ms >= KT_QUIET_MS ||
-            now_ms - __atomic_load_n(&kt->since_ms, __ATOMIC_ACQUIRE) >= KT_BUSY_MAX_MS;
-  }
-  if (kt->async && quiet && (rc = async_take(s, kt)) != 0) goto out;
+  /* 0. the names a finished job prepared go first into this entry (the
+   * plan was made at the start of this attempt: sotto__srv_kt_plan) */
+  quiet = kt->async && kt->quiet;
+  if (quiet && (rc = async_take(s, kt)) != 0) goto out;
   /* 1. which label-versions, in the batch's order */
   for (o = b->ops; o; o = o->next) {
     struct kt_item *it;
@@ -1423,8 +1469,20 @@ snap:
     pthread_mutex_unlock(&kt->aq->mu);
     if (!busy && async_due(s, kt) &&
         (__atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) > 0 ||
-         (kt->shared && sotto__srv_mono_ms() >= kt->next_snap_ms)))
+         (kt->shared && sotto__srv_mono_ms() >= __atomic_load_n(&kt->next_snap_ms, __ATOMIC_ACQUIRE)))) {
       rc = async_snapshot(s, kt);
+      snapped = 1;
+    }
+  }
+  /* The marks waiting now, as this transaction sees them (every node's, in
+   * a cluster: another node may have logged this node's names): after a
+   * batch that did log work, the count of waiting names is this, not local
+   * arithmetic (sotto__srv_kt_batch_done). */
+  if (rc == 0 && kt->async && (kt->taken || snapped)) {
+    int64_t marked = 0;
+    if ((rc = s->store.ops->kt_labels_iter(s->store.impl, KT_MARK_LO, KT_MARK_HI, INT64_MAX, count_mark, &marked)) ==
+        0)
+      kt->counted = marked;
   }
 out:
   if (items) {
@@ -1441,14 +1499,29 @@ void sotto__srv_kt_batch_done(struct srv *s, int rc) {
     struct kt_async *a = kt->aq;
     struct kt_job *gone = NULL;
     int64_t d = rc == 0 ? -kt->b_removed : -kt->b_added; /* a failed batch wrote no mark and deleted none */
-    if (rc != 0) kt->retry_ms = sotto__srv_mono_ms() + KT_SNAP_IDLE_MS; /* no kt-only batch loop on a failing store */
-    int64_t left = __atomic_add_fetch(&kt->pending_n, d, __ATOMIC_ACQ_REL);
-    if (left < 0) __atomic_store_n(&kt->pending_n, 0, __ATOMIC_RELEASE);
+    int64_t left;
+    /* a failed attempt the store runs again (a lost race, the lock order):
+     * the job stays for the rerun (nothing of it was committed) */
+    int again = rc != 0 && s->store.ops->txn_retry && s->store.ops->txn_retry(s->store.impl) != 0;
+    if (rc != 0 && !again) /* no kt-only batch loop on a failing store */
+      __atomic_store_n(&kt->retry_ms, sotto__srv_mono_ms() + KT_SNAP_IDLE_MS, __ATOMIC_RELEASE);
+    if (rc != 0 && kt->taken) {
+      __atomic_add_fetch(&kt->apply_failed, 1, __ATOMIC_ACQ_REL);
+      sotto__srv_log(1, "kt_apply_failed", "rc=%d again=%d", rc, again);
+    }
+    if (rc == 0 && kt->counted >= 0) {
+      left = kt->counted;
+      __atomic_store_n(&kt->pending_n, left, __ATOMIC_RELEASE);
+    } else {
+      left = __atomic_add_fetch(&kt->pending_n, d, __ATOMIC_ACQ_REL);
+      if (left < 0) __atomic_store_n(&kt->pending_n, 0, __ATOMIC_RELEASE);
+    }
+    kt->counted = -1;
     if (left > 0 && rc == 0 && kt->b_removed) /* the rest waits from now */
       __atomic_store_n(&kt->since_ms, sotto__srv_mono_ms(), __ATOMIC_RELEASE);
     if (a) {
       pthread_mutex_lock(&a->mu);
-      if (kt->taken) { /* applied (or, failed, its marks stay for the next snapshot) */
+      if (kt->taken && !again) { /* applied (or, failed, its marks stay for the next snapshot) */
         gone = a->job;
         a->job = NULL;
         if (rc == 0) a->logged += (uint64_t)kt->b_removed;

@@ -113,23 +113,28 @@ static int pool_auth(struct sotto_store *st, struct op *o) {
   return st->ops->keys_count(st->impl, o->dev.devkey, &o->ec, &o->kem);
 }
 
-static int pool_devices(struct sotto_store *st, struct op *o) {
-  return sotto__srv_devices_read(st, o);
+static int pool_devices(struct srv *s, struct sotto_store *st, struct op *o) {
+  return sotto__srv_devices_read(s, st, o); /* o->own: set by sotto__srv_pool_take */
 }
 
 static int pool_devlist_get(struct srv *s, struct sotto_store *st, struct op *o) {
   char user[SOTTO_SRV_USER_MAX + 1];
   uint32_t ver = 0;
   size_t len = 0;
-  int rc;
+  int rc, p;
   cstr(user, &o->req.target.username);
-  if ((rc = sotto__srv_kt_pending(s, st, user)) != 0) { /* not in the log yet (srv_kt.c) */
-    if (rc == 1) o->code = SOTTO_SRV_E_KT_PENDING;
-    return rc == 1 ? 0 : rc;
-  }
   if ((o->kt_out = malloc(SOTTO_SRV_MAX_DEVLIST + 2)) == NULL) return SOTTO_ERR_NOMEM;
   rc = st->ops->devlist_get(st->impl, user, &ver, o->kt_out + 2, SOTTO_SRV_MAX_DEVLIST, &len);
   if (rc < 0) return rc;
+  /* Not in the log yet (srv_kt.c): checked after the read, so that a
+   * REGISTER that commits between the two is seen (a mark goes only once
+   * its name is logged). */
+  if ((p = sotto__srv_kt_pending(s, st, user)) != 0) {
+    free(o->kt_out);
+    o->kt_out = NULL;
+    if (p == 1) o->code = SOTTO_SRV_E_KT_PENDING;
+    return p == 1 ? 0 : p;
+  }
   if (rc == 1) {
     o->code = SOTTO_SRV_E_NOT_FOUND;
     return 0;
@@ -146,13 +151,19 @@ static int pool_bundle(struct srv *s, struct sotto_store *st, struct op *o) {
   struct sotto_store_device d;
   int rc;
   cstr(user, &o->req.target.username);
-  if ((rc = sotto__srv_kt_pending(s, st, user)) != 0) { /* not in the log yet (srv_kt.c) */
-    if (rc == 1) o->code = SOTTO_SRV_E_KT_PENDING;
-    return rc == 1 ? 0 : rc;
-  }
   if ((rc = st->ops->device_lookup(st->impl, user, o->req.target.device_id, &d)) < 0) return rc;
   sodium_memzero(d.secret_hash, sizeof d.secret_hash);
   sodium_memzero(d.prev_hash, sizeof d.prev_hash);
+  {
+    /* Not in the log yet (srv_kt.c): checked after the device's read, so
+     * that a REGISTER that commits between the two is seen (a mark goes
+     * only once its name is logged). */
+    int p = sotto__srv_kt_pending(s, st, user);
+    if (p != 0) {
+      if (p == 1) o->code = SOTTO_SRV_E_KT_PENDING;
+      return p == 1 ? 0 : p;
+    }
+  }
   if (rc == 1) {
     o->code = SOTTO_SRV_E_NOT_FOUND;
     return 0;
@@ -172,7 +183,7 @@ static int pool_exec(struct srv *s, struct sotto_store *st, struct op *o) {
     case SOTTO_SRV_AUTH:
       return pool_auth(st, o);
     case SOTTO_SRV_DEVICES:
-      return pool_devices(st, o);
+      return pool_devices(s, st, o);
     case SOTTO_SRV_DEVLIST_GET:
       return pool_devlist_get(s, st, o);
     case SOTTO_SRV_BUNDLE:
@@ -242,6 +253,7 @@ int sotto__srv_pool_take(struct srv *s, struct op *o) {
   int k;
   if (!p || (k = pq_kind(o->type)) < 0) return 0;
   if (o->type == SOTTO_SRV_BUNDLE && !o->no_otk) return 0; /* takes a one-time key: writes */
+  if (o->type == SOTTO_SRV_DEVICES) o->own = (uint8_t)sotto__srv_target_own(c, &o->req.target.username);
   if ((uint32_t)c->inflight != c->pool_n) return 0;      /* something of it is in the batch */
   c->inflight++;
   c->inflight_bytes += sotto__srv_op_cost(o->type, o->len);

@@ -1254,6 +1254,7 @@ static void test_kt_cluster(void) {
   struct sotto_kt_head h;
   struct sotto_kt_dir *d = NULL;
   struct sotto_kt_witness *wt = NULL;
+  struct sotto_net *watch[NODES];
   size_t vlen, ncos = 0;
   uint32_t version;
   pid_t kids[NODES];
@@ -1338,6 +1339,19 @@ static void test_kt_cluster(void) {
   CHECK(kt_heads_equal(hb));
   CHECK(sotto_kt_head_decode(&h, hb, sizeof hb) == 0 && sotto_kt_head_verify(&h, &id) == 0 && h.tree_size == 1);
 
+  /* An account logged in on each node, for requests that do not take the
+   * order lock exclusively (BUNDLE) */
+  for (i = 0; i < NODES; i++) {
+    uint8_t ik[33], sec[32];
+    uint32_t dev = 0;
+    char wn[16];
+    snprintf(wn, sizeof wn, "kwatch%c", 'a' + i);
+    memset(ik, 0x05, sizeof ik);
+    memcpy(ik + 1, wn, strlen(wn));
+    watch[i] = srv_connect(&ktn[i], &kt_ctx, 1);
+    CHECK(watch[i] && sotto_net_register(watch[i], wn, ik, sizeof ik, &dev, sec) == 0);
+    CHECK(watch[i] && sotto_net_auth(watch[i], wn, dev, sec, NULL, NULL) == 0);
+  }
   /* Registrations on every node at once (one process per node): one
    * appender at a time, each entry on top of the others'. */
   for (i = 0; i < NODES; i++) {
@@ -1357,6 +1371,38 @@ static void test_kt_cluster(void) {
     if (kids[i] <= 0 || waitpid(kids[i], &st, 0) != kids[i] || !WIFEXITED(st) || WEXITSTATUS(st) != 0) failed++;
   }
   CHECK(failed == 0);
+  /* While only BUNDLEs are asked (batches that hold the order lock shared),
+   * every name is logged within seconds (a batch that applies the log's
+   * job takes the order lock exclusively), through whichever node: no
+   * longer ERR 44 (the accounts have no prekeys: NO_KEYS). */
+  {
+    int64_t end = mono_ms() + 15000;
+    for (i = 0; i < NODES; i++)
+      for (j = 0; j < 5; j++) {
+        int n = (i + j + 1) % NODES;
+        struct sotto_srv_bundle_buf bb;
+        snprintf(name, sizeof name, "kt%cx%c", 'a' + i, 'a' + j);
+        do {
+          rc = watch[n] ? sotto_net_fetch_bundle(watch[n], name, 1, &bb) : -1;
+          if (rc == (int)SOTTO_SRV_E_KT_PENDING) usleep(20000);
+        } while (rc == (int)SOTTO_SRV_E_KT_PENDING && mono_ms() < end);
+        if (rc != (int)SOTTO_SRV_E_NO_KEYS) fprintf(stderr, "%s: BUNDLE through node %d: %d\n", name, n, rc);
+        CHECK(rc == (int)SOTTO_SRV_E_NO_KEYS);
+      }
+  }
+  /* Every node counts the names waiting from the store: 0 once all are
+   * logged, whichever node logged them; no node's batch failed to apply
+   * a job. */
+  for (i = 0; i < NODES; i++) {
+    int64_t end = mono_ms() + 10000;
+    uint64_t left;
+    while ((left = metric_of(&ktn[i], "sotto_kt_pending ")) != 0 && mono_ms() < end) usleep(50000);
+    if (left) fprintf(stderr, "node %d: sotto_kt_pending %llu\n", i, (unsigned long long)left);
+    CHECK(left == 0);
+    CHECK(metric_of(&ktn[i], "sotto_kt_apply_failed_total ") == 0);
+  }
+  for (i = 0; i < NODES; i++)
+    if (watch[i]) sotto_net_close(watch[i]);
   /* Every name, searched through every node: its own key, version 0. */
   for (i = 0; i < NODES; i++)
     for (j = 0; j < 5; j++) {
@@ -1369,7 +1415,7 @@ static void test_kt_cluster(void) {
       CHECK(rc == 0 && version == 0 && vlen == 33 && memcmp(value + 1, name, strlen(name)) == 0);
     }
   CHECK(kt_heads_equal(hb));
-  CHECK(sotto_kt_head_decode(&h, hb, sizeof hb) == 0 && h.tree_size >= 2 && h.tree_size <= 1 + NODES * 5);
+  CHECK(sotto_kt_head_decode(&h, hb, sizeof hb) == 0 && h.tree_size >= 2 && h.tree_size <= 1 + NODES * 6); /* + kwatchN */
 
   /* A witness follows the log through node C (2), cosigns through node A
    * (0); node B (1) serves the cosignature. */
