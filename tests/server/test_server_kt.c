@@ -1190,6 +1190,14 @@ static void test_kt_pending(void) {
   free(a);
   CHECK_RC(c ? sotto_net_fetch_bundle(c, "bob", 1, &bb) : -1, SOTTO_SRV_E_KT_PENDING);
   CHECK_RC(c ? sotto_net_devlist_get(c, "bob", list, sizeof list, &ll) : -1, SOTTO_SRV_E_KT_PENDING);
+  {
+    /* not even that bob exists, or his device ids; his own device sees them */
+    uint32_t ids[8];
+    size_t nid = 0;
+    CHECK_RC(c ? sotto_net_devices(c, "bob", ids, 8, &nid) : -1, SOTTO_SRV_E_KT_PENDING);
+    CHECK_RC(b ? sotto_net_devices(b, "bob", ids, 8, &nid) : -1, 0);
+    CHECK(nid == 1 && ids[0] == dev_b);
+  }
   CHECK_RC(c ? sotto_net_send(c, "bob", 1, 1, (const uint8_t *)"hello", 5, &sid, &ts) : -1, SOTTO_SRV_E_KT_PENDING);
   CHECK_RC(b ? sotto_net_send(b, "carol", 1, 1, (const uint8_t *)"hello", 5, &sid, &ts) : -1,
            SOTTO_SRV_E_KT_PENDING);
