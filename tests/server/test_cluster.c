@@ -1500,6 +1500,32 @@ static void test_kt_cluster(void) {
     free(a);
     sotto_net_close(c);
   }
+  /* A node that logs new names itself, before answering (--kt-pending-max
+   * 0), next to nodes that log them asynchronously: it too refuses a name
+   * another node has not logged yet (ERR 44), then serves it once logged. */
+  CHECK(srv_stop(&ktn[1]) == 0);
+  for (j = 0; kt_extra[1][j]; j++) {
+  }
+  REQUIRE_VOID(j + 2 < (int)(sizeof kt_extra[1] / sizeof kt_extra[1][0]));
+  kt_extra[1][j] = "--kt-pending-max";
+  kt_extra[1][j + 1] = "0";
+  kt_extra[1][j + 2] = NULL;
+  REQUIRE_VOID(srv_start(&ktn[1], kt_extra[1]) == 0);
+  CHECK_RC(kt_register_at(0, "mixed"), 0); /* node A holds it 2 s */
+  {
+    struct sotto_net *c = srv_connect(&ktn[1], &kt_ctx, 1);
+    struct sotto__wr w;
+    uint8_t b[64], *a = NULL;
+    size_t n;
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_kt_search_req(&w, "mixed");
+    CHECK_RC(kt_call_once(c, SOTTO_SRV_KT_SEARCH, b, w.len, &a, &n), -(int)SOTTO_SRV_E_KT_PENDING);
+    free(a);
+    if (c) sotto_net_close(c);
+  }
+  vlen = sizeof value;
+  CHECK_RC(kt_search_at(1, &id, "mixed", &version, value, &vlen), 0);
+  CHECK(version == 0 && vlen == 33 && memcmp(value + 1, "mixed", 5) == 0);
   /* A node with another DATA/kt.key (made on its first start) refuses to
    * start on the stored log instead of serving a log of its own. */
   {
