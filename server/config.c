@@ -100,16 +100,18 @@ static const struct opt opts[] = {
      "(docs/key-transparency.md; both stores; in a "
      "cluster every node needs the same DATA/kt.key) (0)"},
     {"kt-threads", T_INT, O(kt_threads), 0, 3,
-     "helper threads that compute the key-transparency log's VRF outputs (--kt 1): a REGISTER's as soon as it "
-     "is admitted, the rest of a batch's beside the store thread; 0: a REGISTER's on the I/O thread (1)"},
+     "helper threads that compute the VRF outputs of what a batch logs itself (--kt 1), beside the store thread: "
+     "RECOVER, UNREGISTER, DEVLIST_PUT, and with kt-pending-max 0 each REGISTER as soon as it is admitted (0: on "
+     "the I/O thread); new names logged asynchronously use separate idle-priority helpers (1)"},
     {"kt-pending-max", T_INT, O(kt_pending_max), 0, 10000000,
      "--kt 1: a REGISTER is answered once its account and a durable 'to be logged' mark commit; the log takes "
      "such names into an entry within a second or two under load (VRF on idle-priority helpers); nothing of a name is "
      "served before. At most this many names wait; beyond, REGISTER is refused with ERR 9 (retry later); "
      "0: every REGISTER is logged in its own batch, as before (100000)"},
     {"kt-log-delay-ms", T_I64, O(kt_log_delay_ms), 0, 3600000,
-     "with kt-pending-max: new names wait this long before the log takes them (fewer, larger entries; "
-     "their accounts are not reachable meanwhile) (0: at once)"},
+     "with kt-pending-max: the log takes waiting names once the oldest has waited this long (names registered "
+     "meanwhile go with it: at most about this long, not at least; fewer, larger entries; their accounts are not "
+     "reachable meanwhile) (0: at once)"},
     {"kt-witness", T_STR, O(kt_witness), 0, 0,
      "NAME:PUBKEY: a witness of the key-transparency log (PUBKEY: the 64 hex digits `sotto-witness` prints); "
      "its cosignatures are accepted and served; repeat for each, at most 16 (none)"},

@@ -739,7 +739,8 @@ static int next_version(struct srv *s, struct kt_item *items, size_t n, const ch
  *     the batch's own, in its transaction (all or nothing).
  * If the helpers had no CPU for KT_JOB_DEADLINE_MS, the store thread
  * finishes the job itself. After a crash the marks are still in the store:
- * the first batches log them. In a cluster the marks are in the shared
+ * the start's backfill logs their names (synchronously, before listening)
+ * and the first job deletes the marks. In a cluster the marks are in the shared
  * database: every node checks them before serving, any node may log them
  * (under the append lock, as every entry). */
 #define KT_MARK_LO "!"
@@ -1253,7 +1254,7 @@ int sotto__srv_kt_open(struct srv *s) {
   }
   kt->srv = s;
   if (s->cfg->kt_pending_max > 0 && kt->prep && s->store.ops->kt_value_del && s->store.ops->kt_labels_iter) {
-    /* Names marked before a crash or a restart are logged by the first batches. */
+    /* Names marked before a crash or a restart were logged by backfill() above; their marks go with the first job. */
     int64_t marked = 0;
     if (s->store.ops->kt_labels_iter(s->store.impl, KT_MARK_LO, KT_MARK_HI, INT64_MAX, count_mark, &marked) != 0 ||
         (kt->aq = async_new(&s->efd)) == NULL) {
