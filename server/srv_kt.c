@@ -60,6 +60,8 @@ struct kt_witness {
   uint8_t cosig[SOTTO_KT_COSIG_LEN];
 };
 
+#define KT_SNAP_FROM_MAX (SOTTO_SRV_USER_MAX + 3) /* '!' CANON '\x01' NUL */
+
 struct srv_kt {
   struct kt_witness wit[SOTTO_SRV_KT_MAX_WITNESSES];
   size_t n_wit;
@@ -85,6 +87,7 @@ struct srv_kt {
   int quiet;              /* this batch attempt may do log work (sotto__srv_kt_plan) */
   int take;               /* this batch attempt applies the job in flight (sotto__srv_kt_plan) */
   int64_t counted;        /* >= 0: the marks the batch's transaction counted (pending_n after its commit) */
+  char snap_from[KT_SNAP_FROM_MAX]; /* the next snapshot's marks start here (after the last one taken), then wrap */
   uint64_t apply_failed;  /* atomic: batches that took a job and did not commit (metric) */
   struct srv *srv;
 };
@@ -997,7 +1000,21 @@ static int async_snapshot(struct srv *s, struct srv_kt *kt) {
   }
   c.j = j;
   c.cap = KT_JOB_NAMES;
-  rc = s->store.ops->kt_labels_iter(s->store.impl, KT_MARK_LO, KT_MARK_HI, KT_JOB_NAMES, snap_mark, &c);
+  /* From after the last name the previous snapshot took, then from the
+   * first mark: names that keep being refused (changed meanwhile) or come
+   * first alphabetically do not starve the others beyond KT_JOB_NAMES. */
+  if (kt->snap_from[0]) {
+    rc = s->store.ops->kt_labels_iter(s->store.impl, kt->snap_from, KT_MARK_HI, KT_JOB_NAMES, snap_mark, &c);
+    if (rc == 0 && j->n_names < KT_JOB_NAMES)
+      rc = s->store.ops->kt_labels_iter(s->store.impl, KT_MARK_LO, kt->snap_from,
+                                        (int64_t)(KT_JOB_NAMES - j->n_names), snap_mark, &c);
+  } else {
+    rc = s->store.ops->kt_labels_iter(s->store.impl, KT_MARK_LO, KT_MARK_HI, KT_JOB_NAMES, snap_mark, &c);
+  }
+  /* the next one starts after the last name taken (a label above it:
+   * no username holds a byte below '\x02') */
+  if (rc == 0 && j->n_names > 0)
+    snprintf(kt->snap_from, sizeof kt->snap_from, "%s%s\x01", KT_MARK_LO, j->names[j->n_names - 1].canon);
   for (i = 0; rc == 0 && i < j->n_names; i++) rc = name_wants(s, j, &j->names[i]);
   if (rc != 0 || j->n_names == 0) {
     job_free(j);
@@ -1475,11 +1492,12 @@ snap:
       snapped = 1;
     }
   }
-  /* The marks waiting now, as this transaction sees them (every node's, in
-   * a cluster: another node may have logged this node's names): after a
-   * batch that did log work, the count of waiting names is this, not local
-   * arithmetic (sotto__srv_kt_batch_done). */
-  if (rc == 0 && kt->async && (kt->taken || snapped)) {
+  /* Cluster: the marks waiting now, as this transaction sees them (every
+   * node's: another node may have logged this node's names, or this node
+   * theirs): after a batch that did log work, the count of waiting names is
+   * this, not local arithmetic (sotto__srv_kt_batch_done). A single node
+   * deletes only marks it counted, so its arithmetic is exact. */
+  if (rc == 0 && kt->async && kt->shared && (kt->taken || snapped)) {
     int64_t marked = 0;
     if ((rc = s->store.ops->kt_labels_iter(s->store.impl, KT_MARK_LO, KT_MARK_HI, INT64_MAX, count_mark, &marked)) ==
         0)
