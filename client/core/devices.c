@@ -520,7 +520,12 @@ static int check_peer(struct sc_client *c, struct conn *k, const char *user, con
     uint32_t ids[SOTTO_SRV_MAX_DEVICES];
     size_t n = 0;
     /* No list because no account (deleted): said as such, not as a rollback. */
-    if (had == 1 && (rc = sotto_net_devices(k->net, user, ids, SOTTO_SRV_MAX_DEVICES, &n)) != 0) {
+    int tries = 0;
+    if (had == 1)
+      do /* ERR 44 (not in the log yet): asked again (conn.c) */
+        rc = sotto_net_devices(k->net, user, ids, SOTTO_SRV_MAX_DEVICES, &n);
+      while (conn_kt_pending_wait(rc, &tries));
+    if (had == 1 && rc != 0) {
       ret = conn_error(c, k, rc, "reading a contact's devices", user);
       goto out;
     }

@@ -285,7 +285,10 @@ static int members_exist(struct sc_client *c, const char *const *users, size_t n
   size_t i, got;
   int rc;
   for (i = 0; i < n; i++) {
-    rc = sotto_net_devices(c->k.net, users[i], ids, SOTTO_SRV_MAX_DEVICES, &got);
+    int tries = 0;
+    do /* ERR 44: registered moments ago, not in the server's log yet: asked again (conn.c) */
+      rc = sotto_net_devices(c->k.net, users[i], ids, SOTTO_SRV_MAX_DEVICES, &got);
+    while (conn_kt_pending_wait(rc, &tries));
     if (rc == SOTTO_SRV_E_NOT_FOUND || (rc == 0 && got == 0))
       return sc__fail(c, SC_ERR_UNKNOWN_USER,
                       "there is no user '%s' on the server (check the spelling): nothing was stored and nobody "
