@@ -817,9 +817,9 @@ static void job_unref(struct kt_job *j) {
 static void job_work(struct kt_async *a, struct kt_job *j) {
   size_t n = j->n_items, i = __atomic_fetch_add(&j->next, 1, __ATOMIC_ACQ_REL);
   while (i < n) {
-    if (__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) return; /* shutting down: the job is dropped */
     struct kt_item *it = &j->items[i];
     size_t i2;
+    if (__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) return; /* shutting down: the job is dropped */
     it->rc = sotto_kt_dir_prepare(it->entry, it->opening, j->keys, (const uint8_t *)it->label, strlen(it->label),
                                   it->version, it->value, it->value_len);
     i2 = __atomic_fetch_add(&j->next, 1, __ATOMIC_ACQ_REL);
