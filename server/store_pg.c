@@ -43,7 +43,7 @@
 
 #include "store.h"
 
-#define PG_SCHEMA_VERSION 11
+#define PG_SCHEMA_VERSION 9
 #define PG_KT_LOCK_KEY 0x736f74746f4bLL /* "sotto" + 'K': the key-transparency log's append lock */
 #define PG_LOCK_KEY 0x736f74746f01LL /* "sotto" + 1: the sole-writer advisory lock */
 #define PG_ID_BLOCK 1024             /* INCREMENT of sotto_msg_ids */
@@ -124,34 +124,7 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
      * most the blob's declared fetches: they go with the blob) */
     "CREATE TABLE blob_fetches(id bytea NOT NULL, account_id bigint NOT NULL, device_id bigint NOT NULL,"
     " PRIMARY KEY(id, account_id, device_id));",
-    /* 10: reserved (assigned to another branch; a no-op here). */
-    "SELECT 1;",
-    /* 11: shared mode: what a batch's ACKs took out of a device's queue, one
-     * row per device and batch, so that an ACK need not lock the device's
-     * row (held by another node's inserts until their COMMIT). A device's
-     * queue is its row's counters minus these rows; the next insert to the
-     * device, holding its row lock, folds them into the counters. */
-    "CREATE TABLE queue_freed(devkey bigint NOT NULL, n bigint NOT NULL, bytes bigint NOT NULL);"
-    "CREATE INDEX queue_freed_devkey ON queue_freed(devkey);",
 };
-
-/* A device's queue (d: devices) is its counters minus its rows in
- * queue_freed (migration 11): QF_JOIN adds q.fn and q.fb. */
-#define QF_JOIN                                                                                              \
-  " CROSS JOIN LATERAL (SELECT coalesce(sum(f.n), 0)::bigint AS fn, coalesce(sum(f.bytes), 0)::bigint AS fb" \
-  " FROM queue_freed f WHERE f.devkey = d.devkey) q"
-/* In an insert statement whose device rows are locked (g: its devices):
- * their queue_freed rows folded into the counters (fg), in the same
- * statement, so with one snapshot (a row committed later stays for the next
- * fold). */
-#define QF_FOLD_CTE                                                                    \
-  " f AS (DELETE FROM queue_freed x WHERE x.devkey IN (SELECT devkey FROM g)"        \
-  " RETURNING x.devkey, x.n, x.bytes),"                                              \
-  " fg AS (SELECT devkey, sum(n)::bigint AS c, sum(bytes)::bigint AS b FROM f GROUP BY devkey)"
-#define QF_UPDATE                                                                                       \
-  " UPDATE devices d SET queue_count = d.queue_count + g.c - coalesce(fg.c, 0),"                        \
-  " queue_bytes = d.queue_bytes + g.b - coalesce(fg.b, 0) FROM g LEFT JOIN fg ON fg.devkey = g.devkey" \
-  " WHERE d.devkey = g.devkey"
 
 enum {
   Q_ACC_INS,
@@ -172,7 +145,6 @@ enum {
   Q_LR_GET,
   Q_MSG_INS,
   Q_MSG_DEL,
-  Q_MSG_DEL_SHARED,
   Q_MSG_FETCH,
   Q_MSG_EXPIRE,
   Q_MSG_EXPIRING,
@@ -246,15 +218,15 @@ static const struct {
                    " VALUES($1, $2, $3, $4, $4) RETURNING devkey"},
     [Q_DEV_LOOKUP] = {"ti",
                       "SELECT d.devkey, d.account_id, d.device_id, d.secret_hash, d.created_day,"
-                      " d.last_seen_day, d.queue_count - q.fn, d.queue_bytes - q.fb, d.prev_secret_hash FROM devices d"
-                      " JOIN accounts a ON a.id = d.account_id" QF_JOIN " WHERE a.username = $1 AND d.device_id = $2"},
+                      " d.last_seen_day, d.queue_count, d.queue_bytes, d.prev_secret_hash FROM devices d"
+                      " JOIN accounts a ON a.id = d.account_id WHERE a.username = $1 AND d.device_id = $2"},
     /* With the account's newest device list (NULL: none), which the SEND
      * that asks for the route reads next (pg_devlist_ids): one round trip
      * for both. */
     [Q_DEV_ROUTE] = {"ti",
-                     "SELECT d.devkey, d.queue_count - q.fn, d.queue_bytes - q.fb, (SELECT l.ids FROM devlists l"
+                     "SELECT d.devkey, d.queue_count, d.queue_bytes, (SELECT l.ids FROM devlists l"
                      " WHERE l.account_id = a.id ORDER BY l.version DESC LIMIT 1) FROM devices d JOIN accounts a"
-                     " ON a.id = d.account_id" QF_JOIN " WHERE a.username = $1 AND d.device_id = $2"},
+                     " ON a.id = d.account_id WHERE a.username = $1 AND d.device_id = $2"},
     /* Only when the day changed: an unchanged row is not locked (a cluster
      * node's inserts to that device need not wait for this transaction). */
     [Q_DEV_SEEN] = {"ii", "UPDATE devices SET last_seen_day = $2 WHERE devkey = $1 AND last_seen_day < $2"},
@@ -263,11 +235,11 @@ static const struct {
                     " WHERE a.username = $1 ORDER BY d.device_id LIMIT 1000"},
     [Q_DEV_ITER] = {"i",
                     "SELECT d.devkey, d.account_id, d.device_id, d.created_day, d.last_seen_day,"
-                    " d.queue_count - q.fn, d.queue_bytes - q.fb, s.key_id,"
+                    " d.queue_count, d.queue_bytes, s.key_id,"
                     " (SELECT count(*) FROM onetime o WHERE o.devkey = d.devkey AND o.kind = 0),"
                     " (SELECT count(*) FROM onetime o WHERE o.devkey = d.devkey AND o.kind = 1),"
                     " (SELECT count(*) FROM last_resort l WHERE l.devkey = d.devkey), s.blob, d.epoch"
-                    " FROM devices d LEFT JOIN signed_prekeys s ON s.devkey = d.devkey" QF_JOIN
+                    " FROM devices d LEFT JOIN signed_prekeys s ON s.devkey = d.devkey"
                     " WHERE d.account_id = $1 ORDER BY d.device_id"},
     [Q_SPK_PUT] = {"iib",
                    "INSERT INTO signed_prekeys(devkey, key_id, blob) VALUES($1, $2, $3)"
@@ -296,7 +268,9 @@ static const struct {
          "WITH m AS (INSERT INTO messages(id, devkey, sender, sender_device, device_id, type, ts, body)"
          " SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8)"
          " RETURNING devkey, octet_length(body)::bigint AS n),"
-         " g AS (SELECT devkey, count(*) AS c, sum(n) AS b FROM m GROUP BY devkey)," QF_FOLD_CTE QF_UPDATE},
+         " g AS (SELECT devkey, count(*) AS c, sum(n) AS b FROM m GROUP BY devkey)"
+         " UPDATE devices d SET queue_count = d.queue_count + g.c, queue_bytes = d.queue_bytes + g.b"
+         " FROM g WHERE d.devkey = g.devkey"},
     /* Every ACK of a batch in one statement: the deleted envelopes' device,
      * size and sender come back for the sums. */
     [Q_MSG_DEL] =
@@ -307,16 +281,6 @@ static const struct {
          " g AS (SELECT devkey, count(*) AS c, sum(n) AS b FROM m GROUP BY devkey),"
          " u AS (UPDATE devices d SET queue_count = d.queue_count - g.c,"
          " queue_bytes = d.queue_bytes - g.b FROM g WHERE d.devkey = g.devkey)"
-         " SELECT devkey, n, sender FROM m"},
-    /* Shared mode: the same without the devices' rows (which another node's
-     * inserts hold until their COMMIT): the sums go to queue_freed. */
-    [Q_MSG_DEL_SHARED] =
-        {"II",
-         "WITH k AS (SELECT * FROM unnest($1, $2) AS k(devkey, id)),"
-         " m AS (DELETE FROM messages USING k WHERE messages.devkey = k.devkey AND messages.id = k.id"
-         " RETURNING messages.devkey, octet_length(messages.body)::bigint AS n, messages.sender),"
-         " g AS (SELECT devkey, count(*) AS c, sum(n) AS b FROM m GROUP BY devkey),"
-         " u AS (INSERT INTO queue_freed(devkey, n, bytes) SELECT devkey, c, b FROM g)"
          " SELECT devkey, n, sender FROM m"},
     [Q_MSG_FETCH] = {"iii",
                      "SELECT id, sender, sender_device, device_id, type, ts, body FROM messages"
@@ -334,8 +298,7 @@ static const struct {
                         " JOIN accounts a ON a.id = d.account_id WHERE m.ts < $1 AND m.sender <> ''"
                         " ORDER BY m.sender, m.sender_device, m.devkey, m.id LIMIT $2"},
     [Q_QUEUE_TOTAL] = {"",
-                       "SELECT (coalesce(sum(queue_count), 0) - (SELECT coalesce(sum(n), 0) FROM queue_freed))::bigint,"
-                       " (coalesce(sum(queue_bytes), 0) - (SELECT coalesce(sum(bytes), 0) FROM queue_freed))::bigint"
+                       "SELECT coalesce(sum(queue_count), 0)::bigint, coalesce(sum(queue_bytes), 0)::bigint"
                        " FROM devices"},
     /* At least every id handed out so far (the last block's end): no index
      * on id alone is kept, and the horizon only needs an upper bound of what
@@ -352,14 +315,12 @@ static const struct {
     [Q_SENDER_COUNT_PEND] = {"itI",
                              "SELECT count(*) FROM messages WHERE devkey = $1 AND sender = $2 AND id <> ALL($3)"},
     [Q_SENDER_SUMS] = {"", "SELECT sender, sum(octet_length(body))::bigint FROM messages GROUP BY sender"},
-    [Q_DEV_FIND] = {"ii", "SELECT d.devkey, d.queue_bytes - q.fb FROM devices d" QF_JOIN
-                          " WHERE d.account_id = $1 AND d.device_id = $2"},
+    [Q_DEV_FIND] = {"ii", "SELECT devkey, queue_bytes FROM devices WHERE account_id = $1 AND device_id = $2"},
     [Q_DEV_DEL] = {"i",
                    "WITH a AS (DELETE FROM messages WHERE devkey = $1 RETURNING sender,"
                    " octet_length(body)::bigint AS n), b AS (DELETE FROM onetime"
                    " WHERE devkey = $1), c AS (DELETE FROM signed_prekeys WHERE devkey = $1),"
-                   " e AS (DELETE FROM last_resort WHERE devkey = $1), q AS (DELETE FROM queue_freed"
-                   " WHERE devkey = $1), f AS (DELETE FROM devices"
+                   " e AS (DELETE FROM last_resort WHERE devkey = $1), f AS (DELETE FROM devices"
                    " WHERE devkey = $1) SELECT sender, sum(n)::bigint FROM a GROUP BY sender"},
     [Q_DEV_SECRET] = {"ibb", "UPDATE devices SET secret_hash = $2, prev_secret_hash = $3 WHERE devkey = $1"},
     [Q_DEV_CONFIRM] = {"i",
@@ -432,8 +393,9 @@ static const struct {
          " SELECT b.base + u.o - 1, u.d, u.s, u.sd, u.di, u.t, u.ts, u.body FROM b,"
          " unnest($1, $2, $3, $4, $5, $6, $7) WITH ORDINALITY AS u(d, s, sd, di, t, ts, body, o)"
          " RETURNING devkey, octet_length(body)::bigint AS n),"
-         " g AS (SELECT devkey, count(*) AS c, sum(n) AS b FROM m GROUP BY devkey)," QF_FOLD_CTE ","
-         " u AS (" QF_UPDATE ")"
+         " g AS (SELECT devkey, count(*) AS c, sum(n) AS b FROM m GROUP BY devkey),"
+         " u AS (UPDATE devices d SET queue_count = d.queue_count + g.c, queue_bytes = d.queue_bytes + g.b"
+         " FROM g WHERE d.devkey = g.devkey)"
          " SELECT base FROM b"},
     [Q_DEVLIST_PUT] = {"iiibb", "INSERT INTO devlists(account_id, version, ms, ids, list) VALUES($1, $2, $3, $4, $5)"},
     [Q_DEVLIST_GET] = {"t",
@@ -2323,24 +2285,26 @@ static void writes_clear(struct pg *s) {
   s->n_up = 0;
 }
 
-/* Shared mode, before the inserts of a flush: one statement that locks
- * every device row they will change, in devkey order. The elements are
- * copied out of the writes' devkey columns (each element there is a 4-byte
- * length then 8 bytes, after the 20-byte header). The deletes lock no
- * device row (Q_MSG_DEL_SHARED): an ACK batch on one node does not wait for
- * another node's inserts to the same device to commit, nor they for it. */
+/* Shared mode, before the inserts and deletes of a flush: one statement
+ * that locks every device row they will change, in devkey order. The
+ * elements are copied out of the writes' devkey columns (each element there
+ * is a 4-byte length then 8 bytes, after the 20-byte header). */
 static int send_dev_lock(struct pg *s) {
   struct args a = {0};
   size_t i;
   s->lock.len = 0;
-  if (col_grow(&s->lock, 12 * (s->n_ins + s->n_up)) != 0) return SOTTO_ERR_NOMEM;
+  if (col_grow(&s->lock, 12 * (s->n_ins + s->n_del + s->n_up)) != 0) return SOTTO_ERR_NOMEM;
   for (i = 0; i < s->n_up; i++) (void)col_i64(&s->lock, s->up[i].devkey); /* room made above */
   if (s->n_ins) {
     memcpy(s->lock.p + s->lock.len, s->ins[1].p + 20, 12 * s->n_ins);
     s->lock.len += 12 * s->n_ins;
   }
-  if (order_rows(s, s->lock.p + 20, s->n_ins + s->n_up) != 0) return SOTTO_ERR_STORE;
-  col_arg(&a, &s->lock, s->n_ins + s->n_up, 20);
+  if (s->n_del) {
+    memcpy(s->lock.p + s->lock.len, s->del[0].p + 20, 12 * s->n_del);
+    s->lock.len += 12 * s->n_del;
+  }
+  if (order_rows(s, s->lock.p + 20, s->n_ins + s->n_del + s->n_up) != 0) return SOTTO_ERR_STORE;
+  col_arg(&a, &s->lock, s->n_ins + s->n_del + s->n_up, 20);
   if (!s->lock_sent_us) s->lock_sent_us = mono_us();
   return raw_send(s, Q_DEV_LOCK, &a, K_INS);
 }
@@ -2401,7 +2365,7 @@ static int flush_writes(struct pg *s) {
   struct args a = {0};
   static const char ins_types[W_COLS] = {'i', 'i', 't', 'i', 'i', 'i', 'i', 'b'};
   int i, rc = 0;
-  if (s->shared && (s->n_ins || s->n_up)) rc = send_dev_lock(s);
+  if (s->shared && (s->n_ins || s->n_del || s->n_up)) rc = send_dev_lock(s);
   for (i = 0; rc == 0 && (size_t)i < s->n_up; i++) {
     /* The deferred single-row device updates (pg_device_seen), their rows
      * locked just above with the others. */
@@ -2419,7 +2383,7 @@ static int flush_writes(struct pg *s) {
     rc = raw_send(s, Q_MSG_INS, &a, K_INS);
   }
   if (rc == 0 && s->n_del && s->shared) {
-    rc = send_chunked(s, Q_MSG_DEL_SHARED, s->del, 2, "ii", s->n_del, K_DEL);
+    rc = send_chunked(s, Q_MSG_DEL, s->del, 2, "ii", s->n_del, K_DEL);
   } else if (rc == 0 && s->n_del) {
     memset(&a, 0, sizeof a);
     col_arg(&a, &s->del[0], s->n_del, 20);
@@ -3345,9 +3309,8 @@ int sotto__store_pg_export_sqlite(const char *conninfo, const char *dir, FILE *o
       {"accounts", "SELECT id, username, canon, encode(identity, 'hex'), created_day FROM accounts ORDER BY id",
        "ittbi", "INSERT INTO accounts(id, username, canon, identity, created_day) VALUES(?, ?, ?, ?, ?)"},
       {"devices",
-       "SELECT d.devkey, d.account_id, d.device_id, encode(d.secret_hash, 'hex'), d.created_day, d.last_seen_day,"
-       " d.queue_count - q.fn, d.queue_bytes - q.fb, d.epoch, encode(d.identity, 'hex') FROM devices d" QF_JOIN
-       " ORDER BY d.devkey",
+       "SELECT devkey, account_id, device_id, encode(secret_hash, 'hex'), created_day, last_seen_day, "
+       "queue_count, queue_bytes, epoch, encode(identity, 'hex') FROM devices ORDER BY devkey",
        "iiibiiiiib",
        "INSERT INTO devices(devkey, account_id, device_id, secret_hash, created_day, last_seen_day, queue_count,"
        " queue_bytes, epoch, identity) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},

@@ -20,8 +20,6 @@
  *     in it keeps the lock order without an exclusive rerun, and a day's
  *     first logins (written at COMMIT) are written (test_big_batches, on a
  *     fourth node);
- *  5a'. ACKs answered while another transaction holds the device's row,
- *     queue counters exact (test_ack_unlocked);
  *  5b. link slots across nodes (test_link_across_nodes) and their fallback
  *     to a node's memory while Redis is down (test_redis_loss);
  *  6. the key-transparency log in a cluster (test_kt_cluster, on nodes of
@@ -329,116 +327,6 @@ static int wait_seen(struct sotto_net *b, uint32_t seq, int ms) {
 }
 
 /* ---- the scenarios ------------------------------------------------------------------ */
-
-/* One value of a query on c (a bigint), or -1. */
-static int64_t pg_val(PGconn *c, const char *sql) {
-  PGresult *r = PQexec(c, sql);
-  int64_t v = -1;
-  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-    v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-  PQclear(r);
-  return v;
-}
-
-/* 1 if frank's queue counters (his row's, minus his queue_freed rows) say
- * what his queue holds. */
-static int frank_counters_exact(PGconn *c, int64_t dk) {
-  char sql[512];
-  int64_t want, got, want_b, got_b;
-  snprintf(sql, sizeof sql, "SELECT count(*) FROM messages WHERE devkey = %lld", (long long)dk);
-  want = pg_val(c, sql);
-  snprintf(sql, sizeof sql, "SELECT coalesce(sum(octet_length(body)), 0)::bigint FROM messages WHERE devkey = %lld",
-           (long long)dk);
-  want_b = pg_val(c, sql);
-  snprintf(sql, sizeof sql,
-           "SELECT d.queue_count - (SELECT coalesce(sum(n), 0) FROM queue_freed f WHERE f.devkey = d.devkey)"
-           " FROM devices d WHERE d.devkey = %lld",
-           (long long)dk);
-  got = pg_val(c, sql);
-  snprintf(sql, sizeof sql,
-           "SELECT d.queue_bytes - (SELECT coalesce(sum(bytes), 0) FROM queue_freed f WHERE f.devkey = d.devkey)"
-           " FROM devices d WHERE d.devkey = %lld",
-           (long long)dk);
-  got_b = pg_val(c, sql);
-  if (want != got || want_b != got_b)
-    fprintf(stderr, "frank's queue: %lld envelopes, %lld bytes; counters say %lld, %lld\n", (long long)want,
-            (long long)want_b, (long long)got, (long long)got_b);
-  return want >= 0 && want == got && want_b == got_b;
-}
-
-/* frank reads what comes within WAIT_MS and acknowledges it; the number of
- * ACKs answered (all of them: 1), -1 if one was refused. */
-static int frank_ack_all(struct sotto_net *f, int expect) {
-  int got = 0, acks = 0, answered = 0;
-  int64_t end = mono_ms() + WAIT_MS;
-  while ((got < expect || answered < acks) && mono_ms() < end) {
-    struct sotto_net_event ev;
-    int r = sotto_net_next_event(f, (int)(end - mono_ms()), &ev);
-    if (r != 1) break;
-    if (ev.kind == SOTTO_NET_EV_MSG) {
-      uint32_t req;
-      got++;
-      if (sotto_net_ack_async(f, ev.id, &req) == 0) acks++;
-    } else if (ev.kind == SOTTO_NET_EV_ANSWER) {
-      if (ev.code) answered = -1000000;
-      answered++;
-    }
-    sotto_net_event_clear(&ev);
-  }
-  return got >= expect && answered == acks;
-}
-
-/* ACKs lock no device row (store_pg.c, Q_MSG_DEL_SHARED): while another
- * transaction holds frank's row (as another node's batch inserting to him
- * does until its COMMIT), his ACKs on node 1 are answered; the freed sizes
- * wait in queue_freed, the counters minus them stay exact, and the next
- * insert to frank folds them into his row. Before, the ACK batch waited for
- * that row lock. */
-static void test_ack_unlocked(void) {
-  struct sotto_net *e = login_at(0, &erin), *f = NULL;
-  PGconn *pc = PQconnectdb(node[0].store + 3);
-  PGresult *r;
-  uint8_t body[BODY_LEN] = {1, 2, 3};
-  uint64_t id;
-  int64_t dk;
-  int i, ok = 1;
-  REQUIRE_VOID(e && pc && PQstatus(pc) == CONNECTION_OK);
-  dk = pg_val(pc, "SELECT d.devkey FROM devices d JOIN accounts a ON a.id = d.account_id"
-                  " WHERE a.username = 'frank' AND d.device_id = 1");
-  REQUIRE_VOID(dk > 0);
-  for (i = 0; i < 5; i++) ok &= sotto_net_send(e, "frank", 1, 1, body, BODY_LEN, &id, NULL) == 0;
-  CHECK(ok);
-  r = PQexec(pc, "BEGIN");
-  PQclear(r);
-  {
-    char sql[128];
-    snprintf(sql, sizeof sql, "SELECT devkey FROM devices WHERE devkey = %lld FOR UPDATE", (long long)dk);
-    CHECK(pg_val(pc, sql) == dk);
-  }
-  /* Frank's row is locked: he logs in on node 1 and acknowledges what he
-   * has (at least the 5). */
-  f = login_at(1, &frank);
-  CHECK(f != NULL);
-  if (f) CHECK(frank_ack_all(f, 5));
-  r = PQexec(pc, "ROLLBACK");
-  PQclear(r);
-  CHECK(frank_counters_exact(pc, dk));
-  CHECK(pg_val(pc, "SELECT count(*) FROM queue_freed") > 0);
-  /* The next insert to frank folds his freed rows into his counters. */
-  CHECK_RC(sotto_net_send(e, "frank", 1, 1, body, BODY_LEN, &id, NULL), 0);
-  {
-    char sql[128];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM queue_freed WHERE devkey = %lld", (long long)dk);
-    CHECK(pg_val(pc, sql) == 0);
-  }
-  CHECK(frank_counters_exact(pc, dk));
-  if (f) CHECK(frank_ack_all(f, 1));
-  CHECK(frank_counters_exact(pc, dk));
-  fprintf(stderr, "cluster: ACKs answered while the device's row was locked; queue counters exact\n");
-  sotto_net_close(f);
-  sotto_net_close(e);
-  PQfinish(pc);
-}
 
 static void test_cross_node(void) {
   struct sotto_net *a = login_at(0, &alice), *b = login_at(1, &bob), *b2;
@@ -1802,7 +1690,6 @@ int main(int argc, char **argv) {
   test_cross_node();
   test_concurrent_nodes();
   test_big_batches();
-  test_ack_unlocked();
   test_refusals();
   test_kills();
   test_redis_loss();
