@@ -209,6 +209,7 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
   struct op *o;
   int rc;
   *deletes = 0;
+  sotto__srv_blob_gone_reset(s); /* a file named by an attempt that rolled back stays */
   if ((rc = ops->begin(st)) != 0) return rc;
   if (s->cl && ops->txn_serial && batch_serial(b)) {
     if ((rc = ops->txn_serial(st)) != 0) {
@@ -346,6 +347,7 @@ static void batch_exec(struct srv *s, struct batch *b) {
 
 void *sotto__srv_store_thread(void *arg) {
   struct srv *s = arg;
+  int committed;
   pthread_mutex_lock(&s->mu);
   for (;;) {
     while (!s->job && !s->quit) pthread_cond_wait(&s->cv, &s->mu);
@@ -353,6 +355,7 @@ void *sotto__srv_store_thread(void *arg) {
     pthread_mutex_unlock(&s->mu);
     batch_exec(s, &s->b);
     s->b.t_done_us = sotto__srv_mono_us();
+    committed = s->b.rc == 0; /* s->b is the I/O thread's again once done is set */
     pthread_mutex_lock(&s->mu);
     s->job = 0;
     s->done = 1;
@@ -364,6 +367,11 @@ void *sotto__srv_store_thread(void *arg) {
          * done after every epoll_wait, so a lost wake-up only delays. */
       }
     }
+    /* The files of blobs the batch deleted, while the I/O thread answers
+     * (srv_blob.c, blob_gone); the next batch starts after them. */
+    pthread_mutex_unlock(&s->mu);
+    sotto__srv_blob_gone_flush(s, committed);
+    pthread_mutex_lock(&s->mu);
   }
   pthread_mutex_unlock(&s->mu);
   return NULL;
@@ -429,6 +437,7 @@ void sotto__srv_batch_start(struct srv *s) {
   if (!s->threaded) {
     batch_exec(s, &s->b);
     s->b.t_done_us = sotto__srv_mono_us();
+    sotto__srv_blob_gone_flush(s, s->b.rc == 0);
     s->done = 1;
     return;
   }

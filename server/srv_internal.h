@@ -67,6 +67,7 @@
 #define BATCH_CONN_OPS 256           /* ops of one connection in one batch */
 #define BATCH_CONN_BYTES (64 * 1024) /* and their cost (op_cost) */
 #define METRICS_REQ_MAX 2048
+#define SOTTO_SRV_BLOB_GONE_MAX 264 /* blob files a batch removes after its answers (srv_blob.c) */
 
 enum { S_HANDSHAKE, S_HELLO, S_UNAUTH, S_AUTHING, S_AUTHED };
 enum { K_CLIENT, K_METRICS };
@@ -303,6 +304,8 @@ struct srv {
   struct conn *devmap[DEV_BUCKETS];
   struct conn *backlog;
   struct conn *zombies; /* dropped, freed once no batch in flight can point at them */
+  uint8_t blob_gone[SOTTO_SRV_BLOB_GONE_MAX][SOTTO_SRV_BLOB_ID_LEN]; /* store thread (srv_blob.c) */
+  int blob_gone_n;
   struct conn *to_flush;
   struct op *ops, **ops_tail;
   int n_ops;
@@ -394,6 +397,10 @@ void sotto__srv_blob_answer(struct srv *s, struct op *o, struct sotto__wr *w);
 /* I/O thread, after parse and admit: a PUT to the connection's noted blob
  * done here and answered (1: o consumed), or 0 (the batch's way). */
 int sotto__srv_blob_fast(struct srv *s, struct conn *c, struct op *o);
+/* Files of blobs whose rows the running batch deleted (store thread): forgotten
+ * at each attempt's start, removed after a committed batch was handed back. */
+void sotto__srv_blob_gone_reset(struct srv *s);
+void sotto__srv_blob_gone_flush(struct srv *s, int committed);
 
 /* ---- srv_conn.c ---- */
 int sotto__srv_conn_full(const struct srv *s, const struct conn *c);
