@@ -405,7 +405,7 @@ void sotto__srv_batch_start(struct srv *s) {
       c->bt_full = 0;
     }
     /* pool_n: its earlier requests are still with the read pool (srv_pool.c). */
-    if (c->bt_full || c->pool_n ||
+    if (c->bt_full || c->pool_n || c->blob_wn ||
         (c->bt_n > 0 && (c->bt_n >= BATCH_CONN_OPS || c->bt_bytes + cost > BATCH_CONN_BYTES))) {
       c->bt_full = 1;
       pp = &o->next;
@@ -521,7 +521,7 @@ static void batch_finish(struct srv *s, const struct batch *b) {
 static void free_list(struct conn **list) {
   while (*list) {
     struct conn *c = *list;
-    if (c->pool_n) { /* a read pool worker still has one of its requests: kept in the list */
+    if (c->pool_n || c->blob_wn) { /* a read pool worker or the blob writer still has one of its requests: kept */
       list = &c->znext;
       continue;
     }

@@ -143,6 +143,10 @@ struct conn {
    * connection is freed only at 0. */
   struct op *pq_head, *pq_tail;
   uint32_t pool_n;
+  /* PUTs with the blob writer (srv_blob.c) and not answered yet: its batch
+   * requests wait while blob_wn > 0, and the dropped connection is freed
+   * only at 0. */
+  uint32_t blob_wn;
 };
 
 /* A request parsed once, when its frame arrives: the fields point into
@@ -326,6 +330,7 @@ struct srv {
   int job, done, quit;
   struct srv_kt *kt; /* the key-transparency log (srv_kt.c), or NULL without --kt */
   struct srv_pool *pool; /* the read pool (srv_pool.c), or NULL */
+  struct srv_blobw *blobw; /* the blob writer (srv_blob.c), or NULL: PUTs written on the I/O thread */
   struct srv_link *link; /* link slots (srv_link.c), made at the first LINK_* request */
 };
 
@@ -399,6 +404,10 @@ void sotto__srv_blob_answer(struct srv *s, struct op *o, struct sotto__wr *w);
 int sotto__srv_blob_fast(struct srv *s, struct conn *c, struct op *o);
 /* Files of blobs whose rows the running batch deleted (store thread): forgotten
  * at each attempt's start, removed after a committed batch was handed back. */
+int sotto__srv_blob_writer_open(struct srv *s);
+void sotto__srv_blob_writer_turn(struct srv *s);
+void sotto__srv_blob_writer_drain(struct srv *s);
+void sotto__srv_blob_writer_close(struct srv *s);
 void sotto__srv_blob_gone_reset(struct srv *s);
 void sotto__srv_blob_gone_flush(struct srv *s, int committed);
 
