@@ -59,8 +59,10 @@ struct op *sotto__srv_op_alloc(struct conn *c, const struct sotto_srv_frame *f) 
   } else if (f->len <= OP_POOL_DATA) {
     if ((o = calloc(1, sizeof *o + OP_POOL_DATA)) == NULL) return NULL;
     o->pooled = 1;
-  } else if ((o = calloc(1, sizeof *o + f->len)) == NULL) {
+  } else if ((o = malloc(sizeof *o + f->len)) == NULL) {
     return NULL;
+  } else {
+    memset(o, 0, sizeof *o); /* the payload is copied over below (a PUT's 192 KiB were zeroed first) */
   }
   o->c = c;
   o->t_in_us = sotto__srv_mono_us();
@@ -98,7 +100,9 @@ void sotto__srv_op_discard(struct op *o) {
   free(o->kt_out);
   sodium_memzero(o->secret, sizeof o->secret);
   sodium_memzero(&o->dev, sizeof o->dev);
-  sodium_memzero(o->data, o->len);
+  /* A blob's bytes are ciphertext: only their request's head (the blob id,
+   * a capability) is wiped, not 192 KiB per PUT. */
+  sodium_memzero(o->data, o->type == SOTTO_SRV_BLOB_PUT && o->len > 64 ? 64 : o->len);
   if (o->pooled && op_pool_n < OP_POOL_MAX) {
     o->next = op_pool;
     op_pool = o;
