@@ -14,19 +14,19 @@
  * Requests run like every other: parsed on the I/O thread, executed on the
  * store thread inside the batch's transaction (the file I/O of one chunk
  * too: at most SOTTO_SRV_BLOB_MAX_CHUNK bytes), answered after the commit;
- * except the bulk of an upload: once a request through the batch (CREATE,
+ * except the bulk of a transfer: once a request through the batch (CREATE,
  * STAT, PUT) told the connection what the store holds of a blob (ours and
  * not committed; its size and expiry: conn.blob), that connection's next
- * PUTs of that blob run on the I/O thread, file I/O and answer there, while
- * nothing else of the connection waits in a batch (answers stay in request
- * order) and the blob has not expired; PUTs go the batch's way while the
- * disk is full. The rules are the batch's: appends only, at most the
+ * PUTs of that blob go to the blob thread (below; its GETs too once the
+ * batch found it committed), while nothing else of the connection waits in
+ * a batch (answers stay in request order) and the blob has not expired;
+ * PUTs go the batch's way while the disk is full. The rules are the batch's: appends only, at most the
  * declared size, and a PUT's OK says the bytes are written (O_DIRECT where
  * the filesystem takes it, else the page cache; blob_write), COMMIT (always
  * through the batch) that they are durable
- * (fdatasync) and the blob readable. GETs stay in the batch: the same path
- * for them was measured slower on the 2-core machine (reads on the store
- * thread ran beside the I/O thread's TLS; docs/benchmarks.md).
+ * (fdatasync) and the blob readable. (GETs on the I/O thread itself were
+ * measured slower than the batch's: reads in series with TLS; on the blob
+ * thread they run beside it, docs/benchmarks.md.)
  * A blob goes when every recipient device declared at BLOB_CREATE (or
  * since, by the uploader's BLOB_FETCHES) said BLOB_DONE, each device
  * (account, device id of its connection) counted once, or at its expiry
@@ -70,8 +70,8 @@ static void blob_path(const struct srv *s, const uint8_t *id, char *out, size_t 
  * page cache (the kernel keeps the two coherent); a filesystem that refuses
  * O_DIRECT (tmpfs: EINVAL) gets buffered writes. Durability is unchanged:
  * a PUT's OK says the bytes are written, COMMIT's fdatasync that they are
- * durable. GETs read through the page cache (readahead): reading with
- * O_DIRECT was measured slower. */
+ * durable. GETs on the blob thread read with O_DIRECT too (get_bytes); in
+ * the batch, through the page cache (there O_DIRECT was measured slower). */
 #define BLOB_ALIGN 4096u
 
 static int set_direct(int fd, int on) {
@@ -538,17 +538,19 @@ void sotto__srv_blob_answer(struct srv *s, struct op *o, struct sotto__wr *w) {
   }
 }
 
-/* The blob writer: one thread that writes the PUTs the I/O thread took on
- * its fast path, so that the I/O thread decrypts the next PUTs' TLS records
- * while the device writes this one (an O_DIRECT write returns when the
- * device has the bytes: 100-300 us per 192 KiB on the measured VM, which the
- * I/O thread used to wait for, 0.3-0.4 s per 256 MiB upload). One thread and
- * one queue (FIFO): a connection's PUTs are written and answered in order;
- * its other requests wait in the batch queue while blob_wn > 0 (as with the
- * read pool, srv_pool.c), so a COMMIT sees every PUT before it written. The
- * writer touches only the op (its copy of the payload, the blob's size taken
- * at hand-over) and the blob's file, never the connection; the I/O thread
- * answers, woken through the store thread's eventfd. */
+/* The blob thread ("writer" in names): one thread that writes the PUTs and
+ * reads the GETs the I/O thread took on its fast path (sotto__srv_blob_fast),
+ * so that the I/O thread handles the next requests' TLS records while the
+ * device writes or reads this one (an O_DIRECT write returns when the device
+ * has the bytes: about 100-300 us per 192 KiB on the measured VM, 0.3-0.4 s
+ * per 256 MiB upload that the I/O thread used to wait for; a GET cost a
+ * commit batch of its own). One thread and one queue (FIFO): a connection's
+ * requests are handled and answered in order; its other requests wait in
+ * the batch queue while blob_wn > 0 (as with the read pool, srv_pool.c), so
+ * a COMMIT sees every PUT before it written. The thread touches only the op
+ * (its copy of the payload, the blob's size taken at hand-over) and the
+ * blob's file, never the connection; the I/O thread answers, woken through
+ * the store thread's eventfd. */
 struct srv_blobw {
   pthread_t th;
   pthread_mutex_t mu; /* guards the lists and quit */
@@ -612,7 +614,7 @@ int sotto__srv_blob_writer_open(struct srv *s) {
   return 0;
 }
 
-/* I/O thread: the written PUTs answered, in order. */
+/* I/O thread: the PUTs written and GETs read, answered in order. */
 void sotto__srv_blob_writer_turn(struct srv *s) {
   struct srv_blobw *w = s->blobw;
   struct op *list, *o, *next;
@@ -643,7 +645,7 @@ void sotto__srv_blob_writer_turn(struct srv *s) {
   if (list) sotto__srv_flush_queued(s);
 }
 
-/* At shutdown: every PUT handed over written and answered (each a bounded write). */
+/* At shutdown: every request handed over done and answered (each a bounded write or read). */
 void sotto__srv_blob_writer_drain(struct srv *s) {
   while (s->blobw && s->blobw->outstanding) {
     sotto__srv_blob_writer_turn(s);
