@@ -372,10 +372,12 @@ static int exec_commit(struct srv *s, struct op *o) {
   return s->store.ops->blob_commit(s->store.impl, o->req.blob.id);
 }
 
-/* [off, off + want) of fd with O_DIRECT into a block-aligned buffer, moved
- * to its start: the buffer, with *got bytes of the range (short at the
- * file's end), or NULL with errno (EINVAL: the filesystem refused). */
-static uint8_t *read_direct(int fd, uint64_t off, size_t want, size_t *got) {
+/* [off, off + want) of fd with O_DIRECT into a block-aligned buffer: the
+ * buffer, the range at *skip in it (off's distance from its block start,
+ * not moved: a memmove of each 192 KiB answer cost more than the read),
+ * with *got bytes of it (short at the file's end), or NULL with errno
+ * (EINVAL: the filesystem refused). */
+static uint8_t *read_direct(int fd, uint64_t off, size_t want, size_t *got, size_t *skip) {
   uint64_t a = off / BLOB_ALIGN * BLOB_ALIGN, e = (off + want + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN;
   size_t len = (size_t)(e - a), done = 0;
   uint8_t *buf = NULL;
@@ -396,9 +398,9 @@ static uint8_t *read_direct(int fd, uint64_t off, size_t want, size_t *got) {
     done += (size_t)n;
     if (done % BLOB_ALIGN) break; /* the file's end */
   }
-  done = done > off - a ? done - (size_t)(off - a) : 0;
+  *skip = (size_t)(off - a);
+  done = done > *skip ? done - *skip : 0;
   *got = done < want ? done : want;
-  memmove(buf, buf + (off - a), *got);
   return buf;
 }
 
@@ -421,7 +423,8 @@ static int get_bytes(struct srv *s, struct op *o, int64_t size, int direct) {
                                                : m->max;
   blob_path(s, m->id, path, sizeof path);
   if (direct && want > 0 && (fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC)) >= 0) {
-    uint8_t *buf = read_direct(fd, m->offset, want, &done);
+    size_t skip = 0;
+    uint8_t *buf = read_direct(fd, m->offset, want, &done, &skip);
     close(fd);
     if (buf) {
       if (done < want) {
@@ -430,6 +433,7 @@ static int get_bytes(struct srv *s, struct op *o, int64_t size, int direct) {
         return 0;
       }
       o->kt_out = buf;
+      o->kt_skip = (uint32_t)skip; /* < BLOB_ALIGN */
       o->kt_len = done;
       return 0;
     }
@@ -635,7 +639,7 @@ void sotto__srv_blob_writer_turn(struct srv *s) {
         c->blob.state = 0; /* the next one asks the store again */
         sotto__srv_send_err(s, c, o->req_id, o->code);
       } else {
-        sotto__srv_send_simple(c, SOTTO_SRV_OK, o->req_id, o->kt_out, o->kt_len);
+        sotto__srv_send_simple(c, SOTTO_SRV_OK, o->req_id, o->kt_out ? o->kt_out + o->kt_skip : NULL, o->kt_len);
       }
       sotto__srv_flush_later(s, c);
     }

@@ -218,6 +218,7 @@ struct op {
   size_t n_multi;
   uint8_t blob_state; /* BLOB_*: what exec learnt of the blob, for conn.blob (srv_blob.c) */
   int64_t blob_size, blob_expires;
+  uint32_t kt_skip; /* blob thread's GET: the answer is kt_out + kt_skip (an O_DIRECT read's block start before it) */
   uint8_t *kt_out; /* KT_*: the OK payload, made on the store thread (srv_kt.c); SEND_MULTI: the ERR(30) list */
   uint8_t kt_pre;  /* REGISTER: kt_pre_entry/opening hold version 0 of the name (made ahead of the batch) */
   uint8_t kt_pre_entry[64], kt_pre_opening[16];
