@@ -78,8 +78,8 @@ struct srv_kt {
   struct kt_async *aq;    /* the idle-priority VRF helpers and the job in flight */
   struct kt_job *proposed; /* snapshot taken in this batch: handed to the helpers after its commit */
   int taken;               /* this batch applied the job in flight (it goes when the batch ends) */
-  int64_t next_snap_ms;   /* mono: no kt-only batch for a snapshot before */
-  int64_t retry_ms;       /* mono: a batch failed (the store is down?): no kt-only batch before */
+  int64_t next_snap_ms;   /* mono: no kt-only batch for a snapshot before (atomic: read by the I/O thread) */
+  int64_t retry_ms;       /* mono: a batch failed (the store is down?): no kt-only batch before (atomic) */
   int64_t since_ms;       /* mono: when a name was marked while none was (atomic; 0: none marked) */
   int64_t busy_ms;        /* mono: the last busy batch (store thread) */
   struct srv *srv;
@@ -987,7 +987,7 @@ static int async_snapshot(struct srv *s, struct srv_kt *kt) {
   for (i = 0; rc == 0 && i < j->n_names; i++) rc = name_wants(s, j, &j->names[i]);
   if (rc != 0 || j->n_names == 0) {
     job_free(j);
-    if (rc == 0) kt->next_snap_ms = sotto__srv_mono_ms() + KT_SNAP_IDLE_MS;
+    if (rc == 0) __atomic_store_n(&kt->next_snap_ms, sotto__srv_mono_ms() + KT_SNAP_IDLE_MS, __ATOMIC_RELEASE);
     return rc;
   }
   items_fix(j->items, j->n_items);
@@ -1117,7 +1117,9 @@ int sotto__srv_kt_want(struct srv *s) {
   struct srv_kt *kt = s->kt;
   struct kt_async *a;
   int want = 0;
-  if (!kt || !kt->async || !(a = kt->aq) || s->stopping || sotto__srv_mono_ms() < kt->retry_ms) return 0;
+  if (!kt || !kt->async || !(a = kt->aq) || s->stopping ||
+      sotto__srv_mono_ms() < __atomic_load_n(&kt->retry_ms, __ATOMIC_ACQUIRE))
+    return 0;
   /* Never wait here (the I/O thread): a helper's wake-up or the next tick
    * asks again. */
   if (pthread_mutex_trylock(&a->mu) != 0) return 0;
@@ -1125,7 +1127,8 @@ int sotto__srv_kt_want(struct srv *s) {
     want = __atomic_load_n(&a->job->finished, __ATOMIC_ACQUIRE) == a->job->n_items ||
            sotto__srv_mono_ms() - a->job->t0_ms >= KT_JOB_DEADLINE_MS;
   else
-    want = __atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) > 0 && sotto__srv_mono_ms() >= kt->next_snap_ms &&
+    want = __atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) > 0 &&
+           sotto__srv_mono_ms() >= __atomic_load_n(&kt->next_snap_ms, __ATOMIC_ACQUIRE) &&
            async_due(s, kt);
   pthread_mutex_unlock(&a->mu);
   return want;
@@ -1423,7 +1426,7 @@ snap:
     pthread_mutex_unlock(&kt->aq->mu);
     if (!busy && async_due(s, kt) &&
         (__atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) > 0 ||
-         (kt->shared && sotto__srv_mono_ms() >= kt->next_snap_ms)))
+         (kt->shared && sotto__srv_mono_ms() >= __atomic_load_n(&kt->next_snap_ms, __ATOMIC_ACQUIRE))))
       rc = async_snapshot(s, kt);
   }
 out:
@@ -1441,7 +1444,8 @@ void sotto__srv_kt_batch_done(struct srv *s, int rc) {
     struct kt_async *a = kt->aq;
     struct kt_job *gone = NULL;
     int64_t d = rc == 0 ? -kt->b_removed : -kt->b_added; /* a failed batch wrote no mark and deleted none */
-    if (rc != 0) kt->retry_ms = sotto__srv_mono_ms() + KT_SNAP_IDLE_MS; /* no kt-only batch loop on a failing store */
+    if (rc != 0) /* no kt-only batch loop on a failing store */
+      __atomic_store_n(&kt->retry_ms, sotto__srv_mono_ms() + KT_SNAP_IDLE_MS, __ATOMIC_RELEASE);
     int64_t left = __atomic_add_fetch(&kt->pending_n, d, __ATOMIC_ACQ_REL);
     if (left < 0) __atomic_store_n(&kt->pending_n, 0, __ATOMIC_RELEASE);
     if (left > 0 && rc == 0 && kt->b_removed) /* the rest waits from now */
