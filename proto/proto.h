@@ -139,7 +139,8 @@ enum {
   X(SOTTO_SRV_E_KT_WITNESS, 40, "not a witness of this server's key-transparency log")      \
   X(SOTTO_SRV_E_KT_STALE, 41, "not the key-transparency log's current head")                \
   X(SOTTO_SRV_E_KT_COSIG, 42, "the witness cosignature does not verify")                              \
-  X(SOTTO_SRV_E_BLOB_NOT_OWNER, 43, "only the uploader of an attachment may set its fetches")
+  X(SOTTO_SRV_E_BLOB_NOT_OWNER, 43, "only the uploader of an attachment may set its fetches") \
+  X(SOTTO_SRV_E_KT_PENDING, 44, "this account is not in the key-transparency log yet, retry shortly")
 
 enum {
 #define SOTTO_SRV_X_ENUM(name, value, msg) name = value,

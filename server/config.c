@@ -102,6 +102,14 @@ static const struct opt opts[] = {
     {"kt-threads", T_INT, O(kt_threads), 0, 3,
      "helper threads that compute the key-transparency log's VRF outputs (--kt 1): a REGISTER's as soon as it "
      "is admitted, the rest of a batch's beside the store thread; 0: a REGISTER's on the I/O thread (1)"},
+    {"kt-pending-max", T_INT, O(kt_pending_max), 0, 10000000,
+     "--kt 1: a REGISTER is answered once its account and a durable 'to be logged' mark commit; the log takes "
+     "such names into an entry within a second or two under load (VRF on idle-priority helpers); nothing of a name is "
+     "served before. At most this many names wait; beyond, REGISTER is refused with ERR 9 (retry later); "
+     "0: every REGISTER is logged in its own batch, as before (100000)"},
+    {"kt-log-delay-ms", T_I64, O(kt_log_delay_ms), 0, 3600000,
+     "with kt-pending-max: new names wait this long before the log takes them (fewer, larger entries; "
+     "their accounts are not reachable meanwhile) (0: at once)"},
     {"kt-witness", T_STR, O(kt_witness), 0, 0,
      "NAME:PUBKEY: a witness of the key-transparency log (PUBKEY: the 64 hex digits `sotto-witness` prints); "
      "its cosignatures are accepted and served; repeat for each, at most 16 (none)"},
@@ -184,6 +192,7 @@ void sotto_srv_config_defaults(struct sotto_srv_config *c) {
   c->max_devices = 6;
   c->log_level = 1;
   c->pg_pool = 2;
+  c->kt_pending_max = 100000;
   c->kt_threads = 1; /* REGISTERs' VRFs off the I/O thread, ahead of their batch (docs/benchmarks.md, kt3) */
 }
 

@@ -47,6 +47,8 @@ struct sotto_srv_config {
   double blob_rate, blob_burst; /* per account: blob requests per second, bucket */
   int64_t max_sender_bytes;     /* ciphertext bytes from one account waiting in all queues */
   int kt;                       /* keep the key-transparency log (srv_kt.c) */
+  int kt_pending_max;           /* --kt: new names logged asynchronously, at most this many waiting (0: synchronously) */
+  int64_t kt_log_delay_ms;      /* async logging: a name waits at least this long before a job takes it */
   int kt_threads;               /* VRF helper threads of the log (0: none); -1: online cores - 1, at most 3 */
   char kt_witness[1600];        /* NAME:HEX;NAME:HEX...: the log's witnesses (--kt-witness, repeatable) */
   int64_t disk_reserve;         /* bytes of DATA/sotto.reserve, given back when the disk is full */

@@ -299,7 +299,7 @@ static void batch_exec(struct srv *s, struct batch *b) {
   b->retries = 0;
   b->serial_planned = b->serial_reruns = 0;
   b->commit_us = b->lock_us = -1;
-  if (!b->ops && !b->expire) {
+  if (!b->ops && !b->expire && !b->kt) {
     /* Only a WAL scrub was due. */
     s->store.ops->wal_truncate(s->store.impl);
     if (s->space_low) sotto__srv_reserve_make(s);
@@ -388,7 +388,8 @@ void sotto__srv_batch_start(struct srv *s) {
   struct op **pp, *o, *take = NULL, **tt = &take;
   int64_t oldest = 0;
   int n = 0, scrub = s->scrub_pending && sotto__srv_mono_ms() >= s->scrub_at_ms;
-  if (s->b_active || (!s->ops && !s->expire_due && !scrub)) return;
+  int kt = s->kt && sotto__srv_kt_want(s);
+  if (s->b_active || (!s->ops && !s->expire_due && !scrub && !kt)) return;
   /* Queued ops can point at a dropped connection only while it waits in
    * s->zombies (it is freed only after a prune). */
   if (s->zombies) sotto__srv_prune_ops(s);
@@ -432,6 +433,8 @@ void sotto__srv_batch_start(struct srv *s) {
   s->b.deleted = 0;
   s->b.notices = s->b.notice_max_id = 0;
   s->b.scrub = scrub;
+  s->b.kt = kt;
+  s->b.left = s->n_ops - n; /* n_ops still counts this batch's ops here */
   s->b.oldest_us = oldest;
   s->b.t_done_us = 0;
   if (scrub) s->scrub_pending = 0;

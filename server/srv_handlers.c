@@ -266,6 +266,8 @@ static int exec_register(struct srv *s, struct op *o) {
     o->code = SOTTO_SRV_E_QUARANTINED;
     return 0;
   }
+  /* --kt with kt-pending-max: refused when that many names wait for the log */
+  if ((rc = sotto__srv_kt_register(s, user, canon, 0, &o->code)) != 0 || o->code) return rc;
   rc = ops->account_create(st, user, canon, m->identity.p, m->identity.len, sotto__srv_today(), &acc);
   if (rc == SOTTO_ERR_DUPLICATE) {
     o->code = SOTTO_SRV_E_TAKEN;
@@ -277,7 +279,7 @@ static int exec_register(struct srv *s, struct op *o) {
   rc = ops->device_add(st, acc, h, sotto__srv_today(), (uint32_t)s->cfg->max_devices, &o->dev);
   if (rc) return rc < 0 && rc != SOTTO_ERR_TOO_LARGE ? rc : SOTTO_ERR_STORE;
   o->device_id = o->dev.device_id;
-  return 0;
+  return sotto__srv_kt_register(s, user, canon, 1, &o->code); /* the mark: logged after the commit */
 }
 
 static int exec_add_device(struct srv *s, struct op *o) {
@@ -363,6 +365,10 @@ static int exec_bundle(struct srv *s, struct op *o) {
   struct sotto_store_device d;
   int rc;
   cstr(user, &o->req.target.username);
+  if ((rc = sotto__srv_kt_pending(s, &s->store, user)) != 0) { /* not in the log yet (srv_kt.c) */
+    if (rc == 1) o->code = SOTTO_SRV_E_KT_PENDING;
+    return rc == 1 ? 0 : rc;
+  }
   if ((rc = ops->device_lookup(st, user, o->req.target.device_id, &d)) < 0) return rc;
   if (rc == 1) {
     o->code = SOTTO_SRV_E_NOT_FOUND;
@@ -460,6 +466,10 @@ static int exec_send(struct srv *s, struct op *o) {
   struct sotto_store_env e;
   int rc;
   cstr(user, &m->username);
+  if ((rc = sotto__srv_kt_pending(s, &s->store, user)) != 0) { /* not in the log yet (srv_kt.c) */
+    if (rc == 1) o->code = SOTTO_SRV_E_KT_PENDING;
+    return rc == 1 ? 0 : rc;
+  }
   if ((rc = ops->device_route(st, user, m->device_id, &d)) < 0) return rc;
   if (rc == 1) {
     o->code = SOTTO_SRV_E_NOT_FOUND;
@@ -546,6 +556,10 @@ static int exec_send_multi(struct srv *s, struct op *o) {
   o->msg_id = 0; /* a retried batch runs exec again */
   o->n_multi = 0;
   cstr(user, &m->username);
+  if ((rc = sotto__srv_kt_pending(s, &s->store, user)) != 0) { /* not in the log yet (srv_kt.c) */
+    if (rc == 1) o->code = SOTTO_SRV_E_KT_PENDING;
+    return rc == 1 ? 0 : rc;
+  }
   if ((rc = ops->devlist_ids(st, user, want, SOTTO_SRV_MAX_DEVICES, &n_want)) < 0) return rc;
   if (rc == 1 && (rc = ops->devices_list(st, user, want, NULL, SOTTO_SRV_MAX_DEVICES, &n_want)) != 0) return rc;
   if (n_want == 0) {
@@ -800,6 +814,10 @@ static int exec_devlist_get(struct srv *s, struct op *o) {
   size_t len = 0;
   int rc;
   cstr(user, &o->req.target.username);
+  if ((rc = sotto__srv_kt_pending(s, &s->store, user)) != 0) { /* not in the log yet (srv_kt.c) */
+    if (rc == 1) o->code = SOTTO_SRV_E_KT_PENDING;
+    return rc == 1 ? 0 : rc;
+  }
   if ((o->kt_out = malloc(SOTTO_SRV_MAX_DEVLIST + 2)) == NULL) return SOTTO_ERR_NOMEM;
   rc = s->store.ops->devlist_get(s->store.impl, user, &ver, o->kt_out + 2, SOTTO_SRV_MAX_DEVLIST, &len);
   if (rc < 0) return rc;

@@ -276,6 +276,8 @@ struct batch {
   int n, expire, rc;
   int64_t notices, notice_max_id; /* notices the expiry run queued, and the highest id among them */
   int scrub;      /* I/O -> store: truncate the WAL after this batch (a scrub is due) */
+  int kt;         /* I/O -> store: the log wants this batch (srv_kt.c: a job to apply or a snapshot) */
+  int left;       /* I/O -> store: ops still queued when this batch was taken (the server is busy) */
   int scrub_need; /* store -> I/O: this batch deleted envelopes and did not truncate */
   int64_t deleted;
   int64_t t_start_us, t_done_us, commit_us, lock_us; /* stage timings (store thread -> I/O thread) */
@@ -376,6 +378,17 @@ void sotto__srv_link_close(struct srv *s);
 int sotto__srv_kt_batch(struct srv *s, struct batch *b);
 /* Store thread, after the batch's commit (rc 0) or rollback. */
 void sotto__srv_kt_batch_done(struct srv *s, int rc);
+/* kt-pending-max > 0 (srv_kt.c, "asynchronous logging"): 1 if user's
+ * account is not in the log yet (nothing of it may be served: ERR 44), 0,
+ * or a store error; st: the calling thread's store. */
+int sotto__srv_kt_pending(struct srv *s, struct sotto_store *st, const char *user);
+/* REGISTER: mark 0 before writing (sets *code to ERR 9 when kt-pending-max
+ * names wait), mark 1 after the account: the name's mark. */
+int sotto__srv_kt_register(struct srv *s, const char *user, const char *canon, int mark, int *code);
+/* Names marked and not logged yet (this node's count), -1 without async logging. */
+int64_t sotto__srv_kt_pending_count(struct srv *s);
+/* I/O thread: 1 if the log wants a batch (a job to apply or a snapshot). */
+int sotto__srv_kt_want(struct srv *s);
 /* exec of the KT requests (store thread): fill o->kt_out or o->code. */
 int sotto__srv_kt_exec(struct srv *s, struct op *o);
 /* I/O thread, an admitted REGISTER: the VRF output and commitment of

@@ -71,6 +71,18 @@ struct srv_kt {
   int locked;      /* shared: this batch holds the append lock */
   struct kt_pool *pool; /* VRF helpers (NULL: the store thread alone) */
   struct sotto_kt_dir *prep; /* the same keys, no log: the I/O thread's VRF (sotto__srv_kt_precompute) */
+  /* kt-pending-max > 0: new names are logged asynchronously (below) */
+  int async;
+  int64_t pending_n;      /* marks of this node not yet logged (atomic: read by other threads) */
+  int64_t b_added, b_removed; /* by the batch in progress */
+  struct kt_async *aq;    /* the idle-priority VRF helpers and the job in flight */
+  struct kt_job *proposed; /* snapshot taken in this batch: handed to the helpers after its commit */
+  int taken;               /* this batch applied the job in flight (it goes when the batch ends) */
+  int64_t next_snap_ms;   /* mono: no kt-only batch for a snapshot before (atomic: read by the I/O thread) */
+  int64_t retry_ms;       /* mono: a batch failed (the store is down?): no kt-only batch before (atomic) */
+  int64_t since_ms;       /* mono: when a name was marked while none was (atomic; 0: none marked) */
+  int64_t busy_ms;        /* mono: the last busy batch (store thread) */
+  struct srv *srv;
 };
 
 /* DATA/kt.key: sig_seed(32) || vrf_sk(32); made with O_EXCL on first start. */
@@ -438,6 +450,8 @@ struct kt_item {
   char label[SOTTO_SRV_KT_LIST_LABEL_MAX + 1];
   const uint8_t *value;
   size_t value_len;
+  uint8_t own[SOTTO_STORE_MAX_IDENTITY]; /* an asynchronous item's value */
+  int vsrc; /* value is own (1) or list_value (2): set again by items_fix after the array moved */
   uint8_t list_value[SOTTO_SRV_KT_LIST_VALUE_LEN];
   uint32_t version;
   uint8_t entry[SOTTO_KT_ENTRY_LEN];
@@ -665,6 +679,17 @@ static int items_room(struct kt_item **items, size_t *cap, size_t n) {
   return 0;
 }
 
+/* Points each item's value at its own buffer (items_room may have moved
+ * the array since it was set). */
+static void items_fix(struct kt_item *items, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (items[i].vsrc == 1)
+      items[i].value = items[i].own;
+    else if (items[i].vsrc == 2)
+      items[i].value = items[i].list_value;
+}
+
 /* The next version of label: one more than an earlier item of this batch
  * for the same label, else than the stored newest, else 0. */
 static int next_version(struct srv *s, struct kt_item *items, size_t n, const char *label, uint32_t *version) {
@@ -687,6 +712,453 @@ static int next_version(struct srv *s, struct kt_item *items, size_t n, const ch
   if (*version >= SOTTO_KT_MAX_VERSION) return SOTTO_ERR_TOO_LARGE;
   (*version)++;
   return 0;
+}
+
+/* ---- asynchronous logging of new names (kt-pending-max > 0) ------------------------------
+ *
+ * A REGISTER writes its account and a mark, the kt_values row "!CANON"
+ * (value: the username; no label holds a '!'), in its own savepoint: it is
+ * answered after that commit, without any VRF. Nothing of a marked name is
+ * served (sotto__srv_kt_pending: ERR 44). The log takes marked names in
+ * jobs of at most KT_JOB_NAMES:
+ *  1. a batch (store thread, in its transaction) reads the marks and what
+ *     each name's labels should log (the account key, the current signed
+ *     device list), unless the log holds that already: the snapshot;
+ *  2. after its commit, idle-priority helper threads (SCHED_IDLE) compute
+ *     the VRF outputs and commitments, while the store thread runs
+ *     batches; when they are done they wake the I/O thread, which starts a
+ *     batch (an empty one if nothing else waits);
+ *  3. that batch, before its own ops' entries, checks every name again (the
+ *     mark is still there, its labels' versions and values are still what
+ *     the snapshot saw; else the name waits for the next job), stages the
+ *     prepared entries, writes values and deletes the marks: one entry with
+ *     the batch's own, in its transaction (all or nothing).
+ * If the helpers had no CPU for KT_JOB_DEADLINE_MS, the store thread
+ * finishes the job itself. After a crash the marks are still in the store:
+ * the first batches log them. In a cluster the marks are in the shared
+ * database: every node checks them before serving, any node may log them
+ * (under the append lock, as every entry). */
+#define KT_MARK_LO "!"
+#define KT_MARK_HI "\""
+#define KT_MARK_MAX (1 + SOTTO_SRV_USER_MAX)
+#define KT_JOB_NAMES 4096
+#define KT_JOB_DEADLINE_MS 1000
+/* A batch of more than KT_QUIET_OPS requests, or one taken while more
+ * requests waited, means the server is busy: the log's store-thread work
+ * (snapshot, apply) waits until no batch was busy for KT_QUIET_MS, unless
+ * the oldest marked name waited KT_BUSY_MAX_MS already. So a burst of
+ * registrations is answered at the unlogged rate and logged right after;
+ * under a longer flood the log takes its share within ~1 s. */
+#define KT_QUIET_OPS 64
+#define KT_QUIET_MS 20
+#define KT_BUSY_MAX_MS 1000
+#define KT_SNAP_IDLE_MS 1000 /* a snapshot that found nothing: the next kt-only batch not before */
+#define KT_ASYNC_MAX 4
+
+struct kt_job_name {
+  char user[SOTTO_SRV_USER_MAX + 1];
+  char canon[SOTTO_SRV_USER_MAX + 1];
+  size_t first, n; /* its items */
+};
+
+struct kt_job {
+  struct kt_item *items;
+  size_t n_items, cap_items;
+  struct kt_job_name *names;
+  size_t n_names;
+  /* Lock-free for the helpers (a helper at idle priority may be preempted
+   * at any point: it must never hold a lock the request path waits for) */
+  size_t next, finished; /* atomic: items handed out / done */
+  int refs;              /* atomic: the store thread's (while it is kt_async.job) + one per helper in it */
+  int64_t t0_ms;         /* mono: handed to the helpers */
+  const struct sotto_kt_dir *keys;
+};
+
+struct kt_async {
+  pthread_mutex_t mu;
+  pthread_cond_t go, done;
+  pthread_t th[KT_ASYNC_MAX];
+  size_t n_th;
+  int stop;
+  struct kt_job *job; /* in flight, or NULL */
+  const int *efd;     /* the I/O thread's wake-up (made after the log opens) */
+  uint64_t logged;    /* names logged (for the log line at close) */
+};
+
+static void mark_label(char out[KT_MARK_MAX + 1], const char *canon) {
+  snprintf(out, KT_MARK_MAX + 1, "%s%s", KT_MARK_LO, canon);
+}
+
+static void job_free(struct kt_job *j) {
+  if (!j) return;
+  if (j->items) {
+    sodium_memzero(j->items, j->cap_items * sizeof *j->items);
+    free(j->items);
+  }
+  free(j->names);
+  free(j);
+}
+
+static void job_unref(struct kt_job *j) {
+  if (j && __atomic_sub_fetch(&j->refs, 1, __ATOMIC_ACQ_REL) == 0) job_free(j);
+}
+
+/* Items of job j (the caller holds a reference): take and compute until
+ * none is left (helpers and, past the deadline, the store thread). The
+ * last one done wakes the store thread (if it waits) and the I/O thread. */
+static void job_work(struct kt_async *a, struct kt_job *j) {
+  size_t n = j->n_items, i = __atomic_fetch_add(&j->next, 1, __ATOMIC_ACQ_REL);
+  while (i < n) {
+    struct kt_item *it = &j->items[i];
+    size_t i2;
+    it->rc = sotto_kt_dir_prepare(it->entry, it->opening, j->keys, (const uint8_t *)it->label, strlen(it->label),
+                                  it->version, it->value, it->value_len);
+    i2 = __atomic_fetch_add(&j->next, 1, __ATOMIC_ACQ_REL);
+    if (__atomic_add_fetch(&j->finished, 1, __ATOMIC_ACQ_REL) == n) {
+      uint64_t one = 1;
+      pthread_mutex_lock(&a->mu);
+      pthread_cond_broadcast(&a->done);
+      pthread_mutex_unlock(&a->mu);
+      if (*a->efd >= 0 && write(*a->efd, &one, sizeof one) != (ssize_t)sizeof one) {
+        /* the I/O thread also looks at the job after every wake-up */
+      }
+    }
+    i = i2;
+  }
+}
+
+static void *async_thread(void *arg) {
+  struct kt_async *a = arg;
+  struct sched_param sp;
+  memset(&sp, 0, sizeof sp);
+  /* Only CPU the request path leaves: the store and I/O threads go first.
+   * (A job they starve for KT_JOB_DEADLINE_MS is finished by the store
+   * thread.) */
+  (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+  pthread_mutex_lock(&a->mu);
+  for (;;) {
+    struct kt_job *j;
+    while (!a->stop && (!a->job || __atomic_load_n(&a->job->next, __ATOMIC_ACQUIRE) >= a->job->n_items))
+      pthread_cond_wait(&a->go, &a->mu);
+    if (a->stop) break;
+    j = a->job;
+    __atomic_add_fetch(&j->refs, 1, __ATOMIC_ACQ_REL); /* alive while this helper is in it */
+    pthread_mutex_unlock(&a->mu);
+    job_work(a, j);
+    job_unref(j);
+    pthread_mutex_lock(&a->mu);
+  }
+  pthread_mutex_unlock(&a->mu);
+  return NULL;
+}
+
+static struct kt_async *async_new(const int *efd) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  size_t want = cores < 1 ? 1 : cores > KT_ASYNC_MAX ? KT_ASYNC_MAX : (size_t)cores, i;
+  sigset_t all, old;
+  struct kt_async *a;
+  if ((a = calloc(1, sizeof *a)) == NULL) return NULL;
+  pthread_mutex_init(&a->mu, NULL);
+  pthread_cond_init(&a->go, NULL);
+  pthread_cond_init(&a->done, NULL);
+  a->efd = efd;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  for (i = 0; i < want; i++) {
+    if (pthread_create(&a->th[i], NULL, async_thread, a) != 0) break;
+    a->n_th++;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return a; /* no helper: the store thread computes each job at its deadline */
+}
+
+static void async_free(struct kt_async *a) {
+  size_t i;
+  if (!a) return;
+  pthread_mutex_lock(&a->mu);
+  a->stop = 1;
+  pthread_cond_broadcast(&a->go);
+  pthread_mutex_unlock(&a->mu);
+  for (i = 0; i < a->n_th; i++) pthread_join(a->th[i], NULL);
+  job_unref(a->job);
+  pthread_mutex_destroy(&a->mu);
+  pthread_cond_destroy(&a->go);
+  pthread_cond_destroy(&a->done);
+  free(a);
+}
+
+/* What name nm should log now, appended to job j's items: the account key
+ * under the canonical name and the current signed list under its label,
+ * each unless the log's newest version holds it already; nothing when the
+ * account is gone. */
+static int name_wants(struct srv *s, struct kt_job *j, struct kt_job_name *nm) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  struct sotto_store_account acc;
+  uint8_t old[SOTTO_STORE_KT_MAX_VALUE], opening[SOTTO_KT_OPENING_LEN], lv[SOTTO_SRV_KT_LIST_VALUE_LEN], *list;
+  char label[SOTTO_SRV_KT_LIST_LABEL_MAX + 1];
+  uint32_t version = 0, ver;
+  size_t old_len = 0, ll = 0;
+  struct kt_item *it;
+  int rc;
+  nm->first = j->n_items;
+  nm->n = 0;
+  if ((rc = ops->account_get(s->store.impl, nm->user, &acc)) != 0) return rc < 0 ? rc : 0;
+  if (acc.identity_len > SOTTO_KT_MAX_VALUE_LEN) return 0;
+  rc = ops->kt_value_get(s->store.impl, nm->canon, &version, old, &old_len, opening);
+  sodium_memzero(opening, sizeof opening);
+  if (rc < 0) return rc;
+  if (rc == 1 || old_len != acc.identity_len || memcmp(old, acc.identity, old_len) != 0) {
+    int absent = rc == 1;
+    if (!absent && version >= SOTTO_KT_MAX_VERSION) return SOTTO_ERR_TOO_LARGE;
+    if ((rc = items_room(&j->items, &j->cap_items, j->n_items)) != 0) return rc;
+    rc = absent;
+    it = &j->items[j->n_items++];
+    memset(it, 0, sizeof *it);
+    snprintf(it->label, sizeof it->label, "%s", nm->canon);
+    it->version = rc == 1 ? 0 : version + 1;
+    memcpy(it->own, acc.identity, acc.identity_len);
+    it->vsrc = 1;
+    it->value = it->own;
+    it->value_len = acc.identity_len;
+    nm->n++;
+  }
+  if (!ops->devlist_get) return 0;
+  if ((list = malloc(SOTTO_STORE_MAX_DEVLIST)) == NULL) return SOTTO_ERR_NOMEM;
+  rc = ops->devlist_get(s->store.impl, nm->user, &ver, list, SOTTO_STORE_MAX_DEVLIST, &ll);
+  if (rc == 0) sotto__srv_kt_list_value(lv, ver, list, ll);
+  free(list);
+  if (rc != 0) return rc < 0 ? rc : 0; /* no list */
+  sotto__srv_kt_list_label(label, nm->user);
+  rc = ops->kt_value_get(s->store.impl, label, &version, old, &old_len, opening);
+  sodium_memzero(opening, sizeof opening);
+  if (rc < 0) return rc;
+  if (rc == 0 && old_len == sizeof lv && memcmp(old, lv, sizeof lv) == 0) return 0;
+  if (rc == 0 && version >= SOTTO_KT_MAX_VERSION) return SOTTO_ERR_TOO_LARGE;
+  {
+    int absent = rc == 1;
+    if ((rc = items_room(&j->items, &j->cap_items, j->n_items)) != 0) return rc;
+    rc = absent;
+  }
+  it = &j->items[j->n_items++];
+  memset(it, 0, sizeof *it);
+  snprintf(it->label, sizeof it->label, "%s", label);
+  it->version = rc == 1 ? 0 : version + 1;
+  memcpy(it->list_value, lv, sizeof lv);
+  it->vsrc = 2;
+  it->value = it->list_value;
+  it->value_len = sizeof lv;
+  nm->n++;
+  return 0;
+}
+
+struct snap_ctx {
+  struct kt_job *j;
+  size_t cap;
+};
+
+static int snap_mark(void *ctx, const char *label, const uint8_t *value, size_t len) {
+  struct snap_ctx *c = ctx;
+  struct kt_job_name *nm;
+  size_t ll = strlen(label);
+  if (c->j->n_names >= c->cap) return 0;
+  if (ll < 2 || ll > KT_MARK_MAX || len == 0 || len > SOTTO_SRV_USER_MAX) return 0; /* cannot be */
+  nm = &c->j->names[c->j->n_names++];
+  memcpy(nm->user, value, len);
+  nm->user[len] = 0;
+  memcpy(nm->canon, label + 1, ll); /* with the NUL */
+  return 0;
+}
+
+/* Step 1, in the batch's transaction: the next job (kt->proposed), or
+ * nothing if no name is marked. */
+static int async_snapshot(struct srv *s, struct srv_kt *kt) {
+  struct kt_job *j;
+  struct snap_ctx c;
+  size_t i;
+  int rc;
+  if ((j = calloc(1, sizeof *j)) == NULL) return SOTTO_ERR_NOMEM;
+  if ((j->names = calloc(KT_JOB_NAMES, sizeof *j->names)) == NULL) {
+    free(j);
+    return SOTTO_ERR_NOMEM;
+  }
+  c.j = j;
+  c.cap = KT_JOB_NAMES;
+  rc = s->store.ops->kt_labels_iter(s->store.impl, KT_MARK_LO, KT_MARK_HI, KT_JOB_NAMES, snap_mark, &c);
+  for (i = 0; rc == 0 && i < j->n_names; i++) rc = name_wants(s, j, &j->names[i]);
+  if (rc != 0 || j->n_names == 0) {
+    job_free(j);
+    if (rc == 0) __atomic_store_n(&kt->next_snap_ms, sotto__srv_mono_ms() + KT_SNAP_IDLE_MS, __ATOMIC_RELEASE);
+    return rc;
+  }
+  items_fix(j->items, j->n_items);
+  j->keys = kt->prep;
+  j->refs = 1;
+  kt->proposed = j;
+  return 0;
+}
+
+/* Step 3, in the batch's transaction: what job j prepared, for each name
+ * whose mark and labels are as the snapshot saw them; the marks of those
+ * names go. */
+static int async_apply(struct srv *s, struct srv_kt *kt, struct kt_job *j) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  struct kt_job now;
+  size_t i, k;
+  int rc = 0;
+  memset(&now, 0, sizeof now);
+  if ((now.names = calloc(1, sizeof *now.names)) == NULL) return SOTTO_ERR_NOMEM;
+  for (i = 0; i < j->n_names && rc == 0; i++) {
+    struct kt_job_name *nm = &j->names[i];
+    uint8_t v[SOTTO_STORE_KT_MAX_VALUE], opening[SOTTO_KT_OPENING_LEN];
+    char mark[KT_MARK_MAX + 1];
+    uint32_t ver;
+    size_t vl = 0;
+    int same;
+    mark_label(mark, nm->canon);
+    rc = ops->kt_value_get(s->store.impl, mark, &ver, v, &vl, opening);
+    if (rc == 1) {
+      rc = 0; /* logged meanwhile (another node), or unregistered */
+      continue;
+    }
+    if (rc != 0) break;
+    now.n_items = 0;
+    memcpy(&now.names[0], nm, sizeof *nm);
+    if ((rc = name_wants(s, &now, &now.names[0])) != 0) break;
+    items_fix(now.items, now.n_items);
+    same = now.n_items == nm->n;
+    for (k = 0; same && k < nm->n; k++) {
+      const struct kt_item *a = &j->items[nm->first + k], *b = &now.items[k];
+      same = a->rc == 0 && strcmp(a->label, b->label) == 0 && a->version == b->version &&
+             a->value_len == b->value_len && memcmp(a->value, b->value, a->value_len) == 0;
+    }
+    if (!same) continue; /* changed since the snapshot: the next job */
+    for (k = 0; k < nm->n && rc == 0; k++) {
+      const struct kt_item *it = &j->items[nm->first + k];
+      kt->touched = 1;
+      if ((rc = sotto_kt_dir_add_prepared(kt->dir, it->entry)) == 0)
+        rc = value_put(s, it->label, it->version, it->value, it->value_len, it->opening);
+    }
+    if (rc == 0 && (rc = ops->kt_value_del(s->store.impl, mark)) == 0) kt->b_removed++;
+  }
+  if (now.items) {
+    sodium_memzero(now.items, now.cap_items * sizeof *now.items);
+    free(now.items);
+  }
+  free(now.names);
+  return rc;
+}
+
+/* 1 if name (as sent) is marked: its account is not logged yet. st: the
+ * store of the calling thread (the batch's or a read pool worker's). A
+ * single node knows when no name is marked. */
+int sotto__srv_kt_pending(struct srv *s, struct sotto_store *st, const char *user) {
+  struct srv_kt *kt = s->kt;
+  uint8_t v[SOTTO_STORE_KT_MAX_VALUE], opening[SOTTO_KT_OPENING_LEN];
+  char canon[SOTTO_SRV_USER_MAX + 1], mark[KT_MARK_MAX + 1];
+  uint32_t ver;
+  size_t vl = 0, len = strlen(user);
+  int rc;
+  if (!kt || !kt->async || len > SOTTO_SRV_USER_MAX) return 0;
+  if (!kt->shared && __atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) <= 0) return 0;
+  sotto__srv_username_canon((const uint8_t *)user, len, canon);
+  mark_label(mark, canon);
+  rc = st->ops->kt_value_get(st->impl, mark, &ver, v, &vl, opening);
+  return rc == 0 ? 1 : rc < 0 ? rc : 0;
+}
+
+/* REGISTER (its own savepoint, after the account): the mark, or
+ * SOTTO_SRV_E_RATE in *code when kt-pending-max names wait already (then
+ * before anything is written: call with mark 0 first). */
+int sotto__srv_kt_register(struct srv *s, const char *user, const char *canon, int mark, int *code) {
+  struct srv_kt *kt = s->kt;
+  static const uint8_t zero[SOTTO_KT_OPENING_LEN];
+  char label[KT_MARK_MAX + 1];
+  int rc;
+  if (!kt || !kt->async) return 0;
+  if (!mark) {
+    if (__atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) >= s->cfg->kt_pending_max) {
+      *code = SOTTO_SRV_E_RATE;
+      sotto__srv_log(2, "kt_pending_full", "pending=%lld", (long long)kt->pending_n);
+    }
+    return 0;
+  }
+  mark_label(label, canon);
+  if ((rc = s->store.ops->kt_value_put(s->store.impl, label, 0, (const uint8_t *)user, strlen(user), zero)) != 0)
+    return rc;
+  /* counted before the commit: a reader that sees the account sees the count */
+  if (__atomic_add_fetch(&kt->pending_n, 1, __ATOMIC_ACQ_REL) == 1)
+    __atomic_store_n(&kt->since_ms, sotto__srv_mono_ms(), __ATOMIC_RELEASE);
+  kt->b_added++;
+  return 0;
+}
+
+static int count_mark(void *ctx, const char *label, const uint8_t *value, size_t len) {
+  (void)label;
+  (void)value;
+  (void)len;
+  (*(int64_t *)ctx)++;
+  return 0;
+}
+
+int64_t sotto__srv_kt_pending_count(struct srv *s) {
+  if (!s->kt || !s->kt->async) return -1;
+  return __atomic_load_n(&s->kt->pending_n, __ATOMIC_ACQUIRE);
+}
+
+/* kt-log-delay-ms: 1 once the oldest marked name waited that long. */
+static int async_due(const struct srv *s, struct srv_kt *kt) {
+  int64_t since = __atomic_load_n(&kt->since_ms, __ATOMIC_ACQUIRE);
+  return s->cfg->kt_log_delay_ms <= 0 || sotto__srv_mono_ms() - since >= s->cfg->kt_log_delay_ms;
+}
+
+/* I/O thread: 1 if the log wants a batch now (a job is ready or late, or
+ * marked names wait for a snapshot). */
+int sotto__srv_kt_want(struct srv *s) {
+  struct srv_kt *kt = s->kt;
+  struct kt_async *a;
+  int want = 0;
+  if (!kt || !kt->async || !(a = kt->aq) || s->stopping ||
+      sotto__srv_mono_ms() < __atomic_load_n(&kt->retry_ms, __ATOMIC_ACQUIRE))
+    return 0;
+  /* Never wait here (the I/O thread): a helper's wake-up or the next tick
+   * asks again. */
+  if (pthread_mutex_trylock(&a->mu) != 0) return 0;
+  if (a->job)
+    want = __atomic_load_n(&a->job->finished, __ATOMIC_ACQUIRE) == a->job->n_items ||
+           sotto__srv_mono_ms() - a->job->t0_ms >= KT_JOB_DEADLINE_MS;
+  else
+    want = __atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) > 0 &&
+           sotto__srv_mono_ms() >= __atomic_load_n(&kt->next_snap_ms, __ATOMIC_ACQUIRE) &&
+           async_due(s, kt);
+  pthread_mutex_unlock(&a->mu);
+  return want;
+}
+
+/* Store thread, in the batch's transaction, before its ops' items: the
+ * job in flight if it is done (or late: then finished here). */
+static int async_take(struct srv *s, struct srv_kt *kt) {
+  struct kt_async *a = kt->aq;
+  struct kt_job *j;
+  int rc, late, done;
+  kt->taken = 0;
+  if (!a) return 0;
+  pthread_mutex_lock(&a->mu);
+  j = a->job; /* this thread alone clears it: j stays alive until then */
+  pthread_mutex_unlock(&a->mu);
+  if (!j) return 0;
+  done = __atomic_load_n(&j->finished, __ATOMIC_ACQUIRE) == j->n_items;
+  late = !done && sotto__srv_mono_ms() - j->t0_ms >= KT_JOB_DEADLINE_MS;
+  if (!done && !late) return 0;
+  if (late) {
+    job_work(a, j);
+    pthread_mutex_lock(&a->mu);
+    while (__atomic_load_n(&j->finished, __ATOMIC_ACQUIRE) < j->n_items) pthread_cond_wait(&a->done, &a->mu);
+    pthread_mutex_unlock(&a->mu);
+  }
+  kt->taken = 1; /* it goes when the batch ends, applied or not */
+  if (kt->shared && (rc = kt_append_lock(s, kt)) != 0) return rc;
+  if (!kt->dir) return SOTTO_ERR_STORE;
+  return async_apply(s, kt, j);
 }
 
 int sotto__srv_kt_open(struct srv *s) {
@@ -733,6 +1205,23 @@ int sotto__srv_kt_open(struct srv *s) {
     if (load_keys(s->cfg->data, key) == 0 && sotto_kt_dir_new(&kt->prep, key, key + 32) != 0) kt->prep = NULL;
     sodium_memzero(key, sizeof key);
   }
+  kt->srv = s;
+  if (s->cfg->kt_pending_max > 0 && kt->prep && s->store.ops->kt_value_del && s->store.ops->kt_labels_iter) {
+    /* Names marked before a crash or a restart are logged by the first batches. */
+    int64_t marked = 0;
+    if (s->store.ops->kt_labels_iter(s->store.impl, KT_MARK_LO, KT_MARK_HI, INT64_MAX, count_mark, &marked) != 0 ||
+        (kt->aq = async_new(&s->efd)) == NULL) {
+      fprintf(stderr, "sotto-server: cannot start the key-transparency log's helpers\n");
+      sotto_kt_dir_free(kt->prep);
+      sotto_kt_dir_free(kt->dir);
+      free(kt);
+      return -1;
+    }
+    kt->async = 1;
+    kt->pending_n = marked;
+    kt->since_ms = sotto__srv_mono_ms();
+    if (marked) sotto__srv_log(0, "kt_pending", "names=%lld", (long long)marked);
+  }
   kt->pool = pool_new(s->cfg->kt_threads);
   if (kt->pool) kt->pool->prep = kt->prep; /* set before any REGISTER is admitted */
   s->kt = kt;
@@ -743,8 +1232,8 @@ int sotto__srv_kt_open(struct srv *s) {
     sotto_kt_dir_log_id(&id, kt->dir);
     sodium_bin2hex(sig, sizeof sig, id.sig_pk, sizeof id.sig_pk);
     sodium_bin2hex(vrf, sizeof vrf, id.vrf_pk, sizeof id.vrf_pk);
-    sotto__srv_log(0, "kt_open", "entries=%lld sig_pk=%s vrf_pk=%s witnesses=%zu vrf_helpers=%zu", (long long)kt->n,
-                   sig, vrf, kt->n_wit, kt->pool ? kt->pool->n_th : (size_t)0);
+    sotto__srv_log(0, "kt_open", "entries=%lld sig_pk=%s vrf_pk=%s witnesses=%zu vrf_helpers=%zu async=%d", (long long)kt->n,
+                   sig, vrf, kt->n_wit, kt->pool ? kt->pool->n_th : (size_t)0, kt->async);
   }
   return 0;
 }
@@ -762,6 +1251,10 @@ void sotto__srv_kt_close(struct srv *s) {
     sotto__srv_log(1, "kt_vrf_queue", "ahead=%llu taken_back=%llu dropped=%llu", ahead, back, dropped);
   }
   pool_free(s->kt->pool);
+  if (s->kt->aq) sotto__srv_log(1, "kt_async", "logged=%llu pending=%lld", (unsigned long long)s->kt->aq->logged,
+                                (long long)s->kt->pending_n);
+  async_free(s->kt->aq);
+  job_free(s->kt->proposed);
   if (s->kt->prep) sotto_kt_dir_free(s->kt->prep);
   if (s->kt->dir) sotto_kt_dir_free(s->kt->dir);
   free(s->kt);
@@ -772,7 +1265,7 @@ void sotto__srv_kt_precompute(struct srv *s, struct op *o) {
   struct srv_kt *kt = s->kt;
   struct kt_pool *p;
   o->kt_pre = 0;
-  if (!kt || !kt->prep) return;
+  if (!kt || !kt->prep || kt->async) return; /* async: a job logs the name after the REGISTER's commit */
   if ((p = kt->pool) == NULL || !p->prep) {
     pre_one(kt->prep, o); /* --kt-threads 0: here, on the I/O thread */
     return;
@@ -799,9 +1292,17 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
   size_t cap, ulen, n = 0, cap_items = 0, i;
   int64_t now;
   struct op *o;
-  int rc = 0;
+  int rc = 0, quiet = 0;
   if (!kt) return 0;
   if (!kt->dir) return SOTTO_ERR_STORE; /* a rebuild failed: write nothing more unlogged */
+  /* 0. the names a finished job prepared go first into this entry */
+  if (kt->async) {
+    int64_t now_ms = sotto__srv_mono_ms();
+    if (b->n > KT_QUIET_OPS || b->left > 0) kt->busy_ms = now_ms;
+    quiet = now_ms - kt->busy_ms >= KT_QUIET_MS ||
+            now_ms - __atomic_load_n(&kt->since_ms, __ATOMIC_ACQUIRE) >= KT_BUSY_MAX_MS;
+  }
+  if (kt->async && quiet && (rc = async_take(s, kt)) != 0) goto out;
   /* 1. which label-versions, in the batch's order */
   for (o = b->ops; o; o = o->next) {
     struct kt_item *it;
@@ -809,6 +1310,33 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
     if (o->type != SOTTO_SRV_REGISTER && o->type != SOTTO_SRV_RECOVER && o->type != SOTTO_SRV_UNREGISTER &&
         o->type != SOTTO_SRV_DEVLIST_PUT)
       continue;
+    if (kt->async) {
+      /* A new name is logged by a job (its mark is written); a marked
+       * name's key change or list is logged when its job logs the name;
+       * an UNREGISTER of a marked name takes the mark away (nothing of it
+       * was ever logged or served). */
+      uint8_t mv[SOTTO_STORE_KT_MAX_VALUE], mo[SOTTO_KT_OPENING_LEN];
+      char canon[SOTTO_SRV_USER_MAX + 1], mark[KT_MARK_MAX + 1];
+      const char *who = o->type == SOTTO_SRV_RECOVER ? NULL : o->c->user;
+      uint32_t mver;
+      size_t ml = 0;
+      if (o->type == SOTTO_SRV_REGISTER) continue;
+      if (who)
+        sotto__srv_username_canon((const uint8_t *)who, strlen(who), canon);
+      else
+        sotto__srv_username_canon(o->req.recover.username.p, o->req.recover.username.len, canon);
+      mark_label(mark, canon);
+      if ((rc = s->store.ops->kt_value_get(s->store.impl, mark, &mver, mv, &ml, mo)) < 0) goto out;
+      if (rc == 0) {
+        rc = 0;
+        if (o->type == SOTTO_SRV_UNREGISTER) {
+          if ((rc = s->store.ops->kt_value_del(s->store.impl, mark)) != 0) goto out;
+          kt->b_removed++;
+        }
+        continue;
+      }
+      rc = 0;
+    }
     if (kt->shared && !kt->locked) {
       /* One appender at a time, on top of every committed entry. */
       kt->touched = 1; /* a failed catch-up rebuilt or dropped the directory */
@@ -833,6 +1361,7 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
       sotto__srv_kt_list_label(it->label, o->c->user);
       sotto__srv_kt_list_value(it->list_value, o->req.devlist->l.version, o->req.devlist->raw,
                                o->req.devlist->raw_len);
+      it->vsrc = 2;
       it->value = it->list_value;
       it->value_len = sizeof it->list_value;
     } else {
@@ -858,9 +1387,10 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
     }
     n++;
   }
-  if (n == 0) goto out;
+  if (n == 0 && !kt->touched) goto snap;
   kt->touched = 1; /* the directory may hold staged entries now */
   /* 2. the VRF outputs and commitments, in parallel */
+  items_fix(items, n);
   prepare_all(kt, items, n);
   /* 3. staged and stored in order */
   for (i = 0; i < n; i++) {
@@ -869,7 +1399,7 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
                         items[i].opening)) != 0)
       goto out;
   }
-  if (!sotto_kt_dir_staged(kt->dir)) goto out;
+  if (!sotto_kt_dir_staged(kt->dir)) goto snap;
   cap = sotto_kt_update_len(sotto_kt_dir_staged(kt->dir));
   if ((upd = malloc(cap)) == NULL) {
     rc = SOTTO_ERR_NOMEM;
@@ -887,6 +1417,18 @@ int sotto__srv_kt_batch(struct srv *s, struct batch *b) {
     kt->n++;
     kt->last_ms = now;
   }
+snap:
+  /* 4. the next job's snapshot, if none is in flight */
+  if (rc == 0 && kt->async && quiet && kt->aq && !kt->proposed) {
+    int busy;
+    pthread_mutex_lock(&kt->aq->mu);
+    busy = kt->aq->job != NULL && !kt->taken;
+    pthread_mutex_unlock(&kt->aq->mu);
+    if (!busy && async_due(s, kt) &&
+        (__atomic_load_n(&kt->pending_n, __ATOMIC_ACQUIRE) > 0 ||
+         (kt->shared && sotto__srv_mono_ms() >= __atomic_load_n(&kt->next_snap_ms, __ATOMIC_ACQUIRE))))
+      rc = async_snapshot(s, kt);
+  }
 out:
   if (items) {
     sodium_memzero(items, cap_items * sizeof *items); /* the openings */
@@ -898,6 +1440,37 @@ out:
 void sotto__srv_kt_batch_done(struct srv *s, int rc) {
   struct srv_kt *kt = s->kt;
   if (kt) kt->locked = 0; /* the transaction ended: so did its append lock */
+  if (kt && kt->async) {
+    struct kt_async *a = kt->aq;
+    struct kt_job *gone = NULL;
+    int64_t d = rc == 0 ? -kt->b_removed : -kt->b_added; /* a failed batch wrote no mark and deleted none */
+    if (rc != 0) /* no kt-only batch loop on a failing store */
+      __atomic_store_n(&kt->retry_ms, sotto__srv_mono_ms() + KT_SNAP_IDLE_MS, __ATOMIC_RELEASE);
+    int64_t left = __atomic_add_fetch(&kt->pending_n, d, __ATOMIC_ACQ_REL);
+    if (left < 0) __atomic_store_n(&kt->pending_n, 0, __ATOMIC_RELEASE);
+    if (left > 0 && rc == 0 && kt->b_removed) /* the rest waits from now */
+      __atomic_store_n(&kt->since_ms, sotto__srv_mono_ms(), __ATOMIC_RELEASE);
+    if (a) {
+      pthread_mutex_lock(&a->mu);
+      if (kt->taken) { /* applied (or, failed, its marks stay for the next snapshot) */
+        gone = a->job;
+        a->job = NULL;
+        if (rc == 0) a->logged += (uint64_t)kt->b_removed;
+      }
+      if (rc == 0 && kt->proposed && !a->job) {
+        a->job = kt->proposed;
+        a->job->t0_ms = sotto__srv_mono_ms();
+        kt->proposed = NULL;
+        pthread_cond_broadcast(&a->go);
+      }
+      pthread_mutex_unlock(&a->mu);
+    }
+    job_unref(gone);
+    job_free(kt->proposed);
+    kt->proposed = NULL;
+    kt->taken = 0;
+    kt->b_added = kt->b_removed = 0;
+  }
   if (!kt || !kt->touched) return;
   kt->touched = 0;
   if (rc == 0) {
@@ -940,6 +1513,18 @@ int sotto__srv_kt_exec(struct srv *s, struct op *o) {
   struct sotto__wr w;
   uint8_t hb[SOTTO_KT_HEAD_LEN];
   int rc;
+  /* A name not in the log yet: nothing of it is served (before "no head
+   * yet": the first name of a log is also the first entry). */
+  if (o->type == SOTTO_SRV_KT_SEARCH || o->type == SOTTO_SRV_KT_SEARCH_LIST || o->type == SOTTO_SRV_KT_VERSIONS) {
+    const struct sotto_srv_str *u = o->type == SOTTO_SRV_KT_VERSIONS ? &o->req.kt_ver.user : &o->req.kt_user;
+    char user[SOTTO_SRV_USER_MAX + 1];
+    memcpy(user, u->p, u->len);
+    user[u->len] = 0;
+    if ((rc = sotto__srv_kt_pending(s, &s->store, user)) != 0) {
+      if (rc == 1) o->code = SOTTO_SRV_E_KT_PENDING;
+      return rc == 1 ? 0 : rc;
+    }
+  }
   /* A cluster node first replays what other nodes appended: every node
    * answers with the newest committed head. */
   if (kt && kt->shared && o->type != SOTTO_SRV_KT_CONFIG && (rc = kt_catchup(s, kt, NULL)) != 0) {

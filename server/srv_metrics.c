@@ -87,6 +87,8 @@ static void metrics_answer(struct srv *s, struct conn *c) {
   P("# TYPE sotto_queue_bytes gauge\nsotto_queue_bytes %lld\n", (long long)qb);
   P("# TYPE sotto_registrations_total counter\nsotto_registrations_total %llu\n",
     (unsigned long long)s->m.registrations);
+  if (sotto__srv_kt_pending_count(s) >= 0)
+    P("# TYPE sotto_kt_pending gauge\nsotto_kt_pending %lld\n", (long long)sotto__srv_kt_pending_count(s));
   P("# TYPE sotto_auth_total counter\nsotto_auth_total{result=\"ok\"} "
     "%llu\nsotto_auth_total{result=\"fail\"} %llu\n",
     (unsigned long long)s->m.auth_ok, (unsigned long long)s->m.auth_fail);

@@ -117,12 +117,16 @@ static int pool_devices(struct sotto_store *st, struct op *o) {
   return sotto__srv_devices_read(st, o);
 }
 
-static int pool_devlist_get(struct sotto_store *st, struct op *o) {
+static int pool_devlist_get(struct srv *s, struct sotto_store *st, struct op *o) {
   char user[SOTTO_SRV_USER_MAX + 1];
   uint32_t ver = 0;
   size_t len = 0;
   int rc;
   cstr(user, &o->req.target.username);
+  if ((rc = sotto__srv_kt_pending(s, st, user)) != 0) { /* not in the log yet (srv_kt.c) */
+    if (rc == 1) o->code = SOTTO_SRV_E_KT_PENDING;
+    return rc == 1 ? 0 : rc;
+  }
   if ((o->kt_out = malloc(SOTTO_SRV_MAX_DEVLIST + 2)) == NULL) return SOTTO_ERR_NOMEM;
   rc = st->ops->devlist_get(st->impl, user, &ver, o->kt_out + 2, SOTTO_SRV_MAX_DEVLIST, &len);
   if (rc < 0) return rc;
@@ -137,11 +141,15 @@ static int pool_devlist_get(struct sotto_store *st, struct op *o) {
 }
 
 /* BUNDLE without a one-time key: bundle_take(onetime 0) only reads. */
-static int pool_bundle(struct sotto_store *st, struct op *o) {
+static int pool_bundle(struct srv *s, struct sotto_store *st, struct op *o) {
   char user[SOTTO_SRV_USER_MAX + 1];
   struct sotto_store_device d;
   int rc;
   cstr(user, &o->req.target.username);
+  if ((rc = sotto__srv_kt_pending(s, st, user)) != 0) { /* not in the log yet (srv_kt.c) */
+    if (rc == 1) o->code = SOTTO_SRV_E_KT_PENDING;
+    return rc == 1 ? 0 : rc;
+  }
   if ((rc = st->ops->device_lookup(st->impl, user, o->req.target.device_id, &d)) < 0) return rc;
   sodium_memzero(d.secret_hash, sizeof d.secret_hash);
   sodium_memzero(d.prev_hash, sizeof d.prev_hash);
@@ -159,16 +167,16 @@ static int pool_bundle(struct sotto_store *st, struct op *o) {
   return st->ops->keys_count(st->impl, d.devkey, &o->ec, &o->kem);
 }
 
-static int pool_exec(struct sotto_store *st, struct op *o) {
+static int pool_exec(struct srv *s, struct sotto_store *st, struct op *o) {
   switch (o->type) {
     case SOTTO_SRV_AUTH:
       return pool_auth(st, o);
     case SOTTO_SRV_DEVICES:
       return pool_devices(st, o);
     case SOTTO_SRV_DEVLIST_GET:
-      return pool_devlist_get(st, o);
+      return pool_devlist_get(s, st, o);
     case SOTTO_SRV_BUNDLE:
-      return pool_bundle(st, o);
+      return pool_bundle(s, st, o);
     default:
       return SOTTO_ERR_USAGE;
   }
@@ -194,7 +202,7 @@ static void *pool_thread(void *arg) {
       char why[256];
       if (sotto__store_open(&w->st, p->url, p->mode, why, sizeof why) != 0) w->st.ops = NULL;
     }
-    if (!w->st.ops || pool_exec(&w->st, o) != 0) {
+    if (!w->st.ops || pool_exec(w->s, &w->st, o) != 0) {
       o->pool_err = 1;
       if (w->st.ops) {
         w->st.ops->close(w->st.impl);

@@ -239,6 +239,15 @@ struct sotto_store_ops {
    * room for SOTTO_STORE_KT_MAX_VALUE bytes. */
   int (*kt_value_get)(void *s, const char *label, uint32_t *version, uint8_t *value, size_t *len,
                       uint8_t opening[16]);
+  /* The log's pending names (srv_kt.c, kt-pending-max): rows of kt_values
+   * under "!CANON" mark accounts not logged yet. kt_value_del removes a
+   * label's row (0 also when there was none); kt_labels_iter calls cb for
+   * the labels in [lo, hi) in order, at most limit of them, with their
+   * value (a cb result other than 0 stops and is returned). NULL in a
+   * backend without them (then logging stays synchronous). */
+  int (*kt_value_del)(void *s, const char *label);
+  int (*kt_labels_iter)(void *s, const char *lo, const char *hi, int64_t limit,
+                        int (*cb)(void *ctx, const char *label, const uint8_t *value, size_t len), void *ctx);
   /* Every account's username and identity key, for the log's backfill of
    * accounts made before it ran (srv_kt.c). NULL in a backend without it. */
   int (*accounts_iter)(void *s, int (*cb)(void *ctx, const char *user, const uint8_t *ik, size_t ik_len),

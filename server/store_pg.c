@@ -194,6 +194,8 @@ enum {
   Q_KT_ENTRIES,
   Q_KT_VALUE_PUT,
   Q_KT_VALUE_GET,
+  Q_KT_VALUE_DEL,
+  Q_KT_LABELS,
   Q_KT_LOCK,
   Q_KT_COSIG_PUT,
   Q_KT_COSIGS,
@@ -419,6 +421,9 @@ static const struct {
                         " ON CONFLICT (label) DO UPDATE SET version = EXCLUDED.version, value = EXCLUDED.value,"
                         " opening = EXCLUDED.opening"},
     [Q_KT_VALUE_GET] = {"t", "SELECT version, value, opening FROM kt_values WHERE label = $1"},
+    [Q_KT_VALUE_DEL] = {"t", "DELETE FROM kt_values WHERE label = $1"},
+    [Q_KT_LABELS] = {"tti", "SELECT label, value FROM kt_values WHERE label COLLATE \"C\" >= $1 AND label COLLATE \"C\" < $2"
+                     " ORDER BY label COLLATE \"C\" LIMIT $3"},
     [Q_KT_LOCK] = {"i", "SELECT pg_advisory_xact_lock($1)"},
     /* A cosignature of a smaller tree never replaces one of a larger tree
      * (two nodes may accept one witness's cosignatures in either order). */
@@ -683,6 +688,8 @@ static int reads_writes(const struct pg *s, int q) {
     case Q_KT_ENTRIES:
     case Q_KT_VALUE_PUT:
     case Q_KT_VALUE_GET:
+    case Q_KT_VALUE_DEL:
+    case Q_KT_LABELS:
     case Q_KT_LOCK:
     case Q_KT_COSIG_PUT:
     case Q_KT_COSIGS:
@@ -758,6 +765,7 @@ static int order_class(int q) {
     case Q_DEVLIST_ITER:
     case Q_KT_ENTRIES: /* the log's reads; its writes and its append lock stay 2 */
     case Q_KT_VALUE_GET:
+    case Q_KT_LABELS:
     case Q_KT_COSIGS:
     case Q_ACC_ITER:
     case Q_DEV_IDENT_GET:
@@ -2742,6 +2750,27 @@ static int pg_kt_value_get(void *v, const char *label, uint32_t *version, uint8_
   return rc;
 }
 
+static int pg_kt_value_del(void *v, const char *label) {
+  struct args a = {0};
+  a_txt(&a, label);
+  return run_ok(v, Q_KT_VALUE_DEL, &a);
+}
+
+static int pg_kt_labels_iter(void *v, const char *lo, const char *hi, int64_t limit,
+                             int (*cb)(void *ctx, const char *label, const uint8_t *value, size_t len), void *ctx) {
+  struct args a = {0};
+  PGresult *r;
+  int i, rc = 0;
+  a_txt(&a, lo);
+  a_txt(&a, hi);
+  a_i64(&a, limit);
+  if ((r = run(v, Q_KT_LABELS, &a)) == NULL) return SOTTO_ERR_STORE;
+  for (i = 0; i < PQntuples(r) && rc == 0; i++)
+    rc = cb(ctx, PQgetvalue(r, i, 0), (const uint8_t *)PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1));
+  PQclear(r);
+  return rc;
+}
+
 static int pg_kt_lock(void *v) {
   struct args a = {0};
   a_i64(&a, PG_KT_LOCK_KEY);
@@ -2880,6 +2909,8 @@ static const struct sotto_store_ops pg_ops = {
     .accounts_iter = pg_accounts_iter,
     .kt_lock = pg_kt_lock,
     .kt_cosig_put = pg_kt_cosig_put,
+    .kt_value_del = pg_kt_value_del,
+    .kt_labels_iter = pg_kt_labels_iter,
     .kt_cosigs_iter = pg_kt_cosigs_iter,
     .txn_serial = pg_txn_serial,
 };

@@ -1274,6 +1274,39 @@ static int sq_kt_value_get(void *v, const char *label, uint32_t *version, uint8_
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : SOTTO_ERR_STORE;
 }
 
+static int sq_kt_value_del(void *v, const char *label) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc;
+  if (one_shot(s, "DELETE FROM kt_values WHERE label = ?1", &st)) return SOTTO_ERR_STORE;
+  sqlite3_bind_text(st, 1, label, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_kt_labels_iter(void *v, const char *lo, const char *hi, int64_t limit,
+                             int (*cb)(void *ctx, const char *label, const uint8_t *value, size_t len), void *ctx) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc, r = 0;
+  if (one_shot(s, "SELECT label, value FROM kt_values WHERE label >= ?1 AND label < ?2 ORDER BY label LIMIT ?3",
+               &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_text(st, 1, lo, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, limit);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *l = (const char *)sqlite3_column_text(st, 0);
+    const uint8_t *val = sqlite3_column_blob(st, 1);
+    if (!l) continue;
+    if ((r = cb(ctx, l, val ? val : (const uint8_t *)"", (size_t)sqlite3_column_bytes(st, 1))) != 0) break;
+  }
+  sqlite3_finalize(st);
+  if (r) return r;
+  return rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+}
+
 static int sq_kt_cosig_put(void *v, const uint8_t pk[32], uint64_t size, const uint8_t *head, size_t head_len,
                            const uint8_t *cosig, size_t cosig_len) {
   struct sq *s = v;
@@ -1738,6 +1771,8 @@ static const struct sotto_store_ops sqlite_ops = {
     .kt_value_get = sq_kt_value_get,
     .accounts_iter = sq_accounts_iter,
     .kt_cosig_put = sq_kt_cosig_put,
+    .kt_value_del = sq_kt_value_del,
+    .kt_labels_iter = sq_kt_labels_iter,
     .kt_cosigs_iter = sq_kt_cosigs_iter,
     .blob_create = sq_blob_create,
     .blob_get = sq_blob_get,

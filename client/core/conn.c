@@ -94,6 +94,18 @@ int conn_connect_list(struct sc_client *c, struct conn *k, const char *list, int
   return rc;
 }
 
+int conn_kt_pending_wait(int rc, int *tries) {
+  struct timespec ts;
+  long ms;
+  if (rc != SOTTO_SRV_E_KT_PENDING || *tries >= CONN_KT_PENDING_TRIES) return 0;
+  ms = *tries < 5 ? 20L << *tries : 500;
+  (*tries)++;
+  ts.tv_sec = 0;
+  ts.tv_nsec = ms * 1000000L;
+  nanosleep(&ts, NULL);
+  return 1;
+}
+
 int conn_error(struct sc_client *c, const struct conn *k, int rc, const char *what, const char *user) {
   const char *h = k ? k->host : "?", *p = k ? k->port : "?";
   switch (rc) {
@@ -139,6 +151,11 @@ int conn_error(struct sc_client *c, const struct conn *k, int rc, const char *wh
       if (user)
         return sc__fail(c, SC_ERR_UNKNOWN_USER, "there is no user '%s' on %s:%s; check the spelling", user, h, p);
       break;
+    case SOTTO_SRV_E_KT_PENDING:
+      return sc__fail(c, SC_ERR_KT_PENDING,
+                       "the server at %s:%s has not put %s%s account into its public key-transparency log yet (it "
+                       "registered moments ago), so nothing of it was used while %s; try again in a few seconds",
+                       h, p, user ? user : "the", user ? "'s" : "", what);
     case SOTTO_SRV_E_QUEUE_FULL:
       return sc__fail(c, SC_ERR_QUEUE_FULL,
                        "%s's message queue on the server is full (they have not fetched messages for a long "
@@ -690,7 +707,12 @@ int conn_fetch_bundle_dev(struct sc_client *c, struct conn *k, const char *user,
   int rc;
   if (!nb) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
   snprintf(what, sizeof what, "fetching %s's keys (device %u)", user, device);
-  rc = sotto_net_fetch_bundle(k->net, user, device, nb);
+  {
+    int tries = 0;
+    do
+      rc = sotto_net_fetch_bundle(k->net, user, device, nb);
+    while (conn_kt_pending_wait(rc, &tries));
+  }
   if (rc) {
     free(nb);
     return conn_error(c, k, rc, what, user);

@@ -60,6 +60,13 @@ void conn_close(struct conn *k);
 /* Records the one-line error for a net result rc of what ("sending to bob");
  * user is the peer concerned (or NULL). Returns the SC_ERR_* it recorded. */
 int conn_error(struct sc_client *c, const struct conn *k, int rc, const char *what, const char *user);
+/* After a request's result rc: 1 if it was ERR 44 (the server has not
+ * logged that account yet: it registered moments ago) and the request
+ * should be sent again, after a pause (20 ms doubling to 500 ms; at most
+ * CONN_KT_PENDING_TRIES times, about 5 s in all); else 0. *tries starts
+ * at 0. */
+#define CONN_KT_PENDING_TRIES 13
+int conn_kt_pending_wait(int rc, int *tries);
 /* Learns the certificate fingerprint of host:port (trust on first use). */
 int conn_probe_pin(struct sc_client *c, const char *host, const char *port, char pin[65]);
 /* Generates, stores (own transaction) and uploads pre-keys: a new signed

@@ -26,7 +26,12 @@ int deliver_raw(struct sc_client *c, struct conn *k, const char *user, int type,
   char what[96];
   int rc;
   c->sent_id = c->sent_ts = 0;
-  rc = sotto_net_send(k->net, user, CONN_PEER_DEVICE, (uint8_t)type, body, len, &c->sent_id, &c->sent_ts);
+  {
+    int tries = 0;
+    do
+      rc = sotto_net_send(k->net, user, CONN_PEER_DEVICE, (uint8_t)type, body, len, &c->sent_id, &c->sent_ts);
+    while (conn_kt_pending_wait(rc, &tries));
+  }
   if (rc == 0) return 0;
   snprintf(what, sizeof what, "sending to %s", user);
   return conn_error(c, k, rc, what, user);
@@ -82,7 +87,12 @@ int deliver_raw_all(struct sc_client *c, struct conn *k, const char *user, int t
     }
     m->n = (uint8_t)i;
     c->sent_id = c->sent_ts = 0;
-    rc = sotto_net_send_multi_list(k->net, m, ids, &c->sent_ts, mlist, SOTTO_SRV_MAX_DEVLIST, &mlist_len);
+    {
+      int tries = 0;
+      do
+        rc = sotto_net_send_multi_list(k->net, m, ids, &c->sent_ts, mlist, SOTTO_SRV_MAX_DEVLIST, &mlist_len);
+      while (conn_kt_pending_wait(rc, &tries));
+    }
     if (rc == 0) {
       c->sent_id = ids[0];
       break;
@@ -378,7 +388,12 @@ static int fanout_send(struct sc_client *c, struct conn *k, const struct fanout 
     m->e[m->n].body_len = f->d[i].ct_len;
   }
   c->sent_id = c->sent_ts = 0;
-  rc = sotto_net_send_multi_list(k->net, m, ids, &c->sent_ts, list, SOTTO_SRV_MAX_DEVLIST, list_len);
+  {
+    int tries = 0;
+    do
+      rc = sotto_net_send_multi_list(k->net, m, ids, &c->sent_ts, list, SOTTO_SRV_MAX_DEVLIST, list_len);
+    while (conn_kt_pending_wait(rc, &tries));
+  }
   if (rc == 0) c->sent_id = ids[0];
   free(m);
   return rc;

@@ -29,8 +29,12 @@
 /* DEVLIST_GET, counted (c->devlist_gets: tests check that a stale sender
  * that got the list with ERR(30) fetches nothing more). */
 static int fetch_list(struct sc_client *c, struct conn *k, const char *user, uint8_t *buf, size_t cap, size_t *len) {
+  int rc, tries = 0;
   c->devlist_gets++;
-  return sotto_net_devlist_get(k->net, user, buf, cap, len);
+  do
+    rc = sotto_net_devlist_get(k->net, user, buf, cap, len);
+  while (conn_kt_pending_wait(rc, &tries));
+  return rc;
 }
 
 static int seen_recently(struct sc_client *c, const struct conn *k, const char *user, const uint8_t key[32]) {

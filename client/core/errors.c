@@ -148,6 +148,10 @@ static const struct sc_err_row rows[] = {
     {SC_ERR_DEVICE_HIDDEN, "device_hidden",
      "this device is not in your account's current signed device list: contacts no longer send to it",
      "if you did not remove it, the server is hiding it: link it again from your primary device"},
+    {SC_ERR_KT_PENDING, "kt_pending",
+     "the server has not put that account into its public key-transparency log yet (it registered moments ago); "
+     "nothing of it was used",
+     "try again in a few seconds"},
     {SC_ERR_KT_LIST_HIDDEN, "kt_list_hidden",
      "the server hides a device list that its public log holds (nothing was sent)",
      "the server may be hiding one of the contact's devices: compare 'sotto devices' on their side; "

@@ -1083,6 +1083,7 @@ static int check_transient(int rc) {
     case SC_ERR_DISPLACED:
     case SC_ERR_KT_QUORUM:
     case SC_ERR_KT_NOT_LOGGED:
+    case SC_ERR_KT_PENDING:
       return 1;
     default:
       return 0;
@@ -1093,7 +1094,7 @@ static int check_transient(int rc) {
 static int net_transient(int rc) {
   return rc == SOTTO_NET_E_IO || rc == SOTTO_NET_E_TIMEOUT || rc == SOTTO_SRV_E_RATE || rc == SOTTO_SRV_E_INTERNAL ||
          rc == SOTTO_SRV_E_TIMEOUT || rc == SOTTO_SRV_E_SHUTDOWN || rc == SOTTO_SRV_E_BUSY ||
-         rc == SOTTO_SRV_E_STORAGE_FULL;
+         rc == SOTTO_SRV_E_STORAGE_FULL || rc == SOTTO_SRV_E_KT_PENDING;
 }
 
 /* A first message (a PreKey message) from device dev > 1 of someone whose
@@ -1133,7 +1134,12 @@ static int first_from_device(struct sc_client *c, uint64_t sid, const char *send
     rc = SOTTO_NET_E_TIMEOUT;
   else
 #endif
-    rc = sotto_net_devlist_get(c->k.net, sender, buf, SOTTO_SRV_MAX_DEVLIST, &len);
+  {
+    int tries = 0;
+    do
+      rc = sotto_net_devlist_get(c->k.net, sender, buf, SOTTO_SRV_MAX_DEVLIST, &len);
+    while (conn_kt_pending_wait(rc, &tries));
+  }
   if (rc != 0 && rc != SOTTO_SRV_E_NOT_FOUND && net_transient(rc)) {
     snprintf(wait, wait_len, "the server did not answer the request for their device list (%s)",
              rc == SOTTO_NET_E_TIMEOUT ? "no answer in time"

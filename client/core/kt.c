@@ -137,7 +137,12 @@ static int save_now(struct sc_client *c, const struct kt_state *s) {
 
 static int call(struct sc_client *c, struct conn *k, uint8_t type, const uint8_t *p, size_t len,
                 struct sotto_net_event *ans, const char *what) {
-  int rc = sotto_net_call(k->net, type, p, len, ans);
+  int rc, tries = 0;
+  for (;;) {
+    rc = sotto_net_call(k->net, type, p, len, ans);
+    if (!conn_kt_pending_wait(rc, &tries)) break;
+    sotto_net_event_clear(ans);
+  }
   if (rc == 0) return 0;
   sotto_net_event_clear(ans); /* the payload of an answer is used only with 0 */
   if (rc == SOTTO_SRV_E_NOT_FOUND) return rc;
@@ -498,7 +503,8 @@ int kt_monitor(struct sc_client *c, struct conn *k) {
   }
   s.off = 0;
   if (rc < 0) {
-    if (rc == SC_ERR_UNREACHABLE || rc == SC_ERR_TIMEOUT || rc == SC_ERR_CONNECTION_LOST || rc == SC_ERR_RATE_LIMITED) {
+    if (rc == SC_ERR_UNREACHABLE || rc == SC_ERR_TIMEOUT || rc == SC_ERR_CONNECTION_LOST || rc == SC_ERR_RATE_LIMITED ||
+        rc == SC_ERR_KT_PENDING) {
       rc = 0; /* tried again at the next connect */
       goto out;
     }
@@ -710,7 +716,14 @@ static void list_versions_check(struct sc_client *c, struct conn *k, struct kt_s
     uint32_t want = newest - from < SOTTO_SRV_KT_MAX_VERSIONS ? newest - from : SOTTO_SRV_KT_MAX_VERSIONS;
     sotto__wr_init(&w, req, sizeof req);
     sotto__srv_put_kt_versions_req(&w, 1, from, (uint8_t)want, me);
-    rc = sotto_net_call(k->net, SOTTO_SRV_KT_VERSIONS, req, w.len, &ans);
+    {
+      int tries = 0;
+      for (;;) {
+        rc = sotto_net_call(k->net, SOTTO_SRV_KT_VERSIONS, req, w.len, &ans);
+        if (!conn_kt_pending_wait(rc, &tries)) break;
+        sotto_net_event_clear(&ans);
+      }
+    }
     if (rc >= SOTTO_NET_E_IO || rc < 0) { /* the connection, not an answer: tried again at the next connect */
       sotto_net_event_clear(&ans);
       return;
@@ -793,7 +806,8 @@ int kt_monitor_list(struct sc_client *c, struct conn *k) {
     char why[sizeof c->errdetail];
     snprintf(why, sizeof why, "%s", c->errdetail);
     s = keep; /* nothing of this answer is stored */
-    if (rc == SC_ERR_UNREACHABLE || rc == SC_ERR_TIMEOUT || rc == SC_ERR_CONNECTION_LOST || rc == SC_ERR_RATE_LIMITED) {
+    if (rc == SC_ERR_UNREACHABLE || rc == SC_ERR_TIMEOUT || rc == SC_ERR_CONNECTION_LOST || rc == SC_ERR_RATE_LIMITED ||
+        rc == SC_ERR_KT_PENDING) {
       rc = 0;
       goto out;
     }

@@ -745,7 +745,8 @@ static int conn_failure(int rc) {
  * waits, the flush goes on with the others. */
 static int peer_failure(int rc) {
   return rc == SC_ERR_QUEUE_FULL || rc == SC_ERR_CONFLICT || rc == SC_ERR_DEVLIST_INVALID ||
-         rc == SC_ERR_DEVLIST_ROLLBACK || rc == SC_ERR_DEVICE_KEY || rc == SC_ERR_DEVICE_MISMATCH;
+         rc == SC_ERR_DEVLIST_ROLLBACK || rc == SC_ERR_DEVICE_KEY || rc == SC_ERR_DEVICE_MISMATCH ||
+         rc == SC_ERR_KT_PENDING;
 }
 
 static int commit_state(struct sc_client *c, uint64_t seq, int state, int reason, const char *detail,

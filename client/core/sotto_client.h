@@ -161,7 +161,8 @@ enum sc_error {
   SC_ERR_DEVICE_KEY = -88,           /* a device's bundle key differs from its entry in the signed list: nothing sent */
   SC_ERR_DEVICE_MISMATCH = -89,      /* the server refused the device set twice (ERR 30): nothing sent */
   SC_ERR_DEVICE_HIDDEN = -90,        /* this linked device is missing from its account's current signed list */
-  /* -91..-95: other features' codes */
+  SC_ERR_KT_PENDING = -91,           /* the server has not put that account into its key-transparency log yet */
+  /* -92..-95: other features' codes */
   SC_ERR_KT_LIST_HIDDEN = -96        /* the log holds a newer device list than the server shows: nothing sent */
 };
 #define SC_ERR_FIRST SC_ERR_NOMEM

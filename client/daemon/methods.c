@@ -55,6 +55,7 @@ static int map_core(int rc) {
     case SC_ERR_DEVICE_KEY:
     case SC_ERR_DEVICE_MISMATCH:
     case SC_ERR_DEVICE_HIDDEN:
+    case SC_ERR_KT_PENDING:
     case SC_ERR_LINK_CODE:
     case SC_ERR_LINK_FAILED:
       return RPC_APP_REFUSED;

@@ -76,7 +76,8 @@ static const char *const KT_ARGS[] = {"--kt", "1", NULL};
 static const char *const KT_ARGS_MANY[] = {"--kt", "1", NO_REG_LIMITS, NULL};
 
 /* One request, its answer's payload (malloc'd) or ERR code (< 0 as -code). */
-static int call(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len, uint8_t **out, size_t *out_len) {
+static int call_once(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len, uint8_t **out,
+                     size_t *out_len) {
   static uint32_t id = 100;
   struct sotto_net_event ev;
   uint32_t want = ++id;
@@ -98,6 +99,17 @@ static int call(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len,
     sotto_net_event_clear(&ev);
   }
   return -1002;
+}
+
+/* call_once, again while the answer is ERR 44 (a name not in the log yet:
+ * the server logs new names asynchronously), as clients do: at most 5 s. */
+static int call(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t len, uint8_t **out, size_t *out_len) {
+  int rc, i;
+  for (i = 0;; i++) {
+    rc = call_once(c, type, p, len, out, out_len);
+    if (rc != -(int)SOTTO_SRV_E_KT_PENDING || i == 500) return rc;
+    usleep(10000);
+  }
 }
 
 static void log_id_of(struct srv_proc *p, struct sotto_kt_log_id *id) {
@@ -158,6 +170,24 @@ static int reg(struct srv_proc *p, struct sotto_net_ctx **ctx, const char *name,
   memset(ik, 0x05, 33);
   memcpy(ik + 1, name, strlen(name) < 32 ? strlen(name) : 32);
   rc = sotto_net_register(c, name, ik, 33, &dev, secret);
+  if (rc == 0) {
+    /* The server logs a new name after answering (kt-pending-max): wait
+     * until it is in the log (KT_SEARCH no longer ERR 44), as the tests
+     * below look at heads right after (at most 10 s). */
+    uint8_t b[64], *a = NULL;
+    size_t n;
+    struct sotto__wr w;
+    int i, r;
+    sotto__wr_init(&w, b, sizeof b);
+    sotto__srv_put_kt_search_req(&w, name);
+    for (i = 0; i < 500; i++) {
+      r = call_once(c, SOTTO_SRV_KT_SEARCH, b, w.len, &a, &n);
+      free(a);
+      a = NULL;
+      if (r != -(int)SOTTO_SRV_E_KT_PENDING && r != -(int)SOTTO_SRV_E_RATE) break;
+      usleep(20000);
+    }
+  }
   sotto_net_close(c);
   return rc;
 }
@@ -608,6 +638,10 @@ static void test_kt_cosign(void) {
   c = srv_connect(&p, &ctx, 1);
   CHECK(c != NULL);
   if (c) {
+    uint8_t v[SOTTO_KT_MAX_VALUE_LEN];
+    uint32_t ver;
+    size_t vl = sizeof v;
+    CHECK(search_ok(c, &id, "bob", &ver, v, &vl) == 0 && ver == 0); /* logged (waits out ERR 44) */
     CHECK(head_with_cosigs(c, hb, got, &ncos) == 0 && ncos == 0 && memcmp(hb, old, sizeof old) != 0);
     CHECK(cosign_req(c, pk, old, cos) == -SOTTO_SRV_E_KT_STALE);
     sotto_net_close(c);
@@ -867,6 +901,8 @@ static void test_kt_devlist(void) {
     sotto_pubkey_serialize(eik, pub);
     eik[36] = 5;
     CHECK(e && sotto_net_register(e, "gwen", eik, sizeof eik, &edev, esecret) == 0);
+    vlen = sizeof value; /* logged before it goes (an unlogged name would leave nothing in the log) */
+    CHECK(e && search_ok(e, &id, "gwen", &version, value, &vlen) == 0 && version == 0);
     if (e) sotto_net_close(e);
     e = srv_connect(&p, &ctx, 1);
     CHECK(e && sotto_net_auth(e, "gwen", 1, esecret, NULL, NULL) == 0 && sotto_net_unregister(e) == 0);
@@ -1026,6 +1062,8 @@ static void test_kt_parallel_vrf(const char *threads) {
     CHECK(e != NULL);
     if (e) {
       CHECK(sotto_net_register(e, "again", ik_old, sizeof ik_old, &dev, secret) == 0);
+      vlen = sizeof value; /* logged before it goes (an unlogged name would leave nothing in the log) */
+      CHECK(search_ok(e, &id, "again", &version, value, &vlen) == 0 && version == 0);
       CHECK(sotto_net_auth(e, "again", dev, secret, NULL, NULL) == 0);
       CHECK(sotto_net_unregister(e) == 0);
       sotto_net_close(e);
@@ -1100,11 +1138,106 @@ static void test_kt_parallel_vrf(const char *threads) {
   srv_rmdir(&p);
 }
 
+/* kt-pending-max (asynchronous logging): a REGISTER is answered before its
+ * name is logged; until the log takes it, nothing of the account is served
+ * (ERR 44), its own device may log in; the bound refuses REGISTERs beyond
+ * it; an account deleted while it waits leaves nothing in the log (and
+ * frees its place); after a SIGKILL with names waiting, the restarted
+ * server logs them.
+ * --kt-log-delay-ms holds the names (an hour) so that they are still
+ * waiting when the test looks. */
+static void test_kt_pending(void) {
+  const char *hold[] = {"--kt",          "1",   "--kt-log-delay-ms", "3600000", "--kt-pending-max", "2",
+                        "--bundle-rate", "1e9", "--bundle-burst",    "1e9", /* KT requests share this limit */
+                        NO_REG_LIMITS,   NULL};
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct sotto_net *b = NULL, *c = NULL;
+  struct sotto_kt_log_id id;
+  struct sotto_kt_head h;
+  struct sotto_srv_bundle_buf bb;
+  uint8_t ik_b[33], ik_c[33], ik_d[33], sec_b[32], sec_c[32], value[SOTTO_KT_MAX_VALUE_LEN], q[64], *a = NULL;
+  uint8_t list[SOTTO_SRV_MAX_DEVLIST];
+  uint32_t dev_b = 0, dev_c = 0, version;
+  uint64_t sid = 0, ts = 0;
+  size_t vlen, n, ll;
+  struct sotto__wr w;
+  CHECK(srv_mkdir(&p, "ktpending") == 0);
+  CHECK(srv_start(&p, hold) == 0);
+  log_id_of(&p, &id);
+  memset(ik_b, 0x05, sizeof ik_b);
+  memcpy(ik_b + 1, "bob", 3);
+  memset(ik_c, 0x05, sizeof ik_c);
+  memcpy(ik_c + 1, "carol", 5);
+  b = srv_connect(&p, &ctx, 1);
+  CHECK(b && sotto_net_register(b, "bob", ik_b, sizeof ik_b, &dev_b, sec_b) == 0);
+  CHECK(b && sotto_net_auth(b, "bob", dev_b, sec_b, NULL, NULL) == 0); /* its own device logs in */
+  c = srv_connect(&p, &ctx, 1);
+  CHECK(c && sotto_net_register(c, "carol", ik_c, sizeof ik_c, &dev_c, sec_c) == 0);
+  CHECK(c && sotto_net_auth(c, "carol", dev_c, sec_c, NULL, NULL) == 0);
+  /* kt-pending-max 2: a third new name is refused (retry later), nothing stored */
+  CHECK_RC(reg(&p, &ctx, "dave", ik_d), SOTTO_SRV_E_RATE);
+  /* Nothing of bob is served yet, to anyone: ERR 44 */
+  sotto__wr_init(&w, q, sizeof q);
+  sotto__srv_put_kt_search_req(&w, "bob");
+  CHECK_RC(call_once(c, SOTTO_SRV_KT_SEARCH, q, w.len, &a, &n), -(int)SOTTO_SRV_E_KT_PENDING);
+  free(a);
+  CHECK_RC(call_once(c, SOTTO_SRV_KT_SEARCH_LIST, q, w.len, &a, &n), -(int)SOTTO_SRV_E_KT_PENDING);
+  free(a);
+  sotto__wr_init(&w, q, sizeof q);
+  sotto__srv_put_kt_versions_req(&w, 0, 0, 4, "bob");
+  CHECK_RC(call_once(c, SOTTO_SRV_KT_VERSIONS, q, w.len, &a, &n), -(int)SOTTO_SRV_E_KT_PENDING);
+  free(a);
+  CHECK_RC(c ? sotto_net_fetch_bundle(c, "bob", 1, &bb) : -1, SOTTO_SRV_E_KT_PENDING);
+  CHECK_RC(c ? sotto_net_devlist_get(c, "bob", list, sizeof list, &ll) : -1, SOTTO_SRV_E_KT_PENDING);
+  CHECK_RC(c ? sotto_net_send(c, "bob", 1, 1, (const uint8_t *)"hello", 5, &sid, &ts) : -1, SOTTO_SRV_E_KT_PENDING);
+  CHECK_RC(b ? sotto_net_send(b, "carol", 1, 1, (const uint8_t *)"hello", 5, &sid, &ts) : -1,
+           SOTTO_SRV_E_KT_PENDING);
+  CHECK(c && get_head(c, &h) == -SOTTO_SRV_E_NOT_FOUND); /* no entry yet */
+  /* carol deletes her account while it waits: the mark goes, nothing of her
+   * is logged, and the bound has room again for erin */
+  CHECK(c && sotto_net_unregister(c) == 0);
+  memset(ik_d, 0x05, sizeof ik_d);
+  memcpy(ik_d + 1, "erin", 4);
+  {
+    struct sotto_net *e = srv_connect(&p, &ctx, 1);
+    uint8_t sec_e[32];
+    uint32_t dev_e = 0;
+    CHECK(e && sotto_net_register(e, "erin", ik_d, sizeof ik_d, &dev_e, sec_e) == 0); /* (reg() would wait) */
+    if (e) sotto_net_close(e);
+  }
+  if (b) sotto_net_close(b);
+  if (c) sotto_net_close(c);
+  b = c = NULL;
+  /* Killed with both names waiting; restarted without the delay: both are
+   * logged (each with its key), dave is not in the log, bob is reachable. */
+  srv_kill(&p);
+  CHECK(srv_start(&p, KT_ARGS_MANY) == 0);
+  c = srv_connect(&p, &ctx, 1);
+  vlen = sizeof value;
+  CHECK(c && search_ok(c, &id, "bob", &version, value, &vlen) == 0 && version == 0 && vlen == 33 &&
+        memcmp(value, ik_b, 33) == 0);
+  vlen = sizeof value;
+  CHECK(c && search_ok(c, &id, "carol", &version, value, &vlen) == 0 && version == SOTTO_KT_ABSENT);
+  vlen = sizeof value;
+  CHECK(c && search_ok(c, &id, "erin", &version, value, &vlen) == 0 && version == 0 && vlen == 33 &&
+        memcmp(value, ik_d, 33) == 0);
+  vlen = sizeof value;
+  CHECK(c && search_ok(c, &id, "dave", &version, value, &vlen) == 0 && version == SOTTO_KT_ABSENT);
+  CHECK(c && sotto_net_auth(c, "bob", dev_b, sec_b, NULL, NULL) == 0);
+  CHECK_RC(c ? sotto_net_send(c, "erin", 1, 1, (const uint8_t *)"hello", 5, &sid, &ts) : -1, 0);
+  if (c) sotto_net_close(c);
+  if (ctx) sotto_net_ctx_free(ctx);
+  CHECK(srv_stop(&p) == 0);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
   signal(SIGPIPE, SIG_IGN);
   if (sodium_init() < 0) return 1;
+  test_kt_pending();
   test_kt();
   test_kt_cosign();
   test_kt_backfill();
