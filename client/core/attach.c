@@ -27,7 +27,8 @@
  * (BLOB_DONE) so that it deletes the blob once every recipient has it.
  *
  * Memory: a few PUT or GET buffers (ATTACH_WINDOW x ATTACH_PUT_CHUNKS
- * chunks) whatever the file's size. */
+ * chunks) and, downloading, three 1 MiB plaintext buffers (WRING_N), whatever
+ * the file's size. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
