@@ -19,7 +19,17 @@
  *   cross_node_split  the cross-node envelopes of the paced phase split at
  *                     the client's clocks (generator late, send->answer,
  *                     answer->delivered; p50 and p99 each) and the
- *                     generator's CPU; stage_*: the servers' stage
+ *                     generator's CPU
+ *   cross_node_tail   the slowest 1% of them (latency >= p99): the median
+ *                     of each part among them, and how they bunch in time
+ *                     (the 100 ms windows of the phase they fall in, the
+ *                     share in the worst window): a few windows mean
+ *                     stalls that hit everything in flight at once (a
+ *                     COMMIT, the disk, the CPU), many mean a steady queue;
+ *                     --trace FILE writes every cross-node envelope of the
+ *                     phase (wall-clock due time, to line up with
+ *                     PostgreSQL's log; total, late, send->answer,
+ *                     answer->delivered in us; the pair); stage_*: the servers' stage
  *                     histograms over the paced phase; round_trips_per_batch:
  *                     the batches' round trips to PostgreSQL
  * and figures for docs/scaling.md: PostgreSQL WAL bytes and table bytes per
@@ -238,6 +248,16 @@ static size_t n_lat_all, n_lat_cross;
  * read counts sa up to its delivery and ad 0. */
 static uint32_t lat_gen[LAT_MAX], lat_sa[LAT_MAX], lat_ad[LAT_MAX];
 static size_t n_split;
+/* The same envelopes unsorted, with their due time (us since the paced
+ * phase began) and total latency: the tail row and --trace. */
+struct rec {
+  int64_t due_us;
+  uint32_t total, gen, sa, ad;
+  int pair;
+};
+static struct rec recs[LAT_MAX];
+static int64_t phase_t0, wall_off_us; /* monotonic start of the paced phase; realtime - monotonic */
+static const char *trace_path;
 static uint64_t delivered;
 
 /* The body: due time, send time, sequence number (8 bytes each, big-endian). */
@@ -304,7 +324,10 @@ static void pump(int ms, int measure) {
             if (ans > t) ans = t;
             lat_gen[n_split] = clamp_us(sent - due);
             lat_sa[n_split] = clamp_us(ans - sent);
-            lat_ad[n_split++] = clamp_us(t - ans);
+            lat_ad[n_split] = clamp_us(t - ans);
+            recs[n_split] = (struct rec){due - phase_t0, clamp_us(t - due), lat_gen[n_split], lat_sa[n_split],
+                                         lat_ad[n_split], i};
+            n_split++;
           }
         }
       }
@@ -403,6 +426,58 @@ static void split_print(double cpu) {
            n_split, g50, g99, a50, a99, d50, d99, cpu * 100);
 }
 
+static int cmp_rec_total(const void *a, const void *b) {
+  uint32_t x = ((const struct rec *)a)->total, y = ((const struct rec *)b)->total;
+  return x < y ? -1 : x > y;
+}
+
+static double med_ms(uint32_t *v, size_t n) {
+  return pct_ms(v, n, 0.5);
+}
+
+/* The slowest 1% of the cross-node envelopes of the paced phase (recs,
+ * sorted here by total latency; the trace is written first, in arrival
+ * order). */
+static void tail_print(void) {
+  static uint32_t g[LAT_MAX], a[LAT_MAX], d[LAT_MAX];
+  static unsigned win[6000]; /* 100 ms windows: up to 600 s */
+  size_t i, from, n, k = 0;
+  unsigned nwin = 0, worst = 0;
+  if (trace_path) {
+    FILE *f = fopen(trace_path, "w");
+    if (!f) die("cannot write the trace file");
+    for (i = 0; i < n_split; i++)
+      fprintf(f, "%.6f %u %u %u %u %d\n", (double)(recs[i].due_us + phase_t0 + wall_off_us) / 1e6, recs[i].total,
+              recs[i].gen, recs[i].sa, recs[i].ad, recs[i].pair);
+    if (fclose(f) != 0) die("cannot write the trace file");
+  }
+  if (n_split < 100) return;
+  qsort(recs, n_split, sizeof *recs, cmp_rec_total);
+  from = (size_t)((double)(n_split - 1) * 0.99);
+  n = n_split - from;
+  memset(win, 0, sizeof win);
+  for (i = from; i < n_split; i++) {
+    size_t w = recs[i].due_us < 0 ? 0 : (size_t)(recs[i].due_us / 100000);
+    if (w >= sizeof win / sizeof win[0]) w = sizeof win / sizeof win[0] - 1;
+    if (!win[w]++) nwin++;
+    if (win[w] > worst) worst = win[w];
+    g[k] = recs[i].gen;
+    a[k] = recs[i].sa;
+    d[k++] = recs[i].ad;
+  }
+  if (json)
+    printf("{\"bench\":\"cross_node_tail\",\"unit\":\"ms\",\"n\":%zu,\"from\":%.2f,\"late_med\":%.2f,"
+           "\"send_answer_med\":%.2f,\"answer_deliver_med\":%.2f,\"windows_100ms\":%u,\"worst_window_share\":%.2f,"
+           "\"nodes\":%d}\n",
+           n, recs[from].total / 1e3, med_ms(g, k), med_ms(a, k), med_ms(d, k), nwin, (double)worst / (double)n,
+           n_nodes);
+  else
+    printf("  slowest 1%% (%zu envelopes, >= %.2f ms): medians late %.2f, send->answer %.2f, answer->delivered "
+           "%.2f ms; in %u of the phase's 100 ms windows, %.0f %% in the worst one\n",
+           n, recs[from].total / 1e3, med_ms(g, k), med_ms(a, k), med_ms(d, k), nwin,
+           100.0 * (double)worst / (double)n);
+}
+
 static double cpu_s(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -485,12 +560,14 @@ int main(int argc, char **argv) {
       secs = atof(argv[++i]);
     else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc)
       fixed_rate = atof(argv[++i]);
+    else if (strcmp(argv[i], "--trace") == 0 && i + 1 < argc)
+      trace_path = argv[++i];
     else if (strcmp(argv[i], "--smoke") == 0)
       smoke = 1;
     else if (strcmp(argv[i], "--json") == 0)
       json = 1;
     else {
-      fprintf(stderr, "usage: bench_cluster [--nodes 1-3] [--seconds S] [--rate MSG_S] [--smoke] [--json] (run by bench/run cluster)\n");
+      fprintf(stderr, "usage: bench_cluster [--nodes 1-3] [--seconds S] [--rate MSG_S] [--trace FILE] [--smoke] [--json] (run by bench/run cluster)\n");
       return 2;
     }
   }
@@ -575,6 +652,12 @@ int main(int argc, char **argv) {
     stages_read(&st0);
     c0 = cpu_s();
     w0 = (double)now_us();
+    {
+      struct timespec rt;
+      clock_gettime(CLOCK_REALTIME, &rt);
+      phase_t0 = now_us();
+      wall_off_us = (int64_t)rt.tv_sec * 1000000 + rt.tv_nsec / 1000 - phase_t0;
+    }
     paced(secs, half);
     cpu = (cpu_s() - c0) / (((double)now_us() - w0) / 1e6);
     stages_read(&st1);
@@ -586,6 +669,7 @@ int main(int argc, char **argv) {
              lat_all[(size_t)((double)(n_lat_all - 1) * 0.9)] / 1e3,
              lat_all[(size_t)((double)(n_lat_all - 1) * 0.99)] / 1e3, lat_all[n_lat_all - 1] / 1e3, n_lat_all);
     stages_print(&st0, &st1);
+    if (n_nodes > 1) tail_print(); /* before split_print sorts the parts */
     if (n_nodes > 1) split_print(cpu);
     {
       /* The batches' round trips to PostgreSQL in the paced phase (what a

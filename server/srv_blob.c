@@ -14,19 +14,19 @@
  * Requests run like every other: parsed on the I/O thread, executed on the
  * store thread inside the batch's transaction (the file I/O of one chunk
  * too: at most SOTTO_SRV_BLOB_MAX_CHUNK bytes), answered after the commit;
- * except the bulk of an upload: once a request through the batch (CREATE,
+ * except the bulk of a transfer: once a request through the batch (CREATE,
  * STAT, PUT) told the connection what the store holds of a blob (ours and
  * not committed; its size and expiry: conn.blob), that connection's next
- * PUTs of that blob run on the I/O thread, file I/O and answer there, while
- * nothing else of the connection waits in a batch (answers stay in request
- * order) and the blob has not expired; PUTs go the batch's way while the
- * disk is full. The rules are the batch's: appends only, at most the
+ * PUTs of that blob go to the blob thread (below; its GETs too once the
+ * batch found it committed), while nothing else of the connection waits in
+ * a batch (answers stay in request order) and the blob has not expired;
+ * PUTs go the batch's way while the disk is full. The rules are the batch's: appends only, at most the
  * declared size, and a PUT's OK says the bytes are written (O_DIRECT where
  * the filesystem takes it, else the page cache; blob_write), COMMIT (always
  * through the batch) that they are durable
- * (fdatasync) and the blob readable. GETs stay in the batch: the same path
- * for them was measured slower on the 2-core machine (reads on the store
- * thread ran beside the I/O thread's TLS; docs/benchmarks.md).
+ * (fdatasync) and the blob readable. (GETs on the I/O thread itself were
+ * measured slower than the batch's: reads in series with TLS; on the blob
+ * thread they run beside it, docs/benchmarks.md.)
  * A blob goes when every recipient device declared at BLOB_CREATE (or
  * since, by the uploader's BLOB_FETCHES) said BLOB_DONE, each device
  * (account, device id of its connection) counted once, or at its expiry
@@ -35,6 +35,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,8 +70,8 @@ static void blob_path(const struct srv *s, const uint8_t *id, char *out, size_t 
  * page cache (the kernel keeps the two coherent); a filesystem that refuses
  * O_DIRECT (tmpfs: EINVAL) gets buffered writes. Durability is unchanged:
  * a PUT's OK says the bytes are written, COMMIT's fdatasync that they are
- * durable. GETs read through the page cache (readahead): reading with
- * O_DIRECT was measured slower. */
+ * durable. GETs on the blob thread read with O_DIRECT too (get_bytes); in
+ * the batch, through the page cache (there O_DIRECT was measured slower). */
 #define BLOB_ALIGN 4096u
 
 static int set_direct(int fd, int on) {
@@ -145,6 +146,27 @@ static void blob_unlink(const struct srv *s, const uint8_t *id) {
   char path[1200];
   blob_path(s, id, path, sizeof path);
   (void)unlink(path);
+}
+
+/* A blob whose row this batch deleted (store thread): its file goes after
+ * the commit, once the batch is answered (sotto__srv_blob_gone_flush), so
+ * that no answer waits for it: removing a large file takes the filesystem
+ * tens of milliseconds (136 ms for 256 MiB measured on ext4 here), which a
+ * download's DONE waited for. A rolled-back batch keeps its files (and the
+ * rows that name them). The list is bounded: beyond it, at once as before. */
+static void blob_gone(struct srv *s, const uint8_t *id) {
+  if (s->blob_gone_n < SOTTO_SRV_BLOB_GONE_MAX)
+    memcpy(s->blob_gone[s->blob_gone_n++], id, SOTTO_SRV_BLOB_ID_LEN);
+  else
+    blob_unlink(s, id);
+}
+
+void sotto__srv_blob_gone_reset(struct srv *s) { s->blob_gone_n = 0; }
+
+void sotto__srv_blob_gone_flush(struct srv *s, int committed) {
+  int i;
+  for (i = 0; committed && i < s->blob_gone_n; i++) blob_unlink(s, s->blob_gone[i]);
+  s->blob_gone_n = 0;
 }
 
 int sotto__srv_blob_parse(const struct srv *s, struct op *o) {
@@ -350,18 +372,74 @@ static int exec_commit(struct srv *s, struct op *o) {
   return s->store.ops->blob_commit(s->store.impl, o->req.blob.id);
 }
 
+/* [off, off + want) of fd with O_DIRECT into a block-aligned buffer: the
+ * buffer, the range at *skip in it (off's distance from its block start,
+ * not moved: a memmove of each 192 KiB answer cost more than the read),
+ * with *got bytes of it (short at the file's end), or NULL with errno
+ * (EINVAL: the filesystem refused). */
+static uint8_t *read_direct(int fd, uint64_t off, size_t want, size_t *got, size_t *skip) {
+  uint64_t a = off / BLOB_ALIGN * BLOB_ALIGN, e = (off + want + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN;
+  size_t len = (size_t)(e - a), done = 0;
+  uint8_t *buf = NULL;
+  if (posix_memalign((void **)&buf, BLOB_ALIGN, len ? len : BLOB_ALIGN) != 0) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  while (done < len) {
+    ssize_t n = pread(fd, buf + done, len - done, (off_t)(a + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int er = errno;
+      free(buf);
+      errno = er;
+      return NULL;
+    }
+    if (n == 0) break;
+    done += (size_t)n;
+    if (done % BLOB_ALIGN) break; /* the file's end */
+  }
+  *skip = (size_t)(off - a);
+  done = done > *skip ? done - *skip : 0;
+  *got = done < want ? done : want;
+  return buf;
+}
+
 /* The bytes a GET asks for, of a committed blob of size bytes, into o's
- * answer (store thread). */
-static int get_bytes(struct srv *s, struct op *o, int64_t size) {
+ * answer. direct (the blob thread): read with O_DIRECT where the filesystem
+ * allows it. A blob was written with O_DIRECT, so it is not in the page
+ * cache: on the measured VM a cold buffered read of 256 MiB in 192 KiB
+ * reads took 1.14 s (0.47 s of system time: the page cache filled and
+ * copied), O_DIRECT 0.30 s (0.04 s); docs/benchmarks.md "Attachments:
+ * where the time goes (att6)". The batch (store thread) reads buffered
+ * (there, reads in series with the batch measured slower with O_DIRECT). */
+static int get_bytes(struct srv *s, struct op *o, int64_t size, int direct) {
   const struct sotto_srv_blob_req *m = &o->req.blob;
   char path[1200];
   size_t want, done = 0;
   ssize_t n;
-  int fd;
+  int fd = -1;
   want = m->offset >= (uint64_t)size ? 0
          : (uint64_t)size - m->offset < m->max ? (size_t)((uint64_t)size - m->offset)
                                                : m->max;
   blob_path(s, m->id, path, sizeof path);
+  if (direct && want > 0 && (fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC)) >= 0) {
+    size_t skip = 0;
+    uint8_t *buf = read_direct(fd, m->offset, want, &done, &skip);
+    close(fd);
+    if (buf) {
+      if (done < want) {
+        free(buf);
+        o->code = SOTTO_SRV_E_BLOB_GONE; /* the file is shorter than its row: damaged or removed */
+        return 0;
+      }
+      o->kt_out = buf;
+      o->kt_skip = (uint32_t)skip; /* < BLOB_ALIGN */
+      o->kt_len = done;
+      return 0;
+    }
+    if (errno == ENOMEM) return SOTTO_ERR_NOMEM;
+    done = 0; /* refused (EINVAL) or failed: buffered below */
+  }
   if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
     o->code = SOTTO_SRV_E_BLOB_GONE;
     return 0;
@@ -394,7 +472,7 @@ static int exec_get(struct srv *s, struct op *o) {
     return 0;
   }
   note(o, 2, &b);
-  return get_bytes(s, o, b.size);
+  return get_bytes(s, o, b.size, 0);
 }
 
 static int exec_done(struct srv *s, struct op *o) {
@@ -412,10 +490,9 @@ static int exec_done(struct srv *s, struct op *o) {
   if ((rc = s->store.ops->blob_fetched(s->store.impl, o->req.blob.id, o->c->account_id, o->c->device_id, &left)) <
       0)
     return rc;
-  /* The last recipient fetched it: the bytes go now (a rollback of this
-   * batch leaves a row without a file, which answers "gone" until it
-   * expires). */
-  if (rc == 0 && left == 0) blob_unlink(s, o->req.blob.id);
+  /* The last recipient fetched it: the bytes go once this batch is
+   * committed and answered (blob_gone). */
+  if (rc == 0 && left == 0) blob_gone(s, o->req.blob.id);
   return 0;
 }
 
@@ -433,7 +510,7 @@ static int exec_fetches(struct srv *s, struct op *o) {
   }
   if ((rc = s->store.ops->blob_set_fetches(s->store.impl, o->req.blob.id, o->req.blob.fetches, &left)) < 0)
     return rc;
-  if (rc == 0 && left == 0) blob_unlink(s, o->req.blob.id);
+  if (rc == 0 && left == 0) blob_gone(s, o->req.blob.id);
   return 0;
 }
 
@@ -465,14 +542,171 @@ void sotto__srv_blob_answer(struct srv *s, struct op *o, struct sotto__wr *w) {
   }
 }
 
+/* The blob thread ("writer" in names): one thread that writes the PUTs and
+ * reads the GETs the I/O thread took on its fast path (sotto__srv_blob_fast),
+ * so that the I/O thread handles the next requests' TLS records while the
+ * device writes or reads this one (an O_DIRECT write returns when the device
+ * has the bytes: about 100-300 us per 192 KiB on the measured VM, 0.3-0.4 s
+ * per 256 MiB upload that the I/O thread used to wait for; a GET cost a
+ * commit batch of its own). One thread and one queue (FIFO): a connection's
+ * requests are handled and answered in order; its other requests wait in
+ * the batch queue while blob_wn > 0 (as with the read pool, srv_pool.c), so
+ * a COMMIT sees every PUT before it written. The thread touches only the op
+ * (its copy of the payload, the blob's size taken at hand-over) and the
+ * blob's file, never the connection; the I/O thread answers, woken through
+ * the store thread's eventfd. */
+struct srv_blobw {
+  pthread_t th;
+  pthread_mutex_t mu; /* guards the lists and quit */
+  pthread_cond_t cv;
+  struct op *jobs, **jobs_tail; /* waiting for the writer */
+  struct op *done, **done_tail; /* written, for the I/O thread */
+  int quit;
+  uint64_t outstanding; /* I/O thread only: handed over and not answered yet */
+};
+
+static void *writer_thread(void *arg) {
+  struct srv *s = arg;
+  struct srv_blobw *w = s->blobw;
+  pthread_mutex_lock(&w->mu);
+  for (;;) {
+    struct op *o;
+    while (!w->jobs && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
+    if (!w->jobs) break;
+    o = w->jobs;
+    if ((w->jobs = o->next) == NULL) w->jobs_tail = &w->jobs;
+    o->next = NULL;
+    pthread_mutex_unlock(&w->mu);
+    if ((o->type == SOTTO_SRV_BLOB_PUT ? put_bytes(s, o, o->blob_size) : get_bytes(s, o, o->blob_size, 1)) != 0)
+      o->code = SOTTO_SRV_E_INTERNAL;
+    pthread_mutex_lock(&w->mu);
+    *w->done_tail = o;
+    w->done_tail = &o->next;
+    {
+      uint64_t one = 1;
+      if (write(s->efd, &one, sizeof one) != (ssize_t)sizeof one) {
+        /* cannot overflow; the I/O thread also looks after every epoll_wait */
+      }
+    }
+  }
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
+int sotto__srv_blob_writer_open(struct srv *s) {
+  struct srv_blobw *w = calloc(1, sizeof *w);
+  if (!w) return -1;
+  w->jobs_tail = &w->jobs;
+  w->done_tail = &w->done;
+  if (pthread_mutex_init(&w->mu, NULL) != 0) {
+    free(w);
+    return -1;
+  }
+  if (pthread_cond_init(&w->cv, NULL) != 0) {
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+    return -1;
+  }
+  s->blobw = w;
+  if (pthread_create(&w->th, NULL, writer_thread, s) != 0) {
+    s->blobw = NULL;
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+    return -1;
+  }
+  return 0;
+}
+
+/* I/O thread: the PUTs written and GETs read, answered in order. */
+void sotto__srv_blob_writer_turn(struct srv *s) {
+  struct srv_blobw *w = s->blobw;
+  struct op *list, *o, *next;
+  if (!w || !w->outstanding) return;
+  pthread_mutex_lock(&w->mu);
+  list = w->done;
+  w->done = NULL;
+  w->done_tail = &w->done;
+  pthread_mutex_unlock(&w->mu);
+  for (o = list; o; o = next) {
+    struct conn *c = o->c;
+    next = o->next;
+    o->next = NULL;
+    w->outstanding--;
+    c->blob_wn--;
+    if (!c->dead) {
+      if (o->code) {
+        c->blob.state = 0; /* the next one asks the store again */
+        sotto__srv_send_err(s, c, o->req_id, o->code);
+      } else {
+        sotto__srv_send_simple(c, SOTTO_SRV_OK, o->req_id, o->kt_out ? o->kt_out + o->kt_skip : NULL, o->kt_len);
+      }
+      sotto__srv_flush_later(s, c);
+    }
+    s->m.blob_io_thread++;
+    sotto__srv_op_free(o);
+  }
+  if (list) sotto__srv_flush_queued(s);
+}
+
+/* At shutdown: every request handed over done and answered (each a bounded write or read). */
+void sotto__srv_blob_writer_drain(struct srv *s) {
+  while (s->blobw && s->blobw->outstanding) {
+    sotto__srv_blob_writer_turn(s);
+    if (s->blobw->outstanding) usleep(1000);
+  }
+}
+
+void sotto__srv_blob_writer_close(struct srv *s) {
+  struct srv_blobw *w = s->blobw;
+  struct op *o;
+  if (!w) return;
+  pthread_mutex_lock(&w->mu);
+  w->quit = 1;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  pthread_join(w->th, NULL);
+  while ((o = w->done) != NULL) { /* after the drain, none; their connections are gone with the server */
+    w->done = o->next;
+    sotto__srv_op_discard(o);
+  }
+  pthread_cond_destroy(&w->cv);
+  pthread_mutex_destroy(&w->mu);
+  free(w);
+  s->blobw = NULL;
+}
+
 int sotto__srv_blob_fast(struct srv *s, struct conn *c, struct op *o) {
   int rc;
-  /* Earlier requests of this connection still in a batch answer first. */
-  if (o->type != SOTTO_SRV_BLOB_PUT || c->inflight != 0 || c->blob.state != 1 ||
-      memcmp(c->blob.id, o->req.blob.id, SOTTO_SRV_BLOB_ID_LEN) != 0)
-    return 0;
-  /* Expired (the batch answers "gone"), or a full disk (the batch refuses). */
-  if (c->blob.expires_ms <= sotto__srv_now_ms() || __atomic_load_n(&s->space_low, __ATOMIC_RELAXED)) return 0;
+  /* Earlier requests of this connection still in a batch answer first
+   * (its requests with the blob writer are handled in order before this one). */
+  if ((uint32_t)c->inflight != c->blob_wn || memcmp(c->blob.id, o->req.blob.id, SOTTO_SRV_BLOB_ID_LEN) != 0) return 0;
+  /* A GET of a committed blob this connection already read or asked about
+   * through the batch (state 2), with the blob writer only: its read beside
+   * the I/O thread's TLS (on the I/O thread itself, reads in series with
+   * TLS were measured slower than the batch's). Expired: the batch answers
+   * "gone". */
+  if (o->type == SOTTO_SRV_BLOB_GET) {
+    if (!s->blobw || c->blob.state != 2 || c->blob.expires_ms <= sotto__srv_now_ms()) return 0;
+  } else if (o->type != SOTTO_SRV_BLOB_PUT || c->blob.state != 1 || c->blob.expires_ms <= sotto__srv_now_ms() ||
+             __atomic_load_n(&s->space_low, __ATOMIC_RELAXED)) {
+    return 0; /* not an open upload of this blob, expired, or a full disk (the batch refuses) */
+  }
+  if (s->blobw) {
+    struct srv_blobw *w = s->blobw;
+    o->blob_size = c->blob.size;
+    o->next = NULL;
+    c->inflight++;
+    c->inflight_bytes += sotto__srv_op_cost(o->type, o->len);
+    c->blob_wn++;
+    w->outstanding++;
+    pthread_mutex_lock(&w->mu);
+    *w->jobs_tail = o;
+    w->jobs_tail = &o->next;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return 1;
+  }
   rc = put_bytes(s, o, c->blob.size);
   if (rc != 0) o->code = SOTTO_SRV_E_INTERNAL;
   if (o->code) {
@@ -493,7 +727,7 @@ int sotto__srv_blob_expire(struct srv *s, int64_t now_ms, int64_t *deleted) {
   size_t n = 0, i;
   int rc = s->store.ops->blob_expired(s->store.impl, now_ms, ids, BLOB_EXPIRE_BATCH, &n);
   if (rc) return rc;
-  for (i = 0; i < n; i++) blob_unlink(s, ids + i * SOTTO_STORE_BLOB_ID);
+  for (i = 0; i < n; i++) blob_gone(s, ids + i * SOTTO_STORE_BLOB_ID);
   if (deleted) *deleted = (int64_t)n;
   if (n) sotto__srv_log(1, "blob_expire", "blobs=%zu", n);
   return 0;

@@ -59,8 +59,10 @@ struct op *sotto__srv_op_alloc(struct conn *c, const struct sotto_srv_frame *f) 
   } else if (f->len <= OP_POOL_DATA) {
     if ((o = calloc(1, sizeof *o + OP_POOL_DATA)) == NULL) return NULL;
     o->pooled = 1;
-  } else if ((o = calloc(1, sizeof *o + f->len)) == NULL) {
+  } else if ((o = malloc(sizeof *o + f->len)) == NULL) {
     return NULL;
+  } else {
+    memset(o, 0, sizeof *o); /* the payload is copied over below (a PUT's 192 KiB were zeroed first) */
   }
   o->c = c;
   o->t_in_us = sotto__srv_mono_us();
@@ -98,7 +100,9 @@ void sotto__srv_op_discard(struct op *o) {
   free(o->kt_out);
   sodium_memzero(o->secret, sizeof o->secret);
   sodium_memzero(&o->dev, sizeof o->dev);
-  sodium_memzero(o->data, o->len);
+  /* A blob's bytes are ciphertext: only their request's head (the blob id,
+   * a capability) is wiped, not 192 KiB per PUT. */
+  sodium_memzero(o->data, o->type == SOTTO_SRV_BLOB_PUT && o->len > 64 ? 64 : o->len);
   if (o->pooled && op_pool_n < OP_POOL_MAX) {
     o->next = op_pool;
     op_pool = o;
@@ -209,6 +213,7 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
   struct op *o;
   int rc;
   *deletes = 0;
+  sotto__srv_blob_gone_reset(s); /* a file named by an attempt that rolled back stays */
   if ((rc = ops->begin(st)) != 0) return rc;
   /* A batch that applies the log's job in flight takes the log's append
    * lock, which the lock order allows only under the order lock held
@@ -349,6 +354,7 @@ static void batch_exec(struct srv *s, struct batch *b) {
 
 void *sotto__srv_store_thread(void *arg) {
   struct srv *s = arg;
+  int committed;
   pthread_mutex_lock(&s->mu);
   for (;;) {
     while (!s->job && !s->quit) pthread_cond_wait(&s->cv, &s->mu);
@@ -356,6 +362,7 @@ void *sotto__srv_store_thread(void *arg) {
     pthread_mutex_unlock(&s->mu);
     batch_exec(s, &s->b);
     s->b.t_done_us = sotto__srv_mono_us();
+    committed = s->b.rc == 0; /* s->b is the I/O thread's again once done is set */
     pthread_mutex_lock(&s->mu);
     s->job = 0;
     s->done = 1;
@@ -367,6 +374,11 @@ void *sotto__srv_store_thread(void *arg) {
          * done after every epoll_wait, so a lost wake-up only delays. */
       }
     }
+    /* The files of blobs the batch deleted, while the I/O thread answers
+     * (srv_blob.c, blob_gone); the next batch starts after them. */
+    pthread_mutex_unlock(&s->mu);
+    sotto__srv_blob_gone_flush(s, committed);
+    pthread_mutex_lock(&s->mu);
   }
   pthread_mutex_unlock(&s->mu);
   return NULL;
@@ -401,7 +413,7 @@ void sotto__srv_batch_start(struct srv *s) {
       c->bt_full = 0;
     }
     /* pool_n: its earlier requests are still with the read pool (srv_pool.c). */
-    if (c->bt_full || c->pool_n ||
+    if (c->bt_full || c->pool_n || c->blob_wn ||
         (c->bt_n > 0 && (c->bt_n >= BATCH_CONN_OPS || c->bt_bytes + cost > BATCH_CONN_BYTES))) {
       c->bt_full = 1;
       pp = &o->next;
@@ -435,6 +447,7 @@ void sotto__srv_batch_start(struct srv *s) {
   if (!s->threaded) {
     batch_exec(s, &s->b);
     s->b.t_done_us = sotto__srv_mono_us();
+    sotto__srv_blob_gone_flush(s, s->b.rc == 0);
     s->done = 1;
     return;
   }
@@ -518,7 +531,7 @@ static void batch_finish(struct srv *s, const struct batch *b) {
 static void free_list(struct conn **list) {
   while (*list) {
     struct conn *c = *list;
-    if (c->pool_n) { /* a read pool worker still has one of its requests: kept in the list */
+    if (c->pool_n || c->blob_wn) { /* a read pool worker or the blob writer still has one of its requests: kept */
       list = &c->znext;
       continue;
     }

@@ -1265,7 +1265,8 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
   if (f.type == SOTTO_SRV_REGISTER && s->kt) sotto__srv_kt_precompute(s, o);
   if (sotto__srv_pool_take(s, o)) return; /* a read the pool answers (srv_pool.c) */
   /* attachments: a PUT to a blob this connection already opened through
-   * the batch runs here (srv_blob.c) */
-  if (f.type == SOTTO_SRV_BLOB_PUT && sotto__srv_blob_fast(s, c, o)) return;
+   * the batch, or a GET of one it already read through it, goes to the
+   * blob writer (srv_blob.c) */
+  if ((f.type == SOTTO_SRV_BLOB_PUT || f.type == SOTTO_SRV_BLOB_GET) && sotto__srv_blob_fast(s, c, o)) return;
   sotto__srv_op_enqueue(s, o);
 }

@@ -67,6 +67,7 @@
 #define BATCH_CONN_OPS 256           /* ops of one connection in one batch */
 #define BATCH_CONN_BYTES (64 * 1024) /* and their cost (op_cost) */
 #define METRICS_REQ_MAX 2048
+#define SOTTO_SRV_BLOB_GONE_MAX 264 /* blob files a batch removes after its answers (srv_blob.c) */
 
 enum { S_HANDSHAKE, S_HELLO, S_UNAUTH, S_AUTHING, S_AUTHED };
 enum { K_CLIENT, K_METRICS };
@@ -142,6 +143,10 @@ struct conn {
    * connection is freed only at 0. */
   struct op *pq_head, *pq_tail;
   uint32_t pool_n;
+  /* PUTs with the blob writer (srv_blob.c) and not answered yet: its batch
+   * requests wait while blob_wn > 0, and the dropped connection is freed
+   * only at 0. */
+  uint32_t blob_wn;
 };
 
 /* A request parsed once, when its frame arrives: the fields point into
@@ -214,6 +219,7 @@ struct op {
   size_t n_multi;
   uint8_t blob_state; /* BLOB_*: what exec learnt of the blob, for conn.blob (srv_blob.c) */
   int64_t blob_size, blob_expires;
+  uint32_t kt_skip; /* blob thread's GET: the answer is kt_out + kt_skip (an O_DIRECT read's block start before it) */
   uint8_t *kt_out; /* KT_*: the OK payload, made on the store thread (srv_kt.c); SEND_MULTI: the ERR(30) list */
   uint8_t kt_pre;  /* REGISTER: kt_pre_entry/opening hold version 0 of the name (made ahead of the batch) */
   uint8_t kt_pre_entry[64], kt_pre_opening[16];
@@ -306,6 +312,8 @@ struct srv {
   struct conn *devmap[DEV_BUCKETS];
   struct conn *backlog;
   struct conn *zombies; /* dropped, freed once no batch in flight can point at them */
+  uint8_t blob_gone[SOTTO_SRV_BLOB_GONE_MAX][SOTTO_SRV_BLOB_ID_LEN]; /* store thread (srv_blob.c) */
+  int blob_gone_n;
   struct conn *to_flush;
   struct op *ops, **ops_tail;
   int n_ops;
@@ -326,6 +334,7 @@ struct srv {
   int job, done, quit;
   struct srv_kt *kt; /* the key-transparency log (srv_kt.c), or NULL without --kt */
   struct srv_pool *pool; /* the read pool (srv_pool.c), or NULL */
+  struct srv_blobw *blobw; /* the blob writer (srv_blob.c), or NULL: PUTs written on the I/O thread */
   struct srv_link *link; /* link slots (srv_link.c), made at the first LINK_* request */
 };
 
@@ -416,6 +425,14 @@ void sotto__srv_blob_answer(struct srv *s, struct op *o, struct sotto__wr *w);
 /* I/O thread, after parse and admit: a PUT to the connection's noted blob
  * done here and answered (1: o consumed), or 0 (the batch's way). */
 int sotto__srv_blob_fast(struct srv *s, struct conn *c, struct op *o);
+/* Files of blobs whose rows the running batch deleted (store thread): forgotten
+ * at each attempt's start, removed after a committed batch was handed back. */
+int sotto__srv_blob_writer_open(struct srv *s);
+void sotto__srv_blob_writer_turn(struct srv *s);
+void sotto__srv_blob_writer_drain(struct srv *s);
+void sotto__srv_blob_writer_close(struct srv *s);
+void sotto__srv_blob_gone_reset(struct srv *s);
+void sotto__srv_blob_gone_flush(struct srv *s, int committed);
 
 /* ---- srv_conn.c ---- */
 int sotto__srv_conn_full(const struct srv *s, const struct conn *c);

@@ -80,8 +80,8 @@ struct srv_kt {
   struct kt_async *aq;    /* the idle-priority VRF helpers and the job in flight */
   struct kt_job *proposed; /* snapshot taken in this batch: handed to the helpers after its commit */
   int taken;               /* this batch applied the job in flight (it goes when the batch ends) */
-  int64_t next_snap_ms;   /* mono: no kt-only batch for a snapshot before */
-  int64_t retry_ms;       /* mono: a batch failed (the store is down?): no kt-only batch before */
+  int64_t next_snap_ms;   /* mono: no kt-only batch for a snapshot before (atomic: read by the I/O thread) */
+  int64_t retry_ms;       /* mono: a batch failed (the store is down?): no kt-only batch before (atomic) */
   int64_t since_ms;       /* mono: when a name was marked while none was (atomic; 0: none marked) */
   int64_t busy_ms;        /* mono: the last busy batch (atomic: written by the store thread, read by want) */
   int quiet;              /* this batch attempt may do log work (sotto__srv_kt_plan) */

@@ -427,6 +427,8 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
     sotto__srv_log(0, "store_thread", "%s", "cannot start the store thread; committing on the I/O thread");
   if (cfg->cluster[0] && sotto__srv_cluster_open(s) != 0) goto out;
   if (sotto__srv_pool_open(s) != 0) goto out; /* after the signal mask, like the store thread */
+  if (sotto__srv_blob_writer_open(s) != 0)
+    sotto__srv_log(0, "blob_writer", "%s", "cannot start the blob writer thread; PUTs written on the I/O thread");
   e.events = EPOLLIN;
   e.data.ptr = &s->lfd;
   epoll_ctl(s->ep, EPOLL_CTL_ADD, s->lfd, &e);
@@ -488,6 +490,7 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
     }
     sotto__srv_batch_turn(s);
     sotto__srv_pool_turn(s);
+    sotto__srv_blob_writer_turn(s);
     if (s->cl) {
       int64_t t0 = sotto__srv_mono_us();
       if (sotto__srv_cluster_flush(s)) sotto__srv_stage_add(&s->m.stage[STAGE_ANNOUNCE], sotto__srv_mono_us() - t0);
@@ -528,6 +531,7 @@ int sotto_srv_run(const struct sotto_srv_config *cfg) {
       continue;
     }
     sotto__srv_pool_drain(s); /* the read pool's answers (an AUTH it passes on goes to a batch) */
+    sotto__srv_blob_writer_drain(s); /* the PUTs being written (a COMMIT after them waits in the batch queue) */
     sotto__srv_free_zombies(s);
     sotto__srv_batch_start(s);
     if (!s->b_active) break;
@@ -569,6 +573,7 @@ out:
     pthread_mutex_destroy(&s->mu);
   }
   sotto__srv_pool_close(s);
+  sotto__srv_blob_writer_close(s);
   if (s->cl) sotto__srv_cluster_close(s);
   sotto__srv_kt_close(s);
   sotto__srv_link_close(s);

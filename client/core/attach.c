@@ -27,10 +27,12 @@
  * (BLOB_DONE) so that it deletes the blob once every recipient has it.
  *
  * Memory: a few PUT or GET buffers (ATTACH_WINDOW x ATTACH_PUT_CHUNKS
- * chunks) whatever the file's size. */
+ * chunks) and, downloading, three 1 MiB plaintext buffers (WRING_N), whatever
+ * the file's size. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -795,6 +797,21 @@ static int resume(struct up *u) {
   return 0;
 }
 
+/* A transfer's 192 KiB buffers (each GET answer's payload, the connection's
+ * read buffer as it grows to a whole frame) come from the heap and go back
+ * to it, instead of glibc's default for blocks above 128 KiB: a fresh mmap
+ * each, its pages faulted in and zeroed, unmapped when freed (perf of one
+ * 256 MiB download: about 80 ms of page faults, zeroing and mmap calls on
+ * the connection's thread). At most the window's and the ring's blocks
+ * (a few MiB) stay with the process. */
+static void heap_for_transfers(void) {
+  static int done;
+  if (done) return;
+  done = 1;
+  (void)mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  (void)mallopt(M_TRIM_THRESHOLD, 16 << 20);
+}
+
 /* Uploads s. With to (a file, not bytes in memory), an upload record is
  * kept so that a rerun resumes (key may then be replaced by the record's). */
 static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint8_t key[ATTACH_KEY_LEN],
@@ -813,6 +830,7 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint
   u.s = s;
   u.csize = attach_cipher_size(s->size);
   cuts_load(&u.cuts);
+  heap_for_transfers();
   if (sotto_net_max_frame(k->net) < ATTACH_UNIT + SOTTO_SRV_BLOB_ID_LEN + 8 + SOTTO_SRV_BODY_HDR)
     return sc__fail(c, SC_ERR_ATTACH_TOO_LARGE,
                     "the server's frame limit (max-frame %u) is below an attachment chunk (%d bytes): it takes no "
@@ -1363,6 +1381,28 @@ static int pending_cb(void *ud, const char *name, const uint8_t *v, size_t len) 
 
 /* ---- download ------------------------------------------------------------------ */
 
+/* The file's writes on a thread of their own: the worker decrypts into one
+ * of WRING_N plaintext buffers of ATTACH_WBUF bytes while the writer writes
+ * the full ones. An O_DIRECT write returns when the device has the bytes:
+ * in the worker's loop those waits (0.16-0.33 s of wall time per 256 MiB,
+ * a third of the worker's) held up the decryption and, through the full
+ * ring, the connection (docs/benchmarks.md "Attachments: where the time
+ * goes"). Only authenticated plaintext is handed over (aead_open first),
+ * in whole buffers; the writer touches nothing else of the download but
+ * the file's descriptors. */
+#define WRING_N 3
+
+struct wring {
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  uint8_t *buf[WRING_N]; /* page-aligned (sodium_malloc of whole pages) */
+  size_t len[WRING_N];
+  uint64_t base[WRING_N];
+  int head, count; /* the full buffers, oldest first; the worker fills (head + count) % WRING_N */
+  int stop, err, inited, running;
+};
+
 struct down {
   struct sc_client *c;
   struct conn *k;
@@ -1372,10 +1412,11 @@ struct down {
   struct aead a;
   struct inflight fl[ATTACH_WINDOW];
   int nfl, fd;
-  int dfd;       /* the same file opened with O_DIRECT, or -1 where refused */
-  uint8_t *pbuf; /* plaintext not yet written: wlen bytes for the file's offset wbase */
+  int dfd;       /* the same file opened with O_DIRECT, or -1 where refused (the writer's) */
+  uint8_t *pbuf; /* the worker's: plaintext not yet handed to the writer, wlen bytes for the file's offset wbase */
   size_t wlen;
   uint64_t wbase;
+  struct wring w; /* full plaintext buffers on their way to the file */
   struct cuts cuts;
   struct pipe p;
   uint64_t recv; /* bytes answered and handed to the worker (done: the bytes it took) */
@@ -1426,12 +1467,11 @@ static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off) {
   return 0;
 }
 
-/* Writes the buffered plaintext at its offset and empties the buffer. */
-static int flush_plain(struct down *d) {
-  size_t direct = d->dfd >= 0 ? d->wlen / ATTACH_ALIGN * ATTACH_ALIGN : 0, w = 0;
-  int rc;
+/* Writer thread: len bytes of buf at the file's offset base. */
+static int write_plain(struct down *d, const uint8_t *buf, size_t len, uint64_t base) {
+  size_t direct = d->dfd >= 0 ? len / ATTACH_ALIGN * ATTACH_ALIGN : 0, w = 0;
   while (w < direct) {
-    ssize_t r = pwrite(d->dfd, d->pbuf + w, direct - w, (off_t)(d->wbase + w));
+    ssize_t r = pwrite(d->dfd, buf + w, direct - w, (off_t)(base + w));
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 && errno == EINVAL && w == 0) { /* refused: buffered from now on */
       close(d->dfd);
@@ -1445,10 +1485,100 @@ static int flush_plain(struct down *d) {
     w += (size_t)r;
     if (w % ATTACH_ALIGN) break; /* short and unaligned: the rest buffered */
   }
-  if ((rc = pwrite_all(d->fd, d->pbuf + w, d->wlen - w, d->wbase + w)) != 0) return rc;
+  return pwrite_all(d->fd, buf + w, len - w, base + w);
+}
+
+static void *writer_main(void *arg) {
+  struct down *d = arg;
+  struct wring *q = &d->w;
+  pthread_mutex_lock(&q->mu);
+  for (;;) {
+    int i, err;
+    while (!q->stop && q->count == 0) pthread_cond_wait(&q->cv, &q->mu);
+    if (q->count == 0) break;
+    i = q->head;
+    err = q->err;
+    pthread_mutex_unlock(&q->mu);
+    if (!err && write_plain(d, q->buf[i], q->len[i], q->base[i]) != 0) err = errno ? errno : EIO;
+    pthread_mutex_lock(&q->mu);
+    if (err && !q->err) q->err = err;
+    q->head = (q->head + 1) % WRING_N;
+    q->count--;
+    pthread_cond_broadcast(&q->cv);
+  }
+  pthread_mutex_unlock(&q->mu);
+  return NULL;
+}
+
+/* Worker: hands the buffered plaintext to the writer and takes the next
+ * free buffer (waits while all are full). 0, or ATTACH_E_DISK with errno. */
+static int flush_plain(struct down *d) {
+  struct wring *q = &d->w;
+  int err;
+  pthread_mutex_lock(&q->mu);
+  if ((err = q->err) == 0) {
+    int i = (q->head + q->count) % WRING_N;
+    q->len[i] = d->wlen;
+    q->base[i] = d->wbase;
+    q->count++;
+    pthread_cond_broadcast(&q->cv);
+    while (!q->err && q->count == WRING_N) pthread_cond_wait(&q->cv, &q->mu);
+    if ((err = q->err) == 0) d->pbuf = q->buf[(q->head + q->count) % WRING_N];
+  }
+  pthread_mutex_unlock(&q->mu);
   d->wbase += d->wlen;
   d->wlen = 0;
+  if (err) {
+    errno = err;
+    return ATTACH_E_DISK;
+  }
   return 0;
+}
+
+/* Waits until every full buffer is written; 0 or the writer's errno. */
+static int wring_drain(struct wring *q) {
+  int err;
+  pthread_mutex_lock(&q->mu);
+  while (!q->err && q->count > 0) pthread_cond_wait(&q->cv, &q->mu);
+  err = q->err;
+  pthread_mutex_unlock(&q->mu);
+  return err;
+}
+
+static int wring_init(struct wring *q) {
+  int i;
+  memset(q, 0, sizeof *q);
+  if (pthread_mutex_init(&q->mu, NULL) != 0) return -1;
+  if (pthread_cond_init(&q->cv, NULL) != 0) {
+    pthread_mutex_destroy(&q->mu);
+    return -1;
+  }
+  q->inited = 1;
+  for (i = 0; i < WRING_N; i++)
+    if ((q->buf[i] = sodium_malloc(ATTACH_WBUF)) == NULL) return -1;
+  return 0;
+}
+
+/* The writer finishes the buffers it has (each a bounded write) and stops. */
+static void wring_stop(struct wring *q) {
+  if (!q->running) return;
+  pthread_mutex_lock(&q->mu);
+  q->stop = 1;
+  pthread_cond_broadcast(&q->cv);
+  pthread_mutex_unlock(&q->mu);
+  pthread_join(q->th, NULL);
+  q->running = 0;
+}
+
+/* After wring_init (even a failed one), with the writer stopped. */
+static void wring_free(struct wring *q) {
+  int i;
+  if (!q->inited) return;
+  for (i = 0; i < WRING_N; i++)
+    if (q->buf[i]) sodium_free(q->buf[i]);
+  pthread_cond_destroy(&q->cv);
+  pthread_mutex_destroy(&q->mu);
+  memset(q, 0, sizeof *q);
 }
 
 static int take(struct down *d, const uint8_t *p, size_t len) {
@@ -1579,26 +1709,34 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
   d.ct = ct;
   d.csize = attach_cipher_size(ct->att_size);
   cuts_load(&d.cuts);
+  heap_for_transfers();
   if ((d.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
     return sc__fail(c, errno == ENOSPC ? SC_ERR_DISK_FULL : SC_ERR_FILE, "cannot create %s: %s", tmp, strerror(errno));
   d.dfd = open(tmp, O_WRONLY | O_DIRECT | O_CLOEXEC);
   /* The format the sender used (flags checked by content_decode). */
-  if ((d.pbuf = sodium_malloc(ATTACH_WBUF)) == NULL || pipe_init(&d.p, 0) != 0 ||
+  if (wring_init(&d.w) != 0 || pipe_init(&d.p, 0) != 0 ||
       digest_init(&d.h, (ct->att_flags & ATTACH_FLAG_V2) != 0) != 0 ||
       aead_init(&d.a, (ct->att_flags & ATTACH_FLAG_V2) != 0, ct->att_key, 0) != 0) {
     close(d.fd);
     if (d.dfd >= 0) close(d.dfd);
-    if (d.pbuf) sodium_free(d.pbuf);
+    wring_free(&d.w);
     pipe_free(&d.p);
     digest_free(&d.h);
     aead_free(&d.a);
     (void)unlink(tmp);
     return sc__fail(c, SC_ERR_NOMEM, "out of memory for the download");
   }
-  if (d.dfd >= 0 && (uintptr_t)d.pbuf % ATTACH_ALIGN != 0) { /* sodium_malloc of whole pages is page-aligned */
-    close(d.dfd);
-    d.dfd = -1;
+  d.pbuf = d.w.buf[0];
+  for (int i = 0; i < WRING_N; i++)
+    if (d.dfd >= 0 && (uintptr_t)d.w.buf[i] % ATTACH_ALIGN != 0) { /* sodium_malloc of whole pages is page-aligned */
+      close(d.dfd);
+      d.dfd = -1;
+    }
+  if (pthread_create(&d.w.th, NULL, writer_main, &d) != 0) {
+    rc = sc__fail(c, SC_ERR_NOMEM, "cannot start the download's writer thread");
+    goto out;
   }
+  d.w.running = 1;
   if (pipe_start(&d.p, down_worker, &d) != 0) {
     rc = sc__fail(c, SC_ERR_NOMEM, "cannot start the download's worker thread");
     goto out;
@@ -1606,7 +1744,12 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
   for (;;) {
     rc = 0;
     if (d.recv >= d.csize) {
+      int werr;
       pipe_stop(&d.p); /* the rest taken */
+      if (d.p.err == 0 && (werr = wring_drain(&d.w)) != 0) { /* the rest written */
+        d.p.err = ATTACH_E_DISK;
+        d.werrno = werr;
+      }
       if ((rc = d.p.err) == 0) break;
     }
     while (rc == 0 && d.nfl < ATTACH_WINDOW && d.next < d.csize) rc = get_next(&d);
@@ -1656,10 +1799,11 @@ static int download(struct sc_client *c, struct conn *k, const struct content *c
   }
 out:
   pipe_stop(&d.p);
+  wring_stop(&d.w);
   pipe_free(&d.p);
+  wring_free(&d.w);
   close(d.fd);
   if (d.dfd >= 0) close(d.dfd);
-  sodium_free(d.pbuf);
   digest_free(&d.h);
   aead_free(&d.a);
   if (rc) (void)unlink(tmp);

@@ -61,6 +61,26 @@ check() {
 }
 # contains FILE TEXT / lacks FILE TEXT (fixed strings)
 contains() { grep -qF -- "$2" "$1"; }
+# The server removes a deleted blob's file just after it answered (the last
+# DONE; docs/server.md "Removing files"): these wait for it, at most 5 s.
+gone_soon() {
+  local i f any
+  for i in $(seq 1 100); do
+    any=0
+    for f in "$@"; do [ -e "$f" ] && any=1; done
+    [ "$any" = 0 ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+blob_files_soon() {
+  local i
+  for i in $(seq 1 100); do
+    [ "$(ls "$T/srv/blobs" | wc -l)" -eq "$1" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
 lacks() { ! grep -qF -- "$2" "$1"; }
 
 # Starts the server on PORT (or a random free one) with extra options.

@@ -15,6 +15,10 @@
  *   SOTTO_NODIRECT=write  the flag is taken, but every write to a file
  *                         descriptor that has O_DIRECT fails with EINVAL
  *                         (as a filesystem that checks only at the write);
+ *   SOTTO_NODIRECT=full   the flag is taken, but every write to a file
+ *                         descriptor that has O_DIRECT fails with ENOSPC
+ *                         (a full disk: the client's download writer's
+ *                         failure path);
  *   SOTTO_NODIRECT_LOG=F  one line "PROGRAM refused-open|refused-fcntl|refused-write"
  *                         appended to F per refusal (so the test can tell
  *                         that the fallback path ran at all).
@@ -33,10 +37,10 @@
 #include <unistd.h>
 
 
-static int mode(void) { /* 0 off, 1 open, 2 write */
+static int mode(void) { /* 0 off, 1 open, 2 write, 3 full */
   const char *v = getenv("SOTTO_NODIRECT");
   if (!v) return 0;
-  return strcmp(v, "open") == 0 ? 1 : strcmp(v, "write") == 0 ? 2 : 0;
+  return strcmp(v, "open") == 0 ? 1 : strcmp(v, "write") == 0 ? 2 : strcmp(v, "full") == 0 ? 3 : 0;
 }
 
 static void note(const char *what) {
@@ -155,9 +159,10 @@ int fcntl64(int fd, int cmd, ...) {
 }
 
 static int refuse_write(int fd) {
-  if (mode() != 2 || !has_direct(fd)) return 0;
-  note("refused-write");
-  errno = EINVAL;
+  int m = mode();
+  if ((m != 2 && m != 3) || !has_direct(fd)) return 0;
+  note(m == 2 ? "refused-write" : "refused-full");
+  errno = m == 2 ? EINVAL : ENOSPC;
   return 1;
 }
 

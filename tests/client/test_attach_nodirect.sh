@@ -89,6 +89,25 @@ s alice send bob "hello" >/dev/null 2>&1 && s bob receive >/dev/null 2>&1 && s a
 one_mode open
 one_mode write
 
+# A full disk under the download (SOTTO_NODIRECT=full: each O_DIRECT write
+# fails with ENOSPC, in the client only): the writer thread's failure reaches
+# the command as "disk full", no partial file is left, and the attachment
+# stays pending: the next receive, with room, saves it whole.
+stop_server
+start_server "${SRV_OPTS[@]}"
+head -c $((4 * MIB + 99)) /dev/urandom >"$T/full.bin"
+s alice send bob --file "$T/full.bin" >/dev/null 2>&1
+rc=$?
+check "full: alice sends the file (exit $rc)" test "$rc" -eq 0
+: >"$LOG"
+rm -rf "$T/bob/downloads"
+SOTTO_NODIRECT=full SOTTO_NODIRECT_LOG=$LOG LD_PRELOAD=$PRELOAD s bob receive >"$T/down-full.out" 2>&1
+check "full: the client's writes failed (its log)" grep -q '^sotto-test refused-full' "$LOG"
+check "full: the receive says the disk is full" grep -qi 'disk\|no room\|space' "$T/down-full.out"
+check "full: ... and leaves no file in downloads" test "$(ls -A "$T/bob/downloads" 2>/dev/null | wc -l)" -eq 0
+s bob receive >"$T/down-full2.out" 2>&1
+check "full: the next receive saves the file whole" cmp -s "$T/full.bin" "$T/bob/downloads/full.bin"
+
 # Control: the library loaded but not asked to refuse: nothing refused.
 : >"$LOG"
 export SOTTO_NODIRECT_LOG=$LOG LD_PRELOAD=$PRELOAD

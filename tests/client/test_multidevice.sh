@@ -103,7 +103,7 @@ check "... and the blob stays for alice's laptop" test -e "$T/srv/blobs/$BLOB"
 s alice-laptop receive >"$T/al6" 2>&1
 check "alice's laptop saves the file she sent from her primary (same bytes)" \
   cmp -s "$T/alice-laptop/downloads/two.bin" "$T/two.bin"
-check "... and then the blob is gone" test ! -e "$T/srv/blobs/$BLOB"
+check "... and then the blob is gone" gone_soon "$T/srv/blobs/$BLOB"
 
 # 7. a device linked after the upload and before the send: the blob is
 #    created for three fetches (bob's two devices, alice's laptop, as her
@@ -138,6 +138,6 @@ check "... and the blob stays for the tablet" test -e "$T/srv/blobs/$BLOB"
 s bob-tablet receive >"$T/bt7" 2>&1
 check "bob's tablet, linked after the upload, saves it too (same bytes)" \
   cmp -s "$T/bob-tablet/downloads/late.bin" "$T/late.bin"
-check "... and then the blob is gone" test ! -e "$T/srv/blobs/$BLOB"
+check "... and then the blob is gone" gone_soon "$T/srv/blobs/$BLOB"
 
 finish

@@ -266,7 +266,9 @@ char *srv_run_capture(const char *const *args, int *status) {
   const char *argv[20];
   const char *store = NULL;
   size_t n = 0;
-  argv[n++] = SOTTO_SERVER_BIN;
+  /* The same build as srv_start (SOTTO_TEST_SERVER_BIN): its migrate
+   * makes the schema that build expects. */
+  argv[n++] = getenv("SOTTO_TEST_SERVER_BIN") ? getenv("SOTTO_TEST_SERVER_BIN") : SOTTO_SERVER_BIN;
   while (*args && n < 15) {
     if (strcmp(*args, "--data") == 0 && args[1] && !store) store = store_of(args[1]);
     argv[n++] = *args++;
