@@ -10,6 +10,9 @@
 #   make demo     install what is missing, build, and run the end-to-end demo:
 #                 a local server, alice, bob and carol talking (scripts/demo.sh)
 #   make bench    run the benchmark programs (tables, not tests)
+#   make tsan     build with ThreadSanitizer into build-tsan/ and run the
+#                 threaded tests (TSAN_TESTS); a race report from any process
+#                 fails its test (scripts/tsan.sh). Not part of make check
 #   make deps     install Debian packages and fetch the pinned npm sources
 #                 (PQClean; the libsignal 0.103 Node test peer)
 #   make fuzz     build the libFuzzer targets (clang) into build-fuzz/
@@ -28,6 +31,10 @@
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD  ?= build
 ASAN   ?= build-asan
+TSAN   ?= build-tsan
+# The tests that run our threads (the server's I/O, store, read-pool, blob
+# and key-transparency threads; the client's attachment workers).
+TSAN_TESTS ?= ^(server|server_crash|server_blob|server_kt|server_link|client_attach|client_group_attach|client_kt_pending|client_core_link)$$
 FUZZB  ?= build-fuzz
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 6
@@ -35,7 +42,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 DEBB   ?= build-deb
 
-.PHONY: all build deps check test asan fuzz fuzz-run fuzz-corpus bench bench-smoke demo clean install uninstall install-check deb
+.PHONY: all build deps check test asan tsan fuzz fuzz-run fuzz-corpus bench bench-smoke demo clean install uninstall install-check deb
 
 all: build
 
@@ -57,6 +64,14 @@ asan: deps
 	cmake --build $(ASAN) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN) --output-on-failure -j$(JOBS)
+
+# ThreadSanitizer: a build of its own and the threaded tests (TSAN_TESTS, a
+# ctest -R regex); a report from any process a test starts fails it
+# (scripts/tsan.sh). Not part of `make check`.
+tsan: deps
+	cmake -S . -B $(TSAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOTTO_WERROR=ON -DSOTTO_TSAN=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(TSAN) -j$(JOBS)
+	bash scripts/tsan.sh $(TSAN) $(JOBS) '$(TSAN_TESTS)'
 
 fuzz: deps
 	CC=clang cmake -S . -B $(FUZZB) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOTTO_FUZZ=ON -DSOTTO_WERROR=ON $(CMAKE_FLAGS) >/dev/null
@@ -119,4 +134,4 @@ bench: build
 	bench/run protocol
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(FUZZB) $(DEBB)
+	rm -rf $(BUILD) $(ASAN) $(TSAN) $(FUZZB) $(DEBB)

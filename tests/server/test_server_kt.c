@@ -80,7 +80,7 @@ static int call_once(struct sotto_net *c, uint8_t type, const uint8_t *p, size_t
                      size_t *out_len) {
   static uint32_t id = 100;
   struct sotto_net_event ev;
-  uint32_t want = ++id;
+  uint32_t want = __atomic_add_fetch(&id, 1, __ATOMIC_RELAXED); /* par_run calls it from several threads */
   *out = NULL;
   *out_len = 0;
   if (sotto_net_write_frame(c, type, want, p, len) != 0) return -1000;
