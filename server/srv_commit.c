@@ -130,7 +130,8 @@ static int64_t queue_age_ms(const struct sotto_srv_config *cfg) {
  * given back when the disk is full so that deletes (ACKs, expiry) can still
  * write their journal pages; made again once deletes freed enough room.
  * Only the store thread touches it after start (space_low is also read by
- * op_exec, on the same thread). */
+ * op_exec, on the same thread, and by the I/O thread before it hands a BLOB
+ * PUT to the blob writer: written atomically, read there atomically). */
 static void reserve_path(const struct srv *s, char *out, size_t cap) {
   snprintf(out, cap, "%s/sotto.reserve", s->cfg->data);
 }
@@ -148,7 +149,7 @@ int sotto__srv_reserve_make(struct srv *s) {
     return -1;
   }
   if (s->space_low) sotto__srv_log(1, "disk_ok", "reserve=%lld", (long long)s->cfg->disk_reserve);
-  s->space_low = 0;
+  __atomic_store_n(&s->space_low, 0, __ATOMIC_RELAXED); /* the I/O thread reads it (srv_blob.c) */
   return 0;
 }
 
@@ -159,7 +160,7 @@ static void reserve_release(struct srv *s) {
     sotto__srv_log(0, "disk_full", "%s",
                    "action=reserve_released hint=\"free disk space; SENDs are refused until then\"");
   (void)unlink(path);
-  s->space_low = 1;
+  __atomic_store_n(&s->space_low, 1, __ATOMIC_RELAXED);
 }
 
 /* An op's savepoint: light = the op writes with one statement and the

@@ -304,7 +304,8 @@ struct srv {
   int ep, lfd, mfd, sfd;
   int lockfd;          /* DATA/sotto.lock, held (flock) while the server runs */
   int dblockfd;        /* DIR/sotto.lock of a --store sqlite:DIR outside DATA, or -1 */
-  int space_low;       /* the disk filled up; the reserve is released (store thread) */
+  int space_low;       /* the disk filled up; the reserve is released (written by the store thread with
+                        * __atomic_store_n; the I/O thread reads it with __atomic_load_n) */
   int scrub_pending;   /* deleted envelopes may still be in the WAL */
   int64_t scrub_at_ms; /* when the WAL is truncated for them (mono) */
   struct conn *conns;

@@ -235,7 +235,7 @@ static void raw_close(struct raw *r) {
 struct bystander {
   struct srv_proc *p;
   struct sotto_net *c;
-  volatile int stop;
+  int stop; /* atomic: set by the main thread, read by bystander_run */
   uint32_t lat_us[200000];
   size_t n;
   int errors;
@@ -245,7 +245,7 @@ static void *bystander_run(void *arg) {
   struct bystander *b = arg;
   uint32_t ids[16];
   size_t n;
-  while (!b->stop && b->n < sizeof b->lat_us / sizeof b->lat_us[0]) {
+  while (!__atomic_load_n(&b->stop, __ATOMIC_RELAXED) && b->n < sizeof b->lat_us / sizeof b->lat_us[0]) {
     struct timespec t0, t1;
     int rc;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -364,7 +364,7 @@ static void test_pipelining_memory(void) {
       if (kb - idle_kb > 512 * 1024) break;
     }
   }
-  b.stop = 1;
+  __atomic_store_n(&b.stop, 1, __ATOMIC_RELAXED);
   pthread_join(th, NULL);
   {
     long kb = rss_kb(p.pid);
