@@ -32,9 +32,11 @@ JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD  ?= build
 ASAN   ?= build-asan
 TSAN   ?= build-tsan
-# The tests that run our threads (the server's I/O, store, read-pool, blob
-# and key-transparency threads; the client's attachment workers).
-TSAN_TESTS ?= ^(server|server_crash|server_blob|server_kt|server_link|client_attach|client_group_attach|client_kt_pending|client_core_link)$$
+# The tests that run our threads: the server's I/O, store, blob and
+# key-transparency threads (SQLite and PostgreSQL), its read pool (the _pg
+# suites), a cluster of three, the attacker's load; the client's attachment
+# workers. ~3 min of tests at -j2 here (docs: README.md, make targets).
+TSAN_TESTS ?= ^(server|server_crash|server_attack|server_blob|server_kt|server_link|server_pg|server_devlist_pg|server_blob_pg|server_kt_pg|server_cluster|client_attach|client_attach_nodirect|client_group_attach|client_kt_pending|client_core_link)$$
 FUZZB  ?= build-fuzz
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 6
