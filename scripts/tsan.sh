@@ -7,6 +7,9 @@
 # process the test starts (the real sotto-server, sotto, sotto-witness),
 # even one whose exit status the test ignores or that it kills, fails that
 # test. Suppressions (tests/tsan.supp) cover third-party libraries only.
+# Reports and each test's ctest output: build-tsan/tsan-reports/TEST/
+# (TSAN_REPORTS=DIR elsewhere). Plain `ctest` in build-tsan/ does not catch
+# a report of a child process whose exit status the test ignores.
 set -u
 B=$1
 J=${2:-2}
