@@ -456,210 +456,6 @@ static int encrypt_at(const struct src *s, struct aead *a, uint64_t off, size_t 
   return 0;
 }
 
-/* ---- reading the file: O_DIRECT on a thread of its own ---------------------------
- *
- * A file is read ahead of the encryption by a reader thread, in blocks of
- * RD_BUF bytes (whole chunks) into RD_N page-aligned buffers, with O_DIRECT
- * where the filesystem takes it: the device copies the bytes into the
- * buffer, instead of the kernel copying them out of the page cache on the
- * worker's thread (perf of a 256 MiB upload from the page cache: that copy
- * was 8-28 % of the client's CPU, `_copy_to_iter` under pread, varying with
- * the host's memory bandwidth; docs/benchmarks.md "Attachments: the upload's
- * reads (att8)"). The file is opened again through /proc/self/fd (its
- * identity checked: the same device and inode); where that or an O_DIRECT
- * read fails (a filesystem that refuses it: EINVAL), or for what is left
- * of a block after a short direct read, the reads go through the page cache
- * on the file's own descriptor, as before. The encryption takes the
- * plaintext chunks in place from the buffers (no copy), in order; a file
- * shorter than its size at the start (truncated during the upload) fails
- * the read, as before. The buffers are wiped when the upload ends
- * (sodium_free). Memory: RD_N x RD_BUF (4 MiB), whatever the file's size. */
-#define RD_N 4
-#define RD_BUF (16 * ATTACH_CHUNK)
-#define RD_ALIGN 4096u
-_Static_assert(RD_BUF % RD_ALIGN == 0 && ATTACH_CHUNK % RD_ALIGN == 0, "direct reads stay aligned");
-
-struct rdr {
-  pthread_t th;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  const struct src *s;
-  int dfd;                /* the file opened with O_DIRECT, or -1 (buffered reads) */
-  uint8_t *buf[RD_N];     /* page-aligned (sodium_malloc of whole pages) */
-  uint64_t base[RD_N];    /* the file's offset of each full buffer */
-  size_t len[RD_N];
-  int head, count;        /* the full buffers, oldest first; the reader fills (head + count) % RD_N */
-  uint64_t next;          /* the reader's next offset */
-  int stop, err, inited, running;
-};
-
-/* The file opened again with O_DIRECT (the same file: device and inode
- * checked), or -1 where that is not possible (buffered reads then). */
-static int rdr_open_direct(const struct src *s) {
-  char path[64];
-  struct stat st;
-  int fd;
-  snprintf(path, sizeof path, "/proc/self/fd/%d", s->fd);
-  if ((fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC)) < 0) return -1;
-  if (fstat(fd, &st) != 0 || (uint64_t)st.st_dev != s->dev || (uint64_t)st.st_ino != s->ino) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-/* After memset 0. 0, or -1 (out of memory; rdr_free cleans up). */
-static int rdr_init(struct rdr *r, const struct src *s) {
-  int i;
-  r->s = s;
-  r->dfd = -1;
-  if (pthread_mutex_init(&r->mu, NULL) != 0) return -1;
-  if (pthread_cond_init(&r->cv, NULL) != 0) {
-    pthread_mutex_destroy(&r->mu);
-    return -1;
-  }
-  r->inited = 1;
-  for (i = 0; i < RD_N; i++)
-    if ((r->buf[i] = sodium_malloc(RD_BUF)) == NULL) return -1;
-  r->dfd = rdr_open_direct(s);
-  return 0;
-}
-
-/* [off, off + n) of the file into buf (aligned, RD_BUF bytes): direct while
- * the reads stay aligned, the rest buffered. 0, or -1 (a read error, or the
- * file is shorter than that). Reader thread. */
-static int rdr_read(struct rdr *r, uint8_t *buf, uint64_t off, size_t n) {
-  size_t done = 0;
-  if (r->dfd >= 0) {
-    /* The length rounded up to whole blocks: at the file's end a direct
-     * read returns what there is. */
-    size_t want = (n + RD_ALIGN - 1) / RD_ALIGN * RD_ALIGN;
-    while (done < n) {
-      ssize_t got = pread(r->dfd, buf + done, want - done, (off_t)(off + done));
-      if (got < 0 && errno == EINTR) continue;
-      if (got < 0) { /* refused (EINVAL) or failed: buffered from here on (a real error fails there too) */
-        close(r->dfd);
-        r->dfd = -1;
-        break;
-      }
-      if (got == 0) return -1; /* shorter than at the start */
-      done += (size_t)got;
-      if (done % RD_ALIGN) break; /* short: the rest (if any) buffered */
-    }
-    if (done > n) done = n;
-  }
-  while (done < n) {
-    ssize_t got = pread(r->s->fd, buf + done, n - done, (off_t)(off + done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return -1;
-    done += (size_t)got;
-  }
-  return 0;
-}
-
-static void *rdr_main(void *arg) {
-  struct rdr *r = arg;
-  pthread_mutex_lock(&r->mu);
-  while (!r->stop && !r->err && r->next < r->s->size) {
-    uint64_t off = r->next;
-    size_t n = (size_t)(r->s->size - off < RD_BUF ? r->s->size - off : RD_BUF);
-    int i, err;
-    while (!r->stop && r->count == RD_N) pthread_cond_wait(&r->cv, &r->mu);
-    if (r->stop) break;
-    i = (r->head + r->count) % RD_N;
-    pthread_mutex_unlock(&r->mu);
-    err = rdr_read(r, r->buf[i], off, n);
-    pthread_mutex_lock(&r->mu);
-    if (err) {
-      r->err = 1;
-    } else {
-      r->base[i] = off;
-      r->len[i] = n;
-      r->count++;
-      r->next = off + n;
-    }
-    pthread_cond_broadcast(&r->cv);
-  }
-  pthread_mutex_unlock(&r->mu);
-  return NULL;
-}
-
-/* Starts reading at off (a chunk's start). 0 or -1. */
-static int rdr_start(struct rdr *r, uint64_t off) {
-  r->head = r->count = 0;
-  r->stop = r->err = 0;
-  r->next = off;
-  if (pthread_create(&r->th, NULL, rdr_main, r) != 0) return -1;
-  r->running = 1;
-  return 0;
-}
-
-static void rdr_stop(struct rdr *r) {
-  if (!r->running) return;
-  pthread_mutex_lock(&r->mu);
-  r->stop = 1;
-  pthread_cond_broadcast(&r->cv);
-  pthread_mutex_unlock(&r->mu);
-  pthread_join(r->th, NULL);
-  r->running = 0;
-}
-
-/* With the reader stopped (after rdr_init, even a failed one). */
-static void rdr_free(struct rdr *r) {
-  int i;
-  if (!r->inited) return;
-  for (i = 0; i < RD_N; i++)
-    if (r->buf[i]) sodium_free(r->buf[i]);
-  if (r->dfd >= 0) close(r->dfd);
-  pthread_cond_destroy(&r->cv);
-  pthread_mutex_destroy(&r->mu);
-  memset(r, 0, sizeof *r);
-  r->dfd = -1;
-}
-
-/* The plaintext at off (in the oldest buffer: chunks are taken in order):
- * a pointer to its bytes and *end, the offset where that buffer ends; or
- * NULL (the file could not be read). Waits for the reader. */
-static const uint8_t *rdr_at(struct rdr *r, uint64_t off, uint64_t *end) {
-  const uint8_t *p = NULL;
-  pthread_mutex_lock(&r->mu);
-  while (!r->err && r->count == 0) pthread_cond_wait(&r->cv, &r->mu);
-  if (r->count > 0 && off >= r->base[r->head] && off < r->base[r->head] + r->len[r->head]) {
-    p = r->buf[r->head] + (off - r->base[r->head]);
-    *end = r->base[r->head] + r->len[r->head];
-  }
-  pthread_mutex_unlock(&r->mu);
-  return p;
-}
-
-/* The oldest buffer is used up: the reader may fill it again. */
-static void rdr_release(struct rdr *r) {
-  pthread_mutex_lock(&r->mu);
-  r->head = (r->head + 1) % RD_N;
-  r->count--;
-  pthread_cond_broadcast(&r->cv);
-  pthread_mutex_unlock(&r->mu);
-}
-
-/* As encrypt_at, the plaintext from the reader (started at the first
- * chunk's offset; chunks taken in order). 0 or -1 (read). */
-static int encrypt_rd(struct rdr *r, const struct src *s, struct aead *a, uint64_t off, size_t len, uint8_t *out) {
-  static const uint8_t none[1];
-  uint64_t chunk = off / ATTACH_CCHUNK, last = n_chunks(s->size) - 1;
-  size_t done = 0;
-  while (done < len) {
-    uint64_t p0 = chunk * ATTACH_CHUNK, end = 0;
-    size_t pn = (size_t)(s->size - p0 < ATTACH_CHUNK ? s->size - p0 : ATTACH_CHUNK);
-    const uint8_t *p = none; /* an empty file's one chunk */
-    if (pn && ((p = rdr_at(r, p0, &end)) == NULL || p0 + pn > end)) return -1;
-    if (aead_seal(a, chunk, chunk == last, p, pn, out + done)) return -1;
-    if (pn && p0 + pn == end) rdr_release(r); /* the buffer's last chunk: on to the next */
-    done += pn + ATTACH_TAG;
-    chunk++;
-  }
-  return 0;
-}
-
 /* ---- the upload record: a rerun after the process died resumes ----------------
  *
  * "attach.up/TO/DEV:INO" (sealed like every record) holds, while a file's
@@ -860,17 +656,13 @@ struct up {
   uint8_t *cbuf, *pbuf;
   struct cuts cuts;
   struct pipe p;
-  struct rdr r; /* a file's reader (inited for a file) */
 };
 
 /* The upload's worker: encrypts units from p.off on, in order, into the
- * ring, and hashes each ciphertext byte once, in order. A file's plaintext
- * comes from the reader thread, started here at the same offset (without
- * it, buffered reads on this thread). */
+ * ring, and hashes each ciphertext byte once, in order. */
 static void *up_worker(void *arg) {
   struct up *u = arg;
   struct pipe *p = &u->p;
-  int rd = u->r.inited && rdr_start(&u->r, p->off / ATTACH_CCHUNK * ATTACH_CHUNK) == 0;
   pthread_mutex_lock(&p->mu);
   while (!p->stop && p->off < u->csize) {
     struct slot *sl;
@@ -881,7 +673,7 @@ static void *up_worker(void *arg) {
     if (p->stop) break;
     sl = &p->sl[(p->head + p->count) % PIPE_SLOTS];
     pthread_mutex_unlock(&p->mu);
-    err = rd ? encrypt_rd(&u->r, u->s, &u->a, off, len, sl->buf) : encrypt_at(u->s, &u->a, off, len, sl->buf, p->pbuf);
+    err = encrypt_at(u->s, &u->a, off, len, sl->buf, p->pbuf);
     /* Every ciphertext byte is hashed once, in order (a resent unit is the
      * same bytes again). */
     if (!err && off == u->hashed) {
@@ -898,7 +690,6 @@ static void *up_worker(void *arg) {
     if (err) break;
   }
   pthread_mutex_unlock(&p->mu);
-  rdr_stop(&u->r);
   return NULL;
 }
 
@@ -1103,7 +894,7 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint
       if ((rc = uprec_save(c, to, s, &r)) != 0) goto out;
     }
   }
-  if (pipe_init(&u.p, 1) != 0 || (s->fd >= 0 && rdr_init(&u.r, s) != 0)) {
+  if (pipe_init(&u.p, 1) != 0) {
     rc = sc__fail(c, SC_ERR_NOMEM, "out of memory for the upload");
     goto out;
   }
@@ -1177,7 +968,6 @@ static int upload(struct sc_client *c, struct conn *k, const struct src *s, uint
 out:
   pipe_stop(&u.p);
   pipe_free(&u.p);
-  rdr_free(&u.r);
   free(u.cbuf);
   sodium_free(u.pbuf);
   aead_free(&u.a);
