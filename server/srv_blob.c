@@ -121,9 +121,9 @@ long sotto__srv_blob_put_shift(const struct sotto_srv_frame *f) {
 /* len bytes of p at off into fd: the aligned middle with O_DIRECT if the
  * filesystem takes it, the rest buffered. The middle goes from p itself
  * when it is aligned in memory too (a PUT placed by
- * sotto__srv_blob_put_shift), else through an aligned copy. 0, or -1 with
- * errno. */
-static int blob_write(int fd, const uint8_t *p, size_t len, uint64_t off) {
+ * sotto__srv_blob_put_shift), else through an aligned copy; *inplace is
+ * set when it went direct from p. 0, or -1 with errno. */
+static int blob_write(int fd, const uint8_t *p, size_t len, uint64_t off, int *inplace) {
   uint64_t a = (off + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN, b = (off + len) / BLOB_ALIGN * BLOB_ALIGN;
   uint8_t *buf = NULL;
   const uint8_t *src;
@@ -155,6 +155,7 @@ static int blob_write(int fd, const uint8_t *p, size_t len, uint64_t off) {
     }
     done += (size_t)n;
   }
+  if (done == mid && !buf) *inplace = 1;
   free(buf);
   if (set_direct(fd, 0) != 0) return -1;
   if (done < mid) return write_all(fd, p + (a - off), (size_t)(off + len - a), a);
@@ -293,7 +294,7 @@ static int put_bytes(struct srv *s, struct op *o, int64_t size) {
   const struct sotto_srv_blob_req *m = &o->req.blob;
   struct stat sb;
   char path[1200];
-  int fd;
+  int fd, inplace = 0;
   if (m->offset + m->data_len > (uint64_t)size) {
     o->code = SOTTO_SRV_E_BLOB_TOO_LARGE;
     return 0;
@@ -312,7 +313,7 @@ static int put_bytes(struct srv *s, struct op *o, int64_t size) {
     return m->offset < (uint64_t)sb.st_size ? put_u64_answer(o, (uint64_t)sb.st_size)
                                              : (o->code = SOTTO_SRV_E_STATE, 0);
   }
-  if (blob_write(fd, m->data, m->data_len, m->offset) != 0) {
+  if (blob_write(fd, m->data, m->data_len, m->offset, &inplace) != 0) {
     int full = errno == ENOSPC || errno == EDQUOT;
     /* A short write is undone, so the bytes stored stay a whole number of chunks. */
     if (ftruncate(fd, sb.st_size) != 0) sotto__srv_log(0, "blob_truncate", "error=%d", errno);
@@ -321,6 +322,7 @@ static int put_bytes(struct srv *s, struct op *o, int64_t size) {
     return 0;
   }
   close(fd);
+  if (inplace) __atomic_fetch_add(&s->m.blob_put_inplace, 1, __ATOMIC_RELAXED);
   return put_u64_answer(o, m->offset + m->data_len);
 }
 

@@ -266,6 +266,7 @@ struct metrics {
   uint64_t store_round_trips; /* the batches' round trips to the store (PostgreSQL) */
   uint64_t link_opened, link_provisioned, link_done, link_expired, link_refused; /* link slots (srv_link.c) */
   uint64_t blob_io_thread; /* BLOB_PUTs done on the I/O thread (srv_blob.c) */
+  uint64_t blob_put_inplace; /* PUTs written with O_DIRECT from their own buffer (blob or store thread: atomic) */
   uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
   /* Answers and CLOSEs per error code: one slot per code 1..255 (the
    * wire's codes are below 256 today), slot 0 for any code above that. */
