@@ -48,6 +48,19 @@ size_t sotto__srv_op_cost(uint8_t type, size_t len) {
 static struct op *op_pool;
 static int op_pool_n;
 
+/* A BLOB_PUT's op is placed in its buffer so that the blob thread writes
+ * the bytes with O_DIRECT where they are (sotto__srv_blob_put_shift,
+ * srv_blob.c): buffers of PUT_BUF bytes (BLOB_ALIGN-aligned, the largest
+ * PUT at any placement), recycled like the small ops: a fresh aligned
+ * allocation per PUT fragmented the heap (the read buffer's realloc then
+ * copied more). At most PUT_POOL_MAX wait (about 4 MiB). */
+#define PUT_ALIGN 4096
+#define PUT_BUF (PUT_ALIGN + sizeof(struct op) + SOTTO_SRV_BLOB_ID_LEN + 8 + SOTTO_SRV_BLOB_MAX_CHUNK)
+#define PUT_POOL_MAX 16
+
+static uint8_t *put_pool[PUT_POOL_MAX];
+static int put_pool_n;
+
 struct op *sotto__srv_op_alloc(struct conn *c, const struct sotto_srv_frame *f) {
   struct op *o;
   if (f->len <= OP_POOL_DATA && op_pool) {
@@ -59,10 +72,23 @@ struct op *sotto__srv_op_alloc(struct conn *c, const struct sotto_srv_frame *f) 
   } else if (f->len <= OP_POOL_DATA) {
     if ((o = calloc(1, sizeof *o + OP_POOL_DATA)) == NULL) return NULL;
     o->pooled = 1;
-  } else if ((o = malloc(sizeof *o + f->len)) == NULL) {
-    return NULL;
   } else {
-    memset(o, 0, sizeof *o); /* the payload is copied over below (a PUT's 192 KiB were zeroed first) */
+    long shift = sotto__srv_blob_put_shift(f);
+    if (shift >= 0 && (size_t)shift + sizeof *o + f->len <= PUT_BUF) {
+      uint8_t *raw = NULL;
+      if (put_pool_n > 0)
+        raw = put_pool[--put_pool_n];
+      else if (posix_memalign((void **)&raw, PUT_ALIGN, PUT_BUF) != 0)
+        return NULL;
+      o = (struct op *)(void *)(raw + shift);
+      memset(o, 0, sizeof *o);
+      o->put_buf = 1;
+      o->shift = (uint16_t)shift;
+    } else if ((o = malloc(sizeof *o + f->len)) == NULL) {
+      return NULL;
+    } else {
+      memset(o, 0, sizeof *o); /* the payload is copied over below (a PUT's 192 KiB were zeroed first) */
+    }
   }
   o->c = c;
   o->t_in_us = sotto__srv_mono_us();
@@ -88,6 +114,7 @@ void sotto__srv_op_pool_free(void) {
     free(o);
   }
   op_pool_n = 0;
+  while (put_pool_n > 0) free(put_pool[--put_pool_n]);
 }
 
 /* The payload may hold a secret (AUTH): wiped with the op. */
@@ -107,6 +134,14 @@ void sotto__srv_op_discard(struct op *o) {
     o->next = op_pool;
     op_pool = o;
     op_pool_n++;
+    return;
+  }
+  if (o->put_buf) {
+    uint8_t *raw = (uint8_t *)o - o->shift;
+    if (put_pool_n < PUT_POOL_MAX)
+      put_pool[put_pool_n++] = raw;
+    else
+      free(raw);
     return;
   }
   free(o);

@@ -203,6 +203,8 @@ struct op {
   uint8_t failed;  /* the store refused this op alone (undone by its savepoint) */
   uint8_t deleted; /* ACK: an envelope was deleted (the WAL is truncated after the commit) */
   uint8_t pooled;  /* recycled through the op pool (room for OP_POOL_DATA payload bytes) */
+  uint8_t put_buf; /* a BLOB_PUT placed for O_DIRECT in a recycled buffer, shift bytes in (srv_commit.c) */
+  uint16_t shift;
   uint32_t device_id;
   uint8_t secret[SOTTO_SRV_SECRET_LEN];
   struct sotto_store_device dev;
@@ -264,6 +266,7 @@ struct metrics {
   uint64_t store_round_trips; /* the batches' round trips to the store (PostgreSQL) */
   uint64_t link_opened, link_provisioned, link_done, link_expired, link_refused; /* link slots (srv_link.c) */
   uint64_t blob_io_thread; /* BLOB_PUTs done on the I/O thread (srv_blob.c) */
+  uint64_t blob_put_inplace; /* PUTs written with O_DIRECT from their own buffer (blob or store thread: atomic) */
   uint64_t batch_hist[5]; /* <=1, <=10, <=100, <=1000, more */
   /* Answers and CLOSEs per error code: one slot per code 1..255 (the
    * wire's codes are below 256 today), slot 0 for any code above that. */
@@ -426,6 +429,7 @@ void sotto__srv_blob_answer(struct srv *s, struct op *o, struct sotto__wr *w);
 /* I/O thread, after parse and admit: a PUT to the connection's noted blob
  * done here and answered (1: o consumed), or 0 (the batch's way). */
 int sotto__srv_blob_fast(struct srv *s, struct conn *c, struct op *o);
+long sotto__srv_blob_put_shift(const struct sotto_srv_frame *f);
 /* Files of blobs whose rows the running batch deleted (store thread): forgotten
  * at each attempt's start, removed after a committed batch was handed back. */
 int sotto__srv_blob_writer_open(struct srv *s);

@@ -107,6 +107,8 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     (unsigned long long)s->m.link_refused);
   P("# TYPE sotto_blob_io_thread_total counter\nsotto_blob_io_thread_total %llu\n",
     (unsigned long long)s->m.blob_io_thread);
+  P("# TYPE sotto_blob_put_inplace_total counter\nsotto_blob_put_inplace_total %llu\n",
+    (unsigned long long)__atomic_load_n(&s->m.blob_put_inplace, __ATOMIC_RELAXED));
   P("# TYPE sotto_commit_failures_total counter\nsotto_commit_failures_total %llu\n",
     (unsigned long long)s->m.commit_failures);
   P("# TYPE sotto_commit_retries_total counter\nsotto_commit_retries_total %llu\n",
