@@ -569,6 +569,7 @@ void sotto__srv_blob_answer(struct srv *s, struct op *o, struct sotto__wr *w) {
  * for every GET, so a blob removed meanwhile is "gone" as before. Only the
  * blob thread touches the windows. Memory: BLOB_RA_N x BLOB_RA_LEN, once. */
 #define BLOB_RA_LEN (1024u * 1024u)
+#define BLOB_HDR_ROOM 16 /* >= the frame header (9 bytes) */
 #define BLOB_RA_N 2
 _Static_assert(BLOB_RA_LEN % BLOB_ALIGN == 0, "windows start at block boundaries");
 
@@ -665,7 +666,9 @@ static int get_ra(struct srv *s, struct srv_blobw *w, struct op *o) {
     if (errno == EINVAL) w->ra_off = 1;
     return 0; /* gone, or no O_DIRECT: get_bytes says which */
   }
-  if (!out_alloc(o, want)) {
+  /* BLOB_HDR_ROOM bytes before the answer: its frame header goes there
+   * (sotto__srv_send_adopt). */
+  if ((o->kt_out = malloc(BLOB_HDR_ROOM + want)) == NULL) {
     close(fd);
     return SOTTO_ERR_NOMEM;
   }
@@ -680,7 +683,7 @@ static int get_ra(struct srv *s, struct srv_blobw *w, struct op *o) {
     }
     e->used = ++w->ra_clock;
     n = e->off + e->len - pos < want - got ? (size_t)(e->off + e->len - pos) : want - got;
-    memcpy(o->kt_out + got, e->buf + (pos - e->off), n);
+    memcpy(o->kt_out + BLOB_HDR_ROOM + got, e->buf + (pos - e->off), n);
     got += n;
   }
   close(fd);
@@ -690,7 +693,7 @@ static int get_ra(struct srv *s, struct srv_blobw *w, struct op *o) {
     return 0;
   }
   o->kt_len = want;
-  o->kt_skip = 0;
+  o->kt_skip = BLOB_HDR_ROOM;
   /* The next window, read while nothing else waits (if the blob goes on). */
   w->ra_next = e->off + e->len < size && e->len == BLOB_RA_LEN && !ra_find(w, m->id, e->off + e->len);
   memcpy(w->ra_next_id, m->id, SOTTO_SRV_BLOB_ID_LEN);
@@ -804,7 +807,13 @@ void sotto__srv_blob_writer_turn(struct srv *s) {
         c->blob.state = 0; /* the next one asks the store again */
         sotto__srv_send_err(s, c, o->req_id, o->code);
       } else {
-        sotto__srv_send_simple(c, SOTTO_SRV_OK, o->req_id, o->kt_out ? o->kt_out + o->kt_skip : NULL, o->kt_len);
+        if (o->type == SOTTO_SRV_BLOB_GET && o->kt_out && o->kt_len > 0) {
+          /* The read's buffer (room for the frame header before the
+           * bytes) becomes the write buffer if that is empty: no copy. */
+          if (sotto__srv_send_adopt(c, SOTTO_SRV_OK, o->req_id, o->kt_out, o->kt_skip, o->kt_len)) o->kt_out = NULL;
+        } else {
+          sotto__srv_send_simple(c, SOTTO_SRV_OK, o->req_id, o->kt_out ? o->kt_out + o->kt_skip : NULL, o->kt_len);
+        }
       }
       sotto__srv_flush_later(s, c);
     }
