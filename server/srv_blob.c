@@ -566,7 +566,8 @@ void sotto__srv_blob_answer(struct srv *s, struct op *o, struct sotto__wr *w) {
  * window of the blob it last answered, so the device works while the I/O
  * thread sends. A committed blob never changes (appends end at COMMIT) and
  * its id is never reused, so a window stays true; the file is still opened
- * for every GET, so a blob removed meanwhile is "gone" as before. Only the
+ * (and its size looked at) for every GET, so a blob removed or cut short
+ * meanwhile is "gone" as before. Only the
  * blob thread touches the windows. Memory: BLOB_RA_N x BLOB_RA_LEN, once. */
 #define BLOB_RA_LEN (1024u * 1024u)
 #define BLOB_HDR_ROOM 16 /* >= the frame header (9 bytes) */
@@ -655,6 +656,7 @@ static int get_ra(struct srv *s, struct srv_blobw *w, struct op *o) {
   const struct sotto_srv_blob_req *m = &o->req.blob;
   uint64_t size = (uint64_t)o->blob_size, pos;
   struct blob_ra *e = NULL;
+  struct stat sb;
   char path[1200];
   size_t want, got = 0;
   int fd;
@@ -662,9 +664,11 @@ static int get_ra(struct srv *s, struct srv_blobw *w, struct op *o) {
   want = size - m->offset < m->max ? (size_t)(size - m->offset) : m->max;
   if (want == 0) return 0;
   blob_path(s, m->id, path, sizeof path);
-  if ((fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC)) < 0) {
-    if (errno == EINVAL) w->ra_off = 1;
-    return 0; /* gone, or no O_DIRECT: get_bytes says which */
+  if ((fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC)) < 0 || fstat(fd, &sb) != 0 ||
+      (uint64_t)sb.st_size < m->offset + want) {
+    if (fd < 0 && errno == EINVAL) w->ra_off = 1;
+    if (fd >= 0) close(fd);
+    return 0; /* gone, shorter than its row, or no O_DIRECT: get_bytes says which */
   }
   /* BLOB_HDR_ROOM bytes before the answer: its frame header goes there
    * (sotto__srv_send_adopt). */
