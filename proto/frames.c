@@ -204,25 +204,6 @@ int sotto__net_feed(struct sotto__net_queue *q, const uint8_t *buf, size_t len, 
   return rc;
 }
 
-int sotto__net_queue_answer(struct sotto__net_queue *q, uint32_t req_id, uint8_t *payload, size_t len, int drop,
-                            uint32_t want_id) {
-  struct sotto_net_event ev;
-  int rc;
-  memset(&ev, 0, sizeof ev);
-  ev.kind = SOTTO_NET_EV_ANSWER;
-  ev.frame_type = SOTTO_SRV_OK;
-  ev.req_id = req_id;
-  ev.payload = payload;
-  ev.payload_len = len;
-  if (drop && !fits(q, &ev) && !(want_id && req_id == want_id)) {
-    q->dropped++;
-    sotto_net_event_clear(&ev);
-    return 0;
-  }
-  if ((rc = queue_push(q, &ev)) != 0) sotto_net_event_clear(&ev);
-  return rc;
-}
-
 int sotto__net_queue_pop(struct sotto__net_queue *q, int kind, uint32_t req_id, struct sotto_net_event *out) {
   struct sotto__net_evnode *prev = NULL, *n;
   for (n = q->head; n; prev = n, n = n->next) {

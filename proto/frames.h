@@ -108,14 +108,6 @@ int sotto__net_decode(const uint8_t *body, size_t len, uint32_t max_message, str
  * resynchronised), or SOTTO_ERR_NOMEM. */
 int sotto__net_feed(struct sotto__net_queue *q, const uint8_t *buf, size_t len, uint32_t max_message, int drop,
                     uint32_t want_id, size_t *used) SOTTO_WUR;
-/* Queues an OK frame's answer whose payload (malloc'd, taken over) was read
- * straight into its own buffer (client/net: a large answer without a copy),
- * by sotto__net_feed's rules for answers, except that one that does not fit
- * without drop is queued all the same (the reader starts such a frame only
- * while the queue is not full: at most one frame past the bounds). Returns 0
- * (queued, or dropped and counted), or SOTTO_ERR_NOMEM (payload freed). */
-int sotto__net_queue_answer(struct sotto__net_queue *q, uint32_t req_id, uint8_t *payload, size_t len, int drop,
-                            uint32_t want_id) SOTTO_WUR;
 /* 1 if the queue takes no further push. */
 int sotto__net_queue_full(const struct sotto__net_queue *q);
 /* Removes the first event of that kind (0: any; ANSWER: also by req_id)

@@ -52,11 +52,6 @@ struct sotto_net {
   uint32_t max_frame; /* HELLO: the authenticated frame cap (blob chunks fit it) */
   uint8_t *rbuf;
   size_t rlen, rcap;
-  uint8_t *big; /* a large OK frame's payload being read straight into its own buffer (NET_BIG) */
-  size_t big_len, big_have;
-  uint32_t big_req;
-  int big_drop; /* drop and want_id as when it started (sotto__net_queue_answer) */
-  uint32_t big_want;
   struct sotto__net_queue q;
   int eof;
   uint32_t want_id; /* the answer a blocking request waits for (0: none) */
@@ -68,19 +63,6 @@ static int64_t mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* One read() takes what has arrived, up to NET_TLS_RBUF bytes of records,
- * instead of two read()s per 16 KiB record (header, then body): a 256 MiB
- * download made about 36,000 read calls. Bytes read ahead but not yet
- * decrypted are in OpenSSL's buffer, not the socket: every wait checks
- * SSL_has_pending before it polls. The buffer goes back while idle
- * (SSL_MODE_RELEASE_BUFFERS). */
-#define NET_TLS_RBUF (64 * 1024)
-
-static void read_ahead(SSL_CTX *ctx) {
-  SSL_CTX_set_read_ahead(ctx, 1);
-  SSL_CTX_set_default_read_buffer_len(ctx, NET_TLS_RBUF);
 }
 
 struct sotto_net_ctx *sotto_net_ctx_new(const char *pin_hex, const char *ca_file) {
@@ -98,7 +80,6 @@ struct sotto_net_ctx *sotto_net_ctx_new(const char *pin_hex, const char *ca_file
   SSL_CTX_set_min_proto_version(x->ssl, TLS1_3_VERSION);
   SSL_CTX_set_mode(x->ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                                SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  read_ahead(x->ssl);
   if (ca_file) {
     FILE *f;
     X509 *c;
@@ -137,7 +118,6 @@ struct sotto_net_ctx *sotto_net_ctx_new_unverified(void) {
   SSL_CTX_set_min_proto_version(x->ssl, TLS1_3_VERSION);
   SSL_CTX_set_mode(x->ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                                SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  read_ahead(x->ssl);
   /* The caller checks sotto_net_peer before it sends anything that matters. */
   SSL_CTX_set_verify(x->ssl, SSL_VERIFY_NONE, NULL);
   return x;
@@ -165,7 +145,6 @@ void sotto_net_close(struct sotto_net *c) {
   }
   if (c->fd >= 0) close(c->fd);
   free(c->rbuf);
-  free(c->big);
   ERR_clear_error();
   free(c);
 }
@@ -199,35 +178,6 @@ static int feed(struct sotto_net *c, int drop) {
   return rc;
 }
 
-/* An OK frame with a payload of at least NET_BIG bytes (a blob GET's answer,
- * 192 KiB) is read from TLS straight into a buffer of its own that becomes
- * the event's payload, instead of into rbuf (grown to the whole frame, and
- * grown again after it was given back while idle) and then copied out: one
- * copy of every byte of a download less. Started only while the queue takes
- * pushes, with the frame's length checked as feed checks it. */
-#define NET_BIG (32u * 1024u)
-
-/* After feed: an incomplete large OK frame at the start of rbuf moves to
- * its own buffer. 0, or SOTTO_ERR_NOMEM. */
-static int big_start(struct sotto_net *c, int drop) {
-  uint32_t blen;
-  size_t have;
-  if (c->rlen < SOTTO_SRV_FRAME_HDR + SOTTO_SRV_BODY_HDR || c->rbuf[SOTTO_SRV_FRAME_HDR] != SOTTO_SRV_OK ||
-      sotto__srv_frame_len(c->rbuf, SOTTO_SRV_MAX_FRAME, &blen) != 0 || blen - SOTTO_SRV_BODY_HDR < NET_BIG ||
-      c->rlen >= SOTTO_SRV_FRAME_HDR + (size_t)blen || (!drop && sotto__net_queue_full(&c->q)))
-    return 0;
-  have = c->rlen - SOTTO_SRV_FRAME_HDR - SOTTO_SRV_BODY_HDR;
-  c->big_len = blen - SOTTO_SRV_BODY_HDR;
-  if ((c->big = malloc(c->big_len)) == NULL) return SOTTO_ERR_NOMEM;
-  c->big_req = (uint32_t)c->rbuf[5] << 24 | (uint32_t)c->rbuf[6] << 16 | (uint32_t)c->rbuf[7] << 8 | c->rbuf[8];
-  memcpy(c->big, c->rbuf + SOTTO_SRV_FRAME_HDR + SOTTO_SRV_BODY_HDR, have);
-  c->big_have = have;
-  c->big_drop = drop;
-  c->big_want = drop ? c->want_id : 0;
-  c->rlen = 0;
-  return 0;
-}
-
 /* Reads what is available (no waiting), at most NET_READ_BUDGET bytes and
  * not past the deadline, and queues the complete frames. While the queue is
  * full nothing is read, so the server waits (TCP flow control), unless drop
@@ -244,24 +194,6 @@ static int read_some(struct sotto_net *c, int drop, int64_t deadline) {
     int ret;
     if (c->eof) return SOTTO_NET_E_IO;
     if ((!drop && sotto__net_queue_full(&c->q)) || budget == 0 || mono_ms() > deadline) return 0;
-    if (c->big) {
-      ret = SSL_read_ex(c->ssl, c->big + c->big_have, c->big_len - c->big_have, &n);
-      if (ret != 1) {
-        int e = SSL_get_error(c->ssl, ret);
-        ERR_clear_error();
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
-        c->eof = 1;
-        return SOTTO_NET_E_IO;
-      }
-      c->big_have += n;
-      budget = n < budget ? budget - n : 0;
-      if (c->big_have == c->big_len) {
-        uint8_t *p = c->big;
-        c->big = NULL;
-        if ((rc = sotto__net_queue_answer(&c->q, c->big_req, p, c->big_len, c->big_drop, c->big_want)) != 0) return rc;
-      }
-      continue;
-    }
     if (c->rcap - c->rlen < 16384) {
       size_t cap = c->rcap ? c->rcap * 2 : 32768;
       uint8_t *p;
@@ -288,12 +220,12 @@ static int read_some(struct sotto_net *c, int drop, int64_t deadline) {
     }
     c->rlen += n;
     budget = n < budget ? budget - n : 0;
-    if ((rc = feed(c, drop)) != 0 || (rc = big_start(c, drop)) != 0) return rc;
+    if ((rc = feed(c, drop)) != 0) return rc;
   }
 }
 
 /* Bytes already read but not yet queued (a full queue), or held by TLS. */
-static int have_pending(struct sotto_net *c) { return SSL_has_pending(c->ssl); }
+static int have_pending(struct sotto_net *c) { return SSL_pending(c->ssl) > 0; }
 
 /* ---- frames out ---------------------------------------------------------- */
 
@@ -337,7 +269,7 @@ int sotto_net_write_frame(struct sotto_net *c, uint8_t type, uint32_t req_id, co
   return rc;
 }
 
-int sotto_net_pending(const struct sotto_net *c) { return c->q.head != NULL || SSL_has_pending(c->ssl); }
+int sotto_net_pending(const struct sotto_net *c) { return c->q.head != NULL || SSL_pending(c->ssl) > 0; }
 
 int sotto_net_flush(struct sotto_net *c) { return 0; /* writes are never buffered locally */ }
 

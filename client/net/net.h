@@ -207,7 +207,7 @@ int sotto_net_ack_async(struct sotto_net *c, uint64_t server_id, uint32_t *req_i
  * so a dropped MSG comes again on the next connection. */
 uint64_t sotto_net_dropped(const struct sotto_net *c);
 /* 1 if sotto_net_next_event has something without reading the socket
- * (queued events, or bytes TLS read ahead or decrypted): poll only when 0. */
+ * (queued events, or bytes TLS already decrypted): poll only when 0. */
 int sotto_net_pending(const struct sotto_net *c);
 /* Flushes pending output without waiting for anything else. */
 int sotto_net_flush(struct sotto_net *c);

@@ -4,7 +4,6 @@
  * back by the server's parser, and each answer or push the server writes
  * by the client's, field for field; a byte less is refused. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "frames.h"
@@ -273,31 +272,6 @@ int main(void) {
               sotto__srv_parse_kt_updates(b, w.len, ke, 4, 5, &nk) != 0,
           "... short, too many entries or too long an update is refused");
   }
-  /* A large answer read straight into its own buffer (client/net, NET_BIG):
-   * queued as the same ANSWER event a decoded OK frame gives, the buffer
-   * taken over; pushes queued before it still come first. */
-  {
-    struct sotto__net_queue q;
-    struct sotto_net_event ev;
-    uint8_t fr[9 + 8], *big = malloc(40000);
-    size_t used = 0;
-    memset(&q, 0, sizeof q);
-    sotto__srv_frame_hdr(fr, SOTTO_SRV_KEYS_LOW_PUSH, 0, 8);
-    memset(fr + 9, 0, 8);
-    CHECK(big && sotto__net_feed(&q, fr, sizeof fr, 65536, 0, 0, &used) == 0 && used == sizeof fr, "a push queued");
-    if (big) {
-      memset(big, 0x5c, 40000);
-      CHECK(sotto__net_queue_answer(&q, 77, big, 40000, 0, 0) == 0, "an answer read into its own buffer is queued");
-      CHECK(sotto__net_queue_pop(&q, 0, 0, &ev) && ev.kind == SOTTO_NET_EV_KEYS_LOW, "... after the push before it");
-      sotto_net_event_clear(&ev);
-      CHECK(sotto__net_queue_pop(&q, SOTTO_NET_EV_ANSWER, 77, &ev) && ev.frame_type == SOTTO_SRV_OK && !ev.code &&
-                ev.payload == big && ev.payload_len == 40000 && q.n == 0 && q.bytes == 0,
-            "... as an OK answer with that buffer as its payload (no copy)");
-      sotto_net_event_clear(&ev);
-    }
-    sotto__net_queue_clear(&q);
-  }
-
   printf("%d checks, %d failed\n", checks, fails);
   return fails ? 1 : 0;
 }
