@@ -571,7 +571,7 @@ void sotto__srv_blob_answer(struct srv *s, struct op *o, struct sotto__wr *w) {
  * blob thread touches the windows. Memory: BLOB_RA_N x BLOB_RA_LEN, once. */
 #define BLOB_RA_LEN (1024u * 1024u)
 #define BLOB_HDR_ROOM 16 /* >= the frame header (9 bytes) */
-#define BLOB_RA_N 2
+#define BLOB_RA_N 8 /* two for each of four downloads at once; beyond, windows are read again (up to 5x the reads) */
 _Static_assert(BLOB_RA_LEN % BLOB_ALIGN == 0, "windows start at block boundaries");
 
 struct blob_ra {
