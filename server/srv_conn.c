@@ -157,6 +157,26 @@ void sotto__srv_send_simple(struct conn *c, uint8_t type, uint32_t req_id, const
   sotto__srv_frame_end(c, &w, type, req_id);
 }
 
+/* A large answer whose payload the caller has in buf at buf + skip (buf
+ * malloc'd, skip >= 9: room for the frame header before the payload): when
+ * nothing waits to be written, buf becomes the connection's write buffer (no
+ * copy of the payload; a blob GET's 192 KiB, srv_blob.c) and 1 is returned:
+ * buf is the connection's now. Else the payload is copied as by
+ * sotto__srv_send_simple and 0 is returned (buf stays the caller's). */
+int sotto__srv_send_adopt(struct conn *c, uint8_t type, uint32_t req_id, uint8_t *buf, size_t skip, size_t n) {
+  if (c->dead) return 0;
+  if (skip < 9 || c->wlen != c->woff) {
+    sotto__srv_send_simple(c, type, req_id, buf + skip, n);
+    return 0;
+  }
+  sotto__srv_frame_hdr(buf + skip - 9, type, req_id, n);
+  free(c->wbuf);
+  c->wbuf = buf;
+  c->woff = skip - 9;
+  c->wlen = c->wcap = skip + n;
+  return 1;
+}
+
 void sotto__srv_send_err(struct srv *s, struct conn *c, uint32_t req_id, int code) {
   struct sotto__wr w;
   sotto__srv_error_count(s, code);

@@ -221,7 +221,7 @@ struct op {
   size_t n_multi;
   uint8_t blob_state; /* BLOB_*: what exec learnt of the blob, for conn.blob (srv_blob.c) */
   int64_t blob_size, blob_expires;
-  uint32_t kt_skip; /* blob thread's GET: the answer is kt_out + kt_skip (an O_DIRECT read's block start before it) */
+  uint32_t kt_skip; /* blob thread's GET: the answer is kt_out + kt_skip (an O_DIRECT read's block start, or room for the frame header, before it) */
   uint8_t *kt_out; /* KT_*: the OK payload, made on the store thread (srv_kt.c); SEND_MULTI: the ERR(30) list */
   uint8_t kt_pre;  /* REGISTER: kt_pre_entry/opening hold version 0 of the name (made ahead of the batch) */
   uint8_t kt_pre_entry[64], kt_pre_opening[16];
@@ -452,6 +452,7 @@ uint8_t *sotto__srv_wbuf_reserve(struct conn *c, size_t n);
 int sotto__srv_frame_begin(struct conn *c, struct sotto__wr *w, size_t cap);
 void sotto__srv_frame_end(struct conn *c, struct sotto__wr *w, uint8_t type, uint32_t req_id);
 void sotto__srv_send_simple(struct conn *c, uint8_t type, uint32_t req_id, const void *p, size_t n);
+int sotto__srv_send_adopt(struct conn *c, uint8_t type, uint32_t req_id, uint8_t *buf, size_t skip, size_t n);
 void sotto__srv_send_err(struct srv *s, struct conn *c, uint32_t req_id, int code);
 /* ERR(code) followed by blob16 list (SEND_MULTI's ERR(30) with FEAT_MISMATCH_LIST). */
 void sotto__srv_send_err_list(struct srv *s, struct conn *c, uint32_t req_id, int code, const uint8_t *list,

@@ -563,11 +563,103 @@ out:
   srv_rmdir(&p);
 }
 
+/* The blob file of id (DATA/blobs/<hex id>). */
+static void blob_file(const struct srv_proc *p, const uint8_t id[16], char *out, size_t cap) {
+  char hex[33];
+  sodium_bin2hex(hex, sizeof hex, id, 16);
+  snprintf(out, cap, "%s/blobs/%s", p->dir, hex);
+}
+
+/* GETs on the blob thread read ahead (srv_blob.c, BLOB_RA_LEN windows): a
+ * blob of several windows fetched as a client does (in order, 3 x 64 KiB +
+ * 48 a GET, the last short) and out of order, each range across a window's
+ * edge, all the same bytes; a blob cut short or removed after its windows
+ * were read answers "gone", not the bytes read before. */
+static void test_read_ahead(void) {
+  enum { UNIT = 3 * (65536 + 16), SIZE = 2 * 1024 * 1024 + 500 * 1000 + 777 };
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct sotto_net *a = NULL, *b = NULL;
+  struct account alice = {"alice", 0, {0}}, bob = {"bob", 0, {0}};
+  uint8_t *data = malloc(SIZE), *got = malloc(UNIT), id[16], id2[16];
+  uint64_t off, stored = 0;
+  unsigned long long io0;
+  size_t n = 0;
+  char path[1200];
+  int bad = 0, gets = 0;
+  const char *const extra[] = {"--blob-max-size", "4000000", "--blob-quota-bytes", "9000000", NULL};
+
+  if (!data || !got || srv_mkdir(&p, "blobra") != 0 || srv_start(&p, extra) != 0) {
+    CHECK(!"server started");
+    free(data);
+    free(got);
+    return;
+  }
+  CHECK_RC(do_register(&p, &ctx, &alice), 0);
+  CHECK_RC(do_register(&p, &ctx, &bob), 0);
+  a = login(&p, &ctx, &alice);
+  b = login(&p, &ctx, &bob);
+  CHECK(a && b);
+  if (!a || !b) goto out;
+  randombytes_buf(data, SIZE);
+  CHECK_RC(create(a, SIZE, 1, id), 0);
+  CHECK_RC(create(a, SIZE, 1, id2), 0);
+  for (off = 0; off < SIZE; off += UNIT) {
+    size_t len = SIZE - off < UNIT ? (size_t)(SIZE - off) : UNIT;
+    if (put(a, id, off, data + off, len, &stored) != 0 || put(a, id2, off, data + off, len, &stored) != 0) bad++;
+  }
+  CHECK(bad == 0 && stored == SIZE);
+  CHECK_RC(simple(a, SOTTO_SRV_BLOB_COMMIT, id), 0);
+  CHECK_RC(simple(a, SOTTO_SRV_BLOB_COMMIT, id2), 0);
+
+  /* In order, as a download: the first GET through the batch, the rest on
+   * the blob thread. */
+  io0 = blob_io_count(&p);
+  for (off = 0; off < SIZE; off += UNIT, gets++) {
+    size_t len = SIZE - off < UNIT ? (size_t)(SIZE - off) : UNIT;
+    if (get(b, id, off, UNIT, got, &n) != 0 || n != len || memcmp(got, data + off, len) != 0) bad++;
+  }
+  CHECK(bad == 0);
+  CHECK(blob_io_count(&p) == io0 + (unsigned long long)gets - 1);
+  /* Out of order, across the windows' edges (1 MiB, 2 MiB), back to the start, the end. */
+  {
+    static const uint64_t offs[] = {1048576 - 1000, 5, 2097152 - 70000, 1048576 - 4096, 3, SIZE - 1000, 1048576 + 1};
+    size_t i;
+    for (i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+      size_t len = SIZE - offs[i] < UNIT ? (size_t)(SIZE - offs[i]) : UNIT;
+      if (get(b, id, offs[i], UNIT, got, &n) != 0 || n != len || memcmp(got, data + offs[i], len) != 0) bad++;
+    }
+    CHECK(bad == 0);
+  }
+  /* Cut short behind the server's back: what was read ahead is not
+   * answered as if the file still held it. */
+  CHECK_RC(get(b, id, SIZE - 5000, 4000, got, &n), 0);
+  blob_file(&p, id, path, sizeof path);
+  CHECK(truncate(path, 1000) == 0);
+  CHECK_RC(get(b, id, SIZE - 5000, 4000, got, &n), SOTTO_SRV_E_BLOB_GONE);
+  /* Removed: gone too (the second blob, read ahead on the blob thread first). */
+  CHECK_RC(get(b, id2, 0, 1000, got, &n), 0); /* through the batch */
+  CHECK_RC(get(b, id2, 1000, 1000, got, &n), 0);
+  CHECK(n == 1000 && memcmp(got, data + 1000, 1000) == 0);
+  blob_file(&p, id2, path, sizeof path);
+  CHECK(unlink(path) == 0);
+  CHECK_RC(get(b, id2, 2000, 1000, got, &n), SOTTO_SRV_E_BLOB_GONE);
+out:
+  if (a) sotto_net_close(a);
+  if (b) sotto_net_close(b);
+  sotto_net_ctx_free(ctx);
+  srv_stop(&p);
+  srv_rmdir(&p);
+  free(data);
+  free(got);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   if (sodium_init() < 0) return 1;
   test_blobs();
   test_fetch_count();
   test_put_inplace();
+  test_read_ahead();
   return test_done("test_server_blob");
 }
