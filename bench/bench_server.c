@@ -870,6 +870,7 @@ static double relay_turn(struct side *sd, double secs) {
   int k;
   double io0, all0, io1, all1, gen0 = self_cpu_us();
   uint64_t n0 = relay_sent(sd), n;
+  int64_t commits0 = sd == &g_s ? metric_get(sd->p, "sotto_commit_batch_size_count", 1) : -1, commits1;
   proc_cpu_us(sd->p->pid, &io0, &all0);
   sd->mode = M_RELAY;
   sd->closed_loop = 1;
@@ -886,6 +887,10 @@ static double relay_turn(struct side *sd, double secs) {
   /* CPU per envelope of the turn (its drain included), on stderr: what
    * the ratio is made of (docs/benchmarks.md, "CPU per relayed envelope") */
   proc_cpu_us(sd->p->pid, &io1, &all1);
+  commits1 = commits0 >= 0 ? metric_get(sd->p, "sotto_commit_batch_size_count", 1) : -1;
+  if (commits1 > commits0 && (n = relay_sent(sd) - n0) > 0)
+    fprintf(stderr, "bench_server: relay turn %s: %lld commits, %.1f envelopes per commit\n", sd->name,
+            (long long)(commits1 - commits0), (double)n / (double)(commits1 - commits0));
   if ((n = relay_sent(sd) - n0) > 0)
     fprintf(stderr,
             "bench_server: relay turn %s: %.0f msg/s, %llu envelopes; CPU us per envelope: main thread %.2f, other threads %.2f, "
