@@ -1580,7 +1580,7 @@ static int sq_devlist_ids(void *v, const char *user, uint32_t *ids, size_t max, 
       c->gen = s->dl_gen;
       c->none = 0;
       c->n = (uint8_t)k;
-      memcpy(c->ids, all, sizeof all);
+      memcpy(c->ids, all, k * sizeof all[0]);
       c->ulen = (uint8_t)ulen;
       memcpy(c->user, user, ulen);
     }
