@@ -857,10 +857,21 @@ static int relay_quiet(struct side *sd) {
  * seconds (a new one as each OK arrives); returns envelopes delivered per
  * second within that time. Then waits until everything sent was answered,
  * delivered and acked. */
+static uint64_t relay_sent(const struct side *sd) {
+  uint64_t n = 0;
+  size_t i;
+  for (i = 0; i < RELAY_PAIRS; i++) n += sd->pairs[i].sent;
+  return n;
+}
+
 static double relay_turn(struct side *sd, double secs) {
   int64_t t0, t_end, t1;
   size_t i;
   int k;
+  double io0, all0, io1, all1, gen0 = self_cpu_us();
+  uint64_t n0 = relay_sent(sd), n;
+  int64_t commits0 = sd == &g_s ? metric_get(sd->p, "sotto_commit_batch_size_count", 1) : -1, commits1;
+  proc_cpu_us(sd->p->pid, &io0, &all0);
   sd->mode = M_RELAY;
   sd->closed_loop = 1;
   sd->counted = 0;
@@ -873,6 +884,19 @@ static double relay_turn(struct side *sd, double secs) {
   t1 = lg_now_ns();
   sd->sending = 0;
   wait_until(sd, relay_quiet, "delivery of every envelope sent");
+  /* CPU per envelope of the turn (its drain included), on stderr: what
+   * the ratio is made of (docs/benchmarks.md, "CPU per relayed envelope") */
+  proc_cpu_us(sd->p->pid, &io1, &all1);
+  commits1 = commits0 >= 0 ? metric_get(sd->p, "sotto_commit_batch_size_count", 1) : -1;
+  if (commits1 > commits0 && (n = relay_sent(sd) - n0) > 0)
+    fprintf(stderr, "bench_server: relay turn %s: %lld commits, %.1f envelopes per commit\n", sd->name,
+            (long long)(commits1 - commits0), (double)n / (double)(commits1 - commits0));
+  if ((n = relay_sent(sd) - n0) > 0)
+    fprintf(stderr,
+            "bench_server: relay turn %s: %.0f msg/s, %llu envelopes; CPU us per envelope: main thread %.2f, other threads %.2f, "
+            "load generator %.2f\n",
+            sd->name, (double)sd->counted / ((double)(t1 - t0) / 1e9), (unsigned long long)n, (io1 - io0) / (double)n,
+            ((all1 - all0) - (io1 - io0)) / (double)n, (self_cpu_us() - gen0) / (double)n);
   return (double)sd->counted / ((double)(t1 - t0) / 1e9);
 }
 
@@ -1365,7 +1389,9 @@ static void usage(FILE *f) {
           "  --kt T       the server keeps its key-transparency log (--kt 1) with --kt-threads T (0-3):\n"
           "               every REGISTER of the setup is logged (the setup line gives the rate)\n"
           "  --smoke      every row on a small scale in about %.1f s per side (CI): no figure is judged, but\n"
-          "               the program fails if a row is missing or not a number\n",
+          "               the program fails if a row is missing or not a number\n"
+          "environment: SOTTO_BENCH_SERVER=PATH runs that sotto-server (e.g. another build's) instead of\n"
+          "             this build's; SOTTO_BENCH_STORE=URL is the server's --store\n",
           DEFAULT_SECONDS, ROUNDS, DEFAULT_WINDOW, SMOKE_SECONDS);
 }
 
@@ -1481,7 +1507,13 @@ int main(int argc, char **argv) {
       args[j++] = g_kt;
     }
     args[j] = NULL;
-    proc_start(&g_srv, SOTTO_SERVER_BIN, 1, args);
+    {
+      /* SOTTO_BENCH_SERVER=PATH: another build's sotto-server against the
+       * same generator and floor (A/B comparisons of two servers). */
+      const char *bin = getenv("SOTTO_BENCH_SERVER");
+      if (bin && *bin) fprintf(stderr, "bench_server: sotto-server is %s\n", bin);
+      proc_start(&g_srv, bin && *bin ? bin : SOTTO_SERVER_BIN, 1, args);
+    }
   }
   proc_start(&g_floor, RELAY_FLOOR_BIN, 0, NULL);
   g_s.g = lg_new("sotto-server", g_srv.port, g_srv.fp);

@@ -61,7 +61,7 @@ static int op_pool_n;
 static uint8_t *put_pool[PUT_POOL_MAX];
 static int put_pool_n;
 
-struct op *sotto__srv_op_alloc(struct conn *c, const struct sotto_srv_frame *f) {
+struct op *sotto__srv_op_alloc(struct conn *c, const struct sotto_srv_frame *f, int64_t now_us) {
   struct op *o;
   if (f->len <= OP_POOL_DATA && op_pool) {
     o = op_pool;
@@ -91,7 +91,7 @@ struct op *sotto__srv_op_alloc(struct conn *c, const struct sotto_srv_frame *f) 
     }
   }
   o->c = c;
-  o->t_in_us = sotto__srv_mono_us();
+  o->t_in_us = now_us;
   o->type = f->type;
   o->req_id = f->req_id;
   o->len = f->len;
@@ -517,6 +517,7 @@ void sotto__srv_batch_wait(struct srv *s) {
 static void batch_finish(struct srv *s, const struct batch *b) {
   struct op *o, *next, *list = b->ops;
   int rc = b->rc, n = b->n;
+  int64_t now_us;
   if (b->scrub_need && !s->scrub_pending) {
     s->scrub_pending = 1;
     s->scrub_at_ms = sotto__srv_mono_ms() + s->cfg->wal_scrub_ms;
@@ -547,13 +548,14 @@ static void batch_finish(struct srv *s, const struct batch *b) {
    * cache miss per op): every answer, then the live pushes, each op freed
    * after its push. The horizon only matters to backlog paging, which runs
    * after the batch is answered. */
+  now_us = sotto__srv_mono_us(); /* the answers are written after this pass: one time for all */
   for (o = list; o; o = o->next) {
     if (rc == 0 && (o->type == SOTTO_SRV_SEND || o->type == SOTTO_SRV_SEND_MULTI) && !o->code && !o->failed &&
         o->msg_id > s->horizon)
       s->horizon = o->msg_id;
     sotto__srv_op_answer(s, o, rc != 0 || o->failed);
     if (o->type == SOTTO_SRV_SEND || o->type == SOTTO_SRV_SEND_MULTI)
-      sotto__srv_stage_add(&s->m.stage[STAGE_ENVELOPE], sotto__srv_mono_us() - o->t_in_us);
+      sotto__srv_stage_add(&s->m.stage[STAGE_ENVELOPE], now_us - o->t_in_us);
   }
   for (o = list; o; o = next) {
     next = o->next;

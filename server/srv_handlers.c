@@ -1188,12 +1188,16 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
   struct sotto_srv_frame f;
   const struct srv_handler *h;
   struct op *o;
+  int64_t now_us;
   int rc;
   if (sotto__srv_frame_parse(body, len, &f) != 0) {
     sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
     return;
   }
-  c->last_rx_ms = sotto__srv_mono_ms();
+  /* One clock read per frame: its arrival (the op's t_in_us, the SEND
+   * rate limit's time) */
+  now_us = sotto__srv_mono_us();
+  c->last_rx_ms = now_us / 1000;
   if (f.type == SOTTO_SRV_PING && c->state != S_HELLO) {
     if (f.len)
       sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_MALFORMED);
@@ -1238,7 +1242,7 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
     sotto__srv_send_err(s, c, f.req_id, c->state == S_AUTHED ? SOTTO_SRV_E_STATE : SOTTO_SRV_E_NOT_AUTHED);
     return;
   }
-  if ((o = sotto__srv_op_alloc(c, &f)) == NULL) {
+  if ((o = sotto__srv_op_alloc(c, &f, now_us)) == NULL) {
     sotto__srv_conn_close_with(s, c, SOTTO_SRV_E_INTERNAL);
     return;
   }

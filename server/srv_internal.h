@@ -485,7 +485,7 @@ void sotto__srv_op_fanout(struct srv *s, struct op *o);
 /* ---- srv_commit.c ---- */
 size_t sotto__srv_op_cost(uint8_t type, size_t len);
 /* A new op for frame f with its own copy of the payload; not queued yet. */
-struct op *sotto__srv_op_alloc(struct conn *c, const struct sotto_srv_frame *f);
+struct op *sotto__srv_op_alloc(struct conn *c, const struct sotto_srv_frame *f, int64_t now_us);
 /* Queues an op for the next batch (counts it in flight on its connection). */
 void sotto__srv_op_enqueue(struct srv *s, struct op *o);
 /* Frees an op that was never queued. */
@@ -517,7 +517,7 @@ int sotto__srv_limit_auth(struct srv *s, struct conn *c, const struct sotto_srv_
 int sotto__srv_limit_bundle(struct srv *s, struct conn *c, const struct sotto_srv_target *m, int *no_otk);
 /* KT_* requests per address (bundle-rate and bundle-burst). */
 int sotto__srv_limit_kt(struct srv *s, struct conn *c);
-int sotto__srv_limit_send(struct srv *s, struct conn *c);
+int sotto__srv_limit_send(struct srv *s, struct conn *c); /* at c->last_rx_ms */
 int sotto__srv_limit_device_change(struct srv *s, struct conn *c);
 /* After an AUTH is answered: a wrong secret is charged to its buckets. */
 void sotto__srv_limit_auth_done(struct srv *s, struct conn *c, int wrong);

@@ -212,10 +212,10 @@ int sotto__srv_limit_device_change(struct srv *s, struct conn *c) {
   return 0;
 }
 
-/* SENDs per account (send-rate per second, send-burst). */
+/* SENDs per account (send-rate per second, send-burst), at the SEND
+ * frame's arrival (c->last_rx_ms, set by handle_frame just before). */
 int sotto__srv_limit_send(struct srv *s, struct conn *c) {
-  if (!sotto__lim_take(&s->lim, c->send_key, s->cfg->send_rate / 1000.0, s->cfg->send_burst,
-                       sotto__srv_mono_ms())) {
+  if (!sotto__lim_take(&s->lim, c->send_key, s->cfg->send_rate / 1000.0, s->cfg->send_burst, c->last_rx_ms)) {
     s->m.rate_limited++;
     return SOTTO_SRV_E_RATE;
   }

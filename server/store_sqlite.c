@@ -215,8 +215,29 @@ struct dcache {
   int64_t dn, dbytes; /* this transaction's changes */
   uint32_t device_id, nhash;
   uint8_t dirty, ulen;
+  /* device_is found the row (devkey, is_account, is_device): a device row
+   * goes only through device_remove, which drops the entry (dc_forget) */
+  uint8_t is_known;
+  uint32_t is_device;
+  int64_t is_account;
   char user[SOTTO_STORE_USER_MAX + 1];
   struct dcache *knext, *nnext, *dnext; /* by devkey, by name, changed in this transaction */
+};
+
+/* devlist_ids by username (every SEND asks it for its recipient): the
+ * newest list's ids, or that there is none, in the open transaction's view.
+ * Slot hash(username) % DL_SLOTS, overwritten by another name; valid while
+ * its gen is the store's dl_gen, which every write that can change an
+ * answer moves on (devlist_put, devlist_clear, account_create,
+ * account_delete) and so do rollback and rollback_to. Allocated on first
+ * use (the writer only), about 360 KiB. */
+#define DL_SLOTS 4096
+
+struct dlcache {
+  uint64_t gen; /* 0: empty */
+  uint32_t ids[SOTTO_STORE_MAX_DEVLIST_IDS];
+  uint8_t n, none, ulen; /* none: the query found no list (devlist_ids' 1) */
+  char user[SOTTO_STORE_USER_MAX + 1];
 };
 
 /* Per-sender counts of a queue (max-queue-per-sender): filled from the
@@ -259,6 +280,8 @@ struct sq {
   struct scache *sc[DC_BUCKETS];
   size_t sc_n;
   struct mcache *mc; /* MC_SLOTS entries, or NULL */
+  struct dlcache *dl; /* DL_SLOTS entries, or NULL */
+  uint64_t dl_gen;    /* >= 1 */
   /* Ciphertext bytes in all queues: committed, and this transaction's
    * change (max-store-bytes is checked against both). */
   int64_t total, txn_bytes;
@@ -432,6 +455,7 @@ static void mc_clear(struct sq *s);
 static int sq_rollback_to(void *v) {
   int rc = step_done(stmt(v, Q_ROLLBACK_TO));
   mc_clear(v); /* ids inserted since the savepoint may come again */
+  ((struct sq *)v)->dl_gen++;
   return rc ? rc : step_done(stmt(v, Q_RELEASE));
 }
 /* SQLite undoes a failed statement alone (its statement journal), except
@@ -481,6 +505,7 @@ static void mc_clear(struct sq *s) {
 }
 
 static void sq_rollback(void *v) {
+  ((struct sq *)v)->dl_gen++;
   dc_clear(v);
   sc_clear(v);
   mc_clear(v);
@@ -499,6 +524,8 @@ static void sq_close(void *v) {
   sotto__sums_clear(&s->sb);
   mc_clear(s);
   free(s->mc);
+  if (s->dl) memset(s->dl, 0, DL_SLOTS * sizeof *s->dl);
+  free(s->dl);
   free(s);
 }
 
@@ -507,6 +534,7 @@ static int sq_account_create(void *v, const char *user, const char *canon, const
   struct sq *s = v;
   sqlite3_stmt *st = stmt(s, Q_ACC_CANON);
   int rc;
+  s->dl_gen++; /* devlist_ids' cache */
   /* Look-alike names are one name: refused like a taken one. */
   sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
@@ -1046,14 +1074,26 @@ static int sq_device_exists(void *v, int64_t devkey) {
   return rc == SQLITE_ROW;
 }
 
+/* Asked for every SEND: a row found is remembered in the routing cache
+ * (dcache.is_*) until device_remove drops the entry or a rollback or the
+ * cache's bound empties the cache; an absent row is always looked up. */
 static int sq_device_is(void *v, int64_t devkey, int64_t account_id, uint32_t device_id) {
-  sqlite3_stmt *st = stmt(v, Q_DEV_IS);
+  struct sq *s = v;
+  struct dcache *e = dc_by_key(s, devkey);
+  sqlite3_stmt *st;
   int rc;
+  if (e && e->is_known && e->is_account == account_id && e->is_device == device_id) return 1;
+  st = stmt(s, Q_DEV_IS);
   sqlite3_bind_int64(st, 1, devkey);
   sqlite3_bind_int64(st, 2, account_id);
   sqlite3_bind_int64(st, 3, device_id);
   rc = sqlite3_step(st);
   sqlite3_reset(st);
+  if (rc == SQLITE_ROW && (e = dc_get(s, devkey)) != NULL) { /* no memory: not remembered */
+    e->is_known = 1;
+    e->is_account = account_id;
+    e->is_device = device_id;
+  }
   return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -1129,6 +1169,7 @@ static int sq_account_delete(void *v, int64_t account_id, const char *canon, int
   struct sq *s = v;
   sqlite3_stmt *st;
   int rc;
+  s->dl_gen++; /* devlist_ids' cache */
   if (one_shot(s, "DELETE FROM recovery WHERE account_id = ?1", &st)) return SOTTO_ERR_STORE;
   sqlite3_bind_int64(st, 1, account_id);
   rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
@@ -1439,6 +1480,7 @@ static int sq_devlist_put(void *v, int64_t account_id, uint32_t version, const u
   sqlite3_stmt *st;
   size_t i;
   int rc;
+  s->dl_gen++; /* devlist_ids' cache */
   if (n > SOTTO_STORE_MAX_DEVLIST_IDS || len == 0 || len > SOTTO_STORE_MAX_DEVLIST) return SOTTO_ERR_STORE;
   for (i = 0; i < n; i++) {
     b[4 * i] = (uint8_t)(ids[i] >> 24);
@@ -1510,17 +1552,53 @@ static int sq_devlist_get_version(void *v, const char *user, uint32_t version, u
 
 static int sq_devlist_ids(void *v, const char *user, uint32_t *ids, size_t max, size_t *n) {
   struct sq *s = v;
-  sqlite3_stmt *st = stmt(s, Q_DEVLIST_IDS);
+  sqlite3_stmt *st;
+  struct dlcache *c = NULL;
+  uint32_t all[SOTTO_STORE_MAX_DEVLIST_IDS];
+  size_t ulen = strlen(user), k = 0;
   int rc;
+  if (ulen <= SOTTO_STORE_USER_MAX) {
+    if (!s->dl) s->dl = calloc(DL_SLOTS, sizeof *s->dl); /* no memory: no cache */
+    if (s->dl) c = &s->dl[dc_name_hash(user, ulen, 0) % DL_SLOTS];
+  }
+  if (c && c->gen == s->dl_gen && c->ulen == ulen && memcmp(c->user, user, ulen) == 0) {
+    if (c->none) return 1;
+    if (c->n > max) return SOTTO_ERR_STORE; /* as ids_decode */
+    memcpy(ids, c->ids, c->n * sizeof ids[0]);
+    *n = c->n;
+    return 0;
+  }
+  st = stmt(s, Q_DEVLIST_IDS);
   sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
-    rc = ids_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), ids, max, n);
+    rc = ids_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), all, SOTTO_STORE_MAX_DEVLIST_IDS,
+                    &k);
     sqlite3_reset(st);
-    return rc;
+    if (rc != 0) return rc;
+    if (c) {
+      c->gen = s->dl_gen;
+      c->none = 0;
+      c->n = (uint8_t)k;
+      memcpy(c->ids, all, k * sizeof all[0]);
+      c->ulen = (uint8_t)ulen;
+      memcpy(c->user, user, ulen);
+    }
+    if (k > max) return SOTTO_ERR_STORE;
+    memcpy(ids, all, k * sizeof ids[0]);
+    *n = k;
+    return 0;
   }
   sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 1 : SOTTO_ERR_STORE;
+  if (rc != SQLITE_DONE) return SOTTO_ERR_STORE;
+  if (c) {
+    c->gen = s->dl_gen;
+    c->none = 1;
+    c->n = 0;
+    c->ulen = (uint8_t)ulen;
+    memcpy(c->user, user, ulen);
+  }
+  return 1;
 }
 
 static int sq_devlist_iter(void *v, int64_t account_id,
@@ -1549,6 +1627,7 @@ static int sq_devlist_clear(void *v, int64_t account_id) {
   struct sq *s = v;
   sqlite3_stmt *st;
   int rc;
+  s->dl_gen++; /* devlist_ids' cache */
   if (one_shot(s, "DELETE FROM devlists WHERE account_id = ?1", &st)) return SOTTO_ERR_STORE;
   sqlite3_bind_int64(st, 1, account_id);
   rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
@@ -1985,6 +2064,7 @@ int sotto__store_sqlite_open(struct sotto_store *st, const char *dir) {
   if (snprintf(path, sizeof path, "%s/sotto.db", dir) >= (int)sizeof path) return SOTTO_ERR_USAGE;
   sq_global_init();
   if ((s = calloc(1, sizeof *s)) == NULL) return SOTTO_ERR_NOMEM;
+  s->dl_gen = 1;
   if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
       SQLITE_OK)
     goto fail;

@@ -1075,8 +1075,50 @@ static void test_devices(void) {
   CHECK_RC(sotto_net_devices(c1, "alice", ids, 16, &n), 0);
   CHECK(n == 2 && ids[0] == 1 && ids[1] == 3);
   CHECK_RC(sotto_net_send(c1, "alice", 2, 1, (const uint8_t *)"x", 1, NULL, NULL), SOTTO_SRV_E_NOT_FOUND);
-  /* Device 3 removes itself. */
-  CHECK_RC(sotto_net_device_remove(c3, 3), 0);
+  /* Device 3 sends (the store now knows its row: SQLite remembers a row
+   * found for a SEND), then removes itself with a SEND pipelined behind the
+   * removal on the same connection: that SEND must not be stored (its
+   * sender's row is gone, and so is what the store remembered of it). */
+  CHECK_RC(sotto_net_send(c3, "alice", 1, 1, (const uint8_t *)"early", 5, NULL, NULL), 0);
+  {
+    /* both frames in one write (one TLS record): the server reads them
+     * together, so that they run in one batch, the SEND after the removal */
+    uint8_t b[256];
+    struct sotto__wr w;
+    size_t at;
+    const uint32_t rid = 7001;
+    int early = 0, late = 0, refused = 0, stored = 0;
+    sotto__wr_init(&w, b + 9, 4);
+    sotto__srv_put_device_remove(&w, 3);
+    REQUIRE_VOID(!w.err);
+    sotto__srv_frame_hdr(b, SOTTO_SRV_DEVICE_REMOVE, 7000, w.len);
+    at = 9 + w.len;
+    sotto__wr_init(&w, b + at + 9, sizeof b - at - 9);
+    sotto__srv_put_send(&w, "alice", 1, 1, (const uint8_t *)"late", 4);
+    REQUIRE_VOID(!w.err);
+    sotto__srv_frame_hdr(b + at, SOTTO_SRV_SEND, rid, w.len);
+    at += 9 + w.len;
+    CHECK_RC(sotto_net_write_raw(c3, b, at), 0);
+    while (sotto_net_next_event(c3, WAIT_MS, &ev) == 1) {
+      int stop = ev.kind == SOTTO_NET_EV_CLOSE;
+      if (ev.kind == SOTTO_NET_EV_ANSWER && ev.req_id == rid) {
+        refused = ev.code == SOTTO_SRV_E_DEVICE_REMOVED;
+        stored = ev.code == 0;
+        stop = 1;
+      }
+      sotto_net_event_clear(&ev);
+      if (stop) break;
+    }
+    CHECK(!stored); /* answered DEVICE_REMOVED, or the connection closed first */
+    (void)refused;
+    while (sotto_net_next_event(c1, 500, &ev) == 1) {
+      if (ev.kind == SOTTO_NET_EV_MSG && ev.body_len == 5 && memcmp(ev.body, "early", 5) == 0) early++;
+      if (ev.kind == SOTTO_NET_EV_MSG && ev.body_len == 4 && memcmp(ev.body, "late", 4) == 0) late++;
+      sotto_net_event_clear(&ev);
+    }
+    CHECK(early == 1);
+    CHECK(late == 0);
+  }
   sotto_net_close(c3);
   /* Rotation: the new secret works; the old one too until the new one has
    * been used once (the answer may have been lost after the commit: review
