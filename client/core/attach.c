@@ -1626,54 +1626,53 @@ static void ring_release(struct down *d) {
   pthread_cond_broadcast(&p->cv);
 }
 
-/* The download's worker: takes the queued units in order until stopped
- * with none left (down_stop drains); after a failure it only empties the
- * ring. */
-static void *down_worker(void *arg) {
-  struct down *d = arg;
+/* One of the ring's two readers: takes every queued answer in order (its
+ * position in *done) until stopped with none left (down_stop drains) and
+ * gives it to step, which may fail the download (its errno kept); after a
+ * failure the answers are only released. */
+static void drain_ring(struct down *d, int *done, int (*step)(struct down *, const struct slot *)) {
   struct pipe *p = &d->p;
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    struct slot *sl;
+    const struct slot *sl;
     int err, e = 0;
-    while (!p->stop && d->wdone == p->count) pthread_cond_wait(&p->cv, &p->mu);
-    if (d->wdone == p->count) break;
-    sl = &p->sl[(p->head + d->wdone) % PIPE_SLOTS];
+    while (!p->stop && *done == p->count) pthread_cond_wait(&p->cv, &p->mu);
+    if (*done == p->count) break;
+    sl = &p->sl[(p->head + *done) % PIPE_SLOTS];
     err = p->err;
     pthread_mutex_unlock(&p->mu);
-    if (!err && (err = take(d, sl->owned, sl->len)) != 0) e = errno;
+    if (!err && (err = step(d, sl)) != 0) e = errno;
     pthread_mutex_lock(&p->mu);
     if (err && !p->err) {
       p->err = err;
       d->werrno = e;
     }
-    d->wdone++;
+    (*done)++;
     ring_release(d);
   }
   pthread_mutex_unlock(&p->mu);
+}
+
+static int worker_step(struct down *d, const struct slot *sl) { return take(d, sl->owned, sl->len); }
+
+/* The answer's bytes into the digest (each once: a resumed download asks
+ * from the bytes handed over, d->recv). Never fails. */
+static int hasher_step(struct down *d, const struct slot *sl) {
+  digest_update(&d->h, sl->owned, sl->len);
+  return 0;
+}
+
+/* The download's worker (decryption, then the writer). */
+static void *down_worker(void *arg) {
+  struct down *d = arg;
+  drain_ring(d, &d->wdone, worker_step);
   return NULL;
 }
 
-/* The hasher: every answer's bytes into the digest, in order (each once:
- * a resumed download asks from the bytes handed over, d->recv). */
+/* The hasher: the SHA-256 of every answer's ciphertext, in order. */
 static void *down_hasher(void *arg) {
   struct down *d = arg;
-  struct pipe *p = &d->p;
-  pthread_mutex_lock(&p->mu);
-  for (;;) {
-    struct slot *sl;
-    int err;
-    while (!p->stop && d->hdone == p->count) pthread_cond_wait(&p->cv, &p->mu);
-    if (d->hdone == p->count) break;
-    sl = &p->sl[(p->head + d->hdone) % PIPE_SLOTS];
-    err = p->err;
-    pthread_mutex_unlock(&p->mu);
-    if (!err) digest_update(&d->h, sl->owned, sl->len); /* after a failure the digest no longer matters */
-    pthread_mutex_lock(&p->mu);
-    d->hdone++;
-    ring_release(d);
-  }
-  pthread_mutex_unlock(&p->mu);
+  drain_ring(d, &d->hdone, hasher_step);
   return NULL;
 }
 
