@@ -580,16 +580,22 @@ struct pipe {
   uint8_t *pbuf; /* the worker's plaintext chunk (sodium_malloc) */
 };
 
+/* A mutex and its condition variable, both or neither. 0 or -1. */
+static int mu_cv_init(pthread_mutex_t *mu, pthread_cond_t *cv) {
+  if (pthread_mutex_init(mu, NULL) != 0) return -1;
+  if (pthread_cond_init(cv, NULL) != 0) {
+    pthread_mutex_destroy(mu);
+    return -1;
+  }
+  return 0;
+}
+
 /* up: with the ring's buffers and the plaintext chunk (a download's ring
  * holds the answers' own payloads). */
 static int pipe_init(struct pipe *p, int up) {
   int i;
   memset(p, 0, sizeof *p);
-  if (pthread_mutex_init(&p->mu, NULL) != 0) return -1;
-  if (pthread_cond_init(&p->cv, NULL) != 0) {
-    pthread_mutex_destroy(&p->mu);
-    return -1;
-  }
+  if (mu_cv_init(&p->mu, &p->cv) != 0) return -1;
   p->inited = 1;
   if (!up) return 0;
   for (i = 0; i < PIPE_SLOTS; i++)
@@ -1551,11 +1557,7 @@ static int wring_drain(struct wring *q) {
 static int wring_init(struct wring *q) {
   int i;
   memset(q, 0, sizeof *q);
-  if (pthread_mutex_init(&q->mu, NULL) != 0) return -1;
-  if (pthread_cond_init(&q->cv, NULL) != 0) {
-    pthread_mutex_destroy(&q->mu);
-    return -1;
-  }
+  if (mu_cv_init(&q->mu, &q->cv) != 0) return -1;
   q->inited = 1;
   for (i = 0; i < WRING_N; i++)
     if ((q->buf[i] = sodium_malloc(ATTACH_WBUF)) == NULL) return -1;
