@@ -293,6 +293,8 @@ void attach_safe_name(char out[ATTACH_SAFE_MAX + 1], const uint8_t *raw, size_t 
     ext = d && (size_t)(buf + n - d) <= 16 ? (size_t)(buf + n - d) : 0;
     dot = ATTACH_SAFE_MAX - ext;
     while (dot > 0 && ((uint8_t)buf[dot] & 0xc0) == 0x80) dot--; /* at a character's start */
+    /* The cut may end the stem in a dot or a space (buf[0] is neither). */
+    while (dot > 0 && (buf[dot - 1] == '.' || buf[dot - 1] == ' ')) dot--;
     memmove(buf + dot, buf + n - ext, ext);
     n = dot + ext;
     buf[n] = 0;
