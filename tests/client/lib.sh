@@ -82,6 +82,15 @@ blob_files_soon() {
   return 1
 }
 lacks() { ! grep -qF -- "$2" "$1"; }
+# flip_byte FILE OFFSET: the byte at OFFSET complemented in place. (Writing a
+# fixed byte instead left the file unchanged whenever it already held that
+# byte: 1 run in 256 on random ciphertext, and the "altered" file passed.)
+flip_byte() {
+  local b
+  b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  [ -n "$b" ] || { echo "flip_byte: $1 has no byte $2" >&2; return 1; }
+  printf "\\$(printf '%03o' $((b ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
 
 # Starts the server on PORT (or a random free one) with extra options.
 # The data directory $T/srv survives restarts.

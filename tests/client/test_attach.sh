@@ -100,7 +100,7 @@ rm -f "$T/big.bin" "$T/bob/downloads/big.bin"
 head -c 300000 /dev/urandom >"$T/small.bin"
 s alice send bob --file "$T/small.bin" >/dev/null 2>&1 || bad "send small.bin"
 BLOB=$(ls "$T/srv/blobs" | head -1)
-printf 'X' | dd of="$T/srv/blobs/$BLOB" bs=1 seek=150000 conv=notrunc 2>/dev/null
+flip_byte "$T/srv/blobs/$BLOB" 150000 || bad "alter the blob"
 s bob receive >"$T/tam.out" 2>&1
 check "an altered blob is refused" contains "$T/tam.out" "file small.bin from alice could not be saved"
 s bob attachments --json >"$T/tam.json" 2>&1
@@ -130,7 +130,7 @@ ls "$T/srv/blobs" >"$T/sw.before"
 SOTTO_TEST_ATTACH_V1=1 "$SOTTO" --home "$T/alice" send bob --file "$T/small.bin" --name v1bad.bin \
   >/dev/null 2>&1 || bad "send v1bad.bin in format v1"
 BLOB=$(ls "$T/srv/blobs" | grep -vxFf "$T/sw.before" | head -1)
-printf 'X' | dd of="$T/srv/blobs/$BLOB" bs=1 seek=70000 conv=notrunc 2>/dev/null
+flip_byte "$T/srv/blobs/$BLOB" 70000 || bad "alter the v1 blob"
 s bob receive >"$T/v1bad.out" 2>&1
 check "an altered format v1 blob is refused" contains "$T/v1bad.out" "file v1bad.bin from alice could not be saved"
 rm -f "$T/bob/downloads/v1.bin"

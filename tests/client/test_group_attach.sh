@@ -75,7 +75,7 @@ head -c 200000 /dev/urandom >"$T/small.bin"
 ls "$T/srv/blobs" >"$T/before"
 s alice send '#trio' --file "$T/small.bin" >/dev/null 2>&1 || bad "send small.bin to the group"
 B2=$(ls "$T/srv/blobs" | grep -vxFf "$T/before")
-printf 'X' | dd of="$T/srv/blobs/$B2" bs=1 seek=100000 conv=notrunc 2>/dev/null
+flip_byte "$T/srv/blobs/$B2" 100000 || bad "alter the blob"
 for u in bob carol; do
   s $u receive >"$T/$u.tam" 2>&1
   check "$u refuses the altered group file" contains "$T/$u.tam" "file small.bin from alice in group trio could not be saved"
