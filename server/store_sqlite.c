@@ -198,7 +198,10 @@ static const char schema[] =
  * SEND and ACK an UPDATE of the device row's queue counters. Now:
  *  - an entry per device that messages are sent to holds its devkey and its
  *    committed queue counters, found by (username, device id): the mapping
- *    never changes (accounts and devices are never deleted or renamed);
+ *    changes only when a device row goes, always through device_remove,
+ *    which drops the entry (dc_forget); an account is deleted (UNREGISTER)
+ *    or recovered (RECOVER) only after each of its devices went that way,
+ *    and accounts are never renamed;
  *  - the counter changes of the open transaction are summed per device (an
  *    entry without committed counters is made for a device only acked to)
  *    and written with one UPDATE per device at commit; device_lookup and
