@@ -202,8 +202,10 @@ struct sotto_store_ops {
   int (*device_epoch_raise)(void *s, int64_t devkey, int64_t epoch, int64_t *old);
   /* Account deletion and recovery (UNREGISTER, SET_RECOVERY, RECOVER).
    * account_delete removes the account row and its recovery hash (its
-   * devices were removed first with device_remove) and holds the name
-   * canon until until_ms; name_held returns 1 if canon is held at now_ms,
+   * devices were removed first with device_remove, its device lists with
+   * devlist_clear) and holds the name canon until until_ms; an account id
+   * is never given again to another account (the server's caches and the
+   * blobs' owners name accounts by id); name_held returns 1 if canon is held at now_ms,
    * 0 if not (deleting holds that ended). recovery_set stores the SHA-256
    * of the account's recovery code (NULL: removes it); recovery_get reads
    * it (returns 1 if there is no such account; *has 0 when none is set).

@@ -3249,11 +3249,33 @@ int sotto__store_pg_import_sqlite(const char *dir, const char *conninfo, FILE *o
       goto done;
     }
   }
-  if (exec_simple(c,
-                  "SELECT setval('accounts_id_seq', GREATEST((SELECT max(id) FROM accounts), 1));"
-                  "SELECT setval('devices_devkey_seq', GREATEST((SELECT max(devkey) FROM devices), 1));",
-                  why, why_len) != 0 ||
-      exec_simple(c, "COMMIT", why, why_len) != 0) {
+  /* Account ids and device keys are never given twice either (the
+   * server's caches and the blobs' owners name them): both sequences go on
+   * after SQLite's high-water marks (account_high; the devices' AUTOINCREMENT). */
+  {
+    sqlite3_stmt *st = NULL;
+    int64_t acc_hw = 0, dev_hw = 0;
+    char q[320];
+    if (sqlite3_prepare_v2(db, "SELECT id FROM account_high WHERE one = 1", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      acc_hw = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT seq FROM sqlite_sequence WHERE name = 'devices'", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      dev_hw = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    snprintf(q, sizeof q,
+             "SELECT setval('accounts_id_seq', GREATEST((SELECT max(id) FROM accounts), %lld, 1));"
+             "SELECT setval('devices_devkey_seq', GREATEST((SELECT max(devkey) FROM devices), %lld, 1));",
+             (long long)acc_hw, (long long)dev_hw);
+    if (exec_simple(c, q, why, why_len) != 0) {
+      (void)exec_simple(c, "ROLLBACK", NULL, 0);
+      goto done;
+    }
+  }
+  if (exec_simple(c, "COMMIT", why, why_len) != 0) {
     (void)exec_simple(c, "ROLLBACK", NULL, 0);
     goto done;
   }
@@ -3458,14 +3480,30 @@ int sotto__store_pg_export_sqlite(const char *conninfo, const char *dir, FILE *o
     goto done;
   }
   {
-    char q[200];
+    char q[200], ids[560];
+    PGresult *r2;
     snprintf(q, sizeof q,
              "DELETE FROM sqlite_sequence WHERE name = 'messages'; INSERT INTO sqlite_sequence(name, seq) "
              "VALUES('messages', max(%lld, (SELECT coalesce(max(id), 0) FROM messages)))",
              strtoll(PQgetvalue(r, 0, 0), NULL, 10));
     PQclear(r);
-    if (sqlite3_exec(db, q, NULL, NULL, NULL) != SQLITE_OK || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) !=
-                                                                   SQLITE_OK) {
+    /* And account ids and device keys after every one handed out (never
+     * given twice: see account_high in store_sqlite.c). */
+    r2 = PQexec(c, "SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM accounts_id_seq),"
+                   " (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM devices_devkey_seq)");
+    if (PQresultStatus(r2) != PGRES_TUPLES_OK || PQntuples(r2) != 1) {
+      snprintf(why, why_len, "cannot read the account and device id sequences: %s", PQerrorMessage(c));
+      PQclear(r2);
+      goto done;
+    }
+    snprintf(ids, sizeof ids,
+             "INSERT OR REPLACE INTO account_high(one, id) VALUES(1, max(%lld, (SELECT coalesce(max(id), 0) FROM "
+             "accounts))); DELETE FROM sqlite_sequence WHERE name = 'devices'; INSERT INTO sqlite_sequence(name, "
+             "seq) VALUES('devices', max(%lld, (SELECT coalesce(max(devkey), 0) FROM devices)))",
+             strtoll(PQgetvalue(r2, 0, 0), NULL, 10), strtoll(PQgetvalue(r2, 0, 1), NULL, 10));
+    PQclear(r2);
+    if (sqlite3_exec(db, q, NULL, NULL, NULL) != SQLITE_OK || sqlite3_exec(db, ids, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
       snprintf(why, why_len, "cannot commit the SQLite store: %s", sqlite3_errmsg(db));
       goto done;
     }

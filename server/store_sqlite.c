@@ -21,6 +21,7 @@
 
 enum {
   Q_ACC_INS,
+  Q_ACC_HIGH,
   Q_ACC_GET,
   Q_DEV_MAX,
   Q_DEV_INS,
@@ -74,7 +75,11 @@ enum {
 };
 
 static const char *const sql_text[Q_COUNT] = {
-    [Q_ACC_INS] = "INSERT INTO accounts(username, identity, created_day, canon) VALUES(?1, ?2, ?3, ?4)",
+    /* An account id is never given twice (see account_high in the schema). */
+    [Q_ACC_INS] = "INSERT INTO accounts(id, username, identity, created_day, canon) VALUES("
+                  "max(coalesce((SELECT id FROM account_high WHERE one = 1), 0),"
+                  " coalesce((SELECT max(id) FROM accounts), 0)) + 1, ?1, ?2, ?3, ?4)",
+    [Q_ACC_HIGH] = "INSERT OR REPLACE INTO account_high(one, id) VALUES(1, ?1)",
     [Q_ACC_GET] = "SELECT id, created_day, identity FROM accounts WHERE username = ?1",
     [Q_DEV_MAX] = "SELECT count(*), coalesce(max(device_id), 0) FROM devices WHERE account_id = ?1",
     [Q_DEV_INS] = "INSERT INTO devices(account_id, device_id, secret_hash, created_day, last_seen_day)"
@@ -155,6 +160,12 @@ static const char *const sql_text[Q_COUNT] = {
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS accounts(id INTEGER PRIMARY KEY, username TEXT NOT NULL UNIQUE,"
     " identity BLOB NOT NULL, created_day INTEGER NOT NULL);"
+    /* The highest account id ever given. accounts.id alone (INTEGER PRIMARY
+     * KEY, no AUTOINCREMENT) gave a deleted newest account's id to the next
+     * one, which then owned what still named the old id (its blobs: quota,
+     * the requisition report). Stores made before this table start from
+     * max(id). */
+    "CREATE TABLE IF NOT EXISTS account_high(one INTEGER PRIMARY KEY CHECK(one = 1), id INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS devices(devkey INTEGER PRIMARY KEY AUTOINCREMENT, account_id INTEGER NOT NULL,"
     " device_id INTEGER NOT NULL, secret_hash BLOB NOT NULL, created_day INTEGER NOT NULL,"
     " last_seen_day INTEGER NOT NULL, queue_count INTEGER NOT NULL DEFAULT 0,"
@@ -554,7 +565,9 @@ static int sq_account_create(void *v, const char *user, const char *canon, const
   if (rc == SQLITE_CONSTRAINT) return SOTTO_ERR_DUPLICATE;
   if (rc != SQLITE_DONE) return SOTTO_ERR_STORE;
   *account_id = sqlite3_last_insert_rowid(s->db);
-  return 0;
+  st = stmt(s, Q_ACC_HIGH);
+  sqlite3_bind_int64(st, 1, *account_id);
+  return step_done(st) == 0 ? 0 : SOTTO_ERR_STORE;
 }
 
 static int sq_account_get(void *v, const char *user, struct sotto_store_account *out) {
