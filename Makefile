@@ -80,13 +80,10 @@ fuzz: deps
 	cmake --build $(FUZZB) -j$(JOBS)
 
 # Each libFuzzer target replays its corpus, then fuzzes for FUZZ_SECONDS on a
-# scratch copy (new finds are not written into the repository).
+# scratch copy (new finds are not written into the repository), JOBS at once
+# (scripts/fuzz-run.sh).
 fuzz-run: fuzz
-	@set -e; for f in $(FUZZB)/bin/fuzz_*; do \
-	  n=$${f##*/fuzz_}; tmp=$$(mktemp -d); cp -r fuzz/corpus/$$n/. $$tmp/; \
-	  echo "== $$n: $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$tmp >/dev/null 2>$$tmp.log || { tail -40 $$tmp.log; exit 1; }; \
-	  rm -rf $$tmp $$tmp.log; done; echo "fuzz: all targets ran clean"
+	bash scripts/fuzz-run.sh $(FUZZB) $(FUZZ_SECONDS) $(JOBS)
 
 # Rewrites the generated seed corpora (fuzz/corpus/*/g-*, deterministic:
 # the same files on every run) with fuzz/gen_corpus.c; other files there
