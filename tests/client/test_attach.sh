@@ -238,7 +238,9 @@ rm -f "$T/kill.bin" "$T/bob/downloads/kill.bin" "$T/bob/downloads/kill (1).bin"
 
 # ---- quota and expiry --------------------------------------------------------------
 stop_server
-start_server --blob-quota-count 1 --blob-quota-bytes 1000000 --blob-expiry-seconds 3 --expire-interval 1
+# The expiry must outlast the two sends (two client processes: 3 s was too
+# short under a loaded sanitizer build); then the test waits for the expiry.
+start_server --blob-quota-count 1 --blob-quota-bytes 1000000 --blob-expiry-seconds 15 --expire-interval 1
 new_user dave   # no blob of his on the server yet (bob never fetched small.bin: alice's stays)
 head -c 400000 /dev/urandom >"$T/q1.bin"
 ls "$T/srv/blobs" >"$T/blobs.before"
@@ -248,7 +250,8 @@ s dave send carol --file "$T/q1.bin" >"$T/q2.out" 2>&1
 rc=$?
 check "a second file past the count quota is refused" test "$rc" -ne 0
 check "... with the quota error" contains "$T/q2.out" "attachment quota there is used up"
-sleep 5   # past the expiry: the expiry run deletes the blob
+# past the expiry (15 s after its upload began), the expiry run deletes it
+for i in $(seq 1 400); do [ -n "$QBLOB" ] && [ ! -e "$T/srv/blobs/$QBLOB" ] && break; sleep 0.1; done
 check "the expired blob left the server's disk" test -n "$QBLOB" -a ! -e "$T/srv/blobs/$QBLOB"
 s carol receive >"$T/exp.out" 2>&1
 check "carol is told it expired" contains "$T/exp.out" "file q1.bin from dave could not be saved"

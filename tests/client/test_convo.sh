@@ -196,7 +196,10 @@ check "turning it off is shown" contains "$T/r13" "alice turned disappearing mes
 s alice timer bob 3s >/dev/null 2>&1
 s bob receive >/dev/null 2>&1
 s alice send bob "follow vanishes" >/dev/null 2>&1
-s bob receive --follow >"$T/fo" 2>&1 &
+# (timeout(1) itself in the background, not the 's' function's subshell: a
+# TERM to the subshell would leave sotto running, receiving behind the
+# later commands' back)
+timeout 60 "$SOTTO" --home "$T/bob" receive --follow >"$T/fo" 2>&1 &
 FPID=$!
 for i in $(seq 1 60); do grep -q "disappearing message deleted" "$T/fo" 2>/dev/null && break; sleep 0.5; done
 kill -TERM $FPID 2>/dev/null; wait $FPID 2>/dev/null

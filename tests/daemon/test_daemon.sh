@@ -71,8 +71,15 @@ check "... and carol's home is not left locked" s carol contacts
 # behind the scenarios' back.)
 timeout 60 "$SOTTO" --home "$T/carol" receive --follow >"$T/follow.out" 2>&1 &
 FPID=$!
-for i in $(seq 1 100); do grep -q . "$T/follow.out" 2>/dev/null && break; [ -e "$T/carol/front.lock" ] && sleep 0.5 && break; sleep 0.1; done
-"$SOTTO" --home "$T/carol" daemon --socket "$T/c.sock" >"$T/dup3.out" 2>&1; rc=$?
+# Wait until it holds its shared lock on front.lock (seen in /proc/locks; the
+# file itself stays from earlier commands, so its existence says nothing).
+# The daemon is bounded by timeout(1): had it started anyway, it would run on.
+ino=$(stat -c %i "$T/carol/front.lock")
+for i in $(seq 1 300); do
+  grep -qE "FLOCK +ADVISORY +READ +[0-9]+ [0-9a-f]+:[0-9a-f]+:$ino " /proc/locks && break
+  sleep 0.1
+done
+timeout 30 "$SOTTO" --home "$T/carol" daemon --socket "$T/c.sock" >"$T/dup3.out" 2>&1; rc=$?
 check "a daemon does not start under a running 'receive --follow'" test $rc -ne 0
 check "... saying a sotto command is running" grep -q "a sotto command is running on this home" "$T/dup3.out"
 kill -TERM $FPID 2>/dev/null; wait $FPID 2>/dev/null
@@ -144,8 +151,11 @@ echo "--- a daemon session (alice's stdio)"; cat "$T/stdio.out"
 # sotto-test, stands for a modified client that sends the bytes as they are.)
 # A forged line (a newline, then a fake envelope) stays inside the one message.
 printf 'bad \xff\xfe\xc0\x80 end \x01\x1b[31m\n{"fake":1}' | SOTTO_TEST_RAW_TEXT=1 s carol send bob - >/dev/null 2>&1
-{ printf '%s\n' '{"jsonrpc":"2.0","method":"subscribeReceive","id":1}'; sleep 5; } |
-  timeout 60 "$SOTTO" --home "$T/bob" jsonrpc >"$T/utf8.out" 2>"$T/utf8.err"
+# (stdin stays open until the message arrived, at most 60 s)
+{
+  printf '%s\n' '{"jsonrpc":"2.0","method":"subscribeReceive","id":1}'
+  for i in $(seq 1 600); do grep -q '"method":"receive"' "$T/utf8.out" 2>/dev/null && break; sleep 0.1; done
+} | timeout 70 "$SOTTO" --home "$T/bob" jsonrpc >"$T/utf8.out" 2>"$T/utf8.err"
 check "jsonrpc: a message sent before the subscription arrives" grep -q '"method":"receive"' "$T/utf8.out"
 check "... its invalid UTF-8 replaced (U+FFFD), the control bytes escaped" \
   grep -qF 'bad \ufffd\ufffd\ufffd\ufffd end \u0001\u001b[31m\n{\"fake\":1}' <(node -e '

@@ -1715,7 +1715,7 @@ static void test_account_delete(void) {
   uint32_t dev = 0;
   int rc, i;
   const char *const extra[] = {"--register-burst", "100", "--register-prefix-burst", "200",
-                               "--username-quarantine-seconds", "2", NULL};
+                               "--username-quarantine-seconds", "5", NULL};
 
   if (srv_mkdir(&p, "unregister") != 0 || srv_start(&p, extra) != 0) {
     CHECK(!"server starts");
@@ -1746,7 +1746,7 @@ static void test_account_delete(void) {
   CHECK_RC(sotto_net_send(b, "alice", 1, 1, ct, seal(ct, plaintexts[1]), NULL, NULL), SOTTO_SRV_E_NOT_FOUND);
   CHECK_RC(do_register(&p, &ctx, &again), SOTTO_SRV_E_QUARANTINED);
   CHECK_RC(do_register(&p, &ctx, &look), SOTTO_SRV_E_QUARANTINED);
-  for (i = 0, rc = -1; i < 100 && rc != 0; i++) {
+  for (i = 0, rc = -1; i < 300 && rc != 0; i++) {
     rc = do_register(&p, &ctx, &again);
     if (rc == SOTTO_SRV_E_QUARANTINED) usleep(100 * 1000);
   }

@@ -174,7 +174,7 @@ static void test_blobs(void) {
   size_t n = 0;
   int i;
   const char *const extra[] = {"--blob-quota-count", "3", "--blob-quota-bytes", "400000", "--blob-max-size", "500000",
-                               "--blob-expiry-seconds", "4", "--expire-interval", "1", NULL};
+                               "--blob-expiry-seconds", "20", "--expire-interval", "1", NULL};
 
   if (srv_mkdir(&p, "blob") != 0 || srv_start(&p, extra) != 0) {
     CHECK(!"server started");
@@ -316,8 +316,11 @@ static void test_blobs(void) {
     CHECK(!"bob logs in again");
     goto out;
   }
-  /* Expiry: everything goes after blob-expiry-seconds (the expiry run is every second). */
-  for (i = 0; i < 100 && blob_files(&p) != 0; i++) usleep(100 * 1000);
+  /* Expiry: everything goes after blob-expiry-seconds (the expiry run is
+   * every second). 20 s: the blobs made first must outlive the checks
+   * above, which a loaded sanitizer build (a requisition run, metrics, some
+   * 35 round trips) can take several seconds for. */
+  for (i = 0; i < 300 && blob_files(&p) != 0; i++) usleep(100 * 1000);
   CHECK(blob_files(&p) == 0);
   CHECK_RC(get(b, id2, 0, 100, got, &n), SOTTO_SRV_E_BLOB_GONE);
   CHECK_RC(create(a, 100, 1, id), 0); /* the quota is free again */
