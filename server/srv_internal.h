@@ -388,6 +388,7 @@ void sotto__srv_link_close(struct srv *s);
 int sotto__srv_kt_plan(struct srv *s, const struct batch *b);
 /* Batches that took a job and did not commit (metric). */
 uint64_t sotto__srv_kt_apply_failed(struct srv *s);
+uint64_t sotto__srv_kt_late_items(struct srv *s); /* sotto_kt_items_redone_total */
 int sotto__srv_kt_batch(struct srv *s, struct batch *b);
 /* Store thread, after the batch's commit (rc 0) or rollback. */
 void sotto__srv_kt_batch_done(struct srv *s, int rc);

@@ -89,6 +89,7 @@ struct srv_kt {
   int64_t counted;        /* >= 0: the marks the batch's transaction counted (pending_n after its commit) */
   char snap_from[KT_SNAP_FROM_MAX]; /* the next snapshot's marks start here (after the last one taken), then wrap */
   uint64_t apply_failed;  /* atomic: batches that took a job and did not commit (metric) */
+  uint64_t late_items;    /* atomic: items the store thread made again past a job's deadline (metric) */
   struct srv *srv;
 };
 
@@ -465,7 +466,21 @@ struct kt_item {
   uint8_t opening[SOTTO_KT_OPENING_LEN];
   int ready; /* entry and opening were made on the I/O thread */
   int rc;
+  /* Asynchronous jobs (kt_job) only: done (atomic) once a helper or the
+   * store thread wrote entry, opening and rc; late when the store thread,
+   * past the job's deadline, made the item again into entry2, opening2 and
+   * rc2 because a helper still held it (see async_take). */
+  int done, late;
+  uint8_t entry2[SOTTO_KT_ENTRY_LEN];
+  uint8_t opening2[SOTTO_KT_OPENING_LEN];
+  int rc2;
 };
+
+/* An asynchronous job's item as applied: the store thread's copy if it
+ * made one. */
+static int item_rc(const struct kt_item *it) { return it->late ? it->rc2 : it->rc; }
+static const uint8_t *item_entry(const struct kt_item *it) { return it->late ? it->entry2 : it->entry; }
+static const uint8_t *item_opening(const struct kt_item *it) { return it->late ? it->opening2 : it->opening; }
 
 struct kt_pool {
   pthread_mutex_t mu;
@@ -822,6 +837,7 @@ static void job_work(struct kt_async *a, struct kt_job *j) {
     if (__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) return; /* shutting down: the job is dropped */
     it->rc = sotto_kt_dir_prepare(it->entry, it->opening, j->keys, (const uint8_t *)it->label, strlen(it->label),
                                   it->version, it->value, it->value_len);
+    __atomic_store_n(&it->done, 1, __ATOMIC_RELEASE);
     i2 = __atomic_fetch_add(&j->next, 1, __ATOMIC_ACQ_REL);
     if (__atomic_add_fetch(&j->finished, 1, __ATOMIC_ACQ_REL) == n) {
       uint64_t one = 1;
@@ -1059,15 +1075,15 @@ static int async_apply(struct srv *s, struct srv_kt *kt, struct kt_job *j) {
     same = now.n_items == nm->n;
     for (k = 0; same && k < nm->n; k++) {
       const struct kt_item *a = &j->items[nm->first + k], *b = &now.items[k];
-      same = a->rc == 0 && strcmp(a->label, b->label) == 0 && a->version == b->version &&
+      same = item_rc(a) == 0 && strcmp(a->label, b->label) == 0 && a->version == b->version &&
              a->value_len == b->value_len && memcmp(a->value, b->value, a->value_len) == 0;
     }
     if (!same) continue; /* changed since the snapshot: the next job */
     for (k = 0; k < nm->n && rc == 0; k++) {
       const struct kt_item *it = &j->items[nm->first + k];
       kt->touched = 1;
-      if ((rc = sotto_kt_dir_add_prepared(kt->dir, it->entry)) == 0)
-        rc = value_put(s, it->label, it->version, it->value, it->value_len, it->opening);
+      if ((rc = sotto_kt_dir_add_prepared(kt->dir, item_entry(it))) == 0)
+        rc = value_put(s, it->label, it->version, it->value, it->value_len, item_opening(it));
     }
     if (rc == 0 && (rc = ops->kt_value_del(s->store.impl, mark)) == 0) kt->b_removed++;
   }
@@ -1181,13 +1197,24 @@ static int async_take(struct srv *s, struct srv_kt *kt) {
   pthread_mutex_unlock(&a->mu);
   if (!j) return 0;
   if (__atomic_load_n(&j->finished, __ATOMIC_ACQUIRE) < j->n_items) {
+    size_t i;
     /* late (sotto__srv_kt_plan): the store thread computes what is left
-     * itself rather than wait for a starved helper; an item a helper
-     * holds is waited for (one VRF at most per helper) */
+     * itself rather than wait for a starved helper. An item a helper holds
+     * is made again here, into the item's second copy, never waited for:
+     * a helper runs at idle priority and, on a busy machine, may not run
+     * again for a long time, while every request waits for this batch.
+     * (The VRF and the commitment are deterministic: the same bytes.) The
+     * helper finishes its own copy later, unread; its reference keeps the
+     * job alive until then. */
     job_work(a, j);
-    pthread_mutex_lock(&a->mu);
-    while (__atomic_load_n(&j->finished, __ATOMIC_ACQUIRE) < j->n_items) pthread_cond_wait(&a->done, &a->mu);
-    pthread_mutex_unlock(&a->mu);
+    for (i = 0; i < j->n_items; i++) {
+      struct kt_item *it = &j->items[i];
+      if (it->late || __atomic_load_n(&it->done, __ATOMIC_ACQUIRE)) continue;
+      it->rc2 = sotto_kt_dir_prepare(it->entry2, it->opening2, j->keys, (const uint8_t *)it->label,
+                                     strlen(it->label), it->version, it->value, it->value_len);
+      it->late = 1;
+      __atomic_add_fetch(&kt->late_items, 1, __ATOMIC_ACQ_REL);
+    }
   }
   kt->taken = 1; /* it goes when the batch commits (kept for a rerun the store asks for) */
   if (kt->shared && (rc = kt_append_lock(s, kt)) != 0) return rc;
@@ -1223,6 +1250,10 @@ int sotto__srv_kt_plan(struct srv *s, const struct batch *b) {
 
 uint64_t sotto__srv_kt_apply_failed(struct srv *s) {
   return s->kt ? __atomic_load_n(&s->kt->apply_failed, __ATOMIC_ACQUIRE) : 0;
+}
+
+uint64_t sotto__srv_kt_late_items(struct srv *s) {
+  return s->kt ? __atomic_load_n(&s->kt->late_items, __ATOMIC_ACQUIRE) : 0;
 }
 
 int sotto__srv_kt_open(struct srv *s) {

@@ -91,6 +91,8 @@ static void metrics_answer(struct srv *s, struct conn *c) {
     P("# TYPE sotto_kt_pending gauge\nsotto_kt_pending %lld\n", (long long)sotto__srv_kt_pending_count(s));
     P("# TYPE sotto_kt_apply_failed_total counter\nsotto_kt_apply_failed_total %llu\n",
       (unsigned long long)sotto__srv_kt_apply_failed(s));
+    P("# TYPE sotto_kt_items_redone_total counter\nsotto_kt_items_redone_total %llu\n",
+      (unsigned long long)sotto__srv_kt_late_items(s));
   }
   P("# TYPE sotto_auth_total counter\nsotto_auth_total{result=\"ok\"} "
     "%llu\nsotto_auth_total{result=\"fail\"} %llu\n",
