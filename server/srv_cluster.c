@@ -308,9 +308,12 @@ static void on_message(struct srv *s, const char *m, size_t len) {
   struct sotto_cluster_msg a;
   struct conn *c;
   /* Strictly parsed (cluster_msg.h, fuzz/fuzz_cluster_msg.c); anything else is ignored. */
-  if (sotto__cluster_msg_parse(m, len, &a) != 0 || (c = sotto__srv_devmap_get(s, a.devkey)) == NULL || c->dead ||
-      c->state != S_AUTHED)
-    return;
+  if (sotto__cluster_msg_parse(m, len, &a) != 0) return;
+  /* A device removed on another node: noted even when no connection of it
+   * is here yet (an AUTH of it in flight here read the row before that
+   * commit: refused at its answer, srv_handlers.c). */
+  if (a.kind == 'r') sotto__srv_note_removed(s, a.devkey);
+  if ((c = sotto__srv_devmap_get(s, a.devkey)) == NULL || c->dead || c->state != S_AUTHED) return;
   if (a.kind == 'm') {
     k->announced_in++;
     if (!c->cl_notified_us) c->cl_notified_us = sotto__srv_mono_us();

@@ -1093,13 +1093,21 @@ int sotto__srv_op_exec(struct srv *s, struct op *o) {
     o->code = SOTTO_SRV_E_STORAGE_FULL;
     return 0;
   }
-  /* A device removed while some of its requests were queued: what would
-   * act for it (a new device, keys, a secret, a message it sends) is
-   * refused, so nothing is left attached to a device key that no longer
-   * exists. The row must still be this connection's account and device: a
-   * device key freed by a removal may name another device now (the SQLite
-   * store reuses none since AUTOINCREMENT, but older databases may). */
-  if ((o->h->flags & H_DEVICE) || o->type == SOTTO_SRV_SEND || o->type == SOTTO_SRV_SEND_MULTI) {
+  /* A device removed while some of its requests were queued (in the same
+   * TLS record as the removal, or the next batch, formed before the removal's
+   * answers closed its connections), or whose connection a race left open
+   * (an AUTH read just before the removal committed): every request that
+   * needs a device is refused, and the connection is closed with
+   * DEVICE_REMOVED after the answer (sotto__srv_op_answer), so nothing is
+   * done for, or left attached to, an account or device key that no longer
+   * exists (blobs, one-time keys taken, device lists read). The row must
+   * still be this connection's account and device: a device key freed by a
+   * removal may name another device now (the SQLite store reuses none since
+   * AUTOINCREMENT, but older databases may). Not checked: the KT requests
+   * (public, served without AUTH too) and ACK (it deletes from the
+   * device's own queue, gone with it; ACKs are frequent and on PostgreSQL
+   * the check is a query). */
+  if ((o->h->flags & H_AUTHED) && !(o->h->flags & H_UNAUTH) && o->type != SOTTO_SRV_ACK) {
     int r = s->store.ops->device_is(s->store.impl, o->c->devkey, o->c->account_id, o->c->device_id);
     if (r < 0) return r;
     if (r == 0) {
@@ -1110,11 +1118,33 @@ int sotto__srv_op_exec(struct srv *s, struct op *o) {
   return o->h->exec(s, o);
 }
 
+void sotto__srv_note_removed(struct srv *s, int64_t devkey) {
+  s->removed_ring[s->removals % SRV_REMOVED_RING] = devkey;
+  s->removals++;
+}
+
+/* 1 if devkey was removed since the I/O thread's removal count was gen, 0
+ * if not, -1 if it cannot tell (more removals than the ring holds). */
+static int removed_since(const struct srv *s, uint64_t gen, int64_t devkey) {
+  uint64_t i;
+  if (s->removals == gen) return 0;
+  if (s->removals - gen > SRV_REMOVED_RING) return -1;
+  for (i = gen; i < s->removals; i++)
+    if (s->removed_ring[i % SRV_REMOVED_RING] == devkey) return 1;
+  return 0;
+}
+
 void sotto__srv_op_answer(struct srv *s, struct op *o, int failed) {
   struct conn *c = o->c;
   struct sotto__wr w;
   if (c->dead) return;
   if (o->type == SOTTO_SRV_AUTH) {
+    /* Its device removed after the AUTH read the row (the read pool's
+     * snapshot, or another node's commit told through Redis): refused as
+     * the read after the removal would have been; "retry later" where the
+     * removals since were too many to tell. */
+    int gone = failed || o->code ? 0 : removed_since(s, o->rm_gen, o->dev.devkey);
+    if (gone) o->code = gone > 0 ? SOTTO_SRV_E_AUTH : SOTTO_SRV_E_RATE;
     sotto__srv_limit_auth_done(s, c, !failed && o->code == SOTTO_SRV_E_AUTH);
     if (failed || o->code) {
       if (!failed) s->m.auth_fail++;
@@ -1128,6 +1158,12 @@ void sotto__srv_op_answer(struct srv *s, struct op *o, int failed) {
   }
   if (!failed && o->code == SOTTO_SRV_E_MISMATCHED_DEVICES && o->type == SOTTO_SRV_SEND_MULTI && o->kt_out) {
     sotto__srv_send_err_list(s, c, o->req_id, o->code, o->kt_out + 2, o->kt_len - 2);
+    return;
+  }
+  if (!failed && o->code == SOTTO_SRV_E_DEVICE_REMOVED && c->state == S_AUTHED && (o->h->flags & H_AUTHED)) {
+    /* this connection's device is gone (sotto__srv_op_exec): answered, then closed */
+    sotto__srv_send_err(s, c, o->req_id, o->code);
+    fanout_remove(s, o, c);
     return;
   }
   if (failed || o->code) {
@@ -1152,9 +1188,13 @@ void sotto__srv_op_fanout(struct srv *s, struct op *o) {
     return;
   }
   if (!o->code && o->n_gone) {
+    size_t i;
+    for (i = 0; i < o->n_gone; i++) sotto__srv_note_removed(s, o->gone[i]);
     close_gone(s, o);
     return;
   }
+  if (!o->code && o->type == SOTTO_SRV_DEVICE_REMOVE && o->target_devkey)
+    sotto__srv_note_removed(s, o->target_devkey);
   if (o->code || !o->h->fanout || !o->target_devkey) return;
   if ((r = sotto__srv_devmap_get(s, o->target_devkey)) != NULL && r->dead) r = NULL;
   if (s->cl && sotto__srv_cluster_fanout(s, o, r)) return; /* other nodes (srv_cluster.c) */
@@ -1247,6 +1287,7 @@ void sotto__srv_handle_frame(struct srv *s, struct conn *c, const uint8_t *body,
     return;
   }
   o->h = h;
+  o->rm_gen = s->removals;
   if ((rc = h->parse(s, o)) != 0) {
     sotto__srv_op_discard(o);
     if (rc == SOTTO_ERR_NOMEM)

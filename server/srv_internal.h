@@ -190,6 +190,7 @@ struct op {
   struct op *next;
   struct op *pnext;  /* the read pool: the connection's next pooled request (srv_pool.c) */
   uint8_t pool_redo; /* the read pool: an AUTH that must write: it goes on to the batch */
+  uint64_t rm_gen;   /* srv.removals when the request was read (an AUTH's answer looks at those since) */
   uint8_t pool_err;  /* the read pool: the query failed (answered as a failed batch would be) */
   struct conn *c;
   const struct srv_handler *h;
@@ -293,6 +294,12 @@ struct batch {
 
 struct srv_cluster;
 
+/* Device keys removed lately, kept by the I/O thread (srv_handlers.c,
+ * sotto__srv_note_removed): an AUTH whose read of the device row was made
+ * before a removal committed (in the read pool, or in another node's
+ * batch) is not let in after it. */
+#define SRV_REMOVED_RING 4096
+
 struct srv {
   const struct sotto_srv_config *cfg;
   struct srv_cluster *cl; /* cluster mode (srv_cluster.c), or NULL */
@@ -338,6 +345,8 @@ struct srv {
   int job, done, quit;
   struct srv_kt *kt; /* the key-transparency log (srv_kt.c), or NULL without --kt */
   struct srv_pool *pool; /* the read pool (srv_pool.c), or NULL */
+  uint64_t removals;     /* devices removed so far (I/O thread), the ring's next slot */
+  int64_t removed_ring[SRV_REMOVED_RING];
   struct srv_blobw *blobw; /* the blob writer (srv_blob.c), or NULL: PUTs written on the I/O thread */
   struct srv_link *link; /* link slots (srv_link.c), made at the first LINK_* request */
 };
@@ -389,6 +398,9 @@ int sotto__srv_kt_plan(struct srv *s, const struct batch *b);
 /* Batches that took a job and did not commit (metric). */
 uint64_t sotto__srv_kt_apply_failed(struct srv *s);
 uint64_t sotto__srv_kt_late_items(struct srv *s); /* sotto_kt_items_redone_total */
+/* A device key removed (committed here, or told by another node): noted so
+ * that an AUTH read before the removal is refused (srv_handlers.c). */
+void sotto__srv_note_removed(struct srv *s, int64_t devkey);
 int sotto__srv_kt_batch(struct srv *s, struct batch *b);
 /* Store thread, after the batch's commit (rc 0) or rollback. */
 void sotto__srv_kt_batch_done(struct srv *s, int rc);

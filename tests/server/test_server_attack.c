@@ -22,6 +22,7 @@
  * runs one test by name. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -1200,6 +1201,95 @@ static void test_devkey_reuse(void) {
   srv_rmdir(&p);
 }
 
+/* Entries of dir other than . and .. (-1: cannot open). */
+static int dir_entries(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  int n = 0;
+  if (!d) return -1;
+  while ((e = readdir(d)) != NULL)
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) n++;
+  closedir(d);
+  return n;
+}
+
+/* Requests pipelined behind the account's own UNREGISTER, in the same TLS
+ * record (so in the same batch, after it): nothing may be done for the
+ * deleted account. A BLOB_CREATE must leave no blob row or file (it would
+ * belong to nobody: no requisition could find it), a BUNDLE must take none
+ * of another user's one-time keys; the connection ends with
+ * DEVICE_REMOVED. Before the fix both ran, with the connection's
+ * remembered account. */
+static void test_after_unregister(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct account erin = {"erin", 0, {0}}, bob = {"bob", 0, {0}};
+  struct sotto_net *c, *x;
+  struct sotto_net_event ev;
+  struct sotto_srv_keys keys;
+  struct sotto_srv_blob_req m;
+  uint8_t blob[64], b[512];
+  uint32_t ec0 = 0, kem0 = 0, ec1 = 0, kem1 = 0;
+  struct sotto__wr w;
+  size_t at;
+  int create_ok = 0, bundle_ok = 0, closed = 0, rc;
+  char dir[1100];
+  if (srv_mkdir(&p, "afterunreg") != 0 || srv_start(&p, NULL) != 0) {
+    CHECK(!"server starts");
+    return;
+  }
+  rc = do_register(&p, &ctx, &erin);
+  if (rc == 0) rc = do_register(&p, &ctx, &bob);
+  REQUIRE_VOID(rc == 0);
+  x = login(&p, &ctx, &bob);
+  REQUIRE_VOID(x != NULL);
+  make_keys(&keys, blob, 10, 10, 1);
+  CHECK_RC(sotto_net_upload_keys(x, &keys, &ec0, &kem0), 0);
+  sotto_net_close(x);
+  c = login(&p, &ctx, &erin);
+  REQUIRE_VOID(c != NULL);
+  /* UNREGISTER (no payload), BLOB_CREATE, BUNDLE of bob's device 1: one write */
+  sotto__srv_frame_hdr(b, SOTTO_SRV_UNREGISTER, 7100, 0);
+  at = 9;
+  memset(&m, 0, sizeof m);
+  m.size = 1000;
+  m.fetches = 1;
+  sotto__wr_init(&w, b + at + 9, sizeof b - at - 9);
+  sotto__srv_put_blob_req(&w, SOTTO_SRV_BLOB_CREATE, &m);
+  REQUIRE_VOID(!w.err);
+  sotto__srv_frame_hdr(b + at, SOTTO_SRV_BLOB_CREATE, 7101, w.len);
+  at += 9 + w.len;
+  sotto__wr_init(&w, b + at + 9, sizeof b - at - 9);
+  sotto__srv_put_bundle_req(&w, "bob", 1);
+  REQUIRE_VOID(!w.err);
+  sotto__srv_frame_hdr(b + at, SOTTO_SRV_BUNDLE, 7102, w.len);
+  at += 9 + w.len;
+  CHECK_RC(sotto_net_write_raw(c, b, at), 0);
+  while (sotto_net_next_event(c, WAIT_MS, &ev) == 1) {
+    int stop = ev.kind == SOTTO_NET_EV_CLOSE;
+    if (stop) closed = ev.code;
+    if (ev.kind == SOTTO_NET_EV_ANSWER && ev.req_id == 7101) create_ok = ev.code == 0;
+    if (ev.kind == SOTTO_NET_EV_ANSWER && ev.req_id == 7102) bundle_ok = ev.code == 0;
+    sotto_net_event_clear(&ev);
+    if (stop) break;
+  }
+  sotto_net_close(c);
+  CHECK(closed == SOTTO_SRV_E_DEVICE_REMOVED);
+  CHECK(!create_ok);
+  CHECK(!bundle_ok);
+  snprintf(dir, sizeof dir, "%s/blobs", p.dir);
+  CHECK(dir_entries(dir) == 0); /* no blob file of the deleted account */
+  x = srv_connect(&p, &ctx, 1);
+  REQUIRE_VOID(x != NULL);
+  CHECK_RC(sotto_net_auth(x, "bob", bob.dev, bob.secret, &ec1, &kem1), 0);
+  CHECK(ec1 == ec0 && kem1 == kem0); /* none of bob's one-time keys taken */
+  sotto_net_close(x);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  (void)rmdir(dir);
+  srv_rmdir(&p);
+}
+
 int main(int argc, char **argv) {
   const char *only = argc > 1 && strncmp(argv[1], "/", 1) != 0 ? argv[1] : NULL;
   signal(SIGPIPE, SIG_IGN);
@@ -1218,6 +1308,7 @@ int main(int argc, char **argv) {
   RUN(startup_checks);
   RUN(debug_log_and_names);
   RUN(devices);
+  RUN(after_unregister);
   RUN(devkey_reuse);
 #undef RUN
   return test_done("test_server_attack");
