@@ -163,8 +163,8 @@ static const char schema[] =
     /* The highest account id ever given. accounts.id alone (INTEGER PRIMARY
      * KEY, no AUTOINCREMENT) gave a deleted newest account's id to the next
      * one, which then owned what still named the old id (its blobs: quota,
-     * the requisition report). Stores made before this table start from
-     * max(id). */
+     * the requisition report). Stores made before this table get the
+     * highest id anything still names at their first open. */
     "CREATE TABLE IF NOT EXISTS account_high(one INTEGER PRIMARY KEY CHECK(one = 1), id INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS devices(devkey INTEGER PRIMARY KEY AUTOINCREMENT, account_id INTEGER NOT NULL,"
     " device_id INTEGER NOT NULL, secret_hash BLOB NOT NULL, created_day INTEGER NOT NULL,"
@@ -2094,6 +2094,17 @@ int sotto__store_sqlite_open(struct sotto_store *st, const char *dir) {
     goto fail;
   if (sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK) goto fail;
   if (canon_migrate(s) != 0) goto fail;
+  /* A store made before account_high: the highest account id anything
+   * still names (a deleted newest account's blobs, the devices that fetched
+   * blobs), so that no id still named goes to a new account. */
+  if (sqlite3_exec(s->db,
+                   "INSERT OR IGNORE INTO account_high(one, id) SELECT 1, max("
+                   "coalesce((SELECT max(id) FROM accounts), 0), coalesce((SELECT max(account_id) FROM blobs), 0),"
+                   " coalesce((SELECT max(account_id) FROM blob_fetches), 0),"
+                   " coalesce((SELECT max(account_id) FROM devlists), 0),"
+                   " coalesce((SELECT max(account_id) FROM devices), 0))",
+                   NULL, NULL, NULL) != SQLITE_OK)
+    goto fail;
   /* Databases made before the device epoch existed get the column. */
   if (sqlite3_exec(s->db, "SELECT epoch FROM devices LIMIT 0", NULL, NULL, NULL) != SQLITE_OK &&
       sqlite3_exec(s->db, "ALTER TABLE devices ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL) !=

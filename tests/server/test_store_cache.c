@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "srvtest.h"
 #include "store.h"
 #include "testutil.h"
@@ -268,6 +270,35 @@ static void test_ids_never_reused(struct srv_proc *p) {
   }
   a4 = open_create(&o, url, "ids4");
   T(a4 > a3, "SQLite: the next account gets a new id (%lld after %lld deleted)", (long long)a4, (long long)a3);
+  {
+    /* A store made before account_high: the newest account (ids4) uploaded
+     * a blob, was deleted, and the table is gone (as before the upgrade).
+     * The first open takes the highest id a row still names (the blob's). */
+    char why[256], path[1200];
+    struct sotto_store_blob b;
+    sqlite3 *db = NULL;
+    int64_t a5;
+    memset(&b, 0, sizeof b);
+    memset(b.id, 0x42, sizeof b.id);
+    b.account_id = a4;
+    b.size = 100;
+    b.fetches_left = 1;
+    b.created_ms = 1;
+    b.expires_ms = (int64_t)1 << 50;
+    T(sotto__store_open(&o, url, SOTTO_STORE_OPEN_WRITER, why, sizeof why) == 0, "reopen: %s", why);
+    T(o.ops->begin(o.impl) == 0 && o.ops->blob_create(o.impl, &b) == 0 &&
+          o.ops->account_delete(o.impl, a4, "ids4", 0) == 0 && o.ops->commit(o.impl) == 0,
+      "ids4's blob, then ids4 deleted");
+    o.ops->close(o.impl);
+    snprintf(path, sizeof path, "%s/sotto.db", dir);
+    T(sqlite3_open(path, &db) == SQLITE_OK && sqlite3_exec(db, "DROP TABLE account_high", NULL, NULL, NULL) == SQLITE_OK,
+      "drop account_high (a store of before)");
+    sqlite3_close(db);
+    a5 = open_create(&o, url, "ids5");
+    T(a5 > a4, "a store of before: the next account does not take the id its blob names (%lld after %lld)",
+      (long long)a5, (long long)a4);
+    a4 = a5; /* the newest id so far, for what follows */
+  }
   (void)p;
 #ifdef SRVTEST_HAVE_PQ
   if (p->store[0]) {
@@ -275,25 +306,25 @@ static void test_ids_never_reused(struct srv_proc *p) {
     char dir2[] = "/tmp/sotto-store-ids2.XXXXXX", why[256], url2[1200];
     int64_t a5, a6, a7;
     FILE *devnull = fopen("/dev/null", "w");
-    /* ids4 deleted too: the high-water mark (4) is above every id left (2). */
+    /* ids5 deleted too: the high-water mark is above every id left (2). */
     T(sotto__store_open(&o, url, SOTTO_STORE_OPEN_WRITER, why, sizeof why) == 0, "reopen: %s", why);
-    T(o.ops->begin(o.impl) == 0 && o.ops->account_delete(o.impl, a4, "ids4", 0) == 0 && o.ops->commit(o.impl) == 0,
-      "account_delete ids4");
+    T(o.ops->begin(o.impl) == 0 && o.ops->account_delete(o.impl, a4, "ids5", 0) == 0 && o.ops->commit(o.impl) == 0,
+      "account_delete ids5");
     o.ops->close(o.impl);
     T(srv_mkdir(&q, "storeids") == 0 && q.store[0], "a second PostgreSQL database");
     T(sotto__store_pg_import_sqlite(dir, q.store + 3, devnull, why, sizeof why) == 0, "import: %s", why);
-    a5 = open_create(&o, q.store, "ids5");
+    a5 = open_create(&o, q.store, "ids6");
     T(a5 > a4, "import: PostgreSQL goes on after SQLite's high-water mark (%lld after %lld)", (long long)a5,
       (long long)a4);
-    a6 = open_create(&o, q.store, "ids6");
+    a6 = open_create(&o, q.store, "ids7");
     T(sotto__store_open(&o, q.store, SOTTO_STORE_OPEN_WRITER, why, sizeof why) == 0, "reopen pg: %s", why);
-    T(o.ops->begin(o.impl) == 0 && o.ops->account_delete(o.impl, a6, "ids6", 0) == 0 && o.ops->commit(o.impl) == 0,
+    T(o.ops->begin(o.impl) == 0 && o.ops->account_delete(o.impl, a6, "ids7", 0) == 0 && o.ops->commit(o.impl) == 0,
       "account_delete ids6 on PostgreSQL");
     o.ops->close(o.impl);
     T(mkdtemp(dir2) != NULL, "mkdtemp");
     T(sotto__store_pg_export_sqlite(q.store + 3, dir2, devnull, why, sizeof why) == 0, "export: %s", why);
     snprintf(url2, sizeof url2, "sqlite:%s", dir2);
-    a7 = open_create(&o, url2, "ids7");
+    a7 = open_create(&o, url2, "ids8");
     T(a7 > a6, "export: SQLite goes on after PostgreSQL's sequence (%lld after %lld)", (long long)a7, (long long)a6);
     fclose(devnull);
     srv_rmdir(&q);
