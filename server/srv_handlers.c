@@ -266,6 +266,22 @@ static int exec_register(struct srv *s, struct op *o) {
     o->code = SOTTO_SRV_E_QUARANTINED;
     return 0;
   }
+  /* ... and while envelopes a deleted account of this name sent still wait
+   * in others' queues (kept: their recipients still get them). They name
+   * their sender by username: a new owner would get their expiry notices
+   * (whom the old owner wrote to, and when) and have their bytes counted as
+   * its own (quota, requisition report). Free once they are delivered or
+   * expired. (A name in use is TAKEN, below.) */
+  {
+    int64_t queued = 0;
+    struct sotto_store_account a;
+    if ((rc = ops->sender_bytes(st, user, &queued)) != 0) return rc;
+    if (queued > 0 && (rc = ops->account_get(st, user, &a)) < 0) return rc;
+    if (queued > 0 && rc == 1) {
+      o->code = SOTTO_SRV_E_QUARANTINED;
+      return 0;
+    }
+  }
   /* --kt with kt-pending-max: refused when that many names wait for the log */
   if ((rc = sotto__srv_kt_register(s, user, canon, 0, &o->code)) != 0 || o->code) return rc;
   rc = ops->account_create(st, user, canon, m->identity.p, m->identity.len, sotto__srv_today(), &acc);

@@ -66,8 +66,15 @@ sql "UPDATE held_names SET until_ms = 0 WHERE canon = 'alice';"
 # which a loaded sanitizer build can take seconds for)
 start_server --username-quarantine-seconds 10 --register-prefix-burst 200
 s dave init >/dev/null 2>&1
+# What the old alice sent and bob has not fetched yet names its sender
+# 'alice': while it waits, the name stays held.
+check "alice's last messages still wait in bob's queue" \
+  test "$(sql "SELECT count(*) FROM messages WHERE sender = 'alice';")" -gt 0
+s dave register --server "127.0.0.1:$PORT" alice >"$T/q3a" 2>&1; rc=$?
+check "... so the name is still held after the quarantine" test $rc -eq 1 -a -n "$(grep quarantine "$T/q3a")"
+s bob receive >"$T/q3b" 2>&1
 s dave register --server "127.0.0.1:$PORT" alice >"$T/q3" 2>&1
-check "after the quarantine the name is free again" contains "$T/q3" "Registered 'alice'"
+check "once bob has them, the name is free again" contains "$T/q3" "Registered 'alice'"
 s dave send bob "I am the new alice" >/dev/null 2>&1
 s bob receive >"$T/q4" 2>&1
 check "bob sees the new alice as a changed key, held" contains "$T/q4" "from a new, unverified key claiming to be alice (held"
