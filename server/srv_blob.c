@@ -933,6 +933,46 @@ int sotto__srv_blob_fast(struct srv *s, struct conn *c, struct op *o) {
 
 /* Store thread, inside the expiry run's transaction: expired rows go, then
  * their files (a few hundred per run; the rest at the next). */
+/* UNREGISTER: the account's unfinished uploads (never committed, so no
+ * message names them) go with it, rows now and files after the commit. Its
+ * committed blobs stay until every recipient device fetched them or they
+ * expire: messages already sent name them (docs/threat-model.md). */
+struct unfinished {
+  uint8_t *ids;
+  size_t n, cap;
+  int nomem;
+};
+
+static int unfinished_cb(void *ctx, const struct sotto_store_blob *b) {
+  struct unfinished *u = ctx;
+  if (b->committed) return 0;
+  if (u->n == u->cap) {
+    size_t cap = u->cap ? u->cap * 2 : 16;
+    uint8_t *p = realloc(u->ids, cap * SOTTO_STORE_BLOB_ID);
+    if (!p) {
+      u->nomem = 1;
+      return 1;
+    }
+    u->ids = p;
+    u->cap = cap;
+  }
+  memcpy(u->ids + u->n++ * SOTTO_STORE_BLOB_ID, b->id, SOTTO_STORE_BLOB_ID);
+  return 0;
+}
+
+int sotto__srv_blob_account_gone(struct srv *s, int64_t account_id) {
+  const struct sotto_store_ops *ops = s->store.ops;
+  struct unfinished u = {NULL, 0, 0, 0};
+  size_t i;
+  int rc = ops->blob_iter(s->store.impl, account_id, unfinished_cb, &u);
+  if (u.nomem) rc = SOTTO_ERR_NOMEM;
+  for (i = 0; rc == 0 && i < u.n; i++)
+    if ((rc = ops->blob_delete(s->store.impl, u.ids + i * SOTTO_STORE_BLOB_ID)) == 0)
+      blob_gone(s, u.ids + i * SOTTO_STORE_BLOB_ID);
+  free(u.ids);
+  return rc;
+}
+
 int sotto__srv_blob_expire(struct srv *s, int64_t now_ms, int64_t *deleted) {
   uint8_t ids[BLOB_EXPIRE_BATCH * SOTTO_STORE_BLOB_ID];
   size_t n = 0, i;

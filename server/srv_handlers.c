@@ -707,7 +707,8 @@ static int exec_unregister(struct srv *s, struct op *o) {
     return 0;
   }
   if ((rc = remove_all_devices(s, o, c->user, c->account_id)) != 0 ||
-      (rc = s->store.ops->devlist_clear(s->store.impl, c->account_id)) != 0)
+      (rc = s->store.ops->devlist_clear(s->store.impl, c->account_id)) != 0 ||
+      (rc = sotto__srv_blob_account_gone(s, c->account_id)) != 0)
     return rc;
   sotto__srv_username_canon((const uint8_t *)c->user, strlen(c->user), canon);
   hold_ms = s->cfg->quarantine_s ? s->cfg->quarantine_s * 1000 : s->cfg->quarantine_days * 86400 * 1000;

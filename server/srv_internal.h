@@ -401,6 +401,9 @@ uint64_t sotto__srv_kt_late_items(struct srv *s); /* sotto_kt_items_redone_total
 /* A device key removed (committed here, or told by another node): noted so
  * that an AUTH read before the removal is refused (srv_handlers.c). */
 void sotto__srv_note_removed(struct srv *s, int64_t devkey);
+/* UNREGISTER (store thread): the account's uncommitted blobs deleted (rows
+ * now, files after the commit). 0 or an error. */
+int sotto__srv_blob_account_gone(struct srv *s, int64_t account_id);
 int sotto__srv_kt_batch(struct srv *s, struct batch *b);
 /* Store thread, after the batch's commit (rc 0) or rollback. */
 void sotto__srv_kt_batch_done(struct srv *s, int rc);

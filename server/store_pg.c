@@ -334,7 +334,10 @@ static const struct {
     [Q_ID_FLOOR] = {"i",
                     "SELECT setval('sotto_msg_ids', $1) FROM sotto_msg_ids"
                     " WHERE NOT is_called OR last_value + 1023 < $1"},
-    [Q_ACC_DEL] = {"i", "WITH r AS (DELETE FROM recovery WHERE account_id = $1) DELETE FROM accounts WHERE id = $1"},
+    /* with it, which blobs its devices fetched (blob_fetches): nothing of a
+     * deleted account that no report could show */
+    [Q_ACC_DEL] = {"i", "WITH r AS (DELETE FROM recovery WHERE account_id = $1), f AS (DELETE FROM blob_fetches"
+                        " WHERE account_id = $1) DELETE FROM accounts WHERE id = $1"},
     [Q_HOLD_PUT] = {"ti",
                     "INSERT INTO held_names(canon, until_ms) VALUES($1, $2)"
                     " ON CONFLICT (canon) DO UPDATE SET until_ms = EXCLUDED.until_ms"},

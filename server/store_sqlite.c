@@ -1190,6 +1190,12 @@ static int sq_account_delete(void *v, int64_t account_id, const char *canon, int
   sqlite3_bind_int64(st, 1, account_id);
   rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
   sqlite3_finalize(st);
+  /* which blobs its devices fetched: nothing of a deleted account that no
+   * report could show */
+  if (rc || one_shot(s, "DELETE FROM blob_fetches WHERE account_id = ?1", &st)) return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, account_id);
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+  sqlite3_finalize(st);
   if (rc || one_shot(s, "DELETE FROM accounts WHERE id = ?1", &st)) return SOTTO_ERR_STORE;
   sqlite3_bind_int64(st, 1, account_id);
   rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;

@@ -657,6 +657,62 @@ out:
   free(got);
 }
 
+/* UNREGISTER and the account's blobs: its unfinished upload (never
+ * committed: no message names it) goes, row and file; its committed blob
+ * stays for its recipients; which blobs its devices fetched is forgotten (a
+ * later BLOB_FETCHES by the uploader counts the deleted account's fetch no
+ * more). */
+static void test_unregister_blobs(void) {
+  struct srv_proc p;
+  struct sotto_net_ctx *ctx = NULL;
+  struct sotto_net *e = NULL, *b = NULL;
+  struct account erin = {"erin", 0, {0}}, bob = {"bob", 0, {0}};
+  uint8_t unfinished[16], committed[16], bobs[16], data[100], got[100];
+  char path[1200];
+  uint64_t stored = 0;
+  size_t n = 0;
+  if (srv_mkdir(&p, "blobunreg") != 0 || srv_start(&p, NULL) != 0) {
+    CHECK(!"server started");
+    return;
+  }
+  randombytes_buf(data, sizeof data);
+  CHECK_RC(do_register(&p, &ctx, &erin), 0);
+  CHECK_RC(do_register(&p, &ctx, &bob), 0);
+  e = login(&p, &ctx, &erin);
+  b = login(&p, &ctx, &bob);
+  CHECK(e && b);
+  if (!e || !b) goto out;
+  CHECK_RC(create(e, 100, 1, unfinished), 0);
+  CHECK_RC(put(e, unfinished, 0, data, 50, &stored), 0);
+  CHECK_RC(upload(e, data, 100, 1, committed), 0);
+  /* bob's blob for two fetches; erin fetches it once */
+  CHECK_RC(upload(b, data, 100, 2, bobs), 0);
+  CHECK_RC(get(e, bobs, 0, 100, got, &n), 0);
+  CHECK(n == 100 && memcmp(got, data, 100) == 0);
+  CHECK_RC(simple(e, SOTTO_SRV_BLOB_DONE, bobs), 0);
+  CHECK(files_settle(&p, 3) == 3);
+  CHECK_RC(sotto_net_unregister(e), 0);
+  sotto_net_close(e);
+  e = NULL;
+  CHECK(files_settle(&p, 2) == 2);
+  blob_file(&p, unfinished, path, sizeof path);
+  CHECK(access(path, F_OK) != 0); /* the unfinished upload's file is gone */
+  blob_file(&p, committed, path, sizeof path);
+  CHECK(access(path, F_OK) == 0); /* the committed one stays for its recipient */
+  /* bob now says one fetch: erin's is forgotten, so one is still owed and
+   * the blob stays (had her row stayed, it would count and delete it) */
+  CHECK_RC(set_fetches(b, bobs, 1), 0);
+  CHECK(files_settle(&p, 2) == 2);
+  blob_file(&p, bobs, path, sizeof path);
+  CHECK(access(path, F_OK) == 0);
+out:
+  if (e) sotto_net_close(e);
+  if (b) sotto_net_close(b);
+  CHECK(srv_stop(&p) == 0);
+  sotto_net_ctx_free(ctx);
+  srv_rmdir(&p);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   if (sodium_init() < 0) return 1;
@@ -664,5 +720,6 @@ int main(void) {
   test_fetch_count();
   test_put_inplace();
   test_read_ahead();
+  test_unregister_blobs();
   return test_done("test_server_blob");
 }
