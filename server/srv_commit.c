@@ -241,6 +241,15 @@ static int batch_serial(const struct batch *b) {
 
 /* The group commit, on the store thread (or inline): every op of the batch
  * in one transaction, then the expiry run if one is due. */
+/* Ops that remove devices (with their queues): the store's caches drop what
+ * they held of them (routing entries, queue totals, sender sums), which an
+ * undone savepoint does not bring back, so such an op that fails fails the
+ * whole batch (rolled back, the caches reloaded); one that succeeds deleted
+ * envelopes (the journal is scrubbed after the commit). */
+static int removes_devices(const struct op *o) {
+  return o->type == SOTTO_SRV_DEVICE_REMOVE || o->type == SOTTO_SRV_UNREGISTER || o->type == SOTTO_SRV_RECOVER;
+}
+
 /* One attempt at a batch: begin, every op in its own savepoint, expiry,
  * commit (rolled back on failure). Sets *deletes if envelopes went. */
 static int batch_try(struct srv *s, struct batch *b, int *deletes) {
@@ -268,8 +277,7 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
   for (o = b->ops; o && rc == 0; o = o->next) {
     int r, light = ops->txn_alive != NULL && sotto__srv_op_one_write(o);
     if ((rc = sp_open(ops, st, light)) != 0) break;
-    if ((r = sotto__srv_op_exec(s, o)) != 0 && r != SOTTO_ERR_NOMEM && o->type != SOTTO_SRV_DEVICE_REMOVE &&
-        ops->disk_full(st)) {
+    if ((r = sotto__srv_op_exec(s, o)) != 0 && r != SOTTO_ERR_NOMEM && !removes_devices(o) && ops->disk_full(st)) {
       /* The disk is full: undo this op, give the reserve file's space back
        * and try once more. An ACK then goes through (it frees space);
        * anything that would store more is refused as storage full until
@@ -288,8 +296,8 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
     }
     if (r == 0) {
       rc = sp_keep(ops, st, light);
-      if (o->deleted || (o->type == SOTTO_SRV_DEVICE_REMOVE && !o->code)) *deletes = 1;
-    } else if (r == SOTTO_ERR_NOMEM || o->type == SOTTO_SRV_DEVICE_REMOVE) {
+      if (o->deleted || (removes_devices(o) && !o->code)) *deletes = 1;
+    } else if (r == SOTTO_ERR_NOMEM || removes_devices(o)) {
       rc = r;
     } else {
       o->failed = 1;

@@ -300,6 +300,18 @@ struct sq {
    * change (max-store-bytes is checked against both). */
   int64_t total, txn_bytes;
   int full; /* the last commit failed on a full disk (the rollback clears SQLite's own code) */
+  /* Inside a request's savepoint: the counter changes (routing cache,
+   * per-sender counts and sums, txn_bytes) of each envelope inserted or
+   * deleted, so that rollback_to undoes them with the rows (a SEND_MULTI
+   * whose third insert failed had its first two counted at commit). */
+  struct undo *ul;
+  size_t ul_n, ul_cap;
+  int in_sp;
+};
+
+struct undo {
+  int64_t devkey, n, bytes;
+  char sender[SOTTO_STORE_USER_MAX + 1];
 };
 
 static uint32_t sc_hash(int64_t devkey, const char *sender) {
@@ -462,14 +474,38 @@ static int sq_begin(void *v) {
   return step_done(stmt(s, Q_BEGIN));
 }
 
-static int sq_savepoint(void *v) { return step_done(stmt(v, Q_SAVEPOINT)); }
-static int sq_release(void *v) { return step_done(stmt(v, Q_RELEASE)); }
+static int sq_savepoint(void *v) {
+  struct sq *s = v;
+  s->ul_n = 0;
+  s->in_sp = 1;
+  return step_done(stmt(v, Q_SAVEPOINT));
+}
+
+static int sq_release(void *v) {
+  struct sq *s = v;
+  s->ul_n = 0;
+  s->in_sp = 0;
+  return step_done(stmt(v, Q_RELEASE));
+}
+
 static void mc_clear(struct sq *s);
+static void sc_bump(struct sq *s, int64_t devkey, const char *sender, int d);
+static int dc_add(struct sq *s, int64_t devkey, int64_t n, int64_t bytes);
 
 static int sq_rollback_to(void *v) {
+  struct sq *s = v;
   int rc = step_done(stmt(v, Q_ROLLBACK_TO));
+  /* the counters of the envelopes the savepoint's rows held, undone
+   * (newest first; each entry exists: made by the change it undoes) */
+  while (s->ul_n > 0) {
+    const struct undo *u = &s->ul[--s->ul_n];
+    sc_bump(s, u->devkey, u->sender, (int)-u->n);
+    if (rc == 0 && sotto__sums_add(&s->sb, u->sender, -u->bytes) != 0) rc = SOTTO_ERR_NOMEM;
+    if (rc == 0) rc = dc_add(s, u->devkey, -u->n, -u->bytes);
+  }
+  s->in_sp = 0;
   mc_clear(v); /* ids inserted since the savepoint may come again */
-  ((struct sq *)v)->dl_gen++;
+  s->dl_gen++;
   return rc ? rc : step_done(stmt(v, Q_RELEASE));
 }
 /* SQLite undoes a failed statement alone (its statement journal), except
@@ -519,6 +555,8 @@ static void mc_clear(struct sq *s) {
 }
 
 static void sq_rollback(void *v) {
+  ((struct sq *)v)->ul_n = 0;
+  ((struct sq *)v)->in_sp = 0;
   ((struct sq *)v)->dl_gen++;
   dc_clear(v);
   sc_clear(v);
@@ -537,6 +575,7 @@ static void sq_close(void *v) {
   sc_clear(s);
   sotto__sums_clear(&s->sb);
   mc_clear(s);
+  free(s->ul);
   free(s->mc);
   if (s->dl) memset(s->dl, 0, DL_SLOTS * sizeof *s->dl);
   free(s->dl);
@@ -845,6 +884,29 @@ static int queue_add(struct sq *s, int64_t devkey, int64_t n, int64_t bytes) {
   return step_done(st);
 }
 
+/* An envelope of sender in devkey's queue counted (n = 1, bytes) or
+ * uncounted (n = -1, -bytes); inside a savepoint, noted for rollback_to. */
+static int counted(struct sq *s, int64_t devkey, const char *sender, int64_t n, int64_t bytes) {
+  if (s->in_sp) {
+    struct undo *u;
+    if (s->ul_n == s->ul_cap) {
+      size_t cap = s->ul_cap ? s->ul_cap * 2 : 64;
+      struct undo *p = realloc(s->ul, cap * sizeof *p);
+      if (!p) return SOTTO_ERR_NOMEM;
+      s->ul = p;
+      s->ul_cap = cap;
+    }
+    u = &s->ul[s->ul_n++];
+    u->devkey = devkey;
+    u->n = n;
+    u->bytes = bytes;
+    snprintf(u->sender, sizeof u->sender, "%s", sender);
+  }
+  sc_bump(s, devkey, sender, (int)n);
+  if (sotto__sums_add(&s->sb, sender, bytes) != 0) return SOTTO_ERR_NOMEM;
+  return dc_add(s, devkey, n, bytes);
+}
+
 static int sq_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
   struct sq *s = v;
   sqlite3_stmt *st = stmt(s, Q_MSG_INS);
@@ -865,9 +927,7 @@ static int sq_msg_insert(void *v, int64_t devkey, struct sotto_store_env *e) {
     m->len = (int64_t)e->body_len;
     memcpy(m->sender, e->sender, strlen(e->sender) + 1);
   }
-  sc_bump(s, devkey, e->sender, 1);
-  if (sotto__sums_add(&s->sb, e->sender, (int64_t)e->body_len) != 0) return SOTTO_ERR_NOMEM;
-  return dc_add(s, devkey, 1, (int64_t)e->body_len);
+  return counted(s, devkey, e->sender, 1, (int64_t)e->body_len);
 }
 
 static int sq_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
@@ -889,9 +949,7 @@ static int sq_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
     bytes = m->len;
     memcpy(sender, m->sender, sizeof sender);
     memset(m, 0, sizeof *m);
-    sc_bump(s, devkey, sender, -1);
-    if (sotto__sums_add(&s->sb, sender, -bytes) != 0) return SOTTO_ERR_NOMEM;
-    return dc_add(s, devkey, -1, -bytes);
+    return counted(s, devkey, sender, -1, -bytes);
   }
   st = stmt(s, Q_MSG_LEN);
   sqlite3_bind_int64(st, 1, devkey);
@@ -911,9 +969,7 @@ static int sq_msg_delete(void *v, int64_t devkey, int64_t id, int *found) {
   sqlite3_bind_int64(st, 2, id);
   if (step_done(st) != 0) return SOTTO_ERR_STORE;
   if (m && m->id == id) memset(m, 0, sizeof *m);
-  sc_bump(s, devkey, sender, -1);
-  if (sotto__sums_add(&s->sb, sender, -bytes) != 0) return SOTTO_ERR_NOMEM;
-  return dc_add(s, devkey, -1, -bytes);
+  return counted(s, devkey, sender, -1, -bytes);
 }
 
 static int sq_msg_fetch(void *v, int64_t devkey, int64_t after_id, int limit, sotto_store_env_cb cb,

@@ -45,6 +45,9 @@ check "bob is told alice is gone" test $rc -eq 1
 check "... clearly" contains "$T/u2" "there is no user 'alice'"
 check "... without a key-transparency failure or alert" no_kt_failure "$T/u2"
 check "... and nothing is queued" test "$(sql "SELECT count(*) FROM messages;")" = "$queued"
+# What alice sent before (her receipt of bob's message) waits for bob, and
+# names its sender 'alice': bob fetches it, or the name would stay held.
+s bob receive >/dev/null 2>&1
 
 stop_server
 sql "UPDATE held_names SET until_ms = 0 WHERE canon = 'alice';"

@@ -234,6 +234,96 @@ static void test_routes(void) {
   T(route("erin", 1) == k1, "device 1 untouched");
 }
 
+/* Queue counters across an undone savepoint: a request (SEND_MULTI) whose
+ * inserts are undone leaves the devices' counts, the sender's bytes and the
+ * store's total as they were, in the open transaction and in the rows
+ * committed after it. */
+static void queue_of(const char *user, uint32_t dev, int64_t *n, int64_t *bytes) {
+  struct sotto_store_device d;
+  memset(&d, 0, sizeof d);
+  T(ops->device_route(S, user, dev, &d) == 0, "device_route %s.%u", user, dev);
+  *n = d.queue_count;
+  *bytes = d.queue_bytes;
+}
+
+static void test_queue_counts(void) {
+  struct sotto_store_env e;
+  uint8_t body[300];
+  int64_t acc, k1, k2, n = -1, b = -1, sb = -1, tot0 = -1, tot = -1, id1 = 0;
+  begin();
+  acc = mk_account("gail", 2);
+  (void)mk_account("hugo", 1);
+  commit();
+  memset(body, 7, sizeof body);
+  memset(&e, 0, sizeof e);
+  e.sender = "hugo";
+  e.sender_device = 1;
+  e.type = 1;
+  e.timestamp_ms = 1000;
+  e.body = body;
+  e.body_len = sizeof body;
+  begin();
+  k1 = route("gail", 1);
+  k2 = route("gail", 2);
+  T(ops->total_bytes(S, &tot0) == 0, "total_bytes");
+  /* one envelope kept (its own savepoint, released) */
+  T(ops->savepoint(S) == 0, "savepoint");
+  e.device_id = 1;
+  T(ops->msg_insert(S, k1, &e) == 0, "insert to gail.1");
+  id1 = e.id;
+  T(ops->release(S) == 0, "release");
+  /* a request of two inserts, undone */
+  T(ops->savepoint(S) == 0, "savepoint");
+  T(ops->msg_insert(S, k1, &e) == 0, "insert to gail.1 (undone)");
+  e.device_id = 2;
+  T(ops->msg_insert(S, k2, &e) == 0, "insert to gail.2 (undone)");
+  if (ops->rollback_to(S) != 0) {
+    /* The backend cannot undo envelope writes alone (PostgreSQL: its
+     * deferred statements): it says so, and the whole transaction goes, as
+     * the server's batch then does. Nothing of it may be counted. */
+    ops->rollback(S);
+    begin();
+    queue_of("gail", 1, &n, &b);
+    T(n == 0 && b == 0, "after the whole rollback gail.1 holds none (got %lld, %lld)", (long long)n, (long long)b);
+    queue_of("gail", 2, &n, &b);
+    T(n == 0 && b == 0, "... nor gail.2 (got %lld, %lld)", (long long)n, (long long)b);
+    T(ops->sender_bytes(S, "hugo", &sb) == 0 && sb == 0, "... nor are hugo's bytes counted (got %lld)",
+      (long long)sb);
+    T(ops->total_bytes(S, &tot) == 0 && tot == tot0, "... nor the store's total (got %+lld)", (long long)(tot - tot0));
+    commit();
+    printf("store_cache: %s undoes an envelope write with the whole transaction\n", st.backend);
+    (void)acc;
+    (void)id1;
+    return;
+  }
+  queue_of("gail", 1, &n, &b);
+  T(n == 1 && b == 300, "gail.1 in the transaction: 1 envelope, 300 bytes (got %lld, %lld)", (long long)n,
+    (long long)b);
+  queue_of("gail", 2, &n, &b);
+  T(n == 0 && b == 0, "gail.2 in the transaction: none (got %lld, %lld)", (long long)n, (long long)b);
+  T(ops->sender_bytes(S, "hugo", &sb) == 0 && sb == 300, "hugo's bytes queued: 300 (got %lld)", (long long)sb);
+  T(ops->total_bytes(S, &tot) == 0 && tot == tot0 + 300, "the store's total: +300 (got %+lld)",
+    (long long)(tot - tot0));
+  /* a deletion undone the same way */
+  T(ops->savepoint(S) == 0, "savepoint");
+  {
+    int found = 0;
+    T(ops->msg_delete(S, k1, id1, &found) == 0 && found, "delete gail.1's envelope (undone)");
+  }
+  T(ops->rollback_to(S) == 0, "rollback_to");
+  commit();
+  begin();
+  queue_of("gail", 1, &n, &b);
+  T(n == 1 && b == 300, "gail.1 after the commit: 1 envelope, 300 bytes (got %lld, %lld)", (long long)n,
+    (long long)b);
+  queue_of("gail", 2, &n, &b);
+  T(n == 0 && b == 0, "gail.2 after the commit: none (got %lld, %lld)", (long long)n, (long long)b);
+  T(ops->sender_bytes(S, "hugo", &sb) == 0 && sb == 300, "hugo's bytes after the commit: 300 (got %lld)",
+    (long long)sb);
+  commit();
+  (void)acc;
+}
+
 /* The ids the caches and the blobs' owners rely on are never given twice:
  * an account deleted as the newest does not hand its id to the next one, on
  * SQLite and across `sotto-server import` and `export`. */
@@ -353,6 +443,7 @@ int main(void) {
   printf("store: %s\n", st.backend);
   test_devlist_ids();
   test_routes();
+  test_queue_counts();
   ops->close(S);
   test_ids_never_reused(&p);
   srv_rmdir(&p);
