@@ -194,6 +194,14 @@ static void blob_gone(struct srv *s, const uint8_t *id) {
 
 void sotto__srv_blob_gone_reset(struct srv *s) { s->blob_gone_n = 0; }
 
+void sotto__srv_blob_made_reset(struct srv *s) { s->blob_made_n = 0; }
+
+void sotto__srv_blob_made_undo(struct srv *s) {
+  int i;
+  for (i = 0; i < s->blob_made_n; i++) blob_unlink(s, s->blob_made[i]);
+  s->blob_made_n = 0;
+}
+
 void sotto__srv_blob_gone_flush(struct srv *s, int committed) {
   int i;
   for (i = 0; committed && i < s->blob_gone_n; i++) blob_unlink(s, s->blob_gone[i]);
@@ -263,6 +271,9 @@ static int exec_create(struct srv *s, struct op *o) {
     (void)unlink(path);
     return rc;
   }
+  /* removed again if this attempt at the batch does not commit (beyond the
+   * list, such a file would stay without a row until removed by hand) */
+  if (s->blob_made_n < SOTTO_SRV_BLOB_GONE_MAX) memcpy(s->blob_made[s->blob_made_n++], b.id, sizeof b.id);
   note(o, 1, &b);
   if (!out_alloc(o, SOTTO_SRV_BLOB_ID_LEN + 8)) return SOTTO_ERR_NOMEM;
   sotto__wr_init(&w, o->kt_out, SOTTO_SRV_BLOB_ID_LEN + 8);

@@ -259,6 +259,7 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
   int rc;
   *deletes = 0;
   sotto__srv_blob_gone_reset(s); /* a file named by an attempt that rolled back stays */
+  sotto__srv_blob_made_reset(s);
   if ((rc = ops->begin(st)) != 0) return rc;
   /* A batch that applies the log's job in flight takes the log's append
    * lock, which the lock order allows only under the order lock held
@@ -310,7 +311,10 @@ static int batch_try(struct srv *s, struct batch *b, int *deletes) {
   if (rc == 0 && b->expire) rc = sotto__srv_blob_expire(s, sotto__srv_now_ms(), NULL);
   if (rc == 0) rc = sotto__srv_kt_batch(s, b); /* the log entry in the same transaction (srv_kt.c) */
   if (rc == 0) rc = ops->commit(st);
-  if (rc != 0) ops->rollback(st);
+  if (rc != 0) {
+    ops->rollback(st);
+    sotto__srv_blob_made_undo(s); /* no row names the files it made */
+  }
   sotto__srv_kt_batch_done(s, rc);
   return rc;
 }

@@ -325,6 +325,10 @@ struct srv {
   struct conn *zombies; /* dropped, freed once no batch in flight can point at them */
   uint8_t blob_gone[SOTTO_SRV_BLOB_GONE_MAX][SOTTO_SRV_BLOB_ID_LEN]; /* store thread (srv_blob.c) */
   int blob_gone_n;
+  /* blob files the batch attempt created (BLOB_CREATE): removed if the
+   * attempt does not commit (no row would name them) */
+  uint8_t blob_made[SOTTO_SRV_BLOB_GONE_MAX][SOTTO_SRV_BLOB_ID_LEN];
+  int blob_made_n;
   struct conn *to_flush;
   struct op *ops, **ops_tail;
   int n_ops;
@@ -404,6 +408,10 @@ void sotto__srv_note_removed(struct srv *s, int64_t devkey);
 /* UNREGISTER (store thread): the account's uncommitted blobs deleted (rows
  * now, files after the commit). 0 or an error. */
 int sotto__srv_blob_account_gone(struct srv *s, int64_t account_id);
+/* Store thread, around each attempt at a batch: forget the files made, or
+ * remove them (the attempt rolled back). */
+void sotto__srv_blob_made_reset(struct srv *s);
+void sotto__srv_blob_made_undo(struct srv *s);
 int sotto__srv_kt_batch(struct srv *s, struct batch *b);
 /* Store thread, after the batch's commit (rc 0) or rollback. */
 void sotto__srv_kt_batch_done(struct srv *s, int rc);
