@@ -87,6 +87,20 @@ static int dev_cb(void *ctx, const struct sotto_store_device *d, const struct so
   day_str(l, d->last_seen_day);
   fprintf(r->out, "%s\n    {\"device_id\": %u, \"created\": \"%s\", \"last_seen_day\": \"%s\",", r->first ? "" : ",",
           d->device_id, c, l);
+  {
+    /* the device's own identity key (DEVICE_IDENTITY), or null: it uses the account's */
+    uint8_t ik[SOTTO_STORE_MAX_IDENTITY];
+    size_t n = 0;
+    int g = r->st->ops->device_identity_get(r->st->impl, d->devkey, ik, sizeof ik, &n);
+    if (g == 0) {
+      fprintf(r->out, " \"identity_key\": \"");
+      hex(r->out, ik, n);
+      fprintf(r->out, "\",");
+    } else {
+      fprintf(r->out, " \"identity_key\": null,");
+      if (g < 0) r->rc = 2;
+    }
+  }
   if (info->spk) {
     fprintf(r->out, " \"signed_prekey\": {\"id\": %u, \"public\": \"", info->spk_id);
     hex(r->out, info->spk, info->spk_len);
@@ -259,6 +273,104 @@ static int blob_cb(void *ctx, const struct sotto_store_blob *b) {
   return 0;
 }
 
+/* Attachments the account's devices fetched (BLOB_DONE: blob_fetches, kept
+ * until the blob goes): which device, the blob's size and time, and who
+ * uploaded it (a username, or null for an account deleted since). */
+struct fetch_row {
+  uint8_t id[SOTTO_STORE_BLOB_ID];
+  uint32_t device_id;
+};
+struct fetch_ctx {
+  struct fetch_row *rows;
+  size_t n, cap;
+  int nomem;
+};
+struct uploader {
+  int64_t account_id;
+  char name[SOTTO_STORE_USER_MAX + 1];
+};
+struct names_ctx {
+  struct sotto_store *st;
+  struct uploader *u;
+  size_t n, left;
+};
+
+static int fetch_cb(void *ctx, const uint8_t *id, uint32_t device_id) {
+  struct fetch_ctx *f = ctx;
+  if (f->n == f->cap) {
+    size_t cap = f->cap ? f->cap * 2 : 32;
+    struct fetch_row *p = realloc(f->rows, cap * sizeof *p);
+    if (!p) {
+      f->nomem = 1;
+      return 1;
+    }
+    f->rows = p;
+    f->cap = cap;
+  }
+  memcpy(f->rows[f->n].id, id, SOTTO_STORE_BLOB_ID);
+  f->rows[f->n++].device_id = device_id;
+  return 0;
+}
+
+static int names_cb(void *ctx, const char *user, const uint8_t *ik, size_t ik_len) {
+  struct names_ctx *c = ctx;
+  struct sotto_store_account a;
+  size_t i;
+  (void)ik;
+  (void)ik_len;
+  if (c->st->ops->account_get(c->st->impl, user, &a) != 0) return 0;
+  for (i = 0; i < c->n; i++)
+    if (c->u[i].account_id == a.account_id && !c->u[i].name[0] && strlen(user) < sizeof c->u[i].name) {
+      memcpy(c->u[i].name, user, strlen(user) + 1);
+      c->left--;
+    }
+  return c->left == 0; /* 1: all found, stop */
+}
+
+static int fetched_report(struct sotto_store *st, int64_t account_id, FILE *out) {
+  struct fetch_ctx f = {NULL, 0, 0, 0};
+  struct names_ctx nc = {st, NULL, 0, 0};
+  struct sotto_store_blob *b = NULL;
+  size_t i, k;
+  int rc = 0, first = 1;
+  fprintf(out, "\n  \"attachments_fetched\": [");
+  if (!st->ops->blob_fetches_iter || st->ops->blob_fetches_iter(st->impl, account_id, fetch_cb, &f) != 0 || f.nomem)
+    rc = 2;
+  if (rc == 0 && f.n && ((b = calloc(f.n, sizeof *b)) == NULL || (nc.u = calloc(f.n, sizeof *nc.u)) == NULL))
+    rc = 2;
+  for (i = 0; rc == 0 && i < f.n; i++) {
+    int g = st->ops->blob_get(st->impl, f.rows[i].id, &b[i]);
+    if (g < 0) rc = 2;
+    if (g != 0) continue;
+    for (k = 0; k < nc.n && nc.u[k].account_id != b[i].account_id; k++) {
+    }
+    if (k == nc.n) {
+      nc.u[nc.n++].account_id = b[i].account_id;
+      nc.left++;
+    }
+  }
+  if (rc == 0 && nc.left && st->ops->accounts_iter && st->ops->accounts_iter(st->impl, names_cb, &nc) < 0) rc = 2;
+  for (i = 0; rc == 0 && i < f.n; i++) {
+    char c[32];
+    if (b[i].size <= 0 && b[i].created_ms == 0) continue; /* its row went meanwhile */
+    for (k = 0; k < nc.n && nc.u[k].account_id != b[i].account_id; k++) {
+    }
+    time_str(c, b[i].created_ms);
+    fprintf(out, "%s\n    {\"device_id\": %u, \"uploader\": ", first ? "" : ",", f.rows[i].device_id);
+    if (k < nc.n && nc.u[k].name[0])
+      json_str(out, nc.u[k].name);
+    else
+      fprintf(out, "null");
+    fprintf(out, ", \"bytes\": %lld, \"created\": \"%s\"}", (long long)b[i].size, c);
+    first = 0;
+  }
+  fprintf(out, "%s],", first ? "" : "\n  ");
+  free(f.rows);
+  free(b);
+  free(nc.u);
+  return rc;
+}
+
 int sotto_srv_requisition(const char *store_url, const char *data, const char *username, FILE *out) {
   struct sotto_store st;
   struct sotto_store_account a;
@@ -317,6 +429,7 @@ int sotto_srv_requisition(const char *store_url, const char *data, const char *u
   r.first = 1;
   if (rc == 0 && st.ops->blob_iter(st.impl, a.account_id, blob_cb, &r) != 0) rc = 2;
   fprintf(out, "%s],", r.first ? "" : "\n  ");
+  if (rc == 0) rc = fetched_report(&st, a.account_id, out);
   fprintf(out, "\n  \"not_stored\": [\"message contents after acknowledgement\", \"IP addresses\","
                " \"contact lists\", \"delivery history\", \"recipients of acknowledged messages\"]\n}\n");
   st.ops->close(st.impl);

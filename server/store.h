@@ -339,6 +339,11 @@ struct sotto_store_ops {
   int (*blob_usage)(void *s, int64_t account_id, int64_t *count, int64_t *bytes);
   int (*blob_expired)(void *s, int64_t now_ms, uint8_t *ids, size_t max, size_t *n);
   int (*blob_iter)(void *s, int64_t account_id, int (*cb)(void *ctx, const struct sotto_store_blob *b), void *ctx);
+  /* The blobs the account's devices said BLOB_DONE for (blob_fetches), by
+   * device then blob id: the requisition report. A cb result other than 0
+   * stops (and is returned). */
+  int (*blob_fetches_iter)(void *s, int64_t account_id,
+                           int (*cb)(void *ctx, const uint8_t *id, uint32_t device_id), void *ctx);
 
   /* The highest envelope id in any queue (0 if none), or an upper bound of
    * every id handed out so far (PostgreSQL: the end of the last id block);

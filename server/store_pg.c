@@ -170,6 +170,7 @@ enum {
   Q_BLOB_USAGE,
   Q_BLOB_EXPIRED,
   Q_BLOB_ITER,
+  Q_BLOB_FETCHES_ITER,
   Q_ACC_DEL,
   Q_HOLD_PUT,
   Q_HOLD_EXPIRE,
@@ -369,6 +370,8 @@ static const struct {
                         " SELECT id FROM d"},
     [Q_BLOB_ITER] = {"i", "SELECT id, account_id, size, fetches, committed, created_ms, expires_ms FROM blobs"
                           " WHERE account_id = $1 ORDER BY created_ms"},
+    [Q_BLOB_FETCHES_ITER] = {"i", "SELECT id, device_id FROM blob_fetches WHERE account_id = $1"
+                                  " ORDER BY device_id, id"},
     [Q_REC_PUT] = {"ib",
                    "INSERT INTO recovery(account_id, hash) VALUES($1, $2)"
                    " ON CONFLICT (account_id) DO UPDATE SET hash = EXCLUDED.hash"},
@@ -760,6 +763,7 @@ static int order_class(int q) {
     case Q_BLOB_GET:
     case Q_BLOB_USAGE:
     case Q_BLOB_ITER:
+    case Q_BLOB_FETCHES_ITER:
     case Q_HOLD_GET:
     case Q_REC_GET:
     case Q_DEVLIST_GET:
@@ -2073,6 +2077,20 @@ static int pg_blob_iter(void *v, int64_t account_id, int (*cb)(void *ctx, const 
   return rc;
 }
 
+static int pg_blob_fetches_iter(void *v, int64_t account_id,
+                                int (*cb)(void *ctx, const uint8_t *id, uint32_t device_id), void *ctx) {
+  struct args a = {0};
+  PGresult *r;
+  int i, rc = 0;
+  a_i64(&a, account_id);
+  if ((r = run(v, Q_BLOB_FETCHES_ITER, &a)) == NULL) return SOTTO_ERR_STORE;
+  for (i = 0; i < PQntuples(r) && !rc; i++)
+    if (PQgetlength(r, i, 0) == SOTTO_STORE_BLOB_ID)
+      rc = cb(ctx, (const uint8_t *)PQgetvalue(r, i, 0), (uint32_t)g_i64(r, i, 1));
+  PQclear(r);
+  return rc;
+}
+
 static int pg_device_exists(void *v, int64_t devkey) {
   struct args a = {0};
   PGresult *r;
@@ -2873,6 +2891,7 @@ static const struct sotto_store_ops pg_ops = {
     .blob_usage = pg_blob_usage,
     .blob_expired = pg_blob_expired,
     .blob_iter = pg_blob_iter,
+    .blob_fetches_iter = pg_blob_fetches_iter,
     .recovery_get = pg_recovery_get,
     .account_identity = pg_account_identity,
     .device_identity_get = pg_device_identity_get,

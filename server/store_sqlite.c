@@ -1824,6 +1824,22 @@ static int sq_blob_set_fetches(void *v, const uint8_t *id, int64_t fetches, int6
   return sq_blob_left(v, id, *left);
 }
 
+static int sq_blob_fetches_iter(void *v, int64_t account_id,
+                                int (*cb)(void *ctx, const uint8_t *id, uint32_t device_id), void *ctx) {
+  struct sq *s = v;
+  sqlite3_stmt *st;
+  int rc, r = 0;
+  if (one_shot(s, "SELECT id, device_id FROM blob_fetches WHERE account_id = ?1 ORDER BY device_id, id", &st))
+    return SOTTO_ERR_STORE;
+  sqlite3_bind_int64(st, 1, account_id);
+  while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    if (sqlite3_column_bytes(st, 0) == SOTTO_STORE_BLOB_ID)
+      r = cb(ctx, sqlite3_column_blob(st, 0), (uint32_t)sqlite3_column_int64(st, 1));
+  sqlite3_finalize(st);
+  if (r) return r;
+  return rc == SQLITE_DONE ? 0 : SOTTO_ERR_STORE;
+}
+
 static int sq_blob_usage(void *v, int64_t account_id, int64_t *count, int64_t *bytes) {
   struct sq *s = v;
   sqlite3_stmt *st;
@@ -1940,6 +1956,7 @@ static const struct sotto_store_ops sqlite_ops = {
     .blob_usage = sq_blob_usage,
     .blob_expired = sq_blob_expired,
     .blob_iter = sq_blob_iter,
+    .blob_fetches_iter = sq_blob_fetches_iter,
     .recovery_get = sq_recovery_get,
     .account_identity = sq_account_identity,
     .device_identity_get = sq_device_identity_get,

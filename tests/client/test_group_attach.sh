@@ -32,6 +32,11 @@ for u in bob carol; do
     test "$(sha256sum <"$T/$u/downloads/photo.bin" | cut -d' ' -f1)" = "$SUM"
 done
 check "the blob stays after both fetched it (the server cannot count member devices)" test -e "$T/srv/blobs/$BLOB"
+# The requisition report stays valid JSON with the group's attachments
+# (the server counts no fetches of group blobs, so none is listed).
+timeout 60 "$SERVER" requisition --data "$T/srv" bob >"$T/req.json" 2>"$T/req.err"
+check "bob's requisition report is valid JSON" node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$T/req.json"
+check "... and not the blob's id" lacks "$T/req.json" "$BLOB"
 s alice attachments >"$T/alist" 2>&1
 check "alice's attachments list it as sent to the group" contains "$T/alist" "sent to group trio"
 s carol attachments --json >"$T/clist" 2>&1

@@ -691,6 +691,23 @@ static void test_unregister_blobs(void) {
   CHECK(n == 100 && memcmp(got, data, 100) == 0);
   CHECK_RC(simple(e, SOTTO_SRV_BLOB_DONE, bobs), 0);
   CHECK(files_settle(&p, 3) == 3);
+  /* The requisition report says what the server holds of that: erin's
+   * device 1 fetched 100 bytes bob uploaded (no blob id: the capability). */
+  {
+    const char *args[] = {"requisition", "--data", p.dir, "erin", NULL};
+    int status = -1;
+    char *out = srv_run_capture(args, &status), hex[33];
+    CHECK(out && status == 0);
+    sodium_bin2hex(hex, sizeof hex, bobs, sizeof bobs);
+    if (out) {
+      CHECK(strstr(out, "\"attachments_fetched\": [\n    {\"device_id\": 1, \"uploader\": \"bob\", \"bytes\": 100,") !=
+            NULL);
+      CHECK(strstr(out, "\"device_id\": 1, \"created\"") != NULL);
+      CHECK(strstr(out, "\"identity_key\": null,") != NULL); /* no key of its own (DEVICE_IDENTITY) */
+      CHECK(strstr(out, hex) == NULL);
+      free(out);
+    }
+  }
   CHECK_RC(sotto_net_unregister(e), 0);
   sotto_net_close(e);
   e = NULL;
