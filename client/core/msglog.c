@@ -106,7 +106,10 @@ int msglog_add(struct store *st, struct account *a, struct msg *m, int unshown) 
     size_t n;
     if (!seqs) return STORE_E_IO;
     if ((rc = unshown_load(st, seqs, MSGLOG_MAX_UNSHOWN, &n)) == 0) {
-      if (n == MSGLOG_MAX_UNSHOWN) n--; /* never grow past the cap: the oldest stays in the history only */
+      if (n == MSGLOG_MAX_UNSHOWN) { /* never grow past the cap: the oldest stays in the history only */
+        memmove(seqs, seqs + 1, (n - 1) * sizeof *seqs);
+        n--;
+      }
       seqs[n++] = m->seq;
       rc = unshown_save(st, seqs, n);
     }

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "account.h"
+#include "msglog.h"
 #include "store.h"
 
 #define PASS "correct horse battery staple"
@@ -219,6 +221,35 @@ int main(void) {
   check("... and is checked from then on", put("x", "y") == 0 && holds("x", "y"));
   snap_free(&a);
   snap_free(&b);
+
+  /* The unshown list at its cap keeps the newest: a flood while no front end
+   * shows messages drops the oldest from the list (they stay in the history),
+   * never what arrives after. */
+  if (store_open(&s, dir, PASS, strlen(PASS), err, sizeof err) == 0) {
+    struct account acct;
+    static struct msg m;
+    uint64_t *seqs = calloc(MSGLOG_MAX_UNSHOWN, sizeof *seqs);
+    size_t n = 0;
+    memset(&acct, 0, sizeof acct);
+    acct.next_seq = 1;
+    rc = seqs ? store_begin(s) : -1;
+    for (i = 0; rc == 0 && i < MSGLOG_MAX_UNSHOWN + 3; i++) {
+      memset(&m, 0, sizeof m);
+      m.dir = MSG_IN;
+      snprintf(m.peer, sizeof m.peer, "bob");
+      rc = msglog_add(s, &acct, &m, 1);
+    }
+    if (rc == 0) rc = store_commit(s);
+    check("4099 messages logged unshown", rc == 0);
+    check("the unshown list holds the cap", rc == 0 && msglog_unshown(s, seqs, MSGLOG_MAX_UNSHOWN, &n) == 0 &&
+                                                n == MSGLOG_MAX_UNSHOWN);
+    check("... the newest 4096 (the three oldest dropped)",
+          n == MSGLOG_MAX_UNSHOWN && seqs[0] == 4 && seqs[n - 1] == MSGLOG_MAX_UNSHOWN + 3);
+    free(seqs);
+    store_close(s);
+  } else {
+    check("the store opens for the unshown list", 0);
+  }
 
   {
     char cmd[600];
