@@ -52,6 +52,7 @@
 #include "conn.h"
 #include "contact.h"
 #include "content.h"
+#include "convo.h"
 #include "devices.h"
 #include "grp.h"
 #include "messaging.h"
@@ -69,6 +70,12 @@ _Static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == ATTACH_TAG, "v1's ta
 #define ATTACH_PENDING "attach.pending/"
 #define ATTACH_ANY "attach.any" /* present while a pointer may be pending: one look, not a scan */
 #define ATTACH_PENDING_MAX 256 /* pointers waiting for their download */
+/* "attach.seen/HEX(blob id)" (the time it came, ms): a pointer to a blob
+ * seen before is not kept again, so one upload cannot fill our disk with
+ * copies (a sender's distinct blobs are bounded by its server quota). Kept
+ * ATTACH_SEEN_KEEP_MS, past any blob's expiry on the server. */
+#define ATTACH_SEEN "attach.seen/"
+#define ATTACH_SEEN_KEEP_MS (40LL * 86400 * 1000)
 #define ATTACH_SAFE_MAX 100    /* bytes of a saved file's name */
 #define ATTACH_LONG_TEXT_MAX SC_MAX_LONG_TEXT /* a long text that arrives as an attachment */
 
@@ -1095,6 +1102,20 @@ int attach_fanout_final(struct sc_client *c, struct conn *k, const struct conten
   }
 }
 
+/* Test hook (sotto-test only): SOTTO_TEST_ATTACH_REPOINT=N sends a 1:1
+ * file's pointer N more times (each a message of its own, the same blob),
+ * as a hostile sender would to have one upload saved many times. */
+static int repoint_count(void) {
+#ifdef SOTTO_TEST_HOOKS
+  const char *v = getenv("SOTTO_TEST_ATTACH_REPOINT");
+  if (v && *v) {
+    long n = strtol(v, NULL, 10);
+    return n > 0 && n <= 16 ? (int)n : 0;
+  }
+#endif
+  return 0;
+}
+
 /* Test hook (sotto-test only): SOTTO_TEST_ATTACH_HOLD=PATH: once a 1:1
  * file is uploaded, PATH.uploaded is created and the send waits (at most
  * 50 s) until PATH exists: a test links a device in between. */
@@ -1170,6 +1191,10 @@ int attach_send(struct sc_sent *out, struct sc_client *c, const char *user, int 
      * pointer goes to before it leaves (attach_fanout_final). */
     c->att_fetches = fetches;
     rc = deliver_pairwise(c, &c->k, user, &ct);
+    for (int again = repoint_count(); rc == 0 && again > 0; again--) {
+      ct.ts = sc_now_ms();
+      rc = deliver_pairwise(c, &c->k, user, &ct);
+    }
     c->att_fetches = 0;
     c->flags = 0;
     sodium_memzero(&ct, sizeof ct);
@@ -1356,8 +1381,36 @@ int sc_send_file(struct sc_sent *out, struct sc_client *c, const char *user, con
 /* Inside the inbox's transaction: the decoded pointer and who sent it. */
 int attach_arrived(struct sc_client *c, const char *sender, const struct content *ct, uint64_t sid) {
   struct rec_wr w;
-  char name[64];
-  int rc;
+  char name[64], seen[64], hex[2 * ATTACH_ID_LEN + 1];
+  uint8_t *sv = NULL, when[8];
+  size_t svl = 0;
+  uint64_t now = sc_now_ms();
+  int rc, i, have;
+  const uint8_t *id = ct->att_id;
+  struct content *inner = NULL;
+  /* our own file sent 1:1 from another device: its pointer is in the
+   * transcript */
+  if (ct->kind == CONTENT_TRANSCRIPT) {
+    if ((inner = calloc(1, sizeof *inner)) == NULL) return STORE_E_IO;
+    id = content_decode(inner, ct->inner, ct->inner_len) == 0 && CONTENT_IS_ATTACHMENT(inner->kind) ? inner->att_id
+                                                                                                 : NULL;
+  }
+  have = id != NULL;
+  if (have) {
+    sodium_bin2hex(hex, sizeof hex, id, ATTACH_ID_LEN);
+    snprintf(seen, sizeof seen, ATTACH_SEEN "%s", hex);
+  }
+  if (inner) {
+    sodium_memzero(inner, sizeof *inner); /* it held the file's key */
+    free(inner);
+  }
+  if (have && (rc = store_get(c->st, seen, &sv, &svl)) < 0) return rc;
+  if (have && rc == 1) { /* this blob's pointer came before: kept (or fetched) once */
+    store_free_value(sv, svl);
+    return 0;
+  }
+  for (i = 0; i < 8; i++) when[i] = (uint8_t)(now >> (56 - 8 * i));
+  if (have && (rc = store_put(c->st, seen, when, sizeof when)) != 0) return rc;
   rec_wr_init(&w, 2 + SC_USER_MAX + 16 + SC_MAX_TEXT + 1024);
   rec_put_str16(&w, sender, strlen(sender));
   rec_put_u64(&w, sid);
@@ -1994,6 +2047,23 @@ static int fetch_one(struct sc_client *c, struct conn *k, const char *rec) {
   }
   memcpy(sender, sender_p, sender_len);
   sender[sender_len] = 0;
+  if (!own && ct.kind == CONTENT_ATTACHMENT) {
+    /* A sender blocked since the pointer came: its file is not fetched. */
+    int cs = convo_consent_get(c, sender);
+    if (cs < 0) {
+      store_free_value(v, len);
+      return sc__store_error(c, cs);
+    }
+    if (cs == SC_CONSENT_BLOCKED) {
+      store_free_value(v, len);
+      if ((rc = sc__begin(c)) == 0 && (rc = store_del(c->st, rec)) == 0) rc = store_commit(c->st);
+      if (rc) store_rollback(c->st);
+      return rc ? sc__store_error(c, rc) : 0;
+    }
+  }
+  /* A long text comes only 1:1 (it is logged as a 1:1 text); in a group
+   * such a pointer is saved as the file it is. */
+  if (ct.kind == CONTENT_GROUP_ATTACHMENT) ct.att_flags &= (uint8_t)~ATTACH_FLAG_LONG_TEXT;
   sc_downloads_dir(c, dir, sizeof dir);
   if (sc__make_dirs(dir) != 0) {
     store_free_value(v, len);
@@ -2026,16 +2096,89 @@ static int fetch_one(struct sc_client *c, struct conn *k, const char *rec) {
     if ((rc = place(dir, tmp, safe, final)) != 0) {
       (void)unlink(tmp);
       err = sc__fail(c, SC_ERR_FILE, "cannot save the file in %s: %s", dir, strerror(rc));
-    } else if (ct.kind == CONTENT_ATTACHMENT) {
-      /* Saved: the server may let it go (one fetch less). A group's blob
-       * stays until it expires: the server cannot count the members'
-       * devices. */
-      (void)simple(k, SOTTO_SRV_BLOB_DONE, ct.att_id);
+    } else {
+      /* the file's name durable before the server may let the blob go */
+      int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+      }
     }
   }
   rc = finish(c, rec, sender, sid, server_ts, &ct, err ? NULL : final, err, own);
+  /* Saved and logged: the server may let it go (one fetch less). A group's
+   * blob stays until it expires: the server cannot count the members'
+   * devices. */
+  if (rc == 0 && !err && ct.kind == CONTENT_ATTACHMENT) (void)simple(k, SOTTO_SRV_BLOB_DONE, ct.att_id);
   store_free_value(v, len);
   return rc;
+}
+
+/* The seen marks older than ATTACH_SEEN_KEEP_MS go (at most 256 a round). */
+struct seen_old {
+  char names[256][64];
+  size_t n;
+  uint64_t before;
+};
+
+static int seen_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct seen_old *o = ud;
+  uint64_t t = 0;
+  size_t i;
+  if (len != 8) t = 0;
+  else
+    for (i = 0; i < 8; i++) t = t << 8 | v[i];
+  if (t < o->before && o->n < 256 && strlen(name) < sizeof o->names[0]) snprintf(o->names[o->n++], 64, "%s", name);
+  return 0;
+}
+
+static int seen_prune(struct sc_client *c) {
+  struct seen_old *o = calloc(1, sizeof *o);
+  size_t i;
+  int rc;
+  if (!o) return sc__fail(c, SC_ERR_NOMEM, "out of memory");
+  o->before = sc_now_ms() - (uint64_t)ATTACH_SEEN_KEEP_MS;
+  if ((rc = store_scan(c->st, ATTACH_SEEN, seen_cb, o)) >= 0 && o->n) {
+    if ((rc = sc__begin(c)) == 0) {
+      for (i = 0; rc == 0 && i < o->n; i++) rc = store_del(c->st, o->names[i]);
+      if (rc == 0) rc = store_commit(c->st);
+      if (rc) store_rollback(c->st);
+    }
+  }
+  free(o);
+  return rc < 0 ? sc__store_error(c, rc) : 0;
+}
+
+/* Inside a transaction: the pointers from user still waiting go (a request
+ * deleted, a sender blocked). 0 or STORE_E_*. */
+struct from_ctx {
+  const char *user;
+  char names[ATTACH_PENDING_MAX][40];
+  size_t n;
+};
+
+static int from_cb(void *ud, const char *name, const uint8_t *v, size_t len) {
+  struct from_ctx *f = ud;
+  struct rec_rd r;
+  const uint8_t *u;
+  size_t ul;
+  rec_rd_init(&r, v, len);
+  if (rec_get_str16(&r, &u, &ul, SC_USER_MAX) == 0 && ul == strlen(f->user) && memcmp(u, f->user, ul) == 0 &&
+      f->n < ATTACH_PENDING_MAX && strlen(name) < sizeof f->names[0])
+    snprintf(f->names[f->n++], 40, "%s", name);
+  return 0;
+}
+
+int attach_forget_from(struct sc_client *c, const char *user) {
+  struct from_ctx *f = calloc(1, sizeof *f);
+  size_t i;
+  int rc;
+  if (!f) return STORE_E_IO;
+  f->user = user;
+  rc = store_scan(c->st, ATTACH_PENDING, from_cb, f);
+  for (i = 0; rc >= 0 && i < f->n; i++) rc = store_del(c->st, f->names[i]);
+  free(f);
+  return rc < 0 ? rc : 0;
 }
 
 int attach_fetch_pending(struct sc_client *c, struct conn *k) {
@@ -2067,6 +2210,7 @@ int attach_fetch_pending(struct sc_client *c, struct conn *k) {
     /* A failure that may pass (connection, disk) stops the round: the rest waits. */
     if (rc) break;
   }
+  if (rc == 0) rc = seen_prune(c);
   /* All done (and none arrived meanwhile): the marker goes. */
   if (rc == 0 && p->n < ATTACH_PENDING_MAX) {
     if ((rc = sc__begin(c)) == 0 && (rc = store_del(c->st, ATTACH_ANY)) == 0) rc = store_commit(c->st);

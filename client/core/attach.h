@@ -43,5 +43,8 @@ int attach_arrived(struct sc_client *c, const char *sender, const struct content
  * (the rest waits for the next call); permanent failures are logged as
  * events. */
 int attach_fetch_pending(struct sc_client *c, struct conn *k);
+/* Inside a transaction: drops the pointers from user still waiting (a
+ * request deleted, a sender blocked). 0 or STORE_E_*. */
+int attach_forget_from(struct sc_client *c, const char *user);
 
 #endif

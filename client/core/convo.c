@@ -17,6 +17,7 @@
  *    TIMER message still deletes on time.
  * Deleting a row deletes the record (SQLite's secure_delete overwrites the
  * freed bytes, store.c) and everything naming it (outbox, unshown list). */
+#include "attach.h"
 #include "convo.h"
 
 #include <sodium.h>
@@ -1775,7 +1776,8 @@ int sc_request_delete(struct sc_client *c, const char *user) {
   /* Their pending group invitations are declined as a block declines them
    * (the groups and their messages deleted here; the inviter is not told). */
   if ((rc = sc__begin(c)) != 0) return sc__store_error(c, rc);
-  if ((rc = settle_invites(c, user, 1)) < 0 || (rc = store_commit(c->st)) != 0) {
+  if ((rc = settle_invites(c, user, 1)) < 0 || (rc = attach_forget_from(c, user)) != 0 ||
+      (rc = store_commit(c->st)) != 0) {
     store_rollback(c->st);
     return sc__store_error(c, rc);
   }
@@ -1794,5 +1796,14 @@ int sc_block(struct sc_client *c, const char *user, int on) {
   if (c->acct && c->acct->username[0] && user && strcmp(user, c->acct->username) == 0)
     return sc__fail(c, SC_ERR_SELF, "you cannot block yourself");
   if ((rc = set_consent(c, user, CONSENT_BLOCKED, 0)) == 0) consent_to_own(c, user, CONSENT_ACT_BLOCK);
+  /* their files not fetched yet are not fetched */
+  if (rc == 0) {
+    int r2;
+    if ((r2 = sc__begin(c)) != 0) return sc__store_error(c, r2);
+    if ((r2 = attach_forget_from(c, user)) != 0 || (r2 = store_commit(c->st)) != 0) {
+      store_rollback(c->st);
+      return sc__store_error(c, r2);
+    }
+  }
   return rc;
 }

@@ -136,6 +136,20 @@ check "an altered format v1 blob is refused" contains "$T/v1bad.out" "file v1bad
 rm -f "$T/bob/downloads/v1.bin"
 check "... and nothing else was saved" test "$(ls -A "$T/bob/downloads" | wc -l)" -eq 0
 
+# ---- one blob, its pointer sent four times -------------------------------------
+# (SOTTO_TEST_ATTACH_REPOINT, a sotto-test hook, stands for a hostile sender
+# that would have one upload saved many times over: a pointer to a blob seen
+# before is ignored)
+head -c 5000 /dev/urandom >"$T/rep.bin"
+SOTTO_TEST_ATTACH_REPOINT=3 "$SOTTO" --home "$T/alice" send bob --file "$T/rep.bin" --name rep.bin \
+  >"$T/rep.send" 2>&1 || bad "send rep.bin with its pointer four times"
+s bob receive >"$T/rep.out" 2>&1
+check "a blob whose pointer came four times is saved once" test "$(ls "$T/bob/downloads" | grep -c '^rep')" -eq 1
+check "... with the bytes sent" cmp -s "$T/bob/downloads/rep.bin" "$T/rep.bin"
+s bob attachments --json >"$T/rep.json" 2>&1
+check "... and listed once (the other pointers ignored, not failed)" test "$(grep -c 'rep.bin' "$T/rep.json")" -eq 1
+rm -f "$T/bob/downloads/rep.bin"
+
 # ---- hostile names --------------------------------------------------------------
 echo "a small file" >"$T/plain.txt"
 LONG=$(printf 'n%.0s' $(seq 1 240)).txt
