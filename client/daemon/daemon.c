@@ -30,13 +30,19 @@ static void on_signal(int sig) {
   errno = e;
 }
 
+/* One line on stderr. What it names may come from others (a device's name,
+ * an error's detail that quotes a server): control bytes (an escape
+ * sequence, a forged line) are written as '?', and the line is cut at 1 KiB. */
 void daemon_log(const char *fmt, ...) {
+  char line[1024];
   va_list ap;
-  fputs("sotto daemon: ", stderr);
+  size_t i;
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  if (vsnprintf(line, sizeof line, fmt, ap) < 0) line[0] = 0;
   va_end(ap);
-  fputc('\n', stderr);
+  for (i = 0; line[i]; i++)
+    if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f) line[i] = '?';
+  fprintf(stderr, "sotto daemon: %s\n", line);
 }
 
 static int set_nonblock(int fd) {
